@@ -1,0 +1,133 @@
+package link
+
+import "sync"
+
+// queue is a bounded frame queue with its own delivery goroutine: the
+// model of a wire. Writers copy frames into pooled buffers; the goroutine
+// hands everything queued to the receiver in one batch, so there is one
+// goroutine hand-off per batch, not per frame.
+type queue struct {
+	mu       sync.Mutex
+	ready    sync.Cond // signalled when frames arrive or the queue closes
+	room     sync.Cond // signalled when the consumer drains
+	frames   [][]byte
+	free     [][]byte
+	limit    int
+	closed   bool
+	recv     Receiver
+	stats    *Stats // receiver side counters
+	bufSize  int
+	done     chan struct{}
+	attached chan struct{}
+}
+
+func newQueue(limit, bufSize int, stats *Stats) *queue {
+	q := &queue{limit: limit, bufSize: bufSize, stats: stats, done: make(chan struct{}), attached: make(chan struct{})}
+	q.ready.L = &q.mu
+	q.room.L = &q.mu
+	return q
+}
+
+// attach starts delivery to r.
+func (q *queue) attach(r Receiver) {
+	q.mu.Lock()
+	q.recv = r
+	q.mu.Unlock()
+	close(q.attached)
+	go q.run()
+}
+
+// push copies frames in; it returns how many fit.
+func (q *queue) push(frames [][]byte) (int, bool) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return 0, false
+	}
+	n := 0
+	for _, f := range frames {
+		if len(q.frames) >= q.limit {
+			break
+		}
+		var b []byte
+		if k := len(q.free); k > 0 {
+			b = q.free[k-1]
+			q.free = q.free[:k-1]
+		}
+		if cap(b) < len(f) {
+			b = make([]byte, len(f), max(len(f), q.bufSize))
+		}
+		b = b[:len(f)]
+		copy(b, f)
+		q.frames = append(q.frames, b)
+		n++
+	}
+	if n > 0 && len(q.frames) == n {
+		q.ready.Signal()
+	}
+	q.mu.Unlock()
+	return n, true
+}
+
+// waitRoom blocks until the queue is below its limit.
+func (q *queue) waitRoom(done <-chan struct{}) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.frames) >= q.limit && !q.closed {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		q.room.Wait()
+	}
+}
+
+func (q *queue) run() {
+	defer close(q.done)
+	var batch [][]byte
+	for {
+		q.mu.Lock()
+		for len(q.frames) == 0 && !q.closed {
+			q.ready.Wait()
+		}
+		if q.closed {
+			q.mu.Unlock()
+			return
+		}
+		// Swap slices: the writer fills a fresh one while we deliver.
+		batch, q.frames = q.frames, batch[:0]
+		q.room.Broadcast()
+		q.mu.Unlock()
+
+		var bytes uint64
+		for _, f := range batch {
+			bytes += uint64(len(f))
+		}
+		q.stats.RxFrames.Add(uint64(len(batch)))
+		q.stats.RxBytes.Add(bytes)
+		q.recv.DeliverFrames(batch)
+
+		q.mu.Lock()
+		q.free = append(q.free, batch...)
+		q.mu.Unlock()
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+func (q *queue) close() {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.closed = true
+	q.ready.Broadcast()
+	q.room.Broadcast()
+	started := q.recv != nil
+	q.mu.Unlock()
+	if started {
+		<-q.done
+	}
+}

@@ -1,0 +1,46 @@
+package tcp
+
+import (
+	"net/netip"
+
+	"github.com/sockstack/sockstack/clock"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// Segment is one TCP segment handed to the host for transmission. The
+// host builds the IP header (and link header), copies the payload,
+// computes the TCP checksum over the pseudo-header and sends it.
+type Segment struct {
+	Local, Remote netip.AddrPort
+	Header        wire.TCPHeader // ports are filled by TCP
+	// Payload is Payload[0] followed by Payload[1] (a ring buffer may
+	// wrap); either may be empty. The host copies it before returning.
+	Payload [2][]byte
+	TOS     uint8
+	TTL     uint8 // 0 means the host default
+}
+
+// Route is what the host knows about the path to a remote address.
+type Route struct {
+	Source netip.Addr // the local address to use
+	MTU    int        // IP MTU of the route (the path MTU when known)
+}
+
+// Host is what TCP needs from the IP layer beneath it. The stack
+// implements it. Its methods may be called with TCP locks held, so they
+// must never call back into TCP synchronously.
+type Host interface {
+	// Clock is the only source of time and timers.
+	Clock() clock.Clock
+	// Output transmits a segment. It returns EHOSTUNREACH / ENETUNREACH
+	// when there is no route, EMSGSIZE when the packet does not fit the MTU
+	// and DF is set (TCP always sets DF), ENOBUFS when a queue is full
+	// (the segment is lost, as on a wire). Neighbour-resolution failures
+	// are reported later through Protocol.HandleError.
+	Output(seg *Segment) error
+	// Route finds the route to remote; the error is ENETUNREACH when none.
+	Route(remote netip.Addr) (Route, error)
+	// IsLocal reports whether addr is one of the host's addresses
+	// (or unspecified/loopback rules: 127.0.0.0/8 counts as local).
+	IsLocal(addr netip.Addr) bool
+}

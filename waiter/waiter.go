@@ -1,0 +1,83 @@
+// Package waiter lets blocking socket calls and pollers wait for
+// readiness events of endpoints that never block themselves.
+package waiter
+
+import "sync"
+
+// EventMask is a set of readiness events, with poll(2) meanings.
+type EventMask uint32
+
+const (
+	EventIn    EventMask = 0x01 // readable, or a connection to accept
+	EventPri   EventMask = 0x02
+	EventOut   EventMask = 0x04   // writable
+	EventErr   EventMask = 0x08   // pending error (SO_ERROR)
+	EventHUp   EventMask = 0x10   // hang-up: both directions done
+	EventRdHUp EventMask = 0x2000 // peer closed its writing half
+)
+
+// Entry is one waiter: Notify signals its channel (capacity 1, never
+// blocking the notifier) when an event in its mask happens.
+type Entry struct {
+	C          chan struct{}
+	mask       EventMask
+	next, prev *Entry
+}
+
+// NewEntry makes an entry with a fresh channel.
+func NewEntry() *Entry { return &Entry{C: make(chan struct{}, 1)} }
+
+// Queue is the list of waiters of one endpoint.
+type Queue struct {
+	mu   sync.Mutex
+	head *Entry
+}
+
+// Register adds e for the events in mask.
+func (q *Queue) Register(e *Entry, mask EventMask) {
+	q.mu.Lock()
+	e.mask = mask
+	e.prev = nil
+	e.next = q.head
+	if q.head != nil {
+		q.head.prev = e
+	}
+	q.head = e
+	q.mu.Unlock()
+}
+
+// Unregister removes e.
+func (q *Queue) Unregister(e *Entry) {
+	q.mu.Lock()
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else if q.head == e {
+		q.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	}
+	e.next, e.prev = nil, nil
+	q.mu.Unlock()
+}
+
+// Notify wakes every waiter interested in an event of mask.
+func (q *Queue) Notify(mask EventMask) {
+	q.mu.Lock()
+	for e := q.head; e != nil; e = e.next {
+		if e.mask&mask != 0 {
+			select {
+			case e.C <- struct{}{}:
+			default:
+			}
+		}
+	}
+	q.mu.Unlock()
+}
+
+// Empty reports whether nobody waits, so notifiers can skip work.
+func (q *Queue) Empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.head == nil
+}
