@@ -1,0 +1,185 @@
+package tcp
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config tunes a Protocol. Zero values mean Linux-like defaults.
+type Config struct {
+	MSL               time.Duration // TIME_WAIT lasts 2*MSL; default 30s
+	SOMAXCONN         int           // backlog cap; default 4096
+	SendBuf, RecvBuf  int           // initial buffer sizes; default 16 KiB / 128 KiB
+	MaxRecvBuf        int           // receive auto-tuning limit; default 6 MiB
+	MaxSendBuf        int           // send auto-tuning limit; default 4 MiB
+	CongestionControl string        // "cubic" (default) or "newreno"
+	SynRetries        int           // default 6
+	Retries2          int           // default 15
+	Seed              []byte        // ISN / SYN cookie key; random if nil
+	// TimestampOffsetRandom gives each connection a random TSval offset.
+	TimestampOffsetRandom bool
+	DelayedAckTimeout     time.Duration // default 40ms
+	// SynAckRetries bounds SYN-ACK retransmissions (default 5, like Linux).
+	SynAckRetries int
+	// ChallengeAckLimit is the global challenge ACK budget per second
+	// (default 1000, like tcp_challenge_ack_limit).
+	ChallengeAckLimit int
+	// KeepIdle, KeepIntvl, KeepCnt are the keepalive defaults for new
+	// endpoints (2h, 75s, 9).
+	KeepIdle, KeepIntvl time.Duration
+	KeepCnt             int
+	// NoSynCookies disables SYN cookies (a full SYN queue then drops).
+	NoSynCookies bool
+	// TimeWaitReuse lets Connect pick a 4-tuple held in TIME_WAIT when
+	// timestamps make it safe (like net.ipv4.tcp_tw_reuse=1).
+	TimeWaitReuse bool
+}
+
+func (c *Config) setDefaults() {
+	if c.MSL <= 0 {
+		c.MSL = 30 * time.Second
+	}
+	if c.SOMAXCONN <= 0 {
+		c.SOMAXCONN = 4096
+	}
+	if c.SendBuf <= 0 {
+		c.SendBuf = 16 << 10
+	}
+	if c.RecvBuf <= 0 {
+		c.RecvBuf = 128 << 10
+	}
+	if c.MaxRecvBuf <= 0 {
+		c.MaxRecvBuf = 6 << 20
+	}
+	if c.MaxSendBuf <= 0 {
+		c.MaxSendBuf = 4 << 20
+	}
+	c.MaxRecvBuf = max(c.MaxRecvBuf, c.RecvBuf)
+	c.MaxSendBuf = max(c.MaxSendBuf, c.SendBuf)
+	if c.CongestionControl == "" {
+		c.CongestionControl = "cubic"
+	}
+	if c.SynRetries <= 0 {
+		c.SynRetries = 6
+	}
+	if c.SynAckRetries <= 0 {
+		c.SynAckRetries = 5
+	}
+	if c.Retries2 <= 0 {
+		c.Retries2 = 15
+	}
+	if c.DelayedAckTimeout <= 0 {
+		c.DelayedAckTimeout = 40 * time.Millisecond
+	}
+	if c.ChallengeAckLimit <= 0 {
+		c.ChallengeAckLimit = 1000
+	}
+	if c.KeepIdle <= 0 {
+		c.KeepIdle = 2 * time.Hour
+	}
+	if c.KeepIntvl <= 0 {
+		c.KeepIntvl = 75 * time.Second
+	}
+	if c.KeepCnt <= 0 {
+		c.KeepCnt = 9
+	}
+}
+
+// ErrorKind classifies an error reported by the IP layer (ICMP or
+// neighbour resolution) for a segment TCP sent.
+type ErrorKind int
+
+const (
+	ErrPortUnreach     ErrorKind = iota + 1 // ICMP port unreachable: hard error
+	ErrProtoUnreach                         // ICMP protocol unreachable: hard error
+	ErrHostUnreach                          // ICMP host unreachable: soft once established
+	ErrNetUnreach                           // ICMP net unreachable: soft once established
+	ErrFragNeeded                           // ICMP fragmentation needed, with an MTU
+	ErrNeighbor                             // ARP failed for the next hop
+	ErrTimeExceeded                         // TTL expired in transit: soft
+	ErrSourceQuench                         // ignored (RFC 6633)
+	ErrAdminProhibited                      // ICMP communication administratively prohibited
+)
+
+// State is a TCP connection state (RFC 9293).
+type State uint8
+
+const (
+	StateClosed State = iota
+	StateListen
+	StateSynSent
+	StateSynRcvd
+	StateEstablished
+	StateFinWait1
+	StateFinWait2
+	StateCloseWait
+	StateClosing
+	StateLastAck
+	StateTimeWait
+)
+
+var stateNames = [...]string{"CLOSED", "LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT"}
+
+// String gives the name netstat uses.
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "UNKNOWN"
+}
+
+// StatsSnapshot holds the protocol counters, named like netstat -s / nstat.
+type StatsSnapshot struct {
+	ActiveOpens, PassiveOpens, AttemptFails, EstabResets, CurrEstab    uint64
+	InSegs, OutSegs, RetransSegs, InErrs, OutRsts, InRsts              uint64
+	ListenOverflows, ListenDrops                                       uint64
+	SynCookiesSent, SynCookiesRecv, SynCookiesFailed                   uint64
+	OFOQueueDrops, OFOQueued                                           uint64
+	ChallengeACKs, ChallengeACKsLimited, PAWSDrops                     uint64
+	FastRetrans, SACKRecovery, RenoRecovery, Timeouts                  uint64
+	TimeWaitReused, KeepaliveTimeouts, KeepaliveProbes                 uint64
+	DelayedACKs, ZeroWindowProbes, OutOfWindowDrops, NoPortDrops       uint64
+	SACKBlocksRecv, DSACKsRecv, SACKRetrans, LostRetransmit            uint64
+	PMTUUpdates, ICMPErrors, AbortOnData, AbortOnClose, AbortOnTimeout uint64
+	AbortOnLinger, OutputErrors, SynRetransmits                        uint64
+}
+
+// ConnInfo is one row of the socket table.
+type ConnInfo struct {
+	Local, Remote netip.AddrPort
+	State         State
+	SendQ, RecvQ  int // bytes not yet acknowledged / not yet read
+}
+
+// Info is TCP_INFO-like introspection of one endpoint.
+type Info struct {
+	State                State
+	CongestionControl    string
+	RTT, RTTVar, RTO     time.Duration
+	SndCwnd, SndSsthresh uint32 // segments, like tcpi_snd_cwnd
+	CwndBytes            int
+	BytesInFlight        int
+	SegsInFlight         int
+	Retransmits          int // consecutive timeouts for the current segment
+	TotalRetrans         uint64
+	SackedBytes          int
+	LostBytes            int
+	RcvWnd, SndWnd       int
+	RcvSpace             int // current receive buffer (auto-tuned)
+	SndBuf               int
+	SndMSS, RcvMSS       int
+	PMTU                 int
+	SndWScale, RcvWScale int
+	TimestampsOK, SACKOK bool
+	BytesAcked           uint64
+	BytesReceived        uint64
+	BytesSent            uint64
+	BytesRetrans         uint64
+	SegsOut, SegsIn      uint64
+	DSACKDups            uint64
+	LastDataSent         time.Duration // since
+	LastDataRecv         time.Duration
+	LastAckRecv          time.Duration
+	Probes               int // zero window / keepalive probes unanswered
+	Backoff              int
+}
