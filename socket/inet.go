@@ -1,0 +1,211 @@
+package socket
+
+import (
+	"net/netip"
+	"syscall"
+
+	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/tcp"
+	"github.com/sockstack/sockstack/waiter"
+)
+
+// newInet picks the endpoint for an AF_INET socket, with Linux's errors
+// for impossible combinations.
+func (n *Net) newInet(typ, proto int) (endpoint, int, error) {
+	switch typ {
+	case SOCK_STREAM:
+		if proto == 0 {
+			proto = IPPROTO_TCP
+		}
+		if proto != IPPROTO_TCP {
+			return nil, 0, syscall.EPROTONOSUPPORT
+		}
+		return &tcpEP{ep: n.st.TCP.NewEndpoint(), net: n}, proto, nil
+	case SOCK_DGRAM:
+		switch proto {
+		case 0, IPPROTO_UDP:
+			return &dgramEP{ep: n.st.NewDgram(stack.KindUDP, 17)}, IPPROTO_UDP, nil
+		case IPPROTO_ICMP:
+			return &dgramEP{ep: n.st.NewDgram(stack.KindPing, 1)}, proto, nil
+		}
+		return nil, 0, syscall.EPROTONOSUPPORT
+	case SOCK_RAW:
+		if proto <= 0 || proto > 255 {
+			// Linux: raw socket with protocol 0 is EPROTONOSUPPORT.
+			return nil, 0, syscall.EPROTONOSUPPORT
+		}
+		return &dgramEP{ep: n.st.NewDgram(stack.KindRaw, uint8(proto)), raw: true}, proto, nil
+	case SOCK_SEQPACKET:
+		return nil, 0, syscall.ESOCKTNOSUPPORT
+	}
+	return nil, 0, syscall.ESOCKTNOSUPPORT
+}
+
+func inetAddr(a Sockaddr) (netip.AddrPort, error) {
+	switch v := a.(type) {
+	case *SockaddrInet:
+		ap := v.AddrPort
+		if !ap.Addr().IsValid() {
+			return netip.AddrPort{}, syscall.EINVAL
+		}
+		if ap.Addr().Is4In6() {
+			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+		if !ap.Addr().Is4() {
+			return netip.AddrPort{}, syscall.EAFNOSUPPORT
+		}
+		return ap, nil
+	case Unspec, *Unspec:
+		return netip.AddrPort{}, nil
+	}
+	return netip.AddrPort{}, syscall.EAFNOSUPPORT
+}
+
+// dgramEP adapts UDP, ping and raw endpoints.
+type dgramEP struct {
+	ep  *stack.DgramEndpoint
+	raw bool
+}
+
+func (d *dgramEP) stream() bool { return false }
+
+func (d *dgramEP) bind(a Sockaddr) error {
+	ap, err := inetAddr(a)
+	if err != nil {
+		return err
+	}
+	if !ap.IsValid() {
+		return syscall.EAFNOSUPPORT
+	}
+	return d.ep.Bind(ap)
+}
+
+func (d *dgramEP) listen(int) error                    { return syscall.EOPNOTSUPP }
+func (d *dgramEP) accept() (endpoint, Sockaddr, error) { return nil, nil, syscall.EOPNOTSUPP }
+func (d *dgramEP) connectResult() error                { return d.ep.SoError() }
+
+func (d *dgramEP) connect(a Sockaddr) error {
+	ap, err := inetAddr(a)
+	if err != nil {
+		return err
+	}
+	return d.ep.Connect(ap)
+}
+
+func (d *dgramEP) send(b []byte, flags int, to Sockaddr, wait <-chan struct{}) (int, error) {
+	var ap netip.AddrPort
+	if to != nil {
+		var err error
+		if ap, err = inetAddr(to); err != nil {
+			return 0, err
+		}
+	}
+	return d.ep.SendTo(b, ap, wait)
+}
+
+func (d *dgramEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
+	n, full, from, err := d.ep.RecvFrom(b, flags&MSG_PEEK != 0)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	var sa Sockaddr
+	if from.IsValid() {
+		sa = &SockaddrInet{from}
+	}
+	return n, full, sa, nil
+}
+
+func (d *dgramEP) shutdown(how int) error { return d.ep.Shutdown(how) }
+func (d *dgramEP) close()                 { d.ep.Close() }
+func (d *dgramEP) readiness(m waiter.EventMask) waiter.EventMask {
+	return d.ep.Readiness(m)
+}
+func (d *dgramEP) waiter() *waiter.Queue { return d.ep.Waiter() }
+func (d *dgramEP) localAddr() Sockaddr   { return &SockaddrInet{d.ep.LocalAddr()} }
+func (d *dgramEP) remoteAddr() (Sockaddr, error) {
+	ap, err := d.ep.RemoteAddr()
+	if err != nil {
+		return nil, err
+	}
+	return &SockaddrInet{ap}, nil
+}
+
+// tcpEP adapts a TCP endpoint.
+type tcpEP struct {
+	ep  *tcp.Endpoint
+	net *Net
+}
+
+func (t *tcpEP) stream() bool { return true }
+
+func (t *tcpEP) bind(a Sockaddr) error {
+	ap, err := inetAddr(a)
+	if err != nil {
+		return err
+	}
+	if !ap.IsValid() {
+		return syscall.EAFNOSUPPORT
+	}
+	return t.ep.Bind(ap)
+}
+
+func (t *tcpEP) listen(backlog int) error { return t.ep.Listen(backlog) }
+
+func (t *tcpEP) accept() (endpoint, Sockaddr, error) {
+	ne, from, err := t.ep.Accept()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &tcpEP{ep: ne, net: t.net}, &SockaddrInet{from}, nil
+}
+
+func (t *tcpEP) connect(a Sockaddr) error {
+	ap, err := inetAddr(a)
+	if err != nil {
+		return err
+	}
+	if !ap.IsValid() {
+		// AF_UNSPEC on a stream socket: Linux disconnects; we refuse.
+		return syscall.EAFNOSUPPORT
+	}
+	if ap.Addr().IsUnspecified() {
+		ap = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), ap.Port())
+	}
+	return t.ep.Connect(ap)
+}
+
+func (t *tcpEP) connectResult() error { return t.ep.SoError() }
+
+func (t *tcpEP) send(b []byte, flags int, to Sockaddr, _ <-chan struct{}) (int, error) {
+	if to != nil {
+		// Linux ignores the address on a connected stream socket, and
+		// fails with EPIPE/ENOTCONN otherwise; keep it simple and equal.
+	}
+	return t.ep.Write(b)
+}
+
+func (t *tcpEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
+	n, err := t.ep.Read(b, flags&MSG_PEEK != 0)
+	return n, n, nil, err
+}
+
+func (t *tcpEP) shutdown(how int) error { return t.ep.Shutdown(how) }
+func (t *tcpEP) close()                 { t.ep.Close() }
+func (t *tcpEP) readiness(m waiter.EventMask) waiter.EventMask {
+	return t.ep.Readiness(m)
+}
+func (t *tcpEP) waiter() *waiter.Queue { return t.ep.Waiter() }
+func (t *tcpEP) localAddr() Sockaddr {
+	ap := t.ep.LocalAddr()
+	if !ap.IsValid() {
+		ap = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+	}
+	return &SockaddrInet{ap}
+}
+func (t *tcpEP) remoteAddr() (Sockaddr, error) {
+	ap, err := t.ep.RemoteAddr()
+	if err != nil {
+		return nil, err
+	}
+	return &SockaddrInet{ap}, nil
+}

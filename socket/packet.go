@@ -1,0 +1,5 @@
+package socket
+
+import "syscall"
+
+func (n *Net) newPacket(typ, proto int) (endpoint, error) { return nil, syscall.EAFNOSUPPORT }

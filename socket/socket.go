@@ -1,0 +1,596 @@
+package socket
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/waiter"
+)
+
+// Net is the socket layer of one stack: it hands out sockets and their
+// descriptor numbers.
+type Net struct {
+	st *stack.Stack
+
+	mu     sync.Mutex
+	fds    map[int]*Socket
+	nextFD int
+	unix   *unixSpace
+}
+
+// New puts a socket layer on a stack.
+func New(st *stack.Stack) *Net {
+	return &Net{st: st, fds: map[int]*Socket{}, nextFD: 3, unix: newUnixSpace()}
+}
+
+// Stack is the host under the sockets.
+func (n *Net) Stack() *stack.Stack { return n.st }
+
+// endpoint is what each kind of socket implements; every method is
+// non-blocking, and the Socket turns EAGAIN into waiting.
+type endpoint interface {
+	bind(Sockaddr) error
+	listen(backlog int) error
+	accept() (endpoint, Sockaddr, error)
+	connect(Sockaddr) error // EINPROGRESS when a stream handshake started
+	connectResult() error   // SO_ERROR after EINPROGRESS
+	send(b []byte, flags int, to Sockaddr, wait <-chan struct{}) (int, error)
+	recv(b []byte, flags int) (n, full int, from Sockaddr, err error)
+	shutdown(how int) error
+	close()
+	readiness(mask waiter.EventMask) waiter.EventMask
+	waiter() *waiter.Queue
+	localAddr() Sockaddr
+	remoteAddr() (Sockaddr, error)
+	setOption(level, name int, v any) error
+	getOption(level, name int) (any, error)
+	stream() bool
+}
+
+// Socket is one socket, used like a Python socket object.
+type Socket struct {
+	net    *Net
+	fd     int
+	family int
+	typ    int
+	proto  int
+	ep     endpoint
+
+	mu         sync.Mutex
+	timeout    time.Duration // <0 blocking; 0 non-blocking; >0 timeout
+	rcvTimeo   time.Duration // SO_RCVTIMEO (0 = none)
+	sndTimeo   time.Duration
+	rdl, wdl   time.Time     // deadlines (net.Conn adapters)
+	cancel     chan struct{} // closed on Close, or to interrupt waits
+	closed     atomic.Bool
+	connecting bool
+}
+
+// Socket creates a socket; proto 0 picks the default for the type.
+func (n *Net) Socket(family, typ, proto int) (*Socket, error) {
+	var ep endpoint
+	var err error
+	switch family {
+	case AF_INET:
+		ep, proto, err = n.newInet(typ, proto)
+	case AF_UNIX:
+		ep, err = n.newUnix(typ, proto)
+	case AF_PACKET:
+		ep, err = n.newPacket(typ, proto)
+	case AF_INET6:
+		err = syscall.EAFNOSUPPORT
+	default:
+		err = syscall.EAFNOSUPPORT
+	}
+	if err != nil {
+		return nil, err
+	}
+	return n.register(family, typ, proto, ep), nil
+}
+
+func (n *Net) register(family, typ, proto int, ep endpoint) *Socket {
+	s := &Socket{net: n, family: family, typ: typ, proto: proto, ep: ep, timeout: -1, cancel: make(chan struct{})}
+	n.mu.Lock()
+	for {
+		if _, used := n.fds[n.nextFD]; !used {
+			break
+		}
+		n.nextFD++
+	}
+	s.fd = n.nextFD
+	n.fds[s.fd] = s
+	n.nextFD++
+	n.mu.Unlock()
+	return s
+}
+
+// Lookup returns the socket with descriptor fd.
+func (n *Net) Lookup(fd int) *Socket {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.fds[fd]
+}
+
+// Sockets lists open sockets (for netstat).
+func (n *Net) Sockets() []*Socket {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*Socket, 0, len(n.fds))
+	for _, s := range n.fds {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Fileno is the descriptor number (per Net, starting at 3 like a process).
+func (s *Socket) Fileno() int { return s.fd }
+
+// Family, Type and Proto are what the socket was made with.
+func (s *Socket) Family() int { return s.family }
+func (s *Socket) Type() int   { return s.typ }
+func (s *Socket) Proto() int  { return s.proto }
+
+// Net is the socket layer the socket belongs to.
+func (s *Socket) Net() *Net { return s.net }
+
+// SetBlocking(false) is SetTimeout(0); SetBlocking(true) is no timeout.
+func (s *Socket) SetBlocking(b bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b {
+		s.timeout = -1
+	} else {
+		s.timeout = 0
+	}
+}
+
+// SetTimeout sets the mode like Python's settimeout: d > 0 is a timeout
+// for each call, 0 is non-blocking, d < 0 (None) is blocking.
+func (s *Socket) SetTimeout(d time.Duration) {
+	s.mu.Lock()
+	s.timeout = d
+	s.mu.Unlock()
+}
+
+// Timeout is the current mode (-1: blocking).
+func (s *Socket) Timeout() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timeout
+}
+
+// SetReadDeadline and SetWriteDeadline bound blocking calls by an
+// absolute time (for the net.Conn adapters); zero removes the bound.
+func (s *Socket) SetReadDeadline(t time.Time) {
+	s.mu.Lock()
+	s.rdl = t
+	s.mu.Unlock()
+	s.ep.waiter().Notify(waiter.EventIn | waiter.EventOut) // re-evaluate waits
+}
+
+func (s *Socket) SetWriteDeadline(t time.Time) {
+	s.mu.Lock()
+	s.wdl = t
+	s.mu.Unlock()
+	s.ep.waiter().Notify(waiter.EventIn | waiter.EventOut)
+}
+
+// TimeoutError is returned when a call runs past its timeout or deadline.
+// It matches syscall.EAGAIN with errors.Is, as SO_RCVTIMEO does in Linux.
+type TimeoutError struct{ Deadline bool }
+
+func (e *TimeoutError) Error() string   { return "timed out" }
+func (e *TimeoutError) Timeout() bool   { return true }
+func (e *TimeoutError) Temporary() bool { return true }
+func (e *TimeoutError) Is(t error) bool { return t == syscall.EAGAIN || t == syscall.EWOULDBLOCK }
+
+var errTimeout = &TimeoutError{}
+var errDeadline = &TimeoutError{Deadline: true}
+
+// mode returns how a call should wait: nonblock, or the deadline (zero =
+// forever) and whether it comes from a net.Conn deadline.
+func (s *Socket) mode(flags int, write bool) (nonblock bool, deadline time.Time, fromDL bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if flags&MSG_DONTWAIT != 0 || s.timeout == 0 {
+		return true, time.Time{}, false
+	}
+	now := time.Now()
+	if s.timeout > 0 {
+		deadline = now.Add(s.timeout)
+	} else {
+		so := s.rcvTimeo
+		if write {
+			so = s.sndTimeo
+		}
+		if so > 0 {
+			deadline = now.Add(so)
+		}
+	}
+	dl := s.rdl
+	if write {
+		dl = s.wdl
+	}
+	if !dl.IsZero() && (deadline.IsZero() || dl.Before(deadline)) {
+		deadline, fromDL = dl, true
+	}
+	return false, deadline, fromDL
+}
+
+// wait blocks until an event of mask holds, the deadline passes or the
+// socket closes. It re-checks readiness after registering, so no wakeup
+// is lost.
+func (s *Socket) wait(mask waiter.EventMask, deadline time.Time, fromDL bool, e *waiter.Entry, timer **time.Timer) error {
+	if s.closed.Load() {
+		return syscall.EBADF
+	}
+	if s.ep.readiness(mask) != 0 {
+		return nil
+	}
+	var tc <-chan time.Time
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			if fromDL {
+				return errDeadline
+			}
+			return errTimeout
+		}
+		if *timer == nil {
+			*timer = time.NewTimer(d)
+		} else {
+			(*timer).Reset(d)
+		}
+		tc = (*timer).C
+	}
+	select {
+	case <-e.C:
+		return nil
+	case <-s.cancel:
+		return syscall.EBADF
+	case <-tc:
+		if fromDL {
+			return errDeadline
+		}
+		return errTimeout
+	}
+}
+
+// blocking runs op until it does not return EAGAIN, waiting for mask in
+// between, according to the socket's mode.
+func (s *Socket) blocking(flags int, write bool, mask waiter.EventMask, op func() error) error {
+	if s.closed.Load() {
+		return syscall.EBADF
+	}
+	err := op()
+	if !errors.Is(err, syscall.EAGAIN) {
+		return err
+	}
+	nonblock, deadline, fromDL := s.mode(flags, write)
+	if nonblock {
+		return err
+	}
+	e := waiter.NewEntry()
+	wq := s.ep.waiter()
+	wq.Register(e, mask|waiter.EventErr|waiter.EventHUp)
+	defer wq.Unregister(e)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if err := s.wait(mask, deadline, fromDL, e, &timer); err != nil {
+			return err
+		}
+		err = op()
+		if !errors.Is(err, syscall.EAGAIN) {
+			return err
+		}
+		// Deadline moved (net.Conn adapters)? Re-read the mode.
+		_, deadline, fromDL = s.mode(flags, write)
+	}
+}
+
+// Bind assigns the local address.
+func (s *Socket) Bind(a Sockaddr) error {
+	if s.closed.Load() {
+		return syscall.EBADF
+	}
+	if a == nil {
+		return syscall.EINVAL
+	}
+	if a.Family() != s.family && !(s.family == AF_INET && a.Family() == AF_INET) {
+		return syscall.EAFNOSUPPORT
+	}
+	return s.ep.bind(a)
+}
+
+// Listen marks a stream socket as accepting connections.
+func (s *Socket) Listen(backlog int) error {
+	if s.closed.Load() {
+		return syscall.EBADF
+	}
+	return s.ep.listen(backlog)
+}
+
+// Accept waits for a connection and returns a new socket for it.
+func (s *Socket) Accept() (*Socket, Sockaddr, error) {
+	var nep endpoint
+	var from Sockaddr
+	err := s.blocking(0, false, waiter.EventIn, func() error {
+		var err error
+		nep, from, err = s.ep.accept()
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	ns := s.net.register(s.family, s.typ, s.proto, nep)
+	return ns, from, nil
+}
+
+// Connect connects to a. A blocking stream socket waits for the
+// handshake; a non-blocking one returns EINPROGRESS and becomes writable
+// when done, with the result in SO_ERROR.
+func (s *Socket) Connect(a Sockaddr) error {
+	if s.closed.Load() {
+		return syscall.EBADF
+	}
+	if a == nil {
+		return syscall.EINVAL
+	}
+	err := s.ep.connect(a)
+	if err != syscall.EINPROGRESS {
+		return err
+	}
+	nonblock, deadline, fromDL := s.mode(0, true)
+	if nonblock {
+		return err
+	}
+	e := waiter.NewEntry()
+	wq := s.ep.waiter()
+	wq.Register(e, waiter.EventOut|waiter.EventErr|waiter.EventHUp)
+	defer wq.Unregister(e)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if err := s.wait(waiter.EventOut, deadline, fromDL, e, &timer); err != nil {
+			return err
+		}
+		if s.ep.readiness(waiter.EventOut|waiter.EventErr|waiter.EventHUp) != 0 {
+			return s.ep.connectResult()
+		}
+	}
+}
+
+// ConnectEx is connect_ex: it returns the errno instead of an error (0 on success).
+func (s *Socket) ConnectEx(a Sockaddr) syscall.Errno {
+	err := s.Connect(a)
+	if err == nil {
+		return 0
+	}
+	var en syscall.Errno
+	if errors.As(err, &en) {
+		return en
+	}
+	if errors.Is(err, syscall.EAGAIN) {
+		return syscall.EAGAIN
+	}
+	return syscall.EIO
+}
+
+// Send sends data on a connected socket. A blocking stream socket
+// returns once everything is queued (like send(2)); otherwise a partial
+// count may come back.
+func (s *Socket) Send(b []byte, flags int) (int, error) { return s.SendTo(b, flags, nil) }
+
+// SendTo sends a datagram to a (nil: the connected peer).
+func (s *Socket) SendTo(b []byte, flags int, a Sockaddr) (int, error) {
+	if s.closed.Load() {
+		return 0, syscall.EBADF
+	}
+	if !s.ep.stream() {
+		var wait chan struct{}
+		if nb, _, _ := s.mode(flags, true); !nb {
+			wait = s.cancel
+		}
+		var n int
+		err := s.blocking(flags, true, waiter.EventOut, func() error {
+			var err error
+			n, err = s.ep.send(b, flags, a, wait)
+			return err
+		})
+		return n, err
+	}
+	total := 0
+	for {
+		var n int
+		err := s.blocking(flags, true, waiter.EventOut, func() error {
+			var err error
+			n, err = s.ep.send(b[total:], flags, a, nil)
+			return err
+		})
+		total += n
+		if err != nil {
+			if total > 0 && errors.Is(err, syscall.EAGAIN) {
+				return total, nil
+			}
+			if total > 0 && !errors.Is(err, syscall.EAGAIN) {
+				return total, nil
+			}
+			return total, err
+		}
+		nonblock, _, _ := s.mode(flags, true)
+		if total == len(b) || nonblock {
+			return total, nil
+		}
+	}
+}
+
+// SendAll sends all of b, blocking as needed (a timeout applies to each wait).
+func (s *Socket) SendAll(b []byte, flags int) error {
+	for len(b) > 0 {
+		n, err := s.Send(b, flags)
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// Recv reads into b. Stream sockets return what is there (0 at end of
+// stream); datagram sockets return one datagram, truncated to len(b).
+func (s *Socket) Recv(b []byte, flags int) (int, error) {
+	n, _, _, err := s.RecvMsg(b, flags)
+	return n, err
+}
+
+// RecvFrom is Recv that also returns the sender.
+func (s *Socket) RecvFrom(b []byte, flags int) (int, Sockaddr, error) {
+	n, _, from, err := s.RecvMsg(b, flags)
+	return n, from, err
+}
+
+// RecvInto is recv_into: Recv into the caller's buffer.
+func (s *Socket) RecvInto(b []byte, flags int) (int, error) { return s.Recv(b, flags) }
+
+// RecvMsg reads like recvmsg(2): rflags has MSG_TRUNC when a datagram
+// was longer than b. With MSG_TRUNC in flags, a datagram socket returns
+// the datagram's real length, as Linux does.
+func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err error) {
+	if s.closed.Load() {
+		return 0, 0, nil, syscall.EBADF
+	}
+	if flags&MSG_OOB != 0 {
+		return 0, 0, nil, syscall.EINVAL
+	}
+	var full int
+	op := func() error {
+		var e error
+		n, full, from, e = s.ep.recv(b, flags)
+		return e
+	}
+	err = s.blocking(flags, false, waiter.EventIn, op)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if !s.ep.stream() {
+		if full > n {
+			rflags |= MSG_TRUNC
+			if flags&MSG_TRUNC != 0 {
+				n = full
+			}
+		}
+		return n, rflags, from, nil
+	}
+	// MSG_WAITALL: keep reading until b is full, EOF, or an error.
+	if flags&MSG_WAITALL != 0 && flags&MSG_PEEK == 0 && n > 0 {
+		for n < len(b) {
+			var m int
+			err = s.blocking(flags, false, waiter.EventIn, func() error {
+				var e error
+				m, _, _, e = s.ep.recv(b[n:], flags)
+				return e
+			})
+			if err != nil || m == 0 {
+				break
+			}
+			n += m
+		}
+		err = nil
+	}
+	return n, rflags, from, nil
+}
+
+// Shutdown closes one or both directions.
+func (s *Socket) Shutdown(how int) error {
+	if s.closed.Load() {
+		return syscall.EBADF
+	}
+	if how < SHUT_RD || how > SHUT_RDWR {
+		return syscall.EINVAL
+	}
+	return s.ep.shutdown(how)
+}
+
+// Close releases the socket. A second Close fails with EBADF.
+func (s *Socket) Close() error {
+	if s.closed.Swap(true) {
+		return syscall.EBADF
+	}
+	close(s.cancel)
+	s.ep.close()
+	s.net.mu.Lock()
+	delete(s.net.fds, s.fd)
+	s.net.mu.Unlock()
+	return nil
+}
+
+// Dup returns a second socket object for the same endpoint, with its own
+// descriptor. The endpoint closes when both are closed.
+func (s *Socket) Dup() (*Socket, error) {
+	if s.closed.Load() {
+		return nil, syscall.EBADF
+	}
+	d := &dupEndpoint{endpoint: s.ep}
+	if sh, ok := s.ep.(*dupEndpoint); ok {
+		d = &dupEndpoint{endpoint: sh.endpoint, refs: sh.refs}
+	} else {
+		d.refs = new(atomic.Int32)
+		d.refs.Store(1)
+		s.ep = &dupEndpoint{endpoint: s.ep, refs: d.refs}
+	}
+	d.refs.Add(1)
+	ns := s.net.register(s.family, s.typ, s.proto, d)
+	ns.timeout = s.Timeout()
+	return ns, nil
+}
+
+type dupEndpoint struct {
+	endpoint
+	refs *atomic.Int32
+}
+
+func (d *dupEndpoint) close() {
+	if d.refs.Add(-1) == 0 {
+		d.endpoint.close()
+	}
+}
+
+// GetSockName is the local address.
+func (s *Socket) GetSockName() (Sockaddr, error) {
+	if s.closed.Load() {
+		return nil, syscall.EBADF
+	}
+	return s.ep.localAddr(), nil
+}
+
+// GetPeerName is the connected peer (ENOTCONN when none).
+func (s *Socket) GetPeerName() (Sockaddr, error) {
+	if s.closed.Load() {
+		return nil, syscall.EBADF
+	}
+	return s.ep.remoteAddr()
+}
+
+// Readiness reports the poll events that hold now.
+func (s *Socket) Readiness(mask waiter.EventMask) waiter.EventMask {
+	if s.closed.Load() {
+		return 0
+	}
+	return s.ep.readiness(mask)
+}
+
+// Waiter is the socket's event queue (for pollers).
+func (s *Socket) Waiter() *waiter.Queue { return s.ep.waiter() }

@@ -1,0 +1,426 @@
+package socket
+
+import (
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/sockstack/sockstack/tcp"
+)
+
+// SetSockOpt sets an option. Values: int (booleans as 0/1) for most,
+// Linger for SO_LINGER, time.Duration for SO_RCVTIMEO/SO_SNDTIMEO,
+// IPMreq for IP_ADD/DROP_MEMBERSHIP, netip.Addr for IP_MULTICAST_IF,
+// string for TCP_CONGESTION and SO_BINDTODEVICE. Unknown options fail
+// with ENOPROTOOPT, bad values with EINVAL, as in Linux.
+func (s *Socket) SetSockOpt(level, name int, v any) error {
+	if s.closed.Load() {
+		return syscall.EBADF
+	}
+	if level == SOL_SOCKET {
+		switch name {
+		case SO_RCVTIMEO, SO_SNDTIMEO:
+			d, ok := v.(time.Duration)
+			if !ok {
+				i, ok2 := v.(int)
+				if !ok2 {
+					return syscall.EINVAL
+				}
+				d = time.Duration(i) * time.Microsecond
+			}
+			if d < 0 {
+				return syscall.EDOM
+			}
+			s.mu.Lock()
+			if name == SO_RCVTIMEO {
+				s.rcvTimeo = d
+			} else {
+				s.sndTimeo = d
+			}
+			s.mu.Unlock()
+			return nil
+		case SO_TYPE, SO_ERROR, SO_ACCEPTCONN, SO_DOMAIN, SO_PROTOCOL:
+			return syscall.ENOPROTOOPT
+		}
+	}
+	return s.ep.setOption(level, name, v)
+}
+
+// SetSockOptInt is SetSockOpt with an int value.
+func (s *Socket) SetSockOptInt(level, name, v int) error { return s.SetSockOpt(level, name, v) }
+
+// GetSockOpt reads an option (see SetSockOpt for the value types;
+// TCP_INFO gives a tcp.Info).
+func (s *Socket) GetSockOpt(level, name int) (any, error) {
+	if s.closed.Load() {
+		return nil, syscall.EBADF
+	}
+	if level == SOL_SOCKET {
+		switch name {
+		case SO_TYPE:
+			return s.typ, nil
+		case SO_DOMAIN:
+			return s.family, nil
+		case SO_PROTOCOL:
+			return s.proto, nil
+		case SO_ERROR:
+			if err := s.ep.connectResult(); err != nil {
+				if en, ok := err.(syscall.Errno); ok {
+					return int(en), nil
+				}
+				return int(syscall.EIO), nil
+			}
+			return 0, nil
+		case SO_RCVTIMEO:
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.rcvTimeo, nil
+		case SO_SNDTIMEO:
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.sndTimeo, nil
+		}
+	}
+	return s.ep.getOption(level, name)
+}
+
+// GetSockOptInt reads an int option.
+func (s *Socket) GetSockOptInt(level, name int) (int, error) {
+	v, err := s.GetSockOpt(level, name)
+	if err != nil {
+		return 0, err
+	}
+	switch x := v.(type) {
+	case int:
+		return x, nil
+	case bool:
+		return b2i(x), nil
+	case time.Duration:
+		return int(x / time.Microsecond), nil
+	}
+	return 0, syscall.EINVAL
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func intOpt(v any) (int, error) {
+	switch x := v.(type) {
+	case int:
+		return x, nil
+	case bool:
+		return b2i(x), nil
+	case int32:
+		return int(x), nil
+	case uint8:
+		return int(x), nil
+	}
+	return 0, syscall.EINVAL
+}
+
+func (d *dgramEP) setOption(level, name int, v any) error {
+	e := d.ep
+	switch level {
+	case SOL_SOCKET:
+		switch name {
+		case SO_BROADCAST:
+			i, err := intOpt(v)
+			if err != nil {
+				return err
+			}
+			e.SetBroadcast(i != 0)
+		case SO_REUSEADDR:
+			i, err := intOpt(v)
+			if err != nil {
+				return err
+			}
+			e.SetReuseAddr(i != 0)
+		case SO_REUSEPORT:
+			i, err := intOpt(v)
+			if err != nil {
+				return err
+			}
+			e.SetReusePort(i != 0)
+		case SO_RCVBUF:
+			i, err := intOpt(v)
+			if err != nil {
+				return err
+			}
+			e.SetRecvBuf(i)
+		case SO_SNDBUF:
+			i, err := intOpt(v)
+			if err != nil {
+				return err
+			}
+			e.SetSendBuf(i)
+		case SO_KEEPALIVE, SO_DEBUG, SO_DONTROUTE, SO_OOBINLINE:
+			// Accepted and ignored for datagram sockets, as Linux does.
+			if _, err := intOpt(v); err != nil {
+				return err
+			}
+		case SO_LINGER:
+			if _, ok := v.(Linger); !ok {
+				return syscall.EINVAL
+			}
+		default:
+			return syscall.ENOPROTOOPT
+		}
+		return nil
+	case SOL_IP:
+		switch name {
+		case IP_TTL:
+			i, err := intOpt(v)
+			if err != nil {
+				return err
+			}
+			return e.SetTTL(i)
+		case IP_TOS:
+			i, err := intOpt(v)
+			if err != nil {
+				return err
+			}
+			e.SetTOS(i & 0xff)
+			return nil
+		case IP_HDRINCL:
+			if !d.raw {
+				return syscall.ENOPROTOOPT
+			}
+			i, err := intOpt(v)
+			if err != nil {
+				return err
+			}
+			e.SetHdrIncl(i != 0)
+			return nil
+		case IP_MULTICAST_TTL:
+			i, err := intOpt(v)
+			if err != nil {
+				return err
+			}
+			return e.SetMulticastTTL(i)
+		case IP_MULTICAST_LOOP:
+			i, err := intOpt(v)
+			if err != nil {
+				return err
+			}
+			e.SetMulticastLoop(i != 0)
+			return nil
+		case IP_MULTICAST_IF:
+			a, ok := v.(netip.Addr)
+			if !ok {
+				return syscall.EINVAL
+			}
+			if !a.IsValid() || a.IsUnspecified() {
+				e.SetMulticastIf(nil)
+				return nil
+			}
+			nic := e.NICOf(a)
+			if nic == nil {
+				return syscall.EADDRNOTAVAIL
+			}
+			e.SetMulticastIf(nic)
+			return nil
+		case IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP:
+			m, ok := v.(IPMreq)
+			if !ok {
+				return syscall.EINVAL
+			}
+			if name == IP_ADD_MEMBERSHIP {
+				return e.JoinGroup(m.Multiaddr, m.Interface)
+			}
+			return e.LeaveGroup(m.Multiaddr, m.Interface)
+		}
+		return syscall.ENOPROTOOPT
+	case SOL_TCP:
+		return syscall.EOPNOTSUPP
+	}
+	return syscall.ENOPROTOOPT
+}
+
+func (d *dgramEP) getOption(level, name int) (any, error) {
+	e := d.ep
+	switch level {
+	case SOL_SOCKET:
+		switch name {
+		case SO_BROADCAST:
+			return b2i(e.Broadcast()), nil
+		case SO_REUSEADDR:
+			return b2i(e.ReuseAddr()), nil
+		case SO_REUSEPORT:
+			return b2i(e.ReusePort()), nil
+		case SO_RCVBUF:
+			return e.RecvBuf(), nil
+		case SO_SNDBUF:
+			return e.SendBuf(), nil
+		case SO_ACCEPTCONN, SO_KEEPALIVE:
+			return 0, nil
+		case SO_LINGER:
+			return Linger{}, nil
+		}
+		return nil, syscall.ENOPROTOOPT
+	case SOL_IP:
+		switch name {
+		case IP_TTL:
+			return e.TTL(), nil
+		case IP_TOS:
+			return e.TOS(), nil
+		case IP_HDRINCL:
+			if !d.raw {
+				return nil, syscall.ENOPROTOOPT
+			}
+			return b2i(e.HdrIncl()), nil
+		case IP_MULTICAST_TTL:
+			return e.MulticastTTL(), nil
+		case IP_MULTICAST_LOOP:
+			return b2i(e.MulticastLoop()), nil
+		case IP_MULTICAST_IF:
+			if n := e.MulticastIf(); n != nil && len(n.Addrs()) > 0 {
+				return n.Addrs()[0].Addr(), nil
+			}
+			return netip.IPv4Unspecified(), nil
+		}
+		return nil, syscall.ENOPROTOOPT
+	case SOL_TCP:
+		return nil, syscall.EOPNOTSUPP
+	}
+	return nil, syscall.ENOPROTOOPT
+}
+
+func (t *tcpEP) setOption(level, name int, v any) error {
+	e := t.ep
+	if level == SOL_SOCKET && name == SO_LINGER {
+		l, ok := v.(Linger)
+		if !ok {
+			return syscall.EINVAL
+		}
+		return e.SetLinger(l.OnOff, time.Duration(l.Linger)*time.Second)
+	}
+	if level == SOL_TCP && name == TCP_CONGESTION {
+		n, ok := v.(string)
+		if !ok {
+			return syscall.EINVAL
+		}
+		return e.SetCongestion(n)
+	}
+	i, err := intOpt(v)
+	if err != nil {
+		return err
+	}
+	switch level {
+	case SOL_SOCKET:
+		switch name {
+		case SO_REUSEADDR:
+			e.SetReuseAddr(i != 0)
+		case SO_REUSEPORT:
+			e.SetReusePort(i != 0)
+		case SO_KEEPALIVE:
+			e.SetKeepAlive(i != 0)
+		case SO_RCVBUF:
+			return e.SetRecvBuf(i)
+		case SO_SNDBUF:
+			return e.SetSendBuf(i)
+		case SO_BROADCAST, SO_DEBUG, SO_DONTROUTE, SO_OOBINLINE:
+			// Linux accepts these on TCP sockets and does nothing.
+		default:
+			return syscall.ENOPROTOOPT
+		}
+		return nil
+	case SOL_IP:
+		switch name {
+		case IP_TTL:
+			return e.SetTTL(i)
+		case IP_TOS:
+			return e.SetTOS(i)
+		case IP_MULTICAST_TTL, IP_MULTICAST_LOOP:
+			return nil
+		}
+		return syscall.ENOPROTOOPT
+	case SOL_TCP:
+		switch name {
+		case TCP_NODELAY:
+			e.SetNoDelay(i != 0)
+		case TCP_CORK:
+			e.SetCork(i != 0)
+		case TCP_MAXSEG:
+			return e.SetMaxSeg(i)
+		case TCP_KEEPIDLE:
+			if i < 1 || i > 32767 {
+				return syscall.EINVAL
+			}
+			return e.SetKeepIdle(time.Duration(i) * time.Second)
+		case TCP_KEEPINTVL:
+			if i < 1 || i > 32767 {
+				return syscall.EINVAL
+			}
+			return e.SetKeepIntvl(time.Duration(i) * time.Second)
+		case TCP_KEEPCNT:
+			if i < 1 || i > 127 {
+				return syscall.EINVAL
+			}
+			return e.SetKeepCnt(i)
+		default:
+			return syscall.ENOPROTOOPT
+		}
+		return nil
+	}
+	return syscall.ENOPROTOOPT
+}
+
+func (t *tcpEP) getOption(level, name int) (any, error) {
+	e := t.ep
+	switch level {
+	case SOL_SOCKET:
+		switch name {
+		case SO_REUSEADDR:
+			return b2i(e.ReuseAddr()), nil
+		case SO_REUSEPORT:
+			return b2i(e.ReusePort()), nil
+		case SO_KEEPALIVE:
+			return b2i(e.KeepAlive()), nil
+		case SO_RCVBUF:
+			return e.RecvBuf(), nil
+		case SO_SNDBUF:
+			return e.SendBuf(), nil
+		case SO_ACCEPTCONN:
+			return b2i(e.State() == tcp.StateListen), nil
+		case SO_LINGER:
+			on, d := e.Linger()
+			return Linger{OnOff: on, Linger: int(d / time.Second)}, nil
+		case SO_BROADCAST:
+			return 0, nil
+		}
+		return nil, syscall.ENOPROTOOPT
+	case SOL_IP:
+		switch name {
+		case IP_TTL:
+			return e.TTL(), nil
+		case IP_TOS:
+			return e.TOS(), nil
+		}
+		return nil, syscall.ENOPROTOOPT
+	case SOL_TCP:
+		switch name {
+		case TCP_NODELAY:
+			return b2i(e.NoDelay()), nil
+		case TCP_CORK:
+			return b2i(e.Cork()), nil
+		case TCP_MAXSEG:
+			return e.MaxSeg(), nil
+		case TCP_KEEPIDLE:
+			return int(e.KeepIdle() / time.Second), nil
+		case TCP_KEEPINTVL:
+			return int(e.KeepIntvl() / time.Second), nil
+		case TCP_KEEPCNT:
+			return e.KeepCnt(), nil
+		case TCP_INFO:
+			return e.Info(), nil
+		case TCP_CONGESTION:
+			return e.Congestion(), nil
+		}
+		return nil, syscall.ENOPROTOOPT
+	}
+	return nil, syscall.ENOPROTOOPT
+}

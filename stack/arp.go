@@ -1,0 +1,316 @@
+package stack
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/sockstack/sockstack/clock"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// Neighbour states (a subset of RFC 4861's, which Linux also uses for ARP).
+type NeighborState uint8
+
+const (
+	NeighIncomplete NeighborState = iota // request sent, no answer yet
+	NeighReachable                       // answered recently
+	NeighStale                           // answered long ago: used, re-confirmed on use
+	NeighPermanent                       // configured by hand
+)
+
+func (s NeighborState) String() string {
+	return [...]string{"INCOMPLETE", "REACHABLE", "STALE", "PERMANENT"}[s]
+}
+
+// NeighborInfo describes one cache entry, for `arp -a`-like listings.
+type NeighborInfo struct {
+	Addr  netip.Addr
+	MAC   wire.MAC
+	State NeighborState
+}
+
+type neighbor struct {
+	addr      netip.Addr
+	mac       wire.MAC
+	state     NeighborState
+	confirmed time.Time // last answer
+	used      time.Time
+	probed    time.Time // last request sent for a stale entry
+	tries     int
+	pending   [][]byte // frames (Ethernet header included) waiting for the MAC
+	timer     clock.Timer
+}
+
+// neighborCache is a NIC's ARP cache: bounded, with a bounded queue of
+// packets per unresolved neighbour, retries, ageing.
+type neighborCache struct {
+	nic     *NIC
+	mu      sync.Mutex
+	entries map[netip.Addr]*neighbor
+	sweep   clock.Timer
+	closed  bool
+}
+
+func newNeighborCache(n *NIC) *neighborCache {
+	c := &neighborCache{nic: n, entries: map[netip.Addr]*neighbor{}}
+	c.sweep = n.stack.clock.AfterFunc(n.stack.opts.ARPStaleTimeout, c.age)
+	return c
+}
+
+func (c *neighborCache) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.sweep.Stop()
+	for _, e := range c.entries {
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *neighborCache) list() []NeighborInfo {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []NeighborInfo
+	for _, e := range c.entries {
+		out = append(out, NeighborInfo{e.addr, e.mac, e.state})
+	}
+	return out
+}
+
+// age removes stale entries unused for the stale timeout.
+func (c *neighborCache) age() {
+	s := c.nic.stack
+	now := s.clock.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	for a, e := range c.entries {
+		if e.state == NeighReachable && now.Sub(e.confirmed) > s.opts.ARPReachable {
+			e.state = NeighStale
+		}
+		if e.state == NeighStale && now.Sub(e.used) > s.opts.ARPStaleTimeout && now.Sub(e.confirmed) > s.opts.ARPStaleTimeout {
+			delete(c.entries, a)
+			s.stats.ARP.CacheEvictions.Add(1)
+		}
+	}
+	c.sweep.Reset(s.opts.ARPStaleTimeout / 2)
+}
+
+// SetStatic adds a permanent entry.
+func (n *NIC) SetStatic(a netip.Addr, mac wire.MAC) {
+	c := n.neigh
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.entries[a] = &neighbor{addr: a, mac: mac, state: NeighPermanent}
+	c.mu.Unlock()
+}
+
+// resolve returns the MAC for next hop a. When unknown, frame (a full
+// frame whose destination MAC is filled in later) is queued and a request
+// goes out; ok is false. The frame is copied.
+func (c *neighborCache) resolve(a netip.Addr, frame []byte) (mac wire.MAC, ok bool) {
+	s := c.nic.stack
+	now := s.clock.Now()
+	c.mu.Lock()
+	e := c.entries[a]
+	if e != nil && e.state != NeighIncomplete {
+		e.used = now
+		mac = e.mac
+		// A stale entry is still used, and re-confirmed by a unicast probe.
+		refresh := e.state == NeighStale || (e.state == NeighReachable && now.Sub(e.confirmed) > s.opts.ARPReachable)
+		if refresh && now.Sub(e.probed) > s.opts.ARPRetryTime {
+			e.state = NeighStale
+			e.probed = now
+			c.mu.Unlock()
+			c.sendRequest(a, mac)
+			return mac, true
+		}
+		c.mu.Unlock()
+		return mac, true
+	}
+	if e == nil {
+		if len(c.entries) >= s.opts.ARPCacheSize && !c.evictLocked() {
+			c.mu.Unlock()
+			s.stats.ARP.CacheFull.Add(1)
+			s.stats.ARP.PendingDrops.Add(1)
+			s.neighborFailed(frame[wire.EthernetHeaderLen:])
+			return mac, false
+		}
+		e = &neighbor{addr: a, state: NeighIncomplete, used: now}
+		c.entries[a] = e
+		e.timer = s.clock.AfterFunc(s.opts.ARPRetryTime, func() { c.retry(a, e) })
+		e.tries = 1
+		c.enqueueLocked(e, frame)
+		c.mu.Unlock()
+		c.sendRequest(a, wire.BroadcastMAC)
+		return mac, false
+	}
+	c.enqueueLocked(e, frame)
+	c.mu.Unlock()
+	return mac, false
+}
+
+func (c *neighborCache) enqueueLocked(e *neighbor, frame []byte) {
+	s := c.nic.stack
+	if len(e.pending) >= s.opts.ARPPendingLen {
+		// Drop the oldest, as Linux does with its unresolved queue.
+		old := e.pending[0]
+		copy(e.pending, e.pending[1:])
+		e.pending = e.pending[:len(e.pending)-1]
+		s.stats.ARP.PendingDrops.Add(1)
+		putBuf(old)
+	}
+	b := getBuf(len(frame))
+	copy(b, frame)
+	e.pending = append(e.pending, b)
+}
+
+// evictLocked frees one stale entry; false if none can go.
+func (c *neighborCache) evictLocked() bool {
+	var victim *neighbor
+	for _, e := range c.entries {
+		if e.state == NeighStale || e.state == NeighReachable {
+			if victim == nil || e.used.Before(victim.used) {
+				victim = e
+			}
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	delete(c.entries, victim.addr)
+	c.nic.stack.stats.ARP.CacheEvictions.Add(1)
+	return true
+}
+
+// retry sends another request or gives up.
+func (c *neighborCache) retry(a netip.Addr, e *neighbor) {
+	s := c.nic.stack
+	c.mu.Lock()
+	if c.closed || c.entries[a] != e || e.state != NeighIncomplete {
+		c.mu.Unlock()
+		return
+	}
+	if e.tries < s.opts.ARPRetries {
+		e.tries++
+		e.timer.Reset(s.opts.ARPRetryTime)
+		c.mu.Unlock()
+		c.sendRequest(a, wire.BroadcastMAC)
+		return
+	}
+	delete(c.entries, a)
+	pending := e.pending
+	e.pending = nil
+	c.mu.Unlock()
+	s.stats.ARP.ResolveFailures.Add(1)
+	s.stats.ARP.PendingDrops.Add(uint64(len(pending)))
+	for _, f := range pending {
+		s.neighborFailed(f[wire.EthernetHeaderLen:])
+		putBuf(f)
+	}
+}
+
+// learn records a's MAC from an ARP packet and sends what was waiting.
+// create says whether a new entry may be made (RFC 826: only when the
+// packet was for us).
+func (c *neighborCache) learn(a netip.Addr, mac wire.MAC, create bool) {
+	s := c.nic.stack
+	now := s.clock.Now()
+	c.mu.Lock()
+	e := c.entries[a]
+	if e == nil {
+		if !create {
+			c.mu.Unlock()
+			return
+		}
+		if len(c.entries) >= s.opts.ARPCacheSize && !c.evictLocked() {
+			c.mu.Unlock()
+			s.stats.ARP.CacheFull.Add(1)
+			return
+		}
+		e = &neighbor{addr: a, used: now}
+		c.entries[a] = e
+	}
+	if e.state == NeighPermanent {
+		c.mu.Unlock()
+		return
+	}
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	e.mac = mac
+	e.state = NeighReachable
+	e.confirmed = now
+	pending := e.pending
+	e.pending = nil
+	c.mu.Unlock()
+	for _, f := range pending {
+		wire.Ethernet(f).SetDst(mac)
+		c.nic.writeFrame(f)
+		putBuf(f)
+	}
+}
+
+func (c *neighborCache) sendRequest(target netip.Addr, dstMAC wire.MAC) {
+	n := c.nic
+	src := n.primaryAddr(target)
+	if !src.IsValid() {
+		return
+	}
+	n.sendARP(wire.ARPRequest, dstMAC, src, wire.MAC{}, target)
+	n.stack.stats.ARP.OutRequests.Add(1)
+}
+
+// announce sends a gratuitous ARP for a new address.
+func (c *neighborCache) announce(a netip.Addr) {
+	c.nic.sendARP(wire.ARPRequest, wire.BroadcastMAC, a, wire.MAC{}, a)
+	c.nic.stack.stats.ARP.Gratuitous.Add(1)
+}
+
+func (n *NIC) sendARP(op uint16, dst wire.MAC, srcIP netip.Addr, targetMAC wire.MAC, targetIP netip.Addr) {
+	var f [wire.EthernetHeaderLen + wire.ARPLen]byte
+	wire.PutEthernet(f[:], dst, n.mac, wire.EtherTypeARP)
+	info := wire.ARPInfo{Op: op, SenderMAC: n.mac, SenderIP: srcIP, TargetMAC: targetMAC, TargetIP: targetIP}
+	info.Put(f[wire.EthernetHeaderLen:])
+	n.writeFrame(f[:])
+}
+
+// handleARP processes one received ARP packet.
+func (n *NIC) handleARP(b []byte) {
+	s := n.stack
+	info, err := wire.ParseARP(b)
+	if err != nil {
+		s.stats.ARP.InMalformed.Add(1)
+		return
+	}
+	if info.Op == wire.ARPRequest {
+		s.stats.ARP.InRequests.Add(1)
+	} else if info.Op == wire.ARPReply {
+		s.stats.ARP.InReplies.Add(1)
+	} else {
+		s.stats.ARP.InMalformed.Add(1)
+		return
+	}
+	forUs := n.hasAddr(info.TargetIP)
+	if info.SenderIP.IsValid() && !info.SenderIP.IsUnspecified() && !info.SenderMAC.IsMulticast() {
+		n.neigh.learn(info.SenderIP, info.SenderMAC, forUs)
+	}
+	if !forUs {
+		s.stats.ARP.InNotForUs.Add(1)
+		return
+	}
+	if info.Op == wire.ARPRequest {
+		n.sendARP(wire.ARPReply, info.SenderMAC, info.TargetIP, info.SenderMAC, info.SenderIP)
+		s.stats.ARP.OutReplies.Add(1)
+	}
+}

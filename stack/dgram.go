@@ -1,0 +1,828 @@
+package stack
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/waiter"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// DgramKind is the flavour of a datagram endpoint.
+type DgramKind uint8
+
+const (
+	KindUDP  DgramKind = iota // SOCK_DGRAM / IPPROTO_UDP
+	KindPing                  // SOCK_DGRAM / IPPROTO_ICMP: the echo identifier is the port
+	KindRaw                   // SOCK_RAW: whole IP packets of one protocol
+)
+
+// Ephemeral port range (Linux's ip_local_port_range is 32768–60999; the
+// issue asks for the IANA range 49152–65535).
+const (
+	EphemeralLow  = 49152
+	EphemeralHigh = 65535
+)
+
+// received is one queued datagram.
+type received struct {
+	buf  []byte // pooled
+	from netip.AddrPort
+	dst  netip.Addr
+	ttl  uint8
+	tos  uint8
+}
+
+// DgramEndpoint is a UDP, ping or raw socket's protocol state. It never
+// blocks: the socket layer waits on its waiter queue.
+type DgramEndpoint struct {
+	s     *Stack
+	kind  DgramKind
+	proto uint8
+	table *udpTable
+
+	mu        sync.Mutex
+	local     netip.AddrPort
+	bound     bool
+	remote    netip.AddrPort
+	connected bool
+	closed    bool
+	shutRd    bool
+	shutWr    bool
+	softErr   syscall.Errno
+
+	queue   []received // ring
+	head, n int
+	qbytes  int
+	rcvbuf  int
+	sndbuf  int
+	drops   atomic.Uint64
+
+	opts struct {
+		broadcast, reuseAddr, reusePort bool
+		ttl                             int // -1: default
+		tos                             uint8
+		hdrIncl                         bool
+		mcastTTL                        int
+		mcastLoop                       bool
+		mcastIf                         *NIC
+		bindDev                         *NIC
+	}
+	groups []membership
+
+	wq waiter.Queue
+}
+
+// NewDgram makes a datagram endpoint; proto is the IP protocol for raw
+// endpoints (IPPROTO_RAW = 255 means send-only with IP_HDRINCL).
+func (s *Stack) NewDgram(kind DgramKind, proto uint8) *DgramEndpoint {
+	e := &DgramEndpoint{s: s, kind: kind, proto: proto, rcvbuf: s.opts.UDPRecvBuf, sndbuf: 212992}
+	e.opts.ttl = -1
+	e.opts.mcastTTL = 1
+	e.opts.mcastLoop = true
+	switch kind {
+	case KindUDP:
+		e.table = s.udp
+		e.proto = wire.ProtoUDP
+	case KindPing:
+		e.table = s.ping
+		e.proto = wire.ProtoICMP
+	case KindRaw:
+		e.opts.hdrIncl = proto == wire.ProtoRaw
+		s.raw.add(e)
+	}
+	return e
+}
+
+// Kind is the endpoint's flavour.
+func (e *DgramEndpoint) Kind() DgramKind { return e.kind }
+
+// Waiter is the readiness queue.
+func (e *DgramEndpoint) Waiter() *waiter.Queue { return &e.wq }
+
+// Readiness reports the events in mask that hold now.
+func (e *DgramEndpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var r waiter.EventMask
+	if e.n > 0 || e.shutRd {
+		r |= waiter.EventIn
+	}
+	if !e.shutWr {
+		r |= waiter.EventOut
+	}
+	if e.softErr != 0 {
+		r |= waiter.EventErr
+	}
+	if e.shutRd && e.shutWr {
+		r |= waiter.EventHUp
+	}
+	return r & (mask | waiter.EventErr | waiter.EventHUp)
+}
+
+// Bind sets the local address. Port 0 picks an ephemeral port.
+func (e *DgramEndpoint) Bind(addr netip.AddrPort) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return syscall.EBADF
+	}
+	if e.bound {
+		return syscall.EINVAL
+	}
+	a := addr.Addr()
+	if !a.IsValid() {
+		a = netip.IPv4Unspecified()
+	}
+	if !a.Is4() {
+		return syscall.EAFNOSUPPORT
+	}
+	if !a.IsUnspecified() && !e.s.IsLocal(a) && !a.IsMulticast() && a != limitedBroadcast && !e.s.isAnyBroadcast(a) {
+		return syscall.EADDRNOTAVAIL
+	}
+	if e.kind == KindRaw {
+		e.local = netip.AddrPortFrom(a, 0)
+		e.bound = true
+		return nil
+	}
+	return e.bindLocked(netip.AddrPortFrom(a, addr.Port()))
+}
+
+func (e *DgramEndpoint) bindLocked(addr netip.AddrPort) error {
+	port, err := e.table.bind(e, addr.Addr(), addr.Port())
+	if err != nil {
+		return err
+	}
+	e.local = netip.AddrPortFrom(addr.Addr(), port)
+	e.bound = true
+	return nil
+}
+
+// Connect fixes the peer; an invalid address (AF_UNSPEC) dissolves the
+// association, as connect(2) does for datagram sockets.
+func (e *DgramEndpoint) Connect(addr netip.AddrPort) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return syscall.EBADF
+	}
+	if !addr.Addr().IsValid() {
+		e.connected = false
+		e.remote = netip.AddrPort{}
+		return nil
+	}
+	if !addr.Addr().Is4() {
+		return syscall.EAFNOSUPPORT
+	}
+	dst := addr.Addr()
+	if dst.IsUnspecified() {
+		// Linux treats 0.0.0.0 as "this host".
+		dst = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	if e.s.isAnyBroadcast(dst) || dst == limitedBroadcast {
+		if !e.opts.broadcast {
+			return syscall.EACCES
+		}
+	}
+	r, err := e.s.FindRoute(dst)
+	if err != nil && !dst.IsMulticast() && dst != limitedBroadcast {
+		return err
+	}
+	if e.kind != KindRaw && (!e.bound || e.local.Addr().IsUnspecified()) {
+		src := e.local.Addr()
+		if !src.IsValid() || src.IsUnspecified() {
+			src = r.Src
+			if !src.IsValid() {
+				src = netip.IPv4Unspecified()
+			}
+		}
+		if !e.bound {
+			if err := e.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+				return err
+			}
+		}
+		// The socket keeps its wildcard binding in the table but reports
+		// the route's source as its name, as Linux does after connect.
+		e.table.rebindAddr(e, src)
+		e.local = netip.AddrPortFrom(src, e.local.Port())
+	}
+	e.remote = netip.AddrPortFrom(dst, addr.Port())
+	e.connected = true
+	e.softErr = 0
+	return nil
+}
+
+// LocalAddr is the bound address (zero port when unbound).
+func (e *DgramEndpoint) LocalAddr() netip.AddrPort {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.local.IsValid() {
+		return netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+	}
+	return e.local
+}
+
+// RemoteAddr is the connected peer; ENOTCONN when none.
+func (e *DgramEndpoint) RemoteAddr() (netip.AddrPort, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.connected {
+		return netip.AddrPort{}, syscall.ENOTCONN
+	}
+	return e.remote, nil
+}
+
+// SoError reads and clears the pending error.
+func (e *DgramEndpoint) SoError() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	err := e.softErr
+	e.softErr = 0
+	if err == 0 {
+		return nil
+	}
+	return err
+}
+
+func (e *DgramEndpoint) takeErrLocked() error {
+	if e.softErr != 0 {
+		err := e.softErr
+		e.softErr = 0
+		return err
+	}
+	return nil
+}
+
+// Drops is the number of datagrams lost at the full receive queue.
+func (e *DgramEndpoint) Drops() uint64 { return e.drops.Load() }
+
+// QueuedBytes is the receive queue's size, for netstat.
+func (e *DgramEndpoint) QueuedBytes() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.qbytes
+}
+
+// SendTo sends one datagram to `to` (or the connected peer when to is
+// invalid). wait lets a blocking caller wait for room in a full link
+// queue instead of losing the datagram.
+func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}) (int, error) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return 0, syscall.EBADF
+	}
+	if e.shutWr {
+		e.mu.Unlock()
+		return 0, syscall.EPIPE
+	}
+	if err := e.takeErrLocked(); err != nil && e.connected {
+		e.mu.Unlock()
+		return 0, err
+	}
+	if !to.Addr().IsValid() {
+		if !e.connected {
+			e.mu.Unlock()
+			return 0, syscall.EDESTADDRREQ
+		}
+		to = e.remote
+	} else if !to.Addr().Is4() {
+		e.mu.Unlock()
+		return 0, syscall.EAFNOSUPPORT
+	}
+	dst := to.Addr()
+	if dst.IsUnspecified() {
+		dst = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	if (dst == limitedBroadcast || e.s.isAnyBroadcast(dst)) && !e.opts.broadcast {
+		e.mu.Unlock()
+		return 0, syscall.EACCES
+	}
+	if e.kind == KindUDP && !e.bound {
+		if err := e.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+			e.mu.Unlock()
+			return 0, err
+		}
+	}
+	if e.kind == KindPing && !e.bound {
+		if err := e.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+			e.mu.Unlock()
+			return 0, err
+		}
+	}
+	src := e.local.Addr()
+	sport := e.local.Port()
+	ttl := e.opts.ttl
+	if dst.IsMulticast() {
+		ttl = e.opts.mcastTTL
+	}
+	if ttl < 0 {
+		ttl = 0
+	}
+	tos := e.opts.tos
+	iface := e.opts.bindDev
+	if dst.IsMulticast() && e.opts.mcastIf != nil {
+		iface = e.opts.mcastIf
+	}
+	hdrIncl := e.opts.hdrIncl
+	e.mu.Unlock()
+
+	if wait != nil {
+		if r, err := e.s.FindRoute(dst); err == nil {
+			if w, ok := r.NIC.ep.(link.Waiter); ok {
+				w.WaitRoom(wait)
+			}
+		}
+	}
+
+	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface}
+	if ttl == 0 && dst.IsMulticast() {
+		// IP_MULTICAST_TTL 0: stays on this host (looped back only).
+		p.TTL = 0
+	}
+	switch e.kind {
+	case KindUDP:
+		if len(b) > wire.IPv4MaxLen-wire.IPv4MinHeaderLen-wire.UDPHeaderLen {
+			return 0, syscall.EMSGSIZE
+		}
+		var h [wire.UDPHeaderLen]byte
+		wire.PutUDP(h[:], sport, to.Port(), len(b))
+		p.Parts = [3][]byte{h[:], b}
+		if err := e.s.WritePacket(&p); err != nil {
+			e.s.stats.UDP.SndbufErrors.Add(1)
+			return 0, err
+		}
+		e.s.stats.UDP.OutDatagrams.Add(1)
+	case KindPing:
+		if len(b) < wire.ICMPv4HeaderLen {
+			return 0, syscall.EINVAL
+		}
+		if b[0] != wire.ICMPEcho || b[1] != 0 {
+			return 0, syscall.EINVAL
+		}
+		var h [wire.ICMPv4HeaderLen]byte
+		copy(h[:], b)
+		wire.ICMPv4(h[:]).SetID(sport)
+		p.Parts = [3][]byte{h[:], b[wire.ICMPv4HeaderLen:]}
+		if err := e.s.WritePacket(&p); err != nil {
+			return 0, err
+		}
+		e.s.stats.ICMP.OutMsgs.Add(1)
+		e.s.stats.ICMP.OutEchos.Add(1)
+	case KindRaw:
+		if hdrIncl {
+			if err := e.s.writeRawIP(b, iface); err != nil {
+				return 0, err
+			}
+		} else {
+			if e.proto == wire.ProtoRaw {
+				return 0, syscall.EINVAL
+			}
+			p.NoCsum = e.proto != wire.ProtoICMP && e.proto != wire.ProtoIGMP
+			if !p.NoCsum {
+				// The kernel does not fill ICMP checksums for raw sockets;
+				// the application computes them. Keep what it gave.
+				p.NoCsum = true
+			}
+			p.Parts = [3][]byte{b}
+			if err := e.s.WritePacket(&p); err != nil {
+				return 0, err
+			}
+		}
+		e.s.stats.Raw.OutPackets.Add(1)
+	}
+	return len(b), nil
+}
+
+// RecvFrom takes the next datagram into b. It returns the bytes copied,
+// the datagram's full length (larger when truncated), and the sender.
+// EAGAIN when the queue is empty.
+func (e *DgramEndpoint) RecvFrom(b []byte, peek bool) (n, full int, from netip.AddrPort, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.n == 0 {
+		if err := e.takeErrLocked(); err != nil {
+			return 0, 0, from, err
+		}
+		if e.shutRd || e.closed {
+			return 0, 0, from, nil
+		}
+		return 0, 0, from, syscall.EAGAIN
+	}
+	r := &e.queue[e.head]
+	n = copy(b, r.buf)
+	full = len(r.buf)
+	from = r.from
+	if !peek {
+		e.qbytes -= len(r.buf)
+		putBuf(r.buf)
+		*r = received{}
+		e.head = (e.head + 1) % len(e.queue)
+		e.n--
+	}
+	return n, full, from, nil
+}
+
+// enqueue copies a datagram into the receive queue (or drops it when the
+// queue is over SO_RCVBUF, counting the drop).
+func (e *DgramEndpoint) enqueue(data []byte, from netip.AddrPort, h wire.IPv4) bool {
+	e.mu.Lock()
+	if e.closed || e.shutRd {
+		e.mu.Unlock()
+		return false
+	}
+	if e.qbytes+len(data) > e.rcvbuf && e.n > 0 {
+		e.mu.Unlock()
+		e.drops.Add(1)
+		return false
+	}
+	if e.n == len(e.queue) {
+		nq := make([]received, max(16, 2*len(e.queue)))
+		for i := 0; i < e.n; i++ {
+			nq[i] = e.queue[(e.head+i)%len(e.queue)]
+		}
+		e.queue = nq
+		e.head = 0
+	}
+	buf := getBuf(len(data))
+	copy(buf, data)
+	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: h.Dst(), ttl: h.TTL(), tos: h.TOS()}
+	e.n++
+	e.qbytes += len(data)
+	e.mu.Unlock()
+	e.wq.Notify(waiter.EventIn)
+	return true
+}
+
+func (e *DgramEndpoint) setError(err syscall.Errno) {
+	e.mu.Lock()
+	e.softErr = err
+	e.mu.Unlock()
+	e.wq.Notify(waiter.EventErr | waiter.EventIn | waiter.EventOut)
+}
+
+// Shutdown marks directions closed (datagram sockets: ENOTCONN unless
+// connected, like Linux).
+func (e *DgramEndpoint) Shutdown(how int) error {
+	e.mu.Lock()
+	if !e.connected {
+		e.mu.Unlock()
+		return syscall.ENOTCONN
+	}
+	switch how {
+	case 0:
+		e.shutRd = true
+	case 1:
+		e.shutWr = true
+	case 2:
+		e.shutRd, e.shutWr = true, true
+	default:
+		e.mu.Unlock()
+		return syscall.EINVAL
+	}
+	e.mu.Unlock()
+	e.wq.Notify(waiter.EventIn | waiter.EventOut | waiter.EventHUp)
+	return nil
+}
+
+// Close releases the port and the queue.
+func (e *DgramEndpoint) Close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	for e.n > 0 {
+		putBuf(e.queue[e.head].buf)
+		e.queue[e.head] = received{}
+		e.head = (e.head + 1) % len(e.queue)
+		e.n--
+	}
+	groups := e.groups
+	e.groups = nil
+	e.mu.Unlock()
+	for _, g := range groups {
+		g.nic.leave(g.group)
+	}
+	if e.table != nil {
+		e.table.remove(e)
+	}
+	if e.kind == KindRaw {
+		e.s.raw.remove(e)
+	}
+	e.wq.Notify(waiter.EventIn | waiter.EventOut | waiter.EventHUp)
+}
+
+// udpTable is the demultiplexing table of UDP (or ping) endpoints by port.
+type udpTable struct {
+	mu    sync.RWMutex
+	ports map[uint16][]*DgramEndpoint
+}
+
+func newUDPTable() *udpTable { return &udpTable{ports: map[uint16][]*DgramEndpoint{}} }
+
+// conflicts applies Linux's rules: same port and overlapping addresses
+// conflict unless both set SO_REUSEADDR or both SO_REUSEPORT.
+func (t *udpTable) conflicts(e *DgramEndpoint, a netip.Addr, port uint16) bool {
+	for _, o := range t.ports[port] {
+		if o == e {
+			continue
+		}
+		oa := o.local.Addr()
+		if !(a.IsUnspecified() || oa.IsUnspecified() || oa == a) {
+			continue
+		}
+		if e.opts.reuseAddr && o.opts.reuseAddr {
+			continue
+		}
+		if e.opts.reusePort && o.opts.reusePort {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+func (t *udpTable) bind(e *DgramEndpoint, a netip.Addr, port uint16) (uint16, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if port == 0 {
+		span := EphemeralHigh - EphemeralLow + 1
+		start := rand.IntN(span)
+		for i := 0; i < span; i++ {
+			p := uint16(EphemeralLow + (start+i)%span)
+			if len(t.ports[p]) == 0 {
+				port = p
+				break
+			}
+		}
+		if port == 0 {
+			return 0, syscall.EADDRINUSE
+		}
+	} else if t.conflicts(e, a, port) {
+		return 0, syscall.EADDRINUSE
+	}
+	t.ports[port] = append(t.ports[port], e)
+	return port, nil
+}
+
+func (t *udpTable) rebindAddr(e *DgramEndpoint, a netip.Addr) {}
+
+func (t *udpTable) remove(e *DgramEndpoint) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !e.bound {
+		return
+	}
+	p := e.local.Port()
+	l := t.ports[p]
+	for i, o := range l {
+		if o == e {
+			l = append(l[:i], l[i+1:]...)
+			break
+		}
+	}
+	if len(l) == 0 {
+		delete(t.ports, p)
+	} else {
+		t.ports[p] = l
+	}
+}
+
+// score ranks how specifically e matches a packet; -1 means no match.
+// The bound address is read from the binding (connect may have narrowed
+// the reported name, but a wildcard bind still receives on every address).
+func (e *DgramEndpoint) score(dst netip.Addr, src netip.Addr, sport uint16) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sc := 0
+	la := e.local.Addr()
+	if !la.IsUnspecified() {
+		if la != dst && !dst.IsMulticast() && dst != limitedBroadcast {
+			if !e.connected {
+				return -1
+			}
+			// connected: local was set from the route; accept only that address
+			return -1
+		}
+		sc += 2
+	}
+	if e.connected {
+		if e.remote.Addr() != src || (e.kind == KindUDP && e.remote.Port() != sport) {
+			return -1
+		}
+		sc += 4
+	}
+	return sc
+}
+
+// lookup finds the best endpoint for a unicast datagram.
+func (t *udpTable) lookup(dst netip.Addr, dport uint16, src netip.Addr, sport uint16) *DgramEndpoint {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var best *DgramEndpoint
+	bestScore := -1
+	var same int
+	for _, e := range t.ports[dport] {
+		sc := e.score(dst, src, sport)
+		if sc > bestScore {
+			best, bestScore, same = e, sc, 1
+		} else if sc == bestScore && sc >= 0 && e.opts.reusePort && best.opts.reusePort {
+			// SO_REUSEPORT: spread flows by a hash of the source.
+			same++
+			a := src.As4()
+			h := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+			h ^= uint32(sport) * 2654435761
+			if int(h%uint32(same)) == 0 {
+				best = e
+			}
+		}
+	}
+	return best
+}
+
+// lookupAll lists every endpoint that wants a broadcast or multicast datagram.
+func (t *udpTable) lookupAll(dst netip.Addr, dport uint16, src netip.Addr, sport uint16, out []*DgramEndpoint) []*DgramEndpoint {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, e := range t.ports[dport] {
+		// IP_MULTICAST_ALL is on by default in Linux: every socket bound
+		// to the port gets the group's datagrams once the host is a member.
+		if e.score(dst, src, sport) < 0 {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// setError records an ICMP error on the connected socket that sent the
+// datagram (Linux reports errors to unconnected UDP sockets only with
+// IP_RECVERR).
+func (t *udpTable) setError(local, remote netip.AddrPort, err syscall.Errno) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, e := range t.ports[local.Port()] {
+		e.mu.Lock()
+		match := e.connected && e.remote.Addr() == remote.Addr() && (e.kind != KindUDP || e.remote.Port() == remote.Port())
+		e.mu.Unlock()
+		if match {
+			e.setError(err)
+			return true
+		}
+	}
+	return false
+}
+
+// receiveUDP demultiplexes a datagram.
+func (s *Stack) receiveUDP(n *NIC, h wire.IPv4, bcast bool) {
+	st := &s.stats.UDP
+	u, err := wire.ParseUDP(h.Payload(), h.PseudoSum(0))
+	if err != nil {
+		st.InErrors.Add(1)
+		if pe, ok := err.(*wire.ParseError); ok {
+			switch pe.Reason {
+			case wire.ReasonBadChecksum:
+				st.InCsumErrors.Add(1)
+			default:
+				st.InBadLength.Add(1)
+			}
+		}
+		return
+	}
+	src, dst := h.Src(), h.Dst()
+	from := netip.AddrPortFrom(src, u.SrcPort())
+	if bcast {
+		var buf [8]*DgramEndpoint
+		eps := s.udp.lookupAll(dst, u.DstPort(), src, u.SrcPort(), buf[:0])
+		if len(eps) == 0 {
+			st.NoPorts.Add(1)
+			return
+		}
+		st.InDatagrams.Add(1)
+		for _, e := range eps {
+			if !e.enqueue(u.Payload(), from, h) {
+				st.RcvbufErrors.Add(1)
+			}
+		}
+		return
+	}
+	e := s.udp.lookup(dst, u.DstPort(), src, u.SrcPort())
+	if e == nil {
+		st.NoPorts.Add(1)
+		s.sendICMPError(h, wire.ICMPDestUnreach, wire.ICMPPortUnreach, 0)
+		return
+	}
+	st.InDatagrams.Add(1)
+	if !e.enqueue(u.Payload(), from, h) {
+		st.RcvbufErrors.Add(1)
+		st.InErrors.Add(1)
+	}
+}
+
+// rawTable holds raw endpoints; each gets a copy of every packet of its protocol.
+type rawTable struct {
+	mu  sync.RWMutex
+	eps []*DgramEndpoint
+}
+
+func (t *rawTable) add(e *DgramEndpoint) {
+	t.mu.Lock()
+	t.eps = append(t.eps, e)
+	t.mu.Unlock()
+}
+
+func (t *rawTable) remove(e *DgramEndpoint) {
+	t.mu.Lock()
+	for i, o := range t.eps {
+		if o == e {
+			t.eps = append(t.eps[:i], t.eps[i+1:]...)
+			break
+		}
+	}
+	t.mu.Unlock()
+}
+
+func (t *rawTable) has(proto uint8) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, e := range t.eps {
+		if e.proto == proto {
+			return true
+		}
+	}
+	return false
+}
+
+// deliver copies h (IP header included, as Linux raw sockets receive it)
+// to every raw endpoint of its protocol.
+func (t *rawTable) deliver(s *Stack, h wire.IPv4) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, e := range t.eps {
+		if e.proto != h.Protocol() {
+			continue
+		}
+		e.mu.Lock()
+		la, conn, ra := e.local.Addr(), e.connected, e.remote.Addr()
+		e.mu.Unlock()
+		if la.IsValid() && !la.IsUnspecified() && la != h.Dst() {
+			continue
+		}
+		if conn && ra != h.Src() {
+			continue
+		}
+		if e.enqueue(h, netip.AddrPortFrom(h.Src(), 0), h) {
+			s.stats.Raw.InDelivers.Add(1)
+		} else {
+			s.stats.Raw.RcvbufErrors.Add(1)
+		}
+	}
+}
+
+// writeRawIP sends a packet whose IPv4 header the application built
+// (IP_HDRINCL): the stack fills the total length and checksum, and an
+// identification when it is zero, like Linux's raw_send_hdrinc.
+func (s *Stack) writeRawIP(b []byte, iface *NIC) error {
+	if len(b) < wire.IPv4MinHeaderLen || b[0]>>4 != 4 {
+		return syscall.EINVAL
+	}
+	hl := int(b[0]&0x0f) * 4
+	if hl < wire.IPv4MinHeaderLen || hl > len(b) {
+		return syscall.EINVAL
+	}
+	if len(b) > wire.IPv4MaxLen {
+		return syscall.EMSGSIZE
+	}
+	dst := wire.IPv4(b).Dst()
+	r, err := s.FindRoute(dst)
+	if err != nil {
+		return err
+	}
+	if iface != nil {
+		r.NIC = iface
+	}
+	if len(b) > r.MTU {
+		return syscall.EMSGSIZE
+	}
+	buf := getBuf(wire.EthernetHeaderLen + len(b))
+	defer putBuf(buf)
+	ip := wire.IPv4(buf[wire.EthernetHeaderLen:])
+	copy(ip, b)
+	ip.SetTotalLen(len(b))
+	if ip.ID() == 0 {
+		ip.SetID(s.nextID())
+	}
+	if !wire.IPv4(b).Src().IsValid() || ip.Src().IsUnspecified() {
+		ip.SetSrc(r.Src)
+	}
+	ip.FillChecksum()
+	s.stats.IP.OutRequests.Add(1)
+	r.NIC.sendIP(r.NextHop, buf)
+	return nil
+}

@@ -1,0 +1,252 @@
+package stack
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"syscall"
+
+	"github.com/sockstack/sockstack/tcp"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// receiveICMP handles echo, echo replies and errors.
+func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool) {
+	st := &s.stats.ICMP
+	st.InMsgs.Add(1)
+	m, err := wire.ParseICMPv4(h.Payload())
+	if err != nil {
+		st.InErrors.Add(1)
+		if pe, ok := err.(*wire.ParseError); ok && pe.Reason == wire.ReasonBadChecksum {
+			st.InCsumErrors.Add(1)
+		}
+		return
+	}
+	switch m.Type() {
+	case wire.ICMPEcho:
+		st.InEchos.Add(1)
+		if bcast {
+			// icmp_echo_ignore_broadcasts=1, the Linux default (smurf attacks).
+			return
+		}
+		s.echoReply(h, m)
+	case wire.ICMPEchoReply:
+		st.InEchoReps.Add(1)
+		s.pingDeliver(h, m)
+	case wire.ICMPDestUnreach, wire.ICMPTimeExceeded, wire.ICMPParamProblem, wire.ICMPSourceQuench:
+		switch m.Type() {
+		case wire.ICMPDestUnreach:
+			st.InDestUnreachs.Add(1)
+			if m.Code() == wire.ICMPFragNeeded {
+				st.InFragNeeded.Add(1)
+			}
+		case wire.ICMPTimeExceeded:
+			st.InTimeExcds.Add(1)
+		default:
+			st.InOther.Add(1)
+		}
+		mtu := 0
+		if m.Type() == wire.ICMPDestUnreach && m.Code() == wire.ICMPFragNeeded {
+			mtu = m.NextHopMTU()
+		}
+		if !s.handleICMPError(m.Payload(), m.Type(), m.Code(), mtu) {
+			st.InUnmatched.Add(1)
+		}
+	default:
+		st.InOther.Add(1)
+	}
+}
+
+func (s *Stack) echoReply(h wire.IPv4, m wire.ICMPv4) {
+	reply := getBuf(len(m))
+	defer putBuf(reply)
+	copy(reply, m)
+	r := wire.ICMPv4(reply)
+	r.SetType(wire.ICMPEchoReply)
+	r.SetCode(0)
+	reply[2], reply[3] = 0, 0
+	err := s.WritePacket(&OutPacket{Src: h.Dst(), Dst: h.Src(), Proto: wire.ProtoICMP, TOS: h.TOS(), Parts: [3][]byte{reply}})
+	if err == nil {
+		s.stats.ICMP.OutMsgs.Add(1)
+		s.stats.ICMP.OutEchoReps.Add(1)
+	}
+}
+
+// errnoFor maps an ICMP error to the errno a socket sees (Linux's
+// icmp_err_convert table).
+func errnoFor(typ, code uint8) syscall.Errno {
+	switch typ {
+	case wire.ICMPDestUnreach:
+		switch code {
+		case wire.ICMPNetUnreach, wire.ICMPNetUnknown, wire.ICMPNetTOSUnreach:
+			return syscall.ENETUNREACH
+		case wire.ICMPPortUnreach:
+			return syscall.ECONNREFUSED
+		case wire.ICMPProtoUnreach:
+			return syscall.ENOPROTOOPT
+		case wire.ICMPFragNeeded:
+			return syscall.EMSGSIZE
+		case wire.ICMPSourceRouteFailed:
+			return syscall.EOPNOTSUPP
+		case wire.ICMPSourceHostIsolated:
+			return syscall.EHOSTUNREACH
+		case wire.ICMPNetProhibited, wire.ICMPHostProhibited, wire.ICMPAdminProhibited,
+			wire.ICMPHostPrecedence, wire.ICMPPrecedenceCutoff:
+			return syscall.EACCES
+		default:
+			return syscall.EHOSTUNREACH
+		}
+	case wire.ICMPTimeExceeded:
+		return syscall.EHOSTUNREACH
+	case wire.ICMPParamProblem:
+		return syscall.EPROTO
+	}
+	return syscall.EHOSTUNREACH
+}
+
+// handleICMPError matches an error's invoking packet (our own datagram,
+// header and first 8 bytes) to the socket that sent it.
+func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int) bool {
+	if len(inner) < wire.IPv4MinHeaderLen || inner[0]>>4 != 4 {
+		return false
+	}
+	ih := wire.IPv4(inner)
+	hl := ih.HeaderLen()
+	if hl < wire.IPv4MinHeaderLen || len(inner) < hl+8 {
+		return false
+	}
+	t := inner[hl:]
+	src, dst := ih.Src(), ih.Dst()
+	if !s.IsLocal(src) {
+		return false
+	}
+	switch ih.Protocol() {
+	case wire.ProtoUDP:
+		u := wire.UDP(t)
+		local := netip.AddrPortFrom(src, u.SrcPort())
+		remote := netip.AddrPortFrom(dst, u.DstPort())
+		return s.udp.setError(local, remote, errnoFor(typ, code))
+	case wire.ProtoTCP:
+		tc := wire.TCP(t)
+		local := netip.AddrPortFrom(src, tc.SrcPort())
+		remote := netip.AddrPortFrom(dst, tc.DstPort())
+		s.TCP.HandleError(local, remote, tc.Seq(), tcpErrorKind(typ, code), mtu)
+		return true
+	case wire.ProtoICMP:
+		m := wire.ICMPv4(t)
+		if m.Type() != wire.ICMPEcho {
+			return false
+		}
+		local := netip.AddrPortFrom(src, m.ID())
+		return s.ping.setError(local, netip.AddrPortFrom(dst, 0), errnoFor(typ, code))
+	}
+	return false
+}
+
+func tcpErrorKind(typ, code uint8) tcp.ErrorKind {
+	switch typ {
+	case wire.ICMPDestUnreach:
+		switch code {
+		case wire.ICMPPortUnreach:
+			return tcp.ErrPortUnreach
+		case wire.ICMPProtoUnreach:
+			return tcp.ErrProtoUnreach
+		case wire.ICMPFragNeeded:
+			return tcp.ErrFragNeeded
+		case wire.ICMPNetUnreach, wire.ICMPNetUnknown, wire.ICMPNetTOSUnreach:
+			return tcp.ErrNetUnreach
+		default:
+			return tcp.ErrHostUnreach
+		}
+	case wire.ICMPTimeExceeded:
+		return tcp.ErrTimeExceeded
+	case wire.ICMPSourceQuench:
+		return tcp.ErrSourceQuench
+	}
+	return tcp.ErrHostUnreach
+}
+
+// localError reports an error about one of our own packets without
+// sending anything (neighbour resolution failed).
+func (s *Stack) localError(h wire.IPv4, typ, code uint8, mtu int) {
+	if h.Protocol() == wire.ProtoTCP && len(h.Payload()) >= 8 {
+		t := wire.TCP(h.Payload())
+		s.TCP.HandleError(netip.AddrPortFrom(h.Src(), t.SrcPort()), netip.AddrPortFrom(h.Dst(), t.DstPort()), t.Seq(), tcp.ErrNeighbor, 0)
+		return
+	}
+	s.handleICMPError(h, typ, code, mtu)
+}
+
+// sendICMPError answers a packet with an ICMP error, following RFC 1122
+// 3.2.2 (never about an ICMP error, a broadcast or multicast, a non-first
+// fragment, or a source that is not a unicast host) and rate-limited as
+// RFC 1812 4.3.2.8 asks.
+func (s *Stack) sendICMPError(orig wire.IPv4, typ, code uint8, mtu int) {
+	st := &s.stats.ICMP
+	if len(orig) < wire.IPv4MinHeaderLen {
+		return
+	}
+	src, dst := orig.Src(), orig.Dst()
+	if orig.FragOffset() != 0 || dst.IsMulticast() || dst == limitedBroadcast ||
+		src.IsMulticast() || src == limitedBroadcast || src.IsUnspecified() || s.isAnyBroadcast(dst) {
+		st.OutSuppressed.Add(1)
+		return
+	}
+	hl := orig.HeaderLen()
+	if orig.Protocol() == wire.ProtoICMP && len(orig) > hl {
+		if t := orig[hl]; t != wire.ICMPEcho && t != wire.ICMPEchoReply && t != wire.ICMPTimestamp && t != wire.ICMPTimestampReply {
+			st.OutSuppressed.Add(1)
+			return
+		}
+	}
+	if !s.icmpRL.take(s.clock.Now()) {
+		st.OutRateLimited.Add(1)
+		return
+	}
+	// Quote as much of the original as fits in 576 bytes (RFC 1812 4.3.2.3).
+	q := min(len(orig), 576-wire.IPv4MinHeaderLen-wire.ICMPv4HeaderLen)
+	var hdr [wire.ICMPv4HeaderLen]byte
+	m := wire.ICMPv4(hdr[:])
+	m.SetType(typ)
+	m.SetCode(code)
+	if typ == wire.ICMPDestUnreach && code == wire.ICMPFragNeeded {
+		m.SetNextHopMTU(mtu)
+	}
+	from := netip.Addr{}
+	if s.IsLocal(dst) {
+		from = dst
+	}
+	err := s.WritePacket(&OutPacket{Src: from, Dst: src, Proto: wire.ProtoICMP, TOS: 0xc0, Parts: [3][]byte{hdr[:], orig[:q]}})
+	if err != nil {
+		return
+	}
+	st.OutMsgs.Add(1)
+	switch typ {
+	case wire.ICMPDestUnreach:
+		st.OutDestUnreachs.Add(1)
+	case wire.ICMPTimeExceeded:
+		st.OutTimeExcds.Add(1)
+	}
+}
+
+// isAnyBroadcast reports a directed broadcast address of any NIC.
+func (s *Stack) isAnyBroadcast(a netip.Addr) bool {
+	for _, n := range s.NICs() {
+		if n.isBroadcast(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// pingDeliver hands an echo reply to the ping socket whose "port" is the
+// echo identifier.
+func (s *Stack) pingDeliver(h wire.IPv4, m wire.ICMPv4) {
+	id := m.ID()
+	ep := s.ping.lookup(h.Dst(), id, h.Src(), 0)
+	if ep == nil {
+		return
+	}
+	ep.enqueue(m, netip.AddrPortFrom(h.Src(), 0), h)
+}
+
+var _ = binary.BigEndian

@@ -1,0 +1,491 @@
+package stack
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+	"syscall"
+
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// Frame buffers come from size-classed pools; a pool holds *[]byte so
+// Get/Put do not allocate.
+var bufPools = [...]struct {
+	size int
+	pool sync.Pool
+}{{size: 256}, {size: 2048}, {size: 9216}, {size: 65536 + 64}}
+
+func getBuf(n int) []byte {
+	for i := range bufPools {
+		p := &bufPools[i]
+		if n <= p.size {
+			if v := p.pool.Get(); v != nil {
+				return (*v.(*[]byte))[:n]
+			}
+			return make([]byte, n, p.size)
+		}
+	}
+	return make([]byte, n)
+}
+
+func putBuf(b []byte) {
+	c := cap(b)
+	for i := range bufPools {
+		if c == bufPools[i].size {
+			b = b[:c]
+			bufPools[i].pool.Put(&b)
+			return
+		}
+	}
+}
+
+// DeliverFrames is the NIC's receive path: it runs every frame to
+// completion on the link's goroutine.
+func (n *NIC) DeliverFrames(frames [][]byte) {
+	s := n.stack
+	for _, f := range frames {
+		s.stats.Link.InFrames.Add(1)
+		n.tapFrame(f, false)
+		if !n.ethernet {
+			s.receiveIPv4(n, f, false)
+			continue
+		}
+		info, err := wire.ParseEthernet(f)
+		if err != nil {
+			s.stats.Link.InMalformed.Add(1)
+			continue
+		}
+		if !n.acceptMAC(info.Dst) {
+			s.stats.Link.InNotForUs.Add(1)
+			continue
+		}
+		p := f[info.HeaderLen:]
+		switch info.EtherType {
+		case wire.EtherTypeIPv4:
+			s.receiveIPv4(n, p, info.Dst.IsMulticast())
+		case wire.EtherTypeARP:
+			n.handleARP(p)
+		default:
+			s.stats.Link.InUnknownEtherType.Add(1)
+		}
+	}
+}
+
+// acceptMAC filters destination MACs: ours, broadcast, and the groups we
+// joined (everything in promiscuous mode).
+func (n *NIC) acceptMAC(m wire.MAC) bool {
+	if m == n.mac || m.IsBroadcast() || n.promisc.Load() > 0 {
+		return true
+	}
+	if m.IsMulticast() {
+		return n.acceptGroupMAC(m)
+	}
+	return false
+}
+
+// acceptGroupMAC reports a multicast MAC of a joined group (01:00:5e + 23 bits).
+func (n *NIC) acceptGroupMAC(m wire.MAC) bool {
+	n.amu.RLock()
+	defer n.amu.RUnlock()
+	for g := range n.groups {
+		if multicastMAC(g) == m {
+			return true
+		}
+	}
+	// 224.0.0.1 (all hosts) is always joined.
+	return m == multicastMAC(allHosts)
+}
+
+var allHosts = netip.AddrFrom4([4]byte{224, 0, 0, 1})
+
+func multicastMAC(g netip.Addr) wire.MAC {
+	a := g.As4()
+	return wire.MAC{0x01, 0x00, 0x5e, a[1] & 0x7f, a[2], a[3]}
+}
+
+func (s *Stack) countIPError(err error) {
+	s.stats.IP.InHdrErrors.Add(1)
+	var pe *wire.ParseError
+	if !errors.As(err, &pe) {
+		return
+	}
+	switch pe.Reason {
+	case wire.ReasonTruncated:
+		s.stats.IP.InTruncated.Add(1)
+	case wire.ReasonBadVersion:
+		s.stats.IP.InBadVersion.Add(1)
+	case wire.ReasonBadHeaderLen:
+		s.stats.IP.InBadHeaderLen.Add(1)
+	case wire.ReasonBadLength:
+		s.stats.IP.InBadLength.Add(1)
+	case wire.ReasonBadChecksum:
+		s.stats.IP.InCsumErrors.Add(1)
+	case wire.ReasonBadOption:
+		s.stats.IP.InBadOptions.Add(1)
+	}
+}
+
+// receiveIPv4 checks a packet (RFC 1122 3.2.1) and delivers, reassembles
+// or forwards it.
+func (s *Stack) receiveIPv4(n *NIC, b []byte, linkMulticast bool) {
+	s.stats.IP.InReceives.Add(1)
+	h, err := wire.ParseIPv4(b)
+	if err != nil {
+		s.countIPError(err)
+		return
+	}
+	src, dst := h.Src(), h.Dst()
+	// A source that is broadcast, multicast or (from the wire) one of ours
+	// is a spoof or a loop: RFC 1122 3.2.1.3 says discard.
+	if src == limitedBroadcast || src.IsMulticast() || (!n.loopback && (n.isBroadcast(src) || n.hasAddr(src))) {
+		s.stats.IP.InBadSource.Add(1)
+		return
+	}
+	local := n.loopback || n.hasAddr(dst) || (dst.As4()[0] == 127 && n.loopback)
+	bcast := false
+	if !local {
+		switch {
+		case n.isBroadcast(dst):
+			local, bcast = true, true
+		case dst.IsMulticast():
+			if !n.isMember(dst) {
+				s.stats.IP.InAddrErrors.Add(1)
+				return
+			}
+			local, bcast = true, true
+		case s.IsLocal(dst):
+			// Weak host model (RFC 1122 3.3.4.2), like Linux: an address of
+			// any interface is ours.
+			local = true
+		}
+	}
+	if !local {
+		if linkMulticast || !s.opts.Forwarding {
+			s.stats.IP.InAddrErrors.Add(1)
+			return
+		}
+		s.forward(h)
+		return
+	}
+	if h.IsFragment() {
+		whole, release := s.reasm.add(h)
+		if whole == nil {
+			return
+		}
+		defer release()
+		h = whole
+	}
+	s.deliver(n, h, bcast)
+}
+
+// deliver hands a whole datagram to its protocol.
+func (s *Stack) deliver(n *NIC, h wire.IPv4, bcast bool) {
+	s.raw.deliver(s, h)
+	switch h.Protocol() {
+	case wire.ProtoICMP:
+		s.stats.IP.InDelivers.Add(1)
+		s.receiveICMP(n, h, bcast)
+	case wire.ProtoUDP:
+		s.stats.IP.InDelivers.Add(1)
+		s.receiveUDP(n, h, bcast)
+	case wire.ProtoTCP:
+		if bcast {
+			s.stats.IP.InAddrErrors.Add(1)
+			return
+		}
+		p := h.Payload()
+		t, err := wire.ParseTCP(p, h.PseudoSum(0), true)
+		if err != nil {
+			s.stats.IP.InDiscards.Add(1)
+			s.tcpInErr(err)
+			return
+		}
+		s.stats.IP.InDelivers.Add(1)
+		s.TCP.HandleSegment(h.Src(), h.Dst(), h.TOS(), t)
+	case wire.ProtoIGMP:
+		s.stats.IP.InDelivers.Add(1)
+		s.receiveIGMP(n, h)
+	default:
+		if s.raw.has(h.Protocol()) {
+			s.stats.IP.InDelivers.Add(1)
+			return
+		}
+		s.stats.IP.InUnknownProtos.Add(1)
+		s.sendICMPError(h, wire.ICMPDestUnreach, wire.ICMPProtoUnreach, 0)
+	}
+}
+
+// forward routes a packet that is not ours (only with Options.Forwarding).
+func (s *Stack) forward(h wire.IPv4) {
+	if h.TTL() <= 1 {
+		s.stats.IP.TTLExceeded.Add(1)
+		s.sendICMPError(h, wire.ICMPTimeExceeded, wire.ICMPTTLExceeded, 0)
+		return
+	}
+	r, err := s.FindRoute(h.Dst())
+	if err != nil || r.Local {
+		s.stats.IP.OutNoRoutes.Add(1)
+		s.sendICMPError(h, wire.ICMPDestUnreach, wire.ICMPNetUnreach, 0)
+		return
+	}
+	if len(h) > r.MTU && h.DF() {
+		s.stats.IP.FragFails.Add(1)
+		s.sendICMPError(h, wire.ICMPDestUnreach, wire.ICMPFragNeeded, r.MTU)
+		return
+	}
+	buf := getBuf(wire.EthernetHeaderLen + len(h))
+	defer putBuf(buf)
+	p := wire.IPv4(buf[wire.EthernetHeaderLen:])
+	copy(p, h)
+	// RFC 1624 incremental update for the TTL decrement.
+	old := uint16(p[8])<<8 | uint16(p[9])
+	p.SetTTL(p.TTL() - 1)
+	p.SetChecksum(wire.UpdateChecksum(p.Checksum(), old, uint16(p[8])<<8|uint16(p[9])))
+	s.stats.IP.ForwDatagrams.Add(1)
+	if len(p) > r.MTU {
+		s.fragmentAndSend(&r, buf, len(p))
+		return
+	}
+	r.NIC.sendIP(r.NextHop, buf)
+}
+
+// OutPacket describes a datagram to send. The transport bytes are
+// Parts[0..2] concatenated; for TCP, UDP and ICMP the stack fills the
+// transport checksum (the field must be zero).
+type OutPacket struct {
+	Src, Dst netip.Addr // Src may be invalid: the route's source is used
+	Proto    uint8
+	TTL      uint8 // 0: default
+	TOS      uint8
+	DF       bool
+	NoCsum   bool // do not fill the transport checksum (raw sockets)
+	Parts    [3][]byte
+	// Iface pins the output NIC (IP_MULTICAST_IF, SO_BINDTODEVICE).
+	Iface *NIC
+}
+
+// WritePacket routes and sends one datagram, fragmenting it when it is
+// larger than the route MTU and DF is clear.
+func (s *Stack) WritePacket(p *OutPacket) error {
+	var r ResolvedRoute
+	var err error
+	dst := p.Dst
+	switch {
+	case dst == limitedBroadcast || dst.IsMulticast():
+		nic := p.Iface
+		if nic == nil {
+			// The first non-loopback NIC with an address, as Linux picks
+			// by its route for 255.255.255.255 / 224/4.
+			if rr, e := s.FindRoute(dst); e == nil && !rr.Local {
+				nic = rr.NIC
+			} else {
+				for _, c := range s.NICs() {
+					if !c.loopback && len(c.Addrs()) > 0 {
+						nic = c
+						break
+					}
+				}
+			}
+		}
+		if nic == nil {
+			s.stats.IP.OutNoRoutes.Add(1)
+			return syscall.ENETUNREACH
+		}
+		r = ResolvedRoute{NIC: nic, NextHop: dst, MTU: nic.mtu, Src: nic.primaryAddr(dst)}
+	default:
+		r, err = s.FindRoute(dst)
+		if err != nil {
+			s.stats.IP.OutNoRoutes.Add(1)
+			return err
+		}
+	}
+	src := p.Src
+	if !src.IsValid() || src.IsUnspecified() {
+		src = r.Src
+	}
+	total := 0
+	for _, x := range p.Parts {
+		total += len(x)
+	}
+	ttl := p.TTL
+	if ttl == 0 {
+		ttl = s.opts.DefaultTTL
+	}
+	hdr := wire.IPv4Header{TOS: p.TOS, TotalLen: wire.IPv4MinHeaderLen + total, ID: s.nextID(),
+		DF: p.DF, TTL: ttl, Protocol: p.Proto, Src: src, Dst: dst}
+	if hdr.TotalLen > wire.IPv4MaxLen {
+		return syscall.EMSGSIZE
+	}
+	if hdr.TotalLen > r.MTU && p.DF {
+		s.stats.IP.OutTooBig.Add(1)
+		return syscall.EMSGSIZE
+	}
+	s.stats.IP.OutRequests.Add(1)
+	buf := getBuf(wire.EthernetHeaderLen + hdr.TotalLen)
+	defer putBuf(buf)
+	ip := buf[wire.EthernetHeaderLen:]
+	hl := hdr.Put(ip)
+	off := hl
+	for _, x := range p.Parts {
+		off += copy(ip[off:], x)
+	}
+	if !p.NoCsum {
+		fillTransportChecksum(wire.IPv4(ip), p.Proto)
+	}
+	if hdr.TotalLen > r.MTU {
+		return s.fragmentAndSend(&r, buf, hdr.TotalLen)
+	}
+	r.NIC.sendIP(r.NextHop, buf)
+	return nil
+}
+
+func fillTransportChecksum(ip wire.IPv4, proto uint8) {
+	t := ip.Payload()
+	switch proto {
+	case wire.ProtoTCP:
+		if len(t) >= wire.TCPMinHeaderLen {
+			wire.TCP(t).FillChecksum(ip.PseudoSum(len(t)))
+		}
+	case wire.ProtoUDP:
+		if len(t) >= wire.UDPHeaderLen {
+			wire.UDP(t).FillChecksum(ip.PseudoSum(len(t)))
+		}
+	case wire.ProtoICMP, wire.ProtoIGMP:
+		if len(t) >= 4 {
+			t[2], t[3] = 0, 0
+			c := wire.Checksum(t)
+			t[2], t[3] = byte(c>>8), byte(c)
+		}
+	}
+}
+
+// fragmentAndSend splits the packet in buf[14:14+total] into fragments
+// that fit the route MTU (RFC 791): each carries the header (options
+// copied only when their copy bit is set) and a multiple of 8 bytes.
+func (s *Stack) fragmentAndSend(r *ResolvedRoute, buf []byte, total int) error {
+	ip := wire.IPv4(buf[wire.EthernetHeaderLen : wire.EthernetHeaderLen+total])
+	hl := ip.HeaderLen()
+	payload := ip[hl:]
+	baseOff := ip.FragOffset()
+	lastMF := ip.MF()
+	// Options with the copy bit go in every fragment; the rest only in the first.
+	var copied [40]byte
+	nc := copyOptions(ip.Options(), copied[:])
+	for off, first := 0, true; off < len(payload); first = false {
+		fhl := hl
+		if !first {
+			fhl = wire.IPv4MinHeaderLen + (nc+3)&^3
+		}
+		room := (r.MTU - fhl) &^ 7
+		if room <= 0 {
+			s.stats.IP.FragFails.Add(1)
+			return syscall.EMSGSIZE
+		}
+		n := min(room, len(payload)-off)
+		f := getBuf(wire.EthernetHeaderLen + fhl + n)
+		fip := wire.IPv4(f[wire.EthernetHeaderLen:])
+		if first {
+			copy(fip, ip[:hl])
+		} else {
+			copy(fip, ip[:wire.IPv4MinHeaderLen])
+			copy(fip[wire.IPv4MinHeaderLen:], copied[:nc])
+			clear(fip[wire.IPv4MinHeaderLen+nc : fhl])
+			fip[0] = 0x40 | byte(fhl/4)
+		}
+		copy(fip[fhl:], payload[off:off+n])
+		more := off+n < len(payload) || lastMF
+		fip.SetTotalLen(fhl + n)
+		fip.SetFragment(baseOff+off, false, more)
+		fip.FillChecksum()
+		r.NIC.sendIP(r.NextHop, f)
+		putBuf(f)
+		s.stats.IP.FragCreates.Add(1)
+		off += n
+	}
+	s.stats.IP.FragOKs.Add(1)
+	return nil
+}
+
+// copyOptions copies the options whose copied flag (bit 7 of the type)
+// is set, as RFC 791 requires for non-first fragments.
+func copyOptions(o []byte, out []byte) int {
+	n := 0
+	for i := 0; i < len(o); {
+		t := o[i]
+		if t == wire.IPOptEnd {
+			break
+		}
+		if t == wire.IPOptNOP {
+			i++
+			continue
+		}
+		if i+1 >= len(o) {
+			break
+		}
+		l := int(o[i+1])
+		if l < 2 || i+l > len(o) {
+			break
+		}
+		if t&0x80 != 0 {
+			n += copy(out[n:], o[i:i+l])
+		}
+		i += l
+	}
+	return n
+}
+
+// sendIP sends buf (14 bytes of room, then an IP packet) to next hop nh.
+func (n *NIC) sendIP(nh netip.Addr, buf []byte) {
+	if !n.ethernet {
+		n.writeFrame(buf[wire.EthernetHeaderLen:])
+		return
+	}
+	e := wire.Ethernet(buf)
+	var dst wire.MAC
+	switch {
+	case nh == limitedBroadcast || n.isBroadcast(nh):
+		dst = wire.BroadcastMAC
+	case nh.IsMulticast():
+		dst = multicastMAC(nh)
+		n.loopMulticast(buf[wire.EthernetHeaderLen:])
+	default:
+		e.SetSrc(n.mac)
+		e.SetEtherType(wire.EtherTypeIPv4)
+		mac, ok := n.neigh.resolve(nh, buf)
+		if !ok {
+			return
+		}
+		dst = mac
+	}
+	wire.PutEthernet(buf, dst, n.mac, wire.EtherTypeIPv4)
+	n.writeFrame(buf)
+}
+
+// writeFrame hands one frame to the endpoint.
+func (n *NIC) writeFrame(f []byte) {
+	s := n.stack
+	n.tapFrame(f, true)
+	one := [1][]byte{f}
+	if _, err := n.ep.WriteFrames(one[:]); err != nil {
+		if err == link.ErrQueueFull {
+			s.stats.Link.OutQueueFull.Add(1)
+		} else {
+			s.stats.Link.OutErrors.Add(1)
+		}
+		return
+	}
+	s.stats.Link.OutFrames.Add(1)
+}
+
+// neighborFailed reports a packet dropped because its next hop never
+// answered ARP: the sender sees EHOSTUNREACH, as if an ICMP host
+// unreachable had come back (this is what Linux does).
+func (s *Stack) neighborFailed(ip []byte) {
+	h, err := wire.ParseIPv4(ip)
+	if err != nil {
+		return
+	}
+	s.localError(h, wire.ICMPDestUnreach, wire.ICMPHostUnreach, 0)
+}

@@ -1,0 +1,212 @@
+package stack
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// IGMPv2 (RFC 2236): membership reports on join, leave messages when the
+// last member leaves, and reports in answer to queries.
+
+const (
+	igmpQuery    = 0x11
+	igmpReportV1 = 0x12
+	igmpReportV2 = 0x16
+	igmpLeave    = 0x17
+)
+
+var allRouters = netip.AddrFrom4([4]byte{224, 0, 0, 2})
+
+type membership struct {
+	nic   *NIC
+	group netip.Addr
+}
+
+// isMember reports whether the host joined g on this NIC (224.0.0.1 always).
+func (n *NIC) isMember(g netip.Addr) bool {
+	if g == allHosts {
+		return true
+	}
+	n.amu.RLock()
+	defer n.amu.RUnlock()
+	return n.groups[g] > 0
+}
+
+// join adds one reference to group g; the first sends a report.
+func (n *NIC) join(g netip.Addr) {
+	n.amu.Lock()
+	if n.groups == nil {
+		n.groups = map[netip.Addr]int{}
+	}
+	n.groups[g]++
+	first := n.groups[g] == 1
+	n.amu.Unlock()
+	if first && !n.loopback {
+		n.sendIGMP(igmpReportV2, g, g)
+	}
+}
+
+// leave drops one reference; the last sends a leave to all routers.
+func (n *NIC) leave(g netip.Addr) {
+	n.amu.Lock()
+	n.groups[g]--
+	last := n.groups[g] <= 0
+	if last {
+		delete(n.groups, g)
+	}
+	n.amu.Unlock()
+	if last && !n.loopback {
+		n.sendIGMP(igmpLeave, g, allRouters)
+	}
+}
+
+// Groups lists the joined groups.
+func (n *NIC) Groups() []netip.Addr {
+	n.amu.RLock()
+	defer n.amu.RUnlock()
+	var out []netip.Addr
+	for g := range n.groups {
+		out = append(out, g)
+	}
+	return out
+}
+
+func (n *NIC) sendIGMP(typ uint8, group, dst netip.Addr) {
+	var m [8]byte
+	m[0] = typ
+	g := group.As4()
+	copy(m[4:], g[:])
+	// Router Alert (RFC 2113), as RFC 2236 asks.
+	_ = n.stack.writeIGMP(n, dst, m[:])
+}
+
+func (s *Stack) writeIGMP(n *NIC, dst netip.Addr, msg []byte) error {
+	src := n.primaryAddr(dst)
+	if !src.IsValid() {
+		src = netip.IPv4Unspecified()
+	}
+	c := wire.Checksum(msg)
+	msg[2], msg[3] = byte(c>>8), byte(c)
+	hdr := wire.IPv4Header{TotalLen: 24 + len(msg), ID: s.nextID(), TTL: 1, Protocol: wire.ProtoIGMP,
+		Src: src, Dst: dst, Options: []byte{0x94, 0x04, 0, 0}, TOS: 0xc0}
+	buf := getBuf(wire.EthernetHeaderLen + hdr.TotalLen)
+	defer putBuf(buf)
+	hl := hdr.Put(buf[wire.EthernetHeaderLen:])
+	copy(buf[wire.EthernetHeaderLen+hl:], msg)
+	s.stats.IP.OutRequests.Add(1)
+	n.sendIP(dst, buf)
+	return nil
+}
+
+// receiveIGMP answers queries with reports after a random delay up to
+// the query's maximum response time.
+func (s *Stack) receiveIGMP(n *NIC, h wire.IPv4) {
+	p := h.Payload()
+	if len(p) < 8 || wire.Checksum(p) != 0 {
+		return
+	}
+	if p[0] != igmpQuery {
+		return
+	}
+	maxResp := time.Duration(p[1]) * 100 * time.Millisecond
+	if maxResp == 0 {
+		maxResp = 10 * time.Second // IGMPv1 query
+	}
+	group := netip.AddrFrom4([4]byte(p[4:8]))
+	for _, g := range n.Groups() {
+		if !group.IsUnspecified() && g != group {
+			continue
+		}
+		g := g
+		d := time.Duration(rand.Int64N(int64(maxResp) + 1))
+		s.clock.AfterFunc(d, func() {
+			if n.isMember(g) {
+				n.sendIGMP(igmpReportV2, g, g)
+			}
+		})
+	}
+}
+
+// loopMulticast delivers a copy of an outgoing multicast packet to this
+// host when a local socket is a member (IP_MULTICAST_LOOP is decided by
+// the sender before it reaches here).
+func (n *NIC) loopMulticast(ip []byte) {}
+
+// JoinGroup is IP_ADD_MEMBERSHIP: group g on the NIC with address ifAddr
+// (unspecified: the NIC the route to g uses).
+func (e *DgramEndpoint) JoinGroup(g, ifAddr netip.Addr) error {
+	if !g.Is4() || !g.IsMulticast() {
+		return syscall.EINVAL
+	}
+	n, err := e.s.groupNIC(g, ifAddr)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	for _, m := range e.groups {
+		if m.nic == n && m.group == g {
+			e.mu.Unlock()
+			return syscall.EADDRINUSE
+		}
+	}
+	e.groups = append(e.groups, membership{n, g})
+	e.mu.Unlock()
+	n.join(g)
+	return nil
+}
+
+// LeaveGroup is IP_DROP_MEMBERSHIP.
+func (e *DgramEndpoint) LeaveGroup(g, ifAddr netip.Addr) error {
+	if !g.Is4() || !g.IsMulticast() {
+		return syscall.EINVAL
+	}
+	n, err := e.s.groupNIC(g, ifAddr)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	for i, m := range e.groups {
+		if m.nic == n && m.group == g {
+			e.groups = append(e.groups[:i], e.groups[i+1:]...)
+			e.mu.Unlock()
+			n.leave(g)
+			return nil
+		}
+	}
+	e.mu.Unlock()
+	return syscall.EADDRNOTAVAIL
+}
+
+func (e *DgramEndpoint) isMember(g netip.Addr) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.groups {
+		if m.group == g {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Stack) groupNIC(g, ifAddr netip.Addr) (*NIC, error) {
+	if ifAddr.IsValid() && !ifAddr.IsUnspecified() {
+		n := s.ownerOf(ifAddr)
+		if n == nil {
+			return nil, syscall.ENODEV
+		}
+		return n, nil
+	}
+	if r, err := s.FindRoute(g); err == nil {
+		return r.NIC, nil
+	}
+	for _, n := range s.NICs() {
+		if !n.loopback && len(n.Addrs()) > 0 {
+			return n, nil
+		}
+	}
+	return nil, syscall.ENODEV
+}

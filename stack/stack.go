@@ -1,0 +1,477 @@
+// Package stack is the host: NICs, addresses, routes, the ARP neighbour
+// cache, IPv4 in and out with fragmentation and reassembly, ICMP, and the
+// demultiplexing of packets to transport endpoints (UDP, ping and raw
+// sockets here; TCP in package tcp).
+package stack
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sockstack/sockstack/clock"
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/tcp"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// Options configure a stack. Zero values give Linux-like defaults.
+type Options struct {
+	Name       string      // host name
+	Clock      clock.Clock // default clock.Real{}
+	Forwarding bool        // route packets not addressed to us
+	DefaultTTL uint8       // 64
+	TCP        tcp.Config
+
+	ARPCacheSize    int           // neighbour entries, default 1024
+	ARPPendingLen   int           // packets queued per unresolved neighbour, default 32
+	ARPRetries      int           // requests before failure, default 3
+	ARPRetryTime    time.Duration // between requests, default 1s
+	ARPReachable    time.Duration // an answer is trusted this long, default 30s
+	ARPStaleTimeout time.Duration // an unused stale entry is removed after this, default 60s
+
+	ReasmTimeout  time.Duration // default 30s
+	ReasmMemLimit int           // bytes held by partial datagrams, default 4 MiB
+
+	ICMPRateLimit int // error messages per second (token bucket), default 1000
+	ICMPRateBurst int // default 50
+
+	UDPRecvBuf int // default receive queue limit in bytes, 212992 like Linux
+}
+
+func (o *Options) fill() {
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Name == "" {
+		o.Name = "sockstack"
+	}
+	if o.DefaultTTL == 0 {
+		o.DefaultTTL = 64
+	}
+	if o.ARPCacheSize == 0 {
+		o.ARPCacheSize = 1024
+	}
+	if o.ARPPendingLen == 0 {
+		o.ARPPendingLen = 32
+	}
+	if o.ARPRetries == 0 {
+		o.ARPRetries = 3
+	}
+	if o.ARPRetryTime == 0 {
+		o.ARPRetryTime = time.Second
+	}
+	if o.ARPReachable == 0 {
+		o.ARPReachable = 30 * time.Second
+	}
+	if o.ARPStaleTimeout == 0 {
+		o.ARPStaleTimeout = 60 * time.Second
+	}
+	if o.ReasmTimeout == 0 {
+		o.ReasmTimeout = 30 * time.Second
+	}
+	if o.ReasmMemLimit == 0 {
+		o.ReasmMemLimit = 4 << 20
+	}
+	if o.ICMPRateLimit == 0 {
+		o.ICMPRateLimit = 1000
+	}
+	if o.ICMPRateBurst == 0 {
+		o.ICMPRateBurst = 50
+	}
+	if o.UDPRecvBuf == 0 {
+		o.UDPRecvBuf = 212992
+	}
+}
+
+// Stack is one host.
+type Stack struct {
+	opts  Options
+	clock clock.Clock
+	stats Stats
+
+	mu     sync.RWMutex
+	nics   []*NIC
+	routes []Route // longest prefix first
+	lo     *NIC
+
+	ipID   atomic.Uint32
+	idKey  [16]byte
+	reasm  *reassembler
+	icmpRL tokenBucket
+
+	udp  *udpTable
+	ping *udpTable // ping sockets, keyed by echo identifier
+	raw  rawTable
+	TCP  *tcp.Protocol
+
+	hooks struct {
+		sync.RWMutex
+		taps []*packetTap // AF_PACKET sockets
+		n    atomic.Int32
+	}
+}
+
+// New makes a stack with a loopback interface (127.0.0.1/8).
+func New(opts Options) *Stack {
+	opts.fill()
+	s := &Stack{opts: opts, clock: opts.Clock}
+	rand.Read(s.idKey[:])
+	var b [4]byte
+	rand.Read(b[:])
+	s.ipID.Store(binary.BigEndian.Uint32(b[:]))
+	s.reasm = newReassembler(s)
+	s.icmpRL = tokenBucket{rate: float64(opts.ICMPRateLimit), burst: float64(opts.ICMPRateBurst), tokens: float64(opts.ICMPRateBurst)}
+	s.udp = newUDPTable()
+	s.ping = newUDPTable()
+	s.TCP = tcp.NewProtocol(tcpHost{s}, opts.TCP)
+
+	// Loopback: an IP pipe whose far end is the stack's own receiver, so
+	// packets to ourselves are queued rather than delivered recursively
+	// (a sender holding a lock must never be re-entered).
+	lo := &NIC{stack: s, id: 0, name: "lo", ep: link.NewLoopback(65536), mtu: 65536, loopback: true, groups: map[netip.Addr]int{}}
+	lo.ep.Attach(lo)
+	s.lo = lo
+	s.nics = append(s.nics, lo)
+	lo.addrs = append(lo.addrs, netip.MustParsePrefix("127.0.0.1/8"))
+	s.routes = append(s.routes, Route{Prefix: netip.MustParsePrefix("127.0.0.0/8"), NIC: lo})
+	return s
+}
+
+// Clock is the stack's clock.
+func (s *Stack) Clock() clock.Clock { return s.clock }
+
+// Name is the host name.
+func (s *Stack) Name() string { return s.opts.Name }
+
+// Stats are the stack's counters.
+func (s *Stack) Stats() *Stats { return &s.stats }
+
+// Options returns the options the stack runs with.
+func (s *Stack) Options() Options { return s.opts }
+
+// Close detaches every NIC and stops TCP.
+func (s *Stack) Close() {
+	s.TCP.Close()
+	s.mu.Lock()
+	nics := s.nics
+	s.mu.Unlock()
+	for _, n := range nics {
+		n.ep.Close()
+		if n.neigh != nil {
+			n.neigh.close()
+		}
+	}
+	s.reasm.close()
+}
+
+// NIC is a network interface of the stack.
+type NIC struct {
+	stack    *Stack
+	id       int
+	name     string
+	ep       link.Endpoint
+	mac      wire.MAC
+	mtu      int
+	loopback bool
+	ethernet bool
+	neigh    *neighborCache
+
+	amu     sync.RWMutex
+	addrs   []netip.Prefix
+	groups  map[netip.Addr]int // multicast memberships (count of joins)
+	promisc atomic.Int32
+}
+
+// AddNIC attaches an endpoint as a new interface and starts receiving.
+func (s *Stack) AddNIC(name string, ep link.Endpoint) *NIC {
+	n := &NIC{stack: s, name: name, ep: ep, mac: ep.HardwareAddr(), mtu: ep.MTU(),
+		ethernet: ep.Kind() == link.KindEthernet, groups: map[netip.Addr]int{}}
+	if n.ethernet {
+		n.neigh = newNeighborCache(n)
+	}
+	s.mu.Lock()
+	n.id = len(s.nics)
+	s.nics = append(s.nics, n)
+	s.mu.Unlock()
+	ep.Attach(n)
+	return n
+}
+
+func (n *NIC) Name() string              { return n.name }
+func (n *NIC) ID() int                   { return n.id }
+func (n *NIC) MTU() int                  { return n.mtu }
+func (n *NIC) HardwareAddr() wire.MAC    { return n.mac }
+func (n *NIC) Endpoint() link.Endpoint   { return n.ep }
+func (n *NIC) IsEthernet() bool          { return n.ethernet }
+func (n *NIC) Stack() *Stack             { return n.stack }
+func (n *NIC) String() string            { return n.name }
+func (n *NIC) Neighbors() []NeighborInfo { return n.neigh.list() }
+
+// Addrs lists the interface's addresses.
+func (n *NIC) Addrs() []netip.Prefix {
+	n.amu.RLock()
+	defer n.amu.RUnlock()
+	return append([]netip.Prefix(nil), n.addrs...)
+}
+
+// AddAddress assigns addr (with its prefix) to the NIC, adds the
+// connected route, and announces it with a gratuitous ARP.
+func (n *NIC) AddAddress(p netip.Prefix) error {
+	if !p.Addr().Is4() || !p.IsValid() {
+		return fmt.Errorf("stack: %v is not an IPv4 prefix", p)
+	}
+	n.amu.Lock()
+	for _, a := range n.addrs {
+		if a.Addr() == p.Addr() {
+			n.amu.Unlock()
+			return syscall.EEXIST
+		}
+	}
+	n.addrs = append(n.addrs, p)
+	n.amu.Unlock()
+	n.stack.AddRoute(Route{Prefix: p.Masked(), NIC: n, Src: p.Addr()})
+	if n.neigh != nil {
+		n.neigh.announce(p.Addr())
+	}
+	return nil
+}
+
+// hasAddr reports whether a is assigned to the NIC.
+func (n *NIC) hasAddr(a netip.Addr) bool {
+	n.amu.RLock()
+	defer n.amu.RUnlock()
+	for _, p := range n.addrs {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// isBroadcast reports a limited or directed broadcast on this NIC.
+func (n *NIC) isBroadcast(a netip.Addr) bool {
+	if a == limitedBroadcast {
+		return true
+	}
+	n.amu.RLock()
+	defer n.amu.RUnlock()
+	for _, p := range n.addrs {
+		if p.Bits() < 31 && a == directedBroadcast(p) {
+			return true
+		}
+	}
+	return false
+}
+
+var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+func directedBroadcast(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	v := binary.BigEndian.Uint32(a[:]) | (1<<(32-p.Bits()) - 1)
+	binary.BigEndian.PutUint32(a[:], v)
+	return netip.AddrFrom4(a)
+}
+
+// primaryAddr is the address to use as source on this NIC for dst.
+func (n *NIC) primaryAddr(dst netip.Addr) netip.Addr {
+	n.amu.RLock()
+	defer n.amu.RUnlock()
+	for _, p := range n.addrs {
+		if p.Contains(dst) {
+			return p.Addr()
+		}
+	}
+	if len(n.addrs) > 0 {
+		return n.addrs[0].Addr()
+	}
+	return netip.Addr{}
+}
+
+// Route is one entry of the routing table.
+type Route struct {
+	Prefix  netip.Prefix
+	Gateway netip.Addr // invalid for directly connected networks
+	NIC     *NIC
+	Src     netip.Addr // preferred source (optional)
+	MTU     int        // 0: the NIC's MTU
+}
+
+func (r Route) String() string {
+	s := r.Prefix.String()
+	if r.Gateway.IsValid() {
+		s += " via " + r.Gateway.String()
+	}
+	s += " dev " + r.NIC.name
+	if r.MTU != 0 {
+		s += fmt.Sprintf(" mtu %d", r.MTU)
+	}
+	return s
+}
+
+// AddRoute adds r; routes are kept longest prefix first.
+func (s *Stack) AddRoute(r Route) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, o := range s.routes {
+		if o.Prefix == r.Prefix && o.NIC == r.NIC && o.Gateway == r.Gateway {
+			s.routes[i] = r
+			return
+		}
+	}
+	s.routes = append(s.routes, r)
+	sort.SliceStable(s.routes, func(i, j int) bool { return s.routes[i].Prefix.Bits() > s.routes[j].Prefix.Bits() })
+}
+
+// SetDefaultGateway routes 0.0.0.0/0 through gw on the NIC that reaches it.
+func (s *Stack) SetDefaultGateway(gw netip.Addr) error {
+	r, err := s.FindRoute(gw)
+	if err != nil {
+		return err
+	}
+	if r.Gateway.IsValid() {
+		return syscall.ENETUNREACH
+	}
+	s.AddRoute(Route{Prefix: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Gateway: gw, NIC: r.NIC})
+	return nil
+}
+
+// Routes lists the table.
+func (s *Stack) Routes() []Route {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]Route(nil), s.routes...)
+}
+
+// NICs lists the interfaces (loopback first).
+func (s *Stack) NICs() []*NIC {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]*NIC(nil), s.nics...)
+}
+
+// NICByName finds an interface.
+func (s *Stack) NICByName(name string) *NIC {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, n := range s.nics {
+		if n.name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// NICByID finds an interface by index.
+func (s *Stack) NICByID(id int) *NIC {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if id < 0 || id >= len(s.nics) {
+		return nil
+	}
+	return s.nics[id]
+}
+
+// ResolvedRoute is a route chosen for one destination.
+type ResolvedRoute struct {
+	NIC     *NIC
+	Src     netip.Addr
+	NextHop netip.Addr
+	Gateway netip.Addr
+	MTU     int
+	Local   bool // the destination is this host: goes through loopback
+}
+
+// FindRoute picks the route to dst by longest prefix match. Destinations
+// that are the host's own addresses go through loopback.
+func (s *Stack) FindRoute(dst netip.Addr) (ResolvedRoute, error) {
+	if !dst.Is4() {
+		return ResolvedRoute{}, syscall.ENETUNREACH
+	}
+	if n := s.ownerOf(dst); n != nil {
+		return ResolvedRoute{NIC: s.lo, Src: dst, NextHop: dst, MTU: s.lo.mtu, Local: true}, nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, r := range s.routes {
+		if r.Prefix.Contains(dst) {
+			rr := ResolvedRoute{NIC: r.NIC, NextHop: dst, Gateway: r.Gateway, MTU: r.MTU}
+			if r.Gateway.IsValid() {
+				rr.NextHop = r.Gateway
+			}
+			if rr.MTU == 0 || rr.MTU > r.NIC.mtu {
+				rr.MTU = r.NIC.mtu
+			}
+			rr.Src = r.Src
+			if !rr.Src.IsValid() {
+				rr.Src = r.NIC.primaryAddr(rr.NextHop)
+			}
+			if r.NIC == s.lo {
+				rr.Local = true
+			}
+			if !rr.Src.IsValid() {
+				return ResolvedRoute{}, syscall.EADDRNOTAVAIL
+			}
+			return rr, nil
+		}
+	}
+	return ResolvedRoute{}, syscall.ENETUNREACH
+}
+
+// ownerOf returns the NIC holding dst as an address (lo for 127/8).
+func (s *Stack) ownerOf(a netip.Addr) *NIC {
+	if a.Is4() && a.As4()[0] == 127 {
+		return s.lo
+	}
+	s.mu.RLock()
+	nics := s.nics
+	s.mu.RUnlock()
+	for _, n := range nics {
+		if n.hasAddr(a) {
+			return n
+		}
+	}
+	return nil
+}
+
+// IsLocal reports whether a is one of the host's addresses.
+func (s *Stack) IsLocal(a netip.Addr) bool { return s.ownerOf(a) != nil }
+
+// nextID is the IPv4 identification for an atomic-or-not datagram. A
+// per-stack counter started at a random value: unique per (src, dst,
+// protocol) for the reassembly lifetime as RFC 6864 asks of fragmentable
+// datagrams, and not a cross-connection covert channel worth worrying
+// about for a user-space stack.
+func (s *Stack) nextID() uint16 { return uint16(s.ipID.Add(1)) }
+
+// tokenBucket rate-limits ICMP errors (RFC 1812 4.3.2.8).
+type tokenBucket struct {
+	mu     sync.Mutex
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func (b *tokenBucket) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() {
+		b.tokens += now.Sub(b.last).Seconds() * b.rate
+		if b.tokens > b.burst {
+			b.tokens = b.burst
+		}
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

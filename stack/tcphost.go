@@ -1,0 +1,37 @@
+package stack
+
+import (
+	"net/netip"
+
+	"github.com/sockstack/sockstack/clock"
+	"github.com/sockstack/sockstack/tcp"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// tcpHost is the stack seen from TCP.
+type tcpHost struct{ s *Stack }
+
+func (h tcpHost) Clock() clock.Clock { return h.s.clock }
+
+func (h tcpHost) IsLocal(a netip.Addr) bool { return h.s.IsLocal(a) }
+
+func (h tcpHost) Route(remote netip.Addr) (tcp.Route, error) {
+	r, err := h.s.FindRoute(remote)
+	if err != nil {
+		return tcp.Route{}, err
+	}
+	return tcp.Route{Source: r.Src, MTU: r.MTU}, nil
+}
+
+// Output builds the TCP header and sends the segment with DF set (TCP
+// does path MTU discovery, RFC 1191).
+func (h tcpHost) Output(seg *tcp.Segment) error {
+	var hdr [wire.TCPMaxHeaderLen]byte
+	seg.Header.SrcPort = seg.Local.Port()
+	seg.Header.DstPort = seg.Remote.Port()
+	n := seg.Header.Put(hdr[:])
+	return h.s.WritePacket(&OutPacket{Src: seg.Local.Addr(), Dst: seg.Remote.Addr(), Proto: wire.ProtoTCP,
+		TTL: seg.TTL, TOS: seg.TOS, DF: true, Parts: [3][]byte{hdr[:n], seg.Payload[0], seg.Payload[1]}})
+}
+
+func (s *Stack) tcpInErr(err error) {}
