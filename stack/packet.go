@@ -1,5 +1,7 @@
 package stack
 
+import "syscall"
+
 // Packet taps give AF_PACKET sockets a copy of every frame a NIC sends
 // or receives.
 
@@ -47,4 +49,21 @@ func (n *NIC) SetPromiscuous(on bool) {
 	} else {
 		n.promisc.Add(-1)
 	}
+}
+
+// WriteRawFrame sends a frame built by the caller (AF_PACKET SOCK_RAW
+// injection). It must fit the link: MTU plus the link header.
+func (n *NIC) WriteRawFrame(f []byte) error {
+	max := n.mtu
+	if n.ethernet {
+		max += 14
+	}
+	if len(f) > max {
+		return syscall.EMSGSIZE
+	}
+	if n.ethernet && len(f) < 14 {
+		return syscall.EINVAL
+	}
+	n.writeFrame(f)
+	return nil
 }
