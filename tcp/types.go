@@ -30,9 +30,10 @@ type Config struct {
 	KeepCnt             int
 	// NoSynCookies disables SYN cookies (a full SYN queue then drops).
 	NoSynCookies bool
-	// TimeWaitReuse lets Connect pick a 4-tuple held in TIME_WAIT when
-	// timestamps make it safe (like net.ipv4.tcp_tw_reuse=1).
-	TimeWaitReuse bool
+	// NoTimeWaitReuse stops Connect from reusing a 4-tuple held in
+	// TIME_WAIT (by default it may, when timestamps make it safe, like
+	// net.ipv4.tcp_tw_reuse=1).
+	NoTimeWaitReuse bool
 }
 
 func (c *Config) setDefaults() {

@@ -1,0 +1,205 @@
+package tcp
+
+import (
+	"math"
+	"sort"
+	"sync"
+	"time"
+)
+
+// CCState is the part of a connection a congestion control reads and
+// writes. Windows are in bytes.
+type CCState struct {
+	Cwnd, Ssthresh int
+	MSS            int
+	InFlight       int           // bytes outstanding when the event happened
+	SRTT, MinRTT   time.Duration // smoothed and minimum RTT (0 if unknown)
+	bytesAcked     int           // ABC accumulator for congestion avoidance
+}
+
+// CongestionControl is a pluggable congestion control algorithm. One
+// value is made per connection; it is called with the endpoint lock held.
+type CongestionControl interface {
+	Name() string
+	// OnAck is called for newly acknowledged bytes outside loss recovery.
+	OnAck(s *CCState, acked int, now time.Duration)
+	// OnLoss is called when fast recovery starts: set Ssthresh (and Cwnd).
+	OnLoss(s *CCState, now time.Duration)
+	// OnRTO is called on a retransmission timeout.
+	OnRTO(s *CCState, now time.Duration)
+}
+
+var (
+	ccMu       sync.RWMutex
+	ccRegistry = map[string]func() CongestionControl{
+		"newreno": func() CongestionControl { return &newReno{} },
+		"reno":    func() CongestionControl { return &newReno{} },
+		"cubic":   func() CongestionControl { return &cubic{} },
+	}
+)
+
+// RegisterCongestionControl adds an algorithm under name.
+func RegisterCongestionControl(name string, f func() CongestionControl) {
+	ccMu.Lock()
+	ccRegistry[name] = f
+	ccMu.Unlock()
+}
+
+// CongestionControls lists the registered names.
+func CongestionControls() []string {
+	ccMu.RLock()
+	defer ccMu.RUnlock()
+	var n []string
+	for k := range ccRegistry {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+func newCC(name string) CongestionControl {
+	ccMu.RLock()
+	f := ccRegistry[name]
+	ccMu.RUnlock()
+	if f == nil {
+		return nil
+	}
+	return f()
+}
+
+// slowStart grows cwnd by the bytes acked, at most 2 MSS per ACK
+// (RFC 3465 appropriate byte counting, L=2); it returns the bytes left
+// over once cwnd reaches ssthresh.
+func slowStart(s *CCState, acked int) int {
+	inc := min(acked, 2*s.MSS)
+	if s.Cwnd+inc > s.Ssthresh {
+		inc = max(s.Ssthresh-s.Cwnd, 0)
+		s.Cwnd += inc
+		return acked - inc
+	}
+	s.Cwnd += inc
+	return 0
+}
+
+func lossSsthresh(s *CCState) int {
+	return max(s.InFlight/2, 2*s.MSS)
+}
+
+// newReno is RFC 5681 congestion control with ABC.
+type newReno struct{}
+
+func (*newReno) Name() string { return "newreno" }
+
+func (*newReno) OnAck(s *CCState, acked int, now time.Duration) {
+	if s.Cwnd < s.Ssthresh {
+		acked = slowStart(s, acked)
+		if acked == 0 {
+			return
+		}
+	}
+	// Congestion avoidance: one MSS per cwnd of bytes acked (RFC 3465).
+	s.bytesAcked += acked
+	if s.bytesAcked >= s.Cwnd {
+		s.bytesAcked -= s.Cwnd
+		s.Cwnd += s.MSS
+	}
+}
+
+func (*newReno) OnLoss(s *CCState, now time.Duration) {
+	s.Ssthresh = lossSsthresh(s)
+	s.Cwnd = s.Ssthresh
+	s.bytesAcked = 0
+}
+
+func (*newReno) OnRTO(s *CCState, now time.Duration) {
+	s.Ssthresh = lossSsthresh(s)
+	s.Cwnd = s.MSS
+	s.bytesAcked = 0
+}
+
+// cubic is RFC 9438 CUBIC (without HyStart).
+type cubic struct {
+	wMax       float64 // segments, before the last reduction
+	k          float64 // seconds
+	epochStart time.Duration
+	origin     float64 // segments
+	wEst       float64 // Reno-friendly estimate, segments
+	cwndF      float64 // fractional cwnd in segments
+}
+
+const (
+	cubicC    = 0.4
+	cubicBeta = 0.7
+)
+
+func (*cubic) Name() string { return "cubic" }
+
+func (c *cubic) OnAck(s *CCState, acked int, now time.Duration) {
+	if s.Cwnd < s.Ssthresh {
+		acked = slowStart(s, acked)
+		if acked == 0 {
+			return
+		}
+	}
+	mss := float64(s.MSS)
+	cw := float64(s.Cwnd) / mss
+	if c.epochStart == 0 {
+		c.epochStart = max(now, 1)
+		if cw < c.wMax {
+			c.k = math.Cbrt((c.wMax - cw) / cubicC)
+			c.origin = c.wMax
+		} else {
+			c.k = 0
+			c.origin = cw
+		}
+		c.wEst = cw
+		c.cwndF = cw
+	}
+	rtt := s.SRTT
+	if s.MinRTT > 0 {
+		rtt = s.MinRTT
+	}
+	t := (now - c.epochStart + rtt).Seconds()
+	d := t - c.k
+	target := c.origin + cubicC*d*d*d
+	if target < cw {
+		target = cw
+	} else if target > 1.5*cw {
+		target = 1.5 * cw
+	}
+	segs := float64(acked) / mss
+	// Reno-friendly region (RFC 9438 4.3).
+	alpha := 3 * (1 - cubicBeta) / (1 + cubicBeta)
+	if c.wEst >= c.wMax {
+		alpha = 1
+	}
+	c.wEst += alpha * segs / cw
+	if c.wEst > target {
+		target = c.wEst
+	}
+	c.cwndF = max(c.cwndF, cw) + (target-cw)/cw*segs
+	if nc := int(c.cwndF * mss); nc > s.Cwnd {
+		s.Cwnd = nc
+	}
+}
+
+func (c *cubic) reduce(s *CCState) {
+	cw := float64(s.Cwnd) / float64(s.MSS)
+	if cw < c.wMax {
+		c.wMax = cw * (1 + cubicBeta) / 2 // fast convergence
+	} else {
+		c.wMax = cw
+	}
+	c.epochStart = 0
+	s.Ssthresh = max(int(float64(s.Cwnd)*cubicBeta), 2*s.MSS)
+}
+
+func (c *cubic) OnLoss(s *CCState, now time.Duration) {
+	c.reduce(s)
+	s.Cwnd = s.Ssthresh
+}
+
+func (c *cubic) OnRTO(s *CCState, now time.Duration) {
+	c.reduce(s)
+	s.Cwnd = s.MSS
+}

@@ -1,0 +1,958 @@
+package tcp
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sockstack/sockstack/clock"
+	"github.com/sockstack/sockstack/waiter"
+)
+
+// Shutdown directions (the values of unix.SHUT_RD, SHUT_WR, SHUT_RDWR).
+const (
+	ShutRd   = 0
+	ShutWr   = 1
+	ShutRdWr = 2
+)
+
+const (
+	minRTO       = 200 * time.Millisecond
+	maxRTO       = 120 * time.Second
+	initRTO      = time.Second
+	initCwndSegs = 10
+	defaultMSS   = 536
+	finTimeout   = 60 * time.Second
+	minBuf       = 2304 // Linux SOCK_MIN_RCVBUF-ish
+)
+
+// Endpoint is one TCP socket. Its methods never block; the socket layer
+// waits on Waiter() for readiness events.
+type Endpoint struct {
+	p  *Protocol
+	mu sync.Mutex
+	wq waiter.Queue
+
+	state                  State
+	local, remote          netip.AddrPort
+	bound, autoBound       bool
+	connectBound           bool // port taken by connect (shareable per 4-tuple)
+	childPort, inConns     bool
+	userClosed             bool
+	rdShut, wrShut         bool
+	finRcvd                bool
+	everConnected          bool
+	connectErrPending      bool
+	inListenQ, listenClose bool
+
+	// Options.
+	noDelay, cork, keepAlive bool
+	reuseAddr, reusePort     bool
+	lingerOn                 bool
+	linger                   time.Duration
+	keepIdle, keepIntvl      time.Duration
+	keepCnt                  int
+	ttl, tos                 uint8
+	userMSS                  int
+	userSndBuf, userRcvBuf   int
+	ccName                   string
+	cc                       CongestionControl
+
+	err error // pending SO_ERROR
+
+	// Send side. The send ring holds the bytes from sbSeq on.
+	iss, sndUna, sndNxt, sndMax uint32
+	sndWnd, maxSndWnd           int
+	sndWl1, sndWl2              uint32
+	sbSeq                       uint32
+	snd                         ring
+	sndLen, sndCap              int
+	sndWScale, rcvWScale        uint8
+
+	// Receive side. The receive ring holds unread bytes, then out-of-order
+	// data at its sequence offset.
+	irs, rcvNxt, rcvAdv uint32
+	rcv                 ring
+	rcvLen, rcvCap      int
+	ooo                 []oooRange
+	oooRecent           uint32
+	finOOO              bool
+	finOOOSeq           uint32
+
+	// Negotiated options.
+	tsOK, sackOK, wsOK bool
+	tsRecent           uint32
+	tsRecentAt         time.Duration
+	tsOffset           uint32
+	sndMSS, advMSS     int
+	peerMSS            int
+	rcvMSS, pmtu       int
+
+	// RTT estimation (RFC 6298).
+	srtt, rttvar, rto, minRTT time.Duration
+	rttSeq                    uint32
+	rttStart                  time.Duration
+	rttTiming                 bool
+	backoff                   int
+
+	// Congestion control and loss recovery.
+	ccs        CCState
+	dupAcks    int
+	recovery   bool
+	recoverSeq uint32
+	highRxt    uint32
+	sb         scoreboard
+
+	// ACK state.
+	ackPending int // bytes received and not yet acknowledged
+	ackNow     bool
+	dackAt     time.Duration
+
+	// Timers: one for retransmission / persist / keepalive / TIME_WAIT /
+	// FIN_WAIT2, one for the delayed ACK.
+	timer     clock.Timer
+	timerAt   time.Duration
+	rtoAt     time.Duration
+	persistAt time.Duration
+	keepAt    time.Duration
+	closeAt   time.Duration // TIME_WAIT or orphaned FIN_WAIT2 end
+	dackTimer clock.Timer
+	dackArmed bool
+	probes    int // unanswered zero-window probes
+	kaProbes  int // unanswered keepalive probes
+
+	lastRecv, lastDataRecv, lastDataSent, lastAckRecv time.Duration
+
+	// Listener.
+	backlog  int
+	acceptQ  []*Endpoint
+	synQLen  atomic.Int32
+	parent   *Endpoint
+	inSynQ   bool
+	cookieAt time.Duration
+	cookieTS uint32 // TSval for a SYN-ACK that encodes options (cookie)
+
+	// Receive buffer auto-tuning (like Linux DRS).
+	rcvSpace     int
+	rcvSpaceSeq  uint32
+	rcvSpaceTime time.Duration
+	copied       int
+
+	bytesAcked, bytesRecv, bytesSent, bytesRetrans uint64
+	segsIn, segsOut, totalRetrans, dsacks          uint64
+}
+
+func (e *Endpoint) initOptions() {
+	c := &e.p.cfg
+	e.keepIdle, e.keepIntvl, e.keepCnt = c.KeepIdle, c.KeepIntvl, c.KeepCnt
+	e.ccName = c.CongestionControl
+	e.sndCap = c.SendBuf
+	e.rcvCap = c.RecvBuf
+	e.rto = initRTO
+}
+
+// Waiter is the queue readiness events are notified on.
+func (e *Endpoint) Waiter() *waiter.Queue { return &e.wq }
+
+// State is the connection state.
+func (e *Endpoint) State() State {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.state
+}
+
+// LocalAddr is the bound address (zero if unbound).
+func (e *Endpoint) LocalAddr() netip.AddrPort {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.local
+}
+
+// RemoteAddr is the peer's address; ENOTCONN when not connected.
+func (e *Endpoint) RemoteAddr() (netip.AddrPort, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.state {
+	case StateClosed, StateListen, StateSynSent:
+		if !(e.state == StateClosed && e.everConnected && e.remote.IsValid()) {
+			return netip.AddrPort{}, syscall.ENOTCONN
+		}
+	}
+	return e.remote, nil
+}
+
+// SoError reads and clears the pending error.
+func (e *Endpoint) SoError() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	err := e.err
+	e.err = nil
+	return err
+}
+
+// Bind assigns a local address.
+func (e *Endpoint) Bind(addr netip.AddrPort) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.bound || e.state != StateClosed || e.userClosed {
+		return syscall.EINVAL
+	}
+	a := addr.Addr()
+	if !a.IsValid() {
+		a = netip.IPv4Unspecified()
+	}
+	a = a.Unmap()
+	if !a.IsUnspecified() && !e.p.host.IsLocal(a) {
+		return syscall.EADDRNOTAVAIL
+	}
+	return e.p.bind(e, a, addr.Port())
+}
+
+// Listen makes the endpoint accept connections; calling it again adjusts
+// the backlog.
+func (e *Endpoint) Listen(backlog int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.userClosed {
+		return syscall.EINVAL
+	}
+	if e.state != StateClosed && e.state != StateListen {
+		return syscall.EINVAL
+	}
+	if e.state == StateClosed && e.everConnected {
+		return syscall.EINVAL
+	}
+	backlog = max(min(backlog, e.p.cfg.SOMAXCONN), 0)
+	e.backlog = backlog
+	if e.state == StateListen {
+		return nil
+	}
+	if !e.bound {
+		if err := e.p.bind(e, netip.IPv4Unspecified(), 0); err != nil {
+			return err
+		}
+	} else {
+		// Another listener on the same port needs SO_REUSEPORT on both.
+		e.p.mu.RLock()
+		pe := e.p.ports[e.local.Port()]
+		conflict := false
+		if pe != nil {
+			for _, u := range pe.users {
+				if u != e && u.state == StateListen && addrOverlap(u.local.Addr(), e.local.Addr()) && !(u.reusePort && e.reusePort) {
+					conflict = true
+				}
+			}
+		}
+		e.p.mu.RUnlock()
+		if conflict {
+			return syscall.EADDRINUSE
+		}
+	}
+	e.state = StateListen
+	e.rdShut = false
+	e.listenClose = false
+	e.p.addListener(e)
+	return nil
+}
+
+// Accept takes a connection from the accept queue.
+func (e *Endpoint) Accept() (*Endpoint, netip.AddrPort, error) {
+	e.mu.Lock()
+	if e.state != StateListen {
+		e.mu.Unlock()
+		return nil, netip.AddrPort{}, syscall.EINVAL
+	}
+	if len(e.acceptQ) == 0 {
+		e.mu.Unlock()
+		return nil, netip.AddrPort{}, syscall.EAGAIN
+	}
+	c := e.acceptQ[0]
+	copy(e.acceptQ, e.acceptQ[1:])
+	e.acceptQ[len(e.acceptQ)-1] = nil
+	e.acceptQ = e.acceptQ[:len(e.acceptQ)-1]
+	if len(e.acceptQ) == 0 {
+		e.acceptQ = nil
+	}
+	e.mu.Unlock()
+	c.mu.Lock()
+	c.inListenQ = false
+	c.parent = nil
+	ra := c.remote
+	c.mu.Unlock()
+	return c, ra, nil
+}
+
+// Connect starts an active open and returns EINPROGRESS.
+func (e *Endpoint) Connect(addr netip.AddrPort) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.state {
+	case StateSynSent, StateSynRcvd:
+		return syscall.EALREADY
+	case StateListen:
+		return syscall.EINVAL
+	case StateClosed:
+	default:
+		return syscall.EISCONN
+	}
+	if e.connectErrPending && e.err != nil {
+		err := e.err
+		e.err = nil
+		e.connectErrPending = false
+		return err
+	}
+	if e.userClosed {
+		return syscall.EBADF
+	}
+	if e.everConnected {
+		return syscall.EISCONN
+	}
+	a := addr.Addr().Unmap()
+	if !a.IsValid() || addr.Port() == 0 {
+		if !a.IsValid() {
+			return syscall.EAFNOSUPPORT
+		}
+		return syscall.ECONNREFUSED
+	}
+	if a.IsUnspecified() {
+		a = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	remote := netip.AddrPortFrom(a, addr.Port())
+	rt, err := e.p.host.Route(a)
+	if err != nil {
+		return err
+	}
+	now := e.p.now()
+	src := rt.Source
+	if e.bound && !e.local.Addr().IsUnspecified() {
+		src = e.local.Addr()
+	}
+	if e.bound {
+		k := connKey{netip.AddrPortFrom(src, e.local.Port()), remote}
+		e.p.mu.Lock()
+		if old := e.p.conns[k]; old != nil {
+			if e.p.cfg.NoTimeWaitReuse || !old.twReusable(now) {
+				e.p.mu.Unlock()
+				return syscall.EADDRNOTAVAIL
+			}
+			delete(e.p.conns, k)
+			old.inConns = false
+			defer old.killTimeWait()
+		}
+		e.p.mu.Unlock()
+		e.local = netip.AddrPortFrom(src, e.local.Port())
+	} else {
+		tw, err := e.p.bindConnect(e, src, remote, now)
+		if err != nil {
+			return err
+		}
+		if tw != nil {
+			defer tw.killTimeWait()
+		}
+	}
+	e.remote = remote
+	e.pmtu = rt.MTU
+	e.setupMSS()
+	e.iss = e.p.isn(e.local, e.remote, now)
+	e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss, e.iss
+	e.sbSeq = e.iss + 1
+	e.tsOffset = e.tsOffsetFor(now)
+	e.state = StateSynSent
+	e.chooseRcvWScale()
+	if !e.p.addConn(e) {
+		e.state = StateClosed
+		if e.autoBound {
+			e.p.releasePort(e)
+		}
+		return syscall.EADDRNOTAVAIL
+	}
+	e.p.st.ActiveOpens.Add(1)
+	e.sendSYN(now, false)
+	e.sndNxt = e.iss + 1
+	e.sndMax = e.sndNxt
+	e.armRTO(now)
+	return syscall.EINPROGRESS
+}
+
+// twReusable reports whether a TIME_WAIT endpoint's tuple may be taken
+// by a new connection (called with p.mu held; reads fields written
+// before entering TIME_WAIT).
+func (e *Endpoint) twReusable(now time.Duration) bool {
+	return e.state == StateTimeWait && e.tsOK && now-e.tsRecentAt >= time.Second/8
+}
+
+// killTimeWait ends a TIME_WAIT endpoint whose tuple was reused.
+func (e *Endpoint) killTimeWait() {
+	e.mu.Lock()
+	if e.state == StateTimeWait {
+		e.p.st.TimeWaitReused.Add(1)
+		e.setClosed()
+	}
+	e.mu.Unlock()
+}
+
+func (e *Endpoint) tsOffsetFor(now time.Duration) uint32 {
+	if !e.p.cfg.TimestampOffsetRandom {
+		return 0
+	}
+	return e.p.hash4(e.local, e.remote, 0x75)
+}
+
+// setupMSS sets the MSS we advertise from the route MTU.
+func (e *Endpoint) setupMSS() {
+	mtu := e.pmtu
+	if mtu <= 0 {
+		mtu = 1500
+	}
+	e.advMSS = max(mtu-40, 88)
+	if e.userMSS > 0 {
+		e.advMSS = min(e.advMSS, e.userMSS)
+	}
+	e.sndMSS = min(e.advMSS, defaultMSS)
+	e.rcvMSS = min(e.advMSS, defaultMSS)
+}
+
+func (e *Endpoint) chooseRcvWScale() {
+	limit := e.p.cfg.MaxRecvBuf
+	if e.userRcvBuf > 0 {
+		limit = e.userRcvBuf
+	}
+	s := uint8(0)
+	for s < 14 && (65535<<s) < limit {
+		s++
+	}
+	e.rcvWScale = s
+}
+
+// Read copies received data into b. peek leaves it queued.
+func (e *Endpoint) Read(b []byte, peek bool) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.rcvLen > 0 {
+		n := min(len(b), e.rcvLen)
+		e.rcv.copyOut(b[:n], 0)
+		if !peek {
+			e.consumeRcv(n)
+		}
+		return n, nil
+	}
+	if len(b) == 0 && e.state != StateClosed && e.state != StateListen {
+		return 0, nil
+	}
+	if e.rdShut || e.finRcvd {
+		return 0, nil
+	}
+	if e.err != nil {
+		err := e.err
+		e.err = nil
+		return 0, err
+	}
+	switch e.state {
+	case StateClosed:
+		if e.everConnected {
+			return 0, nil
+		}
+		return 0, syscall.ENOTCONN
+	case StateListen:
+		return 0, syscall.ENOTCONN
+	}
+	return 0, syscall.EAGAIN
+}
+
+// consumeRcv removes n read bytes and opens the window.
+func (e *Endpoint) consumeRcv(n int) {
+	e.rcv.consume(n)
+	e.rcvLen -= n
+	e.copied += n
+	if e.rcvLen == 0 && len(e.ooo) == 0 {
+		e.rcv.head = 0
+	}
+	now := e.p.now()
+	e.tuneRcvBuf(now)
+	if e.state == StateEstablished || e.state == StateFinWait1 || e.state == StateFinWait2 {
+		// Send a window update when the window has grown enough
+		// (receiver-side SWS avoidance, RFC 9293 3.8.6.2.2).
+		cur := int(e.rcvAdv - e.rcvNxt)
+		if int32(e.rcvAdv-e.rcvNxt) < 0 {
+			cur = 0
+		}
+		nw := e.rcvWindow()
+		if nw-cur >= min(e.rcvCap/2, 2*e.advMSS) && (nw >= 2*cur || cur < e.advMSS) {
+			e.ackNow = true
+			e.output(now)
+		}
+	}
+}
+
+// tuneRcvBuf grows the receive buffer with the bytes the application
+// reads per RTT (dynamic right-sizing).
+func (e *Endpoint) tuneRcvBuf(now time.Duration) {
+	if e.userRcvBuf > 0 {
+		return
+	}
+	rtt := e.srtt
+	if e.minRTT > 0 {
+		rtt = e.minRTT
+	}
+	if rtt <= 0 {
+		rtt = time.Millisecond
+	}
+	if e.rcvSpaceTime == 0 {
+		e.rcvSpaceTime = now
+		e.copied = 0
+		return
+	}
+	if now-e.rcvSpaceTime < rtt {
+		return
+	}
+	if e.copied > e.rcvSpace {
+		e.rcvSpace = e.copied
+		want := min(4*e.copied, e.p.cfg.MaxRecvBuf)
+		if want > e.rcvCap {
+			e.rcvCap = want
+		}
+	}
+	e.copied = 0
+	e.rcvSpaceTime = now
+}
+
+// Write queues as much of b as fits in the send buffer.
+func (e *Endpoint) Write(b []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil && e.state == StateClosed {
+		err := e.err
+		e.err = nil
+		return 0, err
+	}
+	if e.wrShut {
+		return 0, syscall.EPIPE
+	}
+	switch e.state {
+	case StateEstablished, StateCloseWait:
+	case StateSynSent, StateSynRcvd:
+		return 0, syscall.EAGAIN
+	case StateClosed:
+		if e.everConnected {
+			return 0, syscall.EPIPE
+		}
+		return 0, syscall.ENOTCONN
+	case StateListen:
+		return 0, syscall.ENOTCONN
+	default:
+		return 0, syscall.EPIPE
+	}
+	free := e.sndCap - e.sndLen
+	if free <= 0 {
+		return 0, syscall.EAGAIN
+	}
+	n := min(free, len(b))
+	e.snd.grow(e.sndLen+n, e.sndLen, e.sndCap)
+	e.snd.copyIn(b[:n], e.sndLen)
+	e.sndLen += n
+	e.output(e.p.now())
+	return n, nil
+}
+
+// Shutdown closes one or both directions.
+func (e *Endpoint) Shutdown(how int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if how < ShutRd || how > ShutRdWr {
+		return syscall.EINVAL
+	}
+	switch e.state {
+	case StateListen:
+		if how == ShutRd || how == ShutRdWr {
+			e.closeListenerLocked()
+			e.notify(waiter.EventIn | waiter.EventHUp)
+		}
+		return nil
+	case StateClosed:
+		return syscall.ENOTCONN
+	case StateSynSent:
+		e.setClosed()
+		e.notify(waiter.EventIn | waiter.EventOut | waiter.EventHUp)
+		return nil
+	}
+	if how == ShutRd || how == ShutRdWr {
+		e.rdShut = true
+		e.notify(waiter.EventIn | waiter.EventRdHUp)
+	}
+	if how == ShutWr || how == ShutRdWr {
+		e.shutWrite()
+	}
+	return nil
+}
+
+// shutWrite queues a FIN after the data.
+func (e *Endpoint) shutWrite() {
+	if e.wrShut {
+		return
+	}
+	switch e.state {
+	case StateEstablished, StateSynRcvd:
+		e.state = StateFinWait1
+		if e.everConnected {
+			e.p.st.CurrEstab.Add(^uint64(0))
+		}
+	case StateCloseWait:
+		e.state = StateLastAck
+		e.p.st.CurrEstab.Add(^uint64(0))
+	default:
+		return
+	}
+	e.wrShut = true
+	if e.parent == nil || e.everConnected {
+		e.output(e.p.now())
+	}
+	e.notify(waiter.EventOut)
+}
+
+// Close releases the endpoint with Linux semantics.
+func (e *Endpoint) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.userClosed {
+		return
+	}
+	e.userClosed = true
+	switch e.state {
+	case StateListen:
+		e.closeListenerLocked()
+		e.p.releasePort(e)
+		return
+	case StateClosed:
+		e.p.releasePort(e)
+		e.freeBuffers()
+		return
+	case StateSynSent:
+		e.setClosed()
+		return
+	case StateTimeWait:
+		return
+	}
+	if e.rcvLen > 0 || (e.lingerOn && e.linger == 0) {
+		if e.lingerOn && e.linger == 0 {
+			e.p.st.AbortOnLinger.Add(1)
+		} else {
+			e.p.st.AbortOnClose.Add(1)
+		}
+		e.sendReset()
+		e.abortLocked(nil)
+		return
+	}
+	e.rdShut = true
+	e.shutWrite()
+	if e.state == StateFinWait2 {
+		e.closeAt = e.p.now() + finTimeout
+		e.armTimer(e.closeAt)
+	}
+}
+
+// closeListenerLocked stops listening and resets queued connections.
+func (e *Endpoint) closeListenerLocked() {
+	e.p.removeListener(e)
+	e.state = StateClosed
+	e.listenClose = true
+	q := e.acceptQ
+	e.acceptQ = nil
+	for _, c := range q {
+		c.mu.Lock()
+		c.parent = nil
+		c.inListenQ = false
+		if c.state != StateClosed {
+			c.sendReset()
+			c.userClosed = true
+			c.abortLocked(nil)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// Readiness reports which events in mask are ready now.
+func (e *Endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.readinessLocked() & mask
+}
+
+func (e *Endpoint) readinessLocked() waiter.EventMask {
+	var r waiter.EventMask
+	if e.err != nil {
+		r |= waiter.EventErr
+	}
+	switch e.state {
+	case StateListen:
+		if len(e.acceptQ) > 0 {
+			r |= waiter.EventIn
+		}
+		return r
+	case StateSynSent, StateSynRcvd:
+		return r
+	case StateClosed:
+		if e.everConnected || e.err != nil || e.connectErrPending {
+			r |= waiter.EventIn | waiter.EventOut | waiter.EventHUp | waiter.EventRdHUp
+		} else {
+			r |= waiter.EventOut | waiter.EventHUp
+		}
+		return r
+	}
+	if e.rcvLen > 0 || e.finRcvd || e.rdShut {
+		r |= waiter.EventIn
+	}
+	if e.finRcvd || e.rdShut {
+		r |= waiter.EventRdHUp
+	}
+	if e.wrShut {
+		r |= waiter.EventOut
+		if e.finRcvd || e.rdShut {
+			r |= waiter.EventHUp
+		}
+	} else if e.writable() {
+		r |= waiter.EventOut
+	}
+	return r
+}
+
+// writable is Linux's rule: free space at least half of what is queued.
+func (e *Endpoint) writable() bool {
+	free := e.sndCap - e.sndLen
+	return free > 0 && free >= e.sndLen/2
+}
+
+func (e *Endpoint) notify(m waiter.EventMask) { e.wq.Notify(m) }
+
+// Info is TCP_INFO-like introspection.
+func (e *Endpoint) Info() Info {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.p.now()
+	mss := max(e.sndMSS, 1)
+	inflight := e.inFlight()
+	i := Info{
+		State: e.state, CongestionControl: e.ccName,
+		RTT: e.srtt, RTTVar: e.rttvar, RTO: e.rto,
+		SndCwnd: uint32(e.ccs.Cwnd / mss), SndSsthresh: uint32(min(e.ccs.Ssthresh/mss, 1<<31-1)),
+		CwndBytes: e.ccs.Cwnd, BytesInFlight: inflight, SegsInFlight: (inflight + mss - 1) / mss,
+		Retransmits: e.backoff, TotalRetrans: e.totalRetrans, SackedBytes: e.sb.sacked,
+		RcvWnd: e.rcvWindow(), SndWnd: e.sndWnd, RcvSpace: e.rcvCap, SndBuf: e.sndCap,
+		SndMSS: e.sndMSS, RcvMSS: e.rcvMSS, PMTU: e.pmtu,
+		TimestampsOK: e.tsOK, SACKOK: e.sackOK,
+		BytesAcked: e.bytesAcked, BytesReceived: e.bytesRecv, BytesSent: e.bytesSent, BytesRetrans: e.bytesRetrans,
+		SegsOut: e.segsOut, SegsIn: e.segsIn, DSACKDups: e.dsacks,
+		Probes: e.probes, Backoff: e.backoff,
+	}
+	if e.wsOK {
+		i.SndWScale, i.RcvWScale = int(e.sndWScale), int(e.rcvWScale)
+	}
+	if e.lastDataSent != 0 {
+		i.LastDataSent = now - e.lastDataSent
+	}
+	if e.lastDataRecv != 0 {
+		i.LastDataRecv = now - e.lastDataRecv
+	}
+	if e.lastAckRecv != 0 {
+		i.LastAckRecv = now - e.lastAckRecv
+	}
+	if e.recovery {
+		i.LostBytes = e.sb.holeBytes(seqMax(e.highRxt, e.sndUna), seqMin(e.sb.highest, e.sndNxt))
+	}
+	return i
+}
+
+// --- options ---
+
+func (e *Endpoint) SetNoDelay(v bool) {
+	e.mu.Lock()
+	e.noDelay = v
+	if v && e.sndLen > 0 {
+		e.output(e.p.now())
+	}
+	e.mu.Unlock()
+}
+func (e *Endpoint) NoDelay() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.noDelay }
+
+// SetCork holds back partial segments until uncorked (TCP_CORK).
+func (e *Endpoint) SetCork(v bool) {
+	e.mu.Lock()
+	e.cork = v
+	if !v && e.sndLen > 0 {
+		e.output(e.p.now())
+	}
+	e.mu.Unlock()
+}
+func (e *Endpoint) Cork() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.cork }
+
+func (e *Endpoint) SetKeepAlive(v bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.keepAlive = v
+	e.rearmKeepalive()
+}
+func (e *Endpoint) KeepAlive() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.keepAlive }
+
+func (e *Endpoint) SetKeepIdle(d time.Duration) error {
+	if d < time.Second || d > 32767*time.Second {
+		return syscall.EINVAL
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.keepIdle = d
+	e.rearmKeepalive()
+	return nil
+}
+func (e *Endpoint) KeepIdle() time.Duration { e.mu.Lock(); defer e.mu.Unlock(); return e.keepIdle }
+
+func (e *Endpoint) SetKeepIntvl(d time.Duration) error {
+	if d < time.Second || d > 32767*time.Second {
+		return syscall.EINVAL
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.keepIntvl = d
+	return nil
+}
+func (e *Endpoint) KeepIntvl() time.Duration { e.mu.Lock(); defer e.mu.Unlock(); return e.keepIntvl }
+
+func (e *Endpoint) SetKeepCnt(n int) error {
+	if n < 1 || n > 127 {
+		return syscall.EINVAL
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.keepCnt = n
+	return nil
+}
+func (e *Endpoint) KeepCnt() int { e.mu.Lock(); defer e.mu.Unlock(); return e.keepCnt }
+
+// SetLinger is SO_LINGER; with on and d == 0, Close sends a RST.
+func (e *Endpoint) SetLinger(on bool, d time.Duration) error {
+	if d < 0 {
+		return syscall.EINVAL
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lingerOn, e.linger = on, d.Truncate(time.Second)
+	return nil
+}
+func (e *Endpoint) Linger() (bool, time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lingerOn, e.linger
+}
+
+// SetRecvBuf is SO_RCVBUF: Linux stores twice the value, with a minimum,
+// and stops auto-tuning.
+func (e *Endpoint) SetRecvBuf(n int) error {
+	if n < 0 {
+		return syscall.EINVAL
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v := max(min(2*n, 2*e.p.cfg.MaxRecvBuf), minBuf)
+	e.userRcvBuf = v
+	if v > e.rcvCap || e.state == StateClosed || e.state == StateListen {
+		e.rcvCap = v
+	}
+	return nil
+}
+func (e *Endpoint) RecvBuf() int { e.mu.Lock(); defer e.mu.Unlock(); return e.rcvCap }
+
+// SetSendBuf is SO_SNDBUF (doubled, with a minimum; no auto-tuning).
+func (e *Endpoint) SetSendBuf(n int) error {
+	if n < 0 {
+		return syscall.EINVAL
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v := max(min(2*n, 2*e.p.cfg.MaxSendBuf), 4608)
+	e.userSndBuf = v
+	e.sndCap = max(v, e.sndLen)
+	return nil
+}
+func (e *Endpoint) SendBuf() int { e.mu.Lock(); defer e.mu.Unlock(); return e.sndCap }
+
+// SetMaxSeg is TCP_MAXSEG (0 means the route default).
+func (e *Endpoint) SetMaxSeg(n int) error {
+	if n != 0 && (n < 88 || n > 65495) {
+		return syscall.EINVAL
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.userMSS = n
+	return nil
+}
+
+// MaxSeg is TCP_MAXSEG: the send MSS when connected, else the user value
+// or 536.
+func (e *Endpoint) MaxSeg() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.state {
+	case StateClosed, StateListen, StateSynSent:
+		if e.userMSS > 0 {
+			return e.userMSS
+		}
+		return defaultMSS
+	}
+	return e.sndMSS
+}
+
+func (e *Endpoint) SetReuseAddr(v bool) { e.mu.Lock(); e.reuseAddr = v; e.mu.Unlock() }
+func (e *Endpoint) ReuseAddr() bool     { e.mu.Lock(); defer e.mu.Unlock(); return e.reuseAddr }
+func (e *Endpoint) SetReusePort(v bool) { e.mu.Lock(); e.reusePort = v; e.mu.Unlock() }
+func (e *Endpoint) ReusePort() bool     { e.mu.Lock(); defer e.mu.Unlock(); return e.reusePort }
+
+// SetTTL is IP_TTL: 1..255, or -1 for the default.
+func (e *Endpoint) SetTTL(n int) error {
+	if n == -1 {
+		n = 0
+	} else if n < 1 || n > 255 {
+		return syscall.EINVAL
+	}
+	e.mu.Lock()
+	e.ttl = uint8(n)
+	e.mu.Unlock()
+	return nil
+}
+
+// TTL is the configured TTL (64, the Linux default, when unset).
+func (e *Endpoint) TTL() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ttl == 0 {
+		return 64
+	}
+	return int(e.ttl)
+}
+
+func (e *Endpoint) SetTOS(n int) error {
+	if n < 0 || n > 255 {
+		return syscall.EINVAL
+	}
+	e.mu.Lock()
+	e.tos = uint8(n)
+	e.mu.Unlock()
+	return nil
+}
+func (e *Endpoint) TOS() int { e.mu.Lock(); defer e.mu.Unlock(); return int(e.tos) }
+
+// SetCongestion is TCP_CONGESTION; ENOENT for an unknown name like Linux.
+func (e *Endpoint) SetCongestion(name string) error {
+	cc := newCC(name)
+	if cc == nil {
+		return syscall.ENOENT
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ccName = cc.Name()
+	if e.cc != nil {
+		e.cc = cc
+	}
+	return nil
+}
+func (e *Endpoint) Congestion() string { e.mu.Lock(); defer e.mu.Unlock(); return e.ccName }
+

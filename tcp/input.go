@@ -1,0 +1,844 @@
+package tcp
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/sockstack/sockstack/waiter"
+	"github.com/sockstack/sockstack/wire"
+)
+
+var (
+	errTimedOut = syscall.ETIMEDOUT
+	errReset    = syscall.ECONNRESET
+	errRefused  = syscall.ECONNREFUSED
+)
+
+func isEstab(s State) bool { return s == StateEstablished || s == StateCloseWait }
+
+// setState changes state and keeps CurrEstab (ESTABLISHED + CLOSE_WAIT).
+func (e *Endpoint) setState(s State) {
+	if isEstab(e.state) && !isEstab(s) {
+		e.p.st.CurrEstab.Add(^uint64(0))
+	} else if !isEstab(e.state) && isEstab(s) {
+		e.p.st.CurrEstab.Add(1)
+	}
+	e.state = s
+}
+
+// setClosed moves to CLOSED and releases what the connection held.
+func (e *Endpoint) setClosed() {
+	if e.state == StateClosed {
+		return
+	}
+	e.setState(StateClosed)
+	e.p.removeConn(e)
+	e.stopTimers()
+	if e.inSynQ && e.parent != nil {
+		e.parent.synQLen.Add(-1)
+	}
+	e.inSynQ = false
+	if e.userClosed || e.childPort || (e.autoBound && !e.everConnected) {
+		e.p.releasePort(e)
+	}
+	if e.userClosed {
+		e.freeBuffers()
+	} else {
+		e.snd = ring{}
+		e.sndLen = 0
+	}
+	e.ooo = nil
+	e.sb = scoreboard{}
+	e.notify(waiter.EventIn | waiter.EventOut | waiter.EventHUp | waiter.EventErr | waiter.EventRdHUp)
+}
+
+func (e *Endpoint) freeBuffers() {
+	e.snd = ring{}
+	e.sndLen = 0
+	e.rcv = ring{}
+	e.rcvLen = 0
+	e.ooo = nil
+	e.sb = scoreboard{}
+}
+
+// abortLocked closes the connection with err as the pending error.
+func (e *Endpoint) abortLocked(err error) {
+	if isEstab(e.state) && err != nil {
+		e.p.st.EstabResets.Add(1)
+	}
+	if err != nil {
+		e.err = err
+	}
+	e.setClosed()
+}
+
+// negotiate applies the peer's SYN options.
+func (e *Endpoint) negotiate(o *wire.TCPOptions) {
+	peerMSS := defaultMSS
+	if o.HasMSS && o.MSS > 0 {
+		peerMSS = int(o.MSS)
+	}
+	e.wsOK = o.HasWScale
+	if e.wsOK {
+		e.sndWScale = o.WScale
+	} else {
+		e.sndWScale, e.rcvWScale = 0, 0
+	}
+	e.sackOK = o.SACKPermitted
+	e.tsOK = o.HasTS
+	mtu := e.pmtu
+	if mtu <= 0 {
+		mtu = 1500
+	}
+	mss := min(peerMSS, mtu-40)
+	if e.userMSS > 0 {
+		mss = min(mss, e.userMSS)
+	}
+	if e.tsOK {
+		mss -= 12
+		e.rcvMSS = e.advMSS - 12
+	} else {
+		e.rcvMSS = e.advMSS
+	}
+	e.sndMSS = max(mss, 64)
+	e.peerMSS = peerMSS
+}
+
+// establish sets up the sender when the handshake completes.
+func (e *Endpoint) establish(now time.Duration) {
+	e.setState(StateEstablished)
+	e.everConnected = true
+	if e.cc == nil {
+		e.cc = newCC(e.ccName)
+		if e.cc == nil {
+			e.cc = &cubic{}
+		}
+	}
+	e.ccs = CCState{Cwnd: initCwndSegs * e.sndMSS, Ssthresh: 1 << 30, MSS: e.sndMSS}
+	e.backoff = 0
+	e.rtoAt = 0
+	if e.srtt == 0 {
+		e.rto = initRTO
+	}
+	e.lastRecv = now
+	e.updateSndBuf()
+	if e.keepAlive {
+		e.rearmKeepalive()
+	}
+}
+
+// updateSndBuf auto-tunes the send buffer with the congestion window.
+func (e *Endpoint) updateSndBuf() {
+	if e.userSndBuf > 0 {
+		return
+	}
+	want := min(max(2*e.ccs.Cwnd, 2*e.sndWnd, e.p.cfg.SendBuf), e.p.cfg.MaxSendBuf)
+	if want > e.sndCap {
+		e.sndCap = want
+	}
+}
+
+// rttSample feeds one measurement to the RFC 6298 estimator.
+func (e *Endpoint) rttSample(r time.Duration) {
+	if r <= 0 {
+		r = time.Microsecond
+	}
+	if e.minRTT == 0 || r < e.minRTT {
+		e.minRTT = r
+	}
+	if e.srtt == 0 {
+		e.srtt = r
+		e.rttvar = r / 2
+	} else {
+		d := e.srtt - r
+		if d < 0 {
+			d = -d
+		}
+		e.rttvar = (3*e.rttvar + d) / 4
+		e.srtt = (7*e.srtt + r) / 8
+	}
+	// Linux's form: the variance term is at least the minimum RTO.
+	e.rto = min(e.srtt+max(4*e.rttvar, minRTO), maxRTO)
+}
+
+// handleSegment processes a segment for this connection. It returns
+// false when the endpoint no longer owns the 4-tuple (the caller then
+// treats the segment as addressed to a listener or to nobody).
+func (e *Endpoint) handleSegment(s *segment) bool {
+	e.mu.Lock()
+	switch e.state {
+	case StateClosed, StateListen:
+		e.mu.Unlock()
+		return false
+	}
+	now := e.p.now()
+	e.segsIn++
+	deliver := false
+	switch e.state {
+	case StateSynSent:
+		e.synSentInput(s, now)
+	case StateTimeWait:
+		if !e.timeWaitInput(s, now) {
+			e.mu.Unlock()
+			return false
+		}
+	default:
+		deliver = e.input(s, now)
+	}
+	parent := e.parent
+	e.mu.Unlock()
+	if deliver && parent != nil {
+		parent.deliverChild(e)
+	}
+	return true
+}
+
+func (e *Endpoint) synSentInput(s *segment, now time.Duration) {
+	if s.has(wire.TCPFlagACK) && (seqLEQ(s.ack, e.iss) || seqGT(s.ack, e.sndMax)) {
+		if !s.has(wire.TCPFlagRST) {
+			e.p.sendResetFor(connKey{e.local, e.remote}, s)
+		}
+		return
+	}
+	if s.has(wire.TCPFlagRST) {
+		if s.has(wire.TCPFlagACK) {
+			e.p.st.InRsts.Add(1)
+			e.p.st.AttemptFails.Add(1)
+			e.connectErrPending = true
+			e.abortLocked(errRefused)
+		}
+		return
+	}
+	if !s.has(wire.TCPFlagSYN) {
+		return
+	}
+	e.irs = s.seq
+	e.rcvNxt = s.seq + 1
+	e.rcvAdv = e.rcvNxt
+	e.negotiate(&s.opts)
+	if e.tsOK {
+		e.tsRecent, e.tsRecentAt = s.opts.TSVal, now
+	}
+	e.sndWnd = int(s.wnd) // never scaled in a SYN
+	e.maxSndWnd = e.sndWnd
+	e.sndWl1, e.sndWl2 = s.seq, s.ack
+	if s.has(wire.TCPFlagACK) {
+		e.sndUna = s.ack
+		if e.rttTiming && e.backoff == 0 {
+			e.rttSample(now - e.rttStart)
+		}
+		e.rttTiming = false
+		e.establish(now)
+		e.ackNow = true
+		e.output(now)
+		e.notify(waiter.EventOut)
+		return
+	}
+	// Simultaneous open (RFC 9293 3.5): answer with SYN-ACK.
+	e.setState(StateSynRcvd)
+	e.sendSYN(now, false)
+	e.rttTiming = false
+	e.armRTO(now)
+}
+
+// timeWaitInput handles a segment in TIME_WAIT; it returns false when a
+// new SYN may take over the 4-tuple.
+func (e *Endpoint) timeWaitInput(s *segment, now time.Duration) bool {
+	if s.has(wire.TCPFlagSYN) && !s.has(wire.TCPFlagACK) && !s.has(wire.TCPFlagRST) {
+		newer := false
+		if e.tsOK && s.opts.HasTS {
+			newer = seqGT(s.opts.TSVal, e.tsRecent)
+		} else {
+			newer = seqGT(s.seq, e.rcvNxt)
+		}
+		if newer {
+			e.p.st.TimeWaitReused.Add(1)
+			e.setClosed()
+			return false
+		}
+		e.sendAck(now)
+		return true
+	}
+	if e.tsOK && s.opts.HasTS && seqLT(s.opts.TSVal, e.tsRecent) && !s.has(wire.TCPFlagRST) {
+		e.p.st.PAWSDrops.Add(1)
+		e.sendAck(now)
+		return true
+	}
+	if s.has(wire.TCPFlagRST) {
+		if s.seq == e.rcvNxt {
+			e.setClosed()
+		}
+		return true
+	}
+	if s.has(wire.TCPFlagFIN) || len(s.payload) > 0 {
+		// A retransmitted FIN: acknowledge and restart the 2*MSL wait.
+		if s.has(wire.TCPFlagFIN) && s.seq+s.seqLen() == e.rcvNxt {
+			e.closeAt = now + 2*e.p.cfg.MSL
+		}
+		e.sendAck(now)
+	}
+	return true
+}
+
+// acceptable is the RFC 9293 segment acceptability test.
+func (e *Endpoint) acceptable(seq uint32, n uint32) bool {
+	wnd := uint32(max(int32(e.rcvAdv-e.rcvNxt), 0))
+	if n == 0 {
+		if wnd == 0 {
+			return seq == e.rcvNxt
+		}
+		return seqLEQ(e.rcvNxt, seq) && seqLT(seq, e.rcvNxt+wnd)
+	}
+	if wnd == 0 {
+		return seq == e.rcvNxt // zero window: still take its ACK (data trimmed)
+	}
+	end := seq + n - 1
+	return (seqLEQ(e.rcvNxt, seq) && seqLT(seq, e.rcvNxt+wnd)) ||
+		(seqLEQ(e.rcvNxt, end) && seqLT(end, e.rcvNxt+wnd)) ||
+		(seqLT(seq, e.rcvNxt) && seqGT(end, e.rcvNxt+wnd)) // covers the window
+}
+
+// input handles a segment in SYN_RCVD or a synchronized state. It
+// returns true when a passive open just completed.
+func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
+	segLen := s.seqLen()
+	// Simultaneous open: the peer's SYN-ACK completes our SYN_RCVD (as Linux).
+	simSynAck := e.state == StateSynRcvd && e.parent == nil && s.has(wire.TCPFlagSYN) &&
+		s.has(wire.TCPFlagACK) && !s.has(wire.TCPFlagRST) && s.seq+1 == e.rcvNxt && s.ack == e.sndNxt
+	if !simSynAck {
+		// PAWS (RFC 7323 5.3).
+		if e.tsOK && s.opts.HasTS && !s.has(wire.TCPFlagRST) && seqLT(s.opts.TSVal, e.tsRecent) &&
+			now-e.tsRecentAt < 24*24*time.Hour {
+			e.p.st.PAWSDrops.Add(1)
+			e.sendAck(now)
+			return false
+		}
+		if !e.acceptable(s.seq, segLen) {
+			e.p.st.OutOfWindowDrops.Add(1)
+			if !s.has(wire.TCPFlagRST) {
+				e.sendAck(now)
+			}
+			return false
+		}
+		if s.has(wire.TCPFlagRST) {
+			e.p.st.InRsts.Add(1)
+			if s.seq != e.rcvNxt {
+				e.sendChallengeAck(now) // RFC 5961 3.2
+				return false
+			}
+			switch e.state {
+			case StateSynRcvd:
+				if e.parent == nil {
+					e.connectErrPending = true
+					e.abortLocked(errRefused)
+				} else {
+					e.setClosed()
+				}
+			case StateClosing, StateLastAck:
+				e.setClosed()
+			default:
+				e.abortLocked(errReset)
+			}
+			return false
+		}
+		if s.has(wire.TCPFlagSYN) {
+			if e.state == StateSynRcvd && s.seq == e.irs && !s.has(wire.TCPFlagACK) {
+				e.sendSYN(now, true) // the peer did not get our SYN-ACK
+				return false
+			}
+			e.sendChallengeAck(now) // RFC 5961 4.2
+			return false
+		}
+	}
+	if !s.has(wire.TCPFlagACK) {
+		return false
+	}
+	if e.tsOK && s.opts.HasTS && seqLEQ(s.seq, e.rcvNxt) && seqGEQ(s.opts.TSVal, e.tsRecent) {
+		e.tsRecent, e.tsRecentAt = s.opts.TSVal, now
+	}
+	e.lastRecv = now
+	e.kaProbes = 0
+	if e.state == StateSynRcvd {
+		if !seqGT(s.ack, e.sndUna) || seqGT(s.ack, e.sndMax) {
+			e.p.sendResetFor(connKey{e.local, e.remote}, s)
+			return false
+		}
+		if e.rttTiming && e.backoff == 0 {
+			e.rttSample(now - e.rttStart)
+		}
+		e.rttTiming = false
+		if e.inSynQ && e.parent != nil {
+			e.parent.synQLen.Add(-1)
+			e.inSynQ = false
+			deliver = true
+		}
+		e.establish(now)
+		e.sndUna = s.ack
+		e.sndWnd = int(s.wnd) << e.sndWScale
+		e.maxSndWnd = max(e.maxSndWnd, e.sndWnd)
+		e.sndWl1, e.sndWl2 = s.seq, s.ack
+		e.notify(waiter.EventOut)
+		if simSynAck {
+			e.ackNow = true
+			e.output(now)
+			return false
+		}
+		if e.wrShut {
+			// Closed (or shut down) before the handshake completed.
+			e.setState(StateFinWait1)
+			e.output(now)
+		}
+	}
+	if !e.processAck(s, now) {
+		return deliver
+	}
+	switch e.state {
+	case StateFinWait1:
+		if e.finAcked() {
+			e.setState(StateFinWait2)
+			e.rtoAt = 0
+			if e.userClosed {
+				e.closeAt = now + finTimeout
+				e.armTimer(e.closeAt)
+			}
+		}
+	case StateClosing:
+		if e.finAcked() {
+			e.enterTimeWait(now)
+			return deliver
+		}
+	case StateLastAck:
+		if e.finAcked() {
+			e.setClosed()
+			return deliver
+		}
+	}
+	if len(s.payload) > 0 || s.has(wire.TCPFlagFIN) {
+		switch e.state {
+		case StateEstablished, StateFinWait1, StateFinWait2:
+			if e.userClosed && len(s.payload) > 0 && seqGT(s.seq+uint32(len(s.payload)), e.rcvNxt) {
+				// Data for a closed socket: Linux answers with a RST.
+				e.p.st.AbortOnData.Add(1)
+				e.sendReset()
+				e.abortLocked(nil)
+				return deliver
+			}
+			e.receiveData(s, now)
+		default:
+			// The stream already ended: acknowledge duplicates.
+			e.ackNow = true
+		}
+	}
+	if e.state != StateClosed {
+		e.output(now)
+		if e.ackPending > 0 && !e.ackNow && e.dackAt == 0 {
+			e.armDelayedAck(now)
+		}
+	}
+	return deliver
+}
+
+// processAck handles the ACK field (RFC 9293 3.10.7.4, RFC 5961 5). It
+// returns false when the segment must be dropped.
+func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
+	ack := s.ack
+	if seqGT(ack, e.sndMax) || seqLT(ack, e.sndUna-uint32(max(e.maxSndWnd, 65535))) {
+		e.sendChallengeAck(now)
+		return false
+	}
+	e.lastAckRecv = now
+	newSack := false
+	if e.sackOK && s.opts.NumSACK > 0 {
+		for i := 0; i < s.opts.NumSACK; i++ {
+			b := s.opts.SACK[i]
+			if seqLEQ(b.Right, ack) || (i == 0 && seqLT(b.Left, ack)) {
+				e.p.st.DSACKsRecv.Add(1)
+				e.dsacks++
+				continue
+			}
+			if !seqLT(b.Left, b.Right) || seqLT(b.Left, e.sndUna) || seqGT(b.Right, e.sndMax) {
+				continue
+			}
+			e.p.st.SACKBlocksRecv.Add(1)
+			if e.sb.add(b.Left, b.Right) {
+				newSack = true
+			}
+		}
+	}
+	oldWnd := e.sndWnd
+	if seqGT(ack, e.sndUna) {
+		acked := int(ack - e.sndUna)
+		if e.rttTiming && seqGEQ(ack, e.rttSeq) {
+			e.rttTiming = false
+			e.rttSample(now - e.rttStart)
+		}
+		d := 0
+		if seqGT(ack, e.sbSeq) {
+			d = min(int(ack-e.sbSeq), e.sndLen)
+			e.snd.consume(d)
+			e.sndLen -= d
+			e.sbSeq += uint32(d)
+			if e.sndLen == 0 {
+				e.snd.head = 0
+			}
+		}
+		e.bytesAcked += uint64(acked)
+		e.sndUna = ack
+		if seqLT(e.sndNxt, ack) {
+			e.sndNxt = ack
+		}
+		e.sb.ackTo(ack)
+		e.backoff = 0
+		e.dupAcks = 0
+		if e.recovery {
+			if seqGEQ(ack, e.recoverSeq) {
+				e.recovery = false
+				fl := int(e.sndMax - e.sndUna)
+				e.ccs.Cwnd = max(min(e.ccs.Ssthresh, fl+e.sndMSS), 2*e.sndMSS)
+			} else if !e.sackOK {
+				// NewReno partial ACK (RFC 6582 3.2): retransmit the next
+				// hole, deflate by the amount acked.
+				e.retransmitFirst(now)
+				e.ccs.Cwnd = max(e.ccs.Cwnd-acked+e.sndMSS, e.sndMSS)
+			} else {
+				e.highRxt = seqMax(e.highRxt, e.sndUna)
+			}
+		} else if d > 0 {
+			e.ccs.InFlight = e.inFlight()
+			e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
+			e.cc.OnAck(&e.ccs, d, now)
+		}
+		if e.sndUna == e.sndMax {
+			e.rtoAt = 0
+		} else {
+			e.rtoAt = now + e.rto
+			e.armTimer(e.rtoAt)
+		}
+		e.probes = 0
+		e.persistAt = 0
+		if d > 0 {
+			e.updateSndBuf()
+			if !e.wrShut && e.writable() {
+				e.notify(waiter.EventOut)
+			}
+		}
+	}
+	// Window update (RFC 9293: SND.WL1/WL2 rule).
+	if seqLT(e.sndWl1, s.seq) || (e.sndWl1 == s.seq && seqLEQ(e.sndWl2, ack)) {
+		e.sndWnd = int(s.wnd) << e.sndWScale
+		e.maxSndWnd = max(e.maxSndWnd, e.sndWnd)
+		e.sndWl1, e.sndWl2 = s.seq, ack
+		if e.sndWnd > oldWnd {
+			e.probes = 0
+		}
+	}
+	// Duplicate ACK (RFC 5681 2; with SACK, new SACK info counts, RFC 6675).
+	if ack == e.sndUna && e.sndUna != e.sndMax && len(s.payload) == 0 &&
+		!s.has(wire.TCPFlagSYN|wire.TCPFlagFIN) && (e.sndWnd == oldWnd || newSack) {
+		if !s.has(wire.TCPFlagSYN) && (newSack || !e.sackOK || s.opts.NumSACK == 0) {
+			e.dupAcks++
+		}
+		if !e.recovery {
+			if e.dupAcks >= 3 || (e.sackOK && newSack && e.isLost(e.sndUna)) {
+				e.enterRecovery(now)
+			}
+		} else if !e.sackOK {
+			e.ccs.Cwnd += e.sndMSS // NewReno inflation
+		}
+	}
+	return true
+}
+
+// enterRecovery starts fast retransmit / fast recovery.
+func (e *Endpoint) enterRecovery(now time.Duration) {
+	e.p.st.FastRetrans.Add(1)
+	e.recovery = true
+	e.recoverSeq = e.sndMax
+	e.highRxt = e.sndUna
+	e.ccs.InFlight = int(e.sndMax - e.sndUna)
+	e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
+	e.cc.OnLoss(&e.ccs, now)
+	e.rttTiming = false
+	if e.sackOK {
+		e.p.st.SACKRecovery.Add(1)
+		// RFC 6675: the first hole is retransmitted right away.
+		n := min(e.sndMSS, int(e.dataEnd()-e.sndUna))
+		if _, _, next, ok := e.sb.lookup(e.sndUna); ok {
+			n = min(n, int(next-e.sndUna))
+		}
+		if n > 0 {
+			e.sendData(e.sndUna, n, false, now)
+			e.highRxt = e.sndUna + uint32(n)
+		}
+		return
+	}
+	e.p.st.RenoRecovery.Add(1)
+	e.retransmitFirst(now)
+	e.ccs.Cwnd = e.ccs.Ssthresh + 3*e.sndMSS
+}
+
+// retransmitFirst resends the segment at SND.UNA.
+func (e *Endpoint) retransmitFirst(now time.Duration) {
+	n := min(e.sndMSS, int(e.dataEnd()-e.sndUna))
+	if seqGT(e.sndUna, e.dataEnd()) {
+		n = 0
+	}
+	fin := e.wrShut && e.sndUna+uint32(n) == e.dataEnd() && seqGT(e.sndMax, e.dataEnd())
+	if n == 0 && !fin {
+		return
+	}
+	e.sendData(e.sndUna, n, fin, now)
+}
+
+// enterTimeWait starts the 2*MSL wait.
+func (e *Endpoint) enterTimeWait(now time.Duration) {
+	e.setState(StateTimeWait)
+	e.rtoAt, e.persistAt, e.keepAt = 0, 0, 0
+	e.closeAt = now + 2*e.p.cfg.MSL
+	e.snd = ring{}
+	e.sndLen = 0
+	e.sb = scoreboard{}
+	e.armTimer(e.closeAt)
+	e.notify(waiter.EventIn | waiter.EventOut | waiter.EventHUp | waiter.EventRdHUp)
+}
+
+// receiveData places payload (and FIN) into the receive ring.
+func (e *Endpoint) receiveData(s *segment, now time.Duration) {
+	seq := s.seq
+	data := s.payload
+	fin := s.has(wire.TCPFlagFIN)
+	if seqLT(seq, e.rcvNxt) {
+		d := int(e.rcvNxt - seq)
+		if d > len(data) {
+			// Only an old FIN (or nothing new): duplicate.
+			e.ackNow = true
+			return
+		}
+		if d == len(data) && !fin {
+			e.ackNow = true // duplicate data: ACK at once (RFC 5681 4.2)
+			return
+		}
+		data = data[d:]
+		seq = e.rcvNxt
+	}
+	off := int(seq - e.rcvNxt)
+	room := e.rcvCap - e.rcvLen
+	if off+len(data) > room {
+		keep := room - off
+		if keep <= 0 {
+			e.p.st.OFOQueueDrops.Add(1)
+			e.ackNow = true
+			return
+		}
+		data = data[:keep]
+		fin = false
+	}
+	if e.rdShut {
+		// SHUT_RD: the data is acknowledged and discarded.
+		if off == 0 {
+			e.rcvNxt += uint32(len(data))
+			e.bytesRecv += uint64(len(data))
+			if fin {
+				e.gotFIN(now)
+			}
+		}
+		e.ackNow = true
+		return
+	}
+	if len(data) > 0 {
+		if len(data) > e.rcvMSS {
+			e.rcvMSS = min(len(data), e.advMSS)
+		}
+		keep := e.rcvLen + e.oooExtent()
+		e.rcv.grow(e.rcvLen+off+len(data), keep, e.rcvCap)
+		e.rcv.copyIn(data, e.rcvLen+off)
+		e.lastDataRecv = now
+	}
+	if off != 0 {
+		if len(data) > 0 {
+			if e.addOOO(seq, seq+uint32(len(data))) {
+				e.p.st.OFOQueued.Add(1)
+			} else {
+				e.p.st.OFOQueueDrops.Add(1)
+			}
+		}
+		if fin {
+			e.finOOO, e.finOOOSeq = true, seq+uint32(len(data))
+		}
+		e.ackNow = true // out of order: ACK at once (with SACK)
+		return
+	}
+	e.rcvLen += len(data)
+	e.rcvNxt += uint32(len(data))
+	e.bytesRecv += uint64(len(data))
+	e.ackPending += len(data)
+	if len(e.ooo) > 0 {
+		filled := false
+		for len(e.ooo) > 0 && seqLEQ(e.ooo[0].start, e.rcvNxt) {
+			if seqGT(e.ooo[0].end, e.rcvNxt) {
+				adv := int(e.ooo[0].end - e.rcvNxt)
+				e.rcvLen += adv
+				e.bytesRecv += uint64(adv)
+				e.rcvNxt = e.ooo[0].end
+			}
+			e.ooo = e.ooo[1:]
+			filled = true
+		}
+		if len(e.ooo) == 0 {
+			e.ooo = nil
+		}
+		if filled {
+			e.ackNow = true
+		}
+	}
+	if !fin && e.finOOO && e.rcvNxt == e.finOOOSeq {
+		fin = true
+	}
+	if fin {
+		e.finOOO = false
+		e.gotFIN(now)
+	}
+	if len(data) > 0 {
+		e.notify(waiter.EventIn)
+	}
+	if e.ackPending >= 2*e.rcvMSS {
+		e.ackNow = true
+	}
+	if !e.ackNow && e.ackPending > 0 {
+		e.armDelayedAck(now)
+	}
+}
+
+// oooExtent is how far past the readable bytes out-of-order data reaches.
+func (e *Endpoint) oooExtent() int {
+	if len(e.ooo) == 0 {
+		return 0
+	}
+	return int(e.ooo[len(e.ooo)-1].end - e.rcvNxt)
+}
+
+// addOOO records [a,b) as held out of order; false if over the limit.
+func (e *Endpoint) addOOO(a, b uint32) bool {
+	e.oooRecent++
+	i := 0
+	for i < len(e.ooo) && seqLT(e.ooo[i].end, a) {
+		i++
+	}
+	j := i
+	na, nb := a, b
+	for j < len(e.ooo) && seqLEQ(e.ooo[j].start, nb) {
+		na = seqMin(na, e.ooo[j].start)
+		nb = seqMax(nb, e.ooo[j].end)
+		j++
+	}
+	r := oooRange{na, nb, e.oooRecent}
+	switch {
+	case j-i == 1:
+		e.ooo[i] = r
+	case j-i > 1:
+		e.ooo[i] = r
+		e.ooo = append(e.ooo[:i+1], e.ooo[j:]...)
+	default:
+		if len(e.ooo) >= maxOOORanges {
+			return false
+		}
+		if e.ooo == nil {
+			e.ooo = make([]oooRange, 0, 4)
+		}
+		e.ooo = append(e.ooo, oooRange{})
+		copy(e.ooo[i+1:], e.ooo[i:])
+		e.ooo[i] = r
+	}
+	return true
+}
+
+// gotFIN consumes the peer's FIN.
+func (e *Endpoint) gotFIN(now time.Duration) {
+	e.rcvNxt++
+	e.finRcvd = true
+	e.ackNow = true
+	switch e.state {
+	case StateSynRcvd, StateEstablished:
+		e.setState(StateCloseWait)
+	case StateFinWait1:
+		if e.finAcked() {
+			e.enterTimeWait(now)
+		} else {
+			e.setState(StateClosing)
+		}
+	case StateFinWait2:
+		e.enterTimeWait(now)
+	}
+	e.notify(waiter.EventIn | waiter.EventRdHUp)
+}
+
+// handleError applies an ICMP error (RFC 5927 checks, RFC 1191 PMTUD).
+func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.state {
+	case StateClosed, StateListen, StateTimeWait:
+		return
+	}
+	if seqLT(seq, e.sndUna) || seqGT(seq, e.sndMax) {
+		return // not for data in flight: maybe forged
+	}
+	now := e.p.now()
+	switch kind {
+	case ErrFragNeeded:
+		if mtu < 68 || mtu >= e.pmtu && e.pmtu > 0 {
+			return
+		}
+		mtu = max(mtu, 576)
+		e.p.st.PMTUUpdates.Add(1)
+		e.pmtu = mtu
+		mss := mtu - 40
+		if e.tsOK {
+			mss -= 12
+		}
+		mss = min(mss, e.peerMSS)
+		if mss >= e.sndMSS {
+			return
+		}
+		e.sndMSS = max(mss, 64)
+		e.ccs.MSS = e.sndMSS
+		e.ccs.Cwnd = max(e.ccs.Cwnd, 2*e.sndMSS)
+		// Resend what was in flight in smaller segments (not a congestion signal).
+		if e.state != StateSynSent && e.state != StateSynRcvd {
+			e.sndNxt = e.sndUna
+			e.rttTiming = false
+			e.output(now)
+		}
+		return
+	case ErrSourceQuench:
+		return
+	}
+	var err error
+	hard := false
+	switch kind {
+	case ErrPortUnreach, ErrProtoUnreach:
+		err, hard = errRefused, true
+	case ErrHostUnreach, ErrNeighbor, ErrAdminProhibited:
+		err = syscall.EHOSTUNREACH
+	case ErrNetUnreach:
+		err = syscall.ENETUNREACH
+	case ErrTimeExceeded:
+		err = syscall.EHOSTUNREACH
+	default:
+		return
+	}
+	if e.state == StateSynSent || e.state == StateSynRcvd && e.parent == nil {
+		if hard || kind == ErrHostUnreach || kind == ErrNetUnreach || kind == ErrNeighbor || kind == ErrAdminProhibited {
+			e.p.st.AttemptFails.Add(1)
+			e.connectErrPending = true
+			e.abortLocked(err)
+			return
+		}
+	}
+	if e.state == StateSynRcvd {
+		return
+	}
+	// Established: a soft error, reported through SO_ERROR.
+	e.err = err
+	e.notify(waiter.EventErr)
+}

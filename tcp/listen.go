@@ -1,0 +1,271 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/sockstack/sockstack/waiter"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// cookieMSS are the MSS values a SYN cookie can encode (2 bits).
+var cookieMSS = [4]int{536, 1300, 1440, 1460}
+
+const cookieWindow = 64 * time.Second // cookie clock tick
+
+// cookieTime is the 8-bit cookie clock.
+func cookieTime(now time.Duration) uint32 { return uint32(now/cookieWindow) & 0xff }
+
+// cookie builds a SYN cookie ISN (the Linux layout: hash + peer ISN +
+// time in the top 8 bits + (hash2 + MSS index) in the low 24).
+func (p *Protocol) cookie(k connKey, peerISN uint32, mssIdx int, t uint32) uint32 {
+	return p.hash4(k.local, k.remote, 0xc001) + peerISN + t<<24 +
+		((p.hash4(k.local, k.remote, 0xc0020000|t) + uint32(mssIdx)) & 0xffffff)
+}
+
+// checkCookie validates a cookie; it returns the MSS index.
+func (p *Protocol) checkCookie(k connKey, peerISN, cookie uint32, now time.Duration) (int, bool) {
+	c := cookie - p.hash4(k.local, k.remote, 0xc001) - peerISN
+	tc := c >> 24
+	if (cookieTime(now)-tc)&0xff > 2 {
+		return 0, false
+	}
+	idx := (c - p.hash4(k.local, k.remote, 0xc0020000|tc)) & 0xffffff
+	if idx >= uint32(len(cookieMSS)) {
+		return 0, false
+	}
+	return int(idx), true
+}
+
+// handleListen processes a segment for a listening endpoint.
+func (l *Endpoint) handleListen(k connKey, s *segment) {
+	p := l.p
+	if s.has(wire.TCPFlagRST) {
+		return
+	}
+	now := p.now()
+	if s.has(wire.TCPFlagACK) {
+		if !s.has(wire.TCPFlagSYN) && l.cookieCheck(k, s, now) {
+			return
+		}
+		p.sendResetFor(k, s)
+		return
+	}
+	if !s.has(wire.TCPFlagSYN) {
+		return
+	}
+	l.mu.Lock()
+	if l.state != StateListen {
+		l.mu.Unlock()
+		p.sendResetFor(k, s)
+		return
+	}
+	if len(l.acceptQ) > l.backlog {
+		p.st.ListenOverflows.Add(1)
+		p.st.ListenDrops.Add(1)
+		l.mu.Unlock()
+		return
+	}
+	if int(l.synQLen.Load()) >= l.backlog {
+		if p.cfg.NoSynCookies {
+			p.st.ListenDrops.Add(1)
+			l.mu.Unlock()
+			return
+		}
+		l.cookieAt = now
+		c := l.newChild(k, s, now)
+		l.mu.Unlock()
+		if c == nil {
+			return
+		}
+		l.sendCookie(c, k, s, now)
+		return
+	}
+	c := l.newChild(k, s, now)
+	if c == nil {
+		l.mu.Unlock()
+		return
+	}
+	c.parent = l
+	c.inSynQ = true
+	l.synQLen.Add(1)
+	c.mu.Lock()
+	if !p.addConn(c) {
+		l.synQLen.Add(-1)
+		c.mu.Unlock()
+		l.mu.Unlock()
+		return
+	}
+	p.addChild(c)
+	l.mu.Unlock()
+	p.st.PassiveOpens.Add(1)
+	c.sendSYN(now, false)
+	c.armRTO(now)
+	c.mu.Unlock()
+}
+
+// newChild makes a SYN_RCVD endpoint for a SYN, inheriting the
+// listener's options (l.mu held).
+func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint {
+	p := l.p
+	rt, err := p.host.Route(k.remote.Addr())
+	if err != nil {
+		return nil
+	}
+	c := &Endpoint{p: p}
+	c.initOptions()
+	c.noDelay, c.cork, c.keepAlive = l.noDelay, l.cork, l.keepAlive
+	c.keepIdle, c.keepIntvl, c.keepCnt = l.keepIdle, l.keepIntvl, l.keepCnt
+	c.lingerOn, c.linger, c.ttl, c.tos = l.lingerOn, l.linger, l.ttl, l.tos
+	c.userMSS, c.userSndBuf, c.userRcvBuf = l.userMSS, l.userSndBuf, l.userRcvBuf
+	c.reuseAddr, c.reusePort, c.ccName = l.reuseAddr, l.reusePort, l.ccName
+	if l.userRcvBuf > 0 {
+		c.rcvCap = l.rcvCap
+	}
+	if l.userSndBuf > 0 {
+		c.sndCap = l.sndCap
+	}
+	c.local, c.remote = k.local, k.remote
+	c.pmtu = rt.MTU
+	c.setupMSS()
+	c.chooseRcvWScale()
+	c.irs = s.seq
+	c.rcvNxt = s.seq + 1
+	c.rcvAdv = c.rcvNxt
+	c.negotiate(&s.opts)
+	if c.tsOK {
+		c.tsRecent, c.tsRecentAt = s.opts.TSVal, now
+	}
+	c.tsOffset = c.tsOffsetFor(now)
+	c.iss = p.isn(c.local, c.remote, now)
+	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss+1, c.iss+1
+	c.sbSeq = c.iss + 1
+	c.sndWnd = int(s.wnd)
+	c.maxSndWnd = c.sndWnd
+	c.sndWl1, c.sndWl2 = s.seq, c.iss
+	c.state = StateSynRcvd
+	return c
+}
+
+// sendCookie answers a SYN statelessly with a SYN cookie; the options
+// the cookie cannot hold are encoded in the low 6 bits of TSval
+// (4 bits window scale, 15 = none, and 1 bit SACK), like Linux.
+func (l *Endpoint) sendCookie(c *Endpoint, k connKey, s *segment, now time.Duration) {
+	p := l.p
+	idx := 0
+	for i := len(cookieMSS) - 1; i >= 0; i-- {
+		if cookieMSS[i] <= c.peerMSS {
+			idx = i
+			break
+		}
+	}
+	t := cookieTime(now)
+	c.iss = p.cookie(k, s.seq, idx, t)
+	if c.tsOK {
+		opt := uint32(0xf)
+		if c.wsOK {
+			opt = uint32(c.sndWScale)
+		}
+		if c.sackOK {
+			opt |= 0x10
+		}
+		ts := c.tsNow(now)
+		v := ts&^0x3f | opt
+		if seqGT(v, ts) {
+			v -= 0x40
+		}
+		c.cookieTS = v
+	} else {
+		// Without timestamps the cookie cannot carry these options.
+		c.wsOK, c.sackOK = false, false
+		c.rcvWScale = 0
+	}
+	p.st.SynCookiesSent.Add(1)
+	c.xmit(c.iss, 0, wire.TCPFlagSYN|wire.TCPFlagACK, now)
+}
+
+// cookieCheck tries to complete a connection from a SYN cookie ACK.
+func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
+	p := l.p
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state != StateListen || l.cookieAt == 0 || now-l.cookieAt > 2*cookieWindow {
+		return false
+	}
+	idx, ok := p.checkCookie(k, s.seq-1, s.ack-1, now)
+	if !ok {
+		p.st.SynCookiesFailed.Add(1)
+		return false
+	}
+	if len(l.acceptQ) > l.backlog {
+		p.st.ListenOverflows.Add(1)
+		p.st.ListenDrops.Add(1)
+		return true
+	}
+	// Rebuild the SYN the cookie stands for.
+	var syn segment
+	syn.seq = s.seq - 1
+	syn.flags = wire.TCPFlagSYN
+	syn.wnd = s.wnd
+	syn.opts.HasMSS, syn.opts.MSS = true, uint16(cookieMSS[idx])
+	if s.opts.HasTS {
+		opt := s.opts.TSEcr & 0x3f
+		syn.opts.HasTS, syn.opts.TSVal = true, s.opts.TSVal
+		if ws := opt & 0xf; ws != 0xf {
+			syn.opts.HasWScale, syn.opts.WScale = true, uint8(min(ws, 14))
+		}
+		syn.opts.SACKPermitted = opt&0x10 != 0
+	}
+	c := l.newChild(k, &syn, now)
+	if c == nil {
+		return true
+	}
+	c.iss = s.ack - 1
+	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss+1, c.iss+1
+	c.sbSeq = c.iss + 1
+	c.sndWl1, c.sndWl2 = syn.seq, c.iss
+	c.rcvAdv = c.rcvNxt + uint32(min(c.rcvCap, 65535))
+	c.parent = l
+	c.mu.Lock()
+	if !p.addConn(c) {
+		c.mu.Unlock()
+		return true
+	}
+	p.addChild(c)
+	p.st.SynCookiesRecv.Add(1)
+	p.st.PassiveOpens.Add(1)
+	c.inSynQ = false
+	c.input(s, now)
+	if c.state != StateClosed {
+		l.acceptQ = append(l.acceptQ, c)
+	}
+	c.mu.Unlock()
+	l.notify(waiter.EventIn)
+	return true
+}
+
+// deliverChild moves a child whose handshake completed to the accept
+// queue, or resets it when the listener is gone or the queue is full.
+func (l *Endpoint) deliverChild(c *Endpoint) {
+	l.mu.Lock()
+	listening := l.state == StateListen
+	ok := listening && len(l.acceptQ) <= l.backlog
+	if ok {
+		l.acceptQ = append(l.acceptQ, c)
+	}
+	l.mu.Unlock()
+	if ok {
+		l.notify(waiter.EventIn)
+		return
+	}
+	if listening {
+		l.p.st.ListenOverflows.Add(1)
+	}
+	c.mu.Lock()
+	c.parent = nil
+	c.userClosed = true
+	if c.state != StateClosed {
+		c.sendReset()
+		c.abortLocked(nil)
+	}
+	c.mu.Unlock()
+}

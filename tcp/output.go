@@ -1,0 +1,594 @@
+package tcp
+
+import (
+	"math"
+	"time"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// tsNow is our timestamp clock: milliseconds, plus the offset.
+func (e *Endpoint) tsNow(now time.Duration) uint32 {
+	return uint32(now/time.Millisecond) + 1 + e.tsOffset
+}
+
+// rcvWindow is the window to offer: free buffer space, never shrinking
+// the right edge already offered, and opened only in useful steps
+// (receiver SWS avoidance).
+func (e *Endpoint) rcvWindow() int {
+	w := max(e.rcvCap-e.rcvLen, 0)
+	w = min(w, 65535<<e.rcvWScale)
+	cur := int(int32(e.rcvAdv - e.rcvNxt))
+	if cur < 0 {
+		cur = 0
+	}
+	if w > cur && w-cur < min(e.rcvCap/2, e.advMSS) {
+		w = cur
+	}
+	if w < cur {
+		w = cur
+	}
+	return w
+}
+
+// inFlight is the RFC 6675 pipe: bytes sent, not acked, not SACKed and
+// not presumed lost.
+func (e *Endpoint) inFlight() int {
+	if len(e.sb.blocks) == 0 {
+		return int(e.sndNxt - e.sndUna)
+	}
+	n := e.sb.holeBytes(e.sndUna, e.sndNxt)
+	if e.recovery {
+		n -= e.sb.holeBytes(seqMax(e.highRxt, e.sndUna), seqMin(e.sb.highest, e.sndNxt))
+	}
+	return max(n, 0)
+}
+
+// xmit sends one segment: seq, n payload bytes from the send ring at
+// seq, flags. Every ACK-bearing segment carries the current window,
+// timestamps and SACK blocks, and satisfies any pending ACK.
+func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) {
+	seg := e.p.segPool.Get().(*Segment)
+	seg.Local, seg.Remote = e.local, e.remote
+	seg.TOS, seg.TTL = e.tos, e.ttl
+	h := &seg.Header
+	h.SrcPort, h.DstPort = e.local.Port(), e.remote.Port()
+	h.Seq, h.Flags, h.Urgent = seq, flags, 0
+	h.Options = wire.TCPOptions{}
+	h.Ack = 0
+	syn := flags&wire.TCPFlagSYN != 0
+	if flags&wire.TCPFlagACK != 0 {
+		h.Ack = e.rcvNxt
+	}
+	if syn {
+		h.Window = uint16(min(e.rcvCap, 65535))
+		e.rcvAdv = e.rcvNxt + uint32(h.Window)
+		o := &h.Options
+		o.HasMSS, o.MSS = true, uint16(min(e.advMSS, 65535))
+		active := flags&wire.TCPFlagACK == 0
+		if active || e.wsOK {
+			o.HasWScale, o.WScale = true, e.rcvWScale
+		}
+		if active || e.sackOK {
+			o.SACKPermitted = true
+		}
+		if active || e.tsOK {
+			o.HasTS, o.TSVal, o.TSEcr = true, e.tsNow(now), e.tsRecent
+			if e.cookieTS != 0 {
+				o.TSVal = e.cookieTS
+			}
+		}
+	} else {
+		w := e.rcvWindow()
+		if flags&wire.TCPFlagRST != 0 {
+			w = 0
+		}
+		ws := w >> e.rcvWScale
+		if ws > 65535 {
+			ws = 65535
+		}
+		h.Window = uint16(ws)
+		if edge := e.rcvNxt + uint32(ws<<e.rcvWScale); seqGT(edge, e.rcvAdv) {
+			e.rcvAdv = edge
+		}
+		if e.tsOK && flags&wire.TCPFlagRST == 0 {
+			h.Options.HasTS, h.Options.TSVal, h.Options.TSEcr = true, e.tsNow(now), e.tsRecent
+		}
+		if e.sackOK && len(e.ooo) > 0 && flags&wire.TCPFlagACK != 0 {
+			e.putSACK(&h.Options)
+		}
+	}
+	if n > 0 {
+		seg.Payload[0], seg.Payload[1] = e.snd.slices(int(seq-e.sbSeq), n)
+		e.lastDataSent = now
+	} else {
+		seg.Payload[0], seg.Payload[1] = nil, nil
+	}
+	e.p.st.OutSegs.Add(1)
+	if flags&wire.TCPFlagRST != 0 {
+		e.p.st.OutRsts.Add(1)
+	}
+	e.segsOut++
+	if e.p.host.Output(seg) != nil {
+		e.p.st.OutputErrors.Add(1)
+	}
+	seg.Payload[0], seg.Payload[1] = nil, nil
+	e.p.segPool.Put(seg)
+	if flags&wire.TCPFlagACK != 0 {
+		e.ackPending = 0
+		e.ackNow = false
+		e.dackAt = 0
+	}
+}
+
+// putSACK fills SACK blocks, most recently changed first (RFC 2018 4).
+func (e *Endpoint) putSACK(o *wire.TCPOptions) {
+	limit := 4
+	if o.HasTS {
+		limit = 3
+	}
+	var used [maxOOORanges]bool
+	for o.NumSACK < limit {
+		best := -1
+		for i := range e.ooo {
+			if !used[i] && (best < 0 || e.ooo[i].recent > e.ooo[best].recent) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		used[best] = true
+		o.SACK[o.NumSACK] = wire.SACKBlock{Left: e.ooo[best].start, Right: e.ooo[best].end}
+		o.NumSACK++
+	}
+}
+
+func (e *Endpoint) sendAck(now time.Duration) {
+	e.xmit(e.sndNxt, 0, wire.TCPFlagACK, now)
+}
+
+// sendReset aborts the connection on the wire.
+func (e *Endpoint) sendReset() {
+	switch e.state {
+	case StateClosed, StateListen, StateSynSent, StateTimeWait:
+		return
+	}
+	e.xmit(e.sndMax, 0, wire.TCPFlagRST|wire.TCPFlagACK, e.p.now())
+}
+
+// sendChallengeAck sends a rate-limited ACK (RFC 5961).
+func (e *Endpoint) sendChallengeAck(now time.Duration) {
+	if e.p.challengeAllowed(now) {
+		e.sendAck(now)
+	}
+}
+
+func (e *Endpoint) sendSYN(now time.Duration, retrans bool) {
+	if !retrans {
+		e.rttTiming, e.rttStart, e.rttSeq = true, now, e.iss+1
+	} else {
+		e.rttTiming = false
+		e.p.st.SynRetransmits.Add(1)
+		e.p.st.RetransSegs.Add(1)
+		e.totalRetrans++
+	}
+	f := wire.TCPFlagSYN
+	if e.state == StateSynRcvd {
+		f |= wire.TCPFlagACK
+	}
+	e.xmit(e.iss, 0, f, now)
+}
+
+// dataEnd is the sequence number after the last queued byte.
+func (e *Endpoint) dataEnd() uint32 { return e.sbSeq + uint32(e.sndLen) }
+
+// finAcked reports whether our FIN has been acknowledged.
+func (e *Endpoint) finAcked() bool {
+	return e.wrShut && e.sndLen == 0 && e.sndUna == e.sbSeq+1
+}
+
+// isLost is RFC 6675 IsLost: enough SACKed bytes above seq.
+func (e *Endpoint) isLost(seq uint32) bool {
+	above, blocks := 0, 0
+	for _, b := range e.sb.blocks {
+		if seqGT(b.end, seq) {
+			s := seqMax(b.start, seq)
+			above += int(b.end - s)
+			blocks++
+		}
+	}
+	return blocks >= 3 || above > 2*e.sndMSS
+}
+
+// nextLost finds the next hole to retransmit (RFC 6675 NextSeg rule 1).
+func (e *Endpoint) nextLost() (uint32, int, bool) {
+	seq := seqMax(e.highRxt, e.sndUna)
+	end := seqMin(e.sb.highest, e.dataEnd())
+	for seqLT(seq, end) && seqLT(seq, e.sndMax) {
+		sacked, bend, next, hasNext := e.sb.lookup(seq)
+		if sacked {
+			seq = bend
+			continue
+		}
+		if !hasNext || !e.isLost(seq) {
+			return 0, 0, false
+		}
+		n := min(e.sndMSS, int(seqMin(next, end)-seq))
+		return seq, n, n > 0
+	}
+	return 0, 0, false
+}
+
+// sendData transmits n bytes at seq (with FIN if it completes the stream).
+func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) {
+	f := wire.TCPFlagACK
+	if n > 0 && seq+uint32(n) == e.dataEnd() {
+		f |= wire.TCPFlagPSH
+	}
+	if fin {
+		f |= wire.TCPFlagFIN
+	}
+	if seqLT(seq, e.sndMax) {
+		e.p.st.RetransSegs.Add(1)
+		e.totalRetrans++
+		e.bytesRetrans += uint64(n)
+		if e.rttTiming && seqLT(seq, e.rttSeq) {
+			e.rttTiming = false // Karn
+		}
+	} else {
+		e.bytesSent += uint64(n)
+	}
+	e.xmit(seq, n, f, now)
+}
+
+// output sends what the windows, Nagle and the state allow, then a pure
+// ACK if one is owed and nothing carried it.
+func (e *Endpoint) output(now time.Duration) {
+	switch e.state {
+	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+	case StateFinWait2, StateTimeWait:
+		if e.ackNow {
+			e.sendAck(now)
+		}
+		return
+	default:
+		return
+	}
+	sent := false
+	mss := e.sndMSS
+	if e.recovery && e.sackOK {
+		pipe := e.inFlight()
+		for e.ccs.Cwnd-pipe >= mss {
+			seq, n, ok := e.nextLost()
+			if !ok {
+				break
+			}
+			e.p.st.SACKRetrans.Add(1)
+			e.sendData(seq, n, false, now)
+			e.highRxt = seq + uint32(n)
+			pipe += n
+			sent = true
+		}
+	}
+	inflight := e.inFlight()
+	dataEnd := e.dataEnd()
+	blocked := false // the peer's window stops us: persist
+	for {
+		if len(e.sb.blocks) > 0 && seqLT(e.sndNxt, e.sndMax) {
+			if s, end, _, _ := e.sb.lookup(e.sndNxt); s {
+				e.sndNxt = seqMin(end, dataEnd)
+				continue
+			}
+		}
+		avail := 0
+		if seqLT(e.sndNxt, dataEnd) {
+			avail = int(dataEnd - e.sndNxt)
+		}
+		finPending := e.wrShut && e.sndNxt == dataEnd
+		if avail == 0 && !finPending {
+			break
+		}
+		n := min(avail, mss)
+		if len(e.sb.blocks) > 0 && seqLT(e.sndNxt, e.sndMax) {
+			if _, _, next, ok := e.sb.lookup(e.sndNxt); ok && int(next-e.sndNxt) < n {
+				n = int(next - e.sndNxt)
+			}
+		}
+		if n > 0 {
+			if e.ccs.Cwnd-inflight < n {
+				break
+			}
+			wnd := int(int32(e.sndUna + uint32(e.sndWnd) - e.sndNxt))
+			if wnd < n {
+				// Sender SWS avoidance: only send into a window that is at
+				// least half the largest the peer offered.
+				if wnd <= 0 || wnd < e.maxSndWnd/2 {
+					blocked = true
+					break
+				}
+				n = wnd
+			}
+		}
+		fin := e.wrShut && n == avail
+		if n < mss && n == avail && !fin && seqGEQ(e.sndNxt, e.sndMax) {
+			if e.cork {
+				break
+			}
+			if !e.noDelay && e.sndMax != e.sndUna {
+				break // Nagle: one small segment in flight at a time
+			}
+		}
+		if !e.rttTiming && seqGEQ(e.sndNxt, e.sndMax) && n > 0 {
+			e.rttTiming, e.rttSeq, e.rttStart = true, e.sndNxt+uint32(n), now
+		}
+		e.sendData(e.sndNxt, n, fin, now)
+		e.sndNxt += uint32(n)
+		if fin {
+			e.sndNxt++
+		}
+		if seqGT(e.sndNxt, e.sndMax) {
+			e.sndMax = e.sndNxt
+		}
+		inflight += n
+		sent = true
+		if fin {
+			break
+		}
+	}
+	if sent {
+		if e.rtoAt == 0 {
+			e.armRTO(now)
+		}
+		e.persistAt = 0
+	} else if e.ackNow {
+		e.sendAck(now)
+	}
+	if blocked && e.sndUna == e.sndMax && e.persistAt == 0 {
+		e.persistAt = now + e.persistInterval()
+		e.armTimer(e.persistAt)
+	}
+}
+
+func (e *Endpoint) persistInterval() time.Duration {
+	d := e.rto
+	for i := 0; i < e.probes && d < maxRTO; i++ {
+		d *= 2
+	}
+	return min(max(d, minRTO), maxRTO)
+}
+
+// --- timers ---
+
+func (e *Endpoint) armRTO(now time.Duration) {
+	e.rtoAt = now + e.rto
+	e.armTimer(e.rtoAt)
+}
+
+// armTimer makes sure the timer fires no later than at. The timer is only
+// reset when the deadline moves earlier; a late deadline is found when the
+// timer fires and re-arms itself.
+func (e *Endpoint) armTimer(at time.Duration) {
+	if at == 0 || (e.timerAt != 0 && e.timerAt <= at) {
+		return
+	}
+	e.timerAt = at
+	d := at - e.p.now()
+	if d < 0 {
+		d = 0
+	}
+	if e.timer == nil {
+		e.timer = e.p.clk.AfterFunc(d, e.onTimer)
+	} else {
+		e.timer.Reset(d)
+	}
+}
+
+func (e *Endpoint) stopTimers() {
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	if e.dackTimer != nil {
+		e.dackTimer.Stop()
+	}
+	e.timerAt, e.rtoAt, e.persistAt, e.keepAt, e.closeAt, e.dackAt = 0, 0, 0, 0, 0, 0
+	e.dackArmed = false
+}
+
+func (e *Endpoint) onTimer() {
+	e.mu.Lock()
+	now := e.p.now()
+	e.timerAt = 0
+	if e.state == StateClosed {
+		e.mu.Unlock()
+		return
+	}
+	if e.closeAt != 0 && now >= e.closeAt {
+		e.closeAt = 0
+		e.setClosed()
+		e.mu.Unlock()
+		return
+	}
+	if e.rtoAt != 0 && now >= e.rtoAt {
+		e.rtoAt = 0
+		e.onRTO(now)
+	}
+	if e.persistAt != 0 && now >= e.persistAt && e.state != StateClosed {
+		e.persistAt = 0
+		e.onPersist(now)
+	}
+	if e.keepAt != 0 && now >= e.keepAt && e.state != StateClosed {
+		e.keepAt = 0
+		e.onKeepalive(now)
+	}
+	if e.state != StateClosed {
+		next := time.Duration(math.MaxInt64)
+		for _, t := range [...]time.Duration{e.rtoAt, e.persistAt, e.keepAt, e.closeAt} {
+			if t != 0 && t < next {
+				next = t
+			}
+		}
+		if next != math.MaxInt64 {
+			e.armTimer(next)
+		}
+	}
+	e.mu.Unlock()
+}
+
+func (e *Endpoint) armDelayedAck(now time.Duration) {
+	if e.dackAt == 0 {
+		e.dackAt = now + e.p.cfg.DelayedAckTimeout
+	}
+	if e.dackArmed {
+		return
+	}
+	e.dackArmed = true
+	if e.dackTimer == nil {
+		e.dackTimer = e.p.clk.AfterFunc(e.p.cfg.DelayedAckTimeout, e.onDelayedAck)
+	} else {
+		e.dackTimer.Reset(e.dackAt - now)
+	}
+}
+
+func (e *Endpoint) onDelayedAck() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dackArmed = false
+	if e.dackAt == 0 || e.state == StateClosed {
+		return
+	}
+	now := e.p.now()
+	if now < e.dackAt {
+		e.dackArmed = true
+		e.dackTimer.Reset(e.dackAt - now)
+		return
+	}
+	e.p.st.DelayedACKs.Add(1)
+	e.ackNow = true
+	e.output(now)
+	if e.ackNow {
+		e.sendAck(now)
+	}
+}
+
+func (e *Endpoint) onRTO(now time.Duration) {
+	switch e.state {
+	case StateSynSent, StateSynRcvd:
+		limit := e.p.cfg.SynRetries
+		if e.state == StateSynRcvd {
+			limit = e.p.cfg.SynAckRetries
+		}
+		if e.backoff >= limit {
+			e.p.st.AttemptFails.Add(1)
+			e.p.st.AbortOnTimeout.Add(1)
+			e.connectErrPending = e.state == StateSynSent
+			e.abortLocked(errTimedOut)
+			return
+		}
+		e.backoff++
+		e.rto = min(e.rto*2, maxRTO)
+		e.sendSYN(now, true)
+		e.armRTO(now)
+		return
+	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+	default:
+		return
+	}
+	if e.sndUna == e.sndMax {
+		return
+	}
+	if e.backoff >= e.p.cfg.Retries2 {
+		e.p.st.AbortOnTimeout.Add(1)
+		e.sendReset()
+		e.abortLocked(errTimedOut)
+		return
+	}
+	e.p.st.Timeouts.Add(1)
+	e.backoff++
+	e.rto = min(e.rto*2, maxRTO)
+	e.ccs.InFlight = e.inFlight()
+	e.ccs.MinRTT, e.ccs.SRTT = e.minRTT, e.srtt
+	if e.backoff == 1 || !e.recovery {
+		e.cc.OnRTO(&e.ccs, now)
+	}
+	e.ccs.Cwnd = e.ccs.MSS
+	e.recovery = false
+	e.dupAcks = 0
+	e.rttTiming = false
+	e.sndNxt = e.sndUna
+	e.highRxt = e.sndUna
+	e.output(now)
+	if e.sndNxt == e.sndUna && e.sndUna != e.sndMax {
+		// Nothing could be sent (zero window): probe instead.
+		e.sendAck(now)
+	}
+	e.armRTO(now)
+}
+
+func (e *Endpoint) onPersist(now time.Duration) {
+	switch e.state {
+	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+	default:
+		return
+	}
+	if e.sndUna != e.sndMax || !seqLT(e.sndNxt, e.dataEnd()) {
+		return // data in flight: the RTO covers it
+	}
+	wnd := int(int32(e.sndUna + uint32(e.sndWnd) - e.sndNxt))
+	if wnd > 0 {
+		// A window too small to be worth using: send what fits.
+		n := min(wnd, int(e.dataEnd()-e.sndNxt), e.sndMSS)
+		e.sendData(e.sndNxt, n, false, now)
+		e.sndNxt += uint32(n)
+		e.sndMax = e.sndNxt
+		e.armRTO(now)
+		return
+	}
+	// Zero window probe: an old sequence number makes the peer answer
+	// with its current window (as Linux does).
+	e.p.st.ZeroWindowProbes.Add(1)
+	e.xmit(e.sndUna-1, 0, wire.TCPFlagACK, now)
+	e.probes++
+	e.persistAt = now + e.persistInterval()
+}
+
+func (e *Endpoint) rearmKeepalive() {
+	if !e.keepAlive {
+		e.keepAt = 0
+		return
+	}
+	switch e.state {
+	case StateEstablished, StateCloseWait, StateFinWait1, StateFinWait2, StateClosing, StateLastAck:
+	default:
+		return
+	}
+	base := max(e.lastRecv, e.lastDataSent)
+	e.keepAt = max(base+e.keepIdle, e.p.now()+time.Millisecond)
+	e.armTimer(e.keepAt)
+}
+
+func (e *Endpoint) onKeepalive(now time.Duration) {
+	if !e.keepAlive {
+		return
+	}
+	if e.sndUna != e.sndMax || e.sndLen > 0 {
+		e.kaProbes = 0
+		e.keepAt = now + e.keepIdle
+		return
+	}
+	idle := now - e.lastRecv
+	if idle < e.keepIdle+time.Duration(e.kaProbes)*e.keepIntvl && e.kaProbes == 0 {
+		e.keepAt = e.lastRecv + e.keepIdle
+		return
+	}
+	if e.kaProbes >= e.keepCnt {
+		e.p.st.KeepaliveTimeouts.Add(1)
+		e.sendReset()
+		e.abortLocked(errTimedOut)
+		return
+	}
+	e.p.st.KeepaliveProbes.Add(1)
+	e.xmit(e.sndUna-1, 0, wire.TCPFlagACK, now)
+	e.kaProbes++
+	e.keepAt = now + e.keepIntvl
+}

@@ -1,0 +1,602 @@
+package tcp
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sockstack/sockstack/clock"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// connKey identifies a connection by its 4-tuple.
+type connKey struct {
+	local, remote netip.AddrPort
+}
+
+// childKey groups accepted connections holding a port, for bind conflicts.
+type childKey struct {
+	addr             netip.Addr
+	reuse, reusePort bool
+}
+
+// portEntry is everyone holding one local port.
+type portEntry struct {
+	users    []*Endpoint      // bound endpoints (bind, listen, connect)
+	children map[childKey]int // accepted connections, counted
+}
+
+// Protocol is the TCP layer of one host. It demultiplexes segments to
+// endpoints; each endpoint has its own lock.
+type Protocol struct {
+	host Host
+	clk  clock.Clock
+	cfg  Config
+	base time.Time
+
+	mu        sync.RWMutex
+	conns     map[connKey]*Endpoint
+	listeners map[uint16][]*Endpoint
+	ports     map[uint16]*portEntry
+	portHint  uint32
+	closed    bool
+
+	key       [32]byte
+	ccDefault string
+
+	chalSec atomic.Int64
+	chalCnt atomic.Int64
+
+	segPool sync.Pool
+	st      stats
+}
+
+// NewProtocol makes the TCP layer over h.
+func NewProtocol(h Host, cfg Config) *Protocol {
+	cfg.setDefaults()
+	p := &Protocol{
+		host:      h,
+		clk:       h.Clock(),
+		cfg:       cfg,
+		conns:     make(map[connKey]*Endpoint),
+		listeners: make(map[uint16][]*Endpoint),
+		ports:     make(map[uint16]*portEntry),
+	}
+	p.base = p.clk.Now()
+	if cfg.Seed != nil {
+		p.key = sha256.Sum256(cfg.Seed)
+	} else {
+		rand.Read(p.key[:])
+	}
+	if newCC(cfg.CongestionControl) == nil {
+		p.cfg.CongestionControl = "cubic"
+	}
+	p.portHint = binary.BigEndian.Uint32(p.key[28:])
+	p.segPool.New = func() any { return new(Segment) }
+	return p
+}
+
+// now is the protocol's monotonic time.
+func (p *Protocol) now() time.Duration { return p.clk.Now().Sub(p.base) }
+
+// isn computes an RFC 6528 initial sequence number.
+func (p *Protocol) isn(local, remote netip.AddrPort, now time.Duration) uint32 {
+	return p.hash4(local, remote, 0) + uint32(now/(4*time.Microsecond))
+}
+
+// hash4 is a keyed hash of the 4-tuple and an extra word.
+func (p *Protocol) hash4(local, remote netip.AddrPort, extra uint32) uint32 {
+	var b [32 + 16 + 16 + 4 + 4 + 4]byte
+	copy(b[:32], p.key[:])
+	l, r := local.Addr().As16(), remote.Addr().As16()
+	copy(b[32:], l[:])
+	copy(b[48:], r[:])
+	binary.BigEndian.PutUint16(b[64:], local.Port())
+	binary.BigEndian.PutUint16(b[66:], remote.Port())
+	binary.BigEndian.PutUint32(b[68:], extra)
+	binary.BigEndian.PutUint32(b[72:], 0x5eed)
+	s := sha256.Sum256(b[:])
+	return binary.BigEndian.Uint32(s[:4])
+}
+
+// challengeAllowed applies the global challenge ACK rate limit (RFC 5961 7).
+func (p *Protocol) challengeAllowed(now time.Duration) bool {
+	sec := int64(now / time.Second)
+	if p.chalSec.Load() != sec {
+		p.chalSec.Store(sec)
+		p.chalCnt.Store(0)
+	}
+	if p.chalCnt.Add(1) > int64(p.cfg.ChallengeAckLimit) {
+		p.st.ChallengeACKsLimited.Add(1)
+		return false
+	}
+	p.st.ChallengeACKs.Add(1)
+	return true
+}
+
+// segment is a parsed incoming segment.
+type segment struct {
+	seq, ack uint32
+	flags    uint8
+	wnd      uint16
+	payload  []byte
+	opts     wire.TCPOptions
+}
+
+func (s *segment) has(f uint8) bool { return s.flags&f != 0 }
+
+// seqLen is the sequence space the segment occupies.
+func (s *segment) seqLen() uint32 {
+	n := uint32(len(s.payload))
+	if s.flags&wire.TCPFlagSYN != 0 {
+		n++
+	}
+	if s.flags&wire.TCPFlagFIN != 0 {
+		n++
+	}
+	return n
+}
+
+// HandleSegment takes one TCP segment addressed to one of our addresses
+// (checksum already verified). seg is only valid during the call.
+func (p *Protocol) HandleSegment(src, dst netip.Addr, tos uint8, b []byte) {
+	p.st.InSegs.Add(1)
+	if len(b) < wire.TCPMinHeaderLen {
+		p.st.InErrs.Add(1)
+		return
+	}
+	t := wire.TCP(b)
+	off := t.DataOffset()
+	if off < wire.TCPMinHeaderLen || off > len(b) {
+		p.st.InErrs.Add(1)
+		return
+	}
+	var s segment
+	if off > wire.TCPMinHeaderLen {
+		if wire.ParseTCPOptions(b[wire.TCPMinHeaderLen:off], &s.opts) != nil {
+			p.st.InErrs.Add(1)
+			return
+		}
+	}
+	s.seq, s.ack, s.flags, s.wnd = t.Seq(), t.Ack(), t.Flags(), t.Window()
+	s.payload = b[off:]
+	if t.SrcPort() == 0 || t.DstPort() == 0 || !src.IsValid() || src.IsMulticast() || dst.IsMulticast() {
+		p.st.InErrs.Add(1)
+		return
+	}
+	// Flag combinations no stack sends.
+	if s.has(wire.TCPFlagSYN) && s.has(wire.TCPFlagFIN|wire.TCPFlagRST) {
+		p.st.InErrs.Add(1)
+		return
+	}
+	key := connKey{netip.AddrPortFrom(dst, t.DstPort()), netip.AddrPortFrom(src, t.SrcPort())}
+	p.mu.RLock()
+	e := p.conns[key]
+	p.mu.RUnlock()
+	if e != nil {
+		if e.handleSegment(&s) {
+			return
+		}
+		// The endpoint went away (or TIME_WAIT gave way to a new SYN).
+	}
+	if l := p.findListener(key); l != nil {
+		l.handleListen(key, &s)
+		return
+	}
+	p.st.NoPortDrops.Add(1)
+	p.sendResetFor(key, &s)
+}
+
+// findListener picks the listener for a local address, exact address first.
+func (p *Protocol) findListener(k connKey) *Endpoint {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	ls := p.listeners[k.local.Port()]
+	var wild *Endpoint
+	var exact []*Endpoint
+	var wilds []*Endpoint
+	for _, l := range ls {
+		a := l.local.Addr()
+		if a == k.local.Addr() {
+			exact = append(exact, l)
+		} else if a.IsUnspecified() {
+			wilds = append(wilds, l)
+			wild = l
+		}
+	}
+	pick := func(c []*Endpoint) *Endpoint {
+		if len(c) == 1 {
+			return c[0]
+		}
+		// SO_REUSEPORT group: spread by 4-tuple.
+		h := uint32(k.remote.Port())*2654435761 ^ uint32(k.local.Port())
+		rb := k.remote.Addr().As16()
+		h ^= binary.BigEndian.Uint32(rb[12:])
+		return c[h%uint32(len(c))]
+	}
+	if len(exact) > 0 {
+		return pick(exact)
+	}
+	if wild != nil {
+		return pick(wilds)
+	}
+	return nil
+}
+
+// sendResetFor answers a segment that has no connection (RFC 9293 3.10.7.1).
+func (p *Protocol) sendResetFor(k connKey, s *segment) {
+	if s.has(wire.TCPFlagRST) {
+		return
+	}
+	var h wire.TCPHeader
+	if s.has(wire.TCPFlagACK) {
+		h.Seq = s.ack
+		h.Flags = wire.TCPFlagRST
+	} else {
+		h.Ack = s.seq + s.seqLen()
+		h.Flags = wire.TCPFlagRST | wire.TCPFlagACK
+	}
+	p.sendRaw(k, &h, 0, 0)
+}
+
+// sendRaw sends a header-only segment that belongs to no endpoint.
+func (p *Protocol) sendRaw(k connKey, h *wire.TCPHeader, tos, ttl uint8) {
+	seg := p.segPool.Get().(*Segment)
+	*seg = Segment{Local: k.local, Remote: k.remote, Header: *h, TOS: tos, TTL: ttl}
+	seg.Header.SrcPort, seg.Header.DstPort = k.local.Port(), k.remote.Port()
+	if h.Flags&wire.TCPFlagRST != 0 {
+		p.st.OutRsts.Add(1)
+	}
+	p.st.OutSegs.Add(1)
+	if p.host.Output(seg) != nil {
+		p.st.OutputErrors.Add(1)
+	}
+	p.segPool.Put(seg)
+}
+
+// HandleError reports an ICMP error (or neighbour failure) for a segment
+// we sent from local to remote whose sequence number was seq.
+func (p *Protocol) HandleError(local, remote netip.AddrPort, seq uint32, kind ErrorKind, mtu int) {
+	p.st.ICMPErrors.Add(1)
+	p.mu.RLock()
+	e := p.conns[connKey{local, remote}]
+	p.mu.RUnlock()
+	if e == nil || kind == ErrSourceQuench {
+		return
+	}
+	e.handleError(seq, kind, mtu)
+}
+
+// Stats returns the counters.
+func (p *Protocol) Stats() StatsSnapshot { return p.st.snapshot() }
+
+// NewEndpoint makes an unbound endpoint.
+func (p *Protocol) NewEndpoint() *Endpoint {
+	e := &Endpoint{p: p}
+	e.initOptions()
+	return e
+}
+
+// Table lists every socket: listeners, connections, TIME_WAIT.
+func (p *Protocol) Table() []ConnInfo {
+	p.mu.RLock()
+	eps := make([]*Endpoint, 0, len(p.conns)+8)
+	for _, ls := range p.listeners {
+		eps = append(eps, ls...)
+	}
+	for _, e := range p.conns {
+		eps = append(eps, e)
+	}
+	p.mu.RUnlock()
+	out := make([]ConnInfo, 0, len(eps))
+	for _, e := range eps {
+		e.mu.Lock()
+		ci := ConnInfo{Local: e.local, Remote: e.remote, State: e.state, RecvQ: e.rcvLen, SendQ: e.sndLen}
+		if e.state == StateListen {
+			ci.RecvQ = len(e.acceptQ)
+			ci.SendQ = e.backlog
+		}
+		e.mu.Unlock()
+		out = append(out, ci)
+	}
+	return out
+}
+
+// Close stops everything: connections are reset, timers stopped.
+func (p *Protocol) Close() {
+	p.mu.Lock()
+	p.closed = true
+	var eps []*Endpoint
+	for _, ls := range p.listeners {
+		eps = append(eps, ls...)
+	}
+	for _, e := range p.conns {
+		eps = append(eps, e)
+	}
+	p.mu.Unlock()
+	for _, e := range eps {
+		e.mu.Lock()
+		if e.state == StateListen {
+			e.closeListenerLocked()
+		} else if e.state != StateClosed {
+			if e.state != StateTimeWait && e.state != StateSynSent {
+				e.sendReset()
+			}
+			e.abortLocked(syscall.ECONNABORTED)
+		}
+		e.stopTimers()
+		e.mu.Unlock()
+	}
+}
+
+// --- tables ---
+
+func (p *Protocol) addConn(e *Endpoint) bool {
+	k := connKey{e.local, e.remote}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	if old, ok := p.conns[k]; ok && old != e {
+		return false
+	}
+	p.conns[k] = e
+	e.inConns = true
+	return true
+}
+
+func (p *Protocol) removeConn(e *Endpoint) {
+	if !e.inConns {
+		return
+	}
+	k := connKey{e.local, e.remote}
+	p.mu.Lock()
+	if p.conns[k] == e {
+		delete(p.conns, k)
+	}
+	e.inConns = false
+	p.mu.Unlock()
+}
+
+func (p *Protocol) addChild(e *Endpoint) {
+	p.mu.Lock()
+	pe := p.ports[e.local.Port()]
+	if pe == nil {
+		pe = &portEntry{}
+		p.ports[e.local.Port()] = pe
+	}
+	if pe.children == nil {
+		pe.children = make(map[childKey]int)
+	}
+	pe.children[childKey{e.local.Addr(), e.reuseAddr, e.reusePort}]++
+	e.childPort = true
+	p.mu.Unlock()
+}
+
+// releasePort drops e's hold on its local port.
+func (p *Protocol) releasePort(e *Endpoint) {
+	if !e.bound && !e.childPort {
+		return
+	}
+	port := e.local.Port()
+	p.mu.Lock()
+	pe := p.ports[port]
+	if pe != nil {
+		if e.childPort {
+			k := childKey{e.local.Addr(), e.reuseAddr, e.reusePort}
+			if pe.children[k]--; pe.children[k] <= 0 {
+				delete(pe.children, k)
+			}
+		} else {
+			for i, u := range pe.users {
+				if u == e {
+					pe.users = append(pe.users[:i], pe.users[i+1:]...)
+					break
+				}
+			}
+		}
+		if len(pe.users) == 0 && len(pe.children) == 0 {
+			delete(p.ports, port)
+		}
+	}
+	p.mu.Unlock()
+	e.bound, e.childPort, e.autoBound = false, false, false
+}
+
+func addrOverlap(a, b netip.Addr) bool {
+	return a == b || a.IsUnspecified() || b.IsUnspecified()
+}
+
+// conflicts applies Linux's bind conflict rules for e taking (addr, port).
+func (p *Protocol) conflicts(e *Endpoint, addr netip.Addr, pe *portEntry) bool {
+	if pe == nil {
+		return false
+	}
+	for _, u := range pe.users {
+		if u == e || !addrOverlap(addr, u.local.Addr()) {
+			continue
+		}
+		if e.reusePort && u.reusePort {
+			continue
+		}
+		if e.reuseAddr && u.reuseAddr && u.state != StateListen {
+			continue
+		}
+		if e.reuseAddr && u.state == StateTimeWait {
+			continue
+		}
+		return true
+	}
+	for k := range pe.children {
+		if !addrOverlap(addr, k.addr) {
+			continue
+		}
+		if (e.reusePort && k.reusePort) || e.reuseAddr {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+const ephemeralLow, ephemeralHigh = 49152, 65535
+
+// bind takes (addr, port) for e; port 0 picks an ephemeral port.
+func (p *Protocol) bind(e *Endpoint, addr netip.Addr, port uint16) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if port == 0 {
+		n := uint32(ephemeralHigh - ephemeralLow + 1)
+		p.portHint += 2
+		start := p.portHint
+		for i := uint32(0); i < n; i++ {
+			cand := uint16(ephemeralLow + (start+i)%n)
+			pe := p.ports[cand]
+			if pe == nil || (len(pe.users) == 0 && len(pe.children) == 0) {
+				port = cand
+				break
+			}
+		}
+		if port == 0 {
+			return syscall.EADDRINUSE
+		}
+	} else if p.conflicts(e, addr, p.ports[port]) {
+		return syscall.EADDRINUSE
+	}
+	pe := p.ports[port]
+	if pe == nil {
+		pe = &portEntry{}
+		p.ports[port] = pe
+	}
+	pe.users = append(pe.users, e)
+	e.local = netip.AddrPortFrom(addr, port)
+	e.bound = true
+	return nil
+}
+
+// bindConnect picks a local port for a connect to remote from src so
+// that the 4-tuple is unique (ports may be shared between connects to
+// different destinations, like Linux). TIME_WAIT tuples may be reused when
+// timestamps protect the new incarnation.
+func (p *Protocol) bindConnect(e *Endpoint, src netip.Addr, remote netip.AddrPort, now time.Duration) (*Endpoint, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := uint32(ephemeralHigh - ephemeralLow + 1)
+	ra := remote.Addr().As16()
+	start := p.hash4(netip.AddrPortFrom(src, 0), remote, 0)>>16 + binary.BigEndian.Uint32(ra[12:]) + p.portHint
+	p.portHint += 2
+	for i := uint32(0); i < n; i++ {
+		cand := uint16(ephemeralLow + (start+i)%n)
+		pe := p.ports[cand]
+		ok := true
+		if pe != nil {
+			if len(pe.children) > 0 {
+				continue
+			}
+			for _, u := range pe.users {
+				if !u.connectBound || (u.local.Addr() != src && !u.local.Addr().IsUnspecified()) {
+					if addrOverlap(u.local.Addr(), src) {
+						ok = false
+						break
+					}
+				}
+			}
+		}
+		if !ok {
+			continue
+		}
+		k := connKey{netip.AddrPortFrom(src, cand), remote}
+		var tw *Endpoint
+		if old := p.conns[k]; old != nil {
+			if p.cfg.NoTimeWaitReuse || !old.twReusable(now) {
+				continue
+			}
+			tw = old
+			delete(p.conns, k)
+			old.inConns = false
+		}
+		if pe == nil {
+			pe = &portEntry{}
+			p.ports[cand] = pe
+		}
+		pe.users = append(pe.users, e)
+		e.local = k.local
+		e.bound, e.autoBound, e.connectBound = true, true, true
+		return tw, nil
+	}
+	return nil, syscall.EADDRNOTAVAIL
+}
+
+func (p *Protocol) addListener(e *Endpoint) {
+	p.mu.Lock()
+	port := e.local.Port()
+	ls := p.listeners[port]
+	for _, l := range ls {
+		if l == e {
+			p.mu.Unlock()
+			return
+		}
+	}
+	p.listeners[port] = append(ls, e)
+	p.mu.Unlock()
+}
+
+func (p *Protocol) removeListener(e *Endpoint) {
+	p.mu.Lock()
+	port := e.local.Port()
+	ls := p.listeners[port]
+	for i, l := range ls {
+		if l == e {
+			ls = append(ls[:i:i], ls[i+1:]...)
+			break
+		}
+	}
+	if len(ls) == 0 {
+		delete(p.listeners, port)
+	} else {
+		p.listeners[port] = ls
+	}
+	p.mu.Unlock()
+}
+
+// --- counters ---
+
+type stats struct {
+	ActiveOpens, PassiveOpens, AttemptFails, EstabResets, CurrEstab     atomic.Uint64
+	InSegs, OutSegs, RetransSegs, InErrs, OutRsts, InRsts              atomic.Uint64
+	ListenOverflows, ListenDrops                                       atomic.Uint64
+	SynCookiesSent, SynCookiesRecv, SynCookiesFailed                   atomic.Uint64
+	OFOQueueDrops, OFOQueued                                           atomic.Uint64
+	ChallengeACKs, ChallengeACKsLimited, PAWSDrops                     atomic.Uint64
+	FastRetrans, SACKRecovery, RenoRecovery, Timeouts                  atomic.Uint64
+	TimeWaitReused, KeepaliveTimeouts, KeepaliveProbes                 atomic.Uint64
+	DelayedACKs, ZeroWindowProbes, OutOfWindowDrops, NoPortDrops       atomic.Uint64
+	SACKBlocksRecv, DSACKsRecv, SACKRetrans, LostRetransmit            atomic.Uint64
+	PMTUUpdates, ICMPErrors, AbortOnData, AbortOnClose, AbortOnTimeout atomic.Uint64
+	AbortOnLinger, OutputErrors, SynRetransmits                        atomic.Uint64
+}
+
+func (s *stats) snapshot() StatsSnapshot {
+	return StatsSnapshot{
+		ActiveOpens: s.ActiveOpens.Load(), PassiveOpens: s.PassiveOpens.Load(), AttemptFails: s.AttemptFails.Load(),
+		EstabResets: s.EstabResets.Load(), CurrEstab: s.CurrEstab.Load(),
+		InSegs: s.InSegs.Load(), OutSegs: s.OutSegs.Load(), RetransSegs: s.RetransSegs.Load(), InErrs: s.InErrs.Load(),
+		OutRsts: s.OutRsts.Load(), InRsts: s.InRsts.Load(),
+		ListenOverflows: s.ListenOverflows.Load(), ListenDrops: s.ListenDrops.Load(),
+		SynCookiesSent: s.SynCookiesSent.Load(), SynCookiesRecv: s.SynCookiesRecv.Load(), SynCookiesFailed: s.SynCookiesFailed.Load(),
+		OFOQueueDrops: s.OFOQueueDrops.Load(), OFOQueued: s.OFOQueued.Load(),
+		ChallengeACKs: s.ChallengeACKs.Load(), ChallengeACKsLimited: s.ChallengeACKsLimited.Load(), PAWSDrops: s.PAWSDrops.Load(),
+		FastRetrans: s.FastRetrans.Load(), SACKRecovery: s.SACKRecovery.Load(), RenoRecovery: s.RenoRecovery.Load(), Timeouts: s.Timeouts.Load(),
+		TimeWaitReused: s.TimeWaitReused.Load(), KeepaliveTimeouts: s.KeepaliveTimeouts.Load(), KeepaliveProbes: s.KeepaliveProbes.Load(),
+		DelayedACKs: s.DelayedACKs.Load(), ZeroWindowProbes: s.ZeroWindowProbes.Load(), OutOfWindowDrops: s.OutOfWindowDrops.Load(), NoPortDrops: s.NoPortDrops.Load(),
+		SACKBlocksRecv: s.SACKBlocksRecv.Load(), DSACKsRecv: s.DSACKsRecv.Load(), SACKRetrans: s.SACKRetrans.Load(), LostRetransmit: s.LostRetransmit.Load(),
+		PMTUUpdates: s.PMTUUpdates.Load(), ICMPErrors: s.ICMPErrors.Load(), AbortOnData: s.AbortOnData.Load(), AbortOnClose: s.AbortOnClose.Load(),
+		AbortOnTimeout: s.AbortOnTimeout.Load(), AbortOnLinger: s.AbortOnLinger.Load(), OutputErrors: s.OutputErrors.Load(), SynRetransmits: s.SynRetransmits.Load(),
+	}
+}
