@@ -10,22 +10,30 @@ import (
 // with Fold. b is summed as big-endian 16-bit words; an odd trailing byte
 // is padded with zero, so only the last piece of a packet may be odd.
 func Sum(b []byte, initial uint64) uint64 {
-	s := initial
-	var carry uint64
-	// 32 bytes per round: four 64-bit loads with carries folded back in.
-	for len(b) >= 32 {
-		s, carry = bits.Add64(s, binary.BigEndian.Uint64(b[0:8]), carry)
-		s, carry = bits.Add64(s, binary.BigEndian.Uint64(b[8:16]), carry)
-		s, carry = bits.Add64(s, binary.BigEndian.Uint64(b[16:24]), carry)
-		s, carry = bits.Add64(s, binary.BigEndian.Uint64(b[24:32]), carry)
-		b = b[32:]
+	// The bulk is summed as native little-endian 64-bit words: plain loads,
+	// no byte swaps. One's complement addition commutes with byte order
+	// (RFC 1071 section 2(B)), so folding that sum to 16 bits and swapping
+	// its two bytes gives the big-endian sum. 64 bytes per round keep one
+	// add-with-carry chain busy.
+	var s, carry uint64
+	for len(b) >= 64 {
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[0:8]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[8:16]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[16:24]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[24:32]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[32:40]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[40:48]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[48:56]), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[56:64]), carry)
+		b = b[64:]
 	}
 	for len(b) >= 8 {
-		s, carry = bits.Add64(s, binary.BigEndian.Uint64(b), carry)
+		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b), carry)
 		b = b[8:]
 	}
-	s, carry = bits.Add64(s, 0, carry)
-	s += carry
+	s += carry // no new carry: after a carry out, s is at most 2^64-2
+	le := Fold(s)
+	s = Add(initial, uint64(bits.ReverseBytes16(le)))
 	if len(b) >= 4 {
 		s, carry = bits.Add64(s, uint64(binary.BigEndian.Uint32(b)), 0)
 		s += carry

@@ -119,3 +119,16 @@ func PutEthernet(b []byte, dst, src MAC, etherType uint16) {
 	copy(b[6:12], src[:])
 	binary.BigEndian.PutUint16(b[12:14], etherType)
 }
+
+// EthernetVLANHeaderLen is the length of a header with one 802.1Q tag.
+const EthernetVLANHeaderLen = 18
+
+// PutEthernetVLAN writes a header with one 802.1Q tag (TPID 0x8100) into
+// b[:18]; vlan is the 12-bit VLAN ID and priority the 3-bit PCP.
+func PutEthernetVLAN(b []byte, dst, src MAC, vlan uint16, priority uint8, etherType uint16) {
+	copy(b[0:6], dst[:])
+	copy(b[6:12], src[:])
+	binary.BigEndian.PutUint16(b[12:14], EtherTypeVLAN)
+	binary.BigEndian.PutUint16(b[14:16], uint16(priority&7)<<13|vlan&0x0fff)
+	binary.BigEndian.PutUint16(b[16:18], etherType)
+}

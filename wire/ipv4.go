@@ -79,7 +79,7 @@ func (h IPv4) PseudoSum(n int) uint64 {
 }
 
 // ParseIPv4 checks an IPv4 header the way RFC 1122 section 3.2.1 asks
-// (version, header length, total length, checksum, option syntax) and
+// (version, header length, total length, option syntax, then checksum) and
 // returns the view trimmed to the total length (link padding removed).
 func ParseIPv4(b []byte) (IPv4, error) {
 	if len(b) < IPv4MinHeaderLen {
@@ -103,13 +103,15 @@ func ParseIPv4(b []byte) (IPv4, error) {
 	if tl > len(b) {
 		return nil, errIPTotalLen
 	}
-	if !h.VerifyChecksum() {
-		return nil, errIPChecksum
-	}
+	// Structure first, checksum last: a checksum error then means the
+	// header is otherwise well formed, which tracers rely on.
 	if hl > IPv4MinHeaderLen {
 		if err := checkIPv4Options(h.Options()); err != nil {
 			return nil, err
 		}
+	}
+	if !h.VerifyChecksum() {
+		return nil, errIPChecksum
 	}
 	return h[:tl], nil
 }
@@ -155,11 +157,18 @@ type IPv4Header struct {
 	TTL      uint8
 	Protocol uint8
 	Src, Dst netip.Addr
-	Options  []byte // padded to a multiple of 4 by Put
+	Options  []byte // padded to a multiple of 4 by Put; at most 40 bytes are written
 }
 
+// IPv4MaxOptionsLen is the room IHL leaves for options.
+const IPv4MaxOptionsLen = 40
+
 // Len is the header length Put writes.
-func (h *IPv4Header) Len() int { return IPv4MinHeaderLen + (len(h.Options)+3)&^3 }
+func (h *IPv4Header) Len() int {
+	// Longer options cannot be expressed in IHL; cutting them keeps the
+	// version nibble intact instead of writing a corrupt header.
+	return IPv4MinHeaderLen + min((len(h.Options)+3)&^3, IPv4MaxOptionsLen)
+}
 
 // Put writes the header with its checksum into b and returns its length.
 func (h *IPv4Header) Put(b []byte) int {

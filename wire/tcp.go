@@ -153,8 +153,31 @@ func ParseTCPOptions(o []byte, opts *TCPOptions) error {
 	return nil
 }
 
-// Len is the padded length Put writes.
+// TCPMaxOptionsLen is the room the data offset leaves for options.
+const TCPMaxOptionsLen = TCPMaxHeaderLen - TCPMinHeaderLen
+
+// sackFit is how many SACK blocks Put writes: NumSACK, capped by the array
+// and by the space the other options leave in 40 bytes (3 blocks beside
+// timestamps, as Linux sends).
+func (o *TCPOptions) sackFit() int {
+	n := min(max(o.NumSACK, 0), len(o.SACK))
+	if n == 0 {
+		return 0
+	}
+	room := (TCPMaxOptionsLen - o.lenNoSACK() - 4) / 8
+	return max(min(n, room), 0)
+}
+
+// Len is the padded length Put writes (at most 40).
 func (o *TCPOptions) Len() int {
+	n := o.lenNoSACK()
+	if k := o.sackFit(); k > 0 {
+		n += 4 + 8*k // NOP NOP kind len + blocks
+	}
+	return n
+}
+
+func (o *TCPOptions) lenNoSACK() int {
 	n := 0
 	if o.HasMSS {
 		n += 4
@@ -168,15 +191,14 @@ func (o *TCPOptions) Len() int {
 	if o.HasTS {
 		n += 12 // (SACK-permitted or NOP NOP) + 10
 	}
-	if o.NumSACK > 0 {
-		n += 4 + 8*o.NumSACK // NOP NOP kind len + blocks
-	}
 	return n
 }
 
 // Put writes the options in the layout Linux uses (MSS, SACK-permitted
 // with timestamps, NOP + window scale, NOP NOP + SACK blocks), each
-// aligned to 4 bytes, and returns the length written.
+// aligned to 4 bytes, and returns the length written. SACK blocks that do
+// not fit in 40 bytes are left out (the first ones are kept: RFC 2018 asks
+// for the most recent block first).
 func (o *TCPOptions) Put(b []byte) int {
 	i := 0
 	if o.HasMSS {
@@ -202,10 +224,10 @@ func (o *TCPOptions) Put(b []byte) int {
 		b[i], b[i+1], b[i+2], b[i+3] = TCPOptNOP, TCPOptWScale, 3, o.WScale
 		i += 4
 	}
-	if o.NumSACK > 0 {
-		b[i], b[i+1], b[i+2], b[i+3] = TCPOptNOP, TCPOptNOP, TCPOptSACK, byte(2+8*o.NumSACK)
+	if k := o.sackFit(); k > 0 {
+		b[i], b[i+1], b[i+2], b[i+3] = TCPOptNOP, TCPOptNOP, TCPOptSACK, byte(2+8*k)
 		i += 4
-		for j := 0; j < o.NumSACK; j++ {
+		for j := 0; j < k; j++ {
 			binary.BigEndian.PutUint32(b[i:], o.SACK[j].Left)
 			binary.BigEndian.PutUint32(b[i+4:], o.SACK[j].Right)
 			i += 8

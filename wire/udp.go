@@ -19,7 +19,8 @@ func (u UDP) SetLength(n int)      { binary.BigEndian.PutUint16(u[4:6], uint16(n
 func (u UDP) SetChecksum(c uint16) { binary.BigEndian.PutUint16(u[6:8], c) }
 
 // FillChecksum computes the checksum over the pseudo-header sum and the
-// datagram; a result of zero is sent as 0xffff (RFC 768).
+// datagram; a result of zero is sent as 0xffff (RFC 768). Unlike ParseUDP,
+// pseudo must already include the datagram length.
 func (u UDP) FillChecksum(pseudo uint64) {
 	u.SetChecksum(0)
 	c := ^Fold(Sum(u[:u.Length()], pseudo))
