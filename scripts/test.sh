@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, then vet, race tests
+# (interop tests against the Linux kernel included when root), short fuzz
+# runs, and the tshark check of the demo's pcap. Used by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+# 1. Packages. The interop tests need root; as root we install the tools.
+tools="tshark tcpdump iputils-ping socat netcat-openbsd curl tftp-hpa tftpd-hpa iproute2 python3"
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+	missing=""
+	for p in $tools; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+	if [ -n "$missing" ]; then
+		step "apt-get install$missing"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	fi
+else
+	echo "not root: skipping package installation; interop tests will skip (they need network namespaces and TAP devices)"
+fi
+
+step "go mod download"
+go mod download
+
+step "gofmt"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$bad" ]; then echo "gofmt would change: $bad"; exit 1; fi
+
+step "go vet"
+go vet ./...
+
+step "go test -race ./..."
+go test -race -timeout 40m ./...
+
+step "short fuzz runs"
+for pkg in ./wire ./trace ./socket ./apps/...; do
+	for dir in $(go list -f '{{.Dir}}' $pkg 2>/dev/null); do
+		for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+			echo "fuzz $f in $dir"
+			(cd "$dir" && go test -run='^$' -fuzz="^$f\$" -fuzztime=5s . >/dev/null)
+		done
+	done
+done
+
+step "demo + tshark check of its pcap"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go run ./cmd/sockstack demo --pcap "$tmp/demo.pcap" >"$tmp/demo.out"
+tail -n 8 "$tmp/demo.out"
+bash scripts/check-pcap.sh "$tmp/demo.pcap"
+
+echo
+echo "all tests passed"
