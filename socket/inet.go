@@ -109,7 +109,7 @@ func (d *dgramEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 		return 0, 0, nil, err
 	}
 	var sa Sockaddr
-	if from.IsValid() {
+	if from.IsValid() && flags&msgNoFrom == 0 {
 		sa = &SockaddrInet{from}
 	}
 	return n, full, sa, nil

@@ -349,9 +349,13 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 		if len(b) > wire.IPv4MaxLen-wire.IPv4MinHeaderLen-wire.UDPHeaderLen {
 			return 0, syscall.EMSGSIZE
 		}
-		var h [wire.UDPHeaderLen]byte
-		wire.PutUDP(h[:], sport, to.Port(), len(b))
-		p.Parts = [3][]byte{h[:], b}
+		// The header comes from the buffer pool: WritePacket's argument
+		// escapes (escape analysis is field-insensitive), so a stack array
+		// would be a heap allocation per datagram.
+		h := getBuf(wire.UDPHeaderLen)
+		defer putBuf(h)
+		wire.PutUDP(h, sport, to.Port(), len(b))
+		p.Parts = [3][]byte{h, b}
 		if err := e.s.WritePacket(&p); err != nil {
 			e.s.stats.UDP.SndbufErrors.Add(1)
 			return 0, err
@@ -364,10 +368,11 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 		if b[0] != wire.ICMPEcho || b[1] != 0 {
 			return 0, syscall.EINVAL
 		}
-		var h [wire.ICMPv4HeaderLen]byte
-		copy(h[:], b)
-		wire.ICMPv4(h[:]).SetID(sport)
-		p.Parts = [3][]byte{h[:], b[wire.ICMPv4HeaderLen:]}
+		h := getBuf(wire.ICMPv4HeaderLen)
+		defer putBuf(h)
+		copy(h, b)
+		wire.ICMPv4(h).SetID(sport)
+		p.Parts = [3][]byte{h, b[wire.ICMPv4HeaderLen:]}
 		if err := e.s.WritePacket(&p); err != nil {
 			return 0, err
 		}

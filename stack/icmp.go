@@ -230,7 +230,12 @@ func (s *Stack) sendICMPError(orig wire.IPv4, typ, code uint8, mtu int) {
 
 // isAnyBroadcast reports a directed broadcast address of any NIC.
 func (s *Stack) isAnyBroadcast(a netip.Addr) bool {
-	for _, n := range s.NICs() {
+	if a == limitedBroadcast {
+		return true
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, n := range s.nics {
 		if n.isBroadcast(a) {
 			return true
 		}

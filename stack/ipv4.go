@@ -10,36 +10,55 @@ import (
 	"github.com/sockstack/sockstack/wire"
 )
 
-// Frame buffers come from size-classed pools; a pool holds *[]byte so
-// Get/Put do not allocate.
-var bufPools = [...]struct {
+// Frame buffers come from size-classed free lists. A sync.Pool of
+// []byte would allocate a slice header on every Put; a mutex-guarded
+// stack of slices does not.
+type bufClass struct {
 	size int
-	pool sync.Pool
-}{{size: 256}, {size: 2048}, {size: 9216}, {size: 65536 + 64}}
+	mu   sync.Mutex
+	free [][]byte
+}
+
+// maxFreePerClass bounds the memory parked in each free list.
+const maxFreePerClass = 4096
+
+var bufClasses = [...]*bufClass{{size: 256}, {size: 2048}, {size: 9216}, {size: 65536 + 64}}
 
 func getBuf(n int) []byte {
-	for i := range bufPools {
-		p := &bufPools[i]
-		if n <= p.size {
-			if v := p.pool.Get(); v != nil {
-				return (*v.(*[]byte))[:n]
+	for _, c := range bufClasses {
+		if n <= c.size {
+			c.mu.Lock()
+			if k := len(c.free); k > 0 {
+				b := c.free[k-1]
+				c.free[k-1] = nil
+				c.free = c.free[:k-1]
+				c.mu.Unlock()
+				return b[:n]
 			}
-			return make([]byte, n, p.size)
+			c.mu.Unlock()
+			return make([]byte, n, c.size)
 		}
 	}
 	return make([]byte, n)
 }
 
 func putBuf(b []byte) {
-	c := cap(b)
-	for i := range bufPools {
-		if c == bufPools[i].size {
-			b = b[:c]
-			bufPools[i].pool.Put(&b)
+	cp := cap(b)
+	for _, c := range bufClasses {
+		if cp == c.size {
+			c.mu.Lock()
+			if len(c.free) < maxFreePerClass || (c.size > 9216 && len(c.free) < 64) {
+				c.free = append(c.free, b[:cp])
+			}
+			c.mu.Unlock()
 			return
 		}
 	}
 }
+
+// frameVecs are one-element frame vectors for WriteFrames: the slice
+// escapes through the interface call, so it is pooled, not built per frame.
+var frameVecs = sync.Pool{New: func() any { return new([1][]byte) }}
 
 // DeliverFrames is the NIC's receive path: it runs every frame to
 // completion on the link's goroutine.
@@ -467,8 +486,12 @@ func (n *NIC) sendIP(nh netip.Addr, buf []byte) {
 func (n *NIC) writeFrame(f []byte) {
 	s := n.stack
 	n.tapFrame(f, true)
-	one := [1][]byte{f}
-	if _, err := n.ep.WriteFrames(one[:]); err != nil {
+	one := frameVecs.Get().(*[1][]byte)
+	one[0] = f
+	_, err := n.ep.WriteFrames(one[:])
+	one[0] = nil
+	frameVecs.Put(one)
+	if err != nil {
 		if err == link.ErrQueueFull {
 			s.stats.Link.OutQueueFull.Add(1)
 		} else {
