@@ -1,10 +1,918 @@
 package socket
 
-import "syscall"
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/sockstack/sockstack/waiter"
+)
+
+// AF_UNIX sockets between programs that share one Net.
+//
+// Names live in the Net's unixSpace, not on disk. A name starting with
+// "@" (or, as in Linux, with a NUL byte) is abstract and is freed when its
+// socket closes. Any other name is a "path": like the socket file Linux
+// leaves behind, it stays taken after close (bind gives EADDRINUSE,
+// connect gives ECONNREFUSED) until Net.Unlink removes it.
+//
+// Locking: each endpoint has its own mutex. An endpoint never holds its
+// lock while taking another endpoint's, except a connecting stream
+// client, which nests the listener's lock inside its own; listeners never
+// take another endpoint's lock while holding theirs, so no cycle exists.
+// unixSpace.mu is innermost.
+
+const (
+	unixPathMax     = 108 // sizeof(sun_path)
+	unixDefaultBuf  = 212992
+	unixMaxDgramQ   = 10 // net.unix.max_dgram_qlen
+	unixMinSndBuf   = 4608
+	unixMinRcvBuf   = 2304
+	unixMaxBuf      = 1 << 24
+	unixShutRcv     = 1
+	unixShutSnd     = 2
+	unixShutBoth    = unixShutRcv | unixShutSnd
+	unixAllEvents   = waiter.EventIn | waiter.EventOut | waiter.EventErr | waiter.EventHUp | waiter.EventRdHUp
+	unixAutobindMax = 1 << 20 // Linux: 5 hex digits
+)
+
+type unixState uint8
+
+const (
+	unixUnconnected unixState = iota
+	unixListening
+	unixConnecting // stream: queued beyond the listener's backlog
+	unixConnected
+	unixClosed
+)
 
 // unixSpace is the AF_UNIX name space of one Net (paths and abstract names).
-type unixSpace struct{}
+type unixSpace struct {
+	mu       sync.Mutex
+	names    map[string]*unixEP // nil value: a path left behind by a closed socket
+	autobind int
+}
 
-func newUnixSpace() *unixSpace { return &unixSpace{} }
+func newUnixSpace() *unixSpace { return &unixSpace{names: map[string]*unixEP{}} }
 
-func (n *Net) newUnix(typ, proto int) (endpoint, error) { return nil, syscall.EAFNOSUPPORT }
+// unixKey turns a user-visible name into the namespace key: abstract
+// names start with NUL, paths are kept as given.
+func unixKey(name string) (string, error) {
+	if name == "" {
+		return "", nil
+	}
+	key := name
+	if name[0] == '@' {
+		key = "\x00" + name[1:]
+	}
+	if len(key) > unixPathMax || (key[0] != 0 && len(key) > unixPathMax-1) {
+		return "", syscall.EINVAL
+	}
+	if key[0] != 0 && strings.IndexByte(key, 0) >= 0 {
+		return "", syscall.EINVAL
+	}
+	return key, nil
+}
+
+// unixDisplay is the inverse of unixKey for abstract names.
+func unixDisplay(key string) string {
+	if key != "" && key[0] == 0 {
+		return "@" + key[1:]
+	}
+	return key
+}
+
+func (sp *unixSpace) bind(e *unixEP, key string) (string, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if key == "" {
+		// Autobind: an abstract name of five hex digits, as Linux picks.
+		for i := 0; i < unixAutobindMax; i++ {
+			sp.autobind = (sp.autobind + 1) % unixAutobindMax
+			k := fmt.Sprintf("\x00%05x", sp.autobind)
+			if _, used := sp.names[k]; !used {
+				sp.names[k] = e
+				return k, nil
+			}
+		}
+		return "", syscall.ENOSPC
+	}
+	if _, used := sp.names[key]; used {
+		return "", syscall.EADDRINUSE
+	}
+	sp.names[key] = e
+	return key, nil
+}
+
+// lookup finds the socket bound to key, with Linux's errors: ENOENT for
+// a path nobody created, ECONNREFUSED for a stale path or a missing
+// abstract name.
+func (sp *unixSpace) lookup(key string) (*unixEP, error) {
+	if key == "" {
+		return nil, syscall.EINVAL
+	}
+	sp.mu.Lock()
+	e, ok := sp.names[key]
+	sp.mu.Unlock()
+	if !ok {
+		if key[0] == 0 {
+			return nil, syscall.ECONNREFUSED
+		}
+		return nil, syscall.ENOENT
+	}
+	if e == nil {
+		return nil, syscall.ECONNREFUSED
+	}
+	return e, nil
+}
+
+// release frees an abstract name, and leaves a path behind as stale.
+func (sp *unixSpace) release(e *unixEP, key string) {
+	if key == "" {
+		return
+	}
+	sp.mu.Lock()
+	if sp.names[key] == e {
+		if key[0] == 0 {
+			delete(sp.names, key)
+		} else {
+			sp.names[key] = nil
+		}
+	}
+	sp.mu.Unlock()
+}
+
+// Unlink removes an AF_UNIX path name, like unlink(2) on the socket
+// file: ENOENT when there is none. A socket still bound to it keeps
+// working but can no longer be reached by name.
+func (n *Net) Unlink(path string) error {
+	key, err := unixKey(path)
+	if err != nil {
+		return err
+	}
+	if key == "" || key[0] == 0 {
+		return syscall.ENOENT
+	}
+	sp := n.unix
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if _, ok := sp.names[key]; !ok {
+		return syscall.ENOENT
+	}
+	delete(sp.names, key)
+	return nil
+}
+
+// SocketPair returns two connected AF_UNIX sockets of type typ
+// (SOCK_STREAM or SOCK_DGRAM), like socketpair(2).
+func (n *Net) SocketPair(typ int) (*Socket, *Socket, error) {
+	if typ != SOCK_STREAM && typ != SOCK_DGRAM {
+		return nil, nil, syscall.ESOCKTNOSUPPORT
+	}
+	a, b := newUnixEP(n.unix, typ), newUnixEP(n.unix, typ)
+	a.peer, b.peer = b, a
+	a.state, b.state = unixConnected, unixConnected
+	return n.register(AF_UNIX, typ, 0, a), n.register(AF_UNIX, typ, 0, b), nil
+}
+
+func (n *Net) newUnix(typ, proto int) (endpoint, error) {
+	if proto != 0 && proto != AF_UNIX {
+		return nil, syscall.EPROTONOSUPPORT
+	}
+	switch typ {
+	case SOCK_STREAM, SOCK_DGRAM:
+		return newUnixEP(n.unix, typ), nil
+	}
+	return nil, syscall.ESOCKTNOSUPPORT
+}
+
+// byteRing is a circular byte buffer that grows on demand (so idle
+// sockets stay small) and is reused, so steady-state traffic does not
+// allocate.
+type byteRing struct {
+	buf  []byte
+	head int
+	n    int
+}
+
+func (r *byteRing) write(b []byte) {
+	need := r.n + len(b)
+	if need > len(r.buf) {
+		c := max(len(r.buf)*2, 512)
+		for c < need {
+			c *= 2
+		}
+		nb := make([]byte, c)
+		r.peek(nb[:r.n], 0)
+		r.buf, r.head = nb, 0
+	}
+	tail := (r.head + r.n) % len(r.buf)
+	k := copy(r.buf[tail:], b)
+	copy(r.buf, b[k:])
+	r.n += len(b)
+}
+
+// peek copies up to len(b) bytes starting off bytes after the head.
+func (r *byteRing) peek(b []byte, off int) int {
+	if off >= r.n || len(b) == 0 {
+		return 0
+	}
+	m := min(len(b), r.n-off)
+	start := (r.head + off) % len(r.buf)
+	k := copy(b[:m], r.buf[start:])
+	copy(b[k:m], r.buf)
+	return m
+}
+
+func (r *byteRing) discard(n int) {
+	r.head = (r.head + n) % len(r.buf)
+	r.n -= n
+	if r.n == 0 {
+		r.head = 0
+	}
+}
+
+func (r *byteRing) reset() { *r = byteRing{} }
+
+// unixRec is one queued datagram: its length in rx and its sender.
+type unixRec struct {
+	n    int
+	from string
+}
+
+type unixPending struct{ client, srv *unixEP }
+
+// unixEP is one AF_UNIX socket, stream or datagram.
+type unixEP struct {
+	sp  *unixSpace
+	typ int
+	wq  waiter.Queue
+
+	mu       sync.Mutex
+	state    unixState
+	name     string // namespace key; "" unbound
+	peer     *unixEP
+	peerName string
+	shut     int
+	err      syscall.Errno // pending SO_ERROR
+	sndbuf   int
+	rcvbuf   int
+	rx       byteRing // stream bytes, or datagram payloads back to back
+
+	// Listener.
+	backlog  int
+	acceptQ  []*unixEP
+	pendingQ []unixPending
+	// Stream client queued beyond a listener's backlog.
+	pendingOn *unixEP
+
+	// Datagram.
+	recs      []unixRec // ring of queued datagrams
+	rhead, rn int
+	blockedOn *unixEP   // receiver whose full queue made our send EAGAIN
+	writers   []*unixEP // senders waiting for room in our queue
+}
+
+func newUnixEP(sp *unixSpace, typ int) *unixEP {
+	return &unixEP{sp: sp, typ: typ, sndbuf: unixDefaultBuf, rcvbuf: unixDefaultBuf}
+}
+
+func (e *unixEP) stream() bool          { return e.typ == SOCK_STREAM }
+func (e *unixEP) waiter() *waiter.Queue { return &e.wq }
+
+func (e *unixEP) bind(a Sockaddr) error {
+	sa, ok := a.(*SockaddrUnix)
+	if !ok {
+		return syscall.EINVAL
+	}
+	key, err := unixKey(sa.Name)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state == unixClosed {
+		return syscall.EBADF
+	}
+	if e.name != "" {
+		return syscall.EINVAL
+	}
+	k, err := e.sp.bind(e, key)
+	if err != nil {
+		return err
+	}
+	e.name = k
+	return nil
+}
+
+func (e *unixEP) listen(backlog int) error {
+	if e.typ != SOCK_STREAM {
+		return syscall.EOPNOTSUPP
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state != unixUnconnected && e.state != unixListening {
+		return syscall.EINVAL
+	}
+	if e.name == "" {
+		return syscall.EINVAL // Linux: listen needs a bound name
+	}
+	if backlog < 0 || backlog > SOMAXCONN {
+		backlog = SOMAXCONN
+	}
+	e.backlog = backlog
+	e.state = unixListening
+	return nil
+}
+
+func (e *unixEP) accept() (endpoint, Sockaddr, error) {
+	if e.typ != SOCK_STREAM {
+		return nil, nil, syscall.EOPNOTSUPP
+	}
+	e.mu.Lock()
+	if e.state != unixListening {
+		e.mu.Unlock()
+		return nil, nil, syscall.EINVAL
+	}
+	if len(e.acceptQ) == 0 {
+		e.mu.Unlock()
+		return nil, nil, syscall.EAGAIN
+	}
+	srv := e.acceptQ[0]
+	e.acceptQ[0] = nil
+	e.acceptQ = e.acceptQ[1:]
+	var promoted *unixEP
+	if len(e.pendingQ) > 0 {
+		p := e.pendingQ[0]
+		e.pendingQ[0] = unixPending{}
+		e.pendingQ = e.pendingQ[1:]
+		e.acceptQ = append(e.acceptQ, p.srv)
+		promoted = p.client
+	}
+	e.mu.Unlock()
+	if promoted != nil {
+		promoted.mu.Lock()
+		if promoted.state == unixConnecting {
+			promoted.state = unixConnected
+			promoted.pendingOn = nil
+		}
+		promoted.mu.Unlock()
+		promoted.wq.Notify(waiter.EventOut)
+	}
+	srv.mu.Lock()
+	from := &SockaddrUnix{unixDisplay(srv.peerName)}
+	srv.mu.Unlock()
+	return srv, from, nil
+}
+
+func (e *unixEP) connect(a Sockaddr) error {
+	if e.typ == SOCK_DGRAM {
+		return e.connectDgram(a)
+	}
+	sa, ok := a.(*SockaddrUnix)
+	if !ok {
+		return syscall.EAFNOSUPPORT
+	}
+	key, err := unixKey(sa.Name)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.state {
+	case unixListening:
+		return syscall.EINVAL
+	case unixConnecting:
+		return syscall.EALREADY
+	case unixConnected:
+		return syscall.EISCONN
+	case unixClosed:
+		return syscall.EBADF
+	}
+	t, err := e.sp.lookup(key)
+	if err != nil {
+		return err
+	}
+	if t == e {
+		return syscall.ECONNREFUSED
+	}
+	if t.typ != e.typ {
+		return syscall.EPROTOTYPE
+	}
+	srv := newUnixEP(e.sp, e.typ)
+	srv.state = unixConnected
+	srv.peer = e
+	srv.peerName = e.name
+	srv.sndbuf, srv.rcvbuf = e.rcvbuf, e.sndbuf
+
+	t.mu.Lock()
+	if t.state != unixListening {
+		t.mu.Unlock()
+		return syscall.ECONNREFUSED
+	}
+	srv.name = t.name
+	// Linux lets backlog+1 connections wait before the queue is full.
+	pending := len(t.acceptQ) > t.backlog
+	if pending {
+		t.pendingQ = append(t.pendingQ, unixPending{client: e, srv: srv})
+	} else {
+		t.acceptQ = append(t.acceptQ, srv)
+	}
+	t.mu.Unlock()
+
+	e.peer = srv
+	e.peerName = t.name
+	e.err = 0
+	if pending {
+		// A blocking connect waits until accept makes room; a
+		// non-blocking one reports EINPROGRESS (Linux says EAGAIN) and
+		// becomes writable then.
+		e.state = unixConnecting
+		e.pendingOn = t
+		return syscall.EINPROGRESS
+	}
+	e.state = unixConnected
+	t.wq.Notify(waiter.EventIn)
+	return nil
+}
+
+func (e *unixEP) connectDgram(a Sockaddr) error {
+	switch a.(type) {
+	case Unspec, *Unspec:
+		e.mu.Lock()
+		e.peer, e.peerName = nil, ""
+		if e.state == unixConnected {
+			e.state = unixUnconnected
+		}
+		e.mu.Unlock()
+		return nil
+	}
+	sa, ok := a.(*SockaddrUnix)
+	if !ok {
+		return syscall.EAFNOSUPPORT
+	}
+	key, err := unixKey(sa.Name)
+	if err != nil {
+		return err
+	}
+	t, err := e.sp.lookup(key)
+	if err != nil {
+		return err
+	}
+	if t.typ != e.typ {
+		return syscall.EPROTOTYPE
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state == unixClosed {
+		return syscall.EBADF
+	}
+	e.peer, e.peerName = t, key
+	e.state = unixConnected
+	return nil
+}
+
+func (e *unixEP) connectResult() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != 0 {
+		err := e.err
+		e.err = 0
+		return err
+	}
+	return nil
+}
+
+func (e *unixEP) send(b []byte, flags int, to Sockaddr, _ <-chan struct{}) (int, error) {
+	if e.typ == SOCK_DGRAM {
+		return e.sendDgram(b, to)
+	}
+	e.mu.Lock()
+	if e.state != unixConnected && e.state != unixConnecting {
+		e.mu.Unlock()
+		if to != nil {
+			return 0, syscall.EOPNOTSUPP
+		}
+		return 0, syscall.ENOTCONN
+	}
+	if e.shut&unixShutSnd != 0 {
+		e.mu.Unlock()
+		return 0, syscall.EPIPE
+	}
+	p, limit := e.peer, e.sndbuf
+	e.mu.Unlock()
+
+	p.mu.Lock()
+	if p.state == unixClosed || p.shut&unixShutRcv != 0 {
+		p.mu.Unlock()
+		return 0, syscall.EPIPE
+	}
+	room := limit - p.rx.n
+	if room <= 0 {
+		p.mu.Unlock()
+		return 0, syscall.EAGAIN
+	}
+	n := min(len(b), room)
+	p.rx.write(b[:n])
+	p.mu.Unlock()
+	p.wq.Notify(waiter.EventIn)
+	return n, nil
+}
+
+func (e *unixEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
+	if e.typ == SOCK_DGRAM {
+		return e.recvDgram(b, flags)
+	}
+	peek := flags&MSG_PEEK != 0
+	e.mu.Lock()
+	if e.state == unixListening || e.state == unixUnconnected {
+		e.mu.Unlock()
+		return 0, 0, nil, syscall.EINVAL
+	}
+	if e.rx.n > 0 {
+		n := e.rx.peek(b, 0)
+		if !peek {
+			e.rx.discard(n)
+		}
+		p := e.peer
+		e.mu.Unlock()
+		if !peek && p != nil {
+			p.wq.Notify(waiter.EventOut)
+		}
+		return n, n, nil, nil
+	}
+	if e.err != 0 {
+		err := e.err
+		e.err = 0
+		e.mu.Unlock()
+		return 0, 0, nil, err
+	}
+	if e.shut&unixShutRcv != 0 || e.state == unixClosed {
+		e.mu.Unlock()
+		return 0, 0, nil, nil
+	}
+	e.mu.Unlock()
+	if len(b) == 0 {
+		return 0, 0, nil, nil
+	}
+	return 0, 0, nil, syscall.EAGAIN
+}
+
+func (e *unixEP) full() bool {
+	return e.rn > unixMaxDgramQ || (e.rn > 0 && e.rx.n >= e.rcvbuf)
+}
+
+func (e *unixEP) sendDgram(b []byte, to Sockaddr) (int, error) {
+	e.mu.Lock()
+	if e.state == unixClosed {
+		e.mu.Unlock()
+		return 0, syscall.EBADF
+	}
+	if len(b) > e.sndbuf-32 {
+		e.mu.Unlock()
+		return 0, syscall.EMSGSIZE
+	}
+	if e.shut&unixShutSnd != 0 {
+		e.mu.Unlock()
+		return 0, syscall.EPIPE
+	}
+	from, t := e.name, e.peer
+	e.mu.Unlock()
+	connected := to == nil
+	if !connected {
+		sa, ok := to.(*SockaddrUnix)
+		if !ok {
+			return 0, syscall.EINVAL
+		}
+		key, err := unixKey(sa.Name)
+		if err != nil {
+			return 0, err
+		}
+		if t, err = e.sp.lookup(key); err != nil {
+			return 0, err
+		}
+	} else if t == nil {
+		return 0, syscall.ENOTCONN
+	}
+	if t.typ != e.typ {
+		return 0, syscall.EPROTOTYPE
+	}
+	t.mu.Lock()
+	if t.state == unixClosed {
+		t.mu.Unlock()
+		if connected {
+			// Linux reports the dead peer once, then forgets it.
+			e.mu.Lock()
+			if e.peer == t {
+				e.peer, e.peerName = nil, ""
+				e.state = unixUnconnected
+			}
+			e.mu.Unlock()
+		}
+		return 0, syscall.ECONNREFUSED
+	}
+	if t.peer != nil && t.peer != e {
+		t.mu.Unlock()
+		return 0, syscall.EPERM
+	}
+	if t.shut&unixShutRcv != 0 {
+		t.mu.Unlock()
+		return 0, syscall.EPIPE
+	}
+	if t.full() {
+		known := false
+		for _, w := range t.writers {
+			if w == e {
+				known = true
+				break
+			}
+		}
+		if !known {
+			t.writers = append(t.writers, e)
+		}
+		t.mu.Unlock()
+		e.mu.Lock()
+		e.blockedOn = t
+		e.mu.Unlock()
+		return 0, syscall.EAGAIN
+	}
+	if t.rn == len(t.recs) {
+		nr := make([]unixRec, max(16, 2*len(t.recs)))
+		for i := 0; i < t.rn; i++ {
+			nr[i] = t.recs[(t.rhead+i)%len(t.recs)]
+		}
+		t.recs, t.rhead = nr, 0
+	}
+	t.recs[(t.rhead+t.rn)%len(t.recs)] = unixRec{n: len(b), from: from}
+	t.rn++
+	t.rx.write(b)
+	t.mu.Unlock()
+	t.wq.Notify(waiter.EventIn)
+	e.mu.Lock()
+	e.blockedOn = nil
+	e.mu.Unlock()
+	return len(b), nil
+}
+
+func (e *unixEP) recvDgram(b []byte, flags int) (int, int, Sockaddr, error) {
+	peek := flags&MSG_PEEK != 0
+	e.mu.Lock()
+	if e.rn == 0 {
+		defer e.mu.Unlock()
+		if e.err != 0 {
+			err := e.err
+			e.err = 0
+			return 0, 0, nil, err
+		}
+		if e.shut&unixShutRcv != 0 || e.state == unixClosed {
+			return 0, 0, nil, nil
+		}
+		return 0, 0, nil, syscall.EAGAIN
+	}
+	r := e.recs[e.rhead]
+	n := e.rx.peek(b[:min(len(b), r.n)], 0)
+	var from Sockaddr = &SockaddrUnix{unixDisplay(r.from)}
+	var writers []*unixEP
+	if !peek {
+		e.rx.discard(r.n)
+		e.recs[e.rhead] = unixRec{}
+		e.rhead = (e.rhead + 1) % len(e.recs)
+		e.rn--
+		if len(e.writers) > 0 {
+			writers = append(writers, e.writers...)
+			clear(e.writers)
+			e.writers = e.writers[:0]
+		}
+	}
+	e.mu.Unlock()
+	for _, w := range writers {
+		w.wq.Notify(waiter.EventOut)
+	}
+	return n, r.n, from, nil
+}
+
+func (e *unixEP) shutdown(how int) error {
+	mode := 0
+	switch how {
+	case SHUT_RD:
+		mode = unixShutRcv
+	case SHUT_WR:
+		mode = unixShutSnd
+	case SHUT_RDWR:
+		mode = unixShutBoth
+	default:
+		return syscall.EINVAL
+	}
+	e.mu.Lock()
+	if e.typ == SOCK_STREAM && e.state != unixConnected && e.state != unixConnecting {
+		e.mu.Unlock()
+		return syscall.ENOTCONN
+	}
+	e.shut |= mode
+	p := e.peer
+	e.mu.Unlock()
+	// Stream peers see the mirror image, as in Linux.
+	if p != nil && e.typ == SOCK_STREAM {
+		p.mu.Lock()
+		if mode&unixShutRcv != 0 {
+			p.shut |= unixShutSnd
+		}
+		if mode&unixShutSnd != 0 {
+			p.shut |= unixShutRcv
+		}
+		p.mu.Unlock()
+		p.wq.Notify(unixAllEvents)
+	}
+	e.wq.Notify(unixAllEvents)
+	return nil
+}
+
+func (e *unixEP) close() {
+	e.mu.Lock()
+	if e.state == unixClosed {
+		e.mu.Unlock()
+		return
+	}
+	e.state = unixClosed
+	unread := e.rx.n > 0
+	name, p := e.name, e.peer
+	acceptQ, pendingQ, pendingOn, writers := e.acceptQ, e.pendingQ, e.pendingOn, e.writers
+	e.acceptQ, e.pendingQ, e.pendingOn, e.writers = nil, nil, nil, nil
+	e.rx.reset()
+	e.recs, e.rhead, e.rn = nil, 0, 0
+	e.shut = unixShutBoth
+	e.mu.Unlock()
+
+	e.sp.release(e, name)
+	if e.typ == SOCK_STREAM && p != nil {
+		p.mu.Lock()
+		p.shut = unixShutBoth
+		if unread {
+			p.err = syscall.ECONNRESET
+		}
+		p.mu.Unlock()
+		p.wq.Notify(unixAllEvents)
+	}
+	// Connections nobody accepted: the clients see a reset.
+	for _, srv := range acceptQ {
+		srv.mu.Lock()
+		c := srv.peer
+		srv.mu.Unlock()
+		if c != nil {
+			c.mu.Lock()
+			c.err = syscall.ECONNRESET
+			c.mu.Unlock()
+		}
+		srv.close()
+	}
+	// Clients still waiting for backlog room are refused.
+	for _, pc := range pendingQ {
+		c := pc.client
+		c.mu.Lock()
+		if c.state == unixConnecting {
+			c.state = unixUnconnected
+			c.peer, c.peerName, c.pendingOn = nil, "", nil
+			c.err = syscall.ECONNREFUSED
+		}
+		c.mu.Unlock()
+		c.wq.Notify(unixAllEvents)
+	}
+	if pendingOn != nil {
+		pendingOn.mu.Lock()
+		for i, pc := range pendingOn.pendingQ {
+			if pc.client == e {
+				pendingOn.pendingQ = append(pendingOn.pendingQ[:i], pendingOn.pendingQ[i+1:]...)
+				break
+			}
+		}
+		pendingOn.mu.Unlock()
+		if p != nil {
+			p.close()
+		}
+	}
+	for _, w := range writers {
+		w.wq.Notify(waiter.EventOut)
+	}
+	e.wq.Notify(unixAllEvents)
+}
+
+func (e *unixEP) readiness(mask waiter.EventMask) waiter.EventMask {
+	var r waiter.EventMask
+	e.mu.Lock()
+	if e.err != 0 {
+		r |= waiter.EventErr
+	}
+	if e.shut == unixShutBoth {
+		r |= waiter.EventHUp
+	}
+	if e.shut&unixShutRcv != 0 {
+		r |= waiter.EventIn | waiter.EventRdHUp
+	}
+	var check *unixEP // whose queue decides writability
+	var limit int
+	switch {
+	case e.state == unixClosed:
+		r |= waiter.EventHUp
+	case e.typ == SOCK_STREAM:
+		switch e.state {
+		case unixListening:
+			if len(e.acceptQ) > 0 {
+				r |= waiter.EventIn
+			}
+		case unixUnconnected:
+			r |= waiter.EventOut | waiter.EventHUp
+		case unixConnected:
+			if e.rx.n > 0 {
+				r |= waiter.EventIn
+			}
+			if e.shut&unixShutSnd != 0 {
+				r |= waiter.EventOut
+			} else {
+				check, limit = e.peer, e.sndbuf
+			}
+		}
+	default:
+		if e.rn > 0 {
+			r |= waiter.EventIn
+		}
+		if e.shut&unixShutSnd != 0 || e.blockedOn == nil {
+			r |= waiter.EventOut
+		} else {
+			check = e.blockedOn
+		}
+	}
+	e.mu.Unlock()
+	if check != nil {
+		check.mu.Lock()
+		var ok bool
+		if e.typ == SOCK_STREAM {
+			ok = check.state == unixClosed || check.rx.n < limit
+		} else {
+			ok = check.state == unixClosed || !check.full()
+		}
+		check.mu.Unlock()
+		if ok {
+			r |= waiter.EventOut
+		}
+	}
+	return r & (mask | waiter.EventErr | waiter.EventHUp)
+}
+
+func (e *unixEP) localAddr() Sockaddr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return &SockaddrUnix{unixDisplay(e.name)}
+}
+
+func (e *unixEP) remoteAddr() (Sockaddr, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.peer == nil || e.state == unixClosed {
+		return nil, syscall.ENOTCONN
+	}
+	return &SockaddrUnix{unixDisplay(e.peerName)}, nil
+}
+
+func (e *unixEP) setOption(level, name int, v any) error {
+	if level != SOL_SOCKET {
+		return syscall.EOPNOTSUPP
+	}
+	i, err := intOpt(v)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch name {
+	case SO_SNDBUF:
+		// Linux doubles the value for bookkeeping overhead.
+		e.sndbuf = max(unixMinSndBuf, min(2*i, unixMaxBuf))
+	case SO_RCVBUF:
+		e.rcvbuf = max(unixMinRcvBuf, min(2*i, unixMaxBuf))
+	case SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_DEBUG, SO_DONTROUTE, SO_OOBINLINE, SO_BROADCAST:
+		// Accepted and meaningless for AF_UNIX, as in Linux.
+	default:
+		return syscall.ENOPROTOOPT
+	}
+	return nil
+}
+
+func (e *unixEP) getOption(level, name int) (any, error) {
+	if level != SOL_SOCKET {
+		return nil, syscall.EOPNOTSUPP
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch name {
+	case SO_SNDBUF:
+		return e.sndbuf, nil
+	case SO_RCVBUF:
+		return e.rcvbuf, nil
+	case SO_ACCEPTCONN:
+		return b2i(e.state == unixListening), nil
+	case SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST:
+		return 0, nil
+	}
+	return nil, syscall.ENOPROTOOPT
+}
