@@ -89,7 +89,7 @@ type oooRange struct {
 
 // maxOOORanges bounds the out-of-order bookkeeping; beyond it segments
 // that would open a new hole are dropped (and counted).
-const maxOOORanges = 16
+const maxOOORanges = 32
 
 func seqLT(a, b uint32) bool  { return int32(a-b) < 0 }
 func seqLEQ(a, b uint32) bool { return int32(a-b) <= 0 }

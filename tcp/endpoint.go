@@ -955,4 +955,3 @@ func (e *Endpoint) SetCongestion(name string) error {
 	return nil
 }
 func (e *Endpoint) Congestion() string { e.mu.Lock(); defer e.mu.Unlock(); return e.ccName }
-

@@ -200,7 +200,7 @@ func (s *script) passiveOpen(opts wire.TCPOptions) (*Endpoint, *Endpoint, uint32
 	if opts.HasTS {
 		ack.HasTS, ack.TSVal, ack.TSEcr = true, opts.TSVal+1, sa.h.Options.TSVal
 	}
-	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1, win: 1000, opts: ack})
+	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1, win: 65535, opts: ack})
 	s.expectNone("after handshake ACK")
 	c, ra, err := l.Accept()
 	if err != nil {
@@ -225,4 +225,33 @@ func readAll(e *Endpoint) []byte {
 			return out.Bytes()
 		}
 	}
+}
+
+// waitOne advances in 1 ms steps until a segment goes out (at most max)
+// and returns it with the time it took.
+func (s *script) waitOne(max time.Duration) (captured, time.Duration) {
+	s.t.Helper()
+	var el time.Duration
+	for el < max {
+		s.clk.Advance(time.Millisecond)
+		el += time.Millisecond
+		if o := s.out(); len(o) > 0 {
+			if len(o) != 1 {
+				s.t.Fatalf("want 1 segment, got %v", o)
+			}
+			return o[0], el
+		}
+	}
+	s.t.Fatalf("no segment within %v", max)
+	return captured{}, 0
+}
+
+// noOpts is a peer that sends only MSS 1460.
+var noOpts = wire.TCPOptions{HasMSS: true, MSS: 1460}
+
+// sackOpts is a peer with SACK but no timestamps or window scaling.
+var sackOpts = wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true}
+
+func near(d, want time.Duration) bool {
+	return d >= want-2*time.Millisecond && d <= want+2*time.Millisecond
 }

@@ -488,6 +488,10 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.sndNxt = ack
 		}
 		e.sb.ackTo(ack)
+		if e.backoff > 0 && e.srtt > 0 {
+			// Forward progress: drop the back-off (as Linux does).
+			e.rto = min(e.srtt+max(4*e.rttvar, minRTO), maxRTO)
+		}
 		e.backoff = 0
 		e.dupAcks = 0
 		if e.recovery {
@@ -555,7 +559,8 @@ func (e *Endpoint) enterRecovery(now time.Duration) {
 	e.recovery = true
 	e.recoverSeq = e.sndMax
 	e.highRxt = e.sndUna
-	e.ccs.InFlight = int(e.sndMax - e.sndUna)
+	// The flight is what cwnd allowed; SACKed bytes are not in it.
+	e.ccs.InFlight = min(e.ccs.Cwnd, int(e.sndMax-e.sndUna))
 	e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
 	e.cc.OnLoss(&e.ccs, now)
 	e.rttTiming = false
@@ -632,6 +637,7 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		}
 		data = data[:keep]
 		fin = false
+		e.ackNow = true // part of it fell outside the window: tell the sender
 	}
 	if e.rdShut {
 		// SHUT_RD: the data is acknowledged and discarded.

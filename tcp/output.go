@@ -506,7 +506,7 @@ func (e *Endpoint) onRTO(now time.Duration) {
 	e.p.st.Timeouts.Add(1)
 	e.backoff++
 	e.rto = min(e.rto*2, maxRTO)
-	e.ccs.InFlight = e.inFlight()
+	e.ccs.InFlight = min(e.ccs.Cwnd, e.inFlight())
 	e.ccs.MinRTT, e.ccs.SRTT = e.minRTT, e.srtt
 	if e.backoff == 1 || !e.recovery {
 		e.cc.OnRTO(&e.ccs, now)

@@ -67,7 +67,8 @@ func NewProtocol(h Host, cfg Config) *Protocol {
 		listeners: make(map[uint16][]*Endpoint),
 		ports:     make(map[uint16]*portEntry),
 	}
-	p.base = p.clk.Now()
+	// Start at 1s so that zero can mean "unset" for deadlines.
+	p.base = p.clk.Now().Add(-time.Second)
 	if cfg.Seed != nil {
 		p.key = sha256.Sum256(cfg.Seed)
 	} else {
@@ -568,7 +569,7 @@ func (p *Protocol) removeListener(e *Endpoint) {
 // --- counters ---
 
 type stats struct {
-	ActiveOpens, PassiveOpens, AttemptFails, EstabResets, CurrEstab     atomic.Uint64
+	ActiveOpens, PassiveOpens, AttemptFails, EstabResets, CurrEstab    atomic.Uint64
 	InSegs, OutSegs, RetransSegs, InErrs, OutRsts, InRsts              atomic.Uint64
 	ListenOverflows, ListenDrops                                       atomic.Uint64
 	SynCookiesSent, SynCookiesRecv, SynCookiesFailed                   atomic.Uint64
