@@ -1,0 +1,312 @@
+// Package perf measures the five figures of BENCH.md (bulk, rr, conn,
+// mem, udp) over any pair of hosts given as dial/listen functions: two
+// sockstack hosts on an in-memory link, or the host kernel's loopback
+// with Go's net (the reference column).
+package perf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sort"
+	"syscall"
+	"time"
+)
+
+// Env is one side-by-side pair of hosts: A dials, B listens.
+type Env struct {
+	Name         string
+	ListenB      func(network, addr string) (net.Listener, error)
+	DialA        func(ctx context.Context, network, addr string) (net.Conn, error)
+	ListenPacket func(side byte, network, addr string) (net.PacketConn, error) // side 'A' or 'B'
+	AddrB        string                                                      // B's IP address
+	Close        func()
+}
+
+// BulkResult is a throughput measurement.
+type BulkResult struct {
+	Bytes   int64
+	Elapsed time.Duration
+	CPU     time.Duration // process CPU time during the run
+}
+
+func (r BulkResult) Gbps() float64  { return float64(r.Bytes) * 8 / r.Elapsed.Seconds() / 1e9 }
+func (r BulkResult) Cores() float64 { return r.CPU.Seconds() / r.Elapsed.Seconds() }
+
+// Bulk sends total bytes A→B in 64 KiB writes, read in 64 KiB reads.
+func Bulk(env *Env, total int64) (BulkResult, error) {
+	l, err := env.ListenB("tcp", net.JoinHostPort(env.AddrB, "0"))
+	if err != nil {
+		return BulkResult{}, err
+	}
+	defer l.Close()
+	done := make(chan error, 1)
+	var got int64
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := c.Read(buf)
+			got += int64(n)
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				done <- err
+				return
+			}
+		}
+	}()
+	c, err := env.DialA(context.Background(), "tcp", l.Addr().String())
+	if err != nil {
+		return BulkResult{}, err
+	}
+	buf := make([]byte, 64<<10)
+	cpu0 := cpuTime()
+	start := time.Now()
+	for sent := int64(0); sent < total; sent += int64(len(buf)) {
+		if _, err := c.Write(buf); err != nil {
+			c.Close()
+			return BulkResult{}, err
+		}
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		c.Close()
+	}
+	err = <-done
+	el := time.Since(start)
+	cpu := cpuTime() - cpu0
+	c.Close()
+	if err != nil {
+		return BulkResult{}, err
+	}
+	if got != total {
+		return BulkResult{}, fmt.Errorf("received %d of %d bytes", got, total)
+	}
+	return BulkResult{Bytes: total, Elapsed: el, CPU: cpu}, nil
+}
+
+// RRResult holds round-trip latencies.
+type RRResult struct{ Mean, P50, P99 time.Duration }
+
+// RR does 1-byte ping-pong: warm round trips, then timed ones.
+func RR(env *Env, warm, timed int) (RRResult, error) {
+	l, err := env.ListenB("tcp", net.JoinHostPort(env.AddrB, "0"))
+	if err != nil {
+		return RRResult{}, err
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b := make([]byte, 1)
+		for {
+			if _, err := io.ReadFull(c, b); err != nil {
+				return
+			}
+			if _, err := c.Write(b); err != nil {
+				return
+			}
+		}
+	}()
+	c, err := env.DialA(context.Background(), "tcp", l.Addr().String())
+	if err != nil {
+		return RRResult{}, err
+	}
+	defer c.Close()
+	if t, ok := c.(interface{ SetNoDelay(bool) error }); ok {
+		t.SetNoDelay(true)
+	}
+	b := []byte{1}
+	lat := make([]time.Duration, 0, timed)
+	for i := 0; i < warm+timed; i++ {
+		t0 := time.Now()
+		if _, err := c.Write(b); err != nil {
+			return RRResult{}, err
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			return RRResult{}, err
+		}
+		if i >= warm {
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	var sum time.Duration
+	for _, d := range lat {
+		sum += d
+	}
+	return RRResult{Mean: sum / time.Duration(len(lat)), P50: lat[len(lat)/2], P99: lat[len(lat)*99/100]}, nil
+}
+
+// Conn counts sequential connect+accept+1 byte each way+close per second.
+func Conn(env *Env, d time.Duration) (float64, error) {
+	l, err := env.ListenB("tcp", net.JoinHostPort(env.AddrB, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	go func() {
+		b := make([]byte, 1)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if _, err := io.ReadFull(c, b); err == nil {
+				c.Write(b)
+				io.ReadFull(c, b) // wait for the client's close (EOF)
+			}
+			c.Close()
+		}
+	}()
+	addr := l.Addr().String()
+	b := []byte{1}
+	n := 0
+	start := time.Now()
+	for time.Since(start) < d {
+		c, err := env.DialA(context.Background(), "tcp", addr)
+		if err != nil {
+			return 0, fmt.Errorf("connection %d: %w", n, err)
+		}
+		if _, err := c.Write(b); err != nil {
+			return 0, err
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			return 0, err
+		}
+		c.Close()
+		n++
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// Mem opens n idle connections and returns heap+stack bytes per connection
+// (both ends counted together).
+func Mem(env *Env, n int) (float64, error) {
+	l, err := env.ListenB("tcp", net.JoinHostPort(env.AddrB, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	before := heapStack()
+	accepted := make(chan net.Conn, n)
+	go func() {
+		for i := 0; i < n; i++ {
+			c, err := l.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	var conns []net.Conn
+	for i := 0; i < n; i++ {
+		c, err := env.DialA(context.Background(), "tcp", l.Addr().String())
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return 0, err
+		}
+		conns = append(conns, c)
+	}
+	for i := 0; i < n; i++ {
+		c, ok := <-accepted
+		if !ok {
+			return 0, errors.New("accept failed")
+		}
+		conns = append(conns, c)
+	}
+	after := heapStack()
+	per := float64(after-before) / float64(n)
+	for _, c := range conns {
+		c.Close()
+	}
+	return per, nil
+}
+
+func heapStack() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse + m.StackInuse)
+}
+
+// UDPResult is the udp figure.
+type UDPResult struct {
+	Sent, Received int
+	Elapsed        time.Duration
+}
+
+func (r UDPResult) Rate() float64 { return float64(r.Received) / r.Elapsed.Seconds() }
+func (r UDPResult) Loss() float64 { return 100 * float64(r.Sent-r.Received) / float64(r.Sent) }
+
+// UDP sends n 64-byte datagrams A→B as fast as the sender can.
+func UDP(env *Env, n int) (UDPResult, error) {
+	rc, err := env.ListenPacket('B', "udp", net.JoinHostPort(env.AddrB, "0"))
+	if err != nil {
+		return UDPResult{}, err
+	}
+	defer rc.Close()
+	if s, ok := rc.(interface{ SetReadBuffer(int) error }); ok {
+		s.SetReadBuffer(4 << 20)
+	}
+	sc, err := env.ListenPacket('A', "udp", ":0")
+	if err != nil {
+		return UDPResult{}, err
+	}
+	defer sc.Close()
+	dst := rc.LocalAddr()
+	got := make(chan int, 1)
+	go func() {
+		buf := make([]byte, 2048)
+		k := 0
+		for k < n {
+			rc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if _, _, err := rc.ReadFrom(buf); err != nil {
+				break
+			}
+			k++
+		}
+		got <- k
+	}()
+	msg := make([]byte, 64)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		for {
+			_, err := sc.WriteTo(msg, dst)
+			if err == nil {
+				break
+			}
+			// A full kernel queue (ENOBUFS) pushes back: retry.
+			if !errors.Is(err, syscall.ENOBUFS) && !errors.Is(err, syscall.EAGAIN) {
+				return UDPResult{}, err
+			}
+		}
+	}
+	k := <-got
+	el := time.Since(start)
+	return UDPResult{Sent: n, Received: k, Elapsed: el}, nil
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
