@@ -22,7 +22,7 @@ type Env struct {
 	ListenB      func(network, addr string) (net.Listener, error)
 	DialA        func(ctx context.Context, network, addr string) (net.Conn, error)
 	ListenPacket func(side byte, network, addr string) (net.PacketConn, error) // side 'A' or 'B'
-	AddrB        string                                                      // B's IP address
+	AddrB        string                                                        // B's IP address
 	Close        func()
 }
 
