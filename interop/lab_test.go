@@ -375,4 +375,3 @@ func fileHash(t *testing.T, p string) string {
 	io.Copy(h, f)
 	return hex.EncodeToString(h.Sum(nil))
 }
-
