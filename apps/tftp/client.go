@@ -134,8 +134,13 @@ func (c *conn) applyOACK(p []byte, cfg *ClientConfig, asked [][2]string, tsize *
 
 // Get reads the file remote from the TFTP server srv (for example
 // 10.0.0.2:69) into w. It stops when ctx ends.
-func Get(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, w io.Writer, cfg ClientConfig) (Result, error) {
-	res := Result{Tsize: -1}
+func Get(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, w io.Writer, cfg ClientConfig) (res Result, err error) {
+	res = Result{Tsize: -1}
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = ctx.Err() // the socket was closed under us for this
+		}
+	}()
 	if err := cfg.fill(); err != nil {
 		return res, err
 	}
@@ -186,8 +191,13 @@ func Get(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, 
 
 // Put writes r to the file remote on the TFTP server srv. size is r's
 // length when known (for the tsize option and the progress total), or -1.
-func Put(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, r io.Reader, size int64, cfg ClientConfig) (Result, error) {
-	res := Result{Tsize: -1}
+func Put(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, r io.Reader, size int64, cfg ClientConfig) (res Result, err error) {
+	res = Result{Tsize: -1}
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+	}()
 	if err := cfg.fill(); err != nil {
 		return res, err
 	}
