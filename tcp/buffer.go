@@ -1,5 +1,7 @@
 package tcp
 
+import "sync"
+
 // ring is a byte ring that grows on demand up to a limit the caller
 // enforces, so idle connections hold no buffer memory.
 type ring struct {
@@ -7,7 +9,44 @@ type ring struct {
 	head int // index of the first byte
 }
 
-const ringMinAlloc = 4 << 10
+const (
+	ringMinAlloc    = 1 << 10
+	ringPoolClasses = 8 // 1 KiB .. 128 KiB buffers are recycled
+)
+
+// ringPools recycle ring buffers by power-of-two size so that short
+// connections do not allocate their buffers anew.
+var ringPools [ringPoolClasses]sync.Pool
+
+func poolClass(n int) int {
+	c := 0
+	for s := ringMinAlloc; s < n; s <<= 1 {
+		c++
+	}
+	if c >= ringPoolClasses || ringMinAlloc<<c != n {
+		return -1
+	}
+	return c
+}
+
+func getBuf(n int) []byte {
+	if c := poolClass(n); c >= 0 {
+		if b, ok := ringPools[c].Get().(*[]byte); ok {
+			return *b
+		}
+	}
+	return make([]byte, n)
+}
+
+// release gives the buffer back; the ring is empty afterwards.
+func (r *ring) release() {
+	if c := poolClass(len(r.buf)); c >= 0 {
+		b := r.buf
+		ringPools[c].Put(&b)
+	}
+	r.buf = nil
+	r.head = 0
+}
 
 // grow makes room for at least need bytes from head, keeping the first
 // keep bytes.
@@ -22,10 +61,12 @@ func (r *ring) grow(need, keep, limit int) {
 	if n > limit {
 		n = max(limit, need)
 	}
-	nb := make([]byte, n)
+	nb := getBuf(n)
 	r.copyOut(nb[:keep], 0)
+	old := *r
 	r.buf = nb
 	r.head = 0
+	old.release()
 }
 
 // copyOut copies len(b) bytes starting off bytes after head.

@@ -353,6 +353,7 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 		}
 	}
 	e.remote = remote
+	e.rto, e.backoff, e.srtt, e.rttvar = initRTO, 0, 0, 0
 	e.pmtu = rt.MTU
 	e.setupMSS()
 	e.iss = e.p.isn(e.local, e.remote, now)
@@ -594,13 +595,9 @@ func (e *Endpoint) shutWrite() {
 	}
 	switch e.state {
 	case StateEstablished, StateSynRcvd:
-		e.state = StateFinWait1
-		if e.everConnected {
-			e.p.st.CurrEstab.Add(^uint64(0))
-		}
+		e.setState(StateFinWait1)
 	case StateCloseWait:
-		e.state = StateLastAck
-		e.p.st.CurrEstab.Add(^uint64(0))
+		e.setState(StateLastAck)
 	default:
 		return
 	}

@@ -40,7 +40,7 @@ func flagStr(f uint8) string {
 
 // fakeHost implements Host with a manual clock and captures output.
 type fakeHost struct {
-	clk    *clock.Manual
+	clk    clock.Clock
 	mtu    int
 	locals []netip.Addr
 	mu     sync.Mutex
@@ -48,7 +48,7 @@ type fakeHost struct {
 	hook   func(seg *Segment) // two-endpoint harness: deliver instead of capture
 }
 
-func newFakeHost(clk *clock.Manual, locals ...netip.Addr) *fakeHost {
+func newFakeHost(clk clock.Clock, locals ...netip.Addr) *fakeHost {
 	return &fakeHost{clk: clk, mtu: 1500, locals: locals}
 }
 

@@ -44,7 +44,7 @@ func (e *Endpoint) setClosed() {
 	if e.userClosed {
 		e.freeBuffers()
 	} else {
-		e.snd = ring{}
+		e.snd.release()
 		e.sndLen = 0
 	}
 	e.ooo = nil
@@ -53,9 +53,9 @@ func (e *Endpoint) setClosed() {
 }
 
 func (e *Endpoint) freeBuffers() {
-	e.snd = ring{}
+	e.snd.release()
 	e.sndLen = 0
-	e.rcv = ring{}
+	e.rcv.release()
 	e.rcvLen = 0
 	e.ooo = nil
 	e.sb = scoreboard{}
@@ -305,6 +305,10 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 	// Simultaneous open: the peer's SYN-ACK completes our SYN_RCVD (as Linux).
 	simSynAck := e.state == StateSynRcvd && e.parent == nil && s.has(wire.TCPFlagSYN) &&
 		s.has(wire.TCPFlagACK) && !s.has(wire.TCPFlagRST) && s.seq+1 == e.rcvNxt && s.ack == e.sndNxt
+	if e.state == StateSynRcvd && s.has(wire.TCPFlagSYN) && !s.has(wire.TCPFlagACK|wire.TCPFlagRST) && s.seq == e.irs {
+		e.sendSYN(now, true) // the peer did not get our SYN-ACK
+		return false
+	}
 	if !simSynAck {
 		// PAWS (RFC 7323 5.3).
 		if e.tsOK && s.opts.HasTS && !s.has(wire.TCPFlagRST) && seqLT(s.opts.TSVal, e.tsRecent) &&
@@ -342,10 +346,6 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 			return false
 		}
 		if s.has(wire.TCPFlagSYN) {
-			if e.state == StateSynRcvd && s.seq == e.irs && !s.has(wire.TCPFlagACK) {
-				e.sendSYN(now, true) // the peer did not get our SYN-ACK
-				return false
-			}
 			e.sendChallengeAck(now) // RFC 5961 4.2
 			return false
 		}
@@ -600,7 +600,7 @@ func (e *Endpoint) enterTimeWait(now time.Duration) {
 	e.setState(StateTimeWait)
 	e.rtoAt, e.persistAt, e.keepAt = 0, 0, 0
 	e.closeAt = now + 2*e.p.cfg.MSL
-	e.snd = ring{}
+	e.snd.release()
 	e.sndLen = 0
 	e.sb = scoreboard{}
 	e.armTimer(e.closeAt)

@@ -519,8 +519,9 @@ func (e *Endpoint) onRTO(now time.Duration) {
 	e.highRxt = e.sndUna
 	e.output(now)
 	if e.sndNxt == e.sndUna && e.sndUna != e.sndMax {
-		// Nothing could be sent (zero window): probe instead.
-		e.sendAck(now)
+		// Nothing could be sent (zero window): probe with an old
+		// sequence number so that the peer answers with its window.
+		e.xmit(e.sndUna-1, 0, wire.TCPFlagACK, now)
 	}
 	e.armRTO(now)
 }

@@ -7,6 +7,7 @@ import (
 	"hash"
 	"math/rand/v2"
 	"net/netip"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,7 +45,9 @@ func (h *pktHeap) Pop() any {
 // pairNet joins two Protocols through an impaired in-memory wire, driven
 // by one goroutine on a manual clock.
 type pairNet struct {
+	mu               sync.Mutex // timers of a real clock send from other goroutines
 	clk              *clock.Manual
+	real             clock.Clock // if set, used instead of clk
 	a, b             *Protocol
 	ha, hb           *fakeHost
 	q                pktHeap
@@ -62,10 +65,19 @@ var (
 )
 
 func newPair(seed uint64, cfg Config) *pairNet {
+	return newPairClock(seed, cfg, nil)
+}
+
+// newPairClock uses real (a real clock) when not nil.
+func newPairClock(seed uint64, cfg Config, real clock.Clock) *pairNet {
 	clk := clock.NewManual(epoch)
-	n := &pairNet{clk: clk, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
-	n.ha = newFakeHost(clk, ipA)
-	n.hb = newFakeHost(clk, ipB)
+	n := &pairNet{clk: clk, real: real, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	var hc clock.Clock = clk
+	if real != nil {
+		hc = real
+	}
+	n.ha = newFakeHost(hc, ipA)
+	n.hb = newFakeHost(hc, ipB)
 	ca, cb := cfg, cfg
 	ca.Seed, cb.Seed = []byte{1, byte(seed)}, []byte{2, byte(seed)}
 	n.a = NewProtocol(n.ha, ca)
@@ -75,9 +87,16 @@ func newPair(seed uint64, cfg Config) *pairNet {
 	return n
 }
 
-func (n *pairNet) now() time.Duration { return n.clk.Now().Sub(epoch) }
+func (n *pairNet) now() time.Duration {
+	if n.real != nil {
+		return n.real.Now().Sub(epoch)
+	}
+	return n.clk.Now().Sub(epoch)
+}
 
 func (n *pairNet) send(dst *Protocol, s *Segment) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.loss > 0 && n.rng.Float64() < n.loss {
 		return
 	}
@@ -116,16 +135,24 @@ func (n *pairNet) send(dst *Protocol, s *Segment) {
 // nothing at all is pending (no packets; timers may still be).
 func (n *pairNet) step() {
 	now := n.now()
+	n.mu.Lock()
 	if len(n.q) > 0 && n.q[0].at <= now {
 		p := heap.Pop(&n.q).(*pkt)
 		n.delivered++
+		n.mu.Unlock()
 		p.dst.HandleSegment(p.src, p.dip, 0, p.b)
+		n.mu.Lock()
 		n.free = append(n.free, p)
+		n.mu.Unlock()
 		return
 	}
 	d := time.Millisecond
 	if len(n.q) > 0 {
 		d = min(d, n.q[0].at-now)
+	}
+	n.mu.Unlock()
+	if n.real != nil {
+		return
 	}
 	n.clk.Advance(d)
 }

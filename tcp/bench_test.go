@@ -1,0 +1,175 @@
+package tcp
+
+import (
+	"errors"
+
+	"github.com/sockstack/sockstack/clock"
+	"net/netip"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// flush delivers every queued packet (zero-delay link).
+func (n *pairNet) flush() int {
+	k := 0
+	for {
+		n.mu.Lock()
+		ready := len(n.q) > 0 && n.q[0].at <= n.now()
+		n.mu.Unlock()
+		if !ready {
+			return k
+		}
+		n.step()
+		k++
+	}
+}
+
+func BenchmarkBulk(b *testing.B) {
+	for _, mtu := range []int{1500, 65000} {
+		b.Run(map[int]string{1500: "mtu1500", 65000: "mtu65000"}[mtu], func(b *testing.B) {
+			n := newPair(1, Config{})
+			n.ha.mtu, n.hb.mtu = mtu, mtu
+			c, s := n.connect(b)
+			buf := make([]byte, 64<<10)
+			rb := make([]byte, 64<<10)
+			b.SetBytes(int64(len(buf)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			segs := n.delivered
+			for i := 0; i < b.N; i++ {
+				sent, got := 0, 0
+				for got < len(buf) {
+					if sent < len(buf) {
+						k, err := c.Write(buf[sent:])
+						if err != nil && !errors.Is(err, syscall.EAGAIN) {
+							b.Fatal(err)
+						}
+						sent += k
+					}
+					moved := n.flush()
+					for {
+						k, err := s.Read(rb, false)
+						if k == 0 || err != nil {
+							break
+						}
+						got += k
+						moved++
+					}
+					if moved == 0 {
+						n.clk.Advance(time.Millisecond)
+					}
+				}
+			}
+			b.ReportMetric(float64(n.delivered-segs)/float64(b.N), "segs/op")
+		})
+	}
+}
+
+func BenchmarkRR(b *testing.B) {
+	n := newPair(1, Config{})
+	c, s := n.connect(b)
+	one := []byte{1}
+	rb := make([]byte, 16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	segs := n.delivered
+	for i := 0; i < b.N; i++ {
+		c.Write(one)
+		n.flush()
+		if k, _ := s.Read(rb, false); k != 1 {
+			b.Fatal("request lost")
+		}
+		s.Write(one)
+		n.flush()
+		if k, _ := c.Read(rb, false); k != 1 {
+			b.Fatal("reply lost")
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n.delivered-segs)/float64(b.N), "segs/op")
+}
+
+// BenchmarkConn is connect + accept + 1 byte each way + close, client
+// closing first (TIME_WAIT on the client, reused by later connects).
+func BenchmarkConn(b *testing.B) {
+	// A real clock: the manual clock's linear timer scan would dominate
+	// with tens of thousands of TIME_WAIT timers.
+	n := newPairClock(1, Config{}, clock.Real{})
+	l := n.b.NewEndpoint()
+	l.Bind(netip.AddrPortFrom(ipB, 80))
+	l.Listen(128)
+	one := []byte{1}
+	rb := make([]byte, 16)
+	dst := netip.AddrPortFrom(ipB, 80)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := n.a.NewEndpoint()
+		if err := c.Connect(dst); !errors.Is(err, syscall.EINPROGRESS) {
+			b.Fatal(err)
+		}
+		n.flush()
+		s, _, err := l.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Write(one)
+		s.Write(one)
+		n.flush()
+		if k, _ := s.Read(rb, false); k != 1 {
+			b.Fatal("no data")
+		}
+		if k, _ := c.Read(rb, false); k != 1 {
+			b.Fatal("no data")
+		}
+		c.Close()
+		n.flush()
+		s.Close()
+		n.flush()
+		if s.State() != StateClosed {
+			b.Fatalf("server state %v", s.State())
+		}
+	}
+}
+
+// TestIdleMemory measures heap per idle established connection, both
+// ends counted.
+func TestIdleMemory(t *testing.T) {
+	const conns = 2000
+	n := newPair(1, Config{})
+	l := n.b.NewEndpoint()
+	l.Bind(netip.AddrPortFrom(ipB, 80))
+	l.Listen(4096)
+	dst := netip.AddrPortFrom(ipB, 80)
+	keep := make([]*Endpoint, 0, 2*conns)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < conns; i++ {
+		c := n.a.NewEndpoint()
+		c.Connect(dst)
+		n.flush()
+		s, _, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep = append(keep, c, s)
+	}
+	n.clk.Advance(time.Second)
+	n.flush()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapInuse+after.StackInuse-before.HeapInuse-before.StackInuse) / conns
+	t.Logf("%.0f bytes per idle connection (both ends)", per)
+	for _, e := range keep {
+		if e.State() != StateEstablished {
+			t.Fatal(e.State())
+		}
+	}
+	if per > 8192 {
+		t.Errorf("idle connections cost %.0f bytes", per)
+	}
+	runtime.KeepAlive(keep)
+}
