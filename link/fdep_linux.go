@@ -1,0 +1,203 @@
+package link
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// DefaultReadBatch is how many frames a device endpoint reads per wake-up.
+const DefaultReadBatch = 32
+
+// fdEndpoint is the part TAP, TUN and AF_PACKET endpoints share: a
+// non-blocking fd in Go's poller (so Close interrupts a blocked read), a
+// reading goroutine that delivers frames in batches, and batched writes.
+type fdEndpoint struct {
+	f     *os.File
+	rc    syscall.RawConn
+	name  string
+	mtu   int
+	kind  Kind
+	mac   wire.MAC
+	stats Stats
+
+	closed   atomic.Bool
+	attached atomic.Bool
+	readDone chan struct{}
+
+	// Reading goroutine state; readFn fills frames[:nread].
+	bufs   [][]byte
+	frames [][]byte
+	nread  int
+	rerr   error
+	readFn func(fd uintptr) bool
+
+	// Writer state, under wmu; writeFn sends wframes[wnext:].
+	wmu     sync.Mutex
+	wframes [][]byte
+	wnext   int
+	wtaken  int
+	werr    error
+	writeFn func(fd uintptr) bool
+}
+
+// initFD puts fd under the poller and allocates read buffers.
+func (e *fdEndpoint) initFD(fd int, name string, batch, bufSize int) error {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	e.f = os.NewFile(uintptr(fd), name)
+	rc, err := e.f.SyscallConn()
+	if err != nil {
+		e.f.Close()
+		return err
+	}
+	e.rc = rc
+	if batch <= 0 {
+		batch = DefaultReadBatch
+	}
+	e.bufs = make([][]byte, batch)
+	for i := range e.bufs {
+		e.bufs[i] = make([]byte, bufSize)
+	}
+	e.frames = make([][]byte, batch)
+	e.readDone = make(chan struct{})
+	return nil
+}
+
+func (e *fdEndpoint) MTU() int               { return e.mtu }
+func (e *fdEndpoint) Kind() Kind             { return e.kind }
+func (e *fdEndpoint) HardwareAddr() wire.MAC { return e.mac }
+func (e *fdEndpoint) Stats() *Stats          { return &e.stats }
+
+// Name is the interface name.
+func (e *fdEndpoint) Name() string { return e.name }
+
+// Attach starts the reading goroutine.
+func (e *fdEndpoint) Attach(r Receiver) {
+	if e.attached.Swap(true) {
+		return
+	}
+	go e.readLoop(r)
+}
+
+func (e *fdEndpoint) readLoop(r Receiver) {
+	defer close(e.readDone)
+	for {
+		e.nread, e.rerr = 0, nil
+		err := e.rc.Read(e.readFn)
+		if e.nread > 0 {
+			var bytes uint64
+			for _, f := range e.frames[:e.nread] {
+				bytes += uint64(len(f))
+			}
+			e.stats.RxFrames.Add(uint64(e.nread))
+			e.stats.RxBytes.Add(bytes)
+			r.DeliverFrames(e.frames[:e.nread])
+			clear(e.frames[:e.nread])
+		}
+		if err != nil || e.closed.Load() {
+			return // the file was closed
+		}
+		if e.rerr != nil {
+			// Errors the socket reports once (the interface went down, a
+			// full buffer) are counted; anything else means the device
+			// is unusable, and spinning on it would not help.
+			e.stats.RxDropped.Add(1)
+			if !errors.Is(e.rerr, unix.ENETDOWN) && !errors.Is(e.rerr, unix.ENOBUFS) && !errors.Is(e.rerr, unix.ENOMEM) {
+				return
+			}
+		}
+	}
+}
+
+// WriteFrames writes each frame; it waits while the kernel pushes back
+// with EAGAIN. Frames the kernel refuses are counted in TxDropped and the
+// first such error is returned.
+func (e *fdEndpoint) WriteFrames(frames [][]byte) (int, error) {
+	if e.closed.Load() {
+		return 0, ErrClosed
+	}
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	e.wframes, e.wnext, e.wtaken, e.werr = frames, 0, 0, nil
+	err := e.rc.Write(e.writeFn)
+	taken, werr := e.wtaken, e.werr
+	e.wframes = nil
+	if err != nil {
+		// Closed while writing: what was not written is lost.
+		e.stats.TxDropped.Add(uint64(len(frames) - e.wnext))
+		return taken, ErrClosed
+	}
+	return taken, werr
+}
+
+// writeOne is the write callback of TAP/TUN: one write(2) per frame.
+func (e *fdEndpoint) writeOne(fd uintptr) bool {
+	for e.wnext < len(e.wframes) {
+		f := e.wframes[e.wnext]
+		_, err := unix.Write(int(fd), f)
+		switch err {
+		case nil:
+			e.wtaken++
+			e.stats.TxFrames.Add(1)
+			e.stats.TxBytes.Add(uint64(len(f)))
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // wait until writable
+		default:
+			e.stats.TxDropped.Add(1)
+			if e.werr == nil {
+				e.werr = err
+			}
+		}
+		e.wnext++
+	}
+	return true
+}
+
+// readOne is the read callback of TAP/TUN: one read(2) per frame until
+// the batch is full or nothing is left.
+func (e *fdEndpoint) readOne(fd uintptr) bool {
+	for e.nread < len(e.bufs) {
+		b := e.bufs[e.nread]
+		n, err := unix.Read(int(fd), b[:cap(b)])
+		switch err {
+		case nil:
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return e.nread > 0
+		default:
+			e.rerr = err
+			return true
+		}
+		if n <= 0 {
+			continue
+		}
+		e.frames[e.nread] = b[:n]
+		e.nread++
+	}
+	return true
+}
+
+// Close stops the reading goroutine and closes the fd. Do not call it from
+// DeliverFrames (it waits for the reader).
+func (e *fdEndpoint) Close() error {
+	if e.closed.Swap(true) {
+		return nil
+	}
+	err := e.f.Close()
+	if e.attached.Load() {
+		<-e.readDone
+	}
+	return err
+}

@@ -1,0 +1,134 @@
+package link
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// TAPOptions configure OpenTAP and OpenTUN.
+type TAPOptions struct {
+	// Netns is a network namespace name under /run/netns; the device is
+	// opened (or created) there. Empty: the caller's namespace.
+	Netns string
+	// MTU, when set, is applied to the device; 0 keeps the device's MTU.
+	MTU int
+	// Kind is KindEthernet for a TAP, KindIP for a TUN.
+	Kind Kind
+	// MAC is the stack's own hardware address on a TAP; zero means a
+	// random locally administered one. It is not the kernel side's MAC,
+	// which the kernel chose for its end of the device.
+	MAC wire.MAC
+	// ReadBatch is the most frames delivered per batch (DefaultReadBatch).
+	ReadBatch int
+}
+
+// TAP is an endpoint on a Linux TAP (Ethernet frames) or TUN (bare IP
+// packets) device. The kernel is the peer: what the endpoint writes, the
+// kernel receives on the device, and what the kernel sends out of the
+// device, the endpoint reads.
+type TAP struct {
+	fdEndpoint
+}
+
+// OpenTAP opens the TAP device name, creating it if it does not exist (a
+// created device disappears when the endpoint is closed). An empty name
+// or a pattern like "tap%d" lets the kernel choose; Name tells which.
+func OpenTAP(name string, opts TAPOptions) (*TAP, error) {
+	return openTunTap(name, opts)
+}
+
+// OpenTUN is OpenTAP for a layer 3 TUN device (KindIP, no ARP).
+func OpenTUN(name string, opts TAPOptions) (*TAP, error) {
+	opts.Kind = KindIP
+	return openTunTap(name, opts)
+}
+
+func openTunTap(name string, opts TAPOptions) (*TAP, error) {
+	if len(name) >= unix.IFNAMSIZ {
+		return nil, fmt.Errorf("link: interface name %q longer than %d bytes", name, unix.IFNAMSIZ-1)
+	}
+	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	what := "TAP"
+	if opts.Kind == KindIP {
+		flags = unix.IFF_TUN | unix.IFF_NO_PI
+		what = "TUN"
+	}
+	var (
+		fd     = -1
+		ifname string
+		mtu    int
+	)
+	err := inNetns(opts.Netns, func() error {
+		var err error
+		fd, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			fd = -1
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) {
+				return fmt.Errorf("link: /dev/net/tun is missing: %w (no TUN/TAP support, or create it: mknod /dev/net/tun c 10 200)", err)
+			}
+			return permErr("open /dev/net/tun", err)
+		}
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			return fmt.Errorf("link: interface name %q: %w", name, err)
+		}
+		ifr.SetUint16(flags)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			switch {
+			case errors.Is(err, unix.EBUSY):
+				return fmt.Errorf("link: %s %q: %w (another process has it open)", what, name, err)
+			case errors.Is(err, unix.EINVAL):
+				return fmt.Errorf("link: %s %q: %w (does a device of another kind have this name?)", what, name, err)
+			}
+			return permErr(fmt.Sprintf("%s %q (TUNSETIFF)", what, name), err)
+		}
+		ifname = ifr.Name()
+		// MTU ioctls go through a socket of the device's namespace.
+		s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("link: socket for MTU: %w", err)
+		}
+		defer unix.Close(s)
+		mr, _ := unix.NewIfreq(ifname)
+		if opts.MTU > 0 {
+			mr.SetUint32(uint32(opts.MTU))
+			if err := unix.IoctlIfreq(s, unix.SIOCSIFMTU, mr); err != nil {
+				return permErr(fmt.Sprintf("set MTU %d on %s", opts.MTU, ifname), err)
+			}
+			mtu = opts.MTU
+			return nil
+		}
+		if err := unix.IoctlIfreq(s, unix.SIOCGIFMTU, mr); err != nil {
+			return fmt.Errorf("link: get MTU of %s: %w", ifname, err)
+		}
+		mtu = int(mr.Uint32())
+		return nil
+	})
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return nil, err
+	}
+	t := &TAP{}
+	t.name, t.mtu, t.kind = ifname, mtu, opts.Kind
+	bufSize := mtu
+	if opts.Kind == KindEthernet {
+		// Without IFF_VNET_HDR the kernel sends at most MTU+14 (plus a
+		// VLAN tag); a shorter read buffer would silently cut frames.
+		bufSize = mtu + wire.EthernetHeaderLen + 4
+		t.mac = opts.MAC
+		if t.mac == (wire.MAC{}) {
+			t.mac = randomMAC()
+		}
+	}
+	if err := t.initFD(fd, "/dev/net/tun:"+ifname, opts.ReadBatch, bufSize); err != nil {
+		return nil, fmt.Errorf("link: %s %s: %w", what, ifname, err)
+	}
+	t.readFn, t.writeFn = t.readOne, t.writeOne
+	return t, nil
+}
