@@ -47,7 +47,8 @@ type env struct {
 	st    *stack.Stack // nil on the kernel
 	net   *socket.Net  // nil on the kernel
 	nic   *stack.NIC
-	where string // for messages
+	peer  *socket.Net // the virtual network's server host, nil elsewhere
+	where string      // for messages
 
 	closers []func() error
 	once    sync.Once
@@ -204,7 +205,8 @@ func (f *hostFlags) openVnet(log io.Writer, target netip.Addr) (*env, error) {
 		}
 		root = dir
 	}
-	svc, names, err := startServices(socket.New(srv), "all", root)
+	e.peer = socket.New(srv)
+	svc, names, err := startServices(e.peer, "all", root)
 	if err != nil {
 		e.Close()
 		return nil, err
