@@ -403,14 +403,23 @@ func (s *Socket) Connect(a socket.Sockaddr) error {
 	if nonblock {
 		return e
 	}
-	if err := s.wait(unix.POLLOUT, deadline); err != nil {
-		return err
+	for {
+		if err := s.wait(unix.POLLOUT, deadline); err != nil {
+			return err
+		}
+		// Finish with a second connect(2), as a blocking connect would:
+		// it reports the handshake's result, consumes the pending error
+		// and leaves the socket in the state a blocking call leaves it
+		// (connected, or unconnected and ready to retry after an error).
+		_, _, e = unix.Syscall(unix.SYS_CONNECT, uintptr(s.fd), uintptr(unsafe.Pointer(&r.buf[0])), uintptr(r.len))
+		switch e {
+		case unix.EALREADY, unix.EINPROGRESS, unix.EINTR:
+			continue // still in progress
+		case unix.EISCONN:
+			return nil
+		}
+		return errnoOf(e)
 	}
-	soerr, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err != nil {
-		return err
-	}
-	return errnoOf(syscall.Errno(soerr))
 }
 
 // ConnectEx is connect_ex: the errno instead of an error (0 on success).
