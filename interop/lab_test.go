@@ -239,9 +239,10 @@ func lossBPF(pct float64) string {
 
 // host is a sockstack host on the lab's TAP, in this process.
 type host struct {
-	st  *stack.Stack
-	net *socket.Net
-	nic *stack.NIC
+	st    *stack.Stack
+	net   *socket.Net
+	nic   *stack.NIC
+	flush func() // writes out the capture so far
 }
 
 // startStack opens the TAP inside the namespace and runs a stack on it at
@@ -254,6 +255,7 @@ func (l *lab) startStack(pcap string) *host {
 		l.t.Fatal(err)
 	}
 	var ep link.Endpoint = tap
+	flush := func() {}
 	if pcap != "" {
 		f, err := os.Create(pcap)
 		if err != nil {
@@ -265,9 +267,10 @@ func (l *lab) startStack(pcap string) *host {
 		}
 		ep = link.NewSniffer(tap, func(_ link.Direction, fr []byte) { pw.WriteFrame(time.Now(), fr) })
 		l.t.Cleanup(func() { pw.Flush(); f.Close() })
+		flush = func() { pw.Flush() }
 	}
 	st := stack.New(stack.Options{Name: "sockstack"})
-	h := &host{st: st, net: socket.New(st)}
+	h := &host{st: st, net: socket.New(st), flush: flush}
 	h.nic = st.AddNIC(tapName, ep)
 	if err := h.nic.AddAddress(stackCIDR); err != nil {
 		st.Close()

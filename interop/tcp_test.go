@@ -1,0 +1,332 @@
+package interop
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/socket"
+)
+
+// Python's socket tutorial echo client, as written in its docs.
+const pyTutorialClient = `
+import socket
+
+HOST = "10.77.0.2"  # The server's hostname or IP address
+PORT = 7  # The port used by the server
+
+with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    s.connect((HOST, PORT))
+    s.sendall(b"Hello, world")
+    data = s.recv(1024)
+
+print(f"Received {data!r}")
+`
+
+// TestInteropTCPEcho: kernel clients against sockstack's TCP echo service.
+func TestInteropTCPEcho(t *testing.T) {
+	l := newLab(t)
+	h := l.startStack("")
+	startEcho(t, h)
+	t.Run("nc_to_sockstack_echo", func(t *testing.T) {
+		needTools(t, "nc")
+		out := l.run(t, 10*time.Second, []byte("hello over tcp\n"), "nc", "-N", "-w", "5", stackIP.String(), "7")
+		wantContains(t, "nc", out, "hello over tcp")
+	})
+	t.Run("socat_to_sockstack_echo", func(t *testing.T) {
+		needTools(t, "socat")
+		out := l.run(t, 10*time.Second, []byte("socat says hi\n"), "socat", "-t", "5", "-", "TCP:10.77.0.2:7")
+		wantContains(t, "socat", out, "socat says hi")
+	})
+	t.Run("python3_tutorial_client_to_sockstack_echo", func(t *testing.T) {
+		needTools(t, "python3")
+		out := l.run(t, 10*time.Second, nil, "python3", "-c", pyTutorialClient)
+		wantContains(t, "python3", out, "Received b'Hello, world'")
+	})
+	t.Run("nc_4MiB_to_sockstack_echo_identical", func(t *testing.T) {
+		needTools(t, "nc")
+		data := make([]byte, 4<<20)
+		rand.Read(data)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c := l.cmd(ctx, "nc", "-N", "-w", "10", stackIP.String(), "7")
+		c.Stdin = bytes.NewReader(data)
+		out, err := c.Output()
+		if err != nil {
+			t.Fatalf("nc: %v", err)
+		}
+		if !bytes.Equal(out, data) {
+			t.Fatalf("echo of 4 MiB differs: got %d bytes", len(out))
+		}
+	})
+}
+
+// TestInteropSockstackTCPEcho: `sockstack echo` against a kernel socat
+// echo server.
+func TestInteropSockstackTCPEcho(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "socat", "ss")
+	l.background(t, "socat", "TCP-LISTEN:7,fork,reuseaddr", "PIPE")
+	l.waitListen(t, "tcp", 7)
+	t.Run("sockstack_echo_to_kernel_socat", func(t *testing.T) {
+		args := append([]string{"echo"}, l.tapArgs()...)
+		out, err := l.sockstack(t, 20*time.Second, []byte("line one\nline two\n"), append(args, kernelIP.String())...)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		wantContains(t, "sockstack echo", out, "line one\nline two\n")
+	})
+	t.Run("sockstack_echo_--bytes_16MB_to_kernel_socat", func(t *testing.T) {
+		args := append([]string{"echo", "--bytes", "16000000"}, l.tapArgs()...)
+		out, err := l.sockstack(t, 60*time.Second, nil, append(args, kernelIP.String())...)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		wantContains(t, "sockstack echo --bytes", out, "echoed 16000000 bytes identical")
+		t.Log(strings.TrimSpace(out))
+	})
+}
+
+// sendToKernel connects from sockstack to the kernel at port, sends the
+// file, closes, and returns the SHA-256 the kernel computed and the time.
+func sendToKernel(t *testing.T, l *lab, h *host, port int, path string, limit time.Duration) (string, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	c := l.cmd(ctx, "sh", "-c", fmt.Sprintf("socat -u TCP-LISTEN:%d,reuseaddr - | sha256sum", port))
+	var out syncBuffer
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	l.waitListen(t, "tcp", port)
+
+	s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetTimeout(limit)
+	start := time.Now()
+	if err := s.Connect(socket.InetAddr(netip.AddrPortFrom(kernelIP, uint16(port)))); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if err := s.SendAll(buf[:n], 0); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Shutdown(socket.SHUT_WR)
+	if err := <-done; err != nil {
+		t.Fatalf("kernel side: %v\n%s", err, out.String())
+	}
+	d := time.Since(start)
+	return strings.Fields(out.String() + " x")[0], d
+}
+
+// recvFromKernel listens on sockstack's port, has the kernel's socat send
+// the file, and returns the SHA-256 of what arrived and the time.
+func recvFromKernel(t *testing.T, l *lab, h *host, port int, path string, limit time.Duration) (string, int64, time.Duration) {
+	t.Helper()
+	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	if err := ls.Bind(socket.Inet("0.0.0.0", port)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Listen(1); err != nil {
+		t.Fatal(err)
+	}
+	ls.SetTimeout(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	c := l.cmd(ctx, "socat", "-u", "OPEN:"+path, fmt.Sprintf("TCP:%v:%d", stackIP, port))
+	var out syncBuffer
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	start := time.Now()
+	conn, _, err := ls.Accept()
+	if err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	defer conn.Close()
+	conn.SetTimeout(limit)
+	hs := sha256.New()
+	buf := make([]byte, 1<<20)
+	var total int64
+	for {
+		n, err := conn.Recv(buf, 0)
+		if err != nil {
+			t.Fatalf("recv after %d bytes: %v", total, err)
+		}
+		if n == 0 {
+			break
+		}
+		hs.Write(buf[:n])
+		total += int64(n)
+	}
+	d := time.Since(start)
+	if err := <-done; err != nil {
+		t.Fatalf("kernel socat: %v\n%s", err, out.String())
+	}
+	return hex.EncodeToString(hs.Sum(nil)), total, d
+}
+
+func gbps(n int64, d time.Duration) float64 { return float64(n) * 8 / d.Seconds() / 1e9 }
+
+// TestInteropBulk: 200 MiB each way between sockstack and the kernel's
+// socat, compared by SHA-256, without and with 2% loss on the kernel side
+// (both directions).
+func TestInteropBulk(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "socat", "sha256sum", "ss", "tc")
+	h := l.startStack("")
+	const size = 200 << 20
+	path, sum := randomFile(t, t.TempDir(), "200MiB.bin", size)
+	for _, loss := range []float64{0, 2} {
+		suffix := ""
+		if loss > 0 {
+			suffix = fmt.Sprintf("_loss_%g%%", loss)
+			l.loss(t, loss)
+		}
+		t.Run("200MiB_sockstack_to_kernel_socat"+suffix, func(t *testing.T) {
+			got, d := sendToKernel(t, l, h, 5001, path, 5*time.Minute)
+			if got != sum {
+				t.Fatalf("kernel received data with SHA-256 %s, sent %s", got, sum)
+			}
+			t.Logf("200 MiB sockstack -> kernel in %v: %.2f Gbit/s", d.Round(time.Millisecond), gbps(size, d))
+		})
+		t.Run("200MiB_kernel_socat_to_sockstack"+suffix, func(t *testing.T) {
+			got, n, d := recvFromKernel(t, l, h, 5002, path, 5*time.Minute)
+			if n != size || got != sum {
+				t.Fatalf("sockstack received %d bytes with SHA-256 %s; kernel sent %d, %s", n, got, size, sum)
+			}
+			t.Logf("200 MiB kernel -> sockstack in %v: %.2f Gbit/s", d.Round(time.Millisecond), gbps(size, d))
+		})
+	}
+	ts := h.st.TCP.Stats()
+	t.Logf("sockstack TCP: retrans %d, fast retrans %d, SACK recoveries %d, timeouts %d, SACK blocks received %d",
+		ts.RetransSegs, ts.FastRetrans, ts.SACKRecovery, ts.Timeouts, ts.SACKBlocksRecv)
+}
+
+// TestInteropThroughput measures TCP throughput over the TAP each way
+// (1 GiB from /dev/zero to /dev/null, no hashing) and logs it.
+func TestInteropThroughput(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "socat", "ss")
+	h := l.startStack("")
+	const size = 1 << 30
+	zero := filepath.Join(t.TempDir(), "zero")
+	_ = zero
+	t.Run("sockstack_to_kernel_socat", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		c := l.cmd(ctx, "socat", "-u", "TCP-LISTEN:5003,reuseaddr", "OPEN:/dev/null")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.Wait() }()
+		l.waitListen(t, "tcp", 5003)
+		s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		s.SetTimeout(time.Minute)
+		start := time.Now()
+		if err := s.Connect(socket.Inet(kernelIP.String(), 5003)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1<<20)
+		for sent := 0; sent < size; sent += len(buf) {
+			if err := s.SendAll(buf, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Shutdown(socket.SHUT_WR)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		d := time.Since(start)
+		t.Logf("1 GiB sockstack -> kernel: %v, %.2f Gbit/s", d.Round(time.Millisecond), gbps(size, d))
+	})
+	t.Run("kernel_socat_to_sockstack", func(t *testing.T) {
+		ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ls.Close()
+		ls.Bind(socket.Inet("0.0.0.0", 5004))
+		ls.Listen(1)
+		ls.SetTimeout(10 * time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		c := l.cmd(ctx, "socat", "-u", fmt.Sprintf("OPEN:/dev/zero,readbytes=%d", size), "TCP:10.77.0.2:5004")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.Wait() }()
+		start := time.Now()
+		conn, _, err := ls.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetTimeout(time.Minute)
+		buf := make([]byte, 1<<20)
+		var got int64
+		for {
+			n, err := conn.Recv(buf, 0)
+			if err != nil {
+				t.Fatalf("after %d bytes: %v", got, err)
+			}
+			if n == 0 {
+				break
+			}
+			got += int64(n)
+		}
+		d := time.Since(start)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got != size {
+			t.Fatalf("received %d bytes, want %d", got, size)
+		}
+		t.Logf("1 GiB kernel -> sockstack: %v, %.2f Gbit/s", d.Round(time.Millisecond), gbps(size, d))
+	})
+}
