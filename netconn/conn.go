@@ -24,7 +24,8 @@ type conn struct {
 	s       *socket.Socket
 	network string // as given to Dial or Listen ("tcp4", ...), for errors
 	base    string // "tcp", "udp", "unix", "unixgram", "unixpacket"
-	stream  bool
+	stream  bool   // byte stream: Write loops until all is sent
+	zeroEOF bool   // a zero-byte read is the end (stream and seqpacket)
 	laddr   net.Addr
 	raddr   net.Addr
 	closed  atomic.Bool
@@ -37,7 +38,7 @@ type conn struct {
 }
 
 func newConn(s *socket.Socket, network string, k kind, raddr net.Addr) *conn {
-	c := &conn{s: s, network: network, base: k.base, stream: k.stream, raddr: raddr}
+	c := &conn{s: s, network: network, base: k.base, stream: k.stream, zeroEOF: k.typ != socket.SOCK_DGRAM, raddr: raddr}
 	if sa, err := s.GetSockName(); err == nil {
 		c.laddr = toNetAddr(k.base, sa)
 	}
@@ -91,14 +92,16 @@ func (c *conn) read(b []byte) (int, error) {
 	if err := c.precheck(false); err != nil {
 		return 0, c.opErr("read", err)
 	}
-	if c.stream && len(b) == 0 {
+	if len(b) == 0 {
+		// As package net: a zero-byte Read returns at once (and does
+		// not consume a datagram).
 		return 0, nil
 	}
 	n, err := c.s.Recv(b, 0)
 	if err != nil {
 		return n, c.opErr("read", mapErr("read", err, c.closed.Load()))
 	}
-	if n == 0 && c.stream {
+	if n == 0 && c.zeroEOF {
 		return 0, io.EOF
 	}
 	return n, nil
