@@ -1,0 +1,231 @@
+package tcp
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/clock"
+	"github.com/sockstack/sockstack/waiter"
+	"github.com/sockstack/sockstack/wire"
+)
+
+func TestFinInOtherStates(t *testing.T) {
+	// SYN_RCVD: an ACK carrying a FIN completes the handshake and closes
+	// the peer's side.
+	s := newScript(t, Config{})
+	l := s.p.NewEndpoint()
+	l.Bind(s.local)
+	l.Listen(4)
+	s.inject(seg{flags: fS, seq: 1000, win: 65535})
+	sa := s.expectOne("SYN-ACK")
+	s.inject(seg{flags: fFA, seq: 1001, ack: sa.h.Seq + 1, win: 65535})
+	check(t, "ACK of FIN", s.expectOne("ACK"), fA, sa.h.Seq+1, 1002, 0)
+	c, _, err := l.Accept()
+	if err != nil || c.State() != StateCloseWait {
+		t.Fatal(err, c.State())
+	}
+	// CLOSE_WAIT: a retransmitted FIN is acknowledged again.
+	s.inject(seg{flags: fFA, seq: 1001, ack: sa.h.Seq + 1, win: 65535})
+	check(t, "dup FIN", s.expectOne("ACK"), fA, sa.h.Seq+1, 1002, 0)
+	// LAST_ACK: same.
+	c.Close()
+	s.out()
+	s.inject(seg{flags: fFA, seq: 1001, ack: sa.h.Seq + 1, win: 65535})
+	if a := s.expectOne("ACK"); a.h.Ack != 1002 {
+		t.Fatal(a)
+	}
+	if c.State() != StateLastAck {
+		t.Fatal(c.State())
+	}
+	// SYN_SENT: a FIN without SYN is dropped.
+	e := s.p.NewEndpoint()
+	e.Connect(s.remote)
+	syn := s.expectOne("SYN")
+	s.local = syn.local
+	s.inject(seg{flags: fF, seq: 1, win: 100})
+	s.expectNone("FIN in SYN_SENT")
+	if e.State() != StateSynSent {
+		t.Fatal(e.State())
+	}
+}
+
+func TestRSTInSynRcvd(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.p.NewEndpoint()
+	l.Bind(s.local)
+	l.Listen(4)
+	s.inject(seg{flags: fS, seq: 1000, win: 65535})
+	s.expectOne("SYN-ACK")
+	s.inject(seg{flags: fR, seq: 1001})
+	if len(s.p.Table()) != 1 || l.synQLen.Load() != 0 {
+		t.Fatalf("half-open connection survived a RST: %v", s.p.Table())
+	}
+	if _, _, err := l.Accept(); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatal(err)
+	}
+}
+
+func TestProtocolClose(t *testing.T) {
+	s := newScript(t, Config{})
+	l, c, _ := s.passiveOpen(noOpts)
+	s.p.Close()
+	if r := s.expectOne("RST"); r.h.Flags&fR == 0 {
+		t.Fatal(r)
+	}
+	if c.State() != StateClosed || l.State() != StateClosed {
+		t.Fatal(c.State(), l.State())
+	}
+	if s.clk.Pending() != 0 {
+		t.Fatalf("%d timers left", s.clk.Pending())
+	}
+}
+
+// FuzzHandleSegment feeds arbitrary bytes to a listener and an
+// established connection: nothing may panic.
+func FuzzHandleSegment(f *testing.F) {
+	h := wire.TCPHeader{SrcPort: 40000, DstPort: 8080, Seq: 1001, Flags: fA, Window: 100, Options: wire.TCPOptions{NumSACK: 2, HasTS: true}}
+	b := make([]byte, h.Len()+3)
+	h.Put(b)
+	f.Add(b)
+	f.Add([]byte{0x9c, 0x40, 0x1f, 0x90, 0, 0, 0, 1, 0, 0, 0, 0, 0x60, 0x02, 0xff, 0xff, 0, 0, 0, 0, 2, 4, 5, 0xb4})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := newScript(t, Config{})
+		_, c, iss := s.passiveOpen(sackOpts)
+		c.Write(make([]byte, 5000))
+		if len(data) >= 12 {
+			// Aim some inputs at the connection's sequence space.
+			if data[0]&1 == 0 {
+				binary.BigEndian.PutUint32(data[4:], 1001+uint32(data[1]))
+				binary.BigEndian.PutUint32(data[8:], iss+uint32(data[2])*100)
+			}
+			if len(data) >= 4 {
+				binary.BigEndian.PutUint16(data[0:], 40000)
+				binary.BigEndian.PutUint16(data[2:], 8080)
+			}
+		}
+		s.p.HandleSegment(remoteIP, localIP, 0, data)
+		s.clk.Advance(time.Second)
+		s.p.HandleSegment(remoteIP, localIP, 0, data)
+		s.clk.Advance(time.Minute)
+		c.Info()
+		readAll(c)
+	})
+}
+
+// TestConcurrentRealClock runs several connections at once with real
+// timers and goroutines (meant for -race).
+func TestConcurrentRealClock(t *testing.T) {
+	n := newPairClock(9, Config{}, clock.Real{})
+	l := n.b.NewEndpoint()
+	l.Bind(netip.AddrPortFrom(ipB, 80))
+	l.Listen(16)
+	const conns = 4
+	size := 2 << 20
+	if testing.Short() || raceEnabled {
+		size = 256 << 10
+	}
+	stop := make(chan struct{})
+	var pumpWG sync.WaitGroup
+	pumpWG.Add(1)
+	go func() {
+		defer pumpWG.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if n.flush() == 0 {
+				time.Sleep(20 * time.Microsecond) // the simulated wire is idle
+			}
+		}
+	}()
+	defer func() { close(stop); pumpWG.Wait() }()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*conns)
+	for i := 0; i < conns; i++ {
+		c := n.a.NewEndpoint()
+		c.Connect(netip.AddrPortFrom(ipB, 80))
+		var srv *Endpoint
+		en := waiter.NewEntry()
+		l.Waiter().Register(en, waiter.EventIn)
+		for srv == nil {
+			var err error
+			srv, _, err = l.Accept()
+			if err != nil {
+				select {
+				case <-en.C:
+				case <-time.After(5 * time.Second):
+					t.Fatal("accept timed out")
+				}
+			}
+		}
+		l.Waiter().Unregister(en)
+		wg.Add(2)
+		go func() { // writer
+			defer wg.Done()
+			ent := waiter.NewEntry()
+			c.Waiter().Register(ent, waiter.EventOut)
+			defer c.Waiter().Unregister(ent)
+			buf := make([]byte, 32<<10)
+			for sent := 0; sent < size; {
+				k, err := c.Write(buf[:min(len(buf), size-sent)])
+				sent += k
+				if errors.Is(err, syscall.EAGAIN) {
+					select {
+					case <-ent.C:
+					case <-time.After(10 * time.Second):
+						errs <- errors.New("writer stuck")
+						return
+					}
+				} else if err != nil {
+					errs <- err
+					return
+				}
+			}
+			c.Shutdown(ShutWr)
+		}()
+		go func() { // reader
+			defer wg.Done()
+			ent := waiter.NewEntry()
+			srv.Waiter().Register(ent, waiter.EventIn)
+			defer srv.Waiter().Unregister(ent)
+			buf := make([]byte, 32<<10)
+			got := 0
+			for {
+				k, err := srv.Read(buf, false)
+				got += k
+				if k == 0 && err == nil {
+					break
+				}
+				if errors.Is(err, syscall.EAGAIN) {
+					select {
+					case <-ent.C:
+					case <-time.After(10 * time.Second):
+						errs <- errors.New("reader stuck")
+						return
+					}
+				} else if err != nil {
+					errs <- err
+					return
+				}
+			}
+			if got != size {
+				errs <- errors.New("short read")
+			}
+			srv.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	_ = n.a.Table()
+	_ = n.b.Stats()
+}
