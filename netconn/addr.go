@@ -2,8 +2,10 @@ package netconn
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/sockstack/sockstack/socket"
@@ -11,7 +13,7 @@ import (
 
 // Resolver looks host names up. *net.Resolver satisfies it (that would
 // ask the host's DNS); nil in a Dialer means the socket.Net's own
-// resolver when it has one, else only numeric addresses and "localhost".
+// resolver (socket.Net.GetAddrInfo: its hosts table, then its DNS).
 type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
@@ -108,13 +110,6 @@ func splitHostPort(network, address string) (string, uint16, error) {
 	return host, uint16(p), nil
 }
 
-// netResolver is what a socket.Net may offer for name lookups.
-// Checked at run time so this package builds whether or not the socket
-// layer has one.
-type netResolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
-
 // lookupHost resolves host for k; empty host means unspecified when
 // listening and this host (127.0.0.1) when dialing.
 func lookupHost(ctx context.Context, n *socket.Net, r Resolver, k kind, host string, listen bool) ([]netip.Addr, error) {
@@ -130,11 +125,6 @@ func lookupHost(ctx context.Context, n *socket.Net, r Resolver, k kind, host str
 	if a, err := netip.ParseAddr(host); err == nil {
 		return filterAddrs(k, host, []netip.Addr{a.WithZone("")})
 	}
-	if r == nil {
-		if nr, ok := any(n).(netResolver); ok {
-			r = nr
-		}
-	}
 	if r != nil {
 		addrs, err := r.LookupNetIP(ctx, "ip", host)
 		if err != nil {
@@ -142,10 +132,70 @@ func lookupHost(ctx context.Context, n *socket.Net, r Resolver, k kind, host str
 		}
 		return filterAddrs(k, host, addrs)
 	}
-	if host == "localhost" || host == "localhost." {
-		return filterAddrs(k, host, []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1}), netip.IPv6Loopback()})
+	addrs, err := stackLookup(ctx, n, k, host)
+	if err != nil {
+		return nil, err
 	}
-	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	return filterAddrs(k, host, addrs)
+}
+
+// stackLookup asks the socket layer's getaddrinfo (hosts table, the
+// stack's own name, then its DNS stub resolver). That call cannot be
+// canceled, so it runs aside and ctx bounds only the wait for it.
+func stackLookup(ctx context.Context, n *socket.Net, k kind, host string) ([]netip.Addr, error) {
+	family := socket.AF_UNSPEC
+	switch {
+	case k.v4only:
+		family = socket.AF_INET
+	case k.v6only:
+		family = socket.AF_INET6
+	}
+	type result struct {
+		ai  []socket.AddrInfo
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		ai, err := n.GetAddrInfo(host, "", family, k.typ, 0, 0)
+		ch <- result{ai, err}
+	}()
+	var r result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		err := ctxErr(ctx.Err())
+		_, timeout := err.(timeoutError)
+		return nil, &net.DNSError{Err: err.Error(), Name: host, IsTimeout: timeout}
+	}
+	if r.err != nil {
+		return nil, dnsError(host, r.err)
+	}
+	var out []netip.Addr
+	for _, ai := range r.ai {
+		if ai.Addr == nil {
+			continue
+		}
+		a := ai.Addr.AddrPort.Addr()
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// dnsError turns a getaddrinfo failure into the *net.DNSError package net gives.
+func dnsError(host string, err error) error {
+	de := &net.DNSError{Err: err.Error(), Name: host}
+	var ge *socket.GaiError
+	if errors.As(err, &ge) {
+		switch ge.Code {
+		case socket.EAI_NONAME, socket.EAI_NODATA:
+			de.Err, de.IsNotFound = "no such host", true
+		case socket.EAI_AGAIN:
+			de.IsTemporary = true
+		}
+	}
+	return de
 }
 
 // filterAddrs keeps the addresses k can use, IPv4 first (the stack has

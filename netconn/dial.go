@@ -36,7 +36,7 @@ type Dialer struct {
 	KeepAlive time.Duration
 
 	// Resolver looks host names up; nil means the socket layer's own
-	// resolver if it has one, else numeric addresses and "localhost".
+	// resolver (its hosts table, then its DNS servers).
 	Resolver Resolver
 
 	// Control, when set, is called with each new socket before it is
