@@ -21,6 +21,10 @@ type conn struct {
 	timeout time.Duration
 	retries int
 	blksize int    // negotiated block size
+	// dallyFactor is how many timeouts of silence end the wait after the
+	// final ACK: the server lingers longer (in the background) than a
+	// client, whose caller waits.
+	dallyFactor int
 	buf     []byte // receive buffer
 	last    []byte // the packet to retransmit on timeout
 	out     []byte // scratch for building packets
@@ -38,7 +42,7 @@ type conn struct {
 var errTimedOut = errors.New("tftp: timed out")
 
 func newConn(so *socket.Socket, timeout time.Duration, retries int) *conn {
-	return &conn{so: so, timeout: timeout, retries: retries, blksize: DefaultBlksize, buf: make([]byte, MaxBlksize+4+1)}
+	return &conn{so: so, timeout: timeout, retries: retries, blksize: DefaultBlksize, dallyFactor: 2, buf: make([]byte, MaxBlksize+4+1)}
 }
 
 func (c *conn) to() socket.Sockaddr {
@@ -285,16 +289,22 @@ func (c *conn) recvData(w io.Writer, limit int64, first func(op uint16, p []byte
 var errOACKDone = errors.New("oack handled")
 
 // dally answers retransmissions of the final block for a while, in case
-// the final ACK was lost.
+// the final ACK was lost: until the line has been quiet for dallyFactor
+// timeouts (so a retransmission sent one timeout later, by a peer with
+// the same timeout, is still caught), and at most retries+1 times.
 func (c *conn) dally(block uint16) {
-	for i := 0; i <= c.retries; i++ {
-		c.so.SetTimeout(c.timeout)
+	quiet := time.Duration(c.dallyFactor) * c.timeout
+	deadline := time.Now().Add(quiet)
+	answered := 0
+	for answered <= c.retries {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return // quiet: the sender has its ACK
+		}
+		c.so.SetTimeout(wait)
 		k, from, err := c.so.RecvFrom(c.buf, 0)
 		if err != nil {
-			if errors.Is(err, syscall.EAGAIN) {
-				return // quiet: the sender has its ACK
-			}
-			if transient(err) {
+			if errors.Is(err, syscall.EAGAIN) || transient(err) {
 				continue
 			}
 			return
@@ -305,7 +315,9 @@ func (c *conn) dally(block uint16) {
 		}
 		if binary.BigEndian.Uint16(c.buf) == opDATA && binary.BigEndian.Uint16(c.buf[2:]) == block {
 			c.dupDATA++
+			answered++
 			c.so.SendTo(c.last, 0, c.to())
+			deadline = time.Now().Add(quiet)
 		}
 	}
 }

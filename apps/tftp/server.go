@@ -179,6 +179,7 @@ func (s *Server) transfer(n *socket.Net, peer netip.AddrPort, req *request) {
 	s.Transfers.Add(1)
 	c := newConn(so, s.cfg.Timeout, s.cfg.Retries)
 	c.peer, c.locked = peer, true
+	c.dallyFactor = 3
 	if err := s.handle(c, req); err != nil {
 		s.Failed.Add(1)
 		s.cfg.Logf("tftp: %s %q from %v: %v", opName(req.op), req.filename, peer, err)
