@@ -221,9 +221,12 @@ func TestInteropTshark(t *testing.T) {
 	tshark := func(t *testing.T, args ...string) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, "tshark", append([]string{"-n", "-r", pcap}, args...)...).Output()
+		var stderr bytes.Buffer
+		c := exec.CommandContext(ctx, "tshark", append([]string{"-n", "-r", pcap}, args...)...)
+		c.Stderr = &stderr
+		out, err := c.Output()
 		if err != nil {
-			t.Fatalf("tshark %v: %v", args, err)
+			t.Fatalf("tshark %v: %v\n%s", args, err, stderr.String())
 		}
 		return string(out)
 	}

@@ -261,7 +261,7 @@ func (l *lab) startStack(pcap string) *host {
 		if err != nil {
 			l.t.Fatal(err)
 		}
-		pw, err := link.NewPcapWriter(f, link.LinkTypeEthernet, link.PcapOptions{})
+		pw, err := link.NewPcapWriter(f, link.LinkTypeEthernet, link.PcapOptions{Unbuffered: true}) // whole records only, for readers during the test
 		if err != nil {
 			l.t.Fatal(err)
 		}
