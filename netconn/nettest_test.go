@@ -65,7 +65,7 @@ func TestNettestConnPipe(t *testing.T) {
 // TestNettestConnLoopback runs it on one host's loopback.
 func TestNettestConnLoopback(t *testing.T) {
 	n := newHost(t)
-	nettest.TestConn(t, makePipe(t, n, n, "127.0.0.1:0", netip.MustParseAddr("127.0.0.1"), loopbackMSS))
+	nettest.TestConn(t, makePipe(t, n, n, "127.0.0.1:0", netip.MustParseAddr("127.0.0.1"), nil))
 }
 
 // TestNettestConnUnix runs it on AF_UNIX stream sockets.
@@ -99,14 +99,4 @@ func TestNettestConnUnix(t *testing.T) {
 		}
 		return c1, c2, func() { c1.Close(); c2.Close(); l.Close() }, nil
 	})
-}
-
-// loopbackMSS caps the MSS at Linux's loopback value, 65495 (the
-// largest whose packets fit IPv4's 65535-byte total length). Work-around:
-// package tcp derives the MSS from the loopback MTU (65536) as 65496, so
-// full-size segments with timestamps are 65536 bytes long, the stack
-// refuses them (EMSGSIZE, counted as tcp OutputErrors) and the
-// connection stalls after the first 64 KiB. Remove once tcp clamps.
-func loopbackMSS(network, address string, s *socket.Socket) error {
-	return s.SetSockOptInt(socket.SOL_TCP, socket.TCP_MAXSEG, 65495)
 }
