@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"container/heap"
 	"errors"
 
 	"github.com/sockstack/sockstack/clock"
@@ -13,6 +14,9 @@ import (
 
 // flush delivers every queued packet (zero-delay link).
 func (n *pairNet) flush() int {
+	if n.batches != nil {
+		return n.flushBatch()
+	}
 	k := 0
 	for {
 		n.mu.Lock()
@@ -26,10 +30,48 @@ func (n *pairNet) flush() int {
 	}
 }
 
+// flushBatch delivers what is queued as one batch per receiving
+// Protocol, like a link handing over a burst of frames.
+func (n *pairNet) flushBatch() int {
+	k := 0
+	for {
+		n.mu.Lock()
+		var ready []*pkt
+		for len(n.q) > 0 && n.q[0].at <= n.now() {
+			ready = append(ready, heap.Pop(&n.q).(*pkt))
+		}
+		n.mu.Unlock()
+		if len(ready) == 0 {
+			return k
+		}
+		for _, p := range ready {
+			n.delivered++
+			n.batches[p.dst].HandleSegment(p.src, p.dip, 0, p.b)
+		}
+		for _, b := range n.batches {
+			b.Flush()
+		}
+		n.mu.Lock()
+		n.free = append(n.free, ready...)
+		n.mu.Unlock()
+		k += len(ready)
+	}
+}
+
+func (n *pairNet) useBatches() {
+	n.batches = map[*Protocol]*Batch{n.a: n.a.NewBatch(), n.b: n.b.NewBatch()}
+}
+
 func BenchmarkBulk(b *testing.B) {
-	for _, mtu := range []int{1500, 65000} {
-		b.Run(map[int]string{1500: "mtu1500", 65000: "mtu65000"}[mtu], func(b *testing.B) {
+	for _, mtu := range []int{1500, 65000, -1500} {
+		name := map[int]string{1500: "mtu1500", 65000: "mtu65000", -1500: "mtu1500-batch"}[mtu]
+		batch := mtu < 0
+		mtu = max(mtu, -mtu)
+		b.Run(name, func(b *testing.B) {
 			n := newPair(1, Config{})
+			if batch {
+				n.useBatches()
+			}
 			n.ha.mtu, n.hb.mtu = mtu, mtu
 			c, s := n.connect(b)
 			buf := make([]byte, 64<<10)

@@ -109,6 +109,9 @@ type Endpoint struct {
 	ackPending int // bytes received and not yet acknowledged
 	ackNow     bool
 	dackAt     time.Duration
+	batch      *Batch // set while a batch delivers a segment
+	batchAck   bool   // an ACK is owed at the end of the batch
+	inBatch    bool   // on the batch's flush list
 
 	// Timers: one for retransmission / persist / keepalive / TIME_WAIT /
 	// FIN_WAIT2, one for the delayed ACK.

@@ -164,8 +164,9 @@ func (e *Endpoint) rttSample(r time.Duration) {
 // handleSegment processes a segment for this connection. It returns
 // false when the endpoint no longer owns the 4-tuple (the caller then
 // treats the segment as addressed to a listener or to nobody).
-func (e *Endpoint) handleSegment(s *segment) bool {
+func (e *Endpoint) handleSegment(s *segment, batch *Batch) bool {
 	e.mu.Lock()
+	e.batch = batch
 	switch e.state {
 	case StateClosed, StateListen:
 		e.mu.Unlock()
@@ -186,6 +187,7 @@ func (e *Endpoint) handleSegment(s *segment) bool {
 		deliver = e.input(s, now)
 	}
 	parent := e.parent
+	e.batch = nil
 	e.mu.Unlock()
 	if deliver && parent != nil {
 		parent.deliverChild(e)
@@ -431,7 +433,7 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 	}
 	if e.state != StateClosed {
 		e.output(now)
-		if e.ackPending > 0 && !e.ackNow && e.dackAt == 0 {
+		if e.ackPending > 0 && !e.ackNow && e.dackAt == 0 && !e.batchAck {
 			e.armDelayedAck(now)
 		}
 	}
@@ -507,7 +509,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			} else {
 				e.highRxt = seqMax(e.highRxt, e.sndUna)
 			}
-		} else if d > 0 {
+		} else if d > 0 && e.cwndLimited(int(e.sndNxt-ack)+acked) {
 			e.ccs.InFlight = e.inFlight()
 			e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
 			e.cc.OnAck(&e.ccs, d, now)
@@ -551,6 +553,16 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		}
 	}
 	return true
+}
+
+// cwndLimited reports whether a flight of that many bytes was limited by
+// cwnd; cwnd only grows when it is what limits sending (RFC 7661 spirit,
+// like Linux's tcp_is_cwnd_limited).
+func (e *Endpoint) cwndLimited(flight int) bool {
+	if e.ccs.Cwnd < e.ccs.Ssthresh {
+		return 2*flight >= e.ccs.Cwnd
+	}
+	return flight+3*e.sndMSS >= e.ccs.Cwnd
 }
 
 // enterRecovery starts fast retransmit / fast recovery.
@@ -707,7 +719,16 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 	if len(data) > 0 {
 		e.notify(waiter.EventIn)
 	}
-	if e.ackPending >= 2*e.rcvMSS {
+	if e.ackPending >= 2*e.rcvMSS && !e.ackNow {
+		if e.batch != nil && e.ackPending < batchAckSegs*e.rcvMSS {
+			// Acknowledge at the end of the batch instead.
+			e.batchAck = true
+			if !e.inBatch {
+				e.inBatch = true
+				e.batch.eps = append(e.batch.eps, e)
+			}
+			return
+		}
 		e.ackNow = true
 	}
 	if !e.ackNow && e.ackPending > 0 {

@@ -57,6 +57,7 @@ type pairNet struct {
 	delay            time.Duration
 	free             []*pkt
 	delivered        uint64
+	batches          map[*Protocol]*Batch // deliver in batches (flush only)
 }
 
 var (
@@ -360,5 +361,97 @@ func TestTorture(t *testing.T) {
 			n.loss, n.reord, n.dup = 0.05, 0.03, 0.01
 			transfer(t, n, size, time.Duration(size>>10)*time.Millisecond+10*time.Minute)
 		})
+	}
+}
+
+func TestBatchAcks(t *testing.T) {
+	count := func(batch bool) (uint64, uint64) {
+		n := newPair(6, Config{})
+		if batch {
+			n.useBatches()
+		}
+		c, s := n.connect(t)
+		src, dst := newStream(1, 4<<20), newSink()
+		before := n.b.Stats().OutSegs
+		for dst.n < 4<<20 {
+			src.pump(c)
+			if n.flush() == 0 {
+				n.clk.Advance(time.Millisecond)
+			}
+			dst.drain(s)
+		}
+		if string(dst.h.Sum(nil)) != string(src.h.Sum(nil)) {
+			t.Fatal("data mismatch")
+		}
+		return n.b.Stats().OutSegs - before, n.a.Stats().OutSegs
+	}
+	plain, _ := count(false)
+	batched, _ := count(true)
+	t.Logf("ACK segments for 4 MiB: %d per segment pair, %d batched", plain, batched)
+	if batched*2 > plain {
+		t.Fatalf("batching did not reduce ACKs: %d vs %d", batched, plain)
+	}
+}
+
+func TestAutoTuning(t *testing.T) {
+	n := newPair(4, Config{})
+	n.delay = 5 * time.Millisecond
+	c, s := n.connect(t)
+	src, dst := newStream(1, 16<<20), newSink()
+	ok := n.run(10*time.Minute, func() bool {
+		src.pump(c)
+		dst.drain(s)
+		return dst.n == 16<<20
+	})
+	if !ok {
+		t.Fatal("transfer did not finish")
+	}
+	ci, si := c.Info(), s.Info()
+	if si.RcvSpace <= 128<<10 || si.RcvSpace > 6<<20 {
+		t.Fatalf("receive buffer not tuned: %d", si.RcvSpace)
+	}
+	if ci.SndBuf <= 16<<10 || ci.SndBuf > 4<<20 {
+		t.Fatalf("send buffer not tuned: %d", ci.SndBuf)
+	}
+	if ci.RTT < 10*time.Millisecond || ci.RTT > 20*time.Millisecond {
+		t.Fatalf("RTT %v", ci.RTT)
+	}
+	t.Logf("rcv buffer %d, snd buffer %d, cwnd %d, %v virtual", si.RcvSpace, ci.SndBuf, ci.SndCwnd, n.now())
+}
+
+func TestConnectReusesTimeWait(t *testing.T) {
+	n := newPair(5, Config{})
+	l := n.b.NewEndpoint()
+	l.Bind(netip.AddrPortFrom(ipB, 80))
+	l.Listen(8)
+	src := netip.AddrPortFrom(ipA, 5000)
+	for i := 0; i < 3; i++ {
+		c := n.a.NewEndpoint()
+		c.SetReuseAddr(true)
+		if err := c.Bind(src); err != nil {
+			t.Fatalf("round %d bind: %v", i, err)
+		}
+		if err := c.Connect(netip.AddrPortFrom(ipB, 80)); !errors.Is(err, syscall.EINPROGRESS) {
+			t.Fatalf("round %d connect: %v", i, err)
+		}
+		var s *Endpoint
+		if !n.run(time.Minute, func() bool {
+			if s == nil {
+				s, _, _ = l.Accept()
+			}
+			return s != nil && c.State() == StateEstablished
+		}) {
+			t.Fatalf("round %d: no connection", i)
+		}
+		c.Close() // the client closes first: TIME_WAIT here
+		n.run(time.Second, func() bool { return s.State() == StateCloseWait })
+		s.Close()
+		if !n.run(time.Minute, func() bool { return c.State() == StateTimeWait && s.State() == StateClosed }) {
+			t.Fatalf("round %d: states %v %v", i, c.State(), s.State())
+		}
+		n.clk.Advance(time.Second)
+	}
+	if st := n.a.Stats(); st.TimeWaitReused != 2 {
+		t.Fatalf("TimeWaitReused %d", st.TimeWaitReused)
 	}
 }

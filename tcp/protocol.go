@@ -146,6 +146,48 @@ func (s *segment) seqLen() uint32 {
 // HandleSegment takes one TCP segment addressed to one of our addresses
 // (checksum already verified). seg is only valid during the call.
 func (p *Protocol) HandleSegment(src, dst netip.Addr, tos uint8, b []byte) {
+	p.handleSegment(src, dst, tos, b, nil)
+}
+
+// Batch lets a caller that delivers several segments at once (a link
+// batch) acknowledge in-order data once per batch instead of every second
+// segment: ACKs that would go out at once are deferred to Flush (up to
+// batchAckSegs full segments). A Batch is used by one goroutine at a time.
+type Batch struct {
+	p   *Protocol
+	eps []*Endpoint
+}
+
+// batchAckSegs bounds how many full segments a batch leaves unacknowledged.
+const batchAckSegs = 16
+
+// NewBatch makes a batch; reuse it for every batch of one goroutine.
+func (p *Protocol) NewBatch() *Batch { return &Batch{p: p} }
+
+// HandleSegment is Protocol.HandleSegment with ACKs deferred to Flush.
+func (b *Batch) HandleSegment(src, dst netip.Addr, tos uint8, seg []byte) {
+	b.p.handleSegment(src, dst, tos, seg, b)
+}
+
+// Flush sends the ACKs the batch deferred.
+func (b *Batch) Flush() {
+	for i, e := range b.eps {
+		e.mu.Lock()
+		e.inBatch = false
+		if e.batchAck {
+			e.batchAck = false
+			if e.ackPending > 0 {
+				e.ackNow = true
+				e.output(e.p.now())
+			}
+		}
+		e.mu.Unlock()
+		b.eps[i] = nil
+	}
+	b.eps = b.eps[:0]
+}
+
+func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch *Batch) {
 	p.st.InSegs.Add(1)
 	if len(b) < wire.TCPMinHeaderLen {
 		p.st.InErrs.Add(1)
@@ -180,7 +222,7 @@ func (p *Protocol) HandleSegment(src, dst netip.Addr, tos uint8, b []byte) {
 	e := p.conns[key]
 	p.mu.RUnlock()
 	if e != nil {
-		if e.handleSegment(&s) {
+		if e.handleSegment(&s, batch) {
 			return
 		}
 		// The endpoint went away (or TIME_WAIT gave way to a new SYN).
