@@ -20,14 +20,14 @@ type conn struct {
 	sendTo  netip.AddrPort // where last goes before locked (the server's port 69)
 	timeout time.Duration
 	retries int
-	blksize int    // negotiated block size
+	blksize int // negotiated block size
 	// dallyFactor is how many timeouts of silence end the wait after the
 	// final ACK: the server lingers longer (in the background) than a
 	// client, whose caller waits.
 	dallyFactor int
-	buf     []byte // receive buffer
-	last    []byte // the packet to retransmit on timeout
-	out     []byte // scratch for building packets
+	buf         []byte // receive buffer
+	last        []byte // the packet to retransmit on timeout
+	out         []byte // scratch for building packets
 
 	progress func(done int64)
 	done     int64
