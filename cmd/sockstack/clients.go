@@ -17,21 +17,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sockstack/sockstack/apps/chat"
-	"github.com/sockstack/sockstack/apps/httpd"
 	"github.com/sockstack/sockstack/sockapi"
 	"github.com/sockstack/sockstack/socket"
 )
 
 func init() {
 	extraCommands = append(extraCommands, chatCmd, httpCmd, mcastCmd)
-	serviceStarters["http"] = func(n *socket.Net, root string) (func() error, error) {
-		s, err := httpd.Serve(n, netip.AddrPortFrom(netip.IPv4Unspecified(), httpd.Port), httpd.Config{Root: root})
-		return closer(s, err)
-	}
-	serviceStarters["chat"] = func(n *socket.Net, _ string) (func() error, error) {
-		s, err := chat.Serve(n, netip.AddrPortFrom(netip.IPv4Unspecified(), chat.Port), chat.Config{})
-		return closer(s, err)
-	}
 }
 
 // --- chat ---

@@ -38,7 +38,7 @@ func (f *hostFlags) register(c *cobra.Command) {
 	fl.IntVar(&f.mtu, "mtu", 0, "set the TAP's MTU (0: keep the device's)")
 	fl.BoolVar(&f.kernel, "kernel", false, "use the host kernel's sockets instead of sockstack")
 	fl.StringVar(&f.pcap, "pcap", "", "write every frame of this host to a pcap file")
-	fl.StringVar(&f.serveRoot, "root", "", "virtual network: directory the server host's http and tftp serve (default: a temporary one)")
+	fl.StringVar(&f.serveRoot, "root", "", "directory the http and tftp services serve (virtual network: a temporary one with sample files; up: the current directory)")
 }
 
 // env is an opened place to run a tool.

@@ -24,10 +24,6 @@ import (
 
 func init() {
 	extraCommands = append(extraCommands, tftpCmd)
-	serviceStarters["tftp"] = func(n *socket.Net, root string) (func() error, error) {
-		s, err := tftp.Serve(n, netip.AddrPortFrom(netip.IPv4Unspecified(), 69), tftp.ServerConfig{Root: root, Overwrite: true})
-		return closer(s, err)
-	}
 }
 
 // TFTP opcodes (RFC 1350) and the OACK of RFC 2347.

@@ -32,7 +32,7 @@ func upCmd() *cobra.Command {
 other side) until SIGINT or SIGTERM, then closes its connections with FIN,
 waits briefly for them to finish, and flushes the capture.
 
---serve starts services on the host: a comma-separated list of ` + strings.Join(serviceOrder, ", ") + `, or "all".
+--serve starts services on the host: a comma-separated list of ` + strings.Join(serviceOrder, ", ") + ` (NAME or NAME:PORT), or "all"; http and tftp serve --root.
 --control opens a Unix socket of the host OS for 'sockstack netstat' and 'sockstack stats'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
