@@ -38,7 +38,7 @@ func (n *Net) newInet(typ, proto int) (endpoint, int, error) {
 	case SOCK_SEQPACKET:
 		return nil, 0, syscall.ESOCKTNOSUPPORT
 	}
-	return nil, 0, syscall.ESOCKTNOSUPPORT
+	return nil, 0, syscall.EINVAL
 }
 
 func inetAddr(a Sockaddr) (netip.AddrPort, error) {
@@ -121,7 +121,14 @@ func (d *dgramEP) readiness(m waiter.EventMask) waiter.EventMask {
 	return d.ep.Readiness(m)
 }
 func (d *dgramEP) waiter() *waiter.Queue { return d.ep.Waiter() }
-func (d *dgramEP) localAddr() Sockaddr   { return &SockaddrInet{d.ep.LocalAddr()} }
+func (d *dgramEP) localAddr() Sockaddr {
+	a := d.ep.LocalAddr()
+	if d.raw {
+		// Linux reports a raw socket's protocol in the port field.
+		a = netip.AddrPortFrom(a.Addr(), uint16(d.ep.Proto()))
+	}
+	return &SockaddrInet{a}
+}
 func (d *dgramEP) remoteAddr() (Sockaddr, error) {
 	ap, err := d.ep.RemoteAddr()
 	if err != nil {

@@ -60,14 +60,15 @@ type Socket struct {
 	proto  int
 	ep     endpoint
 
-	mu         sync.Mutex
-	timeout    time.Duration // <0 blocking; 0 non-blocking; >0 timeout
-	rcvTimeo   time.Duration // SO_RCVTIMEO (0 = none)
-	sndTimeo   time.Duration
-	rdl, wdl   time.Time     // deadlines (net.Conn adapters)
-	cancel     chan struct{} // closed on Close, or to interrupt waits
-	closed     atomic.Bool
-	connecting bool
+	mu       sync.Mutex
+	timeout  time.Duration // <0 blocking; 0 non-blocking; >0 timeout
+	rcvTimeo time.Duration // SO_RCVTIMEO (0 = none)
+	sndTimeo time.Duration
+	rdl, wdl time.Time     // deadlines (net.Conn adapters)
+	cancel   chan struct{} // closed on Close, or to interrupt waits
+	closed   atomic.Bool
+	refs     *atomic.Int32 // shared with duplicates (Dup); nil if never duplicated
+	stored   map[int]any   // SOL_SOCKET options kept but not acted on
 }
 
 // Socket creates a socket; proto 0 picks the default for the type.
@@ -191,34 +192,42 @@ func (e *TimeoutError) Is(t error) bool { return t == syscall.EAGAIN || t == sys
 var errTimeout = &TimeoutError{}
 var errDeadline = &TimeoutError{Deadline: true}
 
-// mode returns how a call should wait: nonblock, or the deadline (zero =
-// forever) and whether it comes from a net.Conn deadline.
-func (s *Socket) mode(flags int, write bool) (nonblock bool, deadline time.Time, fromDL bool) {
+// mode returns how a call should wait: nonblock, or the deadline from
+// the socket's timeout or SO_RCVTIMEO/SO_SNDTIMEO (zero = forever). It is
+// computed once per call; net.Conn deadlines are read by connDeadline at
+// every wakeup, since they can move while the call waits.
+func (s *Socket) mode(flags int, write bool) (nonblock bool, deadline time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if flags&MSG_DONTWAIT != 0 || s.timeout == 0 {
-		return true, time.Time{}, false
+		return true, time.Time{}
 	}
-	now := time.Now()
-	if s.timeout > 0 {
-		deadline = now.Add(s.timeout)
-	} else {
-		so := s.rcvTimeo
+	d := s.timeout
+	if d < 0 {
+		d = s.rcvTimeo
 		if write {
-			so = s.sndTimeo
-		}
-		if so > 0 {
-			deadline = now.Add(so)
+			d = s.sndTimeo
 		}
 	}
+	if d > 0 {
+		deadline = time.Now().Add(d)
+	}
+	return false, deadline
+}
+
+// effectiveDeadline combines the call's deadline with the current
+// net.Conn deadline; fromDL says the latter is the nearer one.
+func (s *Socket) effectiveDeadline(callDL time.Time, write bool) (time.Time, bool) {
+	s.mu.Lock()
 	dl := s.rdl
 	if write {
 		dl = s.wdl
 	}
-	if !dl.IsZero() && (deadline.IsZero() || dl.Before(deadline)) {
-		deadline, fromDL = dl, true
+	s.mu.Unlock()
+	if !dl.IsZero() && (callDL.IsZero() || dl.Before(callDL)) {
+		return dl, true
 	}
-	return false, deadline, fromDL
+	return callDL, false
 }
 
 // wait blocks until an event of mask holds, the deadline passes or the
@@ -270,7 +279,7 @@ func (s *Socket) blocking(flags int, write bool, mask waiter.EventMask, op func(
 	if !errors.Is(err, syscall.EAGAIN) {
 		return err
 	}
-	nonblock, deadline, fromDL := s.mode(flags, write)
+	nonblock, callDL := s.mode(flags, write)
 	if nonblock {
 		return err
 	}
@@ -285,6 +294,9 @@ func (s *Socket) blocking(flags int, write bool, mask waiter.EventMask, op func(
 		}
 	}()
 	for {
+		// Read the net.Conn deadline after registering, so a
+		// SetReadDeadline racing with us always wakes this wait.
+		deadline, fromDL := s.effectiveDeadline(callDL, write)
 		if err := s.wait(mask, deadline, fromDL, e, &timer); err != nil {
 			return err
 		}
@@ -292,8 +304,6 @@ func (s *Socket) blocking(flags int, write bool, mask waiter.EventMask, op func(
 		if !errors.Is(err, syscall.EAGAIN) {
 			return err
 		}
-		// Deadline moved (net.Conn adapters)? Re-read the mode.
-		_, deadline, fromDL = s.mode(flags, write)
 	}
 }
 
@@ -349,7 +359,7 @@ func (s *Socket) Connect(a Sockaddr) error {
 	if err != syscall.EINPROGRESS {
 		return err
 	}
-	nonblock, deadline, fromDL := s.mode(0, true)
+	nonblock, callDL := s.mode(0, true)
 	if nonblock {
 		return err
 	}
@@ -364,6 +374,7 @@ func (s *Socket) Connect(a Sockaddr) error {
 		}
 	}()
 	for {
+		deadline, fromDL := s.effectiveDeadline(callDL, true)
 		if err := s.wait(waiter.EventOut, deadline, fromDL, e, &timer); err != nil {
 			return err
 		}
@@ -401,7 +412,7 @@ func (s *Socket) SendTo(b []byte, flags int, a Sockaddr) (int, error) {
 	}
 	if !s.ep.stream() {
 		var wait chan struct{}
-		if nb, _, _ := s.mode(flags, true); !nb {
+		if nb, _ := s.mode(flags, true); !nb {
 			wait = s.cancel
 		}
 		var n int
@@ -430,7 +441,7 @@ func (s *Socket) SendTo(b []byte, flags int, a Sockaddr) (int, error) {
 			}
 			return total, err
 		}
-		nonblock, _, _ := s.mode(flags, true)
+		nonblock, _ := s.mode(flags, true)
 		if total == len(b) || nonblock {
 			return total, nil
 		}
@@ -476,7 +487,8 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 	if s.closed.Load() {
 		return 0, 0, nil, syscall.EBADF
 	}
-	if flags&MSG_OOB != 0 {
+	if flags&MSG_OOB != 0 && s.ep.stream() {
+		// No urgent data is ever queued (SO_OOBINLINE semantics aside).
 		return 0, 0, nil, syscall.EINVAL
 	}
 	var full int
@@ -534,7 +546,7 @@ func (s *Socket) Close() error {
 		return syscall.EBADF
 	}
 	close(s.cancel)
-	s.ep.close()
+	s.closeEndpoint()
 	s.net.mu.Lock()
 	delete(s.net.fds, s.fd)
 	s.net.mu.Unlock()
@@ -547,29 +559,32 @@ func (s *Socket) Dup() (*Socket, error) {
 	if s.closed.Load() {
 		return nil, syscall.EBADF
 	}
-	d := &dupEndpoint{endpoint: s.ep}
-	if sh, ok := s.ep.(*dupEndpoint); ok {
-		d = &dupEndpoint{endpoint: sh.endpoint, refs: sh.refs}
-	} else {
-		d.refs = new(atomic.Int32)
-		d.refs.Store(1)
-		s.ep = &dupEndpoint{endpoint: s.ep, refs: d.refs}
+	// The endpoint is shared; a reference count, made the first time the
+	// socket is duplicated, closes it with the last descriptor.
+	s.mu.Lock()
+	if s.refs == nil {
+		s.refs = new(atomic.Int32)
+		s.refs.Store(1)
 	}
-	d.refs.Add(1)
-	ns := s.net.register(s.family, s.typ, s.proto, d)
-	ns.timeout = s.Timeout()
+	refs := s.refs
+	timeout := s.timeout
+	s.mu.Unlock()
+	refs.Add(1)
+	ns := s.net.register(s.family, s.typ, s.proto, s.ep)
+	ns.refs = refs
+	ns.timeout = timeout
 	return ns, nil
 }
 
-type dupEndpoint struct {
-	endpoint
-	refs *atomic.Int32
-}
-
-func (d *dupEndpoint) close() {
-	if d.refs.Add(-1) == 0 {
-		d.endpoint.close()
+// closeEndpoint closes the endpoint unless a duplicate still uses it.
+func (s *Socket) closeEndpoint() {
+	s.mu.Lock()
+	refs := s.refs
+	s.mu.Unlock()
+	if refs != nil && refs.Add(-1) != 0 {
+		return
 	}
+	s.ep.close()
 }
 
 // GetSockName is the local address.

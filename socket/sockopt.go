@@ -29,7 +29,7 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 				d = time.Duration(i) * time.Microsecond
 			}
 			if d < 0 {
-				return syscall.EDOM
+				d = 0 // Linux treats a negative timeout as none
 			}
 			s.mu.Lock()
 			if name == SO_RCVTIMEO {
@@ -39,11 +39,69 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 			}
 			s.mu.Unlock()
 			return nil
-		case SO_TYPE, SO_ERROR, SO_ACCEPTCONN, SO_DOMAIN, SO_PROTOCOL:
+		case SO_TYPE, SO_ERROR, SO_ACCEPTCONN, SO_DOMAIN, SO_PROTOCOL, SO_SNDLOWAT:
 			return syscall.ENOPROTOOPT
+		}
+		if s.storedOpt(name) {
+			return s.setStored(name, v)
 		}
 	}
 	return s.ep.setOption(level, name, v)
+}
+
+// storedOpt reports SOL_SOCKET options this kind of socket accepts and
+// reports back without acting on them, as Linux does (SO_DEBUG,
+// SO_KEEPALIVE on UDP, SO_BROADCAST on TCP...).
+func (s *Socket) storedOpt(name int) bool {
+	switch name {
+	case SO_DEBUG, SO_DONTROUTE, SO_OOBINLINE, SO_RCVLOWAT:
+		return true
+	case SO_KEEPALIVE, SO_LINGER:
+		return !s.ep.stream()
+	case SO_BROADCAST:
+		return s.ep.stream()
+	}
+	return false
+}
+
+func (s *Socket) setStored(name int, v any) error {
+	if name == SO_LINGER {
+		if _, ok := v.(Linger); !ok {
+			return syscall.EINVAL
+		}
+	} else {
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if name == SO_RCVLOWAT {
+			v = max(i, 1)
+		} else {
+			v = b2i(i != 0)
+		}
+	}
+	s.mu.Lock()
+	if s.stored == nil {
+		s.stored = map[int]any{}
+	}
+	s.stored[name] = v
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Socket) getStored(name int) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.stored[name]; ok {
+		return v
+	}
+	switch name {
+	case SO_RCVLOWAT:
+		return 1
+	case SO_LINGER:
+		return Linger{}
+	}
+	return 0
 }
 
 // SetSockOptInt is SetSockOpt with an int value.
@@ -79,6 +137,11 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			return s.sndTimeo, nil
+		case SO_SNDLOWAT:
+			return 1, nil
+		}
+		if s.storedOpt(name) {
+			return s.getStored(name), nil
 		}
 	}
 	return s.ep.getOption(level, name)
@@ -157,15 +220,6 @@ func (d *dgramEP) setOption(level, name int, v any) error {
 				return err
 			}
 			e.SetSendBuf(i)
-		case SO_KEEPALIVE, SO_DEBUG, SO_DONTROUTE, SO_OOBINLINE:
-			// Accepted and ignored for datagram sockets, as Linux does.
-			if _, err := intOpt(v); err != nil {
-				return err
-			}
-		case SO_LINGER:
-			if _, ok := v.(Linger); !ok {
-				return syscall.EINVAL
-			}
 		default:
 			return syscall.ENOPROTOOPT
 		}
@@ -234,8 +288,6 @@ func (d *dgramEP) setOption(level, name int, v any) error {
 			return e.LeaveGroup(m.Multiaddr, m.Interface)
 		}
 		return syscall.ENOPROTOOPT
-	case SOL_TCP:
-		return syscall.EOPNOTSUPP
 	}
 	return syscall.ENOPROTOOPT
 }
@@ -255,10 +307,8 @@ func (d *dgramEP) getOption(level, name int) (any, error) {
 			return e.RecvBuf(), nil
 		case SO_SNDBUF:
 			return e.SendBuf(), nil
-		case SO_ACCEPTCONN, SO_KEEPALIVE:
+		case SO_ACCEPTCONN:
 			return 0, nil
-		case SO_LINGER:
-			return Linger{}, nil
 		}
 		return nil, syscall.ENOPROTOOPT
 	case SOL_IP:
@@ -269,7 +319,7 @@ func (d *dgramEP) getOption(level, name int) (any, error) {
 			return e.TOS(), nil
 		case IP_HDRINCL:
 			if !d.raw {
-				return nil, syscall.ENOPROTOOPT
+				return 0, nil // Linux reports 0 for non-raw sockets
 			}
 			return b2i(e.HdrIncl()), nil
 		case IP_MULTICAST_TTL:
@@ -284,9 +334,9 @@ func (d *dgramEP) getOption(level, name int) (any, error) {
 		}
 		return nil, syscall.ENOPROTOOPT
 	case SOL_TCP:
-		return nil, syscall.EOPNOTSUPP
+		return nil, syscall.ENOPROTOOPT
 	}
-	return nil, syscall.ENOPROTOOPT
+	return nil, syscall.EOPNOTSUPP
 }
 
 func (t *tcpEP) setOption(level, name int, v any) error {
@@ -322,8 +372,6 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 			return e.SetRecvBuf(i)
 		case SO_SNDBUF:
 			return e.SetSendBuf(i)
-		case SO_BROADCAST, SO_DEBUG, SO_DONTROUTE, SO_OOBINLINE:
-			// Linux accepts these on TCP sockets and does nothing.
 		default:
 			return syscall.ENOPROTOOPT
 		}
@@ -336,6 +384,8 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 			return e.SetTOS(i)
 		case IP_MULTICAST_TTL, IP_MULTICAST_LOOP:
 			return nil
+		case IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP:
+			return syscall.EPROTO
 		}
 		return syscall.ENOPROTOOPT
 	case SOL_TCP:
@@ -389,8 +439,6 @@ func (t *tcpEP) getOption(level, name int) (any, error) {
 		case SO_LINGER:
 			on, d := e.Linger()
 			return Linger{OnOff: on, Linger: int(d / time.Second)}, nil
-		case SO_BROADCAST:
-			return 0, nil
 		}
 		return nil, syscall.ENOPROTOOPT
 	case SOL_IP:
@@ -422,5 +470,5 @@ func (t *tcpEP) getOption(level, name int) (any, error) {
 		}
 		return nil, syscall.ENOPROTOOPT
 	}
-	return nil, syscall.ENOPROTOOPT
+	return nil, syscall.EOPNOTSUPP
 }

@@ -93,3 +93,6 @@ func (e *DgramEndpoint) SendBuf() int { e.mu.Lock(); defer e.mu.Unlock(); return
 
 // NICOf returns the NIC holding address a (for IP_MULTICAST_IF).
 func (e *DgramEndpoint) NICOf(a netip.Addr) *NIC { return e.s.ownerOf(a) }
+
+// Proto is the IP protocol of the endpoint.
+func (e *DgramEndpoint) Proto() uint8 { return e.proto }
