@@ -73,6 +73,23 @@ func (q *queue) push(frames [][]byte) (int, bool) {
 func (q *queue) waitRoom(done <-chan struct{}) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if len(q.frames) < q.limit || q.closed {
+		return
+	}
+	if done != nil {
+		// Wake the wait when done closes (rare: only a full queue gets here).
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-done:
+				q.mu.Lock()
+				q.room.Broadcast()
+				q.mu.Unlock()
+			case <-stop:
+			}
+		}()
+	}
 	for len(q.frames) >= q.limit && !q.closed {
 		select {
 		case <-done:

@@ -11,16 +11,19 @@ import (
 // unicast MAC go to its port; broadcast, multicast and unknown
 // destinations are flooded to every other port.
 type Switch struct {
-	mu      sync.RWMutex
-	ports   []*SwitchPort
-	table   map[wire.MAC]*SwitchPort
-	mtu     int
-	Flooded atomic.Uint64 // frames flooded
-	Learned atomic.Uint64 // table updates
+	mu        sync.RWMutex
+	ports     []*SwitchPort
+	table     map[wire.MAC]*SwitchPort
+	mtu       int
+	Flooded   atomic.Uint64 // frames flooded
+	Learned   atomic.Uint64 // table updates
+	TableFull atomic.Uint64 // source addresses not learned: table full
 }
 
 // MaxSwitchTable bounds the MAC table; when it is full, new addresses
 // are not learned (their frames are flooded) and TableFull counts them.
+// Flood copies refused by a full port queue are counted in that port's
+// RxDropped (a switch drops at the egress port).
 const MaxSwitchTable = 4096
 
 // NewSwitch returns a switch with no ports yet.
@@ -59,7 +62,6 @@ func (p *SwitchPort) WriteFrames(frames [][]byte) (int, error) {
 		return 0, ErrClosed
 	}
 	s := p.sw
-	var err error
 	for i, f := range frames {
 		if len(f) < wire.EthernetHeaderLen {
 			p.stats.TxDropped.Add(1)
@@ -76,6 +78,8 @@ func (p *SwitchPort) WriteFrames(frames [][]byte) (int, error) {
 			if _, ok := s.table[src]; ok || len(s.table) < MaxSwitchTable {
 				s.table[src] = p
 				s.Learned.Add(1)
+			} else {
+				s.TableFull.Add(1)
 			}
 			s.mu.Unlock()
 		}
@@ -85,8 +89,13 @@ func (p *SwitchPort) WriteFrames(frames [][]byte) (int, error) {
 		if out != nil && !dst.IsMulticast() {
 			if out != p && !out.closed.Load() {
 				if n, _ := out.in.push(one); n == 0 {
-					out.stats.RxDropped.Add(1)
-					err = ErrQueueFull
+					// Refused at the destination's full queue: report the
+					// frames from here on as not taken, so a sender that
+					// waits for room can retry them.
+					p.stats.TxFrames.Add(^uint64(0))
+					p.stats.TxBytes.Add(^uint64(len(f) - 1))
+					p.stats.TxDropped.Add(uint64(len(frames) - i))
+					return i, ErrQueueFull
 				}
 			}
 			continue
@@ -102,7 +111,7 @@ func (p *SwitchPort) WriteFrames(frames [][]byte) (int, error) {
 		}
 		s.mu.RUnlock()
 	}
-	return len(frames), err
+	return len(frames), nil
 }
 
 // WaitRoom waits until every other port's queue has room; a sender that

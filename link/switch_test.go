@@ -100,8 +100,9 @@ func TestSwitchQueueFullDropsCounted(t *testing.T) {
 	if _, err := pb.WriteFrames([][]byte{frame(macA, macB, 0, 64)}); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("unicast to a full port: %v", err)
 	}
-	if pa.Stats().RxDropped.Load() != 1 {
-		t.Fatalf("A RxDropped = %d", pa.Stats().RxDropped.Load())
+	// The refused frame is the sender's drop, reported as not taken.
+	if pb.Stats().TxDropped.Load() != 1 {
+		t.Fatalf("B TxDropped = %d", pb.Stats().TxDropped.Load())
 	}
 }
 
