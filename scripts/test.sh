@@ -32,8 +32,16 @@ if [ -n "$bad" ]; then echo "gofmt would change: $bad"; exit 1; fi
 step "go vet"
 go vet ./...
 
-step "go test -race ./..."
-go test -race -timeout 40m ./...
+step "go test -race (every package but the long interop and torture runs)"
+go test -race -timeout 30m $(go list ./... | grep -v -e /interop -e /torture)
+
+step "torture: 20 seeds, 5% loss, 3% reordering, 1% duplication, 0.1% corruption, both ways at once"
+# Size per direction per seed; 100 MiB is the figure (TORTURE_MIB=100).
+TORTURE_MIB=${TORTURE_MIB:-16} go test -timeout 40m -run Torture -v ./torture | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|torture_test' || exit 1
+go test -race -timeout 10m ./torture
+
+step "interop with the Linux kernel (root: namespaces, TAP devices; skipped otherwise)"
+go test -timeout 20m -v ./interop
 
 step "short fuzz runs"
 for pkg in ./wire ./trace ./socket ./apps/...; do
