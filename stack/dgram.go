@@ -329,6 +329,7 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 		iface = e.opts.mcastIf
 	}
 	hdrIncl := e.opts.hdrIncl
+	mcastLoop := e.opts.mcastLoop
 	e.mu.Unlock()
 
 	if wait != nil {
@@ -340,9 +341,10 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 	}
 
 	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface}
-	if ttl == 0 && dst.IsMulticast() {
+	if dst.IsMulticast() {
+		p.Loop = mcastLoop
 		// IP_MULTICAST_TTL 0: stays on this host (looped back only).
-		p.TTL = 0
+		p.LocalOnly = ttl == 0
 	}
 	switch e.kind {
 	case KindUDP:

@@ -162,8 +162,12 @@ func (s *Stack) receiveIPv4(n *NIC, b []byte, linkMulticast bool) {
 		s.stats.IP.InBadSource.Add(1)
 		return
 	}
-	local := n.loopback || n.hasAddr(dst) || (dst.As4()[0] == 127 && n.loopback)
+	local := n.loopback || n.hasAddr(dst)
 	bcast := false
+	if n.loopback && (dst.IsMulticast() || dst == limitedBroadcast || s.isAnyBroadcast(dst)) {
+		// A looped-back multicast or broadcast copy (IP_MULTICAST_LOOP).
+		bcast = true
+	}
 	if !local {
 		switch {
 		case n.isBroadcast(dst):
@@ -283,6 +287,10 @@ type OutPacket struct {
 	Parts    [3][]byte
 	// Iface pins the output NIC (IP_MULTICAST_IF, SO_BINDTODEVICE).
 	Iface *NIC
+	// Loop delivers a copy of a multicast datagram to this host's members
+	// too (IP_MULTICAST_LOOP); LocalOnly keeps it off the wire
+	// (IP_MULTICAST_TTL 0).
+	Loop, LocalOnly bool
 }
 
 // WritePacket routes and sends one datagram, fragmenting it when it is
@@ -352,6 +360,12 @@ func (s *Stack) WritePacket(p *OutPacket) error {
 	}
 	if !p.NoCsum {
 		fillTransportChecksum(wire.IPv4(ip), p.Proto)
+	}
+	if dst.IsMulticast() && p.Loop && r.NIC.isMember(dst) {
+		s.lo.writeFrame(ip[:hdr.TotalLen])
+	}
+	if p.LocalOnly {
+		return nil
 	}
 	if hdr.TotalLen > r.MTU {
 		return s.fragmentAndSend(&r, buf, hdr.TotalLen)
@@ -468,7 +482,6 @@ func (n *NIC) sendIP(nh netip.Addr, buf []byte) {
 		dst = wire.BroadcastMAC
 	case nh.IsMulticast():
 		dst = multicastMAC(nh)
-		n.loopMulticast(buf[wire.EthernetHeaderLen:])
 	default:
 		e.SetSrc(n.mac)
 		e.SetEtherType(wire.EtherTypeIPv4)

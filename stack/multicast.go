@@ -76,6 +76,11 @@ func (n *NIC) Groups() []netip.Addr {
 }
 
 func (n *NIC) sendIGMP(typ uint8, group, dst netip.Addr) {
+	if typ == igmpLeave {
+		n.stack.stats.IGMP.OutLeaves.Add(1)
+	} else {
+		n.stack.stats.IGMP.OutReports.Add(1)
+	}
 	var m [8]byte
 	m[0] = typ
 	g := group.As4()
@@ -107,11 +112,14 @@ func (s *Stack) writeIGMP(n *NIC, dst netip.Addr, msg []byte) error {
 func (s *Stack) receiveIGMP(n *NIC, h wire.IPv4) {
 	p := h.Payload()
 	if len(p) < 8 || wire.Checksum(p) != 0 {
+		s.stats.IGMP.InErrors.Add(1)
 		return
 	}
 	if p[0] != igmpQuery {
+		s.stats.IGMP.InReports.Add(1)
 		return
 	}
+	s.stats.IGMP.InQueries.Add(1)
 	maxResp := time.Duration(p[1]) * 100 * time.Millisecond
 	if maxResp == 0 {
 		maxResp = 10 * time.Second // IGMPv1 query
@@ -130,11 +138,6 @@ func (s *Stack) receiveIGMP(n *NIC, h wire.IPv4) {
 		})
 	}
 }
-
-// loopMulticast delivers a copy of an outgoing multicast packet to this
-// host when a local socket is a member (IP_MULTICAST_LOOP is decided by
-// the sender before it reaches here).
-func (n *NIC) loopMulticast(ip []byte) {}
 
 // JoinGroup is IP_ADD_MEMBERSHIP: group g on the NIC with address ifAddr
 // (unspecified: the NIC the route to g uses).

@@ -86,6 +86,11 @@ type Stats struct {
 		OutDatagrams Counter
 		SndbufErrors Counter
 	}
+	IGMP struct {
+		OutReports, OutLeaves Counter
+		InQueries, InReports  Counter
+		InErrors              Counter
+	}
 	Raw struct {
 		InDelivers   Counter
 		RcvbufErrors Counter
