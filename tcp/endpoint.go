@@ -103,6 +103,8 @@ type Endpoint struct {
 	recovery   bool
 	recoverSeq uint32
 	highRxt    uint32
+	rxtMark    uint32 // SND.MAX when the latest recovery retransmission left
+	rxtMarkOK  bool
 	sb         scoreboard
 
 	// ACK state.
@@ -118,6 +120,8 @@ type Endpoint struct {
 	timer     clock.Timer
 	timerAt   time.Duration
 	rtoAt     time.Duration
+	tlpAt     time.Duration // tail loss probe (RFC 8985 7)
+	tlpOut    bool
 	persistAt time.Duration
 	keepAt    time.Duration
 	closeAt   time.Duration // TIME_WAIT or orphaned FIN_WAIT2 end

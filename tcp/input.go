@@ -514,11 +514,13 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
 			e.cc.OnAck(&e.ccs, d, now)
 		}
+		e.tlpOut = false
 		if e.sndUna == e.sndMax {
-			e.rtoAt = 0
+			e.rtoAt, e.tlpAt = 0, 0
 		} else {
 			e.rtoAt = now + e.rto
 			e.armTimer(e.rtoAt)
+			e.armTLP(now)
 		}
 		e.probes = 0
 		e.persistAt = 0
@@ -528,6 +530,16 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 				e.notify(waiter.EventOut)
 			}
 		}
+	}
+	// Lost retransmission (a simple form of RACK, RFC 8985): data sent
+	// after the latest retransmission has been SACKed, so holes that were
+	// retransmitted and are still missing were lost again. Resend them
+	// now rather than waiting for the RTO.
+	if e.recovery && newSack && e.rxtMarkOK && seqGT(e.sb.highest, e.rxtMark) &&
+		e.sb.holeBytes(e.sndUna, seqMin(e.highRxt, e.sb.highest)) > 0 {
+		e.p.st.LostRetransmit.Add(1)
+		e.highRxt = e.sndUna
+		e.rxtMarkOK = false
 	}
 	// Window update (RFC 9293: SND.WL1/WL2 rule).
 	if seqLT(e.sndWl1, s.seq) || (e.sndWl1 == s.seq && seqLEQ(e.sndWl2, ack)) {
@@ -569,6 +581,7 @@ func (e *Endpoint) cwndLimited(flight int) bool {
 func (e *Endpoint) enterRecovery(now time.Duration) {
 	e.p.st.FastRetrans.Add(1)
 	e.recovery = true
+	e.tlpAt = 0
 	e.recoverSeq = e.sndMax
 	e.highRxt = e.sndUna
 	// The flight is what cwnd allowed; SACKed bytes are not in it.
@@ -586,6 +599,7 @@ func (e *Endpoint) enterRecovery(now time.Duration) {
 		if n > 0 {
 			e.sendData(e.sndUna, n, false, now)
 			e.highRxt = e.sndUna + uint32(n)
+			e.rxtMark, e.rxtMarkOK = e.sndMax, true
 		}
 		return
 	}

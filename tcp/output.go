@@ -144,8 +144,12 @@ func (e *Endpoint) putSACK(o *wire.TCPOptions) {
 	}
 }
 
+// sendAck sends a pure ACK. Its sequence number is SND.MAX, the real
+// SND.NXT: after an RTO sndNxt is rewound for go-back-N, and the peer
+// may already have everything up to SND.MAX, so an ACK numbered sndNxt
+// would fall left of its window and be dropped.
 func (e *Endpoint) sendAck(now time.Duration) {
-	e.xmit(e.sndNxt, 0, wire.TCPFlagACK, now)
+	e.xmit(e.sndMax, 0, wire.TCPFlagACK, now)
 }
 
 // sendReset aborts the connection on the wire.
@@ -267,6 +271,7 @@ func (e *Endpoint) output(now time.Duration) {
 			e.p.st.SACKRetrans.Add(1)
 			e.sendData(seq, n, false, now)
 			e.highRxt = seq + uint32(n)
+			e.rxtMark, e.rxtMarkOK = e.sndMax, true
 			pipe += n
 			sent = true
 		}
@@ -363,6 +368,54 @@ func (e *Endpoint) persistInterval() time.Duration {
 func (e *Endpoint) armRTO(now time.Duration) {
 	e.rtoAt = now + e.rto
 	e.armTimer(e.rtoAt)
+	e.armTLP(now)
+}
+
+// armTLP schedules a tail loss probe (RFC 8985 7.2) so that a loss at
+// the end of a flight is repaired by SACK recovery instead of an RTO.
+func (e *Endpoint) armTLP(now time.Duration) {
+	e.tlpAt = 0
+	if !e.sackOK || e.recovery || e.tlpOut || e.srtt == 0 || e.backoff > 0 || e.sndUna == e.sndMax {
+		return
+	}
+	switch e.state {
+	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+	default:
+		return
+	}
+	pto := max(2*e.srtt, 10*time.Millisecond)
+	if int(e.sndMax-e.sndUna) <= e.sndMSS {
+		pto += e.p.cfg.DelayedAckTimeout // the peer may be delaying its ACK
+	}
+	if pto >= e.rto {
+		return
+	}
+	e.tlpAt = now + pto
+	e.armTimer(e.tlpAt)
+}
+
+// onTLP sends the probe: new data if it may, else the last segment again.
+func (e *Endpoint) onTLP(now time.Duration) {
+	if e.sndUna == e.sndMax || e.recovery {
+		return
+	}
+	e.tlpOut = true
+	before := e.sndMax
+	e.output(now)
+	if e.sndMax != before {
+		return
+	}
+	end := e.sndMax
+	fin := e.wrShut && seqGT(end, e.dataEnd())
+	dEnd := seqMin(end, e.dataEnd())
+	n := min(e.sndMSS, int(dEnd-e.sndUna))
+	if seqGT(e.sndUna, dEnd) {
+		n = 0
+	}
+	if n == 0 && !fin {
+		return
+	}
+	e.sendData(dEnd-uint32(n), n, fin, now)
 }
 
 // armTimer makes sure the timer fires no later than at. The timer is only
@@ -391,7 +444,7 @@ func (e *Endpoint) stopTimers() {
 	if e.dackTimer != nil {
 		e.dackTimer.Stop()
 	}
-	e.timerAt, e.rtoAt, e.persistAt, e.keepAt, e.closeAt, e.dackAt = 0, 0, 0, 0, 0, 0
+	e.timerAt, e.rtoAt, e.persistAt, e.keepAt, e.closeAt, e.dackAt, e.tlpAt = 0, 0, 0, 0, 0, 0, 0
 	e.dackArmed = false
 }
 
@@ -409,6 +462,10 @@ func (e *Endpoint) onTimer() {
 		e.mu.Unlock()
 		return
 	}
+	if e.tlpAt != 0 && now >= e.tlpAt && e.state != StateClosed {
+		e.tlpAt = 0
+		e.onTLP(now)
+	}
 	if e.rtoAt != 0 && now >= e.rtoAt {
 		e.rtoAt = 0
 		e.onRTO(now)
@@ -423,7 +480,7 @@ func (e *Endpoint) onTimer() {
 	}
 	if e.state != StateClosed {
 		next := time.Duration(math.MaxInt64)
-		for _, t := range [...]time.Duration{e.rtoAt, e.persistAt, e.keepAt, e.closeAt} {
+		for _, t := range [...]time.Duration{e.tlpAt, e.rtoAt, e.persistAt, e.keepAt, e.closeAt} {
 			if t != 0 && t < next {
 				next = t
 			}
