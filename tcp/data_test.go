@@ -746,3 +746,34 @@ func TestOptionValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestLocalQueueFull(t *testing.T) {
+	s := newScript(t, Config{})
+	_, c, iss := s.passiveOpen(noOpts)
+	sent := 0
+	s.h.fail = func(seg *Segment) error {
+		if len(seg.Payload[0])+len(seg.Payload[1]) > 0 {
+			if sent == 4 {
+				return syscall.ENOBUFS
+			}
+			sent++
+		}
+		return nil
+	}
+	c.Write(make([]byte, 10*1460))
+	if o := s.out(); len(o) != 4 {
+		t.Fatalf("sent %d segments", len(o))
+	}
+	if i := c.Info(); i.SndCwnd != 4 {
+		t.Fatalf("cwnd %d after a local drop", i.SndCwnd)
+	}
+	s.h.fail = nil
+	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1 + 2*1460, win: 65535})
+	o := s.out()
+	if len(o) == 0 || o[0].h.Seq != iss+1+4*1460 {
+		t.Fatalf("the refused segment was not sent next: %v", o)
+	}
+	if st := s.p.Stats(); st.RetransSegs != 0 {
+		t.Fatal("a local drop counted as a retransmission")
+	}
+}

@@ -46,6 +46,7 @@ type fakeHost struct {
 	mu     sync.Mutex
 	out    []captured
 	hook   func(seg *Segment) // two-endpoint harness: deliver instead of capture
+	fail   func(seg *Segment) error
 }
 
 func newFakeHost(clk clock.Clock, locals ...netip.Addr) *fakeHost {
@@ -55,6 +56,11 @@ func newFakeHost(clk clock.Clock, locals ...netip.Addr) *fakeHost {
 func (h *fakeHost) Clock() clock.Clock { return h.clk }
 
 func (h *fakeHost) Output(seg *Segment) error {
+	if h.fail != nil {
+		if err := h.fail(seg); err != nil {
+			return err
+		}
+	}
 	if h.hook != nil {
 		h.hook(seg)
 		return nil

@@ -581,7 +581,7 @@ func (e *Endpoint) cwndLimited(flight int) bool {
 func (e *Endpoint) enterRecovery(now time.Duration) {
 	e.p.st.FastRetrans.Add(1)
 	e.recovery = true
-	e.tlpAt = 0
+	e.tlpOut = false
 	e.recoverSeq = e.sndMax
 	e.highRxt = e.sndUna
 	// The flight is what cwnd allowed; SACKed bytes are not in it.
@@ -601,6 +601,7 @@ func (e *Endpoint) enterRecovery(now time.Duration) {
 			e.highRxt = e.sndUna + uint32(n)
 			e.rxtMark, e.rxtMarkOK = e.sndMax, true
 		}
+		e.armTLP(now)
 		return
 	}
 	e.p.st.RenoRecovery.Add(1)

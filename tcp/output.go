@@ -1,7 +1,9 @@
 package tcp
 
 import (
+	"errors"
 	"math"
+	"syscall"
 	"time"
 
 	"github.com/sockstack/sockstack/wire"
@@ -47,7 +49,7 @@ func (e *Endpoint) inFlight() int {
 // xmit sends one segment: seq, n payload bytes from the send ring at
 // seq, flags. Every ACK-bearing segment carries the current window,
 // timestamps and SACK blocks, and satisfies any pending ACK.
-func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) {
+func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error {
 	seg := e.p.segPool.Get().(*Segment)
 	seg.Local, seg.Remote = e.local, e.remote
 	seg.TOS, seg.TTL = e.tos, e.ttl
@@ -109,16 +111,18 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) {
 		e.p.st.OutRsts.Add(1)
 	}
 	e.segsOut++
-	if e.p.host.Output(seg) != nil {
+	err := e.p.host.Output(seg)
+	if err != nil {
 		e.p.st.OutputErrors.Add(1)
 	}
 	seg.Payload[0], seg.Payload[1] = nil, nil
 	e.p.segPool.Put(seg)
-	if flags&wire.TCPFlagACK != 0 {
+	if flags&wire.TCPFlagACK != 0 && err == nil {
 		e.ackPending = 0
 		e.ackNow = false
 		e.dackAt = 0
 	}
+	return err
 }
 
 // putSACK fills SACK blocks, most recently changed first (RFC 2018 4).
@@ -225,7 +229,7 @@ func (e *Endpoint) nextLost() (uint32, int, bool) {
 }
 
 // sendData transmits n bytes at seq (with FIN if it completes the stream).
-func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) {
+func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) error {
 	f := wire.TCPFlagACK
 	if n > 0 && seq+uint32(n) == e.dataEnd() {
 		f |= wire.TCPFlagPSH
@@ -243,7 +247,7 @@ func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) {
 	} else {
 		e.bytesSent += uint64(n)
 	}
-	e.xmit(seq, n, f, now)
+	return e.xmit(seq, n, f, now)
 }
 
 // output sends what the windows, Nagle and the state allow, then a pure
@@ -324,10 +328,18 @@ func (e *Endpoint) output(now time.Duration) {
 				break // Nagle: one small segment in flight at a time
 			}
 		}
+		if err := e.sendData(e.sndNxt, n, fin, now); errors.Is(err, syscall.ENOBUFS) && inflight > 0 && seqGEQ(e.sndNxt, e.sndMax) {
+			// Local congestion (a full device queue): the segment never
+			// left, so keep it queued and shrink cwnd to the flight (like
+			// Linux's CWR on a local drop); ACKs of the flight resume sending.
+			e.bytesSent -= uint64(n)
+			e.ccs.Cwnd = max(inflight, 2*mss)
+			e.ccs.Ssthresh = min(e.ccs.Ssthresh, e.ccs.Cwnd)
+			break
+		}
 		if !e.rttTiming && seqGEQ(e.sndNxt, e.sndMax) && n > 0 {
 			e.rttTiming, e.rttSeq, e.rttStart = true, e.sndNxt+uint32(n), now
 		}
-		e.sendData(e.sndNxt, n, fin, now)
 		e.sndNxt += uint32(n)
 		if fin {
 			e.sndNxt++
@@ -375,7 +387,7 @@ func (e *Endpoint) armRTO(now time.Duration) {
 // the end of a flight is repaired by SACK recovery instead of an RTO.
 func (e *Endpoint) armTLP(now time.Duration) {
 	e.tlpAt = 0
-	if !e.sackOK || e.recovery || e.tlpOut || e.srtt == 0 || e.backoff > 0 || e.sndUna == e.sndMax {
+	if !e.sackOK || e.tlpOut || e.srtt == 0 || e.backoff > 0 || e.sndUna == e.sndMax {
 		return
 	}
 	switch e.state {
@@ -396,10 +408,19 @@ func (e *Endpoint) armTLP(now time.Duration) {
 
 // onTLP sends the probe: new data if it may, else the last segment again.
 func (e *Endpoint) onTLP(now time.Duration) {
-	if e.sndUna == e.sndMax || e.recovery {
+	if e.sndUna == e.sndMax {
 		return
 	}
 	e.tlpOut = true
+	if e.recovery {
+		// No progress for a PTO in recovery: the retransmissions were
+		// lost too (RACK's reordering timer in spirit); resend the holes.
+		e.p.st.LostRetransmit.Add(1)
+		e.highRxt = e.sndUna
+		e.rxtMarkOK = false
+		e.output(now)
+		return
+	}
 	before := e.sndMax
 	e.output(now)
 	if e.sndMax != before {
