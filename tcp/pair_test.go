@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sockstack/sockstack/clock"
+	"github.com/sockstack/sockstack/waiter"
 )
 
 // pkt is a segment on the simulated wire.
@@ -453,5 +454,60 @@ func TestConnectReusesTimeWait(t *testing.T) {
 	}
 	if st := n.a.Stats(); st.TimeWaitReused != 2 {
 		t.Fatalf("TimeWaitReused %d", st.TimeWaitReused)
+	}
+}
+
+func TestNoLeaks(t *testing.T) {
+	n := newPair(8, Config{})
+	n.delay = 50 * time.Microsecond
+	l := n.b.NewEndpoint()
+	l.Bind(netip.AddrPortFrom(ipB, 80))
+	l.Listen(64)
+	for i := 0; i < 50; i++ {
+		c := n.a.NewEndpoint()
+		c.Connect(netip.AddrPortFrom(ipB, 80))
+		var s *Endpoint
+		n.run(time.Second, func() bool {
+			if s == nil {
+				s, _, _ = l.Accept()
+			}
+			return s != nil && c.State() == StateEstablished
+		})
+		if s == nil {
+			t.Fatal("no connection")
+		}
+		c.Write([]byte("ping"))
+		n.run(time.Second, func() bool { return s.Readiness(waiter.EventIn) != 0 })
+		readAll(s)
+		switch i % 3 {
+		case 0: // client closes first
+			c.Close()
+			n.run(time.Second, func() bool { return s.State() == StateCloseWait })
+			s.Close()
+		case 1: // server closes first
+			s.Close()
+			n.run(time.Second, func() bool { return c.State() == StateCloseWait })
+			c.Close()
+		default: // abort
+			c.SetLinger(true, 0)
+			c.Close()
+			s.Close()
+		}
+	}
+	n.run(3*time.Minute, func() bool { return false })
+	l.Close()
+	for _, p := range []*Protocol{n.a, n.b} {
+		p.mu.RLock()
+		nc, np, nl := len(p.conns), len(p.ports), len(p.listeners)
+		p.mu.RUnlock()
+		if nc != 0 || np != 0 || nl != 0 {
+			t.Fatalf("left behind: %d conns, %d ports, %d listeners; table %v", nc, np, nl, p.Table())
+		}
+		if st := p.Stats(); st.CurrEstab != 0 {
+			t.Fatalf("CurrEstab %d", st.CurrEstab)
+		}
+	}
+	if k := n.clk.Pending(); k != 0 {
+		t.Fatalf("%d timers still pending", k)
 	}
 }
