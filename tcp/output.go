@@ -117,10 +117,14 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	}
 	seg.Payload[0], seg.Payload[1] = nil, nil
 	e.p.segPool.Put(seg)
-	if flags&wire.TCPFlagACK != 0 && err == nil {
-		e.ackPending = 0
-		e.ackNow = false
-		e.dackAt = 0
+	if flags&wire.TCPFlagACK != 0 {
+		if err == nil {
+			e.ackPending = 0
+			e.ackNow = false
+			e.dackAt = 0
+		} else if (e.ackNow || e.ackPending > 0) && flags&wire.TCPFlagRST == 0 {
+			e.armDelayedAck(now) // the ACK did not leave: try again later
+		}
 	}
 	return err
 }
