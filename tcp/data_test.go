@@ -777,3 +777,24 @@ func TestLocalQueueFull(t *testing.T) {
 		t.Fatal("a local drop counted as a retransmission")
 	}
 }
+
+func TestAckRetriedAfterLocalDrop(t *testing.T) {
+	s := newScript(t, Config{})
+	_, _, iss := s.passiveOpen(noOpts)
+	drops := 0
+	s.h.fail = func(seg *Segment) error {
+		if drops < 2 {
+			drops++
+			return syscall.ENOBUFS
+		}
+		return nil
+	}
+	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1, win: 65535, data: make([]byte, 1460)})
+	s.inject(seg{flags: fA, seq: 2461, ack: iss + 1, win: 65535, data: make([]byte, 1460)})
+	s.expectNone("refused ACK")
+	a, el := s.waitOne(time.Second)
+	check(t, "retried ACK", a, fA, iss+1, 3921, 0)
+	if drops != 2 || !near(el, 80*time.Millisecond) {
+		t.Fatalf("ACK after %v, %d refusals", el, drops)
+	}
+}

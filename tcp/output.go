@@ -123,6 +123,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 			e.ackNow = false
 			e.dackAt = 0
 		} else if (e.ackNow || e.ackPending > 0) && flags&wire.TCPFlagRST == 0 {
+			e.dackAt = 0
 			e.armDelayedAck(now) // the ACK did not leave: try again later
 		}
 	}
