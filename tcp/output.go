@@ -549,9 +549,6 @@ func (e *Endpoint) onDelayedAck() {
 	e.p.st.DelayedACKs.Add(1)
 	e.ackNow = true
 	e.output(now)
-	if e.ackNow {
-		e.sendAck(now)
-	}
 }
 
 func (e *Endpoint) onRTO(now time.Duration) {
