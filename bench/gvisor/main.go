@@ -1,0 +1,501 @@
+// Command gvisor measures BENCH.md's five figures (bulk, rr, conn, mem,
+// udp) for gVisor's netstack, sockstack and Linux loopback in one run, with
+// the same measurement code (sockstack's perf package) for all three, and
+// prints a markdown table with the ratio sockstack/gVisor.
+//
+// It lives in its own module so that the main module never depends on
+// gVisor.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/sockstack/sockstack/perf"
+)
+
+// linkQueue is the channel.Endpoint queue length per direction (BENCH.md).
+const linkQueue = 1024
+
+// gvisorEnv returns two gVisor stacks, 10.0.0.1 (A) and 10.0.0.2 (B),
+// joined by channel.Endpoint links with the given IP MTU. One goroutine per
+// direction takes each outbound frame off one endpoint's queue, copies it
+// into a fresh packet buffer (as a real link would) and injects it into the
+// other endpoint. Frames carry no link header: channel.Endpoint is an
+// IP-level link, which is how gVisor's own tests use it.
+func gvisorEnv(mtu int) (*perf.Env, error) {
+	addrA := tcpip.AddrFrom4([4]byte{10, 0, 0, 1})
+	addrB := tcpip.AddrFrom4([4]byte{10, 0, 0, 2})
+	ea := channel.New(linkQueue, uint32(mtu), "")
+	eb := channel.New(linkQueue, uint32(mtu), "")
+	sa, err := newGvisorStack(ea, addrA)
+	if err != nil {
+		return nil, err
+	}
+	sb, err := newGvisorStack(eb, addrB)
+	if err != nil {
+		sa.Close()
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); forward(ea, eb) }()
+	go func() { defer wg.Done(); forward(eb, ea) }()
+
+	stackOf := func(side byte) *stack.Stack {
+		if side == 'A' {
+			return sa
+		}
+		return sb
+	}
+	return &perf.Env{
+		Name:  "gvisor",
+		AddrB: "10.0.0.2",
+		ListenB: func(network, addr string) (net.Listener, error) {
+			fa, err := fullAddr(addr)
+			if err != nil {
+				return nil, err
+			}
+			return gonet.ListenTCP(sb, fa, ipv4.ProtocolNumber)
+		},
+		DialA: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			fa, err := fullAddr(addr)
+			if err != nil {
+				return nil, err
+			}
+			return gonet.DialContextTCP(ctx, sa, fa, ipv4.ProtocolNumber)
+		},
+		ListenPacket: func(side byte, network, addr string) (net.PacketConn, error) {
+			fa, err := fullAddr(addr)
+			if err != nil {
+				return nil, err
+			}
+			return listenUDP(stackOf(side), fa)
+		},
+		Close: func() {
+			// Closing the endpoints closes their queues, which ends the
+			// forwarding goroutines.
+			ea.Close()
+			eb.Close()
+			wg.Wait()
+			sa.Close()
+			sb.Close()
+			sa.Wait()
+			sb.Wait()
+		},
+	}, nil
+}
+
+func newGvisorStack(ep *channel.Endpoint, addr tcpip.Address) (*stack.Stack, error) {
+	s := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
+	})
+	sack := tcpip.TCPSACKEnabled(true)
+	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
+		return nil, fmt.Errorf("sack: %v", err)
+	}
+	// Without TIME-WAIT reuse the conn figure runs out of ports (BENCH.md).
+	tw := tcpip.TCPTimeWaitReuseGlobal
+	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &tw); err != nil {
+		return nil, fmt.Errorf("time-wait reuse: %v", err)
+	}
+	if err := s.CreateNIC(1, ep); err != nil {
+		return nil, fmt.Errorf("nic: %v", err)
+	}
+	pa := tcpip.ProtocolAddress{
+		Protocol:          ipv4.ProtocolNumber,
+		AddressWithPrefix: tcpip.AddressWithPrefix{Address: addr, PrefixLen: 24},
+	}
+	if err := s.AddProtocolAddress(1, pa, stack.AddressProperties{}); err != nil {
+		return nil, fmt.Errorf("address: %v", err)
+	}
+	s.SetRouteTable([]tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: 1}})
+	return s, nil
+}
+
+// forward copies every frame queued for output on from into to's input.
+func forward(from, to *channel.Endpoint) {
+	for {
+		pkt := from.ReadContext(context.Background())
+		if pkt == nil {
+			return // queue closed
+		}
+		v := pkt.ToView() // a copy of the whole frame
+		pkt.DecRef()
+		in := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
+		to.InjectInbound(ipv4.ProtocolNumber, in)
+		in.DecRef()
+	}
+}
+
+func fullAddr(s string) (tcpip.FullAddress, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return tcpip.FullAddress{}, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return tcpip.FullAddress{}, err
+	}
+	fa := tcpip.FullAddress{Port: uint16(p)}
+	if host != "" {
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return tcpip.FullAddress{}, err
+		}
+		fa.Addr = tcpip.AddrFromSlice(ip.AsSlice())
+	}
+	return fa, nil
+}
+
+// udpConn is gonet's UDPConn with SetReadBuffer, so perf.UDP's request
+// for a 4 MiB receive buffer reaches gVisor as it reaches the others.
+type udpConn struct {
+	*gonet.UDPConn
+	ep tcpip.Endpoint
+}
+
+func (c udpConn) SetReadBuffer(n int) error {
+	c.ep.SocketOptions().SetReceiveBufferSize(int64(n), true)
+	return nil
+}
+
+// listenUDP does what gonet.DialUDP does for a bound, unconnected socket,
+// keeping the endpoint for SetReadBuffer.
+func listenUDP(s *stack.Stack, laddr tcpip.FullAddress) (net.PacketConn, error) {
+	var wq waiter.Queue
+	ep, err := s.NewEndpoint(udp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	if err != nil {
+		return nil, errors.New(err.String())
+	}
+	if err := ep.Bind(laddr); err != nil {
+		ep.Close()
+		return nil, errors.New(err.String())
+	}
+	return udpConn{gonet.NewUDPConn(&wq, ep), ep}, nil
+}
+
+// ---- measurement and table ----
+
+type config struct {
+	runs      int
+	bulkBytes int64
+	rr        int
+	conn      time.Duration
+	mem       int
+	udp       int
+	only      map[string]bool
+	stacks    []string
+}
+
+// metric is one row of the table: a value per run.
+type metric struct {
+	figure, unit string
+	higher       bool // higher is better (for the reader; the ratio is plain)
+}
+
+type figure struct {
+	name    string
+	mtu     int
+	metrics []metric
+	run     func(env *perf.Env) ([]float64, error) // one value per metric
+}
+
+func figures(cfg config) []figure {
+	bulk := func(mtu int) figure {
+		n := strconv.Itoa(mtu)
+		return figure{"bulk" + n, mtu, []metric{
+			{"bulk MTU " + n, "Gbit/s", true},
+			{"bulk MTU " + n + " CPU", "cores busy", false},
+			{"bulk MTU " + n + " CPU per byte", "ns/KiB", false},
+		}, func(e *perf.Env) ([]float64, error) {
+			r, err := perf.Bulk(e, cfg.bulkBytes)
+			return []float64{r.Gbps(), r.Cores(), float64(r.CPU.Nanoseconds()) / (float64(r.Bytes) / 1024)}, err
+		}}
+	}
+	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+	return []figure{
+		bulk(1500),
+		bulk(65000),
+		{"rr", 1500, []metric{{"rr p50", "µs", false}, {"rr mean", "µs", false}, {"rr p99", "µs", false}},
+			func(e *perf.Env) ([]float64, error) {
+				r, err := perf.RR(e, 1000, cfg.rr)
+				return []float64{us(r.P50), us(r.Mean), us(r.P99)}, err
+			}},
+		{"conn", 1500, []metric{{"conn", "conn/s", true}},
+			func(e *perf.Env) ([]float64, error) {
+				r, err := perf.Conn(e, cfg.conn)
+				return []float64{r}, err
+			}},
+		{"mem", 1500, []metric{{"mem per idle conn (both ends)", "bytes", false}},
+			func(e *perf.Env) ([]float64, error) {
+				r, err := perf.Mem(e, cfg.mem)
+				return []float64{r}, err
+			}},
+		{"udp", 1500, []metric{{"udp 64 B received", "dgram/s", true}, {"udp loss", "%", false}},
+			func(e *perf.Env) ([]float64, error) {
+				r, err := perf.UDP(e, cfg.udp)
+				return []float64{r.Rate(), r.Loss()}, err
+			}},
+	}
+}
+
+func makeEnv(name string, mtu int) (*perf.Env, error) {
+	switch name {
+	case "sockstack":
+		return perf.Sockstack(mtu), nil
+	case "gvisor":
+		return gvisorEnv(mtu)
+	case "linux":
+		return perf.Kernel(), nil
+	}
+	return nil, fmt.Errorf("unknown stack %q", name)
+}
+
+func main() {
+	var cfg config
+	var bulkMiB int64
+	var only, stacks string
+	flag.IntVar(&cfg.runs, "runs", 3, "runs per figure and stack (median with min-max is reported)")
+	flag.Int64Var(&bulkMiB, "bulk-mib", 1024, "MiB sent per bulk run")
+	flag.IntVar(&cfg.rr, "rr", 50000, "timed round trips (after 1,000 warm-up)")
+	flag.DurationVar(&cfg.conn, "conn-time", 5*time.Second, "duration of the conn figure")
+	flag.IntVar(&cfg.mem, "mem", 10000, "idle connections for the mem figure")
+	flag.IntVar(&cfg.udp, "udp", 1000000, "datagrams for the udp figure")
+	flag.StringVar(&only, "only", "", "comma list of figures: bulk1500, bulk65000, rr, conn, mem, udp (default all)")
+	flag.StringVar(&stacks, "stacks", "sockstack,gvisor,linux", "comma list of stacks: sockstack, gvisor, linux")
+	flag.Parse()
+	cfg.bulkBytes = bulkMiB << 20
+	if only != "" {
+		cfg.only = map[string]bool{}
+		for _, f := range strings.Split(only, ",") {
+			cfg.only[strings.TrimSpace(f)] = true
+		}
+	}
+	for _, s := range strings.Split(stacks, ",") {
+		s = strings.TrimSpace(s)
+		if s != "sockstack" && s != "gvisor" && s != "linux" {
+			fmt.Fprintf(os.Stderr, "unknown stack %q (want sockstack, gvisor, linux)\n", s)
+			os.Exit(2)
+		}
+		cfg.stacks = append(cfg.stacks, s)
+	}
+	if cfg.runs < 1 {
+		fmt.Fprintln(os.Stderr, "-runs must be at least 1")
+		os.Exit(2)
+	}
+	raiseFileLimit(uint64(2*cfg.mem + 1024))
+	if err := run(os.Stdout, os.Stderr, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func run(out, progress io.Writer, cfg config) error {
+	fmt.Fprintf(out, "%s; GOMAXPROCS %d of %d CPUs; runs %d; bulk %d MiB, rr %d, conn %v, mem %d, udp %d\n\n",
+		gvisorVersion(), runtime.GOMAXPROCS(0), runtime.NumCPU(), cfg.runs, cfg.bulkBytes>>20, cfg.rr, cfg.conn, cfg.mem, cfg.udp)
+	cols := append([]string(nil), cfg.stacks...)
+	hasRatio := contains(cfg.stacks, "sockstack") && contains(cfg.stacks, "gvisor")
+	hdr := "| figure | unit |"
+	sep := "|---|---|"
+	for _, s := range cols {
+		hdr += " " + s + " |"
+		sep += "---|"
+	}
+	if hasRatio {
+		hdr += " sockstack/gvisor |"
+		sep += "---|"
+	}
+	var rows, notes []string
+	for _, f := range figures(cfg) {
+		if cfg.only != nil && !cfg.only[f.name] {
+			continue
+		}
+		// vals[stack][metric] = one value per run. Runs interleave the
+		// stacks so that drift on this shared machine hits all alike.
+		vals := map[string][][]float64{}
+		for _, s := range cfg.stacks {
+			vals[s] = make([][]float64, len(f.metrics))
+		}
+		failed := map[string]bool{}
+		for i := 0; i < cfg.runs; i++ {
+			for _, s := range cfg.stacks {
+				if failed[s] {
+					continue
+				}
+				if s == "linux" && f.name == "mem" {
+					// perf.Mem leaks the accepted side when a dial fails,
+					// so do not start what cannot finish.
+					if lim := fileLimit(); lim < uint64(2*cfg.mem+64) {
+						failed[s] = true
+						notes = append(notes, fmt.Sprintf("mem on linux skipped: %d connections need %d file descriptors, the limit is %d (and cannot be raised here)", cfg.mem, 2*cfg.mem+64, lim))
+						fmt.Fprintln(progress, notes[len(notes)-1])
+						continue
+					}
+				}
+				env, err := makeEnv(s, f.mtu)
+				if err != nil {
+					return err
+				}
+				t0 := time.Now()
+				v, err := f.run(env)
+				env.Close()
+				if err != nil {
+					// One stack failing a figure (say, Linux out of file
+					// descriptors for mem) must not lose the others.
+					failed[s] = true
+					notes = append(notes, fmt.Sprintf("%s on %s failed in run %d: %v", f.name, s, i+1, err))
+					fmt.Fprintln(progress, notes[len(notes)-1])
+					continue
+				}
+				fmt.Fprintf(progress, "%s %s run %d: %s (%.1fs)\n", f.name, s, i+1, fmtVals(v), time.Since(t0).Seconds())
+				for m := range f.metrics {
+					vals[s][m] = append(vals[s][m], v[m])
+				}
+				debug.FreeOSMemory() // start each measurement from a settled heap
+			}
+		}
+		for m, mt := range f.metrics {
+			row := fmt.Sprintf("| %s | %s |", mt.figure, mt.unit)
+			for _, s := range cols {
+				if failed[s] {
+					row += " – (see note) |"
+					continue
+				}
+				med, lo, hi := median(vals[s][m])
+				row += fmt.Sprintf(" %s [%s–%s] |", num(med), num(lo), num(hi))
+			}
+			if hasRatio && (failed["sockstack"] || failed["gvisor"]) {
+				row += " – |"
+			} else if hasRatio {
+				a, _, _ := median(vals["sockstack"][m])
+				b, _, _ := median(vals["gvisor"][m])
+				if b != 0 {
+					row += fmt.Sprintf(" %.2f |", a/b)
+				} else {
+					row += " – |"
+				}
+			}
+			rows = append(rows, row)
+		}
+	}
+	fmt.Fprintln(out, hdr)
+	fmt.Fprintln(out, sep)
+	for _, r := range rows {
+		fmt.Fprintln(out, r)
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(out)
+		for _, n := range notes {
+			fmt.Fprintln(out, "- "+n)
+		}
+	}
+	return nil
+}
+
+func fmtVals(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = num(x)
+	}
+	return strings.Join(s, " ")
+}
+
+// num prints 3-4 significant digits, with thousands separators for big
+// numbers.
+func num(x float64) string {
+	switch {
+	case x >= 10000:
+		s := strconv.FormatInt(int64(x+0.5), 10)
+		var b strings.Builder
+		for i, c := range s {
+			if i > 0 && (len(s)-i)%3 == 0 {
+				b.WriteByte(',')
+			}
+			b.WriteRune(c)
+		}
+		return b.String()
+	case x >= 100:
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	case x >= 10:
+		return strconv.FormatFloat(x, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(x, 'f', 2, 64)
+	}
+}
+
+func median(xs []float64) (med, lo, hi float64) {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2], s[0], s[len(s)-1]
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// raiseFileLimit makes room for the mem figure on Linux loopback, whose
+// connections are real file descriptors (two per connection). Raising the
+// hard limit needs privilege; without it the figure may fail with EMFILE.
+func raiseFileLimit(n uint64) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur >= n {
+		return
+	}
+	want := syscall.Rlimit{Cur: n, Max: max(rl.Max, n)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		rl.Cur = rl.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+	}
+}
+
+func fileLimit() uint64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	return rl.Cur
+}
+
+// gvisorVersion reports the gVisor module version this binary was built
+// with.
+func gvisorVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "gvisor.dev/gvisor" {
+				return d.Path + " " + d.Version
+			}
+		}
+	}
+	return "gvisor.dev/gvisor (version unknown)"
+}
