@@ -64,6 +64,9 @@ var frameVecs = sync.Pool{New: func() any { return new([1][]byte) }}
 // completion on the link's goroutine.
 func (n *NIC) DeliverFrames(frames [][]byte) {
 	s := n.stack
+	// TCP defers its ACKs to the end of the batch: one ACK for many
+	// segments, as a NIC's interrupt coalescing gives Linux.
+	defer n.tcpBatch.Flush()
 	for _, f := range frames {
 		s.stats.Link.InFrames.Add(1)
 		n.tapFrame(f, false)
@@ -226,7 +229,7 @@ func (s *Stack) deliver(n *NIC, h wire.IPv4, bcast bool) {
 			return
 		}
 		s.stats.IP.InDelivers.Add(1)
-		s.TCP.HandleSegment(h.Src(), h.Dst(), h.TOS(), t)
+		n.tcpBatch.HandleSegment(h.Src(), h.Dst(), h.TOS(), t)
 	case wire.ProtoIGMP:
 		s.stats.IP.InDelivers.Add(1)
 		s.receiveIGMP(n, h)
@@ -370,8 +373,7 @@ func (s *Stack) WritePacket(p *OutPacket) error {
 	if hdr.TotalLen > r.MTU {
 		return s.fragmentAndSend(&r, buf, hdr.TotalLen)
 	}
-	r.NIC.sendIP(r.NextHop, buf)
-	return nil
+	return r.NIC.sendIP(r.NextHop, buf)
 }
 
 func fillTransportChecksum(ip wire.IPv4, proto uint8) {
@@ -432,8 +434,12 @@ func (s *Stack) fragmentAndSend(r *ResolvedRoute, buf []byte, total int) error {
 		fip.SetTotalLen(fhl + n)
 		fip.SetFragment(baseOff+off, false, more)
 		fip.FillChecksum()
-		r.NIC.sendIP(r.NextHop, f)
+		err := r.NIC.sendIP(r.NextHop, f)
 		putBuf(f)
+		if err != nil {
+			s.stats.IP.FragFails.Add(1)
+			return err
+		}
 		s.stats.IP.FragCreates.Add(1)
 		off += n
 	}
@@ -470,10 +476,10 @@ func copyOptions(o []byte, out []byte) int {
 }
 
 // sendIP sends buf (14 bytes of room, then an IP packet) to next hop nh.
-func (n *NIC) sendIP(nh netip.Addr, buf []byte) {
+// A packet queued for neighbour resolution counts as sent.
+func (n *NIC) sendIP(nh netip.Addr, buf []byte) error {
 	if !n.ethernet {
-		n.writeFrame(buf[wire.EthernetHeaderLen:])
-		return
+		return n.writeFrame(buf[wire.EthernetHeaderLen:])
 	}
 	e := wire.Ethernet(buf)
 	var dst wire.MAC
@@ -487,16 +493,17 @@ func (n *NIC) sendIP(nh netip.Addr, buf []byte) {
 		e.SetEtherType(wire.EtherTypeIPv4)
 		mac, ok := n.neigh.resolve(nh, buf)
 		if !ok {
-			return
+			return nil
 		}
 		dst = mac
 	}
 	wire.PutEthernet(buf, dst, n.mac, wire.EtherTypeIPv4)
-	n.writeFrame(buf)
+	return n.writeFrame(buf)
 }
 
-// writeFrame hands one frame to the endpoint.
-func (n *NIC) writeFrame(f []byte) {
+// writeFrame hands one frame to the endpoint. A full link queue is
+// ENOBUFS, so TCP can treat it as local congestion instead of loss.
+func (n *NIC) writeFrame(f []byte) error {
 	s := n.stack
 	n.tapFrame(f, true)
 	one := frameVecs.Get().(*[1][]byte)
@@ -507,12 +514,13 @@ func (n *NIC) writeFrame(f []byte) {
 	if err != nil {
 		if err == link.ErrQueueFull {
 			s.stats.Link.OutQueueFull.Add(1)
-		} else {
-			s.stats.Link.OutErrors.Add(1)
+			return syscall.ENOBUFS
 		}
-		return
+		s.stats.Link.OutErrors.Add(1)
+		return syscall.ENETDOWN
 	}
 	s.stats.Link.OutFrames.Add(1)
+	return nil
 }
 
 // neighborFailed reports a packet dropped because its next hop never

@@ -136,6 +136,7 @@ func New(opts Options) *Stack {
 	// packets to ourselves are queued rather than delivered recursively
 	// (a sender holding a lock must never be re-entered).
 	lo := &NIC{stack: s, id: 0, name: "lo", ep: link.NewLoopback(65535), mtu: 65535, loopback: true, groups: map[netip.Addr]int{}}
+	lo.tcpBatch = s.TCP.NewBatch()
 	lo.ep.Attach(lo)
 	s.lo = lo
 	s.nics = append(s.nics, lo)
@@ -182,6 +183,7 @@ type NIC struct {
 	loopback bool
 	ethernet bool
 	neigh    *neighborCache
+	tcpBatch *tcp.Batch // used only on the NIC's receive goroutine
 
 	amu     sync.RWMutex
 	addrs   []netip.Prefix
@@ -196,6 +198,7 @@ func (s *Stack) AddNIC(name string, ep link.Endpoint) *NIC {
 	if n.ethernet {
 		n.neigh = newNeighborCache(n)
 	}
+	n.tcpBatch = s.TCP.NewBatch()
 	s.mu.Lock()
 	n.id = len(s.nics)
 	s.nics = append(s.nics, n)
