@@ -349,7 +349,14 @@ func (p *impairPath) process(frames [][]byte) error {
 	return p.flush()
 }
 
-// corrupt flips 1-3 distinct bits of b past the link header.
+// corrupt flips 1-3 distinct bits of one 16-bit word of b past the link
+// header. Keeping the flips inside one word is deliberate: the Internet
+// checksum detects every error confined to a single 16-bit word (short of
+// turning 0x0000 into 0xffff), but two flips of the same bit position in
+// different words, one 0→1 and one 1→0, cancel out in a ones' complement
+// sum. On a real Ethernet the FCS (CRC-32) catches those; a link without
+// one would deliver them to any stack. The model is the corruption the
+// IP, UDP and TCP checksums are specified to catch.
 func (p *impairPath) corrupt(b []byte, uBits uint64, pos [3]uint64) {
 	region := b
 	if p.m.inner.Kind() == KindEthernet && len(b) > wire.EthernetHeaderLen {
@@ -357,20 +364,24 @@ func (p *impairPath) corrupt(b []byte, uBits uint64, pos [3]uint64) {
 		// the payload is what tests the checksums above.
 		region = b[wire.EthernetHeaderLen:]
 	}
-	nb := uint64(len(region)) * 8
-	n := min(1+uBits%3, nb)
-	var done [3]uint64
-	for i := range n {
-		x := pos[i] % nb
-		for j := uint64(0); j < i; j++ {
-			if done[j] == x { // keep bits distinct so no flip undoes another
-				x = (x + 1) % nb
-				j = ^uint64(0) // restart the check
-			}
+	if len(region) < 2 {
+		if len(region) == 1 {
+			region[0] ^= 1 << (pos[0] % 8)
 		}
-		done[i] = x
-		region[x/8] ^= 1 << (x % 8)
+		return
 	}
+	word := int(pos[0]%uint64(len(region)/2)) * 2 // word offset, aligned to the IP header
+	n := 1 + uBits%3
+	var done uint16
+	for i := uint64(0); i < n; i++ {
+		bit := uint16(1) << ((pos[1] >> (4 * i)) % 16)
+		for done&bit != 0 { // keep bits distinct so no flip undoes another
+			bit = bit<<1 | bit>>15
+		}
+		done |= bit
+	}
+	region[word] ^= byte(done >> 8)
+	region[word+1] ^= byte(done)
 }
 
 // emit passes a frame on: into the output batch, or into the delay queue.

@@ -130,6 +130,22 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	return err
 }
 
+// segMSS is the payload that fits a data segment now: the SACK blocks
+// that will ride on it take their room from the MSS, as Linux's
+// tcp_current_mss does; otherwise a full segment with SACK blocks would
+// exceed the path MTU (EMSGSIZE with DF set).
+func (e *Endpoint) segMSS() int {
+	if !e.sackOK || len(e.ooo) == 0 {
+		return e.sndMSS
+	}
+	limit := 4
+	if e.tsOK {
+		limit = 3
+	}
+	k := min(len(e.ooo), limit)
+	return max(e.sndMSS-(4+8*k), 64)
+}
+
 // putSACK fills SACK blocks, most recently changed first (RFC 2018 4).
 func (e *Endpoint) putSACK(o *wire.TCPOptions) {
 	limit := 4
@@ -227,7 +243,7 @@ func (e *Endpoint) nextLost() (uint32, int, bool) {
 		if !hasNext || !e.isLost(seq) {
 			return 0, 0, false
 		}
-		n := min(e.sndMSS, int(seqMin(next, end)-seq))
+		n := min(e.segMSS(), int(seqMin(next, end)-seq))
 		return seq, n, n > 0
 	}
 	return 0, 0, false
@@ -269,7 +285,7 @@ func (e *Endpoint) output(now time.Duration) {
 		return
 	}
 	sent := false
-	mss := e.sndMSS
+	mss := e.segMSS()
 	if e.recovery && e.sackOK {
 		pipe := e.inFlight()
 		for e.ccs.Cwnd-pipe >= mss {
@@ -434,7 +450,7 @@ func (e *Endpoint) onTLP(now time.Duration) {
 	end := e.sndMax
 	fin := e.wrShut && seqGT(end, e.dataEnd())
 	dEnd := seqMin(end, e.dataEnd())
-	n := min(e.sndMSS, int(dEnd-e.sndUna))
+	n := min(e.segMSS(), int(dEnd-e.sndUna))
 	if seqGT(e.sndUna, dEnd) {
 		n = 0
 	}
@@ -618,7 +634,7 @@ func (e *Endpoint) onPersist(now time.Duration) {
 	wnd := int(int32(e.sndUna + uint32(e.sndWnd) - e.sndNxt))
 	if wnd > 0 {
 		// A window too small to be worth using: send what fits.
-		n := min(wnd, int(e.dataEnd()-e.sndNxt), e.sndMSS)
+		n := min(wnd, int(e.dataEnd()-e.sndNxt), e.segMSS())
 		e.sendData(e.sndNxt, n, false, now)
 		e.sndNxt += uint32(n)
 		e.sndMax = e.sndNxt

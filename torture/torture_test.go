@@ -145,6 +145,10 @@ func runSeed(t *testing.T, seed int64, n int) {
 		is, _ := s.GetSockOpt(socket.SOL_TCP, socket.TCP_INFO)
 		t.Logf("client TCP_INFO %+v", ic)
 		t.Logf("server TCP_INFO %+v", is)
+		t.Logf("A TCP %+v", sa.TCP.Stats())
+		t.Logf("B TCP %+v", sb.TCP.Stats())
+		t.Logf("A link %+v B link %+v", sa.Stats().Link.OutQueueFull.Load(), sb.Stats().Link.OutQueueFull.Load())
+		t.Logf("impair egress %+v ingress %+v", imp.Egress.Snapshot(), imp.Ingress.Snapshot())
 	}
 	if gotA != sha256.Sum256(dataA) {
 		t.Errorf("A→B: received bytes differ from sent bytes")
