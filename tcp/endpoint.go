@@ -414,6 +414,8 @@ func (e *Endpoint) setupMSS() {
 	if mtu <= 0 {
 		mtu = 1500
 	}
+	// An IPv4 packet is at most 65,535 bytes whatever the link's MTU.
+	mtu = min(mtu, 65535)
 	e.advMSS = max(mtu-40, 88)
 	if e.userMSS > 0 {
 		e.advMSS = min(e.advMSS, e.userMSS)
