@@ -213,12 +213,18 @@ func Mem(env *Env, n int) (float64, error) {
 			}
 			accepted <- c
 		}
+		close(accepted)
 	}()
 	var conns []net.Conn
 	for i := 0; i < n; i++ {
 		c, err := env.DialA(context.Background(), "tcp", l.Addr().String())
 		if err != nil {
 			for _, c := range conns {
+				c.Close()
+			}
+			// Close what the acceptor already took, and stop it.
+			l.Close()
+			for c := range accepted {
 				c.Close()
 			}
 			return 0, err
@@ -228,6 +234,9 @@ func Mem(env *Env, n int) (float64, error) {
 	for i := 0; i < n; i++ {
 		c, ok := <-accepted
 		if !ok {
+			for _, c := range conns {
+				c.Close()
+			}
 			return 0, errors.New("accept failed")
 		}
 		conns = append(conns, c)
