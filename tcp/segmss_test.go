@@ -35,4 +35,3 @@ func TestDataWithSACKFitsMTU(t *testing.T) {
 		t.Fatal("no data segment carried the SACK block")
 	}
 }
-
