@@ -69,6 +69,7 @@ type Socket struct {
 	closed   atomic.Bool
 	refs     *atomic.Int32 // shared with duplicates (Dup); nil if never duplicated
 	stored   map[int]any   // SOL_SOCKET options kept but not acted on
+	device   string        // SO_BINDTODEVICE
 }
 
 // Socket creates a socket; proto 0 picks the default for the type.
@@ -314,6 +315,11 @@ func (s *Socket) Bind(a Sockaddr) error {
 	}
 	if a == nil {
 		return syscall.EINVAL
+	}
+	if s.family == AF_INET && a.Family() == AF_UNSPEC {
+		// Linux accepts AF_UNSPEC with INADDR_ANY on an AF_INET socket,
+		// for old programs that left the family zero.
+		a = Inet("0.0.0.0", 0)
 	}
 	if a.Family() != s.family && !(s.family == AF_INET && a.Family() == AF_INET) {
 		return syscall.EAFNOSUPPORT

@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/tcp"
 )
 
@@ -41,12 +42,37 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 			return nil
 		case SO_TYPE, SO_ERROR, SO_ACCEPTCONN, SO_DOMAIN, SO_PROTOCOL, SO_SNDLOWAT:
 			return syscall.ENOPROTOOPT
+		case SO_BINDTODEVICE:
+			return s.bindToDevice(v)
 		}
 		if s.storedOpt(name) {
 			return s.setStored(name, v)
 		}
 	}
 	return s.ep.setOption(level, name, v)
+}
+
+// bindToDevice is SO_BINDTODEVICE: a NIC name ("" unbinds); an unknown
+// name is ENODEV. Datagram sockets send through that NIC; for stream
+// sockets the name is kept and reported (routing picks the NIC).
+func (s *Socket) bindToDevice(v any) error {
+	name, ok := v.(string)
+	if !ok {
+		return syscall.EINVAL
+	}
+	var nic *stack.NIC
+	if name != "" {
+		if nic = s.net.st.NICByName(name); nic == nil {
+			return syscall.ENODEV
+		}
+	}
+	if d, ok := s.ep.(*dgramEP); ok {
+		d.ep.SetBindToDevice(nic)
+	}
+	s.mu.Lock()
+	s.device = name
+	s.mu.Unlock()
+	return nil
 }
 
 // storedOpt reports SOL_SOCKET options this kind of socket accepts and
@@ -75,6 +101,9 @@ func (s *Socket) setStored(name int, v any) error {
 			return err
 		}
 		if name == SO_RCVLOWAT {
+			if i < 0 {
+				i = 1<<31 - 1 // Linux: a negative low-water mark means INT_MAX
+			}
 			v = max(i, 1)
 		} else {
 			v = b2i(i != 0)
@@ -139,6 +168,10 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 			return s.sndTimeo, nil
 		case SO_SNDLOWAT:
 			return 1, nil
+		case SO_BINDTODEVICE:
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.device, nil
 		}
 		if s.storedOpt(name) {
 			return s.getStored(name), nil

@@ -45,15 +45,19 @@ type DgramEndpoint struct {
 	proto uint8
 	table *udpTable
 
-	mu        sync.Mutex
-	local     netip.AddrPort
-	bound     bool
-	remote    netip.AddrPort
-	connected bool
-	closed    bool
-	shutRd    bool
-	shutWr    bool
-	softErr   syscall.Errno
+	mu    sync.Mutex
+	local netip.AddrPort
+	bound bool
+	// userAddr and userPort record an explicit bind (Linux's
+	// SOCK_BINDADDR_LOCK / SOCK_BINDPORT_LOCK): a disconnect keeps what the
+	// user chose and releases what connect chose.
+	userAddr, userPort bool
+	remote             netip.AddrPort
+	connected          bool
+	closed             bool
+	shutRd             bool
+	shutWr             bool
+	softErr            syscall.Errno
 
 	queue   []received // ring
 	head, n int
@@ -149,7 +153,12 @@ func (e *DgramEndpoint) Bind(addr netip.AddrPort) error {
 		e.bound = true
 		return nil
 	}
-	return e.bindLocked(netip.AddrPortFrom(a, addr.Port()))
+	if err := e.bindLocked(netip.AddrPortFrom(a, addr.Port())); err != nil {
+		return err
+	}
+	e.userAddr = !a.IsUnspecified()
+	e.userPort = addr.Port() != 0
+	return nil
 }
 
 func (e *DgramEndpoint) bindLocked(addr netip.AddrPort) error {
@@ -171,8 +180,7 @@ func (e *DgramEndpoint) Connect(addr netip.AddrPort) error {
 		return syscall.EBADF
 	}
 	if !addr.Addr().IsValid() {
-		e.connected = false
-		e.remote = netip.AddrPort{}
+		e.disconnectLocked()
 		return nil
 	}
 	if !addr.Addr().Is4() {
@@ -216,6 +224,25 @@ func (e *DgramEndpoint) Connect(addr netip.AddrPort) error {
 	return nil
 }
 
+// disconnectLocked dissolves the association (connect with AF_UNSPEC),
+// releasing the address and port that connect picked, as Linux's
+// __udp_disconnect does.
+func (e *DgramEndpoint) disconnectLocked() {
+	e.connected = false
+	e.remote = netip.AddrPort{}
+	if e.kind == KindRaw || !e.bound {
+		return
+	}
+	if !e.userAddr {
+		e.local = netip.AddrPortFrom(netip.IPv4Unspecified(), e.local.Port())
+	}
+	if !e.userPort {
+		e.table.remove(e)
+		e.bound = false
+		e.local = netip.AddrPortFrom(e.local.Addr(), 0)
+	}
+}
+
 // LocalAddr is the bound address (zero port when unbound).
 func (e *DgramEndpoint) LocalAddr() netip.AddrPort {
 	e.mu.Lock()
@@ -230,7 +257,7 @@ func (e *DgramEndpoint) LocalAddr() netip.AddrPort {
 func (e *DgramEndpoint) RemoteAddr() (netip.AddrPort, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.connected {
+	if !e.connected || (e.kind == KindUDP && e.remote.Port() == 0) {
 		return netip.AddrPort{}, syscall.ENOTCONN
 	}
 	return e.remote, nil
@@ -293,6 +320,10 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 	} else if !to.Addr().Is4() {
 		e.mu.Unlock()
 		return 0, syscall.EAFNOSUPPORT
+	}
+	if e.kind == KindUDP && to.Port() == 0 {
+		e.mu.Unlock()
+		return 0, syscall.EINVAL
 	}
 	dst := to.Addr()
 	if dst.IsUnspecified() {

@@ -70,21 +70,35 @@ func (e *DgramEndpoint) MulticastLoop() bool {
 func (e *DgramEndpoint) SetMulticastIf(n *NIC) { e.mu.Lock(); e.opts.mcastIf = n; e.mu.Unlock() }
 func (e *DgramEndpoint) MulticastIf() *NIC     { e.mu.Lock(); defer e.mu.Unlock(); return e.opts.mcastIf }
 
-// SetBindToDevice pins output to one NIC (SO_BINDTODEVICE).
+// SetBindToDevice pins output to one NIC (SO_BINDTODEVICE; nil unbinds).
 func (e *DgramEndpoint) SetBindToDevice(n *NIC) { e.mu.Lock(); e.opts.bindDev = n; e.mu.Unlock() }
 
-// SetRecvBuf sets SO_RCVBUF like Linux: the value is doubled and at least 2304.
+// Buffer limits as net.core.rmem_max / wmem_max on this project's
+// machines (4 MiB); Linux caps SO_RCVBUF/SO_SNDBUF there, then doubles.
+const (
+	RmemMax = 4 << 20
+	WmemMax = 4 << 20
+)
+
+// SetRecvBuf sets SO_RCVBUF like Linux: capped at RmemMax (a negative
+// value is a huge unsigned one), doubled, at least 2304.
 func (e *DgramEndpoint) SetRecvBuf(v int) {
-	v = min(max(v*2, 2304), 1<<26)
+	if v < 0 || v > RmemMax {
+		v = RmemMax
+	}
+	v = max(v*2, 2304)
 	e.mu.Lock()
 	e.rcvbuf = v
 	e.mu.Unlock()
 }
 func (e *DgramEndpoint) RecvBuf() int { e.mu.Lock(); defer e.mu.Unlock(); return e.rcvbuf }
 
-// SetSendBuf sets SO_SNDBUF like Linux: doubled, at least 4608.
+// SetSendBuf sets SO_SNDBUF like Linux: capped at WmemMax, doubled, at least 4608.
 func (e *DgramEndpoint) SetSendBuf(v int) {
-	v = min(max(v*2, 4608), 1<<26)
+	if v < 0 || v > WmemMax {
+		v = WmemMax
+	}
+	v = max(v*2, 4608)
 	e.mu.Lock()
 	e.sndbuf = v
 	e.mu.Unlock()
