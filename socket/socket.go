@@ -65,7 +65,7 @@ type Socket struct {
 	rcvTimeo time.Duration // SO_RCVTIMEO (0 = none)
 	sndTimeo time.Duration
 	rdl, wdl time.Time     // deadlines (net.Conn adapters)
-	cancel   chan struct{} // closed on Close, or to interrupt waits
+	cancel   chan struct{} // closed on Close; made on first need (idle sockets are many)
 	closed   atomic.Bool
 	refs     *atomic.Int32 // shared with duplicates (Dup); nil if never duplicated
 	stored   map[int]any   // SOL_SOCKET options kept but not acted on
@@ -95,7 +95,7 @@ func (n *Net) Socket(family, typ, proto int) (*Socket, error) {
 }
 
 func (n *Net) register(family, typ, proto int, ep endpoint) *Socket {
-	s := &Socket{net: n, family: family, typ: typ, proto: proto, ep: ep, timeout: -1, cancel: make(chan struct{})}
+	s := &Socket{net: n, family: family, typ: typ, proto: proto, ep: ep, timeout: -1}
 	n.mu.Lock()
 	for {
 		if _, used := n.fds[n.nextFD]; !used {
@@ -126,6 +126,19 @@ func (n *Net) Sockets() []*Socket {
 		out = append(out, s)
 	}
 	return out
+}
+
+// closedChan is the cancel channel of a socket closed before anyone waited.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// cancelChan is closed when the socket closes.
+func (s *Socket) cancelChan() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel == nil {
+		s.cancel = make(chan struct{})
+	}
+	return s.cancel
 }
 
 // Fileno is the descriptor number (per Net, starting at 3 like a process).
@@ -260,7 +273,7 @@ func (s *Socket) wait(mask waiter.EventMask, deadline time.Time, fromDL bool, e 
 	select {
 	case <-e.C:
 		return nil
-	case <-s.cancel:
+	case <-s.cancelChan():
 		return syscall.EBADF
 	case <-tc:
 		if fromDL {
@@ -419,7 +432,7 @@ func (s *Socket) SendTo(b []byte, flags int, a Sockaddr) (int, error) {
 	if !s.ep.stream() {
 		var wait chan struct{}
 		if nb, _ := s.mode(flags, true); !nb {
-			wait = s.cancel
+			wait = s.cancelChan()
 		}
 		var n int
 		err := s.blocking(flags, true, waiter.EventOut, func() error {
@@ -551,7 +564,13 @@ func (s *Socket) Close() error {
 	if s.closed.Swap(true) {
 		return syscall.EBADF
 	}
-	close(s.cancel)
+	s.mu.Lock()
+	if s.cancel == nil {
+		s.cancel = closedChan
+	} else {
+		close(s.cancel)
+	}
+	s.mu.Unlock()
 	s.closeEndpoint()
 	s.net.mu.Lock()
 	delete(s.net.fds, s.fd)
