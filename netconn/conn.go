@@ -26,9 +26,12 @@ type conn struct {
 	base    string // "tcp", "udp", "unix", "unixgram", "unixpacket"
 	stream  bool   // byte stream: Write loops until all is sent
 	zeroEOF bool   // a zero-byte read is the end (stream and seqpacket)
-	laddr   net.Addr
-	raddr   net.Addr
-	closed  atomic.Bool
+	// The addresses are made on first use: an idle connection should not
+	// carry two *net.TCPAddr it may never be asked for.
+	addrOnce sync.Once
+	laddr    net.Addr
+	raddr    net.Addr
+	closed   atomic.Bool
 
 	// The deadlines are kept here too, so that a deadline already in
 	// the past fails a call before it touches the socket (the socket
@@ -38,32 +41,40 @@ type conn struct {
 }
 
 func newConn(s *socket.Socket, network string, k kind, raddr net.Addr) *conn {
-	c := &conn{s: s, network: network, base: k.base, stream: k.stream, zeroEOF: k.typ != socket.SOCK_DGRAM, raddr: raddr}
-	if sa, err := s.GetSockName(); err == nil {
-		c.laddr = toNetAddr(k.base, sa)
-	}
-	if c.raddr == nil {
-		if sa, err := s.GetPeerName(); err == nil {
-			c.raddr = toNetAddr(k.base, sa)
-		}
-	}
-	return c
+	return &conn{s: s, network: network, base: k.base, stream: k.stream, zeroEOF: k.typ != socket.SOCK_DGRAM, raddr: raddr}
 }
+
+// addrs fills laddr and raddr once, from the socket.
+func (c *conn) addrs() {
+	c.addrOnce.Do(func() {
+		if sa, err := c.s.GetSockName(); err == nil {
+			c.laddr = toNetAddr(c.base, sa)
+		}
+		if c.raddr == nil {
+			if sa, err := c.s.GetPeerName(); err == nil {
+				c.raddr = toNetAddr(c.base, sa)
+			}
+		}
+	})
+}
+
+func (c *conn) localAddr() net.Addr  { c.addrs(); return c.laddr }
+func (c *conn) remoteAddr() net.Addr { c.addrs(); return c.raddr }
 
 // Socket is the sockstack socket under the conn.
 func (c *conn) Socket() *socket.Socket { return c.s }
 
 // LocalAddr is the local address (*net.TCPAddr, *net.UDPAddr or *net.UnixAddr).
-func (c *conn) LocalAddr() net.Addr { return c.laddr }
+func (c *conn) LocalAddr() net.Addr { return c.localAddr() }
 
 // RemoteAddr is the peer's address (nil for an unconnected datagram socket).
-func (c *conn) RemoteAddr() net.Addr { return c.raddr }
+func (c *conn) RemoteAddr() net.Addr { return c.remoteAddr() }
 
 func (c *conn) opErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &net.OpError{Op: op, Net: c.network, Source: c.laddr, Addr: c.raddr, Err: err}
+	return &net.OpError{Op: op, Net: c.network, Source: c.localAddr(), Addr: c.remoteAddr(), Err: err}
 }
 
 // expired reports whether the read (or write) deadline has passed.
@@ -298,7 +309,7 @@ func (c *UnixConn) ReadFromUnix(b []byte) (int, *net.UnixAddr, error) {
 func (c *UnixConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UnixAddr)
 	if !ok {
-		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.laddr, Addr: addr, Err: syscall.EINVAL}
+		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.localAddr(), Addr: addr, Err: syscall.EINVAL}
 	}
 	return c.WriteToUnix(b, ua)
 }
@@ -306,7 +317,7 @@ func (c *UnixConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 // WriteToUnix sends a datagram to addr.
 func (c *UnixConn) WriteToUnix(b []byte, addr *net.UnixAddr) (int, error) {
 	if addr == nil {
-		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.laddr, Err: errMissingAddress}
+		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.localAddr(), Err: errMissingAddress}
 	}
 	return c.sendTo(b, &socket.SockaddrUnix{Name: addr.Name}, addr)
 }
@@ -326,11 +337,11 @@ func (c *conn) recvFrom(b []byte) (int, socket.Sockaddr, error) {
 
 func (c *conn) sendTo(b []byte, sa socket.Sockaddr, to net.Addr) (int, error) {
 	if err := c.precheck(true); err != nil {
-		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.laddr, Addr: to, Err: err}
+		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.localAddr(), Addr: to, Err: err}
 	}
 	n, err := c.s.SendTo(b, socket.MSG_NOSIGNAL, sa)
 	if err != nil {
-		return n, &net.OpError{Op: "write", Net: c.network, Source: c.laddr, Addr: to, Err: mapErr("sendto", err, c.closed.Load())}
+		return n, &net.OpError{Op: "write", Net: c.network, Source: c.localAddr(), Addr: to, Err: mapErr("sendto", err, c.closed.Load())}
 	}
 	return n, nil
 }

@@ -189,7 +189,8 @@ func (l *Listener) Accept() (net.Conn, error) {
 		return nil, l.opErr(mapErr("accept", err, l.closed.Load()))
 	}
 	var raddr net.Addr
-	if from != nil {
+	if from != nil && l.k.base != "tcp" {
+		// TCP peers are read from the socket when first asked for.
 		raddr = toNetAddr(l.k.base, from)
 	}
 	return wrapConn(ns, l.network, l.k, raddr, l.keepAlive, false), nil

@@ -61,7 +61,7 @@ func (c *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 func (c *UDPConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
-		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.laddr, Addr: addr,
+		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.localAddr(), Addr: addr,
 			Err: &net.AddrError{Err: "unexpected address type", Addr: addrString(addr)}}
 	}
 	return c.WriteToUDP(b, ua)
@@ -70,7 +70,7 @@ func (c *UDPConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 // WriteToUDP sends b to addr.
 func (c *UDPConn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
 	if addr == nil {
-		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.laddr, Err: errMissingAddress}
+		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.localAddr(), Err: errMissingAddress}
 	}
 	return c.writeTo(b, addr.AddrPort(), addr)
 }
@@ -85,10 +85,10 @@ func (c *UDPConn) writeTo(b []byte, ap netip.AddrPort, to net.Addr) (int, error)
 		to = net.UDPAddrFromAddrPort(ap)
 	}
 	if c.connected {
-		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.laddr, Addr: to, Err: net.ErrWriteToConnected}
+		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.localAddr(), Addr: to, Err: net.ErrWriteToConnected}
 	}
 	if !ap.Addr().IsValid() {
-		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.laddr, Addr: to, Err: errMissingAddress}
+		return 0, &net.OpError{Op: "write", Net: c.network, Source: c.localAddr(), Addr: to, Err: errMissingAddress}
 	}
 	return c.sendTo(b, socket.InetAddr(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())), to)
 }
