@@ -60,16 +60,39 @@ type Socket struct {
 	proto  int
 	ep     endpoint
 
-	mu       sync.Mutex
-	timeout  time.Duration // <0 blocking; 0 non-blocking; >0 timeout
-	rcvTimeo time.Duration // SO_RCVTIMEO (0 = none)
-	sndTimeo time.Duration
-	rdl, wdl time.Time     // deadlines (net.Conn adapters)
-	cancel   chan struct{} // closed on Close; made on first need (idle sockets are many)
-	closed   atomic.Bool
-	refs     *atomic.Int32 // shared with duplicates (Dup); nil if never duplicated
-	stored   map[int]any   // SOL_SOCKET options kept but not acted on
-	device   string        // SO_BINDTODEVICE
+	mu      sync.Mutex
+	timeout time.Duration // <0 blocking; 0 non-blocking; >0 timeout
+	cancel  chan struct{} // closed on Close; made on first need (idle sockets are many)
+	closed  atomic.Bool
+	refs    *atomic.Int32 // shared with duplicates (Dup); nil if never duplicated
+	x       *sockExtra    // rarely used state, made on first use; guarded by mu
+}
+
+// sockExtra holds what most sockets never set, so an idle socket stays small.
+type sockExtra struct {
+	rcvTimeo, sndTimeo time.Duration // SO_RCVTIMEO, SO_SNDTIMEO (0 = none)
+	rdl, wdl           time.Time     // deadlines (net.Conn adapters)
+	stored             map[int]any   // SOL_SOCKET options kept but not acted on
+	device             string        // SO_BINDTODEVICE
+}
+
+var noExtra sockExtra
+
+// ext returns the extra state for writing, making it; call with mu held.
+func (s *Socket) ext() *sockExtra {
+	if s.x == nil {
+		s.x = new(sockExtra)
+	}
+	return s.x
+}
+
+// rx returns the extra state for reading (zero values when never set);
+// call with mu held.
+func (s *Socket) rx() *sockExtra {
+	if s.x == nil {
+		return &noExtra
+	}
+	return s.x
 }
 
 // Socket creates a socket; proto 0 picks the default for the type.
@@ -182,14 +205,14 @@ func (s *Socket) Timeout() time.Duration {
 // absolute time (for the net.Conn adapters); zero removes the bound.
 func (s *Socket) SetReadDeadline(t time.Time) {
 	s.mu.Lock()
-	s.rdl = t
+	s.ext().rdl = t
 	s.mu.Unlock()
 	s.ep.waiter().Notify(waiter.EventIn | waiter.EventOut) // re-evaluate waits
 }
 
 func (s *Socket) SetWriteDeadline(t time.Time) {
 	s.mu.Lock()
-	s.wdl = t
+	s.ext().wdl = t
 	s.mu.Unlock()
 	s.ep.waiter().Notify(waiter.EventIn | waiter.EventOut)
 }
@@ -218,9 +241,9 @@ func (s *Socket) mode(flags int, write bool) (nonblock bool, deadline time.Time)
 	}
 	d := s.timeout
 	if d < 0 {
-		d = s.rcvTimeo
+		d = s.rx().rcvTimeo
 		if write {
-			d = s.sndTimeo
+			d = s.rx().sndTimeo
 		}
 	}
 	if d > 0 {
@@ -233,9 +256,9 @@ func (s *Socket) mode(flags int, write bool) (nonblock bool, deadline time.Time)
 // net.Conn deadline; fromDL says the latter is the nearer one.
 func (s *Socket) effectiveDeadline(callDL time.Time, write bool) (time.Time, bool) {
 	s.mu.Lock()
-	dl := s.rdl
+	dl := s.rx().rdl
 	if write {
-		dl = s.wdl
+		dl = s.rx().wdl
 	}
 	s.mu.Unlock()
 	if !dl.IsZero() && (callDL.IsZero() || dl.Before(callDL)) {

@@ -34,9 +34,9 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 			}
 			s.mu.Lock()
 			if name == SO_RCVTIMEO {
-				s.rcvTimeo = d
+				s.ext().rcvTimeo = d
 			} else {
-				s.sndTimeo = d
+				s.ext().sndTimeo = d
 			}
 			s.mu.Unlock()
 			return nil
@@ -70,7 +70,7 @@ func (s *Socket) bindToDevice(v any) error {
 		d.ep.SetBindToDevice(nic)
 	}
 	s.mu.Lock()
-	s.device = name
+	s.ext().device = name
 	s.mu.Unlock()
 	return nil
 }
@@ -110,10 +110,11 @@ func (s *Socket) setStored(name int, v any) error {
 		}
 	}
 	s.mu.Lock()
-	if s.stored == nil {
-		s.stored = map[int]any{}
+	x := s.ext()
+	if x.stored == nil {
+		x.stored = map[int]any{}
 	}
-	s.stored[name] = v
+	x.stored[name] = v
 	s.mu.Unlock()
 	return nil
 }
@@ -121,7 +122,7 @@ func (s *Socket) setStored(name int, v any) error {
 func (s *Socket) getStored(name int) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if v, ok := s.stored[name]; ok {
+	if v, ok := s.rx().stored[name]; ok {
 		return v
 	}
 	switch name {
@@ -161,17 +162,17 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 		case SO_RCVTIMEO:
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			return s.rcvTimeo, nil
+			return s.rx().rcvTimeo, nil
 		case SO_SNDTIMEO:
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			return s.sndTimeo, nil
+			return s.rx().sndTimeo, nil
 		case SO_SNDLOWAT:
 			return 1, nil
 		case SO_BINDTODEVICE:
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			return s.device, nil
+			return s.rx().device, nil
 		}
 		if s.storedOpt(name) {
 			return s.getStored(name), nil
