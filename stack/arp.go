@@ -3,6 +3,7 @@ package stack
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sockstack/sockstack/clock"
@@ -40,6 +41,33 @@ type neighbor struct {
 	tries     int
 	pending   [][]byte // frames (Ethernet header included) waiting for the MAC
 	timer     clock.Timer
+
+	// fast lets senders use the entry without the cache lock or the
+	// clock: the MAC with fastValid set while the entry is REACHABLE and
+	// not yet due for confirmation (or PERMANENT), zero otherwise. It is
+	// written under the cache lock.
+	fast    atomic.Uint64
+	touched atomic.Bool // used through fast since used was last updated
+	reach   clock.Timer // ends the fast path when reachability expires
+}
+
+const fastValid = 1 << 63
+
+func (e *neighbor) setFast(on bool) {
+	if !on {
+		e.fast.Store(0)
+		return
+	}
+	m := e.mac
+	e.fast.Store(fastValid | uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 | uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5]))
+}
+
+// noteUse folds fast-path use into used; the cache lock is held.
+func (e *neighbor) noteUse(now time.Time) {
+	if e.touched.Load() {
+		e.touched.Store(false)
+		e.used = now
+	}
 }
 
 // neighborCache is a NIC's ARP cache: bounded, with a bounded queue of
@@ -50,6 +78,38 @@ type neighborCache struct {
 	entries map[netip.Addr]*neighbor
 	sweep   clock.Timer
 	closed  bool
+
+	// hint holds recently resolved entries by the address's last byte,
+	// for the lock-free lookup.
+	hint [16]atomic.Pointer[neighbor]
+}
+
+func hintSlot(a netip.Addr) int { return int(a.As4()[3] & 15) }
+
+// lookupFast returns a's MAC when a usable entry is at hand without the
+// lock; ok false sends the caller to resolve.
+func (c *neighborCache) lookupFast(a netip.Addr) (mac wire.MAC, ok bool) {
+	e := c.hint[hintSlot(a)].Load()
+	if e == nil || e.addr != a {
+		return mac, false
+	}
+	v := e.fast.Load()
+	if v&fastValid == 0 {
+		return mac, false
+	}
+	if !e.touched.Load() {
+		e.touched.Store(true)
+	}
+	return wire.MAC{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}, true
+}
+
+// dropLocked removes e from the table; the lock is held.
+func (c *neighborCache) dropLocked(e *neighbor) {
+	delete(c.entries, e.addr)
+	e.setFast(false)
+	if e.reach != nil {
+		e.reach.Stop()
+	}
 }
 
 func newNeighborCache(n *NIC) *neighborCache {
@@ -66,6 +126,10 @@ func (c *neighborCache) close() {
 		if e.timer != nil {
 			e.timer.Stop()
 		}
+		if e.reach != nil {
+			e.reach.Stop()
+		}
+		e.setFast(false)
 	}
 	c.mu.Unlock()
 }
@@ -92,12 +156,14 @@ func (c *neighborCache) age() {
 	if c.closed {
 		return
 	}
-	for a, e := range c.entries {
+	for _, e := range c.entries {
+		e.noteUse(now)
 		if e.state == NeighReachable && now.Sub(e.confirmed) > s.opts.ARPReachable {
 			e.state = NeighStale
+			e.setFast(false)
 		}
 		if e.state == NeighStale && now.Sub(e.used) > s.opts.ARPStaleTimeout && now.Sub(e.confirmed) > s.opts.ARPStaleTimeout {
-			delete(c.entries, a)
+			c.dropLocked(e)
 			s.stats.ARP.CacheEvictions.Add(1)
 		}
 	}
@@ -111,7 +177,13 @@ func (n *NIC) SetStatic(a netip.Addr, mac wire.MAC) {
 		return
 	}
 	c.mu.Lock()
-	c.entries[a] = &neighbor{addr: a, mac: mac, state: NeighPermanent}
+	if old := c.entries[a]; old != nil {
+		c.dropLocked(old)
+	}
+	e := &neighbor{addr: a, mac: mac, state: NeighPermanent}
+	e.setFast(true)
+	c.entries[a] = e
+	c.hint[hintSlot(a)].Store(e)
 	c.mu.Unlock()
 }
 
@@ -126,10 +198,12 @@ func (c *neighborCache) resolve(a netip.Addr, frame []byte) (mac wire.MAC, ok bo
 	if e != nil && e.state != NeighIncomplete {
 		e.used = now
 		mac = e.mac
+		c.hint[hintSlot(a)].Store(e)
 		// A stale entry is still used, and re-confirmed by a unicast probe.
 		refresh := e.state == NeighStale || (e.state == NeighReachable && now.Sub(e.confirmed) > s.opts.ARPReachable)
 		if refresh && now.Sub(e.probed) > s.opts.ARPRetryTime {
 			e.state = NeighStale
+			e.setFast(false)
 			e.probed = now
 			c.mu.Unlock()
 			c.sendRequest(a, mac)
@@ -139,7 +213,7 @@ func (c *neighborCache) resolve(a netip.Addr, frame []byte) (mac wire.MAC, ok bo
 		return mac, true
 	}
 	if e == nil {
-		if len(c.entries) >= s.opts.ARPCacheSize && !c.evictLocked() {
+		if len(c.entries) >= s.opts.ARPCacheSize && !c.evictLocked(now) {
 			c.mu.Unlock()
 			s.stats.ARP.CacheFull.Add(1)
 			s.stats.ARP.PendingDrops.Add(1)
@@ -176,9 +250,10 @@ func (c *neighborCache) enqueueLocked(e *neighbor, frame []byte) {
 }
 
 // evictLocked frees one stale entry; false if none can go.
-func (c *neighborCache) evictLocked() bool {
+func (c *neighborCache) evictLocked(now time.Time) bool {
 	var victim *neighbor
 	for _, e := range c.entries {
+		e.noteUse(now)
 		if e.state == NeighStale || e.state == NeighReachable {
 			if victim == nil || e.used.Before(victim.used) {
 				victim = e
@@ -188,7 +263,7 @@ func (c *neighborCache) evictLocked() bool {
 	if victim == nil {
 		return false
 	}
-	delete(c.entries, victim.addr)
+	c.dropLocked(victim)
 	c.nic.stack.stats.ARP.CacheEvictions.Add(1)
 	return true
 }
@@ -233,7 +308,7 @@ func (c *neighborCache) learn(a netip.Addr, mac wire.MAC, create bool) {
 			c.mu.Unlock()
 			return
 		}
-		if len(c.entries) >= s.opts.ARPCacheSize && !c.evictLocked() {
+		if len(c.entries) >= s.opts.ARPCacheSize && !c.evictLocked(now) {
 			c.mu.Unlock()
 			s.stats.ARP.CacheFull.Add(1)
 			return
@@ -251,6 +326,13 @@ func (c *neighborCache) learn(a netip.Addr, mac wire.MAC, create bool) {
 	e.mac = mac
 	e.state = NeighReachable
 	e.confirmed = now
+	e.setFast(true)
+	if e.reach == nil {
+		e.reach = s.clock.AfterFunc(s.opts.ARPReachable, func() { c.expire(e) })
+	} else {
+		e.reach.Reset(s.opts.ARPReachable)
+	}
+	c.hint[hintSlot(a)].Store(e)
 	pending := e.pending
 	e.pending = nil
 	c.mu.Unlock()
@@ -259,6 +341,19 @@ func (c *neighborCache) learn(a netip.Addr, mac wire.MAC, create bool) {
 		c.nic.writeFrame(f)
 		putBuf(f)
 	}
+}
+
+// expire ends the lock-free use of e when its reachability runs out, so
+// the next send takes resolve's path, which sends the confirming probe.
+func (c *neighborCache) expire(e *neighbor) {
+	s := c.nic.stack
+	now := s.clock.Now()
+	c.mu.Lock()
+	if e.state == NeighReachable && now.Sub(e.confirmed) >= s.opts.ARPReachable {
+		e.noteUse(now)
+		e.setFast(false)
+	}
+	c.mu.Unlock()
 }
 
 func (c *neighborCache) sendRequest(target netip.Addr, dstMAC wire.MAC) {

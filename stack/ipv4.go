@@ -10,49 +10,51 @@ import (
 	"github.com/sockstack/sockstack/wire"
 )
 
-// Frame buffers come from size-classed free lists. A sync.Pool of
-// []byte would allocate a slice header on every Put; a mutex-guarded
-// stack of slices does not.
-type bufClass struct {
-	size int
-	mu   sync.Mutex
-	free [][]byte
-}
+// Frame buffers come from size-classed pools of fixed-size arrays. A
+// pointer to an array goes into a sync.Pool without allocating (a []byte
+// would need a new slice header on every Put), and sync.Pool keeps a
+// cache per P, so the goroutines of two links and the senders do not
+// meet on one lock per packet. The GC empties the pools; that is what
+// bounds the memory parked in them.
+const (
+	bufSize0 = 256
+	bufSize1 = 2048
+	bufSize2 = 9216
+	bufSize3 = 65536 + 64
+)
 
-// maxFreePerClass bounds the memory parked in each free list.
-const maxFreePerClass = 4096
-
-var bufClasses = [...]*bufClass{{size: 256}, {size: 2048}, {size: 9216}, {size: 65536 + 64}}
+var (
+	bufPool0 = sync.Pool{New: func() any { return new([bufSize0]byte) }}
+	bufPool1 = sync.Pool{New: func() any { return new([bufSize1]byte) }}
+	bufPool2 = sync.Pool{New: func() any { return new([bufSize2]byte) }}
+	bufPool3 = sync.Pool{New: func() any { return new([bufSize3]byte) }}
+)
 
 func getBuf(n int) []byte {
-	for _, c := range bufClasses {
-		if n <= c.size {
-			c.mu.Lock()
-			if k := len(c.free); k > 0 {
-				b := c.free[k-1]
-				c.free[k-1] = nil
-				c.free = c.free[:k-1]
-				c.mu.Unlock()
-				return b[:n]
-			}
-			c.mu.Unlock()
-			return make([]byte, n, c.size)
-		}
+	switch {
+	case n <= bufSize0:
+		return bufPool0.Get().(*[bufSize0]byte)[:n]
+	case n <= bufSize1:
+		return bufPool1.Get().(*[bufSize1]byte)[:n]
+	case n <= bufSize2:
+		return bufPool2.Get().(*[bufSize2]byte)[:n]
+	case n <= bufSize3:
+		return bufPool3.Get().(*[bufSize3]byte)[:n]
 	}
 	return make([]byte, n)
 }
 
+// putBuf returns a buffer from getBuf (any length of it).
 func putBuf(b []byte) {
-	cp := cap(b)
-	for _, c := range bufClasses {
-		if cp == c.size {
-			c.mu.Lock()
-			if len(c.free) < maxFreePerClass || (c.size > 9216 && len(c.free) < 64) {
-				c.free = append(c.free, b[:cp])
-			}
-			c.mu.Unlock()
-			return
-		}
+	switch cap(b) {
+	case bufSize0:
+		bufPool0.Put((*[bufSize0]byte)(b[:bufSize0]))
+	case bufSize1:
+		bufPool1.Put((*[bufSize1]byte)(b[:bufSize1]))
+	case bufSize2:
+		bufPool2.Put((*[bufSize2]byte)(b[:bufSize2]))
+	case bufSize3:
+		bufPool3.Put((*[bufSize3]byte)(b[:bufSize3]))
 	}
 }
 
@@ -298,7 +300,11 @@ type OutPacket struct {
 
 // WritePacket routes and sends one datagram, fragmenting it when it is
 // larger than the route MTU and DF is clear.
-func (s *Stack) WritePacket(p *OutPacket) error {
+func (s *Stack) WritePacket(p *OutPacket) error { return s.writePacket(p, nil) }
+
+// writePacket is WritePacket; a non-nil th is a TCP header written in
+// front of p.Parts straight into the frame (no separate header buffer).
+func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	var r ResolvedRoute
 	var err error
 	dst := p.Dst
@@ -336,6 +342,9 @@ func (s *Stack) WritePacket(p *OutPacket) error {
 		src = r.Src
 	}
 	total := 0
+	if th != nil {
+		total = th.Len()
+	}
 	for _, x := range p.Parts {
 		total += len(x)
 	}
@@ -358,6 +367,9 @@ func (s *Stack) WritePacket(p *OutPacket) error {
 	ip := buf[wire.EthernetHeaderLen:]
 	hl := hdr.Put(ip)
 	off := hl
+	if th != nil {
+		off += th.Put(ip[off:])
+	}
 	for _, x := range p.Parts {
 		off += copy(ip[off:], x)
 	}
@@ -489,11 +501,13 @@ func (n *NIC) sendIP(nh netip.Addr, buf []byte) error {
 	case nh.IsMulticast():
 		dst = multicastMAC(nh)
 	default:
-		e.SetSrc(n.mac)
-		e.SetEtherType(wire.EtherTypeIPv4)
-		mac, ok := n.neigh.resolve(nh, buf)
+		mac, ok := n.neigh.lookupFast(nh)
 		if !ok {
-			return nil
+			e.SetSrc(n.mac)
+			e.SetEtherType(wire.EtherTypeIPv4)
+			if mac, ok = n.neigh.resolve(nh, buf); !ok {
+				return nil
+			}
 		}
 		dst = mac
 	}

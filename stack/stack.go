@@ -101,6 +101,13 @@ type Stack struct {
 	routes []Route // longest prefix first
 	lo     *NIC
 
+	// Copy-on-write snapshots of routes and host addresses, replaced under
+	// mu: the per-packet route lookup and address checks read them
+	// without a lock (an RWMutex's reader count is a contended atomic when
+	// both link goroutines and senders look up at once).
+	routeSnap atomic.Pointer[[]Route]
+	ownerSnap atomic.Pointer[[]addrOwner]
+
 	ipID   atomic.Uint32
 	idKey  [16]byte
 	reasm  *reassembler
@@ -141,8 +148,32 @@ func New(opts Options) *Stack {
 	s.lo = lo
 	s.nics = append(s.nics, lo)
 	lo.addrs = append(lo.addrs, netip.MustParsePrefix("127.0.0.1/8"))
+	lo.storeAddrs()
 	s.routes = append(s.routes, Route{Prefix: netip.MustParsePrefix("127.0.0.0/8"), NIC: lo})
+	s.mu.Lock()
+	s.publishLocked()
+	s.mu.Unlock()
 	return s
+}
+
+// addrOwner is one host address and its interface.
+type addrOwner struct {
+	addr netip.Addr
+	nic  *NIC
+}
+
+// publishLocked replaces the lock-free snapshots of the route table and
+// of the host's addresses; s.mu is held.
+func (s *Stack) publishLocked() {
+	routes := append([]Route(nil), s.routes...)
+	s.routeSnap.Store(&routes)
+	var owners []addrOwner
+	for _, n := range s.nics {
+		for _, p := range n.addrSnapshot().prefixes {
+			owners = append(owners, addrOwner{p.Addr(), n})
+		}
+	}
+	s.ownerSnap.Store(&owners)
 }
 
 // Clock is the stack's clock.
@@ -189,6 +220,34 @@ type NIC struct {
 	addrs   []netip.Prefix
 	groups  map[netip.Addr]int // multicast memberships (count of joins)
 	promisc atomic.Int32
+	snap    atomic.Pointer[nicAddrs] // copy of addrs for lock-free reads
+}
+
+// nicAddrs is an immutable copy of a NIC's addresses, replaced whenever
+// they change: every received packet checks them, so readers take no lock.
+type nicAddrs struct {
+	prefixes []netip.Prefix
+	bcast    []netip.Addr // directed broadcast addresses (prefixes up to /30)
+}
+
+var noAddrs nicAddrs
+
+func (n *NIC) addrSnapshot() *nicAddrs {
+	if a := n.snap.Load(); a != nil {
+		return a
+	}
+	return &noAddrs
+}
+
+// storeAddrs publishes n.addrs; n.amu is held (or n is not yet shared).
+func (n *NIC) storeAddrs() {
+	a := &nicAddrs{prefixes: append([]netip.Prefix(nil), n.addrs...)}
+	for _, p := range n.addrs {
+		if p.Bits() < 31 {
+			a.bcast = append(a.bcast, directedBroadcast(p))
+		}
+	}
+	n.snap.Store(a)
 }
 
 // AddNIC attaches an endpoint as a new interface and starts receiving.
@@ -238,6 +297,7 @@ func (n *NIC) AddAddress(p netip.Prefix) error {
 		}
 	}
 	n.addrs = append(n.addrs, p)
+	n.storeAddrs()
 	n.amu.Unlock()
 	n.stack.AddRoute(Route{Prefix: p.Masked(), NIC: n, Src: p.Addr()})
 	if n.neigh != nil {
@@ -248,9 +308,7 @@ func (n *NIC) AddAddress(p netip.Prefix) error {
 
 // hasAddr reports whether a is assigned to the NIC.
 func (n *NIC) hasAddr(a netip.Addr) bool {
-	n.amu.RLock()
-	defer n.amu.RUnlock()
-	for _, p := range n.addrs {
+	for _, p := range n.addrSnapshot().prefixes {
 		if p.Addr() == a {
 			return true
 		}
@@ -263,10 +321,8 @@ func (n *NIC) isBroadcast(a netip.Addr) bool {
 	if a == limitedBroadcast {
 		return true
 	}
-	n.amu.RLock()
-	defer n.amu.RUnlock()
-	for _, p := range n.addrs {
-		if p.Bits() < 31 && a == directedBroadcast(p) {
+	for _, b := range n.addrSnapshot().bcast {
+		if a == b {
 			return true
 		}
 	}
@@ -284,15 +340,14 @@ func directedBroadcast(p netip.Prefix) netip.Addr {
 
 // primaryAddr is the address to use as source on this NIC for dst.
 func (n *NIC) primaryAddr(dst netip.Addr) netip.Addr {
-	n.amu.RLock()
-	defer n.amu.RUnlock()
-	for _, p := range n.addrs {
+	addrs := n.addrSnapshot().prefixes
+	for _, p := range addrs {
 		if p.Contains(dst) {
 			return p.Addr()
 		}
 	}
-	if len(n.addrs) > 0 {
-		return n.addrs[0].Addr()
+	if len(addrs) > 0 {
+		return addrs[0].Addr()
 	}
 	return netip.Addr{}
 }
@@ -322,6 +377,7 @@ func (r Route) String() string {
 func (s *Stack) AddRoute(r Route) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.publishLocked()
 	for i, o := range s.routes {
 		if o.Prefix == r.Prefix && o.NIC == r.NIC && o.Gateway == r.Gateway {
 			s.routes[i] = r
@@ -400,9 +456,7 @@ func (s *Stack) FindRoute(dst netip.Addr) (ResolvedRoute, error) {
 	if n := s.ownerOf(dst); n != nil {
 		return ResolvedRoute{NIC: s.lo, Src: dst, NextHop: dst, MTU: s.lo.mtu, Local: true}, nil
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, r := range s.routes {
+	for _, r := range *s.routeSnap.Load() {
 		if r.Prefix.Contains(dst) {
 			rr := ResolvedRoute{NIC: r.NIC, NextHop: dst, Gateway: r.Gateway, MTU: r.MTU}
 			if r.Gateway.IsValid() {
@@ -432,12 +486,9 @@ func (s *Stack) ownerOf(a netip.Addr) *NIC {
 	if a.Is4() && a.As4()[0] == 127 {
 		return s.lo
 	}
-	s.mu.RLock()
-	nics := s.nics
-	s.mu.RUnlock()
-	for _, n := range nics {
-		if n.hasAddr(a) {
-			return n
+	for _, o := range *s.ownerSnap.Load() {
+		if o.addr == a {
+			return o.nic
 		}
 	}
 	return nil

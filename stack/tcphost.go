@@ -26,13 +26,10 @@ func (h tcpHost) Route(remote netip.Addr) (tcp.Route, error) {
 // Output builds the TCP header and sends the segment with DF set (TCP
 // does path MTU discovery, RFC 1191).
 func (h tcpHost) Output(seg *tcp.Segment) error {
-	hdr := getBuf(wire.TCPMaxHeaderLen) // pooled: a stack array would escape
-	defer putBuf(hdr)
 	seg.Header.SrcPort = seg.Local.Port()
 	seg.Header.DstPort = seg.Remote.Port()
-	n := seg.Header.Put(hdr)
-	return h.s.WritePacket(&OutPacket{Src: seg.Local.Addr(), Dst: seg.Remote.Addr(), Proto: wire.ProtoTCP,
-		TTL: seg.TTL, TOS: seg.TOS, DF: true, Parts: [3][]byte{hdr[:n], seg.Payload[0], seg.Payload[1]}})
+	return h.s.writePacket(&OutPacket{Src: seg.Local.Addr(), Dst: seg.Remote.Addr(), Proto: wire.ProtoTCP,
+		TTL: seg.TTL, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}}, &seg.Header)
 }
 
 func (s *Stack) tcpInErr(err error) {}
