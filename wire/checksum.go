@@ -5,6 +5,10 @@ import (
 	"math/bits"
 )
 
+// wideMin is the length from which sumWide's vector loop pays for its
+// setup.
+const wideMin = 256
+
 // Sum adds b to a running one's complement sum (RFC 1071) and returns the
 // unfolded 64-bit accumulator; combine partial sums with Add and finish
 // with Fold. b is summed as big-endian 16-bit words; an odd trailing byte
@@ -15,7 +19,12 @@ func Sum(b []byte, initial uint64) uint64 {
 	// (RFC 1071 section 2(B)), so folding that sum to 16 bits and swapping
 	// its two bytes gives the big-endian sum. 64 bytes per round keep one
 	// add-with-carry chain busy.
-	var s, carry uint64
+	// The vector loop's exact sum of 32-bit words is a valid start: it is
+	// congruent to the 16-bit word sum modulo 2^16-1, which is all the
+	// folding keeps.
+	s, n := sumWide(b)
+	b = b[n:]
+	var carry uint64
 	for len(b) >= 64 {
 		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[0:8]), carry)
 		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[8:16]), carry)
