@@ -102,10 +102,9 @@ type Endpoint struct {
 	dupAcks    int
 	recovery   bool
 	recoverSeq uint32
-	highRxt    uint32
-	rxtMark    uint32 // SND.MAX when the latest recovery retransmission left
-	rxtMarkOK  bool
 	sb         scoreboard
+	txq        txQueue // what is in flight, for RACK
+	rk         rackState
 
 	// ACK state.
 	ackPending int // bytes received and not yet acknowledged
@@ -763,9 +762,7 @@ func (e *Endpoint) Info() Info {
 	if e.lastAckRecv != 0 {
 		i.LastAckRecv = now - e.lastAckRecv
 	}
-	if e.recovery {
-		i.LostBytes = e.sb.holeBytes(seqMax(e.highRxt, e.sndUna), seqMin(e.sb.highest, e.sndNxt))
-	}
+	i.LostBytes = e.rk.lostOut
 	return i
 }
 

@@ -49,6 +49,7 @@ func (e *Endpoint) setClosed() {
 	}
 	e.ooo = nil
 	e.sb = scoreboard{}
+	e.rackReset()
 	e.notify(waiter.EventIn | waiter.EventOut | waiter.EventHUp | waiter.EventErr | waiter.EventRdHUp)
 }
 
@@ -59,6 +60,7 @@ func (e *Endpoint) freeBuffers() {
 	e.rcvLen = 0
 	e.ooo = nil
 	e.sb = scoreboard{}
+	e.rackReset()
 }
 
 // abortLocked closes the connection with err as the pending error.
@@ -450,12 +452,14 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 	}
 	e.lastAckRecv = now
 	newSack := false
+	sackedBefore := e.sb.sacked
 	if e.sackOK && s.opts.NumSACK > 0 {
 		for i := 0; i < s.opts.NumSACK; i++ {
 			b := s.opts.SACK[i]
 			if seqLEQ(b.Right, ack) || (i == 0 && seqLT(b.Left, ack)) {
 				e.p.st.DSACKsRecv.Add(1)
 				e.dsacks++
+				e.rackDSACK()
 				continue
 			}
 			if !seqLT(b.Left, b.Right) || seqLT(b.Left, e.sndUna) || seqGT(b.Right, e.sndMax) {
@@ -467,9 +471,11 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			}
 		}
 	}
+	tsecr, hasTS := s.opts.TSEcr, e.tsOK && s.opts.HasTS
 	oldWnd := e.sndWnd
+	acked := 0
 	if seqGT(ack, e.sndUna) {
-		acked := int(ack - e.sndUna)
+		acked = int(ack - e.sndUna)
 		if e.rttTiming && seqGEQ(ack, e.rttSeq) {
 			e.rttTiming = false
 			e.rttSample(now - e.rttStart)
@@ -485,6 +491,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			}
 		}
 		e.bytesAcked += uint64(acked)
+		e.rackAcked(ack, tsecr, hasTS, now)
 		e.sndUna = ack
 		if seqLT(e.sndNxt, ack) {
 			e.sndNxt = ack
@@ -506,8 +513,6 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 				// hole, deflate by the amount acked.
 				e.retransmitFirst(now)
 				e.ccs.Cwnd = max(e.ccs.Cwnd-acked+e.sndMSS, e.sndMSS)
-			} else {
-				e.highRxt = seqMax(e.highRxt, e.sndUna)
 			}
 		} else if d > 0 && e.cwndLimited(int(e.sndNxt-ack)+acked) {
 			e.ccs.InFlight = e.inFlight()
@@ -531,15 +536,29 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			}
 		}
 	}
-	// Lost retransmission (a simple form of RACK, RFC 8985): data sent
-	// after the latest retransmission has been SACKed, so holes that were
-	// retransmitted and are still missing were lost again. Resend them
-	// now rather than waiting for the RTO.
-	if e.recovery && newSack && e.rxtMarkOK && seqGT(e.sb.highest, e.rxtMark) &&
-		e.sb.holeBytes(e.sndUna, seqMin(e.highRxt, e.sb.highest)) > 0 {
-		e.p.st.LostRetransmit.Add(1)
-		e.highRxt = e.sndUna
-		e.rxtMarkOK = false
+	if e.sackOK && (newSack || acked > 0) && e.txq.n > 0 {
+		if newSack {
+			// In sequence order, so that one ACK does not look like
+			// reordering.
+			var bl [4]wire.SACKBlock
+			k := copy(bl[:], s.opts.SACK[:s.opts.NumSACK])
+			for i := 1; i < k; i++ {
+				for j := i; j > 0 && seqLT(bl[j].Left, bl[j-1].Left); j-- {
+					bl[j], bl[j-1] = bl[j-1], bl[j]
+				}
+			}
+			for _, b := range bl[:k] {
+				if seqLT(b.Left, b.Right) && seqGT(b.Right, ack) {
+					e.rackSacked(seqMax(b.Left, ack), b.Right, tsecr, hasTS, now)
+				}
+			}
+		}
+		// RACK (RFC 8985): anything sent well before what was just
+		// delivered is lost; that includes lost retransmissions.
+		if e.rackDetect(now) && !e.recovery {
+			e.enterRecovery(now)
+		}
+		e.prrUpdate(acked + e.sb.sacked - sackedBefore)
 	}
 	// Window update (RFC 9293: SND.WL1/WL2 rule).
 	if seqLT(e.sndWl1, s.seq) || (e.sndWl1 == s.seq && seqLEQ(e.sndWl2, ack)) {
@@ -557,7 +576,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.dupAcks++
 		}
 		if !e.recovery {
-			if e.dupAcks >= 3 || (e.sackOK && newSack && e.isLost(e.sndUna)) {
+			if e.dupAcks >= 3 && !e.sackOK {
 				e.enterRecovery(now)
 			}
 		} else if !e.sackOK {
@@ -577,13 +596,14 @@ func (e *Endpoint) cwndLimited(flight int) bool {
 	return flight+3*e.sndMSS >= e.ccs.Cwnd
 }
 
-// enterRecovery starts fast retransmit / fast recovery.
+// enterRecovery starts fast recovery: with SACK, RACK has marked the
+// losses and PRR paces their retransmission; without, NewReno.
 func (e *Endpoint) enterRecovery(now time.Duration) {
 	e.p.st.FastRetrans.Add(1)
 	e.recovery = true
 	e.tlpOut = false
 	e.recoverSeq = e.sndMax
-	e.highRxt = e.sndUna
+	priorCwnd := e.ccs.Cwnd
 	// The flight is what cwnd allowed; SACKed bytes are not in it.
 	e.ccs.InFlight = min(e.ccs.Cwnd, int(e.sndMax-e.sndUna))
 	e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
@@ -591,17 +611,11 @@ func (e *Endpoint) enterRecovery(now time.Duration) {
 	e.rttTiming = false
 	if e.sackOK {
 		e.p.st.SACKRecovery.Add(1)
-		// RFC 6675: the first hole is retransmitted right away.
-		n := min(e.sndMSS, int(e.dataEnd()-e.sndUna))
-		if _, _, next, ok := e.sb.lookup(e.sndUna); ok {
-			n = min(n, int(next-e.sndUna))
+		e.rk.prrDelivered, e.rk.prrOut = 0, 0
+		e.rk.recoverFS = max(priorCwnd, e.sndMSS)
+		if e.rk.recovs++; e.rk.recovs >= 16 {
+			e.rk.reoMult, e.rk.recovs = 1, 0
 		}
-		if n > 0 {
-			e.sendData(e.sndUna, n, false, now)
-			e.highRxt = e.sndUna + uint32(n)
-			e.rxtMark, e.rxtMarkOK = e.sndMax, true
-		}
-		e.armTLP(now)
 		return
 	}
 	e.p.st.RenoRecovery.Add(1)
@@ -630,6 +644,7 @@ func (e *Endpoint) enterTimeWait(now time.Duration) {
 	e.snd.release()
 	e.sndLen = 0
 	e.sb = scoreboard{}
+	e.rackReset()
 	e.armTimer(e.closeAt)
 	e.notify(waiter.EventIn | waiter.EventOut | waiter.EventHUp | waiter.EventRdHUp)
 }
@@ -848,6 +863,7 @@ func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) {
 		// Resend what was in flight in smaller segments (not a congestion signal).
 		if e.state != StateSynSent && e.state != StateSynRcvd {
 			e.sndNxt = e.sndUna
+			e.rackClearLost()
 			e.rttTiming = false
 			e.output(now)
 		}

@@ -36,13 +36,10 @@ func (e *Endpoint) rcvWindow() int {
 // inFlight is the RFC 6675 pipe: bytes sent, not acked, not SACKed and
 // not presumed lost.
 func (e *Endpoint) inFlight() int {
-	if len(e.sb.blocks) == 0 {
+	if len(e.sb.blocks) == 0 && e.rk.lostOut == 0 {
 		return int(e.sndNxt - e.sndUna)
 	}
-	n := e.sb.holeBytes(e.sndUna, e.sndNxt)
-	if e.recovery {
-		n -= e.sb.holeBytes(seqMax(e.highRxt, e.sndUna), seqMin(e.sb.highest, e.sndNxt))
-	}
+	n := e.sb.holeBytes(e.sndUna, e.sndNxt) - e.rk.lostOut
 	return max(n, 0)
 }
 
@@ -217,38 +214,6 @@ func (e *Endpoint) finAcked() bool {
 	return e.wrShut && e.sndLen == 0 && e.sndUna == e.sbSeq+1
 }
 
-// isLost is RFC 6675 IsLost: enough SACKed bytes above seq.
-func (e *Endpoint) isLost(seq uint32) bool {
-	above, blocks := 0, 0
-	for _, b := range e.sb.blocks {
-		if seqGT(b.end, seq) {
-			s := seqMax(b.start, seq)
-			above += int(b.end - s)
-			blocks++
-		}
-	}
-	return blocks >= 3 || above > 2*e.sndMSS
-}
-
-// nextLost finds the next hole to retransmit (RFC 6675 NextSeg rule 1).
-func (e *Endpoint) nextLost() (uint32, int, bool) {
-	seq := seqMax(e.highRxt, e.sndUna)
-	end := seqMin(e.sb.highest, e.dataEnd())
-	for seqLT(seq, end) && seqLT(seq, e.sndMax) {
-		sacked, bend, next, hasNext := e.sb.lookup(seq)
-		if sacked {
-			seq = bend
-			continue
-		}
-		if !hasNext || !e.isLost(seq) {
-			return 0, 0, false
-		}
-		n := min(e.segMSS(), int(seqMin(next, end)-seq))
-		return seq, n, n > 0
-	}
-	return 0, 0, false
-}
-
 // sendData transmits n bytes at seq (with FIN if it completes the stream).
 func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) error {
 	f := wire.TCPFlagACK
@@ -268,7 +233,18 @@ func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) erro
 	} else {
 		e.bytesSent += uint64(n)
 	}
-	return e.xmit(seq, n, f, now)
+	err := e.xmit(seq, n, f, now)
+	if e.sackOK {
+		end := seq + uint32(n)
+		if fin {
+			end++
+		}
+		e.recordTx(seq, end, now)
+		if e.recovery {
+			e.rk.prrOut += n
+		}
+	}
+	return err
 }
 
 // output sends what the windows, Nagle and the state allow, then a pure
@@ -286,20 +262,8 @@ func (e *Endpoint) output(now time.Duration) {
 	}
 	sent := false
 	mss := e.segMSS()
-	if e.recovery && e.sackOK {
-		pipe := e.inFlight()
-		for e.ccs.Cwnd-pipe >= mss {
-			seq, n, ok := e.nextLost()
-			if !ok {
-				break
-			}
-			e.p.st.SACKRetrans.Add(1)
-			e.sendData(seq, n, false, now)
-			e.highRxt = seq + uint32(n)
-			e.rxtMark, e.rxtMarkOK = e.sndMax, true
-			pipe += n
-			sent = true
-		}
+	if e.rk.lostOut > 0 && e.sackOK {
+		sent = e.retransmitLost(now)
 	}
 	inflight := e.inFlight()
 	dataEnd := e.dataEnd()
@@ -354,6 +318,7 @@ func (e *Endpoint) output(now time.Duration) {
 			// left, so keep it queued and shrink cwnd to the flight (like
 			// Linux's CWR on a local drop); ACKs of the flight resume sending.
 			e.bytesSent -= uint64(n)
+			e.unrecordTx(e.sndNxt)
 			e.ccs.Cwnd = max(inflight, 2*mss)
 			e.ccs.Ssthresh = min(e.ccs.Ssthresh, e.ccs.Cwnd)
 			break
@@ -405,7 +370,8 @@ func (e *Endpoint) armRTO(now time.Duration) {
 }
 
 // armTLP schedules a tail loss probe (RFC 8985 7.2) so that a loss at
-// the end of a flight is repaired by SACK recovery instead of an RTO.
+// the end of a flight (or of every retransmission in recovery) is found
+// by RACK from the probe's ACK instead of by an RTO.
 func (e *Endpoint) armTLP(now time.Duration) {
 	e.tlpAt = 0
 	if !e.sackOK || e.tlpOut || e.srtt == 0 || e.backoff > 0 || e.sndUna == e.sndMax {
@@ -416,7 +382,7 @@ func (e *Endpoint) armTLP(now time.Duration) {
 	default:
 		return
 	}
-	pto := max(2*e.srtt, 10*time.Millisecond)
+	pto := max(2*e.srtt, minPTO)
 	if int(e.sndMax-e.sndUna) <= e.sndMSS {
 		pto += e.p.cfg.DelayedAckTimeout // the peer may be delaying its ACK
 	}
@@ -427,37 +393,60 @@ func (e *Endpoint) armTLP(now time.Duration) {
 	e.armTimer(e.tlpAt)
 }
 
-// onTLP sends the probe: new data if it may, else the last segment again.
+// minPTO bounds the probe timeout from below (timer granularity).
+const minPTO = 2 * time.Millisecond
+
+// onTLP sends the probe (RFC 8985 7.3). It is a retransmission, not new
+// data as the RFC prefers: a receiver like Linux delays its ACK for one
+// new in-order segment (40 ms), while a duplicate makes it ACK at once
+// (with a D-SACK), which is what a probe is for when the ACKs of the
+// tail were lost. Outside recovery the probe is the last unSACKed
+// segment; in recovery the first, whose ACK either advances SND.UNA or,
+// through RACK, marks the lost retransmissions.
 func (e *Endpoint) onTLP(now time.Duration) {
 	if e.sndUna == e.sndMax {
 		return
 	}
 	e.tlpOut = true
-	if e.recovery {
-		// No progress for a PTO in recovery: the retransmissions were
-		// lost too (RACK's reordering timer in spirit); resend the holes.
-		e.p.st.LostRetransmit.Add(1)
-		e.highRxt = e.sndUna
-		e.rxtMarkOK = false
-		e.output(now)
-		return
+	e.p.st.TLPProbes.Add(1)
+	var r *txRec
+	if e.recovery || e.rk.lostOut > 0 {
+		for i := 0; i < e.txq.n; i++ {
+			if x := e.txq.at(i); x.flags&recSacked == 0 {
+				r = x
+				break
+			}
+		}
+	} else {
+		for i := e.txq.n - 1; i >= 0; i-- {
+			if x := e.txq.at(i); x.flags&recSacked == 0 {
+				r = x
+				break
+			}
+		}
 	}
-	before := e.sndMax
-	e.output(now)
-	if e.sndMax != before {
-		return
+	dataEnd := e.dataEnd()
+	seq, end := e.sndUna, e.sndMax
+	if r != nil {
+		seq, end = r.start, r.end
 	}
-	end := e.sndMax
-	fin := e.wrShut && seqGT(end, e.dataEnd())
-	dEnd := seqMin(end, e.dataEnd())
-	n := min(e.segMSS(), int(dEnd-e.sndUna))
-	if seqGT(e.sndUna, dEnd) {
-		n = 0
+	fin := e.wrShut && end == dataEnd+1
+	dEnd := seqMin(end, dataEnd)
+	n := 0
+	if seqLT(seq, dEnd) {
+		n = int(dEnd - seq)
+	}
+	if mss := e.segMSS(); n > mss {
+		if !e.recovery {
+			seq = dEnd - uint32(mss) // the tail
+		}
+		n = mss
+		fin = fin && seq+uint32(n) == dataEnd
 	}
 	if n == 0 && !fin {
 		return
 	}
-	e.sendData(dEnd-uint32(n), n, fin, now)
+	e.sendData(seq, n, fin, now)
 }
 
 // armTimer makes sure the timer fires no later than at. The timer is only
@@ -487,6 +476,7 @@ func (e *Endpoint) stopTimers() {
 		e.dackTimer.Stop()
 	}
 	e.timerAt, e.rtoAt, e.persistAt, e.keepAt, e.closeAt, e.dackAt, e.tlpAt = 0, 0, 0, 0, 0, 0, 0
+	e.rk.reoAt = 0
 	e.dackArmed = false
 }
 
@@ -503,6 +493,10 @@ func (e *Endpoint) onTimer() {
 		e.setClosed()
 		e.mu.Unlock()
 		return
+	}
+	if e.rk.reoAt != 0 && now >= e.rk.reoAt {
+		e.rk.reoAt = 0
+		e.onReoTimer(now)
 	}
 	if e.tlpAt != 0 && now >= e.tlpAt && e.state != StateClosed {
 		e.tlpAt = 0
@@ -522,7 +516,7 @@ func (e *Endpoint) onTimer() {
 	}
 	if e.state != StateClosed {
 		next := time.Duration(math.MaxInt64)
-		for _, t := range [...]time.Duration{e.tlpAt, e.rtoAt, e.persistAt, e.keepAt, e.closeAt} {
+		for _, t := range [...]time.Duration{e.rk.reoAt, e.tlpAt, e.rtoAt, e.persistAt, e.keepAt, e.closeAt} {
 			if t != 0 && t < next {
 				next = t
 			}
@@ -612,7 +606,7 @@ func (e *Endpoint) onRTO(now time.Duration) {
 	e.dupAcks = 0
 	e.rttTiming = false
 	e.sndNxt = e.sndUna
-	e.highRxt = e.sndUna
+	e.rackClearLost()
 	e.output(now)
 	if e.sndNxt == e.sndUna && e.sndUna != e.sndMax {
 		// Nothing could be sent (zero window): probe with an old

@@ -623,6 +623,7 @@ type stats struct {
 	SACKBlocksRecv, DSACKsRecv, SACKRetrans, LostRetransmit            atomic.Uint64
 	PMTUUpdates, ICMPErrors, AbortOnData, AbortOnClose, AbortOnTimeout atomic.Uint64
 	AbortOnLinger, OutputErrors, SynRetransmits                        atomic.Uint64
+	TLPProbes, RACKReoTimeouts                                         atomic.Uint64
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -641,5 +642,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		SACKBlocksRecv: s.SACKBlocksRecv.Load(), DSACKsRecv: s.DSACKsRecv.Load(), SACKRetrans: s.SACKRetrans.Load(), LostRetransmit: s.LostRetransmit.Load(),
 		PMTUUpdates: s.PMTUUpdates.Load(), ICMPErrors: s.ICMPErrors.Load(), AbortOnData: s.AbortOnData.Load(), AbortOnClose: s.AbortOnClose.Load(),
 		AbortOnTimeout: s.AbortOnTimeout.Load(), AbortOnLinger: s.AbortOnLinger.Load(), OutputErrors: s.OutputErrors.Load(), SynRetransmits: s.SynRetransmits.Load(),
+		TLPProbes: s.TLPProbes.Load(), RACKReoTimeouts: s.RACKReoTimeouts.Load(),
 	}
 }

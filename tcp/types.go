@@ -143,6 +143,7 @@ type StatsSnapshot struct {
 	SACKBlocksRecv, DSACKsRecv, SACKRetrans, LostRetransmit            uint64
 	PMTUUpdates, ICMPErrors, AbortOnData, AbortOnClose, AbortOnTimeout uint64
 	AbortOnLinger, OutputErrors, SynRetransmits                        uint64
+	TLPProbes, RACKReoTimeouts                                         uint64 // tail loss probes sent; RACK reordering timer expiries
 }
 
 // ConnInfo is one row of the socket table.
