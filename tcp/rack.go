@@ -285,6 +285,9 @@ func (e *Endpoint) rackDetect(now time.Duration) bool {
 		}
 		left := r.xmit + e.rk.rtt + reo - now
 		if left <= 0 {
+			if r.flags&recRetrans != 0 {
+				e.p.st.LostRetransmit.Add(1)
+			}
 			r.flags |= recLost
 			e.rk.lostOut += int(r.end - r.start)
 			marked = true
