@@ -745,6 +745,30 @@ func TestOptionValidation(t *testing.T) {
 	if err := e.SetCongestion("newreno"); err != nil || e.Congestion() != "newreno" {
 		t.Fatal(err)
 	}
+	// Linux's answers: an alias reads back as set, IP_TOS keeps the low
+	// byte less the ECN bits, negative sizes and times are "as large as
+	// allowed".
+	if err := e.SetCongestion("reno"); err != nil || e.Congestion() != "reno" {
+		t.Fatal(err, e.Congestion())
+	}
+	if err := e.SetTOS(-1); err != nil || e.TOS() != 252 {
+		t.Fatal(err, e.TOS())
+	}
+	if err := e.SetTOS(256); err != nil || e.TOS() != 0 {
+		t.Fatal(err, e.TOS())
+	}
+	if err := e.SetSendBuf(-1); err != nil || e.SendBuf() != 8<<20 {
+		t.Fatal(err, e.SendBuf())
+	}
+	if err := e.SetRecvBuf(-1); err != nil || e.RecvBuf() != 8<<20 {
+		t.Fatal(err, e.RecvBuf())
+	}
+	if err := e.SetLinger(true, -time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if on, d := e.Linger(); !on || d >= 0 {
+		t.Fatal(on, d)
+	}
 }
 
 func TestLocalQueueFull(t *testing.T) {

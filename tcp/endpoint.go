@@ -25,7 +25,8 @@ const (
 	initCwndSegs = 10
 	defaultMSS   = 536
 	finTimeout   = 60 * time.Second
-	minBuf       = 2304 // Linux SOCK_MIN_RCVBUF-ish
+	minBuf       = 2304    // Linux SOCK_MIN_RCVBUF-ish
+	maxSockBuf   = 4 << 20 // what a negative SO_RCVBUF/SO_SNDBUF means (rmem_max, wmem_max)
 )
 
 // Endpoint is one TCP socket. Its methods never block; the socket layer
@@ -210,7 +211,9 @@ func (e *Endpoint) Bind(addr netip.AddrPort) error {
 		a = netip.IPv4Unspecified()
 	}
 	a = a.Unmap()
-	if !a.IsUnspecified() && !e.p.host.IsLocal(a) {
+	// Linux lets a TCP socket bind a multicast or broadcast address too
+	// (inet_addr_valid_or_nonlocal); nothing can connect to it.
+	if !a.IsUnspecified() && !e.p.host.IsLocal(a) && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return syscall.EADDRNOTAVAIL
 	}
 	return e.p.bind(e, a, addr.Port())
@@ -298,7 +301,7 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 	case StateSynSent, StateSynRcvd:
 		return syscall.EALREADY
 	case StateListen:
-		return syscall.EINVAL
+		return syscall.EISCONN // as Linux
 	case StateClosed:
 	default:
 		return syscall.EISCONN
@@ -450,6 +453,11 @@ func (e *Endpoint) Read(b []byte, peek bool) (int, error) {
 	if len(b) == 0 && e.state != StateClosed && e.state != StateListen {
 		return 0, nil
 	}
+	if e.state == StateClosed && e.err != nil && !e.connectErrPending && !e.finRcvd {
+		err := e.err // reset after SHUT_RDWR: reported before EOF
+		e.err = nil
+		return 0, err
+	}
 	if e.rdShut || e.finRcvd {
 		return 0, nil
 	}
@@ -543,14 +551,8 @@ func (e *Endpoint) Write(b []byte) (int, error) {
 	case StateEstablished, StateCloseWait:
 	case StateSynSent, StateSynRcvd:
 		return 0, syscall.EAGAIN
-	case StateClosed:
-		if e.everConnected {
-			return 0, syscall.EPIPE
-		}
-		return 0, syscall.ENOTCONN
-	case StateListen:
-		return 0, syscall.ENOTCONN
 	default:
+		// Linux: EPIPE also on a socket never connected, or listening.
 		return 0, syscall.EPIPE
 	}
 	free := e.sndCap - e.sndLen
@@ -831,10 +833,15 @@ func (e *Endpoint) SetKeepCnt(n int) error {
 }
 func (e *Endpoint) KeepCnt() int { e.mu.Lock(); defer e.mu.Unlock(); return e.keepCnt }
 
+// lingerForever is what a negative SO_LINGER time becomes: Linux takes
+// it as unsigned, lingers MAX_SCHEDULE_TIMEOUT, and reads back that
+// divided by HZ (250) in an int.
+const lingerForever = -1752346657 * time.Second // int32(MAX_SCHEDULE_TIMEOUT / 250)
+
 // SetLinger is SO_LINGER; with on and d == 0, Close sends a RST.
 func (e *Endpoint) SetLinger(on bool, d time.Duration) error {
 	if d < 0 {
-		return syscall.EINVAL
+		d = lingerForever
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -851,7 +858,8 @@ func (e *Endpoint) Linger() (bool, time.Duration) {
 // and stops auto-tuning.
 func (e *Endpoint) SetRecvBuf(n int) error {
 	if n < 0 {
-		return syscall.EINVAL
+		// Linux compares it unsigned: the largest allowed (rmem_max).
+		n = min(e.p.cfg.MaxRecvBuf, maxSockBuf)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -867,7 +875,7 @@ func (e *Endpoint) RecvBuf() int { e.mu.Lock(); defer e.mu.Unlock(); return e.rc
 // SetSendBuf is SO_SNDBUF (doubled, with a minimum; no auto-tuning).
 func (e *Endpoint) SetSendBuf(n int) error {
 	if n < 0 {
-		return syscall.EINVAL
+		n = min(e.p.cfg.MaxSendBuf, maxSockBuf) // like SetRecvBuf
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -932,12 +940,11 @@ func (e *Endpoint) TTL() int {
 	return int(e.ttl)
 }
 
+// SetTOS is IP_TOS. Like Linux on a stream socket, any int is taken:
+// its low byte, less the ECN bits (which TCP owns).
 func (e *Endpoint) SetTOS(n int) error {
-	if n < 0 || n > 255 {
-		return syscall.EINVAL
-	}
 	e.mu.Lock()
-	e.tos = uint8(n)
+	e.tos = uint8(n) &^ 3
 	e.mu.Unlock()
 	return nil
 }
@@ -951,7 +958,7 @@ func (e *Endpoint) SetCongestion(name string) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.ccName = cc.Name()
+	e.ccName = name // an alias ("reno") reads back as set, as in Linux
 	if e.cc != nil {
 		e.cc = cc
 	}

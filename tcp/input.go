@@ -420,11 +420,20 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 	if len(s.payload) > 0 || s.has(wire.TCPFlagFIN) {
 		switch e.state {
 		case StateEstablished, StateFinWait1, StateFinWait2:
-			if e.userClosed && len(s.payload) > 0 && seqGT(s.seq+uint32(len(s.payload)), e.rcvNxt) {
-				// Data for a closed socket: Linux answers with a RST.
+			if (e.userClosed || e.rdShut && e.state != StateEstablished) && len(s.payload) > 0 &&
+				seqGT(s.seq+uint32(len(s.payload)), e.rcvNxt) {
+				// Data for a closed socket, or one shut both ways: Linux
+				// answers with a RST (tcp_rcv_state_process, RCV_SHUTDOWN).
 				e.p.st.AbortOnData.Add(1)
 				e.sendReset()
-				e.abortLocked(nil)
+				if e.userClosed {
+					e.abortLocked(nil)
+				} else {
+					// The socket reports ECONNRESET once, then is
+					// unconnected (getpeername, shutdown: ENOTCONN).
+					e.abortLocked(errReset)
+					e.everConnected = false
+				}
 				return deliver
 			}
 			e.receiveData(s, now)
@@ -680,18 +689,6 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		data = data[:keep]
 		fin = false
 		e.ackNow = true // part of it fell outside the window: tell the sender
-	}
-	if e.rdShut {
-		// SHUT_RD: the data is acknowledged and discarded.
-		if off == 0 {
-			e.rcvNxt += uint32(len(data))
-			e.bytesRecv += uint64(len(data))
-			if fin {
-				e.gotFIN(now)
-			}
-		}
-		e.ackNow = true
-		return
 	}
 	if len(data) > 0 {
 		if len(data) > e.rcvMSS {
