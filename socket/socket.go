@@ -205,14 +205,18 @@ func (s *Socket) Timeout() time.Duration {
 // absolute time (for the net.Conn adapters); zero removes the bound.
 func (s *Socket) SetReadDeadline(t time.Time) {
 	s.mu.Lock()
-	s.ext().rdl = t
+	if !t.IsZero() || s.x != nil { // clearing a deadline never set costs nothing
+		s.ext().rdl = t
+	}
 	s.mu.Unlock()
 	s.ep.waiter().Notify(waiter.EventIn | waiter.EventOut) // re-evaluate waits
 }
 
 func (s *Socket) SetWriteDeadline(t time.Time) {
 	s.mu.Lock()
-	s.ext().wdl = t
+	if !t.IsZero() || s.x != nil {
+		s.ext().wdl = t
+	}
 	s.mu.Unlock()
 	s.ep.waiter().Notify(waiter.EventIn | waiter.EventOut)
 }
