@@ -22,9 +22,12 @@ func Sum(b []byte, initial uint64) uint64 {
 	// The vector loop's exact sum of 32-bit words is a valid start: it is
 	// congruent to the 16-bit word sum modulo 2^16-1, which is all the
 	// folding keeps.
-	s, n := sumWide(b)
-	b = b[n:]
-	var carry uint64
+	var s, carry uint64
+	if len(b) >= wideMin { // short buffers skip the call
+		var n int
+		s, n = sumWide(b)
+		b = b[n:]
+	}
 	for len(b) >= 64 {
 		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[0:8]), carry)
 		s, carry = bits.Add64(s, binary.LittleEndian.Uint64(b[8:16]), carry)
