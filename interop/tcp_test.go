@@ -76,7 +76,11 @@ func TestInteropTCPEcho(t *testing.T) {
 func TestInteropSockstackTCPEcho(t *testing.T) {
 	l := newLab(t)
 	needTools(t, "socat", "ss")
-	l.background(t, "socat", "TCP-LISTEN:7,fork,reuseaddr", "PIPE")
+	// -b 4096: socat's PIPE echo writes each read block into a pipe with a
+	// blocking write; a block larger than PIPE_BUF can block on a full pipe
+	// that only socat itself drains, and socat then stalls with data
+	// unread (seen with 8 KiB blocks under a fast bidirectional stream).
+	l.background(t, "socat", "-b", "4096", "TCP-LISTEN:7,fork,reuseaddr", "PIPE")
 	l.waitListen(t, "tcp", 7)
 	t.Run("sockstack_echo_to_kernel_socat", func(t *testing.T) {
 		args := append([]string{"echo"}, l.tapArgs()...)
