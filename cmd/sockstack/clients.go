@@ -37,11 +37,7 @@ func chatCmd() *cobra.Command {
 		Short: "Chat client: each line of stdin goes to the room, every message from it is printed",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dst, err := parseTarget(args[0])
-			if err != nil {
-				return err
-			}
-			e, err := f.open(cmd.ErrOrStderr(), dst)
+			e, dst, err := f.openTarget(cmd.ErrOrStderr(), args[0])
 			if err != nil {
 				return err
 			}

@@ -70,6 +70,17 @@ func (e *env) Close() error {
 // open builds the environment. target is the address the tool will talk
 // to (invalid when it has none, like mcast or sniff): on the virtual
 // network a server host is created at that address.
+// openTarget parses a command's HOST argument and opens the stack to
+// reach it (the shared first step of the client tools).
+func (f *hostFlags) openTarget(log io.Writer, arg string) (*env, netip.Addr, error) {
+	dst, err := parseTarget(arg)
+	if err != nil {
+		return nil, dst, err
+	}
+	e, err := f.open(log, dst)
+	return e, dst, err
+}
+
 func (f *hostFlags) open(log io.Writer, target netip.Addr) (*env, error) {
 	switch {
 	case f.kernel:

@@ -100,11 +100,7 @@ func pingCmd() *cobra.Command {
 		Short: "Send ICMP echo requests and print replies and statistics, like iputils ping",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dst, err := parseTarget(args[0])
-			if err != nil {
-				return err
-			}
-			e, err := f.open(cmd.ErrOrStderr(), dst)
+			e, dst, err := f.openTarget(cmd.ErrOrStderr(), args[0])
 			if err != nil {
 				return err
 			}
@@ -408,11 +404,7 @@ the reply. --bytes N instead streams N bytes of random data, checks the
 echo is identical and reports the throughput.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dst, err := parseTarget(args[0])
-			if err != nil {
-				return err
-			}
-			e, err := f.open(cmd.ErrOrStderr(), dst)
+			e, dst, err := f.openTarget(cmd.ErrOrStderr(), args[0])
 			if err != nil {
 				return err
 			}
