@@ -148,15 +148,7 @@ func (s *Socket) GetSockOptInt(level, name int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	switch x := v.(type) {
-	case int:
-		return x, nil
-	case bool:
-		return b2i(x), nil
-	case time.Duration:
-		return int(x / time.Microsecond), nil
-	}
-	return 0, syscall.EINVAL
+	return socket.OptionInt(v)
 }
 
 func b2i(b bool) int {
@@ -166,16 +158,4 @@ func b2i(b bool) int {
 	return 0
 }
 
-func intOpt(v any) (int, error) {
-	switch x := v.(type) {
-	case int:
-		return x, nil
-	case bool:
-		return b2i(x), nil
-	case int32:
-		return int(x), nil
-	case uint8:
-		return int(x), nil
-	}
-	return 0, syscall.EINVAL
-}
+func intOpt(v any) (int, error) { return socket.OptionInt(v) }

@@ -187,15 +187,17 @@ func (s *Socket) GetSockOptInt(level, name int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return OptionInt(v)
+}
+
+// OptionInt reads an option value as getsockopt's int would give it:
+// booleans as 0/1, durations in microseconds. Package hostsock shares it.
+func OptionInt(v any) (int, error) {
 	switch x := v.(type) {
-	case int:
-		return x, nil
-	case bool:
-		return b2i(x), nil
 	case time.Duration:
 		return int(x / time.Microsecond), nil
 	}
-	return 0, syscall.EINVAL
+	return intOpt(v)
 }
 
 func b2i(b bool) int {
