@@ -35,22 +35,7 @@ func (l *Loopback) WriteFrames(frames [][]byte) (int, error) {
 	if l.closed.Load() {
 		return 0, ErrClosed
 	}
-	n, ok := l.q.push(frames)
-	if !ok {
-		l.stats.TxDropped.Add(uint64(len(frames)))
-		return 0, ErrClosed
-	}
-	var bytes uint64
-	for _, f := range frames[:n] {
-		bytes += uint64(len(f))
-	}
-	l.stats.TxFrames.Add(uint64(n))
-	l.stats.TxBytes.Add(bytes)
-	if n < len(frames) {
-		l.stats.TxDropped.Add(uint64(len(frames) - n))
-		return n, ErrQueueFull
-	}
-	return n, nil
+	return pushCounted(l.q, frames, &l.stats)
 }
 
 // WaitRoom waits until the queue has room.

@@ -49,22 +49,7 @@ func (p *PipeEnd) WriteFrames(frames [][]byte) (int, error) {
 	if p.closed.Load() {
 		return 0, ErrClosed
 	}
-	n, ok := p.peer.in.push(frames)
-	if !ok {
-		p.stats.TxDropped.Add(uint64(len(frames)))
-		return 0, ErrClosed
-	}
-	var bytes uint64
-	for _, f := range frames[:n] {
-		bytes += uint64(len(f))
-	}
-	p.stats.TxFrames.Add(uint64(n))
-	p.stats.TxBytes.Add(bytes)
-	if n < len(frames) {
-		p.stats.TxDropped.Add(uint64(len(frames) - n))
-		return n, ErrQueueFull
-	}
-	return n, nil
+	return pushCounted(p.peer.in, frames, &p.stats)
 }
 
 // WaitRoom waits until the peer's queue has room.

@@ -148,3 +148,24 @@ func (q *queue) close() {
 		<-q.done
 	}
 }
+
+// pushCounted pushes frames into q for a writer, counting what was taken
+// and what was refused in the writer's transmit counters.
+func pushCounted(q *queue, frames [][]byte, st *Stats) (int, error) {
+	n, ok := q.push(frames)
+	if !ok {
+		st.TxDropped.Add(uint64(len(frames)))
+		return 0, ErrClosed
+	}
+	var bytes uint64
+	for _, f := range frames[:n] {
+		bytes += uint64(len(f))
+	}
+	st.TxFrames.Add(uint64(n))
+	st.TxBytes.Add(bytes)
+	if n < len(frames) {
+		st.TxDropped.Add(uint64(len(frames) - n))
+		return n, ErrQueueFull
+	}
+	return n, nil
+}
