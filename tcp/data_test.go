@@ -348,7 +348,7 @@ func TestPAWS(t *testing.T) {
 }
 
 func TestRSTAndChallengeACK(t *testing.T) {
-	s := newScript(t, Config{ChallengeAckLimit: 2})
+	s := newScript(t, Config{})
 	_, c, iss := s.passiveOpen(noOpts)
 	// In window but not RCV.NXT: challenge ACK.
 	s.inject(seg{flags: fR, seq: 1500})
@@ -356,13 +356,16 @@ func TestRSTAndChallengeACK(t *testing.T) {
 	// Out of window: ignored.
 	s.inject(seg{flags: fR, seq: 1001 + 200000})
 	s.expectNone("out of window RST")
-	// SYN on an established connection: challenge ACK.
+	// SYN on an established connection: a challenge ACK, but not within
+	// 500 ms of the last one on this connection (tcp_invalid_ratelimit).
+	s.inject(seg{flags: fS, seq: 5555, win: 100})
+	s.expectNone("rate-limited")
+	s.clk.Advance(500 * time.Millisecond)
 	s.inject(seg{flags: fS, seq: 5555, win: 100})
 	check(t, "challenge", s.expectOne("challenge ACK for SYN"), fA, iss+1, 1001, 0)
-	// The limit (2 per second) is reached.
 	s.inject(seg{flags: fR, seq: 1600})
 	s.expectNone("rate-limited")
-	if st := s.p.Stats(); st.ChallengeACKs != 2 || st.ChallengeACKsLimited != 1 {
+	if st := s.p.Stats(); st.ChallengeACKs != 2 || st.ChallengeACKsLimited != 2 {
 		t.Fatalf("stats %+v", st)
 	}
 	// ACK for data never sent: challenge ACK (after the limit resets).
@@ -373,6 +376,7 @@ func TestRSTAndChallengeACK(t *testing.T) {
 		t.Fatal("data with a bad ACK was accepted")
 	}
 	// Out-of-window data: dup ACK.
+	s.clk.Advance(time.Second)
 	s.inject(seg{flags: fPA, seq: 1001 + 500000, ack: iss + 1, win: 65535, data: []byte("x")})
 	check(t, "dup ack", s.expectOne("out of window"), fA, iss+1, 1001, 0)
 	// Exact RST: reset.

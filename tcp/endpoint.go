@@ -149,6 +149,12 @@ type Endpoint struct {
 
 	bytesAcked, bytesRecv, bytesSent, bytesRetrans uint64
 	segsIn, segsOut, totalRetrans, dsacks          uint64
+
+	// tcpsec: hardening (issue 8).
+	lastOOWAck time.Duration // last ACK for an invalid segment (rate limit)
+	orphan     bool          // closed by the user, not finished: counted in Orphans
+	dsack      dsackState    // D-SACK block owed on the next ACK
+	urg        urgState      // urgent data, both directions
 }
 
 func (e *Endpoint) initOptions() {
@@ -404,7 +410,7 @@ func (e *Endpoint) killTimeWait() {
 }
 
 func (e *Endpoint) tsOffsetFor(now time.Duration) uint32 {
-	if !e.p.cfg.TimestampOffsetRandom {
+	if e.p.cfg.NoTimestampOffset {
 		return 0
 	}
 	return e.p.hash4(e.local, e.remote, 0x75)

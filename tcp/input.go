@@ -318,13 +318,13 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 		if e.tsOK && s.opts.HasTS && !s.has(wire.TCPFlagRST) && seqLT(s.opts.TSVal, e.tsRecent) &&
 			now-e.tsRecentAt < 24*24*time.Hour {
 			e.p.st.PAWSDrops.Add(1)
-			e.sendAck(now)
+			e.oowAck(s, now, oowPAWS)
 			return false
 		}
 		if !e.acceptable(s.seq, segLen) {
 			e.p.st.OutOfWindowDrops.Add(1)
 			if !s.has(wire.TCPFlagRST) {
-				e.sendAck(now)
+				e.oowAck(s, now, oowSeq)
 			}
 			return false
 		}

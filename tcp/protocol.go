@@ -49,9 +49,6 @@ type Protocol struct {
 	key       [32]byte
 	ccDefault string
 
-	chalSec atomic.Int64
-	chalCnt atomic.Int64
-
 	segPool sync.Pool
 	st      stats
 }
@@ -103,21 +100,6 @@ func (p *Protocol) hash4(local, remote netip.AddrPort, extra uint32) uint32 {
 	binary.BigEndian.PutUint32(b[72:], 0x5eed)
 	s := sha256.Sum256(b[:])
 	return binary.BigEndian.Uint32(s[:4])
-}
-
-// challengeAllowed applies the global challenge ACK rate limit (RFC 5961 7).
-func (p *Protocol) challengeAllowed(now time.Duration) bool {
-	sec := int64(now / time.Second)
-	if p.chalSec.Load() != sec {
-		p.chalSec.Store(sec)
-		p.chalCnt.Store(0)
-	}
-	if p.chalCnt.Add(1) > int64(p.cfg.ChallengeAckLimit) {
-		p.st.ChallengeACKsLimited.Add(1)
-		return false
-	}
-	p.st.ChallengeACKs.Add(1)
-	return true
 }
 
 // segment is a parsed incoming segment.
@@ -624,6 +606,13 @@ type stats struct {
 	PMTUUpdates, ICMPErrors, AbortOnData, AbortOnClose, AbortOnTimeout atomic.Uint64
 	AbortOnLinger, OutputErrors, SynRetransmits                        atomic.Uint64
 	TLPProbes, RACKReoTimeouts                                         atomic.Uint64
+
+	// tcpsec: hardening counters.
+	ACKSkippedSeq, ACKSkippedPAWS, ACKSkippedTimeWait atomic.Uint64
+	TimeWaitOverflow, TimeWaitRecords                 atomic.Uint64
+	AbortOnMemory, Orphans                            atomic.Uint64
+	MemoryPressures, RcvMemDrops, MemBytes            atomic.Uint64
+	DSACKOldSent, DSACKOfoSent                        atomic.Uint64
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -643,5 +632,11 @@ func (s *stats) snapshot() StatsSnapshot {
 		PMTUUpdates: s.PMTUUpdates.Load(), ICMPErrors: s.ICMPErrors.Load(), AbortOnData: s.AbortOnData.Load(), AbortOnClose: s.AbortOnClose.Load(),
 		AbortOnTimeout: s.AbortOnTimeout.Load(), AbortOnLinger: s.AbortOnLinger.Load(), OutputErrors: s.OutputErrors.Load(), SynRetransmits: s.SynRetransmits.Load(),
 		TLPProbes: s.TLPProbes.Load(), RACKReoTimeouts: s.RACKReoTimeouts.Load(),
+
+		ACKSkippedSeq: s.ACKSkippedSeq.Load(), ACKSkippedPAWS: s.ACKSkippedPAWS.Load(), ACKSkippedTimeWait: s.ACKSkippedTimeWait.Load(),
+		TimeWaitOverflow: s.TimeWaitOverflow.Load(), TimeWaitRecords: s.TimeWaitRecords.Load(),
+		AbortOnMemory: s.AbortOnMemory.Load(), Orphans: s.Orphans.Load(),
+		MemoryPressures: s.MemoryPressures.Load(), RcvMemDrops: s.RcvMemDrops.Load(), MemBytes: s.MemBytes.Load(),
+		DSACKOldSent: s.DSACKOldSent.Load(), DSACKOfoSent: s.DSACKOfoSent.Load(),
 	}
 }
