@@ -412,7 +412,7 @@ func TestCloseFromEstablished(t *testing.T) {
 	}
 	s.inject(seg{flags: fFA, seq: 1001, ack: iss + 5, win: 65535})
 	check(t, "ACK of FIN", s.expectOne("ACK"), fA, iss+5, 1002, 0)
-	if c.State() != StateTimeWait {
+	if !inTimeWait(c) {
 		t.Fatal(c.State())
 	}
 	// A retransmitted FIN is acknowledged again.
@@ -421,7 +421,7 @@ func TestCloseFromEstablished(t *testing.T) {
 	check(t, "ACK of FIN again", s.expectOne("ACK"), fA, iss+5, 1002, 0)
 	// 2*MSL (60 s) after the last FIN.
 	s.clk.Advance(60*time.Second - time.Millisecond)
-	if c.State() != StateTimeWait {
+	if !inTimeWait(c) {
 		t.Fatal("TIME_WAIT ended early")
 	}
 	s.clk.Advance(time.Millisecond)
@@ -476,7 +476,7 @@ func TestSimultaneousClose(t *testing.T) {
 		t.Fatal(c.State())
 	}
 	s.inject(seg{flags: fA, seq: 1002, ack: iss + 2, win: 65535})
-	if c.State() != StateTimeWait {
+	if !inTimeWait(c) {
 		t.Fatal(c.State())
 	}
 }
@@ -499,7 +499,7 @@ func TestHalfCloseReceive(t *testing.T) {
 	}
 	// FIN in FIN_WAIT2 -> TIME_WAIT, with FIN+ACK in FIN_WAIT1 covered by the close test.
 	s.inject(seg{flags: fFA, seq: 1011, ack: iss + 2, win: 65535})
-	if c.State() != StateTimeWait {
+	if !inTimeWait(c) {
 		t.Fatal(c.State())
 	}
 }
@@ -510,7 +510,7 @@ func TestFinWait1FinAck(t *testing.T) {
 	c.Shutdown(ShutWr)
 	s.out()
 	s.inject(seg{flags: fFA, seq: 1001, ack: iss + 2, win: 65535})
-	if c.State() != StateTimeWait {
+	if !inTimeWait(c) {
 		t.Fatal(c.State())
 	}
 	check(t, "ACK", s.expectOne("ACK"), fA, iss+2, 1002, 0)
@@ -552,7 +552,7 @@ func TestTimeWaitReuse(t *testing.T) {
 	s.out()
 	s.inject(seg{flags: fFA, seq: 1001, ack: iss + 2, win: 65535, opts: ts(200)})
 	s.out()
-	if c.State() != StateTimeWait {
+	if !inTimeWait(c) {
 		t.Fatal(c.State())
 	}
 	// A SYN with an older timestamp gets an ACK.

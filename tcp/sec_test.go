@@ -148,3 +148,81 @@ func TestTimestampOffset(t *testing.T) {
 	}
 	_ = si
 }
+
+// TestAcceptQueueFull: with the accept queue full, a SYN is dropped and
+// the final ACK of a handshake is dropped too (no RST), so the client
+// retries and gets in once accept makes room, as in Linux.
+func TestAcceptQueueFull(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.p.NewEndpoint()
+	l.Bind(s.local)
+	l.Listen(2) // 3 connections may wait
+	syn := func(port uint16) uint32 {
+		s.remote = netip.AddrPortFrom(remoteIP, port)
+		s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
+		sa := s.expectOne("SYN-ACK")
+		if sa.h.Flags != fSA {
+			t.Fatalf("port %d: %v", port, sa)
+		}
+		return sa.h.Seq
+	}
+	ack := func(port uint16, iss uint32) {
+		s.remote = netip.AddrPortFrom(remoteIP, port)
+		s.inject(seg{flags: fA, seq: 1001, ack: iss + 1, win: 65535})
+	}
+	issA := syn(1)
+	issB := syn(2)
+	ack(2, issB)
+	issC := syn(3)
+	ack(3, issC)
+	issD := syn(4) // a cookie: the SYN queue (2) is full
+	ack(4, issD)
+	s.expectNone("handshakes")
+	if st := s.p.Stats(); st.ListenOverflows != 0 {
+		t.Fatalf("overflows %d before the queue is full", st.ListenOverflows)
+	}
+	// The queue holds 3: A's final ACK is dropped, not answered by a RST.
+	ack(1, issA)
+	s.expectNone("final ACK with the accept queue full")
+	// A new SYN is dropped.
+	s.remote = netip.AddrPortFrom(remoteIP, 5)
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
+	s.expectNone("SYN with the accept queue full")
+	if st := s.p.Stats(); st.ListenOverflows != 2 || st.ListenDrops != 2 {
+		t.Fatalf("overflows %d drops %d", st.ListenOverflows, st.ListenDrops)
+	}
+	// Accept one; A's SYN-ACK is retransmitted, its ACK now completes.
+	if _, _, err := l.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	s.remote = netip.AddrPortFrom(remoteIP, 1)
+	r, _ := s.waitOne(2 * time.Second)
+	if r.h.Flags != fSA || r.h.Seq != issA {
+		t.Fatalf("retransmitted SYN-ACK %v", r)
+	}
+	ack(1, issA)
+	s.expectNone("completion")
+	got := map[uint16]bool{}
+	for {
+		c, ra, err := l.Accept()
+		if err != nil {
+			break
+		}
+		if c.State() != StateEstablished {
+			t.Fatal(c.State())
+		}
+		got[ra.Port()] = true
+	}
+	if !got[1] || !got[3] || !got[4] || len(got) != 3 {
+		t.Fatalf("accepted %v", got)
+	}
+}
+
+// inTimeWait reports whether e's connection ended in a TIME_WAIT record
+// (the endpoint itself is CLOSED then, as in Linux).
+func inTimeWait(e *Endpoint) bool {
+	e.mu.Lock()
+	st, l, r := e.state, e.local, e.remote
+	e.mu.Unlock()
+	return st == StateClosed && e.p.hasTimeWait(l, r)
+}
