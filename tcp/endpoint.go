@@ -505,7 +505,7 @@ func (e *Endpoint) tuneRcvBuf(now time.Duration) {
 		e.copied = 0
 		return
 	}
-	if now-e.rcvSpaceTime < rtt {
+	if now-e.rcvSpaceTime < rtt || e.p.memPressure() {
 		return
 	}
 	if e.copied > e.rcvSpace {
@@ -544,7 +544,7 @@ func (e *Endpoint) Write(b []byte) (int, error) {
 		return 0, syscall.EAGAIN
 	}
 	n := min(free, len(b))
-	e.snd.grow(e.sndLen+n, e.sndLen, e.sndCap)
+	e.growRing(&e.snd, e.sndLen+n, e.sndLen, e.sndCap)
 	e.snd.copyIn(b[:n], e.sndLen)
 	e.sndLen += n
 	e.output(e.p.now())
@@ -641,6 +641,7 @@ func (e *Endpoint) Close() {
 		e.closeAt = e.p.now() + finTimeout
 		e.armTimer(e.closeAt)
 	}
+	e.orphanClose()
 }
 
 // closeListenerLocked stops listening and resets queued connections.

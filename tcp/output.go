@@ -19,6 +19,7 @@ func (e *Endpoint) tsNow(now time.Duration) uint32 {
 // (receiver SWS avoidance).
 func (e *Endpoint) rcvWindow() int {
 	w := max(e.rcvCap-e.rcvLen, 0)
+	w = e.memClampWindow(w)
 	w = min(w, 65535<<e.rcvWScale)
 	cur := int(int32(e.rcvAdv - e.rcvNxt))
 	if cur < 0 {
