@@ -612,6 +612,7 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 	fin := s.has(wire.TCPFlagFIN)
 	if seqLT(seq, e.rcvNxt) {
 		d := int(e.rcvNxt - seq)
+		e.dsackOld(seq, seq+uint32(min(d, len(data))))
 		if d > len(data) {
 			// Only an old FIN (or nothing new): duplicate.
 			e.ackNow = true
@@ -652,6 +653,7 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 	}
 	if off != 0 {
 		if len(data) > 0 {
+			e.dsackOOO(seq, seq+uint32(len(data)))
 			if e.addOOO(seq, seq+uint32(len(data))) {
 				e.p.st.OFOQueued.Add(1)
 			} else {

@@ -131,3 +131,39 @@ func TestMaxOrphans(t *testing.T) {
 	}
 	_ = wire.TCPFlagACK
 }
+
+// TestTinySegmentsBounded: the receive side charges what it holds, ring
+// capacity, and tiny segments cost their bytes only: 20,000 one-byte
+// segments take a 32 KiB ring (Linux's truesize would be ~15 MB), and
+// 10,000 one-byte out-of-order segments with gaps keep at most
+// maxOOORanges ranges, the rest dropped and counted, memory within the
+// receive buffer.
+func TestTinySegmentsBounded(t *testing.T) {
+	s := newScript(t, Config{})
+	_, c, iss := s.passiveOpen(noOpts)
+	for i := 0; i < 20000; i++ {
+		s.inject(seg{flags: fA, seq: 1001 + uint32(i), ack: iss + 1, win: 65535, data: []byte{byte(i)}})
+	}
+	s.out()
+	if got := s.p.Stats().MemBytes; got != 32<<10 {
+		t.Fatalf("20,000 one-byte segments charged %d bytes", got)
+	}
+	base := uint32(1001 + 20000)
+	for i := 0; i < 10000; i++ {
+		s.inject(seg{flags: fA, seq: base + 1 + 2*uint32(i), ack: iss + 1, win: 65535, data: []byte{1}})
+	}
+	s.out()
+	st := s.p.Stats()
+	c.mu.Lock()
+	ranges, rcvCap := len(c.ooo), c.rcvCap
+	c.mu.Unlock()
+	if ranges > maxOOORanges || st.OFOQueued != maxOOORanges || st.OFOQueueDrops != 10000-maxOOORanges {
+		t.Fatalf("ranges %d queued %d dropped %d", ranges, st.OFOQueued, st.OFOQueueDrops)
+	}
+	if int(st.MemBytes) > rcvCap {
+		t.Fatalf("%d bytes charged, receive buffer %d", st.MemBytes, rcvCap)
+	}
+	if got := readAll(c); len(got) != 20000 || got[19999] != byte(19999&0xff) {
+		t.Fatalf("read %d bytes", len(got))
+	}
+}

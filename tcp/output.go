@@ -94,7 +94,8 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 		if e.tsOK && flags&wire.TCPFlagRST == 0 {
 			h.Options.HasTS, h.Options.TSVal, h.Options.TSEcr = true, e.tsNow(now), e.tsRecent
 		}
-		if e.sackOK && len(e.ooo) > 0 && flags&wire.TCPFlagACK != 0 {
+		if e.sackOK && (len(e.ooo) > 0 || e.dsack.on) && flags&wire.TCPFlagACK != 0 {
+			e.putDSACK(&h.Options)
 			e.putSACK(&h.Options)
 		}
 	}
@@ -133,14 +134,18 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 // tcp_current_mss does; otherwise a full segment with SACK blocks would
 // exceed the path MTU (EMSGSIZE with DF set).
 func (e *Endpoint) segMSS() int {
-	if !e.sackOK || len(e.ooo) == 0 {
+	nb := len(e.ooo)
+	if e.dsack.on {
+		nb++
+	}
+	if !e.sackOK || nb == 0 {
 		return e.sndMSS
 	}
 	limit := 4
 	if e.tsOK {
 		limit = 3
 	}
-	k := min(len(e.ooo), limit)
+	k := min(nb, limit)
 	return max(e.sndMSS-(4+8*k), 64)
 }
 

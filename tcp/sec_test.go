@@ -226,3 +226,50 @@ func inTimeWait(e *Endpoint) bool {
 	e.mu.Unlock()
 	return st == StateClosed && e.p.hasTimeWait(l, r)
 }
+
+// TestDSACKGeneration: a duplicate segment is acknowledged at once with
+// a D-SACK block first (RFC 2883), for data below RCV.NXT (whole or
+// partly) and for data already held out of order; it is reported once.
+func TestDSACKGeneration(t *testing.T) {
+	s := newScript(t, Config{})
+	_, _, iss := s.passiveOpen(sackOpts)
+	data := func(seq uint32, n int) {
+		s.inject(seg{flags: fPA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, n)})
+	}
+	blocks := func(c captured) []wire.SACKBlock { return c.h.Options.SACK[:c.h.Options.NumSACK] }
+	data(1001, 1000)
+	s.clk.Advance(time.Second)
+	s.out()
+	// The whole segment again.
+	data(1001, 1000)
+	a := s.expectOne("ACK of a duplicate")
+	if b := blocks(a); a.h.Ack != 2001 || len(b) != 1 || b[0] != (wire.SACKBlock{Left: 1001, Right: 2001}) {
+		t.Fatalf("duplicate: %v", a)
+	}
+	// Partly old: [1501,2501) reports [1501,2001).
+	data(1501, 1000)
+	a = s.expectOne("ACK of a partial duplicate")
+	if b := blocks(a); a.h.Ack != 2501 || len(b) != 1 || b[0] != (wire.SACKBlock{Left: 1501, Right: 2001}) {
+		t.Fatalf("partial duplicate: %v", a)
+	}
+	// Out of order, then the same again: D-SACK first, then the SACK.
+	data(3001, 500)
+	a = s.expectOne("ACK of out-of-order data")
+	if b := blocks(a); len(b) != 1 || b[0] != (wire.SACKBlock{Left: 3001, Right: 3501}) {
+		t.Fatalf("out of order: %v", a)
+	}
+	data(3001, 500)
+	a = s.expectOne("ACK of an out-of-order duplicate")
+	if b := blocks(a); a.h.Ack != 2501 || len(b) != 2 || b[0] != (wire.SACKBlock{Left: 3001, Right: 3501}) || b[1] != b[0] {
+		t.Fatalf("out-of-order duplicate: %v", a)
+	}
+	// Reported once: the next ACK has only the SACK block.
+	data(4001, 100)
+	a = s.expectOne("ACK")
+	if b := blocks(a); len(b) != 2 || b[0] != (wire.SACKBlock{Left: 4001, Right: 4101}) || b[1] != (wire.SACKBlock{Left: 3001, Right: 3501}) {
+		t.Fatalf("after the D-SACK: %v", a)
+	}
+	if st := s.p.Stats(); st.DSACKOldSent != 2 || st.DSACKOfoSent != 1 {
+		t.Fatalf("old %d ofo %d", st.DSACKOldSent, st.DSACKOfoSent)
+	}
+}
