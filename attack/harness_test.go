@@ -51,7 +51,7 @@ type lab struct {
 	V      *stack.Stack // the victim
 	VNIC   *stack.NIC
 	VNet   *socket.Net
-	vtx    *txTap // what the victim transmits
+	vtx    *txTap       // what the victim transmits
 	C      *stack.Stack // the legitimate client
 	CNet   *socket.Net
 	A      *attacker
@@ -71,6 +71,7 @@ func newLab(t *testing.T, vopts stack.Options) *lab {
 	must(t, l.VNIC.AddAddress(netip.PrefixFrom(victimIP, 24)))
 	l.VNIC.SetStatic(clientIP, clientMAC)
 	l.VNIC.SetStatic(gatewayIP, attackerMAC)
+	l.VNIC.SetStatic(attackerIP, attackerMAC)
 	must(t, l.V.SetDefaultGateway(gatewayIP))
 	l.VNet = socket.New(l.V)
 
@@ -227,9 +228,6 @@ func ipFrame(dstMAC, srcMAC wire.MAC, h wire.IPv4Header, payload []byte) []byte 
 // tcpFrame is a TCP segment from src to dst, sent by the attacker's MAC.
 func tcpFrame(src, dst netip.AddrPort, h wire.TCPHeader, data []byte) []byte {
 	h.SrcPort, h.DstPort = src.Port(), dst.Port()
-	if h.Window == 0 && h.Flags&wire.TCPFlagRST == 0 {
-		h.Window = 65535
-	}
 	seg := make([]byte, h.Len()+len(data))
 	n := h.Put(seg)
 	copy(seg[n:], data)

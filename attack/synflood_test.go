@@ -93,7 +93,7 @@ func TestSYNFlood(t *testing.T) {
 			dst := netip.AddrPortFrom(victimIP, 80)
 			batch := make([][]byte, 0, 64)
 			for i := 0; i < total; i++ {
-				h := wire.TCPHeader{Seq: uint32(i) * 2654435761, Flags: wire.TCPFlagSYN,
+				h := wire.TCPHeader{Seq: uint32(i) * 2654435761, Flags: wire.TCPFlagSYN, Window: 64240,
 					Options: wire.TCPOptions{HasMSS: true, MSS: 1460, HasWScale: true, WScale: 7, SACKPermitted: true,
 						HasTS: true, TSVal: uint32(i)}}
 				batch = append(batch, tcpFrame(spoofed(i), dst, h, nil))
