@@ -198,8 +198,7 @@ func (s *Stack) sendICMPError(orig wire.IPv4, typ, code uint8, mtu int) {
 			return
 		}
 	}
-	if !s.icmpRL.take(s.clock.Now()) {
-		st.OutRateLimited.Add(1)
+	if !s.icmpAllow(typ, src) {
 		return
 	}
 	// Quote as much of the original as fits in 576 bytes (RFC 1812 4.3.2.3).

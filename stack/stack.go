@@ -39,8 +39,15 @@ type Options struct {
 	ReasmTimeout  time.Duration // default 30s
 	ReasmMemLimit int           // bytes held by partial datagrams, default 4 MiB
 
-	ICMPRateLimit int // error messages per second (token bucket), default 1000
-	ICMPRateBurst int // default 50
+	ICMPRateLimit int // error messages per second, all destinations (icmp_msgs_per_sec), default 1000
+	ICMPRateBurst int // default 50 (icmp_msgs_burst)
+	// ICMPPeerInterval is the per-destination limit (icmp_ratelimit): one
+	// message per interval, ICMPPeerBurst at once. Default 1s; negative
+	// disables it.
+	ICMPPeerInterval  time.Duration
+	ICMPPeerBurst     int    // default 6 (Linux's XRLIM_BURST_FACTOR)
+	ICMPRateMask      uint32 // types limited (bit = type), default DefaultICMPRateMask
+	ICMPPeerTableSize int    // destinations tracked, default 1024; older ones are evicted
 
 	UDPRecvBuf int // default receive queue limit in bytes, 212992 like Linux
 }
@@ -85,6 +92,18 @@ func (o *Options) fill() {
 	if o.ICMPRateBurst == 0 {
 		o.ICMPRateBurst = 50
 	}
+	if o.ICMPPeerInterval == 0 {
+		o.ICMPPeerInterval = time.Second
+	}
+	if o.ICMPPeerBurst == 0 {
+		o.ICMPPeerBurst = 6
+	}
+	if o.ICMPRateMask == 0 {
+		o.ICMPRateMask = DefaultICMPRateMask
+	}
+	if o.ICMPPeerTableSize == 0 {
+		o.ICMPPeerTableSize = 1024
+	}
 	if o.UDPRecvBuf == 0 {
 		o.UDPRecvBuf = 212992
 	}
@@ -111,7 +130,7 @@ type Stack struct {
 	ipID   atomic.Uint32
 	idKey  [16]byte
 	reasm  *reassembler
-	icmpRL tokenBucket
+	icmpRL *icmpLimiter
 
 	udp  *udpTable
 	ping *udpTable // ping sockets, keyed by echo identifier
@@ -134,7 +153,7 @@ func New(opts Options) *Stack {
 	rand.Read(b[:])
 	s.ipID.Store(binary.BigEndian.Uint32(b[:]))
 	s.reasm = newReassembler(s)
-	s.icmpRL = tokenBucket{rate: float64(opts.ICMPRateLimit), burst: float64(opts.ICMPRateBurst), tokens: float64(opts.ICMPRateBurst)}
+	s.icmpRL = newICMPLimiter(&s.opts)
 	s.udp = newUDPTable()
 	s.ping = newUDPTable()
 	s.TCP = tcp.NewProtocol(tcpHost{s}, opts.TCP)
@@ -504,9 +523,9 @@ func (s *Stack) IsLocal(a netip.Addr) bool { return s.ownerOf(a) != nil }
 // about for a user-space stack.
 func (s *Stack) nextID() uint16 { return uint16(s.ipID.Add(1)) }
 
-// tokenBucket rate-limits ICMP errors (RFC 1812 4.3.2.8).
+// tokenBucket is the global ICMP error limit (RFC 1812 4.3.2.8); the
+// caller serialises.
 type tokenBucket struct {
-	mu     sync.Mutex
 	rate   float64
 	burst  float64
 	tokens float64
@@ -514,8 +533,6 @@ type tokenBucket struct {
 }
 
 func (b *tokenBucket) take(now time.Time) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if !b.last.IsZero() {
 		b.tokens += now.Sub(b.last).Seconds() * b.rate
 		if b.tokens > b.burst {

@@ -83,7 +83,10 @@ type Stats struct {
 		OutMsgs                        Counter
 		OutEchos, OutEchoReps          Counter
 		OutDestUnreachs, OutTimeExcds  Counter
-		OutRateLimited                 Counter // errors suppressed by the rate limit
+		OutRateLimited                 Counter // errors suppressed by a rate limit (the two below)
+		OutRateLimitedGlobal           Counter // by the global bucket (icmp_msgs_per_sec)
+		OutRateLimitedPeer             Counter // by the destination's bucket (icmp_ratelimit)
+		RatePeerEvictions              Counter // destinations dropped from the full rate-limit table
 		OutSuppressed                  Counter // errors not sent by rule (about ICMP errors, broadcasts, fragments)
 	}
 	UDP struct {
