@@ -51,6 +51,7 @@ type Stats struct {
 		InMartianDstLoopback  Counter // 127/8 destination on a non-loopback NIC
 		InMartianDstZero      Counter // 0/8 destination
 		InMartianDstClassE    Counter // 240/4 (not 255.255.255.255) destination
+		InSourceRouted        Counter // LSRR/SSRR dropped (accept_source_route=0)
 		InUnknownProtos       Counter
 		InDiscards            Counter
 		InDelivers            Counter
@@ -83,6 +84,8 @@ type Stats struct {
 		OutMsgs                        Counter
 		OutEchos, OutEchoReps          Counter
 		OutDestUnreachs, OutTimeExcds  Counter
+		OutParmProbs                   Counter
+		OutEchoOptionErrors            Counter // echo requests not answered: options left no consistent room (as Linux)
 		OutRateLimited                 Counter // errors suppressed by a rate limit (the two below)
 		OutRateLimitedGlobal           Counter // by the global bucket (icmp_msgs_per_sec)
 		OutRateLimitedPeer             Counter // by the destination's bucket (icmp_ratelimit)
