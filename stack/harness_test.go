@@ -21,6 +21,8 @@ type chanEP struct {
 	mtu   int
 	// discard drops written frames instead of keeping them (benchmarks).
 	discard bool
+	// onWrite, when set, sees every written frame after it was captured.
+	onWrite func(f []byte)
 }
 
 func (c *chanEP) MTU() int               { return c.mtu }
@@ -37,6 +39,14 @@ func (c *chanEP) WriteFrames(fs [][]byte) (int, error) {
 	}
 	for _, f := range fs {
 		c.out = append(c.out, append([]byte(nil), f...))
+	}
+	if hook := c.onWrite; hook != nil {
+		// Outside the lock: the hook may send through the stack again.
+		c.mu.Unlock()
+		for _, f := range fs {
+			hook(f)
+		}
+		c.mu.Lock()
 	}
 	return len(fs), nil
 }

@@ -29,12 +29,22 @@ type Options struct {
 	DefaultTTL uint8       // 64
 	TCP        tcp.Config
 
-	ARPCacheSize    int           // neighbour entries, default 1024
-	ARPPendingLen   int           // packets queued per unresolved neighbour, default 32
-	ARPRetries      int           // requests before failure, default 3
-	ARPRetryTime    time.Duration // between requests, default 1s
-	ARPReachable    time.Duration // an answer is trusted this long, default 30s
-	ARPStaleTimeout time.Duration // an unused stale entry is removed after this, default 60s
+	ARPCacheSize  int // neighbour entries per NIC, default 1024
+	ARPPendingLen int // packets queued per unresolved neighbour, default 101 (Linux's unres_qlen)
+	// ARPPendingBytes caps the bytes queued per unresolved neighbour, each
+	// frame charged its buffer plus a fixed overhead (Linux's
+	// unres_qlen_bytes, default 212992): the oldest go first.
+	ARPPendingBytes int
+	// ARPPendingTotal and ARPPendingTotalBytes cap what all unresolved
+	// neighbours of the stack hold together (default 1024 frames, 4 MiB):
+	// beyond them a new frame is dropped.
+	ARPPendingTotal      int
+	ARPPendingTotalBytes int
+	ARPLocktime          time.Duration // a reachable entry's MAC is not replaced sooner than this after an update, default 1s
+	ARPRetries           int           // requests before failure, default 3
+	ARPRetryTime         time.Duration // between requests, default 1s
+	ARPReachable         time.Duration // an answer is trusted this long, default 30s
+	ARPStaleTimeout      time.Duration // an unused stale entry is removed after this, default 60s
 
 	ReasmTimeout  time.Duration // default 30s
 	ReasmMemLimit int           // bytes held by partial datagrams, default 4 MiB
@@ -66,7 +76,19 @@ func (o *Options) fill() {
 		o.ARPCacheSize = 1024
 	}
 	if o.ARPPendingLen == 0 {
-		o.ARPPendingLen = 32
+		o.ARPPendingLen = 101
+	}
+	if o.ARPPendingBytes == 0 {
+		o.ARPPendingBytes = 212992
+	}
+	if o.ARPPendingTotal == 0 {
+		o.ARPPendingTotal = 1024
+	}
+	if o.ARPPendingTotalBytes == 0 {
+		o.ARPPendingTotalBytes = 4 << 20
+	}
+	if o.ARPLocktime == 0 {
+		o.ARPLocktime = time.Second
 	}
 	if o.ARPRetries == 0 {
 		o.ARPRetries = 3
@@ -127,10 +149,12 @@ type Stack struct {
 	routeSnap atomic.Pointer[[]Route]
 	ownerSnap atomic.Pointer[[]addrOwner]
 
-	ipID   atomic.Uint32
-	idKey  [16]byte
-	reasm  *reassembler
-	icmpRL *icmpLimiter
+	ipID atomic.Uint32
+	// Frames and bytes waiting for neighbour resolution on all NICs.
+	arpPending, arpPendingBytes atomic.Int64
+	idKey                       [16]byte
+	reasm                       *reassembler
+	icmpRL                      *icmpLimiter
 
 	udp  *udpTable
 	ping *udpTable // ping sockets, keyed by echo identifier

@@ -26,7 +26,12 @@ type Stats struct {
 		InNotForUs              Counter
 		Gratuitous              Counter // sent when an address is added
 		ResolveFailures         Counter // no answer after the retries
-		PendingDrops            Counter // packets dropped from a full pending queue or on failure
+		PendingDrops            Counter // packets dropped while waiting for resolution, any reason (the three below)
+		PendingQueueFull        Counter // the neighbour's queue was full (ARPPendingLen / ARPPendingBytes): oldest dropped
+		PendingGlobalFull       Counter // all neighbours together were full (ARPPendingTotal / ARPPendingTotalBytes): new dropped
+		PendingResolveFailed    Counter // the neighbour never answered
+		InUnsolicited           Counter // replies from neighbours we did not ask: no entry made (arp_accept=0)
+		LocktimeIgnored         Counter // a different MAC for a reachable entry within ARPLocktime of its update
 		CacheFull               Counter // entries refused because the cache was full
 		CacheEvictions          Counter
 	}
