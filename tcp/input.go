@@ -463,6 +463,9 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		return false
 	}
 	e.lastAckRecv = now
+	if !seqLT(ack, e.sndUna) {
+		e.ackAlive()
+	}
 	newSack := false
 	sackedBefore := e.sb.sacked
 	if e.sackOK && s.opts.NumSACK > 0 {
@@ -896,7 +899,9 @@ func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) {
 	if e.state == StateSynRcvd {
 		return
 	}
-	// Established: a soft error, reported through SO_ERROR.
-	e.err = err
-	e.notify(waiter.EventErr)
+	// Synchronized: every error is soft, even a port or protocol
+	// unreachable (RFC 5927 7; Linux without IP_RECVERR), so that a forged
+	// ICMP message cannot reset a connection. It is reported only by
+	// SO_ERROR, or as the reason if the connection times out.
+	e.softErr = err
 }
