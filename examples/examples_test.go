@@ -9,6 +9,9 @@ import (
 	"time"
 )
 
+// buildFlags gains -race when the test itself runs under the race detector.
+var buildFlags []string
+
 // Every example is built once and run as a user would run it; the test
 // asserts on what it prints. The kernel runs use 127.0.0.1 only.
 var cases = []struct {
@@ -55,7 +58,8 @@ var cases = []struct {
 
 func TestExamples(t *testing.T) {
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./...")
+	args := append([]string{"build"}, buildFlags...)
+	build := exec.Command("go", append(args, "-o", bin+string(filepath.Separator), "./...")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./examples/...: %v\n%s", err, out)
 	}
