@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log"
 	"net/netip"
+	"strings"
 
 	"github.com/sockstack/sockstack/examples/internal/vnet"
 	"github.com/sockstack/sockstack/socket"
@@ -35,6 +36,9 @@ func main() {
 	if err != nil {
 		log.Fatal("getaddrinfo: ", err)
 	}
+	// As on Linux, the IPv4 wildcard comes first; on a stack with IPv6 the
+	// loop below would skip nothing and bind 0.0.0.0 just the same.
+	fmt.Println("server: getaddrinfo:", candidates(res))
 	var ls *socket.Socket
 	for _, ai := range res {
 		s, err := srv.Net.Socket(ai.Family, ai.Type, ai.Proto)
@@ -83,6 +87,7 @@ func main() {
 	if err != nil {
 		log.Fatal("getaddrinfo: ", err)
 	}
+	fmt.Println("client: getaddrinfo:", candidates(res))
 	var s *socket.Socket
 	for _, ai := range res {
 		c, err := cli.Net.Socket(ai.Family, ai.Type, ai.Proto)
@@ -111,6 +116,14 @@ func main() {
 	fmt.Printf("client: received %q\n", buf[:n])
 	s.Close()
 	<-done
+}
+
+func candidates(res []socket.AddrInfo) string {
+	var parts []string
+	for _, ai := range res {
+		parts = append(parts, fmt.Sprintf("%s %v", family(ai.Family), ai.Addr))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func family(f int) string {
