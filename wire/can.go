@@ -94,12 +94,11 @@ func CANFDValidLen(n int) bool {
 // It is a plain value: copying it copies the payload, and nothing in it
 // points elsewhere, so queues of frames allocate nothing per frame.
 type CANFrame struct {
-	ID     uint32 // identifier with EFF/RTR/ERR flags
-	Len    uint8  // payload length
-	Flags  uint8  // CANFDBRS/ESI/FDF
-	Len8   uint8  // classic only: a DLC of 9..15 as sent (len8_dlc), else 0
-	Data   [CANFDMaxDLen]byte
-	Origin uint32 // not on the wire: which node queued it (set by the bus)
+	ID    uint32 // identifier with EFF/RTR/ERR flags
+	Len   uint8  // payload length
+	Flags uint8  // CANFDBRS/ESI/FDF
+	Len8  uint8  // classic only: a DLC of 9..15 as sent (len8_dlc), else 0
+	Data  [CANFDMaxDLen]byte
 }
 
 // IsFD reports whether f is a CAN FD frame.
