@@ -166,6 +166,7 @@ type Endpoint struct {
 	orphan     bool          // closed by the user, not finished: counted in Orphans
 	dsack      dsackState    // D-SACK block owed on the next ACK
 	urg        urgState      // urgent data, both directions
+	undo       undoState     // D-SACK undo of a spurious loss episode
 	acceptN    atomic.Int32  // listener: len(acceptQ), read by children without l.mu
 	backlogN   atomic.Int32  // listener: backlog, likewise
 }

@@ -435,6 +435,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 				e.p.st.DSACKsRecv.Add(1)
 				e.dsacks++
 				e.rackDSACK()
+				e.undoDSACK(b.Left, b.Right)
 				continue
 			}
 			if !seqLT(b.Left, b.Right) || seqLT(b.Left, e.sndUna) || seqGT(b.Right, e.sndMax) {
@@ -582,6 +583,7 @@ func (e *Endpoint) enterRecovery(now time.Duration) {
 	// The flight is what cwnd allowed; SACKed bytes are not in it.
 	e.ccs.InFlight = min(e.ccs.Cwnd, int(e.sndMax-e.sndUna))
 	e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
+	e.undoMark()
 	e.cc.OnLoss(&e.ccs, now)
 	e.rttTiming = false
 	if e.sackOK {

@@ -228,6 +228,7 @@ func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) erro
 		f |= wire.TCPFlagFIN
 	}
 	if seqLT(seq, e.sndMax) {
+		e.undoCountRetrans(seq)
 		e.p.st.RetransSegs.Add(1)
 		e.totalRetrans++
 		e.bytesRetrans += uint64(n)
@@ -604,6 +605,7 @@ func (e *Endpoint) onRTO(now time.Duration) {
 	e.ccs.InFlight = min(e.ccs.Cwnd, e.inFlight())
 	e.ccs.MinRTT, e.ccs.SRTT = e.minRTT, e.srtt
 	if reduce {
+		e.undoMark()
 		e.cc.OnRTO(&e.ccs, now)
 	}
 	e.ccs.Cwnd = e.ccs.MSS

@@ -620,6 +620,7 @@ type stats struct {
 	AbortOnMemory, Orphans                            atomic.Uint64
 	MemoryPressures, RcvMemDrops, MemBytes            atomic.Uint64
 	DSACKOldSent, DSACKOfoSent                        atomic.Uint64
+	DSACKUndo                                         atomic.Uint64
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -644,6 +645,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		TimeWaitOverflow: s.TimeWaitOverflow.Load(), TimeWaitRecords: s.TimeWaitRecords.Load(),
 		AbortOnMemory: s.AbortOnMemory.Load(), Orphans: s.Orphans.Load(),
 		MemoryPressures: s.MemoryPressures.Load(), RcvMemDrops: s.RcvMemDrops.Load(), MemBytes: s.MemBytes.Load(),
-		DSACKOldSent: s.DSACKOldSent.Load(), DSACKOfoSent: s.DSACKOfoSent.Load(),
+		DSACKOldSent: s.DSACKOldSent.Load(), DSACKOfoSent: s.DSACKOfoSent.Load(), DSACKUndo: s.DSACKUndo.Load(),
 	}
 }

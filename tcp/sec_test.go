@@ -273,3 +273,32 @@ func TestDSACKGeneration(t *testing.T) {
 		t.Fatalf("old %d ofo %d", st.DSACKOldSent, st.DSACKOfoSent)
 	}
 }
+
+// TestDSACKUndo: an RTO whose retransmission the peer reports as a
+// duplicate (the original was only delayed) has its cwnd and ssthresh
+// reduction undone.
+func TestDSACKUndo(t *testing.T) {
+	s := newScript(t, Config{})
+	_, c, iss := s.passiveOpen(sackOpts)
+	before := c.Info()
+	c.Write(make([]byte, 1000))
+	s.out()
+	for i := 0; i < 5000 && s.p.Stats().Timeouts == 0; i++ {
+		s.clk.Advance(time.Millisecond)
+	}
+	s.out()
+	if i := c.Info(); i.SndCwnd != 1 {
+		t.Fatalf("after the RTO: cwnd %d", i.SndCwnd)
+	}
+	// The original arrived after all: the ACK carries a D-SACK for the
+	// retransmission.
+	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1001, win: 65535,
+		opts: wire.TCPOptions{NumSACK: 1, SACK: [4]wire.SACKBlock{{Left: iss + 1, Right: iss + 1001}}}})
+	i := c.Info()
+	if i.SndCwnd < before.SndCwnd || i.SndSsthresh != before.SndSsthresh {
+		t.Fatalf("not undone: cwnd %d ssthresh %d, before %d %d", i.SndCwnd, i.SndSsthresh, before.SndCwnd, before.SndSsthresh)
+	}
+	if st := s.p.Stats(); st.DSACKUndo != 1 {
+		t.Fatalf("DSACKUndo %d", st.DSACKUndo)
+	}
+}
