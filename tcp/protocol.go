@@ -116,6 +116,7 @@ type segment struct {
 	wnd      uint16
 	payload  []byte
 	opts     wire.TCPOptions
+	urg      uint16 // urgent pointer (tcpsec)
 }
 
 func (s *segment) has(f uint8) bool { return s.flags&f != 0 }
@@ -196,6 +197,7 @@ func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch
 		}
 	}
 	s.seq, s.ack, s.flags, s.wnd = t.Seq(), t.Ack(), t.Flags(), t.Window()
+	s.urg = t.Urgent()
 	s.payload = b[off:]
 	if t.SrcPort() == 0 || t.DstPort() == 0 || !src.IsValid() || src.IsMulticast() || dst.IsMulticast() {
 		p.st.InErrs.Add(1)
