@@ -15,10 +15,10 @@
 // Structure: one mutex per Endpoint; the demultiplexing tables of a
 // Protocol are under a RWMutex. Lock order: listener, then child
 // endpoint, then the Protocol tables, then the TIME_WAIT records. Time
-// and timers come only from
-// Host.Clock(); each connection has at most two timers (retransmission,
-// persist, keepalive and tail loss probe share one; the delayed ACK has
-// the other), re-armed rather than recreated. A connection in TIME_WAIT
+// and timers come only from Host.Clock(); each connection has at most
+// two timers (retransmission, persist, keepalive and tail loss probe
+// share one; the delayed ACK has the other), re-armed rather than
+// recreated. A connection in TIME_WAIT
 // leaves its endpoint for a small record (timewait.go) under one timer
 // shared by all records, with a cap. Buffer memory, orphans and TIME_WAIT
 // records have Linux-like global limits (mem.go, Config). Send and
