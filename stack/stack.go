@@ -47,7 +47,8 @@ type Options struct {
 	ARPStaleTimeout      time.Duration // an unused stale entry is removed after this, default 60s
 
 	ReasmTimeout  time.Duration // default 30s
-	ReasmMemLimit int           // bytes held by partial datagrams, default 4 MiB
+	ReasmMemLimit int           // bytes charged to partial datagrams (true size), default 4 MiB; the oldest are evicted beyond it
+	ReasmMaxRuns  int           // separate runs of data (holes + 1) per datagram, default 64
 
 	ICMPRateLimit int // error messages per second, all destinations (icmp_msgs_per_sec), default 1000
 	ICMPRateBurst int // default 50 (icmp_msgs_burst)
@@ -107,6 +108,9 @@ func (o *Options) fill() {
 	}
 	if o.ReasmMemLimit == 0 {
 		o.ReasmMemLimit = 4 << 20
+	}
+	if o.ReasmMaxRuns == 0 {
+		o.ReasmMaxRuns = 64
 	}
 	if o.ICMPRateLimit == 0 {
 		o.ICMPRateLimit = 1000

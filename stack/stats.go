@@ -76,7 +76,9 @@ type Stats struct {
 		ReasmOverlaps         Counter
 		ReasmDuplicates       Counter
 		ReasmTooBig           Counter // would exceed 65,535 bytes
-		ReasmMemoryDrops      Counter // global memory limit reached
+		ReasmMemoryDrops      Counter // global memory limit reached and nothing older to evict
+		ReasmEvictions        Counter // oldest datagrams dropped to make room under the memory limit
+		ReasmTooManyHoles     Counter // more than ReasmMaxRuns separate runs of data in one datagram
 		ReasmBadFragment      Counter // inconsistent fragment (length not multiple of 8, ...)
 	}
 	ICMP struct {
