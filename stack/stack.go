@@ -246,6 +246,7 @@ func (s *Stack) Close() {
 		if n.neigh != nil {
 			n.neigh.close()
 		}
+		n.stopReports()
 	}
 	s.reasm.close()
 }
@@ -268,6 +269,10 @@ type NIC struct {
 	groups  map[netip.Addr]int // multicast memberships (count of joins)
 	promisc atomic.Int32
 	snap    atomic.Pointer[nicAddrs] // copy of addrs for lock-free reads
+
+	// One pending IGMP report per joined group (RFC 2236).
+	igmpMu     sync.Mutex
+	igmpTimers map[netip.Addr]*reportTimer
 }
 
 // nicAddrs is an immutable copy of a NIC's addresses, replaced whenever

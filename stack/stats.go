@@ -113,6 +113,9 @@ type Stats struct {
 		OutReports, OutLeaves Counter
 		InQueries, InReports  Counter
 		InErrors              Counter
+		InOther               Counter // not a query or a report (IGMPv3 reports, DVMRP, ...)
+		ReportsSuppressed     Counter // our pending report cancelled: another host reported the group
+		ReportTimersShortened Counter // a query asked for a quicker answer than the time left
 	}
 	Raw struct {
 		InDelivers   Counter
