@@ -47,6 +47,9 @@ func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool, opts ipOpts) {
 		mtu := 0
 		if m.Type() == wire.ICMPDestUnreach && m.Code() == wire.ICMPFragNeeded {
 			mtu = m.NextHopMTU()
+			if learnt := s.learnPMTU(m.Payload(), mtu); learnt != 0 {
+				mtu = learnt
+			}
 		}
 		if !s.handleICMPError(m.Payload(), m.Type(), m.Code(), mtu) {
 			st.InUnmatched.Add(1)

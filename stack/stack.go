@@ -61,6 +61,10 @@ type Options struct {
 	ICMPPeerTableSize int    // destinations tracked, default 1024; older ones are evicted
 
 	UDPRecvBuf int // default receive queue limit in bytes, 212992 like Linux
+
+	PMTUExpires   time.Duration // a learnt path MTU is forgotten after this, default 10 min (mtu_expires)
+	PMTUMin       int           // path MTUs are not set below this, default 552 (min_pmtu)
+	PMTUCacheSize int           // destinations with a learnt path MTU, default 1024
 }
 
 func (o *Options) fill() {
@@ -133,6 +137,15 @@ func (o *Options) fill() {
 	if o.UDPRecvBuf == 0 {
 		o.UDPRecvBuf = 212992
 	}
+	if o.PMTUExpires == 0 {
+		o.PMTUExpires = 10 * time.Minute
+	}
+	if o.PMTUMin == 0 {
+		o.PMTUMin = 552
+	}
+	if o.PMTUCacheSize == 0 {
+		o.PMTUCacheSize = 1024
+	}
 }
 
 // Stack is one host.
@@ -153,12 +166,14 @@ type Stack struct {
 	routeSnap atomic.Pointer[[]Route]
 	ownerSnap atomic.Pointer[[]addrOwner]
 
-	ipID atomic.Uint32
+	ipID   atomic.Uint32
+	idKey  [16]byte
+	reasm  *reassembler
+	icmpRL *icmpLimiter
+	pmtu   pmtuCache
+
 	// Frames and bytes waiting for neighbour resolution on all NICs.
 	arpPending, arpPendingBytes atomic.Int64
-	idKey                       [16]byte
-	reasm                       *reassembler
-	icmpRL                      *icmpLimiter
 
 	udp  *udpTable
 	ping *udpTable // ping sockets, keyed by echo identifier

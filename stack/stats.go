@@ -80,6 +80,10 @@ type Stats struct {
 		ReasmEvictions        Counter // oldest datagrams dropped to make room under the memory limit
 		ReasmTooManyHoles     Counter // more than ReasmMaxRuns separate runs of data in one datagram
 		ReasmBadFragment      Counter // inconsistent fragment (length not multiple of 8, ...)
+		PMTUUpdates           Counter // path MTUs learnt from fragmentation-needed errors
+		PMTUPlateaus          Counter // ... that carried MTU 0: RFC 1191 plateau used
+		PMTUBelowMin          Counter // ... below PMTUMin: PMTUMin used, path locked (no DF)
+		PMTUEvictions         Counter // entries dropped from the full path MTU cache
 	}
 	ICMP struct {
 		InMsgs, InErrors, InCsumErrors Counter
