@@ -1,7 +1,9 @@
 package stack
 
 import (
+	"errors"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,5 +116,25 @@ func TestIGMPReportSuppressed(t *testing.T) {
 	}
 	if h.s.Stats().IGMP.ReportsSuppressed.Load() != 1 {
 		t.Fatalf("suppressed = %d", h.s.Stats().IGMP.ReportsSuppressed.Load())
+	}
+}
+
+// One socket joins at most MaxMemberships groups (Linux's
+// igmp_max_memberships, 20): the next join fails with ENOBUFS, counted.
+func TestIGMPMembershipLimit(t *testing.T) {
+	h := newHarness(t, Options{})
+	joinGroups(t, h, 20)
+	e := h.s.NewDgram(KindUDP, 17)
+	defer e.Close()
+	for i := 0; i < 20; i++ {
+		if err := e.JoinGroup(netip.AddrFrom4([4]byte{239, 2, 0, byte(i)}), hostAddr); err != nil {
+			t.Fatalf("join %d: %v", i, err)
+		}
+	}
+	if err := e.JoinGroup(netip.MustParseAddr("239.3.0.0"), hostAddr); !errors.Is(err, syscall.ENOBUFS) {
+		t.Fatalf("21st join: %v, want ENOBUFS", err)
+	}
+	if h.s.Stats().IGMP.MembershipLimit.Load() != 1 {
+		t.Fatal("limit not counted")
 	}
 }

@@ -235,6 +235,13 @@ func (e *DgramEndpoint) JoinGroup(g, ifAddr netip.Addr) error {
 			return syscall.EADDRINUSE
 		}
 	}
+	if len(e.groups) >= e.s.opts.MaxMemberships {
+		// Linux's igmp_max_memberships: what one socket may join is
+		// bounded, and so the NIC's group table.
+		e.mu.Unlock()
+		e.s.stats.IGMP.MembershipLimit.Add(1)
+		return syscall.ENOBUFS
+	}
 	e.groups = append(e.groups, membership{n, g})
 	e.mu.Unlock()
 	n.join(g)

@@ -65,6 +65,8 @@ type Options struct {
 	PMTUExpires   time.Duration // a learnt path MTU is forgotten after this, default 10 min (mtu_expires)
 	PMTUMin       int           // path MTUs are not set below this, default 552 (min_pmtu)
 	PMTUCacheSize int           // destinations with a learnt path MTU, default 1024
+
+	MaxMemberships int // multicast groups one socket may join, default 20 (igmp_max_memberships)
 }
 
 func (o *Options) fill() {
@@ -145,6 +147,9 @@ func (o *Options) fill() {
 	}
 	if o.PMTUCacheSize == 0 {
 		o.PMTUCacheSize = 1024
+	}
+	if o.MaxMemberships == 0 {
+		o.MaxMemberships = 20
 	}
 }
 

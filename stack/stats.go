@@ -120,6 +120,7 @@ type Stats struct {
 		InOther               Counter // not a query or a report (IGMPv3 reports, DVMRP, ...)
 		ReportsSuppressed     Counter // our pending report cancelled: another host reported the group
 		ReportTimersShortened Counter // a query asked for a quicker answer than the time left
+		MembershipLimit       Counter // joins refused: the socket already holds MaxMemberships groups (ENOBUFS)
 	}
 	Raw struct {
 		InDelivers   Counter
