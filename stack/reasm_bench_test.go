@@ -3,8 +3,6 @@ package stack
 import (
 	"net/netip"
 	"testing"
-
-	"github.com/sockstack/sockstack/wire"
 )
 
 // tinyFragments splits a UDP datagram of n*8 bytes (header included)
@@ -46,5 +44,3 @@ func benchReasm(b *testing.B, reverse bool) {
 // eight-byte fragments (ns/op is per datagram).
 func BenchmarkReassembly8000x8InOrder(b *testing.B) { benchReasm(b, false) }
 func BenchmarkReassembly8000x8Reverse(b *testing.B) { benchReasm(b, true) }
-
-var _ = wire.ProtoUDP
