@@ -152,8 +152,8 @@ func TestICMPErrorRateLimit(t *testing.T) {
 	if n := len(h.ep.take()); n != 5 {
 		t.Fatalf("%d errors sent in a burst, want 5", n)
 	}
-	if h.s.Stats().ICMP.OutRateLimited.Load() != 15 {
-		t.Fatalf("rate-limited = %d", h.s.Stats().ICMP.OutRateLimited.Load())
+	if h.s.Stats().ICMP.OutRateLimited.Load() != 15 || h.s.Stats().ICMP.OutRateLimitedGlobal.Load() != 15 {
+		t.Fatalf("rate-limited = %d, by the global bucket %d", h.s.Stats().ICMP.OutRateLimited.Load(), h.s.Stats().ICMP.OutRateLimitedGlobal.Load())
 	}
 	h.clk.Advance(time.Second)
 	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP}, udpPayload(peerAddr, hostAddr, 1, 9, nil)))

@@ -142,3 +142,16 @@ func TestReassemblyFloodEvictsOldest(t *testing.T) {
 		t.Fatalf("%d datagrams held", n)
 	}
 }
+
+// A fragment that does not fit even with nothing older left to evict is
+// dropped and counted.
+func TestReassemblyMemoryDrop(t *testing.T) {
+	h, _ := reasmHarness(t, Options{ReasmMemLimit: 1000})
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, ID: 1, MF: true}, make([]byte, 1480)))
+	if h.s.Stats().IP.ReasmMemoryDrops.Load() != 1 {
+		t.Fatalf("memory drops %d, want 1", h.s.Stats().IP.ReasmMemoryDrops.Load())
+	}
+	if m := h.s.ReasmMemInUse(); m > 1000 {
+		t.Fatalf("%d bytes charged over the limit", m)
+	}
+}
