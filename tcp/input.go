@@ -463,6 +463,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 	if !seqLT(ack, e.sndUna) {
 		e.ackAlive()
 	}
+	tlpUna, tlpDSACKs := e.sndUna, e.dsacks
 	newSack := false
 	sackedBefore := e.sb.sacked
 	if e.sackOK && s.opts.NumSACK > 0 {
@@ -595,6 +596,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.ccs.Cwnd += e.sndMSS // NewReno inflation
 		}
 	}
+	e.tlpAcked(tlpUna, tlpDSACKs, ack, len(s.payload) == 0 && !newSack && e.sndWnd == oldWnd, now)
 	return true
 }
 
