@@ -110,6 +110,7 @@ func (e *Endpoint) negotiate(o *wire.TCPOptions) {
 func (e *Endpoint) establish(now time.Duration) {
 	e.setState(StateEstablished)
 	e.everConnected = true
+	e.softErr = nil // the handshake completed: errors met on the way are moot
 	if e.cc == nil {
 		e.cc = newCC(e.ccName)
 		if e.cc == nil {

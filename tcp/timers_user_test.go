@@ -267,3 +267,25 @@ func TestICMPHardErrorsDuringConnect(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftErrorDuringConnect: a soft error met by the SYN (a router's
+// time exceeded) is forgotten once the handshake completes, so that
+// SO_ERROR after a successful non-blocking connect is 0.
+func TestSoftErrorDuringConnect(t *testing.T) {
+	s := newScript(t, Config{})
+	e := s.p.NewEndpoint()
+	e.Connect(s.remote)
+	syn := s.expectOne("SYN")
+	s.local = syn.local
+	s.p.HandleError(syn.local, s.remote, syn.h.Seq, ErrTimeExceeded, 0)
+	if e.State() != StateSynSent {
+		t.Fatal(e.State())
+	}
+	s.inject(seg{flags: fSA, seq: 5000, ack: syn.h.Seq + 1, win: 65535, opts: noOpts})
+	if e.State() != StateEstablished {
+		t.Fatal(e.State())
+	}
+	if err := e.SoError(); err != nil {
+		t.Fatalf("SO_ERROR after the handshake: %v", err)
+	}
+}
