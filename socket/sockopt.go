@@ -18,6 +18,10 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 	if s.closed.Load() {
 		return syscall.EBADF
 	}
+	v, err := OptionValue(v)
+	if err != nil {
+		return err
+	}
 	if level == SOL_SOCKET {
 		switch name {
 		case SO_RCVTIMEO, SO_SNDTIMEO:
@@ -132,6 +136,39 @@ func (s *Socket) getStored(name int) any {
 		return Linger{}
 	}
 	return 0
+}
+
+// OptionValue normalizes a SetSockOpt value: a struct-valued option may
+// be passed by value or, as golang.org/x/sys/unix users do, by pointer;
+// a nil pointer is EFAULT, as a bad optval is in Linux. Package hostsock
+// can share it.
+func OptionValue(v any) (any, error) {
+	switch p := v.(type) {
+	case *Linger:
+		return derefOpt(p)
+	case *IPMreq:
+		return derefOpt(p)
+	case *PacketMreq:
+		return derefOpt(p)
+	case *netip.Addr:
+		return derefOpt(p)
+	case *time.Duration:
+		return derefOpt(p)
+	case *int:
+		return derefOpt(p)
+	case *int32:
+		return derefOpt(p)
+	case *string:
+		return derefOpt(p)
+	}
+	return v, nil
+}
+
+func derefOpt[T any](p *T) (any, error) {
+	if p == nil {
+		return nil, syscall.EFAULT
+	}
+	return *p, nil
 }
 
 // SetSockOptInt is SetSockOpt with an int value.

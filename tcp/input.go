@@ -300,7 +300,10 @@ func (e *Endpoint) acceptable(seq uint32, n uint32) bool {
 	end := seq + n - 1
 	return (seqLEQ(e.rcvNxt, seq) && seqLT(seq, e.rcvNxt+wnd)) ||
 		(seqLEQ(e.rcvNxt, end) && seqLT(end, e.rcvNxt+wnd)) ||
-		(seqLT(seq, e.rcvNxt) && seqGT(end, e.rcvNxt+wnd)) // covers the window
+		// Covers the window: starts before it, by less than its own length
+		// (without that bound a segment half the sequence space away
+		// passed too, doubling a blind attacker's odds).
+		(seqLT(seq, e.rcvNxt) && e.rcvNxt-seq < n && seqGT(end, e.rcvNxt+wnd))
 }
 
 // input handles a segment in SYN_RCVD or a synchronized state. It
