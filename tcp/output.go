@@ -683,7 +683,7 @@ func (e *Endpoint) onKeepalive(now time.Duration) {
 		e.keepAt = e.lastRecv + e.keepIdle
 		return
 	}
-	if e.kaProbes >= e.keepCnt {
+	if e.keepaliveExpired(now) {
 		e.p.st.KeepaliveTimeouts.Add(1)
 		e.sendReset()
 		e.abortLocked(e.timeoutErr())

@@ -289,3 +289,23 @@ func TestSoftErrorDuringConnect(t *testing.T) {
 		t.Fatalf("SO_ERROR after the handshake: %v", err)
 	}
 }
+
+// TestUserTimeoutKeepalive: with TCP_USER_TIMEOUT, keepalive gives up at
+// the first probe time at which the peer has been silent that long (and
+// at least one probe went unanswered), not after TCP_KEEPCNT probes.
+func TestUserTimeoutKeepalive(t *testing.T) {
+	s := newScript(t, Config{})
+	_, c, _ := s.passiveOpen(noOpts)
+	t0 := s.p.now()
+	c.SetKeepIdle(10 * time.Second)
+	c.SetKeepIntvl(5 * time.Second)
+	c.SetKeepCnt(9)
+	c.SetUserTimeout(12000)
+	c.SetKeepAlive(true)
+	// A probe at 10 s (silent 10 s < 12 s); at 15 s the peer has been
+	// silent 15 s with a probe unanswered.
+	s.endsAt(c, t0, 15*time.Second, syscall.ETIMEDOUT)
+	if st := s.p.Stats(); st.KeepaliveProbes != 1 || st.KeepaliveTimeouts != 1 {
+		t.Fatalf("probes %d timeouts %d", st.KeepaliveProbes, st.KeepaliveTimeouts)
+	}
+}
