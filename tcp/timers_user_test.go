@@ -309,3 +309,23 @@ func TestUserTimeoutKeepalive(t *testing.T) {
 		t.Fatalf("probes %d timeouts %d", st.KeepaliveProbes, st.KeepaliveTimeouts)
 	}
 }
+
+// TestUserTimeoutInherited: an accepted connection takes the listener's
+// TCP_USER_TIMEOUT, as in Linux.
+func TestUserTimeoutInherited(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.p.NewEndpoint()
+	l.SetUserTimeout(7000)
+	l.Bind(s.local)
+	l.Listen(4)
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
+	sa := s.expectOne("SYN-ACK")
+	s.inject(seg{flags: fA, seq: 1001, ack: sa.h.Seq + 1, win: 65535})
+	c, _, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.UserTimeout(); got != 7000 {
+		t.Fatalf("accepted connection's user timeout %d", got)
+	}
+}
