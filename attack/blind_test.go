@@ -173,6 +173,9 @@ func TestBlindInjection(t *testing.T) {
 			ii := tcpInfo(t, cn.v)
 			hi = int((uint32(max(ii.RcvSpace, int(wnd))) + uint32(len(data)) + step - 1) / step)
 			t.Logf("%s: %d probes drew %d segments from the victim to the client; %d..%d probes in the window", name, probes, sent, lo, hi)
+			if g := m.grew(); g > 2<<20 {
+				t.Errorf("%s: heap grew by %d bytes", name, g)
+			}
 			return m, sent, lo, hi
 		}
 		inRange := func(what string, got uint64, lo, hi int) {

@@ -347,6 +347,9 @@ func TestMartiansFromTheWire(t *testing.T) {
 			}
 		}
 		m.end()
+		if g := m.grew(); g > 1<<20 {
+			t.Errorf("heap grew by %d bytes", g)
+		}
 		b := make([]byte, 64)
 		if n, err := u.Recv(b, 0); err == nil {
 			t.Errorf("the 127.0.0.1 socket received %q from the wire", b[:n])

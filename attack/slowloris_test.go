@@ -125,6 +125,9 @@ func slowloris(t *testing.T, slow int) (wait, longest time.Duration) {
 		if resp.StatusCode != 200 {
 			t.Errorf("legitimate request: status %d", resp.StatusCode)
 		}
+		if g := m.grew(); g > 2<<20 {
+			t.Errorf("heap grew by %d bytes after the slow clients were cut", g)
+		}
 	})
 	return wait, longest
 }
