@@ -180,11 +180,6 @@ func (e *Endpoint) handleSegment(s *segment, batch *Batch) bool {
 	switch e.state {
 	case StateSynSent:
 		e.synSentInput(s, now)
-	case StateTimeWait:
-		if !e.timeWaitInput(s, now) {
-			e.mu.Unlock()
-			return false
-		}
 	default:
 		deliver = e.input(s, now)
 	}
@@ -245,45 +240,6 @@ func (e *Endpoint) synSentInput(s *segment, now time.Duration) {
 	e.armRTO(now)
 }
 
-// timeWaitInput handles a segment in TIME_WAIT; it returns false when a
-// new SYN may take over the 4-tuple.
-func (e *Endpoint) timeWaitInput(s *segment, now time.Duration) bool {
-	if s.has(wire.TCPFlagSYN) && !s.has(wire.TCPFlagACK) && !s.has(wire.TCPFlagRST) {
-		newer := false
-		if e.tsOK && s.opts.HasTS {
-			newer = seqGT(s.opts.TSVal, e.tsRecent)
-		} else {
-			newer = seqGT(s.seq, e.rcvNxt)
-		}
-		if newer {
-			e.p.st.TimeWaitReused.Add(1)
-			e.setClosed()
-			return false
-		}
-		e.sendAck(now)
-		return true
-	}
-	if e.tsOK && s.opts.HasTS && seqLT(s.opts.TSVal, e.tsRecent) && !s.has(wire.TCPFlagRST) {
-		e.p.st.PAWSDrops.Add(1)
-		e.sendAck(now)
-		return true
-	}
-	if s.has(wire.TCPFlagRST) {
-		if s.seq == e.rcvNxt {
-			e.setClosed()
-		}
-		return true
-	}
-	if s.has(wire.TCPFlagFIN) || len(s.payload) > 0 {
-		// A retransmitted FIN: acknowledge and restart the 2*MSL wait.
-		if s.has(wire.TCPFlagFIN) && s.seq+s.seqLen() == e.rcvNxt {
-			e.closeAt = now + 2*e.p.cfg.MSL
-		}
-		e.sendAck(now)
-	}
-	return true
-}
-
 // acceptable is the RFC 9293 segment acceptability test.
 func (e *Endpoint) acceptable(seq uint32, n uint32) bool {
 	wnd := uint32(max(int32(e.rcvAdv-e.rcvNxt), 0))
@@ -321,13 +277,13 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 		if e.tsOK && s.opts.HasTS && !s.has(wire.TCPFlagRST) && seqLT(s.opts.TSVal, e.tsRecent) &&
 			now-e.tsRecentAt < 24*24*time.Hour {
 			e.p.st.PAWSDrops.Add(1)
-			e.sendAck(now)
+			e.oowAck(s, now, oowPAWS)
 			return false
 		}
 		if !e.acceptable(s.seq, segLen) {
 			e.p.st.OutOfWindowDrops.Add(1)
 			if !s.has(wire.TCPFlagRST) {
-				e.sendAck(now)
+				e.oowAck(s, now, oowSeq)
 			}
 			return false
 		}
@@ -369,6 +325,9 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 		if !seqGT(s.ack, e.sndUna) || seqGT(s.ack, e.sndMax) {
 			e.p.sendResetFor(connKey{e.local, e.remote}, s)
 			return false
+		}
+		if e.childOverflow() {
+			return false // accept queue full: the peer retries (Linux)
 		}
 		if e.rttTiming && e.backoff == 0 {
 			e.rttSample(now - e.rttStart)
@@ -649,19 +608,6 @@ func (e *Endpoint) retransmitFirst(now time.Duration) {
 		return
 	}
 	e.sendData(e.sndUna, n, fin, now)
-}
-
-// enterTimeWait starts the 2*MSL wait.
-func (e *Endpoint) enterTimeWait(now time.Duration) {
-	e.setState(StateTimeWait)
-	e.rtoAt, e.persistAt, e.keepAt = 0, 0, 0
-	e.closeAt = now + 2*e.p.cfg.MSL
-	e.snd.release()
-	e.sndLen = 0
-	e.sb = scoreboard{}
-	e.rackReset()
-	e.armTimer(e.closeAt)
-	e.notify(waiter.EventIn | waiter.EventOut | waiter.EventHUp | waiter.EventRdHUp)
 }
 
 // receiveData places payload (and FIN) into the receive ring.

@@ -185,9 +185,7 @@ func (e *Endpoint) sendReset() {
 
 // sendChallengeAck sends a rate-limited ACK (RFC 5961).
 func (e *Endpoint) sendChallengeAck(now time.Duration) {
-	if e.p.challengeAllowed(now) {
-		e.sendAck(now)
-	}
+	e.sendInvalidAck(now, oowChallenge)
 }
 
 func (e *Endpoint) sendSYN(now time.Duration, retrans bool) {

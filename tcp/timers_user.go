@@ -42,7 +42,7 @@ func backedOff(rto time.Duration, n int) time.Duration {
 }
 
 // orphan reports whether the application has closed the connection.
-func (e *Endpoint) orphan() bool { return e.userClosed }
+func (e *Endpoint) closedByUser() bool { return e.userClosed }
 
 // orphanLimit is tcp_orphan_retries: 8 while the backed-off timer is
 // below the maximum, none once it reached it.
@@ -96,7 +96,7 @@ func (e *Endpoint) rtoExpired(now time.Duration) bool {
 		return elapsed >= e.userTimeout
 	}
 	boundary := e.p.cfg.Retries2
-	if e.orphan() {
+	if e.closedByUser() {
 		boundary = orphanLimit(e.rto < maxRTO)
 	}
 	return elapsed >= retriesTimeout(boundary)
@@ -133,7 +133,7 @@ func (e *Endpoint) persistGiveUp(now time.Duration) bool {
 		give = true
 	}
 	limit := e.p.cfg.Retries2
-	if e.orphan() {
+	if e.closedByUser() {
 		alive := backedOff(e.rto, e.probes) < maxRTO
 		limit = orphanLimit(alive)
 		if !alive && e.probes >= limit {
