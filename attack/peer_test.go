@@ -300,11 +300,14 @@ func TestTimeWaitFlood(t *testing.T) {
 		}
 		synctest.Wait()
 		tw := 0
+		states := map[tcp.State]int{}
 		for _, c := range l.V.TCP.Table() {
+			states[c.State]++
 			if c.State == tcp.StateTimeWait {
 				tw++
 			}
 		}
+		t.Logf("victim's sockets by state: %v", states)
 		ln.Close()
 		synctest.Wait()
 		m.end()
