@@ -67,6 +67,9 @@ func newLab(t *testing.T, vopts stack.Options) *lab {
 	if vopts.Name == "" {
 		vopts.Name = "victim"
 	}
+	if vopts.Clock == nil {
+		vopts.Clock = newVictimClock()
+	}
 	l.V = stack.New(vopts)
 	l.vtx = &txTap{SwitchPort: l.sw.Port(victimMAC), hold: &l.holdV}
 	l.VNIC = l.V.AddNIC("eth0", l.vtx)
