@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -366,5 +367,63 @@ func TestMartiansFromTheWire(t *testing.T) {
 			t.Errorf("the 127.0.0.1 listener accepted a connection from the wire")
 		}
 		t.Logf("martians: %d packets, %d frames sent by the victim in answer", len(cases), l.vtx.all.Load()-sent0)
+	})
+}
+
+// TestICMPErrorReflection: datagrams to closed ports, first 200 from one
+// spoofed source, then 2,000 from as many sources. The victim's port
+// unreachables are limited per destination (icmp_ratelimit: a burst of
+// 6, then one a second) and in total (icmp_msgs_per_sec: burst 50), so
+// it cannot be used to flood a third party, and every suppressed error is
+// counted.
+func TestICMPErrorReflection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, stack.Options{})
+		var unreach atomic.Int64
+		l.vtx.watch(func(f []byte) {
+			info, err := wire.ParseEthernet(f)
+			if err != nil || info.EtherType != wire.EtherTypeIPv4 {
+				return
+			}
+			if ip, err := wire.ParseIPv4(f[info.HeaderLen:]); err == nil && ip.Protocol() == wire.ProtoICMP && ip.Payload()[0] == wire.ICMPDestUnreach {
+				unreach.Add(1)
+			}
+		})
+		dst := netip.AddrPortFrom(victimIP, 9999)
+		m := begin(t, "ICMP errors, one source", l.V)
+		fs := make([][]byte, 0, 200)
+		for i := 0; i < 200; i++ {
+			fs = append(fs, udpFrame(netip.AddrPortFrom(netip.MustParseAddr("198.18.7.7"), uint16(1000+i)), dst, []byte("x")))
+		}
+		l.A.send(fs...)
+		synctest.Wait()
+		m.end()
+		one := unreach.Load()
+		t.Logf("200 datagrams to a closed port from one source drew %d port unreachables (Linux: 1-10)", one)
+		if one > 10 {
+			t.Errorf("%d port unreachables to one destination from a burst of 200", one)
+		}
+		if got := m.moved.get("ICMP.OutRateLimited"); got+uint64(one) != 200 {
+			t.Errorf("sent %d + rate-limited %d != 200", one, got)
+		}
+
+		time.Sleep(2 * time.Second)
+		unreach.Store(0)
+		m = begin(t, "ICMP errors, many sources", l.V)
+		fs = fs[:0]
+		for i := 0; i < 2000; i++ {
+			fs = append(fs, udpFrame(spoofed(i), dst, []byte("x")))
+			if len(fs) == cap(fs) {
+				l.A.send(fs...)
+				fs = fs[:0]
+			}
+		}
+		synctest.Wait()
+		m.end()
+		many := unreach.Load()
+		t.Logf("2,000 datagrams from 2,000 sources drew %d port unreachables", many)
+		if many > 50+int64(m.elapse/time.Millisecond) {
+			t.Errorf("%d port unreachables from 2,000 sources in %v: the global limit did not hold", many, m.elapse)
+		}
 	})
 }
