@@ -26,8 +26,13 @@ type rawPeer struct {
 // dialRaw does the handshake with the victim's port, advertising a
 // window of wnd bytes (no window scaling, no timestamps, no SACK).
 func dialRaw(t *testing.T, l *lab, port uint16, wnd uint16) *rawPeer {
+	return dialRawFrom(t, l, 40000, port, wnd)
+}
+
+// dialRawFrom is dialRaw from the attacker's port sport.
+func dialRawFrom(t *testing.T, l *lab, sport, port uint16, wnd uint16) *rawPeer {
 	t.Helper()
-	p := &rawPeer{t: t, l: l, local: netip.AddrPortFrom(attackerIP, 40000), remote: netip.AddrPortFrom(victimIP, port), iss: 1_000_000}
+	p := &rawPeer{t: t, l: l, local: netip.AddrPortFrom(attackerIP, sport), remote: netip.AddrPortFrom(victimIP, port), iss: 1_000_000}
 	l.A.record(true)
 	p.send(wire.TCPHeader{Seq: p.iss, Flags: wire.TCPFlagSYN, Window: wnd, Options: wire.TCPOptions{HasMSS: true, MSS: 1460}}, nil)
 	synctest.Wait()
@@ -326,6 +331,70 @@ func TestTimeWaitFlood(t *testing.T) {
 		for _, c := range l.V.TCP.Table() {
 			if c.State == tcp.StateTimeWait {
 				t.Fatalf("TIME_WAIT entry %v left after 2 MSL", c.Remote)
+			}
+		}
+	})
+}
+
+// TestOrphanFlood: peers connect with a zero window; the server writes a
+// response and closes each connection, which leaves it orphaned (closed
+// by the application, its data not yet sent). Orphans are capped
+// (tcp_max_orphans): beyond the cap a closing connection is reset and
+// counted (AbortOnMemory), the memory they hold is bounded by the cap, and
+// the orphans that remain end after the orphan retries.
+func TestOrphanFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const maxOrphans = 100
+		l := newLab(t, stack.Options{TCP: tcp.Config{MaxOrphans: maxOrphans}})
+		ln := listenTCP(t, l.VNet, 80, 512)
+		n := scaled(400, 2)
+		const resp = 16 << 10
+		go func() {
+			for {
+				c, _, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.SetBlocking(false)
+				c.Send(make([]byte, resp), 0)
+				c.Close()
+			}
+		}()
+		m := begin(t, "orphan flood", l.V)
+		l.A.record(true)
+		for i := 0; i < n; i++ {
+			dialRawFrom(t, l, uint16(20000+i), 80, 0)
+			l.A.take() // the peers never answer again
+		}
+		synctest.Wait()
+		orphans := l.V.TCP.Stats().Orphans
+		st := map[tcp.State]int{}
+		for _, c := range l.V.TCP.Table() {
+			st[c.State]++
+		}
+		t.Logf("states %v", st)
+		m.end()
+		l.A.record(false)
+		t.Logf("orphan flood: %d connections closed with %d bytes unsent to a zero window: %d orphans held (cap %d), %d reset",
+			n, resp, orphans, maxOrphans, m.moved.get("TCP.AbortOnMemory"))
+		if orphans > maxOrphans {
+			t.Errorf("%d orphans, cap %d", orphans, maxOrphans)
+		}
+		if got := m.moved.get("TCP.AbortOnMemory"); got+orphans < uint64(n) {
+			t.Errorf("%d closed connections, %d orphans, %d reset: not all accounted for", n, orphans, got)
+		}
+		if g, bound := m.grew(), int64(maxOrphans)*(resp+16<<10)+1<<20; g > bound {
+			t.Errorf("heap grew by %d bytes with %d orphans (bound %d)", g, orphans, bound)
+		}
+		// The orphans' zero-window probes go unanswered: they end.
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if o := l.V.TCP.Stats().Orphans; o != 0 {
+			t.Errorf("%d orphans left after an hour of unanswered probes", o)
+		}
+		for _, c := range l.V.TCP.Table() {
+			if c.State != tcp.StateListen {
+				t.Fatalf("connection left after an hour: %+v", c)
 			}
 		}
 	})
