@@ -3,6 +3,7 @@ package attack
 import (
 	"errors"
 	"net/netip"
+	"sync"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -396,6 +397,86 @@ func TestOrphanFlood(t *testing.T) {
 			if c.State != tcp.StateListen {
 				t.Fatalf("connection left after an hour: %+v", c)
 			}
+		}
+	})
+}
+
+// TestReceiveMemoryExhaustion: many peers each fill their connection's
+// receive window with data the server never reads. The total of TCP
+// buffer memory is bounded (tcp_mem: pressure, then a hard limit beyond
+// which data needing more memory is dropped and counted), and what the
+// connections held is freed when they end.
+func TestReceiveMemoryExhaustion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const memLimit = 2 << 20
+		l := newLab(t, stack.Options{TCP: tcp.Config{MemPressure: memLimit / 2, MemLimit: memLimit}})
+		ln := listenTCP(t, l.VNet, 80, 512)
+		var held []*socket.Socket
+		var mu sync.Mutex
+		go func() {
+			for {
+				c, _, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				held = append(held, c) // never read
+				mu.Unlock()
+			}
+		}()
+		conns := scaled(64, 2)
+		const perConn = 96 << 10
+		m := begin(t, "receive memory exhaustion", l.V)
+		l.A.record(true)
+		peers := make([]*rawPeer, conns)
+		for i := range peers {
+			peers[i] = dialRawFrom(t, l, uint16(20000+i), 80, 65535)
+			l.A.take()
+		}
+		chunk := make([]byte, 1460)
+		fs := make([][]byte, 0, 64)
+		for i, p := range peers {
+			for off := 0; off < perConn; off += len(chunk) {
+				fs = append(fs, tcpFrame(p.local, p.remote, wire.TCPHeader{Seq: p.iss + 1 + uint32(off), Ack: p.irs + 1,
+					Flags: wire.TCPFlagACK, Window: 65535}, chunk))
+				if len(fs) == cap(fs) {
+					l.A.send(fs...)
+					fs = fs[:0]
+				}
+			}
+			if i%8 == 7 {
+				l.A.take()
+			}
+		}
+		l.A.send(fs...)
+		synctest.Wait()
+		l.A.record(false)
+		st := l.V.TCP.Stats()
+		m.end()
+		t.Logf("receive memory exhaustion: %d connections x %d bytes unread: TCP buffer memory %d (limit %d), %d segments dropped at the limit",
+			conns, perConn, st.MemBytes, memLimit, m.moved.get("TCP.RcvMemDrops"))
+		if st.MemBytes > memLimit+64<<10 {
+			t.Errorf("TCP buffers hold %d bytes, limit %d", st.MemBytes, memLimit)
+		}
+		if m.moved.get("TCP.RcvMemDrops") == 0 {
+			t.Errorf("%d bytes sent into a %d-byte limit and nothing dropped", conns*perConn, memLimit)
+		}
+		if g := m.grew(); g > 2*memLimit+1<<20 {
+			t.Errorf("heap grew by %d bytes under a TCP memory limit of %d", g, memLimit)
+		}
+		// The peers reset their connections: the memory comes back.
+		for _, p := range peers {
+			l.A.send(tcpFrame(p.local, p.remote, wire.TCPHeader{Seq: p.iss + 1 + perConn, Flags: wire.TCPFlagRST}, nil))
+		}
+		synctest.Wait()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+		synctest.Wait()
+		if b := l.V.TCP.Stats().MemBytes; b != 0 {
+			t.Errorf("TCP buffers hold %d bytes after every connection ended", b)
 		}
 	})
 }
