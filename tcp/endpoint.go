@@ -149,6 +149,17 @@ type Endpoint struct {
 
 	bytesAcked, bytesRecv, bytesSent, bytesRetrans uint64
 	segsIn, segsOut, totalRetrans, dsacks          uint64
+
+	// tcpcc: loss episodes, write timeouts, soft errors, TLP recovery.
+	lossHigh    uint32        // SND.MAX when the current RTO episode began
+	inLoss      bool          // an RTO loss episode may be under way
+	rtoStamp    time.Duration // when the timer of the head segment started (set at its first RTO)
+	probesOut   int           // zero-window probes not answered by any ACK
+	probesStamp time.Duration // when the first of them went out
+	userTimeout time.Duration // TCP_USER_TIMEOUT; 0: the retries rules
+	softErr     error         // last soft ICMP error: SO_ERROR or the timeout's reason
+	tlpHigh     uint32        // SND.MAX when a retransmitted probe went out
+	tlpRetrans  bool          // such a probe awaits its verdict (RFC 8985 7.4)
 }
 
 func (e *Endpoint) initOptions() {
@@ -196,6 +207,9 @@ func (e *Endpoint) SoError() error {
 	defer e.mu.Unlock()
 	err := e.err
 	e.err = nil
+	if err == nil {
+		err, e.softErr = e.softErr, nil // as Linux: sk_err, else sk_err_soft
+	}
 	return err
 }
 

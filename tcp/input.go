@@ -299,7 +299,10 @@ func (e *Endpoint) acceptable(seq uint32, n uint32) bool {
 	end := seq + n - 1
 	return (seqLEQ(e.rcvNxt, seq) && seqLT(seq, e.rcvNxt+wnd)) ||
 		(seqLEQ(e.rcvNxt, end) && seqLT(end, e.rcvNxt+wnd)) ||
-		(seqLT(seq, e.rcvNxt) && seqGT(end, e.rcvNxt+wnd)) // covers the window
+		// Covers the window: starts before it, by less than its own length
+		// (without that bound a segment half the sequence space away
+		// passed too, doubling a blind attacker's odds).
+		(seqLT(seq, e.rcvNxt) && e.rcvNxt-seq < n && seqGT(end, e.rcvNxt+wnd))
 }
 
 // input handles a segment in SYN_RCVD or a synchronized state. It
@@ -460,6 +463,9 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		return false
 	}
 	e.lastAckRecv = now
+	if !seqLT(ack, e.sndUna) {
+		e.ackAlive()
+	}
 	newSack := false
 	sackedBefore := e.sb.sacked
 	if e.sackOK && s.opts.NumSACK > 0 {
@@ -893,7 +899,9 @@ func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) {
 	if e.state == StateSynRcvd {
 		return
 	}
-	// Established: a soft error, reported through SO_ERROR.
-	e.err = err
-	e.notify(waiter.EventErr)
+	// Synchronized: every error is soft, even a port or protocol
+	// unreachable (RFC 5927 7; Linux without IP_RECVERR), so that a forged
+	// ICMP message cannot reset a connection. It is reported only by
+	// SO_ERROR, or as the reason if the connection times out.
+	e.softErr = err
 }
