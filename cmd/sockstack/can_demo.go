@@ -268,7 +268,7 @@ func runCANDemo(w io.Writer, pcapPath string) error {
 		if err := pc.Close(); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "  pcap written to %s (LINKTYPE_CAN_SOCKETCAN; tshark -r %s -o 'iso15765.can.ids:%d-%d' decodes the ISO-TP exchange)\n",
+		fmt.Fprintf(w, "  pcap written to %s (LINKTYPE_CAN_SOCKETCAN; tshark -r %s -o 'iso15765.can.ids:%d,%d' decodes the ISO-TP exchange)\n",
 			pcapPath, pcapPath, demoReqID, demoRespID)
 	}
 	return nil
