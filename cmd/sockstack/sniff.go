@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sockstack/sockstack/apps"
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/sockapi"
 	"github.com/sockstack/sockstack/socket"
@@ -88,7 +89,7 @@ icmp, arp, ip, "host A.B.C.D", "port N".
 				defer closePcap()
 				sn.pcap = pw
 			}
-			ctx, stop := sigContext()
+			ctx, stop := sigContext(cmd)
 			defer stop()
 			if duration > 0 {
 				var cancel context.CancelFunc
@@ -115,7 +116,7 @@ icmp, arp, ip, "host A.B.C.D", "port N".
 			return werr
 		},
 	}
-	f.register(c)
+	f.register(c, sniffTool)
 	c.Flags().StringVar(&iface, "iface", "", "with --kernel: the interface to sniff")
 	c.Flags().StringVarP(&write, "write", "w", "", "also write the frames to this pcap file")
 	c.Flags().StringVar(&serve, "serve", "", "with --tap: services to run on the host")
@@ -176,7 +177,7 @@ func sniffTAP(ctx context.Context, log io.Writer, sn *sniffer, f *hostFlags, ser
 	}
 	n := socket.New(st)
 	if serve != "" {
-		stop, names, err := startServices(n, serve, ".")
+		stop, names, err := startServices(n, serve, apps.Options{Root: "."})
 		if err != nil {
 			return err
 		}
@@ -198,7 +199,7 @@ func sniffVnet(ctx context.Context, log io.Writer, sn *sniffer) error {
 	a.AddNIC("eth0", link.NewSniffer(sw.Port(wire.MAC{2, 0, 0, 0, 0, 1}), func(d link.Direction, fr []byte) { sn.frame(d, fr, true) })).
 		AddAddress(netip.MustParsePrefix("10.0.0.1/24"))
 	b.AddNIC("eth0", sw.Port(wire.MAC{2, 0, 0, 0, 0, 2})).AddAddress(netip.MustParsePrefix("10.0.0.2/24"))
-	stop, names, err := startServices(socket.New(b), "echo", "")
+	stop, names, err := startServices(socket.New(b), "echo", apps.Options{})
 	if err != nil {
 		return err
 	}
