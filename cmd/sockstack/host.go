@@ -54,11 +54,15 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 	fl.StringVar(&f.netns, "netns", "", "network namespace (under /run/netns) that holds the TAP")
 	fl.StringVar(&f.addr, "addr", "", "the stack's address on the TAP, as CIDR (e.g. 10.77.0.2/24)")
 	fl.IntVar(&f.mtu, "mtu", 0, "set the TAP's MTU (0: keep the device's)")
-	fl.StringVar(&f.pcap, "pcap", "", "write every frame of this host to a pcap file")
 	if kind != sniffTool {
+		// sniff writes its capture with -w.
+		fl.StringVar(&f.pcap, "pcap", "", "write every frame of this host to a pcap file")
 		fl.StringVar(&f.gw, "gw", "", "default gateway on the TAP")
 	}
-	if kind != upTool {
+	if kind == sniffTool {
+		fl.BoolVar(&f.kernel, "kernel", false, "capture on an interface of the host kernel (--iface; AF_PACKET, needs CAP_NET_RAW)")
+	}
+	if kind == clientTool {
 		fl.BoolVar(&f.kernel, "kernel", false, "use the host kernel's sockets instead of sockstack")
 		fl.StringArrayVar(&f.vhosts, "vhost", nil, "virtual network: one more host NAME=ADDR (in 10.0.0.0/24) running the services (repeatable)")
 		fl.StringVar(&f.hostsFile, "hosts", "", "virtual network: more hosts from a file in /etc/hosts form (ADDR NAME...)")
