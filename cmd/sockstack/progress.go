@@ -21,6 +21,9 @@ type meter struct {
 	mu    sync.Mutex
 	bar   *progressbar.ProgressBar // nil when w is not a terminal
 	total int64
+	// lastAt is when the last bytes moved: the rate excludes what comes
+	// after (TFTP's wait for a retransmitted last block, a close).
+	lastAt time.Time
 }
 
 // forceBar makes every meter draw its bar (tests of the drawing).
@@ -48,11 +51,12 @@ func newMeter(w io.Writer, label string, total int64, quiet bool) *meter {
 
 // set records done bytes of total (-1: unknown).
 func (m *meter) set(done, total int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastAt = time.Now()
 	if m.bar == nil {
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if total >= 0 && total != m.total {
 		m.total = total
 		m.bar.ChangeMax64(total)
@@ -72,8 +76,12 @@ func (m *meter) done(verb string, n int64, extra string) {
 			fmt.Fprintln(m.w)
 		}
 	}
+	end := m.lastAt
 	m.mu.Unlock()
-	d := time.Since(m.start)
+	if end.IsZero() || n == 0 {
+		end = time.Now()
+	}
+	d := end.Sub(m.start)
 	fmt.Fprintf(m.w, "%s: %s %s bytes in %v (%s)%s\n", m.label, verb, groupDigits(n), d.Round(time.Millisecond), rate(n, d), extra)
 }
 
