@@ -32,6 +32,12 @@ if [ -n "$bad" ]; then echo "gofmt would change: $bad"; exit 1; fi
 step "go vet"
 go vet ./...
 
+step "docs name only files in the repository"
+bash scripts/check-docs.sh
+
+step "README code blocks: every Go program built and run, every virtual-network command run"
+bash scripts/readme-blocks.sh
+
 step "go test -race (every package but the long interop and torture runs)"
 go test -race -timeout 30m $(go list ./... | grep -v -e /interop -e /torture)
 

@@ -2,7 +2,11 @@ package socket
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"strconv"
+	"strings"
+	"syscall"
 )
 
 // Sockaddr is a socket address of some family.
@@ -22,13 +26,78 @@ func (a *SockaddrInet) Family() int {
 }
 func (a *SockaddrInet) String() string { return a.AddrPort.String() }
 
-// Inet makes an AF_INET address from "a.b.c.d" and a port.
+// Inet makes an AF_INET address from "a.b.c.d" and a port. A bad address
+// or a port outside 0-65535 gives an invalid address that every call
+// refuses with EINVAL (the port is never wrapped into range); ParseInet
+// says why instead.
 func Inet(addr string, port int) *SockaddrInet {
+	sa, err := ParseInet(addr, port)
+	if err != nil {
+		return &SockaddrInet{}
+	}
+	return sa
+}
+
+// ParseInet makes an AF_INET (or AF_INET6) address from an address string
+// and a port; the error wraps EINVAL and names what is wrong.
+func ParseInet(addr string, port int) (*SockaddrInet, error) {
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
-		a = netip.Addr{}
+		return nil, fmt.Errorf("socket: bad address %q: %w", addr, syscall.EINVAL)
 	}
-	return &SockaddrInet{netip.AddrPortFrom(a, uint16(port))}
+	ap, err := AddrPort(a, port)
+	if err != nil {
+		return nil, err
+	}
+	return &SockaddrInet{ap}, nil
+}
+
+// CheckPort fails with an error wrapping EINVAL when port is not 0-65535.
+func CheckPort(port int) error {
+	if port < 0 || port > 65535 {
+		return fmt.Errorf("socket: port %d out of range 0-65535: %w", port, syscall.EINVAL)
+	}
+	return nil
+}
+
+// AddrPort joins an address and a port, refusing (EINVAL) a port that
+// netip.AddrPortFrom would silently truncate to 16 bits.
+func AddrPort(a netip.Addr, port int) (netip.AddrPort, error) {
+	if err := CheckPort(port); err != nil {
+		return netip.AddrPort{}, err
+	}
+	return netip.AddrPortFrom(a, uint16(port)), nil
+}
+
+// ParsePort reads a decimal port number 0-65535; the error wraps EINVAL
+// and quotes the text.
+func ParsePort(s string) (int, error) {
+	p, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("socket: bad port %q: %w", s, syscall.EINVAL)
+	}
+	if err := CheckPort(p); err != nil {
+		return 0, fmt.Errorf("socket: port %q out of range 0-65535: %w", s, syscall.EINVAL)
+	}
+	return p, nil
+}
+
+// ParseAddrPort reads "a.b.c.d:port" (or "[v6]:port"); the error wraps
+// EINVAL and quotes the text.
+func ParseAddrPort(s string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("socket: bad address %q (want ADDR:PORT): %w", s, syscall.EINVAL)
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("socket: bad address %q: %w", host, syscall.EINVAL)
+	}
+	p, err := ParsePort(port)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return netip.AddrPortFrom(a, uint16(p)), nil
 }
 
 // InetAddr wraps an AddrPort.

@@ -429,12 +429,7 @@ func (e *packetEP) setOption(level, name int, v any) error {
 	case SOL_PACKET:
 		switch name {
 		case PACKET_ADD_MEMBERSHIP, PACKET_DROP_MEMBERSHIP:
-			m, ok := v.(PacketMreq)
-			if !ok {
-				if mp, ok2 := v.(*PacketMreq); ok2 && mp != nil {
-					m, ok = *mp, true
-				}
-			}
+			m, ok := v.(PacketMreq) // a *PacketMreq is dereferenced by SetSockOpt
 			if !ok {
 				return syscall.EINVAL
 			}

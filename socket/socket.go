@@ -106,6 +106,8 @@ func (n *Net) Socket(family, typ, proto int) (*Socket, error) {
 		ep, err = n.newUnix(typ, proto)
 	case AF_PACKET:
 		ep, err = n.newPacket(typ, proto)
+	case AF_CAN:
+		ep, err = n.newCAN(typ, proto)
 	case AF_INET6:
 		err = syscall.EAFNOSUPPORT
 	default:
@@ -360,6 +362,9 @@ func (s *Socket) Bind(a Sockaddr) error {
 		// Linux accepts AF_UNSPEC with INADDR_ANY on an AF_INET socket,
 		// for old programs that left the family zero.
 		a = Inet("0.0.0.0", 0)
+	}
+	if a.Family() != s.family && s.family == AF_CAN {
+		return syscall.EINVAL // can/raw.c, isotp.c: a foreign address is EINVAL
 	}
 	if a.Family() != s.family && !(s.family == AF_INET && a.Family() == AF_INET) {
 		return syscall.EAFNOSUPPORT

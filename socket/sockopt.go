@@ -18,6 +18,10 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 	if s.closed.Load() {
 		return syscall.EBADF
 	}
+	v, err := OptionValue(v)
+	if err != nil {
+		return err
+	}
 	if level == SOL_SOCKET {
 		switch name {
 		case SO_RCVTIMEO, SO_SNDTIMEO:
@@ -132,6 +136,39 @@ func (s *Socket) getStored(name int) any {
 		return Linger{}
 	}
 	return 0
+}
+
+// OptionValue normalizes a SetSockOpt value: a struct-valued option may
+// be passed by value or, as golang.org/x/sys/unix users do, by pointer;
+// a nil pointer is EFAULT, as a bad optval is in Linux. Package hostsock
+// can share it.
+func OptionValue(v any) (any, error) {
+	switch p := v.(type) {
+	case *Linger:
+		return derefOpt(p)
+	case *IPMreq:
+		return derefOpt(p)
+	case *PacketMreq:
+		return derefOpt(p)
+	case *netip.Addr:
+		return derefOpt(p)
+	case *time.Duration:
+		return derefOpt(p)
+	case *int:
+		return derefOpt(p)
+	case *int32:
+		return derefOpt(p)
+	case *string:
+		return derefOpt(p)
+	}
+	return v, nil
+}
+
+func derefOpt[T any](p *T) (any, error) {
+	if p == nil {
+		return nil, syscall.EFAULT
+	}
+	return *p, nil
 }
 
 // SetSockOptInt is SetSockOpt with an int value.
@@ -375,6 +412,10 @@ func (d *dgramEP) getOption(level, name int) (any, error) {
 	return nil, syscall.EOPNOTSUPP
 }
 
+// TCP_USER_TIMEOUT (RFC 5482, Linux's number) bounds in milliseconds how
+// long sent data may stay unacknowledged before the connection drops.
+const TCP_USER_TIMEOUT = 18
+
 func (t *tcpEP) setOption(level, name int, v any) error {
 	e := t.ep
 	if level == SOL_SOCKET && name == SO_LINGER {
@@ -447,6 +488,8 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 				return syscall.EINVAL
 			}
 			return e.SetKeepCnt(i)
+		case TCP_USER_TIMEOUT:
+			return e.SetUserTimeout(i)
 		default:
 			return syscall.ENOPROTOOPT
 		}
@@ -499,6 +542,8 @@ func (t *tcpEP) getOption(level, name int) (any, error) {
 			return int(e.KeepIntvl() / time.Second), nil
 		case TCP_KEEPCNT:
 			return e.KeepCnt(), nil
+		case TCP_USER_TIMEOUT:
+			return e.UserTimeout(), nil
 		case TCP_INFO:
 			return e.Info(), nil
 		case TCP_CONGESTION:

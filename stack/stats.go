@@ -26,42 +26,58 @@ type Stats struct {
 		InNotForUs              Counter
 		Gratuitous              Counter // sent when an address is added
 		ResolveFailures         Counter // no answer after the retries
-		PendingDrops            Counter // packets dropped from a full pending queue or on failure
+		PendingDrops            Counter // packets dropped while waiting for resolution, any reason (the three below)
+		PendingQueueFull        Counter // the neighbour's queue was full (ARPPendingLen / ARPPendingBytes): oldest dropped
+		PendingGlobalFull       Counter // all neighbours together were full (ARPPendingTotal / ARPPendingTotalBytes): new dropped
+		PendingResolveFailed    Counter // the neighbour never answered
+		InUnsolicited           Counter // replies from neighbours we did not ask: no entry made (arp_accept=0)
+		LocktimeIgnored         Counter // a different MAC for a reachable entry within ARPLocktime of its update
 		CacheFull               Counter // entries refused because the cache was full
 		CacheEvictions          Counter
 	}
 	IP struct {
-		InReceives       Counter
-		InHdrErrors      Counter // all header errors; the reasons follow
-		InTruncated      Counter
-		InBadVersion     Counter
-		InBadHeaderLen   Counter
-		InBadLength      Counter
-		InCsumErrors     Counter
-		InBadOptions     Counter
-		InBadSource      Counter // broadcast, multicast or our own address as source
-		InAddrErrors     Counter // not for us and not forwarding
-		InUnknownProtos  Counter
-		InDiscards       Counter
-		InDelivers       Counter
-		ForwDatagrams    Counter
-		OutRequests      Counter
-		OutNoRoutes      Counter
-		OutDiscards      Counter
-		OutTooBig        Counter // DF set and larger than the MTU (EMSGSIZE)
-		TTLExceeded      Counter
-		FragOKs          Counter
-		FragCreates      Counter
-		FragFails        Counter
-		ReasmReqds       Counter
-		ReasmOKs         Counter
-		ReasmFails       Counter
-		ReasmTimeout     Counter
-		ReasmOverlaps    Counter
-		ReasmDuplicates  Counter
-		ReasmTooBig      Counter // would exceed 65,535 bytes
-		ReasmMemoryDrops Counter // global memory limit reached
-		ReasmBadFragment Counter // inconsistent fragment (length not multiple of 8, ...)
+		InReceives     Counter
+		InHdrErrors    Counter // all header errors; the reasons follow
+		InTruncated    Counter
+		InBadVersion   Counter
+		InBadHeaderLen Counter
+		InBadLength    Counter
+		InCsumErrors   Counter
+		InBadOptions   Counter
+		InBadSource    Counter // martian source, any reason (the InMartianSrc* counters say which)
+		InAddrErrors   Counter // not for us and not forwarding, or a martian destination
+		// Martians (RFC 1122 3.2.1.3, RFC 1812 5.3.7), per reason.
+		InMartianSrcLoopback  Counter // 127/8 source on a non-loopback NIC
+		InMartianSrcZero      Counter // 0/8 source, outside the allowed 0.0.0.0 cases
+		InMartianSrcBroadcast Counter // limited or a directed broadcast as source
+		InMartianSrcMulticast Counter // 224/4 as source
+		InMartianSrcClassE    Counter // 240/4 (not 255.255.255.255) as source
+		InMartianSrcLocal     Counter // one of the NIC's own addresses as source, from the wire
+		InMartianDstLoopback  Counter // 127/8 destination on a non-loopback NIC
+		InMartianDstZero      Counter // 0/8 destination
+		InMartianDstClassE    Counter // 240/4 (not 255.255.255.255) destination
+		InSourceRouted        Counter // LSRR/SSRR dropped (accept_source_route=0)
+		InUnknownProtos       Counter
+		InDiscards            Counter
+		InDelivers            Counter
+		ForwDatagrams         Counter
+		OutRequests           Counter
+		OutNoRoutes           Counter
+		OutDiscards           Counter
+		OutTooBig             Counter // DF set and larger than the MTU (EMSGSIZE)
+		TTLExceeded           Counter
+		FragOKs               Counter
+		FragCreates           Counter
+		FragFails             Counter
+		ReasmReqds            Counter
+		ReasmOKs              Counter
+		ReasmFails            Counter
+		ReasmTimeout          Counter
+		ReasmOverlaps         Counter
+		ReasmDuplicates       Counter
+		ReasmTooBig           Counter // would exceed 65,535 bytes
+		ReasmMemoryDrops      Counter // global memory limit reached
+		ReasmBadFragment      Counter // inconsistent fragment (length not multiple of 8, ...)
 	}
 	ICMP struct {
 		InMsgs, InErrors, InCsumErrors Counter
@@ -73,7 +89,12 @@ type Stats struct {
 		OutMsgs                        Counter
 		OutEchos, OutEchoReps          Counter
 		OutDestUnreachs, OutTimeExcds  Counter
-		OutRateLimited                 Counter // errors suppressed by the rate limit
+		OutParmProbs                   Counter
+		OutEchoOptionErrors            Counter // echo requests not answered: options left no consistent room (as Linux)
+		OutRateLimited                 Counter // errors suppressed by a rate limit (the two below)
+		OutRateLimitedGlobal           Counter // by the global bucket (icmp_msgs_per_sec)
+		OutRateLimitedPeer             Counter // by the destination's bucket (icmp_ratelimit)
+		RatePeerEvictions              Counter // destinations dropped from the full rate-limit table
 		OutSuppressed                  Counter // errors not sent by rule (about ICMP errors, broadcasts, fragments)
 	}
 	UDP struct {

@@ -180,11 +180,6 @@ func (e *Endpoint) handleSegment(s *segment, batch *Batch) bool {
 	switch e.state {
 	case StateSynSent:
 		e.synSentInput(s, now)
-	case StateTimeWait:
-		if !e.timeWaitInput(s, now) {
-			e.mu.Unlock()
-			return false
-		}
 	default:
 		deliver = e.input(s, now)
 	}
@@ -245,45 +240,6 @@ func (e *Endpoint) synSentInput(s *segment, now time.Duration) {
 	e.armRTO(now)
 }
 
-// timeWaitInput handles a segment in TIME_WAIT; it returns false when a
-// new SYN may take over the 4-tuple.
-func (e *Endpoint) timeWaitInput(s *segment, now time.Duration) bool {
-	if s.has(wire.TCPFlagSYN) && !s.has(wire.TCPFlagACK) && !s.has(wire.TCPFlagRST) {
-		newer := false
-		if e.tsOK && s.opts.HasTS {
-			newer = seqGT(s.opts.TSVal, e.tsRecent)
-		} else {
-			newer = seqGT(s.seq, e.rcvNxt)
-		}
-		if newer {
-			e.p.st.TimeWaitReused.Add(1)
-			e.setClosed()
-			return false
-		}
-		e.sendAck(now)
-		return true
-	}
-	if e.tsOK && s.opts.HasTS && seqLT(s.opts.TSVal, e.tsRecent) && !s.has(wire.TCPFlagRST) {
-		e.p.st.PAWSDrops.Add(1)
-		e.sendAck(now)
-		return true
-	}
-	if s.has(wire.TCPFlagRST) {
-		if s.seq == e.rcvNxt {
-			e.setClosed()
-		}
-		return true
-	}
-	if s.has(wire.TCPFlagFIN) || len(s.payload) > 0 {
-		// A retransmitted FIN: acknowledge and restart the 2*MSL wait.
-		if s.has(wire.TCPFlagFIN) && s.seq+s.seqLen() == e.rcvNxt {
-			e.closeAt = now + 2*e.p.cfg.MSL
-		}
-		e.sendAck(now)
-	}
-	return true
-}
-
 // acceptable is the RFC 9293 segment acceptability test.
 func (e *Endpoint) acceptable(seq uint32, n uint32) bool {
 	wnd := uint32(max(int32(e.rcvAdv-e.rcvNxt), 0))
@@ -299,7 +255,10 @@ func (e *Endpoint) acceptable(seq uint32, n uint32) bool {
 	end := seq + n - 1
 	return (seqLEQ(e.rcvNxt, seq) && seqLT(seq, e.rcvNxt+wnd)) ||
 		(seqLEQ(e.rcvNxt, end) && seqLT(end, e.rcvNxt+wnd)) ||
-		(seqLT(seq, e.rcvNxt) && seqGT(end, e.rcvNxt+wnd)) // covers the window
+		// Covers the window: starts before it, by less than its own length
+		// (without that bound a segment half the sequence space away
+		// passed too, doubling a blind attacker's odds).
+		(seqLT(seq, e.rcvNxt) && e.rcvNxt-seq < n && seqGT(end, e.rcvNxt+wnd))
 }
 
 // input handles a segment in SYN_RCVD or a synchronized state. It
@@ -318,13 +277,13 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 		if e.tsOK && s.opts.HasTS && !s.has(wire.TCPFlagRST) && seqLT(s.opts.TSVal, e.tsRecent) &&
 			now-e.tsRecentAt < 24*24*time.Hour {
 			e.p.st.PAWSDrops.Add(1)
-			e.sendAck(now)
+			e.oowAck(s, now, oowPAWS)
 			return false
 		}
 		if !e.acceptable(s.seq, segLen) {
 			e.p.st.OutOfWindowDrops.Add(1)
 			if !s.has(wire.TCPFlagRST) {
-				e.sendAck(now)
+				e.oowAck(s, now, oowSeq)
 			}
 			return false
 		}
@@ -366,6 +325,9 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 		if !seqGT(s.ack, e.sndUna) || seqGT(s.ack, e.sndMax) {
 			e.p.sendResetFor(connKey{e.local, e.remote}, s)
 			return false
+		}
+		if e.childOverflow() {
+			return false // accept queue full: the peer retries (Linux)
 		}
 		if e.rttTiming && e.backoff == 0 {
 			e.rttSample(now - e.rttStart)
@@ -460,6 +422,9 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		return false
 	}
 	e.lastAckRecv = now
+	if !seqLT(ack, e.sndUna) {
+		e.ackAlive()
+	}
 	newSack := false
 	sackedBefore := e.sb.sacked
 	if e.sackOK && s.opts.NumSACK > 0 {
@@ -643,19 +608,6 @@ func (e *Endpoint) retransmitFirst(now time.Duration) {
 		return
 	}
 	e.sendData(e.sndUna, n, fin, now)
-}
-
-// enterTimeWait starts the 2*MSL wait.
-func (e *Endpoint) enterTimeWait(now time.Duration) {
-	e.setState(StateTimeWait)
-	e.rtoAt, e.persistAt, e.keepAt = 0, 0, 0
-	e.closeAt = now + 2*e.p.cfg.MSL
-	e.snd.release()
-	e.sndLen = 0
-	e.sb = scoreboard{}
-	e.rackReset()
-	e.armTimer(e.closeAt)
-	e.notify(waiter.EventIn | waiter.EventOut | waiter.EventHUp | waiter.EventRdHUp)
 }
 
 // receiveData places payload (and FIN) into the receive ring.
@@ -893,7 +845,9 @@ func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) {
 	if e.state == StateSynRcvd {
 		return
 	}
-	// Established: a soft error, reported through SO_ERROR.
-	e.err = err
-	e.notify(waiter.EventErr)
+	// Synchronized: every error is soft, even a port or protocol
+	// unreachable (RFC 5927 7; Linux without IP_RECVERR), so that a forged
+	// ICMP message cannot reset a connection. It is reported only by
+	// SO_ERROR, or as the reason if the connection times out.
+	e.softErr = err
 }

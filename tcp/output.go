@@ -185,9 +185,7 @@ func (e *Endpoint) sendReset() {
 
 // sendChallengeAck sends a rate-limited ACK (RFC 5961).
 func (e *Endpoint) sendChallengeAck(now time.Duration) {
-	if e.p.challengeAllowed(now) {
-		e.sendAck(now)
-	}
+	e.sendInvalidAck(now, oowChallenge)
 }
 
 func (e *Endpoint) sendSYN(now time.Duration, retrans bool) {
@@ -572,7 +570,7 @@ func (e *Endpoint) onRTO(now time.Duration) {
 			e.p.st.AttemptFails.Add(1)
 			e.p.st.AbortOnTimeout.Add(1)
 			e.connectErrPending = e.state == StateSynSent
-			e.abortLocked(errTimedOut)
+			e.abortLocked(e.timeoutErr())
 			return
 		}
 		e.backoff++
@@ -587,18 +585,19 @@ func (e *Endpoint) onRTO(now time.Duration) {
 	if e.sndUna == e.sndMax {
 		return
 	}
-	if e.backoff >= e.p.cfg.Retries2 {
+	if e.rtoExpired(now) {
 		e.p.st.AbortOnTimeout.Add(1)
 		e.sendReset()
-		e.abortLocked(errTimedOut)
+		e.abortLocked(e.timeoutErr())
 		return
 	}
 	e.p.st.Timeouts.Add(1)
+	reduce := e.rtoEpisode(now)
 	e.backoff++
 	e.rto = min(e.rto*2, maxRTO)
 	e.ccs.InFlight = min(e.ccs.Cwnd, e.inFlight())
 	e.ccs.MinRTT, e.ccs.SRTT = e.minRTT, e.srtt
-	if e.backoff == 1 || !e.recovery {
+	if reduce {
 		e.cc.OnRTO(&e.ccs, now)
 	}
 	e.ccs.Cwnd = e.ccs.MSS
@@ -614,6 +613,7 @@ func (e *Endpoint) onRTO(now time.Duration) {
 		e.xmit(e.sndUna-1, 0, wire.TCPFlagACK, now)
 	}
 	e.armRTO(now)
+	e.clampRTO(now)
 }
 
 func (e *Endpoint) onPersist(now time.Duration) {
@@ -635,12 +635,16 @@ func (e *Endpoint) onPersist(now time.Duration) {
 		e.armRTO(now)
 		return
 	}
+	if e.persistGiveUp(now) {
+		return
+	}
 	// Zero window probe: an old sequence number makes the peer answer
 	// with its current window (as Linux does).
 	e.p.st.ZeroWindowProbes.Add(1)
 	e.xmit(e.sndUna-1, 0, wire.TCPFlagACK, now)
 	e.probes++
 	e.persistAt = now + e.persistInterval()
+	e.probeSent(now)
 }
 
 func (e *Endpoint) rearmKeepalive() {
@@ -675,7 +679,7 @@ func (e *Endpoint) onKeepalive(now time.Duration) {
 	if e.kaProbes >= e.keepCnt {
 		e.p.st.KeepaliveTimeouts.Add(1)
 		e.sendReset()
-		e.abortLocked(errTimedOut)
+		e.abortLocked(e.timeoutErr())
 		return
 	}
 	e.p.st.KeepaliveProbes.Add(1)

@@ -74,9 +74,12 @@ func Serve(n *socket.Net, addr netip.AddrPort, cfg ServerConfig) (*Server, error
 	if err != nil {
 		return nil, err
 	}
+	// s.Server is set before the receive loop starts: the loop reads it
+	// (s.Go, s.Track) as soon as a request arrives.
 	s := &Server{cfg: cfg, root: root, active: map[netip.AddrPort]bool{}}
-	s.Server, err = server.Start("tftp", n, addr, server.Config{NoTCP: true}, nil, func(so *socket.Socket) { s.loop(n, so) })
-	if err != nil {
+	s.Server = server.New("tftp", server.Config{NoTCP: true})
+	if err := s.Server.ServeUDP(n, addr, func(so *socket.Socket) { s.loop(n, so) }); err != nil {
+		s.Server.Close()
 		root.Close()
 		return nil, err
 	}

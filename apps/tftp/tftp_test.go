@@ -458,3 +458,49 @@ func FuzzParseRequest(f *testing.F) {
 		parseError(b)
 	})
 }
+
+// TestServeRequestRace sends requests from a goroutine that started before
+// Serve, so nothing orders Serve's own bookkeeping before the server
+// goroutine handles the first request: under -race this catches a field
+// that Serve writes after starting the goroutine that reads it.
+func TestServeRequestRace(t *testing.T) {
+	p := apptest.New(t, apptest.Options{})
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "f"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	so := apptest.UDP(t, p.A)
+	so.SetTimeout(20 * time.Millisecond) // the retry interval, not an assertion
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 600)
+		req := appendRequest(nil, opRRQ, "f", "octet", nil)
+		// Retried until the server answers: the first tries may arrive
+		// before it is bound. Bounded so a broken server ends the test.
+		for i := 0; i < 1000; i++ {
+			if _, err := so.SendTo(req, 0, socket.InetAddr(srvAddr)); err != nil {
+				done <- err
+				return
+			}
+			k, _, err := so.RecvFrom(buf, 0)
+			if err != nil {
+				continue // timeout, or a port unreachable before the bind
+			}
+			if k < 4 || binary.BigEndian.Uint16(buf) != opDATA {
+				done <- errors.New("answer is not DATA")
+				return
+			}
+			done <- nil
+			return
+		}
+		done <- errors.New("no answer")
+	}()
+	srv, err := Serve(p.B, apptest.Any(Port), ServerConfig{Root: root, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

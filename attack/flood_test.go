@@ -1,0 +1,363 @@
+package attack
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// ping sends one echo request of size bytes from the client's ping socket
+// to the victim and waits for the reply.
+func ping(t *testing.T, l *lab, size int) error {
+	t.Helper()
+	s, err := l.CNet.Socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+	must(t, err)
+	defer s.Close()
+	s.SetTimeout(10 * time.Second)
+	msg := make([]byte, 8+size)
+	msg[0] = wire.ICMPEcho
+	for i := 8; i < len(msg); i++ {
+		msg[i] = byte(i)
+	}
+	if _, err := s.SendTo(msg, 0, socket.Inet(victimIP.String(), 0)); err != nil {
+		return err
+	}
+	b := make([]byte, 65536)
+	for {
+		n, err := s.Recv(b, 0)
+		if err != nil {
+			return err
+		}
+		if n == len(msg) && b[0] == wire.ICMPEchoReply && bytes.Equal(b[8:n], msg[8:]) {
+			return nil
+		}
+	}
+}
+
+// TestFragmentFlood: 20,000 fragment sets that never complete, each the
+// first 8 bytes of a datagram from its own spoofed source (the smallest
+// fragment: the most bookkeeping per byte). What the victim holds stays
+// under the reassembly limit, charged at its true size; ordinary pings
+// are answered during the flood, and once the partial datagrams expire
+// a fragmented ping is reassembled again.
+func TestFragmentFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := stack.Options{ReasmMemLimit: 1 << 20}
+		l := newLab(t, opts)
+		sets := scaled(20_000, 2)
+		m := begin(t, "fragment flood", l.V)
+		maxHeld := 0
+		half := make(chan struct{})
+		flooded := make(chan struct{})
+		go func() {
+			defer close(flooded)
+			fs := make([][]byte, 0, 64)
+			for i := 0; i < sets; i++ {
+				src := spoofed(i)
+				u := make([]byte, 8)
+				wire.PutUDP(u, src.Port(), 7, 1000)
+				fs = append(fs, ipFrame(victimMAC, attackerMAC, wire.IPv4Header{Protocol: wire.ProtoUDP,
+					Src: src.Addr(), Dst: victimIP, ID: uint16(i), MF: true}, u))
+				if len(fs) == cap(fs) || i == sets-1 {
+					l.A.send(fs...)
+					fs = fs[:0]
+					maxHeld = max(maxHeld, l.V.ReasmMemInUse())
+				}
+				if i == sets/2 {
+					close(half)
+				}
+			}
+		}()
+		<-half
+		if err := ping(t, l, 56); err != nil {
+			t.Errorf("ping during the fragment flood: %v", err)
+		}
+		<-flooded
+		synctest.Wait()
+		maxHeld = max(maxHeld, l.V.ReasmMemInUse())
+		m.end()
+		t.Logf("fragment flood: %d incomplete sets; reassembly held at most %d bytes (limit %d)", sets, maxHeld, opts.ReasmMemLimit)
+		if maxHeld > opts.ReasmMemLimit {
+			t.Errorf("reassembly held %d bytes, limit %d", maxHeld, opts.ReasmMemLimit)
+		}
+		if m.moved.get("IP.ReasmMemoryDrops") == 0 {
+			t.Errorf("%d incomplete sets never reached the reassembly limit: fragments are not charged their true size", sets)
+		}
+		// The limit is meant to bound memory: what the heap holds for the
+		// partial datagrams must be within the limit (plus slack for the
+		// rest of the process), however small the fragments.
+		if g := m.grew(); g > int64(opts.ReasmMemLimit)+256<<10 {
+			t.Errorf("heap grew by %d bytes holding partial datagrams under a limit of %d", g, opts.ReasmMemLimit)
+		}
+		// After the reassembly timeout everything is freed and a
+		// fragmented ping goes through.
+		time.Sleep(l.V.Options().ReasmTimeout + time.Second)
+		synctest.Wait()
+		if n := l.V.ReasmMemInUse(); n != 0 {
+			t.Errorf("reassembly still holds %d bytes after the timeout", n)
+		}
+		if err := ping(t, l, 4000); err != nil {
+			t.Errorf("fragmented ping after the flood: %v", err)
+		}
+	})
+}
+
+// TestZeroLengthUDPFlood: 300,000 empty datagrams at a socket that never
+// reads. The queue is bounded by the datagrams' true size (buffer plus
+// per-packet overhead), not their payload, and every refused datagram is
+// counted.
+func TestZeroLengthUDPFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, stack.Options{})
+		s, err := l.VNet.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+		must(t, err)
+		defer s.Close()
+		must(t, s.Bind(socket.Inet("0.0.0.0", 7777)))
+		rcvbuf, _ := s.GetSockOptInt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+		total := scaled(300_000, 5)
+		m := begin(t, "zero-length UDP flood", l.V)
+		dst := netip.AddrPortFrom(victimIP, 7777)
+		fs := make([][]byte, 0, 256)
+		src := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.1"), 4000)
+		frame := udpFrame(src, dst, nil)
+		for i := 0; i < total; i++ {
+			fs = append(fs, frame)
+			if len(fs) == cap(fs) || i == total-1 {
+				l.A.send(fs...)
+				fs = fs[:0]
+			}
+		}
+		synctest.Wait()
+		m.end()
+		// Drain: how many did the socket hold?
+		s.SetBlocking(false)
+		queued := 0
+		b := make([]byte, 16)
+		for {
+			if _, err := s.Recv(b, 0); err != nil {
+				if !errors.Is(err, syscall.EAGAIN) {
+					t.Fatal(err)
+				}
+				break
+			}
+			queued++
+		}
+		drops := m.moved.get("UDP.RcvbufErrors")
+		t.Logf("zero-length UDP flood: %d datagrams, %d queued (SO_RCVBUF %d), %d dropped", total, queued, rcvbuf, drops)
+		if uint64(queued)+drops != uint64(total) {
+			t.Errorf("queued %d + dropped %d != sent %d: drops not all counted", queued, drops, total)
+		}
+		// Linux charges an empty datagram about 768 bytes (its skb's
+		// truesize): a 208 KiB buffer holds a few hundred of them. Anything
+		// charging at least 256 bytes per datagram is within the spirit.
+		if limit := rcvbuf / 256; queued > limit {
+			t.Errorf("%d empty datagrams queued in a %d-byte buffer (at most %d at 256 bytes each): payload-only accounting", queued, rcvbuf, limit)
+		}
+		if g := m.grew(); g > 2<<20 {
+			t.Errorf("heap grew by %d bytes for one socket's queue", g)
+		}
+		// The socket still works.
+		s.SetBlocking(true)
+		s.SetTimeout(10 * time.Second)
+		c, err := l.CNet.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+		must(t, err)
+		defer c.Close()
+		if _, err := c.SendTo([]byte("real"), 0, socket.Inet(victimIP.String(), 7777)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.Recv(b, 0)
+		if err != nil || string(b[:n]) != "real" {
+			t.Fatalf("after the flood the socket reads %q, %v", b[:n], err)
+		}
+	})
+}
+
+// TestARPStormAndPoisoning: a storm of unsolicited ARP replies creates
+// no neighbour entries (Linux without arp_accept); replies and requests
+// about other hosts create none either; a static entry is never
+// overwritten; an existing dynamic entry is updated by a newer answer, as
+// on Linux (the protocol has no authentication: the defence is not
+// creating entries, and static entries for what matters).
+func TestARPStormAndPoisoning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, stack.Options{})
+		evil := wire.MAC{2, 0xba, 0xd0, 0, 0, 1}
+		entries := func() map[netip.Addr]stack.NeighborInfo {
+			m := map[netip.Addr]stack.NeighborInfo{}
+			for _, n := range l.VNIC.Neighbors() {
+				m[n.Addr] = n
+			}
+			return m
+		}
+		before := entries()
+		total := scaled(100_000, 5)
+		m := begin(t, "ARP reply storm", l.V)
+		fs := make([][]byte, 0, 256)
+		for i := 0; i < total; i++ {
+			a := [4]byte{10, 0, byte(i >> 8), byte(i)}
+			if i%2 == 1 {
+				a = [4]byte{10, 0, 0, byte(3 + i%200)} // on the victim's subnet
+			}
+			sender := wire.MAC{2, 0xee, 0, byte(i >> 16), byte(i >> 8), byte(i)}
+			fs = append(fs, arpFrame(victimMAC, wire.ARPReply, sender, netip.AddrFrom4(a), victimMAC, victimIP))
+			if len(fs) == cap(fs) || i == total-1 {
+				l.A.send(fs...)
+				fs = fs[:0]
+			}
+		}
+		synctest.Wait()
+		m.end()
+		after := entries()
+		t.Logf("ARP reply storm: %d unsolicited replies; neighbour entries %d -> %d", total, len(before), len(after))
+		if len(after) != len(before) {
+			t.Errorf("unsolicited ARP replies created %d neighbour entries", len(after)-len(before))
+		}
+		if g := m.grew(); g > 1<<20 {
+			t.Errorf("heap grew by %d bytes", g)
+		}
+
+		// Poisoning the static entries (client, gateway): never changes them.
+		l.A.send(arpFrame(victimMAC, wire.ARPReply, evil, clientIP, victimMAC, victimIP),
+			arpFrame(wire.BroadcastMAC, wire.ARPRequest, evil, gatewayIP, wire.MAC{}, victimIP),
+			arpFrame(wire.BroadcastMAC, wire.ARPRequest, evil, clientIP, wire.MAC{}, clientIP)) // gratuitous
+		synctest.Wait()
+		for _, a := range []netip.Addr{clientIP, gatewayIP} {
+			if e := entries()[a]; e.MAC == evil {
+				t.Errorf("static entry for %v overwritten by an ARP packet", a)
+			}
+		}
+		// A request about someone else (target not ours) creates nothing.
+		third := netip.MustParseAddr("10.0.0.77")
+		l.A.send(arpFrame(wire.BroadcastMAC, wire.ARPRequest, evil, third, wire.MAC{}, netip.MustParseAddr("10.0.0.78")))
+		synctest.Wait()
+		if _, ok := entries()[third]; ok {
+			t.Errorf("an ARP request for another host created an entry for its sender")
+		}
+
+		// A dynamic entry made by the victim's own resolution: the owner
+		// (the attacker's port stands in for it) answers, the entry is
+		// reachable; a later reply with another MAC updates it, as Linux
+		// does once its locktime (1 s) has passed.
+		owner := wire.MAC{2, 0, 0, 0, 0, 0x77}
+		u, err := l.VNet.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+		must(t, err)
+		defer u.Close()
+		l.A.record(true)
+		if _, err := u.SendTo([]byte("x"), 0, socket.Inet(third.String(), 9)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		asked := false
+		for _, f := range l.A.take() {
+			if info, err := wire.ParseEthernet(f); err == nil && info.EtherType == wire.EtherTypeARP {
+				if a, err := wire.ParseARP(f[info.HeaderLen:]); err == nil && a.Op == wire.ARPRequest && a.TargetIP == third {
+					asked = true
+				}
+			}
+		}
+		l.A.record(false)
+		if !asked {
+			t.Fatalf("the victim did not ask for %v", third)
+		}
+		l.A.send(arpFrame(victimMAC, wire.ARPReply, owner, third, victimMAC, victimIP))
+		synctest.Wait()
+		if e := entries()[third]; e.MAC != owner {
+			t.Fatalf("solicited reply: entry %+v, want %v", e, owner)
+		}
+		time.Sleep(2 * time.Second)
+		l.A.send(arpFrame(victimMAC, wire.ARPReply, evil, third, victimMAC, victimIP))
+		synctest.Wait()
+		if e := entries()[third]; e.MAC != evil {
+			t.Errorf("a newer reply for an existing entry: %+v (Linux updates it after locktime)", e)
+		}
+		t.Logf("ARP: unsolicited replies create nothing; static entries hold; an existing entry follows a newer reply (as Linux)")
+	})
+}
+
+// TestMartiansFromTheWire: packets arriving on eth0 with a loopback
+// destination or source, source 0.0.0.0, a broadcast, multicast or class
+// E source, or a class E destination are dropped and counted (RFC 1122
+// 3.2.1.3, RFC 1812 5.3.7, Linux's martian checks): a UDP socket and a
+// TCP listener bound to 127.0.0.1 are not reachable from the LAN, and the
+// victim answers none of them.
+func TestMartiansFromTheWire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, stack.Options{})
+		u, err := l.VNet.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+		must(t, err)
+		defer u.Close()
+		must(t, u.Bind(socket.Inet("127.0.0.1", 5353)))
+		u.SetBlocking(false)
+		ln, err := l.VNet.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+		must(t, err)
+		defer ln.Close()
+		must(t, ln.Bind(socket.Inet("127.0.0.1", 8080)))
+		must(t, ln.Listen(16))
+		ln.SetBlocking(false)
+		// Anything listening on all addresses for the other cases.
+		any, err := l.VNet.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+		must(t, err)
+		defer any.Close()
+		must(t, any.Bind(socket.Inet("0.0.0.0", 5354)))
+		any.SetBlocking(false)
+
+		lo := netip.MustParseAddr("127.0.0.1")
+		ap := func(a string, port uint16) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr(a), port) }
+		syn := wire.TCPHeader{Seq: 1, Flags: wire.TCPFlagSYN}
+		echo := func(src, dst netip.Addr) []byte {
+			return ipFrame(victimMAC, attackerMAC, wire.IPv4Header{Protocol: wire.ProtoICMP, Src: src, Dst: dst}, echoRequest(1, 1, []byte("martian")))
+		}
+		cases := []struct {
+			name string
+			f    []byte
+		}{
+			{"UDP to 127.0.0.1", udpFrame(ap("10.0.0.66", 1000), netip.AddrPortFrom(lo, 5353), []byte("loopback only"))},
+			{"SYN to 127.0.0.1", tcpFrame(ap("10.0.0.66", 1000), netip.AddrPortFrom(lo, 8080), syn, nil)},
+			{"echo to 127.0.0.1", echo(attackerIP, lo)},
+			{"UDP from 127.0.0.1", udpFrame(ap("127.0.0.1", 1000), ap("10.0.0.1", 5354), []byte("spoofed loopback"))},
+			{"SYN from 127.0.0.1", tcpFrame(ap("127.0.0.1", 1000), netip.AddrPortFrom(lo, 8080), syn, nil)},
+			{"echo from 127.0.0.1", echo(lo, victimIP)},
+			{"echo from 0.0.0.0", echo(netip.IPv4Unspecified(), victimIP)},
+			{"UDP from 0.0.0.0", udpFrame(ap("0.0.0.0", 68), ap("10.0.0.1", 5354), []byte("zero source"))},
+			{"echo from 255.255.255.255", echo(netip.MustParseAddr("255.255.255.255"), victimIP)},
+			{"echo from 10.0.0.255", echo(netip.MustParseAddr("10.0.0.255"), victimIP)},
+			{"echo from 224.0.0.5", echo(netip.MustParseAddr("224.0.0.5"), victimIP)},
+			{"echo from 240.0.0.1 (class E)", echo(netip.MustParseAddr("240.0.0.1"), victimIP)},
+			{"UDP to 240.0.0.1 (class E)", udpFrame(ap("10.0.0.66", 1000), ap("240.0.0.1", 5354), []byte("class E"))},
+		}
+		sent0 := l.vtx.all.Load()
+		m := begin(t, "martians", l.V)
+		for _, c := range cases {
+			c0 := snap(l.V)
+			tx0 := l.vtx.all.Load()
+			l.A.send(c.f)
+			synctest.Wait()
+			d := snap(l.V).since(c0)
+			answered := l.vtx.all.Load() - tx0
+			if d.get("IP.InDelivers") != 0 || answered != 0 {
+				t.Errorf("%s: delivered (InDelivers +%d) or answered (%d frames): %v", c.name, d.get("IP.InDelivers"), answered, d)
+			}
+		}
+		m.end()
+		b := make([]byte, 64)
+		if n, err := u.Recv(b, 0); err == nil {
+			t.Errorf("the 127.0.0.1 socket received %q from the wire", b[:n])
+		}
+		if n, err := any.Recv(b, 0); err == nil {
+			t.Errorf("the 0.0.0.0 socket received %q from a martian", b[:n])
+		}
+		if c, _, err := ln.Accept(); err == nil {
+			c.Close()
+			t.Errorf("the 127.0.0.1 listener accepted a connection from the wire")
+		}
+		t.Logf("martians: %d packets, %d frames sent by the victim in answer", len(cases), l.vtx.all.Load()-sent0)
+	})
+}

@@ -1,0 +1,190 @@
+package stack
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+var (
+	nbAddr = netip.MustParseAddr("10.0.0.3")
+	nbMAC  = wire.MAC{2, 0, 0, 0, 0, 3}
+)
+
+func hasNeighbor(n *NIC, a netip.Addr) bool {
+	for _, e := range n.Neighbors() {
+		if e.Addr == a {
+			return true
+		}
+	}
+	return false
+}
+
+// splitOut sorts captured frames into ARP and IPv4.
+func splitOut(t *testing.T, frames [][]byte) (arp []wire.ARPInfo, ip []wire.IPv4, dsts []wire.MAC) {
+	t.Helper()
+	for _, f := range frames {
+		switch wire.Ethernet(f).EtherType() {
+		case wire.EtherTypeARP:
+			a, err := wire.ParseARP(f[14:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			arp = append(arp, a)
+		case wire.EtherTypeIPv4:
+			ip = append(ip, parseOut(t, f))
+			dsts = append(dsts, wire.Ethernet(f).Dst())
+		}
+	}
+	return
+}
+
+// An ARP reply nobody asked for makes no entry (Linux, arp_accept=0): the
+// next send to that address still has to resolve it. A gratuitous
+// request for an unknown address makes none either.
+func TestARPUnsolicitedReplyMakesNoEntry(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.ep.inject(arpFrame(wire.ARPReply, nbMAC, nbAddr, hostMAC, hostAddr, hostMAC))
+	h.ep.inject(arpFrame(wire.ARPRequest, nbMAC, nbAddr, wire.MAC{}, nbAddr, wire.BroadcastMAC))
+	if hasNeighbor(h.nic, nbAddr) {
+		t.Fatal("an unsolicited reply created a cache entry")
+	}
+	if got := h.s.Stats().ARP.InUnsolicited.Load(); got != 1 {
+		t.Fatalf("InUnsolicited = %d, want 1", got)
+	}
+	if out := h.ep.take(); len(out) != 0 {
+		t.Fatalf("%d frames in answer to unsolicited ARP", len(out))
+	}
+	if err := h.s.WritePacket(&OutPacket{Dst: nbAddr, Proto: wire.ProtoUDP, Parts: [3][]byte{make([]byte, 8)}}); err != nil {
+		t.Fatal(err)
+	}
+	arp, ip, _ := splitOut(t, h.ep.take())
+	if len(arp) != 1 || arp[0].Op != wire.ARPRequest || arp[0].TargetIP != nbAddr || len(ip) != 0 {
+		t.Fatalf("send after a forged reply: %d ARP, %d IP frames; want one request, no data", len(arp), len(ip))
+	}
+	// The solicited reply is taken and releases the datagram.
+	h.ep.inject(arpFrame(wire.ARPReply, nbMAC, nbAddr, hostMAC, hostAddr, hostMAC))
+	if _, ip, dsts := splitOut(t, h.ep.take()); len(ip) != 1 || dsts[0] != nbMAC {
+		t.Fatalf("solicited reply: %d frames", len(ip))
+	}
+}
+
+// Frames queued for resolution leave in order, and a frame sent while
+// the queue is being flushed goes after it, not before (the fast path is
+// published only once the queue is empty).
+func TestARPFlushKeepsOrder(t *testing.T) {
+	h := newHarness(t, Options{})
+	send := func(seq byte) {
+		if err := h.s.WritePacket(&OutPacket{Dst: nbAddr, Proto: wire.ProtoUDP, Parts: [3][]byte{{0, 1, 0, 2, 0, 9, 0, 0, seq}}}); err != nil {
+			t.Error(err)
+		}
+	}
+	for i := byte(0); i < 5; i++ {
+		send(i)
+	}
+	h.ep.take()
+	next := byte(5)
+	h.ep.onWrite = func(f []byte) {
+		// Every frame the flush writes provokes a new send (as another
+		// goroutine would), until 10 frames were sent.
+		if next < 10 {
+			next++
+			send(next - 1)
+		}
+	}
+	h.ep.inject(arpFrame(wire.ARPReply, nbMAC, nbAddr, hostMAC, hostAddr, hostMAC))
+	h.ep.onWrite = nil
+	_, ip, _ := splitOut(t, h.ep.take())
+	var got []byte
+	for _, p := range ip {
+		got = append(got, p.Payload()[8])
+	}
+	if len(got) != 10 {
+		t.Fatalf("%d datagrams out, want 10: %v", len(got), got)
+	}
+	for i, v := range got {
+		if v != byte(i) {
+			t.Fatalf("order %v: new sends overtook the queue", got)
+		}
+	}
+}
+
+// A 64 KB ping's 44 fragments all wait for resolution (Linux's
+// unres_qlen_bytes), then leave in order.
+func TestARPQueuesAllFragmentsOfBigPing(t *testing.T) {
+	h := newHarness(t, Options{})
+	if err := h.s.WritePacket(&OutPacket{Dst: nbAddr, Proto: wire.ProtoICMP, Parts: [3][]byte{echoPayload(1, 1, make([]byte, 65000))}}); err != nil {
+		t.Fatal(err)
+	}
+	h.ep.take()
+	if d := h.s.Stats().ARP.PendingDrops.Load(); d != 0 {
+		t.Fatalf("%d fragments dropped while resolving", d)
+	}
+	h.ep.inject(arpFrame(wire.ARPReply, nbMAC, nbAddr, hostMAC, hostAddr, hostMAC))
+	_, ip, _ := splitOut(t, h.ep.take())
+	if len(ip) != 44 {
+		t.Fatalf("%d fragments sent after resolution, want 44", len(ip))
+	}
+	off := 0
+	for i, p := range ip {
+		if p.FragOffset() != off {
+			t.Fatalf("fragment %d at offset %d, want %d", i, p.FragOffset(), off)
+		}
+		off += len(p.Payload())
+	}
+	if off != 65008 {
+		t.Fatalf("fragments carry %d bytes", off)
+	}
+	if h.s.arpPending.Load() != 0 || h.s.arpPendingBytes.Load() != 0 {
+		t.Fatalf("pending charge left: %d frames, %d bytes", h.s.arpPending.Load(), h.s.arpPendingBytes.Load())
+	}
+}
+
+// One neighbour holds at most ARPPendingBytes (each frame charged its
+// buffer plus overhead): the oldest are dropped and counted.
+func TestARPPendingBytesPerNeighbour(t *testing.T) {
+	h := newHarness(t, Options{})
+	for i := 0; i < 200; i++ {
+		p := make([]byte, 1480)
+		p[8] = byte(i)
+		if err := h.s.WritePacket(&OutPacket{Dst: nbAddr, Proto: wire.ProtoUDP, NoCsum: true, Parts: [3][]byte{p}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.ep.take()
+	per := bufSize1 + pendingOverhead
+	keep := 212992 / per
+	st := &h.s.Stats().ARP
+	if int(st.PendingQueueFull.Load()) != 200-keep || int(h.s.arpPendingBytes.Load()) != keep*per {
+		t.Fatalf("queue-full drops %d (want %d), %d bytes held (want %d)", st.PendingQueueFull.Load(), 200-keep, h.s.arpPendingBytes.Load(), keep*per)
+	}
+	h.ep.inject(arpFrame(wire.ARPReply, nbMAC, nbAddr, hostMAC, hostAddr, hostMAC))
+	_, ip, _ := splitOut(t, h.ep.take())
+	if len(ip) != keep || ip[0].Payload()[8] != byte(200-keep) || ip[keep-1].Payload()[8] != 199 {
+		t.Fatalf("%d sent after resolution, first #%d", len(ip), ip[0].Payload()[8])
+	}
+}
+
+// All unresolved neighbours together hold at most ARPPendingTotal
+// frames; the charge is released when resolution fails.
+func TestARPPendingGlobalCap(t *testing.T) {
+	h := newHarness(t, Options{ARPPendingTotal: 10})
+	for n := 0; n < 3; n++ {
+		dst := netip.AddrFrom4([4]byte{10, 0, 0, byte(100 + n)})
+		for i := 0; i < 5; i++ {
+			h.s.WritePacket(&OutPacket{Dst: dst, Proto: wire.ProtoUDP, Parts: [3][]byte{make([]byte, 8)}})
+		}
+	}
+	st := &h.s.Stats().ARP
+	if h.s.arpPending.Load() != 10 || st.PendingGlobalFull.Load() != 5 || st.PendingDrops.Load() != 5 {
+		t.Fatalf("held %d, global-full drops %d, drops %d; want 10, 5, 5", h.s.arpPending.Load(), st.PendingGlobalFull.Load(), st.PendingDrops.Load())
+	}
+	for i := 0; i < 3; i++ {
+		h.clk.Advance(time.Second)
+	}
+	if h.s.arpPending.Load() != 0 || h.s.arpPendingBytes.Load() != 0 || st.PendingResolveFailed.Load() != 10 {
+		t.Fatalf("after failure: %d frames, %d bytes held, %d resolve-failed", h.s.arpPending.Load(), h.s.arpPendingBytes.Load(), st.PendingResolveFailed.Load())
+	}
+}

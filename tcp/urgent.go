@@ -1,0 +1,4 @@
+package tcp
+
+// urgState is the urgent data of a connection.
+type urgState struct{}
