@@ -54,10 +54,8 @@ type Protocol struct {
 	segPool sync.Pool
 	st      stats
 
-	// tcpsec: TIME_WAIT records and memory accounting.
-	tw      twTable
-	mem     atomic.Int64 // bytes of all send and receive buffers
-	orphans atomic.Int64
+	// tcpsec: TIME_WAIT records (memory and orphans are gauges in st).
+	tw twTable
 }
 
 // NewProtocol makes the TCP layer over h.
