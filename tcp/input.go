@@ -110,6 +110,7 @@ func (e *Endpoint) negotiate(o *wire.TCPOptions) {
 func (e *Endpoint) establish(now time.Duration) {
 	e.setState(StateEstablished)
 	e.everConnected = true
+	e.softErr = nil // the handshake completed: errors met on the way are moot
 	if e.cc == nil {
 		e.cc = newCC(e.ccName)
 		if e.cc == nil {
@@ -425,6 +426,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 	if !seqLT(ack, e.sndUna) {
 		e.ackAlive()
 	}
+	tlpUna, tlpDSACKs := e.sndUna, e.dsacks
 	newSack := false
 	sackedBefore := e.sb.sacked
 	if e.sackOK && s.opts.NumSACK > 0 {
@@ -557,6 +559,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.ccs.Cwnd += e.sndMSS // NewReno inflation
 		}
 	}
+	e.tlpAcked(tlpUna, tlpDSACKs, ack, len(s.payload) == 0 && !newSack && e.sndWnd == oldWnd, now)
 	return true
 }
 

@@ -231,6 +231,9 @@ func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) erro
 	} else {
 		e.bytesSent += uint64(n)
 	}
+	if n > 0 {
+		e.txStart(now)
+	}
 	err := e.xmit(seq, n, f, now)
 	if e.sackOK {
 		end := seq + uint32(n)
@@ -305,6 +308,7 @@ func (e *Endpoint) output(now time.Duration) {
 		fin := e.wrShut && n == avail
 		if n < mss && n == avail && !fin && seqGEQ(e.sndNxt, e.sndMax) {
 			if e.cork {
+				e.corkHold(now)
 				break
 			}
 			if !e.noDelay && e.sndMax != e.sndUna {
@@ -445,6 +449,7 @@ func (e *Endpoint) onTLP(now time.Duration) {
 		return
 	}
 	e.sendData(seq, n, fin, now)
+	e.tlpSent()
 }
 
 // armTimer makes sure the timer fires no later than at. The timer is only
@@ -676,7 +681,7 @@ func (e *Endpoint) onKeepalive(now time.Duration) {
 		e.keepAt = e.lastRecv + e.keepIdle
 		return
 	}
-	if e.kaProbes >= e.keepCnt {
+	if e.keepaliveExpired(now) {
 		e.p.st.KeepaliveTimeouts.Add(1)
 		e.sendReset()
 		e.abortLocked(e.timeoutErr())
