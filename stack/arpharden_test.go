@@ -203,3 +203,37 @@ func TestARPPendingGlobalBytesCap(t *testing.T) {
 		t.Fatalf("held %d bytes (want %d), global-full drops %d (want 3)", h.s.arpPendingBytes.Load(), 5*per, h.s.Stats().ARP.PendingGlobalFull.Load())
 	}
 }
+
+// ARP from impossible senders or for impossible targets is dropped,
+// counted, unanswered, and leaves no entry; a duplicate-address probe
+// (sender 0.0.0.0) is still answered.
+func TestARPMartians(t *testing.T) {
+	h := newHarness(t, Options{})
+	a := netip.MustParseAddr
+	for _, c := range []struct{ sender, target netip.Addr }{
+		{a("127.0.0.1"), hostAddr},
+		{a("224.0.0.5"), hostAddr},
+		{a("255.255.255.255"), hostAddr},
+		{a("0.1.2.3"), hostAddr},
+		{hostAddr, hostAddr}, // someone claims our address
+		{nbAddr, a("127.0.0.1")},
+		{nbAddr, a("239.1.1.1")},
+	} {
+		before := h.s.Stats().ARP.InMartian.Load()
+		h.ep.inject(arpFrame(wire.ARPRequest, nbMAC, c.sender, wire.MAC{}, c.target, wire.BroadcastMAC))
+		if h.s.Stats().ARP.InMartian.Load() != before+1 {
+			t.Errorf("%v asking for %v: not counted", c.sender, c.target)
+		}
+		if out := h.ep.take(); len(out) != 0 {
+			t.Errorf("%v asking for %v: answered", c.sender, c.target)
+		}
+		if hasNeighbor(h.nic, c.sender) {
+			t.Errorf("%v asking for %v: entry made", c.sender, c.target)
+		}
+	}
+	h.ep.inject(arpFrame(wire.ARPRequest, nbMAC, netip.IPv4Unspecified(), wire.MAC{}, hostAddr, wire.BroadcastMAC))
+	arp, _, _ := splitOut(t, h.ep.take())
+	if len(arp) != 1 || arp[0].Op != wire.ARPReply || arp[0].SenderIP != hostAddr {
+		t.Fatalf("duplicate-address probe: %+v", arp)
+	}
+}
