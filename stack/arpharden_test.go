@@ -237,3 +237,44 @@ func TestARPMartians(t *testing.T) {
 		t.Fatalf("duplicate-address probe: %+v", arp)
 	}
 }
+
+// Senders on several goroutines while the reply arrives: each sender's
+// datagrams leave in the order it sent them (none overtakes the queue).
+func TestARPFlushOrderConcurrent(t *testing.T) {
+	h := newHarness(t, Options{})
+	const senders, each = 4, 40
+	start := make(chan struct{})
+	done := make(chan struct{})
+	for g := 0; g < senders; g++ {
+		go func(g byte) {
+			defer func() { done <- struct{}{} }()
+			<-start
+			for i := byte(0); i < each; i++ {
+				h.s.WritePacket(&OutPacket{Dst: nbAddr, Proto: wire.ProtoUDP, NoCsum: true, Parts: [3][]byte{{0, 1, 0, 2, 0, 10, 0, 0, g, i}}})
+			}
+		}(byte(g))
+	}
+	// Resolution starts (the request goes out), then the senders race
+	// the reply.
+	h.s.WritePacket(&OutPacket{Dst: nbAddr, Proto: wire.ProtoUDP, NoCsum: true, Parts: [3][]byte{{0, 1, 0, 2, 0, 10, 0, 0, senders, 0}}})
+	close(start)
+	h.ep.inject(arpFrame(wire.ARPReply, nbMAC, nbAddr, hostMAC, hostAddr, hostMAC))
+	for g := 0; g < senders; g++ {
+		<-done
+	}
+	_, ip, dsts := splitOut(t, h.ep.take())
+	next := make([]byte, senders+1)
+	for k, p := range ip {
+		if dsts[k] != nbMAC {
+			t.Fatalf("datagram to %v", dsts[k])
+		}
+		g, i := p.Payload()[8], p.Payload()[9]
+		if i < next[g] {
+			t.Fatalf("sender %d: datagram %d after %d", g, i, next[g]-1)
+		}
+		next[g] = i + 1
+	}
+	if len(ip)+int(h.s.Stats().ARP.PendingDrops.Load()) != senders*each+1 {
+		t.Fatalf("%d sent, %d dropped, of %d", len(ip), h.s.Stats().ARP.PendingDrops.Load(), senders*each+1)
+	}
+}
