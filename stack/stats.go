@@ -30,6 +30,7 @@ type Stats struct {
 		PendingQueueFull        Counter // the neighbour's queue was full (ARPPendingLen / ARPPendingBytes): oldest dropped
 		PendingGlobalFull       Counter // all neighbours together were full (ARPPendingTotal / ARPPendingTotalBytes): new dropped
 		PendingResolveFailed    Counter // the neighbour never answered
+		InMartian               Counter // impossible sender (127/8, 0/8, 224/4 and above, one of ours) or target (127/8, 224/4): dropped
 		InUnsolicited           Counter // replies from neighbours we did not ask: no entry made (arp_accept=0)
 		LocktimeIgnored         Counter // a different MAC for a reachable entry within ARPLocktime of its update
 		CacheFull               Counter // entries refused because the cache was full
