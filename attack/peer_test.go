@@ -301,7 +301,13 @@ func TestTimeWaitFlood(t *testing.T) {
 			if err != nil {
 				t.Fatalf("connection %d: %v", i, err)
 			}
-			c.Recv(b, 0)
+			// Wait for the victim's FIN, so the victim is the side that
+			// closes first and holds the TIME_WAIT.
+			for {
+				if n, err := c.Recv(b, 0); n == 0 || err != nil {
+					break
+				}
+			}
 			c.Close()
 		}
 		synctest.Wait()
@@ -323,7 +329,9 @@ func TestTimeWaitFlood(t *testing.T) {
 			t.Fatalf("no TIME_WAIT entries: the victim did not close first")
 		}
 		checkTimeWaitCap(t, tw, n, m)
-		if per > 512 {
+		// A whole endpoint in TIME_WAIT cost 3.2 KiB of heap here; a
+		// record costs about 350 bytes (more under the race detector).
+		if per > 768 {
 			t.Errorf("a TIME_WAIT entry costs %d bytes of heap: a whole endpoint, not a small record", per)
 		}
 		// All gone after 2*MSL.
