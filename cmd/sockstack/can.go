@@ -87,6 +87,8 @@ func (f *canFlags) open(ifnames ...string) (*canEnv, error) {
 			return nil, fmt.Errorf("bridge: %w", err)
 		}
 		e.bridge = br
+		// Announced on stderr, so scripts (and tests) learn the port.
+		fmt.Fprintf(os.Stderr, "bridge: listening on udp %s\n", br.LocalAddr())
 	}
 	return e, nil
 }
