@@ -2,6 +2,7 @@ package attack
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"sync/atomic"
@@ -445,6 +446,59 @@ func TestICMPErrorReflection(t *testing.T) {
 		t.Logf("2,000 datagrams from 2,000 sources drew %d port unreachables", many)
 		if many > 50+int64(m.elapse/time.Millisecond) {
 			t.Errorf("%d port unreachables from 2,000 sources in %v: the global limit did not hold", many, m.elapse)
+		}
+	})
+}
+
+// TestIGMPQueryFlood: 20,000 general queries at a host in 10 groups. Each
+// group has one report timer, started by a query and only ever shortened
+// (RFC 2236 3), so the flood costs no memory and draws one report per
+// group per response period, not one per query.
+func TestIGMPQueryFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, stack.Options{})
+		u, err := l.VNet.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+		must(t, err)
+		defer u.Close()
+		const groups = 10
+		for i := 0; i < groups; i++ {
+			g := netip.AddrFrom4([4]byte{239, 1, 1, byte(i)})
+			must(t, u.SetSockOpt(socket.SOL_IP, socket.IP_ADD_MEMBERSHIP, socket.IPMreq{Multiaddr: g}))
+		}
+		time.Sleep(20 * time.Second) // the joins' unsolicited reports are done
+		synctest.Wait()
+		query := []byte{0x11, 100, 0, 0, 0, 0, 0, 0} // general query, 10 s
+		binary.BigEndian.PutUint16(query[2:], wire.Checksum(query))
+		frame := ipFrame(wire.MAC{0x01, 0x00, 0x5e, 0, 0, 1}, attackerMAC, wire.IPv4Header{Protocol: wire.ProtoIGMP,
+			Src: attackerIP, Dst: netip.MustParseAddr("224.0.0.1"), TTL: 1}, query)
+		n := scaled(20_000, 5)
+		m := begin(t, "IGMP query flood", l.V)
+		fs := make([][]byte, 0, 256)
+		for i := 0; i < n; i++ {
+			fs = append(fs, frame)
+			if len(fs) == cap(fs) || i == n-1 {
+				l.A.send(fs...)
+				fs = fs[:0]
+				// Flooded frames get no back-pressure from the switch: let
+				// the ports drain before the next batch.
+				synctest.Wait()
+			}
+		}
+		heldTimers := liveHeap()
+		time.Sleep(11 * time.Second) // one response period
+		synctest.Wait()
+		m.end()
+		reports := m.moved.get("IGMP.OutReports")
+		t.Logf("IGMP query flood: %d queries, %d groups: %d reports; heap during the flood %s", n, groups, reports, kib(heldTimers))
+		if got := m.moved.get("IGMP.InQueries"); got != uint64(n) {
+			t.Errorf("IGMP.InQueries = %d, want %d", got, n)
+		}
+		// One report per group per period (the flood took one period).
+		if reports > 2*groups {
+			t.Errorf("%d queries drew %d reports for %d groups", n, reports, groups)
+		}
+		if g := int64(heldTimers) - int64(m.heap0); g > 1<<20 {
+			t.Errorf("heap grew by %d bytes during the query flood", g)
 		}
 	})
 }
