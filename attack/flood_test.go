@@ -502,3 +502,54 @@ func TestIGMPQueryFlood(t *testing.T) {
 		}
 	})
 }
+
+// TestARPPendingFlood: SYNs from spoofed sources on the victim's own
+// subnet, none of which answers ARP. Every SYN-ACK waits for a resolution
+// that never comes; the frames waiting are capped per neighbour
+// (unres_qlen, unres_qlen_bytes) and in total, the drops are counted, and
+// everything is freed when the resolutions fail.
+func TestARPPendingFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, stack.Options{})
+		listenTCP(t, l.VNet, 80, 128)
+		n := scaled(20_000, 5)
+		const silent = 187 // 10.0.0.67 to 10.0.0.253
+		opts := l.V.Options()
+		m := begin(t, "ARP pending flood", l.V)
+		dst := netip.AddrPortFrom(victimIP, 80)
+		fs := make([][]byte, 0, 256)
+		for i := 0; i < n; i++ {
+			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(67 + i%silent)}), uint16(1024+i))
+			fs = append(fs, tcpFrame(src, dst, wire.TCPHeader{Seq: uint32(i), Flags: wire.TCPFlagSYN, Window: 65535}, nil))
+			if len(fs) == cap(fs) || i == n-1 {
+				l.A.send(fs...)
+				fs = fs[:0]
+			}
+		}
+		synctest.Wait()
+		held := liveHeap()
+		during := snap(l.V).since(m.c0)
+		// The resolutions fail after 3 requests 1 s apart.
+		time.Sleep(opts.ARPRetryTime*time.Duration(opts.ARPRetries) + time.Second)
+		synctest.Wait()
+		m.end()
+		drops := during.sum("ARP.PendingQueueFull", "ARP.PendingGlobalFull")
+		t.Logf("ARP pending flood: %d SYNs from %d silent on-link sources: heap while waiting %s (+%s); %d frames dropped at the pending caps (%d per neighbour, %d total)",
+			n, silent, kib(held), kib(held-m.heap0), drops, during.get("ARP.PendingQueueFull"), during.get("ARP.PendingGlobalFull"))
+		if drops == 0 {
+			t.Errorf("%d frames for %d unresolved neighbours and no pending cap was hit", n, silent)
+		}
+		// At most ARPPendingTotalBytes wait, plus the neighbour entries and
+		// the half-open connections (and up to 3 MiB of the links' buffer
+		// noise); uncapped, 32 frames for each of 187 neighbours took 12 MiB.
+		if g := int64(held) - int64(m.heap0); g > int64(opts.ARPPendingTotalBytes)+3<<20 {
+			t.Errorf("heap grew by %d bytes with frames waiting for ARP (cap %d bytes)", g, opts.ARPPendingTotalBytes)
+		}
+		if m.moved.get("ARP.PendingResolveFailed") == 0 {
+			t.Errorf("no pending frame dropped when resolution failed")
+		}
+		if g := m.grew(); g > 3<<20 {
+			t.Errorf("heap still %d bytes up after the resolutions failed", g)
+		}
+	})
+}
