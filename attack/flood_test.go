@@ -54,7 +54,7 @@ func TestFragmentFlood(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		opts := stack.Options{ReasmMemLimit: 1 << 20}
 		l := newLab(t, opts)
-		sets := scaled(20_000, 2)
+		sets := scaled(20_000, 1)
 		m := begin(t, "fragment flood", l.V)
 		maxHeld := 0
 		half := make(chan struct{})
@@ -128,7 +128,7 @@ func TestZeroLengthUDPFlood(t *testing.T) {
 		defer s.Close()
 		must(t, s.Bind(socket.Inet("0.0.0.0", 7777)))
 		rcvbuf, _ := s.GetSockOptInt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-		total := scaled(300_000, 5)
+		total := scaled(300_000, 2)
 		m := begin(t, "zero-length UDP flood", l.V)
 		dst := netip.AddrPortFrom(victimIP, 7777)
 		fs := make([][]byte, 0, 256)
@@ -205,7 +205,7 @@ func TestARPStormAndPoisoning(t *testing.T) {
 			return m
 		}
 		before := entries()
-		total := scaled(100_000, 5)
+		total := scaled(100_000, 2)
 		known := 0
 		m := begin(t, "ARP reply storm", l.V)
 		fs := make([][]byte, 0, 256)
@@ -471,7 +471,7 @@ func TestIGMPQueryFlood(t *testing.T) {
 		binary.BigEndian.PutUint16(query[2:], wire.Checksum(query))
 		frame := ipFrame(wire.MAC{0x01, 0x00, 0x5e, 0, 0, 1}, attackerMAC, wire.IPv4Header{Protocol: wire.ProtoIGMP,
 			Src: attackerIP, Dst: netip.MustParseAddr("224.0.0.1"), TTL: 1}, query)
-		n := scaled(20_000, 5)
+		n := scaled(20_000, 1)
 		m := begin(t, "IGMP query flood", l.V)
 		fs := make([][]byte, 0, 256)
 		for i := 0; i < n; i++ {
@@ -512,7 +512,7 @@ func TestARPPendingFlood(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, stack.Options{})
 		listenTCP(t, l.VNet, 80, 128)
-		n := scaled(20_000, 5)
+		n := scaled(20_000, 2)
 		const silent = 187 // 10.0.0.67 to 10.0.0.253
 		opts := l.V.Options()
 		m := begin(t, "ARP pending flood", l.V)

@@ -119,7 +119,7 @@ func TestOptimisticAckAndAckStorm(t *testing.T) {
 		before := tcpInfo(t, v)
 		t.Logf("victim sent %d bytes before any ACK: cwnd %d bytes, %d in flight", sndMax-p.irs-1, before.CwndBytes, before.BytesInFlight)
 
-		n := scaled(10_000, 5)
+		n := scaled(10_000, 2)
 		m := begin(t, "optimistic ACKs", l.V)
 		fs := make([][]byte, 0, 256)
 		for i := 0; i < n; i++ {
@@ -283,7 +283,7 @@ func TestTimeWaitFlood(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, stack.Options{TCP: twConfig()})
 		ln := listenTCP(t, l.VNet, 80, 128)
-		n := scaled(4000, 4)
+		n := scaled(4000, 2)
 		go func() {
 			for {
 				c, _, err := ln.Accept()
@@ -356,7 +356,7 @@ func TestOrphanFlood(t *testing.T) {
 		const maxOrphans = 100
 		l := newLab(t, stack.Options{TCP: tcp.Config{MaxOrphans: maxOrphans}})
 		ln := listenTCP(t, l.VNet, 80, 512)
-		n := scaled(400, 2)
+		n := scaled(400, 1)
 		const resp = 16 << 10
 		go func() {
 			for {
@@ -432,7 +432,7 @@ func TestReceiveMemoryExhaustion(t *testing.T) {
 				mu.Unlock()
 			}
 		}()
-		conns := scaled(64, 2)
+		conns := scaled(64, 1)
 		const perConn = 96 << 10
 		m := begin(t, "receive memory exhaustion", l.V)
 		l.A.record(true)

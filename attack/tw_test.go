@@ -8,7 +8,7 @@ import (
 
 // twCap is the TIME_WAIT cap of the flood's victim, below the number of
 // connections so that the flood meets it.
-func twCap() int { return scaled(2000, 4) }
+func twCap() int { return scaled(2000, 2) }
 
 // twConfig is the victim's TCP configuration for the TIME_WAIT flood.
 func twConfig() tcp.Config { return tcp.Config{MaxTimeWait: twCap()} }
