@@ -128,7 +128,8 @@ func TestBlindInjection(t *testing.T) {
 		cn := establish(t, l, 80)
 		view := &wireView{to: cn.cAddr}
 		l.vtx.watch(view.see)
-		// A pure ACK from the client makes the victim's view current.
+		// A byte from the client makes the victim acknowledge: the view
+		// then holds its current RCV.NXT, window and SND.NXT.
 		if _, err := cn.c.Send([]byte("x"), 0); err != nil {
 			t.Fatal(err)
 		}
