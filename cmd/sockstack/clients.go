@@ -53,7 +53,7 @@ func chatCmd() *cobra.Command {
 				return err
 			}
 			defer e.Close()
-			ctx, stop := sigContext(cmd)
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			srv := netip.AddrPortFrom(dst, uint16(port))
 			botsDone := make(chan struct{})
@@ -349,7 +349,7 @@ when you send, and sends when you listen.`,
 				return err
 			}
 			defer e.Close()
-			ctx, stop := sigContext(cmd)
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			w := cmd.OutOrStdout()
 			if op == "send" {

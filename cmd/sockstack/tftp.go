@@ -67,7 +67,7 @@ func tftpCmd() *cobra.Command {
 				return err
 			}
 			defer e.Close()
-			ctx, stop := sigContext(cmd)
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			srv := netip.AddrPortFrom(dst, uint16(o.port))
 			out := cmd.ErrOrStderr()

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,10 +29,16 @@ func init() {
 	extraCommands = append(extraCommands, pingCmd, echoCmd)
 }
 
-// sigContext ends when the command's context does (SIGINT/SIGTERM: see
+// cmdContext ends when the command's context does (SIGINT/SIGTERM: see
 // run) or when cancelled.
-func sigContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+func cmdContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithCancel(cmd.Context())
+}
+
+// sigContext ends on SIGINT/SIGTERM (for commands that do not take the
+// command's context).
+func sigContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 // sockIO makes a stream socket an io.ReadWriter.
@@ -141,7 +148,7 @@ func pingCmd() *cobra.Command {
 			if e.nic != nil && len(e.nic.Addrs()) > 0 {
 				o.self = e.nic.Addrs()[0].Addr()
 			}
-			ctx, stop := sigContext(cmd)
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			return runPing(ctx, cmd.OutOrStdout(), e.api, dst, o)
 		},

@@ -61,7 +61,7 @@ The TAP must exist (ip tuntap add dev NAME mode tap) unless --create is given.
 					return usageErr(cmd, "--zone %s: no such file", zone)
 				}
 			}
-			ctx, stop := sigContext(cmd)
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			return runUp(ctx, cmd.OutOrStdout(), &f, serve, ctlPath, zone)
 		},
