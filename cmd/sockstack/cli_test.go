@@ -45,6 +45,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"echo", "--kernel", "--vhost", "a=10.0.0.3", "server"}, "", []string{"--vhost and --hosts apply only to the virtual network"}},
 		{[]string{"echo", "--vhost", "a=1.2.3.4", "server"}, "", []string{`--vhost "1.2.3.4": want a host address in 10.0.0.0/24`}},
 		{[]string{"echo", "--udp", "server"}, strings.Repeat("x", 70000) + "\n", []string{"echo: an input line is longer than 65000 bytes"}},
+		{[]string{"chat", "server"}, strings.Repeat("x", 70000) + "\n", []string{"chat: an input line is longer than 65000 bytes"}},
 		{[]string{"echo", "--port", "70000", "server"}, "", []string{"--port 70000 outside 1..65535"}},
 		{[]string{"tftp", "get", "server"}, "", []string{"accepts between 3 and 4 arg(s)", "usage: sockstack tftp get|put", "example: sockstack tftp get server hello.txt"}},
 		{[]string{"tftp", "fetch", "server", "x"}, "", []string{`want get or put, not "fetch"`}},
