@@ -51,6 +51,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"tftp", "fetch", "server", "x"}, "", []string{`want get or put, not "fetch"`}},
 		{[]string{"tftp", "get", "--blksize", "4", "server", "x"}, "", []string{"--blksize 4 outside 8..65464"}},
 		{[]string{"tftp", "get", "-q", "server", "nosuch.bin", filepath.Join(t.TempDir(), "x")}, "", []string{"file not found (error 1)"}},
+		{[]string{"tftp", "get", "-q", "--retries", "1", "--timeout", "200ms", "10.0.0.50", "x", filepath.Join(t.TempDir(), "x")}, "", []string{"tftp: no answer from 10.0.0.50:69 (no such host, or no TFTP server there)"}},
 		{[]string{"http", "get", "ftp://server/"}, "", []string{`want an http:// URL, got "ftp://server/"`, "usage: sockstack http get URL"}},
 		{[]string{"http", "post", "http://server/"}, "", []string{`only get is supported, not "post"`}},
 		{[]string{"mcast", "send", "10.0.0.1:5"}, "", []string{"want GROUP:PORT with an IPv4 multicast group"}},
