@@ -67,6 +67,8 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"up", "--tap", "t0", "--addr", "10.77.0.2/24", "--serve", "http", "--root", missingDir}, "", []string{"--root " + missingDir + ": no such directory"}},
 		{[]string{"up", "--tap", "t0", "--addr", "10.77.0.2/24", "--root", "/tmp"}, "", []string{"--root applies only with --serve"}},
 		{[]string{"up", "--tap", "t0", "--netns", "nosuchns9", "--addr", "10.77.0.2/24"}, "", []string{"--netns nosuchns9: no such network namespace"}},
+		{[]string{"netstat"}, "", []string{"netstat: needs --control PATH", "example: sockstack netstat --control /tmp/sockstack.ctl"}},
+		{[]string{"demo", "extra"}, "", []string{`unknown command "extra"`, "usage: sockstack demo"}},
 		{[]string{"sniff", "tcp", "and"}, "", []string{"expression ends early", "usage: sockstack sniff"}},
 		{[]string{"sniff", "--iface", "lo"}, "", []string{"--iface applies only with --kernel"}},
 		{[]string{"sniff", "--kernel"}, "", []string{"--kernel needs --iface NAME"}},
