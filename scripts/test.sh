@@ -50,7 +50,7 @@ step "interop with the Linux kernel (root: namespaces, TAP devices; skipped othe
 go test -timeout 20m -v ./interop
 
 step "short fuzz runs"
-for pkg in ./wire ./trace ./socket ./apps/...; do
+for pkg in ./wire ./trace ./socket ./apps/... ./attack; do
 	for dir in $(go list -f '{{.Dir}}' $pkg 2>/dev/null); do
 		for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
 			echo "fuzz $f in $dir"

@@ -188,3 +188,18 @@ func TestARPPendingGlobalCap(t *testing.T) {
 		t.Fatalf("after failure: %d frames, %d bytes held, %d resolve-failed", h.s.arpPending.Load(), h.s.arpPendingBytes.Load(), st.PendingResolveFailed.Load())
 	}
 }
+
+// ARPPendingTotalBytes bounds the bytes all unresolved neighbours hold.
+func TestARPPendingGlobalBytesCap(t *testing.T) {
+	per := bufSize1 + pendingOverhead
+	h := newHarness(t, Options{ARPPendingTotalBytes: 5 * per})
+	for n := 0; n < 4; n++ {
+		dst := netip.AddrFrom4([4]byte{10, 0, 0, byte(100 + n)})
+		for i := 0; i < 2; i++ {
+			h.s.WritePacket(&OutPacket{Dst: dst, Proto: wire.ProtoUDP, Parts: [3][]byte{make([]byte, 1000)}})
+		}
+	}
+	if h.s.arpPendingBytes.Load() != int64(5*per) || h.s.Stats().ARP.PendingGlobalFull.Load() != 3 {
+		t.Fatalf("held %d bytes (want %d), global-full drops %d (want 3)", h.s.arpPendingBytes.Load(), 5*per, h.s.Stats().ARP.PendingGlobalFull.Load())
+	}
+}

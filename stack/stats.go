@@ -76,8 +76,14 @@ type Stats struct {
 		ReasmOverlaps         Counter
 		ReasmDuplicates       Counter
 		ReasmTooBig           Counter // would exceed 65,535 bytes
-		ReasmMemoryDrops      Counter // global memory limit reached
+		ReasmMemoryDrops      Counter // global memory limit reached and nothing older to evict
+		ReasmEvictions        Counter // oldest datagrams dropped to make room under the memory limit
+		ReasmTooManyHoles     Counter // more than ReasmMaxRuns separate runs of data in one datagram
 		ReasmBadFragment      Counter // inconsistent fragment (length not multiple of 8, ...)
+		PMTUUpdates           Counter // path MTUs learnt from fragmentation-needed errors
+		PMTUPlateaus          Counter // ... that carried MTU 0: RFC 1191 plateau used
+		PMTUBelowMin          Counter // ... below PMTUMin: PMTUMin used, path locked (no DF)
+		PMTUEvictions         Counter // entries dropped from the full path MTU cache
 	}
 	ICMP struct {
 		InMsgs, InErrors, InCsumErrors Counter
@@ -111,6 +117,10 @@ type Stats struct {
 		OutReports, OutLeaves Counter
 		InQueries, InReports  Counter
 		InErrors              Counter
+		InOther               Counter // not a query or a report (IGMPv3 reports, DVMRP, ...)
+		ReportsSuppressed     Counter // our pending report cancelled: another host reported the group
+		ReportTimersShortened Counter // a query asked for a quicker answer than the time left
+		MembershipLimit       Counter // joins refused: the socket already holds MaxMemberships groups (ENOBUFS)
 	}
 	Raw struct {
 		InDelivers   Counter

@@ -166,6 +166,7 @@ type Endpoint struct {
 	orphan     bool          // closed by the user, not finished: counted in Orphans
 	dsack      dsackState    // D-SACK block owed on the next ACK
 	urg        urgState      // urgent data, both directions
+	undo       undoState     // D-SACK undo of a spurious loss episode
 	acceptN    atomic.Int32  // listener: len(acceptQ), read by children without l.mu
 	backlogN   atomic.Int32  // listener: backlog, likewise
 }
@@ -519,7 +520,7 @@ func (e *Endpoint) tuneRcvBuf(now time.Duration) {
 		e.copied = 0
 		return
 	}
-	if now-e.rcvSpaceTime < rtt {
+	if now-e.rcvSpaceTime < rtt || e.p.memPressure() {
 		return
 	}
 	if e.copied > e.rcvSpace {
@@ -558,7 +559,7 @@ func (e *Endpoint) Write(b []byte) (int, error) {
 		return 0, syscall.EAGAIN
 	}
 	n := min(free, len(b))
-	e.snd.grow(e.sndLen+n, e.sndLen, e.sndCap)
+	e.growRing(&e.snd, e.sndLen+n, e.sndLen, e.sndCap)
 	e.snd.copyIn(b[:n], e.sndLen)
 	e.sndLen += n
 	e.output(e.p.now())
@@ -655,6 +656,7 @@ func (e *Endpoint) Close() {
 		e.closeAt = e.p.now() + finTimeout
 		e.armTimer(e.closeAt)
 	}
+	e.orphanClose()
 }
 
 // closeListenerLocked stops listening and resets queued connections.

@@ -30,8 +30,14 @@ func demoCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&pcapPath, "pcap", "", "write every frame to this pcap file")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no per-packet trace")
+	for _, sub := range demoSubcommands {
+		c.AddCommand(sub())
+	}
 	return c
 }
+
+// demoSubcommands lets other files add demos of their own (demo can).
+var demoSubcommands []func() *cobra.Command
 
 // demoSteps lets later features add steps (TCP echo, chat, ...).
 var demoSteps []func(w io.Writer, alice, bob *vhost) error
