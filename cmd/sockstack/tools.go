@@ -11,7 +11,6 @@ import (
 	"math"
 	"net/netip"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,10 +34,9 @@ func cmdContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithCancel(cmd.Context())
 }
 
-// sigContext ends on SIGINT/SIGTERM (for commands that do not take the
-// command's context).
-func sigContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+// sigContext is cmdContext (the name the can commands use).
+func sigContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return cmdContext(cmd)
 }
 
 // sockIO makes a stream socket an io.ReadWriter.
