@@ -82,7 +82,11 @@ func (m *meter) done(verb string, n int64, extra string) {
 		end = time.Now()
 	}
 	d := end.Sub(m.start)
-	fmt.Fprintf(m.w, "%s: %s %s bytes in %v (%s)%s\n", m.label, verb, groupDigits(n), d.Round(time.Millisecond), rate(n, d), extra)
+	shown := d.Round(time.Millisecond)
+	if d < 10*time.Millisecond {
+		shown = d.Round(time.Microsecond)
+	}
+	fmt.Fprintf(m.w, "%s: %s %s bytes in %v (%s)%s\n", m.label, verb, groupDigits(n), shown, rate(n, d), extra)
 }
 
 // fail ends the bar without a summary.

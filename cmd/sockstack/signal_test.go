@@ -36,6 +36,7 @@ func sockstackBinary(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
+		os.Chmod(buildDir, 0o755) // other users run it too (TestSniffKernelNamesCapNetRaw)
 		buildPath = filepath.Join(buildDir, "sockstack")
 		out, err := exec.Command("go", "build", "-o", buildPath, ".").CombinedOutput()
 		if err != nil {

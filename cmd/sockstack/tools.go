@@ -28,10 +28,15 @@ func init() {
 	extraCommands = append(extraCommands, pingCmd, echoCmd)
 }
 
-// sigContext ends when the command's context does (SIGINT/SIGTERM: see
+// cmdContext ends when the command's context does (SIGINT/SIGTERM: see
 // run) or when cancelled.
-func sigContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+func cmdContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithCancel(cmd.Context())
+}
+
+// sigContext is cmdContext (the name the can commands use).
+func sigContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return cmdContext(cmd)
 }
 
 // sockIO makes a stream socket an io.ReadWriter.
@@ -141,7 +146,7 @@ func pingCmd() *cobra.Command {
 			if e.nic != nil && len(e.nic.Addrs()) > 0 {
 				o.self = e.nic.Addrs()[0].Addr()
 			}
-			ctx, stop := sigContext(cmd)
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			return runPing(ctx, cmd.OutOrStdout(), e.api, dst, o)
 		},
