@@ -75,6 +75,7 @@ type Stats struct {
 		OutDestUnreachs, OutTimeExcds  Counter
 		OutRateLimited                 Counter // errors suppressed by the rate limit
 		OutSuppressed                  Counter // errors not sent by rule (about ICMP errors, broadcasts, fragments)
+		PingRcvbufErrors               Counter // echo replies dropped at a full ping socket queue
 	}
 	UDP struct {
 		InDatagrams  Counter
@@ -95,6 +96,9 @@ type Stats struct {
 		InDelivers   Counter
 		RcvbufErrors Counter
 		OutPackets   Counter
+	}
+	Packet struct {
+		RcvbufErrors Counter // frames dropped at a full AF_PACKET socket queue
 	}
 }
 
