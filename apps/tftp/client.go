@@ -78,6 +78,11 @@ func (cfg *ClientConfig) options(op uint16, size int64) [][2]string {
 }
 
 func dialTFTP(ctx context.Context, n *socket.Net, srv netip.AddrPort, cfg *ClientConfig) (*conn, func() bool, error) {
+	// AfterFunc closes the socket on its own goroutine, which a short
+	// transfer can outrun: an already ended context fails here.
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
 	so, err := n.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 	if err != nil {
 		return nil, nil, err
