@@ -103,6 +103,7 @@ type Stats struct {
 		OutRateLimitedPeer             Counter // by the destination's bucket (icmp_ratelimit)
 		RatePeerEvictions              Counter // destinations dropped from the full rate-limit table
 		OutSuppressed                  Counter // errors not sent by rule (about ICMP errors, broadcasts, fragments)
+		PingRcvbufErrors               Counter // echo replies dropped at a full ping socket queue
 	}
 	UDP struct {
 		InDatagrams  Counter
@@ -127,6 +128,9 @@ type Stats struct {
 		InDelivers   Counter
 		RcvbufErrors Counter
 		OutPackets   Counter
+	}
+	Packet struct {
+		RcvbufErrors Counter // frames dropped at a full AF_PACKET socket queue
 	}
 }
 
