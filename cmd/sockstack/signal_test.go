@@ -103,3 +103,27 @@ func TestSignalRemovesVnetDirectory(t *testing.T) {
 		})
 	}
 }
+
+// A reader of the output that goes away (sockstack ping | head -2) ends
+// the tool as SIGPIPE ends iputils ping, and the directory goes too.
+func TestBrokenPipeRemovesVnetDirectory(t *testing.T) {
+	bin := sockstackBinary(t)
+	tmp := t.TempDir()
+	cmd := exec.Command(bin, "ping", "-i", "0.2", "server")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for i := 0; i < 2 && sc.Scan(); i++ {
+	}
+	stdout.Close() // like head exiting after two lines
+	err := cmd.Wait()
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("left behind after the reader went (%v): %v", err, ents)
+	}
+	if err == nil {
+		t.Fatal("ping went on as if someone read it")
+	}
+}
