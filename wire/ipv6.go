@@ -158,6 +158,7 @@ const (
 type IPv6Ext struct {
 	Proto       uint8 // the upper-layer protocol (ProtoIPv6NoNext for none)
 	Offset      int   // where its header starts, from the start of the IPv6 header
+	NHOff       int   // offset of the next-header byte that names Proto (a Parameter Problem's pointer)
 	Headers     int   // extension headers walked
 	RouterAlert bool  // hop-by-hop Router Alert present (MLD)
 	// Fragment header, when present: the walk stops there.
@@ -206,10 +207,10 @@ func WalkIPv6Ext(h IPv6, e *IPv6Ext) *IPv6ExtError {
 				return &IPv6ExtError{Silent: true}
 			}
 			e.Frag, e.FragOff, e.FragPrevNH = true, off, prev
-			e.Proto, e.Offset = nh, off
+			e.Proto, e.Offset, e.NHOff = nh, off, prev
 			return nil
 		default:
-			e.Proto, e.Offset = nh, off
+			e.Proto, e.Offset, e.NHOff = nh, off, prev
 			return nil
 		}
 		if nh == ProtoHopByHop && off != IPv6HeaderLen {
