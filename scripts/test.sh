@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*"; }
 
 # 1. Packages. The interop tests need root; as root we install the tools.
-tools="tshark tcpdump iputils-ping socat netcat-openbsd curl tftp-hpa tftpd-hpa iproute2 python3"
+tools="tshark tcpdump iputils-ping socat netcat-openbsd curl tftp-hpa tftpd-hpa iproute2 python3 tmux"
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
 	missing=""
 	for p in $tools; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
@@ -32,6 +32,12 @@ if [ -n "$bad" ]; then echo "gofmt would change: $bad"; exit 1; fi
 step "go vet"
 go vet ./...
 
+step "docs name only files in the repository"
+bash scripts/check-docs.sh
+
+step "README code blocks: every Go program built and run, every virtual-network command run"
+bash scripts/readme-blocks.sh
+
 step "go test -race (every package but the long interop and torture runs)"
 go test -race -timeout 30m $(go list ./... | grep -v -e /interop -e /torture)
 
@@ -44,7 +50,7 @@ step "interop with the Linux kernel (root: namespaces, TAP devices; skipped othe
 go test -timeout 20m -v ./interop
 
 step "short fuzz runs"
-for pkg in ./wire ./trace ./socket ./apps/...; do
+for pkg in ./wire ./trace ./socket ./apps/... ./attack; do
 	for dir in $(go list -f '{{.Dir}}' $pkg 2>/dev/null); do
 		for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
 			echo "fuzz $f in $dir"

@@ -120,6 +120,7 @@ func (s *Socket) setStored(name int, v any) error {
 	}
 	x.stored[name] = v
 	s.mu.Unlock()
+	s.oobInline(name, v) // socket/oob.go
 	return nil
 }
 
@@ -414,6 +415,10 @@ func (d *dgramEP) getOption(level, name int) (any, error) {
 	return nil, syscall.EOPNOTSUPP
 }
 
+// TCP_USER_TIMEOUT (RFC 5482, Linux's number) bounds in milliseconds how
+// long sent data may stay unacknowledged before the connection drops.
+const TCP_USER_TIMEOUT = 18
+
 func (t *tcpEP) setOption(level, name int, v any) error {
 	e := t.ep
 	if level == SOL_SOCKET && name == SO_LINGER {
@@ -489,6 +494,8 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 				return syscall.EINVAL
 			}
 			return e.SetKeepCnt(i)
+		case TCP_USER_TIMEOUT:
+			return e.SetUserTimeout(i)
 		default:
 			return syscall.ENOPROTOOPT
 		}
@@ -541,6 +548,8 @@ func (t *tcpEP) getOption(level, name int) (any, error) {
 			return int(e.KeepIntvl() / time.Second), nil
 		case TCP_KEEPCNT:
 			return e.KeepCnt(), nil
+		case TCP_USER_TIMEOUT:
+			return e.UserTimeout(), nil
 		case TCP_INFO:
 			return e.Info(), nil
 		case TCP_CONGESTION:

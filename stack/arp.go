@@ -38,9 +38,15 @@ type neighbor struct {
 	confirmed time.Time // last answer
 	used      time.Time
 	probed    time.Time // last request sent for a stale entry
+	updated   time.Time // last change of mac (for the locktime)
 	tries     int
 	pending   [][]byte // frames (Ethernet header included) waiting for the MAC
-	timer     clock.Timer
+	pendBytes int      // what pending is charged
+	// flushing is set while the queue is being sent after resolution:
+	// new frames queue behind it instead of overtaking it, and the fast
+	// path is published only once the queue is empty.
+	flushing bool
+	timer    clock.Timer
 
 	// fast lets senders use the entry without the cache lock or the
 	// clock: the MAC with fastValid set while the entry is REACHABLE and
@@ -130,8 +136,31 @@ func (c *neighborCache) close() {
 			e.reach.Stop()
 		}
 		e.setFast(false)
+		for _, f := range c.takePendingLocked(e) {
+			putBuf(f)
+		}
 	}
 	c.mu.Unlock()
+}
+
+// pendingOverhead is charged per queued frame on top of its buffer, as
+// Linux's truesize charges the sk_buff.
+const pendingOverhead = 256
+
+func pendingCharge(b []byte) int { return cap(b) + pendingOverhead }
+
+// takePendingLocked empties e's queue and releases its charge; the
+// caller sends or frees the frames.
+func (c *neighborCache) takePendingLocked(e *neighbor) [][]byte {
+	p := e.pending
+	if len(p) == 0 {
+		return nil
+	}
+	s := c.nic.stack
+	s.arpPending.Add(-int64(len(p)))
+	s.arpPendingBytes.Add(-int64(e.pendBytes))
+	e.pending, e.pendBytes = nil, 0
+	return p
 }
 
 func (c *neighborCache) list() []NeighborInfo {
@@ -177,7 +206,12 @@ func (n *NIC) SetStatic(a netip.Addr, mac wire.MAC) {
 		return
 	}
 	c.mu.Lock()
+	var pending [][]byte
 	if old := c.entries[a]; old != nil {
+		if old.timer != nil {
+			old.timer.Stop()
+		}
+		pending = c.takePendingLocked(old)
 		c.dropLocked(old)
 	}
 	e := &neighbor{addr: a, mac: mac, state: NeighPermanent}
@@ -185,6 +219,12 @@ func (n *NIC) SetStatic(a netip.Addr, mac wire.MAC) {
 	c.entries[a] = e
 	c.hint[hintSlot(a)].Store(e)
 	c.mu.Unlock()
+	// What waited for resolution goes to the configured MAC.
+	for _, f := range pending {
+		wire.Ethernet(f).SetDst(mac)
+		n.writeFrame(f)
+		putBuf(f)
+	}
 }
 
 // resolve returns the MAC for next hop a. When unknown, frame (a full
@@ -195,7 +235,7 @@ func (c *neighborCache) resolve(a netip.Addr, frame []byte) (mac wire.MAC, ok bo
 	now := s.clock.Now()
 	c.mu.Lock()
 	e := c.entries[a]
-	if e != nil && e.state != NeighIncomplete {
+	if e != nil && e.state != NeighIncomplete && !e.flushing {
 		e.used = now
 		mac = e.mac
 		c.hint[hintSlot(a)].Store(e)
@@ -234,19 +274,38 @@ func (c *neighborCache) resolve(a netip.Addr, frame []byte) (mac wire.MAC, ok bo
 	return mac, false
 }
 
+// enqueueLocked queues a copy of frame for e. The neighbour's own queue
+// makes room by dropping its oldest frames (as Linux's unresolved queue
+// does); when all neighbours together are full, the new frame is dropped.
 func (c *neighborCache) enqueueLocked(e *neighbor, frame []byte) {
 	s := c.nic.stack
-	if len(e.pending) >= s.opts.ARPPendingLen {
-		// Drop the oldest, as Linux does with its unresolved queue.
+	st := &s.stats.ARP
+	b := getBuf(len(frame))
+	charge := pendingCharge(b)
+	for len(e.pending) > 0 && (len(e.pending) >= s.opts.ARPPendingLen || e.pendBytes+charge > s.opts.ARPPendingBytes) {
 		old := e.pending[0]
 		copy(e.pending, e.pending[1:])
+		e.pending[len(e.pending)-1] = nil
 		e.pending = e.pending[:len(e.pending)-1]
-		s.stats.ARP.PendingDrops.Add(1)
+		oc := pendingCharge(old)
+		e.pendBytes -= oc
+		s.arpPending.Add(-1)
+		s.arpPendingBytes.Add(-int64(oc))
+		st.PendingQueueFull.Add(1)
+		st.PendingDrops.Add(1)
 		putBuf(old)
 	}
-	b := getBuf(len(frame))
+	if s.arpPending.Load() >= int64(s.opts.ARPPendingTotal) || s.arpPendingBytes.Load()+int64(charge) > int64(s.opts.ARPPendingTotalBytes) {
+		st.PendingGlobalFull.Add(1)
+		st.PendingDrops.Add(1)
+		putBuf(b)
+		return
+	}
 	copy(b, frame)
 	e.pending = append(e.pending, b)
+	e.pendBytes += charge
+	s.arpPending.Add(1)
+	s.arpPendingBytes.Add(int64(charge))
 }
 
 // evictLocked frees one stale entry; false if none can go.
@@ -254,7 +313,7 @@ func (c *neighborCache) evictLocked(now time.Time) bool {
 	var victim *neighbor
 	for _, e := range c.entries {
 		e.noteUse(now)
-		if e.state == NeighStale || e.state == NeighReachable {
+		if (e.state == NeighStale || e.state == NeighReachable) && !e.flushing {
 			if victim == nil || e.used.Before(victim.used) {
 				victim = e
 			}
@@ -284,10 +343,10 @@ func (c *neighborCache) retry(a netip.Addr, e *neighbor) {
 		return
 	}
 	delete(c.entries, a)
-	pending := e.pending
-	e.pending = nil
+	pending := c.takePendingLocked(e)
 	c.mu.Unlock()
 	s.stats.ARP.ResolveFailures.Add(1)
+	s.stats.ARP.PendingResolveFailed.Add(uint64(len(pending)))
 	s.stats.ARP.PendingDrops.Add(uint64(len(pending)))
 	for _, f := range pending {
 		s.neighborFailed(f[wire.EthernetHeaderLen:])
@@ -296,9 +355,11 @@ func (c *neighborCache) retry(a netip.Addr, e *neighbor) {
 }
 
 // learn records a's MAC from an ARP packet and sends what was waiting.
-// create says whether a new entry may be made (RFC 826: only when the
-// packet was for us).
-func (c *neighborCache) learn(a netip.Addr, mac wire.MAC, create bool) {
+// create says whether a new entry may be made: only for a request
+// addressed to us (RFC 826's merge), never for a reply nobody asked for
+// (Linux's arp_accept=0). override skips the locktime (a gratuitous ARP).
+// It reports whether the neighbour is (now) in the cache.
+func (c *neighborCache) learn(a netip.Addr, mac wire.MAC, create, override bool) bool {
 	s := c.nic.stack
 	now := s.clock.Now()
 	c.mu.Lock()
@@ -306,19 +367,30 @@ func (c *neighborCache) learn(a netip.Addr, mac wire.MAC, create bool) {
 	if e == nil {
 		if !create {
 			c.mu.Unlock()
-			return
+			return false
 		}
 		if len(c.entries) >= s.opts.ARPCacheSize && !c.evictLocked(now) {
 			c.mu.Unlock()
 			s.stats.ARP.CacheFull.Add(1)
-			return
+			return false
 		}
-		e = &neighbor{addr: a, used: now}
+		e = &neighbor{addr: a, used: now, updated: now, mac: mac}
 		c.entries[a] = e
 	}
 	if e.state == NeighPermanent {
 		c.mu.Unlock()
-		return
+		return true
+	}
+	if mac != e.mac {
+		// The first answer wins for a while: a different MAC for an entry
+		// in use is taken only after the locktime (Linux's arp locktime),
+		// which blunts a race of forged replies.
+		if (e.state == NeighReachable || e.flushing) && !override && now.Sub(e.updated) < s.opts.ARPLocktime {
+			c.mu.Unlock()
+			s.stats.ARP.LocktimeIgnored.Add(1)
+			return true
+		}
+		e.updated = now
 	}
 	if e.timer != nil {
 		e.timer.Stop()
@@ -326,21 +398,40 @@ func (c *neighborCache) learn(a netip.Addr, mac wire.MAC, create bool) {
 	e.mac = mac
 	e.state = NeighReachable
 	e.confirmed = now
-	e.setFast(true)
 	if e.reach == nil {
 		e.reach = s.clock.AfterFunc(s.opts.ARPReachable, func() { c.expire(e) })
 	} else {
 		e.reach.Reset(s.opts.ARPReachable)
 	}
-	c.hint[hintSlot(a)].Store(e)
-	pending := e.pending
-	e.pending = nil
-	c.mu.Unlock()
-	for _, f := range pending {
-		wire.Ethernet(f).SetDst(mac)
-		c.nic.writeFrame(f)
-		putBuf(f)
+	if e.flushing {
+		// Another goroutine is sending the queue; it publishes when done.
+		c.mu.Unlock()
+		return true
 	}
+	// Send the queue in order before anything may take the fast path or
+	// resolve's direct answer: frames sent meanwhile queue behind it.
+	e.flushing = true
+	for {
+		pending := c.takePendingLocked(e)
+		if len(pending) == 0 {
+			break
+		}
+		dst := e.mac
+		c.mu.Unlock()
+		for _, f := range pending {
+			wire.Ethernet(f).SetDst(dst)
+			c.nic.writeFrame(f)
+			putBuf(f)
+		}
+		c.mu.Lock()
+	}
+	e.flushing = false
+	if c.entries[a] == e && e.state == NeighReachable && !c.closed {
+		e.setFast(true)
+		c.hint[hintSlot(a)].Store(e)
+	}
+	c.mu.Unlock()
+	return true
 }
 
 // expire ends the lock-free use of e when its reachability runs out, so
@@ -396,9 +487,20 @@ func (n *NIC) handleARP(b []byte) {
 		s.stats.ARP.InMalformed.Add(1)
 		return
 	}
+	if arpMartian(info.SenderIP, info.TargetIP) || s.IsLocal(info.SenderIP) {
+		// Linux refuses these too (ip_route_input on the sender, the
+		// target checks of arp_process): they would only fill the cache
+		// or claim one of our own addresses.
+		s.stats.ARP.InMartian.Add(1)
+		return
+	}
 	forUs := n.hasAddr(info.TargetIP)
 	if info.SenderIP.IsValid() && !info.SenderIP.IsUnspecified() && !info.SenderMAC.IsMulticast() {
-		n.neigh.learn(info.SenderIP, info.SenderMAC, forUs)
+		garp := info.SenderIP == info.TargetIP
+		known := n.neigh.learn(info.SenderIP, info.SenderMAC, forUs && info.Op == wire.ARPRequest, garp)
+		if !known && info.Op == wire.ARPReply {
+			s.stats.ARP.InUnsolicited.Add(1)
+		}
 	}
 	if !forUs {
 		s.stats.ARP.InNotForUs.Add(1)
@@ -408,4 +510,15 @@ func (n *NIC) handleARP(b []byte) {
 		n.sendARP(wire.ARPReply, info.SenderMAC, info.TargetIP, info.SenderMAC, info.SenderIP)
 		s.stats.ARP.OutReplies.Add(1)
 	}
+}
+
+// arpMartian reports a sender that cannot be a neighbour (127/8, 0/8 other
+// than the 0.0.0.0 of a duplicate-address probe, 224/4 and above) or a
+// target no one may ask for (127/8, 224/4).
+func arpMartian(sender, target netip.Addr) bool {
+	sa, ta := sender.As4(), target.As4()
+	if sa[0] == 127 || sa[0] >= 224 || sa[0] == 0 && !sender.IsUnspecified() {
+		return true
+	}
+	return ta[0] == 127 || ta[0] >= 224 && ta[0] < 240
 }

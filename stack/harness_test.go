@@ -19,6 +19,10 @@ type chanEP struct {
 	recv  link.Receiver
 	stats link.Stats
 	mtu   int
+	// discard drops written frames instead of keeping them (benchmarks).
+	discard bool
+	// onWrite, when set, sees every written frame after it was captured.
+	onWrite func(f []byte)
 }
 
 func (c *chanEP) MTU() int               { return c.mtu }
@@ -30,8 +34,19 @@ func (c *chanEP) Close() error           { return nil }
 func (c *chanEP) WriteFrames(fs [][]byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.discard {
+		return len(fs), nil
+	}
 	for _, f := range fs {
 		c.out = append(c.out, append([]byte(nil), f...))
+	}
+	if hook := c.onWrite; hook != nil {
+		// Outside the lock: the hook may send through the stack again.
+		c.mu.Unlock()
+		for _, f := range fs {
+			hook(f)
+		}
+		c.mu.Lock()
 	}
 	return len(fs), nil
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // receiveICMP handles echo, echo replies and errors.
-func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool) {
+func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool, opts ipOpts) {
 	st := &s.stats.ICMP
 	st.InMsgs.Add(1)
 	m, err := wire.ParseICMPv4(h.Payload())
@@ -28,7 +28,7 @@ func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool) {
 			// icmp_echo_ignore_broadcasts=1, the Linux default (smurf attacks).
 			return
 		}
-		s.echoReply(h, m)
+		s.echoReply(h, m, opts)
 	case wire.ICMPEchoReply:
 		st.InEchoReps.Add(1)
 		s.pingDeliver(h, m)
@@ -47,6 +47,9 @@ func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool) {
 		mtu := 0
 		if m.Type() == wire.ICMPDestUnreach && m.Code() == wire.ICMPFragNeeded {
 			mtu = m.NextHopMTU()
+			if learnt := s.learnPMTU(m.Payload(), mtu); learnt != 0 {
+				mtu = learnt
+			}
 		}
 		if !s.handleICMPError(m.Payload(), m.Type(), m.Code(), mtu) {
 			st.InUnmatched.Add(1)
@@ -56,7 +59,21 @@ func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool) {
 	}
 }
 
-func (s *Stack) echoReply(h wire.IPv4, m wire.ICMPv4) {
+func (s *Stack) echoReply(h wire.IPv4, m wire.ICMPv4, opts ipOpts) {
+	// Record Route and Timestamp come back in the reply (RFC 1122 3.2.2.6).
+	var options []byte
+	if opts.rr != 0 || opts.ts != 0 {
+		// A pooled buffer: a local array would escape through OutPacket
+		// and cost every echo reply an allocation.
+		ob := getBuf(wire.IPv4MaxOptionsLen)
+		defer putBuf(ob)
+		n, ok := s.echoOptions(h, opts, h.Dst(), (*[wire.IPv4MaxOptionsLen]byte)(ob))
+		if !ok {
+			s.stats.ICMP.OutEchoOptionErrors.Add(1)
+			return
+		}
+		options = ob[:n]
+	}
 	reply := getBuf(len(m))
 	defer putBuf(reply)
 	copy(reply, m)
@@ -64,7 +81,7 @@ func (s *Stack) echoReply(h wire.IPv4, m wire.ICMPv4) {
 	r.SetType(wire.ICMPEchoReply)
 	r.SetCode(0)
 	reply[2], reply[3] = 0, 0
-	err := s.WritePacket(&OutPacket{Src: h.Dst(), Dst: h.Src(), Proto: wire.ProtoICMP, TOS: h.TOS(), Parts: [3][]byte{reply}})
+	err := s.WritePacket(&OutPacket{Src: h.Dst(), Dst: h.Src(), Proto: wire.ProtoICMP, TOS: h.TOS(), Parts: [3][]byte{reply}, Options: options})
 	if err == nil {
 		s.stats.ICMP.OutMsgs.Add(1)
 		s.stats.ICMP.OutEchoReps.Add(1)
@@ -176,11 +193,12 @@ func (s *Stack) localError(h wire.IPv4, typ, code uint8, mtu int) {
 	s.handleICMPError(h, typ, code, mtu)
 }
 
-// sendICMPError answers a packet with an ICMP error, following RFC 1122
+// sendICMPError answers a packet with an ICMP error (info is the MTU of
+// a fragmentation needed, the pointer of a parameter problem), following RFC 1122
 // 3.2.2 (never about an ICMP error, a broadcast or multicast, a non-first
 // fragment, or a source that is not a unicast host) and rate-limited as
 // RFC 1812 4.3.2.8 asks.
-func (s *Stack) sendICMPError(orig wire.IPv4, typ, code uint8, mtu int) {
+func (s *Stack) sendICMPError(orig wire.IPv4, typ, code uint8, info int) {
 	st := &s.stats.ICMP
 	if len(orig) < wire.IPv4MinHeaderLen {
 		return
@@ -198,8 +216,7 @@ func (s *Stack) sendICMPError(orig wire.IPv4, typ, code uint8, mtu int) {
 			return
 		}
 	}
-	if !s.icmpRL.take(s.clock.Now()) {
-		st.OutRateLimited.Add(1)
+	if !s.icmpAllow(typ, src) {
 		return
 	}
 	// Quote as much of the original as fits in 576 bytes (RFC 1812 4.3.2.3).
@@ -208,8 +225,11 @@ func (s *Stack) sendICMPError(orig wire.IPv4, typ, code uint8, mtu int) {
 	m := wire.ICMPv4(hdr[:])
 	m.SetType(typ)
 	m.SetCode(code)
-	if typ == wire.ICMPDestUnreach && code == wire.ICMPFragNeeded {
-		m.SetNextHopMTU(mtu)
+	switch {
+	case typ == wire.ICMPDestUnreach && code == wire.ICMPFragNeeded:
+		m.SetNextHopMTU(info)
+	case typ == wire.ICMPParamProblem:
+		m.SetRest(uint32(info) << 24) // the pointer
 	}
 	from := netip.Addr{}
 	if s.IsLocal(dst) {
@@ -225,6 +245,8 @@ func (s *Stack) sendICMPError(orig wire.IPv4, typ, code uint8, mtu int) {
 		st.OutDestUnreachs.Add(1)
 	case wire.ICMPTimeExceeded:
 		st.OutTimeExcds.Add(1)
+	case wire.ICMPParamProblem:
+		st.OutParmProbs.Add(1)
 	}
 }
 

@@ -158,15 +158,22 @@ func (s *Stack) receiveIPv4(n *NIC, b []byte, linkMulticast bool) {
 	h, err := wire.ParseIPv4(b)
 	if err != nil {
 		s.countIPError(err)
+		if pe, ok := err.(*wire.ParseError); ok && pe.Reason == wire.ReasonBadOption {
+			s.badOptions(n, b)
+		}
 		return
 	}
-	src, dst := h.Src(), h.Dst()
-	// A source that is broadcast, multicast or (from the wire) one of ours
-	// is a spoof or a loop: RFC 1122 3.2.1.3 says discard.
-	if src == limitedBroadcast || src.IsMulticast() || (!n.loopback && (n.isBroadcast(src) || n.hasAddr(src))) {
-		s.stats.IP.InBadSource.Add(1)
+	if s.martian(n, h) {
 		return
 	}
+	var opts ipOpts
+	if h.HeaderLen() > wire.IPv4MinHeaderLen {
+		var ok bool
+		if opts, ok = s.receiveOptions(h); !ok {
+			return
+		}
+	}
+	dst := h.Dst()
 	local := n.loopback || n.hasAddr(dst)
 	bcast := false
 	if n.loopback && (dst.IsMulticast() || dst == limitedBroadcast || s.isAnyBroadcast(dst)) {
@@ -204,17 +211,90 @@ func (s *Stack) receiveIPv4(n *NIC, b []byte, linkMulticast bool) {
 		}
 		defer release()
 		h = whole
+		opts, _ = parseIPOptions(h) // the first fragment's options
 	}
-	s.deliver(n, h, bcast)
+	s.deliver(n, h, bcast, opts)
+}
+
+// martian drops and counts a packet whose addresses cannot be real
+// (RFC 1122 3.2.1.3, RFC 1812 5.3.7, Linux's martian checks).
+func (s *Stack) martian(n *NIC, h wire.IPv4) bool {
+	c, src := s.martianCheck(n, h)
+	if c == nil {
+		return false
+	}
+	c.Add(1)
+	if src {
+		s.stats.IP.InBadSource.Add(1)
+	} else {
+		s.stats.IP.InAddrErrors.Add(1)
+	}
+	return true
+}
+
+// martianReason is the counter of h's martian reason, nil for none.
+func (s *Stack) martianReason(n *NIC, h wire.IPv4) *Counter {
+	c, _ := s.martianCheck(n, h)
+	return c
+}
+
+// martianCheck finds the reason a packet is a martian, and whether it is
+// its source. The common case costs a few byte compares: the first octets
+// decide everything but the broadcast and own-address checks.
+func (s *Stack) martianCheck(n *NIC, h wire.IPv4) (reason *Counter, src bool) {
+	st := &s.stats.IP
+	s0, d0 := h[12], h[16]
+	switch {
+	case s0 == 0:
+		// 0.0.0.0 is a host that does not know its address yet: allowed to
+		// the limited broadcast (DHCP), to a link-local group, or in IGMP,
+		// as Linux allows; any other 0/8 source is bogus.
+		if h.Src().IsUnspecified() && (h.Dst() == limitedBroadcast || (d0 == 224 && h[17] == 0 && h[18] == 0) || h.Protocol() == wire.ProtoIGMP) {
+			break
+		}
+		return &st.InMartianSrcZero, true
+	case s0 == 127:
+		if !n.loopback {
+			return &st.InMartianSrcLoopback, true
+		}
+	case s0 >= 224 && s0 < 240:
+		return &st.InMartianSrcMulticast, true
+	case s0 >= 240:
+		if h.Src() == limitedBroadcast {
+			return &st.InMartianSrcBroadcast, true
+		}
+		return &st.InMartianSrcClassE, true
+	case !n.loopback:
+		// From the wire, the NIC's own address or its directed broadcast
+		// as source is a spoof or a loop.
+		if a := h.Src(); n.isBroadcast(a) {
+			return &st.InMartianSrcBroadcast, true
+		} else if n.hasAddr(a) {
+			return &st.InMartianSrcLocal, true
+		}
+	}
+	switch {
+	case d0 == 0:
+		return &st.InMartianDstZero, false
+	case d0 == 127:
+		if !n.loopback {
+			return &st.InMartianDstLoopback, false
+		}
+	case d0 >= 240:
+		if h.Dst() != limitedBroadcast {
+			return &st.InMartianDstClassE, false
+		}
+	}
+	return nil, false
 }
 
 // deliver hands a whole datagram to its protocol.
-func (s *Stack) deliver(n *NIC, h wire.IPv4, bcast bool) {
+func (s *Stack) deliver(n *NIC, h wire.IPv4, bcast bool, opts ipOpts) {
 	s.raw.deliver(s, h)
 	switch h.Protocol() {
 	case wire.ProtoICMP:
 		s.stats.IP.InDelivers.Add(1)
-		s.receiveICMP(n, h, bcast)
+		s.receiveICMP(n, h, bcast, opts)
 	case wire.ProtoUDP:
 		s.stats.IP.InDelivers.Add(1)
 		s.receiveUDP(n, h, bcast)
@@ -296,6 +376,8 @@ type OutPacket struct {
 	// too (IP_MULTICAST_LOOP); LocalOnly keeps it off the wire
 	// (IP_MULTICAST_TTL 0).
 	Loop, LocalOnly bool
+	// Options are IP options for the header (padded to a multiple of 4).
+	Options []byte
 }
 
 // WritePacket routes and sends one datagram, fragmenting it when it is
@@ -341,6 +423,15 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	if !src.IsValid() || src.IsUnspecified() {
 		src = r.Src
 	}
+	df := p.DF
+	if !r.Local {
+		if m, locked, ok := s.pathMTU(dst); ok && m < r.MTU {
+			// A path MTU locked at its minimum goes without DF and is
+			// fragmented, as Linux does.
+			r.MTU = m
+			df = df && !locked
+		}
+	}
 	total := 0
 	if th != nil {
 		total = th.Len()
@@ -352,12 +443,13 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	if ttl == 0 {
 		ttl = s.opts.DefaultTTL
 	}
-	hdr := wire.IPv4Header{TOS: p.TOS, TotalLen: wire.IPv4MinHeaderLen + total, ID: s.nextID(),
-		DF: p.DF, TTL: ttl, Protocol: p.Proto, Src: src, Dst: dst}
+	hdr := wire.IPv4Header{TOS: p.TOS, ID: s.nextID(),
+		DF: df, TTL: ttl, Protocol: p.Proto, Src: src, Dst: dst, Options: p.Options}
+	hdr.TotalLen = hdr.Len() + total
 	if hdr.TotalLen > wire.IPv4MaxLen {
 		return syscall.EMSGSIZE
 	}
-	if hdr.TotalLen > r.MTU && p.DF {
+	if hdr.TotalLen > r.MTU && df {
 		s.stats.IP.OutTooBig.Add(1)
 		return syscall.EMSGSIZE
 	}

@@ -53,7 +53,17 @@ func TestNeighborFastPathFollowsCache(t *testing.T) {
 		}
 	}
 
-	// The neighbour answers from a new MAC: the next send uses it.
+	// A different MAC within the locktime of the last update is ignored
+	// (Linux's arp locktime: the first answer wins for a while).
+	reply(mac2)
+	if d, _ := send(); len(d) != 1 || d[0] != mac1 {
+		t.Fatalf("a new MAC within the locktime: data to %v, want %v", d, mac1)
+	}
+	if h.s.Stats().ARP.LocktimeIgnored.Load() != 1 {
+		t.Fatalf("LocktimeIgnored = %d", h.s.Stats().ARP.LocktimeIgnored.Load())
+	}
+	// After it, the neighbour answers from a new MAC: the next send uses it.
+	h.clk.Advance(h.s.Options().ARPLocktime)
 	reply(mac2)
 	if d, _ := send(); len(d) != 1 || d[0] != mac2 {
 		t.Fatalf("after a new reply, data to %v, want %v", d, mac2)

@@ -29,20 +29,44 @@ type Options struct {
 	DefaultTTL uint8       // 64
 	TCP        tcp.Config
 
-	ARPCacheSize    int           // neighbour entries, default 1024
-	ARPPendingLen   int           // packets queued per unresolved neighbour, default 32
-	ARPRetries      int           // requests before failure, default 3
-	ARPRetryTime    time.Duration // between requests, default 1s
-	ARPReachable    time.Duration // an answer is trusted this long, default 30s
-	ARPStaleTimeout time.Duration // an unused stale entry is removed after this, default 60s
+	ARPCacheSize  int // neighbour entries per NIC, default 1024
+	ARPPendingLen int // packets queued per unresolved neighbour, default 101 (Linux's unres_qlen)
+	// ARPPendingBytes caps the bytes queued per unresolved neighbour, each
+	// frame charged its buffer plus a fixed overhead (Linux's
+	// unres_qlen_bytes, default 212992): the oldest go first.
+	ARPPendingBytes int
+	// ARPPendingTotal and ARPPendingTotalBytes cap what all unresolved
+	// neighbours of the stack hold together (default 1024 frames, 4 MiB):
+	// beyond them a new frame is dropped.
+	ARPPendingTotal      int
+	ARPPendingTotalBytes int
+	ARPLocktime          time.Duration // a reachable entry's MAC is not replaced sooner than this after an update, default 1s
+	ARPRetries           int           // requests before failure, default 3
+	ARPRetryTime         time.Duration // between requests, default 1s
+	ARPReachable         time.Duration // an answer is trusted this long, default 30s
+	ARPStaleTimeout      time.Duration // an unused stale entry is removed after this, default 60s
 
 	ReasmTimeout  time.Duration // default 30s
-	ReasmMemLimit int           // bytes held by partial datagrams, default 4 MiB
+	ReasmMemLimit int           // bytes charged to partial datagrams (true size), default 4 MiB; the oldest are evicted beyond it
+	ReasmMaxRuns  int           // separate runs of data (holes + 1) per datagram, default 64
 
-	ICMPRateLimit int // error messages per second (token bucket), default 1000
-	ICMPRateBurst int // default 50
+	ICMPRateLimit int // error messages per second, all destinations (icmp_msgs_per_sec), default 1000
+	ICMPRateBurst int // default 50 (icmp_msgs_burst)
+	// ICMPPeerInterval is the per-destination limit (icmp_ratelimit): one
+	// message per interval, ICMPPeerBurst at once. Default 1s; negative
+	// disables it.
+	ICMPPeerInterval  time.Duration
+	ICMPPeerBurst     int    // default 6 (Linux's XRLIM_BURST_FACTOR)
+	ICMPRateMask      uint32 // types limited (bit = type), default DefaultICMPRateMask
+	ICMPPeerTableSize int    // destinations tracked, default 1024; older ones are evicted
 
 	UDPRecvBuf int // default receive queue limit in bytes, 212992 like Linux
+
+	PMTUExpires   time.Duration // a learnt path MTU is forgotten after this, default 10 min (mtu_expires)
+	PMTUMin       int           // path MTUs are not set below this, default 552 (min_pmtu)
+	PMTUCacheSize int           // destinations with a learnt path MTU, default 1024
+
+	MaxMemberships int // multicast groups one socket may join, default 20 (igmp_max_memberships)
 }
 
 func (o *Options) fill() {
@@ -59,7 +83,19 @@ func (o *Options) fill() {
 		o.ARPCacheSize = 1024
 	}
 	if o.ARPPendingLen == 0 {
-		o.ARPPendingLen = 32
+		o.ARPPendingLen = 101
+	}
+	if o.ARPPendingBytes == 0 {
+		o.ARPPendingBytes = 212992
+	}
+	if o.ARPPendingTotal == 0 {
+		o.ARPPendingTotal = 1024
+	}
+	if o.ARPPendingTotalBytes == 0 {
+		o.ARPPendingTotalBytes = 4 << 20
+	}
+	if o.ARPLocktime == 0 {
+		o.ARPLocktime = time.Second
 	}
 	if o.ARPRetries == 0 {
 		o.ARPRetries = 3
@@ -79,14 +115,41 @@ func (o *Options) fill() {
 	if o.ReasmMemLimit == 0 {
 		o.ReasmMemLimit = 4 << 20
 	}
+	if o.ReasmMaxRuns == 0 {
+		o.ReasmMaxRuns = 64
+	}
 	if o.ICMPRateLimit == 0 {
 		o.ICMPRateLimit = 1000
 	}
 	if o.ICMPRateBurst == 0 {
 		o.ICMPRateBurst = 50
 	}
+	if o.ICMPPeerInterval == 0 {
+		o.ICMPPeerInterval = time.Second
+	}
+	if o.ICMPPeerBurst == 0 {
+		o.ICMPPeerBurst = 6
+	}
+	if o.ICMPRateMask == 0 {
+		o.ICMPRateMask = DefaultICMPRateMask
+	}
+	if o.ICMPPeerTableSize == 0 {
+		o.ICMPPeerTableSize = 1024
+	}
 	if o.UDPRecvBuf == 0 {
 		o.UDPRecvBuf = 212992
+	}
+	if o.PMTUExpires == 0 {
+		o.PMTUExpires = 10 * time.Minute
+	}
+	if o.PMTUMin == 0 {
+		o.PMTUMin = 552
+	}
+	if o.PMTUCacheSize == 0 {
+		o.PMTUCacheSize = 1024
+	}
+	if o.MaxMemberships == 0 {
+		o.MaxMemberships = 20
 	}
 }
 
@@ -111,7 +174,11 @@ type Stack struct {
 	ipID   atomic.Uint32
 	idKey  [16]byte
 	reasm  *reassembler
-	icmpRL tokenBucket
+	icmpRL *icmpLimiter
+	pmtu   pmtuCache
+
+	// Frames and bytes waiting for neighbour resolution on all NICs.
+	arpPending, arpPendingBytes atomic.Int64
 
 	udp  *udpTable
 	ping *udpTable // ping sockets, keyed by echo identifier
@@ -134,7 +201,7 @@ func New(opts Options) *Stack {
 	rand.Read(b[:])
 	s.ipID.Store(binary.BigEndian.Uint32(b[:]))
 	s.reasm = newReassembler(s)
-	s.icmpRL = tokenBucket{rate: float64(opts.ICMPRateLimit), burst: float64(opts.ICMPRateBurst), tokens: float64(opts.ICMPRateBurst)}
+	s.icmpRL = newICMPLimiter(&s.opts)
 	s.udp = newUDPTable()
 	s.ping = newUDPTable()
 	s.TCP = tcp.NewProtocol(tcpHost{s}, opts.TCP)
@@ -199,6 +266,7 @@ func (s *Stack) Close() {
 		if n.neigh != nil {
 			n.neigh.close()
 		}
+		n.stopReports()
 	}
 	s.reasm.close()
 }
@@ -221,6 +289,10 @@ type NIC struct {
 	groups  map[netip.Addr]int // multicast memberships (count of joins)
 	promisc atomic.Int32
 	snap    atomic.Pointer[nicAddrs] // copy of addrs for lock-free reads
+
+	// One pending IGMP report per joined group (RFC 2236).
+	igmpMu     sync.Mutex
+	igmpTimers map[netip.Addr]*reportTimer
 }
 
 // nicAddrs is an immutable copy of a NIC's addresses, replaced whenever
@@ -504,9 +576,9 @@ func (s *Stack) IsLocal(a netip.Addr) bool { return s.ownerOf(a) != nil }
 // about for a user-space stack.
 func (s *Stack) nextID() uint16 { return uint16(s.ipID.Add(1)) }
 
-// tokenBucket rate-limits ICMP errors (RFC 1812 4.3.2.8).
+// tokenBucket is the global ICMP error limit (RFC 1812 4.3.2.8); the
+// caller serialises.
 type tokenBucket struct {
-	mu     sync.Mutex
 	rate   float64
 	burst  float64
 	tokens float64
@@ -514,8 +586,6 @@ type tokenBucket struct {
 }
 
 func (b *tokenBucket) take(now time.Time) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if !b.last.IsZero() {
 		b.tokens += now.Sub(b.last).Seconds() * b.rate
 		if b.tokens > b.burst {

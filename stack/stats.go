@@ -26,42 +26,65 @@ type Stats struct {
 		InNotForUs              Counter
 		Gratuitous              Counter // sent when an address is added
 		ResolveFailures         Counter // no answer after the retries
-		PendingDrops            Counter // packets dropped from a full pending queue or on failure
+		PendingDrops            Counter // packets dropped while waiting for resolution, any reason (the three below)
+		PendingQueueFull        Counter // the neighbour's queue was full (ARPPendingLen / ARPPendingBytes): oldest dropped
+		PendingGlobalFull       Counter // all neighbours together were full (ARPPendingTotal / ARPPendingTotalBytes): new dropped
+		PendingResolveFailed    Counter // the neighbour never answered
+		InMartian               Counter // impossible sender (127/8, 0/8, 224/4 and above, one of ours) or target (127/8, 224/4): dropped
+		InUnsolicited           Counter // replies from neighbours we did not ask: no entry made (arp_accept=0)
+		LocktimeIgnored         Counter // a different MAC for a reachable entry within ARPLocktime of its update
 		CacheFull               Counter // entries refused because the cache was full
 		CacheEvictions          Counter
 	}
 	IP struct {
-		InReceives       Counter
-		InHdrErrors      Counter // all header errors; the reasons follow
-		InTruncated      Counter
-		InBadVersion     Counter
-		InBadHeaderLen   Counter
-		InBadLength      Counter
-		InCsumErrors     Counter
-		InBadOptions     Counter
-		InBadSource      Counter // broadcast, multicast or our own address as source
-		InAddrErrors     Counter // not for us and not forwarding
-		InUnknownProtos  Counter
-		InDiscards       Counter
-		InDelivers       Counter
-		ForwDatagrams    Counter
-		OutRequests      Counter
-		OutNoRoutes      Counter
-		OutDiscards      Counter
-		OutTooBig        Counter // DF set and larger than the MTU (EMSGSIZE)
-		TTLExceeded      Counter
-		FragOKs          Counter
-		FragCreates      Counter
-		FragFails        Counter
-		ReasmReqds       Counter
-		ReasmOKs         Counter
-		ReasmFails       Counter
-		ReasmTimeout     Counter
-		ReasmOverlaps    Counter
-		ReasmDuplicates  Counter
-		ReasmTooBig      Counter // would exceed 65,535 bytes
-		ReasmMemoryDrops Counter // global memory limit reached
-		ReasmBadFragment Counter // inconsistent fragment (length not multiple of 8, ...)
+		InReceives     Counter
+		InHdrErrors    Counter // all header errors; the reasons follow
+		InTruncated    Counter
+		InBadVersion   Counter
+		InBadHeaderLen Counter
+		InBadLength    Counter
+		InCsumErrors   Counter
+		InBadOptions   Counter
+		InBadSource    Counter // martian source, any reason (the InMartianSrc* counters say which)
+		InAddrErrors   Counter // not for us and not forwarding, or a martian destination
+		// Martians (RFC 1122 3.2.1.3, RFC 1812 5.3.7), per reason.
+		InMartianSrcLoopback  Counter // 127/8 source on a non-loopback NIC
+		InMartianSrcZero      Counter // 0/8 source, outside the allowed 0.0.0.0 cases
+		InMartianSrcBroadcast Counter // limited or a directed broadcast as source
+		InMartianSrcMulticast Counter // 224/4 as source
+		InMartianSrcClassE    Counter // 240/4 (not 255.255.255.255) as source
+		InMartianSrcLocal     Counter // one of the NIC's own addresses as source, from the wire
+		InMartianDstLoopback  Counter // 127/8 destination on a non-loopback NIC
+		InMartianDstZero      Counter // 0/8 destination
+		InMartianDstClassE    Counter // 240/4 (not 255.255.255.255) destination
+		InSourceRouted        Counter // LSRR/SSRR dropped (accept_source_route=0)
+		InUnknownProtos       Counter
+		InDiscards            Counter
+		InDelivers            Counter
+		ForwDatagrams         Counter
+		OutRequests           Counter
+		OutNoRoutes           Counter
+		OutDiscards           Counter
+		OutTooBig             Counter // DF set and larger than the MTU (EMSGSIZE)
+		TTLExceeded           Counter
+		FragOKs               Counter
+		FragCreates           Counter
+		FragFails             Counter
+		ReasmReqds            Counter
+		ReasmOKs              Counter
+		ReasmFails            Counter
+		ReasmTimeout          Counter
+		ReasmOverlaps         Counter
+		ReasmDuplicates       Counter
+		ReasmTooBig           Counter // would exceed 65,535 bytes
+		ReasmMemoryDrops      Counter // global memory limit reached and nothing older to evict
+		ReasmEvictions        Counter // oldest datagrams dropped to make room under the memory limit
+		ReasmTooManyHoles     Counter // more than ReasmMaxRuns separate runs of data in one datagram
+		ReasmBadFragment      Counter // inconsistent fragment (length not multiple of 8, ...)
+		PMTUUpdates           Counter // path MTUs learnt from fragmentation-needed errors
+		PMTUPlateaus          Counter // ... that carried MTU 0: RFC 1191 plateau used
+		PMTUBelowMin          Counter // ... below PMTUMin: PMTUMin used, path locked (no DF)
+		PMTUEvictions         Counter // entries dropped from the full path MTU cache
 	}
 	ICMP struct {
 		InMsgs, InErrors, InCsumErrors Counter
@@ -73,7 +96,12 @@ type Stats struct {
 		OutMsgs                        Counter
 		OutEchos, OutEchoReps          Counter
 		OutDestUnreachs, OutTimeExcds  Counter
-		OutRateLimited                 Counter // errors suppressed by the rate limit
+		OutParmProbs                   Counter
+		OutEchoOptionErrors            Counter // echo requests not answered: options left no consistent room (as Linux)
+		OutRateLimited                 Counter // errors suppressed by a rate limit (the two below)
+		OutRateLimitedGlobal           Counter // by the global bucket (icmp_msgs_per_sec)
+		OutRateLimitedPeer             Counter // by the destination's bucket (icmp_ratelimit)
+		RatePeerEvictions              Counter // destinations dropped from the full rate-limit table
 		OutSuppressed                  Counter // errors not sent by rule (about ICMP errors, broadcasts, fragments)
 		PingRcvbufErrors               Counter // echo replies dropped at a full ping socket queue
 	}
@@ -91,6 +119,10 @@ type Stats struct {
 		OutReports, OutLeaves Counter
 		InQueries, InReports  Counter
 		InErrors              Counter
+		InOther               Counter // not a query or a report (IGMPv3 reports, DVMRP, ...)
+		ReportsSuppressed     Counter // our pending report cancelled: another host reported the group
+		ReportTimersShortened Counter // a query asked for a quicker answer than the time left
+		MembershipLimit       Counter // joins refused: the socket already holds MaxMemberships groups (ENOBUFS)
 	}
 	Raw struct {
 		InDelivers   Counter

@@ -84,7 +84,7 @@ func TestBindTimeWaitReuseAddr(t *testing.T) {
 	c.Close()
 	s.out()
 	s.inject(seg{flags: fFA, seq: 1001, ack: iss + 2, win: 65535})
-	if c.State() != StateTimeWait {
+	if !inTimeWait(c) {
 		t.Fatal(c.State())
 	}
 	l.Close()

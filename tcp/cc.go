@@ -67,18 +67,35 @@ func newCC(name string) CongestionControl {
 	return f()
 }
 
-// slowStart grows cwnd by the bytes acked, at most 2 MSS per ACK
-// (RFC 3465 appropriate byte counting, L=2); it returns the bytes left
-// over once cwnd reaches ssthresh.
+// slowStart grows cwnd by every byte acked, up to ssthresh, and returns
+// the bytes left over for congestion avoidance. Like Linux's
+// tcp_slow_start there is no per-ACK cap (RFC 3465's L is unbounded): a
+// receiver that acknowledges many segments at once (stretch ACKs, our
+// own batching of up to 16 segments) must still double cwnd per RTT.
 func slowStart(s *CCState, acked int) int {
-	inc := min(acked, 2*s.MSS)
-	if s.Cwnd+inc > s.Ssthresh {
-		inc = max(s.Ssthresh-s.Cwnd, 0)
-		s.Cwnd += inc
-		return acked - inc
+	c := min(s.Cwnd+acked, max(s.Ssthresh, s.Cwnd))
+	acked -= c - s.Cwnd
+	s.Cwnd = c
+	return acked
+}
+
+// renoAvoid is congestion avoidance by appropriate byte counting: one
+// MSS per cwnd of bytes acked, several at once for a stretch ACK (as
+// Linux's tcp_cong_avoid_ai).
+func renoAvoid(s *CCState, acked int) {
+	s.bytesAcked += acked
+	if w := max(s.Cwnd, s.MSS); s.bytesAcked >= w {
+		k := s.bytesAcked / w
+		s.bytesAcked -= k * w
+		s.Cwnd += k * s.MSS
 	}
-	s.Cwnd += inc
-	return 0
+}
+
+// ccIdler is implemented by a congestion control that wants to know the
+// sender was idle (nothing in flight) for idle before sending again,
+// like Linux's CA_EVENT_TX_START.
+type ccIdler interface {
+	OnTxStart(s *CCState, idle, now time.Duration)
 }
 
 func lossSsthresh(s *CCState) int {
@@ -97,12 +114,7 @@ func (*newReno) OnAck(s *CCState, acked int, now time.Duration) {
 			return
 		}
 	}
-	// Congestion avoidance: one MSS per cwnd of bytes acked (RFC 3465).
-	s.bytesAcked += acked
-	if s.bytesAcked >= s.Cwnd {
-		s.bytesAcked -= s.Cwnd
-		s.Cwnd += s.MSS
-	}
+	renoAvoid(s, acked) // RFC 5681 / RFC 3465
 }
 
 func (*newReno) OnLoss(s *CCState, now time.Duration) {
@@ -192,6 +204,16 @@ func (c *cubic) reduce(s *CCState) {
 	}
 	c.epochStart = 0
 	s.Ssthresh = max(int(float64(s.Cwnd)*cubicBeta), 2*s.MSS)
+}
+
+// OnTxStart shifts the epoch by the idle time so that the cubic curve
+// resumes where it stopped instead of jumping ahead (Linux's
+// bictcp_cwnd_event on CA_EVENT_TX_START).
+func (c *cubic) OnTxStart(s *CCState, idle, now time.Duration) {
+	if c.epochStart == 0 || idle <= 0 {
+		return
+	}
+	c.epochStart = min(c.epochStart+idle, now)
 }
 
 func (c *cubic) OnLoss(s *CCState, now time.Duration) {

@@ -348,7 +348,7 @@ func TestPAWS(t *testing.T) {
 }
 
 func TestRSTAndChallengeACK(t *testing.T) {
-	s := newScript(t, Config{ChallengeAckLimit: 2})
+	s := newScript(t, Config{})
 	_, c, iss := s.passiveOpen(noOpts)
 	// In window but not RCV.NXT: challenge ACK.
 	s.inject(seg{flags: fR, seq: 1500})
@@ -356,13 +356,16 @@ func TestRSTAndChallengeACK(t *testing.T) {
 	// Out of window: ignored.
 	s.inject(seg{flags: fR, seq: 1001 + 200000})
 	s.expectNone("out of window RST")
-	// SYN on an established connection: challenge ACK.
+	// SYN on an established connection: a challenge ACK, but not within
+	// 500 ms of the last one on this connection (tcp_invalid_ratelimit).
+	s.inject(seg{flags: fS, seq: 5555, win: 100})
+	s.expectNone("rate-limited")
+	s.clk.Advance(500 * time.Millisecond)
 	s.inject(seg{flags: fS, seq: 5555, win: 100})
 	check(t, "challenge", s.expectOne("challenge ACK for SYN"), fA, iss+1, 1001, 0)
-	// The limit (2 per second) is reached.
 	s.inject(seg{flags: fR, seq: 1600})
 	s.expectNone("rate-limited")
-	if st := s.p.Stats(); st.ChallengeACKs != 2 || st.ChallengeACKsLimited != 1 {
+	if st := s.p.Stats(); st.ChallengeACKs != 2 || st.ChallengeACKsLimited != 2 {
 		t.Fatalf("stats %+v", st)
 	}
 	// ACK for data never sent: challenge ACK (after the limit resets).
@@ -373,6 +376,7 @@ func TestRSTAndChallengeACK(t *testing.T) {
 		t.Fatal("data with a bad ACK was accepted")
 	}
 	// Out-of-window data: dup ACK.
+	s.clk.Advance(time.Second)
 	s.inject(seg{flags: fPA, seq: 1001 + 500000, ack: iss + 1, win: 65535, data: []byte("x")})
 	check(t, "dup ack", s.expectOne("out of window"), fA, iss+1, 1001, 0)
 	// Exact RST: reset.
@@ -408,7 +412,7 @@ func TestCloseFromEstablished(t *testing.T) {
 	}
 	s.inject(seg{flags: fFA, seq: 1001, ack: iss + 5, win: 65535})
 	check(t, "ACK of FIN", s.expectOne("ACK"), fA, iss+5, 1002, 0)
-	if c.State() != StateTimeWait {
+	if !inTimeWait(c) {
 		t.Fatal(c.State())
 	}
 	// A retransmitted FIN is acknowledged again.
@@ -417,7 +421,7 @@ func TestCloseFromEstablished(t *testing.T) {
 	check(t, "ACK of FIN again", s.expectOne("ACK"), fA, iss+5, 1002, 0)
 	// 2*MSL (60 s) after the last FIN.
 	s.clk.Advance(60*time.Second - time.Millisecond)
-	if c.State() != StateTimeWait {
+	if !inTimeWait(c) {
 		t.Fatal("TIME_WAIT ended early")
 	}
 	s.clk.Advance(time.Millisecond)
@@ -472,7 +476,7 @@ func TestSimultaneousClose(t *testing.T) {
 		t.Fatal(c.State())
 	}
 	s.inject(seg{flags: fA, seq: 1002, ack: iss + 2, win: 65535})
-	if c.State() != StateTimeWait {
+	if !inTimeWait(c) {
 		t.Fatal(c.State())
 	}
 }
@@ -495,7 +499,7 @@ func TestHalfCloseReceive(t *testing.T) {
 	}
 	// FIN in FIN_WAIT2 -> TIME_WAIT, with FIN+ACK in FIN_WAIT1 covered by the close test.
 	s.inject(seg{flags: fFA, seq: 1011, ack: iss + 2, win: 65535})
-	if c.State() != StateTimeWait {
+	if !inTimeWait(c) {
 		t.Fatal(c.State())
 	}
 }
@@ -506,7 +510,7 @@ func TestFinWait1FinAck(t *testing.T) {
 	c.Shutdown(ShutWr)
 	s.out()
 	s.inject(seg{flags: fFA, seq: 1001, ack: iss + 2, win: 65535})
-	if c.State() != StateTimeWait {
+	if !inTimeWait(c) {
 		t.Fatal(c.State())
 	}
 	check(t, "ACK", s.expectOne("ACK"), fA, iss+2, 1002, 0)
@@ -548,7 +552,7 @@ func TestTimeWaitReuse(t *testing.T) {
 	s.out()
 	s.inject(seg{flags: fFA, seq: 1001, ack: iss + 2, win: 65535, opts: ts(200)})
 	s.out()
-	if c.State() != StateTimeWait {
+	if !inTimeWait(c) {
 		t.Fatal(c.State())
 	}
 	// A SYN with an older timestamp gets an ACK.

@@ -149,6 +149,26 @@ type Endpoint struct {
 
 	bytesAcked, bytesRecv, bytesSent, bytesRetrans uint64
 	segsIn, segsOut, totalRetrans, dsacks          uint64
+
+	// tcpcc: loss episodes, write timeouts, soft errors, TLP recovery.
+	lossHigh    uint32        // SND.MAX when the current RTO episode began
+	inLoss      bool          // an RTO loss episode may be under way
+	rtoStamp    time.Duration // when the timer of the head segment started (set at its first RTO)
+	probesOut   int           // zero-window probes not answered by any ACK
+	probesStamp time.Duration // when the first of them went out
+	userTimeout time.Duration // TCP_USER_TIMEOUT; 0: the retries rules
+	softErr     error         // last soft ICMP error: SO_ERROR or the timeout's reason
+	tlpHigh     uint32        // SND.MAX when a retransmitted probe went out
+	tlpRetrans  bool          // such a probe awaits its verdict (RFC 8985 7.4)
+
+	// tcpsec: hardening (issue 8).
+	lastOOWAck time.Duration // last ACK for an invalid segment (rate limit)
+	orphan     bool          // closed by the user, not finished: counted in Orphans
+	dsack      dsackState    // D-SACK block owed on the next ACK
+	urg        urgState      // urgent data, both directions
+	undo       undoState     // D-SACK undo of a spurious loss episode
+	acceptN    atomic.Int32  // listener: len(acceptQ), read by children without l.mu
+	backlogN   atomic.Int32  // listener: backlog, likewise
 }
 
 func (e *Endpoint) initOptions() {
@@ -196,6 +216,9 @@ func (e *Endpoint) SoError() error {
 	defer e.mu.Unlock()
 	err := e.err
 	e.err = nil
+	if err == nil {
+		err, e.softErr = e.softErr, nil // as Linux: sk_err, else sk_err_soft
+	}
 	return err
 }
 
@@ -235,6 +258,7 @@ func (e *Endpoint) Listen(backlog int) error {
 	}
 	backlog = max(min(backlog, e.p.cfg.SOMAXCONN), 0)
 	e.backlog = backlog
+	e.backlogN.Store(int32(backlog))
 	if e.state == StateListen {
 		return nil
 	}
@@ -284,6 +308,7 @@ func (e *Endpoint) Accept() (*Endpoint, netip.AddrPort, error) {
 	if len(e.acceptQ) == 0 {
 		e.acceptQ = nil
 	}
+	e.acceptN.Store(int32(len(e.acceptQ)))
 	e.mu.Unlock()
 	c.mu.Lock()
 	c.inListenQ = false
@@ -341,24 +366,15 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 	if e.bound {
 		k := connKey{netip.AddrPortFrom(src, e.local.Port()), remote}
 		e.p.mu.Lock()
-		if old := e.p.conns[k]; old != nil {
-			if e.p.cfg.NoTimeWaitReuse || !old.twReusable(now) {
-				e.p.mu.Unlock()
-				return syscall.EADDRNOTAVAIL
-			}
-			delete(e.p.conns, k)
-			old.inConns = false
-			defer old.killTimeWait()
+		if e.p.conns[k] != nil || !e.p.twTakeLocked(k, now) {
+			e.p.mu.Unlock()
+			return syscall.EADDRNOTAVAIL
 		}
 		e.p.mu.Unlock()
 		e.local = netip.AddrPortFrom(src, e.local.Port())
 	} else {
-		tw, err := e.p.bindConnect(e, src, remote, now)
-		if err != nil {
+		if err := e.p.bindConnect(e, src, remote, now); err != nil {
 			return err
-		}
-		if tw != nil {
-			defer tw.killTimeWait()
 		}
 	}
 	e.remote = remote
@@ -386,25 +402,8 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 	return syscall.EINPROGRESS
 }
 
-// twReusable reports whether a TIME_WAIT endpoint's tuple may be taken
-// by a new connection (called with p.mu held; reads fields written
-// before entering TIME_WAIT).
-func (e *Endpoint) twReusable(now time.Duration) bool {
-	return e.state == StateTimeWait && e.tsOK && now-e.tsRecentAt >= time.Second/8
-}
-
-// killTimeWait ends a TIME_WAIT endpoint whose tuple was reused.
-func (e *Endpoint) killTimeWait() {
-	e.mu.Lock()
-	if e.state == StateTimeWait {
-		e.p.st.TimeWaitReused.Add(1)
-		e.setClosed()
-	}
-	e.mu.Unlock()
-}
-
 func (e *Endpoint) tsOffsetFor(now time.Duration) uint32 {
-	if !e.p.cfg.TimestampOffsetRandom {
+	if e.p.cfg.NoTimestampOffset {
 		return 0
 	}
 	return e.p.hash4(e.local, e.remote, 0x75)
@@ -442,7 +441,11 @@ func (e *Endpoint) chooseRcvWScale() {
 func (e *Endpoint) Read(b []byte, peek bool) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.rcvLen > 0 {
+	if e.rcvLen > 0 && e.urg.state != urgNone {
+		if n, ok := e.readUrg(b, peek); ok {
+			return n, nil
+		}
+	} else if e.rcvLen > 0 {
 		n := min(len(b), e.rcvLen)
 		e.rcv.copyOut(b[:n], 0)
 		if !peek {
@@ -521,7 +524,7 @@ func (e *Endpoint) tuneRcvBuf(now time.Duration) {
 		e.copied = 0
 		return
 	}
-	if now-e.rcvSpaceTime < rtt {
+	if now-e.rcvSpaceTime < rtt || e.p.memPressure() {
 		return
 	}
 	if e.copied > e.rcvSpace {
@@ -536,7 +539,9 @@ func (e *Endpoint) tuneRcvBuf(now time.Duration) {
 }
 
 // Write queues as much of b as fits in the send buffer.
-func (e *Endpoint) Write(b []byte) (int, error) {
+func (e *Endpoint) Write(b []byte) (int, error) { return e.write(b, false) }
+
+func (e *Endpoint) write(b []byte, oob bool) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.err != nil && e.state == StateClosed {
@@ -560,9 +565,12 @@ func (e *Endpoint) Write(b []byte) (int, error) {
 		return 0, syscall.EAGAIN
 	}
 	n := min(free, len(b))
-	e.snd.grow(e.sndLen+n, e.sndLen, e.sndCap)
+	e.growRing(&e.snd, e.sndLen+n, e.sndLen, e.sndCap)
 	e.snd.copyIn(b[:n], e.sndLen)
 	e.sndLen += n
+	if oob {
+		e.urgMarkSend()
+	}
 	e.output(e.p.now())
 	return n, nil
 }
@@ -657,6 +665,7 @@ func (e *Endpoint) Close() {
 		e.closeAt = e.p.now() + finTimeout
 		e.armTimer(e.closeAt)
 	}
+	e.orphanClose()
 }
 
 // closeListenerLocked stops listening and resets queued connections.
@@ -666,6 +675,7 @@ func (e *Endpoint) closeListenerLocked() {
 	e.listenClose = true
 	q := e.acceptQ
 	e.acceptQ = nil
+	e.acceptN.Store(0)
 	for _, c := range q {
 		c.mu.Lock()
 		c.parent = nil
@@ -707,9 +717,10 @@ func (e *Endpoint) readinessLocked() waiter.EventMask {
 		}
 		return r
 	}
-	if e.rcvLen > 0 || e.finRcvd || e.rdShut {
+	if e.rcvLen-e.urgHidden() > 0 || e.finRcvd || e.rdShut {
 		r |= waiter.EventIn
 	}
+	r |= e.urgReady()
 	if e.finRcvd || e.rdShut {
 		r |= waiter.EventRdHUp
 	}

@@ -32,6 +32,7 @@ func (e *Endpoint) setClosed() {
 		return
 	}
 	e.setState(StateClosed)
+	e.unorphan()
 	e.p.removeConn(e)
 	e.stopTimers()
 	if e.inSynQ && e.parent != nil {
@@ -44,7 +45,7 @@ func (e *Endpoint) setClosed() {
 	if e.userClosed {
 		e.freeBuffers()
 	} else {
-		e.snd.release()
+		e.releaseRing(&e.snd)
 		e.sndLen = 0
 	}
 	e.ooo = nil
@@ -54,9 +55,9 @@ func (e *Endpoint) setClosed() {
 }
 
 func (e *Endpoint) freeBuffers() {
-	e.snd.release()
+	e.releaseRing(&e.snd)
 	e.sndLen = 0
-	e.rcv.release()
+	e.releaseRing(&e.rcv)
 	e.rcvLen = 0
 	e.ooo = nil
 	e.sb = scoreboard{}
@@ -110,6 +111,7 @@ func (e *Endpoint) negotiate(o *wire.TCPOptions) {
 func (e *Endpoint) establish(now time.Duration) {
 	e.setState(StateEstablished)
 	e.everConnected = true
+	e.softErr = nil // the handshake completed: errors met on the way are moot
 	if e.cc == nil {
 		e.cc = newCC(e.ccName)
 		if e.cc == nil {
@@ -131,7 +133,7 @@ func (e *Endpoint) establish(now time.Duration) {
 
 // updateSndBuf auto-tunes the send buffer with the congestion window.
 func (e *Endpoint) updateSndBuf() {
-	if e.userSndBuf > 0 {
+	if e.userSndBuf > 0 || e.p.memPressure() {
 		return
 	}
 	want := min(max(2*e.ccs.Cwnd, 2*e.sndWnd, e.p.cfg.SendBuf), e.p.cfg.MaxSendBuf)
@@ -180,11 +182,6 @@ func (e *Endpoint) handleSegment(s *segment, batch *Batch) bool {
 	switch e.state {
 	case StateSynSent:
 		e.synSentInput(s, now)
-	case StateTimeWait:
-		if !e.timeWaitInput(s, now) {
-			e.mu.Unlock()
-			return false
-		}
 	default:
 		deliver = e.input(s, now)
 	}
@@ -245,45 +242,6 @@ func (e *Endpoint) synSentInput(s *segment, now time.Duration) {
 	e.armRTO(now)
 }
 
-// timeWaitInput handles a segment in TIME_WAIT; it returns false when a
-// new SYN may take over the 4-tuple.
-func (e *Endpoint) timeWaitInput(s *segment, now time.Duration) bool {
-	if s.has(wire.TCPFlagSYN) && !s.has(wire.TCPFlagACK) && !s.has(wire.TCPFlagRST) {
-		newer := false
-		if e.tsOK && s.opts.HasTS {
-			newer = seqGT(s.opts.TSVal, e.tsRecent)
-		} else {
-			newer = seqGT(s.seq, e.rcvNxt)
-		}
-		if newer {
-			e.p.st.TimeWaitReused.Add(1)
-			e.setClosed()
-			return false
-		}
-		e.sendAck(now)
-		return true
-	}
-	if e.tsOK && s.opts.HasTS && seqLT(s.opts.TSVal, e.tsRecent) && !s.has(wire.TCPFlagRST) {
-		e.p.st.PAWSDrops.Add(1)
-		e.sendAck(now)
-		return true
-	}
-	if s.has(wire.TCPFlagRST) {
-		if s.seq == e.rcvNxt {
-			e.setClosed()
-		}
-		return true
-	}
-	if s.has(wire.TCPFlagFIN) || len(s.payload) > 0 {
-		// A retransmitted FIN: acknowledge and restart the 2*MSL wait.
-		if s.has(wire.TCPFlagFIN) && s.seq+s.seqLen() == e.rcvNxt {
-			e.closeAt = now + 2*e.p.cfg.MSL
-		}
-		e.sendAck(now)
-	}
-	return true
-}
-
 // acceptable is the RFC 9293 segment acceptability test.
 func (e *Endpoint) acceptable(seq uint32, n uint32) bool {
 	wnd := uint32(max(int32(e.rcvAdv-e.rcvNxt), 0))
@@ -299,7 +257,10 @@ func (e *Endpoint) acceptable(seq uint32, n uint32) bool {
 	end := seq + n - 1
 	return (seqLEQ(e.rcvNxt, seq) && seqLT(seq, e.rcvNxt+wnd)) ||
 		(seqLEQ(e.rcvNxt, end) && seqLT(end, e.rcvNxt+wnd)) ||
-		(seqLT(seq, e.rcvNxt) && seqGT(end, e.rcvNxt+wnd)) // covers the window
+		// Covers the window: starts before it, by less than its own length
+		// (without that bound a segment half the sequence space away
+		// passed too, doubling a blind attacker's odds).
+		(seqLT(seq, e.rcvNxt) && e.rcvNxt-seq < n && seqGT(end, e.rcvNxt+wnd))
 }
 
 // input handles a segment in SYN_RCVD or a synchronized state. It
@@ -318,13 +279,13 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 		if e.tsOK && s.opts.HasTS && !s.has(wire.TCPFlagRST) && seqLT(s.opts.TSVal, e.tsRecent) &&
 			now-e.tsRecentAt < 24*24*time.Hour {
 			e.p.st.PAWSDrops.Add(1)
-			e.sendAck(now)
+			e.oowAck(s, now, oowPAWS)
 			return false
 		}
 		if !e.acceptable(s.seq, segLen) {
 			e.p.st.OutOfWindowDrops.Add(1)
 			if !s.has(wire.TCPFlagRST) {
-				e.sendAck(now)
+				e.oowAck(s, now, oowSeq)
 			}
 			return false
 		}
@@ -366,6 +327,9 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 		if !seqGT(s.ack, e.sndUna) || seqGT(s.ack, e.sndMax) {
 			e.p.sendResetFor(connKey{e.local, e.remote}, s)
 			return false
+		}
+		if e.childOverflow() {
+			return false // accept queue full: the peer retries (Linux)
 		}
 		if e.rttTiming && e.backoff == 0 {
 			e.rttSample(now - e.rttStart)
@@ -417,6 +381,7 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 			return deliver
 		}
 	}
+	e.urgCheck(s)
 	if len(s.payload) > 0 || s.has(wire.TCPFlagFIN) {
 		switch e.state {
 		case StateEstablished, StateFinWait1, StateFinWait2:
@@ -437,6 +402,7 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 				return deliver
 			}
 			e.receiveData(s, now)
+			e.urgCapture()
 		default:
 			// The stream already ended: acknowledge duplicates.
 			e.ackNow = true
@@ -460,6 +426,10 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		return false
 	}
 	e.lastAckRecv = now
+	if !seqLT(ack, e.sndUna) {
+		e.ackAlive()
+	}
+	tlpUna, tlpDSACKs := e.sndUna, e.dsacks
 	newSack := false
 	sackedBefore := e.sb.sacked
 	if e.sackOK && s.opts.NumSACK > 0 {
@@ -469,6 +439,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 				e.p.st.DSACKsRecv.Add(1)
 				e.dsacks++
 				e.rackDSACK()
+				e.undoDSACK(b.Left, b.Right)
 				continue
 			}
 			if !seqLT(b.Left, b.Right) || seqLT(b.Left, e.sndUna) || seqGT(b.Right, e.sndMax) {
@@ -592,6 +563,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.ccs.Cwnd += e.sndMSS // NewReno inflation
 		}
 	}
+	e.tlpAcked(tlpUna, tlpDSACKs, ack, len(s.payload) == 0 && !newSack && e.sndWnd == oldWnd, now)
 	return true
 }
 
@@ -616,6 +588,7 @@ func (e *Endpoint) enterRecovery(now time.Duration) {
 	// The flight is what cwnd allowed; SACKed bytes are not in it.
 	e.ccs.InFlight = min(e.ccs.Cwnd, int(e.sndMax-e.sndUna))
 	e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
+	e.undoMark()
 	e.cc.OnLoss(&e.ccs, now)
 	e.rttTiming = false
 	if e.sackOK {
@@ -645,19 +618,6 @@ func (e *Endpoint) retransmitFirst(now time.Duration) {
 	e.sendData(e.sndUna, n, fin, now)
 }
 
-// enterTimeWait starts the 2*MSL wait.
-func (e *Endpoint) enterTimeWait(now time.Duration) {
-	e.setState(StateTimeWait)
-	e.rtoAt, e.persistAt, e.keepAt = 0, 0, 0
-	e.closeAt = now + 2*e.p.cfg.MSL
-	e.snd.release()
-	e.sndLen = 0
-	e.sb = scoreboard{}
-	e.rackReset()
-	e.armTimer(e.closeAt)
-	e.notify(waiter.EventIn | waiter.EventOut | waiter.EventHUp | waiter.EventRdHUp)
-}
-
 // receiveData places payload (and FIN) into the receive ring.
 func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 	seq := s.seq
@@ -665,6 +625,7 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 	fin := s.has(wire.TCPFlagFIN)
 	if seqLT(seq, e.rcvNxt) {
 		d := int(e.rcvNxt - seq)
+		e.dsackOld(seq, seq+uint32(min(d, len(data))))
 		if d > len(data) {
 			// Only an old FIN (or nothing new): duplicate.
 			e.ackNow = true
@@ -690,17 +651,22 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		fin = false
 		e.ackNow = true // part of it fell outside the window: tell the sender
 	}
+	if len(data) > 0 && e.rcvMemRefuse(e.rcvLen+off+len(data)) {
+		e.ackNow = true // at the memory limit: drop, unacknowledged
+		return
+	}
 	if len(data) > 0 {
 		if len(data) > e.rcvMSS {
 			e.rcvMSS = min(len(data), e.advMSS)
 		}
 		keep := e.rcvLen + e.oooExtent()
-		e.rcv.grow(e.rcvLen+off+len(data), keep, e.rcvCap)
+		e.growRing(&e.rcv, e.rcvLen+off+len(data), keep, e.rcvCap)
 		e.rcv.copyIn(data, e.rcvLen+off)
 		e.lastDataRecv = now
 	}
 	if off != 0 {
 		if len(data) > 0 {
+			e.dsackOOO(seq, seq+uint32(len(data)))
 			if e.addOOO(seq, seq+uint32(len(data))) {
 				e.p.st.OFOQueued.Add(1)
 			} else {
@@ -893,7 +859,9 @@ func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) {
 	if e.state == StateSynRcvd {
 		return
 	}
-	// Established: a soft error, reported through SO_ERROR.
-	e.err = err
-	e.notify(waiter.EventErr)
+	// Synchronized: every error is soft, even a port or protocol
+	// unreachable (RFC 5927 7; Linux without IP_RECVERR), so that a forged
+	// ICMP message cannot reset a connection. It is reported only by
+	// SO_ERROR, or as the reason if the connection times out.
+	e.softErr = err
 }

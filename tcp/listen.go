@@ -118,6 +118,8 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	c.lingerOn, c.linger, c.ttl, c.tos = l.lingerOn, l.linger, l.ttl, l.tos
 	c.userMSS, c.userSndBuf, c.userRcvBuf = l.userMSS, l.userSndBuf, l.userRcvBuf
 	c.reuseAddr, c.reusePort, c.ccName = l.reuseAddr, l.reusePort, l.ccName
+	c.urg.inline = l.urg.inline
+	c.userTimeout = l.userTimeout // tcpcc: TCP_USER_TIMEOUT is inherited, as in Linux
 	if l.userRcvBuf > 0 {
 		c.rcvCap = l.rcvCap
 	}
@@ -237,28 +239,49 @@ func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 	c.input(s, now)
 	if c.state != StateClosed {
 		l.acceptQ = append(l.acceptQ, c)
+		l.acceptN.Store(int32(len(l.acceptQ)))
 	}
 	c.mu.Unlock()
 	l.notify(waiter.EventIn)
 	return true
 }
 
+// acceptFull is Linux's sk_acceptq_is_full: backlog+1 connections may
+// wait. It is read without l.mu (children hold their own lock).
+func (l *Endpoint) acceptFull() bool {
+	return l.acceptN.Load() > l.backlogN.Load()
+}
+
+// childOverflow reports (and counts) that a SYN_RCVD child's handshake
+// cannot complete because its listener's accept queue is full. Like
+// Linux (tcp_abort_on_overflow=0) the final ACK is then dropped and the
+// child stays in SYN_RCVD: its SYN-ACK retransmissions make the client
+// ACK again, and the connection completes once accept makes room.
+func (e *Endpoint) childOverflow() bool {
+	l := e.parent
+	if l == nil || !e.inSynQ || !l.acceptFull() {
+		return false
+	}
+	e.p.st.ListenOverflows.Add(1)
+	e.p.st.ListenDrops.Add(1)
+	return true
+}
+
 // deliverChild moves a child whose handshake completed to the accept
-// queue, or resets it when the listener is gone or the queue is full.
+// queue, or resets it when the listener is gone. A full queue was
+// checked before the handshake completed (childOverflow); a child that
+// raced past that check is still queued, as in Linux.
 func (l *Endpoint) deliverChild(c *Endpoint) {
 	l.mu.Lock()
-	listening := l.state == StateListen
-	ok := listening && len(l.acceptQ) <= l.backlog
+	ok := l.state == StateListen
 	if ok {
 		l.acceptQ = append(l.acceptQ, c)
+		l.acceptN.Store(int32(len(l.acceptQ)))
 	}
 	l.mu.Unlock()
 	if ok {
 		l.notify(waiter.EventIn)
 		return
-	}
-	if listening {
-		l.p.st.ListenOverflows.Add(1)
 	}
 	c.mu.Lock()
 	c.parent = nil

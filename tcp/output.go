@@ -19,6 +19,7 @@ func (e *Endpoint) tsNow(now time.Duration) uint32 {
 // (receiver SWS avoidance).
 func (e *Endpoint) rcvWindow() int {
 	w := max(e.rcvCap-e.rcvLen, 0)
+	w = e.memClampWindow(w)
 	w = min(w, 65535<<e.rcvWScale)
 	cur := int(int32(e.rcvAdv - e.rcvNxt))
 	if cur < 0 {
@@ -53,6 +54,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	h := &seg.Header
 	h.SrcPort, h.DstPort = e.local.Port(), e.remote.Port()
 	h.Seq, h.Flags, h.Urgent = seq, flags, 0
+	e.urgPut(h, seq)
 	h.Options = wire.TCPOptions{}
 	h.Ack = 0
 	syn := flags&wire.TCPFlagSYN != 0
@@ -93,7 +95,8 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 		if e.tsOK && flags&wire.TCPFlagRST == 0 {
 			h.Options.HasTS, h.Options.TSVal, h.Options.TSEcr = true, e.tsNow(now), e.tsRecent
 		}
-		if e.sackOK && len(e.ooo) > 0 && flags&wire.TCPFlagACK != 0 {
+		if e.sackOK && (len(e.ooo) > 0 || e.dsack.on) && flags&wire.TCPFlagACK != 0 {
+			e.putDSACK(&h.Options)
 			e.putSACK(&h.Options)
 		}
 	}
@@ -132,14 +135,18 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 // tcp_current_mss does; otherwise a full segment with SACK blocks would
 // exceed the path MTU (EMSGSIZE with DF set).
 func (e *Endpoint) segMSS() int {
-	if !e.sackOK || len(e.ooo) == 0 {
+	nb := len(e.ooo)
+	if e.dsack.on {
+		nb++
+	}
+	if !e.sackOK || nb == 0 {
 		return e.sndMSS
 	}
 	limit := 4
 	if e.tsOK {
 		limit = 3
 	}
-	k := min(len(e.ooo), limit)
+	k := min(nb, limit)
 	return max(e.sndMSS-(4+8*k), 64)
 }
 
@@ -185,9 +192,7 @@ func (e *Endpoint) sendReset() {
 
 // sendChallengeAck sends a rate-limited ACK (RFC 5961).
 func (e *Endpoint) sendChallengeAck(now time.Duration) {
-	if e.p.challengeAllowed(now) {
-		e.sendAck(now)
-	}
+	e.sendInvalidAck(now, oowChallenge)
 }
 
 func (e *Endpoint) sendSYN(now time.Duration, retrans bool) {
@@ -224,6 +229,7 @@ func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) erro
 		f |= wire.TCPFlagFIN
 	}
 	if seqLT(seq, e.sndMax) {
+		e.undoCountRetrans(seq)
 		e.p.st.RetransSegs.Add(1)
 		e.totalRetrans++
 		e.bytesRetrans += uint64(n)
@@ -232,6 +238,9 @@ func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) erro
 		}
 	} else {
 		e.bytesSent += uint64(n)
+	}
+	if n > 0 {
+		e.txStart(now)
 	}
 	err := e.xmit(seq, n, f, now)
 	if e.sackOK {
@@ -305,8 +314,9 @@ func (e *Endpoint) output(now time.Duration) {
 			}
 		}
 		fin := e.wrShut && n == avail
-		if n < mss && n == avail && !fin && seqGEQ(e.sndNxt, e.sndMax) {
+		if n < mss && n == avail && !fin && seqGEQ(e.sndNxt, e.sndMax) && !e.urgPush() {
 			if e.cork {
+				e.corkHold(now)
 				break
 			}
 			if !e.noDelay && e.sndMax != e.sndUna {
@@ -447,6 +457,7 @@ func (e *Endpoint) onTLP(now time.Duration) {
 		return
 	}
 	e.sendData(seq, n, fin, now)
+	e.tlpSent()
 }
 
 // armTimer makes sure the timer fires no later than at. The timer is only
@@ -572,7 +583,7 @@ func (e *Endpoint) onRTO(now time.Duration) {
 			e.p.st.AttemptFails.Add(1)
 			e.p.st.AbortOnTimeout.Add(1)
 			e.connectErrPending = e.state == StateSynSent
-			e.abortLocked(errTimedOut)
+			e.abortLocked(e.timeoutErr())
 			return
 		}
 		e.backoff++
@@ -587,18 +598,20 @@ func (e *Endpoint) onRTO(now time.Duration) {
 	if e.sndUna == e.sndMax {
 		return
 	}
-	if e.backoff >= e.p.cfg.Retries2 {
+	if e.rtoExpired(now) {
 		e.p.st.AbortOnTimeout.Add(1)
 		e.sendReset()
-		e.abortLocked(errTimedOut)
+		e.abortLocked(e.timeoutErr())
 		return
 	}
 	e.p.st.Timeouts.Add(1)
+	reduce := e.rtoEpisode(now)
 	e.backoff++
 	e.rto = min(e.rto*2, maxRTO)
 	e.ccs.InFlight = min(e.ccs.Cwnd, e.inFlight())
 	e.ccs.MinRTT, e.ccs.SRTT = e.minRTT, e.srtt
-	if e.backoff == 1 || !e.recovery {
+	if reduce {
+		e.undoMark()
 		e.cc.OnRTO(&e.ccs, now)
 	}
 	e.ccs.Cwnd = e.ccs.MSS
@@ -614,6 +627,7 @@ func (e *Endpoint) onRTO(now time.Duration) {
 		e.xmit(e.sndUna-1, 0, wire.TCPFlagACK, now)
 	}
 	e.armRTO(now)
+	e.clampRTO(now)
 }
 
 func (e *Endpoint) onPersist(now time.Duration) {
@@ -635,12 +649,16 @@ func (e *Endpoint) onPersist(now time.Duration) {
 		e.armRTO(now)
 		return
 	}
+	if e.persistGiveUp(now) {
+		return
+	}
 	// Zero window probe: an old sequence number makes the peer answer
 	// with its current window (as Linux does).
 	e.p.st.ZeroWindowProbes.Add(1)
 	e.xmit(e.sndUna-1, 0, wire.TCPFlagACK, now)
 	e.probes++
 	e.persistAt = now + e.persistInterval()
+	e.probeSent(now)
 }
 
 func (e *Endpoint) rearmKeepalive() {
@@ -672,10 +690,10 @@ func (e *Endpoint) onKeepalive(now time.Duration) {
 		e.keepAt = e.lastRecv + e.keepIdle
 		return
 	}
-	if e.kaProbes >= e.keepCnt {
+	if e.keepaliveExpired(now) {
 		e.p.st.KeepaliveTimeouts.Add(1)
 		e.sendReset()
-		e.abortLocked(errTimedOut)
+		e.abortLocked(e.timeoutErr())
 		return
 	}
 	e.p.st.KeepaliveProbes.Add(1)

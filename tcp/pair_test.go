@@ -447,7 +447,7 @@ func TestConnectReusesTimeWait(t *testing.T) {
 		c.Close() // the client closes first: TIME_WAIT here
 		n.run(time.Second, func() bool { return s.State() == StateCloseWait })
 		s.Close()
-		if !n.run(time.Minute, func() bool { return c.State() == StateTimeWait && s.State() == StateClosed }) {
+		if !n.run(time.Minute, func() bool { return inTimeWait(c) && s.State() == StateClosed }) {
 			t.Fatalf("round %d: states %v %v", i, c.State(), s.State())
 		}
 		n.clk.Advance(time.Second)

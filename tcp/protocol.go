@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -29,6 +30,7 @@ type childKey struct {
 type portEntry struct {
 	users    []*Endpoint      // bound endpoints (bind, listen, connect)
 	children map[childKey]int // accepted connections, counted
+	tw       []twPortCount    // TIME_WAIT records, counted (tcpsec)
 }
 
 // Protocol is the TCP layer of one host. It demultiplexes segments to
@@ -49,11 +51,11 @@ type Protocol struct {
 	key       [32]byte
 	ccDefault string
 
-	chalSec atomic.Int64
-	chalCnt atomic.Int64
-
 	segPool sync.Pool
 	st      stats
+
+	// tcpsec: TIME_WAIT records (memory and orphans are gauges in st).
+	tw twTable
 }
 
 // NewProtocol makes the TCP layer over h.
@@ -105,21 +107,6 @@ func (p *Protocol) hash4(local, remote netip.AddrPort, extra uint32) uint32 {
 	return binary.BigEndian.Uint32(s[:4])
 }
 
-// challengeAllowed applies the global challenge ACK rate limit (RFC 5961 7).
-func (p *Protocol) challengeAllowed(now time.Duration) bool {
-	sec := int64(now / time.Second)
-	if p.chalSec.Load() != sec {
-		p.chalSec.Store(sec)
-		p.chalCnt.Store(0)
-	}
-	if p.chalCnt.Add(1) > int64(p.cfg.ChallengeAckLimit) {
-		p.st.ChallengeACKsLimited.Add(1)
-		return false
-	}
-	p.st.ChallengeACKs.Add(1)
-	return true
-}
-
 // segment is a parsed incoming segment.
 type segment struct {
 	seq, ack uint32
@@ -127,6 +114,7 @@ type segment struct {
 	wnd      uint16
 	payload  []byte
 	opts     wire.TCPOptions
+	urg      uint16 // urgent pointer (tcpsec)
 }
 
 func (s *segment) has(f uint8) bool { return s.flags&f != 0 }
@@ -207,6 +195,7 @@ func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch
 		}
 	}
 	s.seq, s.ack, s.flags, s.wnd = t.Seq(), t.Ack(), t.Flags(), t.Window()
+	s.urg = t.Urgent()
 	s.payload = b[off:]
 	if t.SrcPort() == 0 || t.DstPort() == 0 || !src.IsValid() || src.IsMulticast() || dst.IsMulticast() {
 		p.st.InErrs.Add(1)
@@ -225,7 +214,10 @@ func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch
 		if e.handleSegment(&s, batch) {
 			return
 		}
-		// The endpoint went away (or TIME_WAIT gave way to a new SYN).
+		// The endpoint went away.
+	}
+	if p.twInput(key, &s) {
+		return
 	}
 	if l := p.findListener(key); l != nil {
 		l.handleListen(key, &s)
@@ -347,7 +339,7 @@ func (p *Protocol) Table() []ConnInfo {
 		e.mu.Unlock()
 		out = append(out, ci)
 	}
-	return out
+	return p.twRows(out)
 }
 
 // Close stops everything: connections are reset, timers stopped.
@@ -375,6 +367,7 @@ func (p *Protocol) Close() {
 		e.stopTimers()
 		e.mu.Unlock()
 	}
+	p.twClose()
 }
 
 // --- tables ---
@@ -439,12 +432,14 @@ func (p *Protocol) releasePort(e *Endpoint) {
 		} else {
 			for i, u := range pe.users {
 				if u == e {
-					pe.users = append(pe.users[:i], pe.users[i+1:]...)
+					// slices.Delete clears the tail: a port held on (by
+					// a TIME_WAIT record) must not keep e reachable.
+					pe.users = slices.Delete(pe.users, i, i+1)
 					break
 				}
 			}
 		}
-		if len(pe.users) == 0 && len(pe.children) == 0 {
+		if pe.empty() {
 			delete(p.ports, port)
 		}
 	}
@@ -485,7 +480,7 @@ func (p *Protocol) conflicts(e *Endpoint, addr netip.Addr, pe *portEntry) bool {
 		}
 		return true
 	}
-	return false
+	return pe.twConflict(e, addr)
 }
 
 const ephemeralLow, ephemeralHigh = 49152, 65535
@@ -501,7 +496,7 @@ func (p *Protocol) bind(e *Endpoint, addr netip.Addr, port uint16) error {
 		for i := uint32(0); i < n; i++ {
 			cand := uint16(ephemeralLow + (start+i)%n)
 			pe := p.ports[cand]
-			if pe == nil || (len(pe.users) == 0 && len(pe.children) == 0) {
+			if pe == nil || pe.empty() {
 				port = cand
 				break
 			}
@@ -527,7 +522,7 @@ func (p *Protocol) bind(e *Endpoint, addr netip.Addr, port uint16) error {
 // that the 4-tuple is unique (ports may be shared between connects to
 // different destinations, like Linux). TIME_WAIT tuples may be reused when
 // timestamps protect the new incarnation.
-func (p *Protocol) bindConnect(e *Endpoint, src netip.Addr, remote netip.AddrPort, now time.Duration) (*Endpoint, error) {
+func (p *Protocol) bindConnect(e *Endpoint, src netip.Addr, remote netip.AddrPort, now time.Duration) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := uint32(ephemeralHigh - ephemeralLow + 1)
@@ -539,7 +534,7 @@ func (p *Protocol) bindConnect(e *Endpoint, src netip.Addr, remote netip.AddrPor
 		pe := p.ports[cand]
 		ok := true
 		if pe != nil {
-			if len(pe.children) > 0 {
+			if len(pe.children) > 0 || pe.twBlocksConnect(src) {
 				continue
 			}
 			for _, u := range pe.users {
@@ -555,14 +550,8 @@ func (p *Protocol) bindConnect(e *Endpoint, src netip.Addr, remote netip.AddrPor
 			continue
 		}
 		k := connKey{netip.AddrPortFrom(src, cand), remote}
-		var tw *Endpoint
-		if old := p.conns[k]; old != nil {
-			if p.cfg.NoTimeWaitReuse || !old.twReusable(now) {
-				continue
-			}
-			tw = old
-			delete(p.conns, k)
-			old.inConns = false
+		if p.conns[k] != nil || !p.twTakeLocked(k, now) {
+			continue
 		}
 		if pe == nil {
 			pe = &portEntry{}
@@ -571,9 +560,9 @@ func (p *Protocol) bindConnect(e *Endpoint, src netip.Addr, remote netip.AddrPor
 		pe.users = append(pe.users, e)
 		e.local = k.local
 		e.bound, e.autoBound, e.connectBound = true, true, true
-		return tw, nil
+		return nil
 	}
-	return nil, syscall.EADDRNOTAVAIL
+	return syscall.EADDRNOTAVAIL
 }
 
 func (p *Protocol) addListener(e *Endpoint) {
@@ -624,6 +613,14 @@ type stats struct {
 	PMTUUpdates, ICMPErrors, AbortOnData, AbortOnClose, AbortOnTimeout atomic.Uint64
 	AbortOnLinger, OutputErrors, SynRetransmits                        atomic.Uint64
 	TLPProbes, RACKReoTimeouts                                         atomic.Uint64
+
+	// tcpsec: hardening counters.
+	ACKSkippedSeq, ACKSkippedPAWS, ACKSkippedTimeWait atomic.Uint64
+	TimeWaitOverflow, TimeWaitRecords                 atomic.Uint64
+	AbortOnMemory, Orphans                            atomic.Uint64
+	MemoryPressures, RcvMemDrops, MemBytes            atomic.Uint64
+	DSACKOldSent, DSACKOfoSent                        atomic.Uint64
+	DSACKUndo                                         atomic.Uint64
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -643,5 +640,11 @@ func (s *stats) snapshot() StatsSnapshot {
 		PMTUUpdates: s.PMTUUpdates.Load(), ICMPErrors: s.ICMPErrors.Load(), AbortOnData: s.AbortOnData.Load(), AbortOnClose: s.AbortOnClose.Load(),
 		AbortOnTimeout: s.AbortOnTimeout.Load(), AbortOnLinger: s.AbortOnLinger.Load(), OutputErrors: s.OutputErrors.Load(), SynRetransmits: s.SynRetransmits.Load(),
 		TLPProbes: s.TLPProbes.Load(), RACKReoTimeouts: s.RACKReoTimeouts.Load(),
+
+		ACKSkippedSeq: s.ACKSkippedSeq.Load(), ACKSkippedPAWS: s.ACKSkippedPAWS.Load(), ACKSkippedTimeWait: s.ACKSkippedTimeWait.Load(),
+		TimeWaitOverflow: s.TimeWaitOverflow.Load(), TimeWaitRecords: s.TimeWaitRecords.Load(),
+		AbortOnMemory: s.AbortOnMemory.Load(), Orphans: s.Orphans.Load(),
+		MemoryPressures: s.MemoryPressures.Load(), RcvMemDrops: s.RcvMemDrops.Load(), MemBytes: s.MemBytes.Load(),
+		DSACKOldSent: s.DSACKOldSent.Load(), DSACKOfoSent: s.DSACKOfoSent.Load(), DSACKUndo: s.DSACKUndo.Load(),
 	}
 }

@@ -16,14 +16,9 @@ type Config struct {
 	SynRetries        int           // default 6
 	Retries2          int           // default 15
 	Seed              []byte        // ISN / SYN cookie key; random if nil
-	// TimestampOffsetRandom gives each connection a random TSval offset.
-	TimestampOffsetRandom bool
-	DelayedAckTimeout     time.Duration // default 40ms
+	DelayedAckTimeout time.Duration // default 40ms
 	// SynAckRetries bounds SYN-ACK retransmissions (default 5, like Linux).
 	SynAckRetries int
-	// ChallengeAckLimit is the global challenge ACK budget per second
-	// (default 1000, like tcp_challenge_ack_limit).
-	ChallengeAckLimit int
 	// KeepIdle, KeepIntvl, KeepCnt are the keepalive defaults for new
 	// endpoints (2h, 75s, 9).
 	KeepIdle, KeepIntvl time.Duration
@@ -34,6 +29,26 @@ type Config struct {
 	// TIME_WAIT (by default it may, when timestamps make it safe, like
 	// net.ipv4.tcp_tw_reuse=1).
 	NoTimeWaitReuse bool
+
+	// tcpsec: hardening limits (issue 8).
+	// InvalidRateLimit is the per-connection minimum interval between
+	// ACKs answering invalid segments (challenge ACKs, out-of-window and
+	// PAWS dup ACKs); default 500ms like tcp_invalid_ratelimit.
+	InvalidRateLimit time.Duration
+	// NoTimestampOffset sends TSval as the stack's uptime in ms; by
+	// default each 4-tuple gets a keyed-hash offset (RFC 7323 5.4).
+	NoTimestampOffset bool
+	// MaxTimeWait caps TIME_WAIT records (tcp_max_tw_buckets; default
+	// 32768); beyond it a closing connection skips TIME_WAIT (counted).
+	MaxTimeWait int
+	// MaxOrphans caps connections closed by the user but not finished
+	// (tcp_max_orphans; default 16384); beyond it Close resets (counted).
+	MaxOrphans int
+	// MemPressure and MemLimit bound the bytes of all TCP buffers
+	// (tcp_mem): above MemPressure receive windows and buffers stop
+	// growing; above MemLimit incoming data that needs more memory is
+	// dropped (counted). Defaults 256 MiB and 384 MiB.
+	MemPressure, MemLimit int64
 }
 
 func (c *Config) setDefaults() {
@@ -72,9 +87,6 @@ func (c *Config) setDefaults() {
 	if c.DelayedAckTimeout <= 0 {
 		c.DelayedAckTimeout = 40 * time.Millisecond
 	}
-	if c.ChallengeAckLimit <= 0 {
-		c.ChallengeAckLimit = 1000
-	}
 	if c.KeepIdle <= 0 {
 		c.KeepIdle = 2 * time.Hour
 	}
@@ -84,6 +96,7 @@ func (c *Config) setDefaults() {
 	if c.KeepCnt <= 0 {
 		c.KeepCnt = 9
 	}
+	c.setSecDefaults()
 }
 
 // ErrorKind classifies an error reported by the IP layer (ICMP or
@@ -144,6 +157,14 @@ type StatsSnapshot struct {
 	PMTUUpdates, ICMPErrors, AbortOnData, AbortOnClose, AbortOnTimeout uint64
 	AbortOnLinger, OutputErrors, SynRetransmits                        uint64
 	TLPProbes, RACKReoTimeouts                                         uint64 // tail loss probes sent; RACK reordering timer expiries
+
+	// tcpsec: hardening counters (issue 8), named like nstat.
+	ACKSkippedSeq, ACKSkippedPAWS, ACKSkippedTimeWait uint64 // rate-limited dup ACKs
+	TimeWaitOverflow, TimeWaitRecords                 uint64 // tw bucket table overflow; records now
+	AbortOnMemory, Orphans                            uint64 // orphans reset over MaxOrphans; orphans now
+	MemoryPressures, RcvMemDrops, MemBytes            uint64 // entries into pressure; data dropped at MemLimit; buffer bytes now
+	DSACKOldSent, DSACKOfoSent                        uint64 // D-SACKs sent for old / out-of-order duplicates
+	DSACKUndo                                         uint64 // loss episodes undone by D-SACKs
 }
 
 // ConnInfo is one row of the socket table.

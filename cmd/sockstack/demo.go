@@ -20,16 +20,24 @@ func demoCmd() *cobra.Command {
 	var pcapPath string
 	var quiet bool
 	c := &cobra.Command{
-		Use:   "demo",
-		Short: "Two hosts on the built-in virtual network: ARP, ping, UDP echo, fragments, refusals, TCP echo",
+		Use:     "demo",
+		Example: "  sockstack demo --pcap demo.pcap",
+		Args:    usageArgs(cobra.NoArgs),
+		Short:   "Two hosts on the built-in virtual network: ARP, ping, UDP echo, fragments, refusals, TCP echo",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDemo(cmd.OutOrStdout(), pcapPath, !quiet)
 		},
 	}
 	c.Flags().StringVar(&pcapPath, "pcap", "", "write every frame to this pcap file")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no per-packet trace")
+	for _, sub := range demoSubcommands {
+		c.AddCommand(sub())
+	}
 	return c
 }
+
+// demoSubcommands lets other files add demos of their own (demo can).
+var demoSubcommands []func() *cobra.Command
 
 // demoSteps lets later features add steps (TCP echo, chat, ...).
 var demoSteps []func(w io.Writer, alice, bob *vhost) error
