@@ -316,8 +316,11 @@ func (p *impairPath) process(frames [][]byte) error {
 	for _, f := range frames {
 		p.st.Frames.Add(1)
 		// A fixed number of draws per frame keeps the streams aligned.
-		uLoss, uDup, uReo, uCor, uHost := p.rng.Float64(), p.rng.Float64(), p.rng.Float64(), p.rng.Float64(), p.rng.Float64()
+		uLoss, uDup, uReo, uCor := p.rng.Float64(), p.rng.Float64(), p.rng.Float64(), p.rng.Float64()
 		uJit, uBits := p.rng.Uint64(), p.rng.Uint64()
+		// The high 53 bits of uBits (whose low bits pick the flip count)
+		// decide CorruptHost, so adding it kept every seed's stream.
+		uHost := float64(uBits>>11) / (1 << 53)
 		pos := [3]uint64{p.rng.Uint64(), p.rng.Uint64(), p.rng.Uint64()}
 		if uLoss < c.Loss {
 			p.st.Dropped.Add(1)
