@@ -119,7 +119,7 @@ func TestOptimisticAckAndAckStorm(t *testing.T) {
 		before := tcpInfo(t, v)
 		t.Logf("victim sent %d bytes before any ACK: cwnd %d bytes, %d in flight", sndMax-p.irs-1, before.CwndBytes, before.BytesInFlight)
 
-		n := scaled(10_000, 5)
+		n := scaled(10_000, 2)
 		m := begin(t, "optimistic ACKs", l.V)
 		fs := make([][]byte, 0, 256)
 		for i := 0; i < n; i++ {
@@ -283,7 +283,7 @@ func TestTimeWaitFlood(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, stack.Options{TCP: twConfig()})
 		ln := listenTCP(t, l.VNet, 80, 128)
-		n := scaled(4000, 4)
+		n := scaled(4000, 2)
 		go func() {
 			for {
 				c, _, err := ln.Accept()
@@ -301,7 +301,13 @@ func TestTimeWaitFlood(t *testing.T) {
 			if err != nil {
 				t.Fatalf("connection %d: %v", i, err)
 			}
-			c.Recv(b, 0)
+			// Wait for the victim's FIN, so the victim is the side that
+			// closes first and holds the TIME_WAIT.
+			for {
+				if n, err := c.Recv(b, 0); n == 0 || err != nil {
+					break
+				}
+			}
 			c.Close()
 		}
 		synctest.Wait()
@@ -323,7 +329,9 @@ func TestTimeWaitFlood(t *testing.T) {
 			t.Fatalf("no TIME_WAIT entries: the victim did not close first")
 		}
 		checkTimeWaitCap(t, tw, n, m)
-		if per > 512 {
+		// A whole endpoint in TIME_WAIT cost 3.2 KiB of heap here; a
+		// record costs about 350 bytes (more under the race detector).
+		if per > 768 {
 			t.Errorf("a TIME_WAIT entry costs %d bytes of heap: a whole endpoint, not a small record", per)
 		}
 		// All gone after 2*MSL.
@@ -348,7 +356,7 @@ func TestOrphanFlood(t *testing.T) {
 		const maxOrphans = 100
 		l := newLab(t, stack.Options{TCP: tcp.Config{MaxOrphans: maxOrphans}})
 		ln := listenTCP(t, l.VNet, 80, 512)
-		n := scaled(400, 2)
+		n := scaled(400, 1)
 		const resp = 16 << 10
 		go func() {
 			for {
@@ -424,7 +432,7 @@ func TestReceiveMemoryExhaustion(t *testing.T) {
 				mu.Unlock()
 			}
 		}()
-		conns := scaled(64, 2)
+		conns := scaled(64, 1)
 		const perConn = 96 << 10
 		m := begin(t, "receive memory exhaustion", l.V)
 		l.A.record(true)

@@ -541,8 +541,7 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 		return 0, 0, nil, syscall.EBADF
 	}
 	if flags&MSG_OOB != 0 && s.ep.stream() {
-		// No urgent data is ever queued (SO_OOBINLINE semantics aside).
-		return 0, 0, nil, syscall.EINVAL
+		return s.recvOOB(b, flags) // socket/oob.go
 	}
 	var full int
 	op := func() error {
