@@ -451,12 +451,13 @@ func (e *canRawEP) send(b []byte, flags int, to Sockaddr, _ <-chan struct{}) (in
 			return 0, err
 		}
 	}
+	// The size is checked before the interface, as raw_sendmsg does.
+	if len(b) != CAN_MTU && !(fd && len(b) == CANFD_MTU) {
+		return 0, syscall.EINVAL
+	}
 	ifc := e.n.canIf(idx)
 	if ifc == nil {
 		return 0, syscall.ENXIO
-	}
-	if len(b) != CAN_MTU && !(fd && len(b) == CANFD_MTU) {
-		return 0, syscall.EINVAL
 	}
 	var f wire.CANFrame
 	if err := wire.ParseCANFrame(b, &f); err != nil {

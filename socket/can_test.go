@@ -153,6 +153,9 @@ func TestCANRawBindSendErrors(t *testing.T) {
 	if _, err := s.Send(frame, 0); !errors.Is(err, syscall.ENXIO) {
 		t.Fatalf("unbound send: %v", err)
 	}
+	if _, err := s.Send(frame[:15], 0); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("unbound short send: %v (size is checked first)", err)
+	}
 	if err := s.Bind(Inet("1.2.3.4", 5)); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("bind inet: %v", err)
 	}
