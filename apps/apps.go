@@ -1,8 +1,8 @@
 // Package apps starts the stack's network services from a list such as
 // "echo:7,discard:9,daytime:13,chargen:19,chat:7321,http:80,tftp:69,dns:53".
 // Each service lives in its own package (apps/echo, apps/tftp, ...),
-// written against the socket API only; services from elsewhere (dns)
-// plug in through Options.Hooks.
+// written against the socket API only; other services plug in through
+// Options.Hooks.
 package apps
 
 import (
@@ -20,6 +20,7 @@ import (
 	"github.com/sockstack/sockstack/apps/chat"
 	"github.com/sockstack/sockstack/apps/daytime"
 	"github.com/sockstack/sockstack/apps/discard"
+	"github.com/sockstack/sockstack/apps/dns"
 	"github.com/sockstack/sockstack/apps/echo"
 	"github.com/sockstack/sockstack/apps/httpd"
 	"github.com/sockstack/sockstack/apps/internal/server"
@@ -30,9 +31,10 @@ import (
 // Options apply to every service Start starts.
 type Options struct {
 	Addr        netip.Addr    // address to bind; default 0.0.0.0
-	Root        string        // directory for http (/files/) and tftp
+	Root        string        // directory for http (/) and tftp
 	TFTPRoot    string        // tftp's directory when not Root
 	TFTPWrite   bool          // allow TFTP write requests (default read-only)
+	Zone        string        // dns: a file in /etc/hosts form answered besides the stack's hosts table
 	MaxClients  int           // per service; default 64
 	IdleTimeout time.Duration // TCP connections and chat members; default 5 minutes
 	Logf        func(format string, args ...any)
@@ -97,6 +99,23 @@ var builtin = map[string]Starter{
 		}
 		return s, nil
 	},
+	"dns": func(n *socket.Net, addr netip.AddrPort, o Options) (io.Closer, error) {
+		// The stack's hosts table first (what the host itself believes),
+		// then the zone file.
+		rec := dns.Chain{n.Hosts()}
+		if o.Zone != "" {
+			z, err := dns.LoadZone(o.Zone)
+			if err != nil {
+				return nil, err
+			}
+			rec = append(rec, z)
+		}
+		s, err := dns.Serve(n, addr, rec)
+		if err != nil {
+			return nil, err
+		}
+		return closeFunc(func() error { s.Close(); return nil }), nil
+	},
 	"tftp": func(n *socket.Net, addr netip.AddrPort, o Options) (io.Closer, error) {
 		root := o.TFTPRoot
 		if root == "" {
@@ -112,6 +131,10 @@ var builtin = map[string]Starter{
 		return s, nil
 	},
 }
+
+type closeFunc func() error
+
+func (f closeFunc) Close() error { return f() }
 
 // Names lists the services Start knows (built-in and hooks).
 func Names(hooks map[string]Starter) []string {

@@ -31,7 +31,7 @@ func TestParse(t *testing.T) {
 			t.Fatalf("%v, want %v", got, want)
 		}
 	}
-	for _, bad := range []string{"", "nope:1", "echo:0", "echo:70000", "echo:x", "echo,echo:7", "dns:53"} {
+	for _, bad := range []string{"", "nope:1", "echo:0", "echo:70000", "echo:x", "echo,echo:7", "dns:0"} {
 		if _, err := Parse(bad, nil); err == nil {
 			t.Fatalf("%q accepted", bad)
 		}
@@ -86,5 +86,32 @@ func TestStart(t *testing.T) {
 	}
 	if _, err := Start(p.B, "bogus", Options{}); err == nil || errors.Is(err, nil) {
 		t.Fatalf("bogus: %v", err)
+	}
+}
+
+// dns is a service: it answers from the stack's hosts table and a zone
+// file (the README's recipe starts it with --serve ...,dns:53).
+func TestDNSService(t *testing.T) {
+	p := apptest.New(t, apptest.Options{})
+	zone := filepath.Join(t.TempDir(), "zone")
+	os.WriteFile(zone, []byte("# lab names\n10.1.2.3 printer printer.lab\n"), 0o644)
+	p.B.Hosts().Add("fileserver", netip.MustParseAddr("10.9.9.9"))
+	stop, err := Start(p.B, "dns:53", Options{Zone: zone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	p.A.SetNameservers([]netip.AddrPort{apptest.Server(53)})
+	for name, want := range map[string]string{"fileserver": "10.9.9.9", "printer.lab": "10.1.2.3"} {
+		a, err := p.A.GetHostByName(name)
+		if err != nil || a.String() != want {
+			t.Errorf("%s: %v %v, want %s", name, a, err, want)
+		}
+	}
+	if _, err := p.A.GetHostByName("nosuch.lab"); err == nil {
+		t.Error("an unknown name resolved")
+	}
+	if _, err := Start(p.B, "dns:5353", Options{Zone: filepath.Join(t.TempDir(), "missing")}); err == nil {
+		t.Error("a missing zone file was accepted")
 	}
 }

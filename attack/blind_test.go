@@ -128,7 +128,8 @@ func TestBlindInjection(t *testing.T) {
 		cn := establish(t, l, 80)
 		view := &wireView{to: cn.cAddr}
 		l.vtx.watch(view.see)
-		// A pure ACK from the client makes the victim's view current.
+		// A byte from the client makes the victim acknowledge: the view
+		// then holds its current RCV.NXT, window and SND.NXT.
 		if _, err := cn.c.Send([]byte("x"), 0); err != nil {
 			t.Fatal(err)
 		}
@@ -173,6 +174,9 @@ func TestBlindInjection(t *testing.T) {
 			ii := tcpInfo(t, cn.v)
 			hi = int((uint32(max(ii.RcvSpace, int(wnd))) + uint32(len(data)) + step - 1) / step)
 			t.Logf("%s: %d probes drew %d segments from the victim to the client; %d..%d probes in the window", name, probes, sent, lo, hi)
+			if g := m.grew(); g > 2<<20 {
+				t.Errorf("%s: heap grew by %d bytes", name, g)
+			}
 			return m, sent, lo, hi
 		}
 		inRange := func(what string, got uint64, lo, hi int) {
@@ -250,5 +254,57 @@ func TestBlindInjection(t *testing.T) {
 			t.Errorf("victim read after the exact RST: %v, want ECONNRESET", err)
 		}
 		t.Logf("blind injection: success needs the exact RCV.NXT (1 in 2^32 per RST; the window of %d only buys challenge ACKs); SYNs 0; data with an unknown ACK 0", wnd)
+	})
+}
+
+// TestChallengeACKSideChannel is CVE-2016-5696: with one global challenge
+// ACK budget, an off-path attacker exhausts it with in-window RSTs on a
+// connection of its own and then counts the challenge ACKs the victim
+// sends on a connection it probes. The budget must be per connection: a
+// storm on one connection leaves another's challenge ACK untouched.
+func TestChallengeACKSideChannel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, stack.Options{})
+		a := establish(t, l, 80)
+		b := establish(t, l, 81)
+		va, vb := &wireView{to: a.cAddr}, &wireView{to: b.cAddr}
+		l.vtx.watch(func(f []byte) { va.see(f); vb.see(f) })
+		// Fresh views of both connections' RCV.NXT.
+		for _, c := range []*conn{a, b} {
+			if _, err := c.c.Send([]byte("x"), 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.v.Recv(make([]byte, 8), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		nxtA, _, _, _, _ := va.read()
+		nxtB, _, _, segsB0, _ := vb.read()
+		m := begin(t, "challenge ACK side channel", l.V)
+		n := scaled(5000, 1)
+		fs := make([][]byte, 0, 256)
+		for i := 0; i < n; i++ {
+			fs = append(fs, tcpFrame(a.cAddr, a.vAddr, wire.TCPHeader{Seq: nxtA + 1 + uint32(i%1000), Flags: wire.TCPFlagRST}, nil))
+			if len(fs) == cap(fs) || i == n-1 {
+				l.A.send(fs...)
+				fs = fs[:0]
+			}
+		}
+		synctest.Wait()
+		_, _, _, segsA, _ := va.read()
+		l.A.send(tcpFrame(b.cAddr, b.vAddr, wire.TCPHeader{Seq: nxtB + 1, Flags: wire.TCPFlagRST}, nil))
+		synctest.Wait()
+		m.end()
+		_, _, _, segsB1, _ := vb.read()
+		t.Logf("challenge ACK side channel: %d in-window RSTs on one connection drew %d segments there; the probe on another drew %d",
+			n, segsA, segsB1-segsB0)
+		if segsB1-segsB0 != 1 {
+			t.Errorf("an in-window RST on a second connection drew %d challenge ACKs after a storm on the first, want 1 (a shared budget is observable)", segsB1-segsB0)
+		}
+		if m.moved.get("TCP.EstabResets") != 0 {
+			t.Errorf("in-window RSTs reset a connection")
+		}
 	})
 }

@@ -70,6 +70,14 @@ func FuzzHost(f *testing.F) {
 			frame := data[:n]
 			data = data[n:]
 			h.deliver(t, frame)
+			h.nframes++
+		}
+		// What the host holds stays within its limits.
+		if n, limit := h.s.ReasmMemInUse(), h.s.Options().ReasmMemLimit; n > limit {
+			t.Fatalf("reassembly holds %d bytes, limit %d", n, limit)
+		}
+		if n := len(h.s.TCP.Table()); n > 3+h.nframes {
+			t.Fatalf("%d TCP table entries after %d frames", n, h.nframes)
 		}
 		h.s.Close()
 		if runs := fuzzRuns.Add(1); runs%512 == 0 {
@@ -115,11 +123,12 @@ func (e *fuzzEP) WriteFrames(fs [][]byte) (int, error) {
 }
 
 type fuzzHost struct {
-	s      *stack.Stack
-	ep     *fuzzEP
-	clk    *clock.Manual
-	iss    uint32 // the victim's ISS on the established connection
-	frames [1][]byte
+	s       *stack.Stack
+	ep      *fuzzEP
+	clk     *clock.Manual
+	iss     uint32 // the victim's ISS on the established connection
+	frames  [1][]byte
+	nframes int // frames delivered by the fuzz input
 }
 
 var (

@@ -56,6 +56,8 @@ type lab struct {
 	CNet   *socket.Net
 	A      *attacker
 	closed bool
+	// Set: deliveries to the victim, the client, the attacker wait (warmUp).
+	holdV, holdC, holdA atomic.Pointer[chan struct{}]
 }
 
 // newLab builds the lab; call it inside synctest.Test.
@@ -65,8 +67,11 @@ func newLab(t *testing.T, vopts stack.Options) *lab {
 	if vopts.Name == "" {
 		vopts.Name = "victim"
 	}
+	if vopts.Clock == nil {
+		vopts.Clock = newVictimClock()
+	}
 	l.V = stack.New(vopts)
-	l.vtx = &txTap{SwitchPort: l.sw.Port(victimMAC)}
+	l.vtx = &txTap{SwitchPort: l.sw.Port(victimMAC), hold: &l.holdV}
 	l.VNIC = l.V.AddNIC("eth0", l.vtx)
 	must(t, l.VNIC.AddAddress(netip.PrefixFrom(victimIP, 24)))
 	l.VNIC.SetStatic(clientIP, clientMAC)
@@ -76,38 +81,95 @@ func newLab(t *testing.T, vopts stack.Options) *lab {
 	l.VNet = socket.New(l.V)
 
 	l.C = stack.New(stack.Options{Name: "client"})
-	cn := l.C.AddNIC("eth0", l.sw.Port(clientMAC))
+	cn := l.C.AddNIC("eth0", gatedPort{l.sw.Port(clientMAC), &l.holdC})
 	must(t, cn.AddAddress(netip.PrefixFrom(clientIP, 24)))
 	cn.SetStatic(victimIP, victimMAC)
 	l.CNet = socket.New(l.C)
 
 	l.A = &attacker{port: l.sw.Port(attackerMAC)}
-	l.A.port.Attach(l.A)
+	l.A.port.Attach(gated{l.A, &l.holdA})
 	t.Cleanup(l.close)
+	// Twice: one pass does not always leave a queue at its high-water
+	// mark (measured: up to 1.5 MiB of buffers allocated later).
+	l.warmUp()
 	l.warmUp()
 	return l
 }
 
-// warmUp fills the victim's and the attacker's link queues once, so the
-// buffers they keep (1024 frames a queue) are in every "before" figure
-// and the heap deltas measure the victim's state only: SYNs to a closed
-// port from spoofed sources, each answered by a RST towards the gateway.
+// warmUp fills the link queues of the victim, the client and the
+// attacker to their high-water mark once, so the buffers the queues keep
+// (a batch in delivery plus 1024 queued frames each) are in every "before"
+// figure and the heap deltas measure the hosts' state, not the links'.
+// Deliveries are held at each port so a full batch and a full queue
+// exist at once. The victim gets SYNs to a closed port from spoofed
+// sources (each answered by a RST towards the gateway, the attacker's
+// port), the client frames of an unknown EtherType.
 func (l *lab) warmUp() {
 	dst := netip.AddrPortFrom(victimIP, 9)
-	fs := make([][]byte, 0, 4096)
-	for i := 0; i < cap(fs); i++ {
-		fs = append(fs, tcpFrame(spoofed(i), dst, wire.TCPHeader{Seq: uint32(i), Flags: wire.TCPFlagSYN}, nil))
-	}
-	l.A.send(fs...)
-	// And the client's queue, with frames of an unknown EtherType.
 	junk := make([]byte, 1514)
 	wire.PutEthernet(junk, clientMAC, attackerMAC, 0x88b5)
-	for i := range fs {
-		fs[i] = junk
+	push := func(withJunk bool) {
+		for i := 0; i < 1100; i++ {
+			// Separately: a full queue refuses the rest of a vector.
+			l.A.port.WriteFrames([][]byte{tcpFrame(spoofed(i), dst, wire.TCPHeader{Seq: uint32(i), Flags: wire.TCPFlagSYN}, nil)})
+			if withJunk {
+				l.A.port.WriteFrames([][]byte{junk})
+			}
+		}
 	}
-	l.A.send(fs...)
+	hold := func(p *atomic.Pointer[chan struct{}], ch chan struct{}) {
+		if ch == nil {
+			p.Store(nil)
+		} else {
+			p.Store(&ch)
+		}
+	}
+	ch1, ch2, a1, a2 := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	hold(&l.holdV, ch1)
+	hold(&l.holdC, ch1)
+	hold(&l.holdA, a1)
+	push(true)
+	// The victim and the client take a full batch and stop again.
+	hold(&l.holdV, ch2)
+	hold(&l.holdC, ch2)
+	close(ch1)
+	synctest.Wait()
+	push(true)
+	hold(&l.holdV, nil)
+	hold(&l.holdC, nil)
+	close(ch2)
+	synctest.Wait()
+	// The victim's RSTs filled the attacker's queue; now its batch.
+	hold(&l.holdA, a2)
+	close(a1)
+	synctest.Wait()
+	push(false)
+	synctest.Wait()
+	hold(&l.holdA, nil)
+	close(a2)
 	synctest.Wait()
 }
+
+// gated is a receiver that waits while the lab holds deliveries.
+type gated struct {
+	r    link.Receiver
+	hold *atomic.Pointer[chan struct{}]
+}
+
+func (g gated) DeliverFrames(fs [][]byte) {
+	if ch := g.hold.Load(); ch != nil {
+		<-*ch
+	}
+	g.r.DeliverFrames(fs)
+}
+
+// gatedPort is a switch port whose deliveries the lab can hold.
+type gatedPort struct {
+	*link.SwitchPort
+	hold *atomic.Pointer[chan struct{}]
+}
+
+func (p gatedPort) Attach(r link.Receiver) { p.SwitchPort.Attach(gated{r, p.hold}) }
 
 func (l *lab) close() {
 	if l.closed {
@@ -129,10 +191,13 @@ func must(t *testing.T, err error) {
 // txTap is the victim's switch port, watching every frame the victim sends.
 type txTap struct {
 	*link.SwitchPort
-	mu  sync.Mutex
-	fn  func(f []byte)
-	all atomic.Uint64
+	hold *atomic.Pointer[chan struct{}]
+	mu   sync.Mutex
+	fn   func(f []byte)
+	all  atomic.Uint64
 }
+
+func (p *txTap) Attach(r link.Receiver) { p.SwitchPort.Attach(gated{r, p.hold}) }
 
 func (p *txTap) WriteFrames(fs [][]byte) (int, error) {
 	p.all.Add(uint64(len(fs)))

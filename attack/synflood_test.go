@@ -83,7 +83,7 @@ func TestSYNFlood(t *testing.T) {
 		l := newLab(t, stack.Options{TCP: tcp.Config{Seed: []byte("attack")}})
 		const backlog = 128
 		ln := listenTCP(t, l.VNet, 80, backlog)
-		total := scaled(100_000, 5)
+		total := scaled(100_000, 2)
 		m := begin(t, "SYN flood", l.V)
 
 		half := make(chan struct{})

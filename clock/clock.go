@@ -112,6 +112,7 @@ func (m *Manual) Advance(d time.Duration) {
 				live = append(live, t)
 			}
 		}
+		clear(m.timers[len(live):]) // the dead ones must not stay reachable
 		m.timers = live
 		if next == nil || next.when.After(end) {
 			m.now = end
@@ -122,7 +123,10 @@ func (m *Manual) Advance(d time.Duration) {
 		next.live = false
 		for i, t := range m.timers {
 			if t == next {
-				m.timers = append(m.timers[:i], m.timers[i+1:]...)
+				k := len(m.timers) - 1
+				copy(m.timers[i:], m.timers[i+1:])
+				m.timers[k] = nil
+				m.timers = m.timers[:k]
 				break
 			}
 		}

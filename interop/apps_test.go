@@ -78,13 +78,13 @@ func TestInteropHTTP(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	t.Run("curl_get_sockstack_httpd", func(t *testing.T) {
 		needTools(t, "curl")
-		out := l.run(t, 20*time.Second, nil, "curl", "-sS", "--max-time", "10", "http://10.77.0.2/files/small.txt")
+		out := l.run(t, 20*time.Second, nil, "curl", "-sS", "--max-time", "10", "http://10.77.0.2/small.txt")
 		wantContains(t, "curl", out, "small file")
 	})
 	t.Run("curl_keep-alive_two_requests_one_connection", func(t *testing.T) {
 		needTools(t, "curl")
 		out := l.run(t, 20*time.Second, nil, "curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-o", "/dev/null",
-			"-w", "code=%{http_code} connects=%{num_connects}\n", "http://10.77.0.2/files/small.txt", "http://10.77.0.2/")
+			"-w", "code=%{http_code} connects=%{num_connects}\n", "http://10.77.0.2/small.txt", "http://10.77.0.2/")
 		// The second transfer reuses the connection: no new connect.
 		wantContains(t, "curl keep-alive", out, "code=200 connects=1\ncode=200 connects=0")
 	})
@@ -92,7 +92,7 @@ func TestInteropHTTP(t *testing.T) {
 		needTools(t, "curl")
 		dst := filepath.Join(t.TempDir(), "got.bin")
 		start := time.Now()
-		l.run(t, 2*time.Minute, nil, "curl", "-sS", "--max-time", "100", "-o", dst, "http://10.77.0.2/files/50MiB.bin")
+		l.run(t, 2*time.Minute, nil, "curl", "-sS", "--max-time", "100", "-o", dst, "http://10.77.0.2/50MiB.bin")
 		d := time.Since(start)
 		if got := fileHash(t, dst); got != sum {
 			t.Fatalf("curl downloaded SHA-256 %s, want %s", got, sum)

@@ -3,9 +3,11 @@
 #   ```go      a complete program: gofmt-clean, built inside this module (an
 #              overlay places it at _readme/blockN, so it imports the
 #              module's packages), then run with a time bound; it must exit 0.
-#   ```sh      every command line is run from the repository root with a
+#   ```sh      every command line is run in a copy of the working tree with a
 #              time bound and must exit 0 — except `bash scripts/test.sh`,
-#              which is what runs this script.
+#              which is what runs this script. A line that would change the
+#              machine (ip, netns, kill, apt-get, rm, ...) fails the check
+#              unrun: such blocks must be marked `sh tap`.
 #   ```sh tap  the TAP recipe: needs root and network namespaces; skipped
 #              here (the interop suite covers it).
 #   ```        (no language) diagrams and output: not code.
@@ -17,6 +19,8 @@ root=$PWD
 readme=${1:-README.md}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+mkdir "$tmp/tree"
+tar --exclude=./.git -cf - . | tar -xf - -C "$tmp/tree"
 
 # Split the file into blocks: $tmp/N.lang holds the fence's info string,
 # $tmp/N.body the lines.
@@ -58,21 +62,32 @@ for lang in $(ls "$tmp"/*.lang 2>/dev/null | sort -V); do
 		fi
 		;;
 	sh)
+		# Lines continued with a backslash are one command.
 		while IFS= read -r cmd; do
 			cmd=${cmd%%#*} # a trailing comment explains; it is not part of the command
 			cmd=$(echo "$cmd" | sed 's/[ \t]*$//')
 			[ -z "$cmd" ] && continue
 			case "$cmd" in
+			*"&") echo "FAIL $where: '$cmd' leaves a process running: mark its block \`sh tap\`"; fail=1; continue ;;
+			esac
+			case "$cmd" in
 			"bash scripts/test.sh") echo "skip $where: $cmd (this script is part of it)"; continue ;;
 			esac
+			# A command that changes the machine (namespaces, devices, packages,
+			# processes) belongs in a `sh tap` block; never run one by mistake.
+			if echo "$cmd" | grep -q -E '(^|[;&|] *)(sudo|ip|kill|pkill|apt-get|apt|rm|tc|sysctl|nft|iptables)( |$)|netns|tuntap'; then
+				echo "FAIL $where: '$cmd' changes the machine: mark its block \`sh tap\` (not run here)"; fail=1; continue
+			fi
 			nsh=$((nsh + 1))
 			# A bound for a hung command: go run compiles first, on a busy machine.
-			if timeout 600 bash -c "$cmd" >"$tmp/sh.out" 2>&1 </dev/null; then
+			# In a copy of the tree, so that what a command writes (a build, a
+			# pcap) does not land in the checkout.
+			if (cd "$tmp/tree" && timeout 600 bash -c "$cmd" >"$tmp/sh.out" 2>&1 </dev/null); then
 				echo "ok   $where (sh): $cmd"
 			else
 				echo "FAIL $where: '$cmd' exited $? (124: over 600 s):"; tail -n 20 "$tmp/sh.out" | sed 's/^/    /'; fail=1
 			fi
-		done <"$body"
+		done < <(sed -e ':a' -e '/\\$/{N;s/\\\n[ \t]*/ /;ba' -e '}' "$body")
 		;;
 	"sh tap") echo "skip $where: TAP recipe (root, network namespaces; run by the interop suite)" ;;
 	"") ;;

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*"; }
 
 # 1. Packages. The interop tests need root; as root we install the tools.
-tools="tshark tcpdump iputils-ping socat netcat-openbsd curl tftp-hpa tftpd-hpa iproute2 python3"
+tools="tshark tcpdump iputils-ping socat netcat-openbsd curl tftp-hpa tftpd-hpa iproute2 python3 tmux"
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
 	missing=""
 	for p in $tools; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
@@ -50,7 +50,7 @@ step "interop with the Linux kernel (root: namespaces, TAP devices; skipped othe
 go test -timeout 20m -v ./interop
 
 step "short fuzz runs"
-for pkg in ./wire ./trace ./socket ./apps/...; do
+for pkg in ./wire ./trace ./socket ./apps/... ./attack; do
 	for dir in $(go list -f '{{.Dir}}' $pkg 2>/dev/null); do
 		for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
 			echo "fuzz $f in $dir"

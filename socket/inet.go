@@ -188,6 +188,9 @@ func (t *tcpEP) send(b []byte, flags int, to Sockaddr, _ <-chan struct{}) (int, 
 		// Linux ignores the address on a connected stream socket, and
 		// fails with EPIPE/ENOTCONN otherwise; keep it simple and equal.
 	}
+	if flags&MSG_OOB != 0 {
+		return t.ep.WriteOOB(b) // urgent data (socket/oob.go)
+	}
 	return t.ep.Write(b)
 }
 

@@ -478,16 +478,18 @@ func (s *Socket) SendTo(b []byte, flags int, a Sockaddr) (int, error) {
 	for {
 		var n int
 		err := s.blocking(flags, true, waiter.EventOut, func() error {
+			// With bytes already queued, a pending error is left for the
+			// next call (Linux returns the count and keeps sk_err).
+			if total > 0 && s.ep.readiness(waiter.EventErr) != 0 {
+				return syscall.EPIPE
+			}
 			var err error
 			n, err = s.ep.send(b[total:], flags, a, nil)
 			return err
 		})
 		total += n
 		if err != nil {
-			if total > 0 && errors.Is(err, syscall.EAGAIN) {
-				return total, nil
-			}
-			if total > 0 && !errors.Is(err, syscall.EAGAIN) {
+			if total > 0 {
 				return total, nil
 			}
 			return total, err
@@ -539,8 +541,7 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 		return 0, 0, nil, syscall.EBADF
 	}
 	if flags&MSG_OOB != 0 && s.ep.stream() {
-		// No urgent data is ever queued (SO_OOBINLINE semantics aside).
-		return 0, 0, nil, syscall.EINVAL
+		return s.recvOOB(b, flags) // socket/oob.go
 	}
 	var full int
 	op := func() error {

@@ -120,6 +120,7 @@ func (s *Socket) setStored(name int, v any) error {
 	}
 	x.stored[name] = v
 	s.mu.Unlock()
+	s.oobInline(name, v) // socket/oob.go
 	return nil
 }
 

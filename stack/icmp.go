@@ -47,6 +47,9 @@ func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool, opts ipOpts) {
 		mtu := 0
 		if m.Type() == wire.ICMPDestUnreach && m.Code() == wire.ICMPFragNeeded {
 			mtu = m.NextHopMTU()
+			if learnt := s.learnPMTU(m.Payload(), mtu); learnt != 0 {
+				mtu = learnt
+			}
 		}
 		if !s.handleICMPError(m.Payload(), m.Type(), m.Code(), mtu) {
 			st.InUnmatched.Add(1)
@@ -58,10 +61,13 @@ func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool, opts ipOpts) {
 
 func (s *Stack) echoReply(h wire.IPv4, m wire.ICMPv4, opts ipOpts) {
 	// Record Route and Timestamp come back in the reply (RFC 1122 3.2.2.6).
-	var ob [wire.IPv4MaxOptionsLen]byte
 	var options []byte
 	if opts.rr != 0 || opts.ts != 0 {
-		n, ok := s.echoOptions(h, opts, h.Dst(), &ob)
+		// A pooled buffer: a local array would escape through OutPacket
+		// and cost every echo reply an allocation.
+		ob := getBuf(wire.IPv4MaxOptionsLen)
+		defer putBuf(ob)
+		n, ok := s.echoOptions(h, opts, h.Dst(), (*[wire.IPv4MaxOptionsLen]byte)(ob))
 		if !ok {
 			s.stats.ICMP.OutEchoOptionErrors.Add(1)
 			return

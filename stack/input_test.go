@@ -152,8 +152,8 @@ func TestICMPErrorRateLimit(t *testing.T) {
 	if n := len(h.ep.take()); n != 5 {
 		t.Fatalf("%d errors sent in a burst, want 5", n)
 	}
-	if h.s.Stats().ICMP.OutRateLimited.Load() != 15 {
-		t.Fatalf("rate-limited = %d", h.s.Stats().ICMP.OutRateLimited.Load())
+	if h.s.Stats().ICMP.OutRateLimited.Load() != 15 || h.s.Stats().ICMP.OutRateLimitedGlobal.Load() != 15 {
+		t.Fatalf("rate-limited = %d, by the global bucket %d", h.s.Stats().ICMP.OutRateLimited.Load(), h.s.Stats().ICMP.OutRateLimitedGlobal.Load())
 	}
 	h.clk.Advance(time.Second)
 	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP}, udpPayload(peerAddr, hostAddr, 1, 9, nil)))
@@ -206,8 +206,13 @@ func TestReassemblyOverlapDropsDatagram(t *testing.T) {
 	p := udpPayload(peerAddr, hostAddr, 1, 5000, make([]byte, 3000))
 	fr := fragments(5, p, 1480)
 	h.ep.inject(fr[0])
-	// A fragment overlapping the first one (offset 8, same ID).
+	// A fragment inside the first one is a duplicate, ignored (Linux's
+	// IPFRAG_DUP); one that sticks out of it overlaps (offset 1472, same ID).
 	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, ID: 5, FragOff: 8, MF: true}, make([]byte, 16)))
+	if h.s.Stats().IP.ReasmDuplicates.Load() != 1 || h.s.Stats().IP.ReasmOverlaps.Load() != 0 {
+		t.Fatalf("contained fragment: duplicates %d, overlaps %d", h.s.Stats().IP.ReasmDuplicates.Load(), h.s.Stats().IP.ReasmOverlaps.Load())
+	}
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, ID: 5, FragOff: 1472, MF: true}, make([]byte, 16)))
 	for _, f := range fr[1:] {
 		h.ep.inject(f)
 	}
@@ -261,8 +266,9 @@ func TestReassemblyMemoryLimitAndTooBig(t *testing.T) {
 	if h.s.ReasmMemInUse() > 64<<10 {
 		t.Fatalf("memory %d over the limit", h.s.ReasmMemInUse())
 	}
-	if h.s.Stats().IP.ReasmMemoryDrops.Load() == 0 {
-		t.Fatal("no memory drops counted")
+	// Beyond the limit the oldest datagrams are evicted, as Linux does.
+	if h.s.Stats().IP.ReasmEvictions.Load() == 0 {
+		t.Fatal("no evictions counted")
 	}
 	// A fragment that would end beyond 65,535 bytes.
 	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, ID: 999, FragOff: 65528, MF: false}, make([]byte, 100)))

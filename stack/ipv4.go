@@ -423,6 +423,15 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	if !src.IsValid() || src.IsUnspecified() {
 		src = r.Src
 	}
+	df := p.DF
+	if !r.Local {
+		if m, locked, ok := s.pathMTU(dst); ok && m < r.MTU {
+			// A path MTU locked at its minimum goes without DF and is
+			// fragmented, as Linux does.
+			r.MTU = m
+			df = df && !locked
+		}
+	}
 	total := 0
 	if th != nil {
 		total = th.Len()
@@ -435,12 +444,12 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 		ttl = s.opts.DefaultTTL
 	}
 	hdr := wire.IPv4Header{TOS: p.TOS, ID: s.nextID(),
-		DF: p.DF, TTL: ttl, Protocol: p.Proto, Src: src, Dst: dst, Options: p.Options}
+		DF: df, TTL: ttl, Protocol: p.Proto, Src: src, Dst: dst, Options: p.Options}
 	hdr.TotalLen = hdr.Len() + total
 	if hdr.TotalLen > wire.IPv4MaxLen {
 		return syscall.EMSGSIZE
 	}
-	if hdr.TotalLen > r.MTU && p.DF {
+	if hdr.TotalLen > r.MTU && df {
 		s.stats.IP.OutTooBig.Add(1)
 		return syscall.EMSGSIZE
 	}

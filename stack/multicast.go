@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sockstack/sockstack/clock"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -59,6 +60,9 @@ func (n *NIC) leave(g netip.Addr) {
 		delete(n.groups, g)
 	}
 	n.amu.Unlock()
+	if last {
+		n.cancelReport(g)
+	}
 	if last && !n.loopback {
 		n.sendIGMP(igmpLeave, g, allRouters)
 	}
@@ -107,16 +111,35 @@ func (s *Stack) writeIGMP(n *NIC, dst netip.Addr, msg []byte) error {
 	return nil
 }
 
+// reportTimer is the delay before a group's report (RFC 2236 section 3).
+type reportTimer struct {
+	t   clock.Timer
+	due time.Time
+}
+
 // receiveIGMP answers queries with reports after a random delay up to
-// the query's maximum response time.
+// the query's maximum response time: one timer per group, started by a
+// query, shortened only by a query asking for a quicker answer than the
+// time left, and cancelled when another host reports the group first
+// (RFC 2236 section 3). A query flood therefore costs at most one timer
+// per joined group.
 func (s *Stack) receiveIGMP(n *NIC, h wire.IPv4) {
 	p := h.Payload()
 	if len(p) < 8 || wire.Checksum(p) != 0 {
 		s.stats.IGMP.InErrors.Add(1)
 		return
 	}
-	if p[0] != igmpQuery {
+	group := netip.AddrFrom4([4]byte(p[4:8]))
+	switch p[0] {
+	case igmpQuery:
+	case igmpReportV1, igmpReportV2:
 		s.stats.IGMP.InReports.Add(1)
+		if group.IsMulticast() && n.cancelReport(group) {
+			s.stats.IGMP.ReportsSuppressed.Add(1)
+		}
+		return
+	default:
+		s.stats.IGMP.InOther.Add(1)
 		return
 	}
 	s.stats.IGMP.InQueries.Add(1)
@@ -124,19 +147,75 @@ func (s *Stack) receiveIGMP(n *NIC, h wire.IPv4) {
 	if maxResp == 0 {
 		maxResp = 10 * time.Second // IGMPv1 query
 	}
-	group := netip.AddrFrom4([4]byte(p[4:8]))
+	now := s.clock.Now()
 	for _, g := range n.Groups() {
 		if !group.IsUnspecified() && g != group {
 			continue
 		}
-		g := g
 		d := time.Duration(rand.Int64N(int64(maxResp) + 1))
-		s.clock.AfterFunc(d, func() {
-			if n.isMember(g) {
-				n.sendIGMP(igmpReportV2, g, g)
+		n.igmpMu.Lock()
+		if n.igmpTimers == nil {
+			n.igmpTimers = map[netip.Addr]*reportTimer{}
+		}
+		if rt := n.igmpTimers[g]; rt != nil {
+			if maxResp < rt.due.Sub(now) {
+				rt.t.Reset(d)
+				rt.due = now.Add(d)
+				s.stats.IGMP.ReportTimersShortened.Add(1)
 			}
-		})
+			n.igmpMu.Unlock()
+			continue
+		}
+		rt := &reportTimer{due: now.Add(d)}
+		g := g
+		rt.t = s.clock.AfterFunc(d, func() { n.reportDue(g, rt) })
+		n.igmpTimers[g] = rt
+		n.igmpMu.Unlock()
 	}
+}
+
+// reportDue sends the report whose delay ran out.
+func (n *NIC) reportDue(g netip.Addr, rt *reportTimer) {
+	n.igmpMu.Lock()
+	if n.igmpTimers[g] != rt {
+		n.igmpMu.Unlock()
+		return
+	}
+	delete(n.igmpTimers, g)
+	n.igmpMu.Unlock()
+	if n.isMember(g) {
+		n.sendIGMP(igmpReportV2, g, g)
+	}
+}
+
+// cancelReport stops g's pending report; it reports whether one was pending.
+func (n *NIC) cancelReport(g netip.Addr) bool {
+	n.igmpMu.Lock()
+	defer n.igmpMu.Unlock()
+	rt := n.igmpTimers[g]
+	if rt == nil {
+		return false
+	}
+	rt.t.Stop()
+	delete(n.igmpTimers, g)
+	return true
+}
+
+// stopReports cancels every pending report (the stack is closing).
+func (n *NIC) stopReports() {
+	n.igmpMu.Lock()
+	defer n.igmpMu.Unlock()
+	for g, rt := range n.igmpTimers {
+		rt.t.Stop()
+		delete(n.igmpTimers, g)
+	}
+}
+
+// PendingReports is the number of groups with a report timer running.
+func (n *NIC) PendingReports() int {
+	n.igmpMu.Lock()
+	defer n.igmpMu.Unlock()
+	return len(n.igmpTimers)
 }
 
 // JoinGroup is IP_ADD_MEMBERSHIP: group g on the NIC with address ifAddr
@@ -155,6 +234,13 @@ func (e *DgramEndpoint) JoinGroup(g, ifAddr netip.Addr) error {
 			e.mu.Unlock()
 			return syscall.EADDRINUSE
 		}
+	}
+	if len(e.groups) >= e.s.opts.MaxMemberships {
+		// Linux's igmp_max_memberships: what one socket may join is
+		// bounded, and so the NIC's group table.
+		e.mu.Unlock()
+		e.s.stats.IGMP.MembershipLimit.Add(1)
+		return syscall.ENOBUFS
 	}
 	e.groups = append(e.groups, membership{n, g})
 	e.mu.Unlock()

@@ -47,7 +47,8 @@ type Options struct {
 	ARPStaleTimeout      time.Duration // an unused stale entry is removed after this, default 60s
 
 	ReasmTimeout  time.Duration // default 30s
-	ReasmMemLimit int           // bytes held by partial datagrams, default 4 MiB
+	ReasmMemLimit int           // bytes charged to partial datagrams (true size), default 4 MiB; the oldest are evicted beyond it
+	ReasmMaxRuns  int           // separate runs of data (holes + 1) per datagram, default 64
 
 	ICMPRateLimit int // error messages per second, all destinations (icmp_msgs_per_sec), default 1000
 	ICMPRateBurst int // default 50 (icmp_msgs_burst)
@@ -60,6 +61,12 @@ type Options struct {
 	ICMPPeerTableSize int    // destinations tracked, default 1024; older ones are evicted
 
 	UDPRecvBuf int // default receive queue limit in bytes, 212992 like Linux
+
+	PMTUExpires   time.Duration // a learnt path MTU is forgotten after this, default 10 min (mtu_expires)
+	PMTUMin       int           // path MTUs are not set below this, default 552 (min_pmtu)
+	PMTUCacheSize int           // destinations with a learnt path MTU, default 1024
+
+	MaxMemberships int // multicast groups one socket may join, default 20 (igmp_max_memberships)
 }
 
 func (o *Options) fill() {
@@ -108,6 +115,9 @@ func (o *Options) fill() {
 	if o.ReasmMemLimit == 0 {
 		o.ReasmMemLimit = 4 << 20
 	}
+	if o.ReasmMaxRuns == 0 {
+		o.ReasmMaxRuns = 64
+	}
 	if o.ICMPRateLimit == 0 {
 		o.ICMPRateLimit = 1000
 	}
@@ -129,6 +139,18 @@ func (o *Options) fill() {
 	if o.UDPRecvBuf == 0 {
 		o.UDPRecvBuf = 212992
 	}
+	if o.PMTUExpires == 0 {
+		o.PMTUExpires = 10 * time.Minute
+	}
+	if o.PMTUMin == 0 {
+		o.PMTUMin = 552
+	}
+	if o.PMTUCacheSize == 0 {
+		o.PMTUCacheSize = 1024
+	}
+	if o.MaxMemberships == 0 {
+		o.MaxMemberships = 20
+	}
 }
 
 // Stack is one host.
@@ -149,12 +171,14 @@ type Stack struct {
 	routeSnap atomic.Pointer[[]Route]
 	ownerSnap atomic.Pointer[[]addrOwner]
 
-	ipID atomic.Uint32
+	ipID   atomic.Uint32
+	idKey  [16]byte
+	reasm  *reassembler
+	icmpRL *icmpLimiter
+	pmtu   pmtuCache
+
 	// Frames and bytes waiting for neighbour resolution on all NICs.
 	arpPending, arpPendingBytes atomic.Int64
-	idKey                       [16]byte
-	reasm                       *reassembler
-	icmpRL                      *icmpLimiter
 
 	udp  *udpTable
 	ping *udpTable // ping sockets, keyed by echo identifier
@@ -242,6 +266,7 @@ func (s *Stack) Close() {
 		if n.neigh != nil {
 			n.neigh.close()
 		}
+		n.stopReports()
 	}
 	s.reasm.close()
 }
@@ -264,6 +289,10 @@ type NIC struct {
 	groups  map[netip.Addr]int // multicast memberships (count of joins)
 	promisc atomic.Int32
 	snap    atomic.Pointer[nicAddrs] // copy of addrs for lock-free reads
+
+	// One pending IGMP report per joined group (RFC 2236).
+	igmpMu     sync.Mutex
+	igmpTimers map[netip.Addr]*reportTimer
 }
 
 // nicAddrs is an immutable copy of a NIC's addresses, replaced whenever

@@ -30,6 +30,7 @@ type Stats struct {
 		PendingQueueFull        Counter // the neighbour's queue was full (ARPPendingLen / ARPPendingBytes): oldest dropped
 		PendingGlobalFull       Counter // all neighbours together were full (ARPPendingTotal / ARPPendingTotalBytes): new dropped
 		PendingResolveFailed    Counter // the neighbour never answered
+		InMartian               Counter // impossible sender (127/8, 0/8, 224/4 and above, one of ours) or target (127/8, 224/4): dropped
 		InUnsolicited           Counter // replies from neighbours we did not ask: no entry made (arp_accept=0)
 		LocktimeIgnored         Counter // a different MAC for a reachable entry within ARPLocktime of its update
 		CacheFull               Counter // entries refused because the cache was full
@@ -76,8 +77,14 @@ type Stats struct {
 		ReasmOverlaps         Counter
 		ReasmDuplicates       Counter
 		ReasmTooBig           Counter // would exceed 65,535 bytes
-		ReasmMemoryDrops      Counter // global memory limit reached
+		ReasmMemoryDrops      Counter // global memory limit reached and nothing older to evict
+		ReasmEvictions        Counter // oldest datagrams dropped to make room under the memory limit
+		ReasmTooManyHoles     Counter // more than ReasmMaxRuns separate runs of data in one datagram
 		ReasmBadFragment      Counter // inconsistent fragment (length not multiple of 8, ...)
+		PMTUUpdates           Counter // path MTUs learnt from fragmentation-needed errors
+		PMTUPlateaus          Counter // ... that carried MTU 0: RFC 1191 plateau used
+		PMTUBelowMin          Counter // ... below PMTUMin: PMTUMin used, path locked (no DF)
+		PMTUEvictions         Counter // entries dropped from the full path MTU cache
 	}
 	ICMP struct {
 		InMsgs, InErrors, InCsumErrors Counter
@@ -96,6 +103,7 @@ type Stats struct {
 		OutRateLimitedPeer             Counter // by the destination's bucket (icmp_ratelimit)
 		RatePeerEvictions              Counter // destinations dropped from the full rate-limit table
 		OutSuppressed                  Counter // errors not sent by rule (about ICMP errors, broadcasts, fragments)
+		PingRcvbufErrors               Counter // echo replies dropped at a full ping socket queue
 	}
 	UDP struct {
 		InDatagrams  Counter
@@ -111,11 +119,18 @@ type Stats struct {
 		OutReports, OutLeaves Counter
 		InQueries, InReports  Counter
 		InErrors              Counter
+		InOther               Counter // not a query or a report (IGMPv3 reports, DVMRP, ...)
+		ReportsSuppressed     Counter // our pending report cancelled: another host reported the group
+		ReportTimersShortened Counter // a query asked for a quicker answer than the time left
+		MembershipLimit       Counter // joins refused: the socket already holds MaxMemberships groups (ENOBUFS)
 	}
 	Raw struct {
 		InDelivers   Counter
 		RcvbufErrors Counter
 		OutPackets   Counter
+	}
+	Packet struct {
+		RcvbufErrors Counter // frames dropped at a full AF_PACKET socket queue
 	}
 }
 

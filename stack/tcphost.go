@@ -20,7 +20,11 @@ func (h tcpHost) Route(remote netip.Addr) (tcp.Route, error) {
 	if err != nil {
 		return tcp.Route{}, err
 	}
-	return tcp.Route{Source: r.Src, MTU: r.MTU}, nil
+	mtu := r.MTU
+	if m, _, ok := h.s.pathMTU(remote); ok && m < mtu && !r.Local {
+		mtu = m // the path MTU learnt from ICMP (RFC 1191)
+	}
+	return tcp.Route{Source: r.Src, MTU: mtu}, nil
 }
 
 // Output builds the TCP header and sends the segment with DF set (TCP

@@ -183,3 +183,55 @@ func TestRepeatedRTOKeepsSsthresh(t *testing.T) {
 		}
 	}
 }
+
+// caRounds puts a connection into congestion avoidance (a timeout with
+// 10 segments in flight sets ssthresh; acknowledging them ends slow
+// start) and then acknowledges rounds one RTT apart, per segments per
+// ACK; it returns cwnd in segments after each round.
+func caRounds(t *testing.T, cc string, per, rounds int) []int {
+	t.Helper()
+	s := newScript(t, Config{SendBuf: 8 << 20, CongestionControl: cc})
+	_, c, iss := s.passiveOpen(wsOpts)
+	c.Write(make([]byte, 8<<20))
+	s.out()
+	s.waitOne(time.Minute)
+	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1 + 10*1460, win: 65535})
+	flight := s.out()
+	var cw []int
+	for r := 0; r < rounds; r++ {
+		s.clk.Advance(10 * time.Millisecond)
+		var next []captured
+		for i := 0; i < len(flight); i += per {
+			last := flight[min(i+per, len(flight))-1]
+			s.inject(seg{flags: fA, seq: 1001, ack: last.h.Seq + uint32(len(last.payload)), win: 65535})
+			next = append(next, s.out()...)
+		}
+		cw = append(cw, int(c.Info().SndCwnd))
+		flight = next
+	}
+	return cw
+}
+
+// TestCongestionAvoidanceStretchAcks: in congestion avoidance NewReno
+// grows one segment per RTT, and CUBIC follows its curve, whether each
+// segment is acknowledged or 16 at once.
+func TestCongestionAvoidanceStretchAcks(t *testing.T) {
+	for _, per := range []int{1, 2, 16} {
+		cw := caRounds(t, "newreno", per, 8)
+		for i := 1; i < len(cw); i++ {
+			if cw[i] != cw[i-1]+1 {
+				t.Fatalf("newreno, %d segments per ACK: cwnd per RTT %v, want +1 each", per, cw)
+			}
+		}
+	}
+	one := caRounds(t, "cubic", 1, 30)
+	for _, per := range []int{2, 16} {
+		cw := caRounds(t, "cubic", per, 30)
+		for i := range cw {
+			if d := cw[i] - one[i]; d < -1 || d > 1 {
+				t.Fatalf("cubic, %d segments per ACK: cwnd per RTT %v; acknowledging each: %v", per, cw, one)
+			}
+		}
+	}
+	t.Logf("cubic cwnd per RTT: %v", one)
+}

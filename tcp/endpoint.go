@@ -166,6 +166,7 @@ type Endpoint struct {
 	orphan     bool          // closed by the user, not finished: counted in Orphans
 	dsack      dsackState    // D-SACK block owed on the next ACK
 	urg        urgState      // urgent data, both directions
+	undo       undoState     // D-SACK undo of a spurious loss episode
 	acceptN    atomic.Int32  // listener: len(acceptQ), read by children without l.mu
 	backlogN   atomic.Int32  // listener: backlog, likewise
 }
@@ -440,7 +441,11 @@ func (e *Endpoint) chooseRcvWScale() {
 func (e *Endpoint) Read(b []byte, peek bool) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.rcvLen > 0 {
+	if e.rcvLen > 0 && e.urg.state != urgNone {
+		if n, ok := e.readUrg(b, peek); ok {
+			return n, nil
+		}
+	} else if e.rcvLen > 0 {
 		n := min(len(b), e.rcvLen)
 		e.rcv.copyOut(b[:n], 0)
 		if !peek {
@@ -519,7 +524,7 @@ func (e *Endpoint) tuneRcvBuf(now time.Duration) {
 		e.copied = 0
 		return
 	}
-	if now-e.rcvSpaceTime < rtt {
+	if now-e.rcvSpaceTime < rtt || e.p.memPressure() {
 		return
 	}
 	if e.copied > e.rcvSpace {
@@ -534,7 +539,9 @@ func (e *Endpoint) tuneRcvBuf(now time.Duration) {
 }
 
 // Write queues as much of b as fits in the send buffer.
-func (e *Endpoint) Write(b []byte) (int, error) {
+func (e *Endpoint) Write(b []byte) (int, error) { return e.write(b, false) }
+
+func (e *Endpoint) write(b []byte, oob bool) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.err != nil && e.state == StateClosed {
@@ -558,9 +565,12 @@ func (e *Endpoint) Write(b []byte) (int, error) {
 		return 0, syscall.EAGAIN
 	}
 	n := min(free, len(b))
-	e.snd.grow(e.sndLen+n, e.sndLen, e.sndCap)
+	e.growRing(&e.snd, e.sndLen+n, e.sndLen, e.sndCap)
 	e.snd.copyIn(b[:n], e.sndLen)
 	e.sndLen += n
+	if oob {
+		e.urgMarkSend()
+	}
 	e.output(e.p.now())
 	return n, nil
 }
@@ -655,6 +665,7 @@ func (e *Endpoint) Close() {
 		e.closeAt = e.p.now() + finTimeout
 		e.armTimer(e.closeAt)
 	}
+	e.orphanClose()
 }
 
 // closeListenerLocked stops listening and resets queued connections.
@@ -706,9 +717,10 @@ func (e *Endpoint) readinessLocked() waiter.EventMask {
 		}
 		return r
 	}
-	if e.rcvLen > 0 || e.finRcvd || e.rdShut {
+	if e.rcvLen-e.urgHidden() > 0 || e.finRcvd || e.rdShut {
 		r |= waiter.EventIn
 	}
+	r |= e.urgReady()
 	if e.finRcvd || e.rdShut {
 		r |= waiter.EventRdHUp
 	}

@@ -32,6 +32,7 @@ func (e *Endpoint) setClosed() {
 		return
 	}
 	e.setState(StateClosed)
+	e.unorphan()
 	e.p.removeConn(e)
 	e.stopTimers()
 	if e.inSynQ && e.parent != nil {
@@ -44,7 +45,7 @@ func (e *Endpoint) setClosed() {
 	if e.userClosed {
 		e.freeBuffers()
 	} else {
-		e.snd.release()
+		e.releaseRing(&e.snd)
 		e.sndLen = 0
 	}
 	e.ooo = nil
@@ -54,9 +55,9 @@ func (e *Endpoint) setClosed() {
 }
 
 func (e *Endpoint) freeBuffers() {
-	e.snd.release()
+	e.releaseRing(&e.snd)
 	e.sndLen = 0
-	e.rcv.release()
+	e.releaseRing(&e.rcv)
 	e.rcvLen = 0
 	e.ooo = nil
 	e.sb = scoreboard{}
@@ -110,6 +111,7 @@ func (e *Endpoint) negotiate(o *wire.TCPOptions) {
 func (e *Endpoint) establish(now time.Duration) {
 	e.setState(StateEstablished)
 	e.everConnected = true
+	e.softErr = nil // the handshake completed: errors met on the way are moot
 	if e.cc == nil {
 		e.cc = newCC(e.ccName)
 		if e.cc == nil {
@@ -131,7 +133,7 @@ func (e *Endpoint) establish(now time.Duration) {
 
 // updateSndBuf auto-tunes the send buffer with the congestion window.
 func (e *Endpoint) updateSndBuf() {
-	if e.userSndBuf > 0 {
+	if e.userSndBuf > 0 || e.p.memPressure() {
 		return
 	}
 	want := min(max(2*e.ccs.Cwnd, 2*e.sndWnd, e.p.cfg.SendBuf), e.p.cfg.MaxSendBuf)
@@ -379,6 +381,7 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 			return deliver
 		}
 	}
+	e.urgCheck(s)
 	if len(s.payload) > 0 || s.has(wire.TCPFlagFIN) {
 		switch e.state {
 		case StateEstablished, StateFinWait1, StateFinWait2:
@@ -399,6 +402,7 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 				return deliver
 			}
 			e.receiveData(s, now)
+			e.urgCapture()
 		default:
 			// The stream already ended: acknowledge duplicates.
 			e.ackNow = true
@@ -425,6 +429,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 	if !seqLT(ack, e.sndUna) {
 		e.ackAlive()
 	}
+	tlpUna, tlpDSACKs := e.sndUna, e.dsacks
 	newSack := false
 	sackedBefore := e.sb.sacked
 	if e.sackOK && s.opts.NumSACK > 0 {
@@ -434,6 +439,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 				e.p.st.DSACKsRecv.Add(1)
 				e.dsacks++
 				e.rackDSACK()
+				e.undoDSACK(b.Left, b.Right)
 				continue
 			}
 			if !seqLT(b.Left, b.Right) || seqLT(b.Left, e.sndUna) || seqGT(b.Right, e.sndMax) {
@@ -557,6 +563,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.ccs.Cwnd += e.sndMSS // NewReno inflation
 		}
 	}
+	e.tlpAcked(tlpUna, tlpDSACKs, ack, len(s.payload) == 0 && !newSack && e.sndWnd == oldWnd, now)
 	return true
 }
 
@@ -581,6 +588,7 @@ func (e *Endpoint) enterRecovery(now time.Duration) {
 	// The flight is what cwnd allowed; SACKed bytes are not in it.
 	e.ccs.InFlight = min(e.ccs.Cwnd, int(e.sndMax-e.sndUna))
 	e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
+	e.undoMark()
 	e.cc.OnLoss(&e.ccs, now)
 	e.rttTiming = false
 	if e.sackOK {
@@ -617,6 +625,7 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 	fin := s.has(wire.TCPFlagFIN)
 	if seqLT(seq, e.rcvNxt) {
 		d := int(e.rcvNxt - seq)
+		e.dsackOld(seq, seq+uint32(min(d, len(data))))
 		if d > len(data) {
 			// Only an old FIN (or nothing new): duplicate.
 			e.ackNow = true
@@ -642,17 +651,22 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		fin = false
 		e.ackNow = true // part of it fell outside the window: tell the sender
 	}
+	if len(data) > 0 && e.rcvMemRefuse(e.rcvLen+off+len(data)) {
+		e.ackNow = true // at the memory limit: drop, unacknowledged
+		return
+	}
 	if len(data) > 0 {
 		if len(data) > e.rcvMSS {
 			e.rcvMSS = min(len(data), e.advMSS)
 		}
 		keep := e.rcvLen + e.oooExtent()
-		e.rcv.grow(e.rcvLen+off+len(data), keep, e.rcvCap)
+		e.growRing(&e.rcv, e.rcvLen+off+len(data), keep, e.rcvCap)
 		e.rcv.copyIn(data, e.rcvLen+off)
 		e.lastDataRecv = now
 	}
 	if off != 0 {
 		if len(data) > 0 {
+			e.dsackOOO(seq, seq+uint32(len(data)))
 			if e.addOOO(seq, seq+uint32(len(data))) {
 				e.p.st.OFOQueued.Add(1)
 			} else {

@@ -19,6 +19,7 @@ func (e *Endpoint) tsNow(now time.Duration) uint32 {
 // (receiver SWS avoidance).
 func (e *Endpoint) rcvWindow() int {
 	w := max(e.rcvCap-e.rcvLen, 0)
+	w = e.memClampWindow(w)
 	w = min(w, 65535<<e.rcvWScale)
 	cur := int(int32(e.rcvAdv - e.rcvNxt))
 	if cur < 0 {
@@ -53,6 +54,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	h := &seg.Header
 	h.SrcPort, h.DstPort = e.local.Port(), e.remote.Port()
 	h.Seq, h.Flags, h.Urgent = seq, flags, 0
+	e.urgPut(h, seq)
 	h.Options = wire.TCPOptions{}
 	h.Ack = 0
 	syn := flags&wire.TCPFlagSYN != 0
@@ -93,7 +95,8 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 		if e.tsOK && flags&wire.TCPFlagRST == 0 {
 			h.Options.HasTS, h.Options.TSVal, h.Options.TSEcr = true, e.tsNow(now), e.tsRecent
 		}
-		if e.sackOK && len(e.ooo) > 0 && flags&wire.TCPFlagACK != 0 {
+		if e.sackOK && (len(e.ooo) > 0 || e.dsack.on) && flags&wire.TCPFlagACK != 0 {
+			e.putDSACK(&h.Options)
 			e.putSACK(&h.Options)
 		}
 	}
@@ -132,14 +135,18 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 // tcp_current_mss does; otherwise a full segment with SACK blocks would
 // exceed the path MTU (EMSGSIZE with DF set).
 func (e *Endpoint) segMSS() int {
-	if !e.sackOK || len(e.ooo) == 0 {
+	nb := len(e.ooo)
+	if e.dsack.on {
+		nb++
+	}
+	if !e.sackOK || nb == 0 {
 		return e.sndMSS
 	}
 	limit := 4
 	if e.tsOK {
 		limit = 3
 	}
-	k := min(len(e.ooo), limit)
+	k := min(nb, limit)
 	return max(e.sndMSS-(4+8*k), 64)
 }
 
@@ -222,6 +229,7 @@ func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) erro
 		f |= wire.TCPFlagFIN
 	}
 	if seqLT(seq, e.sndMax) {
+		e.undoCountRetrans(seq)
 		e.p.st.RetransSegs.Add(1)
 		e.totalRetrans++
 		e.bytesRetrans += uint64(n)
@@ -230,6 +238,9 @@ func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) erro
 		}
 	} else {
 		e.bytesSent += uint64(n)
+	}
+	if n > 0 {
+		e.txStart(now)
 	}
 	err := e.xmit(seq, n, f, now)
 	if e.sackOK {
@@ -303,8 +314,9 @@ func (e *Endpoint) output(now time.Duration) {
 			}
 		}
 		fin := e.wrShut && n == avail
-		if n < mss && n == avail && !fin && seqGEQ(e.sndNxt, e.sndMax) {
+		if n < mss && n == avail && !fin && seqGEQ(e.sndNxt, e.sndMax) && !e.urgPush() {
 			if e.cork {
+				e.corkHold(now)
 				break
 			}
 			if !e.noDelay && e.sndMax != e.sndUna {
@@ -445,6 +457,7 @@ func (e *Endpoint) onTLP(now time.Duration) {
 		return
 	}
 	e.sendData(seq, n, fin, now)
+	e.tlpSent()
 }
 
 // armTimer makes sure the timer fires no later than at. The timer is only
@@ -598,6 +611,7 @@ func (e *Endpoint) onRTO(now time.Duration) {
 	e.ccs.InFlight = min(e.ccs.Cwnd, e.inFlight())
 	e.ccs.MinRTT, e.ccs.SRTT = e.minRTT, e.srtt
 	if reduce {
+		e.undoMark()
 		e.cc.OnRTO(&e.ccs, now)
 	}
 	e.ccs.Cwnd = e.ccs.MSS
@@ -676,7 +690,7 @@ func (e *Endpoint) onKeepalive(now time.Duration) {
 		e.keepAt = e.lastRecv + e.keepIdle
 		return
 	}
-	if e.kaProbes >= e.keepCnt {
+	if e.keepaliveExpired(now) {
 		e.p.st.KeepaliveTimeouts.Add(1)
 		e.sendReset()
 		e.abortLocked(e.timeoutErr())

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,9 +28,9 @@ type childKey struct {
 
 // portEntry is everyone holding one local port.
 type portEntry struct {
-	users    []*Endpoint       // bound endpoints (bind, listen, connect)
-	children map[childKey]int  // accepted connections, counted
-	tw       map[twPortKey]int // TIME_WAIT records, counted (tcpsec)
+	users    []*Endpoint      // bound endpoints (bind, listen, connect)
+	children map[childKey]int // accepted connections, counted
+	tw       []twPortCount    // TIME_WAIT records, counted (tcpsec)
 }
 
 // Protocol is the TCP layer of one host. It demultiplexes segments to
@@ -53,10 +54,8 @@ type Protocol struct {
 	segPool sync.Pool
 	st      stats
 
-	// tcpsec: TIME_WAIT records and memory accounting.
-	tw      twTable
-	mem     atomic.Int64 // bytes of all send and receive buffers
-	orphans atomic.Int64
+	// tcpsec: TIME_WAIT records (memory and orphans are gauges in st).
+	tw twTable
 }
 
 // NewProtocol makes the TCP layer over h.
@@ -115,6 +114,7 @@ type segment struct {
 	wnd      uint16
 	payload  []byte
 	opts     wire.TCPOptions
+	urg      uint16 // urgent pointer (tcpsec)
 }
 
 func (s *segment) has(f uint8) bool { return s.flags&f != 0 }
@@ -195,6 +195,7 @@ func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch
 		}
 	}
 	s.seq, s.ack, s.flags, s.wnd = t.Seq(), t.Ack(), t.Flags(), t.Window()
+	s.urg = t.Urgent()
 	s.payload = b[off:]
 	if t.SrcPort() == 0 || t.DstPort() == 0 || !src.IsValid() || src.IsMulticast() || dst.IsMulticast() {
 		p.st.InErrs.Add(1)
@@ -431,7 +432,9 @@ func (p *Protocol) releasePort(e *Endpoint) {
 		} else {
 			for i, u := range pe.users {
 				if u == e {
-					pe.users = append(pe.users[:i], pe.users[i+1:]...)
+					// slices.Delete clears the tail: a port held on (by
+					// a TIME_WAIT record) must not keep e reachable.
+					pe.users = slices.Delete(pe.users, i, i+1)
 					break
 				}
 			}
@@ -617,6 +620,7 @@ type stats struct {
 	AbortOnMemory, Orphans                            atomic.Uint64
 	MemoryPressures, RcvMemDrops, MemBytes            atomic.Uint64
 	DSACKOldSent, DSACKOfoSent                        atomic.Uint64
+	DSACKUndo                                         atomic.Uint64
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -641,6 +645,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		TimeWaitOverflow: s.TimeWaitOverflow.Load(), TimeWaitRecords: s.TimeWaitRecords.Load(),
 		AbortOnMemory: s.AbortOnMemory.Load(), Orphans: s.Orphans.Load(),
 		MemoryPressures: s.MemoryPressures.Load(), RcvMemDrops: s.RcvMemDrops.Load(), MemBytes: s.MemBytes.Load(),
-		DSACKOldSent: s.DSACKOldSent.Load(), DSACKOfoSent: s.DSACKOfoSent.Load(),
+		DSACKOldSent: s.DSACKOldSent.Load(), DSACKOfoSent: s.DSACKOfoSent.Load(), DSACKUndo: s.DSACKUndo.Load(),
 	}
 }

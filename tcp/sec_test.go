@@ -226,3 +226,120 @@ func inTimeWait(e *Endpoint) bool {
 	e.mu.Unlock()
 	return st == StateClosed && e.p.hasTimeWait(l, r)
 }
+
+// TestDSACKGeneration: a duplicate segment is acknowledged at once with
+// a D-SACK block first (RFC 2883), for data below RCV.NXT (whole or
+// partly) and for data already held out of order; it is reported once.
+func TestDSACKGeneration(t *testing.T) {
+	s := newScript(t, Config{})
+	_, _, iss := s.passiveOpen(sackOpts)
+	data := func(seq uint32, n int) {
+		s.inject(seg{flags: fPA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, n)})
+	}
+	blocks := func(c captured) []wire.SACKBlock { return c.h.Options.SACK[:c.h.Options.NumSACK] }
+	data(1001, 1000)
+	s.clk.Advance(time.Second)
+	s.out()
+	// The whole segment again.
+	data(1001, 1000)
+	a := s.expectOne("ACK of a duplicate")
+	if b := blocks(a); a.h.Ack != 2001 || len(b) != 1 || b[0] != (wire.SACKBlock{Left: 1001, Right: 2001}) {
+		t.Fatalf("duplicate: %v", a)
+	}
+	// Partly old: [1501,2501) reports [1501,2001).
+	data(1501, 1000)
+	a = s.expectOne("ACK of a partial duplicate")
+	if b := blocks(a); a.h.Ack != 2501 || len(b) != 1 || b[0] != (wire.SACKBlock{Left: 1501, Right: 2001}) {
+		t.Fatalf("partial duplicate: %v", a)
+	}
+	// Out of order, then the same again: D-SACK first, then the SACK.
+	data(3001, 500)
+	a = s.expectOne("ACK of out-of-order data")
+	if b := blocks(a); len(b) != 1 || b[0] != (wire.SACKBlock{Left: 3001, Right: 3501}) {
+		t.Fatalf("out of order: %v", a)
+	}
+	data(3001, 500)
+	a = s.expectOne("ACK of an out-of-order duplicate")
+	if b := blocks(a); a.h.Ack != 2501 || len(b) != 2 || b[0] != (wire.SACKBlock{Left: 3001, Right: 3501}) || b[1] != b[0] {
+		t.Fatalf("out-of-order duplicate: %v", a)
+	}
+	// Reported once: the next ACK has only the SACK block.
+	data(4001, 100)
+	a = s.expectOne("ACK")
+	if b := blocks(a); len(b) != 2 || b[0] != (wire.SACKBlock{Left: 4001, Right: 4101}) || b[1] != (wire.SACKBlock{Left: 3001, Right: 3501}) {
+		t.Fatalf("after the D-SACK: %v", a)
+	}
+	if st := s.p.Stats(); st.DSACKOldSent != 2 || st.DSACKOfoSent != 1 {
+		t.Fatalf("old %d ofo %d", st.DSACKOldSent, st.DSACKOfoSent)
+	}
+}
+
+// TestDSACKUndo: an RTO whose retransmission the peer reports as a
+// duplicate (the original was only delayed) has its cwnd and ssthresh
+// reduction undone.
+func TestDSACKUndo(t *testing.T) {
+	s := newScript(t, Config{})
+	_, c, iss := s.passiveOpen(sackOpts)
+	before := c.Info()
+	c.Write(make([]byte, 1000))
+	s.out()
+	for i := 0; i < 5000 && s.p.Stats().Timeouts == 0; i++ {
+		s.clk.Advance(time.Millisecond)
+	}
+	s.out()
+	if i := c.Info(); i.SndCwnd != 1 {
+		t.Fatalf("after the RTO: cwnd %d", i.SndCwnd)
+	}
+	// The original arrived after all: the ACK carries a D-SACK for the
+	// retransmission.
+	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1001, win: 65535,
+		opts: wire.TCPOptions{NumSACK: 1, SACK: [4]wire.SACKBlock{{Left: iss + 1, Right: iss + 1001}}}})
+	i := c.Info()
+	if i.SndCwnd < before.SndCwnd || i.SndSsthresh != before.SndSsthresh {
+		t.Fatalf("not undone: cwnd %d ssthresh %d, before %d %d", i.SndCwnd, i.SndSsthresh, before.SndCwnd, before.SndSsthresh)
+	}
+	if st := s.p.Stats(); st.DSACKUndo != 1 {
+		t.Fatalf("DSACKUndo %d", st.DSACKUndo)
+	}
+}
+
+// TestBacklogSequentialClients is the conformance suite's backlog case
+// with each handshake given time to finish before the next connect (as
+// Linux's synchronous loopback does): backlog+1 clients connect, the
+// others' SYNs are dropped and they stay in SYN_SENT.
+func TestBacklogSequentialClients(t *testing.T) {
+	for _, tc := range []struct{ backlog, clients int }{{0, 3}, {1, 5}, {3, 7}} {
+		n := newPair(7, Config{})
+		l := n.b.NewEndpoint()
+		l.Bind(netip.AddrPortFrom(ipB, 80))
+		l.Listen(tc.backlog)
+		connected := 0
+		var cs []*Endpoint
+		for i := 0; i < tc.clients; i++ {
+			c := n.a.NewEndpoint()
+			c.Connect(netip.AddrPortFrom(ipB, 80))
+			if n.run(300*time.Millisecond, func() bool { return c.State() == StateEstablished }) {
+				connected++
+			}
+			cs = append(cs, c)
+		}
+		accepted := 0
+		for {
+			if _, _, err := l.Accept(); err != nil {
+				break
+			}
+			accepted++
+		}
+		if connected != tc.backlog+1 || accepted != tc.backlog+1 {
+			t.Errorf("backlog %d clients %d: connected %d accepted %d, Linux %d %d", tc.backlog, tc.clients, connected, accepted, tc.backlog+1, tc.backlog+1)
+		}
+		for _, c := range cs[tc.backlog+1:] {
+			if c.State() != StateSynSent {
+				t.Errorf("backlog %d: a client beyond the queue is %v", tc.backlog, c.State())
+			}
+		}
+		if st := n.b.Stats(); st.ListenOverflows == 0 {
+			t.Errorf("backlog %d: no ListenOverflows", tc.backlog)
+		}
+	}
+}

@@ -164,6 +164,16 @@ func (e *Endpoint) probeSent(now time.Duration) {
 	}
 }
 
+// keepaliveExpired reports whether unanswered keepalive probes end the
+// connection: TCP_KEEPCNT of them, or with a user timeout, any once the
+// peer has been silent that long (Linux's tcp_keepalive_timer).
+func (e *Endpoint) keepaliveExpired(now time.Duration) bool {
+	if e.userTimeout > 0 {
+		return e.kaProbes > 0 && now-e.lastRecv >= e.userTimeout
+	}
+	return e.kaProbes >= e.keepCnt
+}
+
 // SetUserTimeout is TCP_USER_TIMEOUT in milliseconds: how long sent
 // data may stay unacknowledged, or zero-window probes unanswered,
 // before the connection is dropped with ETIMEDOUT; 0 restores the

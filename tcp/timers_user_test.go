@@ -267,3 +267,65 @@ func TestICMPHardErrorsDuringConnect(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftErrorDuringConnect: a soft error met by the SYN (a router's
+// time exceeded) is forgotten once the handshake completes, so that
+// SO_ERROR after a successful non-blocking connect is 0.
+func TestSoftErrorDuringConnect(t *testing.T) {
+	s := newScript(t, Config{})
+	e := s.p.NewEndpoint()
+	e.Connect(s.remote)
+	syn := s.expectOne("SYN")
+	s.local = syn.local
+	s.p.HandleError(syn.local, s.remote, syn.h.Seq, ErrTimeExceeded, 0)
+	if e.State() != StateSynSent {
+		t.Fatal(e.State())
+	}
+	s.inject(seg{flags: fSA, seq: 5000, ack: syn.h.Seq + 1, win: 65535, opts: noOpts})
+	if e.State() != StateEstablished {
+		t.Fatal(e.State())
+	}
+	if err := e.SoError(); err != nil {
+		t.Fatalf("SO_ERROR after the handshake: %v", err)
+	}
+}
+
+// TestUserTimeoutKeepalive: with TCP_USER_TIMEOUT, keepalive gives up at
+// the first probe time at which the peer has been silent that long (and
+// at least one probe went unanswered), not after TCP_KEEPCNT probes.
+func TestUserTimeoutKeepalive(t *testing.T) {
+	s := newScript(t, Config{})
+	_, c, _ := s.passiveOpen(noOpts)
+	t0 := s.p.now()
+	c.SetKeepIdle(10 * time.Second)
+	c.SetKeepIntvl(5 * time.Second)
+	c.SetKeepCnt(9)
+	c.SetUserTimeout(12000)
+	c.SetKeepAlive(true)
+	// A probe at 10 s (silent 10 s < 12 s); at 15 s the peer has been
+	// silent 15 s with a probe unanswered.
+	s.endsAt(c, t0, 15*time.Second, syscall.ETIMEDOUT)
+	if st := s.p.Stats(); st.KeepaliveProbes != 1 || st.KeepaliveTimeouts != 1 {
+		t.Fatalf("probes %d timeouts %d", st.KeepaliveProbes, st.KeepaliveTimeouts)
+	}
+}
+
+// TestUserTimeoutInherited: an accepted connection takes the listener's
+// TCP_USER_TIMEOUT, as in Linux.
+func TestUserTimeoutInherited(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.p.NewEndpoint()
+	l.SetUserTimeout(7000)
+	l.Bind(s.local)
+	l.Listen(4)
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
+	sa := s.expectOne("SYN-ACK")
+	s.inject(seg{flags: fA, seq: 1001, ack: sa.h.Seq + 1, win: 65535})
+	c, _, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.UserTimeout(); got != 7000 {
+		t.Fatalf("accepted connection's user timeout %d", got)
+	}
+}

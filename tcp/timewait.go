@@ -83,10 +83,12 @@ func (e *Endpoint) enterTimeWait(now time.Duration) {
 	if p.tw.m == nil {
 		p.tw.m = make(map[connKey]*twRecord)
 	}
-	if len(p.tw.m) >= p.cfg.MaxTimeWait || p.closed {
+	if closed := p.closed; len(p.tw.m) >= p.cfg.MaxTimeWait || closed {
 		p.tw.mu.Unlock()
 		p.mu.Unlock()
-		p.st.TimeWaitOverflow.Add(1)
+		if !closed {
+			p.st.TimeWaitOverflow.Add(1)
+		}
 		e.setClosed()
 		return
 	}
@@ -103,10 +105,7 @@ func (e *Endpoint) enterTimeWait(now time.Duration) {
 		pe = &portEntry{}
 		p.ports[e.local.Port()] = pe
 	}
-	if pe.tw == nil {
-		pe.tw = make(map[twPortKey]int)
-	}
-	pe.tw[r.port]++
+	pe.twAdd(r.port)
 	p.tw.m[k] = r
 	heap.Push(&p.tw.h, r)
 	p.st.TimeWaitRecords.Add(1)
@@ -174,11 +173,40 @@ func (p *Protocol) twReleasePortLocked(r *twRecord) {
 	if pe == nil {
 		return
 	}
-	if pe.tw[r.port]--; pe.tw[r.port] <= 0 {
-		delete(pe.tw, r.port)
-	}
+	pe.twDel(r.port)
 	if pe.empty() {
 		delete(p.ports, port)
+	}
+}
+
+// twPortCount counts the records of one kind on a port; a port has
+// few kinds, so a slice is smaller than a map (one per TIME_WAIT port).
+type twPortCount struct {
+	key twPortKey
+	n   int
+}
+
+func (pe *portEntry) twAdd(k twPortKey) {
+	for i := range pe.tw {
+		if pe.tw[i].key == k {
+			pe.tw[i].n++
+			return
+		}
+	}
+	pe.tw = append(pe.tw, twPortCount{k, 1})
+}
+
+func (pe *portEntry) twDel(k twPortKey) {
+	for i := range pe.tw {
+		if pe.tw[i].key == k {
+			if pe.tw[i].n--; pe.tw[i].n <= 0 {
+				pe.tw = append(pe.tw[:i], pe.tw[i+1:]...)
+				if len(pe.tw) == 0 {
+					pe.tw = nil
+				}
+			}
+			return
+		}
 	}
 }
 
@@ -189,7 +217,8 @@ func (pe *portEntry) empty() bool {
 // twConflict applies the bind rules to the port's TIME_WAIT records:
 // they are in the way unless SO_REUSEADDR (or SO_REUSEPORT on both).
 func (pe *portEntry) twConflict(e *Endpoint, addr netip.Addr) bool {
-	for k := range pe.tw {
+	for _, c := range pe.tw {
+		k := c.key
 		if !addrOverlap(addr, k.addr) || e.reuseAddr || (e.reusePort && k.reusePort) {
 			continue
 		}
@@ -201,8 +230,8 @@ func (pe *portEntry) twConflict(e *Endpoint, addr netip.Addr) bool {
 // twBlocksConnect reports whether records bound by bind (not connect)
 // keep connects from src off the port.
 func (pe *portEntry) twBlocksConnect(src netip.Addr) bool {
-	for k := range pe.tw {
-		if !k.connect && addrOverlap(k.addr, src) {
+	for _, c := range pe.tw {
+		if k := c.key; !k.connect && addrOverlap(k.addr, src) {
 			return true
 		}
 	}

@@ -164,6 +164,7 @@ type StatsSnapshot struct {
 	AbortOnMemory, Orphans                            uint64 // orphans reset over MaxOrphans; orphans now
 	MemoryPressures, RcvMemDrops, MemBytes            uint64 // entries into pressure; data dropped at MemLimit; buffer bytes now
 	DSACKOldSent, DSACKOfoSent                        uint64 // D-SACKs sent for old / out-of-order duplicates
+	DSACKUndo                                         uint64 // loss episodes undone by D-SACKs
 }
 
 // ConnInfo is one row of the socket table.

@@ -14,14 +14,22 @@ func TestFilter(t *testing.T) {
 		{"", []string{"arpRequest", "icmpEcho", "dnsQuery", "tcpSYN", "tcpSYNACK", "vlanEchoReply", "igmp", "portUnreach"}},
 		{"tcp", []string{"tcpSYN", "tcpSYNACK"}},
 		{"udp", []string{"dnsQuery"}},
-		{"icmp", []string{"icmpEcho", "vlanEchoReply", "portUnreach"}},
+		// As in tcpdump, a VLAN-tagged frame is not "ip" without "vlan".
+		{"icmp", []string{"icmpEcho", "portUnreach"}},
 		{"arp", []string{"arpRequest"}},
-		{"ip", []string{"icmpEcho", "dnsQuery", "tcpSYN", "tcpSYNACK", "vlanEchoReply", "igmp", "portUnreach"}},
+		{"ip", []string{"icmpEcho", "dnsQuery", "tcpSYN", "tcpSYNACK", "igmp", "portUnreach"}},
 		{"port 80", []string{"tcpSYN", "tcpSYNACK"}},
 		{"port 53", []string{"dnsQuery"}},
 		{"port 9", nil}, // only inside an ICMP quote: not a port match
 		{"host 224.0.0.251", []string{"igmp"}},
-		{"host 192.168.1.1 icmp", []string{"icmpEcho", "vlanEchoReply", "portUnreach"}},
+		{"host 192.168.1.1 and icmp", []string{"icmpEcho", "portUnreach"}},
+		{"not ip", []string{"arpRequest", "vlanEchoReply"}},
+		{"udp or tcp and port 80", []string{"tcpSYN", "tcpSYNACK"}}, // (udp or tcp) and port 80
+		{"udp or (tcp and port 80)", []string{"dnsQuery", "tcpSYN", "tcpSYNACK"}},
+		{"port 53 or 80", []string{"dnsQuery", "tcpSYN", "tcpSYNACK"}},
+		{"dst port 80", []string{"tcpSYN"}},
+		{"src port 80", []string{"tcpSYNACK"}},
+		{"!tcp && !arp", []string{"icmpEcho", "dnsQuery", "vlanEchoReply", "igmp", "portUnreach"}},
 		{"arp host 192.168.1.10", []string{"arpRequest"}},
 		{"tcp and port 80 and host 192.168.1.10", []string{"tcpSYN", "tcpSYNACK"}},
 		{"udp port 80", nil},
@@ -54,7 +62,8 @@ func TestFilter(t *testing.T) {
 }
 
 func TestFilterErrors(t *testing.T) {
-	for _, e := range []string{"tpc", "host", "host 1.2.3", "host ::1", "port", "port 65536", "port -1", "port x", "or"} {
+	for _, e := range []string{"tpc", "host", "host 1.2.3", "host ::1", "port", "port 65536", "port -1", "port x", "or",
+		"(tcp", "tcp)", "tcp and", "not", "icmp port 80", "tcp host 1.2.3.4", "net 10.0.0.1/8", "host 192.168.1.1 icmp"} {
 		if _, err := ParseFilter(e); err == nil {
 			t.Errorf("ParseFilter(%q) accepted", e)
 		}
@@ -77,4 +86,17 @@ func TestFilterMalformed(t *testing.T) {
 	if h.Match(tcpSYN[:20], true) || h.Match([]byte{0x60}, false) {
 		t.Error("host matched a frame without an IPv4 header")
 	}
+}
+
+func FuzzParseFilter(f *testing.F) {
+	for _, s := range []string{"tcp and port 80", "not (src net 10.0.0 or dst host 1.2.3.4)", "port 53 or 67 and !udp", "((", "src or dst port 7"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		flt, err := ParseFilter(s)
+		if err == nil {
+			flt.Match(tcpSYN, true)
+			flt.Match(arpRequest, true)
+		}
+	})
 }

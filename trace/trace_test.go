@@ -256,7 +256,7 @@ func FuzzLine(f *testing.F) {
 		f.Add(b, true)
 		f.Add(b[14:], false)
 	}
-	flt, err := ParseFilter("tcp host 192.168.1.1 port 80")
+	flt, err := ParseFilter("tcp and host 192.168.1.1 and (port 80 or not src net 10.0.0.0/8)")
 	if err != nil {
 		f.Fatal(err)
 	}

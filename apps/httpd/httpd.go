@@ -5,12 +5,16 @@ package httpd
 import (
 	"errors"
 	"fmt"
+	"html"
 	"html/template"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"path"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +27,7 @@ const Port = 80
 
 // Config configures Serve.
 type Config struct {
-	Root        string        // directory served under /files/; empty: no files
+	Root        string        // directory served at /; empty: no files (the status page at /)
 	MaxConns    int           // connections at once; default 64
 	ReadTimeout time.Duration // whole request, default 30s
 	IdleTimeout time.Duration // keep-alive, default 60s
@@ -137,7 +141,7 @@ var page = template.Must(template.New("status").Parse(`<!DOCTYPE html>
 <style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}td.n{text-align:right}</style>
 </head><body>
 <h1>{{.Name}}</h1>
-<p>Served by Go's net/http over the sockstack user-space TCP/IP stack. {{if .Files}}<a href="/files/">Files</a> · {{end}}<a href="/stats">plain text</a></p>
+<p>Served by Go's net/http over the sockstack user-space TCP/IP stack. {{if .Files}}<a href="/">Files</a> · {{end}}<a href="/stats">plain text</a></p>
 <h2>Sockets</h2>
 <table><tr><th>Proto</th><th>Local</th><th>Remote</th><th>State</th><th>Recv-Q</th><th>Send-Q</th></tr>
 {{range .Rows}}<tr><td>{{.Proto}}</td><td>{{.Local}}</td><td>{{.Remote}}</td><td>{{.State}}</td><td class="n">{{.RecvQ}}</td><td class="n">{{.SendQ}}</td></tr>
@@ -149,12 +153,13 @@ var page = template.Must(template.New("status").Parse(`<!DOCTYPE html>
 </body></html>
 `))
 
-// Handler serves "/" (the HTML status page), "/stats" (plain text) and,
-// when root is not empty, the files under root at "/files/"
-// (http.FileServer over http.Dir, which never leaves root).
+// Handler serves the status page at "/status" (HTML) and "/stats"
+// (plain text), and, when root is not empty, the files under root at "/"
+// as python3 -m http.server does: index.html where there is one, else a
+// directory listing. Without root the status page is at "/" too.
 func Handler(n *socket.Net, root string) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+	status := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		page.Execute(w, struct {
 			Name  string
@@ -162,15 +167,63 @@ func Handler(n *socket.Net, root string) http.Handler {
 			Rows  []Row
 			Stats []Stat
 		}{n.Stack().Name(), root != "", Table(n), Stats(n, true)})
-	})
+	}
+	mux.HandleFunc("GET /status", status)
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		WriteText(w, n)
 	})
 	if root != "" {
-		mux.Handle("GET /files/", http.StripPrefix("/files/", http.FileServer(http.Dir(root))))
+		mux.Handle("GET /", files(root))
+	} else {
+		mux.HandleFunc("GET /{$}", status)
 	}
 	return mux
+}
+
+// files serves root: http.FileServer over http.Dir (which never leaves
+// root) for files and index.html, and a listing in python3 -m
+// http.server's form for a directory without one.
+func files(root string) http.Handler {
+	dir := http.Dir(root)
+	fs := http.FileServer(dir)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if !strings.HasSuffix(p, "/") {
+			fs.ServeHTTP(w, r) // files, and the redirect of a directory to DIR/
+			return
+		}
+		if f, err := dir.Open(path.Join(p, "index.html")); err == nil {
+			f.Close()
+			fs.ServeHTTP(w, r)
+			return
+		}
+		d, err := dir.Open(p)
+		if err != nil {
+			http.Error(w, "File not found", http.StatusNotFound)
+			return
+		}
+		defer d.Close()
+		ents, err := d.Readdir(-1)
+		if err != nil {
+			http.Error(w, "No permission to list directory", http.StatusNotFound)
+			return
+		}
+		sort.Slice(ents, func(i, j int) bool { return strings.ToLower(ents[i].Name()) < strings.ToLower(ents[j].Name()) })
+		title := html.EscapeString("Directory listing for " + p)
+		var b strings.Builder
+		fmt.Fprintf(&b, "<!DOCTYPE HTML>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>%s</title>\n</head>\n<body>\n<h1>%s</h1>\n<hr>\n<ul>\n", title, title)
+		for _, e := range ents {
+			name := e.Name()
+			if e.IsDir() {
+				name += "/"
+			}
+			fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a></li>\n", (&url.URL{Path: name}).EscapedPath(), html.EscapeString(name))
+		}
+		b.WriteString("</ul>\n<hr>\n</body>\n</html>\n")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, b.String())
+	})
 }
 
 // Server is a running HTTP server; Close stops it.

@@ -77,19 +77,25 @@ func (cfg *ClientConfig) options(op uint16, size int64) [][2]string {
 	return o
 }
 
-func dialTFTP(ctx context.Context, n *socket.Net, srv netip.AddrPort, cfg *ClientConfig) (*conn, func() bool, error) {
+// openSocket makes the transfer's socket: a UDP socket on an ephemeral
+// port (its TID).
+func openSocket(n *socket.Net) (PacketConn, error) {
 	so, err := n.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := so.Bind(socket.Inet("0.0.0.0", 0)); err != nil {
 		so.Close()
-		return nil, nil, err
+		return nil, err
 	}
+	return so, nil
+}
+
+func dialTFTP(ctx context.Context, so PacketConn, srv netip.AddrPort, cfg *ClientConfig) (*conn, func() bool) {
 	stop := context.AfterFunc(ctx, func() { so.Close() })
 	c := newConn(so, cfg.Timeout, cfg.Retries)
 	c.sendTo = srv
-	return c, stop, nil
+	return c, stop
 }
 
 // applyOACK checks the server's OACK against what we asked for (RFC 2347:
@@ -134,7 +140,17 @@ func (c *conn) applyOACK(p []byte, cfg *ClientConfig, asked [][2]string, tsize *
 
 // Get reads the file remote from the TFTP server srv (for example
 // 10.0.0.2:69) into w. It stops when ctx ends.
-func Get(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, w io.Writer, cfg ClientConfig) (res Result, err error) {
+func Get(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, w io.Writer, cfg ClientConfig) (Result, error) {
+	so, err := openSocket(n)
+	if err != nil {
+		return Result{Tsize: -1}, err
+	}
+	return GetOn(ctx, so, srv, remote, w, cfg)
+}
+
+// GetOn is Get on a socket the caller made (a bound UDP socket of any
+// stack); it closes so.
+func GetOn(ctx context.Context, so PacketConn, srv netip.AddrPort, remote string, w io.Writer, cfg ClientConfig) (res Result, err error) {
 	res = Result{Tsize: -1}
 	defer func() {
 		if err != nil && ctx.Err() != nil {
@@ -142,12 +158,10 @@ func Get(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, 
 		}
 	}()
 	if err := cfg.fill(); err != nil {
+		so.Close()
 		return res, err
 	}
-	c, stop, err := dialTFTP(ctx, n, srv, &cfg)
-	if err != nil {
-		return res, err
-	}
+	c, stop := dialTFTP(ctx, so, srv, &cfg)
 	defer c.so.Close()
 	defer stop()
 	asked := cfg.options(opRRQ, -1)
@@ -191,7 +205,16 @@ func Get(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, 
 
 // Put writes r to the file remote on the TFTP server srv. size is r's
 // length when known (for the tsize option and the progress total), or -1.
-func Put(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, r io.Reader, size int64, cfg ClientConfig) (res Result, err error) {
+func Put(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, r io.Reader, size int64, cfg ClientConfig) (Result, error) {
+	so, err := openSocket(n)
+	if err != nil {
+		return Result{Tsize: -1}, err
+	}
+	return PutOn(ctx, so, srv, remote, r, size, cfg)
+}
+
+// PutOn is Put on a socket the caller made; it closes so.
+func PutOn(ctx context.Context, so PacketConn, srv netip.AddrPort, remote string, r io.Reader, size int64, cfg ClientConfig) (res Result, err error) {
 	res = Result{Tsize: -1}
 	defer func() {
 		if err != nil && ctx.Err() != nil {
@@ -199,12 +222,10 @@ func Put(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, 
 		}
 	}()
 	if err := cfg.fill(); err != nil {
+		so.Close()
 		return res, err
 	}
-	c, stop, err := dialTFTP(ctx, n, srv, &cfg)
-	if err != nil {
-		return res, err
-	}
+	c, stop := dialTFTP(ctx, so, srv, &cfg)
 	defer c.so.Close()
 	defer stop()
 	if cfg.Mode == "netascii" {

@@ -12,9 +12,19 @@ import (
 	"github.com/sockstack/sockstack/socket"
 )
 
+// PacketConn is the part of a datagram socket a transfer uses: both
+// *socket.Socket and sockapi.Sock (the host kernel's sockets too) have it,
+// so one client serves sockstack and the kernel.
+type PacketConn interface {
+	SendTo(b []byte, flags int, a socket.Sockaddr) (int, error)
+	RecvFrom(b []byte, flags int) (int, socket.Sockaddr, error)
+	SetTimeout(d time.Duration)
+	Close() error
+}
+
 // conn is one transfer's lock-step exchange on its own socket (its TID).
 type conn struct {
-	so      *socket.Socket
+	so      PacketConn
 	peer    netip.AddrPort // the other side's TID once known
 	locked  bool           // peer is known (the client learns it from the first answer)
 	sendTo  netip.AddrPort // where last goes before locked (the server's port 69)
@@ -39,9 +49,13 @@ type conn struct {
 	strays      int
 }
 
-var errTimedOut = errors.New("tftp: timed out")
+// ErrTimedOut ends a transfer whose peer stayed silent through every
+// retransmission.
+var ErrTimedOut = errors.New("tftp: timed out")
 
-func newConn(so *socket.Socket, timeout time.Duration, retries int) *conn {
+var errTimedOut = ErrTimedOut
+
+func newConn(so PacketConn, timeout time.Duration, retries int) *conn {
 	return &conn{so: so, timeout: timeout, retries: retries, blksize: DefaultBlksize, dallyFactor: 2, buf: make([]byte, MaxBlksize+4+1)}
 }
 

@@ -299,9 +299,6 @@ func TestLossyLink(t *testing.T) {
 }
 
 func TestBlockRollover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("65k+ blocks")
-	}
 	f := newFixture(t, apptest.Options{}, ServerConfig{})
 	// 8-byte blocks: past block 65535 the number wraps to 0.
 	data := randBytes(65536*8+77, 5)

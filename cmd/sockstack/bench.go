@@ -3,7 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,10 +25,15 @@ func benchCmd() *cobra.Command {
 	var only string
 	var kernel bool
 	c := &cobra.Command{
-		Use:   "bench",
-		Short: "Measure BENCH.md's figures (bulk, rr, conn, mem, udp) for sockstack and, with --kernel, Linux loopback",
+		Use:     "bench",
+		Short:   "Measure BENCH.md's figures (bulk, rr, conn, mem, udp) for sockstack and, with --kernel, Linux loopback",
+		Example: "  sockstack bench --only rr --runs 1 --rr 5000",
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg := benchConfig{runs, bulkMiB << 20, rrN, connDur, memN, udpN, only}
+			if err := cfg.check(); err != nil {
+				return usageErr(cmd, "%v", err)
+			}
 			envs := []func(int) *perf.Env{perf.Sockstack}
 			if kernel {
 				envs = append(envs, func(int) *perf.Env { return perf.Kernel() })
@@ -38,7 +47,7 @@ func benchCmd() *cobra.Command {
 	c.Flags().DurationVar(&connDur, "conn-time", 5*time.Second, "duration of the conn figure")
 	c.Flags().IntVar(&memN, "mem", 10000, "idle connections for the mem figure")
 	c.Flags().IntVar(&udpN, "udp", 1000000, "datagrams for the udp figure")
-	c.Flags().StringVar(&only, "only", "", "one figure: bulk1500, bulk65000, rr, conn, mem, udp")
+	c.Flags().StringVar(&only, "only", "", "one figure: "+strings.Join(benchFigures, ", "))
 	c.Flags().BoolVar(&kernel, "kernel", false, "also measure Linux loopback with Go's net")
 	return c
 }
@@ -53,6 +62,48 @@ type benchConfig struct {
 	only      string
 }
 
+// benchFigures are the names --only takes, in the order they run.
+var benchFigures = []string{"bulk1500", "bulk65000", "rr", "conn", "mem", "udp"}
+
+// check refuses settings that would measure nothing.
+func (c benchConfig) check() error {
+	switch {
+	case c.runs < 1:
+		return fmt.Errorf("--runs %d: want at least 1", c.runs)
+	case c.bulkBytes < 1<<20 || c.bulkBytes > 1<<40:
+		return fmt.Errorf("--bulk-mib %d: want 1..1048576", c.bulkBytes>>20)
+	case c.rr < 1:
+		return fmt.Errorf("--rr %d: want at least 1 round trip", c.rr)
+	case c.conn <= 0:
+		return fmt.Errorf("--conn-time %v: want a positive duration", c.conn)
+	case c.mem < 1:
+		return fmt.Errorf("--mem %d: want at least 1 connection", c.mem)
+	case c.udp < 1:
+		return fmt.Errorf("--udp %d: want at least 1 datagram", c.udp)
+	case c.only != "" && !slices.Contains(benchFigures, c.only):
+		return fmt.Errorf("--only %q: not a figure; valid: %s", c.only, strings.Join(benchFigures, ", "))
+	}
+	return nil
+}
+
+// figure prints a measurement without e-notation: grouped digits from
+// 1,000 up (34,680 conn/s), three significant digits below.
+func figure(v float64) string {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return fmt.Sprint(v)
+	case math.Abs(v) >= 999.5:
+		return groupDigits(int64(math.Round(v)))
+	case math.Abs(v) >= 99.95:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case math.Abs(v) >= 9.995:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	case math.Abs(v) >= 0.9995:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 3, 64)
+}
+
 func median(xs []float64) (med, lo, hi float64) {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
@@ -60,6 +111,9 @@ func median(xs []float64) (med, lo, hi float64) {
 }
 
 func runBench(w io.Writer, cfg benchConfig, envs []func(int) *perf.Env) error {
+	if err := cfg.check(); err != nil {
+		return err
+	}
 	type fig struct {
 		name string
 		mtu  int
@@ -112,7 +166,7 @@ func runBench(w io.Writer, cfg benchConfig, envs []func(int) *perf.Env) error {
 				note = n
 			}
 			m, lo, hi := median(vals)
-			fmt.Fprintf(w, "%-10s %-16s %-30s %s\n", f.name, name, fmt.Sprintf("%.4g [%.4g-%.4g] %s", m, lo, hi, units[f.name]), note)
+			fmt.Fprintf(w, "%-10s %-16s %-30s %s\n", f.name, name, fmt.Sprintf("%s [%s-%s] %s", figure(m), figure(lo), figure(hi), units[f.name]), note)
 		}
 	}
 	return nil

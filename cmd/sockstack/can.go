@@ -375,7 +375,7 @@ func candumpCmd() *cobra.Command {
 				return err
 			}
 			defer e.close()
-			ctx, stop := sigContext()
+			ctx, stop := sigContext(cmd)
 			defer stop()
 			return runCandump(ctx, cmd.OutOrStdout(), e, args, o)
 		},
@@ -552,7 +552,7 @@ func cangenCmd() *cobra.Command {
 				return err
 			}
 			defer e.close()
-			ctx, stop := sigContext()
+			ctx, stop := sigContext(cmd)
 			defer stop()
 			n, err := runCangen(ctx, e, args[0], o)
 			fmt.Fprintf(cmd.ErrOrStderr(), "cangen: %d frames sent\n", n)
@@ -710,7 +710,7 @@ capture of every frame (--pcap).`,
 			if e.bridge != nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "canup: bus with %s, bridge on udp %s\n", args[0], e.bridge.LocalAddr())
 			}
-			ctx, stop := sigContext()
+			ctx, stop := sigContext(cmd)
 			defer stop()
 			<-ctx.Done()
 			fmt.Fprintf(cmd.OutOrStdout(), "canup: %d frames carried\n", e.bus.Frames.Load())

@@ -486,7 +486,7 @@ func isotprecvCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			ctx, stop := sigContext()
+			ctx, stop := sigContext(cmd)
 			defer stop()
 			buf := make([]byte, 8300)
 			w := cmd.OutOrStdout()

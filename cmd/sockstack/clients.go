@@ -32,22 +32,41 @@ func chatCmd() *cobra.Command {
 	var port int
 	var name string
 	var tcpMode bool
+	var bots int
 	c := &cobra.Command{
-		Use:   "chat [--name NAME] [--tcp] HOST",
-		Short: "Chat client: each line of stdin goes to the room, every message from it is printed",
-		Args:  cobra.ExactArgs(1),
+		Use:     "chat [--name NAME] [--tcp] [--bots N] HOST",
+		Short:   "Chat client: each line of stdin goes to the room, every message from it is printed",
+		Example: "  sockstack chat --name alice --bots 2 server",
+		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(cmd); err != nil {
+				return err
+			}
+			if port < 1 || port > 65535 {
+				return usageErr(cmd, "--port %d outside 1..65535", port)
+			}
+			if bots < 0 || bots > maxBots {
+				return usageErr(cmd, "--bots %d outside 0..%d", bots, maxBots)
+			}
 			e, dst, err := f.openTarget(cmd.ErrOrStderr(), args[0])
 			if err != nil {
 				return err
 			}
 			defer e.Close()
-			ctx, stop := sigContext()
+			ctx, stop := cmdContext(cmd)
 			defer stop()
-			return runChat(ctx, cmd.OutOrStdout(), e.api, netip.AddrPortFrom(dst, uint16(port)), name, !tcpMode, cmd.InOrStdin())
+			srv := netip.AddrPortFrom(dst, uint16(port))
+			botsDone := make(chan struct{})
+			go func() {
+				defer close(botsDone)
+				runBots(ctx, e.api, srv, bots, !tcpMode)
+			}()
+			defer func() { stop(); <-botsDone }()
+			return runChat(ctx, cmd.OutOrStdout(), e.api, srv, name, !tcpMode, cmd.InOrStdin())
 		},
 	}
-	f.register(c)
+	f.register(c, clientTool)
+	c.Flags().IntVar(&bots, "bots", 0, "bring this many bot participants into the room (they greet and answer)")
 	c.Flags().IntVarP(&port, "port", "p", chat.Port, "server port")
 	c.Flags().StringVarP(&name, "name", "n", "", "your name in the room (/join NAME)")
 	c.Flags().BoolVar(&tcpMode, "tcp", false, "TCP (one line per message) instead of UDP")
@@ -108,10 +127,15 @@ func runChat(ctx context.Context, w io.Writer, api sockapi.API, srv netip.AddrPo
 		}
 	}()
 	lines := make(chan string)
+	inErr := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 4096), maxChatLine)
 		for sc.Scan() {
 			lines <- sc.Text()
+		}
+		if errors.Is(sc.Err(), bufio.ErrTooLong) {
+			inErr <- fmt.Errorf("chat: an input line is longer than %d bytes", maxChatLine)
 		}
 		close(lines)
 	}()
@@ -124,6 +148,12 @@ func runChat(ctx context.Context, w io.Writer, api sockapi.API, srv netip.AddrPo
 			return err
 		case line, ok := <-lines:
 			if !ok {
+				select {
+				case err := <-inErr:
+					send("/quit")
+					return err
+				default:
+				}
 				// End of input: leave the room, after a moment for replies.
 				time.Sleep(300 * time.Millisecond)
 				send("/quit")
@@ -136,37 +166,41 @@ func runChat(ctx context.Context, w io.Writer, api sockapi.API, srv netip.AddrPo
 	}
 }
 
+// maxChatLine bounds an input line of chat (the server cuts messages
+// far shorter anyway).
+const maxChatLine = 65000
+
 // --- http get ---
 
 func httpCmd() *cobra.Command {
 	var f hostFlags
 	var output string
-	var include bool
+	var include, quiet bool
 	var timeout time.Duration
 	c := &cobra.Command{
-		Use:   "http get URL",
-		Short: "HTTP/1.1 GET: print the body (or save it with -o) and a summary",
-		Args:  cobra.ExactArgs(2),
+		Use:     "http get URL",
+		Short:   "HTTP/1.1 GET: print the body (or save it with -o) and a summary",
+		Example: "  sockstack http get http://server/hello.txt\n  sockstack http get -o big.bin http://10.0.0.2/1MiB.bin",
+		Args:    usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(cmd); err != nil {
+				return err
+			}
 			if args[0] != "get" {
-				return fmt.Errorf("http: only get is supported, not %q", args[0])
+				return usageErr(cmd, "only get is supported, not %q", args[0])
 			}
 			u, err := url.Parse(args[1])
-			if err != nil || u.Scheme != "http" {
-				return fmt.Errorf("http: want an http:// URL, got %q", args[1])
-			}
-			dst, err := parseTarget(u.Hostname())
-			if err != nil {
-				return err
+			if err != nil || u.Scheme != "http" || u.Hostname() == "" {
+				return usageErr(cmd, "want an http:// URL, got %q", args[1])
 			}
 			port := 80
 			if p := u.Port(); p != "" {
 				port, err = strconv.Atoi(p)
-				if err != nil {
-					return fmt.Errorf("http: bad port %q", p)
+				if err != nil || port < 1 || port > 65535 {
+					return usageErr(cmd, "bad port %q in the URL", p)
 				}
 			}
-			e, err := f.open(cmd.ErrOrStderr(), dst)
+			e, dst, err := f.openTarget(cmd.ErrOrStderr(), u.Hostname())
 			if err != nil {
 				return err
 			}
@@ -180,18 +214,18 @@ func httpCmd() *cobra.Command {
 				defer fh.Close()
 				out = fh
 			}
-			return httpGet(cmd.ErrOrStderr(), out, e.api, netip.AddrPortFrom(dst, uint16(port)), u, include, timeout)
+			return httpGet(cmd.ErrOrStderr(), out, e.api, netip.AddrPortFrom(dst, uint16(port)), u, include, timeout, quiet || output == "")
 		},
 	}
-	f.register(c)
+	f.register(c, clientTool)
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	c.Flags().StringVarP(&output, "output", "o", "", "write the body to this file")
 	c.Flags().BoolVarP(&include, "include", "i", false, "print the status line and headers too")
 	c.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "give up when nothing arrives for this long")
 	return c
 }
 
-func httpGet(log, out io.Writer, api sockapi.API, srv netip.AddrPort, u *url.URL, include bool, timeout time.Duration) error {
-	start := time.Now()
+func httpGet(log, out io.Writer, api sockapi.API, srv netip.AddrPort, u *url.URL, include bool, timeout time.Duration, quiet bool) error {
 	s, err := dial(api, srv, false, timeout)
 	if err != nil {
 		return err
@@ -242,6 +276,8 @@ func httpGet(log, out io.Writer, api sockapi.API, srv netip.AddrPort, u *url.URL
 			chunked = strings.Contains(strings.ToLower(v), "chunked")
 		}
 	}
+	pm := newMeter(log, "http get "+u.Path, length, quiet)
+	out = &meterWriter{w: out, m: pm, total: length}
 	var n int64
 	switch {
 	case chunked:
@@ -275,8 +311,7 @@ func httpGet(log, out io.Writer, api sockapi.API, srv netip.AddrPort, u *url.URL
 			return fmt.Errorf("http: body: %w", err)
 		}
 	}
-	d := time.Since(start)
-	fmt.Fprintf(log, "http: %s: %d bytes in %v (%.1f Mbit/s)\n", status, n, d.Round(time.Millisecond), float64(n)*8/max(d.Seconds(), 1e-9)/1e6)
+	pm.done("received", n, ", "+status)
 	if code >= 400 {
 		return fmt.Errorf("http: %s", status)
 	}
@@ -298,22 +333,38 @@ func mcastCmd() *cobra.Command {
 datagram until --count arrived or --timeout passed without any.
 On the virtual network the second host plays the other part: it listens
 when you send, and sends when you listen.`,
-		Args: cobra.RangeArgs(2, 3),
+		Example: "  sockstack mcast send 239.1.2.3:5000 hello\n  sockstack mcast listen 239.1.2.3:5000",
+		Args:    usageArgs(cobra.RangeArgs(2, 3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(cmd); err != nil {
+				return err
+			}
 			op := args[0]
 			if op != "send" && op != "listen" {
-				return fmt.Errorf("mcast: want send or listen, not %q", op)
+				return usageErr(cmd, "want send or listen, not %q", op)
+			}
+			if op == "listen" && len(args) == 3 {
+				return usageErr(cmd, "listen takes no MESSAGE")
+			}
+			if op == "listen" && cmd.Flags().Changed("loop") {
+				return usageErr(cmd, "--loop applies to send")
 			}
 			gp, err := netip.ParseAddrPort(args[1])
-			if err != nil || !gp.Addr().Is4() || !gp.Addr().IsMulticast() {
-				return fmt.Errorf("mcast: want GROUP:PORT with an IPv4 multicast group (224.0.0.0/4), got %q", args[1])
+			if err != nil || !gp.Addr().Is4() || !gp.Addr().IsMulticast() || gp.Port() == 0 {
+				return usageErr(cmd, "want GROUP:PORT with an IPv4 multicast group (224.0.0.0/4) and a port, got %q", args[1])
 			}
-			e, err := f.open(cmd.ErrOrStderr(), netip.Addr{})
+			if ttl < 0 || ttl > 255 {
+				return usageErr(cmd, "--ttl %d outside 0..255", ttl)
+			}
+			if count < 0 {
+				return usageErr(cmd, "--count %d: want 0 or more", count)
+			}
+			e, err := f.open(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			defer e.Close()
-			ctx, stop := sigContext()
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			w := cmd.OutOrStdout()
 			if op == "send" {
@@ -333,12 +384,12 @@ when you send, and sends when you listen.`,
 			return mcastListen(ctx, w, e.api, gp, count, timeout)
 		},
 	}
-	f.register(c)
+	f.register(c, clientTool)
 	c.Flags().IntVarP(&count, "count", "c", 3, "datagrams to send / to wait for (0: no limit)")
 	c.Flags().IntVarP(&ttl, "ttl", "t", 1, "multicast TTL")
 	c.Flags().DurationVarP(&interval, "interval", "i", time.Second, "time between datagrams")
 	c.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "listen: give up after this long without a datagram")
-	c.Flags().BoolVar(&loop, "loop", false, "send: also deliver to listeners on this host (IP_MULTICAST_LOOP)")
+	c.Flags().BoolVar(&loop, "loop", true, "send: also deliver to listeners on this host (IP_MULTICAST_LOOP; on by default, as in Linux)")
 	return c
 }
 
@@ -429,4 +480,82 @@ func mcastListen(ctx context.Context, w io.Writer, api sockapi.API, gp netip.Add
 		fmt.Fprintf(w, "%d bytes from %v: %q\n", n, from, buf[:n])
 	}
 	return nil
+}
+
+// meterWriter feeds a meter as a body is written.
+type meterWriter struct {
+	w     io.Writer
+	m     *meter
+	n     int64
+	total int64
+}
+
+func (mw *meterWriter) Write(b []byte) (int, error) {
+	k, err := mw.w.Write(b)
+	mw.n += int64(k)
+	mw.m.set(mw.n, mw.total)
+	return k, err
+}
+
+// maxBots bounds --bots (each is a member of the room with a socket).
+const maxBots = 16
+
+// runBots brings n bot participants into the chat room at srv: each joins
+// as bot1, bot2, ..., greets, and answers a message from a person (not
+// from another bot) once. They leave when ctx ends.
+func runBots(ctx context.Context, api sockapi.API, srv netip.AddrPort, n int, udp bool) {
+	done := make(chan struct{}, n)
+	for i := 1; i <= n; i++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			runBot(ctx, api, srv, fmt.Sprintf("bot%d", i), udp)
+		}()
+	}
+	for range n {
+		<-done
+	}
+}
+
+func runBot(ctx context.Context, api sockapi.API, srv netip.AddrPort, name string, udp bool) {
+	s, err := dial(api, srv, udp, 200*time.Millisecond)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	send := func(line string) {
+		if !udp {
+			line += "\n"
+		}
+		s.SendAll([]byte(line), 0)
+	}
+	send("/join " + name)
+	send("hello, I am " + name + " (a bot)")
+	buf := make([]byte, 4096)
+	var pending string
+	for ctx.Err() == nil {
+		k, err := s.Recv(buf, 0)
+		if errors.Is(err, syscall.EAGAIN) {
+			continue
+		}
+		if err != nil || (k == 0 && !udp) {
+			return
+		}
+		pending += string(buf[:k])
+		if udp {
+			pending += "\n"
+		}
+		for {
+			line, rest, ok := strings.Cut(pending, "\n")
+			if !ok {
+				break
+			}
+			pending = rest
+			who, text, ok := strings.Cut(line, ": ")
+			if !ok || strings.HasPrefix(who, "bot") || strings.HasPrefix(who, "*") {
+				continue
+			}
+			send(fmt.Sprintf("%s: you said %q", who, text))
+		}
+	}
+	send("/quit")
 }

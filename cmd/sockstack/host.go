@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sockstack/sockstack/apps"
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/sockapi"
 	"github.com/sockstack/sockstack/socket"
@@ -19,26 +23,83 @@ import (
 	"github.com/sockstack/sockstack/wire"
 )
 
-// hostFlags choose where a client tool runs: the built-in virtual network
+// toolKind says which of the host flags a command takes: a flag that
+// cannot apply is not offered at all.
+type toolKind int
+
+const (
+	clientTool toolKind = iota // ping, echo, tftp, http, chat, mcast: vnet, TAP or kernel
+	sniffTool                  // sniff: vnet, TAP (with --serve) or the kernel's AF_PACKET
+	upTool                     // up: a TAP only
+)
+
+// hostFlags choose where a tool runs: the built-in virtual network
 // (default), its own stack on a TAP device, or the host kernel.
 type hostFlags struct {
+	kind                 toolKind
 	tap, netns, addr, gw string
 	mtu                  int
 	kernel               bool
 	pcap                 string
-	serveRoot            string // files the virtual server host serves (http, tftp)
+	serveRoot            string   // up: files the http and tftp services serve
+	create               bool     // up: create the TAP when it does not exist
+	vhosts               []string // virtual network: extra hosts, NAME=ADDR
+	hostsFile            string   // virtual network: extra hosts, /etc/hosts form
 }
 
-func (f *hostFlags) register(c *cobra.Command) {
+func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
+	f.kind = kind
 	fl := c.Flags()
 	fl.StringVar(&f.tap, "tap", "", "run the stack on this TAP device instead of the virtual network")
 	fl.StringVar(&f.netns, "netns", "", "network namespace (under /run/netns) that holds the TAP")
 	fl.StringVar(&f.addr, "addr", "", "the stack's address on the TAP, as CIDR (e.g. 10.77.0.2/24)")
-	fl.StringVar(&f.gw, "gw", "", "default gateway on the TAP")
 	fl.IntVar(&f.mtu, "mtu", 0, "set the TAP's MTU (0: keep the device's)")
-	fl.BoolVar(&f.kernel, "kernel", false, "use the host kernel's sockets instead of sockstack")
-	fl.StringVar(&f.pcap, "pcap", "", "write every frame of this host to a pcap file")
-	fl.StringVar(&f.serveRoot, "root", "", "directory the http and tftp services serve (virtual network: a temporary one with sample files; up: the current directory)")
+	if kind != sniffTool {
+		// sniff writes its capture with -w.
+		fl.StringVar(&f.pcap, "pcap", "", "write every frame of this host to a pcap file")
+		fl.StringVar(&f.gw, "gw", "", "default gateway on the TAP")
+	}
+	if kind == sniffTool {
+		fl.BoolVar(&f.kernel, "kernel", false, "capture on an interface of the host kernel (--iface; AF_PACKET, needs CAP_NET_RAW)")
+	}
+	if kind == clientTool {
+		fl.BoolVar(&f.kernel, "kernel", false, "use the host kernel's sockets instead of sockstack")
+		fl.StringArrayVar(&f.vhosts, "vhost", nil, "virtual network: one more host NAME=ADDR (in 10.0.0.0/24) running the services (repeatable)")
+		fl.StringVar(&f.hostsFile, "hosts", "", "virtual network: more hosts from a file in /etc/hosts form (ADDR NAME...)")
+	}
+	if kind == upTool {
+		fl.StringVar(&f.serveRoot, "root", "", "directory the http and tftp services serve (default: the current directory)")
+		fl.BoolVar(&f.create, "create", false, "create the TAP device when it does not exist")
+	}
+}
+
+// check refuses flags that would be ignored with the others given.
+func (f *hostFlags) check(c *cobra.Command) error {
+	set := func(name string) bool { fl := c.Flags().Lookup(name); return fl != nil && fl.Changed }
+	if f.kernel && f.tap != "" {
+		return usageErr(c, "--kernel and --tap exclude each other")
+	}
+	tapOnly := []string{"addr", "gw", "mtu", "create"}
+	if f.kind != sniffTool {
+		tapOnly = append(tapOnly, "netns")
+	}
+	if f.tap == "" {
+		for _, n := range tapOnly {
+			if set(n) {
+				return usageErr(c, "--%s applies only with --tap", n)
+			}
+		}
+	}
+	if f.kind == sniffTool && set("netns") && f.tap == "" && !f.kernel {
+		return usageErr(c, "--netns applies only with --tap or --kernel")
+	}
+	if f.kernel && set("pcap") {
+		return usageErr(c, "--pcap does not apply with --kernel (capture with sniff --kernel or tcpdump)")
+	}
+	if (f.kernel || f.tap != "") && (len(f.vhosts) > 0 || f.hostsFile != "") {
+		return usageErr(c, "--vhost and --hosts apply only to the virtual network")
+	}
+	return nil
 }
 
 // env is an opened place to run a tool.
@@ -67,31 +128,57 @@ func (e *env) Close() error {
 	return err
 }
 
-// open builds the environment. target is the address the tool will talk
-// to (invalid when it has none, like mcast or sniff): on the virtual
-// network a server host is created at that address.
-// openTarget parses a command's HOST argument and opens the stack to
-// reach it (the shared first step of the client tools).
+// openTarget opens the place to run and resolves the command's HOST
+// argument there: the stack's hosts table and resolver, or the system's
+// resolver with --kernel.
 func (f *hostFlags) openTarget(log io.Writer, arg string) (*env, netip.Addr, error) {
-	dst, err := parseTarget(arg)
+	e, err := f.open(log)
 	if err != nil {
-		return nil, dst, err
+		return nil, netip.Addr{}, err
 	}
-	e, err := f.open(log, dst)
-	return e, dst, err
+	dst, err := e.resolve(arg)
+	if err != nil {
+		e.Close()
+		return nil, netip.Addr{}, err
+	}
+	return e, dst, nil
 }
 
-func (f *hostFlags) open(log io.Writer, target netip.Addr) (*env, error) {
+// resolve turns a host name or IPv4 literal into an address.
+func (e *env) resolve(name string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(name); err == nil {
+		if !a.Unmap().Is4() {
+			return netip.Addr{}, fmt.Errorf("%s: only IPv4 is supported", name)
+		}
+		return a.Unmap(), nil
+	}
+	if name == "" || strings.ContainsAny(name, " /:") {
+		return netip.Addr{}, fmt.Errorf("%q is not a host name or IPv4 address", name)
+	}
+	if e.net == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", name)
+		if err != nil || len(addrs) == 0 {
+			return netip.Addr{}, fmt.Errorf("%s: Name or service not known", name)
+		}
+		return addrs[0].Unmap(), nil
+	}
+	a, err := e.net.GetHostByName(name)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%s: Name or service not known", name)
+	}
+	return a, nil
+}
+
+func (f *hostFlags) open(log io.Writer) (*env, error) {
 	switch {
 	case f.kernel:
-		if f.tap != "" {
-			return nil, errors.New("--kernel and --tap exclude each other")
-		}
 		return &env{api: sockapi.Host(), where: "the host kernel"}, nil
 	case f.tap != "":
 		return f.openTAP(log)
 	}
-	return f.openVnet(log, target)
+	return f.openVnet(log)
 }
 
 func parseCIDR(s string) (netip.Prefix, error) {
@@ -105,15 +192,27 @@ func parseCIDR(s string) (netip.Prefix, error) {
 // openTAP runs a stack on a TAP device; the caller owns it.
 func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
 	if f.addr == "" {
-		return nil, errors.New("--tap needs --addr CIDR (the stack's address)")
+		return nil, errors.New("--tap needs --addr CIDR (the stack's address), e.g. --tap tap0 --addr 10.77.0.2/24")
 	}
 	p, err := parseCIDR(f.addr)
 	if err != nil {
 		return nil, err
 	}
+	if f.netns != "" {
+		if _, err := os.Stat("/run/netns/" + f.netns); err != nil {
+			return nil, fmt.Errorf("--netns %s: no such network namespace (ip netns add %s)", f.netns, f.netns)
+		}
+	}
+	if !f.create && !interfaceExists(f.tap, f.netns) {
+		where := ""
+		if f.netns != "" {
+			where = " in namespace " + f.netns
+		}
+		return nil, fmt.Errorf("TAP %s does not exist%s (create it with ip tuntap add dev %s mode tap, or pass --create)", f.tap, where, f.tap)
+	}
 	tap, err := link.OpenTAP(f.tap, link.TAPOptions{Netns: f.netns, MTU: f.mtu})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("TAP %s: %v", f.tap, err)
 	}
 	e := &env{where: "TAP " + tap.Name()}
 	var ep link.Endpoint = tap
@@ -142,7 +241,7 @@ func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
 		}
 		if err != nil {
 			e.Close()
-			return nil, fmt.Errorf("--gw %s: %v", f.gw, err)
+			return nil, fmt.Errorf("--gw %q: want the IPv4 address of a router on %s", f.gw, p.Masked())
 		}
 	}
 	e.where = fmt.Sprintf("TAP %s (%s, mtu %d)", tap.Name(), p, tap.MTU())
@@ -162,20 +261,84 @@ func openPcap(path string) (*link.PcapWriter, func() error, error) {
 	return pw, func() error { return errors.Join(pw.Flush(), fh.Close()) }, nil
 }
 
-// openVnet makes the built-in virtual network: this host and, at target,
-// a server host running every service, so that a tool run alone has a
-// peer. Nothing leaves the process.
-func (f *hostFlags) openVnet(log io.Writer, target netip.Addr) (*env, error) {
-	if !target.IsValid() {
-		target = netip.MustParseAddr("10.0.0.2")
+// The virtual network: this host and a server host, and any host a flag
+// or file names; no other address answers.
+var (
+	vnetPrefix = netip.MustParsePrefix("10.0.0.0/24")
+	vnetSelf   = netip.MustParseAddr("10.0.0.1")
+	vnetServer = netip.MustParseAddr("10.0.0.2")
+)
+
+type vnetHost struct {
+	names []string
+	addr  netip.Addr
+}
+
+// vnetHosts lists the virtual network's server hosts: "server" and the
+// ones of --vhost and --hosts.
+func (f *hostFlags) vnetHosts() ([]vnetHost, error) {
+	hosts := []vnetHost{{[]string{"server"}, vnetServer}}
+	seen := map[netip.Addr]int{vnetServer: 0}
+	add := func(names []string, s string) error {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !vnetPrefix.Contains(a) || a == vnetSelf || a == vnetPrefix.Addr() || a == netip.MustParseAddr("10.0.0.255") {
+			return fmt.Errorf("%q: want a host address in %v other than %v (this host)", s, vnetPrefix, vnetSelf)
+		}
+		if i, ok := seen[a]; ok {
+			hosts[i].names = append(hosts[i].names, names...)
+			return nil
+		}
+		seen[a] = len(hosts)
+		hosts = append(hosts, vnetHost{names, a})
+		return nil
 	}
-	if !target.Is4() || target.IsMulticast() || target.IsUnspecified() {
-		target = netip.MustParseAddr("10.0.0.2")
+	for _, v := range f.vhosts {
+		name, addr, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--vhost %q: want NAME=ADDR, e.g. --vhost web=10.0.0.3", v)
+		}
+		if err := add([]string{name}, addr); err != nil {
+			return nil, fmt.Errorf("--vhost %s", err)
+		}
 	}
-	pfx, _ := target.Prefix(24)
-	mine := pfx.Addr().Next()
-	if mine == target {
-		mine = mine.Next()
+	if f.hostsFile != "" {
+		fh, err := os.Open(f.hostsFile)
+		if err != nil {
+			return nil, err
+		}
+		defer fh.Close()
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 512), 4096)
+		line := 0
+		for sc.Scan() {
+			line++
+			text, _, _ := strings.Cut(sc.Text(), "#")
+			fs := strings.Fields(text)
+			if len(fs) == 0 {
+				continue
+			}
+			if len(fs) < 2 {
+				return nil, fmt.Errorf("%s line %d: want ADDR NAME...", f.hostsFile, line)
+			}
+			if err := add(fs[1:], fs[0]); err != nil {
+				return nil, fmt.Errorf("%s line %d: %v", f.hostsFile, line, err)
+			}
+		}
+		if sc.Err() != nil {
+			return nil, fmt.Errorf("%s line %d: longer than 4096 bytes", f.hostsFile, line+1)
+		}
+	}
+	return hosts, nil
+}
+
+// openVnet makes the built-in virtual network. Nothing leaves the
+// process. The server host answers DNS for every host's name; this host
+// knows "server" and "client" from its hosts table and the rest through
+// its resolver.
+func (f *hostFlags) openVnet(log io.Writer) (*env, error) {
+	hosts, err := f.vnetHosts()
+	if err != nil {
+		return nil, err
 	}
 	sw := link.NewSwitch(1500)
 	e := &env{}
@@ -197,35 +360,55 @@ func (f *hostFlags) openVnet(log io.Writer, target netip.Addr) (*env, error) {
 	e.api = sockapi.Stack(e.net)
 	e.onClose(func() error { st.Close(); return nil })
 	e.nic = st.AddNIC("eth0", ep)
-	e.nic.AddAddress(netip.PrefixFrom(mine, 24))
+	e.nic.AddAddress(netip.PrefixFrom(vnetSelf, 24))
+	e.net.Hosts().Add("client", vnetSelf)
+	e.net.Hosts().Add("server", vnetServer)
+	e.net.SetNameservers([]netip.AddrPort{netip.AddrPortFrom(vnetServer, 53)})
 
-	srv := stack.New(stack.Options{Name: "server"})
-	e.onClose(func() error { srv.Close(); return nil })
-	srv.AddNIC("eth0", sw.Port(wire.MAC{0x02, 0, 0, 0, 0, 2})).AddAddress(netip.PrefixFrom(target, 24))
-	root := f.serveRoot
-	if root == "" {
-		dir, err := os.MkdirTemp("", "sockstack-vnet-")
-		if err != nil {
-			e.Close()
-			return nil, err
-		}
-		e.onClose(func() error { return os.RemoveAll(dir) })
-		if err := fillDemoRoot(dir); err != nil {
-			e.Close()
-			return nil, err
-		}
-		root = dir
-	}
-	e.peer = socket.New(srv)
-	svc, names, err := startServices(e.peer, "all", root)
+	dir, err := os.MkdirTemp("", "sockstack-vnet-")
 	if err != nil {
 		e.Close()
 		return nil, err
 	}
-	e.onClose(svc)
-	e.where = fmt.Sprintf("the virtual network (this host %v)", mine)
-	fmt.Fprintf(log, "sockstack: no --tap or --kernel: using the built-in virtual network: this host %v/24, a server host %v/24 running %s (files in %s)\n",
-		mine, target, strings.Join(names, ", "), root)
+	unregister := atExit(func() { os.RemoveAll(dir) })
+	e.onClose(func() error { unregister(); return os.RemoveAll(dir) })
+	if err := fillDemoRoot(dir); err != nil {
+		e.Close()
+		return nil, err
+	}
+	root := dir
+	if f.serveRoot != "" {
+		root = f.serveRoot
+	}
+	var names []string
+	var desc []string
+	for i, h := range hosts {
+		srv := stack.New(stack.Options{Name: h.names[0]})
+		e.onClose(func() error { srv.Close(); return nil })
+		srv.AddNIC("eth0", sw.Port(wire.MAC{0x02, 0, 0, 0, 1, byte(i + 2)})).AddAddress(netip.PrefixFrom(h.addr, 24))
+		sn := socket.New(srv)
+		if i == 0 {
+			e.peer = sn
+			for _, o := range hosts {
+				sn.Hosts().Add(o.names[0], o.addr)
+				for _, alias := range o.names[1:] {
+					sn.Hosts().Add(alias, o.addr)
+				}
+			}
+			sn.Hosts().Add("client", vnetSelf)
+		}
+		svc, started, err := startServices(sn, "all", apps.Options{Root: root, TFTPWrite: true})
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.onClose(svc)
+		names = started
+		desc = append(desc, fmt.Sprintf("%s %v", strings.Join(h.names, "/"), h.addr))
+	}
+	e.where = fmt.Sprintf("the virtual network (this host %v)", vnetSelf)
+	fmt.Fprintf(log, "sockstack: no --tap or --kernel: the built-in virtual network %v: this host client %v; %s running %s (files in %s)\n",
+		vnetPrefix, vnetSelf, strings.Join(desc, ", "), strings.Join(names, ", "), root)
 	return e, nil
 }
 

@@ -10,13 +10,12 @@ import (
 )
 
 // serviceOrder is the order "all" starts the services in.
-var serviceOrder = []string{"echo", "discard", "daytime", "chargen", "chat", "http", "tftp"}
+var serviceOrder = []string{"echo", "discard", "daytime", "chargen", "chat", "http", "tftp", "dns"}
 
 // startServices starts a list of services in the apps registry's syntax
-// ("echo,http:8080,tftp"; "all" for every service of serviceOrder) on n;
-// root is the directory http and tftp serve (tftp may write there). It
-// returns what stops them all, and the list as started.
-func startServices(n *socket.Net, list, root string) (func() error, []string, error) {
+// ("echo,http:8080,tftp"; "all" for every service of serviceOrder) on n.
+// It returns what stops them all, and the list as started.
+func startServices(n *socket.Net, list string, opts apps.Options) (func() error, []string, error) {
 	known := apps.Names(nil)
 	var items []string
 	for _, s := range strings.Split(list, ",") {
@@ -36,7 +35,7 @@ func startServices(n *socket.Net, list, root string) (func() error, []string, er
 	if len(items) == 0 {
 		return nil, nil, errors.New("no services given")
 	}
-	stop, err := apps.Start(n, strings.Join(items, ","), apps.Options{Root: root, TFTPWrite: true})
+	stop, err := apps.Start(n, strings.Join(items, ","), opts)
 	if err != nil {
 		return nil, nil, err
 	}

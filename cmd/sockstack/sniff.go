@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sockstack/sockstack/apps"
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/sockapi"
 	"github.com/sockstack/sockstack/socket"
@@ -63,20 +64,38 @@ func sniffCmd() *cobra.Command {
 	var duration time.Duration
 	c := &cobra.Command{
 		Use:   "sniff [flags] [FILTER...]",
-		Short: "One line per packet, filtered by protocol, host and port; -w writes a pcap",
-		Long: `Prints one line per frame, like tcpdump. FILTER terms must all hold: tcp, udp,
-icmp, arp, ip, "host A.B.C.D", "port N".
+		Short: "One line per packet, filtered with tcpdump's expressions; -w writes a pcap",
+		Long: `Prints one line per frame, like tcpdump. FILTER is a tcpdump expression:
+"host", "net", "port" with "src"/"dst", the protocols ip, arp, tcp, udp and
+icmp, and and/or/not with parentheses, e.g. 'tcp and (port 7 or port 80)'.
 
   --tap NAME --addr CIDR   a sockstack host on the TAP (it answers ARP and ping;
                            --serve LIST starts services); its frames are shown
-  --kernel --iface IF      frames the kernel's interface IF receives (AF_PACKET;
-                           --netns NS for an interface in a namespace)
+  --kernel --iface IF      frames the kernel's interface IF sends and receives
+                           (AF_PACKET, needs CAP_NET_RAW; --netns NS for an
+                           interface in a namespace)
   (neither)                the built-in virtual network: two hosts exchange a
                            short scripted workload (ping, UDP echo, TCP echo)`,
+		Example: "  sockstack sniff 'tcp and port 7'\n  sockstack sniff --kernel --iface eth0 -c 10 icmp or arp",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(cmd); err != nil {
+				return err
+			}
+			if f.kernel != (iface != "") {
+				if f.kernel {
+					return usageErr(cmd, "--kernel needs --iface NAME")
+				}
+				return usageErr(cmd, "--iface applies only with --kernel")
+			}
+			if serve != "" && f.tap == "" {
+				return usageErr(cmd, "--serve applies only with --tap")
+			}
+			if count < 0 {
+				return usageErr(cmd, "--count %d: want 0 or more", count)
+			}
 			flt, err := trace.ParseFilter(strings.Join(args, " "))
 			if err != nil {
-				return err
+				return usageErr(cmd, "%v", err)
 			}
 			w := cmd.OutOrStdout()
 			sn := &sniffer{w: w, filter: flt, start: time.Now(), limit: count, full: make(chan struct{})}
@@ -88,7 +107,7 @@ icmp, arp, ip, "host A.B.C.D", "port N".
 				defer closePcap()
 				sn.pcap = pw
 			}
-			ctx, stop := sigContext()
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			if duration > 0 {
 				var cancel context.CancelFunc
@@ -115,7 +134,7 @@ icmp, arp, ip, "host A.B.C.D", "port N".
 			return werr
 		},
 	}
-	f.register(c)
+	f.register(c, sniffTool)
 	c.Flags().StringVar(&iface, "iface", "", "with --kernel: the interface to sniff")
 	c.Flags().StringVarP(&write, "write", "w", "", "also write the frames to this pcap file")
 	c.Flags().StringVar(&serve, "serve", "", "with --tap: services to run on the host")
@@ -131,24 +150,19 @@ func (sn *sniffer) wait(ctx context.Context) {
 	}
 }
 
-// sniffKernel reads frames an interface of the host receives.
+// sniffKernel shows the frames an interface of the kernel sends and
+// receives.
 func sniffKernel(ctx context.Context, log io.Writer, sn *sniffer, iface, netns string) error {
-	if iface == "" {
-		return errors.New("sniff --kernel needs --iface NAME")
-	}
-	ep, err := link.OpenAFPacket(iface, link.AFPacketOptions{Netns: netns})
+	c, err := openCapture(iface, netns)
 	if err != nil {
 		return err
 	}
-	defer ep.Close()
-	ep.Attach(receiverFunc(func(frames [][]byte) {
-		for _, f := range frames {
-			sn.frame(link.In, f, true)
-		}
-	}))
-	fmt.Fprintf(log, "sniffing frames received by %s (the kernel's own output is not seen by AF_PACKET here)\n", iface)
-	sn.wait(ctx)
-	return nil
+	defer c.Close()
+	fmt.Fprintf(log, "sniffing %s, both directions\n", iface)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { sn.wait(ctx); cancel() }()
+	return c.run(ctx, func(dir link.Direction, f []byte) { sn.frame(dir, f, true) })
 }
 
 type receiverFunc func(frames [][]byte)
@@ -164,9 +178,12 @@ func sniffTAP(ctx context.Context, log io.Writer, sn *sniffer, f *hostFlags, ser
 	if err != nil {
 		return err
 	}
+	if !interfaceExists(f.tap, f.netns) {
+		return fmt.Errorf("TAP %s does not exist (ip tuntap add dev %s mode tap)", f.tap, f.tap)
+	}
 	tap, err := link.OpenTAP(f.tap, link.TAPOptions{Netns: f.netns, MTU: f.mtu})
 	if err != nil {
-		return err
+		return fmt.Errorf("TAP %s: %v", f.tap, err)
 	}
 	st := stack.New(stack.Options{Name: "sockstack"})
 	defer st.Close()
@@ -176,7 +193,7 @@ func sniffTAP(ctx context.Context, log io.Writer, sn *sniffer, f *hostFlags, ser
 	}
 	n := socket.New(st)
 	if serve != "" {
-		stop, names, err := startServices(n, serve, ".")
+		stop, names, err := startServices(n, serve, apps.Options{Root: "."})
 		if err != nil {
 			return err
 		}
@@ -198,7 +215,7 @@ func sniffVnet(ctx context.Context, log io.Writer, sn *sniffer) error {
 	a.AddNIC("eth0", link.NewSniffer(sw.Port(wire.MAC{2, 0, 0, 0, 0, 1}), func(d link.Direction, fr []byte) { sn.frame(d, fr, true) })).
 		AddAddress(netip.MustParsePrefix("10.0.0.1/24"))
 	b.AddNIC("eth0", sw.Port(wire.MAC{2, 0, 0, 0, 0, 2})).AddAddress(netip.MustParsePrefix("10.0.0.2/24"))
-	stop, names, err := startServices(socket.New(b), "echo", "")
+	stop, names, err := startServices(socket.New(b), "echo", apps.Options{})
 	if err != nil {
 		return err
 	}

@@ -11,9 +11,9 @@ import (
 	"math"
 	"net/netip"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,19 +28,15 @@ func init() {
 	extraCommands = append(extraCommands, pingCmd, echoCmd)
 }
 
-// parseTarget reads an IPv4 address (names are not resolved: the tools
-// talk to addresses inside test networks).
-func parseTarget(s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() {
-		return netip.Addr{}, fmt.Errorf("%q is not an IPv4 address", s)
-	}
-	return a, nil
+// cmdContext ends when the command's context does (SIGINT/SIGTERM: see
+// run) or when cancelled.
+func cmdContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return context.WithCancel(cmd.Context())
 }
 
-// sigContext ends on SIGINT/SIGTERM.
-func sigContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+// sigContext is cmdContext (the name the can commands use).
+func sigContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return cmdContext(cmd)
 }
 
 // sockIO makes a stream socket an io.ReadWriter.
@@ -61,22 +57,22 @@ func (r sockIO) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// seconds is a flag value in seconds as ping takes them ("0.2"), or a Go
-// duration ("200ms").
+// seconds is a flag value in seconds as ping takes them ("0.2").
 type seconds time.Duration
 
-func (s *seconds) String() string { return time.Duration(*s).String() }
-func (s *seconds) Type() string   { return "seconds" }
+func (s *seconds) String() string {
+	return strconv.FormatFloat(time.Duration(*s).Seconds(), 'g', -1, 64)
+}
+func (s *seconds) Type() string { return "seconds" }
 func (s *seconds) Set(v string) error {
-	if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 {
-		*s = seconds(f * float64(time.Second))
-		return nil
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return fmt.Errorf("want seconds, like 0.2")
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return fmt.Errorf("want seconds (0.2) or a duration (200ms)")
+	if f < 0 || f > 1e6 {
+		return fmt.Errorf("%s seconds: out of range 0..1000000", v)
 	}
-	*s = seconds(d)
+	*s = seconds(f * float64(time.Second))
 	return nil
 }
 
@@ -86,55 +82,141 @@ type pingOpts struct {
 	count    int
 	size     int
 	interval time.Duration
-	ttl      int
+	ttl      int // -1: the default
 	wait     time.Duration
 	deadline time.Duration
 	quiet    bool
+	name     string     // the host as given, when it was a name
+	self     netip.Addr // our address, for errors the stack reports itself
+	root     bool       // iputils lets only root go below 2 ms
+}
+
+// minUserInterval is iputils' floor for -i without privileges.
+const minUserInterval = 2 * time.Millisecond
+
+// check refuses what iputils ping refuses, with its words.
+func (o *pingOpts) check() error {
+	if o.count < 0 {
+		return fmt.Errorf("invalid argument: '%d': out of range: 1 <= value <= 9223372036854775807", o.count)
+	}
+	if o.size < 0 {
+		return fmt.Errorf("invalid argument: '%d': out of range: 0 <= value <= 2147483647", o.size)
+	}
+	if o.size > 65507 {
+		return fmt.Errorf("packet size %d is too large. Maximum is 65507", o.size)
+	}
+	if o.ttl < -1 || o.ttl > 255 {
+		return fmt.Errorf("invalid argument: '%d': out of range: 0 <= value <= 255", o.ttl)
+	}
+	if o.interval < minUserInterval && !o.root {
+		return fmt.Errorf("cannot flood; minimal interval allowed for user is %dms", minUserInterval.Milliseconds())
+	}
+	return nil
 }
 
 func pingCmd() *cobra.Command {
 	var f hostFlags
 	var o pingOpts
 	c := &cobra.Command{
-		Use:   "ping [flags] HOST",
-		Short: "Send ICMP echo requests and print replies and statistics, like iputils ping",
-		Args:  cobra.ExactArgs(1),
+		Use:     "ping [flags] HOST",
+		Short:   "Send ICMP echo requests and print replies and statistics, like iputils ping",
+		Example: "  sockstack ping -c 3 server\n  sockstack ping --kernel -i 0.2 localhost",
+		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(cmd); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("count") && o.count == 0 {
+				return usageErr(cmd, "invalid argument: '0': out of range: 1 <= value <= 9223372036854775807")
+			}
+			// The privilege that matters is the stack's: sockstack's own
+			// stack is this process's, the kernel's asks for root.
+			o.root = !f.kernel || os.Geteuid() == 0
+			if err := o.check(); err != nil {
+				return usageErr(cmd, "%v", err)
+			}
 			e, dst, err := f.openTarget(cmd.ErrOrStderr(), args[0])
 			if err != nil {
 				return err
 			}
 			defer e.Close()
-			ctx, stop := sigContext()
+			if _, perr := netip.ParseAddr(args[0]); perr != nil {
+				o.name = args[0]
+			}
+			if e.nic != nil && len(e.nic.Addrs()) > 0 {
+				o.self = e.nic.Addrs()[0].Addr()
+			}
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			return runPing(ctx, cmd.OutOrStdout(), e.api, dst, o)
 		},
 	}
-	f.register(c)
+	f.register(c, clientTool)
 	fl := c.Flags()
-	fl.IntVarP(&o.count, "count", "c", 0, "stop after this many replies' worth of requests (0: until interrupted)")
+	fl.IntVarP(&o.count, "count", "c", 0, "stop after sending this many requests (default: until interrupted)")
 	fl.IntVarP(&o.size, "size", "s", 56, "data bytes per request")
-	o.interval, o.wait = time.Second, 2*time.Second
-	fl.VarP((*seconds)(&o.interval), "interval", "i", "time between requests (seconds, like 0.2, or a duration)")
-	fl.IntVarP(&o.ttl, "ttl", "t", 0, "IP time to live (0: the default)")
-	fl.VarP((*seconds)(&o.wait), "timeout", "W", "wait this long for the last replies (seconds)")
-	fl.VarP((*seconds)(&o.deadline), "deadline", "w", "stop after this long in all (seconds)")
+	o.interval, o.wait, o.ttl = time.Second, 2*time.Second, -1
+	fl.VarP((*seconds)(&o.interval), "interval", "i", "seconds between requests, like 0.2 (below 0.002 only as root with --kernel)")
+	fl.IntVarP(&o.ttl, "ttl", "t", -1, "IP time to live (default: the stack's)")
+	fl.VarP((*seconds)(&o.wait), "timeout", "W", "seconds to wait for the last replies")
+	fl.VarP((*seconds)(&o.deadline), "deadline", "w", "stop after this many seconds in all")
 	fl.BoolVarP(&o.quiet, "quiet", "q", false, "only the summary")
 	return c
 }
 
-// pingSocket opens a raw ICMP socket (replies carry the IP header, so the
-// TTL can be shown) or, where that is refused, a ping (datagram) socket.
-func pingSocket(api sockapi.API) (sockapi.Sock, bool, error) {
-	s, err := api.Socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-	if err == nil {
-		return s, true, nil
+// pingConn is ping's sockets: send goes out, recv brings replies, errs
+// (when not nil) brings the errors the stack reports on the sending
+// socket (ARP found nobody: Destination Host Unreachable).
+type pingConn struct {
+	send, recv, errs sockapi.Sock
+	raw              bool   // recv delivers IP headers (the TTL can be shown)
+	id               uint16 // 0: choose one (raw sending)
+}
+
+func (p *pingConn) Close() {
+	for _, s := range []sockapi.Sock{p.send, p.recv, p.errs} {
+		if s != nil {
+			s.Close()
+		}
 	}
-	s, err2 := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
-	if err2 != nil {
-		return nil, false, fmt.Errorf("ping: raw socket: %v; ping socket: %w", err, err2)
+}
+
+// openPing prefers a ping (datagram) socket to send, because the stack
+// reports errors to it, with a raw socket beside it to read the replies'
+// TTL; with only one of the two (the kernel: raw for root, ping sockets
+// under net.ipv4.ping_group_range) it uses that one for everything.
+func openPing(api sockapi.API, dst netip.Addr) (*pingConn, error) {
+	raw, rawErr := api.Socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+	dg, dgErr := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+	if dg != nil {
+		// Connected: errors are reported only to a connected datagram
+		// socket (as Linux does without IP_RECVERR).
+		err := dg.Connect(socket.InetAddr(netip.AddrPortFrom(dst, 0)))
+		if errors.Is(err, syscall.ENETUNREACH) {
+			dg.Close()
+			if raw != nil {
+				raw.Close()
+			}
+			return nil, errors.New("ping: connect: Network is unreachable")
+		}
+		var sa socket.Sockaddr
+		if err == nil {
+			sa, err = dg.GetSockName()
+		}
+		fa, ok := sa.(*socket.SockaddrInet)
+		if err != nil || !ok {
+			dg.Close()
+			dg, dgErr = nil, syscall.EINVAL
+		} else if raw != nil {
+			return &pingConn{send: dg, recv: raw, errs: dg, raw: true, id: fa.AddrPort.Port()}, nil
+		} else {
+			return &pingConn{send: dg, recv: dg, id: fa.AddrPort.Port()}, nil
+		}
 	}
-	return s, false, nil
+	if raw != nil {
+		return &pingConn{send: raw, recv: raw, raw: true}, nil
+	}
+	return nil, fmt.Errorf("ping: socket: %v (raw sockets need CAP_NET_RAW; ping sockets need net.ipv4.ping_group_range to include your group): %w", rawErr, dgErr)
 }
 
 type pingReply struct {
@@ -146,33 +228,68 @@ type pingReply struct {
 	err   string // an ICMP error instead of a reply
 }
 
+// unreachText are iputils' words for the Destination Unreachable codes.
+var unreachText = [...]string{
+	"Destination Net Unreachable", "Destination Host Unreachable", "Destination Protocol Unreachable",
+	"Destination Port Unreachable", "Frag needed and DF set", "Source Route Failed",
+	"Destination Net Unknown", "Destination Host Unknown", "Source Host Isolated",
+	"Destination Net Prohibited", "Destination Host Prohibited",
+	"Destination Net Unreachable for Type of Service", "Destination Host Unreachable for Type of Service",
+	"Packet filtered", "Precedence Violation", "Precedence Cutoff",
+}
+
+// errnoText words an error the stack reports on the socket itself (no
+// ICMP message came: ARP found nobody, or no route).
+func errnoText(err error) string {
+	switch {
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "Destination Host Unreachable"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "Destination Net Unreachable"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "Destination Port Unreachable"
+	}
+	return err.Error()
+}
+
 func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, o pingOpts) error {
-	if o.size < 0 || o.size > 65507 {
-		return fmt.Errorf("ping: size %d out of range 0..65507", o.size)
+	if o.ttl == 0 && o.interval == 0 && o.wait == 0 {
+		o.ttl = -1 // a zero pingOpts from a test: defaults
 	}
 	if o.interval <= 0 {
 		o.interval = time.Second
 	}
-	s, raw, err := pingSocket(api)
+	if o.size < 0 || o.size > 65507 {
+		return fmt.Errorf("ping: packet size %d is too large. Maximum is 65507", o.size)
+	}
+	pc, err := openPing(api, dst)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer pc.Close()
+	s, raw := pc.send, pc.raw
 	if o.ttl > 0 {
 		if err := s.SetSockOptInt(socket.SOL_IP, socket.IP_TTL, o.ttl); err != nil {
 			return fmt.Errorf("ping: ttl %d: %w", o.ttl, err)
 		}
 	}
-	var idb [2]byte
-	rand.Read(idb[:])
-	id := uint16(idb[0])<<8 | uint16(idb[1])
-	fmt.Fprintf(w, "PING %v (%v) %d(%d) bytes of data.\n", dst, dst, o.size, o.size+28)
+	id := pc.id
+	if id == 0 {
+		var idb [2]byte
+		rand.Read(idb[:])
+		id = uint16(idb[0])<<8 | uint16(idb[1])
+	}
+	shown := dst.String()
+	if o.name != "" {
+		shown = o.name
+	}
+	fmt.Fprintf(w, "PING %s (%v) %d(%d) bytes of data.\n", shown, dst, o.size, o.size+28)
 
 	replies := make(chan pingReply, 64)
-	recvDone := make(chan struct{})
+	var recvWG sync.WaitGroup
 	stopRecv := make(chan struct{})
-	go func() {
-		defer close(recvDone)
+	reader := func(s sockapi.Sock, errsOnly bool) {
+		defer recvWG.Done()
 		buf := make([]byte, 65536+60)
 		s.SetTimeout(100 * time.Millisecond)
 		for {
@@ -189,9 +306,17 @@ func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, 
 				if errors.Is(err, syscall.EBADF) {
 					return
 				}
-				// A ping socket reports ICMP errors this way.
-				replies <- pingReply{seq: -1, err: err.Error(), at: time.Now()}
+				// The stack's own reports (and a ping socket's ICMP
+				// errors) arrive this way.
+				select {
+				case replies <- pingReply{seq: -1, err: errnoText(err), from: o.self, at: time.Now()}:
+				case <-stopRecv:
+					return
+				}
 				continue
+			}
+			if errsOnly {
+				continue // the replies are read from the raw socket
 			}
 			r, ok := parsePingReply(buf[:n], raw, id, dst)
 			if !ok {
@@ -201,10 +326,20 @@ func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, 
 				r.from = fa.AddrPort.Addr()
 			}
 			r.at = time.Now()
-			replies <- r
+			select {
+			case replies <- r:
+			case <-stopRecv:
+				return
+			}
 		}
-	}()
-	defer func() { close(stopRecv); <-recvDone }()
+	}
+	recvWG.Add(1)
+	go reader(pc.recv, false)
+	if pc.errs != nil && pc.errs != pc.recv {
+		recvWG.Add(1)
+		go reader(pc.errs, true)
+	}
+	defer func() { close(stopRecv); recvWG.Wait() }()
 
 	var (
 		sent, recvd, dups, errs int
@@ -226,11 +361,24 @@ func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, 
 		overall = time.After(o.deadline)
 	}
 	var drain <-chan time.Time
+	fromText := func(a netip.Addr) string {
+		if o.name != "" && a == dst {
+			return fmt.Sprintf("%s (%v)", o.name, a)
+		}
+		return a.String()
+	}
 	handle := func(r pingReply) {
 		if r.err != "" {
 			errs++
+			if r.seq < 0 {
+				r.seq = seq // a report of the stack: about the last request
+			}
 			if !o.quiet {
-				fmt.Fprintf(w, "From %v: %s\n", dst, r.err)
+				from := r.from
+				if !from.IsValid() {
+					from = dst
+				}
+				fmt.Fprintf(w, "From %s icmp_seq=%d %s\n", fromText(from), r.seq, r.err)
 			}
 			return
 		}
@@ -248,11 +396,11 @@ func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, 
 			rtts = append(rtts, rtt)
 		}
 		if !o.quiet {
-			line := fmt.Sprintf("%d bytes from %v: icmp_seq=%d", r.bytes, r.from, r.seq)
+			line := fmt.Sprintf("%d bytes from %s: icmp_seq=%d", r.bytes, fromText(r.from), r.seq)
 			if r.ttl > 0 {
 				line += fmt.Sprintf(" ttl=%d", r.ttl)
 			}
-			line += fmt.Sprintf(" time=%.3f ms", rtt)
+			line += " time=" + rttText(rtt) + " ms"
 			if dup {
 				line += " (DUP!)"
 			}
@@ -268,7 +416,7 @@ loop:
 			break loop
 		case r := <-replies:
 			handle(r)
-			if o.count > 0 && recvd >= o.count {
+			if o.count > 0 && recvd+errs >= o.count && sent >= o.count {
 				break loop
 			}
 		case <-drain:
@@ -286,11 +434,17 @@ loop:
 			wire.ICMPv4(msg).FillChecksum()
 			lastSent = time.Now()
 			sentAt[seq&0xffff] = lastSent
-			if _, err := s.SendTo(msg, 0, socket.InetAddr(netip.AddrPortFrom(dst, 0))); err != nil {
-				errs++
-				fmt.Fprintf(w, "ping: sendmsg: %v\n", err)
-			}
 			sent++
+			if _, err := s.SendTo(msg, 0, socket.InetAddr(netip.AddrPortFrom(dst, 0))); err != nil {
+				if errors.Is(err, syscall.ENETUNREACH) && recvd == 0 && errs == 0 {
+					// iputils stops at once when there is no route.
+					return fmt.Errorf("ping: connect: Network is unreachable")
+				}
+				errs++
+				if !o.quiet {
+					fmt.Fprintf(w, "From %s icmp_seq=%d %s\n", fromText(o.self), seq, errnoText(err))
+				}
+			}
 			if o.count > 0 && sent >= o.count {
 				drain = time.After(o.wait)
 			} else {
@@ -302,7 +456,7 @@ loop:
 	if sent > 0 && !lastSent.IsZero() {
 		elapsed = lastSent.Sub(start)
 	}
-	fmt.Fprintf(w, "\n--- %v ping statistics ---\n", dst)
+	fmt.Fprintf(w, "\n--- %s ping statistics ---\n", shown)
 	loss := 0.0
 	if sent > 0 {
 		loss = 100 * float64(sent-recvd) / float64(sent)
@@ -315,7 +469,7 @@ loop:
 		extra += fmt.Sprintf(", +%d errors", errs)
 	}
 	fmt.Fprintf(w, "%d packets transmitted, %d received%s, %g%% packet loss, time %dms\n",
-		sent, recvd, extra, math.Round(loss*100)/100, elapsed.Milliseconds())
+		sent, recvd, extra, math.Round(loss*10000)/10000, elapsed.Milliseconds())
 	if len(rtts) > 0 {
 		min, max, sum, sum2 := rtts[0], rtts[0], 0.0, 0.0
 		for _, r := range rtts {
@@ -328,10 +482,33 @@ loop:
 		fmt.Fprintf(w, "rtt min/avg/max/mdev = %.3f/%.3f/%.3f/%.3f ms\n", min, avg, max, mdev)
 	}
 	if recvd == 0 {
-		return fmt.Errorf("ping: no reply from %v", dst)
+		return errNoReply
 	}
 	return nil
 }
+
+// rttText prints a round trip as iputils does: three significant
+// figures' worth of decimals, none from 100 ms up.
+func rttText(ms float64) string {
+	switch {
+	case ms >= 99.95:
+		return fmt.Sprintf("%.0f", ms)
+	case ms >= 9.995:
+		return fmt.Sprintf("%.1f", ms)
+	case ms >= 0.9995:
+		return fmt.Sprintf("%.2f", ms)
+	}
+	return fmt.Sprintf("%.3f", ms)
+}
+
+// errNoReply ends ping with status 1 and no further message: the
+// statistics said it (as iputils does).
+var errNoReply = &quietError{code: 1}
+
+// quietError is an exit status without a message.
+type quietError struct{ code int }
+
+func (q *quietError) Error() string { return fmt.Sprintf("exit status %d", q.code) }
 
 // parsePingReply picks our echo replies (and errors about our requests)
 // out of what the socket delivers.
@@ -370,18 +547,26 @@ func parsePingReply(b []byte, raw bool, id uint16, dst netip.Addr) (pingReply, b
 		}
 		qh := wire.IPv4(q)
 		qhl := qh.HeaderLen()
-		if qhl+8 > len(q) || qh.Dst() != dst {
+		if qhl < wire.IPv4MinHeaderLen || qhl+8 > len(q) || qh.Dst() != dst {
 			return r, false
 		}
 		qm := wire.ICMPv4(q[qhl:])
 		if qm.Type() != wire.ICMPEcho || qm.ID() != id {
 			return r, false
 		}
-		r.seq = -1
-		if m.Type() == wire.ICMPTimeExceeded {
-			r.err = fmt.Sprintf("icmp_seq=%d Time to live exceeded (from %v)", qm.Seq(), r.from)
-		} else {
-			r.err = fmt.Sprintf("icmp_seq=%d Destination Unreachable code %d (from %v)", qm.Seq(), m.Code(), r.from)
+		r.seq = int(qm.Seq())
+		code := int(m.Code())
+		switch {
+		case m.Type() == wire.ICMPTimeExceeded && code == 1:
+			r.err = "Frag reassembly time exceeded"
+		case m.Type() == wire.ICMPTimeExceeded:
+			r.err = "Time to live exceeded"
+		case code == 4:
+			r.err = fmt.Sprintf("Frag needed and DF set (mtu = %d)", uint16(b[6])<<8|uint16(b[7]))
+		case code < len(unreachText):
+			r.err = unreachText[code]
+		default:
+			r.err = fmt.Sprintf("Dest Unreachable, Bad Code: %d", code)
 		}
 		return r, true
 	}
@@ -396,14 +581,25 @@ func echoCmd() *cobra.Command {
 	var port int
 	var bulk int64
 	var timeout time.Duration
+	var quiet bool
 	c := &cobra.Command{
 		Use:   "echo [--udp] [--port N] HOST [MESSAGE...]",
 		Short: "Echo client (TCP or UDP): send the message (or each line of stdin) and print what comes back",
 		Long: `Sends MESSAGE, or each line of standard input, to an echo server and prints
 the reply. --bytes N instead streams N bytes of random data, checks the
 echo is identical and reports the throughput.`,
-		Args: cobra.MinimumNArgs(1),
+		Example: "  sockstack echo server hello\n  sockstack echo --udp --bytes 1000000 10.0.0.2",
+		Args:    usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(cmd); err != nil {
+				return err
+			}
+			if port < 1 || port > 65535 {
+				return usageErr(cmd, "--port %d outside 1..65535", port)
+			}
+			if bulk < 0 {
+				return usageErr(cmd, "--bytes %d: want a positive count", bulk)
+			}
 			e, dst, err := f.openTarget(cmd.ErrOrStderr(), args[0])
 			if err != nil {
 				return err
@@ -411,7 +607,7 @@ echo is identical and reports the throughput.`,
 			defer e.Close()
 			ap := netip.AddrPortFrom(dst, uint16(port))
 			if bulk > 0 {
-				return echoBulk(cmd.OutOrStdout(), e.api, ap, udp, bulk, timeout)
+				return echoBulk(cmd.ErrOrStderr(), e.api, ap, udp, bulk, timeout, quiet)
 			}
 			var in io.Reader = cmd.InOrStdin()
 			if len(args) > 1 {
@@ -420,7 +616,8 @@ echo is identical and reports the throughput.`,
 			return echoLines(cmd.OutOrStdout(), e.api, ap, udp, in, timeout)
 		},
 	}
-	f.register(c)
+	f.register(c, clientTool)
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "--bytes: no progress bar")
 	c.Flags().BoolVarP(&udp, "udp", "u", false, "UDP instead of TCP")
 	c.Flags().IntVarP(&port, "port", "p", 7, "server port")
 	c.Flags().Int64Var(&bulk, "bytes", 0, "stream this many bytes and verify the echo (TCP), or send datagrams of up to 1400 bytes (UDP)")
@@ -445,6 +642,10 @@ func dial(api sockapi.API, dst netip.AddrPort, udp bool, timeout time.Duration) 
 	return s, nil
 }
 
+// maxEchoLine is the longest input line echo sends (a UDP datagram must
+// hold it).
+const maxEchoLine = 65000
+
 func echoLines(w io.Writer, api sockapi.API, dst netip.AddrPort, udp bool, in io.Reader, timeout time.Duration) error {
 	s, err := dial(api, dst, udp, timeout)
 	if err != nil {
@@ -452,7 +653,7 @@ func echoLines(w io.Writer, api sockapi.API, dst netip.AddrPort, udp bool, in io
 	}
 	defer s.Close()
 	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 4096), 65000)
+	sc.Buffer(make([]byte, 4096), maxEchoLine)
 	buf := make([]byte, 65536)
 	for sc.Scan() {
 		line := append(sc.Bytes(), '\n')
@@ -483,19 +684,30 @@ func echoLines(w io.Writer, api sockapi.API, dst netip.AddrPort, udp bool, in io
 	if !udp {
 		s.Shutdown(socket.SHUT_WR)
 	}
-	return sc.Err()
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return fmt.Errorf("echo: an input line is longer than %d bytes", maxEchoLine)
+		}
+		return fmt.Errorf("echo: reading input: %w", err)
+	}
+	return nil
 }
 
 // echoBulk streams n random bytes and checks the echo.
-func echoBulk(w io.Writer, api sockapi.API, dst netip.AddrPort, udp bool, n int64, timeout time.Duration) error {
+func echoBulk(w io.Writer, api sockapi.API, dst netip.AddrPort, udp bool, n int64, timeout time.Duration, quiet bool) (err error) {
 	s, err := dial(api, dst, udp, timeout)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	pm := newMeter(w, "echo "+dst.String(), n, quiet)
+	defer func() {
+		if err != nil {
+			pm.fail()
+		}
+	}()
 	data := make([]byte, 1<<20)
 	rand.Read(data)
-	start := time.Now()
 	if udp {
 		buf := make([]byte, 2048)
 		var sent int64
@@ -513,6 +725,7 @@ func echoBulk(w io.Writer, api sockapi.API, dst netip.AddrPort, udp bool, n int6
 				return fmt.Errorf("echo differs after %d bytes", sent)
 			}
 			sent += int64(k)
+			pm.set(sent, n)
 		}
 	} else {
 		werr := make(chan error, 1)
@@ -547,12 +760,12 @@ func echoBulk(w io.Writer, api sockapi.API, dst netip.AddrPort, udp bool, n int6
 				i += k
 			}
 			got += int64(m)
+			pm.set(got, n)
 		}
 		if err := <-werr; err != nil {
 			return err
 		}
 	}
-	d := time.Since(start)
-	fmt.Fprintf(w, "echoed %d bytes identical in %v (%.1f Mbit/s each way)\n", n, d.Round(time.Millisecond), float64(n)*8/d.Seconds()/1e6)
+	pm.done("echoed", n, " each way, identical")
 	return nil
 }

@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sockstack/sockstack/apps"
 	"github.com/sockstack/sockstack/control"
 	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/tcp"
@@ -24,37 +23,58 @@ func init() {
 
 func upCmd() *cobra.Command {
 	var f hostFlags
-	var serve, ctlPath string
+	var serve, ctlPath, zone string
 	c := &cobra.Command{
-		Use:   "up --tap NAME [--netns NS] --addr CIDR [--gw IP] [--mtu N] [--serve LIST] [--pcap FILE] [--control PATH]",
-		Short: "Run one host on a TAP device until SIGINT/SIGTERM",
+		Use:     "up --tap NAME [--netns NS] --addr CIDR [--gw IP] [--mtu N] [--serve LIST] [--root DIR] [--zone FILE] [--pcap FILE] [--control PATH]",
+		Example: "  sockstack up --netns lab --tap tap0 --addr 10.77.0.2/24 --serve all --root /srv",
+		Short:   "Run one host on a TAP device until SIGINT/SIGTERM",
 		Long: `Runs a sockstack host on a real link (a TAP device, the Linux kernel on its
 other side) until SIGINT or SIGTERM, then closes its connections with FIN,
 waits briefly for them to finish, and flushes the capture.
 
---serve starts services on the host: a comma-separated list of ` + strings.Join(serviceOrder, ", ") + ` (NAME or NAME:PORT), or "all"; http and tftp serve --root.
+--serve starts services on the host: a comma-separated list of ` + strings.Join(serviceOrder, ", ") + ` (NAME or NAME:PORT), or "all"; http and tftp serve --root; dns answers from
+the host's table and --zone (a file in /etc/hosts form).
+The TAP must exist (ip tuntap add dev NAME mode tap) unless --create is given.
 --control opens a Unix socket of the host OS for 'sockstack netstat' and 'sockstack stats'.`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.tap == "" {
-				return errors.New("up needs --tap NAME")
+				return usageErr(cmd, "up needs --tap NAME")
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			if err := f.check(cmd); err != nil {
+				return err
+			}
+			if serve == "" {
+				for _, n := range []string{"root", "zone"} {
+					if cmd.Flags().Changed(n) {
+						return usageErr(cmd, "--%s applies only with --serve", n)
+					}
+				}
+			}
+			if f.serveRoot != "" {
+				if fi, err := os.Stat(f.serveRoot); err != nil || !fi.IsDir() {
+					return usageErr(cmd, "--root %s: no such directory", f.serveRoot)
+				}
+			}
+			if zone != "" {
+				if _, err := os.Stat(zone); err != nil {
+					return usageErr(cmd, "--zone %s: no such file", zone)
+				}
+			}
+			ctx, stop := cmdContext(cmd)
 			defer stop()
-			return runUp(ctx, cmd.OutOrStdout(), &f, serve, ctlPath)
+			return runUp(ctx, cmd.OutOrStdout(), &f, serve, ctlPath, zone)
 		},
 	}
-	f.register(c)
+	f.register(c, upTool)
+	c.Flags().StringVar(&zone, "zone", "", "names the dns service answers besides the host's table (a file in /etc/hosts form)")
 	c.Flags().StringVar(&serve, "serve", "", "services to run (comma-separated, or all)")
 	c.Flags().StringVar(&ctlPath, "control", "", "Unix socket path for netstat/stats")
 	return c
 }
 
 // runUp is the body of `sockstack up`; it returns when ctx ends.
-func runUp(ctx context.Context, w io.Writer, f *hostFlags, serve, ctlPath string) error {
-	if f.kernel {
-		return errors.New("up runs a sockstack host; --kernel makes no sense here")
-	}
+func runUp(ctx context.Context, w io.Writer, f *hostFlags, serve, ctlPath, zone string) error {
 	e, err := f.openTAP(w)
 	if err != nil {
 		return err
@@ -68,7 +88,7 @@ func runUp(ctx context.Context, w io.Writer, f *hostFlags, serve, ctlPath string
 		if root == "" {
 			root = "."
 		}
-		stopServices, names, err = startServices(e.net, serve, root)
+		stopServices, names, err = startServices(e.net, serve, apps.Options{Root: root, Zone: zone, TFTPWrite: true})
 		if err != nil {
 			return err
 		}
@@ -149,12 +169,13 @@ func printSummary(w io.Writer, st *stack.Stack) {
 func netstatCmd() *cobra.Command {
 	var path string
 	c := &cobra.Command{
-		Use:   "netstat --control PATH",
-		Short: "Print the socket table of a running 'sockstack up' (like netstat -an)",
-		Args:  cobra.NoArgs,
+		Use:     "netstat --control PATH",
+		Example: "  sockstack netstat --control /tmp/sockstack.ctl",
+		Short:   "Print the socket table of a running 'sockstack up' (like netstat -an)",
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
-				return errors.New("netstat needs --control PATH (the socket of a running 'sockstack up')")
+				return usageErr(cmd, "needs --control PATH (the socket of a running 'sockstack up')")
 			}
 			var rows []control.SocketInfo
 			if err := control.Query(path, "netstat", &rows); err != nil {
@@ -172,12 +193,13 @@ func statsCmd() *cobra.Command {
 	var path string
 	var all bool
 	c := &cobra.Command{
-		Use:   "stats --control PATH",
-		Short: "Print the counters of a running 'sockstack up' (like netstat -s)",
-		Args:  cobra.NoArgs,
+		Use:     "stats --control PATH",
+		Example: "  sockstack stats --control /tmp/sockstack.ctl",
+		Short:   "Print the counters of a running 'sockstack up' (like netstat -s)",
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
-				return errors.New("stats needs --control PATH (the socket of a running 'sockstack up')")
+				return usageErr(cmd, "needs --control PATH (the socket of a running 'sockstack up')")
 			}
 			var st []stack.Stat
 			if err := control.Query(path, "stats", &st); err != nil {
