@@ -267,7 +267,14 @@ func TestISOTPTwoProcessBridge(t *testing.T) {
 	if port == "" {
 		t.Fatalf("isotprecv did not announce its bridge: %v", sc.Err())
 	}
-	go func() { _, _ = bufio.NewReader(stderr).WriteTo(new(bytes.Buffer)) }()
+	var errOut bytes.Buffer
+	errDone := make(chan struct{})
+	go func() {
+		for sc.Scan() {
+			errOut.WriteString(sc.Text() + "\n")
+		}
+		close(errDone)
+	}()
 	var msg, want strings.Builder
 	for i := range 100 {
 		fmt.Fprintf(&msg, "%02x ", i)
@@ -278,8 +285,9 @@ func TestISOTPTwoProcessBridge(t *testing.T) {
 	if b, err := send.CombinedOutput(); err != nil {
 		t.Fatalf("isotpsend: %v\n%s", err, b)
 	}
+	<-errDone
 	if err := recv.Wait(); err != nil {
-		t.Fatalf("isotprecv: %v\n%s", err, out.String())
+		t.Fatalf("isotprecv: %v\n%s%s", err, out.String(), errOut.String())
 	}
 	if out.String() != want.String()+"\n" {
 		t.Fatalf("isotprecv printed %q", out.String())
