@@ -68,10 +68,10 @@ type Flow struct {
 	last    tcp.Info
 	Samples []Sample `json:"-"`
 	// udp receiver state
-	seen       map[uint64]bool
-	maxSeq     uint64
+	seen        map[uint64]bool
+	maxSeq      uint64
 	transitPrev int64
-	jitter     float64
+	jitter      float64
 }
 
 // Sample is one point of a TCP sender's state over time.
