@@ -39,6 +39,8 @@ type Net struct {
 	// SampleEvery is the sampling period of flows and queues (0: none).
 	SampleEvery time.Duration
 	qsampled    []*Link
+	capture     []string // links the scenario captures (captureAll: every one)
+	captureAll  bool
 
 	// Wall is the wall time the last Run took.
 	Wall time.Duration
@@ -130,6 +132,14 @@ func (n *Net) Connect(name string, cfg LinkConfig, a, b End) (*Link, error) {
 	n.Links = append(n.Links, l)
 	n.linkByName[name] = l
 	return l, nil
+}
+
+// CaptureScenario opens the captures the scenario asked for in dir.
+func (n *Net) CaptureScenario(dir string) error {
+	if !n.captureAll && len(n.capture) == 0 {
+		return nil
+	}
+	return n.Capture(dir, n.capture)
 }
 
 // Capture writes a pcap file per link into dir (all links when names is

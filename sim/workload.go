@@ -62,6 +62,9 @@ type Flow struct {
 	JitterMs   float64 `json:"jitter_ms,omitempty"`
 
 	Hops []string `json:"hops,omitempty"`
+	// FailedConns counts churn connections that failed (reset, timeout).
+	FailedConns int    `json:"failed_connections,omitempty"`
+	LastErr     string `json:"last_connection_error,omitempty"`
 
 	lat     []time.Duration
 	ep      *tcp.Endpoint // the sender's endpoint, sampled while it lives
@@ -153,6 +156,7 @@ type Workload struct {
 	CC          string        // TCP congestion control
 	MaxHops     int           // traceroute
 	Trace       bool          // sample the TCP state of these flows
+	Timeout     time.Duration // rr/http/churn: a request not answered by then aborts its connection (default 10s)
 }
 
 func (n *Net) newFlow(w *Workload, kind string, from *Host) *Flow {
@@ -371,10 +375,8 @@ func (n *Net) churnNext(st *churnState) {
 	n.dialRR(st.w, st.f, st.from, 1, func(ok bool) {
 		st.done++
 		if st.done == max(st.w.Count, 1) {
-			if st.f.Err == "" {
-				st.f.HashOK = true
-				n.completeFlow(st.f)
-			}
+			st.f.HashOK = st.f.FailedConns == 0
+			n.completeFlow(st.f)
 			return
 		}
 		n.churnNext(st)
@@ -386,10 +388,27 @@ func (n *Net) dialRR(w *Workload, f *Flow, from *Host, count int, onEnd func(ok 
 		n.failFlow(f, fmt.Errorf("host %s is down", from.Name))
 		return
 	}
+	ended := false
 	end := func(c *conn, err error) {
+		if ended {
+			return
+		}
+		ended = true
+		if err != nil {
+			// Abort: a reset tells the peer at once, as an application's
+			// timeout with SO_LINGER 0 would.
+			c.ep.SetLinger(true, 0)
+		}
 		c.close()
 		if err != nil {
-			n.failFlow(f, err)
+			if onEnd != nil {
+				f.FailedConns++
+				if f.Err == "" {
+					f.LastErr = err.Error()
+				}
+			} else {
+				n.failFlow(f, err)
+			}
 		}
 		if onEnd != nil {
 			onEnd(err == nil)
@@ -407,7 +426,7 @@ func (n *Net) dialRR(w *Workload, f *Flow, from *Host, count int, onEnd func(ok 
 		binary.BigEndian.PutUint32(req[4:], uint32(w.Response))
 	}
 	var think bool
-	c, err := from.Dial(n.serverAddr(w), w.CC, func(c *conn) {
+	c, err := from.dialRPC(n.serverAddr(w), w.CC, func(c *conn) {
 		for {
 			switch c.stage {
 			case 0: // connecting
@@ -423,6 +442,17 @@ func (n *Net) dialRR(w *Workload, f *Flow, from *Host, count int, onEnd func(ok 
 			case 1: // sending the request
 				if c.sent == 0 {
 					c.reqStart = int64(n.S.Now())
+				}
+				if c.sent == 0 {
+					id, timeout := c.done, w.Timeout
+					if timeout == 0 {
+						timeout = 10 * time.Second
+					}
+					n.S.After(timeout, func() {
+						if c.done == id && !ended {
+							end(c, syscall.ETIMEDOUT)
+						}
+					})
 				}
 				for c.sent < uint64(len(req)) {
 					k, err := c.ep.Write(req[c.sent:])
@@ -532,9 +562,20 @@ func contentLength(h []byte) int {
 	return -1
 }
 
+// dialRPC is Dial with TCP_NODELAY, as RPC clients set it: a response
+// tail must not wait for the ACK of the segment before it (Nagle).
+func (h *Host) dialRPC(to netip.AddrPort, cc string, fn func(c *conn)) (*conn, error) {
+	c, err := h.Dial(to, cc, fn)
+	if err == nil {
+		c.ep.SetNoDelay(true)
+	}
+	return c, err
+}
+
 // serveRR answers rr requests: read the header, skip the body, write the
 // response; never reads past the current request.
 func (n *Net) serveRR(c *conn) {
+	c.ep.SetNoDelay(true)
 	buf := c.s.scratch()
 	for {
 		switch c.stage {
@@ -582,6 +623,7 @@ func (n *Net) serveRR(c *conn) {
 
 // serveHTTP answers "GET /N" with N bytes.
 func (n *Net) serveHTTP(c *conn) {
+	c.ep.SetNoDelay(true)
 	buf := c.s.scratch()
 	for {
 		switch c.stage {
@@ -771,7 +813,7 @@ func (n *Net) startUDP(w *Workload) error {
 		buf := d.s.scratch()
 		for {
 			k, _, from, err := rx.RecvFrom(buf, false)
-			if err != nil {
+			if err != nil || k == 0 {
 				return
 			}
 			f := flows[from]
@@ -892,8 +934,8 @@ func (n *Net) runTraceroute(w *Workload, f *Flow, from *Host) {
 		buf := d.s.scratch()
 		for {
 			k, _, src, err := ping.RecvFrom(buf, false)
-			if err != nil {
-				return
+			if err != nil || k == 0 {
+				return // EAGAIN, or closed
 			}
 			m := wire.ICMPv4(buf[:k])
 			if k >= 8 && m.Type() == wire.ICMPEchoReply && int(m.Seq()) == ttl {
@@ -905,7 +947,7 @@ func (n *Net) runTraceroute(w *Workload, f *Flow, from *Host) {
 		buf := d.s.scratch()
 		for {
 			k, _, _, err := raw.RecvFrom(buf, false)
-			if err != nil {
+			if err != nil || k == 0 {
 				return
 			}
 			ip, err := wire.ParseIPv4(buf[:k])
