@@ -524,6 +524,10 @@ func (s *Socket) Recv(b []byte, flags int) (int, error) {
 // address, sparing an allocation per datagram.
 const msgNoFrom = 1 << 30
 
+// msgWaited tells endpoints the call is blocking and has waited for
+// readiness, so a state that ends a wait (SHUT_RD) ends the call.
+const msgWaited = 1 << 29
+
 // RecvFrom is Recv that also returns the sender.
 func (s *Socket) RecvFrom(b []byte, flags int) (int, Sockaddr, error) {
 	n, _, from, err := s.RecvMsg(b, flags)
@@ -544,9 +548,11 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 		return s.recvOOB(b, flags) // socket/oob.go
 	}
 	var full int
+	f := flags
 	op := func() error {
 		var e error
-		n, full, from, e = s.ep.recv(b, flags)
+		n, full, from, e = s.ep.recv(b, f)
+		f |= msgWaited // later calls follow a wait: the call blocks
 		return e
 	}
 	err = s.blocking(flags, false, waiter.EventIn, op)
