@@ -12,8 +12,8 @@ package hostsock
 import (
 	"errors"
 	"net"
-	"strconv"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
