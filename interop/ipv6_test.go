@@ -41,16 +41,31 @@ func (l *lab) enable6(t *testing.T) {
 
 // startStack6 is startStack with IPv6: a link-local and fd00:77::2/64,
 // both through DAD against the kernel.
-func (l *lab) startStack6(t *testing.T, opts stack.Options) *host {
+func (l *lab) startStack6(t *testing.T, opts stack.Options, pcap ...string) *host {
 	t.Helper()
 	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ep link.Endpoint = tap
+	flush := func() {}
+	if len(pcap) > 0 {
+		f, err := os.Create(pcap[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw, err := link.NewPcapWriter(f, link.LinkTypeEthernet, link.PcapOptions{Unbuffered: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep = link.NewSniffer(tap, func(_ link.Direction, fr []byte) { pw.WriteFrame(time.Now(), fr) })
+		t.Cleanup(func() { pw.Flush(); f.Close() })
+		flush = func() { pw.Flush() }
+	}
 	opts.Name = "sockstack"
 	st := stack.New(opts)
-	h := &host{st: st, net: socket.New(st), flush: func() {}}
-	h.nic = st.AddNIC(tapName, tap)
+	h := &host{st: st, net: socket.New(st), flush: flush}
+	h.nic = st.AddNIC(tapName, ep)
 	t.Cleanup(st.Close)
 	if err := h.nic.AddAddress(stackCIDR); err != nil {
 		t.Fatal(err)
@@ -123,7 +138,8 @@ func TestInteropIPv6Ping(t *testing.T) {
 	l := newLab(t)
 	needTools(t, "ping", "nstat")
 	l.enable6(t)
-	h := l.startStack6(t, stack.Options{})
+	pcap := t.TempDir() + "/ipv6.pcap"
+	h := l.startStack6(t, stack.Options{}, pcap)
 	ll := linkLocal(h.nic)
 	t.Run("ping_-6_global", func(t *testing.T) {
 		out := l.run(t, 15*time.Second, nil, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", stack6.String())
@@ -150,6 +166,20 @@ func TestInteropIPv6Ping(t *testing.T) {
 			}
 		}
 		t.Fatalf("sockstack not in the kernel's neighbour table:\n%s", out)
+	})
+	t.Run("tshark_no_malformed_ipv6", func(t *testing.T) {
+		needTshark(t)
+		h.flush()
+		bad := tshark(t, "-r", pcap, "-o", "udp.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
+			"-Y", `_ws.malformed || _ws.expert.severity >= warning || icmpv6.checksum.status == "Bad"`)
+		if strings.TrimSpace(bad) != "" {
+			t.Fatalf("tshark flags:\n%s", bad)
+		}
+		for _, f := range []string{"icmpv6.type == 135", "icmpv6.type == 136", "icmpv6.type == 129", "ipv6.fragment"} {
+			if strings.TrimSpace(tshark(t, "-r", pcap, "-Y", f)) == "" {
+				t.Errorf("no packet matches %q", f)
+			}
+		}
 	})
 	l.check6Errors(t)
 }
