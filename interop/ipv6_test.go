@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockstack/sockstack/apps/httpd"
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/stack"
@@ -511,5 +512,30 @@ func TestInteropIPv6Bulk(t *testing.T) {
 			t.Logf("200 MiB over IPv6 kernel -> sockstack in %v: %.2f Gbit/s", time.Since(start).Round(time.Millisecond), gbps(size, time.Since(start)))
 		})
 	}
+	l.check6Errors(t)
+}
+
+// TestInteropIPv6HTTP: curl -6 downloads 50 MiB from sockstack's HTTP
+// server over IPv6, compared by SHA-256.
+func TestInteropIPv6HTTP(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "curl", "nstat")
+	l.enable6(t)
+	h := l.startStack6(t, stack.Options{})
+	root := t.TempDir()
+	_, sum := randomFile(t, root, "50MiB.bin", 50<<20)
+	s, err := httpd.Serve(h.net, netip.AddrPortFrom(netip.IPv6Unspecified(), 80), httpd.Config{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	dst := t.TempDir() + "/got.bin"
+	start := time.Now()
+	l.run(t, 2*time.Minute, nil, "curl", "-6", "-sS", "--max-time", "100", "-o", dst, "http://["+stack6.String()+"]/50MiB.bin")
+	d := time.Since(start)
+	if got := fileHash(t, dst); got != sum {
+		t.Fatalf("curl -6 downloaded SHA-256 %s, want %s", got, sum)
+	}
+	t.Logf("curl -6 50 MiB from sockstack in %v (%.2f Gbit/s)", d.Round(time.Millisecond), gbps(50<<20, d))
 	l.check6Errors(t)
 }
