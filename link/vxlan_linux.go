@@ -121,8 +121,8 @@ func (v *VXLAN) readLoop() {
 		f := b[vxlanHeaderLen:]
 		src := wire.Ethernet(f).Src()
 		if !src.IsMulticast() {
-			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 			v.mu.Lock()
+			from = v.remoteFor(from)
 			if cur, ok := v.fdb[src]; !ok || cur != from {
 				if ok || len(v.fdb) < MaxVXLANFDB {
 					v.fdb[src] = from
@@ -186,6 +186,20 @@ func (v *VXLAN) WriteFrames(frames [][]byte) (int, error) {
 		v.stats.TxBytes.Add(uint64(len(f)))
 	}
 	return len(frames), nil
+}
+
+// remoteFor maps a datagram's source to the VTEP to answer: senders
+// pick their UDP source port by flow hash (RFC 7348 5), so a configured
+// remote with that IP gives the port; otherwise the source port is used
+// (another sockstack process sends from its listening port). v.mu is held.
+func (v *VXLAN) remoteFor(from netip.AddrPort) netip.AddrPort {
+	ip := from.Addr().Unmap()
+	for _, r := range v.rlist {
+		if r.Addr() == ip {
+			return r
+		}
+	}
+	return netip.AddrPortFrom(ip, from.Port())
 }
 
 // AddRemote adds a VTEP to the flood list.
