@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,32 +52,9 @@ func newHost(t testing.TB) *socket.Net {
 	return socket.New(s)
 }
 
-// needTCP skips the test while package tcp is still the stub that
-// answers ENOSYS.
-func needTCP(t testing.TB, err error) {
-	t.Helper()
-	if errors.Is(err, syscall.ENOSYS) {
-		t.Skipf("tcp is still a stub (ENOSYS): %v", err)
-	}
-}
-
-// needUnix skips the test while AF_UNIX is not implemented.
-func needUnix(t testing.TB, n *socket.Net) {
-	t.Helper()
-	s, err := n.Socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
-	if errors.Is(err, syscall.EAFNOSUPPORT) {
-		t.Skip("AF_UNIX sockets not implemented yet (EAFNOSUPPORT)")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-}
-
 func mustListen(t testing.TB, n *socket.Net, network, addr string) net.Listener {
 	t.Helper()
 	l, err := Listen(n, network, addr)
-	needTCP(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}

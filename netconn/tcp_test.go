@@ -38,7 +38,6 @@ func tcpPair(t testing.TB, a, b *socket.Net, serverAddr string) (client, server 
 		dst = netip.AddrPortFrom(addrB, dst.Port())
 	}
 	c, err := d.Dial("tcp", dst.String())
-	needTCP(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +102,6 @@ func TestTCPEchoAndAddrs(t *testing.T) {
 func TestTCPDialRefused(t *testing.T) {
 	p := newPair(t)
 	_, err := Dial(p.a, "tcp", "10.0.0.2:1")
-	needTCP(t, err)
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial closed port: %v, want ECONNREFUSED", err)
 	}
@@ -126,7 +124,6 @@ func TestTCPDialTimeoutAndCancel(t *testing.T) {
 	// deadline can end the dial.
 	d := Dialer{Net: p.a, Timeout: 50 * time.Millisecond}
 	_, err := d.Dial("tcp", "10.0.0.9:80")
-	needTCP(t, err)
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("dial timeout: %v, want a net.Error with Timeout()", err)

@@ -14,7 +14,6 @@ import (
 
 func TestUnixStreamAndDatagram(t *testing.T) {
 	n := newHost(t)
-	needUnix(t, n)
 	l, err := Listen(n, "unix", "/run/echo.sock")
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +91,6 @@ func TestControlAndLocalAddr(t *testing.T) {
 		return s.SetSockOptInt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1<<17)
 	}}
 	l, err := lc.Listen(context.Background(), "tcp", "10.0.0.2:0")
-	needTCP(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}

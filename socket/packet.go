@@ -150,6 +150,7 @@ type packetEP struct {
 	ifindex int
 	rcvbuf  int
 	rx      byteRing
+	charged int // true size of the queue: bytes + stack.DgramOverhead per frame
 	recs    []packetRec
 	rhead   int
 	rn      int
@@ -237,9 +238,13 @@ func (e *packetEP) tap(nic *stack.NIC, f []byte, outgoing bool) {
 	if e.typ == SOCK_DGRAM {
 		data = f[hdr:]
 	}
-	if e.rn >= packetMaxQueue || (e.rn > 0 && e.rx.n+len(data) > e.rcvbuf) {
+	// Every frame is charged its bytes plus the per-packet overhead
+	// Linux's truesize has, so empty frames cannot fill memory for free.
+	ts := len(data) + stack.DgramOverhead
+	if e.rn >= packetMaxQueue || (e.rn > 0 && e.charged+ts > e.rcvbuf) {
 		e.mu.Unlock()
 		e.drops.Add(1)
+		e.n.st.Stats().Packet.RcvbufErrors.Add(1)
 		return
 	}
 	if e.rn == len(e.recs) {
@@ -252,6 +257,7 @@ func (e *packetEP) tap(nic *stack.NIC, f []byte, outgoing bool) {
 	e.recs[(e.rhead+e.rn)%len(e.recs)] = packetRec{n: len(data), ifidx: nic.ID(), proto: et, ptype: ptype, src: src}
 	e.rn++
 	e.rx.write(data)
+	e.charged += ts
 	e.packets++
 	e.mu.Unlock()
 	e.wq.Notify(waiter.EventIn)
@@ -355,6 +361,7 @@ func (e *packetEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 	n := e.rx.peek(b[:min(len(b), r.n)], 0)
 	if flags&MSG_PEEK == 0 {
 		e.rx.discard(r.n)
+		e.charged -= r.n + stack.DgramOverhead
 		e.rhead = (e.rhead + 1) % len(e.recs)
 		e.rn--
 	}
@@ -372,7 +379,7 @@ func (e *packetEP) close() {
 	pr := e.promisc
 	e.promisc = nil
 	e.rx.reset()
-	e.recs, e.rn = nil, 0
+	e.recs, e.rn, e.charged = nil, 0, 0
 	e.mu.Unlock()
 	e.remove()
 	for nic, c := range pr {

@@ -3,7 +3,6 @@ package socket
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"syscall"
 	"testing"
 	"time"
@@ -221,27 +220,10 @@ func TestPollerServes2000UDPSockets(t *testing.T) {
 	}
 }
 
-// tcpWorks reports whether the TCP endpoint under the sockets is implemented.
-func tcpWorks(t testing.TB, n *Net) bool {
-	s, err := n.Socket(AF_INET, SOCK_STREAM, 0)
-	if err != nil {
-		return !errors.Is(err, syscall.ENOSYS)
-	}
-	defer s.Close()
-	err = s.Bind(ap(netip.MustParseAddr("127.0.0.1"), 0))
-	if err == nil {
-		err = s.Listen(1)
-	}
-	return !errors.Is(err, syscall.ENOSYS)
-}
-
 // One goroutine accepts and echoes many TCP connections through a Poller.
 func TestPollerServesTCP(t *testing.T) {
 	const N = 200
 	pr := newPair(t, 1500, stack.Options{})
-	if !tcpWorks(t, pr.b) {
-		t.Skip("TCP returns ENOSYS (not implemented yet)")
-	}
 	ln := mustSocket(t, pr.b, AF_INET, SOCK_STREAM, 0)
 	if err := ln.Bind(ap(addrB, 7)); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/waiter"
 )
 
@@ -197,6 +198,9 @@ type byteRing struct {
 }
 
 func (r *byteRing) write(b []byte) {
+	if len(b) == 0 {
+		return // an empty datagram: nothing to store (and buf may be nil)
+	}
 	need := r.n + len(b)
 	if need > len(r.buf) {
 		c := max(len(r.buf)*2, 512)
@@ -226,6 +230,9 @@ func (r *byteRing) peek(b []byte, off int) int {
 }
 
 func (r *byteRing) discard(n int) {
+	if n == 0 {
+		return
+	}
 	r.head = (r.head + n) % len(r.buf)
 	r.n -= n
 	if r.n == 0 {
@@ -560,7 +567,9 @@ func (e *unixEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 }
 
 func (e *unixEP) full() bool {
-	return e.rn > unixMaxDgramQ || (e.rn > 0 && e.rx.n >= e.rcvbuf)
+	// The bytes are charged with the per-datagram overhead of Linux's
+	// truesize, so empty datagrams are not free.
+	return e.rn > unixMaxDgramQ || (e.rn > 0 && e.rx.n+e.rn*stack.DgramOverhead >= e.rcvbuf)
 }
 
 func (e *unixEP) sendDgram(b []byte, to Sockaddr) (int, error) {

@@ -487,6 +487,13 @@ func (n *NIC) handleARP(b []byte) {
 		s.stats.ARP.InMalformed.Add(1)
 		return
 	}
+	if arpMartian(info.SenderIP, info.TargetIP) || s.IsLocal(info.SenderIP) {
+		// Linux refuses these too (ip_route_input on the sender, the
+		// target checks of arp_process): they would only fill the cache
+		// or claim one of our own addresses.
+		s.stats.ARP.InMartian.Add(1)
+		return
+	}
 	forUs := n.hasAddr(info.TargetIP)
 	if info.SenderIP.IsValid() && !info.SenderIP.IsUnspecified() && !info.SenderMAC.IsMulticast() {
 		garp := info.SenderIP == info.TargetIP
@@ -503,4 +510,15 @@ func (n *NIC) handleARP(b []byte) {
 		n.sendARP(wire.ARPReply, info.SenderMAC, info.TargetIP, info.SenderMAC, info.SenderIP)
 		s.stats.ARP.OutReplies.Add(1)
 	}
+}
+
+// arpMartian reports a sender that cannot be a neighbour (127/8, 0/8 other
+// than the 0.0.0.0 of a duplicate-address probe, 224/4 and above) or a
+// target no one may ask for (127/8, 224/4).
+func arpMartian(sender, target netip.Addr) bool {
+	sa, ta := sender.As4(), target.As4()
+	if sa[0] == 127 || sa[0] >= 224 || sa[0] == 0 && !sender.IsUnspecified() {
+		return true
+	}
+	return ta[0] == 127 || ta[0] >= 224 && ta[0] < 240
 }

@@ -203,3 +203,78 @@ func TestARPPendingGlobalBytesCap(t *testing.T) {
 		t.Fatalf("held %d bytes (want %d), global-full drops %d (want 3)", h.s.arpPendingBytes.Load(), 5*per, h.s.Stats().ARP.PendingGlobalFull.Load())
 	}
 }
+
+// ARP from impossible senders or for impossible targets is dropped,
+// counted, unanswered, and leaves no entry; a duplicate-address probe
+// (sender 0.0.0.0) is still answered.
+func TestARPMartians(t *testing.T) {
+	h := newHarness(t, Options{})
+	a := netip.MustParseAddr
+	for _, c := range []struct{ sender, target netip.Addr }{
+		{a("127.0.0.1"), hostAddr},
+		{a("224.0.0.5"), hostAddr},
+		{a("255.255.255.255"), hostAddr},
+		{a("0.1.2.3"), hostAddr},
+		{hostAddr, hostAddr}, // someone claims our address
+		{nbAddr, a("127.0.0.1")},
+		{nbAddr, a("239.1.1.1")},
+	} {
+		before := h.s.Stats().ARP.InMartian.Load()
+		h.ep.inject(arpFrame(wire.ARPRequest, nbMAC, c.sender, wire.MAC{}, c.target, wire.BroadcastMAC))
+		if h.s.Stats().ARP.InMartian.Load() != before+1 {
+			t.Errorf("%v asking for %v: not counted", c.sender, c.target)
+		}
+		if out := h.ep.take(); len(out) != 0 {
+			t.Errorf("%v asking for %v: answered", c.sender, c.target)
+		}
+		if hasNeighbor(h.nic, c.sender) {
+			t.Errorf("%v asking for %v: entry made", c.sender, c.target)
+		}
+	}
+	h.ep.inject(arpFrame(wire.ARPRequest, nbMAC, netip.IPv4Unspecified(), wire.MAC{}, hostAddr, wire.BroadcastMAC))
+	arp, _, _ := splitOut(t, h.ep.take())
+	if len(arp) != 1 || arp[0].Op != wire.ARPReply || arp[0].SenderIP != hostAddr {
+		t.Fatalf("duplicate-address probe: %+v", arp)
+	}
+}
+
+// Senders on several goroutines while the reply arrives: each sender's
+// datagrams leave in the order it sent them (none overtakes the queue).
+func TestARPFlushOrderConcurrent(t *testing.T) {
+	h := newHarness(t, Options{})
+	const senders, each = 4, 40
+	start := make(chan struct{})
+	done := make(chan struct{})
+	for g := 0; g < senders; g++ {
+		go func(g byte) {
+			defer func() { done <- struct{}{} }()
+			<-start
+			for i := byte(0); i < each; i++ {
+				h.s.WritePacket(&OutPacket{Dst: nbAddr, Proto: wire.ProtoUDP, NoCsum: true, Parts: [3][]byte{{0, 1, 0, 2, 0, 10, 0, 0, g, i}}})
+			}
+		}(byte(g))
+	}
+	// Resolution starts (the request goes out), then the senders race
+	// the reply.
+	h.s.WritePacket(&OutPacket{Dst: nbAddr, Proto: wire.ProtoUDP, NoCsum: true, Parts: [3][]byte{{0, 1, 0, 2, 0, 10, 0, 0, senders, 0}}})
+	close(start)
+	h.ep.inject(arpFrame(wire.ARPReply, nbMAC, nbAddr, hostMAC, hostAddr, hostMAC))
+	for g := 0; g < senders; g++ {
+		<-done
+	}
+	_, ip, dsts := splitOut(t, h.ep.take())
+	next := make([]byte, senders+1)
+	for k, p := range ip {
+		if dsts[k] != nbMAC {
+			t.Fatalf("datagram to %v", dsts[k])
+		}
+		g, i := p.Payload()[8], p.Payload()[9]
+		if i < next[g] {
+			t.Fatalf("sender %d: datagram %d after %d", g, i, next[g]-1)
+		}
+		next[g] = i + 1
+	}
+	if len(ip)+int(h.s.Stats().ARP.PendingDrops.Load()) != senders*each+1 {
+		t.Fatalf("%d sent, %d dropped, of %d", len(ip), h.s.Stats().ARP.PendingDrops.Load(), senders*each+1)
+	}
+}

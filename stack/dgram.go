@@ -28,6 +28,18 @@ const (
 	EphemeralHigh = 65535
 )
 
+// DgramOverhead is what every queued datagram costs against SO_RCVBUF on
+// top of its buffer's capacity: the queue entry and buffer bookkeeping.
+// It is Linux's skb overhead (SKB_TRUESIZE(0) on 64-bit: 576 bytes), so a
+// small datagram in a 256-byte buffer is charged 832 bytes and the default
+// 212,992-byte queue holds 256 of them, as a Linux UDP socket does. Without
+// it zero-length datagrams cost nothing and a queue grew without bound.
+const DgramOverhead = 576
+
+// Truesize is the charge for a queued buffer b: its capacity (what it
+// really pins, whatever its length) plus DgramOverhead.
+func Truesize(b []byte) int { return cap(b) + DgramOverhead }
+
 // received is one queued datagram.
 type received struct {
 	buf  []byte // pooled
@@ -287,7 +299,8 @@ func (e *DgramEndpoint) takeErrLocked() error {
 // Drops is the number of datagrams lost at the full receive queue.
 func (e *DgramEndpoint) Drops() uint64 { return e.drops.Load() }
 
-// QueuedBytes is the receive queue's size, for netstat.
+// QueuedBytes is the receive queue's charged size (true sizes, as Linux
+// reports a UDP socket's Recv-Q), for netstat.
 func (e *DgramEndpoint) QueuedBytes() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -438,7 +451,9 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 
 // RecvFrom takes the next datagram into b. It returns the bytes copied,
 // the datagram's full length (larger when truncated), and the sender.
-// EAGAIN when the queue is empty.
+// EAGAIN when the queue is empty, also after SHUT_RD: Linux answers a
+// non-blocking receive so and ends only a blocking one with 0 (the
+// socket layer does that, see ShutRd).
 func (e *DgramEndpoint) RecvFrom(b []byte, peek bool) (n, full int, from netip.AddrPort, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -446,7 +461,7 @@ func (e *DgramEndpoint) RecvFrom(b []byte, peek bool) (n, full int, from netip.A
 		if err := e.takeErrLocked(); err != nil {
 			return 0, 0, from, err
 		}
-		if e.shutRd || e.closed {
+		if e.closed {
 			return 0, 0, from, nil
 		}
 		return 0, 0, from, syscall.EAGAIN
@@ -456,7 +471,7 @@ func (e *DgramEndpoint) RecvFrom(b []byte, peek bool) (n, full int, from netip.A
 	full = len(r.buf)
 	from = r.from
 	if !peek {
-		e.qbytes -= len(r.buf)
+		e.qbytes -= Truesize(r.buf)
 		putBuf(r.buf)
 		*r = received{}
 		e.head = (e.head + 1) % len(e.queue)
@@ -465,17 +480,30 @@ func (e *DgramEndpoint) RecvFrom(b []byte, peek bool) (n, full int, from netip.A
 	return n, full, from, nil
 }
 
-// enqueue copies a datagram into the receive queue (or drops it when the
-// queue is over SO_RCVBUF, counting the drop).
+// ShutRd reports whether the endpoint was shut down for reading.
+func (e *DgramEndpoint) ShutRd() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.shutRd
+}
+
+// enqueue copies a datagram into the receive queue (or drops it when its
+// true size would take the queue over SO_RCVBUF, counting the drop in the
+// socket; the caller counts it in the stack). An empty queue takes one
+// datagram whatever its size, as Linux does.
 func (e *DgramEndpoint) enqueue(data []byte, from netip.AddrPort, h wire.IPv4) bool {
 	e.mu.Lock()
-	if e.closed || e.shutRd {
+	if e.closed {
+		// Not shutRd: Linux keeps queueing datagrams after SHUT_RD.
 		e.mu.Unlock()
 		return false
 	}
-	if e.qbytes+len(data) > e.rcvbuf && e.n > 0 {
+	if e.qbytes+bufCap(len(data))+DgramOverhead > e.rcvbuf && e.n > 0 {
 		e.mu.Unlock()
 		e.drops.Add(1)
+		if e.kind == KindPing {
+			e.s.stats.ICMP.PingRcvbufErrors.Add(1)
+		}
 		return false
 	}
 	if e.n == len(e.queue) {
@@ -490,7 +518,7 @@ func (e *DgramEndpoint) enqueue(data []byte, from netip.AddrPort, h wire.IPv4) b
 	copy(buf, data)
 	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: h.Dst(), ttl: h.TTL(), tos: h.TOS()}
 	e.n++
-	e.qbytes += len(data)
+	e.qbytes += Truesize(buf)
 	e.mu.Unlock()
 	e.wq.Notify(waiter.EventIn)
 	return true
@@ -863,4 +891,20 @@ func (s *Stack) writeRawIP(b []byte, iface *NIC) error {
 	s.stats.IP.OutRequests.Add(1)
 	r.NIC.sendIP(r.NextHop, buf)
 	return nil
+}
+
+// bufCap is the capacity getBuf(n) returns, without taking a buffer: the
+// admission check charges it before copying.
+func bufCap(n int) int {
+	switch {
+	case n <= bufSize0:
+		return bufSize0
+	case n <= bufSize1:
+		return bufSize1
+	case n <= bufSize2:
+		return bufSize2
+	case n <= bufSize3:
+		return bufSize3
+	}
+	return n
 }

@@ -190,3 +190,29 @@ func TestEchoReflectsTimestamp(t *testing.T) {
 		t.Fatalf("RR and TS\n got %x\nwant %x", got, want)
 	}
 }
+
+// Arbitrary option bytes in an echo request never panic the host, and
+// whatever it answers is a well-formed IPv4 packet (option lists
+// included). The reflected options keep Linux's semantics, which may
+// leave a pointer that the next hop refuses (odd lengths, an overflow
+// count of 15), so their contents are not checked here.
+func FuzzEchoOptions(f *testing.F) {
+	f.Add([]byte{ipOptRR, 39, 4})
+	f.Add([]byte{ipOptTS, 40, 5, tsAndAddr})
+	f.Add([]byte{ipOptTS, 12, 5, tsPrespec, 10, 0, 0, 1})
+	f.Add([]byte{ipOptLSRR, 7, 4, 1, 2, 3, 4})
+	f.Add([]byte{1, 1, ipOptRR, 7, 8, 1, 2, 3, 4, ipOptTS, 8, 9, 0xe0})
+	h := newHarness(&testing.T{}, Options{ICMPRateMask: 1 << 31})
+	f.Cleanup(h.s.Close)
+	f.Fuzz(func(t *testing.T, opts []byte) {
+		if len(opts) > wire.IPv4MaxOptionsLen {
+			opts = opts[:wire.IPv4MaxOptionsLen]
+		}
+		h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoICMP, Options: opts}, echoPayload(1, 1, nil)))
+		for _, fr := range h.ep.take() {
+			if _, err := wire.ParseIPv4(fr[14:]); err != nil {
+				t.Fatalf("answer does not parse: %v", err)
+			}
+		}
+	})
+}

@@ -30,6 +30,7 @@ type Stats struct {
 		PendingQueueFull        Counter // the neighbour's queue was full (ARPPendingLen / ARPPendingBytes): oldest dropped
 		PendingGlobalFull       Counter // all neighbours together were full (ARPPendingTotal / ARPPendingTotalBytes): new dropped
 		PendingResolveFailed    Counter // the neighbour never answered
+		InMartian               Counter // impossible sender (127/8, 0/8, 224/4 and above, one of ours) or target (127/8, 224/4): dropped
 		InUnsolicited           Counter // replies from neighbours we did not ask: no entry made (arp_accept=0)
 		LocktimeIgnored         Counter // a different MAC for a reachable entry within ARPLocktime of its update
 		CacheFull               Counter // entries refused because the cache was full
@@ -102,6 +103,7 @@ type Stats struct {
 		OutRateLimitedPeer             Counter // by the destination's bucket (icmp_ratelimit)
 		RatePeerEvictions              Counter // destinations dropped from the full rate-limit table
 		OutSuppressed                  Counter // errors not sent by rule (about ICMP errors, broadcasts, fragments)
+		PingRcvbufErrors               Counter // echo replies dropped at a full ping socket queue
 	}
 	UDP struct {
 		InDatagrams  Counter
@@ -126,6 +128,9 @@ type Stats struct {
 		InDelivers   Counter
 		RcvbufErrors Counter
 		OutPackets   Counter
+	}
+	Packet struct {
+		RcvbufErrors Counter // frames dropped at a full AF_PACKET socket queue
 	}
 }
 

@@ -441,7 +441,11 @@ func (e *Endpoint) chooseRcvWScale() {
 func (e *Endpoint) Read(b []byte, peek bool) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.rcvLen > 0 {
+	if e.rcvLen > 0 && e.urg.state != urgNone {
+		if n, ok := e.readUrg(b, peek); ok {
+			return n, nil
+		}
+	} else if e.rcvLen > 0 {
 		n := min(len(b), e.rcvLen)
 		e.rcv.copyOut(b[:n], 0)
 		if !peek {
@@ -535,7 +539,9 @@ func (e *Endpoint) tuneRcvBuf(now time.Duration) {
 }
 
 // Write queues as much of b as fits in the send buffer.
-func (e *Endpoint) Write(b []byte) (int, error) {
+func (e *Endpoint) Write(b []byte) (int, error) { return e.write(b, false) }
+
+func (e *Endpoint) write(b []byte, oob bool) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.err != nil && e.state == StateClosed {
@@ -562,6 +568,9 @@ func (e *Endpoint) Write(b []byte) (int, error) {
 	e.growRing(&e.snd, e.sndLen+n, e.sndLen, e.sndCap)
 	e.snd.copyIn(b[:n], e.sndLen)
 	e.sndLen += n
+	if oob {
+		e.urgMarkSend()
+	}
 	e.output(e.p.now())
 	return n, nil
 }
@@ -708,9 +717,10 @@ func (e *Endpoint) readinessLocked() waiter.EventMask {
 		}
 		return r
 	}
-	if e.rcvLen > 0 || e.finRcvd || e.rdShut {
+	if e.rcvLen-e.urgHidden() > 0 || e.finRcvd || e.rdShut {
 		r |= waiter.EventIn
 	}
+	r |= e.urgReady()
 	if e.finRcvd || e.rdShut {
 		r |= waiter.EventRdHUp
 	}

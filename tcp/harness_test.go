@@ -130,11 +130,12 @@ type seg struct {
 	win      uint16
 	opts     wire.TCPOptions
 	data     []byte
+	urg      uint16
 }
 
 func (s *script) inject(x seg) {
 	s.t.Helper()
-	h := wire.TCPHeader{SrcPort: s.remote.Port(), DstPort: s.local.Port(), Seq: x.seq, Ack: x.ack, Flags: x.flags, Window: x.win, Options: x.opts}
+	h := wire.TCPHeader{SrcPort: s.remote.Port(), DstPort: s.local.Port(), Seq: x.seq, Ack: x.ack, Flags: x.flags, Window: x.win, Options: x.opts, Urgent: x.urg}
 	b := make([]byte, h.Len()+len(x.data))
 	n := h.Put(b)
 	copy(b[n:], x.data)

@@ -381,6 +381,7 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 			return deliver
 		}
 	}
+	e.urgCheck(s)
 	if len(s.payload) > 0 || s.has(wire.TCPFlagFIN) {
 		switch e.state {
 		case StateEstablished, StateFinWait1, StateFinWait2:
@@ -401,6 +402,7 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 				return deliver
 			}
 			e.receiveData(s, now)
+			e.urgCapture()
 		default:
 			// The stream already ended: acknowledge duplicates.
 			e.ackNow = true

@@ -118,6 +118,7 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	c.lingerOn, c.linger, c.ttl, c.tos = l.lingerOn, l.linger, l.ttl, l.tos
 	c.userMSS, c.userSndBuf, c.userRcvBuf = l.userMSS, l.userSndBuf, l.userRcvBuf
 	c.reuseAddr, c.reusePort, c.ccName = l.reuseAddr, l.reusePort, l.ccName
+	c.urg.inline = l.urg.inline
 	c.userTimeout = l.userTimeout // tcpcc: TCP_USER_TIMEOUT is inherited, as in Linux
 	if l.userRcvBuf > 0 {
 		c.rcvCap = l.rcvCap

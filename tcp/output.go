@@ -54,6 +54,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	h := &seg.Header
 	h.SrcPort, h.DstPort = e.local.Port(), e.remote.Port()
 	h.Seq, h.Flags, h.Urgent = seq, flags, 0
+	e.urgPut(h, seq)
 	h.Options = wire.TCPOptions{}
 	h.Ack = 0
 	syn := flags&wire.TCPFlagSYN != 0
@@ -313,7 +314,7 @@ func (e *Endpoint) output(now time.Duration) {
 			}
 		}
 		fin := e.wrShut && n == avail
-		if n < mss && n == avail && !fin && seqGEQ(e.sndNxt, e.sndMax) {
+		if n < mss && n == avail && !fin && seqGEQ(e.sndNxt, e.sndMax) && !e.urgPush() {
 			if e.cork {
 				e.corkHold(now)
 				break

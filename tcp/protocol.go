@@ -54,10 +54,8 @@ type Protocol struct {
 	segPool sync.Pool
 	st      stats
 
-	// tcpsec: TIME_WAIT records and memory accounting.
-	tw      twTable
-	mem     atomic.Int64 // bytes of all send and receive buffers
-	orphans atomic.Int64
+	// tcpsec: TIME_WAIT records (memory and orphans are gauges in st).
+	tw twTable
 }
 
 // NewProtocol makes the TCP layer over h.
@@ -116,6 +114,7 @@ type segment struct {
 	wnd      uint16
 	payload  []byte
 	opts     wire.TCPOptions
+	urg      uint16 // urgent pointer (tcpsec)
 }
 
 func (s *segment) has(f uint8) bool { return s.flags&f != 0 }
@@ -196,6 +195,7 @@ func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch
 		}
 	}
 	s.seq, s.ack, s.flags, s.wnd = t.Seq(), t.Ack(), t.Flags(), t.Window()
+	s.urg = t.Urgent()
 	s.payload = b[off:]
 	if t.SrcPort() == 0 || t.DstPort() == 0 || !src.IsValid() || src.IsMulticast() || dst.IsMulticast() {
 		p.st.InErrs.Add(1)

@@ -302,3 +302,44 @@ func TestDSACKUndo(t *testing.T) {
 		t.Fatalf("DSACKUndo %d", st.DSACKUndo)
 	}
 }
+
+// TestBacklogSequentialClients is the conformance suite's backlog case
+// with each handshake given time to finish before the next connect (as
+// Linux's synchronous loopback does): backlog+1 clients connect, the
+// others' SYNs are dropped and they stay in SYN_SENT.
+func TestBacklogSequentialClients(t *testing.T) {
+	for _, tc := range []struct{ backlog, clients int }{{0, 3}, {1, 5}, {3, 7}} {
+		n := newPair(7, Config{})
+		l := n.b.NewEndpoint()
+		l.Bind(netip.AddrPortFrom(ipB, 80))
+		l.Listen(tc.backlog)
+		connected := 0
+		var cs []*Endpoint
+		for i := 0; i < tc.clients; i++ {
+			c := n.a.NewEndpoint()
+			c.Connect(netip.AddrPortFrom(ipB, 80))
+			if n.run(300*time.Millisecond, func() bool { return c.State() == StateEstablished }) {
+				connected++
+			}
+			cs = append(cs, c)
+		}
+		accepted := 0
+		for {
+			if _, _, err := l.Accept(); err != nil {
+				break
+			}
+			accepted++
+		}
+		if connected != tc.backlog+1 || accepted != tc.backlog+1 {
+			t.Errorf("backlog %d clients %d: connected %d accepted %d, Linux %d %d", tc.backlog, tc.clients, connected, accepted, tc.backlog+1, tc.backlog+1)
+		}
+		for _, c := range cs[tc.backlog+1:] {
+			if c.State() != StateSynSent {
+				t.Errorf("backlog %d: a client beyond the queue is %v", tc.backlog, c.State())
+			}
+		}
+		if st := n.b.Stats(); st.ListenOverflows == 0 {
+			t.Errorf("backlog %d: no ListenOverflows", tc.backlog)
+		}
+	}
+}

@@ -83,10 +83,12 @@ func (e *Endpoint) enterTimeWait(now time.Duration) {
 	if p.tw.m == nil {
 		p.tw.m = make(map[connKey]*twRecord)
 	}
-	if len(p.tw.m) >= p.cfg.MaxTimeWait || p.closed {
+	if closed := p.closed; len(p.tw.m) >= p.cfg.MaxTimeWait || closed {
 		p.tw.mu.Unlock()
 		p.mu.Unlock()
-		p.st.TimeWaitOverflow.Add(1)
+		if !closed {
+			p.st.TimeWaitOverflow.Add(1)
+		}
 		e.setClosed()
 		return
 	}

@@ -49,7 +49,11 @@ type conn struct {
 	strays      int
 }
 
-var errTimedOut = errors.New("tftp: timed out")
+// ErrTimedOut ends a transfer whose peer stayed silent through every
+// retransmission.
+var ErrTimedOut = errors.New("tftp: timed out")
+
+var errTimedOut = ErrTimedOut
 
 func newConn(so PacketConn, timeout time.Duration, retries int) *conn {
 	return &conn{so: so, timeout: timeout, retries: retries, blksize: DefaultBlksize, dallyFactor: 2, buf: make([]byte, MaxBlksize+4+1)}

@@ -53,7 +53,7 @@ func chatCmd() *cobra.Command {
 				return err
 			}
 			defer e.Close()
-			ctx, stop := sigContext(cmd)
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			srv := netip.AddrPortFrom(dst, uint16(port))
 			botsDone := make(chan struct{})
@@ -91,7 +91,12 @@ func runChat(ctx context.Context, w io.Writer, api sockapi.API, srv netip.AddrPo
 		}
 	}
 	recvErr := make(chan error, 1)
+	recvDone := make(chan struct{})
+	// Nothing is printed after runChat returns: the receiver ends when
+	// the socket closes.
+	defer func() { s.Close(); <-recvDone }()
 	go func() {
+		defer close(recvDone)
 		buf := make([]byte, 65536)
 		var pending []byte
 		for {
@@ -127,10 +132,15 @@ func runChat(ctx context.Context, w io.Writer, api sockapi.API, srv netip.AddrPo
 		}
 	}()
 	lines := make(chan string)
+	inErr := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 4096), maxChatLine)
 		for sc.Scan() {
 			lines <- sc.Text()
+		}
+		if errors.Is(sc.Err(), bufio.ErrTooLong) {
+			inErr <- fmt.Errorf("chat: an input line is longer than %d bytes", maxChatLine)
 		}
 		close(lines)
 	}()
@@ -143,6 +153,12 @@ func runChat(ctx context.Context, w io.Writer, api sockapi.API, srv netip.AddrPo
 			return err
 		case line, ok := <-lines:
 			if !ok {
+				select {
+				case err := <-inErr:
+					send("/quit")
+					return err
+				default:
+				}
 				// End of input: leave the room, after a moment for replies.
 				time.Sleep(300 * time.Millisecond)
 				send("/quit")
@@ -154,6 +170,10 @@ func runChat(ctx context.Context, w io.Writer, api sockapi.API, srv netip.AddrPo
 		}
 	}
 }
+
+// maxChatLine bounds an input line of chat (the server cuts messages
+// far shorter anyway).
+const maxChatLine = 65000
 
 // --- http get ---
 
@@ -349,7 +369,7 @@ when you send, and sends when you listen.`,
 				return err
 			}
 			defer e.Close()
-			ctx, stop := sigContext(cmd)
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			w := cmd.OutOrStdout()
 			if op == "send" {

@@ -20,8 +20,10 @@ func demoCmd() *cobra.Command {
 	var pcapPath string
 	var quiet bool
 	c := &cobra.Command{
-		Use:   "demo",
-		Short: "Two hosts on the built-in virtual network: ARP, ping, UDP echo, fragments, refusals, TCP echo",
+		Use:     "demo",
+		Example: "  sockstack demo --pcap demo.pcap",
+		Args:    usageArgs(cobra.NoArgs),
+		Short:   "Two hosts on the built-in virtual network: ARP, ping, UDP echo, fragments, refusals, TCP echo",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDemo(cmd.OutOrStdout(), pcapPath, !quiet)
 		},

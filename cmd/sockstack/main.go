@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -33,12 +34,17 @@ func run(args []string) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 	go func() {
-		sig, ok := <-sigs
-		if !ok {
-			return
+		var sig os.Signal
+		for sig = range sigs {
+			// SIGPIPE also comes from writes to kernel sockets (--kernel),
+			// which get EPIPE and are handled; only a reader of our output
+			// gone (| head) ends the tool.
+			if sig != syscall.SIGPIPE || outputGone() {
+				break
+			}
 		}
 		cancel()
 		select {
@@ -52,6 +58,10 @@ func run(args []string) int {
 		os.Exit(1)
 	}()
 	if err := root.ExecuteContext(ctx); err != nil {
+		var q *quietError
+		if errors.As(err, &q) {
+			return q.code // the command said it all (ping's statistics)
+		}
 		fmt.Fprintln(os.Stderr, "sockstack:", err)
 		return 1
 	}
@@ -73,6 +83,16 @@ func newRoot() *cobra.Command {
 		return usageErr(c, "%s", cleanFlagError(err))
 	})
 	return root
+}
+
+// outputGone tells whether standard output or error is a pipe whose
+// reader has gone.
+func outputGone() bool {
+	fds := []unix.PollFd{{Fd: 1}, {Fd: 2}}
+	if n, err := unix.Poll(fds, 0); err != nil || n == 0 {
+		return false
+	}
+	return fds[0].Revents&unix.POLLERR != 0 || fds[1].Revents&unix.POLLERR != 0
 }
 
 // extraCommands lets other files add subcommands.

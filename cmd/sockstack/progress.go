@@ -39,7 +39,9 @@ func newMeter(w io.Writer, label string, total int64, quiet bool) *meter {
 		progressbar.OptionSetDescription(label),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionShowTotalBytes(true),
-		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetPredictTime(true), // [elapsed:left]
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionUseIECUnits(true),
@@ -82,7 +84,11 @@ func (m *meter) done(verb string, n int64, extra string) {
 		end = time.Now()
 	}
 	d := end.Sub(m.start)
-	fmt.Fprintf(m.w, "%s: %s %s bytes in %v (%s)%s\n", m.label, verb, groupDigits(n), d.Round(time.Millisecond), rate(n, d), extra)
+	shown := d.Round(time.Millisecond)
+	if d < 10*time.Millisecond {
+		shown = d.Round(time.Microsecond)
+	}
+	fmt.Fprintf(m.w, "%s: %s %s bytes in %v (%s)%s\n", m.label, verb, groupDigits(n), shown, rate(n, d), extra)
 }
 
 // fail ends the bar without a summary.

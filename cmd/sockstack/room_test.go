@@ -68,14 +68,17 @@ func TestChatBots(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srv := netip.AddrPortFrom(vnetServer, chat.Port)
-	botsDone := make(chan struct{})
-	go func() { defer close(botsDone); runBots(ctx, e.api, srv, 2, true) }()
 	out := newWatchBuffer()
 	in, feed := io.Pipe()
 	chatDone := make(chan error, 1)
 	go func() { chatDone <- runChat(ctx, out, e.api, srv, "alice", true, in) }()
 	if !out.waitFor(10*time.Second, "* welcome alice") {
 		t.Fatalf("no welcome:\n%s", out.String())
+	}
+	botsDone := make(chan struct{})
+	go func() { defer close(botsDone); runBots(ctx, e.api, srv, 2, true) }()
+	if !out.waitFor(10*time.Second, "* bot1 joined", "* bot2 joined", "bot1: hello, I am bot1") {
+		t.Fatalf("the bots did not come:\n%s", out.String())
 	}
 	// The bots are in the room.
 	feed.Write([]byte("/who\n"))

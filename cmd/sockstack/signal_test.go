@@ -36,6 +36,7 @@ func sockstackBinary(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
+		os.Chmod(buildDir, 0o755) // other users run it too (TestSniffKernelNamesCapNetRaw)
 		buildPath = filepath.Join(buildDir, "sockstack")
 		out, err := exec.Command("go", "build", "-o", buildPath, ".").CombinedOutput()
 		if err != nil {
@@ -100,5 +101,29 @@ func TestSignalRemovesVnetDirectory(t *testing.T) {
 				t.Fatalf("left behind after %v (%v): %v", c.sig, err, ents)
 			}
 		})
+	}
+}
+
+// A reader of the output that goes away (sockstack ping | head -2) ends
+// the tool as SIGPIPE ends iputils ping, and the directory goes too.
+func TestBrokenPipeRemovesVnetDirectory(t *testing.T) {
+	bin := sockstackBinary(t)
+	tmp := t.TempDir()
+	cmd := exec.Command(bin, "ping", "-i", "0.2", "server")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for i := 0; i < 2 && sc.Scan(); i++ {
+	}
+	stdout.Close() // like head exiting after two lines
+	err := cmd.Wait()
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("left behind after the reader went (%v): %v", err, ents)
+	}
+	if err == nil {
+		t.Fatal("ping went on as if someone read it")
 	}
 }

@@ -107,7 +107,7 @@ icmp, and and/or/not with parentheses, e.g. 'tcp and (port 7 or port 80)'.
 				defer closePcap()
 				sn.pcap = pw
 			}
-			ctx, stop := sigContext(cmd)
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			if duration > 0 {
 				var cancel context.CancelFunc

@@ -67,7 +67,7 @@ func tftpCmd() *cobra.Command {
 				return err
 			}
 			defer e.Close()
-			ctx, stop := sigContext(cmd)
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			srv := netip.AddrPortFrom(dst, uint16(o.port))
 			out := cmd.ErrOrStderr()
@@ -150,6 +150,8 @@ func tftpError(srv netip.AddrPort, err error) error {
 		return fmt.Errorf("tftp: server %v: %s (error %d)", srv, te.Msg, te.Code)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("tftp: %v: connection refused (no TFTP server)", srv)
+	case errors.Is(err, tftp.ErrTimedOut):
+		return fmt.Errorf("tftp: no answer from %v (no such host, or no TFTP server there)", srv)
 	case errors.Is(err, context.Canceled):
 		return errors.New("tftp: interrupted")
 	}

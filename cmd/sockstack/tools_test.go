@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"net/url"
 	"os"
@@ -183,4 +184,31 @@ func icmpErrorFor(router, self, dst netip.Addr, typ, code uint8, id, seq uint16)
 	pkt[20], pkt[21] = typ, code
 	copy(pkt[28:], inner)
 	return pkt
+}
+
+// --hosts names more hosts of the virtual network; their names, aliases
+// included, reach this host through the server host's DNS.
+func TestVnetHostsFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(p, []byte("# lab\n10.0.0.5 printer lp\n10.0.0.6 nas\n"), 0o644)
+	e, err := (&hostFlags{hostsFile: p}).open(io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for name, want := range map[string]string{"printer": "10.0.0.5", "lp": "10.0.0.5", "nas": "10.0.0.6"} {
+		if a, err := e.resolve(name); err != nil || a.String() != want {
+			t.Errorf("%s: %v %v", name, a, err)
+		}
+	}
+	var out bytes.Buffer
+	if err := runPing(context.Background(), &out, e.api, netip.MustParseAddr("10.0.0.6"), pingOpts{count: 1, size: 56, interval: time.Millisecond, wait: 2 * time.Second, ttl: -1}); err != nil {
+		t.Fatalf("the named host does not answer: %v\n%s", err, out.String())
+	}
+	for _, bad := range []string{"10.0.0.5\n", "banana nas\n", "10.0.1.5 far\n", "10.0.0.1 me\n"} {
+		os.WriteFile(p, []byte(bad), 0o644)
+		if _, err := (&hostFlags{hostsFile: p}).vnetHosts(); err == nil || !strings.Contains(err.Error(), "line 1") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
 }

@@ -61,7 +61,7 @@ The TAP must exist (ip tuntap add dev NAME mode tap) unless --create is given.
 					return usageErr(cmd, "--zone %s: no such file", zone)
 				}
 			}
-			ctx, stop := sigContext(cmd)
+			ctx, stop := cmdContext(cmd)
 			defer stop()
 			return runUp(ctx, cmd.OutOrStdout(), &f, serve, ctlPath, zone)
 		},
@@ -169,12 +169,13 @@ func printSummary(w io.Writer, st *stack.Stack) {
 func netstatCmd() *cobra.Command {
 	var path string
 	c := &cobra.Command{
-		Use:   "netstat --control PATH",
-		Short: "Print the socket table of a running 'sockstack up' (like netstat -an)",
-		Args:  cobra.NoArgs,
+		Use:     "netstat --control PATH",
+		Example: "  sockstack netstat --control /tmp/sockstack.ctl",
+		Short:   "Print the socket table of a running 'sockstack up' (like netstat -an)",
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
-				return errors.New("netstat needs --control PATH (the socket of a running 'sockstack up')")
+				return usageErr(cmd, "needs --control PATH (the socket of a running 'sockstack up')")
 			}
 			var rows []control.SocketInfo
 			if err := control.Query(path, "netstat", &rows); err != nil {
@@ -192,12 +193,13 @@ func statsCmd() *cobra.Command {
 	var path string
 	var all bool
 	c := &cobra.Command{
-		Use:   "stats --control PATH",
-		Short: "Print the counters of a running 'sockstack up' (like netstat -s)",
-		Args:  cobra.NoArgs,
+		Use:     "stats --control PATH",
+		Example: "  sockstack stats --control /tmp/sockstack.ctl",
+		Short:   "Print the counters of a running 'sockstack up' (like netstat -s)",
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
-				return errors.New("stats needs --control PATH (the socket of a running 'sockstack up')")
+				return usageErr(cmd, "needs --control PATH (the socket of a running 'sockstack up')")
 			}
 			var st []stack.Stat
 			if err := control.Query(path, "stats", &st); err != nil {

@@ -3,9 +3,7 @@
 package apptest
 
 import (
-	"errors"
 	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 
@@ -76,8 +74,7 @@ func UDP(t testing.TB, n *socket.Net) *socket.Socket {
 	return s
 }
 
-// TCP connects a stream socket from n to srv. It skips the test when the
-// TCP implementation is still a stub (ENOSYS).
+// TCP connects a stream socket from n to srv.
 func TCP(t testing.TB, n *socket.Net, srv netip.AddrPort) *socket.Socket {
 	t.Helper()
 	s, err := n.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
@@ -87,16 +84,7 @@ func TCP(t testing.TB, n *socket.Net, srv netip.AddrPort) *socket.Socket {
 	t.Cleanup(func() { s.Close() })
 	s.SetTimeout(10 * time.Second)
 	if err := s.Connect(socket.InetAddr(srv)); err != nil {
-		SkipENOSYS(t, err)
 		t.Fatalf("connect %v: %v", srv, err)
 	}
 	return s
-}
-
-// SkipENOSYS skips the test when err says TCP is not implemented yet.
-func SkipENOSYS(t testing.TB, err error) {
-	t.Helper()
-	if errors.Is(err, syscall.ENOSYS) {
-		t.Skipf("TCP not implemented yet (%v)", err)
-	}
 }
