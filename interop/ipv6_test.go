@@ -539,3 +539,27 @@ func TestInteropIPv6HTTP(t *testing.T) {
 	t.Logf("curl -6 50 MiB from sockstack in %v (%.2f Gbit/s)", d.Round(time.Millisecond), gbps(50<<20, d))
 	l.check6Errors(t)
 }
+
+// TestInteropIPv6DADConflict: the kernel already holds the address
+// sockstack wants; the kernel defends it against sockstack's DAD probe
+// and sockstack does not assign it.
+func TestInteropIPv6DADConflict(t *testing.T) {
+	l := newLab(t)
+	l.enable6(t)
+	taken := netip.MustParseAddr("fd00:77::99")
+	l.run(t, 5*time.Second, nil, "ip", "-6", "addr", "add", taken.String()+"/64", "dev", tapName, "nodad")
+	h := l.startStack6(t, stack.Options{})
+	if err := h.nic.AddAddress(netip.PrefixFrom(taken, 64)); err != nil {
+		t.Fatal(err)
+	}
+	waitDAD(t, h.nic)
+	if h.st.IsLocal(taken) {
+		t.Fatal("sockstack assigned an address the kernel holds")
+	}
+	if got := h.st.Stats().ND.DADFailures.Load(); got != 1 {
+		t.Fatalf("DAD failures %d, want 1", got)
+	}
+	if !h.st.IsLocal(stack6) {
+		t.Fatal("the free address was not assigned")
+	}
+}
