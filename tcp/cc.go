@@ -15,6 +15,20 @@ type CCState struct {
 	InFlight       int           // bytes outstanding when the event happened
 	SRTT, MinRTT   time.Duration // smoothed and minimum RTT (0 if unknown)
 	bytesAcked     int           // ABC accumulator for congestion avoidance
+
+	// RTT is the RTT measured by this ACK (0 if none): the time since
+	// the newest segment it delivered first left (HyStart++ needs one
+	// sample per ACK, not RFC 6298's one per round trip).
+	RTT time.Duration
+	// Ack and SndNxt delimit round trips: a round ends when Ack reaches
+	// the SndNxt seen at its start (RFC 9406 4.2).
+	Ack, SndNxt uint32
+	// PacingRate is what a congestion control asks the sender to pace
+	// at, in bytes per second; 0 sends as fast as cwnd allows.
+	PacingRate int64
+	// InRecovery and InLoss tell a rate-based control (BBR) which loss
+	// state the sender is in (Linux's TCP_CA_Recovery / TCP_CA_Loss).
+	InRecovery, InLoss bool
 }
 
 // CongestionControl is a pluggable congestion control algorithm. One
@@ -35,6 +49,7 @@ var (
 		"newreno": func() CongestionControl { return &newReno{} },
 		"reno":    func() CongestionControl { return &newReno{} },
 		"cubic":   func() CongestionControl { return &cubic{} },
+		"bbr":     func() CongestionControl { return &bbr{} },
 	}
 )
 
@@ -96,6 +111,21 @@ func renoAvoid(s *CCState, acked int) {
 // like Linux's CA_EVENT_TX_START.
 type ccIdler interface {
 	OnTxStart(s *CCState, idle, now time.Duration)
+}
+
+// ccRater is implemented by a congestion control that sets cwnd and the
+// pacing rate itself from delivery rate samples on every ACK, in and
+// out of recovery (Linux's cong_control hook, used by BBR): the sender
+// then skips PRR and the Reno recovery-exit window for it.
+type ccRater interface {
+	OnSample(s *CCState, rs *rateSample, r *rateState, now time.Duration)
+}
+
+// ccUndoer is implemented by a congestion control with its own answer
+// to a loss episode undone by D-SACKs (RFC 3708); the default restores
+// cwnd and ssthresh to what they were before the reduction.
+type ccUndoer interface {
+	OnUndo(s *CCState, priorCwnd, priorSsthresh int)
 }
 
 func lossSsthresh(s *CCState) int {

@@ -169,6 +169,12 @@ type Endpoint struct {
 	undo       undoState     // D-SACK undo of a spurious loss episode
 	acceptN    atomic.Int32  // listener: len(acceptQ), read by children without l.mu
 	backlogN   atomic.Int32  // listener: backlog, likewise
+
+	// perf: delivery rate samples (BBR, HyStart++) and pacing (issue 10).
+	rate        rateState
+	paceAt      time.Duration // when the pacer lets the next byte go
+	paceTimerAt time.Duration // the timer releases the next burst
+	paceHeld    bool
 }
 
 func (e *Endpoint) initOptions() {
@@ -972,6 +978,7 @@ func (e *Endpoint) SetCongestion(name string) error {
 	e.ccName = name // an alias ("reno") reads back as set, as in Linux
 	if e.cc != nil {
 		e.cc = cc
+		e.ccs.PacingRate = 0 // the new control paces if it wants to
 	}
 	return nil
 }
