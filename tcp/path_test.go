@@ -26,11 +26,11 @@ type pathNet struct {
 	n      uint64
 	rng    *rand.Rand
 
-	rate    int64 // bottleneck bytes per second (IP packet sizes); 0: none
-	qlimit  int   // bottleneck queue, packets
-	delay   time.Duration
-	loss    float64 // random loss on A→B, before the queue
-	markCE  int     // mark ECT packets CE when this many are queued (0: never)
+	rate   int64 // bottleneck bytes per second (IP packet sizes); 0: none
+	qlimit int   // bottleneck queue, packets
+	delay  time.Duration
+	loss   float64 // random loss on A→B, before the queue
+	markCE int     // mark ECT packets CE when this many are queued (0: never)
 
 	busy     time.Duration   // the bottleneck is sending until then
 	departs  []time.Duration // departure times of queued packets
