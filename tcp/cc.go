@@ -159,8 +159,9 @@ func (*newReno) OnRTO(s *CCState, now time.Duration) {
 	s.bytesAcked = 0
 }
 
-// cubic is RFC 9438 CUBIC (without HyStart).
+// cubic is RFC 9438 CUBIC with HyStart++ (RFC 9406).
 type cubic struct {
+	hs         hystart
 	wMax       float64 // segments, before the last reduction
 	k          float64 // seconds
 	epochStart time.Duration
@@ -178,7 +179,7 @@ func (*cubic) Name() string { return "cubic" }
 
 func (c *cubic) OnAck(s *CCState, acked int, now time.Duration) {
 	if s.Cwnd < s.Ssthresh {
-		acked = slowStart(s, acked)
+		acked = c.hs.onAck(s, acked)
 		if acked == 0 {
 			return
 		}
