@@ -175,6 +175,7 @@ type Endpoint struct {
 	paceAt      time.Duration // when the pacer lets the next byte go
 	paceTimerAt time.Duration // the timer releases the next burst
 	paceHeld    bool
+	ecn         ecnState
 }
 
 func (e *Endpoint) initOptions() {

@@ -218,6 +218,11 @@ func (e *Endpoint) synSentInput(s *segment, now time.Duration) {
 	e.rcvNxt = s.seq + 1
 	e.rcvAdv = e.rcvNxt
 	e.negotiate(&s.opts)
+	if s.has(wire.TCPFlagACK) {
+		e.ecnSynAckReceived(s)
+	} else {
+		e.ecn = ecnState{} // simultaneous open: without ECN
+	}
 	if e.tsOK {
 		e.tsRecent, e.tsRecentAt = s.opts.TSVal, now
 	}
@@ -324,6 +329,7 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 	}
 	e.lastRecv = now
 	e.kaProbes = 0
+	e.ecnInput(s)
 	if e.state == StateSynRcvd {
 		if !seqGT(s.ack, e.sndUna) || seqGT(s.ack, e.sndMax) {
 			e.p.sendResetFor(connKey{e.local, e.remote}, s)
@@ -578,6 +584,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		}
 	}
 	e.tlpAcked(tlpUna, tlpDSACKs, ack, len(s.payload) == 0 && !newSack && e.sndWnd == oldWnd, now)
+	e.ecnOnAck(s, now)
 	if rater != nil && (acked > 0 || newSack) {
 		rs.lost += e.rk.lostOut
 		rs.lost = max(rs.lost, 0)

@@ -100,6 +100,11 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 			e.putSACK(&h.Options)
 		}
 	}
+	if syn {
+		h.Flags |= e.ecnSynFlags(flags&wire.TCPFlagACK == 0)
+	} else {
+		e.ecnOutput(seg, seq, n)
+	}
 	if n > 0 {
 		seg.Payload[0], seg.Payload[1] = e.snd.slices(int(seq-e.sbSeq), n)
 		e.lastDataSent = now

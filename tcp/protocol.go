@@ -115,6 +115,7 @@ type segment struct {
 	payload  []byte
 	opts     wire.TCPOptions
 	urg      uint16 // urgent pointer (tcpsec)
+	ecn      uint8  // the IP header's ECN field
 }
 
 func (s *segment) has(f uint8) bool { return s.flags&f != 0 }
@@ -196,6 +197,7 @@ func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch
 	}
 	s.seq, s.ack, s.flags, s.wnd = t.Seq(), t.Ack(), t.Flags(), t.Window()
 	s.urg = t.Urgent()
+	s.ecn = tos & 3
 	s.payload = b[off:]
 	if t.SrcPort() == 0 || t.DstPort() == 0 || !src.IsValid() || src.IsMulticast() || dst.IsMulticast() {
 		p.st.InErrs.Add(1)
@@ -621,6 +623,8 @@ type stats struct {
 	MemoryPressures, RcvMemDrops, MemBytes            atomic.Uint64
 	DSACKOldSent, DSACKOfoSent                        atomic.Uint64
 	DSACKUndo                                         atomic.Uint64
+
+	InCEPkts, ECNCwndReductions atomic.Uint64
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -646,5 +650,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		AbortOnMemory: s.AbortOnMemory.Load(), Orphans: s.Orphans.Load(),
 		MemoryPressures: s.MemoryPressures.Load(), RcvMemDrops: s.RcvMemDrops.Load(), MemBytes: s.MemBytes.Load(),
 		DSACKOldSent: s.DSACKOldSent.Load(), DSACKOfoSent: s.DSACKOfoSent.Load(), DSACKUndo: s.DSACKUndo.Load(),
+		InCEPkts: s.InCEPkts.Load(), ECNCwndReductions: s.ECNCwndReductions.Load(),
 	}
 }
