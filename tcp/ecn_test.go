@@ -226,4 +226,3 @@ func TestECNPathNoLoss(t *testing.T) {
 		t.Fatalf("without ECN: %d drops, %d marks; the path does not tell", drops, marks)
 	}
 }
-
