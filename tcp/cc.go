@@ -168,6 +168,7 @@ type cubic struct {
 	origin     float64 // segments
 	wEst       float64 // Reno-friendly estimate, segments
 	cwndF      float64 // fractional cwnd in segments
+	priorWMax  float64 // wMax before the last reduction (undo)
 }
 
 const (
@@ -228,6 +229,7 @@ func (c *cubic) OnAck(s *CCState, acked int, now time.Duration) {
 
 func (c *cubic) reduce(s *CCState) {
 	cw := float64(s.Cwnd) / float64(s.MSS)
+	c.priorWMax = c.wMax
 	if cw < c.wMax {
 		c.wMax = cw * (1 + cubicBeta) / 2 // fast convergence
 	} else {
@@ -245,6 +247,16 @@ func (c *cubic) OnTxStart(s *CCState, idle, now time.Duration) {
 		return
 	}
 	c.epochStart = min(c.epochStart+idle, now)
+}
+
+// OnUndo takes back a reduction that D-SACKs showed spurious: cwnd,
+// ssthresh and the curve's W_max go back, and a new epoch starts from
+// the restored window (RFC 9438 4.9).
+func (c *cubic) OnUndo(s *CCState, priorCwnd, priorSsthresh int) {
+	s.Cwnd = max(s.Cwnd, priorCwnd)
+	s.Ssthresh = max(s.Ssthresh, priorSsthresh)
+	c.wMax = c.priorWMax
+	c.epochStart = 0
 }
 
 func (c *cubic) OnLoss(s *CCState, now time.Duration) {
