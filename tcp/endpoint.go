@@ -7,7 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sockstack/sockstack/clock"
 	"github.com/sockstack/sockstack/waiter"
 )
 
@@ -117,7 +116,7 @@ type Endpoint struct {
 
 	// Timers: one for retransmission / persist / keepalive / TIME_WAIT /
 	// FIN_WAIT2, one for the delayed ACK.
-	timer     clock.Timer
+	timer     wheelTimer // on the Protocol's timer wheel (perf)
 	timerAt   time.Duration
 	rtoAt     time.Duration
 	tlpAt     time.Duration // tail loss probe (RFC 8985 7)
@@ -125,7 +124,7 @@ type Endpoint struct {
 	persistAt time.Duration
 	keepAt    time.Duration
 	closeAt   time.Duration // TIME_WAIT or orphaned FIN_WAIT2 end
-	dackTimer clock.Timer
+	dackTimer wheelTimer
 	dackArmed bool
 	probes    int // unanswered zero-window probes
 	kaProbes  int // unanswered keepalive probes
@@ -185,6 +184,9 @@ func (e *Endpoint) initOptions() {
 	e.sndCap = c.SendBuf
 	e.rcvCap = c.RecvBuf
 	e.rto = initRTO
+	// The wheel calls back through these (set once: read without e.mu).
+	e.timer.ep, e.timer.kind = e, wheelRetrans
+	e.dackTimer.ep, e.dackTimer.kind = e, wheelDelack
 }
 
 // Waiter is the queue readiness events are notified on.

@@ -487,24 +487,12 @@ func (e *Endpoint) armTimer(at time.Duration) {
 		return
 	}
 	e.timerAt = at
-	d := at - e.p.now()
-	if d < 0 {
-		d = 0
-	}
-	if e.timer == nil {
-		e.timer = e.p.clk.AfterFunc(d, e.onTimer)
-	} else {
-		e.timer.Reset(d)
-	}
+	e.p.wheel.arm(&e.timer, at)
 }
 
 func (e *Endpoint) stopTimers() {
-	if e.timer != nil {
-		e.timer.Stop()
-	}
-	if e.dackTimer != nil {
-		e.dackTimer.Stop()
-	}
+	e.p.wheel.stop(&e.timer)
+	e.p.wheel.stop(&e.dackTimer)
 	e.timerAt, e.rtoAt, e.persistAt, e.keepAt, e.closeAt, e.dackAt, e.tlpAt = 0, 0, 0, 0, 0, 0, 0
 	e.paceTimerAt, e.paceHeld = 0, false
 	e.rk.reoAt = 0
@@ -571,11 +559,7 @@ func (e *Endpoint) armDelayedAck(now time.Duration) {
 		return
 	}
 	e.dackArmed = true
-	if e.dackTimer == nil {
-		e.dackTimer = e.p.clk.AfterFunc(e.p.cfg.DelayedAckTimeout, e.onDelayedAck)
-	} else {
-		e.dackTimer.Reset(e.dackAt - now)
-	}
+	e.p.wheel.arm(&e.dackTimer, e.dackAt)
 }
 
 func (e *Endpoint) onDelayedAck() {
@@ -588,7 +572,7 @@ func (e *Endpoint) onDelayedAck() {
 	now := e.p.now()
 	if now < e.dackAt {
 		e.dackArmed = true
-		e.dackTimer.Reset(e.dackAt - now)
+		e.p.wheel.arm(&e.dackTimer, e.dackAt)
 		return
 	}
 	e.p.st.DelayedACKs.Add(1)

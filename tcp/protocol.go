@@ -56,6 +56,9 @@ type Protocol struct {
 
 	// tcpsec: TIME_WAIT records (memory and orphans are gauges in st).
 	tw twTable
+
+	// perf: every endpoint timer, on one clock timer (issue 10).
+	wheel *timerWheel
 }
 
 // NewProtocol makes the TCP layer over h.
@@ -71,6 +74,7 @@ func NewProtocol(h Host, cfg Config) *Protocol {
 	}
 	// Start at 1s so that zero can mean "unset" for deadlines.
 	p.base = p.clk.Now().Add(-time.Second)
+	p.wheel = newTimerWheel(p.clk, p.now)
 	if cfg.Seed != nil {
 		p.key = sha256.Sum256(cfg.Seed)
 	} else {
@@ -370,6 +374,7 @@ func (p *Protocol) Close() {
 		e.mu.Unlock()
 	}
 	p.twClose()
+	p.wheel.close()
 }
 
 // --- tables ---
