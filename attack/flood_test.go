@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"syscall"
@@ -116,11 +117,20 @@ func TestFragmentFlood(t *testing.T) {
 	})
 }
 
-// TestZeroLengthUDPFlood: 300,000 empty datagrams at a socket that never
-// reads. The queue is bounded by the datagrams' true size (buffer plus
-// per-packet overhead), not their payload, and every refused datagram is
-// counted.
-func TestZeroLengthUDPFlood(t *testing.T) {
+// TestUDPFlood: 300,000 empty datagrams, then 212,992 one-byte
+// datagrams (as many as bytes in the default buffer), at a socket that
+// never reads. The queue is bounded by the datagrams' true size (buffer
+// plus per-packet overhead), not their payload, and every refused datagram
+// is counted.
+func TestUDPFlood(t *testing.T) {
+	for _, c := range []struct {
+		size, count int
+	}{{0, 300_000}, {1, 212_992}} {
+		t.Run(fmt.Sprintf("%d-byte", c.size), func(t *testing.T) { udpFlood(t, c.size, c.count) })
+	}
+}
+
+func udpFlood(t *testing.T, size, count int) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, stack.Options{})
 		s, err := l.VNet.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
@@ -128,12 +138,12 @@ func TestZeroLengthUDPFlood(t *testing.T) {
 		defer s.Close()
 		must(t, s.Bind(socket.Inet("0.0.0.0", 7777)))
 		rcvbuf, _ := s.GetSockOptInt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-		total := scaled(300_000, 2)
-		m := begin(t, "zero-length UDP flood", l.V)
+		total := scaled(count, 2)
+		m := begin(t, fmt.Sprintf("%d-byte UDP flood", size), l.V)
 		dst := netip.AddrPortFrom(victimIP, 7777)
 		fs := make([][]byte, 0, 256)
 		src := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.1"), 4000)
-		frame := udpFrame(src, dst, nil)
+		frame := udpFrame(src, dst, make([]byte, size))
 		for i := 0; i < total; i++ {
 			fs = append(fs, frame)
 			if len(fs) == cap(fs) || i == total-1 {
@@ -157,7 +167,7 @@ func TestZeroLengthUDPFlood(t *testing.T) {
 			queued++
 		}
 		drops := m.moved.get("UDP.RcvbufErrors")
-		t.Logf("zero-length UDP flood: %d datagrams, %d queued (SO_RCVBUF %d), %d dropped", total, queued, rcvbuf, drops)
+		t.Logf("%d-byte UDP flood: %d datagrams, %d queued (SO_RCVBUF %d), %d dropped", size, total, queued, rcvbuf, drops)
 		if uint64(queued)+drops != uint64(total) {
 			t.Errorf("queued %d + dropped %d != sent %d: drops not all counted", queued, drops, total)
 		}
@@ -165,7 +175,7 @@ func TestZeroLengthUDPFlood(t *testing.T) {
 		// truesize): a 208 KiB buffer holds a few hundred of them. Anything
 		// charging at least 256 bytes per datagram is within the spirit.
 		if limit := rcvbuf / 256; queued > limit {
-			t.Errorf("%d empty datagrams queued in a %d-byte buffer (at most %d at 256 bytes each): payload-only accounting", queued, rcvbuf, limit)
+			t.Errorf("%d %d-byte datagrams queued in a %d-byte buffer (at most %d at 256 bytes each): payload-only accounting", queued, size, rcvbuf, limit)
 		}
 		if g := m.grew(); g > 2<<20 {
 			t.Errorf("heap grew by %d bytes for one socket's queue", g)
@@ -374,7 +384,7 @@ func TestMartiansFromTheWire(t *testing.T) {
 			}
 		}
 		m.end()
-		if g := m.grew(); g > 1<<20 {
+		if g := m.grew(); g > 2<<20 {
 			t.Errorf("heap grew by %d bytes", g)
 		}
 		b := make([]byte, 64)
@@ -497,7 +507,7 @@ func TestIGMPQueryFlood(t *testing.T) {
 		if reports > 2*groups {
 			t.Errorf("%d queries drew %d reports for %d groups", n, reports, groups)
 		}
-		if g := int64(heldTimers) - int64(m.heap0); g > 1<<20 {
+		if g := int64(heldTimers) - int64(m.heap0); g > 2<<20 {
 			t.Errorf("heap grew by %d bytes during the query flood", g)
 		}
 	})
@@ -550,6 +560,71 @@ func TestARPPendingFlood(t *testing.T) {
 		}
 		if g := m.grew(); g > 3<<20 {
 			t.Errorf("heap still %d bytes up after the resolutions failed", g)
+		}
+	})
+}
+
+// TestRawAndPacketSocketFlood: a raw ICMP socket and an AF_PACKET socket
+// on the victim that never read, and 100,000 small ICMP echo replies
+// (which the stack itself does not answer). Both queues are bounded by
+// the frames' true size, every refused frame is counted, and the heap
+// stays flat.
+func TestRawAndPacketSocketFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, stack.Options{})
+		raw, err := l.VNet.Socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+		must(t, err)
+		defer raw.Close()
+		pkt, err := l.VNet.Socket(socket.AF_PACKET, socket.SOCK_RAW, socket.Htons(socket.ETH_P_ALL))
+		must(t, err)
+		defer pkt.Close()
+		must(t, pkt.Bind(&socket.SockaddrPacket{Ifindex: l.VNIC.ID()}))
+		rawBuf, _ := raw.GetSockOptInt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+		pktBuf, _ := pkt.GetSockOptInt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+		reply := echoRequest(1, 1, nil)
+		reply[0] = wire.ICMPEchoReply
+		wire.ICMPv4(reply).FillChecksum()
+		frame := ipFrame(victimMAC, attackerMAC, wire.IPv4Header{Protocol: wire.ProtoICMP, Src: attackerIP, Dst: victimIP}, reply)
+		n := scaled(100_000, 2)
+		m := begin(t, "raw and packet socket flood", l.V)
+		fs := make([][]byte, 0, 256)
+		for i := 0; i < n; i++ {
+			fs = append(fs, frame)
+			if len(fs) == cap(fs) || i == n-1 {
+				l.A.send(fs...)
+				fs = fs[:0]
+			}
+		}
+		synctest.Wait()
+		m.end()
+		drain := func(s *socket.Socket) int {
+			s.SetBlocking(false)
+			b := make([]byte, 2048)
+			k := 0
+			for {
+				if _, err := s.Recv(b, 0); err != nil {
+					return k
+				}
+				k++
+			}
+		}
+		qr, qp := drain(raw), drain(pkt)
+		t.Logf("raw and packet socket flood: %d frames; raw socket queued %d (SO_RCVBUF %d), packet socket %d (SO_RCVBUF %d); dropped %d and %d",
+			n, qr, rawBuf, qp, pktBuf, m.moved.get("Raw.RcvbufErrors"), m.moved.get("Packet.RcvbufErrors"))
+		if limit := rawBuf / 256; qr > limit {
+			t.Errorf("raw socket queued %d small datagrams in %d bytes", qr, rawBuf)
+		}
+		if limit := pktBuf / 256; qp > limit {
+			t.Errorf("packet socket queued %d small frames in %d bytes", qp, pktBuf)
+		}
+		if got := m.moved.get("Raw.RcvbufErrors"); got+uint64(qr) != uint64(n) {
+			t.Errorf("raw: queued %d + dropped %d != %d", qr, got, n)
+		}
+		if got := m.moved.get("Packet.RcvbufErrors"); got+uint64(qp) != uint64(n) {
+			t.Errorf("packet: queued %d + dropped %d != %d", qp, got, n)
+		}
+		if g := m.grew(); g > 2<<20 {
+			t.Errorf("heap grew by %d bytes for two sockets' queues", g)
 		}
 	})
 }

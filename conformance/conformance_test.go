@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -11,7 +12,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var docPath = flag.String("doc", "", "write the table of disagreements to this Markdown file")
+var (
+	docPath     = flag.String("doc", "", "write the table of disagreements to this Markdown file")
+	updateKnown = flag.Bool("update-known", false, "rewrite testdata/known/*.txt with the sockstack transcripts of the known differences")
+)
+
+// knownDir holds the pinned sockstack transcript of every known
+// difference: a known difference passes only while sockstack still
+// answers exactly that, so a new divergence inside a known case fails.
+const knownDir = "testdata/known"
+
+// pinPath is the file pinning case name's sockstack transcript.
+func pinPath(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return filepath.Join(knownDir, string(b)+".txt")
+}
+
+// mayAgree lists the reasons whose cases can agree on another host
+// (another default congestion control): agreeing there is no news.
+func mayAgree(reason string) bool { return strings.HasPrefix(reason, "host configuration") }
 
 type result struct {
 	c            Case
@@ -28,9 +52,17 @@ func TestConformance(t *testing.T) {
 		}
 		seen[c.Name] = true
 	}
+	pins := map[string]bool{}
 	for name := range knownDifferences {
 		if !seen[name] {
 			t.Errorf("knownDifferences names no case: %q", name)
+		}
+		pins[pinPath(name)] = true
+	}
+	files, _ := filepath.Glob(filepath.Join(knownDir, "*.txt"))
+	for _, f := range files {
+		if !pins[f] {
+			t.Errorf("%s pins no known difference: delete it", f)
 		}
 	}
 	kernel := KernelEnv()
@@ -55,12 +87,15 @@ func TestConformance(t *testing.T) {
 		switch {
 		case same:
 			agree++
-			if isKnown {
-				t.Logf("%s: listed as a known difference but agrees now; remove it", c.Name)
+			if isKnown && !mayAgree(reason) {
+				t.Errorf("%s agrees with Linux now but is listed as a known difference (%s): "+
+					"remove its entry from knownDifferences (known_test.go) and delete %s",
+					c.Name, reason, pinPath(c.Name))
 			}
 		case isKnown:
 			known++
 			t.Logf("known difference %s (%s)\n%s", c.Name, reason, diff(r.linux, r.stack))
+			checkPin(t, c.Name, r.stack)
 		default:
 			failed++
 			t.Errorf("%s differs\n%s", c.Name, diff(r.linux, r.stack))
@@ -73,6 +108,41 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// checkPin compares a known difference's sockstack transcript with its
+// pin (or rewrites the pin with -update-known).
+func checkPin(t *testing.T, name string, got []string) {
+	t.Helper()
+	if *updateKnown {
+		if err := os.MkdirAll(knownDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(pinPath(name), []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if msg := pinMismatch(name, pinPath(name), got); msg != "" {
+		t.Error(msg)
+	}
+}
+
+// pinMismatch says how got differs from the transcript pinned in path
+// ("" when it does not).
+func pinMismatch(name, path string, got []string) string {
+	want, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("%s: known difference without a pinned transcript (%v); "+
+			"check the transcript and pin it: go test ./conformance -run TestConformance -args -update-known", name, err)
+	}
+	if string(want) == strings.Join(got, "\n")+"\n" {
+		return ""
+	}
+	pinned := strings.Split(strings.TrimSuffix(string(want), "\n"), "\n")
+	return fmt.Sprintf("%s: sockstack's answer changed inside a known difference (pinned in %s)\n%s"+
+		"If the new answer is intended, update the pin: go test ./conformance -run TestConformance -args -update-known",
+		name, path, strings.ReplaceAll(diff(pinned, got), "linux:", "pinned:"))
 }
 
 func diff(linux, stack []string) string {
@@ -125,6 +195,19 @@ func writeDoc(path string, results []result, agree, known, failed, skipped int) 
 	b.WriteString("49152-65535. Kernel cases use only 127.0.0.0/8; the cases that name 198.51.100.7 (TEST-NET-2)\n")
 	b.WriteString("expect bind, IP_ADD_MEMBERSHIP or IP_MULTICAST_IF to fail before anything is sent, and the only packets the suite\n")
 	b.WriteString("sends go to loopback (multicast only after IP_MULTICAST_IF 127.0.0.1 succeeded).\n\n")
+	b.WriteString("Known differences are pinned: the sockstack transcript of each one is in\n")
+	b.WriteString("`conformance/testdata/known/<case>.txt`. The test fails when sockstack's answer in a known case\n")
+	b.WriteString("changes (a new divergence inside it) and when the case starts to agree with Linux (remove the\n")
+	b.WriteString("entry from `conformance/known_test.go` and its pin); `-args -update-known` rewrites the pins after a\n")
+	b.WriteString("change has been checked. Host-configuration entries may agree on another host.\n\n")
+	b.WriteString("sockstack's loopback delivers on its own goroutine, while the kernel's has delivered a packet\n")
+	b.WriteString("before send returns. Cases that look at the peer right after a send wait for delivery on\n")
+	b.WriteString("sockstack: `Settled` (the sender's data acknowledged) and `Quiesce` (datagrams sent round the\n")
+	b.WriteString("loopback queue until everything queued before them has been handled), both bounded by a timeout;\n")
+	b.WriteString("the backlog cases connect their clients one at a time, as the kernel's synchronous loopback does.\n")
+	b.WriteString("Five differences once listed as sockstack bugs were this harness timing (SHUT_RD and SHUT_RDWR\n")
+	b.WriteString("with late data, the three backlog cases) and agree now; the full-accept-queue fix in tcp must keep\n")
+	b.WriteString("them agreeing.\n\n")
 	b.WriteString("## Disagreements\n\n| case | Linux | sockstack | reason |\n|---|---|---|---|\n")
 	var rows []string
 	for _, r := range results {

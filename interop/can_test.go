@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -235,4 +236,60 @@ func sum16(b []byte, init uint16) uint16 {
 		s = s&0xffff + s>>16
 	}
 	return uint16(s)
+}
+
+// TestISOTPTwoProcessBridge: isotprecv in one process, isotpsend in
+// another; the flow control frames travel back over the bridge.
+func TestISOTPTwoProcessBridge(t *testing.T) {
+	bin := sockstackBin(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	recv := exec.CommandContext(ctx, bin, "isotprecv", "-s", "7E8", "-d", "7E0", "-b", "4", "-m", "1", "vcan0", "--bridge-listen", "127.0.0.1:0")
+	recv.WaitDelay = 2 * time.Second
+	var out bytes.Buffer
+	recv.Stdout = &out
+	stderr, err := recv.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = recv.Process.Kill(); _ = recv.Wait() })
+	sc := bufio.NewScanner(stderr)
+	var port string
+	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "bridge: listening on udp "); ok {
+			port = a
+			break
+		}
+	}
+	if port == "" {
+		t.Fatalf("isotprecv did not announce its bridge: %v", sc.Err())
+	}
+	var errOut bytes.Buffer
+	errDone := make(chan struct{})
+	go func() {
+		for sc.Scan() {
+			errOut.WriteString(sc.Text() + "\n")
+		}
+		close(errDone)
+	}()
+	var msg, want strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&msg, "%02x ", i)
+		fmt.Fprintf(&want, "%02X ", i)
+	}
+	send := exec.CommandContext(ctx, bin, "isotpsend", "-s", "7E0", "-d", "7E8", "vcan0", "--bridge-peer", port)
+	send.Stdin = strings.NewReader(msg.String())
+	if b, err := send.CombinedOutput(); err != nil {
+		t.Fatalf("isotpsend: %v\n%s", err, b)
+	}
+	<-errDone
+	if err := recv.Wait(); err != nil {
+		t.Fatalf("isotprecv: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	if out.String() != want.String()+"\n" {
+		t.Fatalf("isotprecv printed %q", out.String())
+	}
 }

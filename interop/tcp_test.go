@@ -96,7 +96,7 @@ func TestInteropSockstackTCPEcho(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
-		wantContains(t, "sockstack echo --bytes", out, "echoed 16000000 bytes identical")
+		wantContains(t, "sockstack echo --bytes", out, "echoed 16,000,000 bytes in", "identical")
 		t.Log(strings.TrimSpace(out))
 	})
 }

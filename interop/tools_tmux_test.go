@@ -95,12 +95,19 @@ func TestInteropToolsOnATerminal(t *testing.T) {
 	})
 	t.Run("tftp_progress_bar", func(t *testing.T) {
 		s.t = t
+		// Small blocks, so the transfer lasts long enough to be watched.
 		s.cmd("new-window", "-t", "t:", "-n", "tftp", "-c", work,
-			fmt.Sprintf("%s tftp get --blksize 512 server 1MiB.bin got.bin", bin))
-		scr := s.waitScreen("tftp", "received 1,048,576 bytes in", "blksize 512")
-		// The bar, drawn on the terminal, ended full.
-		if !strings.Contains(scr, "tftp get 1MiB.bin 100% |") || !strings.Contains(scr, "██████") {
-			t.Errorf("no progress bar on the terminal:\n%s", scr)
+			fmt.Sprintf("%s tftp get --blksize 16 server 1MiB.bin got.bin", bin))
+		// While it runs: bytes so far of the total, the rate, and
+		// [elapsed:left].
+		mid := s.waitScreen("tftp", "tftp get 1MiB.bin ", " KiB/1.0 MiB, ", "/s) [")
+		if !regexp.MustCompile(`\[\d+s:\d+s\]`).MatchString(mid) {
+			t.Errorf("no [elapsed:left] on the bar:\n%s", mid)
+		}
+		scr := s.waitScreen("tftp", "received 1,048,576 bytes in", "blksize 16")
+		// The bar ended full.
+		if !strings.Contains(scr, "tftp get 1MiB.bin 100% |") || !strings.Contains(scr, "(1.0/1.0 MiB, ") {
+			t.Errorf("the bar did not end full:\n%s", scr)
 		}
 	})
 	t.Run("ping_ctrl-c_summary", func(t *testing.T) {

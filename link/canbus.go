@@ -511,9 +511,9 @@ func (b *CANBus) deliverEvents(ev *canEvents) {
 	}
 }
 
-// deliver hands a transmitted frame to every node: the sender's echo as
-// local (only if the sender asked for loopback), everyone else's as
-// received.
+// deliver hands a transmitted frame to every other node, then to the
+// sender's own node as its local echo (only if the sender asked for
+// loopback).
 func (b *CANBus) deliver(from *CANIf, t *canTx) {
 	b.Frames.Add(1)
 	if h := b.tap.Load(); h != nil {
@@ -525,13 +525,15 @@ func (b *CANBus) deliver(from *CANIf, t *canTx) {
 	b.mu.Unlock()
 	for _, o := range nodes {
 		if o == from {
-			if t.loop {
-				o.receive(&t.f, true, t.origin)
-			}
 			continue
 		}
 		o.RxFrames.Add(1)
 		o.receive(&t.f, false, t.origin)
+	}
+	// The echo comes last: it is the sender's transmit confirmation, and
+	// by then every other node (a bridge too) has the frame.
+	if t.loop {
+		from.receive(&t.f, true, t.origin)
 	}
 }
 

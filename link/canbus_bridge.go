@@ -19,15 +19,18 @@ import (
 // not bus traffic.
 //
 // The bridge is a node of the local bus: what other nodes send it
-// forwards to the peer, what the peer sends it queues on the bus like
-// any node (so arbitration and the bit-rate model apply). It never sends
-// back what it received, so two bridges do not loop.
+// forwards to its peers, what a peer sends it queues on the bus like any
+// node (so arbitration and the bit-rate model apply) and passes on to
+// its other peers, so one bridge can be the hub of several processes.
+// Peers are the one configured and those learned from the packets they
+// send (at most MaxCANBridgePeers). It never sends a packet back where it
+// came from, so bridges do not loop as long as they form a tree.
 type CANBridge struct {
 	node *CANIf
 	conn *net.UDPConn
 
 	mu     sync.Mutex
-	peer   netip.AddrPort // where frames go; learned from the first packet if unset
+	peers  []netip.AddrPort // where frames go
 	out    [wire.CANEthHeaderLen + wire.CANEthFrameLen]byte
 	outFD  [8 + wire.CANFDMTU]byte
 	closed atomic.Bool
@@ -39,7 +42,11 @@ type CANBridge struct {
 	RxFrames    atomic.Uint64
 	RxMalformed atomic.Uint64 // packets or frames that failed to parse
 	RxDropped   atomic.Uint64 // frames the bus refused (queue full, bus-off)
+	PeersFull   atomic.Uint64 // packets from a new sender not learned: peer table full
 }
+
+// MaxCANBridgePeers bounds the peers a bridge learns.
+const MaxCANBridgePeers = 16
 
 // CANFDBridgeMagic starts a bridge packet carrying one CAN FD frame.
 const CANFDBridgeMagic = "SSCANFD1"
@@ -58,13 +65,16 @@ func NewCANBridge(bus *CANBus, name, listen, peer string) (*CANBridge, error) {
 		if err != nil {
 			return nil, err
 		}
-		pa = ua.AddrPort()
+		pa = unmapAP(ua.AddrPort())
 	}
 	conn, err := net.ListenUDP("udp", la)
 	if err != nil {
 		return nil, err
 	}
-	b := &CANBridge{conn: conn, peer: pa, done: make(chan struct{})}
+	b := &CANBridge{conn: conn, done: make(chan struct{})}
+	if pa.IsValid() {
+		b.peers = append(b.peers, pa)
+	}
 	b.node = bus.Attach(name)
 	b.node.AddReceiver(b)
 	go b.readLoop()
@@ -77,11 +87,11 @@ func (b *CANBridge) LocalAddr() netip.AddrPort { return b.conn.LocalAddr().(*net
 // Node is the bridge's node on the local bus.
 func (b *CANBridge) Node() *CANIf { return b.node }
 
-// SetPeer sets where frames go.
-func (b *CANBridge) SetPeer(p netip.AddrPort) {
+// Peers lists where frames go.
+func (b *CANBridge) Peers() []netip.AddrPort {
 	b.mu.Lock()
-	b.peer = p
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	return append([]netip.AddrPort(nil), b.peers...)
 }
 
 // ReceiveCAN forwards frames of the other nodes to the peer.
@@ -91,7 +101,7 @@ func (b *CANBridge) ReceiveCAN(_ *CANIf, f *wire.CANFrame, local bool, origin an
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.peer.IsValid() {
+	if len(b.peers) == 0 {
 		return
 	}
 	var pkt []byte
@@ -104,11 +114,21 @@ func (b *CANBridge) ReceiveCAN(_ *CANIf, f *wire.CANFrame, local bool, origin an
 		wire.PutCANEthFrame(b.out[wire.CANEthHeaderLen:], f)
 		pkt = b.out[:]
 	}
-	if _, err := b.conn.WriteToUDPAddrPort(pkt, b.peer); err != nil {
-		b.TxErrors.Add(1)
-		return
+	b.sendLocked(pkt, netip.AddrPort{})
+}
+
+// sendLocked sends pkt to every peer but skip.
+func (b *CANBridge) sendLocked(pkt []byte, skip netip.AddrPort) {
+	for _, p := range b.peers {
+		if p == skip {
+			continue
+		}
+		if _, err := b.conn.WriteToUDPAddrPort(pkt, p); err != nil {
+			b.TxErrors.Add(1)
+			continue
+		}
+		b.TxPackets.Add(1)
 	}
-	b.TxPackets.Add(1)
 }
 
 func (b *CANBridge) readLoop() {
@@ -124,17 +144,15 @@ func (b *CANBridge) readLoop() {
 			continue
 		}
 		b.RxPackets.Add(1)
-		b.mu.Lock()
-		if !b.peer.IsValid() {
-			b.peer = from
-		}
-		b.mu.Unlock()
+		from = unmapAP(from)
 		p := buf[:n]
 		if n == 8+wire.CANFDMTU && string(p[:8]) == CANFDBridgeMagic {
 			if wire.ParseSocketCANPcap(p[8:], &f) != nil || !f.IsFD() || f.IsErr() {
 				b.RxMalformed.Add(1)
 				continue
 			}
+			// Peers first, so the sender is known before anyone sees the frame.
+			b.relay(p, from)
 			b.inject(&f)
 			continue
 		}
@@ -143,6 +161,7 @@ func (b *CANBridge) readLoop() {
 			b.RxMalformed.Add(1)
 			continue
 		}
+		b.relay(p, from)
 		for i := range cnt {
 			if wire.ParseCANEthFrame(p, i, &f) != nil {
 				b.RxMalformed.Add(1)
@@ -151,6 +170,34 @@ func (b *CANBridge) readLoop() {
 			b.inject(&f)
 		}
 	}
+}
+
+// unmapAP writes IPv4 addresses one way (an IPv4 socket may report
+// them as IPv4-mapped IPv6), so a peer is recognised.
+func unmapAP(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// relay learns the sender of a valid packet and passes the packet on to
+// the other peers.
+func (b *CANBridge) relay(p []byte, from netip.AddrPort) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	known := false
+	for _, x := range b.peers {
+		if x == from {
+			known = true
+			break
+		}
+	}
+	if !known {
+		if len(b.peers) < MaxCANBridgePeers {
+			b.peers = append(b.peers, from)
+		} else {
+			b.PeersFull.Add(1)
+		}
+	}
+	b.sendLocked(p, from)
 }
 
 func (b *CANBridge) inject(f *wire.CANFrame) {

@@ -97,3 +97,83 @@ func TestCANBridgeJoinsBuses(t *testing.T) {
 		t.Fatalf("malformed %d", br2.RxMalformed.Load())
 	}
 }
+
+func TestCANBridgeHub(t *testing.T) {
+	hub := NewCANBus("hub", CANBusOptions{})
+	hb, err := NewCANBridge(hub, "bridge", "127.0.0.1:0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hb.Close()
+	mk := func() (*CANIf, *chanRx, *CANBridge) {
+		bus := NewCANBus("leaf", CANBusOptions{})
+		br, err := NewCANBridge(bus, "bridge", "127.0.0.1:0", hb.LocalAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := bus.Attach("ecu")
+		rx := &chanRx{make(chan wire.CANFrame, 16)}
+		n.AddReceiver(rx)
+		return n, rx, br
+	}
+	a, ra, ba := mk()
+	defer ba.Close()
+	b, rb, bb := mk()
+	defer bb.Close()
+	hubRx := &chanRx{make(chan wire.CANFrame, 16)}
+	hub.Attach("ecu").AddReceiver(hubRx)
+	wait := func(c chan wire.CANFrame, id uint32) {
+		t.Helper()
+		select {
+		case f := <-c:
+			if f.ID != id {
+				t.Fatalf("got %#x want %#x", f.ID, id)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("frame %#x never arrived", id)
+		}
+	}
+	// The hub learns b from its first frame, then passes a's frames on.
+	_ = b.Send(&wire.CANFrame{ID: 0xB}, nil, false)
+	wait(hubRx.c, 0xB)
+	_ = a.Send(&wire.CANFrame{ID: 0xA}, nil, false)
+	wait(hubRx.c, 0xA)
+	wait(rb.c, 0xA)
+	_ = b.Send(&wire.CANFrame{ID: 0xB2}, nil, false)
+	wait(ra.c, 0xB2)
+	if len(hb.Peers()) != 2 {
+		t.Fatalf("hub peers %v", hb.Peers())
+	}
+}
+
+func TestCANBridgePeerLimit(t *testing.T) {
+	bus := NewCANBus("b", CANBusOptions{})
+	br, err := NewCANBridge(bus, "bridge", "127.0.0.1:0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	rx := &chanRx{make(chan wire.CANFrame, 64)}
+	bus.Attach("ecu").AddReceiver(rx)
+	pkt := make([]byte, wire.CANEthHeaderLen+wire.CANEthFrameLen)
+	wire.PutCANEthHeader(pkt, 1)
+	wire.PutCANEthFrame(pkt[wire.CANEthHeaderLen:], &wire.CANFrame{ID: 1})
+	for i := range MaxCANBridgePeers + 2 {
+		c, err := net.Dial("udp", br.LocalAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-rx.c:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("packet %d never arrived", i)
+		}
+	}
+	if len(br.Peers()) != MaxCANBridgePeers || br.PeersFull.Load() != 2 {
+		t.Fatalf("peers %d, refused %d", len(br.Peers()), br.PeersFull.Load())
+	}
+}

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"hash/crc32"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -35,7 +36,12 @@ type ImpairConfig struct {
 	Loss      float64 // drop the frame
 	Duplicate float64 // send it twice
 	Reorder   float64 // hold it back until the next frame has passed
-	Corrupt   float64 // flip 1-3 distinct bits (after the Ethernet header)
+	Corrupt   float64 // on the wire: flip 1-3 distinct bits anywhere in the frame (see FCS below)
+	// CorruptHost corrupts a frame after the receiving NIC's FCS check
+	// (inside the host: memory, DMA): 1-3 bits of one 16-bit word of an
+	// IPv4 packet, the error class the IP, UDP and TCP checksums are
+	// specified to catch. Non-IPv4 frames are left alone.
+	CorruptHost float64
 
 	Delay  time.Duration // added to every frame
 	Jitter time.Duration // plus a uniform random part in [0, Jitter); order is kept
@@ -67,23 +73,28 @@ type ImpairStats struct {
 	Dropped      atomic.Uint64 // lost by Loss
 	Duplicated   atomic.Uint64
 	Reordered    atomic.Uint64 // held back
-	Corrupted    atomic.Uint64
+	Corrupted    atomic.Uint64 // corrupted on the wire
+	FCSDrops     atomic.Uint64 // of those, dropped by the modelled Ethernet FCS check
+	HostCorrupt  atomic.Uint64 // corrupted after the FCS check (CorruptHost)
+	BadDelivered atomic.Uint64 // frames passed on carrying a corruption (duplicates included)
 	Delayed      atomic.Uint64 // waited in the delay/rate queue
 	QueueDrops   atomic.Uint64 // dropped at a full delay/rate queue
 	OutputErrors atomic.Uint64 // refused by the next stage (its own counters say why)
-	CEMarked     atomic.Uint64 // ECN-capable packets marked CE
+	CEMarked     atomic.Uint64 // ECN-capable packets marked CE (MarkCE, CEQueue)
 }
 
 // ImpairSnapshot is a plain copy of ImpairStats.
 type ImpairSnapshot struct {
 	Frames, Dropped, Duplicated, Reordered, Corrupted, Delayed, QueueDrops, OutputErrors uint64
+	FCSDrops, HostCorrupt, BadDelivered                                                  uint64
 	CEMarked                                                                             uint64
 }
 
 // Snapshot reads all counters.
 func (s *ImpairStats) Snapshot() ImpairSnapshot {
 	return ImpairSnapshot{s.Frames.Load(), s.Dropped.Load(), s.Duplicated.Load(), s.Reordered.Load(),
-		s.Corrupted.Load(), s.Delayed.Load(), s.QueueDrops.Load(), s.OutputErrors.Load(), s.CEMarked.Load()}
+		s.Corrupted.Load(), s.Delayed.Load(), s.QueueDrops.Load(), s.OutputErrors.Load(),
+		s.FCSDrops.Load(), s.HostCorrupt.Load(), s.BadDelivered.Load(), s.CEMarked.Load()}
 }
 
 // Impair is middleware that loses, duplicates, reorders, corrupts, delays
@@ -213,7 +224,9 @@ type impairPath struct {
 	used    [][]byte // owned buffers in batch, freed after output
 	free    [][]byte
 	held    []byte
+	heldBad bool // held carries a corruption
 	holding bool
+	fcs     bool // the link has an Ethernet FCS that the receiver checks
 	holdEnd time.Time
 	hold    clock.Timer
 
@@ -234,6 +247,7 @@ func newImpairPath(m *Impair, st *ImpairStats, seed2 uint64) *impairPath {
 		rng:       rand.New(rand.NewPCG(uint64(c.Seed), seed2)),
 		scheduled: c.Delay > 0 || c.Jitter > 0 || c.Rate > 0,
 		bufSize:   m.inner.MTU() + wire.EthernetHeaderLen + 4,
+		fcs:       m.inner.Kind() == KindEthernet,
 	}
 	if p.scheduled {
 		p.ring = make([]impairEntry, c.QueueLimit)
@@ -314,6 +328,9 @@ func (p *impairPath) process(frames [][]byte) error {
 		// A fixed number of draws per frame keeps the streams aligned.
 		uLoss, uDup, uReo, uCor := p.rng.Float64(), p.rng.Float64(), p.rng.Float64(), p.rng.Float64()
 		uJit, uBits := p.rng.Uint64(), p.rng.Uint64()
+		// The high 53 bits of uBits (whose low bits pick the flip count)
+		// decide CorruptHost, so adding it kept every seed's stream.
+		uHost := float64(uBits>>11) / (1 << 53)
 		pos := [3]uint64{p.rng.Uint64(), p.rng.Uint64(), p.rng.Uint64()}
 		uCE := 1.0
 		if c.MarkCE > 0 {
@@ -323,21 +340,40 @@ func (p *impairPath) process(frames [][]byte) error {
 			p.st.Dropped.Add(1)
 			continue
 		}
-		g, owned := f, false
+		g, owned, bad := f, false, false
+		if uCor < c.Corrupt && len(f) > 0 {
+			g, owned, bad = p.getBuf(f), true, true
+			corruptWire(g, uBits, pos)
+			p.st.Corrupted.Add(1)
+			// The receiving NIC checks the CRC-32 the sending NIC
+			// appended (computed over the frame as sent): a mismatch
+			// is dropped there, before any stack sees the frame.
+			if p.fcs && crc32.ChecksumIEEE(g) != crc32.ChecksumIEEE(f) {
+				p.st.FCSDrops.Add(1)
+				p.putBuf(g)
+				continue
+			}
+		}
 		if uCE < c.MarkCE && p.ectOffset(g) >= 0 {
-			g, owned = p.getBuf(f), true
+			// A router on the way marks it (and writes a new FCS).
+			if !owned {
+				g, owned = p.getBuf(f), true
+			}
 			p.markCE(g)
 		}
-		if uCor < c.Corrupt && len(f) > 0 {
-			g, owned = p.getBuf(f), true
-			p.corrupt(g, uBits, pos)
-			p.st.Corrupted.Add(1)
+		if uHost < c.CorruptHost && len(p.ipv4Region(g)) >= 2 {
+			if !owned {
+				g, owned = p.getBuf(f), true
+			}
+			corruptWord(p.ipv4Region(g), uBits, pos)
+			p.st.HostCorrupt.Add(1)
+			bad = true
 		}
 		if uReo < c.Reorder && !p.holding {
 			if !owned {
 				g = p.getBuf(f)
 			}
-			p.held, p.holding = g, true
+			p.held, p.holding, p.heldBad = g, true, bad
 			p.holdEnd = now.Add(c.ReorderHold)
 			if p.hold == nil {
 				p.hold = c.Clock.AfterFunc(c.ReorderHold, p.holdExpired)
@@ -351,16 +387,16 @@ func (p *impairPath) process(frames [][]byte) error {
 		if c.Jitter > 0 {
 			jit = time.Duration(uJit % uint64(c.Jitter))
 		}
-		p.emit(g, owned, now, jit)
+		p.emit(g, owned, bad, now, jit)
 		if uDup < c.Duplicate {
 			p.st.Duplicated.Add(1)
 			// A copy of its own: a receiver may change a frame in place.
-			p.emit(p.getBuf(g), true, now, jit)
+			p.emit(p.getBuf(g), true, bad, now, jit)
 		}
 		if p.holding {
 			p.holding = false
 			p.hold.Stop()
-			p.emit(p.held, true, now, jit)
+			p.emit(p.held, true, p.heldBad, now, jit)
 			p.held = nil
 		}
 	}
@@ -402,33 +438,67 @@ func (p *impairPath) markCE(b []byte) {
 	p.st.CEMarked.Add(1)
 }
 
-// corrupt flips 1-3 distinct bits of one 16-bit word of b past the link
-// header. Keeping the flips inside one word is deliberate: the Internet
-// checksum detects every error confined to a single 16-bit word (short of
-// turning 0x0000 into 0xffff), but two flips of the same bit position in
-// different words, one 0→1 and one 1→0, cancel out in a ones' complement
-// sum. On a real Ethernet the FCS (CRC-32) catches those; a link without
-// one would deliver them to any stack. The model is the corruption the
-// IP, UDP and TCP checksums are specified to catch.
-func (p *impairPath) corrupt(b []byte, uBits uint64, pos [3]uint64) {
-	region := b
-	if p.m.inner.Kind() == KindEthernet && len(b) > wire.EthernetHeaderLen {
-		// A real wire's FCS would drop a frame hit in its header; hitting
-		// the payload is what tests the checksums above.
-		region = b[wire.EthernetHeaderLen:]
+func (p *impairPath) countBad(bad bool) {
+	if bad {
+		p.st.BadDelivered.Add(1)
 	}
-	if len(region) < 2 {
-		if len(region) == 1 {
-			region[0] ^= 1 << (pos[0] % 8)
+}
+
+// corruptWire flips 1-3 distinct bits anywhere in the frame, link header
+// included: what noise on a wire does. The receiver's FCS model (see
+// process) decides whether a stack ever sees the frame; on a link
+// without an FCS (KindIP) every such frame is passed on.
+func corruptWire(b []byte, uBits uint64, pos [3]uint64) {
+	nbits := uint64(len(b)) * 8
+	n := 1 + uBits%3
+	if n > nbits {
+		n = nbits
+	}
+	var flipped [3]uint64
+	for i := uint64(0); i < n; i++ {
+		at := pos[i] % nbits
+		for j := uint64(0); j < i; j++ { // distinct bits: no flip undoes another
+			if flipped[j] == at {
+				at = (at + 1) % nbits
+				j = ^uint64(0) // recheck from the start
+			}
 		}
-		return
+		flipped[i] = at
+		b[at/8] ^= 1 << (at % 8)
 	}
-	word := int(pos[0]%uint64(len(region)/2)) * 2 // word offset, aligned to the IP header
+}
+
+// ipv4Region is the IPv4 packet inside frame b (up to its total length,
+// so link padding is left out), or nil when b carries none.
+func (p *impairPath) ipv4Region(b []byte) []byte {
+	if p.m.inner.Kind() == KindEthernet {
+		if len(b) < wire.EthernetHeaderLen || wire.Ethernet(b).EtherType() != wire.EtherTypeIPv4 {
+			return nil
+		}
+		b = b[wire.EthernetHeaderLen:]
+	}
+	if len(b) < wire.IPv4MinHeaderLen || b[0]>>4 != 4 {
+		return nil
+	}
+	if tl := int(b[2])<<8 | int(b[3]); tl >= wire.IPv4MinHeaderLen && tl <= len(b) {
+		return b[:tl]
+	}
+	return b
+}
+
+// corruptWord flips 1-3 distinct bits of one 16-bit word of region. The
+// Internet checksum detects every error confined to one word (short of
+// turning 0x0000 into 0xffff); two flips of the same bit position in
+// different words, one 0->1 and one 1->0, cancel in a ones' complement
+// sum, which is why the wire has the FCS. This is the corruption past
+// the FCS that the IP, UDP and TCP checksums are specified to catch.
+func corruptWord(region []byte, uBits uint64, pos [3]uint64) {
+	word := int(pos[0]%uint64(len(region)/2)) * 2 // aligned to the IP header
 	n := 1 + uBits%3
 	var done uint16
 	for i := uint64(0); i < n; i++ {
 		bit := uint16(1) << ((pos[1] >> (4 * i)) % 16)
-		for done&bit != 0 { // keep bits distinct so no flip undoes another
+		for done&bit != 0 {
 			bit = bit<<1 | bit>>15
 		}
 		done |= bit
@@ -438,13 +508,15 @@ func (p *impairPath) corrupt(b []byte, uBits uint64, pos [3]uint64) {
 }
 
 // emit passes a frame on: into the output batch, or into the delay queue.
-func (p *impairPath) emit(g []byte, owned bool, now time.Time, jit time.Duration) {
+// bad says g carries a corruption, counted once g is passed on.
+func (p *impairPath) emit(g []byte, owned, bad bool, now time.Time, jit time.Duration) {
 	c := p.cfg
 	if !p.scheduled {
 		p.batch = append(p.batch, g)
 		if owned {
 			p.used = append(p.used, g)
 		}
+		p.countBad(bad)
 		return
 	}
 	if p.rlen == len(p.ring) {
@@ -454,6 +526,7 @@ func (p *impairPath) emit(g []byte, owned bool, now time.Time, jit time.Duration
 		}
 		return
 	}
+	p.countBad(bad)
 	if !owned {
 		g = p.getBuf(g)
 	}
@@ -515,7 +588,7 @@ func (p *impairPath) holdExpired() {
 		return // a stale firing; the timer was reset for a later frame
 	}
 	p.holding = false
-	p.emit(p.held, true, now, 0)
+	p.emit(p.held, true, p.heldBad, now, 0)
 	p.held = nil
 	_ = p.flush()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sockstack/sockstack/clock"
+	"github.com/sockstack/sockstack/wire"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -98,9 +99,22 @@ func TestImpairRates(t *testing.T) {
 	}
 }
 
+// Wire corruption hits anywhere in the frame, the Ethernet header too;
+// on an Ethernet link the receiver's FCS (CRC-32) drops every such frame,
+// on a link without an FCS (TUN) all of them are passed on.
 func TestImpairCorruptFlipsBits(t *testing.T) {
-	rec := &recorder{}
-	m := NewImpair(rec, ImpairConfig{Seed: 9, Corrupt: 1})
+	eth := &recorder{}
+	m := NewImpair(eth, ImpairConfig{Seed: 9, Corrupt: 1})
+	for i := range 500 {
+		m.WriteFrames([][]byte{frame(macB, macA, uint32(i), 20+i%100)})
+	}
+	if st := m.Egress.Snapshot(); len(eth.frames) != 0 || st.Corrupted != 500 || st.FCSDrops != 500 || st.BadDelivered != 0 {
+		t.Fatalf("Ethernet: %d frames passed, %+v; want every corrupted frame an FCS drop", len(eth.frames), st)
+	}
+
+	tun := &recorder{kind: KindIP}
+	m = NewImpair(tun, ImpairConfig{Seed: 9, Corrupt: 1})
+	header := 0
 	for i := range 500 {
 		f := frame(macB, macA, uint32(i), 20+i%100)
 		orig := append([]byte(nil), f...)
@@ -108,20 +122,73 @@ func TestImpairCorruptFlipsBits(t *testing.T) {
 		if !bytes.Equal(f, orig) {
 			t.Fatal("the caller's frame was changed")
 		}
-		got := rec.frames[i]
-		if !bytes.Equal(got[:14], orig[:14]) {
-			t.Fatal("Ethernet header corrupted")
-		}
+		got := tun.frames[i]
 		flipped := 0
 		for j := range got {
-			flipped += bits.OnesCount8(got[j] ^ orig[j])
+			d := bits.OnesCount8(got[j] ^ orig[j])
+			flipped += d
+			if j < 14 && d > 0 {
+				header++
+			}
 		}
 		if flipped < 1 || flipped > 3 {
 			t.Fatalf("frame %d: %d bits flipped", i, flipped)
 		}
 	}
-	if m.Egress.Corrupted.Load() != 500 {
-		t.Fatal("Corrupted counter")
+	// About 14/70 of the bits are in the first 14 bytes.
+	if header == 0 {
+		t.Fatal("no flip ever hit the first 14 bytes: corruption is not anywhere in the frame")
+	}
+	if st := m.Egress.Snapshot(); st.Corrupted != 500 || st.FCSDrops != 0 || st.BadDelivered != 500 {
+		t.Fatalf("no-FCS link: %+v", st)
+	}
+}
+
+// ipv4Frame is an Ethernet frame with an IPv4 header claiming total
+// bytes, followed by pad bytes of link padding.
+func ipv4Frame(total, pad int) []byte {
+	b := make([]byte, 14+total+pad)
+	wire.PutEthernet(b, macB, macA, wire.EtherTypeIPv4)
+	b[14] = 0x45
+	b[16], b[17] = byte(total>>8), byte(total)
+	for i := 14 + 20; i < len(b); i++ {
+		b[i] = byte(i)
+	}
+	return b
+}
+
+// Corruption past the FCS stays in one 16-bit word of the IPv4 packet
+// (never the Ethernet header or the padding) and leaves other frames alone.
+func TestImpairCorruptHost(t *testing.T) {
+	rec := &recorder{}
+	m := NewImpair(rec, ImpairConfig{Seed: 5, CorruptHost: 1})
+	for i := range 500 {
+		total := 20 + 2*(i%200)
+		f := ipv4Frame(total, i%7)
+		m.WriteFrames([][]byte{f})
+		got := rec.frames[len(rec.frames)-1]
+		var words []int
+		flipped := 0
+		for j := range got {
+			if d := bits.OnesCount8(got[j] ^ f[j]); d > 0 {
+				flipped += d
+				if j < 14 || j >= 14+total {
+					t.Fatalf("frame %d: byte %d flipped, outside the IPv4 packet", i, j)
+				}
+				words = append(words, (j-14)/2)
+			}
+		}
+		if flipped < 1 || flipped > 3 || words[0] != words[len(words)-1] {
+			t.Fatalf("frame %d: %d bits in words %v", i, flipped, words)
+		}
+	}
+	other := frame(macB, macA, 1, 100)
+	m.WriteFrames([][]byte{other})
+	if !bytes.Equal(rec.frames[len(rec.frames)-1], other) {
+		t.Fatal("a non-IPv4 frame was corrupted")
+	}
+	if st := m.Egress.Snapshot(); st.HostCorrupt != 500 || st.BadDelivered != 500 || st.Corrupted != 0 {
+		t.Fatalf("counters %+v", st)
 	}
 }
 

@@ -3,9 +3,11 @@ package socket
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
+	"weak"
 
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/waiter"
@@ -62,13 +64,19 @@ type canAnyBinder interface {
 	bindIf(index int, ifc *link.CANIf)
 }
 
-var canSpaces sync.Map // *Net -> *canSpace
+// canSpaces maps a Net (weakly, so a dropped Net is not kept alive) to
+// its CAN side.
+var canSpaces sync.Map // weak.Pointer[Net] -> *canSpace
 
 func (n *Net) can() *canSpace {
-	if v, ok := canSpaces.Load(n); ok {
+	k := weak.Make(n)
+	if v, ok := canSpaces.Load(k); ok {
 		return v.(*canSpace)
 	}
-	v, _ := canSpaces.LoadOrStore(n, &canSpace{})
+	v, loaded := canSpaces.LoadOrStore(k, &canSpace{})
+	if !loaded {
+		runtime.AddCleanup(n, func(k weak.Pointer[Net]) { canSpaces.Delete(k) }, k)
+	}
 	return v.(*canSpace)
 }
 
@@ -443,12 +451,13 @@ func (e *canRawEP) send(b []byte, flags int, to Sockaddr, _ <-chan struct{}) (in
 			return 0, err
 		}
 	}
+	// The size is checked before the interface, as raw_sendmsg does.
+	if len(b) != CAN_MTU && !(fd && len(b) == CANFD_MTU) {
+		return 0, syscall.EINVAL
+	}
 	ifc := e.n.canIf(idx)
 	if ifc == nil {
 		return 0, syscall.ENXIO
-	}
-	if len(b) != CAN_MTU && !(fd && len(b) == CANFD_MTU) {
-		return 0, syscall.EINVAL
 	}
 	var f wire.CANFrame
 	if err := wire.ParseCANFrame(b, &f); err != nil {

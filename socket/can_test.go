@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/sockstack/sockstack/clock"
 	"github.com/sockstack/sockstack/link"
@@ -150,6 +152,9 @@ func TestCANRawBindSendErrors(t *testing.T) {
 	frame := pyFrame(0x1, nil)
 	if _, err := s.Send(frame, 0); !errors.Is(err, syscall.ENXIO) {
 		t.Fatalf("unbound send: %v", err)
+	}
+	if _, err := s.Send(frame[:15], 0); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("unbound short send: %v (size is checked first)", err)
 	}
 	if err := s.Bind(Inet("1.2.3.4", 5)); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("bind inet: %v", err)
@@ -515,4 +520,26 @@ func TestCANRawBindAny(t *testing.T) {
 	if a, _ := rx.GetSockName(); a.(*SockaddrCAN).Ifindex != 0 {
 		t.Fatalf("sockname %v", a)
 	}
+}
+
+func TestCANSpaceReleasedWithNet(t *testing.T) {
+	bus := link.NewCANBus("b", link.CANBusOptions{})
+	k := func() weak.Pointer[Net] {
+		st := stack.New(stack.Options{})
+		defer st.Close()
+		n := New(st)
+		n.AttachCAN(bus.Attach("vcan0"))
+		return weak.Make(n)
+	}()
+	if _, ok := canSpaces.Load(k); !ok {
+		t.Fatal("no CAN side recorded")
+	}
+	for range 50 {
+		runtime.GC()
+		runtime.Gosched()
+		if _, ok := canSpaces.Load(k); !ok {
+			return
+		}
+	}
+	t.Fatal("the CAN side of a dropped Net is still held")
 }

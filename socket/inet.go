@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"errors"
 	"net/netip"
 	"syscall"
 
@@ -106,6 +107,9 @@ func (d *dgramEP) send(b []byte, flags int, to Sockaddr, wait <-chan struct{}) (
 func (d *dgramEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 	n, full, from, err := d.ep.RecvFrom(b, flags&MSG_PEEK != 0)
 	if err != nil {
+		if flags&msgWaited != 0 && errors.Is(err, syscall.EAGAIN) && d.ep.ShutRd() {
+			return 0, 0, nil, nil // a blocking receive ends at SHUT_RD, as in Linux
+		}
 		return 0, 0, nil, err
 	}
 	var sa Sockaddr

@@ -63,13 +63,6 @@ func TestPacketSnifferSeesTraffic(t *testing.T) {
 	if _, err := cli.SendTo([]byte("sniff me"), 0, ap(addrB, 9)); err != nil {
 		t.Fatal(err)
 	}
-	// B answers A's ARP request: an outgoing ARP frame.
-	arp, sa := recvUntil(t, sniff, func(b []byte, sa *SockaddrPacket) bool {
-		return sa.Protocol == ETH_P_ARP && sa.PktType == PACKET_OUTGOING
-	})
-	if wire.Ethernet(arp).Src() != macB || sa.Ifindex != 1 {
-		t.Fatalf("outgoing ARP from %v on if%d", wire.Ethernet(arp).Src(), sa.Ifindex)
-	}
 	frame, sa := recvUntil(t, sniff, func(b []byte, sa *SockaddrPacket) bool {
 		return sa.Protocol == ETH_P_IP && bytes.Contains(b, []byte("sniff me"))
 	})
@@ -78,6 +71,17 @@ func TestPacketSnifferSeesTraffic(t *testing.T) {
 	}
 	if len(frame) != 14+20+8+8 {
 		t.Fatalf("raw frame length %d", len(frame))
+	}
+	// B's answer is an outgoing frame. (Not B's ARP reply: A may have
+	// learnt B's address from B's gratuitous ARP, and then asks nothing.)
+	if _, err := srv.SendTo([]byte("answer"), 0, ap(addrA, 9)); err != nil {
+		t.Fatal(err)
+	}
+	out, sa := recvUntil(t, sniff, func(b []byte, sa *SockaddrPacket) bool {
+		return sa.PktType == PACKET_OUTGOING && bytes.Contains(b, []byte("answer"))
+	})
+	if wire.Ethernet(out).Src() != macB || sa.Ifindex != 1 || sa.Protocol != ETH_P_IP {
+		t.Fatalf("outgoing frame from %v on if%d proto %#x", wire.Ethernet(out).Src(), sa.Ifindex, sa.Protocol)
 	}
 	// SOCK_DGRAM gets the IP packet without the Ethernet header, and no ARP.
 	pkt, sa := recvUntil(t, ipOnly, func(b []byte, sa *SockaddrPacket) bool { return true })

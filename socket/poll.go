@@ -48,6 +48,17 @@ type pollItem struct {
 	check  bool // may be ready: fired, newly added, or ready last time
 }
 
+// register puts both entries on the socket's queue. The queue notifies
+// the last registered first, so the private entry goes last: its token is
+// set before the shared wake token. A Wait that takes the wake token then
+// always finds the socket's token; in the other order it could take the
+// wake token, scan before the private one was set, and sleep on a ready
+// socket.
+func (it *pollItem) register() {
+	it.wq.Register(it.shared, pollMask(it.mask))
+	it.wq.Register(it.own, pollMask(it.mask))
+}
+
 // NewPoller makes an empty poller.
 func NewPoller() *Poller {
 	return &Poller{wake: make(chan struct{}, 1), done: make(chan struct{}), bySock: map[*Socket]*pollItem{}}
@@ -71,8 +82,7 @@ func (p *Poller) Add(s *Socket, mask waiter.EventMask, data uint64) error {
 	}
 	it := &pollItem{s: s, mask: mask, data: data, idx: len(p.items), check: true,
 		own: waiter.NewEntry(), shared: &waiter.Entry{C: p.wake}, wq: s.Waiter()}
-	it.wq.Register(it.own, pollMask(mask))
-	it.wq.Register(it.shared, pollMask(mask))
+	it.register()
 	p.items = append(p.items, it)
 	p.bySock[s] = it
 	p.poke()
@@ -90,8 +100,7 @@ func (p *Poller) Modify(s *Socket, mask waiter.EventMask, data uint64) error {
 	it.wq.Unregister(it.own)
 	it.wq.Unregister(it.shared)
 	it.mask, it.data, it.check = mask, data, true
-	it.wq.Register(it.own, pollMask(mask))
-	it.wq.Register(it.shared, pollMask(mask))
+	it.register()
 	p.poke()
 	return nil
 }

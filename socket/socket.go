@@ -524,6 +524,10 @@ func (s *Socket) Recv(b []byte, flags int) (int, error) {
 // address, sparing an allocation per datagram.
 const msgNoFrom = 1 << 30
 
+// msgWaited tells endpoints the call is blocking and has waited for
+// readiness, so a state that ends a wait (SHUT_RD) ends the call.
+const msgWaited = 1 << 29
+
 // RecvFrom is Recv that also returns the sender.
 func (s *Socket) RecvFrom(b []byte, flags int) (int, Sockaddr, error) {
 	n, _, from, err := s.RecvMsg(b, flags)
@@ -544,9 +548,11 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 		return s.recvOOB(b, flags) // socket/oob.go
 	}
 	var full int
+	f := flags
 	op := func() error {
 		var e error
-		n, full, from, e = s.ep.recv(b, flags)
+		n, full, from, e = s.ep.recv(b, f)
+		f |= msgWaited // later calls follow a wait: the call blocks
 		return e
 	}
 	err = s.blocking(flags, false, waiter.EventIn, op)
@@ -671,3 +677,16 @@ func (s *Socket) Readiness(mask waiter.EventMask) waiter.EventMask {
 
 // Waiter is the socket's event queue (for pollers).
 func (s *Socket) Waiter() *waiter.Queue { return s.ep.waiter() }
+
+// Drops is the number of datagrams or frames this socket's receive queue
+// refused because it was full (what Linux shows in /proc/net/udp's drops
+// column); 0 for sockets that make the sender wait instead.
+func (s *Socket) Drops() uint64 {
+	switch e := s.ep.(type) {
+	case *dgramEP:
+		return e.ep.Drops()
+	case *packetEP:
+		return e.Drops()
+	}
+	return 0
+}

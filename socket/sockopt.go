@@ -408,7 +408,9 @@ func (d *dgramEP) getOption(level, name int) (any, error) {
 		}
 		return nil, syscall.ENOPROTOOPT
 	case SOL_TCP:
-		return nil, syscall.ENOPROTOOPT
+		// Linux's UDP hands other levels to ip_getsockopt, which does
+		// not know SOL_TCP: EOPNOTSUPP (setsockopt says ENOPROTOOPT).
+		return nil, syscall.EOPNOTSUPP
 	}
 	return nil, syscall.EOPNOTSUPP
 }
@@ -425,6 +427,9 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 			return syscall.EINVAL
 		}
 		return e.SetLinger(l.OnOff, time.Duration(l.Linger)*time.Second)
+	}
+	if level == SOL_IP && (name == IP_ADD_MEMBERSHIP || name == IP_DROP_MEMBERSHIP) {
+		return syscall.EPROTO // Linux: no multicast membership on connection sockets
 	}
 	if level == SOL_TCP && name == TCP_CONGESTION {
 		n, ok := v.(string)

@@ -451,7 +451,9 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 
 // RecvFrom takes the next datagram into b. It returns the bytes copied,
 // the datagram's full length (larger when truncated), and the sender.
-// EAGAIN when the queue is empty.
+// EAGAIN when the queue is empty, also after SHUT_RD: Linux answers a
+// non-blocking receive so and ends only a blocking one with 0 (the
+// socket layer does that, see ShutRd).
 func (e *DgramEndpoint) RecvFrom(b []byte, peek bool) (n, full int, from netip.AddrPort, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -459,7 +461,7 @@ func (e *DgramEndpoint) RecvFrom(b []byte, peek bool) (n, full int, from netip.A
 		if err := e.takeErrLocked(); err != nil {
 			return 0, 0, from, err
 		}
-		if e.shutRd || e.closed {
+		if e.closed {
 			return 0, 0, from, nil
 		}
 		return 0, 0, from, syscall.EAGAIN
@@ -478,13 +480,21 @@ func (e *DgramEndpoint) RecvFrom(b []byte, peek bool) (n, full int, from netip.A
 	return n, full, from, nil
 }
 
+// ShutRd reports whether the endpoint was shut down for reading.
+func (e *DgramEndpoint) ShutRd() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.shutRd
+}
+
 // enqueue copies a datagram into the receive queue (or drops it when its
 // true size would take the queue over SO_RCVBUF, counting the drop in the
 // socket; the caller counts it in the stack). An empty queue takes one
 // datagram whatever its size, as Linux does.
 func (e *DgramEndpoint) enqueue(data []byte, from netip.AddrPort, h wire.IPv4) bool {
 	e.mu.Lock()
-	if e.closed || e.shutRd {
+	if e.closed {
+		// Not shutRd: Linux keeps queueing datagrams after SHUT_RD.
 		e.mu.Unlock()
 		return false
 	}

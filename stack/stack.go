@@ -6,6 +6,7 @@ package stack
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -67,6 +68,11 @@ type Options struct {
 	PMTUCacheSize int           // destinations with a learnt path MTU, default 1024
 
 	MaxMemberships int // multicast groups one socket may join, default 20 (igmp_max_memberships)
+
+	// Seed, when set, replaces the random start of the IP identification
+	// counter and its key, so a simulated host sends the same bytes on
+	// every run (package sim).
+	Seed []byte
 }
 
 func (o *Options) fill() {
@@ -196,9 +202,15 @@ type Stack struct {
 func New(opts Options) *Stack {
 	opts.fill()
 	s := &Stack{opts: opts, clock: opts.Clock}
-	rand.Read(s.idKey[:])
 	var b [4]byte
-	rand.Read(b[:])
+	if opts.Seed != nil {
+		h := sha256.Sum256(opts.Seed)
+		copy(s.idKey[:], h[:16])
+		copy(b[:], h[16:20])
+	} else {
+		rand.Read(s.idKey[:])
+		rand.Read(b[:])
+	}
 	s.ipID.Store(binary.BigEndian.Uint32(b[:]))
 	s.reasm = newReassembler(s)
 	s.icmpRL = newICMPLimiter(&s.opts)

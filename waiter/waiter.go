@@ -19,7 +19,11 @@ const (
 // Entry is one waiter: Notify signals its channel (capacity 1, never
 // blocking the notifier) when an event in its mask happens.
 type Entry struct {
-	C          chan struct{}
+	C chan struct{}
+	// Fn, when set, is called instead of signalling C: an event loop that
+	// must not block registers it. It runs with the notifier's locks held,
+	// so it may only record the wake-up.
+	Fn         func(EventMask)
 	mask       EventMask
 	next, prev *Entry
 }
@@ -66,6 +70,10 @@ func (q *Queue) Notify(mask EventMask) {
 	q.mu.Lock()
 	for e := q.head; e != nil; e = e.next {
 		if e.mask&mask != 0 {
+			if e.Fn != nil {
+				e.Fn(e.mask & mask)
+				continue
+			}
 			select {
 			case e.C <- struct{}{}:
 			default:

@@ -26,7 +26,7 @@ func benchCmd() *cobra.Command {
 	var kernel bool
 	c := &cobra.Command{
 		Use:     "bench",
-		Short:   "Measure BENCH.md's figures (bulk, rr, conn, mem, udp) for sockstack and, with --kernel, Linux loopback",
+		Short:   "Measure the figures of docs/benchmarks.md (bulk, rr, conn, mem, udp) for sockstack and, with --kernel, Linux loopback",
 		Example: "  sockstack bench --only rr --runs 1 --rr 5000",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {

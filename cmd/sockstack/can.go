@@ -343,10 +343,24 @@ func runCansend(e *canEnv, ifname string, fr *wire.CANFrame) error {
 			return err
 		}
 	}
+	// Our own frame comes back (MSG_CONFIRM) once it was on the bus: wait
+	// for that, so the process does not end with the frame still queued.
+	_ = s.SetSockOpt(socket.SOL_CAN_RAW, socket.CAN_RAW_RECV_OWN_MSGS, 1)
+	_ = s.SetSockOpt(socket.SOL_CAN_RAW, socket.CAN_RAW_FD_FRAMES, 1)
 	if _, err := s.Send(canFrameBytes(fr), 0); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
-	return nil
+	s.SetTimeout(2 * time.Second)
+	buf := make([]byte, socket.CANFD_MTU)
+	for {
+		_, m, err := s.RecvMsgCAN(buf, 0)
+		if err != nil {
+			return fmt.Errorf("no transmit confirmation: %w", err)
+		}
+		if m.Flags&socket.MSG_CONFIRM != 0 {
+			return nil
+		}
+	}
 }
 
 type candumpOpts struct {

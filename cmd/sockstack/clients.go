@@ -91,7 +91,12 @@ func runChat(ctx context.Context, w io.Writer, api sockapi.API, srv netip.AddrPo
 		}
 	}
 	recvErr := make(chan error, 1)
+	recvDone := make(chan struct{})
+	// Nothing is printed after runChat returns: the receiver ends when
+	// the socket closes.
+	defer func() { s.Close(); <-recvDone }()
 	go func() {
+		defer close(recvDone)
 		buf := make([]byte, 65536)
 		var pending []byte
 		for {

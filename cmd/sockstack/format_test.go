@@ -74,3 +74,16 @@ func TestSniffKernelNamesCapNetRaw(t *testing.T) {
 		t.Fatalf("err %v, output:\n%s", err, out)
 	}
 }
+
+// -i takes seconds as iputils does ("0.2"); nonsense is refused.
+func TestSecondsFlag(t *testing.T) {
+	var s seconds
+	if err := s.Set("0.2"); err != nil || time.Duration(s) != 200*time.Millisecond {
+		t.Fatalf("0.2: %v %v", time.Duration(s), err)
+	}
+	for _, bad := range []string{"-1", "abc", "NaN", "Inf", "1e9"} {
+		if err := s.Set(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

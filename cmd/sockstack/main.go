@@ -58,6 +58,10 @@ func run(args []string) int {
 		os.Exit(1)
 	}()
 	if err := root.ExecuteContext(ctx); err != nil {
+		var q *quietError
+		if errors.As(err, &q) {
+			return q.code // the command said it all (ping's statistics)
+		}
 		fmt.Fprintln(os.Stderr, "sockstack:", err)
 		return 1
 	}

@@ -39,7 +39,9 @@ func newMeter(w io.Writer, label string, total int64, quiet bool) *meter {
 		progressbar.OptionSetDescription(label),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionShowTotalBytes(true),
-		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetPredictTime(true), // [elapsed:left]
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionUseIECUnits(true),

@@ -226,6 +226,7 @@ type pingReply struct {
 	from  netip.Addr
 	at    time.Time
 	err   string // an ICMP error instead of a reply
+	local bool   // err was reported by the sending socket (no ICMP seen yet)
 }
 
 // unreachText are iputils' words for the Destination Unreachable codes.
@@ -367,12 +368,36 @@ func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, 
 		}
 		return a.String()
 	}
-	handle := func(r pingReply) {
-		if r.err != "" {
-			errs++
-			if r.seq < 0 {
-				r.seq = seq // a report of the stack: about the last request
+	// A router's ICMP error reaches both sockets: the raw one (with the
+	// router's address, shown) and the sending one (as an errno). The
+	// errno alone is shown only when no ICMP message explains it within
+	// a moment: then the stack itself found the host unreachable.
+	var (
+		localErr     *pingReply
+		localTimer   <-chan time.Time
+		icmpErrSeen  = map[int]bool{}
+		localErrWait = 200 * time.Millisecond
+	)
+	var handle func(r pingReply)
+	handle = func(r pingReply) {
+		if r.err != "" && r.seq < 0 {
+			r.seq = seq // a report of the stack: about the last request
+			if pc.errs != pc.recv && !r.local {
+				r.local = true
+				localErr, localTimer = &r, time.After(localErrWait)
+				return
 			}
+		}
+		if r.err != "" {
+			if !r.local {
+				icmpErrSeen[r.seq] = true
+				if localErr != nil && localErr.seq <= r.seq {
+					localErr, localTimer = nil, nil // explained by this message
+				}
+			} else if icmpErrSeen[r.seq] {
+				return
+			}
+			errs++
 			if !o.quiet {
 				from := r.from
 				if !from.IsValid() {
@@ -416,6 +441,14 @@ loop:
 			break loop
 		case r := <-replies:
 			handle(r)
+			if o.count > 0 && recvd+errs >= o.count && sent >= o.count {
+				break loop
+			}
+		case <-localTimer:
+			if localErr != nil {
+				handle(*localErr)
+			}
+			localErr, localTimer = nil, nil
 			if o.count > 0 && recvd+errs >= o.count && sent >= o.count {
 				break loop
 			}

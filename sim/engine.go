@@ -1,0 +1,220 @@
+// Package sim runs whole networks of sockstack hosts, routers and
+// switches in virtual time. One event loop owns the clock: every host's
+// clock.Clock is a view of it, timers are events, a link delivers a frame
+// by scheduling an event, and the built-in workloads are event-driven
+// agents. Nothing sleeps and nothing runs on another goroutine, so a run
+// is a pure function of its scenario and seed.
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Epoch is the wall-clock date virtual time zero maps to: fixed, so the
+// pcap timestamps of a run do not depend on when it ran.
+var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// actor is whatever an event calls: a timer, a link direction, a closure.
+type actor interface {
+	fire(arg uint64, p *packet)
+}
+
+// event is one entry of the queue; ties in time run in scheduling order.
+type event struct {
+	at  int64
+	seq uint64
+	a   actor
+	arg uint64
+	p   *packet
+}
+
+// Sim is the event loop and the virtual clock.
+type Sim struct {
+	mu   sync.Mutex
+	now  int64 // ns since Epoch
+	q    []event
+	seq  uint64
+	seed uint64
+
+	// Events counts executed events.
+	Events uint64
+	// MaxWall bounds the wall time of Run (0: none); MaxEvents bounds its events.
+	MaxWall   time.Duration
+	MaxEvents uint64
+
+	pat []byte // flow byte pattern
+	buf []byte // read scratch (the loop is single-threaded)
+
+	stopped bool
+	kick    chan struct{} // set when the loop runs on real (synctest) time
+}
+
+// New makes an empty simulation seeded with seed.
+func New(seed uint64) *Sim { return &Sim{seed: seed} }
+
+// Seed is the run's seed.
+func (s *Sim) Seed() uint64 { return s.seed }
+
+// Now is the virtual time since Epoch.
+func (s *Sim) Now() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Duration(s.now)
+}
+
+func (s *Sim) nowNS() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now
+}
+
+// Time is Now as a time.Time.
+func (s *Sim) Time() time.Time { return Epoch.Add(s.Now()) }
+
+// Rand returns a generator for one named part of the model: its stream
+// depends only on the seed and the name, not on the order parts were made.
+func (s *Sim) Rand(name string) *rand.Rand {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return rand.New(rand.NewPCG(s.seed, h.Sum64()))
+}
+
+// SeedBytes derives per-host key material from the seed and a name.
+func (s *Sim) SeedBytes(name string) []byte {
+	return fmt.Appendf(nil, "sockstack-sim/%d/%s", s.seed, name)
+}
+
+// push queues an event d after now; s.mu is held.
+func (s *Sim) pushLocked(at int64, a actor, arg uint64, p *packet) {
+	if at < s.now {
+		at = s.now
+	}
+	s.seq++
+	s.q = append(s.q, event{at: at, seq: s.seq, a: a, arg: arg, p: p})
+	// sift up
+	i := len(s.q) - 1
+	for i > 0 {
+		j := (i - 1) / 2
+		if !less(&s.q[i], &s.q[j]) {
+			break
+		}
+		s.q[i], s.q[j] = s.q[j], s.q[i]
+		i = j
+	}
+	if s.kick != nil {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func less(a, b *event) bool {
+	return a.at < b.at || (a.at == b.at && a.seq < b.seq)
+}
+
+func (s *Sim) popLocked() event {
+	e := s.q[0]
+	n := len(s.q) - 1
+	s.q[0] = s.q[n]
+	s.q[n] = event{}
+	s.q = s.q[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && less(&s.q[r], &s.q[l]) {
+			m = r
+		}
+		if !less(&s.q[m], &s.q[i]) {
+			break
+		}
+		s.q[i], s.q[m] = s.q[m], s.q[i]
+		i = m
+	}
+	return e
+}
+
+func (s *Sim) schedule(d time.Duration, a actor, arg uint64, p *packet) {
+	s.mu.Lock()
+	s.pushLocked(s.now+int64(d), a, arg, p)
+	s.mu.Unlock()
+}
+
+func (s *Sim) scheduleAt(at int64, a actor, arg uint64, p *packet) {
+	s.mu.Lock()
+	s.pushLocked(at, a, arg, p)
+	s.mu.Unlock()
+}
+
+type funcActor func()
+
+func (f funcActor) fire(uint64, *packet) { f() }
+
+// At runs f at virtual time t (from Epoch); a time in the past means now.
+func (s *Sim) At(t time.Duration, f func()) { s.scheduleAt(int64(t), funcActor(f), 0, nil) }
+
+// After runs f d after now.
+func (s *Sim) After(d time.Duration, f func()) { s.schedule(d, funcActor(f), 0, nil) }
+
+// Stop ends Run after the current event.
+func (s *Sim) Stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+}
+
+// ErrWallBound and ErrEventBound report a run cut short by its bounds.
+var (
+	ErrWallBound  = errors.New("sim: wall-time bound exceeded")
+	ErrEventBound = errors.New("sim: event bound exceeded")
+)
+
+// Run executes events in time order until the queue is empty, virtual
+// time passes until, or Stop is called. Time is left at until (or at the
+// last event when stopped).
+func (s *Sim) Run(until time.Duration) error {
+	end := int64(until)
+	start := time.Now()
+	var n uint64
+	for {
+		s.mu.Lock()
+		if s.stopped || len(s.q) == 0 || s.q[0].at > end {
+			if !s.stopped && s.now < end {
+				s.now = end
+			}
+			s.stopped = false
+			s.mu.Unlock()
+			return nil
+		}
+		e := s.popLocked()
+		s.now = e.at
+		s.mu.Unlock()
+		e.a.fire(e.arg, e.p)
+		s.Events++
+		n++
+		if n&4095 == 0 {
+			if s.MaxWall > 0 && time.Since(start) > s.MaxWall {
+				return ErrWallBound
+			}
+		}
+		if s.MaxEvents > 0 && s.Events > s.MaxEvents {
+			return ErrEventBound
+		}
+	}
+}
+
+// Pending is the number of queued events (including cancelled timers).
+func (s *Sim) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.q)
+}

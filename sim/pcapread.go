@@ -1,0 +1,80 @@
+package sim
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// PcapRecord is one captured frame.
+type PcapRecord struct {
+	T    time.Time
+	Data []byte
+}
+
+// ReadPcap reads a classic libpcap file (either byte order, micro- or
+// nanosecond stamps) with Ethernet or raw-IP frames. Raw IP frames get a
+// blank Ethernet header so callers see one format.
+func ReadPcap(r io.Reader, limit int) ([]PcapRecord, error) {
+	var h [24]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return nil, fmt.Errorf("pcap: short file header: %w", err)
+	}
+	var bo binary.ByteOrder
+	nano := false
+	switch m := binary.LittleEndian.Uint32(h[:]); m {
+	case 0xa1b2c3d4:
+		bo = binary.LittleEndian
+	case 0xa1b23c4d:
+		bo, nano = binary.LittleEndian, true
+	case 0xd4c3b2a1:
+		bo = binary.BigEndian
+	case 0x4d3cb2a1:
+		bo, nano = binary.BigEndian, true
+	default:
+		return nil, fmt.Errorf("pcap: bad magic %#x (pcapng is not supported; convert with editcap -F pcap)", m)
+	}
+	lt := bo.Uint32(h[20:])
+	raw := false
+	switch lt {
+	case 1:
+	case 101, 228:
+		raw = true
+	default:
+		return nil, fmt.Errorf("pcap: link type %d not supported (Ethernet or raw IP)", lt)
+	}
+	var out []PcapRecord
+	for limit <= 0 || len(out) < limit {
+		var rh [16]byte
+		if _, err := io.ReadFull(r, rh[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return out, fmt.Errorf("pcap: truncated record header")
+		}
+		sec, frac := bo.Uint32(rh[0:]), bo.Uint32(rh[4:])
+		incl := bo.Uint32(rh[8:])
+		if incl > 1<<20 {
+			return out, fmt.Errorf("pcap: record of %d bytes", incl)
+		}
+		off := 0
+		if raw {
+			off = 14
+		}
+		b := make([]byte, off+int(incl))
+		if _, err := io.ReadFull(r, b[off:]); err != nil {
+			return out, fmt.Errorf("pcap: truncated record")
+		}
+		if raw {
+			b[12], b[13] = 0x08, 0x00
+		}
+		ns := int64(frac) * 1000
+		if nano {
+			ns = int64(frac)
+		}
+		out = append(out, PcapRecord{T: time.Unix(int64(sec), ns).UTC(), Data: b})
+	}
+	return out, nil
+}

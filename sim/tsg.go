@@ -1,0 +1,237 @@
+package sim
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// ConnTrace is one TCP connection's data direction as seen in a capture,
+// in sequence numbers relative to the sender's ISN: what tcptrace's
+// time-sequence graph draws.
+type ConnTrace struct {
+	Src, Dst netip.AddrPort // data sender and receiver
+	Start    time.Time
+	Segs     []SegPoint
+	Acks     []AckPoint
+	Sacks    []SackPoint
+	Retrans  int
+	Bytes    int64 // highest sequence sent
+}
+
+// SegPoint is a data segment: [Seq, End) sent at T.
+type SegPoint struct {
+	T        time.Duration
+	Seq, End int64
+	Retrans  bool
+}
+
+// AckPoint is an ACK: the cumulative ACK and the right window edge.
+type AckPoint struct {
+	T        time.Duration
+	Ack, Win int64
+}
+
+// SackPoint is one SACK block of an ACK.
+type SackPoint struct {
+	T           time.Duration
+	Left, Right int64
+}
+
+type tuple struct{ a, b netip.AddrPort }
+
+type tcpPkt struct {
+	t        time.Time
+	src, dst netip.AddrPort
+	seq, ack uint32
+	flags    uint8
+	win      uint16
+	payload  int
+	wscale   int // -1 none
+	sacks    [][2]uint32
+}
+
+func parseTCPFrame(r PcapRecord) (tcpPkt, bool) {
+	var p tcpPkt
+	b := r.Data
+	if len(b) < 14+20 || binary.BigEndian.Uint16(b[12:]) != wire.EtherTypeIPv4 {
+		return p, false
+	}
+	ip := b[14:]
+	ihl := int(ip[0]&0xf) * 4
+	if ip[0]>>4 != 4 || ihl < 20 || len(ip) < ihl+20 || ip[9] != wire.ProtoTCP {
+		return p, false
+	}
+	tot := int(binary.BigEndian.Uint16(ip[2:]))
+	if tot > len(ip) || tot < ihl+20 {
+		tot = len(ip)
+	}
+	if binary.BigEndian.Uint16(ip[6:])&0x1fff != 0 {
+		return p, false // non-first fragment
+	}
+	src := netip.AddrFrom4([4]byte(ip[12:16]))
+	dst := netip.AddrFrom4([4]byte(ip[16:20]))
+	t := ip[ihl:tot]
+	doff := int(t[12]>>4) * 4
+	if doff < 20 || doff > len(t) {
+		return p, false
+	}
+	p.t = r.T
+	p.src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(t[0:]))
+	p.dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(t[2:]))
+	p.seq = binary.BigEndian.Uint32(t[4:])
+	p.ack = binary.BigEndian.Uint32(t[8:])
+	p.flags = t[13]
+	p.win = binary.BigEndian.Uint16(t[14:])
+	p.payload = len(t) - doff
+	p.wscale = -1
+	opts := t[20:doff]
+	for len(opts) > 0 {
+		k := opts[0]
+		if k == 0 {
+			break
+		}
+		if k == 1 {
+			opts = opts[1:]
+			continue
+		}
+		if len(opts) < 2 || int(opts[1]) < 2 || int(opts[1]) > len(opts) {
+			break
+		}
+		o := opts[:opts[1]]
+		switch {
+		case k == 3 && len(o) == 3:
+			p.wscale = int(o[2])
+		case k == 5:
+			for i := 2; i+8 <= len(o); i += 8 {
+				p.sacks = append(p.sacks, [2]uint32{binary.BigEndian.Uint32(o[i:]), binary.BigEndian.Uint32(o[i+4:])})
+			}
+		}
+		opts = opts[len(o):]
+	}
+	return p, true
+}
+
+// ConnSummary lists a connection found in a capture.
+type ConnSummary struct {
+	Src, Dst netip.AddrPort
+	Bytes    int64
+	Segments int
+}
+
+func (c ConnSummary) String() string {
+	return fmt.Sprintf("%v -> %v  %d bytes in %d segments", c.Src, c.Dst, c.Bytes, c.Segments)
+}
+
+// Connections lists the TCP data directions in a capture, largest first.
+func Connections(recs []PcapRecord) []ConnSummary {
+	m := map[tuple]*ConnSummary{}
+	var order []tuple
+	for _, r := range recs {
+		p, ok := parseTCPFrame(r)
+		if !ok {
+			continue
+		}
+		k := tuple{p.src, p.dst}
+		c := m[k]
+		if c == nil {
+			c = &ConnSummary{Src: p.src, Dst: p.dst}
+			m[k] = c
+			order = append(order, k)
+		}
+		c.Bytes += int64(p.payload)
+		if p.payload > 0 {
+			c.Segments++
+		}
+	}
+	var out []ConnSummary
+	for _, k := range order {
+		if m[k].Bytes > 0 {
+			out = append(out, *m[k])
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Bytes > out[j].Bytes })
+	return out
+}
+
+// TraceConn extracts the time-sequence data of src→dst (its data
+// segments, and the ACKs, windows and SACK blocks dst→src).
+func TraceConn(recs []PcapRecord, src, dst netip.AddrPort) *ConnTrace {
+	ct := &ConnTrace{Src: src, Dst: dst}
+	var isn uint32
+	haveISN := false
+	sndScale, rcvScale := -1, -1
+	var hi int64
+	var last int64 // unwrapped sequence tracking
+	unwrap := func(v uint32) int64 {
+		d := int64(int32(v - uint32(last)))
+		last += d
+		return last
+	}
+	var start time.Time
+	for _, r := range recs {
+		p, ok := parseTCPFrame(r)
+		if !ok {
+			continue
+		}
+		fwd := p.src == src && p.dst == dst
+		rev := p.src == dst && p.dst == src
+		if !fwd && !rev {
+			continue
+		}
+		if start.IsZero() {
+			start = p.t
+			ct.Start = start
+		}
+		t := p.t.Sub(start)
+		if fwd {
+			if p.flags&wire.TCPFlagSYN != 0 {
+				isn, haveISN = p.seq, true
+				sndScale = p.wscale
+			}
+			if !haveISN {
+				// Capture started mid-connection: the first segment is the origin.
+				isn, haveISN = p.seq-1, true
+			}
+			if p.payload == 0 && p.flags&wire.TCPFlagFIN == 0 {
+				continue
+			}
+			last = int64(p.seq - isn)
+			s := int64(p.seq - isn)
+			e := s + int64(p.payload)
+			if p.flags&wire.TCPFlagFIN != 0 {
+				e++
+			}
+			_ = unwrap
+			re := s < hi
+			if re {
+				ct.Retrans++
+			}
+			hi = max(hi, e)
+			ct.Segs = append(ct.Segs, SegPoint{T: t, Seq: s, End: e, Retrans: re})
+			continue
+		}
+		if p.flags&wire.TCPFlagSYN != 0 {
+			rcvScale = p.wscale
+			continue
+		}
+		if !haveISN || p.flags&wire.TCPFlagACK == 0 {
+			continue
+		}
+		ack := int64(p.ack - isn)
+		sh := 0
+		if sndScale >= 0 && rcvScale >= 0 {
+			sh = rcvScale
+		}
+		ct.Acks = append(ct.Acks, AckPoint{T: t, Ack: ack, Win: ack + int64(p.win)<<sh})
+		for _, sb := range p.sacks {
+			ct.Sacks = append(ct.Sacks, SackPoint{T: t, Left: int64(sb[0] - isn), Right: int64(sb[1] - isn)})
+		}
+	}
+	ct.Bytes = hi
+	return ct
+}
