@@ -222,17 +222,17 @@ func (b *bbr) setPacing(s *CCState, gain float64) {
 }
 
 // OnSample is BBR's per-ACK model update and control (bbr_main).
-func (b *bbr) OnSample(s *CCState, rs *rateSample, r *rateState, now time.Duration) {
+func (b *bbr) OnSample(s *CCState, rs rateSample, r *rateState, now time.Duration) {
 	if !b.init {
 		b.start(s, now)
 	}
-	b.updateBW(rs, r)
-	b.updateCycle(s, rs, now)
-	b.checkFullBW(rs)
+	b.updateBW(&rs, r)
+	b.updateCycle(s, &rs, now)
+	b.checkFullBW(&rs)
 	b.checkDrain(s, now)
-	b.updateMinRTT(s, rs, r, now)
+	b.updateMinRTT(s, &rs, r, now)
 	b.setPacing(s, b.pacingGain)
-	b.setCwnd(s, rs, r)
+	b.setCwnd(s, &rs, r)
 }
 
 func (b *bbr) updateBW(rs *rateSample, r *rateState) {

@@ -118,7 +118,8 @@ type ccIdler interface {
 // out of recovery (Linux's cong_control hook, used by BBR): the sender
 // then skips PRR and the Reno recovery-exit window for it.
 type ccRater interface {
-	OnSample(s *CCState, rs *rateSample, r *rateState, now time.Duration)
+	// rs is passed by value so that it stays on the caller's stack.
+	OnSample(s *CCState, rs rateSample, r *rateState, now time.Duration)
 }
 
 // ccUndoer is implemented by a congestion control with its own answer

@@ -592,7 +592,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
 		e.ccs.InRecovery = e.recovery
 		e.ccs.InLoss = e.inLoss && seqGT(e.lossHigh, e.sndUna)
-		rater.OnSample(&e.ccs, &rs, &e.rate, now)
+		rater.OnSample(&e.ccs, rs, &e.rate, now)
 	}
 	return true
 }

@@ -29,9 +29,38 @@ type rateRing struct {
 	deliveredAt, firstTxAt time.Duration
 }
 
-const rateRingMin = 16
+const (
+	rateRingMin     = 16
+	rateRingClasses = 10 // pooled sizes 16 .. 8192 records
+)
 
-var rateRingPool = sync.Pool{New: func() any { return &rateRing{r: make([]rateRec, rateRingMin)} }}
+// rateRingPools recycle rings by size, so that a connection whose
+// flight empties and fills again (every request, every idle period)
+// allocates nothing in steady state, and an idle one holds no ring.
+var rateRingPools [rateRingClasses]sync.Pool
+
+func init() {
+	for k := range rateRingPools {
+		n := rateRingMin << k
+		rateRingPools[k].New = func() any { return &rateRing{r: make([]rateRec, n)} }
+	}
+}
+
+// ringClass is the pool index of a ring of n records, or -1.
+func ringClass(n int) int {
+	for k := 0; k < rateRingClasses; k++ {
+		if rateRingMin<<k == n {
+			return k
+		}
+	}
+	return -1
+}
+
+func putRing(g *rateRing) {
+	if k := ringClass(len(g.r)); k >= 0 {
+		rateRingPools[k].Put(g)
+	}
+}
 
 // rateState is the per-connection part that outlives an idle period.
 type rateState struct {
@@ -58,7 +87,7 @@ type rateSample struct {
 func (r *rateState) onSend(end uint32, idle bool, now time.Duration) {
 	g := r.ring
 	if g == nil {
-		g = rateRingPool.Get().(*rateRing)
+		g = rateRingPools[0].Get().(*rateRing)
 		g.head, g.n = 0, 0
 		r.ring = g
 		idle = true
@@ -67,9 +96,20 @@ func (r *rateState) onSend(end uint32, idle bool, now time.Duration) {
 		g.firstTxAt, g.deliveredAt = now, now
 	}
 	if g.n == len(g.r) {
-		nr := make([]rateRec, 2*len(g.r))
+		var nr []rateRec
+		var spare *rateRing
+		if k := ringClass(len(g.r)); k >= 0 && k+1 < rateRingClasses {
+			spare = rateRingPools[k+1].Get().(*rateRing)
+			nr = spare.r
+		} else {
+			nr = make([]rateRec, 2*len(g.r))
+		}
 		for i := 0; i < g.n; i++ {
 			nr[i] = g.r[(g.head+i)&(len(g.r)-1)]
+		}
+		if spare != nil {
+			spare.r = g.r // the smaller array goes back to its pool
+			putRing(spare)
 		}
 		g.r, g.head = nr, 0
 	}
@@ -127,9 +167,7 @@ func (r *rateState) onAck(acked int, high uint32, minRTT time.Duration, now time
 // nothing is in flight.
 func (r *rateState) forget() {
 	if g := r.ring; g != nil {
-		if len(g.r) == rateRingMin {
-			rateRingPool.Put(g)
-		}
+		putRing(g)
 		r.ring = nil
 	}
 }
