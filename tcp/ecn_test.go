@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"errors"
+	"net/netip"
 	"syscall"
 	"testing"
 	"time"
@@ -224,5 +225,32 @@ func TestECNPathNoLoss(t *testing.T) {
 	}
 	if drops, marks, _, _ := run(ECNPassive); drops == 0 || marks != 0 {
 		t.Fatalf("without ECN: %d drops, %d marks; the path does not tell", drops, marks)
+	}
+}
+
+// TestECNSynCookie: a SYN cookie keeps the ECN choice (in the TSval
+// bits, like Linux): the cookie SYN-ACK answers ECE, and the connection
+// the cookie ACK creates sends ECT(0) data.
+func TestECNSynCookie(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.p.NewEndpoint()
+	l.Bind(s.local)
+	l.Listen(1)
+	s.inject(seg{flags: fS, seq: 100, win: 65535, opts: peerSynOpts(7)})
+	s.expectOne("SYN-ACK")
+	s.remote = netip.AddrPortFrom(remoteIP, 40001)
+	s.inject(seg{flags: fS | fE | fC, seq: 5000, win: 65535, opts: peerSynOpts(9)})
+	ck := s.expectOne("cookie SYN-ACK")
+	if ck.h.Flags != fSA|fE || s.p.Stats().SynCookiesSent != 1 {
+		t.Fatalf("cookie SYN-ACK %v (cookies sent %d)", ck, s.p.Stats().SynCookiesSent)
+	}
+	s.inject(seg{flags: fA, seq: 5001, ack: ck.h.Seq + 1, win: 100, opts: wire.TCPOptions{HasTS: true, TSVal: 10, TSEcr: ck.h.Options.TSVal}})
+	c, _, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write(make([]byte, 100))
+	if x := s.expectOne("data"); x.tos&3 != ecnECT0 {
+		t.Fatalf("data from a cookie connection tos %#x, want ECT(0)", x.tos)
 	}
 }
