@@ -38,16 +38,20 @@ const (
 // ecnState is one connection's ECN state.
 type ecnState struct {
 	ok      bool   // negotiated
+	asked   bool   // active open: the latest SYN asked for ECN
 	echo    bool   // receiver: a CE arrived; ECE on every ACK until CWR
 	cwr     bool   // sender: CWR owed on the next new data segment
 	high    uint32 // sender: no new reduction until SND.UNA reaches it
 	reduced bool   // sender: high is set
 }
 
-// ecnSynFlags are the ECN flags of a SYN (active) or SYN-ACK.
+// ecnSynFlags are the ECN flags of a SYN (active) or SYN-ACK. A
+// retransmitted SYN does not ask: a middlebox may be dropping
+// ECN-setup SYNs (RFC 3168 6.1.1.1; Linux's tcp_ecn_fallback).
 func (e *Endpoint) ecnSynFlags(active bool) uint8 {
 	if active {
-		if e.p.cfg.ECN == ECNOn {
+		e.ecn.asked = e.p.cfg.ECN == ECNOn && e.backoff == 0
+		if e.ecn.asked {
 			return wire.TCPFlagECE | wire.TCPFlagCWR
 		}
 		return 0
@@ -66,7 +70,7 @@ func (e *Endpoint) ecnSynReceived(s *segment) {
 // ecnSynAckReceived decides ECN for an active open: asked for, and the
 // SYN-ACK has ECE without CWR (a SYN-ACK with both is a broken echo).
 func (e *Endpoint) ecnSynAckReceived(s *segment) {
-	e.ecn = ecnState{ok: e.p.cfg.ECN == ECNOn && s.has(wire.TCPFlagECE) && !s.has(wire.TCPFlagCWR)}
+	e.ecn = ecnState{ok: e.ecn.asked && s.has(wire.TCPFlagECE) && !s.has(wire.TCPFlagCWR)}
 }
 
 // ecnInput takes the receiver side of an acceptable segment: CWR ends

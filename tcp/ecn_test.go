@@ -254,3 +254,28 @@ func TestECNSynCookie(t *testing.T) {
 		t.Fatalf("data from a cookie connection tos %#x, want ECT(0)", x.tos)
 	}
 }
+
+// TestECNSynRetransmitFallback: with ECNOn, a retransmitted SYN no
+// longer asks for ECN (the first may have been dropped for asking), and
+// a SYN-ACK with ECE to it does not turn ECN on.
+func TestECNSynRetransmitFallback(t *testing.T) {
+	s := newScript(t, Config{ECN: ECNOn})
+	c := s.p.NewEndpoint()
+	c.Connect(s.remote)
+	if syn := s.expectOne("SYN"); syn.h.Flags != fS|fE|fC {
+		t.Fatalf("first SYN %v", syn)
+	}
+	syn, _ := s.waitOne(5 * time.Second)
+	if syn.h.Flags != fS {
+		t.Fatalf("retransmitted SYN %v, want no ECE/CWR", syn)
+	}
+	h := wire.TCPHeader{SrcPort: syn.remote.Port(), DstPort: syn.local.Port(), Seq: 5000, Ack: syn.h.Seq + 1, Flags: fSA | fE, Window: 65535, Options: wsOpts}
+	b := make([]byte, h.Len())
+	h.Put(b)
+	s.p.HandleSegment(syn.remote.Addr(), syn.local.Addr(), 0, b)
+	s.out()
+	c.Write(make([]byte, 100))
+	if x := s.expectOne("data"); x.tos&3 != 0 {
+		t.Fatalf("ECN on after a fallback SYN: tos %#x", x.tos)
+	}
+}
