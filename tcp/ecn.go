@@ -41,7 +41,7 @@ type ecnState struct {
 	asked   bool   // active open: the latest SYN asked for ECN
 	echo    bool   // receiver: a CE arrived; ECE on every ACK until CWR
 	cwr     bool   // sender: CWR owed on the next new data segment
-	high    uint32 // sender: no new reduction until SND.UNA reaches it
+	high    uint32 // sender: the end of the segment that carried CWR
 	reduced bool   // sender: high is set
 }
 
@@ -92,17 +92,19 @@ func (e *Endpoint) ecnInput(s *segment) {
 }
 
 // ecnOnAck is the sender's answer to ECE (RFC 3168 6.1.2): reduce as
-// for a loss, once per window, not during loss recovery (which already
-// reduced), and owe CWR.
+// for a loss, not during loss recovery (which already reduced), and owe
+// CWR. The receiver repeats ECE until our CWR reaches it, so ECE on an
+// ACK sent before it saw CWR (one that does not cover the segment that
+// carried it) is the same congestion, and no new reduction.
 func (e *Endpoint) ecnOnAck(s *segment, now time.Duration) {
 	if !e.ecn.ok || !s.has(wire.TCPFlagECE) || s.has(wire.TCPFlagSYN) {
 		return
 	}
-	if e.ecn.reduced && seqLT(e.sndUna, e.ecn.high) {
-		return // the same window: the receiver has not seen our CWR yet
+	if e.ecn.cwr || (e.ecn.reduced && seqLT(e.sndUna, e.ecn.high)) {
+		return
 	}
-	e.ecn.reduced, e.ecn.high = true, e.sndMax
-	e.ecn.cwr = true
+	e.ecn.reduced, e.ecn.cwr = true, true
+	e.ecn.high = e.sndMax // until the CWR segment leaves
 	if e.recovery || (e.inLoss && seqGT(e.lossHigh, e.sndUna)) {
 		return
 	}
@@ -132,6 +134,7 @@ func (e *Endpoint) ecnOutput(seg *Segment, seq uint32, n int) {
 		seg.TOS |= ecnECT0
 		if e.ecn.cwr {
 			e.ecn.cwr = false
+			e.ecn.high = seq + uint32(n)
 			h.Flags |= wire.TCPFlagCWR
 		}
 	}

@@ -183,15 +183,20 @@ func TestECNSenderResponse(t *testing.T) {
 			t.Fatalf("CWR on a later segment too: %v", x)
 		}
 	}
-	// More ECE within the same window: no further reduction.
+	// More ECE before the receiver saw CWR, even on the ACK of all the
+	// data sent before the CWR segment: no further reduction.
 	s.injectTOS(seg{flags: fA | fE, seq: 1001, ack: iss + 1 + 6*mss, win: 65535}, 0)
 	if got := c.Info().SndCwnd; got < 9 {
 		t.Fatalf("cwnd after a second ECE in the window %d, want no reduction below 9", got)
 	}
+	s.injectTOS(seg{flags: fA | fE, seq: 1001, ack: o[0].h.Seq, win: 65535}, 0)
+	if got := s.p.Stats().ECNCwndReductions; got != 1 {
+		t.Fatalf("ECE on the ACK up to the CWR segment reduced again (%d reductions)", got)
+	}
+	o = append(o, s.out()...)
 	cw := c.Info().SndCwnd
-	o = s.out()
-	// The window of the first reduction is acknowledged; a new ECE
-	// reduces again.
+	o = append(o, s.out()...)
+	// The CWR segment is acknowledged; a new ECE reduces again.
 	last := o[len(o)-1]
 	s.injectTOS(seg{flags: fA | fE, seq: 1001, ack: last.h.Seq + uint32(len(last.payload)), win: 65535}, 0)
 	if got := c.Info().SndCwnd; got >= cw {
