@@ -96,7 +96,7 @@ func TestInteropLossCC(t *testing.T) {
 	for i, cc := range []string{"cubic", "bbr"} {
 		t.Run(cc, func(t *testing.T) {
 			h, _ := l.startStackImpaired(tcp.Config{CongestionControl: cc}, link.ImpairConfig{})
-			defer h.st.Close() // frees the TAP for the next
+			defer h.st.Close()                     // frees the TAP for the next
 			opt := ",setsockopt-string=6:13:" + cc // IPPROTO_TCP, TCP_CONGESTION
 			port := 5021 + 2*i
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
