@@ -572,3 +572,52 @@ func TestInet6RecvPktInfo(t *testing.T) {
 	_, _, _, _, err = c4.RecvMsg6(b, 0)
 	errIs(t, "RecvMsg6 on AF_INET", err, syscall.EOPNOTSUPP)
 }
+
+// IPv6 multicast between two hosts: B joins a link-local group on its
+// NIC (IPV6_JOIN_GROUP with the ifindex), A sends to group%eth0.
+func TestInet6Multicast(t *testing.T) {
+	p := newPair6(t)
+	g := netip.MustParseAddr("ff02::4242")
+	r := mustSocket(t, p.b, AF_INET6, SOCK_DGRAM, 0)
+	if err := r.Bind(Inet6("::", 5000)); err != nil {
+		t.Fatal(err)
+	}
+	timeout(t, r)
+	idx := p.sb.NICByName("eth0").ID()
+	if err := r.SetSockOpt(IPPROTO_IPV6, IPV6_JOIN_GROUP, IPv6Mreq{Multiaddr: g, Interface: idx}); err != nil {
+		t.Fatal(err)
+	}
+	s := mustSocket(t, p.a, AF_INET6, SOCK_DGRAM, 0)
+	if err := s.SetSockOpt(IPPROTO_IPV6, IPV6_MULTICAST_IF, p.sa.NICByName("eth0").ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SendTo([]byte("to the group"), 0, Inet6(g.String()+"%eth0", 5000)); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 64)
+	k, from, err := r.RecvFrom(b, 0)
+	if err != nil || string(b[:k]) != "to the group" {
+		t.Fatalf("%q %v", b[:k], err)
+	}
+	if a := from.(*SockaddrInet).AddrPort.Addr(); !a.IsLinkLocalUnicast() || a.Zone() != "eth0" {
+		t.Fatalf("from %v", from)
+	}
+	// After leaving, the group's datagrams are not for this host.
+	if err := r.SetSockOpt(IPPROTO_IPV6, IPV6_LEAVE_GROUP, IPv6Mreq{Multiaddr: g, Interface: idx}); err != nil {
+		t.Fatal(err)
+	}
+	dropped := func() uint64 { return p.sb.Stats().IP6.InAddrErrors.Load() + p.sb.Stats().Link.InNotForUs.Load() }
+	before := dropped()
+	s.SendTo([]byte("again"), 0, Inet6(g.String()+"%eth0", 5000))
+	// The drop is counted on B's receive goroutine: wait for the count
+	// (bounded), then the socket must have nothing.
+	for deadline := time.Now().Add(5 * time.Second); dropped() == before; {
+		if time.Now().After(deadline) {
+			t.Fatal("the datagram after leaving was not dropped and counted")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, _, err := r.RecvFrom(b, MSG_DONTWAIT); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("received after leaving: %v", err)
+	}
+}
