@@ -192,7 +192,7 @@ func TestFullPartitionHeal(t *testing.T) {
 	if !bulk.Completed || !bulk.HashOK || bulk.End < 8*time.Second {
 		t.Errorf("bulk: completed %v hash %v end %v", bulk.Completed, bulk.HashOK, bulk.End)
 	}
-	if !churn.Completed || churn.Requests+churn.FailedConns != 200 {
+	if !churn.Completed || churn.Requests+churn.FailedConns != 600 || churn.FailedConns == 0 {
 		t.Errorf("churn: completed %v requests %d failed %d", churn.Completed, churn.Requests, churn.FailedConns)
 	}
 	if b := n.Host("b"); !b.Alive() || b.Stack.TCP.Stats().PassiveOpens == 0 {
