@@ -24,7 +24,11 @@ func (h tcpHost) Route(remote netip.Addr) (tcp.Route, error) {
 	if m, _, ok := h.s.pathMTU(remote); ok && m < mtu && !r.Local {
 		mtu = m // the path MTU learnt from ICMP (RFC 1191)
 	}
-	return tcp.Route{Source: r.Src, MTU: mtu}, nil
+	rt := tcp.Route{Source: r.Src, MTU: mtu}
+	if !r.Local {
+		rt.GSOMax = r.NIC.gsoMax()
+	}
+	return rt, nil
 }
 
 // Output builds the TCP header and sends the segment with DF set (TCP
@@ -33,7 +37,7 @@ func (h tcpHost) Output(seg *tcp.Segment) error {
 	seg.Header.SrcPort = seg.Local.Port()
 	seg.Header.DstPort = seg.Remote.Port()
 	return h.s.writePacket(&OutPacket{Src: seg.Local.Addr(), Dst: seg.Remote.Addr(), Proto: wire.ProtoTCP,
-		TTL: seg.TTL, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}}, &seg.Header)
+		TTL: seg.TTL, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize}, &seg.Header)
 }
 
 func (s *Stack) tcpInErr(err error) {}

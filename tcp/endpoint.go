@@ -90,6 +90,7 @@ type Endpoint struct {
 	sndMSS, advMSS     int
 	peerMSS            int
 	rcvMSS, pmtu       int
+	gsoMax             int // largest super-segment the route takes (IP bytes); 0: none
 
 	// RTT estimation (RFC 6298).
 	srtt, rttvar, rto, minRTT time.Duration
@@ -380,6 +381,7 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 	e.remote = remote
 	e.rto, e.backoff, e.srtt, e.rttvar = initRTO, 0, 0, 0
 	e.pmtu = rt.MTU
+	e.gsoMax = rt.GSOMax
 	e.setupMSS()
 	e.iss = e.p.isn(e.local, e.remote, now)
 	e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss, e.iss
