@@ -302,6 +302,9 @@ func (n *NIC) DeliverFramesMeta(frames [][]byte, metas []link.Meta) {
 		if m != (link.Meta{}) {
 			valid, plain = n.offloadClass(f, m)
 		}
+		if m.GSOSize > 0 && plain {
+			n.stack.stats.Link.InGSOFrames.Add(1)
+		}
 		if !plain {
 			flush(i)
 			start = i + 1
