@@ -55,6 +55,7 @@ type lab struct {
 	C      *stack.Stack // the legitimate client
 	CNet   *socket.Net
 	A      *attacker
+	filler *link.SwitchPort // only for warmUp, closed after
 	closed bool
 	// Set: deliveries to the victim, the client, the attacker wait (warmUp).
 	holdV, holdC, holdA atomic.Pointer[chan struct{}]
@@ -88,67 +89,63 @@ func newLab(t *testing.T, vopts stack.Options) *lab {
 
 	l.A = &attacker{port: l.sw.Port(attackerMAC)}
 	l.A.port.Attach(gated{l.A, &l.holdA})
+	l.filler = l.sw.Port(fillerMAC)
+	l.filler.Attach(discard{})
 	t.Cleanup(l.close)
 	// Twice: one pass does not always leave a queue at its high-water
-	// mark (measured: up to 1.5 MiB of buffers allocated later).
+	// mark (measured: up to 1.5 MiB of buffers allocated later). Then the
+	// filler leaves, so floods during the test do not fill its queue.
 	l.warmUp()
 	l.warmUp()
+	l.filler.Close()
 	return l
 }
 
 // warmUp fills the link queues of the victim, the client and the
-// attacker to their high-water mark once, so the buffers the queues keep
-// (a batch in delivery plus 1024 queued frames each) are in every "before"
+// attacker to their high-water mark, so the buffers the queues keep (a
+// batch in delivery plus 1024 queued frames each) are in every "before"
 // figure and the heap deltas measure the hosts' state, not the links'.
 // Deliveries are held at each port so a full batch and a full queue
-// exist at once. The victim gets SYNs to a closed port from spoofed
-// sources (each answered by a RST towards the gateway, the attacker's
-// port), the client frames of an unknown EtherType.
+// exist at once; the frames come from a filler port, to a MAC nobody has,
+// so the switch floods each to every port and the hosts drop them cheaply
+// (Link.InNotForUs).
 func (l *lab) warmUp() {
-	dst := netip.AddrPortFrom(victimIP, 9)
 	junk := make([]byte, 1514)
-	wire.PutEthernet(junk, clientMAC, attackerMAC, 0x88b5)
-	push := func(withJunk bool) {
+	wire.PutEthernet(junk, wire.MAC{2, 0xf1, 0, 0, 0, 0}, fillerMAC, 0x88b5)
+	push := func() {
 		for i := 0; i < 1100; i++ {
-			// Separately: a full queue refuses the rest of a vector.
-			l.A.port.WriteFrames([][]byte{tcpFrame(spoofed(i), dst, wire.TCPHeader{Seq: uint32(i), Flags: wire.TCPFlagSYN}, nil)})
-			if withJunk {
-				l.A.port.WriteFrames([][]byte{junk})
+			l.filler.WriteFrames([][]byte{junk}) // full queues drop: fine
+		}
+	}
+	hold := func(ch chan struct{}) {
+		for _, p := range []*atomic.Pointer[chan struct{}]{&l.holdV, &l.holdC, &l.holdA} {
+			if ch == nil {
+				p.Store(nil)
+			} else {
+				p.Store(&ch)
 			}
 		}
 	}
-	hold := func(p *atomic.Pointer[chan struct{}], ch chan struct{}) {
-		if ch == nil {
-			p.Store(nil)
-		} else {
-			p.Store(&ch)
-		}
-	}
-	ch1, ch2, a1, a2 := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
-	hold(&l.holdV, ch1)
-	hold(&l.holdC, ch1)
-	hold(&l.holdA, a1)
-	push(true)
-	// The victim and the client take a full batch and stop again.
-	hold(&l.holdV, ch2)
-	hold(&l.holdC, ch2)
+	ch1, ch2 := make(chan struct{}), make(chan struct{})
+	hold(ch1)
+	push()
+	// Each receiver takes a full batch and stops again; then fill the
+	// queues behind it.
+	hold(ch2)
 	close(ch1)
 	synctest.Wait()
-	push(true)
-	hold(&l.holdV, nil)
-	hold(&l.holdC, nil)
+	push()
+	hold(nil)
 	close(ch2)
 	synctest.Wait()
-	// The victim's RSTs filled the attacker's queue; now its batch.
-	hold(&l.holdA, a2)
-	close(a1)
-	synctest.Wait()
-	push(false)
-	synctest.Wait()
-	hold(&l.holdA, nil)
-	close(a2)
-	synctest.Wait()
 }
+
+var fillerMAC = wire.MAC{2, 0, 0, 0, 0, 0xf0}
+
+// discard is a receiver that drops everything (the filler port's).
+type discard struct{}
+
+func (discard) DeliverFrames([][]byte) {}
 
 // gated is a receiver that waits while the lab holds deliveries.
 type gated struct {

@@ -192,7 +192,7 @@ func TestOptimisticAckAndAckStorm(t *testing.T) {
 		if retrans > 4 {
 			t.Errorf("%d duplicate ACKs drew %d retransmissions", n, retrans)
 		}
-		if g := m.grew(); g > 1<<20 {
+		if g := m.grew(); g > 2<<20 {
 			t.Errorf("heap grew by %d bytes", g)
 		}
 	})
@@ -276,7 +276,13 @@ func TestZeroWindowHold(t *testing.T) {
 				t.Errorf("connection still in the table: %+v", c)
 			}
 		}
-		if g := m.grew(); g > 256<<10 {
+		// Its buffers are released: TCP's own account is back to zero (the
+		// heap bound only catches gross leaks; the links' buffers make
+		// the heap noisy by up to about 1.5 MiB).
+		if b := l.V.TCP.Stats().MemBytes; b != 0 {
+			t.Errorf("TCP buffers still hold %d bytes after the connection ended", b)
+		}
+		if g := m.grew(); g > 2<<20 {
 			t.Errorf("heap grew by %d bytes after the connection ended", g)
 		}
 	})

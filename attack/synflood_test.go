@@ -107,6 +107,14 @@ func TestSYNFlood(t *testing.T) {
 			}
 		}()
 		<-half
+		// On failure, what both hosts counted says why.
+		c0 := snap(l.C)
+		defer func() {
+			if t.Failed() {
+				t.Logf("victim: %v", snap(l.V).since(m.c0))
+				t.Logf("client: %v", snap(l.C).since(c0))
+			}
+		}()
 		done := make(chan error, 1)
 		go echoOnce(ln, done)
 		roundTrip(t, l, 80, "legitimate during the flood")

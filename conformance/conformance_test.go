@@ -114,29 +114,35 @@ func TestConformance(t *testing.T) {
 // pin (or rewrites the pin with -update-known).
 func checkPin(t *testing.T, name string, got []string) {
 	t.Helper()
-	path := pinPath(name)
-	text := strings.Join(got, "\n") + "\n"
 	if *updateKnown {
 		if err := os.MkdirAll(knownDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		if err := os.WriteFile(pinPath(name), []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
+	if msg := pinMismatch(name, pinPath(name), got); msg != "" {
+		t.Error(msg)
+	}
+}
+
+// pinMismatch says how got differs from the transcript pinned in path
+// ("" when it does not).
+func pinMismatch(name, path string, got []string) string {
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Errorf("%s: known difference without a pinned transcript (%v); "+
+		return fmt.Sprintf("%s: known difference without a pinned transcript (%v); "+
 			"check the transcript and pin it: go test ./conformance -run TestConformance -args -update-known", name, err)
-		return
 	}
-	if string(want) != text {
-		pinned := strings.Split(strings.TrimSuffix(string(want), "\n"), "\n")
-		t.Errorf("%s: sockstack's answer changed inside a known difference (pinned in %s)\n%s"+
-			"If the new answer is intended, update the pin: go test ./conformance -run TestConformance -args -update-known",
-			name, path, strings.ReplaceAll(diff(pinned, got), "linux:", "pinned:"))
+	if string(want) == strings.Join(got, "\n")+"\n" {
+		return ""
 	}
+	pinned := strings.Split(strings.TrimSuffix(string(want), "\n"), "\n")
+	return fmt.Sprintf("%s: sockstack's answer changed inside a known difference (pinned in %s)\n%s"+
+		"If the new answer is intended, update the pin: go test ./conformance -run TestConformance -args -update-known",
+		name, path, strings.ReplaceAll(diff(pinned, got), "linux:", "pinned:"))
 }
 
 func diff(linux, stack []string) string {

@@ -143,8 +143,9 @@ type isotpEP struct {
 	rxBS     int
 	rxTimer  clock.Timer
 	rxGen    uint64
-	msgs     [][]byte // completed messages
-	free     [][]byte // their buffers, for reuse
+	rxLastCF time.Time // arrival of the last CF, for CAN_ISOTP_FORCE_RXSTMIN
+	msgs     [][]byte  // completed messages
+	free     [][]byte  // their buffers, for reuse
 
 	frame wire.CANFrame // scratch for building a frame (under mu)
 
@@ -795,6 +796,17 @@ func (e *isotpEP) rcvCFLocked(f *wire.CANFrame, ae int) {
 	if !e.rxActive {
 		e.mu.Unlock()
 		return
+	}
+	if e.opt.Flags&CAN_ISOTP_FORCE_RXSTMIN != 0 {
+		// A CF closer to the last one than rx_stmin is ignored, as
+		// isotp.c does for senders that do not honour STmin.
+		now := e.clk.Now()
+		if !e.rxLastCF.IsZero() && now.Sub(e.rxLastCF) < time.Duration(e.rxStmin) {
+			e.RxErrors++
+			e.mu.Unlock()
+			return
+		}
+		e.rxLastCF = now
 	}
 	if sn := f.Data[ae] & 0x0F; sn != e.rxSN {
 		// Wrong sequence number: 'illegal byte sequence', reception ends.

@@ -466,3 +466,41 @@ func TestISOTPReceiveQueueLimit(t *testing.T) {
 		t.Fatalf("queued %d dropped %d", got, e.RxDropped)
 	}
 }
+
+func TestISOTPListenModeAndForceRxSTmin(t *testing.T) {
+	h := newCANHosts(t, link.CANBusOptions{})
+	clk := h.clk.(*clock.Manual)
+	log := logBus(h)
+	raw := canRawBound(t, h.a, "vcan0")
+	// Listen mode: the message is assembled, no flow control is sent.
+	spy := isotpSock(t, h.b, 0x700, 0x701, func(s *Socket) {
+		_ = s.SetSockOpt(SOL_CAN_ISOTP, CAN_ISOTP_OPTS, ISOTPOptions{Flags: CAN_ISOTP_LISTEN_MODE})
+	})
+	_, _ = raw.Send(pyFrame(0x700, []byte{0x10, 10, 1, 2, 3, 4, 5, 6}), 0)
+	_, _ = raw.Send(pyFrame(0x700, []byte{0x21, 7, 8, 9, 10}), 0)
+	if got := mustRecvMsg(t, spy, 10); !bytes.Equal(got, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}) {
+		t.Fatalf("listen mode got % x", got)
+	}
+	for _, f := range log.frames {
+		if f.ID == 0x701 {
+			t.Fatalf("listen mode sent % x", f.Payload())
+		}
+	}
+	// FORCE_RXSTMIN 5 ms: a CF 1 ms after the previous one is dropped.
+	strict := isotpSock(t, h.b, 0x710, 0x711, func(s *Socket) {
+		_ = s.SetSockOpt(SOL_CAN_ISOTP, CAN_ISOTP_OPTS, ISOTPOptions{Flags: CAN_ISOTP_FORCE_RXSTMIN})
+		_ = s.SetSockOpt(SOL_CAN_ISOTP, CAN_ISOTP_RX_STMIN, 5000000)
+	})
+	_, _ = raw.Send(pyFrame(0x710, []byte{0x10, 20, 1, 2, 3, 4, 5, 6}), 0)
+	_, _ = raw.Send(pyFrame(0x710, []byte{0x21, 7, 8, 9, 10, 11, 12, 13}), 0)
+	clk.Advance(time.Millisecond)
+	_, _ = raw.Send(pyFrame(0x710, []byte{0x22, 14, 15, 16, 17, 18, 19, 20}), 0) // too early: ignored
+	clk.Advance(5 * time.Millisecond)
+	_, _ = raw.Send(pyFrame(0x710, []byte{0x22, 14, 15, 16, 17, 18, 19, 20}), 0)
+	if got := mustRecvMsg(t, strict, 20); len(got) != 20 || got[19] != 20 {
+		t.Fatalf("force rx stmin got % x", got)
+	}
+	if e := strict.ep.(*isotpEP); e.RxErrors != 1 {
+		t.Fatalf("dropped CFs %d, want 1", e.RxErrors)
+	}
+}

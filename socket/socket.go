@@ -677,3 +677,16 @@ func (s *Socket) Readiness(mask waiter.EventMask) waiter.EventMask {
 
 // Waiter is the socket's event queue (for pollers).
 func (s *Socket) Waiter() *waiter.Queue { return s.ep.waiter() }
+
+// Drops is the number of datagrams or frames this socket's receive queue
+// refused because it was full (what Linux shows in /proc/net/udp's drops
+// column); 0 for sockets that make the sender wait instead.
+func (s *Socket) Drops() uint64 {
+	switch e := s.ep.(type) {
+	case *dgramEP:
+		return e.ep.Drops()
+	case *packetEP:
+		return e.Drops()
+	}
+	return 0
+}

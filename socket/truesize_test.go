@@ -2,8 +2,10 @@ package socket
 
 import (
 	"errors"
+	"runtime"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/wire"
@@ -118,5 +120,55 @@ func TestEmptyDatagramIntoEmptyRing(t *testing.T) {
 	}
 	if k, err := b.Recv(buf, MSG_DONTWAIT); k != 0 || err != nil {
 		t.Fatalf("empty unix datagram: %d %v", k, err)
+	}
+}
+
+// Through the socket API: a UDP socket fed zero-length datagrams from
+// another host keeps at most SO_RCVBUF of true size and counts the rest.
+func TestUDPZeroLengthFloodBounded(t *testing.T) {
+	p := newPair(t, 1500, stack.Options{})
+	rcv := mustSocket(t, p.b, AF_INET, SOCK_DGRAM, 0)
+	if err := rcv.Bind(ap(addrB, 7000)); err != nil {
+		t.Fatal(err)
+	}
+	snd := mustSocket(t, p.a, AF_INET, SOCK_DGRAM, 0)
+	snd.SetTimeout(5 * time.Second)
+	// One datagram first, so ARP is resolved before the flood.
+	rcv.SetTimeout(5 * time.Second)
+	if _, err := snd.SendTo(nil, 0, ap(addrB, 7000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rcv.Recv(make([]byte, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	const sent = 20000
+	for i := 0; i < sent; i++ {
+		if _, err := snd.SendTo(nil, 0, ap(addrB, 7000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait (bounded) until every datagram that crossed the link was
+	// either queued or dropped at the socket.
+	st := p.sb.Stats()
+	deadline := time.Now().Add(10 * time.Second)
+	for st.UDP.InDatagrams.Load() < 1+sent-p.sa.Stats().Link.OutQueueFull.Load() && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	in := st.UDP.InDatagrams.Load() - 1
+	t.Logf("%d sent, %d arrived, %d refused by the link", sent, in, p.sa.Stats().Link.OutQueueFull.Load())
+	queued := 0
+	buf := make([]byte, 10)
+	for {
+		if _, err := rcv.Recv(buf, MSG_DONTWAIT); err != nil {
+			break
+		}
+		queued++
+	}
+	rcvbuf, _ := rcv.GetSockOptInt(SOL_SOCKET, SO_RCVBUF)
+	if limit := rcvbuf / (256 + stack.DgramOverhead); queued > limit || queued == 0 {
+		t.Fatalf("%d zero-length datagrams queued, limit %d", queued, limit)
+	}
+	if rcv.Drops() != in-uint64(queued) || st.UDP.RcvbufErrors.Load() != rcv.Drops() {
+		t.Fatalf("%d arrived, %d queued, socket drops %d, RcvbufErrors %d", in, queued, rcv.Drops(), st.UDP.RcvbufErrors.Load())
 	}
 }

@@ -152,6 +152,11 @@ func Get(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, 
 // stack); it closes so.
 func GetOn(ctx context.Context, so PacketConn, srv netip.AddrPort, remote string, w io.Writer, cfg ClientConfig) (res Result, err error) {
 	res = Result{Tsize: -1}
+	// The context closes the socket from its own goroutine, which a short
+	// transfer can outrun: an already ended context fails up front.
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
 	defer func() {
 		if err != nil && ctx.Err() != nil {
 			err = ctx.Err() // the socket was closed under us for this
@@ -216,6 +221,11 @@ func Put(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, 
 // PutOn is Put on a socket the caller made; it closes so.
 func PutOn(ctx context.Context, so PacketConn, srv netip.AddrPort, remote string, r io.Reader, size int64, cfg ClientConfig) (res Result, err error) {
 	res = Result{Tsize: -1}
+	// The context closes the socket from its own goroutine, which a short
+	// transfer can outrun: an already ended context fails up front.
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
 	defer func() {
 		if err != nil && ctx.Err() != nil {
 			err = ctx.Err()
