@@ -1,9 +1,17 @@
 package perf
 
 import (
+	"errors"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/tcp"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -44,5 +52,61 @@ func TestLinkModesSmoke(t *testing.T) {
 		dr := env.Drops()
 		t.Logf("%v: link drops %d, stack drops %d, retransmits %d; udp %d of %d", m, dr.Link, dr.Stack, dr.Retrans, r.Received, r.Sent)
 		env.Close()
+	}
+}
+
+// Many at a small size: every connection opened, echoed and closed
+// cleanly (no resets, no TIME_WAIT overflow).
+func TestManySmall(t *testing.T) {
+	r, err := Many(1000, 2, 8, func(s string) { t.Log(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Resets != 0 || r.TimeWaitOverflow != 0 {
+		t.Fatalf("resets %d, TIME_WAIT overflow %d", r.Resets, r.TimeWaitOverflow)
+	}
+	t.Logf("%+v", r)
+}
+
+// Concurrent connects to one server port until its ephemeral ports are
+// nearly all taken: two connects racing for the same free port must not
+// fail with EADDRNOTAVAIL (the loser picks another).
+func TestConcurrentConnectsOnePort(t *testing.T) {
+	pa, pb := link.NewPipeQueue(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500, 65536)
+	sa := stack.New(stack.Options{Name: "a"})
+	sb := stack.New(stack.Options{Name: "b", TCP: tcp.Config{SOMAXCONN: 65535}})
+	defer sa.Close()
+	defer sb.Close()
+	sa.AddNIC("eth0", pa).AddAddress(netip.MustParsePrefix("10.0.0.1/24"))
+	sb.AddNIC("eth0", pb).AddAddress(netip.MustParsePrefix("10.0.0.2/24"))
+	l, _ := socket.New(sb).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err := l.Bind(socket.Inet("10.0.0.2", 80)); err != nil {
+		t.Fatal(err)
+	}
+	l.Listen(65535)
+	defer l.Close()
+	na := socket.New(sa)
+	const n, workers = 15000, 64
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= n {
+				c, _ := na.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+				c.SetBlocking(false)
+				if err := c.Connect(socket.Inet("10.0.0.2", 80)); err != nil && !errors.Is(err, syscall.EINPROGRESS) {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("connect: %v", err)
 	}
 }

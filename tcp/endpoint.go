@@ -389,12 +389,26 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 	e.tsOffset = e.tsOffsetFor(now)
 	e.state = StateSynSent
 	e.chooseRcvWScale()
-	if !e.p.addConn(e) {
-		e.state = StateClosed
-		if e.autoBound {
-			e.p.releasePort(e)
+	// Two connects to one remote racing between choosing a port and
+	// entering the connection table may pick the same one: the loser
+	// chooses again.
+	for tries := 0; !e.p.addConn(e); tries++ {
+		if !e.autoBound || tries >= 8 {
+			e.state = StateClosed
+			if e.autoBound {
+				e.p.releasePort(e)
+			}
+			return syscall.EADDRNOTAVAIL
 		}
-		return syscall.EADDRNOTAVAIL
+		e.p.releasePort(e)
+		if err := e.p.bindConnect(e, src, remote, now); err != nil {
+			e.state = StateClosed
+			return err
+		}
+		e.iss = e.p.isn(e.local, e.remote, now)
+		e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss, e.iss
+		e.sbSeq = e.iss + 1
+		e.tsOffset = e.tsOffsetFor(now)
 	}
 	e.p.st.ActiveOpens.Add(1)
 	e.sendSYN(now, false)
