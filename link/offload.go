@@ -205,6 +205,10 @@ func FinishFrame(f []byte, m Meta, scratch []byte, emit func([]byte) error) erro
 	switch m.GSOType {
 	case GSOTCPv4:
 		return SegmentTCP(f, ipOff, int(m.GSOSize), scratch, emit)
+	case GSOTCPv6, GSOUDPL4:
+		// Taken from a kernel that has TSO6 / USO: cut here, since the
+		// stack takes super-segments of TCP over IPv4 only.
+		return SegmentL4(f, ipOff, int(m.CsumStart), int(m.GSOSize), m.GSOType == GSOUDPL4, scratch, emit)
 	case GSONone:
 		if m.CsumPartial {
 			if err := finishPartial(f, m); err != nil {

@@ -112,3 +112,106 @@ func PartialTCPChecksum(ip wire.IPv4) {
 	t := wire.TCP(ip[ip.HeaderLen():ip.TotalLen()])
 	binary.BigEndian.PutUint16(t[16:18], wire.Fold(ip.PseudoSum(len(t))))
 }
+
+// SegmentL4 cuts a TCP (IPv4 or IPv6) or UDP (GSO_UDP_L4) super-segment
+// as a receiver that cannot take it whole must: the IP header starts at
+// netOff, the transport header at l4Off (an IPv6 packet has no extension
+// headers before it), payload cut at mss. Each piece gets its own IP
+// length (and IPv4 ID and checksum), TCP sequence number and flags or UDP
+// length, and a complete transport checksum.
+func SegmentL4(frame []byte, netOff, l4Off, mss int, udp bool, scratch []byte, emit func([]byte) error) error {
+	if netOff < 0 || l4Off < netOff+wire.IPv4MinHeaderLen || len(frame) < l4Off+wire.UDPHeaderLen || mss <= 0 {
+		return ErrBadOffload
+	}
+	v6 := frame[netOff]>>4 == 6
+	var end int
+	if v6 {
+		if l4Off != netOff+wire.IPv6HeaderLen || len(frame) < netOff+wire.IPv6HeaderLen {
+			return ErrBadOffload
+		}
+		end = netOff + wire.IPv6HeaderLen + int(binary.BigEndian.Uint16(frame[netOff+4:]))
+	} else {
+		if frame[netOff]>>4 != 4 || l4Off != netOff+wire.IPv4(frame[netOff:]).HeaderLen() {
+			return ErrBadOffload
+		}
+		end = netOff + wire.IPv4(frame[netOff:]).TotalLen()
+	}
+	if end > len(frame) {
+		return ErrBadOffload
+	}
+	frame = frame[:end]
+	proto := uint8(wire.ProtoTCP)
+	thl := wire.UDPHeaderLen
+	if udp {
+		proto = wire.ProtoUDP
+	} else {
+		if len(frame) < l4Off+wire.TCPMinHeaderLen {
+			return ErrBadOffload
+		}
+		thl = wire.TCP(frame[l4Off:]).DataOffset()
+		if thl < wire.TCPMinHeaderLen || l4Off+thl > len(frame) {
+			return ErrBadOffload
+		}
+	}
+	if v6 && frame[netOff+6] != proto {
+		return ErrBadOffload
+	}
+	if !v6 && wire.IPv4(frame[netOff:]).Protocol() != proto {
+		return ErrBadOffload
+	}
+	hdr := l4Off + thl
+	payload := frame[hdr:]
+	if len(scratch) < hdr+min(mss, len(payload)) {
+		return ErrBadOffload
+	}
+	var seq uint32
+	var flags uint8
+	if !udp {
+		seq = wire.TCP(frame[l4Off:]).Seq()
+		flags = wire.TCP(frame[l4Off:]).Flags()
+	}
+	for off, i := 0, 0; off < len(payload) || (i == 0 && len(payload) == 0); i++ {
+		n := min(mss, len(payload)-off)
+		copy(scratch, frame[:hdr])
+		copy(scratch[hdr:], payload[off:off+n])
+		l4len := thl + n
+		var pseudo uint64
+		if v6 {
+			ip := wire.IPv6(scratch[netOff:])
+			ip.SetPayloadLen(l4len)
+			pseudo = wire.PseudoHeaderSum6(ip.Src16(), ip.Dst16(), proto, l4len)
+		} else {
+			ip := wire.IPv4(scratch[netOff:])
+			ip.SetTotalLen(l4Off - netOff + l4len)
+			ip.SetID(ip.ID() + uint16(i))
+			ip.FillChecksum()
+			pseudo = wire.PseudoHeaderSum(ip.Src4(), ip.Dst4(), proto, l4len)
+		}
+		seg := scratch[l4Off : hdr+n]
+		if udp {
+			u := wire.UDP(seg)
+			binary.BigEndian.PutUint16(seg[4:6], uint16(l4len))
+			u.FillChecksum(pseudo)
+		} else {
+			t := wire.TCP(seg)
+			t.SetSeq(seq + uint32(off))
+			f := flags
+			if i > 0 {
+				f &^= wire.TCPFlagCWR
+			}
+			if off+n < len(payload) {
+				f &^= wire.TCPFlagFIN | wire.TCPFlagPSH
+			}
+			t.SetFlags(f)
+			t.FillChecksum(pseudo)
+		}
+		if err := emit(scratch[:hdr+n]); err != nil {
+			return err
+		}
+		off += n
+		if n == 0 {
+			break
+		}
+	}
+	return nil
+}

@@ -2,6 +2,8 @@ package link
 
 import (
 	"bytes"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 	"net/netip"
 	"sync"
 	"testing"
@@ -103,3 +105,88 @@ func TestVnetHeader(t *testing.T) {
 }
 
 func netipAddr(a, b, c, d byte) netip.Addr { return netip.AddrFrom4([4]byte{a, b, c, d}) }
+
+// gpCheck decodes a frame with gopacket and checks its checksums.
+func gpCheck(t *testing.T, f []byte) gopacket.Packet {
+	t.Helper()
+	p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+	if el := p.ErrorLayer(); el != nil {
+		t.Fatalf("gopacket: %v", el.Error())
+	}
+	switch l := p.TransportLayer().(type) {
+	case *layers.TCP:
+		l.SetNetworkLayerForChecksum(p.NetworkLayer())
+	case *layers.UDP:
+		l.SetNetworkLayerForChecksum(p.NetworkLayer())
+	}
+	err, mism := p.VerifyChecksums()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mism) > 0 {
+		t.Fatalf("bad checksums: %+v", mism)
+	}
+	return p
+}
+
+// Super-segments the kernel sends with TSO6 and USO are cut on receive
+// into segments / datagrams with correct lengths and checksums.
+func TestFinishFrameTCPv6AndUDP(t *testing.T) {
+	src := netip.MustParseAddr("fd00::1").As16()
+	dst := netip.MustParseAddr("fd00::2").As16()
+	// TCP over IPv6, 3.5 segments.
+	payload := make([]byte, 3*1000+500)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	th := wire.TCPHeader{SrcPort: 1, DstPort: 2, Seq: 1000, Ack: 1, Flags: wire.TCPFlagACK | wire.TCPFlagPSH, Window: 100}
+	f := make([]byte, 14+40+th.Len()+len(payload))
+	wire.PutEthernet(f, wire.MAC{2}, wire.MAC{4}, wire.EtherTypeIPv6)
+	ip := wire.IPv6(f[14:])
+	ip[0] = 0x60
+	ip.SetPayloadLen(th.Len() + len(payload))
+	ip.SetNextHeader(wire.ProtoTCP)
+	ip.SetHopLimit(64)
+	copy(ip[8:24], src[:])
+	copy(ip[24:40], dst[:])
+	th.Put(f[54:])
+	copy(f[54+th.Len():], payload)
+	m := Meta{GSOType: GSOTCPv6, GSOSize: 1000, NetOff: 14, CsumPartial: true, CsumStart: 54, CsumOffset: 16, HdrLen: uint16(54 + th.Len())}
+	var got []byte
+	var n int
+	err := FinishFrame(f, m, make([]byte, 65600), func(b []byte) error {
+		p := gpCheck(t, b)
+		tc := p.TransportLayer().(*layers.TCP)
+		if tc.Seq != 1000+uint32(n*1000) || tc.PSH != (n == 3) {
+			t.Errorf("segment %d: seq %d psh %v", n, tc.Seq, tc.PSH)
+		}
+		got = append(got, tc.Payload...)
+		n++
+		return nil
+	})
+	if err != nil || n != 4 || !bytes.Equal(got, payload) {
+		t.Fatalf("TCPv6: err %v, %d segments, payload equal %v", err, n, bytes.Equal(got, payload))
+	}
+	// UDP over IPv4, GSO_UDP_L4: 3 datagrams of 600, 600, 300.
+	up := make([]byte, 1500)
+	for i := range up {
+		up[i] = byte(i)
+	}
+	g := make([]byte, 14+20+8+len(up))
+	wire.PutEthernet(g, wire.MAC{2}, wire.MAC{4}, wire.EtherTypeIPv4)
+	h := wire.IPv4Header{TTL: 64, Protocol: wire.ProtoUDP, Src: netipAddr(10, 0, 0, 1), Dst: netipAddr(10, 0, 0, 2), TotalLen: 28 + len(up)}
+	h.Put(g[14:])
+	wire.PutUDP(g[34:], 5, 6, len(up))
+	copy(g[42:], up)
+	m = Meta{GSOType: GSOUDPL4, GSOSize: 600, NetOff: 14, CsumPartial: true, CsumStart: 34, CsumOffset: 6, HdrLen: 42}
+	got, n = nil, 0
+	err = FinishFrame(g, m, make([]byte, 65600), func(b []byte) error {
+		p := gpCheck(t, b)
+		got = append(got, p.TransportLayer().(*layers.UDP).Payload...)
+		n++
+		return nil
+	})
+	if err != nil || n != 3 || !bytes.Equal(got, up) {
+		t.Fatalf("UDP: err %v, %d datagrams", err, n)
+	}
+}
