@@ -25,6 +25,10 @@ import (
 const (
 	groSlots  = 8 // flows coalesced at once per batch (Linux's MAX_GRO_SKBS)
 	groBufLen = wire.EthernetHeaderLen + wire.IPv4MaxLen
+	// groBufs bounds the coalesced packets of one batch (each holds its
+	// own buffer until the batch is delivered); beyond it segments pass
+	// on as they came.
+	groBufs = 64
 )
 
 var metaVecs = sync.Pool{New: func() any { return new([1]link.Meta) }}
@@ -47,7 +51,8 @@ type groSlot struct {
 // groState is a NIC's coalescing state; receive goroutine only.
 type groState struct {
 	slots   [groSlots]groSlot
-	bufs    [groSlots][]byte
+	bufs    [][]byte // coalescing buffers; bufs[:used] hold this batch's packets
+	used    int
 	out     [][]byte
 	valid   []bool
 	trusted bool // the batch's checksums need no verification
@@ -64,6 +69,7 @@ func (n *NIC) groBatch(frames [][]byte) [][]byte {
 		return frames
 	}
 	g.active = true
+	g.used = 0
 	g.out = g.out[:0]
 	g.valid = g.valid[:0]
 	for _, f := range frames {
@@ -145,7 +151,7 @@ func (n *NIC) groOne(f []byte) {
 	}
 	if i := n.groFind(f); i >= 0 {
 		s := &g.slots[i]
-		if n.groMatch(s, f, ipOff, thl, len(payload)) {
+		if n.groMatch(s, f, ipOff, thl, len(payload)) && (s.segs > 1 || g.used < groBufs) {
 			n.groAppend(i, payload, psum, t.Flags()&wire.TCPFlagPSH != 0)
 			if len(payload) < s.gso || s.psh {
 				n.groFlush(i) // the flow's burst ended here
@@ -228,10 +234,13 @@ func (n *NIC) groAppend(i int, payload []byte, psum uint64, psh bool) {
 	g := &n.offl.gro
 	s := &g.slots[i]
 	if s.segs == 1 {
-		if g.bufs[i] == nil {
-			g.bufs[i] = make([]byte, groBufLen)
+		// A buffer of its own: packets emitted earlier in this batch
+		// still point into theirs until the batch is delivered.
+		if g.used == len(g.bufs) {
+			g.bufs = append(g.bufs, make([]byte, groBufLen))
 		}
-		s.buf = g.bufs[i][:s.hdrLen+s.plen]
+		s.buf = g.bufs[g.used][:s.hdrLen+s.plen]
+		g.used++
 		copy(s.buf, s.first[:s.hdrLen+s.plen])
 	}
 	if !g.trusted {

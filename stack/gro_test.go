@@ -125,3 +125,25 @@ func TestGROFlushRules(t *testing.T) {
 		t.Fatal("bad checksums not dropped")
 	}
 }
+
+// A flow whose burst ends (PSH) and starts again within one batch gets
+// a second coalesced packet in a buffer of its own: the first, already
+// handed on, stays intact.
+func TestGROBuffersNotReusedWithinBatch(t *testing.T) {
+	h := newHarness(t, Options{})
+	p := randPayload(8000)
+	var frames [][]byte
+	for i := 0; i < 8; i++ {
+		f := uint8(wire.TCPFlagACK)
+		if i == 3 {
+			f |= wire.TCPFlagPSH
+		}
+		frames = append(frames, groSeg(1, uint32(i*1000), p[i*1000:(i+1)*1000], f, 7))
+	}
+	out := h.nic.groBatch(frames)
+	if len(out) != 2 {
+		t.Fatalf("%d packets, want 2", len(out))
+	}
+	groCheck(t, h, out[0], 0, p[:4000], wire.TCPFlagACK|wire.TCPFlagPSH)
+	groCheck(t, h, out[1], 4000, p[4000:], wire.TCPFlagACK)
+}
