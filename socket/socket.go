@@ -109,7 +109,7 @@ func (n *Net) Socket(family, typ, proto int) (*Socket, error) {
 	case AF_CAN:
 		ep, err = n.newCAN(typ, proto)
 	case AF_INET6:
-		err = syscall.EAFNOSUPPORT
+		ep, proto, err = n.newInet6(typ, proto) // inet6.go
 	default:
 		err = syscall.EAFNOSUPPORT
 	}

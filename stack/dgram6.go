@@ -297,3 +297,54 @@ func (t *rawTable) deliverRaw6(s *Stack, h wire.IPv6, proto uint8, data []byte, 
 		}
 	}
 }
+
+// Stack is the endpoint's stack.
+func (e *DgramEndpoint) Stack() *Stack { return e.s }
+
+// JoinGroup6 is IPV6_JOIN_GROUP: group g on nic (nil: the NIC the route
+// to g uses), under the same per-socket limit as IPv4.
+func (e *DgramEndpoint) JoinGroup6(g netip.Addr, nic *NIC) error {
+	if !g.Is6() || !g.IsMulticast() {
+		return syscall.EINVAL
+	}
+	g = g.WithZone("")
+	if nic == nil {
+		r, err := e.s.findRoute6(g)
+		if err != nil {
+			return syscall.ENODEV
+		}
+		nic = r.NIC
+	}
+	e.mu.Lock()
+	for _, m := range e.groups {
+		if m.nic == nic && m.group == g {
+			e.mu.Unlock()
+			return syscall.EADDRINUSE
+		}
+	}
+	if len(e.groups) >= e.s.opts.MaxMemberships {
+		e.mu.Unlock()
+		e.s.stats.IGMP.MembershipLimit.Add(1)
+		return syscall.ENOBUFS
+	}
+	e.groups = append(e.groups, membership{nic, g})
+	e.mu.Unlock()
+	nic.join(g)
+	return nil
+}
+
+// LeaveGroup6 is IPV6_LEAVE_GROUP.
+func (e *DgramEndpoint) LeaveGroup6(g netip.Addr, nic *NIC) error {
+	g = g.WithZone("")
+	e.mu.Lock()
+	for i, m := range e.groups {
+		if m.group == g && (nic == nil || m.nic == nic) {
+			e.groups = append(e.groups[:i], e.groups[i+1:]...)
+			e.mu.Unlock()
+			m.nic.leave(g)
+			return nil
+		}
+	}
+	e.mu.Unlock()
+	return syscall.EADDRNOTAVAIL
+}

@@ -48,7 +48,8 @@ type prefix6 struct{ timer clock.Timer }
 
 // nic6 is a NIC's IPv6 state.
 type nic6 struct {
-	enabled    atomic.Bool
+	enabled    atomic.Bool // an IPv6 address was added: link-scope traffic may use the NIC
+	llOn       atomic.Bool // EnableIPv6 ran
 	raMTU      atomic.Int32
 	raHopLimit atomic.Int32
 	deprecated atomic.Pointer[[]netip.Addr] // addresses past their preferred lifetime
@@ -114,9 +115,10 @@ func (a *addr6) stopTimers() {
 // EUI-64, or RFC 7217 stable privacy with Options.IPv6StableSecret)
 // under DAD, then router solicitations when SLAAC is on.
 func (n *NIC) EnableIPv6() error {
-	if n.loopback || n.v6.enabled.Swap(true) {
+	if n.loopback || n.v6.llOn.Swap(true) {
 		return nil
 	}
+	n.v6.enabled.Store(true)
 	n.stack.AddRoute(Route{Prefix: wire.IPv6LinkLocalNw, NIC: n})
 	iid := n.interfaceID(wire.IPv6LinkLocalNw, 0)
 	return n.addAddress6(netip.PrefixFrom(wire.AddrWithIID(wire.IPv6LinkLocalNw, iid), 64), addrLinkLocal, 0, 0)

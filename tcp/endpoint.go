@@ -51,15 +51,18 @@ type Endpoint struct {
 	// Options.
 	noDelay, cork, keepAlive bool
 	reuseAddr, reusePort     bool
-	lingerOn                 bool
-	linger                   time.Duration
-	keepIdle, keepIntvl      time.Duration
-	keepCnt                  int
-	ttl, tos                 uint8
-	userMSS                  int
-	userSndBuf, userRcvBuf   int
-	ccName                   string
-	cc                       CongestionControl
+	// An AF_INET6 socket's endpoint (inet6.go): its wildcard is ::, and
+	// v6only is IPV6_V6ONLY.
+	inet6, v6only          bool
+	lingerOn               bool
+	linger                 time.Duration
+	keepIdle, keepIntvl    time.Duration
+	keepCnt                int
+	ttl, tos               uint8
+	userMSS                int
+	userSndBuf, userRcvBuf int
+	ccName                 string
+	cc                     CongestionControl
 
 	err error // pending SO_ERROR
 
@@ -231,9 +234,9 @@ func (e *Endpoint) Bind(addr netip.AddrPort) error {
 	}
 	a := addr.Addr()
 	if !a.IsValid() {
-		a = netip.IPv4Unspecified()
+		a = e.anyAddr()
 	}
-	a = a.Unmap()
+	a = a.Unmap().WithZone("")
 	// Linux lets a TCP socket bind a multicast or broadcast address too
 	// (inet_addr_valid_or_nonlocal); nothing can connect to it.
 	if !a.IsUnspecified() && !e.p.host.IsLocal(a) && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
@@ -263,7 +266,7 @@ func (e *Endpoint) Listen(backlog int) error {
 		return nil
 	}
 	if !e.bound {
-		if err := e.p.bind(e, netip.IPv4Unspecified(), 0); err != nil {
+		if err := e.p.bind(e, e.anyAddr(), 0); err != nil {
 			return err
 		}
 	} else {
@@ -273,7 +276,7 @@ func (e *Endpoint) Listen(backlog int) error {
 		conflict := false
 		if pe != nil {
 			for _, u := range pe.users {
-				if u != e && u.state == StateListen && addrOverlap(u.local.Addr(), e.local.Addr()) && !(u.reusePort && e.reusePort) {
+				if u != e && u.state == StateListen && addrOverlap6(u.local.Addr(), u.v6only, e.local.Addr(), e.v6only) && !(u.reusePort && e.reusePort) {
 					conflict = true
 				}
 			}
@@ -350,14 +353,21 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 		}
 		return syscall.ECONNREFUSED
 	}
+	if a.Is4() && e.v6only {
+		return syscall.ENETUNREACH
+	}
 	if a.IsUnspecified() {
 		a = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		if addr.Addr().Is6() {
+			a = netip.IPv6Loopback()
+		}
 	}
-	remote := netip.AddrPortFrom(a, addr.Port())
 	rt, err := e.p.host.Route(a)
 	if err != nil {
 		return err
 	}
+	a = a.WithZone("") // the zone picked the route; the connection is keyed without it
+	remote := netip.AddrPortFrom(a, addr.Port())
 	now := e.p.now()
 	src := rt.Source
 	if e.bound && !e.local.Addr().IsUnspecified() {

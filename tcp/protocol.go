@@ -239,7 +239,8 @@ func (p *Protocol) findListener(k connKey) *Endpoint {
 		a := l.local.Addr()
 		if a == k.local.Addr() {
 			exact = append(exact, l)
-		} else if a.IsUnspecified() {
+		} else if a.IsUnspecified() && (a.Is4() == k.local.Addr().Is4() || a.Is6() && !l.v6only) {
+			// A wildcard of the packet's family, or a dual-stack ::.
 			wilds = append(wilds, l)
 			wild = l
 		}
@@ -447,7 +448,15 @@ func (p *Protocol) releasePort(e *Endpoint) {
 	e.bound, e.childPort, e.autoBound = false, false, false
 }
 
-func addrOverlap(a, b netip.Addr) bool {
+func addrOverlap(a, b netip.Addr) bool { return addrOverlap6(a, false, b, false) }
+
+// addrOverlap6 is Linux's bind overlap across families: within one
+// family equal addresses or a wildcard; across them only a dual-stack ::
+// (not IPV6_V6ONLY), which covers every IPv4 address.
+func addrOverlap6(a netip.Addr, aOnly bool, b netip.Addr, bOnly bool) bool {
+	if a.Is4() != b.Is4() {
+		return a.Is6() && a.IsUnspecified() && !aOnly || b.Is6() && b.IsUnspecified() && !bOnly
+	}
 	return a == b || a.IsUnspecified() || b.IsUnspecified()
 }
 
@@ -457,7 +466,7 @@ func (p *Protocol) conflicts(e *Endpoint, addr netip.Addr, pe *portEntry) bool {
 		return false
 	}
 	for _, u := range pe.users {
-		if u == e || !addrOverlap(addr, u.local.Addr()) {
+		if u == e || !addrOverlap6(addr, e.v6only, u.local.Addr(), u.v6only) {
 			continue
 		}
 		if e.reusePort && u.reusePort {
