@@ -206,7 +206,9 @@ type rawAddr struct {
 	len uint32
 }
 
-func encode(a socket.Sockaddr) (*rawAddr, error) {
+// family is the socket's: an AF_INET6 socket gets a v4-mapped address
+// as the sockaddr_in6 it is, an AF_INET socket as sockaddr_in.
+func encode(a socket.Sockaddr, family int) (*rawAddr, error) {
 	r := &rawAddr{}
 	switch v := a.(type) {
 	case *socket.SockaddrInet:
@@ -215,18 +217,18 @@ func encode(a socket.Sockaddr) (*rawAddr, error) {
 			return nil, syscall.EINVAL
 		}
 		port := v.AddrPort.Port()
-		if ad.Is4() || ad.Is4In6() {
+		if ad.Is4() || ad.Is4In6() && family != unix.AF_INET6 {
 			sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.buf[0]))
 			sa.Family = unix.AF_INET
 			sa.Port = htons(port)
 			sa.Addr = ad.Unmap().As4()
 			r.len = unix.SizeofSockaddrInet4
-		} else {
-			sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.buf[0]))
-			sa.Family = unix.AF_INET6
-			sa.Port = htons(port)
-			sa.Addr = ad.As16()
-			r.len = unix.SizeofSockaddrInet6
+		} else if err := r.putInet6(v.AddrPort, 0); err != nil { // inet6.go
+			return nil, err
+		}
+	case *SockaddrInet6:
+		if err := r.putInet6(v.AddrPort, v.FlowInfo); err != nil {
+			return nil, err
 		}
 	case socket.Unspec, *socket.Unspec:
 		sa := (*unix.RawSockaddr)(unsafe.Pointer(&r.buf[0]))
@@ -274,8 +276,7 @@ func decode(buf []byte, n uint32) socket.Sockaddr {
 		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&buf[0]))
 		return socket.InetAddr(netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), ntohs(sa.Port)))
 	case unix.AF_INET6:
-		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&buf[0]))
-		return socket.InetAddr(netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), ntohs(sa.Port)))
+		return decodeInet6(buf) // inet6.go
 	case unix.AF_UNIX:
 		sa := (*unix.RawSockaddrUnix)(unsafe.Pointer(&buf[0]))
 		l := int(n) - 2
@@ -331,7 +332,7 @@ func (s *Socket) Bind(a socket.Sockaddr) error {
 	if a == nil {
 		return syscall.EINVAL
 	}
-	r, err := encode(a)
+	r, err := encode(a, s.family)
 	if err != nil {
 		return err
 	}
@@ -385,7 +386,7 @@ func (s *Socket) Connect(a socket.Sockaddr) error {
 	if a == nil {
 		return syscall.EINVAL
 	}
-	r, err := encode(a)
+	r, err := encode(a, s.family)
 	if err != nil {
 		return err
 	}
@@ -453,7 +454,7 @@ func (s *Socket) SendTo(b []byte, flags int, a socket.Sockaddr) (int, error) {
 	var r *rawAddr
 	if a != nil {
 		var err error
-		if r, err = encode(a); err != nil {
+		if r, err = encode(a, s.family); err != nil {
 			return 0, err
 		}
 	}

@@ -84,6 +84,9 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 		}
 		return unix.SetsockoptInet4Addr(fd, level, name, b)
 	}
+	if handled, err := s.setOpt6(level, name, v); handled { // inet6.go
+		return err
+	}
 	if str, ok := v.(string); ok {
 		return unix.SetsockoptString(fd, level, name, str)
 	}
@@ -105,6 +108,9 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 	}
 	defer s.leave()
 	fd := s.fd
+	if v, handled, err := s.getOpt6(level, name); handled { // inet6.go
+		return v, err
+	}
 	switch level {
 	case socket.SOL_SOCKET:
 		switch name {
