@@ -11,7 +11,9 @@ package hostsock
 
 import (
 	"errors"
+	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -206,9 +208,7 @@ type rawAddr struct {
 	len uint32
 }
 
-// family is the socket's: an AF_INET6 socket gets a v4-mapped address
-// as the sockaddr_in6 it is, an AF_INET socket as sockaddr_in.
-func encode(a socket.Sockaddr, family int) (*rawAddr, error) {
+func encode(a socket.Sockaddr) (*rawAddr, error) {
 	r := &rawAddr{}
 	switch v := a.(type) {
 	case *socket.SockaddrInet:
@@ -217,16 +217,29 @@ func encode(a socket.Sockaddr, family int) (*rawAddr, error) {
 			return nil, syscall.EINVAL
 		}
 		port := v.AddrPort.Port()
-		if ad.Is4() || ad.Is4In6() && family != unix.AF_INET6 {
+		if ad.Is4() {
 			sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.buf[0]))
 			sa.Family = unix.AF_INET
 			sa.Port = htons(port)
-			sa.Addr = ad.Unmap().As4()
+			sa.Addr = ad.As4()
 			r.len = unix.SizeofSockaddrInet4
-		} else if err := r.putInet6(v.AddrPort, 0); err != nil { // inet6.go
-			return nil, err
+		} else {
+			// AF_INET6, v4-mapped addresses included; the zone is the
+			// scope id (an interface name or index).
+			sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.buf[0]))
+			sa.Family = unix.AF_INET6
+			sa.Port = htons(port)
+			sa.Addr = ad.As16()
+			if z := ad.Zone(); z != "" {
+				id, err := scopeID(z)
+				if err != nil {
+					return nil, err
+				}
+				sa.Scope_id = id
+			}
+			r.len = unix.SizeofSockaddrInet6
 		}
-	case *SockaddrInet6:
+	case *SockaddrInet6: // inet6.go: with flow information
 		if err := r.putInet6(v.AddrPort, v.FlowInfo); err != nil {
 			return nil, err
 		}
@@ -276,7 +289,15 @@ func decode(buf []byte, n uint32) socket.Sockaddr {
 		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&buf[0]))
 		return socket.InetAddr(netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), ntohs(sa.Port)))
 	case unix.AF_INET6:
-		return decodeInet6(buf) // inet6.go
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&buf[0]))
+		a := netip.AddrFrom16(sa.Addr)
+		if sa.Scope_id != 0 {
+			a = a.WithZone(zoneName(sa.Scope_id))
+		}
+		if f := htonl(sa.Flowinfo); f != 0 {
+			return &SockaddrInet6{AddrPort: netip.AddrPortFrom(a, ntohs(sa.Port)), FlowInfo: f} // inet6.go
+		}
+		return socket.InetAddr(netip.AddrPortFrom(a, ntohs(sa.Port)))
 	case unix.AF_UNIX:
 		sa := (*unix.RawSockaddrUnix)(unsafe.Pointer(&buf[0]))
 		l := int(n) - 2
@@ -332,7 +353,7 @@ func (s *Socket) Bind(a socket.Sockaddr) error {
 	if a == nil {
 		return syscall.EINVAL
 	}
-	r, err := encode(a, s.family)
+	r, err := encode(a)
 	if err != nil {
 		return err
 	}
@@ -386,7 +407,7 @@ func (s *Socket) Connect(a socket.Sockaddr) error {
 	if a == nil {
 		return syscall.EINVAL
 	}
-	r, err := encode(a, s.family)
+	r, err := encode(a)
 	if err != nil {
 		return err
 	}
@@ -454,7 +475,7 @@ func (s *Socket) SendTo(b []byte, flags int, a socket.Sockaddr) (int, error) {
 	var r *rawAddr
 	if a != nil {
 		var err error
-		if r, err = encode(a, s.family); err != nil {
+		if r, err = encode(a); err != nil {
 			return 0, err
 		}
 	}
@@ -661,3 +682,23 @@ func (s *Socket) GetSockName() (socket.Sockaddr, error) { return s.name(unix.SYS
 
 // GetPeerName is the connected peer (ENOTCONN when none).
 func (s *Socket) GetPeerName() (socket.Sockaddr, error) { return s.name(unix.SYS_GETPEERNAME) }
+
+// scopeID is the interface index a zone names (a name or a number).
+func scopeID(z string) (uint32, error) {
+	if ifi, err := net.InterfaceByName(z); err == nil {
+		return uint32(ifi.Index), nil
+	}
+	id, err := strconv.ParseUint(z, 10, 32)
+	if err != nil {
+		return 0, syscall.ENODEV
+	}
+	return uint32(id), nil
+}
+
+// zoneName names an interface index, or gives the number.
+func zoneName(id uint32) string {
+	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
+		return ifi.Name
+	}
+	return strconv.FormatUint(uint64(id), 10)
+}

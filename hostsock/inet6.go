@@ -1,7 +1,6 @@
 package hostsock
 
 import (
-	"net"
 	"net/netip"
 	"strconv"
 	"syscall"
@@ -11,10 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// AF_INET6 on the kernel: sockaddr_in6 with the scope id carried as the
-// address's zone (an interface name, as package socket and Go's net
-// show it, or a decimal index), the flow information field, and the
-// IPPROTO_IPV6 / IPPROTO_ICMPV6 options whose values are not plain ints.
+// AF_INET6 on the kernel, beyond what hostsock.go and sockopt.go do
+// (scope ids as zones, IPV6_JOIN_GROUP, ICMP6_FILTER): the flow
+// information field of sockaddr_in6 and the IPv6 ancillary data.
 
 // Options of package socket's set plus the ancillary ones only the kernel
 // side reports (Linux's values).
@@ -42,46 +40,21 @@ func (a *SockaddrInet6) String() string {
 	return a.AddrPort.String() + " flowinfo 0x" + strconv.FormatUint(uint64(a.FlowInfo), 16)
 }
 
-// scopeID turns a zone into an interface index: a number is taken as is,
-// a name is looked up; an unknown name is ENODEV, as Linux answers an
-// unknown index.
-func scopeID(zone string) (uint32, error) {
-	if zone == "" {
-		return 0, nil
-	}
-	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
-		return uint32(n), nil
-	}
-	ifi, err := net.InterfaceByName(zone)
-	if err != nil {
-		return 0, syscall.ENODEV
-	}
-	return uint32(ifi.Index), nil
-}
-
-// zoneOf names interface index id (the number when it has gone).
-func zoneOf(id uint32) string {
-	if id == 0 {
-		return ""
-	}
-	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
-		return ifi.Name
-	}
-	return strconv.FormatUint(uint64(id), 10)
-}
-
 func htonl(v uint32) uint32 { return v>>24 | v>>8&0xff00 | v<<8&0xff0000 | v<<24 }
 
-// putInet6 writes a sockaddr_in6. An IPv4 address is written v4-mapped:
-// an AF_INET6 socket reaches IPv4 peers that way.
+// putInet6 writes a sockaddr_in6 with flow information. An IPv4 address
+// is written v4-mapped: an AF_INET6 socket reaches IPv4 peers that way.
 func (r *rawAddr) putInet6(ap netip.AddrPort, flow uint32) error {
 	ad := ap.Addr()
 	if !ad.IsValid() {
 		return syscall.EINVAL
 	}
-	id, err := scopeID(ad.Zone())
-	if err != nil {
-		return err
+	var id uint32
+	if z := ad.Zone(); z != "" {
+		var err error
+		if id, err = scopeID(z); err != nil { // hostsock.go
+			return err
+		}
 	}
 	sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.buf[0]))
 	sa.Family = unix.AF_INET6
@@ -91,58 +64,6 @@ func (r *rawAddr) putInet6(ap netip.AddrPort, flow uint32) error {
 	sa.Scope_id = id
 	r.len = unix.SizeofSockaddrInet6
 	return nil
-}
-
-// decodeInet6 reads a sockaddr_in6.
-func decodeInet6(buf []byte) socket.Sockaddr {
-	sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&buf[0]))
-	ad := netip.AddrFrom16(sa.Addr)
-	if z := zoneOf(sa.Scope_id); z != "" && !ad.Is4In6() {
-		ad = ad.WithZone(z)
-	}
-	ap := netip.AddrPortFrom(ad, ntohs(sa.Port))
-	if f := htonl(sa.Flowinfo); f != 0 {
-		return &SockaddrInet6{AddrPort: ap, FlowInfo: f}
-	}
-	return socket.InetAddr(ap)
-}
-
-// setOpt6 sets the IPv6 options whose values are not ints; handled is
-// false for the rest (ints, passed to the kernel as they are).
-func (s *Socket) setOpt6(level, name int, v any) (handled bool, err error) {
-	switch {
-	case level == socket.IPPROTO_IPV6 && (name == socket.IPV6_JOIN_GROUP || name == socket.IPV6_LEAVE_GROUP):
-		m, ok := v.(socket.IPv6Mreq)
-		if !ok {
-			return true, syscall.EINVAL
-		}
-		var mr unix.IPv6Mreq
-		if m.Multiaddr.IsValid() {
-			mr.Multiaddr = m.Multiaddr.As16()
-		}
-		mr.Interface = uint32(m.Interface)
-		return true, unix.SetsockoptIPv6Mreq(s.fd, level, name, &mr)
-	case level == socket.IPPROTO_ICMPV6 && name == socket.ICMP6_FILTER:
-		f, ok := v.(socket.ICMP6Filter)
-		if !ok {
-			return true, syscall.EINVAL
-		}
-		kf := unix.ICMPv6Filter{Data: f}
-		return true, unix.SetsockoptICMPv6Filter(s.fd, level, name, &kf)
-	}
-	return false, nil
-}
-
-// getOpt6 is setOpt6's reading half.
-func (s *Socket) getOpt6(level, name int) (v any, handled bool, err error) {
-	if level == socket.IPPROTO_ICMPV6 && name == socket.ICMP6_FILTER {
-		f, err := unix.GetsockoptICMPv6Filter(s.fd, level, name)
-		if err != nil {
-			return nil, true, err
-		}
-		return socket.ICMP6Filter(f.Data), true, nil
-	}
-	return nil, false, nil
 }
 
 // Ancillary6 is what IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT and

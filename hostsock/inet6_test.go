@@ -173,8 +173,8 @@ func TestInet6ScopeID(t *testing.T) {
 	if err != nil || int(id) != loIndex(t) {
 		t.Fatalf("scopeID(lo) %d %v", id, err)
 	}
-	if zoneOf(id) != "lo" {
-		t.Fatalf("zoneOf(%d) %q", id, zoneOf(id))
+	if zoneName(id) != "lo" {
+		t.Fatalf("zoneOf(%d) %q", id, zoneName(id))
 	}
 }
 

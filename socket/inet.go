@@ -92,6 +92,9 @@ func (d *dgramEP) bind(a Sockaddr) error {
 	if err != nil {
 		return err
 	}
+	if d.v6 && mappedIn(a) && d.ep.V6Only() {
+		return syscall.EINVAL // a v4-mapped address on an IPv6-only socket
+	}
 	if !ap.IsValid() {
 		return syscall.EAFNOSUPPORT
 	}
@@ -185,6 +188,9 @@ func (t *tcpEP) bind(a Sockaddr) error {
 	ap, err := t.addr(a, true)
 	if err != nil {
 		return err
+	}
+	if t.v6 && mappedIn(a) && t.ep.V6Only() {
+		return syscall.EINVAL // a v4-mapped address on an IPv6-only socket
 	}
 	if !ap.IsValid() {
 		return syscall.EAFNOSUPPORT

@@ -118,8 +118,11 @@ func inet6Addr(st *stack.Stack, a Sockaddr, allowV4, needScope bool) (netip.Addr
 		case !ad.IsValid():
 			return netip.AddrPort{}, syscall.EINVAL
 		case ad.Is4():
+			// A sockaddr_in given to an AF_INET6 socket is too short for
+			// sockaddr_in6: Linux says EINVAL (UDP connect and sendto
+			// take it as IPv4).
 			if !allowV4 {
-				return netip.AddrPort{}, syscall.EAFNOSUPPORT
+				return netip.AddrPort{}, syscall.EINVAL
 			}
 			return ap, nil
 		case ad.Is4In6():
@@ -276,7 +279,7 @@ func (d *dgramEP) getOption6(level, name int) (any, error) {
 		return ICMP6Filter(e.ICMP6Filter()), nil
 	}
 	if !d.v6 {
-		return nil, syscall.ENOPROTOOPT
+		return nil, syscall.EOPNOTSUPP // as Linux for IPPROTO_IPV6 on an AF_INET socket
 	}
 	switch name {
 	case IPV6_V6ONLY:
@@ -342,7 +345,7 @@ func (t *tcpEP) setOption6(name int, v any) error {
 
 func (t *tcpEP) getOption6(name int) (any, error) {
 	if !t.v6 {
-		return nil, syscall.ENOPROTOOPT
+		return nil, syscall.EOPNOTSUPP
 	}
 	switch name {
 	case IPV6_V6ONLY:
@@ -353,4 +356,10 @@ func (t *tcpEP) getOption6(name int) (any, error) {
 		return t.getOption(SOL_IP, IP_TTL)
 	}
 	return nil, syscall.ENOPROTOOPT
+}
+
+// mappedIn reports a v4-mapped address in a.
+func mappedIn(a Sockaddr) bool {
+	v, ok := a.(*SockaddrInet)
+	return ok && v.AddrPort.Addr().Is4In6()
 }

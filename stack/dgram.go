@@ -177,6 +177,9 @@ func (e *DgramEndpoint) Bind(addr netip.AddrPort) error {
 	}
 	e.userAddr = !a.IsUnspecified()
 	e.userPort = addr.Port() != 0
+	if a.Is6() && !a.IsUnspecified() {
+		e.opts.v6only = true // bound to an IPv6 address: IPv6 only, as Linux's inet6_bind
+	}
 	return nil
 }
 

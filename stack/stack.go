@@ -69,11 +69,6 @@ type Options struct {
 
 	MaxMemberships int // multicast groups one socket may join, default 20 (igmp_max_memberships)
 
-	// Seed, when set, replaces the random start of the IP identification
-	// counter and its key, so a simulated host sends the same bytes on
-	// every run (package sim).
-	Seed []byte
-
 	// IPv6. Off by default so a stack on an IPv4-only setup sends
 	// nothing unasked; ::1 on loopback and AddAddress with an IPv6 prefix
 	// work regardless.
@@ -93,6 +88,11 @@ type Options struct {
 	NDCacheSize      int           // neighbour entries per NIC, default 1024; beyond it stale ones are evicted
 	IPv6MaxAddrs     int           // addresses per NIC SLAAC may add, default 16 (max_addresses)
 	IPv6MaxRouters   int           // default routers remembered per NIC, default 8
+
+	// Seed, when set, replaces the random start of the IP identification
+	// counter and its key, so a simulated host sends the same bytes on
+	// every run (package sim).
+	Seed []byte
 }
 
 func (o *Options) fill() {

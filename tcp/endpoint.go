@@ -242,7 +242,13 @@ func (e *Endpoint) Bind(addr netip.AddrPort) error {
 	if !a.IsUnspecified() && !e.p.host.IsLocal(a) && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return syscall.EADDRNOTAVAIL
 	}
-	return e.p.bind(e, a, addr.Port())
+	if err := e.p.bind(e, a, addr.Port()); err != nil {
+		return err
+	}
+	if a.Is6() && !a.IsUnspecified() {
+		e.v6only = true // bound to an IPv6 address: IPv6 only, as Linux's inet6_bind
+	}
+	return nil
 }
 
 // Listen makes the endpoint accept connections; calling it again adjusts
