@@ -42,7 +42,8 @@ import (
 //     UDP "In"/NoPorts/RcvbufErrors, IGMP "In", Raw, or TCP.InSegs.
 //
 // So every frame ends in a counter that names where it went: delivered,
-// held, or dropped for a reason. Beyond that, after each input the host
+// held, or dropped for a reason. Inside TCP the check stops at InSegs:
+// the protocol's own drops are not attributed one by one. Beyond that, after each input the host
 // is closed and the goroutines it started must be gone, and every 512
 // inputs the live heap must stay under 256 MiB (no state accumulates
 // across hosts).

@@ -286,7 +286,8 @@ func (s *Stack) findRoute6(dst netip.Addr) (ResolvedRoute, error) {
 			rr.MTU = m
 		}
 		rr.Src = r.Src
-		if !rr.Src.IsValid() {
+		if !rr.Src.IsValid() || !r.NIC.hasAddr(rr.Src) {
+			// No preferred source, or one still under DAD (or gone).
 			rr.Src = r.NIC.selectSource6(dst)
 		}
 		if r.NIC == s.lo {

@@ -183,7 +183,9 @@ func (n *NIC) addAddress6(p netip.Prefix, kind addrKind, valid, preferred time.D
 		v.enabled.Store(true)
 	}
 	if kind == addrManual && p.Bits() < 128 {
-		s.AddRoute(Route{Prefix: p.Masked(), NIC: n})
+		// The address is the prefix route's preferred source, as for
+		// IPv4: no per-packet source selection on the common path.
+		s.AddRoute(Route{Prefix: p.Masked(), NIC: n, Src: a})
 	}
 	if n.ethernet {
 		n.join(wire.SolicitedNode(a))
@@ -766,6 +768,10 @@ func (n *NIC) setLifetimesLocked(a netip.Addr, ad *addr6, valid, preferred time.
 
 // ndEntry is one neighbour of the NUD state machine (RFC 4861 7.3.2).
 type ndEntry struct {
+	// fast holds the MAC with fastValid set while the entry is REACHABLE
+	// (or PERMANENT): a send needs no state change then, so senders read
+	// it without the cache lock (the ARP cache's fast path, for ND).
+	fast      atomic.Uint64
 	addr      netip.Addr
 	mac       wire.MAC
 	state     NeighborState
@@ -781,6 +787,7 @@ type ndEntry struct {
 // unresolved neighbour and its stack-wide caps.
 type ndCache struct {
 	nic    *NIC
+	last   atomic.Pointer[ndEntry] // the entry last resolved, for the lock-free path
 	mu     sync.Mutex
 	m      map[netip.Addr]*ndEntry
 	closed bool
@@ -791,6 +798,7 @@ func (c *ndCache) close() {
 	defer c.mu.Unlock()
 	c.closed = true
 	for _, e := range c.m {
+		e.fast.Store(0)
 		if e.timer != nil {
 			e.timer.Stop()
 		}
@@ -846,7 +854,12 @@ func (n *NIC) SetStatic6(a netip.Addr, mac wire.MAC) {
 	if e.timer != nil {
 		e.timer.Stop()
 	}
-	e.mac, e.state = mac, NeighPermanent
+	e.mac = mac
+	c.enterLocked(e, NeighReachable) // sets the fast path
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	e.state = NeighPermanent
 	p := c.takePendingLocked(e)
 	c.mu.Unlock()
 	c.send(p, mac)
@@ -900,6 +913,12 @@ func (c *ndCache) arm(e *ndEntry, d time.Duration) {
 func (c *ndCache) enterLocked(e *ndEntry, st NeighborState) {
 	s := c.nic.stack
 	e.state = st
+	if st == NeighReachable {
+		m := e.mac
+		e.fast.Store(fastValid | uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 | uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5]))
+	} else {
+		e.fast.Store(0)
+	}
 	switch st {
 	case NeighReachable:
 		c.arm(e, c.reachableTime())
@@ -916,6 +935,11 @@ func (c *ndCache) enterLocked(e *ndEntry, st NeighborState) {
 
 // resolve returns the MAC for a, or queues frame (copied) and solicits.
 func (c *ndCache) resolve(a netip.Addr, frame []byte) (wire.MAC, bool) {
+	if e := c.last.Load(); e != nil && e.addr == a {
+		if v := e.fast.Load(); v&fastValid != 0 {
+			return wire.MAC{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}, true
+		}
+	}
 	s := c.nic.stack
 	c.mu.Lock()
 	e := c.m[a]
@@ -946,6 +970,7 @@ func (c *ndCache) resolve(a netip.Addr, frame []byte) (wire.MAC, bool) {
 		c.enterLocked(e, NeighDelay)
 	}
 	mac := e.mac
+	c.last.Store(e)
 	c.mu.Unlock()
 	return mac, true
 }
