@@ -7,7 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sockstack/sockstack/clock"
 	"github.com/sockstack/sockstack/waiter"
 )
 
@@ -120,7 +119,7 @@ type Endpoint struct {
 
 	// Timers: one for retransmission / persist / keepalive / TIME_WAIT /
 	// FIN_WAIT2, one for the delayed ACK.
-	timer     clock.Timer
+	timer     wheelTimer // on the Protocol's timer wheel (perf)
 	timerAt   time.Duration
 	rtoAt     time.Duration
 	tlpAt     time.Duration // tail loss probe (RFC 8985 7)
@@ -128,7 +127,7 @@ type Endpoint struct {
 	persistAt time.Duration
 	keepAt    time.Duration
 	closeAt   time.Duration // TIME_WAIT or orphaned FIN_WAIT2 end
-	dackTimer clock.Timer
+	dackTimer wheelTimer
 	dackArmed bool
 	probes    int // unanswered zero-window probes
 	kaProbes  int // unanswered keepalive probes
@@ -172,6 +171,13 @@ type Endpoint struct {
 	undo       undoState     // D-SACK undo of a spurious loss episode
 	acceptN    atomic.Int32  // listener: len(acceptQ), read by children without l.mu
 	backlogN   atomic.Int32  // listener: backlog, likewise
+
+	// perf: delivery rate samples (BBR, HyStart++) and pacing (issue 10).
+	rate        rateState
+	paceAt      time.Duration // when the pacer lets the next byte go
+	paceTimerAt time.Duration // the timer releases the next burst
+	paceHeld    bool
+	ecn         ecnState
 }
 
 func (e *Endpoint) initOptions() {
@@ -181,6 +187,9 @@ func (e *Endpoint) initOptions() {
 	e.sndCap = c.SendBuf
 	e.rcvCap = c.RecvBuf
 	e.rto = initRTO
+	// The wheel calls back through these (set once: read without e.mu).
+	e.timer.ep, e.timer.kind = e, wheelRetrans
+	e.dackTimer.ep, e.dackTimer.kind = e, wheelDelack
 }
 
 // Waiter is the queue readiness events are notified on.
@@ -988,6 +997,7 @@ func (e *Endpoint) SetCongestion(name string) error {
 	e.ccName = name // an alias ("reno") reads back as set, as in Linux
 	if e.cc != nil {
 		e.cc = cc
+		e.ccs.PacingRate = 0 // the new control paces if it wants to
 	}
 	return nil
 }
