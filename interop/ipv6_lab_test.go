@@ -1,32 +1,27 @@
 package interop
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/sockstack/sockstack/apps/httpd"
 	"github.com/sockstack/sockstack/link"
-	"github.com/sockstack/sockstack/netconn"
 	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/stack"
 )
 
-// IPv6 over the TAP, with the kernel in the namespace as the peer. The
-// lab's link carries a unique local prefix that exists only inside the
-// namespace; the IPv4 subnet stays on it too, for the dual-stack tests.
+// IPv6 over the TAP, with the kernel in the namespace as the peer, beyond
+// ipv6_test.go (ping -6, ping6, SLAAC, python3 TCP, 200 MiB each way,
+// curl -6): UDP over IPv6 to one dual-stack socket from both families, a
+// 4000-byte UDP datagram in IPv6 fragments, sockstack's UDP6 client, and
+// SLAAC with traffic through the advertised default router. The lab's
+// link carries a unique local prefix that exists only inside the
+// namespace; the IPv4 subnet stays on it too.
 var (
 	kernel6CIDR = "fd77::1/64"
 	kernel6IP   = netip.MustParseAddr("fd77::1")
@@ -88,10 +83,10 @@ func (l *lab) checkICMP6Errors() {
 	}
 }
 
-// startStack6 runs a dual-stack sockstack host on the lab's TAP:
+// startDualStack6 runs a dual-stack sockstack host on the lab's TAP:
 // 10.77.0.2/24, fd77::2/64 and a link-local address, all usable (DAD
 // done, and the kernel's link-local address too) before it returns. pcap, when set, receives every frame.
-func (l *lab) startStack6(pcap string, opts stack.Options) *host {
+func (l *lab) startDualStack6(pcap string, opts stack.Options) *host {
 	t := l.t
 	t.Helper()
 	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns})
@@ -139,118 +134,6 @@ func (l *lab) startStack6(pcap string, opts stack.Options) *host {
 		return ll && ok
 	})
 	return h
-}
-
-// linkLocal is sockstack's link-local address on the TAP.
-func (h *host) linkLocal(t *testing.T) netip.Addr {
-	t.Helper()
-	for _, a := range h.nic.Addrs6() {
-		if a.Prefix.Addr().IsLinkLocalUnicast() {
-			return a.Prefix.Addr()
-		}
-	}
-	t.Fatal("sockstack has no link-local address")
-	return netip.Addr{}
-}
-
-// tshark6 checks a capture: no malformed packet, no error-level expert
-// item, no bad IPv6 upper-layer checksum (ICMPv6, UDP, TCP).
-func tshark6(t *testing.T, pcap string) {
-	t.Helper()
-	needTools(t, "tshark")
-	run := func(args ...string) string {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		c := exec.CommandContext(ctx, "tshark", append([]string{"-n", "-r", pcap}, args...)...)
-		var stderr strings.Builder
-		c.Stderr = &stderr // "Running as user root ..." goes there
-		out, err := c.Output()
-		if err != nil {
-			t.Fatalf("tshark %v: %v\n%s", args, err, stderr.String())
-		}
-		return string(out)
-	}
-	bad := run("-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
-		"-Y", "_ws.malformed || _ws.expert.severity == error || tcp.checksum.status == 0 || udp.checksum.status == 0 || icmpv6.checksum.status == 0")
-	if strings.TrimSpace(bad) != "" {
-		t.Fatalf("tshark flags packets:\n%s", bad)
-	}
-	if n := run("-Y", "ipv6"); strings.Count(n, "\n") < 5 {
-		t.Fatalf("the capture holds almost no IPv6:\n%s", n)
-	}
-}
-
-// TestInterop6Ping: the kernel's ping -6 to sockstack's global and
-// link-local addresses, 4000 bytes in fragments both ways; the kernel's
-// neighbour entry for sockstack ends REACHABLE; the capture is clean.
-func TestInterop6Ping(t *testing.T) {
-	l := newLab6(t)
-	needTools(t, "ping")
-	pcap := filepath.Join(t.TempDir(), "ping6.pcap")
-	h := l.startStack6(pcap, stack.Options{})
-	t.Run("ping_-6_global", func(t *testing.T) {
-		out := l.run(t, 15*time.Second, nil, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", stack6IP.String())
-		wantContains(t, "ping -6", out, "3 packets transmitted, 3 received", "from "+stack6IP.String())
-	})
-	t.Run("ping_-6_link-local", func(t *testing.T) {
-		ll := h.linkLocal(t).String() + "%" + tapName
-		out := l.run(t, 15*time.Second, nil, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", ll)
-		wantContains(t, "ping -6 link-local", out, "3 packets transmitted, 3 received")
-	})
-	t.Run("ping_-6_-s_4000_fragments_both_ways", func(t *testing.T) {
-		frag0 := h.st.Stats().IP6.FragCreates.Load()
-		out := l.run(t, 15*time.Second, nil, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "-s", "4000", stack6IP.String())
-		wantContains(t, "ping -6 -s 4000", out, "3 packets transmitted, 3 received", "4008 bytes from")
-		if got := h.st.Stats().IP6.FragCreates.Load() - frag0; got < 9 {
-			t.Errorf("sockstack created %d fragments for 3 replies of 4048 bytes on a 1500-byte link, want >= 9", got)
-		}
-	})
-	t.Run("ip_-6_neigh_shows_sockstack_REACHABLE", func(t *testing.T) {
-		out := l.run(t, 5*time.Second, nil, "ip", "-6", "neigh", "show", "dev", tapName, stack6IP.String())
-		wantContains(t, "ip -6 neigh", out, "REACHABLE")
-	})
-	h.flush()
-	t.Run("tshark_no_malformed_or_bad_checksum", func(t *testing.T) { tshark6(t, pcap) })
-}
-
-// TestInterop6SockstackPing: sockstack's ICMPv6 ping socket to the
-// kernel, small and 4000 bytes (fragmented by sockstack, reassembled by
-// the kernel, and back).
-func TestInterop6SockstackPing(t *testing.T) {
-	l := newLab6(t)
-	h := l.startStack6("", stack.Options{})
-	for _, size := range []int{56, 4000} {
-		t.Run(fmt.Sprintf("ping6_%d_bytes_to_kernel", size), func(t *testing.T) {
-			s, err := h.net.Socket(socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_ICMPV6)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			s.SetTimeout(5 * time.Second)
-			for seq := 1; seq <= 3; seq++ {
-				msg := make([]byte, 8+size)
-				msg[0] = 128 // echo request; id and checksum filled by the ping socket
-				msg[7] = byte(seq)
-				for i := 8; i < len(msg); i++ {
-					msg[i] = byte(i)
-				}
-				if _, err := s.SendTo(msg, 0, socket.Inet6(kernel6IP.String(), 0)); err != nil {
-					t.Fatalf("sendto: %v", err)
-				}
-				buf := make([]byte, 65536)
-				n, from, err := s.RecvFrom(buf, 0)
-				if err != nil {
-					t.Fatalf("echo reply %d: %v", seq, err)
-				}
-				if buf[0] != 129 || n != len(msg) || buf[7] != byte(seq) || string(buf[8:n]) != string(msg[8:]) {
-					t.Fatalf("reply %d: type %d, %d bytes, seq %d (sent %d bytes)", seq, buf[0], n, buf[7], len(msg))
-				}
-				if fa := from.(*socket.SockaddrInet).AddrPort.Addr(); fa != kernel6IP {
-					t.Fatalf("reply from %v", fa)
-				}
-			}
-		})
-	}
 }
 
 // serveEcho6 runs a dual-stack echo server on sockstack ([::]:port, TCP
@@ -368,7 +251,7 @@ for _ in range(n):
 func TestInterop6DualStack(t *testing.T) {
 	l := newLab6(t)
 	needTools(t, "python3", "ss")
-	h := l.startStack6("", stack.Options{})
+	h := l.startDualStack6("", stack.Options{})
 	serveEcho6(t, h, 7)
 	for _, c := range []struct{ name, host, proto, fam string }{
 		{"python3_tcp_client_v6_to_sockstack_dual-stack_echo", stack6IP.String(), "tcp", "AF_INET6"},
@@ -445,7 +328,7 @@ func TestInterop6SLAAC(t *testing.T) {
 	needTools(t, "python3", "ping")
 	l.run(t, 5*time.Second, nil, "ip", "-6", "addr", "add", farKernel6.String()+"/128", "dev", "lo")
 	l.run(t, 5*time.Second, nil, "ip", "-6", "route", "add", slaacPrefix.String(), "dev", tapName)
-	h := l.startStack6("", stack.Options{IPv6SLAAC: true})
+	h := l.startDualStack6("", stack.Options{IPv6SLAAC: true})
 	l.background(t, "python3", "-c", pyRASender, tapName, slaacPrefix.Addr().String())
 	var got netip.Addr
 	l.waitUntil(t, "sockstack configures an address from the advertised prefix", func() bool {
@@ -516,169 +399,3 @@ while True:
     s.sendto(ra + pi + mtu, ("ff02::1", 0, 0, ifi))
     time.sleep(0.2)
 `
-
-// bulk6 sends path from sockstack to the kernel's socat (sha256sum) over
-// IPv6 and returns the kernel's hash.
-func bulk6ToKernel(t *testing.T, l *lab, h *host, port int, path string, limit time.Duration) (string, time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	c := l.cmd(ctx, "sh", "-c", fmt.Sprintf("socat -u TCP6-LISTEN:%d,reuseaddr - | sha256sum", port))
-	var out syncBuffer
-	c.Stdout, c.Stderr = &out, &out
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
-	l.waitListen(t, "tcp", port)
-	s, err := h.net.Socket(socket.AF_INET6, socket.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.SetTimeout(limit)
-	start := time.Now()
-	if err := s.Connect(socket.Inet6(kernel6IP.String(), port)); err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			if err := s.SendAll(buf[:n], 0); err != nil {
-				t.Fatalf("send: %v", err)
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.Shutdown(socket.SHUT_WR)
-	if err := <-done; err != nil {
-		t.Fatalf("kernel side: %v\n%s", err, out.String())
-	}
-	return strings.Fields(out.String() + " x")[0], time.Since(start)
-}
-
-// bulk6FromKernel has the kernel's socat send path to sockstack over
-// IPv6 and returns the hash and size of what arrived.
-func bulk6FromKernel(t *testing.T, l *lab, h *host, port int, path string, limit time.Duration) (string, int64, time.Duration) {
-	t.Helper()
-	ls, err := h.net.Socket(socket.AF_INET6, socket.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Close()
-	if err := ls.Bind(socket.Inet6("::", port)); err != nil {
-		t.Fatal(err)
-	}
-	if err := ls.Listen(1); err != nil {
-		t.Fatal(err)
-	}
-	ls.SetTimeout(10 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	c := l.cmd(ctx, "socat", "-u", "OPEN:"+path, fmt.Sprintf("TCP6:[%v]:%d", stack6IP, port))
-	var out syncBuffer
-	c.Stdout, c.Stderr = &out, &out
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
-	start := time.Now()
-	conn, from, err := ls.Accept()
-	if err != nil {
-		t.Fatalf("accept: %v", err)
-	}
-	defer conn.Close()
-	if fa := from.(*socket.SockaddrInet).AddrPort.Addr(); fa != kernel6IP {
-		t.Fatalf("accepted from %v, want %v", fa, kernel6IP)
-	}
-	conn.SetTimeout(limit)
-	hs := sha256.New()
-	buf := make([]byte, 1<<20)
-	var total int64
-	for {
-		n, err := conn.Recv(buf, 0)
-		if err != nil {
-			t.Fatalf("recv after %d bytes: %v", total, err)
-		}
-		if n == 0 {
-			break
-		}
-		hs.Write(buf[:n])
-		total += int64(n)
-	}
-	d := time.Since(start)
-	if err := <-done; err != nil {
-		t.Fatalf("kernel socat: %v\n%s", err, out.String())
-	}
-	return hex.EncodeToString(hs.Sum(nil)), total, d
-}
-
-// TestInterop6Bulk: 200 MiB each way over IPv6 between sockstack and the
-// kernel's socat, compared by SHA-256, without and with 2% loss on the
-// kernel side (both directions). No capture here (400 MiB of it); the
-// ping test checks a capture with tshark.
-func TestInterop6Bulk(t *testing.T) {
-	l := newLab6(t)
-	needTools(t, "socat", "sha256sum", "ss", "tc")
-	h := l.startStack6("", stack.Options{})
-	const size = 200 << 20
-	path, sum := randomFile(t, t.TempDir(), "200MiB.bin", size)
-	for _, loss := range []float64{0, 2} {
-		suffix := ""
-		if loss > 0 {
-			suffix = fmt.Sprintf("_loss_%g%%", loss)
-			l.loss(t, loss)
-		}
-		t.Run("200MiB_sockstack_to_kernel_over_ipv6"+suffix, func(t *testing.T) {
-			got, d := bulk6ToKernel(t, l, h, 5001, path, 5*time.Minute)
-			if got != sum {
-				t.Fatalf("kernel received data with SHA-256 %s, sent %s", got, sum)
-			}
-			t.Logf("200 MiB sockstack -> kernel over IPv6 in %v: %.2f Gbit/s", d.Round(time.Millisecond), gbps(size, d))
-		})
-		t.Run("200MiB_kernel_to_sockstack_over_ipv6"+suffix, func(t *testing.T) {
-			got, n, d := bulk6FromKernel(t, l, h, 5002, path, 5*time.Minute)
-			if n != size || got != sum {
-				t.Fatalf("sockstack received %d bytes with SHA-256 %s; kernel sent %d, %s", n, got, size, sum)
-			}
-			t.Logf("200 MiB kernel -> sockstack over IPv6 in %v: %.2f Gbit/s", d.Round(time.Millisecond), gbps(size, d))
-		})
-	}
-	ts := h.st.TCP.Stats()
-	t.Logf("sockstack TCP: retrans %d, fast retrans %d, SACK recoveries %d, timeouts %d", ts.RetransSegs, ts.FastRetrans, ts.SACKRecovery, ts.Timeouts)
-}
-
-// TestInterop6CurlHTTP: curl -6 fetches 50 MiB from sockstack's HTTP
-// file handler served on [::]:80, checked by SHA-256.
-func TestInterop6CurlHTTP(t *testing.T) {
-	l := newLab6(t)
-	needTools(t, "curl", "sha256sum")
-	h := l.startStack6("", stack.Options{})
-	dir := t.TempDir()
-	_, sum := randomFile(t, dir, "50MiB.bin", 50<<20)
-	ln, err := netconn.Listen(h.net, "tcp6", "[::]:80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: httpd.Handler(h.net, dir), ReadHeaderTimeout: 30 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close(); <-served })
-	out := l.run(t, 3*time.Minute, nil, "sh", "-c", fmt.Sprintf("curl -6 -sS --fail -o - 'http://[%v]/50MiB.bin' | sha256sum", stack6IP))
-	if got := strings.Fields(out + " x")[0]; got != sum {
-		t.Fatalf("curl -6 got SHA-256 %s, file has %s\n%s", got, sum, out)
-	}
-}
