@@ -512,6 +512,62 @@ func inet6DataCases() []Case {
 				t.Logf("%s peer %s", typeNames[ty], peer(t, s))
 			}
 		}},
+		{"inet6/data/tcp v6only :: beside 0.0.0.0 on one port", false, func(t *T) {
+			l6 := t.Socket6(STREAM)
+			t.V6Only(l6, 1)
+			a, _ := t.Bind6("bind ::", l6, in6("::", 0), "L")
+			t.Must("listen 6", l6.Listen(1))
+			l4 := t.TCP()
+			t.Check("bind 0.0.0.0 same port", l4.Bind(socket.Inet("0.0.0.0", port(a))))
+			t.Check("listen 4", l4.Listen(1))
+			c4, c6 := t.TCP(), t.Socket6(STREAM)
+			c4.SetTimeout(5 * time.Second)
+			c6.SetTimeout(5 * time.Second)
+			t.Check("connect 127.0.0.1:L", c4.Connect(socket.Inet("127.0.0.1", port(a))))
+			t.Check("connect [::1]:L", c6.Connect(in6("::1", port(a))))
+			for _, x := range []struct {
+				name string
+				l    sockapi.Sock
+			}{{"v4 listener", l4}, {"v6 listener", l6}} {
+				x.l.SetTimeout(5 * time.Second)
+				s, from, err := x.l.Accept()
+				if t.Check(x.name+" accept", err) == nil {
+					t.Track(s)
+					t.Logf("%s accepted from %s", x.name, t.Addr(from))
+				}
+			}
+		}},
+		{"inet6/bind/udp reuseaddr :: and 0.0.0.0", false, func(t *T) {
+			s6, s4 := t.Socket6(DGRAM), t.UDP()
+			t.Check("reuseaddr 6", s6.SetSockOptInt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1))
+			t.Check("reuseaddr 4", s4.SetSockOptInt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1))
+			a, _ := t.Bind6("bind ::", s6, in6("::", 0), "P")
+			t.Check("bind 0.0.0.0 same port", s4.Bind(socket.Inet("0.0.0.0", port(a))))
+		}},
+		{"inet6/bind/tcp reuseaddr :: and 0.0.0.0", false, func(t *T) {
+			s6, s4 := t.Socket6(STREAM), t.TCP()
+			t.Check("reuseaddr 6", s6.SetSockOptInt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1))
+			t.Check("reuseaddr 4", s4.SetSockOptInt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1))
+			a, _ := t.Bind6("bind ::", s6, in6("::", 0), "P")
+			t.Check("bind 0.0.0.0 same port", s4.Bind(socket.Inet("0.0.0.0", port(a))))
+		}},
+		{"inet6/data/tcp dual-stack peer names after AF_INET connect", false, func(t *T) {
+			l := t.Socket6(STREAM)
+			a, _ := t.Bind6("bind ::", l, in6("::", 0), "L")
+			t.Must("listen", l.Listen(1))
+			c := t.TCP()
+			c.SetTimeout(5 * time.Second)
+			t.Must("connect", c.Connect(socket.Inet("127.0.0.1", port(a))))
+			t.Label(t.Name(c), "C")
+			l.SetTimeout(5 * time.Second)
+			s, _, err := l.Accept()
+			t.Must("accept", err)
+			t.Track(s)
+			t.Logf("accepted family %d", s.Family())
+			t.GetInt("accepted IPV6_V6ONLY", s, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+			t.GetInt("accepted IP_TTL", s, socket.SOL_IP, socket.IP_TTL)
+			t.GetInt("accepted IPV6_UNICAST_HOPS", s, socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS)
+		}},
 		{"inet6/data/V6ONLY after connect and listen", false, func(t *T) {
 			l := t.Socket6(STREAM)
 			t.Bind6("bind", l, in6("::1", 0), "L")
