@@ -521,3 +521,15 @@ func TestInet6TutorialLoop(t *testing.T) {
 		t.Fatalf("%d listeners", eq6)
 	}
 }
+
+// getnameinfo shows a v4-mapped address mapped and a scope id, as glibc.
+func TestInet6NameInfo(t *testing.T) {
+	n := New(stack.New(stack.Options{}))
+	defer n.Stack().Close()
+	for in, want := range map[string]string{"::ffff:127.0.0.1": "::ffff:127.0.0.1", "fe80::1%lo": "fe80::1%lo", "::1": "::1"} {
+		h, _, err := n.GetNameInfo(Inet6(in, 80), NI_NUMERICHOST)
+		if err != nil || h != want {
+			t.Errorf("%s: %q %v", in, h, err)
+		}
+	}
+}
