@@ -32,7 +32,7 @@ var cases = []struct {
 		"server: getaddrinfo: AF_INET 0.0.0.0:50007, AF_INET6 [::]:50007",
 		"server: listening on AF_INET 0.0.0.0:50007",
 		"client: getaddrinfo: AF_INET6 [fd00::1]:50007, AF_INET 10.0.0.1:50007",
-		"client: AF_INET6 [fd00::1]:50007: socket: address family not supported by protocol (skipped)",
+		"client: AF_INET6 [fd00::1]:50007: connect: connection refused (skipped)",
 		"client: connected to AF_INET 10.0.0.1:50007", `client: received "Hello, world"`}},
 	{"nonblocking", nil, []string{`c1: echoed "message 1 from c1"`, `c2: echoed "message 2 from c2"`, `c3: echoed "message 3 from c3"`,
 		"server: accepted 10.0.0.4:", "server: closed 10.0.0.2:", "server: served 3 clients from one goroutine"}},

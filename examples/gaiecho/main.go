@@ -1,8 +1,8 @@
 // Command gaiecho is the protocol-independent echo server and client of
 // the Python socket tutorial: neither hard-codes an address family.
 // Both ask getaddrinfo for candidate addresses and use the first one that
-// works: a candidate whose family the stack does not support (sockstack
-// has no IPv6 yet, so socket(AF_INET6, ...) fails with EAFNOSUPPORT) is
+// works: a candidate that fails (here the server's IPv6 address, where
+// nothing listens because the server bound the IPv4 wildcard first) is
 // skipped, exactly as the tutorial's loop skips it, and the next is tried.
 //
 //	go run ./examples/gaiecho
@@ -25,10 +25,10 @@ func main() {
 	defer nw.Close()
 	srv, cli := nw.Hosts[0], nw.Hosts[1]
 
-	// The client's hosts table gives "server" an IPv6 address first and an
-	// IPv4 one second, as a dual-stack name in DNS would resolve.
+	// The client's hosts table gives "server" its IPv6 address first and
+	// its IPv4 one second, as a dual-stack name in DNS resolves.
 	cli.Net.Hosts().Remove("server")
-	cli.Net.Hosts().Add("server", netip.MustParseAddr("fd00::1"), netip.MustParseAddr(srv.Addr))
+	cli.Net.Hosts().Add("server", netip.MustParseAddr(srv.Addr6), netip.MustParseAddr(srv.Addr))
 
 	// Server: a passive lookup with no host gives the wildcard address of
 	// each family. Bind and listen on the first that works.
@@ -36,8 +36,9 @@ func main() {
 	if err != nil {
 		log.Fatal("getaddrinfo: ", err)
 	}
-	// As on Linux, the IPv4 wildcard comes first; on a stack with IPv6 the
-	// loop below would skip nothing and bind 0.0.0.0 just the same.
+	// As on Linux, the IPv4 wildcard comes first, so the loop binds
+	// 0.0.0.0 and the server listens on IPv4 only: the classic
+	// tutorial's server, and the reason its client must try every address.
 	fmt.Println("server: getaddrinfo:", candidates(res))
 	var ls *socket.Socket
 	for _, ai := range res {
@@ -82,7 +83,8 @@ func main() {
 	}()
 
 	// Client: look the name up and connect to the first address that
-	// accepts; the IPv6 candidate fails at socket() and is skipped.
+	// accepts; nothing listens on the IPv6 address, so that connect is
+	// refused and the client goes on to IPv4.
 	res, err = cli.Net.GetAddrInfo("server", service, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, 0)
 	if err != nil {
 		log.Fatal("getaddrinfo: ", err)

@@ -18,8 +18,9 @@ import (
 
 // Host is one end of an example.
 type Host struct {
-	Name string
-	Addr string // its IPv4 address, for Bind and Connect
+	Name  string
+	Addr  string // its IPv4 address, for Bind and Connect
+	Addr6 string // its IPv6 address (fd00::N); empty with -kernel
 	// API creates sockets: sockstack's on the virtual network, the
 	// kernel's with -kernel. Both return the same Sock interface.
 	API sockapi.API
@@ -67,21 +68,29 @@ func New(names ...string) *Network {
 	}
 	sw := link.NewSwitch(1500)
 	for i, name := range names {
-		st := stack.New(stack.Options{Name: name})
+		// No duplicate address detection: the addresses below are fixed
+		// and unique, and usable at once.
+		st := stack.New(stack.Options{Name: name, DADTransmits: -1})
 		mac := wire.MAC{0x02, 0, 0, 0, 0, byte(i + 1)}
 		nic := st.AddNIC("eth0", sw.Port(mac))
 		addr := netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})
 		if err := nic.AddAddress(netip.PrefixFrom(addr, 24)); err != nil {
 			panic(fmt.Sprintf("vnet: %v", err)) // cannot happen with these fixed addresses
 		}
+		// An IPv6 address beside the IPv4 one (fd00::1 is the first host),
+		// so the examples are dual-stack like a real LAN.
+		addr6 := netip.AddrFrom16([16]byte{0: 0xfd, 15: byte(i + 1)})
+		if err := nic.AddAddress(netip.PrefixFrom(addr6, 64)); err != nil {
+			panic(fmt.Sprintf("vnet: %v", err))
+		}
 		n := socket.New(st)
 		nw.stacks = append(nw.stacks, st)
-		nw.Hosts = append(nw.Hosts, Host{Name: name, Addr: addr.String(), API: sockapi.Stack(n), Net: n, Stack: st})
+		nw.Hosts = append(nw.Hosts, Host{Name: name, Addr: addr.String(), Addr6: addr6.String(), API: sockapi.Stack(n), Net: n, Stack: st})
 	}
 	// Every host knows the others by name, as /etc/hosts would say.
 	for _, h := range nw.Hosts {
 		for _, o := range nw.Hosts {
-			h.Net.Hosts().Add(o.Name, netip.MustParseAddr(o.Addr))
+			h.Net.Hosts().Add(o.Name, netip.MustParseAddr(o.Addr), netip.MustParseAddr(o.Addr6))
 		}
 	}
 	return nw
