@@ -16,7 +16,6 @@ import (
 // like any other known difference, and a case that stops crashing shows
 // up as a changed pin. Each one is also in knownDifferences.
 var crashingCases = map[string]bool{
-	"inet6/connect/tcp bound v4-mapped to ::1": true,
 }
 
 const crashCaseEnv = "CONFORMANCE_CRASH_CASE"

@@ -134,15 +134,14 @@ func inet6Addr(st *stack.Stack, a Sockaddr, allowV4, needScope bool) (netip.Addr
 		case ad.Is4In6():
 			return netip.AddrPortFrom(ad.Unmap(), ap.Port()), nil
 		}
-		if z := ad.Zone(); z != "" {
+		if z := ad.Zone(); z != "" && !ad.IsLinkLocalUnicast() && !ad.IsLinkLocalMulticast() {
+			// Linux ignores (and does not check) a scope id on a global address.
+			ap = netip.AddrPortFrom(ad.WithZone(""), ap.Port())
+		} else if z != "" {
 			if st.NICByName(z) == nil {
 				if id, ok := zoneIndex(z); !ok || st.NICByID(id) == nil {
 					return netip.AddrPort{}, syscall.ENODEV
 				}
-			}
-			if !ad.IsLinkLocalUnicast() && !ad.IsLinkLocalMulticast() {
-				// Linux ignores a scope id on a global address.
-				ap = netip.AddrPortFrom(ad.WithZone(""), ap.Port())
 			}
 		} else if needScope && ad.IsLinkLocalUnicast() {
 			return netip.AddrPort{}, syscall.EINVAL
@@ -170,8 +169,11 @@ func zoneIndex(z string) (int, bool) {
 func (d *dgramEP) setOption6(level, name int, v any) error {
 	e := d.ep
 	if level == IPPROTO_ICMPV6 {
-		if name != ICMP6_FILTER || !d.raw || e.Proto() != IPPROTO_ICMPV6 {
+		if name != ICMP6_FILTER || !d.raw {
 			return syscall.ENOPROTOOPT
+		}
+		if e.Proto() != IPPROTO_ICMPV6 {
+			return syscall.EOPNOTSUPP // rawv6_setsockopt on another protocol
 		}
 		f, ok := v.(ICMP6Filter)
 		if !ok {
@@ -295,8 +297,11 @@ func (d *dgramEP) netNIC(i int) *stack.NIC { return d.ep.Stack().NICByID(i) }
 func (d *dgramEP) getOption6(level, name int) (any, error) {
 	e := d.ep
 	if level == IPPROTO_ICMPV6 {
-		if name != ICMP6_FILTER || !d.raw || e.Proto() != IPPROTO_ICMPV6 {
+		if name != ICMP6_FILTER || !d.raw {
 			return nil, syscall.ENOPROTOOPT
+		}
+		if e.Proto() != IPPROTO_ICMPV6 {
+			return nil, syscall.EOPNOTSUPP
 		}
 		return ICMP6Filter(e.ICMP6Filter()), nil
 	}
@@ -336,6 +341,23 @@ func (t *tcpEP) setOption6(name int, v any) error {
 		return syscall.ENOPROTOOPT
 	}
 	switch name {
+	case IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS:
+		// Accepted and reported, as Linux; a stream has no per-packet
+		// ancillary data to give.
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		for bit := recvBit(name); ; {
+			old := t.recvInfo.Load()
+			nv := old &^ bit
+			if i != 0 {
+				nv |= bit
+			}
+			if t.recvInfo.CompareAndSwap(old, nv) {
+				return nil
+			}
+		}
 	case IPV6_V6ONLY:
 		i, err := intOpt(v)
 		if err != nil {
@@ -372,6 +394,8 @@ func (t *tcpEP) getOption6(name int) (any, error) {
 		return nil, syscall.EOPNOTSUPP
 	}
 	switch name {
+	case IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS:
+		return b2i(t.recvInfo.Load()&recvBit(name) != 0), nil
 	case IPV6_V6ONLY:
 		return b2i(t.ep.V6Only()), nil
 	case IPV6_TCLASS:
@@ -452,4 +476,10 @@ func (s *Socket) RecvMsg6(b []byte, flags int) (n, rflags int, from Sockaddr, in
 		info.HasTClass, info.TClass = true, int(pi.TClass)
 	}
 	return n, rflags, from, info, nil
+}
+
+// plainInet4 reports an AF_INET address (not v4-mapped) in a.
+func plainInet4(a Sockaddr) bool {
+	v, ok := a.(*SockaddrInet)
+	return ok && v.AddrPort.Addr().Is4()
 }
