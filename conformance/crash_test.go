@@ -15,8 +15,7 @@ import (
 // transcript is then the single line "crash: <panic message>", pinned
 // like any other known difference, and a case that stops crashing shows
 // up as a changed pin. Each one is also in knownDifferences.
-var crashingCases = map[string]bool{
-}
+var crashingCases = map[string]bool{}
 
 const crashCaseEnv = "CONFORMANCE_CRASH_CASE"
 
