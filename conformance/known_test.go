@@ -16,10 +16,9 @@ const (
 	rLingerUDP   = "Linux quirk: Linux keeps the linger time in jiffies and a negative l_linger does not survive the conversion back (getsockopt returns a garbage number); sockstack returns the value set"
 	// AF_INET6 (inet6_cases.go). "not built yet": the ipv6 branch has not
 	// reached it; "sockstack bug": an answer Linux does not give.
-	rHops0      = "sockstack bug (socket/inet6.go; owner ipv6): IPV6_UNICAST_HOPS 0 is refused on UDP (EINVAL) and kept as 1 on TCP; Linux keeps 0"
-	rTCPMcast6  = "not built yet (socket/inet6.go; owner ipv6): IPv6 multicast options on a TCP socket; Linux accepts IPV6_MULTICAST_LOOP, reads back the defaults of IPV6_MULTICAST_HOPS / IPV6_MULTICAST_IF, refuses setting them (ENOPROTOOPT) and IPV6_JOIN_GROUP (EPROTO, EINVAL for a bad value); sockstack answers ENOPROTOOPT to all"
-	rMTU6       = "not built yet (socket/inet6.go; owner ipv6): IPV6_MTU (Linux: settable, readable when connected, ENOTCONN before)"
-	rRawFilter6 = "sockstack detail (socket/inet6.go; owner ipv6): ICMP6_FILTER on a raw socket of another protocol is ENOPROTOOPT; Linux EOPNOTSUPP"
+	rHops0     = "sockstack bug (socket/inet6.go; owner ipv6): IPV6_UNICAST_HOPS 0 is refused on UDP (EINVAL) and kept as 1 on TCP; Linux keeps 0"
+	rTCPMcast6 = "not built yet (socket/inet6.go; owner ipv6): IPv6 multicast options on a TCP socket; Linux accepts IPV6_MULTICAST_LOOP, reads back the defaults of IPV6_MULTICAST_HOPS / IPV6_MULTICAST_IF, refuses setting them (ENOPROTOOPT) and IPV6_JOIN_GROUP (EPROTO, EINVAL for a bad value); sockstack answers ENOPROTOOPT to all"
+	rMTU6      = "not built yet (socket/inet6.go; owner ipv6): IPV6_MTU (Linux: settable, readable when connected, ENOTCONN before)"
 )
 
 var knownDifferences = map[string]string{
