@@ -18,7 +18,6 @@ const (
 	// reached it; "sockstack bug": an answer Linux does not give.
 	rHops0     = "sockstack bug (socket/inet6.go; owner ipv6): IPV6_UNICAST_HOPS 0 is refused on UDP (EINVAL) and kept as 1 on TCP; Linux keeps 0"
 	rTCPMcast6 = "not built yet (socket/inet6.go; owner ipv6): IPv6 multicast options on a TCP socket; Linux accepts IPV6_MULTICAST_LOOP, reads back the defaults of IPV6_MULTICAST_HOPS / IPV6_MULTICAST_IF, refuses setting them (ENOPROTOOPT) and IPV6_JOIN_GROUP (EPROTO, EINVAL for a bad value); sockstack answers ENOPROTOOPT to all"
-	rMTU6      = "not built yet (socket/inet6.go; owner ipv6): IPV6_MTU (Linux: settable, readable when connected, ENOTCONN before)"
 )
 
 var knownDifferences = map[string]string{
@@ -50,6 +49,4 @@ var knownDifferences = map[string]string{
 	"inet6/opt/tcp/IPV6_JOIN_GROUP={ff02::1:3 999}": rTCPMcast6,
 	"inet6/opt/tcp/IPV6_JOIN_GROUP={::1 0}":         rTCPMcast6,
 	"inet6/opt/tcp/IPV6_JOIN_GROUP=7":               rTCPMcast6,
-	"inet6/opt/udp/IPV6_MTU default":                rMTU6,
-	"inet6/opt/udp/IPV6_MTU=1280":                   rMTU6,
 }

@@ -27,6 +27,7 @@ const (
 	IPV6_LEAVE_GROUP     = 21
 	IPV6_ADD_MEMBERSHIP  = IPV6_JOIN_GROUP
 	IPV6_DROP_MEMBERSHIP = IPV6_LEAVE_GROUP
+	IPV6_MTU             = 24
 	IPV6_V6ONLY          = 26
 	IPV6_RECVPKTINFO     = 49
 	IPV6_PKTINFO         = 50
@@ -192,6 +193,17 @@ func (d *dgramEP) setOption6(level, name int, v any) error {
 			return err
 		}
 		return e.SetV6Only(i != 0)
+	case IPV6_MTU:
+		// The fragment size cap (frag_size): 0 or at least 1280. Sends
+		// already fit the path MTU; the value is checked, not kept.
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if i != 0 && i < 1280 {
+			return syscall.EINVAL
+		}
+		return nil
 	case IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS:
 		i, err := intOpt(v)
 		if err != nil {
@@ -313,6 +325,13 @@ func (d *dgramEP) getOption6(level, name int) (any, error) {
 		return b2i(e.V6Only()), nil
 	case IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS:
 		return b2i(d.recvInfo.Load()&recvBit(name) != 0), nil
+	case IPV6_MTU:
+		// The path MTU of the connected peer; ENOTCONN before, as Linux.
+		ra, err := e.RemoteAddr()
+		if err != nil {
+			return nil, syscall.ENOTCONN
+		}
+		return e.Stack().PathMTU(ra.Addr()), nil
 	case IPV6_UNICAST_HOPS:
 		return e.TTL(), nil
 	case IPV6_MULTICAST_HOPS:

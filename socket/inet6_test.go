@@ -645,3 +645,21 @@ func TestInet6AddressRules(t *testing.T) {
 		t.Fatalf("scope id on ::1: %v", err)
 	}
 }
+
+// IPV6_MTU: the connected path's MTU, ENOTCONN unconnected; a value
+// below 1280 refused.
+func TestInet6MTUOption(t *testing.T) {
+	n := New(stack.New(stack.Options{}))
+	defer n.Stack().Close()
+	u := mustSocket(t, n, AF_INET6, SOCK_DGRAM, 0)
+	_, err := u.GetSockOpt(IPPROTO_IPV6, IPV6_MTU)
+	errIs(t, "unconnected", err, syscall.ENOTCONN)
+	errIs(t, "1279", u.SetSockOpt(IPPROTO_IPV6, IPV6_MTU, 1279), syscall.EINVAL)
+	if err := u.SetSockOpt(IPPROTO_IPV6, IPV6_MTU, 1280); err != nil {
+		t.Fatal(err)
+	}
+	u.Connect(Inet6("::1", 9))
+	if v, err := u.GetSockOpt(IPPROTO_IPV6, IPV6_MTU); err != nil || v != 65535 {
+		t.Fatalf("connected to ::1: %v %v", v, err)
+	}
+}
