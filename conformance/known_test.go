@@ -16,8 +16,7 @@ const (
 	rLingerUDP   = "Linux quirk: Linux keeps the linger time in jiffies and a negative l_linger does not survive the conversion back (getsockopt returns a garbage number); sockstack returns the value set"
 	// AF_INET6 (inet6_cases.go). "not built yet": the ipv6 branch has not
 	// reached it; "sockstack bug": an answer Linux does not give.
-	rHops0     = "sockstack bug (socket/inet6.go; owner ipv6): IPV6_UNICAST_HOPS 0 is refused on UDP (EINVAL) and kept as 1 on TCP; Linux keeps 0"
-	rTCPMcast6 = "not built yet (socket/inet6.go; owner ipv6): IPv6 multicast options on a TCP socket; Linux accepts IPV6_MULTICAST_LOOP, reads back the defaults of IPV6_MULTICAST_HOPS / IPV6_MULTICAST_IF, refuses setting them (ENOPROTOOPT) and IPV6_JOIN_GROUP (EPROTO, EINVAL for a bad value); sockstack answers ENOPROTOOPT to all"
+	rHops0 = "sockstack bug (socket/inet6.go; owner ipv6): IPV6_UNICAST_HOPS 0 is refused on UDP (EINVAL) and kept as 1 on TCP; Linux keeps 0"
 )
 
 var knownDifferences = map[string]string{
@@ -30,23 +29,6 @@ var knownDifferences = map[string]string{
 	"opt/tcp/SO_RCVLOWAT=-1":                         rLowat,
 	"opt/udp/SO_LINGER=linger{true -1}":              rLingerUDP,
 	// AF_INET6
-	"inet6/opt/tcp/IPV6_UNICAST_HOPS=0":             rHops0,
-	"inet6/opt/udp/IPV6_UNICAST_HOPS=0":             rHops0,
-	"inet6/opt/tcp/IPV6_MULTICAST_HOPS default":     rTCPMcast6,
-	"inet6/opt/tcp/IPV6_MULTICAST_HOPS=0":           rTCPMcast6,
-	"inet6/opt/tcp/IPV6_MULTICAST_HOPS=255":         rTCPMcast6,
-	"inet6/opt/tcp/IPV6_MULTICAST_HOPS=256":         rTCPMcast6,
-	"inet6/opt/tcp/IPV6_MULTICAST_HOPS=-1":          rTCPMcast6,
-	"inet6/opt/tcp/IPV6_MULTICAST_HOPS=-2":          rTCPMcast6,
-	"inet6/opt/tcp/IPV6_MULTICAST_LOOP default":     rTCPMcast6,
-	"inet6/opt/tcp/IPV6_MULTICAST_LOOP=0":           rTCPMcast6,
-	"inet6/opt/tcp/IPV6_MULTICAST_LOOP=1":           rTCPMcast6,
-	"inet6/opt/tcp/IPV6_MULTICAST_LOOP=2":           rTCPMcast6,
-	"inet6/opt/tcp/IPV6_MULTICAST_LOOP=-1":          rTCPMcast6,
-	"inet6/opt/tcp/IPV6_MULTICAST_IF default":       rTCPMcast6,
-	"inet6/opt/tcp/IPV6_MULTICAST_IF=0":             rTCPMcast6,
-	"inet6/opt/tcp/IPV6_MULTICAST_IF=999":           rTCPMcast6,
-	"inet6/opt/tcp/IPV6_JOIN_GROUP={ff02::1:3 999}": rTCPMcast6,
-	"inet6/opt/tcp/IPV6_JOIN_GROUP={::1 0}":         rTCPMcast6,
-	"inet6/opt/tcp/IPV6_JOIN_GROUP=7":               rTCPMcast6,
+	"inet6/opt/tcp/IPV6_UNICAST_HOPS=0": rHops0,
+	"inet6/opt/udp/IPV6_UNICAST_HOPS=0": rHops0,
 }

@@ -355,11 +355,40 @@ func (d *dgramEP) getOption6(level, name int) (any, error) {
 }
 
 // setOption6 is a stream socket's IPPROTO_IPV6 setsockopt.
+// tcpLoopOff is the recvInfo bit of a stream socket's
+// IPV6_MULTICAST_LOOP 0 (kept and reported only, as on Linux).
+const tcpLoopOff = 8
+
 func (t *tcpEP) setOption6(name int, v any) error {
 	if !t.v6 {
 		return syscall.ENOPROTOOPT
 	}
 	switch name {
+	case IPV6_MULTICAST_LOOP:
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if i != 0 && i != 1 {
+			return syscall.EINVAL
+		}
+		for {
+			old := t.recvInfo.Load()
+			nv := old &^ tcpLoopOff
+			if i == 0 {
+				nv |= tcpLoopOff
+			}
+			if t.recvInfo.CompareAndSwap(old, nv) {
+				return nil
+			}
+		}
+	case IPV6_JOIN_GROUP, IPV6_LEAVE_GROUP:
+		// Linux refuses group membership on a stream socket (EPROTO),
+		// after checking the value (EINVAL).
+		if _, ok := v.(IPv6Mreq); !ok {
+			return syscall.EINVAL
+		}
+		return syscall.EPROTO
 	case IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS:
 		// Accepted and reported, as Linux; a stream has no per-packet
 		// ancillary data to give.
@@ -413,6 +442,12 @@ func (t *tcpEP) getOption6(name int) (any, error) {
 		return nil, syscall.EOPNOTSUPP
 	}
 	switch name {
+	case IPV6_MULTICAST_HOPS:
+		return 1, nil // Linux reports the default; setting it is ENOPROTOOPT
+	case IPV6_MULTICAST_IF:
+		return 0, nil
+	case IPV6_MULTICAST_LOOP:
+		return b2i(t.recvInfo.Load()&tcpLoopOff == 0), nil
 	case IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS:
 		return b2i(t.recvInfo.Load()&recvBit(name) != 0), nil
 	case IPV6_V6ONLY:
