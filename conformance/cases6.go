@@ -463,6 +463,9 @@ func option6Cases() []Case {
 		{"IPV6_MULTICAST_IF", V6, socket.IPV6_MULTICAST_IF, false, true, []int{0}},
 		{"IPV6_TCLASS", V6, socket.IPV6_TCLASS, true, true, []int{0xb8, 0, -1, 256}},
 		{"IPV6_CHECKSUM", V6, socket.IPV6_CHECKSUM, false, true, []int{2}},
+		{"IPV6_RECVPKTINFO", V6, socket.IPV6_RECVPKTINFO, false, true, []int{1, 0}},
+		{"IPV6_RECVHOPLIMIT", V6, socket.IPV6_RECVHOPLIMIT, false, true, []int{1, 0}},
+		{"IPV6_RECVTCLASS", V6, socket.IPV6_RECVTCLASS, false, true, []int{1, 0}},
 		{"unknown IPv6 999", V6, 999, true, true, []int{1}},
 	} {
 		o := o

@@ -539,3 +539,120 @@ func TestInteropIPv6HTTP(t *testing.T) {
 	t.Logf("curl -6 50 MiB from sockstack in %v (%.2f Gbit/s)", d.Round(time.Millisecond), gbps(50<<20, d))
 	l.check6Errors(t)
 }
+
+// TestInteropIPv6DADConflict: the kernel already holds the address
+// sockstack wants; the kernel defends it against sockstack's DAD probe
+// and sockstack does not assign it.
+func TestInteropIPv6DADConflict(t *testing.T) {
+	l := newLab(t)
+	l.enable6(t)
+	taken := netip.MustParseAddr("fd00:77::99")
+	l.run(t, 5*time.Second, nil, "ip", "-6", "addr", "add", taken.String()+"/64", "dev", tapName, "nodad")
+	h := l.startStack6(t, stack.Options{})
+	if err := h.nic.AddAddress(netip.PrefixFrom(taken, 64)); err != nil {
+		t.Fatal(err)
+	}
+	waitDAD(t, h.nic)
+	if h.st.IsLocal(taken) {
+		t.Fatal("sockstack assigned an address the kernel holds")
+	}
+	if got := h.st.Stats().ND.DADFailures.Load(); got != 1 {
+		t.Fatalf("DAD failures %d, want 1", got)
+	}
+	if !h.st.IsLocal(stack6) {
+		t.Fatal("the free address was not assigned")
+	}
+}
+
+// pySendFrames sends raw Ethernet frames (hex, one per argument) on an
+// interface through an AF_PACKET socket: crafted packets from the
+// namespace, as scapy would send them.
+const pySendFrames = `
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+for h in sys.argv[2:]:
+    s.send(bytes.fromhex(h))
+print("sent", len(sys.argv) - 2)
+`
+
+// TestInteropIPv6Crafted: crafted IPv6 packets from the kernel's side of
+// the TAP: a routing header type 0 with segments left, an unknown
+// destination option of action 10, a hop-by-hop header out of place, an
+// over-long extension chain, and overlapping fragments. sockstack answers
+// with the Parameter Problems RFC 8200 / 5095 ask for (the kernel counts
+// them in) and drops the rest, counted.
+func TestInteropIPv6Crafted(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "python3", "nstat")
+	l.enable6(t)
+	h := l.startStack6(t, stack.Options{})
+	kmacS := strings.Fields(l.run(t, 5*time.Second, nil, "cat", "/sys/class/net/"+tapName+"/address"))[0]
+	kmac, err := wire.ParseMAC(kmacS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Make sure sockstack knows the kernel (its errors go back by ND).
+	ping6(t, h, kernel6, 8)
+	// The crafted datagrams come "from" a kernel UDP socket: an ICMPv6
+	// error about a datagram no socket sent counts in the kernel's
+	// Icmp6InErrors (udpv6_err finds no socket), which is checked below.
+	l.background(t, "python3", "-c", "import socket,time\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\ns.bind(('"+kernel6.String()+"',5555))\ntime.sleep(60)")
+	l.waitListen(t, "udp", 5555)
+	udp := make([]byte, 8+4)
+	wire.PutUDP(udp, 5555, 9, 4)
+	frame := func(nh uint8, pl []byte) string {
+		f := make([]byte, 14+40+len(pl))
+		wire.PutEthernet(f, h.nic.HardwareAddr(), kmac, wire.EtherTypeIPv6)
+		hd := wire.IPv6Header{PayloadLen: len(pl), NextHeader: nh, HopLimit: 64, Src: kernel6, Dst: stack6}
+		hd.Put(f[14:])
+		copy(f[54:], pl)
+		return hex.EncodeToString(f)
+	}
+	cat := func(bs ...[]byte) []byte {
+		var o []byte
+		for _, b := range bs {
+			o = append(o, b...)
+		}
+		return o
+	}
+	rh0 := cat([]byte{wire.ProtoUDP, 2, 0, 1, 0, 0, 0, 0}, make([]byte, 16))
+	opt := []byte{wire.ProtoUDP, 0, 0x9e, 2, 0, 0, 1, 0}
+	lateHBH := cat([]byte{wire.ProtoHopByHop, 0, 1, 4, 0, 0, 0, 0}, []byte{wire.ProtoUDP, 0, 1, 4, 0, 0, 0, 0})
+	var long []byte
+	for i := 0; i < 10; i++ {
+		next := wire.ProtoIPv6Opts
+		if i == 9 {
+			next = wire.ProtoUDP
+		}
+		long = append(long, next, 0, 1, 4, 0, 0, 0, 0)
+	}
+	fr1 := make([]byte, 8+16)
+	wire.PutIPv6Frag(fr1, wire.ProtoUDP, 0, true, 77)
+	fr2 := make([]byte, 8+16)
+	wire.PutIPv6Frag(fr2, wire.ProtoUDP, 8, false, 77) // overlaps the first
+	st := h.st.Stats()
+	pp0 := st.ICMP6.OutParmProblems.Load()
+	args := []string{"python3", "-c", pySendFrames, tapName,
+		frame(wire.ProtoIPv6Route, cat(rh0, udp)),
+		frame(wire.ProtoIPv6Opts, cat(opt, udp)),
+		frame(wire.ProtoIPv6Opts, cat(lateHBH, udp)),
+		frame(wire.ProtoIPv6Opts, cat(long, udp)),
+		frame(wire.ProtoIPv6Frag, fr1), frame(wire.ProtoIPv6Frag, fr2)}
+	wantContains(t, "send", l.run(t, 10*time.Second, nil, args...), "sent 6")
+	deadline := time.Now().Add(5 * time.Second)
+	for st.ICMP6.OutParmProblems.Load()-pp0 < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // the frames arrive on the TAP's goroutine
+	}
+	if got := st.ICMP6.OutParmProblems.Load() - pp0; got != 3 {
+		t.Errorf("sockstack sent %d Parameter Problems, want 3 (RH0, option 10, late hop-by-hop)", got)
+	}
+	if st.IP6.InRoutingHeader.Load() != 1 || st.IP6.InExtLimit.Load() != 1 || st.IP.ReasmOverlaps.Load() != 1 {
+		t.Errorf("counters: routing %d, ext limit %d, overlaps %d", st.IP6.InRoutingHeader.Load(), st.IP6.InExtLimit.Load(), st.IP.ReasmOverlaps.Load())
+	}
+	out := l.run(t, 5*time.Second, nil, "nstat", "-az", "Icmp6InParmProblems")
+	if !strings.Contains(out, "Icmp6InParmProblems") || strings.Contains(out, "Icmp6InParmProblems             0") {
+		t.Errorf("the kernel received no Parameter Problem:\n%s", out)
+	}
+	l.check6Errors(t)
+}

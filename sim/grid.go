@@ -58,7 +58,7 @@ func GridCells() []GridCell {
 	var cells []GridCell
 	for _, rtt := range []time.Duration{20 * time.Millisecond, 100 * time.Millisecond, 600 * time.Millisecond} {
 		for _, p := range []float64{0.005, 0.01, 0.02, 0.05, 0.10} {
-			cells = append(cells, GridCell{Loss: p, RTT: rtt, BW: 100e6, CC: "reno", Bytes: 1 << 20, Mathis: true})
+			cells = append(cells, GridCell{Loss: p, RTT: rtt, BW: 100e6, CC: "reno", Bytes: 4 << 20, Mathis: true})
 		}
 	}
 	i := 0

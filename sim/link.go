@@ -176,7 +176,7 @@ func (d *dir) startTx(now int64) {
 	d.St.SojournMax = max(d.St.SojournMax, so)
 	d.St.TxFrames++
 	d.St.TxBytes += uint64(len(p.buf))
-	if d.l.pcap != nil {
+	if d.l.pcap != nil && d.to.side == 1 {
 		d.l.pcap.WriteFrame(Epoch.Add(time.Duration(now)), p.buf)
 	}
 	tx := d.txTime(len(p.buf))
@@ -194,6 +194,9 @@ func (d *dir) fire(kind uint64, p *packet) {
 		}
 		d.St.RxFrames++
 		d.St.RxBytes += uint64(len(p.buf))
+		if d.l.pcap != nil && d.to.side == 0 {
+			d.l.pcap.WriteFrame(Epoch.Add(time.Duration(now)), p.buf)
+		}
 		d.to.sink.recvFrame(d.to, p)
 		return
 	}

@@ -143,8 +143,9 @@ func (n *Net) CaptureScenario(dir string) error {
 }
 
 // Capture writes a pcap file per link into dir (all links when names is
-// empty). Frames are recorded as they start onto the wire, so the file
-// shows what the sending side of the link sent, in both directions.
+// empty), as tcpdump on the interface at the link's first end (a) would
+// see it: frames a sends when they start onto the wire (so frames lost
+// on the wire are in it), frames for a when they arrive.
 func (n *Net) Capture(dir string, names []string) error {
 	want := map[string]bool{}
 	for _, nm := range names {

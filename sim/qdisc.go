@@ -193,7 +193,9 @@ func (q *red) Enqueue(p *packet, now int64) bool {
 		}
 		q.idleSince = 0
 	} else {
-		q.avg = (1-q.w)*q.avg + q.w*float64(q.n)
+		// The explicit conversions forbid a fused multiply-add, which
+		// some architectures would use: runs must agree across machines.
+		q.avg = float64((1-q.w)*q.avg) + float64(q.w*float64(q.n))
 	}
 	drop := false
 	switch {
@@ -207,7 +209,7 @@ func (q *red) Enqueue(p *packet, now int64) bool {
 	case q.avg >= q.minTh:
 		q.count++
 		pb := q.maxP * (q.avg - q.minTh) / (q.maxTh - q.minTh)
-		pa := pb / math.Max(1-float64(q.count)*pb, 1e-9)
+		pa := pb / math.Max(1-float64(float64(q.count)*pb), 1e-9)
 		if q.count*int(pb*1e6) >= 1e6 || q.rng.Float64() < pa {
 			drop = true
 			q.count = 0

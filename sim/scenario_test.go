@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"os"
 	"path/filepath"
@@ -191,7 +192,7 @@ func TestFullPartitionHeal(t *testing.T) {
 	if !bulk.Completed || !bulk.HashOK || bulk.End < 8*time.Second {
 		t.Errorf("bulk: completed %v hash %v end %v", bulk.Completed, bulk.HashOK, bulk.End)
 	}
-	if !churn.Completed || churn.Requests+churn.FailedConns != 200 {
+	if !churn.Completed || churn.Requests+churn.FailedConns != 600 || churn.FailedConns == 0 {
 		t.Errorf("churn: completed %v requests %d failed %d", churn.Completed, churn.Requests, churn.FailedConns)
 	}
 	if b := n.Host("b"); !b.Alive() || b.Stack.TCP.Stats().PassiveOpens == 0 {
@@ -200,5 +201,70 @@ func TestFullPartitionHeal(t *testing.T) {
 	b, _ := json.Marshal(m)
 	if !json.Valid(b) {
 		t.Error("metrics are not JSON")
+	}
+}
+
+// The report's charts are well-formed SVG (a browser draws nothing of a
+// malformed one), and the report names every flow.
+func TestReportSVGWellFormed(t *testing.T) {
+	sc, err := LoadScenario("../scenarios/dumbbell-droptail.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := sc.Build(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := n.CaptureScenario(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Run(3 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WriteResults(dir, sc); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	svgs := 0
+	for rest := page; ; {
+		i := strings.Index(rest, "<svg xmlns")
+		if i < 0 {
+			break
+		}
+		// Decode from the opening tag until the outer <svg> closes.
+		d := xml.NewDecoder(strings.NewReader(rest[i:]))
+		depth := 0
+		for {
+			tok, err := d.Token()
+			if err != nil {
+				t.Fatalf("chart %d is not well-formed: %v", svgs+1, err)
+			}
+			if _, ok := tok.(xml.StartElement); ok {
+				depth++
+			}
+			if _, ok := tok.(xml.EndElement); ok {
+				if depth--; depth == 0 {
+					break
+				}
+			}
+		}
+		j := int(d.InputOffset())
+		svgs++
+		rest = rest[i+j:]
+	}
+	// Time-sequence graphs (the run captured), sender state, throughput,
+	// RTT and queue charts.
+	if svgs < 5 {
+		t.Errorf("%d charts in the report, want at least 5", svgs)
+	}
+	for _, want := range []string{"Time-sequence graphs", "Sender state", "Queues", "bulk1", "bulk2", "bottleneck"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("report lacks %q", want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"html"
 	"math"
 	"strings"
+	"time"
 )
 
 // svgPlot draws a line/segment chart as inline SVG: axes with round
@@ -210,5 +211,19 @@ func TimeSequenceSVG(ct *ConnTrace, title string) string {
 		p.tick(x, float64(s.Seq), c)
 		p.tick(x, float64(s.End), c)
 	}
+	return p.String()
+}
+
+// SeriesSVG draws one series over time.
+func SeriesSVG(title, ylabel string, ts []time.Duration, ys []float64, step bool) string {
+	var tmax, ymax float64
+	xs := make([]float64, len(ts))
+	for i, t := range ts {
+		xs[i] = t.Seconds()
+		tmax = max(tmax, xs[i])
+		ymax = max(ymax, ys[i])
+	}
+	p := newPlot(title, "time (s)", ylabel, 0, tmax, 0, ymax*1.1)
+	p.poly(xs, ys, palette[0], ylabel, step)
 	return p.String()
 }

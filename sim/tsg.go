@@ -253,3 +253,97 @@ func (ct *ConnTrace) Window(from, to time.Duration) *ConnTrace {
 	}
 	return w
 }
+
+// RTTSample is one round-trip measurement taken from a capture.
+type RTTSample struct {
+	T   time.Duration
+	RTT time.Duration
+}
+
+// RTTSamples pairs each data segment that was sent once with the first
+// ACK that acknowledges exactly its end (Karn: retransmitted ranges give
+// no sample). From a
+// capture at the sender this is the RTT the sender sees.
+func (ct *ConnTrace) RTTSamples() []RTTSample {
+	// Merged ranges that were ever retransmitted (a retransmission may
+	// cut the bytes differently from the original segments).
+	var rs [][2]int64
+	var rtimes []time.Duration // in capture order, so sorted
+	for _, s := range ct.Segs {
+		if s.Retrans {
+			rs = append(rs, [2]int64{s.Seq, s.End})
+			rtimes = append(rtimes, s.T)
+		}
+	}
+	// An ACK that came after a retransmission may have been released by
+	// the repair of a hole below the segment: no sample either.
+	repairBetween := func(a, b time.Duration) bool {
+		i := sort.Search(len(rtimes), func(i int) bool { return rtimes[i] > a })
+		return i < len(rtimes) && rtimes[i] < b
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i][0] < rs[j][0] })
+	var merged [][2]int64
+	for _, r := range rs {
+		if k := len(merged); k > 0 && r[0] <= merged[k-1][1] {
+			merged[k-1][1] = max(merged[k-1][1], r[1])
+			continue
+		}
+		merged = append(merged, r)
+	}
+	retransmitted := func(a, b int64) bool {
+		i := sort.Search(len(merged), func(i int) bool { return merged[i][1] > a })
+		return i < len(merged) && merged[i][0] < b
+	}
+	var out []RTTSample
+	ai := 0
+	for _, s := range ct.Segs {
+		if s.Retrans || retransmitted(s.Seq, s.End) {
+			continue
+		}
+		for ai < len(ct.Acks) && (ct.Acks[ai].T < s.T || ct.Acks[ai].Ack < s.End) {
+			if ct.Acks[ai].Ack >= s.End && ct.Acks[ai].T >= s.T {
+				break
+			}
+			ai++
+		}
+		if ai == len(ct.Acks) {
+			break
+		}
+		// Only an ACK of exactly this segment's end: a cumulative jump
+		// after a hole was repaired measures the repair, not the path.
+		if ct.Acks[ai].Ack == s.End && !repairBetween(s.T, ct.Acks[ai].T) {
+			out = append(out, RTTSample{T: ct.Acks[ai].T, RTT: ct.Acks[ai].T - s.T})
+		}
+	}
+	return out
+}
+
+// Throughput is the acknowledged data rate in bins of width bin.
+func (ct *ConnTrace) Throughput(bin time.Duration) (ts []time.Duration, bps []float64) {
+	if len(ct.Acks) == 0 || bin <= 0 {
+		return nil, nil
+	}
+	var prevAck int64
+	start := ct.Acks[0].T
+	cur := start
+	var acked int64
+	flush := func(upto time.Duration) {
+		for cur+bin <= upto {
+			ts = append(ts, cur+bin)
+			bps = append(bps, float64(acked)*8/bin.Seconds())
+			acked = 0
+			cur += bin
+		}
+	}
+	for _, a := range ct.Acks {
+		flush(a.T)
+		if a.Ack > prevAck {
+			if prevAck > 0 {
+				acked += a.Ack - prevAck
+			}
+			prevAck = a.Ack
+		}
+	}
+	flush(ct.Acks[len(ct.Acks)-1].T + bin)
+	return ts, bps
+}

@@ -3,6 +3,7 @@ package socket
 import (
 	"errors"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/sockstack/sockstack/stack"
@@ -64,9 +65,10 @@ func inetAddr(a Sockaddr) (netip.AddrPort, error) {
 
 // dgramEP adapts UDP, ping and raw endpoints.
 type dgramEP struct {
-	ep  *stack.DgramEndpoint
-	raw bool
-	v6  bool // AF_INET6 (inet6.go)
+	ep       *stack.DgramEndpoint
+	raw      bool
+	v6       bool          // AF_INET6 (inet6.go)
+	recvInfo atomic.Uint32 // IPV6_RECVPKTINFO / RECVHOPLIMIT / RECVTCLASS bits (inet6.go)
 }
 
 // addr reads a socket address for this endpoint's family.

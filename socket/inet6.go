@@ -5,6 +5,7 @@ import (
 	"syscall"
 
 	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/waiter"
 )
 
 // AF_INET6 sockets. The endpoints are IPv4's (stack and tcp take either
@@ -27,6 +28,11 @@ const (
 	IPV6_ADD_MEMBERSHIP  = IPV6_JOIN_GROUP
 	IPV6_DROP_MEMBERSHIP = IPV6_LEAVE_GROUP
 	IPV6_V6ONLY          = 26
+	IPV6_RECVPKTINFO     = 49
+	IPV6_PKTINFO         = 50
+	IPV6_RECVHOPLIMIT    = 51
+	IPV6_HOPLIMIT        = 52
+	IPV6_RECVTCLASS      = 66
 	IPV6_TCLASS          = 67
 
 	ICMP6_FILTER = 1 // level IPPROTO_ICMPV6
@@ -184,6 +190,22 @@ func (d *dgramEP) setOption6(level, name int, v any) error {
 			return err
 		}
 		return e.SetV6Only(i != 0)
+	case IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS:
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		bit := recvBit(name)
+		for {
+			old := d.recvInfo.Load()
+			nv := old &^ bit
+			if i != 0 {
+				nv |= bit
+			}
+			if d.recvInfo.CompareAndSwap(old, nv) {
+				return nil
+			}
+		}
 	case IPV6_UNICAST_HOPS:
 		i, err := intOpt(v)
 		if err != nil {
@@ -284,6 +306,8 @@ func (d *dgramEP) getOption6(level, name int) (any, error) {
 	switch name {
 	case IPV6_V6ONLY:
 		return b2i(e.V6Only()), nil
+	case IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS:
+		return b2i(d.recvInfo.Load()&recvBit(name) != 0), nil
 	case IPV6_UNICAST_HOPS:
 		return e.TTL(), nil
 	case IPV6_MULTICAST_HOPS:
@@ -362,4 +386,70 @@ func (t *tcpEP) getOption6(name int) (any, error) {
 func mappedIn(a Sockaddr) bool {
 	v, ok := a.(*SockaddrInet)
 	return ok && v.AddrPort.Addr().Is4In6()
+}
+
+func recvBit(name int) uint32 {
+	switch name {
+	case IPV6_RECVPKTINFO:
+		return 1
+	case IPV6_RECVHOPLIMIT:
+		return 2
+	}
+	return 4
+}
+
+// Msg6Info is the ancillary data recvmsg(2) gives an AF_INET6 datagram
+// socket that asked for it: IPV6_PKTINFO (destination address and
+// interface index), IPV6_HOPLIMIT, IPV6_TCLASS. The Has fields say which
+// options were on.
+type Msg6Info struct {
+	HasPktInfo  bool
+	Addr        netip.Addr
+	Ifindex     int // the NIC holding Addr (0 for a group; loopback is 0 here, 1 in Linux)
+	HasHopLimit bool
+	HopLimit    int
+	HasTClass   bool
+	TClass      int
+}
+
+// RecvMsg6 is recvmsg(2) on an AF_INET6 datagram socket with its
+// ancillary data; other sockets give EOPNOTSUPP.
+func (s *Socket) RecvMsg6(b []byte, flags int) (n, rflags int, from Sockaddr, info Msg6Info, err error) {
+	d, ok := s.ep.(*dgramEP)
+	if !ok || !d.v6 {
+		return 0, 0, nil, info, syscall.EOPNOTSUPP
+	}
+	var full int
+	var pi stack.PacketInfo
+	err = s.blocking(flags, false, waiter.EventIn, func() error {
+		var ap netip.AddrPort
+		var e error
+		n, full, ap, pi, e = d.ep.RecvFromInfo(b, flags&MSG_PEEK != 0)
+		if e == nil && ap.IsValid() {
+			from = d.sa(ap)
+		}
+		return e
+	})
+	if err != nil {
+		return 0, 0, nil, info, err
+	}
+	if full > n {
+		rflags |= MSG_TRUNC
+		if flags&MSG_TRUNC != 0 {
+			n = full
+		}
+	}
+	bits := d.recvInfo.Load()
+	if bits&1 != 0 {
+		info.HasPktInfo = true
+		info.Addr = mapped(pi.Dst)
+		info.Ifindex = d.ep.Stack().IfIndexOf(pi.Dst)
+	}
+	if bits&2 != 0 {
+		info.HasHopLimit, info.HopLimit = true, int(pi.HopLimit)
+	}
+	if bits&4 != 0 {
+		info.HasTClass, info.TClass = true, int(pi.TClass)
+	}
+	return n, rflags, from, info, nil
 }

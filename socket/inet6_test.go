@@ -521,3 +521,54 @@ func TestInet6TutorialLoop(t *testing.T) {
 		t.Fatalf("%d listeners", eq6)
 	}
 }
+
+// getnameinfo shows a v4-mapped address mapped and a scope id, as glibc.
+func TestInet6NameInfo(t *testing.T) {
+	n := New(stack.New(stack.Options{}))
+	defer n.Stack().Close()
+	for in, want := range map[string]string{"::ffff:127.0.0.1": "::ffff:127.0.0.1", "fe80::1%lo": "fe80::1%lo", "::1": "::1"} {
+		h, _, err := n.GetNameInfo(Inet6(in, 80), NI_NUMERICHOST)
+		if err != nil || h != want {
+			t.Errorf("%s: %q %v", in, h, err)
+		}
+	}
+}
+
+// IPV6_RECVPKTINFO / IPV6_RECVHOPLIMIT / IPV6_RECVTCLASS through RecvMsg6.
+func TestInet6RecvPktInfo(t *testing.T) {
+	n := New(stack.New(stack.Options{}))
+	defer n.Stack().Close()
+	srv := mustSocket(t, n, AF_INET6, SOCK_DGRAM, 0)
+	srv.Bind(Inet6("::", 0))
+	timeout(t, srv)
+	port := int(mustName(t, srv).Port())
+	for _, o := range []int{IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS} {
+		if err := srv.SetSockOpt(IPPROTO_IPV6, o, 1); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := srv.GetSockOpt(IPPROTO_IPV6, o); v != 1 {
+			t.Fatalf("option %d reads %v", o, v)
+		}
+	}
+	cl := mustSocket(t, n, AF_INET6, SOCK_DGRAM, 0)
+	cl.SetSockOpt(IPPROTO_IPV6, IPV6_UNICAST_HOPS, 7)
+	cl.SetSockOpt(IPPROTO_IPV6, IPV6_TCLASS, 0x28)
+	cl.SendTo([]byte("info"), 0, Inet6("::1", port))
+	b := make([]byte, 2)
+	k, rfl, from, info, err := srv.RecvMsg6(b, 0)
+	if err != nil || k != 2 || rfl&MSG_TRUNC == 0 || from == nil {
+		t.Fatalf("%d %x %v %v", k, rfl, from, err)
+	}
+	if !info.HasPktInfo || info.Addr != netip.IPv6Loopback() || !info.HasHopLimit || info.HopLimit != 7 || !info.HasTClass || info.TClass != 0x28 {
+		t.Fatalf("info %+v", info)
+	}
+	// IPv4 on the dual-stack socket: the destination comes back v4-mapped.
+	c4 := mustSocket(t, n, AF_INET, SOCK_DGRAM, 0)
+	c4.SendTo([]byte("v4"), 0, Inet("127.0.0.1", port))
+	_, _, _, info, err = srv.RecvMsg6(b, 0)
+	if err != nil || info.Addr != netip.MustParseAddr("::ffff:127.0.0.1") {
+		t.Fatalf("v4 info %+v %v", info, err)
+	}
+	_, _, _, _, err = c4.RecvMsg6(b, 0)
+	errIs(t, "RecvMsg6 on AF_INET", err, syscall.EOPNOTSUPP)
+}

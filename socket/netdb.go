@@ -537,7 +537,8 @@ func (n *Net) GetAddrInfo(host, service string, family, typ, proto, flags int) (
 		if flags&AI_PASSIVE != 0 {
 			addrs = []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}
 		} else {
-			addrs = []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}
+			// glibc: ::1 before 127.0.0.1 (RFC 6724), but 0.0.0.0 before ::.
+			addrs = []netip.Addr{netip.IPv6Loopback(), netip.MustParseAddr("127.0.0.1")}
 		}
 		addrs = filterFamily(addrs, family)
 	default:
@@ -587,10 +588,10 @@ func (n *Net) GetNameInfo(sa *SockaddrInet, flags int) (host, serv string, err e
 	if sa == nil {
 		return "", "", gaiErr(EAI_FAMILY, nil)
 	}
-	a := sa.AddrPort.Addr().Unmap()
-	host = a.String()
+	a := sa.AddrPort.Addr()
+	host = a.String() // a v4-mapped address stays mapped, as glibc prints it
 	if flags&NI_NUMERICHOST == 0 {
-		if name, _, _, err := n.GetHostByAddr(host); err == nil {
+		if name, _, _, err := n.GetHostByAddr(a.Unmap().WithZone("").String()); err == nil {
 			host = name
 			if flags&NI_NOFQDN != 0 {
 				host, _, _ = strings.Cut(host, ".")

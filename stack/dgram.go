@@ -475,6 +475,12 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 // non-blocking receive so and ends only a blocking one with 0 (the
 // socket layer does that, see ShutRd).
 func (e *DgramEndpoint) RecvFrom(b []byte, peek bool) (n, full int, from netip.AddrPort, err error) {
+	return e.recvFrom(b, peek, nil)
+}
+
+// recvFrom is RecvFrom; a non-nil info gets the datagram's header
+// fields (IPV6_PKTINFO and friends, dgram6.go).
+func (e *DgramEndpoint) recvFrom(b []byte, peek bool, info *PacketInfo) (n, full int, from netip.AddrPort, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.n == 0 {
@@ -490,6 +496,9 @@ func (e *DgramEndpoint) RecvFrom(b []byte, peek bool) (n, full int, from netip.A
 	n = copy(b, r.buf)
 	full = len(r.buf)
 	from = r.from
+	if info != nil {
+		*info = PacketInfo{Dst: r.dst, HopLimit: r.ttl, TClass: r.tos}
+	}
 	if !peek {
 		e.qbytes -= Truesize(r.buf)
 		putBuf(r.buf)

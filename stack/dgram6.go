@@ -348,3 +348,25 @@ func (e *DgramEndpoint) LeaveGroup6(g netip.Addr, nic *NIC) error {
 	e.mu.Unlock()
 	return syscall.EADDRNOTAVAIL
 }
+
+// PacketInfo is what a received datagram's IP header said, for
+// IPV6_RECVPKTINFO / IPV6_RECVHOPLIMIT / IPV6_RECVTCLASS.
+type PacketInfo struct {
+	Dst      netip.Addr
+	HopLimit uint8
+	TClass   uint8
+}
+
+// RecvFromInfo is RecvFrom with the datagram's header fields.
+func (e *DgramEndpoint) RecvFromInfo(b []byte, peek bool) (n, full int, from netip.AddrPort, info PacketInfo, err error) {
+	n, full, from, err = e.recvFrom(b, peek, &info)
+	return n, full, from, info, err
+}
+
+// IfIndexOf is the index of the NIC holding a (0 when none: a group).
+func (s *Stack) IfIndexOf(a netip.Addr) int {
+	if n := s.ownerOf(a); n != nil {
+		return n.id
+	}
+	return 0
+}

@@ -963,3 +963,5 @@ func eq[T comparable](t *testing.T, what string, got, want T) {
 		t.Errorf("%s: got %v, want %v", what, got, want)
 	}
 }
+
+func netipPort6(p uint16) netip.AddrPort { return netip.AddrPortFrom(netip.IPv6Unspecified(), p) }

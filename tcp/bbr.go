@@ -10,8 +10,8 @@ import "time"
 // over 10 s), paces at gain × bandwidth and keeps cwnd at gain × BDP.
 // Loss is not a congestion signal, which is what keeps it at the
 // bottleneck rate on a lossy path. Not here: Linux's long-term
-// bandwidth sampling for token-bucket policers, and the ACK aggregation
-// estimate (a fixed allowance of three segments stands for both).
+// bandwidth sampling for token-bucket policers, and its ACK aggregation
+// estimate (the three pacing quanta of cwnd headroom stand for it).
 
 type bbrMode uint8
 
@@ -38,7 +38,7 @@ const (
 	bbrFullBWThresh  = 1.25 // growth that means the pipe is not yet full
 	bbrFullBWRounds  = 3
 	bbrPacingMargin  = 0.99 // pace 1% below the estimate, as Linux does
-	bbrAckAggregSegs = 3    // cwnd allowance for ACK aggregation / delayed ACKs
+	bbrQuantumBudget = 3    // cwnd allowance, in pacing quanta (Linux's bbr_quantization_budget)
 )
 
 // bbrPacingGains is the PROBE_BW cycle: probe above the estimate for one
@@ -200,10 +200,16 @@ func (b *bbr) bdp(s *CCState, gain float64) int {
 	return int(gain * float64(bw) * b.minRTT.Seconds())
 }
 
-// target is the cwnd for a gain: the BDP plus room for ACK aggregation,
-// and in the probing phase two more segments.
+// target is the cwnd for a gain: the BDP plus three pacing quanta (the
+// bursts the pacer releases, and ACKs that come in bunches: Linux adds
+// three TSO bursts), and in the probing phase two more segments. At a
+// high rate over a short path (a TAP, where the RTT is tens of
+// microseconds and jitters by more) the quanta, not the BDP, keep the
+// pipe full.
 func (b *bbr) target(s *CCState, gain float64) int {
-	t := b.bdp(s, gain) + bbrAckAggregSegs*s.MSS
+	q := min(max(s.PacingRate/1000, int64(2*s.MSS)), 64<<10)
+	q = (q + int64(s.MSS) - 1) / int64(s.MSS) * int64(s.MSS)
+	t := b.bdp(s, gain) + bbrQuantumBudget*int(q)
 	if b.mode == bbrProbeBW && b.cycleIdx == 0 {
 		t += 2 * s.MSS
 	}

@@ -129,3 +129,36 @@ func TestBBRLossyPath(t *testing.T) {
 		t.Fatalf("cubic kept %.1f%% of the bottleneck: the path is not lossy enough to tell", 100*f)
 	}
 }
+
+// TestSteadyStateNoAllocs: a bulk transfer in steady state allocates
+// nothing per segment with BBR (rate samples, pacing timer) or CUBIC
+// (HyStart++, rate samples), the timer wheel included.
+func TestSteadyStateNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
+	for _, cc := range []string{"cubic", "bbr"} {
+		n := newPair(9, Config{CongestionControl: cc})
+		n.delay = time.Millisecond
+		c, s := n.connect(t)
+		buf := make([]byte, 64<<10)
+		rd := make([]byte, 64<<10)
+		step := func() {
+			c.Write(buf)
+			n.step()
+			for {
+				if k, _ := s.Read(rd, false); k == 0 {
+					break
+				}
+			}
+		}
+		for i := 0; i < 20000; i++ {
+			step()
+		}
+		before := n.delivered
+		a := testing.AllocsPerRun(2000, step)
+		if segs := n.delivered - before; segs == 0 || a > 0.01 {
+			t.Fatalf("%s: %.3f allocations per step (%d segments delivered)", cc, a, segs)
+		}
+	}
+}

@@ -19,7 +19,7 @@ func plotCmd() *cobra.Command {
 	var from, to time.Duration
 	c := &cobra.Command{
 		Use:   "plot FILE.pcap",
-		Short: "Draw the tcptrace-style time-sequence graph of a TCP connection in a capture (SVG)",
+		Short: "Draw a TCP connection's time-sequence graph (tcptrace style), RTT samples and throughput from a capture (SVG)",
 		Example: `  sockstack plot /tmp/db/bottleneck.pcap --out /tmp/plots
   sockstack plot capture.pcap --conn 10.0.0.1:40000-10.0.0.2:80 --out /tmp/plots`,
 		Args: cobra.ExactArgs(1),
@@ -77,6 +77,34 @@ func plotCmd() *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(w, "%s: %d segments, %d retransmissions, %d bytes\n", file, len(ct.Segs), ct.Retrans, ct.Bytes)
+				// RTT and throughput, from the same capture.
+				base := strings.TrimSuffix(strings.TrimPrefix(name, "tsg-"), ".svg")
+				if rs := ct.RTTSamples(); len(rs) > 1 {
+					ts := make([]time.Duration, len(rs))
+					ms := make([]float64, len(rs))
+					for i, r := range rs {
+						ts[i], ms[i] = r.T, float64(r.RTT)/1e6
+					}
+					f := filepath.Join(out, "rtt-"+base+".svg")
+					if err := os.WriteFile(f, []byte(sim.SeriesSVG(fmt.Sprintf("RTT samples: %v → %v", p.Src, p.Dst), "RTT (ms)", ts, ms, false)), 0o644); err != nil {
+						return err
+					}
+					fmt.Fprintf(w, "%s: %d RTT samples\n", f, len(rs))
+				}
+				if len(ct.Acks) > 1 {
+					span := ct.Acks[len(ct.Acks)-1].T - ct.Acks[0].T
+					bin := max(span/200, time.Millisecond)
+					ts, bps := ct.Throughput(bin)
+					mb := make([]float64, len(bps))
+					for i, v := range bps {
+						mb[i] = v / 1e6
+					}
+					f := filepath.Join(out, "throughput-"+base+".svg")
+					if err := os.WriteFile(f, []byte(sim.SeriesSVG(fmt.Sprintf("throughput (ACKed, %v bins): %v → %v", bin, p.Src, p.Dst), "Mbit/s", ts, mb, true)), 0o644); err != nil {
+						return err
+					}
+					fmt.Fprintf(w, "%s\n", f)
+				}
 			}
 			return nil
 		},
