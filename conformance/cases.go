@@ -37,7 +37,8 @@ func Cases() []Case {
 	cs = append(cs, multicastCases()...)
 	cs = append(cs, rawCases()...)
 	cs = append(cs, optionCases()...)
-	cs = append(cs, Cases6()...) // cases6.go
+	cs = append(cs, Cases6()...)     // cases6.go
+	cs = append(cs, inet6Cases()...) // inet6_cases.go
 	return cs
 }
 

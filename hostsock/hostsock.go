@@ -239,6 +239,10 @@ func encode(a socket.Sockaddr) (*rawAddr, error) {
 			}
 			r.len = unix.SizeofSockaddrInet6
 		}
+	case *SockaddrInet6: // inet6.go: with flow information
+		if err := r.putInet6(v.AddrPort, v.FlowInfo); err != nil {
+			return nil, err
+		}
 	case socket.Unspec, *socket.Unspec:
 		sa := (*unix.RawSockaddr)(unsafe.Pointer(&r.buf[0]))
 		sa.Family = unix.AF_UNSPEC
@@ -289,6 +293,9 @@ func decode(buf []byte, n uint32) socket.Sockaddr {
 		a := netip.AddrFrom16(sa.Addr)
 		if sa.Scope_id != 0 {
 			a = a.WithZone(zoneName(sa.Scope_id))
+		}
+		if f := htonl(sa.Flowinfo); f != 0 {
+			return &SockaddrInet6{AddrPort: netip.AddrPortFrom(a, ntohs(sa.Port)), FlowInfo: f} // inet6.go
 		}
 		return socket.InetAddr(netip.AddrPortFrom(a, ntohs(sa.Port)))
 	case unix.AF_UNIX:

@@ -71,7 +71,13 @@ type lab struct {
 // newLab creates the namespace and TAP; t.Cleanup deletes them (after
 // later cleanups, such as closing a stack, have run) and checks that the
 // kernel counted no checksum errors.
-func newLab(t *testing.T) *lab {
+func newLab(t *testing.T) *lab { t.Helper(); return newLabIPv6(t, false) }
+
+// newLabIPv6 is newLab; ipv6 leaves IPv6 on for the TAP (the IPv6 labs
+// of ipv6_lab_test.go), which the IPv4 labs turn off so that the
+// kernel's own IPv6 traffic (DAD, router solicitations) stays out of
+// their captures.
+func newLabIPv6(t *testing.T, ipv6 bool) *lab {
 	t.Helper()
 	needRoot(t)
 	needTools(t, "ip")
@@ -100,6 +106,9 @@ func newLab(t *testing.T) *lab {
 		exec.Command("ip", "netns", "del", l.ns).Run()
 	})
 	for i, s := range steps {
+		if i == 3 && ipv6 {
+			continue
+		}
 		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
 			if i == 3 {
 				continue // no IPv6 in this kernel: nothing to disable

@@ -45,6 +45,8 @@ type fdEndpoint struct {
 	wtaken  int
 	werr    error
 	writeFn func(fd uintptr) bool
+
+	vnet vnetState // virtio-net headers (vnet_linux.go)
 }
 
 // initFD puts fd under the poller and allocates read buffers.
@@ -68,6 +70,7 @@ func (e *fdEndpoint) initFD(fd int, name string, batch, bufSize int) error {
 		e.bufs[i] = make([]byte, bufSize)
 	}
 	e.frames = make([][]byte, batch)
+	e.vnet.metas = make([]Meta, batch)
 	e.readDone = make(chan struct{})
 	return nil
 }
@@ -100,7 +103,11 @@ func (e *fdEndpoint) readLoop(r Receiver) {
 			}
 			e.stats.RxFrames.Add(uint64(e.nread))
 			e.stats.RxBytes.Add(bytes)
-			r.DeliverFrames(e.frames[:e.nread])
+			if e.vnet.on {
+				deliverMeta(r, e.frames[:e.nread], e.vnet.metas[:e.nread], &e.vnet.seg, &e.stats)
+			} else {
+				r.DeliverFrames(e.frames[:e.nread])
+			}
 			clear(e.frames[:e.nread])
 		}
 		if err != nil || e.closed.Load() {
@@ -127,6 +134,11 @@ func (e *fdEndpoint) WriteFrames(frames [][]byte) (int, error) {
 	}
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
+	return e.writeLocked(frames)
+}
+
+// writeLocked is WriteFrames with wmu held.
+func (e *fdEndpoint) writeLocked(frames [][]byte) (int, error) {
 	e.wframes, e.wnext, e.wtaken, e.werr = frames, 0, 0, nil
 	err := e.rc.Write(e.writeFn)
 	taken, werr := e.wtaken, e.werr

@@ -11,6 +11,8 @@ type queue struct {
 	ready    sync.Cond // signalled when frames arrive or the queue closes
 	room     sync.Cond // signalled when the consumer drains
 	frames   [][]byte
+	metas    []Meta // offload state of frames[i] (in-memory GSO)
+	nmeta    int    // frames queued with a non-zero Meta
 	free     [][]byte
 	limit    int
 	closed   bool
@@ -38,7 +40,10 @@ func (q *queue) attach(r Receiver) {
 }
 
 // push copies frames in; it returns how many fit.
-func (q *queue) push(frames [][]byte) (int, bool) {
+func (q *queue) push(frames [][]byte) (int, bool) { return q.pushMeta(frames, nil) }
+
+// pushMeta is push with each frame's offload state (meta may be nil).
+func (q *queue) pushMeta(frames [][]byte, meta []Meta) (int, bool) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -60,6 +65,14 @@ func (q *queue) push(frames [][]byte) (int, bool) {
 		b = b[:len(f)]
 		copy(b, f)
 		q.frames = append(q.frames, b)
+		var m Meta
+		if meta != nil {
+			m = meta[n]
+		}
+		if m != (Meta{}) {
+			q.nmeta++
+		}
+		q.metas = append(q.metas, m)
 		n++
 	}
 	if n > 0 && len(q.frames) == n {
@@ -103,6 +116,8 @@ func (q *queue) waitRoom(done <-chan struct{}) {
 func (q *queue) run() {
 	defer close(q.done)
 	var batch [][]byte
+	var metas []Meta
+	var seg segmenter
 	for {
 		q.mu.Lock()
 		for len(q.frames) == 0 && !q.closed {
@@ -114,6 +129,9 @@ func (q *queue) run() {
 		}
 		// Swap slices: the writer fills a fresh one while we deliver.
 		batch, q.frames = q.frames, batch[:0]
+		metas, q.metas = q.metas, metas[:0]
+		withMeta := q.nmeta > 0
+		q.nmeta = 0
 		q.room.Broadcast()
 		q.mu.Unlock()
 
@@ -123,13 +141,18 @@ func (q *queue) run() {
 		}
 		q.stats.RxFrames.Add(uint64(len(batch)))
 		q.stats.RxBytes.Add(bytes)
-		q.recv.DeliverFrames(batch)
+		if withMeta {
+			deliverMeta(q.recv, batch, metas, &seg, q.stats)
+		} else {
+			q.recv.DeliverFrames(batch)
+		}
 
 		q.mu.Lock()
 		q.free = append(q.free, batch...)
 		q.mu.Unlock()
 		clear(batch)
 		batch = batch[:0]
+		metas = metas[:0]
 	}
 }
 
@@ -152,7 +175,12 @@ func (q *queue) close() {
 // pushCounted pushes frames into q for a writer, counting what was taken
 // and what was refused in the writer's transmit counters.
 func pushCounted(q *queue, frames [][]byte, st *Stats) (int, error) {
-	n, ok := q.push(frames)
+	return pushCountedMeta(q, frames, nil, st)
+}
+
+// pushCountedMeta is pushCounted with each frame's offload state.
+func pushCountedMeta(q *queue, frames [][]byte, meta []Meta, st *Stats) (int, error) {
+	n, ok := q.pushMeta(frames, meta)
 	if !ok {
 		st.TxDropped.Add(uint64(len(frames)))
 		return 0, ErrClosed

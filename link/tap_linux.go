@@ -24,6 +24,12 @@ type TAPOptions struct {
 	MAC wire.MAC
 	// ReadBatch is the most frames delivered per batch (DefaultReadBatch).
 	ReadBatch int
+	// Offload opens the device with virtio-net headers (IFF_VNET_HDR)
+	// and asks for checksum and segmentation offload (TUNSETOFFLOAD:
+	// CSUM, TSO4, TSO6, and USO where the kernel has it): TCP super-
+	// segments of up to 64 KB and partial checksums then cross the
+	// device whole, both ways.
+	Offload bool
 }
 
 // TAP is an endpoint on a Linux TAP (Ethernet frames) or TUN (bare IP
@@ -32,7 +38,12 @@ type TAPOptions struct {
 // device, the endpoint reads.
 type TAP struct {
 	fdEndpoint
+	offFlags uint // TUNSETOFFLOAD flags the kernel took
 }
+
+// OffloadFlags are the TUNSETOFFLOAD flags the kernel accepted (0
+// without Offload); USO is there when the kernel has it.
+func (t *TAP) OffloadFlags() uint { return t.offFlags }
 
 // OpenTAP opens the TAP device name, creating it if it does not exist (a
 // created device disappears when the endpoint is closed). An empty name
@@ -57,6 +68,10 @@ func openTunTap(name string, opts TAPOptions) (*TAP, error) {
 		flags = unix.IFF_TUN | unix.IFF_NO_PI
 		what = "TUN"
 	}
+	if opts.Offload {
+		flags |= unix.IFF_VNET_HDR
+	}
+	var offFlags uint
 	var (
 		fd     = -1
 		ifname string
@@ -87,6 +102,11 @@ func openTunTap(name string, opts TAPOptions) (*TAP, error) {
 			return permErr(fmt.Sprintf("%s %q (TUNSETIFF)", what, name), err)
 		}
 		ifname = ifr.Name()
+		if opts.Offload {
+			if offFlags, err = setOffload(fd); err != nil {
+				return fmt.Errorf("link: %s %q: TUNSETOFFLOAD: %w", what, name, err)
+			}
+		}
 		// MTU ioctls go through a socket of the device's namespace.
 		s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -126,9 +146,18 @@ func openTunTap(name string, opts TAPOptions) (*TAP, error) {
 			t.mac = randomMAC()
 		}
 	}
+	if opts.Offload {
+		// A super-segment from the kernel: 64 KB of IP after the headers.
+		bufSize = vnetHdrLen + wire.EthernetHeaderLen + 4 + InMemoryGSOMax
+	}
 	if err := t.initFD(fd, "/dev/net/tun:"+ifname, opts.ReadBatch, bufSize); err != nil {
 		return nil, fmt.Errorf("link: %s %s: %w", what, ifname, err)
 	}
 	t.readFn, t.writeFn = t.readOne, t.writeOne
+	if opts.Offload {
+		t.vnet.on = true
+		t.offFlags = offFlags
+		t.readFn, t.writeFn = t.readVnet, t.writeVnet
+	}
 	return t, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/netconn"
@@ -12,10 +13,47 @@ import (
 	"github.com/sockstack/sockstack/wire"
 )
 
+// LinkMode is how a benchmark's in-memory link treats a full queue.
+type LinkMode int
+
+const (
+	// PushBack: a sender whose link queue is full waits for room (an
+	// application's send blocks; TCP sees local congestion, no loss).
+	PushBack LinkMode = iota
+	// Drop: a frame that finds the queue full is lost, as on a wire; the
+	// loss is counted as a link drop and TCP recovers it.
+	Drop
+)
+
+func (m LinkMode) String() string {
+	if m == Drop {
+		return "drop"
+	}
+	return "push back"
+}
+
+// Drops are the losses of one run: on the link between the hosts, and
+// inside the stacks (a full socket receive queue, say), counted apart so
+// that a harness's queue is not charged to a stack.
+type Drops struct {
+	Link, Stack uint64
+	Retrans     uint64 // TCP segments retransmitted (both hosts)
+}
+
 // Sockstack returns two sockstack hosts, 10.0.0.1 (A) and 10.0.0.2 (B),
-// joined by an in-memory Ethernet pipe with the given IP MTU.
-func Sockstack(mtu int) *Env {
-	ea, eb := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, mtu)
+// joined by an in-memory Ethernet pipe with the given IP MTU that pushes
+// back when full.
+func Sockstack(mtu int) *Env { return SockstackLink(mtu, PushBack) }
+
+// SockstackLink is Sockstack with the given link semantics.
+func SockstackLink(mtu int, mode LinkMode) *Env {
+	pa, pb := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, mtu)
+	var ea, eb link.Endpoint = pa, pb
+	var da, db *dropLink
+	if mode == Drop {
+		da, db = &dropLink{PipeEnd: pa}, &dropLink{PipeEnd: pb}
+		ea, eb = da, db
+	}
 	opts := stack.Options{}
 	// TIME_WAIT reuse for the conn benchmark is the stack's normal
 	// behaviour (timestamps); no special setting is needed.
@@ -35,9 +73,50 @@ func Sockstack(mtu int) *Env {
 			}
 			return netconn.ListenPacket(nb, network, addr)
 		},
+		Drops: func() Drops {
+			var dr Drops
+			if da != nil {
+				dr.Link = da.dropped.Load() + db.dropped.Load()
+			}
+			for _, s := range []*stack.Stack{sa, sb} {
+				st := s.Stats()
+				dr.Stack += st.UDP.RcvbufErrors.Load() + st.UDP.SndbufErrors.Load() + st.IP.InDiscards.Load()
+				dr.Retrans += s.TCP.Stats().RetransSegs
+			}
+			return dr
+		},
 		Close: func() { sa.Close(); sb.Close() },
 	}
 }
+
+// dropLink is a pipe end that loses what finds the peer's queue full, as
+// a wire does, instead of pushing back: it hides the pipe's WaitRoom, and
+// reports a refused frame as sent (and counts it).
+type dropLink struct {
+	*link.PipeEnd
+	dropped atomic.Uint64
+}
+
+func (d *dropLink) WriteFrames(frames [][]byte) (int, error) {
+	n, err := d.PipeEnd.WriteFrames(frames)
+	if err == link.ErrQueueFull {
+		d.dropped.Add(uint64(len(frames) - n))
+		return len(frames), nil
+	}
+	return n, err
+}
+
+func (d *dropLink) WriteFramesMeta(frames [][]byte, meta []link.Meta) (int, error) {
+	n, err := d.PipeEnd.WriteFramesMeta(frames, meta)
+	if err == link.ErrQueueFull {
+		d.dropped.Add(uint64(len(frames) - n))
+		return len(frames), nil
+	}
+	return n, err
+}
+
+// WaitRoom never waits: a dropping link has no push-back.
+func (d *dropLink) WaitRoom(done <-chan struct{}) {}
 
 // Kernel is the host kernel's loopback through Go's net.
 func Kernel() *Env {

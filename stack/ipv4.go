@@ -69,7 +69,9 @@ func (n *NIC) DeliverFrames(frames [][]byte) {
 	// TCP defers its ACKs to the end of the batch: one ACK for many
 	// segments, as a NIC's interrupt coalescing gives Linux.
 	defer n.tcpBatch.Flush()
-	for _, f := range frames {
+	frames = n.groBatch(frames) // gro.go
+	for i, f := range frames {
+		n.offl.rxValid = n.groValid(i)
 		s.stats.Link.InFrames.Add(1)
 		n.tapFrame(f, false)
 		if !n.ethernet {
@@ -313,7 +315,7 @@ func (s *Stack) deliver(n *NIC, h wire.IPv4, bcast bool, opts ipOpts) {
 			return
 		}
 		p := h.Payload()
-		t, err := wire.ParseTCP(p, h.PseudoSum(0), true)
+		t, err := wire.ParseTCP(p, h.PseudoSum(0), !n.offl.rxValid)
 		if err != nil {
 			s.stats.IP.InDiscards.Add(1)
 			s.tcpInErr(err)
@@ -385,6 +387,9 @@ type OutPacket struct {
 	// too (IP_MULTICAST_LOOP); LocalOnly keeps it off the wire
 	// (IP_MULTICAST_TTL 0).
 	Loop, LocalOnly bool
+	// GSOSize > 0 makes a TCP packet a super-segment cut at this payload
+	// size (gso.go).
+	GSOSize int
 	// Options are IP options for the header (padded to a multiple of 4).
 	Options []byte
 	// CsumAt, when positive, has the stack fill an Internet checksum over
@@ -469,7 +474,7 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	if hdr.TotalLen > wire.IPv4MaxLen {
 		return syscall.EMSGSIZE
 	}
-	if hdr.TotalLen > r.MTU && df {
+	if hdr.TotalLen > r.MTU && df && p.GSOSize == 0 {
 		s.stats.IP.OutTooBig.Add(1)
 		return syscall.EMSGSIZE
 	}
@@ -484,6 +489,9 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	}
 	for _, x := range p.Parts {
 		off += copy(ip[off:], x)
+	}
+	if p.GSOSize > 0 && hdr.TotalLen > r.MTU {
+		return s.sendGSO(&r, buf, hdr.TotalLen, p.GSOSize) // gso.go
 	}
 	if !p.NoCsum {
 		fillTransportChecksum(wire.IPv4(ip), p.Proto)

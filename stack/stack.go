@@ -349,7 +349,8 @@ type NIC struct {
 	loopback bool
 	ethernet bool
 	neigh    *neighborCache
-	tcpBatch *tcp.Batch // used only on the NIC's receive goroutine
+	tcpBatch *tcp.Batch  // used only on the NIC's receive goroutine
+	offl     nicOffloads // segmentation / receive offload state (gso.go)
 
 	amu     sync.RWMutex
 	addrs   []netip.Prefix
@@ -399,6 +400,7 @@ func (s *Stack) AddNIC(name string, ep link.Endpoint) *NIC {
 		n.neigh = newNeighborCache(n)
 	}
 	n.tcpBatch = s.TCP.NewBatch()
+	n.initOffloads()
 	s.mu.Lock()
 	n.id = len(s.nics)
 	s.nics = append(s.nics, n)

@@ -18,6 +18,13 @@ type Stats struct {
 		InUnknownEtherType  Counter
 		OutErrors           Counter // the endpoint refused a frame
 		OutQueueFull        Counter
+		// Offloads (gso.go, gro.go).
+		OutGSOFrames Counter // super-segments handed whole to a link that carries them
+		OutGSOSegs   Counter // segments cut in software in front of a link that cannot
+		InGSOFrames  Counter // super-segments received whole from a link that carries them
+		InGROFrames  Counter // coalesced packets delivered (each from two or more segments)
+		InGROSegs    Counter // segments that went into them
+		InBadOffload Counter // frames whose offload state did not match their bytes: dropped
 	}
 	ARP struct {
 		InRequests, InReplies   Counter

@@ -24,12 +24,17 @@ func (h tcpHost) Route(remote netip.Addr) (tcp.Route, error) {
 	if m, _, ok := h.s.pathMTU(remote); ok && m < mtu && !r.Local {
 		mtu = m // the path MTU learnt from ICMP (RFC 1191)
 	}
-	if remote.Is6() && !remote.Is4In6() {
+	v6 := remote.Is6() && !remote.Is4In6()
+	if v6 {
 		// TCP takes 40 bytes of headers off the MTU for its MSS, IPv4's
 		// size; IPv6's header is 20 bytes longer (RFC 8200 8.3).
 		mtu -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen
 	}
-	return tcp.Route{Source: r.Src, MTU: mtu}, nil
+	rt := tcp.Route{Source: r.Src, MTU: mtu}
+	if !r.Local && !v6 {
+		rt.GSOMax = r.NIC.gsoMax() // super-segments are IPv4 only (gso.go)
+	}
+	return rt, nil
 }
 
 // Output builds the TCP header and sends the segment with DF set (TCP
@@ -38,7 +43,7 @@ func (h tcpHost) Output(seg *tcp.Segment) error {
 	seg.Header.SrcPort = seg.Local.Port()
 	seg.Header.DstPort = seg.Remote.Port()
 	return h.s.writePacket(&OutPacket{Src: seg.Local.Addr(), Dst: seg.Remote.Addr(), Proto: wire.ProtoTCP,
-		TTL: seg.TTL, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}}, &seg.Header)
+		TTL: seg.TTL, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize}, &seg.Header)
 }
 
 func (s *Stack) tcpInErr(err error) {}

@@ -92,6 +92,7 @@ type Endpoint struct {
 	sndMSS, advMSS     int
 	peerMSS            int
 	rcvMSS, pmtu       int
+	gsoMax             int // largest super-segment the route takes (IP bytes); 0: none
 
 	// RTT estimation (RFC 6298).
 	srtt, rttvar, rto, minRTT time.Duration
@@ -405,6 +406,7 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 	e.remote = remote
 	e.rto, e.backoff, e.srtt, e.rttvar = initRTO, 0, 0, 0
 	e.pmtu = rt.MTU
+	e.gsoMax = rt.GSOMax
 	e.setupMSS()
 	e.iss = e.p.isn(e.local, e.remote, now)
 	e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss, e.iss
@@ -412,12 +414,26 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 	e.tsOffset = e.tsOffsetFor(now)
 	e.state = StateSynSent
 	e.chooseRcvWScale()
-	if !e.p.addConn(e) {
-		e.state = StateClosed
-		if e.autoBound {
-			e.p.releasePort(e)
+	// Two connects to one remote racing between choosing a port and
+	// entering the connection table may pick the same one: the loser
+	// chooses again.
+	for tries := 0; !e.p.addConn(e); tries++ {
+		if !e.autoBound || tries >= 8 {
+			e.state = StateClosed
+			if e.autoBound {
+				e.p.releasePort(e)
+			}
+			return syscall.EADDRNOTAVAIL
 		}
-		return syscall.EADDRNOTAVAIL
+		e.p.releasePort(e)
+		if err := e.p.bindConnect(e, src, remote, now); err != nil {
+			e.state = StateClosed
+			return err
+		}
+		e.iss = e.p.isn(e.local, e.remote, now)
+		e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss, e.iss
+		e.sbSeq = e.iss + 1
+		e.tsOffset = e.tsOffsetFor(now)
 	}
 	e.p.st.ActiveOpens.Add(1)
 	e.sendSYN(now, false)

@@ -18,12 +18,19 @@ type Segment struct {
 	Payload [2][]byte
 	TOS     uint8
 	TTL     uint8 // 0 means the host default
+	// GSOSize, when set, makes the segment a super-segment: its payload
+	// goes on the wire as segments of GSOSize bytes (the host or the link
+	// cuts it), each with this header and its own sequence number.
+	GSOSize int
 }
 
 // Route is what the host knows about the path to a remote address.
 type Route struct {
 	Source netip.Addr // the local address to use
 	MTU    int        // IP MTU of the route (the path MTU when known)
+	// GSOMax is the largest IP packet the host takes as one super-segment
+	// on this route (0: none above MTU).
+	GSOMax int
 }
 
 // Host is what TCP needs from the IP layer beneath it. The stack

@@ -128,6 +128,7 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	}
 	c.local, c.remote = k.local, k.remote
 	c.pmtu = rt.MTU
+	c.gsoMax = rt.GSOMax
 	c.setupMSS()
 	c.chooseRcvWScale()
 	c.irs = s.seq

@@ -111,11 +111,15 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	} else {
 		seg.Payload[0], seg.Payload[1] = nil, nil
 	}
-	e.p.st.OutSegs.Add(1)
+	segs := 1
+	if seg.GSOSize = e.gsoSize(n); seg.GSOSize > 0 {
+		segs = (n + seg.GSOSize - 1) / seg.GSOSize
+	}
+	e.p.st.OutSegs.Add(uint64(segs))
 	if flags&wire.TCPFlagRST != 0 {
 		e.p.st.OutRsts.Add(1)
 	}
-	e.segsOut++
+	e.segsOut += uint64(segs)
 	err := e.p.host.Output(seg)
 	if err != nil {
 		e.p.st.OutputErrors.Add(1)
@@ -303,10 +307,20 @@ func (e *Endpoint) output(now time.Duration) {
 			appLimited = true
 			break
 		}
-		n := min(avail, mss)
+		n := min(avail, e.gsoLimit(mss))
 		if len(e.sb.blocks) > 0 && seqLT(e.sndNxt, e.sndMax) {
 			if _, _, next, ok := e.sb.lookup(e.sndNxt); ok && int(next-e.sndNxt) < n {
 				n = int(next - e.sndNxt)
+			}
+		}
+		if n > mss {
+			// A super-segment: whole segments within cwnd and the window,
+			// else the one-segment rules below decide.
+			wnd := int(int32(e.sndUna + uint32(e.sndWnd) - e.sndNxt))
+			if m := gsoFit(n, mss, e.ccs.Cwnd-inflight, wnd); m > 0 {
+				n = m
+			} else {
+				n = mss
 			}
 		}
 		if n > 0 {

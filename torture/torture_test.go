@@ -63,34 +63,69 @@ type host struct {
 	net *socket.Net
 }
 
-func runSeed(t *testing.T, seed int64, n int) {
+// family is the network protocol a seed runs over: IPv4 here, IPv6 in
+// ipv6_torture_test.go, on the same grid of impairments.
+type family struct {
+	af   int
+	a, b netip.Prefix
+	opts stack.Options
+	v6   bool // EnableIPv6 on both NICs
+	// wrap puts extra links between the NICs and the pipe (nil: none);
+	// hostBad then reports the corrupted frames they delivered towards
+	// B (toB) or A, which the receiver must have dropped and counted.
+	wrap   func(seed int64, a, b link.Endpoint) (link.Endpoint, link.Endpoint, func(toB bool) uint64)
+	caught func(st *stack.Stack) uint64 // corrupted frames the receiver dropped and counted
+}
+
+var ipv4 = family{
+	af: socket.AF_INET, a: netip.MustParsePrefix("10.0.0.1/24"), b: netip.MustParsePrefix("10.0.0.2/24"),
+	caught: func(st *stack.Stack) uint64 {
+		return st.Stats().IP.InHdrErrors.Load() + // IP header checksum and sanity checks
+			st.Stats().IP.InDiscards.Load() // TCP checksum
+	},
+}
+
+func runSeed(t *testing.T, seed int64, n int) { runSeedOn(t, seed, n, ipv4) }
+
+func runSeedOn(t *testing.T, seed int64, n int, fam family) {
 	ea, eb := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500)
 	// Corrupt is noise on the wire, which the receiving NIC's FCS drops;
 	// CorruptHost is corruption past the FCS, which only the IP and TCP
 	// checksums can catch.
 	imp := link.NewImpair(ea, link.ImpairConfig{Seed: seed, Loss: 0.05, Reorder: 0.03, Duplicate: 0.01,
 		Corrupt: 0.002, CorruptHost: 0.005, Apply: link.ImpairBoth})
-	sa, sb := stack.New(stack.Options{}), stack.New(stack.Options{})
+	var epA, epB link.Endpoint = imp, eb
+	hostBad := func(bool) uint64 { return 0 }
+	if fam.wrap != nil {
+		epA, epB, hostBad = fam.wrap(seed, imp, eb)
+	}
+	sa, sb := stack.New(fam.opts), stack.New(fam.opts)
 	defer sa.Close()
 	defer sb.Close()
-	sa.AddNIC("eth0", imp).AddAddress(netip.MustParsePrefix("10.0.0.1/24"))
-	sb.AddNIC("eth0", eb).AddAddress(netip.MustParsePrefix("10.0.0.2/24"))
+	na, nb := sa.AddNIC("eth0", epA), sb.AddNIC("eth0", epB)
+	na.AddAddress(fam.a)
+	nb.AddAddress(fam.b)
+	if fam.v6 {
+		na.EnableIPv6()
+		nb.EnableIPv6()
+	}
 	a, b := socket.New(sa), socket.New(sb)
+	dst := socket.InetAddr(netip.AddrPortFrom(fam.b.Addr(), 5000))
 
-	l, err := b.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	l, err := b.Socket(fam.af, socket.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	l.Bind(socket.Inet("10.0.0.2", 5000))
+	l.Bind(dst)
 	l.Listen(1)
-	c, err := a.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	c, err := a.Socket(fam.af, socket.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	c.SetTimeout(30 * time.Second)
-	if err := c.Connect(socket.Inet("10.0.0.2", 5000)); err != nil {
+	if err := c.Connect(dst); err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	l.SetTimeout(30 * time.Second)
@@ -177,24 +212,24 @@ func runSeed(t *testing.T, seed int64, n int) {
 		name string
 		st   link.ImpairSnapshot
 		rcv  *stack.Stack
-	}{{"A→B", eg, sb}, {"B→A", in, sa}} {
+		host uint64
+	}{{"A→B", eg, sb, hostBad(true)}, {"B→A", in, sa, hostBad(false)}} {
 		if d.st.FCSDrops != d.st.Corrupted {
 			t.Errorf("%s: %d frames corrupted on the wire, %d dropped by the FCS", d.name, d.st.Corrupted, d.st.FCSDrops)
 		}
-		caught := d.rcv.Stats().IP.InHdrErrors.Load() + // IP header checksum and sanity checks
-			d.rcv.Stats().IP.InDiscards.Load() // TCP checksum
+		caught := fam.caught(d.rcv)
+		bad := d.st.BadDelivered + d.host
 		// A corrupted frame the next stage refused (OutputErrors) never
 		// reached the receiver.
-		if caught > d.st.BadDelivered || caught+d.st.OutputErrors < d.st.BadDelivered {
+		if caught > bad || caught+d.st.OutputErrors < bad {
 			t.Errorf("%s: %d corrupted frames delivered (%d refused by the link), %d dropped and counted by the receiver",
-				d.name, d.st.BadDelivered, d.st.OutputErrors, caught)
+				d.name, bad, d.st.OutputErrors, caught)
 		}
+		corruptedSeen.Add(bad)
 	}
-	corruptedSeen.Add(eg.BadDelivered + in.BadDelivered)
 	ia, ib := c.Net().Stack().TCP.Stats(), s.Net().Stack().TCP.Stats()
 	t.Logf("seed %d: %d MiB each way in %v; dropped %d dup %d reordered %d; corrupted on the wire %d (FCS drops %d), past the FCS %d (delivered with duplicates %d, dropped by checksums %d); retransmitted %d+%d",
 		seed, n>>20, time.Since(start).Round(time.Millisecond), eg.Dropped+in.Dropped, eg.Duplicated+in.Duplicated,
-		eg.Reordered+in.Reordered, eg.Corrupted+in.Corrupted, eg.FCSDrops+in.FCSDrops, eg.HostCorrupt+in.HostCorrupt,
-		eg.BadDelivered+in.BadDelivered, sa.Stats().IP.InHdrErrors.Load()+sb.Stats().IP.InHdrErrors.Load()+
-			sa.Stats().IP.InDiscards.Load()+sb.Stats().IP.InDiscards.Load(), ia.RetransSegs, ib.RetransSegs)
+		eg.Reordered+in.Reordered, eg.Corrupted+in.Corrupted, eg.FCSDrops+in.FCSDrops, eg.HostCorrupt+in.HostCorrupt+hostBad(true)+hostBad(false),
+		eg.BadDelivered+in.BadDelivered+hostBad(true)+hostBad(false), fam.caught(sa)+fam.caught(sb), ia.RetransSegs, ib.RetransSegs)
 }

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,16 +44,28 @@ import (
 const linkQueue = 1024
 
 // gvisorEnv returns two gVisor stacks, 10.0.0.1 (A) and 10.0.0.2 (B),
-// joined by channel.Endpoint links with the given IP MTU. One goroutine per
-// direction takes each outbound frame off one endpoint's queue, copies it
-// into a fresh packet buffer (as a real link would) and injects it into the
-// other endpoint. Frames carry no link header: channel.Endpoint is an
-// IP-level link, which is how gVisor's own tests use it.
-func gvisorEnv(mtu int) (*perf.Env, error) {
+// joined by channel.Endpoint links with the given IP MTU, behind a
+// gvLink giving them the run's link semantics. One goroutine per
+// direction takes each outbound frame off one endpoint's queue, copies
+// it into a fresh packet buffer (as a real link would) and injects it
+// into the other endpoint. Frames carry no link header: channel.Endpoint
+// is an IP-level link, which is how gVisor's own tests use it. With gso,
+// gVisor's TCP hands the link super-segments (GVisorGSOSupported) with
+// checksums left to the link (TX/RX checksum offload), as sockstack's
+// in-memory link carries its super-segments with partial checksums.
+func gvisorEnv(mtu int, mode perf.LinkMode, gso bool) (*perf.Env, error) {
 	addrA := tcpip.AddrFrom4([4]byte{10, 0, 0, 1})
 	addrB := tcpip.AddrFrom4([4]byte{10, 0, 0, 2})
-	ea := channel.New(linkQueue, uint32(mtu), "")
-	eb := channel.New(linkQueue, uint32(mtu), "")
+	ca := channel.New(linkQueue, uint32(mtu), "")
+	cb := channel.New(linkQueue, uint32(mtu), "")
+	if gso {
+		for _, c := range []*channel.Endpoint{ca, cb} {
+			c.SupportedGSOKind = stack.GVisorGSOSupported
+			c.LinkEPCapabilities |= stack.CapabilityTXChecksumOffload | stack.CapabilityRXChecksumOffload
+		}
+	}
+	ea := newGvLink(ca, mode)
+	eb := newGvLink(cb, mode)
 	sa, err := newGvisorStack(ea, addrA)
 	if err != nil {
 		return nil, err
@@ -63,8 +77,8 @@ func gvisorEnv(mtu int) (*perf.Env, error) {
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); forward(ea, eb) }()
-	go func() { defer wg.Done(); forward(eb, ea) }()
+	go func() { defer wg.Done(); forward(ea, cb) }()
+	go func() { defer wg.Done(); forward(eb, ca) }()
 
 	stackOf := func(side byte) *stack.Stack {
 		if side == 'A' {
@@ -96,11 +110,20 @@ func gvisorEnv(mtu int) (*perf.Env, error) {
 			}
 			return listenUDP(stackOf(side), fa)
 		},
+		Drops: func() perf.Drops {
+			d := perf.Drops{Link: ea.dropped.Load() + eb.dropped.Load()}
+			for _, s := range []*stack.Stack{sa, sb} {
+				st := s.Stats()
+				d.Stack += st.UDP.ReceiveBufferErrors.Value() + st.IP.MalformedPacketsReceived.Value() + st.UDP.MalformedPacketsReceived.Value()
+				d.Retrans += st.TCP.Retransmits.Value()
+			}
+			return d
+		},
 		Close: func() {
 			// Closing the endpoints closes their queues, which ends the
 			// forwarding goroutines.
-			ea.Close()
-			eb.Close()
+			ea.close()
+			eb.close()
 			wg.Wait()
 			sa.Close()
 			sb.Close()
@@ -110,7 +133,61 @@ func gvisorEnv(mtu int) (*perf.Env, error) {
 	}, nil
 }
 
-func newGvisorStack(ep *channel.Endpoint, addr tcpip.Address) (*stack.Stack, error) {
+// gvLink gives a channel.Endpoint the run's link semantics. Drop: a
+// packet that finds the queue full is lost (counted, and reported to
+// gVisor as sent, as a wire would). Push back: the writer waits until
+// the forwarder has taken a packet off the queue.
+type gvLink struct {
+	*channel.Endpoint
+	mode    perf.LinkMode
+	dropped atomic.Uint64
+	room    chan struct{} // a packet left the queue
+	done    chan struct{}
+	once    sync.Once
+}
+
+func newGvLink(c *channel.Endpoint, mode perf.LinkMode) *gvLink {
+	return &gvLink{Endpoint: c, mode: mode, room: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (l *gvLink) close() {
+	l.once.Do(func() { close(l.done) })
+	l.Endpoint.Close()
+}
+
+// WritePackets implements stack.LinkEndpoint.
+func (l *gvLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	if l.mode == perf.Drop {
+		n, err := l.Endpoint.WritePackets(pkts)
+		if err == nil && n < pkts.Len() {
+			l.dropped.Add(uint64(pkts.Len() - n))
+			n = pkts.Len()
+		}
+		return n, err
+	}
+	all := pkts.AsSlice()
+	for i := range all {
+		for {
+			var one stack.PacketBufferList
+			one.PushBack(all[i])
+			n, err := l.Endpoint.WritePackets(one)
+			if err != nil {
+				return i, err
+			}
+			if n == 1 {
+				break
+			}
+			select {
+			case <-l.room:
+			case <-l.done:
+				return i, &tcpip.ErrClosedForSend{}
+			}
+		}
+	}
+	return len(all), nil
+}
+
+func newGvisorStack(ep stack.LinkEndpoint, addr tcpip.Address) (*stack.Stack, error) {
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
@@ -138,12 +215,17 @@ func newGvisorStack(ep *channel.Endpoint, addr tcpip.Address) (*stack.Stack, err
 	return s, nil
 }
 
-// forward copies every frame queued for output on from into to's input.
-func forward(from, to *channel.Endpoint) {
+// forward copies every frame queued for output on from into to's input,
+// and tells a pushed-back writer of from that there is room.
+func forward(from *gvLink, to *channel.Endpoint) {
 	for {
 		pkt := from.ReadContext(context.Background())
 		if pkt == nil {
 			return // queue closed
+		}
+		select {
+		case from.room <- struct{}{}:
+		default:
 		}
 		v := pkt.ToView() // a copy of the whole frame
 		pkt.DecRef()
@@ -211,6 +293,8 @@ type config struct {
 	udp       int
 	only      map[string]bool
 	stacks    []string
+	links     []perf.LinkMode
+	gvisorGSO bool
 }
 
 // metric is one row of the table: a value per run.
@@ -265,12 +349,12 @@ func figures(cfg config) []figure {
 	}
 }
 
-func makeEnv(name string, mtu int) (*perf.Env, error) {
+func makeEnv(name string, mtu int, mode perf.LinkMode, gso bool) (*perf.Env, error) {
 	switch name {
 	case "sockstack":
-		return perf.Sockstack(mtu), nil
+		return perf.SockstackLink(mtu, mode), nil
 	case "gvisor":
-		return gvisorEnv(mtu)
+		return gvisorEnv(mtu, mode, gso)
 	case "linux":
 		return perf.Kernel(), nil
 	}
@@ -289,7 +373,21 @@ func main() {
 	flag.IntVar(&cfg.udp, "udp", 1000000, "datagrams for the udp figure")
 	flag.StringVar(&only, "only", "", "comma list of figures: bulk1500, bulk65000, rr, conn, mem, udp (default all)")
 	flag.StringVar(&stacks, "stacks", "sockstack,gvisor,linux", "comma list of stacks: sockstack, gvisor, linux")
+	var links string
+	flag.StringVar(&links, "link", "pushback,drop", "comma list of link semantics for both in-memory stacks: pushback (a full queue makes the sender wait), drop (a full queue loses the frame)")
+	flag.BoolVar(&cfg.gvisorGSO, "gvisor-gso", true, "give gVisor segmentation offload (GVisorGSOSupported, checksum offload) as sockstack has it on its in-memory link")
 	flag.Parse()
+	for _, l := range strings.Split(links, ",") {
+		switch strings.TrimSpace(l) {
+		case "pushback":
+			cfg.links = append(cfg.links, perf.PushBack)
+		case "drop":
+			cfg.links = append(cfg.links, perf.Drop)
+		default:
+			fmt.Fprintf(os.Stderr, "unknown link semantics %q (want pushback, drop)\n", l)
+			os.Exit(2)
+		}
+	}
 	cfg.bulkBytes = bulkMiB << 20
 	if only != "" {
 		cfg.only = map[string]bool{}
@@ -317,8 +415,8 @@ func main() {
 }
 
 func run(out, progress io.Writer, cfg config) error {
-	fmt.Fprintf(out, "%s; GOMAXPROCS %d of %d CPUs; runs %d; bulk %d MiB, rr %d, conn %v, mem %d, udp %d\n\n",
-		gvisorVersion(), runtime.GOMAXPROCS(0), runtime.NumCPU(), cfg.runs, cfg.bulkBytes>>20, cfg.rr, cfg.conn, cfg.mem, cfg.udp)
+	fmt.Fprintf(out, "%s; GOMAXPROCS %d of %d CPUs; runs %d; bulk %d MiB, rr %d, conn %v, mem %d, udp %d; gVisor GSO %v\n\n",
+		gvisorVersion(), runtime.GOMAXPROCS(0), runtime.NumCPU(), cfg.runs, cfg.bulkBytes>>20, cfg.rr, cfg.conn, cfg.mem, cfg.udp, cfg.gvisorGSO)
 	cols := append([]string(nil), cfg.stacks...)
 	hasRatio := contains(cfg.stacks, "sockstack") && contains(cfg.stacks, "gvisor")
 	hdr := "| figure | unit |"
@@ -332,76 +430,14 @@ func run(out, progress io.Writer, cfg config) error {
 		sep += "---|"
 	}
 	var rows, notes []string
-	for _, f := range figures(cfg) {
-		if cfg.only != nil && !cfg.only[f.name] {
-			continue
-		}
-		// vals[stack][metric] = one value per run. Runs interleave the
-		// stacks so that drift on this shared machine hits all alike.
-		vals := map[string][][]float64{}
-		for _, s := range cfg.stacks {
-			vals[s] = make([][]float64, len(f.metrics))
-		}
-		failed := map[string]bool{}
-		for i := 0; i < cfg.runs; i++ {
-			for _, s := range cfg.stacks {
-				if failed[s] {
-					continue
-				}
-				if s == "linux" && f.name == "mem" {
-					// perf.Mem leaks the accepted side when a dial fails,
-					// so do not start what cannot finish.
-					if lim := fileLimit(); lim < uint64(2*cfg.mem+64) {
-						failed[s] = true
-						notes = append(notes, fmt.Sprintf("mem on linux skipped: %d connections need %d file descriptors, the limit is %d (and cannot be raised here)", cfg.mem, 2*cfg.mem+64, lim))
-						fmt.Fprintln(progress, notes[len(notes)-1])
-						continue
-					}
-				}
-				env, err := makeEnv(s, f.mtu)
-				if err != nil {
-					return err
-				}
-				t0 := time.Now()
-				v, err := f.run(env)
-				env.Close()
-				if err != nil {
-					// One stack failing a figure (say, Linux out of file
-					// descriptors for mem) must not lose the others.
-					failed[s] = true
-					notes = append(notes, fmt.Sprintf("%s on %s failed in run %d: %v", f.name, s, i+1, err))
-					fmt.Fprintln(progress, notes[len(notes)-1])
-					continue
-				}
-				fmt.Fprintf(progress, "%s %s run %d: %s (%.1fs)\n", f.name, s, i+1, fmtVals(v), time.Since(t0).Seconds())
-				for m := range f.metrics {
-					vals[s][m] = append(vals[s][m], v[m])
-				}
-				debug.FreeOSMemory() // start each measurement from a settled heap
+	for _, mode := range cfg.links {
+		for _, f := range figures(cfg) {
+			if cfg.only != nil && !cfg.only[f.name] {
+				continue
 			}
-		}
-		for m, mt := range f.metrics {
-			row := fmt.Sprintf("| %s | %s |", mt.figure, mt.unit)
-			for _, s := range cols {
-				if failed[s] {
-					row += " – (see note) |"
-					continue
-				}
-				med, lo, hi := median(vals[s][m])
-				row += fmt.Sprintf(" %s [%s–%s] |", num(med), num(lo), num(hi))
-			}
-			if hasRatio && (failed["sockstack"] || failed["gvisor"]) {
-				row += " – |"
-			} else if hasRatio {
-				a, _, _ := median(vals["sockstack"][m])
-				b, _, _ := median(vals["gvisor"][m])
-				if b != 0 {
-					row += fmt.Sprintf(" %.2f |", a/b)
-				} else {
-					row += " – |"
-				}
-			}
-			rows = append(rows, row)
+			r, n := runFigure(progress, cfg, f, mode, cols, hasRatio)
+			rows = append(rows, r...)
+			notes = append(notes, n...)
 		}
 	}
 	fmt.Fprintln(out, hdr)
@@ -416,6 +452,108 @@ func run(out, progress io.Writer, cfg config) error {
 		}
 	}
 	return nil
+}
+
+// dropMetrics follow every figure but mem: what the link between the
+// hosts lost, what the stacks dropped themselves, and TCP's
+// retransmissions, per run (the Linux column has none of them).
+var dropMetrics = []metric{{"link drops", "frames", false}, {"stack drops", "packets", false}, {"TCP retransmits", "segments", false}}
+
+// runFigure measures one figure under one link semantics for every
+// stack and returns its table rows and notes.
+func runFigure(progress io.Writer, cfg config, f figure, mode perf.LinkMode, cols []string, hasRatio bool) (rows, notes []string) {
+	metrics := f.metrics
+	withDrops := f.name != "mem"
+	if withDrops {
+		metrics = append(append([]metric(nil), f.metrics...), dropMetrics...)
+	}
+	// vals[stack][metric] = one value per run. Runs interleave the
+	// stacks so that drift on this shared machine hits all alike.
+	vals := map[string][][]float64{}
+	for _, s := range cfg.stacks {
+		vals[s] = make([][]float64, len(metrics))
+	}
+	failed := map[string]bool{}
+	for i := 0; i < cfg.runs; i++ {
+		for _, s := range cfg.stacks {
+			if failed[s] {
+				continue
+			}
+			if s == "linux" && mode != cfg.links[0] {
+				// Loopback has one behaviour of its own; measure it once.
+				failed[s] = true
+				continue
+			}
+			if s == "linux" && f.name == "mem" {
+				// perf.Mem leaks the accepted side when a dial fails,
+				// so do not start what cannot finish.
+				if lim := fileLimit(); lim < uint64(2*cfg.mem+64) {
+					failed[s] = true
+					notes = append(notes, fmt.Sprintf("mem on linux skipped: %d connections need %d file descriptors, the limit is %d (and cannot be raised here)", cfg.mem, 2*cfg.mem+64, lim))
+					fmt.Fprintln(progress, notes[len(notes)-1])
+					continue
+				}
+			}
+			env, err := makeEnv(s, f.mtu, mode, cfg.gvisorGSO)
+			if err != nil {
+				notes = append(notes, err.Error())
+				failed[s] = true
+				continue
+			}
+			var before perf.Drops
+			if env.Drops != nil {
+				before = env.Drops()
+			}
+			t0 := time.Now()
+			v, err := f.run(env)
+			if withDrops {
+				if env.Drops != nil {
+					after := env.Drops()
+					v = append(v, float64(after.Link-before.Link), float64(after.Stack-before.Stack), float64(after.Retrans-before.Retrans))
+				} else {
+					v = append(v, math.NaN(), math.NaN(), math.NaN())
+				}
+			}
+			env.Close()
+			if err != nil {
+				// One stack failing a figure (say, Linux out of file
+				// descriptors for mem) must not lose the others.
+				failed[s] = true
+				notes = append(notes, fmt.Sprintf("%s (%v) on %s failed in run %d: %v", f.name, mode, s, i+1, err))
+				fmt.Fprintln(progress, notes[len(notes)-1])
+				continue
+			}
+			fmt.Fprintf(progress, "%s (%v) %s run %d: %s (%.1fs)\n", f.name, mode, s, i+1, fmtVals(v), time.Since(t0).Seconds())
+			for m := range metrics {
+				vals[s][m] = append(vals[s][m], v[m])
+			}
+			debug.FreeOSMemory() // start each measurement from a settled heap
+		}
+	}
+	for m, mt := range metrics {
+		row := fmt.Sprintf("| %s, link %v | %s |", mt.figure, mode, mt.unit)
+		for _, s := range cols {
+			if failed[s] || len(vals[s][m]) == 0 || math.IsNaN(vals[s][m][0]) {
+				row += " – |"
+				continue
+			}
+			med, lo, hi := median(vals[s][m])
+			row += fmt.Sprintf(" %s [%s–%s] |", num(med), num(lo), num(hi))
+		}
+		if hasRatio && (failed["sockstack"] || failed["gvisor"] || m >= len(f.metrics)) {
+			row += " – |"
+		} else if hasRatio {
+			a, _, _ := median(vals["sockstack"][m])
+			b, _, _ := median(vals["gvisor"][m])
+			if b != 0 {
+				row += fmt.Sprintf(" %.2f |", a/b)
+			} else {
+				row += " – |"
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, notes
 }
 
 func fmtVals(v []float64) string {
