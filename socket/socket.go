@@ -690,6 +690,8 @@ func (s *Socket) Drops() uint64 {
 		return e.ep.Drops()
 	case *packetEP:
 		return e.Drops()
+	case *canRawEP:
+		return s.CANDrops()
 	}
 	return 0
 }
