@@ -104,11 +104,7 @@ func TestInteropLossCC(t *testing.T) {
 			c := l.cmd(ctx, "sh", "-c", fmt.Sprintf("socat -u TCP-LISTEN:%d,reuseaddr%s - | sha256sum", port, opt))
 			var out syncBuffer
 			c.Stdout, c.Stderr = &out, &out
-			if err := c.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- c.Wait() }()
+			done := startCmd(t, c)
 			l.waitListen(t, "tcp", port)
 			s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
 			if err != nil {
@@ -168,11 +164,7 @@ func recvFromKernelOpt(t *testing.T, l *lab, h *host, port int, path, opt string
 	c := l.cmd(ctx, "socat", "-u", "OPEN:"+path, fmt.Sprintf("TCP:%v:%d%s", stackIP, port, opt))
 	var out syncBuffer
 	c.Stdout, c.Stderr = &out, &out
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
+	done := startCmd(t, c)
 	start := time.Now()
 	conn, _, err := ls.Accept()
 	if err != nil {

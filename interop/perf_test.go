@@ -106,11 +106,7 @@ func (l *lab) kernelToKernel(t *testing.T, ns2 string, port int, size int64) tim
 	defer cancel()
 	srv := exec.CommandContext(ctx, "ip", "netns", "exec", ns2, "socat", "-b262144", "-u", fmt.Sprintf("TCP-LISTEN:%d,reuseaddr", port), "OPEN:/dev/null")
 	srv.WaitDelay = 2 * time.Second
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Wait() }()
+	done := startCmd(t, srv)
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		out, _ := exec.Command("ip", "netns", "exec", ns2, "ss", "-H", "-ltn", fmt.Sprintf("sport = :%d", port)).Output()
@@ -164,11 +160,7 @@ func sendZerosTo(t *testing.T, l *lab, h *host, kaddr string, port int, size int
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := l.cmd(ctx, "socat", "-b262144", "-u", fmt.Sprintf("TCP-LISTEN:%d,reuseaddr", port), "OPEN:/dev/null")
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
+	done := startCmd(t, c)
 	l.waitListen(t, "tcp", port)
 	s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
 	if err != nil {
@@ -220,11 +212,7 @@ func recvZerosSocat(t *testing.T, l *lab, h *host, port int, size int64, args ..
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := l.cmd(ctx, append([]string{"socat"}, args...)...)
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
+	done := startCmd(t, c)
 	start := time.Now()
 	conn, _, err := ls.Accept()
 	if err != nil {

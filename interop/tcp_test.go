@@ -108,11 +108,7 @@ func sendToKernel(t *testing.T, l *lab, h *host, port int, path string, limit ti
 	c := l.cmd(ctx, "sh", "-c", fmt.Sprintf("socat -u TCP-LISTEN:%d,reuseaddr - | sha256sum", port))
 	var out syncBuffer
 	c.Stdout, c.Stderr = &out, &out
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
+	done := startCmd(t, c)
 	l.waitListen(t, "tcp", port)
 
 	s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
@@ -210,11 +206,7 @@ func TestInteropThroughput(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		c := l.cmd(ctx, "socat", "-u", "TCP-LISTEN:5003,reuseaddr", "OPEN:/dev/null")
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- c.Wait() }()
+		done := startCmd(t, c)
 		l.waitListen(t, "tcp", 5003)
 		s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
 		if err != nil {
