@@ -799,32 +799,43 @@ func (s *Stack) receiveUDP(n *NIC, h wire.IPv4, bcast bool) {
 	}
 	src, dst := h.Src(), h.Dst()
 	from := netip.AddrPortFrom(src, u.SrcPort())
-	if bcast {
+	if !deliverUDP(s, u, src, dst, from, h, bcast, (*DgramEndpoint).enqueue) {
+		s.sendICMPError(h, wire.ICMPDestUnreach, wire.ICMPPortUnreach, 0)
+	}
+}
+
+// deliverUDP hands a checked datagram of either IP version to its
+// endpoints: every match when fanout (broadcast, multicast), else the
+// best one. False means no endpoint has the unicast port; the caller
+// answers port unreachable in its own ICMP.
+func deliverUDP[H wire.IPv4 | wire.IPv6](s *Stack, u wire.UDP, src, dst netip.Addr, from netip.AddrPort, h H, fanout bool, enqueue func(*DgramEndpoint, []byte, netip.AddrPort, H) bool) bool {
+	st := &s.stats.UDP
+	if fanout {
 		var buf [8]*DgramEndpoint
 		eps := s.udp.lookupAll(dst, u.DstPort(), src, u.SrcPort(), buf[:0])
 		if len(eps) == 0 {
 			st.NoPorts.Add(1)
-			return
+			return true
 		}
 		st.InDatagrams.Add(1)
 		for _, e := range eps {
-			if !e.enqueue(u.Payload(), from, h) {
+			if !enqueue(e, u.Payload(), from, h) {
 				st.RcvbufErrors.Add(1)
 			}
 		}
-		return
+		return true
 	}
 	e := s.udp.lookup(dst, u.DstPort(), src, u.SrcPort())
 	if e == nil {
 		st.NoPorts.Add(1)
-		s.sendICMPError(h, wire.ICMPDestUnreach, wire.ICMPPortUnreach, 0)
-		return
+		return false
 	}
 	st.InDatagrams.Add(1)
-	if !e.enqueue(u.Payload(), from, h) {
+	if !enqueue(e, u.Payload(), from, h) {
 		st.RcvbufErrors.Add(1)
 		st.InErrors.Add(1)
 	}
+	return true
 }
 
 // rawTable holds raw endpoints; each gets a copy of every packet of its protocol.

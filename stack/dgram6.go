@@ -206,31 +206,8 @@ func (s *Stack) receiveUDP6(n *NIC, h wire.IPv6, p []byte, mcast bool) {
 	}
 	src, dst := h.Src(), h.Dst()
 	from := netip.AddrPortFrom(scoped(src, n), u.SrcPort())
-	if mcast {
-		var buf [8]*DgramEndpoint
-		eps := s.udp.lookupAll(dst, u.DstPort(), src, u.SrcPort(), buf[:0])
-		if len(eps) == 0 {
-			st.NoPorts.Add(1)
-			return
-		}
-		st.InDatagrams.Add(1)
-		for _, e := range eps {
-			if !e.enqueue6(u.Payload(), from, h) {
-				st.RcvbufErrors.Add(1)
-			}
-		}
-		return
-	}
-	e := s.udp.lookup(dst, u.DstPort(), src, u.SrcPort())
-	if e == nil {
-		st.NoPorts.Add(1)
+	if !deliverUDP(s, u, src, dst, from, h, mcast, (*DgramEndpoint).enqueue6) {
 		s.sendICMPv6Error(h, wire.ICMPv6DestUnreach, wire.ICMPv6PortUnreach, 0)
-		return
-	}
-	st.InDatagrams.Add(1)
-	if !e.enqueue6(u.Payload(), from, h) {
-		st.RcvbufErrors.Add(1)
-		st.InErrors.Add(1)
 	}
 }
 
