@@ -37,6 +37,7 @@ func Cases() []Case {
 	cs = append(cs, multicastCases()...)
 	cs = append(cs, rawCases()...)
 	cs = append(cs, optionCases()...)
+	cs = append(cs, Cases6()...) // cases6.go
 	return cs
 }
 

@@ -7,7 +7,6 @@ package conformance
 // checkPin): the test fails when that answer changes, and when the case
 // starts to agree with Linux (the entry must then go).
 const (
-	rNoIPv6      = "by design for now: sockstack has no IPv6 (socket(AF_INET6) is EAFNOSUPPORT)"
 	rJiffies     = "host kernel detail: Linux keeps socket timeouts in jiffies (HZ=250 here, 4 ms steps); sockstack keeps the exact duration"
 	rCongDefault = "host configuration: the kernel's default congestion control is net.ipv4.tcp_congestion_control (bbr here); sockstack's default is cubic"
 	rLateConnect = "Linux quirk: after a non-blocking connect completes the socket stays SS_CONNECTING until the next connect(), which returns 0; sockstack already counts it connected (EISCONN), like a socket connected by a blocking connect"
@@ -18,7 +17,6 @@ const (
 )
 
 var knownDifferences = map[string]string{
-	"socket/inet6 stream":                            rNoIPv6,
 	"sockopt/SO_RCVTIMEO rounding":                   rJiffies,
 	"opt/tcp/TCP_CONGESTION default":                 rCongDefault,
 	"opt/tcp/TCP_CONGESTION=\"nosuchcc\"":            rCongDefault,

@@ -11,7 +11,9 @@ package hostsock
 
 import (
 	"errors"
+	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -215,17 +217,26 @@ func encode(a socket.Sockaddr) (*rawAddr, error) {
 			return nil, syscall.EINVAL
 		}
 		port := v.AddrPort.Port()
-		if ad.Is4() || ad.Is4In6() {
+		if ad.Is4() {
 			sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.buf[0]))
 			sa.Family = unix.AF_INET
 			sa.Port = htons(port)
-			sa.Addr = ad.Unmap().As4()
+			sa.Addr = ad.As4()
 			r.len = unix.SizeofSockaddrInet4
 		} else {
+			// AF_INET6, v4-mapped addresses included; the zone is the
+			// scope id (an interface name or index).
 			sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.buf[0]))
 			sa.Family = unix.AF_INET6
 			sa.Port = htons(port)
 			sa.Addr = ad.As16()
+			if z := ad.Zone(); z != "" {
+				id, err := scopeID(z)
+				if err != nil {
+					return nil, err
+				}
+				sa.Scope_id = id
+			}
 			r.len = unix.SizeofSockaddrInet6
 		}
 	case socket.Unspec, *socket.Unspec:
@@ -275,7 +286,11 @@ func decode(buf []byte, n uint32) socket.Sockaddr {
 		return socket.InetAddr(netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), ntohs(sa.Port)))
 	case unix.AF_INET6:
 		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&buf[0]))
-		return socket.InetAddr(netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), ntohs(sa.Port)))
+		a := netip.AddrFrom16(sa.Addr)
+		if sa.Scope_id != 0 {
+			a = a.WithZone(zoneName(sa.Scope_id))
+		}
+		return socket.InetAddr(netip.AddrPortFrom(a, ntohs(sa.Port)))
 	case unix.AF_UNIX:
 		sa := (*unix.RawSockaddrUnix)(unsafe.Pointer(&buf[0]))
 		l := int(n) - 2
@@ -660,3 +675,23 @@ func (s *Socket) GetSockName() (socket.Sockaddr, error) { return s.name(unix.SYS
 
 // GetPeerName is the connected peer (ENOTCONN when none).
 func (s *Socket) GetPeerName() (socket.Sockaddr, error) { return s.name(unix.SYS_GETPEERNAME) }
+
+// scopeID is the interface index a zone names (a name or a number).
+func scopeID(z string) (uint32, error) {
+	if ifi, err := net.InterfaceByName(z); err == nil {
+		return uint32(ifi.Index), nil
+	}
+	id, err := strconv.ParseUint(z, 10, 32)
+	if err != nil {
+		return 0, syscall.ENODEV
+	}
+	return uint32(id), nil
+}
+
+// zoneName names an interface index, or gives the number.
+func zoneName(id uint32) string {
+	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
+		return ifi.Name
+	}
+	return strconv.FormatUint(uint64(id), 10)
+}

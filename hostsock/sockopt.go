@@ -73,6 +73,23 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 			mr.Interface = m.Interface.Unmap().As4()
 		}
 		return unix.SetsockoptIPMreq(fd, level, name, &mr)
+	case level == socket.IPPROTO_IPV6 && (name == socket.IPV6_JOIN_GROUP || name == socket.IPV6_LEAVE_GROUP):
+		m, ok := v.(socket.IPv6Mreq)
+		if !ok {
+			return syscall.EINVAL
+		}
+		mr := unix.IPv6Mreq{Interface: uint32(m.Interface)}
+		if m.Multiaddr.IsValid() {
+			mr.Multiaddr = m.Multiaddr.As16()
+		}
+		return unix.SetsockoptIPv6Mreq(fd, level, name, &mr)
+	case level == socket.IPPROTO_ICMPV6 && name == socket.ICMP6_FILTER:
+		f, ok := v.(socket.ICMP6Filter)
+		if !ok {
+			return syscall.EINVAL
+		}
+		kf := unix.ICMPv6Filter{Data: f}
+		return unix.SetsockoptICMPv6Filter(fd, level, name, &kf)
 	case level == socket.SOL_IP && name == socket.IP_MULTICAST_IF:
 		a, ok := v.(netip.Addr)
 		if !ok {
@@ -122,6 +139,14 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 			return socket.Linger{OnOff: l.Onoff != 0, Linger: int(l.Linger)}, nil
 		case socket.SO_BINDTODEVICE:
 			return unix.GetsockoptString(fd, level, name)
+		}
+	case socket.IPPROTO_ICMPV6:
+		if name == socket.ICMP6_FILTER {
+			f, err := unix.GetsockoptICMPv6Filter(fd, level, name)
+			if err != nil {
+				return nil, err
+			}
+			return socket.ICMP6Filter(f.Data), nil
 		}
 	case socket.SOL_IP:
 		if name == socket.IP_MULTICAST_IF {

@@ -47,6 +47,14 @@ type ImpairConfig struct {
 	Jitter time.Duration // plus a uniform random part in [0, Jitter); order is kept
 	Rate   int64         // bits/s of a bottleneck; 0 = unlimited
 
+	// MarkCE marks an ECN-capable IPv4 packet (ECT(0) or ECT(1)) CE
+	// with this probability (one more draw per frame when set); CEQueue
+	// marks every ECN-capable packet that finds at least CEQueue frames
+	// waiting for Delay/Rate, as a router's step AQM would. Packets that
+	// are not ECN-capable are never marked (RFC 3168 5).
+	MarkCE  float64
+	CEQueue int
+
 	// QueueLimit bounds the frames waiting for Delay/Rate per direction;
 	// frames beyond it are dropped (QueueDrops), as at a router's queue.
 	// 0 means DefaultImpairQueue.
@@ -72,19 +80,21 @@ type ImpairStats struct {
 	Delayed      atomic.Uint64 // waited in the delay/rate queue
 	QueueDrops   atomic.Uint64 // dropped at a full delay/rate queue
 	OutputErrors atomic.Uint64 // refused by the next stage (its own counters say why)
+	CEMarked     atomic.Uint64 // ECN-capable packets marked CE (MarkCE, CEQueue)
 }
 
 // ImpairSnapshot is a plain copy of ImpairStats.
 type ImpairSnapshot struct {
 	Frames, Dropped, Duplicated, Reordered, Corrupted, Delayed, QueueDrops, OutputErrors uint64
 	FCSDrops, HostCorrupt, BadDelivered                                                  uint64
+	CEMarked                                                                             uint64
 }
 
 // Snapshot reads all counters.
 func (s *ImpairStats) Snapshot() ImpairSnapshot {
 	return ImpairSnapshot{s.Frames.Load(), s.Dropped.Load(), s.Duplicated.Load(), s.Reordered.Load(),
 		s.Corrupted.Load(), s.Delayed.Load(), s.QueueDrops.Load(), s.OutputErrors.Load(),
-		s.FCSDrops.Load(), s.HostCorrupt.Load(), s.BadDelivered.Load()}
+		s.FCSDrops.Load(), s.HostCorrupt.Load(), s.BadDelivered.Load(), s.CEMarked.Load()}
 }
 
 // Impair is middleware that loses, duplicates, reorders, corrupts, delays
@@ -322,6 +332,10 @@ func (p *impairPath) process(frames [][]byte) error {
 		// decide CorruptHost, so adding it kept every seed's stream.
 		uHost := float64(uBits>>11) / (1 << 53)
 		pos := [3]uint64{p.rng.Uint64(), p.rng.Uint64(), p.rng.Uint64()}
+		uCE := 1.0
+		if c.MarkCE > 0 {
+			uCE = p.rng.Float64()
+		}
 		if uLoss < c.Loss {
 			p.st.Dropped.Add(1)
 			continue
@@ -339,6 +353,13 @@ func (p *impairPath) process(frames [][]byte) error {
 				p.putBuf(g)
 				continue
 			}
+		}
+		if uCE < c.MarkCE && p.ectOffset(g) >= 0 {
+			// A router on the way marks it (and writes a new FCS).
+			if !owned {
+				g, owned = p.getBuf(f), true
+			}
+			p.markCE(g)
 		}
 		if uHost < c.CorruptHost && len(p.ipv4Region(g)) >= 2 {
 			if !owned {
@@ -380,6 +401,41 @@ func (p *impairPath) process(frames [][]byte) error {
 		}
 	}
 	return p.flush()
+}
+
+// ectOffset is the offset of the IPv4 header of an ECN-capable
+// (ECT(0) or ECT(1)) packet in frame b, or -1.
+func (p *impairPath) ectOffset(b []byte) int {
+	off := 0
+	if p.m.inner.Kind() == KindEthernet {
+		if len(b) < wire.EthernetHeaderLen || b[12] != 0x08 || b[13] != 0x00 {
+			return -1
+		}
+		off = wire.EthernetHeaderLen
+	}
+	if len(b) < off+20 || b[off]>>4 != 4 {
+		return -1
+	}
+	if e := b[off+1] & 3; e == 0 || e == 3 {
+		return -1 // not ECN-capable, or already marked
+	}
+	return off
+}
+
+// markCE sets CE in the ECN field of b's IPv4 header (ectOffset >= 0)
+// and updates the header checksum incrementally (RFC 1624).
+func (p *impairPath) markCE(b []byte) {
+	off := p.ectOffset(b)
+	if off < 0 {
+		return
+	}
+	old := uint16(b[off])<<8 | uint16(b[off+1])
+	b[off+1] |= 3
+	nw := uint16(b[off])<<8 | uint16(b[off+1])
+	hc := uint16(b[off+10])<<8 | uint16(b[off+11])
+	hc = wire.UpdateChecksum(hc, old, nw)
+	b[off+10], b[off+11] = byte(hc>>8), byte(hc)
+	p.st.CEMarked.Add(1)
 }
 
 func (p *impairPath) countBad(bad bool) {
@@ -473,6 +529,9 @@ func (p *impairPath) emit(g []byte, owned, bad bool, now time.Time, jit time.Dur
 	p.countBad(bad)
 	if !owned {
 		g = p.getBuf(g)
+	}
+	if c.CEQueue > 0 && p.rlen >= c.CEQueue && p.ectOffset(g) >= 0 {
+		p.markCE(g)
 	}
 	t := now
 	if c.Rate > 0 {

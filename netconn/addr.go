@@ -115,15 +115,16 @@ func splitHostPort(network, address string) (string, uint16, error) {
 func lookupHost(ctx context.Context, n *socket.Net, r Resolver, k kind, host string, listen bool) ([]netip.Addr, error) {
 	if host == "" {
 		if listen {
-			if k.v6only {
-				return []netip.Addr{netip.IPv6Unspecified()}, nil
+			// Package net listens on a dual-stack :: unless told "tcp4".
+			if k.v4only {
+				return []netip.Addr{netip.IPv4Unspecified()}, nil
 			}
-			return []netip.Addr{netip.IPv4Unspecified()}, nil
+			return []netip.Addr{netip.IPv6Unspecified()}, nil
 		}
 		host = "localhost"
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
-		return filterAddrs(k, host, []netip.Addr{a.WithZone("")})
+		return filterAddrs(k, host, []netip.Addr{a}) // the zone is the scope id
 	}
 	if r != nil {
 		addrs, err := r.LookupNetIP(ctx, "ip", host)
@@ -198,8 +199,7 @@ func dnsError(host string, err error) error {
 	return de
 }
 
-// filterAddrs keeps the addresses k can use, IPv4 first (the stack has
-// no IPv6 yet).
+// filterAddrs keeps the addresses k can use, IPv4 first.
 func filterAddrs(k kind, host string, in []netip.Addr) ([]netip.Addr, error) {
 	var v4, v6 []netip.Addr
 	for _, a := range in {

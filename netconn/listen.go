@@ -79,6 +79,11 @@ func (lc *ListenConfig) bound(ctx context.Context, network string, k kind, addre
 	if err != nil {
 		return fail(na, mapErr("socket", err, false))
 	}
+	if family == socket.AF_INET6 {
+		// As package net: "tcp6"/"udp6" are IPv6 only, "tcp"/"udp" on
+		// a wildcard take both families (IPV6_V6ONLY off).
+		_ = s.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, b2i(k.v6only))
+	}
 	if k.inet && k.stream {
 		// Package net sets SO_REUSEADDR on listeners so a restarted
 		// server can bind while old connections sit in TIME_WAIT.

@@ -21,7 +21,8 @@ func TestUDPPacketConnRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	if got := pc.LocalAddr().String(); got != "0.0.0.0:9999" {
+	// Package net on a dual-stack host listens on [::] for "udp" ":port".
+	if got := pc.LocalAddr().String(); got != "[::]:9999" {
 		t.Errorf("LocalAddr = %s", got)
 	}
 	if _, ok := pc.LocalAddr().(*net.UDPAddr); !ok {

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*"; }
 
 # 1. Packages. The interop tests need root; as root we install the tools.
-tools="tshark tcpdump iputils-ping socat netcat-openbsd curl tftp-hpa tftpd-hpa iproute2 python3 tmux"
+tools="tshark tcpdump iputils-ping socat netcat-openbsd curl tftp-hpa tftpd-hpa iproute2 python3 tmux ethtool"
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
 	missing=""
 	for p in $tools; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
@@ -45,6 +45,9 @@ step "torture: 20 seeds, 5% loss, 3% reordering, 1% duplication, 0.1% corruption
 # 100 MiB each way per seed (the issue's figure); TORTURE_MIB overrides.
 TORTURE_MIB=${TORTURE_MIB:-100} go test -timeout 40m -run Torture -v ./torture | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|torture_test' || exit 1
 go test -race -timeout 10m ./torture
+
+step "simulator: every scenario whole, three times, and the 1,000-seed virtual-time torture grid (no -race)"
+SIM_FULL=1 SIM_GRID_SEEDS=1000 go test -timeout 30m -run 'TestFull' ./sim
 
 step "interop with the Linux kernel (root: namespaces, TAP devices; skipped otherwise)"
 go test -timeout 20m -v ./interop

@@ -52,6 +52,8 @@ type Sim struct {
 
 	stopped bool
 	kick    chan struct{} // set when the loop runs on real (synctest) time
+	bubble  bool
+	start   time.Time
 }
 
 // New makes an empty simulation seeded with seed.
@@ -64,13 +66,23 @@ func (s *Sim) Seed() uint64 { return s.seed }
 func (s *Sim) Now() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.refreshLocked()
 	return time.Duration(s.now)
 }
 
 func (s *Sim) nowNS() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.refreshLocked()
 	return s.now
+}
+
+// refreshLocked follows the clock of a synctest bubble (time.Now there is
+// virtual); in the pure event loop time moves only by events.
+func (s *Sim) refreshLocked() {
+	if s.bubble {
+		s.now = max(s.now, int64(time.Since(s.start)))
+	}
 }
 
 // Time is Now as a time.Time.
@@ -91,6 +103,7 @@ func (s *Sim) SeedBytes(name string) []byte {
 
 // push queues an event d after now; s.mu is held.
 func (s *Sim) pushLocked(at int64, a actor, arg uint64, p *packet) {
+	s.refreshLocked()
 	if at < s.now {
 		at = s.now
 	}
@@ -169,6 +182,12 @@ func (s *Sim) After(d time.Duration, f func()) { s.schedule(d, funcActor(f), 0, 
 func (s *Sim) Stop() {
 	s.mu.Lock()
 	s.stopped = true
+	if s.kick != nil {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
 	s.mu.Unlock()
 }
 
@@ -209,6 +228,56 @@ func (s *Sim) Run(until time.Duration) error {
 		if s.MaxEvents > 0 && s.Events > s.MaxEvents {
 			return ErrEventBound
 		}
+	}
+}
+
+// UseBubble switches the simulation to the clock of the testing/synctest
+// bubble it is called in: events run when the bubble's time reaches
+// them, so goroutines of the bubble (net/http over netconn, say) and the
+// simulated links share one virtual time. Call it before building hosts,
+// inside the bubble, and drive the loop with RunBubble on a goroutine of
+// the bubble.
+func (s *Sim) UseBubble() {
+	s.mu.Lock()
+	s.bubble = true
+	s.start = time.Now().Add(-time.Duration(s.now))
+	s.kick = make(chan struct{}, 1)
+	s.mu.Unlock()
+}
+
+// RunBubble is Run for a bubble: between events it sleeps on a timer of
+// the bubble (which advances virtual time once every goroutine is
+// blocked) or until a goroutine schedules an earlier event.
+func (s *Sim) RunBubble(until time.Duration) error {
+	end := int64(until)
+	for {
+		s.mu.Lock()
+		s.refreshLocked()
+		if s.stopped || s.now >= end {
+			s.stopped = false
+			s.mu.Unlock()
+			return nil
+		}
+		if len(s.q) > 0 && s.q[0].at <= s.now {
+			e := s.popLocked()
+			s.mu.Unlock()
+			e.a.fire(e.arg, e.p)
+			s.mu.Lock()
+			s.Events++
+			s.mu.Unlock()
+			continue
+		}
+		wait := end - s.now
+		if len(s.q) > 0 {
+			wait = min(wait, s.q[0].at-s.now)
+		}
+		s.mu.Unlock()
+		t := time.NewTimer(time.Duration(wait))
+		select {
+		case <-t.C:
+		case <-s.kick:
+		}
+		t.Stop()
 	}
 }
 

@@ -81,6 +81,9 @@ type frameSink interface {
 // Link is the port's link.
 func (pt *Port) Link() *Link { return pt.link }
 
+// fire is a frame handed over by a goroutine outside the loop (bubble mode).
+func (pt *Port) fire(_ uint64, p *packet) { pt.send(p) }
+
 // send offers a frame to the port's outgoing direction (ownership passes).
 func (pt *Port) send(p *packet) { pt.link.dirs[pt.side].enqueue(p) }
 

@@ -198,9 +198,16 @@ func (n *simNIC) WriteFrames(frames [][]byte) (int, error) {
 		n.stats.TxDropped.Add(uint64(len(frames)))
 		return 0, link.ErrClosed
 	}
+	s := n.ifc.h.s
 	for _, f := range frames {
 		n.stats.TxFrames.Add(1)
 		n.stats.TxBytes.Add(uint64(len(f)))
+		if s.bubble {
+			// A goroutine of the bubble is sending: hand the frame to the
+			// loop, which owns the links.
+			s.schedule(0, n.ifc.Port, 0, newPacket(f))
+			continue
+		}
 		n.ifc.Port.send(newPacket(f))
 	}
 	return len(frames), nil

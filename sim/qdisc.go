@@ -499,3 +499,12 @@ func (q *fqCoDel) Dequeue(now int64) *packet {
 func (q *fqCoDel) Len() int           { return q.n }
 func (q *fqCoDel) Backlog() int       { return q.bytes }
 func (q *fqCoDel) Stats() *QdiscStats { return &q.st }
+
+// headSojourn is how long the head packet has waited (for tests and
+// samplers).
+func (f *fifo) headSojourn(now int64) time.Duration {
+	if p := f.peek(); p != nil {
+		return time.Duration(now - p.enq)
+	}
+	return 0
+}

@@ -161,17 +161,21 @@ var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#
 // red), the cumulative ACK (green) and the receive window's right edge
 // (yellow) as staircases, and SACK blocks (purple).
 func TimeSequenceSVG(ct *ConnTrace, title string) string {
-	var tmax float64
-	var ymax int64
+	tmin, tmax := math.Inf(1), 0.0
+	ymin, ymax := int64(math.MaxInt64), int64(0)
 	for _, s := range ct.Segs {
-		tmax = max(tmax, s.T.Seconds())
-		ymax = max(ymax, s.End)
+		tmin, tmax = min(tmin, s.T.Seconds()), max(tmax, s.T.Seconds())
+		ymin, ymax = min(ymin, s.Seq), max(ymax, s.End)
 	}
 	for _, a := range ct.Acks {
 		tmax = max(tmax, a.T.Seconds())
 		ymax = max(ymax, a.Win)
 	}
-	p := newPlot(title, "time (s)", "sequence offset (bytes)", 0, tmax*1.02, 0, float64(ymax)*1.05)
+	if math.IsInf(tmin, 1) || tmin < 0.05*tmax {
+		tmin, ymin = 0, 0
+	}
+	pad := (tmax - tmin) * 0.02
+	p := newPlot(title, "time (s)", "sequence offset (bytes)", tmin, tmax+pad, float64(ymin), float64(ymax)+float64(ymax-ymin)*0.05)
 	const maxDraw = 40000
 	var ax, ay, wx, wy []float64
 	for i, a := range ct.Acks {

@@ -166,12 +166,6 @@ func TraceConn(recs []PcapRecord, src, dst netip.AddrPort) *ConnTrace {
 	haveISN := false
 	sndScale, rcvScale := -1, -1
 	var hi int64
-	var last int64 // unwrapped sequence tracking
-	unwrap := func(v uint32) int64 {
-		d := int64(int32(v - uint32(last)))
-		last += d
-		return last
-	}
 	var start time.Time
 	for _, r := range recs {
 		p, ok := parseTCPFrame(r)
@@ -200,13 +194,11 @@ func TraceConn(recs []PcapRecord, src, dst netip.AddrPort) *ConnTrace {
 			if p.payload == 0 && p.flags&wire.TCPFlagFIN == 0 {
 				continue
 			}
-			last = int64(p.seq - isn)
 			s := int64(p.seq - isn)
 			e := s + int64(p.payload)
 			if p.flags&wire.TCPFlagFIN != 0 {
 				e++
 			}
-			_ = unwrap
 			re := s < hi
 			if re {
 				ct.Retrans++
@@ -234,4 +226,30 @@ func TraceConn(recs []PcapRecord, src, dst netip.AddrPort) *ConnTrace {
 	}
 	ct.Bytes = hi
 	return ct
+}
+
+// Window keeps what happened between from and to (to 0: the end).
+func (ct *ConnTrace) Window(from, to time.Duration) *ConnTrace {
+	in := func(t time.Duration) bool { return t >= from && (to <= 0 || t <= to) }
+	w := &ConnTrace{Src: ct.Src, Dst: ct.Dst, Start: ct.Start}
+	for _, s := range ct.Segs {
+		if in(s.T) {
+			w.Segs = append(w.Segs, s)
+			if s.Retrans {
+				w.Retrans++
+			}
+			w.Bytes = max(w.Bytes, s.End)
+		}
+	}
+	for _, a := range ct.Acks {
+		if in(a.T) {
+			w.Acks = append(w.Acks, a)
+		}
+	}
+	for _, s := range ct.Sacks {
+		if in(s.T) {
+			w.Sacks = append(w.Sacks, s)
+		}
+	}
+	return w
 }

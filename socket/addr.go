@@ -15,11 +15,12 @@ type Sockaddr interface {
 	String() string
 }
 
-// SockaddrInet is an AF_INET (or, later, AF_INET6) address and port.
+// SockaddrInet is an AF_INET or AF_INET6 address and port: an IPv6
+// address (v4-mapped ones included) is AF_INET6, its zone the scope id.
 type SockaddrInet struct{ AddrPort netip.AddrPort }
 
 func (a *SockaddrInet) Family() int {
-	if a.AddrPort.Addr().Is6() && !a.AddrPort.Addr().Is4In6() {
+	if a.AddrPort.Addr().Is6() {
 		return AF_INET6
 	}
 	return AF_INET

@@ -66,14 +66,34 @@ func inetAddr(a Sockaddr) (netip.AddrPort, error) {
 type dgramEP struct {
 	ep  *stack.DgramEndpoint
 	raw bool
+	v6  bool // AF_INET6 (inet6.go)
+}
+
+// addr reads a socket address for this endpoint's family.
+func (d *dgramEP) addr(a Sockaddr, allowV4, needScope bool) (netip.AddrPort, error) {
+	if d.v6 {
+		return inet6Addr(d.ep.Stack(), a, allowV4, needScope)
+	}
+	return inetAddr(a)
+}
+
+// sa makes the socket address this endpoint's family shows.
+func (d *dgramEP) sa(ap netip.AddrPort) *SockaddrInet {
+	if d.v6 {
+		return sa6(ap)
+	}
+	return &SockaddrInet{ap}
 }
 
 func (d *dgramEP) stream() bool { return false }
 
 func (d *dgramEP) bind(a Sockaddr) error {
-	ap, err := inetAddr(a)
+	ap, err := d.addr(a, false, true)
 	if err != nil {
 		return err
+	}
+	if d.v6 && mappedIn(a) && d.ep.V6Only() {
+		return syscall.EINVAL // a v4-mapped address on an IPv6-only socket
 	}
 	if !ap.IsValid() {
 		return syscall.EAFNOSUPPORT
@@ -86,7 +106,7 @@ func (d *dgramEP) accept() (endpoint, Sockaddr, error) { return nil, nil, syscal
 func (d *dgramEP) connectResult() error                { return d.ep.SoError() }
 
 func (d *dgramEP) connect(a Sockaddr) error {
-	ap, err := inetAddr(a)
+	ap, err := d.addr(a, !d.raw, false)
 	if err != nil {
 		return err
 	}
@@ -97,7 +117,7 @@ func (d *dgramEP) send(b []byte, flags int, to Sockaddr, wait <-chan struct{}) (
 	var ap netip.AddrPort
 	if to != nil {
 		var err error
-		if ap, err = inetAddr(to); err != nil {
+		if ap, err = d.addr(to, !d.raw, false); err != nil {
 			return 0, err
 		}
 	}
@@ -114,7 +134,7 @@ func (d *dgramEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 	}
 	var sa Sockaddr
 	if from.IsValid() && flags&msgNoFrom == 0 {
-		sa = &SockaddrInet{from}
+		sa = d.sa(from)
 	}
 	return n, full, sa, nil
 }
@@ -131,28 +151,46 @@ func (d *dgramEP) localAddr() Sockaddr {
 		// Linux reports a raw socket's protocol in the port field.
 		a = netip.AddrPortFrom(a.Addr(), uint16(d.ep.Proto()))
 	}
-	return &SockaddrInet{a}
+	return d.sa(a)
 }
 func (d *dgramEP) remoteAddr() (Sockaddr, error) {
 	ap, err := d.ep.RemoteAddr()
 	if err != nil {
 		return nil, err
 	}
-	return &SockaddrInet{ap}, nil
+	return d.sa(ap), nil
 }
 
 // tcpEP adapts a TCP endpoint.
 type tcpEP struct {
 	ep  *tcp.Endpoint
 	net *Net
+	v6  bool // AF_INET6 (inet6.go)
+}
+
+func (t *tcpEP) addr(a Sockaddr, needScope bool) (netip.AddrPort, error) {
+	if t.v6 {
+		return inet6Addr(t.net.st, a, false, needScope)
+	}
+	return inetAddr(a)
+}
+
+func (t *tcpEP) sa(ap netip.AddrPort) *SockaddrInet {
+	if t.v6 {
+		return sa6(ap)
+	}
+	return &SockaddrInet{ap}
 }
 
 func (t *tcpEP) stream() bool { return true }
 
 func (t *tcpEP) bind(a Sockaddr) error {
-	ap, err := inetAddr(a)
+	ap, err := t.addr(a, true)
 	if err != nil {
 		return err
+	}
+	if t.v6 && mappedIn(a) && t.ep.V6Only() {
+		return syscall.EINVAL // a v4-mapped address on an IPv6-only socket
 	}
 	if !ap.IsValid() {
 		return syscall.EAFNOSUPPORT
@@ -167,11 +205,11 @@ func (t *tcpEP) accept() (endpoint, Sockaddr, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &tcpEP{ep: ne, net: t.net}, &SockaddrInet{from}, nil
+	return &tcpEP{ep: ne, net: t.net, v6: t.v6}, t.sa(from), nil
 }
 
 func (t *tcpEP) connect(a Sockaddr) error {
-	ap, err := inetAddr(a)
+	ap, err := t.addr(a, true)
 	if err != nil {
 		return err
 	}
@@ -180,7 +218,11 @@ func (t *tcpEP) connect(a Sockaddr) error {
 		return syscall.EAFNOSUPPORT
 	}
 	if ap.Addr().IsUnspecified() {
-		ap = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), ap.Port())
+		lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		if ap.Addr().Is6() {
+			lo = netip.IPv6Loopback() // connect to :: is to ::1
+		}
+		ap = netip.AddrPortFrom(lo, ap.Port())
 	}
 	return t.ep.Connect(ap)
 }
@@ -213,13 +255,16 @@ func (t *tcpEP) localAddr() Sockaddr {
 	ap := t.ep.LocalAddr()
 	if !ap.IsValid() {
 		ap = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+		if t.v6 {
+			ap = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
+		}
 	}
-	return &SockaddrInet{ap}
+	return t.sa(ap)
 }
 func (t *tcpEP) remoteAddr() (Sockaddr, error) {
 	ap, err := t.ep.RemoteAddr()
 	if err != nil {
 		return nil, err
 	}
-	return &SockaddrInet{ap}, nil
+	return t.sa(ap), nil
 }

@@ -109,7 +109,7 @@ func (n *Net) Socket(family, typ, proto int) (*Socket, error) {
 	case AF_CAN:
 		ep, err = n.newCAN(typ, proto)
 	case AF_INET6:
-		err = syscall.EAFNOSUPPORT
+		ep, proto, err = n.newInet6(typ, proto) // inet6.go
 	default:
 		err = syscall.EAFNOSUPPORT
 	}
@@ -366,8 +366,8 @@ func (s *Socket) Bind(a Sockaddr) error {
 	if a.Family() != s.family && s.family == AF_CAN {
 		return syscall.EINVAL // can/raw.c, isotp.c: a foreign address is EINVAL
 	}
-	if a.Family() != s.family && !(s.family == AF_INET && a.Family() == AF_INET) {
-		return syscall.EAFNOSUPPORT
+	if a.Family() != s.family && !(s.family == AF_INET6 && a.Family() == AF_INET) {
+		return syscall.EAFNOSUPPORT // (an AF_INET6 socket refuses sockaddr_in itself: inet6.go)
 	}
 	return s.ep.bind(a)
 }

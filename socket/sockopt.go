@@ -261,6 +261,9 @@ func intOpt(v any) (int, error) {
 
 func (d *dgramEP) setOption(level, name int, v any) error {
 	e := d.ep
+	if level == IPPROTO_IPV6 || level == IPPROTO_ICMPV6 {
+		return d.setOption6(level, name, v) // inet6.go
+	}
 	switch level {
 	case SOL_SOCKET:
 		switch name {
@@ -368,6 +371,9 @@ func (d *dgramEP) setOption(level, name int, v any) error {
 
 func (d *dgramEP) getOption(level, name int) (any, error) {
 	e := d.ep
+	if level == IPPROTO_IPV6 || level == IPPROTO_ICMPV6 {
+		return d.getOption6(level, name) // inet6.go
+	}
 	switch level {
 	case SOL_SOCKET:
 		switch name {
@@ -421,6 +427,9 @@ const TCP_USER_TIMEOUT = 18
 
 func (t *tcpEP) setOption(level, name int, v any) error {
 	e := t.ep
+	if level == IPPROTO_IPV6 {
+		return t.setOption6(name, v) // inet6.go
+	}
 	if level == SOL_SOCKET && name == SO_LINGER {
 		l, ok := v.(Linger)
 		if !ok {
@@ -505,6 +514,9 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 }
 
 func (t *tcpEP) getOption(level, name int) (any, error) {
+	if level == IPPROTO_IPV6 {
+		return t.getOption6(name) // inet6.go
+	}
 	e := t.ep
 	switch level {
 	case SOL_SOCKET:

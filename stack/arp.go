@@ -18,10 +18,12 @@ const (
 	NeighReachable                       // answered recently
 	NeighStale                           // answered long ago: used, re-confirmed on use
 	NeighPermanent                       // configured by hand
+	NeighDelay                           // stale and used: waiting for upper-layer confirmation before probing (ND)
+	NeighProbe                           // unicast solicitations sent to confirm (ND)
 )
 
 func (s NeighborState) String() string {
-	return [...]string{"INCOMPLETE", "REACHABLE", "STALE", "PERMANENT"}[s]
+	return [...]string{"INCOMPLETE", "REACHABLE", "STALE", "PERMANENT", "DELAY", "PROBE"}[s]
 }
 
 // NeighborInfo describes one cache entry, for `arp -a`-like listings.

@@ -87,6 +87,12 @@ type DgramEndpoint struct {
 		mcastLoop                       bool
 		mcastIf                         *NIC
 		bindDev                         *NIC
+		// AF_INET6 (dgram6.go): inet6 marks an IPv6 socket, v6only its
+		// IPV6_V6ONLY; csumOff is IPV6_CHECKSUM (-1 off); icmp6Filter
+		// ICMP6_FILTER (a set bit blocks the type).
+		inet6, v6only bool
+		csumOff       int
+		icmp6Filter   [8]uint32
 	}
 	groups []membership
 
@@ -98,6 +104,7 @@ type DgramEndpoint struct {
 func (s *Stack) NewDgram(kind DgramKind, proto uint8) *DgramEndpoint {
 	e := &DgramEndpoint{s: s, kind: kind, proto: proto, rcvbuf: s.opts.UDPRecvBuf, sndbuf: 212992}
 	e.opts.ttl = -1
+	e.opts.csumOff = -1
 	e.opts.mcastTTL = 1
 	e.opts.mcastLoop = true
 	switch kind {
@@ -152,9 +159,9 @@ func (e *DgramEndpoint) Bind(addr netip.AddrPort) error {
 	}
 	a := addr.Addr()
 	if !a.IsValid() {
-		a = netip.IPv4Unspecified()
+		a = e.anyAddr()
 	}
-	if !a.Is4() {
+	if !e.familyOK(a) {
 		return syscall.EAFNOSUPPORT
 	}
 	if !a.IsUnspecified() && !e.s.IsLocal(a) && !a.IsMulticast() && a != limitedBroadcast && !e.s.isAnyBroadcast(a) {
@@ -170,6 +177,9 @@ func (e *DgramEndpoint) Bind(addr netip.AddrPort) error {
 	}
 	e.userAddr = !a.IsUnspecified()
 	e.userPort = addr.Port() != 0
+	if a.Is6() && !a.IsUnspecified() {
+		e.opts.v6only = true // bound to an IPv6 address: IPv6 only, as Linux's inet6_bind
+	}
 	return nil
 }
 
@@ -195,13 +205,16 @@ func (e *DgramEndpoint) Connect(addr netip.AddrPort) error {
 		e.disconnectLocked()
 		return nil
 	}
-	if !addr.Addr().Is4() {
+	if !e.familyOK(addr.Addr()) {
 		return syscall.EAFNOSUPPORT
 	}
 	dst := addr.Addr()
+	if dst.Is4() && e.opts.v6only {
+		return syscall.ENETUNREACH
+	}
 	if dst.IsUnspecified() {
-		// Linux treats 0.0.0.0 as "this host".
-		dst = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		// Linux treats 0.0.0.0 (and ::) as "this host".
+		dst = loopbackOf(dst)
 	}
 	if e.s.isAnyBroadcast(dst) || dst == limitedBroadcast {
 		if !e.opts.broadcast {
@@ -217,11 +230,11 @@ func (e *DgramEndpoint) Connect(addr netip.AddrPort) error {
 		if !src.IsValid() || src.IsUnspecified() {
 			src = r.Src
 			if !src.IsValid() {
-				src = netip.IPv4Unspecified()
+				src = e.anyAddr()
 			}
 		}
 		if !e.bound {
-			if err := e.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+			if err := e.bindLocked(netip.AddrPortFrom(e.anyAddr(), 0)); err != nil {
 				return err
 			}
 		}
@@ -246,7 +259,7 @@ func (e *DgramEndpoint) disconnectLocked() {
 		return
 	}
 	if !e.userAddr {
-		e.local = netip.AddrPortFrom(netip.IPv4Unspecified(), e.local.Port())
+		e.local = netip.AddrPortFrom(e.anyAddr(), e.local.Port())
 	}
 	if !e.userPort {
 		e.table.remove(e)
@@ -260,7 +273,7 @@ func (e *DgramEndpoint) LocalAddr() netip.AddrPort {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.local.IsValid() {
-		return netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+		return netip.AddrPortFrom(e.anyAddr(), 0)
 	}
 	return e.local
 }
@@ -330,9 +343,12 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 			return 0, syscall.EDESTADDRREQ
 		}
 		to = e.remote
-	} else if !to.Addr().Is4() {
+	} else if !e.familyOK(to.Addr()) {
 		e.mu.Unlock()
 		return 0, syscall.EAFNOSUPPORT
+	} else if to.Addr().Is4() && e.opts.v6only {
+		e.mu.Unlock()
+		return 0, syscall.ENETUNREACH
 	}
 	if e.kind == KindUDP && to.Port() == 0 {
 		e.mu.Unlock()
@@ -340,20 +356,20 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 	}
 	dst := to.Addr()
 	if dst.IsUnspecified() {
-		dst = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		dst = loopbackOf(dst)
 	}
 	if (dst == limitedBroadcast || e.s.isAnyBroadcast(dst)) && !e.opts.broadcast {
 		e.mu.Unlock()
 		return 0, syscall.EACCES
 	}
 	if e.kind == KindUDP && !e.bound {
-		if err := e.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+		if err := e.bindLocked(netip.AddrPortFrom(e.anyAddr(), 0)); err != nil {
 			e.mu.Unlock()
 			return 0, err
 		}
 	}
 	if e.kind == KindPing && !e.bound {
-		if err := e.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+		if err := e.bindLocked(netip.AddrPortFrom(e.anyAddr(), 0)); err != nil {
 			e.mu.Unlock()
 			return 0, err
 		}
@@ -374,7 +390,11 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 	}
 	hdrIncl := e.opts.hdrIncl
 	mcastLoop := e.opts.mcastLoop
+	csumOff := e.opts.csumOff
 	e.mu.Unlock()
+	if dst.Is6() {
+		return e.sendTo6(b, to, dst, src, sport, ttl, tos, iface, mcastLoop, csumOff, wait)
+	}
 
 	if wait != nil {
 		if r, err := e.s.FindRoute(dst); err == nil {
@@ -492,6 +512,11 @@ func (e *DgramEndpoint) ShutRd() bool {
 // socket; the caller counts it in the stack). An empty queue takes one
 // datagram whatever its size, as Linux does.
 func (e *DgramEndpoint) enqueue(data []byte, from netip.AddrPort, h wire.IPv4) bool {
+	return e.enqueueMeta(data, from, h.Dst(), h.TTL(), h.TOS())
+}
+
+// enqueueMeta is enqueue with the header fields given apart (either family).
+func (e *DgramEndpoint) enqueueMeta(data []byte, from netip.AddrPort, dst netip.Addr, ttl, tos uint8) bool {
 	e.mu.Lock()
 	if e.closed {
 		// Not shutRd: Linux keeps queueing datagrams after SHUT_RD.
@@ -516,7 +541,7 @@ func (e *DgramEndpoint) enqueue(data []byte, from netip.AddrPort, h wire.IPv4) b
 	}
 	buf := getBuf(len(data))
 	copy(buf, data)
-	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: h.Dst(), ttl: h.TTL(), tos: h.TOS()}
+	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos}
 	e.n++
 	e.qbytes += Truesize(buf)
 	e.mu.Unlock()
@@ -599,8 +624,7 @@ func (t *udpTable) conflicts(e *DgramEndpoint, a netip.Addr, port uint16) bool {
 		if o == e {
 			continue
 		}
-		oa := o.local.Addr()
-		if !(a.IsUnspecified() || oa.IsUnspecified() || oa == a) {
+		if !bindOverlap(a, e.opts.v6only, o.local.Addr(), o.opts.v6only) {
 			continue
 		}
 		if e.opts.reuseAddr && o.opts.reuseAddr {
@@ -668,6 +692,9 @@ func (e *DgramEndpoint) score(dst netip.Addr, src netip.Addr, sport uint16) int 
 	defer e.mu.Unlock()
 	sc := 0
 	la := e.local.Addr()
+	if la.Is4() != dst.Is4() && (la.Is4() || e.opts.v6only || !la.IsUnspecified()) {
+		return -1 // the other family: only a dual-stack :: socket takes IPv4
+	}
 	if !la.IsUnspecified() {
 		if la != dst && !dst.IsMulticast() && dst != limitedBroadcast {
 			if !e.connected {
@@ -679,7 +706,7 @@ func (e *DgramEndpoint) score(dst netip.Addr, src netip.Addr, sport uint16) int 
 		sc += 2
 	}
 	if e.connected {
-		if e.remote.Addr() != src || (e.kind == KindUDP && e.remote.Port() != sport) {
+		if e.remote.Addr().WithZone("") != src || (e.kind == KindUDP && e.remote.Port() != sport) {
 			return -1
 		}
 		sc += 4
@@ -701,8 +728,8 @@ func (t *udpTable) lookup(dst netip.Addr, dport uint16, src netip.Addr, sport ui
 		} else if sc == bestScore && sc >= 0 && e.opts.reusePort && best.opts.reusePort {
 			// SO_REUSEPORT: spread flows by a hash of the source.
 			same++
-			a := src.As4()
-			h := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+			a := src.As16()
+			h := uint32(a[12])<<24 | uint32(a[13])<<16 | uint32(a[14])<<8 | uint32(a[15])
 			h ^= uint32(sport) * 2654435761
 			if int(h%uint32(same)) == 0 {
 				best = e
@@ -735,7 +762,7 @@ func (t *udpTable) setError(local, remote netip.AddrPort, err syscall.Errno) boo
 	defer t.mu.RUnlock()
 	for _, e := range t.ports[local.Port()] {
 		e.mu.Lock()
-		match := e.connected && e.remote.Addr() == remote.Addr() && (e.kind != KindUDP || e.remote.Port() == remote.Port())
+		match := e.connected && e.remote.Addr().WithZone("") == remote.Addr() && (e.kind != KindUDP || e.remote.Port() == remote.Port())
 		e.mu.Unlock()
 		if match {
 			e.setError(err)
@@ -835,8 +862,11 @@ func (t *rawTable) deliver(s *Stack, h wire.IPv4) {
 			continue
 		}
 		e.mu.Lock()
-		la, conn, ra := e.local.Addr(), e.connected, e.remote.Addr()
+		la, conn, ra, v6 := e.local.Addr(), e.connected, e.remote.Addr(), e.opts.inet6
 		e.mu.Unlock()
+		if v6 {
+			continue // AF_INET6 raw sockets never see IPv4
+		}
 		if la.IsValid() && !la.IsUnspecified() && la != h.Dst() {
 			continue
 		}

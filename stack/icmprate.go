@@ -20,7 +20,7 @@ const DefaultICMPRateMask = 1<<3 | 1<<4 | 1<<11 | 1<<12
 const icmpPeerWays = 4 // entries per set
 
 type icmpPeer struct {
-	addr   [4]byte
+	addr   [16]byte // either family (IPv4 as v4-mapped)
 	valid  bool
 	last   int64 // clock nanoseconds of the last update
 	tokens int64 // nanoseconds of credit, at most burst*interval
@@ -59,9 +59,16 @@ func (s *Stack) icmpAllow(typ uint8, dst netip.Addr) bool {
 	if typ >= 32 || l.mask&(1<<typ) == 0 {
 		return true
 	}
+	return s.icmpAllowDst(dst)
+}
+
+// icmpAllowDst applies the per-destination and global limits to one
+// error to dst, of either family (IPv4 and ICMPv6 errors share them).
+func (s *Stack) icmpAllowDst(dst netip.Addr) bool {
+	l := s.icmpRL
 	st := &s.stats.ICMP
 	now := s.clock.Now()
-	peerLimited := l.interval > 0 && dst.Is4() && !s.IsLocal(dst)
+	peerLimited := l.interval > 0 && !s.IsLocal(dst)
 	var p *icmpPeer
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -89,7 +96,7 @@ func (l *icmpLimiter) peerLocked(dst netip.Addr, now int64, evictions *Counter) 
 	if l.sets == nil {
 		l.sets = make([][icmpPeerWays]icmpPeer, l.nsets)
 	}
-	a := dst.As4()
+	a := dst.As16()
 	set := &l.sets[maphash.Bytes(l.seed, a[:])%uint64(l.nsets)]
 	full := l.burst * l.interval
 	var p *icmpPeer

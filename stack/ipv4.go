@@ -73,7 +73,11 @@ func (n *NIC) DeliverFrames(frames [][]byte) {
 		s.stats.Link.InFrames.Add(1)
 		n.tapFrame(f, false)
 		if !n.ethernet {
-			s.receiveIPv4(n, f, false)
+			if len(f) > 0 && f[0]>>4 == 6 {
+				s.receiveIPv6(n, f, false)
+			} else {
+				s.receiveIPv4(n, f, false)
+			}
 			continue
 		}
 		info, err := wire.ParseEthernet(f)
@@ -91,6 +95,8 @@ func (n *NIC) DeliverFrames(frames [][]byte) {
 			s.receiveIPv4(n, p, info.Dst.IsMulticast())
 		case wire.EtherTypeARP:
 			n.handleARP(p)
+		case wire.EtherTypeIPv6:
+			s.receiveIPv6(n, p, info.Dst.IsMulticast())
 		default:
 			s.stats.Link.InUnknownEtherType.Add(1)
 		}
@@ -118,13 +124,16 @@ func (n *NIC) acceptGroupMAC(m wire.MAC) bool {
 			return true
 		}
 	}
-	// 224.0.0.1 (all hosts) is always joined.
-	return m == multicastMAC(allHosts)
+	// 224.0.0.1 (all hosts) and ff02::1 (all nodes) are always joined.
+	return m == multicastMAC(allHosts) || m == wire.IPv6MulticastMAC(wire.IPv6AllNodes)
 }
 
 var allHosts = netip.AddrFrom4([4]byte{224, 0, 0, 1})
 
 func multicastMAC(g netip.Addr) wire.MAC {
+	if g.Is6() {
+		return wire.IPv6MulticastMAC(g)
+	}
 	a := g.As4()
 	return wire.MAC{0x01, 0x00, 0x5e, a[1] & 0x7f, a[2], a[3]}
 }
@@ -378,6 +387,10 @@ type OutPacket struct {
 	Loop, LocalOnly bool
 	// Options are IP options for the header (padded to a multiple of 4).
 	Options []byte
+	// CsumAt, when positive, has the stack fill an Internet checksum over
+	// the IPv6 pseudo-header at offset CsumAt-1 of the payload
+	// (IPV6_CHECKSUM on a raw socket).
+	CsumAt int
 }
 
 // WritePacket routes and sends one datagram, fragmenting it when it is
@@ -387,6 +400,13 @@ func (s *Stack) WritePacket(p *OutPacket) error { return s.writePacket(p, nil) }
 // writePacket is WritePacket; a non-nil th is a TCP header written in
 // front of p.Parts straight into the frame (no separate header buffer).
 func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
+	if p.Dst.Is4In6() {
+		// A dual-stack socket's IPv4 peer.
+		p.Dst, p.Src = p.Dst.Unmap(), p.Src.Unmap()
+	}
+	if p.Dst.Is6() {
+		return s.writePacket6(p, th)
+	}
 	var r ResolvedRoute
 	var err error
 	dst := p.Dst

@@ -29,7 +29,7 @@ type membership struct {
 
 // isMember reports whether the host joined g on this NIC (224.0.0.1 always).
 func (n *NIC) isMember(g netip.Addr) bool {
-	if g == allHosts {
+	if g == allHosts || g == wire.IPv6AllNodes {
 		return true
 	}
 	n.amu.RLock()
@@ -46,7 +46,11 @@ func (n *NIC) join(g netip.Addr) {
 	n.groups[g]++
 	first := n.groups[g] == 1
 	n.amu.Unlock()
-	if first && !n.loopback {
+	switch {
+	case !first || n.loopback:
+	case g.Is6():
+		n.sendMLD(wire.MLDChangeToExclude, g)
+	default:
 		n.sendIGMP(igmpReportV2, g, g)
 	}
 }
@@ -63,7 +67,11 @@ func (n *NIC) leave(g netip.Addr) {
 	if last {
 		n.cancelReport(g)
 	}
-	if last && !n.loopback {
+	switch {
+	case !last || n.loopback:
+	case g.Is6():
+		n.sendMLD(wire.MLDChangeToInclude, g)
+	default:
 		n.sendIGMP(igmpLeave, g, allRouters)
 	}
 }
@@ -149,29 +157,34 @@ func (s *Stack) receiveIGMP(n *NIC, h wire.IPv4) {
 	}
 	now := s.clock.Now()
 	for _, g := range n.Groups() {
-		if !group.IsUnspecified() && g != group {
+		if g.Is6() || !group.IsUnspecified() && g != group {
 			continue
 		}
-		d := time.Duration(rand.Int64N(int64(maxResp) + 1))
-		n.igmpMu.Lock()
-		if n.igmpTimers == nil {
-			n.igmpTimers = map[netip.Addr]*reportTimer{}
-		}
-		if rt := n.igmpTimers[g]; rt != nil {
-			if maxResp < rt.due.Sub(now) {
-				rt.t.Reset(d)
-				rt.due = now.Add(d)
-				s.stats.IGMP.ReportTimersShortened.Add(1)
-			}
-			n.igmpMu.Unlock()
-			continue
-		}
-		rt := &reportTimer{due: now.Add(d)}
-		g := g
-		rt.t = s.clock.AfterFunc(d, func() { n.reportDue(g, rt) })
-		n.igmpTimers[g] = rt
-		n.igmpMu.Unlock()
+		n.scheduleReport(g, maxResp, now, &s.stats.IGMP.ReportTimersShortened)
 	}
+}
+
+// scheduleReport starts (or shortens) group g's report timer: a random
+// delay up to maxResp. IGMP and MLD share it (one timer map per NIC, the
+// family is the group's).
+func (n *NIC) scheduleReport(g netip.Addr, maxResp time.Duration, now time.Time, shortened *Counter) {
+	d := time.Duration(rand.Int64N(int64(maxResp) + 1))
+	n.igmpMu.Lock()
+	defer n.igmpMu.Unlock()
+	if n.igmpTimers == nil {
+		n.igmpTimers = map[netip.Addr]*reportTimer{}
+	}
+	if rt := n.igmpTimers[g]; rt != nil {
+		if maxResp < rt.due.Sub(now) {
+			rt.t.Reset(d)
+			rt.due = now.Add(d)
+			shortened.Add(1)
+		}
+		return
+	}
+	rt := &reportTimer{due: now.Add(d)}
+	rt.t = n.stack.clock.AfterFunc(d, func() { n.reportDue(g, rt) })
+	n.igmpTimers[g] = rt
 }
 
 // reportDue sends the report whose delay ran out.
@@ -183,7 +196,11 @@ func (n *NIC) reportDue(g netip.Addr, rt *reportTimer) {
 	}
 	delete(n.igmpTimers, g)
 	n.igmpMu.Unlock()
-	if n.isMember(g) {
+	switch {
+	case !n.isMember(g):
+	case g.Is6():
+		n.sendMLD(wire.MLDModeIsExclude, g)
+	default:
 		n.sendIGMP(igmpReportV2, g, g)
 	}
 }

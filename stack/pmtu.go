@@ -107,6 +107,15 @@ func (s *Stack) learnPMTU(inner []byte, mtu int) int {
 	if mtu > cur || mtu >= r.MTU && !locked {
 		return 0 // path MTUs only go down; the route's own MTU needs no entry
 	}
+	s.storePMTU(dst, mtu, locked)
+	st.PMTUUpdates.Add(1)
+	return mtu
+}
+
+// storePMTU records a path MTU for dst (either family) until PMTUExpires;
+// the full cache gives up the entry closest to expiry (counted).
+func (s *Stack) storePMTU(dst netip.Addr, mtu int, locked bool) {
+	st := &s.stats.IP
 	now := s.clock.Now()
 	c := &s.pmtu
 	c.mu.Lock()
@@ -133,6 +142,4 @@ func (s *Stack) learnPMTU(inner []byte, mtu int) int {
 	c.m[dst] = pmtuEntry{mtu: mtu, locked: locked, expires: now.Add(s.opts.PMTUExpires)}
 	c.n.Store(int32(len(c.m)))
 	c.mu.Unlock()
-	st.PMTUUpdates.Add(1)
-	return mtu
 }

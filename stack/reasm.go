@@ -28,9 +28,12 @@ const (
 	reasmDgramCost    = 512 // charged per datagram in progress: its record, map entry, timer and header copies (measured ~480 bytes)
 )
 
+// reasmKey names a datagram: (src, dst, id, protocol) for IPv4 (RFC
+// 791), (src, dst, id) for IPv6 (RFC 8200 4.5, protocol 0): the addresses
+// keep the families apart.
 type reasmKey struct {
 	src, dst netip.Addr
-	id       uint16
+	id       uint32
 	proto    uint8
 }
 
@@ -84,25 +87,40 @@ func (s *Stack) ReasmMemInUse() int {
 // add takes one fragment; when it completes a datagram, the whole packet
 // is returned with a release function for its buffer.
 func (r *reassembler) add(h wire.IPv4) (wire.IPv4, func()) {
+	hl := h.HeaderLen()
+	key := reasmKey{h.Src(), h.Dst(), uint32(h.ID()), h.Protocol()}
+	out, buf := r.addFrag(key, h[:hl], h[hl:], h.FragOffset(), h.MF(), h[:min(len(h), hl+8)], wire.IPv4MaxLen-hl)
+	if out == nil {
+		return nil, nil
+	}
+	ip := wire.IPv4(out)
+	ip.SetTotalLen(len(out))
+	ip.SetFragment(0, ip.DF(), false)
+	ip.FillChecksum()
+	return ip, func() { putBuf(buf) }
+}
+
+// addFrag is the family-independent part: hdr is what goes in front of
+// the reassembled data (kept from the first fragment), data the
+// fragment's data at byte offset off, first what an ICMP time exceeded
+// quotes, maxData the largest payload the family can carry. A complete
+// datagram comes back as header+data in one pooled buffer (buf), the
+// header fields for the caller to finish.
+func (r *reassembler) addFrag(key reasmKey, hdr, data []byte, off int, more bool, first []byte, maxData int) (out, buf []byte) {
 	s := r.s
 	st := &s.stats.IP
 	st.ReasmReqds.Add(1)
-	hl := h.HeaderLen()
-	data := h[hl:]
-	off := h.FragOffset()
 	end := off + len(data)
-	more := h.MF()
-	if more && len(data)%8 != 0 || (len(data) == 0 && more) {
+	if more && len(data)%8 != 0 || (len(data) == 0 && more) || len(hdr) > reasmHeadroom {
 		st.ReasmBadFragment.Add(1)
 		st.ReasmFails.Add(1)
 		return nil, nil
 	}
-	if end+hl > wire.IPv4MaxLen {
+	if end > maxData {
 		st.ReasmTooBig.Add(1)
 		st.ReasmFails.Add(1)
 		return nil, nil
 	}
-	key := reasmKey{h.Src(), h.Dst(), h.ID(), h.Protocol()}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -192,8 +210,8 @@ func (r *reassembler) add(h wire.IPv4) (wire.IPv4, func()) {
 	p.mem += reasmFragOverhead + grow
 	r.mem += reasmFragOverhead + grow
 	if off == 0 {
-		p.header = append(p.header[:0], h[:hl]...)
-		p.firstPkt = append(p.firstPkt[:0], h[:min(len(h), hl+8)]...)
+		p.header = append(p.header[:0], hdr...)
+		p.firstPkt = append(p.firstPkt[:0], first...)
 	}
 	switch {
 	case joinPrev && joinNext:
@@ -215,16 +233,13 @@ func (r *reassembler) add(h wire.IPv4) (wire.IPv4, func()) {
 	}
 	// Complete: the header goes in front of the data in the same buffer.
 	hl0 := len(p.header)
-	buf := p.buf
+	buf = p.buf
 	p.buf = nil
-	out := wire.IPv4(buf[reasmHeadroom-hl0 : reasmHeadroom+p.total])
+	out = buf[reasmHeadroom-hl0 : reasmHeadroom+p.total]
 	copy(out, p.header)
-	out.SetTotalLen(hl0 + p.total)
-	out.SetFragment(0, out.DF(), false)
-	out.FillChecksum()
 	r.removeLocked(p)
 	st.ReasmOKs.Add(1)
-	return out, func() { putBuf(buf) }
+	return out, buf
 }
 
 // bufClass is the capacity getBuf gives for n bytes.
@@ -314,7 +329,11 @@ func (r *reassembler) expire(key reasmKey, p *partial) {
 	st := &r.s.stats.IP
 	st.ReasmTimeout.Add(1)
 	st.ReasmFails.Add(1)
-	if first != nil {
+	switch {
+	case first == nil:
+	case key.src.Is4():
 		r.s.sendICMPError(wire.IPv4(first), wire.ICMPTimeExceeded, wire.ICMPReassemblyExceeded, 0)
+	default:
+		r.s.sendICMPv6Error(first, wire.ICMPv6TimeExceeded, wire.ICMPv6ReassemblyTimeout, 0)
 	}
 }

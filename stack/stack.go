@@ -69,6 +69,26 @@ type Options struct {
 
 	MaxMemberships int // multicast groups one socket may join, default 20 (igmp_max_memberships)
 
+	// IPv6. Off by default so a stack on an IPv4-only setup sends
+	// nothing unasked; ::1 on loopback and AddAddress with an IPv6 prefix
+	// work regardless.
+	IPv6LinkLocal bool // give every Ethernet NIC a link-local address (EnableIPv6)
+	// IPv6StableSecret selects RFC 7217 stable privacy interface
+	// identifiers (for link-local and SLAAC addresses); nil: modified EUI-64.
+	IPv6StableSecret []byte
+	IPv6SLAAC        bool          // accept router advertisements: addresses, default routers, MTU (accept_ra)
+	DADTransmits     int           // neighbour solicitations per DAD, default 1 (dad_transmits); negative: no DAD
+	NDRetransTime    time.Duration // between solicitations, default 1s (RetransTimer)
+	NDReachableTime  time.Duration // base reachable time, default 30s (randomised 0.5–1.5x, RFC 4861 6.3.2)
+	NDDelayTime      time.Duration // DELAY_FIRST_PROBE_TIME, default 5s
+	NDMcastSolicit   int           // MAX_MULTICAST_SOLICIT, default 3
+	NDUcastSolicit   int           // MAX_UNICAST_SOLICIT, default 3
+	RSCount          int           // router solicitations sent, default 3 (MAX_RTR_SOLICITATIONS)
+	RSInterval       time.Duration // between them, default 4s
+	NDCacheSize      int           // neighbour entries per NIC, default 1024; beyond it stale ones are evicted
+	IPv6MaxAddrs     int           // addresses per NIC SLAAC may add, default 16 (max_addresses)
+	IPv6MaxRouters   int           // default routers remembered per NIC, default 8
+
 	// Seed, when set, replaces the random start of the IP identification
 	// counter and its key, so a simulated host sends the same bytes on
 	// every run (package sim).
@@ -157,6 +177,39 @@ func (o *Options) fill() {
 	if o.MaxMemberships == 0 {
 		o.MaxMemberships = 20
 	}
+	if o.DADTransmits == 0 {
+		o.DADTransmits = 1
+	}
+	if o.NDRetransTime == 0 {
+		o.NDRetransTime = time.Second
+	}
+	if o.NDReachableTime == 0 {
+		o.NDReachableTime = 30 * time.Second
+	}
+	if o.NDDelayTime == 0 {
+		o.NDDelayTime = 5 * time.Second
+	}
+	if o.NDMcastSolicit == 0 {
+		o.NDMcastSolicit = 3
+	}
+	if o.NDUcastSolicit == 0 {
+		o.NDUcastSolicit = 3
+	}
+	if o.RSCount == 0 {
+		o.RSCount = 3
+	}
+	if o.RSInterval == 0 {
+		o.RSInterval = 4 * time.Second
+	}
+	if o.NDCacheSize == 0 {
+		o.NDCacheSize = 1024
+	}
+	if o.IPv6MaxAddrs == 0 {
+		o.IPv6MaxAddrs = 16
+	}
+	if o.IPv6MaxRouters == 0 {
+		o.IPv6MaxRouters = 8
+	}
 }
 
 // Stack is one host.
@@ -226,9 +279,10 @@ func New(opts Options) *Stack {
 	lo.ep.Attach(lo)
 	s.lo = lo
 	s.nics = append(s.nics, lo)
-	lo.addrs = append(lo.addrs, netip.MustParsePrefix("127.0.0.1/8"))
+	lo.addrs = append(lo.addrs, netip.MustParsePrefix("127.0.0.1/8"), netip.PrefixFrom(ipv6Loopback, 128))
 	lo.storeAddrs()
-	s.routes = append(s.routes, Route{Prefix: netip.MustParsePrefix("127.0.0.0/8"), NIC: lo})
+	s.routes = append(s.routes, Route{Prefix: netip.MustParsePrefix("127.0.0.0/8"), NIC: lo},
+		Route{Prefix: netip.PrefixFrom(ipv6Loopback, 128), NIC: lo})
 	s.mu.Lock()
 	s.publishLocked()
 	s.mu.Unlock()
@@ -279,6 +333,7 @@ func (s *Stack) Close() {
 			n.neigh.close()
 		}
 		n.stopReports()
+		n.close6()
 	}
 	s.reasm.close()
 }
@@ -305,6 +360,8 @@ type NIC struct {
 	// One pending IGMP report per joined group (RFC 2236).
 	igmpMu     sync.Mutex
 	igmpTimers map[netip.Addr]*reportTimer
+
+	v6 nic6 // IPv6 state: link-local, DAD, ND, SLAAC (ndp.go)
 }
 
 // nicAddrs is an immutable copy of a NIC's addresses, replaced whenever
@@ -327,7 +384,7 @@ func (n *NIC) addrSnapshot() *nicAddrs {
 func (n *NIC) storeAddrs() {
 	a := &nicAddrs{prefixes: append([]netip.Prefix(nil), n.addrs...)}
 	for _, p := range n.addrs {
-		if p.Bits() < 31 {
+		if p.Addr().Is4() && p.Bits() < 31 {
 			a.bcast = append(a.bcast, directedBroadcast(p))
 		}
 	}
@@ -346,7 +403,11 @@ func (s *Stack) AddNIC(name string, ep link.Endpoint) *NIC {
 	n.id = len(s.nics)
 	s.nics = append(s.nics, n)
 	s.mu.Unlock()
+	n.init6()
 	ep.Attach(n)
+	if s.opts.IPv6LinkLocal && n.ethernet {
+		n.EnableIPv6()
+	}
 	return n
 }
 
@@ -370,8 +431,11 @@ func (n *NIC) Addrs() []netip.Prefix {
 // AddAddress assigns addr (with its prefix) to the NIC, adds the
 // connected route, and announces it with a gratuitous ARP.
 func (n *NIC) AddAddress(p netip.Prefix) error {
-	if !p.Addr().Is4() || !p.IsValid() {
-		return fmt.Errorf("stack: %v is not an IPv4 prefix", p)
+	if !p.IsValid() {
+		return fmt.Errorf("stack: %v is not a prefix", p)
+	}
+	if p.Addr().Is6() {
+		return n.addAddress6(p, addrManual, 0, 0)
 	}
 	n.amu.Lock()
 	for _, a := range n.addrs {
@@ -424,14 +488,19 @@ func directedBroadcast(p netip.Prefix) netip.Addr {
 
 // primaryAddr is the address to use as source on this NIC for dst.
 func (n *NIC) primaryAddr(dst netip.Addr) netip.Addr {
+	if dst.Is6() {
+		return n.selectSource6(dst)
+	}
 	addrs := n.addrSnapshot().prefixes
 	for _, p := range addrs {
 		if p.Contains(dst) {
 			return p.Addr()
 		}
 	}
-	if len(addrs) > 0 {
-		return addrs[0].Addr()
+	for _, p := range addrs {
+		if p.Addr().Is4() {
+			return p.Addr()
+		}
 	}
 	return netip.Addr{}
 }
@@ -481,7 +550,11 @@ func (s *Stack) SetDefaultGateway(gw netip.Addr) error {
 	if r.Gateway.IsValid() {
 		return syscall.ENETUNREACH
 	}
-	s.AddRoute(Route{Prefix: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Gateway: gw, NIC: r.NIC})
+	any := netip.IPv4Unspecified()
+	if gw.Is6() {
+		any = netip.IPv6Unspecified()
+	}
+	s.AddRoute(Route{Prefix: netip.PrefixFrom(any, 0), Gateway: gw, NIC: r.NIC})
 	return nil
 }
 
@@ -534,6 +607,12 @@ type ResolvedRoute struct {
 // FindRoute picks the route to dst by longest prefix match. Destinations
 // that are the host's own addresses go through loopback.
 func (s *Stack) FindRoute(dst netip.Addr) (ResolvedRoute, error) {
+	if dst.Is4In6() {
+		dst = dst.Unmap()
+	}
+	if dst.Is6() {
+		return s.findRoute6(dst)
+	}
 	if !dst.Is4() {
 		return ResolvedRoute{}, syscall.ENETUNREACH
 	}
@@ -567,9 +646,10 @@ func (s *Stack) FindRoute(dst netip.Addr) (ResolvedRoute, error) {
 
 // ownerOf returns the NIC holding dst as an address (lo for 127/8).
 func (s *Stack) ownerOf(a netip.Addr) *NIC {
-	if a.Is4() && a.As4()[0] == 127 {
+	if a.Is4() && a.As4()[0] == 127 || a == ipv6Loopback {
 		return s.lo
 	}
+	a = a.WithZone("")
 	for _, o := range *s.ownerSnap.Load() {
 		if o.addr == a {
 			return o.nic

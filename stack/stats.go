@@ -124,7 +124,77 @@ type Stats struct {
 		ReportTimersShortened Counter // a query asked for a quicker answer than the time left
 		MembershipLimit       Counter // joins refused: the socket already holds MaxMemberships groups (ENOBUFS)
 	}
+	// IPv6 counters, named like Linux's /proc/net/snmp6 (Ip6*, Icmp6*).
+	IP6 struct {
+		InReceives, InDelivers Counter
+		InHdrErrors            Counter // fixed header or extension header refused
+		InTruncated            Counter
+		InBadVersion           Counter
+		InBadLength            Counter
+		InExtLimit             Counter // more extension headers than IPv6MaxExtHeaders
+		InOptionDrops          Counter // options refused: unknown with a drop action, too many, too much padding
+		InRoutingHeader        Counter // routing header with segments left (type 0 included, RFC 5095)
+		InAddrErrors           Counter // not for us, a group not joined, or a martian destination
+		InBadSource            Counter // martian source (multicast, ::1 from the wire, v4-mapped, own address)
+		InUnknownProtos        Counter
+		InDiscards             Counter
+		InTentative            Counter // to an address still under DAD (RFC 4862 5.4): dropped
+		InAtomicFrags          Counter // fragment header with offset 0 and M=0, processed alone (RFC 6946)
+		InIncompleteChain      Counter // first fragment without the whole header chain (RFC 7112)
+		InNestedFrag           Counter // a fragment header inside a reassembled datagram
+		OutRequests            Counter
+		OutNoRoutes            Counter
+		OutTooBig              Counter
+		FragOKs, FragCreates   Counter
+		FragFails              Counter
+		PMTUUpdates            Counter // path MTUs learnt from Packet Too Big
+		PMTUBelowMin           Counter // Packet Too Big below 1280: 1280 used (RFC 8201 4)
+	}
+	ICMP6 struct {
+		InMsgs, InErrors, InCsumErrors Counter
+		InEchos, InEchoReplies         Counter
+		InDestUnreachs, InPktTooBigs   Counter
+		InTimeExcds, InParmProblems    Counter
+		InUnmatched                    Counter // errors that matched no socket
+		InNDBad                        Counter // ND message failing RFC 4861 validation (hop limit, code, length, options, source)
+		InRouterSolicits               Counter
+		InRouterAdverts                Counter
+		InNeighborSolicits             Counter
+		InNeighborAdverts              Counter
+		InRedirects                    Counter // validated and ignored (no redirect support)
+		InMLDQueries, InMLDReports     Counter
+		InOther                        Counter
+		OutMsgs                        Counter
+		OutEchoReplies, OutEchos       Counter
+		OutDestUnreachs, OutPktTooBigs Counter
+		OutTimeExcds, OutParmProblems  Counter
+		OutRouterSolicits              Counter
+		OutNeighborSolicits            Counter
+		OutNeighborAdverts             Counter
+		OutMLDReports                  Counter
+		OutRateLimited                 Counter // errors suppressed by the shared rate limiter
+		OutSuppressed                  Counter // errors not sent by rule (RFC 4443 2.4(e))
+	}
+	ND struct {
+		DADStarted, DADSucceeded   Counter
+		DADFailures                Counter // duplicate found: the address was not assigned
+		DADRetries                 Counter // stable privacy address regenerated after a conflict (RFC 7217 6)
+		ResolveFailures            Counter // no answer to the multicast solicitations
+		ProbeFailures              Counter // a neighbour in PROBE stopped answering: entry removed
+		PendingDrops               Counter // packets dropped while waiting for resolution
+		CacheFull                  Counter
+		CacheEvictions             Counter
+		RouterAdded, RouterExpired Counter
+		RoutersFull                Counter // routers beyond IPv6MaxRouters ignored
+		PrefixesAdded              Counter // on-link prefixes learnt
+		SLAACAddrs                 Counter // addresses configured from prefixes
+		SLAACAddrsFull             Counter // refused: IPv6MaxAddrs reached
+		AddrExpired                Counter // SLAAC addresses removed at the end of their valid lifetime
+		RAMTU                      Counter // MTU options applied
+		RAMTUBad                   Counter // MTU options out of range (below 1280 or above the link's)
+	}
 	Raw struct {
+		InCsumErrors Counter // IPV6_CHECKSUM did not verify: not delivered
 		InDelivers   Counter
 		RcvbufErrors Counter
 		OutPackets   Counter

@@ -24,6 +24,11 @@ func (h tcpHost) Route(remote netip.Addr) (tcp.Route, error) {
 	if m, _, ok := h.s.pathMTU(remote); ok && m < mtu && !r.Local {
 		mtu = m // the path MTU learnt from ICMP (RFC 1191)
 	}
+	if remote.Is6() && !remote.Is4In6() {
+		// TCP takes 40 bytes of headers off the MTU for its MSS, IPv4's
+		// size; IPv6's header is 20 bytes longer (RFC 8200 8.3).
+		mtu -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen
+	}
 	return tcp.Route{Source: r.Src, MTU: mtu}, nil
 }
 

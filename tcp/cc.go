@@ -15,6 +15,20 @@ type CCState struct {
 	InFlight       int           // bytes outstanding when the event happened
 	SRTT, MinRTT   time.Duration // smoothed and minimum RTT (0 if unknown)
 	bytesAcked     int           // ABC accumulator for congestion avoidance
+
+	// RTT is the RTT measured by this ACK (0 if none): the time since
+	// the newest segment it delivered first left (HyStart++ needs one
+	// sample per ACK, not RFC 6298's one per round trip).
+	RTT time.Duration
+	// Ack and SndNxt delimit round trips: a round ends when Ack reaches
+	// the SndNxt seen at its start (RFC 9406 4.2).
+	Ack, SndNxt uint32
+	// PacingRate is what a congestion control asks the sender to pace
+	// at, in bytes per second; 0 sends as fast as cwnd allows.
+	PacingRate int64
+	// InRecovery and InLoss tell a rate-based control (BBR) which loss
+	// state the sender is in (Linux's TCP_CA_Recovery / TCP_CA_Loss).
+	InRecovery, InLoss bool
 }
 
 // CongestionControl is a pluggable congestion control algorithm. One
@@ -35,6 +49,7 @@ var (
 		"newreno": func() CongestionControl { return &newReno{} },
 		"reno":    func() CongestionControl { return &newReno{} },
 		"cubic":   func() CongestionControl { return &cubic{} },
+		"bbr":     func() CongestionControl { return &bbr{} },
 	}
 )
 
@@ -98,6 +113,22 @@ type ccIdler interface {
 	OnTxStart(s *CCState, idle, now time.Duration)
 }
 
+// ccRater is implemented by a congestion control that sets cwnd and the
+// pacing rate itself from delivery rate samples on every ACK, in and
+// out of recovery (Linux's cong_control hook, used by BBR): the sender
+// then skips PRR and the Reno recovery-exit window for it.
+type ccRater interface {
+	// rs is passed by value so that it stays on the caller's stack.
+	OnSample(s *CCState, rs rateSample, r *rateState, now time.Duration)
+}
+
+// ccUndoer is implemented by a congestion control with its own answer
+// to a loss episode undone by D-SACKs (RFC 3708); the default restores
+// cwnd and ssthresh to what they were before the reduction.
+type ccUndoer interface {
+	OnUndo(s *CCState, priorCwnd, priorSsthresh int)
+}
+
 func lossSsthresh(s *CCState) int {
 	return max(s.InFlight/2, 2*s.MSS)
 }
@@ -129,14 +160,16 @@ func (*newReno) OnRTO(s *CCState, now time.Duration) {
 	s.bytesAcked = 0
 }
 
-// cubic is RFC 9438 CUBIC (without HyStart).
+// cubic is RFC 9438 CUBIC with HyStart++ (RFC 9406).
 type cubic struct {
+	hs         hystart
 	wMax       float64 // segments, before the last reduction
 	k          float64 // seconds
 	epochStart time.Duration
 	origin     float64 // segments
 	wEst       float64 // Reno-friendly estimate, segments
 	cwndF      float64 // fractional cwnd in segments
+	priorWMax  float64 // wMax before the last reduction (undo)
 }
 
 const (
@@ -148,7 +181,7 @@ func (*cubic) Name() string { return "cubic" }
 
 func (c *cubic) OnAck(s *CCState, acked int, now time.Duration) {
 	if s.Cwnd < s.Ssthresh {
-		acked = slowStart(s, acked)
+		acked = c.hs.onAck(s, acked)
 		if acked == 0 {
 			return
 		}
@@ -197,6 +230,7 @@ func (c *cubic) OnAck(s *CCState, acked int, now time.Duration) {
 
 func (c *cubic) reduce(s *CCState) {
 	cw := float64(s.Cwnd) / float64(s.MSS)
+	c.priorWMax = c.wMax
 	if cw < c.wMax {
 		c.wMax = cw * (1 + cubicBeta) / 2 // fast convergence
 	} else {
@@ -214,6 +248,16 @@ func (c *cubic) OnTxStart(s *CCState, idle, now time.Duration) {
 		return
 	}
 	c.epochStart = min(c.epochStart+idle, now)
+}
+
+// OnUndo takes back a reduction that D-SACKs showed spurious: cwnd,
+// ssthresh and the curve's W_max go back, and a new epoch starts from
+// the restored window (RFC 9438 4.9).
+func (c *cubic) OnUndo(s *CCState, priorCwnd, priorSsthresh int) {
+	s.Cwnd = max(s.Cwnd, priorCwnd)
+	s.Ssthresh = max(s.Ssthresh, priorSsthresh)
+	c.wMax = c.priorWMax
+	c.epochStart = 0
 }
 
 func (c *cubic) OnLoss(s *CCState, now time.Duration) {

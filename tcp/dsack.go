@@ -84,8 +84,12 @@ func (e *Endpoint) undoDSACK(a, b uint32) {
 	if u.retrans > 0 {
 		return
 	}
-	e.ccs.Cwnd = max(e.ccs.Cwnd, u.cwnd)
-	e.ccs.Ssthresh = max(e.ccs.Ssthresh, u.ssthresh)
+	if c, ok := e.cc.(ccUndoer); ok {
+		c.OnUndo(&e.ccs, u.cwnd, u.ssthresh)
+	} else {
+		e.ccs.Cwnd = max(e.ccs.Cwnd, u.cwnd)
+		e.ccs.Ssthresh = max(e.ccs.Ssthresh, u.ssthresh)
+	}
 	*u = undoState{}
 	e.p.st.DSACKUndo.Add(1)
 }

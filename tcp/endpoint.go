@@ -7,7 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sockstack/sockstack/clock"
 	"github.com/sockstack/sockstack/waiter"
 )
 
@@ -51,15 +50,18 @@ type Endpoint struct {
 	// Options.
 	noDelay, cork, keepAlive bool
 	reuseAddr, reusePort     bool
-	lingerOn                 bool
-	linger                   time.Duration
-	keepIdle, keepIntvl      time.Duration
-	keepCnt                  int
-	ttl, tos                 uint8
-	userMSS                  int
-	userSndBuf, userRcvBuf   int
-	ccName                   string
-	cc                       CongestionControl
+	// An AF_INET6 socket's endpoint (inet6.go): its wildcard is ::, and
+	// v6only is IPV6_V6ONLY.
+	inet6, v6only          bool
+	lingerOn               bool
+	linger                 time.Duration
+	keepIdle, keepIntvl    time.Duration
+	keepCnt                int
+	ttl, tos               uint8
+	userMSS                int
+	userSndBuf, userRcvBuf int
+	ccName                 string
+	cc                     CongestionControl
 
 	err error // pending SO_ERROR
 
@@ -117,7 +119,7 @@ type Endpoint struct {
 
 	// Timers: one for retransmission / persist / keepalive / TIME_WAIT /
 	// FIN_WAIT2, one for the delayed ACK.
-	timer     clock.Timer
+	timer     wheelTimer // on the Protocol's timer wheel (perf)
 	timerAt   time.Duration
 	rtoAt     time.Duration
 	tlpAt     time.Duration // tail loss probe (RFC 8985 7)
@@ -125,7 +127,7 @@ type Endpoint struct {
 	persistAt time.Duration
 	keepAt    time.Duration
 	closeAt   time.Duration // TIME_WAIT or orphaned FIN_WAIT2 end
-	dackTimer clock.Timer
+	dackTimer wheelTimer
 	dackArmed bool
 	probes    int // unanswered zero-window probes
 	kaProbes  int // unanswered keepalive probes
@@ -169,6 +171,13 @@ type Endpoint struct {
 	undo       undoState     // D-SACK undo of a spurious loss episode
 	acceptN    atomic.Int32  // listener: len(acceptQ), read by children without l.mu
 	backlogN   atomic.Int32  // listener: backlog, likewise
+
+	// perf: delivery rate samples (BBR, HyStart++) and pacing (issue 10).
+	rate        rateState
+	paceAt      time.Duration // when the pacer lets the next byte go
+	paceTimerAt time.Duration // the timer releases the next burst
+	paceHeld    bool
+	ecn         ecnState
 }
 
 func (e *Endpoint) initOptions() {
@@ -178,6 +187,9 @@ func (e *Endpoint) initOptions() {
 	e.sndCap = c.SendBuf
 	e.rcvCap = c.RecvBuf
 	e.rto = initRTO
+	// The wheel calls back through these (set once: read without e.mu).
+	e.timer.ep, e.timer.kind = e, wheelRetrans
+	e.dackTimer.ep, e.dackTimer.kind = e, wheelDelack
 }
 
 // Waiter is the queue readiness events are notified on.
@@ -231,15 +243,21 @@ func (e *Endpoint) Bind(addr netip.AddrPort) error {
 	}
 	a := addr.Addr()
 	if !a.IsValid() {
-		a = netip.IPv4Unspecified()
+		a = e.anyAddr()
 	}
-	a = a.Unmap()
+	a = a.Unmap().WithZone("")
 	// Linux lets a TCP socket bind a multicast or broadcast address too
 	// (inet_addr_valid_or_nonlocal); nothing can connect to it.
 	if !a.IsUnspecified() && !e.p.host.IsLocal(a) && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return syscall.EADDRNOTAVAIL
 	}
-	return e.p.bind(e, a, addr.Port())
+	if err := e.p.bind(e, a, addr.Port()); err != nil {
+		return err
+	}
+	if a.Is6() && !a.IsUnspecified() {
+		e.v6only = true // bound to an IPv6 address: IPv6 only, as Linux's inet6_bind
+	}
+	return nil
 }
 
 // Listen makes the endpoint accept connections; calling it again adjusts
@@ -263,7 +281,7 @@ func (e *Endpoint) Listen(backlog int) error {
 		return nil
 	}
 	if !e.bound {
-		if err := e.p.bind(e, netip.IPv4Unspecified(), 0); err != nil {
+		if err := e.p.bind(e, e.anyAddr(), 0); err != nil {
 			return err
 		}
 	} else {
@@ -273,7 +291,7 @@ func (e *Endpoint) Listen(backlog int) error {
 		conflict := false
 		if pe != nil {
 			for _, u := range pe.users {
-				if u != e && u.state == StateListen && addrOverlap(u.local.Addr(), e.local.Addr()) && !(u.reusePort && e.reusePort) {
+				if u != e && u.state == StateListen && addrOverlap6(u.local.Addr(), u.v6only, e.local.Addr(), e.v6only) && !(u.reusePort && e.reusePort) {
 					conflict = true
 				}
 			}
@@ -350,14 +368,21 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 		}
 		return syscall.ECONNREFUSED
 	}
+	if a.Is4() && e.v6only {
+		return syscall.ENETUNREACH
+	}
 	if a.IsUnspecified() {
 		a = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		if addr.Addr().Is6() {
+			a = netip.IPv6Loopback()
+		}
 	}
-	remote := netip.AddrPortFrom(a, addr.Port())
 	rt, err := e.p.host.Route(a)
 	if err != nil {
 		return err
 	}
+	a = a.WithZone("") // the zone picked the route; the connection is keyed without it
+	remote := netip.AddrPortFrom(a, addr.Port())
 	now := e.p.now()
 	src := rt.Source
 	if e.bound && !e.local.Addr().IsUnspecified() {
@@ -972,6 +997,7 @@ func (e *Endpoint) SetCongestion(name string) error {
 	e.ccName = name // an alias ("reno") reads back as set, as in Linux
 	if e.cc != nil {
 		e.cc = cc
+		e.ccs.PacingRate = 0 // the new control paces if it wants to
 	}
 	return nil
 }

@@ -51,6 +51,7 @@ func (e *Endpoint) setClosed() {
 	e.ooo = nil
 	e.sb = scoreboard{}
 	e.rackReset()
+	e.rate.forget()
 	e.notify(waiter.EventIn | waiter.EventOut | waiter.EventHUp | waiter.EventErr | waiter.EventRdHUp)
 }
 
@@ -217,6 +218,11 @@ func (e *Endpoint) synSentInput(s *segment, now time.Duration) {
 	e.rcvNxt = s.seq + 1
 	e.rcvAdv = e.rcvNxt
 	e.negotiate(&s.opts)
+	if s.has(wire.TCPFlagACK) {
+		e.ecnSynAckReceived(s)
+	} else {
+		e.ecn = ecnState{} // simultaneous open: without ECN
+	}
 	if e.tsOK {
 		e.tsRecent, e.tsRecentAt = s.opts.TSVal, now
 	}
@@ -323,6 +329,7 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 	}
 	e.lastRecv = now
 	e.kaProbes = 0
+	e.ecnInput(s)
 	if e.state == StateSynRcvd {
 		if !seqGT(s.ack, e.sndUna) || seqGT(s.ack, e.sndMax) {
 			e.p.sendResetFor(connKey{e.local, e.remote}, s)
@@ -432,6 +439,13 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 	tlpUna, tlpDSACKs := e.sndUna, e.dsacks
 	newSack := false
 	sackedBefore := e.sb.sacked
+	high := ack // the highest sequence this ACK newly delivers
+	rater, _ := e.cc.(ccRater)
+	var rs rateSample
+	if rater != nil {
+		rs.priorInFlight = e.inFlight()
+		rs.lost = -e.rk.lostOut
+	}
 	if e.sackOK && s.opts.NumSACK > 0 {
 		for i := 0; i < s.opts.NumSACK; i++ {
 			b := s.opts.SACK[i]
@@ -448,6 +462,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.p.st.SACKBlocksRecv.Add(1)
 			if e.sb.add(b.Left, b.Right) {
 				newSack = true
+				high = seqMax(high, b.Right)
 			}
 		}
 	}
@@ -477,6 +492,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.sndNxt = ack
 		}
 		e.sb.ackTo(ack)
+		e.rateAck(&rs, acked+e.sb.sacked-sackedBefore, high, now)
 		if e.backoff > 0 && e.srtt > 0 {
 			// Forward progress: drop the back-off (as Linux does).
 			e.rto = min(e.srtt+max(4*e.rttvar, minRTO), maxRTO)
@@ -502,6 +518,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		e.tlpOut = false
 		if e.sndUna == e.sndMax {
 			e.rtoAt, e.tlpAt = 0, 0
+			e.rate.forget()
 		} else {
 			e.rtoAt = now + e.rto
 			e.armTimer(e.rtoAt)
@@ -515,6 +532,9 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 				e.notify(waiter.EventOut)
 			}
 		}
+	}
+	if acked == 0 && newSack {
+		e.rateAck(&rs, e.sb.sacked-sackedBefore, high, now)
 	}
 	if e.sackOK && (newSack || acked > 0) && e.txq.n > 0 {
 		if newSack {
@@ -564,7 +584,25 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		}
 	}
 	e.tlpAcked(tlpUna, tlpDSACKs, ack, len(s.payload) == 0 && !newSack && e.sndWnd == oldWnd, now)
+	e.ecnOnAck(s, now)
+	if rater != nil && (acked > 0 || newSack) {
+		rs.lost += e.rk.lostOut
+		rs.lost = max(rs.lost, 0)
+		e.ccs.InFlight = e.inFlight()
+		e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
+		e.ccs.InRecovery = e.recovery
+		e.ccs.InLoss = e.inLoss && seqGT(e.lossHigh, e.sndUna)
+		rater.OnSample(&e.ccs, rs, &e.rate, now)
+	}
 	return true
+}
+
+// rateAck feeds the delivery rate estimator with the bytes this ACK
+// newly delivered and gives the congestion control its RTT sample.
+func (e *Endpoint) rateAck(rs *rateSample, delivered int, high uint32, now time.Duration) {
+	e.rate.onAck(delivered, high, e.minRTT, now, rs)
+	e.ccs.RTT = rs.rtt
+	e.ccs.Ack, e.ccs.SndNxt = e.sndUna, e.sndNxt
 }
 
 // cwndLimited reports whether a flight of that many bytes was limited by

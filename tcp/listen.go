@@ -134,6 +134,7 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	c.rcvNxt = s.seq + 1
 	c.rcvAdv = c.rcvNxt
 	c.negotiate(&s.opts)
+	c.ecnSynReceived(s)
 	if c.tsOK {
 		c.tsRecent, c.tsRecentAt = s.opts.TSVal, now
 	}
@@ -170,6 +171,9 @@ func (l *Endpoint) sendCookie(c *Endpoint, k connKey, s *segment, now time.Durat
 		if c.sackOK {
 			opt |= 0x10
 		}
+		if c.ecn.ok {
+			opt |= 0x20 // perf: ECN rides in the cookie too, as in Linux
+		}
 		ts := c.tsNow(now)
 		v := ts&^0x3f | opt
 		if seqGT(v, ts) {
@@ -178,7 +182,7 @@ func (l *Endpoint) sendCookie(c *Endpoint, k connKey, s *segment, now time.Durat
 		c.cookieTS = v
 	} else {
 		// Without timestamps the cookie cannot carry these options.
-		c.wsOK, c.sackOK = false, false
+		c.wsOK, c.sackOK, c.ecn.ok = false, false, false
 		c.rcvWScale = 0
 	}
 	p.st.SynCookiesSent.Add(1)
@@ -216,6 +220,9 @@ func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 			syn.opts.HasWScale, syn.opts.WScale = true, uint8(min(ws, 14))
 		}
 		syn.opts.SACKPermitted = opt&0x10 != 0
+		if opt&0x20 != 0 {
+			syn.flags |= wire.TCPFlagECE | wire.TCPFlagCWR
+		}
 	}
 	c := l.newChild(k, &syn, now)
 	if c == nil {

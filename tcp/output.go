@@ -100,6 +100,11 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 			e.putSACK(&h.Options)
 		}
 	}
+	if syn {
+		h.Flags |= e.ecnSynFlags(flags&wire.TCPFlagACK == 0)
+	} else {
+		e.ecnOutput(seg, seq, n)
+	}
 	if n > 0 {
 		seg.Payload[0], seg.Payload[1] = e.snd.slices(int(seq-e.sbSeq), n)
 		e.lastDataSent = now
@@ -241,6 +246,10 @@ func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) erro
 	}
 	if n > 0 {
 		e.txStart(now)
+		if seqGEQ(seq, e.sndMax) {
+			e.rate.onSend(seq+uint32(n), e.sndUna == e.sndMax, now)
+		}
+		e.paceSent(n, now)
 	}
 	err := e.xmit(seq, n, f, now)
 	if e.sackOK {
@@ -277,6 +286,7 @@ func (e *Endpoint) output(now time.Duration) {
 	inflight := e.inFlight()
 	dataEnd := e.dataEnd()
 	blocked := false // the peer's window stops us: persist
+	appLimited := false
 	for {
 		if len(e.sb.blocks) > 0 && seqLT(e.sndNxt, e.sndMax) {
 			if s, end, _, _ := e.sb.lookup(e.sndNxt); s {
@@ -290,6 +300,7 @@ func (e *Endpoint) output(now time.Duration) {
 		}
 		finPending := e.wrShut && e.sndNxt == dataEnd
 		if avail == 0 && !finPending {
+			appLimited = true
 			break
 		}
 		n := min(avail, mss)
@@ -317,11 +328,16 @@ func (e *Endpoint) output(now time.Duration) {
 		if n < mss && n == avail && !fin && seqGEQ(e.sndNxt, e.sndMax) && !e.urgPush() {
 			if e.cork {
 				e.corkHold(now)
+				appLimited = true
 				break
 			}
 			if !e.noDelay && e.sndMax != e.sndUna {
+				appLimited = true
 				break // Nagle: one small segment in flight at a time
 			}
+		}
+		if n > 0 && e.paceWait(now) {
+			break
 		}
 		if err := e.sendData(e.sndNxt, n, fin, now); errors.Is(err, syscall.ENOBUFS) && inflight > 0 && seqGEQ(e.sndNxt, e.sndMax) {
 			// Local congestion (a full device queue): the segment never
@@ -348,6 +364,9 @@ func (e *Endpoint) output(now time.Duration) {
 		if fin {
 			break
 		}
+	}
+	if appLimited && inflight < e.ccs.Cwnd && e.rk.lostOut == 0 {
+		e.rate.checkAppLimited(inflight)
 	}
 	if sent {
 		if e.rtoAt == 0 {
@@ -468,25 +487,14 @@ func (e *Endpoint) armTimer(at time.Duration) {
 		return
 	}
 	e.timerAt = at
-	d := at - e.p.now()
-	if d < 0 {
-		d = 0
-	}
-	if e.timer == nil {
-		e.timer = e.p.clk.AfterFunc(d, e.onTimer)
-	} else {
-		e.timer.Reset(d)
-	}
+	e.p.wheel.arm(&e.timer, at)
 }
 
 func (e *Endpoint) stopTimers() {
-	if e.timer != nil {
-		e.timer.Stop()
-	}
-	if e.dackTimer != nil {
-		e.dackTimer.Stop()
-	}
+	e.p.wheel.stop(&e.timer)
+	e.p.wheel.stop(&e.dackTimer)
 	e.timerAt, e.rtoAt, e.persistAt, e.keepAt, e.closeAt, e.dackAt, e.tlpAt = 0, 0, 0, 0, 0, 0, 0
+	e.paceTimerAt, e.paceHeld = 0, false
 	e.rk.reoAt = 0
 	e.dackArmed = false
 }
@@ -521,13 +529,17 @@ func (e *Endpoint) onTimer() {
 		e.persistAt = 0
 		e.onPersist(now)
 	}
+	if e.paceTimerAt != 0 && now >= e.paceTimerAt && e.state != StateClosed {
+		e.paceTimerAt = 0
+		e.onPaceTimer(now)
+	}
 	if e.keepAt != 0 && now >= e.keepAt && e.state != StateClosed {
 		e.keepAt = 0
 		e.onKeepalive(now)
 	}
 	if e.state != StateClosed {
 		next := time.Duration(math.MaxInt64)
-		for _, t := range [...]time.Duration{e.rk.reoAt, e.tlpAt, e.rtoAt, e.persistAt, e.keepAt, e.closeAt} {
+		for _, t := range [...]time.Duration{e.rk.reoAt, e.tlpAt, e.rtoAt, e.persistAt, e.keepAt, e.closeAt, e.paceTimerAt} {
 			if t != 0 && t < next {
 				next = t
 			}
@@ -547,11 +559,7 @@ func (e *Endpoint) armDelayedAck(now time.Duration) {
 		return
 	}
 	e.dackArmed = true
-	if e.dackTimer == nil {
-		e.dackTimer = e.p.clk.AfterFunc(e.p.cfg.DelayedAckTimeout, e.onDelayedAck)
-	} else {
-		e.dackTimer.Reset(e.dackAt - now)
-	}
+	e.p.wheel.arm(&e.dackTimer, e.dackAt)
 }
 
 func (e *Endpoint) onDelayedAck() {
@@ -564,7 +572,7 @@ func (e *Endpoint) onDelayedAck() {
 	now := e.p.now()
 	if now < e.dackAt {
 		e.dackArmed = true
-		e.dackTimer.Reset(e.dackAt - now)
+		e.p.wheel.arm(&e.dackTimer, e.dackAt)
 		return
 	}
 	e.p.st.DelayedACKs.Add(1)
@@ -620,6 +628,7 @@ func (e *Endpoint) onRTO(now time.Duration) {
 	e.rttTiming = false
 	e.sndNxt = e.sndUna
 	e.rackClearLost()
+	e.rate.forget()
 	e.output(now)
 	if e.sndNxt == e.sndUna && e.sndUna != e.sndMax {
 		// Nothing could be sent (zero window): probe with an old

@@ -56,6 +56,9 @@ type Protocol struct {
 
 	// tcpsec: TIME_WAIT records (memory and orphans are gauges in st).
 	tw twTable
+
+	// perf: every endpoint timer, on one clock timer (issue 10).
+	wheel *timerWheel
 }
 
 // NewProtocol makes the TCP layer over h.
@@ -71,6 +74,7 @@ func NewProtocol(h Host, cfg Config) *Protocol {
 	}
 	// Start at 1s so that zero can mean "unset" for deadlines.
 	p.base = p.clk.Now().Add(-time.Second)
+	p.wheel = newTimerWheel(p.clk, p.now)
 	if cfg.Seed != nil {
 		p.key = sha256.Sum256(cfg.Seed)
 	} else {
@@ -115,6 +119,7 @@ type segment struct {
 	payload  []byte
 	opts     wire.TCPOptions
 	urg      uint16 // urgent pointer (tcpsec)
+	ecn      uint8  // the IP header's ECN field
 }
 
 func (s *segment) has(f uint8) bool { return s.flags&f != 0 }
@@ -196,6 +201,7 @@ func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch
 	}
 	s.seq, s.ack, s.flags, s.wnd = t.Seq(), t.Ack(), t.Flags(), t.Window()
 	s.urg = t.Urgent()
+	s.ecn = tos & 3
 	s.payload = b[off:]
 	if t.SrcPort() == 0 || t.DstPort() == 0 || !src.IsValid() || src.IsMulticast() || dst.IsMulticast() {
 		p.st.InErrs.Add(1)
@@ -239,7 +245,8 @@ func (p *Protocol) findListener(k connKey) *Endpoint {
 		a := l.local.Addr()
 		if a == k.local.Addr() {
 			exact = append(exact, l)
-		} else if a.IsUnspecified() {
+		} else if a.IsUnspecified() && (a.Is4() == k.local.Addr().Is4() || a.Is6() && !l.v6only) {
+			// A wildcard of the packet's family, or a dual-stack ::.
 			wilds = append(wilds, l)
 			wild = l
 		}
@@ -368,6 +375,7 @@ func (p *Protocol) Close() {
 		e.mu.Unlock()
 	}
 	p.twClose()
+	p.wheel.close()
 }
 
 // --- tables ---
@@ -447,7 +455,15 @@ func (p *Protocol) releasePort(e *Endpoint) {
 	e.bound, e.childPort, e.autoBound = false, false, false
 }
 
-func addrOverlap(a, b netip.Addr) bool {
+func addrOverlap(a, b netip.Addr) bool { return addrOverlap6(a, false, b, false) }
+
+// addrOverlap6 is Linux's bind overlap across families: within one
+// family equal addresses or a wildcard; across them only a dual-stack ::
+// (not IPV6_V6ONLY), which covers every IPv4 address.
+func addrOverlap6(a netip.Addr, aOnly bool, b netip.Addr, bOnly bool) bool {
+	if a.Is4() != b.Is4() {
+		return a.Is6() && a.IsUnspecified() && !aOnly || b.Is6() && b.IsUnspecified() && !bOnly
+	}
 	return a == b || a.IsUnspecified() || b.IsUnspecified()
 }
 
@@ -457,7 +473,7 @@ func (p *Protocol) conflicts(e *Endpoint, addr netip.Addr, pe *portEntry) bool {
 		return false
 	}
 	for _, u := range pe.users {
-		if u == e || !addrOverlap(addr, u.local.Addr()) {
+		if u == e || !addrOverlap6(addr, e.v6only, u.local.Addr(), u.v6only) {
 			continue
 		}
 		if e.reusePort && u.reusePort {
@@ -621,6 +637,8 @@ type stats struct {
 	MemoryPressures, RcvMemDrops, MemBytes            atomic.Uint64
 	DSACKOldSent, DSACKOfoSent                        atomic.Uint64
 	DSACKUndo                                         atomic.Uint64
+
+	InCEPkts, ECNCwndReductions atomic.Uint64
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -646,5 +664,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		AbortOnMemory: s.AbortOnMemory.Load(), Orphans: s.Orphans.Load(),
 		MemoryPressures: s.MemoryPressures.Load(), RcvMemDrops: s.RcvMemDrops.Load(), MemBytes: s.MemBytes.Load(),
 		DSACKOldSent: s.DSACKOldSent.Load(), DSACKOfoSent: s.DSACKOfoSent.Load(), DSACKUndo: s.DSACKUndo.Load(),
+		InCEPkts: s.InCEPkts.Load(), ECNCwndReductions: s.ECNCwndReductions.Load(),
 	}
 }

@@ -341,6 +341,9 @@ func (e *Endpoint) prrUpdate(delivered int) {
 	if !e.recovery || !e.sackOK {
 		return
 	}
+	if _, ok := e.cc.(ccRater); ok {
+		return // BBR sets cwnd in recovery itself
+	}
 	e.rk.prrDelivered += delivered
 	pipe := e.inFlight()
 	ss := e.ccs.Ssthresh

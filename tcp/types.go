@@ -49,6 +49,10 @@ type Config struct {
 	// growing; above MemLimit incoming data that needs more memory is
 	// dropped (counted). Defaults 256 MiB and 384 MiB.
 	MemPressure, MemLimit int64
+
+	// ECN chooses when connections use ECN (RFC 3168); the zero value
+	// accepts it when the peer asks and does not ask (tcp_ecn=2).
+	ECN ECNMode
 }
 
 func (c *Config) setDefaults() {
@@ -165,6 +169,10 @@ type StatsSnapshot struct {
 	MemoryPressures, RcvMemDrops, MemBytes            uint64 // entries into pressure; data dropped at MemLimit; buffer bytes now
 	DSACKOldSent, DSACKOfoSent                        uint64 // D-SACKs sent for old / out-of-order duplicates
 	DSACKUndo                                         uint64 // loss episodes undone by D-SACKs
+
+	// perf: ECN (issue 10).
+	InCEPkts          uint64 // segments received with CE on an ECN connection
+	ECNCwndReductions uint64 // cwnd reductions in answer to ECE
 }
 
 // ConnInfo is one row of the socket table.

@@ -60,6 +60,14 @@ var (
 	errIPTotalShort  = &ParseError{Layer: "ipv4", Reason: ReasonBadLength, Detail: "total length below header length"}
 	errIPChecksum    = &ParseError{Layer: "ipv4", Reason: ReasonBadChecksum}
 	errIPOption      = &ParseError{Layer: "ipv4", Reason: ReasonBadOption}
+	errIP6Truncated  = &ParseError{Layer: "ipv6", Reason: ReasonTruncated}
+	errIP6Version    = &ParseError{Layer: "ipv6", Reason: ReasonBadVersion}
+	errIP6Length     = &ParseError{Layer: "ipv6", Reason: ReasonBadLength, Detail: "payload length beyond frame"}
+	errICMP6Trunc    = &ParseError{Layer: "icmpv6", Reason: ReasonTruncated}
+	errICMP6Checksum = &ParseError{Layer: "icmpv6", Reason: ReasonBadChecksum}
+	errNDPTruncated  = &ParseError{Layer: "ndp", Reason: ReasonTruncated}
+	errNDPOption     = &ParseError{Layer: "ndp", Reason: ReasonBadOption}
+	errMLDTruncated  = &ParseError{Layer: "mld", Reason: ReasonTruncated}
 	errICMPTruncated = &ParseError{Layer: "icmpv4", Reason: ReasonTruncated}
 	errICMPChecksum  = &ParseError{Layer: "icmpv4", Reason: ReasonBadChecksum}
 	errUDPTruncated  = &ParseError{Layer: "udp", Reason: ReasonTruncated}

@@ -245,7 +245,11 @@ func Serve(n *socket.Net, addr netip.AddrPort, cfg Config) (*Server, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 60 * time.Second
 	}
-	ln, err := netconn.Listen(n, "tcp4", addr.String())
+	network := "tcp4"
+	if addr.Addr().Is6() {
+		network = "tcp6" // an IPv6 address (issue 9): [::] serves IPv6
+	}
+	ln, err := netconn.Listen(n, network, addr.String())
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,7 @@ import (
 func plotCmd() *cobra.Command {
 	var conn, out string
 	var list bool
+	var from, to time.Duration
 	c := &cobra.Command{
 		Use:   "plot FILE.pcap",
 		Short: "Draw the tcptrace-style time-sequence graph of a TCP connection in a capture (SVG)",
@@ -62,6 +64,9 @@ func plotCmd() *cobra.Command {
 			}
 			for _, p := range picks {
 				ct := sim.TraceConn(recs, p.Src, p.Dst)
+				if from > 0 || to > 0 {
+					ct = ct.Window(from, to)
+				}
 				if len(ct.Segs) == 0 {
 					return fmt.Errorf("no data segments from %v to %v", p.Src, p.Dst)
 				}
@@ -79,5 +84,7 @@ func plotCmd() *cobra.Command {
 	c.Flags().StringVar(&conn, "conn", "", "connection SRC:PORT-DST:PORT (data direction); default: the largest four")
 	c.Flags().StringVar(&out, "out", "", "output directory (default .)")
 	c.Flags().BoolVar(&list, "list", false, "list the connections and exit")
+	c.Flags().DurationVar(&from, "from", 0, "draw from this time after the connection's first packet")
+	c.Flags().DurationVar(&to, "to", 0, "draw up to this time (0: the end)")
 	return c
 }

@@ -1,0 +1,199 @@
+package interop
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/tcp"
+)
+
+// startStackImpaired is startStack with a TCP configuration and an
+// impairment between the stack and the TAP.
+func (l *lab) startStackImpaired(tc tcp.Config, ic link.ImpairConfig) (*host, *link.Impair) {
+	l.t.Helper()
+	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	im := link.NewImpair(tap, ic)
+	st := stack.New(stack.Options{Name: "sockstack", TCP: tc})
+	h := &host{st: st, net: socket.New(st), flush: func() {}}
+	h.nic = st.AddNIC(tapName, im)
+	if err := h.nic.AddAddress(stackCIDR); err != nil {
+		st.Close()
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(st.Close)
+	return h, im
+}
+
+// TestInteropECN: ECN against the Linux kernel over a TAP, with 2% of
+// the ECN-capable packets each way marked CE on the way.
+//   - sockstack asks (ECNOn) and the kernel agrees: our data leaves
+//     ECT(0) (only ECT packets get marked), the kernel echoes the marks
+//     with ECE, and sockstack reduces cwnd for them;
+//   - the kernel asks (tcp_ecn=1) and sockstack accepts by default: the
+//     kernel's data arrives ECT and its marks are counted.
+//
+// Both transfers arrive intact.
+func TestInteropECN(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "socat", "sha256sum", "ss")
+	l.run(t, 5*time.Second, nil, "sysctl", "-q", "-w", "net.ipv4.tcp_ecn=1")
+	h, im := l.startStackImpaired(tcp.Config{ECN: tcp.ECNOn}, link.ImpairConfig{Seed: 3, MarkCE: 0.02})
+	const size = 16 << 20
+	path, sum := randomFile(t, t.TempDir(), "16MiB.bin", size)
+	t.Run("sockstack_asks", func(t *testing.T) {
+		got, d := sendToKernel(t, l, h, 5011, path, 2*time.Minute)
+		if got != sum {
+			t.Fatalf("kernel received SHA-256 %s, sent %s", got, sum)
+		}
+		st := h.st.TCP.Stats()
+		// At most one reduction per mark: the kernel repeats ECE until it
+		// sees our CWR, and those repeats are the same congestion.
+		if marks := im.Egress.CEMarked.Load(); marks == 0 || st.ECNCwndReductions == 0 || st.ECNCwndReductions > marks {
+			t.Fatalf("CE marks on our data %d, reductions on the kernel's ECE %d", marks, st.ECNCwndReductions)
+		}
+		t.Logf("16 MiB sockstack -> kernel in %v: %d of our segments marked CE, %d cwnd reductions on ECE",
+			d.Round(time.Millisecond), im.Egress.CEMarked.Load(), st.ECNCwndReductions)
+	})
+	t.Run("kernel_asks", func(t *testing.T) {
+		before := h.st.TCP.Stats().InCEPkts
+		got, n, _ := recvFromKernel(t, l, h, 5012, path, 2*time.Minute)
+		if n != size || got != sum {
+			t.Fatalf("received %d bytes, SHA-256 %s", n, got)
+		}
+		ce := h.st.TCP.Stats().InCEPkts - before
+		if im.Ingress.CEMarked.Load() == 0 || ce == 0 {
+			t.Fatalf("kernel data marked CE %d, received with CE %d", im.Ingress.CEMarked.Load(), ce)
+		}
+		t.Logf("%s", fmt.Sprintf("kernel -> sockstack: %d of the kernel's segments marked CE and counted", ce))
+	})
+}
+
+// TestInteropLossCC measures bulk transfers between sockstack and the
+// kernel over the TAP with 2% random loss each way, the same congestion
+// control on both sides (CUBIC, then BBR; the kernel's set per socket by
+// socat, as a namespace may only choose among the allowed ones), and
+// checks the data; the figures are logged (timings are benchmarks, not
+// assertions).
+func TestInteropLossCC(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "socat", "sha256sum", "ss", "tc")
+	l.loss(t, 2)
+	const size = 32 << 20
+	path, sum := randomFile(t, t.TempDir(), "32MiB.bin", size)
+	for i, cc := range []string{"cubic", "bbr"} {
+		t.Run(cc, func(t *testing.T) {
+			h, _ := l.startStackImpaired(tcp.Config{CongestionControl: cc}, link.ImpairConfig{})
+			defer h.st.Close()                     // frees the TAP for the next
+			opt := ",setsockopt-string=6:13:" + cc // IPPROTO_TCP, TCP_CONGESTION
+			port := 5021 + 2*i
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			c := l.cmd(ctx, "sh", "-c", fmt.Sprintf("socat -u TCP-LISTEN:%d,reuseaddr%s - | sha256sum", port, opt))
+			var out syncBuffer
+			c.Stdout, c.Stderr = &out, &out
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- c.Wait() }()
+			l.waitListen(t, "tcp", port)
+			s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			s.SetTimeout(5 * time.Minute)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if err := s.Connect(socket.InetAddr(netip.AddrPortFrom(kernelIP, uint16(port)))); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SendAll(data, 0); err != nil {
+				t.Fatal(err)
+			}
+			s.Shutdown(socket.SHUT_WR)
+			if err := <-done; err != nil {
+				t.Fatalf("kernel side: %v\n%s", err, out.String())
+			}
+			d := time.Since(start)
+			if got := strings.Fields(out.String() + " x")[0]; got != sum {
+				t.Fatalf("kernel received SHA-256 %s, sent %s", got, sum)
+			}
+			before := h.st.TCP.Stats()
+			got2, n, d2 := recvFromKernelOpt(t, l, h, port+1, path, opt, 5*time.Minute)
+			if n != size || got2 != sum {
+				t.Fatalf("received %d bytes, SHA-256 %s", n, got2)
+			}
+			t.Logf("%s both sides, 2%% loss: sockstack -> kernel %.3f Gbit/s (our timeouts %d, TLPs %d, recoveries %d), kernel -> sockstack %.3f Gbit/s",
+				cc, gbps(size, d), before.Timeouts, before.TLPProbes, before.FastRetrans, gbps(size, d2))
+		})
+	}
+}
+
+// recvFromKernelOpt is recvFromKernel with socket options for the
+// kernel's socat client.
+func recvFromKernelOpt(t *testing.T, l *lab, h *host, port int, path, opt string, limit time.Duration) (string, int64, time.Duration) {
+	t.Helper()
+	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	if err := ls.Bind(socket.Inet("0.0.0.0", port)); err != nil {
+		t.Fatal(err)
+	}
+	ls.Listen(1)
+	ls.SetTimeout(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	c := l.cmd(ctx, "socat", "-u", "OPEN:"+path, fmt.Sprintf("TCP:%v:%d%s", stackIP, port, opt))
+	var out syncBuffer
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	start := time.Now()
+	conn, _, err := ls.Accept()
+	if err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	defer conn.Close()
+	conn.SetTimeout(limit)
+	hs := sha256.New()
+	buf := make([]byte, 1<<20)
+	var total int64
+	for {
+		n, err := conn.Recv(buf, 0)
+		if err != nil {
+			t.Fatalf("recv after %d bytes: %v", total, err)
+		}
+		if n == 0 {
+			break
+		}
+		hs.Write(buf[:n])
+		total += int64(n)
+	}
+	d := time.Since(start)
+	if err := <-done; err != nil {
+		t.Fatalf("kernel socat: %v\n%s", err, out.String())
+	}
+	return hex.EncodeToString(hs.Sum(nil)), total, d
+}

@@ -1,0 +1,365 @@
+package socket
+
+import (
+	"net/netip"
+	"syscall"
+
+	"github.com/sockstack/sockstack/stack"
+)
+
+// AF_INET6 sockets. The endpoints are IPv4's (stack and tcp take either
+// family); this file adds the address rules: sockaddr_in6 with the scope
+// id as the address's zone ("fe80::1%eth0"), IPv4 peers of a dual-stack
+// socket shown v4-mapped (::ffff:a.b.c.d), and the IPPROTO_IPV6 options.
+
+// IPv6 protocol numbers and options (Linux's values).
+const (
+	IPPROTO_IPV6   = 41
+	IPPROTO_ICMPV6 = 58
+
+	IPV6_CHECKSUM        = 7
+	IPV6_UNICAST_HOPS    = 16
+	IPV6_MULTICAST_IF    = 17
+	IPV6_MULTICAST_HOPS  = 18
+	IPV6_MULTICAST_LOOP  = 19
+	IPV6_JOIN_GROUP      = 20
+	IPV6_LEAVE_GROUP     = 21
+	IPV6_ADD_MEMBERSHIP  = IPV6_JOIN_GROUP
+	IPV6_DROP_MEMBERSHIP = IPV6_LEAVE_GROUP
+	IPV6_V6ONLY          = 26
+	IPV6_TCLASS          = 67
+
+	ICMP6_FILTER = 1 // level IPPROTO_ICMPV6
+)
+
+// IPv6Mreq is the IPV6_JOIN_GROUP / IPV6_LEAVE_GROUP value (struct ipv6_mreq).
+type IPv6Mreq struct {
+	Multiaddr netip.Addr
+	Interface int // ifindex; 0: chosen by route
+}
+
+// ICMP6Filter is the ICMP6_FILTER value: a set bit blocks the type
+// (ICMP6_FILTER_WILLBLOCK), bit t%32 of word t/32.
+type ICMP6Filter [8]uint32
+
+// Inet6 makes an AF_INET6 address from an IPv6 literal (with an optional
+// %zone) and a port; IPv4 literals become v4-mapped.
+func Inet6(addr string, port int) *SockaddrInet {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || CheckPort(port) != nil {
+		return &SockaddrInet{}
+	}
+	return &SockaddrInet{netip.AddrPortFrom(mapped(a), uint16(port))}
+}
+
+// mapped shows an IPv4 address as an IPv4-mapped IPv6 address.
+func mapped(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return netip.AddrFrom16(a.As16())
+	}
+	return a
+}
+
+func sa6(ap netip.AddrPort) *SockaddrInet {
+	return &SockaddrInet{netip.AddrPortFrom(mapped(ap.Addr()), ap.Port())}
+}
+
+// newInet6 picks the endpoint for an AF_INET6 socket.
+func (n *Net) newInet6(typ, proto int) (endpoint, int, error) {
+	switch typ {
+	case SOCK_STREAM:
+		if proto == 0 {
+			proto = IPPROTO_TCP
+		}
+		if proto != IPPROTO_TCP {
+			return nil, 0, syscall.EPROTONOSUPPORT
+		}
+		ep := n.st.TCP.NewEndpoint()
+		ep.SetInet6()
+		return &tcpEP{ep: ep, net: n, v6: true}, proto, nil
+	case SOCK_DGRAM:
+		var d *stack.DgramEndpoint
+		switch proto {
+		case 0, IPPROTO_UDP:
+			proto = IPPROTO_UDP
+			d = n.st.NewDgram(stack.KindUDP, 17)
+		case IPPROTO_ICMPV6:
+			d = n.st.NewDgram(stack.KindPing, IPPROTO_ICMPV6)
+		default:
+			return nil, 0, syscall.EPROTONOSUPPORT
+		}
+		d.SetInet6()
+		return &dgramEP{ep: d, v6: true}, proto, nil
+	case SOCK_RAW:
+		if proto <= 0 || proto > 255 {
+			return nil, 0, syscall.EPROTONOSUPPORT
+		}
+		d := n.st.NewDgram(stack.KindRaw, uint8(proto))
+		d.SetInet6()
+		return &dgramEP{ep: d, raw: true, v6: true}, proto, nil
+	case SOCK_SEQPACKET:
+		return nil, 0, syscall.ESOCKTNOSUPPORT
+	}
+	return nil, 0, syscall.EINVAL
+}
+
+// inet6Addr reads an address given to an AF_INET6 socket: AF_INET6
+// (v4-mapped ones come back as IPv4 for the stack), the scope id checked
+// against the NICs (ENODEV), a link-local address without one refused
+// with EINVAL where Linux refuses it (bind, stream connect). allowV4
+// accepts a plain AF_INET address too (UDP connect and sendto do, as
+// Linux's ip6_datagram_connect / udpv6_sendmsg).
+func inet6Addr(st *stack.Stack, a Sockaddr, allowV4, needScope bool) (netip.AddrPort, error) {
+	switch v := a.(type) {
+	case *SockaddrInet:
+		ap := v.AddrPort
+		ad := ap.Addr()
+		switch {
+		case !ad.IsValid():
+			return netip.AddrPort{}, syscall.EINVAL
+		case ad.Is4():
+			// A sockaddr_in given to an AF_INET6 socket is too short for
+			// sockaddr_in6: Linux says EINVAL (UDP connect and sendto
+			// take it as IPv4).
+			if !allowV4 {
+				return netip.AddrPort{}, syscall.EINVAL
+			}
+			return ap, nil
+		case ad.Is4In6():
+			return netip.AddrPortFrom(ad.Unmap(), ap.Port()), nil
+		}
+		if z := ad.Zone(); z != "" {
+			if st.NICByName(z) == nil {
+				if id, ok := zoneIndex(z); !ok || st.NICByID(id) == nil {
+					return netip.AddrPort{}, syscall.ENODEV
+				}
+			}
+			if !ad.IsLinkLocalUnicast() && !ad.IsLinkLocalMulticast() {
+				// Linux ignores a scope id on a global address.
+				ap = netip.AddrPortFrom(ad.WithZone(""), ap.Port())
+			}
+		} else if needScope && ad.IsLinkLocalUnicast() {
+			return netip.AddrPort{}, syscall.EINVAL
+		}
+		return ap, nil
+	case Unspec, *Unspec:
+		return netip.AddrPort{}, nil
+	}
+	return netip.AddrPort{}, syscall.EAFNOSUPPORT
+}
+
+func zoneIndex(z string) (int, bool) {
+	id := 0
+	for _, c := range z {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		id = id*10 + int(c-'0')
+	}
+	return id, z != ""
+}
+
+// setOption6 is the IPPROTO_IPV6 / IPPROTO_ICMPV6 half of a datagram
+// socket's setsockopt.
+func (d *dgramEP) setOption6(level, name int, v any) error {
+	e := d.ep
+	if level == IPPROTO_ICMPV6 {
+		if name != ICMP6_FILTER || !d.raw || e.Proto() != IPPROTO_ICMPV6 {
+			return syscall.ENOPROTOOPT
+		}
+		f, ok := v.(ICMP6Filter)
+		if !ok {
+			return syscall.EINVAL
+		}
+		e.SetICMP6Filter(f)
+		return nil
+	}
+	if !d.v6 {
+		return syscall.ENOPROTOOPT
+	}
+	switch name {
+	case IPV6_V6ONLY:
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		return e.SetV6Only(i != 0)
+	case IPV6_UNICAST_HOPS:
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if i < -1 || i > 255 {
+			return syscall.EINVAL
+		}
+		return e.SetTTL(i)
+	case IPV6_MULTICAST_HOPS:
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if i < -1 || i > 255 {
+			return syscall.EINVAL
+		}
+		if i == -1 {
+			i = 1
+		}
+		return e.SetMulticastTTL(i)
+	case IPV6_MULTICAST_LOOP:
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if i != 0 && i != 1 {
+			return syscall.EINVAL
+		}
+		e.SetMulticastLoop(i != 0)
+		return nil
+	case IPV6_MULTICAST_IF:
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			e.SetMulticastIf(nil)
+			return nil
+		}
+		nic := d.netNIC(i)
+		if nic == nil {
+			return syscall.ENODEV
+		}
+		e.SetMulticastIf(nic)
+		return nil
+	case IPV6_TCLASS:
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if i < -1 || i > 255 {
+			return syscall.EINVAL
+		}
+		e.SetTOS(max(i, 0))
+		return nil
+	case IPV6_CHECKSUM:
+		if !d.raw {
+			return syscall.ENOPROTOOPT
+		}
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		return e.SetChecksumOffset(i)
+	case IPV6_JOIN_GROUP, IPV6_LEAVE_GROUP:
+		m, ok := v.(IPv6Mreq)
+		if !ok || !m.Multiaddr.Is6() || !m.Multiaddr.IsMulticast() {
+			return syscall.EINVAL
+		}
+		var nic *stack.NIC
+		if m.Interface != 0 {
+			if nic = d.netNIC(m.Interface); nic == nil {
+				return syscall.ENODEV
+			}
+		}
+		if name == IPV6_JOIN_GROUP {
+			return e.JoinGroup6(m.Multiaddr, nic)
+		}
+		return e.LeaveGroup6(m.Multiaddr, nic)
+	}
+	return syscall.ENOPROTOOPT
+}
+
+func (d *dgramEP) netNIC(i int) *stack.NIC { return d.ep.Stack().NICByID(i) }
+
+func (d *dgramEP) getOption6(level, name int) (any, error) {
+	e := d.ep
+	if level == IPPROTO_ICMPV6 {
+		if name != ICMP6_FILTER || !d.raw || e.Proto() != IPPROTO_ICMPV6 {
+			return nil, syscall.ENOPROTOOPT
+		}
+		return ICMP6Filter(e.ICMP6Filter()), nil
+	}
+	if !d.v6 {
+		return nil, syscall.EOPNOTSUPP // as Linux for IPPROTO_IPV6 on an AF_INET socket
+	}
+	switch name {
+	case IPV6_V6ONLY:
+		return b2i(e.V6Only()), nil
+	case IPV6_UNICAST_HOPS:
+		return e.TTL(), nil
+	case IPV6_MULTICAST_HOPS:
+		return e.MulticastTTL(), nil
+	case IPV6_MULTICAST_LOOP:
+		return b2i(e.MulticastLoop()), nil
+	case IPV6_MULTICAST_IF:
+		if n := e.MulticastIf(); n != nil {
+			return n.ID(), nil
+		}
+		return 0, nil
+	case IPV6_TCLASS:
+		return e.TOS(), nil
+	case IPV6_CHECKSUM:
+		if !d.raw {
+			return nil, syscall.ENOPROTOOPT
+		}
+		return e.ChecksumOffset(), nil
+	}
+	return nil, syscall.ENOPROTOOPT
+}
+
+// setOption6 is a stream socket's IPPROTO_IPV6 setsockopt.
+func (t *tcpEP) setOption6(name int, v any) error {
+	if !t.v6 {
+		return syscall.ENOPROTOOPT
+	}
+	switch name {
+	case IPV6_V6ONLY:
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		return t.ep.SetV6Only(i != 0)
+	case IPV6_TCLASS:
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if i < -1 || i > 255 {
+			return syscall.EINVAL
+		}
+		return t.setOption(SOL_IP, IP_TOS, max(i, 0))
+	case IPV6_UNICAST_HOPS:
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if i < -1 || i > 255 {
+			return syscall.EINVAL
+		}
+		if i == -1 {
+			i = 64
+		}
+		return t.setOption(SOL_IP, IP_TTL, max(i, 1))
+	}
+	return syscall.ENOPROTOOPT
+}
+
+func (t *tcpEP) getOption6(name int) (any, error) {
+	if !t.v6 {
+		return nil, syscall.EOPNOTSUPP
+	}
+	switch name {
+	case IPV6_V6ONLY:
+		return b2i(t.ep.V6Only()), nil
+	case IPV6_TCLASS:
+		return t.getOption(SOL_IP, IP_TOS)
+	case IPV6_UNICAST_HOPS:
+		return t.getOption(SOL_IP, IP_TTL)
+	}
+	return nil, syscall.ENOPROTOOPT
+}
+
+// mappedIn reports a v4-mapped address in a.
+func mappedIn(a Sockaddr) bool {
+	v, ok := a.(*SockaddrInet)
+	return ok && v.AddrPort.Addr().Is4In6()
+}

@@ -1,0 +1,350 @@
+package stack
+
+import (
+	"net/netip"
+	"syscall"
+
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// AF_INET6 datagram endpoints: UDP, ICMPv6 ping and raw IPv6 on the
+// tables IPv4 uses. An IPv6 endpoint bound to :: without IPV6_V6ONLY
+// also takes IPv4 (the socket layer shows those peers v4-mapped).
+
+// SetInet6 marks the endpoint as an AF_INET6 socket's (before any bind).
+// A ping endpoint then speaks ICMPv6; a raw ICMPv6 endpoint always
+// checksums at offset 2 (RFC 3542 3.1).
+func (e *DgramEndpoint) SetInet6() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.opts.inet6 = true
+	switch {
+	case e.kind == KindPing:
+		e.proto = wire.ProtoICMPv6
+	case e.kind == KindRaw && e.proto == wire.ProtoICMPv6:
+		e.opts.csumOff = 2
+	}
+}
+
+// Inet6 reports an AF_INET6 endpoint.
+func (e *DgramEndpoint) Inet6() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.opts.inet6 }
+
+// SetV6Only is IPV6_V6ONLY: EINVAL once bound, as Linux.
+func (e *DgramEndpoint) SetV6Only(v bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.bound {
+		return syscall.EINVAL
+	}
+	e.opts.v6only = v
+	return nil
+}
+
+// V6Only is IPV6_V6ONLY.
+func (e *DgramEndpoint) V6Only() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.opts.v6only }
+
+// SetChecksumOffset is IPV6_CHECKSUM on a raw socket: the stack fills
+// (and checks on receive) a checksum at off of the payload; -1 turns it
+// off. ICMPv6 sockets cannot change theirs (EINVAL), nor may the offset
+// be odd (EINVAL), as Linux.
+func (e *DgramEndpoint) SetChecksumOffset(off int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.kind != KindRaw || e.proto == wire.ProtoICMPv6 || off >= 0 && off&1 != 0 || off < -1 {
+		return syscall.EINVAL
+	}
+	e.opts.csumOff = off
+	return nil
+}
+
+// ChecksumOffset is IPV6_CHECKSUM (-1: off).
+func (e *DgramEndpoint) ChecksumOffset() int { e.mu.Lock(); defer e.mu.Unlock(); return e.opts.csumOff }
+
+// SetICMP6Filter is ICMP6_FILTER: a set bit (type t at word t/32, bit
+// t%32) blocks that type.
+func (e *DgramEndpoint) SetICMP6Filter(f [8]uint32) {
+	e.mu.Lock()
+	e.opts.icmp6Filter = f
+	e.mu.Unlock()
+}
+
+// ICMP6Filter is ICMP6_FILTER.
+func (e *DgramEndpoint) ICMP6Filter() [8]uint32 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.opts.icmp6Filter
+}
+
+func (e *DgramEndpoint) anyAddr() netip.Addr {
+	if e.opts.inet6 {
+		return netip.IPv6Unspecified()
+	}
+	return netip.IPv4Unspecified()
+}
+
+// familyOK: an AF_INET endpoint takes IPv4 only; an AF_INET6 one both
+// (IPv4 arrives unmapped from the socket layer).
+func (e *DgramEndpoint) familyOK(a netip.Addr) bool { return a.Is4() || e.opts.inet6 && a.Is6() }
+
+func loopbackOf(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	return ipv6Loopback
+}
+
+// bindOverlap is whether two bound addresses claim a common destination
+// (Linux's inet_rcv_saddr_equal): the same family overlaps on equal
+// addresses or a wildcard; a dual-stack :: (not V6ONLY) also covers
+// every IPv4 address.
+func bindOverlap(a netip.Addr, aOnly bool, b netip.Addr, bOnly bool) bool {
+	a, b = a.WithZone(""), b.WithZone("")
+	if a.Is4() == b.Is4() {
+		return a.IsUnspecified() || b.IsUnspecified() || a == b
+	}
+	if a.Is6() {
+		return a.IsUnspecified() && !aOnly
+	}
+	return b.IsUnspecified() && !bOnly
+}
+
+// sendTo6 is SendTo's IPv6 half, after the checks both families share.
+func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr, sport uint16, ttl int, tos uint8, iface *NIC, loop bool, csumOff int, wait <-chan struct{}) (int, error) {
+	s := e.s
+	if wait != nil {
+		if r, err := s.FindRoute(dst); err == nil {
+			if w, ok := r.NIC.ep.(link.Waiter); ok {
+				w.WaitRoom(wait)
+			}
+		}
+	}
+	if src.Is4() {
+		src = netip.Addr{} // a dual-stack socket whose name is IPv4: the route picks
+	}
+	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface}
+	if dst.IsMulticast() {
+		p.Loop = loop
+		p.LocalOnly = ttl == 0
+	}
+	switch e.kind {
+	case KindUDP:
+		if len(b) > wire.IPv6MaxPayload-wire.UDPHeaderLen {
+			return 0, syscall.EMSGSIZE
+		}
+		h := getBuf(wire.UDPHeaderLen)
+		defer putBuf(h)
+		wire.PutUDP(h, sport, to.Port(), len(b))
+		p.Parts = [3][]byte{h, b}
+		if err := s.WritePacket(&p); err != nil {
+			s.stats.UDP.SndbufErrors.Add(1)
+			return 0, err
+		}
+		s.stats.UDP.OutDatagrams.Add(1)
+	case KindPing:
+		if len(b) < wire.ICMPv6HeaderLen || b[0] != wire.ICMPv6EchoRequest || b[1] != 0 {
+			return 0, syscall.EINVAL
+		}
+		h := getBuf(wire.ICMPv6HeaderLen)
+		defer putBuf(h)
+		copy(h, b)
+		wire.ICMPv6(h).SetID(sport)
+		h[2], h[3] = 0, 0
+		p.Parts = [3][]byte{h, b[wire.ICMPv6HeaderLen:]}
+		if err := s.WritePacket(&p); err != nil {
+			return 0, err
+		}
+		s.stats.ICMP6.OutMsgs.Add(1)
+		s.stats.ICMP6.OutEchos.Add(1)
+	case KindRaw:
+		if csumOff >= 0 && csumOff+2 > len(b) {
+			return 0, syscall.EINVAL
+		}
+		p.NoCsum = true
+		p.CsumAt = csumOff + 1
+		p.Parts = [3][]byte{b}
+		if err := s.WritePacket(&p); err != nil {
+			return 0, err
+		}
+		s.stats.Raw.OutPackets.Add(1)
+	}
+	return len(b), nil
+}
+
+// enqueue6 queues an IPv6 datagram's data.
+func (e *DgramEndpoint) enqueue6(data []byte, from netip.AddrPort, h wire.IPv6) bool {
+	return e.enqueueMeta(data, from, h.Dst(), h.HopLimit(), h.TrafficClass())
+}
+
+// scoped adds the NIC as zone to a link-local source, so recvfrom
+// reports its scope id.
+func scoped(a netip.Addr, n *NIC) netip.Addr {
+	if a.IsLinkLocalUnicast() && !n.loopback {
+		return a.WithZone(n.name)
+	}
+	return a
+}
+
+// receiveUDP6 demultiplexes a UDP datagram over IPv6. A zero checksum is
+// not allowed over IPv6 (RFC 8200 8.1).
+func (s *Stack) receiveUDP6(n *NIC, h wire.IPv6, p []byte, mcast bool) {
+	st := &s.stats.UDP
+	u, err := wire.ParseUDP(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoUDP, 0))
+	if err == nil && u.Checksum() == 0 {
+		st.InErrors.Add(1)
+		st.InCsumErrors.Add(1)
+		return
+	}
+	if err != nil {
+		st.InErrors.Add(1)
+		if pe, ok := err.(*wire.ParseError); ok && pe.Reason == wire.ReasonBadChecksum {
+			st.InCsumErrors.Add(1)
+		} else {
+			st.InBadLength.Add(1)
+		}
+		return
+	}
+	src, dst := h.Src(), h.Dst()
+	from := netip.AddrPortFrom(scoped(src, n), u.SrcPort())
+	if mcast {
+		var buf [8]*DgramEndpoint
+		eps := s.udp.lookupAll(dst, u.DstPort(), src, u.SrcPort(), buf[:0])
+		if len(eps) == 0 {
+			st.NoPorts.Add(1)
+			return
+		}
+		st.InDatagrams.Add(1)
+		for _, e := range eps {
+			if !e.enqueue6(u.Payload(), from, h) {
+				st.RcvbufErrors.Add(1)
+			}
+		}
+		return
+	}
+	e := s.udp.lookup(dst, u.DstPort(), src, u.SrcPort())
+	if e == nil {
+		st.NoPorts.Add(1)
+		s.sendICMPv6Error(h, wire.ICMPv6DestUnreach, wire.ICMPv6PortUnreach, 0)
+		return
+	}
+	st.InDatagrams.Add(1)
+	if !e.enqueue6(u.Payload(), from, h) {
+		st.RcvbufErrors.Add(1)
+		st.InErrors.Add(1)
+	}
+}
+
+// has6 reports a raw IPv6 endpoint for proto.
+func (t *rawTable) has6(proto uint8) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, e := range t.eps {
+		e.mu.Lock()
+		ok := e.opts.inet6 && e.proto == proto
+		e.mu.Unlock()
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// deliver6 copies a datagram's upper-layer part (IPv6 raw sockets get no
+// IP header, RFC 3542 3) to the raw IPv6 endpoints of its protocol;
+// ICMPv6 goes through deliverICMPv6 after its checksum was verified.
+func (t *rawTable) deliver6(s *Stack, h wire.IPv6, x *wire.IPv6Ext) {
+	if x.Proto == wire.ProtoICMPv6 {
+		return
+	}
+	t.deliverRaw6(s, h, x.Proto, h[x.Offset:], nil)
+}
+
+// deliverICMPv6 delivers a checked ICMPv6 message to raw ICMPv6
+// endpoints whose ICMP6_FILTER passes its type.
+func (t *rawTable) deliverICMPv6(s *Stack, h wire.IPv6, m wire.ICMPv6) {
+	t.deliverRaw6(s, h, wire.ProtoICMPv6, m, func(e *DgramEndpoint) bool {
+		typ := m.Type()
+		return e.opts.icmp6Filter[typ>>5]&(1<<(typ&31)) == 0
+	})
+}
+
+func (t *rawTable) deliverRaw6(s *Stack, h wire.IPv6, proto uint8, data []byte, pass func(*DgramEndpoint) bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if len(t.eps) == 0 {
+		return
+	}
+	src, dst := h.Src(), h.Dst()
+	for _, e := range t.eps {
+		e.mu.Lock()
+		ok := e.opts.inet6 && e.proto == proto && (pass == nil || pass(e))
+		la, conn, ra, off := e.local.Addr(), e.connected, e.remote.Addr(), e.opts.csumOff
+		e.mu.Unlock()
+		if !ok || la.IsValid() && !la.IsUnspecified() && la != dst || conn && ra.WithZone("") != src {
+			continue
+		}
+		if off >= 0 && proto != wire.ProtoICMPv6 {
+			// IPV6_CHECKSUM: a packet whose checksum fails is not delivered.
+			if off+2 > len(data) || wire.Fold(wire.Sum(data, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), proto, len(data)))) != 0xffff {
+				s.stats.Raw.InCsumErrors.Add(1)
+				continue
+			}
+		}
+		if e.enqueue6(data, netip.AddrPortFrom(src, 0), h) {
+			s.stats.Raw.InDelivers.Add(1)
+		} else {
+			s.stats.Raw.RcvbufErrors.Add(1)
+		}
+	}
+}
+
+// Stack is the endpoint's stack.
+func (e *DgramEndpoint) Stack() *Stack { return e.s }
+
+// JoinGroup6 is IPV6_JOIN_GROUP: group g on nic (nil: the NIC the route
+// to g uses), under the same per-socket limit as IPv4.
+func (e *DgramEndpoint) JoinGroup6(g netip.Addr, nic *NIC) error {
+	if !g.Is6() || !g.IsMulticast() {
+		return syscall.EINVAL
+	}
+	g = g.WithZone("")
+	if nic == nil {
+		r, err := e.s.findRoute6(g)
+		if err != nil {
+			return syscall.ENODEV
+		}
+		nic = r.NIC
+	}
+	e.mu.Lock()
+	for _, m := range e.groups {
+		if m.nic == nic && m.group == g {
+			e.mu.Unlock()
+			return syscall.EADDRINUSE
+		}
+	}
+	if len(e.groups) >= e.s.opts.MaxMemberships {
+		e.mu.Unlock()
+		e.s.stats.IGMP.MembershipLimit.Add(1)
+		return syscall.ENOBUFS
+	}
+	e.groups = append(e.groups, membership{nic, g})
+	e.mu.Unlock()
+	nic.join(g)
+	return nil
+}
+
+// LeaveGroup6 is IPV6_LEAVE_GROUP.
+func (e *DgramEndpoint) LeaveGroup6(g netip.Addr, nic *NIC) error {
+	g = g.WithZone("")
+	e.mu.Lock()
+	for i, m := range e.groups {
+		if m.group == g && (nic == nil || m.nic == nic) {
+			e.groups = append(e.groups[:i], e.groups[i+1:]...)
+			e.mu.Unlock()
+			m.nic.leave(g)
+			return nil
+		}
+	}
+	e.mu.Unlock()
+	return syscall.EADDRNOTAVAIL
+}

@@ -1,0 +1,302 @@
+package stack
+
+import (
+	"net/netip"
+	"syscall"
+
+	"github.com/sockstack/sockstack/tcp"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// ICMPv6 (RFC 4443): echo, errors in and out, and the dispatch to ND and
+// MLD.
+
+// receiveICMPv6 handles one message; p starts at the ICMPv6 header.
+func (s *Stack) receiveICMPv6(n *NIC, h wire.IPv6, p []byte, mcast, routerAlert bool) {
+	st := &s.stats.ICMP6
+	st.InMsgs.Add(1)
+	m, err := wire.ParseICMPv6(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoICMPv6, 0))
+	if err != nil {
+		st.InErrors.Add(1)
+		if pe, ok := err.(*wire.ParseError); ok && pe.Reason == wire.ReasonBadChecksum {
+			st.InCsumErrors.Add(1)
+		}
+		return
+	}
+	s.raw.deliverICMPv6(s, h, m)
+	switch t := m.Type(); t {
+	case wire.ICMPv6EchoRequest:
+		st.InEchos.Add(1)
+		s.echoReply6(n, h, m, mcast)
+	case wire.ICMPv6EchoReply:
+		st.InEchoReplies.Add(1)
+		s.pingDeliver6(h, m)
+	case wire.ICMPv6DestUnreach, wire.ICMPv6PacketTooBig, wire.ICMPv6TimeExceeded, wire.ICMPv6ParamProblem:
+		mtu := 0
+		switch t {
+		case wire.ICMPv6DestUnreach:
+			st.InDestUnreachs.Add(1)
+		case wire.ICMPv6PacketTooBig:
+			st.InPktTooBigs.Add(1)
+			mtu = s.learnPMTU6(m.Payload(), m.MTU())
+		case wire.ICMPv6TimeExceeded:
+			st.InTimeExcds.Add(1)
+		default:
+			st.InParmProblems.Add(1)
+		}
+		if !s.handleICMPv6Error(m.Payload(), t, m.Code(), mtu) {
+			st.InUnmatched.Add(1)
+		}
+	case wire.ICMPv6RouterSolicit, wire.ICMPv6RouterAdvert, wire.ICMPv6NeighborSolic, wire.ICMPv6NeighborAdvert, wire.ICMPv6Redirect:
+		s.receiveND(n, h, m)
+	case wire.ICMPv6MLDQuery:
+		st.InMLDQueries.Add(1)
+		s.receiveMLDQuery(n, h, m, routerAlert)
+	case wire.ICMPv6MLDReport, wire.ICMPv6MLDv2Report, wire.ICMPv6MLDDone:
+		st.InMLDReports.Add(1)
+	default:
+		st.InOther.Add(1)
+	}
+}
+
+// echoReply6 answers an echo request (to multicast too, as Linux's
+// echo_ignore_multicast=0 does), from the address it was sent to or,
+// for a group, the source the route picks.
+func (s *Stack) echoReply6(n *NIC, h wire.IPv6, m wire.ICMPv6, mcast bool) {
+	reply := getBuf(len(m))
+	defer putBuf(reply)
+	copy(reply, m)
+	r := wire.ICMPv6(reply)
+	r.SetType(wire.ICMPv6EchoReply)
+	r.SetCode(0)
+	src := h.Dst()
+	if mcast {
+		src = netip.Addr{}
+	}
+	dst := h.Src()
+	if dst.IsLinkLocalUnicast() && !n.loopback {
+		dst = dst.WithZone(n.name)
+	}
+	err := s.writePacket6(&OutPacket{Src: src, Dst: dst, Proto: wire.ProtoICMPv6, TOS: h.TrafficClass(), Parts: [3][]byte{reply}, Iface: ifaceFor(n)}, nil)
+	if err == nil {
+		s.stats.ICMP6.OutMsgs.Add(1)
+		s.stats.ICMP6.OutEchoReplies.Add(1)
+	}
+}
+
+// ifaceFor pins replies to the NIC a packet came in on (nil for loopback).
+func ifaceFor(n *NIC) *NIC {
+	if n.loopback {
+		return nil
+	}
+	return n
+}
+
+// pingDeliver6 hands an echo reply to the ping socket with its identifier.
+func (s *Stack) pingDeliver6(h wire.IPv6, m wire.ICMPv6) {
+	ep := s.ping.lookup(h.Dst(), m.ID(), h.Src(), 0)
+	if ep == nil {
+		return
+	}
+	ep.enqueue6(m, netip.AddrPortFrom(h.Src(), 0), h)
+}
+
+// sendICMPv6Error answers orig with an error (RFC 4443 2.4): never about
+// an ICMPv6 error or a redirect, never to a multicast destination except
+// Packet Too Big and Parameter Problem code 2, never to an unspecified
+// or multicast source; rate-limited by the limiter IPv4 uses. Packet Too
+// Big is not limited, so path MTU discovery keeps working.
+func (s *Stack) sendICMPv6Error(orig []byte, typ, code uint8, info uint32) {
+	st := &s.stats.ICMP6
+	// orig may be a quote cut short (a first fragment kept for a timeout):
+	// only the fixed header must be whole.
+	if len(orig) < wire.IPv6HeaderLen || orig[0]>>4 != 6 {
+		return
+	}
+	h := wire.IPv6(orig)
+	src, dst := h.Src(), h.Dst()
+	if src.IsUnspecified() || src.IsMulticast() {
+		st.OutSuppressed.Add(1)
+		return
+	}
+	if dst.IsMulticast() && !(typ == wire.ICMPv6PacketTooBig || typ == wire.ICMPv6ParamProblem && code == wire.ICMPv6UnrecognizedOption) {
+		st.OutSuppressed.Add(1)
+		return
+	}
+	var e wire.IPv6Ext
+	if wire.WalkIPv6Ext(h, &e) == nil && e.Proto == wire.ProtoICMPv6 && e.Offset < len(h) {
+		if t := h[e.Offset]; t < 128 || t == wire.ICMPv6Redirect {
+			st.OutSuppressed.Add(1)
+			return
+		}
+	}
+	if typ != wire.ICMPv6PacketTooBig && !s.icmpAllowDst(src) {
+		st.OutRateLimited.Add(1)
+		return
+	}
+	b := getBuf(wire.ICMPv6ErrorMax)
+	defer putBuf(b)
+	l := wire.PutICMPv6Error(b, typ, code, info, orig)
+	from := netip.Addr{}
+	if !dst.IsMulticast() && s.IsLocal(dst) {
+		from = dst
+	}
+	if err := s.writePacket6(&OutPacket{Src: from, Dst: src, Proto: wire.ProtoICMPv6, Parts: [3][]byte{b[:l]}}, nil); err != nil {
+		return
+	}
+	st.OutMsgs.Add(1)
+	switch typ {
+	case wire.ICMPv6DestUnreach:
+		st.OutDestUnreachs.Add(1)
+	case wire.ICMPv6PacketTooBig:
+		st.OutPktTooBigs.Add(1)
+	case wire.ICMPv6TimeExceeded:
+		st.OutTimeExcds.Add(1)
+	case wire.ICMPv6ParamProblem:
+		st.OutParmProblems.Add(1)
+	}
+}
+
+// errnoFor6 maps an ICMPv6 error to a socket errno (Linux's icmpv6_err_convert).
+func errnoFor6(typ, code uint8) syscall.Errno {
+	switch typ {
+	case wire.ICMPv6DestUnreach:
+		switch code {
+		case wire.ICMPv6NoRoute, wire.ICMPv6BeyondScope, wire.ICMPv6AddrUnreach:
+			return syscall.EHOSTUNREACH
+		case wire.ICMPv6AdminProhibited, wire.ICMPv6SrcPolicyFailed, wire.ICMPv6RejectRoute:
+			return syscall.EACCES
+		case wire.ICMPv6PortUnreach:
+			return syscall.ECONNREFUSED
+		}
+		return syscall.EPROTO
+	case wire.ICMPv6PacketTooBig:
+		return syscall.EMSGSIZE
+	case wire.ICMPv6ParamProblem:
+		return syscall.EPROTO
+	case wire.ICMPv6TimeExceeded:
+		return syscall.EHOSTUNREACH
+	}
+	return syscall.EPROTO
+}
+
+func tcpErrorKind6(typ, code uint8) tcp.ErrorKind {
+	switch typ {
+	case wire.ICMPv6DestUnreach:
+		switch code {
+		case wire.ICMPv6PortUnreach:
+			return tcp.ErrPortUnreach
+		case wire.ICMPv6NoRoute:
+			return tcp.ErrNetUnreach
+		}
+		return tcp.ErrHostUnreach
+	case wire.ICMPv6PacketTooBig:
+		return tcp.ErrFragNeeded
+	case wire.ICMPv6TimeExceeded:
+		return tcp.ErrTimeExceeded
+	case wire.ICMPv6ParamProblem:
+		return tcp.ErrProtoUnreach
+	}
+	return tcp.ErrHostUnreach
+}
+
+// handleICMPv6Error matches the invoking packet (our datagram, as much as
+// the error carried) to the socket that sent it.
+func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int) bool {
+	if len(inner) < wire.IPv6HeaderLen || inner[0]>>4 != 6 {
+		return false
+	}
+	ih := wire.IPv6(inner)
+	// The quote may be cut short: walk what there is.
+	if pl := len(inner) - wire.IPv6HeaderLen; ih.PayloadLen() > pl {
+		ih = append(wire.IPv6(nil), inner...)
+		ih.SetPayloadLen(pl)
+	}
+	var e wire.IPv6Ext
+	if wire.WalkIPv6Ext(ih, &e) != nil || e.Frag && wire.IPv6Frag(ih[e.FragOff:]).Offset() != 0 {
+		return false
+	}
+	off, proto := e.Offset, e.Proto
+	if e.Frag {
+		proto = wire.IPv6Frag(ih[e.FragOff:]).NextHeader()
+		off = e.FragOff + wire.IPv6FragHeaderLen
+	}
+	if len(ih) < off+8 {
+		return false
+	}
+	t := ih[off:]
+	src, dst := ih.Src(), ih.Dst()
+	if !s.IsLocal(src) {
+		return false
+	}
+	switch proto {
+	case wire.ProtoUDP:
+		u := wire.UDP(t)
+		return s.udp.setError(netip.AddrPortFrom(src, u.SrcPort()), netip.AddrPortFrom(dst, u.DstPort()), errnoFor6(typ, code))
+	case wire.ProtoTCP:
+		tc := wire.TCP(t)
+		if mtu > 0 {
+			mtu -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen // TCP sizes segments by IPv4's header (tcphost.go)
+		}
+		s.TCP.HandleError(netip.AddrPortFrom(src, tc.SrcPort()), netip.AddrPortFrom(dst, tc.DstPort()), tc.Seq(), tcpErrorKind6(typ, code), mtu)
+		return true
+	case wire.ProtoICMPv6:
+		m := wire.ICMPv6(t)
+		if m.Type() != wire.ICMPv6EchoRequest {
+			return false
+		}
+		return s.ping.setError(netip.AddrPortFrom(src, m.ID()), netip.AddrPortFrom(dst, 0), errnoFor6(typ, code))
+	}
+	return false
+}
+
+// learnPMTU6 applies a Packet Too Big (RFC 8201): the path MTU towards
+// the quoted packet's destination goes down to the reported MTU, never
+// below 1280 (a smaller report is taken as 1280, section 4). It returns
+// the MTU for the transport, 0 when nothing was learnt.
+func (s *Stack) learnPMTU6(inner []byte, reported uint32) int {
+	if len(inner) < wire.IPv6HeaderLen || inner[0]>>4 != 6 {
+		return 0
+	}
+	ih := wire.IPv6(inner)
+	dst := ih.Dst()
+	if !s.IsLocal(ih.Src()) || s.IsLocal(dst) {
+		return 0
+	}
+	st := &s.stats.IP6
+	mtu := int(min(reported, 1<<20))
+	if mtu < wire.IPv6MinMTU {
+		mtu = wire.IPv6MinMTU
+		st.PMTUBelowMin.Add(1)
+	}
+	r, err := s.FindRoute(dst)
+	if err != nil || r.Local {
+		return 0
+	}
+	cur := r.MTU
+	if m, _, ok := s.pathMTU(dst); ok && m < cur {
+		cur = m
+	}
+	if mtu >= cur {
+		return 0
+	}
+	s.storePMTU(dst, mtu, false)
+	st.PMTUUpdates.Add(1)
+	return mtu
+}
+
+// neighborFailed6 reports a packet whose next hop never answered ND: the
+// sender sees EHOSTUNREACH (address unreachable, RFC 4861 7.2.2).
+func (s *Stack) neighborFailed6(ip []byte) {
+	h, err := wire.ParseIPv6(ip)
+	if err != nil {
+		return
+	}
+	var e wire.IPv6Ext
+	if wire.WalkIPv6Ext(h, &e) == nil && e.Proto == wire.ProtoTCP && len(h) >= e.Offset+8 {
+		t := wire.TCP(h[e.Offset:])
+		s.TCP.HandleError(netip.AddrPortFrom(h.Src(), t.SrcPort()), netip.AddrPortFrom(h.Dst(), t.DstPort()), t.Seq(), tcp.ErrNeighbor, 0)
+		return
+	}
+	s.handleICMPv6Error(h, wire.ICMPv6DestUnreach, wire.ICMPv6AddrUnreach, 0)
+}

@@ -1,0 +1,50 @@
+package tcp
+
+import "time"
+
+// Pacing (Linux's internal TCP pacing, what fq does for it): when the
+// congestion control sets a pacing rate, data segments leave no faster
+// than that rate, in bursts of at most a quantum, released by the
+// connection's timer on the stack's clock.
+
+// paceQuantum is the largest burst: 1 ms at the pacing rate, at least
+// two segments, at most 64 KiB (Linux's TSO autosizing).
+func (e *Endpoint) paceQuantum() time.Duration {
+	r := e.ccs.PacingRate
+	q := min(max(r/1000, int64(2*e.sndMSS)), 64<<10)
+	return time.Duration(q * int64(time.Second) / r)
+}
+
+// paceWait reports whether a data segment must wait for the pacer, and
+// if so makes the timer fire when it may go.
+func (e *Endpoint) paceWait(now time.Duration) bool {
+	if e.ccs.PacingRate <= 0 || e.paceAt <= now {
+		return false
+	}
+	if e.paceAt-now < e.paceQuantum() && !e.paceHeld {
+		return false
+	}
+	// Held: send again only when the whole burst has drained, so that
+	// the timer releases a quantum, not a segment, at a time.
+	e.paceHeld = true
+	if e.paceTimerAt == 0 || e.paceTimerAt > e.paceAt {
+		e.paceTimerAt = e.paceAt
+		e.armTimer(e.paceAt)
+	}
+	return true
+}
+
+// paceSent advances the pacer by the time n bytes take at the rate.
+func (e *Endpoint) paceSent(n int, now time.Duration) {
+	r := e.ccs.PacingRate
+	if r <= 0 {
+		return
+	}
+	e.paceAt = max(e.paceAt, now) + time.Duration(int64(n)*int64(time.Second)/r)
+}
+
+// onPaceTimer releases the next burst.
+func (e *Endpoint) onPaceTimer(now time.Duration) {
+	e.paceHeld = false
+	e.output(now)
+}
