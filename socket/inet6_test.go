@@ -572,3 +572,94 @@ func TestInet6RecvPktInfo(t *testing.T) {
 	_, _, _, _, err = c4.RecvMsg6(b, 0)
 	errIs(t, "RecvMsg6 on AF_INET", err, syscall.EOPNOTSUPP)
 }
+
+// IPv6 multicast between two hosts: B joins a link-local group on its
+// NIC (IPV6_JOIN_GROUP with the ifindex), A sends to group%eth0.
+func TestInet6Multicast(t *testing.T) {
+	p := newPair6(t)
+	g := netip.MustParseAddr("ff02::4242")
+	r := mustSocket(t, p.b, AF_INET6, SOCK_DGRAM, 0)
+	if err := r.Bind(Inet6("::", 5000)); err != nil {
+		t.Fatal(err)
+	}
+	timeout(t, r)
+	idx := p.sb.NICByName("eth0").ID()
+	if err := r.SetSockOpt(IPPROTO_IPV6, IPV6_JOIN_GROUP, IPv6Mreq{Multiaddr: g, Interface: idx}); err != nil {
+		t.Fatal(err)
+	}
+	s := mustSocket(t, p.a, AF_INET6, SOCK_DGRAM, 0)
+	if err := s.SetSockOpt(IPPROTO_IPV6, IPV6_MULTICAST_IF, p.sa.NICByName("eth0").ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SendTo([]byte("to the group"), 0, Inet6(g.String()+"%eth0", 5000)); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 64)
+	k, from, err := r.RecvFrom(b, 0)
+	if err != nil || string(b[:k]) != "to the group" {
+		t.Fatalf("%q %v", b[:k], err)
+	}
+	if a := from.(*SockaddrInet).AddrPort.Addr(); !a.IsLinkLocalUnicast() || a.Zone() != "eth0" {
+		t.Fatalf("from %v", from)
+	}
+	// After leaving, the group's datagrams are not for this host.
+	if err := r.SetSockOpt(IPPROTO_IPV6, IPV6_LEAVE_GROUP, IPv6Mreq{Multiaddr: g, Interface: idx}); err != nil {
+		t.Fatal(err)
+	}
+	dropped := func() uint64 { return p.sb.Stats().IP6.InAddrErrors.Load() + p.sb.Stats().Link.InNotForUs.Load() }
+	before := dropped()
+	s.SendTo([]byte("again"), 0, Inet6(g.String()+"%eth0", 5000))
+	// The drop is counted on B's receive goroutine: wait for the count
+	// (bounded), then the socket must have nothing.
+	for deadline := time.Now().Add(5 * time.Second); dropped() == before; {
+		if time.Now().After(deadline) {
+			t.Fatal("the datagram after leaving was not dropped and counted")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, _, err := r.RecvFrom(b, MSG_DONTWAIT); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("received after leaving: %v", err)
+	}
+}
+
+// Linux's answers for the address cases the inet6 conformance table
+// pinned: bound v4-mapped then connect to IPv6 (EAFNOSUPPORT, and no
+// crash), bind(AF_UNSPEC) (EINVAL), a TCP multicast bind (EINVAL), UDP
+// connect with sockaddr_in on V6ONLY (EAFNOSUPPORT) or to a link-local
+// address without scope (EINVAL), a scope id on a global address ignored.
+func TestInet6AddressRules(t *testing.T) {
+	n := New(stack.New(stack.Options{}))
+	defer n.Stack().Close()
+	c := mustSocket(t, n, AF_INET6, SOCK_STREAM, 0)
+	if err := c.Bind(Inet6("::ffff:127.0.0.1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	errIs(t, "mapped-bound connect to ::1", c.Connect(Inet6("::1", 9)), syscall.EAFNOSUPPORT)
+	errIs(t, "bind AF_UNSPEC", mustSocket(t, n, AF_INET6, SOCK_DGRAM, 0).Bind(Unspec{}), syscall.EINVAL)
+	errIs(t, "tcp multicast bind", mustSocket(t, n, AF_INET6, SOCK_STREAM, 0).Bind(Inet6("ff02::1", 0)), syscall.EINVAL)
+	u := mustSocket(t, n, AF_INET6, SOCK_DGRAM, 0)
+	u.SetSockOpt(IPPROTO_IPV6, IPV6_V6ONLY, 1)
+	errIs(t, "sockaddr_in on V6ONLY", u.Connect(Inet("127.0.0.1", 9)), syscall.EAFNOSUPPORT)
+	errIs(t, "link-local without scope", mustSocket(t, n, AF_INET6, SOCK_DGRAM, 0).Connect(Inet6("fe80::1", 9)), syscall.EINVAL)
+	if err := mustSocket(t, n, AF_INET6, SOCK_DGRAM, 0).Bind(Inet6("::1%9999", 0)); err != nil {
+		t.Fatalf("scope id on ::1: %v", err)
+	}
+}
+
+// IPV6_MTU: the connected path's MTU, ENOTCONN unconnected; a value
+// below 1280 refused.
+func TestInet6MTUOption(t *testing.T) {
+	n := New(stack.New(stack.Options{}))
+	defer n.Stack().Close()
+	u := mustSocket(t, n, AF_INET6, SOCK_DGRAM, 0)
+	_, err := u.GetSockOpt(IPPROTO_IPV6, IPV6_MTU)
+	errIs(t, "unconnected", err, syscall.ENOTCONN)
+	errIs(t, "1279", u.SetSockOpt(IPPROTO_IPV6, IPV6_MTU, 1279), syscall.EINVAL)
+	if err := u.SetSockOpt(IPPROTO_IPV6, IPV6_MTU, 1280); err != nil {
+		t.Fatal(err)
+	}
+	u.Connect(Inet6("::1", 9))
+	if v, err := u.GetSockOpt(IPPROTO_IPV6, IPV6_MTU); err != nil || v != 65535 {
+		t.Fatalf("connected to ::1: %v %v", v, err)
+	}
+}
