@@ -45,14 +45,17 @@ func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool, opts ipOpts) {
 			st.InOther.Add(1)
 		}
 		mtu := 0
+		var learnt pmtuLearn
 		if m.Type() == wire.ICMPDestUnreach && m.Code() == wire.ICMPFragNeeded {
 			mtu = m.NextHopMTU()
-			if learnt := s.learnPMTU(m.Payload(), mtu); learnt != 0 {
-				mtu = learnt
+			if learnt = s.learnPMTU(m.Payload(), mtu); learnt.mtu != 0 {
+				mtu = learnt.mtu
 			}
 		}
 		if !s.handleICMPError(m.Payload(), m.Type(), m.Code(), mtu) {
 			st.InUnmatched.Add(1)
+		} else {
+			s.commitPMTU(learnt)
 		}
 	default:
 		st.InOther.Add(1)
@@ -141,13 +144,15 @@ func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int) bool {
 		u := wire.UDP(t)
 		local := netip.AddrPortFrom(src, u.SrcPort())
 		remote := netip.AddrPortFrom(dst, u.DstPort())
-		return s.udp.setError(local, remote, errnoFor(typ, code))
+		// An unconnected socket gets no error (no IP_RECVERR) but still
+		// owns the datagram, so its path MTU is learnt (ipv4_sk_update_pmtu).
+		return s.udp.setError(local, remote, errnoFor(typ, code)) ||
+			s.udp.lookup(src, u.SrcPort(), dst, u.DstPort()) != nil
 	case wire.ProtoTCP:
 		tc := wire.TCP(t)
 		local := netip.AddrPortFrom(src, tc.SrcPort())
 		remote := netip.AddrPortFrom(dst, tc.DstPort())
-		s.TCP.HandleError(local, remote, tc.Seq(), tcpErrorKind(typ, code), mtu)
-		return true
+		return s.TCP.HandleError(local, remote, tc.Seq(), tcpErrorKind(typ, code), mtu)
 	case wire.ProtoICMP:
 		m := wire.ICMPv4(t)
 		if m.Type() != wire.ICMPEcho {

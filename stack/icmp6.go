@@ -33,12 +33,14 @@ func (s *Stack) receiveICMPv6(n *NIC, h wire.IPv6, p []byte, mcast, routerAlert 
 		s.pingDeliver6(h, m)
 	case wire.ICMPv6DestUnreach, wire.ICMPv6PacketTooBig, wire.ICMPv6TimeExceeded, wire.ICMPv6ParamProblem:
 		mtu := 0
+		var learnt pmtuLearn
 		switch t {
 		case wire.ICMPv6DestUnreach:
 			st.InDestUnreachs.Add(1)
 		case wire.ICMPv6PacketTooBig:
 			st.InPktTooBigs.Add(1)
-			mtu = s.learnPMTU6(m.Payload(), m.MTU())
+			learnt = s.learnPMTU6(m.Payload(), m.MTU())
+			mtu = learnt.mtu
 		case wire.ICMPv6TimeExceeded:
 			st.InTimeExcds.Add(1)
 		default:
@@ -46,6 +48,8 @@ func (s *Stack) receiveICMPv6(n *NIC, h wire.IPv6, p []byte, mcast, routerAlert 
 		}
 		if !s.handleICMPv6Error(m.Payload(), t, m.Code(), mtu) {
 			st.InUnmatched.Add(1)
+		} else {
+			s.commitPMTU(learnt) // only for an error a socket took (pmtu.go)
 		}
 	case wire.ICMPv6RouterSolicit, wire.ICMPv6RouterAdvert, wire.ICMPv6NeighborSolic, wire.ICMPv6NeighborAdvert, wire.ICMPv6Redirect:
 		s.receiveND(n, h, m)
@@ -232,14 +236,14 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int) bool {
 	switch proto {
 	case wire.ProtoUDP:
 		u := wire.UDP(t)
-		return s.udp.setError(netip.AddrPortFrom(src, u.SrcPort()), netip.AddrPortFrom(dst, u.DstPort()), errnoFor6(typ, code))
+		return s.udp.setError(netip.AddrPortFrom(src, u.SrcPort()), netip.AddrPortFrom(dst, u.DstPort()), errnoFor6(typ, code)) ||
+			s.udp.lookup(src, u.SrcPort(), dst, u.DstPort()) != nil
 	case wire.ProtoTCP:
 		tc := wire.TCP(t)
 		if mtu > 0 {
 			mtu -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen // TCP sizes segments by IPv4's header (tcphost.go)
 		}
-		s.TCP.HandleError(netip.AddrPortFrom(src, tc.SrcPort()), netip.AddrPortFrom(dst, tc.DstPort()), tc.Seq(), tcpErrorKind6(typ, code), mtu)
-		return true
+		return s.TCP.HandleError(netip.AddrPortFrom(src, tc.SrcPort()), netip.AddrPortFrom(dst, tc.DstPort()), tc.Seq(), tcpErrorKind6(typ, code), mtu)
 	case wire.ProtoICMPv6:
 		m := wire.ICMPv6(t)
 		if m.Type() != wire.ICMPv6EchoRequest {
@@ -253,36 +257,33 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int) bool {
 // learnPMTU6 applies a Packet Too Big (RFC 8201): the path MTU towards
 // the quoted packet's destination goes down to the reported MTU, never
 // below 1280 (a smaller report is taken as 1280, section 4). It returns
-// the MTU for the transport, 0 when nothing was learnt.
-func (s *Stack) learnPMTU6(inner []byte, reported uint32) int {
+// the MTU for the transport, 0 when nothing was learnt; commitPMTU stores it.
+func (s *Stack) learnPMTU6(inner []byte, reported uint32) pmtuLearn {
 	if len(inner) < wire.IPv6HeaderLen || inner[0]>>4 != 6 {
-		return 0
+		return pmtuLearn{}
 	}
 	ih := wire.IPv6(inner)
 	dst := ih.Dst()
 	if !s.IsLocal(ih.Src()) || s.IsLocal(dst) {
-		return 0
+		return pmtuLearn{}
 	}
-	st := &s.stats.IP6
-	mtu := int(min(reported, 1<<20))
+	mtu, belowMin := int(min(reported, 1<<20)), false
 	if mtu < wire.IPv6MinMTU {
 		mtu = wire.IPv6MinMTU
-		st.PMTUBelowMin.Add(1)
+		belowMin = true
 	}
 	r, err := s.FindRoute(dst)
 	if err != nil || r.Local {
-		return 0
+		return pmtuLearn{}
 	}
 	cur := r.MTU
 	if m, _, ok := s.pathMTU(dst); ok && m < cur {
 		cur = m
 	}
 	if mtu >= cur {
-		return 0
+		return pmtuLearn{}
 	}
-	s.storePMTU(dst, mtu, false)
-	st.PMTUUpdates.Add(1)
-	return mtu
+	return pmtuLearn{dst: dst, mtu: mtu, belowM: belowMin, v6: true}
 }
 
 // neighborFailed6 reports a packet whose next hop never answered ND: the

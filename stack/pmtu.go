@@ -73,43 +73,76 @@ func (s *Stack) PathMTU(dst netip.Addr) int {
 	return r.MTU
 }
 
-// learnPMTU applies a fragmentation-needed error whose quoted datagram
-// is inner and reported MTU is mtu; it returns the MTU to report to the
-// transport (the plateau for an MTU of 0; PMTUMin for a smaller one), or
-// 0 when the error teaches nothing.
-func (s *Stack) learnPMTU(inner []byte, mtu int) int {
+// pmtuLearn is what a fragmentation-needed error would teach; it is
+// stored only once the transport has accepted the error (commitPMTU).
+type pmtuLearn struct {
+	dst                     netip.Addr
+	mtu                     int // 0: nothing to learn
+	locked, plateau, belowM bool
+	v6                      bool // counted in IP6 (Packet Too Big)
+}
+
+// learnPMTU works out what a fragmentation-needed error whose quoted
+// datagram is inner and reported MTU is mtu teaches: the MTU to report to
+// the transport (the plateau for an MTU of 0; PMTUMin for a smaller one),
+// or mtu 0 when the error teaches nothing. Nothing is stored yet: like
+// Linux (tcp_v4_err, ipv4_sk_update_pmtu) the cache moves only for an
+// error the transport matched to a socket, so a forged error quoting no
+// data in flight cannot lower the path MTU for every connection.
+func (s *Stack) learnPMTU(inner []byte, mtu int) pmtuLearn {
 	if len(inner) < wire.IPv4MinHeaderLen || inner[0]>>4 != 4 {
-		return 0
+		return pmtuLearn{}
 	}
 	ih := wire.IPv4(inner)
 	dst := ih.Dst()
 	if !s.IsLocal(ih.Src()) || s.IsLocal(dst) {
-		return 0 // not about a datagram we sent off this host
+		return pmtuLearn{} // not about a datagram we sent off this host
 	}
-	st := &s.stats.IP
+	l := pmtuLearn{dst: dst}
 	if mtu == 0 {
 		mtu = plateauBelow(ih.TotalLen())
-		st.PMTUPlateaus.Add(1)
+		l.plateau = true
 	}
-	locked := false
 	if mtu < s.opts.PMTUMin {
-		mtu, locked = s.opts.PMTUMin, true
-		st.PMTUBelowMin.Add(1)
+		mtu, l.locked, l.belowM = s.opts.PMTUMin, true, true
 	}
 	r, err := s.FindRoute(dst)
 	if err != nil || r.Local {
-		return 0
+		return pmtuLearn{}
 	}
 	cur := r.MTU
 	if m, _, ok := s.pathMTU(dst); ok && m < cur {
 		cur = m
 	}
-	if mtu > cur || mtu >= r.MTU && !locked {
-		return 0 // path MTUs only go down; the route's own MTU needs no entry
+	if mtu > cur || mtu >= r.MTU && !l.locked {
+		return pmtuLearn{} // path MTUs only go down; the route's own MTU needs no entry
 	}
-	s.storePMTU(dst, mtu, locked)
+	l.mtu = mtu
+	return l
+}
+
+// commitPMTU stores what learnPMTU found, once a socket took the error.
+func (s *Stack) commitPMTU(l pmtuLearn) {
+	if l.mtu == 0 {
+		return
+	}
+	s.storePMTU(l.dst, l.mtu, l.locked)
+	if l.v6 {
+		st := &s.stats.IP6
+		if l.belowM {
+			st.PMTUBelowMin.Add(1)
+		}
+		st.PMTUUpdates.Add(1)
+		return
+	}
+	st := &s.stats.IP
+	if l.plateau {
+		st.PMTUPlateaus.Add(1)
+	}
+	if l.belowM {
+		st.PMTUBelowMin.Add(1)
+	}
 	st.PMTUUpdates.Add(1)
-	return mtu
 }
 
 // storePMTU records a path MTU for dst (either family) until PMTUExpires;

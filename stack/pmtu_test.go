@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"syscall"
@@ -24,11 +25,22 @@ func fragNeeded(quoted []byte, mtu int) []byte {
 	return ipFrame(wire.IPv4Header{Protocol: wire.ProtoICMP}, m)
 }
 
-// sendFar sends a datagram of size bytes (IP total) to farAddr and
-// returns the frames it left as.
+// farPort is the UDP port pmtuHarness's socket holds: errors about
+// datagrams from it are taken, so their path MTU is learnt.
+const farPort = 4000
+
+// udpFrom is a UDP datagram of n bytes (header included) from sport.
+func udpFrom(sport uint16, n int) []byte {
+	b := make([]byte, n)
+	binary.BigEndian.PutUint16(b, sport)
+	return b
+}
+
+// sendFar sends a datagram of size bytes (IP total) from farPort to
+// farAddr and returns the frames it left as.
 func sendFar(t *testing.T, h *harness, size int, df bool) ([]wire.IPv4, error) {
 	t.Helper()
-	err := h.s.WritePacket(&OutPacket{Dst: farAddr, Proto: wire.ProtoUDP, DF: df, NoCsum: true, Parts: [3][]byte{make([]byte, size-20)}})
+	err := h.s.WritePacket(&OutPacket{Dst: farAddr, Proto: wire.ProtoUDP, DF: df, NoCsum: true, Parts: [3][]byte{udpFrom(farPort, size-20)}})
 	var out []wire.IPv4
 	for _, f := range h.ep.take() {
 		out = append(out, parseOut(t, f))
@@ -41,6 +53,11 @@ func pmtuHarness(t *testing.T, opts Options) *harness {
 	if err := h.s.SetDefaultGateway(peerAddr); err != nil {
 		t.Fatal(err)
 	}
+	u := h.s.NewDgram(KindUDP, wire.ProtoUDP)
+	if err := u.Bind(netip.AddrPortFrom(netip.IPv4Unspecified(), farPort)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(u.Close)
 	return h
 }
 
@@ -138,7 +155,7 @@ func TestPMTUCacheBounded(t *testing.T) {
 	h := pmtuHarness(t, Options{PMTUCacheSize: 8})
 	for i := 0; i < 20; i++ {
 		dst := netip.AddrFrom4([4]byte{192, 0, 2, byte(100 + i)})
-		if err := h.s.WritePacket(&OutPacket{Dst: dst, Proto: wire.ProtoUDP, DF: true, NoCsum: true, Parts: [3][]byte{make([]byte, 1380)}}); err != nil {
+		if err := h.s.WritePacket(&OutPacket{Dst: dst, Proto: wire.ProtoUDP, DF: true, NoCsum: true, Parts: [3][]byte{udpFrom(farPort, 1380)}}); err != nil {
 			t.Fatal(err)
 		}
 		out := h.ep.take()
@@ -158,4 +175,67 @@ func TestPMTUCacheBounded(t *testing.T) {
 	if m := h.s.PathMTU(netip.AddrFrom4([4]byte{192, 0, 2, 100})); m != 1500 {
 		t.Fatalf("oldest entry kept: %d", m)
 	}
+}
+
+// Like Linux (tcp_v4_err, ipv4_sk_update_pmtu), the cache moves only for
+// an error a socket takes: a frag-needed quoting a TCP sequence number
+// outside the data in flight, or a datagram from a port no socket holds,
+// teaches nothing; the same error quoting the segment in flight does.
+func TestPMTUOnlyFromErrorsASocketTakes(t *testing.T) {
+	h := pmtuHarness(t, Options{})
+	st := &h.s.Stats().IP
+	c := h.s.TCP.NewEndpoint()
+	defer c.Close()
+	if err := c.Connect(netip.AddrPortFrom(farAddr, 80)); err != nil && !errors.Is(err, syscall.EINPROGRESS) {
+		t.Fatal(err)
+	}
+	out := h.ep.take()
+	if len(out) != 1 {
+		t.Fatalf("connect sent %d frames", len(out))
+	}
+	syn := parseOut(t, out[0])
+	iss := wire.TCP(syn.Payload()).Seq()
+	quote := func(seq uint32) []byte {
+		q := append([]byte(nil), syn...)
+		binary.BigEndian.PutUint32(q[syn.HeaderLen()+4:], seq)
+		return q
+	}
+	for _, seq := range []uint32{iss + 2, iss - 1, iss + 1<<20, iss + 1<<31} {
+		h.ep.inject(fragNeeded(quote(seq), 1000))
+		if m := h.s.PathMTU(farAddr); m != 1500 {
+			t.Fatalf("frag-needed quoting sequence %d (ISS %d, out of flight) set the path MTU to %d", seq, iss, m)
+		}
+	}
+	// A datagram from a UDP port without a socket: nobody's error.
+	h.ep.inject(fragNeeded(parseOut(t, ipFrameOut(t, h, farPort+1)), 1000))
+	if m := h.s.PathMTU(farAddr); m != 1500 {
+		t.Fatalf("frag-needed about a datagram from a port without a socket set the path MTU to %d", m)
+	}
+	if n := st.PMTUUpdates.Load(); n != 0 {
+		t.Fatalf("PMTUUpdates %d after rejected errors", n)
+	}
+	if n := h.s.Stats().ICMP.InUnmatched.Load(); n != 5 {
+		t.Fatalf("InUnmatched %d, want 5", n)
+	}
+	h.ep.inject(fragNeeded(quote(iss), 1000))
+	if m := h.s.PathMTU(farAddr); m != 1000 {
+		t.Fatalf("frag-needed quoting the SYN in flight: path MTU %d, want 1000", m)
+	}
+	if n := st.PMTUUpdates.Load(); n != 1 {
+		t.Fatalf("PMTUUpdates %d, want 1", n)
+	}
+}
+
+// ipFrameOut sends a DF datagram of 1400 bytes from sport to farAddr
+// and returns the frame.
+func ipFrameOut(t *testing.T, h *harness, sport uint16) []byte {
+	t.Helper()
+	if err := h.s.WritePacket(&OutPacket{Dst: farAddr, Proto: wire.ProtoUDP, DF: true, NoCsum: true, Parts: [3][]byte{udpFrom(sport, 1380)}}); err != nil {
+		t.Fatal(err)
+	}
+	out := h.ep.take()
+	if len(out) != 1 {
+		t.Fatalf("%d frames", len(out))
+	}
+	return out[0]
 }

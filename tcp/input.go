@@ -830,22 +830,23 @@ func (e *Endpoint) gotFIN(now time.Duration) {
 	e.notify(waiter.EventIn | waiter.EventRdHUp)
 }
 
-// handleError applies an ICMP error (RFC 5927 checks, RFC 1191 PMTUD).
-func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) {
+// handleError applies an ICMP error (RFC 5927 checks, RFC 1191 PMTUD);
+// false when the error is not about this connection's data in flight.
+func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch e.state {
 	case StateClosed, StateListen, StateTimeWait:
-		return
+		return false
 	}
 	if seqLT(seq, e.sndUna) || seqGT(seq, e.sndMax) {
-		return // not for data in flight: maybe forged
+		return false // not for data in flight: maybe forged
 	}
 	now := e.p.now()
 	switch kind {
 	case ErrFragNeeded:
 		if mtu < 68 || mtu >= e.pmtu && e.pmtu > 0 {
-			return
+			return true
 		}
 		mtu = max(mtu, 576)
 		e.p.st.PMTUUpdates.Add(1)
@@ -856,7 +857,7 @@ func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) {
 		}
 		mss = min(mss, e.peerMSS)
 		if mss >= e.sndMSS {
-			return
+			return true
 		}
 		e.sndMSS = max(mss, 64)
 		e.ccs.MSS = e.sndMSS
@@ -868,9 +869,9 @@ func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) {
 			e.rttTiming = false
 			e.output(now)
 		}
-		return
+		return true
 	case ErrSourceQuench:
-		return
+		return true
 	}
 	var err error
 	hard := false
@@ -884,22 +885,23 @@ func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) {
 	case ErrTimeExceeded:
 		err = syscall.EHOSTUNREACH
 	default:
-		return
+		return true
 	}
 	if e.state == StateSynSent || e.state == StateSynRcvd && e.parent == nil {
 		if hard || kind == ErrHostUnreach || kind == ErrNetUnreach || kind == ErrNeighbor || kind == ErrAdminProhibited {
 			e.p.st.AttemptFails.Add(1)
 			e.connectErrPending = true
 			e.abortLocked(err)
-			return
+			return true
 		}
 	}
 	if e.state == StateSynRcvd {
-		return
+		return true
 	}
 	// Synchronized: every error is soft, even a port or protocol
 	// unreachable (RFC 5927 7; Linux without IP_RECVERR), so that a forged
 	// ICMP message cannot reset a connection. It is reported only by
 	// SO_ERROR, or as the reason if the connection times out.
 	e.softErr = err
+	return true
 }

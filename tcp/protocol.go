@@ -303,15 +303,22 @@ func (p *Protocol) sendRaw(k connKey, h *wire.TCPHeader, tos, ttl uint8) {
 
 // HandleError reports an ICMP error (or neighbour failure) for a segment
 // we sent from local to remote whose sequence number was seq.
-func (p *Protocol) HandleError(local, remote netip.AddrPort, seq uint32, kind ErrorKind, mtu int) {
+//
+// It reports whether a connection took the error: one matches and the
+// quoted sequence number is data in flight on it. The stack lets only such
+// an error lower its per-destination path MTU.
+func (p *Protocol) HandleError(local, remote netip.AddrPort, seq uint32, kind ErrorKind, mtu int) bool {
 	p.st.ICMPErrors.Add(1)
 	p.mu.RLock()
 	e := p.conns[connKey{local, remote}]
 	p.mu.RUnlock()
-	if e == nil || kind == ErrSourceQuench {
-		return
+	if e == nil {
+		return false
 	}
-	e.handleError(seq, kind, mtu)
+	if kind == ErrSourceQuench {
+		return true // ignored (RFC 6633), but it was ours
+	}
+	return e.handleError(seq, kind, mtu)
 }
 
 // Stats returns the counters.
