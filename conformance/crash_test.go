@@ -15,9 +15,7 @@ import (
 // transcript is then the single line "crash: <panic message>", pinned
 // like any other known difference, and a case that stops crashing shows
 // up as a changed pin. Each one is also in knownDifferences.
-var crashingCases = map[string]bool{
-	"inet6/connect/tcp bound v4-mapped to ::1": true,
-}
+var crashingCases = map[string]bool{}
 
 const crashCaseEnv = "CONFORMANCE_CRASH_CASE"
 

@@ -232,13 +232,28 @@ func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
 	if err := each(servers, cl); err != nil {
 		return res, err
 	}
-	// Clean: nothing established, and every client's close ended in
-	// TIME_WAIT (the server's FIN acknowledged).
-	for sa.TCP.Stats().CurrEstab+sb.TCP.Stats().CurrEstab > 0 || sa.TCP.Stats().TimeWaitRecords < uint64(n) {
-		if time.Since(start) > 5*time.Minute {
-			return res, fmt.Errorf("%d connections still established, %d in TIME_WAIT", sa.TCP.Stats().CurrEstab+sb.TCP.Stats().CurrEstab, sa.TCP.Stats().TimeWaitRecords)
+	// Clean: no connection left in any state but TIME_WAIT on either
+	// host (every FIN acknowledged; TIME_WAIT records expire on their own).
+	notDone := func() int {
+		k := 0
+		for _, s := range []*stack.Stack{sa, sb} {
+			for _, c := range s.TCP.Table() {
+				if c.State != tcp.StateTimeWait {
+					k++
+				}
+			}
 		}
-		time.Sleep(time.Millisecond) // the FIN exchange runs on the link goroutines
+		return k
+	}
+	for {
+		k := notDone()
+		if k == 0 {
+			break
+		}
+		if time.Since(start) > 5*time.Minute {
+			return res, fmt.Errorf("%d connections still open after 5 minutes (%s)", k, lossInfo())
+		}
+		time.Sleep(100 * time.Millisecond) // the FIN exchange runs on the link goroutines
 	}
 	res.Close = time.Since(start)
 	ta, tb := sa.TCP.Stats(), sb.TCP.Stats()

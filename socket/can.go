@@ -7,9 +7,11 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 	"weak"
 
 	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/waiter"
 	"github.com/sockstack/sockstack/wire"
 )
@@ -217,12 +219,13 @@ func (r *canRing) pop() {
 	r.n--
 }
 
-// Receive queue sizing: SO_RCVBUF in bytes over the memory Linux
-// charges per CAN frame (an skb's truesize), so the default 212992
-// bytes hold 237 frames.
+// Receive queue sizing: every queued frame is charged what it pins (its
+// ring slot) plus stack.DgramOverhead, Linux's per-skb overhead, as the
+// other datagram queues are (docs/DECISIONS.md "Receive queues charge
+// true size"); an empty queue still takes one frame.
 const (
 	canDefaultRcvBuf = 212992
-	canTruesize      = 896
+	canTruesize      = int(unsafe.Sizeof(canRxEntry{})) + stack.DgramOverhead
 )
 
 func canQueueLimit(rcvbuf int) int { return max(rcvbuf/canTruesize, 1) }

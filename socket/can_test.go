@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 	"weak"
 
 	"github.com/sockstack/sockstack/clock"
@@ -542,4 +543,24 @@ func TestCANSpaceReleasedWithNet(t *testing.T) {
 		}
 	}
 	t.Fatal("the CAN side of a dropped Net is still held")
+}
+
+// CAN_RAW's queue charges each frame its slot plus stack.DgramOverhead
+// (576, Linux's per-skb overhead) against SO_RCVBUF, like the UDP, ping
+// and raw queues; its drops show in Drops like theirs.
+func TestCANRawQueueChargesTrueSize(t *testing.T) {
+	h := newCANHosts(t, link.CANBusOptions{TxQueueLen: 1024})
+	tx := canRawBound(t, h.a, "vcan0")
+	rx := canRawBound(t, h.b, "vcan0")
+	charge := int(unsafe.Sizeof(canRxEntry{})) + stack.DgramOverhead
+	limit := canDefaultRcvBuf / charge
+	for i := range limit + 7 {
+		_, _ = tx.Send(pyFrame(uint32(i), nil), 0)
+	}
+	if got := len(recvIDs(t, rx)); got != limit {
+		t.Fatalf("default SO_RCVBUF (%d bytes) queued %d frames, want %d (%d bytes each)", canDefaultRcvBuf, got, limit, charge)
+	}
+	if rx.Drops() != 7 || rx.CANDrops() != 7 {
+		t.Fatalf("Drops %d, CANDrops %d, want 7", rx.Drops(), rx.CANDrops())
+	}
 }

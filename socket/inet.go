@@ -108,7 +108,10 @@ func (d *dgramEP) accept() (endpoint, Sockaddr, error) { return nil, nil, syscal
 func (d *dgramEP) connectResult() error                { return d.ep.SoError() }
 
 func (d *dgramEP) connect(a Sockaddr) error {
-	ap, err := d.addr(a, !d.raw, false)
+	if d.v6 && plainInet4(a) && d.ep.V6Only() {
+		return syscall.EAFNOSUPPORT // sockaddr_in on an IPv6-only socket, as Linux
+	}
+	ap, err := d.addr(a, !d.raw, true)
 	if err != nil {
 		return err
 	}
@@ -165,9 +168,10 @@ func (d *dgramEP) remoteAddr() (Sockaddr, error) {
 
 // tcpEP adapts a TCP endpoint.
 type tcpEP struct {
-	ep  *tcp.Endpoint
-	net *Net
-	v6  bool // AF_INET6 (inet6.go)
+	ep       *tcp.Endpoint
+	net      *Net
+	v6       bool          // AF_INET6 (inet6.go)
+	recvInfo atomic.Uint32 // IPV6_RECV* bits, kept and reported (inet6.go)
 }
 
 func (t *tcpEP) addr(a Sockaddr, needScope bool) (netip.AddrPort, error) {
@@ -197,6 +201,9 @@ func (t *tcpEP) bind(a Sockaddr) error {
 	if !ap.IsValid() {
 		return syscall.EAFNOSUPPORT
 	}
+	if t.v6 && ap.Addr().Is6() && ap.Addr().IsMulticast() {
+		return syscall.EINVAL // Linux's inet6_bind refuses a multicast address for TCP
+	}
 	return t.ep.Bind(ap)
 }
 
@@ -214,6 +221,11 @@ func (t *tcpEP) connect(a Sockaddr) error {
 	ap, err := t.addr(a, true)
 	if err != nil {
 		return err
+	}
+	if t.v6 && ap.Addr().Is6() && t.ep.LocalAddr().Addr().Is4() && !t.ep.LocalAddr().Addr().IsUnspecified() {
+		// Bound to a v4-mapped address, connecting to IPv6: Linux's
+		// tcp_v6_connect says EAFNOSUPPORT.
+		return syscall.EAFNOSUPPORT
 	}
 	if !ap.IsValid() {
 		// AF_UNSPEC on a stream socket: Linux disconnects; we refuse.

@@ -27,6 +27,7 @@ const (
 	IPV6_LEAVE_GROUP     = 21
 	IPV6_ADD_MEMBERSHIP  = IPV6_JOIN_GROUP
 	IPV6_DROP_MEMBERSHIP = IPV6_LEAVE_GROUP
+	IPV6_MTU             = 24
 	IPV6_V6ONLY          = 26
 	IPV6_RECVPKTINFO     = 49
 	IPV6_PKTINFO         = 50
@@ -134,15 +135,14 @@ func inet6Addr(st *stack.Stack, a Sockaddr, allowV4, needScope bool) (netip.Addr
 		case ad.Is4In6():
 			return netip.AddrPortFrom(ad.Unmap(), ap.Port()), nil
 		}
-		if z := ad.Zone(); z != "" {
+		if z := ad.Zone(); z != "" && !ad.IsLinkLocalUnicast() && !ad.IsLinkLocalMulticast() {
+			// Linux ignores (and does not check) a scope id on a global address.
+			ap = netip.AddrPortFrom(ad.WithZone(""), ap.Port())
+		} else if z != "" {
 			if st.NICByName(z) == nil {
 				if id, ok := zoneIndex(z); !ok || st.NICByID(id) == nil {
 					return netip.AddrPort{}, syscall.ENODEV
 				}
-			}
-			if !ad.IsLinkLocalUnicast() && !ad.IsLinkLocalMulticast() {
-				// Linux ignores a scope id on a global address.
-				ap = netip.AddrPortFrom(ad.WithZone(""), ap.Port())
 			}
 		} else if needScope && ad.IsLinkLocalUnicast() {
 			return netip.AddrPort{}, syscall.EINVAL
@@ -170,8 +170,11 @@ func zoneIndex(z string) (int, bool) {
 func (d *dgramEP) setOption6(level, name int, v any) error {
 	e := d.ep
 	if level == IPPROTO_ICMPV6 {
-		if name != ICMP6_FILTER || !d.raw || e.Proto() != IPPROTO_ICMPV6 {
+		if name != ICMP6_FILTER || !d.raw {
 			return syscall.ENOPROTOOPT
+		}
+		if e.Proto() != IPPROTO_ICMPV6 {
+			return syscall.EOPNOTSUPP // rawv6_setsockopt on another protocol
 		}
 		f, ok := v.(ICMP6Filter)
 		if !ok {
@@ -190,6 +193,17 @@ func (d *dgramEP) setOption6(level, name int, v any) error {
 			return err
 		}
 		return e.SetV6Only(i != 0)
+	case IPV6_MTU:
+		// The fragment size cap (frag_size): 0 or at least 1280. Sends
+		// already fit the path MTU; the value is checked, not kept.
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if i != 0 && i < 1280 {
+			return syscall.EINVAL
+		}
+		return nil
 	case IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS:
 		i, err := intOpt(v)
 		if err != nil {
@@ -295,8 +309,11 @@ func (d *dgramEP) netNIC(i int) *stack.NIC { return d.ep.Stack().NICByID(i) }
 func (d *dgramEP) getOption6(level, name int) (any, error) {
 	e := d.ep
 	if level == IPPROTO_ICMPV6 {
-		if name != ICMP6_FILTER || !d.raw || e.Proto() != IPPROTO_ICMPV6 {
+		if name != ICMP6_FILTER || !d.raw {
 			return nil, syscall.ENOPROTOOPT
+		}
+		if e.Proto() != IPPROTO_ICMPV6 {
+			return nil, syscall.EOPNOTSUPP
 		}
 		return ICMP6Filter(e.ICMP6Filter()), nil
 	}
@@ -308,6 +325,13 @@ func (d *dgramEP) getOption6(level, name int) (any, error) {
 		return b2i(e.V6Only()), nil
 	case IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS:
 		return b2i(d.recvInfo.Load()&recvBit(name) != 0), nil
+	case IPV6_MTU:
+		// The path MTU of the connected peer; ENOTCONN before, as Linux.
+		ra, err := e.RemoteAddr()
+		if err != nil {
+			return nil, syscall.ENOTCONN
+		}
+		return e.Stack().PathMTU(ra.Addr()), nil
 	case IPV6_UNICAST_HOPS:
 		return e.TTL(), nil
 	case IPV6_MULTICAST_HOPS:
@@ -331,11 +355,57 @@ func (d *dgramEP) getOption6(level, name int) (any, error) {
 }
 
 // setOption6 is a stream socket's IPPROTO_IPV6 setsockopt.
+// tcpLoopOff is the recvInfo bit of a stream socket's
+// IPV6_MULTICAST_LOOP 0 (kept and reported only, as on Linux).
+const tcpLoopOff = 8
+
 func (t *tcpEP) setOption6(name int, v any) error {
 	if !t.v6 {
 		return syscall.ENOPROTOOPT
 	}
 	switch name {
+	case IPV6_MULTICAST_LOOP:
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if i != 0 && i != 1 {
+			return syscall.EINVAL
+		}
+		for {
+			old := t.recvInfo.Load()
+			nv := old &^ tcpLoopOff
+			if i == 0 {
+				nv |= tcpLoopOff
+			}
+			if t.recvInfo.CompareAndSwap(old, nv) {
+				return nil
+			}
+		}
+	case IPV6_JOIN_GROUP, IPV6_LEAVE_GROUP:
+		// Linux refuses group membership on a stream socket (EPROTO),
+		// after checking the value (EINVAL).
+		if _, ok := v.(IPv6Mreq); !ok {
+			return syscall.EINVAL
+		}
+		return syscall.EPROTO
+	case IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS:
+		// Accepted and reported, as Linux; a stream has no per-packet
+		// ancillary data to give.
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		for bit := recvBit(name); ; {
+			old := t.recvInfo.Load()
+			nv := old &^ bit
+			if i != 0 {
+				nv |= bit
+			}
+			if t.recvInfo.CompareAndSwap(old, nv) {
+				return nil
+			}
+		}
 	case IPV6_V6ONLY:
 		i, err := intOpt(v)
 		if err != nil {
@@ -372,6 +442,14 @@ func (t *tcpEP) getOption6(name int) (any, error) {
 		return nil, syscall.EOPNOTSUPP
 	}
 	switch name {
+	case IPV6_MULTICAST_HOPS:
+		return 1, nil // Linux reports the default; setting it is ENOPROTOOPT
+	case IPV6_MULTICAST_IF:
+		return 0, nil
+	case IPV6_MULTICAST_LOOP:
+		return b2i(t.recvInfo.Load()&tcpLoopOff == 0), nil
+	case IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS:
+		return b2i(t.recvInfo.Load()&recvBit(name) != 0), nil
 	case IPV6_V6ONLY:
 		return b2i(t.ep.V6Only()), nil
 	case IPV6_TCLASS:
@@ -452,4 +530,10 @@ func (s *Socket) RecvMsg6(b []byte, flags int) (n, rflags int, from Sockaddr, in
 		info.HasTClass, info.TClass = true, int(pi.TClass)
 	}
 	return n, rflags, from, info, nil
+}
+
+// plainInet4 reports an AF_INET address (not v4-mapped) in a.
+func plainInet4(a Sockaddr) bool {
+	v, ok := a.(*SockaddrInet)
+	return ok && v.AddrPort.Addr().Is4()
 }

@@ -621,3 +621,45 @@ func TestInet6Multicast(t *testing.T) {
 		t.Fatalf("received after leaving: %v", err)
 	}
 }
+
+// Linux's answers for the address cases the inet6 conformance table
+// pinned: bound v4-mapped then connect to IPv6 (EAFNOSUPPORT, and no
+// crash), bind(AF_UNSPEC) (EINVAL), a TCP multicast bind (EINVAL), UDP
+// connect with sockaddr_in on V6ONLY (EAFNOSUPPORT) or to a link-local
+// address without scope (EINVAL), a scope id on a global address ignored.
+func TestInet6AddressRules(t *testing.T) {
+	n := New(stack.New(stack.Options{}))
+	defer n.Stack().Close()
+	c := mustSocket(t, n, AF_INET6, SOCK_STREAM, 0)
+	if err := c.Bind(Inet6("::ffff:127.0.0.1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	errIs(t, "mapped-bound connect to ::1", c.Connect(Inet6("::1", 9)), syscall.EAFNOSUPPORT)
+	errIs(t, "bind AF_UNSPEC", mustSocket(t, n, AF_INET6, SOCK_DGRAM, 0).Bind(Unspec{}), syscall.EINVAL)
+	errIs(t, "tcp multicast bind", mustSocket(t, n, AF_INET6, SOCK_STREAM, 0).Bind(Inet6("ff02::1", 0)), syscall.EINVAL)
+	u := mustSocket(t, n, AF_INET6, SOCK_DGRAM, 0)
+	u.SetSockOpt(IPPROTO_IPV6, IPV6_V6ONLY, 1)
+	errIs(t, "sockaddr_in on V6ONLY", u.Connect(Inet("127.0.0.1", 9)), syscall.EAFNOSUPPORT)
+	errIs(t, "link-local without scope", mustSocket(t, n, AF_INET6, SOCK_DGRAM, 0).Connect(Inet6("fe80::1", 9)), syscall.EINVAL)
+	if err := mustSocket(t, n, AF_INET6, SOCK_DGRAM, 0).Bind(Inet6("::1%9999", 0)); err != nil {
+		t.Fatalf("scope id on ::1: %v", err)
+	}
+}
+
+// IPV6_MTU: the connected path's MTU, ENOTCONN unconnected; a value
+// below 1280 refused.
+func TestInet6MTUOption(t *testing.T) {
+	n := New(stack.New(stack.Options{}))
+	defer n.Stack().Close()
+	u := mustSocket(t, n, AF_INET6, SOCK_DGRAM, 0)
+	_, err := u.GetSockOpt(IPPROTO_IPV6, IPV6_MTU)
+	errIs(t, "unconnected", err, syscall.ENOTCONN)
+	errIs(t, "1279", u.SetSockOpt(IPPROTO_IPV6, IPV6_MTU, 1279), syscall.EINVAL)
+	if err := u.SetSockOpt(IPPROTO_IPV6, IPV6_MTU, 1280); err != nil {
+		t.Fatal(err)
+	}
+	u.Connect(Inet6("::1", 9))
+	if v, err := u.GetSockOpt(IPPROTO_IPV6, IPV6_MTU); err != nil || v != 65535 {
+		t.Fatalf("connected to ::1: %v %v", v, err)
+	}
+}

@@ -366,6 +366,9 @@ func (s *Socket) Bind(a Sockaddr) error {
 	if a.Family() != s.family && s.family == AF_CAN {
 		return syscall.EINVAL // can/raw.c, isotp.c: a foreign address is EINVAL
 	}
+	if s.family == AF_INET6 && a.Family() == AF_UNSPEC {
+		return syscall.EINVAL // a struct sockaddr is shorter than sockaddr_in6 (Linux checks the length first)
+	}
 	if a.Family() != s.family && !(s.family == AF_INET6 && a.Family() == AF_INET) {
 		return syscall.EAFNOSUPPORT // (an AF_INET6 socket refuses sockaddr_in itself: inet6.go)
 	}
@@ -687,6 +690,8 @@ func (s *Socket) Drops() uint64 {
 		return e.ep.Drops()
 	case *packetEP:
 		return e.Drops()
+	case *canRawEP:
+		return s.CANDrops()
 	}
 	return 0
 }

@@ -412,6 +412,9 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	if p.Dst.Is6() {
 		return s.writePacket6(p, th)
 	}
+	if p.Src.IsValid() && p.Src.Is6() && !p.Src.IsUnspecified() {
+		return syscall.EAFNOSUPPORT // an IPv6 source for an IPv4 destination: never a header
+	}
 	var r ResolvedRoute
 	var err error
 	dst := p.Dst

@@ -442,6 +442,9 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		dst = dst.WithZone("")
 	}
 	src := p.Src.WithZone("")
+	if src.Is4() && !src.IsUnspecified() {
+		return syscall.EAFNOSUPPORT // an IPv4 source for an IPv6 destination
+	}
 	if !src.IsValid() || src.IsUnspecified() {
 		src = r.Src
 	}

@@ -965,3 +965,18 @@ func eq[T comparable](t *testing.T, what string, got, want T) {
 }
 
 func netipPort6(p uint16) netip.AddrPort { return netip.AddrPortFrom(netip.IPv6Unspecified(), p) }
+
+// A source of the other family never reaches a header builder (it
+// panicked in IPv4's SetSrc before): EAFNOSUPPORT both ways.
+func TestWritePacketFamilyMismatch(t *testing.T) {
+	h := newH6(t, Options{})
+	h.nic.AddAddress(netip.PrefixFrom(hostAddr, 24))
+	h.nic.SetStatic(peerAddr, peerMAC)
+	h.nic.SetStatic6(peerLL, peerMAC)
+	if err := h.s.WritePacket(&OutPacket{Src: hostLL, Dst: peerAddr, Proto: wire.ProtoUDP, Parts: [3][]byte{make([]byte, 8)}}); err == nil {
+		t.Fatal("IPv6 source to an IPv4 destination accepted")
+	}
+	if err := h.s.WritePacket(&OutPacket{Src: hostAddr, Dst: peerLL.WithZone("eth0"), Proto: wire.ProtoUDP, Parts: [3][]byte{make([]byte, 8)}}); err == nil {
+		t.Fatal("IPv4 source to an IPv6 destination accepted")
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sockstack/sockstack/netconn"
@@ -27,10 +28,14 @@ const Port = 80
 
 // Config configures Serve.
 type Config struct {
-	Root        string        // directory served at /; empty: no files (the status page at /)
-	MaxConns    int           // connections at once; default 64
-	ReadTimeout time.Duration // whole request, default 30s
-	IdleTimeout time.Duration // keep-alive, default 60s
+	Root     string // directory served at /; empty: no files (the status page at /)
+	MaxConns int    // connections at once; default 64
+	// MaxPerSource caps one source address's connections at once, so a
+	// single slow (slowloris) source cannot hold every slot; default 16,
+	// negative: no cap. Connections over it are closed at once (counted).
+	MaxPerSource int
+	ReadTimeout  time.Duration // whole request, default 30s
+	IdleTimeout  time.Duration // keep-alive, default 60s
 }
 
 // Row is one line of the socket table.
@@ -229,15 +234,22 @@ func files(root string) http.Handler {
 // Server is a running HTTP server; Close stops it.
 type Server struct {
 	srv  *http.Server
-	ln   net.Listener
+	ln   *limitListener
 	done chan error
 }
+
+// Refused is how many connections were closed at once because their
+// source already had MaxPerSource open.
+func (s *Server) Refused() uint64 { return s.ln.refused.Load() }
 
 // Serve listens on addr (0.0.0.0:80 usually) through the stack and serves
 // Handler(n, cfg.Root).
 func Serve(n *socket.Net, addr netip.AddrPort, cfg Config) (*Server, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 64
+	}
+	if cfg.MaxPerSource == 0 {
+		cfg.MaxPerSource = 16
 	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 30 * time.Second
@@ -262,7 +274,7 @@ func Serve(n *socket.Net, addr netip.AddrPort, cfg Config) (*Server, error) {
 			IdleTimeout:       cfg.IdleTimeout,
 			MaxHeaderBytes:    64 << 10,
 		},
-		ln:   &limitListener{Listener: ln, sem: make(chan struct{}, cfg.MaxConns)},
+		ln:   &limitListener{Listener: ln, sem: make(chan struct{}, cfg.MaxConns), perSource: cfg.MaxPerSource},
 		done: make(chan error, 1),
 	}
 	go func() { s.done <- s.srv.Serve(s.ln) }()
@@ -282,13 +294,51 @@ func (s *Server) Close() error {
 }
 
 // limitListener holds at most cap(sem) connections open at once; Accept
-// waits for a free slot.
+// waits for a free slot. A source address with perSource connections open
+// gets its next ones closed on accept (the slot goes to the next in line),
+// so slots are not first come, first served across sources.
 type limitListener struct {
 	net.Listener
 	sem       chan struct{}
 	once      sync.Once
 	closeOnce sync.Once
 	stop      chan struct{}
+	perSource int // <= 0: no cap
+	mu        sync.Mutex
+	bySource  map[netip.Addr]int
+	refused   atomic.Uint64
+}
+
+// admit counts a connection from src, or reports that src is at its cap.
+func (l *limitListener) admit(src netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.bySource == nil {
+		l.bySource = map[netip.Addr]int{}
+	}
+	if l.bySource[src] >= l.perSource {
+		return false
+	}
+	l.bySource[src]++
+	return true
+}
+
+func (l *limitListener) leave(src netip.Addr) {
+	l.mu.Lock()
+	if l.bySource[src]--; l.bySource[src] <= 0 {
+		delete(l.bySource, src)
+	}
+	l.mu.Unlock()
+}
+
+// source is the remote address of c (invalid when unknown: no cap).
+func source(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if ap := a.AddrPort(); ap.IsValid() {
+			return ap.Addr().Unmap()
+		}
+	}
+	return netip.Addr{}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -298,12 +348,23 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	case <-l.stop:
 		return nil, net.ErrClosed
 	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.sem
+			return nil, err
+		}
+		src := source(c)
+		if l.perSource <= 0 || !src.IsValid() {
+			return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+		}
+		if !l.admit(src) {
+			l.refused.Add(1)
+			c.Close() // keep the slot for the next connection in line
+			continue
+		}
+		return &limitConn{Conn: c, release: func() { l.leave(src); <-l.sem }}, nil
 	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
 }
 
 func (l *limitListener) Close() error {

@@ -7,10 +7,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sockstack/sockstack/apps/internal/apptest"
 	"github.com/sockstack/sockstack/netconn"
@@ -107,5 +109,71 @@ func TestStatusAndFiles(t *testing.T) {
 		if code == 200 || strings.Contains(body, "secret") {
 			t.Fatalf("%s: %d %q", path, code, body)
 		}
+	}
+}
+
+// One source holding connections open cannot take every slot: beyond
+// MaxPerSource its connections are closed on accept (counted), and a
+// request from another source is served at once, not after header
+// timeouts.
+func TestPerSourceCap(t *testing.T) {
+	p := apptest.New(t, apptest.Options{})
+	slowAddr := netip.MustParseAddr("10.0.0.3")
+	if err := p.A.Stack().NICByName("eth0").AddAddress(netip.PrefixFrom(slowAddr, 24)); err != nil {
+		t.Fatal(err)
+	}
+
+	const maxConns, perSource = 4, 2
+	// A header timeout far beyond the test's bounds: a request that waits
+	// for one fails the test.
+	srv, err := Serve(p.B, apptest.Any(Port), Config{MaxConns: maxConns, MaxPerSource: perSource, ReadTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	slow := &netconn.Dialer{Net: p.A, LocalAddr: &net.TCPAddr{IP: slowAddr.AsSlice()}}
+	closed := make(chan int, maxConns)
+	for i := 0; i < maxConns; i++ {
+		c, err := slow.Dial("tcp4", "10.0.0.2:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go func() {
+			// Never sends a request: the server either holds the
+			// connection (a slot) or closes it at once (over the cap).
+			n, _ := c.Read(make([]byte, 1))
+			closed <- n
+		}()
+	}
+	bound := time.NewTimer(time.Minute) // a failure bound, not a wait
+	defer bound.Stop()
+	for i := 0; i < maxConns-perSource; i++ {
+		select {
+		case n := <-closed:
+			if n != 0 {
+				t.Fatalf("refused connection read %d bytes", n)
+			}
+		case <-bound.C:
+			t.Fatalf("the slow source holds %d connections open, cap %d", maxConns-i, perSource)
+		}
+	}
+	if n := srv.Refused(); n != maxConns-perSource {
+		t.Fatalf("Refused %d, want %d", n, maxConns-perSource)
+	}
+	d := &netconn.Dialer{Net: p.A, LocalAddr: &net.TCPAddr{IP: apptest.AddrA.AsSlice()}}
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return d.DialContext(ctx, network, addr)
+	}}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: time.Minute}
+	resp, err := client.Get("http://10.0.0.2/stats")
+	if err != nil {
+		t.Fatalf("request from a second source behind a slow one: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
 	}
 }

@@ -34,75 +34,107 @@ type canFlags struct {
 }
 
 func (f *canFlags) register(c *cobra.Command) {
-	c.Flags().StringVar(&f.listen, "bridge-listen", "", "carry the bus over UDP: listen on HOST:PORT (caneth format)")
-	c.Flags().StringVar(&f.peer, "bridge-peer", "", "carry the bus over UDP: send to HOST:PORT")
+	f.registerBridge(c)
 	c.Flags().IntVar(&f.bitrate, "bitrate", 0, "model the bus at this bit rate (bit/s); 0: frames take no time")
 	c.Flags().StringVar(&f.pcap, "pcap", "", "write the bus's frames to this pcap file (LINKTYPE_CAN_SOCKETCAN)")
 }
 
-// canEnv is one process's view of a bus: a host whose CAN interfaces
-// are the named nodes, and the bridge joining it to other processes.
-type canEnv struct {
-	net    *socket.Net
-	st     *stack.Stack
+// registerBridge adds only the bridge flags (sockstack up has its own --pcap).
+func (f *canFlags) registerBridge(c *cobra.Command) {
+	c.Flags().StringVar(&f.listen, "bridge-listen", "", "carry the bus over UDP: listen on HOST:PORT (caneth format)")
+	c.Flags().StringVar(&f.peer, "bridge-peer", "", "carry the bus over UDP: send to HOST:PORT")
+}
+
+// bridged reports whether a bridge flag was given.
+func (f *canFlags) bridged() bool { return f.listen != "" || f.peer != "" }
+
+// canBus is a bus joined to a host: the nodes given to attach are the
+// host's CAN interfaces; the capture and the UDP bridge to other
+// processes are optional.
+type canBus struct {
 	bus    *link.CANBus
 	bridge *link.CANBridge
 	pcap   *link.CANPcap
 	file   *os.File
 }
 
+// canEnv is one process's view of a bus: a host of its own whose CAN
+// interfaces are the named nodes, and the bridge joining it to other
+// processes.
+type canEnv struct {
+	net *socket.Net
+	st  *stack.Stack
+	*canBus
+}
+
 func (f *canFlags) open(ifnames ...string) (*canEnv, error) {
-	bus := link.NewCANBus("can", link.CANBusOptions{Bitrate: f.bitrate})
 	st := stack.New(stack.Options{Name: "can"})
-	e := &canEnv{net: socket.New(st), st: st, bus: bus}
-	for _, n := range ifnames {
-		if n == "any" {
+	n := socket.New(st)
+	b, err := f.attach(n, ifnames...)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &canEnv{net: n, st: st, canBus: b}, nil
+}
+
+// attach makes a bus with nodes ifnames ("any" skipped, names n already
+// has reused) as n's CAN interfaces, with the capture and bridge f asks
+// for; the CAN tools and sockstack up share it.
+func (f *canFlags) attach(n *socket.Net, ifnames ...string) (*canBus, error) {
+	b := &canBus{bus: link.NewCANBus("can", link.CANBusOptions{Bitrate: f.bitrate})}
+	for _, name := range ifnames {
+		if name == "any" {
 			continue
 		}
-		if _, err := e.net.CANIfindex(n); err == nil {
+		if _, err := n.CANIfindex(name); err == nil {
 			continue
 		}
-		e.net.AttachCAN(bus.Attach(n))
+		n.AttachCAN(b.bus.Attach(name))
 	}
 	if f.pcap != "" {
 		file, err := os.Create(f.pcap)
 		if err != nil {
-			e.close()
+			b.close()
 			return nil, err
 		}
-		e.file = file
-		if e.pcap, err = link.NewCANPcap(bus, file, link.PcapOptions{Nanosecond: true}); err != nil {
-			e.close()
+		b.file = file
+		if b.pcap, err = link.NewCANPcap(b.bus, file, link.PcapOptions{Nanosecond: true}); err != nil {
+			b.close()
 			return nil, err
 		}
 	}
-	if f.listen != "" || f.peer != "" {
+	if f.bridged() {
 		l := f.listen
 		if l == "" {
 			l = "127.0.0.1:0"
 		}
-		br, err := link.NewCANBridge(bus, "bridge", l, f.peer)
+		br, err := link.NewCANBridge(b.bus, "bridge", l, f.peer)
 		if err != nil {
-			e.close()
+			b.close()
 			return nil, fmt.Errorf("bridge: %w", err)
 		}
-		e.bridge = br
+		b.bridge = br
 		// Announced on stderr, so scripts (and tests) learn the port.
 		fmt.Fprintf(os.Stderr, "bridge: listening on udp %s\n", br.LocalAddr())
 	}
-	return e, nil
+	return b, nil
+}
+
+func (b *canBus) close() {
+	if b.bridge != nil {
+		b.bridge.Close()
+	}
+	if b.pcap != nil {
+		b.pcap.Close()
+	}
+	if b.file != nil {
+		b.file.Close()
+	}
 }
 
 func (e *canEnv) close() {
-	if e.bridge != nil {
-		e.bridge.Close()
-	}
-	if e.pcap != nil {
-		e.pcap.Close()
-	}
-	if e.file != nil {
-		e.file.Close()
-	}
+	e.canBus.close()
 	e.st.Close()
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sockstack/sockstack/apps"
 	"github.com/sockstack/sockstack/control"
+	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/tcp"
 )
@@ -23,9 +24,10 @@ func init() {
 
 func upCmd() *cobra.Command {
 	var f hostFlags
+	var cf canFlags
 	var serve, ctlPath, zone string
 	c := &cobra.Command{
-		Use:     "up --tap NAME [--netns NS] --addr CIDR [--gw IP] [--mtu N] [--serve LIST] [--root DIR] [--zone FILE] [--pcap FILE] [--control PATH]",
+		Use:     "up --tap NAME [--netns NS] --addr CIDR [--gw IP] [--mtu N] [--serve LIST] [--root DIR] [--zone FILE] [--pcap FILE] [--control PATH] [--bridge-listen HOST:PORT] [--bridge-peer HOST:PORT]",
 		Example: "  sockstack up --netns lab --tap tap0 --addr 10.77.0.2/24 --serve all --root /srv",
 		Short:   "Run one host on a TAP device until SIGINT/SIGTERM",
 		Long: `Runs a sockstack host on a real link (a TAP device, the Linux kernel on its
@@ -35,7 +37,9 @@ waits briefly for them to finish, and flushes the capture.
 --serve starts services on the host: a comma-separated list of ` + strings.Join(serviceOrder, ", ") + ` (NAME or NAME:PORT), or "all"; http and tftp serve --root; dns answers from
 the host's table and --zone (a file in /etc/hosts form).
 The TAP must exist (ip tuntap add dev NAME mode tap) unless --create is given.
---control opens a Unix socket of the host OS for 'sockstack netstat' and 'sockstack stats'.`,
+--control opens a Unix socket of the host OS for 'sockstack netstat' and 'sockstack stats'.
+--bridge-listen/--bridge-peer attach a CAN bus (interface vcan0) carried over
+UDP, as the CAN tools (cansend, candump, canup) take.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.tap == "" {
@@ -63,23 +67,44 @@ The TAP must exist (ip tuntap add dev NAME mode tap) unless --create is given.
 			}
 			ctx, stop := cmdContext(cmd)
 			defer stop()
-			return runUp(ctx, cmd.OutOrStdout(), &f, serve, ctlPath, zone)
+			return runUp(ctx, cmd.OutOrStdout(), &f, &cf, serve, ctlPath, zone)
 		},
 	}
 	f.register(c, upTool)
 	c.Flags().StringVar(&zone, "zone", "", "names the dns service answers besides the host's table (a file in /etc/hosts form)")
 	c.Flags().StringVar(&serve, "serve", "", "services to run (comma-separated, or all)")
 	c.Flags().StringVar(&ctlPath, "control", "", "Unix socket path for netstat/stats")
+	cf.registerBridge(c)
 	return c
 }
 
+// upCAN attaches the CAN bus the bridge flags ask for to n (nil: none).
+func upCAN(w io.Writer, n *socket.Net, cf *canFlags) (*canBus, error) {
+	if !cf.bridged() {
+		return nil, nil
+	}
+	b, err := cf.attach(n, "vcan0")
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "  CAN bus on vcan0, bridge on udp %s\n", b.bridge.LocalAddr())
+	return b, nil
+}
+
 // runUp is the body of `sockstack up`; it returns when ctx ends.
-func runUp(ctx context.Context, w io.Writer, f *hostFlags, serve, ctlPath, zone string) error {
+func runUp(ctx context.Context, w io.Writer, f *hostFlags, cf *canFlags, serve, ctlPath, zone string) error {
 	e, err := f.openTAP(w)
 	if err != nil {
 		return err
 	}
 	defer e.Close()
+	cb, err := upCAN(w, e.net, cf)
+	if err != nil {
+		return err
+	}
+	if cb != nil {
+		defer cb.close()
+	}
 	started := time.Now()
 	var names []string
 	stopServices := func() error { return nil }
