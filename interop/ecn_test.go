@@ -146,8 +146,9 @@ func TestInteropLossCC(t *testing.T) {
 	}
 }
 
-// recvFromKernelOpt is recvFromKernel with socket options for the
-// kernel's socat client.
+// recvFromKernelOpt listens on sockstack's port, has the kernel's socat
+// send the file (opt: socat address options, may be empty), and returns
+// the SHA-256 of what arrived and the time.
 func recvFromKernelOpt(t *testing.T, l *lab, h *host, port int, path, opt string, limit time.Duration) (string, int64, time.Duration) {
 	t.Helper()
 	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
@@ -158,7 +159,9 @@ func recvFromKernelOpt(t *testing.T, l *lab, h *host, port int, path, opt string
 	if err := ls.Bind(socket.Inet("0.0.0.0", port)); err != nil {
 		t.Fatal(err)
 	}
-	ls.Listen(1)
+	if err := ls.Listen(1); err != nil {
+		t.Fatal(err)
+	}
 	ls.SetTimeout(10 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()

@@ -201,6 +201,14 @@ func recvZeros(t *testing.T, l *lab, h *host, port int, size int64) time.Duratio
 
 func recvZerosFrom(t *testing.T, l *lab, h *host, saddr string, port int, size int64) time.Duration {
 	t.Helper()
+	return recvZerosSocat(t, l, h, port, size, "-b262144", "-u", fmt.Sprintf("OPEN:/dev/zero,readbytes=%d", size), fmt.Sprintf("TCP:%v:%d", saddr, port))
+}
+
+// recvZerosSocat listens on sockstack's port, runs the kernel's socat
+// with args (which must send size bytes there), counts what arrives
+// and returns the time it took.
+func recvZerosSocat(t *testing.T, l *lab, h *host, port int, size int64, args ...string) time.Duration {
+	t.Helper()
 	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +219,7 @@ func recvZerosFrom(t *testing.T, l *lab, h *host, saddr string, port int, size i
 	ls.SetTimeout(10 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c := l.cmd(ctx, "socat", "-b262144", "-u", fmt.Sprintf("OPEN:/dev/zero,readbytes=%d", size), fmt.Sprintf("TCP:%v:%d", saddr, port))
+	c := l.cmd(ctx, append([]string{"socat"}, args...)...)
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}

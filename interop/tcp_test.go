@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/netip"
@@ -159,54 +157,7 @@ func sendToKernel(t *testing.T, l *lab, h *host, port int, path string, limit ti
 // the file, and returns the SHA-256 of what arrived and the time.
 func recvFromKernel(t *testing.T, l *lab, h *host, port int, path string, limit time.Duration) (string, int64, time.Duration) {
 	t.Helper()
-	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Close()
-	if err := ls.Bind(socket.Inet("0.0.0.0", port)); err != nil {
-		t.Fatal(err)
-	}
-	if err := ls.Listen(1); err != nil {
-		t.Fatal(err)
-	}
-	ls.SetTimeout(10 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	c := l.cmd(ctx, "socat", "-u", "OPEN:"+path, fmt.Sprintf("TCP:%v:%d", stackIP, port))
-	var out syncBuffer
-	c.Stdout, c.Stderr = &out, &out
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
-	start := time.Now()
-	conn, _, err := ls.Accept()
-	if err != nil {
-		t.Fatalf("accept: %v", err)
-	}
-	defer conn.Close()
-	conn.SetTimeout(limit)
-	hs := sha256.New()
-	buf := make([]byte, 1<<20)
-	var total int64
-	for {
-		n, err := conn.Recv(buf, 0)
-		if err != nil {
-			t.Fatalf("recv after %d bytes: %v", total, err)
-		}
-		if n == 0 {
-			break
-		}
-		hs.Write(buf[:n])
-		total += int64(n)
-	}
-	d := time.Since(start)
-	if err := <-done; err != nil {
-		t.Fatalf("kernel socat: %v\n%s", err, out.String())
-	}
-	return hex.EncodeToString(hs.Sum(nil)), total, d
+	return recvFromKernelOpt(t, l, h, port, path, "", limit)
 }
 
 func gbps(n int64, d time.Duration) float64 { return float64(n) * 8 / d.Seconds() / 1e9 }
@@ -289,48 +240,7 @@ func TestInteropThroughput(t *testing.T) {
 		t.Logf("1 GiB sockstack -> kernel: %v, %.2f Gbit/s", d.Round(time.Millisecond), gbps(size, d))
 	})
 	t.Run("kernel_socat_to_sockstack", func(t *testing.T) {
-		ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ls.Close()
-		ls.Bind(socket.Inet("0.0.0.0", 5004))
-		ls.Listen(1)
-		ls.SetTimeout(10 * time.Second)
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		c := l.cmd(ctx, "socat", "-u", fmt.Sprintf("OPEN:/dev/zero,readbytes=%d", size), "TCP:10.77.0.2:5004")
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- c.Wait() }()
-		start := time.Now()
-		conn, _, err := ls.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetTimeout(time.Minute)
-		buf := make([]byte, 1<<20)
-		var got int64
-		for {
-			n, err := conn.Recv(buf, 0)
-			if err != nil {
-				t.Fatalf("after %d bytes: %v", got, err)
-			}
-			if n == 0 {
-				break
-			}
-			got += int64(n)
-		}
-		d := time.Since(start)
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		if got != size {
-			t.Fatalf("received %d bytes, want %d", got, size)
-		}
+		d := recvZerosSocat(t, l, h, 5004, size, "-u", fmt.Sprintf("OPEN:/dev/zero,readbytes=%d", size), "TCP:10.77.0.2:5004")
 		t.Logf("1 GiB kernel -> sockstack: %v, %.2f Gbit/s", d.Round(time.Millisecond), gbps(size, d))
 	})
 }

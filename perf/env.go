@@ -60,11 +60,30 @@ func SockstackLink(mtu int, mode LinkMode) *Env {
 	sa, sb := stack.New(opts), stack.New(opts)
 	sa.AddNIC("eth0", ea).AddAddress(netip.MustParsePrefix("10.0.0.1/24"))
 	sb.AddNIC("eth0", eb).AddAddress(netip.MustParsePrefix("10.0.0.2/24"))
+	env := stackEnv("sockstack", "10.0.0.2", sa, sb)
+	env.Drops = func() Drops {
+		var dr Drops
+		if da != nil {
+			dr.Link = da.dropped.Load() + db.dropped.Load()
+		}
+		for _, s := range []*stack.Stack{sa, sb} {
+			st := s.Stats()
+			dr.Stack += st.UDP.RcvbufErrors.Load() + st.UDP.SndbufErrors.Load() + st.IP.InDiscards.Load()
+			dr.Retrans += s.TCP.Stats().RetransSegs
+		}
+		return dr
+	}
+	return env
+}
+
+// stackEnv is the Env of two sockstack hosts sa (A) and sb (B, at addrB)
+// already joined by a link.
+func stackEnv(name, addrB string, sa, sb *stack.Stack) *Env {
 	na, nb := socket.New(sa), socket.New(sb)
 	d := &netconn.Dialer{Net: na}
 	return &Env{
-		Name:    "sockstack",
-		AddrB:   "10.0.0.2",
+		Name:    name,
+		AddrB:   addrB,
 		ListenB: func(network, addr string) (net.Listener, error) { return netconn.Listen(nb, network, addr) },
 		DialA:   d.DialContext,
 		ListenPacket: func(side byte, network, addr string) (net.PacketConn, error) {
@@ -72,18 +91,6 @@ func SockstackLink(mtu int, mode LinkMode) *Env {
 				return netconn.ListenPacket(na, network, addr)
 			}
 			return netconn.ListenPacket(nb, network, addr)
-		},
-		Drops: func() Drops {
-			var dr Drops
-			if da != nil {
-				dr.Link = da.dropped.Load() + db.dropped.Load()
-			}
-			for _, s := range []*stack.Stack{sa, sb} {
-				st := s.Stats()
-				dr.Stack += st.UDP.RcvbufErrors.Load() + st.UDP.SndbufErrors.Load() + st.IP.InDiscards.Load()
-				dr.Retrans += s.TCP.Stats().RetransSegs
-			}
-			return dr
 		},
 		Close: func() { sa.Close(); sb.Close() },
 	}

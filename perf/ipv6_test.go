@@ -1,14 +1,11 @@
 package perf
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/sockstack/sockstack/link"
-	"github.com/sockstack/sockstack/netconn"
-	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/wire"
 )
@@ -21,60 +18,15 @@ func sockstack6(mtu int) *Env {
 	sa, sb := stack.New(opts), stack.New(opts)
 	sa.AddNIC("eth0", ea).AddAddress(netip.MustParsePrefix("fd00::1/64"))
 	sb.AddNIC("eth0", eb).AddAddress(netip.MustParsePrefix("fd00::2/64"))
-	na, nb := socket.New(sa), socket.New(sb)
-	d := &netconn.Dialer{Net: na}
-	return &Env{
-		Name:    "sockstack ipv6",
-		AddrB:   "fd00::2",
-		ListenB: func(network, addr string) (net.Listener, error) { return netconn.Listen(nb, network, addr) },
-		DialA:   d.DialContext,
-		ListenPacket: func(side byte, network, addr string) (net.PacketConn, error) {
-			if side == 'A' {
-				return netconn.ListenPacket(na, network, addr)
-			}
-			return netconn.ListenPacket(nb, network, addr)
-		},
-		Close: func() { sa.Close(); sb.Close() },
-	}
+	return stackEnv("sockstack ipv6", "fd00::2", sa, sb)
 }
 
 // The IPv6 figures next to IPv4's (BENCHMARKS.md): the same
 // measurements, the same pipe, the other network protocol.
 
-func BenchmarkBulk1500IPv6(b *testing.B) {
-	env := sockstack6(1500)
-	defer env.Close()
-	b.SetBytes(64 << 20)
-	for i := 0; i < b.N; i++ {
-		r, err := Bulk(env, 64<<20)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(r.Gbps(), "Gbit/s")
-		b.ReportMetric(r.Cores(), "cores")
-	}
-}
-
-func BenchmarkRRIPv6(b *testing.B) {
-	env := sockstack6(1500)
-	defer env.Close()
-	r, err := RR(env, 1000, max(b.N, 1000))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(r.P50.Nanoseconds())/1000, "p50-µs")
-	b.ReportMetric(float64(r.P99.Nanoseconds())/1000, "p99-µs")
-}
-
-func BenchmarkConnIPv6(b *testing.B) {
-	env := sockstack6(1500)
-	defer env.Close()
-	r, err := Conn(env, time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(r, "conn/s")
-}
+func BenchmarkBulk1500IPv6(b *testing.B) { benchBulkEnv(b, sockstack6(1500)) }
+func BenchmarkRRIPv6(b *testing.B)       { benchRR(b, sockstack6(1500)) }
+func BenchmarkConnIPv6(b *testing.B)     { benchConn(b, sockstack6(1500)) }
 
 // TestFiguresSmokeIPv6: every measurement runs over IPv6.
 func TestFiguresSmokeIPv6(t *testing.T) {

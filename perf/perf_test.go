@@ -11,8 +11,13 @@ import (
 func BenchmarkBulk1500(b *testing.B)  { benchBulk(b, 1500) }
 func BenchmarkBulk65000(b *testing.B) { benchBulk(b, 65000) }
 
-func benchBulk(b *testing.B, mtu int) {
-	env := Sockstack(mtu)
+func benchBulk(b *testing.B, mtu int) { benchBulkEnv(b, Sockstack(mtu)) }
+
+func BenchmarkRR(b *testing.B)   { benchRR(b, Sockstack(1500)) }
+func BenchmarkConn(b *testing.B) { benchConn(b, Sockstack(1500)) }
+
+// benchBulkEnv, benchRR and benchConn measure env and close it.
+func benchBulkEnv(b *testing.B, env *Env) {
 	defer env.Close()
 	b.SetBytes(64 << 20)
 	for i := 0; i < b.N; i++ {
@@ -25,8 +30,7 @@ func benchBulk(b *testing.B, mtu int) {
 	}
 }
 
-func BenchmarkRR(b *testing.B) {
-	env := Sockstack(1500)
+func benchRR(b *testing.B, env *Env) {
 	defer env.Close()
 	r, err := RR(env, 1000, max(b.N, 1000))
 	if err != nil {
@@ -36,8 +40,7 @@ func BenchmarkRR(b *testing.B) {
 	b.ReportMetric(float64(r.P99.Nanoseconds())/1000, "p99-µs")
 }
 
-func BenchmarkConn(b *testing.B) {
-	env := Sockstack(1500)
+func benchConn(b *testing.B, env *Env) {
 	defer env.Close()
 	r, err := Conn(env, time.Second)
 	if err != nil {
