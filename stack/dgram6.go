@@ -315,22 +315,7 @@ func (e *DgramEndpoint) JoinGroup6(g netip.Addr, nic *NIC) error {
 		}
 		nic = r.NIC
 	}
-	e.mu.Lock()
-	for _, m := range e.groups {
-		if m.nic == nic && m.group == g {
-			e.mu.Unlock()
-			return syscall.EADDRINUSE
-		}
-	}
-	if len(e.groups) >= e.s.opts.MaxMemberships {
-		e.mu.Unlock()
-		e.s.stats.IGMP.MembershipLimit.Add(1)
-		return syscall.ENOBUFS
-	}
-	e.groups = append(e.groups, membership{nic, g})
-	e.mu.Unlock()
-	nic.join(g)
-	return nil
+	return e.addMembership(nic, g)
 }
 
 // LeaveGroup6 is IPV6_LEAVE_GROUP.

@@ -245,6 +245,12 @@ func (e *DgramEndpoint) JoinGroup(g, ifAddr netip.Addr) error {
 	if err != nil {
 		return err
 	}
+	return e.addMembership(n, g)
+}
+
+// addMembership records that e joined g on n (IPv4 or IPv6) and joins the
+// NIC to it: EADDRINUSE if e already has, ENOBUFS past MaxMemberships.
+func (e *DgramEndpoint) addMembership(n *NIC, g netip.Addr) error {
 	e.mu.Lock()
 	for _, m := range e.groups {
 		if m.nic == n && m.group == g {

@@ -179,39 +179,50 @@ func demoUDPEcho(w io.Writer, alice, bob *vhost) error {
 }
 
 func demoFragments(w io.Writer, alice, bob *vhost) error {
-	srv, err := bob.net.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	before := alice.st.Stats().IP.FragCreates.Load()
+	n, _, err := sendFragmented(alice, bob, socket.AF_INET, socket.Inet("0.0.0.0", 9000), socket.InetAddr(netipPort(bob.addr, 9000)), "datagram")
 	if err != nil {
 		return err
+	}
+	fmt.Fprintf(w, "  alice sent 4000 bytes as %d fragments; bob reassembled %d bytes, identical\n",
+		alice.st.Stats().IP.FragCreates.Load()-before, n)
+	return nil
+}
+
+// sendFragmented has alice send 4,000 bytes of UDP (more than a frame
+// holds) to bob at to, bob's socket bound to bind, and checks bob got
+// them whole; it returns their length and their source as bob saw it.
+func sendFragmented(alice, bob *vhost, family int, bind, to socket.Sockaddr, what string) (int, socket.Sockaddr, error) {
+	srv, err := bob.net.Socket(family, socket.SOCK_DGRAM, 0)
+	if err != nil {
+		return 0, nil, err
 	}
 	defer srv.Close()
-	if err := srv.Bind(socket.Inet("0.0.0.0", 9000)); err != nil {
-		return err
+	if err := srv.Bind(bind); err != nil {
+		return 0, nil, err
 	}
 	srv.SetTimeout(3 * time.Second)
-	cli, err := alice.net.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	cli, err := alice.net.Socket(family, socket.SOCK_DGRAM, 0)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer cli.Close()
 	payload := make([]byte, 4000)
 	for i := range payload {
 		payload[i] = byte('a' + i%26)
 	}
-	before := alice.st.Stats().IP.FragCreates.Load()
-	if _, err := cli.SendTo(payload, 0, socket.InetAddr(netipPort(bob.addr, 9000))); err != nil {
-		return err
+	if _, err := cli.SendTo(payload, 0, to); err != nil {
+		return 0, nil, err
 	}
 	buf := make([]byte, 65536)
-	n, _, err := srv.RecvFrom(buf, 0)
+	n, from, err := srv.RecvFrom(buf, 0)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	if !bytes.Equal(buf[:n], payload) {
-		return fmt.Errorf("reassembled datagram differs (%d bytes)", n)
+		return 0, nil, fmt.Errorf("reassembled %s differs (%d bytes)", what, n)
 	}
-	fmt.Fprintf(w, "  alice sent 4000 bytes as %d fragments; bob reassembled %d bytes, identical\n",
-		alice.st.Stats().IP.FragCreates.Load()-before, n)
-	return nil
+	return n, from, nil
 }
 
 func demoRefused(w io.Writer, alice, bob *vhost) error {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/netip"
@@ -85,34 +84,10 @@ func demoIPv6(w io.Writer, alice, bob *vhost) error {
 	}
 
 	// 4,000 bytes of UDP: three IPv6 fragments (fragment header, 1448-byte pieces).
-	srv, err := bob.net.Socket(socket.AF_INET6, socket.SOCK_DGRAM, 0)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	if err := srv.Bind(socket.Inet6("::", 9006)); err != nil {
-		return err
-	}
-	srv.SetTimeout(3 * time.Second)
-	cli, err := alice.net.Socket(socket.AF_INET6, socket.SOCK_DGRAM, 0)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	payload := make([]byte, 4000)
-	for i := range payload {
-		payload[i] = byte('a' + i%26)
-	}
 	before := alice.st.Stats().IP6.FragCreates.Load()
-	if _, err := cli.SendTo(payload, 0, socket.InetAddr(netip.AddrPortFrom(b6, 9006))); err != nil {
-		return err
-	}
-	n, from, err := srv.RecvFrom(buf, 0)
+	n, from, err := sendFragmented(alice, bob, socket.AF_INET6, socket.Inet6("::", 9006), socket.InetAddr(netip.AddrPortFrom(b6, 9006)), "IPv6 datagram")
 	if err != nil {
 		return err
-	}
-	if !bytes.Equal(buf[:n], payload) {
-		return fmt.Errorf("reassembled IPv6 datagram differs (%d bytes)", n)
 	}
 	fmt.Fprintf(w, "  alice sent 4000 bytes of UDP as %d IPv6 fragments; bob reassembled %d bytes from %v, identical\n",
 		alice.st.Stats().IP6.FragCreates.Load()-before, n, from)
@@ -157,27 +132,7 @@ func demoTCPEcho6(w io.Writer, alice, bob *vhost, b6 netip.Addr) error {
 	if err := l.Listen(5); err != nil {
 		return err
 	}
-	served := make(chan error, 1)
-	go func() {
-		c, _, err := l.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		defer c.Close()
-		b := make([]byte, 1024)
-		for {
-			n, err := c.Recv(b, 0)
-			if err != nil || n == 0 {
-				served <- err
-				return
-			}
-			if err := c.SendAll(b[:n], 0); err != nil {
-				served <- err
-				return
-			}
-		}
-	}()
+	served := serveEcho(l)
 	c, err := alice.net.Socket(socket.AF_INET6, socket.SOCK_STREAM, 0)
 	if err != nil {
 		return err

@@ -28,27 +28,7 @@ func demoTCPEcho(w io.Writer, alice, bob *vhost) error {
 	if err := l.Listen(5); err != nil {
 		return err
 	}
-	served := make(chan error, 1)
-	go func() {
-		c, _, err := l.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, 1024)
-		for {
-			n, err := c.Recv(buf, 0)
-			if err != nil || n == 0 {
-				served <- err
-				return
-			}
-			if err := c.SendAll(buf[:n], 0); err != nil {
-				served <- err
-				return
-			}
-		}
-	}()
+	served := serveEcho(l)
 	c, err := alice.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
 	if err != nil {
 		return err
@@ -85,4 +65,31 @@ func demoTCPEcho(w io.Writer, alice, bob *vhost) error {
 	}
 	fmt.Fprintln(w, "  both sides closed (alice's end stays in TIME_WAIT)")
 	return nil
+}
+
+// serveEcho accepts one connection on l and echoes it until EOF; the
+// channel gets nil then, or the error that ended it.
+func serveEcho(l *socket.Socket) <-chan error {
+	served := make(chan error, 1)
+	go func() {
+		c, _, err := l.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 1024)
+		for {
+			n, err := c.Recv(buf, 0)
+			if err != nil || n == 0 {
+				served <- err
+				return
+			}
+			if err := c.SendAll(buf[:n], 0); err != nil {
+				served <- err
+				return
+			}
+		}
+	}()
+	return served
 }
