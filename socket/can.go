@@ -66,6 +66,30 @@ type canAnyBinder interface {
 	bindIf(index int, ifc *link.CANIf)
 }
 
+// joinAny binds b to every CAN interface there is and to those added later
+// (ifindex 0).
+func (cs *canSpace) joinAny(b canAnyBinder) {
+	cs.mu.Lock()
+	cs.any = append(cs.any, b)
+	ifs := append([]*link.CANIf(nil), cs.ifs...)
+	cs.mu.Unlock()
+	for i, ifc := range ifs {
+		b.bindIf(CANIfindexBase+i, ifc)
+	}
+}
+
+// leaveAny undoes joinAny for interfaces added from now on.
+func (cs *canSpace) leaveAny(b canAnyBinder) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for i, x := range cs.any {
+		if x == b {
+			cs.any = append(cs.any[:i], cs.any[i+1:]...)
+			return
+		}
+	}
+}
+
 // canSpaces maps a Net (weakly, so a dropped Net is not kept alive) to
 // its CAN side.
 var canSpaces sync.Map // weak.Pointer[Net] -> *canSpace
@@ -307,14 +331,7 @@ func (e *canRawEP) bind(a Sockaddr) error {
 		e.bindIf(idx, e.n.canIf(idx))
 		return nil
 	}
-	cs := e.n.can()
-	cs.mu.Lock()
-	cs.any = append(cs.any, e)
-	ifs := append([]*link.CANIf(nil), cs.ifs...)
-	cs.mu.Unlock()
-	for i, ifc := range ifs {
-		e.bindIf(CANIfindexBase+i, ifc)
-	}
+	e.n.can().joinAny(e)
 	return nil
 }
 
@@ -340,15 +357,7 @@ func (e *canRawEP) unbind() {
 		b.ifc.RemoveReceiver(b)
 	}
 	if wasAny {
-		cs := e.n.can()
-		cs.mu.Lock()
-		for i, x := range cs.any {
-			if x == canAnyBinder(e) {
-				cs.any = append(cs.any[:i], cs.any[i+1:]...)
-				break
-			}
-		}
-		cs.mu.Unlock()
+		e.n.can().leaveAny(e)
 	}
 }
 

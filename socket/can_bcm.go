@@ -249,14 +249,7 @@ func (e *bcmEP) connect(a Sockaddr) error {
 		e.bindIf(idx, e.n.canIf(idx))
 		return nil
 	}
-	cs := e.n.can()
-	cs.mu.Lock()
-	cs.any = append(cs.any, e)
-	ifs := append([]*link.CANIf(nil), cs.ifs...)
-	cs.mu.Unlock()
-	for i, ifc := range ifs {
-		e.bindIf(CANIfindexBase+i, ifc)
-	}
+	e.n.can().joinAny(e)
 	return nil
 }
 
@@ -287,15 +280,7 @@ func (e *bcmEP) close() {
 		b.ifc.RemoveReceiver(b)
 	}
 	if any0 {
-		cs := e.n.can()
-		cs.mu.Lock()
-		for i, x := range cs.any {
-			if x == canAnyBinder(e) {
-				cs.any = append(cs.any[:i], cs.any[i+1:]...)
-				break
-			}
-		}
-		cs.mu.Unlock()
+		e.n.can().leaveAny(e)
 	}
 	e.wq.Notify(waiter.EventIn | waiter.EventHUp)
 }
