@@ -62,8 +62,8 @@ type groState struct {
 // groBatch coalesces frames; the result is valid during the delivery of
 // this batch. groValid(i) tells whether frame i's transport checksum is
 // already known good.
-func (n *NIC) groBatch(frames [][]byte) [][]byte {
-	g := &n.offl.gro
+func (n *NIC) groBatch(rx *rxState, frames [][]byte) [][]byte {
+	g := &rx.gro
 	g.active = false
 	if n.loopback || len(frames) < 2 {
 		return frames
@@ -73,16 +73,16 @@ func (n *NIC) groBatch(frames [][]byte) [][]byte {
 	g.out = g.out[:0]
 	g.valid = g.valid[:0]
 	for _, f := range frames {
-		n.groOne(f)
+		n.groOne(rx, f)
 	}
 	for i := range g.slots {
-		n.groFlush(i)
+		n.groFlush(rx, i)
 	}
 	return g.out
 }
 
-func (n *NIC) groValid(i int) bool {
-	g := &n.offl.gro
+func (n *NIC) groValid(rx *rxState, i int) bool {
+	g := &rx.gro
 	if !g.active {
 		return g.trusted
 	}
@@ -120,14 +120,14 @@ func (n *NIC) groParse(f []byte) (ipOff, thl int, ok bool) {
 	return ipOff, thl, true
 }
 
-func (n *NIC) groOne(f []byte) {
-	g := &n.offl.gro
+func (n *NIC) groOne(rx *rxState, f []byte) {
+	g := &rx.gro
 	ipOff, thl, ok := n.groParse(f)
 	if !ok {
 		// Not coalescable: flush the slot of its flow first so the flow's
 		// order holds.
-		if i := n.groFind(f); i >= 0 {
-			n.groFlush(i)
+		if i := n.groFind(rx, f); i >= 0 {
+			n.groFlush(rx, i)
 		}
 		g.emit(f, g.trusted)
 		return
@@ -142,23 +142,23 @@ func (n *NIC) groOne(f []byte) {
 		hs := wire.Sum(t[:thl], ip.PseudoSum(len(t)))
 		if wire.Fold(wire.Add(hs, psum)) != 0xffff {
 			// A bad checksum: the normal path drops and counts it.
-			if i := n.groFind(f); i >= 0 {
-				n.groFlush(i)
+			if i := n.groFind(rx, f); i >= 0 {
+				n.groFlush(rx, i)
 			}
 			g.emit(f, false)
 			return
 		}
 	}
-	if i := n.groFind(f); i >= 0 {
+	if i := n.groFind(rx, f); i >= 0 {
 		s := &g.slots[i]
 		if n.groMatch(s, f, ipOff, thl, len(payload)) && (s.segs > 1 || g.used < groBufs) {
-			n.groAppend(i, payload, psum, t.Flags()&wire.TCPFlagPSH != 0)
+			n.groAppend(rx, i, payload, psum, t.Flags()&wire.TCPFlagPSH != 0)
 			if len(payload) < s.gso || s.psh {
-				n.groFlush(i) // the flow's burst ended here
+				n.groFlush(rx, i) // the flow's burst ended here
 			}
 			return
 		}
-		n.groFlush(i)
+		n.groFlush(rx, i)
 	}
 	// Open a slot for the flow (the oldest goes out when all are busy).
 	free := -1
@@ -169,7 +169,7 @@ func (n *NIC) groOne(f []byte) {
 		}
 	}
 	if free < 0 {
-		n.groFlush(0)
+		n.groFlush(rx, 0)
 		free = 0
 	}
 	s := &g.slots[free]
@@ -179,13 +179,13 @@ func (n *NIC) groOne(f []byte) {
 	copy(s.key[:8], ip[12:20])
 	copy(s.key[8:], t[:4])
 	if s.psh {
-		n.groFlush(free)
+		n.groFlush(rx, free)
 	}
 }
 
 // groFind returns the open slot of f's flow, or -1.
-func (n *NIC) groFind(f []byte) int {
-	g := &n.offl.gro
+func (n *NIC) groFind(rx *rxState, f []byte) int {
+	g := &rx.gro
 	ipOff := 0
 	if n.ethernet {
 		ipOff = wire.EthernetHeaderLen
@@ -230,8 +230,8 @@ func (n *NIC) groMatch(s *groSlot, f []byte, ipOff, thl, plen int) bool {
 	return (ta[13]^tb[13])&^wire.TCPFlagPSH == 0
 }
 
-func (n *NIC) groAppend(i int, payload []byte, psum uint64, psh bool) {
-	g := &n.offl.gro
+func (n *NIC) groAppend(rx *rxState, i int, payload []byte, psum uint64, psh bool) {
+	g := &rx.gro
 	s := &g.slots[i]
 	if s.segs == 1 {
 		// A buffer of its own: packets emitted earlier in this batch
@@ -260,8 +260,8 @@ func (n *NIC) groAppend(i int, payload []byte, psum uint64, psh bool) {
 
 // groFlush emits slot i: the first frame as it came, or the coalesced
 // packet with its lengths, flags and checksums made whole.
-func (n *NIC) groFlush(i int) {
-	g := &n.offl.gro
+func (n *NIC) groFlush(rx *rxState, i int) {
+	g := &rx.gro
 	s := &g.slots[i]
 	if !s.used {
 		return
@@ -296,13 +296,17 @@ func (n *NIC) groFlush(i int) {
 // partial checksum of another protocol, is finished in software first
 // so the rest of the stack sees plain packets.
 func (n *NIC) DeliverFramesMeta(frames [][]byte, metas []link.Meta) {
+	n.deliverFramesMeta(&n.rx, frames, metas)
+}
+
+func (n *NIC) deliverFramesMeta(rx *rxState, frames [][]byte, metas []link.Meta) {
 	start := 0
 	runValid := false
 	flush := func(end int) {
 		if start < end {
-			n.offl.gro.trusted = runValid
-			n.DeliverFrames(frames[start:end])
-			n.offl.gro.trusted = false
+			rx.gro.trusted = runValid
+			n.deliverFrames(rx, frames[start:end])
+			rx.gro.trusted = false
 		}
 	}
 	for i, f := range frames {
@@ -317,7 +321,7 @@ func (n *NIC) DeliverFramesMeta(frames [][]byte, metas []link.Meta) {
 		if !plain {
 			flush(i)
 			start = i + 1
-			n.finishInSoftware(f, m)
+			n.finishInSoftware(rx, f, m)
 			continue
 		}
 		if valid != runValid && start < i {
@@ -355,15 +359,15 @@ func (n *NIC) offloadClass(f []byte, m link.Meta) (valid, plain bool) {
 	return false, true
 }
 
-func (n *NIC) finishInSoftware(f []byte, m link.Meta) {
-	if n.offl.seg == nil {
-		n.offl.seg = make([]byte, groBufLen+64)
+func (n *NIC) finishInSoftware(rx *rxState, f []byte, m link.Meta) {
+	if rx.seg == nil {
+		rx.seg = make([]byte, groBufLen+64)
 	}
 	one := frameVecs.Get().(*[1][]byte)
 	defer frameVecs.Put(one)
-	err := link.FinishFrame(f, m, n.offl.seg, func(b []byte) error {
+	err := link.FinishFrame(f, m, rx.seg, func(b []byte) error {
 		one[0] = b
-		n.DeliverFrames(one[:])
+		n.deliverFrames(rx, one[:])
 		one[0] = nil
 		return nil
 	})
