@@ -303,6 +303,9 @@ func (a *AFPacket) WriteFramesMeta(frames [][]byte, meta []Meta) (int, error) {
 	if a.closed.Load() {
 		return 0, ErrClosed
 	}
+	if a.queues != nil {
+		return a.writeQueues(frames, meta)
+	}
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
 	a.vnet.wmeta = meta
