@@ -64,9 +64,7 @@ func (q *udpSinkQ) DeliverFrames(frames [][]byte) {
 	}
 }
 
-// check waits for want datagrams and asserts that every flow stayed on
-// one queue, in order, and that at least minQueues queues had some
-// (verify).
+// check waits for want datagrams.
 func (s *udpSink) check(t *testing.T, want int) {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
@@ -80,6 +78,8 @@ func (s *udpSink) check(t *testing.T, want int) {
 	}
 }
 
+// verify asserts that every flow stayed on one queue, in order, and
+// that at least minQueues queues had some.
 func (s *udpSink) verify(t *testing.T, flows, minQueues int) {
 	t.Helper()
 	owner := map[uint16]int{}
