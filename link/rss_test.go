@@ -23,14 +23,14 @@ func flowFrame(flow int, seq uint32) []byte {
 	binary.BigEndian.PutUint16(u[0:], uint16(1000+flow))
 	binary.BigEndian.PutUint16(u[2:], 7)
 	binary.BigEndian.PutUint16(u[4:], 16)
-	binary.BigEndian.PutUint32(u[8:], uint32(flow))
-	binary.BigEndian.PutUint32(u[12:], seq)
+	binary.BigEndian.PutUint32(u[8:], seq)
+	binary.BigEndian.PutUint32(u[12:], uint32(flow))
 	return b
 }
 
 func flowSeq(f []byte) (int, uint32) {
 	u := f[wire.EthernetHeaderLen+20:]
-	return int(binary.BigEndian.Uint32(u[8:])), binary.BigEndian.Uint32(u[12:])
+	return int(binary.BigEndian.Uint32(u[12:])), binary.BigEndian.Uint32(u[8:])
 }
 
 // queueRecorder is a MultiReceiver: each queue records on its own, with
