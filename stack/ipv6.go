@@ -434,7 +434,7 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		if p.Iface != nil && dst.IsLinkLocalUnicast() && dst.Zone() == "" {
 			dst = dst.WithZone(p.Iface.name)
 		}
-		r, err = s.FindRoute(dst)
+		r, err = s.routeVia(dst, p.Oif)
 		if err != nil {
 			st.OutNoRoutes.Add(1)
 			return err
@@ -471,7 +471,7 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		return syscall.EMSGSIZE
 	}
 	hop := p.TTL
-	if hop == 0 {
+	if hop == 0 && !p.HopZero {
 		hop = r.NIC.hopLimit6(s)
 	}
 	st.OutRequests.Add(1)
