@@ -274,6 +274,9 @@ func (s *Stack) findRoute6(dst netip.Addr) (ResolvedRoute, error) {
 			return ResolvedRoute{NIC: n, Src: src, NextHop: dst, MTU: n.mtu6()}, nil
 		}
 	}
+	if rr, ok := s.redirected6(dst); ok {
+		return rr, nil // a redirect's host route (ndp_redirect.go)
+	}
 	for _, r := range *s.routeSnap.Load() {
 		if !r.Prefix.Addr().Is6() || !r.Prefix.Contains(dst) {
 			continue
