@@ -167,9 +167,12 @@ func runUp(ctx context.Context, w io.Writer, f *hostFlags, cf *canFlags, serve, 
 	for _, s := range e.net.Sockets() {
 		s.Close()
 	}
-	left := drainTCP(e.st, 3*time.Second)
+	// Within the process's exit grace, so the summary is printed and the
+	// stack closed (a peer that vanished leaves a connection in LAST_ACK).
+	limit := exitGrace * 3 / 4
+	left := drainTCP(e.st, limit)
 	if left > 0 {
-		fmt.Fprintf(w, "  %d connection(s) still closing after 3s; resetting them\n", left)
+		fmt.Fprintf(w, "  %d connection(s) still closing after %v; resetting them\n", left, limit)
 	}
 	printSummary(w, e.st)
 	return errors.Join(err, e.Close())
