@@ -63,6 +63,13 @@ figure{margin:10px 0 24px}
 	fmt.Fprintf(&b, "<p>Seed %d · simulated %.3f s · %d events · wall %.3f s · simulated-to-wall ratio %.1f · %.0f events/s</p>\n",
 		m.Seed, m.SimTimeS, m.Events, t.WallS, t.Ratio, t.EventsPerSec)
 
+	if n.RealTime() {
+		b.WriteString("<p><b>Real time:</b> this network has a VXLAN link (a real network port), so it ran on the wall clock and is not deterministic.</p>\n")
+	}
+	for _, v := range m.VXLAN {
+		fmt.Fprintf(&b, "<p>VXLAN port of link %s on udp %s: rx %d frames, tx %d, learned %d MACs, flooded %d, wrong VNI %d, bad header %d.</p>\n",
+			html.EscapeString(v.Link), html.EscapeString(v.Local), v.RxFrames, v.TxFrames, v.Learned, v.Flooded, v.WrongVNI, v.BadHeader)
+	}
 	b.WriteString("<h2>Flows</h2>\n<table><tr><th>id</th><th class=l>workload</th><th class=l>kind</th><th class=l>from → to</th><th>bytes</th><th>received</th><th>duration s</th><th>goodput Mbit/s</th><th>retrans</th><th>srtt ms</th><th>latency p50/p99 ms</th><th class=l>result</th></tr>\n")
 	for i, f := range m.Flows {
 		if i >= 200 {
