@@ -18,7 +18,7 @@ func openVXLAN(e *vxlanEnd) (vxlanConn, error) {
 }
 
 func (c *linuxVXLAN) WriteFrames(f [][]byte) (int, error) { return c.v.WriteFrames(f) }
-func (c *linuxVXLAN) Close() error                       { return c.v.Close() }
+func (c *linuxVXLAN) Close() error                        { return c.v.Close() }
 
 func (c *linuxVXLAN) metrics() VXLANMetrics {
 	st := c.v.Stats()
