@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -149,6 +151,24 @@ func kernelUDP(t *testing.T, ns string, dst netip.Addr, flows, per int) {
 	}
 }
 
+// waitUp waits until dev in ns has its carrier and its qdisc: until the
+// kernel's link watch has seen the carrier, the device's qdisc is noop,
+// which drops everything sent through it.
+func waitUp(t *testing.T, ns, dev string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := exec.Command("ip", "-n", ns, "-o", "link", "show", dev).CombinedOutput()
+		if strings.Contains(string(out), "LOWER_UP") && !strings.Contains(string(out), "qdisc noop") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not up: %s", dev, out)
+		}
+		time.Sleep(10 * time.Millisecond) // no event to wait on short of a netlink monitor
+	}
+}
+
 // TestTAPMultiQueue: a TAP with 2 queues; UDP flows from the kernel
 // reach both queues, each flow one queue in order; frames written go out
 // on the queue of their flow.
@@ -171,6 +191,7 @@ func TestTAPMultiQueue(t *testing.T) {
 	run(t, "ip", "-n", ns, "neigh", "replace", sub+".2", "lladdr", mac.String(), "dev", "sstmq0")
 	sink := newUDPSink(KindEthernet)
 	tap.Attach(sink)
+	waitUp(t, ns, "sstmq0")
 	const flows, per = 16, 20
 	kernelUDP(t, ns, netip.MustParseAddr(sub+".2"), flows, per)
 	sink.check(t, flows*per)

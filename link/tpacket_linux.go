@@ -62,11 +62,11 @@ type tpRing struct {
 	off                   int // offset of that packet in the block
 
 	// Transmit: slots of txSlotSize in blocks of txBlockSize; under wmu.
-	tx                                int // offset of the transmit ring in mem
+	tx                                 int // offset of the transmit ring in mem
 	txSlotSize, txSlotsPerBlk, txSlots int
-	txBlockSize                       int
-	txNext                            int
-	txPending                         bool // slots marked but not yet kicked
+	txBlockSize                        int
+	txNext                             int
+	txPending                          bool // slots marked but not yet kicked
 
 	drops atomic.Uint64 // frames the kernel dropped at a full receive ring
 }

@@ -26,6 +26,8 @@ func vethNS(t *testing.T) (string, wire.MAC) {
 		run(t, "ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf."+dev+".disable_ipv6=1")
 		run(t, "ip", "-n", ns, "link", "set", dev, "up")
 	}
+	waitUp(t, ns, "va")
+	waitUp(t, ns, "vb")
 	var mac wire.MAC
 	err := inNetns(ns, func() error {
 		ifi, err := net.InterfaceByName("vb")
