@@ -3,6 +3,7 @@ package link
 import (
 	"fmt"
 	"net"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -73,7 +74,9 @@ type AFPacket struct {
 	ring    *tpRing // with Ring
 	group   uint16  // fanout group, if inGroup
 	inGroup bool
-	all     []*AFPacket // every socket of the endpoint (Queues > 1), this one first
+	kdrops  atomic.Uint64 // frames the kernel dropped at a full ring or socket buffer
+	nreads  int           // reading goroutine: batches read (recvmmsg)
+	all     []*AFPacket   // every socket of the endpoint (Queues > 1), this one first
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -288,6 +291,11 @@ func (a *AFPacket) closeQueue() {
 func (a *AFPacket) Ifindex() int { return a.ifindex }
 
 func (a *AFPacket) readMany(fd uintptr) bool {
+	// A full socket buffer drops silently: collect the kernel's count
+	// now and then (a system call per 64 batches).
+	if a.nreads++; a.nreads%64 == 0 {
+		a.collectDrops(int(fd))
+	}
 	for i := range a.rhdrs {
 		a.rhdrs[i].Hdr.Namelen = unix.SizeofSockaddrLinklayer
 		a.rhdrs[i].Hdr.Flags = 0

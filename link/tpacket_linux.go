@@ -67,8 +67,6 @@ type tpRing struct {
 	txBlockSize                        int
 	txNext                             int
 	txPending                          bool // slots marked but not yet kicked
-
-	drops atomic.Uint64 // frames the kernel dropped at a full receive ring
 }
 
 // setupRing makes and maps the rings of fd (PACKET_VERSION, PACKET_RX_RING,
@@ -131,31 +129,30 @@ func (r *tpRing) close() {
 	}
 }
 
-// collectDrops adds the kernel's count of frames dropped at the full
-// ring (PACKET_STATISTICS, which resets it) to the counters.
+// collectDrops adds the kernel's count of frames it dropped at the full
+// ring or socket buffer (PACKET_STATISTICS, which resets it) to the
+// counters.
 func (a *AFPacket) collectDrops(fd int) {
 	var st unix.TpacketStatsV3
 	l := uint32(unsafe.Sizeof(st))
 	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS,
 		uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&l)), 0)
 	if errno == 0 && st.Drops > 0 {
-		a.ring.drops.Add(uint64(st.Drops))
+		a.kdrops.Add(uint64(st.Drops))
 		a.stats.RxDropped.Add(uint64(st.Drops))
 	}
 }
 
-// RingDrops is how many frames the kernel dropped because a receive ring
-// was full, over all queues (0 without Ring).
-func (a *AFPacket) RingDrops() uint64 {
+// KernelDrops is how many received frames the kernel dropped because a
+// receive ring or socket buffer was full, over all sockets (they are in
+// Stats().RxDropped too).
+func (a *AFPacket) KernelDrops() uint64 {
 	var n uint64
 	for _, q := range a.afQueues() {
-		if q.ring == nil {
-			continue
-		}
 		if !q.closed.Load() {
 			q.rc.Control(func(fd uintptr) { q.collectDrops(int(fd)) })
 		}
-		n += q.ring.drops.Load()
+		n += q.kdrops.Load()
 	}
 	return n
 }

@@ -145,7 +145,7 @@ func TestAFPacketRingRoundTrip(t *testing.T) {
 	if s.RxFrames != n || s.TxFrames != n || s.TxDropped != 0 || s.RxDropped != 0 {
 		t.Errorf("stats %+v", s)
 	}
-	if d := ep.RingDrops(); d != 0 {
+	if d := ep.KernelDrops(); d != 0 {
 		t.Errorf("%d ring drops", d)
 	}
 	if err := ep.Close(); err != nil {
@@ -191,52 +191,65 @@ func TestAFPacketRingOffload(t *testing.T) {
 	}
 }
 
-// TestAFPacketRingFullCounted: with nobody reading, a small ring fills;
-// the kernel's drops are counted (RingDrops, RxDropped), and what the
-// ring held is delivered once reading starts: held + dropped = sent.
-func TestAFPacketRingFullCounted(t *testing.T) {
-	ns, mac := vethNS(t)
-	ep, err := OpenAFPacket("vb", AFPacketOptions{Netns: ns, Ring: true, RingBlockSize: 16 << 10, RingBlocks: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	peer := openPeer(t, ns, false)
-	const n = 400
-	var sent [][]byte
-	for i := range n {
-		sent = append(sent, frame(mac, macA, uint32(i), 1000))
-	}
-	if k, err := peer.WriteFrames(sent); k != n || err != nil {
-		t.Fatalf("peer wrote %d: %v", k, err)
-	}
-	got := newMetaCollector()
-	ep.Attach(got)
-	deadline := time.After(20 * time.Second)
-	for delivered := 0; delivered+int(ep.RingDrops()) < n; {
-		select {
-		case <-got.ch:
-			delivered++
-		case <-time.After(50 * time.Millisecond): // look at the drop count again
-		case <-deadline:
-			t.Fatalf("delivered %d, dropped %d, sent %d", delivered, ep.RingDrops(), n)
+// TestAFPacketFullCounted: with nobody reading, a small ring (or,
+// without a ring, a small socket buffer) fills; the kernel's drops are
+// counted (KernelDrops, RxDropped), and what it held is delivered once
+// reading starts: held + dropped = sent.
+func TestAFPacketFullCounted(t *testing.T) {
+	for _, ring := range []bool{true, false} {
+		name := "socket_buffer"
+		if ring {
+			name = "ring"
 		}
+		t.Run(name, func(t *testing.T) {
+			ns, mac := vethNS(t)
+			ep, err := OpenAFPacket("vb", AFPacketOptions{Netns: ns, Ring: ring, RingBlockSize: 16 << 10, RingBlocks: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ep.Close() })
+			if !ring {
+				ep.rc.Control(func(fd uintptr) {
+					unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 32<<10)
+				})
+			}
+			peer := openPeer(t, ns, false)
+			const n = 400
+			var sent [][]byte
+			for i := range n {
+				sent = append(sent, frame(mac, macA, uint32(i), 1000))
+			}
+			if k, err := peer.WriteFrames(sent); k != n || err != nil {
+				t.Fatalf("peer wrote %d: %v", k, err)
+			}
+			got := newMetaCollector()
+			ep.Attach(got)
+			deadline := time.After(20 * time.Second)
+			for delivered := 0; delivered+int(ep.KernelDrops()) < n; {
+				select {
+				case <-got.ch:
+					delivered++
+				case <-time.After(50 * time.Millisecond): // look at the drop count again
+				case <-deadline:
+					t.Fatalf("delivered %d, dropped %d, sent %d", delivered, ep.KernelDrops(), n)
+				}
+			}
+			drops := ep.KernelDrops()
+			if drops == 0 || drops >= n {
+				t.Fatalf("%d of %d dropped at a 32 KiB %s", drops, n, name)
+			}
+			if rx := ep.Stats().RxDropped.Load(); rx != drops {
+				t.Errorf("RxDropped %d, kernel drops %d", rx, drops)
+			}
+			// What arrived is in order.
+			for i := 1; i < len(got.frames); i++ {
+				if seqOf(got.frames[i]) <= seqOf(got.frames[i-1]) {
+					t.Fatalf("frame %d: seq %d after %d", i, seqOf(got.frames[i]), seqOf(got.frames[i-1]))
+				}
+			}
+			t.Logf("%s held %d, dropped %d", name, len(got.frames), drops)
+		})
 	}
-	drops := ep.RingDrops()
-	if drops == 0 || drops >= n {
-		t.Fatalf("%d of %d dropped at a 32 KiB ring", drops, n)
-	}
-	if rx := ep.Stats().RxDropped.Load(); rx != drops {
-		t.Errorf("RxDropped %d, ring drops %d", rx, drops)
-	}
-	// What arrived is in order: the first frames, then any taken after
-	// the blocks were given back.
-	for i := 1; i < len(got.frames); i++ {
-		if seqOf(got.frames[i]) <= seqOf(got.frames[i-1]) {
-			t.Fatalf("frame %d: seq %d after %d", i, seqOf(got.frames[i]), seqOf(got.frames[i-1]))
-		}
-	}
-	t.Logf("ring held %d, dropped %d", len(got.frames), drops)
 }
 
 // TestAFPacketFanout: 2 sockets in a fanout group (with and without
