@@ -558,7 +558,7 @@ func TestInteropAFPacketOffloadVariants(t *testing.T) {
 			throughputTable(t, l, h, "AF_PACKET (veth), offloads, "+v.name, "10.79.0.1", "10.79.0.2", ns2, 5400)
 			logQueues(t, h)
 			if r, ok := h.nic.Endpoint().(*link.AFPacket); ok {
-				t.Logf("ring drops %d", r.KernelDrops())
+				t.Logf("frames the kernel dropped at a full ring or socket buffer: %d", r.KernelDrops())
 			}
 			ls := &h.st.Stats().Link
 			t.Logf("super-segments sent whole %d, received whole %d, bad offload %d",

@@ -79,6 +79,9 @@ type AFPacket struct {
 	all     []*AFPacket   // every socket of the endpoint (Queues > 1), this one first
 }
 
+// afpacketRcvBuf is the socket buffer asked for without a ring.
+const afpacketRcvBuf = 8 << 20
+
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // OpenAFPacket opens an AF_PACKET socket on ifname (opts.Queues of them
@@ -172,6 +175,14 @@ func openAFPacketFD(fd int, ifi *net.Interface, opts AFPacketOptions, stats *Sta
 		maxFrame = vnetHdrLen + wire.EthernetHeaderLen + 4 + InMemoryGSOMax
 	}
 	var ring *tpRing
+	if !opts.Ring {
+		// The default socket buffer (about 200 KB) holds three 64 KB
+		// super-segments: a burst from the kernel would be dropped.
+		// Past the rmem_max limit only with CAP_NET_ADMIN (FORCE).
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, afpacketRcvBuf) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, afpacketRcvBuf)
+		}
+	}
 	if opts.Ring {
 		var err error
 		if ring, err = setupRing(fd, opts.RingBlockSize, opts.RingBlocks, maxFrame); err != nil {
