@@ -436,3 +436,29 @@ func TestGRO6TrustedSuperSegment(t *testing.T) {
 		t.Fatalf("InDiscards %d after a bad checksum", st.IP6.InDiscards.Load())
 	}
 }
+
+// FuzzOffload6 hands the receive path IPv6 frames with arbitrary offload
+// state (what a TAP's virtio-net header may claim) in batches that go
+// through coalescing: nothing may panic, whatever the bytes and the
+// state say.
+func FuzzOffload6(f *testing.F) {
+	seg := tcp6Seg(1, 0, randPayload(3000), wire.TCPFlagACK, 7)
+	f.Add(seg[14:], uint8(link.GSOTCPv6), uint16(1000), true, uint16(54), uint16(16), false)
+	f.Add(seg[14:], uint8(link.GSONone), uint16(0), false, uint16(0), uint16(0), true)
+	f.Add(seg[14:200], uint8(link.GSOUDPL4), uint16(100), true, uint16(54), uint16(6), false)
+	f.Fuzz(func(t *testing.T, pkt []byte, typ uint8, size uint16, partial bool, start, off uint16, valid bool) {
+		s := New(Options{DADTransmits: -1})
+		defer s.Close()
+		nic := s.AddNIC("eth0", &chanEP{mtu: 1500, discard: true})
+		nic.AddAddress(netip.PrefixFrom(host6, 64))
+		nic.SetStatic6(peer6, peerMAC)
+		frame := make([]byte, 14+len(pkt))
+		wire.PutEthernet(frame, hostMAC, peerMAC, wire.EtherTypeIPv6)
+		copy(frame[14:], pkt)
+		m := link.Meta{GSOType: typ, GSOSize: size, NetOff: 14, CsumPartial: partial, CsumStart: start, CsumOffset: off, CsumValid: valid}
+		next := tcp6Seg(1, 3000, randPayload(1000), wire.TCPFlagACK, 7)
+		frames := [][]byte{frame, append([]byte(nil), frame...), next}
+		nic.DeliverFramesMeta(frames, []link.Meta{m, m, {}})
+		nic.DeliverFrames([][]byte{frame, next, frame})
+	})
+}
