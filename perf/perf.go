@@ -12,6 +12,7 @@ import (
 	"net"
 	"runtime"
 	"sort"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -324,15 +325,21 @@ func UDP(env *Env, n int) (UDPResult, error) {
 	if !warmed {
 		return UDPResult{}, errors.New("udp: no warm-up datagram arrived")
 	}
+	// The receiver reads without deadlines: a deadline set per datagram
+	// costs each stack a timer update per read (gonet starts a new timer),
+	// and a stall of the shared machine mid-run would end the count early.
+	// Only when the sender is done does a quiet spell of udpQuiet end the
+	// wait for stragglers.
+	rc.SetReadDeadline(time.Time{})
 	type result struct {
 		k    int
 		last time.Time
 	}
 	got := make(chan result, 1)
+	var progress atomic.Int64
 	go func() {
 		var r result
 		for r.k < n {
-			rc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 			k, _, err := rc.ReadFrom(buf)
 			if err != nil {
 				break
@@ -340,6 +347,7 @@ func UDP(env *Env, n int) (UDPResult, error) {
 			if k > 0 && buf[0] == 1 { // late warm-ups are not counted
 				r.k++
 				r.last = time.Now()
+				progress.Store(int64(r.k))
 			}
 		}
 		got <- r
@@ -358,12 +366,38 @@ func UDP(env *Env, n int) (UDPResult, error) {
 			}
 		}
 	}
-	r := <-got
+	r := waitQuiet(got, &progress, udpQuiet, func() { rc.SetReadDeadline(time.Now()) })
 	el := r.last.Sub(start)
 	if r.k == 0 {
 		el = time.Since(start)
 	}
 	return UDPResult{Sent: n, Received: r.k, Elapsed: el}, nil
+}
+
+// udpQuiet is how long the udp receiver may go without a datagram, once
+// the sender is done, before the rest counts as lost.
+const udpQuiet = 300 * time.Millisecond
+
+// waitQuiet returns what got delivers; if progress stops moving for quiet
+// first, it calls stop (which must make the receiver deliver) and waits.
+func waitQuiet[T any](got <-chan T, progress *atomic.Int64, quiet time.Duration, stop func()) T {
+	t := time.NewTimer(quiet)
+	defer t.Stop()
+	last := progress.Load()
+	for {
+		select {
+		case r := <-got:
+			return r
+		case <-t.C:
+			if p := progress.Load(); p != last {
+				last = p
+				t.Reset(quiet)
+				continue
+			}
+			stop()
+			return <-got
+		}
+	}
 }
 
 func cpuTime() time.Duration {

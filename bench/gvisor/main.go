@@ -49,23 +49,44 @@ const linkQueue = 1024
 // direction takes each outbound frame off one endpoint's queue, copies
 // it into a fresh packet buffer (as a real link would) and injects it
 // into the other endpoint. Frames carry no link header: channel.Endpoint
-// is an IP-level link, which is how gVisor's own tests use it. With gso,
-// gVisor's TCP hands the link super-segments (GVisorGSOSupported) with
-// checksums left to the link (TX/RX checksum offload), as sockstack's
-// in-memory link carries its super-segments with partial checksums.
+// is an IP-level link, which is how gVisor's own tests use it.
+//
+// With gso the link takes super-segments whole, as sockstack's in-memory
+// link does: gVisor's TCP hands it packets of up to 64 KB (the ceiling
+// sockstack's link has, not channel.Endpoint's 32 KB) with a partial
+// checksum (HostGSOSupported, what its fdbased link does with a TAP's
+// virtio-net header), and the receiving stack takes them whole without
+// verifying the checksum (RX checksum offload), as sockstack's does.
+// GVisorGSOSupported would not do: gVisor's TCP then cuts its large
+// segments to the MSS itself before the link (sendTCPBatch), so nothing
+// above the MTU crosses it.
 func gvisorEnv(mtu int, mode perf.LinkMode, gso bool) (*perf.Env, error) {
+	p, err := newGvPair(mtu, mode, gso)
+	if err != nil {
+		return nil, err
+	}
+	return p.env, nil
+}
+
+// gvPair is gvisorEnv's Env with its two links (A's and B's outbound).
+type gvPair struct {
+	env    *perf.Env
+	ea, eb *gvLink
+}
+
+func newGvPair(mtu int, mode perf.LinkMode, gso bool) (*gvPair, error) {
 	addrA := tcpip.AddrFrom4([4]byte{10, 0, 0, 1})
 	addrB := tcpip.AddrFrom4([4]byte{10, 0, 0, 2})
 	ca := channel.New(linkQueue, uint32(mtu), "")
 	cb := channel.New(linkQueue, uint32(mtu), "")
 	if gso {
 		for _, c := range []*channel.Endpoint{ca, cb} {
-			c.SupportedGSOKind = stack.GVisorGSOSupported
+			c.SupportedGSOKind = stack.HostGSOSupported
 			c.LinkEPCapabilities |= stack.CapabilityTXChecksumOffload | stack.CapabilityRXChecksumOffload
 		}
 	}
-	ea := newGvLink(ca, mode)
-	eb := newGvLink(cb, mode)
+	ea := newGvLink(ca, linkQueue, mode, gso)
+	eb := newGvLink(cb, linkQueue, mode, gso)
 	sa, err := newGvisorStack(ea, addrA)
 	if err != nil {
 		return nil, err
@@ -86,7 +107,7 @@ func gvisorEnv(mtu int, mode perf.LinkMode, gso bool) (*perf.Env, error) {
 		}
 		return sb
 	}
-	return &perf.Env{
+	env := &perf.Env{
 		Name:  "gvisor",
 		AddrB: "10.0.0.2",
 		ListenB: func(network, addr string) (net.Listener, error) {
@@ -111,10 +132,13 @@ func gvisorEnv(mtu int, mode perf.LinkMode, gso bool) (*perf.Env, error) {
 			return listenUDP(stackOf(side), fa)
 		},
 		Drops: func() perf.Drops {
-			d := perf.Drops{Link: ea.dropped.Load() + eb.dropped.Load()}
+			d := perf.Drops{Link: ea.full.Load() + eb.full.Load()}
 			for _, s := range []*stack.Stack{sa, sb} {
 				st := s.Stats()
-				d.Stack += st.UDP.ReceiveBufferErrors.Value() + st.IP.MalformedPacketsReceived.Value() + st.UDP.MalformedPacketsReceived.Value()
+				// DroppedPackets: the transport layer's own drops (a
+				// full TCP segment queue, a full accept queue).
+				d.Stack += st.UDP.ReceiveBufferErrors.Value() + st.IP.MalformedPacketsReceived.Value() +
+					st.UDP.MalformedPacketsReceived.Value() + st.DroppedPackets.Value()
 				d.Retrans += st.TCP.Retransmits.Value()
 			}
 			return d
@@ -130,24 +154,45 @@ func gvisorEnv(mtu int, mode perf.LinkMode, gso bool) (*perf.Env, error) {
 			sa.Wait()
 			sb.Wait()
 		},
-	}, nil
+	}
+	return &gvPair{env: env, ea: ea, eb: eb}, nil
 }
 
 // gvLink gives a channel.Endpoint the run's link semantics. Drop: a
 // packet that finds the queue full is lost (counted, and reported to
 // gVisor as sent, as a wire would). Push back: the writer waits until
-// the forwarder has taken a packet off the queue.
+// the forwarder has taken a packet off the queue (counted once per
+// packet held back). full is the link column of the table either way,
+// as sockstack's pipe counts the frames its full queue lost or refused.
 type gvLink struct {
 	*channel.Endpoint
 	mode    perf.LinkMode
-	dropped atomic.Uint64
-	room    chan struct{} // a packet left the queue
+	gso     bool
+	full    atomic.Uint64 // packets that found the queue full
+	super   atomic.Uint64 // packets forwarded that were larger than the MTU
+	waiting atomic.Int32  // writers held back
+	wake    int           // a held-back writer resumes at this queue length
+	room    chan struct{} // the queue has drained to wake
 	done    chan struct{}
 	once    sync.Once
 }
 
-func newGvLink(c *channel.Endpoint, mode perf.LinkMode) *gvLink {
-	return &gvLink{Endpoint: c, mode: mode, room: make(chan struct{}, 1), done: make(chan struct{})}
+// newGvLink wraps c, whose queue holds queueLen packets. A held-back
+// writer resumes when the queue has drained to half: waking it for every
+// packet taken would make the forwarder and the writer take turns per
+// packet, a cost sockstack's pipe does not have (its reader takes the
+// whole queue at once).
+func newGvLink(c *channel.Endpoint, queueLen int, mode perf.LinkMode, gso bool) *gvLink {
+	return &gvLink{Endpoint: c, mode: mode, gso: gso, wake: queueLen / 2, room: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// GSOMaxSize implements stack.GSOEndpoint: with gso, the 64 KB that
+// sockstack's in-memory link carries as one frame.
+func (l *gvLink) GSOMaxSize() uint32 {
+	if l.gso {
+		return stack.GVisorGSOMaxSize
+	}
+	return l.Endpoint.GSOMaxSize()
 }
 
 func (l *gvLink) close() {
@@ -157,34 +202,36 @@ func (l *gvLink) close() {
 
 // WritePackets implements stack.LinkEndpoint.
 func (l *gvLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
-	if l.mode == perf.Drop {
-		n, err := l.Endpoint.WritePackets(pkts)
-		if err == nil && n < pkts.Len() {
-			l.dropped.Add(uint64(pkts.Len() - n))
-			n = pkts.Len()
-		}
+	n, err := l.Endpoint.WritePackets(pkts)
+	if err != nil || n == pkts.Len() {
 		return n, err
 	}
-	all := pkts.AsSlice()
-	for i := range all {
-		for {
-			var one stack.PacketBufferList
-			one.PushBack(all[i])
-			n, err := l.Endpoint.WritePackets(one)
-			if err != nil {
-				return i, err
-			}
-			if n == 1 {
-				break
-			}
-			select {
-			case <-l.room:
-			case <-l.done:
-				return i, &tcpip.ErrClosedForSend{}
-			}
+	rest := pkts.AsSlice()[n:]
+	l.full.Add(uint64(len(rest)))
+	if l.mode == perf.Drop {
+		return pkts.Len(), nil
+	}
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
+	for i := 0; i < len(rest); {
+		var more stack.PacketBufferList
+		for _, p := range rest[i:] {
+			more.PushBack(p)
+		}
+		k, err := l.Endpoint.WritePackets(more)
+		if err != nil {
+			return n + i, err
+		}
+		if i += k; i == len(rest) {
+			break
+		}
+		select {
+		case <-l.room:
+		case <-l.done:
+			return n + i, &tcpip.ErrClosedForSend{}
 		}
 	}
-	return len(all), nil
+	return pkts.Len(), nil
 }
 
 func newGvisorStack(ep stack.LinkEndpoint, addr tcpip.Address) (*stack.Stack, error) {
@@ -219,20 +266,32 @@ func newGvisorStack(ep stack.LinkEndpoint, addr tcpip.Address) (*stack.Stack, er
 // and tells a pushed-back writer of from that there is room.
 func forward(from *gvLink, to *channel.Endpoint) {
 	for {
-		pkt := from.ReadContext(context.Background())
+		pkt := from.take()
 		if pkt == nil {
 			return // queue closed
 		}
-		select {
-		case from.room <- struct{}{}:
-		default:
-		}
 		v := pkt.ToView() // a copy of the whole frame
 		pkt.DecRef()
+		if v.Size() > int(from.MTU()) {
+			from.super.Add(1)
+		}
 		in := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
 		to.InjectInbound(ipv4.ProtocolNumber, in)
 		in.DecRef()
 	}
+}
+
+// take waits for the next outbound packet (nil when the queue is closed)
+// and tells a held-back writer when the queue has drained to l.wake.
+func (l *gvLink) take() *stack.PacketBuffer {
+	pkt := l.ReadContext(context.Background())
+	if pkt != nil && l.waiting.Load() > 0 && l.NumQueued() <= l.wake {
+		select {
+		case l.room <- struct{}{}:
+		default:
+		}
+	}
+	return pkt
 }
 
 func fullAddr(s string) (tcpip.FullAddress, error) {
@@ -375,7 +434,7 @@ func main() {
 	flag.StringVar(&stacks, "stacks", "sockstack,gvisor,linux", "comma list of stacks: sockstack, gvisor, linux")
 	var links string
 	flag.StringVar(&links, "link", "pushback,drop", "comma list of link semantics for both in-memory stacks: pushback (a full queue makes the sender wait), drop (a full queue loses the frame)")
-	flag.BoolVar(&cfg.gvisorGSO, "gvisor-gso", true, "give gVisor segmentation offload (GVisorGSOSupported, checksum offload) as sockstack has it on its in-memory link")
+	flag.BoolVar(&cfg.gvisorGSO, "gvisor-gso", true, "give gVisor segmentation offload (super-segments of up to 64 KB with partial checksums, carried whole, as sockstack has on its in-memory link)")
 	flag.Parse()
 	for _, l := range strings.Split(links, ",") {
 		switch strings.TrimSpace(l) {
@@ -457,7 +516,10 @@ func run(out, progress io.Writer, cfg config) error {
 // dropMetrics follow every figure but mem: what the link between the
 // hosts lost, what the stacks dropped themselves, and TCP's
 // retransmissions, per run (the Linux column has none of them).
-var dropMetrics = []metric{{"link drops", "frames", false}, {"stack drops", "packets", false}, {"TCP retransmits", "segments", false}}
+// The link row counts frames that found the link queue full: lost under
+// drop, held back (gVisor) or refused with ENOBUFS (sockstack) under push
+// back.
+var dropMetrics = []metric{{"link queue full", "frames", false}, {"stack drops", "packets", false}, {"TCP retransmits", "segments", false}}
 
 // runFigure measures one figure under one link semantics for every
 // stack and returns its table rows and notes.
@@ -465,7 +527,11 @@ func runFigure(progress io.Writer, cfg config, f figure, mode perf.LinkMode, col
 	metrics := f.metrics
 	withDrops := f.name != "mem"
 	if withDrops {
-		metrics = append(append([]metric(nil), f.metrics...), dropMetrics...)
+		metrics = append([]metric(nil), f.metrics...)
+		for _, d := range dropMetrics {
+			d.figure = f.name + ": " + d.figure
+			metrics = append(metrics, d)
+		}
 	}
 	// vals[stack][metric] = one value per run. Runs interleave the
 	// stacks so that drift on this shared machine hits all alike.
