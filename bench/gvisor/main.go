@@ -476,33 +476,67 @@ func main() {
 func run(out, progress io.Writer, cfg config) error {
 	fmt.Fprintf(out, "%s; GOMAXPROCS %d of %d CPUs; runs %d; bulk %d MiB, rr %d, conn %v, mem %d, udp %d; gVisor GSO %v\n\n",
 		gvisorVersion(), runtime.GOMAXPROCS(0), runtime.NumCPU(), cfg.runs, cfg.bulkBytes>>20, cfg.rr, cfg.conn, cfg.mem, cfg.udp, cfg.gvisorGSO)
-	cols := append([]string(nil), cfg.stacks...)
-	hasRatio := contains(cfg.stacks, "sockstack") && contains(cfg.stacks, "gvisor")
-	hdr := "| figure | unit |"
-	sep := "|---|---|"
-	for _, s := range cols {
-		hdr += " " + s + " |"
-		sep += "---|"
+	// One column per stack and link semantics (Linux loopback has one
+	// behaviour of its own: one column), then the ratio per semantics.
+	type column struct {
+		stack string
+		mode  perf.LinkMode
 	}
-	if hasRatio {
-		hdr += " sockstack/gvisor |"
-		sep += "---|"
-	}
-	var rows, notes []string
-	for _, mode := range cfg.links {
-		for _, f := range figures(cfg) {
-			if cfg.only != nil && !cfg.only[f.name] {
-				continue
+	var cols []column
+	hdr, sep := "| figure | unit |", "|---|---|"
+	for _, s := range cfg.stacks {
+		for _, m := range cfg.links {
+			cols = append(cols, column{s, m})
+			if s == "linux" {
+				hdr += " linux |"
+				sep += "---|"
+				break
 			}
-			r, n := runFigure(progress, cfg, f, mode, cols, hasRatio)
-			rows = append(rows, r...)
+			hdr += fmt.Sprintf(" %s, %v |", s, m)
+			sep += "---|"
+		}
+	}
+	hasRatio := contains(cfg.stacks, "sockstack") && contains(cfg.stacks, "gvisor")
+	if hasRatio {
+		for _, m := range cfg.links {
+			hdr += fmt.Sprintf(" sockstack/gvisor, %v |", m)
+			sep += "---|"
+		}
+	}
+	var figs []figure
+	for _, f := range figures(cfg) {
+		if cfg.only == nil || cfg.only[f.name] {
+			figs = append(figs, f)
+		}
+	}
+	results := map[string]map[perf.LinkMode]figResult{}
+	var notes []string
+	for _, mode := range cfg.links {
+		for _, f := range figs {
+			r, n := runFigure(progress, cfg, f, mode)
+			if results[f.name] == nil {
+				results[f.name] = map[perf.LinkMode]figResult{}
+			}
+			results[f.name][mode] = r
 			notes = append(notes, n...)
 		}
 	}
 	fmt.Fprintln(out, hdr)
 	fmt.Fprintln(out, sep)
-	for _, r := range rows {
-		fmt.Fprintln(out, r)
+	for _, f := range figs {
+		first := results[f.name][cfg.links[0]]
+		for m, mt := range first.metrics {
+			row := fmt.Sprintf("| %s | %s |", mt.figure, mt.unit)
+			for _, c := range cols {
+				row += " " + results[f.name][c.mode].cells[c.stack][m] + " |"
+			}
+			if hasRatio {
+				for _, mode := range cfg.links {
+					row += " " + results[f.name][mode].ratio[m] + " |"
+				}
+			}
+			fmt.Fprintln(out, row)
+		}
 	}
 	if len(notes) > 0 {
 		fmt.Fprintln(out)
@@ -521,9 +555,18 @@ func run(out, progress io.Writer, cfg config) error {
 // back.
 var dropMetrics = []metric{{"link queue full", "frames", false}, {"stack drops", "packets", false}, {"TCP retransmits", "segments", false}}
 
+// figResult is one figure under one link semantics: per stack a table
+// cell for each metric (median [min–max], or – when not measured), and
+// the ratio of medians sockstack/gVisor.
+type figResult struct {
+	metrics []metric
+	cells   map[string][]string
+	ratio   []string
+}
+
 // runFigure measures one figure under one link semantics for every
-// stack and returns its table rows and notes.
-func runFigure(progress io.Writer, cfg config, f figure, mode perf.LinkMode, cols []string, hasRatio bool) (rows, notes []string) {
+// stack and returns its cells and notes.
+func runFigure(progress io.Writer, cfg config, f figure, mode perf.LinkMode) (res figResult, notes []string) {
 	metrics := f.metrics
 	withDrops := f.name != "mem"
 	if withDrops {
@@ -596,30 +639,31 @@ func runFigure(progress io.Writer, cfg config, f figure, mode perf.LinkMode, col
 			debug.FreeOSMemory() // start each measurement from a settled heap
 		}
 	}
-	for m, mt := range metrics {
-		row := fmt.Sprintf("| %s, link %v | %s |", mt.figure, mode, mt.unit)
-		for _, s := range cols {
+	res = figResult{metrics: metrics, cells: map[string][]string{}, ratio: make([]string, len(metrics))}
+	for _, s := range cfg.stacks {
+		res.cells[s] = make([]string, len(metrics))
+	}
+	for m := range metrics {
+		for _, s := range cfg.stacks {
+			res.cells[s][m] = "–"
 			if failed[s] || len(vals[s][m]) == 0 || math.IsNaN(vals[s][m][0]) {
-				row += " – |"
 				continue
 			}
 			med, lo, hi := median(vals[s][m])
-			row += fmt.Sprintf(" %s [%s–%s] |", num(med), num(lo), num(hi))
+			res.cells[s][m] = fmt.Sprintf("%s [%s–%s]", num(med), num(lo), num(hi))
 		}
-		if hasRatio && (failed["sockstack"] || failed["gvisor"] || m >= len(f.metrics)) {
-			row += " – |"
-		} else if hasRatio {
-			a, _, _ := median(vals["sockstack"][m])
-			b, _, _ := median(vals["gvisor"][m])
-			if b != 0 {
-				row += fmt.Sprintf(" %.2f |", a/b)
-			} else {
-				row += " – |"
-			}
+		res.ratio[m] = "–"
+		if failed["sockstack"] || failed["gvisor"] || m >= len(f.metrics) ||
+			len(vals["sockstack"][m]) == 0 || len(vals["gvisor"][m]) == 0 {
+			continue
 		}
-		rows = append(rows, row)
+		a, _, _ := median(vals["sockstack"][m])
+		b, _, _ := median(vals["gvisor"][m])
+		if b != 0 {
+			res.ratio[m] = fmt.Sprintf("%.2f", a/b)
+		}
 	}
-	return rows, notes
+	return res, notes
 }
 
 func fmtVals(v []float64) string {
