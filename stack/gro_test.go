@@ -42,8 +42,8 @@ func TestGROCoalescesInOrder(t *testing.T) {
 		frames = append(frames, groSeg(1, 1000+uint32(i*1001), data[i*1001:(i+1)*1001], wire.TCPFlagACK, 7))
 	}
 	frames = append(frames, groSeg(1, 1000+10*1001, data[10*1001:], wire.TCPFlagACK|wire.TCPFlagPSH, 7))
-	out := h.nic.groBatch(&h.nic.rx, frames)
-	if len(out) != 1 || !h.nic.groValid(&h.nic.rx, 0) {
+	out := h.nic.groBatch(frames)
+	if len(out) != 1 || !h.nic.groValid(0) {
 		t.Fatalf("%d packets out, want 1", len(out))
 	}
 	groCheck(t, h, out[0], 1000, data, wire.TCPFlagACK|wire.TCPFlagPSH)
@@ -72,7 +72,7 @@ func TestGROFlushRules(t *testing.T) {
 	bad := groSeg(2, 2000, a, wire.TCPFlagACK, 7)
 	bad[len(bad)-1] ^= 0xff
 	frames = append(frames, bad)
-	out := h.nic.groBatch(&h.nic.rx, frames)
+	out := h.nic.groBatch(frames)
 	// flow 1: [0,2000) merged; 2000 alone; 3500 alone; 4500 alone; FIN.
 	// flow 2: [0,2000) merged; the bad one alone.
 	type want struct {
@@ -86,9 +86,9 @@ func TestGROFlushRules(t *testing.T) {
 		tc := wire.TCP(ip.Payload())
 		got = append(got, want{tc.SrcPort(), tc.Seq(), len(tc.Payload())})
 		switch {
-		case tc.SrcPort() == 2 && tc.Seq() == 2000 && h.nic.groValid(&h.nic.rx, i):
+		case tc.SrcPort() == 2 && tc.Seq() == 2000 && h.nic.groValid(i):
 			t.Error("a segment with a bad checksum was vouched for")
-		case len(tc.Payload()) == 2000 && !h.nic.groValid(&h.nic.rx, i):
+		case len(tc.Payload()) == 2000 && !h.nic.groValid(i):
 			t.Errorf("coalesced packet %d not marked verified", i)
 		}
 	}
@@ -140,7 +140,7 @@ func TestGROBuffersNotReusedWithinBatch(t *testing.T) {
 		}
 		frames = append(frames, groSeg(1, uint32(i*1000), p[i*1000:(i+1)*1000], f, 7))
 	}
-	out := h.nic.groBatch(&h.nic.rx, frames)
+	out := h.nic.groBatch(frames)
 	if len(out) != 2 {
 		t.Fatalf("%d packets, want 2", len(out))
 	}

@@ -75,9 +75,9 @@ func (n *NIC) deliverFrames(rx *rxState, frames [][]byte) {
 	// TCP defers its ACKs to the end of the batch: one ACK for many
 	// segments, as a NIC's interrupt coalescing gives Linux.
 	defer rx.tcp.Flush()
-	frames = n.groBatch(rx, frames) // gro.go
+	frames = n.groBatchOn(rx, frames) // gro.go
 	for i, f := range frames {
-		rx.valid = n.groValid(rx, i)
+		rx.valid = n.groValidOn(rx, i)
 		s.stats.Link.InFrames.Add(1)
 		n.tapFrame(f, false)
 		if !n.ethernet {

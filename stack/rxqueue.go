@@ -43,3 +43,7 @@ func (q *rxQueue) DeliverFramesMeta(frames [][]byte, metas []link.Meta) {
 func (n *NIC) RxQueue() link.Receiver {
 	return &rxQueue{n: n, rx: rxState{tcp: n.stack.TCP.NewBatch()}}
 }
+
+// groBatch and groValid coalesce on the NIC's own receive state.
+func (n *NIC) groBatch(frames [][]byte) [][]byte { return n.groBatchOn(&n.rx, frames) }
+func (n *NIC) groValid(i int) bool               { return n.groValidOn(&n.rx, i) }
