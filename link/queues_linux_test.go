@@ -230,3 +230,26 @@ func TestTAPMultiQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTUNMultiQueue: a TUN (bare IP packets) with 2 queues: UDP flows
+// from the kernel reach both queues, each flow one queue, in order.
+func TestTUNMultiQueue(t *testing.T) {
+	needRoot(t)
+	ns, x := newNetns(t)
+	tun, err := OpenTUN("sstmq1", TAPOptions{Netns: ns, Queues: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tun.Close() })
+	sub := fmt.Sprintf("10.74.%d", x)
+	run(t, "ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.sstmq1.disable_ipv6=1")
+	run(t, "ip", "-n", ns, "addr", "add", sub+".1/24", "dev", "sstmq1")
+	run(t, "ip", "-n", ns, "link", "set", "sstmq1", "up")
+	sink := newUDPSink(KindIP)
+	tun.Attach(sink)
+	waitUp(t, ns, "sstmq1")
+	const flows, per = 16, 20
+	kernelUDP(t, ns, netip.MustParseAddr(sub+".2"), flows, per)
+	sink.check(t, flows*per)
+	sink.verify(t, flows, 2)
+}
