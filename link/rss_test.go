@@ -256,7 +256,7 @@ type countRecv struct {
 }
 
 func (c *countRecv) DeliverFrames([][]byte) {}
-func (c *countRecv) RxQueue() Receiver     { return countQ{c} }
+func (c *countRecv) RxQueue() Receiver      { return countQ{c} }
 
 type countQ struct{ c *countRecv }
 
