@@ -71,5 +71,26 @@ func TestInteropSimReportChromium(t *testing.T) {
 	if ink < 20000 {
 		t.Errorf("screenshot %dx%d has %d inked sample pixels; the report looks empty", b.Dx(), b.Dy(), ink)
 	}
+	// The charts are image files: a missing one raises no console
+	// message, so look for their ink. The first series colour (blue,
+	// #1f77b4) and the receive-window line (#c9a400) appear nowhere else.
+	for _, c := range []struct {
+		name    string
+		r, g, b int
+	}{{"series blue", 0x1f, 0x77, 0xb4}, {"window yellow", 0xc9, 0xa4, 0}} {
+		n := 0
+		near := func(a uint32, v int) bool { d := int(a>>8) - v; return d > -30 && d < 30 }
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				r, g, bl, _ := img.At(x, y).RGBA()
+				if near(r, c.r) && near(g, c.g) && near(bl, c.b) {
+					n++
+				}
+			}
+		}
+		if n < 200 {
+			t.Errorf("%d pixels of the charts' %s: the chart images did not load", n, c.name)
+		}
+	}
 	t.Logf("screenshot %dx%d, %d inked sample pixels", b.Dx(), b.Dy(), ink)
 }
