@@ -120,7 +120,7 @@ figure{margin:10px 0 24px}
 			fmt.Fprintf(&b, "<h2>Scenario</h2>\n<pre>%s</pre>\n", html.EscapeString(string(src)))
 		}
 	}
-	b.WriteString("<p>Files: metrics.json (per flow and link), timing.json (wall-clock figures), one .pcap per captured link.</p>\n</body></html>\n")
+	b.WriteString("<p>Files: metrics.json (per flow and link), timing.json (wall-clock figures), one .pcap per captured link, plots/ (every chart as PNG and SVG).</p>\n</body></html>\n")
 	return os.WriteFile(file, []byte(b.String()), 0o644)
 }
 
