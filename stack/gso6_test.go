@@ -462,3 +462,60 @@ func FuzzOffload6(f *testing.F) {
 		nic.DeliverFrames([][]byte{frame, next, frame})
 	})
 }
+
+// The per-packet IPv6 paths next to IPv4's (BENCHMARKS.md, issue 9): a
+// small TCP segment out, and one in that TCP answers with a reset.
+
+func benchSendTCP(b *testing.B, v6 bool) {
+	ep := &chanEP{mtu: 1500, discard: true}
+	s := New(Options{DADTransmits: -1})
+	defer s.Close()
+	nic := s.AddNIC("eth0", ep)
+	src, dst := hostAddr, peerAddr
+	nic.AddAddress(netip.PrefixFrom(hostAddr, 24))
+	nic.SetStatic(peerAddr, peerMAC)
+	if v6 {
+		src, dst = host6, peer6
+		nic.AddAddress(netip.PrefixFrom(host6, 64))
+		nic.SetStatic6(peer6, peerMAC)
+	}
+	payload := make([]byte, 64)
+	th := &wire.TCPHeader{SrcPort: 5000, DstPort: 80, Flags: wire.TCPFlagACK | wire.TCPFlagPSH, Window: 500,
+		Options: wire.TCPOptions{HasTS: true, TSVal: 11, TSEcr: 22}}
+	p := OutPacket{Src: src, Dst: dst, Proto: wire.ProtoTCP, DF: true, Parts: [3][]byte{nil, payload}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		q := p
+		if err := s.writePacket(&q, th); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSendTCP4(b *testing.B) { benchSendTCP(b, false) }
+func BenchmarkSendTCP6(b *testing.B) { benchSendTCP(b, true) }
+
+func benchReceiveTCP(b *testing.B, v6 bool) {
+	ep := &chanEP{mtu: 1500, discard: true}
+	s := New(Options{DADTransmits: -1})
+	defer s.Close()
+	nic := s.AddNIC("eth0", ep)
+	nic.AddAddress(netip.PrefixFrom(hostAddr, 24))
+	nic.SetStatic(peerAddr, peerMAC)
+	nic.AddAddress(netip.PrefixFrom(host6, 64))
+	nic.SetStatic6(peer6, peerMAC)
+	f := groSeg(1, 1000, make([]byte, 64), wire.TCPFlagACK, 7)
+	if v6 {
+		f = tcp6Seg(1, 1000, make([]byte, 64), wire.TCPFlagACK, 7)
+	}
+	frames := [][]byte{f}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		nic.DeliverFrames(frames)
+	}
+}
+
+func BenchmarkReceiveTCP4(b *testing.B) { benchReceiveTCP(b, false) }
+func BenchmarkReceiveTCP6(b *testing.B) { benchReceiveTCP(b, true) }
