@@ -276,6 +276,9 @@ func (s *Stack) findRoute6(dst netip.Addr) (ResolvedRoute, error) {
 			return ResolvedRoute{NIC: n, Src: src, NextHop: dst, MTU: n.mtu6()}, nil
 		}
 	}
+	if rr, ok := s.redirected6(dst); ok {
+		return rr, nil // a redirect's host route (ndp_redirect.go)
+	}
 	for _, r := range *s.routeSnap.Load() {
 		if !r.Prefix.Addr().Is6() || !r.Prefix.Contains(dst) {
 			continue
@@ -436,7 +439,7 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		if p.Iface != nil && dst.IsLinkLocalUnicast() && dst.Zone() == "" {
 			dst = dst.WithZone(p.Iface.name)
 		}
-		r, err = s.FindRoute(dst)
+		r, err = s.routeVia(dst, p.Oif)
 		if err != nil {
 			st.OutNoRoutes.Add(1)
 			return err
@@ -473,7 +476,7 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		return syscall.EMSGSIZE
 	}
 	hop := p.TTL
-	if hop == 0 {
+	if hop == 0 && !p.HopZero {
 		hop = r.NIC.hopLimit6(s)
 	}
 	st.OutRequests.Add(1)

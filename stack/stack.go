@@ -235,6 +235,7 @@ type Stack struct {
 	reasm  *reassembler
 	icmpRL *icmpLimiter
 	pmtu   pmtuCache
+	redir6 redirects // the IPv6 destination cache from redirects (ndp_redirect.go)
 
 	// Frames and bytes waiting for neighbour resolution on all NICs.
 	arpPending, arpPendingBytes atomic.Int64
@@ -351,6 +352,7 @@ type NIC struct {
 	neigh    *neighborCache
 	tcpBatch *tcp.Batch  // used only on the NIC's receive goroutine
 	offl     nicOffloads // segmentation / receive offload state (gso.go)
+	room     nicRoom     // TCP's wake-up when a full transmit queue drains (room.go)
 
 	amu     sync.RWMutex
 	addrs   []netip.Prefix

@@ -48,7 +48,7 @@ func (h tcpHost) Output(seg *tcp.Segment) error {
 	seg.Header.SrcPort = seg.Local.Port()
 	seg.Header.DstPort = seg.Remote.Port()
 	return h.s.writePacket(&OutPacket{Src: seg.Local.Addr(), Dst: seg.Remote.Addr(), Proto: wire.ProtoTCP,
-		TTL: seg.TTL, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize}, &seg.Header)
+		TTL: seg.TTL, HopZero: seg.HopZero, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize}, &seg.Header)
 }
 
 func (s *Stack) tcpInErr(err error) {}
