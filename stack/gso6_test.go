@@ -373,6 +373,7 @@ func groVerify6(t *testing.T, f []byte) {
 func TestOffloadClass6(t *testing.T) {
 	ep := &chanEP{mtu: 1500}
 	_, nic := newGSO6(t, ep)
+	nic.AddAddress(netip.PrefixFrom(hostAddr, 24))
 	seg := tcp6Seg(1, 0, randPayload(3000), wire.TCPFlagACK, 7)
 	other := append([]byte(nil), seg...)
 	copy(other[14+24:14+40], netip.MustParseAddr("2001:db8::77").AsSlice())
@@ -390,6 +391,9 @@ func TestOffloadClass6(t *testing.T) {
 		{"not for us", other, gso, false, false},
 		{"extension header", ext, link.Meta{GSOType: link.GSOTCPv6, GSOSize: 1000, NetOff: 14, CsumPartial: true, CsumStart: 62, CsumOffset: 16}, false, false},
 		{"partial checksum elsewhere", seg, link.Meta{NetOff: 14, CsumPartial: true, CsumStart: 58, CsumOffset: 16}, false, false},
+		{"partial checksum at UDP's offset", seg, link.Meta{NetOff: 14, CsumPartial: true, CsumStart: 54, CsumOffset: 6}, false, false},
+		{"IPv4 partial checksum elsewhere", groSeg(1, 0, randPayload(100), wire.TCPFlagACK, 7), link.Meta{NetOff: 14, CsumPartial: true, CsumStart: 34, CsumOffset: 6}, false, false},
+		{"IPv4 partial TCP checksum", groSeg(1, 0, randPayload(100), wire.TCPFlagACK, 7), link.Meta{NetOff: 14, CsumPartial: true, CsumStart: 34, CsumOffset: 16}, true, true},
 		{"UDP GSO", seg, link.Meta{GSOType: link.GSOUDPL4, GSOSize: 1000, NetOff: 14, CsumPartial: true, CsumStart: 54, CsumOffset: 6}, false, false},
 		{"truncated", seg[:40], gso, false, false},
 	} {
