@@ -13,7 +13,9 @@ import (
 // larger segment, so TCP does its per-segment work once for many (as
 // Linux's GRO, tcp_gro_receive, does). Segments merge only when nothing
 // TCP looks at differs: same addresses, ports, ACK number, window, TOS,
-// TTL, DF and byte-identical options (timestamps included); only ACK,
+// TTL, DF (over IPv6: traffic class, flow label, hop limit, and no
+// extension header) and byte-identical options (timestamps included);
+// only ACK,
 // and PSH on the last, may be set; the sequence numbers must continue
 // and no segment may be longer than the first (which sets the segment
 // size); a shorter or PSH segment ends the merge. Each segment's checksum
