@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The client tools over IPv6 on the virtual network: the server host is
+// also fd00::2 (and has a link-local address); names resolve to either
+// family, -6 picks IPv6.
+func TestToolsIPv6OnVirtualNetwork(t *testing.T) {
+	root := t.TempDir()
+	if err := fillDemoRoot(root); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	f := &hostFlags{serveRoot: root, vhosts: []string{"web=10.0.0.7"}}
+	e, err := f.open(&log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if !strings.Contains(log.String(), "server 10.0.0.2 fd00::2") {
+		t.Errorf("the IPv6 addresses are not announced: %q", log.String())
+	}
+	srv6 := netip.MustParseAddr("fd00::2")
+	ctx := context.Background()
+
+	t.Run("names", func(t *testing.T) {
+		for _, c := range []struct {
+			name   string
+			family int
+			want   string
+		}{
+			{"server", 6, "fd00::2"}, {"server", 4, "10.0.0.2"}, {"server", 0, "10.0.0.2"},
+			{"web", 6, "fd00::7"}, // through the server host's DNS (AAAA)
+			{"fd00::2", 0, "fd00::2"}, {"fe80::1%eth0", 6, "fe80::1%eth0"}, {"::ffff:10.0.0.2", 0, "10.0.0.2"},
+		} {
+			a, err := e.resolveIn(c.name, c.family)
+			if err != nil || a.String() != c.want {
+				t.Errorf("%s -%d: %v %v, want %s", c.name, c.family, a, err, c.want)
+			}
+		}
+		for _, c := range []struct {
+			name   string
+			family int
+		}{{"fd00::2", 4}, {"10.0.0.2", 6}, {"fe80::1%nosuch", 0}, {"[fd00::2]", 0}} {
+			if a, err := e.resolveIn(c.name, c.family); err == nil {
+				t.Errorf("%s -%d: %v, want an error", c.name, c.family, a)
+			}
+		}
+	})
+	t.Run("ping6", func(t *testing.T) {
+		var out bytes.Buffer
+		if err := runPing(ctx, &out, e.api, srv6, pingOpts{count: 2, size: 100, interval: 10 * time.Millisecond, wait: time.Second, ttl: -1, name: "server"}); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		for _, w := range []string{"PING server(fd00::2) 100 data bytes", "108 bytes from server (fd00::2): icmp_seq=1 ttl=64", "2 packets transmitted, 2 received, 0% packet loss"} {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("ping output lacks %q:\n%s", w, out.String())
+			}
+		}
+	})
+	t.Run("ping6_link_local_with_zone", func(t *testing.T) {
+		ll := serverLinkLocal(t, e)
+		var out bytes.Buffer
+		if err := runPing(ctx, &out, e.api, ll, pingOpts{count: 1, size: 56, interval: 10 * time.Millisecond, wait: time.Second, ttl: 7}); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		if !strings.Contains(out.String(), "64 bytes from "+ll.String()+": icmp_seq=1 ttl=64") {
+			t.Errorf("%s", out.String())
+		}
+	})
+	for _, udp := range []bool{false, true} {
+		t.Run(map[bool]string{false: "echo_tcp6", true: "echo_udp6"}[udp], func(t *testing.T) {
+			var out bytes.Buffer
+			if err := echoLines(&out, e.api, netip.AddrPortFrom(srv6, 7), udp, strings.NewReader("six\n"), 2*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != "six\n" {
+				t.Errorf("echo: %q", out.String())
+			}
+		})
+	}
+	t.Run("tftp6", func(t *testing.T) {
+		want := bytes.Repeat([]byte("v6"), 3000)
+		os.WriteFile(filepath.Join(root, "six.bin"), want, 0o644)
+		var got bytes.Buffer
+		res, err := tftpGet(ctx, e.api, netip.AddrPortFrom(srv6, 69), "six.bin", &got, tftpOpts{blksize: 1024, timeout: time.Second, retries: 3}, func(int64, int64) {})
+		if err != nil || !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("get: %+v %v", res, err)
+		}
+		if _, err := tftpPut(ctx, e.api, netip.AddrPortFrom(srv6, 69), "six-copy.bin", bytes.NewReader(want), int64(len(want)), tftpOpts{blksize: 512, timeout: time.Second, retries: 3}, func(int64, int64) {}); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(root, "six-copy.bin")); !bytes.Equal(b, want) {
+			t.Fatal("put over IPv6: the server's copy differs")
+		}
+	})
+	t.Run("http_get_v6_literal_and_zone", func(t *testing.T) {
+		ll := serverLinkLocal(t, e)
+		for _, raw := range []string{"http://[fd00::2]/hello.txt", "http://[" + ll.WithZone("").String() + "%eth0]:80/hello.txt"} {
+			u, err := url.Parse(zoneEscaped(raw))
+			if err != nil {
+				t.Fatalf("%s: %v", raw, err)
+			}
+			dst, err := e.resolveIn(u.Hostname(), 0)
+			if err != nil {
+				t.Fatalf("%s: %v", raw, err)
+			}
+			var body, log bytes.Buffer
+			if err := httpGet(&log, &body, e.api, netip.AddrPortFrom(dst, 80), u, false, 5*time.Second, true); err != nil {
+				t.Fatalf("%s: %v\n%s", raw, err, log.String())
+			}
+			if body.String() != "Hello, world\n" {
+				t.Errorf("%s: body %q", raw, body.String())
+			}
+			if h := hostHeader(u); strings.Contains(h, "%") || !strings.HasPrefix(h, "[") {
+				t.Errorf("%s: Host header %q", raw, h)
+			}
+		}
+	})
+	t.Run("chat6", func(t *testing.T) {
+		var out bytes.Buffer
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := runChat(cctx, &out, e.api, netip.AddrPortFrom(srv6, 7321), "six", false, strings.NewReader("hello over six\n")); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		if !strings.Contains(out.String(), "six") {
+			t.Errorf("chat output %q", out.String())
+		}
+	})
+}
+
+// serverLinkLocal is the server host's link-local address, zoned by
+// this host's NIC.
+func serverLinkLocal(t *testing.T, e *env) netip.Addr {
+	t.Helper()
+	for _, a := range e.peer.Stack().NICs() {
+		for _, p := range a.Addrs() {
+			if p.Addr().IsLinkLocalUnicast() {
+				return p.Addr().WithZone(e.nic.Name())
+			}
+		}
+	}
+	t.Fatal("the server host has no link-local address")
+	return netip.Addr{}
+}
