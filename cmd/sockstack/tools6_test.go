@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sockstack/sockstack/apps/httpd"
 )
 
 // The client tools over IPv6 on the virtual network: the server host is
@@ -138,6 +140,45 @@ func TestToolsIPv6OnVirtualNetwork(t *testing.T) {
 			t.Errorf("chat output %q", out.String())
 		}
 	})
+}
+
+// netstat and stats of the server host (what 'sockstack netstat' and
+// 'stats' print) show its IPv6 sockets as tcp6 / udp6 and its IPv6 and
+// ICMPv6 counters.
+func TestNetstatStatsIPv6(t *testing.T) {
+	root := t.TempDir()
+	fillDemoRoot(root)
+	var log bytes.Buffer
+	e, err := (&hostFlags{serveRoot: root}).open(&log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var out bytes.Buffer
+	if err := runPing(context.Background(), &out, e.api, netip.MustParseAddr("fd00::2"), pingOpts{count: 1, size: 8, interval: 10 * time.Millisecond, wait: time.Second, ttl: -1}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	found := map[string]bool{}
+	for _, r := range httpd.Table(e.peer) {
+		found[r.Proto+" "+r.Local+" "+r.State] = true
+	}
+	for _, w := range []string{"tcp6 *:80 LISTEN", "tcp *:80 LISTEN", "udp6 *:7 ", "udp *:7 "} {
+		if !found[w] {
+			t.Errorf("netstat lacks %q: %v", w, found)
+		}
+	}
+	var stats = map[string]uint64{}
+	for _, st := range httpd.Stats(e.peer, false) {
+		stats[st.Section+"."+st.Name] = st.Value
+	}
+	for _, k := range []string{"ICMP6.InEchos", "ICMP6.OutEchoReplies", "IP6.OutRequests"} {
+		if stats[k] == 0 {
+			t.Errorf("stats %s is 0 after a ping6", k)
+		}
+	}
+	if _, ok := stats["Redirect6.NotFirstHop"]; !ok {
+		t.Error("stats lack the redirect counters")
+	}
 }
 
 // serverLinkLocal is the server host's link-local address, zoned by
