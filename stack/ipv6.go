@@ -227,7 +227,9 @@ func (s *Stack) deliver6(n *NIC, h wire.IPv6, e *wire.IPv6Ext, mcast bool) {
 			st.InAddrErrors.Add(1)
 			return
 		}
-		t, err := wire.ParseTCP(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoTCP, 0), true)
+		// rxValid: a checksum the link or GRO vouched for (gro.go); it
+		// is set only for TCP right after the fixed header.
+		t, err := wire.ParseTCP(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoTCP, 0), !n.offl.rxValid)
 		if err != nil {
 			st.InDiscards.Add(1)
 			return
@@ -469,7 +471,7 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 	if total > wire.IPv6MaxPayload {
 		return syscall.EMSGSIZE
 	}
-	if wire.IPv6HeaderLen+total > r.MTU && p.DF {
+	if wire.IPv6HeaderLen+total > r.MTU && p.DF && p.GSOSize == 0 {
 		st.OutTooBig.Add(1)
 		return syscall.EMSGSIZE
 	}
@@ -488,6 +490,9 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 	}
 	for _, x := range p.Parts {
 		off += copy(ip[off:], x)
+	}
+	if p.GSOSize > 0 && len(ip) > r.MTU {
+		return s.sendGSO(&r, buf, len(ip), p.GSOSize) // gso.go
 	}
 	if !p.NoCsum {
 		fillTransportChecksum6(wire.IPv6(ip), p.Proto, wire.IPv6HeaderLen)

@@ -352,6 +352,7 @@ type NIC struct {
 	neigh    *neighborCache
 	tcpBatch *tcp.Batch  // used only on the NIC's receive goroutine
 	offl     nicOffloads // segmentation / receive offload state (gso.go)
+	room     nicRoom     // TCP's wake-up when a full transmit queue drains (room.go)
 
 	amu     sync.RWMutex
 	addrs   []netip.Prefix

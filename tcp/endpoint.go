@@ -131,8 +131,11 @@ type Endpoint struct {
 	closeAt   time.Duration // TIME_WAIT or orphaned FIN_WAIT2 end
 	dackTimer wheelTimer
 	dackArmed bool
-	probes    int // unanswered zero-window probes
-	kaProbes  int // unanswered keepalive probes
+	// A full link queue refused a segment (room.go): roomWait says a
+	// LinkRoom wake-up is due, ackRefused that a refused ACK is owed.
+	roomWait, ackRefused bool
+	probes               int // unanswered zero-window probes
+	kaProbes             int // unanswered keepalive probes
 
 	lastRecv, lastDataRecv, lastDataSent, lastAckRecv time.Duration
 

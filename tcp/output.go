@@ -123,6 +123,10 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	err := e.p.host.Output(seg)
 	if err != nil {
 		e.p.st.OutputErrors.Add(1)
+		if err == syscall.ENOBUFS && flags&wire.TCPFlagRST == 0 && e.linkFull() {
+			// Sent again on the link's wake-up (room.go).
+			e.ackRefused = e.ackRefused || flags&wire.TCPFlagACK != 0
+		}
 	}
 	seg.Payload[0], seg.Payload[1] = nil, nil
 	e.p.segPool.Put(seg)
@@ -353,14 +357,20 @@ func (e *Endpoint) output(now time.Duration) {
 		if n > 0 && e.paceWait(now) {
 			break
 		}
-		if err := e.sendData(e.sndNxt, n, fin, now); errors.Is(err, syscall.ENOBUFS) && inflight > 0 && seqGEQ(e.sndNxt, e.sndMax) {
+		if err := e.sendData(e.sndNxt, n, fin, now); errors.Is(err, syscall.ENOBUFS) && (inflight > 0 || e.roomWait) {
 			// Local congestion (a full device queue): the segment never
-			// left, so keep it queued and shrink cwnd to the flight (like
-			// Linux's CWR on a local drop); ACKs of the flight resume sending.
-			e.bytesSent -= uint64(n)
-			e.unrecordTx(e.sndNxt)
-			e.ccs.Cwnd = max(inflight, 2*mss)
-			e.ccs.Ssthresh = min(e.ccs.Ssthresh, e.ccs.Cwnd)
+			// left, so it stays unsent and out of the flight. With data in
+			// flight cwnd shrinks to it (like Linux's CWR on a local drop)
+			// and its ACKs resume sending; the link's wake-up (room.go)
+			// resumes it too, and is all there is with nothing in flight.
+			if seqGEQ(e.sndNxt, e.sndMax) {
+				e.bytesSent -= uint64(n)
+				e.unrecordTx(e.sndNxt)
+			}
+			if inflight > 0 {
+				e.ccs.Cwnd = max(inflight, 2*mss)
+				e.ccs.Ssthresh = min(e.ccs.Ssthresh, e.ccs.Cwnd)
+			}
 			break
 		}
 		if !e.rttTiming && seqGEQ(e.sndNxt, e.sndMax) && n > 0 {

@@ -59,6 +59,9 @@ type Protocol struct {
 
 	// perf: every endpoint timer, on one clock timer (issue 10).
 	wheel *timerWheel
+
+	// perf: endpoints waiting for room at a full link queue (room.go).
+	room roomQueue
 }
 
 // NewProtocol makes the TCP layer over h.
@@ -75,6 +78,7 @@ func NewProtocol(h Host, cfg Config) *Protocol {
 	// Start at 1s so that zero can mean "unset" for deadlines.
 	p.base = p.clk.Now().Add(-time.Second)
 	p.wheel = newTimerWheel(p.clk, p.now)
+	p.room.host, _ = h.(RoomNotifier)
 	if cfg.Seed != nil {
 		p.key = sha256.Sum256(cfg.Seed)
 	} else {
@@ -636,6 +640,7 @@ type stats struct {
 	PMTUUpdates, ICMPErrors, AbortOnData, AbortOnClose, AbortOnTimeout atomic.Uint64
 	AbortOnLinger, OutputErrors, SynRetransmits                        atomic.Uint64
 	TLPProbes, RACKReoTimeouts                                         atomic.Uint64
+	LinkQueueFull, LinkRoomWakeups                                     atomic.Uint64
 
 	// tcpsec: hardening counters.
 	ACKSkippedSeq, ACKSkippedPAWS, ACKSkippedTimeWait atomic.Uint64
@@ -665,6 +670,7 @@ func (s *stats) snapshot() StatsSnapshot {
 		PMTUUpdates: s.PMTUUpdates.Load(), ICMPErrors: s.ICMPErrors.Load(), AbortOnData: s.AbortOnData.Load(), AbortOnClose: s.AbortOnClose.Load(),
 		AbortOnTimeout: s.AbortOnTimeout.Load(), AbortOnLinger: s.AbortOnLinger.Load(), OutputErrors: s.OutputErrors.Load(), SynRetransmits: s.SynRetransmits.Load(),
 		TLPProbes: s.TLPProbes.Load(), RACKReoTimeouts: s.RACKReoTimeouts.Load(),
+		LinkQueueFull: s.LinkQueueFull.Load(), LinkRoomWakeups: s.LinkRoomWakeups.Load(),
 
 		ACKSkippedSeq: s.ACKSkippedSeq.Load(), ACKSkippedPAWS: s.ACKSkippedPAWS.Load(), ACKSkippedTimeWait: s.ACKSkippedTimeWait.Load(),
 		TimeWaitOverflow: s.TimeWaitOverflow.Load(), TimeWaitRecords: s.TimeWaitRecords.Load(),

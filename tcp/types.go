@@ -161,6 +161,9 @@ type StatsSnapshot struct {
 	PMTUUpdates, ICMPErrors, AbortOnData, AbortOnClose, AbortOnTimeout uint64
 	AbortOnLinger, OutputErrors, SynRetransmits                        uint64
 	TLPProbes, RACKReoTimeouts                                         uint64 // tail loss probes sent; RACK reordering timer expiries
+	// Segments a full link queue refused (kept unsent, not in flight);
+	// wake-ups that resumed sending once the link had room (room.go).
+	LinkQueueFull, LinkRoomWakeups uint64
 
 	// tcpsec: hardening counters (issue 8), named like nstat.
 	ACKSkippedSeq, ACKSkippedPAWS, ACKSkippedTimeWait uint64 // rate-limited dup ACKs
