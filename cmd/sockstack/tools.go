@@ -343,7 +343,7 @@ func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, 
 			var r pingReply
 			var ok bool
 			if v6 {
-				r, ok = parsePing6Reply(buf[:n], hops)
+				r, ok = parsePing6Reply(buf[:n], hops, raw, id)
 			} else {
 				r, ok = parsePingReply(buf[:n], raw, id, dst)
 			}
@@ -841,11 +841,19 @@ func echoBulk(w io.Writer, api sockapi.API, dst netip.AddrPort, udp bool, n int6
 
 // openPing6 is ping -6's socket: an ICMPv6 ping socket, connected, that
 // sends, receives the replies (with IPV6_RECVHOPLIMIT for ttl=) and
-// hears the errors.
+// hears the errors; without ping sockets (the kernel's
+// net.ipv4.ping_group_range), a raw ICMPv6 socket (root).
 func openPing6(api sockapi.API, dst netip.Addr) (*pingConn, error) {
 	dg, err := api.Socket(socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_ICMPV6)
 	if err != nil {
-		return nil, fmt.Errorf("ping: socket: %v (ping sockets need net.ipv4.ping_group_range to include your group)", err)
+		raw, rawErr := api.Socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+		if rawErr != nil {
+			return nil, fmt.Errorf("ping: socket: %v (raw sockets need CAP_NET_RAW; ping sockets need net.ipv4.ping_group_range to include your group): %w", rawErr, err)
+		}
+		// Only echo replies (and errors) pass: ICMP6_FILTER would do it
+		// too, the parse below checks the identifier anyway.
+		raw.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+		return &pingConn{send: raw, recv: raw, raw: true}, nil
 	}
 	if err := dg.Connect(socket.InetAddr(netip.AddrPortFrom(dst, 0))); err != nil {
 		dg.Close()
@@ -879,12 +887,16 @@ func recvHops(s sockapi.Sock, buf []byte) (int, socket.Sockaddr, int, error) {
 	return n, from, 0, err
 }
 
-// parsePing6Reply reads an echo reply from an ICMPv6 ping socket (which
-// delivers only its own replies, ICMPv6 header first).
-func parsePing6Reply(b []byte, hops int) (pingReply, bool) {
+// parsePing6Reply reads an echo reply, ICMPv6 header first: a ping
+// socket delivers only its own; on a raw socket (every ICMPv6 message)
+// the identifier must be ours.
+func parsePing6Reply(b []byte, hops int, raw bool, id uint16) (pingReply, bool) {
 	if len(b) < wire.ICMPv6HeaderLen || b[0] != wire.ICMPv6EchoReply {
 		return pingReply{}, false
 	}
 	m := wire.ICMPv6(b)
+	if raw && m.ID() != id {
+		return pingReply{}, false
+	}
 	return pingReply{seq: int(m.Seq()), bytes: len(b), ttl: hops}, true
 }

@@ -8,10 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sockstack/sockstack/apps/httpd"
+	"github.com/sockstack/sockstack/sockapi"
+	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/wire"
 )
 
 // The client tools over IPv6 on the virtual network: the server host is
@@ -68,6 +72,16 @@ func TestToolsIPv6OnVirtualNetwork(t *testing.T) {
 			if !strings.Contains(out.String(), w) {
 				t.Errorf("ping output lacks %q:\n%s", w, out.String())
 			}
+		}
+	})
+	t.Run("ping6_raw_socket", func(t *testing.T) {
+		// Without ICMPv6 ping sockets ping falls back to a raw socket.
+		var out bytes.Buffer
+		if err := runPing(ctx, &out, noPingSockets{e.api}, srv6, pingOpts{count: 2, size: 56, interval: 10 * time.Millisecond, wait: time.Second, ttl: -1}); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		if !strings.Contains(out.String(), "64 bytes from fd00::2: icmp_seq=2 ttl=64") {
+			t.Errorf("%s", out.String())
 		}
 	})
 	t.Run("ping6_link_local_with_zone", func(t *testing.T) {
@@ -194,4 +208,46 @@ func serverLinkLocal(t *testing.T, e *env) netip.Addr {
 	}
 	t.Fatal("the server host has no link-local address")
 	return netip.Addr{}
+}
+
+// ping -6 --kernel to ::1: the host kernel's ping socket, or its raw
+// ICMPv6 socket as root (only loopback traffic).
+func TestPing6Kernel(t *testing.T) {
+	var out bytes.Buffer
+	err := runPing(context.Background(), &out, sockapi.Host(), netip.IPv6Loopback(), pingOpts{count: 1, size: 56, interval: 10 * time.Millisecond, wait: 2 * time.Second, ttl: -1})
+	if err != nil && strings.Contains(err.Error(), "ping: socket") && os.Geteuid() != 0 {
+		t.Skipf("not root and no ICMPv6 ping sockets for this group: %v", err)
+	}
+	if err != nil || !strings.Contains(out.String(), "PING ::1(::1) 56 data bytes") || !strings.Contains(out.String(), "64 bytes from ::1: icmp_seq=1 ttl=64") {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+}
+
+// A raw ICMPv6 socket sees every echo reply: only ours count.
+func TestParsePing6Reply(t *testing.T) {
+	m := []byte{wire.ICMPv6EchoReply, 0, 0, 0, 0x12, 0x34, 0, 7, 1, 2}
+	if r, ok := parsePing6Reply(m, 64, true, 0x1234); !ok || r.seq != 7 || r.bytes != 10 || r.ttl != 64 {
+		t.Errorf("ours: %+v %v", r, ok)
+	}
+	if _, ok := parsePing6Reply(m, 64, true, 0x9999); ok {
+		t.Error("another identifier taken on a raw socket")
+	}
+	if _, ok := parsePing6Reply(m, 64, false, 0x9999); !ok {
+		t.Error("a ping socket's reply refused (the socket matched it already)")
+	}
+	m[0] = wire.ICMPv6EchoRequest
+	if _, ok := parsePing6Reply(m, 64, true, 0x1234); ok {
+		t.Error("an echo request taken for a reply")
+	}
+}
+
+// noPingSockets refuses ICMPv6 ping sockets, as a kernel whose
+// ping_group_range leaves the user out does.
+type noPingSockets struct{ sockapi.API }
+
+func (n noPingSockets) Socket(f, ty, p int) (sockapi.Sock, error) {
+	if ty == socket.SOCK_DGRAM && p == socket.IPPROTO_ICMPV6 {
+		return nil, syscall.EACCES
+	}
+	return n.API.Socket(f, ty, p)
 }
