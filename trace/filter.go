@@ -11,7 +11,8 @@ import (
 // Filter selects frames for sniffing, in tcpdump's (pcap-filter's)
 // language: "host", "net", "port", "portrange" with "src"/"dst" and the
 // protocols ip, ip6, arp, tcp, udp, icmp, icmp6 and ether ("ether host
-// 52:54:00:12:34:56") as qualifiers, combined with and/or/not (&&, ||,
+// 52:54:00:12:34:56") as qualifiers, "vlan [ID]" (after which, as in
+// libpcap, the rest of the expression looks inside the 802.1Q tag), combined with and/or/not (&&, ||,
 // !) and parentheses. Hosts and nets are IPv4 or IPv6 ("host fe80::1",
 // "net 2001:db8::/32"); as in libpcap, "tcp", "udp" and "icmp6" look
 // through one IPv6 fragment header, ports over IPv6 are read right after
@@ -23,6 +24,7 @@ import (
 type Filter struct {
 	match func(*facts) bool
 	expr  string
+	vlan  bool // the expression says "vlan": read the tagged frame's inside too
 }
 
 // facts is what a frame shows the matchers, read once per frame at the
@@ -44,6 +46,9 @@ type facts struct {
 	sport, dport   uint16
 	arpSrc, arpDst netip.Addr
 	arpAddrs       bool
+	tagged         bool   // an 802.1Q frame
+	vid            uint16 // its VLAN id
+	inner          *facts // what follows the tag (libpcap's offsets after "vlan")
 }
 
 // Ethernet types and IP protocols the language names.
@@ -51,6 +56,7 @@ const (
 	etherIPv4   = 0x0800
 	etherARP    = 0x0806
 	etherIPv6   = 0x86dd
+	etherVLAN   = 0x8100
 	protoICMP   = 1
 	protoTCP    = 6
 	protoUDP    = 17
@@ -64,8 +70,15 @@ func (f Filter) Match(frame []byte, ethernet bool) bool {
 	if f.match == nil {
 		return true
 	}
-	var fc facts
+	var fc, in facts
 	fc.read(frame, ethernet)
+	if f.vlan && fc.tagged {
+		// The rest of the frame from the tag's EtherType on, with the
+		// same Ethernet addresses.
+		in.read(frame[4:], true)
+		in.srcMAC, in.dstMAC = fc.srcMAC, fc.dstMAC
+		fc.inner = &in
+	}
 	return f.match(&fc)
 }
 
@@ -77,8 +90,8 @@ func (fc *facts) read(frame []byte, ethernet bool) {
 		}
 		fc.macs = true
 		fc.dstMAC, fc.srcMAC = [6]byte(frame[0:6]), [6]byte(frame[6:12])
-		// No VLAN tag is looked through: tcpdump needs the "vlan"
-		// keyword for that, which this language does not have.
+		// A VLAN tag is looked through only after the "vlan" keyword
+		// (Match reads the inside then), as tcpdump does.
 		switch binary.BigEndian.Uint16(frame[12:14]) {
 		case etherIPv4:
 			fc.ip = true
@@ -86,6 +99,11 @@ func (fc *facts) read(frame []byte, ethernet bool) {
 			fc.arp = true
 		case etherIPv6:
 			fc.ip6 = true
+		case etherVLAN:
+			if len(frame) >= 18 {
+				fc.tagged, fc.vid = true, binary.BigEndian.Uint16(frame[14:16])&0x0fff
+			}
+			return
 		default:
 			return
 		}
@@ -170,6 +188,7 @@ func ParseFilter(expr string) (Filter, error) {
 		return Filter{}, fmt.Errorf("filter %q: unexpected %q", f.expr, toks[p.pos])
 	}
 	f.match = m
+	f.vlan = p.vlan
 	return f, nil
 }
 
@@ -219,6 +238,7 @@ type parser struct {
 	toks []string
 	pos  int
 	last *qual
+	vlan bool // a "vlan" was read: later primitives look inside the tag
 }
 
 func (p *parser) peek() string {
@@ -289,8 +309,30 @@ func (p *parser) term() (matcher, error) {
 		return m, nil
 	case ")", "and", "or", "&&", "||":
 		return nil, fmt.Errorf("unexpected %q", t)
+	case "vlan":
+		p.next()
+		if p.vlan {
+			return nil, fmt.Errorf("a second vlan (stacked tags) is not supported")
+		}
+		p.vlan = true
+		id := -1
+		if v, err := strconv.ParseUint(p.peek(), 10, 16); err == nil {
+			if v > 4095 {
+				return nil, fmt.Errorf("VLAN id %d: want 0..4095", v)
+			}
+			id = int(v)
+			p.next()
+		}
+		return func(f *facts) bool { return f.tagged && (id < 0 || int(f.vid) == id) }, nil
 	}
-	return p.primitive()
+	inside := p.vlan
+	m, err := p.primitive()
+	if err != nil || !inside {
+		return m, err
+	}
+	// After "vlan", as libpcap: the primitive reads the tagged frame's
+	// inside (and nothing in an untagged frame).
+	return func(f *facts) bool { return f.inner != nil && m(f.inner) }, nil
 }
 
 func isProto(s string) bool {

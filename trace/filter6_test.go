@@ -12,7 +12,7 @@ func filterFrames() (names []string, frames [][]byte) {
 		n string
 		b []byte
 	}{{"arpRequest", arpRequest}, {"icmpEcho", icmpEcho}, {"dnsQuery", dnsQuery}, {"tcpSYN", tcpSYN},
-		{"tcpSYNACK", tcpSYNACK}, {"igmp", igmpRouterAlert}, {"portUnreach", icmpPortUnreach}} {
+		{"tcpSYNACK", tcpSYNACK}, {"igmp", igmpRouterAlert}, {"portUnreach", icmpPortUnreach}, {"vlanEchoReply", vlanEchoReply}} {
 		names, frames = append(names, f.n), append(frames, f.b)
 	}
 	for _, f := range v6Frames() {
@@ -62,7 +62,15 @@ func TestFilter6(t *testing.T) {
 		{"ether dst 33:33:00:00:00:01 or ether dst 01:00:5e:00:00:fb", []string{"igmp", "router advertisement", "mld query"}},
 		{"ip6 and not ip6 host 2001:db8::1", nil},
 		{"ip6 or arp", nil},
-		{"not ip6", []string{"arpRequest", "icmpEcho", "dnsQuery", "tcpSYN", "tcpSYNACK", "igmp", "portUnreach"}},
+		{"not ip6", []string{"arpRequest", "icmpEcho", "dnsQuery", "tcpSYN", "tcpSYNACK", "igmp", "portUnreach", "vlanEchoReply"}},
+		{"vlan", []string{"vlanEchoReply"}},
+		{"vlan 100", []string{"vlanEchoReply"}},
+		{"vlan 10", []string{}},
+		{"vlan and icmp", []string{"vlanEchoReply"}},
+		{"vlan 100 and host 192.168.1.1 and ether src 52:54:00:12:34:56", []string{"vlanEchoReply"}},
+		{"icmp or vlan", []string{"icmpEcho", "portUnreach", "vlanEchoReply"}},
+		{"not vlan and icmp", []string{}}, // after vlan, icmp looks inside the tag: nothing untagged passes
+		{"vlan and ip6", []string{}},
 	} {
 		f, err := ParseFilter(c.expr)
 		if err != nil {
@@ -78,7 +86,7 @@ func TestFilter6(t *testing.T) {
 				}
 			}
 			// The same verdict on a bare packet, but for Ethernet matches.
-			if !strings.HasPrefix(c.expr, "ether") && names[i] != "arpRequest" {
+			if !strings.Contains(c.expr, "ether") && !strings.Contains(c.expr, "vlan") && names[i] != "arpRequest" && names[i] != "vlanEchoReply" {
 				if f.Match(fr[14:], false) != f.Match(fr, true) {
 					t.Errorf("%q: bare %s differs", c.expr, names[i])
 				}
