@@ -185,7 +185,7 @@ func httpCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:     "http get URL",
 		Short:   "HTTP/1.1 GET: print the body (or save it with -o) and a summary",
-		Example: "  sockstack http get http://server/hello.txt\n  sockstack http get -o big.bin http://10.0.0.2/1MiB.bin",
+		Example: "  sockstack http get http://server/hello.txt\n  sockstack http get -o big.bin http://10.0.0.2/1MiB.bin\n  sockstack http get http://[fd00::2]/hello.txt\n  sockstack http get --tap tap0 --addr 10.77.0.2/24 http://[fe80::1%tap0]/",
 		Args:    usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(cmd); err != nil {

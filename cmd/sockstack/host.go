@@ -158,6 +158,7 @@ func (f *hostFlags) openTarget(log io.Writer, arg string) (*env, netip.Addr, err
 		e.Close()
 		return nil, netip.Addr{}, err
 	}
+	e.ready6(dst) // util.go
 	return e, dst, nil
 }
 

@@ -120,7 +120,7 @@ func pingCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:     "ping [flags] HOST",
 		Short:   "Send ICMP echo requests and print replies and statistics, like iputils ping",
-		Example: "  sockstack ping -c 3 server\n  sockstack ping --kernel -i 0.2 localhost",
+		Example: "  sockstack ping -c 3 server\n  sockstack ping -6 -c 3 server\n  sockstack ping -c 1 fe80::ff:fe00:102%eth0\n  sockstack ping --kernel -i 0.2 localhost",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(cmd); err != nil {

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/sockstack/sockstack/apps/httpd"
+	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/sockapi"
 	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -250,4 +252,24 @@ func (n noPingSockets) Socket(f, ty, p int) (sockapi.Sock, error) {
 		return nil, syscall.EACCES
 	}
 	return n.API.Socket(f, ty, p)
+}
+
+// A TAP host gets IPv6 when a tool's destination is IPv6: its
+// link-local address, usable (DAD over) when ready6 returns.
+func TestReady6(t *testing.T) {
+	a, _ := link.NewPipe(wire.MAC{2, 0, 0, 0, 9, 1}, wire.MAC{2, 0, 0, 0, 9, 2}, 1500)
+	st := stack.New(stack.Options{Name: "tap"})
+	defer st.Close()
+	nic := st.AddNIC("tap0", a)
+	nic.AddAddress(netip.MustParsePrefix("10.77.0.2/24"))
+	e := &env{st: st, nic: nic}
+	e.ready6(netip.MustParseAddr("10.77.0.1"))
+	if len(nic.Addrs6()) != 0 {
+		t.Fatalf("IPv6 turned on for an IPv4 destination: %+v", nic.Addrs6())
+	}
+	e.ready6(netip.MustParseAddr("fe80::1%tap0"))
+	as := nic.Addrs6()
+	if len(as) != 1 || !as[0].Prefix.Addr().IsLinkLocalUnicast() || as[0].Tentative {
+		t.Fatalf("after ready6: %+v", as)
+	}
 }

@@ -69,3 +69,37 @@ func (e *env) resolveIn(name string, family int) (netip.Addr, error) {
 	}
 	return netip.Addr{}, fmt.Errorf("%s: Name or service not known", name)
 }
+
+// dadWait bounds how long a tool waits for its link-local address.
+const dadWait = 3 * time.Second
+
+// ready6 turns IPv6 on for an IPv6 destination on a TAP NIC that has it
+// off (its link-local address, for fe80::1%tap0 and neighbour
+// discovery), and waits until duplicate address detection has let
+// every address go (a tentative source cannot be used). A NIC with
+// IPv6 on already, the kernel and IPv4 destinations are left alone.
+func (e *env) ready6(dst netip.Addr) {
+	if e.nic == nil || !dst.Is6() || dst.Is4In6() || dst.IsLoopback() {
+		return
+	}
+	for _, a := range e.nic.Addrs6() {
+		if a.Prefix.Addr().IsLinkLocalUnicast() {
+			return // on already
+		}
+	}
+	if e.nic.EnableIPv6() != nil {
+		return
+	}
+	deadline := time.Now().Add(dadWait)
+	for time.Now().Before(deadline) {
+		tentative := false
+		for _, a := range e.nic.Addrs6() {
+			tentative = tentative || a.Tentative
+		}
+		if !tentative {
+			return
+		}
+		// The stack has no DAD-done notification: look again shortly.
+		time.Sleep(20 * time.Millisecond)
+	}
+}
