@@ -140,7 +140,8 @@ func ManyWith(mc ManyConfig, progress func(string)) (ManyResult, error) {
 		return fmt.Sprintf("link queue full %d (TCP waited %d, wake-ups %d), retransmits %d (SYN %d, timeouts %d, probes %d)",
 			sa.Stats().Link.OutQueueFull.Load()+sb.Stats().Link.OutQueueFull.Load(),
 			ta.LinkQueueFull+tb.LinkQueueFull, ta.LinkRoomWakeups+tb.LinkRoomWakeups,
-			ta.RetransSegs+tb.RetransSegs, ta.SynRetransmits+tb.SynRetransmits, ta.Timeouts+tb.Timeouts, ta.TLPProbes+tb.TLPProbes)
+			ta.RetransSegs+tb.RetransSegs, ta.SynRetransmits+tb.SynRetransmits, ta.Timeouts+tb.Timeouts, ta.TLPProbes+tb.TLPProbes) +
+			fmt.Sprintf(", buffer memory %d+%d bytes (dropped for it %d)", ta.MemBytes, tb.MemBytes, ta.RcvMemDrops+tb.RcvMemDrops)
 	}
 
 	// Open: workers take connection indices in turn.
@@ -254,7 +255,9 @@ func ManyWith(mc ManyConfig, progress func(string)) (ManyResult, error) {
 			return fmt.Errorf("server send: %w", err)
 		}
 		if k, err := c.Recv(b[:], 0); k != 1 || err != nil || b[0] != 'x' {
-			return fmt.Errorf("client recv: %d %v", k, err)
+			ci, _ := c.GetSockOpt(socket.IPPROTO_TCP, socket.TCP_INFO)
+			si, _ := s.GetSockOpt(socket.IPPROTO_TCP, socket.TCP_INFO)
+			return fmt.Errorf("client recv: %d %v; client %+v; server %+v", k, err, ci, si)
 		}
 		return nil
 	}); err != nil {

@@ -536,6 +536,7 @@ func (e *Endpoint) consumeRcv(n int) {
 	e.copied += n
 	if e.rcvLen == 0 && len(e.ooo) == 0 {
 		e.rcv.head = 0
+		e.idleRing(&e.rcv)
 	}
 	now := e.p.now()
 	e.tuneRcvBuf(now)

@@ -22,7 +22,7 @@ func main() { os.Exit(run()) }
 
 func run() int {
 	n := flag.Int("n", 1000000, "connections")
-	ports := flag.Int("ports", 64, "listening ports on the server host (16384 connections per port at most)")
+	ports := flag.Int("ports", 128, "listening ports on the server host (16384 connections per port at most; fewer per port, fewer probes for a free client port)")
 	workers := flag.Int("workers", 32, "goroutines that connect, echo and close, one connection at a time each")
 	queue := flag.Int("queue", 0, "link queue in frames each way (0: the link's default)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
