@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 var (
 	docPath     = flag.String("doc", "", "write the table of disagreements to this Markdown file")
 	updateKnown = flag.Bool("update-known", false, "rewrite testdata/known/*.txt with the sockstack transcripts of the known differences")
+	onlyCases   = flag.String("case", "", "run only the cases whose name matches this regular expression (no -doc then)")
 )
 
 // knownDir holds the pinned sockstack transcript of every known
@@ -65,10 +67,23 @@ func TestConformance(t *testing.T) {
 			t.Errorf("%s pins no known difference: delete it", f)
 		}
 	}
+	var only *regexp.Regexp
+	if *onlyCases != "" {
+		var err error
+		if only, err = regexp.Compile(*onlyCases); err != nil {
+			t.Fatal(err)
+		}
+		if *docPath != "" {
+			t.Fatal("-doc needs the whole suite: drop -case")
+		}
+	}
 	kernel := KernelEnv()
 	var results []result
 	agree, known, failed, skipped := 0, 0, 0, 0
 	for _, c := range cases {
+		if only != nil && !only.MatchString(c.Name) {
+			continue
+		}
 		r := result{c: c}
 		if c.Root && !kernel.Root {
 			r.skipped = "needs root for raw sockets on the kernel (os.Geteuid() != 0)"

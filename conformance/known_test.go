@@ -14,9 +14,6 @@ const (
 	rMSS         = "kernel detail: Linux reports mss_cache, which it bounds to half the largest window the peer advertised (tcp_bound_to_half_wnd), so 32741/32768 on loopback; sockstack reports the negotiated MSS less TCP options (65483)"
 	rLowat       = "host configuration and sockstack detail (socket/sockopt.go): Linux's TCP caps SO_RCVLOWAT at half of net.ipv4.tcp_rmem[2] (33554432 here, so 16777216); sockstack keeps INT_MAX for a negative value and does not cap it"
 	rLingerUDP   = "Linux quirk: Linux keeps the linger time in jiffies and a negative l_linger does not survive the conversion back (getsockopt returns a garbage number); sockstack returns the value set"
-	// AF_INET6 (inet6_cases.go). "not built yet": the ipv6 branch has not
-	// reached it; "sockstack bug": an answer Linux does not give.
-	rHops0 = "sockstack bug (socket/inet6.go; owner ipv6): IPV6_UNICAST_HOPS 0 is refused on UDP (EINVAL) and kept as 1 on TCP; Linux keeps 0"
 )
 
 var knownDifferences = map[string]string{
@@ -28,7 +25,4 @@ var knownDifferences = map[string]string{
 	"sockopt/TCP_MAXSEG connected":                   rMSS,
 	"opt/tcp/SO_RCVLOWAT=-1":                         rLowat,
 	"opt/udp/SO_LINGER=linger{true -1}":              rLingerUDP,
-	// AF_INET6
-	"inet6/opt/tcp/IPV6_UNICAST_HOPS=0": rHops0,
-	"inet6/opt/udp/IPV6_UNICAST_HOPS=0": rHops0,
 }

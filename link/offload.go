@@ -206,8 +206,8 @@ func FinishFrame(f []byte, m Meta, scratch []byte, emit func([]byte) error) erro
 	case GSOTCPv4:
 		return SegmentTCP(f, ipOff, int(m.GSOSize), scratch, emit)
 	case GSOTCPv6, GSOUDPL4:
-		// Taken from a kernel that has TSO6 / USO: cut here, since the
-		// stack takes super-segments of TCP over IPv4 only.
+		// TCP over IPv6 (the stack's, or a kernel's TSO6) and UDP (a
+		// kernel's USO) for a receiver that takes no Meta.
 		return SegmentL4(f, ipOff, int(m.CsumStart), int(m.GSOSize), m.GSOType == GSOUDPL4, scratch, emit)
 	case GSONone:
 		if m.CsumPartial {

@@ -113,6 +113,14 @@ func PartialTCPChecksum(ip wire.IPv4) {
 	binary.BigEndian.PutUint16(t[16:18], wire.Fold(ip.PseudoSum(len(t))))
 }
 
+// PartialTCPChecksum6 is PartialTCPChecksum for an IPv6 packet whose TCP
+// header follows the fixed header: the IPv6 pseudo-header sum (RFC 8200
+// 8.1) with the upper-layer length from the payload length.
+func PartialTCPChecksum6(ip wire.IPv6) {
+	t := ip[wire.IPv6HeaderLen : wire.IPv6HeaderLen+ip.PayloadLen()]
+	binary.BigEndian.PutUint16(t[16:18], wire.Fold(wire.PseudoHeaderSum6(ip.Src16(), ip.Dst16(), wire.ProtoTCP, len(t))))
+}
+
 // SegmentL4 cuts a TCP (IPv4 or IPv6) or UDP (GSO_UDP_L4) super-segment
 // as a receiver that cannot take it whole must: the IP header starts at
 // netOff, the transport header at l4Off (an IPv6 packet has no extension

@@ -2,6 +2,7 @@ package link
 
 import (
 	"bytes"
+	"encoding/binary"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"net/netip"
@@ -188,5 +189,43 @@ func TestFinishFrameTCPv6AndUDP(t *testing.T) {
 	})
 	if err != nil || n != 3 || !bytes.Equal(got, up) {
 		t.Fatalf("UDP: err %v, %d datagrams", err, n)
+	}
+}
+
+// A partial checksum over the IPv6 pseudo-header, finished as a NIC (or
+// the kernel behind a TAP) finishes it, is the right checksum; the
+// virtio-net header of a TSO6 super-segment carries GSO_TCPV6 (4).
+func TestPartialTCPChecksum6(t *testing.T) {
+	src := netip.MustParseAddr("fd00::1").As16()
+	dst := netip.MustParseAddr("fd00::2").As16()
+	for _, n := range []int{0, 1, 1427, 3000} {
+		th := wire.TCPHeader{SrcPort: 1, DstPort: 2, Seq: 9, Ack: 1, Flags: wire.TCPFlagACK, Window: 100,
+			Options: wire.TCPOptions{HasTS: true, TSVal: 3, TSEcr: 4}}
+		f := make([]byte, 54+th.Len()+n)
+		wire.PutEthernet(f, wire.MAC{2}, wire.MAC{4}, wire.EtherTypeIPv6)
+		hd := wire.IPv6Header{PayloadLen: th.Len() + n, NextHeader: wire.ProtoTCP, HopLimit: 64, Src: netip.AddrFrom16(src), Dst: netip.AddrFrom16(dst)}
+		hd.Put(f[14:])
+		th.Put(f[54:])
+		for i := range f[54+th.Len():] {
+			f[54+th.Len()+i] = byte(i*31 + n)
+		}
+		PartialTCPChecksum6(wire.IPv6(f[14:]))
+		if got, want := binary.BigEndian.Uint16(f[54+16:]), wire.Fold(wire.PseudoHeaderSum6(src, dst, wire.ProtoTCP, th.Len()+n)); got != want {
+			t.Fatalf("%d bytes: partial sum %#x, want %#x", n, got, want)
+		}
+		m := Meta{NetOff: 14, CsumPartial: true, CsumStart: 54, CsumOffset: 16}
+		if err := FinishFrame(f, m, make([]byte, 65600), func(b []byte) error { gpCheck(t, b); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := Meta{GSOType: GSOTCPv6, GSOSize: 1428, HdrLen: 86, NetOff: 14, CsumPartial: true, CsumStart: 54, CsumOffset: 16}
+	var b [vnetHdrLen]byte
+	putVnetHdr(b[:], m)
+	if b[0] != vnetFlagNeedsCsum || b[1] != 4 {
+		t.Fatalf("header %x", b)
+	}
+	b[1] |= vnetGSOECN // the kernel marks ECN-capable flows
+	if got, ok := parseVnetHdr(b[:], 14); !ok || got != m {
+		t.Fatalf("round trip: %+v %v", got, ok)
 	}
 }

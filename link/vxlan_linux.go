@@ -194,12 +194,19 @@ func (v *VXLAN) WriteFrames(frames [][]byte) (int, error) {
 // (another sockstack process sends from its listening port). v.mu is held.
 func (v *VXLAN) remoteFor(from netip.AddrPort) netip.AddrPort {
 	ip := from.Addr().Unmap()
+	from = netip.AddrPortFrom(ip, from.Port())
+	// An exact match first: several sockstack VTEPs may share an IP.
+	for _, r := range v.rlist {
+		if r == from {
+			return r
+		}
+	}
 	for _, r := range v.rlist {
 		if r.Addr() == ip {
 			return r
 		}
 	}
-	return netip.AddrPortFrom(ip, from.Port())
+	return from
 }
 
 // AddRemote adds a VTEP to the flood list.
@@ -230,4 +237,25 @@ func (v *VXLAN) Close() error {
 		<-v.done
 	}
 	return err
+}
+
+// receiverFunc adapts a function to Receiver.
+type receiverFunc func(frames [][]byte)
+
+func (f receiverFunc) DeliverFrames(frames [][]byte) { f(frames) }
+
+// JoinSwitch makes v one port of sw, as a Linux bridge with a vxlan
+// device on it: frames the switch sends to the port are encapsulated
+// (flooded or sent to the learnt remote), frames from the segment enter
+// the switch, which learns their MACs on this port. Close v first, then
+// the returned port.
+func (v *VXLAN) JoinSwitch(sw *Switch) *SwitchPort {
+	p := sw.Port(v.cfg.MAC)
+	p.Attach(receiverFunc(func(frames [][]byte) { v.WriteFrames(frames) }))
+	v.Attach(receiverFunc(func(frames [][]byte) {
+		// A full egress queue drops at the switch (counted there); the
+		// segment is a lossy wire, as it is for the kernel's bridge.
+		p.WriteFrames(frames)
+	}))
+	return p
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/netconn"
@@ -92,5 +93,84 @@ func TestVXLANLoopbackSegment(t *testing.T) {
 	c2.Close()
 	if a.WrongVNI.Load() != 1 || a.BadHeader.Load() != 1 {
 		t.Errorf("wrong VNI %d, bad header %d; want 1 and 1", a.WrongVNI.Load(), a.BadHeader.Load())
+	}
+}
+
+type frameChan chan []byte
+
+func (c frameChan) DeliverFrames(frames [][]byte) {
+	for _, f := range frames {
+		c <- append([]byte(nil), f...)
+	}
+}
+
+// A VXLAN endpoint on a switch (as `sockstack up --vxlan-*` builds it):
+// a flooded frame from a remote reaches the switch's host port, the
+// endpoint learns the sender's MAC at that exact remote even when
+// another remote shares its IP, and the host's answer goes to that
+// remote alone.
+func TestVXLANJoinSwitchLearnsExactRemote(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	listen := func() *net.UDPConn {
+		u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { u.Close() })
+		return u
+	}
+	rb, rc := listen(), listen()
+	addrOf := func(u *net.UDPConn) netip.AddrPort { return u.LocalAddr().(*net.UDPAddr).AddrPort() }
+	a, err := link.NewVXLAN(link.VXLANConfig{Local: netip.AddrPortFrom(lo, 0), Remotes: []netip.AddrPort{addrOf(rb), addrOf(rc)}, VNI: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := link.NewSwitch(a.MTU())
+	uplink := a.JoinSwitch(sw)
+	hostMAC := wire.MAC{2, 0, 0, 0, 0x77, 1}
+	host := sw.Port(hostMAC)
+	got := make(frameChan, 8)
+	host.Attach(got)
+	t.Cleanup(func() { a.Close(); uplink.Close(); host.Close() })
+
+	x := wire.MAC{2, 0, 0, 0, 0xcc, 1}
+	frame := func(dst, src wire.MAC) []byte {
+		f := make([]byte, 60)
+		copy(f[0:], dst[:])
+		copy(f[6:], src[:])
+		binary.BigEndian.PutUint16(f[12:], 0x88b5) // local experimental EtherType
+		return f
+	}
+	in := frame(wire.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, x)
+	pkt := append([]byte{0x08, 0, 0, 0, 0, 0, 7, 0}, in...)
+	if _, err := rc.WriteToUDPAddrPort(pkt, a.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case f := <-got:
+		if string(f) != string(in) {
+			t.Fatalf("host got %x, want %x", f, in)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the flooded frame never reached the switch's host port")
+	}
+	if r := a.FDB()[x]; r != addrOf(rc) {
+		t.Fatalf("learned %v at %v, want the sending remote %v", x, r, addrOf(rc))
+	}
+	reply := frame(x, hostMAC)
+	if _, err := host.WriteFrames([][]byte{reply}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	rc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := rc.Read(buf)
+	if err != nil {
+		t.Fatalf("the answer never reached the learnt remote: %v", err)
+	}
+	if string(buf[8:n]) != string(reply) || binary.BigEndian.Uint32(buf[4:])>>8 != 7 {
+		t.Errorf("remote got %x", buf[:n])
+	}
+	if a.Flooded.Load() != 0 {
+		t.Errorf("the answer to a learnt MAC was flooded (%d floods)", a.Flooded.Load())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/sockstack/sockstack/tcp"
@@ -154,4 +155,25 @@ func RunGrid(seed uint64) GridResult {
 		res.OK = true
 	}
 	return res
+}
+
+// fmtNum prints a number with an SI suffix (1.5M, 10k).
+func fmtNum(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case a >= 1e9:
+		return trimZeros(fmt.Sprintf("%.2f", v/1e9)) + "G"
+	case a >= 1e6:
+		return trimZeros(fmt.Sprintf("%.2f", v/1e6)) + "M"
+	case a >= 1e3:
+		return trimZeros(fmt.Sprintf("%.2f", v/1e3)) + "k"
+	}
+	return trimZeros(fmt.Sprintf("%.3f", v))
+}
+
+func trimZeros(s string) string {
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
 }

@@ -41,6 +41,8 @@ type Net struct {
 	qsampled    []*Link
 	capture     []string // links the scenario captures (captureAll: every one)
 	captureAll  bool
+	vxlans      []*vxlanEnd // real VXLAN ports: the run is in real time
+	vxlanStats  []VXLANMetrics
 
 	// Wall is the wall time the last Run took.
 	Wall time.Duration
@@ -111,27 +113,35 @@ func (n *Net) Connect(name string, cfg LinkConfig, a, b End) (*Link, error) {
 		return nil, err
 	}
 	for i, e := range []End{a, b} {
-		pt := l.Ends[i]
-		switch {
-		case e.Host != nil:
-			ifn := e.Iface
-			if ifn == "" {
-				ifn = fmt.Sprintf("eth%d", len(e.Host.ifaces))
-			}
-			pt.Name = e.Host.Name + ":" + ifn
-			if _, err := e.Host.AddIface(ifn, pt, e.Addr, n.nextMAC()); err != nil {
-				return nil, fmt.Errorf("link %s: %v", name, err)
-			}
-		case e.Switch != nil:
-			pt.Name = fmt.Sprintf("%s:p%d", e.Switch.Name, len(e.Switch.ports))
-			e.Switch.AddPort(pt)
-		default:
-			return nil, fmt.Errorf("link %s: end %d has no node", name, i)
+		if err := n.attach(l, i, e); err != nil {
+			return nil, err
 		}
 	}
 	n.Links = append(n.Links, l)
 	n.linkByName[name] = l
 	return l, nil
+}
+
+// attach puts end i of l on a host interface or a switch port.
+func (n *Net) attach(l *Link, i int, e End) error {
+	pt := l.Ends[i]
+	switch {
+	case e.Host != nil:
+		ifn := e.Iface
+		if ifn == "" {
+			ifn = fmt.Sprintf("eth%d", len(e.Host.ifaces))
+		}
+		pt.Name = e.Host.Name + ":" + ifn
+		if _, err := e.Host.AddIface(ifn, pt, e.Addr, n.nextMAC()); err != nil {
+			return fmt.Errorf("link %s: %v", l.Name, err)
+		}
+	case e.Switch != nil:
+		pt.Name = fmt.Sprintf("%s:p%d", e.Switch.Name, len(e.Switch.ports))
+		e.Switch.AddPort(pt)
+	default:
+		return fmt.Errorf("link %s: end %d has no node", l.Name, i)
+	}
+	return nil
 }
 
 // CaptureScenario opens the captures the scenario asked for in dir.
@@ -205,7 +215,12 @@ func (n *Net) Run(until time.Duration) error {
 		n.S.After(0, tick)
 	}
 	start := time.Now()
-	err := n.S.Run(until)
+	var err error
+	if len(n.vxlans) > 0 {
+		err = n.runRealTime(until)
+	} else {
+		err = n.S.Run(until)
+	}
 	n.Wall += time.Since(start)
 	now := n.S.Now()
 	for _, f := range n.Flows {

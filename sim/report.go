@@ -63,6 +63,13 @@ figure{margin:10px 0 24px}
 	fmt.Fprintf(&b, "<p>Seed %d · simulated %.3f s · %d events · wall %.3f s · simulated-to-wall ratio %.1f · %.0f events/s</p>\n",
 		m.Seed, m.SimTimeS, m.Events, t.WallS, t.Ratio, t.EventsPerSec)
 
+	if n.RealTime() {
+		b.WriteString("<p><b>Real time:</b> this network has a VXLAN link (a real network port), so it ran on the wall clock and is not deterministic.</p>\n")
+	}
+	for _, v := range m.VXLAN {
+		fmt.Fprintf(&b, "<p>VXLAN port of link %s on udp %s: rx %d frames, tx %d, learned %d MACs, flooded %d, wrong VNI %d, bad header %d.</p>\n",
+			html.EscapeString(v.Link), html.EscapeString(v.Local), v.RxFrames, v.TxFrames, v.Learned, v.Flooded, v.WrongVNI, v.BadHeader)
+	}
 	b.WriteString("<h2>Flows</h2>\n<table><tr><th>id</th><th class=l>workload</th><th class=l>kind</th><th class=l>from → to</th><th>bytes</th><th>received</th><th>duration s</th><th>goodput Mbit/s</th><th>retrans</th><th>srtt ms</th><th>latency p50/p99 ms</th><th class=l>result</th></tr>\n")
 	for i, f := range m.Flows {
 		if i >= 200 {
@@ -105,7 +112,34 @@ figure{margin:10px 0 24px}
 	}
 	b.WriteString("</table>\n")
 
-	// Time-sequence graphs.
+	if err := n.reportCharts(&b, dir); err != nil {
+		return err
+	}
+	if sc != nil && sc.File != "" {
+		if src, err := os.ReadFile(sc.File); err == nil {
+			fmt.Fprintf(&b, "<h2>Scenario</h2>\n<pre>%s</pre>\n", html.EscapeString(string(src)))
+		}
+	}
+	b.WriteString("<p>Files: metrics.json (per flow and link), timing.json (wall-clock figures), one .pcap per captured link.</p>\n</body></html>\n")
+	return os.WriteFile(file, []byte(b.String()), 0o644)
+}
+
+// reportCharts draws the time-sequence graphs and sender state of the
+// traced flows, throughput per flow and queue length per link into
+// DIR/plots (PNG and SVG) and shows the SVGs in the report.
+func (n *Net) reportCharts(b *strings.Builder, dir string) error {
+	pdir := filepath.Join(dir, "plots")
+	if err := os.MkdirAll(pdir, 0o755); err != nil {
+		return err
+	}
+	show := func(c *Chart, caption string) error {
+		if _, err := c.Save(pdir, Formats); err != nil {
+			return err
+		}
+		fmt.Fprintf(b, "<figure><img src=\"plots/%s.svg\" alt=\"%s\" width=\"%d\" height=\"%d\"><figcaption>%s (<a href=\"plots/%s.png\">PNG</a>)</figcaption></figure>\n",
+			c.Name, html.EscapeString(c.Plot.Title.Text), c.W, c.H, caption, c.Name)
+		return nil
+	}
 	shown := 0
 	for _, f := range n.traced {
 		if shown >= 4 {
@@ -119,127 +153,60 @@ figure{margin:10px 0 24px}
 		if shown == 1 {
 			b.WriteString("<h2>Time-sequence graphs</h2>\n")
 		}
-		fmt.Fprintf(&b, "<figure>%s<figcaption>Flow %d (%s): %v → %v from %s, %d retransmissions. Black: data segments; red: retransmissions; green: cumulative ACK; yellow: receive window edge; purple: SACK blocks.</figcaption></figure>\n",
-			TimeSequenceSVG(ct, fmt.Sprintf("time-sequence: flow %d %v → %v", f.ID, ct.Src, ct.Dst)), f.ID, html.EscapeString(f.Workload), ct.Src, ct.Dst, pc, ct.Retrans)
+		c, err := TimeSequenceChart(fmt.Sprintf("tsg-flow%d", f.ID), ct, fmt.Sprintf("time-sequence: flow %d %v → %v", f.ID, ct.Src, ct.Dst))
+		if err != nil {
+			return err
+		}
+		if err := show(c, fmt.Sprintf("Flow %d (%s): %v → %v from %s, %d retransmissions. Black: data segments; red: retransmissions; green: cumulative ACK; yellow: receive window edge; purple: SACK blocks.",
+			f.ID, html.EscapeString(f.Workload), ct.Src, ct.Dst, pc, ct.Retrans)); err != nil {
+			return err
+		}
 	}
-	// Congestion state.
+	var thr, rtt []Series
 	for i, f := range n.traced {
 		if i >= 4 || len(f.Samples) < 2 {
 			continue
 		}
-		if i == 0 {
+		if len(thr) == 0 {
 			b.WriteString("<h2>Sender state</h2>\n")
 		}
-		var tmax, ymax float64
-		for _, s := range f.Samples {
-			tmax = max(tmax, s.T.Seconds())
-			ymax = max(ymax, float64(s.Cwnd), float64(s.InFlight))
-			if s.Ssthresh > 0 && float64(s.Ssthresh) < 4*ymax {
-				ymax = max(ymax, float64(s.Ssthresh))
-			}
+		win, srtt := SenderSeries(f.Samples)
+		c, err := SeriesChart(fmt.Sprintf("cwnd-flow%d", f.ID), fmt.Sprintf("flow %d: cwnd, ssthresh, bytes in flight", f.ID), "bytes", win, true)
+		if err != nil {
+			return err
 		}
-		p := newPlot(fmt.Sprintf("flow %d: cwnd, ssthresh, bytes in flight", f.ID), "time (s)", "bytes", f.Start.Seconds(), tmax, 0, ymax*1.1)
-		var xs, cw, ss, fl []float64
-		for _, s := range f.Samples {
-			xs = append(xs, s.T.Seconds())
-			cw = append(cw, float64(s.Cwnd))
-			fl = append(fl, float64(s.InFlight))
-			st := float64(s.Ssthresh)
-			if s.Ssthresh < 0 || st > ymax*1.1 {
-				st = ymax * 1.1
-			}
-			ss = append(ss, st)
+		if err := show(c, fmt.Sprintf("Flow %d: the sender's congestion window, slow-start threshold and bytes in flight, sampled.", f.ID)); err != nil {
+			return err
 		}
-		p.poly(xs, cw, palette[0], "cwnd", true)
-		p.poly(xs, ss, palette[1], "ssthresh", true)
-		p.poly(xs, fl, palette[2], "bytes in flight", true)
-		fmt.Fprintf(&b, "<figure>%s</figure>\n", p.String())
+		srtt.Name = fmt.Sprintf("flow %d", f.ID)
+		rtt = append(rtt, srtt)
+		thr = append(thr, SampleThroughput(fmt.Sprintf("flow %d", f.ID), f.Samples))
 	}
-	n.seriesCharts(&b)
-	if sc != nil && sc.File != "" {
-		if src, err := os.ReadFile(sc.File); err == nil {
-			fmt.Fprintf(&b, "<h2>Scenario</h2>\n<pre>%s</pre>\n", html.EscapeString(string(src)))
-		}
-	}
-	b.WriteString("<p>Files: metrics.json (per flow and link), timing.json (wall-clock figures), one .pcap per captured link.</p>\n</body></html>\n")
-	return os.WriteFile(file, []byte(b.String()), 0o644)
-}
-
-// seriesCharts draws srtt and throughput per traced flow and the
-// backlog of the sampled queues.
-func (n *Net) seriesCharts(b *strings.Builder) {
-	var tmax, rttMax, thrMax float64
-	type series struct {
-		name   string
-		xs, ys []float64
-	}
-	var rtts, thrs []series
-	for i, f := range n.traced {
-		if i >= len(palette) || len(f.Samples) < 2 {
-			continue
-		}
-		var r, th series
-		r.name = fmt.Sprintf("flow %d", f.ID)
-		th.name = r.name
-		for k, s := range f.Samples {
-			x := s.T.Seconds()
-			tmax = max(tmax, x)
-			r.xs, r.ys = append(r.xs, x), append(r.ys, ms(s.SRTT))
-			rttMax = max(rttMax, ms(s.SRTT))
-			if k > 0 {
-				prev := f.Samples[k-1]
-				dt := (s.T - prev.T).Seconds()
-				if dt > 0 {
-					v := float64(s.BytesAcked-prev.BytesAcked) * 8 / dt / 1e6
-					th.xs, th.ys = append(th.xs, x), append(th.ys, v)
-					thrMax = max(thrMax, v)
-				}
-			}
-		}
-		rtts, thrs = append(rtts, r), append(thrs, th)
-	}
-	if len(thrs) > 0 {
+	if len(thr) > 0 {
 		b.WriteString("<h2>Throughput and RTT</h2>\n")
-		p := newPlot("throughput per flow (ACKed bytes per sample)", "time (s)", "Mbit/s", 0, tmax, 0, thrMax*1.1)
-		for i, s := range thrs {
-			p.poly(s.xs, s.ys, palette[i%len(palette)], s.name, false)
+		c, err := SeriesChart("throughput", "throughput per flow (ACKed bytes per sample)", "Mbit/s", thr, false)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(b, "<figure>%s</figure>\n", p.String())
-		p = newPlot("smoothed RTT per flow", "time (s)", "ms", 0, tmax, 0, rttMax*1.1)
-		for i, s := range rtts {
-			p.poly(s.xs, s.ys, palette[i%len(palette)], s.name, false)
+		if err := show(c, "ACKed data rate of each traced flow."); err != nil {
+			return err
 		}
-		fmt.Fprintf(b, "<figure>%s</figure>\n", p.String())
-	}
-	var qmax, qt float64
-	type qser struct {
-		name   string
-		xs, ys []float64
-	}
-	var qs []qser
-	for _, l := range n.qsampled {
-		for d := range 2 {
-			var s qser
-			s.name = l.Ends[d].Name + " → " + l.Ends[1-d].Name
-			peak := 0
-			for _, v := range l.qs[d] {
-				s.xs = append(s.xs, v.T.Seconds())
-				s.ys = append(s.ys, float64(v.Bytes)/1000)
-				peak = max(peak, v.Bytes)
-				qt = max(qt, v.T.Seconds())
-			}
-			if peak > 0 && len(qs) < len(palette) {
-				qs = append(qs, s)
-				qmax = max(qmax, float64(peak)/1000)
-			}
+		if c, err = SeriesChart("srtt", "smoothed RTT per flow", "ms", rtt, false); err != nil {
+			return err
+		}
+		if err := show(c, "The senders' smoothed RTT."); err != nil {
+			return err
 		}
 	}
-	if len(qs) > 0 {
+	if qs := QueueSeries(n.qsampled); len(qs) > 0 {
 		b.WriteString("<h2>Queues</h2>\n")
-		p := newPlot("queue length per link direction", "time (s)", "kB queued", 0, qt, 0, qmax*1.1)
-		for i, s := range qs {
-			p.poly(s.xs, s.ys, palette[i], s.name, true)
+		c, err := SeriesChart("queues", "queue length per link direction", "kB queued", qs, true)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(b, "<figure>%s</figure>\n", p.String())
+		if err := show(c, "Backlog of each link direction that queued something."); err != nil {
+			return err
+		}
 	}
+	return nil
 }

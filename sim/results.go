@@ -19,6 +19,8 @@ type Metrics struct {
 	Flows     []*Flow         `json:"flows"`
 	Links     []LinkMetrics   `json:"links"`
 	Switches  []SwitchMetrics `json:"switches,omitempty"`
+	// VXLAN ports (real time: these and everything else vary run to run).
+	VXLAN []VXLANMetrics `json:"vxlan,omitempty"`
 }
 
 // LinkMetrics are one link's counters per direction.
@@ -90,6 +92,7 @@ func (n *Net) Metrics(name string) *Metrics {
 	for _, sw := range n.Switches {
 		m.Switches = append(m.Switches, SwitchMetrics{sw.Name, sw.Forwarded, sw.Flooded, sw.Learned, sw.TableFull, len(sw.table)})
 	}
+	m.VXLAN = n.vxlanStats
 	return m
 }
 

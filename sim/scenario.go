@@ -158,7 +158,65 @@ type LinkSpec struct {
 	Corrupt    Prob       `yaml:"corrupt"`
 	BlockICMP  bool       `yaml:"block_icmp"`
 	Queue      *QueueSpec `yaml:"queue"`
+	VXLAN      *VXLANSpec `yaml:"vxlan"`
 	lines      fieldLines
+}
+
+// VXLANSpec makes a link's b side a real VXLAN port (real time, not
+// simulated): local tunnel address, the remotes to flood to, the VNI.
+type VXLANSpec struct {
+	Local   string    `yaml:"local"`
+	Remotes StringSet `yaml:"remotes"`
+	VNI     *int64    `yaml:"vni"`
+	lines   fieldLines
+}
+
+func (s *VXLANSpec) UnmarshalYAML(n *yaml.Node) error {
+	type plain VXLANSpec
+	return strict(n, (*plain)(s), &s.lines, knownTags(plain{}))
+}
+
+// RealTime reports whether the scenario has a VXLAN link: it then runs
+// in real time and is not deterministic.
+func (sc *Scenario) RealTime() bool {
+	for _, l := range sc.Links {
+		if l.VXLAN != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// vxlanConfig validates a VXLAN link's tunnel parameters.
+func (l *LinkSpec) vxlanConfig() (VXLANConfig, error) {
+	v := l.VXLAN
+	var c VXLANConfig
+	if l.B != "" || l.BAddr != "" {
+		return c, errAt(&l.lines, "b", "a vxlan link has one node end (a); its b side is the VXLAN segment")
+	}
+	if v.Local == "" {
+		return c, errAt(&v.lines, "local", "missing: the local tunnel address, like 127.0.0.1:4789")
+	}
+	a, err := netip.ParseAddrPort(v.Local)
+	if err != nil || !a.Addr().Is4() {
+		return c, errAt(&v.lines, "local", "%q is not an IPv4 HOST:PORT like 127.0.0.1:4789", v.Local)
+	}
+	c.Local = a
+	for _, r := range v.Remotes {
+		ra, err := netip.ParseAddrPort(r)
+		if err != nil || !ra.Addr().Is4() || ra.Port() == 0 {
+			return c, errAt(&v.lines, "remotes", "%q is not an IPv4 HOST:PORT like 127.0.0.1:4789", r)
+		}
+		c.Remotes = append(c.Remotes, ra)
+	}
+	if v.VNI == nil {
+		return c, errAt(&v.lines, "vni", "missing: the segment's identifier (0..16777215)")
+	}
+	if *v.VNI < 0 || *v.VNI >= 1<<24 {
+		return c, errAt(&v.lines, "vni", "%d is outside 0..16777215", *v.VNI)
+	}
+	c.VNI = uint32(*v.VNI)
+	return c, nil
 }
 
 // GESpec is Gilbert-Elliott bursty loss.
@@ -544,12 +602,29 @@ func (sc *Scenario) build(seed uint64) (*Net, error) {
 	}
 	for i := range sc.Links {
 		l := &sc.Links[i]
+		if l.Name == "" && l.VXLAN != nil {
+			l.Name = strings.ReplaceAll(l.A, ":", ".") + "-vxlan"
+		}
 		if l.Name == "" {
 			l.Name = fmt.Sprintf("%s-%s", strings.ReplaceAll(l.A, ":", "."), strings.ReplaceAll(l.B, ":", "."))
 		}
 		a, err := end(&l.lines, "a", l.A, "a_addr", l.AAddr)
 		if err != nil {
 			return nil, err
+		}
+		if l.VXLAN != nil {
+			vc, err := l.vxlanConfig()
+			if err != nil {
+				return nil, err
+			}
+			cfg, err := l.config()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := n.ConnectVXLAN(l.Name, cfg, a, vc); err != nil {
+				return nil, errAt(&l.lines, "name", "%v", err)
+			}
+			continue
 		}
 		b, err := end(&l.lines, "b", l.B, "b_addr", l.BAddr)
 		if err != nil {

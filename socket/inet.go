@@ -69,6 +69,7 @@ type dgramEP struct {
 	raw      bool
 	v6       bool          // AF_INET6 (inet6.go)
 	recvInfo atomic.Uint32 // IPV6_RECVPKTINFO / RECVHOPLIMIT / RECVTCLASS bits (inet6.go)
+	sticky   atomic.Int32  // the sticky IPV6_PKTINFO's ifindex (inet6_pktinfo.go)
 }
 
 // addr reads a socket address for this endpoint's family.
@@ -125,6 +126,13 @@ func (d *dgramEP) send(b []byte, flags int, to Sockaddr, wait <-chan struct{}) (
 		if ap, err = d.addr(to, !d.raw, false); err != nil {
 			return 0, err
 		}
+	}
+	if d.sticky.Load() != 0 {
+		o, err := d.sendOpts(ap, nil) // the sticky IPV6_PKTINFO (inet6_pktinfo.go)
+		if err != nil {
+			return 0, err
+		}
+		return d.ep.SendMsg(b, ap, o, wait)
 	}
 	return d.ep.SendTo(b, ap, wait)
 }

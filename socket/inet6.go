@@ -225,10 +225,7 @@ func (d *dgramEP) setOption6(level, name int, v any) error {
 		if err != nil {
 			return err
 		}
-		if i < -1 || i > 255 {
-			return syscall.EINVAL
-		}
-		return e.SetTTL(i)
+		return e.SetHopLimit(i)
 	case IPV6_MULTICAST_HOPS:
 		i, err := intOpt(v)
 		if err != nil {
@@ -285,6 +282,8 @@ func (d *dgramEP) setOption6(level, name int, v any) error {
 			return err
 		}
 		return e.SetChecksumOffset(i)
+	case IPV6_PKTINFO:
+		return d.setSticky(v) // inet6_pktinfo.go
 	case IPV6_JOIN_GROUP, IPV6_LEAVE_GROUP:
 		m, ok := v.(IPv6Mreq)
 		if !ok || !m.Multiaddr.Is6() || !m.Multiaddr.IsMulticast() {
@@ -412,6 +411,12 @@ func (t *tcpEP) setOption6(name int, v any) error {
 			return err
 		}
 		return t.ep.SetV6Only(i != 0)
+	case IPV6_PKTINFO:
+		// Checked and taken, as Linux; TCP sends by its route.
+		if _, ok := v.(In6Pktinfo); !ok {
+			return syscall.EINVAL
+		}
+		return nil
 	case IPV6_TCLASS:
 		i, err := intOpt(v)
 		if err != nil {
@@ -429,10 +434,8 @@ func (t *tcpEP) setOption6(name int, v any) error {
 		if i < -1 || i > 255 {
 			return syscall.EINVAL
 		}
-		if i == -1 {
-			i = 64
-		}
-		return t.setOption(SOL_IP, IP_TTL, max(i, 1))
+		// 0 is kept and sent (Linux's np->hop_limit takes 0..255).
+		return t.ep.SetTTL(i)
 	}
 	return syscall.ENOPROTOOPT
 }

@@ -471,6 +471,9 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 	case SOL_IP:
 		switch name {
 		case IP_TTL:
+			if i == 0 {
+				return syscall.EINVAL // 0 is IPV6_UNICAST_HOPS's only
+			}
 			return e.SetTTL(i)
 		case IP_TOS:
 			return e.SetTOS(i)

@@ -324,6 +324,11 @@ func (e *DgramEndpoint) QueuedBytes() int {
 // invalid). wait lets a blocking caller wait for room in a full link
 // queue instead of losing the datagram.
 func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}) (int, error) {
+	return e.SendMsg(b, to, SendOpts{}, wait)
+}
+
+// SendMsg is SendTo with per-call overrides (pktinfo.go).
+func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-chan struct{}) (int, error) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -380,6 +385,8 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 	if dst.IsMulticast() {
 		ttl = e.opts.mcastTTL
 	}
+	// IPV6_UNICAST_HOPS 0 goes out as hop limit 0, as on Linux.
+	hopZero := ttl == 0 && !dst.IsMulticast()
 	if ttl < 0 {
 		ttl = 0
 	}
@@ -388,12 +395,18 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 	if dst.IsMulticast() && e.opts.mcastIf != nil {
 		iface = e.opts.mcastIf
 	}
+	if o.Src.IsValid() && !o.Src.IsUnspecified() {
+		src = o.Src
+	}
+	if o.NIC != nil && dst.IsMulticast() {
+		iface = o.NIC
+	}
 	hdrIncl := e.opts.hdrIncl
 	mcastLoop := e.opts.mcastLoop
 	csumOff := e.opts.csumOff
 	e.mu.Unlock()
 	if dst.Is6() {
-		return e.sendTo6(b, to, dst, src, sport, ttl, tos, iface, mcastLoop, csumOff, wait)
+		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, iface, o.NIC, mcastLoop, csumOff, wait)
 	}
 
 	if wait != nil {
@@ -404,7 +417,7 @@ func (e *DgramEndpoint) SendTo(b []byte, to netip.AddrPort, wait <-chan struct{}
 		}
 	}
 
-	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface}
+	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface, Oif: o.NIC}
 	if dst.IsMulticast() {
 		p.Loop = mcastLoop
 		// IP_MULTICAST_TTL 0: stays on this host (looped back only).

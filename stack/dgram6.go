@@ -27,6 +27,19 @@ func (e *DgramEndpoint) SetInet6() {
 	}
 }
 
+// SetHopLimit is IPV6_UNICAST_HOPS: 0..255, or -1 for the default.
+// Unlike IP_TTL, 0 is allowed: Linux sends such datagrams with hop
+// limit 0 (they reach only this host's own addresses).
+func (e *DgramEndpoint) SetHopLimit(v int) error {
+	if v < -1 || v > 255 {
+		return syscall.EINVAL
+	}
+	e.mu.Lock()
+	e.opts.ttl = v
+	e.mu.Unlock()
+	return nil
+}
+
 // Inet6 reports an AF_INET6 endpoint.
 func (e *DgramEndpoint) Inet6() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.opts.inet6 }
 
@@ -110,7 +123,7 @@ func bindOverlap(a netip.Addr, aOnly bool, b netip.Addr, bOnly bool) bool {
 }
 
 // sendTo6 is SendTo's IPv6 half, after the checks both families share.
-func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr, sport uint16, ttl int, tos uint8, iface *NIC, loop bool, csumOff int, wait <-chan struct{}) (int, error) {
+func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr, sport uint16, ttl int, hopZero bool, tos uint8, iface, oif *NIC, loop bool, csumOff int, wait <-chan struct{}) (int, error) {
 	s := e.s
 	if wait != nil {
 		if r, err := s.FindRoute(dst); err == nil {
@@ -122,7 +135,7 @@ func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr
 	if src.Is4() {
 		src = netip.Addr{} // a dual-stack socket whose name is IPv4: the route picks
 	}
-	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface}
+	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), HopZero: hopZero, TOS: tos, Iface: iface, Oif: oif}
 	if dst.IsMulticast() {
 		p.Loop = loop
 		p.LocalOnly = ttl == 0

@@ -13,7 +13,9 @@ import (
 // larger segment, so TCP does its per-segment work once for many (as
 // Linux's GRO, tcp_gro_receive, does). Segments merge only when nothing
 // TCP looks at differs: same addresses, ports, ACK number, window, TOS,
-// TTL, DF and byte-identical options (timestamps included); only ACK,
+// TTL, DF (over IPv6: traffic class, flow label, hop limit, and no
+// extension header) and byte-identical options (timestamps included);
+// only ACK,
 // and PSH on the last, may be set; the sequence numbers must continue
 // and no segment may be longer than the first (which sets the segment
 // size); a shorter or PSH segment ends the merge. Each segment's checksum
@@ -39,14 +41,19 @@ type groSlot struct {
 	buf     []byte // the coalesced frame once a second segment joins
 	segs    int
 	ipOff   int
+	iphl    int // IP header bytes: 20 (IPv4 without options) or 40 (IPv6)
 	hdrLen  int // ipOff + IP + TCP header
-	key     [12]byte
+	key     [groKeyLen]byte
+	klen    int // 12 (IPv4) or 36 (IPv6)
 	nextSeq uint32
 	gso     int
 	plen    int    // payload bytes coalesced
 	sum     uint64 // their checksum sum, aligned to the merged payload
 	psh     bool
 }
+
+// groKeyLen holds a flow key: both addresses, then both ports.
+const groKeyLen = 2*16 + 4
 
 // groState is a NIC's coalescing state; receive goroutine only.
 type groState struct {
@@ -94,64 +101,98 @@ func (g *groState) emit(f []byte, valid bool) {
 	g.valid = append(g.valid, valid)
 }
 
+// groPkt is a segment that may coalesce, as groParse found it.
+type groPkt struct {
+	ipOff, iphl, thl int
+	ip               []byte // the IP packet, cut to its length
+	v6               bool
+}
+
+// pseudo is the segment's pseudo-header sum for a TCP length of n.
+func (g *groPkt) pseudo(n int) uint64 {
+	if g.v6 {
+		return wire.PseudoHeaderSum6([16]byte(g.ip[8:24]), [16]byte(g.ip[24:40]), wire.ProtoTCP, n)
+	}
+	return wire.IPv4(g.ip).PseudoSum(n)
+}
+
 // groParse picks out a segment that may coalesce: IPv4 without options
-// or fragmentation, a valid IP header, TCP with only ACK (and PSH) set
-// and a payload. It returns the IP offset and header lengths.
-func (n *NIC) groParse(f []byte) (ipOff, thl int, ok bool) {
+// or fragmentation and with a valid header, or IPv6 with TCP right after
+// the fixed header; TCP with only ACK (and PSH) set and a payload.
+func (n *NIC) groParse(f []byte) (g groPkt, ok bool) {
+	v6 := false
 	if n.ethernet {
-		if len(f) < wire.EthernetHeaderLen || wire.Ethernet(f).Dst() != n.mac || wire.Ethernet(f).EtherType() != wire.EtherTypeIPv4 {
-			return 0, 0, false
+		if len(f) < wire.EthernetHeaderLen || wire.Ethernet(f).Dst() != n.mac {
+			return g, false
 		}
-		ipOff = wire.EthernetHeaderLen
+		switch wire.Ethernet(f).EtherType() {
+		case wire.EtherTypeIPv4:
+		case wire.EtherTypeIPv6:
+			v6 = true
+		default:
+			return g, false
+		}
+		g.ipOff = wire.EthernetHeaderLen
+	} else {
+		v6 = len(f) > 0 && f[0]>>4 == 6
 	}
-	ip := wire.IPv4(f[ipOff:])
-	if len(ip) < wire.IPv4MinHeaderLen+wire.TCPMinHeaderLen || ip[0] != 0x45 || ip.Protocol() != wire.ProtoTCP || ip.IsFragment() {
-		return 0, 0, false
+	ip := f[g.ipOff:]
+	if v6 {
+		if len(ip) < wire.IPv6HeaderLen+wire.TCPMinHeaderLen || ip[0]>>4 != 6 || ip[6] != wire.ProtoTCP {
+			return g, false
+		}
+		pl := int(binary.BigEndian.Uint16(ip[4:6]))
+		if pl < wire.TCPMinHeaderLen || wire.IPv6HeaderLen+pl > len(ip) {
+			return g, false
+		}
+		g.ip, g.iphl, g.v6 = ip[:wire.IPv6HeaderLen+pl], wire.IPv6HeaderLen, true
+	} else {
+		ip4 := wire.IPv4(ip)
+		if len(ip4) < wire.IPv4MinHeaderLen+wire.TCPMinHeaderLen || ip4[0] != 0x45 || ip4.Protocol() != wire.ProtoTCP || ip4.IsFragment() {
+			return g, false
+		}
+		tl := ip4.TotalLen()
+		if tl > len(ip4) || tl < wire.IPv4MinHeaderLen+wire.TCPMinHeaderLen || !ip4.VerifyChecksum() {
+			return g, false
+		}
+		g.ip, g.iphl = ip[:tl], wire.IPv4MinHeaderLen
 	}
-	tl := ip.TotalLen()
-	if tl > len(ip) || tl < wire.IPv4MinHeaderLen+wire.TCPMinHeaderLen || !ip.VerifyChecksum() {
-		return 0, 0, false
+	t := wire.TCP(g.ip[g.iphl:])
+	g.thl = t.DataOffset()
+	if g.thl < wire.TCPMinHeaderLen || g.thl >= len(t) || t.Flags()&^wire.TCPFlagPSH != wire.TCPFlagACK {
+		return g, false
 	}
-	t := wire.TCP(ip[wire.IPv4MinHeaderLen:tl])
-	thl = t.DataOffset()
-	if thl < wire.TCPMinHeaderLen || thl >= len(t) || t.Flags()&^wire.TCPFlagPSH != wire.TCPFlagACK {
-		return 0, 0, false
-	}
-	return ipOff, thl, true
+	return g, true
 }
 
 func (n *NIC) groOne(f []byte) {
 	g := &n.offl.gro
-	ipOff, thl, ok := n.groParse(f)
+	sg, ok := n.groParse(f)
 	if !ok {
-		// Not coalescable: flush the slot of its flow first so the flow's
-		// order holds.
-		if i := n.groFind(f); i >= 0 {
-			n.groFlush(i)
-		}
+		// Not coalescable: flush the slots of its flow first so the
+		// flow's order holds.
+		n.groFlushFlow(f)
 		g.emit(f, g.trusted)
 		return
 	}
-	ip := wire.IPv4(f[ipOff:])
-	tl := ip.TotalLen()
-	t := wire.TCP(ip[wire.IPv4MinHeaderLen:tl])
-	payload := t[thl:]
+	t := wire.TCP(sg.ip[sg.iphl:])
+	payload := t[sg.thl:]
 	var psum uint64
 	if !g.trusted {
 		psum = wire.Sum(payload, 0)
-		hs := wire.Sum(t[:thl], ip.PseudoSum(len(t)))
+		hs := wire.Sum(t[:sg.thl], sg.pseudo(len(t)))
 		if wire.Fold(wire.Add(hs, psum)) != 0xffff {
 			// A bad checksum: the normal path drops and counts it.
-			if i := n.groFind(f); i >= 0 {
-				n.groFlush(i)
-			}
+			n.groFlushFlow(f)
 			g.emit(f, false)
 			return
 		}
 	}
-	if i := n.groFind(f); i >= 0 {
+	var key [groKeyLen]byte
+	klen := groKey(&key, sg.ip, sg.iphl, sg.v6)
+	if i := g.find(&key, klen, klen); i >= 0 {
 		s := &g.slots[i]
-		if n.groMatch(s, f, ipOff, thl, len(payload)) && (s.segs > 1 || g.used < groBufs) {
+		if groMatch(s, f, &sg, len(payload)) && (s.segs > 1 || g.used < groBufs) {
 			n.groAppend(i, payload, psum, t.Flags()&wire.TCPFlagPSH != 0)
 			if len(payload) < s.gso || s.psh {
 				n.groFlush(i) // the flow's burst ended here
@@ -173,52 +214,109 @@ func (n *NIC) groOne(f []byte) {
 		free = 0
 	}
 	s := &g.slots[free]
-	*s = groSlot{used: true, first: f, segs: 1, ipOff: ipOff, hdrLen: ipOff + wire.IPv4MinHeaderLen + thl,
-		nextSeq: t.Seq() + uint32(len(payload)), gso: len(payload), plen: len(payload), sum: psum,
+	*s = groSlot{used: true, first: f, segs: 1, ipOff: sg.ipOff, iphl: sg.iphl, hdrLen: sg.ipOff + sg.iphl + sg.thl,
+		key: key, klen: klen, nextSeq: t.Seq() + uint32(len(payload)), gso: len(payload), plen: len(payload), sum: psum,
 		psh: t.Flags()&wire.TCPFlagPSH != 0}
-	copy(s.key[:8], ip[12:20])
-	copy(s.key[8:], t[:4])
 	if s.psh {
 		n.groFlush(free)
 	}
 }
 
-// groFind returns the open slot of f's flow, or -1.
-func (n *NIC) groFind(f []byte) int {
-	g := &n.offl.gro
-	ipOff := 0
-	if n.ethernet {
-		ipOff = wire.EthernetHeaderLen
+// groKey fills k with the flow key of the IP packet ip (transport header
+// at hl): addresses, then ports. It returns the key's length.
+func groKey(k *[groKeyLen]byte, ip []byte, hl int, v6 bool) int {
+	if v6 {
+		copy(k[:32], ip[8:40])
+		copy(k[32:], ip[hl:hl+4])
+		return 36
 	}
-	if len(f) < ipOff+wire.IPv4MinHeaderLen+4 || f[ipOff]>>4 != 4 {
-		return -1
-	}
-	ihl := int(f[ipOff]&0x0f) * 4
-	if len(f) < ipOff+ihl+4 {
-		return -1
-	}
+	copy(k[:8], ip[12:20])
+	copy(k[8:], ip[hl:hl+4])
+	return 12
+}
+
+// find returns the open slot whose key starts with k[:n] and is klen
+// long, or -1.
+func (g *groState) find(k *[groKeyLen]byte, klen, n int) int {
 	for i := range g.slots {
 		s := &g.slots[i]
-		if s.used && string(s.key[:8]) == string(f[ipOff+12:ipOff+20]) && string(s.key[8:]) == string(f[ipOff+ihl:ipOff+ihl+4]) {
+		if s.used && s.klen == klen && string(s.key[:n]) == string(k[:n]) {
 			return i
 		}
 	}
 	return -1
 }
 
+// groFlushFlow flushes the open slots of the flow of a frame that passes
+// on alone: its addresses and ports when the TCP header is where a slot
+// would have it, else every flow between its two addresses (a fragment,
+// an IPv6 extension header), so no segment overtakes an earlier one.
+func (n *NIC) groFlushFlow(f []byte) {
+	g := &n.offl.gro
+	ipOff := 0
+	if n.ethernet {
+		ipOff = wire.EthernetHeaderLen
+	}
+	if len(f) <= ipOff {
+		return
+	}
+	ip := f[ipOff:]
+	var key [groKeyLen]byte
+	var klen, n4 int
+	switch ip[0] >> 4 {
+	case 4:
+		ihl := int(ip[0]&0x0f) * 4
+		if len(ip) < wire.IPv4MinHeaderLen || ihl < wire.IPv4MinHeaderLen {
+			return
+		}
+		klen, n4 = 12, 8
+		copy(key[:8], ip[12:20])
+		if len(ip) >= ihl+4 && !wire.IPv4(ip).IsFragment() {
+			copy(key[8:], ip[ihl:ihl+4])
+			n4 = 12
+		}
+	case 6:
+		if len(ip) < wire.IPv6HeaderLen {
+			return
+		}
+		klen, n4 = 36, 32
+		copy(key[:32], ip[8:40])
+		if ip[6] == wire.ProtoTCP && len(ip) >= wire.IPv6HeaderLen+4 {
+			copy(key[32:], ip[40:44])
+			n4 = 36
+		}
+	default:
+		return
+	}
+	for {
+		i := g.find(&key, klen, n4)
+		if i < 0 {
+			return
+		}
+		n.groFlush(i)
+	}
+}
+
 // groMatch reports whether segment f continues slot s.
-func (n *NIC) groMatch(s *groSlot, f []byte, ipOff, thl, plen int) bool {
-	if s.psh || s.hdrLen != ipOff+wire.IPv4MinHeaderLen+thl || plen > s.gso || plen == 0 ||
-		s.hdrLen+s.plen+plen > groBufLen || s.hdrLen-ipOff+s.plen+plen > wire.IPv4MaxLen {
+func groMatch(s *groSlot, f []byte, sg *groPkt, plen int) bool {
+	ipLen := s.hdrLen - s.ipOff + s.plen + plen
+	if s.psh || s.hdrLen != sg.ipOff+sg.iphl+sg.thl || plen > s.gso || plen == 0 ||
+		s.hdrLen+s.plen+plen > groBufLen || !sg.v6 && ipLen > wire.IPv4MaxLen {
 		return false
 	}
-	a := s.first[ipOff:]
-	b := f[ipOff:]
-	// TOS, DF/frag word, TTL, protocol.
-	if a[1] != b[1] || a[6] != b[6] || a[8] != b[8] {
+	a := s.first[s.ipOff:]
+	b := f[sg.ipOff:]
+	if sg.v6 {
+		// Version, traffic class, flow label; hop limit.
+		if string(a[:4]) != string(b[:4]) || a[7] != b[7] {
+			return false
+		}
+	} else if a[1] != b[1] || a[6] != b[6] || a[8] != b[8] {
+		// TOS, DF/frag word, TTL.
 		return false
 	}
-	ta, tb := a[wire.IPv4MinHeaderLen:], b[wire.IPv4MinHeaderLen:]
+	ta, tb := a[s.iphl:], b[sg.iphl:]
+	thl := sg.thl
 	if binary.BigEndian.Uint32(tb[4:8]) != s.nextSeq {
 		return false
 	}
@@ -272,16 +370,26 @@ func (n *NIC) groFlush(i int) {
 		s.first = nil
 		return
 	}
-	ip := wire.IPv4(s.buf[s.ipOff:])
-	ip.SetTotalLen(len(ip))
-	ip.FillChecksum()
-	t := wire.TCP(ip[wire.IPv4MinHeaderLen:])
+	ip := s.buf[s.ipOff:]
+	var pseudo uint64
+	if s.iphl == wire.IPv6HeaderLen {
+		wire.IPv6(ip).SetPayloadLen(len(ip) - wire.IPv6HeaderLen)
+		if !g.trusted {
+			pseudo = wire.PseudoHeaderSum6([16]byte(ip[8:24]), [16]byte(ip[24:40]), wire.ProtoTCP, len(ip)-s.iphl)
+		}
+	} else {
+		ip4 := wire.IPv4(ip)
+		ip4.SetTotalLen(len(ip))
+		ip4.FillChecksum()
+		pseudo = ip4.PseudoSum(len(ip) - s.iphl)
+	}
+	t := wire.TCP(ip[s.iphl:])
 	if s.psh {
 		t.SetFlags(t.Flags() | wire.TCPFlagPSH)
 	}
 	if !g.trusted {
 		t.SetChecksum(0)
-		hs := wire.Sum(t[:s.hdrLen-s.ipOff-wire.IPv4MinHeaderLen], ip.PseudoSum(len(t)))
+		hs := wire.Sum(t[:s.hdrLen-s.ipOff-s.iphl], pseudo)
 		t.SetChecksum(^wire.Fold(wire.Add(hs, s.sum)))
 	}
 	n.stack.stats.Link.InGROFrames.Add(1)
@@ -336,16 +444,29 @@ func (n *NIC) DeliverFramesMeta(frames [][]byte, metas []link.Meta) {
 // finished in software.
 func (n *NIC) offloadClass(f []byte, m link.Meta) (valid, plain bool) {
 	off := int(m.NetOff)
-	if len(f) < off+wire.IPv4MinHeaderLen || f[off]>>4 != 4 {
+	var local, tcp bool
+	gsoType := uint8(link.GSOTCPv4)
+	switch {
+	case len(f) >= off+wire.IPv4MinHeaderLen && f[off]>>4 == 4:
+		ip := wire.IPv4(f[off:])
+		local = n.loopback || n.stack.IsLocal(ip.Dst())
+		tcp = ip.Protocol() == wire.ProtoTCP && !ip.IsFragment() && tcpCsumAt(m, off+ip.HeaderLen())
+	case len(f) >= off+wire.IPv6HeaderLen && f[off]>>4 == 6:
+		// TCP right after the fixed header only: with extension headers
+		// in between, the checksum is finished (and a super-segment cut)
+		// in software, so a trusted sum never skips a header the
+		// receive path has not walked.
+		ip := wire.IPv6(f[off:])
+		local = n.loopback || n.stack.IsLocal(ip.Dst())
+		tcp = ip.NextHeader() == wire.ProtoTCP && tcpCsumAt(m, off+wire.IPv6HeaderLen)
+		gsoType = link.GSOTCPv6
+	default:
 		return false, m.GSOType == link.GSONone && !m.CsumPartial
 	}
-	ip := wire.IPv4(f[off:])
-	local := n.loopback || n.stack.IsLocal(ip.Dst())
-	tcp := ip.Protocol() == wire.ProtoTCP && !ip.IsFragment()
 	switch {
 	case !local:
 		return false, m.GSOType == link.GSONone && !m.CsumPartial
-	case m.GSOType != link.GSONone && (m.GSOType != link.GSOTCPv4 || !tcp):
+	case m.GSOType != link.GSONone && (m.GSOType != gsoType || !tcp):
 		return false, false
 	case tcp:
 		return m.CsumPartial || m.CsumValid, true
@@ -353,6 +474,13 @@ func (n *NIC) offloadClass(f []byte, m link.Meta) (valid, plain bool) {
 		return false, false
 	}
 	return false, true
+}
+
+// tcpCsumAt reports whether a partial checksum, if m has one, is the
+// TCP checksum of a header at l4 (what a NIC or the kernel sets); one
+// anywhere else is not trusted but finished in software and verified.
+func tcpCsumAt(m link.Meta, l4 int) bool {
+	return !m.CsumPartial || int(m.CsumStart) == l4 && m.CsumOffset == 16
 }
 
 func (n *NIC) finishInSoftware(f []byte, m link.Meta) {

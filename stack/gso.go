@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"net/netip"
 	"syscall"
 
 	"github.com/sockstack/sockstack/link"
@@ -66,52 +67,86 @@ func (n *NIC) gsoMax() int {
 	return 0
 }
 
-// sendGSO sends the TCP super-segment in buf[14:14+total] (transport
-// checksum not yet filled) as segments of mss payload bytes.
+// sendGSO sends the TCP super-segment in buf[14:14+total] (an IPv4
+// packet, or an IPv6 one whose TCP header follows the fixed header, as
+// TCP builds them; transport checksum not yet filled) as segments of mss
+// payload bytes.
 func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
 	n := r.NIC
-	ip := wire.IPv4(buf[wire.EthernetHeaderLen : wire.EthernetHeaderLen+total])
-	hl := ip.HeaderLen()
-	thl := wire.TCP(ip[hl:]).DataOffset()
-	if hl+thl+mss > r.MTU || thl < wire.TCPMinHeaderLen {
-		s.stats.IP.OutTooBig.Add(1)
+	pkt := buf[wire.EthernetHeaderLen : wire.EthernetHeaderLen+total]
+	v6 := pkt[0]>>4 == 6
+	hl, gsoType, etherType := 0, uint8(link.GSOTCPv4), wire.EtherTypeIPv4
+	if v6 {
+		hl, gsoType, etherType = wire.IPv6HeaderLen, link.GSOTCPv6, wire.EtherTypeIPv6
+	} else {
+		hl = wire.IPv4(pkt).HeaderLen()
+	}
+	thl := wire.TCP(pkt[hl:]).DataOffset()
+	if hl+thl+mss > r.MTU || thl < wire.TCPMinHeaderLen || hl+thl > total {
+		if v6 {
+			s.stats.IP6.OutTooBig.Add(1)
+		} else {
+			s.stats.IP.OutTooBig.Add(1)
+		}
 		return syscall.EMSGSIZE
 	}
-	// The segments take consecutive IP IDs (as a TSO NIC gives them).
-	segs := (total - hl - thl + mss - 1) / mss
-	s.ipID.Add(uint32(segs - 1))
+	if !v6 {
+		// The segments take consecutive IP IDs (as a TSO NIC gives them).
+		segs := (total - hl - thl + mss - 1) / mss
+		s.ipID.Add(uint32(segs - 1))
+	}
 	if n.offl.meta != nil && total <= n.offl.off.GSOMax {
 		off := 0
-		f := buf[wire.EthernetHeaderLen : wire.EthernetHeaderLen+total]
+		f := pkt
 		ok := true
 		if n.ethernet {
 			var mac wire.MAC
-			if mac, ok = n.neigh.lookupFast(r.NextHop); ok {
-				wire.PutEthernet(buf, mac, n.mac, wire.EtherTypeIPv4)
+			if v6 {
+				mac, ok = n.v6.nd.gsoMAC(r.NextHop)
+			} else {
+				mac, ok = n.neigh.lookupFast(r.NextHop)
+			}
+			if ok {
+				wire.PutEthernet(buf, mac, n.mac, etherType)
 				off = wire.EthernetHeaderLen
 				f = buf[:wire.EthernetHeaderLen+total]
 			}
 		}
 		if ok {
-			m := link.Meta{GSOType: link.GSOTCPv4, GSOSize: uint16(mss), HdrLen: uint16(off + hl + thl),
+			m := link.Meta{GSOType: gsoType, GSOSize: uint16(mss), HdrLen: uint16(off + hl + thl),
 				NetOff: uint8(off), CsumStart: uint16(off + hl), CsumOffset: 16}
-			if n.offl.off.PartialCsum {
-				link.PartialTCPChecksum(ip)
+			switch {
+			case n.offl.off.PartialCsum && v6:
+				link.PartialTCPChecksum6(wire.IPv6(pkt))
 				m.CsumPartial = true
-			} else {
-				fillTransportChecksum(ip, wire.ProtoTCP)
+			case n.offl.off.PartialCsum:
+				link.PartialTCPChecksum(wire.IPv4(pkt))
+				m.CsumPartial = true
+			case v6:
+				fillTransportChecksum6(wire.IPv6(pkt), wire.ProtoTCP, wire.IPv6HeaderLen)
+			default:
+				fillTransportChecksum(wire.IPv4(pkt), wire.ProtoTCP)
 			}
 			return n.writeFrameMeta(f, m)
 		}
-		// The next hop is not resolved yet: the frames wait in the
-		// neighbour queue, which holds plain frames only.
+		// The next hop is not resolved yet (or, over IPv6, not REACHABLE:
+		// STALE wants the state machine's DELAY): the frames go through
+		// the normal path, whose neighbour queue holds plain frames only.
 	}
 	scratch := getBuf(wire.EthernetHeaderLen + hl + thl + mss)
 	defer putBuf(scratch)
-	err := link.SegmentTCP(buf[:wire.EthernetHeaderLen+total], wire.EthernetHeaderLen, mss, scratch, func(seg []byte) error {
-		s.stats.Link.OutGSOSegs.Add(1)
-		return n.sendIP(r.NextHop, seg)
-	})
+	var err error
+	if v6 {
+		err = link.SegmentL4(buf[:wire.EthernetHeaderLen+total], wire.EthernetHeaderLen, wire.EthernetHeaderLen+hl, mss, false, scratch, func(seg []byte) error {
+			s.stats.Link.OutGSOSegs.Add(1)
+			return n.sendIP6(r.NextHop, seg)
+		})
+	} else {
+		err = link.SegmentTCP(buf[:wire.EthernetHeaderLen+total], wire.EthernetHeaderLen, mss, scratch, func(seg []byte) error {
+			s.stats.Link.OutGSOSegs.Add(1)
+			return n.sendIP(r.NextHop, seg)
+		})
+	}
 	if err == link.ErrBadOffload {
 		s.stats.IP.OutDiscards.Add(1)
 		return syscall.EINVAL
@@ -141,4 +176,29 @@ func (n *NIC) writeFrameMeta(f []byte, m link.Meta) error {
 	s.stats.Link.OutFrames.Add(1)
 	s.stats.Link.OutGSOFrames.Add(1)
 	return nil
+}
+
+// gsoMAC is the neighbour lookup of the super-segment path: the MAC
+// of a when its entry is usable as it is (REACHABLE, PERMANENT, DELAY or
+// PROBE), lock-free when it is the entry last resolved. An entry that
+// is missing, INCOMPLETE or STALE gives false: the caller goes through
+// resolve, which queues plain frames and runs the NUD state machine.
+func (c *ndCache) gsoMAC(a netip.Addr) (wire.MAC, bool) {
+	if e := c.last.Load(); e != nil && e.addr == a {
+		if v := e.fast.Load(); v&fastValid != 0 {
+			return wire.MAC{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}, true
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.m[a]
+	if e == nil {
+		return wire.MAC{}, false
+	}
+	switch e.state {
+	case NeighReachable, NeighPermanent, NeighDelay, NeighProbe:
+		c.last.Store(e)
+		return e.mac, true
+	}
+	return wire.MAC{}, false
 }

@@ -32,6 +32,10 @@ func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool, opts ipOpts) {
 	case wire.ICMPEchoReply:
 		st.InEchoReps.Add(1)
 		s.pingDeliver(h, m)
+	case wire.ICMPRedirect:
+		// Counted and ignored: an IPv4 redirect cannot be told from a
+		// forgery by anyone on the path (docs/DECISIONS.md).
+		st.InRedirects.Add(1)
 	case wire.ICMPDestUnreach, wire.ICMPTimeExceeded, wire.ICMPParamProblem, wire.ICMPSourceQuench:
 		switch m.Type() {
 		case wire.ICMPDestUnreach:

@@ -377,12 +377,16 @@ type OutPacket struct {
 	Src, Dst netip.Addr // Src may be invalid: the route's source is used
 	Proto    uint8
 	TTL      uint8 // 0: default
+	HopZero  bool  // TTL 0 is meant: IPV6_UNICAST_HOPS 0 (IPv6 only)
 	TOS      uint8
 	DF       bool
 	NoCsum   bool // do not fill the transport checksum (raw sockets)
 	Parts    [3][]byte
 	// Iface pins the output NIC (IP_MULTICAST_IF, SO_BINDTODEVICE).
 	Iface *NIC
+	// Oif routes through this NIC only (the ifindex of IPV6_PKTINFO /
+	// IP_PKTINFO, pktinfo.go).
+	Oif *NIC
 	// Loop delivers a copy of a multicast datagram to this host's members
 	// too (IP_MULTICAST_LOOP); LocalOnly keeps it off the wire
 	// (IP_MULTICAST_TTL 0).
@@ -441,7 +445,7 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 		}
 		r = ResolvedRoute{NIC: nic, NextHop: dst, MTU: nic.mtu, Src: nic.primaryAddr(dst)}
 	default:
-		r, err = s.FindRoute(dst)
+		r, err = s.routeVia(dst, p.Oif)
 		if err != nil {
 			s.stats.IP.OutNoRoutes.Add(1)
 			return err

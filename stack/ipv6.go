@@ -227,7 +227,9 @@ func (s *Stack) deliver6(n *NIC, h wire.IPv6, e *wire.IPv6Ext, mcast bool) {
 			st.InAddrErrors.Add(1)
 			return
 		}
-		t, err := wire.ParseTCP(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoTCP, 0), true)
+		// rxValid: a checksum the link or GRO vouched for (gro.go); it
+		// is set only for TCP right after the fixed header.
+		t, err := wire.ParseTCP(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoTCP, 0), !n.offl.rxValid)
 		if err != nil {
 			st.InDiscards.Add(1)
 			return
@@ -273,6 +275,9 @@ func (s *Stack) findRoute6(dst netip.Addr) (ResolvedRoute, error) {
 			}
 			return ResolvedRoute{NIC: n, Src: src, NextHop: dst, MTU: n.mtu6()}, nil
 		}
+	}
+	if rr, ok := s.redirected6(dst); ok {
+		return rr, nil // a redirect's host route (ndp_redirect.go)
 	}
 	for _, r := range *s.routeSnap.Load() {
 		if !r.Prefix.Addr().Is6() || !r.Prefix.Contains(dst) {
@@ -434,7 +439,7 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		if p.Iface != nil && dst.IsLinkLocalUnicast() && dst.Zone() == "" {
 			dst = dst.WithZone(p.Iface.name)
 		}
-		r, err = s.FindRoute(dst)
+		r, err = s.routeVia(dst, p.Oif)
 		if err != nil {
 			st.OutNoRoutes.Add(1)
 			return err
@@ -466,12 +471,12 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 	if total > wire.IPv6MaxPayload {
 		return syscall.EMSGSIZE
 	}
-	if wire.IPv6HeaderLen+total > r.MTU && p.DF {
+	if wire.IPv6HeaderLen+total > r.MTU && p.DF && p.GSOSize == 0 {
 		st.OutTooBig.Add(1)
 		return syscall.EMSGSIZE
 	}
 	hop := p.TTL
-	if hop == 0 {
+	if hop == 0 && !p.HopZero {
 		hop = r.NIC.hopLimit6(s)
 	}
 	st.OutRequests.Add(1)
@@ -485,6 +490,9 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 	}
 	for _, x := range p.Parts {
 		off += copy(ip[off:], x)
+	}
+	if p.GSOSize > 0 && len(ip) > r.MTU {
+		return s.sendGSO(&r, buf, len(ip), p.GSOSize) // gso.go
 	}
 	if !p.NoCsum {
 		fillTransportChecksum6(wire.IPv6(ip), p.Proto, wire.IPv6HeaderLen)

@@ -431,6 +431,10 @@ func (n *NIC) sendRS() {
 // receiveND validates and handles an ND message (RFC 4861 6.1, 7.1).
 func (s *Stack) receiveND(n *NIC, h wire.IPv6, m wire.ICMPv6) {
 	st := &s.stats.ICMP6
+	if m.Type() == wire.ICMPv6Redirect {
+		s.receiveRedirect(n, h, m) // counted per rule (ndp_redirect.go)
+		return
+	}
 	var o wire.NDPOptions
 	d, err := wire.ParseNDP(m, &o)
 	if err != nil || h.HopLimit() != wire.NDPHopLimit || m.Code() != 0 || n.loopback {
@@ -470,12 +474,6 @@ func (s *Stack) receiveND(n *NIC, h wire.IPv6, m wire.ICMPv6) {
 			return
 		}
 		n.receiveRA(src, d, &o)
-	case wire.ICMPv6Redirect:
-		if !src.IsLinkLocalUnicast() {
-			st.InNDBad.Add(1)
-			return
-		}
-		st.InRedirects.Add(1)
 	}
 }
 

@@ -235,6 +235,7 @@ type Stack struct {
 	reasm  *reassembler
 	icmpRL *icmpLimiter
 	pmtu   pmtuCache
+	redir6 redirects // the IPv6 destination cache from redirects (ndp_redirect.go)
 
 	// Frames and bytes waiting for neighbour resolution on all NICs.
 	arpPending, arpPendingBytes atomic.Int64

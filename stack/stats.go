@@ -98,6 +98,7 @@ type Stats struct {
 		InEchos, InEchoReps            Counter
 		InDestUnreachs, InTimeExcds    Counter
 		InFragNeeded                   Counter
+		InRedirects                    Counter // ignored by decision (docs/DECISIONS.md)
 		InOther                        Counter
 		InUnmatched                    Counter // errors that matched no socket
 		OutMsgs                        Counter
@@ -168,7 +169,7 @@ type Stats struct {
 		InRouterAdverts                Counter
 		InNeighborSolicits             Counter
 		InNeighborAdverts              Counter
-		InRedirects                    Counter // validated and ignored (no redirect support)
+		InRedirects                    Counter // redirects received (Redirect6 says what became of them)
 		InMLDQueries, InMLDReports     Counter
 		InOther                        Counter
 		OutMsgs                        Counter
@@ -181,6 +182,20 @@ type Stats struct {
 		OutMLDReports                  Counter
 		OutRateLimited                 Counter // errors suppressed by the shared rate limiter
 		OutSuppressed                  Counter // errors not sent by rule (RFC 4443 2.4(e))
+	}
+	// Redirect6 is what became of each ICMPv6 redirect (RFC 4861 8.1):
+	// applied, or dropped for the first rule it broke (ndp_redirect.go).
+	Redirect6 struct {
+		Accepted     Counter // a destination-cache entry installed or renewed
+		BadSource    Counter // IP source not link-local (or came in on loopback)
+		BadHopLimit  Counter // hop limit not 255
+		BadCode      Counter // ICMP code not 0
+		BadLength    Counter // shorter than 40 bytes
+		BadOptions   Counter // an option of length 0 or running past the end
+		MulticastDst Counter // destination address multicast
+		BadTarget    Counter // target neither link-local nor the destination
+		NotFirstHop  Counter // source is not our first-hop router for the destination
+		CacheFull    Counter // destination cache at its limit: not installed
 	}
 	ND struct {
 		DADStarted, DADSucceeded   Counter

@@ -31,8 +31,13 @@ func (h tcpHost) Route(remote netip.Addr) (tcp.Route, error) {
 		mtu -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen
 	}
 	rt := tcp.Route{Source: r.Src, MTU: mtu}
-	if !r.Local && !v6 {
-		rt.GSOMax = r.NIC.gsoMax() // super-segments are IPv4 only (gso.go)
+	if !r.Local {
+		rt.GSOMax = r.NIC.gsoMax() // gso.go
+		if v6 && rt.GSOMax > 0 {
+			// In the same IPv4-sized terms as the MTU above, so the
+			// IPv6 packet TCP builds stays within what the link takes.
+			rt.GSOMax -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen
+		}
 	}
 	return rt, nil
 }
@@ -43,7 +48,7 @@ func (h tcpHost) Output(seg *tcp.Segment) error {
 	seg.Header.SrcPort = seg.Local.Port()
 	seg.Header.DstPort = seg.Remote.Port()
 	return h.s.writePacket(&OutPacket{Src: seg.Local.Addr(), Dst: seg.Remote.Addr(), Proto: wire.ProtoTCP,
-		TTL: seg.TTL, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize}, &seg.Header)
+		TTL: seg.TTL, HopZero: seg.HopZero, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize}, &seg.Header)
 }
 
 func (s *Stack) tcpInErr(err error) {}

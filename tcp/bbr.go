@@ -9,9 +9,10 @@ import "time"
 // round trips) and its round-trip propagation time (the minimum RTT
 // over 10 s), paces at gain × bandwidth and keeps cwnd at gain × BDP.
 // Loss is not a congestion signal, which is what keeps it at the
-// bottleneck rate on a lossy path. Not here: Linux's long-term
-// bandwidth sampling for token-bucket policers, and its ACK aggregation
-// estimate (the three pacing quanta of cwnd headroom stand for it).
+// bottleneck rate on a lossy path. cwnd also covers ACK aggregation:
+// data delivered in bunches beyond what the bandwidth explains (Linux's
+// extra_acked). Not here: Linux's long-term bandwidth sampling for
+// token-bucket policers.
 
 type bbrMode uint8
 
@@ -39,6 +40,10 @@ const (
 	bbrFullBWRounds  = 3
 	bbrPacingMargin  = 0.99 // pace 1% below the estimate, as Linux does
 	bbrQuantumBudget = 3    // cwnd allowance, in pacing quanta (Linux's bbr_quantization_budget)
+
+	bbrExtraAckedRounds = 5                      // each of the two windows of the aggregation maximum
+	bbrExtraAckedMax    = 100 * time.Millisecond // aggregation cwnd at most bw × this
+	bbrAckEpochReset    = 1 << 30                // bytes: an epoch this old says nothing more
 )
 
 // bbrPacingGains is the PROBE_BW cycle: probe above the estimate for one
@@ -118,6 +123,14 @@ type bbr struct {
 	probeRTTDone      time.Duration
 	probeRTTRoundDone bool
 	idleRestart       bool
+
+	// ACK aggregation: bytes acknowledged since the epoch began, beyond
+	// bw × its age, maximum over two alternating windows of 5 rounds.
+	ackEpochStart    time.Duration
+	ackEpochAcked    int
+	extraAckedWin    [2]int
+	extraAckedIdx    int
+	extraAckedRounds int
 
 	priorCwnd          int
 	packetConservation bool
@@ -209,7 +222,7 @@ func (b *bbr) bdp(s *CCState, gain float64) int {
 func (b *bbr) target(s *CCState, gain float64) int {
 	q := min(max(s.PacingRate/1000, int64(2*s.MSS)), 64<<10)
 	q = (q + int64(s.MSS) - 1) / int64(s.MSS) * int64(s.MSS)
-	t := b.bdp(s, gain) + bbrQuantumBudget*int(q)
+	t := b.bdp(s, gain) + b.aggregationCwnd() + bbrQuantumBudget*int(q)
 	if b.mode == bbrProbeBW && b.cycleIdx == 0 {
 		t += 2 * s.MSS
 	}
@@ -233,6 +246,7 @@ func (b *bbr) OnSample(s *CCState, rs rateSample, r *rateState, now time.Duratio
 		b.start(s, now)
 	}
 	b.updateBW(&rs, r)
+	b.updateAckAggregation(s, &rs, now)
 	b.updateCycle(s, &rs, now)
 	b.checkFullBW(&rs)
 	b.checkDrain(s, now)
@@ -258,6 +272,46 @@ func (b *bbr) updateBW(rs *rateSample, r *rateState) {
 	if !rs.appLimited || bw >= b.bw.get() {
 		b.bw.update(bbrBWRounds, b.round, bw)
 	}
+}
+
+// updateAckAggregation measures how much more was acknowledged in the
+// current epoch than the bandwidth estimate explains: ACKs that come in
+// bunches (a receiver or host not run on time, Wi-Fi aggregation,
+// coalesced interrupts) make the sender wait with the pipe empty unless
+// cwnd holds that much more (Linux's bbr_update_ack_aggregation). An
+// epoch ends when the ACKs fall behind the expected rate.
+func (b *bbr) updateAckAggregation(s *CCState, rs *rateSample, now time.Duration) {
+	if rs.acked <= 0 || !rs.valid {
+		return
+	}
+	if b.roundStart {
+		b.extraAckedRounds = min(b.extraAckedRounds+1, 31)
+		if b.extraAckedRounds >= bbrExtraAckedRounds {
+			b.extraAckedRounds = 0
+			b.extraAckedIdx ^= 1
+			b.extraAckedWin[b.extraAckedIdx] = 0
+		}
+	}
+	expected := int(float64(b.bw.get()) * (now - b.ackEpochStart).Seconds())
+	if b.ackEpochAcked <= expected || b.ackEpochAcked+rs.acked >= bbrAckEpochReset {
+		b.ackEpochAcked, b.ackEpochStart, expected = 0, now, 0
+	}
+	b.ackEpochAcked += rs.acked
+	extra := min(b.ackEpochAcked-expected, s.Cwnd)
+	if extra > b.extraAckedWin[b.extraAckedIdx] {
+		b.extraAckedWin[b.extraAckedIdx] = extra
+	}
+}
+
+func (b *bbr) extraAcked() int { return max(b.extraAckedWin[0], b.extraAckedWin[1]) }
+
+// aggregationCwnd is the cwnd allowance for ACK aggregation, once
+// STARTUP has found the bandwidth (Linux's bbr_ack_aggregation_cwnd).
+func (b *bbr) aggregationCwnd() int {
+	if !b.fullBWReached {
+		return 0
+	}
+	return min(b.extraAcked(), int(float64(b.bw.get())*bbrExtraAckedMax.Seconds()))
 }
 
 func (b *bbr) updateCycle(s *CCState, rs *rateSample, now time.Duration) {

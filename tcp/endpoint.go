@@ -51,6 +51,7 @@ type Endpoint struct {
 	keepIdle, keepIntvl    time.Duration
 	keepCnt                int
 	ttl, tos               uint8
+	hopZero                bool // ttl 0 set (IPV6_UNICAST_HOPS 0), not the default
 	userMSS                int
 	userSndBuf, userRcvBuf int
 	ccName                 string
@@ -977,15 +978,15 @@ func (e *Endpoint) ReuseAddr() bool     { e.mu.Lock(); defer e.mu.Unlock(); retu
 func (e *Endpoint) SetReusePort(v bool) { e.mu.Lock(); e.reusePort = v; e.mu.Unlock() }
 func (e *Endpoint) ReusePort() bool     { e.mu.Lock(); defer e.mu.Unlock(); return e.reusePort }
 
-// SetTTL is IP_TTL: 1..255, or -1 for the default.
+// SetTTL is IP_TTL: 1..255, or -1 for the default. 0 is taken too:
+// IPV6_UNICAST_HOPS 0 sends with hop limit 0 on Linux (the socket
+// layer refuses IP_TTL 0 before it gets here).
 func (e *Endpoint) SetTTL(n int) error {
-	if n == -1 {
-		n = 0
-	} else if n < 1 || n > 255 {
+	if n < -1 || n > 255 {
 		return syscall.EINVAL
 	}
 	e.mu.Lock()
-	e.ttl = uint8(n)
+	e.ttl, e.hopZero = uint8(max(n, 0)), n == 0
 	e.mu.Unlock()
 	return nil
 }
@@ -994,7 +995,7 @@ func (e *Endpoint) SetTTL(n int) error {
 func (e *Endpoint) TTL() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.ttl == 0 {
+	if e.ttl == 0 && !e.hopZero {
 		return 64
 	}
 	return int(e.ttl)

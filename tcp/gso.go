@@ -9,7 +9,9 @@ package tcp
 // once per super-segment.
 
 // gsoHeaderRoom bounds the IP and TCP header bytes of one segment (20
-// bytes of IPv4 header plus up to 60 of TCP).
+// bytes of IPv4 header plus up to 60 of TCP). Over IPv6 the host gives
+// the route's MTU and GSOMax 20 bytes short (stack/tcphost.go), so the
+// same arithmetic holds for its 40-byte header.
 const gsoHeaderRoom = 80
 
 // gsoLimit is the largest payload one transmission may carry: a whole

@@ -18,6 +18,7 @@ type Segment struct {
 	Payload [2][]byte
 	TOS     uint8
 	TTL     uint8 // 0 means the host default
+	HopZero bool  // TTL 0 is meant (IPV6_UNICAST_HOPS 0)
 	// GSOSize, when set, makes the segment a super-segment: its payload
 	// goes on the wire as segments of GSOSize bytes (the host or the link
 	// cuts it), each with this header and its own sequence number.

@@ -115,7 +115,7 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	c.initOptions()
 	c.noDelay, c.cork, c.keepAlive = l.noDelay, l.cork, l.keepAlive
 	c.keepIdle, c.keepIntvl, c.keepCnt = l.keepIdle, l.keepIntvl, l.keepCnt
-	c.lingerOn, c.linger, c.ttl, c.tos = l.lingerOn, l.linger, l.ttl, l.tos
+	c.lingerOn, c.linger, c.ttl, c.tos, c.hopZero = l.lingerOn, l.linger, l.ttl, l.tos, l.hopZero
 	c.userMSS, c.userSndBuf, c.userRcvBuf = l.userMSS, l.userSndBuf, l.userRcvBuf
 	c.reuseAddr, c.reusePort, c.ccName = l.reuseAddr, l.reusePort, l.ccName
 	c.urg.inline = l.urg.inline

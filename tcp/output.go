@@ -50,7 +50,7 @@ func (e *Endpoint) inFlight() int {
 func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error {
 	seg := e.p.segPool.Get().(*Segment)
 	seg.Local, seg.Remote = e.local, e.remote
-	seg.TOS, seg.TTL = e.tos, e.ttl
+	seg.TOS, seg.TTL, seg.HopZero = e.tos, e.ttl, e.hopZero
 	h := &seg.Header
 	h.SrcPort, h.DstPort = e.local.Port(), e.remote.Port()
 	h.Seq, h.Flags, h.Urgent = seq, flags, 0

@@ -35,12 +35,17 @@ func (e *Endpoint) paceWait(now time.Duration) bool {
 }
 
 // paceSent advances the pacer by the time n bytes take at the rate.
+// A pacer that is behind (its timer fired late because the host did not
+// run the stack on time) may catch up by up to half a quantum, as Linux
+// credits OS jitter when it schedules the next packet
+// (tcp_update_skb_after_send); without that every late wake-up is lost
+// rate for good. More credit would be a burst after idle.
 func (e *Endpoint) paceSent(n int, now time.Duration) {
 	r := e.ccs.PacingRate
 	if r <= 0 {
 		return
 	}
-	e.paceAt = max(e.paceAt, now) + time.Duration(int64(n)*int64(time.Second)/r)
+	e.paceAt = max(e.paceAt, now-e.paceQuantum()/2) + time.Duration(int64(n)*int64(time.Second)/r)
 }
 
 // onPaceTimer releases the next burst.

@@ -45,6 +45,7 @@ type hostFlags struct {
 	create               bool     // up: create the TAP when it does not exist
 	vhosts               []string // virtual network: extra hosts, NAME=ADDR
 	hostsFile            string   // virtual network: extra hosts, /etc/hosts form
+	vx                   vxlanFlags
 }
 
 func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
@@ -67,6 +68,9 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 		fl.StringArrayVar(&f.vhosts, "vhost", nil, "virtual network: one more host NAME=ADDR (in 10.0.0.0/24) running the services (repeatable)")
 		fl.StringVar(&f.hostsFile, "hosts", "", "virtual network: more hosts from a file in /etc/hosts form (ADDR NAME...)")
 	}
+	if kind != sniffTool {
+		f.vx.register(c)
+	}
 	if kind == upTool {
 		fl.StringVar(&f.serveRoot, "root", "", "directory the http and tftp services serve (default: the current directory)")
 		fl.BoolVar(&f.create, "create", false, "create the TAP device when it does not exist")
@@ -76,6 +80,9 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 // check refuses flags that would be ignored with the others given.
 func (f *hostFlags) check(c *cobra.Command) error {
 	set := func(name string) bool { fl := c.Flags().Lookup(name); return fl != nil && fl.Changed }
+	if f.kind != sniffTool && f.vx.set(c) {
+		return f.vx.check(c, f)
+	}
 	if f.kernel && f.tap != "" {
 		return usageErr(c, "--kernel and --tap exclude each other")
 	}
@@ -177,6 +184,8 @@ func (f *hostFlags) open(log io.Writer) (*env, error) {
 		return &env{api: sockapi.Host(), where: "the host kernel"}, nil
 	case f.tap != "":
 		return f.openTAP(log)
+	case f.vx.on:
+		return f.openVXLAN(log)
 	}
 	return f.openVnet(log)
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,16 +13,20 @@ import (
 )
 
 func plotCmd() *cobra.Command {
-	var conn, out string
+	var conn, out, format string
 	var list bool
 	var from, to time.Duration
 	c := &cobra.Command{
 		Use:   "plot FILE.pcap",
-		Short: "Draw a TCP connection's time-sequence graph (tcptrace style), RTT samples and throughput from a capture (SVG)",
+		Short: "Draw a TCP connection's time-sequence graph (tcptrace style), RTT samples and throughput from a capture (PNG and SVG)",
 		Example: `  sockstack plot /tmp/db/bottleneck.pcap --out /tmp/plots
   sockstack plot capture.pcap --conn 10.0.0.1:40000-10.0.0.2:80 --out /tmp/plots`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			formats, err := sim.ParseFormats(format)
+			if err != nil {
+				return usageErr(cmd, "--format: %v", err)
+			}
 			f, err := os.Open(args[0])
 			if err != nil {
 				return err
@@ -70,40 +73,18 @@ func plotCmd() *cobra.Command {
 				if len(ct.Segs) == 0 {
 					return fmt.Errorf("no data segments from %v to %v", p.Src, p.Dst)
 				}
-				name := strings.NewReplacer(":", "_", ".", "_").Replace(fmt.Sprintf("tsg-%v-%v", p.Src, p.Dst)) + ".svg"
-				file := filepath.Join(out, name)
-				svg := sim.TimeSequenceSVG(ct, fmt.Sprintf("time-sequence: %v → %v", p.Src, p.Dst))
-				if err := os.WriteFile(file, []byte(svg), 0o644); err != nil {
+				base := strings.NewReplacer(":", "_", ".", "_", "[", "", "]", "").Replace(fmt.Sprintf("%v-%v", p.Src, p.Dst))
+				charts, err := captureCharts(ct, base, p)
+				if err != nil {
 					return err
 				}
-				fmt.Fprintf(w, "%s: %d segments, %d retransmissions, %d bytes\n", file, len(ct.Segs), ct.Retrans, ct.Bytes)
-				// RTT and throughput, from the same capture.
-				base := strings.TrimSuffix(strings.TrimPrefix(name, "tsg-"), ".svg")
-				if rs := ct.RTTSamples(); len(rs) > 1 {
-					ts := make([]time.Duration, len(rs))
-					ms := make([]float64, len(rs))
-					for i, r := range rs {
-						ts[i], ms[i] = r.T, float64(r.RTT)/1e6
-					}
-					f := filepath.Join(out, "rtt-"+base+".svg")
-					if err := os.WriteFile(f, []byte(sim.SeriesSVG(fmt.Sprintf("RTT samples: %v → %v", p.Src, p.Dst), "RTT (ms)", ts, ms, false)), 0o644); err != nil {
+				fmt.Fprintf(w, "%v -> %v: %d segments, %d retransmissions, %d bytes\n", p.Src, p.Dst, len(ct.Segs), ct.Retrans, ct.Bytes)
+				for _, c := range charts {
+					files, err := c.Save(out, formats)
+					if err != nil {
 						return err
 					}
-					fmt.Fprintf(w, "%s: %d RTT samples\n", f, len(rs))
-				}
-				if len(ct.Acks) > 1 {
-					span := ct.Acks[len(ct.Acks)-1].T - ct.Acks[0].T
-					bin := max(span/200, time.Millisecond)
-					ts, bps := ct.Throughput(bin)
-					mb := make([]float64, len(bps))
-					for i, v := range bps {
-						mb[i] = v / 1e6
-					}
-					f := filepath.Join(out, "throughput-"+base+".svg")
-					if err := os.WriteFile(f, []byte(sim.SeriesSVG(fmt.Sprintf("throughput (ACKed, %v bins): %v → %v", bin, p.Src, p.Dst), "Mbit/s", ts, mb, true)), 0o644); err != nil {
-						return err
-					}
-					fmt.Fprintf(w, "%s\n", f)
+					fmt.Fprintf(w, "  %s\n", strings.Join(files, " "))
 				}
 			}
 			return nil
@@ -111,8 +92,50 @@ func plotCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&conn, "conn", "", "connection SRC:PORT-DST:PORT (data direction); default: the largest four")
 	c.Flags().StringVar(&out, "out", "", "output directory (default .)")
+	c.Flags().StringVar(&format, "format", "png,svg", "picture formats: png, svg or png,svg")
 	c.Flags().BoolVar(&list, "list", false, "list the connections and exit")
 	c.Flags().DurationVar(&from, "from", 0, "draw from this time after the connection's first packet")
 	c.Flags().DurationVar(&to, "to", 0, "draw up to this time (0: the end)")
 	return c
+}
+
+// captureCharts draws what a capture shows of one data direction: the
+// time-sequence graph, bytes in flight, RTT samples with their smoothed
+// RTT (RFC 6298) and the ACKed throughput.
+func captureCharts(ct *sim.ConnTrace, base string, p sim.ConnSummary) ([]*sim.Chart, error) {
+	var out []*sim.Chart
+	c, err := sim.TimeSequenceChart("tsg-"+base, ct, fmt.Sprintf("time-sequence: %v → %v", p.Src, p.Dst))
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, c)
+	if fl := ct.InFlightSeries(); len(fl.X) > 1 {
+		if c, err = sim.SeriesChart("inflight-"+base, fmt.Sprintf("bytes in flight: %v → %v", p.Src, p.Dst), "bytes", []sim.Series{fl}, true); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if rs := ct.RTTSamples(); len(rs) > 1 {
+		raw, smooth := sim.SmoothRTT(rs)
+		if c, err = sim.SeriesChart("rtt-"+base, fmt.Sprintf("RTT: %v → %v", p.Src, p.Dst), "ms", []sim.Series{raw, smooth}, false); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(ct.Acks) > 1 {
+		span := ct.Acks[len(ct.Acks)-1].T - ct.Acks[0].T
+		bin := max(span/200, time.Millisecond)
+		ts, bps := ct.Throughput(bin)
+		th := sim.Series{Name: "ACKed throughput"}
+		for i, v := range bps {
+			th.X, th.Y = append(th.X, ts[i].Seconds()), append(th.Y, v/1e6)
+		}
+		if len(th.X) > 0 {
+			if c, err = sim.SeriesChart("throughput-"+base, fmt.Sprintf("throughput (%v bins): %v → %v", bin, p.Src, p.Dst), "Mbit/s", []sim.Series{th}, true); err != nil {
+				return nil, err
+			}
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }

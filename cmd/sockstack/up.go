@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -13,9 +15,12 @@ import (
 
 	"github.com/sockstack/sockstack/apps"
 	"github.com/sockstack/sockstack/control"
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/sockapi"
 	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/tcp"
+	"github.com/sockstack/sockstack/wire"
 )
 
 func init() {
@@ -27,9 +32,9 @@ func upCmd() *cobra.Command {
 	var cf canFlags
 	var serve, ctlPath, zone string
 	c := &cobra.Command{
-		Use:     "up --tap NAME [--netns NS] --addr CIDR [--gw IP] [--mtu N] [--serve LIST] [--root DIR] [--zone FILE] [--pcap FILE] [--control PATH] [--bridge-listen HOST:PORT] [--bridge-peer HOST:PORT]",
-		Example: "  sockstack up --netns lab --tap tap0 --addr 10.77.0.2/24 --serve all --root /srv",
-		Short:   "Run one host on a TAP device until SIGINT/SIGTERM",
+		Use:     "up (--tap NAME | --vxlan-local HOST:PORT [--vxlan-remote HOST:PORT]... --vni N) [--netns NS] --addr CIDR [--gw IP] [--mtu N] [--serve LIST] [--root DIR] [--zone FILE] [--pcap FILE] [--control PATH] [--bridge-listen HOST:PORT] [--bridge-peer HOST:PORT]",
+		Example: "  sockstack up --netns lab --tap tap0 --addr 10.77.0.2/24 --serve all --root /srv\n  sockstack up --vxlan-local 127.0.0.1:4789 --vxlan-remote 127.0.0.1:4790 --vni 42 --addr 192.168.90.1/24 --serve all",
+		Short:   "Run one host on a TAP device or a VXLAN segment until SIGINT/SIGTERM",
 		Long: `Runs a sockstack host on a real link (a TAP device, the Linux kernel on its
 other side) until SIGINT or SIGTERM, then closes its connections with FIN,
 waits briefly for them to finish, and flushes the capture.
@@ -37,13 +42,18 @@ waits briefly for them to finish, and flushes the capture.
 --serve starts services on the host: a comma-separated list of ` + strings.Join(serviceOrder, ", ") + ` (NAME or NAME:PORT), or "all"; http and tftp serve --root; dns answers from
 the host's table and --zone (a file in /etc/hosts form).
 The TAP must exist (ip tuntap add dev NAME mode tap) unless --create is given.
+--vxlan-local/--vxlan-remote/--vni put the host on a VXLAN segment (RFC 7348)
+instead: its NIC is a port of a learning switch whose other port encapsulates
+frames in UDP, flooding broadcast and unknown destinations to every remote
+and learning which remote holds a MAC, as Linux's vxlan device does (inner
+MTU 1450 unless --mtu; --netns opens the UDP socket in that namespace).
 --control opens a Unix socket of the host OS for 'sockstack netstat' and 'sockstack stats'.
 --bridge-listen/--bridge-peer attach a CAN bus (interface vcan0) carried over
 UDP, as the CAN tools (cansend, candump, canup) take.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.tap == "" {
-				return usageErr(cmd, "up needs --tap NAME")
+			if f.tap == "" && !f.vx.set(cmd) {
+				return usageErr(cmd, "up needs --tap NAME, or --vxlan-local HOST:PORT --vni N to join a VXLAN segment")
 			}
 			if err := f.check(cmd); err != nil {
 				return err
@@ -93,7 +103,11 @@ func upCAN(w io.Writer, n *socket.Net, cf *canFlags) (*canBus, error) {
 
 // runUp is the body of `sockstack up`; it returns when ctx ends.
 func runUp(ctx context.Context, w io.Writer, f *hostFlags, cf *canFlags, serve, ctlPath, zone string) error {
-	e, err := f.openTAP(w)
+	open := f.openTAP
+	if f.vx.on {
+		open = f.openVXLAN
+	}
+	e, err := open(w)
 	if err != nil {
 		return err
 	}
@@ -153,9 +167,12 @@ func runUp(ctx context.Context, w io.Writer, f *hostFlags, cf *canFlags, serve, 
 	for _, s := range e.net.Sockets() {
 		s.Close()
 	}
-	left := drainTCP(e.st, 3*time.Second)
+	// Within the process's exit grace, so the summary is printed and the
+	// stack closed (a peer that vanished leaves a connection in LAST_ACK).
+	limit := exitGrace * 3 / 4
+	left := drainTCP(e.st, limit)
 	if left > 0 {
-		fmt.Fprintf(w, "  %d connection(s) still closing after 3s; resetting them\n", left)
+		fmt.Fprintf(w, "  %d connection(s) still closing after %v; resetting them\n", left, limit)
 	}
 	printSummary(w, e.st)
 	return errors.Join(err, e.Close())
@@ -237,4 +254,131 @@ func statsCmd() *cobra.Command {
 	c.Flags().StringVar(&path, "control", "", "control socket of a running 'sockstack up'")
 	c.Flags().BoolVarP(&all, "all", "a", false, "also print counters that are zero")
 	return c
+}
+
+// vxlanFlags put the host on a VXLAN segment (RFC 7348) instead of a TAP:
+// the host's NIC is a port of a sockstack learning switch whose other
+// port is the VXLAN endpoint, as a Linux bridge with a vxlan device.
+type vxlanFlags struct {
+	local   string
+	remotes []string
+	vni     uint32
+	on      bool // a VXLAN flag was given (set by hostFlags.check)
+}
+
+func (v *vxlanFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringVar(&v.local, "vxlan-local", "", "join a VXLAN segment: the local UDP HOST:PORT of the tunnel endpoint (port 0: any free port; 4789 is IANA's)")
+	fl.StringArrayVar(&v.remotes, "vxlan-remote", nil, "VXLAN: a remote tunnel endpoint HOST:PORT to flood to (repeatable)")
+	fl.Uint32Var(&v.vni, "vni", 0, "VXLAN: the segment's network identifier (0..16777215)")
+}
+
+// set reports whether any VXLAN flag was given.
+func (v *vxlanFlags) set(c *cobra.Command) bool {
+	for _, n := range []string{"vxlan-local", "vxlan-remote", "vni"} {
+		if fl := c.Flags().Lookup(n); fl != nil && fl.Changed {
+			return true
+		}
+	}
+	return false
+}
+
+// check validates the VXLAN flags and refuses the ones that do not apply.
+func (v *vxlanFlags) check(c *cobra.Command, f *hostFlags) error {
+	v.on = true
+	if f.tap != "" || f.kernel {
+		return usageErr(c, "--vxlan-local and --tap or --kernel exclude each other")
+	}
+	if fl := c.Flags().Lookup("create"); fl != nil && fl.Changed {
+		return usageErr(c, "--create applies only with --tap")
+	}
+	if v.local == "" {
+		return usageErr(c, "VXLAN needs --vxlan-local HOST:PORT (the local tunnel endpoint)")
+	}
+	if !c.Flags().Changed("vni") {
+		return usageErr(c, "VXLAN needs --vni N (the segment's identifier)")
+	}
+	if v.vni >= 1<<24 {
+		return usageErr(c, "--vni %d does not fit 24 bits (0..16777215)", v.vni)
+	}
+	if f.addr == "" {
+		return usageErr(c, "VXLAN needs --addr CIDR (the host's address on the segment)")
+	}
+	if _, err := netip.ParseAddrPort(v.local); err != nil {
+		return usageErr(c, "--vxlan-local %q: want an IPv4 HOST:PORT like 127.0.0.1:4789", v.local)
+	}
+	for _, r := range v.remotes {
+		if a, err := netip.ParseAddrPort(r); err != nil || a.Port() == 0 {
+			return usageErr(c, "--vxlan-remote %q: want an IPv4 HOST:PORT like 127.0.0.1:4789", r)
+		}
+	}
+	if len(f.vhosts) > 0 || f.hostsFile != "" {
+		return usageErr(c, "--vhost and --hosts apply only to the virtual network")
+	}
+	return nil
+}
+
+// openVXLAN runs a stack behind a switch on a VXLAN segment.
+func (f *hostFlags) openVXLAN(log io.Writer) (*env, error) {
+	p, err := parseCIDR(f.addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := link.VXLANConfig{Local: netip.MustParseAddrPort(f.vx.local), VNI: f.vx.vni, Netns: f.netns}
+	for _, r := range f.vx.remotes {
+		cfg.Remotes = append(cfg.Remotes, netip.MustParseAddrPort(r))
+	}
+	if f.mtu > 0 {
+		cfg.MTU = f.mtu
+	}
+	vx, err := link.NewVXLAN(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sw := link.NewSwitch(vx.MTU())
+	uplink := vx.JoinSwitch(sw)
+	mac := wire.MAC{0x02, 0x5e, 0x10}
+	if _, err := rand.Read(mac[3:]); err != nil {
+		vx.Close()
+		return nil, err
+	}
+	port := sw.Port(mac)
+	e := &env{}
+	// Closed in reverse: the stack, then the tunnel, then the switch.
+	e.onClose(func() error { return errors.Join(vx.Close(), uplink.Close(), port.Close()) })
+	var ep link.Endpoint = port
+	if f.pcap != "" {
+		pw, closePcap, err := openPcap(f.pcap)
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		ep = link.NewSniffer(ep, func(_ link.Direction, fr []byte) { pw.WriteFrame(time.Now(), fr) })
+		e.onClose(closePcap)
+	}
+	st := stack.New(stack.Options{Name: "sockstack"})
+	e.st, e.net = st, socket.New(st)
+	e.api = sockapi.Stack(e.net)
+	e.onClose(func() error { st.Close(); return nil })
+	e.nic = st.AddNIC("vx0", ep)
+	if err := e.nic.AddAddress(p); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if f.gw != "" {
+		gw, err := netip.ParseAddr(f.gw)
+		if err == nil {
+			err = st.SetDefaultGateway(gw)
+		}
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("--gw %q: want the IPv4 address of a router on %s", f.gw, p.Masked())
+		}
+	}
+	remotes := "no remotes (answers only what it learns)"
+	if len(cfg.Remotes) > 0 {
+		remotes = "remotes " + strings.Join(f.vx.remotes, ",")
+	}
+	e.where = fmt.Sprintf("VXLAN vni %d on udp %v, %s (%s, mtu %d)", f.vx.vni, vx.LocalAddr(), remotes, p, vx.MTU())
+	return e, nil
 }

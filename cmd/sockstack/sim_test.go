@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"encoding/xml"
+	"image"
+	_ "image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// `sim run` writes the capture, report and charts; `plot` draws the
+// graphs of one connection of that capture as PNG and SVG, and only the
+// formats asked for.
+func TestSimRunAndPlot(t *testing.T) {
+	dir := t.TempDir()
+	out, err := runCLI(t, "", "sim", "run", "../../scenarios/dumbbell-droptail.yaml", "--seed", "1", "--until", "2s", "--out", dir)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, f := range []string{"report.html", "metrics.json", "plots/queues.png", "plots/queues.svg", "plots/tsg-flow0.svg", "plots/tsg-flow0.png"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	pcaps, _ := filepath.Glob(filepath.Join(dir, "*.pcap"))
+	if len(pcaps) == 0 {
+		t.Fatal("no capture")
+	}
+	list, err := runCLI(t, "", "plot", filepath.Join(dir, "bottleneck.pcap"), "--list")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, list)
+	}
+	conn := strings.Fields(list)
+	if len(conn) < 3 {
+		t.Fatalf("list: %q", list)
+	}
+	pdir := filepath.Join(dir, "p")
+	out, err = runCLI(t, "", "plot", filepath.Join(dir, "bottleneck.pcap"), "--conn", conn[0]+"-"+conn[2], "--out", pdir)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, kind := range []string{"tsg", "inflight", "rtt", "throughput"} {
+		m, _ := filepath.Glob(filepath.Join(pdir, kind+"-*"))
+		var svg, png int
+		for _, f := range m {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch filepath.Ext(f) {
+			case ".png":
+				img, format, err := image.Decode(bytes.NewReader(b))
+				if err != nil || format != "png" || img.Bounds().Dx() < 500 {
+					t.Errorf("%s: %v %v", f, format, err)
+				}
+				png++
+			case ".svg":
+				d := xml.NewDecoder(bytes.NewReader(b))
+				for {
+					_, err := d.Token()
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatalf("%s: %v", f, err)
+					}
+				}
+				svg++
+			}
+		}
+		if png != 1 || svg != 1 {
+			t.Errorf("%s: %d PNG and %d SVG files, want one each", kind, png, svg)
+		}
+	}
+	sdir := filepath.Join(dir, "s")
+	if out, err := runCLI(t, "", "plot", filepath.Join(dir, "bottleneck.pcap"), "--conn", conn[0]+"-"+conn[2], "--format", "svg", "--out", sdir); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if m, _ := filepath.Glob(filepath.Join(sdir, "*.png")); len(m) != 0 {
+		t.Errorf("--format svg wrote %v", m)
+	}
+	if out, err := runCLI(t, "", "plot", filepath.Join(dir, "bottleneck.pcap"), "--format", "gif"); err == nil || !strings.Contains(out+err.Error(), "gif") {
+		t.Errorf("--format gif: %v %s", err, out)
+	}
+}

@@ -1,0 +1,314 @@
+package interop
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/tcp"
+)
+
+// Loss: sockstack against the kernel with the same congestion control
+// on both sides, next to the kernel against itself, over paths with the
+// same random loss.
+//
+// The lab namespace holds the kernel end of sockstack's TAP and one end
+// (vk0) of a veth pair to a second namespace. The same loss is applied
+// to both devices the same way (lossDev: a classic-BPF random drop in an
+// htb root qdisc for what the lab's kernel sends, and in an ingress
+// qdisc for what it receives), so every transfer crosses one lossy
+// device with loss on its data and on its ACKs. The kernel keeps its
+// defaults: its TCP hands the qdisc GSO packets of up to 64 KB (it does
+// so even with TSO and GSO turned off on the device, and then segments
+// after the qdisc), so a drop on a path where the kernel sends takes a
+// whole burst, while sockstack's plain TAP writes one frame per segment
+// and each of its data segments is dropped on its own: sockstack sees
+// more, smaller loss events than the kernel at the same rate. (Bounding
+// the kernel's packets to one segment, gso_max_segs 1, makes its TCP
+// Small Queues stall the veth at well under 1 Gbit/s without loss.)
+
+// lossPct is the random loss of each direction of each path, in
+// percent: 2, or INTEROP_LOSS_PCT (to see the same paths without loss,
+// or with more).
+// lossRounds is how many times each transfer runs.
+const lossRounds = 3
+
+func median(v []float64) float64 {
+	w := append([]float64(nil), v...)
+	sort.Float64s(w)
+	return w[len(w)/2]
+}
+
+// sendHashed sends data from sockstack to a kernel socat on port that
+// hashes it, with congestion control cc on both ends, and returns the
+// time from connect to the kernel's hash.
+func sendHashed(t *testing.T, ctx context.Context, l *lab, h *host, port int, cc, opt string, data []byte, sum string) time.Duration {
+	t.Helper()
+	done, out := hashSink(t, ctx, l.ns, port, opt)
+	s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SetSockOpt(socket.SOL_TCP, socket.TCP_CONGESTION, cc); err != nil {
+		t.Fatalf("TCP_CONGESTION %s: %v", cc, err)
+	}
+	s.SetTimeout(3 * time.Minute)
+	start := time.Now()
+	if err := s.Connect(socket.InetAddr(netip.AddrPortFrom(kernelIP, uint16(port)))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendAll(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Shutdown(socket.SHUT_WR)
+	if err := <-done; err != nil {
+		t.Fatalf("kernel side: %v\n%s", err, out.String())
+	}
+	d := time.Since(start)
+	if got := strings.Fields(out.String() + " x")[0]; got != sum {
+		t.Fatalf("kernel received SHA-256 %s, sent %s", got, sum)
+	}
+	return d
+}
+
+func lossPct(t *testing.T) float64 {
+	if v := os.Getenv("INTEROP_LOSS_PCT"); v != "" {
+		p, err := strconv.ParseFloat(v, 64)
+		if err != nil || p < 0 || p > 100 {
+			t.Fatalf("INTEROP_LOSS_PCT=%q: want a percentage", v)
+		}
+		return p
+	}
+	return 2
+}
+
+// lossDev makes the lab's kernel drop pct percent of the frames it sends
+// and receives on dev, silently (an htb root qdisc's filter drop is not
+// reported to the sender, unlike a clsact egress drop).
+func (l *lab) lossDev(t *testing.T, dev string, pct float64) {
+	t.Helper()
+	bpf := lossBPF(pct)
+	for _, c := range [][]string{
+		{"tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "1"},
+		{"tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate", "100gbit", "quantum", "60000"},
+		{"tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "all", "prio", "1", "bpf", "bytecode", bpf, "da"},
+		{"tc", "qdisc", "add", "dev", dev, "handle", "ffff:", "ingress"},
+		{"tc", "filter", "add", "dev", dev, "parent", "ffff:", "protocol", "all", "prio", "1", "bpf", "bytecode", bpf, "da"},
+	} {
+		l.run(t, 5*time.Second, nil, c...)
+	}
+}
+
+// qdiscDrops is the drop count of dev's root qdisc and its ingress
+// qdisc, from tc -s.
+func qdiscDrops(t *testing.T, ns, dev string) (egress, ingress int64) {
+	out, err := exec.Command("ip", "netns", "exec", ns, "tc", "-s", "qdisc", "show", "dev", dev).Output()
+	if err != nil {
+		t.Fatalf("tc -s qdisc: %v", err)
+	}
+	var cur *int64
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 1 && f[0] == "qdisc" && f[1] == "htb":
+			cur = &egress
+		case len(f) > 1 && f[0] == "qdisc" && f[1] == "ingress":
+			cur = &ingress
+		case len(f) > 0 && f[0] == "qdisc":
+			cur = nil
+		}
+		for i := 0; cur != nil && i+2 < len(f); i++ {
+			if f[i] == "(dropped" {
+				var n int64
+				fmt.Sscanf(strings.TrimSuffix(f[i+1], ","), "%d", &n)
+				*cur += n
+			}
+		}
+	}
+	return egress, ingress
+}
+
+// kernelHasCC reports whether the kernel offers congestion control cc,
+// loading tcp_<cc> first when the kernel has modules.
+func kernelHasCC(cc string) bool {
+	has := func() bool {
+		b, _ := os.ReadFile("/proc/sys/net/ipv4/tcp_available_congestion_control")
+		for _, f := range strings.Fields(string(b)) {
+			if f == cc {
+				return true
+			}
+		}
+		return false
+	}
+	if has() {
+		return true
+	}
+	if _, err := exec.LookPath("modprobe"); err == nil {
+		exec.Command("modprobe", "tcp_"+cc).Run()
+	}
+	return has()
+}
+
+// startStackTAP runs a stack with TCP configuration tc on the lab's
+// TAP, opened with offloads (super-segments both ways) or without (one
+// frame per segment).
+func (l *lab) startStackTAP(tc tcp.Config, offload bool) *host {
+	l.t.Helper()
+	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns, Offload: offload})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	st := stack.New(stack.Options{Name: "sockstack", TCP: tc})
+	h := &host{st: st, net: socket.New(st), flush: func() {}}
+	h.nic = st.AddNIC(tapName, tap)
+	if err := h.nic.AddAddress(stackCIDR); err != nil {
+		st.Close()
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(st.Close)
+	return h
+}
+
+// hashSink runs "socat -u TCP-LISTEN:port,opt - | sha256sum" in ns and
+// returns where its result arrives and its output.
+func hashSink(t *testing.T, ctx context.Context, ns string, port int, opt string) (<-chan error, *syncBuffer) {
+	t.Helper()
+	c := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "sh", "-c",
+		fmt.Sprintf("socat -b262144 -u TCP-LISTEN:%d,reuseaddr%s - | sha256sum", port, opt))
+	c.WaitDelay = 2 * time.Second
+	var out syncBuffer
+	c.Stdout, c.Stderr = &out, &out
+	done := startCmd(t, c)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		o, _ := exec.Command("ip", "netns", "exec", ns, "ss", "-H", "-ltn", fmt.Sprintf("sport = :%d", port)).Output()
+		if strings.TrimSpace(string(o)) != "" {
+			return done, &out
+		}
+		time.Sleep(20 * time.Millisecond) // no event tells when socat has bound
+	}
+	t.Fatalf("nothing listens on port %d in %s", port, ns)
+	return nil, nil
+}
+
+// TestInteropLossSameCC: with 2% random loss on each direction of each
+// path, the same congestion control on both ends (CUBIC, then BBR), and
+// sockstack's TAP opened plain and then with offloads, 32 MiB checked by
+// SHA-256 in each of: sockstack → kernel and kernel → sockstack over the
+// TAP, and kernel → kernel over a veth pair, three rounds in one run.
+// The medians and their ratios to kernel → kernel are logged (timings
+// are benchmarks, not assertions); the test fails on a wrong hash, a
+// transfer that does not end within its bound, or loss that was not
+// applied on both paths.
+func TestInteropLossSameCC(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "socat", "sha256sum", "ss", "tc", "ethtool")
+	ns2 := l.vethPair(t)
+	pct := lossPct(t)
+	l.lossDev(t, tapName, pct)
+	l.lossDev(t, "vk0", pct)
+	const size = 32 << 20
+	const limit = 3 * time.Minute
+	path, sum := randomFile(t, t.TempDir(), "32MiB.bin", size)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type variant struct {
+		cc      string
+		offload bool
+	}
+	// Plain first: a persistent TAP keeps the offloads an earlier
+	// opener asked for (TUNSETOFFLOAD), and a plain reader after an
+	// offload one got no answer to its SYN.
+	vs := []variant{{"cubic", false}, {"bbr", false}, {"cubic", true}, {"bbr", true}}
+	for i, v := range vs {
+		cc := v.cc
+		name := cc + "/plain_tap"
+		if v.offload {
+			name = cc + "/offload_tap"
+		}
+		t.Run(name, func(t *testing.T) {
+			if !kernelHasCC(cc) {
+				t.Skipf("the kernel has no %s congestion control (not built in, and modprobe tcp_%s did not add it): skipping the %s half", cc, cc, cc)
+			}
+			// A namespace may choose only among the allowed controls
+			// (EPERM for cubic here); the per-socket option, which the
+			// test always sets as root, works for any.
+			for _, ns := range []string{l.ns, ns2} {
+				if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.tcp_congestion_control="+cc).CombinedOutput(); err != nil {
+					t.Logf("namespaced sysctl tcp_congestion_control=%s in %s: %v %s(TCP_CONGESTION is set per socket instead)", cc, ns, err, out)
+				}
+			}
+			opt := ",setsockopt-string=6:13:" + cc // IPPROTO_TCP, TCP_CONGESTION
+			h := l.startStackTAP(tcp.Config{CongestionControl: cc}, v.offload)
+			defer h.st.Close() // frees the TAP for the next half
+			ctx, cancel := context.WithTimeout(context.Background(), limit)
+			defer cancel()
+			// The three transfers take turns, lossRounds times, and the
+			// medians are compared: other work on the machine then
+			// weighs on all three alike.
+			var sk, ks, kk []float64
+			for r := 0; r < lossRounds; r++ {
+				port := 5301 + 10*i + 3*r
+
+				// sockstack -> kernel.
+				te0, ti0 := qdiscDrops(t, l.ns, tapName)
+				before := h.st.TCP.Stats()
+				d := sendHashed(t, ctx, l, h, port, cc, opt, data, sum)
+				after := h.st.TCP.Stats()
+				te1, ti1 := qdiscDrops(t, l.ns, tapName)
+				sk = append(sk, gbps(size, d))
+				t.Logf("round %d: sockstack -> kernel %.3f Gbit/s; TAP drops: data %d, ACKs %d; our fast recoveries %d, timeouts %d, TLPs %d, RACK reordering timeouts %d",
+					r, gbps(size, d), ti1-ti0, te1-te0, after.FastRetrans-before.FastRetrans, after.Timeouts-before.Timeouts,
+					after.TLPProbes-before.TLPProbes, after.RACKReoTimeouts-before.RACKReoTimeouts)
+				if pct > 0 && (ti1 == ti0 || te1 == te0) {
+					t.Errorf("no loss on the TAP (data drops %d, ACK drops %d)", ti1-ti0, te1-te0)
+				}
+
+				// kernel -> sockstack.
+				got, n, d := recvFromKernelOpt(t, l, h, port+1, path, opt, limit)
+				if n != size || got != sum {
+					t.Fatalf("sockstack received %d bytes, SHA-256 %s", n, got)
+				}
+				ks = append(ks, gbps(size, d))
+				t.Logf("round %d: kernel -> sockstack %.3f Gbit/s", r, gbps(size, d))
+
+				// kernel -> kernel over the veth.
+				ve0, vi0 := qdiscDrops(t, l.ns, "vk0")
+				done, out := hashSink(t, ctx, ns2, port+2, opt)
+				start := time.Now()
+				if o, err := l.try(limit, nil, "socat", "-b262144", "-u", "OPEN:"+path, fmt.Sprintf("TCP:10.78.0.2:%d%s", port+2, opt)); err != nil {
+					t.Fatalf("kernel sender: %v\n%s", err, o)
+				}
+				if err := <-done; err != nil {
+					t.Fatalf("kernel receiver: %v\n%s", err, out.String())
+				}
+				d = time.Since(start)
+				if got := strings.Fields(out.String() + " x")[0]; got != sum {
+					t.Fatalf("kernel over the veth received SHA-256 %s, sent %s", got, sum)
+				}
+				ve1, vi1 := qdiscDrops(t, l.ns, "vk0")
+				kk = append(kk, gbps(size, d))
+				t.Logf("round %d: kernel -> kernel (veth) %.3f Gbit/s; veth drops: data %d, ACKs %d", r, gbps(size, d), ve1-ve0, vi1-vi0)
+				if pct > 0 && (ve1 == ve0 || vi1 == vi0) {
+					t.Errorf("no loss on the veth (data drops %d, ACK drops %d)", ve1-ve0, vi1-vi0)
+				}
+			}
+			msk, mks, mkk := median(sk), median(ks), median(kk)
+			t.Logf("%s, %g%% loss each way, medians of %d: sockstack->kernel %.3f, kernel->sockstack %.3f, kernel->kernel %.3f Gbit/s; ratios to kernel->kernel %.2f / %.2f",
+				name, pct, lossRounds, msk, mks, mkk, msk/mkk, mks/mkk)
+		})
+	}
+}

@@ -1,0 +1,213 @@
+package socket
+
+import (
+	"net/netip"
+	"syscall"
+
+	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/waiter"
+)
+
+// sendmsg(2) with IPV6_PKTINFO / IP_PKTINFO: the datagram's source
+// address and outgoing interface chosen per call, with the errors
+// Linux gives (ip6_datagram_send_ctl, ip_cmsg_send): EINVAL for a
+// source that is not the host's (or not on that interface when its
+// scope is the link or the node), ENODEV for an unknown ifindex,
+// EINVAL for an IPv6 link-local source without an ifindex.
+
+// IP_PKTINFO is IPPROTO_IP option 8: on, recvmsg reports in_pktinfo;
+// as a control message to sendmsg, InPktinfo.
+const IP_PKTINFO = 8
+
+// In6Pktinfo is struct in6_pktinfo: an IPV6_PKTINFO control message
+// for SendMsg, or the sticky IPV6_PKTINFO option's value.
+type In6Pktinfo struct {
+	Addr    netip.Addr // source (:: : chosen by route)
+	Ifindex int        // outgoing interface (0: chosen by route)
+}
+
+// InPktinfo is struct in_pktinfo, an IP_PKTINFO control message for
+// SendMsg on an AF_INET socket: SpecDst is the source (0.0.0.0: chosen
+// by route), Ifindex the outgoing interface; Addr is ignored on send.
+type InPktinfo struct {
+	Ifindex       int
+	SpecDst, Addr netip.Addr
+}
+
+// SendMsg is sendmsg(2): SendTo with control messages (In6Pktinfo on
+// AF_INET6 datagram sockets, InPktinfo on AF_INET and on AF_INET6 for
+// a v4-mapped destination... as Linux, which reads IPV6_PKTINFO with a
+// v4-mapped source there). A stream socket ignores them, as Linux's
+// TCP does. A control message of another kind or family is EINVAL.
+func (s *Socket) SendMsg(b []byte, flags int, to Sockaddr, cmsgs ...any) (int, error) {
+	if s.closed.Load() {
+		return 0, syscall.EBADF
+	}
+	d, ok := s.ep.(*dgramEP)
+	if !ok {
+		return s.SendTo(b, flags, to)
+	}
+	var ap netip.AddrPort
+	if to != nil {
+		var err error
+		if ap, err = d.addr(to, !d.raw, false); err != nil {
+			return 0, err
+		}
+	}
+	o, err := d.sendOpts(ap, cmsgs)
+	if err != nil {
+		return 0, err
+	}
+	var wait chan struct{}
+	if nb, _ := s.mode(flags, true); !nb {
+		wait = s.cancelChan()
+	}
+	var n int
+	err = s.blocking(flags, true, waiter.EventOut, func() error {
+		var err error
+		n, err = d.ep.SendMsg(b, ap, o, wait)
+		return err
+	})
+	return n, err
+}
+
+// sendOpts checks the control messages against the destination ap
+// (invalid: the connected peer) and turns them into stack.SendOpts.
+func (d *dgramEP) sendOpts(ap netip.AddrPort, cmsgs []any) (stack.SendOpts, error) {
+	st := d.ep.Stack()
+	var o stack.SendOpts
+	dst := ap.Addr()
+	if !dst.IsValid() {
+		if ra, err := d.ep.RemoteAddr(); err == nil {
+			dst = ra.Addr()
+		}
+	}
+	v4 := dst.Is4() || dst.Is4In6()
+	// The interface before the control messages (Linux's flowi6_oif):
+	// the destination's scope id, else the sticky IPV6_PKTINFO's.
+	oif := 0
+	if z := dst.Zone(); z != "" {
+		if n := st.NICByName(z); n != nil {
+			oif = n.ID()
+		} else if id, ok := zoneIndex(z); ok {
+			oif = id
+		}
+	} else if d.v6 && !v4 {
+		oif = int(d.sticky.Load())
+	}
+	seen6 := false
+	for _, c := range cmsgs {
+		switch m := c.(type) {
+		case In6Pktinfo:
+			if !d.v6 {
+				return o, syscall.EINVAL
+			}
+			if v4 {
+				// The IPv4 path (ip_cmsg_send): a v4-mapped source only.
+				if !m.Addr.Is4In6() {
+					return o, syscall.EINVAL
+				}
+				if err := d.pktinfo4(&o, m.Ifindex, m.Addr.Unmap()); err != nil {
+					return o, err
+				}
+				continue
+			}
+			seen6 = true
+			if err := d.pktinfo6(&o, m, oif); err != nil {
+				return o, err
+			}
+		case InPktinfo:
+			if d.v6 {
+				return o, syscall.EINVAL // an IPPROTO_IP message on AF_INET6: not read by Linux's IPv6 path
+			}
+			if err := d.pktinfo4(&o, m.Ifindex, m.SpecDst); err != nil {
+				return o, err
+			}
+		default:
+			return o, syscall.EINVAL
+		}
+	}
+	if !seen6 && oif != 0 && o.NIC == nil {
+		// Without a control message nothing checks the interface before
+		// the route, which fails for an unknown one (ENETUNREACH).
+		if o.NIC = st.NICByID(oif); o.NIC == nil {
+			return o, syscall.ENETUNREACH
+		}
+	}
+	return o, nil
+}
+
+// pktinfo6 reads one IPV6_PKTINFO message; oif is the interface chosen
+// before it (0: none).
+func (d *dgramEP) pktinfo6(o *stack.SendOpts, m In6Pktinfo, oif int) error {
+	st := d.ep.Stack()
+	if m.Ifindex != 0 {
+		if oif != 0 && oif != m.Ifindex {
+			return syscall.EINVAL // two interfaces for one datagram
+		}
+		oif = m.Ifindex
+	}
+	var nic *stack.NIC
+	if oif != 0 {
+		if nic = st.NICByID(oif); nic == nil {
+			return syscall.ENODEV
+		}
+	}
+	a := m.Addr
+	if !a.IsValid() {
+		a = netip.IPv6Unspecified()
+	}
+	if !a.Is6() || a.Is4In6() {
+		return syscall.EINVAL
+	}
+	a = a.WithZone("")
+	if nic == nil && a.IsLinkLocalUnicast() {
+		return syscall.EINVAL // a link-local source needs its interface
+	}
+	if !a.IsUnspecified() {
+		// Link- and node-scope sources must be on that very interface.
+		strict := nic
+		if !a.IsLinkLocalUnicast() && !a.IsLoopback() {
+			strict = nil
+		}
+		if !st.HasAddrOn(a, strict) {
+			return syscall.EINVAL
+		}
+		o.Src = a
+	}
+	o.NIC = nic
+	return nil
+}
+
+// pktinfo4 is IP_PKTINFO (or IPV6_PKTINFO with a v4-mapped source for
+// an IPv4 destination): src and ifindex are not checked here; the route
+// then fails with ENODEV for an unknown ifindex and ENETUNREACH for a
+// source the host does not have (ip_route_output_key), as on Linux.
+func (d *dgramEP) pktinfo4(o *stack.SendOpts, ifindex int, src netip.Addr) error {
+	st := d.ep.Stack()
+	if ifindex != 0 {
+		if o.NIC = st.NICByID(ifindex); o.NIC == nil {
+			return syscall.ENODEV
+		}
+	}
+	if src.IsValid() && !src.IsUnspecified() {
+		if !src.Is4() || !st.HasAddrOn(src, nil) {
+			return syscall.ENETUNREACH
+		}
+		o.Src = src
+	}
+	return nil
+}
+
+// setSticky is setsockopt(IPV6_PKTINFO) on a datagram socket. Linux
+// keeps the value and checks nothing in it (unless the socket is bound
+// to a device); UDP then sends through its interface, and its address
+// is not used.
+func (d *dgramEP) setSticky(v any) error {
+	m, ok := v.(In6Pktinfo)
+	if !ok || m.Ifindex < 0 {
+		return syscall.EINVAL
+	}
+	d.sticky.Store(int32(m.Ifindex))
+	return nil
+}
