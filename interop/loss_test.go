@@ -213,7 +213,7 @@ func hashSink(t *testing.T, ctx context.Context, ns string, port int, opt string
 // applied on both paths.
 func TestInteropLossSameCC(t *testing.T) {
 	l := newLab(t)
-	needTools(t, "socat", "sha256sum", "ss", "tc", "ethtool")
+	needTools(t, "socat", "sha256sum", "ss", "tc")
 	ns2 := l.vethPair(t)
 	pct := lossPct(t)
 	l.lossDev(t, tapName, pct)
