@@ -185,7 +185,7 @@ func httpCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:     "http get URL",
 		Short:   "HTTP/1.1 GET: print the body (or save it with -o) and a summary",
-		Example: "  sockstack http get http://server/hello.txt\n  sockstack http get -o big.bin http://10.0.0.2/1MiB.bin",
+		Example: "  sockstack http get http://server/hello.txt\n  sockstack http get -o big.bin http://10.0.0.2/1MiB.bin\n  sockstack http get http://[fd00::2]/hello.txt\n  sockstack http get --tap tap0 --addr 10.77.0.2/24 http://[fe80::1%tap0]/",
 		Args:    usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(cmd); err != nil {
@@ -194,7 +194,7 @@ func httpCmd() *cobra.Command {
 			if args[0] != "get" {
 				return usageErr(cmd, "only get is supported, not %q", args[0])
 			}
-			u, err := url.Parse(args[1])
+			u, err := url.Parse(zoneEscaped(args[1]))
 			if err != nil || u.Scheme != "http" || u.Hostname() == "" {
 				return usageErr(cmd, "want an http:// URL, got %q", args[1])
 			}
@@ -237,7 +237,7 @@ func httpGet(log, out io.Writer, api sockapi.API, srv netip.AddrPort, u *url.URL
 	}
 	defer s.Close()
 	path := u.RequestURI()
-	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sockstack\r\nAccept: */*\r\nConnection: close\r\n\r\n", path, u.Host)
+	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sockstack\r\nAccept: */*\r\nConnection: close\r\n\r\n", path, hostHeader(u))
 	if err := s.SendAll([]byte(req), 0); err != nil {
 		return err
 	}
@@ -321,6 +321,39 @@ func httpGet(log, out io.Writer, api sockapi.API, srv netip.AddrPort, u *url.URL
 		return fmt.Errorf("http: %s", status)
 	}
 	return nil
+}
+
+// zoneEscaped lets a URL name an IPv6 zone as people type it,
+// "http://[fe80::1%tap0]/": RFC 6874 wants the % written %25, which is
+// how url.Parse takes it.
+func zoneEscaped(raw string) string {
+	i := strings.Index(raw, "://[")
+	if i < 0 {
+		return raw
+	}
+	j := strings.Index(raw[i:], "]")
+	if j < 0 {
+		return raw
+	}
+	host := raw[i+4 : i+j]
+	if k := strings.IndexByte(host, '%'); k >= 0 && !strings.HasPrefix(host[k:], "%25") {
+		host = host[:k] + "%25" + host[k+1:]
+	}
+	return raw[:i+4] + host + raw[i+j:]
+}
+
+// hostHeader is the Host header for u: an IPv6 literal in brackets
+// without its zone (RFC 6874 section 4: the zone means nothing to the
+// server).
+func hostHeader(u *url.URL) string {
+	h := u.Hostname()
+	if a, err := netip.ParseAddr(h); err == nil && a.Is6() {
+		h = "[" + a.WithZone("").String() + "]"
+	}
+	if p := u.Port(); p != "" {
+		return h + ":" + p
+	}
+	return h
 }
 
 // --- multicast ---

@@ -2,11 +2,9 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -45,6 +43,8 @@ type hostFlags struct {
 	create               bool     // up: create the TAP when it does not exist
 	vhosts               []string // virtual network: extra hosts, NAME=ADDR
 	hostsFile            string   // virtual network: extra hosts, /etc/hosts form
+	family               int      // 4 or 6: the HOST's address family (-4 / -6); 0 either
+	only4, only6         bool
 	vx                   vxlanFlags
 }
 
@@ -64,6 +64,8 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 		fl.BoolVar(&f.kernel, "kernel", false, "capture on an interface of the host kernel (--iface; AF_PACKET, needs CAP_NET_RAW)")
 	}
 	if kind == clientTool {
+		fl.BoolVarP(&f.only4, "ipv4", "4", false, "use IPv4 only (a name's IPv4 address)")
+		fl.BoolVarP(&f.only6, "ipv6", "6", false, "use IPv6 only (a name's IPv6 address)")
 		fl.BoolVar(&f.kernel, "kernel", false, "use the host kernel's sockets instead of sockstack")
 		fl.StringArrayVar(&f.vhosts, "vhost", nil, "virtual network: one more host NAME=ADDR (in 10.0.0.0/24) running the services (repeatable)")
 		fl.StringVar(&f.hostsFile, "hosts", "", "virtual network: more hosts from a file in /etc/hosts form (ADDR NAME...)")
@@ -85,6 +87,14 @@ func (f *hostFlags) check(c *cobra.Command) error {
 	}
 	if f.kernel && f.tap != "" {
 		return usageErr(c, "--kernel and --tap exclude each other")
+	}
+	switch {
+	case f.only4 && f.only6:
+		return usageErr(c, "-4 and -6 exclude each other")
+	case f.only4:
+		f.family = 4
+	case f.only6:
+		f.family = 6
 	}
 	tapOnly := []string{"addr", "gw", "mtu", "create"}
 	if f.kind != sniffTool {
@@ -143,40 +153,18 @@ func (f *hostFlags) openTarget(log io.Writer, arg string) (*env, netip.Addr, err
 	if err != nil {
 		return nil, netip.Addr{}, err
 	}
-	dst, err := e.resolve(arg)
+	dst, err := e.resolveIn(arg, f.family)
 	if err != nil {
 		e.Close()
 		return nil, netip.Addr{}, err
 	}
+	e.ready6(dst) // util.go
 	return e, dst, nil
 }
 
-// resolve turns a host name or IPv4 literal into an address.
-func (e *env) resolve(name string) (netip.Addr, error) {
-	if a, err := netip.ParseAddr(name); err == nil {
-		if !a.Unmap().Is4() {
-			return netip.Addr{}, fmt.Errorf("%s: only IPv4 is supported", name)
-		}
-		return a.Unmap(), nil
-	}
-	if name == "" || strings.ContainsAny(name, " /:") {
-		return netip.Addr{}, fmt.Errorf("%q is not a host name or IPv4 address", name)
-	}
-	if e.net == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", name)
-		if err != nil || len(addrs) == 0 {
-			return netip.Addr{}, fmt.Errorf("%s: Name or service not known", name)
-		}
-		return addrs[0].Unmap(), nil
-	}
-	a, err := e.net.GetHostByName(name)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("%s: Name or service not known", name)
-	}
-	return a, nil
-}
+// resolve turns a host name or an IPv4 / IPv6 literal into an
+// address (util.go).
+func (e *env) resolve(name string) (netip.Addr, error) { return e.resolveIn(name, 0) }
 
 func (f *hostFlags) open(log io.Writer) (*env, error) {
 	switch {
@@ -276,7 +264,24 @@ var (
 	vnetPrefix = netip.MustParsePrefix("10.0.0.0/24")
 	vnetSelf   = netip.MustParseAddr("10.0.0.1")
 	vnetServer = netip.MustParseAddr("10.0.0.2")
+	// IPv6 beside it: host 10.0.0.N is also fd00::N (and has a
+	// link-local address); DAD is off, so the addresses work at once.
+	vnetPrefix6 = netip.MustParsePrefix("fd00::/64")
+	vnetSelf6   = vnet6(vnetSelf)
 )
+
+// vnet6 is the IPv6 address of the virtual host at a: fd00::N for 10.0.0.N.
+func vnet6(a netip.Addr) netip.Addr {
+	b := vnetPrefix6.Addr().As16()
+	b[15] = a.As4()[3]
+	return netip.AddrFrom16(b)
+}
+
+// addVnet6 gives a virtual host its IPv6 addresses.
+func addVnet6(n *stack.NIC, a netip.Addr) {
+	n.AddAddress(netip.PrefixFrom(vnet6(a), 64))
+	n.EnableIPv6()
+}
 
 type vnetHost struct {
 	names []string
@@ -364,14 +369,15 @@ func (f *hostFlags) openVnet(log io.Writer) (*env, error) {
 	if pw != nil {
 		ep = link.NewSniffer(ep, func(_ link.Direction, fr []byte) { pw.WriteFrame(time.Now(), fr) })
 	}
-	st := stack.New(stack.Options{Name: "client"})
+	st := stack.New(stack.Options{Name: "client", DADTransmits: -1})
 	e.st, e.net = st, socket.New(st)
 	e.api = sockapi.Stack(e.net)
 	e.onClose(func() error { st.Close(); return nil })
 	e.nic = st.AddNIC("eth0", ep)
 	e.nic.AddAddress(netip.PrefixFrom(vnetSelf, 24))
-	e.net.Hosts().Add("client", vnetSelf)
-	e.net.Hosts().Add("server", vnetServer)
+	addVnet6(e.nic, vnetSelf)
+	e.net.Hosts().Add("client", vnetSelf, vnetSelf6)
+	e.net.Hosts().Add("server", vnetServer, vnet6(vnetServer))
 	e.net.SetNameservers([]netip.AddrPort{netip.AddrPortFrom(vnetServer, 53)})
 
 	dir, err := os.MkdirTemp("", "sockstack-vnet-")
@@ -392,19 +398,21 @@ func (f *hostFlags) openVnet(log io.Writer) (*env, error) {
 	var names []string
 	var desc []string
 	for i, h := range hosts {
-		srv := stack.New(stack.Options{Name: h.names[0]})
+		srv := stack.New(stack.Options{Name: h.names[0], DADTransmits: -1})
 		e.onClose(func() error { srv.Close(); return nil })
-		srv.AddNIC("eth0", sw.Port(wire.MAC{0x02, 0, 0, 0, 1, byte(i + 2)})).AddAddress(netip.PrefixFrom(h.addr, 24))
+		snic := srv.AddNIC("eth0", sw.Port(wire.MAC{0x02, 0, 0, 0, 1, byte(i + 2)}))
+		snic.AddAddress(netip.PrefixFrom(h.addr, 24))
+		addVnet6(snic, h.addr)
 		sn := socket.New(srv)
 		if i == 0 {
 			e.peer = sn
 			for _, o := range hosts {
-				sn.Hosts().Add(o.names[0], o.addr)
+				sn.Hosts().Add(o.names[0], o.addr, vnet6(o.addr))
 				for _, alias := range o.names[1:] {
-					sn.Hosts().Add(alias, o.addr)
+					sn.Hosts().Add(alias, o.addr, vnet6(o.addr))
 				}
 			}
-			sn.Hosts().Add("client", vnetSelf)
+			sn.Hosts().Add("client", vnetSelf, vnetSelf6)
 		}
 		svc, started, err := startServices(sn, "all", apps.Options{Root: root, TFTPWrite: true})
 		if err != nil {
@@ -412,12 +420,19 @@ func (f *hostFlags) openVnet(log io.Writer) (*env, error) {
 			return nil, err
 		}
 		e.onClose(svc)
+		// The same services on :: (IPV6_V6ONLY beside the IPv4 ones).
+		svc6, _, err := startServices(sn, "all", apps.Options{Addr: netip.IPv6Unspecified(), Root: root, TFTPWrite: true})
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.onClose(svc6)
 		names = started
-		desc = append(desc, fmt.Sprintf("%s %v", strings.Join(h.names, "/"), h.addr))
+		desc = append(desc, fmt.Sprintf("%s %v %v", strings.Join(h.names, "/"), h.addr, vnet6(h.addr)))
 	}
 	e.where = fmt.Sprintf("the virtual network (this host %v)", vnetSelf)
-	fmt.Fprintf(log, "sockstack: no --tap or --kernel: the built-in virtual network %v: this host client %v; %s running %s (files in %s)\n",
-		vnetPrefix, vnetSelf, strings.Join(desc, ", "), strings.Join(names, ", "), root)
+	fmt.Fprintf(log, "sockstack: no --tap or --kernel: the built-in virtual network %v and %v: this host client %v %v; %s running %s (files in %s)\n",
+		vnetPrefix, vnetPrefix6, vnetSelf, vnetSelf6, strings.Join(desc, ", "), strings.Join(names, ", "), root)
 	return e, nil
 }
 
