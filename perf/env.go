@@ -36,8 +36,9 @@ func (m LinkMode) String() string {
 // inside the stacks (a full socket receive queue, say), counted apart so
 // that a harness's queue is not charged to a stack.
 type Drops struct {
-	Link, Stack uint64
-	Retrans     uint64 // TCP segments retransmitted (both hosts)
+	Link    uint64 // frames that found the link queue full (lost, or refused / held back under push back)
+	Stack   uint64
+	Retrans uint64 // TCP segments retransmitted (both hosts)
 }
 
 // Sockstack returns two sockstack hosts, 10.0.0.1 (A) and 10.0.0.2 (B),
@@ -49,10 +50,8 @@ func Sockstack(mtu int) *Env { return SockstackLink(mtu, PushBack) }
 func SockstackLink(mtu int, mode LinkMode) *Env {
 	pa, pb := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, mtu)
 	var ea, eb link.Endpoint = pa, pb
-	var da, db *dropLink
 	if mode == Drop {
-		da, db = &dropLink{PipeEnd: pa}, &dropLink{PipeEnd: pb}
-		ea, eb = da, db
+		ea, eb = &dropLink{PipeEnd: pa}, &dropLink{PipeEnd: pb}
 	}
 	opts := stack.Options{}
 	// TIME_WAIT reuse for the conn benchmark is the stack's normal
@@ -62,14 +61,17 @@ func SockstackLink(mtu int, mode LinkMode) *Env {
 	sb.AddNIC("eth0", eb).AddAddress(netip.MustParsePrefix("10.0.0.2/24"))
 	env := stackEnv("sockstack", "10.0.0.2", sa, sb)
 	env.Drops = func() Drops {
-		var dr Drops
-		if da != nil {
-			dr.Link = da.dropped.Load() + db.dropped.Load()
-		}
+		// Frames that found the peer's queue full, under either
+		// semantics: lost (drop), or refused with ENOBUFS (push back:
+		// TCP keeps a refused data segment queued, a refused ACK is lost).
+		dr := Drops{Link: pa.Stats().TxDropped.Load() + pb.Stats().TxDropped.Load()}
 		for _, s := range []*stack.Stack{sa, sb} {
-			st := s.Stats()
-			dr.Stack += st.UDP.RcvbufErrors.Load() + st.UDP.SndbufErrors.Load() + st.IP.InDiscards.Load()
-			dr.Retrans += s.TCP.Stats().RetransSegs
+			st, tst := s.Stats(), s.TCP.Stats()
+			// Not SndbufErrors: a datagram refused with ENOBUFS is the
+			// sender's to retry (perf.UDP does), not lost.
+			dr.Stack += st.UDP.RcvbufErrors.Load() + st.IP.InDiscards.Load() +
+				tst.ListenDrops + tst.OFOQueueDrops + tst.RcvMemDrops
+			dr.Retrans += tst.RetransSegs
 		}
 		return dr
 	}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"runtime"
 	"sort"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -175,6 +176,8 @@ func RR(env *Env, warm, timed int) (RRResult, error) {
 }
 
 // Conn counts sequential connect+accept+1 byte each way+close per second.
+// One connection goes first, untimed: neighbour resolution and the
+// listener's first accept are not part of the figure.
 func Conn(env *Env, d time.Duration) (float64, error) {
 	l, err := env.ListenB("tcp", net.JoinHostPort(env.AddrB, "0"))
 	if err != nil {
@@ -197,20 +200,27 @@ func Conn(env *Env, d time.Duration) (float64, error) {
 	}()
 	addr := l.Addr().String()
 	b := []byte{1}
+	one := func() error {
+		c, err := env.DialA(context.Background(), "tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := c.Write(b); err != nil {
+			return err
+		}
+		_, err = io.ReadFull(c, b)
+		return err
+	}
+	if err := one(); err != nil {
+		return 0, fmt.Errorf("warm-up connection: %w", err)
+	}
 	n := 0
 	start := time.Now()
 	for time.Since(start) < d {
-		c, err := env.DialA(context.Background(), "tcp", addr)
-		if err != nil {
+		if err := one(); err != nil {
 			return 0, fmt.Errorf("connection %d: %w", n, err)
 		}
-		if _, err := c.Write(b); err != nil {
-			return 0, err
-		}
-		if _, err := io.ReadFull(c, b); err != nil {
-			return 0, err
-		}
-		c.Close()
 		n++
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
@@ -324,15 +334,21 @@ func UDP(env *Env, n int) (UDPResult, error) {
 	if !warmed {
 		return UDPResult{}, errors.New("udp: no warm-up datagram arrived")
 	}
+	// The receiver reads without deadlines: a deadline set per datagram
+	// costs each stack a timer update per read (gonet starts a new timer),
+	// and a stall of the shared machine mid-run would end the count early.
+	// Only when the sender is done does a quiet spell of udpQuiet end the
+	// wait for stragglers.
+	rc.SetReadDeadline(time.Time{})
 	type result struct {
 		k    int
 		last time.Time
 	}
 	got := make(chan result, 1)
+	var progress atomic.Int64
 	go func() {
 		var r result
 		for r.k < n {
-			rc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 			k, _, err := rc.ReadFrom(buf)
 			if err != nil {
 				break
@@ -340,6 +356,7 @@ func UDP(env *Env, n int) (UDPResult, error) {
 			if k > 0 && buf[0] == 1 { // late warm-ups are not counted
 				r.k++
 				r.last = time.Now()
+				progress.Store(int64(r.k))
 			}
 		}
 		got <- r
@@ -358,12 +375,38 @@ func UDP(env *Env, n int) (UDPResult, error) {
 			}
 		}
 	}
-	r := <-got
+	r := waitQuiet(got, &progress, udpQuiet, func() { rc.SetReadDeadline(time.Now()) })
 	el := r.last.Sub(start)
 	if r.k == 0 {
 		el = time.Since(start)
 	}
 	return UDPResult{Sent: n, Received: r.k, Elapsed: el}, nil
+}
+
+// udpQuiet is how long the udp receiver may go without a datagram, once
+// the sender is done, before the rest counts as lost.
+const udpQuiet = 300 * time.Millisecond
+
+// waitQuiet returns what got delivers; if progress stops moving for quiet
+// first, it calls stop (which must make the receiver deliver) and waits.
+func waitQuiet[T any](got <-chan T, progress *atomic.Int64, quiet time.Duration, stop func()) T {
+	t := time.NewTimer(quiet)
+	defer t.Stop()
+	last := progress.Load()
+	for {
+		select {
+		case r := <-got:
+			return r
+		case <-t.C:
+			if p := progress.Load(); p != last {
+				last = p
+				t.Reset(quiet)
+				continue
+			}
+			stop()
+			return <-got
+		}
+	}
 }
 
 func cpuTime() time.Duration {

@@ -1,6 +1,7 @@
 package perf
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -79,5 +80,21 @@ func TestFiguresSmoke(t *testing.T) {
 	}
 	if r, err := UDP(env, 2000); err != nil || r.Received == 0 {
 		t.Fatalf("udp: %+v %v", r, err)
+	}
+}
+
+// The udp receiver's wait for stragglers ends only when it has gone
+// quiet: a receiver that delivers is not stopped; one that is silent is.
+func TestWaitQuiet(t *testing.T) {
+	var progress atomic.Int64
+	got := make(chan int, 1)
+	got <- 7
+	if r := waitQuiet(got, &progress, time.Millisecond, func() { t.Fatal("stopped a receiver that had delivered") }); r != 7 {
+		t.Fatalf("got %d, want 7", r)
+	}
+	stops := 0
+	r := waitQuiet(got, &progress, time.Millisecond, func() { stops++; got <- 3 })
+	if r != 3 || stops != 1 {
+		t.Fatalf("got %d after %d stops, want 3 after 1", r, stops)
 	}
 }

@@ -64,8 +64,9 @@ type Socket struct {
 	timeout time.Duration // <0 blocking; 0 non-blocking; >0 timeout
 	cancel  chan struct{} // closed on Close; made on first need (idle sockets are many)
 	closed  atomic.Bool
-	refs    *atomic.Int32 // shared with duplicates (Dup); nil if never duplicated
-	x       *sockExtra    // rarely used state, made on first use; guarded by mu
+	refs    *atomic.Int32                // shared with duplicates (Dup); nil if never duplicated
+	x       *sockExtra                   // rarely used state, made on first use; guarded by mu
+	went    atomic.Pointer[waiter.Entry] // a blocking call's waiter entry, kept for the next
 }
 
 // sockExtra holds what most sockets never set, so an idle socket stays small.
@@ -312,6 +313,30 @@ func (s *Socket) wait(mask waiter.EventMask, deadline time.Time, fromDL bool, e 
 	}
 }
 
+// getEntry returns the socket's cached waiter entry, or a new one while
+// another call of the socket waits with it. A bulk transfer waits once
+// per full send buffer or empty receive queue; a fresh entry and channel
+// for each wait would be garbage per wait. The cache is per socket, not a
+// global pool: a channel belongs to the synctest bubble that made it, as
+// the socket does.
+func (s *Socket) getEntry() *waiter.Entry {
+	if e := s.went.Swap(nil); e != nil {
+		return e
+	}
+	return waiter.NewEntry()
+}
+
+// putEntry unregisters e and caches it. Once Unregister returns no
+// notifier holds e, so a wake-up left in its channel is the last one.
+func (s *Socket) putEntry(wq *waiter.Queue, e *waiter.Entry) {
+	wq.Unregister(e)
+	select {
+	case <-e.C:
+	default:
+	}
+	s.went.CompareAndSwap(nil, e)
+}
+
 // blocking runs op until it does not return EAGAIN, waiting for mask in
 // between, according to the socket's mode.
 func (s *Socket) blocking(flags int, write bool, mask waiter.EventMask, op func() error) error {
@@ -326,10 +351,10 @@ func (s *Socket) blocking(flags int, write bool, mask waiter.EventMask, op func(
 	if nonblock {
 		return err
 	}
-	e := waiter.NewEntry()
+	e := s.getEntry()
 	wq := s.ep.waiter()
 	wq.Register(e, mask|waiter.EventErr|waiter.EventHUp)
-	defer wq.Unregister(e)
+	defer s.putEntry(wq, e)
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {

@@ -1,8 +1,10 @@
 package tcp
 
 import (
+	"math/bits"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // RACK-TLP loss detection (RFC 8985) over a queue of transmission
@@ -32,9 +34,32 @@ type txQueue struct {
 
 const txQueueMin = 16
 
-// txPool recycles the smallest record arrays: a connection that goes
-// idle gives its array back, so idle connections hold none.
-var txPool = sync.Pool{New: func() any { r := make([]txRec, txQueueMin); return &r }}
+// txPools recycle record arrays by size (txQueueMin << class): a
+// connection whose flight empties gives its array back, so idle
+// connections hold none, and a flight that grows again takes arrays from
+// here instead of allocating them (0 allocations per segment in steady
+// state). A pool holds a pointer to an array's first element (putting a
+// slice into an interface would allocate); the class says its length.
+var txPools [txClasses]sync.Pool
+
+const txClasses = 11 // up to 16 Ki records
+
+func txClass(n int) int { return bits.TrailingZeros(uint(n / txQueueMin)) }
+
+func getTxArray(n int) []txRec {
+	if c := txClass(n); c < txClasses {
+		if p, ok := txPools[c].Get().(*txRec); ok {
+			return unsafe.Slice(p, n)
+		}
+	}
+	return make([]txRec, n)
+}
+
+func putTxArray(r []txRec) {
+	if c := txClass(len(r)); c < txClasses {
+		txPools[c].Put(&r[0])
+	}
+}
 
 func (q *txQueue) at(i int) *txRec { return &q.r[(q.head+i)&(len(q.r)-1)] }
 
@@ -54,23 +79,17 @@ func (q *txQueue) push(rec txRec) {
 }
 
 func (q *txQueue) grow() {
-	var nr []txRec
-	if len(q.r) == 0 {
-		nr = *(txPool.Get().(*[]txRec))
-	} else {
-		nr = make([]txRec, 2*len(q.r))
-		for i := 0; i < q.n; i++ {
-			nr[i] = *q.at(i)
-		}
-		q.putBack()
+	nr := getTxArray(max(txQueueMin, 2*len(q.r)))
+	for i := 0; i < q.n; i++ {
+		nr[i] = *q.at(i)
 	}
+	q.putBack()
 	q.r, q.head = nr, 0
 }
 
 func (q *txQueue) putBack() {
-	if len(q.r) == txQueueMin {
-		r := q.r
-		txPool.Put(&r)
+	if len(q.r) > 0 {
+		putTxArray(q.r)
 	}
 	q.r = nil
 }

@@ -49,23 +49,44 @@ const linkQueue = 1024
 // direction takes each outbound frame off one endpoint's queue, copies
 // it into a fresh packet buffer (as a real link would) and injects it
 // into the other endpoint. Frames carry no link header: channel.Endpoint
-// is an IP-level link, which is how gVisor's own tests use it. With gso,
-// gVisor's TCP hands the link super-segments (GVisorGSOSupported) with
-// checksums left to the link (TX/RX checksum offload), as sockstack's
-// in-memory link carries its super-segments with partial checksums.
+// is an IP-level link, which is how gVisor's own tests use it.
+//
+// With gso the link takes super-segments whole, as sockstack's in-memory
+// link does: gVisor's TCP hands it packets of up to 64 KB (the ceiling
+// sockstack's link has, not channel.Endpoint's 32 KB) with a partial
+// checksum (HostGSOSupported, what its fdbased link does with a TAP's
+// virtio-net header), and the receiving stack takes them whole without
+// verifying the checksum (RX checksum offload), as sockstack's does.
+// GVisorGSOSupported would not do: gVisor's TCP then cuts its large
+// segments to the MSS itself before the link (sendTCPBatch), so nothing
+// above the MTU crosses it.
 func gvisorEnv(mtu int, mode perf.LinkMode, gso bool) (*perf.Env, error) {
+	p, err := newGvPair(mtu, mode, gso)
+	if err != nil {
+		return nil, err
+	}
+	return p.env, nil
+}
+
+// gvPair is gvisorEnv's Env with its two links (A's and B's outbound).
+type gvPair struct {
+	env    *perf.Env
+	ea, eb *gvLink
+}
+
+func newGvPair(mtu int, mode perf.LinkMode, gso bool) (*gvPair, error) {
 	addrA := tcpip.AddrFrom4([4]byte{10, 0, 0, 1})
 	addrB := tcpip.AddrFrom4([4]byte{10, 0, 0, 2})
 	ca := channel.New(linkQueue, uint32(mtu), "")
 	cb := channel.New(linkQueue, uint32(mtu), "")
 	if gso {
 		for _, c := range []*channel.Endpoint{ca, cb} {
-			c.SupportedGSOKind = stack.GVisorGSOSupported
+			c.SupportedGSOKind = stack.HostGSOSupported
 			c.LinkEPCapabilities |= stack.CapabilityTXChecksumOffload | stack.CapabilityRXChecksumOffload
 		}
 	}
-	ea := newGvLink(ca, mode)
-	eb := newGvLink(cb, mode)
+	ea := newGvLink(ca, linkQueue, mode, gso)
+	eb := newGvLink(cb, linkQueue, mode, gso)
 	sa, err := newGvisorStack(ea, addrA)
 	if err != nil {
 		return nil, err
@@ -86,7 +107,7 @@ func gvisorEnv(mtu int, mode perf.LinkMode, gso bool) (*perf.Env, error) {
 		}
 		return sb
 	}
-	return &perf.Env{
+	env := &perf.Env{
 		Name:  "gvisor",
 		AddrB: "10.0.0.2",
 		ListenB: func(network, addr string) (net.Listener, error) {
@@ -111,10 +132,13 @@ func gvisorEnv(mtu int, mode perf.LinkMode, gso bool) (*perf.Env, error) {
 			return listenUDP(stackOf(side), fa)
 		},
 		Drops: func() perf.Drops {
-			d := perf.Drops{Link: ea.dropped.Load() + eb.dropped.Load()}
+			d := perf.Drops{Link: ea.full.Load() + eb.full.Load()}
 			for _, s := range []*stack.Stack{sa, sb} {
 				st := s.Stats()
-				d.Stack += st.UDP.ReceiveBufferErrors.Value() + st.IP.MalformedPacketsReceived.Value() + st.UDP.MalformedPacketsReceived.Value()
+				// DroppedPackets: the transport layer's own drops (a
+				// full TCP segment queue, a full accept queue).
+				d.Stack += st.UDP.ReceiveBufferErrors.Value() + st.IP.MalformedPacketsReceived.Value() +
+					st.UDP.MalformedPacketsReceived.Value() + st.DroppedPackets.Value()
 				d.Retrans += st.TCP.Retransmits.Value()
 			}
 			return d
@@ -130,24 +154,45 @@ func gvisorEnv(mtu int, mode perf.LinkMode, gso bool) (*perf.Env, error) {
 			sa.Wait()
 			sb.Wait()
 		},
-	}, nil
+	}
+	return &gvPair{env: env, ea: ea, eb: eb}, nil
 }
 
 // gvLink gives a channel.Endpoint the run's link semantics. Drop: a
 // packet that finds the queue full is lost (counted, and reported to
 // gVisor as sent, as a wire would). Push back: the writer waits until
-// the forwarder has taken a packet off the queue.
+// the forwarder has taken a packet off the queue (counted once per
+// packet held back). full is the link column of the table either way,
+// as sockstack's pipe counts the frames its full queue lost or refused.
 type gvLink struct {
 	*channel.Endpoint
 	mode    perf.LinkMode
-	dropped atomic.Uint64
-	room    chan struct{} // a packet left the queue
+	gso     bool
+	full    atomic.Uint64 // packets that found the queue full
+	super   atomic.Uint64 // packets forwarded that were larger than the MTU
+	waiting atomic.Int32  // writers held back
+	wake    int           // a held-back writer resumes at this queue length
+	room    chan struct{} // the queue has drained to wake
 	done    chan struct{}
 	once    sync.Once
 }
 
-func newGvLink(c *channel.Endpoint, mode perf.LinkMode) *gvLink {
-	return &gvLink{Endpoint: c, mode: mode, room: make(chan struct{}, 1), done: make(chan struct{})}
+// newGvLink wraps c, whose queue holds queueLen packets. A held-back
+// writer resumes when the queue has drained to half: waking it for every
+// packet taken would make the forwarder and the writer take turns per
+// packet, a cost sockstack's pipe does not have (its reader takes the
+// whole queue at once).
+func newGvLink(c *channel.Endpoint, queueLen int, mode perf.LinkMode, gso bool) *gvLink {
+	return &gvLink{Endpoint: c, mode: mode, gso: gso, wake: queueLen / 2, room: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// GSOMaxSize implements stack.GSOEndpoint: with gso, the 64 KB that
+// sockstack's in-memory link carries as one frame.
+func (l *gvLink) GSOMaxSize() uint32 {
+	if l.gso {
+		return stack.GVisorGSOMaxSize
+	}
+	return l.Endpoint.GSOMaxSize()
 }
 
 func (l *gvLink) close() {
@@ -157,34 +202,36 @@ func (l *gvLink) close() {
 
 // WritePackets implements stack.LinkEndpoint.
 func (l *gvLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
-	if l.mode == perf.Drop {
-		n, err := l.Endpoint.WritePackets(pkts)
-		if err == nil && n < pkts.Len() {
-			l.dropped.Add(uint64(pkts.Len() - n))
-			n = pkts.Len()
-		}
+	n, err := l.Endpoint.WritePackets(pkts)
+	if err != nil || n == pkts.Len() {
 		return n, err
 	}
-	all := pkts.AsSlice()
-	for i := range all {
-		for {
-			var one stack.PacketBufferList
-			one.PushBack(all[i])
-			n, err := l.Endpoint.WritePackets(one)
-			if err != nil {
-				return i, err
-			}
-			if n == 1 {
-				break
-			}
-			select {
-			case <-l.room:
-			case <-l.done:
-				return i, &tcpip.ErrClosedForSend{}
-			}
+	rest := pkts.AsSlice()[n:]
+	l.full.Add(uint64(len(rest)))
+	if l.mode == perf.Drop {
+		return pkts.Len(), nil
+	}
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
+	for i := 0; i < len(rest); {
+		var more stack.PacketBufferList
+		for _, p := range rest[i:] {
+			more.PushBack(p)
+		}
+		k, err := l.Endpoint.WritePackets(more)
+		if err != nil {
+			return n + i, err
+		}
+		if i += k; i == len(rest) {
+			break
+		}
+		select {
+		case <-l.room:
+		case <-l.done:
+			return n + i, &tcpip.ErrClosedForSend{}
 		}
 	}
-	return len(all), nil
+	return pkts.Len(), nil
 }
 
 func newGvisorStack(ep stack.LinkEndpoint, addr tcpip.Address) (*stack.Stack, error) {
@@ -219,20 +266,32 @@ func newGvisorStack(ep stack.LinkEndpoint, addr tcpip.Address) (*stack.Stack, er
 // and tells a pushed-back writer of from that there is room.
 func forward(from *gvLink, to *channel.Endpoint) {
 	for {
-		pkt := from.ReadContext(context.Background())
+		pkt := from.take()
 		if pkt == nil {
 			return // queue closed
 		}
-		select {
-		case from.room <- struct{}{}:
-		default:
-		}
 		v := pkt.ToView() // a copy of the whole frame
 		pkt.DecRef()
+		if v.Size() > int(from.MTU()) {
+			from.super.Add(1)
+		}
 		in := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
 		to.InjectInbound(ipv4.ProtocolNumber, in)
 		in.DecRef()
 	}
+}
+
+// take waits for the next outbound packet (nil when the queue is closed)
+// and tells a held-back writer when the queue has drained to l.wake.
+func (l *gvLink) take() *stack.PacketBuffer {
+	pkt := l.ReadContext(context.Background())
+	if pkt != nil && l.waiting.Load() > 0 && l.NumQueued() <= l.wake {
+		select {
+		case l.room <- struct{}{}:
+		default:
+		}
+	}
+	return pkt
 }
 
 func fullAddr(s string) (tcpip.FullAddress, error) {
@@ -338,7 +397,11 @@ func figures(cfg config) []figure {
 			}},
 		{"mem", 1500, []metric{{"mem per idle conn (both ends)", "bytes", false}},
 			func(e *perf.Env) ([]float64, error) {
-				r, err := perf.Mem(e, cfg.mem)
+				n := cfg.mem
+				if e.Name == perf.Kernel().Name {
+					n = linuxMemConns(cfg.mem)
+				}
+				r, err := perf.Mem(e, n)
 				return []float64{r}, err
 			}},
 		{"udp", 1500, []metric{{"udp 64 B received", "dgram/s", true}, {"udp loss", "%", false}},
@@ -375,7 +438,7 @@ func main() {
 	flag.StringVar(&stacks, "stacks", "sockstack,gvisor,linux", "comma list of stacks: sockstack, gvisor, linux")
 	var links string
 	flag.StringVar(&links, "link", "pushback,drop", "comma list of link semantics for both in-memory stacks: pushback (a full queue makes the sender wait), drop (a full queue loses the frame)")
-	flag.BoolVar(&cfg.gvisorGSO, "gvisor-gso", true, "give gVisor segmentation offload (GVisorGSOSupported, checksum offload) as sockstack has it on its in-memory link")
+	flag.BoolVar(&cfg.gvisorGSO, "gvisor-gso", true, "give gVisor segmentation offload (super-segments of up to 64 KB with partial checksums, carried whole, as sockstack has on its in-memory link)")
 	flag.Parse()
 	for _, l := range strings.Split(links, ",") {
 		switch strings.TrimSpace(l) {
@@ -417,33 +480,67 @@ func main() {
 func run(out, progress io.Writer, cfg config) error {
 	fmt.Fprintf(out, "%s; GOMAXPROCS %d of %d CPUs; runs %d; bulk %d MiB, rr %d, conn %v, mem %d, udp %d; gVisor GSO %v\n\n",
 		gvisorVersion(), runtime.GOMAXPROCS(0), runtime.NumCPU(), cfg.runs, cfg.bulkBytes>>20, cfg.rr, cfg.conn, cfg.mem, cfg.udp, cfg.gvisorGSO)
-	cols := append([]string(nil), cfg.stacks...)
-	hasRatio := contains(cfg.stacks, "sockstack") && contains(cfg.stacks, "gvisor")
-	hdr := "| figure | unit |"
-	sep := "|---|---|"
-	for _, s := range cols {
-		hdr += " " + s + " |"
-		sep += "---|"
+	// One column per stack and link semantics (Linux loopback has one
+	// behaviour of its own: one column), then the ratio per semantics.
+	type column struct {
+		stack string
+		mode  perf.LinkMode
 	}
-	if hasRatio {
-		hdr += " sockstack/gvisor |"
-		sep += "---|"
-	}
-	var rows, notes []string
-	for _, mode := range cfg.links {
-		for _, f := range figures(cfg) {
-			if cfg.only != nil && !cfg.only[f.name] {
-				continue
+	var cols []column
+	hdr, sep := "| figure | unit |", "|---|---|"
+	for _, s := range cfg.stacks {
+		for _, m := range cfg.links {
+			cols = append(cols, column{s, m})
+			if s == "linux" {
+				hdr += " linux |"
+				sep += "---|"
+				break
 			}
-			r, n := runFigure(progress, cfg, f, mode, cols, hasRatio)
-			rows = append(rows, r...)
+			hdr += fmt.Sprintf(" %s, %v |", s, m)
+			sep += "---|"
+		}
+	}
+	hasRatio := contains(cfg.stacks, "sockstack") && contains(cfg.stacks, "gvisor")
+	if hasRatio {
+		for _, m := range cfg.links {
+			hdr += fmt.Sprintf(" sockstack/gvisor, %v |", m)
+			sep += "---|"
+		}
+	}
+	var figs []figure
+	for _, f := range figures(cfg) {
+		if cfg.only == nil || cfg.only[f.name] {
+			figs = append(figs, f)
+		}
+	}
+	results := map[string]map[perf.LinkMode]figResult{}
+	var notes []string
+	for _, mode := range cfg.links {
+		for _, f := range figs {
+			r, n := runFigure(progress, cfg, f, mode)
+			if results[f.name] == nil {
+				results[f.name] = map[perf.LinkMode]figResult{}
+			}
+			results[f.name][mode] = r
 			notes = append(notes, n...)
 		}
 	}
 	fmt.Fprintln(out, hdr)
 	fmt.Fprintln(out, sep)
-	for _, r := range rows {
-		fmt.Fprintln(out, r)
+	for _, f := range figs {
+		first := results[f.name][cfg.links[0]]
+		for m, mt := range first.metrics {
+			row := fmt.Sprintf("| %s | %s |", mt.figure, mt.unit)
+			for _, c := range cols {
+				row += " " + results[f.name][c.mode].cells[c.stack][m] + " |"
+			}
+			if hasRatio {
+				for _, mode := range cfg.links {
+					row += " " + results[f.name][mode].ratio[m] + " |"
+				}
+			}
+			fmt.Fprintln(out, row)
+		}
 	}
 	if len(notes) > 0 {
 		fmt.Fprintln(out)
@@ -457,15 +554,31 @@ func run(out, progress io.Writer, cfg config) error {
 // dropMetrics follow every figure but mem: what the link between the
 // hosts lost, what the stacks dropped themselves, and TCP's
 // retransmissions, per run (the Linux column has none of them).
-var dropMetrics = []metric{{"link drops", "frames", false}, {"stack drops", "packets", false}, {"TCP retransmits", "segments", false}}
+// The link row counts frames that found the link queue full: lost under
+// drop, held back (gVisor) or refused with ENOBUFS (sockstack) under push
+// back.
+var dropMetrics = []metric{{"link queue full", "frames", false}, {"stack drops", "packets", false}, {"TCP retransmits", "segments", false}}
+
+// figResult is one figure under one link semantics: per stack a table
+// cell for each metric (median [min–max], or – when not measured), and
+// the ratio of medians sockstack/gVisor.
+type figResult struct {
+	metrics []metric
+	cells   map[string][]string
+	ratio   []string
+}
 
 // runFigure measures one figure under one link semantics for every
-// stack and returns its table rows and notes.
-func runFigure(progress io.Writer, cfg config, f figure, mode perf.LinkMode, cols []string, hasRatio bool) (rows, notes []string) {
+// stack and returns its cells and notes.
+func runFigure(progress io.Writer, cfg config, f figure, mode perf.LinkMode) (res figResult, notes []string) {
 	metrics := f.metrics
 	withDrops := f.name != "mem"
 	if withDrops {
-		metrics = append(append([]metric(nil), f.metrics...), dropMetrics...)
+		metrics = append([]metric(nil), f.metrics...)
+		for _, d := range dropMetrics {
+			d.figure = f.name + ": " + d.figure
+			metrics = append(metrics, d)
+		}
 	}
 	// vals[stack][metric] = one value per run. Runs interleave the
 	// stacks so that drift on this shared machine hits all alike.
@@ -485,13 +598,20 @@ func runFigure(progress io.Writer, cfg config, f figure, mode perf.LinkMode, col
 				continue
 			}
 			if s == "linux" && f.name == "mem" {
-				// perf.Mem leaks the accepted side when a dial fails,
-				// so do not start what cannot finish.
-				if lim := fileLimit(); lim < uint64(2*cfg.mem+64) {
+				// Do not start what the descriptor limit cannot finish;
+				// measure with as many connections as it allows.
+				if n := linuxMemConns(cfg.mem); n < min(cfg.mem, 1000) {
 					failed[s] = true
-					notes = append(notes, fmt.Sprintf("mem on linux skipped: %d connections need %d file descriptors, the limit is %d (and cannot be raised here)", cfg.mem, 2*cfg.mem+64, lim))
+					notes = append(notes, fmt.Sprintf("mem on linux skipped: the file descriptor limit %d (which cannot be raised here) leaves room for %d connections", fileLimit(), n))
 					fmt.Fprintln(progress, notes[len(notes)-1])
 					continue
+				}
+				if i == 0 {
+					notes = append(notes, "mem on linux counts Go's heap and stacks only: the kernel's socket memory (its slab, most of a Linux connection's cost) is not in it")
+				}
+				if n := linuxMemConns(cfg.mem); n < cfg.mem && i == 0 {
+					notes = append(notes, fmt.Sprintf("mem on linux measured with %d connections, not %d: two descriptors per connection, and the file descriptor limit is %d (it cannot be raised here)", n, cfg.mem, fileLimit()))
+					fmt.Fprintln(progress, notes[len(notes)-1])
 				}
 			}
 			env, err := makeEnv(s, f.mtu, mode, cfg.gvisorGSO)
@@ -530,30 +650,31 @@ func runFigure(progress io.Writer, cfg config, f figure, mode perf.LinkMode, col
 			debug.FreeOSMemory() // start each measurement from a settled heap
 		}
 	}
-	for m, mt := range metrics {
-		row := fmt.Sprintf("| %s, link %v | %s |", mt.figure, mode, mt.unit)
-		for _, s := range cols {
+	res = figResult{metrics: metrics, cells: map[string][]string{}, ratio: make([]string, len(metrics))}
+	for _, s := range cfg.stacks {
+		res.cells[s] = make([]string, len(metrics))
+	}
+	for m := range metrics {
+		for _, s := range cfg.stacks {
+			res.cells[s][m] = "–"
 			if failed[s] || len(vals[s][m]) == 0 || math.IsNaN(vals[s][m][0]) {
-				row += " – |"
 				continue
 			}
 			med, lo, hi := median(vals[s][m])
-			row += fmt.Sprintf(" %s [%s–%s] |", num(med), num(lo), num(hi))
+			res.cells[s][m] = fmt.Sprintf("%s [%s–%s]", num(med), num(lo), num(hi))
 		}
-		if hasRatio && (failed["sockstack"] || failed["gvisor"] || m >= len(f.metrics)) {
-			row += " – |"
-		} else if hasRatio {
-			a, _, _ := median(vals["sockstack"][m])
-			b, _, _ := median(vals["gvisor"][m])
-			if b != 0 {
-				row += fmt.Sprintf(" %.2f |", a/b)
-			} else {
-				row += " – |"
-			}
+		res.ratio[m] = "–"
+		measured := func(s string) bool { return !failed[s] && len(vals[s]) > m && len(vals[s][m]) > 0 }
+		if m >= len(f.metrics) || !measured("sockstack") || !measured("gvisor") {
+			continue
 		}
-		rows = append(rows, row)
+		a, _, _ := median(vals["sockstack"][m])
+		b, _, _ := median(vals["gvisor"][m])
+		if b != 0 {
+			res.ratio[m] = fmt.Sprintf("%.2f", a/b)
+		}
 	}
-	return rows, notes
+	return res, notes
 }
 
 func fmtVals(v []float64) string {
@@ -615,6 +736,13 @@ func raiseFileLimit(n uint64) {
 		rl.Cur = rl.Max
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
 	}
+}
+
+// linuxMemConns is how many connections the mem figure opens on Linux
+// loopback: want, or as many as the descriptor limit leaves room for (two
+// per connection, 64 spare).
+func linuxMemConns(want int) int {
+	return max(0, min(want, (int(fileLimit())-64)/2))
 }
 
 func fileLimit() uint64 {

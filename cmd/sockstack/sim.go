@@ -29,7 +29,7 @@ func simRunCmd() *cobra.Command {
 	var seedSet bool
 	c := &cobra.Command{
 		Use:   "run SCENARIO.yaml",
-		Short: "Run a scenario; write pcaps, metrics.json and report.html into --out",
+		Short: "Run a scenario; write pcaps, metrics.json, report.html and its charts (plots/, PNG and SVG) into --out",
 		Example: `  sockstack sim run scenarios/dumbbell-droptail.yaml --seed 1 --out /tmp/db
   sockstack sim run scenarios/satellite.yaml --out /tmp/sat`,
 		Args: cobra.ExactArgs(1),
@@ -99,7 +99,7 @@ func simRunCmd() *cobra.Command {
 		},
 	}
 	c.Flags().Uint64Var(&seed, "seed", 0, "random seed (default: the scenario's)")
-	c.Flags().StringVar(&out, "out", "", "directory for pcaps, metrics.json, timing.json and report.html")
+	c.Flags().StringVar(&out, "out", "", "directory for pcaps, metrics.json, timing.json, report.html and plots/")
 	c.Flags().DurationVar(&until, "until", 0, "virtual-time bound (default: the scenario's duration, else 60s)")
 	return c
 }
