@@ -121,7 +121,10 @@ func TestConformance(t *testing.T) {
 		}
 	}
 	t.Logf("conformance: %d cases, %d agree, %d known differences, %d unexpected differences, %d skipped",
-		len(cases), agree, known, failed, skipped)
+		len(results), agree, known, failed, skipped)
+	if only != nil {
+		t.Logf("(-case %q: %d of the %d cases run)", *onlyCases, len(results), len(cases))
+	}
 	if *docPath != "" {
 		if err := writeDoc(*docPath, results, agree, known, failed, skipped); err != nil {
 			t.Fatal(err)
@@ -218,6 +221,9 @@ func writeDoc(path string, results []result, agree, known, failed, skipped int) 
 	b.WriteString("sends go to loopback (multicast only after IP_MULTICAST_IF 127.0.0.1 succeeded). The AF_INET6 cases\n")
 	b.WriteString("(`inet6/`, conformance/inet6_cases.go; `v6/`, conformance/cases6.go) use ::1, 127.0.0.1 and their v4-mapped\n")
 	b.WriteString("forms; 2001:db8::7 and an unscoped fe80::1 appear only in calls that fail or send nothing.\n")
+	b.WriteString("The sendmsg cases with IPV6_PKTINFO / IP_PKTINFO (`pktinfo/`, `inet6/pktinfo/`, conformance/pktinfo_cases.go)\n")
+	b.WriteString("name interface index 9999 and the addresses above only in calls that fail before sending; `-args -case RE`\n")
+	b.WriteString("runs only the cases whose name matches RE.\n")
 	b.WriteString("Reasons starting \"not built yet\" are IPv6 features the ipv6 branch has not reached; a case in which\n")
 	b.WriteString("sockstack crashes the process runs its sockstack side in a child process (conformance/crash_test.go)\n")
 	b.WriteString("and pins the crash.\n\n")

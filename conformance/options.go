@@ -61,6 +61,7 @@ func optionTable() []optDef {
 		od("IP_MULTICAST_TTL", IP, socket.IP_MULTICAST_TTL, udpOnly, ints(0, 255, 256, -1)...),
 		od("IP_MULTICAST_LOOP", IP, socket.IP_MULTICAST_LOOP, udpOnly, ints(0, 1, 2)...),
 		od("IP_HDRINCL", IP, socket.IP_HDRINCL, udpOnly, ints(1)...),
+		od("IP_PKTINFO", IP, socket.IP_PKTINFO, both, ints(1, 0, 2)...),
 		od("unknown IP 60", IP, 60, both, ints(1)...),
 		od("unknown level 999", 999, 1, both, ints(1)...),
 		od("TCP_NODELAY", TCP, socket.TCP_NODELAY, tcpOnly, ints(1, 0, 5)...),

@@ -135,6 +135,45 @@ func hostRecv6(v sockapi.HostSock, buf []byte, n *int, from *socket.Sockaddr) (i
 	return anc.HopLimit, err
 }
 
+// RecvPktinfo logs one datagram with its IP_PKTINFO addresses (the
+// interface index is left out: loopback is 1 on Linux, 0 on sockstack).
+func (t *T) RecvPktinfo(step string, s sockapi.Sock) {
+	buf := make([]byte, 64)
+	switch v := s.(type) {
+	case sockapi.StackSock:
+		n, _, _, pi, ok, err := v.RecvMsgPktinfo(buf, 0)
+		if err != nil {
+			t.Logf("%s: %s", step, ErrName(err))
+			return
+		}
+		if !ok {
+			t.Logf("%s: %q, no IP_PKTINFO", step, buf[:n])
+			return
+		}
+		t.Logf("%s: %q addr %v spec_dst %v", step, buf[:n], pi.Addr, pi.SpecDst)
+	case sockapi.HostSock:
+		oob := make([]byte, 64)
+		var n, oobn int
+		var err error
+		// Wait for the datagram (the kernel's loopback has delivered it
+		// already; the poll is the bound).
+		unix.Poll([]unix.PollFd{{Fd: int32(v.Fileno()), Events: unix.POLLIN}}, 5000)
+		n, oobn, _, _, err = unix.Recvmsg(v.Fileno(), buf, oob, unix.MSG_DONTWAIT)
+		if err != nil {
+			t.Logf("%s: %s", step, ErrName(err))
+			return
+		}
+		cms, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		for _, cm := range cms {
+			if cm.Header.Level == unix.IPPROTO_IP && cm.Header.Type == unix.IP_PKTINFO && len(cm.Data) >= 12 {
+				t.Logf("%s: %q addr %v spec_dst %v", step, buf[:n], netip.AddrFrom4([4]byte(cm.Data[8:12])), netip.AddrFrom4([4]byte(cm.Data[4:8])))
+				return
+			}
+		}
+		t.Logf("%s: %q, no IP_PKTINFO", step, buf[:n])
+	}
+}
+
 func pktinfoCases() []Case {
 	v6 := func(name string, cm socket.In6Pktinfo, dst string) Case {
 		return Case{Name: "inet6/pktinfo/udp " + name, Run: func(t *T) {
@@ -180,6 +219,18 @@ func pktinfoCases() []Case {
 		v4("unknown ifindex", socket.InPktinfo{Ifindex: badIfindex}),
 		v4("ipi_addr ignored", socket.InPktinfo{Addr: netip.MustParseAddr("198.51.100.7")}),
 	)
+	cs = append(cs, Case{Name: "pktinfo/udp IP_PKTINFO on receive", Run: func(t *T) {
+		r := t.UDP()
+		ra := t.BindLocal(r, "R")
+		s := t.UDP()
+		t.Send("sendto off", s, []byte("off"), 0, ra)
+		t.RecvPktinfo("recvmsg", r)
+		t.Check("IP_PKTINFO=1", r.SetSockOptInt(socket.SOL_IP, socket.IP_PKTINFO, 1))
+		t.Send("sendto on", s, []byte("on"), 0, ra)
+		t.RecvPktinfo("recvmsg", r)
+		t.SendMsg("sendmsg from 127.0.0.5", s, []byte("five"), ra, socket.InPktinfo{SpecDst: netip.MustParseAddr("127.0.0.5")})
+		t.RecvPktinfo("recvmsg", r)
+	}})
 	sticky := func(name string, m socket.In6Pktinfo) Case {
 		return Case{Name: "inet6/pktinfo/udp sticky " + name, Run: func(t *T) {
 			r := t.Socket6(DGRAM)

@@ -37,6 +37,28 @@ type ManyResult struct {
 // closes them all. workers goroutines connect and echo; no goroutine is
 // kept per connection.
 func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
+	return ManyWith(ManyConfig{Conns: n, Ports: ports, Workers: workers}, progress)
+}
+
+// ManyConfig sets up ManyWith.
+type ManyConfig struct {
+	Conns, Ports, Workers int
+	// Queue is the link's queue in frames each way (0: link.DefaultQueueLen).
+	// A full queue pushes back on TCP (the segment waits, unsent), so a
+	// deep one only adds queueing delay, which past the 200 ms minimum RTO
+	// turns into spurious retransmissions.
+	Queue int
+	// Opened, if set, runs with every connection established and idle
+	// (for a heap profile).
+	Opened func()
+}
+
+// ManyWith is Many with every setting.
+func ManyWith(mc ManyConfig, progress func(string)) (ManyResult, error) {
+	n, ports, workers := mc.Conns, mc.Ports, mc.Workers
+	if mc.Queue <= 0 {
+		mc.Queue = link.DefaultQueueLen
+	}
 	if progress == nil {
 		progress = func(string) {}
 	}
@@ -44,10 +66,7 @@ func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
 	if per > 16384 {
 		return ManyResult{}, fmt.Errorf("%d connections need at least %d listening ports (16384 ephemeral ports per server port)", n, (n+16383)/16384)
 	}
-	// A queue of 64 Ki frames per direction: opening, echoing and closing
-	// connections from many workers bursts far beyond the default 1024,
-	// and every frame lost to a full queue costs its connection an RTO.
-	pa, pb := link.NewPipeQueue(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500, 65536)
+	pa, pb := link.NewPipeQueue(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500, mc.Queue)
 	cfg := tcp.Config{MaxTimeWait: n + 1024, MaxOrphans: n + 1024, SOMAXCONN: 65535}
 	sa := stack.New(stack.Options{Name: "a", TCP: cfg})
 	sb := stack.New(stack.Options{Name: "b", TCP: cfg})
@@ -57,11 +76,15 @@ func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
 	sb.AddNIC("eth0", pb).AddAddress(netip.MustParsePrefix("10.0.0.2/24"))
 	na, nb := socket.New(sa), socket.New(sb)
 
-	base := heapStack()
 	var res ManyResult
 	res.Conns = n
 	clients := make([]*socket.Socket, n)
-	servers := make([]*socket.Socket, n)
+	cport := make([]uint16, n) // each client's local port
+	// The accepted sockets by listening port and client port, so that
+	// each connection's two ends are paired (slot(j, port)).
+	servers := make([]*socket.Socket, ports<<16)
+	slot := func(j int, port uint16) int { return j<<16 | int(port) }
+	base := heapStack() // after the harness's own tables
 	var accepted atomic.Int64
 	var acceptErr atomic.Value
 	var closing atomic.Bool
@@ -83,7 +106,7 @@ func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
 		go func() {
 			defer lwg.Done()
 			for {
-				c, _, err := l.Accept()
+				c, peer, err := l.Accept()
 				if err != nil {
 					if !closing.Load() {
 						acceptErr.Store(err)
@@ -95,7 +118,12 @@ func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
 					c.Close()
 					continue
 				}
-				servers[k] = c
+				pa, _ := peer.(*socket.SockaddrInet)
+				if pa == nil {
+					acceptErr.Store(fmt.Errorf("accept: peer %v", peer))
+					return
+				}
+				servers[slot(j, pa.AddrPort.Port())] = c
 			}
 		}()
 	}
@@ -105,6 +133,15 @@ func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
 			l.Close()
 		}
 		lwg.Wait()
+	}
+
+	lossInfo := func() string {
+		ta, tb := sa.TCP.Stats(), sb.TCP.Stats()
+		return fmt.Sprintf("link queue full %d (TCP waited %d, wake-ups %d), retransmits %d (SYN %d, timeouts %d, probes %d)",
+			sa.Stats().Link.OutQueueFull.Load()+sb.Stats().Link.OutQueueFull.Load(),
+			ta.LinkQueueFull+tb.LinkQueueFull, ta.LinkRoomWakeups+tb.LinkRoomWakeups,
+			ta.RetransSegs+tb.RetransSegs, ta.SynRetransmits+tb.SynRetransmits, ta.Timeouts+tb.Timeouts, ta.TLPProbes+tb.TLPProbes) +
+			fmt.Sprintf(", buffer memory %d+%d bytes (dropped for it %d)", ta.MemBytes, tb.MemBytes, ta.RcvMemDrops+tb.RcvMemDrops)
 	}
 
 	// Open: workers take connection indices in turn.
@@ -129,6 +166,10 @@ func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
 				if err != nil {
 					firstErr.Store(fmt.Errorf("connect %d: %w", i, err))
 					return
+				}
+				la, _ := c.GetSockName()
+				if sa, ok := la.(*socket.SockaddrInet); ok {
+					cport[i] = sa.AddrPort.Port()
 				}
 				clients[i] = c
 				if i > 0 && i%100000 == 0 {
@@ -158,17 +199,18 @@ func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
 	res.Open = time.Since(start)
 	closeListeners()
 	res.BytesPerConnPair = float64(heapStack()-base) / float64(n)
+	progress("opened: " + lossInfo())
+	if mc.Opened != nil {
+		mc.Opened()
+	}
 	res.RSS = rss()
 	progress(fmt.Sprintf("%d established in %.1fs, %.0f bytes per idle pair", n, res.Open.Seconds(), res.BytesPerConnPair))
-	lossInfo := func() string {
-		return fmt.Sprintf("link queue full %d, retransmits %d", sa.Stats().Link.OutQueueFull.Load()+sb.Stats().Link.OutQueueFull.Load(),
-			sa.TCP.Stats().RetransSegs+sb.TCP.Stats().RetransSegs)
-	}
 
-	// Echo: every client sends a byte; every server returns it; every
-	// client reads it back.
-	start = time.Now()
-	each := func(socks []*socket.Socket, fn func(s *socket.Socket) error) error {
+	// Echo: every client sends a byte, its server returns it, the client
+	// reads it back; workers take connections in turn, so at most one
+	// exchange per worker is under way (an application's pattern, not a
+	// burst of a million segments at once).
+	each := func(fn func(c, s *socket.Socket) error) error {
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		var firstErr atomic.Value
@@ -178,11 +220,16 @@ func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
 				defer wg.Done()
 				for {
 					i := int(next.Add(1) - 1)
-					if i >= len(socks) || firstErr.Load() != nil {
+					if i >= n || firstErr.Load() != nil {
 						return
 					}
-					if err := fn(socks[i]); err != nil {
-						firstErr.Store(err)
+					s := servers[slot(i%ports, cport[i])]
+					if s == nil {
+						firstErr.Store(fmt.Errorf("connection %d: no accepted socket for client port %d", i, cport[i]))
+						return
+					}
+					if err := fn(clients[i], s); err != nil {
+						firstErr.Store(fmt.Errorf("connection %d: %w (%s)", i, err, lossInfo()))
 						return
 					}
 				}
@@ -194,27 +241,23 @@ func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
 		}
 		return nil
 	}
-	one := func(s *socket.Socket) error { _, err := s.Send([]byte{'x'}, 0); return err }
-	if err := each(clients, one); err != nil {
-		return res, fmt.Errorf("client send: %w", err)
-	}
-	if err := each(servers, func(s *socket.Socket) error {
+	start = time.Now()
+	if err := each(func(c, s *socket.Socket) error {
 		var b [1]byte
+		if _, err := c.Send([]byte{'x'}, 0); err != nil {
+			return fmt.Errorf("client send: %w", err)
+		}
 		s.SetTimeout(30 * time.Second)
 		if k, err := s.Recv(b[:], 0); k != 1 || err != nil {
-			info, _ := s.GetSockOpt(socket.IPPROTO_TCP, socket.TCP_INFO)
-			peer, _ := s.GetPeerName()
-			return fmt.Errorf("server recv from %v: %d %v; %+v; %s", peer, k, err, info, lossInfo())
+			return fmt.Errorf("server recv: %d %v", k, err)
 		}
-		_, err := s.Send(b[:], 0)
-		return err
-	}); err != nil {
-		return res, err
-	}
-	if err := each(clients, func(s *socket.Socket) error {
-		var b [1]byte
-		if k, err := s.Recv(b[:], 0); k != 1 || err != nil || b[0] != 'x' {
-			return fmt.Errorf("client recv: %d %v", k, err)
+		if _, err := s.Send(b[:], 0); err != nil {
+			return fmt.Errorf("server send: %w", err)
+		}
+		if k, err := c.Recv(b[:], 0); k != 1 || err != nil || b[0] != 'x' {
+			ci, _ := c.GetSockOpt(socket.IPPROTO_TCP, socket.TCP_INFO)
+			si, _ := s.GetSockOpt(socket.IPPROTO_TCP, socket.TCP_INFO)
+			return fmt.Errorf("client recv: %d %v; client %+v; server %+v", k, err, ci, si)
 		}
 		return nil
 	}); err != nil {
@@ -223,13 +266,26 @@ func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
 	res.Echo = time.Since(start)
 	progress(fmt.Sprintf("echoed one byte on %d connections in %.1fs (%s)", n, res.Echo.Seconds(), lossInfo()))
 
-	// Close: clients first (they go to TIME_WAIT), then servers.
+	// Close, as an application does: the client shuts down its sending
+	// side, the server reads the end of the stream and closes, the client
+	// reads the server's end and closes (the client keeps TIME_WAIT).
 	start = time.Now()
-	cl := func(s *socket.Socket) error { return s.Close() }
-	if err := each(clients, cl); err != nil {
-		return res, err
-	}
-	if err := each(servers, cl); err != nil {
+	if err := each(func(c, s *socket.Socket) error {
+		var b [1]byte
+		if err := c.Shutdown(socket.SHUT_WR); err != nil {
+			return fmt.Errorf("client shutdown: %w", err)
+		}
+		if k, err := s.Recv(b[:], 0); k != 0 || err != nil {
+			return fmt.Errorf("server recv at the end: %d %v", k, err)
+		}
+		if err := s.Close(); err != nil {
+			return fmt.Errorf("server close: %w", err)
+		}
+		if k, err := c.Recv(b[:], 0); k != 0 || err != nil {
+			return fmt.Errorf("client recv at the end: %d %v", k, err)
+		}
+		return c.Close()
+	}); err != nil {
 		return res, err
 	}
 	// Clean: no connection left in any state but TIME_WAIT on either
@@ -258,6 +314,10 @@ func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
 	res.Close = time.Since(start)
 	ta, tb := sa.TCP.Stats(), sb.TCP.Stats()
 	res.Resets = ta.OutRsts + tb.OutRsts
+	if res.Resets != 0 {
+		progress(fmt.Sprintf("resets: a %d (abort on close %d, on data %d, no port %d), b %d (abort on close %d, on data %d, no port %d)",
+			ta.OutRsts, ta.AbortOnClose, ta.AbortOnData, ta.NoPortDrops, tb.OutRsts, tb.AbortOnClose, tb.AbortOnData, tb.NoPortDrops))
+	}
 	res.TimeWaitOverflow = ta.TimeWaitOverflow + tb.TimeWaitOverflow
 	progress(fmt.Sprintf("closed in %.1fs; resets %d, TIME_WAIT overflow %d, TIME_WAIT records %d (%s)", res.Close.Seconds(), res.Resets, res.TimeWaitOverflow, ta.TimeWaitRecords+tb.TimeWaitRecords, lossInfo()))
 	runtime.KeepAlive(clients)
@@ -265,13 +325,19 @@ func Many(n, ports, workers int, progress func(string)) (ManyResult, error) {
 }
 
 // rss is the process's resident set from /proc (0 when unknown).
-func rss() int64 {
+func rss() int64 { return procStatus("VmRSS:") }
+
+// PeakRSS is the process's largest resident set so far (0 when unknown).
+func PeakRSS() int64 { return procStatus("VmHWM:") }
+
+// procStatus reads a size in kB from /proc/self/status, in bytes.
+func procStatus(key string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
+		if strings.HasPrefix(l, key) {
 			f := strings.Fields(l)
 			if len(f) >= 2 {
 				k, _ := strconv.ParseInt(f[1], 10, 64)

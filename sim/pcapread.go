@@ -15,8 +15,9 @@ type PcapRecord struct {
 }
 
 // ReadPcap reads a classic libpcap file (either byte order, micro- or
-// nanosecond stamps) with Ethernet or raw-IP frames. Raw IP frames get a
-// blank Ethernet header so callers see one format.
+// nanosecond stamps) with Ethernet, raw-IP or Linux cooked (SLL, SLL2:
+// what tcpdump -i any writes) frames. The others get a blank Ethernet
+// header with their protocol, so callers see one format.
 func ReadPcap(r io.Reader, limit int) ([]PcapRecord, error) {
 	var h [24]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
@@ -37,13 +38,19 @@ func ReadPcap(r io.Reader, limit int) ([]PcapRecord, error) {
 		return nil, fmt.Errorf("pcap: bad magic %#x (pcapng is not supported; convert with editcap -F pcap)", m)
 	}
 	lt := bo.Uint32(h[20:])
-	raw := false
+	// hdr is the link header to replace; proto is where its EtherType
+	// is (-1: raw IPv4).
+	hdr, proto := 0, 0
 	switch lt {
 	case 1:
 	case 101, 228:
-		raw = true
+		proto = -1
+	case 113: // Linux cooked v1: 16 bytes, protocol last
+		hdr, proto = 16, 14
+	case 276: // Linux cooked v2: 20 bytes, protocol first
+		hdr, proto = 20, 0
 	default:
-		return nil, fmt.Errorf("pcap: link type %d not supported (Ethernet or raw IP)", lt)
+		return nil, fmt.Errorf("pcap: link type %d not supported (Ethernet, raw IP, Linux cooked)", lt)
 	}
 	var out []PcapRecord
 	for limit <= 0 || len(out) < limit {
@@ -59,16 +66,23 @@ func ReadPcap(r io.Reader, limit int) ([]PcapRecord, error) {
 		if incl > 1<<20 {
 			return out, fmt.Errorf("pcap: record of %d bytes", incl)
 		}
-		off := 0
-		if raw {
-			off = 14
-		}
-		b := make([]byte, off+int(incl))
-		if _, err := io.ReadFull(r, b[off:]); err != nil {
+		b := make([]byte, 14+int(incl))
+		if _, err := io.ReadFull(r, b[14:]); err != nil {
 			return out, fmt.Errorf("pcap: truncated record")
 		}
-		if raw {
+		switch {
+		case lt == 1:
+			b = b[14:]
+		case proto < 0:
 			b[12], b[13] = 0x08, 0x00
+		case int(incl) < hdr:
+			continue // shorter than its link header: nothing to read
+		default:
+			// A blank Ethernet header with the cooked header's protocol
+			// in place of the cooked header.
+			b[12+hdr], b[13+hdr] = b[14+proto], b[15+proto]
+			b = b[hdr:]
+			clear(b[:12])
 		}
 		ns := int64(frac) * 1000
 		if nano {

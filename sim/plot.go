@@ -88,10 +88,12 @@ func (c *Chart) Save(dir string, formats []string) ([]string, error) {
 	return files, nil
 }
 
-// Series is one named curve: X in seconds.
+// Series is one named curve: X in seconds. Points draws it as dots
+// (samples) rather than a line.
 type Series struct {
-	Name string
-	X, Y []float64
+	Name   string
+	X, Y   []float64
+	Points bool
 }
 
 var palette = []color.RGBA{
@@ -121,6 +123,14 @@ func newGonumPlot(title, xl, yl string) *plot.Plot {
 	return p
 }
 
+// headroom raises the y range by a fifth so the legend (top left) does
+// not cover the data.
+func headroom(p *plot.Plot) {
+	if p.Y.Max > p.Y.Min {
+		p.Y.Max += (p.Y.Max - p.Y.Min) / 5
+	}
+}
+
 // maxDraw bounds the marks one chart draws (a long capture stays readable
 // and its SVG bounded); the first maxDraw are kept.
 const maxDraw = 40000
@@ -137,6 +147,16 @@ func lineOf(p *plot.Plot, s Series, c color.Color, step bool) error {
 		if math.IsNaN(xy[i].Y) || math.IsInf(xy[i].Y, 0) {
 			xy[i].Y = 0
 		}
+	}
+	if s.Points {
+		sc, err := plotter.NewScatter(xy)
+		if err != nil {
+			return err
+		}
+		sc.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(1.5), Shape: draw.CircleGlyph{}}
+		p.Add(sc)
+		p.Legend.Add(s.Name, sc)
+		return nil
 	}
 	l, err := plotter.NewLine(xy)
 	if err != nil {
@@ -161,6 +181,7 @@ func SeriesChart(name, title, ylabel string, ss []Series, step bool) (*Chart, er
 			return nil, err
 		}
 	}
+	headroom(p)
 	return &Chart{Name: name, Plot: p, W: 900, H: 380}, nil
 }
 
@@ -270,6 +291,7 @@ func TimeSequenceChart(name string, ct *ConnTrace, title string) (*Chart, error)
 	add(d.Sacks, colSack, 1.5, "SACK")
 	add(d.Segs, colSeg, 0.8, "data segment")
 	add(d.Retrans, colRetx, 1.2, "retransmission")
+	headroom(p)
 	return &Chart{Name: name, Plot: p, W: 1000, H: 500}, nil
 }
 
@@ -359,7 +381,7 @@ func (ct *ConnTrace) InFlightSeries() Series {
 // SmoothRTT runs RFC 6298's estimator (alpha 1/8) over RTT samples and
 // returns the raw samples and the smoothed RTT, in ms.
 func SmoothRTT(rs []RTTSample) (raw, smooth Series) {
-	raw, smooth = Series{Name: "RTT sample"}, Series{Name: "smoothed RTT"}
+	raw, smooth = Series{Name: "RTT sample", Points: true}, Series{Name: "smoothed RTT"}
 	var srtt float64
 	for i, r := range rs {
 		v := float64(r.RTT) / 1e6

@@ -206,3 +206,30 @@ func TestSeriesExtraction(t *testing.T) {
 		t.Error("the queue chart's legend lacks the link")
 	}
 }
+
+// Drawing a time-sequence graph of 10,000 segments and ACKs, per format.
+func BenchmarkTimeSequenceChart(b *testing.B) {
+	ct := &ConnTrace{}
+	for i := range 10000 {
+		t := time.Duration(i) * 100 * time.Microsecond
+		ct.Segs = append(ct.Segs, SegPoint{T: t, Seq: int64(i) * 1448, End: int64(i+1) * 1448, Retrans: i%500 == 0})
+		ct.Acks = append(ct.Acks, AckPoint{T: t + 20*time.Millisecond, Ack: int64(i+1) * 1448, Win: int64(i+1)*1448 + 65535})
+	}
+	for _, f := range Formats {
+		b.Run(f, func(b *testing.B) {
+			var size int
+			for range b.N {
+				c, err := TimeSequenceChart("tsg", ct, "bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				out, err := c.Render(f)
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(out)
+			}
+			b.ReportMetric(float64(size), "bytes")
+		})
+	}
+}

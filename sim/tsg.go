@@ -66,16 +66,21 @@ func parseTCPFrame(r PcapRecord) (tcpPkt, bool) {
 	if ip[0]>>4 != 4 || ihl < 20 || len(ip) < ihl+20 || ip[9] != wire.ProtoTCP {
 		return p, false
 	}
+	// The payload length comes from the IP header: a capture with a
+	// snap length keeps only the headers of a segment. A total length
+	// too small to be true (0 in some offloaded captures) falls back to
+	// what was captured.
 	tot := int(binary.BigEndian.Uint16(ip[2:]))
-	if tot > len(ip) || tot < ihl+20 {
+	if tot < ihl+20 {
 		tot = len(ip)
 	}
+	captured := min(tot, len(ip))
 	if binary.BigEndian.Uint16(ip[6:])&0x1fff != 0 {
 		return p, false // non-first fragment
 	}
 	src := netip.AddrFrom4([4]byte(ip[12:16]))
 	dst := netip.AddrFrom4([4]byte(ip[16:20]))
-	t := ip[ihl:tot]
+	t := ip[ihl:captured]
 	doff := int(t[12]>>4) * 4
 	if doff < 20 || doff > len(t) {
 		return p, false
@@ -87,7 +92,7 @@ func parseTCPFrame(r PcapRecord) (tcpPkt, bool) {
 	p.ack = binary.BigEndian.Uint32(t[8:])
 	p.flags = t[13]
 	p.win = binary.BigEndian.Uint16(t[14:])
-	p.payload = len(t) - doff
+	p.payload = tot - ihl - doff
 	p.wscale = -1
 	opts := t[20:doff]
 	for len(opts) > 0 {

@@ -2,6 +2,7 @@ package socket
 
 import (
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/sockstack/sockstack/stack"
@@ -210,4 +211,66 @@ func (d *dgramEP) setSticky(v any) error {
 	}
 	d.sticky.Store(int32(m.Ifindex))
 	return nil
+}
+
+// ipPktinfoBit is IP_PKTINFO's bit in recvInfo (the IPV6_RECV* options
+// use 1, 2, 4 and a stream socket's IPV6_MULTICAST_LOOP 0 uses 8).
+const ipPktinfoBit = 16
+
+func setBit(u *atomic.Uint32, bit uint32, on bool) {
+	for {
+		old := u.Load()
+		nv := old &^ bit
+		if on {
+			nv |= bit
+		}
+		if u.CompareAndSwap(old, nv) {
+			return
+		}
+	}
+}
+
+// RecvMsgPktinfo is recvmsg(2) on an AF_INET datagram socket with the
+// IP_PKTINFO control message (ok false when the option is off):
+// Addr is the datagram's destination, SpecDst the local address a reply
+// goes from (the NIC's address for a broadcast or group), Ifindex the
+// NIC holding it. Other sockets give EOPNOTSUPP.
+func (s *Socket) RecvMsgPktinfo(b []byte, flags int) (n, rflags int, from Sockaddr, pi InPktinfo, ok bool, err error) {
+	d, isDgram := s.ep.(*dgramEP)
+	if !isDgram || d.v6 {
+		return 0, 0, nil, pi, false, syscall.EOPNOTSUPP
+	}
+	var full int
+	var info stack.PacketInfo
+	err = s.blocking(flags, false, waiter.EventIn, func() error {
+		var ap netip.AddrPort
+		var e error
+		n, full, ap, info, e = d.ep.RecvFromInfo(b, flags&MSG_PEEK != 0)
+		if e == nil && ap.IsValid() {
+			from = d.sa(ap)
+		}
+		return e
+	})
+	if err != nil {
+		return 0, 0, nil, pi, false, err
+	}
+	if full > n {
+		rflags |= MSG_TRUNC
+		if flags&MSG_TRUNC != 0 {
+			n = full
+		}
+	}
+	if d.recvInfo.Load()&ipPktinfoBit == 0 {
+		return n, rflags, from, pi, false, nil
+	}
+	st := d.ep.Stack()
+	pi.Addr, pi.SpecDst = info.Dst, info.Dst
+	pi.Ifindex = st.IfIndexOf(info.Dst)
+	if pi.Ifindex == 0 {
+		// A broadcast or a group: the local address a reply would use.
+		if r, err := st.FindRoute(info.Dst); err == nil && r.NIC != nil {
+			pi.Ifindex, pi.SpecDst = r.NIC.ID(), r.Src
+		}
+	}
+	return n, rflags, from, pi, true, nil
 }

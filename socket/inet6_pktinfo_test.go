@@ -215,3 +215,34 @@ func TestInetSendPktinfo(t *testing.T) {
 	s.SendMsg([]byte("last"), 0, to)
 	recvFromAddr(t, sb, "last")
 }
+
+// IP_PKTINFO on receive: the datagram's destination and the NIC.
+func TestInetRecvPktinfo(t *testing.T) {
+	tr := newTriple(t)
+	r := udpSink(t, tr.b, AF_INET, netip.IPv4Unspecified(), 7002)
+	if v, _ := r.GetSockOpt(SOL_IP, IP_PKTINFO); v != 0 {
+		t.Fatalf("IP_PKTINFO starts at %v", v)
+	}
+	s := mustSocket(t, tr.a, AF_INET, SOCK_DGRAM, 0)
+	s.SendTo([]byte("off"), 0, ap(netip.MustParseAddr("10.0.0.2"), 7002))
+	b := make([]byte, 16)
+	if _, _, _, _, ok, err := r.RecvMsgPktinfo(b, 0); err != nil || ok {
+		t.Fatalf("option off: ok %v err %v", ok, err)
+	}
+	if err := r.SetSockOpt(SOL_IP, IP_PKTINFO, 2); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := r.GetSockOpt(SOL_IP, IP_PKTINFO); v != 1 {
+		t.Fatalf("IP_PKTINFO reads %v", v)
+	}
+	s.SendTo([]byte("on"), 0, ap(netip.MustParseAddr("10.0.0.2"), 7002))
+	n, _, from, pi, ok, err := r.RecvMsgPktinfo(b, 0)
+	nb := tr.sb.NICs()[1]
+	if err != nil || !ok || string(b[:n]) != "on" || from == nil || pi.Addr != netip.MustParseAddr("10.0.0.2") ||
+		pi.SpecDst != pi.Addr || pi.Ifindex != nb.ID() {
+		t.Fatalf("%q %v %+v ok %v err %v (B's NIC %d)", b[:n], from, pi, ok, err, nb.ID())
+	}
+	six := mustSocket(t, tr.b, AF_INET6, SOCK_DGRAM, 0)
+	_, _, _, _, _, err = six.RecvMsgPktinfo(b, 0)
+	errIs(t, "RecvMsgPktinfo on AF_INET6", err, syscall.EOPNOTSUPP)
+}

@@ -303,6 +303,13 @@ func (d *dgramEP) setOption(level, name int, v any) error {
 		return nil
 	case SOL_IP:
 		switch name {
+		case IP_PKTINFO:
+			i, err := intOpt(v)
+			if err != nil {
+				return err
+			}
+			setBit(&d.recvInfo, ipPktinfoBit, i != 0) // inet6_pktinfo.go
+			return nil
 		case IP_TTL:
 			i, err := intOpt(v)
 			if err != nil {
@@ -393,6 +400,8 @@ func (d *dgramEP) getOption(level, name int) (any, error) {
 		return nil, syscall.ENOPROTOOPT
 	case SOL_IP:
 		switch name {
+		case IP_PKTINFO:
+			return b2i(d.recvInfo.Load()&ipPktinfoBit != 0), nil
 		case IP_TTL:
 			return e.TTL(), nil
 		case IP_TOS:
@@ -470,6 +479,9 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 		return nil
 	case SOL_IP:
 		switch name {
+		case IP_PKTINFO:
+			setBit(&t.recvInfo, ipPktinfoBit, i != 0) // kept and reported, as Linux
+			return nil
 		case IP_TTL:
 			if i == 0 {
 				return syscall.EINVAL // 0 is IPV6_UNICAST_HOPS's only
@@ -543,6 +555,8 @@ func (t *tcpEP) getOption(level, name int) (any, error) {
 		return nil, syscall.ENOPROTOOPT
 	case SOL_IP:
 		switch name {
+		case IP_PKTINFO:
+			return b2i(t.recvInfo.Load()&ipPktinfoBit != 0), nil
 		case IP_TTL:
 			return e.TTL(), nil
 		case IP_TOS:

@@ -13,7 +13,9 @@ import (
 // larger segment, so TCP does its per-segment work once for many (as
 // Linux's GRO, tcp_gro_receive, does). Segments merge only when nothing
 // TCP looks at differs: same addresses, ports, ACK number, window, TOS,
-// TTL, DF and byte-identical options (timestamps included); only ACK,
+// TTL, DF (over IPv6: traffic class, flow label, hop limit, and no
+// extension header) and byte-identical options (timestamps included);
+// only ACK,
 // and PSH on the last, may be set; the sequence numbers must continue
 // and no segment may be longer than the first (which sets the segment
 // size); a shorter or PSH segment ends the merge. Each segment's checksum
@@ -452,7 +454,7 @@ func (n *NIC) offloadClass(f []byte, m link.Meta) (valid, plain bool) {
 	case len(f) >= off+wire.IPv4MinHeaderLen && f[off]>>4 == 4:
 		ip := wire.IPv4(f[off:])
 		local = n.loopback || n.stack.IsLocal(ip.Dst())
-		tcp = ip.Protocol() == wire.ProtoTCP && !ip.IsFragment()
+		tcp = ip.Protocol() == wire.ProtoTCP && !ip.IsFragment() && tcpCsumAt(m, off+ip.HeaderLen())
 	case len(f) >= off+wire.IPv6HeaderLen && f[off]>>4 == 6:
 		// TCP right after the fixed header only: with extension headers
 		// in between, the checksum is finished (and a super-segment cut)
@@ -460,7 +462,7 @@ func (n *NIC) offloadClass(f []byte, m link.Meta) (valid, plain bool) {
 		// receive path has not walked.
 		ip := wire.IPv6(f[off:])
 		local = n.loopback || n.stack.IsLocal(ip.Dst())
-		tcp = ip.NextHeader() == wire.ProtoTCP && (!m.CsumPartial || int(m.CsumStart) == off+wire.IPv6HeaderLen)
+		tcp = ip.NextHeader() == wire.ProtoTCP && tcpCsumAt(m, off+wire.IPv6HeaderLen)
 		gsoType = link.GSOTCPv6
 	default:
 		return false, m.GSOType == link.GSONone && !m.CsumPartial
@@ -476,6 +478,13 @@ func (n *NIC) offloadClass(f []byte, m link.Meta) (valid, plain bool) {
 		return false, false
 	}
 	return false, true
+}
+
+// tcpCsumAt reports whether a partial checksum, if m has one, is the
+// TCP checksum of a header at l4 (what a NIC or the kernel sets); one
+// anywhere else is not trusted but finished in software and verified.
+func tcpCsumAt(m link.Meta, l4 int) bool {
+	return !m.CsumPartial || int(m.CsumStart) == l4 && m.CsumOffset == 16
 }
 
 func (n *NIC) finishInSoftware(rx *rxState, f []byte, m link.Meta) {

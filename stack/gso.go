@@ -96,7 +96,7 @@ func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
 		if n.ethernet {
 			var mac wire.MAC
 			if v6 {
-				mac, ok = n.v6.nd.lookupFast(r.NextHop)
+				mac, ok = n.v6.nd.gsoMAC(r.NextHop)
 			} else {
 				mac, ok = n.neigh.lookupFast(r.NextHop)
 			}
@@ -172,12 +172,12 @@ func (n *NIC) writeFrameMeta(f []byte, m link.Meta) error {
 	return nil
 }
 
-// lookupFast is the neighbour lookup of the super-segment path: the MAC
+// gsoMAC is the neighbour lookup of the super-segment path: the MAC
 // of a when its entry is usable as it is (REACHABLE, PERMANENT, DELAY or
 // PROBE), lock-free when it is the entry last resolved. An entry that
 // is missing, INCOMPLETE or STALE gives false: the caller goes through
 // resolve, which queues plain frames and runs the NUD state machine.
-func (c *ndCache) lookupFast(a netip.Addr) (wire.MAC, bool) {
+func (c *ndCache) gsoMAC(a netip.Addr) (wire.MAC, bool) {
 	if e := c.last.Load(); e != nil && e.addr == a {
 		if v := e.fast.Load(); v&fastValid != 0 {
 			return wire.MAC{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}, true

@@ -373,6 +373,7 @@ func groVerify6(t *testing.T, f []byte) {
 func TestOffloadClass6(t *testing.T) {
 	ep := &chanEP{mtu: 1500}
 	_, nic := newGSO6(t, ep)
+	nic.AddAddress(netip.PrefixFrom(hostAddr, 24))
 	seg := tcp6Seg(1, 0, randPayload(3000), wire.TCPFlagACK, 7)
 	other := append([]byte(nil), seg...)
 	copy(other[14+24:14+40], netip.MustParseAddr("2001:db8::77").AsSlice())
@@ -390,6 +391,9 @@ func TestOffloadClass6(t *testing.T) {
 		{"not for us", other, gso, false, false},
 		{"extension header", ext, link.Meta{GSOType: link.GSOTCPv6, GSOSize: 1000, NetOff: 14, CsumPartial: true, CsumStart: 62, CsumOffset: 16}, false, false},
 		{"partial checksum elsewhere", seg, link.Meta{NetOff: 14, CsumPartial: true, CsumStart: 58, CsumOffset: 16}, false, false},
+		{"partial checksum at UDP's offset", seg, link.Meta{NetOff: 14, CsumPartial: true, CsumStart: 54, CsumOffset: 6}, false, false},
+		{"IPv4 partial checksum elsewhere", groSeg(1, 0, randPayload(100), wire.TCPFlagACK, 7), link.Meta{NetOff: 14, CsumPartial: true, CsumStart: 34, CsumOffset: 6}, false, false},
+		{"IPv4 partial TCP checksum", groSeg(1, 0, randPayload(100), wire.TCPFlagACK, 7), link.Meta{NetOff: 14, CsumPartial: true, CsumStart: 34, CsumOffset: 16}, true, true},
 		{"UDP GSO", seg, link.Meta{GSOType: link.GSOUDPL4, GSOSize: 1000, NetOff: 14, CsumPartial: true, CsumStart: 54, CsumOffset: 6}, false, false},
 		{"truncated", seg[:40], gso, false, false},
 	} {
@@ -462,3 +466,60 @@ func FuzzOffload6(f *testing.F) {
 		nic.DeliverFrames([][]byte{frame, next, frame})
 	})
 }
+
+// The per-packet IPv6 paths next to IPv4's (BENCHMARKS.md, issue 9): a
+// small TCP segment out, and one in that TCP answers with a reset.
+
+func benchSendTCP(b *testing.B, v6 bool) {
+	ep := &chanEP{mtu: 1500, discard: true}
+	s := New(Options{DADTransmits: -1})
+	defer s.Close()
+	nic := s.AddNIC("eth0", ep)
+	src, dst := hostAddr, peerAddr
+	nic.AddAddress(netip.PrefixFrom(hostAddr, 24))
+	nic.SetStatic(peerAddr, peerMAC)
+	if v6 {
+		src, dst = host6, peer6
+		nic.AddAddress(netip.PrefixFrom(host6, 64))
+		nic.SetStatic6(peer6, peerMAC)
+	}
+	payload := make([]byte, 64)
+	th := &wire.TCPHeader{SrcPort: 5000, DstPort: 80, Flags: wire.TCPFlagACK | wire.TCPFlagPSH, Window: 500,
+		Options: wire.TCPOptions{HasTS: true, TSVal: 11, TSEcr: 22}}
+	p := OutPacket{Src: src, Dst: dst, Proto: wire.ProtoTCP, DF: true, Parts: [3][]byte{nil, payload}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		q := p
+		if err := s.writePacket(&q, th); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSendTCP4(b *testing.B) { benchSendTCP(b, false) }
+func BenchmarkSendTCP6(b *testing.B) { benchSendTCP(b, true) }
+
+func benchReceiveTCP(b *testing.B, v6 bool) {
+	ep := &chanEP{mtu: 1500, discard: true}
+	s := New(Options{DADTransmits: -1})
+	defer s.Close()
+	nic := s.AddNIC("eth0", ep)
+	nic.AddAddress(netip.PrefixFrom(hostAddr, 24))
+	nic.SetStatic(peerAddr, peerMAC)
+	nic.AddAddress(netip.PrefixFrom(host6, 64))
+	nic.SetStatic6(peer6, peerMAC)
+	f := groSeg(1, 1000, make([]byte, 64), wire.TCPFlagACK, 7)
+	if v6 {
+		f = tcp6Seg(1, 1000, make([]byte, 64), wire.TCPFlagACK, 7)
+	}
+	frames := [][]byte{f}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		nic.DeliverFrames(frames)
+	}
+}
+
+func BenchmarkReceiveTCP4(b *testing.B) { benchReceiveTCP(b, false) }
+func BenchmarkReceiveTCP6(b *testing.B) { benchReceiveTCP(b, true) }

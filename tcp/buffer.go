@@ -31,18 +31,64 @@ func poolClass(n int) int {
 
 func getBuf(n int) []byte {
 	if c := poolClass(n); c >= 0 {
-		if b, ok := ringPools[c].Get().(*[]byte); ok {
-			return *b
+		if b := ringPools[c].Get(); b != nil {
+			return poolSlice(b)
 		}
 	}
 	return make([]byte, n)
 }
 
+// poolSlice and poolPtr convert between a pooled buffer and the array
+// pointer the pool holds: a pointer to the array, not to a slice header,
+// so that putting a buffer back allocates nothing.
+func poolSlice(b any) []byte {
+	switch p := b.(type) {
+	case *[1 << 10]byte:
+		return p[:]
+	case *[2 << 10]byte:
+		return p[:]
+	case *[4 << 10]byte:
+		return p[:]
+	case *[8 << 10]byte:
+		return p[:]
+	case *[16 << 10]byte:
+		return p[:]
+	case *[32 << 10]byte:
+		return p[:]
+	case *[64 << 10]byte:
+		return p[:]
+	case *[128 << 10]byte:
+		return p[:]
+	}
+	return nil
+}
+
+func poolPtr(b []byte) any {
+	switch len(b) {
+	case 1 << 10:
+		return (*[1 << 10]byte)(b)
+	case 2 << 10:
+		return (*[2 << 10]byte)(b)
+	case 4 << 10:
+		return (*[4 << 10]byte)(b)
+	case 8 << 10:
+		return (*[8 << 10]byte)(b)
+	case 16 << 10:
+		return (*[16 << 10]byte)(b)
+	case 32 << 10:
+		return (*[32 << 10]byte)(b)
+	case 64 << 10:
+		return (*[64 << 10]byte)(b)
+	case 128 << 10:
+		return (*[128 << 10]byte)(b)
+	}
+	return nil
+}
+
 // release gives the buffer back; the ring is empty afterwards.
 func (r *ring) release() {
-	if c := poolClass(len(r.buf)); c >= 0 {
-		b := r.buf
-		ringPools[c].Put(&b)
+	if c := poolClass(len(r.buf)); c >= 0 && cap(r.buf) == len(r.buf) {
+		ringPools[c].Put(poolPtr(r.buf))
 	}
 	r.buf = nil
 	r.head = 0

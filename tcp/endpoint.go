@@ -35,16 +35,10 @@ type Endpoint struct {
 	mu sync.Mutex
 	wq waiter.Queue
 
-	state                  State
 	local, remote          netip.AddrPort
 	bound, autoBound       bool
-	connectBound           bool // port taken by connect (shareable per 4-tuple)
 	childPort, inConns     bool
-	userClosed             bool
 	rdShut, wrShut         bool
-	finRcvd                bool
-	everConnected          bool
-	connectErrPending      bool
 	inListenQ, listenClose bool
 
 	// Options.
@@ -53,7 +47,6 @@ type Endpoint struct {
 	// An AF_INET6 socket's endpoint (inet6.go): its wildcard is ::, and
 	// v6only is IPV6_V6ONLY.
 	inet6, v6only          bool
-	lingerOn               bool
 	linger                 time.Duration
 	keepIdle, keepIntvl    time.Duration
 	keepCnt                int
@@ -82,7 +75,6 @@ type Endpoint struct {
 	rcvLen, rcvCap      int
 	ooo                 []oooRange
 	oooRecent           uint32
-	finOOO              bool
 	finOOOSeq           uint32
 
 	// Negotiated options.
@@ -99,13 +91,11 @@ type Endpoint struct {
 	srtt, rttvar, rto, minRTT time.Duration
 	rttSeq                    uint32
 	rttStart                  time.Duration
-	rttTiming                 bool
 	backoff                   int
 
 	// Congestion control and loss recovery.
 	ccs        CCState
 	dupAcks    int
-	recovery   bool
 	recoverSeq uint32
 	sb         scoreboard
 	txq        txQueue // what is in flight, for RACK
@@ -113,11 +103,8 @@ type Endpoint struct {
 
 	// ACK state.
 	ackPending int // bytes received and not yet acknowledged
-	ackNow     bool
 	dackAt     time.Duration
 	batch      *Batch // set while a batch delivers a segment
-	batchAck   bool   // an ACK is owed at the end of the batch
-	inBatch    bool   // on the batch's flush list
 
 	// Timers: one for retransmission / persist / keepalive / TIME_WAIT /
 	// FIN_WAIT2, one for the delayed ACK.
@@ -125,17 +112,16 @@ type Endpoint struct {
 	timerAt   time.Duration
 	rtoAt     time.Duration
 	tlpAt     time.Duration // tail loss probe (RFC 8985 7)
-	tlpOut    bool
 	persistAt time.Duration
 	keepAt    time.Duration
 	closeAt   time.Duration // TIME_WAIT or orphaned FIN_WAIT2 end
 	dackTimer wheelTimer
-	dackArmed bool
 	// A full link queue refused a segment (room.go): roomWait says a
-	// LinkRoom wake-up is due, ackRefused that a refused ACK is owed.
-	roomWait, ackRefused bool
-	probes               int // unanswered zero-window probes
-	kaProbes             int // unanswered keepalive probes
+	// LinkRoom wake-up is due, ackRefused that a refused ACK is owed,
+	// synRefused that the SYN (or SYN-ACK) never left.
+	roomWait, ackRefused, synRefused bool
+	probes                           int // unanswered zero-window probes
+	kaProbes                         int // unanswered keepalive probes
 
 	lastRecv, lastDataRecv, lastDataSent, lastAckRecv time.Duration
 
@@ -144,7 +130,6 @@ type Endpoint struct {
 	acceptQ  []*Endpoint
 	synQLen  atomic.Int32
 	parent   *Endpoint
-	inSynQ   bool
 	cookieAt time.Duration
 	cookieTS uint32 // TSval for a SYN-ACK that encodes options (cookie)
 
@@ -159,18 +144,15 @@ type Endpoint struct {
 
 	// tcpcc: loss episodes, write timeouts, soft errors, TLP recovery.
 	lossHigh    uint32        // SND.MAX when the current RTO episode began
-	inLoss      bool          // an RTO loss episode may be under way
 	rtoStamp    time.Duration // when the timer of the head segment started (set at its first RTO)
 	probesOut   int           // zero-window probes not answered by any ACK
 	probesStamp time.Duration // when the first of them went out
 	userTimeout time.Duration // TCP_USER_TIMEOUT; 0: the retries rules
 	softErr     error         // last soft ICMP error: SO_ERROR or the timeout's reason
 	tlpHigh     uint32        // SND.MAX when a retransmitted probe went out
-	tlpRetrans  bool          // such a probe awaits its verdict (RFC 8985 7.4)
 
 	// tcpsec: hardening (issue 8).
 	lastOOWAck time.Duration // last ACK for an invalid segment (rate limit)
-	orphan     bool          // closed by the user, not finished: counted in Orphans
 	dsack      dsackState    // D-SACK block owed on the next ACK
 	urg        urgState      // urgent data, both directions
 	undo       undoState     // D-SACK undo of a spurious loss episode
@@ -181,8 +163,30 @@ type Endpoint struct {
 	rate        rateState
 	paceAt      time.Duration // when the pacer lets the next byte go
 	paceTimerAt time.Duration // the timer releases the next burst
-	paceHeld    bool
 	ecn         ecnState
+
+	// One-byte fields, together: the struct's size is memory per
+	// connection, and scattered they cost padding.
+	state             State
+	connectBound      bool // port taken by connect (shareable per 4-tuple)
+	userClosed        bool
+	finRcvd           bool
+	everConnected     bool
+	connectErrPending bool
+	lingerOn          bool
+	finOOO            bool
+	rttTiming         bool
+	recovery          bool
+	ackNow            bool
+	batchAck          bool // an ACK is owed at the end of the batch
+	inBatch           bool // on the batch's flush list
+	tlpOut            bool
+	dackArmed         bool
+	inSynQ            bool
+	inLoss            bool // an RTO loss episode may be under way
+	tlpRetrans        bool // a retransmitted probe awaits its verdict (RFC 8985 7.4)
+	orphan            bool // closed by the user, not finished: counted in Orphans
+	paceHeld          bool
 }
 
 func (e *Endpoint) initOptions() {
@@ -533,6 +537,7 @@ func (e *Endpoint) consumeRcv(n int) {
 	e.copied += n
 	if e.rcvLen == 0 && len(e.ooo) == 0 {
 		e.rcv.head = 0
+		e.idleRing(&e.rcv)
 	}
 	now := e.p.now()
 	e.tuneRcvBuf(now)

@@ -483,6 +483,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.sbSeq += uint32(d)
 			if e.sndLen == 0 {
 				e.snd.head = 0
+				e.idleRing(&e.snd)
 			}
 		}
 		e.bytesAcked += uint64(acked)

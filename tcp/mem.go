@@ -27,6 +27,20 @@ func (e *Endpoint) releaseRing(r *ring) {
 	r.release()
 }
 
+// idleRingMax is the largest empty ring given back at once: a small
+// one belongs to a connection exchanging small messages, which may then
+// sit idle for long (a million of them would hold gigabytes), and it
+// comes back from its pool without allocation; a larger one belongs to
+// a bulk flow, which keeps it.
+const idleRingMax = 4 << 10
+
+// idleRing gives back r, now empty, if it is small.
+func (e *Endpoint) idleRing(r *ring) {
+	if n := len(r.buf); n > 0 && n <= idleRingMax {
+		e.releaseRing(r)
+	}
+}
+
 // memAdd changes the total; crossing MemPressure upwards is counted.
 func (p *Protocol) memAdd(d int) {
 	n := int64(p.st.MemBytes.Add(uint64(int64(d))))

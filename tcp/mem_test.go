@@ -167,3 +167,49 @@ func TestTinySegmentsBounded(t *testing.T) {
 		t.Fatalf("read %d bytes", len(got))
 	}
 }
+
+// TestIdleConnectionHoldsNoBuffer: after a small request and response,
+// an idle connection gives its (small) send and receive rings back, so
+// a million idle connections do not hold gigabytes of empty buffers.
+func TestIdleConnectionHoldsNoBuffer(t *testing.T) {
+	n := newPair(5, Config{})
+	n.delay = time.Millisecond
+	c, s := n.connect(t)
+	var b [16]byte
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	n.run(time.Second, func() bool {
+		k, _ := s.Read(b[:], false)
+		got += k
+		return got == 4
+	})
+	if _, err := s.Write([]byte("pong")); err != nil {
+		t.Fatal(err)
+	}
+	got = 0
+	n.run(time.Second, func() bool {
+		k, _ := c.Read(b[:], false)
+		got += k
+		return got == 4
+	})
+	// Everything read and acknowledged.
+	n.run(time.Second, func() bool { return c.Info().BytesInFlight == 0 && s.Info().BytesInFlight == 0 })
+	if a, b := n.a.memTotal(), n.b.memTotal(); a != 0 || b != 0 {
+		t.Fatalf("idle connection still holds %d and %d buffer bytes", a, b)
+	}
+	// And the next exchange works as before.
+	if _, err := c.Write([]byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	got = 0
+	n.run(time.Second, func() bool {
+		k, _ := s.Read(b[:], false)
+		got += k
+		return got == 5
+	})
+	if got != 5 || string(b[:5]) != "again" {
+		t.Fatalf("second exchange: %q", b[:got])
+	}
+}

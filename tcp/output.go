@@ -126,6 +126,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 		if err == syscall.ENOBUFS && flags&wire.TCPFlagRST == 0 && e.linkFull() {
 			// Sent again on the link's wake-up (room.go).
 			e.ackRefused = e.ackRefused || flags&wire.TCPFlagACK != 0
+			e.synRefused = e.synRefused || syn
 		}
 	}
 	seg.Payload[0], seg.Payload[1] = nil, nil
@@ -437,17 +438,28 @@ func (e *Endpoint) armTLP(now time.Duration) {
 	}
 	pto := max(2*e.srtt, minPTO)
 	if int(e.sndMax-e.sndUna) <= e.sndMSS {
-		pto += e.p.cfg.DelayedAckTimeout // the peer may be delaying its ACK
+		// One segment in flight: the peer may be delaying its ACK, for
+		// as long as any receiver may (RFC 8985 7.2's WCDelAckT; Linux
+		// adds its 200 ms minimum RTO here), not this stack's own 40 ms,
+		// else the probe races every delayed ACK of a request/response
+		// exchange and retransmits what was not lost.
+		pto += wcDelAckT
 	}
-	if pto >= e.rto {
+	if e.rtoAt == 0 {
 		return
 	}
-	e.tlpAt = now + pto
+	// RFC 8985 7.2: a probe due after the RTO is sent at the RTO's time
+	// instead (Linux: the probe timer replaces the RTO timer).
+	e.tlpAt = min(now+pto, e.rtoAt)
 	e.armTimer(e.tlpAt)
 }
 
 // minPTO bounds the probe timeout from below (timer granularity).
 const minPTO = 2 * time.Millisecond
+
+// wcDelAckT is the worst-case delayed-ACK time of a receiver (RFC 8985
+// 7.2: 200 ms, RFC 5681's bound on an ACK's delay).
+const wcDelAckT = 200 * time.Millisecond
 
 // onTLP sends the probe (RFC 8985 7.3). It is a retransmission, not new
 // data as the RFC prefers: a receiver like Linux delays its ACK for one
@@ -501,6 +513,12 @@ func (e *Endpoint) onTLP(now time.Duration) {
 	}
 	e.sendData(seq, n, fin, now)
 	e.tlpSent()
+	if e.rtoAt != 0 && e.rtoAt <= now {
+		// The probe took the RTO's place (armTLP): the RTO follows it by
+		// one RTO (RFC 8985 7.3), not at once.
+		e.rtoAt = now + e.rto
+		e.armTimer(e.rtoAt)
+	}
 }
 
 // armTimer makes sure the timer fires no later than at. The timer is only

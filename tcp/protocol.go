@@ -349,7 +349,7 @@ func (p *Protocol) Table() []ConnInfo {
 	out := make([]ConnInfo, 0, len(eps))
 	for _, e := range eps {
 		e.mu.Lock()
-		ci := ConnInfo{Local: e.local, Remote: e.remote, State: e.state, RecvQ: e.rcvLen, SendQ: e.sndLen}
+		ci := ConnInfo{Local: e.local, Remote: e.remote, Inet6: e.inet6, State: e.state, RecvQ: e.rcvLen, SendQ: e.sndLen}
 		if e.state == StateListen {
 			ci.RecvQ = len(e.acceptQ)
 			ci.SendQ = e.backlog

@@ -116,15 +116,26 @@ func TestTLPTiming(t *testing.T) {
 	una += 3 * mss
 
 	// Rebuild the RTT, then a single segment: the probe waits for the
-	// peer's delayed ACK too.
+	// peer's delayed ACK too, for the worst case a receiver may delay it
+	// (RFC 8985 7.2: WCDelAckT = 200 ms, not this stack's own 40 ms), or
+	// comes at the RTO's time if that is sooner.
 	warmRTT(s, c, &una)
-	srtt = c.Info().RTT
+	srtt, rto = c.Info().RTT, c.Info().RTO
+	st := s.p.Stats()
 	c.Write(make([]byte, 100))
 	s.out()
 	p, el = s.waitOne(time.Second)
 	check(t, "single-segment probe", p, fPA, una, 1001, 100)
-	if want := 2*srtt + 40*time.Millisecond; !near(el, want) {
-		t.Fatalf("probe after %v, want 2*SRTT+40ms = %v", el, want)
+	if want := min(2*srtt+200*time.Millisecond, rto); !near(el, want) {
+		t.Fatalf("probe after %v, want min(2*SRTT+200ms, RTO) = %v", el, want)
+	}
+	if st2 := s.p.Stats(); st2.TLPProbes != st.TLPProbes+1 || st2.Timeouts != st.Timeouts {
+		t.Fatalf("a probe, not an RTO: probes %d timeouts %d", st2.TLPProbes-st.TLPProbes, st2.Timeouts-st.Timeouts)
+	}
+	// The RTO follows the probe by one RTO, not at once.
+	r, el2 = s.waitOne(2 * time.Second)
+	if r.h.Seq != una || !near(el2, rto) {
+		t.Fatalf("after the probe: %v after %v, want the RTO retransmission of %d after %v", r, el2, una, rto)
 	}
 }
 

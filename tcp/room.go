@@ -60,8 +60,11 @@ func (e *Endpoint) linkFull() bool {
 }
 
 // LinkRoom is called by the host when a link that refused segments has
-// room: every waiting connection sends what it holds (or is refused and
-// waits again, so a link that fills at once is not polled).
+// room. The waiting connections send in the order they were refused,
+// until one is refused again: the rest keep their place for the next
+// wake-up, so a link with room for a few frames does not wake thousands
+// of connections only to refuse them (and the first refused is the first
+// served).
 func (p *Protocol) LinkRoom() {
 	p.room.mu.Lock()
 	q := p.room.q
@@ -72,21 +75,40 @@ func (p *Protocol) LinkRoom() {
 		return
 	}
 	p.st.LinkRoomWakeups.Add(1)
+	done := len(q)
 	for i, e := range q {
-		q[i] = nil
 		e.mu.Lock()
 		e.roomWait = false
+		now := p.now()
 		if e.ackRefused {
 			e.ackRefused = false
 			if e.ackPending > 0 || e.dackAt != 0 {
 				e.ackNow = true
 			}
 		}
-		e.output(p.now())
+		if e.synRefused {
+			e.synRefused = false
+			if e.state == StateSynSent || e.state == StateSynRcvd && e.inSynQ {
+				e.sendSYN(now, false) // it never left: not a retransmission
+			}
+		}
+		if e.state != StateSynSent && e.state != StateSynRcvd {
+			e.output(now)
+		}
+		again := e.roomWait
 		e.mu.Unlock()
+		q[i] = nil
+		if again {
+			done = i + 1
+			break
+		}
 	}
+	rest := q[done:]
 	p.room.mu.Lock()
-	if p.room.spare == nil {
+	if len(rest) > 0 {
+		// Ahead of those refused since (the last one served among them).
+		p.room.q = append(rest[:len(rest):len(rest)], p.room.q...)
+	} else if p.room.spare == nil {
 		p.room.spare = q[:0]
 	}
 	p.room.mu.Unlock()

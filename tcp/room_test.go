@@ -7,6 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/sockstack/sockstack/clock"
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/stack"
@@ -21,10 +22,16 @@ import (
 // roomPair is two stacks joined by a pipe whose queues hold one frame
 // each way; call it inside synctest.Test.
 func roomPair(t *testing.T) (sa, sb *stack.Stack, ka, kb *socket.Net, pa *link.PipeEnd) {
+	return linkPair(t, 1, nil)
+}
+
+// linkPair is two stacks on clk (nil: the real one) joined by a pipe of
+// queue frames each way.
+func linkPair(t *testing.T, queue int, clk clock.Clock) (sa, sb *stack.Stack, ka, kb *socket.Net, pa *link.PipeEnd) {
 	macA, macB := wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}
-	pa, pb := link.NewPipeQueue(macA, macB, 1500, 1)
-	sa = stack.New(stack.Options{Name: "a"})
-	sb = stack.New(stack.Options{Name: "b"})
+	pa, pb := link.NewPipeQueue(macA, macB, 1500, queue)
+	sa = stack.New(stack.Options{Name: "a", Clock: clk})
+	sb = stack.New(stack.Options{Name: "b", Clock: clk})
 	t.Cleanup(sa.Close)
 	t.Cleanup(sb.Close)
 	na := sa.AddNIC("eth0", pa)

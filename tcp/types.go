@@ -181,6 +181,7 @@ type StatsSnapshot struct {
 // ConnInfo is one row of the socket table.
 type ConnInfo struct {
 	Local, Remote netip.AddrPort
+	Inet6         bool // an AF_INET6 socket's (netstat's tcp6)
 	State         State
 	SendQ, RecvQ  int // bytes not yet acknowledged / not yet read
 }

@@ -9,9 +9,14 @@ import (
 )
 
 // Filter selects frames for sniffing, in tcpdump's (pcap-filter's)
-// language: "host", "net", "port" with "src"/"dst" and the protocols ip,
-// arp, tcp, udp and icmp as qualifiers, combined with and/or/not (&&, ||,
-// !) and parentheses. As in tcpdump, "not" binds tightest while "and"
+// language: "host", "net", "port", "portrange" with "src"/"dst" and the
+// protocols ip, ip6, arp, tcp, udp, icmp, icmp6 and ether ("ether host
+// 52:54:00:12:34:56") as qualifiers, "vlan [ID]" (after which, as in
+// libpcap, the rest of the expression looks inside the 802.1Q tag), combined with and/or/not (&&, ||,
+// !) and parentheses. Hosts and nets are IPv4 or IPv6 ("host fe80::1",
+// "net 2001:db8::/32"); as in libpcap, "tcp", "udp" and "icmp6" look
+// through one IPv6 fragment header, ports over IPv6 are read right after
+// the fixed header only. As in tcpdump, "not" binds tightest while "and"
 // and "or" have equal precedence and group from the left, and an ID
 // without a keyword repeats the previous qualifiers ("port 53 or 67").
 // The expression is compiled once into a tree of closures; the zero
@@ -19,6 +24,7 @@ import (
 type Filter struct {
 	match func(*facts) bool
 	expr  string
+	vlan  bool // the expression says "vlan": read the tagged frame's inside too
 }
 
 // facts is what a frame shows the matchers, read once per frame at the
@@ -27,23 +33,35 @@ type Filter struct {
 // addresses). A field too short to read is not valid and matches nothing.
 type facts struct {
 	ip, arp        bool // by Ethernet type (or a bare IPv4 packet)
-	ipAddrs        bool // the IPv4 addresses are readable
+	ip6            bool // by Ethernet type (or a bare IPv6 packet)
+	ipAddrs        bool // the IP addresses (of either family) are readable
 	proto          uint8
 	hasProto       bool
+	fragProto      uint8 // IPv6: the header after a fragment header (libpcap's look-through)
+	hasFragProto   bool
+	macs           bool // Ethernet addresses (not on a bare packet)
+	srcMAC, dstMAC [6]byte
 	src, dst       netip.Addr
 	ports          bool // a TCP/UDP first fragment whose ports are readable
 	sport, dport   uint16
 	arpSrc, arpDst netip.Addr
 	arpAddrs       bool
+	tagged         bool   // an 802.1Q frame
+	vid            uint16 // its VLAN id
+	inner          *facts // what follows the tag (libpcap's offsets after "vlan")
 }
 
 // Ethernet types and IP protocols the language names.
 const (
-	etherIPv4 = 0x0800
-	etherARP  = 0x0806
-	protoICMP = 1
-	protoTCP  = 6
-	protoUDP  = 17
+	etherIPv4   = 0x0800
+	etherARP    = 0x0806
+	etherIPv6   = 0x86dd
+	etherVLAN   = 0x8100
+	protoICMP   = 1
+	protoTCP    = 6
+	protoUDP    = 17
+	protoFrag6  = 44
+	protoICMPv6 = 58
 )
 
 // Match reports whether frame passes the filter. ethernet says whether
@@ -52,8 +70,15 @@ func (f Filter) Match(frame []byte, ethernet bool) bool {
 	if f.match == nil {
 		return true
 	}
-	var fc facts
+	var fc, in facts
 	fc.read(frame, ethernet)
+	if f.vlan && fc.tagged {
+		// The rest of the frame from the tag's EtherType on, with the
+		// same Ethernet addresses.
+		in.read(frame[4:], true)
+		in.srcMAC, in.dstMAC = fc.srcMAC, fc.dstMAC
+		fc.inner = &in
+	}
 	return f.match(&fc)
 }
 
@@ -63,22 +88,39 @@ func (fc *facts) read(frame []byte, ethernet bool) {
 		if len(frame) < 14 {
 			return
 		}
-		// No VLAN tag is looked through: tcpdump needs the "vlan"
-		// keyword for that, which this language does not have.
+		fc.macs = true
+		fc.dstMAC, fc.srcMAC = [6]byte(frame[0:6]), [6]byte(frame[6:12])
+		// A VLAN tag is looked through only after the "vlan" keyword
+		// (Match reads the inside then), as tcpdump does.
 		switch binary.BigEndian.Uint16(frame[12:14]) {
 		case etherIPv4:
 			fc.ip = true
 		case etherARP:
 			fc.arp = true
+		case etherIPv6:
+			fc.ip6 = true
+		case etherVLAN:
+			if len(frame) >= 18 {
+				fc.tagged, fc.vid = true, binary.BigEndian.Uint16(frame[14:16])&0x0fff
+			}
+			return
 		default:
 			return
 		}
 		p = frame[14:]
 	} else {
-		if len(p) < 1 || p[0]>>4 != 4 {
+		switch {
+		case len(p) >= 1 && p[0]>>4 == 4:
+			fc.ip = true
+		case len(p) >= 1 && p[0]>>4 == 6:
+			fc.ip6 = true
+		default:
 			return
 		}
-		fc.ip = true
+	}
+	if fc.ip6 {
+		fc.read6(p)
+		return
 	}
 	if fc.arp {
 		if len(p) >= 28 {
@@ -107,6 +149,26 @@ func (fc *facts) read(frame []byte, ethernet bool) {
 	}
 }
 
+// read6 reads an IPv6 packet at the offsets libpcap's IPv6 code reads.
+func (fc *facts) read6(p []byte) {
+	if len(p) >= 7 {
+		fc.proto, fc.hasProto = p[6], true
+	}
+	if len(p) >= 40 {
+		fc.ipAddrs = true
+		fc.src = netip.AddrFrom16([16]byte(p[8:24]))
+		fc.dst = netip.AddrFrom16([16]byte(p[24:40]))
+	}
+	if fc.hasProto && fc.proto == protoFrag6 && len(p) >= 41 {
+		fc.fragProto, fc.hasFragProto = p[40], true
+	}
+	if fc.hasProto && (fc.proto == protoTCP || fc.proto == protoUDP) && len(p) >= 44 {
+		fc.ports = true
+		fc.sport = binary.BigEndian.Uint16(p[40:])
+		fc.dport = binary.BigEndian.Uint16(p[42:])
+	}
+}
+
 // String is the normalised expression.
 func (f Filter) String() string { return f.expr }
 
@@ -126,6 +188,7 @@ func ParseFilter(expr string) (Filter, error) {
 		return Filter{}, fmt.Errorf("filter %q: unexpected %q", f.expr, toks[p.pos])
 	}
 	f.match = m
+	f.vlan = p.vlan
 	return f, nil
 }
 
@@ -166,7 +229,7 @@ type matcher = func(*facts) bool
 
 // qual is the qualifiers of a primitive, kept for a following bare ID.
 type qual struct {
-	proto string // "", ip, arp, tcp, udp, icmp
+	proto string // "", ip, ip6, arp, ether, tcp, udp, icmp, icmp6
 	dir   string // "", src, dst, "src or dst", "src and dst"
 	typ   string // host, net, port
 }
@@ -175,6 +238,7 @@ type parser struct {
 	toks []string
 	pos  int
 	last *qual
+	vlan bool // a "vlan" was read: later primitives look inside the tag
 }
 
 func (p *parser) peek() string {
@@ -245,19 +309,41 @@ func (p *parser) term() (matcher, error) {
 		return m, nil
 	case ")", "and", "or", "&&", "||":
 		return nil, fmt.Errorf("unexpected %q", t)
+	case "vlan":
+		p.next()
+		if p.vlan {
+			return nil, fmt.Errorf("a second vlan (stacked tags) is not supported")
+		}
+		p.vlan = true
+		id := -1
+		if v, err := strconv.ParseUint(p.peek(), 10, 16); err == nil {
+			if v > 4095 {
+				return nil, fmt.Errorf("VLAN id %d: want 0..4095", v)
+			}
+			id = int(v)
+			p.next()
+		}
+		return func(f *facts) bool { return f.tagged && (id < 0 || int(f.vid) == id) }, nil
 	}
-	return p.primitive()
+	inside := p.vlan
+	m, err := p.primitive()
+	if err != nil || !inside {
+		return m, err
+	}
+	// After "vlan", as libpcap: the primitive reads the tagged frame's
+	// inside (and nothing in an untagged frame).
+	return func(f *facts) bool { return f.inner != nil && m(f.inner) }, nil
 }
 
 func isProto(s string) bool {
 	switch s {
-	case "ip", "arp", "tcp", "udp", "icmp":
+	case "ip", "ip6", "arp", "ether", "tcp", "udp", "icmp", "icmp6":
 		return true
 	}
 	return false
 }
 
-func isType(s string) bool { return s == "host" || s == "net" || s == "port" }
+func isType(s string) bool { return s == "host" || s == "net" || s == "port" || s == "portrange" }
 
 func (p *parser) primitive() (matcher, error) {
 	var q qual
@@ -301,22 +387,41 @@ func (p *parser) primitive() (matcher, error) {
 	}
 	p.last = &q
 	switch q.typ {
-	case "port":
+	case "port", "portrange":
 		return portMatcher(q, id)
-	default:
-		return addrMatcher(q, id)
 	}
+	if q.proto == "ether" {
+		return etherMatcher(q, id)
+	}
+	return addrMatcher(q, id)
 }
 
 func protoMatcher(proto string) matcher {
 	switch proto {
 	case "ip":
 		return func(f *facts) bool { return f.ip }
+	case "ip6":
+		return func(f *facts) bool { return f.ip6 }
 	case "arp":
 		return func(f *facts) bool { return f.arp }
+	case "ether":
+		return func(f *facts) bool { return f.macs }
+	case "icmp":
+		return func(f *facts) bool { return f.ip && f.hasProto && f.proto == protoICMP }
+	case "icmp6":
+		return proto6(protoICMPv6)
 	}
-	n := map[string]uint8{"tcp": protoTCP, "udp": protoUDP, "icmp": protoICMP}[proto]
-	return func(f *facts) bool { return f.ip && f.hasProto && f.proto == n }
+	n := map[string]uint8{"tcp": protoTCP, "udp": protoUDP}[proto]
+	v6 := proto6(n)
+	return func(f *facts) bool { return f.ip && f.hasProto && f.proto == n || v6(f) }
+}
+
+// proto6 is libpcap's "ip6 proto n": the next header, or the one after
+// a fragment header.
+func proto6(n uint8) matcher {
+	return func(f *facts) bool {
+		return f.ip6 && f.hasProto && (f.proto == n || f.proto == protoFrag6 && f.hasFragProto && f.fragProto == n)
+	}
 }
 
 // ports names the services people write in filters; others by number.
@@ -325,17 +430,43 @@ var portNames = map[string]uint16{
 	"smtp": 25, "domain": 53, "bootps": 67, "bootpc": 68, "tftp": 69, "http": 80, "https": 443,
 }
 
-func portMatcher(q qual, id string) (matcher, error) {
-	var port uint16
+func parsePort(id string) (uint16, error) {
 	if n, ok := portNames[strings.ToLower(id)]; ok {
-		port = n
-	} else {
-		v, err := strconv.ParseUint(id, 10, 16)
-		if err != nil {
-			return nil, fmt.Errorf("bad port %q: want 0..65535 or a service name", id)
-		}
-		port = uint16(v)
+		return n, nil
 	}
+	v, err := strconv.ParseUint(id, 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("bad port %q: want 0..65535 or a service name", id)
+	}
+	return uint16(v), nil
+}
+
+// portMatcher is "port N" and "portrange N-M" (either order, as libpcap).
+func portMatcher(q qual, id string) (matcher, error) {
+	var lo, hi uint16
+	if q.typ == "portrange" {
+		a, b, ok := strings.Cut(id, "-")
+		if !ok {
+			return nil, fmt.Errorf("bad port range %q: want N-M", id)
+		}
+		var err error
+		if lo, err = parsePort(a); err != nil {
+			return nil, err
+		}
+		if hi, err = parsePort(b); err != nil {
+			return nil, err
+		}
+		if lo > hi {
+			lo, hi = hi, lo
+		}
+	} else {
+		p, err := parsePort(id)
+		if err != nil {
+			return nil, err
+		}
+		lo, hi = p, p
+	}
+	in := func(p uint16) bool { return lo <= p && p <= hi }
 	var protoOK func(f *facts) bool
 	switch q.proto {
 	case "":
@@ -344,28 +475,63 @@ func portMatcher(q qual, id string) (matcher, error) {
 		n := map[string]uint8{"tcp": protoTCP, "udp": protoUDP}[q.proto]
 		protoOK = func(f *facts) bool { return f.proto == n }
 	default:
-		return nil, fmt.Errorf("port does not apply to %s", q.proto)
+		return nil, fmt.Errorf("%s does not apply to %s", q.typ, q.proto)
 	}
 	var dirOK func(f *facts) bool
 	switch q.dir {
 	case "src":
-		dirOK = func(f *facts) bool { return f.sport == port }
+		dirOK = func(f *facts) bool { return in(f.sport) }
 	case "dst":
-		dirOK = func(f *facts) bool { return f.dport == port }
+		dirOK = func(f *facts) bool { return in(f.dport) }
 	case "src and dst":
-		dirOK = func(f *facts) bool { return f.sport == port && f.dport == port }
+		dirOK = func(f *facts) bool { return in(f.sport) && in(f.dport) }
 	default:
-		dirOK = func(f *facts) bool { return f.sport == port || f.dport == port }
+		dirOK = func(f *facts) bool { return in(f.sport) || in(f.dport) }
 	}
 	return func(f *facts) bool { return f.ports && protoOK(f) && dirOK(f) }, nil
 }
 
-// parseNet reads "10.0.0.0/8", "10.0.0" (tcpdump's abbreviated network:
-// /24) or a full address (/32).
+// etherMatcher is "ether host|src|dst MAC".
+func etherMatcher(q qual, id string) (matcher, error) {
+	if q.typ != "host" {
+		return nil, fmt.Errorf("%s does not apply to ether", q.typ)
+	}
+	var mac [6]byte
+	parts := strings.FieldsFunc(id, func(r rune) bool { return r == ':' || r == '-' || r == '.' })
+	if len(parts) != 6 {
+		return nil, fmt.Errorf("bad MAC address %q", id)
+	}
+	for i, x := range parts {
+		v, err := strconv.ParseUint(x, 16, 8)
+		if err != nil {
+			return nil, fmt.Errorf("bad MAC address %q", id)
+		}
+		mac[i] = byte(v)
+	}
+	switch q.dir {
+	case "src":
+		return func(f *facts) bool { return f.macs && f.srcMAC == mac }, nil
+	case "dst":
+		return func(f *facts) bool { return f.macs && f.dstMAC == mac }, nil
+	case "src and dst":
+		return func(f *facts) bool { return f.macs && f.srcMAC == mac && f.dstMAC == mac }, nil
+	}
+	return func(f *facts) bool { return f.macs && (f.srcMAC == mac || f.dstMAC == mac) }, nil
+}
+
+// parseNet reads "10.0.0.0/8", "2001:db8::/32", "10.0.0" (tcpdump's
+// abbreviated network: /24) or a full address (/32, /128).
 func parseNet(id string) (netip.Prefix, error) {
+	if strings.Contains(id, ":") && !strings.Contains(id, "/") {
+		a, err := netip.ParseAddr(id)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("bad network %q", id)
+		}
+		return netip.PrefixFrom(a, 128), nil
+	}
 	if strings.Contains(id, "/") {
 		pf, err := netip.ParsePrefix(id)
-		if err != nil || !pf.Addr().Is4() {
+		if err != nil || pf.Addr().Zone() != "" {
 			return netip.Prefix{}, fmt.Errorf("bad network %q", id)
 		}
 		if pf.Masked() != pf {
@@ -397,11 +563,12 @@ func addrMatcher(q qual, id string) (matcher, error) {
 		}
 	} else {
 		a, err := netip.ParseAddr(id)
-		if err != nil || !a.Is4() {
-			return nil, fmt.Errorf("bad host %q: want an IPv4 address", id)
+		if err != nil || a.Zone() != "" || a.Is4In6() {
+			return nil, fmt.Errorf("bad host %q: want an IPv4 or IPv6 address", id)
 		}
-		pf = netip.PrefixFrom(a, 32)
+		pf = netip.PrefixFrom(a, a.BitLen())
 	}
+	v6 := pf.Addr().Is6()
 	match := func(s, d netip.Addr) bool {
 		switch q.dir {
 		case "src":
@@ -412,6 +579,14 @@ func addrMatcher(q qual, id string) (matcher, error) {
 			return pf.Contains(s) && pf.Contains(d)
 		}
 		return pf.Contains(s) || pf.Contains(d)
+	}
+	if v6 {
+		ip6M := func(f *facts) bool { return f.ip6 && f.ipAddrs && match(f.src, f.dst) }
+		switch q.proto {
+		case "", "ip6":
+			return ip6M, nil
+		}
+		return nil, fmt.Errorf("an IPv6 %s does not apply to %s", q.typ, q.proto)
 	}
 	ipM := func(f *facts) bool { return f.ip && f.ipAddrs && match(f.src, f.dst) }
 	arpM := func(f *facts) bool { return f.arp && f.arpAddrs && match(f.arpSrc, f.arpDst) }

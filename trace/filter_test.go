@@ -62,7 +62,8 @@ func TestFilter(t *testing.T) {
 }
 
 func TestFilterErrors(t *testing.T) {
-	for _, e := range []string{"tpc", "host", "host 1.2.3", "host ::1", "port", "port 65536", "port -1", "port x", "or",
+	for _, e := range []string{"tpc", "host", "host 1.2.3", "host fe80::1%eth0", "ip host ::1", "arp host ::1",
+		"net 2001:db8::1/32", "portrange 1", "portrange a-b", "ether host 1:2:3", "ether net 1:2:3:4:5:6", "icmp6 port 80", "ether port 80", "ip6 port 80", "vlan 4096", "vlan and vlan", "port", "port 65536", "port -1", "port x", "or",
 		"(tcp", "tcp)", "tcp and", "not", "icmp port 80", "tcp host 1.2.3.4", "net 10.0.0.1/8", "host 192.168.1.1 icmp"} {
 		if _, err := ParseFilter(e); err == nil {
 			t.Errorf("ParseFilter(%q) accepted", e)

@@ -35,7 +35,7 @@ func Line(frame []byte, ethernet bool) string {
 	case wire.EtherTypeIPv4:
 		ipLine(&b, p)
 	case wire.EtherTypeIPv6:
-		fmt.Fprintf(&b, "IP6, length %d", len(p))
+		ip6Line(&b, p)
 	default:
 		fmt.Fprintf(&b, "ethertype 0x%04x, length %d", e.EtherType, len(p))
 	}
@@ -81,7 +81,7 @@ func ipLine(b *strings.Builder, p []byte) {
 	}
 	if v := p[0] >> 4; v != 4 {
 		if v == 6 {
-			fmt.Fprintf(b, "IP6, length %d", len(p))
+			ip6Line(b, p) // ip6.go
 		} else {
 			fmt.Fprintf(b, "IP bad version %d, length %d", v, len(p))
 		}
@@ -134,9 +134,9 @@ func ipLine(b *strings.Builder, p []byte) {
 		case wire.ProtoICMP:
 			icmpLine(b, src, dst, payload)
 		case wire.ProtoUDP:
-			udpLine(b, h, payload)
+			udpLine(b, l3of4(h), payload)
 		case wire.ProtoTCP:
-			tcpLine(b, h, payload)
+			tcpLine(b, l3of4(h), payload)
 		case wire.ProtoIGMP:
 			igmpLine(b, src, dst, payload)
 		default:
@@ -175,15 +175,37 @@ func wantSum(sum uint64, field uint16) uint16 {
 	return ^wire.Fold(wire.Add(sum, uint64(^field)))
 }
 
-func udpLine(b *strings.Builder, h wire.IPv4, p []byte) {
-	src, dst := h.Src(), h.Dst()
+// l3 is what the transport lines need of the IP header of either family.
+type l3 struct {
+	tag      string // "IP" or "IP6"
+	src, dst netip.Addr
+	pseudo   func(n int) uint64 // the pseudo-header sum for n transport bytes
+	// bare: the line has its addresses already (after IPv6 extension
+	// headers, where tcpdump shows the ports alone).
+	bare bool
+}
+
+func l3of4(h wire.IPv4) l3 { return l3{tag: "IP", src: h.Src(), dst: h.Dst(), pseudo: h.PseudoSum} }
+
+// head starts a TCP or UDP line: "IP a.1 > b.2: ", or "1 > 2: " when bare.
+func (h l3) head(b *strings.Builder, p []byte) {
+	if h.bare {
+		fmt.Fprintf(b, "%d > %d: ", binary.BigEndian.Uint16(p[0:2]), binary.BigEndian.Uint16(p[2:4]))
+		return
+	}
+	fmt.Fprintf(b, "%s %s > %s: ", h.tag, hostPort(h.src, p[0:2]), hostPort(h.dst, p[2:4]))
+}
+
+func udpLine(b *strings.Builder, h l3, p []byte) {
+	src, dst := h.src, h.dst
 	if len(p) < wire.UDPHeaderLen {
-		fmt.Fprintf(b, "IP %s > %s: UDP truncated, length %d", src, dst, len(p))
+		fmt.Fprintf(b, "%s %s > %s: UDP truncated, length %d", h.tag, src, dst, len(p))
 		return
 	}
 	u := wire.UDP(p)
-	fmt.Fprintf(b, "IP %s > %s: UDP, ", hostPort(src, p[0:2]), hostPort(dst, p[2:4]))
-	_, err := wire.ParseUDP(p, h.PseudoSum(0))
+	h.head(b, p)
+	b.WriteString("UDP, ")
+	_, err := wire.ParseUDP(p, h.pseudo(0))
 	if reason(err) == wire.ReasonBadLength {
 		fmt.Fprintf(b, "bad length %d (IP payload %d)", u.Length(), len(p))
 		return
@@ -191,7 +213,7 @@ func udpLine(b *strings.Builder, h wire.IPv4, p []byte) {
 	fmt.Fprintf(b, "length %d", u.Length()-wire.UDPHeaderLen)
 	if err != nil {
 		u = u[:u.Length()]
-		s := wire.Sum(u, h.PseudoSum(len(u)))
+		s := wire.Sum(u, h.pseudo(len(u)))
 		fmt.Fprintf(b, " [bad udp cksum 0x%04x -> 0x%04x]", u.Checksum(), wantSum(s, u.Checksum()))
 	}
 }
@@ -216,14 +238,14 @@ func tcpFlags(f uint8) string {
 	return string(s)
 }
 
-func tcpLine(b *strings.Builder, h wire.IPv4, p []byte) {
-	src, dst := h.Src(), h.Dst()
+func tcpLine(b *strings.Builder, h l3, p []byte) {
+	src, dst := h.src, h.dst
 	if len(p) < wire.TCPMinHeaderLen {
-		fmt.Fprintf(b, "IP %s > %s: TCP truncated, length %d", src, dst, len(p))
+		fmt.Fprintf(b, "%s %s > %s: TCP truncated, length %d", h.tag, src, dst, len(p))
 		return
 	}
-	fmt.Fprintf(b, "IP %s > %s: ", hostPort(src, p[0:2]), hostPort(dst, p[2:4]))
-	t, err := wire.ParseTCP(p, h.PseudoSum(0), false)
+	h.head(b, p)
+	t, err := wire.ParseTCP(p, h.pseudo(0), false)
 	if err != nil {
 		fmt.Fprintf(b, "TCP bad data offset %d, length %d", wire.TCP(p).DataOffset(), len(p))
 		return
@@ -246,7 +268,7 @@ func tcpLine(b *strings.Builder, h wire.IPv4, p []byte) {
 		b.WriteString("]")
 	}
 	fmt.Fprintf(b, ", length %d", n)
-	if s := wire.Sum(t, h.PseudoSum(len(t))); wire.Fold(s) != 0xffff {
+	if s := wire.Sum(t, h.pseudo(len(t))); wire.Fold(s) != 0xffff {
 		fmt.Fprintf(b, " [bad tcp cksum 0x%04x -> 0x%04x]", t.Checksum(), wantSum(s, t.Checksum()))
 	}
 }

@@ -176,7 +176,7 @@ func TestLineBareIP(t *testing.T) {
 			"IP 10.0.0.1 > 10.0.0.2: ICMP 192.168.1.1 protocol 6 unreachable, length 36"},
 		{"unreachable, short quote", ipPacket(wire.ProtoICMP, unhex("0303000000000000 4500"), nil),
 			"IP 10.0.0.1 > 10.0.0.2: ICMP dest unreachable, code 3 (quoted header truncated), length 10"},
-		{"ipv6", unhex("6000000000000000"), "IP6, length 8"},
+		{"ipv6", unhex("6000000000000000"), "IP6 truncated, length 8"},
 	} {
 		if got := Line(c.pkt, false); got != c.want {
 			t.Errorf("%s:\n got %s\nwant %s", c.name, got, c.want)

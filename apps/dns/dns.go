@@ -51,16 +51,26 @@ type Server struct {
 // works) answering from records.
 func Serve(n *socket.Net, addr netip.AddrPort, records Records) (*Server, error) {
 	s := &Server{rec: records, conns: make(chan struct{}, MaxTCPConns)}
-	u, err := n.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	fam := socket.AF_INET
+	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
+		fam = socket.AF_INET6 // IPV6_V6ONLY: beside a server on 0.0.0.0
+	}
+	u, err := n.Socket(fam, socket.SOCK_DGRAM, 0)
 	if err != nil {
 		return nil, err
+	}
+	if fam == socket.AF_INET6 {
+		u.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
 	}
 	if err := u.Bind(socket.InetAddr(addr)); err != nil {
 		u.Close()
 		return nil, err
 	}
 	s.udp = u
-	if t, err := n.Socket(socket.AF_INET, socket.SOCK_STREAM, 0); err == nil {
+	if t, err := n.Socket(fam, socket.SOCK_STREAM, 0); err == nil {
+		if fam == socket.AF_INET6 {
+			t.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+		}
 		err = t.Bind(socket.InetAddr(addr))
 		if err == nil {
 			err = t.Listen(16)

@@ -50,11 +50,16 @@ type Row struct {
 func Table(n *socket.Net) []Row {
 	var rows []Row
 	for _, c := range n.Stack().TCP.Table() {
-		rows = append(rows, Row{Proto: "tcp", Local: addrStr(c.Local), Remote: addrStr(c.Remote),
+		proto := "tcp"
+		if c.Inet6 || c.Local.Addr().Is6() {
+			proto = "tcp6" // as netstat -an names AF_INET6 sockets
+		}
+		rows = append(rows, Row{Proto: proto, Local: addrStr(c.Local), Remote: addrStr(c.Remote),
 			State: c.State.String(), RecvQ: c.RecvQ, SendQ: c.SendQ})
 	}
 	for _, s := range n.Sockets() {
-		if s.Family() != socket.AF_INET || s.Type() == socket.SOCK_STREAM {
+		fam := s.Family()
+		if fam != socket.AF_INET && fam != socket.AF_INET6 || s.Type() == socket.SOCK_STREAM {
 			continue
 		}
 		proto := "udp"
@@ -63,6 +68,11 @@ func Table(n *socket.Net) []Row {
 			proto = "raw"
 		case s.Proto() == socket.IPPROTO_ICMP:
 			proto = "icmp"
+		case s.Proto() == socket.IPPROTO_ICMPV6:
+			proto = "icmp" // "icmp6" below
+		}
+		if fam == socket.AF_INET6 {
+			proto += "6"
 		}
 		r := Row{Proto: proto, Local: "*:*", Remote: "*:*"}
 		if la, err := s.GetSockName(); err == nil {

@@ -77,14 +77,34 @@ func (cfg *ClientConfig) options(op uint16, size int64) [][2]string {
 	return o
 }
 
-// openSocket makes the transfer's socket: a UDP socket on an ephemeral
-// port (its TID).
-func openSocket(n *socket.Net) (PacketConn, error) {
-	so, err := n.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+// anyOf is the wildcard address of peer's family, port 0.
+func anyOf(peer netip.Addr) *socket.SockaddrInet {
+	if peer.Is6() && !peer.Is4In6() {
+		return socket.Inet6("::", 0)
+	}
+	return socket.Inet("0.0.0.0", 0)
+}
+
+// openSocket makes the transfer's socket: a UDP socket of the peer's
+// family on an ephemeral port (its TID).
+func openSocket(n *socket.Net, peer netip.Addr) (PacketConn, error) {
+	so, err := boundSocket(n, peer)
 	if err != nil {
 		return nil, err
 	}
-	if err := so.Bind(socket.Inet("0.0.0.0", 0)); err != nil {
+	return so, nil
+}
+
+func boundSocket(n *socket.Net, peer netip.Addr) (*socket.Socket, error) {
+	fam := socket.AF_INET
+	if peer.Is6() && !peer.Is4In6() {
+		fam = socket.AF_INET6
+	}
+	so, err := n.Socket(fam, socket.SOCK_DGRAM, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := so.Bind(anyOf(peer)); err != nil {
 		so.Close()
 		return nil, err
 	}
@@ -141,7 +161,7 @@ func (c *conn) applyOACK(p []byte, cfg *ClientConfig, asked [][2]string, tsize *
 // Get reads the file remote from the TFTP server srv (for example
 // 10.0.0.2:69) into w. It stops when ctx ends.
 func Get(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, w io.Writer, cfg ClientConfig) (Result, error) {
-	so, err := openSocket(n)
+	so, err := openSocket(n, srv.Addr())
 	if err != nil {
 		return Result{Tsize: -1}, err
 	}
@@ -211,7 +231,7 @@ func GetOn(ctx context.Context, so PacketConn, srv netip.AddrPort, remote string
 // Put writes r to the file remote on the TFTP server srv. size is r's
 // length when known (for the tsize option and the progress total), or -1.
 func Put(ctx context.Context, n *socket.Net, srv netip.AddrPort, remote string, r io.Reader, size int64, cfg ClientConfig) (Result, error) {
-	so, err := openSocket(n)
+	so, err := openSocket(n, srv.Addr())
 	if err != nil {
 		return Result{Tsize: -1}, err
 	}

@@ -165,13 +165,8 @@ func cleanName(name string) (string, bool) {
 }
 
 func (s *Server) transfer(n *socket.Net, peer netip.AddrPort, req *request) {
-	so, err := n.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	so, err := boundSocket(n, peer.Addr())
 	if err != nil {
-		s.Failed.Add(1)
-		return
-	}
-	if err := so.Bind(socket.Inet("0.0.0.0", 0)); err != nil {
-		so.Close()
 		s.Failed.Add(1)
 		return
 	}

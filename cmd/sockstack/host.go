@@ -2,11 +2,9 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -45,6 +43,10 @@ type hostFlags struct {
 	create               bool     // up: create the TAP when it does not exist
 	vhosts               []string // virtual network: extra hosts, NAME=ADDR
 	hostsFile            string   // virtual network: extra hosts, /etc/hosts form
+	family               int      // 4 or 6: the HOST's address family (-4 / -6); 0 either
+	only4, only6         bool
+	slaac                bool // TAP/VXLAN: IPv6 on, addresses and routes from router advertisements
+	v6                   bool // configure turned IPv6 on: services listen on :: too
 	vx                   vxlanFlags
 }
 
@@ -53,17 +55,20 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 	fl := c.Flags()
 	fl.StringVar(&f.tap, "tap", "", "run the stack on this TAP device instead of the virtual network")
 	fl.StringVar(&f.netns, "netns", "", "network namespace (under /run/netns) that holds the TAP")
-	fl.StringVar(&f.addr, "addr", "", "the stack's address on the TAP, as CIDR (e.g. 10.77.0.2/24)")
+	fl.StringVar(&f.addr, "addr", "", "the stack's addresses on the TAP, as CIDRs, comma-separated (e.g. 10.77.0.2/24,fd00:77::2/64)")
 	fl.IntVar(&f.mtu, "mtu", 0, "set the TAP's MTU (0: keep the device's)")
 	if kind != sniffTool {
 		// sniff writes its capture with -w.
 		fl.StringVar(&f.pcap, "pcap", "", "write every frame of this host to a pcap file")
-		fl.StringVar(&f.gw, "gw", "", "default gateway on the TAP")
+		fl.StringVar(&f.gw, "gw", "", "default gateways on the TAP, comma-separated (an IPv4 and an IPv6 one, e.g. 10.77.0.1,fe80::1)")
+		fl.BoolVar(&f.slaac, "slaac", false, "turn IPv6 on and take addresses, default routers and the MTU from router advertisements (accept_ra)")
 	}
 	if kind == sniffTool {
 		fl.BoolVar(&f.kernel, "kernel", false, "capture on an interface of the host kernel (--iface; AF_PACKET, needs CAP_NET_RAW)")
 	}
 	if kind == clientTool {
+		fl.BoolVarP(&f.only4, "ipv4", "4", false, "use IPv4 only (a name's IPv4 address)")
+		fl.BoolVarP(&f.only6, "ipv6", "6", false, "use IPv6 only (a name's IPv6 address)")
 		fl.BoolVar(&f.kernel, "kernel", false, "use the host kernel's sockets instead of sockstack")
 		fl.StringArrayVar(&f.vhosts, "vhost", nil, "virtual network: one more host NAME=ADDR (in 10.0.0.0/24) running the services (repeatable)")
 		fl.StringVar(&f.hostsFile, "hosts", "", "virtual network: more hosts from a file in /etc/hosts form (ADDR NAME...)")
@@ -86,7 +91,15 @@ func (f *hostFlags) check(c *cobra.Command) error {
 	if f.kernel && f.tap != "" {
 		return usageErr(c, "--kernel and --tap exclude each other")
 	}
-	tapOnly := []string{"addr", "gw", "mtu", "create"}
+	switch {
+	case f.only4 && f.only6:
+		return usageErr(c, "-4 and -6 exclude each other")
+	case f.only4:
+		f.family = 4
+	case f.only6:
+		f.family = 6
+	}
+	tapOnly := []string{"addr", "gw", "mtu", "create", "slaac"}
 	if f.kind != sniffTool {
 		tapOnly = append(tapOnly, "netns")
 	}
@@ -143,40 +156,18 @@ func (f *hostFlags) openTarget(log io.Writer, arg string) (*env, netip.Addr, err
 	if err != nil {
 		return nil, netip.Addr{}, err
 	}
-	dst, err := e.resolve(arg)
+	dst, err := e.resolveIn(arg, f.family)
 	if err != nil {
 		e.Close()
 		return nil, netip.Addr{}, err
 	}
+	e.ready6(dst) // util.go
 	return e, dst, nil
 }
 
-// resolve turns a host name or IPv4 literal into an address.
-func (e *env) resolve(name string) (netip.Addr, error) {
-	if a, err := netip.ParseAddr(name); err == nil {
-		if !a.Unmap().Is4() {
-			return netip.Addr{}, fmt.Errorf("%s: only IPv4 is supported", name)
-		}
-		return a.Unmap(), nil
-	}
-	if name == "" || strings.ContainsAny(name, " /:") {
-		return netip.Addr{}, fmt.Errorf("%q is not a host name or IPv4 address", name)
-	}
-	if e.net == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", name)
-		if err != nil || len(addrs) == 0 {
-			return netip.Addr{}, fmt.Errorf("%s: Name or service not known", name)
-		}
-		return addrs[0].Unmap(), nil
-	}
-	a, err := e.net.GetHostByName(name)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("%s: Name or service not known", name)
-	}
-	return a, nil
-}
+// resolve turns a host name or an IPv4 / IPv6 literal into an
+// address (util.go).
+func (e *env) resolve(name string) (netip.Addr, error) { return e.resolveIn(name, 0) }
 
 func (f *hostFlags) open(log io.Writer) (*env, error) {
 	switch {
@@ -198,14 +189,79 @@ func parseCIDR(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
+// parseAddrs reads --addr: IPv4 and IPv6 CIDRs, comma-separated.
+func parseAddrs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		p, err := netip.ParsePrefix(f)
+		if err != nil || p.Addr().Zone() != "" || p.Addr().Is4In6() || p.Addr().IsUnspecified() || p.Addr().IsMulticast() {
+			return nil, fmt.Errorf("bad address %q: want CIDRs like 10.77.0.2/24 or fd00:77::2/64, comma-separated", f)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// stackOptions are the options of a stack on a TAP or VXLAN link.
+func (f *hostFlags) stackOptions() stack.Options {
+	return stack.Options{Name: "sockstack", IPv6SLAAC: f.slaac, IPv6LinkLocal: f.slaac}
+}
+
+// configure gives the NIC the addresses of --addr and the gateways of
+// --gw. An IPv6 address turns IPv6 on for the NIC (its link-local
+// address and duplicate address detection) as on Linux.
+func (f *hostFlags) configure(st *stack.Stack, nic *stack.NIC, addrs []netip.Prefix) error {
+	f.v6 = f.slaac
+	for _, p := range addrs {
+		if p.Addr().Is6() {
+			if err := nic.EnableIPv6(); err != nil {
+				return fmt.Errorf("IPv6 on %s: %v", nic.Name(), err)
+			}
+			f.v6 = true
+			break
+		}
+	}
+	for _, p := range addrs {
+		if err := nic.AddAddress(p); err != nil {
+			return fmt.Errorf("--addr %s: %v", p, err)
+		}
+	}
+	if f.gw == "" {
+		return nil
+	}
+	for _, g := range strings.Split(f.gw, ",") {
+		g = strings.TrimSpace(g)
+		gw, err := netip.ParseAddr(g)
+		if err == nil && gw.Is6() && gw.IsLinkLocalUnicast() {
+			// fe80::1 is on-link on this NIC whatever its zone says.
+			gw = gw.WithZone("")
+			if e := nic.EnableIPv6(); e != nil {
+				err = e
+			}
+			f.v6 = true
+		}
+		if err == nil {
+			err = st.SetDefaultGateway(gw)
+		}
+		if err != nil {
+			return fmt.Errorf("--gw %q: want the IPv4 or IPv6 address of a router on %s's networks (%v)", g, nic.Name(), err)
+		}
+	}
+	return nil
+}
+
 // openTAP runs a stack on a TAP device; the caller owns it.
 func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
-	if f.addr == "" {
-		return nil, errors.New("--tap needs --addr CIDR (the stack's address), e.g. --tap tap0 --addr 10.77.0.2/24")
+	if f.addr == "" && !f.slaac {
+		return nil, errors.New("--tap needs --addr CIDR (the stack's address), e.g. --tap tap0 --addr 10.77.0.2/24, or --slaac")
 	}
-	p, err := parseCIDR(f.addr)
-	if err != nil {
-		return nil, err
+	var addrs []netip.Prefix
+	if f.addr != "" {
+		var err error
+		if addrs, err = parseAddrs(f.addr); err != nil {
+			return nil, err
+		}
 	}
 	if f.netns != "" {
 		if _, err := os.Stat("/run/netns/" + f.netns); err != nil {
@@ -234,27 +290,29 @@ func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
 		ep = link.NewSniffer(ep, func(_ link.Direction, fr []byte) { pw.WriteFrame(time.Now(), fr) })
 		e.onClose(closePcap)
 	}
-	st := stack.New(stack.Options{Name: "sockstack"})
+	st := stack.New(f.stackOptions())
 	e.st, e.net = st, socket.New(st)
 	e.api = sockapi.Stack(e.net)
 	e.onClose(func() error { st.Close(); return nil })
 	e.nic = st.AddNIC(tap.Name(), ep)
-	if err := e.nic.AddAddress(p); err != nil {
+	if err := f.configure(st, e.nic, addrs); err != nil {
 		e.Close()
 		return nil, err
 	}
-	if f.gw != "" {
-		gw, err := netip.ParseAddr(f.gw)
-		if err == nil {
-			err = st.SetDefaultGateway(gw)
-		}
-		if err != nil {
-			e.Close()
-			return nil, fmt.Errorf("--gw %q: want the IPv4 address of a router on %s", f.gw, p.Masked())
-		}
-	}
-	e.where = fmt.Sprintf("TAP %s (%s, mtu %d)", tap.Name(), p, tap.MTU())
+	e.where = fmt.Sprintf("TAP %s (%s, mtu %d)", tap.Name(), describeAddrs(addrs, f.slaac), tap.MTU())
 	return e, nil
+}
+
+// describeAddrs names a link's configured addresses for the banner.
+func describeAddrs(addrs []netip.Prefix, slaac bool) string {
+	var parts []string
+	for _, p := range addrs {
+		parts = append(parts, p.String())
+	}
+	if slaac {
+		parts = append(parts, "IPv6 by SLAAC")
+	}
+	return strings.Join(parts, ", ")
 }
 
 func openPcap(path string) (*link.PcapWriter, func() error, error) {
@@ -276,7 +334,24 @@ var (
 	vnetPrefix = netip.MustParsePrefix("10.0.0.0/24")
 	vnetSelf   = netip.MustParseAddr("10.0.0.1")
 	vnetServer = netip.MustParseAddr("10.0.0.2")
+	// IPv6 beside it: host 10.0.0.N is also fd00::N (and has a
+	// link-local address); DAD is off, so the addresses work at once.
+	vnetPrefix6 = netip.MustParsePrefix("fd00::/64")
+	vnetSelf6   = vnet6(vnetSelf)
 )
+
+// vnet6 is the IPv6 address of the virtual host at a: fd00::N for 10.0.0.N.
+func vnet6(a netip.Addr) netip.Addr {
+	b := vnetPrefix6.Addr().As16()
+	b[15] = a.As4()[3]
+	return netip.AddrFrom16(b)
+}
+
+// addVnet6 gives a virtual host its IPv6 addresses.
+func addVnet6(n *stack.NIC, a netip.Addr) {
+	n.AddAddress(netip.PrefixFrom(vnet6(a), 64))
+	n.EnableIPv6()
+}
 
 type vnetHost struct {
 	names []string
@@ -364,14 +439,15 @@ func (f *hostFlags) openVnet(log io.Writer) (*env, error) {
 	if pw != nil {
 		ep = link.NewSniffer(ep, func(_ link.Direction, fr []byte) { pw.WriteFrame(time.Now(), fr) })
 	}
-	st := stack.New(stack.Options{Name: "client"})
+	st := stack.New(stack.Options{Name: "client", DADTransmits: -1})
 	e.st, e.net = st, socket.New(st)
 	e.api = sockapi.Stack(e.net)
 	e.onClose(func() error { st.Close(); return nil })
 	e.nic = st.AddNIC("eth0", ep)
 	e.nic.AddAddress(netip.PrefixFrom(vnetSelf, 24))
-	e.net.Hosts().Add("client", vnetSelf)
-	e.net.Hosts().Add("server", vnetServer)
+	addVnet6(e.nic, vnetSelf)
+	e.net.Hosts().Add("client", vnetSelf, vnetSelf6)
+	e.net.Hosts().Add("server", vnetServer, vnet6(vnetServer))
 	e.net.SetNameservers([]netip.AddrPort{netip.AddrPortFrom(vnetServer, 53)})
 
 	dir, err := os.MkdirTemp("", "sockstack-vnet-")
@@ -392,19 +468,21 @@ func (f *hostFlags) openVnet(log io.Writer) (*env, error) {
 	var names []string
 	var desc []string
 	for i, h := range hosts {
-		srv := stack.New(stack.Options{Name: h.names[0]})
+		srv := stack.New(stack.Options{Name: h.names[0], DADTransmits: -1})
 		e.onClose(func() error { srv.Close(); return nil })
-		srv.AddNIC("eth0", sw.Port(wire.MAC{0x02, 0, 0, 0, 1, byte(i + 2)})).AddAddress(netip.PrefixFrom(h.addr, 24))
+		snic := srv.AddNIC("eth0", sw.Port(wire.MAC{0x02, 0, 0, 0, 1, byte(i + 2)}))
+		snic.AddAddress(netip.PrefixFrom(h.addr, 24))
+		addVnet6(snic, h.addr)
 		sn := socket.New(srv)
 		if i == 0 {
 			e.peer = sn
 			for _, o := range hosts {
-				sn.Hosts().Add(o.names[0], o.addr)
+				sn.Hosts().Add(o.names[0], o.addr, vnet6(o.addr))
 				for _, alias := range o.names[1:] {
-					sn.Hosts().Add(alias, o.addr)
+					sn.Hosts().Add(alias, o.addr, vnet6(o.addr))
 				}
 			}
-			sn.Hosts().Add("client", vnetSelf)
+			sn.Hosts().Add("client", vnetSelf, vnetSelf6)
 		}
 		svc, started, err := startServices(sn, "all", apps.Options{Root: root, TFTPWrite: true})
 		if err != nil {
@@ -412,12 +490,19 @@ func (f *hostFlags) openVnet(log io.Writer) (*env, error) {
 			return nil, err
 		}
 		e.onClose(svc)
+		// The same services on :: (IPV6_V6ONLY beside the IPv4 ones).
+		svc6, _, err := startServices(sn, "all", apps.Options{Addr: netip.IPv6Unspecified(), Root: root, TFTPWrite: true})
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.onClose(svc6)
 		names = started
-		desc = append(desc, fmt.Sprintf("%s %v", strings.Join(h.names, "/"), h.addr))
+		desc = append(desc, fmt.Sprintf("%s %v %v", strings.Join(h.names, "/"), h.addr, vnet6(h.addr)))
 	}
 	e.where = fmt.Sprintf("the virtual network (this host %v)", vnetSelf)
-	fmt.Fprintf(log, "sockstack: no --tap or --kernel: the built-in virtual network %v: this host client %v; %s running %s (files in %s)\n",
-		vnetPrefix, vnetSelf, strings.Join(desc, ", "), strings.Join(names, ", "), root)
+	fmt.Fprintf(log, "sockstack: no --tap or --kernel: the built-in virtual network %v and %v: this host client %v %v; %s running %s (files in %s)\n",
+		vnetPrefix, vnetPrefix6, vnetSelf, vnetSelf6, strings.Join(desc, ", "), strings.Join(names, ", "), root)
 	return e, nil
 }
 

@@ -24,17 +24,21 @@ func simCmd() *cobra.Command {
 
 func simRunCmd() *cobra.Command {
 	var seed uint64
-	var out string
+	var out, format string
 	var until time.Duration
 	var seedSet bool
 	c := &cobra.Command{
 		Use:   "run SCENARIO.yaml",
-		Short: "Run a scenario; write pcaps, metrics.json and report.html into --out",
+		Short: "Run a scenario; write pcaps, metrics.json, report.html and its charts (plots/, PNG and SVG) into --out",
 		Example: `  sockstack sim run scenarios/dumbbell-droptail.yaml --seed 1 --out /tmp/db
   sockstack sim run scenarios/satellite.yaml --out /tmp/sat`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			seedSet = cmd.Flags().Changed("seed")
+			formats, err := sim.ParseFormats(format)
+			if err != nil {
+				return usageErr(cmd, "--format: %v", err)
+			}
 			sc, err := sim.LoadScenario(args[0])
 			if err != nil {
 				return err
@@ -46,6 +50,7 @@ func simRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			n.PlotFormats = formats
 			if out != "" {
 				if err := os.MkdirAll(out, 0o755); err != nil {
 					return err
@@ -99,8 +104,9 @@ func simRunCmd() *cobra.Command {
 		},
 	}
 	c.Flags().Uint64Var(&seed, "seed", 0, "random seed (default: the scenario's)")
-	c.Flags().StringVar(&out, "out", "", "directory for pcaps, metrics.json, timing.json and report.html")
+	c.Flags().StringVar(&out, "out", "", "directory for pcaps, metrics.json, timing.json, report.html and plots/")
 	c.Flags().DurationVar(&until, "until", 0, "virtual-time bound (default: the scenario's duration, else 60s)")
+	c.Flags().StringVar(&format, "format", "png,svg", "chart formats in plots/: png, svg or png,svg")
 	return c
 }
 

@@ -86,4 +86,83 @@ func TestSimRunAndPlot(t *testing.T) {
 	if out, err := runCLI(t, "", "plot", filepath.Join(dir, "bottleneck.pcap"), "--format", "gif"); err == nil || !strings.Contains(out+err.Error(), "gif") {
 		t.Errorf("--format gif: %v %s", err, out)
 	}
+	// sim run --format png: PNG charts only, and the report shows them.
+	pngDir := filepath.Join(dir, "pngonly")
+	if out, err := runCLI(t, "", "sim", "run", "../../scenarios/dumbbell-droptail.yaml", "--until", "1s", "--format", "png", "--out", pngDir); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if m, _ := filepath.Glob(filepath.Join(pngDir, "plots", "*.svg")); len(m) != 0 {
+		t.Errorf("sim run --format png wrote %v", m)
+	}
+	page, err := os.ReadFile(filepath.Join(pngDir, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), `<img src="plots/queues.png"`) {
+		t.Error("the report does not show the PNG charts")
+	}
+	if _, err := runCLI(t, "", "sim", "run", "../../scenarios/traceroute.yaml", "--format", "jpeg"); err == nil {
+		t.Error("sim run --format jpeg accepted")
+	}
+}
+
+// The commands the README gives for its picture still work: they run and
+// write the file the README copies into docs/ (the picture itself changes
+// whenever TCP's behaviour does, so it is not compared).
+func TestReadmePictureCommands(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run, plot, cp []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 3 && f[0] == "go" && f[3] == "sim":
+			run = f[3:]
+		case len(f) > 3 && f[0] == "go" && f[3] == "plot":
+			plot = f[3:]
+		case len(f) > 2 && f[0] == "cp" && f[2] == "docs/sim-tsg.svg":
+			cp = f
+		}
+	}
+	if run == nil || plot == nil || cp == nil {
+		t.Fatalf("README lacks the picture's commands: run %q plot %q cp %q", run, plot, cp)
+	}
+	dir := t.TempDir()
+	subst := func(args []string, from, to string) []string {
+		out := make([]string, len(args))
+		for i, a := range args {
+			out[i] = strings.Replace(strings.ReplaceAll(a, from, to), "scenarios/", "../../scenarios/", 1)
+		}
+		return out
+	}
+	// The README writes to /tmp/wifi and /tmp/plots; the test to its own directory.
+	runArgs := subst(run, "/tmp/", dir+"/")
+	if out, err := runCLI(t, "", runArgs...); err != nil {
+		t.Fatalf("%v: %v\n%s", runArgs, err, out)
+	}
+	plotArgs := subst(plot, "/tmp/", dir+"/")
+	if out, err := runCLI(t, "", plotArgs...); err != nil {
+		t.Fatalf("%v: %v\n%s", plotArgs, err, out)
+	}
+	src := strings.Replace(cp[1], "/tmp/", dir+"/", 1)
+	b, err = os.ReadFile(src)
+	if err != nil {
+		t.Fatalf("the README copies %s, which the commands did not write: %v", cp[1], err)
+	}
+	d := xml.NewDecoder(bytes.NewReader(b))
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+	}
+	if _, err := os.Stat(strings.TrimSuffix(src, ".svg") + ".png"); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat("../../docs/sim-tsg.png"); err != nil {
+		t.Error(err)
+	}
 }

@@ -208,19 +208,30 @@ func sniffTAP(ctx context.Context, log io.Writer, sn *sniffer, f *hostFlags, ser
 // sniffVnet shows a scripted exchange on the virtual network.
 func sniffVnet(ctx context.Context, log io.Writer, sn *sniffer) error {
 	sw := link.NewSwitch(1500)
-	a := stack.New(stack.Options{Name: "client"})
+	a := stack.New(stack.Options{Name: "client", DADTransmits: -1})
 	defer a.Close()
-	b := stack.New(stack.Options{Name: "server"})
+	b := stack.New(stack.Options{Name: "server", DADTransmits: -1})
 	defer b.Close()
-	a.AddNIC("eth0", link.NewSniffer(sw.Port(wire.MAC{2, 0, 0, 0, 0, 1}), func(d link.Direction, fr []byte) { sn.frame(d, fr, true) })).
-		AddAddress(netip.MustParsePrefix("10.0.0.1/24"))
-	b.AddNIC("eth0", sw.Port(wire.MAC{2, 0, 0, 0, 0, 2})).AddAddress(netip.MustParsePrefix("10.0.0.2/24"))
+	na := a.AddNIC("eth0", link.NewSniffer(sw.Port(wire.MAC{2, 0, 0, 0, 0, 1}), func(d link.Direction, fr []byte) { sn.frame(d, fr, true) }))
+	na.AddAddress(netip.MustParsePrefix("10.0.0.1/24"))
+	nb := b.AddNIC("eth0", sw.Port(wire.MAC{2, 0, 0, 0, 0, 2}))
+	nb.AddAddress(netip.MustParsePrefix("10.0.0.2/24"))
+	// IPv6 too (no DAD: the exchange is scripted), for NDP and ICMPv6.
+	na.AddAddress(netip.MustParsePrefix("fd00::1/64"))
+	nb.AddAddress(netip.MustParsePrefix("fd00::2/64"))
+	na.EnableIPv6()
+	nb.EnableIPv6()
 	stop, names, err := startServices(socket.New(b), "echo", apps.Options{})
 	if err != nil {
 		return err
 	}
 	defer stop()
-	fmt.Fprintf(log, "sockstack: no --tap or --kernel: sniffing the built-in virtual network (client 10.0.0.1, server 10.0.0.2 running %s) during a scripted ping, UDP echo and TCP echo\n",
+	stop6, _, err := startServices(socket.New(b), "echo", apps.Options{Addr: netip.IPv6Unspecified()})
+	if err != nil {
+		return err
+	}
+	defer stop6()
+	fmt.Fprintf(log, "sockstack: no --tap or --kernel: sniffing the built-in virtual network (client 10.0.0.1 fd00::1, server 10.0.0.2 fd00::2 running %s) during a scripted ping, UDP echo and TCP echo over IPv4, then ping6 and UDP echo over IPv6\n",
 		strings.Join(names, ", "))
 	api := sockapi.Stack(socket.New(a))
 	srv := netip.MustParseAddr("10.0.0.2")
@@ -232,6 +243,13 @@ func sniffVnet(ctx context.Context, log io.Writer, sn *sniffer) error {
 		return err
 	}
 	if err := echoLines(&discard, api, netip.AddrPortFrom(srv, 7), false, strings.NewReader("hello over tcp\n"), 2*time.Second); err != nil {
+		return err
+	}
+	srv6 := netip.MustParseAddr("fd00::2")
+	if err := runPing(ctx, &discard, api, srv6, pingOpts{count: 2, size: 56, interval: 100 * time.Millisecond, wait: time.Second, ttl: -1}); err != nil {
+		return err
+	}
+	if err := echoLines(&discard, api, netip.AddrPortFrom(srv6, 7), true, strings.NewReader("hello over udp6\n"), 2*time.Second); err != nil {
 		return err
 	}
 	// Let the TCP close handshake finish on the wire.

@@ -86,6 +86,8 @@ func TestSniffFilterAgreesWithTcpdump(t *testing.T) {
 		"not (tcp or arp)", "icmp or arp and host 10.0.0.1", "!udp && !icmp", "tcp || arp",
 		"src 10.0.0.1 and dst 10.0.0.2", "host 10.0.0.1 and not port 7",
 		"tcp and src port 7 and not dst host 10.0.0.9",
+		"ip6", "icmp6", "ip6 and udp", "host fd00::2", "src host fd00::1", "net fd00::/64", "net ff02::/16",
+		"not ip6", "icmp or icmp6", "udp and host fd00::2 and port 7", "portrange 1-10", "ether src 02:00:00:00:00:01",
 	} {
 		t.Run(strings.ReplaceAll(expr, " ", "_"), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "sel.pcap")
@@ -115,5 +117,33 @@ func TestSniffFilterAgreesWithTcpdump(t *testing.T) {
 				t.Logf("%q selects nothing from the capture", expr)
 			}
 		})
+	}
+}
+
+// The scripted exchange's IPv6 half is decoded the way tcpdump prints
+// it, and "icmp6" selects only it.
+func TestSniffDecodesIPv6(t *testing.T) {
+	flt, err := trace.ParseFilter("icmp6 or (ip6 and udp)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	sn := &sniffer{w: &out, filter: flt, start: time.Now(), full: make(chan struct{})}
+	if err := sniffVnet(context.Background(), io.Discard, sn); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{
+		"IP6 fd00::1 > ff02::1:ff00:2: ICMP6, neighbor solicitation, who has fd00::2, length 32",
+		"IP6 fd00::2 > fd00::1: ICMP6, neighbor advertisement, tgt is fd00::2, length 32",
+		"IP6 fd00::1 > fd00::2: ICMP6, echo request, id ",
+		"IP6 fd00::2 > fd00::1: ICMP6, echo reply, id ",
+		"> fd00::2.7: UDP, length 15",
+	} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("sniff output lacks %q:\n%s", w, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "IP 10.0.0") {
+		t.Errorf("the filter let IPv4 through:\n%s", out.String())
 	}
 }

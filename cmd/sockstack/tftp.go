@@ -158,13 +158,19 @@ func tftpError(srv netip.AddrPort, err error) error {
 	return fmt.Errorf("tftp: %v: %w", srv, err)
 }
 
-// tftpSocket is the transfer's UDP socket on an ephemeral port.
-func tftpSocket(api sockapi.API) (sockapi.Sock, error) {
-	s, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+// tftpSocket is the transfer's UDP socket on an ephemeral port, of the
+// server's family.
+func tftpSocket(api sockapi.API, srv netip.Addr) (sockapi.Sock, error) {
+	fam := sockFamily(srv)
+	s, err := api.Socket(fam, socket.SOCK_DGRAM, 0)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Bind(socket.InetAddr(netip.AddrPortFrom(netip.IPv4Unspecified(), 0))); err != nil {
+	any := netip.IPv4Unspecified()
+	if fam == socket.AF_INET6 {
+		any = netip.IPv6Unspecified()
+	}
+	if err := s.Bind(socket.InetAddr(netip.AddrPortFrom(any, 0))); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -173,7 +179,7 @@ func tftpSocket(api sockapi.API) (sockapi.Sock, error) {
 
 // tftpGet fetches file into w with apps/tftp's client.
 func tftpGet(ctx context.Context, api sockapi.API, srv netip.AddrPort, file string, w io.Writer, o tftpOpts, progress func(done, total int64)) (tftp.Result, error) {
-	s, err := tftpSocket(api)
+	s, err := tftpSocket(api, srv.Addr())
 	if err != nil {
 		return tftp.Result{}, err
 	}
@@ -184,7 +190,7 @@ func tftpGet(ctx context.Context, api sockapi.API, srv netip.AddrPort, file stri
 
 // tftpPut sends size bytes from r as file.
 func tftpPut(ctx context.Context, api sockapi.API, srv netip.AddrPort, file string, r io.Reader, size int64, o tftpOpts, progress func(done, total int64)) (tftp.Result, error) {
-	s, err := tftpSocket(api)
+	s, err := tftpSocket(api, srv.Addr())
 	if err != nil {
 		return tftp.Result{}, err
 	}

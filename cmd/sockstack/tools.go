@@ -120,7 +120,7 @@ func pingCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:     "ping [flags] HOST",
 		Short:   "Send ICMP echo requests and print replies and statistics, like iputils ping",
-		Example: "  sockstack ping -c 3 server\n  sockstack ping --kernel -i 0.2 localhost",
+		Example: "  sockstack ping -c 3 server\n  sockstack ping -6 -c 3 server\n  sockstack ping -c 1 fe80::ff:fe00:102%eth0\n  sockstack ping --kernel -i 0.2 localhost",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(cmd); err != nil {
@@ -186,6 +186,9 @@ func (p *pingConn) Close() {
 // TTL; with only one of the two (the kernel: raw for root, ping sockets
 // under net.ipv4.ping_group_range) it uses that one for everything.
 func openPing(api sockapi.API, dst netip.Addr) (*pingConn, error) {
+	if dst.Is6() {
+		return openPing6(api, dst)
+	}
 	raw, rawErr := api.Socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 	dg, dgErr := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
 	if dg != nil {
@@ -269,7 +272,13 @@ func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, 
 	}
 	defer pc.Close()
 	s, raw := pc.send, pc.raw
-	if o.ttl > 0 {
+	v6 := dst.Is6()
+	if o.ttl >= 0 && v6 {
+		// ping -6 -t: the unicast hop limit (0 included, as iputils).
+		if err := s.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, o.ttl); err != nil {
+			return fmt.Errorf("ping: hop limit %d: %w", o.ttl, err)
+		}
+	} else if o.ttl > 0 {
 		if err := s.SetSockOptInt(socket.SOL_IP, socket.IP_TTL, o.ttl); err != nil {
 			return fmt.Errorf("ping: ttl %d: %w", o.ttl, err)
 		}
@@ -284,7 +293,12 @@ func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, 
 	if o.name != "" {
 		shown = o.name
 	}
-	fmt.Fprintf(w, "PING %s (%v) %d(%d) bytes of data.\n", shown, dst, o.size, o.size+28)
+	if v6 {
+		// iputils' IPv6 header line.
+		fmt.Fprintf(w, "PING %s(%v) %d data bytes\n", shown, dst, o.size)
+	} else {
+		fmt.Fprintf(w, "PING %s (%v) %d(%d) bytes of data.\n", shown, dst, o.size, o.size+28)
+	}
 
 	replies := make(chan pingReply, 64)
 	var recvWG sync.WaitGroup
@@ -299,7 +313,14 @@ func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, 
 				return
 			default:
 			}
-			n, from, err := s.RecvFrom(buf, 0)
+			var n, hops int
+			var from socket.Sockaddr
+			var err error
+			if v6 {
+				n, from, hops, err = recvHops(s, buf)
+			} else {
+				n, from, err = s.RecvFrom(buf, 0)
+			}
 			if err != nil {
 				if errors.Is(err, syscall.EAGAIN) {
 					continue
@@ -319,12 +340,21 @@ func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, 
 			if errsOnly {
 				continue // the replies are read from the raw socket
 			}
-			r, ok := parsePingReply(buf[:n], raw, id, dst)
+			var r pingReply
+			var ok bool
+			if v6 {
+				r, ok = parsePing6Reply(buf[:n], hops, raw, id)
+			} else {
+				r, ok = parsePingReply(buf[:n], raw, id, dst)
+			}
 			if !ok {
 				continue
 			}
 			if fa, ok := from.(*socket.SockaddrInet); ok && !r.from.IsValid() {
 				r.from = fa.AddrPort.Addr()
+				if r.from.IsLinkLocalUnicast() && r.from.Zone() == "" && r.from == dst.WithZone("") {
+					r.from = dst // iputils shows the scope: fe80::1%eth0
+				}
 			}
 			r.at = time.Now()
 			select {
@@ -464,7 +494,13 @@ loop:
 			wire.ICMPv4(msg).SetID(id)
 			wire.ICMPv4(msg).SetSeq(uint16(seq))
 			msg[2], msg[3] = 0, 0
-			wire.ICMPv4(msg).FillChecksum()
+			if v6 {
+				// The ping socket fills the ICMPv6 checksum (it covers
+				// the IPv6 pseudo-header).
+				msg[0] = wire.ICMPv6EchoRequest
+			} else {
+				wire.ICMPv4(msg).FillChecksum()
+			}
 			lastSent = time.Now()
 			sentAt[seq&0xffff] = lastSent
 			sent++
@@ -663,7 +699,7 @@ func dial(api sockapi.API, dst netip.AddrPort, udp bool, timeout time.Duration) 
 	if udp {
 		typ = socket.SOCK_DGRAM
 	}
-	s, err := api.Socket(socket.AF_INET, typ, 0)
+	s, err := api.Socket(sockFamily(dst.Addr()), typ, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -801,4 +837,66 @@ func echoBulk(w io.Writer, api sockapi.API, dst netip.AddrPort, udp bool, n int6
 	}
 	pm.done("echoed", n, " each way, identical")
 	return nil
+}
+
+// openPing6 is ping -6's socket: an ICMPv6 ping socket, connected, that
+// sends, receives the replies (with IPV6_RECVHOPLIMIT for ttl=) and
+// hears the errors; without ping sockets (the kernel's
+// net.ipv4.ping_group_range), a raw ICMPv6 socket (root).
+func openPing6(api sockapi.API, dst netip.Addr) (*pingConn, error) {
+	dg, err := api.Socket(socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_ICMPV6)
+	if err != nil {
+		raw, rawErr := api.Socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+		if rawErr != nil {
+			return nil, fmt.Errorf("ping: socket: %v (raw sockets need CAP_NET_RAW; ping sockets need net.ipv4.ping_group_range to include your group): %w", rawErr, err)
+		}
+		// Only echo replies (and errors) pass: ICMP6_FILTER would do it
+		// too, the parse below checks the identifier anyway.
+		raw.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+		return &pingConn{send: raw, recv: raw, raw: true}, nil
+	}
+	if err := dg.Connect(socket.InetAddr(netip.AddrPortFrom(dst, 0))); err != nil {
+		dg.Close()
+		if errors.Is(err, syscall.ENETUNREACH) {
+			return nil, errors.New("ping: connect: Network is unreachable")
+		}
+		return nil, fmt.Errorf("ping: connect: %w", err)
+	}
+	dg.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+	var id uint16
+	if sa, err := dg.GetSockName(); err == nil {
+		if fa, ok := sa.(*socket.SockaddrInet); ok {
+			id = fa.AddrPort.Port()
+		}
+	}
+	return &pingConn{send: dg, recv: dg, id: id}, nil
+}
+
+// recvHops is recvmsg with the IPV6_HOPLIMIT the datagram came with (0
+// when the socket cannot say).
+func recvHops(s sockapi.Sock, buf []byte) (int, socket.Sockaddr, int, error) {
+	switch v := s.(type) {
+	case sockapi.StackSock:
+		n, _, from, info, err := v.RecvMsg6(buf, 0)
+		return n, from, info.HopLimit, err
+	case sockapi.HostSock:
+		n, _, from, anc, err := v.RecvMsg6(buf, 0)
+		return n, from, max(anc.HopLimit, 0), err
+	}
+	n, from, err := s.RecvFrom(buf, 0)
+	return n, from, 0, err
+}
+
+// parsePing6Reply reads an echo reply, ICMPv6 header first: a ping
+// socket delivers only its own; on a raw socket (every ICMPv6 message)
+// the identifier must be ours.
+func parsePing6Reply(b []byte, hops int, raw bool, id uint16) (pingReply, bool) {
+	if len(b) < wire.ICMPv6HeaderLen || b[0] != wire.ICMPv6EchoReply {
+		return pingReply{}, false
+	}
+	m := wire.ICMPv6(b)
+	if raw && m.ID() != id {
+		return pingReply{}, false
+	}
+	return pingReply{seq: int(m.Seq()), bytes: len(b), ttl: hops}, true
 }

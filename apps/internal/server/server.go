@@ -153,9 +153,22 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// socketFor opens a socket of a's family. An IPv6 one is IPV6_V6ONLY,
+// so that a service can listen on 0.0.0.0 and :: side by side.
+func socketFor(n *socket.Net, a netip.Addr, typ int) (*socket.Socket, error) {
+	if !a.Is6() || a.Is4In6() {
+		return n.Socket(socket.AF_INET, typ, 0)
+	}
+	so, err := n.Socket(socket.AF_INET6, typ, 0)
+	if err == nil {
+		so.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+	}
+	return so, err
+}
+
 // ListenTCP binds a stream socket to addr and listens.
 func ListenTCP(n *socket.Net, addr netip.AddrPort, backlog int) (*socket.Socket, error) {
-	so, err := n.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	so, err := socketFor(n, addr.Addr(), socket.SOCK_STREAM)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +186,7 @@ func ListenTCP(n *socket.Net, addr netip.AddrPort, backlog int) (*socket.Socket,
 
 // ListenUDP binds a datagram socket to addr.
 func ListenUDP(n *socket.Net, addr netip.AddrPort) (*socket.Socket, error) {
-	so, err := n.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	so, err := socketFor(n, addr.Addr(), socket.SOCK_DGRAM)
 	if err != nil {
 		return nil, err
 	}
