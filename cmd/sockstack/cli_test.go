@@ -54,7 +54,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"tftp", "get", "-q", "--retries", "1", "--timeout", "200ms", "10.0.0.50", "x", filepath.Join(t.TempDir(), "x")}, "", []string{"tftp: no answer from 10.0.0.50:69 (no such host, or no TFTP server there)"}},
 		{[]string{"http", "get", "ftp://server/"}, "", []string{`want an http:// URL, got "ftp://server/"`, "usage: sockstack http get URL"}},
 		{[]string{"http", "post", "http://server/"}, "", []string{`only get is supported, not "post"`}},
-		{[]string{"mcast", "send", "10.0.0.1:5"}, "", []string{"want GROUP:PORT with an IPv4 multicast group"}},
+		{[]string{"mcast", "send", "10.0.0.1:5"}, "", []string{"want GROUP:PORT with a multicast group"}},
 		{[]string{"mcast", "listen", "--loop", "239.1.1.1:5000"}, "", []string{"--loop applies to send"}},
 		{[]string{"chat", "--bots", "100", "server"}, "", []string{"--bots 100 outside 0..16"}},
 		{[]string{"bench", "--runs", "0"}, "", []string{"--runs 0: want at least 1", "usage: sockstack bench"}},
