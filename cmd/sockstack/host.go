@@ -47,6 +47,8 @@ type hostFlags struct {
 	only4, only6         bool
 	slaac                bool // TAP/VXLAN: IPv6 on, addresses and routes from router advertisements
 	v6                   bool // configure turned IPv6 on: services listen on :: too
+	offload              bool // TAP: virtio-net headers, super-segments and checksum offload with the kernel
+	queues               int  // TAP: queues (IFF_MULTI_QUEUE), one reading goroutine each
 	vx                   vxlanFlags
 }
 
@@ -62,6 +64,8 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 		fl.StringVar(&f.pcap, "pcap", "", "write every frame of this host to a pcap file")
 		fl.StringVar(&f.gw, "gw", "", "default gateways on the TAP, comma-separated (an IPv4 and an IPv6 one, e.g. 10.77.0.1,fe80::1)")
 		fl.BoolVar(&f.slaac, "slaac", false, "turn IPv6 on and take addresses, default routers and the MTU from router advertisements (accept_ra)")
+		fl.BoolVar(&f.offload, "offload", false, "TAP: exchange 64 KB super-segments with partial checksums with the kernel (IFF_VNET_HDR, TUNSETOFFLOAD)")
+		fl.IntVar(&f.queues, "queues", 1, "TAP: queues of a multi-queue device (IFF_MULTI_QUEUE; an existing TAP must be made with multi_queue), flows spread over them and over cores")
 	}
 	if kind == sniffTool {
 		fl.BoolVar(&f.kernel, "kernel", false, "capture on an interface of the host kernel (--iface; AF_PACKET, needs CAP_NET_RAW)")
@@ -99,7 +103,7 @@ func (f *hostFlags) check(c *cobra.Command) error {
 	case f.only6:
 		f.family = 6
 	}
-	tapOnly := []string{"addr", "gw", "mtu", "create", "slaac"}
+	tapOnly := []string{"addr", "gw", "mtu", "create", "slaac", "offload", "queues"}
 	if f.kind != sniffTool {
 		tapOnly = append(tapOnly, "netns")
 	}
@@ -275,7 +279,10 @@ func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
 		}
 		return nil, fmt.Errorf("TAP %s does not exist%s (create it with ip tuntap add dev %s mode tap, or pass --create)", f.tap, where, f.tap)
 	}
-	tap, err := link.OpenTAP(f.tap, link.TAPOptions{Netns: f.netns, MTU: f.mtu})
+	if f.queues < 1 || f.queues > 64 {
+		return nil, fmt.Errorf("--queues %d: want 1 to 64", f.queues)
+	}
+	tap, err := link.OpenTAP(f.tap, link.TAPOptions{Netns: f.netns, MTU: f.mtu, Offload: f.offload, Queues: f.queues})
 	if err != nil {
 		return nil, fmt.Errorf("TAP %s: %v", f.tap, err)
 	}
@@ -299,8 +306,20 @@ func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
 		e.Close()
 		return nil, err
 	}
-	e.where = fmt.Sprintf("TAP %s (%s, mtu %d)", tap.Name(), describeAddrs(addrs, f.slaac), tap.MTU())
+	e.where = fmt.Sprintf("TAP %s (%s, mtu %d%s)", tap.Name(), describeAddrs(addrs, f.slaac), tap.MTU(), tapExtras(tap, f.queues))
 	return e, nil
+}
+
+// tapExtras names a TAP's offloads and queues for the banner.
+func tapExtras(t *link.TAP, queues int) string {
+	var x string
+	if fl := t.OffloadFlags(); fl != 0 {
+		x += fmt.Sprintf(", offloads 0x%x", fl)
+	}
+	if queues > 1 {
+		x += fmt.Sprintf(", %d queues", queues)
+	}
+	return x
 }
 
 // describeAddrs names a link's configured addresses for the banner.
