@@ -63,7 +63,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"up", "--kernel"}, "", []string{"unknown flag: --kernel", "usage: sockstack up"}},
 		{[]string{"up", "--addr", "10.77.0.2/24"}, "", []string{"up needs --tap NAME"}},
 		{[]string{"up", "--tap", "nosuchtap9", "--addr", "10.77.0.2/24"}, "", []string{"TAP nosuchtap9 does not exist", "--create"}},
-		{[]string{"up", "--tap", "t0", "--addr", "banana"}, "", []string{`bad address "banana": want an IPv4 CIDR like 10.77.0.2/24`}},
+		{[]string{"up", "--tap", "t0", "--addr", "banana"}, "", []string{`bad address "banana": want CIDRs like 10.77.0.2/24`}},
 		{[]string{"up", "--tap", "t0", "--addr", "10.77.0.2/24", "--serve", "http", "--root", missingDir}, "", []string{"--root " + missingDir + ": no such directory"}},
 		{[]string{"up", "--tap", "t0", "--addr", "10.77.0.2/24", "--root", "/tmp"}, "", []string{"--root applies only with --serve"}},
 		{[]string{"up", "--tap", "t0", "--netns", "nosuchns9", "--addr", "10.77.0.2/24"}, "", []string{"--netns nosuchns9: no such network namespace"}},
