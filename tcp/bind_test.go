@@ -119,10 +119,10 @@ func TestListenAcceptErrors(t *testing.T) {
 	if l.LocalAddr().Port() == 0 {
 		t.Fatal("listen did not autobind")
 	}
-	if l.backlog != 8 {
-		t.Fatalf("backlog %d not capped", l.backlog)
+	if l.ls.backlog != 8 {
+		t.Fatalf("backlog %d not capped", l.ls.backlog)
 	}
-	if err := l.Listen(2); err != nil || l.backlog != 2 {
+	if err := l.Listen(2); err != nil || l.ls.backlog != 2 {
 		t.Fatal("adjust backlog")
 	}
 	if _, _, err := l.Accept(); !errors.Is(err, syscall.EAGAIN) {

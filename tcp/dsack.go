@@ -58,15 +58,19 @@ type undoState struct {
 
 // undoMark starts a loss episode (before cwnd is reduced).
 func (e *Endpoint) undoMark() {
-	if e.undo.on && seqLT(e.sndUna, e.undo.hi) {
+	if e.undo == nil {
+		// Most connections never lose a segment: the record is made at
+		// the first loss episode and kept.
+		e.undo = new(undoState)
+	} else if e.undo.on && seqLT(e.sndUna, e.undo.hi) {
 		return // the same episode: keep the first prior values
 	}
-	e.undo = undoState{on: true, lo: e.sndUna, hi: e.sndMax, cwnd: e.ccs.Cwnd, ssthresh: e.ccs.Ssthresh}
+	*e.undo = undoState{on: true, lo: e.sndUna, hi: e.sndMax, cwnd: e.ccs.Cwnd, ssthresh: e.ccs.Ssthresh}
 }
 
 // undoCountRetrans counts a retransmission sent in the episode.
 func (e *Endpoint) undoCountRetrans(seq uint32) {
-	if e.undo.on && seqGEQ(seq, e.undo.lo) && seqLT(seq, e.undo.hi) {
+	if e.undo != nil && e.undo.on && seqGEQ(seq, e.undo.lo) && seqLT(seq, e.undo.hi) {
 		e.undo.retrans++
 	}
 }
@@ -75,8 +79,8 @@ func (e *Endpoint) undoCountRetrans(seq uint32) {
 // episode has been reported as a duplicate, cwnd and ssthresh go back to
 // what they were (Linux: TCPDSACKUndo).
 func (e *Endpoint) undoDSACK(a, b uint32) {
-	u := &e.undo
-	if !u.on || !seqLT(a, b) || seqLT(a, u.lo) || seqGT(b, u.hi) || u.retrans == 0 {
+	u := e.undo
+	if u == nil || !u.on || !seqLT(a, b) || seqLT(a, u.lo) || seqGT(b, u.hi) || u.retrans == 0 {
 		return
 	}
 	mss := max(e.sndMSS, 1)

@@ -28,6 +28,14 @@ const (
 	maxSockBuf   = 4 << 20 // what a negative SO_RCVBUF/SO_SNDBUF means (rmem_max, wmem_max)
 )
 
+// listenState is what only a listener needs, kept out of Endpoint so
+// that the many connections do not carry it.
+type listenState struct {
+	backlog  int
+	acceptQ  []*Endpoint
+	cookieAt time.Duration // last SYN answered with a cookie
+}
+
 // Endpoint is one TCP socket. Its methods never block; the socket layer
 // waits on Waiter() for readiness events.
 type Endpoint struct {
@@ -50,8 +58,6 @@ type Endpoint struct {
 	linger                 time.Duration
 	keepIdle, keepIntvl    time.Duration
 	keepCnt                int
-	ttl, tos               uint8
-	hopZero                bool // ttl 0 set (IPV6_UNICAST_HOPS 0), not the default
 	userMSS                int
 	userSndBuf, userRcvBuf int
 	ccName                 string
@@ -63,14 +69,13 @@ type Endpoint struct {
 	iss, sndUna, sndNxt, sndMax uint32
 	sndWnd, maxSndWnd           int
 	sndWl1, sndWl2              uint32
-	sbSeq                       uint32
 	snd                         ring
 	sndLen, sndCap              int
-	sndWScale, rcvWScale        uint8
 
 	// Receive side. The receive ring holds unread bytes, then out-of-order
 	// data at its sequence offset.
 	irs, rcvNxt, rcvAdv uint32
+	sbSeq               uint32 // send side: the send ring holds the bytes from sbSeq on
 	rcv                 ring
 	rcvLen, rcvCap      int
 	ooo                 []oooRange
@@ -78,10 +83,8 @@ type Endpoint struct {
 	finOOOSeq           uint32
 
 	// Negotiated options.
-	tsOK, sackOK, wsOK bool
-	tsRecent           uint32
+	tsRecent, tsOffset uint32
 	tsRecentAt         time.Duration
-	tsOffset           uint32
 	sndMSS, advMSS     int
 	peerMSS            int
 	rcvMSS, pmtu       int
@@ -89,13 +92,13 @@ type Endpoint struct {
 
 	// RTT estimation (RFC 6298).
 	srtt, rttvar, rto, minRTT time.Duration
-	rttSeq                    uint32
 	rttStart                  time.Duration
 	backoff                   int
 
 	// Congestion control and loss recovery.
 	ccs        CCState
 	dupAcks    int
+	rttSeq     uint32
 	recoverSeq uint32
 	sb         scoreboard
 	txq        txQueue // what is in flight, for RACK
@@ -116,26 +119,19 @@ type Endpoint struct {
 	keepAt    time.Duration
 	closeAt   time.Duration // TIME_WAIT or orphaned FIN_WAIT2 end
 	dackTimer wheelTimer
-	// A full link queue refused a segment (room.go): roomWait says a
-	// LinkRoom wake-up is due, ackRefused that a refused ACK is owed,
-	// synRefused that the SYN (or SYN-ACK) never left.
-	roomWait, ackRefused, synRefused bool
-	probes                           int // unanswered zero-window probes
-	kaProbes                         int // unanswered keepalive probes
+	probes    int // unanswered zero-window probes
+	kaProbes  int // unanswered keepalive probes
 
 	lastRecv, lastDataRecv, lastDataSent, lastAckRecv time.Duration
 
 	// Listener.
-	backlog  int
-	acceptQ  []*Endpoint
-	synQLen  atomic.Int32
-	parent   *Endpoint
-	cookieAt time.Duration
-	cookieTS uint32 // TSval for a SYN-ACK that encodes options (cookie)
+	parent      *Endpoint
+	ls          *listenState // made by Listen; nil on a connection
+	cookieTS    uint32       // TSval for a SYN-ACK that encodes options (cookie)
+	rcvSpaceSeq uint32
 
 	// Receive buffer auto-tuning (like Linux DRS).
 	rcvSpace     int
-	rcvSpaceSeq  uint32
 	rcvSpaceTime time.Duration
 	copied       int
 
@@ -144,18 +140,18 @@ type Endpoint struct {
 
 	// tcpcc: loss episodes, write timeouts, soft errors, TLP recovery.
 	lossHigh    uint32        // SND.MAX when the current RTO episode began
+	tlpHigh     uint32        // SND.MAX when a retransmitted probe went out
 	rtoStamp    time.Duration // when the timer of the head segment started (set at its first RTO)
 	probesOut   int           // zero-window probes not answered by any ACK
 	probesStamp time.Duration // when the first of them went out
 	userTimeout time.Duration // TCP_USER_TIMEOUT; 0: the retries rules
 	softErr     error         // last soft ICMP error: SO_ERROR or the timeout's reason
-	tlpHigh     uint32        // SND.MAX when a retransmitted probe went out
 
 	// tcpsec: hardening (issue 8).
 	lastOOWAck time.Duration // last ACK for an invalid segment (rate limit)
 	dsack      dsackState    // D-SACK block owed on the next ACK
 	urg        urgState      // urgent data, both directions
-	undo       undoState     // D-SACK undo of a spurious loss episode
+	undo       *undoState    // D-SACK undo of a spurious loss episode; made at the first one
 	acceptN    atomic.Int32  // listener: len(acceptQ), read by children without l.mu
 	backlogN   atomic.Int32  // listener: backlog, likewise
 
@@ -167,26 +163,37 @@ type Endpoint struct {
 
 	// One-byte fields, together: the struct's size is memory per
 	// connection, and scattered they cost padding.
-	state             State
-	connectBound      bool // port taken by connect (shareable per 4-tuple)
-	userClosed        bool
-	finRcvd           bool
-	everConnected     bool
-	connectErrPending bool
-	lingerOn          bool
-	finOOO            bool
-	rttTiming         bool
-	recovery          bool
-	ackNow            bool
-	batchAck          bool // an ACK is owed at the end of the batch
-	inBatch           bool // on the batch's flush list
-	tlpOut            bool
-	dackArmed         bool
-	inSynQ            bool
-	inLoss            bool // an RTO loss episode may be under way
-	tlpRetrans        bool // a retransmitted probe awaits its verdict (RFC 8985 7.4)
-	orphan            bool // closed by the user, not finished: counted in Orphans
-	paceHeld          bool
+	synQLen atomic.Int32 // listener: SYN_RCVD children
+
+	state              State
+	connectBound       bool // port taken by connect (shareable per 4-tuple)
+	userClosed         bool
+	finRcvd            bool
+	everConnected      bool
+	connectErrPending  bool
+	lingerOn           bool
+	finOOO             bool
+	rttTiming          bool
+	recovery           bool
+	ackNow             bool
+	batchAck           bool // an ACK is owed at the end of the batch
+	inBatch            bool // on the batch's flush list
+	tlpOut             bool
+	dackArmed          bool
+	inSynQ             bool
+	inLoss             bool // an RTO loss episode may be under way
+	tlpRetrans         bool // a retransmitted probe awaits its verdict (RFC 8985 7.4)
+	orphan             bool // closed by the user, not finished: counted in Orphans
+	paceHeld           bool
+	ttl, tos           uint8
+	hopZero            bool // ttl 0 set (IPV6_UNICAST_HOPS 0), not the default
+	sndWScale          uint8
+	rcvWScale          uint8
+	tsOK, sackOK, wsOK bool
+	// A full link queue refused a segment (room.go): roomWait says a
+	// LinkRoom wake-up is due, ackRefused that a refused ACK is owed,
+	// synRefused that the SYN (or SYN-ACK) never left.
+	roomWait, ackRefused, synRefused bool
 }
 
 func (e *Endpoint) initOptions() {
@@ -284,7 +291,10 @@ func (e *Endpoint) Listen(backlog int) error {
 		return syscall.EINVAL
 	}
 	backlog = max(min(backlog, e.p.cfg.SOMAXCONN), 0)
-	e.backlog = backlog
+	if e.ls == nil {
+		e.ls = new(listenState)
+	}
+	e.ls.backlog = backlog
 	e.backlogN.Store(int32(backlog))
 	if e.state == StateListen {
 		return nil
@@ -324,18 +334,18 @@ func (e *Endpoint) Accept() (*Endpoint, netip.AddrPort, error) {
 		e.mu.Unlock()
 		return nil, netip.AddrPort{}, syscall.EINVAL
 	}
-	if len(e.acceptQ) == 0 {
+	if len(e.ls.acceptQ) == 0 {
 		e.mu.Unlock()
 		return nil, netip.AddrPort{}, syscall.EAGAIN
 	}
-	c := e.acceptQ[0]
-	copy(e.acceptQ, e.acceptQ[1:])
-	e.acceptQ[len(e.acceptQ)-1] = nil
-	e.acceptQ = e.acceptQ[:len(e.acceptQ)-1]
-	if len(e.acceptQ) == 0 {
-		e.acceptQ = nil
+	c := e.ls.acceptQ[0]
+	copy(e.ls.acceptQ, e.ls.acceptQ[1:])
+	e.ls.acceptQ[len(e.ls.acceptQ)-1] = nil
+	e.ls.acceptQ = e.ls.acceptQ[:len(e.ls.acceptQ)-1]
+	if len(e.ls.acceptQ) == 0 {
+		e.ls.acceptQ = nil
 	}
-	e.acceptN.Store(int32(len(e.acceptQ)))
+	e.acceptN.Store(int32(len(e.ls.acceptQ)))
 	e.mu.Unlock()
 	c.mu.Lock()
 	c.inListenQ = false
@@ -723,8 +733,10 @@ func (e *Endpoint) closeListenerLocked() {
 	e.p.removeListener(e)
 	e.state = StateClosed
 	e.listenClose = true
-	q := e.acceptQ
-	e.acceptQ = nil
+	var q []*Endpoint
+	if e.ls != nil {
+		q, e.ls.acceptQ = e.ls.acceptQ, nil
+	}
 	e.acceptN.Store(0)
 	for _, c := range q {
 		c.mu.Lock()
@@ -753,7 +765,7 @@ func (e *Endpoint) readinessLocked() waiter.EventMask {
 	}
 	switch e.state {
 	case StateListen:
-		if len(e.acceptQ) > 0 {
+		if len(e.ls.acceptQ) > 0 {
 			r |= waiter.EventIn
 		}
 		return r

@@ -59,19 +59,19 @@ func (l *Endpoint) handleListen(k connKey, s *segment) {
 		p.sendResetFor(k, s)
 		return
 	}
-	if len(l.acceptQ) > l.backlog {
+	if len(l.ls.acceptQ) > l.ls.backlog {
 		p.st.ListenOverflows.Add(1)
 		p.st.ListenDrops.Add(1)
 		l.mu.Unlock()
 		return
 	}
-	if int(l.synQLen.Load()) >= l.backlog {
+	if int(l.synQLen.Load()) >= l.ls.backlog {
 		if p.cfg.NoSynCookies {
 			p.st.ListenDrops.Add(1)
 			l.mu.Unlock()
 			return
 		}
-		l.cookieAt = now
+		l.ls.cookieAt = now
 		c := l.newChild(k, s, now)
 		l.mu.Unlock()
 		if c == nil {
@@ -195,7 +195,7 @@ func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 	p := l.p
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.state != StateListen || l.cookieAt == 0 || now-l.cookieAt > 2*cookieWindow {
+	if l.state != StateListen || l.ls.cookieAt == 0 || now-l.ls.cookieAt > 2*cookieWindow {
 		return false
 	}
 	idx, ok := p.checkCookie(k, s.seq-1, s.ack-1, now)
@@ -203,7 +203,7 @@ func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 		p.st.SynCookiesFailed.Add(1)
 		return false
 	}
-	if len(l.acceptQ) > l.backlog {
+	if len(l.ls.acceptQ) > l.ls.backlog {
 		p.st.ListenOverflows.Add(1)
 		p.st.ListenDrops.Add(1)
 		return true
@@ -246,8 +246,8 @@ func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 	c.inSynQ = false
 	c.input(s, now)
 	if c.state != StateClosed {
-		l.acceptQ = append(l.acceptQ, c)
-		l.acceptN.Store(int32(len(l.acceptQ)))
+		l.ls.acceptQ = append(l.ls.acceptQ, c)
+		l.acceptN.Store(int32(len(l.ls.acceptQ)))
 	}
 	c.mu.Unlock()
 	l.notify(waiter.EventIn)
@@ -283,8 +283,8 @@ func (l *Endpoint) deliverChild(c *Endpoint) {
 	l.mu.Lock()
 	ok := l.state == StateListen
 	if ok {
-		l.acceptQ = append(l.acceptQ, c)
-		l.acceptN.Store(int32(len(l.acceptQ)))
+		l.ls.acceptQ = append(l.ls.acceptQ, c)
+		l.acceptN.Store(int32(len(l.ls.acceptQ)))
 	}
 	l.mu.Unlock()
 	if ok {

@@ -355,8 +355,8 @@ func (p *Protocol) Table() []ConnInfo {
 		e.mu.Lock()
 		ci := ConnInfo{Local: e.local, Remote: e.remote, Inet6: e.inet6, State: e.state, RecvQ: e.rcvLen, SendQ: e.sndLen}
 		if e.state == StateListen {
-			ci.RecvQ = len(e.acceptQ)
-			ci.SendQ = e.backlog
+			ci.RecvQ = len(e.ls.acceptQ)
+			ci.SendQ = e.ls.backlog
 		}
 		e.mu.Unlock()
 		out = append(out, ci)
