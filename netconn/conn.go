@@ -23,36 +23,65 @@ import (
 type conn struct {
 	s       *socket.Socket
 	network string // as given to Dial or Listen ("tcp4", ...), for errors
-	base    string // "tcp", "udp", "unix", "unixgram", "unixpacket"
-	stream  bool   // byte stream: Write loops until all is sent
-	zeroEOF bool   // a zero-byte read is the end (stream and seqpacket)
 	// The addresses are made on first use: an idle connection should not
 	// carry two *net.TCPAddr it may never be asked for.
-	addrOnce sync.Once
 	laddr    net.Addr
 	raddr    net.Addr
+	addrOnce sync.Once
 	closed   atomic.Bool
 
 	// The deadlines are kept here too, so that a deadline already in
 	// the past fails a call before it touches the socket (the socket
-	// only consults its deadline when it would have to wait).
-	dmu      sync.Mutex
-	rdl, wdl time.Time
+	// only consults its deadline when it would have to wait). Made by
+	// the first Set*Deadline: most connections never set one, and an
+	// idle connection's size is what a million of them cost.
+	dmu sync.Mutex
+	dl  *deadlines
+
+	base    uint8 // index in baseNames
+	stream  bool  // byte stream: Write loops until all is sent
+	zeroEOF bool  // a zero-byte read is the end (stream and seqpacket)
 }
 
+type deadlines struct{ rd, wr time.Time }
+
+// baseNames are the kinds' base networks; a conn keeps an index, not a
+// 16-byte string.
+var baseNames = [...]string{"tcp", "udp", "unix", "unixgram", "unixpacket"}
+
+func baseIndex(base string) uint8 {
+	for i, b := range baseNames {
+		if b == base {
+			return uint8(i)
+		}
+	}
+	return 0
+}
+
+func (c *conn) baseName() string { return baseNames[c.base] }
+
 func newConn(s *socket.Socket, network string, k kind, raddr net.Addr) *conn {
-	return &conn{s: s, network: network, base: k.base, stream: k.stream, zeroEOF: k.typ != socket.SOCK_DGRAM, raddr: raddr}
+	return &conn{s: s, network: network, base: baseIndex(k.base), stream: k.stream, zeroEOF: k.typ != socket.SOCK_DGRAM, raddr: raddr}
+}
+
+// deadlines returns the deadlines for setting, making them; call with
+// dmu held.
+func (c *conn) deadlines() *deadlines {
+	if c.dl == nil {
+		c.dl = new(deadlines)
+	}
+	return c.dl
 }
 
 // addrs fills laddr and raddr once, from the socket.
 func (c *conn) addrs() {
 	c.addrOnce.Do(func() {
 		if sa, err := c.s.GetSockName(); err == nil {
-			c.laddr = toNetAddr(c.base, sa)
+			c.laddr = toNetAddr(c.baseName(), sa)
 		}
 		if c.raddr == nil {
 			if sa, err := c.s.GetPeerName(); err == nil {
-				c.raddr = toNetAddr(c.base, sa)
+				c.raddr = toNetAddr(c.baseName(), sa)
 			}
 		}
 	})
@@ -79,10 +108,13 @@ func (c *conn) opErr(op string, err error) error {
 
 // expired reports whether the read (or write) deadline has passed.
 func (c *conn) expired(write bool) bool {
+	var dl time.Time
 	c.dmu.Lock()
-	dl := c.rdl
-	if write {
-		dl = c.wdl
+	if c.dl != nil {
+		dl = c.dl.rd
+		if write {
+			dl = c.dl.wr
+		}
 	}
 	c.dmu.Unlock()
 	return !dl.IsZero() && !time.Now().Before(dl)
@@ -162,7 +194,8 @@ func (c *conn) SetDeadline(t time.Time) error {
 		return c.opErr("set", net.ErrClosed)
 	}
 	c.dmu.Lock()
-	c.rdl, c.wdl = t, t
+	d := c.deadlines()
+	d.rd, d.wr = t, t
 	c.s.SetReadDeadline(t)
 	c.s.SetWriteDeadline(t)
 	c.dmu.Unlock()
@@ -175,7 +208,7 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 		return c.opErr("set", net.ErrClosed)
 	}
 	c.dmu.Lock()
-	c.rdl = t
+	c.deadlines().rd = t
 	c.s.SetReadDeadline(t)
 	c.dmu.Unlock()
 	return nil
@@ -187,7 +220,7 @@ func (c *conn) SetWriteDeadline(t time.Time) error {
 		return c.opErr("set", net.ErrClosed)
 	}
 	c.dmu.Lock()
-	c.wdl = t
+	c.deadlines().wr = t
 	c.s.SetWriteDeadline(t)
 	c.dmu.Unlock()
 	return nil
@@ -295,7 +328,7 @@ func (c *UnixConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	if sa == nil {
 		return n, nil, nil
 	}
-	return n, toNetAddr(c.base, sa), nil
+	return n, toNetAddr(c.baseName(), sa), nil
 }
 
 // ReadFromUnix is ReadFrom with a *net.UnixAddr.
