@@ -275,11 +275,18 @@ func Mem(env *Env, n int) (float64, error) {
 	}
 	after := heapStack()
 	per := float64(after-before) / float64(n)
+	if memIdleHook != nil {
+		memIdleHook()
+	}
 	for _, c := range conns {
 		c.Close()
 	}
 	return per, nil
 }
+
+// memIdleHook, when set (by tests), runs while Mem's connections are
+// open and idle, so a test can take a heap profile of them.
+var memIdleHook func()
 
 func heapStack() int64 {
 	runtime.GC()

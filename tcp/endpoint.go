@@ -57,8 +57,7 @@ type Endpoint struct {
 	inet6, v6only          bool
 	linger                 time.Duration
 	keepIdle, keepIntvl    time.Duration
-	keepCnt                int
-	userMSS                int
+	keepCnt, userMSS       int32 // bounded: 1..127 and 0 or 88..65495
 	userSndBuf, userRcvBuf int
 	ccName                 string
 	cc                     CongestionControl
@@ -198,7 +197,7 @@ type Endpoint struct {
 
 func (e *Endpoint) initOptions() {
 	c := &e.p.cfg
-	e.keepIdle, e.keepIntvl, e.keepCnt = c.KeepIdle, c.KeepIntvl, c.KeepCnt
+	e.keepIdle, e.keepIntvl, e.keepCnt = c.KeepIdle, c.KeepIntvl, int32(min(max(c.KeepCnt, 0), 127))
 	e.ccName = c.CongestionControl
 	e.sndCap = c.SendBuf
 	e.rcvCap = c.RecvBuf
@@ -478,7 +477,7 @@ func (e *Endpoint) setupMSS() {
 	mtu = min(mtu, 65535)
 	e.advMSS = max(mtu-40, 88)
 	if e.userMSS > 0 {
-		e.advMSS = min(e.advMSS, e.userMSS)
+		e.advMSS = min(e.advMSS, int(e.userMSS))
 	}
 	e.sndMSS = min(e.advMSS, defaultMSS)
 	e.rcvMSS = min(e.advMSS, defaultMSS)
@@ -901,10 +900,10 @@ func (e *Endpoint) SetKeepCnt(n int) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.keepCnt = n
+	e.keepCnt = int32(n)
 	return nil
 }
-func (e *Endpoint) KeepCnt() int { e.mu.Lock(); defer e.mu.Unlock(); return e.keepCnt }
+func (e *Endpoint) KeepCnt() int { e.mu.Lock(); defer e.mu.Unlock(); return int(e.keepCnt) }
 
 // lingerForever is what a negative SO_LINGER time becomes: Linux takes
 // it as unsigned, lingers MAX_SCHEDULE_TIMEOUT, and reads back that
@@ -966,7 +965,7 @@ func (e *Endpoint) SetMaxSeg(n int) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.userMSS = n
+	e.userMSS = int32(n)
 	return nil
 }
 
@@ -978,7 +977,7 @@ func (e *Endpoint) MaxSeg() int {
 	switch e.state {
 	case StateClosed, StateListen, StateSynSent:
 		if e.userMSS > 0 {
-			return e.userMSS
+			return int(e.userMSS)
 		}
 		return defaultMSS
 	}

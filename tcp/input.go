@@ -96,7 +96,7 @@ func (e *Endpoint) negotiate(o *wire.TCPOptions) {
 	}
 	mss := min(peerMSS, mtu-40)
 	if e.userMSS > 0 {
-		mss = min(mss, e.userMSS)
+		mss = min(mss, int(e.userMSS))
 	}
 	if e.tsOK {
 		mss -= 12

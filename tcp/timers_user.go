@@ -171,7 +171,7 @@ func (e *Endpoint) keepaliveExpired(now time.Duration) bool {
 	if e.userTimeout > 0 {
 		return e.kaProbes > 0 && now-e.lastRecv >= e.userTimeout
 	}
-	return e.kaProbes >= e.keepCnt
+	return e.kaProbes >= int(e.keepCnt)
 }
 
 // SetUserTimeout is TCP_USER_TIMEOUT in milliseconds: how long sent
