@@ -2,6 +2,7 @@ package socket
 
 import (
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,7 +55,6 @@ type endpoint interface {
 // Socket is one socket, used like a Python socket object.
 type Socket struct {
 	net    *Net
-	fd     int
 	family int
 	typ    int
 	proto  int
@@ -64,7 +64,7 @@ type Socket struct {
 	timeout time.Duration // <0 blocking; 0 non-blocking; >0 timeout
 	cancel  chan struct{} // closed on Close; made on first need (idle sockets are many)
 	closed  atomic.Bool
-	refs    *atomic.Int32                // shared with duplicates (Dup); nil if never duplicated
+	fd      int32                        // 32 bits: beside closed, the Socket fits 96 bytes (idle sockets are many)
 	x       *sockExtra                   // rarely used state, made on first use; guarded by mu
 	went    atomic.Pointer[waiter.Entry] // a blocking call's waiter entry, kept for the next
 }
@@ -75,6 +75,7 @@ type sockExtra struct {
 	rdl, wdl           time.Time     // deadlines (net.Conn adapters)
 	stored             map[int]any   // SOL_SOCKET options kept but not acted on
 	device             string        // SO_BINDTODEVICE
+	refs               *atomic.Int32 // shared with duplicates (Dup); nil if never duplicated
 }
 
 var noExtra sockExtra
@@ -124,13 +125,16 @@ func (n *Net) register(family, typ, proto int, ep endpoint) *Socket {
 	s := &Socket{net: n, family: family, typ: typ, proto: proto, ep: ep, timeout: -1}
 	n.mu.Lock()
 	for {
+		if n.nextFD > math.MaxInt32 {
+			n.nextFD = 3 // a Socket keeps its descriptor in 32 bits
+		}
 		if _, used := n.fds[n.nextFD]; !used {
 			break
 		}
 		n.nextFD++
 	}
-	s.fd = n.nextFD
-	n.fds[s.fd] = s
+	s.fd = int32(n.nextFD)
+	n.fds[n.nextFD] = s
 	n.nextFD++
 	n.mu.Unlock()
 	return s
@@ -168,7 +172,7 @@ func (s *Socket) cancelChan() chan struct{} {
 }
 
 // Fileno is the descriptor number (per Net, starting at 3 like a process).
-func (s *Socket) Fileno() int { return s.fd }
+func (s *Socket) Fileno() int { return int(s.fd) }
 
 // Family, Type and Proto are what the socket was made with.
 func (s *Socket) Family() int { return s.family }
@@ -640,7 +644,7 @@ func (s *Socket) Close() error {
 	s.mu.Unlock()
 	s.closeEndpoint()
 	s.net.mu.Lock()
-	delete(s.net.fds, s.fd)
+	delete(s.net.fds, int(s.fd))
 	s.net.mu.Unlock()
 	return nil
 }
@@ -654,24 +658,27 @@ func (s *Socket) Dup() (*Socket, error) {
 	// The endpoint is shared; a reference count, made the first time the
 	// socket is duplicated, closes it with the last descriptor.
 	s.mu.Lock()
-	if s.refs == nil {
-		s.refs = new(atomic.Int32)
-		s.refs.Store(1)
+	x := s.ext()
+	if x.refs == nil {
+		x.refs = new(atomic.Int32)
+		x.refs.Store(1)
 	}
-	refs := s.refs
+	refs := x.refs
 	timeout := s.timeout
 	s.mu.Unlock()
 	refs.Add(1)
 	ns := s.net.register(s.family, s.typ, s.proto, s.ep)
-	ns.refs = refs
+	ns.mu.Lock()
+	ns.ext().refs = refs
 	ns.timeout = timeout
+	ns.mu.Unlock()
 	return ns, nil
 }
 
 // closeEndpoint closes the endpoint unless a duplicate still uses it.
 func (s *Socket) closeEndpoint() {
 	s.mu.Lock()
-	refs := s.refs
+	refs := s.rx().refs
 	s.mu.Unlock()
 	if refs != nil && refs.Add(-1) != 0 {
 		return
