@@ -26,11 +26,11 @@ const (
 
 type hystart struct {
 	started      bool
+	css          bool // beside started: cubic (which holds a hystart) fits 112 bytes
 	windowEnd    uint32
 	lastRoundMin time.Duration
 	curRoundMin  time.Duration
 	samples      int
-	css          bool
 	cssBaseline  time.Duration
 	cssRounds    int
 	cssAcc       int // bytes acked in CSS not yet turned into cwnd

@@ -17,3 +17,11 @@ func TestEndpointSize(t *testing.T) {
 		t.Fatalf("Endpoint is %d bytes, over %d (the next size class costs 128 bytes per connection)", n, limit)
 	}
 }
+
+// CUBIC's state is allocated per connection beside the endpoint; 112 is
+// its size class.
+func TestCubicSize(t *testing.T) {
+	if n := unsafe.Sizeof(cubic{}); n > 112 {
+		t.Fatalf("cubic is %d bytes, over 112", n)
+	}
+}
