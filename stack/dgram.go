@@ -93,6 +93,9 @@ type DgramEndpoint struct {
 		inet6, v6only bool
 		csumOff       int
 		icmp6Filter   [8]uint32
+		// UDP_SEGMENT and UDP_GRO (gso_udp.go).
+		gsoSize int
+		gro     bool
 	}
 	groups []membership
 
@@ -404,9 +407,13 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 	hdrIncl := e.opts.hdrIncl
 	mcastLoop := e.opts.mcastLoop
 	csumOff := e.opts.csumOff
+	gso := e.opts.gsoSize
+	if o.GSOSet {
+		gso = int(o.GSOSize)
+	}
 	e.mu.Unlock()
 	if dst.Is6() {
-		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, iface, o.NIC, mcastLoop, csumOff, wait)
+		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, iface, o.NIC, mcastLoop, csumOff, gso, wait)
 	}
 
 	if wait != nil {
@@ -435,11 +442,14 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		defer putBuf(h)
 		wire.PutUDP(h, sport, to.Port(), len(b))
 		p.Parts = [3][]byte{h, b}
+		p.GSOSize = gso
 		if err := e.s.WritePacket(&p); err != nil {
-			e.s.stats.UDP.SndbufErrors.Add(1)
+			if err != syscall.EINVAL {
+				e.s.stats.UDP.SndbufErrors.Add(1)
+			}
 			return 0, err
 		}
-		e.s.stats.UDP.OutDatagrams.Add(1)
+		e.s.stats.UDP.OutDatagrams.Add(uint64(udpSegments(len(b), gso)))
 	case KindPing:
 		if len(b) < wire.ICMPv4HeaderLen {
 			return 0, syscall.EINVAL

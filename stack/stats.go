@@ -122,6 +122,7 @@ type Stats struct {
 		RcvbufErrors Counter // receive queue full
 		OutDatagrams Counter
 		SndbufErrors Counter
+		OutGSOErrors Counter // UDP_SEGMENT sends refused: segment over the MTU, over UDPMaxSegments
 	}
 	IGMP struct {
 		OutReports, OutLeaves Counter

@@ -1,0 +1,155 @@
+package stack
+
+import (
+	"encoding/binary"
+	"syscall"
+
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// UDP segmentation offload (Linux's UDP_SEGMENT, udp_send_skb): one send
+// of up to 64 KB becomes datagrams of GSOSize payload bytes each (the
+// last may be shorter). The stack builds one super-datagram and hands it
+// whole, as virtio-net GSO_UDP_L4, to a link that carries it (a TAP with
+// USO, the in-memory links); in front of any other link it cuts it here,
+// each datagram with its own length, IP ID and complete checksum. The
+// receiver sees the sender's segment boundaries either way.
+
+// UDPMaxSegments is how many datagrams one UDP_SEGMENT send may make
+// (Linux's UDP_MAX_SEGMENTS as of the 5.x/6.x series this follows).
+const UDPMaxSegments = 64
+
+// SetUDPSegment is setsockopt(UDP_SEGMENT): the payload size each send
+// is cut at (0: off). EINVAL outside 0–65535, as Linux.
+func (e *DgramEndpoint) SetUDPSegment(size int) error {
+	if size < 0 || size > 0xffff {
+		return syscall.EINVAL
+	}
+	e.mu.Lock()
+	e.opts.gsoSize = size
+	e.mu.Unlock()
+	return nil
+}
+
+// UDPSegment is getsockopt(UDP_SEGMENT).
+func (e *DgramEndpoint) UDPSegment() int { e.mu.Lock(); defer e.mu.Unlock(); return e.opts.gsoSize }
+
+// SetUDPGRO is setsockopt(UDP_GRO). With it on Linux may hand a
+// coalesced run of datagrams to one read (with a UDP_GRO control
+// message); it never must, and this stack delivers every datagram of a
+// super-segment on its own (cut in software on receive), which a
+// UDP_GRO reader handles as Linux's uncoalesced case.
+func (e *DgramEndpoint) SetUDPGRO(on bool) { e.mu.Lock(); e.opts.gro = on; e.mu.Unlock() }
+
+// UDPGRO is getsockopt(UDP_GRO).
+func (e *DgramEndpoint) UDPGRO() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.opts.gro }
+
+// udpSegments is how many datagrams a send of n payload bytes with
+// segment size gso puts on the wire.
+func udpSegments(n, gso int) int {
+	if gso <= 0 || n <= gso {
+		return 1
+	}
+	return (n + gso - 1) / gso
+}
+
+// sendUDPGSO checks and sends the UDP super-datagram in
+// buf[14:14+total] (IPv4, or IPv6 with UDP right after the fixed header;
+// checksum not yet filled) cut at p.GSOSize. As Linux's udp_send_skb:
+// EINVAL when one segment with its headers exceeds the route MTU or the
+// send would make more than UDPMaxSegments datagrams, whether or not it
+// needs cutting. done false: the payload fits one datagram, the caller
+// sends it as any other.
+func (s *Stack) sendUDPGSO(r *ResolvedRoute, buf []byte, total int, p *OutPacket) (done bool, err error) {
+	eth := wire.EthernetHeaderLen
+	pkt := buf[eth : eth+total]
+	v6 := pkt[0]>>4 == 6
+	hl := wire.IPv6HeaderLen
+	if !v6 {
+		hl = wire.IPv4(pkt).HeaderLen()
+	}
+	gso := p.GSOSize
+	payload := total - hl - wire.UDPHeaderLen
+	if hl+wire.UDPHeaderLen+gso > r.MTU || payload > gso*UDPMaxSegments {
+		s.stats.UDP.OutGSOErrors.Add(1)
+		return true, syscall.EINVAL
+	}
+	if payload <= gso {
+		return false, nil
+	}
+	segs := udpSegments(payload, gso)
+	if !v6 {
+		// Each datagram takes its own IP ID, as Linux's USO gives them.
+		s.ipID.Add(uint32(segs - 1))
+	}
+	n := r.NIC
+	dst := p.Dst
+	mcast := dst.IsMulticast() || dst == limitedBroadcast
+	if !mcast && n.offl.meta != nil && n.offl.off.UDPGSO && total <= n.offl.off.GSOMax {
+		off, f, ok := 0, pkt, true
+		if n.ethernet {
+			var mac wire.MAC
+			if v6 {
+				mac, ok = n.v6.nd.gsoMAC(r.NextHop)
+			} else {
+				mac, ok = n.neigh.lookupFast(r.NextHop)
+			}
+			if ok {
+				et := uint16(wire.EtherTypeIPv4)
+				if v6 {
+					et = wire.EtherTypeIPv6
+				}
+				wire.PutEthernet(buf, mac, n.mac, et)
+				off, f = eth, buf[:eth+total]
+			}
+		}
+		if ok {
+			m := link.Meta{GSOType: link.GSOUDPL4, GSOSize: uint16(gso), HdrLen: uint16(off + hl + wire.UDPHeaderLen),
+				NetOff: uint8(off), CsumStart: uint16(off + hl), CsumOffset: 6}
+			u := pkt[hl:]
+			if n.offl.off.PartialCsum {
+				// The pseudo-header sum over the whole super-datagram's
+				// UDP length (what the kernel's udp4_hwcsum leaves): the
+				// cutter adjusts it per datagram.
+				var ps uint64
+				if v6 {
+					ip := wire.IPv6(pkt)
+					ps = wire.PseudoHeaderSum6(ip.Src16(), ip.Dst16(), wire.ProtoUDP, len(u))
+				} else {
+					ps = wire.IPv4(pkt).PseudoSum(len(u))
+				}
+				binary.BigEndian.PutUint16(u[6:8], wire.Fold(ps))
+				m.CsumPartial = true
+			} else if v6 {
+				fillTransportChecksum6(wire.IPv6(pkt), wire.ProtoUDP, wire.IPv6HeaderLen)
+			} else {
+				fillTransportChecksum(wire.IPv4(pkt), wire.ProtoUDP)
+			}
+			return true, n.writeFrameMeta(f, m)
+		}
+		// Next hop not resolved: plain datagrams through the neighbour
+		// queue, as TCP's super-segments (gso.go).
+	}
+	scratch := getBuf(eth + hl + wire.UDPHeaderLen + gso)
+	defer putBuf(scratch)
+	loop := mcast && p.Loop && n.isMember(dst)
+	err = link.SegmentL4(buf[:eth+total], eth, eth+hl, gso, true, scratch, func(seg []byte) error {
+		if loop {
+			s.lo.writeFrame(seg[eth:])
+		}
+		if p.LocalOnly {
+			return nil
+		}
+		s.stats.Link.OutGSOSegs.Add(1)
+		if v6 {
+			return n.sendIP6(r.NextHop, seg)
+		}
+		return n.sendIP(r.NextHop, seg)
+	})
+	if err == link.ErrBadOffload {
+		s.stats.UDP.OutGSOErrors.Add(1)
+		return true, syscall.EINVAL
+	}
+	return true, err
+}
