@@ -1,17 +1,19 @@
 package socket
 
 import (
+	"net/netip"
 	"syscall"
 
 	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/waiter"
 )
 
 // UDP segmentation offload, as Linux: setsockopt(SOL_UDP, UDP_SEGMENT)
 // or a UDP_SEGMENT control message on sendmsg makes one send of up to
 // 64 KB go out as datagrams of that many payload bytes each (the last
-// may be shorter); the receiver sees each as its own datagram. UDP_GRO
-// is accepted and reported; this stack delivers every datagram on its
-// own, which a UDP_GRO reader must handle on Linux too.
+// may be shorter); the receiver sees each as its own datagram, unless it
+// has UDP_GRO on: then a super-datagram that arrives whole is one read,
+// with its segment size in the UDP_GRO control message (RecvMsgUDP).
 
 // SOL_UDP option names (linux/udp.h).
 const (
@@ -75,4 +77,37 @@ func (d *dgramEP) udpSegmentCmsg(o *stack.SendOpts, m UDPSegment) {
 		return
 	}
 	o.GSOSet, o.GSOSize = true, uint16(m)
+}
+
+// RecvMsgUDP is recvmsg(2) on a UDP socket reading the UDP_GRO control
+// message: gsoSize is the segment size of a read holding several
+// datagrams coalesced (UDP_GRO on), 0 when the read is one datagram (no
+// control message on Linux). A truncated read reports MSG_TRUNC and
+// loses the rest, as any datagram. Other sockets give EOPNOTSUPP.
+func (s *Socket) RecvMsgUDP(b []byte, flags int) (n, rflags int, from Sockaddr, gsoSize int, err error) {
+	d, ok := s.ep.(*dgramEP)
+	if !ok || d.ep.Kind() != stack.KindUDP {
+		return 0, 0, nil, 0, syscall.EOPNOTSUPP
+	}
+	var full int
+	var info stack.PacketInfo
+	err = s.blocking(flags, false, waiter.EventIn, func() error {
+		var ap netip.AddrPort
+		var e error
+		n, full, ap, info, e = d.ep.RecvFromInfo(b, flags&MSG_PEEK != 0)
+		if e == nil && ap.IsValid() {
+			from = d.sa(ap)
+		}
+		return e
+	})
+	if err != nil {
+		return 0, 0, nil, 0, err
+	}
+	if full > n {
+		rflags |= MSG_TRUNC
+		if flags&MSG_TRUNC != 0 {
+			n = full
+		}
+	}
+	return n, rflags, from, info.GSOSize, nil
 }

@@ -189,3 +189,72 @@ func TestUDPSegmentSendErrors(t *testing.T) {
 		t.Fatalf("OutGSOErrors %d, want 3", got)
 	}
 }
+
+// With UDP_GRO on, a super-datagram that crosses whole is one read
+// whose UDP_GRO control message gives the sender's segment size, as
+// Linux; a send of one segment is a plain read; a short buffer
+// truncates (MSG_TRUNC) and loses the rest, as any datagram.
+func TestUDPGROReceive(t *testing.T) {
+	p := newPair6(t)
+	for _, dst := range []netip.Addr{addrA.Next(), netip.MustParseAddr("2001:db8::2")} {
+		fam, unspec := AF_INET, netip.IPv4Unspecified()
+		if dst.Is6() {
+			fam, unspec = AF_INET6, netip.IPv6Unspecified()
+		}
+		srv := mustSocket(t, p.b, fam, SOCK_DGRAM, 0)
+		srv.SetTimeout(5 * time.Second)
+		if err := srv.Bind(InetAddr(netip.AddrPortFrom(unspec, uint16(9100+fam)))); err != nil {
+			t.Fatal(err)
+		}
+		cli := mustSocket(t, p.a, fam, SOCK_DGRAM, 0)
+		to := InetAddr(netip.AddrPortFrom(dst, uint16(9100+fam)))
+		buf := make([]byte, 65536)
+		// Neighbour resolution first (a send to an unresolved neighbour
+		// goes as plain datagrams through its queue).
+		if _, err := cli.SendTo([]byte("warm"), 0, to); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := srv.RecvFrom(buf, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.SetSockOpt(SOL_UDP, UDP_GRO, 1); err != nil {
+			t.Fatal(err)
+		}
+		payload := make([]byte, 10*1000+333)
+		for i := range payload {
+			payload[i] = byte(i / 7)
+		}
+		if _, err := cli.SendMsg(payload, 0, to, UDPSegment(1000)); err != nil {
+			t.Fatal(err)
+		}
+		n, rflags, from, gso, err := srv.RecvMsgUDP(buf, 0)
+		if err != nil || n != len(payload) || rflags != 0 || gso != 1000 || !bytes.Equal(buf[:n], payload) {
+			t.Fatalf("%v: GRO read %d bytes flags %#x gso %d %v; want %d bytes, gso 1000", dst, n, rflags, gso, err, len(payload))
+		}
+		if from == nil {
+			t.Fatal("no source address")
+		}
+		if _, err := cli.SendMsg(payload[:900], 0, to, UDPSegment(1000)); err != nil {
+			t.Fatal(err)
+		}
+		if n, _, _, gso, err := srv.RecvMsgUDP(buf, 0); err != nil || n != 900 || gso != 0 {
+			t.Fatalf("one segment: %d bytes gso %d %v", n, gso, err)
+		}
+		if _, err := cli.SendMsg(payload, 0, to, UDPSegment(1000)); err != nil {
+			t.Fatal(err)
+		}
+		if n, rflags, _, _, err := srv.RecvMsgUDP(buf[:1500], 0); err != nil || n != 1500 || rflags&MSG_TRUNC == 0 {
+			t.Fatalf("short buffer: %d bytes flags %#x %v", n, rflags, err)
+		}
+		if k, _, err := srv.RecvFrom(buf, MSG_DONTWAIT); err != syscall.EAGAIN {
+			t.Fatalf("the rest of a truncated read came: %d %v", k, err)
+		}
+	}
+	if got := p.sb.Stats().Link.InGSOFrames.Load(); got != 4 {
+		t.Fatalf("InGSOFrames %d, want 4 (two whole reads each family)", got)
+	}
+	r := mustSocket(t, p.a, AF_INET, SOCK_RAW, IPPROTO_UDP)
+	if _, _, _, _, err := r.RecvMsgUDP(make([]byte, 10), MSG_DONTWAIT); err != syscall.EOPNOTSUPP {
+		t.Fatalf("RecvMsgUDP on a raw socket: %v", err)
+	}
+}

@@ -47,6 +47,7 @@ type received struct {
 	dst  netip.Addr
 	ttl  uint8
 	tos  uint8
+	gso  uint16 // a UDP_GRO super-datagram's segment size (gso_udp.go); 0: one datagram
 }
 
 // DgramEndpoint is a UDP, ping or raw socket's protocol state. It never
@@ -520,7 +521,7 @@ func (e *DgramEndpoint) recvFrom(b []byte, peek bool, info *PacketInfo) (n, full
 	full = len(r.buf)
 	from = r.from
 	if info != nil {
-		*info = PacketInfo{Dst: r.dst, HopLimit: r.ttl, TClass: r.tos}
+		*info = PacketInfo{Dst: r.dst, HopLimit: r.ttl, TClass: r.tos, GSOSize: int(r.gso)}
 	}
 	if !peek {
 		e.qbytes -= Truesize(r.buf)
@@ -549,6 +550,11 @@ func (e *DgramEndpoint) enqueue(data []byte, from netip.AddrPort, h wire.IPv4) b
 
 // enqueueMeta is enqueue with the header fields given apart (either family).
 func (e *DgramEndpoint) enqueueMeta(data []byte, from netip.AddrPort, dst netip.Addr, ttl, tos uint8) bool {
+	return e.enqueueSeg(data, from, dst, ttl, tos, 0)
+}
+
+// enqueueSeg is enqueueMeta with a UDP_GRO segment size (gso_udp.go).
+func (e *DgramEndpoint) enqueueSeg(data []byte, from netip.AddrPort, dst netip.Addr, ttl, tos uint8, gso uint16) bool {
 	e.mu.Lock()
 	if e.closed {
 		// Not shutRd: Linux keeps queueing datagrams after SHUT_RD.
@@ -573,7 +579,7 @@ func (e *DgramEndpoint) enqueueMeta(data []byte, from netip.AddrPort, dst netip.
 	}
 	buf := getBuf(len(data))
 	copy(buf, data)
-	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos}
+	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso}
 	e.n++
 	e.qbytes += Truesize(buf)
 	e.mu.Unlock()

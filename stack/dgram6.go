@@ -333,6 +333,7 @@ type PacketInfo struct {
 	Dst      netip.Addr
 	HopLimit uint8
 	TClass   uint8
+	GSOSize  int // UDP_GRO: the segment size of a coalesced read (0: one datagram)
 }
 
 // RecvFromInfo is RecvFrom with the datagram's header fields.

@@ -484,6 +484,9 @@ func tcpCsumAt(m link.Meta, l4 int) bool {
 }
 
 func (n *NIC) finishInSoftware(f []byte, m link.Meta) {
+	if m.GSOType == link.GSOUDPL4 && n.takeUDPGSO(f, m) { // gso_udp.go
+		return
+	}
 	if n.offl.seg == nil {
 		n.offl.seg = make([]byte, groBufLen+64)
 	}

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"syscall"
 
 	"github.com/sockstack/sockstack/link"
@@ -35,11 +36,11 @@ func (e *DgramEndpoint) SetUDPSegment(size int) error {
 // UDPSegment is getsockopt(UDP_SEGMENT).
 func (e *DgramEndpoint) UDPSegment() int { e.mu.Lock(); defer e.mu.Unlock(); return e.opts.gsoSize }
 
-// SetUDPGRO is setsockopt(UDP_GRO). With it on Linux may hand a
-// coalesced run of datagrams to one read (with a UDP_GRO control
-// message); it never must, and this stack delivers every datagram of a
-// super-segment on its own (cut in software on receive), which a
-// UDP_GRO reader handles as Linux's uncoalesced case.
+// SetUDPGRO is setsockopt(UDP_GRO): a UDP super-datagram that arrives
+// whole (a GSO_UDP_L4 frame from a TAP with USO or an in-memory peer) is
+// queued whole, one read with its segment size (takeUDPGSO); datagrams
+// that arrive one by one are not coalesced (Linux's GRO may do that too;
+// a UDP_GRO reader handles both).
 func (e *DgramEndpoint) SetUDPGRO(on bool) { e.mu.Lock(); e.opts.gro = on; e.mu.Unlock() }
 
 // UDPGRO is getsockopt(UDP_GRO).
@@ -152,4 +153,63 @@ func (s *Stack) sendUDPGSO(r *ResolvedRoute, buf []byte, total int, p *OutPacket
 		return true, syscall.EINVAL
 	}
 	return true, err
+}
+
+// takeUDPGSO delivers a UDP super-datagram for this host (a GSO_UDP_L4
+// frame from the kernel or an in-memory peer) whole, as one read with
+// its segment size, when the socket it is for has UDP_GRO on and the
+// checksum is vouched for (partial, or valid by the sender's word), as
+// Linux's udp_unexpected_gso lets it through. Anything else (no such
+// socket, UDP_GRO off, a raw UDP socket listening, a group or odd
+// source, fragments, lengths that do not add up) gives false: the
+// caller cuts it in software and the datagrams go the normal way.
+func (n *NIC) takeUDPGSO(f []byte, m link.Meta) bool {
+	if m.GSOType != link.GSOUDPL4 || m.GSOSize == 0 || !(m.CsumPartial || m.CsumValid) {
+		return false
+	}
+	s := n.stack
+	off := int(m.NetOff)
+	if len(f) <= off {
+		return false
+	}
+	var src, dst netip.Addr
+	var l4 []byte
+	var ttl, tos uint8
+	v6 := f[off]>>4 == 6
+	if v6 {
+		h, err := wire.ParseIPv6(f[off:])
+		if err != nil || h.NextHeader() != wire.ProtoUDP || int(m.CsumStart) != off+wire.IPv6HeaderLen || s.raw.has6(wire.ProtoUDP) {
+			return false
+		}
+		src, dst, ttl, tos, l4 = h.Src(), h.Dst(), h.HopLimit(), h.TrafficClass(), h[wire.IPv6HeaderLen:]
+	} else {
+		h, err := wire.ParseIPv4(f[off:])
+		if err != nil || h.Protocol() != wire.ProtoUDP || h.IsFragment() || int(m.CsumStart) != off+h.HeaderLen() || s.raw.has(wire.ProtoUDP) {
+			return false
+		}
+		src, dst, ttl, tos, l4 = h.Src(), h.Dst(), h.TTL(), h.TOS(), h.Payload()
+	}
+	if len(l4) <= wire.UDPHeaderLen || int(wire.UDP(l4).Length()) != len(l4) ||
+		!src.IsGlobalUnicast() && !(n.loopback && src.IsLoopback()) && !src.IsLinkLocalUnicast() ||
+		src == limitedBroadcast || dst.IsMulticast() || !s.IsLocal(dst) {
+		return false
+	}
+	u := wire.UDP(l4)
+	e := s.udp.lookup(dst, u.DstPort(), src, u.SrcPort())
+	if e == nil || !e.UDPGRO() {
+		return false
+	}
+	if v6 {
+		src = scoped(src, n)
+	}
+	payload := l4[wire.UDPHeaderLen:]
+	st := &s.stats.UDP
+	s.stats.Link.InGSOFrames.Add(1)
+	if !e.enqueueSeg(payload, netip.AddrPortFrom(src, u.SrcPort()), dst, ttl, tos, m.GSOSize) {
+		st.RcvbufErrors.Add(1)
+		st.InErrors.Add(1)
+		return true
+	}
+	st.InDatagrams.Add(uint64(udpSegments(len(payload), int(m.GSOSize))))
+	return true
 }

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"syscall"
@@ -10,6 +11,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/wire"
 )
 
 // udpWire decodes each frame with gopacket, checks every checksum (IP
@@ -246,5 +248,64 @@ func TestUDPGSOLimits(t *testing.T) {
 	}
 	if err := e.SetUDPSegment(-1); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("UDP_SEGMENT -1: %v", err)
+	}
+}
+
+// udpSuper is a GSO_UDP_L4 frame from the peer to the host's port 4000
+// with its offload state: the checksum partial (pseudo-header sum over
+// the whole length) when partial, else complete over the whole.
+func udpSuper(payload []byte, gso int, partial bool) ([]byte, link.Meta) {
+	u := udpPayload(peerAddr, hostAddr, 7000, 4000, payload)
+	if partial {
+		ps := wire.PseudoHeaderSum(peerAddr.As4(), hostAddr.As4(), wire.ProtoUDP, len(u))
+		binary.BigEndian.PutUint16(u[6:8], wire.Fold(ps))
+	}
+	f := ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, ID: 1}, u)
+	return f, link.Meta{GSOType: link.GSOUDPL4, GSOSize: uint16(gso), HdrLen: 14 + 20 + 8, NetOff: 14,
+		CsumPartial: partial, CsumStart: 34, CsumOffset: 6}
+}
+
+// A UDP super-datagram for a socket with UDP_GRO on is queued whole with
+// its segment size; with UDP_GRO off, without a vouched-for checksum, or
+// with a raw UDP socket listening, it is cut into the sender's datagrams.
+func TestUDPGROTakesSuperWhole(t *testing.T) {
+	h := newHarness(t, Options{})
+	e := udpEP(t, h.s, false)
+	payload := randPayload(5*1000 + 1)
+	reads := func() (sizes, gsos []int) {
+		buf := make([]byte, 65536)
+		for {
+			n, _, _, info, err := e.RecvFromInfo(buf, false)
+			if err != nil {
+				return
+			}
+			sizes, gsos = append(sizes, n), append(gsos, info.GSOSize)
+		}
+	}
+	f, m := udpSuper(payload, 1000, true)
+	h.nic.DeliverFramesMeta([][]byte{f}, []link.Meta{m})
+	if sz, _ := reads(); len(sz) != 6 {
+		t.Fatalf("UDP_GRO off: %d reads, want 6 datagrams", len(sz))
+	}
+	e.SetUDPGRO(true)
+	f, m = udpSuper(payload, 1000, true)
+	h.nic.DeliverFramesMeta([][]byte{f}, []link.Meta{m})
+	if sz, g := reads(); len(sz) != 1 || sz[0] != len(payload) || g[0] != 1000 {
+		t.Fatalf("UDP_GRO on: reads %v gso %v, want one of %d with 1000", sz, g, len(payload))
+	}
+	if got := h.s.Stats().UDP.InDatagrams.Load(); got != 12 {
+		t.Fatalf("InDatagrams %d, want 12", got)
+	}
+	f, m = udpSuper(payload, 1000, false) // no partial checksum, not CsumValid
+	h.nic.DeliverFramesMeta([][]byte{f}, []link.Meta{m})
+	if sz, _ := reads(); len(sz) != 6 {
+		t.Fatalf("unvouched checksum: %d reads, want 6", len(sz))
+	}
+	raw := h.s.NewDgram(KindRaw, wire.ProtoUDP)
+	defer raw.Close()
+	f, m = udpSuper(payload, 1000, true)
+	h.nic.DeliverFramesMeta([][]byte{f}, []link.Meta{m})
+	if sz, _ := reads(); len(sz) != 6 {
+		t.Fatalf("raw UDP socket listening: %d reads, want 6", len(sz))
 	}
 }
