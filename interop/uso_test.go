@@ -202,11 +202,17 @@ func TestInteropUSOToKernel6(t *testing.T) {
 
 // TestInteropUSOFromKernel: the kernel's UDP_SEGMENT sends (python3, 100
 // sends of 20 datagrams) reach a sockstack socket as the sender's
-// datagrams, each intact, whether the TAP brought them as GSO_UDP_L4
-// frames (cut by the stack) or plain; IPv4 and IPv6.
+// datagrams, each intact: the TAP brings them as GSO_UDP_L4 frames, which
+// the stack cuts in software, or, for a socket with UDP_GRO on, queues
+// whole (one read per send, its segment size in the UDP_GRO message);
+// IPv4 and IPv6.
 func TestInteropUSOFromKernel(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		t.Run(map[bool]string{false: "ipv4", true: "ipv6"}[v6], func(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		v6, gro bool
+	}{{"ipv4", false, false}, {"ipv6", true, false}, {"ipv4_gro", false, true}, {"ipv6_gro", true, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			v6 := c.v6
 			var l *lab
 			if v6 {
 				l = newLab6(t)
@@ -229,6 +235,9 @@ func TestInteropUSOFromKernel(t *testing.T) {
 			if err := s.Bind(socket.InetAddr(netip.AddrPortFrom(unspec, 5303))); err != nil {
 				t.Fatal(err)
 			}
+			if err := s.SetSockOpt(socket.SOL_UDP, socket.UDP_GRO, c.gro); err != nil {
+				t.Fatal(err)
+			}
 			// The kernel learns sockstack's MAC from the exchange: its own
 			// neighbour queue would drop most of a burst otherwise.
 			kaddr := kernelIP
@@ -240,28 +249,43 @@ func TestInteropUSOFromKernel(t *testing.T) {
 			seen := make([]bool, rounds*segs)
 			want := make([]byte, seg)
 			buf := make([]byte, 65536)
-			for got := 0; got < rounds*segs; got++ {
-				n, _, err := s.RecvFrom(buf, 0)
+			reads, whole := 0, 0
+			for got := 0; got < rounds*segs; {
+				n, _, _, gso, err := s.RecvMsgUDP(buf, 0)
 				if err != nil {
 					t.Fatalf("after %d datagrams: %v", got, err)
 				}
-				if n != seg {
-					t.Fatalf("datagram of %d bytes, the sender's were %d", n, seg)
+				reads++
+				if gso == 0 {
+					gso = n
+				} else {
+					whole++
 				}
-				i := int(binary.BigEndian.Uint32(buf))
-				if i >= len(seen) || seen[i] {
-					t.Fatalf("datagram number %d twice or out of range", i)
+				if gso != seg || n%seg != 0 {
+					t.Fatalf("read of %d bytes, segment size %d; the sender's datagrams were %d", n, gso, seg)
 				}
-				seen[i] = true
-				usoFill(want, i, 1, seg)
-				if string(want) != string(buf[:n]) {
-					t.Fatalf("datagram %d: content differs", i)
+				for d := buf[:n]; len(d) > 0; d = d[seg:] {
+					i := int(binary.BigEndian.Uint32(d))
+					if i >= len(seen) || seen[i] {
+						t.Fatalf("datagram number %d twice or out of range", i)
+					}
+					seen[i] = true
+					usoFill(want, i, 1, seg)
+					if string(want) != string(d[:seg]) {
+						t.Fatalf("datagram %d: content differs", i)
+					}
+					got++
 				}
 			}
 			rx := tap.Stats().RxFrames.Load()
-			t.Logf("%d datagrams came in %d frames from the TAP; bad offload frames %d", rounds*segs, rx, h.st.Stats().Link.InBadOffload.Load())
-			if tap.OffloadFlags()&tunUSO4 != 0 && rx >= rounds*segs {
+			t.Logf("%d datagrams came in %d frames from the TAP, %d reads (%d coalesced); bad offload frames %d",
+				rounds*segs, rx, reads, whole, h.st.Stats().Link.InBadOffload.Load())
+			uso := tap.OffloadFlags()&tunUSO4 != 0
+			if uso && rx >= rounds*segs {
 				t.Errorf("USO taken, yet the kernel's super-datagrams came cut (%d frames)", rx)
+			}
+			if !c.gro && whole != 0 || c.gro && uso && whole != rounds {
+				t.Errorf("UDP_GRO %v: %d coalesced reads of %d sends", c.gro, whole, rounds)
 			}
 			if h.st.Stats().Link.InBadOffload.Load() != 0 {
 				t.Error("frames with malformed offload state")
