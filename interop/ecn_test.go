@@ -5,9 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/netip"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -79,67 +76,6 @@ func TestInteropECN(t *testing.T) {
 		}
 		t.Logf("%s", fmt.Sprintf("kernel -> sockstack: %d of the kernel's segments marked CE and counted", ce))
 	})
-}
-
-// TestInteropLossCC measures bulk transfers between sockstack and the
-// kernel over the TAP with 2% random loss each way, the same congestion
-// control on both sides (CUBIC, then BBR; the kernel's set per socket by
-// socat, as a namespace may only choose among the allowed ones), and
-// checks the data; the figures are logged (timings are benchmarks, not
-// assertions).
-func TestInteropLossCC(t *testing.T) {
-	l := newLab(t)
-	needTools(t, "socat", "sha256sum", "ss", "tc")
-	l.loss(t, 2)
-	const size = 32 << 20
-	path, sum := randomFile(t, t.TempDir(), "32MiB.bin", size)
-	for i, cc := range []string{"cubic", "bbr"} {
-		t.Run(cc, func(t *testing.T) {
-			h, _ := l.startStackImpaired(tcp.Config{CongestionControl: cc}, link.ImpairConfig{})
-			defer h.st.Close()                     // frees the TAP for the next
-			opt := ",setsockopt-string=6:13:" + cc // IPPROTO_TCP, TCP_CONGESTION
-			port := 5021 + 2*i
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			c := l.cmd(ctx, "sh", "-c", fmt.Sprintf("socat -u TCP-LISTEN:%d,reuseaddr%s - | sha256sum", port, opt))
-			var out syncBuffer
-			c.Stdout, c.Stderr = &out, &out
-			done := startCmd(t, c)
-			l.waitListen(t, "tcp", port)
-			s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			s.SetTimeout(5 * time.Minute)
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			start := time.Now()
-			if err := s.Connect(socket.InetAddr(netip.AddrPortFrom(kernelIP, uint16(port)))); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.SendAll(data, 0); err != nil {
-				t.Fatal(err)
-			}
-			s.Shutdown(socket.SHUT_WR)
-			if err := <-done; err != nil {
-				t.Fatalf("kernel side: %v\n%s", err, out.String())
-			}
-			d := time.Since(start)
-			if got := strings.Fields(out.String() + " x")[0]; got != sum {
-				t.Fatalf("kernel received SHA-256 %s, sent %s", got, sum)
-			}
-			before := h.st.TCP.Stats()
-			got2, n, d2 := recvFromKernelOpt(t, l, h, port+1, path, opt, 5*time.Minute)
-			if n != size || got2 != sum {
-				t.Fatalf("received %d bytes, SHA-256 %s", n, got2)
-			}
-			t.Logf("%s both sides, 2%% loss: sockstack -> kernel %.3f Gbit/s (our timeouts %d, TLPs %d, recoveries %d), kernel -> sockstack %.3f Gbit/s",
-				cc, gbps(size, d), before.Timeouts, before.TLPProbes, before.FastRetrans, gbps(size, d2))
-		})
-	}
 }
 
 // recvFromKernelOpt listens on sockstack's port, has the kernel's socat

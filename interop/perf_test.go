@@ -3,9 +3,11 @@ package interop
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -22,9 +24,26 @@ import (
 // kernel counted a bad checksum.
 
 // startOffloadStack is startStack with the TAP's offloads on.
-func (l *lab) startOffloadStack() *host {
+func (l *lab) startOffloadStack() *host { l.t.Helper(); return l.startOffloadStackQ(0) }
+
+// startOffloadStackQ is startOffloadStack on a TAP with queues queues.
+func (l *lab) startOffloadStackQ(queues int) *host {
 	l.t.Helper()
-	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns, Offload: true})
+	if queues > 1 {
+		// The lab's device was made single-queue: make it again.
+		for _, s := range [][]string{
+			{"ip", "-n", l.ns, "link", "del", tapName},
+			{"ip", "-n", l.ns, "tuntap", "add", "dev", tapName, "mode", "tap", "multi_queue"},
+			{"ip", "netns", "exec", l.ns, "sysctl", "-q", "-w", "net.ipv6.conf." + tapName + ".disable_ipv6=1"},
+			{"ip", "-n", l.ns, "addr", "add", kernelCIDR, "dev", tapName},
+			{"ip", "-n", l.ns, "link", "set", tapName, "up"},
+		} {
+			if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
+				l.t.Fatalf("%s: %v: %s", strings.Join(s, " "), err, out)
+			}
+		}
+	}
+	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns, Offload: true, Queues: queues})
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -248,6 +267,12 @@ func recvZerosSocat(t *testing.T, l *lab, h *host, port int, size int64, args ..
 // own where the kernel has no address.
 func (l *lab) afpacketStack(t *testing.T) *host {
 	t.Helper()
+	return l.afpacketStackOpts(t, link.AFPacketOptions{Offload: true, QdiscBypass: true})
+}
+
+// afpacketStackOpts is afpacketStack with the socket options opts.
+func (l *lab) afpacketStackOpts(t *testing.T, opts link.AFPacketOptions) *host {
+	t.Helper()
 	var b [4]byte
 	rand.Read(b[:])
 	ns2 := "sst-" + hex.EncodeToString(b[:])
@@ -263,7 +288,8 @@ func (l *lab) afpacketStack(t *testing.T) *host {
 			t.Fatalf("%s: %v: %s", strings.Join(s, " "), err, out)
 		}
 	}
-	ep, err := link.OpenAFPacket("vp1", link.AFPacketOptions{Netns: ns2, Offload: true, QdiscBypass: true})
+	opts.Netns = ns2
+	ep, err := link.OpenAFPacket("vp1", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,5 +332,327 @@ func TestInteropAFPacketOffload(t *testing.T) {
 	}
 	if ls.InBadOffload.Load() != 0 {
 		t.Error("frames with malformed offload state")
+	}
+}
+
+// Several connections at once: size bytes in all, split evenly over
+// conns connections, on ports port..port+conns-1 (kernel listeners) or
+// one sockstack port. The time runs from the first connect to the last
+// byte received.
+
+// sendZerosN sends from sockstack to conns kernel socat listeners.
+func sendZerosN(t *testing.T, l *lab, h *host, kaddr string, port, conns int, size int64) time.Duration {
+	t.Helper()
+	if conns == 1 {
+		_, d := sendZerosTo(t, l, h, kaddr, port, size)
+		return d
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var dones []<-chan error
+	for i := range conns {
+		c := l.cmd(ctx, "socat", "-b262144", "-u", fmt.Sprintf("TCP-LISTEN:%d,reuseaddr", port+i), "OPEN:/dev/null")
+		dones = append(dones, startCmd(t, c))
+	}
+	for i := range conns {
+		l.waitListen(t, "tcp", port+i)
+	}
+	per := size / int64(conns)
+	errs := make(chan error, conns)
+	start := time.Now()
+	for i := range conns {
+		go func() {
+			s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			s.SetTimeout(time.Minute)
+			if err := s.Connect(socket.Inet(kaddr, port+i)); err != nil {
+				errs <- err
+				return
+			}
+			buf := make([]byte, 1<<20)
+			for sent := int64(0); sent < per; sent += int64(len(buf)) {
+				if err := s.SendAll(buf[:min(int64(len(buf)), per-sent)], 0); err != nil {
+					errs <- err
+					return
+				}
+			}
+			s.Shutdown(socket.SHUT_WR)
+			errs <- nil
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range dones {
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
+
+// recvZerosN has conns kernel socat clients send to one sockstack port.
+func recvZerosN(t *testing.T, l *lab, h *host, saddr string, port, conns int, size int64) time.Duration {
+	t.Helper()
+	if conns == 1 {
+		return recvZerosFrom(t, l, h, saddr, port, size)
+	}
+	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	ls.Bind(socket.Inet("0.0.0.0", port))
+	ls.Listen(conns)
+	ls.SetTimeout(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	per := size / int64(conns)
+	var dones []<-chan error
+	start := time.Now()
+	for range conns {
+		c := l.cmd(ctx, "socat", "-b262144", "-u", fmt.Sprintf("OPEN:/dev/zero,readbytes=%d", per), fmt.Sprintf("TCP:%v:%d", saddr, port))
+		dones = append(dones, startCmd(t, c))
+	}
+	got := make(chan int64, conns)
+	for range conns {
+		conn, _, err := ls.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			defer conn.Close()
+			conn.SetTimeout(time.Minute)
+			buf := make([]byte, 1<<20)
+			var n int64
+			for {
+				k, err := conn.Recv(buf, 0)
+				if err != nil || k == 0 {
+					break
+				}
+				n += int64(k)
+			}
+			got <- n
+		}()
+	}
+	var total int64
+	for range conns {
+		total += <-got
+	}
+	d := time.Since(start)
+	for _, done := range dones {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if total != per*int64(conns) {
+		t.Fatalf("received %d bytes, want %d", total, per*int64(conns))
+	}
+	return d
+}
+
+// kernelToKernelN is kernelToKernel over conns connections at once.
+func (l *lab) kernelToKernelN(t *testing.T, ns2 string, port, conns int, size int64) time.Duration {
+	t.Helper()
+	if conns == 1 {
+		return l.kernelToKernel(t, ns2, port, size)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var dones []<-chan error
+	for i := range conns {
+		srv := exec.CommandContext(ctx, "ip", "netns", "exec", ns2, "socat", "-b262144", "-u", fmt.Sprintf("TCP-LISTEN:%d,reuseaddr", port+i), "OPEN:/dev/null")
+		srv.WaitDelay = 2 * time.Second
+		dones = append(dones, startCmd(t, srv))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; i < conns && time.Now().Before(deadline); {
+		out, _ := exec.Command("ip", "netns", "exec", ns2, "ss", "-H", "-ltn", fmt.Sprintf("sport = :%d", port+i)).Output()
+		if strings.TrimSpace(string(out)) != "" {
+			i++
+			continue
+		}
+		time.Sleep(20 * time.Millisecond) // no event tells when socat has bound
+	}
+	per := size / int64(conns)
+	start := time.Now()
+	for i := range conns {
+		c := l.cmd(ctx, "socat", "-b262144", "-u", fmt.Sprintf("OPEN:/dev/zero,readbytes=%d", per), fmt.Sprintf("TCP:10.78.0.2:%d", port+i))
+		dones = append(dones, startCmd(t, c))
+	}
+	for _, d := range dones {
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
+
+// throughputTable measures 1 and 8 connections each way between h
+// (at saddr) and the kernel (at kaddr), and the kernel against itself
+// over the veth pair to ns2, and logs them with their ratios.
+func throughputTable(t *testing.T, l *lab, h *host, what, kaddr, saddr, ns2 string, port int) {
+	const size = 1 << 30
+	for _, conns := range []int{1, 8} {
+		out := gbps(size, sendZerosN(t, l, h, kaddr, port, conns, size))
+		port += conns
+		in := gbps(size, recvZerosN(t, l, h, saddr, port, conns, size))
+		port++
+		kk := gbps(size, l.kernelToKernelN(t, ns2, port, conns, size))
+		port += conns
+		t.Logf("%s, %d connection(s), 1 GiB: sockstack->kernel %.2f Gbit/s, kernel->sockstack %.2f Gbit/s, kernel->kernel (veth) %.2f Gbit/s; ratios %.2f / %.2f",
+			what, conns, out, in, kk, out/kk, in/kk)
+	}
+}
+
+// TestInteropOffloadThroughputQueues: TestInteropOffloadThroughput on a
+// TAP with 2 queues (one per core here), 1 and 8 connections each way.
+// Figures only.
+func TestInteropOffloadThroughputQueues(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "socat", "ss")
+	h := l.startOffloadStackQ(2)
+	ns2 := l.vethPair(t)
+	throughputTable(t, l, h, "TAP, offloads, 2 queues", kernelIP.String(), stackIP.String(), ns2, 5300)
+	logQueues(t, h)
+}
+
+// logQueues logs what each queue of h's link carried.
+func logQueues(t *testing.T, h *host) {
+	q, ok := h.nic.Endpoint().(interface {
+		Queues() int
+		QueueStats(int) link.QueueSnapshot
+	})
+	if !ok {
+		return
+	}
+	for i := range q.Queues() {
+		s := q.QueueStats(i)
+		t.Logf("queue %d: received %d frames, sent %d", i, s.RxFrames, s.TxFrames)
+	}
+}
+
+// TestInteropAFPacketOffloadVariants: TestInteropAFPacketOffload with a
+// fanout of 2 sockets, with TPACKET_V3 rings, and with both; 1 and 8
+// connections each way. Figures only.
+func TestInteropAFPacketOffloadVariants(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		opts link.AFPacketOptions
+	}{
+		{"fanout2", link.AFPacketOptions{Offload: true, QdiscBypass: true, Queues: 2}},
+		{"ring", link.AFPacketOptions{Offload: true, QdiscBypass: true, Ring: true}},
+		{"fanout2_ring", link.AFPacketOptions{Offload: true, QdiscBypass: true, Queues: 2, Ring: true}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			l := newLab(t)
+			needTools(t, "socat", "ss")
+			h := l.afpacketStackOpts(t, v.opts)
+			ns2 := l.vethPair(t)
+			throughputTable(t, l, h, "AF_PACKET (veth), offloads, "+v.name, "10.79.0.1", "10.79.0.2", ns2, 5400)
+			logQueues(t, h)
+			if r, ok := h.nic.Endpoint().(*link.AFPacket); ok {
+				t.Logf("frames the kernel dropped at a full ring or socket buffer: %d", r.KernelDrops())
+			}
+			ls := &h.st.Stats().Link
+			t.Logf("super-segments sent whole %d, received whole %d, bad offload %d",
+				ls.OutGSOFrames.Load(), ls.InGSOFrames.Load(), ls.InBadOffload.Load())
+			if ls.InBadOffload.Load() != 0 {
+				t.Error("frames with malformed offload state")
+			}
+		})
+	}
+}
+
+// sendFileTo sends the file at path from sockstack to a kernel socat on
+// kaddr:port that pipes it into sha256sum, and returns the digest.
+func sendFileTo(t *testing.T, l *lab, h *host, kaddr string, port int, path string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := l.cmd(ctx, "sh", "-c", fmt.Sprintf("socat -u TCP-LISTEN:%d,reuseaddr - | sha256sum", port))
+	var out syncBuffer
+	c.Stdout, c.Stderr = &out, &out
+	done := startCmd(t, c)
+	l.waitListen(t, "tcp", port)
+	s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetTimeout(time.Minute)
+	if err := s.Connect(socket.Inet(kaddr, port)); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendAll(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Shutdown(socket.SHUT_WR)
+	if err := <-done; err != nil {
+		t.Fatalf("kernel side: %v\n%s", err, out.String())
+	}
+	return strings.Fields(out.String() + " x")[0]
+}
+
+// TestInteropAFPacketRingIntegrity: 64 MiB of random bytes each way
+// through TPACKET_V3 rings with offloads and a fanout of 2, compared by
+// SHA-256. The transmit ring's slots are reused as soon as the kernel
+// frees them; a slot freed while the kernel still referenced its bytes
+// would show here as a wrong digest.
+func TestInteropAFPacketRingIntegrity(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "socat", "sha256sum", "ss")
+	h := l.afpacketStackOpts(t, link.AFPacketOptions{Offload: true, QdiscBypass: true, Ring: true, Queues: 2})
+	const size = 64 << 20
+	path, sum := randomFile(t, t.TempDir(), "64MiB.bin", size)
+	if got := sendFileTo(t, l, h, "10.79.0.1", 5501, path); got != sum {
+		t.Fatalf("kernel received SHA-256 %s, sent %s", got, sum)
+	}
+	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	ls.Bind(socket.Inet("0.0.0.0", 5502))
+	ls.Listen(1)
+	ls.SetTimeout(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := startCmd(t, l.cmd(ctx, "socat", "-u", "OPEN:"+path, "TCP:10.79.0.2:5502"))
+	conn, _, err := ls.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetTimeout(time.Minute)
+	hs := sha256.New()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		k, err := conn.Recv(buf, 0)
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", n, err)
+		}
+		if k == 0 {
+			break
+		}
+		hs.Write(buf[:k])
+		n += int64(k)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(hs.Sum(nil)); n != size || got != sum {
+		t.Fatalf("sockstack received %d bytes, SHA-256 %s; kernel sent %d, %s", n, got, int64(size), sum)
 	}
 }

@@ -3,6 +3,7 @@ package link
 import (
 	"fmt"
 	"net"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -36,6 +37,19 @@ type AFPacketOptions struct {
 	// (PACKET_FANOUT_HASH): sockets opened with the same group on one
 	// interface split its receive load without reordering a flow.
 	FanoutGroup uint16
+	// Queues, above 1, opens that many sockets in one PACKET_FANOUT_HASH
+	// group (FanoutGroup, or a unique one the kernel picks), each with
+	// its own goroutine: the kernel hashes each received flow to one
+	// socket, so flows are received on different cores, each in order;
+	// transmission picks a socket by flow hash too.
+	Queues int
+	// Ring reads and writes through memory-mapped TPACKET_V3 rings
+	// (tpacket_linux.go) instead of recvmmsg/sendmmsg.
+	Ring bool
+	// RingBlockSize and RingBlocks size each socket's receive ring
+	// (DefaultRingBlockSize, DefaultRingBlocks when 0); a block must hold
+	// the largest frame.
+	RingBlockSize, RingBlocks int
 }
 
 // AFPacket is an endpoint on an AF_PACKET socket bound to an existing
@@ -56,16 +70,33 @@ type AFPacket struct {
 	whdrs []unix.Mmsghdr
 	wiov  []unix.Iovec
 	wvnet [][vnetHdrLen]byte // one header per frame being written (Offload)
+
+	ring    *tpRing // with Ring
+	group   uint16  // fanout group, if inGroup
+	inGroup bool
+	kdrops  atomic.Uint64 // frames the kernel dropped at a full ring or socket buffer
+	nreads  int           // reading goroutine: batches read (recvmmsg)
+	all     []*AFPacket   // every socket of the endpoint (Queues > 1), this one first
 }
+
+// afpacketRcvBuf is the socket buffer asked for without a ring.
+const afpacketRcvBuf = 8 << 20
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// OpenAFPacket opens an AF_PACKET socket on ifname.
+// OpenAFPacket opens an AF_PACKET socket on ifname (opts.Queues of them
+// in a fanout group).
 func OpenAFPacket(ifname string, opts AFPacketOptions) (*AFPacket, error) {
+	nq := max(opts.Queues, 1)
 	var (
-		fd  = -1
+		fds []int
 		ifi *net.Interface
 	)
+	closeFrom := func(i int) {
+		for _, fd := range fds[i:] {
+			unix.Close(fd)
+		}
+	}
 	err := inNetns(opts.Netns, func() error {
 		var err error
 		// The interface (found over netlink) is looked up in the namespace too.
@@ -73,17 +104,55 @@ func OpenAFPacket(ifname string, opts AFPacketOptions) (*AFPacket, error) {
 		if err != nil {
 			return fmt.Errorf("link: interface %q: %w", ifname, err)
 		}
-		// Protocol 0: nothing is queued before bind picks the interface.
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			fd = -1
-			return permErr("AF_PACKET socket", err)
+		for range nq {
+			// Protocol 0: nothing is queued before bind picks the interface.
+			fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return permErr("AF_PACKET socket", err)
+			}
+			fds = append(fds, fd)
 		}
 		return nil
 	})
 	if err != nil {
+		closeFrom(0)
 		return nil, err
 	}
+	group := fanoutGroup{id: opts.FanoutGroup, known: opts.FanoutGroup != 0}
+	stats := new(Stats)
+	var all []*AFPacket
+	for i, fd := range fds {
+		a, err := openAFPacketFD(fd, ifi, opts, stats, nq > 1 || group.known, &group)
+		if err != nil {
+			closeFrom(i + 1)
+			for _, q := range all {
+				q.closeQueue()
+			}
+			return nil, err
+		}
+		all = append(all, a)
+	}
+	a := all[0]
+	if nq > 1 {
+		a.all = all
+		for _, q := range all {
+			a.queues = append(a.queues, &q.fdEndpoint)
+		}
+	}
+	return a, nil
+}
+
+// fanoutGroup is the group the sockets of one endpoint join; until the
+// first joins a unique one (id 0 is a valid id), it is not known.
+type fanoutGroup struct {
+	id    uint16
+	known bool
+}
+
+// openAFPacketFD sets up one socket; fd is closed on failure. With
+// fanout it joins group, or a unique group which it then records there.
+func openAFPacketFD(fd int, ifi *net.Interface, opts AFPacketOptions, stats *Stats, fanout bool, group *fanoutGroup) (*AFPacket, error) {
+	ifname := ifi.Name
 	fail := func(err error) (*AFPacket, error) {
 		unix.Close(fd)
 		return nil, err
@@ -101,35 +170,87 @@ func OpenAFPacket(ifname string, opts AFPacketOptions) (*AFPacket, error) {
 			return fail(fmt.Errorf("link: PACKET_VNET_HDR on %s: %w", ifname, err))
 		}
 	}
-	if opts.QdiscBypass {
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
-			return fail(fmt.Errorf("link: PACKET_QDISC_BYPASS on %s: %w", ifname, err))
+	maxFrame := ifi.MTU + wire.EthernetHeaderLen + 4
+	if opts.Offload {
+		maxFrame = vnetHdrLen + wire.EthernetHeaderLen + 4 + InMemoryGSOMax
+	}
+	var ring *tpRing
+	if !opts.Ring {
+		// The default socket buffer (about 200 KB) holds three 64 KB
+		// super-segments: a burst from the kernel would be dropped.
+		// Past the rmem_max limit only with CAP_NET_ADMIN (FORCE).
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, afpacketRcvBuf) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, afpacketRcvBuf)
 		}
 	}
-	if opts.FanoutGroup != 0 {
-		arg := int(opts.FanoutGroup) | unix.PACKET_FANOUT_HASH<<16
+	if opts.Ring {
+		var err error
+		if ring, err = setupRing(fd, opts.RingBlockSize, opts.RingBlocks, maxFrame); err != nil {
+			return fail(fmt.Errorf("link: AF_PACKET ring on %s: %w", ifname, err))
+		}
+		// A slot the kernel cannot send is skipped, not left to block the ring.
+		_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_LOSS, 1)
+	}
+	failRing := func(err error) (*AFPacket, error) {
+		if ring != nil {
+			ring.close()
+		}
+		return fail(err)
+	}
+	if opts.QdiscBypass {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+			return failRing(fmt.Errorf("link: PACKET_QDISC_BYPASS on %s: %w", ifname, err))
+		}
+	}
+	if fanout {
+		arg := int(group.id) | unix.PACKET_FANOUT_HASH<<16
+		if !group.known {
+			arg |= unix.PACKET_FANOUT_FLAG_UNIQUEID << 16
+		}
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, arg); err != nil {
-			return fail(fmt.Errorf("link: PACKET_FANOUT group %d on %s: %w", opts.FanoutGroup, ifname, err))
+			return failRing(fmt.Errorf("link: PACKET_FANOUT group %d on %s: %w", group.id, ifname, err))
+		}
+		if !group.known {
+			v, err := unix.GetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT)
+			if err != nil {
+				return failRing(fmt.Errorf("link: PACKET_FANOUT id on %s: %w", ifname, err))
+			}
+			group.id, group.known = uint16(v), true
 		}
 	}
 	if opts.Promisc {
 		mreq := &unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_PROMISC}
 		if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, mreq); err != nil {
-			return fail(permErr("promiscuous mode on "+ifname, err))
+			return failRing(permErr("promiscuous mode on "+ifname, err))
 		}
 	}
-	a := &AFPacket{ifindex: ifi.Index}
-	a.name, a.mtu, a.kind = ifi.Name, ifi.MTU, KindEthernet
+	a := &AFPacket{ifindex: ifi.Index, ring: ring}
+	if fanout {
+		a.group, a.inGroup = group.id, true
+	}
+	a.name, a.mtu, a.kind, a.stats = ifi.Name, ifi.MTU, KindEthernet, stats
 	a.mac = opts.MAC
 	if a.mac == (wire.MAC{}) && len(ifi.HardwareAddr) == 6 {
 		a.mac = wire.MAC(ifi.HardwareAddr)
 	}
-	bufSize := ifi.MTU + wire.EthernetHeaderLen + 4
-	if opts.Offload {
-		bufSize = vnetHdrLen + wire.EthernetHeaderLen + 4 + InMemoryGSOMax
+	bufSize, batch := maxFrame, opts.ReadBatch
+	if ring != nil {
+		// Frames are read in place: no buffers, larger batches.
+		bufSize = 0
+		if batch <= 0 {
+			batch = 128
+		}
 	}
-	if err := a.initFD(fd, "afpacket:"+ifname, opts.ReadBatch, bufSize); err != nil {
+	if err := a.initFD(fd, "afpacket:"+ifname, batch, bufSize); err != nil {
+		if ring != nil {
+			ring.close()
+		}
 		return nil, fmt.Errorf("link: AF_PACKET on %s: %w", ifname, err)
+	}
+	a.vnet.on = opts.Offload
+	if ring != nil {
+		a.readFn, a.writeFn = a.readRing, a.writeRing
+		return a, nil
 	}
 	n := len(a.bufs)
 	a.rhdrs = make([]unix.Mmsghdr, n)
@@ -145,7 +266,6 @@ func OpenAFPacket(ifname string, opts AFPacketOptions) (*AFPacket, error) {
 	}
 	a.whdrs = make([]unix.Mmsghdr, n)
 	a.wiov = make([]unix.Iovec, 2*n)
-	a.vnet.on = opts.Offload
 	if opts.Offload {
 		a.wvnet = make([][vnetHdrLen]byte, n)
 	}
@@ -153,10 +273,40 @@ func OpenAFPacket(ifname string, opts AFPacketOptions) (*AFPacket, error) {
 	return a, nil
 }
 
+// FanoutGroup is the PACKET_FANOUT group the sockets joined, if any.
+func (a *AFPacket) FanoutGroup() (id uint16, ok bool) { return a.group, a.inGroup }
+
+// Close closes every socket, then unmaps the rings (with no writer left
+// inside them).
+func (a *AFPacket) Close() error {
+	err := a.fdEndpoint.Close()
+	for _, q := range a.afQueues() {
+		q.wmu.Lock()
+		if q.ring != nil {
+			q.ring.close()
+		}
+		q.wmu.Unlock()
+	}
+	return err
+}
+
+// closeQueue undoes openAFPacketFD (a failed open).
+func (a *AFPacket) closeQueue() {
+	a.f.Close()
+	if a.ring != nil {
+		a.ring.close()
+	}
+}
+
 // Ifindex is the interface index in its namespace.
 func (a *AFPacket) Ifindex() int { return a.ifindex }
 
 func (a *AFPacket) readMany(fd uintptr) bool {
+	// A full socket buffer drops silently: collect the kernel's count
+	// now and then (a system call per 64 batches).
+	if a.nreads++; a.nreads%64 == 0 {
+		a.collectDrops(int(fd))
+	}
 	for i := range a.rhdrs {
 		a.rhdrs[i].Hdr.Namelen = unix.SizeofSockaddrLinklayer
 		a.rhdrs[i].Hdr.Flags = 0
@@ -302,6 +452,9 @@ func (a *AFPacket) WriteFramesMeta(frames [][]byte, meta []Meta) (int, error) {
 	}
 	if a.closed.Load() {
 		return 0, ErrClosed
+	}
+	if a.queues != nil {
+		return a.writeQueues(frames, meta)
 	}
 	a.wmu.Lock()
 	defer a.wmu.Unlock()

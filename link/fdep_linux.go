@@ -25,7 +25,14 @@ type fdEndpoint struct {
 	mtu   int
 	kind  Kind
 	mac   wire.MAC
-	stats Stats
+	stats *Stats // shared by the queues of one device
+
+	// Multi-queue devices (a multi-queue TAP, AF_PACKET sockets in a
+	// fanout group): queues[0] is this endpoint, each queue an fd with
+	// its own reading goroutine; nil with one queue. Transmission picks a
+	// queue by flow hash, so a flow stays on one.
+	queues   []*fdEndpoint
+	qrx, qtx atomic.Uint64 // frames this queue received and sent
 
 	closed   atomic.Bool
 	attached atomic.Bool
@@ -55,6 +62,9 @@ func (e *fdEndpoint) initFD(fd int, name string, batch, bufSize int) error {
 		unix.Close(fd)
 		return err
 	}
+	if e.stats == nil {
+		e.stats = new(Stats)
+	}
 	e.f = os.NewFile(uintptr(fd), name)
 	rc, err := e.f.SyscallConn()
 	if err != nil {
@@ -78,17 +88,43 @@ func (e *fdEndpoint) initFD(fd int, name string, batch, bufSize int) error {
 func (e *fdEndpoint) MTU() int               { return e.mtu }
 func (e *fdEndpoint) Kind() Kind             { return e.kind }
 func (e *fdEndpoint) HardwareAddr() wire.MAC { return e.mac }
-func (e *fdEndpoint) Stats() *Stats          { return &e.stats }
+func (e *fdEndpoint) Stats() *Stats          { return e.stats }
+
+// QueueSnapshot is what one queue of a device carried.
+type QueueSnapshot struct {
+	RxFrames, TxFrames uint64
+}
+
+// Queues is the number of queues (fds) of the device.
+func (e *fdEndpoint) Queues() int { return max(len(e.queues), 1) }
+
+// QueueStats reads the frame counters of queue i.
+func (e *fdEndpoint) QueueStats(i int) QueueSnapshot {
+	q := e
+	if e.queues != nil {
+		q = e.queues[i]
+	}
+	return QueueSnapshot{q.qrx.Load(), q.qtx.Load()}
+}
 
 // Name is the interface name.
 func (e *fdEndpoint) Name() string { return e.name }
 
-// Attach starts the reading goroutine.
+// Attach starts the reading goroutine, one per queue: each delivers to a
+// receiver of its own (MultiReceiver), or under a lock to a plain one.
 func (e *fdEndpoint) Attach(r Receiver) {
 	if e.attached.Swap(true) {
 		return
 	}
-	go e.readLoop(r)
+	if e.queues == nil {
+		go e.readLoop(r)
+		return
+	}
+	for i, rq := range queueReceivers(r, len(e.queues)) {
+		q := e.queues[i]
+		q.attached.Store(true)
+		go q.readLoop(rq)
+	}
 }
 
 func (e *fdEndpoint) readLoop(r Receiver) {
@@ -103,8 +139,9 @@ func (e *fdEndpoint) readLoop(r Receiver) {
 			}
 			e.stats.RxFrames.Add(uint64(e.nread))
 			e.stats.RxBytes.Add(bytes)
+			e.qrx.Add(uint64(e.nread))
 			if e.vnet.on {
-				deliverMeta(r, e.frames[:e.nread], e.vnet.metas[:e.nread], &e.vnet.seg, &e.stats)
+				deliverMeta(r, e.frames[:e.nread], e.vnet.metas[:e.nread], &e.vnet.seg, e.stats)
 			} else {
 				r.DeliverFrames(e.frames[:e.nread])
 			}
@@ -132,6 +169,9 @@ func (e *fdEndpoint) WriteFrames(frames [][]byte) (int, error) {
 	if e.closed.Load() {
 		return 0, ErrClosed
 	}
+	if e.queues != nil {
+		return e.writeQueues(frames, nil)
+	}
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
 	return e.writeLocked(frames)
@@ -143,12 +183,49 @@ func (e *fdEndpoint) writeLocked(frames [][]byte) (int, error) {
 	err := e.rc.Write(e.writeFn)
 	taken, werr := e.wtaken, e.werr
 	e.wframes = nil
+	e.qtx.Add(uint64(taken))
 	if err != nil {
 		// Closed while writing: what was not written is lost.
 		e.stats.TxDropped.Add(uint64(len(frames) - e.wnext))
 		return taken, ErrClosed
 	}
 	return taken, werr
+}
+
+// writeQueues writes frames on the queues their flows hash to, each run
+// of frames for one queue in one batch under that queue's lock, so
+// senders of different flows write in parallel; metas (nil: none) go
+// with them.
+func (e *fdEndpoint) writeQueues(frames [][]byte, metas []Meta) (int, error) {
+	n := uint32(len(e.queues))
+	taken := 0
+	var first error
+	var qi uint32
+	if len(frames) > 0 {
+		qi = FlowHash(frames[0], e.kind) % n
+	}
+	for start := 0; start < len(frames); {
+		end, next := start+1, qi
+		for ; end < len(frames); end++ {
+			if next = FlowHash(frames[end], e.kind) % n; next != qi {
+				break
+			}
+		}
+		q := e.queues[qi]
+		q.wmu.Lock()
+		if metas != nil {
+			q.vnet.wmeta = metas[start:end]
+		}
+		k, err := q.writeLocked(frames[start:end])
+		q.vnet.wmeta = nil
+		q.wmu.Unlock()
+		taken += k
+		if err != nil && first == nil {
+			first = err
+		}
+		start, qi = end, next
+	}
+	return taken, first
 }
 
 // writeOne is the write callback of TAP/TUN: one write(2) per frame.
@@ -206,6 +283,9 @@ func (e *fdEndpoint) readOne(fd uintptr) bool {
 func (e *fdEndpoint) Close() error {
 	if e.closed.Swap(true) {
 		return nil
+	}
+	for _, q := range e.queues[min(len(e.queues), 1):] {
+		q.Close()
 	}
 	err := e.f.Close()
 	if e.attached.Load() {

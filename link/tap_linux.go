@@ -30,6 +30,13 @@ type TAPOptions struct {
 	// segments of up to 64 KB and partial checksums then cross the
 	// device whole, both ways.
 	Offload bool
+	// Queues, above 1, opens a multi-queue device (IFF_MULTI_QUEUE) with
+	// that many queues, each an fd with its own goroutine reading and
+	// delivering in batches: the kernel spreads flows over the queues
+	// (and answers a flow on the queue it last arrived from), the
+	// endpoint picks a transmit queue by flow hash, so different flows
+	// are processed on different cores, each flow in order.
+	Queues int
 }
 
 // TAP is an endpoint on a Linux TAP (Ethernet frames) or TUN (bare IP
@@ -71,40 +78,54 @@ func openTunTap(name string, opts TAPOptions) (*TAP, error) {
 	if opts.Offload {
 		flags |= unix.IFF_VNET_HDR
 	}
+	if opts.Queues > 1 {
+		flags |= unix.IFF_MULTI_QUEUE
+	}
+	nq := max(opts.Queues, 1)
 	var offFlags uint
 	var (
-		fd     = -1
+		fds    []int
 		ifname string
 		mtu    int
 	)
+	closeAll := func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
 	err := inNetns(opts.Netns, func() error {
-		var err error
-		fd, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
-		if err != nil {
-			fd = -1
-			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) {
-				return fmt.Errorf("link: /dev/net/tun is missing: %w (no TUN/TAP support, or create it: mknod /dev/net/tun c 10 200)", err)
+		ifname = name
+		for q := range nq {
+			fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+			if err != nil {
+				if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) {
+					return fmt.Errorf("link: /dev/net/tun is missing: %w (no TUN/TAP support, or create it: mknod /dev/net/tun c 10 200)", err)
+				}
+				return permErr("open /dev/net/tun", err)
 			}
-			return permErr("open /dev/net/tun", err)
-		}
-		ifr, err := unix.NewIfreq(name)
-		if err != nil {
-			return fmt.Errorf("link: interface name %q: %w", name, err)
-		}
-		ifr.SetUint16(flags)
-		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-			switch {
-			case errors.Is(err, unix.EBUSY):
-				return fmt.Errorf("link: %s %q: %w (another process has it open)", what, name, err)
-			case errors.Is(err, unix.EINVAL):
-				return fmt.Errorf("link: %s %q: %w (does a device of another kind have this name?)", what, name, err)
+			fds = append(fds, fd)
+			ifr, err := unix.NewIfreq(ifname)
+			if err != nil {
+				return fmt.Errorf("link: interface name %q: %w", name, err)
 			}
-			return permErr(fmt.Sprintf("%s %q (TUNSETIFF)", what, name), err)
-		}
-		ifname = ifr.Name()
-		if opts.Offload {
-			if offFlags, err = setOffload(fd); err != nil {
-				return fmt.Errorf("link: %s %q: TUNSETOFFLOAD: %w", what, name, err)
+			ifr.SetUint16(flags)
+			if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+				switch {
+				case errors.Is(err, unix.EBUSY):
+					return fmt.Errorf("link: %s %q: %w (another process has it open)", what, name, err)
+				case errors.Is(err, unix.EINVAL) && q > 0:
+					return fmt.Errorf("link: %s %q queue %d: %w", what, ifname, q, err)
+				case errors.Is(err, unix.EINVAL):
+					return fmt.Errorf("link: %s %q: %w (does a device of another kind have this name, or one opened without the same queue mode?)", what, name, err)
+				}
+				return permErr(fmt.Sprintf("%s %q (TUNSETIFF)", what, name), err)
+			}
+			// Further queues attach to the device the first one made.
+			ifname = ifr.Name()
+			if opts.Offload {
+				if offFlags, err = setOffload(fd); err != nil {
+					return fmt.Errorf("link: %s %q: TUNSETOFFLOAD: %w", what, name, err)
+				}
 			}
 		}
 		// MTU ioctls go through a socket of the device's namespace.
@@ -129,9 +150,7 @@ func openTunTap(name string, opts TAPOptions) (*TAP, error) {
 		return nil
 	})
 	if err != nil {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
+		closeAll()
 		return nil, err
 	}
 	t := &TAP{}
@@ -150,14 +169,33 @@ func openTunTap(name string, opts TAPOptions) (*TAP, error) {
 		// A super-segment from the kernel: 64 KB of IP after the headers.
 		bufSize = vnetHdrLen + wire.EthernetHeaderLen + 4 + InMemoryGSOMax
 	}
-	if err := t.initFD(fd, "/dev/net/tun:"+ifname, opts.ReadBatch, bufSize); err != nil {
-		return nil, fmt.Errorf("link: %s %s: %w", what, ifname, err)
+	for q, fd := range fds {
+		e := &t.fdEndpoint
+		if q > 0 {
+			e = &fdEndpoint{name: t.name, mtu: t.mtu, kind: t.kind, mac: t.mac, stats: t.stats}
+		} else {
+			t.stats = new(Stats)
+		}
+		e.stats = t.stats
+		if err := e.initFD(fd, "/dev/net/tun:"+ifname, opts.ReadBatch, bufSize); err != nil {
+			// initFD closed fd; close the others and the queues made so far.
+			for _, other := range fds[q+1:] {
+				unix.Close(other)
+			}
+			for _, made := range t.queues {
+				made.f.Close()
+			}
+			return nil, fmt.Errorf("link: %s %s: %w", what, ifname, err)
+		}
+		e.readFn, e.writeFn = e.readOne, e.writeOne
+		if opts.Offload {
+			e.vnet.on = true
+			e.readFn, e.writeFn = e.readVnet, e.writeVnet
+		}
+		if nq > 1 {
+			t.queues = append(t.queues, e)
+		}
 	}
-	t.readFn, t.writeFn = t.readOne, t.writeOne
-	if opts.Offload {
-		t.vnet.on = true
-		t.offFlags = offFlags
-		t.readFn, t.writeFn = t.readVnet, t.writeVnet
-	}
+	t.offFlags = offFlags
 	return t, nil
 }

@@ -212,6 +212,9 @@ func (t *TAP) WriteFramesMeta(frames [][]byte, meta []Meta) (int, error) {
 	if t.closed.Load() {
 		return 0, ErrClosed
 	}
+	if t.queues != nil {
+		return t.writeQueues(frames, meta) // multi-queue (fdep_linux.go)
+	}
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
 	t.vnet.wmeta = meta

@@ -266,6 +266,13 @@ func ManyWith(mc ManyConfig, progress func(string)) (ManyResult, error) {
 	res.Echo = time.Since(start)
 	progress(fmt.Sprintf("echoed one byte on %d connections in %.1fs (%s)", n, res.Echo.Seconds(), lossInfo()))
 
+	// A collection now, outside the timed phase: closing allocates the
+	// TIME_WAIT records, and a collection of a heap of gigabytes started
+	// by them would mark for seconds on this loaded 2-core machine,
+	// stalling the links past the 200 ms minimum RTO (the retransmitted
+	// FINs then draw resets). Opening ends with one (heapStack) too.
+	runtime.GC()
+
 	// Close, as an application does: the client shuts down its sending
 	// side, the server reads the end of the stream and closes, the client
 	// reads the server's end and closes (the client keeps TIME_WAIT).

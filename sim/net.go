@@ -44,6 +44,10 @@ type Net struct {
 	vxlans      []*vxlanEnd // real VXLAN ports: the run is in real time
 	vxlanStats  []VXLANMetrics
 
+	// PlotFormats are the formats of the report's charts (default
+	// Formats: PNG and SVG).
+	PlotFormats []string
+
 	// Wall is the wall time the last Run took.
 	Wall time.Duration
 }

@@ -120,7 +120,7 @@ figure{margin:10px 0 24px}
 			fmt.Fprintf(&b, "<h2>Scenario</h2>\n<pre>%s</pre>\n", html.EscapeString(string(src)))
 		}
 	}
-	b.WriteString("<p>Files: metrics.json (per flow and link), timing.json (wall-clock figures), one .pcap per captured link.</p>\n</body></html>\n")
+	b.WriteString("<p>Files: metrics.json (per flow and link), timing.json (wall-clock figures), one .pcap per captured link, plots/ (every chart as PNG and SVG).</p>\n</body></html>\n")
 	return os.WriteFile(file, []byte(b.String()), 0o644)
 }
 
@@ -132,25 +132,42 @@ func (n *Net) reportCharts(b *strings.Builder, dir string) error {
 	if err := os.MkdirAll(pdir, 0o755); err != nil {
 		return err
 	}
+	formats := n.PlotFormats
+	if len(formats) == 0 {
+		formats = Formats
+	}
+	// The page shows the SVG when there is one, and links the others.
+	shown := formats[0]
+	for _, f := range formats {
+		if f == "svg" {
+			shown = f
+		}
+	}
 	show := func(c *Chart, caption string) error {
-		if _, err := c.Save(pdir, Formats); err != nil {
+		if _, err := c.Save(pdir, formats); err != nil {
 			return err
 		}
-		fmt.Fprintf(b, "<figure><img src=\"plots/%s.svg\" alt=\"%s\" width=\"%d\" height=\"%d\"><figcaption>%s (<a href=\"plots/%s.png\">PNG</a>)</figcaption></figure>\n",
-			c.Name, html.EscapeString(c.Plot.Title.Text), c.W, c.H, caption, c.Name)
+		var links []string
+		for _, f := range formats {
+			if f != shown {
+				links = append(links, fmt.Sprintf(" (<a href=\"plots/%s.%s\">%s</a>)", c.Name, f, strings.ToUpper(f)))
+			}
+		}
+		fmt.Fprintf(b, "<figure><img src=\"plots/%s.%s\" alt=\"%s\" width=\"%d\" height=\"%d\"><figcaption>%s%s</figcaption></figure>\n",
+			c.Name, shown, html.EscapeString(c.Plot.Title.Text), c.W, c.H, caption, strings.Join(links, ""))
 		return nil
 	}
-	shown := 0
+	tsgs := 0
 	for _, f := range n.traced {
-		if shown >= 4 {
+		if tsgs >= 4 {
 			break
 		}
 		ct, pc := n.flowTrace(f, dir)
 		if ct == nil || len(ct.Segs) == 0 {
 			continue
 		}
-		shown++
-		if shown == 1 {
+		tsgs++
+		if tsgs == 1 {
 			b.WriteString("<h2>Time-sequence graphs</h2>\n")
 		}
 		c, err := TimeSequenceChart(fmt.Sprintf("tsg-flow%d", f.ID), ct, fmt.Sprintf("time-sequence: flow %d %v → %v", f.ID, ct.Src, ct.Dst))

@@ -69,8 +69,8 @@ type groState struct {
 // groBatch coalesces frames; the result is valid during the delivery of
 // this batch. groValid(i) tells whether frame i's transport checksum is
 // already known good.
-func (n *NIC) groBatch(frames [][]byte) [][]byte {
-	g := &n.offl.gro
+func (n *NIC) groBatchOn(rx *rxState, frames [][]byte) [][]byte {
+	g := &rx.gro
 	g.active = false
 	if n.loopback || len(frames) < 2 {
 		return frames
@@ -80,16 +80,16 @@ func (n *NIC) groBatch(frames [][]byte) [][]byte {
 	g.out = g.out[:0]
 	g.valid = g.valid[:0]
 	for _, f := range frames {
-		n.groOne(f)
+		n.groOne(rx, f)
 	}
 	for i := range g.slots {
-		n.groFlush(i)
+		n.groFlush(rx, i)
 	}
 	return g.out
 }
 
-func (n *NIC) groValid(i int) bool {
-	g := &n.offl.gro
+func (n *NIC) groValidOn(rx *rxState, i int) bool {
+	g := &rx.gro
 	if !g.active {
 		return g.trusted
 	}
@@ -165,13 +165,13 @@ func (n *NIC) groParse(f []byte) (g groPkt, ok bool) {
 	return g, true
 }
 
-func (n *NIC) groOne(f []byte) {
-	g := &n.offl.gro
+func (n *NIC) groOne(rx *rxState, f []byte) {
+	g := &rx.gro
 	sg, ok := n.groParse(f)
 	if !ok {
 		// Not coalescable: flush the slots of its flow first so the
 		// flow's order holds.
-		n.groFlushFlow(f)
+		n.groFlushFlow(rx, f)
 		g.emit(f, g.trusted)
 		return
 	}
@@ -183,7 +183,7 @@ func (n *NIC) groOne(f []byte) {
 		hs := wire.Sum(t[:sg.thl], sg.pseudo(len(t)))
 		if wire.Fold(wire.Add(hs, psum)) != 0xffff {
 			// A bad checksum: the normal path drops and counts it.
-			n.groFlushFlow(f)
+			n.groFlushFlow(rx, f)
 			g.emit(f, false)
 			return
 		}
@@ -193,13 +193,13 @@ func (n *NIC) groOne(f []byte) {
 	if i := g.find(&key, klen, klen); i >= 0 {
 		s := &g.slots[i]
 		if groMatch(s, f, &sg, len(payload)) && (s.segs > 1 || g.used < groBufs) {
-			n.groAppend(i, payload, psum, t.Flags()&wire.TCPFlagPSH != 0)
+			n.groAppend(rx, i, payload, psum, t.Flags()&wire.TCPFlagPSH != 0)
 			if len(payload) < s.gso || s.psh {
-				n.groFlush(i) // the flow's burst ended here
+				n.groFlush(rx, i) // the flow's burst ended here
 			}
 			return
 		}
-		n.groFlush(i)
+		n.groFlush(rx, i)
 	}
 	// Open a slot for the flow (the oldest goes out when all are busy).
 	free := -1
@@ -210,7 +210,7 @@ func (n *NIC) groOne(f []byte) {
 		}
 	}
 	if free < 0 {
-		n.groFlush(0)
+		n.groFlush(rx, 0)
 		free = 0
 	}
 	s := &g.slots[free]
@@ -218,7 +218,7 @@ func (n *NIC) groOne(f []byte) {
 		key: key, klen: klen, nextSeq: t.Seq() + uint32(len(payload)), gso: len(payload), plen: len(payload), sum: psum,
 		psh: t.Flags()&wire.TCPFlagPSH != 0}
 	if s.psh {
-		n.groFlush(free)
+		n.groFlush(rx, free)
 	}
 }
 
@@ -251,8 +251,8 @@ func (g *groState) find(k *[groKeyLen]byte, klen, n int) int {
 // on alone: its addresses and ports when the TCP header is where a slot
 // would have it, else every flow between its two addresses (a fragment,
 // an IPv6 extension header), so no segment overtakes an earlier one.
-func (n *NIC) groFlushFlow(f []byte) {
-	g := &n.offl.gro
+func (n *NIC) groFlushFlow(rx *rxState, f []byte) {
+	g := &rx.gro
 	ipOff := 0
 	if n.ethernet {
 		ipOff = wire.EthernetHeaderLen
@@ -293,7 +293,7 @@ func (n *NIC) groFlushFlow(f []byte) {
 		if i < 0 {
 			return
 		}
-		n.groFlush(i)
+		n.groFlush(rx, i)
 	}
 }
 
@@ -328,8 +328,8 @@ func groMatch(s *groSlot, f []byte, sg *groPkt, plen int) bool {
 	return (ta[13]^tb[13])&^wire.TCPFlagPSH == 0
 }
 
-func (n *NIC) groAppend(i int, payload []byte, psum uint64, psh bool) {
-	g := &n.offl.gro
+func (n *NIC) groAppend(rx *rxState, i int, payload []byte, psum uint64, psh bool) {
+	g := &rx.gro
 	s := &g.slots[i]
 	if s.segs == 1 {
 		// A buffer of its own: packets emitted earlier in this batch
@@ -358,8 +358,8 @@ func (n *NIC) groAppend(i int, payload []byte, psum uint64, psh bool) {
 
 // groFlush emits slot i: the first frame as it came, or the coalesced
 // packet with its lengths, flags and checksums made whole.
-func (n *NIC) groFlush(i int) {
-	g := &n.offl.gro
+func (n *NIC) groFlush(rx *rxState, i int) {
+	g := &rx.gro
 	s := &g.slots[i]
 	if !s.used {
 		return
@@ -404,13 +404,17 @@ func (n *NIC) groFlush(i int) {
 // partial checksum of another protocol, is finished in software first
 // so the rest of the stack sees plain packets.
 func (n *NIC) DeliverFramesMeta(frames [][]byte, metas []link.Meta) {
+	n.deliverFramesMeta(&n.rx, frames, metas)
+}
+
+func (n *NIC) deliverFramesMeta(rx *rxState, frames [][]byte, metas []link.Meta) {
 	start := 0
 	runValid := false
 	flush := func(end int) {
 		if start < end {
-			n.offl.gro.trusted = runValid
-			n.DeliverFrames(frames[start:end])
-			n.offl.gro.trusted = false
+			rx.gro.trusted = runValid
+			n.deliverFrames(rx, frames[start:end])
+			rx.gro.trusted = false
 		}
 	}
 	for i, f := range frames {
@@ -425,7 +429,7 @@ func (n *NIC) DeliverFramesMeta(frames [][]byte, metas []link.Meta) {
 		if !plain {
 			flush(i)
 			start = i + 1
-			n.finishInSoftware(f, m)
+			n.finishInSoftware(rx, f, m)
 			continue
 		}
 		if valid != runValid && start < i {
@@ -483,18 +487,18 @@ func tcpCsumAt(m link.Meta, l4 int) bool {
 	return !m.CsumPartial || int(m.CsumStart) == l4 && m.CsumOffset == 16
 }
 
-func (n *NIC) finishInSoftware(f []byte, m link.Meta) {
+func (n *NIC) finishInSoftware(rx *rxState, f []byte, m link.Meta) {
 	if m.GSOType == link.GSOUDPL4 && n.takeUDPGSO(f, m) { // gso_udp.go
 		return
 	}
-	if n.offl.seg == nil {
-		n.offl.seg = make([]byte, groBufLen+64)
+	if rx.seg == nil {
+		rx.seg = make([]byte, groBufLen+64)
 	}
 	one := frameVecs.Get().(*[1][]byte)
 	defer frameVecs.Put(one)
-	err := link.FinishFrame(f, m, n.offl.seg, func(b []byte) error {
+	err := link.FinishFrame(f, m, rx.seg, func(b []byte) error {
 		one[0] = b
-		n.DeliverFrames(one[:])
+		n.deliverFrames(rx, one[:])
 		one[0] = nil
 		return nil
 	})

@@ -23,12 +23,6 @@ import (
 type nicOffloads struct {
 	off  link.Offloads
 	meta link.MetaWriter // nil unless off.NeedsMeta
-	gro  groState        // receive coalescing (gro.go)
-	seg  []byte          // scratch of software segmentation on receive
-	// rxValid: the frame being delivered has a checksum that needs no
-	// verification (a trusted partial checksum, or coalesced from
-	// verified segments). Receive goroutine only.
-	rxValid bool
 }
 
 // initOffloads reads the endpoint's offload capabilities.

@@ -65,20 +65,26 @@ var frameVecs = sync.Pool{New: func() any { return new([1][]byte) }}
 // DeliverFrames is the NIC's receive path: it runs every frame to
 // completion on the link's goroutine.
 func (n *NIC) DeliverFrames(frames [][]byte) {
+	n.deliverFrames(&n.rx, frames)
+}
+
+// deliverFrames is DeliverFrames with the state of one receiving
+// goroutine (rxqueue.go).
+func (n *NIC) deliverFrames(rx *rxState, frames [][]byte) {
 	s := n.stack
 	// TCP defers its ACKs to the end of the batch: one ACK for many
 	// segments, as a NIC's interrupt coalescing gives Linux.
-	defer n.tcpBatch.Flush()
-	frames = n.groBatch(frames) // gro.go
+	defer rx.tcp.Flush()
+	frames = n.groBatchOn(rx, frames) // gro.go
 	for i, f := range frames {
-		n.offl.rxValid = n.groValid(i)
+		rx.valid = n.groValidOn(rx, i)
 		s.stats.Link.InFrames.Add(1)
 		n.tapFrame(f, false)
 		if !n.ethernet {
 			if len(f) > 0 && f[0]>>4 == 6 {
-				s.receiveIPv6(n, f, false)
+				s.receiveIPv6(n, rx, f, false)
 			} else {
-				s.receiveIPv4(n, f, false)
+				s.receiveIPv4(n, rx, f, false)
 			}
 			continue
 		}
@@ -94,11 +100,11 @@ func (n *NIC) DeliverFrames(frames [][]byte) {
 		p := f[info.HeaderLen:]
 		switch info.EtherType {
 		case wire.EtherTypeIPv4:
-			s.receiveIPv4(n, p, info.Dst.IsMulticast())
+			s.receiveIPv4(n, rx, p, info.Dst.IsMulticast())
 		case wire.EtherTypeARP:
 			n.handleARP(p)
 		case wire.EtherTypeIPv6:
-			s.receiveIPv6(n, p, info.Dst.IsMulticast())
+			s.receiveIPv6(n, rx, p, info.Dst.IsMulticast())
 		default:
 			s.stats.Link.InUnknownEtherType.Add(1)
 		}
@@ -164,7 +170,7 @@ func (s *Stack) countIPError(err error) {
 
 // receiveIPv4 checks a packet (RFC 1122 3.2.1) and delivers, reassembles
 // or forwards it.
-func (s *Stack) receiveIPv4(n *NIC, b []byte, linkMulticast bool) {
+func (s *Stack) receiveIPv4(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 	s.stats.IP.InReceives.Add(1)
 	h, err := wire.ParseIPv4(b)
 	if err != nil {
@@ -224,7 +230,7 @@ func (s *Stack) receiveIPv4(n *NIC, b []byte, linkMulticast bool) {
 		h = whole
 		opts, _ = parseIPOptions(h) // the first fragment's options
 	}
-	s.deliver(n, h, bcast, opts)
+	s.deliver(n, rx, h, bcast, opts)
 }
 
 // martian drops and counts a packet whose addresses cannot be real
@@ -300,7 +306,7 @@ func (s *Stack) martianCheck(n *NIC, h wire.IPv4) (reason *Counter, src bool) {
 }
 
 // deliver hands a whole datagram to its protocol.
-func (s *Stack) deliver(n *NIC, h wire.IPv4, bcast bool, opts ipOpts) {
+func (s *Stack) deliver(n *NIC, rx *rxState, h wire.IPv4, bcast bool, opts ipOpts) {
 	s.raw.deliver(s, h)
 	switch h.Protocol() {
 	case wire.ProtoICMP:
@@ -315,14 +321,14 @@ func (s *Stack) deliver(n *NIC, h wire.IPv4, bcast bool, opts ipOpts) {
 			return
 		}
 		p := h.Payload()
-		t, err := wire.ParseTCP(p, h.PseudoSum(0), !n.offl.rxValid)
+		t, err := wire.ParseTCP(p, h.PseudoSum(0), !rx.valid)
 		if err != nil {
 			s.stats.IP.InDiscards.Add(1)
 			s.tcpInErr(err)
 			return
 		}
 		s.stats.IP.InDelivers.Add(1)
-		n.tcpBatch.HandleSegment(h.Src(), h.Dst(), h.TOS(), t)
+		rx.tcp.HandleSegment(h.Src(), h.Dst(), h.TOS(), t)
 	case wire.ProtoIGMP:
 		s.stats.IP.InDelivers.Add(1)
 		s.receiveIGMP(n, h)

@@ -17,7 +17,7 @@ var ipv6Loopback = netip.IPv6Loopback()
 
 // receiveIPv6 checks a packet, walks its extension headers, reassembles
 // and delivers it. There is no IPv6 forwarding.
-func (s *Stack) receiveIPv6(n *NIC, b []byte, linkMulticast bool) {
+func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 	st := &s.stats.IP6
 	st.InReceives.Add(1)
 	h, err := wire.ParseIPv6(b)
@@ -70,7 +70,7 @@ func (s *Stack) receiveIPv6(n *NIC, b []byte, linkMulticast bool) {
 		defer release()
 		h = whole
 	}
-	s.deliver6(n, h, &e, mcast)
+	s.deliver6(n, rx, h, &e, mcast)
 }
 
 // extError counts a refused extension-header chain and answers it with
@@ -211,7 +211,7 @@ func (s *Stack) rewalk(ip wire.IPv6, e *wire.IPv6Ext, mcast bool) wire.IPv6 {
 }
 
 // deliver6 hands a whole datagram to its upper layer.
-func (s *Stack) deliver6(n *NIC, h wire.IPv6, e *wire.IPv6Ext, mcast bool) {
+func (s *Stack) deliver6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, mcast bool) {
 	st := &s.stats.IP6
 	s.raw.deliver6(s, h, e)
 	p := h[e.Offset:]
@@ -227,15 +227,15 @@ func (s *Stack) deliver6(n *NIC, h wire.IPv6, e *wire.IPv6Ext, mcast bool) {
 			st.InAddrErrors.Add(1)
 			return
 		}
-		// rxValid: a checksum the link or GRO vouched for (gro.go); it
+		// rx.valid: a checksum the link or GRO vouched for (gro.go); it
 		// is set only for TCP right after the fixed header.
-		t, err := wire.ParseTCP(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoTCP, 0), !n.offl.rxValid)
+		t, err := wire.ParseTCP(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoTCP, 0), !rx.valid)
 		if err != nil {
 			st.InDiscards.Add(1)
 			return
 		}
 		st.InDelivers.Add(1)
-		n.tcpBatch.HandleSegment(h.Src(), h.Dst(), h.TrafficClass(), t)
+		rx.tcp.HandleSegment(h.Src(), h.Dst(), h.TrafficClass(), t)
 	case wire.ProtoIPv6NoNext:
 		st.InDelivers.Add(1)
 	default:

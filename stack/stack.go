@@ -276,7 +276,7 @@ func New(opts Options) *Stack {
 	// packets to ourselves are queued rather than delivered recursively
 	// (a sender holding a lock must never be re-entered).
 	lo := &NIC{stack: s, id: 0, name: "lo", ep: link.NewLoopback(65535), mtu: 65535, loopback: true, groups: map[netip.Addr]int{}}
-	lo.tcpBatch = s.TCP.NewBatch()
+	lo.rx.tcp = s.TCP.NewBatch()
 	lo.ep.Attach(lo)
 	s.lo = lo
 	s.nics = append(s.nics, lo)
@@ -350,7 +350,7 @@ type NIC struct {
 	loopback bool
 	ethernet bool
 	neigh    *neighborCache
-	tcpBatch *tcp.Batch  // used only on the NIC's receive goroutine
+	rx       rxState     // the endpoint goroutine.s receive state (rxqueue.go)
 	offl     nicOffloads // segmentation / receive offload state (gso.go)
 	room     nicRoom     // TCP's wake-up when a full transmit queue drains (room.go)
 
@@ -401,7 +401,7 @@ func (s *Stack) AddNIC(name string, ep link.Endpoint) *NIC {
 	if n.ethernet {
 		n.neigh = newNeighborCache(n)
 	}
-	n.tcpBatch = s.TCP.NewBatch()
+	n.rx.tcp = s.TCP.NewBatch()
 	n.initOffloads()
 	s.mu.Lock()
 	n.id = len(s.nics)

@@ -29,6 +29,7 @@ type childKey struct {
 // portEntry is everyone holding one local port.
 type portEntry struct {
 	users    []*Endpoint      // bound endpoints (bind, listen, connect)
+	plain    int              // users not bound by connect: only they can refuse a connect the port
 	children map[childKey]int // accepted connections, counted
 	tw       []twPortCount    // TIME_WAIT records, counted (tcpsec)
 }
@@ -46,7 +47,9 @@ type Protocol struct {
 	listeners map[uint16][]*Endpoint
 	ports     map[uint16]*portEntry
 	portHint  uint32
-	closed    bool
+	// perf: connect's port offsets by destination (RFC 6056 algorithm 4).
+	portPerturb [portPerturbLen]uint32
+	closed      bool
 
 	key       [32]byte
 	ccDefault string
@@ -454,6 +457,9 @@ func (p *Protocol) releasePort(e *Endpoint) {
 					// slices.Delete clears the tail: a port held on (by
 					// a TIME_WAIT record) must not keep e reachable.
 					pe.users = slices.Delete(pe.users, i, i+1)
+					if !u.connectBound {
+						pe.plain--
+					}
 					break
 				}
 			}
@@ -540,10 +546,14 @@ func (p *Protocol) bind(e *Endpoint, addr netip.Addr, port uint16) error {
 		p.ports[port] = pe
 	}
 	pe.users = append(pe.users, e)
+	pe.plain++ // e.connectBound is false: bindConnect sets it
 	e.local = netip.AddrPortFrom(addr, port)
 	e.bound = true
 	return nil
 }
+
+// portPerturbLen is the size of bindConnect's table of offsets.
+const portPerturbLen = 1024
 
 // bindConnect picks a local port for a connect to remote from src so
 // that the 4-tuple is unique (ports may be shared between connects to
@@ -553,9 +563,17 @@ func (p *Protocol) bindConnect(e *Endpoint, src netip.Addr, remote netip.AddrPor
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := uint32(ephemeralHigh - ephemeralLow + 1)
-	ra := remote.Addr().As16()
-	start := p.hash4(netip.AddrPortFrom(src, 0), remote, 0)>>16 + binary.BigEndian.Uint32(ra[12:]) + p.portHint
-	p.portHint += 2
+	// RFC 6056 algorithm 4 (Linux's too): a secret hash of the 4-tuple
+	// without the local port, plus a counter kept per destination (a
+	// table slot chosen by the same hash), moved past each port taken.
+	// The next connect to that destination starts where the last one
+	// stopped, instead of probing the ports it already holds: with a
+	// single global counter, destinations that recur at a fixed period
+	// start from a few points only, and a connect probes more and more
+	// taken ports as connections accumulate.
+	h := p.hash4(netip.AddrPortFrom(src, 0), remote, 0)
+	perturb := &p.portPerturb[h%portPerturbLen]
+	start := h>>16 + *perturb
 	for i := uint32(0); i < n; i++ {
 		cand := uint16(ephemeralLow + (start+i)%n)
 		pe := p.ports[cand]
@@ -564,7 +582,13 @@ func (p *Protocol) bindConnect(e *Endpoint, src netip.Addr, remote netip.AddrPor
 			if len(pe.children) > 0 || pe.twBlocksConnect(src) {
 				continue
 			}
-			for _, u := range pe.users {
+			// A user bound by connect holds a specific address, and
+			// shares the port with other connects by 4-tuple (checked
+			// below): only the others can refuse it. Skipping the loop
+			// without them keeps connect O(1) with a million
+			// connections sharing the ephemeral ports.
+			for i := 0; pe.plain > 0 && i < len(pe.users); i++ {
+				u := pe.users[i]
 				if !u.connectBound || (u.local.Addr() != src && !u.local.Addr().IsUnspecified()) {
 					if addrOverlap(u.local.Addr(), src) {
 						ok = false
@@ -587,6 +611,7 @@ func (p *Protocol) bindConnect(e *Endpoint, src netip.Addr, remote netip.AddrPor
 		pe.users = append(pe.users, e)
 		e.local = k.local
 		e.bound, e.autoBound, e.connectBound = true, true, true
+		*perturb += i + 2
 		return nil
 	}
 	return syscall.EADDRNOTAVAIL

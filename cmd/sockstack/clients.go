@@ -371,7 +371,7 @@ func mcastCmd() *cobra.Command {
 datagram until --count arrived or --timeout passed without any.
 On the virtual network the second host plays the other part: it listens
 when you send, and sends when you listen.`,
-		Example: "  sockstack mcast send 239.1.2.3:5000 hello\n  sockstack mcast listen 239.1.2.3:5000",
+		Example: "  sockstack mcast send 239.1.2.3:5000 hello\n  sockstack mcast listen 239.1.2.3:5000\n  sockstack mcast send [ff02::4242%eth0]:5000 hello",
 		Args:    usageArgs(cobra.RangeArgs(2, 3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(cmd); err != nil {
@@ -388,8 +388,8 @@ when you send, and sends when you listen.`,
 				return usageErr(cmd, "--loop applies to send")
 			}
 			gp, err := netip.ParseAddrPort(args[1])
-			if err != nil || !gp.Addr().Is4() || !gp.Addr().IsMulticast() || gp.Port() == 0 {
-				return usageErr(cmd, "want GROUP:PORT with an IPv4 multicast group (224.0.0.0/4) and a port, got %q", args[1])
+			if err != nil || !gp.Addr().IsMulticast() || gp.Port() == 0 {
+				return usageErr(cmd, "want GROUP:PORT with a multicast group (224.0.0.0/4, or ff00::/8 as [ff02::1:2%%eth0]:PORT) and a port, got %q", args[1])
 			}
 			if ttl < 0 || ttl > 255 {
 				return usageErr(cmd, "--ttl %d outside 0..255", ttl)
@@ -411,7 +411,7 @@ when you send, and sends when you listen.`,
 					msg = args[2]
 				}
 				if e.peer != nil {
-					go mcastListen(ctx, prefixWriter{w, "  [server host] "}, sockapi.Stack(e.peer), gp, count, 2*time.Second)
+					go mcastListen(ctx, prefixWriter{w, "  [server host] "}, sockapi.Stack(e.peer), gp, e.peer.Stack().NICs()[1].ID(), count, 2*time.Second)
 					time.Sleep(50 * time.Millisecond) // let it join before the first datagram
 				}
 				return mcastSend(ctx, w, e.api, gp, msg, count, ttl, interval, loop)
@@ -419,7 +419,14 @@ when you send, and sends when you listen.`,
 			if e.peer != nil {
 				go mcastSend(ctx, prefixWriter{w, "  [server host] "}, sockapi.Stack(e.peer), gp, "", max(count, 1)+1, ttl, interval, false)
 			}
-			return mcastListen(ctx, w, e.api, gp, count, timeout)
+			ifindex := zoneIndex(e.st, gp.Addr().Zone())
+			if gp.Addr().Zone() != "" && ifindex == 0 {
+				return fmt.Errorf("mcast: no interface %q", gp.Addr().Zone())
+			}
+			if ifindex == 0 && e.nic != nil && gp.Addr().Is6() {
+				ifindex = e.nic.ID() // sockstack's one NIC (the kernel picks by route)
+			}
+			return mcastListen(ctx, w, e.api, gp, ifindex, count, timeout)
 		},
 	}
 	f.register(c, clientTool)
@@ -442,16 +449,21 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 }
 
 func mcastSend(ctx context.Context, w io.Writer, api sockapi.API, gp netip.AddrPort, msg string, count, ttl int, interval time.Duration, loop bool) error {
-	s, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	v6 := sockFamily(gp.Addr()) == socket.AF_INET6
+	s, err := api.Socket(sockFamily(gp.Addr()), socket.SOCK_DGRAM, 0)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if err := s.SetSockOptInt(socket.SOL_IP, socket.IP_MULTICAST_TTL, ttl); err != nil {
-		return fmt.Errorf("IP_MULTICAST_TTL: %w", err)
+	level, ttlOpt, loopOpt, names := socket.SOL_IP, socket.IP_MULTICAST_TTL, socket.IP_MULTICAST_LOOP, [2]string{"IP_MULTICAST_TTL", "IP_MULTICAST_LOOP"}
+	if v6 {
+		level, ttlOpt, loopOpt, names = socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, socket.IPV6_MULTICAST_LOOP, [2]string{"IPV6_MULTICAST_HOPS", "IPV6_MULTICAST_LOOP"}
 	}
-	if err := s.SetSockOptInt(socket.SOL_IP, socket.IP_MULTICAST_LOOP, b2i(loop)); err != nil {
-		return fmt.Errorf("IP_MULTICAST_LOOP: %w", err)
+	if err := s.SetSockOptInt(level, ttlOpt, ttl); err != nil {
+		return fmt.Errorf("%s: %w", names[0], err)
+	}
+	if err := s.SetSockOptInt(level, loopOpt, b2i(loop)); err != nil {
+		return fmt.Errorf("%s: %w", names[1], err)
 	}
 	for i := 1; count == 0 || i <= count; i++ {
 		m := msg
@@ -481,18 +493,30 @@ func b2i(b bool) int {
 	return 0
 }
 
-func mcastListen(ctx context.Context, w io.Writer, api sockapi.API, gp netip.AddrPort, count int, timeout time.Duration) error {
-	s, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+// mcastListen joins gp (on interface ifindex for an IPv6 group, 0: the
+// route's) and prints what arrives.
+func mcastListen(ctx context.Context, w io.Writer, api sockapi.API, gp netip.AddrPort, ifindex, count int, timeout time.Duration) error {
+	fam := sockFamily(gp.Addr())
+	s, err := api.Socket(fam, socket.SOCK_DGRAM, 0)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	s.SetSockOptInt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-	if err := s.Bind(socket.InetAddr(netip.AddrPortFrom(netip.IPv4Unspecified(), gp.Port()))); err != nil {
-		return err
-	}
-	if err := s.SetSockOpt(socket.SOL_IP, socket.IP_ADD_MEMBERSHIP, socket.IPMreq{Multiaddr: gp.Addr(), Interface: netip.IPv4Unspecified()}); err != nil {
-		return fmt.Errorf("IP_ADD_MEMBERSHIP %v: %w", gp.Addr(), err)
+	if fam == socket.AF_INET6 {
+		if err := s.Bind(socket.Inet6("::", int(gp.Port()))); err != nil {
+			return err
+		}
+		if err := s.SetSockOpt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, socket.IPv6Mreq{Multiaddr: gp.Addr().WithZone(""), Interface: ifindex}); err != nil {
+			return fmt.Errorf("IPV6_JOIN_GROUP %v: %w", gp.Addr(), err)
+		}
+	} else {
+		if err := s.Bind(socket.InetAddr(netip.AddrPortFrom(netip.IPv4Unspecified(), gp.Port()))); err != nil {
+			return err
+		}
+		if err := s.SetSockOpt(socket.SOL_IP, socket.IP_ADD_MEMBERSHIP, socket.IPMreq{Multiaddr: gp.Addr(), Interface: netip.IPv4Unspecified()}); err != nil {
+			return fmt.Errorf("IP_ADD_MEMBERSHIP %v: %w", gp.Addr(), err)
+		}
 	}
 	fmt.Fprintf(w, "joined %v, listening on port %d\n", gp.Addr(), gp.Port())
 	s.SetTimeout(100 * time.Millisecond)

@@ -45,6 +45,10 @@ type hostFlags struct {
 	hostsFile            string   // virtual network: extra hosts, /etc/hosts form
 	family               int      // 4 or 6: the HOST's address family (-4 / -6); 0 either
 	only4, only6         bool
+	slaac                bool // TAP/VXLAN: IPv6 on, addresses and routes from router advertisements
+	v6                   bool // configure turned IPv6 on: services listen on :: too
+	offload              bool // TAP: virtio-net headers, super-segments and checksum offload with the kernel
+	queues               int  // TAP: queues (IFF_MULTI_QUEUE), one reading goroutine each
 	vx                   vxlanFlags
 }
 
@@ -53,12 +57,15 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 	fl := c.Flags()
 	fl.StringVar(&f.tap, "tap", "", "run the stack on this TAP device instead of the virtual network")
 	fl.StringVar(&f.netns, "netns", "", "network namespace (under /run/netns) that holds the TAP")
-	fl.StringVar(&f.addr, "addr", "", "the stack's address on the TAP, as CIDR (e.g. 10.77.0.2/24)")
+	fl.StringVar(&f.addr, "addr", "", "the stack's addresses on the TAP, as CIDRs, comma-separated (e.g. 10.77.0.2/24,fd00:77::2/64)")
 	fl.IntVar(&f.mtu, "mtu", 0, "set the TAP's MTU (0: keep the device's)")
 	if kind != sniffTool {
 		// sniff writes its capture with -w.
 		fl.StringVar(&f.pcap, "pcap", "", "write every frame of this host to a pcap file")
-		fl.StringVar(&f.gw, "gw", "", "default gateway on the TAP")
+		fl.StringVar(&f.gw, "gw", "", "default gateways on the TAP, comma-separated (an IPv4 and an IPv6 one, e.g. 10.77.0.1,fe80::1)")
+		fl.BoolVar(&f.slaac, "slaac", false, "turn IPv6 on and take addresses, default routers and the MTU from router advertisements (accept_ra)")
+		fl.BoolVar(&f.offload, "offload", false, "TAP: exchange 64 KB super-segments with partial checksums with the kernel (IFF_VNET_HDR, TUNSETOFFLOAD)")
+		fl.IntVar(&f.queues, "queues", 1, "TAP: queues of a multi-queue device (IFF_MULTI_QUEUE; an existing TAP must be made with multi_queue), flows spread over them and over cores")
 	}
 	if kind == sniffTool {
 		fl.BoolVar(&f.kernel, "kernel", false, "capture on an interface of the host kernel (--iface; AF_PACKET, needs CAP_NET_RAW)")
@@ -96,7 +103,7 @@ func (f *hostFlags) check(c *cobra.Command) error {
 	case f.only6:
 		f.family = 6
 	}
-	tapOnly := []string{"addr", "gw", "mtu", "create"}
+	tapOnly := []string{"addr", "gw", "mtu", "create", "slaac", "offload", "queues"}
 	if f.kind != sniffTool {
 		tapOnly = append(tapOnly, "netns")
 	}
@@ -186,14 +193,79 @@ func parseCIDR(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
+// parseAddrs reads --addr: IPv4 and IPv6 CIDRs, comma-separated.
+func parseAddrs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		p, err := netip.ParsePrefix(f)
+		if err != nil || p.Addr().Zone() != "" || p.Addr().Is4In6() || p.Addr().IsUnspecified() || p.Addr().IsMulticast() {
+			return nil, fmt.Errorf("bad address %q: want CIDRs like 10.77.0.2/24 or fd00:77::2/64, comma-separated", f)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// stackOptions are the options of a stack on a TAP or VXLAN link.
+func (f *hostFlags) stackOptions() stack.Options {
+	return stack.Options{Name: "sockstack", IPv6SLAAC: f.slaac, IPv6LinkLocal: f.slaac}
+}
+
+// configure gives the NIC the addresses of --addr and the gateways of
+// --gw. An IPv6 address turns IPv6 on for the NIC (its link-local
+// address and duplicate address detection) as on Linux.
+func (f *hostFlags) configure(st *stack.Stack, nic *stack.NIC, addrs []netip.Prefix) error {
+	f.v6 = f.slaac
+	for _, p := range addrs {
+		if p.Addr().Is6() {
+			if err := nic.EnableIPv6(); err != nil {
+				return fmt.Errorf("IPv6 on %s: %v", nic.Name(), err)
+			}
+			f.v6 = true
+			break
+		}
+	}
+	for _, p := range addrs {
+		if err := nic.AddAddress(p); err != nil {
+			return fmt.Errorf("--addr %s: %v", p, err)
+		}
+	}
+	if f.gw == "" {
+		return nil
+	}
+	for _, g := range strings.Split(f.gw, ",") {
+		g = strings.TrimSpace(g)
+		gw, err := netip.ParseAddr(g)
+		if err == nil && gw.Is6() && gw.IsLinkLocalUnicast() {
+			// fe80::1 is on-link on this NIC whatever its zone says.
+			gw = gw.WithZone("")
+			if e := nic.EnableIPv6(); e != nil {
+				err = e
+			}
+			f.v6 = true
+		}
+		if err == nil {
+			err = st.SetDefaultGateway(gw)
+		}
+		if err != nil {
+			return fmt.Errorf("--gw %q: want the IPv4 or IPv6 address of a router on %s's networks (%v)", g, nic.Name(), err)
+		}
+	}
+	return nil
+}
+
 // openTAP runs a stack on a TAP device; the caller owns it.
 func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
-	if f.addr == "" {
-		return nil, errors.New("--tap needs --addr CIDR (the stack's address), e.g. --tap tap0 --addr 10.77.0.2/24")
+	if f.addr == "" && !f.slaac {
+		return nil, errors.New("--tap needs --addr CIDR (the stack's address), e.g. --tap tap0 --addr 10.77.0.2/24, or --slaac")
 	}
-	p, err := parseCIDR(f.addr)
-	if err != nil {
-		return nil, err
+	var addrs []netip.Prefix
+	if f.addr != "" {
+		var err error
+		if addrs, err = parseAddrs(f.addr); err != nil {
+			return nil, err
+		}
 	}
 	if f.netns != "" {
 		if _, err := os.Stat("/run/netns/" + f.netns); err != nil {
@@ -207,7 +279,10 @@ func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
 		}
 		return nil, fmt.Errorf("TAP %s does not exist%s (create it with ip tuntap add dev %s mode tap, or pass --create)", f.tap, where, f.tap)
 	}
-	tap, err := link.OpenTAP(f.tap, link.TAPOptions{Netns: f.netns, MTU: f.mtu})
+	if f.queues < 1 || f.queues > 64 {
+		return nil, fmt.Errorf("--queues %d: want 1 to 64", f.queues)
+	}
+	tap, err := link.OpenTAP(f.tap, link.TAPOptions{Netns: f.netns, MTU: f.mtu, Offload: f.offload, Queues: f.queues})
 	if err != nil {
 		return nil, fmt.Errorf("TAP %s: %v", f.tap, err)
 	}
@@ -222,27 +297,41 @@ func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
 		ep = link.NewSniffer(ep, func(_ link.Direction, fr []byte) { pw.WriteFrame(time.Now(), fr) })
 		e.onClose(closePcap)
 	}
-	st := stack.New(stack.Options{Name: "sockstack"})
+	st := stack.New(f.stackOptions())
 	e.st, e.net = st, socket.New(st)
 	e.api = sockapi.Stack(e.net)
 	e.onClose(func() error { st.Close(); return nil })
 	e.nic = st.AddNIC(tap.Name(), ep)
-	if err := e.nic.AddAddress(p); err != nil {
+	if err := f.configure(st, e.nic, addrs); err != nil {
 		e.Close()
 		return nil, err
 	}
-	if f.gw != "" {
-		gw, err := netip.ParseAddr(f.gw)
-		if err == nil {
-			err = st.SetDefaultGateway(gw)
-		}
-		if err != nil {
-			e.Close()
-			return nil, fmt.Errorf("--gw %q: want the IPv4 address of a router on %s", f.gw, p.Masked())
-		}
-	}
-	e.where = fmt.Sprintf("TAP %s (%s, mtu %d)", tap.Name(), p, tap.MTU())
+	e.where = fmt.Sprintf("TAP %s (%s, mtu %d%s)", tap.Name(), describeAddrs(addrs, f.slaac), tap.MTU(), tapExtras(tap, f.queues))
 	return e, nil
+}
+
+// tapExtras names a TAP's offloads and queues for the banner.
+func tapExtras(t *link.TAP, queues int) string {
+	var x string
+	if fl := t.OffloadFlags(); fl != 0 {
+		x += fmt.Sprintf(", offloads 0x%x", fl)
+	}
+	if queues > 1 {
+		x += fmt.Sprintf(", %d queues", queues)
+	}
+	return x
+}
+
+// describeAddrs names a link's configured addresses for the banner.
+func describeAddrs(addrs []netip.Prefix, slaac bool) string {
+	var parts []string
+	for _, p := range addrs {
+		parts = append(parts, p.String())
+	}
+	if slaac {
+		parts = append(parts, "IPv6 by SLAAC")
+	}
+	return strings.Join(parts, ", ")
 }
 
 func openPcap(path string) (*link.PcapWriter, func() error, error) {

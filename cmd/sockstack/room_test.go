@@ -109,7 +109,7 @@ func TestMcastLoopsBackByDefault(t *testing.T) {
 	gp := netip.MustParseAddrPort("239.7.7.7:5007")
 	out := newWatchBuffer()
 	done := make(chan error, 1)
-	go func() { done <- mcastListen(context.Background(), out, e.api, gp, 1, 10*time.Second) }()
+	go func() { done <- mcastListen(context.Background(), out, e.api, gp, 0, 1, 10*time.Second) }()
 	if !out.waitFor(10*time.Second, "joined 239.7.7.7") {
 		t.Fatal("listener did not join")
 	}

@@ -24,7 +24,7 @@ func simCmd() *cobra.Command {
 
 func simRunCmd() *cobra.Command {
 	var seed uint64
-	var out string
+	var out, format string
 	var until time.Duration
 	var seedSet bool
 	c := &cobra.Command{
@@ -35,6 +35,10 @@ func simRunCmd() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			seedSet = cmd.Flags().Changed("seed")
+			formats, err := sim.ParseFormats(format)
+			if err != nil {
+				return usageErr(cmd, "--format: %v", err)
+			}
 			sc, err := sim.LoadScenario(args[0])
 			if err != nil {
 				return err
@@ -46,6 +50,7 @@ func simRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			n.PlotFormats = formats
 			if out != "" {
 				if err := os.MkdirAll(out, 0o755); err != nil {
 					return err
@@ -101,6 +106,7 @@ func simRunCmd() *cobra.Command {
 	c.Flags().Uint64Var(&seed, "seed", 0, "random seed (default: the scenario's)")
 	c.Flags().StringVar(&out, "out", "", "directory for pcaps, metrics.json, timing.json, report.html and plots/")
 	c.Flags().DurationVar(&until, "until", 0, "virtual-time bound (default: the scenario's duration, else 60s)")
+	c.Flags().StringVar(&format, "format", "png,svg", "chart formats in plots/: png, svg or png,svg")
 	return c
 }
 

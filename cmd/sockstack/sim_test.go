@@ -86,6 +86,24 @@ func TestSimRunAndPlot(t *testing.T) {
 	if out, err := runCLI(t, "", "plot", filepath.Join(dir, "bottleneck.pcap"), "--format", "gif"); err == nil || !strings.Contains(out+err.Error(), "gif") {
 		t.Errorf("--format gif: %v %s", err, out)
 	}
+	// sim run --format png: PNG charts only, and the report shows them.
+	pngDir := filepath.Join(dir, "pngonly")
+	if out, err := runCLI(t, "", "sim", "run", "../../scenarios/dumbbell-droptail.yaml", "--until", "1s", "--format", "png", "--out", pngDir); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if m, _ := filepath.Glob(filepath.Join(pngDir, "plots", "*.svg")); len(m) != 0 {
+		t.Errorf("sim run --format png wrote %v", m)
+	}
+	page, err := os.ReadFile(filepath.Join(pngDir, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), `<img src="plots/queues.png"`) {
+		t.Error("the report does not show the PNG charts")
+	}
+	if _, err := runCLI(t, "", "sim", "run", "../../scenarios/traceroute.yaml", "--format", "jpeg"); err == nil {
+		t.Error("sim run --format jpeg accepted")
+	}
 }
 
 // The commands the README gives for its picture still work: they run and

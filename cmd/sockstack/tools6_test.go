@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/netip"
 	"net/url"
 	"os"
@@ -271,5 +272,41 @@ func TestReady6(t *testing.T) {
 	as := nic.Addrs6()
 	if len(as) != 1 || !as[0].Prefix.Addr().IsLinkLocalUnicast() || as[0].Tentative {
 		t.Fatalf("after ready6: %+v", as)
+	}
+}
+
+// mcast over IPv6: the server host joins a link-scope group on its NIC
+// (the zone), this host sends to it; and a site-scope group without a
+// zone, looped back to a listener on this host.
+func TestMcastIPv6(t *testing.T) {
+	e, err := (&hostFlags{}).open(io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for _, c := range []struct {
+		group string
+		peer  bool
+	}{{"[ff02::4242%eth0]:5008", true}, {"[ff05::4242]:5009", false}} {
+		gp := netip.MustParseAddrPort(c.group)
+		out := newWatchBuffer()
+		done := make(chan error, 1)
+		api, ifindex := e.api, e.nic.ID()
+		if c.peer {
+			api, ifindex = sockapi.Stack(e.peer), e.peer.Stack().NICs()[1].ID()
+		}
+		go func() { done <- mcastListen(context.Background(), out, api, gp, ifindex, 1, 10*time.Second) }()
+		if !out.waitFor(10*time.Second, "joined ff0") {
+			t.Fatalf("%s: the listener did not join:\n%s", c.group, out.String())
+		}
+		if err := mcastSend(context.Background(), io.Discard, e.api, gp, "to the group", 1, 1, time.Millisecond, true); err != nil {
+			t.Fatalf("%s: %v", c.group, err)
+		}
+		if err := <-done; err != nil || !strings.Contains(out.String(), `"to the group"`) || !strings.Contains(out.String(), "from [fd00::1]:") && !strings.Contains(out.String(), "from [fe80::") {
+			t.Fatalf("%s: %v\n%s", c.group, err, out.String())
+		}
+	}
+	if zoneIndex(e.st, "nosuch") != 0 || zoneIndex(e.st, "eth0") != e.nic.ID() || zoneIndex(nil, "7") != 7 {
+		t.Error("zoneIndex")
 	}
 }

@@ -32,7 +32,7 @@ func upCmd() *cobra.Command {
 	var cf canFlags
 	var serve, ctlPath, zone string
 	c := &cobra.Command{
-		Use:     "up (--tap NAME | --vxlan-local HOST:PORT [--vxlan-remote HOST:PORT]... --vni N) [--netns NS] --addr CIDR [--gw IP] [--mtu N] [--serve LIST] [--root DIR] [--zone FILE] [--pcap FILE] [--control PATH] [--bridge-listen HOST:PORT] [--bridge-peer HOST:PORT]",
+		Use:     "up (--tap NAME | --vxlan-local HOST:PORT [--vxlan-remote HOST:PORT]... --vni N) [--netns NS] --addr CIDR[,CIDR...] [--slaac] [--gw IP[,IP]] [--mtu N] [--serve LIST] [--root DIR] [--zone FILE] [--pcap FILE] [--control PATH] [--bridge-listen HOST:PORT] [--bridge-peer HOST:PORT]",
 		Example: "  sockstack up --netns lab --tap tap0 --addr 10.77.0.2/24 --serve all --root /srv\n  sockstack up --vxlan-local 127.0.0.1:4789 --vxlan-remote 127.0.0.1:4790 --vni 42 --addr 192.168.90.1/24 --serve all",
 		Short:   "Run one host on a TAP device or a VXLAN segment until SIGINT/SIGTERM",
 		Long: `Runs a sockstack host on a real link (a TAP device, the Linux kernel on its
@@ -130,6 +130,17 @@ func runUp(ctx context.Context, w io.Writer, f *hostFlags, cf *canFlags, serve, 
 		stopServices, names, err = startServices(e.net, serve, apps.Options{Root: root, Zone: zone, TFTPWrite: true})
 		if err != nil {
 			return err
+		}
+		if f.v6 {
+			// The same services on :: (IPV6_V6ONLY beside the IPv4 ones,
+			// so those keep seeing plain IPv4 peers).
+			stop4 := stopServices
+			stop6, _, err := startServices(e.net, serve, apps.Options{Addr: netip.IPv6Unspecified(), Root: root, Zone: zone, TFTPWrite: true})
+			if err != nil {
+				stop4()
+				return err
+			}
+			stopServices = func() error { return errors.Join(stop6(), stop4()) }
 		}
 	}
 	var ctl *control.Server
@@ -301,8 +312,8 @@ func (v *vxlanFlags) check(c *cobra.Command, f *hostFlags) error {
 	if v.vni >= 1<<24 {
 		return usageErr(c, "--vni %d does not fit 24 bits (0..16777215)", v.vni)
 	}
-	if f.addr == "" {
-		return usageErr(c, "VXLAN needs --addr CIDR (the host's address on the segment)")
+	if f.addr == "" && !f.slaac {
+		return usageErr(c, "VXLAN needs --addr CIDR (the host's address on the segment) or --slaac")
 	}
 	if _, err := netip.ParseAddrPort(v.local); err != nil {
 		return usageErr(c, "--vxlan-local %q: want an IPv4 HOST:PORT like 127.0.0.1:4789", v.local)
@@ -320,7 +331,7 @@ func (v *vxlanFlags) check(c *cobra.Command, f *hostFlags) error {
 
 // openVXLAN runs a stack behind a switch on a VXLAN segment.
 func (f *hostFlags) openVXLAN(log io.Writer) (*env, error) {
-	p, err := parseCIDR(f.addr)
+	addrs, err := parseAddrs(f.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -356,29 +367,19 @@ func (f *hostFlags) openVXLAN(log io.Writer) (*env, error) {
 		ep = link.NewSniffer(ep, func(_ link.Direction, fr []byte) { pw.WriteFrame(time.Now(), fr) })
 		e.onClose(closePcap)
 	}
-	st := stack.New(stack.Options{Name: "sockstack"})
+	st := stack.New(f.stackOptions())
 	e.st, e.net = st, socket.New(st)
 	e.api = sockapi.Stack(e.net)
 	e.onClose(func() error { st.Close(); return nil })
 	e.nic = st.AddNIC("vx0", ep)
-	if err := e.nic.AddAddress(p); err != nil {
+	if err := f.configure(st, e.nic, addrs); err != nil {
 		e.Close()
 		return nil, err
-	}
-	if f.gw != "" {
-		gw, err := netip.ParseAddr(f.gw)
-		if err == nil {
-			err = st.SetDefaultGateway(gw)
-		}
-		if err != nil {
-			e.Close()
-			return nil, fmt.Errorf("--gw %q: want the IPv4 address of a router on %s", f.gw, p.Masked())
-		}
 	}
 	remotes := "no remotes (answers only what it learns)"
 	if len(cfg.Remotes) > 0 {
 		remotes = "remotes " + strings.Join(f.vx.remotes, ",")
 	}
-	e.where = fmt.Sprintf("VXLAN vni %d on udp %v, %s (%s, mtu %d)", f.vx.vni, vx.LocalAddr(), remotes, p, vx.MTU())
+	e.where = fmt.Sprintf("VXLAN vni %d on udp %v, %s (%s, mtu %d)", f.vx.vni, vx.LocalAddr(), remotes, describeAddrs(addrs, f.slaac), vx.MTU())
 	return e, nil
 }

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/stack"
 )
 
 func netipPort(a netip.Addr, p uint16) netip.AddrPort { return netip.AddrPortFrom(a, p) }
@@ -102,4 +104,25 @@ func (e *env) ready6(dst netip.Addr) {
 		// The stack has no DAD-done notification: look again shortly.
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// zoneIndex is the interface index a zone names: a NIC of st, or of the
+// host kernel when st is nil; a number is taken as it is. 0: none.
+func zoneIndex(st *stack.Stack, zone string) int {
+	if zone == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(zone); err == nil && n > 0 {
+		return n
+	}
+	if st != nil {
+		if n := st.NICByName(zone); n != nil {
+			return n.ID()
+		}
+		return 0
+	}
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return ifi.Index
+	}
+	return 0
 }

@@ -31,7 +31,7 @@ func run() int {
 	maxOpen := flag.Duration("maxopen", time.Minute, "the run fails if opening takes longer")
 	maxMem := flag.Float64("maxmem", 6, "the run fails if the process's peak resident set exceeds this many GiB")
 	gcPercent := flag.Int("gc", 100, "GOGC for the run")
-	memLimit := flag.Float64("memlimit", 5.25, "the Go runtime's soft memory limit in GiB (debug.SetMemoryLimit; 0: none)")
+	memLimit := flag.Float64("memlimit", 5.6, "the Go runtime's soft memory limit in GiB (debug.SetMemoryLimit; 0: none)")
 	flag.Parse()
 	// The run is bounded: past the limit it fails, whatever it waits on.
 	time.AfterFunc(*limit, func() {
