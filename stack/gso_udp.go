@@ -191,7 +191,9 @@ func (n *NIC) takeUDPGSO(f []byte, m link.Meta) bool {
 	}
 	if len(l4) <= wire.UDPHeaderLen || int(wire.UDP(l4).Length()) != len(l4) ||
 		!src.IsGlobalUnicast() && !(n.loopback && src.IsLoopback()) && !src.IsLinkLocalUnicast() ||
-		src == limitedBroadcast || dst.IsMulticast() || !s.IsLocal(dst) {
+		src == limitedBroadcast || dst.IsMulticast() || !s.IsLocal(dst) || !n.loopback && s.IsLocal(src) {
+		// Martians and groups take the normal path, which drops and
+		// counts or fans them out.
 		return false
 	}
 	u := wire.UDP(l4)
@@ -203,6 +205,15 @@ func (n *NIC) takeUDPGSO(f []byte, m link.Meta) bool {
 		src = scoped(src, n)
 	}
 	payload := l4[wire.UDPHeaderLen:]
+	segs := uint64(udpSegments(len(payload), int(m.GSOSize)))
+	// IP counts every datagram of it, as Linux's ip_rcv counts gso_segs.
+	if v6 {
+		s.stats.IP6.InReceives.Add(segs)
+		s.stats.IP6.InDelivers.Add(segs)
+	} else {
+		s.stats.IP.InReceives.Add(segs)
+		s.stats.IP.InDelivers.Add(segs)
+	}
 	st := &s.stats.UDP
 	s.stats.Link.InGSOFrames.Add(1)
 	if !e.enqueueSeg(payload, netip.AddrPortFrom(src, u.SrcPort()), dst, ttl, tos, m.GSOSize) {
@@ -210,6 +221,6 @@ func (n *NIC) takeUDPGSO(f []byte, m link.Meta) bool {
 		st.InErrors.Add(1)
 		return true
 	}
-	st.InDatagrams.Add(uint64(udpSegments(len(payload), int(m.GSOSize))))
+	st.InDatagrams.Add(segs)
 	return true
 }

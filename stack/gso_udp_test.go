@@ -296,6 +296,21 @@ func TestUDPGROTakesSuperWhole(t *testing.T) {
 	if got := h.s.Stats().UDP.InDatagrams.Load(); got != 12 {
 		t.Fatalf("InDatagrams %d, want 12", got)
 	}
+	if got := h.s.Stats().IP.InDelivers.Load(); got < 12 {
+		t.Fatalf("IP InDelivers %d, want at least 12", got)
+	}
+	// Our own address as the source (a martian from the wire): the
+	// normal path drops and counts it, datagram by datagram.
+	f, m = udpSuper(payload, 1000, true)
+	copy(f[14+12:14+16], hostAddr.AsSlice())
+	wire.IPv4(f[14:]).FillChecksum()
+	h.nic.DeliverFramesMeta([][]byte{f}, []link.Meta{m})
+	if sz, _ := reads(); len(sz) != 0 {
+		t.Fatalf("martian source: %d reads", len(sz))
+	}
+	if h.s.Stats().IP.InMartianSrcLocal.Load() == 0 {
+		t.Fatal("martian source not counted")
+	}
 	f, m = udpSuper(payload, 1000, false) // no partial checksum, not CsumValid
 	h.nic.DeliverFramesMeta([][]byte{f}, []link.Meta{m})
 	if sz, _ := reads(); len(sz) != 6 {
