@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -537,4 +538,60 @@ func TestInteropUSOThroughput(t *testing.T) {
 	if kk > 0 {
 		t.Logf("ratio sockstack->kernel / kernel->kernel: %.2f", ss/kk)
 	}
+}
+
+// pyUSOLimits prints the kernel's answer (0 or the errno) to UDP_SEGMENT
+// sends at and over its limits, over the route to addr: 128 and 129
+// segments of 100 bytes; a segment size that just fits the MTU and one
+// byte more, each with a short payload, a payload of that size, and
+// several segments.
+const pyUSOLimits = `
+import socket, sys
+addr, mtu = sys.argv[1], int(sys.argv[2])
+fam = socket.AF_INET6 if ':' in addr else socket.AF_INET
+hl = 48 if fam == socket.AF_INET6 else 28
+out = []
+for gso, n in ((100, 128 * 100), (100, 129 * 100), (mtu - hl, 10), (mtu - hl + 1, 10), (mtu - hl, mtu - hl), (mtu - hl + 1, mtu - hl + 1), (mtu - hl, 3000), (mtu - hl + 1, 3000)):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.setsockopt(17, 103, gso)
+    try:
+        s.sendto(b'x' * n, (addr, 9))
+        out.append('0')
+    except OSError as e:
+        out.append(str(e.errno))
+print(' '.join(out))
+`
+
+// TestInteropUSOLimitsMatchKernel: the same UDP_SEGMENT sends at and
+// over the limits (segment count, segment over the route MTU) get the
+// same answers from sockstack as from the kernel across the same TAP.
+func TestInteropUSOLimitsMatchKernel(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "python3")
+	h, tap := l.startUSOStack(false, stack.Options{})
+	kernel := strings.TrimSpace(l.run(t, 30*time.Second, nil, "python3", "-c", pyUSOLimits, stackIP.String(), fmt.Sprint(tap.MTU())))
+	var got []string
+	m := tap.MTU() - 28
+	for _, c := range []struct{ gso, n int }{{100, 128 * 100}, {100, 129 * 100}, {m, 10}, {m + 1, 10}, {m, m}, {m + 1, m + 1}, {m, 3000}, {m + 1, 3000}} {
+		s, err := h.net.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetSockOpt(socket.SOL_UDP, socket.UDP_SEGMENT, c.gso); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.SendTo(make([]byte, c.n), socket.MSG_DONTWAIT, socket.InetAddr(netip.AddrPortFrom(kernelIP, 9)))
+		s.Close()
+		if en, ok := err.(syscall.Errno); ok {
+			got = append(got, fmt.Sprint(int(en)))
+		} else if err != nil {
+			t.Fatalf("gso %d, %d bytes: %v", c.gso, c.n, err)
+		} else {
+			got = append(got, "0")
+		}
+	}
+	if g := strings.Join(got, " "); g != kernel {
+		t.Fatalf("sockstack answers %q, the kernel %q (the cases of pyUSOLimits)", g, kernel)
+	}
+	t.Logf("both answer %q", kernel)
 }

@@ -159,25 +159,26 @@ func TestUDPSegmentBoundaries(t *testing.T) {
 	}
 }
 
-// The errors of a UDP_SEGMENT send, as Linux: a segment over the MTU and
-// more than 64 segments are EINVAL; a control message of 0 sends one
-// (here fragmented) datagram; raw sockets ignore the message.
+// The errors of a UDP_SEGMENT send, as Linux 6.18: a first datagram
+// over the MTU is EMSGSIZE, more than 128 segments (UDP_MAX_SEGMENTS)
+// EINVAL; a control message of 0 sends one (here fragmented) datagram;
+// raw sockets ignore the message.
 func TestUDPSegmentSendErrors(t *testing.T) {
 	p := newPair(t, 1500, stack.Options{})
 	cli := mustSocket(t, p.a, AF_INET, SOCK_DGRAM, 0)
 	to := ap(addrB, 9)
-	_, err := cli.SendMsg(make([]byte, 100), 0, to, UDPSegment(1473))
-	errIs(t, "segment 1473 on MTU 1500", err, syscall.EINVAL)
-	_, err = cli.SendMsg(make([]byte, 64*100+1), 0, to, UDPSegment(100))
-	errIs(t, "65 segments", err, syscall.EINVAL)
-	if n, err := cli.SendMsg(make([]byte, 64*100), 0, to, UDPSegment(100)); err != nil || n != 6400 {
-		t.Fatalf("64 segments: %d %v", n, err)
+	_, err := cli.SendMsg(make([]byte, 2000), 0, to, UDPSegment(1473))
+	errIs(t, "segment 1473 on MTU 1500", err, syscall.EMSGSIZE)
+	_, err = cli.SendMsg(make([]byte, 128*100+1), 0, to, UDPSegment(100))
+	errIs(t, "129 segments", err, syscall.EINVAL)
+	if n, err := cli.SendMsg(make([]byte, 128*100), 0, to, UDPSegment(100)); err != nil || n != 12800 {
+		t.Fatalf("128 segments: %d %v", n, err)
 	}
 	if err := cli.SetSockOpt(SOL_UDP, UDP_SEGMENT, 2000); err != nil {
 		t.Fatal(err)
 	}
-	_, err = cli.SendTo(make([]byte, 10), 0, to)
-	errIs(t, "option over the MTU", err, syscall.EINVAL)
+	_, err = cli.SendTo(make([]byte, 1600), 0, to)
+	errIs(t, "option over the MTU", err, syscall.EMSGSIZE)
 	if _, err := cli.SendMsg(make([]byte, 3000), 0, to, UDPSegment(0)); err != nil {
 		t.Fatalf("cmsg 0 overriding the option: %v", err)
 	}

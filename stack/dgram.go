@@ -445,7 +445,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		p.Parts = [3][]byte{h, b}
 		p.GSOSize = gso
 		if err := e.s.WritePacket(&p); err != nil {
-			if err != syscall.EINVAL {
+			if err != syscall.EINVAL && err != syscall.EMSGSIZE { // UDP_SEGMENT refusals (gso_udp.go)
 				e.s.stats.UDP.SndbufErrors.Add(1)
 			}
 			return 0, err

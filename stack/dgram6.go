@@ -151,7 +151,7 @@ func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr
 		p.Parts = [3][]byte{h, b}
 		p.GSOSize = gso
 		if err := s.WritePacket(&p); err != nil {
-			if err != syscall.EINVAL {
+			if err != syscall.EINVAL && err != syscall.EMSGSIZE { // UDP_SEGMENT refusals (gso_udp.go)
 				s.stats.UDP.SndbufErrors.Add(1)
 			}
 			return 0, err

@@ -17,9 +17,11 @@ import (
 // each datagram with its own length, IP ID and complete checksum. The
 // receiver sees the sender's segment boundaries either way.
 
-// UDPMaxSegments is how many datagrams one UDP_SEGMENT send may make
-// (Linux's UDP_MAX_SEGMENTS as of the 5.x/6.x series this follows).
-const UDPMaxSegments = 64
+// UDPMaxSegments is how many datagrams one UDP_SEGMENT send may make:
+// Linux's UDP_MAX_SEGMENTS, 128 in the kernels this project runs against
+// (6.18 here answers a 129-segment send EINVAL, 128 goes; kernels before
+// 6.10 had 64).
+const UDPMaxSegments = 128
 
 // SetUDPSegment is setsockopt(UDP_SEGMENT): the payload size each send
 // is cut at (0: off). EINVAL outside 0–65535, as Linux.
@@ -57,11 +59,13 @@ func udpSegments(n, gso int) int {
 
 // sendUDPGSO checks and sends the UDP super-datagram in
 // buf[14:14+total] (IPv4, or IPv6 with UDP right after the fixed header;
-// checksum not yet filled) cut at p.GSOSize. As Linux's udp_send_skb:
-// EINVAL when one segment with its headers exceeds the route MTU or the
-// send would make more than UDPMaxSegments datagrams, whether or not it
-// needs cutting. done false: the payload fits one datagram, the caller
-// sends it as any other.
+// checksum not yet filled) cut at p.GSOSize. As Linux's udp_send_skb
+// (6.18, checked against the kernel by TestInteropUSOLimitsMatchKernel):
+// EMSGSIZE when the first datagram (a segment, or the whole payload if
+// shorter) with its headers exceeds the route MTU, EINVAL when the send
+// would make more than UDPMaxSegments datagrams, whether or not it needs
+// cutting. done false: the payload fits one datagram, the caller sends
+// it as any other.
 func (s *Stack) sendUDPGSO(r *ResolvedRoute, buf []byte, total int, p *OutPacket) (done bool, err error) {
 	eth := wire.EthernetHeaderLen
 	pkt := buf[eth : eth+total]
@@ -72,7 +76,11 @@ func (s *Stack) sendUDPGSO(r *ResolvedRoute, buf []byte, total int, p *OutPacket
 	}
 	gso := p.GSOSize
 	payload := total - hl - wire.UDPHeaderLen
-	if hl+wire.UDPHeaderLen+gso > r.MTU || payload > gso*UDPMaxSegments {
+	if hl+wire.UDPHeaderLen+min(payload, gso) > r.MTU {
+		s.stats.UDP.OutGSOErrors.Add(1)
+		return true, syscall.EMSGSIZE
+	}
+	if payload > gso*UDPMaxSegments {
 		s.stats.UDP.OutGSOErrors.Add(1)
 		return true, syscall.EINVAL
 	}

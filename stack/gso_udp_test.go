@@ -201,9 +201,10 @@ func TestUDPGSOMetaFrame(t *testing.T) {
 	}
 }
 
-// Linux's udp_send_skb limits: a segment whose datagram exceeds the
-// route MTU, or more than UDPMaxSegments segments, is EINVAL whether or
-// not the send needs cutting; both counted. 64 segments go.
+// Linux's udp_send_skb limits (6.18): a first datagram (a segment, or
+// the payload if shorter) over the route MTU is EMSGSIZE, more than
+// UDPMaxSegments segments EINVAL; both counted, nothing sent. A segment
+// size over the MTU with a payload that fits goes; 128 segments go.
 func TestUDPGSOLimits(t *testing.T) {
 	h := newHarness(t, Options{})
 	e := udpEP(t, h.s, false)
@@ -211,8 +212,14 @@ func TestUDPGSOLimits(t *testing.T) {
 	if err := e.SetUDPSegment(1500 - 28 + 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.SendTo(make([]byte, 10), to, nil); !errors.Is(err, syscall.EINVAL) {
-		t.Fatalf("segment over the MTU: %v, want EINVAL", err)
+	if _, err := e.SendTo(make([]byte, 1473), to, nil); !errors.Is(err, syscall.EMSGSIZE) {
+		t.Fatalf("segment over the MTU: %v, want EMSGSIZE", err)
+	}
+	if _, err := e.SendTo(make([]byte, 3000), to, nil); !errors.Is(err, syscall.EMSGSIZE) {
+		t.Fatalf("segments over the MTU: %v, want EMSGSIZE", err)
+	}
+	if _, err := e.SendTo(make([]byte, 1472), to, nil); err != nil {
+		t.Fatalf("payload within the MTU, segment size over it: %v", err)
 	}
 	if err := e.SetUDPSegment(1500 - 28); err != nil {
 		t.Fatal(err)
@@ -221,17 +228,17 @@ func TestUDPGSOLimits(t *testing.T) {
 		t.Fatalf("segment at the MTU: %v", err)
 	}
 	h.ep.take()
-	if _, err := e.SendMsg(make([]byte, 100*64+1), to, SendOpts{GSOSet: true, GSOSize: 100}, nil); !errors.Is(err, syscall.EINVAL) {
-		t.Fatalf("65 segments: %v, want EINVAL", err)
+	if _, err := e.SendMsg(make([]byte, 100*UDPMaxSegments+1), to, SendOpts{GSOSet: true, GSOSize: 100}, nil); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("129 segments: %v, want EINVAL", err)
 	}
 	if got := len(h.ep.take()); got != 0 {
 		t.Fatalf("%d frames sent by refused sends", got)
 	}
-	if _, err := e.SendMsg(make([]byte, 100*64), to, SendOpts{GSOSet: true, GSOSize: 100}, nil); err != nil {
-		t.Fatalf("64 segments: %v", err)
+	if _, err := e.SendMsg(make([]byte, 100*UDPMaxSegments), to, SendOpts{GSOSet: true, GSOSize: 100}, nil); err != nil {
+		t.Fatalf("128 segments: %v", err)
 	}
-	if got := len(h.ep.take()); got != 64 {
-		t.Fatalf("%d frames, want 64", got)
+	if got := len(h.ep.take()); got != UDPMaxSegments {
+		t.Fatalf("%d frames, want 128", got)
 	}
 	// A control message of 0 turns segmentation off for the send.
 	if _, err := e.SendMsg(make([]byte, 3000), to, SendOpts{GSOSet: true}, nil); err != nil {
@@ -240,8 +247,8 @@ func TestUDPGSOLimits(t *testing.T) {
 	if got := len(h.ep.take()); got != 3 { // fragmented, as a plain send
 		t.Fatalf("cmsg 0: %d frames, want 3 fragments", got)
 	}
-	if got := h.s.Stats().UDP.OutGSOErrors.Load(); got != 2 {
-		t.Fatalf("OutGSOErrors %d, want 2", got)
+	if got := h.s.Stats().UDP.OutGSOErrors.Load(); got != 3 {
+		t.Fatalf("OutGSOErrors %d, want 3", got)
 	}
 	if err := e.SetUDPSegment(65536); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("UDP_SEGMENT 65536: %v", err)
