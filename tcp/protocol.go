@@ -48,8 +48,9 @@ type Protocol struct {
 	ports     map[uint16]*portEntry
 	portHint  uint32
 	// perf: connect's port offsets by destination (RFC 6056 algorithm 4).
-	portPerturb [portPerturbLen]uint32
-	closed      bool
+	portPerturb   [portPerturbLen]uint32
+	connectProbes uint64 // ports tried by bindConnect (p.mu held), for tests
+	closed        bool
 
 	key       [32]byte
 	ccDefault string
@@ -575,6 +576,7 @@ func (p *Protocol) bindConnect(e *Endpoint, src netip.Addr, remote netip.AddrPor
 	perturb := &p.portPerturb[h%portPerturbLen]
 	start := h>>16 + *perturb
 	for i := uint32(0); i < n; i++ {
+		p.connectProbes++
 		cand := uint16(ephemeralLow + (start+i)%n)
 		pe := p.ports[cand]
 		ok := true

@@ -147,6 +147,11 @@ func TestReadmePictureCommands(t *testing.T) {
 		t.Fatalf("%v: %v\n%s", plotArgs, err, out)
 	}
 	src := strings.Replace(cp[1], "/tmp/", dir+"/", 1)
+	// The README's cp names the file with a shell glob (the client's
+	// ephemeral port is not fixed).
+	if m, _ := filepath.Glob(src); len(m) == 1 {
+		src = m[0]
+	}
 	b, err = os.ReadFile(src)
 	if err != nil {
 		t.Fatalf("the README copies %s, which the commands did not write: %v", cp[1], err)

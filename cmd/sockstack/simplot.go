@@ -50,10 +50,19 @@ func plotCmd() *cobra.Command {
 			var picks []sim.ConnSummary
 			if conn != "" {
 				a, b, ok := strings.Cut(conn, "-")
-				src, err1 := netip.ParseAddrPort(a)
-				dst, err2 := netip.ParseAddrPort(b)
+				src, err1 := parseConnEnd(a)
+				dst, err2 := parseConnEnd(b)
 				if !ok || err1 != nil || err2 != nil {
-					return usageErr(cmd, "--conn wants SRC:PORT-DST:PORT, got %q", conn)
+					return usageErr(cmd, "--conn wants SRC[:PORT]-DST[:PORT], got %q", conn)
+				}
+				if src.Port() == 0 || dst.Port() == 0 {
+					// An address without a port: the largest matching
+					// connection (an ephemeral port changes from run to run).
+					m, ok := matchConn(conns, src, dst)
+					if !ok {
+						return fmt.Errorf("no TCP connection in %s matches %s (--list shows them)", args[0], conn)
+					}
+					src, dst = m.Src, m.Dst
 				}
 				picks = append(picks, sim.ConnSummary{Src: src, Dst: dst})
 			} else {
@@ -90,7 +99,7 @@ func plotCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&conn, "conn", "", "connection SRC:PORT-DST:PORT (data direction); default: the largest four")
+	c.Flags().StringVar(&conn, "conn", "", "connection SRC[:PORT]-DST[:PORT] (data direction; an end without a port matches any, the largest such is drawn); default: the largest four")
 	c.Flags().StringVar(&out, "out", "", "output directory (default .)")
 	c.Flags().StringVar(&format, "format", "png,svg", "picture formats: png, svg or png,svg")
 	c.Flags().BoolVar(&list, "list", false, "list the connections and exit")
@@ -138,4 +147,31 @@ func captureCharts(ct *sim.ConnTrace, base string, p sim.ConnSummary) ([]*sim.Ch
 		}
 	}
 	return out, nil
+}
+
+// parseConnEnd reads ADDR:PORT, [V6]:PORT or a bare address (port 0:
+// any).
+func parseConnEnd(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	a, err := netip.ParseAddr(strings.Trim(s, "[]"))
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return netip.AddrPortFrom(a, 0), nil
+}
+
+// matchConn is the largest connection (conns come largest first) whose
+// ends match src and dst, a port of 0 matching any.
+func matchConn(conns []sim.ConnSummary, src, dst netip.AddrPort) (sim.ConnSummary, bool) {
+	same := func(want, got netip.AddrPort) bool {
+		return want.Addr() == got.Addr() && (want.Port() == 0 || want.Port() == got.Port())
+	}
+	for _, c := range conns {
+		if same(src, c.Src) && same(dst, c.Dst) {
+			return c, true
+		}
+	}
+	return sim.ConnSummary{}, false
 }
