@@ -22,6 +22,9 @@ type Offloads struct {
 	// PartialCsum: the link accepts a transport checksum left partial
 	// (pseudo-header sum only), finished by whoever sends it on.
 	PartialCsum bool
+	// UDPGSO: the link also carries UDP super-datagrams (GSO_UDP_L4,
+	// Linux's USO) up to GSOMax; needs NeedsMeta.
+	UDPGSO bool
 }
 
 // Offloader is implemented by endpoints that carry more than MTU frames.
@@ -75,15 +78,15 @@ const InMemoryGSOMax = 65535
 // segment whole and trusts a partial checksum, as Linux's loopback does;
 // anything else gets it finished in software on delivery).
 func (p *PipeEnd) Offloads() Offloads {
-	return Offloads{GSOMax: InMemoryGSOMax, NeedsMeta: true, PartialCsum: true}
+	return Offloads{GSOMax: InMemoryGSOMax, NeedsMeta: true, PartialCsum: true, UDPGSO: true}
 }
 
 func (p *SwitchPort) Offloads() Offloads {
-	return Offloads{GSOMax: InMemoryGSOMax, NeedsMeta: true, PartialCsum: true}
+	return Offloads{GSOMax: InMemoryGSOMax, NeedsMeta: true, PartialCsum: true, UDPGSO: true}
 }
 
 func (l *Loopback) Offloads() Offloads {
-	return Offloads{GSOMax: InMemoryGSOMax, NeedsMeta: true, PartialCsum: true}
+	return Offloads{GSOMax: InMemoryGSOMax, NeedsMeta: true, PartialCsum: true, UDPGSO: true}
 }
 
 // WriteFramesMeta queues frames with their offload state for the peer.

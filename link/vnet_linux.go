@@ -183,7 +183,8 @@ func (t *TAP) Offloads() Offloads {
 	if !t.vnet.on {
 		return Offloads{}
 	}
-	return Offloads{GSOMax: InMemoryGSOMax, NeedsMeta: true, PartialCsum: true}
+	// USO only when TUNSETOFFLOAD took it (kernels before 6.2 lack it).
+	return Offloads{GSOMax: InMemoryGSOMax, NeedsMeta: true, PartialCsum: true, UDPGSO: t.offFlags&tunFUSO4 != 0}
 }
 
 // WriteFramesMeta writes frames with their offload state (the kernel

@@ -124,6 +124,8 @@ func (d *dgramEP) sendOpts(ap netip.AddrPort, cmsgs []any) (stack.SendOpts, erro
 			if err := d.pktinfo4(&o, m.Ifindex, m.SpecDst); err != nil {
 				return o, err
 			}
+		case UDPSegment:
+			d.udpSegmentCmsg(&o, m) // udp_gso.go
 		default:
 			return o, syscall.EINVAL
 		}

@@ -264,6 +264,9 @@ func (d *dgramEP) setOption(level, name int, v any) error {
 	if level == IPPROTO_IPV6 || level == IPPROTO_ICMPV6 {
 		return d.setOption6(level, name, v) // inet6.go
 	}
+	if level == SOL_UDP {
+		return d.setOptionUDP(name, v) // udp_gso.go
+	}
 	switch level {
 	case SOL_SOCKET:
 		switch name {
@@ -380,6 +383,9 @@ func (d *dgramEP) getOption(level, name int) (any, error) {
 	e := d.ep
 	if level == IPPROTO_IPV6 || level == IPPROTO_ICMPV6 {
 		return d.getOption6(level, name) // inet6.go
+	}
+	if level == SOL_UDP {
+		return d.getOptionUDP(name) // udp_gso.go
 	}
 	switch level {
 	case SOL_SOCKET:

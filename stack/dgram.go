@@ -47,6 +47,7 @@ type received struct {
 	dst  netip.Addr
 	ttl  uint8
 	tos  uint8
+	gso  uint16 // a UDP_GRO super-datagram's segment size (gso_udp.go); 0: one datagram
 }
 
 // DgramEndpoint is a UDP, ping or raw socket's protocol state. It never
@@ -93,6 +94,9 @@ type DgramEndpoint struct {
 		inet6, v6only bool
 		csumOff       int
 		icmp6Filter   [8]uint32
+		// UDP_SEGMENT and UDP_GRO (gso_udp.go).
+		gsoSize int
+		gro     bool
 	}
 	groups []membership
 
@@ -404,9 +408,13 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 	hdrIncl := e.opts.hdrIncl
 	mcastLoop := e.opts.mcastLoop
 	csumOff := e.opts.csumOff
+	gso := e.opts.gsoSize
+	if o.GSOSet {
+		gso = int(o.GSOSize)
+	}
 	e.mu.Unlock()
 	if dst.Is6() {
-		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, iface, o.NIC, mcastLoop, csumOff, wait)
+		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, iface, o.NIC, mcastLoop, csumOff, gso, wait)
 	}
 
 	if wait != nil {
@@ -435,11 +443,14 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		defer putBuf(h)
 		wire.PutUDP(h, sport, to.Port(), len(b))
 		p.Parts = [3][]byte{h, b}
+		p.GSOSize = gso
 		if err := e.s.WritePacket(&p); err != nil {
-			e.s.stats.UDP.SndbufErrors.Add(1)
+			if err != syscall.EINVAL && err != syscall.EMSGSIZE { // UDP_SEGMENT refusals (gso_udp.go)
+				e.s.stats.UDP.SndbufErrors.Add(1)
+			}
 			return 0, err
 		}
-		e.s.stats.UDP.OutDatagrams.Add(1)
+		e.s.stats.UDP.OutDatagrams.Add(uint64(udpSegments(len(b), gso)))
 	case KindPing:
 		if len(b) < wire.ICMPv4HeaderLen {
 			return 0, syscall.EINVAL
@@ -510,7 +521,7 @@ func (e *DgramEndpoint) recvFrom(b []byte, peek bool, info *PacketInfo) (n, full
 	full = len(r.buf)
 	from = r.from
 	if info != nil {
-		*info = PacketInfo{Dst: r.dst, HopLimit: r.ttl, TClass: r.tos}
+		*info = PacketInfo{Dst: r.dst, HopLimit: r.ttl, TClass: r.tos, GSOSize: int(r.gso)}
 	}
 	if !peek {
 		e.qbytes -= Truesize(r.buf)
@@ -539,6 +550,11 @@ func (e *DgramEndpoint) enqueue(data []byte, from netip.AddrPort, h wire.IPv4) b
 
 // enqueueMeta is enqueue with the header fields given apart (either family).
 func (e *DgramEndpoint) enqueueMeta(data []byte, from netip.AddrPort, dst netip.Addr, ttl, tos uint8) bool {
+	return e.enqueueSeg(data, from, dst, ttl, tos, 0)
+}
+
+// enqueueSeg is enqueueMeta with a UDP_GRO segment size (gso_udp.go).
+func (e *DgramEndpoint) enqueueSeg(data []byte, from netip.AddrPort, dst netip.Addr, ttl, tos uint8, gso uint16) bool {
 	e.mu.Lock()
 	if e.closed {
 		// Not shutRd: Linux keeps queueing datagrams after SHUT_RD.
@@ -563,7 +579,7 @@ func (e *DgramEndpoint) enqueueMeta(data []byte, from netip.AddrPort, dst netip.
 	}
 	buf := getBuf(len(data))
 	copy(buf, data)
-	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos}
+	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso}
 	e.n++
 	e.qbytes += Truesize(buf)
 	e.mu.Unlock()

@@ -123,7 +123,7 @@ func bindOverlap(a netip.Addr, aOnly bool, b netip.Addr, bOnly bool) bool {
 }
 
 // sendTo6 is SendTo's IPv6 half, after the checks both families share.
-func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr, sport uint16, ttl int, hopZero bool, tos uint8, iface, oif *NIC, loop bool, csumOff int, wait <-chan struct{}) (int, error) {
+func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr, sport uint16, ttl int, hopZero bool, tos uint8, iface, oif *NIC, loop bool, csumOff, gso int, wait <-chan struct{}) (int, error) {
 	s := e.s
 	if wait != nil {
 		if r, err := s.FindRoute(dst); err == nil {
@@ -149,11 +149,14 @@ func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr
 		defer putBuf(h)
 		wire.PutUDP(h, sport, to.Port(), len(b))
 		p.Parts = [3][]byte{h, b}
+		p.GSOSize = gso
 		if err := s.WritePacket(&p); err != nil {
-			s.stats.UDP.SndbufErrors.Add(1)
+			if err != syscall.EINVAL && err != syscall.EMSGSIZE { // UDP_SEGMENT refusals (gso_udp.go)
+				s.stats.UDP.SndbufErrors.Add(1)
+			}
 			return 0, err
 		}
-		s.stats.UDP.OutDatagrams.Add(1)
+		s.stats.UDP.OutDatagrams.Add(uint64(udpSegments(len(b), gso)))
 	case KindPing:
 		if len(b) < wire.ICMPv6HeaderLen || b[0] != wire.ICMPv6EchoRequest || b[1] != 0 {
 			return 0, syscall.EINVAL
@@ -330,6 +333,7 @@ type PacketInfo struct {
 	Dst      netip.Addr
 	HopLimit uint8
 	TClass   uint8
+	GSOSize  int // UDP_GRO: the segment size of a coalesced read (0: one datagram)
 }
 
 // RecvFromInfo is RecvFrom with the datagram's header fields.

@@ -488,6 +488,9 @@ func tcpCsumAt(m link.Meta, l4 int) bool {
 }
 
 func (n *NIC) finishInSoftware(rx *rxState, f []byte, m link.Meta) {
+	if m.GSOType == link.GSOUDPL4 && n.takeUDPGSO(f, m) { // gso_udp.go
+		return
+	}
 	if rx.seg == nil {
 		rx.seg = make([]byte, groBufLen+64)
 	}

@@ -244,10 +244,8 @@ func (s *Stack) sendICMPError(orig wire.IPv4, typ, code uint8, info int) {
 	if s.IsLocal(dst) {
 		from = dst
 	}
-	err := s.WritePacket(&OutPacket{Src: from, Dst: src, Proto: wire.ProtoICMP, TOS: 0xc0, Parts: [3][]byte{hdr[:], orig[:q]}})
-	if err != nil {
-		return
-	}
+	// Counted before it leaves, as Linux does, so a peer that reacts to
+	// the error never sees the counter behind.
 	st.OutMsgs.Add(1)
 	switch typ {
 	case wire.ICMPDestUnreach:
@@ -256,6 +254,9 @@ func (s *Stack) sendICMPError(orig wire.IPv4, typ, code uint8, info int) {
 		st.OutTimeExcds.Add(1)
 	case wire.ICMPParamProblem:
 		st.OutParmProbs.Add(1)
+	}
+	if err := s.WritePacket(&OutPacket{Src: from, Dst: src, Proto: wire.ProtoICMP, TOS: 0xc0, Parts: [3][]byte{hdr[:], orig[:q]}}); err != nil {
+		st.OutErrors.Add(1)
 	}
 }
 

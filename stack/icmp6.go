@@ -145,9 +145,7 @@ func (s *Stack) sendICMPv6Error(orig []byte, typ, code uint8, info uint32) {
 	if !dst.IsMulticast() && s.IsLocal(dst) {
 		from = dst
 	}
-	if err := s.writePacket6(&OutPacket{Src: from, Dst: src, Proto: wire.ProtoICMPv6, Parts: [3][]byte{b[:l]}}, nil); err != nil {
-		return
-	}
+	// Counted before it leaves, as for ICMPv4.
 	st.OutMsgs.Add(1)
 	switch typ {
 	case wire.ICMPv6DestUnreach:
@@ -158,6 +156,9 @@ func (s *Stack) sendICMPv6Error(orig []byte, typ, code uint8, info uint32) {
 		st.OutTimeExcds.Add(1)
 	case wire.ICMPv6ParamProblem:
 		st.OutParmProblems.Add(1)
+	}
+	if err := s.writePacket6(&OutPacket{Src: from, Dst: src, Proto: wire.ProtoICMPv6, Parts: [3][]byte{b[:l]}}, nil); err != nil {
+		st.OutErrors.Add(1)
 	}
 }
 

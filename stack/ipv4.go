@@ -398,7 +398,7 @@ type OutPacket struct {
 	// (IP_MULTICAST_TTL 0).
 	Loop, LocalOnly bool
 	// GSOSize > 0 makes a TCP packet a super-segment cut at this payload
-	// size (gso.go).
+	// size (gso.go), a UDP one a UDP_SEGMENT super-datagram (gso_udp.go).
 	GSOSize int
 	// Options are IP options for the header (padded to a multiple of 4).
 	Options []byte
@@ -503,7 +503,11 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	for _, x := range p.Parts {
 		off += copy(ip[off:], x)
 	}
-	if p.GSOSize > 0 && hdr.TotalLen > r.MTU {
+	if p.GSOSize > 0 && p.Proto == wire.ProtoUDP {
+		if done, err := s.sendUDPGSO(&r, buf, hdr.TotalLen, p); done { // gso_udp.go
+			return err
+		}
+	} else if p.GSOSize > 0 && hdr.TotalLen > r.MTU {
 		return s.sendGSO(&r, buf, hdr.TotalLen, p.GSOSize) // gso.go
 	}
 	if !p.NoCsum {

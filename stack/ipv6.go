@@ -491,7 +491,11 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 	for _, x := range p.Parts {
 		off += copy(ip[off:], x)
 	}
-	if p.GSOSize > 0 && len(ip) > r.MTU {
+	if p.GSOSize > 0 && p.Proto == wire.ProtoUDP {
+		if done, err := s.sendUDPGSO(&r, buf, len(ip), p); done { // gso_udp.go
+			return err
+		}
+	} else if p.GSOSize > 0 && len(ip) > r.MTU {
 		return s.sendGSO(&r, buf, len(ip), p.GSOSize) // gso.go
 	}
 	if !p.NoCsum {

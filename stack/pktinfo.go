@@ -14,6 +14,10 @@ import (
 type SendOpts struct {
 	Src netip.Addr // the header's source (invalid or unspecified: chosen by route)
 	NIC *NIC       // route through this NIC only (nil: any)
+	// GSOSet: a UDP_SEGMENT control message gave GSOSize (0: no
+	// segmentation for this send), overriding the socket's option.
+	GSOSet  bool
+	GSOSize uint16
 }
 
 // routeVia is FindRoute restricted to routes through nic (nil: any).

@@ -105,6 +105,7 @@ type Stats struct {
 		OutEchos, OutEchoReps          Counter
 		OutDestUnreachs, OutTimeExcds  Counter
 		OutParmProbs                   Counter
+		OutErrors                      Counter // errors counted above that could not be sent (IcmpOutErrors)
 		OutEchoOptionErrors            Counter // echo requests not answered: options left no consistent room (as Linux)
 		OutRateLimited                 Counter // errors suppressed by a rate limit (the two below)
 		OutRateLimitedGlobal           Counter // by the global bucket (icmp_msgs_per_sec)
@@ -122,6 +123,7 @@ type Stats struct {
 		RcvbufErrors Counter // receive queue full
 		OutDatagrams Counter
 		SndbufErrors Counter
+		OutGSOErrors Counter // UDP_SEGMENT sends refused: segment over the MTU, over UDPMaxSegments
 	}
 	IGMP struct {
 		OutReports, OutLeaves Counter
@@ -175,6 +177,7 @@ type Stats struct {
 		OutMsgs                        Counter
 		OutEchoReplies, OutEchos       Counter
 		OutDestUnreachs, OutPktTooBigs Counter
+		OutErrors                      Counter // errors counted that could not be sent (Icmp6OutErrors)
 		OutTimeExcds, OutParmProblems  Counter
 		OutRouterSolicits              Counter
 		OutNeighborSolicits            Counter
