@@ -57,16 +57,25 @@ step "short fuzz runs"
 # new crasher under testdata/fuzz is a real finding and fails at once; one
 # that wrote none (the engine's worker start or hang timer on a loaded
 # machine) is run once more and fails if it fails again.
+# count_corpus counts a fuzz target's corpus files (0 when it has none;
+# under set -e and pipefail a missing directory must not end the script).
+count_corpus() {
+	if [ -d "$1" ]; then
+		find "$1" -type f | wc -l
+	else
+		echo 0
+	fi
+}
 fuzz_one() {
 	local dir=$1 f=$2 out before after
 	out=$(mktemp)
-	before=$(find "$dir/testdata/fuzz/$f" -type f 2>/dev/null | wc -l)
+	before=$(count_corpus "$dir/testdata/fuzz/$f")
 	if (cd "$dir" && go test -run='^$' -fuzz="^$f\$" -fuzztime=5s . >"$out" 2>&1); then
 		rm -f "$out"
 		return 0
 	fi
 	cat "$out"
-	after=$(find "$dir/testdata/fuzz/$f" -type f 2>/dev/null | wc -l)
+	after=$(count_corpus "$dir/testdata/fuzz/$f")
 	if [ "$after" -ne "$before" ]; then
 		echo "fuzz $f found a failing input (new file in $dir/testdata/fuzz/$f)"
 		rm -f "$out"
