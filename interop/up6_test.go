@@ -1,10 +1,8 @@
 package interop
 
 import (
-	"context"
 	"net"
 	"net/netip"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,33 +21,19 @@ import (
 func TestInteropUpIPv6(t *testing.T) {
 	l := newLab6(t)
 	needTools(t, "ping", "socat", "python3")
-	bin := sockstackBin(t)
 	ctl := filepath.Join(t.TempDir(), "ctl.sock")
 	l.run(t, 5*time.Second, nil, "ip", "-6", "route", "add", slaacPrefix.String(), "dev", tapName)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	up := exec.CommandContext(ctx, bin, "up", "--tap", tapName, "--netns", l.ns,
+	u := startUp(t, t.TempDir(), "--tap", tapName, "--netns", l.ns,
 		"--addr", stackCIDR.String()+","+stack6CIDR.String(), "--slaac",
 		"--gw", kernelIP.String(), "--serve", "echo", "--control", ctl)
-	var upOut syncBuffer
-	up.Stdout, up.Stderr = &upOut, &upOut
-	if err := up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- up.Wait() }()
-	t.Cleanup(func() {
-		up.Process.Kill()
-		<-exited
-	})
 	var rows []control.SocketInfo
 	for deadline := time.Now().Add(15 * time.Second); control.Query(ctl, "netstat", &rows) != nil; {
 		if time.Now().After(deadline) {
-			t.Fatalf("control socket never answered\n%s", upOut.String())
+			t.Fatalf("control socket never answered\n%s", u.output())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	wantContains(t, "up banner", upOut.String(), stack6CIDR.String(), "IPv6 by SLAAC")
+	wantContains(t, "up banner", u.output(), stack6CIDR.String(), "IPv6 by SLAAC")
 
 	// The configured address leaves DAD about a second after start.
 	l.waitUntil(t, "the kernel pings fd77::2", func() bool {
@@ -90,8 +74,8 @@ func TestInteropUpIPv6(t *testing.T) {
 		return err == nil
 	})
 	select {
-	case err := <-exited:
-		t.Fatalf("up exited early: %v\n%s", err, upOut.String())
+	case err := <-u.done:
+		t.Fatalf("up exited early: %v\n%s", err, u.output())
 	default:
 	}
 }
@@ -103,27 +87,12 @@ func TestInteropUpIPv6(t *testing.T) {
 func TestInteropUpQueuesOffload(t *testing.T) {
 	l := newLab(t)
 	needTools(t, "ping", "curl", "sha256sum")
-	bin := sockstackBin(t)
 	dir := t.TempDir()
 	_, sum := randomFile(t, dir, "big.bin", 16<<20)
 	const tap = "tapmq0"
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	up := exec.CommandContext(ctx, bin, "up", "--tap", tap, "--create", "--netns", l.ns,
+	u := startUp(t, dir, "--tap", tap, "--create", "--netns", l.ns,
 		"--addr", "10.79.0.2/24", "--queues", "2", "--offload", "--serve", "http", "--root", dir)
-	var upOut syncBuffer
-	up.Stdout, up.Stderr = &upOut, &upOut
-	if err := up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- up.Wait() }()
-	t.Cleanup(func() {
-		up.Process.Kill()
-		<-exited
-	})
-	l.waitUntil(t, "up is running", func() bool { return strings.Contains(upOut.String(), "running; SIGINT") })
-	wantContains(t, "up banner", upOut.String(), "2 queues", "offloads 0x")
+	wantContains(t, "up banner", u.output(), "2 queues", "offloads 0x")
 	l.run(t, 5*time.Second, nil, "ip", "addr", "add", "10.79.0.1/24", "dev", tap)
 	l.run(t, 5*time.Second, nil, "ip", "link", "set", tap, "up")
 	out := l.run(t, 15*time.Second, nil, "ip", "-d", "link", "show", tap)
@@ -136,6 +105,6 @@ func TestInteropUpQueuesOffload(t *testing.T) {
 	script := `for i in 1 2 3 4; do curl -s http://10.79.0.2/big.bin | sha256sum & done; wait`
 	out = l.run(t, time.Minute, nil, "sh", "-c", script)
 	if n := strings.Count(out, sum); n != 4 {
-		t.Fatalf("%d of 4 fetches matched %s:\n%s\n%s", n, sum, out, upOut.String())
+		t.Fatalf("%d of 4 fetches matched %s:\n%s\n%s", n, sum, out, u.output())
 	}
 }

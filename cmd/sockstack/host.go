@@ -287,12 +287,25 @@ func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
 		return nil, fmt.Errorf("TAP %s: %v", f.tap, err)
 	}
 	e := &env{where: "TAP " + tap.Name()}
-	var ep link.Endpoint = tap
+	if err := f.attach(e, tap, tap.Name(), addrs); err != nil {
+		if e.st == nil {
+			tap.Close() // the stack did not take it
+		}
+		e.Close()
+		return nil, err
+	}
+	e.where = fmt.Sprintf("TAP %s (%s, mtu %d%s)", tap.Name(), describeAddrs(addrs, f.slaac), tap.MTU(), tapExtras(tap, f.queues))
+	return e, nil
+}
+
+// attach runs a stack for e on ep (through a capture with --pcap) with
+// the addresses and gateways of the flags; e.st stays nil when it fails
+// before the stack exists.
+func (f *hostFlags) attach(e *env, ep link.Endpoint, name string, addrs []netip.Prefix) error {
 	if f.pcap != "" {
 		pw, closePcap, err := openPcap(f.pcap)
 		if err != nil {
-			tap.Close()
-			return nil, err
+			return err
 		}
 		ep = link.NewSniffer(ep, func(_ link.Direction, fr []byte) { pw.WriteFrame(time.Now(), fr) })
 		e.onClose(closePcap)
@@ -301,13 +314,8 @@ func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
 	e.st, e.net = st, socket.New(st)
 	e.api = sockapi.Stack(e.net)
 	e.onClose(func() error { st.Close(); return nil })
-	e.nic = st.AddNIC(tap.Name(), ep)
-	if err := f.configure(st, e.nic, addrs); err != nil {
-		e.Close()
-		return nil, err
-	}
-	e.where = fmt.Sprintf("TAP %s (%s, mtu %d%s)", tap.Name(), describeAddrs(addrs, f.slaac), tap.MTU(), tapExtras(tap, f.queues))
-	return e, nil
+	e.nic = st.AddNIC(name, ep)
+	return f.configure(st, e.nic, addrs)
 }
 
 // tapExtras names a TAP's offloads and queues for the banner.

@@ -16,7 +16,6 @@ import (
 	"github.com/sockstack/sockstack/apps"
 	"github.com/sockstack/sockstack/control"
 	"github.com/sockstack/sockstack/link"
-	"github.com/sockstack/sockstack/sockapi"
 	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/tcp"
@@ -357,22 +356,7 @@ func (f *hostFlags) openVXLAN(log io.Writer) (*env, error) {
 	e := &env{}
 	// Closed in reverse: the stack, then the tunnel, then the switch.
 	e.onClose(func() error { return errors.Join(vx.Close(), uplink.Close(), port.Close()) })
-	var ep link.Endpoint = port
-	if f.pcap != "" {
-		pw, closePcap, err := openPcap(f.pcap)
-		if err != nil {
-			e.Close()
-			return nil, err
-		}
-		ep = link.NewSniffer(ep, func(_ link.Direction, fr []byte) { pw.WriteFrame(time.Now(), fr) })
-		e.onClose(closePcap)
-	}
-	st := stack.New(f.stackOptions())
-	e.st, e.net = st, socket.New(st)
-	e.api = sockapi.Stack(e.net)
-	e.onClose(func() error { st.Close(); return nil })
-	e.nic = st.AddNIC("vx0", ep)
-	if err := f.configure(st, e.nic, addrs); err != nil {
+	if err := f.attach(e, port, "vx0", addrs); err != nil {
 		e.Close()
 		return nil, err
 	}
