@@ -40,10 +40,11 @@ func (q *queue) attach(r Receiver) {
 }
 
 // push copies frames in; it returns how many fit.
-func (q *queue) push(frames [][]byte) (int, bool) { return q.pushMeta(frames, nil) }
+func (q *queue) push(frames [][]byte) (int, bool) { return q.pushMeta(frames, nil, nil) }
 
-// pushMeta is push with each frame's offload state (meta may be nil).
-func (q *queue) pushMeta(frames [][]byte, meta []Meta) (int, bool) {
+// pushMeta is push with each frame's offload state (meta may be nil),
+// counting in st (may be nil) what was taken and what refused.
+func (q *queue) pushMeta(frames [][]byte, meta []Meta, st *Stats) (int, bool) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -77,6 +78,18 @@ func (q *queue) pushMeta(frames [][]byte, meta []Meta) (int, bool) {
 	}
 	if n > 0 && len(q.frames) == n {
 		q.ready.Signal()
+	}
+	if st != nil {
+		// Counted while the queue is held, so the counts are in step with
+		// WaitRoom: stack/room.go tells by them whether a refusal came
+		// after a wait for room ended and whether anything left since.
+		var bytes uint64
+		for _, f := range frames[:n] {
+			bytes += uint64(len(f))
+		}
+		st.TxFrames.Add(uint64(n))
+		st.TxBytes.Add(bytes)
+		st.TxDropped.Add(uint64(len(frames) - n))
 	}
 	q.mu.Unlock()
 	return n, true
@@ -180,19 +193,12 @@ func pushCounted(q *queue, frames [][]byte, st *Stats) (int, error) {
 
 // pushCountedMeta is pushCounted with each frame's offload state.
 func pushCountedMeta(q *queue, frames [][]byte, meta []Meta, st *Stats) (int, error) {
-	n, ok := q.pushMeta(frames, meta)
+	n, ok := q.pushMeta(frames, meta, st)
 	if !ok {
 		st.TxDropped.Add(uint64(len(frames)))
 		return 0, ErrClosed
 	}
-	var bytes uint64
-	for _, f := range frames[:n] {
-		bytes += uint64(len(f))
-	}
-	st.TxFrames.Add(uint64(n))
-	st.TxBytes.Add(bytes)
 	if n < len(frames) {
-		st.TxDropped.Add(uint64(len(frames) - n))
 		return n, ErrQueueFull
 	}
 	return n, nil

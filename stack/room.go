@@ -12,7 +12,8 @@ import (
 // retransmission timeout.
 type nicRoom struct {
 	waiting atomic.Bool   // a wait for room is under way
-	lastTx  atomic.Uint64 // TxFrames when the last wait ended, plus one; 0: none
+	lastTx  atomic.Uint64 // TxFrames when the last wait began, plus one; 0: none
+	lastRef atomic.Uint64 // TxDropped when the last wait ended
 }
 
 // NotifyRoom implements tcp.RoomNotifier: one Protocol.LinkRoom call
@@ -34,15 +35,30 @@ func (h tcpHost) NotifyRoom(remote netip.Addr) bool {
 		return true // the wait under way ends in a LinkRoom call
 	}
 	// A wrapper may claim Waiter over a link that is not one and return at
-	// once: if not one frame left since the last wake-up, the wake-up
-	// found no room, and waiting again would poll. Say no this once.
-	if last := n.room.lastTx.Swap(0); last != 0 && last-1 == n.ep.Stats().TxFrames.Load() {
+	// once: if a refusal came after the last wait ended and not one frame
+	// left since that wait began (the queue was full then), the wait found
+	// no room, and waiting again would poll. Say no this once.
+	//
+	// Both halves matter. A refusal is reported here only after the write
+	// returns, so it may predate the wait's end (it was refused while the
+	// queue was still full): only a refusal counted after the end
+	// (TxDropped moved; the queue counts under its lock, in step with
+	// WaitRoom) says the wake-up found no room. And frames are counted
+	// from the wait's beginning, not its end: room another writer took
+	// just after WaitRoom returned was room all the same. Judged from the
+	// end alone, either case took a good wake-up for a useless one, and
+	// the refused segment was left to the retransmission timer.
+	st := n.ep.Stats()
+	tx := st.TxFrames.Load()
+	if last := n.room.lastTx.Swap(0); last != 0 && last-1 == tx &&
+		st.TxDropped.Load() != n.room.lastRef.Load() {
 		n.room.waiting.Store(false)
 		return false
 	}
 	go func() {
 		w.WaitRoom(nil) // returns when the queue has room or the link closes
-		n.room.lastTx.Store(n.ep.Stats().TxFrames.Load() + 1)
+		n.room.lastRef.Store(st.TxDropped.Load())
+		n.room.lastTx.Store(tx + 1)
 		n.room.waiting.Store(false)
 		s.TCP.LinkRoom()
 	}()

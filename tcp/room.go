@@ -24,6 +24,7 @@ type RoomNotifier interface {
 // roomQueue holds the endpoints a full link refused.
 type roomQueue struct {
 	host  RoomNotifier // nil: the host cannot tell
+	pass  sync.Mutex   // one LinkRoom pass at a time
 	mu    sync.Mutex
 	q     []*Endpoint
 	spare []*Endpoint
@@ -66,6 +67,12 @@ func (e *Endpoint) linkFull() bool {
 // of connections only to refuse them (and the first refused is the first
 // served).
 func (p *Protocol) LinkRoom() {
+	// Passes run one at a time. A pass that stops at a refusal puts the
+	// rest back after that refusal asked for its wake-up; a second pass
+	// run by that wake-up meanwhile would take the queue without them,
+	// and they would wait for a wake-up nobody asked for.
+	p.room.pass.Lock()
+	defer p.room.pass.Unlock()
 	p.room.mu.Lock()
 	q := p.room.q
 	p.room.q = p.room.spare[:0]

@@ -3,6 +3,7 @@ package tcp_test
 import (
 	"bytes"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -165,6 +166,76 @@ func TestLinkQueueFullBulk(t *testing.T) {
 		}
 		if elapsed >= 200*time.Millisecond {
 			t.Fatalf("transfer took %v of virtual time", elapsed)
+		}
+	})
+}
+
+// roomThief is a link that, once armed, lets another writer take the
+// room a wait found, just after WaitRoom returns and before the woken
+// connections send.
+type roomThief struct {
+	*link.PipeEnd
+	armed atomic.Bool
+}
+
+func (r *roomThief) WaitRoom(done <-chan struct{}) {
+	r.PipeEnd.WaitRoom(done)
+	if r.armed.Swap(false) {
+		// A frame the peer drops (no IP in it): it only fills the queue.
+		junk := make([]byte, 60)
+		copy(junk, []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x88, 0xb5})
+		r.PipeEnd.WriteFrames([][]byte{junk})
+	}
+}
+
+// TestLinkQueueFullRoomTaken: room a wake-up found but another writer
+// took first was room all the same. The first connection woken is
+// refused again; it must wait for the next wake-up rather than be told
+// that the link cannot tell and count its segment lost (which before
+// left it to the tail loss probe).
+func TestLinkQueueFullRoomTaken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		macA, macB := wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}
+		pa, pb := link.NewPipeQueue(macA, macB, 1500, 1)
+		thief := &roomThief{PipeEnd: pa}
+		sa := stack.New(stack.Options{Name: "a"})
+		sb := stack.New(stack.Options{Name: "b"})
+		t.Cleanup(sa.Close)
+		t.Cleanup(sb.Close)
+		na := sa.AddNIC("eth0", thief)
+		nb := sb.AddNIC("eth0", pb)
+		if err := na.AddAddress(netip.MustParsePrefix("10.0.0.1/24")); err != nil {
+			t.Fatal(err)
+		}
+		if err := nb.AddAddress(netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+			t.Fatal(err)
+		}
+		na.SetStatic(netip.MustParseAddr("10.0.0.2"), macB)
+		nb.SetStatic(netip.MustParseAddr("10.0.0.1"), macA)
+		const n = 64
+		cs, ss := roomConns(t, socket.New(sa), socket.New(sb), n)
+		synctest.Wait()
+		before := sa.TCP.Stats()
+		thief.armed.Store(true)
+		for i, c := range cs {
+			if _, err := c.Send([]byte{byte(i)}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, s := range ss {
+			var b [1]byte
+			s.SetTimeout(time.Second)
+			if k, err := s.Recv(b[:], 0); k != 1 || err != nil || b[0] != byte(i) {
+				t.Fatalf("conn %d: %d %v %d", i, k, err, b[0])
+			}
+		}
+		st := sa.TCP.Stats()
+		if thief.armed.Load() {
+			t.Fatal("no wait for room: the link never pushed back")
+		}
+		if r := st.RetransSegs - before.RetransSegs; r != 0 || st.TLPProbes != before.TLPProbes {
+			t.Fatalf("%d retransmissions, %d probes: a wake-up whose room was taken was taken for none",
+				r, st.TLPProbes-before.TLPProbes)
 		}
 	})
 }
