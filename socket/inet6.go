@@ -5,7 +5,6 @@ import (
 	"syscall"
 
 	"github.com/sockstack/sockstack/stack"
-	"github.com/sockstack/sockstack/waiter"
 )
 
 // AF_INET6 sockets. The endpoints are IPv4's (stack and tcp take either
@@ -500,25 +499,9 @@ func (s *Socket) RecvMsg6(b []byte, flags int) (n, rflags int, from Sockaddr, in
 	if !ok || !d.v6 {
 		return 0, 0, nil, info, syscall.EOPNOTSUPP
 	}
-	var full int
 	var pi stack.PacketInfo
-	err = s.blocking(flags, false, waiter.EventIn, func() error {
-		var ap netip.AddrPort
-		var e error
-		n, full, ap, pi, e = d.ep.RecvFromInfo(b, flags&MSG_PEEK != 0)
-		if e == nil && ap.IsValid() {
-			from = d.sa(ap)
-		}
-		return e
-	})
-	if err != nil {
+	if n, rflags, from, pi, err = s.recvDgramInfo(d, b, flags); err != nil {
 		return 0, 0, nil, info, err
-	}
-	if full > n {
-		rflags |= MSG_TRUNC
-		if flags&MSG_TRUNC != 0 {
-			n = full
-		}
 	}
 	bits := d.recvInfo.Load()
 	if bits&1 != 0 {

@@ -242,25 +242,9 @@ func (s *Socket) RecvMsgPktinfo(b []byte, flags int) (n, rflags int, from Sockad
 	if !isDgram || d.v6 {
 		return 0, 0, nil, pi, false, syscall.EOPNOTSUPP
 	}
-	var full int
 	var info stack.PacketInfo
-	err = s.blocking(flags, false, waiter.EventIn, func() error {
-		var ap netip.AddrPort
-		var e error
-		n, full, ap, info, e = d.ep.RecvFromInfo(b, flags&MSG_PEEK != 0)
-		if e == nil && ap.IsValid() {
-			from = d.sa(ap)
-		}
-		return e
-	})
-	if err != nil {
+	if n, rflags, from, info, err = s.recvDgramInfo(d, b, flags); err != nil {
 		return 0, 0, nil, pi, false, err
-	}
-	if full > n {
-		rflags |= MSG_TRUNC
-		if flags&MSG_TRUNC != 0 {
-			n = full
-		}
 	}
 	if d.recvInfo.Load()&ipPktinfoBit == 0 {
 		return n, rflags, from, pi, false, nil

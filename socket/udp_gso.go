@@ -89,8 +89,19 @@ func (s *Socket) RecvMsgUDP(b []byte, flags int) (n, rflags int, from Sockaddr, 
 	if !ok || d.ep.Kind() != stack.KindUDP {
 		return 0, 0, nil, 0, syscall.EOPNOTSUPP
 	}
-	var full int
 	var info stack.PacketInfo
+	if n, rflags, from, info, err = s.recvDgramInfo(d, b, flags); err != nil {
+		return 0, 0, nil, 0, err
+	}
+	return n, rflags, from, info.GSOSize, nil
+}
+
+// recvDgramInfo is recvmsg(2)'s common part on a datagram socket: the
+// payload, its source, MSG_TRUNC, and what the stack knows of the
+// datagram (destination, hop limit, segment size) for the caller's
+// ancillary data.
+func (s *Socket) recvDgramInfo(d *dgramEP, b []byte, flags int) (n, rflags int, from Sockaddr, info stack.PacketInfo, err error) {
+	var full int
 	err = s.blocking(flags, false, waiter.EventIn, func() error {
 		var ap netip.AddrPort
 		var e error
@@ -101,7 +112,7 @@ func (s *Socket) RecvMsgUDP(b []byte, flags int) (n, rflags int, from Sockaddr, 
 		return e
 	})
 	if err != nil {
-		return 0, 0, nil, 0, err
+		return 0, 0, nil, info, err
 	}
 	if full > n {
 		rflags |= MSG_TRUNC
@@ -109,5 +120,5 @@ func (s *Socket) RecvMsgUDP(b []byte, flags int) (n, rflags int, from Sockaddr, 
 			n = full
 		}
 	}
-	return n, rflags, from, info.GSOSize, nil
+	return n, rflags, from, info, nil
 }
