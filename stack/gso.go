@@ -61,6 +61,31 @@ func (n *NIC) gsoMax() int {
 	return 0
 }
 
+// gsoFrame frames the super-packet pkt, which sits in buf just past room
+// for an Ethernet header, for a link that takes it whole: f is the frame
+// and off the IP header's offset in it. ok is false while the next hop's
+// link-layer address is not usable on the fast path (not resolved, or
+// over IPv6 not REACHABLE): the caller cuts the packet and sends the
+// pieces through the neighbour machinery.
+func (n *NIC) gsoFrame(buf, pkt []byte, nextHop netip.Addr, v6 bool, total int) (f []byte, off int, ok bool) {
+	if !n.ethernet {
+		return pkt, 0, true
+	}
+	var mac wire.MAC
+	et := uint16(wire.EtherTypeIPv4)
+	if v6 {
+		mac, ok = n.v6.nd.gsoMAC(nextHop)
+		et = wire.EtherTypeIPv6
+	} else {
+		mac, ok = n.neigh.lookupFast(nextHop)
+	}
+	if !ok {
+		return nil, 0, false
+	}
+	wire.PutEthernet(buf, mac, n.mac, et)
+	return buf[:wire.EthernetHeaderLen+total], wire.EthernetHeaderLen, true
+}
+
 // sendGSO sends the TCP super-segment in buf[14:14+total] (an IPv4
 // packet, or an IPv6 one whose TCP header follows the fixed header, as
 // TCP builds them; transport checksum not yet filled) as segments of mss
@@ -69,9 +94,9 @@ func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
 	n := r.NIC
 	pkt := buf[wire.EthernetHeaderLen : wire.EthernetHeaderLen+total]
 	v6 := pkt[0]>>4 == 6
-	hl, gsoType, etherType := 0, uint8(link.GSOTCPv4), wire.EtherTypeIPv4
+	hl, gsoType := 0, uint8(link.GSOTCPv4)
 	if v6 {
-		hl, gsoType, etherType = wire.IPv6HeaderLen, link.GSOTCPv6, wire.EtherTypeIPv6
+		hl, gsoType = wire.IPv6HeaderLen, link.GSOTCPv6
 	} else {
 		hl = wire.IPv4(pkt).HeaderLen()
 	}
@@ -90,23 +115,7 @@ func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
 		s.ipID.Add(uint32(segs - 1))
 	}
 	if n.offl.meta != nil && total <= n.offl.off.GSOMax {
-		off := 0
-		f := pkt
-		ok := true
-		if n.ethernet {
-			var mac wire.MAC
-			if v6 {
-				mac, ok = n.v6.nd.gsoMAC(r.NextHop)
-			} else {
-				mac, ok = n.neigh.lookupFast(r.NextHop)
-			}
-			if ok {
-				wire.PutEthernet(buf, mac, n.mac, etherType)
-				off = wire.EthernetHeaderLen
-				f = buf[:wire.EthernetHeaderLen+total]
-			}
-		}
-		if ok {
+		if f, off, ok := n.gsoFrame(buf, pkt, r.NextHop, v6, total); ok {
 			m := link.Meta{GSOType: gsoType, GSOSize: uint16(mss), HdrLen: uint16(off + hl + thl),
 				NetOff: uint8(off), CsumStart: uint16(off + hl), CsumOffset: 16}
 			switch {

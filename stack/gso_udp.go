@@ -96,23 +96,7 @@ func (s *Stack) sendUDPGSO(r *ResolvedRoute, buf []byte, total int, p *OutPacket
 	dst := p.Dst
 	mcast := dst.IsMulticast() || dst == limitedBroadcast
 	if !mcast && n.offl.meta != nil && n.offl.off.UDPGSO && total <= n.offl.off.GSOMax {
-		off, f, ok := 0, pkt, true
-		if n.ethernet {
-			var mac wire.MAC
-			if v6 {
-				mac, ok = n.v6.nd.gsoMAC(r.NextHop)
-			} else {
-				mac, ok = n.neigh.lookupFast(r.NextHop)
-			}
-			if ok {
-				et := uint16(wire.EtherTypeIPv4)
-				if v6 {
-					et = wire.EtherTypeIPv6
-				}
-				wire.PutEthernet(buf, mac, n.mac, et)
-				off, f = eth, buf[:eth+total]
-			}
-		}
+		f, off, ok := n.gsoFrame(buf, pkt, r.NextHop, v6, total)
 		if ok {
 			m := link.Meta{GSOType: link.GSOUDPL4, GSOSize: uint16(gso), HdrLen: uint16(off + hl + wire.UDPHeaderLen),
 				NetOff: uint8(off), CsumStart: uint16(off + hl), CsumOffset: 6}
