@@ -114,8 +114,12 @@ func TestInteropPlotTcpdumpCapture(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	dir := t.TempDir()
 	var dumps []*exec.Cmd
+	var tails []*syncBuffer // what each tcpdump says at its end ("N packets dropped by kernel")
 	for _, iface := range []string{"lo", "any"} {
-		cmd := exec.Command("tcpdump", "-i", iface, "--immediate-mode", "-U", "-s", "256", "-w", filepath.Join(dir, iface+".pcap"), "tcp", "port", fmt.Sprint(port))
+		// -B 32768: a 32 MiB capture buffer, so a loaded machine (CI runs
+		// this beside other tests) does not make the kernel drop packets
+		// tcpdump had no time to read.
+		cmd := exec.Command("tcpdump", "-i", iface, "-B", "32768", "--immediate-mode", "-U", "-s", "256", "-w", filepath.Join(dir, iface+".pcap"), "tcp", "port", fmt.Sprint(port))
 		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -135,8 +139,10 @@ func TestInteropPlotTcpdumpCapture(t *testing.T) {
 		if !ready {
 			t.Fatalf("tcpdump -i %s did not start", iface)
 		}
-		go io.Copy(io.Discard, stderr)
+		tail := &syncBuffer{}
+		go io.Copy(tail, stderr)
 		dumps = append(dumps, cmd)
+		tails = append(tails, tail)
 	}
 	body := make([]byte, 2_000_000)
 	go func() {
@@ -162,7 +168,7 @@ func TestInteropPlotTcpdumpCapture(t *testing.T) {
 		d.Wait()
 	}
 	bin := sockstackBin(t)
-	for _, iface := range []string{"lo", "any"} {
+	for i, iface := range []string{"lo", "any"} {
 		file := filepath.Join(dir, iface+".pcap")
 		out, err := exec.Command(bin, "plot", file, "--list").CombinedOutput()
 		if err != nil {
@@ -172,7 +178,7 @@ func TestInteropPlotTcpdumpCapture(t *testing.T) {
 		want := fmt.Sprintf("127.0.0.1:%d -> 127.0.0.1:", port)
 		first, _, _ := strings.Cut(string(out), "\n")
 		if !strings.HasPrefix(first, want) || !strings.Contains(first, " 2000000 bytes") {
-			t.Fatalf("-i %s: the largest connection is %q, want %s... with 2000000 bytes", iface, first, want)
+			t.Fatalf("-i %s: the largest connection is %q, want %s... with 2000000 bytes (tcpdump said: %s)", iface, first, want, strings.TrimSpace(tails[i].String()))
 		}
 		f := strings.Fields(first)
 		pdir := filepath.Join(dir, "plots-"+iface)
