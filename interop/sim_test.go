@@ -163,11 +163,23 @@ func TestInteropPlotTcpdumpCapture(t *testing.T) {
 	if err != nil || n != int64(len(body)) {
 		t.Fatalf("read %d bytes: %v", n, err)
 	}
+	// tcpdump writes each packet as it reads it (-U) but drops what is
+	// still in its buffer when interrupted: wait until each capture holds
+	// the whole transfer (or 15 s) before stopping it.
+	bin := sockstackBin(t)
+	for _, iface := range []string{"lo", "any"} {
+		file := filepath.Join(dir, iface+".pcap")
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			out, _ := exec.Command(bin, "plot", file, "--list").CombinedOutput()
+			if strings.Contains(string(out), " 2000000 bytes") {
+				break
+			}
+		}
+	}
 	for _, d := range dumps {
 		d.Process.Signal(os.Interrupt)
 		d.Wait()
 	}
-	bin := sockstackBin(t)
 	for i, iface := range []string{"lo", "any"} {
 		file := filepath.Join(dir, iface+".pcap")
 		out, err := exec.Command(bin, "plot", file, "--list").CombinedOutput()
