@@ -565,30 +565,9 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from socket.Sockad
 	}
 	defer s.leave()
 	kflags := (flags &^ (socket.MSG_DONTWAIT | socket.MSG_WAITALL)) | unix.MSG_DONTWAIT
-	recv := func(p []byte) error {
-		var name [unix.SizeofSockaddrAny]byte
-		var iov unix.Iovec
-		if len(p) > 0 {
-			iov.Base = &p[0]
-		}
-		iov.SetLen(len(p))
-		var msg unix.Msghdr
-		msg.Name = &name[0]
-		msg.Namelen = uint32(len(name))
-		msg.Iov = &iov
-		msg.Iovlen = 1
-		for {
-			r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&msg)), uintptr(kflags))
-			if e == unix.EINTR {
-				continue
-			}
-			if e != 0 {
-				return e
-			}
-			n, rflags = int(r), int(msg.Flags)
-			from = decode(name[:], msg.Namelen)
-			return nil
-		}
+	recv := func(p []byte) (e error) {
+		n, _, rflags, from, e = s.recvmsg(p, nil, kflags)
+		return e
 	}
 	err = s.blocking(flags, false, unix.POLLIN, func() error { return recv(b) })
 	if err != nil {
@@ -701,4 +680,35 @@ func zoneName(id uint32) string {
 		return ifi.Name
 	}
 	return strconv.FormatUint(uint64(id), 10)
+}
+
+// recvmsg is one recvmsg(2) on the socket into p, with ancillary data into
+// oob (nil: none): the byte count, the control bytes, msg_flags and the
+// source. EINTR is retried.
+func (s *Socket) recvmsg(p, oob []byte, kflags int) (n, oobn, rflags int, from socket.Sockaddr, err error) {
+	var name [unix.SizeofSockaddrAny]byte
+	var iov unix.Iovec
+	if len(p) > 0 {
+		iov.Base = &p[0]
+	}
+	iov.SetLen(len(p))
+	var msg unix.Msghdr
+	msg.Name = &name[0]
+	msg.Namelen = uint32(len(name))
+	msg.Iov = &iov
+	msg.Iovlen = 1
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	for {
+		r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&msg)), uintptr(kflags))
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, 0, 0, nil, e
+		}
+		return int(r), int(msg.Controllen), int(msg.Flags), decode(name[:], msg.Namelen), nil
+	}
 }

@@ -87,32 +87,9 @@ func (s *Socket) RecvMsg6(b []byte, flags int) (n, rflags int, from socket.Socka
 	kflags := (flags &^ (socket.MSG_DONTWAIT | socket.MSG_WAITALL)) | unix.MSG_DONTWAIT
 	var oob [256]byte
 	var oobn int
-	err = s.blocking(flags, false, unix.POLLIN, func() error {
-		var name [unix.SizeofSockaddrAny]byte
-		var iov unix.Iovec
-		if len(b) > 0 {
-			iov.Base = &b[0]
-		}
-		iov.SetLen(len(b))
-		var msg unix.Msghdr
-		msg.Name = &name[0]
-		msg.Namelen = uint32(len(name))
-		msg.Iov = &iov
-		msg.Iovlen = 1
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
-		for {
-			r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&msg)), uintptr(kflags))
-			if e == unix.EINTR {
-				continue
-			}
-			if e != 0 {
-				return e
-			}
-			n, rflags, oobn = int(r), int(msg.Flags), int(msg.Controllen)
-			from = decode(name[:], msg.Namelen)
-			return nil
-		}
+	err = s.blocking(flags, false, unix.POLLIN, func() (e error) {
+		n, oobn, rflags, from, e = s.recvmsg(b, oob[:], kflags)
+		return e
 	})
 	if err != nil {
 		return 0, 0, nil, anc, err
