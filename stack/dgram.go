@@ -99,7 +99,7 @@ type DgramEndpoint struct {
 		// socket's IPv4 (v4-mapped) sends use.
 		hops, mcastHops int
 		tclass          uint8
-		icmp6Filter   [8]uint32
+		icmp6Filter     [8]uint32
 		// UDP_SEGMENT and UDP_GRO (gso_udp.go).
 		gsoSize int
 		gro     bool
