@@ -194,3 +194,43 @@ func TestInet6ApartTCP(t *testing.T) {
 	}
 	expect("accepted IPv6", a6, lv)
 }
+
+// TestInet6ApartMulticast: a dual-stack UDP socket's v4-mapped multicast
+// goes out with IP_MULTICAST_TTL, its IPv6 multicast with
+// IPV6_MULTICAST_HOPS, as Linux (mc_ttl and mcast_hops).
+func TestInet6ApartMulticast(t *testing.T) {
+	p := newPair6(t)
+	g4, g6 := netip.MustParseAddr("239.1.2.3"), netip.MustParseAddr("ff0e::123")
+	// B joins both groups, so that its raw sockets see the datagrams.
+	j4 := mustSocket(t, p.b, AF_INET, SOCK_DGRAM, 0)
+	if err := j4.SetSockOpt(SOL_IP, IP_ADD_MEMBERSHIP, IPMreq{Multiaddr: g4}); err != nil {
+		t.Fatal(err)
+	}
+	j6 := mustSocket(t, p.b, AF_INET6, SOCK_DGRAM, 0)
+	if err := j6.SetSockOpt(IPPROTO_IPV6, IPV6_JOIN_GROUP, IPv6Mreq{Multiaddr: g6, Interface: 1}); err != nil {
+		t.Fatal(err)
+	}
+	r4, r6 := rawHeaders(t, p, IPPROTO_UDP)
+	s := mustSocket(t, p.a, AF_INET6, SOCK_DGRAM, 0)
+	if err := s.SetSockOpt(SOL_IP, IP_MULTICAST_TTL, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSockOpt(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSockOpt(IPPROTO_IPV6, IPV6_MULTICAST_IF, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SendTo([]byte("m4"), 0, Inet6("::ffff:"+g4.String(), 9)); err != nil {
+		t.Fatal(err)
+	}
+	if ttl, _ := ttlTOS4(t, r4, 0); ttl != 3 {
+		t.Fatalf("v4-mapped multicast: ttl %d, want IP_MULTICAST_TTL 3", ttl)
+	}
+	if _, err := s.SendTo([]byte("m6"), 0, ap(g6, 9)); err != nil {
+		t.Fatal(err)
+	}
+	if hops, _ := hopsTClass6(t, r6, 0); hops != 7 {
+		t.Fatalf("IPv6 multicast: hop limit %d, want IPV6_MULTICAST_HOPS 7", hops)
+	}
+}
