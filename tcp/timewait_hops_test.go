@@ -8,9 +8,10 @@ import (
 )
 
 // TestTimeWaitKeepsHops: the TIME_WAIT record answers with the
-// connection's TTL / hop limit, 0 (IPV6_UNICAST_HOPS 0) included, as
-// Linux does, not with the host default. The record stays in its size
-// class (a bool in the padding).
+// connection's TTL / hop limit, 0 (IPV6_UNICAST_HOPS 0) included, not
+// with the host default (Linux uses the default here: docs/DECISIONS.md
+// says why sockstack does not). The record stays in its size class (a
+// bool in the padding).
 func TestTimeWaitKeepsHops(t *testing.T) {
 	if n := unsafe.Sizeof(twRecord{}); n > 160 {
 		t.Fatalf("twRecord is %d bytes, over its 160-byte size class", n)
