@@ -17,11 +17,13 @@ import (
 // UDP segmentation offload over an AF_PACKET socket with virtio-net
 // headers (PACKET_VNET_HDR) on a veth: the AF_PACKET twin of the TAP's
 // USO tests (uso_test.go). sockstack is 10.88.0.2 on vu1, in a namespace
-// of its own whose kernel has no address there; the kernel is 10.88.0.1
-// on vu0 in the lab namespace.
+// (and fd00:88::2) of its own whose kernel has no address there; the
+// kernel is 10.88.0.1 (fd00:88::1) on vu0 in the lab namespace.
 var (
-	afuStack  = netip.MustParsePrefix("10.88.0.2/24")
-	afuKernel = netip.MustParseAddr("10.88.0.1")
+	afuStack   = netip.MustParsePrefix("10.88.0.2/24")
+	afuKernel  = netip.MustParseAddr("10.88.0.1")
+	afuStack6  = netip.MustParsePrefix("fd00:88::2/64")
+	afuKernel6 = netip.MustParseAddr("fd00:88::1")
 )
 
 func startAFPacketUSO(t *testing.T, l *lab, ring bool, opts stack.Options) (*host, *link.AFPacket) {
@@ -32,8 +34,9 @@ func startAFPacketUSO(t *testing.T, l *lab, ring bool, opts stack.Options) (*hos
 		{"ip", "netns", "add", ns2},
 		{"ip", "-n", l.ns, "link", "add", "vu0", "type", "veth", "peer", "name", "vu1", "netns", ns2},
 		{"ip", "netns", "exec", ns2, "sysctl", "-q", "-w", "net.ipv6.conf.vu1.disable_ipv6=1"},
-		{"ip", "netns", "exec", l.ns, "sysctl", "-q", "-w", "net.ipv6.conf.vu0.disable_ipv6=1"},
+		{"ip", "netns", "exec", l.ns, "sysctl", "-q", "-w", "net.ipv6.conf.vu0.accept_dad=0"},
 		{"ip", "-n", l.ns, "addr", "add", afuKernel.String() + "/24", "dev", "vu0"},
+		{"ip", "-n", l.ns, "-6", "addr", "add", afuKernel6.String() + "/64", "dev", "vu0", "nodad"},
 		{"ip", "-n", l.ns, "link", "set", "vu0", "up"},
 		{"ip", "-n", ns2, "link", "set", "vu1", "up"},
 	} {
@@ -54,11 +57,18 @@ func startAFPacketUSO(t *testing.T, l *lab, ring bool, opts stack.Options) (*hos
 	}
 	t.Logf("AF_PACKET offloads: %+v", ep.Offloads())
 	opts.Name = "sockstack"
+	opts.DADTransmits = -1
 	st := stack.New(opts)
 	t.Cleanup(st.Close)
 	h := &host{st: st, net: socket.New(st), flush: func() {}}
 	h.nic = st.AddNIC("vu1", ep)
 	if err := h.nic.AddAddress(afuStack); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.nic.EnableIPv6(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.nic.AddAddress(afuStack6); err != nil {
 		t.Fatal(err)
 	}
 	return h, ep
@@ -70,21 +80,25 @@ func startAFPacketUSO(t *testing.T, l *lab, ring bool, opts stack.Options) (*hos
 // datagrams intact; the kernel's UDP_SEGMENT sends come to sockstack as
 // GSO_UDP_L4 frames (fewer frames than datagrams) and a UDP_GRO socket
 // reads each send whole.
-// Both ways of moving frames: recvmmsg/sendmmsg and TPACKET_V3 rings.
+// Both ways of moving frames (recvmmsg/sendmmsg, TPACKET_V3 rings), IPv4
+// and IPv6.
 func TestInteropAFPacketUSO(t *testing.T) {
-	for _, ring := range []bool{false, true} {
-		name := "mmsg"
-		if ring {
-			name = "ring"
-		}
-		t.Run(name, func(t *testing.T) { afpacketUSO(t, ring) })
+	for _, c := range []struct {
+		name     string
+		ring, v6 bool
+	}{{"mmsg", false, false}, {"ring", true, false}, {"mmsg_ipv6", false, true}, {"ring_ipv6", true, true}} {
+		t.Run(c.name, func(t *testing.T) { afpacketUSO(t, c.ring, c.v6) })
 	}
 }
 
-func afpacketUSO(t *testing.T, ring bool) {
+func afpacketUSO(t *testing.T, ring, v6 bool) {
 	l := newLab(t)
 	needTools(t, "python3", "ss", "sysctl")
 	h, ep := startAFPacketUSO(t, l, ring, stack.Options{UDPRecvBuf: 32 << 20})
+	fam, kaddr, saddr, unspec := socket.AF_INET, afuKernel, afuStack.Addr(), netip.IPv4Unspecified()
+	if v6 {
+		fam, kaddr, saddr, unspec = socket.AF_INET6, afuKernel6, afuStack6.Addr(), netip.IPv6Unspecified()
+	}
 	if !ep.Offloads().UDPGSO {
 		t.Error("AF_PACKET with Offload does not declare UDP segmentation offload")
 	}
@@ -92,11 +106,11 @@ func afpacketUSO(t *testing.T, ring bool) {
 
 	// sockstack -> kernel.
 	var out syncBuffer
-	c := l.cmd(t.Context(), "python3", "-c", pyUSORecv, afuKernel.String(), "5311", fmt.Sprint(rounds*segs), fmt.Sprint(seg))
+	c := l.cmd(t.Context(), "python3", "-c", pyUSORecv, kaddr.String(), "5311", fmt.Sprint(rounds*segs), fmt.Sprint(seg))
 	c.Stdout = &out
 	done := startCmd(t, c)
 	l.waitListen(t, "udp", 5311)
-	s, err := h.net.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	s, err := h.net.Socket(fam, socket.SOCK_DGRAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +119,8 @@ func afpacketUSO(t *testing.T, ring bool) {
 	if err := s.SetSockOpt(socket.SOL_UDP, socket.UDP_SEGMENT, seg); err != nil {
 		t.Fatal(err)
 	}
-	resolveKernel(t, h, afuKernel)
-	to := socket.InetAddr(netip.AddrPortFrom(afuKernel, 5311))
+	resolveKernel(t, h, kaddr)
+	to := socket.InetAddr(netip.AddrPortFrom(kaddr, 5311))
 	buf := make([]byte, 65536)
 	for r := 0; r < rounds; r++ {
 		usoFill(buf[:segs*seg], r*segs, segs, seg)
@@ -127,20 +141,20 @@ func afpacketUSO(t *testing.T, ring bool) {
 	}
 
 	// kernel -> sockstack, read whole with UDP_GRO.
-	r, err := h.net.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	r, err := h.net.Socket(fam, socket.SOCK_DGRAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	r.SetTimeout(20 * time.Second)
-	if err := r.Bind(socket.InetAddr(netip.AddrPortFrom(netip.IPv4Unspecified(), 5312))); err != nil {
+	if err := r.Bind(socket.InetAddr(netip.AddrPortFrom(unspec, 5312))); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.SetSockOpt(socket.SOL_UDP, socket.UDP_GRO, true); err != nil {
 		t.Fatal(err)
 	}
 	rx0, in0 := ep.Stats().RxFrames.Load(), ls.InGSOFrames.Load()
-	l.run(t, time.Minute, nil, "python3", "-c", pyUSOSend, afuStack.Addr().String(), "5312", fmt.Sprint(rounds), fmt.Sprint(segs), fmt.Sprint(seg))
+	l.run(t, time.Minute, nil, "python3", "-c", pyUSOSend, saddr.String(), "5312", fmt.Sprint(rounds), fmt.Sprint(segs), fmt.Sprint(seg))
 	seen := make([]bool, rounds*segs)
 	want := make([]byte, seg)
 	reads, whole := 0, 0
