@@ -73,5 +73,43 @@ func inet6TTLCases() []Case {
 			both(t, s, p, "accepted")
 		}})
 	}
+	cs = append(cs,
+		Case{Name: "inet6/apart/udp datagrams carry their family's TTL and TOS", Root: true, Run: func(t *T) {
+			s := t.Socket6(DGRAM)
+			t.Check("IP_TTL=5", s.SetSockOptInt(IP, socket.IP_TTL, 5))
+			t.Check("IP_TOS=0x10", s.SetSockOptInt(IP, socket.IP_TOS, 0x10))
+			t.Check("IPV6_UNICAST_HOPS=9", s.SetSockOptInt(V6, socket.IPV6_UNICAST_HOPS, 9))
+			t.Check("IPV6_TCLASS=0x28", s.SetSockOptInt(V6, socket.IPV6_TCLASS, 0x28))
+			// IPv4: a raw socket shows the header (other UDP on the
+			// host is skipped by port).
+			r4, err := t.TrySocket(AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+			if err != nil {
+				return
+			}
+			r4.SetTimeout(5 * time.Second)
+			u4 := t.UDP()
+			a4, _ := t.Bind6("bind 127.0.0.1", u4, socket.Inet("127.0.0.1", 0), "P")
+			t.Send("sendto v4-mapped", s, []byte("v4"), 0, in6("127.0.0.1", port(a4)))
+			buf := make([]byte, 2048)
+			for i := 0; i < 100; i++ {
+				n, _, err := r4.RecvFrom(buf, 0)
+				if err != nil {
+					t.Logf("raw IPv4: %s", ErrName(err))
+					break
+				}
+				if hl := int(buf[0]&15) * 4; n >= hl+8 && int(buf[hl+2])<<8|int(buf[hl+3]) == port(a4) {
+					t.Logf("v4-mapped datagram: ttl %d tos %#x", buf[8], buf[1])
+					break
+				}
+			}
+			// IPv6: the receiver's IPV6_HOPLIMIT.
+			u6 := t.Socket6(DGRAM)
+			a6, _ := t.Bind6("bind ::1", u6, in6("::1", 0), "Q")
+			u6.SetTimeout(5 * time.Second)
+			t.Check("IPV6_RECVHOPLIMIT", u6.SetSockOptInt(V6, socket.IPV6_RECVHOPLIMIT, 1))
+			t.Send("sendto ::1", s, []byte("v6"), 0, a6)
+			t.RecvHops("recvmsg", u6)
+		}},
+	)
 	return cs
 }
