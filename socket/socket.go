@@ -57,7 +57,8 @@ type Socket struct {
 	net    *Net
 	family int
 	typ    int
-	proto  int
+	proto  int32 // 32 bits: nwait fits beside it
+	nwait  int32 // calls holding cancel (guarded by mu): the last one drops it
 	ep     endpoint
 
 	mu      sync.Mutex
@@ -122,7 +123,7 @@ func (n *Net) Socket(family, typ, proto int) (*Socket, error) {
 }
 
 func (n *Net) register(family, typ, proto int, ep endpoint) *Socket {
-	s := &Socket{net: n, family: family, typ: typ, proto: proto, ep: ep, timeout: -1}
+	s := &Socket{net: n, family: family, typ: typ, proto: int32(proto), ep: ep, timeout: -1}
 	n.mu.Lock()
 	for {
 		if n.nextFD > math.MaxInt32 {
@@ -161,14 +162,29 @@ func (n *Net) Sockets() []*Socket {
 // closedChan is the cancel channel of a socket closed before anyone waited.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// cancelChan is closed when the socket closes.
+// cancelChan is closed when the socket closes. Every call must be paired
+// with doneCancel: the last caller to leave drops the channel, so an idle
+// socket (a dialer's connection after its blocking connect) holds none.
 func (s *Socket) cancelChan() chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cancel == nil {
 		s.cancel = make(chan struct{})
 	}
+	s.nwait++
 	return s.cancel
+}
+
+// doneCancel ends a use of cancelChan's channel.
+func (s *Socket) doneCancel() {
+	s.mu.Lock()
+	s.nwait--
+	if s.nwait == 0 && !s.closed.Load() {
+		// Close has not begun (it sets closed before taking mu): no one
+		// waits on the channel, and the next waiter makes a new one.
+		s.cancel = nil
+	}
+	s.mu.Unlock()
 }
 
 // Fileno is the descriptor number (per Net, starting at 3 like a process).
@@ -177,7 +193,7 @@ func (s *Socket) Fileno() int { return int(s.fd) }
 // Family, Type and Proto are what the socket was made with.
 func (s *Socket) Family() int { return s.family }
 func (s *Socket) Type() int   { return s.typ }
-func (s *Socket) Proto() int  { return s.proto }
+func (s *Socket) Proto() int  { return int(s.proto) }
 
 // Net is the socket layer the socket belongs to.
 func (s *Socket) Net() *Net { return s.net }
@@ -304,10 +320,12 @@ func (s *Socket) wait(mask waiter.EventMask, deadline time.Time, fromDL bool, e 
 		}
 		tc = (*timer).C
 	}
+	cancel := s.cancelChan()
+	defer s.doneCancel()
 	select {
 	case <-e.C:
 		return nil
-	case <-s.cancelChan():
+	case <-cancel:
 		return syscall.EBADF
 	case <-tc:
 		if fromDL {
@@ -424,7 +442,7 @@ func (s *Socket) Accept() (*Socket, Sockaddr, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ns := s.net.register(s.family, s.typ, s.proto, nep)
+	ns := s.net.register(s.family, s.typ, int(s.proto), nep)
 	return ns, from, nil
 }
 
@@ -497,6 +515,7 @@ func (s *Socket) SendTo(b []byte, flags int, a Sockaddr) (int, error) {
 		var wait chan struct{}
 		if nb, _ := s.mode(flags, true); !nb {
 			wait = s.cancelChan()
+			defer s.doneCancel()
 		}
 		var n int
 		err := s.blocking(flags, true, waiter.EventOut, func() error {
@@ -667,7 +686,7 @@ func (s *Socket) Dup() (*Socket, error) {
 	timeout := s.timeout
 	s.mu.Unlock()
 	refs.Add(1)
-	ns := s.net.register(s.family, s.typ, s.proto, s.ep)
+	ns := s.net.register(s.family, s.typ, int(s.proto), s.ep)
 	ns.mu.Lock()
 	ns.ext().refs = refs
 	ns.timeout = timeout

@@ -54,13 +54,12 @@ type Endpoint struct {
 	reuseAddr, reusePort     bool
 	// An AF_INET6 socket's endpoint (inet6.go): its wildcard is ::, and
 	// v6only is IPV6_V6ONLY.
-	inet6, v6only          bool
-	linger                 time.Duration
-	keepIdle, keepIntvl    time.Duration
-	keepCnt, userMSS       int32 // bounded: 1..127 and 0 or 88..65495
-	userSndBuf, userRcvBuf int
-	ccName                 string
-	cc                     CongestionControl
+	inet6, v6only bool
+	// Socket options most connections leave at their defaults: shared
+	// (the Protocol's defaults, or the listener's for its children),
+	// never written in place (opts.go).
+	*epOpts
+	cc CongestionControl
 
 	err error // pending SO_ERROR
 
@@ -143,7 +142,6 @@ type Endpoint struct {
 	rtoStamp    time.Duration // when the timer of the head segment started (set at its first RTO)
 	probesOut   int           // zero-window probes not answered by any ACK
 	probesStamp time.Duration // when the first of them went out
-	userTimeout time.Duration // TCP_USER_TIMEOUT; 0: the retries rules
 	softErr     error         // last soft ICMP error: SO_ERROR or the timeout's reason
 
 	// tcpsec: hardening (issue 8).
@@ -197,8 +195,7 @@ type Endpoint struct {
 
 func (e *Endpoint) initOptions() {
 	c := &e.p.cfg
-	e.keepIdle, e.keepIntvl, e.keepCnt = c.KeepIdle, c.KeepIntvl, int32(min(max(c.KeepCnt, 0), 127))
-	e.ccName = c.CongestionControl
+	e.epOpts = &e.p.defOpts
 	e.sndCap = c.SendBuf
 	e.rcvCap = c.RecvBuf
 	e.rto = initRTO
@@ -409,7 +406,7 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 	if e.bound {
 		k := connKey{netip.AddrPortFrom(src, e.local.Port()), remote}
 		e.p.mu.Lock()
-		if e.p.conns[k] != nil || !e.p.twTakeLocked(k, now) {
+		if e.p.conns.get(k) != nil || !e.p.twTakeLocked(k, now) {
 			e.p.mu.Unlock()
 			return syscall.EADDRNOTAVAIL
 		}
@@ -877,7 +874,7 @@ func (e *Endpoint) SetKeepIdle(d time.Duration) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.keepIdle = d
+	e.setOpt(func(o *epOpts) { o.keepIdle = d })
 	e.rearmKeepalive()
 	return nil
 }
@@ -889,7 +886,7 @@ func (e *Endpoint) SetKeepIntvl(d time.Duration) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.keepIntvl = d
+	e.setOpt(func(o *epOpts) { o.keepIntvl = d })
 	return nil
 }
 func (e *Endpoint) KeepIntvl() time.Duration { e.mu.Lock(); defer e.mu.Unlock(); return e.keepIntvl }
@@ -900,7 +897,7 @@ func (e *Endpoint) SetKeepCnt(n int) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.keepCnt = int32(n)
+	e.setOpt(func(o *epOpts) { o.keepCnt = int32(n) })
 	return nil
 }
 func (e *Endpoint) KeepCnt() int { e.mu.Lock(); defer e.mu.Unlock(); return int(e.keepCnt) }
@@ -917,7 +914,8 @@ func (e *Endpoint) SetLinger(on bool, d time.Duration) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.lingerOn, e.linger = on, d.Truncate(time.Second)
+	e.lingerOn = on
+	e.setOpt(func(o *epOpts) { o.linger = d.Truncate(time.Second) })
 	return nil
 }
 func (e *Endpoint) Linger() (bool, time.Duration) {
@@ -936,7 +934,7 @@ func (e *Endpoint) SetRecvBuf(n int) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	v := max(min(2*n, 2*e.p.cfg.MaxRecvBuf), minBuf)
-	e.userRcvBuf = v
+	e.setOpt(func(o *epOpts) { o.userRcvBuf = v })
 	if v > e.rcvCap || e.state == StateClosed || e.state == StateListen {
 		e.rcvCap = v
 	}
@@ -952,7 +950,7 @@ func (e *Endpoint) SetSendBuf(n int) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	v := max(min(2*n, 2*e.p.cfg.MaxSendBuf), 4608)
-	e.userSndBuf = v
+	e.setOpt(func(o *epOpts) { o.userSndBuf = v })
 	e.sndCap = max(v, e.sndLen)
 	return nil
 }
@@ -965,7 +963,7 @@ func (e *Endpoint) SetMaxSeg(n int) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.userMSS = int32(n)
+	e.setOpt(func(o *epOpts) { o.userMSS = int32(n) })
 	return nil
 }
 
@@ -1030,8 +1028,8 @@ func (e *Endpoint) SetCongestion(name string) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.ccName = name // an alias ("reno") reads back as set, as in Linux
-	if e.cc != nil {
+	e.setOpt(func(o *epOpts) { o.ccName = name }) // an alias ("reno") reads back as set, as in Linux
+	if e.cc != nil || (e.everConnected && !lazyCC(name)) {
 		e.cc = cc
 		e.ccs.PacingRate = 0 // the new control paces if it wants to
 	}

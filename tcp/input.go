@@ -113,11 +113,8 @@ func (e *Endpoint) establish(now time.Duration) {
 	e.setState(StateEstablished)
 	e.everConnected = true
 	e.softErr = nil // the handshake completed: errors met on the way are moot
-	if e.cc == nil {
-		e.cc = newCC(e.ccName)
-		if e.cc == nil {
-			e.cc = &cubic{}
-		}
+	if e.cc == nil && !lazyCC(e.ccName) {
+		e.cc = e.ccAlg()
 	}
 	e.ccs = CCState{Cwnd: initCwndSegs * e.sndMSS, Ssthresh: 1 << 30, MSS: e.sndMSS}
 	e.backoff = 0
@@ -514,7 +511,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		} else if d > 0 && e.cwndLimited(int(e.sndNxt-ack)+acked) {
 			e.ccs.InFlight = e.inFlight()
 			e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
-			e.cc.OnAck(&e.ccs, d, now)
+			e.ccAlg().OnAck(&e.ccs, d, now)
 		}
 		e.tlpOut = false
 		if e.sndUna == e.sndMax {
@@ -628,7 +625,7 @@ func (e *Endpoint) enterRecovery(now time.Duration) {
 	e.ccs.InFlight = min(e.ccs.Cwnd, int(e.sndMax-e.sndUna))
 	e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
 	e.undoMark()
-	e.cc.OnLoss(&e.ccs, now)
+	e.ccAlg().OnLoss(&e.ccs, now)
 	e.rttTiming = false
 	if e.sackOK {
 		e.p.st.SACKRecovery.Add(1)

@@ -114,12 +114,13 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	c := &Endpoint{p: p}
 	c.initOptions()
 	c.noDelay, c.cork, c.keepAlive = l.noDelay, l.cork, l.keepAlive
-	c.keepIdle, c.keepIntvl, c.keepCnt = l.keepIdle, l.keepIntvl, l.keepCnt
-	c.lingerOn, c.linger, c.ttl, c.tos, c.hopZero = l.lingerOn, l.linger, l.ttl, l.tos, l.hopZero
-	c.userMSS, c.userSndBuf, c.userRcvBuf = l.userMSS, l.userSndBuf, l.userRcvBuf
-	c.reuseAddr, c.reusePort, c.ccName = l.reuseAddr, l.reusePort, l.ccName
+	// Keepalive times, linger, MSS, buffers, congestion control and
+	// TCP_USER_TIMEOUT (tcpcc) are inherited, as in Linux: the child
+	// shares the listener's options, which no one writes in place.
+	c.epOpts = l.epOpts
+	c.lingerOn, c.ttl, c.tos, c.hopZero = l.lingerOn, l.ttl, l.tos, l.hopZero
+	c.reuseAddr, c.reusePort = l.reuseAddr, l.reusePort
 	c.urg.inline = l.urg.inline
-	c.userTimeout = l.userTimeout // tcpcc: TCP_USER_TIMEOUT is inherited, as in Linux
 	if l.userRcvBuf > 0 {
 		c.rcvCap = l.rcvCap
 	}

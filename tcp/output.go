@@ -662,7 +662,7 @@ func (e *Endpoint) onRTO(now time.Duration) {
 	e.ccs.MinRTT, e.ccs.SRTT = e.minRTT, e.srtt
 	if reduce {
 		e.undoMark()
-		e.cc.OnRTO(&e.ccs, now)
+		e.ccAlg().OnRTO(&e.ccs, now)
 	}
 	e.ccs.Cwnd = e.ccs.MSS
 	e.recovery = false

@@ -184,7 +184,7 @@ func (e *Endpoint) SetUserTimeout(ms int) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.userTimeout = time.Duration(ms) * time.Millisecond
+	e.setOpt(func(o *epOpts) { o.userTimeout = time.Duration(ms) * time.Millisecond })
 	return nil
 }
 
