@@ -58,7 +58,7 @@ func (e *Endpoint) tlpSent() {
 // probe's data is acknowledged, says the original arrived too, so
 // nothing was lost; an ACK beyond the probe without either says the
 // probe repaired a loss, and cwnd is reduced as for any loss.
-func (e *Endpoint) tlpAcked(prevUna uint32, prevDSACKs uint64, ack uint32, pureDup bool, now time.Duration) {
+func (e *Endpoint) tlpAcked(prevUna uint32, prevDSACKs uint32, ack uint32, pureDup bool, now time.Duration) {
 	if !e.tlpRetrans {
 		return
 	}

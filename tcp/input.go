@@ -167,11 +167,11 @@ func (e *Endpoint) rttSample(r time.Duration) {
 // false when the endpoint no longer owns the 4-tuple (the caller then
 // treats the segment as addressed to a listener or to nobody).
 func (e *Endpoint) handleSegment(s *segment, batch *Batch) bool {
-	e.mu.Lock()
+	e.lock()
 	e.batch = batch
 	switch e.state {
 	case StateClosed, StateListen:
-		e.mu.Unlock()
+		e.unlock()
 		return false
 	}
 	now := e.p.now()
@@ -185,7 +185,7 @@ func (e *Endpoint) handleSegment(s *segment, batch *Batch) bool {
 	}
 	parent := e.parent
 	e.batch = nil
-	e.mu.Unlock()
+	e.unlock()
 	if deliver && parent != nil {
 		parent.deliverChild(e)
 	}
@@ -831,8 +831,8 @@ func (e *Endpoint) gotFIN(now time.Duration) {
 // handleError applies an ICMP error (RFC 5927 checks, RFC 1191 PMTUD);
 // false when the error is not about this connection's data in flight.
 func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	switch e.state {
 	case StateClosed, StateListen, StateTimeWait:
 		return false

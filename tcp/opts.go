@@ -18,6 +18,9 @@ type epOpts struct {
 	keepCnt, userMSS            int32         // bounded: 1..127 and 0 or 88..65495
 	userSndBuf, userRcvBuf      int
 	ccName                      string
+	ttl, tos                    uint8
+	hopZero                     bool // ttl 0 set (IPV6_UNICAST_HOPS 0), not the default
+	lingerOn                    bool
 }
 
 // maxSharedOpts bounds the table of shared option sets: past it a new

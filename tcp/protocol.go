@@ -183,7 +183,7 @@ func (b *Batch) HandleSegment(src, dst netip.Addr, tos uint8, seg []byte) {
 // Flush sends the ACKs the batch deferred.
 func (b *Batch) Flush() {
 	for i, e := range b.eps {
-		e.mu.Lock()
+		e.lock()
 		e.inBatch = false
 		if e.batchAck {
 			e.batchAck = false
@@ -192,7 +192,7 @@ func (b *Batch) Flush() {
 				e.output(e.p.now())
 			}
 		}
-		e.mu.Unlock()
+		e.unlock()
 		b.eps[i] = nil
 	}
 	b.eps = b.eps[:0]
@@ -360,13 +360,13 @@ func (p *Protocol) Table() []ConnInfo {
 	p.mu.RUnlock()
 	out := make([]ConnInfo, 0, len(eps))
 	for _, e := range eps {
-		e.mu.Lock()
+		e.lock()
 		ci := ConnInfo{Local: e.local, Remote: e.remote, Inet6: e.inet6, State: e.state, RecvQ: e.rcvLen, SendQ: e.sndLen}
 		if e.state == StateListen {
 			ci.RecvQ = len(e.ls.acceptQ)
 			ci.SendQ = e.ls.backlog
 		}
-		e.mu.Unlock()
+		e.unlock()
 		out = append(out, ci)
 	}
 	return p.twRows(out)
@@ -383,7 +383,7 @@ func (p *Protocol) Close() {
 	p.conns.each(func(e *Endpoint) { eps = append(eps, e) })
 	p.mu.Unlock()
 	for _, e := range eps {
-		e.mu.Lock()
+		e.lock()
 		if e.state == StateListen {
 			e.closeListenerLocked()
 		} else if e.state != StateClosed {
@@ -393,7 +393,7 @@ func (p *Protocol) Close() {
 			e.abortLocked(syscall.ECONNABORTED)
 		}
 		e.stopTimers()
-		e.mu.Unlock()
+		e.unlock()
 	}
 	p.twClose()
 	p.wheel.close()

@@ -10,15 +10,24 @@ import (
 )
 
 // The endpoint's size is most of the memory of an idle connection (issue
-// 10: a million connections). 1280 is a Go size class, and an object over
+// 10: a million connections). 704 is a Go size class, and an object over
 // 512 bytes holding pointers carries an 8-byte malloc header: a field that
-// pushes the struct past 1272 costs 128 bytes per endpoint (the 1408
-// class), so a regression fails here. Rarely used state belongs in a side
-// struct made on first use (listenState, undoState).
+// pushes the struct past 696 costs 64 bytes per endpoint (the 768
+// class), so a regression fails here. State that is zero while idle
+// belongs in epBusy (busy.go), options in epOpts (opts.go), rarely used
+// state in a side struct made on first use (listenState, undoState).
 func TestEndpointSize(t *testing.T) {
-	const limit = 1280 - 8
+	const limit = 704 - 8
 	if n := unsafe.Sizeof(Endpoint{}); n > limit {
-		t.Fatalf("Endpoint is %d bytes, over %d (the next size class costs 128 bytes per connection)", n, limit)
+		t.Fatalf("Endpoint is %d bytes, over %d (the next size class costs 64 bytes per connection)", n, limit)
+	}
+}
+
+// epBusy is held by every connection with work to do; 512 is its size
+// class (no malloc header up to 512 bytes).
+func TestBusySize(t *testing.T) {
+	if n := unsafe.Sizeof(epBusy{}); n > 512 {
+		t.Fatalf("epBusy is %d bytes, over 512", n)
 	}
 }
 
@@ -54,19 +63,19 @@ func TestLazyCongestionControl(t *testing.T) {
 	if !ok {
 		t.Fatalf("transfer stalled at %d bytes", k.n)
 	}
-	c.mu.Lock()
+	c.lock()
 	_, isCubic := c.cc.(*cubic)
 	cwnd := c.ccs.Cwnd
-	c.mu.Unlock()
+	c.unlock()
 	if !isCubic || cwnd <= initCwndSegs*c.sndMSS {
 		t.Fatalf("after a bulk transfer: control %T, cwnd %d (initial %d)", c.cc, cwnd, initCwndSegs*c.sndMSS)
 	}
 	if err := s.SetCongestion("bbr"); err != nil {
 		t.Fatal(err)
 	}
-	s.mu.Lock()
+	s.lock()
 	_, isBBR := s.cc.(*bbr)
-	s.mu.Unlock()
+	s.unlock()
 	if !isBBR {
 		t.Fatalf("TCP_CONGESTION bbr on an established connection: control %T", s.cc)
 	}
@@ -165,5 +174,90 @@ func TestOptionsShared(t *testing.T) {
 	}
 	if a.UserTimeout() != maxSharedOpts+1 || b.UserTimeout() != 0 {
 		t.Fatalf("user timeouts %d %d", a.UserTimeout(), b.UserTimeout())
+	}
+}
+
+// holdsBusy reads whether e holds its epBusy, without lock (which would
+// make one).
+func holdsBusy(e *Endpoint) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.epBusy != nil
+}
+
+// An idle connection holds no epBusy: after the handshake, and again
+// after data both ways once everything is acknowledged; the next write
+// and the next segment take one again, and the data arrives intact.
+func TestIdleReleasesBusy(t *testing.T) {
+	n := newPair(7, Config{})
+	n.delay = time.Millisecond
+	c, s := n.connect(t)
+	n.run(time.Second, func() bool { return false })
+	if holdsBusy(c) || holdsBusy(s) {
+		t.Fatalf("idle after the handshake: client holds epBusy %v, server %v", holdsBusy(c), holdsBusy(s))
+	}
+	for round := 0; round < 3; round++ {
+		src := newStream(uint64(10+round), 64<<10)
+		k := newSink()
+		if !n.run(time.Minute, func() bool {
+			if err := src.pump(c); err != nil {
+				t.Fatal(err)
+			}
+			if err := k.drain(s); err != nil {
+				t.Fatal(err)
+			}
+			return src.left == 0 && k.n == 64<<10
+		}) {
+			t.Fatalf("round %d: transfer stalled at %d bytes", round, k.n)
+		}
+		if string(k.h.Sum(nil)) != string(src.h.Sum(nil)) {
+			t.Fatalf("round %d: data differs", round)
+		}
+		n.run(time.Second, func() bool { return false }) // the last ACKs
+		if holdsBusy(c) || holdsBusy(s) {
+			s.mu.Lock()
+			if s.epBusy != nil {
+				t.Logf("server: %+v; ooo %v, scoreboard %+v, txq %+v", s.epBusy.epBusyVals, s.ooo, s.sb, s.txq)
+			}
+			s.mu.Unlock()
+			t.Fatalf("round %d: idle after the transfer, client holds epBusy %v, server %v", round, holdsBusy(c), holdsBusy(s))
+		}
+	}
+	if got := c.Info().BytesAcked; got != 3*64<<10 {
+		t.Fatalf("client BytesAcked %d, want %d", got, 3*64<<10)
+	}
+}
+
+// A connection whose state is not zero keeps its epBusy: a listener
+// (its accept queue) and a connection with unacknowledged data.
+func TestBusyKeptWhileNeeded(t *testing.T) {
+	n := newPair(8, Config{})
+	n.delay = 10 * time.Millisecond
+	l := n.b.NewEndpoint()
+	if err := l.Bind(netip.AddrPortFrom(ipB, 81)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(4); err != nil {
+		t.Fatal(err)
+	}
+	if !holdsBusy(l) {
+		t.Fatal("listener dropped its epBusy (and with it its listenState)")
+	}
+	c, s := n.connect(t)
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if !holdsBusy(c) {
+		t.Fatal("sender with data in flight dropped its epBusy")
+	}
+	b := make([]byte, 16)
+	var got int
+	n.run(time.Minute, func() bool {
+		k, _ := s.Read(b[got:], false)
+		got += k
+		return got == 5
+	})
+	if string(b[:got]) != "hello" {
+		t.Fatalf("read %q", b[:got])
 	}
 }
