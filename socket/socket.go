@@ -163,8 +163,7 @@ func (n *Net) Sockets() []*Socket {
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // cancelChan is closed when the socket closes. Every call must be paired
-// with doneCancel: the last caller to leave drops the channel, so an idle
-// socket (a dialer's connection after its blocking connect) holds none.
+// with doneCancel, so that dropCancel knows whether anyone holds it.
 func (s *Socket) cancelChan() chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -179,9 +178,19 @@ func (s *Socket) cancelChan() chan struct{} {
 func (s *Socket) doneCancel() {
 	s.mu.Lock()
 	s.nwait--
+	s.mu.Unlock()
+}
+
+// dropCancel lets the channel go if no call holds it, so that a dialed
+// connection does not keep what its blocking connect waited on (112
+// bytes per idle connection, issue 10). Only connect drops it: a socket
+// that reads or writes blocking waits again and again, and would make a
+// channel per wait.
+func (s *Socket) dropCancel() {
+	s.mu.Lock()
 	if s.nwait == 0 && !s.closed.Load() {
-		// Close has not begun (it sets closed before taking mu): no one
-		// waits on the channel, and the next waiter makes a new one.
+		// Close has not begun (it sets closed before taking mu): the
+		// next waiter makes a new channel, and Close closes that one.
 		s.cancel = nil
 	}
 	s.mu.Unlock()
@@ -468,6 +477,7 @@ func (s *Socket) Connect(a Sockaddr) error {
 	wq := s.ep.waiter()
 	wq.Register(e, waiter.EventOut|waiter.EventErr|waiter.EventHUp)
 	defer wq.Unregister(e)
+	defer s.dropCancel()
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {

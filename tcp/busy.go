@@ -3,6 +3,7 @@ package tcp
 import (
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // epBusy is the part of an endpoint that is zero while the connection
@@ -90,6 +91,14 @@ type epBusyVals struct {
 	roomWait, ackRefused, synRefused bool
 }
 
+// zero says every byte of v is zero, which for its fields (integers,
+// bools, pointers, interfaces; no floats) is v == epBusyVals{}: one
+// memory compare instead of the generated field-by-field equality, as
+// every unlock runs it.
+func (v *epBusyVals) zero() bool {
+	return *(*[unsafe.Sizeof(epBusyVals{})]byte)(unsafe.Pointer(v)) == [unsafe.Sizeof(epBusyVals{})]byte{}
+}
+
 var busyPool = sync.Pool{New: func() any { return new(epBusy) }}
 
 // lock takes the endpoint's lock and makes sure it holds its epBusy.
@@ -102,7 +111,8 @@ func (e *Endpoint) lock() {
 
 // unlock gives the epBusy back if all of it is zero, and unlocks.
 func (e *Endpoint) unlock() {
-	if b := e.epBusy; b != nil && e.busyIdle(b) {
+	// Data in flight (the common busy case) fails fast.
+	if b := e.epBusy; b != nil && e.sndUna == e.sndMax && e.busyIdle(b) {
 		e.epBusy = nil
 		busyPool.Put(b)
 	}
@@ -134,7 +144,7 @@ func (e *Endpoint) busyIdle(b *epBusy) bool {
 	}
 	space := b.rcvSpace
 	b.rcvSpace = 0
-	if b.epBusyVals != (epBusyVals{}) || len(b.ooo) != 0 || len(b.sb.blocks) != 0 ||
+	if !b.epBusyVals.zero() || len(b.ooo) != 0 || len(b.sb.blocks) != 0 ||
 		b.sb.sacked != 0 || b.sb.highest != 0 || b.txq.r != nil || b.txq.head != 0 || b.txq.n != 0 {
 		b.rcvSpace = space
 		return false

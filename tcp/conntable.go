@@ -32,11 +32,11 @@ func newConnTable() connTable {
 // kind says which map holds k: 4, 6 or 0 (zoned).
 func (k *connKey) kind() int {
 	la, ra := k.local.Addr(), k.remote.Addr()
+	if la.Is4() && ra.Is4() {
+		return 4 // an IPv4 address has no zone
+	}
 	if la.Zone() != "" || ra.Zone() != "" {
 		return 0
-	}
-	if la.Is4() && ra.Is4() {
-		return 4
 	}
 	return 6
 }
