@@ -77,6 +77,7 @@ type sockExtra struct {
 	stored             map[int]any   // SOL_SOCKET options kept but not acted on
 	device             string        // SO_BINDTODEVICE
 	refs               *atomic.Int32 // shared with duplicates (Dup); nil if never duplicated
+	apart              *inetApart    // AF_INET6 stream: IPv4 and IPv6 TTL/TOS (inet6_apart.go)
 }
 
 var noExtra sockExtra
@@ -436,7 +437,13 @@ func (s *Socket) Listen(backlog int) error {
 	if s.closed.Load() {
 		return syscall.EBADF
 	}
-	return s.ep.listen(backlog)
+	if err := s.ep.listen(backlog); err != nil {
+		return err
+	}
+	if t := s.apartTCP(); t != nil {
+		s.apartListen(t)
+	}
+	return nil
 }
 
 // Accept waits for a connection and returns a new socket for it.
@@ -452,6 +459,9 @@ func (s *Socket) Accept() (*Socket, Sockaddr, error) {
 		return nil, nil, err
 	}
 	ns := s.net.register(s.family, s.typ, int(s.proto), nep)
+	if s.apartTCP() != nil {
+		s.apartAccepted(ns, from)
+	}
 	return ns, from, nil
 }
 
@@ -464,6 +474,9 @@ func (s *Socket) Connect(a Sockaddr) error {
 	}
 	if a == nil {
 		return syscall.EINVAL
+	}
+	if t := s.apartTCP(); t != nil {
+		s.apartConnect(t, a) // before the SYN leaves
 	}
 	err := s.ep.connect(a)
 	if err != syscall.EINPROGRESS {
@@ -694,11 +707,16 @@ func (s *Socket) Dup() (*Socket, error) {
 	}
 	refs := x.refs
 	timeout := s.timeout
+	if s.apartTCP() != nil && x.apart == nil {
+		x.apart = &inetApart{ttl4: -1, hops6: -1} // made now to be shared
+	}
+	apart := x.apart
 	s.mu.Unlock()
 	refs.Add(1)
 	ns := s.net.register(s.family, s.typ, int(s.proto), s.ep)
 	ns.mu.Lock()
 	ns.ext().refs = refs
+	ns.x.apart = apart
 	ns.timeout = timeout
 	ns.mu.Unlock()
 	return ns, nil

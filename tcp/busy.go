@@ -12,16 +12,16 @@ import (
 // pending errors and listener bookkeeping. With a million idle
 // connections it is memory per connection for nothing (issue 10), so an
 // endpoint holds one only while its lock is held or while some of it is
-// not zero: lock takes one (from a pool, zeroed), unlock gives it back
-// when every field is zero again. Because only an all-zero epBusy is
+// not zero: locking takes one (from a pool, zeroed), unlocking gives it
+// back when every field is zero again. Because only an all-zero epBusy is
 // dropped and a fresh one is all zero, the connection behaves the same
 // with or without the release; a connection whose state stays non-zero
-// (a listener, an orphan's close timer, an ECN-capable connection, one
-// whose recovery left RACK state behind) simply keeps its epBusy.
+// (a listener, an orphan's close timer, an ECN-capable connection)
+// simply keeps its epBusy.
 //
-// Every access goes through the embedded pointer, under e.mu taken by
-// lock (or before the endpoint is published, while it holds the epBusy
-// that NewEndpoint and newChild give it).
+// Every access goes through the embedded pointer, under e.mu (epMutex
+// makes sure it is there), or before the endpoint is published, while
+// it holds the epBusy that initOptions gives it.
 type epBusy struct {
 	epBusyVals
 
@@ -101,23 +101,38 @@ func (v *epBusyVals) zero() bool {
 
 var busyPool = sync.Pool{New: func() any { return new(epBusy) }}
 
-// lock takes the endpoint's lock and makes sure it holds its epBusy.
-func (e *Endpoint) lock() {
-	e.mu.Lock()
-	if e.epBusy == nil {
+// epMutex is the endpoint's lock. Lock gives the endpoint its epBusy
+// (from a pool, zeroed) if it has none; Unlock gives it back when all
+// of it is zero. So every e.mu.Lock() in this package, written before
+// or after the split, finds the epBusy there.
+type epMutex struct{ m sync.Mutex }
+
+// ep is the Endpoint m is the lock of, found from m's address (like
+// wheelTimer.endpoint) rather than kept in a pointer.
+func (m *epMutex) ep() *Endpoint {
+	return (*Endpoint)(unsafe.Add(unsafe.Pointer(m), -int(unsafe.Offsetof(Endpoint{}.mu))))
+}
+
+func (m *epMutex) Lock() {
+	m.m.Lock()
+	if e := m.ep(); e.epBusy == nil {
 		e.epBusy = busyPool.Get().(*epBusy)
 	}
 }
 
-// unlock gives the epBusy back if all of it is zero, and unlocks.
-func (e *Endpoint) unlock() {
+func (m *epMutex) Unlock() {
+	e := m.ep()
 	// Data in flight (the common busy case) fails fast.
 	if b := e.epBusy; b != nil && e.sndUna == e.sndMax && e.busyIdle(b) {
 		e.epBusy = nil
 		busyPool.Put(b)
 	}
-	e.mu.Unlock()
+	m.m.Unlock()
 }
+
+// lock and unlock are e.mu.Lock and e.mu.Unlock.
+func (e *Endpoint) lock()   { e.mu.Lock() }
+func (e *Endpoint) unlock() { e.mu.Unlock() }
 
 // busyIdle says e's epBusy b is all zero, and so can be dropped. A few
 // fields whose value no longer matters count as zero and are cleared

@@ -118,6 +118,9 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	// control and TCP_USER_TIMEOUT (tcpcc) are inherited, as in Linux: the child
 	// shares the listener's options, which no one writes in place.
 	c.epOpts = l.epOpts
+	if ls := l.ls; ls != nil && ls.set4 && k.remote.Addr().Is4() {
+		c.setOpt(func(o *epOpts) { o.ttl, o.tos, o.hopZero = ls.ttl4, ls.tos4, false })
+	}
 	c.reuseAddr, c.reusePort = l.reuseAddr, l.reusePort
 	c.urg.inline = l.urg.inline
 	if l.userRcvBuf > 0 {

@@ -180,8 +180,8 @@ func TestOptionsShared(t *testing.T) {
 // holdsBusy reads whether e holds its epBusy, without lock (which would
 // make one).
 func holdsBusy(e *Endpoint) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.mu.m.Lock()
+	defer e.mu.m.Unlock()
 	return e.epBusy != nil
 }
 
@@ -215,11 +215,11 @@ func TestIdleReleasesBusy(t *testing.T) {
 		}
 		n.run(time.Second, func() bool { return false }) // the last ACKs
 		if holdsBusy(c) || holdsBusy(s) {
-			s.mu.Lock()
+			s.mu.m.Lock()
 			if s.epBusy != nil {
 				t.Logf("server: %+v; ooo %v, scoreboard %+v, txq %+v", s.epBusy.epBusyVals, s.ooo, s.sb, s.txq)
 			}
-			s.mu.Unlock()
+			s.mu.m.Unlock()
 			t.Fatalf("round %d: idle after the transfer, client holds epBusy %v, server %v", round, holdsBusy(c), holdsBusy(s))
 		}
 	}
@@ -259,5 +259,20 @@ func TestBusyKeptWhileNeeded(t *testing.T) {
 	})
 	if string(b[:got]) != "hello" {
 		t.Fatalf("read %q", b[:got])
+	}
+}
+
+// Code that takes e.mu directly, not through lock, finds the epBusy of
+// an idle connection too: SetListenIPv4 on a connection reads e.ls.
+func TestMutexGivesBusy(t *testing.T) {
+	n := newPair(9, Config{})
+	c, _ := n.connect(t)
+	n.run(time.Second, func() bool { return false })
+	if holdsBusy(c) {
+		t.Fatal("idle connection holds its epBusy")
+	}
+	c.SetListenIPv4(5, 0) // not listening: nothing to do, and no panic
+	if holdsBusy(c) {
+		t.Fatal("epBusy kept after unlock")
 	}
 }
