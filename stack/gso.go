@@ -23,6 +23,7 @@ import (
 type nicOffloads struct {
 	off  link.Offloads
 	meta link.MetaWriter // nil unless off.NeedsMeta
+	take link.FrameTaker // nil unless meta is set and the link takes buffers
 }
 
 // initOffloads reads the endpoint's offload capabilities.
@@ -34,6 +35,7 @@ func (n *NIC) initOffloads() {
 	n.offl.off = o.Offloads()
 	if mw, ok := n.ep.(link.MetaWriter); ok && n.offl.off.NeedsMeta {
 		n.offl.meta = mw
+		n.offl.take, _ = n.ep.(link.FrameTaker)
 	} else {
 		n.offl.off.NeedsMeta = false
 		n.offl.off.PartialCsum = false
@@ -89,8 +91,9 @@ func (n *NIC) gsoFrame(buf, pkt []byte, nextHop netip.Addr, v6 bool, total int) 
 // sendGSO sends the TCP super-segment in buf[14:14+total] (an IPv4
 // packet, or an IPv6 one whose TCP header follows the fixed header, as
 // TCP builds them; transport checksum not yet filled) as segments of mss
-// payload bytes.
-func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
+// payload bytes. taken says that the link took buf (a pool buffer of
+// getBuf) whole and gives it back to the pool itself.
+func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) (taken bool, err error) {
 	n := r.NIC
 	pkt := buf[wire.EthernetHeaderLen : wire.EthernetHeaderLen+total]
 	v6 := pkt[0]>>4 == 6
@@ -107,7 +110,7 @@ func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
 		} else {
 			s.stats.IP.OutTooBig.Add(1)
 		}
-		return syscall.EMSGSIZE
+		return false, syscall.EMSGSIZE
 	}
 	if !v6 {
 		// The segments take consecutive IP IDs (as a TSO NIC gives them).
@@ -130,7 +133,12 @@ func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
 			default:
 				fillTransportChecksum(wire.IPv4(pkt), wire.ProtoTCP)
 			}
-			return n.writeFrameMeta(f, m)
+			if n.offl.take != nil && cap(f) == bufSize3 {
+				// The whole pool buffer: the link queues it as it is and
+				// gives it back to the pool once delivered (no copy).
+				return n.takeFrameMeta(f, m)
+			}
+			return false, n.writeFrameMeta(f, m)
 		}
 		// The next hop is not resolved yet (or, over IPv6, not REACHABLE:
 		// STALE wants the state machine's DELAY): the frames go through
@@ -138,7 +146,6 @@ func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
 	}
 	scratch := getBuf(wire.EthernetHeaderLen + hl + thl + mss)
 	defer putBuf(scratch)
-	var err error
 	if v6 {
 		err = link.SegmentL4(buf[:wire.EthernetHeaderLen+total], wire.EthernetHeaderLen, wire.EthernetHeaderLen+hl, mss, false, scratch, func(seg []byte) error {
 			s.stats.Link.OutGSOSegs.Add(1)
@@ -152,9 +159,28 @@ func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
 	}
 	if err == link.ErrBadOffload {
 		s.stats.IP.OutDiscards.Add(1)
-		return syscall.EINVAL
+		return false, syscall.EINVAL
 	}
-	return err
+	return false, err
+}
+
+// takeFrameMeta is writeFrameMeta handing the link f's buffer, which
+// goes back to the pool through putBuf once delivered; taken is false
+// when the link refused it (the caller still owns it).
+func (n *NIC) takeFrameMeta(f []byte, m link.Meta) (taken bool, err error) {
+	s := n.stack
+	n.tapFrame(f, true)
+	if err := n.offl.take.TakeFrameMeta(f, m, putBuf); err != nil {
+		if err == link.ErrQueueFull {
+			s.stats.Link.OutQueueFull.Add(1)
+			return false, syscall.ENOBUFS
+		}
+		s.stats.Link.OutErrors.Add(1)
+		return false, syscall.ENETDOWN
+	}
+	s.stats.Link.OutFrames.Add(1)
+	s.stats.Link.OutGSOFrames.Add(1)
+	return true, nil
 }
 
 // writeFrameMeta is writeFrame for a frame with offload state.

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -186,3 +187,63 @@ func TestGSOMetaFrameFinishes(t *testing.T) {
 
 func netip4(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func peer4(s string) netip.Addr    { return netip.MustParseAddr(s) }
+
+// takerEP is a metaEP that takes frames' buffers (link.FrameTaker),
+// keeping them until the test releases them, or refuses them all.
+type takerEP struct {
+	metaEP
+	refuse  bool
+	taken   [][]byte
+	release func([]byte)
+}
+
+func (t *takerEP) TakeFrameMeta(f []byte, m link.Meta, release func([]byte)) error {
+	if t.refuse {
+		return link.ErrQueueFull
+	}
+	t.taken = append(t.taken, f)
+	t.metas = append(t.metas, m)
+	t.release = release
+	return nil
+}
+
+// A super-segment goes to a link that takes buffers as the pool buffer
+// it was built in, not copied; the link gives it back to the pool. A
+// refused one is ENOBUFS and stays the stack's.
+func TestGSOFrameTaken(t *testing.T) {
+	h := newHarness(t, Options{})
+	ep := &takerEP{metaEP: metaEP{chanEP: chanEP{mtu: 1500}, off: link.Offloads{GSOMax: 65535, NeedsMeta: true, PartialCsum: true}}}
+	nic := h.s.AddNIC("eth1", ep)
+	nic.AddAddress(netip4("10.1.0.1/24"))
+	nic.SetStatic(peer4("10.1.0.2"), peerMAC)
+	ep.take()
+	payload := randPayload(60000)
+	flags := uint8(wire.TCPFlagACK | wire.TCPFlagPSH)
+	send := func() error {
+		th := &wire.TCPHeader{SrcPort: 5000, DstPort: 80, Seq: gsoSeq, Ack: 777, Flags: flags, Window: 500}
+		return h.s.writePacket(&OutPacket{Src: netip4("10.1.0.1/24").Addr(), Dst: peer4("10.1.0.2"), Proto: wire.ProtoTCP, DF: true,
+			Parts: [3][]byte{nil, payload}, GSOSize: 1448}, th)
+	}
+	if err := send(); err != nil {
+		t.Fatal(err)
+	}
+	if len(ep.taken) != 1 || len(ep.take()) != 0 {
+		t.Fatalf("%d frames taken, want the super-segment taken and nothing copied", len(ep.taken))
+	}
+	f := ep.taken[0]
+	if cap(f) != bufSize3 || len(f) != 14+20+20+len(payload) || !bytes.Equal(f[54:], payload) {
+		t.Fatalf("taken frame: len %d cap %d, want the whole pool buffer with the payload", len(f), cap(f))
+	}
+	if ep.metas[0].GSOSize != 1448 || !ep.metas[0].CsumPartial {
+		t.Fatalf("meta %+v", ep.metas[0])
+	}
+	ep.release(f) // back to the pool, as the link does after delivery
+	before := h.s.Stats().Link.OutQueueFull.Load()
+	ep.refuse = true
+	if err := send(); err != syscall.ENOBUFS {
+		t.Fatalf("refused: %v, want ENOBUFS", err)
+	}
+	if h.s.Stats().Link.OutQueueFull.Load() != before+1 || len(ep.taken) != 1 {
+		t.Fatal("a refused frame was not counted, or was kept")
+	}
+}

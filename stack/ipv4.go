@@ -493,7 +493,7 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	}
 	s.stats.IP.OutRequests.Add(1)
 	buf := getBuf(wire.EthernetHeaderLen + hdr.TotalLen)
-	defer putBuf(buf)
+	defer func() { putBuf(buf) }() // buf may be taken (sendGSO)
 	ip := buf[wire.EthernetHeaderLen:]
 	hl := hdr.Put(ip)
 	off := hl
@@ -508,7 +508,11 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 			return err
 		}
 	} else if p.GSOSize > 0 && hdr.TotalLen > r.MTU {
-		return s.sendGSO(&r, buf, hdr.TotalLen, p.GSOSize) // gso.go
+		taken, err := s.sendGSO(&r, buf, hdr.TotalLen, p.GSOSize) // gso.go
+		if taken {
+			buf = nil // the link has it now, and gives it back to the pool
+		}
+		return err
 	}
 	if !p.NoCsum {
 		fillTransportChecksum(wire.IPv4(ip), p.Proto)

@@ -481,7 +481,7 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 	}
 	st.OutRequests.Add(1)
 	buf := getBuf(wire.EthernetHeaderLen + wire.IPv6HeaderLen + total)
-	defer putBuf(buf)
+	defer func() { putBuf(buf) }() // buf may be taken (sendGSO)
 	ip := buf[wire.EthernetHeaderLen:]
 	hdr := wire.IPv6Header{TrafficClass: p.TOS, PayloadLen: total, NextHeader: p.Proto, HopLimit: hop, Src: src, Dst: dst}
 	off := hdr.Put(ip)
@@ -496,7 +496,11 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 			return err
 		}
 	} else if p.GSOSize > 0 && len(ip) > r.MTU {
-		return s.sendGSO(&r, buf, len(ip), p.GSOSize) // gso.go
+		taken, err := s.sendGSO(&r, buf, len(ip), p.GSOSize) // gso.go
+		if taken {
+			buf = nil // the link has it now, and gives it back to the pool
+		}
+		return err
 	}
 	if !p.NoCsum {
 		fillTransportChecksum6(wire.IPv6(ip), p.Proto, wire.IPv6HeaderLen)
