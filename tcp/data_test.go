@@ -593,12 +593,11 @@ func TestSynCookies(t *testing.T) {
 	if st := s.p.Stats(); st.SynCookiesSent != 1 {
 		t.Fatal(st.SynCookiesSent)
 	}
-	// A forged ACK from a third port is refused.
+	// A forged ACK from a third port is dropped (while cookies are in
+	// use a failed cookie is not answered: see TestSynCookieLostFirstData).
 	s.remote = netip.AddrPortFrom(remoteIP, 40002)
 	s.inject(seg{flags: fA, seq: 5001, ack: ck.h.Seq + 1, win: 100, opts: wire.TCPOptions{HasTS: true, TSVal: 10, TSEcr: ck.h.Options.TSVal}})
-	if r := s.expectOne("RST"); r.h.Flags != fR {
-		t.Fatal(r)
-	}
+	s.expectNone("forged cookie ACK")
 	if _, _, err := l.Accept(); !errors.Is(err, syscall.EAGAIN) {
 		t.Fatal("connection from a bad cookie")
 	}

@@ -193,7 +193,8 @@ func (l *Endpoint) sendCookie(c *Endpoint, k connKey, s *segment, now time.Durat
 	c.xmit(c.iss, 0, wire.TCPFlagSYN|wire.TCPFlagACK, now)
 }
 
-// cookieCheck tries to complete a connection from a SYN cookie ACK.
+// cookieCheck tries to complete a connection from a SYN cookie ACK; it
+// reports whether the segment was consumed (false: reset it).
 func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 	p := l.p
 	l.lock()
@@ -203,8 +204,14 @@ func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 	}
 	idx, ok := p.checkCookie(k, s.seq-1, s.ack-1, now)
 	if !ok {
+		// Dropped, not reset (Linux resets): the cookie encodes the
+		// peer's ISN+1, so a cookie connection whose handshake ACK and
+		// first data were lost fails here on its later segments, and a
+		// RST would kill it. Its sender retransmits from ISN+1, which
+		// passes. Only while cookies are in use (a forged ACK then gets
+		// no answer either); otherwise a stray ACK is still reset.
 		p.st.SynCookiesFailed.Add(1)
-		return false
+		return true
 	}
 	if len(l.ls.acceptQ) > l.ls.backlog {
 		p.st.ListenOverflows.Add(1)
