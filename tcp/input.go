@@ -752,7 +752,7 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		e.notify(waiter.EventIn)
 	}
 	if e.ackPending >= 2*e.rcvMSS && !e.ackNow {
-		if e.batch != nil && e.ackPending < batchAckSegs*e.rcvMSS {
+		if e.batch != nil && e.ackPending < e.batchAckLimit() {
 			// Acknowledge at the end of the batch instead.
 			e.batchAck = true
 			if !e.inBatch {
@@ -766,6 +766,16 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 	if !e.ackNow && e.ackPending > 0 {
 		e.armDelayedAck(now)
 	}
+}
+
+// batchAckLimit is how many in-order bytes a link batch may leave
+// unacknowledged until its end: batchAckSegs full segments, or a quarter
+// of the receive buffer when that is more. Super-segments from a link
+// with receive offload are tens of segments each, so a segment count
+// alone would acknowledge every one of them; a quarter of the buffer
+// keeps the sender far from the window edge while a batch is processed.
+func (e *Endpoint) batchAckLimit() int {
+	return max(batchAckSegs*e.rcvMSS, e.rcvCap/4)
 }
 
 // oooExtent is how far past the readable bytes out-of-order data reaches.

@@ -153,13 +153,14 @@ func (p *Protocol) HandleSegment(src, dst netip.Addr, tos uint8, b []byte) {
 // Batch lets a caller that delivers several segments at once (a link
 // batch) acknowledge in-order data once per batch instead of every second
 // segment: ACKs that would go out at once are deferred to Flush (up to
-// batchAckSegs full segments). A Batch is used by one goroutine at a time.
+// batchAckLimit bytes). A Batch is used by one goroutine at a time.
 type Batch struct {
 	p   *Protocol
 	eps []*Endpoint
 }
 
-// batchAckSegs bounds how many full segments a batch leaves unacknowledged.
+// batchAckSegs is the least a batch may leave unacknowledged, in full
+// segments (batchAckLimit).
 const batchAckSegs = 16
 
 // NewBatch makes a batch; reuse it for every batch of one goroutine.

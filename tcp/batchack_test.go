@@ -1,0 +1,71 @@
+package tcp
+
+import (
+	"testing"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// injectBatch is inject through a Batch (a link's receive batch).
+func (s *script) injectBatch(b *Batch, x seg) {
+	s.t.Helper()
+	h := wire.TCPHeader{SrcPort: s.remote.Port(), DstPort: s.local.Port(), Seq: x.seq, Ack: x.ack, Flags: x.flags, Window: x.win, Options: x.opts}
+	buf := make([]byte, h.Len()+len(x.data))
+	copy(buf[h.Put(buf):], x.data)
+	b.HandleSegment(s.remote.Addr(), s.local.Addr(), 0, buf)
+}
+
+// superSeg is what a kernel's TSO/GRO hands over as one segment: 45
+// full segments' worth of payload.
+const superSeg = 45 * 1460
+
+// TestBatchAckSuperSegments: in-order super-segments of one receive
+// batch are acknowledged once, at the end of the batch, while they stay
+// under a quarter of the receive buffer; counting full-sized segments
+// alone (16) would acknowledge every one of them.
+func TestBatchAckSuperSegments(t *testing.T) {
+	s := newScript(t, Config{RecvBuf: 4 << 20})
+	_, c, iss := s.passiveOpen(peerSynOpts(1))
+	b := s.p.NewBatch()
+	seq := uint32(1001)
+	for range 4 {
+		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+		seq += superSeg
+	}
+	s.expectNone("within the batch")
+	b.Flush()
+	check(t, "end of batch", s.expectOne("one ACK"), fA, iss+1, seq, 0)
+	if got := len(readAll(c)); got != 4*superSeg {
+		t.Fatalf("read %d, want %d", got, 4*superSeg)
+	}
+}
+
+// TestBatchAckLimit: a batch leaves at most a quarter of the receive
+// buffer unacknowledged; past it the ACK goes out at once.
+func TestBatchAckLimit(t *testing.T) {
+	s := newScript(t, Config{RecvBuf: 1 << 20})
+	_, c, iss := s.passiveOpen(peerSynOpts(1))
+	b := s.p.NewBatch()
+	seq := uint32(1001)
+	// 1 MiB / 4 = 262,144 bytes: the fourth super-segment reaches it.
+	for range 3 {
+		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+		seq += superSeg
+	}
+	s.expectNone("under the limit")
+	s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+	seq += superSeg
+	check(t, "at the limit", s.expectOne("ACK"), fA, iss+1, seq, 0)
+	s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+	seq += superSeg
+	s.expectNone("after the limit's ACK")
+	b.Flush()
+	check(t, "end of batch", s.expectOne("ACK"), fA, iss+1, seq, 0)
+	// Out-of-order data is still acknowledged at once inside a batch.
+	s.injectBatch(b, seg{flags: fA, seq: seq + 1460, ack: iss + 1, win: 65535, data: make([]byte, 1460)})
+	check(t, "ooo", s.expectOne("dup ACK"), fA, iss+1, seq, 0)
+	b.Flush()
+	if got := len(readAll(c)); got != 5*superSeg {
+		t.Fatalf("read %d, want %d", got, 5*superSeg)
+	}
+}
