@@ -154,14 +154,18 @@ func TestInteropOffloadThroughput(t *testing.T) {
 	const size = 1 << 30
 	var out, in float64
 	t.Run("sockstack_to_kernel", func(t *testing.T) {
+		c := cpuNow(t)
 		_, d := sendZeros(t, l, h, 5103, size)
 		out = gbps(size, d)
-		t.Logf("1 GiB sockstack -> kernel (TAP, offloads): %.2f Gbit/s", out)
+		t.Logf("1 GiB sockstack -> kernel (TAP, offloads): %.2f Gbit/s, sockstack %v", out, c.since(t, size))
 	})
 	t.Run("kernel_to_sockstack", func(t *testing.T) {
+		c := cpuNow(t)
+		s0 := h.nic.Endpoint().Stats().Snapshot()
 		d := recvZeros(t, l, h, 5104, size)
 		in = gbps(size, d)
-		t.Logf("1 GiB kernel -> sockstack (TAP, offloads): %.2f Gbit/s", in)
+		t.Logf("1 GiB kernel -> sockstack (TAP, offloads): %.2f Gbit/s, sockstack %v", in, c.since(t, size))
+		logFrames(t, h, s0)
 	})
 	d := l.kernelToKernel(t, ns2, 5105, size)
 	kk := gbps(size, d)
@@ -315,12 +319,16 @@ func TestInteropAFPacketOffload(t *testing.T) {
 	h := l.afpacketStack(t)
 	ns2 := l.vethPair(t)
 	const size = 1 << 30
+	c := cpuNow(t)
 	_, d := sendZerosTo(t, l, h, "10.79.0.1", 5201, size)
 	out := gbps(size, d)
-	t.Logf("1 GiB sockstack -> kernel (AF_PACKET, veth, offloads): %.2f Gbit/s", out)
+	t.Logf("1 GiB sockstack -> kernel (AF_PACKET, veth, offloads): %.2f Gbit/s, sockstack %v", out, c.since(t, size))
+	c = cpuNow(t)
+	s0 := h.nic.Endpoint().Stats().Snapshot()
 	d = recvZerosFrom(t, l, h, "10.79.0.2", 5202, size)
 	in := gbps(size, d)
-	t.Logf("1 GiB kernel -> sockstack (AF_PACKET, veth, offloads): %.2f Gbit/s", in)
+	t.Logf("1 GiB kernel -> sockstack (AF_PACKET, veth, offloads): %.2f Gbit/s, sockstack %v", in, c.since(t, size))
+	logFrames(t, h, s0)
 	kk := gbps(size, l.kernelToKernel(t, ns2, 5203, size))
 	t.Logf("1 GiB kernel -> kernel (veth): %.2f Gbit/s", kk)
 	t.Logf("ratios to kernel<->kernel: sockstack->kernel %.2f, kernel->sockstack %.2f", out/kk, in/kk)
@@ -500,14 +508,19 @@ func (l *lab) kernelToKernelN(t *testing.T, ns2 string, port, conns int, size in
 func throughputTable(t *testing.T, l *lab, h *host, what, kaddr, saddr, ns2 string, port int) {
 	const size = 1 << 30
 	for _, conns := range []int{1, 8} {
+		c := cpuNow(t)
 		out := gbps(size, sendZerosN(t, l, h, kaddr, port, conns, size))
+		cout := c.since(t, size)
 		port += conns
+		c = cpuNow(t)
 		in := gbps(size, recvZerosN(t, l, h, saddr, port, conns, size))
+		cin := c.since(t, size)
 		port++
 		kk := gbps(size, l.kernelToKernelN(t, ns2, port, conns, size))
 		port += conns
 		t.Logf("%s, %d connection(s), 1 GiB: sockstack->kernel %.2f Gbit/s, kernel->sockstack %.2f Gbit/s, kernel->kernel (veth) %.2f Gbit/s; ratios %.2f / %.2f",
 			what, conns, out, in, kk, out/kk, in/kk)
+		t.Logf("%s, %d connection(s): sockstack process sending %v; receiving %v", what, conns, cout, cin)
 	}
 }
 
