@@ -3,6 +3,7 @@ package tcp
 import (
 	"testing"
 
+	"github.com/sockstack/sockstack/waiter"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -67,5 +68,38 @@ func TestBatchAckLimit(t *testing.T) {
 	b.Flush()
 	if got := len(readAll(c)); got != 5*superSeg {
 		t.Fatalf("read %d, want %d", got, 5*superSeg)
+	}
+}
+
+// TestBatchWakesReaderOnce: the reader of a connection is woken once per
+// receive batch, at its end, not at every segment of it; outside a
+// batch every segment wakes it.
+func TestBatchWakesReaderOnce(t *testing.T) {
+	s := newScript(t, Config{RecvBuf: 4 << 20})
+	_, c, iss := s.passiveOpen(peerSynOpts(1))
+	wakes := 0
+	en := &waiter.Entry{Fn: func(waiter.EventMask) { wakes++ }}
+	c.Waiter().Register(en, waiter.EventIn)
+	defer c.Waiter().Unregister(en)
+	b := s.p.NewBatch()
+	seq := uint32(1001)
+	for range 3 {
+		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+		seq += superSeg
+	}
+	if wakes != 0 {
+		t.Fatalf("reader woken %d times within the batch", wakes)
+	}
+	b.Flush()
+	if wakes != 1 {
+		t.Fatalf("reader woken %d times at the end of the batch, want 1", wakes)
+	}
+	s.out()
+	s.inject(seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, 100)})
+	if wakes != 2 {
+		t.Fatalf("reader woken %d times after a segment outside a batch, want 2", wakes)
+	}
+	if got := len(readAll(c)); got != 3*superSeg+100 {
+		t.Fatalf("read %d", got)
 	}
 }

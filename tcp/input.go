@@ -749,22 +749,34 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		e.gotFIN(now)
 	}
 	if len(data) > 0 {
-		e.notify(waiter.EventIn)
+		if e.batch != nil {
+			// The reader is woken at the end of the batch (Flush), once
+			// for all of its segments: woken at the first, it would
+			// contend for the endpoint's lock with the rest.
+			e.joinBatch()
+		} else {
+			e.notify(waiter.EventIn)
+		}
 	}
 	if e.ackPending >= 2*e.rcvMSS && !e.ackNow {
 		if e.batch != nil && e.ackPending < e.batchAckLimit() {
 			// Acknowledge at the end of the batch instead.
 			e.batchAck = true
-			if !e.inBatch {
-				e.inBatch = true
-				e.batch.eps = append(e.batch.eps, e)
-			}
+			e.joinBatch()
 			return
 		}
 		e.ackNow = true
 	}
 	if !e.ackNow && e.ackPending > 0 {
 		e.armDelayedAck(now)
+	}
+}
+
+// joinBatch puts e on its batch's list for Flush.
+func (e *Endpoint) joinBatch() {
+	if !e.inBatch {
+		e.inBatch = true
+		e.batch.eps = append(e.batch.eps, e)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sockstack/sockstack/clock"
+	"github.com/sockstack/sockstack/waiter"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -171,7 +172,8 @@ func (b *Batch) HandleSegment(src, dst netip.Addr, tos uint8, seg []byte) {
 	b.p.handleSegment(src, dst, tos, seg, b)
 }
 
-// Flush sends the ACKs the batch deferred.
+// Flush sends the ACKs the batch deferred and wakes the readers of the
+// connections that received data.
 func (b *Batch) Flush() {
 	for i, e := range b.eps {
 		e.mu.Lock()
@@ -182,6 +184,9 @@ func (b *Batch) Flush() {
 				e.ackNow = true
 				e.output(e.p.now())
 			}
+		}
+		if e.rcvLen > 0 {
+			e.notify(waiter.EventIn)
 		}
 		e.mu.Unlock()
 		b.eps[i] = nil
