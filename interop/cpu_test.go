@@ -16,8 +16,12 @@ import (
 // counts every thread of the process and none of the kernel-side tools
 // (socat runs as a child, in RUSAGE_CHILDREN).
 
-// cpuMark is the process's user and system CPU time at one moment.
-type cpuMark struct{ user, sys time.Duration }
+// cpuMark is the process's user and system CPU time, and its context
+// switches (a thread's sleeps and wake-ups), at one moment.
+type cpuMark struct {
+	user, sys time.Duration
+	csw       int64
+}
 
 func cpuNow(t *testing.T) cpuMark {
 	t.Helper()
@@ -25,21 +29,21 @@ func cpuNow(t *testing.T) cpuMark {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		t.Fatalf("getrusage: %v", err)
 	}
-	return cpuMark{time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())}
+	return cpuMark{time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano()), ru.Nvcsw + ru.Nivcsw}
 }
 
 // cpuPerGiB is the CPU the process spent since m, per GiB of n bytes.
-type cpuPerGiB struct{ total, user, sys float64 } // seconds per GiB
+type cpuPerGiB struct{ total, user, sys, csw float64 } // seconds (switches) per GiB
 
 func (m cpuMark) since(t *testing.T, n int64) cpuPerGiB {
 	now := cpuNow(t)
 	gib := float64(n) / (1 << 30)
 	u, s := (now.user - m.user).Seconds(), (now.sys - m.sys).Seconds()
-	return cpuPerGiB{(u + s) / gib, u / gib, s / gib}
+	return cpuPerGiB{(u + s) / gib, u / gib, s / gib, float64(now.csw-m.csw) / gib}
 }
 
 func (c cpuPerGiB) String() string {
-	return fmt.Sprintf("%.3f CPU s/GiB (user %.3f, sys %.3f)", c.total, c.user, c.sys)
+	return fmt.Sprintf("%.3f CPU s/GiB (user %.3f, sys %.3f), %.0f context switches/GiB", c.total, c.user, c.sys, c.csw)
 }
 
 // logFrames logs the frames h's link read and wrote since s0: on a
