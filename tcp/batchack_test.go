@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"testing"
+	"time"
 
 	"github.com/sockstack/sockstack/waiter"
 	"github.com/sockstack/sockstack/wire"
@@ -101,5 +102,45 @@ func TestBatchWakesReaderOnce(t *testing.T) {
 	}
 	if got := len(readAll(c)); got != 3*superSeg+100 {
 		t.Fatalf("read %d", got)
+	}
+}
+
+// TestBatchAckLeftToReader: with a reader waiting, the batch leaves its
+// ACK to the read (which opens the window it advertises), as Linux's
+// tcp_cleanup_rbuf; if nobody reads, the delayed ACK goes out.
+func TestBatchAckLeftToReader(t *testing.T) {
+	s := newScript(t, Config{RecvBuf: 4 << 20})
+	_, c, iss := s.passiveOpen(peerSynOpts(1))
+	en := waiter.NewEntry()
+	c.Waiter().Register(en, waiter.EventIn)
+	b := s.p.NewBatch()
+	seq := uint32(1001)
+	for range 3 {
+		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+		seq += superSeg
+	}
+	b.Flush()
+	s.expectNone("end of the batch, a reader waiting")
+	<-en.C
+	c.Waiter().Unregister(en)
+	buf := make([]byte, 1<<20)
+	if n, err := c.Read(buf, false); n != 3*superSeg || err != nil {
+		t.Fatalf("read %d, %v", n, err)
+	}
+	a := s.expectOne("ACK from the read")
+	check(t, "ACK from the read", a, fA, iss+1, seq, 0)
+
+	// Nobody reads: the delayed ACK.
+	c.Waiter().Register(en, waiter.EventIn)
+	for range 2 {
+		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+		seq += superSeg
+	}
+	b.Flush()
+	s.expectNone("end of the second batch")
+	a, el := s.waitOne(time.Second)
+	check(t, "delayed ACK", a, fA, iss+1, seq, 0)
+	if !near(el, 40*time.Millisecond) {
+		t.Fatalf("delayed ACK after %v", el)
 	}
 }

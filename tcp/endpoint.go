@@ -552,13 +552,15 @@ func (e *Endpoint) consumeRcv(n int) {
 	e.tuneRcvBuf(now)
 	if e.state == StateEstablished || e.state == StateFinWait1 || e.state == StateFinWait2 {
 		// Send a window update when the window has grown enough
-		// (receiver-side SWS avoidance, RFC 9293 3.8.6.2.2).
+		// (receiver-side SWS avoidance, RFC 9293 3.8.6.2.2), or the ACK
+		// a receive batch left to this read (two full segments or more
+		// unacknowledged).
 		cur := int(e.rcvAdv - e.rcvNxt)
 		if int32(e.rcvAdv-e.rcvNxt) < 0 {
 			cur = 0
 		}
 		nw := e.rcvWindow()
-		if nw-cur >= min(e.rcvCap/2, 2*e.advMSS) && (nw >= 2*cur || cur < e.advMSS) {
+		if nw-cur >= min(e.rcvCap/2, 2*e.advMSS) && (nw >= 2*cur || cur < e.advMSS) || e.ackPending >= 2*e.rcvMSS {
 			e.ackNow = true
 			e.output(now)
 		}

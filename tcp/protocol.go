@@ -172,15 +172,24 @@ func (b *Batch) HandleSegment(src, dst netip.Addr, tos uint8, seg []byte) {
 	b.p.handleSegment(src, dst, tos, seg, b)
 }
 
-// Flush sends the ACKs the batch deferred and wakes the readers of the
-// connections that received data.
+// Flush sends the ACKs the batch deferred, or leaves them to a reader
+// about to read, and wakes the readers of the connections that received
+// data.
 func (b *Batch) Flush() {
 	for i, e := range b.eps {
 		e.mu.Lock()
 		e.inBatch = false
 		if e.batchAck {
 			e.batchAck = false
-			if e.ackPending > 0 {
+			switch {
+			case e.ackPending == 0:
+			case e.rcvLen > 0 && e.wq.Waiting(waiter.EventIn):
+				// A reader is about to take the data: it acknowledges
+				// when it does (consumeRcv), with the window its read
+				// opened, as Linux's tcp_cleanup_rbuf; the delayed ACK
+				// is the backstop if it does not.
+				e.armDelayedAck(e.p.now())
+			default:
 				e.ackNow = true
 				e.output(e.p.now())
 			}

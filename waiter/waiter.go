@@ -89,3 +89,15 @@ func (q *Queue) Empty() bool {
 	defer q.mu.Unlock()
 	return q.head == nil
 }
+
+// Waiting reports whether someone waits for an event of mask.
+func (q *Queue) Waiting(mask EventMask) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for e := q.head; e != nil; e = e.next {
+		if e.mask&mask != 0 {
+			return true
+		}
+	}
+	return false
+}
