@@ -319,23 +319,28 @@ func TestInteropAFPacketOffload(t *testing.T) {
 	h := l.afpacketStack(t)
 	ns2 := l.vethPair(t)
 	const size = 1 << 30
-	c := cpuNow(t)
-	_, d := sendZerosTo(t, l, h, "10.79.0.1", 5201, size)
-	out := gbps(size, d)
-	t.Logf("1 GiB sockstack -> kernel (AF_PACKET, veth, offloads): %.2f Gbit/s, sockstack %v", out, c.since(t, size))
-	c = cpuNow(t)
-	s0 := h.nic.Endpoint().Stats().Snapshot()
-	d = recvZerosFrom(t, l, h, "10.79.0.2", 5202, size)
-	in := gbps(size, d)
-	t.Logf("1 GiB kernel -> sockstack (AF_PACKET, veth, offloads): %.2f Gbit/s, sockstack %v", in, c.since(t, size))
-	logFrames(t, h, s0)
+	var out, in float64
+	t.Run("sockstack_to_kernel", func(t *testing.T) {
+		c := cpuNow(t)
+		_, d := sendZerosTo(t, l, h, "10.79.0.1", 5201, size)
+		out = gbps(size, d)
+		t.Logf("1 GiB sockstack -> kernel (AF_PACKET, veth, offloads): %.2f Gbit/s, sockstack %v", out, c.since(t, size))
+	})
+	t.Run("kernel_to_sockstack", func(t *testing.T) {
+		c := cpuNow(t)
+		s0 := h.nic.Endpoint().Stats().Snapshot()
+		d := recvZerosFrom(t, l, h, "10.79.0.2", 5202, size)
+		in = gbps(size, d)
+		t.Logf("1 GiB kernel -> sockstack (AF_PACKET, veth, offloads): %.2f Gbit/s, sockstack %v", in, c.since(t, size))
+		logFrames(t, h, s0)
+	})
 	kk := gbps(size, l.kernelToKernel(t, ns2, 5203, size))
 	t.Logf("1 GiB kernel -> kernel (veth): %.2f Gbit/s", kk)
 	t.Logf("ratios to kernel<->kernel: sockstack->kernel %.2f, kernel->sockstack %.2f", out/kk, in/kk)
 	ls := &h.st.Stats().Link
 	t.Logf("super-segments sent whole %d, received whole %d, coalesced %d, bad offload %d",
 		ls.OutGSOFrames.Load(), ls.InGSOFrames.Load(), ls.InGROFrames.Load(), ls.InBadOffload.Load())
-	if ls.OutGSOFrames.Load() == 0 || ls.InGSOFrames.Load() == 0 {
+	if (out > 0 && ls.OutGSOFrames.Load() == 0) || (in > 0 && ls.InGSOFrames.Load() == 0) {
 		t.Error("super-segments did not cross the AF_PACKET socket whole")
 	}
 	if ls.InBadOffload.Load() != 0 {
