@@ -193,6 +193,7 @@ type Endpoint struct {
 	// LinkRoom wake-up is due, ackRefused that a refused ACK is owed,
 	// synRefused that the SYN (or SYN-ACK) never left.
 	roomWait, ackRefused, synRefused bool
+	rcvLent                          bool // the readable bytes are in lent buffers (lend.go)
 }
 
 func (e *Endpoint) initOptions() {
@@ -505,7 +506,11 @@ func (e *Endpoint) Read(b []byte, peek bool) (int, error) {
 		}
 	} else if e.rcvLen > 0 {
 		n := min(len(b), e.rcvLen)
-		e.rcv.copyOut(b[:n], 0)
+		if e.rcvLent {
+			e.copyLent(b[:n])
+		} else {
+			e.rcv.copyOut(b[:n], 0)
+		}
 		if !peek {
 			e.consumeRcv(n)
 		}
@@ -541,7 +546,11 @@ func (e *Endpoint) Read(b []byte, peek bool) (int, error) {
 
 // consumeRcv removes n read bytes and opens the window.
 func (e *Endpoint) consumeRcv(n int) {
-	e.rcv.consume(n)
+	if e.rcvLent {
+		e.dropLent(n)
+	} else {
+		e.rcv.consume(n)
+	}
 	e.rcvLen -= n
 	e.copied += n
 	if e.rcvLen == 0 && len(e.ooo) == 0 {

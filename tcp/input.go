@@ -58,6 +58,7 @@ func (e *Endpoint) setClosed() {
 func (e *Endpoint) freeBuffers() {
 	e.releaseRing(&e.snd)
 	e.sndLen = 0
+	e.releaseLent()
 	e.releaseRing(&e.rcv)
 	e.rcvLen = 0
 	e.ooo = nil
@@ -690,17 +691,25 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		fin = false
 		e.ackNow = true // part of it fell outside the window: tell the sender
 	}
-	if len(data) > 0 && e.rcvMemRefuse(e.rcvLen+off+len(data)) {
-		e.ackNow = true // at the memory limit: drop, unacknowledged
-		return
+	// In order and large: kept in the link's buffer if it lends it
+	// (lend.go); anything else goes into the ring, after what was kept.
+	kept := len(data) > 0 && off == 0 && e.keepLent(data)
+	if len(data) > 0 && !kept {
+		e.flattenLent()
+		if e.rcvMemRefuse(e.rcvLen + off + len(data)) {
+			e.ackNow = true // at the memory limit: drop, unacknowledged
+			return
+		}
 	}
 	if len(data) > 0 {
 		if len(data) > e.rcvMSS {
 			e.rcvMSS = min(len(data), e.advMSS)
 		}
-		keep := e.rcvLen + e.oooExtent()
-		e.growRing(&e.rcv, e.rcvLen+off+len(data), keep, e.rcvCap)
-		e.rcv.copyIn(data, e.rcvLen+off)
+		if !kept {
+			keep := e.rcvLen + e.oooExtent()
+			e.growRing(&e.rcv, e.rcvLen+off+len(data), keep, e.rcvCap)
+			e.rcv.copyIn(data, e.rcvLen+off)
+		}
 		e.lastDataRecv = now
 	}
 	if off != 0 {

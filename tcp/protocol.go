@@ -67,6 +67,9 @@ type Protocol struct {
 
 	// perf: endpoints waiting for room at a full link queue (room.go).
 	room roomQueue
+
+	// Receive buffers lent by a link, per connection (lend.go).
+	lent sync.Map // *Endpoint -> *lentQueue
 }
 
 // NewProtocol makes the TCP layer over h.
@@ -156,8 +159,9 @@ func (p *Protocol) HandleSegment(src, dst netip.Addr, tos uint8, b []byte) {
 // segment: ACKs that would go out at once are deferred to Flush (up to
 // batchAckLimit bytes). A Batch is used by one goroutine at a time.
 type Batch struct {
-	p   *Protocol
-	eps []*Endpoint
+	p      *Protocol
+	eps    []*Endpoint
+	lender Lender // the link's buffers may be kept (lend.go)
 }
 
 // batchAckSegs is the least a batch may leave unacknowledged, in full
@@ -693,6 +697,10 @@ type stats struct {
 	DSACKUndo                                         atomic.Uint64
 
 	InCEPkts, ECNCwndReductions atomic.Uint64
+
+	// Lent receive buffers (lend.go): payloads kept in them, and payloads
+	// copied because the connection's queue of them was full.
+	LentSegs, LentQueueFull atomic.Uint64
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -720,5 +728,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		MemoryPressures: s.MemoryPressures.Load(), RcvMemDrops: s.RcvMemDrops.Load(), MemBytes: s.MemBytes.Load(),
 		DSACKOldSent: s.DSACKOldSent.Load(), DSACKOfoSent: s.DSACKOfoSent.Load(), DSACKUndo: s.DSACKUndo.Load(),
 		InCEPkts: s.InCEPkts.Load(), ECNCwndReductions: s.ECNCwndReductions.Load(),
+		LentSegs: s.LentSegs.Load(), LentQueueFull: s.LentQueueFull.Load(),
 	}
 }

@@ -1,0 +1,166 @@
+package tcp
+
+// Lent receive buffers. A link that reads super-segments of up to 64 KB
+// can lend the buffer a segment was read into (link.Lender, through the
+// stack): an in-order payload of lendMin bytes or more is then queued as
+// it lies, not copied into the receive ring, and the buffer goes back to
+// the link's pool when the application has read it. The copy from the
+// link's buffer into the ring was a fifth of the receiving process's CPU
+// time in bulk transfers from the kernel.
+//
+// The readable bytes are either all in the ring or all in lent buffers
+// (Endpoint.rcvLent), never some of each: anything else (out-of-order
+// data, a small segment, urgent data, memory pressure) first copies the
+// lent buffers into the ring, in order (flattenLent), and the old path
+// goes on from there. The queue of lent buffers lives beside the
+// endpoint (Protocol.lent), so the endpoint pays one bool for it.
+
+import "sync"
+
+// Loan is a lent receive buffer; Release gives it back.
+type Loan interface{ Release() }
+
+// Lender lends the buffer a payload lies in, or returns nil.
+type Lender interface{ Lend(p []byte) Loan }
+
+// SetLender sets the lender of the frames this batch delivers (the
+// link's buffers); nil: none.
+func (b *Batch) SetLender(l Lender) { b.lender = l }
+
+const (
+	// lendMin is the smallest payload kept in a lent buffer: the buffer
+	// (lentBufBytes) then holds at most about twice the bytes it carries,
+	// so a peer sending small segments cannot make buffers cost more
+	// than the window allows.
+	lendMin = 32 << 10
+	// lentBufBytes is what a lent buffer is charged to the memory total.
+	lentBufBytes = 64<<10 + 128
+	// maxLent bounds a connection's queue of lent buffers; past it
+	// payloads are copied.
+	maxLent = 256
+)
+
+type lentChunk struct {
+	data []byte
+	loan Loan
+}
+
+// lentQueue holds a connection's lent buffers; q[head:] is unread, in
+// order. Used under the endpoint's lock.
+type lentQueue struct {
+	q    []lentChunk
+	head int
+}
+
+// lentPool recycles queues of closed connections.
+var lentPool = sync.Pool{New: func() any { return new(lentQueue) }}
+
+func (e *Endpoint) lentQ() *lentQueue {
+	if q, ok := e.p.lent.Load(e); ok {
+		return q.(*lentQueue)
+	}
+	return nil
+}
+
+// keepLent queues data (in order, at RCV.NXT) in the buffer it lies in,
+// if the batch's link lends it; false: copy it.
+func (e *Endpoint) keepLent(data []byte) bool {
+	if e.batch == nil || e.batch.lender == nil || len(data) < lendMin ||
+		len(e.ooo) > 0 || e.finOOO || e.urg.state != urgNone ||
+		(e.rcvLen > 0 && !e.rcvLent) || e.p.memTotal()+lentBufBytes > e.p.cfg.MemLimit {
+		return false
+	}
+	q := e.lentQ()
+	if q != nil && len(q.q)-q.head >= maxLent {
+		e.p.st.LentQueueFull.Add(1)
+		return false
+	}
+	loan := e.batch.lender.Lend(data)
+	if loan == nil {
+		return false
+	}
+	if q == nil {
+		q = lentPool.Get().(*lentQueue)
+		e.p.lent.Store(e, q)
+	}
+	if q.head > 0 && q.head == len(q.q) {
+		q.q, q.head = q.q[:0], 0
+	}
+	q.q = append(q.q, lentChunk{data, loan})
+	e.p.memAdd(lentBufBytes)
+	e.p.st.LentSegs.Add(1)
+	e.rcvLent = true
+	return true
+}
+
+// copyLent copies the first len(b) readable bytes out of the lent buffers.
+func (e *Endpoint) copyLent(b []byte) {
+	q := e.lentQ()
+	for _, c := range q.q[q.head:] {
+		if len(b) == 0 {
+			return
+		}
+		b = b[copy(b, c.data):]
+	}
+}
+
+// dropLent consumes n bytes from the lent buffers, giving back the ones
+// read to the end.
+func (e *Endpoint) dropLent(n int) {
+	q := e.lentQ()
+	for n > 0 && q.head < len(q.q) {
+		c := &q.q[q.head]
+		k := min(n, len(c.data))
+		c.data = c.data[k:]
+		n -= k
+		if len(c.data) == 0 {
+			e.giveBack(c)
+			q.head++
+		}
+	}
+	if q.head == len(q.q) {
+		q.q, q.head = q.q[:0], 0
+		e.rcvLent = false
+	}
+}
+
+func (e *Endpoint) giveBack(c *lentChunk) {
+	c.loan.Release()
+	*c = lentChunk{}
+	e.p.memAdd(-lentBufBytes)
+}
+
+// flattenLent copies what the lent buffers hold into the receive ring,
+// in order, and gives them back: the ring path goes on from there.
+func (e *Endpoint) flattenLent() {
+	if !e.rcvLent {
+		return
+	}
+	q := e.lentQ()
+	e.growRing(&e.rcv, e.rcvLen, 0, max(e.rcvCap, e.rcvLen))
+	off := 0
+	for i := q.head; i < len(q.q); i++ {
+		c := &q.q[i]
+		e.rcv.copyIn(c.data, off)
+		off += len(c.data)
+		e.giveBack(c)
+	}
+	q.q, q.head = q.q[:0], 0
+	e.rcvLent = false
+}
+
+// releaseLent gives back every lent buffer (the data is discarded) and
+// the queue.
+func (e *Endpoint) releaseLent() {
+	v, ok := e.p.lent.LoadAndDelete(e)
+	if !ok {
+		return
+	}
+	q := v.(*lentQueue)
+	for i := q.head; i < len(q.q); i++ {
+		e.giveBack(&q.q[i])
+	}
+	q.q, q.head = q.q[:0], 0
+	e.rcvLent = false
+	lentPool.Put(q)
+}
