@@ -50,6 +50,7 @@ func (c cpuPerGiB) String() string {
 // receiving connection, super-segments in and ACKs out.
 func logFrames(t *testing.T, h *host, s0 link.Snapshot) {
 	s1 := h.nic.Endpoint().Stats().Snapshot()
-	t.Logf("link: %d frames read (%.0f bytes each), %d written", s1.RxFrames-s0.RxFrames,
-		float64(s1.RxBytes-s0.RxBytes)/float64(max(s1.RxFrames-s0.RxFrames, 1)), s1.TxFrames-s0.TxFrames)
+	ts := h.st.TCP.Stats()
+	t.Logf("link: %d frames read (%.0f bytes each), %d written; TCP payloads kept in the link's buffers so far %d (queue full %d)", s1.RxFrames-s0.RxFrames,
+		float64(s1.RxBytes-s0.RxBytes)/float64(max(s1.RxFrames-s0.RxFrames, 1)), s1.TxFrames-s0.TxFrames, ts.LentSegs, ts.LentQueueFull)
 }
