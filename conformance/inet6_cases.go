@@ -53,6 +53,7 @@ func inet6Cases() []Case {
 	cs = append(cs, inet6DataCases()...)
 	cs = append(cs, inet6OptionCases()...)
 	cs = append(cs, inet6RawCases()...)
+	cs = append(cs, inet6TTLCases()...) // inet6_ttl_cases.go
 	return cs
 }
 

@@ -431,14 +431,15 @@ func (a *AFPacket) writeMany(fd uintptr) bool {
 	return true
 }
 
-// Offloads: with Offload the socket takes TCP super-segments up to 64 KB
-// and partial checksums (the kernel cuts and sums what the interface
+// Offloads: with Offload the socket takes TCP super-segments up to 64 KB,
+// UDP ones too where the kernel has it (afpacket_uso_linux.go), and
+// partial checksums (the kernel cuts and sums what the interface
 // cannot); otherwise nothing beyond the MTU.
 func (a *AFPacket) Offloads() Offloads {
 	if !a.vnet.on {
 		return Offloads{}
 	}
-	return Offloads{GSOMax: InMemoryGSOMax, NeedsMeta: true, PartialCsum: true}
+	return Offloads{GSOMax: InMemoryGSOMax, NeedsMeta: true, PartialCsum: true, UDPGSO: packetUSO()}
 }
 
 // WriteFramesMeta writes frames with their offload state.

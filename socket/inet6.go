@@ -230,13 +230,7 @@ func (d *dgramEP) setOption6(level, name int, v any) error {
 		if err != nil {
 			return err
 		}
-		if i < -1 || i > 255 {
-			return syscall.EINVAL
-		}
-		if i == -1 {
-			i = 1
-		}
-		return e.SetMulticastTTL(i)
+		return e.SetMulticastHops(i)
 	case IPV6_MULTICAST_LOOP:
 		i, err := intOpt(v)
 		if err != nil {
@@ -270,7 +264,7 @@ func (d *dgramEP) setOption6(level, name int, v any) error {
 		if i < -1 || i > 255 {
 			return syscall.EINVAL
 		}
-		e.SetTOS(max(i, 0))
+		e.SetTClass(max(i, 0))
 		return nil
 	case IPV6_CHECKSUM:
 		if !d.raw {
@@ -331,9 +325,9 @@ func (d *dgramEP) getOption6(level, name int) (any, error) {
 		}
 		return e.Stack().PathMTU(ra.Addr()), nil
 	case IPV6_UNICAST_HOPS:
-		return e.TTL(), nil
+		return e.HopLimit(), nil
 	case IPV6_MULTICAST_HOPS:
-		return e.MulticastTTL(), nil
+		return e.MulticastHops(), nil
 	case IPV6_MULTICAST_LOOP:
 		return b2i(e.MulticastLoop()), nil
 	case IPV6_MULTICAST_IF:
@@ -342,7 +336,7 @@ func (d *dgramEP) getOption6(level, name int) (any, error) {
 		}
 		return 0, nil
 	case IPV6_TCLASS:
-		return e.TOS(), nil
+		return e.TClass(), nil
 	case IPV6_CHECKSUM:
 		if !d.raw {
 			return nil, syscall.ENOPROTOOPT

@@ -76,6 +76,7 @@ type sockExtra struct {
 	stored             map[int]any   // SOL_SOCKET options kept but not acted on
 	device             string        // SO_BINDTODEVICE
 	refs               *atomic.Int32 // shared with duplicates (Dup); nil if never duplicated
+	apart              *inetApart    // AF_INET6 stream: IPv4 and IPv6 TTL/TOS (inet6_apart.go)
 }
 
 var noExtra sockExtra
@@ -409,7 +410,13 @@ func (s *Socket) Listen(backlog int) error {
 	if s.closed.Load() {
 		return syscall.EBADF
 	}
-	return s.ep.listen(backlog)
+	if err := s.ep.listen(backlog); err != nil {
+		return err
+	}
+	if t := s.apartTCP(); t != nil {
+		s.apartListen(t)
+	}
+	return nil
 }
 
 // Accept waits for a connection and returns a new socket for it.
@@ -425,6 +432,9 @@ func (s *Socket) Accept() (*Socket, Sockaddr, error) {
 		return nil, nil, err
 	}
 	ns := s.net.register(s.family, s.typ, s.proto, nep)
+	if s.apartTCP() != nil {
+		s.apartAccepted(ns, from)
+	}
 	return ns, from, nil
 }
 
@@ -437,6 +447,9 @@ func (s *Socket) Connect(a Sockaddr) error {
 	}
 	if a == nil {
 		return syscall.EINVAL
+	}
+	if t := s.apartTCP(); t != nil {
+		s.apartConnect(t, a) // before the SYN leaves
 	}
 	err := s.ep.connect(a)
 	if err != syscall.EINPROGRESS {
@@ -665,11 +678,16 @@ func (s *Socket) Dup() (*Socket, error) {
 	}
 	refs := x.refs
 	timeout := s.timeout
+	if s.apartTCP() != nil && x.apart == nil {
+		x.apart = &inetApart{ttl4: -1, hops6: -1} // made now to be shared
+	}
+	apart := x.apart
 	s.mu.Unlock()
 	refs.Add(1)
 	ns := s.net.register(s.family, s.typ, s.proto, s.ep)
 	ns.mu.Lock()
 	ns.ext().refs = refs
+	ns.x.apart = apart
 	ns.timeout = timeout
 	ns.mu.Unlock()
 	return ns, nil

@@ -53,6 +53,9 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 			return s.setStored(name, v)
 		}
 	}
+	if t := s.apartTCP(); t != nil && apartOpt(level, name) {
+		return s.setApart(t, level, name, v) // inet6_apart.go
+	}
 	return s.ep.setOption(level, name, v)
 }
 
@@ -214,6 +217,11 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 		}
 		if s.storedOpt(name) {
 			return s.getStored(name), nil
+		}
+	}
+	if s.apartTCP() != nil && apartOpt(level, name) {
+		if v, ok := s.getApart(name); ok {
+			return v, nil
 		}
 	}
 	return s.ep.getOption(level, name)

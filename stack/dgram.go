@@ -93,7 +93,13 @@ type DgramEndpoint struct {
 		// ICMP6_FILTER (a set bit blocks the type).
 		inet6, v6only bool
 		csumOff       int
-		icmp6Filter   [8]uint32
+		// IPV6_UNICAST_HOPS (-1: default), IPV6_MULTICAST_HOPS and
+		// IPV6_TCLASS, for IPv6 sends: Linux keeps them apart from
+		// IP_TTL, IP_MULTICAST_TTL and IP_TOS, which a dual-stack
+		// socket's IPv4 (v4-mapped) sends use.
+		hops, mcastHops int
+		tclass          uint8
+		icmp6Filter     [8]uint32
 		// UDP_SEGMENT and UDP_GRO (gso_udp.go).
 		gsoSize int
 		gro     bool
@@ -110,6 +116,7 @@ func (s *Stack) NewDgram(kind DgramKind, proto uint8) *DgramEndpoint {
 	e.opts.ttl = -1
 	e.opts.csumOff = -1
 	e.opts.mcastTTL = 1
+	e.opts.hops, e.opts.mcastHops = -1, 1
 	e.opts.mcastLoop = true
 	switch kind {
 	case KindUDP:
@@ -385,16 +392,18 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 	}
 	src := e.local.Addr()
 	sport := e.local.Port()
-	ttl := e.opts.ttl
+	ttl, mttl, tos := e.opts.ttl, e.opts.mcastTTL, e.opts.tos
+	if dst.Is6() {
+		ttl, mttl, tos = e.opts.hops, e.opts.mcastHops, e.opts.tclass
+	}
 	if dst.IsMulticast() {
-		ttl = e.opts.mcastTTL
+		ttl = mttl
 	}
 	// IPV6_UNICAST_HOPS 0 goes out as hop limit 0, as on Linux.
 	hopZero := ttl == 0 && !dst.IsMulticast()
 	if ttl < 0 {
 		ttl = 0
 	}
-	tos := e.opts.tos
 	iface := e.opts.bindDev
 	if dst.IsMulticast() && e.opts.mcastIf != nil {
 		iface = e.opts.mcastIf

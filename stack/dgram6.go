@@ -35,10 +35,47 @@ func (e *DgramEndpoint) SetHopLimit(v int) error {
 		return syscall.EINVAL
 	}
 	e.mu.Lock()
-	e.opts.ttl = v
+	e.opts.hops = v
 	e.mu.Unlock()
 	return nil
 }
+
+// HopLimit is IPV6_UNICAST_HOPS (the default when unset).
+func (e *DgramEndpoint) HopLimit() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.opts.hops < 0 {
+		return int(e.s.opts.DefaultTTL)
+	}
+	return e.opts.hops
+}
+
+// SetMulticastHops is IPV6_MULTICAST_HOPS: 0..255, -1 for the default 1.
+func (e *DgramEndpoint) SetMulticastHops(v int) error {
+	if v < -1 || v > 255 {
+		return syscall.EINVAL
+	}
+	if v == -1 {
+		v = 1
+	}
+	e.mu.Lock()
+	e.opts.mcastHops = v
+	e.mu.Unlock()
+	return nil
+}
+
+// MulticastHops is IPV6_MULTICAST_HOPS.
+func (e *DgramEndpoint) MulticastHops() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.opts.mcastHops
+}
+
+// SetTClass is IPV6_TCLASS (0..255; the caller maps -1 to 0).
+func (e *DgramEndpoint) SetTClass(v int) { e.mu.Lock(); e.opts.tclass = uint8(v); e.mu.Unlock() }
+
+// TClass is IPV6_TCLASS.
+func (e *DgramEndpoint) TClass() int { e.mu.Lock(); defer e.mu.Unlock(); return int(e.opts.tclass) }
 
 // Inet6 reports an AF_INET6 endpoint.
 func (e *DgramEndpoint) Inet6() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.opts.inet6 }

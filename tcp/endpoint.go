@@ -34,6 +34,11 @@ type listenState struct {
 	backlog  int
 	acceptQ  []*Endpoint
 	cookieAt time.Duration // last SYN answered with a cookie
+	// An AF_INET6 listener's IP_TTL and IP_TOS (set4: given), which its
+	// IPv4 children take instead of the hop limit and traffic class:
+	// Linux keeps the two sets apart (SetListenIPv4).
+	ttl4, tos4 uint8
+	set4       bool
 }
 
 // Endpoint is one TCP socket. Its methods never block; the socket layer
@@ -1021,6 +1026,18 @@ func (e *Endpoint) TTL() int {
 		return 64
 	}
 	return int(e.ttl)
+}
+
+// SetListenIPv4 gives a listening dual-stack endpoint the TTL (0: the
+// default) and TOS its IPv4 connections use from the SYN-ACK on; its
+// own TTL and TOS stay for IPv6 ones. Not listening: nothing to do (the
+// socket layer calls it again after Listen).
+func (e *Endpoint) SetListenIPv4(ttl, tos int) {
+	e.mu.Lock()
+	if e.ls != nil {
+		e.ls.ttl4, e.ls.tos4, e.ls.set4 = uint8(ttl), uint8(tos)&^3, true
+	}
+	e.mu.Unlock()
 }
 
 // SetTOS is IP_TOS. Like Linux on a stream socket, any int is taken:

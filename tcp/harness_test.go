@@ -19,6 +19,7 @@ type captured struct {
 	h             wire.TCPHeader
 	payload       []byte
 	ttl, tos      uint8
+	hopZero       bool
 }
 
 func (c captured) String() string {
@@ -67,7 +68,7 @@ func (h *fakeHost) Output(seg *Segment) error {
 	}
 	p := append(append([]byte(nil), seg.Payload[0]...), seg.Payload[1]...)
 	h.mu.Lock()
-	h.out = append(h.out, captured{seg.Local, seg.Remote, seg.Header, p, seg.TTL, seg.TOS})
+	h.out = append(h.out, captured{seg.Local, seg.Remote, seg.Header, p, seg.TTL, seg.TOS, seg.HopZero})
 	h.mu.Unlock()
 	return nil
 }

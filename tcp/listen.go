@@ -116,6 +116,9 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	c.noDelay, c.cork, c.keepAlive = l.noDelay, l.cork, l.keepAlive
 	c.keepIdle, c.keepIntvl, c.keepCnt = l.keepIdle, l.keepIntvl, l.keepCnt
 	c.lingerOn, c.linger, c.ttl, c.tos, c.hopZero = l.lingerOn, l.linger, l.ttl, l.tos, l.hopZero
+	if ls := l.ls; ls != nil && ls.set4 && k.remote.Addr().Is4() {
+		c.ttl, c.tos, c.hopZero = ls.ttl4, ls.tos4, false
+	}
 	c.userMSS, c.userSndBuf, c.userRcvBuf = l.userMSS, l.userSndBuf, l.userRcvBuf
 	c.reuseAddr, c.reusePort, c.ccName = l.reuseAddr, l.reusePort, l.ccName
 	c.urg.inline = l.urg.inline

@@ -310,13 +310,13 @@ func (p *Protocol) sendResetFor(k connKey, s *segment) {
 		h.Ack = s.seq + s.seqLen()
 		h.Flags = wire.TCPFlagRST | wire.TCPFlagACK
 	}
-	p.sendRaw(k, &h, 0, 0)
+	p.sendRaw(k, &h, 0, 0, false)
 }
 
 // sendRaw sends a header-only segment that belongs to no endpoint.
-func (p *Protocol) sendRaw(k connKey, h *wire.TCPHeader, tos, ttl uint8) {
+func (p *Protocol) sendRaw(k connKey, h *wire.TCPHeader, tos, ttl uint8, hopZero bool) {
 	seg := p.segPool.Get().(*Segment)
-	*seg = Segment{Local: k.local, Remote: k.remote, Header: *h, TOS: tos, TTL: ttl}
+	*seg = Segment{Local: k.local, Remote: k.remote, Header: *h, TOS: tos, TTL: ttl, HopZero: hopZero}
 	seg.Header.SrcPort, seg.Header.DstPort = k.local.Port(), k.remote.Port()
 	if h.Flags&wire.TCPFlagRST != 0 {
 		p.st.OutRsts.Add(1)

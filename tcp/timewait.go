@@ -27,6 +27,7 @@ type twRecord struct {
 	idx        int
 	win        uint16 // window field of our ACKs (already scaled)
 	tos, ttl   uint8
+	hopZero    bool // ttl 0 is meant (IPV6_UNICAST_HOPS 0), not the default
 	tsOK       bool
 	port       twPortKey
 }
@@ -97,7 +98,7 @@ func (e *Endpoint) enterTimeWait(now time.Duration) {
 		key: k, sndNxt: e.sndMax, rcvNxt: e.rcvNxt,
 		tsRecent: e.tsRecent, tsRecentAt: e.tsRecentAt, tsOffset: e.tsOffset, tsOK: e.tsOK,
 		expire: now + 2*p.cfg.MSL, lastOOW: e.lastOOWAck,
-		win: uint16(ws), tos: e.tos, ttl: e.ttl,
+		win: uint16(ws), tos: e.tos, ttl: e.ttl, hopZero: e.hopZero,
 		port: twPortKey{e.local.Addr(), e.reusePort, e.connectBound},
 	}
 	pe := p.ports[e.local.Port()]
@@ -327,7 +328,7 @@ func (p *Protocol) twAck(r *twRecord, now time.Duration, limited bool) {
 	if r.tsOK {
 		h.Options.HasTS, h.Options.TSVal, h.Options.TSEcr = true, uint32(now/time.Millisecond)+1+r.tsOffset, r.tsRecent
 	}
-	p.sendRaw(r.key, &h, r.tos, r.ttl)
+	p.sendRaw(r.key, &h, r.tos, r.ttl, r.hopZero)
 }
 
 // twClose drops every record (Protocol.Close).
