@@ -198,7 +198,7 @@ type Endpoint struct {
 	// LinkRoom wake-up is due, ackRefused that a refused ACK is owed,
 	// synRefused that the SYN (or SYN-ACK) never left.
 	roomWait, ackRefused, synRefused bool
-	rcvLent                          bool // the readable bytes are in lent buffers (lend.go)
+	rcvLent                          bool // some readable bytes are in lent buffers (lend.go)
 }
 
 func (e *Endpoint) initOptions() {
@@ -511,11 +511,7 @@ func (e *Endpoint) Read(b []byte, peek bool) (int, error) {
 		}
 	} else if e.rcvLen > 0 {
 		n := min(len(b), e.rcvLen)
-		if e.rcvLent {
-			e.copyLent(b[:n])
-		} else {
-			e.rcv.copyOut(b[:n], 0)
-		}
+		e.copyRcv(b[:n]) // the ring, then lent buffers (lend.go)
 		if !peek {
 			e.consumeRcv(n)
 		}
@@ -551,11 +547,7 @@ func (e *Endpoint) Read(b []byte, peek bool) (int, error) {
 
 // consumeRcv removes n read bytes and opens the window.
 func (e *Endpoint) consumeRcv(n int) {
-	if e.rcvLent {
-		e.dropLent(n)
-	} else {
-		e.rcv.consume(n)
-	}
+	e.dropRcv(n) // the ring, then lent buffers (lend.go)
 	e.rcvLen -= n
 	e.copied += n
 	if e.rcvLen == 0 && len(e.ooo) == 0 {

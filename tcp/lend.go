@@ -8,12 +8,14 @@ package tcp
 // link's buffer into the ring was a fifth of the receiving process's CPU
 // time in bulk transfers from the kernel.
 //
-// The readable bytes are either all in the ring or all in lent buffers
-// (Endpoint.rcvLent), never some of each: anything else (out-of-order
-// data, a small segment, urgent data, memory pressure) first copies the
-// lent buffers into the ring, in order (flattenLent), and the old path
-// goes on from there. The queue of lent buffers lives beside the
-// endpoint (Protocol.lent), so the endpoint pays one bool for it.
+// The readable bytes are those in the ring, then those in the lent
+// buffers (Endpoint.rcvLent says there are some); buffers are kept only
+// while no out-of-order data waits in the ring. Anything else (out-of-
+// order data, a small segment, urgent data, memory pressure) first
+// copies the lent buffers into the ring after its bytes, in order
+// (flattenLent), and the old path goes on from there. The queue of lent
+// buffers lives beside the endpoint (Protocol.lent), so the endpoint
+// pays one bool for it.
 
 import "sync"
 
@@ -48,8 +50,9 @@ type lentChunk struct {
 // lentQueue holds a connection's lent buffers; q[head:] is unread, in
 // order. Used under the endpoint's lock.
 type lentQueue struct {
-	q    []lentChunk
-	head int
+	q     []lentChunk
+	head  int
+	bytes int // unread bytes in q[head:]
 }
 
 // lentPool recycles queues of closed connections.
@@ -67,7 +70,7 @@ func (e *Endpoint) lentQ() *lentQueue {
 func (e *Endpoint) keepLent(data []byte) bool {
 	if e.batch == nil || e.batch.lender == nil || len(data) < lendMin ||
 		len(e.ooo) > 0 || e.finOOO || e.urg.state != urgNone ||
-		(e.rcvLen > 0 && !e.rcvLent) || e.p.memTotal()+lentBufBytes > e.p.cfg.MemLimit {
+		e.p.memTotal()+lentBufBytes > e.p.cfg.MemLimit {
 		return false
 	}
 	q := e.lentQ()
@@ -87,14 +90,31 @@ func (e *Endpoint) keepLent(data []byte) bool {
 		q.q, q.head = q.q[:0], 0
 	}
 	q.q = append(q.q, lentChunk{data, loan})
+	q.bytes += len(data)
 	e.p.memAdd(lentBufBytes)
 	e.p.st.LentSegs.Add(1)
 	e.rcvLent = true
 	return true
 }
 
-// copyLent copies the first len(b) readable bytes out of the lent buffers.
-func (e *Endpoint) copyLent(b []byte) {
+// ringReadable is how many of the readable bytes are in the ring: the
+// rest are in lent buffers.
+func (e *Endpoint) ringReadable() int {
+	if !e.rcvLent {
+		return e.rcvLen
+	}
+	return e.rcvLen - e.lentQ().bytes
+}
+
+// copyRcv copies the first len(b) readable bytes: from the ring, then
+// from the lent buffers.
+func (e *Endpoint) copyRcv(b []byte) {
+	k := min(len(b), e.ringReadable())
+	e.rcv.copyOut(b[:k], 0)
+	b = b[k:]
+	if len(b) == 0 {
+		return
+	}
 	q := e.lentQ()
 	for _, c := range q.q[q.head:] {
 		if len(b) == 0 {
@@ -104,10 +124,17 @@ func (e *Endpoint) copyLent(b []byte) {
 	}
 }
 
-// dropLent consumes n bytes from the lent buffers, giving back the ones
-// read to the end.
-func (e *Endpoint) dropLent(n int) {
+// dropRcv consumes the first n readable bytes: from the ring, then from
+// the lent buffers, giving back the ones read to the end.
+func (e *Endpoint) dropRcv(n int) {
+	k := min(n, e.ringReadable())
+	e.rcv.consume(k)
+	n -= k
+	if !e.rcvLent {
+		return
+	}
 	q := e.lentQ()
+	q.bytes -= n
 	for n > 0 && q.head < len(q.q) {
 		c := &q.q[q.head]
 		k := min(n, len(c.data))
@@ -130,22 +157,23 @@ func (e *Endpoint) giveBack(c *lentChunk) {
 	e.p.memAdd(-lentBufBytes)
 }
 
-// flattenLent copies what the lent buffers hold into the receive ring,
-// in order, and gives them back: the ring path goes on from there.
+// flattenLent copies what the lent buffers hold into the receive ring
+// after its own bytes, in order, and gives them back: the ring path goes
+// on from there.
 func (e *Endpoint) flattenLent() {
 	if !e.rcvLent {
 		return
 	}
 	q := e.lentQ()
-	e.growRing(&e.rcv, e.rcvLen, 0, max(e.rcvCap, e.rcvLen))
-	off := 0
+	off := e.rcvLen - q.bytes
+	e.growRing(&e.rcv, e.rcvLen, off, max(e.rcvCap, e.rcvLen))
 	for i := q.head; i < len(q.q); i++ {
 		c := &q.q[i]
 		e.rcv.copyIn(c.data, off)
 		off += len(c.data)
 		e.giveBack(c)
 	}
-	q.q, q.head = q.q[:0], 0
+	q.q, q.head, q.bytes = q.q[:0], 0, 0
 	e.rcvLent = false
 }
 
@@ -160,7 +188,7 @@ func (e *Endpoint) releaseLent() {
 	for i := q.head; i < len(q.q); i++ {
 		e.giveBack(&q.q[i])
 	}
-	q.q, q.head = q.q[:0], 0
+	q.q, q.head, q.bytes = q.q[:0], 0, 0
 	e.rcvLent = false
 	lentPool.Put(q)
 }

@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/sockstack/sockstack/wire"
@@ -207,5 +208,103 @@ func TestLendNotOffered(t *testing.T) {
 	}
 	if got := readAll(c); !bytes.Equal(got, pattern(0, superSeg)) {
 		t.Fatal("copied bytes differ")
+	}
+}
+
+// TestLentAfterRing: buffers are kept after bytes already in the ring
+// (a small segment came first), read back in order across the two, and
+// a later small segment moves them into the ring behind its bytes.
+func TestLentAfterRing(t *testing.T) {
+	s, c, iss, b, fl := lendScript(t, Config{RecvBuf: 4 << 20})
+	seq, off := uint32(1001), 0
+	in := func(n int) {
+		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: pattern(off, n)})
+		seq += uint32(n)
+		off += n
+		b.Flush()
+	}
+	in(500)      // ring
+	in(superSeg) // kept after it
+	in(superSeg) // kept
+	if fl.lent != 2 {
+		t.Fatalf("lent %d, want 2 (after bytes in the ring)", fl.lent)
+	}
+	// A read across the ring and the first buffer.
+	buf := make([]byte, 700)
+	if n, _ := c.Read(buf, false); n != 700 || !bytes.Equal(buf, pattern(0, 700)) {
+		t.Fatalf("read across ring and buffer: %d bytes, equal %v", n, bytes.Equal(buf[:n], pattern(0, n)))
+	}
+	in(300) // not kept: the buffers go into the ring behind its bytes
+	if fl.released != 2 {
+		t.Fatalf("%d of 2 buffers given back", fl.released)
+	}
+	in(superSeg) // kept again, after the ring's bytes
+	if fl.lent != 3 {
+		t.Fatalf("lent %d, want 3", fl.lent)
+	}
+	got := append([]byte(nil), pattern(0, 700)...)
+	got = append(got, readAll(c)...)
+	if !bytes.Equal(got, pattern(0, off)) {
+		t.Fatalf("read %d bytes of %d, equal %v", len(got), off, bytes.Equal(got, pattern(0, min(off, len(got)))))
+	}
+	if fl.released != 3 {
+		t.Fatalf("%d of 3 buffers given back after reading all", fl.released)
+	}
+}
+
+// TestLentRandom: random mixes of kept and copied segments, out-of-order
+// arrivals and reads of random sizes (peeks too) give back the stream
+// in order, and every lent buffer once.
+func TestLentRandom(t *testing.T) {
+	for seed := range 20 {
+		r := rand.New(rand.NewPCG(uint64(seed), 1))
+		s, c, iss, b, fl := lendScript(t, Config{RecvBuf: 8 << 20, MaxRecvBuf: 8 << 20})
+		seq, off := uint32(1001), 0
+		var got []byte
+		buf := make([]byte, 200<<10)
+		for range 200 {
+			switch k := r.IntN(10); {
+			case k < 5: // in order, large or small
+				n := lendMin + r.IntN(superSeg-lendMin)
+				if r.IntN(3) == 0 {
+					n = 1 + r.IntN(3000)
+				}
+				s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: pattern(off, n)})
+				seq += uint32(n)
+				off += n
+			case k < 6: // a hole filled later in the same batch
+				n1, n2 := 1+r.IntN(2000), lendMin+r.IntN(20000)
+				s.injectBatch(b, seg{flags: fA, seq: seq + uint32(n1), ack: iss + 1, win: 65535, data: pattern(off+n1, n2)})
+				s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: pattern(off, n1)})
+				seq += uint32(n1 + n2)
+				off += n1 + n2
+			case k < 9: // read some
+				peek := r.IntN(4) == 0
+				n, _ := c.Read(buf[:1+r.IntN(len(buf)-1)], peek)
+				if n > 0 && !peek {
+					got = append(got, buf[:n]...)
+				} else if n > 0 {
+					// peeked: the same bytes must come again
+					p := append([]byte(nil), buf[:n]...)
+					m, _ := c.Read(buf[:n], false)
+					if m != n || !bytes.Equal(buf[:n], p) {
+						t.Fatalf("seed %d: read after peek differs", seed)
+					}
+					got = append(got, buf[:n]...)
+				}
+			default:
+				b.Flush()
+				s.out()
+			}
+		}
+		b.Flush()
+		got = append(got, readAll(c)...)
+		if !bytes.Equal(got, pattern(0, off)) {
+			t.Fatalf("seed %d: read %d bytes of %d, equal %v", seed, len(got), off, bytes.Equal(got, pattern(0, min(off, len(got)))))
+		}
+		if fl.released != fl.lent {
+			t.Fatalf("seed %d: %d buffers lent, %d given back", seed, fl.lent, fl.released)
+		}
+		c.Close()
 	}
 }
