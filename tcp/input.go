@@ -114,11 +114,8 @@ func (e *Endpoint) establish(now time.Duration) {
 	e.setState(StateEstablished)
 	e.everConnected = true
 	e.softErr = nil // the handshake completed: errors met on the way are moot
-	if e.cc == nil {
-		e.cc = newCC(e.ccName)
-		if e.cc == nil {
-			e.cc = &cubic{}
-		}
+	if e.cc == nil && !lazyCC(e.ccName) {
+		e.cc = e.ccAlg()
 	}
 	e.ccs = CCState{Cwnd: initCwndSegs * e.sndMSS, Ssthresh: 1 << 30, MSS: e.sndMSS}
 	e.backoff = 0
@@ -133,15 +130,28 @@ func (e *Endpoint) establish(now time.Duration) {
 	}
 }
 
+// sndBufQueued is the send buffer beyond which it grows only while the
+// round trip shows no standing queue (gVisor's default send buffer).
+const sndBufQueued = 1 << 20
+
 // updateSndBuf auto-tunes the send buffer with the congestion window.
+// Past sndBufQueued it stops growing once the smoothed RTT is a quarter
+// over the minimum: a queue already stands in front of the flight, so a
+// larger buffer would only hold the data longer, not send it faster (on
+// an in-memory link, where loss never bounds cwnd, it grew to the limit
+// and each byte was copied cold).
 func (e *Endpoint) updateSndBuf() {
 	if e.userSndBuf > 0 || e.p.memPressure() {
 		return
 	}
 	want := min(max(2*e.ccs.Cwnd, 2*e.sndWnd, e.p.cfg.SendBuf), e.p.cfg.MaxSendBuf)
-	if want > e.sndCap {
-		e.sndCap = want
+	if want <= e.sndCap {
+		return
 	}
+	if want > sndBufQueued && e.minRTT > 0 && e.srtt > e.minRTT+e.minRTT/4 {
+		want = max(sndBufQueued, e.sndCap)
+	}
+	e.sndCap = want
 }
 
 // rttSample feeds one measurement to the RFC 6298 estimator.
@@ -171,11 +181,11 @@ func (e *Endpoint) rttSample(r time.Duration) {
 // false when the endpoint no longer owns the 4-tuple (the caller then
 // treats the segment as addressed to a listener or to nobody).
 func (e *Endpoint) handleSegment(s *segment, batch *Batch) bool {
-	e.mu.Lock()
+	e.lock()
 	e.batch = batch
 	switch e.state {
 	case StateClosed, StateListen:
-		e.mu.Unlock()
+		e.unlock()
 		return false
 	}
 	now := e.p.now()
@@ -189,7 +199,7 @@ func (e *Endpoint) handleSegment(s *segment, batch *Batch) bool {
 	}
 	parent := e.parent
 	e.batch = nil
-	e.mu.Unlock()
+	e.unlock()
 	if deliver && parent != nil {
 		parent.deliverChild(e)
 	}
@@ -515,7 +525,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		} else if d > 0 && e.cwndLimited(int(e.sndNxt-ack)+acked) {
 			e.ccs.InFlight = e.inFlight()
 			e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
-			e.cc.OnAck(&e.ccs, d, now)
+			e.ccAlg().OnAck(&e.ccs, d, now)
 		}
 		e.tlpOut = false
 		if e.sndUna == e.sndMax {
@@ -629,7 +639,7 @@ func (e *Endpoint) enterRecovery(now time.Duration) {
 	e.ccs.InFlight = min(e.ccs.Cwnd, int(e.sndMax-e.sndUna))
 	e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
 	e.undoMark()
-	e.cc.OnLoss(&e.ccs, now)
+	e.ccAlg().OnLoss(&e.ccs, now)
 	e.rttTiming = false
 	if e.sackOK {
 		e.p.st.SACKRecovery.Add(1)
@@ -865,8 +875,8 @@ func (e *Endpoint) gotFIN(now time.Duration) {
 // handleError applies an ICMP error (RFC 5927 checks, RFC 1191 PMTUD);
 // false when the error is not about this connection's data in flight.
 func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	switch e.state {
 	case StateClosed, StateListen, StateTimeWait:
 		return false
