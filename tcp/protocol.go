@@ -734,6 +734,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		DSACKOldSent: s.DSACKOldSent.Load(), DSACKOfoSent: s.DSACKOfoSent.Load(), DSACKUndo: s.DSACKUndo.Load(),
 		InCEPkts: s.InCEPkts.Load(), ECNCwndReductions: s.ECNCwndReductions.Load(),
 		OptsUnshared: s.OptsUnshared.Load(),
-		LentSegs: s.LentSegs.Load(), LentQueueFull: s.LentQueueFull.Load(),
+		LentSegs:     s.LentSegs.Load(), LentQueueFull: s.LentQueueFull.Load(),
 	}
 }
