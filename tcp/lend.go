@@ -11,9 +11,10 @@ package tcp
 // The readable bytes are those in the ring, then those in the lent
 // buffers (Endpoint.rcvLent says there are some); buffers are kept only
 // while no out-of-order data waits in the ring. Anything else (out-of-
-// order data, a small segment, urgent data, memory pressure) first
-// copies the lent buffers into the ring after its bytes, in order
-// (flattenLent), and the old path goes on from there. The queue of lent
+// order data, urgent data, memory pressure) first copies the lent
+// buffers into the ring after its bytes, in order (flattenLent), and the
+// old path goes on from there; a small in-order segment is copied into a
+// buffer of TCP's own queued behind them (copyBehind). The queue of lent
 // buffers lives beside the endpoint (Protocol.lent), so the endpoint
 // pays one bool for it.
 
@@ -68,9 +69,14 @@ func (e *Endpoint) lentQ() *lentQueue {
 // keepLent queues data (in order, at RCV.NXT) in the buffer it lies in,
 // if the batch's link lends it; false: copy it.
 func (e *Endpoint) keepLent(data []byte) bool {
-	if e.batch == nil || e.batch.lender == nil || len(data) < lendMin ||
-		len(e.ooo) > 0 || e.finOOO || e.urg.state != urgNone ||
+	if len(e.ooo) > 0 || e.finOOO || e.urg.state != urgNone ||
 		e.p.memTotal()+lentBufBytes > e.p.cfg.MemLimit {
+		return false
+	}
+	if len(data) < lendMin {
+		return e.rcvLent && e.copyBehind(data)
+	}
+	if e.batch == nil || e.batch.lender == nil {
 		return false
 	}
 	q := e.lentQ()
@@ -94,6 +100,43 @@ func (e *Endpoint) keepLent(data []byte) bool {
 	e.p.memAdd(lentBufBytes)
 	e.p.st.LentSegs.Add(1)
 	e.rcvLent = true
+	return true
+}
+
+// copyBuf is a buffer of TCP's own that small in-order payloads are
+// copied into while lent buffers are queued: they queue behind those
+// instead of moving them all into the ring (a few hundred small segments
+// per GiB from the kernel, each of which cost a copy of everything
+// queued). Consecutive small payloads share one, so they cost about
+// their bytes.
+type copyBuf [copyBufLen]byte
+
+const copyBufLen = lendMin
+
+var copyBufs = sync.Pool{New: func() any { return new(copyBuf) }}
+
+// Release gives the buffer back to the pool.
+func (b *copyBuf) Release() { copyBufs.Put(b) }
+
+// copyBehind queues a small payload behind the lent buffers: at the end
+// of the last one if that is a copyBuf with room, else in a new one.
+func (e *Endpoint) copyBehind(data []byte) bool {
+	q := e.lentQ()
+	last := &q.q[len(q.q)-1]
+	if _, ok := last.loan.(*copyBuf); ok && cap(last.data)-len(last.data) >= len(data) {
+		last.data = append(last.data, data...) // into the buffer's unused tail
+		q.bytes += len(data)
+		return true
+	}
+	if len(q.q)-q.head >= maxLent {
+		e.p.st.LentQueueFull.Add(1)
+		return false
+	}
+	b := copyBufs.Get().(*copyBuf)
+	n := copy(b[:], data)
+	q.q = append(q.q, lentChunk{b[:n], b})
+	q.bytes += n
+	e.p.memAdd(copyBufLen)
 	return true
 }
 
@@ -152,9 +195,13 @@ func (e *Endpoint) dropRcv(n int) {
 }
 
 func (e *Endpoint) giveBack(c *lentChunk) {
+	if _, ok := c.loan.(*copyBuf); ok {
+		e.p.memAdd(-copyBufLen)
+	} else {
+		e.p.memAdd(-lentBufBytes)
+	}
 	c.loan.Release()
 	*c = lentChunk{}
-	e.p.memAdd(-lentBufBytes)
 }
 
 // flattenLent copies what the lent buffers hold into the receive ring

@@ -116,18 +116,14 @@ func TestLentSuperSegments(t *testing.T) {
 	}
 }
 
-// TestLentFlatten: a segment that cannot be kept (small, out of order,
-// urgent) after kept ones moves the kept bytes into the ring first, so
-// the stream stays in order; the buffers go back at once.
+// TestLentFlatten: a segment that cannot be kept (out of order, urgent)
+// after kept ones moves the kept bytes into the ring first, so the
+// stream stays in order; the buffers go back at once.
 func TestLentFlatten(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		next func(s *script, b *Batch, iss, seq uint32, off int) (uint32, int)
 	}{
-		{"small", func(s *script, b *Batch, iss, seq uint32, off int) (uint32, int) {
-			s.injectBatch(b, seg{flags: fPA, seq: seq, ack: iss + 1, win: 65535, data: pattern(off, 100)})
-			return seq + 100, off + 100
-		}},
 		{"out_of_order", func(s *script, b *Batch, iss, seq uint32, off int) (uint32, int) {
 			s.injectBatch(b, seg{flags: fA, seq: seq + 1000, ack: iss + 1, win: 65535, data: pattern(off+1000, lendMin)})
 			s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: pattern(off, 1000)})
@@ -212,8 +208,8 @@ func TestLendNotOffered(t *testing.T) {
 }
 
 // TestLentAfterRing: buffers are kept after bytes already in the ring
-// (a small segment came first), read back in order across the two, and
-// a later small segment moves them into the ring behind its bytes.
+// (a small segment came first), read back in order across the two; a
+// later small segment is copied behind them.
 func TestLentAfterRing(t *testing.T) {
 	s, c, iss, b, fl := lendScript(t, Config{RecvBuf: 4 << 20})
 	seq, off := uint32(1001), 0
@@ -234,11 +230,11 @@ func TestLentAfterRing(t *testing.T) {
 	if n, _ := c.Read(buf, false); n != 700 || !bytes.Equal(buf, pattern(0, 700)) {
 		t.Fatalf("read across ring and buffer: %d bytes, equal %v", n, bytes.Equal(buf[:n], pattern(0, n)))
 	}
-	in(300) // not kept: the buffers go into the ring behind its bytes
-	if fl.released != 2 {
-		t.Fatalf("%d of 2 buffers given back", fl.released)
+	in(300) // small: copied behind the kept buffers, which stay
+	if fl.released != 0 {
+		t.Fatalf("%d buffers given back for a small segment", fl.released)
 	}
-	in(superSeg) // kept again, after the ring's bytes
+	in(superSeg) // kept, behind the copy
 	if fl.lent != 3 {
 		t.Fatalf("lent %d, want 3", fl.lent)
 	}
@@ -361,5 +357,38 @@ func TestLentNoAlloc(t *testing.T) {
 	// AllocsPerRun runs round once more than asked, to warm up.
 	if cl.n != 22*segs || s.p.Stats().LentSegs != 22*segs {
 		t.Fatalf("released %d, lent %d, want %d", cl.n, s.p.Stats().LentSegs, 22*segs)
+	}
+}
+
+// TestLentSmallBehind: small in-order segments after kept buffers are
+// copied behind them into TCP's own buffers, consecutive ones into the
+// same buffer, instead of moving everything into the ring; memory is
+// charged for the buffers and uncharged when they are read.
+func TestLentSmallBehind(t *testing.T) {
+	s, c, iss, b, fl := lendScript(t, Config{RecvBuf: 4 << 20})
+	mem0 := s.p.Stats().MemBytes
+	seq, off := uint32(1001), 0
+	in := func(n int) {
+		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: pattern(off, n)})
+		seq += uint32(n)
+		off += n
+		b.Flush()
+	}
+	in(superSeg)
+	for range 10 {
+		in(3000) // 30,000 bytes: one copy buffer
+	}
+	in(5000) // does not fit: a second one
+	if fl.released != 0 {
+		t.Fatalf("%d kept buffers given back for small segments", fl.released)
+	}
+	if m := s.p.Stats().MemBytes - mem0; m != lentBufBytes+2*copyBufLen {
+		t.Fatalf("charged %d, want %d", m, lentBufBytes+2*copyBufLen)
+	}
+	if got := readAll(c); !bytes.Equal(got, pattern(0, off)) {
+		t.Fatalf("read %d of %d bytes, equal %v", len(got), off, bytes.Equal(got, pattern(0, min(off, len(got)))))
+	}
+	if fl.released != 1 || s.p.Stats().MemBytes != mem0 {
+		t.Fatalf("after reading: %d of 1 kept buffers back, %d bytes still charged", fl.released, s.p.Stats().MemBytes-mem0)
 	}
 }
