@@ -62,6 +62,7 @@ func (s *Socket) SendMsg(b []byte, flags int, to Sockaddr, cmsgs ...any) (int, e
 	var wait chan struct{}
 	if nb, _ := s.mode(flags, true); !nb {
 		wait = s.cancelChan()
+		defer s.doneCancel()
 	}
 	var n int
 	err = s.blocking(flags, true, waiter.EventOut, func() error {

@@ -191,7 +191,7 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 		case SO_DOMAIN:
 			return s.family, nil
 		case SO_PROTOCOL:
-			return s.proto, nil
+			return int(s.proto), nil
 		case SO_ERROR:
 			if err := s.ep.connectResult(); err != nil {
 				if en, ok := err.(syscall.Errno); ok {

@@ -7,8 +7,8 @@ import (
 
 func bbrOf(t testing.TB, e *Endpoint) *bbr {
 	t.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	b, ok := e.cc.(*bbr)
 	if !ok {
 		t.Fatalf("congestion control %T, want *bbr", e.cc)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,7 +49,7 @@ var (
 	ccRegistry = map[string]func() CongestionControl{
 		"newreno": func() CongestionControl { return &newReno{} },
 		"reno":    func() CongestionControl { return &newReno{} },
-		"cubic":   func() CongestionControl { return &cubic{} },
+		"cubic":   newCubic,
 		"bbr":     func() CongestionControl { return &bbr{} },
 	}
 )
@@ -57,6 +58,9 @@ var (
 func RegisterCongestionControl(name string, f func() CongestionControl) {
 	ccMu.Lock()
 	ccRegistry[name] = f
+	if name == "cubic" {
+		cubicReplaced.Store(true)
+	}
 	ccMu.Unlock()
 }
 
@@ -70,6 +74,31 @@ func CongestionControls() []string {
 	}
 	sort.Strings(n)
 	return n
+}
+
+func newCubic() CongestionControl { return &cubic{} }
+
+// cubicReplaced says RegisterCongestionControl replaced "cubic".
+var cubicReplaced atomic.Bool
+
+// lazyCC says the connection may make its control on first use rather
+// than when it is established: the built-in CUBIC, whose fresh state
+// does nothing until an ACK grows cwnd or a loss shrinks it, so an idle
+// connection that never sent a full window holds none (112 bytes per
+// connection, issue 10). A control that samples every ACK (ccRater) is
+// made at once.
+func lazyCC(name string) bool { return name == "cubic" && !cubicReplaced.Load() }
+
+// ccAlg returns the connection's congestion control, making it if lazyCC
+// left it unmade.
+func (e *Endpoint) ccAlg() CongestionControl {
+	if e.cc == nil {
+		e.cc = newCC(e.ccName)
+		if e.cc == nil {
+			e.cc = &cubic{}
+		}
+	}
+	return e.cc
 }
 
 func newCC(name string) CongestionControl {

@@ -16,10 +16,11 @@ const corkCeiling = 200 * time.Millisecond
 // restarts (Linux's tcp_slow_start_after_idle=1): the network may have
 // changed, so a full old cwnd must not be sent as one burst.
 func (e *Endpoint) txStart(now time.Duration) {
-	if e.sndUna != e.sndMax || e.lastDataSent == 0 || e.cc == nil {
+	if e.sndUna != e.sndMax || e.lastDataSent == 0 || (e.cc == nil && !e.everConnected) {
 		return
 	}
 	idle := now - e.lastDataSent
+	// A control lazyCC has not made yet is fresh: idle moves nothing.
 	if ci, ok := e.cc.(ccIdler); ok {
 		ci.OnTxStart(&e.ccs, idle, now)
 	}
@@ -57,7 +58,7 @@ func (e *Endpoint) tlpSent() {
 // probe's data is acknowledged, says the original arrived too, so
 // nothing was lost; an ACK beyond the probe without either says the
 // probe repaired a loss, and cwnd is reduced as for any loss.
-func (e *Endpoint) tlpAcked(prevUna uint32, prevDSACKs uint64, ack uint32, pureDup bool, now time.Duration) {
+func (e *Endpoint) tlpAcked(prevUna uint32, prevDSACKs uint32, ack uint32, pureDup bool, now time.Duration) {
 	if !e.tlpRetrans {
 		return
 	}
@@ -75,7 +76,7 @@ func (e *Endpoint) tlpAcked(prevUna uint32, prevDSACKs uint64, ack uint32, pureD
 		e.tlpRetrans = false
 		e.ccs.InFlight = e.ccs.Cwnd
 		e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
-		e.cc.OnLoss(&e.ccs, now)
+		e.ccAlg().OnLoss(&e.ccs, now)
 	case ack == prevUna && pureDup:
 		e.tlpRetrans = false
 	}

@@ -88,7 +88,7 @@ func (e *Endpoint) undoDSACK(a, b uint32) {
 	if u.retrans > 0 {
 		return
 	}
-	if c, ok := e.cc.(ccUndoer); ok {
+	if c, ok := e.ccAlg().(ccUndoer); ok {
 		c.OnUndo(&e.ccs, u.cwnd, u.ssthresh)
 	} else {
 		e.ccs.Cwnd = max(e.ccs.Cwnd, u.cwnd)

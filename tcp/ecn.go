@@ -111,7 +111,7 @@ func (e *Endpoint) ecnOnAck(s *segment, now time.Duration) {
 	e.p.st.ECNCwndReductions.Add(1)
 	e.ccs.InFlight = min(e.ccs.Cwnd, int(e.sndMax-e.sndUna))
 	e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
-	e.cc.OnLoss(&e.ccs, now)
+	e.ccAlg().OnLoss(&e.ccs, now)
 	e.ccs.bytesAcked = 0
 }
 

@@ -2,7 +2,6 @@ package tcp
 
 import (
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -45,7 +44,7 @@ type listenState struct {
 // waits on Waiter() for readiness events.
 type Endpoint struct {
 	p  *Protocol
-	mu sync.Mutex
+	mu epMutex // locking it gives the endpoint its epBusy (busy.go)
 	wq waiter.Queue
 
 	local, remote          netip.AddrPort
@@ -59,15 +58,15 @@ type Endpoint struct {
 	reuseAddr, reusePort     bool
 	// An AF_INET6 socket's endpoint (inet6.go): its wildcard is ::, and
 	// v6only is IPV6_V6ONLY.
-	inet6, v6only          bool
-	linger                 time.Duration
-	keepIdle, keepIntvl    time.Duration
-	keepCnt, userMSS       int32 // bounded: 1..127 and 0 or 88..65495
-	userSndBuf, userRcvBuf int
-	ccName                 string
-	cc                     CongestionControl
-
-	err error // pending SO_ERROR
+	inet6, v6only bool
+	// Socket options most connections leave at their defaults: shared
+	// (the Protocol's defaults, or the listener's for its children),
+	// never written in place (opts.go).
+	*epOpts
+	cc CongestionControl
+	// State that is zero while the connection is idle: nil then
+	// (busy.go).
+	*epBusy
 
 	// Send side. The send ring holds the bytes from sbSeq on.
 	iss, sndUna, sndNxt, sndMax uint32
@@ -82,9 +81,6 @@ type Endpoint struct {
 	sbSeq               uint32 // send side: the send ring holds the bytes from sbSeq on
 	rcv                 ring
 	rcvLen, rcvCap      int
-	ooo                 []oooRange
-	oooRecent           uint32
-	finOOOSeq           uint32
 
 	// Negotiated options.
 	tsRecent, tsOffset uint32
@@ -96,74 +92,29 @@ type Endpoint struct {
 
 	// RTT estimation (RFC 6298).
 	srtt, rttvar, rto, minRTT time.Duration
-	rttStart                  time.Duration
-	backoff                   int
 
-	// Congestion control and loss recovery.
-	ccs        CCState
-	dupAcks    int
-	rttSeq     uint32
-	recoverSeq uint32
-	sb         scoreboard
-	txq        txQueue // what is in flight, for RACK
-	rk         rackState
-
-	// ACK state.
-	ackPending int // bytes received and not yet acknowledged
-	dackAt     time.Duration
-	batch      *Batch // set while a batch delivers a segment
+	// Congestion control.
+	ccs CCState
 
 	// Timers: one for retransmission / persist / keepalive / TIME_WAIT /
 	// FIN_WAIT2, one for the delayed ACK.
 	timer     wheelTimer // on the Protocol's timer wheel (perf)
 	timerAt   time.Duration
-	rtoAt     time.Duration
-	tlpAt     time.Duration // tail loss probe (RFC 8985 7)
-	persistAt time.Duration
 	keepAt    time.Duration
-	closeAt   time.Duration // TIME_WAIT or orphaned FIN_WAIT2 end
 	dackTimer wheelTimer
-	probes    int // unanswered zero-window probes
-	kaProbes  int // unanswered keepalive probes
 
 	lastRecv, lastDataRecv, lastDataSent, lastAckRecv time.Duration
 
-	// Listener.
-	parent      *Endpoint
-	ls          *listenState // made by Listen; nil on a connection
-	cookieTS    uint32       // TSval for a SYN-ACK that encodes options (cookie)
-	rcvSpaceSeq uint32
-
-	// Receive buffer auto-tuning (like Linux DRS).
-	rcvSpace     int
-	rcvSpaceTime time.Duration
-	copied       int
+	rcvSpaceTime time.Duration // receive buffer auto-tuning (like Linux DRS)
 
 	bytesAcked, bytesRecv, bytesSent, bytesRetrans uint64
-	segsIn, segsOut, totalRetrans, dsacks          uint64
+	segsIn, segsOut, totalRetrans, dsacks          uint32 // u32 as in Linux's tcp_sock
 
-	// tcpcc: loss episodes, write timeouts, soft errors, TLP recovery.
-	lossHigh    uint32        // SND.MAX when the current RTO episode began
-	tlpHigh     uint32        // SND.MAX when a retransmitted probe went out
-	rtoStamp    time.Duration // when the timer of the head segment started (set at its first RTO)
-	probesOut   int           // zero-window probes not answered by any ACK
-	probesStamp time.Duration // when the first of them went out
-	userTimeout time.Duration // TCP_USER_TIMEOUT; 0: the retries rules
-	softErr     error         // last soft ICMP error: SO_ERROR or the timeout's reason
-
-	// tcpsec: hardening (issue 8).
-	lastOOWAck time.Duration // last ACK for an invalid segment (rate limit)
-	dsack      dsackState    // D-SACK block owed on the next ACK
-	urg        urgState      // urgent data, both directions
-	undo       *undoState    // D-SACK undo of a spurious loss episode; made at the first one
-	acceptN    atomic.Int32  // listener: len(acceptQ), read by children without l.mu
-	backlogN   atomic.Int32  // listener: backlog, likewise
+	acceptN  atomic.Int32 // listener: len(acceptQ), read by children without l.mu
+	backlogN atomic.Int32 // listener: backlog, likewise
 
 	// perf: delivery rate samples (BBR, HyStart++) and pacing (issue 10).
-	rate        rateState
-	paceAt      time.Duration // when the pacer lets the next byte go
-	paceTimerAt time.Duration // the timer releases the next burst
-	ecn         ecnState
+	rate rateState
 
 	// One-byte fields, together: the struct's size is memory per
 	// connection, and scattered they cost padding.
@@ -174,42 +125,22 @@ type Endpoint struct {
 	userClosed         bool
 	finRcvd            bool
 	everConnected      bool
-	connectErrPending  bool
-	lingerOn           bool
-	finOOO             bool
-	rttTiming          bool
-	recovery           bool
-	ackNow             bool
-	batchAck           bool // an ACK is owed at the end of the batch
-	inBatch            bool // on the batch's flush list
-	tlpOut             bool
-	dackArmed          bool
-	inSynQ             bool
-	inLoss             bool // an RTO loss episode may be under way
-	tlpRetrans         bool // a retransmitted probe awaits its verdict (RFC 8985 7.4)
 	orphan             bool // closed by the user, not finished: counted in Orphans
-	paceHeld           bool
-	ttl, tos           uint8
-	hopZero            bool // ttl 0 set (IPV6_UNICAST_HOPS 0), not the default
 	sndWScale          uint8
 	rcvWScale          uint8
 	tsOK, sackOK, wsOK bool
-	// A full link queue refused a segment (room.go): roomWait says a
-	// LinkRoom wake-up is due, ackRefused that a refused ACK is owed,
-	// synRefused that the SYN (or SYN-ACK) never left.
-	roomWait, ackRefused, synRefused bool
 }
 
 func (e *Endpoint) initOptions() {
 	c := &e.p.cfg
-	e.keepIdle, e.keepIntvl, e.keepCnt = c.KeepIdle, c.KeepIntvl, int32(min(max(c.KeepCnt, 0), 127))
-	e.ccName = c.CongestionControl
+	e.epOpts = &e.p.defOpts
+	e.epBusy = busyPool.Get().(*epBusy) // set up before the first lock; its unlock may drop it
 	e.sndCap = c.SendBuf
 	e.rcvCap = c.RecvBuf
 	e.rto = initRTO
 	// The wheel calls back through these (set once: read without e.mu).
-	e.timer.ep, e.timer.kind = e, wheelRetrans
-	e.dackTimer.ep, e.dackTimer.kind = e, wheelDelack
+	e.timer.kind = wheelRetrans
+	e.dackTimer.kind = wheelDelack
 }
 
 // Waiter is the queue readiness events are notified on.
@@ -217,22 +148,22 @@ func (e *Endpoint) Waiter() *waiter.Queue { return &e.wq }
 
 // State is the connection state.
 func (e *Endpoint) State() State {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	return e.state
 }
 
 // LocalAddr is the bound address (zero if unbound).
 func (e *Endpoint) LocalAddr() netip.AddrPort {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	return e.local
 }
 
 // RemoteAddr is the peer's address; ENOTCONN when not connected.
 func (e *Endpoint) RemoteAddr() (netip.AddrPort, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	switch e.state {
 	case StateClosed, StateListen, StateSynSent:
 		if !(e.state == StateClosed && e.everConnected && e.remote.IsValid()) {
@@ -244,8 +175,8 @@ func (e *Endpoint) RemoteAddr() (netip.AddrPort, error) {
 
 // SoError reads and clears the pending error.
 func (e *Endpoint) SoError() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	err := e.err
 	e.err = nil
 	if err == nil {
@@ -256,8 +187,8 @@ func (e *Endpoint) SoError() error {
 
 // Bind assigns a local address.
 func (e *Endpoint) Bind(addr netip.AddrPort) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	if e.bound || e.state != StateClosed || e.userClosed {
 		return syscall.EINVAL
 	}
@@ -283,8 +214,8 @@ func (e *Endpoint) Bind(addr netip.AddrPort) error {
 // Listen makes the endpoint accept connections; calling it again adjusts
 // the backlog.
 func (e *Endpoint) Listen(backlog int) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	if e.userClosed {
 		return syscall.EINVAL
 	}
@@ -333,13 +264,13 @@ func (e *Endpoint) Listen(backlog int) error {
 
 // Accept takes a connection from the accept queue.
 func (e *Endpoint) Accept() (*Endpoint, netip.AddrPort, error) {
-	e.mu.Lock()
+	e.lock()
 	if e.state != StateListen {
-		e.mu.Unlock()
+		e.unlock()
 		return nil, netip.AddrPort{}, syscall.EINVAL
 	}
 	if len(e.ls.acceptQ) == 0 {
-		e.mu.Unlock()
+		e.unlock()
 		return nil, netip.AddrPort{}, syscall.EAGAIN
 	}
 	c := e.ls.acceptQ[0]
@@ -350,19 +281,19 @@ func (e *Endpoint) Accept() (*Endpoint, netip.AddrPort, error) {
 		e.ls.acceptQ = nil
 	}
 	e.acceptN.Store(int32(len(e.ls.acceptQ)))
-	e.mu.Unlock()
-	c.mu.Lock()
+	e.unlock()
+	c.lock()
 	c.inListenQ = false
 	c.parent = nil
 	ra := c.remote
-	c.mu.Unlock()
+	c.unlock()
 	return c, ra, nil
 }
 
 // Connect starts an active open and returns EINPROGRESS.
 func (e *Endpoint) Connect(addr netip.AddrPort) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	switch e.state {
 	case StateSynSent, StateSynRcvd:
 		return syscall.EALREADY
@@ -414,7 +345,7 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 	if e.bound {
 		k := connKey{netip.AddrPortFrom(src, e.local.Port()), remote}
 		e.p.mu.Lock()
-		if e.p.conns[k] != nil || !e.p.twTakeLocked(k, now) {
+		if e.p.conns.get(k) != nil || !e.p.twTakeLocked(k, now) {
 			e.p.mu.Unlock()
 			return syscall.EADDRNOTAVAIL
 		}
@@ -502,8 +433,8 @@ func (e *Endpoint) chooseRcvWScale() {
 
 // Read copies received data into b. peek leaves it queued.
 func (e *Endpoint) Read(b []byte, peek bool) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	if e.rcvLen > 0 && e.urg.state != urgNone {
 		if n, ok := e.readUrg(b, peek); ok {
 			return n, nil
@@ -606,8 +537,8 @@ func (e *Endpoint) tuneRcvBuf(now time.Duration) {
 func (e *Endpoint) Write(b []byte) (int, error) { return e.write(b, false) }
 
 func (e *Endpoint) write(b []byte, oob bool) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	if e.err != nil && e.state == StateClosed {
 		err := e.err
 		e.err = nil
@@ -641,8 +572,8 @@ func (e *Endpoint) write(b []byte, oob bool) (int, error) {
 
 // Shutdown closes one or both directions.
 func (e *Endpoint) Shutdown(how int) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	if how < ShutRd || how > ShutRdWr {
 		return syscall.EINVAL
 	}
@@ -692,8 +623,8 @@ func (e *Endpoint) shutWrite() {
 
 // Close releases the endpoint with Linux semantics.
 func (e *Endpoint) Close() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	if e.userClosed {
 		return
 	}
@@ -743,7 +674,7 @@ func (e *Endpoint) closeListenerLocked() {
 	}
 	e.acceptN.Store(0)
 	for _, c := range q {
-		c.mu.Lock()
+		c.lock()
 		c.parent = nil
 		c.inListenQ = false
 		if c.state != StateClosed {
@@ -751,14 +682,14 @@ func (e *Endpoint) closeListenerLocked() {
 			c.userClosed = true
 			c.abortLocked(nil)
 		}
-		c.mu.Unlock()
+		c.unlock()
 	}
 }
 
 // Readiness reports which events in mask are ready now.
 func (e *Endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	return e.readinessLocked() & mask
 }
 
@@ -811,8 +742,8 @@ func (e *Endpoint) notify(m waiter.EventMask) { e.wq.Notify(m) }
 
 // Info is TCP_INFO-like introspection.
 func (e *Endpoint) Info() Info {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	now := e.p.now()
 	mss := max(e.sndMSS, 1)
 	inflight := e.inFlight()
@@ -821,12 +752,12 @@ func (e *Endpoint) Info() Info {
 		RTT: e.srtt, RTTVar: e.rttvar, RTO: e.rto,
 		SndCwnd: uint32(e.ccs.Cwnd / mss), SndSsthresh: uint32(min(e.ccs.Ssthresh/mss, 1<<31-1)),
 		CwndBytes: e.ccs.Cwnd, BytesInFlight: inflight, SegsInFlight: (inflight + mss - 1) / mss,
-		Retransmits: e.backoff, TotalRetrans: e.totalRetrans, SackedBytes: e.sb.sacked,
+		Retransmits: e.backoff, TotalRetrans: uint64(e.totalRetrans), SackedBytes: e.sb.sacked,
 		RcvWnd: e.rcvWindow(), SndWnd: e.sndWnd, RcvSpace: e.rcvCap, SndBuf: e.sndCap,
 		SndMSS: e.sndMSS, RcvMSS: e.rcvMSS, PMTU: e.pmtu,
 		TimestampsOK: e.tsOK, SACKOK: e.sackOK,
 		BytesAcked: e.bytesAcked, BytesReceived: e.bytesRecv, BytesSent: e.bytesSent, BytesRetrans: e.bytesRetrans,
-		SegsOut: e.segsOut, SegsIn: e.segsIn, DSACKDups: e.dsacks,
+		SegsOut: uint64(e.segsOut), SegsIn: uint64(e.segsIn), DSACKDups: uint64(e.dsacks),
 		Probes: e.probes, Backoff: e.backoff,
 	}
 	if e.wsOK {
@@ -848,67 +779,67 @@ func (e *Endpoint) Info() Info {
 // --- options ---
 
 func (e *Endpoint) SetNoDelay(v bool) {
-	e.mu.Lock()
+	e.lock()
 	e.noDelay = v
 	if v && e.sndLen > 0 {
 		e.output(e.p.now())
 	}
-	e.mu.Unlock()
+	e.unlock()
 }
-func (e *Endpoint) NoDelay() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.noDelay }
+func (e *Endpoint) NoDelay() bool { e.lock(); defer e.unlock(); return e.noDelay }
 
 // SetCork holds back partial segments until uncorked (TCP_CORK).
 func (e *Endpoint) SetCork(v bool) {
-	e.mu.Lock()
+	e.lock()
 	e.cork = v
 	if !v && e.sndLen > 0 {
 		e.output(e.p.now())
 	}
-	e.mu.Unlock()
+	e.unlock()
 }
-func (e *Endpoint) Cork() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.cork }
+func (e *Endpoint) Cork() bool { e.lock(); defer e.unlock(); return e.cork }
 
 func (e *Endpoint) SetKeepAlive(v bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	e.keepAlive = v
 	e.rearmKeepalive()
 }
-func (e *Endpoint) KeepAlive() bool { e.mu.Lock(); defer e.mu.Unlock(); return e.keepAlive }
+func (e *Endpoint) KeepAlive() bool { e.lock(); defer e.unlock(); return e.keepAlive }
 
 func (e *Endpoint) SetKeepIdle(d time.Duration) error {
 	if d < time.Second || d > 32767*time.Second {
 		return syscall.EINVAL
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.keepIdle = d
+	e.lock()
+	defer e.unlock()
+	e.setOpt(func(o *epOpts) { o.keepIdle = d })
 	e.rearmKeepalive()
 	return nil
 }
-func (e *Endpoint) KeepIdle() time.Duration { e.mu.Lock(); defer e.mu.Unlock(); return e.keepIdle }
+func (e *Endpoint) KeepIdle() time.Duration { e.lock(); defer e.unlock(); return e.keepIdle }
 
 func (e *Endpoint) SetKeepIntvl(d time.Duration) error {
 	if d < time.Second || d > 32767*time.Second {
 		return syscall.EINVAL
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.keepIntvl = d
+	e.lock()
+	defer e.unlock()
+	e.setOpt(func(o *epOpts) { o.keepIntvl = d })
 	return nil
 }
-func (e *Endpoint) KeepIntvl() time.Duration { e.mu.Lock(); defer e.mu.Unlock(); return e.keepIntvl }
+func (e *Endpoint) KeepIntvl() time.Duration { e.lock(); defer e.unlock(); return e.keepIntvl }
 
 func (e *Endpoint) SetKeepCnt(n int) error {
 	if n < 1 || n > 127 {
 		return syscall.EINVAL
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.keepCnt = int32(n)
+	e.lock()
+	defer e.unlock()
+	e.setOpt(func(o *epOpts) { o.keepCnt = int32(n) })
 	return nil
 }
-func (e *Endpoint) KeepCnt() int { e.mu.Lock(); defer e.mu.Unlock(); return int(e.keepCnt) }
+func (e *Endpoint) KeepCnt() int { e.lock(); defer e.unlock(); return int(e.keepCnt) }
 
 // lingerForever is what a negative SO_LINGER time becomes: Linux takes
 // it as unsigned, lingers MAX_SCHEDULE_TIMEOUT, and reads back that
@@ -920,14 +851,14 @@ func (e *Endpoint) SetLinger(on bool, d time.Duration) error {
 	if d < 0 {
 		d = lingerForever
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.lingerOn, e.linger = on, d.Truncate(time.Second)
+	e.lock()
+	defer e.unlock()
+	e.setOpt(func(o *epOpts) { o.lingerOn, o.linger = on, d.Truncate(time.Second) })
 	return nil
 }
 func (e *Endpoint) Linger() (bool, time.Duration) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	return e.lingerOn, e.linger
 }
 
@@ -938,47 +869,47 @@ func (e *Endpoint) SetRecvBuf(n int) error {
 		// Linux compares it unsigned: the largest allowed (rmem_max).
 		n = min(e.p.cfg.MaxRecvBuf, maxSockBuf)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	v := max(min(2*n, 2*e.p.cfg.MaxRecvBuf), minBuf)
-	e.userRcvBuf = v
+	e.setOpt(func(o *epOpts) { o.userRcvBuf = v })
 	if v > e.rcvCap || e.state == StateClosed || e.state == StateListen {
 		e.rcvCap = v
 	}
 	return nil
 }
-func (e *Endpoint) RecvBuf() int { e.mu.Lock(); defer e.mu.Unlock(); return e.rcvCap }
+func (e *Endpoint) RecvBuf() int { e.lock(); defer e.unlock(); return e.rcvCap }
 
 // SetSendBuf is SO_SNDBUF (doubled, with a minimum; no auto-tuning).
 func (e *Endpoint) SetSendBuf(n int) error {
 	if n < 0 {
 		n = min(e.p.cfg.MaxSendBuf, maxSockBuf) // like SetRecvBuf
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	v := max(min(2*n, 2*e.p.cfg.MaxSendBuf), 4608)
-	e.userSndBuf = v
+	e.setOpt(func(o *epOpts) { o.userSndBuf = v })
 	e.sndCap = max(v, e.sndLen)
 	return nil
 }
-func (e *Endpoint) SendBuf() int { e.mu.Lock(); defer e.mu.Unlock(); return e.sndCap }
+func (e *Endpoint) SendBuf() int { e.lock(); defer e.unlock(); return e.sndCap }
 
 // SetMaxSeg is TCP_MAXSEG (0 means the route default).
 func (e *Endpoint) SetMaxSeg(n int) error {
 	if n != 0 && (n < 88 || n > 65495) {
 		return syscall.EINVAL
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.userMSS = int32(n)
+	e.lock()
+	defer e.unlock()
+	e.setOpt(func(o *epOpts) { o.userMSS = int32(n) })
 	return nil
 }
 
 // MaxSeg is TCP_MAXSEG: the send MSS when connected, else the user value
 // or 536.
 func (e *Endpoint) MaxSeg() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	switch e.state {
 	case StateClosed, StateListen, StateSynSent:
 		if e.userMSS > 0 {
@@ -989,10 +920,10 @@ func (e *Endpoint) MaxSeg() int {
 	return e.sndMSS
 }
 
-func (e *Endpoint) SetReuseAddr(v bool) { e.mu.Lock(); e.reuseAddr = v; e.mu.Unlock() }
-func (e *Endpoint) ReuseAddr() bool     { e.mu.Lock(); defer e.mu.Unlock(); return e.reuseAddr }
-func (e *Endpoint) SetReusePort(v bool) { e.mu.Lock(); e.reusePort = v; e.mu.Unlock() }
-func (e *Endpoint) ReusePort() bool     { e.mu.Lock(); defer e.mu.Unlock(); return e.reusePort }
+func (e *Endpoint) SetReuseAddr(v bool) { e.lock(); e.reuseAddr = v; e.unlock() }
+func (e *Endpoint) ReuseAddr() bool     { e.lock(); defer e.unlock(); return e.reuseAddr }
+func (e *Endpoint) SetReusePort(v bool) { e.lock(); e.reusePort = v; e.unlock() }
+func (e *Endpoint) ReusePort() bool     { e.lock(); defer e.unlock(); return e.reusePort }
 
 // SetTTL is IP_TTL: 1..255, or -1 for the default. 0 is taken too:
 // IPV6_UNICAST_HOPS 0 sends with hop limit 0 on Linux (the socket
@@ -1001,16 +932,16 @@ func (e *Endpoint) SetTTL(n int) error {
 	if n < -1 || n > 255 {
 		return syscall.EINVAL
 	}
-	e.mu.Lock()
-	e.ttl, e.hopZero = uint8(max(n, 0)), n == 0
-	e.mu.Unlock()
+	e.lock()
+	e.setOpt(func(o *epOpts) { o.ttl, o.hopZero = uint8(max(n, 0)), n == 0 })
+	e.unlock()
 	return nil
 }
 
 // TTL is the configured TTL (64, the Linux default, when unset).
 func (e *Endpoint) TTL() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	if e.ttl == 0 && !e.hopZero {
 		return 64
 	}
@@ -1032,12 +963,12 @@ func (e *Endpoint) SetListenIPv4(ttl, tos int) {
 // SetTOS is IP_TOS. Like Linux on a stream socket, any int is taken:
 // its low byte, less the ECN bits (which TCP owns).
 func (e *Endpoint) SetTOS(n int) error {
-	e.mu.Lock()
-	e.tos = uint8(n) &^ 3
-	e.mu.Unlock()
+	e.lock()
+	e.setOpt(func(o *epOpts) { o.tos = uint8(n) &^ 3 })
+	e.unlock()
 	return nil
 }
-func (e *Endpoint) TOS() int { e.mu.Lock(); defer e.mu.Unlock(); return int(e.tos) }
+func (e *Endpoint) TOS() int { e.lock(); defer e.unlock(); return int(e.tos) }
 
 // SetCongestion is TCP_CONGESTION; ENOENT for an unknown name like Linux.
 func (e *Endpoint) SetCongestion(name string) error {
@@ -1045,13 +976,13 @@ func (e *Endpoint) SetCongestion(name string) error {
 	if cc == nil {
 		return syscall.ENOENT
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.ccName = name // an alias ("reno") reads back as set, as in Linux
-	if e.cc != nil {
+	e.lock()
+	defer e.unlock()
+	e.setOpt(func(o *epOpts) { o.ccName = name }) // an alias ("reno") reads back as set, as in Linux
+	if e.cc != nil || (e.everConnected && !lazyCC(name)) {
 		e.cc = cc
 		e.ccs.PacingRate = 0 // the new control paces if it wants to
 	}
 	return nil
 }
-func (e *Endpoint) Congestion() string { e.mu.Lock(); defer e.mu.Unlock(); return e.ccName }
+func (e *Endpoint) Congestion() string { e.lock(); defer e.unlock(); return e.ccName }

@@ -33,7 +33,7 @@ func TestHyStartExitsBeforeLoss(t *testing.T) {
 			if c.ccs.Ssthresh < initSsthresh {
 				r.exitAt = n.now()
 				r.dropsAtExit = n.tailDrop + n.lossDrop
-				r.retransAtExit = c.totalRetrans
+				r.retransAtExit = uint64(c.totalRetrans)
 				r.cwndAtExit = c.ccs.Cwnd / c.sndMSS
 				r.queueAtExit = len(n.departs)
 				if cu, ok := c.cc.(*cubic); ok {

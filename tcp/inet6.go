@@ -10,15 +10,15 @@ import (
 
 // SetInet6 marks the endpoint as an AF_INET6 socket's.
 func (e *Endpoint) SetInet6() {
-	e.mu.Lock()
+	e.lock()
 	e.inet6 = true
-	e.mu.Unlock()
+	e.unlock()
 }
 
 // SetV6Only is IPV6_V6ONLY; EINVAL once bound, as Linux.
 func (e *Endpoint) SetV6Only(v bool) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	if e.bound {
 		return syscall.EINVAL
 	}
@@ -28,8 +28,8 @@ func (e *Endpoint) SetV6Only(v bool) error {
 
 // V6Only is IPV6_V6ONLY.
 func (e *Endpoint) V6Only() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	return e.v6only
 }
 

@@ -113,11 +113,8 @@ func (e *Endpoint) establish(now time.Duration) {
 	e.setState(StateEstablished)
 	e.everConnected = true
 	e.softErr = nil // the handshake completed: errors met on the way are moot
-	if e.cc == nil {
-		e.cc = newCC(e.ccName)
-		if e.cc == nil {
-			e.cc = &cubic{}
-		}
+	if e.cc == nil && !lazyCC(e.ccName) {
+		e.cc = e.ccAlg()
 	}
 	e.ccs = CCState{Cwnd: initCwndSegs * e.sndMSS, Ssthresh: 1 << 30, MSS: e.sndMSS}
 	e.backoff = 0
@@ -183,11 +180,11 @@ func (e *Endpoint) rttSample(r time.Duration) {
 // false when the endpoint no longer owns the 4-tuple (the caller then
 // treats the segment as addressed to a listener or to nobody).
 func (e *Endpoint) handleSegment(s *segment, batch *Batch) bool {
-	e.mu.Lock()
+	e.lock()
 	e.batch = batch
 	switch e.state {
 	case StateClosed, StateListen:
-		e.mu.Unlock()
+		e.unlock()
 		return false
 	}
 	now := e.p.now()
@@ -201,7 +198,7 @@ func (e *Endpoint) handleSegment(s *segment, batch *Batch) bool {
 	}
 	parent := e.parent
 	e.batch = nil
-	e.mu.Unlock()
+	e.unlock()
 	if deliver && parent != nil {
 		parent.deliverChild(e)
 	}
@@ -527,7 +524,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		} else if d > 0 && e.cwndLimited(int(e.sndNxt-ack)+acked) {
 			e.ccs.InFlight = e.inFlight()
 			e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
-			e.cc.OnAck(&e.ccs, d, now)
+			e.ccAlg().OnAck(&e.ccs, d, now)
 		}
 		e.tlpOut = false
 		if e.sndUna == e.sndMax {
@@ -641,7 +638,7 @@ func (e *Endpoint) enterRecovery(now time.Duration) {
 	e.ccs.InFlight = min(e.ccs.Cwnd, int(e.sndMax-e.sndUna))
 	e.ccs.SRTT, e.ccs.MinRTT = e.srtt, e.minRTT
 	e.undoMark()
-	e.cc.OnLoss(&e.ccs, now)
+	e.ccAlg().OnLoss(&e.ccs, now)
 	e.rttTiming = false
 	if e.sackOK {
 		e.p.st.SACKRecovery.Add(1)
@@ -847,8 +844,8 @@ func (e *Endpoint) gotFIN(now time.Duration) {
 // handleError applies an ICMP error (RFC 5927 checks, RFC 1191 PMTUD);
 // false when the error is not about this connection's data in flight.
 func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	switch e.state {
 	case StateClosed, StateListen, StateTimeWait:
 		return false

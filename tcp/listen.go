@@ -53,27 +53,27 @@ func (l *Endpoint) handleListen(k connKey, s *segment) {
 	if !s.has(wire.TCPFlagSYN) {
 		return
 	}
-	l.mu.Lock()
+	l.lock()
 	if l.state != StateListen {
-		l.mu.Unlock()
+		l.unlock()
 		p.sendResetFor(k, s)
 		return
 	}
 	if len(l.ls.acceptQ) > l.ls.backlog {
 		p.st.ListenOverflows.Add(1)
 		p.st.ListenDrops.Add(1)
-		l.mu.Unlock()
+		l.unlock()
 		return
 	}
 	if int(l.synQLen.Load()) >= l.ls.backlog {
 		if p.cfg.NoSynCookies {
 			p.st.ListenDrops.Add(1)
-			l.mu.Unlock()
+			l.unlock()
 			return
 		}
 		l.ls.cookieAt = now
 		c := l.newChild(k, s, now)
-		l.mu.Unlock()
+		l.unlock()
 		if c == nil {
 			return
 		}
@@ -82,25 +82,25 @@ func (l *Endpoint) handleListen(k connKey, s *segment) {
 	}
 	c := l.newChild(k, s, now)
 	if c == nil {
-		l.mu.Unlock()
+		l.unlock()
 		return
 	}
 	c.parent = l
 	c.inSynQ = true
 	l.synQLen.Add(1)
-	c.mu.Lock()
+	c.lock()
 	if !p.addConn(c) {
 		l.synQLen.Add(-1)
-		c.mu.Unlock()
-		l.mu.Unlock()
+		c.unlock()
+		l.unlock()
 		return
 	}
 	p.addChild(c)
-	l.mu.Unlock()
+	l.unlock()
 	p.st.PassiveOpens.Add(1)
 	c.sendSYN(now, false)
 	c.armRTO(now)
-	c.mu.Unlock()
+	c.unlock()
 }
 
 // newChild makes a SYN_RCVD endpoint for a SYN, inheriting the
@@ -114,15 +114,15 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	c := &Endpoint{p: p}
 	c.initOptions()
 	c.noDelay, c.cork, c.keepAlive = l.noDelay, l.cork, l.keepAlive
-	c.keepIdle, c.keepIntvl, c.keepCnt = l.keepIdle, l.keepIntvl, l.keepCnt
-	c.lingerOn, c.linger, c.ttl, c.tos, c.hopZero = l.lingerOn, l.linger, l.ttl, l.tos, l.hopZero
+	// Keepalive times, linger, TTL, TOS, MSS, buffers, congestion
+	// control and TCP_USER_TIMEOUT (tcpcc) are inherited, as in Linux: the child
+	// shares the listener's options, which no one writes in place.
+	c.epOpts = l.epOpts
 	if ls := l.ls; ls != nil && ls.set4 && k.remote.Addr().Is4() {
-		c.ttl, c.tos, c.hopZero = ls.ttl4, ls.tos4, false
+		c.setOpt(func(o *epOpts) { o.ttl, o.tos, o.hopZero = ls.ttl4, ls.tos4, false })
 	}
-	c.userMSS, c.userSndBuf, c.userRcvBuf = l.userMSS, l.userSndBuf, l.userRcvBuf
-	c.reuseAddr, c.reusePort, c.ccName = l.reuseAddr, l.reusePort, l.ccName
+	c.reuseAddr, c.reusePort = l.reuseAddr, l.reusePort
 	c.urg.inline = l.urg.inline
-	c.userTimeout = l.userTimeout // tcpcc: TCP_USER_TIMEOUT is inherited, as in Linux
 	if l.userRcvBuf > 0 {
 		c.rcvCap = l.rcvCap
 	}
@@ -196,8 +196,8 @@ func (l *Endpoint) sendCookie(c *Endpoint, k connKey, s *segment, now time.Durat
 // cookieCheck tries to complete a connection from a SYN cookie ACK.
 func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 	p := l.p
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.lock()
+	defer l.unlock()
 	if l.state != StateListen || l.ls.cookieAt == 0 || now-l.ls.cookieAt > 2*cookieWindow {
 		return false
 	}
@@ -238,9 +238,9 @@ func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 	c.sndWl1, c.sndWl2 = syn.seq, c.iss
 	c.rcvAdv = c.rcvNxt + uint32(min(c.rcvCap, 65535))
 	c.parent = l
-	c.mu.Lock()
+	c.lock()
 	if !p.addConn(c) {
-		c.mu.Unlock()
+		c.unlock()
 		return true
 	}
 	p.addChild(c)
@@ -252,7 +252,7 @@ func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 		l.ls.acceptQ = append(l.ls.acceptQ, c)
 		l.acceptN.Store(int32(len(l.ls.acceptQ)))
 	}
-	c.mu.Unlock()
+	c.unlock()
 	l.notify(waiter.EventIn)
 	return true
 }
@@ -283,23 +283,23 @@ func (e *Endpoint) childOverflow() bool {
 // checked before the handshake completed (childOverflow); a child that
 // raced past that check is still queued, as in Linux.
 func (l *Endpoint) deliverChild(c *Endpoint) {
-	l.mu.Lock()
+	l.lock()
 	ok := l.state == StateListen
 	if ok {
 		l.ls.acceptQ = append(l.ls.acceptQ, c)
 		l.acceptN.Store(int32(len(l.ls.acceptQ)))
 	}
-	l.mu.Unlock()
+	l.unlock()
 	if ok {
 		l.notify(waiter.EventIn)
 		return
 	}
-	c.mu.Lock()
+	c.lock()
 	c.parent = nil
 	c.userClosed = true
 	if c.state != StateClosed {
 		c.sendReset()
 		c.abortLocked(nil)
 	}
-	c.mu.Unlock()
+	c.unlock()
 }

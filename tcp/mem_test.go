@@ -154,9 +154,9 @@ func TestTinySegmentsBounded(t *testing.T) {
 	}
 	s.out()
 	st := s.p.Stats()
-	c.mu.Lock()
+	c.lock()
 	ranges, rcvCap := len(c.ooo), c.rcvCap
-	c.mu.Unlock()
+	c.unlock()
 	if ranges > maxOOORanges || st.OFOQueued != maxOOORanges || st.OFOQueueDrops != 10000-maxOOORanges {
 		t.Fatalf("ranges %d queued %d dropped %d", ranges, st.OFOQueued, st.OFOQueueDrops)
 	}

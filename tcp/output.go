@@ -119,7 +119,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	if flags&wire.TCPFlagRST != 0 {
 		e.p.st.OutRsts.Add(1)
 	}
-	e.segsOut += uint64(segs)
+	e.segsOut += uint32(segs)
 	err := e.p.host.Output(seg)
 	if err != nil {
 		e.p.st.OutputErrors.Add(1)
@@ -542,17 +542,17 @@ func (e *Endpoint) stopTimers() {
 }
 
 func (e *Endpoint) onTimer() {
-	e.mu.Lock()
+	e.lock()
 	now := e.p.now()
 	e.timerAt = 0
 	if e.state == StateClosed {
-		e.mu.Unlock()
+		e.unlock()
 		return
 	}
 	if e.closeAt != 0 && now >= e.closeAt {
 		e.closeAt = 0
 		e.setClosed()
-		e.mu.Unlock()
+		e.unlock()
 		return
 	}
 	if e.rk.reoAt != 0 && now >= e.rk.reoAt {
@@ -590,7 +590,7 @@ func (e *Endpoint) onTimer() {
 			e.armTimer(next)
 		}
 	}
-	e.mu.Unlock()
+	e.unlock()
 }
 
 func (e *Endpoint) armDelayedAck(now time.Duration) {
@@ -605,8 +605,8 @@ func (e *Endpoint) armDelayedAck(now time.Duration) {
 }
 
 func (e *Endpoint) onDelayedAck() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	e.dackArmed = false
 	if e.dackAt == 0 || e.state == StateClosed {
 		return
@@ -662,7 +662,7 @@ func (e *Endpoint) onRTO(now time.Duration) {
 	e.ccs.MinRTT, e.ccs.SRTT = e.minRTT, e.srtt
 	if reduce {
 		e.undoMark()
-		e.cc.OnRTO(&e.ccs, now)
+		e.ccAlg().OnRTO(&e.ccs, now)
 	}
 	e.ccs.Cwnd = e.ccs.MSS
 	e.recovery = false

@@ -35,8 +35,8 @@ func paceRun(e *Endpoint, start, window, late time.Duration) (sent, burst int) {
 func TestPacingLateTimer(t *testing.T) {
 	n := newPair(1, Config{})
 	c, _ := n.connect(t)
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	const rate = 100e6
 	c.ccs.PacingRate = rate
 	q := c.paceQuantum()

@@ -498,7 +498,7 @@ func TestNoLeaks(t *testing.T) {
 	l.Close()
 	for _, p := range []*Protocol{n.a, n.b} {
 		p.mu.RLock()
-		nc, np, nl := len(p.conns), len(p.ports), len(p.listeners)
+		nc, np, nl := p.conns.len(), len(p.ports), len(p.listeners)
 		p.mu.RUnlock()
 		if nc != 0 || np != 0 || nl != 0 {
 			t.Fatalf("left behind: %d conns, %d ports, %d listeners; table %v", nc, np, nl, p.Table())

@@ -24,7 +24,7 @@ func TestConnectPortScales(t *testing.T) {
 		if err := p.bindConnect(e, localIP, remote, now); err != nil {
 			t.Fatalf("connect %d: %v", i, err)
 		}
-		p.conns[connKey{e.local, remote}] = e // as the connect that follows does
+		p.conns.put(connKey{e.local, remote}, e) // as the connect that follows does
 	}
 	p.mu.Lock()
 	avg := float64(p.connectProbes) / (dests * per)

@@ -43,7 +43,7 @@ type Protocol struct {
 	base time.Time
 
 	mu        sync.RWMutex
-	conns     map[connKey]*Endpoint
+	conns     connTable
 	listeners map[uint16][]*Endpoint
 	ports     map[uint16]*portEntry
 	portHint  uint32
@@ -66,6 +66,11 @@ type Protocol struct {
 
 	// perf: endpoints waiting for room at a full link queue (room.go).
 	room roomQueue
+
+	// The socket options of an endpoint that set none, and the sets
+	// endpoints share (opts.go).
+	defOpts epOpts
+	opts    optsTable
 }
 
 // NewProtocol makes the TCP layer over h.
@@ -75,7 +80,7 @@ func NewProtocol(h Host, cfg Config) *Protocol {
 		host:      h,
 		clk:       h.Clock(),
 		cfg:       cfg,
-		conns:     make(map[connKey]*Endpoint),
+		conns:     newConnTable(),
 		listeners: make(map[uint16][]*Endpoint),
 		ports:     make(map[uint16]*portEntry),
 	}
@@ -90,6 +95,11 @@ func NewProtocol(h Host, cfg Config) *Protocol {
 	}
 	if newCC(cfg.CongestionControl) == nil {
 		p.cfg.CongestionControl = "cubic"
+	}
+	p.defOpts = epOpts{
+		keepIdle: p.cfg.KeepIdle, keepIntvl: p.cfg.KeepIntvl,
+		keepCnt: int32(min(max(p.cfg.KeepCnt, 0), 127)),
+		ccName:  p.cfg.CongestionControl,
 	}
 	p.portHint = binary.BigEndian.Uint32(p.key[28:])
 	p.segPool.New = func() any { return new(Segment) }
@@ -173,7 +183,7 @@ func (b *Batch) HandleSegment(src, dst netip.Addr, tos uint8, seg []byte) {
 // Flush sends the ACKs the batch deferred.
 func (b *Batch) Flush() {
 	for i, e := range b.eps {
-		e.mu.Lock()
+		e.lock()
 		e.inBatch = false
 		if e.batchAck {
 			e.batchAck = false
@@ -182,7 +192,7 @@ func (b *Batch) Flush() {
 				e.output(e.p.now())
 			}
 		}
-		e.mu.Unlock()
+		e.unlock()
 		b.eps[i] = nil
 	}
 	b.eps = b.eps[:0]
@@ -222,7 +232,7 @@ func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch
 	}
 	key := connKey{netip.AddrPortFrom(dst, t.DstPort()), netip.AddrPortFrom(src, t.SrcPort())}
 	p.mu.RLock()
-	e := p.conns[key]
+	e := p.conns.get(key)
 	p.mu.RUnlock()
 	if e != nil {
 		if e.handleSegment(&s, batch) {
@@ -318,7 +328,7 @@ func (p *Protocol) sendRaw(k connKey, h *wire.TCPHeader, tos, ttl uint8, hopZero
 func (p *Protocol) HandleError(local, remote netip.AddrPort, seq uint32, kind ErrorKind, mtu int) bool {
 	p.st.ICMPErrors.Add(1)
 	p.mu.RLock()
-	e := p.conns[connKey{local, remote}]
+	e := p.conns.get(connKey{local, remote})
 	p.mu.RUnlock()
 	if e == nil {
 		return false
@@ -342,23 +352,21 @@ func (p *Protocol) NewEndpoint() *Endpoint {
 // Table lists every socket: listeners, connections, TIME_WAIT.
 func (p *Protocol) Table() []ConnInfo {
 	p.mu.RLock()
-	eps := make([]*Endpoint, 0, len(p.conns)+8)
+	eps := make([]*Endpoint, 0, p.conns.len()+8)
 	for _, ls := range p.listeners {
 		eps = append(eps, ls...)
 	}
-	for _, e := range p.conns {
-		eps = append(eps, e)
-	}
+	p.conns.each(func(e *Endpoint) { eps = append(eps, e) })
 	p.mu.RUnlock()
 	out := make([]ConnInfo, 0, len(eps))
 	for _, e := range eps {
-		e.mu.Lock()
+		e.lock()
 		ci := ConnInfo{Local: e.local, Remote: e.remote, Inet6: e.inet6, State: e.state, RecvQ: e.rcvLen, SendQ: e.sndLen}
 		if e.state == StateListen {
 			ci.RecvQ = len(e.ls.acceptQ)
 			ci.SendQ = e.ls.backlog
 		}
-		e.mu.Unlock()
+		e.unlock()
 		out = append(out, ci)
 	}
 	return p.twRows(out)
@@ -372,12 +380,10 @@ func (p *Protocol) Close() {
 	for _, ls := range p.listeners {
 		eps = append(eps, ls...)
 	}
-	for _, e := range p.conns {
-		eps = append(eps, e)
-	}
+	p.conns.each(func(e *Endpoint) { eps = append(eps, e) })
 	p.mu.Unlock()
 	for _, e := range eps {
-		e.mu.Lock()
+		e.lock()
 		if e.state == StateListen {
 			e.closeListenerLocked()
 		} else if e.state != StateClosed {
@@ -387,7 +393,7 @@ func (p *Protocol) Close() {
 			e.abortLocked(syscall.ECONNABORTED)
 		}
 		e.stopTimers()
-		e.mu.Unlock()
+		e.unlock()
 	}
 	p.twClose()
 	p.wheel.close()
@@ -402,10 +408,9 @@ func (p *Protocol) addConn(e *Endpoint) bool {
 	if p.closed {
 		return false
 	}
-	if old, ok := p.conns[k]; ok && old != e {
+	if !p.conns.put(k, e) {
 		return false
 	}
-	p.conns[k] = e
 	e.inConns = true
 	return true
 }
@@ -416,9 +421,7 @@ func (p *Protocol) removeConn(e *Endpoint) {
 	}
 	k := connKey{e.local, e.remote}
 	p.mu.Lock()
-	if p.conns[k] == e {
-		delete(p.conns, k)
-	}
+	p.conns.del(k, e)
 	e.inConns = false
 	p.mu.Unlock()
 }
@@ -603,7 +606,7 @@ func (p *Protocol) bindConnect(e *Endpoint, src netip.Addr, remote netip.AddrPor
 			continue
 		}
 		k := connKey{netip.AddrPortFrom(src, cand), remote}
-		if p.conns[k] != nil || !p.twTakeLocked(k, now) {
+		if p.conns.get(k) != nil || !p.twTakeLocked(k, now) {
 			continue
 		}
 		if pe == nil {
@@ -678,6 +681,8 @@ type stats struct {
 	DSACKUndo                                         atomic.Uint64
 
 	InCEPkts, ECNCwndReductions atomic.Uint64
+
+	OptsUnshared atomic.Uint64
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -705,5 +710,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		MemoryPressures: s.MemoryPressures.Load(), RcvMemDrops: s.RcvMemDrops.Load(), MemBytes: s.MemBytes.Load(),
 		DSACKOldSent: s.DSACKOldSent.Load(), DSACKOfoSent: s.DSACKOfoSent.Load(), DSACKUndo: s.DSACKUndo.Load(),
 		InCEPkts: s.InCEPkts.Load(), ECNCwndReductions: s.ECNCwndReductions.Load(),
+		OptsUnshared: s.OptsUnshared.Load(),
 	}
 }

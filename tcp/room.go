@@ -84,7 +84,7 @@ func (p *Protocol) LinkRoom() {
 	p.st.LinkRoomWakeups.Add(1)
 	done := len(q)
 	for i, e := range q {
-		e.mu.Lock()
+		e.lock()
 		e.roomWait = false
 		now := p.now()
 		if e.ackRefused {
@@ -103,7 +103,7 @@ func (p *Protocol) LinkRoom() {
 			e.output(now)
 		}
 		again := e.roomWait
-		e.mu.Unlock()
+		e.unlock()
 		q[i] = nil
 		if again {
 			done = i + 1

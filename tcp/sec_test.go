@@ -221,9 +221,9 @@ func TestAcceptQueueFull(t *testing.T) {
 // inTimeWait reports whether e's connection ended in a TIME_WAIT record
 // (the endpoint itself is CLOSED then, as in Linux).
 func inTimeWait(e *Endpoint) bool {
-	e.mu.Lock()
+	e.lock()
 	st, l, r := e.state, e.local, e.remote
-	e.mu.Unlock()
+	e.unlock()
 	return st == StateClosed && e.p.hasTimeWait(l, r)
 }
 

@@ -182,15 +182,15 @@ func (e *Endpoint) SetUserTimeout(ms int) error {
 	if ms < 0 {
 		return syscall.EINVAL
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.userTimeout = time.Duration(ms) * time.Millisecond
+	e.lock()
+	defer e.unlock()
+	e.setOpt(func(o *epOpts) { o.userTimeout = time.Duration(ms) * time.Millisecond })
 	return nil
 }
 
 // UserTimeout is TCP_USER_TIMEOUT in milliseconds.
 func (e *Endpoint) UserTimeout() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	return int(e.userTimeout / time.Millisecond)
 }

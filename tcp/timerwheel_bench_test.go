@@ -25,19 +25,19 @@ func timerEndpoints(tb testing.TB, n int) (*Protocol, []*Endpoint, float64) {
 	runtime.ReadMemStats(&m0)
 	now := p.now()
 	for i, e := range eps {
-		e.mu.Lock()
+		e.lock()
 		e.armTimer(now + time.Hour + time.Duration(i)*time.Millisecond)
 		e.dackAt = now + time.Hour // far: nothing fires while measuring
 		e.armDelayedAck(now)
-		e.mu.Unlock()
+		e.unlock()
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&m1)
 	tb.Cleanup(func() {
 		for _, e := range eps {
-			e.mu.Lock()
+			e.lock()
 			e.stopTimers()
-			e.mu.Unlock()
+			e.unlock()
 		}
 	})
 	return p, eps, float64(m1.HeapAlloc-m0.HeapAlloc) / float64(n)
@@ -54,12 +54,12 @@ func BenchmarkTimerRearm(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		e := eps[i%n]
-		e.mu.Lock()
+		e.lock()
 		e.timerAt = 0 // force the move
 		e.armTimer(now + 30*time.Minute + time.Duration(i%1000)*time.Millisecond)
 		e.dackArmed, e.dackAt = false, now+time.Hour+time.Duration(i%977)*time.Millisecond
 		e.armDelayedAck(now)
-		e.mu.Unlock()
+		e.unlock()
 	}
 	b.StopTimer()
 	b.ReportMetric(per, "B/conn-timers")

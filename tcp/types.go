@@ -168,10 +168,13 @@ type StatsSnapshot struct {
 	// tcpsec: hardening counters (issue 8), named like nstat.
 	ACKSkippedSeq, ACKSkippedPAWS, ACKSkippedTimeWait uint64 // rate-limited dup ACKs
 	TimeWaitOverflow, TimeWaitRecords                 uint64 // tw bucket table overflow; records now
-	AbortOnMemory, Orphans                            uint64 // orphans reset over MaxOrphans; orphans now
-	MemoryPressures, RcvMemDrops, MemBytes            uint64 // entries into pressure; data dropped at MemLimit; buffer bytes now
-	DSACKOldSent, DSACKOfoSent                        uint64 // D-SACKs sent for old / out-of-order duplicates
-	DSACKUndo                                         uint64 // loss episodes undone by D-SACKs
+	// Option sets an endpoint keeps to itself because the table of
+	// shared sets was full (opts.go, maxSharedOpts).
+	OptsUnshared                           uint64
+	AbortOnMemory, Orphans                 uint64 // orphans reset over MaxOrphans; orphans now
+	MemoryPressures, RcvMemDrops, MemBytes uint64 // entries into pressure; data dropped at MemLimit; buffer bytes now
+	DSACKOldSent, DSACKOfoSent             uint64 // D-SACKs sent for old / out-of-order duplicates
+	DSACKUndo                              uint64 // loss episodes undone by D-SACKs
 
 	// perf: ECN (issue 10).
 	InCEPkts          uint64 // segments received with CE on an ECN connection

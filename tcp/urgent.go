@@ -131,8 +131,8 @@ func (e *Endpoint) readUrg(b []byte, peek bool) (n int, ok bool) {
 // RecvOOB is recv with MSG_OOB (Linux's tcp_recv_urg): it returns the
 // urgent byte, never blocking. trunc is set when b is empty.
 func (e *Endpoint) RecvOOB(b []byte, peek bool) (n int, trunc bool, err error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	if e.state == StateListen {
 		return 0, false, syscall.ENOTCONN
 	}
@@ -160,16 +160,16 @@ func (e *Endpoint) RecvOOB(b []byte, peek bool) (n int, trunc bool, err error) {
 
 // AtMark is SIOCATMARK: whether the next byte read is at the urgent mark.
 func (e *Endpoint) AtMark() (bool, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock()
+	defer e.unlock()
 	return e.urg.state != urgNone && e.urg.seq == e.copiedSeq(), nil
 }
 
 // SetOOBInline is SO_OOBINLINE: urgent bytes stay in the stream.
 func (e *Endpoint) SetOOBInline(v bool) {
-	e.mu.Lock()
+	e.lock()
 	e.urg.inline = v
-	e.mu.Unlock()
+	e.unlock()
 }
 
 // WriteOOB is send with MSG_OOB: the last byte written is urgent, and

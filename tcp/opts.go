@@ -1,0 +1,67 @@
+package tcp
+
+import (
+	"sync"
+	"time"
+)
+
+// epOpts holds the socket options most connections leave at their
+// defaults. An endpoint points at a shared value: its Protocol's
+// defaults, its listener's options, or an entry of the Protocol's table
+// of option sets, so that a million connections dialed with the same
+// options (net.Dialer sets keepalive times on every connection) hold
+// one copy, not 80 bytes each (issue 10). A value is never written once
+// an endpoint points at it.
+type epOpts struct {
+	linger, keepIdle, keepIntvl time.Duration
+	userTimeout                 time.Duration // TCP_USER_TIMEOUT; 0: the retries rules
+	keepCnt, userMSS            int32         // bounded: 1..127 and 0 or 88..65495
+	userSndBuf, userRcvBuf      int
+	ccName                      string
+	ttl, tos                    uint8
+	hopZero                     bool // ttl 0 set (IPV6_UNICAST_HOPS 0), not the default
+	lingerOn                    bool
+}
+
+// maxSharedOpts bounds the table of shared option sets: past it a new
+// set is the endpoint's own (counted in OptsUnshared).
+const maxSharedOpts = 256
+
+// optsTable interns option sets. Its lock is a leaf, taken under
+// endpoint locks.
+type optsTable struct {
+	mu sync.Mutex
+	m  map[epOpts]*epOpts
+}
+
+// setOpt changes the endpoint's options through f on a copy, then
+// points the endpoint at the shared set equal to the result. Setting
+// options is rare: the copy and the lookup cost nothing that matters.
+func (e *Endpoint) setOpt(f func(*epOpts)) {
+	o := *e.epOpts
+	f(&o)
+	e.epOpts = e.p.shareOpts(o)
+}
+
+func (p *Protocol) shareOpts(o epOpts) *epOpts {
+	if o == p.defOpts {
+		return &p.defOpts
+	}
+	t := &p.opts
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.m[o]; s != nil {
+		return s
+	}
+	s := new(epOpts)
+	*s = o
+	if len(t.m) >= maxSharedOpts {
+		p.st.OptsUnshared.Add(1)
+		return s
+	}
+	if t.m == nil {
+		t.m = make(map[epOpts]*epOpts)
+	}
+	t.m[o] = s
+	return s
+}
