@@ -151,6 +151,11 @@ func (e *Endpoint) unlock() { e.mu.Unlock() }
 //     the maximum), a smaller amount read later asks for no more than
 //     rcvCap either way (tuneRcvBuf).
 func (e *Endpoint) busyIdle(b *epBusy) bool {
+	// What a connection between exchanges usually still has pending (an
+	// ACK owed, bytes read this RTT) fails before the whole compare.
+	if b.ackPending != 0 || b.dackAt != 0 || b.copied != 0 || b.txq.n != 0 {
+		return false
+	}
 	if !b.rttTiming {
 		b.rttStart, b.rttSeq = 0, 0
 	}
