@@ -62,14 +62,14 @@ func Table(n *socket.Net) []SocketInfo {
 	for _, c := range n.Stack().TCP.Table() {
 		remote := c.Remote.String()
 		if c.State == tcp.StateListen || !c.Remote.IsValid() {
-			remote = "0.0.0.0:*"
+			remote = anyPeer(c.Local.Addr().Is6() && !c.Local.Addr().Is4In6())
 		}
 		out = append(out, SocketInfo{FD: -1, Proto: "tcp", Local: c.Local.String(), Remote: remote,
 			State: c.State.String(), RecvQ: c.RecvQ, SendQ: c.SendQ})
 	}
 	for _, s := range n.Sockets() {
-		if s.Family() == socket.AF_INET && s.Type() == socket.SOCK_STREAM {
-			continue
+		if (s.Family() == socket.AF_INET || s.Family() == socket.AF_INET6) && s.Type() == socket.SOCK_STREAM {
+			continue // listed above, from TCP's table
 		}
 		si := SocketInfo{FD: s.Fileno(), RecvQ: -1, SendQ: -1, Local: "-", Remote: "-"}
 		si.Proto = protoName(s)
@@ -79,8 +79,8 @@ func Table(n *socket.Net) []SocketInfo {
 		if a, err := s.GetPeerName(); err == nil && a != nil {
 			si.Remote = a.String()
 			si.State = "ESTABLISHED" // a connected datagram socket, as ss shows it
-		} else if s.Family() == socket.AF_INET {
-			si.Remote = "0.0.0.0:*"
+		} else if s.Family() == socket.AF_INET || s.Family() == socket.AF_INET6 {
+			si.Remote = anyPeer(s.Family() == socket.AF_INET6)
 		}
 		out = append(out, si)
 	}
@@ -94,6 +94,14 @@ func Table(n *socket.Net) []SocketInfo {
 		return out[i].Remote < out[j].Remote
 	})
 	return out
+}
+
+// anyPeer is the Foreign Address of a socket with no peer.
+func anyPeer(v6 bool) string {
+	if v6 {
+		return "[::]:*"
+	}
+	return "0.0.0.0:*"
 }
 
 // protoRank orders rows like netstat: tcp, udp, then the rest.

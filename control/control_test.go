@@ -87,3 +87,49 @@ func TestNetstatAndStatsOverUnixSocket(t *testing.T) {
 		t.Error("query after Close succeeded")
 	}
 }
+
+// IPv6 sockets: a listener appears once (from TCP's table, not again from
+// the socket layer) with an IPv6 wildcard peer, and a UDP socket as udp.
+func TestNetstatIPv6(t *testing.T) {
+	st := stack.New(stack.Options{Name: "ctl6"})
+	defer st.Close()
+	n := socket.New(st)
+	l, err := n.Socket(socket.AF_INET6, socket.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Bind(socket.Inet6("::", 7)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(5); err != nil {
+		t.Fatal(err)
+	}
+	u, err := n.Socket(socket.AF_INET6, socket.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if err := u.Bind(socket.Inet6("::", 53)); err != nil {
+		t.Fatal(err)
+	}
+	rows := Table(n)
+	var tcpRows, udpRows int
+	for _, r := range rows {
+		switch {
+		case r.Proto == "tcp" && r.Local == "[::]:7":
+			tcpRows++
+			if r.State != "LISTEN" || r.Remote != "[::]:*" {
+				t.Errorf("listener row %+v", r)
+			}
+		case r.Proto == "udp" && r.Local == "[::]:53":
+			udpRows++
+			if r.Remote != "[::]:*" {
+				t.Errorf("udp row %+v", r)
+			}
+		}
+	}
+	if tcpRows != 1 || udpRows != 1 {
+		t.Errorf("tcp [::]:7 rows %d, udp [::]:53 rows %d, want 1 and 1: %+v", tcpRows, udpRows, rows)
+	}
+}

@@ -11,8 +11,10 @@ type queue struct {
 	ready    sync.Cond // signalled when frames arrive or the queue closes
 	room     sync.Cond // signalled when the consumer drains
 	frames   [][]byte
-	metas    []Meta // offload state of frames[i] (in-memory GSO)
-	nmeta    int    // frames queued with a non-zero Meta
+	metas    []Meta         // offload state of frames[i] (in-memory GSO)
+	rels     []func([]byte) // frames[i] was taken, not copied: give it back here
+	ntaken   int            // frames queued with a non-nil rels[i]
+	nmeta    int            // frames queued with a non-zero Meta
 	free     [][]byte
 	limit    int
 	closed   bool
@@ -74,6 +76,7 @@ func (q *queue) pushMeta(frames [][]byte, meta []Meta, st *Stats) (int, bool) {
 			q.nmeta++
 		}
 		q.metas = append(q.metas, m)
+		q.rels = append(q.rels, nil)
 		n++
 	}
 	if n > 0 && len(q.frames) == n {
@@ -93,6 +96,38 @@ func (q *queue) pushMeta(frames [][]byte, meta []Meta, st *Stats) (int, bool) {
 	}
 	q.mu.Unlock()
 	return n, true
+}
+
+// take queues f itself, not a copy, with its offload state, counting
+// in st; once f has been delivered, release gets it back (a frame still
+// queued when the queue closes is left to the collector). A refused f is
+// not taken.
+func (q *queue) take(f []byte, m Meta, release func([]byte), st *Stats) error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		st.TxDropped.Add(1)
+		return ErrClosed
+	}
+	if len(q.frames) >= q.limit {
+		st.TxDropped.Add(1) // under the lock, as pushMeta counts (room.go)
+		q.mu.Unlock()
+		return ErrQueueFull
+	}
+	q.frames = append(q.frames, f)
+	if m != (Meta{}) {
+		q.nmeta++
+	}
+	q.metas = append(q.metas, m)
+	q.rels = append(q.rels, release)
+	q.ntaken++
+	if len(q.frames) == 1 {
+		q.ready.Signal()
+	}
+	st.TxFrames.Add(1)
+	st.TxBytes.Add(uint64(len(f)))
+	q.mu.Unlock()
+	return nil
 }
 
 // waitRoom blocks until the queue is below its limit.
@@ -130,6 +165,7 @@ func (q *queue) run() {
 	defer close(q.done)
 	var batch [][]byte
 	var metas []Meta
+	var rels []func([]byte)
 	var seg segmenter
 	for {
 		q.mu.Lock()
@@ -143,8 +179,10 @@ func (q *queue) run() {
 		// Swap slices: the writer fills a fresh one while we deliver.
 		batch, q.frames = q.frames, batch[:0]
 		metas, q.metas = q.metas, metas[:0]
+		rels, q.rels = q.rels, rels[:0]
 		withMeta := q.nmeta > 0
-		q.nmeta = 0
+		taken := q.ntaken > 0
+		q.nmeta, q.ntaken = 0, 0
 		q.room.Broadcast()
 		q.mu.Unlock()
 
@@ -160,12 +198,28 @@ func (q *queue) run() {
 			q.recv.DeliverFrames(batch)
 		}
 
+		all := len(batch)
+		if taken {
+			// Taken frames go back to their writer; only copies stay here.
+			k := 0
+			for i, f := range batch {
+				if r := rels[i]; r != nil {
+					r(f)
+				} else {
+					batch[k] = f
+					k++
+				}
+			}
+			batch = batch[:k]
+		}
 		q.mu.Lock()
 		q.free = append(q.free, batch...)
 		q.mu.Unlock()
-		clear(batch)
+		clear(batch[:all])
+		clear(rels)
 		batch = batch[:0]
 		metas = metas[:0]
+		rels = rels[:0]
 	}
 }
 

@@ -124,6 +124,19 @@ func (d *dropLink) WriteFramesMeta(frames [][]byte, meta []link.Meta) (int, erro
 	return n, err
 }
 
+// TakeFrameMeta loses a frame the peer's queue refused, as
+// WriteFramesMeta does; the buffer, not taken by the pipe, goes back to
+// release at once.
+func (d *dropLink) TakeFrameMeta(f []byte, m link.Meta, release func([]byte)) error {
+	err := d.PipeEnd.TakeFrameMeta(f, m, release)
+	if err == link.ErrQueueFull {
+		d.dropped.Add(1)
+		release(f)
+		return nil
+	}
+	return err
+}
+
 // WaitRoom never waits: a dropping link has no push-back.
 func (d *dropLink) WaitRoom(done <-chan struct{}) {}
 

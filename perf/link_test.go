@@ -35,6 +35,15 @@ func TestDropLinkCounts(t *testing.T) {
 	if _, ok := link.Endpoint(d).(link.Waiter); !ok {
 		t.Fatal("dropLink must override WaitRoom")
 	}
+	// A frame handed over whole (link.FrameTaker) is lost the same way,
+	// and its buffer given straight back.
+	var back int
+	if err := d.TakeFrameMeta(f, link.Meta{}, func([]byte) { back++ }); err != nil {
+		t.Fatalf("take: %v", err)
+	}
+	if d.dropped.Load() != 11 || back != 1 {
+		t.Fatalf("take at a full queue: dropped %d, released %d; want 11, 1", d.dropped.Load(), back)
+	}
 }
 
 // Both link semantics carry a bulk transfer and a UDP run; the drop

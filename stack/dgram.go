@@ -880,11 +880,15 @@ func deliverUDP[H wire.IPv4 | wire.IPv6](s *Stack, u wire.UDP, src, dst netip.Ad
 type rawTable struct {
 	mu  sync.RWMutex
 	eps []*DgramEndpoint
+	// n is len(eps), read without the lock: every packet asks, and
+	// almost always there is no raw socket at all.
+	n atomic.Int32
 }
 
 func (t *rawTable) add(e *DgramEndpoint) {
 	t.mu.Lock()
 	t.eps = append(t.eps, e)
+	t.n.Store(int32(len(t.eps)))
 	t.mu.Unlock()
 }
 
@@ -896,10 +900,14 @@ func (t *rawTable) remove(e *DgramEndpoint) {
 			break
 		}
 	}
+	t.n.Store(int32(len(t.eps)))
 	t.mu.Unlock()
 }
 
 func (t *rawTable) has(proto uint8) bool {
+	if t.n.Load() == 0 {
+		return false
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	for _, e := range t.eps {
@@ -913,6 +921,9 @@ func (t *rawTable) has(proto uint8) bool {
 // deliver copies h (IP header included, as Linux raw sockets receive it)
 // to every raw endpoint of its protocol.
 func (t *rawTable) deliver(s *Stack, h wire.IPv4) {
+	if t.n.Load() == 0 {
+		return
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	for _, e := range t.eps {

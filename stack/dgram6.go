@@ -266,6 +266,9 @@ func (s *Stack) receiveUDP6(n *NIC, h wire.IPv6, p []byte, mcast bool) {
 
 // has6 reports a raw IPv6 endpoint for proto.
 func (t *rawTable) has6(proto uint8) bool {
+	if t.n.Load() == 0 {
+		return false
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	for _, e := range t.eps {
@@ -299,6 +302,9 @@ func (t *rawTable) deliverICMPv6(s *Stack, h wire.IPv6, m wire.ICMPv6) {
 }
 
 func (t *rawTable) deliverRaw6(s *Stack, h wire.IPv6, proto uint8, data []byte, pass func(*DgramEndpoint) bool) {
+	if t.n.Load() == 0 {
+		return
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if len(t.eps) == 0 {

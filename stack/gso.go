@@ -2,6 +2,7 @@ package stack
 
 import (
 	"net/netip"
+	"sync"
 	"syscall"
 
 	"github.com/sockstack/sockstack/link"
@@ -23,6 +24,62 @@ import (
 type nicOffloads struct {
 	off  link.Offloads
 	meta link.MetaWriter // nil unless off.NeedsMeta
+	take link.FrameTaker // nil unless meta is set and the link takes buffers
+	back *txBufs         // buffers take's link gave back; set with take
+	// release is back.put, made once: a method value made per frame
+	// would allocate.
+	release func([]byte)
+}
+
+// txBufs holds super-segment buffers a NIC's link gave back after
+// delivery (link.FrameTaker), last in first out: the next super-segment
+// is built in the buffer whose bytes the peer read last, still in cache,
+// where the shared pool would hand this goroutine the oldest buffer
+// another core put back. Beyond txBufsMax they go back to the pool.
+type txBufs struct {
+	mu   sync.Mutex
+	bufs [txBufsMax]*[bufSize3]byte
+	n    int
+}
+
+// txBufsMax bounds what a NIC keeps: 1 MiB, a send buffer's flight.
+const txBufsMax = 16
+
+// put is the release function handed to the link with every frame.
+func (t *txBufs) put(f []byte) {
+	if cap(f) != bufSize3 {
+		putBuf(f)
+		return
+	}
+	t.mu.Lock()
+	if t.n < txBufsMax {
+		t.bufs[t.n] = (*[bufSize3]byte)(f[:bufSize3])
+		t.n++
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	putBuf(f)
+}
+
+// txBuf is getBuf for a packet of n bytes that leaves through nic:
+// a large one takes the buffer its link gave back last.
+func (nic *NIC) txBuf(n int) []byte {
+	if nic == nil {
+		return getBuf(n)
+	}
+	if t := nic.offl.back; t != nil && n > bufSize2 && n <= bufSize3 {
+		t.mu.Lock()
+		if t.n > 0 {
+			t.n--
+			b := t.bufs[t.n]
+			t.bufs[t.n] = nil
+			t.mu.Unlock()
+			return b[:n]
+		}
+		t.mu.Unlock()
+	}
+	return getBuf(n)
 }
 
 // initOffloads reads the endpoint's offload capabilities.
@@ -34,6 +91,10 @@ func (n *NIC) initOffloads() {
 	n.offl.off = o.Offloads()
 	if mw, ok := n.ep.(link.MetaWriter); ok && n.offl.off.NeedsMeta {
 		n.offl.meta = mw
+		if n.offl.take, _ = n.ep.(link.FrameTaker); n.offl.take != nil {
+			n.offl.back = new(txBufs)
+			n.offl.release = n.offl.back.put // one method value per NIC
+		}
 	} else {
 		n.offl.off.NeedsMeta = false
 		n.offl.off.PartialCsum = false
@@ -89,8 +150,9 @@ func (n *NIC) gsoFrame(buf, pkt []byte, nextHop netip.Addr, v6 bool, total int) 
 // sendGSO sends the TCP super-segment in buf[14:14+total] (an IPv4
 // packet, or an IPv6 one whose TCP header follows the fixed header, as
 // TCP builds them; transport checksum not yet filled) as segments of mss
-// payload bytes.
-func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
+// payload bytes. taken says that the link took buf (a pool buffer of
+// getBuf) whole and gives it back to the pool itself.
+func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) (taken bool, err error) {
 	n := r.NIC
 	pkt := buf[wire.EthernetHeaderLen : wire.EthernetHeaderLen+total]
 	v6 := pkt[0]>>4 == 6
@@ -107,7 +169,7 @@ func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
 		} else {
 			s.stats.IP.OutTooBig.Add(1)
 		}
-		return syscall.EMSGSIZE
+		return false, syscall.EMSGSIZE
 	}
 	if !v6 {
 		// The segments take consecutive IP IDs (as a TSO NIC gives them).
@@ -130,7 +192,12 @@ func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
 			default:
 				fillTransportChecksum(wire.IPv4(pkt), wire.ProtoTCP)
 			}
-			return n.writeFrameMeta(f, m)
+			if n.offl.take != nil && cap(f) == bufSize3 {
+				// The whole pool buffer: the link queues it as it is and
+				// gives it back to the pool once delivered (no copy).
+				return n.takeFrameMeta(f, m)
+			}
+			return false, n.writeFrameMeta(f, m)
 		}
 		// The next hop is not resolved yet (or, over IPv6, not REACHABLE:
 		// STALE wants the state machine's DELAY): the frames go through
@@ -138,7 +205,6 @@ func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
 	}
 	scratch := getBuf(wire.EthernetHeaderLen + hl + thl + mss)
 	defer putBuf(scratch)
-	var err error
 	if v6 {
 		err = link.SegmentL4(buf[:wire.EthernetHeaderLen+total], wire.EthernetHeaderLen, wire.EthernetHeaderLen+hl, mss, false, scratch, func(seg []byte) error {
 			s.stats.Link.OutGSOSegs.Add(1)
@@ -152,9 +218,66 @@ func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) error {
 	}
 	if err == link.ErrBadOffload {
 		s.stats.IP.OutDiscards.Add(1)
-		return syscall.EINVAL
+		return false, syscall.EINVAL
 	}
-	return err
+	return false, err
+}
+
+// takeFrameMeta is writeFrameMeta handing the link f's buffer, which
+// goes back to the pool through putBuf once delivered; taken is false
+// when the link refused it (the caller still owns it).
+func (n *NIC) takeFrameMeta(f []byte, m link.Meta) (taken bool, err error) {
+	s := n.stack
+	n.tapFrame(f, true)
+	if err := n.offl.take.TakeFrameMeta(f, m, n.offl.release); err != nil {
+		if err == link.ErrQueueFull {
+			s.stats.Link.OutQueueFull.Add(1)
+			return false, syscall.ENOBUFS
+		}
+		s.stats.Link.OutErrors.Add(1)
+		return false, syscall.ENETDOWN
+	}
+	s.stats.Link.OutFrames.Add(1)
+	if m.GSOSize > 0 {
+		s.stats.Link.OutGSOFrames.Add(1)
+	}
+	return true, nil
+}
+
+// takeTCP sends the TCP packet in buf[14:14+total], which fits the MTU,
+// as takeFrameMeta does a super-segment: whole, in the pool buffer it was
+// built in, with its checksum left partial (a jumbo segment on an
+// in-memory link is then neither copied nor summed twice). ok is false
+// when it cannot go so (no such link, a buffer of another size, the next
+// hop not resolved on the fast path): the caller sends it the normal way.
+func (s *Stack) takeTCP(r *ResolvedRoute, buf []byte, total int) (taken, ok bool, err error) {
+	n := r.NIC
+	if n == nil || n.offl.take == nil || !n.offl.off.PartialCsum || cap(buf) != bufSize3 {
+		return false, false, nil
+	}
+	pkt := buf[wire.EthernetHeaderLen : wire.EthernetHeaderLen+total]
+	v6 := pkt[0]>>4 == 6
+	hl := wire.IPv6HeaderLen
+	if !v6 {
+		hl = wire.IPv4(pkt).HeaderLen()
+	}
+	if hl+wire.TCPMinHeaderLen > total {
+		return false, false, nil
+	}
+	f, off, fast := n.gsoFrame(buf, pkt, r.NextHop, v6, total)
+	if !fast {
+		return false, false, nil
+	}
+	if v6 {
+		link.PartialTCPChecksum6(wire.IPv6(pkt))
+	} else {
+		link.PartialTCPChecksum(wire.IPv4(pkt))
+	}
+	thl := wire.TCP(pkt[hl:]).DataOffset()
+	m := link.Meta{HdrLen: uint16(off + hl + thl), NetOff: uint8(off),
+		CsumPartial: true, CsumStart: uint16(off + hl), CsumOffset: 16}
+	taken, err = n.takeFrameMeta(f, m)
+	return taken, true, err
 }
 
 // writeFrameMeta is writeFrame for a frame with offload state.

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -186,3 +187,162 @@ func TestGSOMetaFrameFinishes(t *testing.T) {
 
 func netip4(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func peer4(s string) netip.Addr    { return netip.MustParseAddr(s) }
+
+// takerEP is a metaEP that takes frames' buffers (link.FrameTaker),
+// keeping them until the test releases them, or refuses them all.
+type takerEP struct {
+	metaEP
+	refuse  bool
+	taken   [][]byte
+	release func([]byte)
+}
+
+func (t *takerEP) TakeFrameMeta(f []byte, m link.Meta, release func([]byte)) error {
+	if t.refuse {
+		return link.ErrQueueFull
+	}
+	t.taken = append(t.taken, f)
+	t.metas = append(t.metas, m)
+	t.release = release
+	return nil
+}
+
+// A super-segment goes to a link that takes buffers as the pool buffer
+// it was built in, not copied; the link gives it back to the pool. A
+// refused one is ENOBUFS and stays the stack's.
+func TestGSOFrameTaken(t *testing.T) {
+	h := newHarness(t, Options{})
+	ep := &takerEP{metaEP: metaEP{chanEP: chanEP{mtu: 1500}, off: link.Offloads{GSOMax: 65535, NeedsMeta: true, PartialCsum: true}}}
+	nic := h.s.AddNIC("eth1", ep)
+	nic.AddAddress(netip4("10.1.0.1/24"))
+	nic.SetStatic(peer4("10.1.0.2"), peerMAC)
+	ep.take()
+	payload := randPayload(60000)
+	flags := uint8(wire.TCPFlagACK | wire.TCPFlagPSH)
+	send := func() error {
+		th := &wire.TCPHeader{SrcPort: 5000, DstPort: 80, Seq: gsoSeq, Ack: 777, Flags: flags, Window: 500}
+		return h.s.writePacket(&OutPacket{Src: netip4("10.1.0.1/24").Addr(), Dst: peer4("10.1.0.2"), Proto: wire.ProtoTCP, DF: true,
+			Parts: [3][]byte{nil, payload}, GSOSize: 1448}, th)
+	}
+	if err := send(); err != nil {
+		t.Fatal(err)
+	}
+	if len(ep.taken) != 1 || len(ep.take()) != 0 {
+		t.Fatalf("%d frames taken, want the super-segment taken and nothing copied", len(ep.taken))
+	}
+	f := ep.taken[0]
+	if cap(f) != bufSize3 || len(f) != 14+20+20+len(payload) || !bytes.Equal(f[54:], payload) {
+		t.Fatalf("taken frame: len %d cap %d, want the whole pool buffer with the payload", len(f), cap(f))
+	}
+	if ep.metas[0].GSOSize != 1448 || !ep.metas[0].CsumPartial {
+		t.Fatalf("meta %+v", ep.metas[0])
+	}
+	ep.release(f) // back to the pool, as the link does after delivery
+	before := h.s.Stats().Link.OutQueueFull.Load()
+	ep.refuse = true
+	if err := send(); err != syscall.ENOBUFS {
+		t.Fatalf("refused: %v, want ENOBUFS", err)
+	}
+	if h.s.Stats().Link.OutQueueFull.Load() != before+1 || len(ep.taken) != 1 {
+		t.Fatal("a refused frame was not counted, or was kept")
+	}
+}
+
+// A jumbo TCP segment that fits the MTU goes to a link that takes
+// buffers whole too, its checksum left partial (not summed here and
+// again by the receiver); finished as a NIC would, it is the segment.
+// A small one is copied and summed as before.
+func TestJumboTCPTakenPartial(t *testing.T) {
+	h := newHarness(t, Options{})
+	ep := &takerEP{metaEP: metaEP{chanEP: chanEP{mtu: 65000}, off: link.Offloads{GSOMax: 65535, NeedsMeta: true, PartialCsum: true}}}
+	nic := h.s.AddNIC("eth1", ep)
+	nic.AddAddress(netip4("10.1.0.1/24"))
+	nic.SetStatic(peer4("10.1.0.2"), peerMAC)
+	ep.take()
+	for _, size := range []int{30000, 1000} {
+		payload := randPayload(size)
+		th := &wire.TCPHeader{SrcPort: 5000, DstPort: 80, Seq: gsoSeq, Ack: 777, Flags: wire.TCPFlagACK, Window: 500}
+		if err := h.s.writePacket(&OutPacket{Src: netip4("10.1.0.1/24").Addr(), Dst: peer4("10.1.0.2"), Proto: wire.ProtoTCP, DF: true,
+			Parts: [3][]byte{nil, payload}}, th); err != nil {
+			t.Fatal(err)
+		}
+		copied := ep.take()
+		if size == 1000 {
+			if len(copied) != 1 || len(ep.taken) != 1 {
+				t.Fatalf("small segment: %d copied, %d taken; want it copied", len(copied), len(ep.taken))
+			}
+			gpVerify(t, copied[0])
+			continue
+		}
+		if len(ep.taken) != 1 || len(copied) != 0 {
+			t.Fatalf("jumbo segment: %d taken, %d copied; want it taken", len(ep.taken), len(copied))
+		}
+		m := ep.metas[len(ep.metas)-1]
+		if m.GSOSize != 0 || !m.CsumPartial || m.CsumStart != 34 || m.CsumOffset != 16 {
+			t.Fatalf("meta %+v", m)
+		}
+		var fin []byte
+		if err := link.FinishFrame(ep.taken[0], m, make([]byte, 65600), func(b []byte) error {
+			fin = append([]byte(nil), b...)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_, tc := gpVerify(t, fin)
+		if !bytes.Equal(tc.Payload, payload) {
+			t.Fatal("payload changed")
+		}
+		ep.release(ep.taken[0])
+	}
+}
+
+// A NIC builds its next large packet in the buffer its link gave back
+// last (still in cache); it keeps txBufsMax of them, the rest go to the
+// pool, and small packets never take one.
+func TestTxBufsLastBackFirstOut(t *testing.T) {
+	nic := &NIC{}
+	nic.offl.back = new(txBufs)
+	var bufs [][]byte
+	for i := 0; i < txBufsMax+2; i++ {
+		bufs = append(bufs, getBuf(60000))
+	}
+	for _, b := range bufs {
+		nic.offl.back.put(b)
+	}
+	if nic.offl.back.n != txBufsMax {
+		t.Fatalf("kept %d, want %d", nic.offl.back.n, txBufsMax)
+	}
+	if b := nic.txBuf(100); cap(b) == bufSize3 {
+		t.Fatal("a small packet took a large buffer")
+	}
+	b := nic.txBuf(50000)
+	if len(b) != 50000 || &b[0] != &bufs[txBufsMax-1][0] {
+		t.Fatal("not the buffer given back last")
+	}
+	if b := (*NIC)(nil).txBuf(50000); len(b) != 50000 {
+		t.Fatal("no NIC: no buffer")
+	}
+}
+
+// With no raw socket the per-packet raw lookups take no lock (the test
+// holds the table's write lock: a lookup that took the read lock would
+// never return); with one they find it.
+func TestRawLookupNoLockWhenEmpty(t *testing.T) {
+	var tb rawTable
+	tb.mu.Lock()
+	if tb.has(wire.ProtoTCP) || tb.has6(wire.ProtoTCP) {
+		t.Fatal("an empty table has a raw socket")
+	}
+	tb.deliver(nil, nil)
+	tb.deliverRaw6(nil, nil, wire.ProtoTCP, nil, nil)
+	tb.mu.Unlock()
+	e := &DgramEndpoint{proto: wire.ProtoTCP}
+	tb.add(e)
+	if !tb.has(wire.ProtoTCP) || tb.n.Load() != 1 {
+		t.Fatal("raw socket not found")
+	}
+	tb.remove(e)
+	if tb.has(wire.ProtoTCP) || tb.n.Load() != 0 {
+		t.Fatal("removed raw socket still found")
+	}
+}

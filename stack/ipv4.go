@@ -492,8 +492,8 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 		return syscall.EMSGSIZE
 	}
 	s.stats.IP.OutRequests.Add(1)
-	buf := getBuf(wire.EthernetHeaderLen + hdr.TotalLen)
-	defer putBuf(buf)
+	buf := r.NIC.txBuf(wire.EthernetHeaderLen + hdr.TotalLen) // gso.go
+	defer func() { putBuf(buf) }()                            // buf may be taken (sendGSO)
 	ip := buf[wire.EthernetHeaderLen:]
 	hl := hdr.Put(ip)
 	off := hl
@@ -508,7 +508,19 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 			return err
 		}
 	} else if p.GSOSize > 0 && hdr.TotalLen > r.MTU {
-		return s.sendGSO(&r, buf, hdr.TotalLen, p.GSOSize) // gso.go
+		taken, err := s.sendGSO(&r, buf, hdr.TotalLen, p.GSOSize) // gso.go
+		if taken {
+			buf = nil // the link has it now, and gives it back to the pool
+		}
+		return err
+	}
+	if p.Proto == wire.ProtoTCP && !p.NoCsum && !p.LocalOnly && !dst.IsMulticast() && hdr.TotalLen <= r.MTU {
+		if taken, ok, err := s.takeTCP(&r, buf, hdr.TotalLen); ok { // gso.go
+			if taken {
+				buf = nil // the link has it now, and gives it back
+			}
+			return err
+		}
 	}
 	if !p.NoCsum {
 		fillTransportChecksum(wire.IPv4(ip), p.Proto)

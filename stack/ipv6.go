@@ -480,8 +480,8 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		hop = r.NIC.hopLimit6(s)
 	}
 	st.OutRequests.Add(1)
-	buf := getBuf(wire.EthernetHeaderLen + wire.IPv6HeaderLen + total)
-	defer putBuf(buf)
+	buf := r.NIC.txBuf(wire.EthernetHeaderLen + wire.IPv6HeaderLen + total) // gso.go
+	defer func() { putBuf(buf) }()                                          // buf may be taken (sendGSO)
 	ip := buf[wire.EthernetHeaderLen:]
 	hdr := wire.IPv6Header{TrafficClass: p.TOS, PayloadLen: total, NextHeader: p.Proto, HopLimit: hop, Src: src, Dst: dst}
 	off := hdr.Put(ip)
@@ -496,7 +496,19 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 			return err
 		}
 	} else if p.GSOSize > 0 && len(ip) > r.MTU {
-		return s.sendGSO(&r, buf, len(ip), p.GSOSize) // gso.go
+		taken, err := s.sendGSO(&r, buf, len(ip), p.GSOSize) // gso.go
+		if taken {
+			buf = nil // the link has it now, and gives it back to the pool
+		}
+		return err
+	}
+	if p.Proto == wire.ProtoTCP && !p.NoCsum && !p.LocalOnly && !dst.IsMulticast() && len(ip) <= r.MTU {
+		if taken, ok, err := s.takeTCP(&r, buf, len(ip)); ok { // gso.go
+			if taken {
+				buf = nil // the link has it now, and gives it back
+			}
+			return err
+		}
 	}
 	if !p.NoCsum {
 		fillTransportChecksum6(wire.IPv6(ip), p.Proto, wire.IPv6HeaderLen)

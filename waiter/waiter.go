@@ -2,7 +2,10 @@
 // readiness events of endpoints that never block themselves.
 package waiter
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // EventMask is a set of readiness events, with poll(2) meanings.
 type EventMask uint32
@@ -33,8 +36,13 @@ func NewEntry() *Entry { return &Entry{C: make(chan struct{}, 1)} }
 
 // Queue is the list of waiters of one endpoint.
 type Queue struct {
-	mu   sync.Mutex
-	head *Entry
+	mu sync.Mutex
+	// head is written under mu and read without it by Notify and Empty:
+	// most events (every segment of a bulk transfer) find nobody
+	// waiting, and then cost no lock. A waiter registers before it
+	// checks readiness, so a notifier that changed the state and then
+	// found no head cannot miss it.
+	head atomic.Pointer[Entry]
 }
 
 // Register adds e for the events in mask.
@@ -42,11 +50,12 @@ func (q *Queue) Register(e *Entry, mask EventMask) {
 	q.mu.Lock()
 	e.mask = mask
 	e.prev = nil
-	e.next = q.head
-	if q.head != nil {
-		q.head.prev = e
+	h := q.head.Load()
+	e.next = h
+	if h != nil {
+		h.prev = e
 	}
-	q.head = e
+	q.head.Store(e)
 	q.mu.Unlock()
 }
 
@@ -55,8 +64,8 @@ func (q *Queue) Unregister(e *Entry) {
 	q.mu.Lock()
 	if e.prev != nil {
 		e.prev.next = e.next
-	} else if q.head == e {
-		q.head = e.next
+	} else if q.head.Load() == e {
+		q.head.Store(e.next)
 	}
 	if e.next != nil {
 		e.next.prev = e.prev
@@ -67,8 +76,11 @@ func (q *Queue) Unregister(e *Entry) {
 
 // Notify wakes every waiter interested in an event of mask.
 func (q *Queue) Notify(mask EventMask) {
+	if q.head.Load() == nil {
+		return
+	}
 	q.mu.Lock()
-	for e := q.head; e != nil; e = e.next {
+	for e := q.head.Load(); e != nil; e = e.next {
 		if e.mask&mask != 0 {
 			if e.Fn != nil {
 				e.Fn(e.mask & mask)
@@ -84,8 +96,4 @@ func (q *Queue) Notify(mask EventMask) {
 }
 
 // Empty reports whether nobody waits, so notifiers can skip work.
-func (q *Queue) Empty() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.head == nil
-}
+func (q *Queue) Empty() bool { return q.head.Load() == nil }

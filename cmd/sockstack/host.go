@@ -245,6 +245,14 @@ func (f *hostFlags) configure(st *stack.Stack, nic *stack.NIC, addrs []netip.Pre
 			}
 			f.v6 = true
 		}
+		if err == nil && gw.Is6() && onLink6(gw, addrs) {
+			// An on-link IPv6 router gets its route directly: right
+			// after start our addresses are still under duplicate
+			// address detection, and SetDefaultGateway's route lookup,
+			// which wants a usable source, would refuse it.
+			st.AddRoute(stack.Route{Prefix: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Gateway: gw, NIC: nic})
+			continue
+		}
 		if err == nil {
 			err = st.SetDefaultGateway(gw)
 		}
@@ -253,6 +261,20 @@ func (f *hostFlags) configure(st *stack.Stack, nic *stack.NIC, addrs []netip.Pre
 		}
 	}
 	return nil
+}
+
+// onLink6 reports whether the IPv6 address gw is on the NIC's link:
+// link-local, or inside one of the --addr prefixes.
+func onLink6(gw netip.Addr, addrs []netip.Prefix) bool {
+	if gw.IsLinkLocalUnicast() {
+		return true
+	}
+	for _, p := range addrs {
+		if p.Addr().Is6() && p.Masked().Contains(gw) {
+			return true
+		}
+	}
+	return false
 }
 
 // openTAP runs a stack on a TAP device; the caller owns it.

@@ -171,3 +171,18 @@ func TestReadmePictureCommands(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// `sim grid --markdown` with fewer seeds than Reno cells prints the Reno
+// table and no header of an empty second table.
+func TestSimGridMarkdownNoEmptyTable(t *testing.T) {
+	out, err := runCLI(t, "", "sim", "grid", "--seeds", "2", "--markdown")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "| loss 0.5%, RTT 20ms |") {
+		t.Errorf("no Reno row:\n%s", out)
+	}
+	if strings.Contains(out, "| cell | seeds | passed |") {
+		t.Errorf("empty table printed:\n%s", out)
+	}
+}

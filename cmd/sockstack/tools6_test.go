@@ -275,6 +275,26 @@ func TestReady6(t *testing.T) {
 	}
 }
 
+// With IPv6 on already (an IPv6 --addr) ready6 still waits until
+// duplicate address detection is over, so the first connect has a source.
+func TestReady6WaitsForDAD(t *testing.T) {
+	a, _ := link.NewPipe(wire.MAC{2, 0, 0, 0, 9, 1}, wire.MAC{2, 0, 0, 0, 9, 2}, 1500)
+	st := stack.New(stack.Options{Name: "tap"})
+	defer st.Close()
+	nic := st.AddNIC("tap0", a)
+	if err := nic.EnableIPv6(); err != nil {
+		t.Fatal(err)
+	}
+	nic.AddAddress(netip.MustParsePrefix("fd78::2/64"))
+	e := &env{st: st, nic: nic}
+	e.ready6(netip.MustParseAddr("fe80::1%tap0"))
+	for _, a := range nic.Addrs6() {
+		if a.Tentative {
+			t.Errorf("after ready6: %v still tentative", a.Prefix)
+		}
+	}
+}
+
 // mcast over IPv6: the server host joins a link-scope group on its NIC
 // (the zone), this host sends to it; and a site-scope group without a
 // zone, looped back to a listener on this host.

@@ -70,3 +70,29 @@ func TestUpFlagsIPv6(t *testing.T) {
 		t.Errorf("--slaac without --tap: %v\n%s", err, out)
 	}
 }
+
+// With duplicate address detection on, as on a TAP, the addresses are
+// tentative when configure runs; an on-link IPv6 gateway (link-local, as
+// the README's --gw 10.77.0.1,fe80::1, or inside an --addr prefix) must
+// still be accepted.
+func TestConfigureGatewayDuringDAD(t *testing.T) {
+	for _, gw := range []string{"10.77.0.1,fe80::1", "fd77::1"} {
+		a, b := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500)
+		st := stack.New(stack.Options{Name: "t"})
+		nic := st.AddNIC("tap0", a)
+		f := &hostFlags{gw: gw}
+		addrs, _ := parseAddrs("10.77.0.2/24,fd77::2/64")
+		if err := f.configure(st, nic, addrs); err != nil {
+			t.Errorf("--gw %s: %v", gw, err)
+		}
+		var v6 bool
+		for _, r := range st.Routes() {
+			v6 = v6 || r.Prefix.Bits() == 0 && r.Gateway.Is6()
+		}
+		if !v6 {
+			t.Errorf("--gw %s: no IPv6 default route: %v", gw, st.Routes())
+		}
+		st.Close()
+		b.Close()
+	}
+}

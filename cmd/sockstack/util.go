@@ -84,14 +84,16 @@ func (e *env) ready6(dst netip.Addr) {
 	if e.nic == nil || !dst.Is6() || dst.Is4In6() || dst.IsLoopback() {
 		return
 	}
+	on := false
 	for _, a := range e.nic.Addrs6() {
-		if a.Prefix.Addr().IsLinkLocalUnicast() {
-			return // on already
-		}
+		on = on || a.Prefix.Addr().IsLinkLocalUnicast()
 	}
-	if e.nic.EnableIPv6() != nil {
+	if !on && e.nic.EnableIPv6() != nil {
 		return
 	}
+	// IPv6 may be on already (an IPv6 --addr), its addresses still
+	// under duplicate address detection: a tentative address cannot be
+	// a source, so wait for them either way.
 	deadline := time.Now().Add(dadWait)
 	for time.Now().Before(deadline) {
 		tentative := false
