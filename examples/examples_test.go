@@ -84,6 +84,16 @@ func TestExamples(t *testing.T) {
 			}
 		})
 	}
+	// An example without -kernel (the README's table says "no") rejects
+	// the flag instead of silently running on sockstack.
+	for _, name := range []string{"gaiecho", "nonblocking", "rawping", "sniffer", "multicast", "can"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		out, err := exec.CommandContext(ctx, filepath.Join(bin, name), "-kernel").CombinedOutput()
+		cancel()
+		if err == nil {
+			t.Errorf("%s -kernel ran, want a flag error:\n%s", name, out)
+		}
+	}
 	// Every example directory has a case here, or a test of its own.
 	dirs, _ := filepath.Glob("*/main.go")
 	for _, d := range dirs {

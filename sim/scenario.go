@@ -71,7 +71,20 @@ func strict(n *yaml.Node, v any, fl *fieldLines, known func(string) bool) error 
 			return &ScenarioError{Line: n.Content[i].Line, Field: n.Content[i].Value, Why: "unknown field"}
 		}
 	}
-	return n.Decode(v)
+	err := n.Decode(v)
+	var se *ScenarioError
+	if errors.As(err, &se) && se.Field == "" {
+		// A value's own decoder (duration, rate, probability) knows its
+		// line, not its key: name the key whose scalar value it refused.
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			if val.Kind == yaml.ScalarNode && val.Line == se.Line && strings.Contains(se.Why, strconv.Quote(val.Value)) {
+				se.Field = k.Value
+				break
+			}
+		}
+	}
+	return err
 }
 
 // ScenarioError is a validation error: file, line, field and reason.

@@ -142,8 +142,9 @@ func TestScenarioErrors(t *testing.T) {
 	cases := []struct{ yaml, want string }{
 		{"name: x\nhosts:\n  - {name: a}\n  - {name: b, colour: red}\n", "4: colour: unknown field"},
 		{"name: x\nhosts:\n  - {name: a}\nlinks:\n  - name: l\n    a: a\n    a_addr: 10.0.0.1/24\n    b: zz\n", "8: b: unknown node \"zz\""},
-		{"name: x\nhosts: [{name: a}, {name: b}]\nlinks:\n  - {a: a, a_addr: 10.0.0.1/24, b: b, b_addr: 10.0.0.2/24,\n     bandwidth: fast}\n", "5:"},
-		{"name: x\nhosts: [{name: a}, {name: b}]\nlinks:\n  - {a: a, a_addr: 10.0.0.1/24, b: b, b_addr: 10.0.0.2/24, loss: 150%}\n", "is not a probability"},
+		{"name: x\nhosts: [{name: a}, {name: b}]\nlinks:\n  - {a: a, a_addr: 10.0.0.1/24, b: b, b_addr: 10.0.0.2/24,\n     bandwidth: fast}\n", "5: bandwidth: "},
+		{"name: x\nhosts: [{name: a}, {name: b}]\nlinks:\n  - {a: a, a_addr: 10.0.0.1/24, b: b, b_addr: 10.0.0.2/24, loss: 150%}\n", "4: loss: \"150%\" is not a probability"},
+		{"name: x\nhosts: [{name: a}, {name: b}]\nlinks:\n  - name: l\n    a: a\n    b: b\n    delay: fast\n", "7: delay: \"fast\" is not a duration"},
 		{"name: x\nhosts: [{name: a}, {name: b}]\nlinks:\n  - {a: a, a_addr: 10.0.0.1/24, b: b, b_addr: 10.0.0.2/24}\nworkloads:\n  - {type: bulk, from: a, to: c, bytes: 1MB}\n", "6: to: unknown host \"c\""},
 		{"name: x\nhosts: [{name: a}, {name: b}]\nlinks:\n  - {a: a, a_addr: 10.0.0.1/24, b: b, b_addr: 10.0.0.2/24}\nworkloads:\n  - {type: teleport, from: a, to: b}\n", "type: unknown workload type"},
 		{"name: x\nhosts: [{name: a}]\nevents:\n  - {at: 1s}\n", "needs exactly one action"},

@@ -826,29 +826,3 @@ func TestAckRetriedAfterLocalDrop(t *testing.T) {
 		t.Fatalf("ACK after %v, %d refusals", el, drops)
 	}
 }
-
-// The send buffer grows past sndBufQueued with the congestion window
-// only while the round trip shows no standing queue: with the smoothed
-// RTT over twice the minimum it stays where it is.
-func TestSndBufStopsAtStandingQueue(t *testing.T) {
-	s := newScript(t, Config{})
-	_, e, _ := s.passiveOpen(peerSynOpts(1))
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.ccs.Cwnd = 8 << 20
-	for _, c := range []struct {
-		srtt, cap, want int // µs, bytes, bytes
-	}{
-		{srtt: 130, cap: sndBufQueued, want: sndBufQueued}, // queue: no growth
-		{srtt: 300, cap: 64 << 10, want: sndBufQueued},     // below the threshold it grows to it
-		{srtt: 300, cap: 2 << 20, want: 2 << 20},           // never shrinks
-		{srtt: 120, cap: sndBufQueued, want: 4 << 20},      // no queue: grows to the limit
-	} {
-		e.minRTT, e.srtt = 100*time.Microsecond, time.Duration(c.srtt)*time.Microsecond
-		e.sndCap = c.cap
-		e.updateSndBuf()
-		if e.sndCap != c.want {
-			t.Errorf("srtt %dµs, buffer %d: grew to %d, want %d", c.srtt, c.cap, e.sndCap, c.want)
-		}
-	}
-}

@@ -129,28 +129,15 @@ func (e *Endpoint) establish(now time.Duration) {
 	}
 }
 
-// sndBufQueued is the send buffer beyond which it grows only while the
-// round trip shows no standing queue (gVisor's default send buffer).
-const sndBufQueued = 1 << 20
-
 // updateSndBuf auto-tunes the send buffer with the congestion window.
-// Past sndBufQueued it stops growing once the smoothed RTT is a quarter
-// over the minimum: a queue already stands in front of the flight, so a
-// larger buffer would only hold the data longer, not send it faster (on
-// an in-memory link, where loss never bounds cwnd, it grew to the limit
-// and each byte was copied cold).
 func (e *Endpoint) updateSndBuf() {
 	if e.userSndBuf > 0 || e.p.memPressure() {
 		return
 	}
 	want := min(max(2*e.ccs.Cwnd, 2*e.sndWnd, e.p.cfg.SendBuf), e.p.cfg.MaxSendBuf)
-	if want <= e.sndCap {
-		return
+	if want > e.sndCap {
+		e.sndCap = want
 	}
-	if want > sndBufQueued && e.minRTT > 0 && e.srtt > e.minRTT+e.minRTT/4 {
-		want = max(sndBufQueued, e.sndCap)
-	}
-	e.sndCap = want
 }
 
 // rttSample feeds one measurement to the RFC 6298 estimator.

@@ -166,7 +166,27 @@ func (f *hostFlags) openTarget(log io.Writer, arg string) (*env, netip.Addr, err
 		return nil, netip.Addr{}, err
 	}
 	e.ready6(dst) // util.go
+	if e.st != nil && (f.tap != "" || f.vx.on) {
+		// Runs before the stack is closed (closers run last first).
+		n, st := e.net, e.st
+		e.onClose(func() error { closeGracefully(n, st, toolCloseWait); return nil })
+	}
 	return e, dst, nil
+}
+
+// toolCloseWait bounds how long a client tool on a TAP or VXLAN waits for
+// its connections to finish closing; well within exitGrace.
+const toolCloseWait = exitGrace / 2
+
+// closeGracefully closes n's sockets and waits, up to limit, until no TCP
+// connection is still closing: a tool's stack ends with the process, and
+// one that went away right after its FIN would leave the peer in LAST_ACK
+// resending its FIN to nobody. It returns the connections still closing.
+func closeGracefully(n *socket.Net, st *stack.Stack, limit time.Duration) int {
+	for _, s := range n.Sockets() {
+		s.Close()
+	}
+	return drainTCP(st, limit) // up.go
 }
 
 // resolve turns a host name or an IPv4 / IPv6 literal into an

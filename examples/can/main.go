@@ -11,6 +11,7 @@ package main
 
 import (
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -94,7 +95,10 @@ func program(w io.Writer, n *socket.Net, count int, ready, done chan<- struct{})
 	}
 }
 
-func main() { run(os.Stdout) }
+func main() {
+	flag.Parse() // no flags: -kernel and the like are refused, not ignored
+	run(os.Stdout)
+}
 
 func run(w io.Writer) {
 	bus := link.NewCANBus("can", link.CANBusOptions{})
