@@ -71,6 +71,8 @@ type Protocol struct {
 	// endpoints share (opts.go).
 	defOpts epOpts
 	opts    optsTable
+
+	spareBusy atomic.Pointer[epBusy] // busy.go
 }
 
 // NewProtocol makes the TCP layer over h.
