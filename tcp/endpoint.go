@@ -134,7 +134,7 @@ type Endpoint struct {
 func (e *Endpoint) initOptions() {
 	c := &e.p.cfg
 	e.epOpts = &e.p.defOpts
-	e.epBusy = busyPool.Get().(*epBusy) // set up before the first lock; its unlock may drop it
+	e.epBusy = e.p.getBusy() // set up before the first lock; its unlock may drop it
 	e.sndCap = c.SendBuf
 	e.rcvCap = c.RecvBuf
 	e.rto = initRTO

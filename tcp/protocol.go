@@ -73,6 +73,8 @@ type Protocol struct {
 	defOpts epOpts
 	opts    optsTable
 
+	spareBusy atomic.Pointer[epBusy] // busy.go
+
 	// Receive buffers lent by a link, per connection (lend.go).
 	lent sync.Map // *Endpoint -> *lentQueue
 }
