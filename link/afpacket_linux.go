@@ -252,13 +252,16 @@ func openAFPacketFD(fd int, ifi *net.Interface, opts AFPacketOptions, stats *Sta
 		a.readFn, a.writeFn = a.readRing, a.writeRing
 		return a, nil
 	}
+	if opts.Offload && bufSize == LendBufLen {
+		a.initLend()
+		a.refillHook = a.setRiov
+	}
 	n := len(a.bufs)
 	a.rhdrs = make([]unix.Mmsghdr, n)
 	a.riov = make([]unix.Iovec, n)
 	a.rnames = make([]unix.RawSockaddrLinklayer, n)
+	a.setRiov()
 	for i := range a.rhdrs {
-		a.riov[i].Base = &a.bufs[i][0]
-		a.riov[i].SetLen(len(a.bufs[i]))
 		h := &a.rhdrs[i].Hdr
 		h.Iov = &a.riov[i]
 		h.SetIovlen(1)
@@ -300,6 +303,14 @@ func (a *AFPacket) closeQueue() {
 
 // Ifindex is the interface index in its namespace.
 func (a *AFPacket) Ifindex() int { return a.ifindex }
+
+// setRiov points the receive iovecs at the read buffers.
+func (a *AFPacket) setRiov() {
+	for i := range a.riov {
+		a.riov[i].Base = &a.bufs[i][0]
+		a.riov[i].SetLen(len(a.bufs[i]))
+	}
+}
 
 func (a *AFPacket) readMany(fd uintptr) bool {
 	// A full socket buffer drops silently: collect the kernel's count

@@ -44,6 +44,9 @@ type fdEndpoint struct {
 	nread  int
 	rerr   error
 	readFn func(fd uintptr) bool
+	// refillHook, when set, runs after lent buffers were replaced (an
+	// endpoint whose reads point at the buffers updates them).
+	refillHook func()
 
 	// Writer state, under wmu; writeFn sends wframes[wnext:].
 	wmu     sync.Mutex
@@ -54,6 +57,7 @@ type fdEndpoint struct {
 	writeFn func(fd uintptr) bool
 
 	vnet vnetState // virtio-net headers (vnet_linux.go)
+	lend lendState // receive buffers the receiver may keep (lend.go)
 }
 
 // initFD puts fd under the poller and allocates read buffers.
@@ -117,19 +121,31 @@ func (e *fdEndpoint) Attach(r Receiver) {
 		return
 	}
 	if e.queues == nil {
+		e.setLender(r)
 		go e.readLoop(r)
 		return
 	}
 	for i, rq := range queueReceivers(r, len(e.queues)) {
 		q := e.queues[i]
 		q.attached.Store(true)
+		q.setLender(rq)
 		go q.readLoop(rq)
+	}
+}
+
+// setLender tells a lending receiver that this queue lends its buffers.
+func (e *fdEndpoint) setLender(r Receiver) {
+	if lr, ok := r.(LendingReceiver); ok && e.lend.on {
+		lr.SetLender(e)
 	}
 }
 
 func (e *fdEndpoint) readLoop(r Receiver) {
 	defer close(e.readDone)
 	for {
+		if e.lend.on && e.refill() && e.refillHook != nil {
+			e.refillHook()
+		}
 		e.nread, e.rerr = 0, nil
 		err := e.rc.Read(e.readFn)
 		if e.nread > 0 {

@@ -191,6 +191,7 @@ func openTunTap(name string, opts TAPOptions) (*TAP, error) {
 		if opts.Offload {
 			e.vnet.on = true
 			e.readFn, e.writeFn = e.readVnet, e.writeVnet
+			e.initLend() // lend.go: super-segments are kept, not copied
 		}
 		if nq > 1 {
 			t.queues = append(t.queues, e)

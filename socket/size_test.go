@@ -37,7 +37,7 @@ func TestIdleSocketDropsCancelChan(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.mu.Lock()
-	held, n := c.cancel, c.nwait
+	held, n := c.cancel, c.nwait.Load()
 	c.mu.Unlock()
 	if held != nil || n != 0 {
 		t.Fatalf("after connect: cancel channel %v, %d holders; want none", held, n)
@@ -50,7 +50,7 @@ func TestIdleSocketDropsCancelChan(t *testing.T) {
 	// Wait until the reader holds the channel, then close under it.
 	for {
 		c.mu.Lock()
-		n = c.nwait
+		n = c.nwait.Load()
 		c.mu.Unlock()
 		if n > 0 {
 			break

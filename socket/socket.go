@@ -57,8 +57,8 @@ type Socket struct {
 	net    *Net
 	family int
 	typ    int
-	proto  int32 // 32 bits: nwait fits beside it
-	nwait  int32 // calls holding cancel (guarded by mu): the last one drops it
+	proto  int32        // 32 bits: nwait fits beside it
+	nwait  atomic.Int32 // calls holding cancel: added to under mu, so dropCancel (under mu) sees every holder
 	ep     endpoint
 
 	mu      sync.Mutex
@@ -171,16 +171,12 @@ func (s *Socket) cancelChan() chan struct{} {
 	if s.cancel == nil {
 		s.cancel = make(chan struct{})
 	}
-	s.nwait++
+	s.nwait.Add(1)
 	return s.cancel
 }
 
 // doneCancel ends a use of cancelChan's channel.
-func (s *Socket) doneCancel() {
-	s.mu.Lock()
-	s.nwait--
-	s.mu.Unlock()
-}
+func (s *Socket) doneCancel() { s.nwait.Add(-1) }
 
 // dropCancel lets the channel go if no call holds it, so that a dialed
 // connection does not keep what its blocking connect waited on (112
@@ -189,7 +185,7 @@ func (s *Socket) doneCancel() {
 // channel per wait.
 func (s *Socket) dropCancel() {
 	s.mu.Lock()
-	if s.nwait == 0 && !s.closed.Load() {
+	if s.nwait.Load() == 0 && !s.closed.Load() {
 		// Close has not begun (it sets closed before taking mu): the
 		// next waiter makes a new channel, and Close closes that one.
 		s.cancel = nil

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"net/netip"
+	"sync"
 	"sync/atomic"
 
 	"github.com/sockstack/sockstack/link"
@@ -14,6 +15,41 @@ type nicRoom struct {
 	waiting atomic.Bool   // a wait for room is under way
 	lastTx  atomic.Uint64 // TxFrames when the last wait began, plus one; 0: none
 	lastRef atomic.Uint64 // TxDropped when the last wait ended
+	// The waits run on one goroutine per NIC, started by the first and
+	// living until the stack closes (a goroutine and closure per wait
+	// was an allocation per full queue): req asks it for a wait, whose
+	// TxFrames at the start is reqTx.
+	start sync.Once
+	stop  sync.Once
+	req   chan struct{}
+	done  chan struct{}
+	reqTx atomic.Uint64
+}
+
+// roomWaiter runs n's waits for room, one per request, until close.
+func (n *NIC) roomWaiter(w link.Waiter, st *link.Stats) {
+	for {
+		select {
+		case <-n.room.req:
+		case <-n.room.done:
+			return
+		}
+		w.WaitRoom(nil) // returns when the queue has room or the link closes
+		n.room.lastRef.Store(st.TxDropped.Load())
+		n.room.lastTx.Store(n.room.reqTx.Load() + 1)
+		n.room.waiting.Store(false)
+		n.stack.TCP.LinkRoom()
+	}
+}
+
+// closeRoom ends n's room waiter (Stack.Close).
+func (n *NIC) closeRoom() {
+	n.room.start.Do(func() {}) // none starts after this
+	n.room.stop.Do(func() {
+		if n.room.done != nil {
+			close(n.room.done)
+		}
+	})
 }
 
 // NotifyRoom implements tcp.RoomNotifier: one Protocol.LinkRoom call
@@ -55,12 +91,27 @@ func (h tcpHost) NotifyRoom(remote netip.Addr) bool {
 		n.room.waiting.Store(false)
 		return false
 	}
-	go func() {
-		w.WaitRoom(nil) // returns when the queue has room or the link closes
-		n.room.lastRef.Store(st.TxDropped.Load())
-		n.room.lastTx.Store(tx + 1)
-		n.room.waiting.Store(false)
-		s.TCP.LinkRoom()
-	}()
+	started := false
+	n.room.start.Do(func() {
+		n.room.req = make(chan struct{}, 1)
+		n.room.done = make(chan struct{})
+		go n.roomWaiter(w, st)
+		started = true
+	})
+	if n.room.req == nil || !started && isClosed(n.room.done) {
+		n.room.waiting.Store(false) // the stack is closing
+		return false
+	}
+	n.room.reqTx.Store(tx)
+	n.room.req <- struct{}{} // never blocks: one wait at a time (waiting)
 	return true
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

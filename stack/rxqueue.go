@@ -47,3 +47,22 @@ func (n *NIC) RxQueue() link.Receiver {
 // groBatch and groValid coalesce on the NIC's own receive state.
 func (n *NIC) groBatch(frames [][]byte) [][]byte { return n.groBatchOn(&n.rx, frames) }
 func (n *NIC) groValid(i int) bool               { return n.groValidOn(&n.rx, i) }
+
+// Lending links (link.Lender): TCP may keep the buffer a super-segment
+// was read into instead of copying its payload (tcp/lend.go).
+
+// tcpLender gives TCP a link's buffers.
+type tcpLender struct{ l link.Lender }
+
+func (t tcpLender) Lend(p []byte) tcp.Loan {
+	if b := t.l.Lend(p); b != nil {
+		return b
+	}
+	return nil
+}
+
+// SetLender is link.LendingReceiver for a queue's own receive state.
+func (q *rxQueue) SetLender(l link.Lender) { q.rx.tcp.SetLender(tcpLender{l}) }
+
+// SetLender is link.LendingReceiver for the NIC's receive state.
+func (n *NIC) SetLender(l link.Lender) { n.rx.tcp.SetLender(tcpLender{l}) }

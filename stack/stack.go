@@ -335,6 +335,7 @@ func (s *Stack) Close() {
 		}
 		n.stopReports()
 		n.close6()
+		n.closeRoom() // room.go
 	}
 	s.reasm.close()
 }

@@ -89,6 +89,7 @@ type epBusyVals struct {
 	// LinkRoom wake-up is due, ackRefused that a refused ACK is owed,
 	// synRefused that the SYN (or SYN-ACK) never left.
 	roomWait, ackRefused, synRefused bool
+	rcvLent                          bool // some readable bytes are in lent buffers (lend.go)
 }
 
 // zero says every byte of v is zero, which for its fields (integers,
@@ -100,6 +101,23 @@ func (v *epBusyVals) zero() bool {
 }
 
 var busyPool = sync.Pool{New: func() any { return new(epBusy) }}
+
+// getBusy and putBusy keep one epBusy at hand per Protocol before the
+// pool: a request/response connection gives its epBusy back after every
+// exchange and takes it again at the next, and a swap is cheaper than
+// the pool's round trip.
+func (p *Protocol) getBusy() *epBusy {
+	if b := p.spareBusy.Swap(nil); b != nil {
+		return b
+	}
+	return busyPool.Get().(*epBusy)
+}
+
+func (p *Protocol) putBusy(b *epBusy) {
+	if !p.spareBusy.CompareAndSwap(nil, b) {
+		busyPool.Put(b)
+	}
+}
 
 // epMutex is the endpoint's lock. Lock gives the endpoint its epBusy
 // (from a pool, zeroed) if it has none; Unlock gives it back when all
@@ -116,7 +134,7 @@ func (m *epMutex) ep() *Endpoint {
 func (m *epMutex) Lock() {
 	m.m.Lock()
 	if e := m.ep(); e.epBusy == nil {
-		e.epBusy = busyPool.Get().(*epBusy)
+		e.epBusy = e.p.getBusy()
 	}
 }
 
@@ -125,7 +143,7 @@ func (m *epMutex) Unlock() {
 	// Data in flight (the common busy case) fails fast.
 	if b := e.epBusy; b != nil && e.sndUna == e.sndMax && e.busyIdle(b) {
 		e.epBusy = nil
-		busyPool.Put(b)
+		e.p.putBusy(b)
 	}
 	m.m.Unlock()
 }
@@ -151,6 +169,11 @@ func (e *Endpoint) unlock() { e.mu.Unlock() }
 //     the maximum), a smaller amount read later asks for no more than
 //     rcvCap either way (tuneRcvBuf).
 func (e *Endpoint) busyIdle(b *epBusy) bool {
+	// What a connection between exchanges usually still has pending (an
+	// ACK owed, bytes read this RTT) fails before the whole compare.
+	if b.ackPending != 0 || b.dackAt != 0 || b.copied != 0 || b.txq.n != 0 {
+		return false
+	}
 	if !b.rttTiming {
 		b.rttStart, b.rttSeq = 0, 0
 	}

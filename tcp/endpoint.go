@@ -134,7 +134,7 @@ type Endpoint struct {
 func (e *Endpoint) initOptions() {
 	c := &e.p.cfg
 	e.epOpts = &e.p.defOpts
-	e.epBusy = busyPool.Get().(*epBusy) // set up before the first lock; its unlock may drop it
+	e.epBusy = e.p.getBusy() // set up before the first lock; its unlock may drop it
 	e.sndCap = c.SendBuf
 	e.rcvCap = c.RecvBuf
 	e.rto = initRTO
@@ -441,7 +441,7 @@ func (e *Endpoint) Read(b []byte, peek bool) (int, error) {
 		}
 	} else if e.rcvLen > 0 {
 		n := min(len(b), e.rcvLen)
-		e.rcv.copyOut(b[:n], 0)
+		e.copyRcv(b[:n]) // the ring, then lent buffers (lend.go)
 		if !peek {
 			e.consumeRcv(n)
 		}
@@ -477,7 +477,7 @@ func (e *Endpoint) Read(b []byte, peek bool) (int, error) {
 
 // consumeRcv removes n read bytes and opens the window.
 func (e *Endpoint) consumeRcv(n int) {
-	e.rcv.consume(n)
+	e.dropRcv(n) // the ring, then lent buffers (lend.go)
 	e.rcvLen -= n
 	e.copied += n
 	if e.rcvLen == 0 && len(e.ooo) == 0 {
@@ -488,13 +488,15 @@ func (e *Endpoint) consumeRcv(n int) {
 	e.tuneRcvBuf(now)
 	if e.state == StateEstablished || e.state == StateFinWait1 || e.state == StateFinWait2 {
 		// Send a window update when the window has grown enough
-		// (receiver-side SWS avoidance, RFC 9293 3.8.6.2.2).
+		// (receiver-side SWS avoidance, RFC 9293 3.8.6.2.2), or the ACK
+		// a receive batch left to this read (two full segments or more
+		// unacknowledged).
 		cur := int(e.rcvAdv - e.rcvNxt)
 		if int32(e.rcvAdv-e.rcvNxt) < 0 {
 			cur = 0
 		}
 		nw := e.rcvWindow()
-		if nw-cur >= min(e.rcvCap/2, 2*e.advMSS) && (nw >= 2*cur || cur < e.advMSS) {
+		if nw-cur >= min(e.rcvCap/2, 2*e.advMSS) && (nw >= 2*cur || cur < e.advMSS) || e.ackPending >= 2*e.rcvMSS {
 			e.ackNow = true
 			e.output(now)
 		}

@@ -58,6 +58,7 @@ func (e *Endpoint) setClosed() {
 func (e *Endpoint) freeBuffers() {
 	e.releaseRing(&e.snd)
 	e.sndLen = 0
+	e.releaseLent()
 	e.releaseRing(&e.rcv)
 	e.rcvLen = 0
 	e.ooo = nil
@@ -687,17 +688,25 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		fin = false
 		e.ackNow = true // part of it fell outside the window: tell the sender
 	}
-	if len(data) > 0 && e.rcvMemRefuse(e.rcvLen+off+len(data)) {
-		e.ackNow = true // at the memory limit: drop, unacknowledged
-		return
+	// In order and large: kept in the link's buffer if it lends it
+	// (lend.go); anything else goes into the ring, after what was kept.
+	kept := len(data) > 0 && off == 0 && e.keepLent(data)
+	if len(data) > 0 && !kept {
+		e.flattenLent()
+		if e.rcvMemRefuse(e.rcvLen + off + len(data)) {
+			e.ackNow = true // at the memory limit: drop, unacknowledged
+			return
+		}
 	}
 	if len(data) > 0 {
 		if len(data) > e.rcvMSS {
 			e.rcvMSS = min(len(data), e.advMSS)
 		}
-		keep := e.rcvLen + e.oooExtent()
-		e.growRing(&e.rcv, e.rcvLen+off+len(data), keep, e.rcvCap)
-		e.rcv.copyIn(data, e.rcvLen+off)
+		if !kept {
+			keep := e.rcvLen + e.oooExtent()
+			e.growRing(&e.rcv, e.rcvLen+off+len(data), keep, e.rcvCap)
+			e.rcv.copyIn(data, e.rcvLen+off)
+		}
 		e.lastDataRecv = now
 	}
 	if off != 0 {
@@ -746,16 +755,20 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		e.gotFIN(now)
 	}
 	if len(data) > 0 {
-		e.notify(waiter.EventIn)
+		if e.batch != nil {
+			// The reader is woken at the end of the batch (Flush), once
+			// for all of its segments: woken at the first, it would
+			// contend for the endpoint's lock with the rest.
+			e.joinBatch()
+		} else {
+			e.notify(waiter.EventIn)
+		}
 	}
 	if e.ackPending >= 2*e.rcvMSS && !e.ackNow {
-		if e.batch != nil && e.ackPending < batchAckSegs*e.rcvMSS {
+		if e.batch != nil && e.ackPending < e.batchAckLimit() {
 			// Acknowledge at the end of the batch instead.
 			e.batchAck = true
-			if !e.inBatch {
-				e.inBatch = true
-				e.batch.eps = append(e.batch.eps, e)
-			}
+			e.joinBatch()
 			return
 		}
 		e.ackNow = true
@@ -763,6 +776,24 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 	if !e.ackNow && e.ackPending > 0 {
 		e.armDelayedAck(now)
 	}
+}
+
+// joinBatch puts e on its batch's list for Flush.
+func (e *Endpoint) joinBatch() {
+	if !e.inBatch {
+		e.inBatch = true
+		e.batch.eps = append(e.batch.eps, e)
+	}
+}
+
+// batchAckLimit is how many in-order bytes a link batch may leave
+// unacknowledged until its end: batchAckSegs full segments, or a quarter
+// of the receive buffer when that is more. Super-segments from a link
+// with receive offload are tens of segments each, so a segment count
+// alone would acknowledge every one of them; a quarter of the buffer
+// keeps the sender far from the window edge while a batch is processed.
+func (e *Endpoint) batchAckLimit() int {
+	return max(batchAckSegs*e.rcvMSS, e.rcvCap/4)
 }
 
 // oooExtent is how far past the readable bytes out-of-order data reaches.

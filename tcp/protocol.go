@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sockstack/sockstack/clock"
+	"github.com/sockstack/sockstack/waiter"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -71,6 +72,11 @@ type Protocol struct {
 	// endpoints share (opts.go).
 	defOpts epOpts
 	opts    optsTable
+
+	spareBusy atomic.Pointer[epBusy] // busy.go
+
+	// Receive buffers lent by a link, per connection (lend.go).
+	lent sync.Map // *Endpoint -> *lentQueue
 }
 
 // NewProtocol makes the TCP layer over h.
@@ -163,13 +169,15 @@ func (p *Protocol) HandleSegment(src, dst netip.Addr, tos uint8, b []byte) {
 // Batch lets a caller that delivers several segments at once (a link
 // batch) acknowledge in-order data once per batch instead of every second
 // segment: ACKs that would go out at once are deferred to Flush (up to
-// batchAckSegs full segments). A Batch is used by one goroutine at a time.
+// batchAckLimit bytes). A Batch is used by one goroutine at a time.
 type Batch struct {
-	p   *Protocol
-	eps []*Endpoint
+	p      *Protocol
+	eps    []*Endpoint
+	lender Lender // the link's buffers may be kept (lend.go)
 }
 
-// batchAckSegs bounds how many full segments a batch leaves unacknowledged.
+// batchAckSegs is the least a batch may leave unacknowledged, in full
+// segments (batchAckLimit).
 const batchAckSegs = 16
 
 // NewBatch makes a batch; reuse it for every batch of one goroutine.
@@ -180,17 +188,30 @@ func (b *Batch) HandleSegment(src, dst netip.Addr, tos uint8, seg []byte) {
 	b.p.handleSegment(src, dst, tos, seg, b)
 }
 
-// Flush sends the ACKs the batch deferred.
+// Flush sends the ACKs the batch deferred, or leaves them to a reader
+// about to read, and wakes the readers of the connections that received
+// data.
 func (b *Batch) Flush() {
 	for i, e := range b.eps {
 		e.lock()
 		e.inBatch = false
 		if e.batchAck {
 			e.batchAck = false
-			if e.ackPending > 0 {
+			switch {
+			case e.ackPending == 0:
+			case e.rcvLen > 0 && e.wq.Waiting(waiter.EventIn):
+				// A reader is about to take the data: it acknowledges
+				// when it does (consumeRcv), with the window its read
+				// opened, as Linux's tcp_cleanup_rbuf; the delayed ACK
+				// is the backstop if it does not.
+				e.armDelayedAck(e.p.now())
+			default:
 				e.ackNow = true
 				e.output(e.p.now())
 			}
+		}
+		if e.rcvLen > 0 {
+			e.notify(waiter.EventIn)
 		}
 		e.unlock()
 		b.eps[i] = nil
@@ -683,6 +704,10 @@ type stats struct {
 	InCEPkts, ECNCwndReductions atomic.Uint64
 
 	OptsUnshared atomic.Uint64
+
+	// Lent receive buffers (lend.go): payloads kept in them, and payloads
+	// copied because the connection's queue of them was full.
+	LentSegs, LentQueueFull atomic.Uint64
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -711,5 +736,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		DSACKOldSent: s.DSACKOldSent.Load(), DSACKOfoSent: s.DSACKOfoSent.Load(), DSACKUndo: s.DSACKUndo.Load(),
 		InCEPkts: s.InCEPkts.Load(), ECNCwndReductions: s.ECNCwndReductions.Load(),
 		OptsUnshared: s.OptsUnshared.Load(),
+		LentSegs:     s.LentSegs.Load(), LentQueueFull: s.LentQueueFull.Load(),
 	}
 }

@@ -179,6 +179,11 @@ type StatsSnapshot struct {
 	// perf: ECN (issue 10).
 	InCEPkts          uint64 // segments received with CE on an ECN connection
 	ECNCwndReductions uint64 // cwnd reductions in answer to ECE
+
+	// Lent receive buffers: payloads kept in a link's buffer instead of
+	// copied, and payloads copied because the connection already held
+	// maxLent such buffers.
+	LentSegs, LentQueueFull uint64
 }
 
 // ConnInfo is one row of the socket table.

@@ -52,6 +52,7 @@ func (e *Endpoint) urgCheck(s *segment) {
 	default:
 		return
 	}
+	e.flattenLent() // urgent data is handled in the ring (lend.go)
 	ptr := s.seq + uint32(s.urg) - 1
 	copied := e.copiedSeq()
 	if seqGT(copied, ptr) || seqLT(ptr, e.rcvNxt) {

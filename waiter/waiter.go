@@ -97,3 +97,18 @@ func (q *Queue) Notify(mask EventMask) {
 
 // Empty reports whether nobody waits, so notifiers can skip work.
 func (q *Queue) Empty() bool { return q.head.Load() == nil }
+
+// Waiting reports whether someone waits for an event of mask.
+func (q *Queue) Waiting(mask EventMask) bool {
+	if q.head.Load() == nil {
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for e := q.head.Load(); e != nil; e = e.next {
+		if e.mask&mask != 0 {
+			return true
+		}
+	}
+	return false
+}

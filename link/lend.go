@@ -1,0 +1,96 @@
+package link
+
+import (
+	"sync"
+	"unsafe"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// Lending receive buffers. An endpoint that reads super-segments (up to
+// 64 KB each) lets its receiver keep the buffer a frame was read into
+// instead of copying the payload out: TCP queues the buffer as received
+// data and gives it back when the application has read it, and the
+// endpoint reads into a fresh buffer from a pool meanwhile. The buffers
+// cycle between the pool, the endpoint and the receiver, so nothing is
+// allocated per frame once the pool holds enough of them.
+
+// LendBufLen is the size of a lent buffer: a virtio-net header, an
+// Ethernet header with a VLAN tag, and the largest IP packet.
+const LendBufLen = vnetHdrLen + wire.EthernetHeaderLen + 4 + InMemoryGSOMax
+
+// RxBuf is a receive buffer lent to a receiver.
+type RxBuf [LendBufLen]byte
+
+var rxBufs = sync.Pool{New: func() any { return new(RxBuf) }}
+
+// Release gives the buffer back to the pool; its bytes must not be used
+// afterwards.
+func (b *RxBuf) Release() { rxBufs.Put(b) }
+
+// Lender is implemented by endpoints whose receive buffers can be kept.
+type Lender interface {
+	// Lend takes the buffer that p (a slice of a frame being delivered,
+	// during DeliverFrames) lies in: the receiver owns it until it calls
+	// Release, and the endpoint reads into another one. It returns nil if
+	// p is not in a buffer of the endpoint's, or that buffer is taken.
+	Lend(p []byte) *RxBuf
+}
+
+// Lending receivers learn the lender of the frames they are given, once,
+// when an endpoint that lends attaches them (each queue of a multi-queue
+// endpoint its own receiver and its own buffers).
+type LendingReceiver interface {
+	SetLender(l Lender)
+}
+
+// lendState is the lending part of an fdEndpoint's reading goroutine.
+type lendState struct {
+	on   bool
+	arrs []*RxBuf // arrs[i] backs bufs[i]; nil once lent, until refilled
+}
+
+// initLend makes the read buffers lendable ones.
+func (e *fdEndpoint) initLend() {
+	e.lend.on = true
+	e.lend.arrs = make([]*RxBuf, len(e.bufs))
+	for i := range e.bufs {
+		a := rxBufs.Get().(*RxBuf)
+		e.lend.arrs[i] = a
+		e.bufs[i] = a[:]
+	}
+}
+
+// Lend is Lender.Lend; it runs on the reading goroutine (in
+// DeliverFrames).
+func (e *fdEndpoint) Lend(p []byte) *RxBuf {
+	if !e.lend.on || len(p) == 0 {
+		return nil
+	}
+	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+	for i, a := range e.lend.arrs {
+		if a == nil {
+			continue
+		}
+		base := uintptr(unsafe.Pointer(a))
+		if at >= base && at+uintptr(len(p)) <= base+LendBufLen {
+			e.lend.arrs[i] = nil
+			return a
+		}
+	}
+	return nil
+}
+
+// refill replaces the lent buffers before the next read.
+func (e *fdEndpoint) refill() bool {
+	refilled := false
+	for i, a := range e.lend.arrs {
+		if a == nil {
+			a = rxBufs.Get().(*RxBuf)
+			e.lend.arrs[i] = a
+			e.bufs[i] = a[:]
+			refilled = true
+		}
+	}
+	return refilled
+}

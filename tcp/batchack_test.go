@@ -1,0 +1,146 @@
+package tcp
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/waiter"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// injectBatch is inject through a Batch (a link's receive batch).
+func (s *script) injectBatch(b *Batch, x seg) {
+	s.t.Helper()
+	h := wire.TCPHeader{SrcPort: s.remote.Port(), DstPort: s.local.Port(), Seq: x.seq, Ack: x.ack, Flags: x.flags, Window: x.win, Options: x.opts}
+	buf := make([]byte, h.Len()+len(x.data))
+	copy(buf[h.Put(buf):], x.data)
+	b.HandleSegment(s.remote.Addr(), s.local.Addr(), 0, buf)
+}
+
+// superSeg is what a kernel's TSO/GRO hands over as one segment: 45
+// full segments' worth of payload.
+const superSeg = 45 * 1460
+
+// TestBatchAckSuperSegments: in-order super-segments of one receive
+// batch are acknowledged once, at the end of the batch, while they stay
+// under a quarter of the receive buffer; counting full-sized segments
+// alone (16) would acknowledge every one of them.
+func TestBatchAckSuperSegments(t *testing.T) {
+	s := newScript(t, Config{RecvBuf: 4 << 20})
+	_, c, iss := s.passiveOpen(peerSynOpts(1))
+	b := s.p.NewBatch()
+	seq := uint32(1001)
+	for range 4 {
+		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+		seq += superSeg
+	}
+	s.expectNone("within the batch")
+	b.Flush()
+	check(t, "end of batch", s.expectOne("one ACK"), fA, iss+1, seq, 0)
+	if got := len(readAll(c)); got != 4*superSeg {
+		t.Fatalf("read %d, want %d", got, 4*superSeg)
+	}
+}
+
+// TestBatchAckLimit: a batch leaves at most a quarter of the receive
+// buffer unacknowledged; past it the ACK goes out at once.
+func TestBatchAckLimit(t *testing.T) {
+	s := newScript(t, Config{RecvBuf: 1 << 20})
+	_, c, iss := s.passiveOpen(peerSynOpts(1))
+	b := s.p.NewBatch()
+	seq := uint32(1001)
+	// 1 MiB / 4 = 262,144 bytes: the fourth super-segment reaches it.
+	for range 3 {
+		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+		seq += superSeg
+	}
+	s.expectNone("under the limit")
+	s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+	seq += superSeg
+	check(t, "at the limit", s.expectOne("ACK"), fA, iss+1, seq, 0)
+	s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+	seq += superSeg
+	s.expectNone("after the limit's ACK")
+	b.Flush()
+	check(t, "end of batch", s.expectOne("ACK"), fA, iss+1, seq, 0)
+	// Out-of-order data is still acknowledged at once inside a batch.
+	s.injectBatch(b, seg{flags: fA, seq: seq + 1460, ack: iss + 1, win: 65535, data: make([]byte, 1460)})
+	check(t, "ooo", s.expectOne("dup ACK"), fA, iss+1, seq, 0)
+	b.Flush()
+	if got := len(readAll(c)); got != 5*superSeg {
+		t.Fatalf("read %d, want %d", got, 5*superSeg)
+	}
+}
+
+// TestBatchWakesReaderOnce: the reader of a connection is woken once per
+// receive batch, at its end, not at every segment of it; outside a
+// batch every segment wakes it.
+func TestBatchWakesReaderOnce(t *testing.T) {
+	s := newScript(t, Config{RecvBuf: 4 << 20})
+	_, c, iss := s.passiveOpen(peerSynOpts(1))
+	wakes := 0
+	en := &waiter.Entry{Fn: func(waiter.EventMask) { wakes++ }}
+	c.Waiter().Register(en, waiter.EventIn)
+	defer c.Waiter().Unregister(en)
+	b := s.p.NewBatch()
+	seq := uint32(1001)
+	for range 3 {
+		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+		seq += superSeg
+	}
+	if wakes != 0 {
+		t.Fatalf("reader woken %d times within the batch", wakes)
+	}
+	b.Flush()
+	if wakes != 1 {
+		t.Fatalf("reader woken %d times at the end of the batch, want 1", wakes)
+	}
+	s.out()
+	s.inject(seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, 100)})
+	if wakes != 2 {
+		t.Fatalf("reader woken %d times after a segment outside a batch, want 2", wakes)
+	}
+	if got := len(readAll(c)); got != 3*superSeg+100 {
+		t.Fatalf("read %d", got)
+	}
+}
+
+// TestBatchAckLeftToReader: with a reader waiting, the batch leaves its
+// ACK to the read (which opens the window it advertises), as Linux's
+// tcp_cleanup_rbuf; if nobody reads, the delayed ACK goes out.
+func TestBatchAckLeftToReader(t *testing.T) {
+	s := newScript(t, Config{RecvBuf: 4 << 20})
+	_, c, iss := s.passiveOpen(peerSynOpts(1))
+	en := waiter.NewEntry()
+	c.Waiter().Register(en, waiter.EventIn)
+	b := s.p.NewBatch()
+	seq := uint32(1001)
+	for range 3 {
+		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+		seq += superSeg
+	}
+	b.Flush()
+	s.expectNone("end of the batch, a reader waiting")
+	<-en.C
+	c.Waiter().Unregister(en)
+	buf := make([]byte, 1<<20)
+	if n, err := c.Read(buf, false); n != 3*superSeg || err != nil {
+		t.Fatalf("read %d, %v", n, err)
+	}
+	a := s.expectOne("ACK from the read")
+	check(t, "ACK from the read", a, fA, iss+1, seq, 0)
+
+	// Nobody reads: the delayed ACK.
+	c.Waiter().Register(en, waiter.EventIn)
+	for range 2 {
+		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
+		seq += superSeg
+	}
+	b.Flush()
+	s.expectNone("end of the second batch")
+	a, el := s.waitOne(time.Second)
+	check(t, "delayed ACK", a, fA, iss+1, seq, 0)
+	if !near(el, 40*time.Millisecond) {
+		t.Fatalf("delayed ACK after %v", el)
+	}
+}
