@@ -47,7 +47,7 @@ TORTURE_MIB=${TORTURE_MIB:-100} go test -timeout 40m -run Torture -v ./torture |
 go test -race -timeout 10m ./torture
 
 step "simulator: every scenario whole, three times, and the 1,000-seed virtual-time torture grid (no -race)"
-SIM_FULL=1 SIM_GRID_SEEDS=1000 go test -timeout 30m -run 'TestFull' ./sim
+SIM_FULL=1 SIM_GRID_SEEDS=1000 go test -timeout 30m -run 'TestFull|TestScenariosFinish' ./sim
 
 step "interop with the Linux kernel (root: namespaces, TAP devices; skipped otherwise)"
 go test -timeout 20m -v ./interop
