@@ -31,6 +31,10 @@ type NeighborInfo struct {
 	Addr  netip.Addr
 	MAC   wire.MAC
 	State NeighborState
+	// Flushing: the frames that waited for resolution are still being
+	// sent; until they are, new frames queue behind them (and
+	// super-packets are cut, not sent whole).
+	Flushing bool
 }
 
 type neighbor struct {
@@ -173,7 +177,7 @@ func (c *neighborCache) list() []NeighborInfo {
 	defer c.mu.Unlock()
 	var out []NeighborInfo
 	for _, e := range c.entries {
-		out = append(out, NeighborInfo{e.addr, e.mac, e.state})
+		out = append(out, NeighborInfo{Addr: e.addr, MAC: e.mac, State: e.state, Flushing: e.flushing})
 	}
 	return out
 }

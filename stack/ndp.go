@@ -816,7 +816,7 @@ func (n *NIC) Neighbors6() []NeighborInfo {
 	defer c.mu.Unlock()
 	var out []NeighborInfo
 	for _, e := range c.m {
-		out = append(out, NeighborInfo{e.addr, e.mac, e.state})
+		out = append(out, NeighborInfo{Addr: e.addr, MAC: e.mac, State: e.state})
 	}
 	slices.SortFunc(out, func(x, y NeighborInfo) int { return x.Addr.Compare(y.Addr) })
 	return out
@@ -834,7 +834,7 @@ func (n *NIC) Neighbor6(a netip.Addr) (NeighborInfo, bool) {
 	if e == nil {
 		return NeighborInfo{}, false
 	}
-	return NeighborInfo{e.addr, e.mac, e.state}, true
+	return NeighborInfo{Addr: e.addr, MAC: e.mac, State: e.state}, true
 }
 
 // SetStatic6 adds a permanent IPv6 neighbour.
