@@ -116,8 +116,8 @@ func countRST(t *testing.T, what string, r probeResult) int {
 // The same probe against a Linux listener (net.ipv4.tcp_syncookies=2,
 // every SYN answered with a cookie) is logged: Linux resets.
 func TestInteropSynCookieFailDrops(t *testing.T) {
-	needScapy(t)
 	l := newLab(t)
+	needScapy(t)
 	needTools(t, "ping", "nstat")
 	h := l.startStack("")
 	const portA, portB = 8080, 8081

@@ -235,6 +235,11 @@ func (r probeResult) String() string {
 	for _, p := range r.Replies {
 		fmt.Fprintf(&b, "%d>%d %s ttl %d tos %#x; ", p.Sport, p.Dport, p.Flags, p.TTL, p.TOS)
 	}
-	fmt.Fprintf(&b, "marker %v", r.Marker)
-	return b.String()
+	if len(r.Replies) == 0 {
+		b.WriteString("no TCP answer; ")
+	}
+	if r.Marker {
+		b.WriteString("then the marker's echo reply")
+	}
+	return strings.TrimSuffix(b.String(), "; ")
 }
