@@ -118,7 +118,7 @@ func countRST(t *testing.T, what string, r probeResult) int {
 func TestInteropSynCookieFailDrops(t *testing.T) {
 	l := newLab(t)
 	needScapy(t)
-	needTools(t, "ping", "nstat")
+	needTools(t, "ping", "nstat", "sysctl")
 	h := l.startStack("")
 	const portA, portB = 8080, 8081
 	cookieListener(t, h, portA)
