@@ -144,3 +144,63 @@ func TestInteropTUNThroughput(t *testing.T) {
 	t.Logf("1 GiB kernel -> kernel (veth): %.2f Gbit/s", kk)
 	t.Logf("%s", fmt.Sprintf("ratios to kernel<->kernel: sockstack->kernel %.2f, kernel->sockstack %.2f", out/kk, in/kk))
 }
+
+// TestInteropUpTUN: `sockstack up --tun` with offloads and both
+// families on a TUN the test made: the kernel pings it over IPv4 and
+// IPv6 and downloads a file from its HTTP service over each, compared by
+// SHA-256; its capture is raw IP (LINKTYPE_RAW) and tshark decodes the
+// pings and the TCP in it. A name that is not a TUN is refused.
+func TestInteropUpTUN(t *testing.T) {
+	needTools(t, "ping", "curl", "tshark")
+	l := newLabIPv6(t, true)
+	for _, s := range [][]string{
+		{"ip", "-n", l.ns, "tuntap", "add", "dev", "tun7", "mode", "tun"},
+		{"ip", "-n", l.ns, "addr", "add", "10.97.0.1/24", "dev", "tun7"},
+		{"ip", "-n", l.ns, "link", "set", "tun7", "up"},
+		{"ip", "-n", l.ns, "-6", "addr", "add", "fd00:97::1/64", "dev", "tun7", "nodad"},
+	} {
+		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(s, " "), err, out)
+		}
+	}
+	// The lab's TAP is not a TUN: up says so and does not start.
+	if out, err := l.sockstack(t, 30*time.Second, nil, "up", "--netns", l.ns, "--tun", tapName, "--addr", "10.77.0.2/24"); err == nil || !strings.Contains(out, "TUN "+tapName) {
+		t.Fatalf("up --tun on a TAP: err %v, output:\n%s", err, out)
+	}
+	dir := t.TempDir()
+	_, sum := randomFile(t, dir, "4MiB.bin", 4<<20)
+	pcap := dir + "/up.pcap"
+	u := startUp(t, dir, "--netns", l.ns, "--tun", "tun7", "--offload", "--addr", "10.97.0.2/24,fd00:97::2/64",
+		"--serve", "http", "--root", dir, "--pcap", pcap)
+	if out := u.output(); !strings.Contains(out, "TUN tun7") {
+		t.Errorf("the banner does not name the TUN:\n%s", out)
+	}
+	l.waitUntil(t, "the kernel pings up over IPv6 (its address leaves DAD)", func() bool {
+		_, err := l.try(5*time.Second, nil, "ping", "-6", "-c", "1", "-W", "1", "fd00:97::2")
+		return err == nil
+	})
+	l.run(t, 10*time.Second, nil, "ping", "-c", "2", "-W", "5", "10.97.0.2")
+	for _, url := range []string{"http://10.97.0.2/4MiB.bin", "http://[fd00:97::2]/4MiB.bin"} {
+		dst := t.TempDir() + "/got.bin"
+		l.run(t, time.Minute, nil, "curl", "-sS", "--max-time", "50", "-o", dst, url)
+		if got := fileHash(t, dst); got != sum {
+			t.Fatalf("curl %s: SHA-256 %s, want %s", url, got, sum)
+		}
+	}
+	u.stop(t)
+	out, err := exec.Command("tshark", "-r", pcap, "-T", "fields", "-e", "frame.protocols").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	for _, want := range []string{"raw:ip:icmp", "raw:ipv6:icmpv6", "raw:ip:tcp:http", "raw:ipv6:tcp:http"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the capture has no %s packet; tshark saw:\n%s", want, firstLines(string(out), 20))
+		}
+	}
+}
+
+// firstLines is s cut to its first n lines.
+func firstLines(s string, n int) string {
+	ls := strings.SplitN(s, "\n", n+1)
+	return strings.Join(ls[:min(n, len(ls))], "\n")
+}
