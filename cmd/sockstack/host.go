@@ -45,10 +45,10 @@ type hostFlags struct {
 	hostsFile            string   // virtual network: extra hosts, /etc/hosts form
 	family               int      // 4 or 6: the HOST's address family (-4 / -6); 0 either
 	only4, only6         bool
-	slaac                bool // TAP/VXLAN: IPv6 on, addresses and routes from router advertisements
-	v6                   bool // configure turned IPv6 on: services listen on :: too
-	offload              bool // TAP: virtio-net headers, super-segments and checksum offload with the kernel
-	queues               int  // TAP: queues (IFF_MULTI_QUEUE), one reading goroutine each
+	slaac                bool   // TAP/VXLAN: IPv6 on, addresses and routes from router advertisements
+	v6                   bool   // configure turned IPv6 on: services listen on :: too
+	offload              bool   // TAP: virtio-net headers, super-segments and checksum offload with the kernel
+	queues               int    // TAP: queues (IFF_MULTI_QUEUE), one reading goroutine each
 	tun                  string // --tun NAME: a layer 3 TUN device; check makes it tap with l3
 	l3                   bool   // the device named by tap is a TUN (bare IP packets)
 	vx                   vxlanFlags
