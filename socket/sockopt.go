@@ -53,6 +53,9 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 			return s.setStored(name, v)
 		}
 	}
+	if ok, err := s.setTransparentOpt(level, name, v); ok {
+		return err // transparent.go
+	}
 	if t := s.apartTCP(); t != nil && apartOpt(level, name) {
 		return s.setApart(t, level, name, v) // inet6_apart.go
 	}
@@ -218,6 +221,9 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 		if s.storedOpt(name) {
 			return s.getStored(name), nil
 		}
+	}
+	if ok, v, err := s.getTransparentOpt(level, name); ok {
+		return v, err // transparent.go
 	}
 	if s.apartTCP() != nil && apartOpt(level, name) {
 		if v, ok := s.getApart(name); ok {

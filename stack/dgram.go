@@ -48,6 +48,9 @@ type received struct {
 	ttl  uint8
 	tos  uint8
 	gso  uint16 // a UDP_GRO super-datagram's segment size (gso_udp.go); 0: one datagram
+	// dport is a diverted datagram's original destination port
+	// (transparent.go); 0: the socket's own port.
+	dport uint16
 }
 
 // DgramEndpoint is a UDP, ping or raw socket's protocol state. It never
@@ -103,6 +106,8 @@ type DgramEndpoint struct {
 		// UDP_SEGMENT and UDP_GRO (gso_udp.go).
 		gsoSize int
 		gro     bool
+		// IP_TRANSPARENT and IP_FREEBIND (transparent.go).
+		transparent, freebind bool
 	}
 	groups []membership
 
@@ -175,7 +180,7 @@ func (e *DgramEndpoint) Bind(addr netip.AddrPort) error {
 	if !e.familyOK(a) {
 		return syscall.EAFNOSUPPORT
 	}
-	if !a.IsUnspecified() && !e.s.IsLocal(a) && !a.IsMulticast() && a != limitedBroadcast && !e.s.isAnyBroadcast(a) {
+	if !a.IsUnspecified() && !e.s.IsLocal(a) && !a.IsMulticast() && a != limitedBroadcast && !e.s.isAnyBroadcast(a) && !e.nonLocalOK() {
 		return syscall.EADDRNOTAVAIL
 	}
 	if e.kind == KindRaw {
@@ -530,7 +535,10 @@ func (e *DgramEndpoint) recvFrom(b []byte, peek bool, info *PacketInfo) (n, full
 	full = len(r.buf)
 	from = r.from
 	if info != nil {
-		*info = PacketInfo{Dst: r.dst, HopLimit: r.ttl, TClass: r.tos, GSOSize: int(r.gso)}
+		*info = PacketInfo{Dst: r.dst, HopLimit: r.ttl, TClass: r.tos, GSOSize: int(r.gso), DstPort: r.dport}
+		if r.dport == 0 {
+			info.DstPort = e.local.Port()
+		}
 	}
 	if !peek {
 		e.qbytes -= Truesize(r.buf)
@@ -564,6 +572,12 @@ func (e *DgramEndpoint) enqueueMeta(data []byte, from netip.AddrPort, dst netip.
 
 // enqueueSeg is enqueueMeta with a UDP_GRO segment size (gso_udp.go).
 func (e *DgramEndpoint) enqueueSeg(data []byte, from netip.AddrPort, dst netip.Addr, ttl, tos uint8, gso uint16) bool {
+	return e.enqueueAt(data, from, dst, 0, ttl, tos, gso)
+}
+
+// enqueueAt is enqueueSeg with a diverted datagram's original
+// destination port (transparent.go).
+func (e *DgramEndpoint) enqueueAt(data []byte, from netip.AddrPort, dst netip.Addr, dport uint16, ttl, tos uint8, gso uint16) bool {
 	e.mu.Lock()
 	if e.closed {
 		// Not shutRd: Linux keeps queueing datagrams after SHUT_RD.
@@ -588,7 +602,7 @@ func (e *DgramEndpoint) enqueueSeg(data []byte, from netip.AddrPort, dst netip.A
 	}
 	buf := getBuf(len(data))
 	copy(buf, data)
-	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso}
+	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso, dport: dport}
 	e.n++
 	e.qbytes += Truesize(buf)
 	e.mu.Unlock()

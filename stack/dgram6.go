@@ -377,6 +377,9 @@ type PacketInfo struct {
 	HopLimit uint8
 	TClass   uint8
 	GSOSize  int // UDP_GRO: the segment size of a coalesced read (0: one datagram)
+	// DstPort is the destination port: the socket's, or a diverted
+	// datagram's original one (IP_ORIGDSTADDR, transparent.go).
+	DstPort uint16
 }
 
 // RecvFromInfo is RecvFrom with the datagram's header fields.

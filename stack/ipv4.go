@@ -213,6 +213,9 @@ func (s *Stack) receiveIPv4(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 			local = true
 		}
 	}
+	if !bcast && !linkMulticast && s.tproxy.active() && s.divert4(n, rx, h, local, opts) {
+		return // transparent.go
+	}
 	if !local {
 		if linkMulticast || !s.opts.Forwarding {
 			s.stats.IP.InAddrErrors.Add(1)

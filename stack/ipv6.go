@@ -48,12 +48,18 @@ func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 			return
 		}
 	case n.hasAddr(dst) || s.IsLocal(dst):
+		if s.divert6(n, rx, h, true) {
+			return // transparent.go
+		}
 	case n.isTentative(dst):
 		// Only ND may reach an address under DAD (RFC 4862 5.4): its NS
 		// and NA go to the solicited-node group, never here.
 		st.InTentative.Add(1)
 		return
 	default:
+		if !linkMulticast && s.divert6(n, rx, h, false) {
+			return // transparent.go
+		}
 		st.InAddrErrors.Add(1)
 		return
 	}

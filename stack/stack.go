@@ -245,6 +245,8 @@ type Stack struct {
 	raw  rawTable
 	TCP  *tcp.Protocol
 
+	tproxy tproxyTable // transparent divert rules (transparent.go)
+
 	hooks struct {
 		sync.RWMutex
 		taps []*packetTap // AF_PACKET sockets

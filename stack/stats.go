@@ -227,6 +227,7 @@ type Stats struct {
 	Packet struct {
 		RcvbufErrors Counter // frames dropped at a full AF_PACKET socket queue
 	}
+	TProxy TransparentStats // transparent divert rules (transparent.go)
 }
 
 // Stat is one named counter value.

@@ -59,6 +59,7 @@ type Endpoint struct {
 	// An AF_INET6 socket's endpoint (inet6.go): its wildcard is ::, and
 	// v6only is IPV6_V6ONLY.
 	inet6, v6only bool
+	tproxy        tproxyOpts // IP_TRANSPARENT, IP_FREEBIND (transparent.go)
 	// Socket options most connections leave at their defaults: shared
 	// (the Protocol's defaults, or the listener's for its children),
 	// never written in place (opts.go).
@@ -199,7 +200,7 @@ func (e *Endpoint) Bind(addr netip.AddrPort) error {
 	a = a.Unmap().WithZone("")
 	// Linux lets a TCP socket bind a multicast or broadcast address too
 	// (inet_addr_valid_or_nonlocal); nothing can connect to it.
-	if !a.IsUnspecified() && !e.p.host.IsLocal(a) && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+	if !e.bindAddrOK(a) { // transparent.go
 		return syscall.EADDRNOTAVAIL
 	}
 	if err := e.p.bind(e, a, addr.Port()); err != nil {

@@ -122,6 +122,7 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 		c.setOpt(func(o *epOpts) { o.ttl, o.tos, o.hopZero = ls.ttl4, ls.tos4, false })
 	}
 	c.reuseAddr, c.reusePort = l.reuseAddr, l.reusePort
+	c.tproxy = l.tproxy // inherited, as Linux clones the socket's flags
 	c.urg.inline = l.urg.inline
 	if l.userRcvBuf > 0 {
 		c.rcvCap = l.rcvCap

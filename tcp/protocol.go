@@ -163,7 +163,7 @@ func (s *segment) seqLen() uint32 {
 // HandleSegment takes one TCP segment addressed to one of our addresses
 // (checksum already verified). seg is only valid during the call.
 func (p *Protocol) HandleSegment(src, dst netip.Addr, tos uint8, b []byte) {
-	p.handleSegment(src, dst, tos, b, nil)
+	p.handleSegment(src, dst, tos, b, nil, 0)
 }
 
 // Batch lets a caller that delivers several segments at once (a link
@@ -185,7 +185,7 @@ func (p *Protocol) NewBatch() *Batch { return &Batch{p: p} }
 
 // HandleSegment is Protocol.HandleSegment with ACKs deferred to Flush.
 func (b *Batch) HandleSegment(src, dst netip.Addr, tos uint8, seg []byte) {
-	b.p.handleSegment(src, dst, tos, seg, b)
+	b.p.handleSegment(src, dst, tos, seg, b, 0)
 }
 
 // Flush sends the ACKs the batch deferred, or leaves them to a reader
@@ -219,7 +219,9 @@ func (b *Batch) Flush() {
 	b.eps = b.eps[:0]
 }
 
-func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch *Batch) {
+// A non-zero divert is the port of the transparent listener a diverted
+// segment may open a connection on (transparent.go).
+func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch *Batch, divert uint16) {
 	p.st.InSegs.Add(1)
 	if len(b) < wire.TCPMinHeaderLen {
 		p.st.InErrs.Add(1)
@@ -262,6 +264,10 @@ func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch
 		// The endpoint went away.
 	}
 	if p.twInput(key, &s) {
+		return
+	}
+	if divert != 0 {
+		p.divertListen(key, &s, divert)
 		return
 	}
 	if l := p.findListener(key); l != nil {
@@ -708,6 +714,9 @@ type stats struct {
 	// Lent receive buffers (lend.go): payloads kept in them, and payloads
 	// copied because the connection's queue of them was full.
 	LentSegs, LentQueueFull atomic.Uint64
+
+	// Diverted segments that found no IP_TRANSPARENT listener (transparent.go).
+	TProxyNoListener atomic.Uint64
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -737,5 +746,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		InCEPkts: s.InCEPkts.Load(), ECNCwndReductions: s.ECNCwndReductions.Load(),
 		OptsUnshared: s.OptsUnshared.Load(),
 		LentSegs:     s.LentSegs.Load(), LentQueueFull: s.LentQueueFull.Load(),
+		TProxyNoListener: s.TProxyNoListener.Load(),
 	}
 }

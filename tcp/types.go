@@ -184,6 +184,9 @@ type StatsSnapshot struct {
 	// copied, and payloads copied because the connection already held
 	// maxLent such buffers.
 	LentSegs, LentQueueFull uint64
+	// TProxyNoListener counts diverted segments with no IP_TRANSPARENT
+	// listener on the rule's port (answered with a reset).
+	TProxyNoListener uint64
 }
 
 // ConnInfo is one row of the socket table.

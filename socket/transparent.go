@@ -1,0 +1,208 @@
+package socket
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/sockstack/sockstack/stack"
+)
+
+// Transparent proxying (stack/transparent.go has the divert rules): the
+// socket options of Linux's TPROXY pattern, with its numbers.
+//
+// IP_TRANSPARENT (or IPV6_TRANSPARENT) lets a socket bind an address the
+// host does not have and send from it, and makes a listener or an
+// unconnected UDP socket eligible to receive what a rule diverts to its
+// port. IP_FREEBIND (IPV6_FREEBIND) allows only the non-local bind.
+// IP_RECVORIGDSTADDR (IPV6_RECVORIGDSTADDR) asks recvmsg for the
+// datagram's original destination (RecvMsgOrigDst).
+const (
+	IP_FREEBIND        = 15
+	IP_TRANSPARENT     = 19
+	IP_RECVORIGDSTADDR = 20
+	IP_ORIGDSTADDR     = IP_RECVORIGDSTADDR // the control message's type
+
+	IPV6_RECVORIGDSTADDR = 74
+	IPV6_ORIGDSTADDR     = IPV6_RECVORIGDSTADDR
+	IPV6_TRANSPARENT     = 75
+	IPV6_FREEBIND        = 78
+)
+
+// recvInfo bits of the original-destination options (inet6_pktinfo.go
+// uses 1 to 16).
+const (
+	origDst4Bit = 32
+	origDst6Bit = 64
+)
+
+// tproxyOpt reports whether (level, name) is one of the options above.
+func tproxyOpt(level, name int) bool {
+	switch level {
+	case SOL_IP:
+		return name == IP_TRANSPARENT || name == IP_FREEBIND || name == IP_RECVORIGDSTADDR
+	case IPPROTO_IPV6:
+		return name == IPV6_TRANSPARENT || name == IPV6_FREEBIND || name == IPV6_RECVORIGDSTADDR
+	}
+	return false
+}
+
+// setTransparentOpt is setsockopt for the options above on TCP and UDP
+// sockets; handled is false for every other option or socket. The
+// IPv6-level names exist only on AF_INET6 sockets (ENOPROTOOPT on
+// AF_INET ones, as Linux); the IP-level ones on both. As in Linux, the
+// two levels set one flag: IPV6_TRANSPARENT is IP_TRANSPARENT.
+func (s *Socket) setTransparentOpt(level, name int, v any) (handled bool, err error) {
+	if !tproxyOpt(level, name) {
+		return false, nil
+	}
+	var ep endpointTP
+	switch x := s.ep.(type) {
+	case *tcpEP:
+		if level == IPPROTO_IPV6 && !x.v6 {
+			return true, syscall.ENOPROTOOPT
+		}
+		ep = endpointTP{tcp: x}
+	case *dgramEP:
+		if level == IPPROTO_IPV6 && !x.v6 {
+			return true, syscall.ENOPROTOOPT
+		}
+		ep = endpointTP{dgram: x}
+	default:
+		return false, nil
+	}
+	i, err := intOpt(v)
+	if err != nil {
+		return true, err
+	}
+	on := i != 0
+	switch name {
+	case IP_TRANSPARENT, IPV6_TRANSPARENT:
+		ep.setTransparent(on)
+	case IP_FREEBIND, IPV6_FREEBIND:
+		ep.setFreebind(on)
+	case IP_RECVORIGDSTADDR:
+		setBit(ep.recvInfo(), origDst4Bit, on)
+	case IPV6_RECVORIGDSTADDR:
+		setBit(ep.recvInfo(), origDst6Bit, on)
+	}
+	return true, nil
+}
+
+// getTransparentOpt is getsockopt for the options above: 0 or 1.
+func (s *Socket) getTransparentOpt(level, name int) (handled bool, v any, err error) {
+	if !tproxyOpt(level, name) {
+		return false, nil, nil
+	}
+	var ep endpointTP
+	switch x := s.ep.(type) {
+	case *tcpEP:
+		if level == IPPROTO_IPV6 && !x.v6 {
+			return true, nil, syscall.ENOPROTOOPT
+		}
+		ep = endpointTP{tcp: x}
+	case *dgramEP:
+		if level == IPPROTO_IPV6 && !x.v6 {
+			return true, nil, syscall.ENOPROTOOPT
+		}
+		ep = endpointTP{dgram: x}
+	default:
+		return false, nil, nil
+	}
+	switch name {
+	case IP_TRANSPARENT, IPV6_TRANSPARENT:
+		return true, b2i(ep.transparent()), nil
+	case IP_FREEBIND, IPV6_FREEBIND:
+		return true, b2i(ep.freebind()), nil
+	case IP_RECVORIGDSTADDR:
+		return true, b2i(ep.recvInfo().Load()&origDst4Bit != 0), nil
+	default: // IPV6_RECVORIGDSTADDR
+		return true, b2i(ep.recvInfo().Load()&origDst6Bit != 0), nil
+	}
+}
+
+// endpointTP is a TCP or a datagram socket's endpoint, for the options.
+type endpointTP struct {
+	tcp   *tcpEP
+	dgram *dgramEP
+}
+
+func (e endpointTP) setTransparent(on bool) {
+	if e.tcp != nil {
+		e.tcp.ep.SetTransparent(on)
+	} else {
+		e.dgram.ep.SetTransparent(on)
+	}
+}
+
+func (e endpointTP) setFreebind(on bool) {
+	if e.tcp != nil {
+		e.tcp.ep.SetFreebind(on)
+	} else {
+		e.dgram.ep.SetFreebind(on)
+	}
+}
+
+func (e endpointTP) transparent() bool {
+	if e.tcp != nil {
+		return e.tcp.ep.Transparent()
+	}
+	return e.dgram.ep.Transparent()
+}
+
+func (e endpointTP) freebind() bool {
+	if e.tcp != nil {
+		return e.tcp.ep.Freebind()
+	}
+	return e.dgram.ep.Freebind()
+}
+
+func (e endpointTP) recvInfo() *atomic.Uint32 {
+	if e.tcp != nil {
+		return &e.tcp.recvInfo
+	}
+	return &e.dgram.recvInfo
+}
+
+// RecvMsgOrigDst is recvmsg(2) on a UDP socket reading the
+// IP_ORIGDSTADDR / IPV6_ORIGDSTADDR control message: orig is the
+// address and port the datagram was sent to, which for a datagram a
+// transparent rule diverted is not the socket's own. ok is false when
+// the option for the datagram's family (IP_RECVORIGDSTADDR for IPv4,
+// IPV6_RECVORIGDSTADDR for IPv6) is off: Linux sends no control
+// message then. Other sockets give EOPNOTSUPP.
+func (s *Socket) RecvMsgOrigDst(b []byte, flags int) (n, rflags int, from Sockaddr, orig *SockaddrInet, ok bool, err error) {
+	d, isDgram := s.ep.(*dgramEP)
+	if !isDgram || d.ep.Kind() != stack.KindUDP {
+		return 0, 0, nil, nil, false, syscall.EOPNOTSUPP
+	}
+	var info stack.PacketInfo
+	if n, rflags, from, info, err = s.recvDgramInfo(d, b, flags); err != nil {
+		return 0, 0, nil, nil, false, err
+	}
+	bit := uint32(origDst6Bit)
+	dst := info.Dst
+	if dst.Is4() || dst.Is4In6() {
+		bit = origDst4Bit
+		dst = dst.Unmap()
+	}
+	if d.recvInfo.Load()&bit == 0 || !dst.IsValid() {
+		return n, rflags, from, nil, false, nil
+	}
+	// The control message is a sockaddr_in for IPv4 (also on an
+	// AF_INET6 socket), a sockaddr_in6 for IPv6.
+	return n, rflags, from, &SockaddrInet{netip.AddrPortFrom(dst, info.DstPort)}, true, nil
+}
+
+// OrigDst is the original destination of an accepted TCP connection:
+// its local address, which for a connection a transparent rule diverted
+// is the address the client connected to (getsockname, as with Linux
+// TPROXY). Other sockets give EOPNOTSUPP.
+func (s *Socket) OrigDst() (netip.AddrPort, error) {
+	t, ok := s.ep.(*tcpEP)
+	if !ok {
+		return netip.AddrPort{}, syscall.EOPNOTSUPP
+	}
+	a := t.ep.LocalAddr()
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()), nil
+}

@@ -1,0 +1,432 @@
+package stack
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// Transparent proxying: what Linux does with a TPROXY rule and
+// IP_TRANSPARENT sockets. A rule diverts inbound TCP segments and UDP
+// datagrams addressed to any address in a prefix (usually not ours) to a
+// transparent socket on one local port, without rewriting the packet:
+// a TCP connection made this way has the original destination as its
+// local address, and a UDP datagram carries it to IP_ORIGDSTADDR.
+// Replies leave from the original destination (a transparent socket may
+// bind and send from an address the host does not have).
+
+// TransparentProto selects the transport protocols a rule diverts.
+type TransparentProto uint8
+
+// Protocols for TransparentRule.Proto (they combine).
+const (
+	TransparentTCP TransparentProto = 1 << iota
+	TransparentUDP
+)
+
+// MaxTransparentRules bounds the rule table: the receive path walks it
+// for every packet that is not plainly ours.
+const MaxTransparentRules = 64
+
+// TransparentRule is one divert rule (Linux's `-j TPROXY --on-port`).
+type TransparentRule struct {
+	Proto TransparentProto
+	// Dst is the destination prefix diverted (either family).
+	Dst netip.Prefix
+	// Ports is the destination port range [lo, hi]; {0, 0} is every port.
+	Ports [2]uint16
+	// NIC, when set, limits the rule to packets arriving on it.
+	NIC *NIC
+	// ToPort is the local port of the transparent socket that takes the
+	// packets (bound to the wildcard address, or to the packet's
+	// destination).
+	ToPort uint16
+	// Local diverts packets to the host's own addresses too; without it
+	// they are delivered as usual.
+	Local bool
+}
+
+// TransparentStats count what the rules did (Stats.TProxy).
+type TransparentStats struct {
+	DivertedTCP Counter // TCP segments diverted
+	DivertedUDP Counter // UDP datagrams diverted
+	UDPNoSocket Counter // diverted datagrams with no IP_TRANSPARENT socket on the port: dropped
+	FragNoRule  Counter // fragments held for a rule whose ports the whole datagram did not match: dropped
+	RulesFull   Counter // AddTransparentRule refused: MaxTransparentRules reached
+}
+
+// tproxyTable holds the rules: a copy-on-write snapshot read without a
+// lock per packet.
+type tproxyTable struct {
+	mu    sync.Mutex
+	rules atomic.Pointer[[]TransparentRule]
+}
+
+// active reports whether any rule exists: one atomic load per packet
+// when there is none.
+func (t *tproxyTable) active() bool { return t.rules.Load() != nil }
+
+func (r *TransparentRule) valid() bool {
+	return r.Proto&(TransparentTCP|TransparentUDP) != 0 && r.Proto&^(TransparentTCP|TransparentUDP) == 0 &&
+		r.Dst.IsValid() && r.ToPort != 0 && r.Ports[0] <= r.Ports[1]
+}
+
+// AddTransparentRule installs a divert rule. EINVAL for a rule that
+// names no protocol, prefix or port; EEXIST for one already there;
+// ENOSPC (counted in TProxy.RulesFull) when the table is full.
+func (s *Stack) AddTransparentRule(r TransparentRule) error {
+	r.Dst = r.Dst.Masked()
+	if !r.valid() {
+		return syscall.EINVAL
+	}
+	t := &s.tproxy
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var cur []TransparentRule
+	if p := t.rules.Load(); p != nil {
+		cur = *p
+	}
+	if slices.Contains(cur, r) {
+		return syscall.EEXIST
+	}
+	if len(cur) >= MaxTransparentRules {
+		s.stats.TProxy.RulesFull.Add(1)
+		return syscall.ENOSPC
+	}
+	next := append(slices.Clip(cur), r)
+	t.rules.Store(&next)
+	return nil
+}
+
+// RemoveTransparentRule removes a rule equal to r (ENOENT when none).
+func (s *Stack) RemoveTransparentRule(r TransparentRule) error {
+	r.Dst = r.Dst.Masked()
+	t := &s.tproxy
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.rules.Load()
+	if p == nil {
+		return syscall.ENOENT
+	}
+	i := slices.Index(*p, r)
+	if i < 0 {
+		return syscall.ENOENT
+	}
+	next := slices.Delete(slices.Clone(*p), i, i+1)
+	if len(next) == 0 {
+		t.rules.Store(nil)
+	} else {
+		t.rules.Store(&next)
+	}
+	return nil
+}
+
+// TransparentRules lists the rules in the order they are matched.
+func (s *Stack) TransparentRules() []TransparentRule {
+	if p := s.tproxy.rules.Load(); p != nil {
+		return slices.Clone(*p)
+	}
+	return nil
+}
+
+// match finds the first rule for a packet; with portKnown false (a
+// fragment that does not carry the transport header) any port matches.
+func (t *tproxyTable) match(proto uint8, dst netip.Addr, port uint16, portKnown bool, n *NIC, local bool) (TransparentRule, bool) {
+	p := t.rules.Load()
+	if p == nil {
+		return TransparentRule{}, false
+	}
+	var want TransparentProto
+	switch proto {
+	case wire.ProtoTCP:
+		want = TransparentTCP
+	case wire.ProtoUDP:
+		want = TransparentUDP
+	default:
+		return TransparentRule{}, false
+	}
+	for _, r := range *p {
+		if r.Proto&want == 0 || (r.NIC != nil && r.NIC != n) || (local && !r.Local) || !r.Dst.Contains(dst) {
+			continue
+		}
+		if portKnown && r.Ports != [2]uint16{} && (port < r.Ports[0] || port > r.Ports[1]) {
+			continue
+		}
+		return r, true
+	}
+	return TransparentRule{}, false
+}
+
+// anyFor reports whether some rule could take a packet to dst, before
+// its headers are walked for the protocol and port.
+func (t *tproxyTable) anyFor(dst netip.Addr, n *NIC, local bool) bool {
+	p := t.rules.Load()
+	if p == nil {
+		return false
+	}
+	for _, r := range *p {
+		if (r.NIC == nil || r.NIC == n) && (r.Local || !local) && r.Dst.Contains(dst) {
+			return true
+		}
+	}
+	return false
+}
+
+// divertable says whether dst may be diverted at all: never a
+// broadcast or multicast destination.
+func (s *Stack) divertable(dst netip.Addr) bool {
+	return !dst.IsMulticast() && !dst.IsUnspecified() && (dst.Is6() || dst != limitedBroadcast && !s.isAnyBroadcast(dst))
+}
+
+// dstPort reads a transport header's destination port, if p holds it.
+func dstPort(p []byte) (uint16, bool) {
+	if len(p) < 4 {
+		return 0, false
+	}
+	return uint16(p[2])<<8 | uint16(p[3]), true
+}
+
+// divert4 is the receive path's hook for an IPv4 packet that passed the
+// header and martian checks and is not a broadcast or multicast: it
+// reports whether a rule took the packet (delivered, held for
+// reassembly, or dropped and counted).
+func (s *Stack) divert4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts ipOpts) bool {
+	proto := h.Protocol()
+	if proto != wire.ProtoTCP && proto != wire.ProtoUDP {
+		return false
+	}
+	dst := h.Dst()
+	frag := h.IsFragment()
+	var port uint16
+	known := false
+	if h.FragOffset() == 0 {
+		port, known = dstPort(h.Payload())
+	}
+	if !known && !frag {
+		return false // too short for a port: the usual path counts it
+	}
+	r, ok := s.tproxy.match(proto, dst, port, known, n, local)
+	if !ok || !s.divertable(dst) {
+		return false
+	}
+	if frag {
+		whole, release := s.reasm.add(h)
+		if whole == nil {
+			return true
+		}
+		defer release()
+		h = whole
+		if port, known = dstPort(h.Payload()); known {
+			r, ok = s.tproxy.match(proto, dst, port, true, n, local)
+		}
+		if !known || !ok {
+			if local {
+				s.deliver(n, rx, h, false, opts)
+				return true
+			}
+			s.stats.TProxy.FragNoRule.Add(1)
+			s.stats.IP.InAddrErrors.Add(1)
+			return true
+		}
+	}
+	src := h.Src()
+	switch proto {
+	case wire.ProtoTCP:
+		t, err := wire.ParseTCP(h.Payload(), h.PseudoSum(0), !rx.valid)
+		if err != nil {
+			s.stats.IP.InDiscards.Add(1)
+			s.tcpInErr(err)
+			return true
+		}
+		s.stats.IP.InDelivers.Add(1)
+		s.stats.TProxy.DivertedTCP.Add(1)
+		rx.tcp.HandleDiverted(src, dst, h.TOS(), t, r.ToPort)
+	case wire.ProtoUDP:
+		u, err := wire.ParseUDP(h.Payload(), h.PseudoSum(0))
+		if err != nil {
+			s.udpInErr(err)
+			return true
+		}
+		s.stats.IP.InDelivers.Add(1)
+		s.divertUDP(u, netip.AddrPortFrom(src, u.SrcPort()), dst, h.TTL(), h.TOS(), r.ToPort)
+	}
+	return true
+}
+
+// divert6 is divert4 for IPv6: a packet that is not a multicast
+// destination, with its extension headers still to walk.
+func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, local bool) bool {
+	dst := h.Dst()
+	if !s.tproxy.active() || !s.tproxy.anyFor(dst, n, local) || !s.divertable(dst) {
+		return false
+	}
+	var e wire.IPv6Ext
+	if xe := wire.WalkIPv6Ext(h, &e); xe != nil {
+		return false // the usual path refuses and counts the chain
+	}
+	frag := e.Frag // the walk of the whole datagram clears it
+	if frag {
+		// The upper-layer header is past the fragment header: match the
+		// prefix only, and the port once the datagram is whole.
+		proto := h[e.FragOff]
+		if _, ok := s.tproxy.match(proto, dst, 0, false, n, local); !ok {
+			return false
+		}
+		whole, release := s.reassemble6(h, &e, false)
+		if whole == nil {
+			return true
+		}
+		defer release()
+		h = whole
+	}
+	if e.Proto != wire.ProtoTCP && e.Proto != wire.ProtoUDP {
+		if frag {
+			s.stats.TProxy.FragNoRule.Add(1)
+			s.stats.IP6.InAddrErrors.Add(1)
+			return true
+		}
+		return false
+	}
+	p := h[e.Offset:]
+	port, known := dstPort(p)
+	r, ok := s.tproxy.match(e.Proto, dst, port, known, n, local)
+	if !ok || !known {
+		if !frag {
+			return false
+		}
+		if local {
+			s.deliver6(n, rx, h, &e, false)
+			return true
+		}
+		s.stats.TProxy.FragNoRule.Add(1)
+		s.stats.IP6.InAddrErrors.Add(1)
+		return true
+	}
+	src := h.Src()
+	switch e.Proto {
+	case wire.ProtoTCP:
+		t, err := wire.ParseTCP(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoTCP, 0), !rx.valid || frag)
+		if err != nil {
+			s.stats.IP6.InDiscards.Add(1)
+			return true
+		}
+		s.stats.IP6.InDelivers.Add(1)
+		s.stats.TProxy.DivertedTCP.Add(1)
+		rx.tcp.HandleDiverted(src, dst, h.TrafficClass(), t, r.ToPort)
+	case wire.ProtoUDP:
+		u, err := wire.ParseUDP(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoUDP, 0))
+		if err == nil && u.Checksum() == 0 {
+			err = &wire.ParseError{Reason: wire.ReasonBadChecksum}
+		}
+		if err != nil {
+			s.udpInErr(err)
+			return true
+		}
+		s.stats.IP6.InDelivers.Add(1)
+		s.divertUDP(u, netip.AddrPortFrom(scoped(src, n), u.SrcPort()), dst, h.HopLimit(), h.TrafficClass(), r.ToPort)
+	}
+	return true
+}
+
+// udpInErr counts a datagram that failed its checks.
+func (s *Stack) udpInErr(err error) {
+	st := &s.stats.UDP
+	st.InErrors.Add(1)
+	if pe, ok := err.(*wire.ParseError); ok && pe.Reason == wire.ReasonBadChecksum {
+		st.InCsumErrors.Add(1)
+	} else {
+		st.InBadLength.Add(1)
+	}
+}
+
+// divertUDP queues a diverted datagram, as Linux's TPROXY target finds
+// its socket: first a connected transparent socket bound to the
+// original destination itself, else the unconnected transparent socket
+// on toPort. No socket: dropped and counted (TPROXY drops; no ICMP).
+func (s *Stack) divertUDP(u wire.UDP, from netip.AddrPort, dst netip.Addr, ttl, tos uint8, toPort uint16) {
+	st := &s.stats.UDP
+	e := s.udp.lookupTransparent(dst, u.DstPort(), from, true)
+	if e == nil {
+		e = s.udp.lookupTransparent(dst, toPort, from, false)
+	}
+	if e == nil {
+		st.NoPorts.Add(1)
+		s.stats.TProxy.UDPNoSocket.Add(1)
+		return
+	}
+	s.stats.TProxy.DivertedUDP.Add(1)
+	st.InDatagrams.Add(1)
+	if !e.enqueueAt(u.Payload(), from, dst, u.DstPort(), ttl, tos, 0) {
+		st.RcvbufErrors.Add(1)
+		st.InErrors.Add(1)
+	}
+}
+
+// lookupTransparent finds a transparent endpoint on port for a diverted
+// datagram: connected to from and bound to dst (established), or not
+// connected and bound to dst or a wildcard of its family (listener).
+func (t *udpTable) lookupTransparent(dst netip.Addr, port uint16, from netip.AddrPort, established bool) *DgramEndpoint {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var pick *DgramEndpoint
+	for _, e := range t.ports[port] {
+		e.mu.Lock()
+		la := e.local.Addr()
+		ok := e.opts.transparent && !e.closed
+		if established {
+			ok = ok && e.connected && la == dst && e.remote.Addr().WithZone("") == from.Addr().WithZone("") && e.remote.Port() == from.Port()
+		} else {
+			ok = ok && !e.connected && (la == dst || la.IsUnspecified() && (la.Is4() == dst.Is4() || la.Is6() && !e.opts.v6only))
+		}
+		exact := la == dst
+		e.mu.Unlock()
+		if !ok {
+			continue
+		}
+		if exact {
+			return e
+		}
+		if pick == nil {
+			pick = e
+		}
+	}
+	return pick
+}
+
+// SetTransparent sets IP_TRANSPARENT on a datagram endpoint.
+func (e *DgramEndpoint) SetTransparent(on bool) {
+	e.mu.Lock()
+	e.opts.transparent = on
+	e.mu.Unlock()
+}
+
+// Transparent reports IP_TRANSPARENT.
+func (e *DgramEndpoint) Transparent() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.opts.transparent
+}
+
+// SetFreebind sets IP_FREEBIND on a datagram endpoint.
+func (e *DgramEndpoint) SetFreebind(on bool) {
+	e.mu.Lock()
+	e.opts.freebind = on
+	e.mu.Unlock()
+}
+
+// Freebind reports IP_FREEBIND.
+func (e *DgramEndpoint) Freebind() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.opts.freebind
+}
+
+// nonLocalOK reports whether Bind may take an address the host does not
+// have (e.mu held).
+func (e *DgramEndpoint) nonLocalOK() bool {
+	return e.opts.transparent || e.opts.freebind
+}
