@@ -319,3 +319,85 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestTransparentIPv6: the same over IPv6 on a dual-stack listener and
+// an AF_INET6 UDP socket: the accepted conn's name is the original
+// destination; IPV6_ORIGDSTADDR gives it for a datagram, and the answer
+// comes from it.
+func TestTransparentIPv6(t *testing.T) {
+	p := newPair6(t)
+	pf := netip.MustParsePrefix("2001:db8:77::/48")
+	p.sa.AddRoute(stack.Route{Prefix: pf, Gateway: v6B, NIC: p.sa.NICByName("eth0")})
+	if err := p.sb.AddTransparentRule(stack.TransparentRule{Proto: stack.TransparentTCP | stack.TransparentUDP, Dst: pf, ToPort: 9000}); err != nil {
+		t.Fatal(err)
+	}
+	l := mustSocket(t, p.b, AF_INET6, SOCK_STREAM, 0)
+	l.SetTimeout(5 * time.Second)
+	if err := l.SetSockOpt(IPPROTO_IPV6, IPV6_TRANSPARENT, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Bind(ap(netip.IPv6Unspecified(), 9000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(4); err != nil {
+		t.Fatal(err)
+	}
+	dst := netip.MustParseAddrPort("[2001:db8:77::5]:443")
+	c := mustSocket(t, p.a, AF_INET6, SOCK_STREAM, 0)
+	c.SetTimeout(5 * time.Second)
+	if err := c.Connect(InetAddr(dst)); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetTimeout(5 * time.Second)
+	if name, _ := s.GetSockName(); name.(*SockaddrInet).AddrPort != dst {
+		t.Fatalf("accepted name %v, want %v", name, dst)
+	}
+	if err := s.SendAll([]byte("hi6"), 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	if n, err := c.Recv(buf[:3], MSG_WAITALL); err != nil || string(buf[:n]) != "hi6" {
+		t.Fatalf("client read %q %v", buf[:n], err)
+	}
+
+	u := mustSocket(t, p.b, AF_INET6, SOCK_DGRAM, 0)
+	u.SetTimeout(5 * time.Second)
+	for _, o := range []int{IPV6_TRANSPARENT, IPV6_RECVORIGDSTADDR} {
+		if err := u.SetSockOpt(IPPROTO_IPV6, o, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, _ := u.GetSockOptInt(IPPROTO_IPV6, IPV6_RECVORIGDSTADDR); v != 1 {
+		t.Fatalf("IPV6_RECVORIGDSTADDR reads %d", v)
+	}
+	if err := u.Bind(ap(netip.IPv6Unspecified(), 9000)); err != nil {
+		t.Fatal(err)
+	}
+	cu := mustSocket(t, p.a, AF_INET6, SOCK_DGRAM, 0)
+	cu.SetTimeout(5 * time.Second)
+	udst := netip.MustParseAddrPort("[2001:db8:77::53]:53")
+	if _, err := cu.SendTo([]byte("q6"), 0, InetAddr(udst)); err != nil {
+		t.Fatal(err)
+	}
+	n, _, from, orig, ok, err := u.RecvMsgOrigDst(buf, 0)
+	if err != nil || !ok || string(buf[:n]) != "q6" || orig.AddrPort != udst {
+		t.Fatalf("recv %q orig %v ok=%v %v", buf[:n], orig, ok, err)
+	}
+	r := mustSocket(t, p.b, AF_INET6, SOCK_DGRAM, 0)
+	r.SetSockOpt(IPPROTO_IPV6, IPV6_TRANSPARENT, 1)
+	r.SetSockOpt(SOL_SOCKET, SO_REUSEADDR, 1)
+	if err := r.Bind(orig); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SendTo([]byte("a6"), 0, from); err != nil {
+		t.Fatal(err)
+	}
+	n, rfrom, err := cu.RecvFrom(buf, 0)
+	if err != nil || string(buf[:n]) != "a6" || rfrom.(*SockaddrInet).AddrPort != udst {
+		t.Fatalf("client got %q from %v: %v", buf[:n], rfrom, err)
+	}
+}

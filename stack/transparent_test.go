@@ -1,0 +1,141 @@
+package stack
+
+import (
+	"errors"
+	"net/netip"
+	"syscall"
+	"testing"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+var (
+	foreign   = netip.MustParseAddr("198.51.100.7")
+	foreignPf = netip.MustParsePrefix("198.51.100.0/24")
+)
+
+// tproxyHarness is a harness with a rule diverting TCP and UDP to
+// 198.51.100.0/24 ports 1-1000, and 10.0.0.0/24 (ours, with its
+// directed broadcast) and 224.0.0.0/4 with Local, to port 9000; a
+// transparent listener and a transparent UDP socket on 9000.
+func tproxyHarness(t *testing.T) (*harness, *DgramEndpoint) {
+	h := newHarness(t, Options{})
+	for _, r := range []TransparentRule{
+		{Proto: TransparentTCP | TransparentUDP, Dst: foreignPf, Ports: [2]uint16{1, 1000}, ToPort: 9000},
+		{Proto: TransparentUDP, Dst: netip.MustParsePrefix("10.0.0.0/24"), Ports: [2]uint16{7000, 7000}, ToPort: 9000, Local: true},
+		{Proto: TransparentUDP, Dst: netip.MustParsePrefix("224.0.0.0/4"), ToPort: 9000, Local: true},
+	} {
+		if err := h.s.AddTransparentRule(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := h.s.TCP.NewEndpoint()
+	l.SetTransparent(true)
+	if err := l.Bind(netip.AddrPortFrom(netip.IPv4Unspecified(), 9000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(8); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	u := h.s.NewDgram(KindUDP, wire.ProtoUDP)
+	u.SetTransparent(true)
+	if err := u.Bind(netip.AddrPortFrom(netip.IPv4Unspecified(), 9000)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(u.Close)
+	return h, u
+}
+
+// A diverted SYN is answered from the original destination, on the wire.
+func TestTransparentSynAckSource(t *testing.T) {
+	h, _ := tproxyHarness(t)
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoTCP, Dst: foreign}, synPayload(peerAddr, foreign, 40000, 443)))
+	out := h.ep.take()
+	if len(out) != 1 {
+		t.Fatalf("%d frames out, want a SYN-ACK", len(out))
+	}
+	ip := parseOut(t, out[0])
+	seg := wire.TCP(ip.Payload())
+	if ip.Src() != foreign || seg.SrcPort() != 443 || ip.Dst() != peerAddr || seg.Flags() != wire.TCPFlagSYN|wire.TCPFlagACK {
+		t.Fatalf("answer %v:%d -> %v flags %#x, want a SYN-ACK from %v:443", ip.Src(), seg.SrcPort(), ip.Dst(), seg.Flags(), foreign)
+	}
+	if h.s.Stats().TProxy.DivertedTCP.Load() != 1 {
+		t.Fatal("not counted")
+	}
+}
+
+// Diverted packets pass every input check first: a bad TCP checksum
+// and a martian source are dropped and counted, not diverted.
+func TestTransparentInputChecks(t *testing.T) {
+	h, _ := tproxyHarness(t)
+	syn := synPayload(peerAddr, foreign, 40000, 443)
+	syn[16] ^= 0xff // checksum
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoTCP, Dst: foreign}, syn))
+	lo := netip.MustParseAddr("127.0.0.5")
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoTCP, Src: lo, Dst: foreign}, synPayload(lo, foreign, 40000, 443)))
+	if out := h.ep.take(); len(out) != 0 {
+		t.Fatalf("answered %d bad packets", len(out))
+	}
+	st := h.s.Stats()
+	if st.TProxy.DivertedTCP.Load() != 0 || st.IP.InDiscards.Load() != 1 || st.IP.InMartianSrcLoopback.Load() != 1 {
+		t.Fatalf("diverted %d, discards %d, martians %d", st.TProxy.DivertedTCP.Load(), st.IP.InDiscards.Load(), st.IP.InMartianSrcLoopback.Load())
+	}
+}
+
+// A port outside the rule's range, or no rule, is the old behaviour:
+// dropped and counted as not ours.
+func TestTransparentPortOutsideRule(t *testing.T) {
+	h, _ := tproxyHarness(t)
+	before := h.s.Stats().IP.InAddrErrors.Load()
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoTCP, Dst: foreign}, synPayload(peerAddr, foreign, 40000, 1001)))
+	other := netip.MustParseAddr("203.0.113.9")
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoTCP, Dst: other}, synPayload(peerAddr, other, 40000, 80)))
+	if out := h.ep.take(); len(out) != 0 {
+		t.Fatalf("answered %d frames", len(out))
+	}
+	if got := h.s.Stats().IP.InAddrErrors.Load() - before; got != 2 {
+		t.Fatalf("InAddrErrors +%d, want 2", got)
+	}
+}
+
+// Broadcast and multicast destinations are never diverted, even with a
+// rule (Local) covering them; a unicast one of ours on the rule's port is.
+func TestTransparentNeverBroadcast(t *testing.T) {
+	h, u := tproxyHarness(t)
+	bc := netip.MustParseAddr("10.0.0.255")
+	h.ep.inject(bcastFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: bc}, udpPayload(peerAddr, bc, 1, 7000, []byte("b"))))
+	h.ep.inject(bcastFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: limitedBroadcast}, udpPayload(peerAddr, limitedBroadcast, 1, 7000, []byte("l"))))
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: allHosts}, udpPayload(peerAddr, allHosts, 1, 7000, []byte("m"))))
+	if _, _, _, err := u.RecvFrom(make([]byte, 8), false); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("a broadcast or multicast datagram was diverted: %v", err)
+	}
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP}, udpPayload(peerAddr, hostAddr, 1, 7000, []byte("u"))))
+	b := make([]byte, 8)
+	n, _, from, info, err := u.RecvFromInfo(b, false)
+	if err != nil || string(b[:n]) != "u" || from != netip.AddrPortFrom(peerAddr, 1) || info.Dst != hostAddr || info.DstPort != 7000 {
+		t.Fatalf("local diverted datagram %q from %v info %+v: %v", b[:n], from, info, err)
+	}
+	if h.s.Stats().TProxy.DivertedUDP.Load() != 1 {
+		t.Fatal("DivertedUDP")
+	}
+}
+
+// A fragmented datagram is reassembled before it is diverted, and keeps
+// its original destination port.
+func TestTransparentFragments(t *testing.T) {
+	h, u := tproxyHarness(t)
+	data := make([]byte, 100)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	p := udpPayload(peerAddr, foreign, 5353, 53, data)
+	// Second fragment first: it carries no port.
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: foreign, ID: 7, FragOff: 56}, p[56:]))
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: foreign, ID: 7, MF: true}, p[:56]))
+	b := make([]byte, 200)
+	n, _, _, info, err := u.RecvFromInfo(b, false)
+	if err != nil || n != 100 || b[99] != 99 || info.Dst != foreign || info.DstPort != 53 {
+		t.Fatalf("got %d bytes, info %+v: %v", n, info, err)
+	}
+}
