@@ -1,0 +1,278 @@
+package interop
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/netconn"
+	"github.com/sockstack/sockstack/stack"
+)
+
+// Transparent proxying from the outside, as a tun2socks-style program
+// runs it: the kernel of the lab's namespace routes the documentation
+// prefixes 198.51.100.0/24 and 2001:db8:77::/48 into the TUN (they
+// never leave the namespace); sockstack diverts everything addressed to
+// them to its transparent listener and UDP socket on port 9000, which
+// report each connection's and datagram's original destination back;
+// the kernel's clients (python3, curl, socat) check it, and that the
+// answers come from the address they sent to. A third documentation
+// prefix, 203.0.113.0/24, diverted to a port with no transparent
+// listener, is refused.
+
+var (
+	tproxyPrefix4 = netip.MustParsePrefix("198.51.100.0/24")
+	tproxyPrefix6 = netip.MustParsePrefix("2001:db8:77::/48")
+)
+
+const tproxyPort = 9000
+
+// tproxyServeTCP answers each accepted connection: an HTTP GET with a
+// body naming the conn's local address (the original destination), any
+// other first line with "orig=<local> got=<line>".
+func tproxyServeTCP(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			orig := c.LocalAddr().(*net.TCPAddr).AddrPort()
+			orig = netip.AddrPortFrom(orig.Addr().Unmap(), orig.Port())
+			r := bufio.NewReader(c)
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimRight(line, "\r\n")
+			var n int64
+			if _, err := fmt.Sscanf(line, "ECHO %d", &n); err == nil {
+				// A bulk echo through the diverted connection.
+				c.SetDeadline(time.Now().Add(60 * time.Second))
+				io.CopyN(c, r, n)
+				return
+			}
+			if strings.HasPrefix(line, "GET ") {
+				for { // the request's headers
+					h, err := r.ReadString('\n')
+					if err != nil || h == "\r\n" || h == "\n" {
+						break
+					}
+				}
+				body := "orig=" + orig.String() + "\n"
+				fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+				return
+			}
+			fmt.Fprintf(c, "orig=%s got=%s\n", orig, line)
+		}()
+	}
+}
+
+// tproxyServeUDP answers each datagram from its original destination
+// with "orig=<orig> got=<payload>".
+func tproxyServeUDP(t *testing.T, u *netconn.UDPConn, h *host) {
+	buf := make([]byte, 2048)
+	for {
+		n, src, orig, err := u.ReadMsgOrigDst(buf)
+		if err != nil {
+			return
+		}
+		if !orig.IsValid() {
+			t.Errorf("datagram from %v without its original destination", src)
+			continue
+		}
+		msg := fmt.Sprintf("orig=%s got=%s", orig, buf[:n])
+		if _, err := netconn.WriteFromTo(h.net, []byte(msg), orig, src); err != nil {
+			t.Errorf("answer from %v to %v: %v", orig, src, err)
+		}
+	}
+}
+
+// tproxyClient is the kernel side's python3 client: for each
+// "tcp|udp addr port" line it connects or sends, and prints "OK ..." when
+// the answer names the original destination (and, for UDP, came from it).
+const tproxyClient = `
+import socket, sys
+fails = 0
+for line in sys.argv[1:]:
+    proto, addr, port = line.split()
+    port = int(port)
+    fam = socket.AF_INET6 if ':' in addr else socket.AF_INET
+    want = ('[%s]:%d' % (addr, port)) if fam == socket.AF_INET6 else ('%s:%d' % (addr, port))
+    if proto == 'tcp':
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect((addr, port))
+        peer = s.getpeername()
+        s.sendall(b'hello ' + want.encode() + b'\n')
+        got = b''
+        while not got.endswith(b'\n'):
+            d = s.recv(4096)
+            if not d:
+                break
+            got += d
+        s.close()
+        ok = got.decode() == 'orig=%s got=hello %s\n' % (want, want) and peer[0] == addr and peer[1] == port
+    else:
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.settimeout(10)
+        s.sendto(b'q ' + want.encode(), (addr, port))
+        got, src = s.recvfrom(4096)
+        s.close()
+        ok = got.decode() == 'orig=%s got=q %s' % (want, want) and src[0] == addr and src[1] == port
+        peer = src
+    print(('OK' if ok else 'BAD'), proto, want, 'answer', repr(got), 'from', peer)
+    if not ok:
+        fails += 1
+sys.exit(1 if fails else 0)
+`
+
+// TestInteropTransparent: the kernel connects to and sends to several
+// addresses and ports of the diverted prefixes, IPv4 and IPv6; every
+// connection reaches sockstack's one transparent listener with its
+// original destination, every answer comes from it.
+func TestInteropTransparent(t *testing.T) {
+	for _, offload := range []bool{false, true} {
+		name := "plain"
+		if offload {
+			name = "offload"
+		}
+		t.Run(name, func(t *testing.T) { testTransparent(t, offload) })
+	}
+}
+
+// tproxyBulk sends 16 MiB of random bytes through a diverted connection
+// and checks that the echo is the same (SHA-256), while it is sent.
+const tproxyBulk = `
+import socket, sys, os, hashlib, threading
+addr, port, n = sys.argv[1], int(sys.argv[2]), 16 << 20
+data = os.urandom(n)
+fam = socket.AF_INET6 if ':' in addr else socket.AF_INET
+s = socket.create_connection((addr, port), timeout=30)
+s.sendall(b'ECHO %d\n' % n)
+def send():
+    s.sendall(data)
+th = threading.Thread(target=send); th.start()
+h, got = hashlib.sha256(), 0
+while got < n:
+    d = s.recv(1 << 16)
+    if not d:
+        break
+    h.update(d); got += len(d)
+th.join(); s.close()
+ok = got == n and h.hexdigest() == hashlib.sha256(data).hexdigest()
+print('OK' if ok else 'BAD', got)
+sys.exit(0 if ok else 1)
+`
+
+func testTransparent(t *testing.T, offload bool) {
+	needRoot(t)
+	needTools(t, "python3", "curl", "socat")
+	l, h := tunLab(t, offload)
+	for _, s := range [][]string{
+		{"ip", "-n", l.ns, "route", "add", tproxyPrefix4.String(), "dev", tapName},
+		{"ip", "-n", l.ns, "-6", "route", "add", tproxyPrefix6.String(), "dev", tapName},
+	} {
+		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(s, " "), err, out)
+		}
+	}
+	for _, pf := range []netip.Prefix{tproxyPrefix4, tproxyPrefix6} {
+		if err := h.st.AddTransparentRule(stack.TransparentRule{Proto: stack.TransparentTCP | stack.TransparentUDP, Dst: pf, ToPort: tproxyPort}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, nw := range [][2]string{{"tcp4", "0.0.0.0:9000"}, {"tcp6", "[::]:9000"}} {
+		ln, err := netconn.ListenTransparent(h.net, nw[0], nw[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go tproxyServeTCP(ln)
+	}
+	for _, nw := range [][2]string{{"udp4", "0.0.0.0:9000"}, {"udp6", "[::]:9000"}} {
+		u, err := netconn.ListenTransparentUDP(h.net, nw[0], nw[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		t.Cleanup(func() { u.Close(); <-done })
+		go func() { defer close(done); tproxyServeUDP(t, u, h) }()
+	}
+
+	cases := []string{
+		"tcp 198.51.100.7 443", "tcp 198.51.100.200 22", "tcp 198.51.100.1 8080",
+		"udp 198.51.100.53 53", "udp 198.51.100.9 5353",
+		"tcp 2001:db8:77::5 443", "tcp 2001:db8:77:1::9 25",
+		"udp 2001:db8:77::53 53",
+	}
+	out, err := l.try(60*time.Second, nil, append([]string{"python3", "-c", tproxyClient}, cases...)...)
+	t.Logf("python3 client:\n%s", out)
+	if err != nil {
+		t.Fatalf("python3 client: %v", err)
+	}
+	if n := strings.Count(out, "OK "); n != len(cases) {
+		t.Fatalf("%d of %d cases OK", n, len(cases))
+	}
+
+	// A bulk echo both ways through diverted connections, both families.
+	for _, dst := range [][2]string{{"198.51.100.44", "5001"}, {"2001:db8:77::44", "5001"}} {
+		if out, err := l.try(90*time.Second, nil, "python3", "-c", tproxyBulk, dst[0], dst[1]); err != nil || !strings.HasPrefix(out, "OK") {
+			t.Fatalf("bulk echo via %s: %q %v", dst[0], out, err)
+		}
+	}
+
+	// curl: an HTTP request to a diverted address, both families.
+	for _, u := range []string{"http://198.51.100.80:80/", "http://[2001:db8:77::80]:8080/"} {
+		got := l.run(t, 30*time.Second, nil, "curl", "-sS", "--max-time", "10", u)
+		want := "orig=" + strings.TrimSuffix(strings.TrimPrefix(u, "http://"), "/") + "\n"
+		if got != want {
+			t.Fatalf("curl %s: %q, want %q", u, got, want)
+		}
+	}
+	// socat: a line to another address.
+	got := l.run(t, 30*time.Second, []byte("ping\n"), "socat", "-t", "5", "-T", "10", "-", "TCP:198.51.100.99:7")
+	if got != "orig=198.51.100.99:7 got=ping\n" {
+		t.Fatalf("socat: %q", got)
+	}
+
+	st := h.st.Stats()
+	t.Logf("diverted: TCP segments %d, UDP datagrams %d; UDP with no socket %d", st.TProxy.DivertedTCP.Load(), st.TProxy.DivertedUDP.Load(), st.TProxy.UDPNoSocket.Load())
+	if st.TProxy.DivertedUDP.Load() != 3 || st.TProxy.UDPNoSocket.Load() != 0 {
+		t.Errorf("DivertedUDP %d, want 3", st.TProxy.DivertedUDP.Load())
+	}
+
+	// A diverted SYN with no transparent listener on the port is refused
+	// (RST): the kernel's connect fails at once with ECONNREFUSED. The
+	// third documentation prefix, 203.0.113.0/24, also stays inside the
+	// namespace.
+	l.run(t, 10*time.Second, nil, "ip", "route", "add", "203.0.113.0/24", "dev", tapName)
+	if err := h.st.AddTransparentRule(stack.TransparentRule{Proto: stack.TransparentTCP, Dst: netip.MustParsePrefix("203.0.113.0/24"), ToPort: 9001}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = l.try(30*time.Second, nil, "python3", "-c", `
+import socket, sys
+s = socket.socket(); s.settimeout(10)
+try:
+    s.connect(('203.0.113.9', 80))
+except ConnectionRefusedError:
+    print('refused'); sys.exit(0)
+except Exception as e:
+    print('other', repr(e)); sys.exit(1)
+print('connected'); sys.exit(1)
+`)
+	if err != nil || strings.TrimSpace(out) != "refused" {
+		t.Fatalf("no listener: %q %v", out, err)
+	}
+	if n := h.st.TCP.Stats().TProxyNoListener; n != 1 {
+		t.Fatalf("TProxyNoListener %d, want 1", n)
+	}
+}
