@@ -453,7 +453,7 @@ func (n *NIC) offloadClass(f []byte, m link.Meta) (valid, plain bool) {
 	switch {
 	case len(f) >= off+wire.IPv4MinHeaderLen && f[off]>>4 == 4:
 		ip := wire.IPv4(f[off:])
-		local = n.loopback || n.stack.IsLocal(ip.Dst())
+		local = n.loopback || n.stack.IsLocal(ip.Dst()) || n.stack.divertsWhole(n, f[off:]) // transparent.go
 		tcp = ip.Protocol() == wire.ProtoTCP && !ip.IsFragment() && tcpCsumAt(m, off+ip.HeaderLen())
 	case len(f) >= off+wire.IPv6HeaderLen && f[off]>>4 == 6:
 		// TCP right after the fixed header only: with extension headers
@@ -461,7 +461,7 @@ func (n *NIC) offloadClass(f []byte, m link.Meta) (valid, plain bool) {
 		// in software, so a trusted sum never skips a header the
 		// receive path has not walked.
 		ip := wire.IPv6(f[off:])
-		local = n.loopback || n.stack.IsLocal(ip.Dst())
+		local = n.loopback || n.stack.IsLocal(ip.Dst()) || n.stack.divertsWhole(n, f[off:]) // transparent.go
 		tcp = ip.NextHeader() == wire.ProtoTCP && tcpCsumAt(m, off+wire.IPv6HeaderLen)
 		gsoType = link.GSOTCPv6
 	default:

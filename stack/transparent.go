@@ -430,3 +430,31 @@ func (e *DgramEndpoint) Freebind() bool {
 func (e *DgramEndpoint) nonLocalOK() bool {
 	return e.opts.transparent || e.opts.freebind
 }
+
+// divertsWhole reports whether a received IP packet (ip, either family)
+// is TCP a rule diverts, so a super-segment or a trusted checksum from
+// the link is taken whole for it as for the host's own addresses
+// (gro.go); anything else to a foreign address is finished in software.
+func (s *Stack) divertsWhole(n *NIC, ip []byte) bool {
+	if !s.tproxy.active() || len(ip) < wire.IPv4MinHeaderLen {
+		return false
+	}
+	var dst netip.Addr
+	var l4 []byte
+	if ip[0]>>4 == 4 {
+		h := wire.IPv4(ip)
+		hl := int(ip[0]&0xf) * 4
+		if h.Protocol() != wire.ProtoTCP || h.IsFragment() || hl < wire.IPv4MinHeaderLen || len(ip) < hl+4 {
+			return false
+		}
+		dst, l4 = h.Dst(), ip[hl:]
+	} else {
+		if len(ip) < wire.IPv6HeaderLen+4 || wire.IPv6(ip).NextHeader() != wire.ProtoTCP {
+			return false
+		}
+		dst, l4 = wire.IPv6(ip).Dst(), ip[wire.IPv6HeaderLen:]
+	}
+	port, _ := dstPort(l4)
+	_, ok := s.tproxy.match(wire.ProtoTCP, dst, port, true, n, false)
+	return ok && s.divertable(dst)
+}
