@@ -401,3 +401,89 @@ func TestTransparentIPv6(t *testing.T) {
 		t.Fatalf("client got %q from %v: %v", buf[:n], rfrom, err)
 	}
 }
+
+// TestTransparentConnectFrom: a transparent socket bound to a foreign
+// address connects out from it (the proxy dialling upstream as the
+// client); the peer sees that address, and its answers, addressed to a
+// foreign address, find the connection through the rule.
+func TestTransparentConnectFrom(t *testing.T) {
+	p := tproxyPair(t)
+	divertTCP(t, p.sb, 9000) // also covers the answers to 198.51.100.0/24
+	l := mustSocket(t, p.a, AF_INET, SOCK_STREAM, 0)
+	l.SetTimeout(5 * time.Second)
+	if err := l.Bind(ap(addrA, 8080)); err != nil {
+		t.Fatal(err)
+	}
+	l.Listen(1)
+	c := mustSocket(t, p.b, AF_INET, SOCK_STREAM, 0)
+	c.SetTimeout(5 * time.Second)
+	if err := c.SetSockOpt(SOL_IP, IP_TRANSPARENT, 1); err != nil {
+		t.Fatal(err)
+	}
+	from := netip.MustParseAddrPort("198.51.100.7:40001")
+	if err := c.Bind(InetAddr(from)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Connect(ap(addrA, 8080)); err != nil {
+		t.Fatal(err)
+	}
+	s, peer, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetTimeout(5 * time.Second)
+	if peer.(*SockaddrInet).AddrPort != from {
+		t.Fatalf("upstream saw %v, want %v", peer, from)
+	}
+	if err := s.SendAll([]byte("up"), 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2)
+	if n, err := c.Recv(buf, MSG_WAITALL); err != nil || string(buf[:n]) != "up" {
+		t.Fatalf("%q %v", buf[:n], err)
+	}
+}
+
+// TestTransparentUDPEstablished: a transparent UDP socket bound to the
+// original destination and connected to the client takes that flow's
+// later datagrams, as Linux's TPROXY lookup finds an established socket
+// first; other clients still go to the socket on the rule's port.
+func TestTransparentUDPEstablished(t *testing.T) {
+	p := tproxyPair(t)
+	divertTCP(t, p.sb, 9053)
+	srv := mustSocket(t, p.b, AF_INET, SOCK_DGRAM, 0)
+	srv.SetTimeout(5 * time.Second)
+	srv.SetSockOpt(SOL_IP, IP_TRANSPARENT, 1)
+	if err := srv.Bind(ap(netip.IPv4Unspecified(), 9053)); err != nil {
+		t.Fatal(err)
+	}
+	cli := mustSocket(t, p.a, AF_INET, SOCK_DGRAM, 0)
+	cli.SetTimeout(5 * time.Second)
+	if err := cli.Bind(ap(addrA, 5555)); err != nil {
+		t.Fatal(err)
+	}
+	dst := netip.MustParseAddrPort("198.51.100.53:53")
+	flow := mustSocket(t, p.b, AF_INET, SOCK_DGRAM, 0)
+	flow.SetTimeout(5 * time.Second)
+	flow.SetSockOpt(SOL_IP, IP_TRANSPARENT, 1)
+	flow.SetSockOpt(SOL_SOCKET, SO_REUSEADDR, 1)
+	if err := flow.Bind(InetAddr(dst)); err != nil {
+		t.Fatal(err)
+	}
+	if err := flow.Connect(ap(addrA, 5555)); err != nil {
+		t.Fatal(err)
+	}
+	cli.SendTo([]byte("one"), 0, InetAddr(dst))
+	buf := make([]byte, 8)
+	if n, err := flow.Recv(buf, 0); err != nil || string(buf[:n]) != "one" {
+		t.Fatalf("connected transparent socket: %q %v", buf[:n], err)
+	}
+	other := mustSocket(t, p.a, AF_INET, SOCK_DGRAM, 0)
+	other.SendTo([]byte("two"), 0, InetAddr(dst))
+	if n, _, err := srv.RecvFrom(buf, 0); err != nil || string(buf[:n]) != "two" {
+		t.Fatalf("rule's socket: %q %v", buf[:n], err)
+	}
+	if _, _, err := srv.RecvFrom(buf, MSG_DONTWAIT); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("the rule's socket also got the connected flow's datagram: %v", err)
+	}
+}
