@@ -179,7 +179,23 @@ func (t *tproxyTable) anyFor(dst netip.Addr, n *NIC, local bool) bool {
 // divertable says whether dst may be diverted at all: never a
 // broadcast or multicast destination.
 func (s *Stack) divertable(dst netip.Addr) bool {
-	return !dst.IsMulticast() && !dst.IsUnspecified() && (dst.Is6() || dst != limitedBroadcast && !s.isAnyBroadcast(dst))
+	if dst.IsMulticast() || dst.IsUnspecified() {
+		return false
+	}
+	if dst.Is6() {
+		return true
+	}
+	if dst == limitedBroadcast {
+		return false
+	}
+	// A directed broadcast of any NIC, from the lock-free snapshot of the
+	// host's addresses (isAnyBroadcast takes the stack's lock, per packet).
+	for _, o := range *s.ownerSnap.Load() {
+		if o.nic.isBroadcast(dst) {
+			return false
+		}
+	}
+	return true
 }
 
 // dstPort reads a transport header's destination port, if p holds it.

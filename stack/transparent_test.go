@@ -139,3 +139,31 @@ func TestTransparentFragments(t *testing.T) {
 		t.Fatalf("got %d bytes, info %+v: %v", n, info, err)
 	}
 }
+
+// The directed broadcast of another NIC, arriving as unicast on this
+// one, is not diverted either, though a rule covers its prefix.
+func TestTransparentOtherNICBroadcast(t *testing.T) {
+	h, u := tproxyHarness(t)
+	n2 := h.s.AddNIC("eth1", &chanEP{mtu: 1500})
+	if err := n2.AddAddress(netip.MustParsePrefix("192.0.2.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.AddTransparentRule(TransparentRule{Proto: TransparentUDP, Dst: netip.MustParsePrefix("192.0.2.0/24"), ToPort: 9000}); err != nil {
+		t.Fatal(err)
+	}
+	bc := netip.MustParseAddr("192.0.2.255")
+	before := h.s.Stats().IP.InAddrErrors.Load()
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: bc}, udpPayload(peerAddr, bc, 1, 7000, []byte("b"))))
+	if _, _, _, err := u.RecvFrom(make([]byte, 8), false); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("another NIC's broadcast was diverted: %v", err)
+	}
+	if h.s.Stats().IP.InAddrErrors.Load() != before+1 {
+		t.Fatal("not counted as not ours")
+	}
+	// Control: a unicast address of that prefix is.
+	d := netip.MustParseAddr("192.0.2.77")
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: d}, udpPayload(peerAddr, d, 1, 7000, []byte("u"))))
+	if n, _, _, err := u.RecvFrom(make([]byte, 8), false); err != nil || n != 1 {
+		t.Fatalf("control: %d %v", n, err)
+	}
+}
