@@ -217,13 +217,15 @@ func (s *Stack) divert4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts ipOpt
 	}
 	dst := h.Dst()
 	frag := h.IsFragment()
+	// Every fragment of a datagram is matched by prefix alone, so that
+	// all of them reassemble on one path; the ports decide once it is
+	// whole.
 	var port uint16
 	known := false
-	if h.FragOffset() == 0 {
-		port, known = dstPort(h.Payload())
-	}
-	if !known && !frag {
-		return false // too short for a port: the usual path counts it
+	if !frag {
+		if port, known = dstPort(h.Payload()); !known {
+			return false // too short for a port: the usual path counts it
+		}
 	}
 	r, ok := s.tproxy.match(proto, dst, port, known, n, local)
 	if !ok || !s.divertable(dst) {
@@ -240,12 +242,17 @@ func (s *Stack) divert4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts ipOpt
 			r, ok = s.tproxy.match(proto, dst, port, true, n, local)
 		}
 		if !known || !ok {
-			if local {
+			switch {
+			case local:
 				s.deliver(n, rx, h, false, opts)
-				return true
+			case s.opts.Forwarding:
+				// Whole, as Linux forwards what its netfilter
+				// defragmented; forward fragments it again.
+				s.forward(h)
+			default:
+				s.stats.TProxy.FragNoRule.Add(1)
+				s.stats.IP.InAddrErrors.Add(1)
 			}
-			s.stats.TProxy.FragNoRule.Add(1)
-			s.stats.IP.InAddrErrors.Add(1)
 			return true
 		}
 	}

@@ -167,3 +167,18 @@ func TestTransparentOtherNICBroadcast(t *testing.T) {
 		t.Fatalf("control: %d %v", n, err)
 	}
 }
+
+// Fragments whose whole datagram is to a port the rule does not cover
+// are dropped and counted, not diverted.
+func TestTransparentFragmentsOutsidePorts(t *testing.T) {
+	h, u := tproxyHarness(t)
+	p := udpPayload(peerAddr, foreign, 5353, 1001, make([]byte, 100))
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: foreign, ID: 9, FragOff: 56}, p[56:]))
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: foreign, ID: 9, MF: true}, p[:56]))
+	if _, _, _, err := u.RecvFrom(make([]byte, 200), false); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("delivered: %v", err)
+	}
+	if n := h.s.Stats().TProxy.FragNoRule.Load(); n != 1 {
+		t.Fatalf("FragNoRule %d, want 1", n)
+	}
+}
