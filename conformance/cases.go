@@ -37,9 +37,10 @@ func Cases() []Case {
 	cs = append(cs, multicastCases()...)
 	cs = append(cs, rawCases()...)
 	cs = append(cs, optionCases()...)
-	cs = append(cs, Cases6()...)       // cases6.go
-	cs = append(cs, inet6Cases()...)   // inet6_cases.go
-	cs = append(cs, pktinfoCases()...) // pktinfo_cases.go
+	cs = append(cs, Cases6()...)           // cases6.go
+	cs = append(cs, inet6Cases()...)       // inet6_cases.go
+	cs = append(cs, pktinfoCases()...)     // pktinfo_cases.go
+	cs = append(cs, transparentCases()...) // transparent_cases.go
 	return cs
 }
 

@@ -89,7 +89,9 @@ func (s *Socket) setTransparentOpt(level, name int, v any) (handled bool, err er
 	return true, nil
 }
 
-// getTransparentOpt is getsockopt for the options above: 0 or 1.
+// getTransparentOpt is getsockopt for the options above: 0 or 1; the
+// IPv6-level names on an AF_INET socket are EOPNOTSUPP, as Linux's
+// ip_getsockopt answers a level it does not know.
 func (s *Socket) getTransparentOpt(level, name int) (handled bool, v any, err error) {
 	if !tproxyOpt(level, name) {
 		return false, nil, nil
@@ -98,12 +100,12 @@ func (s *Socket) getTransparentOpt(level, name int) (handled bool, v any, err er
 	switch x := s.ep.(type) {
 	case *tcpEP:
 		if level == IPPROTO_IPV6 && !x.v6 {
-			return true, nil, syscall.ENOPROTOOPT
+			return true, nil, syscall.EOPNOTSUPP // ip_getsockopt: not SOL_IP
 		}
 		ep = endpointTP{tcp: x}
 	case *dgramEP:
 		if level == IPPROTO_IPV6 && !x.v6 {
-			return true, nil, syscall.ENOPROTOOPT
+			return true, nil, syscall.EOPNOTSUPP
 		}
 		ep = endpointTP{dgram: x}
 	default:
