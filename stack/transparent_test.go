@@ -182,3 +182,29 @@ func TestTransparentFragmentsOutsidePorts(t *testing.T) {
 		t.Fatalf("FragNoRule %d, want 1", n)
 	}
 }
+
+// The divert path allocates nothing per packet: a diverted datagram
+// read with its original destination, and a foreign packet that only
+// walks the rules.
+func TestTransparentDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own; runs without -race")
+	}
+	h, u := tproxyHarness(t)
+	h.ep.discard = true
+	udp := [][]byte{ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: foreign}, udpPayload(peerAddr, foreign, 1, 53, make([]byte, 64)))}
+	other := netip.MustParseAddr("203.0.113.9")
+	miss := [][]byte{ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: other}, udpPayload(peerAddr, other, 1, 53, make([]byte, 64)))}
+	buf := make([]byte, 2048)
+	for name, f := range map[string]func(){
+		"diverted udp": func() { h.nic.DeliverFrames(udp); u.RecvFromInfo(buf, false) },
+		"no rule":      func() { h.nic.DeliverFrames(miss) },
+	} {
+		if a := testing.AllocsPerRun(200, f); a != 0 {
+			t.Errorf("%s: %.1f allocations per packet", name, a)
+		}
+	}
+	if h.s.Stats().TProxy.DivertedUDP.Load() < 200 {
+		t.Fatal("the datagrams were not diverted")
+	}
+}
