@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/sockstack/sockstack/tcp"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -19,6 +20,12 @@ var (
 // directed broadcast) and 224.0.0.0/4 with Local, to port 9000; a
 // transparent listener and a transparent UDP socket on 9000.
 func tproxyHarness(t *testing.T) (*harness, *DgramEndpoint) {
+	h, u, _ := tproxyHarnessL(t)
+	return h, u
+}
+
+// tproxyHarnessL is tproxyHarness with the transparent listener.
+func tproxyHarnessL(t *testing.T) (*harness, *DgramEndpoint, *tcp.Endpoint) {
 	h := newHarness(t, Options{})
 	for _, r := range []TransparentRule{
 		{Proto: TransparentTCP | TransparentUDP, Dst: foreignPf, Ports: [2]uint16{1, 1000}, ToPort: 9000},
@@ -44,7 +51,7 @@ func tproxyHarness(t *testing.T) (*harness, *DgramEndpoint) {
 		t.Fatal(err)
 	}
 	t.Cleanup(u.Close)
-	return h, u
+	return h, u, l
 }
 
 // A diverted SYN is answered from the original destination, on the wire.
@@ -206,5 +213,56 @@ func TestTransparentDoesNotAllocate(t *testing.T) {
 	}
 	if h.s.Stats().TProxy.DivertedUDP.Load() < 200 {
 		t.Fatal("the datagrams were not diverted")
+	}
+}
+
+// A flood of diverted SYNs, each to another foreign address, is bounded
+// like any other: the listener's backlog holds 8 half-open connections,
+// the rest are answered with SYN cookies and hold no state.
+func TestTransparentSynFloodBounded(t *testing.T) {
+	h, _, l := tproxyHarnessL(t)
+	h.ep.discard = true
+	for i := 0; i < 200; i++ {
+		dst := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
+		h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoTCP, Dst: dst}, synPayload(peerAddr, dst, uint16(20000+i), 443)))
+	}
+	st := h.s.TCP.Stats()
+	if n := len(h.s.TCP.Table()); n > 8+1 {
+		t.Fatalf("%d connections in the table after the flood, want the backlog (8) and the listener", n)
+	}
+	if st.SynCookiesSent < 190 || h.s.Stats().TProxy.DivertedTCP.Load() != 200 {
+		t.Fatalf("cookies %d, diverted %d", st.SynCookiesSent, h.s.Stats().TProxy.DivertedTCP.Load())
+	}
+	// A cookie answered completes a connection named by its original
+	// destination.
+	h.ep.discard = false
+	dst := netip.MustParseAddr("198.51.100.250")
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoTCP, Dst: dst}, synPayload(peerAddr, dst, 30000, 443)))
+	out := h.ep.take()
+	if len(out) != 1 {
+		t.Fatalf("%d answers to the SYN", len(out))
+	}
+	sa := wire.TCP(parseOut(t, out[0]).Payload())
+	if sa.Flags() != wire.TCPFlagSYN|wire.TCPFlagACK {
+		t.Fatalf("flags %#x", sa.Flags())
+	}
+	ack := wire.TCPHeader{SrcPort: 30000, DstPort: 443, Seq: 1001, Ack: sa.Seq() + 1, Flags: wire.TCPFlagACK, Window: 65535}
+	b := make([]byte, ack.Len())
+	ack.Put(b)
+	wire.TCP(b).FillChecksum(wire.PseudoHeaderSum(peerAddr.As4(), dst.As4(), wire.ProtoTCP, len(b)))
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoTCP, Dst: dst}, b))
+	if h.s.TCP.Stats().SynCookiesRecv != 1 {
+		t.Fatal("the cookie was not taken")
+	}
+	for {
+		c, _, err := l.Accept()
+		if err != nil {
+			t.Fatalf("no connection from the cookie: %v", err)
+		}
+		if c.LocalAddr() == netip.AddrPortFrom(dst, 443) {
+			c.Close()
+			break
+		}
+		c.Close()
 	}
 }
