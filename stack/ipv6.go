@@ -48,7 +48,7 @@ func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 			return
 		}
 	case n.hasAddr(dst) || s.IsLocal(dst):
-		if s.divert6(n, rx, h, true) {
+		if s.tproxy.active() && s.divert6(n, rx, h, true) {
 			return // transparent.go
 		}
 	case n.isTentative(dst):
@@ -57,7 +57,7 @@ func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 		st.InTentative.Add(1)
 		return
 	default:
-		if !linkMulticast && s.divert6(n, rx, h, false) {
+		if !linkMulticast && s.tproxy.active() && s.divert6(n, rx, h, false) {
 			return // transparent.go
 		}
 		st.InAddrErrors.Add(1)

@@ -137,7 +137,9 @@ func (s *Stack) TransparentRules() []TransparentRule {
 // fragment that does not carry the transport header) any port matches.
 func (t *tproxyTable) match(proto uint8, dst netip.Addr, port uint16, portKnown bool, n *NIC, local bool) (TransparentRule, bool) {
 	p := t.rules.Load()
-	if p == nil {
+	if p == nil || n.loopback {
+		// The host's own packets looped back are never diverted: the
+		// rules are for what comes in from outside, as TPROXY is.
 		return TransparentRule{}, false
 	}
 	var want TransparentProto
@@ -165,7 +167,7 @@ func (t *tproxyTable) match(proto uint8, dst netip.Addr, port uint16, portKnown 
 // its headers are walked for the protocol and port.
 func (t *tproxyTable) anyFor(dst netip.Addr, n *NIC, local bool) bool {
 	p := t.rules.Load()
-	if p == nil {
+	if p == nil || n.loopback {
 		return false
 	}
 	for _, r := range *p {

@@ -5,8 +5,10 @@ import (
 	"net/netip"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sockstack/sockstack/tcp"
+	"github.com/sockstack/sockstack/waiter"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -264,5 +266,37 @@ func TestTransparentSynFloodBounded(t *testing.T) {
 			break
 		}
 		c.Close()
+	}
+}
+
+// The host's own datagrams, looped back, are never diverted, even to an
+// address and port a Local rule covers.
+func TestTransparentNotLoopback(t *testing.T) {
+	h, u := tproxyHarness(t)
+	plain := h.s.NewDgram(KindUDP, wire.ProtoUDP)
+	if err := plain.Bind(netip.AddrPortFrom(hostAddr, 7000)); err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	c := h.s.NewDgram(KindUDP, wire.ProtoUDP)
+	defer c.Close()
+	// Loopback delivers on its own goroutine: wait for the datagram.
+	w := waiter.NewEntry()
+	plain.Waiter().Register(w, waiter.EventIn)
+	defer plain.Waiter().Unregister(w)
+	if _, err := c.SendTo([]byte("self"), netip.AddrPortFrom(hostAddr, 7000), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the looped-back datagram never reached the plain socket")
+	}
+	b := make([]byte, 8)
+	if n, _, _, err := plain.RecvFrom(b, false); err != nil || string(b[:n]) != "self" {
+		t.Fatalf("the plain socket got %q %v", b[:n], err)
+	}
+	if _, _, _, err := u.RecvFrom(b, false); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("a looped-back datagram was diverted: %v", err)
 	}
 }
