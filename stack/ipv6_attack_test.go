@@ -1,0 +1,183 @@
+package stack
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// Hostile IPv6 input found by the outside tests (interop/ipv6_attack_test.go),
+// each checked here in process: the first fragment must carry the whole
+// header chain through the transport header, a datagram past 65,535
+// bytes is answered, no error answers an ICMPv6 error however its
+// headers look, a link-local address is valid only on its own link, and
+// a host ignores router solicitations.
+
+// ppFrag is a fragment from the peer: data at offset off (bytes).
+func ppFrag(nh uint8, off int, more bool, id uint32, data []byte) []byte {
+	pl := make([]byte, 8+len(data))
+	wire.PutIPv6Frag(pl, nh, off, more, id)
+	copy(pl[8:], data)
+	return frame6(hostMAC, peerMAC, peerLL, hostLL, wire.ProtoIPv6Frag, 64, pl, -1)
+}
+
+func TestIPv6FirstFragmentWholeChain(t *testing.T) {
+	h := newH6(t, Options{})
+	h.nic.SetStatic6(peerLL, peerMAC)
+	st := h.s.Stats()
+	for _, c := range []struct {
+		name string
+		nh   uint8
+		data []byte
+	}{
+		// 8 bytes of a TCP header: the ports, not the flags.
+		{"tcp_8_of_20_bytes", wire.ProtoTCP, make([]byte, 8)},
+		// A whole destination options header and nothing of UDP.
+		{"dest_options_then_nothing", wire.ProtoIPv6Opts, []byte{wire.ProtoUDP, 0, 1, 4, 0, 0, 0, 0}},
+		// Two whole option headers, then 8 bytes of TCP.
+		{"two_headers_then_8_tcp", wire.ProtoIPv6Opts, append([]byte{wire.ProtoIPv6Route, 0, 1, 4, 0, 0, 0, 0, wire.ProtoTCP, 0, 0, 0, 0, 0, 0, 0}, make([]byte, 8)...)},
+	} {
+		before := st.IP6.InIncompleteChain.Load()
+		h.ep.inject(ppFrag(c.nh, 0, true, 100, c.data))
+		pp := h.only(wire.ICMPv6ParamProblem)
+		if len(pp) != 1 || pp[0].icmp.Code() != wire.ICMPv6IncompleteHeaderChain || pp[0].icmp.Pointer() != 0 {
+			t.Errorf("%s: want one Parameter Problem code 3 pointer 0, got %+v", c.name, pp)
+		}
+		eq(t, c.name+": incomplete chains", st.IP6.InIncompleteChain.Load(), before+1)
+	}
+	eq(t, "nothing held", h.s.ReasmMemInUse(), 0)
+	// A first fragment with the whole TCP header is taken.
+	h.ep.inject(ppFrag(wire.ProtoTCP, 0, true, 101, make([]byte, 24)))
+	if len(h.sent()) != 0 {
+		t.Fatal("answered a first fragment holding the whole chain")
+	}
+	if h.s.ReasmMemInUse() == 0 {
+		t.Fatal("a good first fragment was not kept")
+	}
+}
+
+func TestIPv6ReassemblyPast65535(t *testing.T) {
+	h := newH6(t, Options{})
+	h.nic.SetStatic6(peerLL, peerMAC)
+	st := h.s.Stats()
+	before := st.IP.ReasmTooBig.Load()
+	// Ends at 65,528 + 16 = 65,544 > 65,535.
+	h.ep.inject(ppFrag(wire.ProtoUDP, 65528, false, 200, make([]byte, 16)))
+	pp := h.only(wire.ICMPv6ParamProblem)
+	if len(pp) != 1 || pp[0].icmp.Code() != wire.ICMPv6ErroneousField || pp[0].icmp.Pointer() != 42 {
+		t.Fatalf("want Parameter Problem code 0 pointing at the fragment offset (42), got %+v", pp)
+	}
+	eq(t, "too big", st.IP.ReasmTooBig.Load(), before+1)
+	eq(t, "nothing held", h.s.ReasmMemInUse(), 0)
+	// Ending exactly at 65,535 is allowed (payload 65,528 + 7).
+	h.ep.inject(ppFrag(wire.ProtoUDP, 65528, false, 201, make([]byte, 7)))
+	if len(h.sent()) != 0 {
+		t.Fatal("answered a fragment ending at 65,535")
+	}
+}
+
+func TestIPv6NoErrorAboutICMPv6Error(t *testing.T) {
+	h := newH6(t, Options{})
+	h.nic.SetStatic6(peerLL, peerMAC)
+	st := h.s.Stats()
+	du := make([]byte, 8+48)
+	du[0] = wire.ICMPv6DestUnreach
+	echo := make([]byte, 16)
+	echo[0] = wire.ICMPv6EchoRequest
+	withOpt := func(m []byte) []byte {
+		// An unknown destination option of action 10: Parameter Problem
+		// unless the packet is an ICMPv6 error.
+		o := append([]byte{wire.ProtoICMPv6, 0, 0x9e, 2, 0, 0, 1, 0}, m...)
+		f := frame6(hostMAC, peerMAC, peerLL, hostLL, wire.ProtoIPv6Opts, 64, o, 8)
+		return f
+	}
+	sup := st.ICMP6.OutSuppressed.Load()
+	h.ep.inject(withOpt(du))
+	if pp := h.only(wire.ICMPv6ParamProblem); len(pp) != 0 {
+		t.Fatalf("Parameter Problem about an ICMPv6 error behind a bad option: %+v", pp)
+	}
+	eq(t, "suppressed", st.ICMP6.OutSuppressed.Load(), sup+1)
+	h.ep.inject(withOpt(echo))
+	if pp := h.only(wire.ICMPv6ParamProblem); len(pp) != 1 {
+		t.Fatalf("no Parameter Problem about an echo request behind a bad option: %+v", pp)
+	}
+	// A first fragment of an ICMPv6 error whose length is not a multiple
+	// of 8: no error either.
+	h.ep.inject(ppFrag(wire.ProtoICMPv6, 0, true, 300, du[:12]))
+	if pp := h.only(wire.ICMPv6ParamProblem); len(pp) != 0 {
+		t.Fatalf("Parameter Problem about a fragment of an ICMPv6 error: %+v", pp)
+	}
+	eq(t, "suppressed", st.ICMP6.OutSuppressed.Load(), sup+2)
+	h.ep.inject(ppFrag(wire.ProtoICMPv6, 0, true, 301, echo[:12]))
+	if pp := h.only(wire.ICMPv6ParamProblem); len(pp) != 1 || pp[0].icmp.Pointer() != 4 {
+		t.Fatalf("no Parameter Problem about an odd fragment of an echo request: %+v", pp)
+	}
+}
+
+// macEP is a chanEP with a MAC of its own (a second NIC).
+type macEP struct {
+	*chanEP
+	mac wire.MAC
+}
+
+func (m macEP) HardwareAddr() wire.MAC { return m.mac }
+
+func TestIPv6LinkLocalOnItsOwnLink(t *testing.T) {
+	h := newH6(t, Options{})
+	h.nic.SetStatic6(peerLL, peerMAC)
+	ep2 := macEP{&chanEP{mtu: 1500}, wire.MAC{2, 0, 0, 0, 0, 0x11}}
+	nic2 := h.s.AddNIC("eth1", ep2)
+	ll2 := netip.MustParseAddr("fe80::11")
+	g2 := netip.MustParseAddr("2001:db8:2::11")
+	for _, p := range []netip.Prefix{netip.PrefixFrom(ll2, 64), netip.PrefixFrom(g2, 64)} {
+		if err := nic2.AddAddress(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.clk.Advance(2 * time.Second)
+	if !h.s.IsLocal(ll2) || !h.s.IsLocal(g2) {
+		t.Fatalf("eth1's addresses not assigned: %+v", nic2.Addrs6())
+	}
+	h.ep.take()
+	ep2.take()
+	st := h.s.Stats()
+	echo := make([]byte, 16)
+	echo[0] = wire.ICMPv6EchoRequest
+	// eth1's link-local address, arriving on eth0: not for us.
+	ae := st.IP6.InAddrErrors.Load()
+	h.ep.inject(frame6(hostMAC, peerMAC, peerLL, ll2, wire.ProtoICMPv6, 64, echo, 0))
+	if len(h.ep.take())+len(ep2.take()) != 0 {
+		t.Fatal("answered a packet for another link's link-local address")
+	}
+	eq(t, "addr errors", st.IP6.InAddrErrors.Load(), ae+1)
+	// eth1's global address arriving on eth0 is ours (weak host model).
+	h.ep.inject(frame6(hostMAC, peerMAC, peerLL, g2, wire.ProtoICMPv6, 64, echo, 0))
+	if r := h.only(wire.ICMPv6EchoReply); len(r) != 1 {
+		t.Fatalf("no echo reply for eth1's global address on eth0: %+v", r)
+	}
+	// eth0's own link-local address still works.
+	h.ep.inject(frame6(hostMAC, peerMAC, peerLL, hostLL, wire.ProtoICMPv6, 64, echo, 0))
+	if r := h.only(wire.ICMPv6EchoReply); len(r) != 1 {
+		t.Fatalf("no echo reply on eth0's link-local: %+v", r)
+	}
+}
+
+func TestIPv6HostIgnoresRouterSolicitation(t *testing.T) {
+	h := newH6(t, Options{})
+	st := h.s.Stats()
+	for i := 0; i < 3; i++ {
+		src := netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(0x40 + i)})
+		b := make([]byte, 16)
+		n := wire.PutRS(b, wire.MAC{2, 0, 0, 0, 0x40, byte(i)})
+		h.ep.inject(frame6(wire.IPv6MulticastMAC(wire.IPv6AllNodes), peerMAC, src, wire.IPv6AllNodes, wire.ProtoICMPv6, 255, b[:n], 0))
+	}
+	eq(t, "RS counted", st.ICMP6.InRouterSolicits.Load(), uint64(3))
+	if ns := h.nic.Neighbors6(); len(ns) != 0 {
+		t.Fatalf("router solicitations made neighbour entries: %+v", ns)
+	}
+	if len(h.sent()) != 0 {
+		t.Fatal("answered a router solicitation")
+	}
+}
