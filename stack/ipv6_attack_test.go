@@ -181,3 +181,37 @@ func TestIPv6HostIgnoresRouterSolicitation(t *testing.T) {
 		t.Fatal("answered a router solicitation")
 	}
 }
+
+func TestIPv6SynFromUnspecifiedCounted(t *testing.T) {
+	h := newH6(t, Options{})
+	h.nic.SetStatic6(peerLL, peerMAC)
+	ls := h.s.TCP.NewEndpoint()
+	if err := ls.Bind(netip.AddrPortFrom(netip.IPv6Unspecified(), 80)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Listen(8); err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	syn := func(src netip.Addr) []byte {
+		b := make([]byte, 20)
+		th := wire.TCPHeader{SrcPort: 40000, DstPort: 80, Seq: 1, Flags: wire.TCPFlagSYN, Window: 65535}
+		th.Put(b)
+		wire.TCP(b).FillChecksum(wire.PseudoHeaderSum6(src.As16(), hostLL.As16(), wire.ProtoTCP, len(b)))
+		return frame6(hostMAC, peerMAC, src, hostLL, wire.ProtoTCP, 64, b, -1)
+	}
+	// No route back to ::: nothing sent, no connection, and the drop is
+	// counted where Linux counts it (TcpExtListenDrops).
+	drops := h.s.TCP.Stats().ListenDrops
+	h.ep.inject(syn(netip.IPv6Unspecified()))
+	if out := h.sent(); len(out) != 0 {
+		t.Fatalf("answered a SYN from ::: %+v", out)
+	}
+	eq(t, "listen drops", h.s.TCP.Stats().ListenDrops, drops+1)
+	eq(t, "passive opens", h.s.TCP.Stats().PassiveOpens, uint64(0))
+	// Control: from the peer, a SYN-ACK.
+	h.ep.inject(syn(peerLL))
+	if out := h.sent(); len(out) != 1 {
+		t.Fatalf("no SYN-ACK to the peer: %+v", out)
+	}
+}
