@@ -45,10 +45,12 @@ type hostFlags struct {
 	hostsFile            string   // virtual network: extra hosts, /etc/hosts form
 	family               int      // 4 or 6: the HOST's address family (-4 / -6); 0 either
 	only4, only6         bool
-	slaac                bool // TAP/VXLAN: IPv6 on, addresses and routes from router advertisements
-	v6                   bool // configure turned IPv6 on: services listen on :: too
-	offload              bool // TAP: virtio-net headers, super-segments and checksum offload with the kernel
-	queues               int  // TAP: queues (IFF_MULTI_QUEUE), one reading goroutine each
+	slaac                bool   // TAP/VXLAN: IPv6 on, addresses and routes from router advertisements
+	v6                   bool   // configure turned IPv6 on: services listen on :: too
+	offload              bool   // TAP: virtio-net headers, super-segments and checksum offload with the kernel
+	queues               int    // TAP: queues (IFF_MULTI_QUEUE), one reading goroutine each
+	tun                  string // --tun NAME: a layer 3 TUN device; check makes it tap with l3
+	l3                   bool   // the device named by tap is a TUN (bare IP packets)
 	vx                   vxlanFlags
 }
 
@@ -66,6 +68,7 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 		fl.BoolVar(&f.slaac, "slaac", false, "turn IPv6 on and take addresses, default routers and the MTU from router advertisements (accept_ra)")
 		fl.BoolVar(&f.offload, "offload", false, "TAP: exchange 64 KB super-segments with partial checksums with the kernel (IFF_VNET_HDR, TUNSETOFFLOAD)")
 		fl.IntVar(&f.queues, "queues", 1, "TAP: queues of a multi-queue device (IFF_MULTI_QUEUE; an existing TAP must be made with multi_queue), flows spread over them and over cores")
+		fl.StringVar(&f.tun, "tun", "", "run the stack on this layer 3 TUN device (bare IP packets, no ARP or neighbor discovery: as VPNs and tun2socks do); the TAP flags apply to it")
 	}
 	if kind == sniffTool {
 		fl.BoolVar(&f.kernel, "kernel", false, "capture on an interface of the host kernel (--iface; AF_PACKET, needs CAP_NET_RAW)")
@@ -89,11 +92,17 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 // check refuses flags that would be ignored with the others given.
 func (f *hostFlags) check(c *cobra.Command) error {
 	set := func(name string) bool { fl := c.Flags().Lookup(name); return fl != nil && fl.Changed }
+	if f.tun != "" {
+		if f.tap != "" {
+			return usageErr(c, "--tap and --tun exclude each other")
+		}
+		f.tap, f.l3 = f.tun, true
+	}
 	if f.kind != sniffTool && f.vx.set(c) {
 		return f.vx.check(c, f)
 	}
 	if f.kernel && f.tap != "" {
-		return usageErr(c, "--kernel and --tap exclude each other")
+		return usageErr(c, "--kernel and --%s exclude each other", f.devFlag())
 	}
 	switch {
 	case f.only4 && f.only6:
@@ -110,7 +119,7 @@ func (f *hostFlags) check(c *cobra.Command) error {
 	if f.tap == "" {
 		for _, n := range tapOnly {
 			if set(n) {
-				return usageErr(c, "--%s applies only with --tap", n)
+				return usageErr(c, "--%s applies only with --tap or --tun", n)
 			}
 		}
 	}
@@ -297,10 +306,23 @@ func onLink6(gw netip.Addr, addrs []netip.Prefix) bool {
 	return false
 }
 
-// openTAP runs a stack on a TAP device; the caller owns it.
+// devFlag names the flag that chose the device: tap or tun.
+func (f *hostFlags) devFlag() string {
+	if f.l3 {
+		return "tun"
+	}
+	return "tap"
+}
+
+// openTAP runs a stack on a TAP device, or a TUN with --tun; the caller
+// owns it.
 func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
+	what, mode := "TAP", "tap"
+	if f.l3 {
+		what, mode = "TUN", "tun"
+	}
 	if f.addr == "" && !f.slaac {
-		return nil, errors.New("--tap needs --addr CIDR (the stack's address), e.g. --tap tap0 --addr 10.77.0.2/24, or --slaac")
+		return nil, fmt.Errorf("--%s needs --addr CIDR (the stack's address), e.g. --%s %s0 --addr 10.77.0.2/24, or --slaac", mode, mode, mode)
 	}
 	var addrs []netip.Prefix
 	if f.addr != "" {
@@ -319,16 +341,20 @@ func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
 		if f.netns != "" {
 			where = " in namespace " + f.netns
 		}
-		return nil, fmt.Errorf("TAP %s does not exist%s (create it with ip tuntap add dev %s mode tap, or pass --create)", f.tap, where, f.tap)
+		return nil, fmt.Errorf("%s %s does not exist%s (create it with ip tuntap add dev %s mode %s, or pass --create)", what, f.tap, where, f.tap, mode)
 	}
 	if f.queues < 1 || f.queues > 64 {
 		return nil, fmt.Errorf("--queues %d: want 1 to 64", f.queues)
 	}
-	tap, err := link.OpenTAP(f.tap, link.TAPOptions{Netns: f.netns, MTU: f.mtu, Offload: f.offload, Queues: f.queues})
-	if err != nil {
-		return nil, fmt.Errorf("TAP %s: %v", f.tap, err)
+	open := link.OpenTAP
+	if f.l3 {
+		open = link.OpenTUN
 	}
-	e := &env{where: "TAP " + tap.Name()}
+	tap, err := open(f.tap, link.TAPOptions{Netns: f.netns, MTU: f.mtu, Offload: f.offload, Queues: f.queues})
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %v", what, f.tap, err)
+	}
+	e := &env{where: what + " " + tap.Name()}
 	if err := f.attach(e, tap, tap.Name(), addrs); err != nil {
 		if e.st == nil {
 			tap.Close() // the stack did not take it
@@ -336,7 +362,7 @@ func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
 		e.Close()
 		return nil, err
 	}
-	e.where = fmt.Sprintf("TAP %s (%s, mtu %d%s)", tap.Name(), describeAddrs(addrs, f.slaac), tap.MTU(), tapExtras(tap, f.queues))
+	e.where = fmt.Sprintf("%s %s (%s, mtu %d%s)", what, tap.Name(), describeAddrs(addrs, f.slaac), tap.MTU(), tapExtras(tap, f.queues))
 	return e, nil
 }
 
@@ -345,7 +371,7 @@ func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
 // before the stack exists.
 func (f *hostFlags) attach(e *env, ep link.Endpoint, name string, addrs []netip.Prefix) error {
 	if f.pcap != "" {
-		pw, closePcap, err := openPcap(f.pcap)
+		pw, closePcap, err := openPcapKind(f.pcap, ep.Kind())
 		if err != nil {
 			return err
 		}
@@ -385,11 +411,21 @@ func describeAddrs(addrs []netip.Prefix, slaac bool) string {
 }
 
 func openPcap(path string) (*link.PcapWriter, func() error, error) {
+	return openPcapKind(path, link.KindEthernet)
+}
+
+// openPcapKind is openPcap for a link of kind k: a TUN's packets are
+// captured as raw IP (LINKTYPE_RAW).
+func openPcapKind(path string, k link.Kind) (*link.PcapWriter, func() error, error) {
 	fh, err := os.Create(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	pw, err := link.NewPcapWriter(fh, link.LinkTypeEthernet, link.PcapOptions{})
+	lt := link.LinkTypeEthernet
+	if k == link.KindIP {
+		lt = link.LinkTypeRaw
+	}
+	pw, err := link.NewPcapWriter(fh, lt, link.PcapOptions{})
 	if err != nil {
 		fh.Close()
 		return nil, nil, err

@@ -31,7 +31,7 @@ func upCmd() *cobra.Command {
 	var cf canFlags
 	var serve, ctlPath, zone string
 	c := &cobra.Command{
-		Use:     "up (--tap NAME | --vxlan-local HOST:PORT [--vxlan-remote HOST:PORT]... --vni N) [--netns NS] --addr CIDR[,CIDR...] [--slaac] [--gw IP[,IP]] [--mtu N] [--serve LIST] [--root DIR] [--zone FILE] [--pcap FILE] [--control PATH] [--bridge-listen HOST:PORT] [--bridge-peer HOST:PORT]",
+		Use:     "up (--tap NAME | --tun NAME | --vxlan-local HOST:PORT [--vxlan-remote HOST:PORT]... --vni N) [--netns NS] --addr CIDR[,CIDR...] [--slaac] [--gw IP[,IP]] [--mtu N] [--serve LIST] [--root DIR] [--zone FILE] [--pcap FILE] [--control PATH] [--bridge-listen HOST:PORT] [--bridge-peer HOST:PORT]",
 		Example: "  sockstack up --netns lab --tap tap0 --addr 10.77.0.2/24 --serve all --root /srv\n  sockstack up --vxlan-local 127.0.0.1:4789 --vxlan-remote 127.0.0.1:4790 --vni 42 --addr 192.168.90.1/24 --serve all",
 		Short:   "Run one host on a TAP device or a VXLAN segment until SIGINT/SIGTERM",
 		Long: `Runs a sockstack host on a real link (a TAP device, the Linux kernel on its
@@ -41,6 +41,9 @@ waits briefly for them to finish, and flushes the capture.
 --serve starts services on the host: a comma-separated list of ` + strings.Join(serviceOrder, ", ") + ` (NAME or NAME:PORT), or "all"; http and tftp serve --root; dns answers from
 the host's table and --zone (a file in /etc/hosts form).
 The TAP must exist (ip tuntap add dev NAME mode tap) unless --create is given.
+--tun NAME runs the host on a layer 3 TUN device instead (ip tuntap add dev
+NAME mode tun): bare IPv4 and IPv6 packets, no ARP or neighbor discovery, as
+VPNs and tun2socks run a stack; --pcap then writes raw IP (LINKTYPE_RAW).
 --vxlan-local/--vxlan-remote/--vni put the host on a VXLAN segment (RFC 7348)
 instead: its NIC is a port of a learning switch whose other port encapsulates
 frames in UDP, flooding broadcast and unknown destinations to every remote
@@ -51,8 +54,8 @@ MTU 1450 unless --mtu; --netns opens the UDP socket in that namespace).
 UDP, as the CAN tools (cansend, candump, canup) take.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.tap == "" && !f.vx.set(cmd) {
-				return usageErr(cmd, "up needs --tap NAME, or --vxlan-local HOST:PORT --vni N to join a VXLAN segment")
+			if f.tap == "" && f.tun == "" && !f.vx.set(cmd) {
+				return usageErr(cmd, "up needs --tap NAME or --tun NAME, or --vxlan-local HOST:PORT --vni N to join a VXLAN segment")
 			}
 			if err := f.check(cmd); err != nil {
 				return err
