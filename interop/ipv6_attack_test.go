@@ -606,6 +606,7 @@ func TestInteropIPv6Attack(t *testing.T) {
 	t.Run("packet_too_big", a.packetTooBig)
 	t.Run("ns_flood", a.nsFlood)
 	t.Run("fragment_flood", a.fragmentFlood)
+	t.Run("ra_prefix_flood", a.raPrefixFlood)
 }
 
 // ndMsg finishes an ND message built by wire.Put*: code, checksum, frame.
@@ -1169,4 +1170,52 @@ func (a *attackLab) fragmentFlood(t *testing.T) {
 		return x.proto == wire.ProtoICMPv6 && x.typ == wire.ICMPv6EchoReply && x.id == 0xf10d
 	})),
 		strings.ReplaceAll(strings.TrimSpace(string(frag)), "\n", "; "), a.linuxNstat(false))
+}
+
+// raPrefixFlood: 100 valid router advertisements (link-local source, hop
+// limit 255, router lifetime 0) of 8 on-link prefixes each.
+func (a *attackLab) raPrefixFlood(t *testing.T) {
+	const ras = 100
+	inFlood := netip.MustParsePrefix("fd00:a000::/24")
+	build := func(v *v6target) [][]byte {
+		var fs [][]byte
+		for i := 0; i < ras; i++ {
+			b := []byte{wire.ICMPv6RouterAdvert, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+			for j := 0; j < 8; j++ {
+				b = append(b, 3, 4, 64, 0x80, 0, 0, 0x0e, 0x10, 0, 0, 0x07, 0x08, 0, 0, 0, 0)
+				p := netip.AddrFrom16([16]byte{0xfd, 0x00, 0xa0, byte(i), byte(j)}).As16()
+				b = append(b, p[:]...)
+			}
+			fs = append(fs, ndMsg(allNodesMAC, v.kmac, v.kll, allNodes, 255, 0, b))
+		}
+		return fs
+	}
+	count := func() int {
+		n := 0
+		for _, r := range a.h.st.Routes() {
+			if inFlood.Contains(r.Prefix.Addr()) {
+				n++
+			}
+		}
+		return n
+	}
+	c0 := a.counters()
+	a.probe(t, a.sock, build(a.sock)...)
+	c1 := a.counters()
+	t.Logf("sockstack: %d on-link prefixes offered, %d routes kept (limit 64), %d ignored", ras*8, count(), c0.delta(c1, "ND.PrefixesFull"))
+	if n := count(); n > 64 {
+		t.Errorf("%d on-link prefix routes from RAs, over the limit of 64", n)
+	}
+	if c0.delta(c1, "ND.PrefixesFull") == 0 {
+		t.Error("the on-link prefix limit was not reached (or not counted)")
+	}
+	a.probe(t, a.lnx, build(a.lnx)...)
+	out, _ := exec.Command("ip", "-n", a.ns2, "-6", "route", "show", "dev", "vb").Output()
+	n := 0
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "fd00:a0") {
+			n++
+		}
+	}
+	t.Logf("linux: %d on-link prefix routes from the same RAs", n)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockstack/sockstack/clock"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -214,4 +215,31 @@ func TestIPv6SynFromUnspecifiedCounted(t *testing.T) {
 	if out := h.sent(); len(out) != 1 {
 		t.Fatalf("no SYN-ACK to the peer: %+v", out)
 	}
+}
+
+func TestIPv6OnLinkPrefixLimit(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1_700_000_000, 0))
+	s := New(Options{Clock: clk, IPv6SLAAC: true, IPv6LinkLocal: true, IPv6MaxPrefixes: 16})
+	defer s.Close()
+	ep := &chanEP{mtu: 1500}
+	s.AddNIC("eth0", ep)
+	clk.Advance(time.Second) // DAD done
+	// 20 RAs of 4 on-link prefixes each: 80 prefixes.
+	for i := 0; i < 20; i++ {
+		var ps []wire.NDPPrefix
+		for j := 0; j < 4; j++ {
+			p := netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xa0, byte(i), byte(j)}), 64)
+			ps = append(ps, wire.NDPPrefix{Prefix: p, OnLink: true, Valid: 7200, Preferred: 3600})
+		}
+		ep.inject(ra(1800, 0, ps...))
+	}
+	n := 0
+	for _, r := range s.Routes() {
+		if netip.MustParsePrefix("2001:db8:a000::/40").Contains(r.Prefix.Addr()) {
+			n++
+		}
+	}
+	eq(t, "on-link prefix routes", n, 16)
+	eq(t, "prefixes learnt", s.Stats().ND.PrefixesAdded.Load(), uint64(16))
+	eq(t, "prefixes ignored", s.Stats().ND.PrefixesFull.Load(), uint64(64))
 }

@@ -672,6 +672,11 @@ func (n *NIC) applyPrefix(p wire.NDPPrefix) {
 				pi.timer = s.clock.AfterFunc(d, func() { n.expirePrefix(pfx, pi) })
 			}
 			v.mu.Unlock()
+		case len(v.prefixes) >= s.opts.IPv6MaxPrefixes:
+			// A flood of RAs must not grow the prefix list and the
+			// routing table without bound.
+			v.mu.Unlock()
+			s.stats.ND.PrefixesFull.Add(1)
 		default:
 			pi = &prefix6{}
 			if d := lifetime(p.Valid); d != 0 {
