@@ -643,6 +643,15 @@ func redirectMsg(target, dst netip.Addr, tmac wire.MAC) []byte {
 	return append(b, macOpt(2, tmac)...)
 }
 
+// atomicND is an ND message (checksum filled) behind a fragment header
+// with offset 0 and M=0, hop limit 255.
+func atomicND(dmac, smac wire.MAC, src, dst netip.Addr, m []byte) []byte {
+	pl := make([]byte, 8+len(m))
+	wire.PutIPv6Frag(pl, wire.ProtoICMPv6, 0, false, 6980)
+	copy(pl[8:], m)
+	return eth6(dmac, smac, src, dst, wire.ProtoIPv6Frag, 255, pl)
+}
+
 var (
 	allNodes    = wire.IPv6AllNodes
 	allNodesMAC = wire.IPv6MulticastMAC(wire.IPv6AllNodes)
@@ -686,6 +695,13 @@ func (a *attackLab) ndpValidity(t *testing.T) {
 		{"RS_with_source_link-layer_option_to_all_nodes", "ICMP6.InRouterSolicits", func(v *v6target) []byte {
 			b := make([]byte, 16)
 			return ndMsg(allNodesMAC, fakeMAC, netip.MustParseAddr("fe80::77"), allNodes, 255, 0, b[:wire.PutRS(b, fakeMAC)])
+		}},
+		{"NS_in_an_atomic_fragment_RFC_6980", "ICMP6.InNDBad", func(v *v6target) []byte {
+			src := v.addr("50")
+			return atomicND(v.mac, fakeMAC, src, v.ip, csum6(src, v.ip, wire.ProtoICMPv6, nsMsg(v.ip, fakeMAC)))
+		}},
+		{"RA_in_an_atomic_fragment_RFC_6980", "ICMP6.InNDBad", func(v *v6target) []byte {
+			return atomicND(allNodesMAC, v.kmac, v.kll, allNodes, csum6(v.kll, allNodes, wire.ProtoICMPv6, raMsg(v.kmac)))
 		}},
 		{"Redirect_hop_limit_64", "Redirect6.BadHopLimit", func(v *v6target) []byte {
 			return ndMsg(v.mac, v.kmac, v.kll, v.ip, 64, 0, redirectMsg(netip.MustParseAddr("fe80::99"), v.kip, fakeMAC))

@@ -12,7 +12,7 @@ import (
 // MLD.
 
 // receiveICMPv6 handles one message; p starts at the ICMPv6 header.
-func (s *Stack) receiveICMPv6(n *NIC, h wire.IPv6, p []byte, mcast, routerAlert bool) {
+func (s *Stack) receiveICMPv6(n *NIC, h wire.IPv6, p []byte, mcast, routerAlert, frag bool) {
 	st := &s.stats.ICMP6
 	st.InMsgs.Add(1)
 	m, err := wire.ParseICMPv6(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoICMPv6, 0))
@@ -52,6 +52,12 @@ func (s *Stack) receiveICMPv6(n *NIC, h wire.IPv6, p []byte, mcast, routerAlert 
 			s.commitPMTU(learnt) // only for an error a socket took (pmtu.go)
 		}
 	case wire.ICMPv6RouterSolicit, wire.ICMPv6RouterAdvert, wire.ICMPv6NeighborSolic, wire.ICMPv6NeighborAdvert, wire.ICMPv6Redirect:
+		if frag {
+			// RFC 6980: ND never uses fragments; one that does (an
+			// atomic fragment too) could hide its options from RA-Guard.
+			st.InNDBad.Add(1)
+			return
+		}
 		s.receiveND(n, h, m)
 	case wire.ICMPv6MLDQuery:
 		st.InMLDQueries.Add(1)

@@ -65,7 +65,8 @@ func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 		s.extError(h, xe, mcast)
 		return
 	}
-	if e.Frag {
+	frag := e.Frag
+	if frag {
 		whole, release := s.reassemble6(h, &e, mcast)
 		if whole == nil {
 			return
@@ -73,7 +74,7 @@ func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 		defer release()
 		h = whole
 	}
-	s.deliver6(n, rx, h, &e, mcast)
+	s.deliver6(n, rx, h, &e, mcast, frag)
 }
 
 // extError counts a refused extension-header chain and answers it with
@@ -244,15 +245,16 @@ func (s *Stack) rewalk(ip wire.IPv6, e *wire.IPv6Ext, mcast bool) wire.IPv6 {
 	return ip
 }
 
-// deliver6 hands a whole datagram to its upper layer.
-func (s *Stack) deliver6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, mcast bool) {
+// deliver6 hands a whole datagram to its upper layer; frag says it came
+// with a fragment header (reassembled, or an atomic fragment).
+func (s *Stack) deliver6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, mcast, frag bool) {
 	st := &s.stats.IP6
 	s.raw.deliver6(s, h, e)
 	p := h[e.Offset:]
 	switch e.Proto {
 	case wire.ProtoICMPv6:
 		st.InDelivers.Add(1)
-		s.receiveICMPv6(n, h, p, mcast, e.RouterAlert)
+		s.receiveICMPv6(n, h, p, mcast, e.RouterAlert, frag)
 	case wire.ProtoUDP:
 		st.InDelivers.Add(1)
 		s.receiveUDP6(n, h, p, mcast)

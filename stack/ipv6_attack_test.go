@@ -243,3 +243,48 @@ func TestIPv6OnLinkPrefixLimit(t *testing.T) {
 	eq(t, "prefixes learnt", s.Stats().ND.PrefixesAdded.Load(), uint64(16))
 	eq(t, "prefixes ignored", s.Stats().ND.PrefixesFull.Load(), uint64(64))
 }
+
+func TestIPv6FragmentedNDIgnored(t *testing.T) {
+	h := newH6(t, Options{IPv6SLAAC: true})
+	st := h.s.Stats()
+	src := netip.MustParseAddr("fe80::5")
+	mac := wire.MAC{2, 0, 0, 0, 0, 5}
+	b := make([]byte, 32)
+	n := wire.PutNS(b, hostLL, mac)
+	ns := b[:n]
+	wire.ICMPv6(ns).FillChecksum(wire.PseudoHeaderSum6(src.As16(), hostLL.As16(), wire.ProtoICMPv6, len(ns)))
+	fragOf := func(nh uint8, off int, more bool, id uint32, data []byte, hop uint8) []byte {
+		pl := make([]byte, 8+len(data))
+		wire.PutIPv6Frag(pl, nh, off, more, id)
+		copy(pl[8:], data)
+		return frame6(hostMAC, mac, src, hostLL, wire.ProtoIPv6Frag, hop, pl, -1)
+	}
+	bad := st.ICMP6.InNDBad.Load()
+	// An NS in an atomic fragment, and the same NS in two fragments.
+	h.ep.inject(fragOf(wire.ProtoICMPv6, 0, false, 1, ns, 255))
+	h.ep.inject(fragOf(wire.ProtoICMPv6, 0, true, 2, ns[:24], 255))
+	h.ep.inject(fragOf(wire.ProtoICMPv6, 24, false, 2, ns[24:], 255))
+	if na := h.only(wire.ICMPv6NeighborAdvert); len(na) != 0 {
+		t.Fatalf("answered a fragmented NS: %+v", na)
+	}
+	if _, ok := h.nic.Neighbor6(src); ok {
+		t.Fatal("a fragmented NS made a neighbour entry")
+	}
+	eq(t, "bad ND", st.ICMP6.InNDBad.Load(), bad+2)
+	// An RA in an atomic fragment: no router, no prefix.
+	r := ra(1800, 0, wire.NDPPrefix{Prefix: netip.MustParsePrefix("2001:db8:6980::/64"), OnLink: true, Auto: true, Valid: 7200, Preferred: 3600})
+	msg := r[54:]
+	pl := make([]byte, 8+len(msg))
+	wire.PutIPv6Frag(pl, wire.ProtoICMPv6, 0, false, 3)
+	copy(pl[8:], msg)
+	h.ep.inject(frame6(wire.IPv6MulticastMAC(wire.IPv6AllNodes), routerMC, routerLL, wire.IPv6AllNodes, wire.ProtoIPv6Frag, 255, pl, -1))
+	if rs := h.nic.DefaultRouters(); len(rs) != 0 {
+		t.Fatalf("a fragmented RA added routers %v", rs)
+	}
+	eq(t, "bad ND", st.ICMP6.InNDBad.Load(), bad+3)
+	// Control: the same NS unfragmented is answered.
+	h.ep.inject(frame6(hostMAC, mac, src, hostLL, wire.ProtoICMPv6, 255, ns, -1))
+	if na := h.only(wire.ICMPv6NeighborAdvert); len(na) != 1 {
+		t.Fatalf("unfragmented NS: %+v", na)
+	}
+}

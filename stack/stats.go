@@ -166,7 +166,7 @@ type Stats struct {
 		InDestUnreachs, InPktTooBigs   Counter
 		InTimeExcds, InParmProblems    Counter
 		InUnmatched                    Counter // errors that matched no socket
-		InNDBad                        Counter // ND message failing RFC 4861 validation (hop limit, code, length, options, source)
+		InNDBad                        Counter // ND message failing RFC 4861 validation (hop limit, code, length, options, source) or fragmented (RFC 6980)
 		InRouterSolicits               Counter
 		InRouterAdverts                Counter
 		InNeighborSolicits             Counter
