@@ -696,6 +696,14 @@ func (a *attackLab) ndpValidity(t *testing.T) {
 			b := make([]byte, 16)
 			return ndMsg(allNodesMAC, fakeMAC, netip.MustParseAddr("fe80::77"), allNodes, 255, 0, b[:wire.PutRS(b, fakeMAC)])
 		}},
+		{"NS_with_a_zero-length_option", "ICMP6.InNDBad", func(v *v6target) []byte {
+			return ndMsg(v.mac, fakeMAC, v.addr("50"), v.ip, 255, 0, append(nsMsg(v.ip, fakeMAC), 14, 0, 0, 0, 0, 0, 0, 0))
+		}},
+		{"NA_with_an_option_past_the_end", "ICMP6.InNDBad", func(v *v6target) []byte {
+			m := naMsg(v.kip, wire.NAFlagOverride, fakeMAC)
+			m[len(m)-7] = 2 // the target link-layer option claims 16 bytes
+			return ndMsg(v.mac, fakeMAC, v.kip, v.ip, 255, 0, m)
+		}},
 		{"NS_in_an_atomic_fragment_RFC_6980", "ICMP6.InNDBad", func(v *v6target) []byte {
 			src := v.addr("50")
 			return atomicND(v.mac, fakeMAC, src, v.ip, csum6(src, v.ip, wire.ProtoICMPv6, nsMsg(v.ip, fakeMAC)))
