@@ -12,7 +12,7 @@ import (
 // MLD.
 
 // receiveICMPv6 handles one message; p starts at the ICMPv6 header.
-func (s *Stack) receiveICMPv6(n *NIC, h wire.IPv6, p []byte, mcast, routerAlert bool) {
+func (s *Stack) receiveICMPv6(n *NIC, h wire.IPv6, p []byte, mcast, routerAlert, frag bool) {
 	st := &s.stats.ICMP6
 	st.InMsgs.Add(1)
 	m, err := wire.ParseICMPv6(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoICMPv6, 0))
@@ -52,6 +52,12 @@ func (s *Stack) receiveICMPv6(n *NIC, h wire.IPv6, p []byte, mcast, routerAlert 
 			s.commitPMTU(learnt) // only for an error a socket took (pmtu.go)
 		}
 	case wire.ICMPv6RouterSolicit, wire.ICMPv6RouterAdvert, wire.ICMPv6NeighborSolic, wire.ICMPv6NeighborAdvert, wire.ICMPv6Redirect:
+		if frag {
+			// RFC 6980: ND never uses fragments; one that does (an
+			// atomic fragment too) could hide its options from RA-Guard.
+			st.InNDBad.Add(1)
+			return
+		}
 		s.receiveND(n, h, m)
 	case wire.ICMPv6MLDQuery:
 		st.InMLDQueries.Add(1)
@@ -127,12 +133,9 @@ func (s *Stack) sendICMPv6Error(orig []byte, typ, code uint8, info uint32) {
 		st.OutSuppressed.Add(1)
 		return
 	}
-	var e wire.IPv6Ext
-	if wire.WalkIPv6Ext(h, &e) == nil && e.Proto == wire.ProtoICMPv6 && e.Offset < len(h) {
-		if t := h[e.Offset]; t < 128 || t == wire.ICMPv6Redirect {
-			st.OutSuppressed.Add(1)
-			return
-		}
+	if t, ok := quotedICMPv6Type(h); ok && (t < 128 || t == wire.ICMPv6Redirect) {
+		st.OutSuppressed.Add(1)
+		return
 	}
 	if typ != wire.ICMPv6PacketTooBig && !s.icmpAllowDst(src) {
 		st.OutRateLimited.Add(1)
@@ -160,6 +163,33 @@ func (s *Stack) sendICMPv6Error(orig []byte, typ, code uint8, info uint32) {
 	if err := s.writePacket6(&OutPacket{Src: from, Dst: src, Proto: wire.ProtoICMPv6, Parts: [3][]byte{b[:l]}}, nil); err != nil {
 		st.OutErrors.Add(1)
 	}
+}
+
+// quotedICMPv6Type finds the ICMPv6 type of packet h, if it carries
+// ICMPv6: the extension headers are skipped by their lengths alone (an
+// error about a bad option must still see that the packet is an ICMPv6
+// error), and through a first fragment's header (Linux's is_ineligible).
+func quotedICMPv6Type(h wire.IPv6) (uint8, bool) {
+	nh, off := h.NextHeader(), wire.IPv6HeaderLen
+walk:
+	for i := 0; i <= wire.IPv6MaxExtHeaders && off+8 <= len(h); i++ {
+		switch nh {
+		case wire.ProtoHopByHop, wire.ProtoIPv6Opts, wire.ProtoIPv6Route:
+			nh, off = h[off], off+(int(h[off+1])+1)*8
+			continue
+		case wire.ProtoIPv6Frag:
+			if wire.IPv6Frag(h[off:]).Offset() != 0 {
+				return 0, false // a later fragment: no ICMPv6 header in it
+			}
+			nh, off = h[off], off+wire.IPv6FragHeaderLen
+			continue
+		}
+		break walk
+	}
+	if nh != wire.ProtoICMPv6 || off >= len(h) {
+		return 0, false
+	}
+	return h[off], true
 }
 
 // errnoFor6 maps an ICMPv6 error to a socket errno (Linux's icmpv6_err_convert).

@@ -47,10 +47,10 @@ func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 			st.InAddrErrors.Add(1)
 			return
 		}
-	case n.hasAddr(dst) || s.IsLocal(dst):
-		if s.tproxy.active() && s.divert6(n, rx, h, true) {
-			return // transparent.go
-		}
+	case n.hasAddr(dst):
+	case s.IsLocal(dst) && !dst.IsLinkLocalUnicast():
+		// Weak host model for global addresses; a link-local address
+		// is valid only on its own link (its zone), as in Linux.
 	case n.isTentative(dst):
 		// Only ND may reach an address under DAD (RFC 4862 5.4): its NS
 		// and NA go to the solicited-node group, never here.
@@ -63,12 +63,16 @@ func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 		st.InAddrErrors.Add(1)
 		return
 	}
+	if !n.loopback && !mcast && s.tproxy.active() && s.divert6(n, rx, h, true) {
+		return // transparent.go
+	}
 	var e wire.IPv6Ext
 	if xe := wire.WalkIPv6Ext(h, &e); xe != nil {
 		s.extError(h, xe, mcast)
 		return
 	}
-	if e.Frag {
+	frag := e.Frag
+	if frag {
 		whole, release := s.reassemble6(h, &e, mcast)
 		if whole == nil {
 			return
@@ -76,7 +80,7 @@ func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 		defer release()
 		h = whole
 	}
-	s.deliver6(n, rx, h, &e, mcast)
+	s.deliver6(n, rx, h, &e, mcast, frag)
 }
 
 // extError counts a refused extension-header chain and answers it with
@@ -149,15 +153,20 @@ func (s *Stack) reassemble6(h wire.IPv6, e *wire.IPv6Ext, mcast bool) (wire.IPv6
 	fh := wire.IPv6Frag(h[e.FragOff:])
 	data := h[e.FragOff+wire.IPv6FragHeaderLen:]
 	off, more := fh.Offset(), fh.More()
-	if off == 0 {
-		// RFC 7112: the first fragment holds the whole header chain.
-		if nh := fh.NextHeader(); nh == wire.ProtoHopByHop || nh == wire.ProtoIPv6Opts || nh == wire.ProtoIPv6Route {
-			if len(data) < 2 || len(data) < (int(data[1])+1)*8 {
-				st.InIncompleteChain.Add(1)
-				s.sendICMPv6Error(h, wire.ICMPv6ParamProblem, wire.ICMPv6IncompleteHeaderChain, 0)
-				return nil, nil
-			}
-		}
+	if off == 0 && more && !chainComplete(fh.NextHeader(), data) {
+		// RFC 7112 / RFC 8200 4.5: the first fragment holds every header
+		// through the upper-layer one (a tiny first fragment hides ports).
+		st.InIncompleteChain.Add(1)
+		s.sendICMPv6Error(h, wire.ICMPv6ParamProblem, wire.ICMPv6IncompleteHeaderChain, 0)
+		return nil, nil
+	}
+	if off+len(data) > wire.IPv6MaxPayload-(e.FragOff-wire.IPv6HeaderLen) {
+		// RFC 8200 4.5: the datagram would pass 65,535 bytes: Parameter
+		// Problem pointing at the fragment offset (as Linux).
+		s.stats.IP.ReasmTooBig.Add(1)
+		s.stats.IP.ReasmFails.Add(1)
+		s.sendICMPv6Error(h, wire.ICMPv6ParamProblem, wire.ICMPv6ErroneousField, uint32(e.FragOff+2))
+		return nil, nil
 	}
 	if more && len(data)%8 != 0 {
 		// RFC 8200 4.5: Parameter Problem pointing at the payload length.
@@ -202,6 +211,32 @@ func (s *Stack) reassemble6(h wire.IPv6, e *wire.IPv6Ext, mcast bool) (wire.IPv6
 	return nil, nil
 }
 
+// chainComplete reports whether a first fragment's data (next header
+// nh) holds the extension headers and the upper-layer header's fixed
+// part: 20 bytes of TCP, 8 of UDP or ICMPv6, 1 of anything else (Linux's
+// ipv6frag_thdr_truncated).
+func chainComplete(nh uint8, data []byte) bool {
+	off := 0
+	for i := 0; i <= wire.IPv6MaxExtHeaders; i++ {
+		switch nh {
+		case wire.ProtoHopByHop, wire.ProtoIPv6Opts, wire.ProtoIPv6Route:
+			if off+2 > len(data) {
+				return false
+			}
+			nh, off = data[off], off+(int(data[off+1])+1)*8
+			continue
+		case wire.ProtoIPv6Frag, wire.ProtoIPv6NoNext:
+			return off <= len(data) // refused later (a nested fragment) or nothing follows
+		case wire.ProtoTCP:
+			return off+wire.TCPMinHeaderLen <= len(data)
+		case wire.ProtoUDP, wire.ProtoICMPv6:
+			return off+8 <= len(data)
+		}
+		return off+1 <= len(data)
+	}
+	return true // over-long chains are refused by the walk
+}
+
 // rewalk walks a reassembled datagram's chain again; a second fragment
 // header or a refused header drops it.
 func (s *Stack) rewalk(ip wire.IPv6, e *wire.IPv6Ext, mcast bool) wire.IPv6 {
@@ -216,15 +251,16 @@ func (s *Stack) rewalk(ip wire.IPv6, e *wire.IPv6Ext, mcast bool) wire.IPv6 {
 	return ip
 }
 
-// deliver6 hands a whole datagram to its upper layer.
-func (s *Stack) deliver6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, mcast bool) {
+// deliver6 hands a whole datagram to its upper layer; frag says it came
+// with a fragment header (reassembled, or an atomic fragment).
+func (s *Stack) deliver6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, mcast, frag bool) {
 	st := &s.stats.IP6
 	s.raw.deliver6(s, h, e)
 	p := h[e.Offset:]
 	switch e.Proto {
 	case wire.ProtoICMPv6:
 		st.InDelivers.Add(1)
-		s.receiveICMPv6(n, h, p, mcast, e.RouterAlert)
+		s.receiveICMPv6(n, h, p, mcast, e.RouterAlert, frag)
 	case wire.ProtoUDP:
 		st.InDelivers.Add(1)
 		s.receiveUDP6(n, h, p, mcast)

@@ -461,12 +461,9 @@ func (s *Stack) receiveND(n *NIC, h wire.IPv6, m wire.ICMPv6) {
 		}
 		n.receiveNA(t, f, &o)
 	case wire.ICMPv6RouterSolicit:
+		// A host silently discards solicitations (RFC 4861 6.2.6), as
+		// Linux without forwarding: no neighbour entry from them.
 		st.InRouterSolicits.Add(1)
-		// Hosts ignore solicitations (RFC 4861 6.2.6); the source's
-		// link-layer address still updates an existing entry.
-		if !src.IsUnspecified() && o.HasSourceLL && n.v6.nd != nil {
-			n.v6.nd.learn(src, o.SourceLL, false, false)
-		}
 	case wire.ICMPv6RouterAdvert:
 		st.InRouterAdverts.Add(1)
 		if !src.IsLinkLocalUnicast() {
@@ -675,6 +672,11 @@ func (n *NIC) applyPrefix(p wire.NDPPrefix) {
 				pi.timer = s.clock.AfterFunc(d, func() { n.expirePrefix(pfx, pi) })
 			}
 			v.mu.Unlock()
+		case len(v.prefixes) >= s.opts.IPv6MaxPrefixes:
+			// A flood of RAs must not grow the prefix list and the
+			// routing table without bound.
+			v.mu.Unlock()
+			s.stats.ND.PrefixesFull.Add(1)
 		default:
 			pi = &prefix6{}
 			if d := lifetime(p.Valid); d != 0 {

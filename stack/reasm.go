@@ -19,8 +19,9 @@ import (
 // Limits: at most ReasmMaxRuns runs (holes + 1) per datagram; every
 // datagram is charged its true size (buffer capacity plus a fixed
 // overhead per fragment and per datagram) against ReasmMemLimit, and
-// when that is reached the oldest datagrams are evicted, as Linux does
-// above ipfrag_high_thresh; each datagram times out after ReasmTimeout.
+// when that is reached the oldest datagrams are evicted (Linux instead
+// refuses new fragments above ipfrag_high_thresh: docs/DECISIONS.md);
+// each datagram times out after ReasmTimeout.
 
 const (
 	reasmHeadroom     = 60  // room for the first fragment's header (20 + 40 of options)

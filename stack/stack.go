@@ -88,6 +88,7 @@ type Options struct {
 	NDCacheSize      int           // neighbour entries per NIC, default 1024; beyond it stale ones are evicted
 	IPv6MaxAddrs     int           // addresses per NIC SLAAC may add, default 16 (max_addresses)
 	IPv6MaxRouters   int           // default routers remembered per NIC, default 8
+	IPv6MaxPrefixes  int           // on-link prefixes learnt from RAs per NIC, default 64; more are ignored (ND.PrefixesFull)
 
 	// Seed, when set, replaces the random start of the IP identification
 	// counter and its key, so a simulated host sends the same bytes on
@@ -209,6 +210,9 @@ func (o *Options) fill() {
 	}
 	if o.IPv6MaxRouters == 0 {
 		o.IPv6MaxRouters = 8
+	}
+	if o.IPv6MaxPrefixes == 0 {
+		o.IPv6MaxPrefixes = 64
 	}
 }
 

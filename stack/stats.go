@@ -166,7 +166,7 @@ type Stats struct {
 		InDestUnreachs, InPktTooBigs   Counter
 		InTimeExcds, InParmProblems    Counter
 		InUnmatched                    Counter // errors that matched no socket
-		InNDBad                        Counter // ND message failing RFC 4861 validation (hop limit, code, length, options, source)
+		InNDBad                        Counter // ND message failing RFC 4861 validation (hop limit, code, length, options, source) or fragmented (RFC 6980)
 		InRouterSolicits               Counter
 		InRouterAdverts                Counter
 		InNeighborSolicits             Counter
@@ -212,6 +212,7 @@ type Stats struct {
 		RouterAdded, RouterExpired Counter
 		RoutersFull                Counter // routers beyond IPv6MaxRouters ignored
 		PrefixesAdded              Counter // on-link prefixes learnt
+		PrefixesFull               Counter // on-link prefixes ignored: IPv6MaxPrefixes reached
 		SLAACAddrs                 Counter // addresses configured from prefixes
 		SLAACAddrsFull             Counter // refused: IPv6MaxAddrs reached
 		AddrExpired                Counter // SLAAC addresses removed at the end of their valid lifetime

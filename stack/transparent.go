@@ -179,13 +179,14 @@ func (t *tproxyTable) anyFor(dst netip.Addr, n *NIC, local bool) bool {
 }
 
 // divertable says whether dst may be diverted at all: never a
-// broadcast or multicast destination.
+// broadcast or multicast destination, nor an IPv6 link-local one.
 func (s *Stack) divertable(dst netip.Addr) bool {
 	if dst.IsMulticast() || dst.IsUnspecified() {
 		return false
 	}
 	if dst.Is6() {
-		return true
+		// A link-local address is valid only on its own link.
+		return !dst.IsLinkLocalUnicast()
 	}
 	if dst == limitedBroadcast {
 		return false
@@ -324,7 +325,7 @@ func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, local bool) bool {
 			return false
 		}
 		if local {
-			s.deliver6(n, rx, h, &e, false)
+			s.deliver6(n, rx, h, &e, false, frag)
 			return true
 		}
 		s.stats.TProxy.FragNoRule.Add(1)

@@ -75,6 +75,7 @@ func (l *Endpoint) handleListen(k connKey, s *segment) {
 		c := l.newChild(k, s, now)
 		l.unlock()
 		if c == nil {
+			p.st.ListenDrops.Add(1) // no route back (a SYN from ::, say), as Linux counts it
 			return
 		}
 		l.sendCookie(c, k, s, now)
@@ -82,6 +83,7 @@ func (l *Endpoint) handleListen(k connKey, s *segment) {
 	}
 	c := l.newChild(k, s, now)
 	if c == nil {
+		p.st.ListenDrops.Add(1) // no route back (a SYN from ::, say), as Linux counts it
 		l.unlock()
 		return
 	}
