@@ -607,6 +607,7 @@ func TestInteropIPv6Attack(t *testing.T) {
 	t.Run("ns_flood", a.nsFlood)
 	t.Run("fragment_flood", a.fragmentFlood)
 	t.Run("ra_prefix_flood", a.raPrefixFlood)
+	t.Run("ra_with_1ms_timers", a.raTinyTimers)
 }
 
 // ndMsg finishes an ND message built by wire.Put*: code, checksum, frame.
@@ -1242,4 +1243,25 @@ func (a *attackLab) raPrefixFlood(t *testing.T) {
 		}
 	}
 	t.Logf("linux: %d on-link prefix routes from the same RAs", n)
+}
+
+// raTinyTimers: a valid RA (router lifetime 0) with a reachable time and
+// a retransmit timer of 1 ms; both stacks raise them to their floors.
+func (a *attackLab) raTinyTimers(t *testing.T) {
+	build := func(v *v6target) []byte {
+		b := []byte{wire.ICMPv6RouterAdvert, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1}
+		return ndMsg(allNodesMAC, v.kmac, v.kll, allNodes, 255, 0, b)
+	}
+	c0 := a.counters()
+	a.probe(t, a.sock, build(a.sock))
+	if d := c0.delta(a.counters(), "ND.RATimersClamped"); d != 1 {
+		t.Errorf("ND.RATimersClamped moved by %d, want 1", d)
+	}
+	a.probe(t, a.lnx, build(a.lnx))
+	out, _ := exec.Command("ip", "-n", a.ns2, "ntable", "show", "dev", "vb", "name", "ndisc_cache").Output()
+	var keep []string
+	for _, f := range strings.Fields(string(out)) {
+		keep = append(keep, f)
+	}
+	t.Logf("linux ndisc_cache on vb after the RA: %s", strings.Join(keep, " "))
 }
