@@ -1108,6 +1108,32 @@ func (a *attackLab) packetTooBig(t *testing.T) {
 		})
 		t.Logf("linux route to %v: %s", a.lnx.kip, linuxRoute(a.lnx.kip))
 	})
+	t.Run("port_unreachable_for_an_established_connection", func(t *testing.T) {
+		// RFC 5927: a forged hard error must not reset a synchronized
+		// connection, even quoting its exact SND.NXT.
+		a.side(t, "blind ICMPv6 reset", func(v *v6target) [][]byte {
+			body := append([]byte{0, 0, 0, 0}, quoteTCP(v, v.kip, ports[v], 7100, sndNxt[v])...)
+			return [][]byte{icmp6Frame(v.mac, v.kmac, v.kip, v.ip, 64, wire.ICMPv6DestUnreach, wire.ICMPv6PortUnreach, body)}
+		}, func(t *testing.T, r sideResult) {
+			wantNone(t, "a port unreachable", icmpErrors(r.replies))
+			wantDelta(t, r, "ICMP6.InDestUnreachs", 1)
+			est := false
+			for _, ci := range a.h.st.TCP.Table() {
+				if ci.Remote == netip.AddrPortFrom(kernel6, 7100) && ci.Local.Port() == ports[a.sock] {
+					est = ci.State.String() == "ESTABLISHED"
+					t.Logf("sockstack's connection after the error: %v", ci.State)
+				}
+			}
+			if !est {
+				t.Error("a forged port unreachable ended an established connection")
+			}
+			if err := c.SendAll([]byte("still here"), 0); err != nil {
+				t.Errorf("send after a forged port unreachable: %v", err)
+			}
+		})
+		out, _ := exec.Command("ip", "netns", "exec", a.ns2, "ss", "-Htn", "state", "established", "( dport = :7100 )").Output()
+		t.Logf("linux's connection after the error: %q", strings.TrimSpace(string(out)))
+	})
 	// The connection still carries data after it.
 	if err := c.SendAll(make([]byte, 4000), 0); err != nil {
 		t.Errorf("send after the Packet Too Big: %v", err)
