@@ -106,7 +106,7 @@ const markID = 0xa77a
 func newAttackLab(t *testing.T) *attackLab {
 	t.Helper()
 	l := newLab(t)
-	needTools(t, "python3", "nstat", "sysctl")
+	needTools(t, "python3", "nstat", "sysctl", "ss", "ping")
 	l.enable6(t)
 	a := &attackLab{lab: l, ns2: l.ns + "-lx"}
 	t.Cleanup(func() {
