@@ -89,7 +89,10 @@ type epBusyVals struct {
 	// LinkRoom wake-up is due, ackRefused that a refused ACK is owed,
 	// synRefused that the SYN (or SYN-ACK) never left.
 	roomWait, ackRefused, synRefused bool
-	rcvLent                          bool // some readable bytes are in lent buffers (lend.go)
+
+	// lentQ: the readable bytes after the ring's are in lent buffers
+	// (lend.go); nil when there are none, so it is part of the zero test.
+	lentQ *lentQueue
 }
 
 // zero says every byte of v is zero, which for its fields (integers,

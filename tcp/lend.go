@@ -9,14 +9,17 @@ package tcp
 // time in bulk transfers from the kernel.
 //
 // The readable bytes are those in the ring, then those in the lent
-// buffers (Endpoint.rcvLent says there are some); buffers are kept only
+// buffers (epBusy.lentQ says there are some); buffers are kept only
 // while no out-of-order data waits in the ring. Anything else (out-of-
 // order data, urgent data, memory pressure) first copies the lent
 // buffers into the ring after its bytes, in order (flattenLent), and the
 // old path goes on from there; a small in-order segment is copied into a
 // buffer of TCP's own queued behind them (copyBehind). The queue of lent
-// buffers lives beside the endpoint (Protocol.lent), so the endpoint
-// pays one bool for it.
+// buffers hangs off the endpoint's epBusy (lentQ) only while it holds
+// unread bytes: taken (getLentQ) by the first kept buffer, given back
+// when a read or a flatten drains it, so an idle connection holds neither
+// (busyIdle sees a nil pointer) and one with unread lent bytes keeps its
+// epBusy (a non-nil pointer is not zero).
 
 import "sync"
 
@@ -49,21 +52,41 @@ type lentChunk struct {
 }
 
 // lentQueue holds a connection's lent buffers; q[head:] is unread, in
-// order. Used under the endpoint's lock.
+// order, and never empty while the endpoint points to it (e.lentQ).
+// Used under the endpoint's lock.
 type lentQueue struct {
 	q     []lentChunk
 	head  int
 	bytes int // unread bytes in q[head:]
 }
 
-// lentPool recycles queues of closed connections.
+// lentPool recycles drained queues, with their arrays.
 var lentPool = sync.Pool{New: func() any { return new(lentQueue) }}
 
-func (e *Endpoint) lentQ() *lentQueue {
-	if q, ok := e.p.lent.Load(e); ok {
-		return q.(*lentQueue)
+// getLentQ and putLentQ keep one drained queue at hand per Protocol
+// before the pool: a bulk receiver drains its queue and starts another
+// many times a second, and a swap is cheaper than the pool's round trip
+// (which also drops items at random under the race detector).
+func (p *Protocol) getLentQ() *lentQueue {
+	if q := p.lent.Swap(nil); q != nil {
+		return q
 	}
-	return nil
+	return lentPool.Get().(*lentQueue)
+}
+
+func (p *Protocol) putLentQ(q *lentQueue) {
+	if !p.lent.CompareAndSwap(nil, q) {
+		lentPool.Put(q)
+	}
+}
+
+// dropLentQ gives back e's drained queue (every chunk already given
+// back and zeroed, so the pooled array holds no loan), so that an idle endpoint can drop its epBusy.
+func (e *Endpoint) dropLentQ() {
+	q := e.lentQ
+	q.q, q.head, q.bytes = q.q[:0], 0, 0
+	e.lentQ = nil
+	e.p.putLentQ(q)
 }
 
 // keepLent queues data (in order, at RCV.NXT) in the buffer it lies in,
@@ -74,12 +97,12 @@ func (e *Endpoint) keepLent(data []byte) bool {
 		return false
 	}
 	if len(data) < lendMin {
-		return e.rcvLent && e.copyBehind(data)
+		return e.lentQ != nil && e.copyBehind(data)
 	}
 	if e.batch == nil || e.batch.lender == nil {
 		return false
 	}
-	q := e.lentQ()
+	q := e.lentQ
 	if q != nil && len(q.q)-q.head >= maxLent {
 		e.p.st.LentQueueFull.Add(1)
 		return false
@@ -89,17 +112,13 @@ func (e *Endpoint) keepLent(data []byte) bool {
 		return false
 	}
 	if q == nil {
-		q = lentPool.Get().(*lentQueue)
-		e.p.lent.Store(e, q)
-	}
-	if q.head > 0 && q.head == len(q.q) {
-		q.q, q.head = q.q[:0], 0
+		q = e.p.getLentQ()
+		e.lentQ = q
 	}
 	q.q = append(q.q, lentChunk{data, loan})
 	q.bytes += len(data)
 	e.p.memAdd(lentBufBytes)
 	e.p.st.LentSegs.Add(1)
-	e.rcvLent = true
 	return true
 }
 
@@ -121,7 +140,7 @@ func (b *copyBuf) Release() { copyBufs.Put(b) }
 // copyBehind queues a small payload behind the lent buffers: at the end
 // of the last one if that is a copyBuf with room, else in a new one.
 func (e *Endpoint) copyBehind(data []byte) bool {
-	q := e.lentQ()
+	q := e.lentQ
 	last := &q.q[len(q.q)-1]
 	if _, ok := last.loan.(*copyBuf); ok && cap(last.data)-len(last.data) >= len(data) {
 		last.data = append(last.data, data...) // into the buffer's unused tail
@@ -143,10 +162,10 @@ func (e *Endpoint) copyBehind(data []byte) bool {
 // ringReadable is how many of the readable bytes are in the ring: the
 // rest are in lent buffers.
 func (e *Endpoint) ringReadable() int {
-	if !e.rcvLent {
+	if e.lentQ == nil {
 		return e.rcvLen
 	}
-	return e.rcvLen - e.lentQ().bytes
+	return e.rcvLen - e.lentQ.bytes
 }
 
 // copyRcv copies the first len(b) readable bytes: from the ring, then
@@ -158,7 +177,7 @@ func (e *Endpoint) copyRcv(b []byte) {
 	if len(b) == 0 {
 		return
 	}
-	q := e.lentQ()
+	q := e.lentQ
 	for _, c := range q.q[q.head:] {
 		if len(b) == 0 {
 			return
@@ -173,10 +192,10 @@ func (e *Endpoint) dropRcv(n int) {
 	k := min(n, e.ringReadable())
 	e.rcv.consume(k)
 	n -= k
-	if !e.rcvLent {
+	q := e.lentQ
+	if q == nil {
 		return
 	}
-	q := e.lentQ()
 	q.bytes -= n
 	for n > 0 && q.head < len(q.q) {
 		c := &q.q[q.head]
@@ -189,8 +208,7 @@ func (e *Endpoint) dropRcv(n int) {
 		}
 	}
 	if q.head == len(q.q) {
-		q.q, q.head = q.q[:0], 0
-		e.rcvLent = false
+		e.dropLentQ()
 	}
 }
 
@@ -208,10 +226,10 @@ func (e *Endpoint) giveBack(c *lentChunk) {
 // after its own bytes, in order, and gives them back: the ring path goes
 // on from there.
 func (e *Endpoint) flattenLent() {
-	if !e.rcvLent {
+	q := e.lentQ
+	if q == nil {
 		return
 	}
-	q := e.lentQ()
 	off := e.rcvLen - q.bytes
 	e.growRing(&e.rcv, e.rcvLen, off, max(e.rcvCap, e.rcvLen))
 	for i := q.head; i < len(q.q); i++ {
@@ -220,22 +238,20 @@ func (e *Endpoint) flattenLent() {
 		off += len(c.data)
 		e.giveBack(c)
 	}
-	q.q, q.head, q.bytes = q.q[:0], 0, 0
-	e.rcvLent = false
+	q.head = len(q.q)
+	e.dropLentQ()
 }
 
 // releaseLent gives back every lent buffer (the data is discarded) and
 // the queue.
 func (e *Endpoint) releaseLent() {
-	v, ok := e.p.lent.LoadAndDelete(e)
-	if !ok {
+	q := e.lentQ
+	if q == nil {
 		return
 	}
-	q := v.(*lentQueue)
 	for i := q.head; i < len(q.q); i++ {
 		e.giveBack(&q.q[i])
 	}
-	q.q, q.head, q.bytes = q.q[:0], 0, 0
-	e.rcvLent = false
-	lentPool.Put(q)
+	q.head = len(q.q)
+	e.dropLentQ()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/sockstack/sockstack/wire"
 )
@@ -390,5 +391,159 @@ func TestLentSmallBehind(t *testing.T) {
 	}
 	if fl.released != 1 || s.p.Stats().MemBytes != mem0 {
 		t.Fatalf("after reading: %d of 1 kept buffers back, %d bytes still charged", fl.released, s.p.Stats().MemBytes-mem0)
+	}
+}
+
+// out is how many loans are not given back.
+func (l *fakeLender) out() int { return l.lent - l.released }
+
+// lentQueued reads e's queue of lent buffers without lock (which would
+// make an epBusy): nil when e holds no epBusy.
+func lentQueued(e *Endpoint) *lentQueue {
+	e.mu.m.Lock()
+	defer e.mu.m.Unlock()
+	if e.epBusy == nil {
+		return nil
+	}
+	return e.lentQ
+}
+
+// TestLentLoansReturned: however a connection holding unread lent
+// buffers ends (the application reads them, closes, aborts with
+// SO_LINGER 0, the peer resets, the listener closes before accept),
+// every loan goes back, with its memory, and the queue is dropped.
+func TestLentLoansReturned(t *testing.T) {
+	// fill queues three lent buffers and a copied small payload.
+	fill := func(s *script, b *Batch, iss uint32, fl *fakeLender) uint32 {
+		t.Helper()
+		seq, off := uint32(1001), 0
+		for _, n := range []int{superSeg, superSeg, 700, superSeg} {
+			s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: pattern(off, n)})
+			seq += uint32(n)
+			off += n
+		}
+		b.Flush()
+		if fl.lent != 3 || fl.out() != 3 {
+			t.Fatalf("lent %d, %d out; want 3 and 3", fl.lent, fl.out())
+		}
+		return seq
+	}
+	for _, tc := range []struct {
+		name string
+		end  func(s *script, c *Endpoint, seq uint32)
+	}{
+		{"read", func(s *script, c *Endpoint, seq uint32) {
+			if got := readAll(c); !bytes.Equal(got, pattern(0, 3*superSeg+700)) {
+				t.Fatalf("read %d bytes, equal %v", len(got), bytes.Equal(got, pattern(0, min(len(got), 3*superSeg+700))))
+			}
+		}},
+		{"close", func(s *script, c *Endpoint, seq uint32) {
+			c.Close() // unread data: RST (Linux)
+		}},
+		{"linger0_after_partial_read", func(s *script, c *Endpoint, seq uint32) {
+			buf := make([]byte, superSeg+100) // the first buffer and part of the second
+			if n, _ := c.Read(buf, false); n != len(buf) {
+				t.Fatalf("read %d", n)
+			}
+			if err := c.SetLinger(true, 0); err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+		}},
+		{"rst_then_read", func(s *script, c *Endpoint, seq uint32) {
+			s.inject(seg{flags: fR, seq: seq})
+			if c.State() != StateClosed {
+				t.Fatalf("state %v after RST", c.State())
+			}
+			// Queued bytes stay readable after a reset (as in Linux).
+			if got := readAll(c); !bytes.Equal(got, pattern(0, 3*superSeg+700)) {
+				t.Fatalf("read %d bytes after RST", len(got))
+			}
+		}},
+		{"rst_then_close", func(s *script, c *Endpoint, seq uint32) {
+			s.inject(seg{flags: fR, seq: seq})
+			c.Close()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, c, iss, b, fl := lendScript(t, Config{RecvBuf: 4 << 20})
+			mem0 := s.p.Stats().MemBytes
+			seq := fill(s, b, iss, fl)
+			if lentQueued(c) == nil {
+				t.Fatal("lent bytes unread, but no queue")
+			}
+			tc.end(s, c, seq)
+			if fl.out() != 0 {
+				t.Fatalf("%d of %d loans not given back", fl.out(), fl.lent)
+			}
+			if lentQueued(c) != nil {
+				t.Fatal("queue kept after it drained")
+			}
+			if m := s.p.Stats().MemBytes; m > mem0 {
+				t.Fatalf("%d bytes still charged (%d before the data)", m, mem0)
+			}
+		})
+	}
+	t.Run("listener_closed_before_accept", func(t *testing.T) {
+		s := newScript(t, Config{RecvBuf: 4 << 20})
+		l := s.p.NewEndpoint()
+		if err := l.Bind(s.local); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Listen(4); err != nil {
+			t.Fatal(err)
+		}
+		s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: peerSynOpts(1)})
+		iss := s.expectOne("SYN-ACK").h.Seq
+		s.inject(seg{flags: fA, seq: 1001, ack: iss + 1, win: 65535})
+		fl := &fakeLender{}
+		b := s.p.NewBatch()
+		b.SetLender(fl.lender(t))
+		fill(s, b, iss, fl) // queued on the child in the accept queue
+		l.Close()
+		if fl.out() != 0 {
+			t.Fatalf("%d of %d loans not given back", fl.out(), fl.lent)
+		}
+	})
+}
+
+// TestLentBusyRelease: an endpoint holding unread lent buffers keeps its
+// epBusy however long it stays idle (the queue hangs off it), and the
+// data is read intact later; once a read drains the queue, the idle
+// connection holds no epBusy.
+func TestLentBusyRelease(t *testing.T) {
+	s, c, iss, b, fl := lendScript(t, Config{RecvBuf: 4 << 20})
+	seq, off := uint32(1001), 0
+	for range 2 {
+		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: pattern(off, superSeg)})
+		seq += superSeg
+		off += superSeg
+	}
+	b.Flush()
+	s.clk.Advance(time.Second) // delayed ACK and every other timer
+	s.out()
+	if !holdsBusy(c) || lentQueued(c) == nil {
+		t.Fatalf("idle with unread lent bytes: epBusy held %v, queue %v", holdsBusy(c), lentQueued(c) != nil)
+	}
+	// A first read starts the receive auto-tuning's round; the second,
+	// a round later, ends it, so no bytes read this round remain counted
+	// (epBusy.copied) and the connection can go idle.
+	buf := make([]byte, 2*superSeg)
+	n1, _ := c.Read(buf[:1000], false)
+	s.clk.Advance(time.Second)
+	n2, _ := c.Read(buf[n1:], false)
+	if n1+n2 != off || !bytes.Equal(buf[:off], pattern(0, off)) {
+		t.Fatalf("read %d+%d of %d bytes, equal %v", n1, n2, off, bytes.Equal(buf[:n1+n2], pattern(0, n1+n2)))
+	}
+	if fl.out() != 0 {
+		t.Fatalf("%d loans out after reading everything", fl.out())
+	}
+	s.clk.Advance(time.Second)
+	s.out()
+	if holdsBusy(c) {
+		c.mu.m.Lock()
+		t.Logf("epBusy: %+v", c.epBusy.epBusyVals)
+		c.mu.m.Unlock()
+		t.Fatal("idle connection with its lent queue drained still holds epBusy")
 	}
 }

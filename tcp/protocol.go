@@ -73,10 +73,8 @@ type Protocol struct {
 	defOpts epOpts
 	opts    optsTable
 
-	spareBusy atomic.Pointer[epBusy] // busy.go
-
-	// Receive buffers lent by a link, per connection (lend.go).
-	lent sync.Map // *Endpoint -> *lentQueue
+	spareBusy atomic.Pointer[epBusy]    // busy.go
+	lent      atomic.Pointer[lentQueue] // a drained queue of lent buffers at hand (lend.go)
 }
 
 // NewProtocol makes the TCP layer over h.
