@@ -205,20 +205,40 @@ func (s *Stack) sendGSO(r *ResolvedRoute, buf []byte, total, mss int) (taken boo
 	}
 	scratch := getBuf(wire.EthernetHeaderLen + hl + thl + mss)
 	defer putBuf(scratch)
+	sent := 0
 	if v6 {
 		err = link.SegmentL4(buf[:wire.EthernetHeaderLen+total], wire.EthernetHeaderLen, wire.EthernetHeaderLen+hl, mss, false, scratch, func(seg []byte) error {
 			s.stats.Link.OutGSOSegs.Add(1)
-			return n.sendIP6(r.NextHop, seg)
+			err := n.sendIP6(r.NextHop, seg)
+			if err == nil {
+				sent++
+			}
+			return err
 		})
 	} else {
 		err = link.SegmentTCP(buf[:wire.EthernetHeaderLen+total], wire.EthernetHeaderLen, mss, scratch, func(seg []byte) error {
 			s.stats.Link.OutGSOSegs.Add(1)
-			return n.sendIP(r.NextHop, seg)
+			err := n.sendIP(r.NextHop, seg)
+			if err == nil {
+				sent++
+			}
+			return err
 		})
 	}
 	if err == link.ErrBadOffload {
 		s.stats.IP.OutDiscards.Add(1)
 		return false, syscall.EINVAL
+	}
+	if err == syscall.ENOBUFS && sent > 0 {
+		// The link took the first segments and its queue refused the
+		// rest. ENOBUFS would tell TCP that nothing left and have it
+		// send the whole range again as new data, behind bytes the peer
+		// already has and acknowledges: ACKs for data TCP thinks it never
+		// sent are not taken, and the connection stalls. What left did
+		// leave; the refused tail is lost as on the wire, and TCP's loss
+		// recovery sends it again.
+		s.stats.Link.OutGSOTailDrops.Add(1)
+		return false, nil
 	}
 	return false, err
 }

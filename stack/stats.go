@@ -21,6 +21,10 @@ type Stats struct {
 		// Offloads (gso.go, gro.go).
 		OutGSOFrames Counter // super-segments handed whole to a link that carries them
 		OutGSOSegs   Counter // segments cut in software in front of a link that cannot
+		// OutGSOTailDrops: super-segments cut in software whose first
+		// segments the link took and whose rest its full queue refused:
+		// what left counts as sent, the rest as lost on the wire.
+		OutGSOTailDrops Counter
 		InGSOFrames  Counter // super-segments received whole from a link that carries them
 		InGROFrames  Counter // coalesced packets delivered (each from two or more segments)
 		InGROSegs    Counter // segments that went into them
