@@ -201,52 +201,7 @@ func TestInteropRelay(t *testing.T) {
 
 	// The relay, in S, on the TUN in C.
 	const maxConns, maxFlows = 3, 2
-	relay := inNS(s, sockstackBin(t), "relay", "--netns", c, "--tun", "tun0", "--addr", "10.99.0.2/24,fd00:99::2/64",
-		"--max-conns", fmt.Sprint(maxConns), "--max-udp-flows", fmt.Sprint(maxFlows), "--connect-timeout", "5s")
-	var out syncBuffer
-	stdout, err := relay.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay.Stderr = &out
-	running := make(chan bool, 1)
-	done := startCmd(t, relay)
-	var copied sync.WaitGroup
-	copied.Add(1)
-	go func() {
-		defer copied.Done()
-		sc := bufio.NewScanner(stdout)
-		said := false
-		for sc.Scan() {
-			out.Write([]byte(sc.Text() + "\n"))
-			if !said && strings.Contains(sc.Text(), "running; SIGINT or SIGTERM stops it") {
-				said = true
-				running <- true
-			}
-		}
-		if !said {
-			running <- false
-		}
-	}()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			relay.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("sockstack relay:\n%s", out.String())
-		}
-	})
-	select {
-	case ok := <-running:
-		if !ok {
-			copied.Wait()
-			t.Fatalf("sockstack relay exited:\n%s", out.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("sockstack relay did not start:\n%s", out.String())
-	}
+	r := startRelay(t, s, c, "--max-conns", fmt.Sprint(maxConns), "--max-udp-flows", fmt.Sprint(maxFlows), "--connect-timeout", "5s")
 
 	clientRun := func(args ...string) string {
 		t.Helper()
@@ -318,25 +273,8 @@ func TestInteropRelay(t *testing.T) {
 	relayed += maxConns
 	refused++
 
-	relay.Process.Signal(syscall.SIGTERM)
-	stopped = true
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("relay exited with %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		relay.Process.Kill()
-		<-done
-		t.Fatal("relay did not stop on SIGTERM")
-	}
-	copied.Wait()
-	m := relayCountersRE.FindStringSubmatch(out.String())
-	if m == nil {
-		t.Fatalf("no counters in the relay's output:\n%s", out.String())
-	}
+	m := r.stop(t)
 	n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
-	t.Logf("%s", m[0])
 	for _, w := range []struct {
 		name      string
 		got, want int
@@ -364,6 +302,107 @@ func TestInteropRelay(t *testing.T) {
 	if down := n(6); down < 2*size+(2+maxConns)*64 || down > 2*size+4096 {
 		t.Errorf("bytes from destinations %d, want 2*4 MiB plus headers and answers", down)
 	}
+
+	// --udp-timeout: with room for one flow, a second client's flow is
+	// dropped until the first one has been idle for the timeout, then
+	// it gets through.
+	r = startRelay(t, s, c, "--max-udp-flows", "1", "--udp-timeout", "1s")
+	if g := clientRun("python3", py, "udp", hosts[1], "9", "3"); g != "ok 3" {
+		t.Fatalf("UDP echo through the second relay: %s", g)
+	}
+	tries := 0
+	waitFor(t, "a new UDP flow gets through once the first expired", func() bool {
+		tries++
+		return clientRun("python3", py, "udp", hosts[0], "9", "1", "0.5") == "ok 1"
+	})
+	m = r.stop(t)
+	if n(7) != 2 || n(8) < 1 || n(12) != tries-1 {
+		t.Errorf("after expiry: flows %d (want 2), expired %d (want at least 1), dropped at the limit %d (want %d)", n(7), n(8), n(12), tries-1)
+	}
+}
+
+// relayProc is a running `sockstack relay` in a namespace.
+type relayProc struct {
+	cmd     *exec.Cmd
+	out     syncBuffer
+	done    <-chan error
+	copied  sync.WaitGroup
+	stopped bool
+}
+
+// startRelay runs `sockstack relay` inside namespace s on the TUN tun0
+// of namespace c, and waits until it says it runs.
+func startRelay(t *testing.T, s, c string, args ...string) *relayProc {
+	t.Helper()
+	r := &relayProc{cmd: exec.Command("ip", append([]string{"netns", "exec", s, sockstackBin(t), "relay", "--netns", c, "--tun", "tun0",
+		"--addr", "10.99.0.2/24,fd00:99::2/64"}, args...)...)}
+	stdout, err := r.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Stderr = &r.out
+	running := make(chan bool, 1)
+	r.done = startCmd(t, r.cmd)
+	r.copied.Add(1)
+	go func() {
+		defer r.copied.Done()
+		sc := bufio.NewScanner(stdout)
+		said := false
+		for sc.Scan() {
+			r.out.Write([]byte(sc.Text() + "\n"))
+			if !said && strings.Contains(sc.Text(), "running; SIGINT or SIGTERM stops it") {
+				said = true
+				running <- true
+			}
+		}
+		if !said {
+			running <- false
+		}
+	}()
+	t.Cleanup(func() {
+		if !r.stopped {
+			r.cmd.Process.Kill()
+			<-r.done
+		}
+		if t.Failed() {
+			t.Logf("sockstack relay %s:\n%s", strings.Join(args, " "), r.out.String())
+		}
+	})
+	select {
+	case ok := <-running:
+		if !ok {
+			r.copied.Wait()
+			t.Fatalf("sockstack relay exited:\n%s", r.out.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("sockstack relay did not start:\n%s", r.out.String())
+	}
+	return r
+}
+
+// stop ends the relay with SIGTERM and returns its counters line,
+// matched by relayCountersRE.
+func (r *relayProc) stop(t *testing.T) []string {
+	t.Helper()
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	r.stopped = true
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("relay exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		r.cmd.Process.Kill()
+		<-r.done
+		t.Fatal("relay did not stop on SIGTERM")
+	}
+	r.copied.Wait()
+	m := relayCountersRE.FindStringSubmatch(r.out.String())
+	if m == nil {
+		t.Fatalf("no counters in the relay's output:\n%s", r.out.String())
+	}
+	t.Logf("%s", m[0])
+	return m
 }
 
 // waitFor polls cond (the kernel's socket table has no notification)
