@@ -307,7 +307,8 @@ func TestInteropRelay(t *testing.T) {
 	// dropped until the first one has been idle for the timeout, then
 	// it gets through. This relay opens the TUN without --offload after
 	// one with it: the device must not keep sending partial checksums.
-	r = startRelay(t, s, c, "--max-udp-flows", "1", "--udp-timeout", "1s")
+	pcap := filepath.Join(dir, "relay.pcap")
+	r = startRelay(t, s, c, "--max-udp-flows", "1", "--udp-timeout", "1s", "--pcap", pcap)
 	if g := clientRun("python3", py, "udp", hosts[1], "9", "3"); g != "ok 3" {
 		t.Fatalf("UDP echo through the second relay: %s", g)
 	}
@@ -317,6 +318,11 @@ func TestInteropRelay(t *testing.T) {
 		return clientRun("python3", py, "udp", hosts[0], "9", "1", "0.5") == "ok 1"
 	})
 	m = r.stop(t)
+	// The capture is raw IP (LINKTYPE_RAW, 101) with at least the
+	// first flow's six datagrams: a 24-byte header and a record each.
+	if b, err := os.ReadFile(pcap); err != nil || len(b) < 24+6*(16+28+100) || b[20] != 101 {
+		t.Errorf("--pcap: %d bytes, err %v", len(b), err)
+	}
 	if n(7) != 2 || n(8) < 1 || n(12) != tries-1 {
 		t.Errorf("after expiry: flows %d (want 2), expired %d (want at least 1), dropped at the limit %d (want %d)", n(7), n(8), n(12), tries-1)
 	}
