@@ -201,7 +201,8 @@ func TestInteropRelay(t *testing.T) {
 
 	// The relay, in S, on the TUN in C.
 	const maxConns, maxFlows = 3, 2
-	r := startRelay(t, s, c, "--offload", "--max-conns", fmt.Sprint(maxConns), "--max-udp-flows", fmt.Sprint(maxFlows), "--connect-timeout", "5s")
+	bin := relayBin(t)
+	r := startRelay(t, bin, s, c, "--offload", "--max-conns", fmt.Sprint(maxConns), "--max-udp-flows", fmt.Sprint(maxFlows), "--connect-timeout", "5s")
 
 	clientRun := func(args ...string) string {
 		t.Helper()
@@ -308,7 +309,7 @@ func TestInteropRelay(t *testing.T) {
 	// it gets through. This relay opens the TUN without --offload after
 	// one with it: the device must not keep sending partial checksums.
 	pcap := filepath.Join(dir, "relay.pcap")
-	r = startRelay(t, s, c, "--max-udp-flows", "1", "--udp-timeout", "1s", "--pcap", pcap)
+	r = startRelay(t, bin, s, c, "--max-udp-flows", "1", "--udp-timeout", "1s", "--pcap", pcap)
 	if g := clientRun("python3", py, "udp", hosts[1], "9", "3"); g != "ok 3" {
 		t.Fatalf("UDP echo through the second relay: %s", g)
 	}
@@ -328,6 +329,25 @@ func TestInteropRelay(t *testing.T) {
 	}
 }
 
+// relayRace is set under -race (relay_race_test.go).
+var relayRace bool
+
+// relayBin is the sockstack binary for the relay: sockstackBin, or one
+// built with -race into the test's temporary directory when the tests
+// run with it (a race makes it exit with status 66, which stop reports).
+func relayBin(t *testing.T) string {
+	t.Helper()
+	if !relayRace {
+		return sockstackBin(t)
+	}
+	bin := filepath.Join(t.TempDir(), "sockstack")
+	out, err := exec.Command("go", "build", "-race", "-o", bin, "github.com/sockstack/sockstack/cmd/sockstack").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build -race ./cmd/sockstack: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // relayProc is a running `sockstack relay` in a namespace.
 type relayProc struct {
 	cmd     *exec.Cmd
@@ -339,9 +359,9 @@ type relayProc struct {
 
 // startRelay runs `sockstack relay` inside namespace s on the TUN tun0
 // of namespace c, and waits until it says it runs.
-func startRelay(t *testing.T, s, c string, args ...string) *relayProc {
+func startRelay(t *testing.T, bin, s, c string, args ...string) *relayProc {
 	t.Helper()
-	r := &relayProc{cmd: exec.Command("ip", append([]string{"netns", "exec", s, sockstackBin(t), "relay", "--netns", c, "--tun", "tun0",
+	r := &relayProc{cmd: exec.Command("ip", append([]string{"netns", "exec", s, bin, "relay", "--netns", c, "--tun", "tun0",
 		"--addr", "10.99.0.2/24,fd00:99::2/64"}, args...)...)}
 	stdout, err := r.cmd.StdoutPipe()
 	if err != nil {
