@@ -106,7 +106,7 @@ const markID = 0xa77a
 func newAttackLab(t *testing.T) *attackLab {
 	t.Helper()
 	l := newLab(t)
-	needTools(t, "python3", "nstat", "sysctl")
+	needTools(t, "python3", "nstat", "sysctl", "ss", "ping")
 	l.enable6(t)
 	a := &attackLab{lab: l, ns2: l.ns + "-lx"}
 	t.Cleanup(func() {
@@ -607,6 +607,7 @@ func TestInteropIPv6Attack(t *testing.T) {
 	t.Run("ns_flood", a.nsFlood)
 	t.Run("fragment_flood", a.fragmentFlood)
 	t.Run("ra_prefix_flood", a.raPrefixFlood)
+	t.Run("ra_with_1ms_timers", a.raTinyTimers)
 }
 
 // ndMsg finishes an ND message built by wire.Put*: code, checksum, frame.
@@ -1107,6 +1108,32 @@ func (a *attackLab) packetTooBig(t *testing.T) {
 		})
 		t.Logf("linux route to %v: %s", a.lnx.kip, linuxRoute(a.lnx.kip))
 	})
+	t.Run("port_unreachable_for_an_established_connection", func(t *testing.T) {
+		// RFC 5927: a forged hard error must not reset a synchronized
+		// connection, even quoting its exact SND.NXT.
+		a.side(t, "blind ICMPv6 reset", func(v *v6target) [][]byte {
+			body := append([]byte{0, 0, 0, 0}, quoteTCP(v, v.kip, ports[v], 7100, sndNxt[v])...)
+			return [][]byte{icmp6Frame(v.mac, v.kmac, v.kip, v.ip, 64, wire.ICMPv6DestUnreach, wire.ICMPv6PortUnreach, body)}
+		}, func(t *testing.T, r sideResult) {
+			wantNone(t, "a port unreachable", icmpErrors(r.replies))
+			wantDelta(t, r, "ICMP6.InDestUnreachs", 1)
+			est := false
+			for _, ci := range a.h.st.TCP.Table() {
+				if ci.Remote == netip.AddrPortFrom(kernel6, 7100) && ci.Local.Port() == ports[a.sock] {
+					est = ci.State.String() == "ESTABLISHED"
+					t.Logf("sockstack's connection after the error: %v", ci.State)
+				}
+			}
+			if !est {
+				t.Error("a forged port unreachable ended an established connection")
+			}
+			if err := c.SendAll([]byte("still here"), 0); err != nil {
+				t.Errorf("send after a forged port unreachable: %v", err)
+			}
+		})
+		out, _ := exec.Command("ip", "netns", "exec", a.ns2, "ss", "-Htn", "state", "established", "( dport = :7100 )").Output()
+		t.Logf("linux's connection after the error: %q", strings.TrimSpace(string(out)))
+	})
 	// The connection still carries data after it.
 	if err := c.SendAll(make([]byte, 4000), 0); err != nil {
 		t.Errorf("send after the Packet Too Big: %v", err)
@@ -1242,4 +1269,25 @@ func (a *attackLab) raPrefixFlood(t *testing.T) {
 		}
 	}
 	t.Logf("linux: %d on-link prefix routes from the same RAs", n)
+}
+
+// raTinyTimers: a valid RA (router lifetime 0) with a reachable time and
+// a retransmit timer of 1 ms; both stacks raise them to their floors.
+func (a *attackLab) raTinyTimers(t *testing.T) {
+	build := func(v *v6target) []byte {
+		b := []byte{wire.ICMPv6RouterAdvert, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1}
+		return ndMsg(allNodesMAC, v.kmac, v.kll, allNodes, 255, 0, b)
+	}
+	c0 := a.counters()
+	a.probe(t, a.sock, build(a.sock))
+	if d := c0.delta(a.counters(), "ND.RATimersClamped"); d != 1 {
+		t.Errorf("ND.RATimersClamped moved by %d, want 1", d)
+	}
+	a.probe(t, a.lnx, build(a.lnx))
+	out, _ := exec.Command("ip", "-n", a.ns2, "ntable", "show", "dev", "vb", "name", "ndisc_cache").Output()
+	var keep []string
+	for _, f := range strings.Fields(string(out)) {
+		keep = append(keep, f)
+	}
+	t.Logf("linux ndisc_cache on vb after the RA: %s", strings.Join(keep, " "))
 }

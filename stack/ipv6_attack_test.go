@@ -288,3 +288,23 @@ func TestIPv6FragmentedNDIgnored(t *testing.T) {
 		t.Fatalf("unfragmented NS: %+v", na)
 	}
 }
+
+func TestIPv6RATimersFloor(t *testing.T) {
+	h := newH6(t, Options{IPv6SLAAC: true})
+	b := make([]byte, 64)
+	n := wire.PutRA(b, wire.RAHeader{CurHopLimit: 64, RouterLifetime: 0, ReachableTime: 1, RetransTimer: 1})
+	h.ep.inject(frame6(wire.IPv6MulticastMAC(wire.IPv6AllNodes), routerMC, routerLL, wire.IPv6AllNodes, wire.ProtoICMPv6, 255, b[:n], 0))
+	eq(t, "clamped", h.s.Stats().ND.RATimersClamped.Load(), uint64(1))
+	h.ep.take()
+	// An echo request from an unknown neighbour: the reply waits for
+	// resolution, whose solicitations go RetransTimer apart: 10 ms, not 1.
+	src := netip.MustParseAddr("fe80::9")
+	echo := make([]byte, 16)
+	echo[0] = wire.ICMPv6EchoRequest
+	h.ep.inject(frame6(hostMAC, wire.MAC{2, 0, 0, 0, 0, 9}, src, hostLL, wire.ProtoICMPv6, 64, echo, 0))
+	eq(t, "first NS", len(h.only(wire.ICMPv6NeighborSolic)), 1)
+	h.clk.Advance(5 * time.Millisecond)
+	eq(t, "NS after 5 ms", len(h.only(wire.ICMPv6NeighborSolic)), 0)
+	h.clk.Advance(5 * time.Millisecond)
+	eq(t, "NS after 10 ms", len(h.only(wire.ICMPv6NeighborSolic)), 1)
+}

@@ -540,13 +540,21 @@ func (n *NIC) receiveRA(src netip.Addr, d wire.NDP, o *wire.NDPOptions) {
 	v := &n.v6
 	v.mu.Lock()
 	v.rsLeft = 0 // an answer: stop soliciting
+	// Linux's floors (ndisc_router_discovery): an RA cannot make NUD
+	// or solicitations run at sub-millisecond intervals.
+	clamped := false
 	if rt := d.ReachableTime(); rt != 0 {
-		v.reachable = rt
+		clamped = rt < minRAReachable
+		v.reachable = max(rt, minRAReachable)
 	}
 	if rt := d.RetransTimer(); rt != 0 {
-		v.retrans = rt
+		clamped = clamped || rt < minRARetrans
+		v.retrans = max(rt, minRARetrans)
 	}
 	v.mu.Unlock()
+	if clamped {
+		st.RATimersClamped.Add(1)
+	}
 	if h := d.CurHopLimit(); h != 0 {
 		v.raHopLimit.Store(int32(h))
 	}
@@ -566,6 +574,11 @@ func (n *NIC) receiveRA(src netip.Addr, d wire.NDP, o *wire.NDPOptions) {
 		n.applyPrefix(p)
 	}
 }
+
+const (
+	minRAReachable = 100 * time.Millisecond // Linux: HZ/10
+	minRARetrans   = 10 * time.Millisecond  // Linux: HZ/100
+)
 
 // updateRouter adds, refreshes or removes a default router.
 func (n *NIC) updateRouter(r netip.Addr, life time.Duration) {

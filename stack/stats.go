@@ -218,6 +218,7 @@ type Stats struct {
 		AddrExpired                Counter // SLAAC addresses removed at the end of their valid lifetime
 		RAMTU                      Counter // MTU options applied
 		RAMTUBad                   Counter // MTU options out of range (below 1280 or above the link's)
+		RATimersClamped            Counter // RA reachable time below 100 ms or retransmit timer below 10 ms: raised to that (as Linux)
 	}
 	Raw struct {
 		InCsumErrors Counter // IPV6_CHECKSUM did not verify: not delivered

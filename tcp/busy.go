@@ -170,12 +170,22 @@ func (e *Endpoint) unlock() { e.mu.Unlock() }
 //     when the rest is zero: the buffer it grew is kept (rcvCap, which
 //     only grows while auto-tuning), and as rcvCap >= 4 * rcvSpace (or
 //     the maximum), a smaller amount read later asks for no more than
-//     rcvCap either way (tuneRcvBuf).
+//     rcvCap either way (tuneRcvBuf);
+//   - the bytes read this RTT (copied) once SO_RCVBUF is set: only the
+//     auto-tuning reads them, and SO_RCVBUF ends it (userRcvBuf never
+//     goes back to 0), so such a connection counted forever and never
+//     went idle.
 func (e *Endpoint) busyIdle(b *epBusy) bool {
 	// What a connection between exchanges usually still has pending (an
 	// ACK owed, bytes read this RTT) fails before the whole compare.
-	if b.ackPending != 0 || b.dackAt != 0 || b.copied != 0 || b.txq.n != 0 {
+	if b.ackPending != 0 || b.dackAt != 0 || b.txq.n != 0 {
 		return false
+	}
+	if b.copied != 0 {
+		if e.userRcvBuf == 0 {
+			return false
+		}
+		b.copied = 0 // read only by the auto-tuning, which SO_RCVBUF stopped for good
 	}
 	if !b.rttTiming {
 		b.rttStart, b.rttSeq = 0, 0
