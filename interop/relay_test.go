@@ -140,7 +140,7 @@ func runSteps(t *testing.T, steps [][]string) {
 	}
 }
 
-var relayCountersRE = regexp.MustCompile(`relay: tcp relayed=(\d+) refused=(\d+) \(limit=(\d+) connect-failed=(\d+)\) bytes-out=(\d+) bytes-in=(\d+); udp flows=(\d+) expired=(\d+) datagrams-out=(\d+) datagrams-in=(\d+) dropped=(\d+) \(limit=(\d+) errors=(\d+)\)`)
+var relayCountersRE = regexp.MustCompile(`relay: tcp relayed=(\d+) refused=(\d+) \(limit=(\d+) connect-failed=(\d+) timed-out=(\d+)\) bytes-out=(\d+) bytes-in=(\d+); udp flows=(\d+) expired=(\d+) datagrams-out=(\d+) datagrams-in=(\d+) dropped=(\d+) \(limit=(\d+) errors=(\d+)\)`)
 
 // TestInteropRelay: `sockstack relay` between two namespaces the test
 // made. C holds the TUN's kernel side and routes 198.51.100.0/24 and
@@ -169,6 +169,12 @@ func TestInteropRelay(t *testing.T) {
 		{"ip", "-n", s, "link", "set", "lo", "up"},
 		{"ip", "-n", s, "addr", "add", "198.51.100.7/32", "dev", "lo"},
 		{"ip", "-n", s, "-6", "addr", "add", "2001:db8:77::7/128", "dev", "lo"},
+		// 198.51.100.99 is behind a veth pair in S where nobody answers
+		// ARP: a kernel connect there times out.
+		{"ip", "-n", s, "link", "add", "v0", "type", "veth", "peer", "name", "v1"},
+		{"ip", "-n", s, "link", "set", "v0", "up"},
+		{"ip", "-n", s, "link", "set", "v1", "up"},
+		{"ip", "-n", s, "route", "add", "198.51.100.99/32", "dev", "v0"},
 	})
 	dir := t.TempDir()
 	py := filepath.Join(dir, "relay.py")
@@ -202,7 +208,7 @@ func TestInteropRelay(t *testing.T) {
 	// The relay, in S, on the TUN in C.
 	const maxConns, maxFlows = 3, 2
 	bin := relayBin(t)
-	r := startRelay(t, bin, s, c, "--offload", "--max-conns", fmt.Sprint(maxConns), "--max-udp-flows", fmt.Sprint(maxFlows), "--connect-timeout", "5s")
+	r := startRelay(t, bin, s, c, "--offload", "--max-conns", fmt.Sprint(maxConns), "--max-udp-flows", fmt.Sprint(maxFlows), "--connect-timeout", "1s")
 
 	clientRun := func(args ...string) string {
 		t.Helper()
@@ -220,7 +226,9 @@ func TestInteropRelay(t *testing.T) {
 			url = "http://[" + h + "]:8080/4MiB.bin"
 		}
 		got := filepath.Join(dir, "got.bin")
+		start := time.Now()
 		clientRun("curl", "-sS", "--max-time", "60", "-o", got, url)
+		t.Logf("curl %s, 4 MiB through the relay: %.0f MB/s (with curl's start)", url, size/1e6/time.Since(start).Seconds())
 		if g := fileHash(t, got); g != sum {
 			t.Fatalf("curl %s through the relay: SHA-256 %s, want %s", url, g, sum)
 		}
@@ -239,6 +247,13 @@ func TestInteropRelay(t *testing.T) {
 		refused++
 		connectFailed++
 	}
+	// A destination that does not answer: the connect times out and the
+	// client's connection is reset.
+	if g := clientRun("python3", py, "reset", "198.51.100.99", "80"); g != "reset" && g != "refused" {
+		t.Fatalf("198.51.100.99 (no answer in S): the client saw %q, want a reset", g)
+	}
+	refused++
+	connectFailed++
 	// The flow beyond --max-udp-flows (a new client port) gets nothing.
 	if g := clientRun("python3", py, "udp", hosts[0], "9", "1", "1"); g != "timeout" {
 		t.Fatalf("UDP flow beyond --max-udp-flows: %s, want no answer", g)
@@ -284,11 +299,12 @@ func TestInteropRelay(t *testing.T) {
 		{"tcp refused", n(2), refused},
 		{"tcp refused at the limit", n(3), 1},
 		{"tcp connect failed", n(4), connectFailed},
-		{"udp flows", n(7), 2},
-		{"udp datagrams out", n(9), 40},
-		{"udp datagrams in", n(10), 40},
-		{"udp dropped", n(11), 1},
-		{"udp dropped at the limit", n(12), 1},
+		{"tcp connect timed out", n(5), 1},
+		{"udp flows", n(8), 2},
+		{"udp datagrams out", n(10), 40},
+		{"udp datagrams in", n(11), 40},
+		{"udp dropped", n(12), 1},
+		{"udp dropped at the limit", n(13), 1},
 	} {
 		if w.got != w.want {
 			t.Errorf("%s: %d, want %d", w.name, w.got, w.want)
@@ -297,10 +313,10 @@ func TestInteropRelay(t *testing.T) {
 	// Up: two 4 MiB uploads, the held bytes and curl's two requests;
 	// down: two 4 MiB downloads with their HTTP headers and the SHA-256
 	// answers.
-	if up := n(5); up < 2*size+maxConns+2*32 || up > 2*size+maxConns+2*512 {
+	if up := n(6); up < 2*size+maxConns+2*32 || up > 2*size+maxConns+2*512 {
 		t.Errorf("bytes to destinations %d, want 2*4 MiB + %d plus two HTTP requests", up, maxConns)
 	}
-	if down := n(6); down < 2*size+(2+maxConns)*64 || down > 2*size+4096 {
+	if down := n(7); down < 2*size+(2+maxConns)*64 || down > 2*size+4096 {
 		t.Errorf("bytes from destinations %d, want 2*4 MiB plus headers and answers", down)
 	}
 
@@ -324,8 +340,8 @@ func TestInteropRelay(t *testing.T) {
 	if b, err := os.ReadFile(pcap); err != nil || len(b) < 24+6*(16+28+100) || b[20] != 101 {
 		t.Errorf("--pcap: %d bytes, err %v", len(b), err)
 	}
-	if n(7) != 2 || n(8) < 1 || n(12) != tries-1 {
-		t.Errorf("after expiry: flows %d (want 2), expired %d (want at least 1), dropped at the limit %d (want %d)", n(7), n(8), n(12), tries-1)
+	if n(8) != 2 || n(9) < 1 || n(13) != tries-1 {
+		t.Errorf("after expiry: flows %d (want 2), expired %d (want at least 1), dropped at the limit %d (want %d)", n(8), n(9), n(13), tries-1)
 	}
 }
 

@@ -95,6 +95,7 @@ type relayStats struct {
 	refused     atomic.Uint64 // TCP connections reset: limit, failed connect, own address
 	overLimit   atomic.Uint64 // of refused: beyond --max-conns
 	dialFailed  atomic.Uint64 // of refused: the kernel connect failed
+	dialTimeout atomic.Uint64 // of dialFailed: it took longer than --connect-timeout
 	bytesOut    atomic.Uint64 // TCP bytes client -> destination
 	bytesIn     atomic.Uint64 // TCP bytes destination -> client
 	flows       atomic.Uint64 // UDP flows opened
@@ -107,13 +108,14 @@ type relayStats struct {
 }
 
 func (s *relayStats) String() string {
-	return fmt.Sprintf("tcp relayed=%d refused=%d (limit=%d connect-failed=%d) bytes-out=%d bytes-in=%d; udp flows=%d expired=%d datagrams-out=%d datagrams-in=%d dropped=%d (limit=%d errors=%d)",
-		s.relayed.Load(), s.refused.Load(), s.overLimit.Load(), s.dialFailed.Load(), s.bytesOut.Load(), s.bytesIn.Load(),
+	return fmt.Sprintf("tcp relayed=%d refused=%d (limit=%d connect-failed=%d timed-out=%d) bytes-out=%d bytes-in=%d; udp flows=%d expired=%d datagrams-out=%d datagrams-in=%d dropped=%d (limit=%d errors=%d)",
+		s.relayed.Load(), s.refused.Load(), s.overLimit.Load(), s.dialFailed.Load(), s.dialTimeout.Load(), s.bytesOut.Load(), s.bytesIn.Load(),
 		s.flows.Load(), s.expired.Load(), s.dgramOut.Load(), s.dgramIn.Load(), s.drops.Load(), s.flowLimit.Load(), s.udpSendErrs.Load())
 }
 
 // relay is one running relay.
 type relay struct {
+	ctx   context.Context // ends on stop: connects under way give up
 	o     relayOpts
 	n     *socket.Net
 	own   []netip.Addr // the stack's own addresses: never relayed
@@ -141,7 +143,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	}
 	defer e.Close()
 	addrs, _ := parseAddrs(f.addr) // checked before
-	r := &relay{o: o, n: e.net, conns: map[net.Conn]struct{}{}, flows: map[flowKey]*udpFlow{}}
+	r := &relay{ctx: ctx, o: o, n: e.net, conns: map[net.Conn]struct{}{}, flows: map[flowKey]*udpFlow{}}
 	for _, p := range addrs {
 		r.own = append(r.own, p.Addr())
 	}
@@ -297,11 +299,14 @@ func (r *relay) relayTCP(c net.Conn) {
 	}
 	to := netip.AddrPortFrom(dst.AddrPort().Addr().Unmap(), dst.AddrPort().Port())
 	d := net.Dialer{Timeout: r.o.dialTimeout}
-	k, err := d.Dial("tcp", to.String())
+	k, err := d.DialContext(r.ctx, "tcp", to.String())
 	if err != nil {
 		r.forget(c)
 		r.stats.refused.Add(1)
 		r.stats.dialFailed.Add(1)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			r.stats.dialTimeout.Add(1)
+		}
 		reset(c)
 		return
 	}
