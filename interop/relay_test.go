@@ -26,7 +26,7 @@ import (
 // them as shaclient does; "udp" sends datagrams one at a time and
 // checks each echo.
 const relayPy = `
-import hashlib, os, select, socket, sys, threading
+import hashlib, os, select, socket, struct, sys, threading
 mode = sys.argv[1]
 def fam(h): return socket.AF_INET6 if ':' in h else socket.AF_INET
 if mode == 'sha':
@@ -49,6 +49,14 @@ if mode == 'sha':
         for s in r:
             c, _ = s.accept()
             threading.Thread(target=serve, args=(c,), daemon=True).start()
+elif mode == 'rst':
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('::', int(sys.argv[2]))); s.listen(64)
+    while True:
+        c, _ = s.accept()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        c.close()
 elif mode == 'udpecho':
     ss = []
     for f, a in ((socket.AF_INET, '0.0.0.0'), (socket.AF_INET6, '::')):
@@ -189,6 +197,7 @@ func TestInteropRelay(t *testing.T) {
 	for _, srv := range [][]string{
 		{"python3", py, "sha", "7"},
 		{"python3", py, "udpecho", "9"},
+		{"python3", py, "rst", "6"},
 		{"python3", "-m", "http.server", "--bind", "::", "--directory", dir, "8080"},
 	} {
 		p := inNS(s, srv...)
@@ -202,7 +211,7 @@ func TestInteropRelay(t *testing.T) {
 		out, _ := inNS(s, "ss", "-Hltun").Output()
 		o := string(out)
 		return strings.Contains(o, "0.0.0.0:7 ") && strings.Contains(o, "[::]:7 ") && strings.Contains(o, "0.0.0.0:9 ") &&
-			strings.Contains(o, "[::]:9 ") && strings.Contains(o, ":8080 ")
+			strings.Contains(o, "[::]:9 ") && strings.Contains(o, ":8080 ") && strings.Contains(o, ":6 ")
 	})
 
 	// The relay, in S, on the TUN in C.
@@ -240,10 +249,14 @@ func TestInteropRelay(t *testing.T) {
 		if g := clientRun("python3", py, "reset", h, "5"); g != "reset" && g != "refused" {
 			t.Fatalf("%s port 5 (no server in S): the client saw %q, want a reset", h, g)
 		}
+		// A server that resets: so does the relay, to the client.
+		if g := clientRun("python3", py, "reset", h, "6"); g != "reset" {
+			t.Fatalf("%s port 6 (a server that resets): the client saw %q, want a reset", h, g)
+		}
 		if g := clientRun("python3", py, "udp", h, "9", "20"); g != "ok 20" {
 			t.Fatalf("%s: UDP echo through the relay: %s", h, g)
 		}
-		relayed += 2
+		relayed += 3
 		refused++
 		connectFailed++
 	}

@@ -326,9 +326,10 @@ func (r *relay) relayTCP(c net.Conn) {
 		m, err := io.Copy(dst, src)
 		n.Add(uint64(m))
 		if err != nil {
-			// A reset or a failed write: nothing more can pass either way.
-			dst.Close()
-			src.Close()
+			// A reset or a failed write: nothing more can pass either
+			// way, and the other side learns it as a reset too.
+			reset(dst)
+			reset(src)
 		} else if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
