@@ -148,7 +148,7 @@ func runSteps(t *testing.T, steps [][]string) {
 	}
 }
 
-var relayCountersRE = regexp.MustCompile(`relay: tcp relayed=(\d+) refused=(\d+) \(limit=(\d+) connect-failed=(\d+) timed-out=(\d+)\) bytes-out=(\d+) bytes-in=(\d+); udp flows=(\d+) expired=(\d+) datagrams-out=(\d+) datagrams-in=(\d+) dropped=(\d+) \(limit=(\d+) errors=(\d+)\)`)
+var relayCountersRE = regexp.MustCompile(`relay: tcp relayed=(\d+) refused=(\d+) \(limit=(\d+) connect-failed=(\d+) timed-out=(\d+)\) bytes-out=(\d+) bytes-in=(\d+); udp flows=(\d+) expired=(\d+) datagrams-out=(\d+) datagrams-in=(\d+) dropped=(\d+) \(limit=(\d+) errors=(\d+)\) flow-sockets=(\d+) via-flow-socket=(\d+)`)
 
 // TestInteropRelay: `sockstack relay` between two namespaces the test
 // made. C holds the TUN's kernel side and routes 198.51.100.0/24 and
@@ -318,6 +318,10 @@ func TestInteropRelay(t *testing.T) {
 		{"udp datagrams in", n(11), 40},
 		{"udp dropped", n(12), 1},
 		{"udp dropped at the limit", n(13), 1},
+		// Each flow's first datagram comes through the socket on the
+		// rule's port, the rest through the flow's own socket.
+		{"udp flows with their own socket", n(15), 2},
+		{"udp datagrams through flow sockets", n(16), 38},
 	} {
 		if w.got != w.want {
 			t.Errorf("%s: %d, want %d", w.name, w.got, w.want)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -105,12 +106,14 @@ type relayStats struct {
 	drops       atomic.Uint64 // UDP datagrams dropped
 	flowLimit   atomic.Uint64 // of drops: beyond --max-udp-flows
 	udpSendErrs atomic.Uint64 // of drops: a send failed (either side) or the flow's socket could not be opened
+	flowSocks   atomic.Uint64 // flows with their own connected transparent socket in the stack
+	flowSockOut atomic.Uint64 // of dgramOut: arrived on a flow's own socket
 }
 
 func (s *relayStats) String() string {
-	return fmt.Sprintf("tcp relayed=%d refused=%d (limit=%d connect-failed=%d timed-out=%d) bytes-out=%d bytes-in=%d; udp flows=%d expired=%d datagrams-out=%d datagrams-in=%d dropped=%d (limit=%d errors=%d)",
+	return fmt.Sprintf("tcp relayed=%d refused=%d (limit=%d connect-failed=%d timed-out=%d) bytes-out=%d bytes-in=%d; udp flows=%d expired=%d datagrams-out=%d datagrams-in=%d dropped=%d (limit=%d errors=%d) flow-sockets=%d via-flow-socket=%d",
 		s.relayed.Load(), s.refused.Load(), s.overLimit.Load(), s.dialFailed.Load(), s.dialTimeout.Load(), s.bytesOut.Load(), s.bytesIn.Load(),
-		s.flows.Load(), s.expired.Load(), s.dgramOut.Load(), s.dgramIn.Load(), s.drops.Load(), s.flowLimit.Load(), s.udpSendErrs.Load())
+		s.flows.Load(), s.expired.Load(), s.dgramOut.Load(), s.dgramIn.Load(), s.drops.Load(), s.flowLimit.Load(), s.udpSendErrs.Load(), s.flowSocks.Load(), s.flowSockOut.Load())
 }
 
 // relay is one running relay.
@@ -133,7 +136,16 @@ type flowKey struct{ client, orig netip.AddrPort }
 
 type udpFlow struct {
 	k    *net.UDPConn
-	last atomic.Int64 // unix nanoseconds of the flow's last datagram either way
+	s    *socket.Socket // the stack's side: bound to the original destination, connected to the client; nil if it could not be made
+	last atomic.Int64   // unix nanoseconds of the flow's last datagram either way
+}
+
+// close ends both sides of the flow.
+func (fl *udpFlow) close() {
+	fl.k.Close()
+	if fl.s != nil {
+		fl.s.Close()
+	}
 }
 
 func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error {
@@ -204,7 +216,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 		c.Close()
 	}
 	for _, fl := range r.flows {
-		fl.k.Close()
+		fl.close()
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
@@ -397,13 +409,67 @@ func (r *relay) flow(key flowKey) *udpFlow {
 		r.stats.udpSendErrs.Add(1)
 		return nil
 	}
-	fl := &udpFlow{k: k}
+	fl := &udpFlow{k: k, s: r.flowSocket(key)}
 	fl.last.Store(time.Now().UnixNano())
 	r.flows[key] = fl
 	r.stats.flows.Add(1)
 	r.wg.Add(1)
 	go r.udpBack(key, fl)
+	if fl.s != nil {
+		r.stats.flowSocks.Add(1)
+		r.wg.Add(1)
+		go r.udpOut(fl)
+	}
 	return fl
+}
+
+// flowSocket opens the stack's socket of a flow, as a TPROXY UDP proxy
+// does: transparent, bound to the original destination and connected to
+// the client, so that the client's next datagrams arrive on it (a
+// connected transparent socket takes them before the one on relayPort)
+// and answers leave from the original destination without a socket per
+// datagram. nil when it cannot be made: the flow then answers with
+// netconn.WriteFromTo.
+func (r *relay) flowSocket(key flowKey) *socket.Socket {
+	fam := socket.AF_INET
+	if key.orig.Addr().Is6() {
+		fam = socket.AF_INET6
+	}
+	s, err := r.n.Socket(fam, socket.SOCK_DGRAM, 0)
+	if err != nil {
+		return nil
+	}
+	if s.SetSockOptInt(socket.SOL_IP, socket.IP_TRANSPARENT, 1) != nil ||
+		s.SetSockOptInt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1) != nil ||
+		s.Bind(socket.InetAddr(key.orig)) != nil || s.Connect(socket.InetAddr(key.client)) != nil {
+		s.Close()
+		return nil
+	}
+	return s
+}
+
+// udpOut passes the client's datagrams that arrive on the flow's own
+// socket to the kernel, until the flow ends.
+func (r *relay) udpOut(fl *udpFlow) {
+	defer r.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, err := fl.s.Recv(buf, 0)
+		if err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				continue // from an ICMP error: UDP goes on
+			}
+			return // closed (EBADF) when the flow ends
+		}
+		fl.last.Store(time.Now().UnixNano())
+		if _, err := fl.k.Write(buf[:n]); err != nil {
+			r.stats.drops.Add(1)
+			r.stats.udpSendErrs.Add(1)
+			continue
+		}
+		r.stats.dgramOut.Add(1)
+		r.stats.flowSockOut.Add(1)
+	}
 }
 
 // udpBack sends a flow's answers to its client from the original
@@ -416,7 +482,7 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 			delete(r.flows, key)
 		}
 		r.mu.Unlock()
-		fl.k.Close()
+		fl.close()
 	}()
 	buf := make([]byte, 65536)
 	for {
@@ -438,7 +504,12 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 			return
 		}
 		fl.last.Store(time.Now().UnixNano())
-		if _, err := netconn.WriteFromTo(r.n, buf[:n], key.orig, key.client); err != nil {
+		if fl.s != nil {
+			_, err = fl.s.Send(buf[:n], socket.MSG_NOSIGNAL)
+		} else {
+			_, err = netconn.WriteFromTo(r.n, buf[:n], key.orig, key.client)
+		}
+		if err != nil {
 			r.stats.drops.Add(1)
 			r.stats.udpSendErrs.Add(1)
 			continue
