@@ -55,6 +55,7 @@ elif mode == 'rst':
     s.bind(('::', int(sys.argv[2]))); s.listen(64)
     while True:
         c, _ = s.accept()
+        c.recv(1)  # so the relay's connect has surely completed
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
         c.close()
 elif mode == 'udpecho':
@@ -83,6 +84,7 @@ elif mode == 'shaclient':
 elif mode == 'reset':
     try:
         c = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=30)
+        if len(sys.argv) > 4: c.sendall(sys.argv[4].encode())
         b = c.recv(1)
         print('eof' if not b else 'data')
     except ConnectionResetError:
@@ -250,7 +252,7 @@ func TestInteropRelay(t *testing.T) {
 			t.Fatalf("%s port 5 (no server in S): the client saw %q, want a reset", h, g)
 		}
 		// A server that resets: so does the relay, to the client.
-		if g := clientRun("python3", py, "reset", h, "6"); g != "reset" {
+		if g := clientRun("python3", py, "reset", h, "6", "x"); g != "reset" {
 			t.Fatalf("%s port 6 (a server that resets): the client saw %q, want a reset", h, g)
 		}
 		if g := clientRun("python3", py, "udp", h, "9", "20"); g != "ok 20" {
@@ -327,11 +329,12 @@ func TestInteropRelay(t *testing.T) {
 			t.Errorf("%s: %d, want %d", w.name, w.got, w.want)
 		}
 	}
-	// Up: two 4 MiB uploads, the held bytes and curl's two requests;
+	// Up: two 4 MiB uploads, the held bytes, the bytes to the resetting
+	// server and curl's two requests;
 	// down: two 4 MiB downloads with their HTTP headers and the SHA-256
 	// answers.
-	if up := n(6); up < 2*size+maxConns+2*32 || up > 2*size+maxConns+2*512 {
-		t.Errorf("bytes to destinations %d, want 2*4 MiB + %d plus two HTTP requests", up, maxConns)
+	if up := n(6); up < 2*size+maxConns+2+2*32 || up > 2*size+maxConns+2+2*512 {
+		t.Errorf("bytes to destinations %d, want 2*4 MiB + %d plus two HTTP requests", up, maxConns+2)
 	}
 	if down := n(7); down < 2*size+(2+maxConns)*64 || down > 2*size+4096 {
 		t.Errorf("bytes from destinations %d, want 2*4 MiB plus headers and answers", down)
@@ -349,7 +352,7 @@ func TestInteropRelay(t *testing.T) {
 	tries := 0
 	waitFor(t, "a new UDP flow gets through once the first expired", func() bool {
 		tries++
-		return clientRun("python3", py, "udp", hosts[0], "9", "1", "0.5") == "ok 1"
+		return clientRun("python3", py, "udp", hosts[0], "9", "1", "2") == "ok 1"
 	})
 	m = r.stop(t)
 	// The capture is raw IP (LINKTYPE_RAW, 101) with at least the
