@@ -126,6 +126,11 @@ func openTunTap(name string, opts TAPOptions) (*TAP, error) {
 				if offFlags, err = setOffload(fd); err != nil {
 					return fmt.Errorf("link: %s %q: TUNSETOFFLOAD: %w", what, name, err)
 				}
+			} else {
+				// The offloads an earlier opener set outlive it on a
+				// persistent device: without virtio-net headers the
+				// kernel would send checksums unfinished.
+				_ = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0)
 			}
 		}
 		// MTU ioctls go through a socket of the device's namespace.

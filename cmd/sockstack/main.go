@@ -76,6 +76,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(demoCmd())
+	root.AddCommand(relayCmd()) // relay.go
 	for _, c := range extraCommands {
 		root.AddCommand(c())
 	}

@@ -1,0 +1,519 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sockstack/sockstack/netconn"
+	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/stack"
+)
+
+// relayPort is the port of the stack's transparent sockets that the
+// divert rules name; nothing else listens on the relay's stack.
+const relayPort = 1
+
+// relayOpts are relay's own flags.
+type relayOpts struct {
+	maxConns, maxFlows int
+	udpTimeout         time.Duration
+	dialTimeout        time.Duration
+}
+
+func relayCmd() *cobra.Command {
+	var f hostFlags
+	var o relayOpts
+	c := &cobra.Command{
+		Use:     "relay --tun NAME [--netns NS] --addr CIDR[,CIDR...] [--mtu N] [--offload] [--pcap FILE] [--max-conns N] [--max-udp-flows N] [--udp-timeout D] [--connect-timeout D]",
+		Example: "  ip netns exec S sockstack relay --netns C --tun tun0 --addr 10.99.0.2/24,fd00:99::2/64",
+		Short:   "Relay all TCP and UDP arriving on a TUN to its original destinations through the host kernel (tun2socks)",
+		Long: `Runs a sockstack host on a layer 3 TUN device and diverts every TCP
+connection and UDP datagram arriving on it, whatever its destination
+(transparent proxying, docs/transparent.md), to transparent sockets. Each
+connection is relayed to its original destination through a socket of the
+host kernel of this process (so through this process's network namespace),
+with half-close both ways; a destination that cannot be reached gets the
+client's connection reset. UDP gets one kernel socket per client and
+original destination, answers go back from the original destination, and a
+flow ends after --udp-timeout without traffic. Beyond --max-conns relays
+connections are reset, beyond --max-udp-flows flows datagrams are dropped;
+both are counted. Runs until SIGINT or SIGTERM, then prints its counters.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.tun == "" {
+				return usageErr(cmd, "relay needs --tun NAME (a TUN device: ip tuntap add dev NAME mode tun)")
+			}
+			if f.addr == "" {
+				return usageErr(cmd, "relay needs --addr CIDR (the stack's own addresses on the TUN)")
+			}
+			if _, err := parseAddrs(f.addr); err != nil {
+				return usageErr(cmd, "--addr: %v", err)
+			}
+			switch {
+			case o.maxConns < 1:
+				return usageErr(cmd, "--max-conns %d: want at least 1", o.maxConns)
+			case o.maxFlows < 1:
+				return usageErr(cmd, "--max-udp-flows %d: want at least 1", o.maxFlows)
+			case o.udpTimeout <= 0:
+				return usageErr(cmd, "--udp-timeout %v: want a positive duration, like 60s", o.udpTimeout)
+			case o.dialTimeout <= 0:
+				return usageErr(cmd, "--connect-timeout %v: want a positive duration, like 10s", o.dialTimeout)
+			}
+			f.tap, f.l3, f.queues = f.tun, true, 1
+			ctx, stop := cmdContext(cmd)
+			defer stop()
+			return runRelay(ctx, cmd.OutOrStdout(), &f, o)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.tun, "tun", "", "the layer 3 TUN device to run on (it must exist)")
+	fl.StringVar(&f.netns, "netns", "", "network namespace (under /run/netns) that holds the TUN; the relay's kernel sockets stay in this process's namespace")
+	fl.StringVar(&f.addr, "addr", "", "the stack's own addresses on the TUN, as CIDRs, comma-separated (e.g. 10.99.0.2/24,fd00:99::2/64)")
+	fl.IntVar(&f.mtu, "mtu", 0, "set the TUN's MTU (0: keep the device's)")
+	fl.BoolVar(&f.offload, "offload", false, "exchange 64 KB super-segments with partial checksums with the kernel (IFF_VNET_HDR, TUNSETOFFLOAD)")
+	fl.StringVar(&f.pcap, "pcap", "", "write every packet on the TUN to a pcap file (raw IP)")
+	fl.IntVar(&o.maxConns, "max-conns", 1024, "most TCP connections relayed at once; more are reset and counted")
+	fl.IntVar(&o.maxFlows, "max-udp-flows", 1024, "most UDP flows (client, original destination) at once; datagrams of more are dropped and counted")
+	fl.DurationVar(&o.udpTimeout, "udp-timeout", 60*time.Second, "a UDP flow without traffic either way for this long ends")
+	fl.DurationVar(&o.dialTimeout, "connect-timeout", 10*time.Second, "how long a kernel connect to an original destination may take")
+	return c
+}
+
+// relayStats are relay's counters, printed when it stops.
+type relayStats struct {
+	relayed     atomic.Uint64 // TCP connections relayed (kernel connect succeeded)
+	refused     atomic.Uint64 // TCP connections reset: limit, failed connect, own address
+	overLimit   atomic.Uint64 // of refused: beyond --max-conns
+	dialFailed  atomic.Uint64 // of refused: the kernel connect failed
+	dialTimeout atomic.Uint64 // of dialFailed: it took longer than --connect-timeout
+	bytesOut    atomic.Uint64 // TCP bytes client -> destination
+	bytesIn     atomic.Uint64 // TCP bytes destination -> client
+	flows       atomic.Uint64 // UDP flows opened
+	expired     atomic.Uint64 // UDP flows ended by --udp-timeout
+	dgramOut    atomic.Uint64 // UDP datagrams client -> destination
+	dgramIn     atomic.Uint64 // UDP datagrams destination -> client
+	drops       atomic.Uint64 // UDP datagrams dropped
+	flowLimit   atomic.Uint64 // of drops: beyond --max-udp-flows
+	udpSendErrs atomic.Uint64 // of drops: a send failed (either side) or the flow's socket could not be opened
+	flowSocks   atomic.Uint64 // flows with their own connected transparent socket in the stack
+	flowSockOut atomic.Uint64 // of dgramOut: arrived on a flow's own socket
+}
+
+func (s *relayStats) String() string {
+	return fmt.Sprintf("tcp relayed=%d refused=%d (limit=%d connect-failed=%d timed-out=%d) bytes-out=%d bytes-in=%d; udp flows=%d expired=%d datagrams-out=%d datagrams-in=%d dropped=%d (limit=%d errors=%d) flow-sockets=%d via-flow-socket=%d",
+		s.relayed.Load(), s.refused.Load(), s.overLimit.Load(), s.dialFailed.Load(), s.dialTimeout.Load(), s.bytesOut.Load(), s.bytesIn.Load(),
+		s.flows.Load(), s.expired.Load(), s.dgramOut.Load(), s.dgramIn.Load(), s.drops.Load(), s.flowLimit.Load(), s.udpSendErrs.Load(), s.flowSocks.Load(), s.flowSockOut.Load())
+}
+
+// relay is one running relay.
+type relay struct {
+	ctx   context.Context // ends on stop: connects under way give up
+	o     relayOpts
+	n     *socket.Net
+	own   []netip.Addr // the stack's own addresses: never relayed
+	stats relayStats
+	wg    sync.WaitGroup
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{} // both ends of every live TCP relay
+	active int                   // live TCP relays
+	flows  map[flowKey]*udpFlow
+	closed bool
+}
+
+type flowKey struct{ client, orig netip.AddrPort }
+
+type udpFlow struct {
+	k    *net.UDPConn
+	s    *socket.Socket // the stack's side: bound to the original destination, connected to the client; nil if it could not be made
+	last atomic.Int64   // unix nanoseconds of the flow's last datagram either way
+}
+
+// close ends both sides of the flow.
+func (fl *udpFlow) close() {
+	fl.k.Close()
+	if fl.s != nil {
+		fl.s.Close()
+	}
+}
+
+func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error {
+	e, err := f.openTAP(w)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	addrs, _ := parseAddrs(f.addr) // checked before
+	r := &relay{ctx: ctx, o: o, n: e.net, conns: map[net.Conn]struct{}{}, flows: map[flowKey]*udpFlow{}}
+	for _, p := range addrs {
+		r.own = append(r.own, p.Addr())
+	}
+	for _, dst := range []string{"0.0.0.0/0", "::/0"} {
+		if err := e.st.AddTransparentRule(stack.TransparentRule{Proto: stack.TransparentTCP | stack.TransparentUDP,
+			Dst: netip.MustParsePrefix(dst), NIC: e.nic, ToPort: relayPort}); err != nil {
+			return fmt.Errorf("divert rule for %s: %v", dst, err)
+		}
+	}
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	nets := []string{"4"}
+	if f.v6 {
+		nets = append(nets, "6")
+	}
+	for _, v := range nets {
+		host := "0.0.0.0"
+		if v == "6" {
+			host = "::"
+		}
+		addr := net.JoinHostPort(host, fmt.Sprint(relayPort))
+		l, err := netconn.ListenTransparent(e.net, "tcp"+v, addr)
+		if err != nil {
+			return fmt.Errorf("transparent listener tcp%s: %v", v, err)
+		}
+		closers = append(closers, l)
+		u, err := netconn.ListenTransparentUDP(e.net, "udp"+v, addr)
+		if err != nil {
+			return fmt.Errorf("transparent socket udp%s: %v", v, err)
+		}
+		closers = append(closers, u)
+		r.wg.Add(2)
+		go r.acceptLoop(l)
+		go r.udpLoop(u)
+	}
+	fmt.Fprintf(w, "sockstack relay: %s; all TCP and UDP arriving on it goes to its destination through this process's kernel sockets\n", e.where)
+	if !f.v6 {
+		fmt.Fprintln(w, "  IPv6 off (no IPv6 --addr): only IPv4 is relayed")
+	}
+	if f.pcap != "" {
+		fmt.Fprintf(w, "  capturing to %s\n", f.pcap)
+	}
+	fmt.Fprintln(w, "  running; SIGINT or SIGTERM stops it")
+
+	<-ctx.Done()
+	fmt.Fprintln(w, "sockstack relay: shutting down")
+	for _, c := range closers {
+		c.Close()
+	}
+	closers = nil
+	r.mu.Lock()
+	r.closed = true
+	for c := range r.conns {
+		c.Close()
+	}
+	for _, fl := range r.flows {
+		fl.close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	for _, s := range e.net.Sockets() {
+		s.Close()
+	}
+	if left := drainTCP(e.st, exitGrace/2); left > 0 {
+		fmt.Fprintf(w, "  %d connection(s) still closing; resetting them\n", left)
+	}
+	fmt.Fprintf(w, "  relay: %s\n", &r.stats)
+	printSummary(w, e.st)
+	return e.Close()
+}
+
+func (r *relay) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+func (r *relay) isOwn(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, o := range r.own {
+		if o == a {
+			return true
+		}
+	}
+	return false
+}
+
+// reset closes c with a reset (SO_LINGER 0), the answer to a connection
+// that cannot be relayed.
+func reset(c net.Conn) {
+	if l, ok := c.(interface{ SetLinger(int) error }); ok {
+		l.SetLinger(0)
+	}
+	c.Close()
+}
+
+func (r *relay) acceptLoop(l net.Listener) {
+	defer r.wg.Done()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || r.isClosed() {
+				return
+			}
+			continue // a connection that failed while queued: take the next one
+		}
+		r.mu.Lock()
+		if r.closed || r.active >= r.o.maxConns {
+			over := !r.closed
+			r.mu.Unlock()
+			if over {
+				r.stats.overLimit.Add(1)
+			}
+			r.stats.refused.Add(1)
+			reset(c)
+			continue
+		}
+		r.active++
+		r.conns[c] = struct{}{}
+		r.mu.Unlock()
+		r.wg.Add(1)
+		go r.relayTCP(c)
+	}
+}
+
+func (r *relay) forget(cs ...net.Conn) {
+	r.mu.Lock()
+	for _, c := range cs {
+		delete(r.conns, c)
+	}
+	r.mu.Unlock()
+}
+
+// relayTCP connects to c's original destination (its local address) from
+// the kernel and copies both ways, passing each side's end on as a FIN.
+func (r *relay) relayTCP(c net.Conn) {
+	defer r.wg.Done()
+	defer func() {
+		r.mu.Lock()
+		r.active--
+		r.mu.Unlock()
+	}()
+	dst, ok := c.LocalAddr().(*net.TCPAddr)
+	if !ok || r.isOwn(dst.AddrPort().Addr()) {
+		r.forget(c)
+		r.stats.refused.Add(1)
+		reset(c)
+		return
+	}
+	to := netip.AddrPortFrom(dst.AddrPort().Addr().Unmap(), dst.AddrPort().Port())
+	d := net.Dialer{Timeout: r.o.dialTimeout}
+	k, err := d.DialContext(r.ctx, "tcp", to.String())
+	if err != nil {
+		r.forget(c)
+		r.stats.refused.Add(1)
+		r.stats.dialFailed.Add(1)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			r.stats.dialTimeout.Add(1)
+		}
+		reset(c)
+		return
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		k.Close()
+		r.forget(c)
+		reset(c)
+		return
+	}
+	r.conns[k] = struct{}{}
+	r.mu.Unlock()
+	r.stats.relayed.Add(1)
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn, n *atomic.Uint64) {
+		m, err := io.Copy(dst, src)
+		n.Add(uint64(m))
+		if err != nil {
+			// A reset or a failed write: nothing more can pass either
+			// way, and the other side learns it as a reset too.
+			reset(dst)
+			reset(src)
+		} else if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		done <- struct{}{}
+	}
+	go pipe(k, c, &r.stats.bytesOut)
+	pipe(c, k, &r.stats.bytesIn)
+	<-done
+	c.Close()
+	k.Close()
+	r.forget(c, k)
+}
+
+// udpLoop reads the diverted datagrams of one family and hands each to
+// its flow's kernel socket.
+func (r *relay) udpLoop(u *netconn.UDPConn) {
+	defer r.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, src, orig, err := u.ReadMsgOrigDst(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || r.isClosed() {
+				return
+			}
+			continue
+		}
+		if !orig.IsValid() || !src.IsValid() || r.isOwn(orig.Addr()) {
+			r.stats.drops.Add(1)
+			continue
+		}
+		orig = netip.AddrPortFrom(orig.Addr().Unmap(), orig.Port())
+		fl := r.flow(flowKey{src, orig})
+		if fl == nil {
+			continue
+		}
+		fl.last.Store(time.Now().UnixNano())
+		if _, err := fl.k.Write(buf[:n]); err != nil {
+			r.stats.drops.Add(1)
+			r.stats.udpSendErrs.Add(1)
+			continue
+		}
+		r.stats.dgramOut.Add(1)
+	}
+}
+
+// flow finds or opens the flow of key; nil (counted) when it cannot.
+func (r *relay) flow(key flowKey) *udpFlow {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if fl, ok := r.flows[key]; ok {
+		return fl
+	}
+	if r.closed {
+		return nil
+	}
+	if len(r.flows) >= r.o.maxFlows {
+		r.stats.drops.Add(1)
+		r.stats.flowLimit.Add(1)
+		return nil
+	}
+	// Connected, so only the original destination's answers come back.
+	k, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(key.orig))
+	if err != nil {
+		r.stats.drops.Add(1)
+		r.stats.udpSendErrs.Add(1)
+		return nil
+	}
+	fl := &udpFlow{k: k, s: r.flowSocket(key)}
+	fl.last.Store(time.Now().UnixNano())
+	r.flows[key] = fl
+	r.stats.flows.Add(1)
+	r.wg.Add(1)
+	go r.udpBack(key, fl)
+	if fl.s != nil {
+		r.stats.flowSocks.Add(1)
+		r.wg.Add(1)
+		go r.udpOut(fl)
+	}
+	return fl
+}
+
+// flowSocket opens the stack's socket of a flow, as a TPROXY UDP proxy
+// does: transparent, bound to the original destination and connected to
+// the client, so that the client's next datagrams arrive on it (a
+// connected transparent socket takes them before the one on relayPort)
+// and answers leave from the original destination without a socket per
+// datagram. nil when it cannot be made: the flow then answers with
+// netconn.WriteFromTo.
+func (r *relay) flowSocket(key flowKey) *socket.Socket {
+	fam := socket.AF_INET
+	if key.orig.Addr().Is6() {
+		fam = socket.AF_INET6
+	}
+	s, err := r.n.Socket(fam, socket.SOCK_DGRAM, 0)
+	if err != nil {
+		return nil
+	}
+	if s.SetSockOptInt(socket.SOL_IP, socket.IP_TRANSPARENT, 1) != nil ||
+		s.SetSockOptInt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1) != nil ||
+		s.Bind(socket.InetAddr(key.orig)) != nil || s.Connect(socket.InetAddr(key.client)) != nil {
+		s.Close()
+		return nil
+	}
+	return s
+}
+
+// udpOut passes the client's datagrams that arrive on the flow's own
+// socket to the kernel, until the flow ends.
+func (r *relay) udpOut(fl *udpFlow) {
+	defer r.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, err := fl.s.Recv(buf, 0)
+		if err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				continue // from an ICMP error: UDP goes on
+			}
+			return // closed (EBADF) when the flow ends
+		}
+		fl.last.Store(time.Now().UnixNano())
+		if _, err := fl.k.Write(buf[:n]); err != nil {
+			r.stats.drops.Add(1)
+			r.stats.udpSendErrs.Add(1)
+			continue
+		}
+		r.stats.dgramOut.Add(1)
+		r.stats.flowSockOut.Add(1)
+	}
+}
+
+// udpBack sends a flow's answers to its client from the original
+// destination until the flow has been idle for --udp-timeout.
+func (r *relay) udpBack(key flowKey, fl *udpFlow) {
+	defer r.wg.Done()
+	defer func() {
+		r.mu.Lock()
+		if r.flows[key] == fl {
+			delete(r.flows, key)
+		}
+		r.mu.Unlock()
+		fl.close()
+	}()
+	buf := make([]byte, 65536)
+	for {
+		fl.k.SetReadDeadline(time.Unix(0, fl.last.Load()).Add(r.o.udpTimeout))
+		n, err := fl.k.Read(buf)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if time.Since(time.Unix(0, fl.last.Load())) >= r.o.udpTimeout {
+					r.stats.expired.Add(1)
+					return
+				}
+				continue // traffic out since: a later deadline
+			}
+			var ne *net.OpError
+			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
+				// An ICMP error (ECONNREFUSED) for an earlier datagram: UDP goes on.
+				continue
+			}
+			return
+		}
+		fl.last.Store(time.Now().UnixNano())
+		if fl.s != nil {
+			_, err = fl.s.Send(buf[:n], socket.MSG_NOSIGNAL)
+		} else {
+			_, err = netconn.WriteFromTo(r.n, buf[:n], key.orig, key.client)
+		}
+		if err != nil {
+			r.stats.drops.Add(1)
+			r.stats.udpSendErrs.Add(1)
+			continue
+		}
+		r.stats.dgramIn.Add(1)
+	}
+}
