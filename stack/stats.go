@@ -25,10 +25,10 @@ type Stats struct {
 		// segments the link took and whose rest its full queue refused:
 		// what left counts as sent, the rest as lost on the wire.
 		OutGSOTailDrops Counter
-		InGSOFrames  Counter // super-segments received whole from a link that carries them
-		InGROFrames  Counter // coalesced packets delivered (each from two or more segments)
-		InGROSegs    Counter // segments that went into them
-		InBadOffload Counter // frames whose offload state did not match their bytes: dropped
+		InGSOFrames     Counter // super-segments received whole from a link that carries them
+		InGROFrames     Counter // coalesced packets delivered (each from two or more segments)
+		InGROSegs       Counter // segments that went into them
+		InBadOffload    Counter // frames whose offload state did not match their bytes: dropped
 	}
 	ARP struct {
 		InRequests, InReplies   Counter
