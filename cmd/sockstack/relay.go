@@ -377,14 +377,21 @@ func (r *relay) udpLoop(u *netconn.UDPConn) {
 		if fl == nil {
 			continue
 		}
-		fl.last.Store(time.Now().UnixNano())
-		if _, err := fl.k.Write(buf[:n]); err != nil {
-			r.stats.drops.Add(1)
-			r.stats.udpSendErrs.Add(1)
-			continue
-		}
-		r.stats.dgramOut.Add(1)
+		r.toKernel(fl, buf[:n])
 	}
+}
+
+// toKernel sends a client's datagram on its flow's kernel socket; false
+// (counted) when the kernel refused it.
+func (r *relay) toKernel(fl *udpFlow, b []byte) bool {
+	fl.last.Store(time.Now().UnixNano())
+	if _, err := fl.k.Write(b); err != nil {
+		r.stats.drops.Add(1)
+		r.stats.udpSendErrs.Add(1)
+		return false
+	}
+	r.stats.dgramOut.Add(1)
+	return true
 }
 
 // flow finds or opens the flow of key; nil (counted) when it cannot.
@@ -461,14 +468,9 @@ func (r *relay) udpOut(fl *udpFlow) {
 			}
 			return // closed (EBADF) when the flow ends
 		}
-		fl.last.Store(time.Now().UnixNano())
-		if _, err := fl.k.Write(buf[:n]); err != nil {
-			r.stats.drops.Add(1)
-			r.stats.udpSendErrs.Add(1)
-			continue
+		if r.toKernel(fl, buf[:n]) {
+			r.stats.flowSockOut.Add(1)
 		}
-		r.stats.dgramOut.Add(1)
-		r.stats.flowSockOut.Add(1)
 	}
 }
 
