@@ -1,13 +1,17 @@
 package socket
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/wire"
 )
 
 // tproxyPair is a pair whose host A routes the documentation prefixes
@@ -485,5 +489,325 @@ func TestTransparentUDPEstablished(t *testing.T) {
 	}
 	if _, _, err := srv.RecvFrom(buf, MSG_DONTWAIT); !errors.Is(err, syscall.EAGAIN) {
 		t.Fatalf("the rule's socket also got the connected flow's datagram: %v", err)
+	}
+}
+
+// narrowLink is host B's end of the pipe with a router behind it whose
+// next link carries at most mtu bytes: a larger IPv4 packet with DF, or
+// any larger IPv6 packet, is dropped and answered to its source with
+// Fragmentation Needed or Packet Too Big from the router's address (A's,
+// on the same wire), as a real path with a smaller MTU does.
+type narrowLink struct {
+	end, back *link.PipeEnd // B's end; A's end, to send the errors into B
+	mtu       int
+	router4   netip.Addr
+	router6   netip.Addr
+}
+
+func (l *narrowLink) MTU() int                      { return l.end.MTU() }
+func (l *narrowLink) Kind() link.Kind               { return l.end.Kind() }
+func (l *narrowLink) HardwareAddr() wire.MAC        { return l.end.HardwareAddr() }
+func (l *narrowLink) Attach(r link.Receiver)        { l.end.Attach(r) }
+func (l *narrowLink) Stats() *link.Stats            { return l.end.Stats() }
+func (l *narrowLink) Close() error                  { return l.end.Close() }
+func (l *narrowLink) WaitRoom(done <-chan struct{}) { l.end.WaitRoom(done) }
+func (l *narrowLink) WriteFrames(fs [][]byte) (int, error) {
+	for _, f := range fs {
+		ip := f[wire.EthernetHeaderLen:]
+		if len(ip) <= l.mtu {
+			if _, err := l.end.WriteFrames([][]byte{f}); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if e := l.tooBig(ip); e != nil {
+			l.back.WriteFrames([][]byte{e})
+		}
+	}
+	return len(fs), nil
+}
+
+// tooBig is the router's error about ip, in a frame to B.
+func (l *narrowLink) tooBig(ip []byte) []byte {
+	f := make([]byte, wire.EthernetHeaderLen+1280)
+	switch ip[0] >> 4 {
+	case 4:
+		h := wire.IPv4(ip)
+		if !h.DF() {
+			return nil
+		}
+		q := ip[:h.HeaderLen()+8] // RFC 792's minimal quote
+		m := make([]byte, 8+len(q))
+		m[0], m[1] = wire.ICMPDestUnreach, wire.ICMPFragNeeded
+		wire.ICMPv4(m).SetNextHopMTU(l.mtu)
+		copy(m[8:], q)
+		wire.ICMPv4(m).FillChecksum()
+		ih := wire.IPv4Header{Protocol: wire.ProtoICMP, TTL: 64, Src: l.router4, Dst: h.Src()}
+		ih.TotalLen = ih.Len() + len(m)
+		wire.PutEthernet(f, macB, macA, wire.EtherTypeIPv4)
+		n := ih.Put(f[wire.EthernetHeaderLen:])
+		copy(f[wire.EthernetHeaderLen+n:], m)
+		return f[:wire.EthernetHeaderLen+ih.TotalLen]
+	case 6:
+		h := wire.IPv6(ip)
+		b := f[wire.EthernetHeaderLen+wire.IPv6HeaderLen:]
+		n := wire.PutICMPv6Error(b, wire.ICMPv6PacketTooBig, 0, uint32(l.mtu), ip)
+		wire.ICMPv6(b[:n]).FillChecksum(wire.PseudoHeaderSum6(l.router6.As16(), h.Src16(), wire.ProtoICMPv6, n))
+		ih := wire.IPv6Header{PayloadLen: n, NextHeader: wire.ProtoICMPv6, HopLimit: 64, Src: l.router6, Dst: h.Src()}
+		ih.Put(f[wire.EthernetHeaderLen:])
+		wire.PutEthernet(f, macB, macA, wire.EtherTypeIPv6)
+		return f[:wire.EthernetHeaderLen+wire.IPv6HeaderLen+n]
+	}
+	return nil
+}
+
+// narrowPair is a dual-stack pair whose B (the proxy) reaches A (the
+// client) through a 1280-byte link, with A routing 198.51.100.0/24 and
+// 2001:db8:77::/48 through B and B diverting both to port 9000.
+func narrowPair(t *testing.T) *pair {
+	t.Helper()
+	ea, eb := link.NewPipe(macA, macB, 1500)
+	opts := stack.Options{DADTransmits: -1}
+	sa, sb := stack.New(opts), stack.New(opts)
+	t.Cleanup(func() { sa.Close(); sb.Close() })
+	na := sa.AddNIC("eth0", ea)
+	nb := sb.AddNIC("eth0", &narrowLink{end: eb, back: ea, mtu: 1280, router4: addrA, router6: v6A})
+	for _, c := range []struct {
+		n *stack.NIC
+		p string
+	}{{na, "10.0.0.1/24"}, {nb, "10.0.0.2/24"}, {na, "2001:db8::1/64"}, {nb, "2001:db8::2/64"}} {
+		if err := c.n.AddAddress(netip.MustParsePrefix(c.p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*stack.NIC{na, nb} {
+		if err := n.EnableIPv6(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range []struct {
+		pf string
+		gw netip.Addr
+	}{{"198.51.100.0/24", addrB}, {"2001:db8:77::/48", v6B}} {
+		pf := netip.MustParsePrefix(r.pf)
+		sa.AddRoute(stack.Route{Prefix: pf, Gateway: r.gw, NIC: na})
+		if err := sb.AddTransparentRule(stack.TransparentRule{Proto: stack.TransparentTCP | stack.TransparentUDP, Dst: pf, ToPort: 9000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &pair{a: New(sa), b: New(sb), sa: sa, sb: sb}
+}
+
+// TestTransparentPathMTU: a diverted connection's full-sized segments
+// leave from the original destination and meet a 1280-byte link; the
+// router's Fragmentation Needed (IPv4) or Packet Too Big (IPv6),
+// addressed to the original destination, reaches the connection: its
+// MSS drops, the path MTU towards the client is learnt, and every byte
+// arrives. Before, the error was dropped as not the host's and the
+// connection stalled.
+func TestTransparentPathMTU(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fam  int
+		dst  netip.AddrPort
+		cli  netip.Addr
+	}{
+		{"ipv4", AF_INET, origA, addrA},
+		{"ipv6", AF_INET6, netip.MustParseAddrPort("[2001:db8:77::5]:443"), v6A},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := narrowPair(t)
+			l := mustSocket(t, p.b, AF_INET6, SOCK_STREAM, 0) // dual-stack
+			l.SetTimeout(5 * time.Second)
+			if err := l.SetSockOpt(IPPROTO_IPV6, IPV6_TRANSPARENT, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Bind(ap(netip.IPv6Unspecified(), 9000)); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Listen(4); err != nil {
+				t.Fatal(err)
+			}
+			c := mustSocket(t, p.a, tc.fam, SOCK_STREAM, 0)
+			c.SetTimeout(5 * time.Second)
+			if err := c.Connect(InetAddr(tc.dst)); err != nil {
+				t.Fatal(err)
+			}
+			s, _, err := l.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.SetTimeout(5 * time.Second)
+			mss0, _ := s.GetSockOptInt(IPPROTO_TCP, TCP_MAXSEG)
+			if mss0 <= 1280-40 {
+				t.Fatalf("MSS %d before any error: the test needs full-sized segments", mss0)
+			}
+			data := make([]byte, 64<<10)
+			for i := range data {
+				data[i] = byte(i*7 + i>>8)
+			}
+			go s.SendAll(data, 0)
+			got := make([]byte, len(data))
+			if n, err := c.Recv(got, MSG_WAITALL); err != nil || !bytes.Equal(got[:n], data) {
+				t.Fatalf("client read %d of %d bytes (%v): the error never reached the connection", n, len(data), err)
+			}
+			mss, _ := s.GetSockOptInt(IPPROTO_TCP, TCP_MAXSEG)
+			if mss >= mss0 || mss > 1280-40 {
+				t.Fatalf("MSS %d after the error (was %d), want at most %d", mss, mss0, 1280-40)
+			}
+			if m := p.sb.PathMTU(tc.cli); m != 1280 {
+				t.Fatalf("path MTU towards %v is %d, want 1280", tc.cli, m)
+			}
+			if u := p.sb.TCP.Stats().PMTUUpdates; u == 0 {
+				t.Fatal("TCP PMTUUpdates not counted")
+			}
+		})
+	}
+}
+
+// icmpFromA sends, from A's wire to B, an ICMP error of type and code
+// (rest: the next-hop MTU) addressed to dst, quoting a packet of proto
+// from src to to whose transport header starts with the ports and seq.
+func icmpFromA(t *testing.T, p *pair, dst netip.Addr, typ, code uint8, rest int, proto uint8, src, to netip.AddrPort, seq uint32) {
+	t.Helper()
+	q := make([]byte, 28)
+	qh := wire.IPv4Header{Protocol: proto, TTL: 64, Src: src.Addr(), Dst: to.Addr(), TotalLen: 1500, DF: true}
+	qh.Put(q)
+	binary.BigEndian.PutUint16(q[20:], src.Port())
+	binary.BigEndian.PutUint16(q[22:], to.Port())
+	binary.BigEndian.PutUint32(q[24:], seq)
+	m := make([]byte, 8+len(q))
+	m[0], m[1] = typ, code
+	if rest != 0 {
+		wire.ICMPv4(m).SetNextHopMTU(rest)
+	}
+	copy(m[8:], q)
+	wire.ICMPv4(m).FillChecksum()
+	ih := wire.IPv4Header{Protocol: wire.ProtoICMP, TTL: 64, Src: addrA, Dst: dst}
+	ih.TotalLen = ih.Len() + len(m)
+	f := make([]byte, wire.EthernetHeaderLen+ih.TotalLen)
+	wire.PutEthernet(f, macB, macA, wire.EtherTypeIPv4)
+	n := ih.Put(f[wire.EthernetHeaderLen:])
+	copy(f[wire.EthernetHeaderLen+n:], m)
+	if err := p.sa.NICByName("eth0").WriteRawFrame(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTransparentICMPNotOurs: an ICMP error that quotes no existing
+// connection, or a sequence number not in flight on one, teaches
+// nothing: addressed to a foreign address and quoting another port it
+// stays dropped and counted as not ours (IP.InAddrErrors); quoting the
+// diverted connection out of window it is delivered but unmatched (RFC
+// 5927); addressed to the host and quoting a foreign source nobody has
+// it is unmatched, as before.
+func TestTransparentICMPNotOurs(t *testing.T) {
+	p := narrowPair(t)
+	l := transparentListener(t, p.b, 9000, true)
+	c := mustSocket(t, p.a, AF_INET, SOCK_STREAM, 0)
+	c.SetTimeout(5 * time.Second)
+	if err := c.Connect(InetAddr(origA)); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cname, _ := c.GetSockName()
+	client := cname.(*SockaddrInet).AddrPort
+	mss0, _ := s.GetSockOptInt(IPPROTO_TCP, TCP_MAXSEG)
+	st := p.sb.Stats
+	unchanged := func(what string) {
+		t.Helper()
+		if m, _ := s.GetSockOptInt(IPPROTO_TCP, TCP_MAXSEG); m != mss0 {
+			t.Fatalf("%s: MSS %d, was %d", what, m, mss0)
+		}
+		if m := p.sb.PathMTU(addrA); m != 1500 {
+			t.Fatalf("%s: path MTU towards the client %d, want 1500", what, m)
+		}
+	}
+
+	addrErr, msgs := st().IP.InAddrErrors.Load(), st().ICMP.InMsgs.Load()
+	icmpFromA(t, p, origA.Addr(), wire.ICMPDestUnreach, wire.ICMPFragNeeded, 1280, wire.ProtoTCP,
+		netip.AddrPortFrom(origA.Addr(), 444), client, 1)
+	waitFor(t, func() bool { return st().IP.InAddrErrors.Load() == addrErr+1 })
+	if st().ICMP.InMsgs.Load() != msgs {
+		t.Fatal("an error quoting no connection was taken in")
+	}
+	unchanged("no connection")
+
+	unmatched := st().ICMP.InUnmatched.Load()
+	icmpFromA(t, p, origA.Addr(), wire.ICMPDestUnreach, wire.ICMPFragNeeded, 1280, wire.ProtoTCP,
+		origA, client, 12345) // nothing is in flight: no sequence number is
+	waitFor(t, func() bool { return st().ICMP.InUnmatched.Load() == unmatched+1 })
+	unchanged("sequence number not in flight")
+
+	icmpFromA(t, p, addrB, wire.ICMPDestUnreach, wire.ICMPFragNeeded, 1280, wire.ProtoTCP,
+		netip.MustParseAddrPort("198.51.100.9:443"), client, 1)
+	waitFor(t, func() bool { return st().ICMP.InUnmatched.Load() == unmatched+2 })
+	unchanged("to the host, no connection")
+	if st().IP.InAddrErrors.Load() != addrErr+1 {
+		t.Fatal("InAddrErrors moved")
+	}
+
+	// Data still flows at full size.
+	if err := c.SendAll([]byte("ok"), 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2)
+	s.SetTimeout(5 * time.Second)
+	if n, err := s.Recv(buf, MSG_WAITALL); err != nil || string(buf[:n]) != "ok" {
+		t.Fatalf("%q %v", buf[:n], err)
+	}
+}
+
+// TestTransparentUDPError: a port unreachable about a datagram a
+// transparent UDP socket sent from the original destination, connected
+// to the client, is its pending error (ECONNREFUSED on the next call),
+// as for a local connected socket; the unconnected socket on the
+// rule's port sees nothing.
+func TestTransparentUDPError(t *testing.T) {
+	p := narrowPair(t)
+	srv := mustSocket(t, p.b, AF_INET, SOCK_DGRAM, 0)
+	srv.SetTimeout(5 * time.Second)
+	srv.SetSockOpt(SOL_IP, IP_TRANSPARENT, 1)
+	srv.SetSockOpt(SOL_IP, IP_RECVORIGDSTADDR, 1)
+	if err := srv.Bind(ap(netip.IPv4Unspecified(), 9000)); err != nil {
+		t.Fatal(err)
+	}
+	cli := mustSocket(t, p.a, AF_INET, SOCK_DGRAM, 0)
+	cli.SetTimeout(5 * time.Second)
+	udst := netip.MustParseAddrPort("198.51.100.7:53")
+	if _, err := cli.SendTo([]byte("q"), 0, InetAddr(udst)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8)
+	_, _, from, orig, ok, err := srv.RecvMsgOrigDst(buf, 0)
+	if err != nil || !ok || orig.AddrPort != udst {
+		t.Fatalf("orig %v ok=%v %v", orig, ok, err)
+	}
+	r := mustSocket(t, p.b, AF_INET, SOCK_DGRAM, 0)
+	r.SetTimeout(5 * time.Second)
+	r.SetSockOpt(SOL_IP, IP_TRANSPARENT, 1)
+	r.SetSockOpt(SOL_SOCKET, SO_REUSEADDR, 1)
+	if err := r.Bind(orig); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Connect(from); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Send([]byte("a"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cli.RecvFrom(buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	icmpFromA(t, p, udst.Addr(), wire.ICMPDestUnreach, wire.ICMPPortUnreach, 0, wire.ProtoUDP,
+		udst, from.(*SockaddrInet).AddrPort, 0)
+	if _, err := r.Recv(buf, 0); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("recv after the port unreachable: %v, want ECONNREFUSED", err)
+	}
+	if v, _ := srv.GetSockOptInt(SOL_SOCKET, SO_ERROR); v != 0 {
+		t.Fatalf("the unconnected socket got error %d", v)
 	}
 }

@@ -141,7 +141,8 @@ func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int) bool {
 	t := inner[hl:]
 	src, dst := ih.Src(), ih.Dst()
 	if !s.IsLocal(src) {
-		return false
+		// A diverted connection's packet, or not ours (transparent.go).
+		return s.transparentError(ih.Protocol(), t, src, dst, tcpErrorKind(typ, code), errnoFor(typ, code), mtu)
 	}
 	switch ih.Protocol() {
 	case wire.ProtoUDP:

@@ -262,7 +262,8 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int) bool {
 	t := ih[off:]
 	src, dst := ih.Src(), ih.Dst()
 	if !s.IsLocal(src) {
-		return false
+		// A diverted connection's packet, or not ours (transparent.go).
+		return s.transparentError(proto, t, src, dst, tcpErrorKind6(typ, code), errnoFor6(typ, code), mtu)
 	}
 	switch proto {
 	case wire.ProtoUDP:
@@ -295,7 +296,9 @@ func (s *Stack) learnPMTU6(inner []byte, reported uint32) pmtuLearn {
 	}
 	ih := wire.IPv6(inner)
 	dst := ih.Dst()
-	if !s.IsLocal(ih.Src()) || s.IsLocal(dst) {
+	if s.IsLocal(dst) {
+		// A source not ours is learnt only for an error a diverted
+		// connection takes (commitPMTU, transparent.go).
 		return pmtuLearn{}
 	}
 	mtu, belowMin := int(min(reported, 1<<20)), false

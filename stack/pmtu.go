@@ -95,8 +95,11 @@ func (s *Stack) learnPMTU(inner []byte, mtu int) pmtuLearn {
 	}
 	ih := wire.IPv4(inner)
 	dst := ih.Dst()
-	if !s.IsLocal(ih.Src()) || s.IsLocal(dst) {
-		return pmtuLearn{} // not about a datagram we sent off this host
+	if s.IsLocal(dst) {
+		// Not about a datagram sent off this host. A source not ours is
+		// learnt only for an error a diverted connection takes
+		// (commitPMTU, transparent.go).
+		return pmtuLearn{}
 	}
 	l := pmtuLearn{dst: dst}
 	if mtu == 0 {

@@ -1,12 +1,14 @@
 package stack
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
+	"github.com/sockstack/sockstack/tcp"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -215,6 +217,9 @@ func dstPort(p []byte) (uint16, bool) {
 // reassembly, or dropped and counted).
 func (s *Stack) divert4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts ipOpts) bool {
 	proto := h.Protocol()
+	if proto == wire.ProtoICMP && !local {
+		return s.divertICMP4(n, rx, h, opts)
+	}
 	if proto != wire.ProtoTCP && proto != wire.ProtoUDP {
 		return false
 	}
@@ -308,6 +313,9 @@ func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, local bool) bool {
 		}
 		defer release()
 		h = whole
+	}
+	if e.Proto == wire.ProtoICMPv6 && !frag && !local {
+		return s.divertICMP6(n, rx, h, &e)
 	}
 	if e.Proto != wire.ProtoTCP && e.Proto != wire.ProtoUDP {
 		if frag {
@@ -483,4 +491,157 @@ func (s *Stack) divertsWhole(n *NIC, ip []byte) bool {
 	port, _ := dstPort(l4)
 	_, ok := s.tproxy.match(wire.ProtoTCP, dst, port, true, n, false)
 	return ok && s.divertable(dst)
+}
+
+// ICMP errors about a diverted connection's packets. Those leave from
+// the original destination, an address the host does not have, so a
+// router's error about one is addressed there and quotes it as its
+// source. Such an error is taken, as Linux's `-m socket` match with
+// TPROXY takes it, only when the quoted packet belongs to an existing
+// connection or a transparent socket bound to that address; the
+// transport's own checks (RFC 5927: a sequence number in flight) then
+// apply as for any connection. Anything else stays not ours.
+
+// divertICMP4 is divert4's hook for an ICMP message to an address that
+// is not ours: an error quoting a packet a diverted connection sent is
+// delivered as if it were addressed to the host.
+func (s *Stack) divertICMP4(n *NIC, rx *rxState, h wire.IPv4, opts ipOpts) bool {
+	dst := h.Dst()
+	if h.IsFragment() || !s.tproxy.anyFor(dst, n, false) || !s.divertable(dst) {
+		return false
+	}
+	m, err := wire.ParseICMPv4(h.Payload())
+	if err != nil {
+		return false // the usual path counts it
+	}
+	switch m.Type() {
+	case wire.ICMPDestUnreach, wire.ICMPTimeExceeded, wire.ICMPParamProblem, wire.ICMPSourceQuench:
+	default:
+		return false
+	}
+	inner := m.Payload()
+	if len(inner) < wire.IPv4MinHeaderLen || inner[0]>>4 != 4 {
+		return false
+	}
+	ih := wire.IPv4(inner)
+	hl := ih.HeaderLen()
+	if hl < wire.IPv4MinHeaderLen || len(inner) < hl+8 || ih.Src() != dst {
+		return false // an error goes back to the quoted packet's source
+	}
+	if !s.transparentOwns(ih.Protocol(), inner[hl:], ih.Src(), ih.Dst()) {
+		return false
+	}
+	s.deliver(n, rx, h, false, opts)
+	return true
+}
+
+// divertICMP6 is divertICMP4 for ICMPv6 (h not a fragment, e walked).
+func (s *Stack) divertICMP6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext) bool {
+	m, err := wire.ParseICMPv6(h[e.Offset:], wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoICMPv6, 0))
+	if err != nil || len(m) < wire.ICMPv6HeaderLen {
+		return false
+	}
+	switch m.Type() {
+	case wire.ICMPv6DestUnreach, wire.ICMPv6PacketTooBig, wire.ICMPv6TimeExceeded, wire.ICMPv6ParamProblem:
+	default:
+		return false
+	}
+	proto, t, src, dst, ok := quote6(m.Payload())
+	if !ok || src != h.Dst() || !s.transparentOwns(proto, t, src, dst) {
+		return false
+	}
+	s.deliver6(n, rx, h, e, false, false)
+	return true
+}
+
+// quote6 finds the transport header of an ICMPv6 error's quoted packet
+// (which may be cut short), as handleICMPv6Error walks it.
+func quote6(inner []byte) (proto uint8, t []byte, src, dst netip.Addr, ok bool) {
+	if len(inner) < wire.IPv6HeaderLen || inner[0]>>4 != 6 {
+		return 0, nil, src, dst, false
+	}
+	ih := wire.IPv6(inner)
+	if pl := len(inner) - wire.IPv6HeaderLen; ih.PayloadLen() > pl {
+		ih = append(wire.IPv6(nil), inner...) // rare: an error, not a data packet
+		ih.SetPayloadLen(pl)
+	}
+	var e wire.IPv6Ext
+	if wire.WalkIPv6Ext(ih, &e) != nil || e.Frag && wire.IPv6Frag(ih[e.FragOff:]).Offset() != 0 {
+		return 0, nil, src, dst, false
+	}
+	off, proto := e.Offset, e.Proto
+	if e.Frag {
+		proto = wire.IPv6Frag(ih[e.FragOff:]).NextHeader()
+		off = e.FragOff + wire.IPv6FragHeaderLen
+	}
+	if len(ih) < off+8 {
+		return 0, nil, src, dst, false
+	}
+	return proto, ih[off:], ih.Src(), ih.Dst(), true
+}
+
+// transparentOwns reports whether a packet from src to dst whose
+// transport header starts t, src not an address of the host, was sent by
+// an existing TCP connection with that 4-tuple or a UDP socket bound to
+// src itself (only IP_TRANSPARENT or IP_FREEBIND make either).
+func (s *Stack) transparentOwns(proto uint8, t []byte, src, dst netip.Addr) bool {
+	if len(t) < 8 {
+		return false
+	}
+	local := netip.AddrPortFrom(src, uint16(t[0])<<8|uint16(t[1]))
+	remote := netip.AddrPortFrom(dst, uint16(t[2])<<8|uint16(t[3]))
+	switch proto {
+	case wire.ProtoTCP:
+		return s.TCP.HasConn(local, remote)
+	case wire.ProtoUDP:
+		return s.udp.transparentError(local, remote, 0)
+	}
+	return false
+}
+
+// transparentError is handleICMPError's and handleICMPv6Error's hook for
+// a quoted packet whose source is not the host's: the error reaches the
+// connection or socket that sent it (transparentOwns), else nothing.
+func (s *Stack) transparentError(proto uint8, t []byte, src, dst netip.Addr, kind tcp.ErrorKind, errno syscall.Errno, mtu int) bool {
+	if !s.transparentOwns(proto, t, src, dst) {
+		return false
+	}
+	local := netip.AddrPortFrom(src, uint16(t[0])<<8|uint16(t[1]))
+	remote := netip.AddrPortFrom(dst, uint16(t[2])<<8|uint16(t[3]))
+	if proto == wire.ProtoUDP {
+		return s.udp.transparentError(local, remote, errno)
+	}
+	if src.Is6() && mtu > 0 {
+		mtu -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen // TCP sizes segments by IPv4's header (tcphost.go)
+	}
+	return s.TCP.HandleError(local, remote, binary.BigEndian.Uint32(t[4:8]), kind, mtu)
+}
+
+// transparentError finds the UDP socket bound to local itself (not a
+// wildcard: local is no address of the host) that sent a datagram to
+// remote: connected to remote, it gets errno as its pending error (0:
+// only look); unconnected, it owns the datagram (its path MTU is
+// learnt) but sees no error, as a local socket without IP_RECVERR.
+func (t *udpTable) transparentError(local, remote netip.AddrPort, errno syscall.Errno) bool {
+	t.mu.RLock()
+	var conn, unconn *DgramEndpoint
+	for _, e := range t.ports[local.Port()] {
+		e.mu.Lock()
+		if !e.closed && e.local.Addr().WithZone("") == local.Addr() {
+			if !e.connected {
+				unconn = e
+			} else if e.remote.Addr().WithZone("") == remote.Addr() && e.remote.Port() == remote.Port() {
+				conn = e
+			}
+		}
+		e.mu.Unlock()
+	}
+	t.mu.RUnlock()
+	if conn != nil {
+		if errno != 0 {
+			conn.setError(errno)
+		}
+		return true
+	}
+	return unconn != nil
 }

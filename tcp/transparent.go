@@ -123,3 +123,13 @@ func (e *Endpoint) bindAddrOK(a netip.Addr) bool {
 	return a.IsUnspecified() || e.p.host.IsLocal(a) || a.IsMulticast() ||
 		a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || e.tproxy.nonLocal()
 }
+
+// HasConn reports whether a connection has exactly this 4-tuple: the
+// stack asks before it takes an ICMP error addressed to a diverted
+// connection's address, which is not the host's.
+func (p *Protocol) HasConn(local, remote netip.AddrPort) bool {
+	p.mu.RLock()
+	e := p.conns.get(connKey{local, remote})
+	p.mu.RUnlock()
+	return e != nil
+}
