@@ -3,6 +3,7 @@ package conformance
 import (
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/sockstack/sockstack/sockapi"
 	"github.com/sockstack/sockstack/socket"
@@ -13,8 +14,10 @@ import (
 // levels; which family takes which level; and bind() to an address the
 // host does not have (198.51.100.7, 2001:db8:77::7: documentation
 // addresses, nothing is sent) without them, with IP_TRANSPARENT and with
-// IP_FREEBIND. IP_TRANSPARENT needs CAP_NET_ADMIN on Linux, so the
-// cases that set it need root on the kernel.
+// IP_FREEBIND; and sendmsg with IP_PKTINFO / IPV6_PKTINFO naming those
+// addresses as the source, whose datagram (when the kernel takes it)
+// goes from them to loopback only. IP_TRANSPARENT needs CAP_NET_ADMIN on
+// Linux, so the cases that set it need root on the kernel.
 
 func transparentCases() []Case {
 	var cs []Case
@@ -86,5 +89,44 @@ func transparentCases() []Case {
 			t.GetInt("IP_TRANSPARENT", s, ip, socket.IP_TRANSPARENT)
 		}
 	}})
+	// sendmsg with a source the host does not have (IP_PKTINFO's
+	// spec_dst, IPV6_PKTINFO's address): refused without the options;
+	// IPv4 takes it with IP_TRANSPARENT only, IPv6 with either option.
+	// The datagram goes to a receiver on loopback, from the foreign
+	// address; the receiver shows which datagram came first.
+	pktinfo := func(fam int, o opt) Case {
+		fname, oname := "inet", "no option"
+		if fam == AF_INET6 {
+			fname = "inet6"
+		}
+		if o.name != "" {
+			oname = o.name
+		}
+		return Case{Name: "transparent/" + fname + "/udp/pktinfo non-local source, " + oname, Root: true, Run: func(t *T) {
+			s := t.Socket(fam, DGRAM, 0)
+			if o.name != "" {
+				t.Check(o.name, s.SetSockOptInt(o.level, o.name2, 1))
+			}
+			if fam == AF_INET {
+				r := t.UDP()
+				ra := t.BindLocal(r, "R")
+				r.SetTimeout(5 * time.Second)
+				t.SendMsg("sendmsg", s, []byte("foreign"), ra, socket.InPktinfo{SpecDst: foreign4.AddrPort.Addr()})
+				t.SendMsg("sendmsg plain", s, []byte("plain"), ra, socket.InPktinfo{})
+				t.RecvFrom("recvfrom", r, 64, 0)
+				return
+			}
+			r := t.Socket6(DGRAM)
+			ra, _ := t.Bind6("bind receiver", r, in6("::", 0), "R")
+			r.SetTimeout(5 * time.Second)
+			t.SendMsg("sendmsg", s, []byte("foreign"), in6("::1", port(ra)), socket.In6Pktinfo{Addr: foreign6.AddrPort.Addr()})
+			t.SendMsg("sendmsg plain", s, []byte("plain"), in6("::1", port(ra)), socket.In6Pktinfo{})
+			t.RecvFrom("recvfrom", r, 64, 0)
+		}}
+	}
+	cs = append(cs,
+		pktinfo(AF_INET, opt{}), pktinfo(AF_INET, opts4[0]), pktinfo(AF_INET, opts4[1]),
+		pktinfo(AF_INET6, opt{}), pktinfo(AF_INET6, opts6[0]), pktinfo(AF_INET6, opts6[1]),
+	)
 	return cs
 }

@@ -174,7 +174,7 @@ func (d *dgramEP) pktinfo6(o *stack.SendOpts, m In6Pktinfo, oif int) error {
 		if !a.IsLinkLocalUnicast() && !a.IsLoopback() {
 			strict = nil
 		}
-		if !st.HasAddrOn(a, strict) {
+		if !st.HasAddrOn(a, strict) && !d.nonLocalSrc6() { // transparent.go
 			return syscall.EINVAL
 		}
 		o.Src = a
@@ -195,8 +195,13 @@ func (d *dgramEP) pktinfo4(o *stack.SendOpts, ifindex int, src netip.Addr) error
 		}
 	}
 	if src.IsValid() && !src.IsUnspecified() {
-		if !src.Is4() || !st.HasAddrOn(src, nil) {
+		if !src.Is4() {
 			return syscall.ENETUNREACH
+		}
+		if !st.HasAddrOn(src, nil) {
+			if err := d.nonLocalSrc4(src); err != nil { // transparent.go
+				return err
+			}
 		}
 		o.Src = src
 	}

@@ -208,3 +208,23 @@ func (s *Socket) OrigDst() (netip.AddrPort, error) {
 	a := t.ep.LocalAddr()
 	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()), nil
 }
+
+// nonLocalSrc6 reports whether an IPV6_PKTINFO source the host does not
+// have may be used: with IPV6_TRANSPARENT or IPV6_FREEBIND, as Linux's
+// ipv6_can_nonlocal_bind allows it (EINVAL otherwise).
+func (d *dgramEP) nonLocalSrc6() bool { return d.ep.Transparent() || d.ep.Freebind() }
+
+// nonLocalSrc4 checks an IP_PKTINFO source the host does not have: the
+// route takes it only for an IP_TRANSPARENT socket (Linux's
+// FLOWI_FLAG_ANYSRC; IP_FREEBIND does not set it), else ENETUNREACH. A
+// multicast, broadcast or 0/8 source is EINVAL either way, as in
+// ip_route_output_key.
+func (d *dgramEP) nonLocalSrc4(src netip.Addr) error {
+	if src.IsMulticast() || src == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || src.As4()[0] == 0 {
+		return syscall.EINVAL
+	}
+	if !d.ep.Transparent() {
+		return syscall.ENETUNREACH
+	}
+	return nil
+}

@@ -811,3 +811,113 @@ func TestTransparentUDPError(t *testing.T) {
 		t.Fatalf("the unconnected socket got error %d", v)
 	}
 }
+
+// TestTransparentPktinfoSource: sendmsg with an IP_PKTINFO source the
+// host does not have leaves from it on an IP_TRANSPARENT socket (the
+// answer from the original destination without a socket bound to it);
+// without the option, or with IP_FREEBIND only, it fails with
+// ENETUNREACH as on Linux (the route refuses the source). A multicast
+// source is EINVAL even then.
+func TestTransparentPktinfoSource(t *testing.T) {
+	p := tproxyPair(t)
+	cli := mustSocket(t, p.a, AF_INET, SOCK_DGRAM, 0)
+	cli.SetTimeout(5 * time.Second)
+	if err := cli.Bind(ap(addrA, 5353)); err != nil {
+		t.Fatal(err)
+	}
+	to := ap(addrA, 5353)
+	src := netip.MustParseAddr("198.51.100.7")
+	for _, tc := range []struct {
+		name string
+		opt  int
+		want error
+	}{
+		{"no option", 0, syscall.ENETUNREACH},
+		{"IP_FREEBIND", IP_FREEBIND, syscall.ENETUNREACH},
+		{"IP_TRANSPARENT", IP_TRANSPARENT, nil},
+	} {
+		s := mustSocket(t, p.b, AF_INET, SOCK_DGRAM, 0)
+		if tc.opt != 0 {
+			if err := s.SetSockOpt(SOL_IP, tc.opt, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Bind(ap(netip.IPv4Unspecified(), 0)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.SendMsg([]byte(tc.name), 0, to, InPktinfo{SpecDst: src})
+		if tc.want != nil {
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("%s: sendmsg %v, want %v", tc.name, err, tc.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: sendmsg %v", tc.name, err)
+		}
+		name, _ := s.GetSockName()
+		buf := make([]byte, 32)
+		n, from, err := cli.RecvFrom(buf, 0)
+		if err != nil || string(buf[:n]) != tc.name {
+			t.Fatalf("%s: client got %q %v", tc.name, buf[:n], err)
+		}
+		if want := netip.AddrPortFrom(src, name.(*SockaddrInet).AddrPort.Port()); from.(*SockaddrInet).AddrPort != want {
+			t.Fatalf("%s: from %v, want %v", tc.name, from, want)
+		}
+		if _, err := s.SendMsg([]byte("m"), 0, to, InPktinfo{SpecDst: netip.MustParseAddr("224.0.0.9")}); !errors.Is(err, syscall.EINVAL) {
+			t.Fatalf("multicast source: %v, want EINVAL", err)
+		}
+	}
+}
+
+// TestTransparentPktinfoSource6: the same for IPV6_PKTINFO, where
+// Linux's ipv6_can_nonlocal_bind lets IPV6_TRANSPARENT or IPV6_FREEBIND
+// use a source the host does not have; without either, EINVAL.
+func TestTransparentPktinfoSource6(t *testing.T) {
+	p := newPair6(t)
+	cli := mustSocket(t, p.a, AF_INET6, SOCK_DGRAM, 0)
+	cli.SetTimeout(5 * time.Second)
+	if err := cli.Bind(ap(v6A, 5353)); err != nil {
+		t.Fatal(err)
+	}
+	to := ap(v6A, 5353)
+	src := netip.MustParseAddr("2001:db8:77::5")
+	for _, tc := range []struct {
+		name string
+		opt  int
+		want error
+	}{
+		{"no option", 0, syscall.EINVAL},
+		{"IPV6_FREEBIND", IPV6_FREEBIND, nil},
+		{"IPV6_TRANSPARENT", IPV6_TRANSPARENT, nil},
+	} {
+		s := mustSocket(t, p.b, AF_INET6, SOCK_DGRAM, 0)
+		if tc.opt != 0 {
+			if err := s.SetSockOpt(IPPROTO_IPV6, tc.opt, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Bind(ap(netip.IPv6Unspecified(), 0)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.SendMsg([]byte(tc.name), 0, to, In6Pktinfo{Addr: src})
+		if tc.want != nil {
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("%s: sendmsg %v, want %v", tc.name, err, tc.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: sendmsg %v", tc.name, err)
+		}
+		name, _ := s.GetSockName()
+		buf := make([]byte, 32)
+		n, from, err := cli.RecvFrom(buf, 0)
+		if err != nil || string(buf[:n]) != tc.name {
+			t.Fatalf("%s: client got %q %v", tc.name, buf[:n], err)
+		}
+		if want := netip.AddrPortFrom(src, name.(*SockaddrInet).AddrPort.Port()); from.(*SockaddrInet).AddrPort != want {
+			t.Fatalf("%s: from %v, want %v", tc.name, from, want)
+		}
+	}
+}
