@@ -349,6 +349,10 @@ func (r *relay) relayTCP(c net.Conn) {
 	}
 	go pipe(k, c, &r.stats.bytesOut)
 	pipe(c, k, &r.stats.bytesIn)
+	// Both ways must end: the first done may be this goroutine's own, and
+	// closing then would cut a client still sending after the
+	// destination's FIN (and leave the other pipe running untracked).
+	<-done
 	<-done
 	c.Close()
 	k.Close()

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // relay's flag errors name the problem and show the usage line; none of
@@ -37,5 +41,74 @@ func TestRelayFlagErrors(t *testing.T) {
 		if strings.Contains(err.Error(), "panic") || strings.Contains(err.Error(), "runtime error") {
 			t.Errorf("%v: internal error %q", c.args, err)
 		}
+	}
+}
+
+// newTestRelay is a relay with no stack, for relayTCP alone.
+func newTestRelay(t *testing.T) *relay {
+	return &relay{ctx: context.Background(), o: relayOpts{maxConns: 8, maxFlows: 8, udpTimeout: time.Minute, dialTimeout: 5 * time.Second},
+		conns: map[net.Conn]struct{}{}, flows: map[flowKey]*udpFlow{}}
+}
+
+// loopRelay starts relayTCP on a loopback connection: relayTCP dials its
+// connection's local address, so the listener's next accept is the
+// destination side. It returns the client and the destination.
+func loopRelay(t *testing.T, r *relay) (client, dest *net.TCPConn, done chan struct{}) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cl, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.active++
+	r.conns[c] = struct{}{}
+	r.wg.Add(1)
+	done = make(chan struct{})
+	go func() { r.relayTCP(c); close(done) }()
+	d, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return cl.(*net.TCPConn), d.(*net.TCPConn), done
+}
+
+// A destination that ends its half first still gets what the client
+// sends after that: the relay passes the FIN on and keeps the other way
+// open until the client ends too.
+func TestRelayTCPDestinationHalfClosesFirst(t *testing.T) {
+	r := newTestRelay(t)
+	cl, d, done := loopRelay(t, r)
+	if _, err := d.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(cl)
+	if err != nil || string(got) != "hello" {
+		t.Fatalf("client read %q, %v; want hello, EOF", got, err)
+	}
+	if _, err := cl.Write([]byte("request after the answer")); err != nil {
+		t.Fatal(err)
+	}
+	cl.CloseWrite()
+	got, err = io.ReadAll(d)
+	if err != nil || string(got) != "request after the answer" {
+		t.Fatalf("destination read %q, %v; want the request, EOF", got, err)
+	}
+	<-done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.active != 0 || len(r.conns) != 0 {
+		t.Fatalf("after the relay: active %d, conns %d; want 0, 0", r.active, len(r.conns))
 	}
 }
