@@ -274,6 +274,7 @@ func (s *Stack) deliver6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, mcas
 		t, err := wire.ParseTCP(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoTCP, 0), !rx.valid)
 		if err != nil {
 			st.InDiscards.Add(1)
+			s.tcpInErr(err)
 			return
 		}
 		st.InDelivers.Add(1)

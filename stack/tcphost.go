@@ -51,4 +51,6 @@ func (h tcpHost) Output(seg *tcp.Segment) error {
 		TTL: seg.TTL, HopZero: seg.HopZero, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize}, &seg.Header)
 }
 
-func (s *Stack) tcpInErr(err error) {}
+// tcpInErr counts a TCP segment the IP layer could not parse (bad
+// checksum, bad offset) in TCP's own InErrs too, where Linux counts it.
+func (s *Stack) tcpInErr(error) { s.TCP.CountInErr() }

@@ -367,6 +367,11 @@ func (p *Protocol) HandleError(local, remote netip.AddrPort, seq uint32, kind Er
 // Stats returns the counters.
 func (p *Protocol) Stats() StatsSnapshot { return p.st.snapshot() }
 
+// CountInErr counts a segment the host dropped before TCP saw it (a bad
+// checksum, a header shorter than it says), in InErrs as Linux's
+// TcpInErrs counts them.
+func (p *Protocol) CountInErr() { p.st.InErrs.Add(1) }
+
 // NewEndpoint makes an unbound endpoint.
 func (p *Protocol) NewEndpoint() *Endpoint {
 	e := &Endpoint{p: p}

@@ -137,7 +137,7 @@ type flowKey struct{ client, orig netip.AddrPort }
 type udpFlow struct {
 	k    *net.UDPConn
 	s    *socket.Socket // the stack's side: bound to the original destination, connected to the client; nil if it could not be made
-	last atomic.Int64   // unix nanoseconds of the flow's last datagram either way
+	last atomic.Int64   // time of the flow's last datagram either way, since relayEpoch
 }
 
 // close ends both sides of the flow.
@@ -349,6 +349,10 @@ func (r *relay) relayTCP(c net.Conn) {
 	}
 	go pipe(k, c, &r.stats.bytesOut)
 	pipe(c, k, &r.stats.bytesIn)
+	// Both ways must end: the first done may be this goroutine's own, and
+	// closing then would cut a client still sending after the
+	// destination's FIN (and leave the other pipe running untracked).
+	<-done
 	<-done
 	c.Close()
 	k.Close()
@@ -381,10 +385,16 @@ func (r *relay) udpLoop(u *netconn.UDPConn) {
 	}
 }
 
+// relayEpoch is what flows' last-use times count from: durations on the
+// monotonic clock, which a change of the system's clock does not move (a
+// wall-clock stamp would keep flows for as long as the clock went back,
+// or expire them all when it jumped forward).
+var relayEpoch = time.Now()
+
 // toKernel sends a client's datagram on its flow's kernel socket; false
 // (counted) when the kernel refused it.
 func (r *relay) toKernel(fl *udpFlow, b []byte) bool {
-	fl.last.Store(time.Now().UnixNano())
+	fl.last.Store(int64(time.Since(relayEpoch)))
 	if _, err := fl.k.Write(b); err != nil {
 		r.stats.drops.Add(1)
 		r.stats.udpSendErrs.Add(1)
@@ -417,7 +427,7 @@ func (r *relay) flow(key flowKey) *udpFlow {
 		return nil
 	}
 	fl := &udpFlow{k: k, s: r.flowSocket(key)}
-	fl.last.Store(time.Now().UnixNano())
+	fl.last.Store(int64(time.Since(relayEpoch)))
 	r.flows[key] = fl
 	r.stats.flows.Add(1)
 	r.wg.Add(1)
@@ -488,11 +498,11 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 	}()
 	buf := make([]byte, 65536)
 	for {
-		fl.k.SetReadDeadline(time.Unix(0, fl.last.Load()).Add(r.o.udpTimeout))
+		fl.k.SetReadDeadline(relayEpoch.Add(time.Duration(fl.last.Load()) + r.o.udpTimeout))
 		n, err := fl.k.Read(buf)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				if time.Since(time.Unix(0, fl.last.Load())) >= r.o.udpTimeout {
+				if time.Since(relayEpoch.Add(time.Duration(fl.last.Load()))) >= r.o.udpTimeout {
 					r.stats.expired.Add(1)
 					return
 				}
@@ -505,7 +515,7 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 			}
 			return
 		}
-		fl.last.Store(time.Now().UnixNano())
+		fl.last.Store(int64(time.Since(relayEpoch)))
 		if fl.s != nil {
 			_, err = fl.s.Send(buf[:n], socket.MSG_NOSIGNAL)
 		} else {

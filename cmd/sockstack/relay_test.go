@@ -1,8 +1,18 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/stack"
 )
 
 // relay's flag errors name the problem and show the usage line; none of
@@ -38,4 +48,135 @@ func TestRelayFlagErrors(t *testing.T) {
 			t.Errorf("%v: internal error %q", c.args, err)
 		}
 	}
+}
+
+// newTestRelay is a relay with no stack, for relayTCP alone.
+func newTestRelay(t *testing.T) *relay {
+	return &relay{ctx: context.Background(), o: relayOpts{maxConns: 8, maxFlows: 8, udpTimeout: time.Minute, dialTimeout: 5 * time.Second},
+		conns: map[net.Conn]struct{}{}, flows: map[flowKey]*udpFlow{}}
+}
+
+// loopRelay starts relayTCP on a loopback connection: relayTCP dials its
+// connection's local address, so the listener's next accept is the
+// destination side. It returns the client and the destination.
+func loopRelay(t *testing.T, r *relay) (client, dest *net.TCPConn, done chan struct{}) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cl, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.active++
+	r.conns[c] = struct{}{}
+	r.wg.Add(1)
+	done = make(chan struct{})
+	go func() { r.relayTCP(c); close(done) }()
+	d, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return cl.(*net.TCPConn), d.(*net.TCPConn), done
+}
+
+// A destination that ends its half first still gets what the client
+// sends after that: the relay passes the FIN on and keeps the other way
+// open until the client ends too.
+func TestRelayTCPDestinationHalfClosesFirst(t *testing.T) {
+	r := newTestRelay(t)
+	cl, d, done := loopRelay(t, r)
+	if _, err := d.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(cl)
+	if err != nil || string(got) != "hello" {
+		t.Fatalf("client read %q, %v; want hello, EOF", got, err)
+	}
+	if _, err := cl.Write([]byte("request after the answer")); err != nil {
+		t.Fatal(err)
+	}
+	cl.CloseWrite()
+	got, err = io.ReadAll(d)
+	if err != nil || string(got) != "request after the answer" {
+		t.Fatalf("destination read %q, %v; want the request, EOF", got, err)
+	}
+	<-done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.active != 0 || len(r.conns) != 0 {
+		t.Fatalf("after the relay: active %d, conns %d; want 0, 0", r.active, len(r.conns))
+	}
+}
+
+// A UDP flow with no traffic for --udp-timeout ends: both its goroutines
+// return, both its sockets close and its place is free again; a flow
+// beyond --max-udp-flows is refused and counted.
+func TestRelayUDPFlowExpires(t *testing.T) {
+	st := stack.New(stack.Options{Name: "relay"})
+	t.Cleanup(st.Close)
+	r := newTestRelay(t)
+	r.n = socket.New(st)
+	r.o.maxFlows = 1
+	r.o.udpTimeout = 20 * time.Millisecond
+	dst, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	key := flowKey{client: netip.MustParseAddrPort("127.0.0.1:4000"), orig: dst.LocalAddr().(*net.UDPAddr).AddrPort()}
+	fl := r.flow(key)
+	if fl == nil {
+		t.Fatalf("no flow: %s", &r.stats)
+	}
+	if fl.s == nil {
+		t.Errorf("flow without its stack socket: %s", &r.stats)
+	}
+	if !r.toKernel(fl, []byte("ping")) {
+		t.Fatalf("send failed: %s", &r.stats)
+	}
+	b := make([]byte, 16)
+	if n, _, err := dst.ReadFromUDP(b); err != nil || string(b[:n]) != "ping" {
+		t.Fatalf("destination read %q, %v", b[:n], err)
+	}
+	other := key
+	other.client = netip.MustParseAddrPort("127.0.0.1:4001")
+	if r.flow(other) != nil || r.stats.flowLimit.Load() != 1 {
+		t.Fatalf("second flow beyond --max-udp-flows 1 not refused: %s", &r.stats)
+	}
+	r.wg.Wait() // the flow's goroutines end only when it expires
+	r.mu.Lock()
+	left := len(r.flows)
+	r.mu.Unlock()
+	if left != 0 || r.stats.expired.Load() != 1 {
+		t.Fatalf("after expiry: %d flows, %s", left, &r.stats)
+	}
+	if _, err := fl.k.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("expired flow's kernel socket: write %v, want closed", err)
+	}
+	if fl.s != nil {
+		if _, err := fl.s.Send([]byte("x"), 0); !errors.Is(err, syscall.EBADF) {
+			t.Fatalf("expired flow's stack socket: send %v, want EBADF", err)
+		}
+	}
+	if r.flow(other) == nil {
+		t.Fatalf("no place for a new flow after expiry: %s", &r.stats)
+	}
+	r.mu.Lock()
+	r.closed = true
+	for _, fl := range r.flows {
+		fl.close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
 }
