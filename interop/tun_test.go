@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"fmt"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -125,24 +124,7 @@ func TestInteropTUN(t *testing.T) {
 func TestInteropTUNThroughput(t *testing.T) {
 	needTools(t, "socat", "ss")
 	l, h := tunLab(t, true)
-	ns2 := l.vethPair(t)
-	const size = 1 << 30
-	var out, in float64
-	t.Run("sockstack_to_kernel", func(t *testing.T) {
-		c := cpuNow(t)
-		_, d := sendZeros(t, l, h, 5204, size)
-		out = gbps(size, d)
-		t.Logf("1 GiB sockstack -> kernel (TUN, offloads): %.2f Gbit/s, sockstack %v", out, c.since(t, size))
-	})
-	t.Run("kernel_to_sockstack", func(t *testing.T) {
-		c := cpuNow(t)
-		d := recvZeros(t, l, h, 5205, size)
-		in = gbps(size, d)
-		t.Logf("1 GiB kernel -> sockstack (TUN, offloads): %.2f Gbit/s, sockstack %v", in, c.since(t, size))
-	})
-	kk := gbps(size, l.kernelToKernel(t, ns2, 5206, size))
-	t.Logf("1 GiB kernel -> kernel (veth): %.2f Gbit/s", kk)
-	t.Logf("%s", fmt.Sprintf("ratios to kernel<->kernel: sockstack->kernel %.2f, kernel->sockstack %.2f", out/kk, in/kk))
+	throughputVsKernel(t, l, h, "TUN, offloads", 5204)
 }
 
 // TestInteropUpTUN: `sockstack up --tun` with offloads and both

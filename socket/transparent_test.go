@@ -827,25 +827,46 @@ func TestTransparentPktinfoSource(t *testing.T) {
 	}
 	to := ap(addrA, 5353)
 	src := netip.MustParseAddr("198.51.100.7")
-	for _, tc := range []struct {
-		name string
-		opt  int
-		want error
-	}{
-		{"no option", 0, syscall.ENETUNREACH},
-		{"IP_FREEBIND", IP_FREEBIND, syscall.ENETUNREACH},
-		{"IP_TRANSPARENT", IP_TRANSPARENT, nil},
-	} {
+	checkPktinfoSource(t, cli, to, src, func() *Socket {
 		s := mustSocket(t, p.b, AF_INET, SOCK_DGRAM, 0)
-		if tc.opt != 0 {
-			if err := s.SetSockOpt(SOL_IP, tc.opt, 1); err != nil {
-				t.Fatal(err)
-			}
-		}
 		if err := s.Bind(ap(netip.IPv4Unspecified(), 0)); err != nil {
 			t.Fatal(err)
 		}
-		_, err := s.SendMsg([]byte(tc.name), 0, to, InPktinfo{SpecDst: src})
+		return s
+	}, SOL_IP, InPktinfo{SpecDst: src}, []pktinfoCase{
+		{"no option", 0, syscall.ENETUNREACH},
+		{"IP_FREEBIND", IP_FREEBIND, syscall.ENETUNREACH},
+		{"IP_TRANSPARENT", IP_TRANSPARENT, nil},
+	}, func(s *Socket) {
+		if _, err := s.SendMsg([]byte("m"), 0, to, InPktinfo{SpecDst: netip.MustParseAddr("224.0.0.9")}); !errors.Is(err, syscall.EINVAL) {
+			t.Fatalf("multicast source: %v, want EINVAL", err)
+		}
+	})
+}
+
+// pktinfoCase is one socket option and what sendmsg with a non-local
+// PKTINFO source gives with it (nil: it leaves from that source).
+type pktinfoCase struct {
+	name string
+	opt  int // at the level given to checkPktinfoSource; 0: none
+	want error
+}
+
+// checkPktinfoSource sends, for each case, a datagram named after it
+// from a fresh socket (mk, bound) with the option set and pktinfo naming
+// the non-local source src, to the client cli at to: the errors must be
+// the cases', and a datagram sent must reach cli from src and the
+// socket's port. after, if not nil, runs on each socket that sent.
+func checkPktinfoSource(t *testing.T, cli *Socket, to Sockaddr, src netip.Addr, mk func() *Socket, level int, pktinfo any, cases []pktinfoCase, after func(*Socket)) {
+	t.Helper()
+	for _, tc := range cases {
+		s := mk()
+		if tc.opt != 0 {
+			if err := s.SetSockOpt(level, tc.opt, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := s.SendMsg([]byte(tc.name), 0, to, pktinfo)
 		if tc.want != nil {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("%s: sendmsg %v, want %v", tc.name, err, tc.want)
@@ -864,8 +885,8 @@ func TestTransparentPktinfoSource(t *testing.T) {
 		if want := netip.AddrPortFrom(src, name.(*SockaddrInet).AddrPort.Port()); from.(*SockaddrInet).AddrPort != want {
 			t.Fatalf("%s: from %v, want %v", tc.name, from, want)
 		}
-		if _, err := s.SendMsg([]byte("m"), 0, to, InPktinfo{SpecDst: netip.MustParseAddr("224.0.0.9")}); !errors.Is(err, syscall.EINVAL) {
-			t.Fatalf("multicast source: %v, want EINVAL", err)
+		if after != nil {
+			after(s)
 		}
 	}
 }
@@ -882,42 +903,15 @@ func TestTransparentPktinfoSource6(t *testing.T) {
 	}
 	to := ap(v6A, 5353)
 	src := netip.MustParseAddr("2001:db8:77::5")
-	for _, tc := range []struct {
-		name string
-		opt  int
-		want error
-	}{
-		{"no option", 0, syscall.EINVAL},
-		{"IPV6_FREEBIND", IPV6_FREEBIND, nil},
-		{"IPV6_TRANSPARENT", IPV6_TRANSPARENT, nil},
-	} {
+	checkPktinfoSource(t, cli, to, src, func() *Socket {
 		s := mustSocket(t, p.b, AF_INET6, SOCK_DGRAM, 0)
-		if tc.opt != 0 {
-			if err := s.SetSockOpt(IPPROTO_IPV6, tc.opt, 1); err != nil {
-				t.Fatal(err)
-			}
-		}
 		if err := s.Bind(ap(netip.IPv6Unspecified(), 0)); err != nil {
 			t.Fatal(err)
 		}
-		_, err := s.SendMsg([]byte(tc.name), 0, to, In6Pktinfo{Addr: src})
-		if tc.want != nil {
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("%s: sendmsg %v, want %v", tc.name, err, tc.want)
-			}
-			continue
-		}
-		if err != nil {
-			t.Fatalf("%s: sendmsg %v", tc.name, err)
-		}
-		name, _ := s.GetSockName()
-		buf := make([]byte, 32)
-		n, from, err := cli.RecvFrom(buf, 0)
-		if err != nil || string(buf[:n]) != tc.name {
-			t.Fatalf("%s: client got %q %v", tc.name, buf[:n], err)
-		}
-		if want := netip.AddrPortFrom(src, name.(*SockaddrInet).AddrPort.Port()); from.(*SockaddrInet).AddrPort != want {
-			t.Fatalf("%s: from %v, want %v", tc.name, from, want)
-		}
-	}
+		return s
+	}, IPPROTO_IPV6, In6Pktinfo{Addr: src}, []pktinfoCase{
+		{"no option", 0, syscall.EINVAL},
+		{"IPV6_FREEBIND", IPV6_FREEBIND, nil},
+		{"IPV6_TRANSPARENT", IPV6_TRANSPARENT, nil},
+	}, nil)
 }
