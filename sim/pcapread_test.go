@@ -93,3 +93,23 @@ func TestSnapLengthCapture(t *testing.T) {
 		t.Errorf("segments %+v", ct.Segs)
 	}
 }
+
+// A retransmission does not count its bytes twice (Linux's loopback
+// resent a segment under load and the listing showed more bytes than
+// were sent), and the count goes on across a sequence-number wrap.
+func TestConnectionsCountRetransmissionsOnce(t *testing.T) {
+	eth := func(ip []byte) []byte { return append([]byte{12: 8, 13: 0}, ip...) }
+	var isn uint32 = 0xFFFFFE00
+	recs, err := ReadPcap(bytes.NewReader(pcapFile(1,
+		eth(ipv4TCP(isn, 1000)), eth(ipv4TCP(isn+1000, 1000)), eth(ipv4TCP(isn, 1000)), eth(ipv4TCP(isn+2000, 500)))), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := Connections(recs)
+	if len(cs) != 1 || cs[0].Bytes != 2500 || cs[0].Segments != 4 || cs[0].Retrans != 1 {
+		t.Fatalf("connections %v, want 2500 bytes in 4 segments, 1 retransmitted", cs)
+	}
+	if s := cs[0].String(); !strings.Contains(s, " 2500 bytes in 4 segments (1 retransmitted)") {
+		t.Errorf("listing %q", s)
+	}
+}

@@ -121,20 +121,37 @@ func parseTCPFrame(r PcapRecord) (tcpPkt, bool) {
 	return p, true
 }
 
-// ConnSummary lists a connection found in a capture.
+// ConnSummary lists a connection found in a capture. Bytes is the
+// sequence space the data covered, so a retransmission does not count
+// twice; Retrans counts the segments that resent earlier data.
 type ConnSummary struct {
 	Src, Dst netip.AddrPort
 	Bytes    int64
 	Segments int
+	Retrans  int
 }
 
 func (c ConnSummary) String() string {
-	return fmt.Sprintf("%v -> %v  %d bytes in %d segments", c.Src, c.Dst, c.Bytes, c.Segments)
+	s := fmt.Sprintf("%v -> %v  %d bytes in %d segments", c.Src, c.Dst, c.Bytes, c.Segments)
+	if c.Retrans > 0 {
+		s += fmt.Sprintf(" (%d retransmitted)", c.Retrans)
+	}
+	return s
+}
+
+// connSpan follows one direction's sequence numbers, unwrapped to 64
+// bits so a transfer past 4 GiB keeps counting.
+type connSpan struct {
+	sum     *ConnSummary
+	lastSeq uint32
+	pos, lo int64 // pos: unwrapped lastSeq; lo: the first data byte
+	hi      int64 // the end of the highest data seen
+	seen    bool
 }
 
 // Connections lists the TCP data directions in a capture, largest first.
 func Connections(recs []PcapRecord) []ConnSummary {
-	m := map[tuple]*ConnSummary{}
+	m := map[tuple]*connSpan{}
 	var order []tuple
 	for _, r := range recs {
 		p, ok := parseTCPFrame(r)
@@ -144,19 +161,35 @@ func Connections(recs []PcapRecord) []ConnSummary {
 		k := tuple{p.src, p.dst}
 		c := m[k]
 		if c == nil {
-			c = &ConnSummary{Src: p.src, Dst: p.dst}
+			c = &connSpan{sum: &ConnSummary{Src: p.src, Dst: p.dst}}
 			m[k] = c
 			order = append(order, k)
 		}
-		c.Bytes += int64(p.payload)
-		if p.payload > 0 {
-			c.Segments++
+		if p.payload == 0 {
+			continue
 		}
+		seq := p.seq
+		if p.flags&wire.TCPFlagSYN != 0 {
+			seq++ // data on a SYN starts after it
+		}
+		if !c.seen {
+			c.seen, c.lastSeq, c.pos, c.lo, c.hi = true, seq, 0, 0, 0
+		}
+		c.pos += int64(int32(seq - c.lastSeq))
+		c.lastSeq = seq
+		s, e := c.pos, c.pos+int64(p.payload)
+		if s < c.hi {
+			c.sum.Retrans++
+		}
+		c.lo, c.hi = min(c.lo, s), max(c.hi, e)
+		c.sum.Segments++
 	}
 	var out []ConnSummary
 	for _, k := range order {
-		if m[k].Bytes > 0 {
-			out = append(out, *m[k])
+		c := m[k]
+		if c.seen {
+			c.sum.Bytes = c.hi - c.lo
+			out = append(out, *c.sum)
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Bytes > out[j].Bytes })
