@@ -38,6 +38,7 @@ type listenState struct {
 	// Linux keeps the two sets apart (SetListenIPv4).
 	ttl4, tos4 uint8
 	set4       bool
+	hold       *holdQueue // held SYNs (holdsyn.go); nil: off
 }
 
 // Endpoint is one TCP socket. Its methods never block; the socket layer
@@ -671,6 +672,7 @@ func (e *Endpoint) closeListenerLocked() {
 	e.p.removeListener(e)
 	e.state = StateClosed
 	e.listenClose = true
+	e.dropHeldLocked() // holdsyn.go
 	var q []*Endpoint
 	if e.ls != nil {
 		q, e.ls.acceptQ = e.ls.acceptQ, nil
@@ -703,7 +705,7 @@ func (e *Endpoint) readinessLocked() waiter.EventMask {
 	}
 	switch e.state {
 	case StateListen:
-		if len(e.ls.acceptQ) > 0 {
+		if len(e.ls.acceptQ) > 0 || e.ls.heldReady() {
 			r |= waiter.EventIn
 		}
 		return r

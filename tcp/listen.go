@@ -59,6 +59,10 @@ func (l *Endpoint) handleListen(k connKey, s *segment) {
 		p.sendResetFor(k, s)
 		return
 	}
+	if l.ls.hold != nil {
+		l.holdSYN(k, s) // the application answers (holdsyn.go)
+		return
+	}
 	if len(l.ls.acceptQ) > l.ls.backlog {
 		p.st.ListenOverflows.Add(1)
 		p.st.ListenDrops.Add(1)

@@ -58,6 +58,7 @@ type Protocol struct {
 
 	segPool sync.Pool
 	st      stats
+	hold    holdStats // held SYNs (holdsyn.go)
 
 	// tcpsec: TIME_WAIT records (memory and orphans are gauges in st).
 	tw twTable
