@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sync/atomic"
+	"time"
 
 	"github.com/sockstack/sockstack/socket"
 )
@@ -110,4 +112,132 @@ func WriteFromTo(n *socket.Net, b []byte, from, to netip.AddrPort) (int, error) 
 		return k, &net.OpError{Op: "write", Net: "udp", Source: net.UDPAddrFromAddrPort(from), Addr: net.UDPAddrFromAddrPort(to), Err: mapErr("sendto", err, false)}
 	}
 	return k, nil
+}
+
+// HeldListener is a transparent TCP listener that answers no SYN itself
+// (socket.Socket.SetHoldSYN, docs/transparent.md): Next hands out each
+// client's connection attempt before any answer, and the caller
+// completes it, or rejects it with a reset, an ICMP destination
+// unreachable or silence. A relay dials the original destination first
+// and so passes its answer on to the client.
+type HeldListener struct {
+	s       *socket.Socket
+	network string
+	k       kind
+	addr    net.Addr
+	closed  atomic.Bool
+}
+
+// ListenTransparentHeld is ListenTransparent with held SYNs: at most
+// the listen backlog (SOMAXCONN) of requests wait, taken or not, and
+// one not answered within timeout (0: 30s) expires.
+func ListenTransparentHeld(n *socket.Net, network, address string, timeout time.Duration) (*HeldListener, error) {
+	lc := ListenConfig{Net: n, Control: func(network, address string, s *socket.Socket) error {
+		if err := Transparent(network, address, s); err != nil {
+			return err
+		}
+		return s.SetHoldSYN(true, timeout)
+	}}
+	nl, err := lc.Listen(context.Background(), network, address)
+	if err != nil {
+		return nil, err
+	}
+	l, ok := nl.(*Listener)
+	if !ok || l.k.base != "tcp" {
+		nl.Close()
+		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
+	}
+	return &HeldListener{s: l.s, network: network, k: l.k, addr: l.addr}, nil
+}
+
+// Addr is the address listened on.
+func (l *HeldListener) Addr() net.Addr { return l.addr }
+
+// Socket is the listening socket.
+func (l *HeldListener) Socket() *socket.Socket { return l.s }
+
+// Next waits for the next held SYN. After Close it fails with an error
+// matching net.ErrClosed; past the deadline with os.ErrDeadlineExceeded.
+func (l *HeldListener) Next() (*HeldRequest, error) {
+	if l.closed.Load() {
+		return nil, &net.OpError{Op: "accept", Net: l.network, Addr: l.addr, Err: net.ErrClosed}
+	}
+	r, err := l.s.AcceptSYN()
+	if err != nil {
+		return nil, &net.OpError{Op: "accept", Net: l.network, Addr: l.addr, Err: mapErr("accept", err, l.closed.Load())}
+	}
+	return &HeldRequest{r: r, l: l}, nil
+}
+
+// SetDeadline bounds Next calls, present and future (zero: none).
+func (l *HeldListener) SetDeadline(t time.Time) error {
+	if l.closed.Load() {
+		return &net.OpError{Op: "set", Net: l.network, Addr: l.addr, Err: net.ErrClosed}
+	}
+	l.s.SetReadDeadline(t)
+	return nil
+}
+
+// Close stops listening; a blocked Next returns at once, and the
+// requests not yet answered can no longer be (their clients hear
+// nothing and retransmit).
+func (l *HeldListener) Close() error {
+	if l.closed.Swap(true) {
+		return &net.OpError{Op: "close", Net: l.network, Addr: l.addr, Err: net.ErrClosed}
+	}
+	return l.s.Close()
+}
+
+// HeldRequest is one client's connection attempt, not yet answered.
+type HeldRequest struct {
+	r *socket.SynRequest
+	l *HeldListener
+}
+
+// OrigDst is the address the client connected to.
+func (r *HeldRequest) OrigDst() netip.AddrPort { return r.r.OrigDst() }
+
+// Client is the client's address.
+func (r *HeldRequest) Client() netip.AddrPort { return r.r.Client() }
+
+// Complete answers the SYN and waits for the client's ACK (bounded by
+// ctx): the conn is then established, its LocalAddr the original
+// destination, set up as Accept's conns are (no Nagle delay,
+// keep-alives). A request that expired fails with an error matching
+// syscall.ETIMEDOUT; a handshake the client reset, ECONNREFUSED.
+func (r *HeldRequest) Complete(ctx context.Context) (*TCPConn, error) {
+	l := r.l
+	fail := func(err error) (*TCPConn, error) {
+		return nil, &net.OpError{Op: "accept", Net: l.network, Source: net.TCPAddrFromAddrPort(r.OrigDst()),
+			Addr: net.TCPAddrFromAddrPort(r.Client()), Err: err}
+	}
+	s, err := r.r.Complete()
+	if err != nil {
+		return fail(mapErr("accept", err, false))
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		s.SetWriteDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	err = s.WaitHandshake()
+	if !stop() {
+		s.Close()
+		return fail(ctxErr(ctx.Err()))
+	}
+	if err != nil {
+		s.Close()
+		return fail(mapErr("accept", err, false))
+	}
+	s.SetWriteDeadline(time.Time{})
+	return wrapConn(s, l.network, l.k, nil, 0, false).(*TCPConn), nil
+}
+
+// Reject refuses the SYN (socket.RejectReset, socket.RejectHostUnreach,
+// ...).
+func (r *HeldRequest) Reject(how socket.Reject) error {
+	if err := r.r.Reject(how); err != nil {
+		return &net.OpError{Op: "reject", Net: r.l.network, Source: net.TCPAddrFromAddrPort(r.OrigDst()),
+			Addr: net.TCPAddrFromAddrPort(r.Client()), Err: mapErr("reject", err, false)}
+	}
+	return nil
 }

@@ -4,8 +4,11 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/tcp"
+	"github.com/sockstack/sockstack/waiter"
 )
 
 // Transparent proxying (stack/transparent.go has the divert rules): the
@@ -227,4 +230,144 @@ func (d *dgramEP) nonLocalSrc4(src netip.Addr) error {
 		return syscall.ENETUNREACH
 	}
 	return nil
+}
+
+// Held SYNs (tcp/holdsyn.go, docs/transparent.md): a TCP listener with
+// SetHoldSYN answers no SYN itself. AcceptSYN hands out each new SYN as
+// a SynRequest, which the caller completes (the SYN-ACK goes out) or
+// rejects: a relay dials the original destination first and passes its
+// answer on. Not a Linux socket option; a Go call of this package.
+
+// Reject is how a held SYN is refused (tcp.Reject).
+type Reject = tcp.Reject
+
+// The rejections; the comments give what a Linux client's connect returns.
+const (
+	RejectReset           = tcp.RejectReset           // RST: ECONNREFUSED
+	RejectSilent          = tcp.RejectSilent          // nothing: the client retransmits, then ETIMEDOUT
+	RejectNetUnreach      = tcp.RejectNetUnreach      // ICMP(v6) net unreachable / no route: ENETUNREACH
+	RejectHostUnreach     = tcp.RejectHostUnreach     // ICMP host / ICMPv6 address unreachable: EHOSTUNREACH
+	RejectPortUnreach     = tcp.RejectPortUnreach     // ICMP(v6) port unreachable: ECONNREFUSED
+	RejectAdminProhibited = tcp.RejectAdminProhibited // ICMP code 13: EHOSTUNREACH; ICMPv6 code 1: EACCES
+)
+
+// SetHoldSYN turns held SYNs on or off on a TCP socket, before or after
+// listen (timeout 0: tcp.DefaultHoldSYNTimeout, 30s). Other sockets
+// give EOPNOTSUPP; a connected one EINVAL.
+func (s *Socket) SetHoldSYN(on bool, timeout time.Duration) error {
+	if s.closed.Load() {
+		return syscall.EBADF
+	}
+	t, ok := s.ep.(*tcpEP)
+	if !ok {
+		return syscall.EOPNOTSUPP
+	}
+	return t.ep.SetHoldSYN(on, timeout)
+}
+
+// SynRequest is a held SYN: a client's connection attempt, not yet
+// answered.
+type SynRequest struct {
+	r  *tcp.SynRequest
+	ls *Socket
+	t  *tcpEP
+}
+
+// AcceptSYN waits for the next held SYN, as accept waits for a
+// connection (non-blocking: EAGAIN; SO_RCVTIMEO and the read deadline
+// bound it). A listener without SetHoldSYN gives EINVAL.
+func (s *Socket) AcceptSYN() (*SynRequest, error) {
+	t, ok := s.ep.(*tcpEP)
+	if !ok {
+		return nil, syscall.EOPNOTSUPP
+	}
+	var r *tcp.SynRequest
+	err := s.blocking(0, false, waiter.EventIn, func() error {
+		var err error
+		r, err = t.ep.NextSynRequest()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &SynRequest{r: r, ls: s, t: t}, nil
+}
+
+// OrigDst is the address and port the client connected to: for a
+// diverted SYN its original destination.
+func (r *SynRequest) OrigDst() netip.AddrPort {
+	a := r.r.Local()
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// Client is the client's address and port.
+func (r *SynRequest) Client() netip.AddrPort {
+	a := r.r.Remote()
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// Complete sends the SYN-ACK and returns the connection's socket, as
+// accept would have. Its handshake is then in progress, as after a
+// non-blocking connect: WaitHandshake waits for the client's ACK. The
+// errors are tcp.SynRequest.Complete's (ETIMEDOUT: the request expired;
+// ECONNABORTED: the listener closed; EALREADY: answered before).
+func (r *SynRequest) Complete() (*Socket, error) {
+	c, err := r.r.Complete()
+	if err != nil {
+		return nil, err
+	}
+	ls := r.ls
+	ns := ls.net.register(ls.family, ls.typ, int(ls.proto), &tcpEP{ep: c, net: r.t.net, v6: r.t.v6})
+	if ls.apartTCP() != nil {
+		ls.apartAccepted(ns, r.t.sa(r.r.Remote()))
+	}
+	return ns, nil
+}
+
+// Reject refuses the SYN as how says; nothing else is sent.
+func (r *SynRequest) Reject(how Reject) error { return r.r.Reject(how) }
+
+// WaitHandshake waits, as a blocking connect does, until the handshake
+// of a socket from SynRequest.Complete ends: nil when it is established,
+// else its error (ECONNREFUSED: the client reset it; ETIMEDOUT: no ACK
+// after the SYN-ACK retries). A non-blocking socket returns EINPROGRESS
+// while it is under way; SO_SNDTIMEO and the write deadline bound the
+// wait. On an established socket it returns nil at once.
+func (s *Socket) WaitHandshake() error {
+	if s.closed.Load() {
+		return syscall.EBADF
+	}
+	t, ok := s.ep.(*tcpEP)
+	if !ok {
+		return syscall.EOPNOTSUPP
+	}
+	done := func() bool {
+		st := t.ep.State()
+		return st != tcp.StateSynRcvd && st != tcp.StateSynSent
+	}
+	if done() {
+		return s.ep.connectResult()
+	}
+	nonblock, callDL := s.mode(0, true)
+	if nonblock {
+		return syscall.EINPROGRESS
+	}
+	e := waiter.NewEntry()
+	wq := s.ep.waiter()
+	wq.Register(e, waiter.EventOut|waiter.EventErr|waiter.EventHUp)
+	defer wq.Unregister(e)
+	defer s.dropCancel()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for !done() {
+		deadline, fromDL := s.effectiveDeadline(callDL, true)
+		if err := s.wait(waiter.EventOut, deadline, fromDL, e, &timer); err != nil {
+			return err
+		}
+	}
+	return s.ep.connectResult()
 }
