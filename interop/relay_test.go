@@ -22,11 +22,13 @@ import (
 // SHA-256 of what it received; "udpecho" echoes datagrams. Clients
 // (namespace C): "shaclient" sends a file, shuts down writing and prints
 // the answer; "reset" connects and prints how the connection ended;
+// "connect" prints how a connect ended ("connected", "timeout" or the
+// errno's name, e.g. ECONNREFUSED);
 // "hold" opens N connections, says so, and on a line from stdin ends
 // them as shaclient does; "udp" sends datagrams one at a time and
 // checks each echo.
 const relayPy = `
-import hashlib, os, select, socket, struct, sys, threading
+import errno, hashlib, os, select, socket, struct, sys, threading
 mode = sys.argv[1]
 def fam(h): return socket.AF_INET6 if ':' in h else socket.AF_INET
 if mode == 'sha':
@@ -91,6 +93,14 @@ elif mode == 'reset':
         print('reset')
     except ConnectionRefusedError:
         print('refused')
+elif mode == 'connect':
+    try:
+        c = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=float(sys.argv[4]))
+        print('connected')
+    except socket.timeout:
+        print('timeout')
+    except OSError as e:
+        print(errno.errorcode.get(e.errno, str(e)))
 elif mode == 'hold':
     host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     cs = [socket.create_connection((host, port), timeout=30) for _ in range(n)]
@@ -150,7 +160,10 @@ func runSteps(t *testing.T, steps [][]string) {
 	}
 }
 
-var relayCountersRE = regexp.MustCompile(`relay: tcp relayed=(\d+) refused=(\d+) \(limit=(\d+) connect-failed=(\d+) timed-out=(\d+)\) bytes-out=(\d+) bytes-in=(\d+); udp flows=(\d+) expired=(\d+) datagrams-out=(\d+) datagrams-in=(\d+) dropped=(\d+) \(limit=(\d+) errors=(\d+)\) flow-sockets=(\d+) via-flow-socket=(\d+)`)
+var relayCountersRE = regexp.MustCompile(`relay: tcp relayed=(\d+) refused=(\d+) \(limit=(\d+) own=(\d+)\) connect-failed=(\d+) \(refused=(\d+) unreachable=(\d+) timed-out=(\d+) other=(\d+)\) handshake-failed=(\d+) bytes-out=(\d+) bytes-in=(\d+); udp flows=(\d+) expired=(\d+) datagrams-out=(\d+) datagrams-in=(\d+) dropped=(\d+) \(limit=(\d+) errors=(\d+)\) flow-sockets=(\d+) via-flow-socket=(\d+)`)
+
+// relayHeldRE is the relay stack's held-SYN counters line.
+var relayHeldRE = regexp.MustCompile(`relay: held SYNs=(\d+) retransmitted=(\d+) queue-full=(\d+) completed=(\d+) reset=(\d+) icmp=(\d+) silent=(\d+) expired=(\d+) aborted=(\d+) complete-failed=(\d+)`)
 
 // TestInteropRelay: `sockstack relay` between two namespaces the test
 // made. C holds the TUN's kernel side and routes 198.51.100.0/24 and
@@ -160,10 +173,14 @@ var relayCountersRE = regexp.MustCompile(`relay: tcp relayed=(\d+) refused=(\d+)
 // once the client half-closed, and a UDP echo. From C, over both
 // families: curl downloads 4 MiB (SHA-256 checked), 4 MiB go up and the
 // answer comes back after the client's half-close, UDP datagrams are
-// echoed from the original destination, a port without a server resets
-// the client's connection, the connection beyond --max-conns is reset
-// and the flow beyond --max-udp-flows gets nothing; the counters the
-// relay prints on SIGTERM match.
+// echoed from the original destination, and the relay answers the
+// client's SYN only once its own connect has: a port without a server is
+// refused (ECONNREFUSED, not a connect that succeeds and is then reset),
+// a destination the relay cannot reach is unreachable for the client
+// too (EHOSTUNREACH, ENETUNREACH, by ICMP), one that does not answer
+// makes the client's connect time out; the connection beyond
+// --max-conns is refused and the flow beyond --max-udp-flows gets
+// nothing; the counters the relay prints on SIGTERM match.
 func TestInteropRelay(t *testing.T) {
 	needRoot(t)
 	needTools(t, "ip", "curl", "python3")
@@ -185,6 +202,13 @@ func TestInteropRelay(t *testing.T) {
 		{"ip", "-n", s, "link", "set", "v0", "up"},
 		{"ip", "-n", s, "link", "set", "v1", "up"},
 		{"ip", "-n", s, "route", "add", "198.51.100.99/32", "dev", "v0"},
+		// Destinations S's kernel refuses to route: connect fails with
+		// EHOSTUNREACH (unreachable) or EACCES (prohibit); to
+		// 198.51.100.96 and 2001:db8:77::96 there is no route at all
+		// (ENETUNREACH).
+		{"ip", "-n", s, "route", "add", "unreachable", "198.51.100.98/32"},
+		{"ip", "-n", s, "route", "add", "prohibit", "198.51.100.97/32"},
+		{"ip", "-n", s, "-6", "route", "add", "unreachable", "2001:db8:77::98/128"},
 	})
 	dir := t.TempDir()
 	py := filepath.Join(dir, "relay.py")
@@ -230,7 +254,7 @@ func TestInteropRelay(t *testing.T) {
 		return strings.TrimSpace(string(b))
 	}
 	hosts := []string{"198.51.100.7", "2001:db8:77::7"}
-	relayed, refused, connectFailed := 0, 0, 0
+	relayed, dialRefused, dialUnreach := 0, 0, 0
 	for _, h := range hosts {
 		url := "http://" + h + ":8080/4MiB.bin"
 		if strings.Contains(h, ":") {
@@ -248,8 +272,10 @@ func TestInteropRelay(t *testing.T) {
 		if g := clientRun("python3", py, "shaclient", h, "7", file); g != sum {
 			t.Fatalf("%s: 4 MiB up: the server saw SHA-256 %q, sent %s", h, g, sum)
 		}
-		if g := clientRun("python3", py, "reset", h, "5"); g != "reset" && g != "refused" {
-			t.Fatalf("%s port 5 (no server in S): the client saw %q, want a reset", h, g)
+		// Refused by S's kernel: the client's connect is refused, it
+		// never succeeds.
+		if g := clientRun("python3", py, "connect", h, "5", "10"); g != "ECONNREFUSED" {
+			t.Fatalf("%s port 5 (no server in S): the client's connect gave %q, want ECONNREFUSED", h, g)
 		}
 		// A server that resets: so does the relay, to the client.
 		if g := clientRun("python3", py, "reset", h, "6", "x"); g != "reset" {
@@ -259,16 +285,28 @@ func TestInteropRelay(t *testing.T) {
 			t.Fatalf("%s: UDP echo through the relay: %s", h, g)
 		}
 		relayed += 3
-		refused++
-		connectFailed++
+		dialRefused++
 	}
-	// A destination that does not answer: the connect times out and the
-	// client's connection is reset.
-	if g := clientRun("python3", py, "reset", "198.51.100.99", "80"); g != "reset" && g != "refused" {
-		t.Fatalf("198.51.100.99 (no answer in S): the client saw %q, want a reset", g)
+	// Destinations the relay's kernel cannot reach: the client's connect
+	// fails as the relay's did, from an ICMP destination unreachable.
+	for _, c := range []struct{ host, want string }{
+		{"198.51.100.98", "EHOSTUNREACH"},   // unreachable route: host unreachable
+		{"198.51.100.97", "EHOSTUNREACH"},   // prohibit route (EACCES): administratively prohibited
+		{"198.51.100.96", "ENETUNREACH"},    // no route: network unreachable
+		{"2001:db8:77::98", "EHOSTUNREACH"}, // unreachable route: address unreachable
+		{"2001:db8:77::96", "ENETUNREACH"},  // no route
+	} {
+		if g := clientRun("python3", py, "connect", c.host, "80", "10"); g != c.want {
+			t.Fatalf("%s (unreachable from S): the client's connect gave %q, want %s", c.host, g, c.want)
+		}
+		dialUnreach++
 	}
-	refused++
-	connectFailed++
+	// A destination that does not answer: neither does the relay, and
+	// the client's connect times out (its retransmitted SYNs are new
+	// attempts, each given up after --connect-timeout).
+	if g := clientRun("python3", py, "connect", "198.51.100.99", "80", "3"); g != "timeout" {
+		t.Fatalf("198.51.100.99 (no answer in S): the client's connect gave %q, want a timeout", g)
+	}
 	// The flow beyond --max-udp-flows (a new client port) gets nothing.
 	if g := clientRun("python3", py, "udp", hosts[0], "9", "1", "1"); g != "timeout" {
 		t.Fatalf("UDP flow beyond --max-udp-flows: %s, want no answer", g)
@@ -288,8 +326,8 @@ func TestInteropRelay(t *testing.T) {
 	if l, err := hr.ReadString('\n'); err != nil || strings.TrimSpace(l) != "holding" {
 		t.Fatalf("hold: %q %v", l, err)
 	}
-	if g := clientRun("python3", py, "reset", hosts[0], "7"); g != "reset" {
-		t.Fatalf("connection beyond --max-conns: the client saw %q, want a reset", g)
+	if g := clientRun("python3", py, "connect", hosts[0], "7", "10"); g != "ECONNREFUSED" {
+		t.Fatalf("connection beyond --max-conns: the client's connect gave %q, want ECONNREFUSED", g)
 	}
 	holdIn.Write([]byte("\n"))
 	xsum := "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881" // SHA-256 of "x"
@@ -302,28 +340,45 @@ func TestInteropRelay(t *testing.T) {
 		t.Fatalf("hold: %v", err)
 	}
 	relayed += maxConns
-	refused++
 
-	m := r.stop(t)
+	m, held := r.stop(t)
 	n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
+	h := func(i int) int { v, _ := strconv.Atoi(held[i]); return v }
+	if n(8) < 1 {
+		t.Errorf("tcp connects timed out: %d, want at least 1", n(8))
+	}
 	for _, w := range []struct {
 		name      string
 		got, want int
 	}{
 		{"tcp relayed", n(1), relayed},
-		{"tcp refused", n(2), refused},
+		{"tcp refused by the relay", n(2), 1},
 		{"tcp refused at the limit", n(3), 1},
-		{"tcp connect failed", n(4), connectFailed},
-		{"tcp connect timed out", n(5), 1},
-		{"udp flows", n(8), 2},
-		{"udp datagrams out", n(10), 40},
-		{"udp datagrams in", n(11), 40},
-		{"udp dropped", n(12), 1},
-		{"udp dropped at the limit", n(13), 1},
+		{"tcp refused to own address", n(4), 0},
+		{"tcp connect refused", n(6), dialRefused},
+		{"tcp connect unreachable", n(7), dialUnreach},
+		{"tcp connect failed otherwise", n(9), 0},
+		{"tcp connect failed", n(5), dialRefused + dialUnreach + n(8)},
+		{"tcp handshakes failed", n(10), 0},
+		{"udp flows", n(13), 2},
+		{"udp datagrams out", n(15), 40},
+		{"udp datagrams in", n(16), 40},
+		{"udp dropped", n(17), 1},
+		{"udp dropped at the limit", n(18), 1},
 		// Each flow's first datagram comes through the socket on the
 		// rule's port, the rest through the flow's own socket.
-		{"udp flows with their own socket", n(15), 2},
-		{"udp datagrams through flow sockets", n(16), 38},
+		{"udp flows with their own socket", n(20), 2},
+		{"udp datagrams through flow sockets", n(21), 38},
+		// The stack's held SYNs: every relayed connection was completed,
+		// every refusal a reset, every unreachable an ICMP error, every
+		// timed-out connect a silent rejection; none waited too long.
+		{"held SYNs completed", h(4), relayed},
+		{"held SYNs reset", h(5), dialRefused + 1},
+		{"held SYNs rejected by ICMP", h(6), dialUnreach},
+		{"held SYNs silent", h(7), n(8)},
+		{"held SYNs expired", h(8), 0},
+		{"held SYNs beyond the backlog", h(3), 0},
+		{"held SYNs", h(1), relayed + dialRefused + 1 + dialUnreach + n(8)},
 	} {
 		if w.got != w.want {
 			t.Errorf("%s: %d, want %d", w.name, w.got, w.want)
@@ -333,10 +388,10 @@ func TestInteropRelay(t *testing.T) {
 	// server and curl's two requests;
 	// down: two 4 MiB downloads with their HTTP headers and the SHA-256
 	// answers.
-	if up := n(6); up < 2*size+maxConns+2+2*32 || up > 2*size+maxConns+2+2*512 {
+	if up := n(11); up < 2*size+maxConns+2+2*32 || up > 2*size+maxConns+2+2*512 {
 		t.Errorf("bytes to destinations %d, want 2*4 MiB + %d plus two HTTP requests", up, maxConns+2)
 	}
-	if down := n(7); down < 2*size+(2+maxConns)*64 || down > 2*size+4096 {
+	if down := n(12); down < 2*size+(2+maxConns)*64 || down > 2*size+4096 {
 		t.Errorf("bytes from destinations %d, want 2*4 MiB plus headers and answers", down)
 	}
 
@@ -354,14 +409,14 @@ func TestInteropRelay(t *testing.T) {
 		tries++
 		return clientRun("python3", py, "udp", hosts[0], "9", "1", "2") == "ok 1"
 	})
-	m = r.stop(t)
+	m, _ = r.stop(t)
 	// The capture is raw IP (LINKTYPE_RAW, 101) with at least the
 	// first flow's six datagrams: a 24-byte header and a record each.
 	if b, err := os.ReadFile(pcap); err != nil || len(b) < 24+6*(16+28+100) || b[20] != 101 {
 		t.Errorf("--pcap: %d bytes, err %v", len(b), err)
 	}
-	if n(8) != 2 || n(9) < 1 || n(13) != tries-1 {
-		t.Errorf("after expiry: flows %d (want 2), expired %d (want at least 1), dropped at the limit %d (want %d)", n(8), n(9), n(13), tries-1)
+	if n(13) != 2 || n(14) < 1 || n(18) != tries-1 {
+		t.Errorf("after expiry: flows %d (want 2), expired %d (want at least 1), dropped at the limit %d (want %d)", n(13), n(14), n(18), tries-1)
 	}
 }
 
@@ -443,9 +498,9 @@ func startRelay(t *testing.T, bin, s, c string, args ...string) *relayProc {
 	return r
 }
 
-// stop ends the relay with SIGTERM and returns its counters line,
-// matched by relayCountersRE.
-func (r *relayProc) stop(t *testing.T) []string {
+// stop ends the relay with SIGTERM and returns its counters lines,
+// matched by relayCountersRE and relayHeldRE.
+func (r *relayProc) stop(t *testing.T) (counters, held []string) {
 	t.Helper()
 	r.cmd.Process.Signal(syscall.SIGTERM)
 	r.stopped = true
@@ -461,11 +516,13 @@ func (r *relayProc) stop(t *testing.T) []string {
 	}
 	r.copied.Wait()
 	m := relayCountersRE.FindStringSubmatch(r.out.String())
-	if m == nil {
+	hm := relayHeldRE.FindStringSubmatch(r.out.String())
+	if m == nil || hm == nil {
 		t.Fatalf("no counters in the relay's output:\n%s", r.out.String())
 	}
 	t.Logf("%s", m[0])
-	return m
+	t.Logf("%s", hm[0])
+	return m, hm
 }
 
 // waitFor polls cond (the kernel's socket table has no notification)

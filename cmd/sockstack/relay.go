@@ -18,6 +18,7 @@ import (
 	"github.com/sockstack/sockstack/netconn"
 	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/tcp"
 )
 
 // relayPort is the port of the stack's transparent sockets that the
@@ -43,11 +44,15 @@ connection and UDP datagram arriving on it, whatever its destination
 (transparent proxying, docs/transparent.md), to transparent sockets. Each
 connection is relayed to its original destination through a socket of the
 host kernel of this process (so through this process's network namespace),
-with half-close both ways; a destination that cannot be reached gets the
-client's connection reset. UDP gets one kernel socket per client and
-original destination, answers go back from the original destination, and a
-flow ends after --udp-timeout without traffic. Beyond --max-conns relays
-connections are reset, beyond --max-udp-flows flows datagrams are dropped;
+with half-close both ways. The client's SYN is answered only once the
+kernel's connect has: if it succeeds, the handshake completes; if it is
+refused, the client gets a reset (ECONNREFUSED); if the destination is
+unreachable, an ICMP destination unreachable (EHOSTUNREACH, ENETUNREACH);
+if it times out (--connect-timeout), nothing, so the client's own connect
+times out. UDP gets one kernel socket per client and original destination,
+answers go back from the original destination, and a flow ends after
+--udp-timeout without traffic. Beyond --max-conns relays connection
+attempts are refused, beyond --max-udp-flows flows datagrams are dropped;
 both are counted. Runs until SIGINT or SIGTERM, then prints its counters.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -83,37 +88,50 @@ both are counted. Runs until SIGINT or SIGTERM, then prints its counters.`,
 	fl.IntVar(&f.mtu, "mtu", 0, "set the TUN's MTU (0: keep the device's)")
 	fl.BoolVar(&f.offload, "offload", false, "exchange 64 KB super-segments with partial checksums with the kernel (IFF_VNET_HDR, TUNSETOFFLOAD)")
 	fl.StringVar(&f.pcap, "pcap", "", "write every packet on the TUN to a pcap file (raw IP)")
-	fl.IntVar(&o.maxConns, "max-conns", 1024, "most TCP connections relayed at once; more are reset and counted")
+	fl.IntVar(&o.maxConns, "max-conns", 1024, "most TCP connections relayed (or being connected) at once; more are refused with a reset and counted")
 	fl.IntVar(&o.maxFlows, "max-udp-flows", 1024, "most UDP flows (client, original destination) at once; datagrams of more are dropped and counted")
 	fl.DurationVar(&o.udpTimeout, "udp-timeout", 60*time.Second, "a UDP flow without traffic either way for this long ends")
-	fl.DurationVar(&o.dialTimeout, "connect-timeout", 10*time.Second, "how long a kernel connect to an original destination may take")
+	fl.DurationVar(&o.dialTimeout, "connect-timeout", 10*time.Second, "how long a kernel connect to an original destination may take; the client's SYN waits for it, unanswered")
 	return c
 }
 
 // relayStats are relay's counters, printed when it stops.
 type relayStats struct {
-	relayed     atomic.Uint64 // TCP connections relayed (kernel connect succeeded)
-	refused     atomic.Uint64 // TCP connections reset: limit, failed connect, own address
-	overLimit   atomic.Uint64 // of refused: beyond --max-conns
-	dialFailed  atomic.Uint64 // of refused: the kernel connect failed
-	dialTimeout atomic.Uint64 // of dialFailed: it took longer than --connect-timeout
-	bytesOut    atomic.Uint64 // TCP bytes client -> destination
-	bytesIn     atomic.Uint64 // TCP bytes destination -> client
-	flows       atomic.Uint64 // UDP flows opened
-	expired     atomic.Uint64 // UDP flows ended by --udp-timeout
-	dgramOut    atomic.Uint64 // UDP datagrams client -> destination
-	dgramIn     atomic.Uint64 // UDP datagrams destination -> client
-	drops       atomic.Uint64 // UDP datagrams dropped
-	flowLimit   atomic.Uint64 // of drops: beyond --max-udp-flows
-	udpSendErrs atomic.Uint64 // of drops: a send failed (either side) or the flow's socket could not be opened
-	flowSocks   atomic.Uint64 // flows with their own connected transparent socket in the stack
-	flowSockOut atomic.Uint64 // of dgramOut: arrived on a flow's own socket
+	relayed      atomic.Uint64 // TCP connections relayed (kernel connect and client's handshake succeeded)
+	refused      atomic.Uint64 // TCP connection attempts the relay itself reset: limit, own address
+	overLimit    atomic.Uint64 // of refused: beyond --max-conns
+	ownAddr      atomic.Uint64 // of refused: to the stack's own address
+	dialFailed   atomic.Uint64 // TCP attempts whose kernel connect failed, answered as it failed:
+	dialRefused  atomic.Uint64 // - refused (ECONNREFUSED): a reset
+	dialUnreach  atomic.Uint64 // - unreachable (EHOSTUNREACH, ENETUNREACH, EACCES, EPERM): ICMP unreachable
+	dialTimeout  atomic.Uint64 // - longer than --connect-timeout: no answer, the client retransmits
+	dialOther    atomic.Uint64 // - anything else: a reset
+	handshakeErr atomic.Uint64 // kernel connect succeeded, the client's handshake did not
+	bytesOut     atomic.Uint64 // TCP bytes client -> destination
+	bytesIn      atomic.Uint64 // TCP bytes destination -> client
+	flows        atomic.Uint64 // UDP flows opened
+	expired      atomic.Uint64 // UDP flows ended by --udp-timeout
+	dgramOut     atomic.Uint64 // UDP datagrams client -> destination
+	dgramIn      atomic.Uint64 // UDP datagrams destination -> client
+	drops        atomic.Uint64 // UDP datagrams dropped
+	flowLimit    atomic.Uint64 // of drops: beyond --max-udp-flows
+	udpSendErrs  atomic.Uint64 // of drops: a send failed (either side) or the flow's socket could not be opened
+	flowSocks    atomic.Uint64 // flows with their own connected transparent socket in the stack
+	flowSockOut  atomic.Uint64 // of dgramOut: arrived on a flow's own socket
 }
 
 func (s *relayStats) String() string {
-	return fmt.Sprintf("tcp relayed=%d refused=%d (limit=%d connect-failed=%d timed-out=%d) bytes-out=%d bytes-in=%d; udp flows=%d expired=%d datagrams-out=%d datagrams-in=%d dropped=%d (limit=%d errors=%d) flow-sockets=%d via-flow-socket=%d",
-		s.relayed.Load(), s.refused.Load(), s.overLimit.Load(), s.dialFailed.Load(), s.dialTimeout.Load(), s.bytesOut.Load(), s.bytesIn.Load(),
+	return fmt.Sprintf("tcp relayed=%d refused=%d (limit=%d own=%d) connect-failed=%d (refused=%d unreachable=%d timed-out=%d other=%d) handshake-failed=%d bytes-out=%d bytes-in=%d; udp flows=%d expired=%d datagrams-out=%d datagrams-in=%d dropped=%d (limit=%d errors=%d) flow-sockets=%d via-flow-socket=%d",
+		s.relayed.Load(), s.refused.Load(), s.overLimit.Load(), s.ownAddr.Load(),
+		s.dialFailed.Load(), s.dialRefused.Load(), s.dialUnreach.Load(), s.dialTimeout.Load(), s.dialOther.Load(),
+		s.handshakeErr.Load(), s.bytesOut.Load(), s.bytesIn.Load(),
 		s.flows.Load(), s.expired.Load(), s.dgramOut.Load(), s.dgramIn.Load(), s.drops.Load(), s.flowLimit.Load(), s.udpSendErrs.Load(), s.flowSocks.Load(), s.flowSockOut.Load())
+}
+
+// heldSummary is the stack's held-SYN counters (tcp.HoldSYNStats).
+func heldSummary(h tcp.HoldSYNStats) string {
+	return fmt.Sprintf("held SYNs=%d retransmitted=%d queue-full=%d completed=%d reset=%d icmp=%d silent=%d expired=%d aborted=%d complete-failed=%d",
+		h.Held, h.Retrans, h.QueueFull, h.Completed, h.Reset, h.ICMP, h.Silent, h.Expired, h.Aborted, h.CompleteFailed)
 }
 
 // relay is one running relay.
@@ -181,7 +199,10 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 			host = "::"
 		}
 		addr := net.JoinHostPort(host, fmt.Sprint(relayPort))
-		l, err := netconn.ListenTransparent(e.net, "tcp"+v, addr)
+		// Held SYNs: the client's handshake is answered only once the
+		// kernel's connect has (relayHeld). Each is answered within
+		// --connect-timeout; the hold timeout is the backstop.
+		l, err := netconn.ListenTransparentHeld(e.net, "tcp"+v, addr, o.dialTimeout+5*time.Second)
 		if err != nil {
 			return fmt.Errorf("transparent listener tcp%s: %v", v, err)
 		}
@@ -227,6 +248,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 		fmt.Fprintf(w, "  %d connection(s) still closing; resetting them\n", left)
 	}
 	fmt.Fprintf(w, "  relay: %s\n", &r.stats)
+	fmt.Fprintf(w, "  relay: %s\n", heldSummary(e.st.TCP.HoldSYNStats()))
 	printSummary(w, e.st)
 	return e.Close()
 }
@@ -248,7 +270,7 @@ func (r *relay) isOwn(a netip.Addr) bool {
 }
 
 // reset closes c with a reset (SO_LINGER 0), the answer to a connection
-// that cannot be relayed.
+// that cannot go on.
 func reset(c net.Conn) {
 	if l, ok := c.(interface{ SetLinger(int) error }); ok {
 		l.SetLinger(0)
@@ -256,32 +278,40 @@ func reset(c net.Conn) {
 	c.Close()
 }
 
-func (r *relay) acceptLoop(l net.Listener) {
+// acceptLoop takes the clients' connection attempts, before any answer
+// to them: each is relayed (relayHeld) or, beyond --max-conns or to the
+// stack's own address, reset.
+func (r *relay) acceptLoop(l *netconn.HeldListener) {
 	defer r.wg.Done()
 	for {
-		c, err := l.Accept()
+		req, err := l.Next()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || r.isClosed() {
 				return
 			}
-			continue // a connection that failed while queued: take the next one
+			continue
+		}
+		if r.isOwn(req.OrigDst().Addr()) {
+			r.stats.refused.Add(1)
+			r.stats.ownAddr.Add(1)
+			req.Reject(socket.RejectReset)
+			continue
 		}
 		r.mu.Lock()
 		if r.closed || r.active >= r.o.maxConns {
 			over := !r.closed
 			r.mu.Unlock()
 			if over {
+				r.stats.refused.Add(1)
 				r.stats.overLimit.Add(1)
 			}
-			r.stats.refused.Add(1)
-			reset(c)
+			req.Reject(socket.RejectReset)
 			continue
 		}
 		r.active++
-		r.conns[c] = struct{}{}
 		r.mu.Unlock()
 		r.wg.Add(1)
-		go r.relayTCP(c)
+		go r.relayHeld(req)
 	}
 }
 
@@ -293,46 +323,92 @@ func (r *relay) forget(cs ...net.Conn) {
 	r.mu.Unlock()
 }
 
-// relayTCP connects to c's original destination (its local address) from
-// the kernel and copies both ways, passing each side's end on as a FIN.
-func (r *relay) relayTCP(c net.Conn) {
+// track registers c to be closed when the relay stops; false when it
+// has stopped already.
+func (r *relay) track(c net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.conns[c] = struct{}{}
+	return true
+}
+
+// rejection is how the client learns of a failed kernel connect: the
+// same answer the destination's network gave the relay, counted.
+func (r *relay) rejection(err error) socket.Reject {
+	r.stats.dialFailed.Add(1)
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		r.stats.dialRefused.Add(1)
+		return socket.RejectReset
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		r.stats.dialUnreach.Add(1)
+		return socket.RejectHostUnreach
+	case errors.Is(err, syscall.ENETUNREACH):
+		r.stats.dialUnreach.Add(1)
+		return socket.RejectNetUnreach
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		// A prohibit route or a firewall rule refused the connect.
+		r.stats.dialUnreach.Add(1)
+		return socket.RejectAdminProhibited
+	case errors.As(err, &ne) && ne.Timeout():
+		// No answer: neither does the client get one, as without the
+		// relay. Its retransmitted SYN is a new attempt.
+		r.stats.dialTimeout.Add(1)
+		return socket.RejectSilent
+	}
+	r.stats.dialOther.Add(1)
+	return socket.RejectReset
+}
+
+// relayHeld connects to the original destination of a held SYN from the
+// kernel first, and answers the client as the destination answered the
+// kernel: the handshake completes only if the connect did; otherwise a
+// reset, an ICMP unreachable or nothing (rejection). Then it copies both
+// ways, passing each side's end on as a FIN.
+func (r *relay) relayHeld(req *netconn.HeldRequest) {
 	defer r.wg.Done()
 	defer func() {
 		r.mu.Lock()
 		r.active--
 		r.mu.Unlock()
 	}()
-	dst, ok := c.LocalAddr().(*net.TCPAddr)
-	if !ok || r.isOwn(dst.AddrPort().Addr()) {
-		r.forget(c)
-		r.stats.refused.Add(1)
-		reset(c)
-		return
-	}
-	to := netip.AddrPortFrom(dst.AddrPort().Addr().Unmap(), dst.AddrPort().Port())
 	d := net.Dialer{Timeout: r.o.dialTimeout}
-	k, err := d.DialContext(r.ctx, "tcp", to.String())
+	k, err := d.DialContext(r.ctx, "tcp", req.OrigDst().String())
 	if err != nil {
-		r.forget(c)
-		r.stats.refused.Add(1)
-		r.stats.dialFailed.Add(1)
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			r.stats.dialTimeout.Add(1)
-		}
-		reset(c)
+		req.Reject(r.rejection(err))
 		return
 	}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	if !r.track(k) {
 		k.Close()
-		r.forget(c)
+		req.Reject(socket.RejectReset)
+		return
+	}
+	c, err := req.Complete(r.ctx)
+	if err != nil {
+		// The client went away (or the relay stops): the destination
+		// sees the connection end.
+		r.stats.handshakeErr.Add(1)
+		r.forget(k)
+		k.Close()
+		return
+	}
+	if !r.track(c) {
+		r.forget(k)
+		k.Close()
 		reset(c)
 		return
 	}
-	r.conns[k] = struct{}{}
-	r.mu.Unlock()
 	r.stats.relayed.Add(1)
+	r.pipe(c, k)
+}
+
+// pipe copies between the client's connection c and the kernel's k
+// until both ways have ended, then closes and forgets both.
+func (r *relay) pipe(c, k net.Conn) {
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn, n *atomic.Uint64) {
 		m, err := io.Copy(dst, src)

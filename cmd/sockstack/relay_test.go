@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,41 +51,85 @@ func TestRelayFlagErrors(t *testing.T) {
 	}
 }
 
-// newTestRelay is a relay with no stack, for relayTCP alone.
+// newTestRelay is a relay with no stack, for its parts alone.
 func newTestRelay(t *testing.T) *relay {
 	return &relay{ctx: context.Background(), o: relayOpts{maxConns: 8, maxFlows: 8, udpTimeout: time.Minute, dialTimeout: 5 * time.Second},
 		conns: map[net.Conn]struct{}{}, flows: map[flowKey]*udpFlow{}}
 }
 
-// loopRelay starts relayTCP on a loopback connection: relayTCP dials its
-// connection's local address, so the listener's next accept is the
-// destination side. It returns the client and the destination.
-func loopRelay(t *testing.T, r *relay) (client, dest *net.TCPConn, done chan struct{}) {
+// loopPair is two ends of a loopback TCP connection.
+func loopPair(t *testing.T) (a, b *net.TCPConn) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	cl, err := net.Dial("tcp", l.Addr().String())
+	x, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cl.Close() })
-	c, err := l.Accept()
+	y, err := l.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { x.Close(); y.Close() })
+	return x.(*net.TCPConn), y.(*net.TCPConn)
+}
+
+// loopRelay runs the relay's pipe between two loopback connections, as
+// relayHeld does between the client's and the kernel's. It returns the
+// client and the destination.
+func loopRelay(t *testing.T, r *relay) (client, dest *net.TCPConn, done chan struct{}) {
+	cl, c := loopPair(t)
+	k, d := loopPair(t)
 	r.active++
-	r.conns[c] = struct{}{}
-	r.wg.Add(1)
+	r.conns[c], r.conns[k] = struct{}{}, struct{}{}
 	done = make(chan struct{})
-	go func() { r.relayTCP(c); close(done) }()
-	d, err := l.Accept()
+	go func() {
+		r.pipe(c, k)
+		r.active--
+		close(done)
+	}()
+	return cl, d, done
+}
+
+// A failed kernel connect is passed on to the client as the destination's
+// network answered it, and counted by kind.
+func TestRelayRejection(t *testing.T) {
+	r := newTestRelay(t)
+	sys := func(e syscall.Errno) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", e)}
+	}
+	for _, c := range []struct {
+		err  error
+		want socket.Reject
+	}{
+		{sys(syscall.ECONNREFUSED), socket.RejectReset},
+		{sys(syscall.EHOSTUNREACH), socket.RejectHostUnreach},
+		{sys(syscall.ENETUNREACH), socket.RejectNetUnreach},
+		{sys(syscall.EACCES), socket.RejectAdminProhibited},
+		{sys(syscall.EPERM), socket.RejectAdminProhibited},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}, socket.RejectSilent},
+		{sys(syscall.EADDRNOTAVAIL), socket.RejectReset},
+	} {
+		if got := r.rejection(c.err); got != c.want {
+			t.Errorf("%v: %v, want %v", c.err, got, c.want)
+		}
+	}
+	s := &r.stats
+	if s.dialFailed.Load() != 7 || s.dialRefused.Load() != 1 || s.dialUnreach.Load() != 4 || s.dialTimeout.Load() != 1 || s.dialOther.Load() != 1 {
+		t.Fatalf("counters: %s", s)
+	}
+	// A real refused connect, on loopback.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
-	return cl.(*net.TCPConn), d.(*net.TCPConn), done
+	addr := l.Addr().String()
+	l.Close()
+	if _, err := net.Dial("tcp", addr); err == nil || r.rejection(err) != socket.RejectReset {
+		t.Fatalf("dial of a closed port: %v", err)
+	}
 }
 
 // A destination that ends its half first still gets what the client
