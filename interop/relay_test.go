@@ -160,7 +160,7 @@ func runSteps(t *testing.T, steps [][]string) {
 	}
 }
 
-var relayCountersRE = regexp.MustCompile(`relay: tcp relayed=(\d+) refused=(\d+) \(limit=(\d+) own=(\d+)\) connect-failed=(\d+) \(refused=(\d+) unreachable=(\d+) timed-out=(\d+) other=(\d+)\) handshake-failed=(\d+) bytes-out=(\d+) bytes-in=(\d+); udp flows=(\d+) expired=(\d+) datagrams-out=(\d+) datagrams-in=(\d+) dropped=(\d+) \(limit=(\d+) errors=(\d+)\) flow-sockets=(\d+) via-flow-socket=(\d+)`)
+var relayCountersRE = regexp.MustCompile(`relay: tcp relayed=(\d+) refused=(\d+) \(limit=(\d+) client-limit=(\d+) own=(\d+)\) connect-failed=(\d+) \(refused=(\d+) unreachable=(\d+) timed-out=(\d+) other=(\d+)\) handshake-failed=(\d+) bytes-out=(\d+) bytes-in=(\d+); udp flows=(\d+) expired=(\d+) datagrams-out=(\d+) datagrams-in=(\d+) dropped=(\d+) \(limit=(\d+) client-limit=(\d+) errors=(\d+)\) flow-sockets=(\d+) via-flow-socket=(\d+)`)
 
 // relayHeldRE is the relay stack's held-SYN counters line.
 var relayHeldRE = regexp.MustCompile(`relay: held SYNs=(\d+) retransmitted=(\d+) queue-full=(\d+) completed=(\d+) reset=(\d+) icmp=(\d+) silent=(\d+) expired=(\d+) aborted=(\d+) complete-failed=(\d+)`)
@@ -311,41 +311,51 @@ func TestInteropRelay(t *testing.T) {
 	if g := clientRun("python3", py, "udp", hosts[0], "9", "1", "1"); g != "timeout" {
 		t.Fatalf("UDP flow beyond --max-udp-flows: %s, want no answer", g)
 	}
-	// --max-conns relays at once; one more is reset.
-	hold := inNS(c, "python3", py, "hold", hosts[0], "7", fmt.Sprint(maxConns))
-	holdIn, err := hold.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
+	// holdConns opens k relayed connections from C to host's port 7 and
+	// keeps them until the function it returns ends them.
+	holdConns := func(host string, k int) (release func()) {
+		t.Helper()
+		hold := inNS(c, "python3", py, "hold", host, "7", fmt.Sprint(k))
+		holdIn, err := hold.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		holdOut, err := hold.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		holdDone := startCmd(t, hold)
+		hr := bufio.NewReader(holdOut)
+		if l, err := hr.ReadString('\n'); err != nil || strings.TrimSpace(l) != "holding" {
+			t.Fatalf("hold: %q %v", l, err)
+		}
+		return func() {
+			t.Helper()
+			holdIn.Write([]byte("\n"))
+			xsum := "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881" // SHA-256 of "x"
+			for i := 0; i < k; i++ {
+				if l, err := hr.ReadString('\n'); err != nil || strings.TrimSpace(l) != xsum {
+					t.Fatalf("held connection %d: %q %v", i, l, err)
+				}
+			}
+			if err := <-holdDone; err != nil {
+				t.Fatalf("hold: %v", err)
+			}
+		}
 	}
-	holdOut, err := hold.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	holdDone := startCmd(t, hold)
-	hr := bufio.NewReader(holdOut)
-	if l, err := hr.ReadString('\n'); err != nil || strings.TrimSpace(l) != "holding" {
-		t.Fatalf("hold: %q %v", l, err)
-	}
+	// --max-conns relays at once; one more is refused.
+	release := holdConns(hosts[0], maxConns)
 	if g := clientRun("python3", py, "connect", hosts[0], "7", "10"); g != "ECONNREFUSED" {
 		t.Fatalf("connection beyond --max-conns: the client's connect gave %q, want ECONNREFUSED", g)
 	}
-	holdIn.Write([]byte("\n"))
-	xsum := "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881" // SHA-256 of "x"
-	for i := 0; i < maxConns; i++ {
-		if l, err := hr.ReadString('\n'); err != nil || strings.TrimSpace(l) != xsum {
-			t.Fatalf("held connection %d: %q %v", i, l, err)
-		}
-	}
-	if err := <-holdDone; err != nil {
-		t.Fatalf("hold: %v", err)
-	}
+	release()
 	relayed += maxConns
 
 	m, held := r.stop(t)
 	n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
 	h := func(i int) int { v, _ := strconv.Atoi(held[i]); return v }
-	if n(8) < 1 {
-		t.Errorf("tcp connects timed out: %d, want at least 1", n(8))
+	if n(9) < 1 {
+		t.Errorf("tcp connects timed out: %d, want at least 1", n(9))
 	}
 	for _, w := range []struct {
 		name      string
@@ -354,31 +364,33 @@ func TestInteropRelay(t *testing.T) {
 		{"tcp relayed", n(1), relayed},
 		{"tcp refused by the relay", n(2), 1},
 		{"tcp refused at the limit", n(3), 1},
-		{"tcp refused to own address", n(4), 0},
-		{"tcp connect refused", n(6), dialRefused},
-		{"tcp connect unreachable", n(7), dialUnreach},
-		{"tcp connect failed otherwise", n(9), 0},
-		{"tcp connect failed", n(5), dialRefused + dialUnreach + n(8)},
-		{"tcp handshakes failed", n(10), 0},
-		{"udp flows", n(13), 2},
-		{"udp datagrams out", n(15), 40},
-		{"udp datagrams in", n(16), 40},
-		{"udp dropped", n(17), 1},
-		{"udp dropped at the limit", n(18), 1},
+		{"tcp refused at the client limit", n(4), 0},
+		{"tcp refused to own address", n(5), 0},
+		{"tcp connect refused", n(7), dialRefused},
+		{"tcp connect unreachable", n(8), dialUnreach},
+		{"tcp connect failed otherwise", n(10), 0},
+		{"tcp connect failed", n(6), dialRefused + dialUnreach + n(9)},
+		{"tcp handshakes failed", n(11), 0},
+		{"udp flows", n(14), 2},
+		{"udp datagrams out", n(16), 40},
+		{"udp datagrams in", n(17), 40},
+		{"udp dropped", n(18), 1},
+		{"udp dropped at the limit", n(19), 1},
+		{"udp dropped at the client limit", n(20), 0},
 		// Each flow's first datagram comes through the socket on the
 		// rule's port, the rest through the flow's own socket.
-		{"udp flows with their own socket", n(20), 2},
-		{"udp datagrams through flow sockets", n(21), 38},
+		{"udp flows with their own socket", n(22), 2},
+		{"udp datagrams through flow sockets", n(23), 38},
 		// The stack's held SYNs: every relayed connection was completed,
 		// every refusal a reset, every unreachable an ICMP error, every
 		// timed-out connect a silent rejection; none waited too long.
 		{"held SYNs completed", h(4), relayed},
 		{"held SYNs reset", h(5), dialRefused + 1},
 		{"held SYNs rejected by ICMP", h(6), dialUnreach},
-		{"held SYNs silent", h(7), n(8)},
+		{"held SYNs silent", h(7), n(9)},
 		{"held SYNs expired", h(8), 0},
 		{"held SYNs beyond the backlog", h(3), 0},
-		{"held SYNs", h(1), relayed + dialRefused + 1 + dialUnreach + n(8)},
+		{"held SYNs", h(1), relayed + dialRefused + 1 + dialUnreach + n(9)},
 	} {
 		if w.got != w.want {
 			t.Errorf("%s: %d, want %d", w.name, w.got, w.want)
@@ -388,10 +400,10 @@ func TestInteropRelay(t *testing.T) {
 	// server and curl's two requests;
 	// down: two 4 MiB downloads with their HTTP headers and the SHA-256
 	// answers.
-	if up := n(11); up < 2*size+maxConns+2+2*32 || up > 2*size+maxConns+2+2*512 {
+	if up := n(12); up < 2*size+maxConns+2+2*32 || up > 2*size+maxConns+2+2*512 {
 		t.Errorf("bytes to destinations %d, want 2*4 MiB + %d plus two HTTP requests", up, maxConns+2)
 	}
-	if down := n(12); down < 2*size+(2+maxConns)*64 || down > 2*size+4096 {
+	if down := n(13); down < 2*size+(2+maxConns)*64 || down > 2*size+4096 {
 		t.Errorf("bytes from destinations %d, want 2*4 MiB plus headers and answers", down)
 	}
 
@@ -400,7 +412,7 @@ func TestInteropRelay(t *testing.T) {
 	// it gets through. This relay opens the TUN without --offload after
 	// one with it: the device must not keep sending partial checksums.
 	pcap := filepath.Join(dir, "relay.pcap")
-	r = startRelay(t, bin, s, c, "--max-udp-flows", "1", "--udp-timeout", "1s", "--pcap", pcap)
+	r = startRelay(t, bin, s, c, "--max-udp-flows", "1", "--udp-timeout", "1s", "--pcap", pcap, "--max-conns-per-client", "1")
 	if g := clientRun("python3", py, "udp", hosts[1], "9", "3"); g != "ok 3" {
 		t.Fatalf("UDP echo through the second relay: %s", g)
 	}
@@ -409,14 +421,28 @@ func TestInteropRelay(t *testing.T) {
 		tries++
 		return clientRun("python3", py, "udp", hosts[0], "9", "1", "2") == "ok 1"
 	})
+	// --max-conns-per-client 1: while 10.99.0.1 holds its one
+	// connection, its next is refused, and another client address
+	// (C's IPv6 one) still gets through.
+	release = holdConns(hosts[0], 1)
+	if g := clientRun("python3", py, "connect", hosts[0], "7", "10"); g != "ECONNREFUSED" {
+		t.Fatalf("second connection of one client beyond --max-conns-per-client 1: %q, want ECONNREFUSED", g)
+	}
+	if g := clientRun("python3", py, "connect", hosts[1], "7", "10"); g != "connected" {
+		t.Fatalf("another client's connection under --max-conns-per-client 1: %q, want connected", g)
+	}
+	release()
 	m, _ = r.stop(t)
 	// The capture is raw IP (LINKTYPE_RAW, 101) with at least the
 	// first flow's six datagrams: a 24-byte header and a record each.
 	if b, err := os.ReadFile(pcap); err != nil || len(b) < 24+6*(16+28+100) || b[20] != 101 {
 		t.Errorf("--pcap: %d bytes, err %v", len(b), err)
 	}
-	if n(13) != 2 || n(14) < 1 || n(18) != tries-1 {
-		t.Errorf("after expiry: flows %d (want 2), expired %d (want at least 1), dropped at the limit %d (want %d)", n(13), n(14), n(18), tries-1)
+	if n(4) != 1 || n(3) != 0 || n(1) != 2 {
+		t.Errorf("--max-conns-per-client 1: refused at the client limit %d (want 1), at the limit %d (want 0), relayed %d (want 2)", n(4), n(3), n(1))
+	}
+	if n(14) != 2 || n(15) < 1 || n(19) != tries-1 {
+		t.Errorf("after expiry: flows %d (want 2), expired %d (want at least 1), dropped at the limit %d (want %d)", n(14), n(15), n(19), tries-1)
 	}
 }
 

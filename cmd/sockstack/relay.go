@@ -28,15 +28,18 @@ const relayPort = 1
 // relayOpts are relay's own flags.
 type relayOpts struct {
 	maxConns, maxFlows int
-	udpTimeout         time.Duration
-	dialTimeout        time.Duration
+	// Per client address (0: no limit), so one client cannot take every
+	// place under the global limits.
+	maxConnsPerClient, maxFlowsPerClient int
+	udpTimeout                           time.Duration
+	dialTimeout                          time.Duration
 }
 
 func relayCmd() *cobra.Command {
 	var f hostFlags
 	var o relayOpts
 	c := &cobra.Command{
-		Use:     "relay --tun NAME [--netns NS] --addr CIDR[,CIDR...] [--mtu N] [--offload] [--pcap FILE] [--max-conns N] [--max-udp-flows N] [--udp-timeout D] [--connect-timeout D]",
+		Use:     "relay --tun NAME [--netns NS] --addr CIDR[,CIDR...] [--mtu N] [--offload] [--pcap FILE] [--max-conns N] [--max-udp-flows N] [--max-conns-per-client N] [--max-udp-flows-per-client N] [--udp-timeout D] [--connect-timeout D]",
 		Example: "  ip netns exec S sockstack relay --netns C --tun tun0 --addr 10.99.0.2/24,fd00:99::2/64",
 		Short:   "Relay all TCP and UDP arriving on a TUN to its original destinations through the host kernel (tun2socks)",
 		Long: `Runs a sockstack host on a layer 3 TUN device and diverts every TCP
@@ -51,9 +54,10 @@ unreachable, an ICMP destination unreachable (EHOSTUNREACH, ENETUNREACH);
 if it times out (--connect-timeout), nothing, so the client's own connect
 times out. UDP gets one kernel socket per client and original destination,
 answers go back from the original destination, and a flow ends after
---udp-timeout without traffic. Beyond --max-conns relays connection
-attempts are refused, beyond --max-udp-flows flows datagrams are dropped;
-both are counted. Runs until SIGINT or SIGTERM, then prints its counters.`,
+--udp-timeout without traffic. Beyond --max-conns relays (or
+--max-conns-per-client from one client address) connection attempts are
+refused, beyond --max-udp-flows flows (--max-udp-flows-per-client from one
+client) datagrams are dropped; all are counted. Runs until SIGINT or SIGTERM, then prints its counters.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.tun == "" {
@@ -70,6 +74,10 @@ both are counted. Runs until SIGINT or SIGTERM, then prints its counters.`,
 				return usageErr(cmd, "--max-conns %d: want at least 1", o.maxConns)
 			case o.maxFlows < 1:
 				return usageErr(cmd, "--max-udp-flows %d: want at least 1", o.maxFlows)
+			case o.maxConnsPerClient < 0:
+				return usageErr(cmd, "--max-conns-per-client %d: want 0 (no limit) or more", o.maxConnsPerClient)
+			case o.maxFlowsPerClient < 0:
+				return usageErr(cmd, "--max-udp-flows-per-client %d: want 0 (no limit) or more", o.maxFlowsPerClient)
 			case o.udpTimeout <= 0:
 				return usageErr(cmd, "--udp-timeout %v: want a positive duration, like 60s", o.udpTimeout)
 			case o.dialTimeout <= 0:
@@ -90,6 +98,8 @@ both are counted. Runs until SIGINT or SIGTERM, then prints its counters.`,
 	fl.StringVar(&f.pcap, "pcap", "", "write every packet on the TUN to a pcap file (raw IP)")
 	fl.IntVar(&o.maxConns, "max-conns", 1024, "most TCP connections relayed (or being connected) at once; more are refused with a reset and counted")
 	fl.IntVar(&o.maxFlows, "max-udp-flows", 1024, "most UDP flows (client, original destination) at once; datagrams of more are dropped and counted")
+	fl.IntVar(&o.maxConnsPerClient, "max-conns-per-client", 0, "most TCP connections at once from one client address (0: only --max-conns); more are refused with a reset and counted")
+	fl.IntVar(&o.maxFlowsPerClient, "max-udp-flows-per-client", 0, "most UDP flows at once from one client address (0: only --max-udp-flows); datagrams of more are dropped and counted")
 	fl.DurationVar(&o.udpTimeout, "udp-timeout", 60*time.Second, "a UDP flow without traffic either way for this long ends")
 	fl.DurationVar(&o.dialTimeout, "connect-timeout", 10*time.Second, "how long a kernel connect to an original destination may take; the client's SYN waits for it, unanswered")
 	return c
@@ -100,6 +110,7 @@ type relayStats struct {
 	relayed      atomic.Uint64 // TCP connections relayed (kernel connect and client's handshake succeeded)
 	refused      atomic.Uint64 // TCP connection attempts the relay itself reset: limit, own address
 	overLimit    atomic.Uint64 // of refused: beyond --max-conns
+	clientLimit  atomic.Uint64 // of refused: beyond --max-conns-per-client
 	ownAddr      atomic.Uint64 // of refused: to the stack's own address
 	dialFailed   atomic.Uint64 // TCP attempts whose kernel connect failed, answered as it failed:
 	dialRefused  atomic.Uint64 // - refused (ECONNREFUSED): a reset
@@ -115,17 +126,18 @@ type relayStats struct {
 	dgramIn      atomic.Uint64 // UDP datagrams destination -> client
 	drops        atomic.Uint64 // UDP datagrams dropped
 	flowLimit    atomic.Uint64 // of drops: beyond --max-udp-flows
+	flowCliLimit atomic.Uint64 // of drops: beyond --max-udp-flows-per-client
 	udpSendErrs  atomic.Uint64 // of drops: a send failed (either side) or the flow's socket could not be opened
 	flowSocks    atomic.Uint64 // flows with their own connected transparent socket in the stack
 	flowSockOut  atomic.Uint64 // of dgramOut: arrived on a flow's own socket
 }
 
 func (s *relayStats) String() string {
-	return fmt.Sprintf("tcp relayed=%d refused=%d (limit=%d own=%d) connect-failed=%d (refused=%d unreachable=%d timed-out=%d other=%d) handshake-failed=%d bytes-out=%d bytes-in=%d; udp flows=%d expired=%d datagrams-out=%d datagrams-in=%d dropped=%d (limit=%d errors=%d) flow-sockets=%d via-flow-socket=%d",
-		s.relayed.Load(), s.refused.Load(), s.overLimit.Load(), s.ownAddr.Load(),
+	return fmt.Sprintf("tcp relayed=%d refused=%d (limit=%d client-limit=%d own=%d) connect-failed=%d (refused=%d unreachable=%d timed-out=%d other=%d) handshake-failed=%d bytes-out=%d bytes-in=%d; udp flows=%d expired=%d datagrams-out=%d datagrams-in=%d dropped=%d (limit=%d client-limit=%d errors=%d) flow-sockets=%d via-flow-socket=%d",
+		s.relayed.Load(), s.refused.Load(), s.overLimit.Load(), s.clientLimit.Load(), s.ownAddr.Load(),
 		s.dialFailed.Load(), s.dialRefused.Load(), s.dialUnreach.Load(), s.dialTimeout.Load(), s.dialOther.Load(),
 		s.handshakeErr.Load(), s.bytesOut.Load(), s.bytesIn.Load(),
-		s.flows.Load(), s.expired.Load(), s.dgramOut.Load(), s.dgramIn.Load(), s.drops.Load(), s.flowLimit.Load(), s.udpSendErrs.Load(), s.flowSocks.Load(), s.flowSockOut.Load())
+		s.flows.Load(), s.expired.Load(), s.dgramOut.Load(), s.dgramIn.Load(), s.drops.Load(), s.flowLimit.Load(), s.flowCliLimit.Load(), s.udpSendErrs.Load(), s.flowSocks.Load(), s.flowSockOut.Load())
 }
 
 // heldSummary is the stack's held-SYN counters (tcp.HoldSYNStats).
@@ -143,11 +155,13 @@ type relay struct {
 	stats relayStats
 	wg    sync.WaitGroup
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{} // both ends of every live TCP relay
-	active int                   // live TCP relays
-	flows  map[flowKey]*udpFlow
-	closed bool
+	mu          sync.Mutex
+	conns       map[net.Conn]struct{} // both ends of every live TCP relay
+	active      int                   // live TCP relays
+	clientConns map[netip.Addr]int    // live TCP relays per client address (with --max-conns-per-client)
+	flows       map[flowKey]*udpFlow
+	clientFlows map[netip.Addr]int // flows per client address (with --max-udp-flows-per-client)
+	closed      bool
 }
 
 type flowKey struct{ client, orig netip.AddrPort }
@@ -173,7 +187,8 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	}
 	defer e.Close()
 	addrs, _ := parseAddrs(f.addr) // checked before
-	r := &relay{ctx: ctx, o: o, n: e.net, conns: map[net.Conn]struct{}{}, flows: map[flowKey]*udpFlow{}}
+	r := &relay{ctx: ctx, o: o, n: e.net, conns: map[net.Conn]struct{}{}, flows: map[flowKey]*udpFlow{},
+		clientConns: map[netip.Addr]int{}, clientFlows: map[netip.Addr]int{}}
 	for _, p := range addrs {
 		r.own = append(r.own, p.Addr())
 	}
@@ -297,21 +312,49 @@ func (r *relay) acceptLoop(l *netconn.HeldListener) {
 			req.Reject(socket.RejectReset)
 			continue
 		}
-		r.mu.Lock()
-		if r.closed || r.active >= r.o.maxConns {
-			over := !r.closed
-			r.mu.Unlock()
-			if over {
-				r.stats.refused.Add(1)
-				r.stats.overLimit.Add(1)
-			}
+		if !r.admit(req.Client().Addr()) {
 			req.Reject(socket.RejectReset)
 			continue
 		}
-		r.active++
-		r.mu.Unlock()
 		r.wg.Add(1)
 		go r.relayHeld(req)
+	}
+}
+
+// admit takes a place for a TCP relay from client under --max-conns and
+// --max-conns-per-client; false (counted) when there is none.
+func (r *relay) admit(client netip.Addr) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	if r.active >= r.o.maxConns {
+		r.stats.refused.Add(1)
+		r.stats.overLimit.Add(1)
+		return false
+	}
+	if m := r.o.maxConnsPerClient; m > 0 {
+		if r.clientConns[client] >= m {
+			r.stats.refused.Add(1)
+			r.stats.clientLimit.Add(1)
+			return false
+		}
+		r.clientConns[client]++
+	}
+	r.active++
+	return true
+}
+
+// release gives back a place admit took.
+func (r *relay) release(client netip.Addr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.active--
+	if r.o.maxConnsPerClient > 0 {
+		if r.clientConns[client]--; r.clientConns[client] <= 0 {
+			delete(r.clientConns, client)
+		}
 	}
 }
 
@@ -371,11 +414,7 @@ func (r *relay) rejection(err error) socket.Reject {
 // ways, passing each side's end on as a FIN.
 func (r *relay) relayHeld(req *netconn.HeldRequest) {
 	defer r.wg.Done()
-	defer func() {
-		r.mu.Lock()
-		r.active--
-		r.mu.Unlock()
-	}()
+	defer r.release(req.Client().Addr())
 	d := net.Dialer{Timeout: r.o.dialTimeout}
 	k, err := d.DialContext(r.ctx, "tcp", req.OrigDst().String())
 	if err != nil {
@@ -495,6 +534,12 @@ func (r *relay) flow(key flowKey) *udpFlow {
 		r.stats.flowLimit.Add(1)
 		return nil
 	}
+	perClient := r.o.maxFlowsPerClient > 0
+	if perClient && r.clientFlows[key.client.Addr()] >= r.o.maxFlowsPerClient {
+		r.stats.drops.Add(1)
+		r.stats.flowCliLimit.Add(1)
+		return nil
+	}
 	// Connected, so only the original destination's answers come back.
 	k, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(key.orig))
 	if err != nil {
@@ -505,6 +550,9 @@ func (r *relay) flow(key flowKey) *udpFlow {
 	fl := &udpFlow{k: k, s: r.flowSocket(key)}
 	fl.last.Store(int64(time.Since(relayEpoch)))
 	r.flows[key] = fl
+	if perClient {
+		r.clientFlows[key.client.Addr()]++
+	}
 	r.stats.flows.Add(1)
 	r.wg.Add(1)
 	go r.udpBack(key, fl)
@@ -568,6 +616,11 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 		r.mu.Lock()
 		if r.flows[key] == fl {
 			delete(r.flows, key)
+			if r.o.maxFlowsPerClient > 0 {
+				if r.clientFlows[key.client.Addr()]--; r.clientFlows[key.client.Addr()] <= 0 {
+					delete(r.clientFlows, key.client.Addr())
+				}
+			}
 		}
 		r.mu.Unlock()
 		fl.close()

@@ -29,6 +29,8 @@ func TestRelayFlagErrors(t *testing.T) {
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--max-conns", "0"}, []string{"--max-conns 0: want at least 1"}},
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--max-udp-flows", "-1"}, []string{"--max-udp-flows -1: want at least 1"}},
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--udp-timeout", "0s"}, []string{"--udp-timeout 0s: want a positive duration"}},
+		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--max-conns-per-client", "-1"}, []string{"--max-conns-per-client -1: want 0 (no limit) or more"}},
+		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--max-udp-flows-per-client", "-2"}, []string{"--max-udp-flows-per-client -2: want 0 (no limit) or more"}},
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--connect-timeout", "-1s"}, []string{"--connect-timeout -1s: want a positive duration"}},
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--udp-timeout", "soon"}, []string{`invalid argument "soon" for "--udp-timeout"`, "usage: sockstack relay"}},
 		{[]string{"relay", "--tap", "tap0", "--addr", "10.0.0.2/24"}, []string{"unknown flag: --tap", "usage: sockstack relay"}},
@@ -54,7 +56,7 @@ func TestRelayFlagErrors(t *testing.T) {
 // newTestRelay is a relay with no stack, for its parts alone.
 func newTestRelay(t *testing.T) *relay {
 	return &relay{ctx: context.Background(), o: relayOpts{maxConns: 8, maxFlows: 8, udpTimeout: time.Minute, dialTimeout: 5 * time.Second},
-		conns: map[net.Conn]struct{}{}, flows: map[flowKey]*udpFlow{}}
+		conns: map[net.Conn]struct{}{}, flows: map[flowKey]*udpFlow{}, clientConns: map[netip.Addr]int{}, clientFlows: map[netip.Addr]int{}}
 }
 
 // loopPair is two ends of a loopback TCP connection.
@@ -216,6 +218,93 @@ func TestRelayUDPFlowExpires(t *testing.T) {
 	}
 	if r.flow(other) == nil {
 		t.Fatalf("no place for a new flow after expiry: %s", &r.stats)
+	}
+	r.mu.Lock()
+	r.closed = true
+	for _, fl := range r.flows {
+		fl.close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+// --max-conns-per-client: one client address takes at most its share of
+// --max-conns; others still get theirs, and a place given back is free
+// again. Each refusal is counted by its limit.
+func TestRelayAdmitPerClient(t *testing.T) {
+	r := newTestRelay(t)
+	r.o.maxConns, r.o.maxConnsPerClient = 3, 2
+	a, b, c := netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.3"), netip.MustParseAddr("fd00:99::1")
+	for i, w := range []struct {
+		client netip.Addr
+		ok     bool
+	}{{a, true}, {a, true}, {a, false}, {b, true}, {c, false}} {
+		if got := r.admit(w.client); got != w.ok {
+			t.Fatalf("admission %d (%v): %v, want %v; %s", i, w.client, got, w.ok, &r.stats)
+		}
+	}
+	if r.stats.clientLimit.Load() != 1 || r.stats.overLimit.Load() != 1 || r.stats.refused.Load() != 2 {
+		t.Fatalf("counters: %s", &r.stats)
+	}
+	r.release(a)
+	if !r.admit(c) {
+		t.Fatalf("no place after a release: %s", &r.stats)
+	}
+	r.release(a)
+	r.release(b)
+	r.release(c)
+	if r.active != 0 || len(r.clientConns) != 0 {
+		t.Fatalf("after every release: active %d, per client %v", r.active, r.clientConns)
+	}
+	// Without the flag, one client may take every place.
+	r.o.maxConnsPerClient = 0
+	for range 3 {
+		if !r.admit(a) {
+			t.Fatalf("refused without a per-client limit: %s", &r.stats)
+		}
+	}
+}
+
+// --max-udp-flows-per-client: a client's flow beyond its share is
+// refused and counted while another client's is opened; once the
+// client's flow expires, its next one gets through.
+func TestRelayUDPFlowsPerClient(t *testing.T) {
+	st := stack.New(stack.Options{Name: "relay"})
+	t.Cleanup(st.Close)
+	r := newTestRelay(t)
+	r.n = socket.New(st)
+	r.o.maxFlows, r.o.maxFlowsPerClient = 4, 1
+	r.o.udpTimeout = 20 * time.Millisecond
+	d1, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d1.Close()
+	d2, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	o1, o2 := d1.LocalAddr().(*net.UDPAddr).AddrPort(), d2.LocalAddr().(*net.UDPAddr).AddrPort()
+	a, b := netip.MustParseAddrPort("127.0.0.1:4000"), netip.MustParseAddrPort("127.0.0.2:4000")
+	if r.flow(flowKey{a, o1}) == nil {
+		t.Fatalf("first flow refused: %s", &r.stats)
+	}
+	if r.flow(flowKey{a, o2}) != nil || r.stats.flowCliLimit.Load() != 1 || r.stats.flowLimit.Load() != 0 {
+		t.Fatalf("second flow of one client not refused: %s", &r.stats)
+	}
+	if r.flow(flowKey{b, o2}) == nil {
+		t.Fatalf("another client's flow refused: %s", &r.stats)
+	}
+	r.wg.Wait() // both flows expire
+	r.mu.Lock()
+	left := len(r.clientFlows)
+	r.mu.Unlock()
+	if left != 0 || r.stats.expired.Load() != 2 {
+		t.Fatalf("after expiry: per-client counts %d, %s", left, &r.stats)
+	}
+	if r.flow(flowKey{a, o2}) == nil {
+		t.Fatalf("no flow for the client after its first expired: %s", &r.stats)
 	}
 	r.mu.Lock()
 	r.closed = true
