@@ -128,16 +128,17 @@ type relayStats struct {
 	flowLimit    atomic.Uint64 // of drops: beyond --max-udp-flows
 	flowCliLimit atomic.Uint64 // of drops: beyond --max-udp-flows-per-client
 	udpSendErrs  atomic.Uint64 // of drops: a send failed (either side) or the flow's socket could not be opened
+	udpFull      atomic.Uint64 // of drops: the flow's kernel socket had no room, from the loop every flow shares
 	flowSocks    atomic.Uint64 // flows with their own connected transparent socket in the stack
 	flowSockOut  atomic.Uint64 // of dgramOut: arrived on a flow's own socket
 }
 
 func (s *relayStats) String() string {
-	return fmt.Sprintf("tcp relayed=%d refused=%d (limit=%d client-limit=%d own=%d) connect-failed=%d (refused=%d unreachable=%d timed-out=%d other=%d) handshake-failed=%d bytes-out=%d bytes-in=%d; udp flows=%d expired=%d datagrams-out=%d datagrams-in=%d dropped=%d (limit=%d client-limit=%d errors=%d) flow-sockets=%d via-flow-socket=%d",
+	return fmt.Sprintf("tcp relayed=%d refused=%d (limit=%d client-limit=%d own=%d) connect-failed=%d (refused=%d unreachable=%d timed-out=%d other=%d) handshake-failed=%d bytes-out=%d bytes-in=%d; udp flows=%d expired=%d datagrams-out=%d datagrams-in=%d dropped=%d (limit=%d client-limit=%d errors=%d full=%d) flow-sockets=%d via-flow-socket=%d",
 		s.relayed.Load(), s.refused.Load(), s.overLimit.Load(), s.clientLimit.Load(), s.ownAddr.Load(),
 		s.dialFailed.Load(), s.dialRefused.Load(), s.dialUnreach.Load(), s.dialTimeout.Load(), s.dialOther.Load(),
 		s.handshakeErr.Load(), s.bytesOut.Load(), s.bytesIn.Load(),
-		s.flows.Load(), s.expired.Load(), s.dgramOut.Load(), s.dgramIn.Load(), s.drops.Load(), s.flowLimit.Load(), s.flowCliLimit.Load(), s.udpSendErrs.Load(), s.flowSocks.Load(), s.flowSockOut.Load())
+		s.flows.Load(), s.expired.Load(), s.dgramOut.Load(), s.dgramIn.Load(), s.drops.Load(), s.flowLimit.Load(), s.flowCliLimit.Load(), s.udpSendErrs.Load(), s.udpFull.Load(), s.flowSocks.Load(), s.flowSockOut.Load())
 }
 
 // heldSummary is the stack's held-SYN counters (tcp.HoldSYNStats).
@@ -161,13 +162,16 @@ type relay struct {
 	clientConns map[netip.Addr]int    // live TCP relays per client address (with --max-conns-per-client)
 	flows       map[flowKey]*udpFlow
 	clientFlows map[netip.Addr]int // flows per client address (with --max-udp-flows-per-client)
-	closed      bool
+	// dialUDP opens a flow's kernel socket (nil: net.DialUDP; tests
+	// put their own destinations behind it).
+	dialUDP func(orig netip.AddrPort) (net.Conn, error)
+	closed  bool
 }
 
 type flowKey struct{ client, orig netip.AddrPort }
 
 type udpFlow struct {
-	k    *net.UDPConn
+	k    net.Conn       // the kernel's socket, connected to the original destination
 	s    *socket.Socket // the stack's side: bound to the original destination, connected to the client; nil if it could not be made
 	last atomic.Int64   // time of the flow's last datagram either way, since relayEpoch
 }
@@ -496,7 +500,9 @@ func (r *relay) udpLoop(u *netconn.UDPConn) {
 		if fl == nil {
 			continue
 		}
-		r.toKernel(fl, buf[:n])
+		// Never blocking: this loop takes every flow's first datagram,
+		// and one flow's full socket must not hold up the others.
+		r.toKernel(fl, buf[:n], false)
 	}
 }
 
@@ -507,16 +513,56 @@ func (r *relay) udpLoop(u *netconn.UDPConn) {
 var relayEpoch = time.Now()
 
 // toKernel sends a client's datagram on its flow's kernel socket; false
-// (counted) when the kernel refused it.
-func (r *relay) toKernel(fl *udpFlow, b []byte) bool {
+// (counted) when the kernel refused it. With wait false it does not wait
+// for room in the socket's send buffer: a datagram that does not fit is
+// dropped (as a congested path drops it) and counted.
+func (r *relay) toKernel(fl *udpFlow, b []byte, wait bool) bool {
 	fl.last.Store(int64(time.Since(relayEpoch)))
-	if _, err := fl.k.Write(b); err != nil {
+	var err error
+	if wait {
+		_, err = fl.k.Write(b)
+	} else {
+		err = tryWrite(fl.k, b)
+	}
+	if err != nil {
 		r.stats.drops.Add(1)
-		r.stats.udpSendErrs.Add(1)
+		if errors.Is(err, syscall.EAGAIN) {
+			r.stats.udpFull.Add(1)
+		} else {
+			r.stats.udpSendErrs.Add(1)
+		}
 		return false
 	}
 	r.stats.dgramOut.Add(1)
 	return true
+}
+
+// tryWrite makes one non-blocking send attempt on c's socket: EAGAIN
+// when its send buffer (or a datagram peer's queue) is full, where
+// c.Write would wait for room.
+func tryWrite(c net.Conn, b []byte) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		_, err := c.Write(b)
+		return err
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var werr error
+	err = rc.Write(func(fd uintptr) bool {
+		for {
+			_, werr = syscall.Write(int(fd), b)
+			if werr != syscall.EINTR {
+				return true // done either way: never wait for room
+			}
+		}
+	})
+	if err != nil {
+		return err // closed
+	}
+	return werr
 }
 
 // flow finds or opens the flow of key; nil (counted) when it cannot.
@@ -541,7 +587,11 @@ func (r *relay) flow(key flowKey) *udpFlow {
 		return nil
 	}
 	// Connected, so only the original destination's answers come back.
-	k, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(key.orig))
+	dial := r.dialUDP
+	if dial == nil {
+		dial = func(a netip.AddrPort) (net.Conn, error) { return net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(a)) }
+	}
+	k, err := dial(key.orig)
 	if err != nil {
 		r.stats.drops.Add(1)
 		r.stats.udpSendErrs.Add(1)
@@ -602,7 +652,7 @@ func (r *relay) udpOut(fl *udpFlow) {
 			}
 			return // closed (EBADF) when the flow ends
 		}
-		if r.toKernel(fl, buf[:n]) {
+		if r.toKernel(fl, buf[:n], true) { // the flow's own goroutine may wait
 			r.stats.flowSockOut.Add(1)
 		}
 	}

@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/netconn"
 	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/wire"
 )
 
 // relay's flag errors name the problem and show the usage line; none of
@@ -189,7 +192,7 @@ func TestRelayUDPFlowExpires(t *testing.T) {
 	if fl.s == nil {
 		t.Errorf("flow without its stack socket: %s", &r.stats)
 	}
-	if !r.toKernel(fl, []byte("ping")) {
+	if !r.toKernel(fl, []byte("ping"), false) {
 		t.Fatalf("send failed: %s", &r.stats)
 	}
 	b := make([]byte, 16)
@@ -313,4 +316,118 @@ func TestRelayUDPFlowsPerClient(t *testing.T) {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+}
+
+// One flow whose kernel socket has no room must not hold up the others:
+// the loop that takes every flow's first datagram does not wait for
+// room (the datagram is dropped and counted), so a new flow's datagram
+// behind it still goes out. The full socket is a real one: a datagram
+// socket pair whose peer never reads. Before, the loop waited for room
+// forever and the new flow's datagram never left.
+func TestRelayBlockedUDPSendDoesNotDelayNewFlows(t *testing.T) {
+	// A client stack routing 198.51.100.0/24 to the relay's stack over a
+	// pipe; the relay's loop on its transparent UDP socket.
+	ea, eb := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500)
+	cs, rs := stack.New(stack.Options{}), stack.New(stack.Options{})
+	t.Cleanup(cs.Close)
+	t.Cleanup(rs.Close)
+	if err := cs.AddNIC("eth0", ea).AddAddress(netip.MustParsePrefix("10.0.0.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.AddNIC("eth0", eb).AddAddress(netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+		t.Fatal(err)
+	}
+	pf := netip.MustParsePrefix("198.51.100.0/24")
+	cs.AddRoute(stack.Route{Prefix: pf, Gateway: netip.MustParseAddr("10.0.0.2"), NIC: cs.NICByName("eth0")})
+	if err := rs.AddTransparentRule(stack.TransparentRule{Proto: stack.TransparentUDP, Dst: pf, ToPort: relayPort}); err != nil {
+		t.Fatal(err)
+	}
+	r := newTestRelay(t)
+	r.n = socket.New(rs)
+	u, err := netconn.ListenTransparentUDP(r.n, "udp4", "0.0.0.0:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The stuck flow: its kernel socket's peer queue is full.
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := os.NewFile(uintptr(fds[1]), "peer")
+	defer peer.Close()
+	if err := syscall.SetNonblock(fds[0], true); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := syscall.Write(fds[0], make([]byte, 512)); err == syscall.EAGAIN {
+			break
+		} else if err != nil || i > 1<<16 {
+			t.Fatalf("filling the pair: %v after %d", err, i)
+		}
+	}
+	f := os.NewFile(uintptr(fds[0]), "stuck")
+	stuck, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuckKey := flowKey{netip.MustParseAddrPort("10.0.0.1:5000"), netip.MustParseAddrPort("198.51.100.8:9")}
+	// No stack socket of its own (as when it cannot be made): all its
+	// datagrams come through the shared loop.
+	r.flows[stuckKey] = &udpFlow{k: stuck}
+
+	// The new flow's destination: a loopback socket stands for 198.51.100.7:9.
+	dst, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	r.dialUDP = func(orig netip.AddrPort) (net.Conn, error) {
+		if orig != netip.MustParseAddrPort("198.51.100.7:9") {
+			return nil, syscall.ENETUNREACH
+		}
+		return net.DialUDP("udp", nil, dst.LocalAddr().(*net.UDPAddr))
+	}
+	r.wg.Add(1)
+	go r.udpLoop(u)
+	defer func() {
+		r.mu.Lock()
+		r.closed = true
+		for _, fl := range r.flows {
+			fl.close()
+		}
+		r.mu.Unlock()
+		u.Close()
+		r.wg.Wait()
+	}()
+
+	client := socket.New(cs)
+	for _, c := range []struct {
+		port int
+		to   string
+		msg  string
+	}{{5000, "198.51.100.8:9", "stuck"}, {5001, "198.51.100.7:9", "new flow"}} {
+		s, err := client.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.Bind(socket.InetAddr(netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(c.port)))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SendTo([]byte(c.msg), 0, socket.InetAddr(netip.MustParseAddrPort(c.to))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A bound only so that a regression fails instead of hanging.
+	dst.SetReadDeadline(time.Now().Add(20 * time.Second))
+	b := make([]byte, 64)
+	n, _, err := dst.ReadFromUDP(b)
+	if err != nil || string(b[:n]) != "new flow" {
+		t.Fatalf("the new flow's datagram: %q, %v (the stuck flow held up the loop: %s)", b[:n], err, &r.stats)
+	}
+	if r.stats.udpFull.Load() != 1 || r.stats.drops.Load() != 1 || r.stats.dgramOut.Load() != 1 {
+		t.Fatalf("counters: %s; want the stuck datagram dropped as full", &r.stats)
+	}
 }
