@@ -250,7 +250,7 @@ func (h *holdQueue) pop() *SynRequest {
 // unlink forgets a live request (l.mu held). A queued one is always the
 // oldest queued (requests expire in arrival order), so it is popped.
 func (h *holdQueue) unlink(r *SynRequest) {
-	if r.state == reqQueued {
+	if r.state == reqQueued && h.n > 0 && h.ring[h.head] == r {
 		h.pop()
 	}
 	delete(h.reqs, r.k)
@@ -332,6 +332,9 @@ func (l *Endpoint) NextSynRequest() (*SynRequest, error) {
 		return nil, syscall.EINVAL
 	}
 	r := l.ls.hold.pop()
+	for r != nil && r.state != reqQueued {
+		r = l.ls.hold.pop() // never: unlink pops what leaves the queue
+	}
 	if r == nil {
 		return nil, syscall.EAGAIN
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockstack/sockstack/clock"
 	"github.com/sockstack/sockstack/waiter"
 	"github.com/sockstack/sockstack/wire"
 )
@@ -376,5 +377,33 @@ func TestHoldSYNAllocs(t *testing.T) {
 	}
 	if st := s.p.HoldSYNStats(); st.Held != 202 || st.Retrans != 202 { // AllocsPerRun runs once more to warm up
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// BenchmarkHoldSYN is one held connection attempt on the diverted path:
+// the SYN held, its retransmission absorbed, the request taken and
+// rejected with a reset.
+func BenchmarkHoldSYN(b *testing.B) {
+	host := newFakeHost(clock.NewManual(epoch), localIP)
+	host.hook = func(*Segment) {} // the resets go nowhere
+	p := NewProtocol(host, Config{Seed: []byte("bench")})
+	l := p.NewEndpoint()
+	l.SetTransparent(true)
+	l.SetHoldSYN(true, 0)
+	l.Bind(netip.AddrPortFrom(netip.IPv4Unspecified(), 9000))
+	l.Listen(64)
+	h := wire.TCPHeader{SrcPort: 40000, DstPort: 443, Seq: 1000, Flags: fS, Window: 65535, Options: peerSynOpts(1)}
+	seg := make([]byte, h.Len())
+	h.Put(seg)
+	src, dst := remoteIP, netip.MustParseAddr("198.51.100.7")
+	b.ReportAllocs()
+	for b.Loop() {
+		p.HandleDiverted(src, dst, 0, seg, 9000)
+		p.HandleDiverted(src, dst, 0, seg, 9000)
+		r, err := l.NextSynRequest()
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Reject(RejectReset)
 	}
 }
