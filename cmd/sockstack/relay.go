@@ -298,8 +298,8 @@ func reset(c net.Conn) {
 }
 
 // acceptLoop takes the clients' connection attempts, before any answer
-// to them: each is relayed (relayHeld) or, beyond --max-conns or to the
-// stack's own address, reset.
+// to them: each is relayed (relayHeld) or, beyond --max-conns or
+// --max-conns-per-client or to the stack's own address, reset.
 func (r *relay) acceptLoop(l *netconn.HeldListener) {
 	defer r.wg.Done()
 	for {
@@ -422,6 +422,9 @@ func (r *relay) relayHeld(req *netconn.HeldRequest) {
 	d := net.Dialer{Timeout: r.o.dialTimeout}
 	k, err := d.DialContext(r.ctx, "tcp", req.OrigDst().String())
 	if err != nil {
+		if r.ctx.Err() != nil {
+			return // stopping: the listener is closed, and so the request
+		}
 		req.Reject(r.rejection(err))
 		return
 	}
