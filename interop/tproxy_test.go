@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -397,5 +398,69 @@ func TestInteropTransparentScapy(t *testing.T) {
 	u.SetReadDeadline(time.Now())
 	if _, _, _, err := u.ReadMsgOrigDst(make([]byte, 16)); err == nil {
 		t.Error("the datagram with a bad checksum was delivered")
+	}
+}
+
+// TestInteropTProxyUpDivert runs the real `sockstack up` binary with
+// --divert on the lab's TAP: the kernel routes 198.51.100.0/24 to the
+// stack, connects to arbitrary addresses and ports there, and reaches
+// the echo service on port 7, which `up` made transparent.
+func TestInteropTProxyUpDivert(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "socat")
+	bin := sockstackBin(t)
+	l.run(t, 10*time.Second, nil, "ip", "route", "add", tproxyPrefix4.String(), "via", stackIP.String(), "dev", tapName)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	up := exec.CommandContext(ctx, bin, append(append([]string{"up"}, l.tapArgs()...),
+		"--serve", "echo", "--divert", "tcp:"+tproxyPrefix4.String()+":7")...)
+	up.WaitDelay = 2 * time.Second
+	stdout, err := up.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.Stderr = up.Stdout
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var lines []string
+	running := false
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if strings.Contains(sc.Text(), "running; SIGINT or SIGTERM stops it") {
+			running = true
+			break
+		}
+	}
+	rest := make(chan struct{})
+	go func() {
+		defer close(rest)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+	}()
+	stop := func() error {
+		up.Process.Signal(syscall.SIGTERM)
+		<-rest
+		return up.Wait()
+	}
+	if !running {
+		stop()
+		t.Fatalf("up never ran:\n%s", strings.Join(lines, "\n"))
+	}
+	if all := strings.Join(lines, "\n"); !strings.Contains(all, "divert tcp 198.51.100.0/24 all ports -> port 7 (to the service there)") {
+		stop()
+		t.Fatalf("up did not report the rule:\n%s", all)
+	}
+	for _, dst := range []string{"198.51.100.7:443", "198.51.100.200:22", "198.51.100.1:7"} {
+		got, err := l.try(30*time.Second, []byte("through "+dst+"\n"), "socat", "-t", "5", "-T", "10", "-", "TCP:"+dst)
+		if err != nil || got != "through "+dst+"\n" {
+			stop()
+			t.Fatalf("socat to %s: %q %v", dst, got, err)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("up: %v\n%s", err, strings.Join(lines, "\n"))
 	}
 }
