@@ -167,8 +167,9 @@ func TestTransparent6SynChainAfterFragmentHeader(t *testing.T) {
 
 // What the rules do not take stays refused and counted as before: a
 // reassembled datagram whose chain holds an option to discard, an
-// ICMPv6 message and an AH-protected one (no IPsec state here: Linux
-// drops those as XfrmInNoStates) to a diverted prefix.
+// ICMPv6 message and an AH-protected one (no IPsec state here; Linux
+// without a security association delivers none either) to a diverted
+// prefix.
 func TestTransparent6ChainRefused(t *testing.T) {
 	h := newTP6(t)
 	st := h.s.Stats()

@@ -128,3 +128,13 @@ func TestUpDivertServes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The same rule twice is refused, naming the value.
+func TestUpDivertTwice(t *testing.T) {
+	f := hostFlags{kind: upTool, addr: "192.168.94.1/24", vx: vxlanFlags{local: "127.0.0.1:0", vni: 12, on: true},
+		diverts: []string{"tcp:198.51.100.0/24:7", "tcp:198.51.100.9/24:7"}}
+	err := runUp(context.Background(), io.Discard, &f, &canFlags{}, "", "", "")
+	if err == nil || !strings.Contains(err.Error(), `--divert "tcp:198.51.100.9/24:7": given twice`) {
+		t.Fatalf("%v", err)
+	}
+}
