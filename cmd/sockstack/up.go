@@ -132,8 +132,11 @@ func runUp(ctx context.Context, w io.Writer, f *hostFlags, cf *canFlags, serve, 
 	defer e.Close()
 	for i, r := range rules {
 		if err := e.st.AddTransparentRule(r); err != nil {
-			if errors.Is(err, syscall.EEXIST) {
+			switch {
+			case errors.Is(err, syscall.EEXIST):
 				return fmt.Errorf("--divert %q: given twice", f.diverts[i])
+			case errors.Is(err, syscall.ENOSPC):
+				return fmt.Errorf("--divert %q: at most %d rules", f.diverts[i], stack.MaxTransparentRules)
 			}
 			return fmt.Errorf("--divert %q: %w", f.diverts[i], err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/netip"
 	"regexp"
@@ -129,12 +130,22 @@ func TestUpDivertServes(t *testing.T) {
 	}
 }
 
-// The same rule twice is refused, naming the value.
-func TestUpDivertTwice(t *testing.T) {
+// The same rule twice is refused, naming the value, and so is a rule
+// past the stack's table (stack.MaxTransparentRules, counted).
+func TestUpDivertRefused(t *testing.T) {
 	f := hostFlags{kind: upTool, addr: "192.168.94.1/24", vx: vxlanFlags{local: "127.0.0.1:0", vni: 12, on: true},
 		diverts: []string{"tcp:198.51.100.0/24:7", "tcp:198.51.100.9/24:7"}}
 	err := runUp(context.Background(), io.Discard, &f, &canFlags{}, "", "", "")
 	if err == nil || !strings.Contains(err.Error(), `--divert "tcp:198.51.100.9/24:7": given twice`) {
 		t.Fatalf("%v", err)
+	}
+	f.diverts = nil
+	for i := 0; i <= stack.MaxTransparentRules; i++ {
+		f.diverts = append(f.diverts, fmt.Sprintf("tcp:198.51.100.%d/32:7", i))
+	}
+	err = runUp(context.Background(), io.Discard, &f, &canFlags{}, "", "", "")
+	want := fmt.Sprintf(`--divert "tcp:198.51.100.%d/32:7": at most %d rules`, stack.MaxTransparentRules, stack.MaxTransparentRules)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("%v, want %q", err, want)
 	}
 }
