@@ -211,8 +211,9 @@ func (s *Stack) reassemble6(h wire.IPv6, e *wire.IPv6Ext, mcast bool) (wire.IPv6
 
 // chainComplete reports whether a first fragment's data (next header
 // nh) holds the extension headers, AH included (RFC 7112), and the
-// upper-layer header's fixed part; a nested fragment header is refused
-// later, after reassembly.
+// upper-layer header's fixed part: 20 bytes of TCP, 8 of UDP or ICMPv6,
+// 1 of anything else (Linux's ipv6frag_thdr_truncated). A nested
+// fragment header is refused later, after reassembly.
 func chainComplete(nh uint8, data []byte) bool {
 	var c wire.IPv6Chain
 	switch wire.SkipIPv6Chain(data, nh, 0, 0, wire.ChainSkipAH, &c) {
