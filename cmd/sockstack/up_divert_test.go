@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -69,7 +70,7 @@ func TestUpDivertFlagError(t *testing.T) {
 // destination as its own address.
 func TestUpDivertServes(t *testing.T) {
 	f := hostFlags{kind: upTool, addr: "192.168.93.1/24,fd00:93::1/64", vx: vxlanFlags{local: "127.0.0.1:0", vni: 11, on: true},
-		diverts: []string{"tcp:198.51.100.0/24:7", "tcp:2001:db8:77::/48:1-1000:7"}}
+		diverts: []string{"tcp+udp:198.51.100.0/24:7", "tcp:2001:db8:77::/48:1-1000:7"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -96,7 +97,7 @@ func TestUpDivertServes(t *testing.T) {
 	if port == "" {
 		t.Fatalf("up did not report its VXLAN address:\n%s", all)
 	}
-	for _, w := range []string{"divert tcp 198.51.100.0/24 all ports -> port 7 (to the service there)", "divert tcp 2001:db8:77::/48 ports 1-1000 -> port 7 (to the service there)"} {
+	for _, w := range []string{"divert tcp+udp 198.51.100.0/24 all ports -> port 7 (to the service there)", "divert tcp 2001:db8:77::/48 ports 1-1000 -> port 7 (to the service there)"} {
 		if !strings.Contains(all, w) {
 			t.Errorf("output lacks %q:\n%s", w, all)
 		}
@@ -123,6 +124,22 @@ func TestUpDivertServes(t *testing.T) {
 			t.Fatalf("%s: echo %q: %v", dst, got, err)
 		}
 		conn.Close()
+	}
+	// UDP reaches the echo service too, whose answer leaves from the
+	// host's own address (it does not read IP_ORIGDSTADDR).
+	pc, err := netconn.ListenPacket(e.net, "udp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.SetDeadline(time.Now().Add(30 * time.Second)) // a failure bound
+	if _, err := pc.WriteTo([]byte("udp diverted"), net.UDPAddrFromAddrPort(netip.MustParseAddrPort("198.51.100.9:7"))); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 64)
+	n, from, err := pc.ReadFrom(b)
+	if err != nil || string(b[:n]) != "udp diverted" || from.String() != "192.168.93.1:7" {
+		t.Fatalf("udp echo %q from %v: %v", b[:n], from, err)
 	}
 	cancel()
 	if err := <-done; err != nil {
