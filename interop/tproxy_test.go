@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -397,5 +398,149 @@ func TestInteropTransparentScapy(t *testing.T) {
 	u.SetReadDeadline(time.Now())
 	if _, _, _, err := u.ReadMsgOrigDst(make([]byte, 16)); err == nil {
 		t.Error("the datagram with a bad checksum was delivered")
+	}
+}
+
+// TestInteropTProxyUpDivert runs the real `sockstack up` binary with
+// --divert on the lab's TAP: the kernel routes 198.51.100.0/24 to the
+// stack, connects to arbitrary addresses and ports there, and reaches
+// the echo service on port 7, which `up` made transparent.
+func TestInteropTProxyUpDivert(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "socat")
+	bin := sockstackBin(t)
+	l.run(t, 10*time.Second, nil, "ip", "route", "add", tproxyPrefix4.String(), "via", stackIP.String(), "dev", tapName)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	up := exec.CommandContext(ctx, bin, append(append([]string{"up"}, l.tapArgs()...),
+		"--serve", "echo", "--divert", "tcp:"+tproxyPrefix4.String()+":7")...)
+	up.WaitDelay = 2 * time.Second
+	stdout, err := up.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.Stderr = up.Stdout
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var lines []string
+	running := false
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if strings.Contains(sc.Text(), "running; SIGINT or SIGTERM stops it") {
+			running = true
+			break
+		}
+	}
+	rest := make(chan struct{})
+	go func() {
+		defer close(rest)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+	}()
+	stop := func() error {
+		up.Process.Signal(syscall.SIGTERM)
+		<-rest
+		return up.Wait()
+	}
+	if !running {
+		stop()
+		t.Fatalf("up never ran:\n%s", strings.Join(lines, "\n"))
+	}
+	if all := strings.Join(lines, "\n"); !strings.Contains(all, "divert tcp 198.51.100.0/24 all ports -> port 7 (to the service there)") {
+		stop()
+		t.Fatalf("up did not report the rule:\n%s", all)
+	}
+	for _, dst := range []string{"198.51.100.7:443", "198.51.100.200:22", "198.51.100.1:7"} {
+		got, err := l.try(30*time.Second, []byte("through "+dst+"\n"), "socat", "-t", "5", "-T", "10", "-", "TCP:"+dst)
+		if err != nil || got != "through "+dst+"\n" {
+			stop()
+			t.Fatalf("socat to %s: %q %v", dst, got, err)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("up: %v\n%s", err, strings.Join(lines, "\n"))
+	}
+}
+
+// pyTransparentFrag6 sends, from the namespace to the diverted IPv6
+// prefix, datagrams whose chain goes on after the fragment header
+// (fragment, destination options, UDP), in two fragments and as an
+// atomic fragment, and a SYN the same way; it prints each TCP answer
+// seen on the TUN as "TCP src sport dport flags".
+const pyTransparentFrag6 = `
+import sys, threading, logging
+logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+from scapy.all import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrDestOpt, PadN, TCP, UDP, Raw, send, AsyncSniffer
+iface, src = sys.argv[1], sys.argv[2]
+def fragmentable(dst, l4):
+    # The destination options header and what follows, checksummed
+    # against the real addresses; then cut after the fixed header.
+    return bytes(IPv6(src=src, dst=dst)/IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\0\0\0\0")])/l4)[40:]
+def frags(dst, fp, ident, cut):
+    if cut is None:
+        return [IPv6(src=src, dst=dst)/IPv6ExtHdrFragment(nh=60, offset=0, m=0, id=ident)/Raw(fp)]
+    return [IPv6(src=src, dst=dst)/IPv6ExtHdrFragment(nh=60, offset=0, m=1, id=ident)/Raw(fp[:cut]),
+            IPv6(src=src, dst=dst)/IPv6ExtHdrFragment(nh=60, offset=cut//8, m=0, id=ident)/Raw(fp[cut:])]
+ready = threading.Event()
+sn = AsyncSniffer(iface=iface, lfilter=lambda p: IPv6 in p and TCP in p and p[TCP].dport == 41010,
+                  timeout=3, started_callback=ready.set)
+sn.start()
+if not ready.wait(10):
+    print("sniffer did not start"); sys.exit(1)
+pkts = frags("2001:db8:77::53", fragmentable("2001:db8:77::53", UDP(sport=41011, dport=53)/Raw(b"two fragments" * 20)), 7001, 64)
+pkts += frags("2001:db8:77::54", fragmentable("2001:db8:77::54", UDP(sport=41012, dport=54)/Raw(b"atomic")), 7002, None)
+pkts += frags("2001:db8:77::7", fragmentable("2001:db8:77::7", TCP(sport=41010, dport=443, flags="S", seq=1,
+    options=[("MSS", 1440), ("SAckOK", b""), ("NOP", None), ("NOP", None)])), 7003, 32)  # 36 bytes: 4 in the second fragment
+send(pkts, verbose=0)
+sn.join()
+for p in sn.results:
+    print("TCP %s %d %d %s" % (p[IPv6].src, p[TCP].sport, p[TCP].dport, p[TCP].flags))
+`
+
+// TestInteropTProxyIPv6FragmentChain: IPv6 packets crafted in the
+// namespace whose extension-header chain continues after the fragment
+// header are diverted, as Linux's TPROXY (which sees them defragmented)
+// diverts them: two datagrams reach the transparent UDP socket with
+// their original destinations, and the SYN is answered from its own.
+func TestInteropTProxyIPv6FragmentChain(t *testing.T) {
+	needScapy(t)
+	l, h := tunLab(t, false)
+	l.run(t, 10*time.Second, nil, "ip", "-6", "route", "add", tproxyPrefix6.String(), "dev", tapName)
+	if err := h.st.AddTransparentRule(stack.TransparentRule{Proto: stack.TransparentTCP | stack.TransparentUDP, Dst: tproxyPrefix6, ToPort: tproxyPort}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := netconn.ListenTransparent(h.net, "tcp6", "[::]:9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	u, err := netconn.ListenTransparentUDP(h.net, "udp6", "[::]:9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	out := l.run(t, 60*time.Second, nil, scapyPython, "-c", pyTransparentFrag6, tapName, kernel6.String())
+	t.Logf("answers seen on the TUN:\n%s", out)
+	if !strings.Contains(out, "TCP 2001:db8:77::7 443 41010 SA") {
+		t.Error("no SYN-ACK from the original destination [2001:db8:77::7]:443")
+	}
+	want := map[string]int{"[2001:db8:77::53]:53": 260, "[2001:db8:77::54]:54": 6}
+	u.SetReadDeadline(time.Now().Add(10 * time.Second)) // a failure bound; the datagrams are queued by now
+	for range want {
+		b := make([]byte, 1024)
+		n, src, orig, err := u.ReadMsgOrigDst(b)
+		if err != nil {
+			t.Fatalf("diverted datagrams: %v (still missing %v)", err, want)
+		}
+		if src.Addr() != kernel6 || want[orig.String()] != n {
+			t.Fatalf("%d bytes from %v to %v; want one of %v", n, src, orig, want)
+		}
+		delete(want, orig.String())
+	}
+	if n := h.st.Stats().TProxy.DivertedUDP.Load(); n != 2 {
+		t.Errorf("DivertedUDP %d, want 2", n)
 	}
 }

@@ -168,28 +168,15 @@ func (s *Stack) sendICMPv6Error(orig []byte, typ, code uint8, info uint32) {
 // quotedICMPv6Type finds the ICMPv6 type of packet h, if it carries
 // ICMPv6: the extension headers are skipped by their lengths alone (an
 // error about a bad option must still see that the packet is an ICMPv6
-// error), and through a first fragment's header (Linux's is_ineligible).
+// error), AH and a first fragment's header included (Linux's
+// is_ineligible).
 func quotedICMPv6Type(h wire.IPv6) (uint8, bool) {
-	nh, off := h.NextHeader(), wire.IPv6HeaderLen
-walk:
-	for i := 0; i <= wire.IPv6MaxExtHeaders && off+8 <= len(h); i++ {
-		switch nh {
-		case wire.ProtoHopByHop, wire.ProtoIPv6Opts, wire.ProtoIPv6Route:
-			nh, off = h[off], off+(int(h[off+1])+1)*8
-			continue
-		case wire.ProtoIPv6Frag:
-			if wire.IPv6Frag(h[off:]).Offset() != 0 {
-				return 0, false // a later fragment: no ICMPv6 header in it
-			}
-			nh, off = h[off], off+wire.IPv6FragHeaderLen
-			continue
-		}
-		break walk
+	var c wire.IPv6Chain
+	if wire.SkipIPv6Chain(h, h.NextHeader(), wire.IPv6HeaderLen, 6, wire.ChainSkipAH|wire.ChainThroughFrag, &c) != wire.ChainDone ||
+		c.Proto != wire.ProtoICMPv6 || c.Offset >= len(h) {
+		return 0, false // a later fragment has no ICMPv6 header in it
 	}
-	if nh != wire.ProtoICMPv6 || off >= len(h) {
-		return 0, false
-	}
-	return h[off], true
+	return h[c.Offset], true
 }
 
 // errnoFor6 maps an ICMPv6 error to a socket errno (Linux's icmpv6_err_convert).
@@ -238,29 +225,10 @@ func tcpErrorKind6(typ, code uint8) tcp.ErrorKind {
 // handleICMPv6Error matches the invoking packet (our datagram, as much as
 // the error carried) to the socket that sent it.
 func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int) bool {
-	if len(inner) < wire.IPv6HeaderLen || inner[0]>>4 != 6 {
+	proto, t, src, dst, ok := quote6(inner) // transparent.go
+	if !ok {
 		return false
 	}
-	ih := wire.IPv6(inner)
-	// The quote may be cut short: walk what there is.
-	if pl := len(inner) - wire.IPv6HeaderLen; ih.PayloadLen() > pl {
-		ih = append(wire.IPv6(nil), inner...)
-		ih.SetPayloadLen(pl)
-	}
-	var e wire.IPv6Ext
-	if wire.WalkIPv6Ext(ih, &e) != nil || e.Frag && wire.IPv6Frag(ih[e.FragOff:]).Offset() != 0 {
-		return false
-	}
-	off, proto := e.Offset, e.Proto
-	if e.Frag {
-		proto = wire.IPv6Frag(ih[e.FragOff:]).NextHeader()
-		off = e.FragOff + wire.IPv6FragHeaderLen
-	}
-	if len(ih) < off+8 {
-		return false
-	}
-	t := ih[off:]
-	src, dst := ih.Src(), ih.Dst()
 	if !s.IsLocal(src) {
 		// A diverted connection's packet, or not ours (transparent.go).
 		return s.transparentError(proto, t, src, dst, tcpErrorKind6(typ, code), errnoFor6(typ, code), mtu)

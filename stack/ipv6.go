@@ -57,19 +57,23 @@ func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 		st.InTentative.Add(1)
 		return
 	default:
-		if !linkMulticast && s.tproxy.active() && s.divert6(n, rx, h, false) {
-			return // transparent.go
+		if !linkMulticast && s.mayDivert6(n, dst, false) {
+			// A chain the usual path would refuse is not diverted.
+			var e wire.IPv6Ext
+			if wire.WalkIPv6Ext(h, &e) == nil && s.divert6(n, rx, h, &e, false) {
+				return // transparent.go
+			}
 		}
 		st.InAddrErrors.Add(1)
 		return
-	}
-	if !n.loopback && !mcast && s.tproxy.active() && s.divert6(n, rx, h, true) {
-		return // transparent.go
 	}
 	var e wire.IPv6Ext
 	if xe := wire.WalkIPv6Ext(h, &e); xe != nil {
 		s.extError(h, xe, mcast)
 		return
+	}
+	if !n.loopback && !mcast && s.mayDivert6(n, dst, true) && s.divert6(n, rx, h, &e, true) {
+		return // transparent.go
 	}
 	frag := e.Frag
 	if frag {
@@ -105,17 +109,11 @@ func (s *Stack) extError(h wire.IPv6, xe *wire.IPv6ExtError, mcast bool) {
 // isRoutingAt reports whether the header at off is a routing header (for
 // the counter only: a best-effort look back along the chain).
 func isRoutingAt(h wire.IPv6, off int) bool {
-	nh, o := h.NextHeader(), wire.IPv6HeaderLen
-	for i := 0; i < wire.IPv6MaxExtHeaders && o+2 <= len(h); i++ {
-		if o == off {
-			return nh == wire.ProtoIPv6Route
-		}
-		if nh != wire.ProtoHopByHop && nh != wire.ProtoIPv6Opts && nh != wire.ProtoIPv6Route {
-			return false
-		}
-		nh, o = h[o], o+(int(h[o+1])+1)*8
-	}
-	return false
+	// Stepping over the headers that end before off stops at off, if
+	// a header starts there.
+	var c wire.IPv6Chain
+	wire.SkipIPv6Chain(h[:off], h.NextHeader(), wire.IPv6HeaderLen, 6, 0, &c)
+	return c.Offset == off && c.Proto == wire.ProtoIPv6Route
 }
 
 // martian6 drops packets whose addresses cannot come from the wire
@@ -212,29 +210,28 @@ func (s *Stack) reassemble6(h wire.IPv6, e *wire.IPv6Ext, mcast bool) (wire.IPv6
 }
 
 // chainComplete reports whether a first fragment's data (next header
-// nh) holds the extension headers and the upper-layer header's fixed
-// part: 20 bytes of TCP, 8 of UDP or ICMPv6, 1 of anything else (Linux's
-// ipv6frag_thdr_truncated).
+// nh) holds the extension headers, AH included (RFC 7112), and the
+// upper-layer header's fixed part: 20 bytes of TCP, 8 of UDP or ICMPv6,
+// 1 of anything else (Linux's ipv6frag_thdr_truncated). A nested
+// fragment header is refused later, after reassembly.
 func chainComplete(nh uint8, data []byte) bool {
-	off := 0
-	for i := 0; i <= wire.IPv6MaxExtHeaders; i++ {
-		switch nh {
-		case wire.ProtoHopByHop, wire.ProtoIPv6Opts, wire.ProtoIPv6Route:
-			if off+2 > len(data) {
-				return false
-			}
-			nh, off = data[off], off+(int(data[off+1])+1)*8
-			continue
-		case wire.ProtoIPv6Frag, wire.ProtoIPv6NoNext:
-			return off <= len(data) // refused later (a nested fragment) or nothing follows
-		case wire.ProtoTCP:
-			return off+wire.TCPMinHeaderLen <= len(data)
-		case wire.ProtoUDP, wire.ProtoICMPv6:
-			return off+8 <= len(data)
-		}
-		return off+1 <= len(data)
+	var c wire.IPv6Chain
+	switch wire.SkipIPv6Chain(data, nh, 0, 0, wire.ChainSkipAH, &c) {
+	case wire.ChainTruncated:
+		return false
+	case wire.ChainTooLong:
+		return true // refused by the walk of the whole datagram
 	}
-	return true // over-long chains are refused by the walk
+	need := 1
+	switch c.Proto {
+	case wire.ProtoIPv6Frag, wire.ProtoIPv6NoNext:
+		need = 0
+	case wire.ProtoTCP:
+		need = wire.TCPMinHeaderLen
+	case wire.ProtoUDP, wire.ProtoICMPv6:
+		need = 8
+	}
+	return c.Offset+need <= len(data)
 }
 
 // rewalk walks a reassembled datagram's chain again; a second fragment

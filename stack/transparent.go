@@ -264,6 +264,9 @@ func (s *Stack) divert4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts ipOpt
 			return true
 		}
 	}
+	// Raw sockets get their copy of what is delivered locally, diverted
+	// packets too (Linux's ip_protocol_deliver_rcu, before the transport).
+	s.raw.deliver(s, h)
 	src := h.Src()
 	switch proto {
 	case wire.ProtoTCP:
@@ -288,26 +291,28 @@ func (s *Stack) divert4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts ipOpt
 	return true
 }
 
+// mayDivert6 is the cheap test before divert6: some rule's prefix
+// covers dst and dst may be diverted at all.
+func (s *Stack) mayDivert6(n *NIC, dst netip.Addr, local bool) bool {
+	return s.tproxy.active() && s.tproxy.anyFor(dst, n, local) && s.divertable(dst)
+}
+
 // divert6 is divert4 for IPv6: a packet that is not a multicast
-// destination, with its extension headers still to walk.
-func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, local bool) bool {
+// destination, passed by mayDivert6, whose extension headers WalkIPv6Ext
+// accepted into e (up to a fragment header, if any).
+func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, local bool) bool {
 	dst := h.Dst()
-	if !s.tproxy.active() || !s.tproxy.anyFor(dst, n, local) || !s.divertable(dst) {
-		return false
-	}
-	var e wire.IPv6Ext
-	if xe := wire.WalkIPv6Ext(h, &e); xe != nil {
-		return false // the usual path refuses and counts the chain
-	}
 	frag := e.Frag // the walk of the whole datagram clears it
 	if frag {
-		// The upper-layer header is past the fragment header: match the
-		// prefix only, and the port once the datagram is whole.
-		proto := h[e.FragOff]
-		if _, ok := s.tproxy.match(proto, dst, 0, false, n, local); !ok {
+		// Linux reassembles before TPROXY looks (nf_defrag_ipv6), so
+		// the whole datagram's chain decides. Every fragment must take
+		// the same path to be reassembled together: the test uses only
+		// what each one carries, the prefix and the fragment header's
+		// next header, which may be one more extension header.
+		if !s.fragMayDivert6(h[e.FragOff], dst, n, local) {
 			return false
 		}
-		whole, release := s.reassemble6(h, &e, false)
+		whole, release := s.reassemble6(h, e, false)
 		if whole == nil {
 			return true
 		}
@@ -315,31 +320,31 @@ func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, local bool) bool {
 		h = whole
 	}
 	if e.Proto == wire.ProtoICMPv6 && !frag && !local {
-		return s.divertICMP6(n, rx, h, &e)
-	}
-	if e.Proto != wire.ProtoTCP && e.Proto != wire.ProtoUDP {
-		if frag {
-			s.stats.TProxy.FragNoRule.Add(1)
-			s.stats.IP6.InAddrErrors.Add(1)
-			return true
-		}
-		return false
+		return s.divertICMP6(n, rx, h, e)
 	}
 	p := h[e.Offset:]
-	port, known := dstPort(p)
-	r, ok := s.tproxy.match(e.Proto, dst, port, known, n, local)
-	if !ok || !known {
-		if !frag {
+	var r TransparentRule
+	ok := false
+	if e.Proto == wire.ProtoTCP || e.Proto == wire.ProtoUDP {
+		if port, known := dstPort(p); known {
+			r, ok = s.tproxy.match(e.Proto, dst, port, true, n, local)
+		}
+	}
+	if !ok {
+		switch {
+		case !frag:
 			return false
+		case local:
+			s.deliver6(n, rx, h, e, false, frag)
+		default:
+			s.stats.TProxy.FragNoRule.Add(1)
+			s.stats.IP6.InAddrErrors.Add(1)
 		}
-		if local {
-			s.deliver6(n, rx, h, &e, false, frag)
-			return true
-		}
-		s.stats.TProxy.FragNoRule.Add(1)
-		s.stats.IP6.InAddrErrors.Add(1)
 		return true
 	}
+	// Raw sockets get their copy of what is delivered locally, diverted
+	// packets too (Linux's ip6_protocol_deliver_rcu, before the transport).
+	s.raw.deliver6(s, h, e)
 	src := h.Src()
 	switch e.Proto {
 	case wire.ProtoTCP:
@@ -364,6 +369,25 @@ func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, local bool) bool {
 		s.divertUDP(u, netip.AddrPortFrom(scoped(src, n), u.SrcPort()), dst, h.HopLimit(), h.TrafficClass(), r.ToPort)
 	}
 	return true
+}
+
+// fragMayDivert6 decides for a fragment, whose fragment header names
+// next: TCP or UDP by a rule's protocol and prefix (any port); another
+// extension header, by any TCP or UDP rule's prefix, the protocol
+// being known once the datagram is whole; anything else is not diverted.
+func (s *Stack) fragMayDivert6(next uint8, dst netip.Addr, n *NIC, local bool) bool {
+	switch {
+	case next == wire.ProtoTCP, next == wire.ProtoUDP:
+		_, ok := s.tproxy.match(next, dst, 0, false, n, local)
+		return ok
+	case wire.IsIPv6ExtHeader(next):
+		_, ok := s.tproxy.match(wire.ProtoTCP, dst, 0, false, n, local)
+		if !ok {
+			_, ok = s.tproxy.match(wire.ProtoUDP, dst, 0, false, n, local)
+		}
+		return ok
+	}
+	return false
 }
 
 // udpInErr counts a datagram that failed its checks.
@@ -555,29 +579,19 @@ func (s *Stack) divertICMP6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext) b
 }
 
 // quote6 finds the transport header of an ICMPv6 error's quoted packet
-// (which may be cut short), as handleICMPv6Error walks it.
+// (which may be cut short), stepping over its extension headers by
+// their lengths, AH and a first fragment's header included, as Linux's
+// icmpv6_notify does. handleICMPv6Error walks quotes with it too.
 func quote6(inner []byte) (proto uint8, t []byte, src, dst netip.Addr, ok bool) {
 	if len(inner) < wire.IPv6HeaderLen || inner[0]>>4 != 6 {
 		return 0, nil, src, dst, false
 	}
 	ih := wire.IPv6(inner)
-	if pl := len(inner) - wire.IPv6HeaderLen; ih.PayloadLen() > pl {
-		ih = append(wire.IPv6(nil), inner...) // rare: an error, not a data packet
-		ih.SetPayloadLen(pl)
-	}
-	var e wire.IPv6Ext
-	if wire.WalkIPv6Ext(ih, &e) != nil || e.Frag && wire.IPv6Frag(ih[e.FragOff:]).Offset() != 0 {
+	var c wire.IPv6Chain
+	if wire.SkipIPv6Chain(ih, ih.NextHeader(), wire.IPv6HeaderLen, 6, wire.ChainSkipAH|wire.ChainThroughFrag, &c) != wire.ChainDone || len(ih) < c.Offset+8 {
 		return 0, nil, src, dst, false
 	}
-	off, proto := e.Offset, e.Proto
-	if e.Frag {
-		proto = wire.IPv6Frag(ih[e.FragOff:]).NextHeader()
-		off = e.FragOff + wire.IPv6FragHeaderLen
-	}
-	if len(ih) < off+8 {
-		return 0, nil, src, dst, false
-	}
-	return proto, ih[off:], ih.Src(), ih.Dst(), true
+	return c.Proto, ih[c.Offset:], ih.Src(), ih.Dst(), true
 }
 
 // transparentOwns reports whether a packet from src to dst whose
@@ -601,20 +615,25 @@ func (s *Stack) transparentOwns(proto uint8, t []byte, src, dst netip.Addr) bool
 
 // transparentError is handleICMPError's and handleICMPv6Error's hook for
 // a quoted packet whose source is not the host's: the error reaches the
-// connection or socket that sent it (transparentOwns), else nothing.
+// connection or socket that sent it (what transparentOwns looks for),
+// found by one lookup, else nothing.
 func (s *Stack) transparentError(proto uint8, t []byte, src, dst netip.Addr, kind tcp.ErrorKind, errno syscall.Errno, mtu int) bool {
-	if !s.transparentOwns(proto, t, src, dst) {
+	if len(t) < 8 {
 		return false
 	}
 	local := netip.AddrPortFrom(src, uint16(t[0])<<8|uint16(t[1]))
 	remote := netip.AddrPortFrom(dst, uint16(t[2])<<8|uint16(t[3]))
-	if proto == wire.ProtoUDP {
+	switch proto {
+	case wire.ProtoUDP:
 		return s.udp.transparentError(local, remote, errno)
+	case wire.ProtoTCP:
+		if src.Is6() && mtu > 0 {
+			mtu -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen // TCP sizes segments by IPv4's header (tcphost.go)
+		}
+		// HandleError finds no connection for a 4-tuple nobody has.
+		return s.TCP.HandleError(local, remote, binary.BigEndian.Uint32(t[4:8]), kind, mtu)
 	}
-	if src.Is6() && mtu > 0 {
-		mtu -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen // TCP sizes segments by IPv4's header (tcphost.go)
-	}
-	return s.TCP.HandleError(local, remote, binary.BigEndian.Uint32(t[4:8]), kind, mtu)
+	return false
 }
 
 // transparentError finds the UDP socket bound to local itself (not a

@@ -224,7 +224,7 @@ func WalkIPv6Ext(h IPv6, e *IPv6Ext) *IPv6ExtError {
 		if off+8 > end {
 			return &IPv6ExtError{Silent: true}
 		}
-		hl := (int(h[off+1]) + 1) * 8
+		hl := IPv6ExtLen(nh, h[off+1]) // ip6chain.go
 		if off+hl > end {
 			return &IPv6ExtError{Code: ICMPv6ErroneousField, Pointer: off + 1}
 		}

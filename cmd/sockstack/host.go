@@ -52,6 +52,7 @@ type hostFlags struct {
 	tun                  string // --tun NAME: a layer 3 TUN device; check makes it tap with l3
 	l3                   bool   // the device named by tap is a TUN (bare IP packets)
 	vx                   vxlanFlags
+	diverts              []string // up: --divert transparent-proxy rules (up.go)
 }
 
 func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
@@ -86,6 +87,7 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 	if kind == upTool {
 		fl.StringVar(&f.serveRoot, "root", "", "directory the http and tftp services serve (default: the current directory)")
 		fl.BoolVar(&f.create, "create", false, "create the TAP device when it does not exist")
+		fl.StringArrayVar(&f.diverts, "divert", nil, "divert TCP/UDP to a prefix (usually not the host's) to the service on a local port, as a TPROXY rule: PROTO:PREFIX[:PORTS]:TOPORT, PROTO tcp, udp or tcp+udp, PORTS N or LO-HI (default all), e.g. tcp:10.0.0.0/8:1234, tcp:2001:db8::/32:80-443:1234 (repeatable)")
 	}
 }
 

@@ -8,7 +8,10 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -51,7 +54,13 @@ and learning which remote holds a MAC, as Linux's vxlan device does (inner
 MTU 1450 unless --mtu; --netns opens the UDP socket in that namespace).
 --control opens a Unix socket of the host OS for 'sockstack netstat' and 'sockstack stats'.
 --bridge-listen/--bridge-peer attach a CAN bus (interface vcan0) carried over
-UDP, as the CAN tools (cansend, candump, canup) take.`,
+UDP, as the CAN tools (cansend, candump, canup) take.
+--divert PROTO:PREFIX[:PORTS]:TOPORT adds a transparent-proxy rule (Linux's
+TPROXY): TCP or UDP arriving for PREFIX (usually addresses the host does not
+have), on PORTS (N or LO-HI; all when left out), goes to local port TOPORT,
+keeping its original destination; a --serve service on TOPORT listens with
+IP_TRANSPARENT and takes it. Repeatable; PROTO is tcp, udp or tcp+udp, e.g.
+--divert tcp:10.0.0.0/8:1234 --divert tcp+udp:2001:db8::/32:80-443:7.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.tap == "" && f.tun == "" && !f.vx.set(cmd) {
@@ -66,6 +75,9 @@ UDP, as the CAN tools (cansend, candump, canup) take.`,
 						return usageErr(cmd, "--%s applies only with --serve", n)
 					}
 				}
+			}
+			if _, err := parseDiverts(f.diverts); err != nil {
+				return usageErr(cmd, "%v", err)
 			}
 			if f.serveRoot != "" {
 				if fi, err := os.Stat(f.serveRoot); err != nil || !fi.IsDir() {
@@ -109,11 +121,26 @@ func runUp(ctx context.Context, w io.Writer, f *hostFlags, cf *canFlags, serve, 
 	if f.vx.on {
 		open = f.openVXLAN
 	}
+	rules, err := parseDiverts(f.diverts)
+	if err != nil {
+		return err
+	}
 	e, err := open(w)
 	if err != nil {
 		return err
 	}
 	defer e.Close()
+	for i, r := range rules {
+		if err := e.st.AddTransparentRule(r); err != nil {
+			switch {
+			case errors.Is(err, syscall.EEXIST):
+				return fmt.Errorf("--divert %q: given twice", f.diverts[i])
+			case errors.Is(err, syscall.ENOSPC):
+				return fmt.Errorf("--divert %q: at most %d rules", f.diverts[i], stack.MaxTransparentRules)
+			}
+			return fmt.Errorf("--divert %q: %w", f.diverts[i], err)
+		}
+	}
 	cb, err := upCAN(w, e.net, cf)
 	if err != nil {
 		return err
@@ -161,6 +188,7 @@ func runUp(ctx context.Context, w io.Writer, f *hostFlags, cf *canFlags, serve, 
 	if len(names) > 0 {
 		fmt.Fprintf(w, "  services: %s\n", strings.Join(names, ", "))
 	}
+	transparentServices(w, e.net, rules)
 	if ctl != nil {
 		fmt.Fprintf(w, "  control socket: %s (sockstack netstat --control %s)\n", ctlPath, ctlPath)
 	}
@@ -369,4 +397,133 @@ func (f *hostFlags) openVXLAN(log io.Writer) (*env, error) {
 	}
 	e.where = fmt.Sprintf("VXLAN vni %d on udp %v, %s (%s, mtu %d)", f.vx.vni, vx.LocalAddr(), remotes, describeAddrs(addrs, f.slaac), vx.MTU())
 	return e, nil
+}
+
+// parseDiverts parses every --divert value.
+func parseDiverts(vs []string) ([]stack.TransparentRule, error) {
+	var rs []stack.TransparentRule
+	for _, v := range vs {
+		r, err := parseDivert(v)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
+}
+
+// parseDivert parses PROTO:PREFIX[:PORTS]:TOPORT. An IPv6 prefix has
+// colons of its own: the prefix ends at the first colon after its "/",
+// and may also be written in brackets.
+func parseDivert(v string) (stack.TransparentRule, error) {
+	var r stack.TransparentRule
+	bad := func(format string, a ...any) (stack.TransparentRule, error) {
+		return r, fmt.Errorf("--divert %q: %s", v, fmt.Sprintf(format, a...))
+	}
+	const form = "want PROTO:PREFIX[:PORTS]:TOPORT, like tcp:10.0.0.0/8:1234"
+	proto, rest, ok := strings.Cut(v, ":")
+	if !ok {
+		return bad(form)
+	}
+	switch strings.ToLower(proto) {
+	case "tcp":
+		r.Proto = stack.TransparentTCP
+	case "udp":
+		r.Proto = stack.TransparentUDP
+	case "tcp+udp", "udp+tcp":
+		r.Proto = stack.TransparentTCP | stack.TransparentUDP
+	default:
+		return bad("protocol %q: want tcp, udp or tcp+udp", proto)
+	}
+	var pfx, tail string
+	if strings.HasPrefix(rest, "[") {
+		in, after, ok := strings.Cut(rest[1:], "]")
+		if !ok || !strings.HasPrefix(after, ":") {
+			return bad(form)
+		}
+		pfx, tail = in, after[1:]
+	} else {
+		slash := strings.LastIndexByte(rest, '/')
+		if slash < 0 {
+			return bad("%q: want a prefix with its length, like 10.0.0.0/8 or 2001:db8::/32", strings.Split(rest, ":")[0])
+		}
+		i := strings.IndexByte(rest[slash:], ':')
+		if i < 0 {
+			return bad("no port to divert to: %s", form)
+		}
+		pfx, tail = rest[:slash+i], rest[slash+i+1:]
+	}
+	p, err := netip.ParsePrefix(pfx)
+	if err != nil {
+		return bad("%q is not a prefix like 10.0.0.0/8 or 2001:db8::/32", pfx)
+	}
+	r.Dst = p.Masked()
+	ports, to, hasPorts := strings.Cut(tail, ":")
+	if !hasPorts {
+		ports, to = "", tail
+	}
+	port := func(s string) (uint16, bool) {
+		n, err := strconv.ParseUint(s, 10, 16)
+		return uint16(n), err == nil && n > 0
+	}
+	if r.ToPort, ok = port(to); !ok {
+		return bad("port %q: want 1..65535", to)
+	}
+	if ports != "" {
+		lo, hi, isRange := strings.Cut(ports, "-")
+		if !isRange {
+			hi = lo
+		}
+		l, okl := port(lo)
+		h, okh := port(hi)
+		if !okl || !okh || l > h {
+			return bad("ports %q: want N or LO-HI within 1..65535", ports)
+		}
+		r.Ports = [2]uint16{l, h}
+	}
+	return r, nil
+}
+
+// transparentServices sets IP_TRANSPARENT on the services listening on
+// a divert rule's port (Linux's TPROXY hands diverted traffic only to
+// such sockets; the option is read when a diverted packet arrives, so
+// setting it after listen is enough) and says what each rule reaches.
+func transparentServices(w io.Writer, n *socket.Net, rules []stack.TransparentRule) {
+	taken := map[uint16]int{}
+	for _, so := range n.Sockets() {
+		sa, err := so.GetSockName()
+		in, ok := sa.(*socket.SockaddrInet)
+		if err != nil || !ok {
+			continue
+		}
+		port := in.AddrPort.Port()
+		if !slices.ContainsFunc(rules, func(r stack.TransparentRule) bool { return r.ToPort == port }) {
+			continue
+		}
+		level, name := socket.SOL_IP, socket.IP_TRANSPARENT
+		if so.Family() == socket.AF_INET6 {
+			level, name = socket.IPPROTO_IPV6, socket.IPV6_TRANSPARENT
+		}
+		if so.SetSockOptInt(level, name, 1) == nil {
+			taken[port]++
+		}
+	}
+	for _, r := range rules {
+		var protos []string
+		if r.Proto&stack.TransparentTCP != 0 {
+			protos = append(protos, "tcp")
+		}
+		if r.Proto&stack.TransparentUDP != 0 {
+			protos = append(protos, "udp")
+		}
+		ports := "all ports"
+		if r.Ports != [2]uint16{} {
+			ports = fmt.Sprintf("ports %d-%d", r.Ports[0], r.Ports[1])
+		}
+		note := "no service listens there: TCP is reset, UDP dropped"
+		if taken[r.ToPort] > 0 {
+			note = "to the service there"
+		}
+		fmt.Fprintf(w, "  divert %s %v %s -> port %d (%s)\n", strings.Join(protos, "+"), r.Dst, ports, r.ToPort, note)
+	}
 }
