@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/sockstack/sockstack/netconn"
 	"github.com/sockstack/sockstack/socket"
@@ -33,13 +34,19 @@ type relayOpts struct {
 	maxConnsPerClient, maxFlowsPerClient int
 	udpTimeout                           time.Duration
 	dialTimeout                          time.Duration
+	// The loop guard: every upstream kernel socket gets SO_MARK mark (0:
+	// none) and SO_BINDTODEVICE bindDevice ("": none), so a policy rule
+	// (or the device) sends the relay's own traffic out of the real
+	// interface instead of back into the TUN.
+	mark       uint32
+	bindDevice string
 }
 
 func relayCmd() *cobra.Command {
 	var f hostFlags
 	var o relayOpts
 	c := &cobra.Command{
-		Use:     "relay --tun NAME [--netns NS] --addr CIDR[,CIDR...] [--mtu N] [--offload] [--pcap FILE] [--max-conns N] [--max-udp-flows N] [--max-conns-per-client N] [--max-udp-flows-per-client N] [--udp-timeout D] [--connect-timeout D]",
+		Use:     "relay --tun NAME [--netns NS] --addr CIDR[,CIDR...] [--mtu N] [--offload] [--pcap FILE] [--max-conns N] [--max-udp-flows N] [--max-conns-per-client N] [--max-udp-flows-per-client N] [--udp-timeout D] [--connect-timeout D] [--mark N] [--bind-device IFNAME]",
 		Example: "  ip netns exec S sockstack relay --netns C --tun tun0 --addr 10.99.0.2/24,fd00:99::2/64",
 		Short:   "Relay all TCP and UDP arriving on a TUN to its original destinations through the host kernel (tun2socks)",
 		Long: `Runs a sockstack host on a layer 3 TUN device and diverts every TCP
@@ -57,7 +64,13 @@ answers go back from the original destination, and a flow ends after
 --udp-timeout without traffic. Beyond --max-conns relays (or
 --max-conns-per-client from one client address) connection attempts are
 refused, beyond --max-udp-flows flows (--max-udp-flows-per-client from one
-client) datagrams are dropped; all are counted. Runs until SIGINT or SIGTERM, then prints its counters.`,
+client) datagrams are dropped; all are counted. Runs until SIGINT or SIGTERM, then prints its counters.
+
+When the TUN carries the default route (tun2socks), the relay's own
+connections would be routed back into it: --mark N sets SO_MARK on every
+upstream socket (with "ip rule add fwmark N lookup TABLE" sending them out
+of the real interface), --bind-device IFNAME binds them to that interface
+(SO_BINDTODEVICE). See docs/transparent.md.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.tun == "" {
@@ -83,6 +96,9 @@ client) datagrams are dropped; all are counted. Runs until SIGINT or SIGTERM, th
 			case o.dialTimeout <= 0:
 				return usageErr(cmd, "--connect-timeout %v: want a positive duration, like 10s", o.dialTimeout)
 			}
+			if err := checkUpstream(o); err != nil {
+				return err
+			}
 			f.tap, f.l3, f.queues = f.tun, true, 1
 			ctx, stop := cmdContext(cmd)
 			defer stop()
@@ -102,6 +118,8 @@ client) datagrams are dropped; all are counted. Runs until SIGINT or SIGTERM, th
 	fl.IntVar(&o.maxFlowsPerClient, "max-udp-flows-per-client", 0, "most UDP flows at once from one client address (0: only --max-udp-flows); datagrams of more are dropped and counted")
 	fl.DurationVar(&o.udpTimeout, "udp-timeout", 60*time.Second, "a UDP flow without traffic either way for this long ends")
 	fl.DurationVar(&o.dialTimeout, "connect-timeout", 10*time.Second, "how long a kernel connect to an original destination may take; the client's SYN waits for it, unanswered")
+	fl.Uint32Var(&o.mark, "mark", 0, "set SO_MARK to N on every upstream socket, TCP and UDP (0x.. for hex; needs CAP_NET_ADMIN), so `ip rule add fwmark N lookup main` keeps the relay's traffic out of the TUN")
+	fl.StringVar(&o.bindDevice, "bind-device", "", "bind every upstream socket to this interface (SO_BINDTODEVICE), so the relay's traffic leaves through it and not the TUN")
 	return c
 }
 
@@ -238,6 +256,12 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	fmt.Fprintf(w, "sockstack relay: %s; all TCP and UDP arriving on it goes to its destination through this process's kernel sockets\n", e.where)
 	if !f.v6 {
 		fmt.Fprintln(w, "  IPv6 off (no IPv6 --addr): only IPv4 is relayed")
+	}
+	if o.mark != 0 {
+		fmt.Fprintf(w, "  upstream sockets marked %d (0x%x): SO_MARK\n", o.mark, o.mark)
+	}
+	if o.bindDevice != "" {
+		fmt.Fprintf(w, "  upstream sockets bound to %s: SO_BINDTODEVICE\n", o.bindDevice)
 	}
 	if f.pcap != "" {
 		fmt.Fprintf(w, "  capturing to %s\n", f.pcap)
@@ -419,7 +443,7 @@ func (r *relay) rejection(err error) socket.Reject {
 func (r *relay) relayHeld(req *netconn.HeldRequest) {
 	defer r.wg.Done()
 	defer r.release(req.Client().Addr())
-	d := net.Dialer{Timeout: r.o.dialTimeout}
+	d := net.Dialer{Timeout: r.o.dialTimeout, Control: r.o.control}
 	k, err := d.DialContext(r.ctx, "tcp", req.OrigDst().String())
 	if err != nil {
 		if r.ctx.Err() != nil {
@@ -592,7 +616,10 @@ func (r *relay) flow(key flowKey) *udpFlow {
 	// Connected, so only the original destination's answers come back.
 	dial := r.dialUDP
 	if dial == nil {
-		dial = func(a netip.AddrPort) (net.Conn, error) { return net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(a)) }
+		dial = func(a netip.AddrPort) (net.Conn, error) {
+			d := net.Dialer{Control: r.o.control}
+			return d.Dial("udp", a.String())
+		}
 	}
 	k, err := dial(key.orig)
 	if err != nil {
@@ -710,4 +737,64 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 		}
 		r.stats.dgramIn.Add(1)
 	}
+}
+
+// control sets the loop guard (--mark, --bind-device) on an upstream
+// socket before it connects.
+func (o relayOpts) control(_, _ string, c syscall.RawConn) error {
+	if o.mark == 0 && o.bindDevice == "" {
+		return nil
+	}
+	var serr error
+	err := c.Control(func(fd uintptr) { serr = o.guard(int(fd)) })
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// guard sets SO_MARK and SO_BINDTODEVICE on fd as the flags ask, with
+// errors that name the flag and what it needs.
+func (o relayOpts) guard(fd int) error {
+	if o.mark != 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(o.mark)); err != nil {
+			if errors.Is(err, unix.EPERM) {
+				return fmt.Errorf("--mark %d: setting SO_MARK needs CAP_NET_ADMIN (run as root): %w", o.mark, err)
+			}
+			return fmt.Errorf("--mark %d: SO_MARK: %w", o.mark, err)
+		}
+	}
+	if o.bindDevice != "" {
+		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, o.bindDevice); err != nil {
+			switch {
+			case errors.Is(err, unix.ENODEV):
+				return fmt.Errorf("--bind-device %s: no such interface in the relay's network namespace: %w", o.bindDevice, err)
+			case errors.Is(err, unix.EPERM):
+				return fmt.Errorf("--bind-device %s: SO_BINDTODEVICE needs CAP_NET_RAW here (run as root): %w", o.bindDevice, err)
+			}
+			return fmt.Errorf("--bind-device %s: SO_BINDTODEVICE: %w", o.bindDevice, err)
+		}
+	}
+	return nil
+}
+
+// checkUpstream tries the loop guard on a throwaway socket before the
+// relay starts, so a flag the kernel refuses (no privilege, no such
+// interface) is an error at once rather than a reset for every client.
+func checkUpstream(o relayOpts) error {
+	if o.mark == 0 && o.bindDevice == "" {
+		return nil
+	}
+	if n := len(o.bindDevice); n >= unix.IFNAMSIZ {
+		return fmt.Errorf("--bind-device %s: an interface name has at most %d characters", o.bindDevice, unix.IFNAMSIZ-1)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("a socket to check --mark and --bind-device: %w", err)
+		}
+	}
+	defer unix.Close(fd)
+	return o.guard(fd)
 }

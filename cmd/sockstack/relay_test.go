@@ -3,14 +3,19 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/netconn"
@@ -430,4 +435,154 @@ func TestRelayBlockedUDPSendDoesNotDelayNewFlows(t *testing.T) {
 	if r.stats.udpFull.Load() != 1 || r.stats.drops.Load() != 1 || r.stats.dgramOut.Load() != 1 {
 		t.Fatalf("counters: %s; want the stuck datagram dropped as full", &r.stats)
 	}
+}
+
+// The loop guard's flags that the kernel refuses are errors at once,
+// naming the flag and the cause, before any device is opened.
+func TestRelayGuardFlagErrors(t *testing.T) {
+	base := []string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--mark", "lots"}, `invalid argument "lots" for "--mark"`},
+		{[]string{"--mark", "-1"}, `invalid argument "-1" for "--mark"`},
+		{[]string{"--bind-device", "sockstack-none-x"}, "--bind-device sockstack-none-x: an interface name has at most 15 characters"},
+		{[]string{"--bind-device", "ssnoif0"}, "--bind-device ssnoif0: no such interface in the relay's network namespace"},
+	} {
+		_, err := runCLI(t, "", append(base, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error containing %q", c.args, err, c.want)
+		}
+	}
+}
+
+// relayGuardHelper, set in the environment, makes the test binary check
+// the loop guard's flags (as relay does before it starts) and print the
+// error: the unprivileged half of TestRelayGuardNeedsPrivilege.
+const relayGuardHelper = "SOCKSTACK_RELAY_GUARD_HELPER"
+
+func init() {
+	if os.Getenv(relayGuardHelper) == "" {
+		return
+	}
+	for _, o := range []relayOpts{{mark: 7}, {bindDevice: "lo"}} {
+		fmt.Printf("%v\n", checkUpstream(o))
+	}
+	os.Exit(0)
+}
+
+// Without CAP_NET_ADMIN, --mark fails with EPERM and says what it needs.
+// As root the test binary runs itself as nobody (no capabilities);
+// otherwise the check runs in the test itself.
+func TestRelayGuardNeedsPrivilege(t *testing.T) {
+	var lines []string
+	if os.Geteuid() != 0 {
+		for _, o := range []relayOpts{{mark: 7}, {bindDevice: "lo"}} {
+			lines = append(lines, fmt.Sprint(checkUpstream(o)))
+		}
+	} else {
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A copy nobody may run: the test binary's own directory is
+		// private to root.
+		dir := t.TempDir()
+		for _, d := range []string{filepath.Dir(dir), dir} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := os.ReadFile(exe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(dir, "relay.test")
+		if err := os.WriteFile(bin, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-test.run=^$")
+		cmd.Env = append(os.Environ(), relayGuardHelper+"=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("the test binary as nobody: %v\n%s", err, out)
+		}
+		lines = strings.Split(strings.TrimSpace(string(out)), "\n")
+	}
+	if len(lines) != 2 {
+		t.Fatalf("output %q", lines)
+	}
+	if !strings.Contains(lines[0], "--mark 7: setting SO_MARK needs CAP_NET_ADMIN") || !strings.Contains(lines[0], "operation not permitted") {
+		t.Errorf("--mark without privilege: %s", lines[0])
+	}
+	// Binding to a device needs no privilege since Linux 5.7 (only
+	// changing a binding does).
+	if lines[1] != "<nil>" {
+		t.Errorf("--bind-device lo without privilege: %s", lines[1])
+	}
+}
+
+// Every upstream socket carries the guard: the TCP dial's and each UDP
+// flow's kernel socket have SO_MARK and SO_BINDTODEVICE set.
+func TestRelayGuardOnUpstreamSockets(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SO_MARK needs CAP_NET_ADMIN: run as root (TestRelayGuardNeedsPrivilege covers the refusal)")
+	}
+	st := stack.New(stack.Options{Name: "relay"})
+	t.Cleanup(st.Close)
+	r := newTestRelay(t)
+	r.n = socket.New(st)
+	r.o.mark, r.o.bindDevice = 0x5eed, "lo"
+	if err := checkUpstream(r.o); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, c net.Conn) {
+		t.Helper()
+		rc, err := c.(syscall.Conn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mark int
+		var dev string
+		var gerr error
+		rc.Control(func(fd uintptr) {
+			if mark, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK); gerr == nil {
+				dev, gerr = unix.GetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE)
+			}
+		})
+		if gerr != nil || mark != 0x5eed || dev != "lo" {
+			t.Errorf("%s: SO_MARK %#x, SO_BINDTODEVICE %q, %v; want 0x5eed, lo", what, mark, dev, gerr)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d := net.Dialer{Control: r.o.control}
+	k, err := d.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	check("tcp", k)
+	dst, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	fl := r.flow(flowKey{client: netip.MustParseAddrPort("127.0.0.1:4000"), orig: dst.LocalAddr().(*net.UDPAddr).AddrPort()})
+	if fl == nil {
+		t.Fatalf("no flow: %s", &r.stats)
+	}
+	check("udp flow", fl.k)
+	r.mu.Lock()
+	r.closed = true
+	for _, fl := range r.flows {
+		fl.close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
 }
