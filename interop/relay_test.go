@@ -564,3 +564,152 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestInteropRelayLoopGuard: the tun2socks set-up where the TUN carries
+// the default route. Namespace C holds the TUN (default route into it,
+// metric 1), the relay, and a client; its real interface is a veth to S
+// (a second default route, metric 100, and table 200 for the relay's
+// marked traffic: `ip rule add fwmark 7 lookup 200`), where the servers
+// are. Without a guard the relay's own connect goes back into the TUN
+// and the relay relays itself until --max-conns: the client is refused
+// and the held-SYN counter shows the loop. With --mark 7, and then with
+// --bind-device instead, the client reaches S over both families: data
+// both ways match by SHA-256, UDP is echoed, and every held SYN is one
+// of the client's connections (no looping).
+func TestInteropRelayLoopGuard(t *testing.T) {
+	needRoot(t)
+	needTools(t, "ip", "curl", "python3")
+	c, s := relayNS(t, "gc"), relayNS(t, "gs")
+	runSteps(t, [][]string{
+		{"ip", "-n", c, "link", "set", "lo", "up"},
+		{"ip", "-n", s, "link", "set", "lo", "up"},
+		{"ip", "-n", c, "tuntap", "add", "dev", "tun0", "mode", "tun"},
+		{"ip", "-n", c, "addr", "add", "10.99.0.1/24", "dev", "tun0"},
+		{"ip", "-n", c, "-6", "addr", "add", "fd00:99::1/64", "dev", "tun0", "nodad"},
+		{"ip", "-n", c, "link", "set", "tun0", "up"},
+		{"ip", "-n", c, "link", "add", "vc", "type", "veth", "peer", "name", "vs", "netns", s},
+		{"ip", "-n", c, "addr", "add", "10.55.0.1/24", "dev", "vc"},
+		{"ip", "-n", c, "-6", "addr", "add", "fd00:55::1/64", "dev", "vc", "nodad"},
+		{"ip", "-n", c, "link", "set", "vc", "up"},
+		{"ip", "-n", s, "addr", "add", "10.55.0.2/24", "dev", "vs"},
+		{"ip", "-n", s, "-6", "addr", "add", "fd00:55::2/64", "dev", "vs", "nodad"},
+		{"ip", "-n", s, "link", "set", "vs", "up"},
+		{"ip", "-n", s, "addr", "add", "198.51.100.7/32", "dev", "lo"},
+		{"ip", "-n", s, "-6", "addr", "add", "2001:db8:77::7/128", "dev", "lo"},
+		// S's UDP echo answers from a wildcard socket: its source must be
+		// the address the relay's connected socket sent to.
+		{"ip", "-n", s, "route", "add", "10.55.0.1/32", "dev", "vs", "src", "198.51.100.7"},
+		{"ip", "-n", s, "-6", "route", "add", "fd00:55::1/128", "dev", "vs", "src", "2001:db8:77::7"},
+		// Everything into the TUN ...
+		{"ip", "-n", c, "route", "add", "default", "dev", "tun0", "metric", "1"},
+		{"ip", "-n", c, "-6", "route", "add", "default", "dev", "tun0", "metric", "1"},
+		// ... the real interface's default behind it (for --bind-device) ...
+		{"ip", "-n", c, "route", "add", "default", "via", "10.55.0.2", "dev", "vc", "metric", "100"},
+		{"ip", "-n", c, "-6", "route", "add", "default", "via", "fd00:55::2", "dev", "vc", "metric", "100"},
+		// ... and for the relay's marked sockets (--mark 7).
+		{"ip", "-n", c, "route", "add", "default", "via", "10.55.0.2", "dev", "vc", "table", "200"},
+		{"ip", "-n", c, "-6", "route", "add", "default", "via", "fd00:55::2", "dev", "vc", "table", "200"},
+		{"ip", "-n", c, "rule", "add", "fwmark", "7", "lookup", "200"},
+		{"ip", "-n", c, "-6", "rule", "add", "fwmark", "7", "lookup", "200"},
+	})
+	dir := t.TempDir()
+	py := filepath.Join(dir, "relay.py")
+	if err := os.WriteFile(py, []byte(relayPy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const size = 1 << 20
+	file, sum := randomFile(t, dir, "1MiB.bin", size)
+	inNS := func(ns string, args ...string) *exec.Cmd {
+		return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	}
+	for _, srv := range [][]string{
+		{"python3", py, "sha", "7"},
+		{"python3", py, "udpecho", "9"},
+		{"python3", "-m", "http.server", "--bind", "::", "--directory", dir, "8080"},
+	} {
+		p := inNS(s, srv...)
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Process.Kill(); p.Wait() })
+	}
+	waitFor(t, "the servers in S listen", func() bool {
+		out, _ := inNS(s, "ss", "-Hltun").Output()
+		o := string(out)
+		return strings.Contains(o, "0.0.0.0:7 ") && strings.Contains(o, "[::]:7 ") && strings.Contains(o, "0.0.0.0:9 ") &&
+			strings.Contains(o, "[::]:9 ") && strings.Contains(o, ":8080 ")
+	})
+	clientRun := func(args ...string) string {
+		t.Helper()
+		b, err := inNS(c, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, b)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	bin := relayBin(t)
+	num := func(m []string, i int) int { v, _ := strconv.Atoi(m[i]); return v }
+
+	// No guard: the loop. The relay in C dials 198.51.100.7 through C's
+	// default route, the TUN, and so relays its own connect, and that
+	// one's, until --max-conns; the last is refused and the refusal
+	// unwinds to the client.
+	const maxConns = 4
+	r := startRelay(t, bin, c, c, "--max-conns", fmt.Sprint(maxConns), "--connect-timeout", "5s")
+	if g := clientRun("python3", py, "connect", "198.51.100.7", "7", "20"); g != "ECONNREFUSED" {
+		t.Fatalf("without a guard: the client's connect gave %q, want ECONNREFUSED (the loop ends at --max-conns)", g)
+	}
+	m, held := r.stop(t)
+	t.Logf("without a guard, one client connect: %d held SYNs, %d refused at --max-conns, %d connects refused", num(held, 1), num(m, 3), num(m, 7))
+	if num(held, 1) != maxConns+1 || num(m, 3) != 1 || num(m, 7) != maxConns || num(m, 1) != 0 {
+		t.Errorf("without a guard: held SYNs %d (want %d: the client's and the relay's own), refused at the limit %d (want 1), connects refused %d (want %d), relayed %d (want 0)",
+			num(held, 1), maxConns+1, num(m, 3), num(m, 7), maxConns, num(m, 1))
+	}
+
+	for _, guard := range [][]string{{"--mark", "7"}, {"--bind-device", "vc"}} {
+		r := startRelay(t, bin, c, c, append([]string{"--max-conns", fmt.Sprint(maxConns), "--connect-timeout", "5s"}, guard...)...)
+		conns, dgrams := 0, 0
+		for _, h := range []string{"198.51.100.7", "2001:db8:77::7"} {
+			// Up: the server's SHA-256 of what it got.
+			if g := clientRun("python3", py, "shaclient", h, "7", file); g != sum {
+				t.Fatalf("%v, %s: 1 MiB up: the server saw SHA-256 %q, sent %s", guard, h, g, sum)
+			}
+			// Down: curl's file.
+			url := "http://" + h + ":8080/1MiB.bin"
+			if strings.Contains(h, ":") {
+				url = "http://[" + h + "]:8080/1MiB.bin"
+			}
+			got := filepath.Join(t.TempDir(), "got.bin")
+			clientRun("curl", "-sS", "--max-time", "30", "-o", got, url)
+			if g := fileHash(t, got); g != sum {
+				t.Fatalf("%v, %s: 1 MiB down: SHA-256 %s, want %s", guard, h, g, sum)
+			}
+			if g := clientRun("python3", py, "udp", h, "9", "5"); g != "ok 5" {
+				t.Fatalf("%v, %s: UDP echo: %s", guard, h, g)
+			}
+			conns += 2
+			dgrams += 5
+		}
+		m, held := r.stop(t)
+		// No looping: every held SYN and every relayed connection is
+		// one of the client's, every flow one of its two.
+		for _, w := range []struct {
+			name      string
+			got, want int
+		}{
+			{"held SYNs", num(held, 1), conns},
+			{"held SYNs completed", num(held, 4), conns},
+			{"tcp relayed", num(m, 1), conns},
+			{"tcp refused by the relay", num(m, 2), 0},
+			{"tcp connects failed", num(m, 6), 0},
+			{"udp flows", num(m, 14), 2},
+			{"udp datagrams out", num(m, 16), dgrams},
+			{"udp datagrams in", num(m, 17), dgrams},
+			{"udp dropped", num(m, 18), 0},
+		} {
+			if w.got != w.want {
+				t.Errorf("%v: %s %d, want %d", guard, w.name, w.got, w.want)
+			}
+		}
+	}
+}
