@@ -713,3 +713,74 @@ func TestInteropRelayLoopGuard(t *testing.T) {
 		}
 	}
 }
+
+// relayCacheRE is the relay's timeout-cache counters line.
+var relayCacheRE = regexp.MustCompile(`relay: timeout-cache added=(\d+) hits=(\d+) full=(\d+)`)
+
+// TestInteropRelayTimeoutCache: a kernel client connects through the
+// relay to a destination that never answers (198.51.100.99, behind a
+// veth in S where nobody answers ARP), with --connect-timeout 1s and an
+// 8s connect timeout of its own, so it sends its SYN at 0s and
+// retransmits it (kernel 6.18: at 1s intervals four times,
+// tcp_syn_linear_timeouts, then doubling: 0, 1, 2, 3, 4, 6s). With
+// --timeout-cache 0 each retransmission after the relay's connect gave
+// up is a new attempt and a new connect (the re-dial storm: 5 or 6
+// connects for one client connect); with the cache (its default) there
+// is one connect, every later SYN is answered as it was, with silence,
+// and counted as a cache hit. The client's connect times out either way.
+func TestInteropRelayTimeoutCache(t *testing.T) {
+	needRoot(t)
+	needTools(t, "ip", "python3")
+	c, s := relayNS(t, "tc"), relayNS(t, "ts")
+	runSteps(t, [][]string{
+		{"ip", "-n", c, "link", "set", "lo", "up"},
+		{"ip", "-n", c, "tuntap", "add", "dev", "tun0", "mode", "tun"},
+		{"ip", "-n", c, "addr", "add", "10.99.0.1/24", "dev", "tun0"},
+		{"ip", "-n", c, "-6", "addr", "add", "fd00:99::1/64", "dev", "tun0", "nodad"},
+		{"ip", "-n", c, "link", "set", "tun0", "up"},
+		{"ip", "-n", c, "route", "add", "198.51.100.0/24", "dev", "tun0"},
+		{"ip", "-n", s, "link", "set", "lo", "up"},
+		{"ip", "-n", s, "link", "add", "v0", "type", "veth", "peer", "name", "v1"},
+		{"ip", "-n", s, "link", "set", "v0", "up"},
+		{"ip", "-n", s, "link", "set", "v1", "up"},
+		{"ip", "-n", s, "route", "add", "198.51.100.99/32", "dev", "v0"},
+	})
+	py := filepath.Join(t.TempDir(), "relay.py")
+	if err := os.WriteFile(py, []byte(relayPy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := relayBin(t)
+	num := func(m []string, i int) int { v, _ := strconv.Atoi(m[i]); return v }
+	run := func(args ...string) (timedOut, added, hits, heldSYNs int) {
+		t.Helper()
+		r := startRelay(t, bin, s, c, append([]string{"--connect-timeout", "1s"}, args...)...)
+		b, err := exec.Command("ip", "netns", "exec", c, "python3", py, "connect", "198.51.100.99", "80", "8").CombinedOutput()
+		if g := strings.TrimSpace(string(b)); err != nil || g != "timeout" {
+			t.Fatalf("%v: the client's connect gave %q %v, want a timeout", args, g, err)
+		}
+		m, held := r.stop(t)
+		cm := relayCacheRE.FindStringSubmatch(r.out.String())
+		if cm == nil {
+			t.Fatalf("no timeout-cache counters:\n%s", r.out.String())
+		}
+		t.Logf("%v: %s", args, cm[0])
+		if num(m, 6) != num(m, 9) || num(held, 7) != num(m, 9) || num(m, 1) != 0 {
+			t.Errorf("%v: connect-failed %d, timed-out %d, held SYNs silent %d, relayed %d: every attempt should be a silent timeout", args, num(m, 6), num(m, 9), num(held, 7), num(m, 1))
+		}
+		return num(m, 9), num(cm, 1), num(cm, 2), num(held, 1)
+	}
+	// The storm: every SYN after the first connect gave up connects again.
+	timedOut, added, hits, heldSYNs := run("--timeout-cache", "0")
+	dials := timedOut - hits
+	t.Logf("--timeout-cache 0: %d connects for one client connect (%d SYNs held)", dials, heldSYNs)
+	if dials < 3 || added != 0 || hits != 0 {
+		t.Errorf("--timeout-cache 0: %d connects (want 3 or more), cache added %d hits %d (want 0)", dials, added, hits)
+	}
+	// With the cache: one connect, the rest answered from the cache.
+	timedOut, added, hits, heldSYNs = run()
+	dials = timedOut - hits
+	t.Logf("--timeout-cache 10s (default): %d connect for one client connect, %d SYNs answered from the cache", dials, hits)
+	if dials != 1 || added != 1 || hits < 2 || heldSYNs != 1+hits {
+		t.Errorf("with the cache: %d connects (want 1), added %d (want 1), hits %d (want at least 2), held SYNs %d (want the first and each hit, %d)", dials, added, hits, heldSYNs, 1+hits)
+	}
+}

@@ -40,13 +40,20 @@ type relayOpts struct {
 	// interface instead of back into the TUN.
 	mark       uint32
 	bindDevice string
+	// timeoutCache: how long a destination whose connect timed out is
+	// answered with silence without a new connect (0: off).
+	timeoutCache time.Duration
 }
+
+// relayTimeoutCacheMax bounds the destinations the timeout cache holds;
+// beyond, a timed-out destination is not remembered (counted as full).
+const relayTimeoutCacheMax = 1024
 
 func relayCmd() *cobra.Command {
 	var f hostFlags
 	var o relayOpts
 	c := &cobra.Command{
-		Use:     "relay --tun NAME [--netns NS] --addr CIDR[,CIDR...] [--mtu N] [--offload] [--pcap FILE] [--max-conns N] [--max-udp-flows N] [--max-conns-per-client N] [--max-udp-flows-per-client N] [--udp-timeout D] [--connect-timeout D] [--mark N] [--bind-device IFNAME]",
+		Use:     "relay --tun NAME [--netns NS] --addr CIDR[,CIDR...] [--mtu N] [--offload] [--pcap FILE] [--max-conns N] [--max-udp-flows N] [--max-conns-per-client N] [--max-udp-flows-per-client N] [--udp-timeout D] [--connect-timeout D] [--mark N] [--bind-device IFNAME] [--timeout-cache D]",
 		Example: "  ip netns exec S sockstack relay --netns C --tun tun0 --addr 10.99.0.2/24,fd00:99::2/64",
 		Short:   "Relay all TCP and UDP arriving on a TUN to its original destinations through the host kernel (tun2socks)",
 		Long: `Runs a sockstack host on a layer 3 TUN device and diverts every TCP
@@ -59,7 +66,9 @@ kernel's connect has: if it succeeds, the handshake completes; if it is
 refused, the client gets a reset (ECONNREFUSED); if the destination is
 unreachable, an ICMP destination unreachable (EHOSTUNREACH, ENETUNREACH);
 if it times out (--connect-timeout), nothing, so the client's own connect
-times out. UDP gets one kernel socket per client and original destination,
+times out; for --timeout-cache after that, new SYNs to that destination
+(the client's retransmissions) get the same silence without a new connect.
+UDP gets one kernel socket per client and original destination,
 answers go back from the original destination, and a flow ends after
 --udp-timeout without traffic. Beyond --max-conns relays (or
 --max-conns-per-client from one client address) connection attempts are
@@ -95,6 +104,8 @@ of the real interface), --bind-device IFNAME binds them to that interface
 				return usageErr(cmd, "--udp-timeout %v: want a positive duration, like 60s", o.udpTimeout)
 			case o.dialTimeout <= 0:
 				return usageErr(cmd, "--connect-timeout %v: want a positive duration, like 10s", o.dialTimeout)
+			case o.timeoutCache < 0:
+				return usageErr(cmd, "--timeout-cache %v: want 0 (off) or a positive duration, like 10s", o.timeoutCache)
 			}
 			if err := checkUpstream(o); err != nil {
 				return err
@@ -119,6 +130,7 @@ of the real interface), --bind-device IFNAME binds them to that interface
 	fl.DurationVar(&o.udpTimeout, "udp-timeout", 60*time.Second, "a UDP flow without traffic either way for this long ends")
 	fl.DurationVar(&o.dialTimeout, "connect-timeout", 10*time.Second, "how long a kernel connect to an original destination may take; the client's SYN waits for it, unanswered")
 	fl.Uint32Var(&o.mark, "mark", 0, "set SO_MARK to N on every upstream socket, TCP and UDP (0x.. for hex; needs CAP_NET_ADMIN), so `ip rule add fwmark N lookup main` keeps the relay's traffic out of the TUN")
+	fl.DurationVar(&o.timeoutCache, "timeout-cache", 10*time.Second, "after a connect to a destination timed out, answer new SYNs to it (the client's retransmissions) with silence for this long instead of connecting again (0: off)")
 	fl.StringVar(&o.bindDevice, "bind-device", "", "bind every upstream socket to this interface (SO_BINDTODEVICE), so the relay's traffic leaves through it and not the TUN")
 	return c
 }
@@ -149,6 +161,15 @@ type relayStats struct {
 	udpFull      atomic.Uint64 // of drops: the flow's kernel socket had no room, from the loop every flow shares
 	flowSocks    atomic.Uint64 // flows with their own connected transparent socket in the stack
 	flowSockOut  atomic.Uint64 // of dgramOut: arrived on a flow's own socket
+	// The timeout cache (--timeout-cache).
+	tcAdded atomic.Uint64 // destinations remembered after a timed-out connect
+	tcHits  atomic.Uint64 // SYNs answered with silence from it, no connect (also in dialTimeout)
+	tcFull  atomic.Uint64 // timed-out destinations not remembered: the cache was full
+}
+
+// cacheString is the timeout cache's counters line.
+func (s *relayStats) cacheString() string {
+	return fmt.Sprintf("timeout-cache added=%d hits=%d full=%d", s.tcAdded.Load(), s.tcHits.Load(), s.tcFull.Load())
 }
 
 func (s *relayStats) String() string {
@@ -184,6 +205,11 @@ type relay struct {
 	// put their own destinations behind it).
 	dialUDP func(orig netip.AddrPort) (net.Conn, error)
 	closed  bool
+	// timedOut holds, per original destination, until when (since
+	// relayEpoch) a connect to it is not tried again (--timeout-cache).
+	timedOut map[netip.AddrPort]time.Duration
+	// now is the time since relayEpoch (tests set their own).
+	now func() time.Duration
 }
 
 type flowKey struct{ client, orig netip.AddrPort }
@@ -210,7 +236,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	defer e.Close()
 	addrs, _ := parseAddrs(f.addr) // checked before
 	r := &relay{ctx: ctx, o: o, n: e.net, conns: map[net.Conn]struct{}{}, flows: map[flowKey]*udpFlow{},
-		clientConns: map[netip.Addr]int{}, clientFlows: map[netip.Addr]int{}}
+		clientConns: map[netip.Addr]int{}, clientFlows: map[netip.Addr]int{}, timedOut: map[netip.AddrPort]time.Duration{}}
 	for _, p := range addrs {
 		r.own = append(r.own, p.Addr())
 	}
@@ -292,6 +318,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	}
 	fmt.Fprintf(w, "  relay: %s\n", &r.stats)
 	fmt.Fprintf(w, "  relay: %s\n", heldSummary(e.st.TCP.HoldSYNStats()))
+	fmt.Fprintf(w, "  relay: %s\n", r.stats.cacheString())
 	printSummary(w, e.st)
 	return e.Close()
 }
@@ -338,6 +365,13 @@ func (r *relay) acceptLoop(l *netconn.HeldListener) {
 			r.stats.refused.Add(1)
 			r.stats.ownAddr.Add(1)
 			req.Reject(socket.RejectReset)
+			continue
+		}
+		if r.cachedTimeout(req.OrigDst()) {
+			// The client's retransmission (or another client) after a
+			// connect there timed out: answered as that connect was,
+			// with silence, not with a new connect.
+			req.Reject(socket.RejectSilent)
 			continue
 		}
 		if !r.admit(req.Client().Addr()) {
@@ -449,7 +483,11 @@ func (r *relay) relayHeld(req *netconn.HeldRequest) {
 		if r.ctx.Err() != nil {
 			return // stopping: the listener is closed, and so the request
 		}
-		req.Reject(r.rejection(err))
+		how := r.rejection(err)
+		if how == socket.RejectSilent {
+			r.rememberTimeout(req.OrigDst())
+		}
+		req.Reject(how)
 		return
 	}
 	if !r.track(k) {
@@ -797,4 +835,67 @@ func checkUpstream(o relayOpts) error {
 	}
 	defer unix.Close(fd)
 	return o.guard(fd)
+}
+
+// since is the time since relayEpoch, or the test's clock.
+func (r *relay) since() time.Duration {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Since(relayEpoch)
+}
+
+// orig4 is the form of an original destination the cache keys on (an
+// IPv4-mapped address as IPv4).
+func orig4(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
+
+// cachedTimeout reports (and counts as a timed-out connect) whether a
+// connect to orig timed out within --timeout-cache.
+func (r *relay) cachedTimeout(orig netip.AddrPort) bool {
+	if r.o.timeoutCache <= 0 {
+		return false
+	}
+	orig = orig4(orig)
+	r.mu.Lock()
+	until, ok := r.timedOut[orig]
+	if ok && r.since() >= until {
+		delete(r.timedOut, orig)
+		ok = false
+	}
+	r.mu.Unlock()
+	if ok {
+		r.stats.tcHits.Add(1)
+		r.stats.dialFailed.Add(1)
+		r.stats.dialTimeout.Add(1)
+	}
+	return ok
+}
+
+// rememberTimeout notes that a connect to orig timed out, for
+// --timeout-cache; with the cache full (expired entries dropped first)
+// it is not remembered, and counted.
+func (r *relay) rememberTimeout(orig netip.AddrPort) {
+	if r.o.timeoutCache <= 0 {
+		return
+	}
+	orig = orig4(orig)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.timedOut == nil {
+		r.timedOut = map[netip.AddrPort]time.Duration{}
+	}
+	now := r.since()
+	if _, ok := r.timedOut[orig]; !ok && len(r.timedOut) >= relayTimeoutCacheMax {
+		for a, until := range r.timedOut {
+			if now >= until {
+				delete(r.timedOut, a)
+			}
+		}
+		if len(r.timedOut) >= relayTimeoutCacheMax {
+			r.stats.tcFull.Add(1)
+			return
+		}
+	}
+	r.timedOut[orig] = now + r.o.timeoutCache
+	r.stats.tcAdded.Add(1)
 }

@@ -40,6 +40,7 @@ func TestRelayFlagErrors(t *testing.T) {
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--max-conns-per-client", "-1"}, []string{"--max-conns-per-client -1: want 0 (no limit) or more"}},
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--max-udp-flows-per-client", "-2"}, []string{"--max-udp-flows-per-client -2: want 0 (no limit) or more"}},
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--connect-timeout", "-1s"}, []string{"--connect-timeout -1s: want a positive duration"}},
+		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--timeout-cache", "-1s"}, []string{"--timeout-cache -1s: want 0 (off) or a positive duration"}},
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--udp-timeout", "soon"}, []string{`invalid argument "soon" for "--udp-timeout"`, "usage: sockstack relay"}},
 		{[]string{"relay", "--tap", "tap0", "--addr", "10.0.0.2/24"}, []string{"unknown flag: --tap", "usage: sockstack relay"}},
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "extra"}, []string{"unknown command \"extra\"", "usage: sockstack relay"}},
@@ -396,7 +397,12 @@ func TestRelayBlockedUDPSendDoesNotDelayNewFlows(t *testing.T) {
 	}
 	r.wg.Add(1)
 	go r.udpLoop(u)
-	defer func() {
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		r.mu.Lock()
 		r.closed = true
 		for _, fl := range r.flows {
@@ -405,7 +411,8 @@ func TestRelayBlockedUDPSendDoesNotDelayNewFlows(t *testing.T) {
 		r.mu.Unlock()
 		u.Close()
 		r.wg.Wait()
-	}()
+	}
+	defer stop()
 
 	client := socket.New(cs)
 	for _, c := range []struct {
@@ -432,6 +439,9 @@ func TestRelayBlockedUDPSendDoesNotDelayNewFlows(t *testing.T) {
 	if err != nil || string(b[:n]) != "new flow" {
 		t.Fatalf("the new flow's datagram: %q, %v (the stuck flow held up the loop: %s)", b[:n], err, &r.stats)
 	}
+	// The loop counts a datagram after it was sent, so possibly after
+	// the destination read it: the counters are read once it ended.
+	stop()
 	if r.stats.udpFull.Load() != 1 || r.stats.drops.Load() != 1 || r.stats.dgramOut.Load() != 1 {
 		t.Fatalf("counters: %s; want the stuck datagram dropped as full", &r.stats)
 	}
@@ -585,4 +595,69 @@ func TestRelayGuardOnUpstreamSockets(t *testing.T) {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+}
+
+// --timeout-cache: a destination whose connect timed out is answered
+// with silence, counted as a timed-out connect, without a new connect,
+// until the entry expires; per destination; at most
+// relayTimeoutCacheMax of them, a timed-out destination beyond is not
+// remembered (counted) until expired entries make room.
+func TestRelayTimeoutCache(t *testing.T) {
+	r := newTestRelay(t)
+	r.o.timeoutCache = 10 * time.Second
+	var now time.Duration
+	r.now = func() time.Duration { return now }
+	dead := netip.MustParseAddrPort("198.51.100.99:80")
+	if r.cachedTimeout(dead) {
+		t.Fatal("a destination never tried is cached")
+	}
+	r.rememberTimeout(dead)
+	now = 9 * time.Second
+	if !r.cachedTimeout(dead) || !r.cachedTimeout(netip.MustParseAddrPort("[::ffff:198.51.100.99]:80")) {
+		t.Fatal("a timed-out destination (or its IPv4-mapped form) is not cached")
+	}
+	if r.cachedTimeout(netip.MustParseAddrPort("198.51.100.99:81")) {
+		t.Fatal("another port of the destination is cached")
+	}
+	s := &r.stats
+	if s.tcAdded.Load() != 1 || s.tcHits.Load() != 2 || s.dialTimeout.Load() != 2 || s.dialFailed.Load() != 2 {
+		t.Fatalf("counters: %s; %s", s, s.cacheString())
+	}
+	now = 10 * time.Second
+	if r.cachedTimeout(dead) {
+		t.Fatal("the entry outlived --timeout-cache")
+	}
+	r.mu.Lock()
+	left := len(r.timedOut)
+	r.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d entries after expiry", left)
+	}
+
+	// The bound: full of live entries, one more is not remembered.
+	for i := range relayTimeoutCacheMax {
+		r.rememberTimeout(netip.AddrPortFrom(netip.MustParseAddr("203.0.113.1"), uint16(i+1)))
+	}
+	extra := netip.MustParseAddrPort("203.0.113.2:1")
+	r.rememberTimeout(extra)
+	if s.tcFull.Load() != 1 || r.cachedTimeout(extra) || len(r.timedOut) != relayTimeoutCacheMax {
+		t.Fatalf("beyond the bound: %s, %d entries", s.cacheString(), len(r.timedOut))
+	}
+	// Once they expired, there is room again.
+	now += r.o.timeoutCache
+	r.rememberTimeout(extra)
+	if s.tcFull.Load() != 1 || len(r.timedOut) != 1 {
+		t.Fatalf("after expiry: %s, %d entries", s.cacheString(), len(r.timedOut))
+	}
+	now++
+	if !r.cachedTimeout(extra) {
+		t.Fatal("not cached after room was made")
+	}
+
+	// Off (0): nothing is remembered.
+	r = newTestRelay(t)
+	r.rememberTimeout(dead)
+	if r.cachedTimeout(dead) || r.stats.tcAdded.Load() != 0 {
+		t.Fatalf("--timeout-cache 0 cached: %s", r.stats.cacheString())
+	}
 }
