@@ -174,6 +174,16 @@ elif mode in ('bind', 'priv'):
                     res = ename(e)
                 s.close()
                 print('bind %s %s transparent=%d|%s' % (tn, addr, tr, res))
+elif mode == 'caps':
+    # Run by setpriv as nobody with one capability (argv[2] names it).
+    for fam, v, lvl, opt in ((socket.AF_INET, 'ipv4', socket.SOL_IP, IP_TRANSPARENT), (socket.AF_INET6, 'ipv6', socket.IPPROTO_IPV6, IPV6_TRANSPARENT)):
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(lvl, opt, 1); res = 'ok'
+        except OSError as e:
+            res = ename(e)
+        s.close()
+        print('%s transparent with only %s|%s' % (v, sys.argv[2], res))
 elif mode == 'raw':
     # Raw sockets of the proxy: do they see the diverted packets?
     t = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
@@ -223,7 +233,18 @@ var tproxyLinuxDiffs = map[string][2]string{
 	"ipv4 unprivileged transparent udp": {"EPERM", "ok"},
 	"ipv6 unprivileged transparent tcp": {"EPERM", "ok"},
 	"ipv6 unprivileged transparent udp": {"EPERM", "ok"},
+	// A capability that is neither of the two is no privilege here.
+	"ipv4 transparent with only CAP_NET_BIND_SERVICE": {"EPERM", "ok"},
+	"ipv6 transparent with only CAP_NET_BIND_SERVICE": {"EPERM", "ok"},
 }
+
+// sysPython is Debian's python3, which any user may run (pyenv's, first
+// on PATH, lives under /root).
+const sysPython = "/usr/bin/python3"
+
+// tproxyLinuxCaps are the capabilities the "caps" rows give a process
+// that is otherwise nobody.
+var tproxyLinuxCaps = []string{"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE"}
 
 // parseRows reads "key|value" lines.
 func parseRows(t *testing.T, side, out string, into map[string]string) {
@@ -239,7 +260,7 @@ func parseRows(t *testing.T, side, out string, into map[string]string) {
 
 func TestInteropTProxyLinux(t *testing.T) {
 	needRoot(t)
-	needTools(t, "ip", "python3", "nft")
+	needTools(t, "ip", "python3", "nft", "setpriv", sysPython)
 	dir := t.TempDir()
 	py := filepath.Join(dir, "tproxy.py")
 	if err := os.WriteFile(py, []byte(tproxyLinuxPy), 0o644); err != nil {
@@ -336,6 +357,17 @@ func TestInteropTProxyLinux(t *testing.T) {
 			t.Fatalf("python3 %s in P: %v\n%s", mode, err, out)
 		}
 		parseRows(t, "linux "+mode, string(out), linux)
+	}
+	// Nobody with one capability: the system's python3 (the one first on
+	// PATH may live where nobody cannot read), the script inline.
+	for _, cp := range tproxyLinuxCaps {
+		c := strings.ToLower(strings.TrimPrefix(cp, "CAP_"))
+		out, err := inNS(p, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=+"+c, "--ambient-caps=+"+c,
+			sysPython, "-c", tproxyLinuxPy, "caps", cp).CombinedOutput()
+		if err != nil {
+			t.Fatalf("setpriv %s: %v\n%s", cp, err, out)
+		}
+		parseRows(t, "linux caps", string(out), linux)
 	}
 
 	// sockstack: the stack on a TUN; its namespace is the client.
@@ -455,6 +487,14 @@ func TestInteropTProxyLinux(t *testing.T) {
 			sock[fmt.Sprintf("%s unprivileged transparent %s", v, typ.n)] = errName(s.SetSockOptInt(lvl, opt, 1))
 			s.Close()
 		}
+		for _, cp := range tproxyLinuxCaps {
+			s, err := h.net.Socket(fam, socket.SOCK_STREAM, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sock[fmt.Sprintf("%s transparent with only %s", v, cp)] = errName(s.SetSockOptInt(lvl, opt, 1))
+			s.Close()
+		}
 	}
 
 	// The table, and the verdicts.
@@ -488,8 +528,8 @@ func TestInteropTProxyLinux(t *testing.T) {
 		fmt.Fprintf(&tab, "| %s | %s | %s | %s |\n", k, lv, sv, verdict)
 	}
 	t.Logf("transparent proxying, Linux and sockstack side by side:\n%s", tab.String())
-	if len(rows) != len(tproxyLinuxCases)+len(tproxyLinuxRaw)+12 {
-		t.Errorf("%d rows, want %d", len(rows), len(tproxyLinuxCases)+len(tproxyLinuxRaw)+12)
+	if len(rows) != len(tproxyLinuxCases)+len(tproxyLinuxRaw)+12+2*len(tproxyLinuxCaps) {
+		t.Errorf("%d rows, want %d", len(rows), len(tproxyLinuxCases)+len(tproxyLinuxRaw)+12+2*len(tproxyLinuxCaps))
 	}
 	// The rows that must hold whatever both sides said: the original
 	// destinations really came through (not merely the same failure).
