@@ -112,20 +112,83 @@ func TestHoldSYNComplete(t *testing.T) {
 	}
 }
 
-// A retransmitted SYN with a new sequence number (the client's new
-// attempt on the same 4-tuple) replaces the held one: the SYN-ACK
-// acknowledges it.
-func TestHoldSYNNewAttemptReplaces(t *testing.T) {
+// A SYN on a held request's 4-tuple with another sequence number (a
+// spoofer who guessed the client's port, or the client's new attempt)
+// is dropped and counted: the SYN-ACK acknowledges the first SYN, whose
+// sender retransmits it; a spoofed SYN cannot make the answer fail.
+// (It replaced the request before, and the SYN-ACK acknowledged 77001.)
+func TestHoldSYNOtherSeqIgnored(t *testing.T) {
 	s := newScript(t, Config{})
 	l := s.holdListener(8, 0)
 	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
 	r := nextReq(t, l)
-	s.inject(seg{flags: fS, seq: 77000, win: 65535, opts: noOpts})
+	s.inject(seg{flags: fS, seq: 77000, win: 1024, opts: peerSynOpts(9)})
+	s.expectNone("SYN with another sequence number")
+	if _, err := l.NextSynRequest(); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("the other SYN made a request: %v", err)
+	}
+	if st := s.p.HoldSYNStats(); st.SeqMismatch != 1 || st.Retrans != 0 || st.Held != 1 {
+		t.Fatalf("stats %+v", st)
+	}
 	if _, err := r.Complete(); err != nil {
 		t.Fatal(err)
 	}
-	if sa := s.expectOne("SYN-ACK"); sa.h.Ack != 77001 {
-		t.Fatalf("SYN-ACK %v acknowledges the old attempt", sa)
+	sa := s.expectOne("SYN-ACK")
+	if sa.h.Ack != 1001 || sa.h.Options.HasTS {
+		t.Fatalf("SYN-ACK %v follows the other SYN, want ack 1001 and no timestamp", sa)
+	}
+}
+
+// A SYN's data is not kept nor acknowledged (as a Linux listener
+// without Fast Open): the SYN-ACK acknowledges the SYN alone, and a
+// reset acknowledges the data too, as a closed port's reset does (it
+// acknowledged the SYN alone before). Both are counted.
+func TestHoldSYNData(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.holdListener(8, 0)
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts, data: []byte("early data")})
+	if err := nextReq(t, l).Reject(RejectReset); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "reset", s.expectOne("reset"), fR|fA, 0, 1011, 0)
+	s.inject(seg{flags: fS, seq: 5000, win: 65535, opts: noOpts, data: []byte("again")})
+	if _, err := nextReq(t, l).Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if sa := s.expectOne("SYN-ACK"); sa.h.Ack != 5001 {
+		t.Fatalf("SYN-ACK %v acknowledges the SYN's data", sa)
+	}
+	if st := s.p.HoldSYNStats(); st.SynData != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Shortening the hold timeout applies to the requests already held
+// (they waited for the old timeout before).
+func TestHoldSYNTimeoutChange(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.holdListener(8, 30*time.Second)
+	s.synFrom(40001, 1000, noOpts)
+	s.clk.Advance(time.Second)
+	if err := l.SetHoldSYN(true, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.clk.Advance(time.Second)
+	if st := s.p.HoldSYNStats(); st.Expired != 1 {
+		t.Fatalf("2s after the SYN with a 2s timeout: %+v", st)
+	}
+	// Lengthened: a new request waits for the new timeout.
+	if err := l.SetHoldSYN(true, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.synFrom(40002, 1000, noOpts)
+	s.clk.Advance(9 * time.Second)
+	if st := s.p.HoldSYNStats(); st.Expired != 1 {
+		t.Fatalf("expired before 10s: %+v", st)
+	}
+	s.clk.Advance(time.Second)
+	if st := s.p.HoldSYNStats(); st.Expired != 2 {
+		t.Fatalf("not expired after 10s: %+v", st)
 	}
 }
 
