@@ -214,6 +214,7 @@ func (l *Endpoint) holdSYN(k connKey, s *segment) {
 		// A retransmission: its options and timestamp are the
 		// client's latest, which the SYN-ACK echoes.
 		r.syn.flags, r.syn.wnd, r.syn.opts, r.syn.ecn = s.flags, s.wnd, s.opts, s.ecn
+		r.dataLen = uint32(len(s.payload))
 		l.unlock()
 		p.hold.retrans.Add(1)
 		return
@@ -344,6 +345,17 @@ func (l *Endpoint) dropHeldLocked() {
 		h.timer.Stop()
 	}
 	h.armed = false
+}
+
+// acceptEmptyErr is Accept's error on an empty accept queue (l.mu
+// held): EINVAL on a listener holding SYNs, whose connections come from
+// NextSynRequest; EAGAIN would spin a blocking accept, which a held SYN
+// wakes (the listener is readable) and which would find nothing.
+func (ls *listenState) acceptEmptyErr() error {
+	if ls.hold != nil {
+		return syscall.EINVAL
+	}
+	return syscall.EAGAIN
 }
 
 // heldReady reports a request waiting for NextSynRequest (l.mu held).

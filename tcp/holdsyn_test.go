@@ -93,7 +93,7 @@ func TestHoldSYNComplete(t *testing.T) {
 	if i := c.Info(); !i.TimestampsOK || !i.SACKOK || i.SndWScale != 7 {
 		t.Fatalf("options not negotiated: %+v", i)
 	}
-	if _, _, err := l.Accept(); !errors.Is(err, syscall.EAGAIN) {
+	if _, _, err := l.Accept(); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("a completed request also in the accept queue: %v", err)
 	}
 	s.inject(seg{flags: fPA, seq: 1001, ack: sa.h.Seq + 1, win: 100, data: []byte("hi"), opts: wire.TCPOptions{HasTS: true, TSVal: 2502, TSEcr: o.TSVal}})
@@ -468,5 +468,81 @@ func BenchmarkHoldSYN(b *testing.B) {
 			b.Fatal(err)
 		}
 		r.Reject(RejectReset)
+	}
+}
+
+// Accept on a listener holding SYNs is EINVAL, not EAGAIN: a held SYN
+// makes the listener readable, so a blocking accept (or a level-
+// triggered poll loop) woken by it and told EAGAIN would spin. (It was
+// EAGAIN.)
+func TestHoldSYNAcceptEINVAL(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.holdListener(8, 0)
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
+	if l.Readiness(waiter.EventIn) == 0 {
+		t.Fatal("not readable with a held SYN")
+	}
+	if _, _, err := l.Accept(); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("Accept on a held-SYN listener: %v, want EINVAL", err)
+	}
+	// Out of the mode, Accept is as before.
+	if err := l.SetHoldSYN(false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Accept(); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("Accept after the mode: %v, want EAGAIN", err)
+	}
+}
+
+// A reset acknowledges the data of the SYN's latest retransmission.
+func TestHoldSYNDataOnRetransmission(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.holdListener(8, 0)
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts, data: []byte("abc")})
+	if err := nextReq(t, l).Reject(RejectReset); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "reset", s.expectOne("reset"), fR|fA, 0, 1004, 0)
+}
+
+// Complete racing with the listener's close: each request is either
+// completed (a connection, the caller's) or aborted (ECONNABORTED),
+// never both, and the counters add up.
+func TestHoldSYNCompleteRacesClose(t *testing.T) {
+	for range 20 {
+		s := newScript(t, Config{})
+		l := s.holdListener(8, 0)
+		for i := range 8 {
+			s.synFrom(uint16(42000+i), uint32(i)*1000, noOpts)
+		}
+		var rs []*SynRequest
+		for range 8 {
+			rs = append(rs, nextReq(t, l))
+		}
+		errs := make(chan error, 8)
+		for _, r := range rs {
+			go func() {
+				c, err := r.Complete()
+				if err == nil {
+					c.Close()
+				}
+				errs <- err
+			}()
+		}
+		l.Close()
+		ok := 0
+		for range 8 {
+			switch err := <-errs; {
+			case err == nil:
+				ok++
+			case !errors.Is(err, syscall.ECONNABORTED):
+				t.Fatalf("Complete: %v", err)
+			}
+		}
+		st := s.p.HoldSYNStats()
+		if st.Completed != uint64(ok) || st.Completed+st.Aborted != 8 {
+			t.Fatalf("%d completed; stats %+v", ok, st)
+		}
 	}
 }
