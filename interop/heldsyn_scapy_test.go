@@ -49,8 +49,9 @@ seen, marks = [], set()
 def l3(src, dst, tc=0):
     return IPv6(src=src, dst=dst, tc=tc) if ":" in dst else IP(src=src, dst=dst, tos=tc)
 def tcpd(t):
+    mss = [o[1] for o in t.options if o[0] == "MSS"]
     return {"sport": t.sport, "dport": t.dport, "flags": str(t.flags), "seq": t.seq, "ack": t.ack,
-            "win": t.window, "len": len(bytes(t.payload)), "opts": [o[0] for o in t.options]}
+            "win": t.window, "len": len(bytes(t.payload)), "opts": [o[0] for o in t.options], "mss": mss[0] if mss else 0}
 def on(p):
     if Ether not in p or p[Ether].src == me:
         return
@@ -97,6 +98,15 @@ def opts(o):
         r.append((k, v))
     return r
 def build(s):
+    if s.get("icmp"):
+        # An ICMP error quoting a segment from qsrc to qdst.
+        q = TCP(sport=s["sport"], dport=s["dport"], flags=s["flags"], seq=s["seq"])
+        e = Ether(src=me, dst=dmac)
+        if ":" in s["dst"]:
+            err = ICMPv6PacketTooBig(mtu=s["mtu"]) if s["icmp"] == "ptb" else ICMPv6DestUnreach(code=s["code"])
+            return e/IPv6(src=s["src"], dst=s["dst"])/err/IPv6(src=s["qsrc"], dst=s["qdst"])/q
+        err = ICMP(type=3, code=s["code"], nexthopmtu=s.get("mtu", 0))
+        return e/IP(src=s["src"], dst=s["dst"])/err/IP(src=s["qsrc"], dst=s["qdst"], flags="DF")/q
     t = TCP(sport=s["sport"], dport=s["dport"], flags=s["flags"], seq=s["seq"], ack=s.get("ack", 0), window=s.get("win", 64240), options=opts(s.get("opts")))
     f = Ether(src=me, dst=dmac)/l3(s["src"], s["dst"], s.get("tc", 0))
     raw = bytes.fromhex(s.get("rawopts", ""))
@@ -149,6 +159,13 @@ type pktSpec struct {
 	Opts    [][]any `json:"opts,omitempty"`
 	RawOpts string  `json:"rawopts,omitempty"` // hex, a multiple of 4 bytes
 	Load    string  `json:"load,omitempty"`
+	// An ICMP error ("unreach" or "ptb") quoting a TCP header from QSrc
+	// to QDst (Sport, Dport, Flags, Seq) instead of the segment.
+	ICMP string `json:"icmp,omitempty"`
+	Code int    `json:"code,omitempty"`
+	MTU  int    `json:"mtu,omitempty"`
+	QSrc string `json:"qsrc,omitempty"`
+	QDst string `json:"qdst,omitempty"`
 }
 
 // seenPkt is a packet pyHeldScapy saw from the host.
@@ -163,6 +180,7 @@ type seenPkt struct {
 	Ack   uint32   `json:"ack"`
 	Len   int      `json:"len"`
 	Opts  []string `json:"opts"`
+	MSS   int      `json:"mss"`
 	Type  int      `json:"type"`
 	Code  int      `json:"code"`
 	Quote *seenPkt `json:"quote"`
@@ -735,6 +753,49 @@ func TestInteropHeldSYN(t *testing.T) {
 			if e.Kind != "icmp" || e.Type != wantType || e.Code != wantCode || e.Src != own || e.QDst != f.dst ||
 				e.Quote.Seq != 22000 || e.Quote.Sport != sp || e.Quote.Dport != 443 || e.Quote.Flags != "S" {
 				t.Errorf("%s: %v (quote to %s), want ICMP %d/%d from %s quoting the SYN", f.name(), e, e.QDst, wantType, wantCode, own)
+			}
+		}
+	})
+
+	// ICMP errors quoting what a held request's connection would send
+	// (from the original destination to the client: a fragmentation
+	// needed / packet too big with a small MTU, a port unreachable), or
+	// the client's SYN itself, sent to the stack's address and to the
+	// original destination, touch nothing: no answer, the request is
+	// still held, and Complete's SYN-ACK carries the full MSS.
+	t.Run("icmp_errors_quoting_the_held_syn", func(t *testing.T) {
+		for _, f := range fams {
+			sp := next()
+			sc.send(syn(f.client, f.dst, sp, 24000))
+			sc.sync(f.v6, sp)
+			own := stackIP.String()
+			if f.v6 {
+				own = stack6.String()
+			}
+			e0 := tcpst().ICMPErrors
+			var errs []pktSpec
+			for _, to := range []string{own, f.dst} {
+				ptb := pktSpec{Src: f.client, Dst: to, ICMP: "unreach", Code: 4, MTU: 576, QSrc: f.dst, QDst: f.client, Sport: 443, Dport: sp, Flags: "SA", Seq: 1}
+				if f.v6 {
+					ptb.ICMP, ptb.MTU = "ptb", 1280
+				}
+				errs = append(errs, ptb,
+					pktSpec{Src: f.client, Dst: to, ICMP: "unreach", Code: 3, QSrc: f.dst, QDst: f.client, Sport: 443, Dport: sp, Flags: "SA", Seq: 1},
+					pktSpec{Src: f.client, Dst: to, ICMP: "unreach", Code: 1, QSrc: f.client, QDst: f.dst, Sport: sp, Dport: 443, Flags: "S", Seq: 24000})
+			}
+			sc.send(errs...)
+			wantNoAnswer(t, f.name()+" ICMP errors", sc.sync(f.v6, sp))
+			t.Logf("%s: 6 ICMP errors: TCP ICMPErrors +%d", f.name(), tcpst().ICMPErrors-e0)
+			if _, err := app.one(f.v6, sp).Complete(); err != nil {
+				t.Fatal(err)
+			}
+			sa := wantOneAnswer(t, f.name()+" Complete", sc.sync(f.v6, sp))
+			wantMSS := 1460
+			if f.v6 {
+				wantMSS = 1440
+			}
+			if !synAck(sa) || sa.Ack != 24001 || sa.MSS != wantMSS {
+				t.Errorf("%s: Complete sent %v MSS %d, want a SYN-ACK acknowledging 24001 with MSS %d", f.name(), sa, sa.MSS, wantMSS)
 			}
 		}
 	})
