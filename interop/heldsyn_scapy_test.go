@@ -800,6 +800,30 @@ func TestInteropHeldSYN(t *testing.T) {
 		}
 	})
 
+	// Expiry with a timeout shortened while a request waits (it kept
+	// the old timeout before): the request goes silently, a late
+	// Complete is ETIMEDOUT, and the client's retransmission is a new
+	// request.
+	t.Run("expiry", func(t *testing.T) {
+		sp := next()
+		sc.send(syn(heldClient4, heldDst4, sp, 26000))
+		sc.sync(false, sp)
+		r := app.one(false, sp)
+		x0 := app.hs().Expired
+		if err := app.l4.SetHoldSYN(true, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		defer app.l4.SetHoldSYN(true, 0)
+		l.waitUntil(t, "the request expires", func() bool { return app.hs().Expired > x0 })
+		wantNoAnswer(t, "expiry", sc.sync(false, sp))
+		if _, err := r.Complete(); err != syscall.ETIMEDOUT {
+			t.Fatalf("Complete after expiry: %v, want ETIMEDOUT", err)
+		}
+		sc.send(syn(heldClient4, heldDst4, sp, 26000))
+		sc.sync(false, sp)
+		app.one(false, sp).Reject(tcp.RejectSilent)
+	})
+
 	// Many clients to one destination: each 4-tuple is its own request.
 	t.Run("many_clients_one_destination", func(t *testing.T) {
 		var ps []pktSpec
