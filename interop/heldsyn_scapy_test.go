@@ -824,6 +824,44 @@ func TestInteropHeldSYN(t *testing.T) {
 		app.one(false, sp).Reject(tcp.RejectSilent)
 	})
 
+	// SYNs from sources no client has (broadcast, unspecified,
+	// loopback, multicast, the stack's own address, v4-mapped) must not
+	// become requests: an application would act on them (a relay
+	// dials) and its answer could not go back, or would go to a
+	// broadcast or to the stack itself. A SYN from :: was held (the IP
+	// layer lets it through; Complete then failed): now dropped and
+	// counted (NoRoute). Logged with what Linux answers the same.
+	t.Run("martian_sources", func(t *testing.T) {
+		for _, f := range fams {
+			srcs := []string{"255.255.255.255", "10.77.0.255", "0.0.0.0", "127.0.0.1", "224.0.0.1", stackIP.String()}
+			lsrcs := []string{"255.255.255.255", "10.88.0.255", "0.0.0.0", "127.0.0.1", "224.0.0.1", peerAddr4}
+			if f.v6 {
+				srcs = []string{"::", "::1", "ff02::1", stack6.String(), "::ffff:10.77.0.50"}
+				lsrcs = []string{"::", "::1", "ff02::1", peerAddr6, "::ffff:10.88.0.50"}
+			}
+			nr0 := app.hs().NoRoute
+			for i, src := range srcs {
+				sp, lsp := next(), next()
+				h0 := app.hs().Held
+				sc.send(syn(src, f.dst, sp, 28000))
+				got := sc.sync(f.v6, sp)
+				rs := app.reqs(f.v6)
+				for _, r := range rs {
+					r.Reject(tcp.RejectSilent)
+				}
+				lx.send(syn(lsrcs[i], f.lxTo, lsp, 28000))
+				lgot := lx.sync(f.v6, lsp)
+				t.Logf("%s SYN from %s: sockstack held %d (%v), answered %v; Linux (from %s) answered %v", f.name(), src, app.hs().Held-h0, reqList(rs), got, lsrcs[i], lgot)
+				if len(rs) != 0 {
+					t.Errorf("%s: a SYN from %s became a request", f.name(), src)
+				}
+			}
+			if f.v6 && app.hs().NoRoute-nr0 != 1 {
+				t.Errorf("v6: NoRoute +%d, want +1 (the SYN from ::)", app.hs().NoRoute-nr0)
+			}
+		}
+	})
+
 	// Many clients to one destination: each 4-tuple is its own request.
 	t.Run("many_clients_one_destination", func(t *testing.T) {
 		var ps []pktSpec

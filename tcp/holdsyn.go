@@ -99,11 +99,12 @@ type HoldSYNStats struct {
 	CompleteFailed uint64 // completions that failed (no route back, 4-tuple in use)
 	SeqMismatch    uint64 // SYNs on a held request's 4-tuple with another sequence number, dropped
 	SynData        uint64 // held SYNs that carried data: not kept, not acknowledged (the client sends it again)
+	NoRoute        uint64 // SYNs dropped: no route back to the client (a SYN from ::, say)
 }
 
 type holdStats struct {
 	held, retrans, full, completed, reset, icmp, silent, expired, aborted, failed atomic.Uint64
-	seqMismatch, synData                                                          atomic.Uint64
+	seqMismatch, synData, noRoute                                                 atomic.Uint64
 }
 
 // HoldSYNStats returns the held-SYN counters.
@@ -112,7 +113,7 @@ func (p *Protocol) HoldSYNStats() HoldSYNStats {
 	return HoldSYNStats{Held: h.held.Load(), Retrans: h.retrans.Load(), QueueFull: h.full.Load(),
 		Completed: h.completed.Load(), Reset: h.reset.Load(), ICMP: h.icmp.Load(), Silent: h.silent.Load(),
 		Expired: h.expired.Load(), Aborted: h.aborted.Load(), CompleteFailed: h.failed.Load(),
-		SeqMismatch: h.seqMismatch.Load(), SynData: h.synData.Load()}
+		SeqMismatch: h.seqMismatch.Load(), SynData: h.synData.Load(), NoRoute: h.noRoute.Load()}
 }
 
 // Request states.
@@ -217,6 +218,15 @@ func (l *Endpoint) holdSYN(k connKey, s *segment) {
 		r.dataLen = uint32(len(s.payload))
 		l.unlock()
 		p.hold.retrans.Add(1)
+		return
+	}
+	if _, err := p.host.Route(k.remote.Addr()); err != nil {
+		// Complete could not answer it; the application must not act
+		// on it (a relay would dial). The usual listener drops such a
+		// SYN too (newChild).
+		l.unlock()
+		p.hold.noRoute.Add(1)
+		p.st.ListenDrops.Add(1)
 		return
 	}
 	if len(h.reqs) >= max(l.ls.backlog, 1) {

@@ -546,3 +546,23 @@ func TestHoldSYNCompleteRacesClose(t *testing.T) {
 		}
 	}
 }
+
+// A SYN with no route back to its sender (a source such as ::, which
+// the IP layer lets through) is dropped and counted, not held: the
+// application would act on a request Complete cannot answer (a relay
+// dials). (It was held.)
+func TestHoldSYNNoRoute(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.holdListener(8, 0)
+	h := wire.TCPHeader{SrcPort: 40000, DstPort: s.local.Port(), Seq: 1000, Flags: fS, Window: 65535}
+	b := make([]byte, h.Len())
+	h.Put(b)
+	s.p.HandleSegment(netip.MustParseAddr("10.99.0.1"), s.local.Addr(), 0, b) // fakeHost: no route
+	s.expectNone("SYN with no route back")
+	if _, err := l.NextSynRequest(); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("held: %v", err)
+	}
+	if st := s.p.HoldSYNStats(); st.NoRoute != 1 || st.Held != 0 || s.p.Stats().ListenDrops != 1 {
+		t.Fatalf("stats %+v, ListenDrops %d", st, s.p.Stats().ListenDrops)
+	}
+}
