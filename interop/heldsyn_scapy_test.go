@@ -462,6 +462,7 @@ func (f fam) name() string {
 func TestInteropHeldSYN(t *testing.T) {
 	l := newLab(t)
 	needScapy(t)
+	needTools(t, "ss", "nstat", "sysctl")
 	l.enable6(t)
 	h := l.startStack6(t, stack.Options{})
 	app := newHeldApp(t, h.st)
