@@ -706,7 +706,7 @@ func (e *Endpoint) readinessLocked() waiter.EventMask {
 	}
 	switch e.state {
 	case StateListen:
-		if len(e.ls.acceptQ) > 0 || e.ls.heldReady() {
+		if e.ls.readable() { // holdsyn.go
 			r |= waiter.EventIn
 		}
 		return r

@@ -368,8 +368,17 @@ func (ls *listenState) acceptEmptyErr() error {
 	return syscall.EAGAIN
 }
 
-// heldReady reports a request waiting for NextSynRequest (l.mu held).
-func (ls *listenState) heldReady() bool { return ls.hold != nil && ls.hold.n > 0 }
+// readable is a listener's EventIn (l.mu held): a request for
+// NextSynRequest when it holds SYNs, else a connection to accept.
+// Connections queued before the mode was turned on still come from
+// Accept but do not make it readable: a blocking AcceptSYN, woken and
+// finding no request, would spin on them.
+func (ls *listenState) readable() bool {
+	if ls.hold != nil {
+		return ls.hold.n > 0
+	}
+	return len(ls.acceptQ) > 0
+}
 
 // NextSynRequest takes the oldest held SYN: EAGAIN when there is none,
 // EINVAL when the endpoint is not a listener holding SYNs.

@@ -566,3 +566,38 @@ func TestHoldSYNNoRoute(t *testing.T) {
 		t.Fatalf("stats %+v, ListenDrops %d", st, s.p.Stats().ListenDrops)
 	}
 }
+
+// A connection accepted into the queue before held SYNs were turned on
+// (SetHoldSYN after Listen) does not make the listener readable: a
+// blocking AcceptSYN woken by it would find no request and spin. Accept
+// still takes it. (It was readable.)
+func TestHoldSYNTurnedOnWithAcceptQueue(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.p.NewEndpoint()
+	if err := l.Bind(s.local); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(16); err != nil {
+		t.Fatal(err)
+	}
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
+	sa := s.expectOne("SYN-ACK")
+	s.inject(seg{flags: fA, seq: 1001, ack: sa.h.Seq + 1, win: 65535})
+	s.expectNone("handshake ACK")
+	if err := l.SetHoldSYN(true, 0); err != nil {
+		t.Fatal(err)
+	}
+	if l.Readiness(waiter.EventIn) != 0 {
+		t.Fatal("readable with no request (a connection in the accept queue)")
+	}
+	if _, err := l.NextSynRequest(); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("NextSynRequest: %v", err)
+	}
+	if _, _, err := l.Accept(); err != nil {
+		t.Fatalf("Accept of the queued connection: %v", err)
+	}
+	s.synFrom(41000, 9000, noOpts)
+	if l.Readiness(waiter.EventIn) == 0 {
+		t.Fatal("not readable with a request")
+	}
+}
