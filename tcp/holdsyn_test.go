@@ -601,3 +601,31 @@ func TestHoldSYNTurnedOnWithAcceptQueue(t *testing.T) {
 		t.Fatal("not readable with a request")
 	}
 }
+
+// The SYN-ACK follows the latest retransmission's ECN request: a Linux
+// client that retransmits its SYN drops ECE|CWR (tcp_ecn_fallback), and
+// the answer must then not set ECE.
+func TestHoldSYNECNFallback(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.holdListener(8, 0)
+	s.inject(seg{flags: fS | wire.TCPFlagECE | wire.TCPFlagCWR, seq: 1000, win: 65535, opts: noOpts})
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
+	if _, err := nextReq(t, l).Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if sa := s.expectOne("SYN-ACK"); sa.h.Flags != fSA {
+		t.Fatalf("SYN-ACK %v, want no ECE after a SYN without ECN", sa)
+	}
+	s.synFrom(41000, 2000, noOpts)
+	h := wire.TCPHeader{SrcPort: 41001, DstPort: s.local.Port(), Seq: 3000, Flags: fS | wire.TCPFlagECE | wire.TCPFlagCWR, Window: 65535}
+	b := make([]byte, h.Len())
+	h.Put(b)
+	s.p.HandleSegment(s.remote.Addr(), s.local.Addr(), 0, b)
+	nextReq(t, l).Reject(RejectSilent)
+	if _, err := nextReq(t, l).Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if sa := s.expectOne("SYN-ACK"); sa.h.Flags != fSA|wire.TCPFlagECE {
+		t.Fatalf("SYN-ACK %v, want ECE for an ECN-setup SYN", sa)
+	}
+}
