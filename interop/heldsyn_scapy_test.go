@@ -737,14 +737,23 @@ func TestInteropHeldSYN(t *testing.T) {
 	})
 
 	// ICMP rejections quote the client's SYN (its sequence number) to
-	// the original destination, from the stack's address.
+	// the original destination, from the stack's address; answering
+	// again is EALREADY and sends nothing more.
 	t.Run("reject_icmp_quotes_the_syn", func(t *testing.T) {
 		for _, f := range fams {
 			sp := next()
 			sc.send(syn(f.client, f.dst, sp, 22000))
 			sc.sync(f.v6, sp)
-			if err := app.one(f.v6, sp).Reject(tcp.RejectPortUnreach); err != nil {
+			r := app.one(f.v6, sp)
+			if err := r.Reject(tcp.RejectPortUnreach); err != nil {
 				t.Fatal(err)
+			}
+			// A second answer is EALREADY and sends nothing.
+			if err := r.Reject(tcp.RejectReset); err != syscall.EALREADY {
+				t.Errorf("%s: a second Reject: %v, want EALREADY", f.name(), err)
+			}
+			if _, err := r.Complete(); err != syscall.EALREADY {
+				t.Errorf("%s: Complete after Reject: %v, want EALREADY", f.name(), err)
 			}
 			e := wantOneAnswer(t, f.name()+" port unreachable", sc.sync(f.v6, sp))
 			wantType, wantCode, own := 3, 3, stackIP.String()
