@@ -19,11 +19,21 @@ import (
 // handshake completes, as gVisor's tcp.Forwarder holds the SYN.
 //
 // Every request the listener holds, queued or taken and not yet
-// answered, counts against its backlog; a SYN beyond it is dropped and
+// answered, counts against its backlog; a SYN beyond it is answered with
+// a SYN cookie, as Linux's full SYN queue falls back to cookies: a flood
+// of spoofed SYNs, which never complete a cookie handshake, then cannot
+// lock genuine clients out. Such a connection completes before the
+// application answers and comes from NextSynRequest established
+// (Complete hands it over, Reject resets it); with cookies off
+// (Config.NoSynCookies) or a full accept queue the SYN is dropped and
 // counted. A request not answered within the hold timeout expires (the
-// SYN is dropped: the client retransmits). SYN cookies do not apply:
-// the application's answer needs the state. Retransmitted SYNs of a held
-// request are absorbed.
+// SYN is dropped: the client retransmits). Retransmitted SYNs of a held
+// request are absorbed; a SYN on its 4-tuple with another sequence
+// number is dropped, so that a spoofed SYN cannot change what the answer
+// acknowledges (a genuine new attempt heals: the client resets the
+// SYN-ACK of the old one and its next SYN is a new request). A reset or
+// an ACK for a held request does not touch it (nothing was sent for
+// it: the listener's usual answers apply).
 
 // DefaultHoldSYNTimeout is how long a held SYN waits for its answer.
 const DefaultHoldSYNTimeout = 30 * time.Second
@@ -84,7 +94,9 @@ type UnreachSender interface {
 type HoldSYNStats struct {
 	Held           uint64 // SYNs held as new requests
 	Retrans        uint64 // retransmitted SYNs of a held request, absorbed
-	QueueFull      uint64 // SYNs dropped: the listener's backlog of requests was full
+	QueueFull      uint64 // SYNs dropped: the backlog of requests was full, and cookies off or the accept queue full
+	Cookies        uint64 // SYNs answered with a SYN cookie: the backlog of requests was full
+	Established    uint64 // connections a cookie completed, handed out by NextSynRequest
 	Completed      uint64 // requests completed (SYN-ACK sent)
 	Reset          uint64 // requests rejected with a reset
 	ICMP           uint64 // requests rejected with an ICMP destination unreachable
@@ -92,10 +104,14 @@ type HoldSYNStats struct {
 	Expired        uint64 // requests the application did not answer in time
 	Aborted        uint64 // requests dropped because the listener closed or left the mode
 	CompleteFailed uint64 // completions that failed (no route back, 4-tuple in use)
+	SeqMismatch    uint64 // SYNs on a held request's 4-tuple with another sequence number, dropped
+	SynData        uint64 // held SYNs that carried data: not kept, not acknowledged (the client sends it again)
+	NoRoute        uint64 // SYNs dropped: no route back to the client (a SYN from ::, say)
 }
 
 type holdStats struct {
 	held, retrans, full, completed, reset, icmp, silent, expired, aborted, failed atomic.Uint64
+	seqMismatch, synData, noRoute, cookies, established                           atomic.Uint64
 }
 
 // HoldSYNStats returns the held-SYN counters.
@@ -103,7 +119,9 @@ func (p *Protocol) HoldSYNStats() HoldSYNStats {
 	h := &p.hold
 	return HoldSYNStats{Held: h.held.Load(), Retrans: h.retrans.Load(), QueueFull: h.full.Load(),
 		Completed: h.completed.Load(), Reset: h.reset.Load(), ICMP: h.icmp.Load(), Silent: h.silent.Load(),
-		Expired: h.expired.Load(), Aborted: h.aborted.Load(), CompleteFailed: h.failed.Load()}
+		Expired: h.expired.Load(), Aborted: h.aborted.Load(), CompleteFailed: h.failed.Load(),
+		SeqMismatch: h.seqMismatch.Load(), SynData: h.synData.Load(), NoRoute: h.noRoute.Load(),
+		Cookies: h.cookies.Load(), Established: h.established.Load()}
 }
 
 // Request states.
@@ -120,9 +138,14 @@ type SynRequest struct {
 	l          *Endpoint
 	k          connKey
 	syn        segment // its payload dropped
+	dataLen    uint32  // the payload's length: a reset acknowledges it, as a closed port's
 	at         time.Duration
 	prev, next *SynRequest // the listener's requests in arrival order
 	state      uint8       // guarded by l.mu
+	// conn is the connection a SYN cookie completed before the
+	// application could answer (nil for a held SYN); such a request is
+	// in no queue of the hold state and never expires.
+	conn *Endpoint
 }
 
 // Local is the address the client connected to: for a diverted SYN its
@@ -171,7 +194,12 @@ func (e *Endpoint) SetHoldSYN(on bool, timeout time.Duration) error {
 	if e.ls.hold == nil {
 		e.ls.hold = &holdQueue{reqs: make(map[connKey]*SynRequest)}
 	}
-	e.ls.hold.timeout = timeout
+	h := e.ls.hold
+	h.timeout = timeout
+	if h.armed {
+		// The armed expiry was for the old timeout.
+		e.armHold(h, e.p.now())
+	}
 	return nil
 }
 
@@ -188,22 +216,57 @@ func (l *Endpoint) holdSYN(k connKey, s *segment) {
 	p := l.p
 	h := l.ls.hold
 	if r := h.reqs[k]; r != nil {
-		// A retransmission; a new sequence number is the client's new
-		// attempt on the same 4-tuple, which the answer must acknowledge.
-		r.syn.seq, r.syn.flags, r.syn.wnd, r.syn.opts, r.syn.ecn = s.seq, s.flags, s.wnd, s.opts, s.ecn
+		if s.seq != r.syn.seq {
+			// Not a retransmission: anyone who guesses the client's
+			// port could send it. Linux keeps a SYN_RECV request on
+			// such a SYN too (it answers with an ACK).
+			l.unlock()
+			p.hold.seqMismatch.Add(1)
+			return
+		}
+		// A retransmission: its options and timestamp are the
+		// client's latest, which the SYN-ACK echoes.
+		r.syn.flags, r.syn.wnd, r.syn.opts, r.syn.ecn = s.flags, s.wnd, s.opts, s.ecn
+		r.dataLen = uint32(len(s.payload))
 		l.unlock()
 		p.hold.retrans.Add(1)
 		return
 	}
-	if len(h.reqs) >= max(l.ls.backlog, 1) {
+	if _, err := p.host.Route(k.remote.Addr()); err != nil {
+		// Complete could not answer it; the application must not act
+		// on it (a relay would dial). The usual listener drops such a
+		// SYN too (newChild).
 		l.unlock()
-		p.hold.full.Add(1)
+		p.hold.noRoute.Add(1)
 		p.st.ListenDrops.Add(1)
 		return
 	}
 	now := p.now()
-	r := &SynRequest{l: l, k: k, syn: *s, at: now}
+	if len(h.reqs) >= max(l.ls.backlog, 1) {
+		if p.cfg.NoSynCookies || len(l.ls.acceptQ) > l.ls.backlog {
+			l.unlock()
+			p.hold.full.Add(1)
+			p.st.ListenDrops.Add(1)
+			return
+		}
+		// The usual listener's cookie path: cookieCheck queues the
+		// connection for NextSynRequest.
+		l.ls.cookieAt = now
+		c := l.newChild(k, s, now)
+		l.unlock()
+		if c == nil {
+			p.st.ListenDrops.Add(1) // the route went away since the check above
+			return
+		}
+		p.hold.cookies.Add(1)
+		l.sendCookie(c, k, s, now)
+		return
+	}
+	r := &SynRequest{l: l, k: k, syn: *s, dataLen: uint32(len(s.payload)), at: now}
 	r.syn.payload = nil // a SYN's data is not kept: the client sends it again
+	if r.dataLen > 0 {
+		p.hold.synData.Add(1)
+	}
 	h.reqs[k] = r
 	if h.last == nil {
 		h.first = r
@@ -320,8 +383,24 @@ func (l *Endpoint) dropHeldLocked() {
 	h.armed = false
 }
 
-// heldReady reports a request waiting for NextSynRequest (l.mu held).
-func (ls *listenState) heldReady() bool { return ls.hold != nil && ls.hold.n > 0 }
+// acceptEmptyErr is Accept's error on an empty accept queue (l.mu
+// held): EINVAL on a listener holding SYNs, whose connections come from
+// NextSynRequest; EAGAIN would spin a blocking accept, which a held SYN
+// wakes (the listener is readable) and which would find nothing.
+func (ls *listenState) acceptEmptyErr() error {
+	if ls.hold != nil {
+		return syscall.EINVAL
+	}
+	return syscall.EAGAIN
+}
+
+// readable is a listener's EventIn (l.mu held): a request for
+// NextSynRequest when it holds SYNs, else a connection to accept.
+// Connections in the accept queue (completed by a SYN cookie, or queued
+// before the mode was turned on) come from NextSynRequest too.
+func (ls *listenState) readable() bool {
+	return len(ls.acceptQ) > 0 || ls.hold != nil && ls.hold.n > 0
+}
 
 // NextSynRequest takes the oldest held SYN: EAGAIN when there is none,
 // EINVAL when the endpoint is not a listener holding SYNs.
@@ -336,11 +415,35 @@ func (l *Endpoint) NextSynRequest() (*SynRequest, error) {
 		r = l.ls.hold.pop() // never: unlink pops what leaves the queue
 	}
 	if r == nil {
-		return nil, syscall.EAGAIN
+		// A connection already established (a cookie's): the
+		// application still decides, on an open connection.
+		q := l.ls.acceptQ
+		if len(q) == 0 {
+			return nil, syscall.EAGAIN
+		}
+		c := q[0]
+		copy(q, q[1:])
+		q[len(q)-1] = nil
+		l.ls.acceptQ = q[:len(q)-1]
+		if len(l.ls.acceptQ) == 0 {
+			l.ls.acceptQ = nil
+		}
+		l.acceptN.Store(int32(len(l.ls.acceptQ)))
+		c.lock()
+		c.inListenQ, c.parent = false, nil
+		k := connKey{local: c.local, remote: c.remote}
+		c.unlock()
+		l.p.hold.established.Add(1)
+		return &SynRequest{l: l, k: k, conn: c, state: reqTaken}, nil
 	}
 	r.state = reqTaken
 	return r, nil
 }
+
+// Established reports whether the request's connection is already open
+// (a SYN cookie completed it while the held requests were at the
+// backlog): Complete then only hands it over, and Reject resets it.
+func (r *SynRequest) Established() bool { return r.conn != nil }
 
 // answer checks that r may still be answered and forgets it (l.mu held).
 func (r *SynRequest) answer() error {
@@ -353,7 +456,9 @@ func (r *SynRequest) answer() error {
 	default:
 		return syscall.EALREADY // answered before, or never taken
 	}
-	r.l.ls.hold.unlink(r)
+	if r.conn == nil {
+		r.l.ls.hold.unlink(r)
+	}
 	r.state = reqDone
 	return nil
 }
@@ -375,6 +480,11 @@ func (r *SynRequest) Complete() (*Endpoint, error) {
 	if err := r.answer(); err != nil {
 		l.unlock()
 		return nil, err
+	}
+	if r.conn != nil {
+		l.unlock()
+		p.hold.completed.Add(1)
+		return r.conn, nil
 	}
 	now := p.now()
 	c := l.newChild(r.k, &r.syn, now)
@@ -410,7 +520,7 @@ func (r *SynRequest) Reject(how Reject) error {
 		return syscall.EINVAL
 	}
 	us, icmpOK := p.host.(UnreachSender)
-	if how >= RejectNetUnreach && !icmpOK {
+	if how >= RejectNetUnreach && !icmpOK && r.conn == nil {
 		return syscall.EOPNOTSUPP
 	}
 	l.lock()
@@ -419,10 +529,19 @@ func (r *SynRequest) Reject(how Reject) error {
 		return err
 	}
 	l.unlock()
+	if r.conn != nil {
+		// The client's connect succeeded already: whatever how says,
+		// it can only be told by a reset.
+		p.hold.reset.Add(1)
+		r.conn.abortHeld()
+		return nil
+	}
 	switch how {
 	case RejectReset:
 		p.hold.reset.Add(1)
-		p.sendResetFor(r.k, &r.syn)
+		// As sendResetFor answers the SYN, data included.
+		h := wire.TCPHeader{Ack: r.syn.seq + 1 + r.dataLen, Flags: wire.TCPFlagRST | wire.TCPFlagACK}
+		p.sendRaw(r.k, &h, 0, 0, false)
 		return nil
 	case RejectSilent:
 		p.hold.silent.Add(1)
@@ -437,4 +556,20 @@ func (r *SynRequest) Reject(how Reject) error {
 	n := h.Put(b[:])
 	p.hold.icmp.Add(1)
 	return us.SendUnreach(r.k.remote.Addr(), r.k.local.Addr(), b[:n], how)
+}
+
+// abortHeld resets and releases a connection that a SYN cookie
+// completed and the application rejected, as a close with a zero
+// linger does (without counting one).
+func (c *Endpoint) abortHeld() {
+	c.lock()
+	if !c.userClosed && c.state != StateClosed && c.state != StateTimeWait {
+		c.userClosed = true
+		c.sendReset()
+		c.abortLocked(nil)
+		c.unlock()
+		return
+	}
+	c.unlock()
+	c.Close()
 }
