@@ -210,49 +210,15 @@ func TestInteropRelay(t *testing.T) {
 		{"ip", "-n", s, "route", "add", "prohibit", "198.51.100.97/32"},
 		{"ip", "-n", s, "-6", "route", "add", "unreachable", "2001:db8:77::98/128"},
 	})
-	dir := t.TempDir()
-	py := filepath.Join(dir, "relay.py")
-	if err := os.WriteFile(py, []byte(relayPy), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	const size = 4 << 20
-	file, sum := randomFile(t, dir, "4MiB.bin", size)
-	inNS := func(ns string, args ...string) *exec.Cmd {
-		return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
-	}
-	for _, srv := range [][]string{
-		{"python3", py, "sha", "7"},
-		{"python3", py, "udpecho", "9"},
-		{"python3", py, "rst", "6"},
-		{"python3", "-m", "http.server", "--bind", "::", "--directory", dir, "8080"},
-	} {
-		p := inNS(s, srv...)
-		if err := p.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Process.Kill(); p.Wait() })
-	}
-	// The servers are up when the kernel in S lists their sockets.
-	waitFor(t, "the servers in S listen", func() bool {
-		out, _ := inNS(s, "ss", "-Hltun").Output()
-		o := string(out)
-		return strings.Contains(o, "0.0.0.0:7 ") && strings.Contains(o, "[::]:7 ") && strings.Contains(o, "0.0.0.0:9 ") &&
-			strings.Contains(o, "[::]:9 ") && strings.Contains(o, ":8080 ") && strings.Contains(o, ":6 ")
-	})
+	py, file, sum, clientRun := relayServers(t, s, c, "4MiB.bin", size, []string{"rst", "6"})
+	dir := filepath.Dir(py)
 
 	// The relay, in S, on the TUN in C.
 	const maxConns, maxFlows = 3, 2
 	bin := relayBin(t)
 	r := startRelay(t, bin, s, c, "--offload", "--max-conns", fmt.Sprint(maxConns), "--max-udp-flows", fmt.Sprint(maxFlows), "--connect-timeout", "1s")
 
-	clientRun := func(args ...string) string {
-		t.Helper()
-		b, err := inNS(c, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, b)
-		}
-		return strings.TrimSpace(string(b))
-	}
 	hosts := []string{"198.51.100.7", "2001:db8:77::7"}
 	relayed, dialRefused, dialUnreach := 0, 0, 0
 	for _, h := range hosts {
@@ -315,7 +281,7 @@ func TestInteropRelay(t *testing.T) {
 	// keeps them until the function it returns ends them.
 	holdConns := func(host string, k int) (release func()) {
 		t.Helper()
-		hold := inNS(c, "python3", py, "hold", host, "7", fmt.Sprint(k))
+		hold := inNetns(c, "python3", py, "hold", host, "7", fmt.Sprint(k))
 		holdIn, err := hold.StdinPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -612,41 +578,8 @@ func TestInteropRelayLoopGuard(t *testing.T) {
 		{"ip", "-n", c, "rule", "add", "fwmark", "7", "lookup", "200"},
 		{"ip", "-n", c, "-6", "rule", "add", "fwmark", "7", "lookup", "200"},
 	})
-	dir := t.TempDir()
-	py := filepath.Join(dir, "relay.py")
-	if err := os.WriteFile(py, []byte(relayPy), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	const size = 1 << 20
-	file, sum := randomFile(t, dir, "1MiB.bin", size)
-	inNS := func(ns string, args ...string) *exec.Cmd {
-		return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
-	}
-	for _, srv := range [][]string{
-		{"python3", py, "sha", "7"},
-		{"python3", py, "udpecho", "9"},
-		{"python3", "-m", "http.server", "--bind", "::", "--directory", dir, "8080"},
-	} {
-		p := inNS(s, srv...)
-		if err := p.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Process.Kill(); p.Wait() })
-	}
-	waitFor(t, "the servers in S listen", func() bool {
-		out, _ := inNS(s, "ss", "-Hltun").Output()
-		o := string(out)
-		return strings.Contains(o, "0.0.0.0:7 ") && strings.Contains(o, "[::]:7 ") && strings.Contains(o, "0.0.0.0:9 ") &&
-			strings.Contains(o, "[::]:9 ") && strings.Contains(o, ":8080 ")
-	})
-	clientRun := func(args ...string) string {
-		t.Helper()
-		b, err := inNS(c, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, b)
-		}
-		return strings.TrimSpace(string(b))
-	}
+	py, file, sum, clientRun := relayServers(t, s, c, "1MiB.bin", size)
 	bin := relayBin(t)
 	num := func(m []string, i int) int { v, _ := strconv.Atoi(m[i]); return v }
 
@@ -783,4 +716,62 @@ func TestInteropRelayTimeoutCache(t *testing.T) {
 	if dials != 1 || added != 1 || hits < 2 || heldSYNs != 1+hits {
 		t.Errorf("with the cache: %d connects (want 1), added %d (want 1), hits %d (want at least 2), held SYNs %d (want the first and each hit, %d)", dials, added, hits, heldSYNs, 1+hits)
 	}
+}
+
+// inNetns is a command run in network namespace ns.
+func inNetns(ns string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+}
+
+// relayServers starts the relay tests' servers in namespace s (relay.py
+// "sha" on port 7 and "udpecho" on 9, both families, an HTTP server on
+// 8080 serving a random file of size bytes named name, and each of
+// extra: relay.py's mode and port) and waits until the kernel lists
+// them. It returns relay.py's path, the file and its SHA-256, and a
+// runner of client commands in namespace c that fails the test on error
+// and returns the trimmed output.
+func relayServers(t *testing.T, s, c, name string, size int64, extra ...[]string) (py, file, sum string, clientRun func(args ...string) string) {
+	t.Helper()
+	dir := t.TempDir()
+	py = filepath.Join(dir, "relay.py")
+	if err := os.WriteFile(py, []byte(relayPy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file, sum = randomFile(t, dir, name, size)
+	srvs := [][]string{
+		{"python3", py, "sha", "7"},
+		{"python3", py, "udpecho", "9"},
+		{"python3", "-m", "http.server", "--bind", "::", "--directory", dir, "8080"},
+	}
+	want := []string{"0.0.0.0:7 ", "[::]:7 ", "0.0.0.0:9 ", "[::]:9 ", ":8080 "}
+	for _, e := range extra {
+		srvs = append(srvs, []string{"python3", py, e[0], e[1]})
+		want = append(want, ":"+e[1]+" ")
+	}
+	for _, srv := range srvs {
+		p := inNetns(s, srv...)
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Process.Kill(); p.Wait() })
+	}
+	// The servers are up when the kernel in S lists their sockets.
+	waitFor(t, "the servers in S listen", func() bool {
+		out, _ := inNetns(s, "ss", "-Hltun").Output()
+		for _, w := range want {
+			if !strings.Contains(string(out), w) {
+				return false
+			}
+		}
+		return true
+	})
+	clientRun = func(args ...string) string {
+		t.Helper()
+		b, err := inNetns(c, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, b)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	return py, file, sum, clientRun
 }
