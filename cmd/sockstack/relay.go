@@ -20,6 +20,7 @@ import (
 	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/tcp"
+	"github.com/sockstack/sockstack/waiter"
 )
 
 // relayPort is the port of the stack's transparent sockets that the
@@ -165,6 +166,16 @@ type relayStats struct {
 	tcAdded atomic.Uint64 // destinations remembered after a timed-out connect
 	tcHits  atomic.Uint64 // SYNs answered with silence from it, no connect (also in dialTimeout)
 	tcFull  atomic.Uint64 // timed-out destinations not remembered: the cache was full
+	// Loops: a diverted SYN or datagram from the local address of one of
+	// the relay's own upstream sockets (no --mark/--bind-device while the
+	// TUN carries the route), rejected at once.
+	loopTCP atomic.Uint64 // SYNs reset
+	loopUDP atomic.Uint64 // datagrams dropped
+}
+
+// loopString is the loop detector's counters line.
+func (s *relayStats) loopString() string {
+	return fmt.Sprintf("loops=%d (tcp=%d udp=%d)", s.loopTCP.Load()+s.loopUDP.Load(), s.loopTCP.Load(), s.loopUDP.Load())
 }
 
 // cacheString is the timeout cache's counters line.
@@ -211,6 +222,20 @@ type relay struct {
 	timedOut map[netip.AddrPort]time.Duration
 	// now is the time since relayEpoch (tests set their own).
 	now func() time.Duration
+
+	// upstream holds the local address of every live upstream kernel
+	// socket (TCP and UDP), so that one coming back into the TUN is
+	// known as a loop by one lookup. It needs no limit of its own: an
+	// entry lives only as long as an admitted TCP relay (--max-conns) or
+	// a UDP flow (--max-udp-flows).
+	upMu     sync.Mutex
+	upstream map[netip.AddrPort]struct{}
+	// warn receives the loop warning (nil: stderr), printed once.
+	warn     io.Writer
+	loopOnce sync.Once
+	// bufsOut counts the UDP buffers taken from relayBufs and not yet
+	// given back: 0 whenever every flow is idle.
+	bufsOut atomic.Int64
 }
 
 type flowKey struct{ client, orig netip.AddrPort }
@@ -219,14 +244,41 @@ type udpFlow struct {
 	k    net.Conn       // the kernel's socket, connected to the original destination
 	s    *socket.Socket // the stack's side: bound to the original destination, connected to the client; nil if it could not be made
 	last atomic.Int64   // time of the flow's last datagram either way, since relayEpoch
+	// local is k's local address, in the relay's upstream set while the
+	// flow lives (invalid: not recorded).
+	local netip.AddrPort
+	// done is closed when the flow ends: udpOut waits on it with the
+	// stack socket's readiness.
+	done     chan struct{}
+	doneOnce sync.Once
 }
 
 // close ends both sides of the flow.
 func (fl *udpFlow) close() {
+	fl.doneOnce.Do(func() {
+		if fl.done != nil {
+			close(fl.done)
+		}
+	})
 	fl.k.Close()
 	if fl.s != nil {
 		fl.s.Close()
 	}
+}
+
+// relayBufs are the UDP flows' datagram buffers: a flow takes one only
+// while a datagram is in hand (read, then sent), so an idle flow holds
+// none, however many flows there are.
+var relayBufs = sync.Pool{New: func() any { b := make([]byte, 65536); return &b }}
+
+func (r *relay) getBuf() *[]byte {
+	r.bufsOut.Add(1)
+	return relayBufs.Get().(*[]byte)
+}
+
+func (r *relay) putBuf(b *[]byte) {
+	r.bufsOut.Add(-1)
+	relayBufs.Put(b)
 }
 
 func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error {
@@ -320,6 +372,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	fmt.Fprintf(w, "  relay: %s\n", &r.stats)
 	fmt.Fprintf(w, "  relay: %s\n", heldSummary(e.st.TCP.HoldSYNStats()))
 	fmt.Fprintf(w, "  relay: %s\n", r.stats.cacheString())
+	fmt.Fprintf(w, "  relay: %s\n", r.stats.loopString())
 	printSummary(w, e.st)
 	return e.Close()
 }
@@ -360,6 +413,14 @@ func (r *relay) acceptLoop(l *netconn.HeldListener) {
 			if errors.Is(err, net.ErrClosed) || r.isClosed() {
 				return
 			}
+			continue
+		}
+		if r.isUpstream(req.Client()) {
+			// The relay's own connect came back: reset at once, so that
+			// connect fails (ECONNREFUSED) and with it the client's.
+			r.stats.loopTCP.Add(1)
+			r.warnLoop("TCP", req.Client(), req.OrigDst())
+			req.Reject(socket.RejectReset)
 			continue
 		}
 		if r.isOwn(req.OrigDst().Addr()) {
@@ -478,8 +539,8 @@ func (r *relay) rejection(err error) socket.Reject {
 func (r *relay) relayHeld(req *netconn.HeldRequest) {
 	defer r.wg.Done()
 	defer r.release(req.Client().Addr())
-	d := net.Dialer{Timeout: r.o.dialTimeout, Control: r.o.control}
-	k, err := d.DialContext(r.ctx, "tcp", req.OrigDst().String())
+	k, local, err := r.dialUpstream(req.OrigDst())
+	defer r.dropUpstream(local)
 	if err != nil {
 		if r.ctx.Err() != nil {
 			return // stopping: the listener is closed, and so the request
@@ -513,6 +574,29 @@ func (r *relay) relayHeld(req *netconn.HeldRequest) {
 	}
 	r.stats.relayed.Add(1)
 	r.pipe(c, k)
+}
+
+// dialUpstream connects to orig from the kernel, with the loop guard,
+// and records the socket's local address in the upstream set before the
+// connect starts (bindUpstream); the caller drops it when the socket has
+// closed. On error nothing stays recorded.
+func (r *relay) dialUpstream(orig netip.AddrPort) (net.Conn, netip.AddrPort, error) {
+	var local netip.AddrPort
+	d := net.Dialer{Timeout: r.o.dialTimeout, Control: func(network, address string, c syscall.RawConn) error {
+		if err := r.o.control(network, address, c); err != nil {
+			return err
+		}
+		r.dropUpstream(local) // a second attempt of the same dial
+		local = r.bindUpstream(network, orig, c)
+		r.addUpstream(local)
+		return nil
+	}}
+	k, err := d.DialContext(r.ctx, "tcp", orig.String())
+	if err != nil {
+		r.dropUpstream(local)
+		return nil, netip.AddrPort{}, err
+	}
+	return k, local, nil
 }
 
 // pipe copies between the client's connection c and the kernel's k
@@ -559,6 +643,12 @@ func (r *relay) udpLoop(u *netconn.UDPConn) {
 		}
 		if !orig.IsValid() || !src.IsValid() || r.isOwn(orig.Addr()) {
 			r.stats.drops.Add(1)
+			continue
+		}
+		if r.isUpstream(src) {
+			// A flow's own kernel socket sent it into the TUN.
+			r.stats.loopUDP.Add(1)
+			r.warnLoop("UDP", src, orig)
 			continue
 		}
 		orig = netip.AddrPortFrom(orig.Addr().Unmap(), orig.Port())
@@ -666,7 +756,14 @@ func (r *relay) flow(key flowKey) *udpFlow {
 		r.stats.udpSendErrs.Add(1)
 		return nil
 	}
-	fl := &udpFlow{k: k, s: r.flowSocket(key)}
+	fl := &udpFlow{k: k, s: r.flowSocket(key), done: make(chan struct{})}
+	// A connected UDP socket has its local address from the connect,
+	// before its first datagram leaves: recorded now, it is known
+	// before that datagram could come back.
+	if a, ok := k.LocalAddr().(*net.UDPAddr); ok {
+		fl.local = a.AddrPort()
+		r.addUpstream(fl.local)
+	}
 	fl.last.Store(int64(time.Since(relayEpoch)))
 	r.flows[key] = fl
 	if perClient {
@@ -709,19 +806,40 @@ func (r *relay) flowSocket(key flowKey) *socket.Socket {
 }
 
 // udpOut passes the client's datagrams that arrive on the flow's own
-// socket to the kernel, until the flow ends.
+// socket to the kernel, until the flow ends. It waits for readability
+// without a buffer and takes one from relayBufs per datagram, so an idle
+// flow holds none.
 func (r *relay) udpOut(fl *udpFlow) {
 	defer r.wg.Done()
-	buf := make([]byte, 65536)
+	e := waiter.Entry{C: make(chan struct{}, 1)}
+	fl.s.Waiter().Register(&e, waiter.EventIn)
+	defer fl.s.Waiter().Unregister(&e)
 	for {
-		n, err := fl.s.Recv(buf, 0)
+		// Drain, then look: a datagram after the look leaves a token.
+		select {
+		case <-e.C:
+		default:
+		}
+		if fl.s.Readiness(waiter.EventIn) == 0 {
+			select {
+			case <-e.C:
+			case <-fl.done:
+				return
+			}
+			continue
+		}
+		b := r.getBuf()
+		n, err := fl.s.Recv(*b, socket.MSG_DONTWAIT)
 		if err != nil {
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				continue // from an ICMP error: UDP goes on
+			r.putBuf(b)
+			if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.ECONNREFUSED) {
+				continue // gone already, or an ICMP error: UDP goes on
 			}
 			return // closed (EBADF) when the flow ends
 		}
-		if r.toKernel(fl, buf[:n], true) { // the flow's own goroutine may wait
+		ok := r.toKernel(fl, (*b)[:n], true) // the flow's own goroutine may wait
+		r.putBuf(b)
+		if ok {
 			r.stats.flowSockOut.Add(1)
 		}
 	}
@@ -743,11 +861,11 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 		}
 		r.mu.Unlock()
 		fl.close()
+		r.dropUpstream(fl.local)
 	}()
-	buf := make([]byte, 65536)
 	for {
 		fl.k.SetReadDeadline(relayEpoch.Add(time.Duration(fl.last.Load()) + r.o.udpTimeout))
-		n, err := fl.k.Read(buf)
+		b, n, err := r.readKernel(fl.k)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				if time.Since(relayEpoch.Add(time.Duration(fl.last.Load()))) >= r.o.udpTimeout {
@@ -765,10 +883,11 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 		}
 		fl.last.Store(int64(time.Since(relayEpoch)))
 		if fl.s != nil {
-			_, err = fl.s.Send(buf[:n], socket.MSG_NOSIGNAL)
+			_, err = fl.s.Send((*b)[:n], socket.MSG_NOSIGNAL)
 		} else {
-			_, err = netconn.WriteFromTo(r.n, buf[:n], key.orig, key.client)
+			_, err = netconn.WriteFromTo(r.n, (*b)[:n], key.orig, key.client)
 		}
+		r.putBuf(b)
 		if err != nil {
 			r.stats.drops.Add(1)
 			r.stats.udpSendErrs.Add(1)
@@ -776,6 +895,179 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 		}
 		r.stats.dgramIn.Add(1)
 	}
+}
+
+// readKernel reads one datagram from a flow's kernel socket into a
+// buffer from relayBufs, which the caller gives back. It waits for
+// readability (and k's read deadline) in the runtime's poller without a
+// buffer: the buffer is taken only when the read finds a datagram, and
+// given back at once when it finds none (EAGAIN).
+func (r *relay) readKernel(k net.Conn) (*[]byte, int, error) {
+	sc, ok := k.(syscall.Conn)
+	if !ok {
+		b := r.getBuf()
+		n, err := k.Read(*b)
+		if err != nil {
+			r.putBuf(b)
+			return nil, 0, err
+		}
+		return b, n, nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, 0, err
+	}
+	var b *[]byte
+	var n int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		b = r.getBuf()
+		for {
+			n, rerr = syscall.Read(int(fd), *b)
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		if rerr == syscall.EAGAIN {
+			r.putBuf(b)
+			b = nil
+			return false // wait for readability, holding nothing
+		}
+		return true
+	})
+	if err == nil && rerr != nil {
+		err = &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("read", rerr)}
+	}
+	if err != nil {
+		if b != nil {
+			r.putBuf(b)
+		}
+		return nil, 0, err
+	}
+	return b, n, nil
+}
+
+// bindUpstream binds an upstream TCP socket, before its connect, to the
+// local address its connect would use, port 0, and returns that address
+// with the port the kernel gave (invalid when it could not). A connect
+// picks the source address and port only as its SYN leaves, and that
+// SYN may come straight back into the TUN: the address must be in the
+// upstream set before, so it is chosen here. The source address is the
+// one the kernel's routing picks for the destination (asked of a
+// connected UDP socket carrying the same loop guard: no packet is sent);
+// binding it keeps the connect's route, and a port bound to one address
+// cannot collide with another socket's.
+func (r *relay) bindUpstream(network string, dst netip.AddrPort, c syscall.RawConn) netip.AddrPort {
+	v6 := len(network) > 0 && network[len(network)-1] == '6'
+	src, ok := r.o.sourceFor(dst, v6)
+	if !ok {
+		return netip.AddrPort{} // the connect fails as it would, or loops unseen
+	}
+	var got netip.AddrPort
+	c.Control(func(fd uintptr) {
+		var sa unix.Sockaddr
+		switch {
+		case v6:
+			sa = &unix.SockaddrInet6{Addr: src.As16()}
+		case src.Is4():
+			sa = &unix.SockaddrInet4{Addr: src.As4()}
+		default:
+			return
+		}
+		if unix.Bind(int(fd), sa) != nil {
+			return
+		}
+		got = sockname(int(fd))
+	})
+	return got
+}
+
+// sourceFor is the local address the kernel would send from to dst, on
+// a socket of family v6 with the loop guard.
+func (o relayOpts) sourceFor(dst netip.AddrPort, v6 bool) (netip.Addr, bool) {
+	fam := unix.AF_INET
+	var sa unix.Sockaddr
+	if v6 {
+		fam = unix.AF_INET6
+		sa = &unix.SockaddrInet6{Addr: dst.Addr().As16(), Port: int(dst.Port())}
+	} else {
+		if !dst.Addr().Unmap().Is4() {
+			return netip.Addr{}, false
+		}
+		sa = &unix.SockaddrInet4{Addr: dst.Addr().Unmap().As4(), Port: int(dst.Port())}
+	}
+	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	defer unix.Close(fd)
+	if o.guard(fd) != nil || unix.Connect(fd, sa) != nil {
+		return netip.Addr{}, false
+	}
+	a := sockname(fd)
+	return a.Addr(), a.IsValid()
+}
+
+// sockname is fd's local address, IPv4-mapped as IPv4 (invalid on error).
+func sockname(fd int) netip.AddrPort {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// addUpstream records a the local address of a live upstream socket
+// (nothing when invalid).
+func (r *relay) addUpstream(a netip.AddrPort) {
+	if !a.IsValid() {
+		return
+	}
+	a = orig4(a)
+	r.upMu.Lock()
+	if r.upstream == nil {
+		r.upstream = map[netip.AddrPort]struct{}{}
+	}
+	r.upstream[a] = struct{}{}
+	r.upMu.Unlock()
+}
+
+// dropUpstream forgets a, when its socket has closed.
+func (r *relay) dropUpstream(a netip.AddrPort) {
+	if !a.IsValid() {
+		return
+	}
+	r.upMu.Lock()
+	delete(r.upstream, orig4(a))
+	r.upMu.Unlock()
+}
+
+// isUpstream reports whether a is the local address of one of the
+// relay's live upstream sockets: what arrives from it is a loop.
+func (r *relay) isUpstream(a netip.AddrPort) bool {
+	a = orig4(a)
+	r.upMu.Lock()
+	_, ok := r.upstream[a]
+	r.upMu.Unlock()
+	return ok
+}
+
+// warnLoop says once, on stderr, that the relay saw its own traffic come
+// back, and how to stop it.
+func (r *relay) warnLoop(proto string, from, to netip.AddrPort) {
+	r.loopOnce.Do(func() {
+		w := r.warn
+		if w == nil {
+			w = os.Stderr
+		}
+		fmt.Fprintf(w, "sockstack relay: warning: routing loop: %s from %s to %s is the relay's own upstream socket come back into the TUN (the TUN carries the route to the destination); rejected, and every further one (counted as loops). Keep the relay's traffic out of the TUN: --mark N with `ip rule add fwmark N lookup TABLE` (TABLE routing via the real interface), or --bind-device IFNAME; see docs/transparent.md\n", proto, from, to)
+	})
 }
 
 // control sets the loop guard (--mark, --bind-device) on an upstream

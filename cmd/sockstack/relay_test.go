@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -659,5 +660,272 @@ func TestRelayTimeoutCache(t *testing.T) {
 	r.rememberTimeout(dead)
 	if r.cachedTimeout(dead) || r.stats.tcAdded.Load() != 0 {
 		t.Fatalf("--timeout-cache 0 cached: %s", r.stats.cacheString())
+	}
+}
+
+// relayPair is a client stack (10.0.0.1) routing 198.51.100.0/24 over a
+// pipe to a relay's stack (10.0.0.2), which diverts TCP and UDP to it to
+// relayPort, as the TUN's stack does.
+func relayPair(t *testing.T) (client *socket.Net, r *relay) {
+	t.Helper()
+	ea, eb := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500)
+	cs, rs := stack.New(stack.Options{}), stack.New(stack.Options{})
+	t.Cleanup(cs.Close)
+	t.Cleanup(rs.Close)
+	if err := cs.AddNIC("eth0", ea).AddAddress(netip.MustParsePrefix("10.0.0.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.AddNIC("eth0", eb).AddAddress(netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+		t.Fatal(err)
+	}
+	pf := netip.MustParsePrefix("198.51.100.0/24")
+	cs.AddRoute(stack.Route{Prefix: pf, Gateway: netip.MustParseAddr("10.0.0.2"), NIC: cs.NICByName("eth0")})
+	if err := rs.AddTransparentRule(stack.TransparentRule{Proto: stack.TransparentTCP | stack.TransparentUDP, Dst: pf, ToPort: relayPort}); err != nil {
+		t.Fatal(err)
+	}
+	r = newTestRelay(t)
+	r.n = socket.New(rs)
+	return socket.New(cs), r
+}
+
+// boundSocket is a socket of n bound to 10.0.0.1:port.
+func boundSocket(t *testing.T, n *socket.Net, typ, port int) *socket.Socket {
+	t.Helper()
+	s, err := n.Socket(socket.AF_INET, typ, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Bind(socket.InetAddr(netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(port)))); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The loop: a SYN or a datagram whose client address is the local
+// address of one of the relay's live upstream sockets is its own
+// traffic come back through the TUN. The SYN is reset at once (the
+// connect that sent it fails with ECONNREFUSED, and so does the client's
+// behind it), the datagram dropped, no upstream socket is opened for
+// either, each is counted, and the warning naming the fix is printed
+// once. Once that upstream socket has closed, its address is a client
+// like any other. Before, the SYN was relayed again (another upstream
+// connect, until --max-conns) and the datagram opened another flow.
+func TestRelayLoopRejected(t *testing.T) {
+	client, r := relayPair(t)
+	var warn strings.Builder
+	r.warn = &warn
+	// A SYN wrongly relayed must not leave the test either: with the
+	// relay's context ended its connect fails before any socket.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r.ctx = ctx
+	dials := 0
+	r.dialUDP = func(netip.AddrPort) (net.Conn, error) {
+		dials++
+		return nil, syscall.ENETUNREACH // never leaves the test
+	}
+	l, err := netconn.ListenTransparentHeld(r.n, "tcp4", "0.0.0.0:1", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := netconn.ListenTransparentUDP(r.n, "udp4", "0.0.0.0:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.wg.Add(2)
+	go r.acceptLoop(l)
+	go r.udpLoop(u)
+	defer func() {
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
+		l.Close()
+		u.Close()
+		r.wg.Wait()
+	}()
+	// Stand-ins for the relay's own upstream sockets, as dialUpstream
+	// and flow record them.
+	up1, up2 := netip.MustParseAddrPort("10.0.0.1:40001"), netip.MustParseAddrPort("10.0.0.1:40002")
+	r.addUpstream(up1)
+	r.addUpstream(netip.MustParseAddrPort("[::ffff:10.0.0.1]:40002")) // an IPv6 socket's form
+	dst := socket.InetAddr(netip.MustParseAddrPort("198.51.100.7:80"))
+	for _, port := range []int{40001, 40002} {
+		s := boundSocket(t, client, socket.SOCK_STREAM, port)
+		s.SetTimeout(20 * time.Second) // a regression fails, not hangs
+		if err := s.Connect(dst); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("connect from upstream address :%d: %v, want ECONNREFUSED", port, err)
+		}
+	}
+	r.mu.Lock()
+	active := r.active
+	r.mu.Unlock()
+	if r.stats.loopTCP.Load() != 2 || active != 0 || r.stats.refused.Load() != 0 || r.stats.dialFailed.Load() != 0 {
+		t.Fatalf("after two looped SYNs: %s; %s; active %d", r.stats.loopString(), &r.stats, active)
+	}
+	// UDP: dropped before any flow (or its kernel socket) is made. The
+	// loop goroutine counts it after the datagram was taken, so the
+	// count is read once the loops have stopped.
+	us := boundSocket(t, client, socket.SOCK_DGRAM, 40001)
+	if _, err := us.SendTo([]byte("loop"), 0, socket.InetAddr(netip.MustParseAddrPort("198.51.100.7:53"))); err != nil {
+		t.Fatal(err)
+	}
+	// The address of a closed upstream socket is an ordinary client's.
+	r.dropUpstream(up2)
+	if r.isUpstream(up2) || !r.isUpstream(up1) {
+		t.Fatalf("after dropping %v: upstream set %v", up2, r.upstream)
+	}
+	if got := strings.Count(warn.String(), "routing loop"); got != 1 {
+		t.Fatalf("warning printed %d times, want once:\n%s", got, warn.String())
+	}
+	for _, w := range []string{"--mark N", "ip rule add fwmark N lookup TABLE", "--bind-device IFNAME", "docs/transparent.md", "10.0.0.1:40001"} {
+		if !strings.Contains(warn.String(), w) {
+			t.Errorf("warning does not name %q:\n%s", w, warn.String())
+		}
+	}
+	// A second datagram from an ordinary client address after the
+	// looped one: once its flow is attempted (dialUDP), the looped one
+	// has surely been taken before it.
+	other := boundSocket(t, client, socket.SOCK_DGRAM, 40003)
+	if _, err := other.SendTo([]byte("ordinary"), 0, socket.InetAddr(netip.MustParseAddrPort("198.51.100.7:53"))); err != nil {
+		t.Fatal(err)
+	}
+	for r.stats.udpSendErrs.Load() == 0 { // set by the failed dial, no notification to wait on
+		time.Sleep(time.Millisecond)
+	}
+	r.mu.Lock()
+	nflows := len(r.flows)
+	r.mu.Unlock()
+	if r.stats.loopUDP.Load() != 1 || dials != 1 || nflows != 0 {
+		t.Fatalf("UDP: %s, %d flow dials (want 1: the ordinary client's), %d flows", r.stats.loopString(), dials, nflows)
+	}
+}
+
+// The upstream TCP socket's local address is chosen and recorded before
+// its connect (bindUpstream): it is the address the destination sees,
+// it is in the upstream set while the connection lives, and dropped
+// after; a failed connect leaves nothing recorded.
+func TestRelayUpstreamAddressRecorded(t *testing.T) {
+	r := newTestRelay(t)
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, local, err := r.dialUpstream(l.Addr().(*net.TCPAddr).AddrPort())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer := a.RemoteAddr().(*net.TCPAddr).AddrPort()
+		if local != orig4(peer) || !r.isUpstream(peer) {
+			t.Errorf("%s: recorded %v, the destination sees %v (in the set: %v)", host, local, peer, r.isUpstream(peer))
+		}
+		k.Close()
+		a.Close()
+		r.dropUpstream(local)
+		if r.isUpstream(peer) {
+			t.Errorf("%s: %v still recorded after the drop", host, peer)
+		}
+		// Refused: nothing stays.
+		addr := l.Addr().(*net.TCPAddr).AddrPort()
+		l.Close()
+		if _, _, err := r.dialUpstream(addr); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("%s: dial of a closed port: %v", host, err)
+		}
+	}
+	if len(r.upstream) != 0 {
+		t.Fatalf("upstream set left with %v", r.upstream)
+	}
+}
+
+// An idle UDP flow holds no buffer: each of 1000 flows carries a
+// datagram each way on both its paths (the client's first datagram
+// through the shared loop, its second through the flow's own socket,
+// each echoed), then idles; no relay buffer is out, and the heap the
+// flows hold (after GC) is far below one 64 KiB buffer each. Before,
+// every flow held two 64 KiB buffers for its whole life (about 128 KiB
+// per flow).
+func TestRelayIdleUDPFlowsHoldNoBuffers(t *testing.T) {
+	const flows = 1000
+	client, r := relayPair(t)
+	r.o.maxFlows = flows
+	r.o.udpTimeout = time.Hour
+	dst, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	r.dialUDP = func(orig netip.AddrPort) (net.Conn, error) {
+		return net.DialUDP("udp", nil, dst.LocalAddr().(*net.UDPAddr))
+	}
+	go func() { // the destination: an echo
+		b := make([]byte, 2048)
+		for {
+			n, from, err := dst.ReadFromUDPAddrPort(b)
+			if err != nil {
+				return
+			}
+			dst.WriteToUDPAddrPort(b[:n], from)
+		}
+	}()
+	u, err := netconn.ListenTransparentUDP(r.n, "udp4", "0.0.0.0:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.wg.Add(1)
+	go r.udpLoop(u)
+	defer func() {
+		r.mu.Lock()
+		r.closed = true
+		for _, fl := range r.flows {
+			fl.close()
+		}
+		r.mu.Unlock()
+		u.Close()
+		r.wg.Wait()
+	}()
+	var ms runtime.MemStats
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC() // a second cycle empties sync.Pool's victim cache
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	// The client sockets exist before the first measure: only what the
+	// relay holds per flow is counted.
+	socks := make([]*socket.Socket, flows)
+	for i := range socks {
+		socks[i] = boundSocket(t, client, socket.SOCK_DGRAM, 20000+i)
+		socks[i].SetTimeout(20 * time.Second) // a regression fails, not hangs
+	}
+	orig := socket.InetAddr(netip.MustParseAddrPort("198.51.100.7:9"))
+	b := make([]byte, 64)
+	before := heap()
+	for i, s := range socks {
+		for _, msg := range []string{"first", "second"} {
+			if _, err := s.SendTo([]byte(msg), 0, orig); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := s.Recv(b, 0); err != nil || string(b[:n]) != msg {
+				t.Fatalf("flow %d, %s datagram: echo %q, %v; %s", i, msg, b[:n], err, &r.stats)
+			}
+		}
+	}
+	// All idle: each flow's goroutines wait for their next datagram.
+	after := heap()
+	per := (int64(after) - int64(before)) / flows
+	t.Logf("%d idle UDP flows: heap in use %d -> %d bytes, %d bytes per flow; relay buffers out: %d", flows, before, after, per, r.bufsOut.Load())
+	if r.stats.flowSocks.Load() != flows || r.stats.flowSockOut.Load() != flows || r.stats.dgramIn.Load() != 2*flows {
+		t.Fatalf("not every flow used both paths: %s", &r.stats)
+	}
+	if out := r.bufsOut.Load(); out != 0 {
+		t.Errorf("%d relay buffers out with every flow idle, want 0", out)
+	}
+	if per >= 32<<10 {
+		t.Errorf("%d bytes of heap per idle flow, want well under one 64 KiB buffer", per)
 	}
 }
