@@ -536,9 +536,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // metric 1), the relay, and a client; its real interface is a veth to S
 // (a second default route, metric 100, and table 200 for the relay's
 // marked traffic: `ip rule add fwmark 7 lookup 200`), where the servers
-// are. Without a guard the relay's own connect goes back into the TUN
-// and the relay relays itself until --max-conns: the client is refused
-// and the held-SYN counter shows the loop. With --mark 7, and then with
+// are. Without a guard the relay's own connect goes back into the TUN:
+// the relay knows its SYN by its client address (the local address of
+// its own upstream socket) and resets it at once, so its one connect is
+// refused and so is the client's (ECONNREFUSED), without a second
+// upstream connect (before, it relayed itself until --max-conns); a UDP
+// datagram's loop is dropped the same way; both are counted (loops=) and
+// one warning names the fix. With --mark 7, and then with
 // --bind-device instead, the client reaches S over both families: data
 // both ways match by SHA-256, UDP is echoed, and every held SYN is one
 // of the client's connections (no looping).
@@ -584,19 +588,31 @@ func TestInteropRelayLoopGuard(t *testing.T) {
 	num := func(m []string, i int) int { v, _ := strconv.Atoi(m[i]); return v }
 
 	// No guard: the loop. The relay in C dials 198.51.100.7 through C's
-	// default route, the TUN, and so relays its own connect, and that
-	// one's, until --max-conns; the last is refused and the refusal
-	// unwinds to the client.
+	// default route, the TUN, so its own SYN arrives from its upstream
+	// socket's address: reset at once, that connect is refused and the
+	// refusal reaches the client. One upstream connect, not --max-conns.
 	const maxConns = 4
 	r := startRelay(t, bin, c, c, "--max-conns", fmt.Sprint(maxConns), "--connect-timeout", "5s")
 	if g := clientRun("python3", py, "connect", "198.51.100.7", "7", "20"); g != "ECONNREFUSED" {
-		t.Fatalf("without a guard: the client's connect gave %q, want ECONNREFUSED (the loop ends at --max-conns)", g)
+		t.Fatalf("without a guard: the client's connect gave %q, want ECONNREFUSED (the loop detected)", g)
+	}
+	// UDP: the flow's own datagram comes back and is dropped; the client
+	// gets no echo.
+	if g := clientRun("python3", py, "udp", "198.51.100.7", "9", "1", "1"); g != "timeout" {
+		t.Fatalf("without a guard: UDP gave %q, want a timeout (the looped datagram dropped)", g)
 	}
 	m, held := r.stop(t)
-	t.Logf("without a guard, one client connect: %d held SYNs, %d refused at --max-conns, %d connects refused", num(held, 1), num(m, 3), num(m, 7))
-	if num(held, 1) != maxConns+1 || num(m, 3) != 1 || num(m, 7) != maxConns || num(m, 1) != 0 {
-		t.Errorf("without a guard: held SYNs %d (want %d: the client's and the relay's own), refused at the limit %d (want 1), connects refused %d (want %d), relayed %d (want 0)",
-			num(held, 1), maxConns+1, num(m, 3), num(m, 7), maxConns, num(m, 1))
+	lm := relayLoopsRE.FindStringSubmatch(r.out.String())
+	if lm == nil {
+		t.Fatalf("no loops counters:\n%s", r.out.String())
+	}
+	t.Logf("without a guard, one client connect: %d held SYNs, %d upstream connects (%d refused), %d refused at --max-conns; %s", num(held, 1), num(m, 6), num(m, 7), num(m, 3), lm[0])
+	if num(lm, 2) < 1 || num(lm, 3) < 1 || num(m, 6) != 1 || num(m, 7) != 1 || num(m, 3) != 0 || num(m, 1) != 0 || num(held, 1) != 2 {
+		t.Errorf("without a guard: loops tcp %d udp %d (want at least 1 each), upstream connects %d and refused %d (want 1: the client's only), refused at the limit %d (want 0), relayed %d (want 0), held SYNs %d (want 2: the client's and the relay's own)",
+			num(lm, 2), num(lm, 3), num(m, 6), num(m, 7), num(m, 3), num(m, 1), num(held, 1))
+	}
+	if n := strings.Count(r.out.String(), "warning: routing loop"); n != 1 || !strings.Contains(r.out.String(), "--bind-device IFNAME") {
+		t.Errorf("without a guard: %d loop warnings (want 1, naming --mark and --bind-device):\n%s", n, r.out.String())
 	}
 
 	for _, guard := range [][]string{{"--mark", "7"}, {"--bind-device", "vc"}} {
@@ -624,6 +640,9 @@ func TestInteropRelayLoopGuard(t *testing.T) {
 			dgrams += 5
 		}
 		m, held := r.stop(t)
+		if lm := relayLoopsRE.FindStringSubmatch(r.out.String()); lm == nil || lm[1] != "0" {
+			t.Errorf("%v: loops %v, want 0", guard, lm)
+		}
 		// No looping: every held SYN and every relayed connection is
 		// one of the client's, every flow one of its two.
 		for _, w := range []struct {
@@ -646,6 +665,9 @@ func TestInteropRelayLoopGuard(t *testing.T) {
 		}
 	}
 }
+
+// relayLoopsRE is the relay's loop-detection counters line.
+var relayLoopsRE = regexp.MustCompile(`relay: loops=(\d+) \(tcp=(\d+) udp=(\d+)\)`)
 
 // relayCacheRE is the relay's timeout-cache counters line.
 var relayCacheRE = regexp.MustCompile(`relay: timeout-cache added=(\d+) hits=(\d+) full=(\d+)`)
