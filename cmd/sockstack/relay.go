@@ -80,7 +80,10 @@ When the TUN carries the default route (tun2socks), the relay's own
 connections would be routed back into it: --mark N sets SO_MARK on every
 upstream socket (with "ip rule add fwmark N lookup TABLE" sending them out
 of the real interface), --bind-device IFNAME binds them to that interface
-(SO_BINDTODEVICE). See docs/transparent.md.`,
+(SO_BINDTODEVICE). Without either, the relay knows its own traffic when
+it comes back (a SYN or datagram from one of its upstream sockets'
+addresses): it resets or drops it at once, counts it (loops=) and warns
+once. See docs/transparent.md.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.tun == "" {
