@@ -231,8 +231,10 @@ type relay struct {
 	// known as a loop by one lookup. It needs no limit of its own: an
 	// entry lives only as long as an admitted TCP relay (--max-conns) or
 	// a UDP flow (--max-udp-flows).
-	upMu     sync.Mutex
-	upstream map[netip.AddrPort]struct{}
+	upMu sync.Mutex
+	// Counted: after SO_REUSEADDR (bindUpstream) two live sockets may
+	// share one local address, to different destinations.
+	upstream map[netip.AddrPort]int
 	// warn receives the loop warning (nil: stderr), printed once.
 	warn     io.Writer
 	loopOnce sync.Once
@@ -957,9 +959,11 @@ func (r *relay) readKernel(k net.Conn) (*[]byte, int, error) {
 // SYN may come straight back into the TUN: the address must be in the
 // upstream set before, so it is chosen here. The source address is the
 // one the kernel's routing picks for the destination (asked of a
-// connected UDP socket carrying the same loop guard: no packet is sent);
-// binding it keeps the connect's route, and a port bound to one address
-// cannot collide with another socket's.
+// connected UDP socket carrying the same loop guard: no packet is sent),
+// so binding it keeps the connect's route. Not the wildcard address: the
+// port alone would mistake a client elsewhere that happens to use it for
+// a loop. The cost: one more socket per connect, and a port per local
+// address rather than per destination.
 func (r *relay) bindUpstream(network string, dst netip.AddrPort, c syscall.RawConn) netip.AddrPort {
 	v6 := len(network) > 0 && network[len(network)-1] == '6'
 	src, ok := r.o.sourceFor(dst, v6)
@@ -977,6 +981,11 @@ func (r *relay) bindUpstream(network string, dst netip.AddrPort, c syscall.RawCo
 		default:
 			return
 		}
+		// SO_REUSEADDR lets the port choice take a port held by
+		// TIME_WAIT sockets when no other is free, as a connect's own
+		// choice would: a bind takes a port per local address, where a
+		// connect needs one per destination.
+		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 		if unix.Bind(int(fd), sa) != nil {
 			return
 		}
@@ -1035,9 +1044,9 @@ func (r *relay) addUpstream(a netip.AddrPort) {
 	a = orig4(a)
 	r.upMu.Lock()
 	if r.upstream == nil {
-		r.upstream = map[netip.AddrPort]struct{}{}
+		r.upstream = map[netip.AddrPort]int{}
 	}
-	r.upstream[a] = struct{}{}
+	r.upstream[a]++
 	r.upMu.Unlock()
 }
 
@@ -1047,7 +1056,10 @@ func (r *relay) dropUpstream(a netip.AddrPort) {
 		return
 	}
 	r.upMu.Lock()
-	delete(r.upstream, orig4(a))
+	a = orig4(a)
+	if r.upstream[a]--; r.upstream[a] <= 0 {
+		delete(r.upstream, a)
+	}
 	r.upMu.Unlock()
 }
 

@@ -840,6 +840,19 @@ func TestRelayUpstreamAddressRecorded(t *testing.T) {
 	if len(r.upstream) != 0 {
 		t.Fatalf("upstream set left with %v", r.upstream)
 	}
+	// Two live sockets may share a local address (SO_REUSEADDR, ports
+	// exhausted): the first one closing leaves the other's recorded.
+	a := netip.MustParseAddrPort("10.0.0.1:40000")
+	r.addUpstream(a)
+	r.addUpstream(a)
+	r.dropUpstream(a)
+	if !r.isUpstream(a) {
+		t.Fatal("a shared address forgotten while one of its sockets lives")
+	}
+	r.dropUpstream(a)
+	if r.isUpstream(a) || len(r.upstream) != 0 {
+		t.Fatalf("upstream set left with %v", r.upstream)
+	}
 }
 
 // An idle UDP flow holds no buffer: each of 1000 flows carries a
