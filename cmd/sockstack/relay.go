@@ -868,9 +868,10 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 		fl.close()
 		r.dropUpstream(fl.local)
 	}()
+	kr := r.newKernelReader(fl.k)
 	for {
 		fl.k.SetReadDeadline(relayEpoch.Add(time.Duration(fl.last.Load()) + r.o.udpTimeout))
-		b, n, err := r.readKernel(fl.k)
+		b, n, err := kr.read()
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				if time.Since(relayEpoch.Add(time.Duration(fl.last.Load()))) >= r.o.udpTimeout {
@@ -902,54 +903,77 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 	}
 }
 
-// readKernel reads one datagram from a flow's kernel socket into a
-// buffer from relayBufs, which the caller gives back. It waits for
-// readability (and k's read deadline) in the runtime's poller without a
-// buffer: the buffer is taken only when the read finds a datagram, and
-// given back at once when it finds none (EAGAIN).
-func (r *relay) readKernel(k net.Conn) (*[]byte, int, error) {
-	sc, ok := k.(syscall.Conn)
-	if !ok {
-		b := r.getBuf()
-		n, err := k.Read(*b)
+// kernelReader reads a flow's kernel socket one datagram at a time into
+// a buffer from relayBufs, which the caller gives back. It waits for
+// readability (and the socket's read deadline) in the runtime's poller
+// without a buffer: the buffer is taken only when a read finds a
+// datagram, and given back at once when it finds none (EAGAIN). Made
+// once per flow, so a read allocates nothing.
+type kernelReader struct {
+	r    *relay
+	k    net.Conn
+	rc   syscall.RawConn // nil: k is no syscall.Conn, read with k.Read
+	fn   func(fd uintptr) bool
+	b    *[]byte
+	n    int
+	rerr error
+}
+
+func (r *relay) newKernelReader(k net.Conn) *kernelReader {
+	kr := &kernelReader{r: r, k: k}
+	if sc, ok := k.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			kr.rc = rc
+		}
+	}
+	kr.fn = kr.tryRead
+	return kr
+}
+
+// tryRead is the RawConn.Read callback: false to wait for readability.
+func (kr *kernelReader) tryRead(fd uintptr) bool {
+	kr.b = kr.r.getBuf()
+	for {
+		kr.n, kr.rerr = syscall.Read(int(fd), *kr.b)
+		if kr.rerr != syscall.EINTR {
+			break
+		}
+	}
+	if kr.rerr == syscall.EAGAIN {
+		kr.r.putBuf(kr.b)
+		kr.b = nil
+		return false // wait for readability, holding nothing
+	}
+	return true
+}
+
+// read returns the next datagram: a buffer the caller gives back
+// (putBuf) and its length.
+func (kr *kernelReader) read() (*[]byte, int, error) {
+	if kr.rc == nil {
+		b := kr.r.getBuf()
+		n, err := kr.k.Read(*b)
 		if err != nil {
-			r.putBuf(b)
+			kr.r.putBuf(b)
 			return nil, 0, err
 		}
 		return b, n, nil
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil, 0, err
-	}
-	var b *[]byte
-	var n int
-	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
-		b = r.getBuf()
-		for {
-			n, rerr = syscall.Read(int(fd), *b)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			r.putBuf(b)
-			b = nil
-			return false // wait for readability, holding nothing
-		}
-		return true
-	})
-	if err == nil && rerr != nil {
-		err = &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("read", rerr)}
+	kr.b, kr.rerr = nil, nil
+	err := kr.rc.Read(kr.fn)
+	if err == nil && kr.rerr != nil {
+		err = &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("read", kr.rerr)}
 	}
 	if err != nil {
-		if b != nil {
-			r.putBuf(b)
+		if kr.b != nil {
+			kr.r.putBuf(kr.b)
+			kr.b = nil
 		}
 		return nil, 0, err
 	}
-	return b, n, nil
+	b := kr.b
+	kr.b = nil
+	return b, kr.n, nil
 }
 
 // bindUpstream binds an upstream TCP socket, before its connect, to the

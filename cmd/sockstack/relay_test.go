@@ -942,3 +942,45 @@ func TestRelayIdleUDPFlowsHoldNoBuffers(t *testing.T) {
 		t.Errorf("%d bytes of heap per idle flow, want well under one 64 KiB buffer", per)
 	}
 }
+
+// Reading a flow's kernel socket allocates nothing per datagram: the
+// buffer comes from the pool and goes back, the poller's callback is
+// made once per flow. A read that finds nothing within the deadline
+// holds no buffer.
+func TestRelayKernelReadNoAlloc(t *testing.T) {
+	r := newTestRelay(t)
+	dst, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	k, err := net.DialUDP("udp", nil, dst.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	to := k.LocalAddr().(*net.UDPAddr).AddrPort()
+	kr := r.newKernelReader(k)
+	msg := []byte("answer")
+	read := func() {
+		if _, err := dst.WriteToUDPAddrPort(msg, to); err != nil {
+			t.Fatal(err)
+		}
+		b, n, err := kr.read()
+		if err != nil || string((*b)[:n]) != "answer" {
+			t.Fatalf("read %v", err)
+		}
+		r.putBuf(b)
+	}
+	read() // the pool's first buffer
+	if a := testing.AllocsPerRun(100, read); a != 0 {
+		t.Errorf("%v allocations per datagram, want 0", a)
+	}
+	k.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, _, err := kr.read(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read with nothing there: %v, want the deadline", err)
+	}
+	if out := r.bufsOut.Load(); out != 0 {
+		t.Fatalf("%d buffers out after the reads", out)
+	}
+}
