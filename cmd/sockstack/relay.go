@@ -33,6 +33,7 @@ type relayOpts struct {
 	maxConnsPerClient, maxFlowsPerClient int
 	udpTimeout                           time.Duration
 	dialTimeout                          time.Duration
+	icmp                                 relayICMPOpts // relay_icmp.go
 }
 
 func relayCmd() *cobra.Command {
@@ -82,6 +83,8 @@ client) datagrams are dropped; all are counted. Runs until SIGINT or SIGTERM, th
 				return usageErr(cmd, "--udp-timeout %v: want a positive duration, like 60s", o.udpTimeout)
 			case o.dialTimeout <= 0:
 				return usageErr(cmd, "--connect-timeout %v: want a positive duration, like 10s", o.dialTimeout)
+			case o.icmp.check() != "":
+				return usageErr(cmd, "%s", o.icmp.check())
 			}
 			f.tap, f.l3, f.queues = f.tun, true, 1
 			ctx, stop := cmdContext(cmd)
@@ -102,6 +105,7 @@ client) datagrams are dropped; all are counted. Runs until SIGINT or SIGTERM, th
 	fl.IntVar(&o.maxFlowsPerClient, "max-udp-flows-per-client", 0, "most UDP flows at once from one client address (0: only --max-udp-flows); datagrams of more are dropped and counted")
 	fl.DurationVar(&o.udpTimeout, "udp-timeout", 60*time.Second, "a UDP flow without traffic either way for this long ends")
 	fl.DurationVar(&o.dialTimeout, "connect-timeout", 10*time.Second, "how long a kernel connect to an original destination may take; the client's SYN waits for it, unanswered")
+	addRelayICMPFlags(c, &o.icmp)
 	return c
 }
 
@@ -166,14 +170,16 @@ type relay struct {
 	// put their own destinations behind it).
 	dialUDP func(orig netip.AddrPort) (net.Conn, error)
 	closed  bool
+	icmp    *relayICMP // echoes and UDP unreachables (relay_icmp.go)
 }
 
 type flowKey struct{ client, orig netip.AddrPort }
 
 type udpFlow struct {
-	k    net.Conn       // the kernel's socket, connected to the original destination
-	s    *socket.Socket // the stack's side: bound to the original destination, connected to the client; nil if it could not be made
-	last atomic.Int64   // time of the flow's last datagram either way, since relayEpoch
+	k       net.Conn       // the kernel's socket, connected to the original destination
+	s       *socket.Socket // the stack's side: bound to the original destination, connected to the client; nil if it could not be made
+	last    atomic.Int64   // time of the flow's last datagram either way, since relayEpoch
+	unreach flowUnreach    // what its ICMP errors quote (relay_icmp.go)
 }
 
 // close ends both sides of the flow.
@@ -196,6 +202,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	for _, p := range addrs {
 		r.own = append(r.own, p.Addr())
 	}
+	r.icmp = newRelayICMP(e.st, e.nic, o.icmp)
 	for _, dst := range []string{"0.0.0.0/0", "::/0"} {
 		if err := e.st.AddTransparentRule(stack.TransparentRule{Proto: stack.TransparentTCP | stack.TransparentUDP,
 			Dst: netip.MustParsePrefix(dst), NIC: e.nic, ToPort: relayPort}); err != nil {
@@ -235,6 +242,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 		go r.acceptLoop(l)
 		go r.udpLoop(u)
 	}
+	closers = append(closers, r.icmp.start(r, f.v6, w))
 	fmt.Fprintf(w, "sockstack relay: %s; all TCP and UDP arriving on it goes to its destination through this process's kernel sockets\n", e.where)
 	if !f.v6 {
 		fmt.Fprintln(w, "  IPv6 off (no IPv6 --addr): only IPv4 is relayed")
@@ -267,6 +275,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 		fmt.Fprintf(w, "  %d connection(s) still closing; resetting them\n", left)
 	}
 	fmt.Fprintf(w, "  relay: %s\n", &r.stats)
+	fmt.Fprintf(w, "  relay: %s\n", r.icmp)
 	fmt.Fprintf(w, "  relay: %s\n", heldSummary(e.st.TCP.HoldSYNStats()))
 	printSummary(w, e.st)
 	return e.Close()
@@ -533,9 +542,11 @@ func (r *relay) toKernel(fl *udpFlow, b []byte, wait bool) bool {
 			r.stats.udpFull.Add(1)
 		} else {
 			r.stats.udpSendErrs.Add(1)
+			r.sendUnreach(fl, b, err) // relay_icmp.go
 		}
 		return false
 	}
+	fl.unreach.remember(b)
 	r.stats.dgramOut.Add(1)
 	return true
 }
@@ -601,6 +612,7 @@ func (r *relay) flow(key flowKey) *udpFlow {
 		return nil
 	}
 	fl := &udpFlow{k: k, s: r.flowSocket(key)}
+	fl.unreach.key = key
 	fl.last.Store(int64(time.Since(relayEpoch)))
 	r.flows[key] = fl
 	if perClient {
@@ -693,6 +705,7 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 			var ne *net.OpError
 			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
 				// An ICMP error (ECONNREFUSED) for an earlier datagram: UDP goes on.
+				r.udpUnreach(fl, err) // relay_icmp.go: the client learns it too
 				continue
 			}
 			return
