@@ -1,0 +1,314 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/netconn"
+	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// The ICMP flags' errors name the problem.
+func TestRelayICMPFlagErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-echoes", "0"}, "--max-echoes 0: want 1 to 65535"},
+		{[]string{"--max-echoes", "70000"}, "--max-echoes 70000: want 1 to 65535"},
+		{[]string{"--echo-timeout", "0s"}, "--echo-timeout 0s: want a positive duration"},
+		{[]string{"--echo-socket", "magic"}, `--echo-socket "magic": want auto, ping or raw`},
+	} {
+		_, err := runCLI(t, "", append([]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24"}, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		}
+	}
+}
+
+// fakePing stands for the host's ping socket: the echoes the relay sends
+// arrive on sent; what the test puts on in is read as the answers.
+type fakePing struct {
+	sent chan []byte
+	to   chan netip.Addr
+	in   chan fakeMsg
+	once sync.Once
+	done chan struct{}
+}
+
+type fakeMsg struct {
+	b    []byte
+	from netip.Addr
+}
+
+func newFakePing() *fakePing {
+	return &fakePing{sent: make(chan []byte, 16), to: make(chan netip.Addr, 16), in: make(chan fakeMsg), done: make(chan struct{})}
+}
+
+func (f *fakePing) ReadFrom(b []byte) (int, net.Addr, error) {
+	select {
+	case m := <-f.in:
+		return copy(b, m.b), &net.UDPAddr{IP: m.from.AsSlice()}, nil
+	case <-f.done:
+		return 0, nil, net.ErrClosed
+	}
+}
+
+func (f *fakePing) WriteTo(b []byte, a net.Addr) (int, error) {
+	f.sent <- append([]byte(nil), b...)
+	f.to <- addrOf(a)
+	return len(b), nil
+}
+
+func (f *fakePing) Close() error                     { f.once.Do(func() { close(f.done) }); return nil }
+func (f *fakePing) LocalAddr() net.Addr              { return &net.UDPAddr{} }
+func (f *fakePing) SetDeadline(time.Time) error      { return nil }
+func (f *fakePing) SetReadDeadline(time.Time) error  { return nil }
+func (f *fakePing) SetWriteDeadline(time.Time) error { return nil }
+
+// icmpPair is a client stack (10.0.0.1 and 10.0.0.3) routing
+// 198.51.100.0/24 over a pipe to the relay's stack (10.0.0.2), where an
+// echo rule and a UDP rule divert to the relay.
+func icmpPair(t *testing.T, o relayICMPOpts) (client *socket.Net, r *relay) {
+	ea, eb := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500)
+	cs, rs := stack.New(stack.Options{}), stack.New(stack.Options{})
+	t.Cleanup(cs.Close)
+	t.Cleanup(rs.Close)
+	cn := cs.AddNIC("eth0", ea)
+	for _, a := range []string{"10.0.0.1/24", "10.0.0.3/24"} {
+		if err := cn.AddAddress(netip.MustParsePrefix(a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rn := rs.AddNIC("eth0", eb)
+	if err := rn.AddAddress(netip.MustParsePrefix("10.0.0.2/24")); err != nil {
+		t.Fatal(err)
+	}
+	pf := netip.MustParsePrefix("198.51.100.0/24")
+	cs.AddRoute(stack.Route{Prefix: pf, Gateway: netip.MustParseAddr("10.0.0.2"), NIC: cn})
+	if err := rs.AddTransparentRule(stack.TransparentRule{Proto: stack.TransparentUDP | stack.TransparentICMPEcho, Dst: pf, ToPort: relayPort}); err != nil {
+		t.Fatal(err)
+	}
+	r = newTestRelay(t)
+	r.n = socket.New(rs)
+	r.own = []netip.Addr{netip.MustParseAddr("10.0.0.2")}
+	r.icmp = newRelayICMP(rs, rn, o)
+	t.Cleanup(func() {
+		r.mu.Lock()
+		r.closed = true
+		for _, fl := range r.flows {
+			fl.close()
+		}
+		r.mu.Unlock()
+		r.icmp.Close()
+		r.wg.Wait()
+	})
+	return socket.New(cs), r
+}
+
+// startFakeEcho runs the relay's IPv4 echo loops with fake as the host
+// socket.
+func startFakeEcho(t *testing.T, r *relay, fake *fakePing) {
+	t.Helper()
+	ic := r.icmp
+	in, err := r.n.Socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.SetSockOptInt(socket.SOL_IP, socket.IP_TRANSPARENT, 1); err != nil {
+		t.Fatal(err)
+	}
+	f := &echoFamily{in: in, out: fake}
+	ic.fams = append(ic.fams, f)
+	r.wg.Add(2)
+	go ic.requests(r, f)
+	go ic.replies(r, f)
+}
+
+// pinger is a client ping socket bound to addr with echo identifier id.
+func pinger(t *testing.T, n *socket.Net, addr string, id uint16) *socket.Socket {
+	t.Helper()
+	s, err := n.Socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Bind(socket.InetAddr(netip.AddrPortFrom(netip.MustParseAddr(addr), id))); err != nil {
+		t.Fatal(err)
+	}
+	s.SetReadDeadline(time.Now().Add(20 * time.Second)) // a regression fails instead of hanging
+	return s
+}
+
+func echoReq(seq uint16, data string) []byte {
+	m := make([]byte, 8+len(data))
+	m[0] = wire.ICMPEcho
+	binary.BigEndian.PutUint16(m[6:8], seq)
+	copy(m[8:], data)
+	return m
+}
+
+// Two clients pinging one destination with the same identifier and
+// sequence number: the relay's echoes carry different sequence numbers,
+// and each client gets its own reply (its identifier, sequence number
+// and data) from the destination. A reply nobody waits for is stray;
+// beyond --max-echoes a request is dropped; all counted.
+func TestRelayEchoClientsDoNotCollide(t *testing.T) {
+	client, r := icmpPair(t, relayICMPOpts{maxEchoes: 2, timeout: time.Minute})
+	fake := newFakePing()
+	startFakeEcho(t, r, fake)
+	dst := netip.MustParseAddr("198.51.100.7")
+	a, b := pinger(t, client, "10.0.0.1", 7), pinger(t, client, "10.0.0.3", 7)
+	var seqs [2]uint16
+	for i, c := range []struct {
+		s    *socket.Socket
+		data string
+	}{{a, "from A"}, {b, "from B"}} {
+		if _, err := c.s.SendTo(echoReq(1, c.data), 0, socket.InetAddr(netip.AddrPortFrom(dst, 0))); err != nil {
+			t.Fatal(err)
+		}
+		m := <-fake.sent
+		if to := <-fake.to; to != dst || m[0] != wire.ICMPEcho || string(m[8:]) != c.data {
+			t.Fatalf("relayed %x to %v", m, to)
+		}
+		seqs[i] = binary.BigEndian.Uint16(m[6:8])
+	}
+	if seqs[0] == seqs[1] {
+		t.Fatalf("both echoes went out with sequence number %d", seqs[0])
+	}
+	// The limit: two are outstanding.
+	if _, err := a.SendTo(echoReq(2, "third"), 0, socket.InetAddr(netip.AddrPortFrom(dst, 0))); err != nil {
+		t.Fatal(err)
+	}
+	// Answers in the other order, and one nobody asked for.
+	straySeq := seqs[0] + 1
+	for straySeq == seqs[0] || straySeq == seqs[1] {
+		straySeq++
+	}
+	stray := echoReq(straySeq, "?")
+	stray[0] = wire.ICMPEchoReply
+	fake.in <- fakeMsg{stray, dst}
+	for i := 1; i >= 0; i-- {
+		rep := echoReq(seqs[i], []string{"from A", "from B"}[i])
+		rep[0] = wire.ICMPEchoReply
+		fake.in <- fakeMsg{rep, dst}
+	}
+	for _, c := range []struct {
+		s    *socket.Socket
+		data string
+	}{{a, "from A"}, {b, "from B"}} {
+		buf := make([]byte, 64)
+		n, from, err := c.s.RecvFrom(buf, 0)
+		if err != nil {
+			t.Fatalf("%s: no reply: %v", c.data, err)
+		}
+		m := wire.ICMPv4(buf[:n])
+		if from.(*socket.SockaddrInet).AddrPort.Addr() != dst || m.Type() != wire.ICMPEchoReply || m.ID() != 7 || m.Seq() != 1 || string(m.Payload()) != c.data {
+			t.Fatalf("%s: reply from %v type %d id %d seq %d %q", c.data, from, m.Type(), m.ID(), m.Seq(), m.Payload())
+		}
+	}
+	st := &r.icmp.stats
+	if st.requests.Load() != 3 || st.sent.Load() != 2 || st.replies.Load() != 2 || st.overLimit.Load() != 1 || st.dropped.Load() != 1 || st.stray.Load() != 1 {
+		t.Fatalf("counters: %s", r.icmp)
+	}
+	if len(fake.sent) != 0 {
+		t.Fatal("the echo beyond the limit was sent")
+	}
+}
+
+// A UDP flow whose kernel socket is refused (a closed loopback port
+// stands for the destination's) makes the client's connected socket
+// fail with ECONNREFUSED on its next recv, as through a real path; with
+// --no-icmp it learns nothing.
+func TestRelayUDPRefusedReachesClient(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		client, r := icmpPair(t, relayICMPOpts{off: off, maxEchoes: 1, timeout: time.Second})
+		closed, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := closed.LocalAddr().(*net.UDPAddr).Port
+		closed.Close()
+		r.dialUDP = func(orig netip.AddrPort) (net.Conn, error) {
+			return net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		}
+		u, err := netconn.ListenTransparentUDP(r.n, "udp4", "0.0.0.0:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.wg.Add(1)
+		go r.udpLoop(u)
+		t.Cleanup(func() { u.Close() })
+
+		s, err := client.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.Connect(socket.InetAddr(netip.MustParseAddrPort("198.51.100.7:53"))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Send([]byte("query"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if off {
+			// Nothing comes: the relay's counters are waited for instead.
+			waitUntil(t, func() bool { return r.stats.dgramOut.Load() == 1 })
+			s.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if _, err := s.Recv(make([]byte, 16), 0); errors.Is(err, syscall.ECONNREFUSED) {
+				t.Fatal("--no-icmp: the client was told")
+			}
+			if r.icmp.stats.unreachSent.Load() != 0 {
+				t.Fatal("--no-icmp: counted")
+			}
+			continue
+		}
+		s.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := s.Recv(make([]byte, 16), 0); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("recv: %v, want ECONNREFUSED", err)
+		}
+		if r.icmp.stats.unreachSent.Load() != 1 {
+			t.Fatalf("counters: %s", r.icmp)
+		}
+	}
+}
+
+// waitUntil polls cond (a counter another goroutine sets) for at most 20s.
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// unreachErrno picks the errors a client learns of by ICMP.
+func TestRelayUnreachErrno(t *testing.T) {
+	for err, want := range map[error]syscall.Errno{
+		&net.OpError{Op: "read", Err: syscall.ECONNREFUSED}: syscall.ECONNREFUSED,
+		&net.OpError{Op: "write", Err: syscall.EHOSTUNREACH}: syscall.EHOSTUNREACH,
+		syscall.ENETUNREACH: syscall.ENETUNREACH,
+		syscall.EAGAIN:      0,
+		net.ErrClosed:       0,
+	} {
+		if got := unreachErrno(err); got != want {
+			t.Errorf("%v: %v, want %v", err, got, want)
+		}
+	}
+	if icmpChecksum([]byte{8, 0, 0, 0, 0, 1, 0, 1}) != ^uint16(0x0802) {
+		t.Error("checksum")
+	}
+}
