@@ -170,34 +170,41 @@ func (ic *relayICMP) openFamily(r *relay, v6 bool) (*echoFamily, string, error) 
 		f.id = uint16(rand.Uint32())
 	}
 	f.next.Store(rand.Uint32())
+	if f.in, err = stackEchoSocket(r.n, v6); err != nil {
+		f.out.Close()
+		return nil, "", fmt.Errorf("the stack's raw socket: %v", err)
+	}
+	return f, how, nil
+}
+
+// stackEchoSocket opens the stack's transparent raw socket of a family,
+// which the echo rule's requests reach.
+func stackEchoSocket(n *socket.Net, v6 bool) (*socket.Socket, error) {
 	fam, proto, level, opt := socket.AF_INET, socket.IPPROTO_ICMP, socket.SOL_IP, socket.IP_TRANSPARENT
 	if v6 {
 		fam, proto, level, opt = socket.AF_INET6, socket.IPPROTO_ICMPV6, socket.IPPROTO_IPV6, socket.IPV6_TRANSPARENT
 	}
-	s, err := r.n.Socket(fam, socket.SOCK_RAW, proto)
-	if err == nil {
-		err = s.SetSockOptInt(level, opt, 1)
-		if err == nil && v6 {
-			// Only echo requests; the destination comes with each.
-			var filt socket.ICMP6Filter
-			for i := range filt {
-				filt[i] = ^uint32(0)
-			}
-			filt[128>>5] &^= 1 << (128 & 31)
-			if err = s.SetSockOpt(socket.IPPROTO_ICMPV6, socket.ICMP6_FILTER, filt); err == nil {
-				err = s.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
-			}
+	s, err := n.Socket(fam, socket.SOCK_RAW, proto)
+	if err != nil {
+		return nil, err
+	}
+	err = s.SetSockOptInt(level, opt, 1)
+	if err == nil && v6 {
+		// Only echo requests; the destination comes with each.
+		var filt socket.ICMP6Filter
+		for i := range filt {
+			filt[i] = ^uint32(0)
 		}
-		if err != nil {
-			s.Close()
+		filt[128>>5] &^= 1 << (128 & 31)
+		if err = s.SetSockOpt(socket.IPPROTO_ICMPV6, socket.ICMP6_FILTER, filt); err == nil {
+			err = s.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
 		}
 	}
 	if err != nil {
-		f.out.Close()
-		return nil, "", fmt.Errorf("the stack's raw socket: %v", err)
+		s.Close()
+		return nil, err
 	}
-	f.in = s
-	return f, how, nil
+	return s, nil
 }
 
 func (f *echoFamily) close() {

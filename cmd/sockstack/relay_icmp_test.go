@@ -81,27 +81,31 @@ func (f *fakePing) SetWriteDeadline(time.Time) error { return nil }
 // echo rule and a UDP rule divert to the relay.
 func icmpPair(t *testing.T, o relayICMPOpts) (client *socket.Net, r *relay) {
 	ea, eb := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500)
-	cs, rs := stack.New(stack.Options{}), stack.New(stack.Options{})
+	cs, rs := stack.New(stack.Options{DADTransmits: -1}), stack.New(stack.Options{DADTransmits: -1})
 	t.Cleanup(cs.Close)
 	t.Cleanup(rs.Close)
 	cn := cs.AddNIC("eth0", ea)
-	for _, a := range []string{"10.0.0.1/24", "10.0.0.3/24"} {
+	for _, a := range []string{"10.0.0.1/24", "10.0.0.3/24", "fd00::1/64", "fd00::3/64"} {
 		if err := cn.AddAddress(netip.MustParsePrefix(a)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	rn := rs.AddNIC("eth0", eb)
-	if err := rn.AddAddress(netip.MustParsePrefix("10.0.0.2/24")); err != nil {
-		t.Fatal(err)
+	for _, a := range []string{"10.0.0.2/24", "fd00::2/64"} {
+		if err := rn.AddAddress(netip.MustParsePrefix(a)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	pf := netip.MustParsePrefix("198.51.100.0/24")
-	cs.AddRoute(stack.Route{Prefix: pf, Gateway: netip.MustParseAddr("10.0.0.2"), NIC: cn})
-	if err := rs.AddTransparentRule(stack.TransparentRule{Proto: stack.TransparentUDP | stack.TransparentICMPEcho, Dst: pf, ToPort: relayPort}); err != nil {
-		t.Fatal(err)
+	for _, c := range []struct{ pf, gw string }{{"198.51.100.0/24", "10.0.0.2"}, {"2001:db8:77::/48", "fd00::2"}} {
+		pf := netip.MustParsePrefix(c.pf)
+		cs.AddRoute(stack.Route{Prefix: pf, Gateway: netip.MustParseAddr(c.gw), NIC: cn})
+		if err := rs.AddTransparentRule(stack.TransparentRule{Proto: stack.TransparentUDP | stack.TransparentICMPEcho, Dst: pf, ToPort: relayPort}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	r = newTestRelay(t)
 	r.n = socket.New(rs)
-	r.own = []netip.Addr{netip.MustParseAddr("10.0.0.2")}
+	r.own = []netip.Addr{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::2")}
 	r.icmp = newRelayICMP(rs, rn, o)
 	t.Cleanup(func() {
 		r.mu.Lock()
@@ -116,19 +120,16 @@ func icmpPair(t *testing.T, o relayICMPOpts) (client *socket.Net, r *relay) {
 	return socket.New(cs), r
 }
 
-// startFakeEcho runs the relay's IPv4 echo loops with fake as the host
-// socket.
-func startFakeEcho(t *testing.T, r *relay, fake *fakePing) {
+// startFakeEcho runs the relay's echo loops of a family with fake as
+// the host socket.
+func startFakeEcho(t *testing.T, r *relay, fake *fakePing, v6 bool) {
 	t.Helper()
 	ic := r.icmp
-	in, err := r.n.Socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+	in, err := stackEchoSocket(r.n, v6)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := in.SetSockOptInt(socket.SOL_IP, socket.IP_TRANSPARENT, 1); err != nil {
-		t.Fatal(err)
-	}
-	f := &echoFamily{in: in, out: fake}
+	f := &echoFamily{v6: v6, in: in, out: fake}
 	ic.fams = append(ic.fams, f)
 	r.wg.Add(2)
 	go ic.requests(r, f)
@@ -138,7 +139,11 @@ func startFakeEcho(t *testing.T, r *relay, fake *fakePing) {
 // pinger is a client ping socket bound to addr with echo identifier id.
 func pinger(t *testing.T, n *socket.Net, addr string, id uint16) *socket.Socket {
 	t.Helper()
-	s, err := n.Socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+	fam, proto := socket.AF_INET, socket.IPPROTO_ICMP
+	if strings.Contains(addr, ":") {
+		fam, proto = socket.AF_INET6, socket.IPPROTO_ICMPV6
+	}
+	s, err := n.Socket(fam, socket.SOCK_DGRAM, proto)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +155,9 @@ func pinger(t *testing.T, n *socket.Net, addr string, id uint16) *socket.Socket 
 	return s
 }
 
-func echoReq(seq uint16, data string) []byte {
+func echoReq(typ uint8, seq uint16, data string) []byte {
 	m := make([]byte, 8+len(data))
-	m[0] = wire.ICMPEcho
+	m[0] = typ
 	binary.BigEndian.PutUint16(m[6:8], seq)
 	copy(m[8:], data)
 	return m
@@ -164,65 +169,72 @@ func echoReq(seq uint16, data string) []byte {
 // and data) from the destination. A reply nobody waits for is stray;
 // beyond --max-echoes a request is dropped; all counted.
 func TestRelayEchoClientsDoNotCollide(t *testing.T) {
-	client, r := icmpPair(t, relayICMPOpts{maxEchoes: 2, timeout: time.Minute})
-	fake := newFakePing()
-	startFakeEcho(t, r, fake)
-	dst := netip.MustParseAddr("198.51.100.7")
-	a, b := pinger(t, client, "10.0.0.1", 7), pinger(t, client, "10.0.0.3", 7)
-	var seqs [2]uint16
-	for i, c := range []struct {
-		s    *socket.Socket
-		data string
-	}{{a, "from A"}, {b, "from B"}} {
-		if _, err := c.s.SendTo(echoReq(1, c.data), 0, socket.InetAddr(netip.AddrPortFrom(dst, 0))); err != nil {
-			t.Fatal(err)
-		}
-		m := <-fake.sent
-		if to := <-fake.to; to != dst || m[0] != wire.ICMPEcho || string(m[8:]) != c.data {
-			t.Fatalf("relayed %x to %v", m, to)
-		}
-		seqs[i] = binary.BigEndian.Uint16(m[6:8])
-	}
-	if seqs[0] == seqs[1] {
-		t.Fatalf("both echoes went out with sequence number %d", seqs[0])
-	}
-	// The limit: two are outstanding.
-	if _, err := a.SendTo(echoReq(2, "third"), 0, socket.InetAddr(netip.AddrPortFrom(dst, 0))); err != nil {
-		t.Fatal(err)
-	}
-	// Answers in the other order, and one nobody asked for.
-	straySeq := seqs[0] + 1
-	for straySeq == seqs[0] || straySeq == seqs[1] {
-		straySeq++
-	}
-	stray := echoReq(straySeq, "?")
-	stray[0] = wire.ICMPEchoReply
-	fake.in <- fakeMsg{stray, dst}
-	for i := 1; i >= 0; i-- {
-		rep := echoReq(seqs[i], []string{"from A", "from B"}[i])
-		rep[0] = wire.ICMPEchoReply
-		fake.in <- fakeMsg{rep, dst}
-	}
 	for _, c := range []struct {
-		s    *socket.Socket
-		data string
-	}{{a, "from A"}, {b, "from B"}} {
-		buf := make([]byte, 64)
-		n, from, err := c.s.RecvFrom(buf, 0)
-		if err != nil {
-			t.Fatalf("%s: no reply: %v", c.data, err)
-		}
-		m := wire.ICMPv4(buf[:n])
-		if from.(*socket.SockaddrInet).AddrPort.Addr() != dst || m.Type() != wire.ICMPEchoReply || m.ID() != 7 || m.Seq() != 1 || string(m.Payload()) != c.data {
-			t.Fatalf("%s: reply from %v type %d id %d seq %d %q", c.data, from, m.Type(), m.ID(), m.Seq(), m.Payload())
-		}
-	}
-	st := &r.icmp.stats
-	if st.requests.Load() != 3 || st.sent.Load() != 2 || st.replies.Load() != 2 || st.overLimit.Load() != 1 || st.dropped.Load() != 1 || st.stray.Load() != 1 {
-		t.Fatalf("counters: %s", r.icmp)
-	}
-	if len(fake.sent) != 0 {
-		t.Fatal("the echo beyond the limit was sent")
+		name            string
+		dst, a, b       string
+		request, answer uint8
+	}{
+		{"ipv4", "198.51.100.7", "10.0.0.1", "10.0.0.3", wire.ICMPEcho, wire.ICMPEchoReply},
+		{"ipv6", "2001:db8:77::7", "fd00::1", "fd00::3", wire.ICMPv6EchoRequest, wire.ICMPv6EchoReply},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			client, r := icmpPair(t, relayICMPOpts{maxEchoes: 2, timeout: time.Minute})
+			fake := newFakePing()
+			startFakeEcho(t, r, fake, c.request == wire.ICMPv6EchoRequest)
+			dst := netip.MustParseAddr(c.dst)
+			to := socket.InetAddr(netip.AddrPortFrom(dst, 0))
+			a, b := pinger(t, client, c.a, 7), pinger(t, client, c.b, 7)
+			clients := []struct {
+				s    *socket.Socket
+				data string
+			}{{a, "from A"}, {b, "from B"}}
+			var seqs [2]uint16
+			for i, cl := range clients {
+				if _, err := cl.s.SendTo(echoReq(c.request, 1, cl.data), 0, to); err != nil {
+					t.Fatal(err)
+				}
+				m := <-fake.sent
+				if got := <-fake.to; got != dst || m[0] != c.request || string(m[8:]) != cl.data {
+					t.Fatalf("relayed %x to %v", m, got)
+				}
+				seqs[i] = binary.BigEndian.Uint16(m[6:8])
+			}
+			if seqs[0] == seqs[1] {
+				t.Fatalf("both echoes went out with sequence number %d", seqs[0])
+			}
+			// The limit: two are outstanding.
+			if _, err := a.SendTo(echoReq(c.request, 2, "third"), 0, to); err != nil {
+				t.Fatal(err)
+			}
+			st := &r.icmp.stats
+			waitUntil(t, func() bool { return st.overLimit.Load()+st.sent.Load() == 3 }) // taken or refused
+			// Answers in the other order, and one nobody asked for.
+			straySeq := seqs[0] + 1
+			for straySeq == seqs[0] || straySeq == seqs[1] {
+				straySeq++
+			}
+			fake.in <- fakeMsg{echoReq(c.answer, straySeq, "?"), dst}
+			for i := 1; i >= 0; i-- {
+				fake.in <- fakeMsg{echoReq(c.answer, seqs[i], clients[i].data), dst}
+			}
+			for _, cl := range clients {
+				buf := make([]byte, 64)
+				n, from, err := cl.s.RecvFrom(buf, 0)
+				if err != nil {
+					t.Fatalf("%s: no reply: %v", cl.data, err)
+				}
+				m := wire.ICMPv4(buf[:n])
+				if from.(*socket.SockaddrInet).AddrPort.Addr() != dst || m.Type() != c.answer || m.ID() != 7 || m.Seq() != 1 || string(m.Payload()) != cl.data {
+					t.Fatalf("%s: reply from %v type %d id %d seq %d %q", cl.data, from, m.Type(), m.ID(), m.Seq(), m.Payload())
+				}
+			}
+			if st.requests.Load() != 3 || st.sent.Load() != 2 || st.replies.Load() != 2 || st.overLimit.Load() != 1 || st.dropped.Load() != 1 || st.stray.Load() != 1 {
+				t.Fatalf("counters: %s", r.icmp)
+			}
+			if len(fake.sent) != 0 {
+				t.Fatal("the echo beyond the limit was sent")
+			}
+		})
 	}
 }
 
@@ -277,9 +289,8 @@ func TestRelayUDPRefusedReachesClient(t *testing.T) {
 		if _, err := s.Recv(make([]byte, 16), 0); !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Fatalf("recv: %v, want ECONNREFUSED", err)
 		}
-		if r.icmp.stats.unreachSent.Load() != 1 {
-			t.Fatalf("counters: %s", r.icmp)
-		}
+		// Counted once the stack has sent it, which may be after the client got it.
+		waitUntil(t, func() bool { return r.icmp.stats.unreachSent.Load() == 1 })
 	}
 }
 
