@@ -309,7 +309,7 @@ func waitUntil(t *testing.T, cond func() bool) {
 // unreachErrno picks the errors a client learns of by ICMP.
 func TestRelayUnreachErrno(t *testing.T) {
 	for err, want := range map[error]syscall.Errno{
-		&net.OpError{Op: "read", Err: syscall.ECONNREFUSED}: syscall.ECONNREFUSED,
+		&net.OpError{Op: "read", Err: syscall.ECONNREFUSED}:  syscall.ECONNREFUSED,
 		&net.OpError{Op: "write", Err: syscall.EHOSTUNREACH}: syscall.EHOSTUNREACH,
 		syscall.ENETUNREACH: syscall.ENETUNREACH,
 		syscall.EAGAIN:      0,
