@@ -31,7 +31,8 @@ except socket.timeout: print('timeout')
 // 198.51.100.0/24 and 2001:db8:77::/48 into it; the relay runs in S,
 // where 198.51.100.7 and 2001:db8:77::7 are on lo). The kernel's ping
 // from C gets its 3 replies over each family, from the destination's
-// address, through the relay's ICMP ping sockets (ping_group_range
+// address, also with 3000 bytes of data (fragmented on the TUN both
+// ways), through the relay's ICMP ping sockets (ping_group_range
 // opened in S) and then through its raw sockets; a destination the
 // relay's host cannot reach (no ARP answer, a blackhole route) gets
 // none; a UDP client connected to a closed port of the destination
@@ -71,10 +72,10 @@ func TestInteropRelayICMP(t *testing.T) {
 		return string(b), err
 	}
 	hosts := []string{"198.51.100.7", "2001:db8:77::7"}
-	pingOK := func(n int) {
+	pingOK := func(n, size int) {
 		t.Helper()
 		for _, h := range hosts {
-			args := []string{"ping", "-n", "-c", strconv.Itoa(n), "-i", "0.2", "-W", "3", h}
+			args := []string{"ping", "-n", "-c", strconv.Itoa(n), "-s", strconv.Itoa(size), "-i", "0.2", "-W", "3", h}
 			if strings.Contains(h, ":") {
 				args = append([]string{"ping", "-6"}, args[1:]...)
 			}
@@ -83,7 +84,7 @@ func TestInteropRelayICMP(t *testing.T) {
 				t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 			}
 			// Every reply is from the destination itself.
-			if got := strings.Count(out, "bytes from "+h+": icmp_seq="); got != n {
+			if got := strings.Count(out, strconv.Itoa(size+8)+" bytes from "+h+": icmp_seq="); got != n {
 				t.Fatalf("%s: %d replies from %s\n%s", strings.Join(args, " "), got, h, out)
 			}
 		}
@@ -140,7 +141,8 @@ func TestInteropRelayICMP(t *testing.T) {
 		!strings.Contains(r.out.String(), "IPv6 echo requests are relayed from an ICMP ping socket") {
 		t.Fatalf("not ping sockets:\n%s", r.out.String())
 	}
-	pingOK(3)
+	pingOK(3, 56)
+	pingOK(2, 3000) // fragmented both ways on the TUN
 	pingNone("198.51.100.99")
 	pingNone("2001:db8:77::99")
 	for _, h := range hosts {
@@ -149,8 +151,8 @@ func TestInteropRelayICMP(t *testing.T) {
 		}
 	}
 	v := icmpCounters(r)
-	if v[cRequests] != 8 || v[cDiverted] != 8 || v[cNoSocket] != 0 || v[cReplies] != 6 || v[cStray] != 0 || v[cReplyErrs] != 0 ||
-		v[cTimedOut]+v[cErrors] != 2 || v[cSent] != 8-v[cErrors] || v[cDropped] != v[cErrors] || v[cLimit] != 0 ||
+	if v[cRequests] != 12 || v[cDiverted] != 12 || v[cNoSocket] != 0 || v[cReplies] != 10 || v[cStray] != 0 || v[cReplyErrs] != 0 ||
+		v[cTimedOut]+v[cErrors] != 2 || v[cSent] != 12-v[cErrors] || v[cDropped] != v[cErrors] || v[cLimit] != 0 ||
 		v[cUnreach] != 2 || v[cUnreachRL] != 0 {
 		t.Fatalf("counters %v", v)
 	}
@@ -161,7 +163,7 @@ func TestInteropRelayICMP(t *testing.T) {
 	if !strings.Contains(r.out.String(), "IPv4 echo requests are relayed from a raw ICMP socket") {
 		t.Fatalf("not raw sockets:\n%s", r.out.String())
 	}
-	pingOK(2)
+	pingOK(2, 56)
 	v = icmpCounters(r)
 	if v[cRequests] != 4 || v[cReplies] != 4 || v[cSent] != 4 {
 		t.Fatalf("raw: counters %v", v)

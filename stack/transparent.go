@@ -227,7 +227,7 @@ func dstPort(p []byte) (uint16, bool) {
 func (s *Stack) divert4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts ipOpts) bool {
 	proto := h.Protocol()
 	if proto == wire.ProtoICMP {
-		if s.divertEcho4(n, h, local) { // transparent_icmp.go
+		if s.divertEcho4(n, rx, h, local, opts) { // transparent_icmp.go
 			return true
 		}
 		return !local && s.divertICMP4(n, rx, h, opts)
@@ -331,11 +331,11 @@ func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, local
 		defer release()
 		h = whole
 	}
-	if e.Proto == wire.ProtoICMPv6 && !frag {
+	if e.Proto == wire.ProtoICMPv6 {
 		if s.divertEcho6(n, h, e, local) { // transparent_icmp.go
 			return true
 		}
-		if !local {
+		if !local && !frag {
 			return s.divertICMP6(n, rx, h, e)
 		}
 	}
@@ -397,10 +397,16 @@ func (s *Stack) fragMayDivert6(next uint8, dst netip.Addr, n *NIC, local bool) b
 	case next == wire.ProtoTCP, next == wire.ProtoUDP:
 		_, ok := s.tproxy.match(next, dst, 0, false, n, local)
 		return ok
+	case next == wire.ProtoICMPv6:
+		_, ok := s.tproxy.match(next, dst, 0, false, n, local) // an echo rule (transparent_icmp.go)
+		return ok
 	case wire.IsIPv6ExtHeader(next):
 		_, ok := s.tproxy.match(wire.ProtoTCP, dst, 0, false, n, local)
 		if !ok {
 			_, ok = s.tproxy.match(wire.ProtoUDP, dst, 0, false, n, local)
+		}
+		if !ok {
+			_, ok = s.tproxy.match(wire.ProtoICMPv6, dst, 0, false, n, local)
 		}
 		return ok
 	}

@@ -28,15 +28,37 @@ import (
 // divertEcho4 takes an IPv4 echo request a rule diverts: raw ICMP
 // sockets get it (the transparent ones are the rule's takers); none
 // transparent, it is dropped and counted. False: not a diverted echo.
-func (s *Stack) divertEcho4(n *NIC, h wire.IPv4, local bool) bool {
+// Fragments to a prefix an echo rule covers are reassembled first (the
+// type is in the first one only), as the TCP and UDP rules do; a whole
+// datagram that is no echo request then takes the usual path.
+func (s *Stack) divertEcho4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts ipOpts) bool {
+	dst := h.Dst()
 	if h.IsFragment() {
-		return false // not reassembled for an echo (docs/transparent.md)
+		if _, ok := s.tproxy.match(wire.ProtoICMP, dst, 0, false, n, local); !ok || !s.divertable(dst) {
+			return false
+		}
+		whole, release := s.reasm.add(h)
+		if whole == nil {
+			return true
+		}
+		defer release()
+		if !s.divertEcho4(n, rx, whole, local, opts) {
+			switch {
+			case local:
+				s.deliver(n, rx, whole, false, opts)
+			case s.opts.Forwarding:
+				s.forward(whole)
+			default:
+				s.stats.TProxy.FragNoRule.Add(1)
+				s.stats.IP.InAddrErrors.Add(1)
+			}
+		}
+		return true
 	}
 	p := h.Payload()
 	if len(p) < wire.ICMPv4HeaderLen || p[0] != wire.ICMPEcho {
 		return false
 	}
-	dst := h.Dst()
 	if _, ok := s.tproxy.match(wire.ProtoICMP, dst, 0, false, n, local); !ok || !s.divertable(dst) {
 		return false
 	}
@@ -60,7 +82,8 @@ func (s *Stack) divertEcho4(n *NIC, h wire.IPv4, local bool) bool {
 	return true
 }
 
-// divertEcho6 is divertEcho4 for ICMPv6 (h not a fragment, e walked).
+// divertEcho6 is divertEcho4 for ICMPv6 (h whole, e walked: divert6
+// reassembled fragments fragMayDivert6 let through).
 func (s *Stack) divertEcho6(n *NIC, h wire.IPv6, e *wire.IPv6Ext, local bool) bool {
 	p := h[e.Offset:]
 	if len(p) < wire.ICMPv6HeaderLen || p[0] != wire.ICMPv6EchoRequest {

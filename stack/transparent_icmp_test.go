@@ -324,3 +324,69 @@ func TestSendUDPUnreach6(t *testing.T) {
 		t.Fatalf("mixed families: %v", err)
 	}
 }
+
+// A fragmented echo request (a large ping) is reassembled and diverted
+// whole, over both families; a fragmented ICMP message that is no echo
+// request is dropped as not ours once whole, and counted.
+func TestTransparentEchoFragments(t *testing.T) {
+	t.Run("ipv4", func(t *testing.T) {
+		h, raw := echoHarness(t, true)
+		data := make([]byte, 2000)
+		for i := range data {
+			data[i] = byte(i)
+		}
+		p := echoPayload(9, 1, data)
+		h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoICMP, Dst: foreign, ID: 7, FragOff: 1480}, p[1480:]))
+		h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoICMP, Dst: foreign, ID: 7, MF: true}, p[:1480]))
+		b := make([]byte, 4096)
+		n, _, _, err := raw.RecvFrom(b, false)
+		if err != nil {
+			t.Fatalf("no diverted echo: %v", err)
+		}
+		ip := wire.IPv4(b[:n])
+		m := wire.ICMPv4(ip.Payload())
+		if ip.Dst() != foreign || ip.IsFragment() || m.Type() != wire.ICMPEcho || len(m.Payload()) != 2000 || m.Payload()[1999] != byte(1999%256) {
+			t.Fatalf("got %v, %d bytes", ip.Dst(), len(m.Payload()))
+		}
+		if len(h.ep.take()) != 0 || h.s.Stats().TProxy.DivertedEcho.Load() != 1 {
+			t.Fatal("answered, or not counted")
+		}
+		ts := echoPayload(9, 2, data)
+		ts[0] = wire.ICMPTimestamp
+		wire.ICMPv4(ts).FillChecksum()
+		h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoICMP, Dst: foreign, ID: 8, MF: true}, ts[:1480]))
+		h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoICMP, Dst: foreign, ID: 8, FragOff: 1480}, ts[1480:]))
+		if st := h.s.Stats(); st.TProxy.FragNoRule.Load() != 1 || st.TProxy.DivertedEcho.Load() != 1 {
+			t.Fatalf("whole non-echo: no-rule %d", st.TProxy.FragNoRule.Load())
+		}
+	})
+	t.Run("ipv6", func(t *testing.T) {
+		h := newTP6(t)
+		if err := h.s.AddTransparentRule(TransparentRule{Proto: TransparentICMPEcho, Dst: foreign6Pf}); err != nil {
+			t.Fatal(err)
+		}
+		raw := h.s.NewDgram(KindRaw, wire.ProtoICMPv6)
+		raw.SetInet6()
+		raw.SetTransparent(true)
+		defer raw.Close()
+		m := make([]byte, 8+2000)
+		m[0] = wire.ICMPv6EchoRequest
+		wire.ICMPv6(m).SetID(9)
+		m[1999] = 0x5a
+		wire.ICMPv6(m).FillChecksum(wire.PseudoHeaderSum6(peer6.As16(), foreign6.As16(), wire.ProtoICMPv6, len(m)))
+		for _, f := range frag6(peer6, foreign6, wire.ProtoICMPv6, 5, m, 1232) {
+			h.ep.inject(f)
+		}
+		b := make([]byte, 4096)
+		n, _, _, info, err := raw.RecvFromInfo(b, false)
+		if err != nil {
+			t.Fatalf("no diverted echo: %v", err)
+		}
+		if info.Dst != foreign6 || n != len(m) || b[0] != wire.ICMPv6EchoRequest || b[1999] != 0x5a {
+			t.Fatalf("got %d bytes to %v", n, info.Dst)
+		}
+		if len(h.ep.take()) != 0 || h.s.Stats().TProxy.DivertedEcho.Load() != 1 {
+			t.Fatal("answered, or not counted")
+		}
+	})
+}

@@ -362,7 +362,7 @@ func (ic *relayICMP) relayEcho(f *echoFamily, client, orig netip.Addr, m []byte)
 	copy(out, m)
 	binary.BigEndian.PutUint16(out[4:6], f.id) // a ping socket puts its own
 	binary.BigEndian.PutUint16(out[6:8], k.seq)
-	out[2], out[3] = 0, 0
+	out[1], out[2], out[3] = 0, 0, 0 // a ping socket takes code 0 only
 	var to net.Addr = &net.UDPAddr{IP: orig.AsSlice()}
 	if f.raw {
 		to = &net.IPAddr{IP: orig.AsSlice()}
