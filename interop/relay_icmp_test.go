@@ -13,17 +13,22 @@ var relayICMPRE = regexp.MustCompile(`relay: icmp echo-requests=(\d+) \(diverted
 
 // udpRefusedPy sends one datagram on a UDP socket connected to
 // (argv[1], argv[2]) and prints how its next recv ends: "refused"
-// (ECONNREFUSED), "timeout" or "answer".
+// (ECONNREFUSED), another errno's name, "timeout" or "answer". With
+// argv[3] "recverr" the socket has IP_RECVERR (IPV6_RECVERR): Linux
+// reports host and network unreachables (soft errors) only then.
 const udpRefusedPy = `
-import socket, sys
+import errno, socket, sys
 h, p = sys.argv[1], int(sys.argv[2])
-s = socket.socket(socket.AF_INET6 if ':' in h else socket.AF_INET, socket.SOCK_DGRAM)
-s.connect((h, p)); s.settimeout(5)
+v6 = ':' in h
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+if len(sys.argv) > 3: s.setsockopt(socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IP, 25 if v6 else 11, 1)
+s.connect((h, p)); s.settimeout(3)
 s.send(b'anyone there?')
 try:
     s.recv(100); print('answer')
 except ConnectionRefusedError: print('refused')
 except socket.timeout: print('timeout')
+except OSError as e: print(errno.errorcode[e.errno])
 `
 
 // TestInteropRelayICMP: `sockstack relay` between two namespaces the
@@ -60,6 +65,10 @@ func TestInteropRelayICMP(t *testing.T) {
 		{"ip", "-n", s, "link", "set", "v1", "up"},
 		{"ip", "-n", s, "route", "add", "198.51.100.99/32", "dev", "v0"},
 		{"ip", "-n", s, "-6", "route", "add", "blackhole", "2001:db8:77::99/128"},
+		// Destinations the relay's UDP sockets cannot connect to: an
+		// unreachable route (EHOSTUNREACH), no route at all (ENETUNREACH).
+		{"ip", "-n", s, "route", "add", "unreachable", "198.51.100.98/32"},
+		{"ip", "-n", s, "-6", "route", "add", "unreachable", "2001:db8:77::98/128"},
 		// Unprivileged ping sockets for every group, in S only (the
 		// sysctl is the namespace's).
 		{"ip", "netns", "exec", s, "sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647"},
@@ -96,9 +105,10 @@ func TestInteropRelayICMP(t *testing.T) {
 			t.Fatalf("%s answered: %v\n%s", h, err, out)
 		}
 	}
-	udp := func(h string) string {
+	udp := func(h string, opt ...string) string {
 		t.Helper()
-		out, err := run("python3", "-c", udpRefusedPy, h, "9999")
+		out, err := run(append([]string{"python3", "-c", udpRefusedPy, h, "9999"}, opt...)...)
+		t.Logf("udp client to %s: %s", h, strings.TrimSpace(out))
 		if err != nil {
 			t.Fatalf("udp client to %s: %v\n%s", h, err, out)
 		}
@@ -150,10 +160,23 @@ func TestInteropRelayICMP(t *testing.T) {
 			t.Fatalf("UDP to a closed port of %s: %s, want refused", h, got)
 		}
 	}
+	// Destinations the relay's kernel has no route to: the client gets
+	// the host or network unreachable, which Linux reports to a
+	// connected socket with IP_RECVERR only (not fatal for UDP).
+	if got := udp("198.51.100.98"); got != "timeout" {
+		t.Fatalf("UDP to 198.51.100.98 without IP_RECVERR: %s, want timeout", got)
+	}
+	for _, c := range []struct{ h, want string }{
+		{"198.51.100.98", "EHOSTUNREACH"}, {"2001:db8:77::98", "EHOSTUNREACH"}, {"198.51.100.96", "ENETUNREACH"},
+	} {
+		if got := udp(c.h, "recverr"); got != c.want {
+			t.Fatalf("UDP to %s: %s, want %s", c.h, got, c.want)
+		}
+	}
 	v := icmpCounters(r)
 	if v[cRequests] != 12 || v[cDiverted] != 12 || v[cNoSocket] != 0 || v[cReplies] != 10 || v[cStray] != 0 || v[cReplyErrs] != 0 ||
 		v[cTimedOut]+v[cErrors] != 2 || v[cSent] != 12-v[cErrors] || v[cDropped] != v[cErrors] || v[cLimit] != 0 ||
-		v[cUnreach] != 2 || v[cUnreachRL] != 0 {
+		v[cUnreach] != 6 || v[cUnreachRL] != 0 {
 		t.Fatalf("counters %v", v)
 	}
 

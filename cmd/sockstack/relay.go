@@ -530,6 +530,7 @@ var relayEpoch = time.Now()
 // dropped (as a congested path drops it) and counted.
 func (r *relay) toKernel(fl *udpFlow, b []byte, wait bool) bool {
 	fl.last.Store(int64(time.Since(relayEpoch)))
+	fl.unreach.remember(b) // relay_icmp.go: what an ICMP error about it quotes
 	var err error
 	if wait {
 		_, err = fl.k.Write(b)
@@ -546,7 +547,6 @@ func (r *relay) toKernel(fl *udpFlow, b []byte, wait bool) bool {
 		}
 		return false
 	}
-	fl.unreach.remember(b)
 	r.stats.dgramOut.Add(1)
 	return true
 }
@@ -609,6 +609,7 @@ func (r *relay) flow(key flowKey) *udpFlow {
 	if err != nil {
 		r.stats.drops.Add(1)
 		r.stats.udpSendErrs.Add(1)
+		r.unreachTo(key, nil, err) // relay_icmp.go: no route, the client learns it
 		return nil
 	}
 	fl := &udpFlow{k: k, s: r.flowSocket(key)}

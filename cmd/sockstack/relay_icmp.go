@@ -532,12 +532,19 @@ func (r *relay) udpUnreach(fl *udpFlow, err error) {
 // datagram b (toKernel's hook when a send fails: Linux reports a
 // pending error of a connected socket to its next send too).
 func (r *relay) sendUnreach(fl *udpFlow, b []byte, err error) {
+	r.unreachTo(fl.unreach.key, b, err)
+}
+
+// unreachTo sends the client of flow key the ICMP error for err about
+// its datagram b; flow's hook too when the flow's kernel socket cannot
+// even connect (no route: EHOSTUNREACH, ENETUNREACH), with b nil.
+func (r *relay) unreachTo(key flowKey, b []byte, err error) {
 	ic := r.icmp
 	errno := unreachErrno(err)
 	if ic == nil || ic.o.off || errno == 0 {
 		return
 	}
-	switch ic.st.SendUDPUnreach(fl.unreach.key.client, fl.unreach.key.orig, b, errno) {
+	switch ic.st.SendUDPUnreach(key.client, key.orig, b, errno) {
 	case nil:
 		ic.stats.unreachSent.Add(1)
 	case syscall.EAGAIN:

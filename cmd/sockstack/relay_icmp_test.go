@@ -228,6 +228,7 @@ func TestRelayEchoClientsDoNotCollide(t *testing.T) {
 					t.Fatalf("%s: reply from %v type %d id %d seq %d %q", cl.data, from, m.Type(), m.ID(), m.Seq(), m.Payload())
 				}
 			}
+			waitUntil(t, func() bool { return st.replies.Load() == 2 }) // counted once sent
 			if st.requests.Load() != 3 || st.sent.Load() != 2 || st.replies.Load() != 2 || st.overLimit.Load() != 1 || st.dropped.Load() != 1 || st.stray.Load() != 1 {
 				t.Fatalf("counters: %s", r.icmp)
 			}
@@ -321,5 +322,42 @@ func TestRelayUnreachErrno(t *testing.T) {
 	}
 	if icmpChecksum([]byte{8, 0, 0, 0, 0, 1, 0, 1}) != ^uint16(0x0802) {
 		t.Error("checksum")
+	}
+}
+
+// A flow whose kernel socket cannot even connect (no route) makes the
+// relay's stack send the client an ICMP host or network unreachable,
+// which the client's connected socket reports as that errno (sockstack
+// reports these to a connected socket; Linux only with IP_RECVERR, which
+// interop/relay_icmp_test.go checks).
+func TestRelayUDPNoRouteReachesClient(t *testing.T) {
+	for _, e := range []syscall.Errno{syscall.EHOSTUNREACH, syscall.ENETUNREACH} {
+		client, r := icmpPair(t, relayICMPOpts{maxEchoes: 1, timeout: time.Second})
+		r.dialUDP = func(orig netip.AddrPort) (net.Conn, error) {
+			return nil, &net.OpError{Op: "dial", Net: "udp", Err: e}
+		}
+		u, err := netconn.ListenTransparentUDP(r.n, "udp4", "0.0.0.0:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.wg.Add(1)
+		go r.udpLoop(u)
+		t.Cleanup(func() { u.Close() })
+		s, err := client.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.Connect(socket.InetAddr(netip.MustParseAddrPort("198.51.100.98:53"))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Send([]byte("query"), 0); err != nil {
+			t.Fatal(err)
+		}
+		s.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := s.Recv(make([]byte, 16), 0); !errors.Is(err, e) {
+			t.Fatalf("recv: %v, want %v", err, e)
+		}
+		waitUntil(t, func() bool { return r.icmp.stats.unreachSent.Load() == 1 })
 	}
 }
