@@ -58,12 +58,14 @@ type TransparentRule struct {
 
 // TransparentStats count what the rules did (Stats.TProxy).
 type TransparentStats struct {
-	DivertedTCP  Counter // TCP segments diverted
-	DivertedUDP  Counter // UDP datagrams diverted
-	UDPNoSocket  Counter // diverted datagrams with no IP_TRANSPARENT socket on the port: dropped
-	FragNoRule   Counter // fragments held for a rule whose ports the whole datagram did not match: dropped
-	RulesFull    Counter // AddTransparentRule refused: MaxTransparentRules reached
-	DivertedEcho Counter // echo requests diverted to transparent raw sockets (transparent_icmp.go)
+	DivertedTCP Counter // TCP segments diverted
+	DivertedUDP Counter // UDP datagrams diverted
+	UDPNoSocket Counter // diverted datagrams with no IP_TRANSPARENT socket on the port: dropped
+	FragNoRule  Counter // fragments held for a rule whose ports the whole datagram did not match: dropped
+	RulesFull   Counter // AddTransparentRule refused: MaxTransparentRules reached
+
+	// Echo rules (transparent_icmp.go).
+	DivertedEcho Counter // echo requests diverted to transparent raw sockets
 	EchoNoSocket Counter // diverted echo requests with no transparent raw socket to take them: dropped
 }
 

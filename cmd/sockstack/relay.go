@@ -176,10 +176,12 @@ type relay struct {
 type flowKey struct{ client, orig netip.AddrPort }
 
 type udpFlow struct {
-	k       net.Conn       // the kernel's socket, connected to the original destination
-	s       *socket.Socket // the stack's side: bound to the original destination, connected to the client; nil if it could not be made
-	last    atomic.Int64   // time of the flow's last datagram either way, since relayEpoch
-	unreach flowUnreach    // what its ICMP errors quote (relay_icmp.go)
+	k    net.Conn       // the kernel's socket, connected to the original destination
+	s    *socket.Socket // the stack's side: bound to the original destination, connected to the client; nil if it could not be made
+	last atomic.Int64   // time of the flow's last datagram either way, since relayEpoch
+
+	// unreach is what its ICMP errors quote (relay_icmp.go).
+	unreach flowUnreach
 }
 
 // close ends both sides of the flow.
