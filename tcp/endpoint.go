@@ -272,8 +272,9 @@ func (e *Endpoint) Accept() (*Endpoint, netip.AddrPort, error) {
 		return nil, netip.AddrPort{}, syscall.EINVAL
 	}
 	if len(e.ls.acceptQ) == 0 {
+		err := e.ls.acceptEmptyErr() // holdsyn.go
 		e.unlock()
-		return nil, netip.AddrPort{}, syscall.EAGAIN
+		return nil, netip.AddrPort{}, err
 	}
 	c := e.ls.acceptQ[0]
 	copy(e.ls.acceptQ, e.ls.acceptQ[1:])
@@ -705,7 +706,7 @@ func (e *Endpoint) readinessLocked() waiter.EventMask {
 	}
 	switch e.state {
 	case StateListen:
-		if len(e.ls.acceptQ) > 0 || e.ls.heldReady() {
+		if e.ls.readable() { // holdsyn.go
 			r |= waiter.EventIn
 		}
 		return r

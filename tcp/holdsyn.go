@@ -23,7 +23,12 @@ import (
 // counted. A request not answered within the hold timeout expires (the
 // SYN is dropped: the client retransmits). SYN cookies do not apply:
 // the application's answer needs the state. Retransmitted SYNs of a held
-// request are absorbed.
+// request are absorbed; a SYN on its 4-tuple with another sequence
+// number is dropped, so that a spoofed SYN cannot change what the answer
+// acknowledges (a genuine new attempt heals: the client resets the
+// SYN-ACK of the old one and its next SYN is a new request). A reset or
+// an ACK for a held request does not touch it (nothing was sent for
+// it: the listener's usual answers apply).
 
 // DefaultHoldSYNTimeout is how long a held SYN waits for its answer.
 const DefaultHoldSYNTimeout = 30 * time.Second
@@ -92,10 +97,14 @@ type HoldSYNStats struct {
 	Expired        uint64 // requests the application did not answer in time
 	Aborted        uint64 // requests dropped because the listener closed or left the mode
 	CompleteFailed uint64 // completions that failed (no route back, 4-tuple in use)
+	SeqMismatch    uint64 // SYNs on a held request's 4-tuple with another sequence number, dropped
+	SynData        uint64 // held SYNs that carried data: not kept, not acknowledged (the client sends it again)
+	NoRoute        uint64 // SYNs dropped: no route back to the client (a SYN from ::, say)
 }
 
 type holdStats struct {
 	held, retrans, full, completed, reset, icmp, silent, expired, aborted, failed atomic.Uint64
+	seqMismatch, synData, noRoute                                                 atomic.Uint64
 }
 
 // HoldSYNStats returns the held-SYN counters.
@@ -103,7 +112,8 @@ func (p *Protocol) HoldSYNStats() HoldSYNStats {
 	h := &p.hold
 	return HoldSYNStats{Held: h.held.Load(), Retrans: h.retrans.Load(), QueueFull: h.full.Load(),
 		Completed: h.completed.Load(), Reset: h.reset.Load(), ICMP: h.icmp.Load(), Silent: h.silent.Load(),
-		Expired: h.expired.Load(), Aborted: h.aborted.Load(), CompleteFailed: h.failed.Load()}
+		Expired: h.expired.Load(), Aborted: h.aborted.Load(), CompleteFailed: h.failed.Load(),
+		SeqMismatch: h.seqMismatch.Load(), SynData: h.synData.Load(), NoRoute: h.noRoute.Load()}
 }
 
 // Request states.
@@ -120,6 +130,7 @@ type SynRequest struct {
 	l          *Endpoint
 	k          connKey
 	syn        segment // its payload dropped
+	dataLen    uint32  // the payload's length: a reset acknowledges it, as a closed port's
 	at         time.Duration
 	prev, next *SynRequest // the listener's requests in arrival order
 	state      uint8       // guarded by l.mu
@@ -171,7 +182,12 @@ func (e *Endpoint) SetHoldSYN(on bool, timeout time.Duration) error {
 	if e.ls.hold == nil {
 		e.ls.hold = &holdQueue{reqs: make(map[connKey]*SynRequest)}
 	}
-	e.ls.hold.timeout = timeout
+	h := e.ls.hold
+	h.timeout = timeout
+	if h.armed {
+		// The armed expiry was for the old timeout.
+		e.armHold(h, e.p.now())
+	}
 	return nil
 }
 
@@ -188,11 +204,29 @@ func (l *Endpoint) holdSYN(k connKey, s *segment) {
 	p := l.p
 	h := l.ls.hold
 	if r := h.reqs[k]; r != nil {
-		// A retransmission; a new sequence number is the client's new
-		// attempt on the same 4-tuple, which the answer must acknowledge.
-		r.syn.seq, r.syn.flags, r.syn.wnd, r.syn.opts, r.syn.ecn = s.seq, s.flags, s.wnd, s.opts, s.ecn
+		if s.seq != r.syn.seq {
+			// Not a retransmission: anyone who guesses the client's
+			// port could send it. Linux keeps a SYN_RECV request on
+			// such a SYN too (it answers with an ACK).
+			l.unlock()
+			p.hold.seqMismatch.Add(1)
+			return
+		}
+		// A retransmission: its options and timestamp are the
+		// client's latest, which the SYN-ACK echoes.
+		r.syn.flags, r.syn.wnd, r.syn.opts, r.syn.ecn = s.flags, s.wnd, s.opts, s.ecn
+		r.dataLen = uint32(len(s.payload))
 		l.unlock()
 		p.hold.retrans.Add(1)
+		return
+	}
+	if _, err := p.host.Route(k.remote.Addr()); err != nil {
+		// Complete could not answer it; the application must not act
+		// on it (a relay would dial). The usual listener drops such a
+		// SYN too (newChild).
+		l.unlock()
+		p.hold.noRoute.Add(1)
+		p.st.ListenDrops.Add(1)
 		return
 	}
 	if len(h.reqs) >= max(l.ls.backlog, 1) {
@@ -202,8 +236,11 @@ func (l *Endpoint) holdSYN(k connKey, s *segment) {
 		return
 	}
 	now := p.now()
-	r := &SynRequest{l: l, k: k, syn: *s, at: now}
+	r := &SynRequest{l: l, k: k, syn: *s, dataLen: uint32(len(s.payload)), at: now}
 	r.syn.payload = nil // a SYN's data is not kept: the client sends it again
+	if r.dataLen > 0 {
+		p.hold.synData.Add(1)
+	}
 	h.reqs[k] = r
 	if h.last == nil {
 		h.first = r
@@ -320,8 +357,28 @@ func (l *Endpoint) dropHeldLocked() {
 	h.armed = false
 }
 
-// heldReady reports a request waiting for NextSynRequest (l.mu held).
-func (ls *listenState) heldReady() bool { return ls.hold != nil && ls.hold.n > 0 }
+// acceptEmptyErr is Accept's error on an empty accept queue (l.mu
+// held): EINVAL on a listener holding SYNs, whose connections come from
+// NextSynRequest; EAGAIN would spin a blocking accept, which a held SYN
+// wakes (the listener is readable) and which would find nothing.
+func (ls *listenState) acceptEmptyErr() error {
+	if ls.hold != nil {
+		return syscall.EINVAL
+	}
+	return syscall.EAGAIN
+}
+
+// readable is a listener's EventIn (l.mu held): a request for
+// NextSynRequest when it holds SYNs, else a connection to accept.
+// Connections queued before the mode was turned on still come from
+// Accept but do not make it readable: a blocking AcceptSYN, woken and
+// finding no request, would spin on them.
+func (ls *listenState) readable() bool {
+	if ls.hold != nil {
+		return ls.hold.n > 0
+	}
+	return len(ls.acceptQ) > 0
+}
 
 // NextSynRequest takes the oldest held SYN: EAGAIN when there is none,
 // EINVAL when the endpoint is not a listener holding SYNs.
@@ -422,7 +479,9 @@ func (r *SynRequest) Reject(how Reject) error {
 	switch how {
 	case RejectReset:
 		p.hold.reset.Add(1)
-		p.sendResetFor(r.k, &r.syn)
+		// As sendResetFor answers the SYN, data included.
+		h := wire.TCPHeader{Ack: r.syn.seq + 1 + r.dataLen, Flags: wire.TCPFlagRST | wire.TCPFlagACK}
+		p.sendRaw(r.k, &h, 0, 0, false)
 		return nil
 	case RejectSilent:
 		p.hold.silent.Add(1)

@@ -93,7 +93,7 @@ func TestHoldSYNComplete(t *testing.T) {
 	if i := c.Info(); !i.TimestampsOK || !i.SACKOK || i.SndWScale != 7 {
 		t.Fatalf("options not negotiated: %+v", i)
 	}
-	if _, _, err := l.Accept(); !errors.Is(err, syscall.EAGAIN) {
+	if _, _, err := l.Accept(); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("a completed request also in the accept queue: %v", err)
 	}
 	s.inject(seg{flags: fPA, seq: 1001, ack: sa.h.Seq + 1, win: 100, data: []byte("hi"), opts: wire.TCPOptions{HasTS: true, TSVal: 2502, TSEcr: o.TSVal}})
@@ -112,20 +112,83 @@ func TestHoldSYNComplete(t *testing.T) {
 	}
 }
 
-// A retransmitted SYN with a new sequence number (the client's new
-// attempt on the same 4-tuple) replaces the held one: the SYN-ACK
-// acknowledges it.
-func TestHoldSYNNewAttemptReplaces(t *testing.T) {
+// A SYN on a held request's 4-tuple with another sequence number (a
+// spoofer who guessed the client's port, or the client's new attempt)
+// is dropped and counted: the SYN-ACK acknowledges the first SYN, whose
+// sender retransmits it; a spoofed SYN cannot make the answer fail.
+// (It replaced the request before, and the SYN-ACK acknowledged 77001.)
+func TestHoldSYNOtherSeqIgnored(t *testing.T) {
 	s := newScript(t, Config{})
 	l := s.holdListener(8, 0)
 	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
 	r := nextReq(t, l)
-	s.inject(seg{flags: fS, seq: 77000, win: 65535, opts: noOpts})
+	s.inject(seg{flags: fS, seq: 77000, win: 1024, opts: peerSynOpts(9)})
+	s.expectNone("SYN with another sequence number")
+	if _, err := l.NextSynRequest(); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("the other SYN made a request: %v", err)
+	}
+	if st := s.p.HoldSYNStats(); st.SeqMismatch != 1 || st.Retrans != 0 || st.Held != 1 {
+		t.Fatalf("stats %+v", st)
+	}
 	if _, err := r.Complete(); err != nil {
 		t.Fatal(err)
 	}
-	if sa := s.expectOne("SYN-ACK"); sa.h.Ack != 77001 {
-		t.Fatalf("SYN-ACK %v acknowledges the old attempt", sa)
+	sa := s.expectOne("SYN-ACK")
+	if sa.h.Ack != 1001 || sa.h.Options.HasTS {
+		t.Fatalf("SYN-ACK %v follows the other SYN, want ack 1001 and no timestamp", sa)
+	}
+}
+
+// A SYN's data is not kept nor acknowledged (as a Linux listener
+// without Fast Open): the SYN-ACK acknowledges the SYN alone, and a
+// reset acknowledges the data too, as a closed port's reset does (it
+// acknowledged the SYN alone before). Both are counted.
+func TestHoldSYNData(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.holdListener(8, 0)
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts, data: []byte("early data")})
+	if err := nextReq(t, l).Reject(RejectReset); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "reset", s.expectOne("reset"), fR|fA, 0, 1011, 0)
+	s.inject(seg{flags: fS, seq: 5000, win: 65535, opts: noOpts, data: []byte("again")})
+	if _, err := nextReq(t, l).Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if sa := s.expectOne("SYN-ACK"); sa.h.Ack != 5001 {
+		t.Fatalf("SYN-ACK %v acknowledges the SYN's data", sa)
+	}
+	if st := s.p.HoldSYNStats(); st.SynData != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Shortening the hold timeout applies to the requests already held
+// (they waited for the old timeout before).
+func TestHoldSYNTimeoutChange(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.holdListener(8, 30*time.Second)
+	s.synFrom(40001, 1000, noOpts)
+	s.clk.Advance(time.Second)
+	if err := l.SetHoldSYN(true, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.clk.Advance(time.Second)
+	if st := s.p.HoldSYNStats(); st.Expired != 1 {
+		t.Fatalf("2s after the SYN with a 2s timeout: %+v", st)
+	}
+	// Lengthened: a new request waits for the new timeout.
+	if err := l.SetHoldSYN(true, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.synFrom(40002, 1000, noOpts)
+	s.clk.Advance(9 * time.Second)
+	if st := s.p.HoldSYNStats(); st.Expired != 1 {
+		t.Fatalf("expired before 10s: %+v", st)
+	}
+	s.clk.Advance(time.Second)
+	if st := s.p.HoldSYNStats(); st.Expired != 2 {
+		t.Fatalf("not expired after 10s: %+v", st)
 	}
 }
 
@@ -405,5 +468,164 @@ func BenchmarkHoldSYN(b *testing.B) {
 			b.Fatal(err)
 		}
 		r.Reject(RejectReset)
+	}
+}
+
+// Accept on a listener holding SYNs is EINVAL, not EAGAIN: a held SYN
+// makes the listener readable, so a blocking accept (or a level-
+// triggered poll loop) woken by it and told EAGAIN would spin. (It was
+// EAGAIN.)
+func TestHoldSYNAcceptEINVAL(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.holdListener(8, 0)
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
+	if l.Readiness(waiter.EventIn) == 0 {
+		t.Fatal("not readable with a held SYN")
+	}
+	if _, _, err := l.Accept(); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("Accept on a held-SYN listener: %v, want EINVAL", err)
+	}
+	// Out of the mode, Accept is as before.
+	if err := l.SetHoldSYN(false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Accept(); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("Accept after the mode: %v, want EAGAIN", err)
+	}
+}
+
+// A reset acknowledges the data of the SYN's latest retransmission.
+func TestHoldSYNDataOnRetransmission(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.holdListener(8, 0)
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts, data: []byte("abc")})
+	if err := nextReq(t, l).Reject(RejectReset); err != nil {
+		t.Fatal(err)
+	}
+	check(t, "reset", s.expectOne("reset"), fR|fA, 0, 1004, 0)
+}
+
+// Complete racing with the listener's close: each request is either
+// completed (a connection, the caller's) or aborted (ECONNABORTED),
+// never both, and the counters add up.
+func TestHoldSYNCompleteRacesClose(t *testing.T) {
+	for range 20 {
+		s := newScript(t, Config{})
+		l := s.holdListener(8, 0)
+		for i := range 8 {
+			s.synFrom(uint16(42000+i), uint32(i)*1000, noOpts)
+		}
+		var rs []*SynRequest
+		for range 8 {
+			rs = append(rs, nextReq(t, l))
+		}
+		errs := make(chan error, 8)
+		for _, r := range rs {
+			go func() {
+				c, err := r.Complete()
+				if err == nil {
+					c.Close()
+				}
+				errs <- err
+			}()
+		}
+		l.Close()
+		ok := 0
+		for range 8 {
+			switch err := <-errs; {
+			case err == nil:
+				ok++
+			case !errors.Is(err, syscall.ECONNABORTED):
+				t.Fatalf("Complete: %v", err)
+			}
+		}
+		st := s.p.HoldSYNStats()
+		if st.Completed != uint64(ok) || st.Completed+st.Aborted != 8 {
+			t.Fatalf("%d completed; stats %+v", ok, st)
+		}
+	}
+}
+
+// A SYN with no route back to its sender (a source such as ::, which
+// the IP layer lets through) is dropped and counted, not held: the
+// application would act on a request Complete cannot answer (a relay
+// dials). (It was held.)
+func TestHoldSYNNoRoute(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.holdListener(8, 0)
+	h := wire.TCPHeader{SrcPort: 40000, DstPort: s.local.Port(), Seq: 1000, Flags: fS, Window: 65535}
+	b := make([]byte, h.Len())
+	h.Put(b)
+	s.p.HandleSegment(netip.MustParseAddr("10.99.0.1"), s.local.Addr(), 0, b) // fakeHost: no route
+	s.expectNone("SYN with no route back")
+	if _, err := l.NextSynRequest(); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("held: %v", err)
+	}
+	if st := s.p.HoldSYNStats(); st.NoRoute != 1 || st.Held != 0 || s.p.Stats().ListenDrops != 1 {
+		t.Fatalf("stats %+v, ListenDrops %d", st, s.p.Stats().ListenDrops)
+	}
+}
+
+// A connection accepted into the queue before held SYNs were turned on
+// (SetHoldSYN after Listen) does not make the listener readable: a
+// blocking AcceptSYN woken by it would find no request and spin. Accept
+// still takes it. (It was readable.)
+func TestHoldSYNTurnedOnWithAcceptQueue(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.p.NewEndpoint()
+	if err := l.Bind(s.local); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(16); err != nil {
+		t.Fatal(err)
+	}
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
+	sa := s.expectOne("SYN-ACK")
+	s.inject(seg{flags: fA, seq: 1001, ack: sa.h.Seq + 1, win: 65535})
+	s.expectNone("handshake ACK")
+	if err := l.SetHoldSYN(true, 0); err != nil {
+		t.Fatal(err)
+	}
+	if l.Readiness(waiter.EventIn) != 0 {
+		t.Fatal("readable with no request (a connection in the accept queue)")
+	}
+	if _, err := l.NextSynRequest(); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("NextSynRequest: %v", err)
+	}
+	if _, _, err := l.Accept(); err != nil {
+		t.Fatalf("Accept of the queued connection: %v", err)
+	}
+	s.synFrom(41000, 9000, noOpts)
+	if l.Readiness(waiter.EventIn) == 0 {
+		t.Fatal("not readable with a request")
+	}
+}
+
+// The SYN-ACK follows the latest retransmission's ECN request: a Linux
+// client that retransmits its SYN drops ECE|CWR (tcp_ecn_fallback), and
+// the answer must then not set ECE.
+func TestHoldSYNECNFallback(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.holdListener(8, 0)
+	s.inject(seg{flags: fS | wire.TCPFlagECE | wire.TCPFlagCWR, seq: 1000, win: 65535, opts: noOpts})
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: noOpts})
+	if _, err := nextReq(t, l).Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if sa := s.expectOne("SYN-ACK"); sa.h.Flags != fSA {
+		t.Fatalf("SYN-ACK %v, want no ECE after a SYN without ECN", sa)
+	}
+	s.synFrom(41000, 2000, noOpts)
+	h := wire.TCPHeader{SrcPort: 41001, DstPort: s.local.Port(), Seq: 3000, Flags: fS | wire.TCPFlagECE | wire.TCPFlagCWR, Window: 65535}
+	b := make([]byte, h.Len())
+	h.Put(b)
+	s.p.HandleSegment(s.remote.Addr(), s.local.Addr(), 0, b)
+	nextReq(t, l).Reject(RejectSilent)
+	if _, err := nextReq(t, l).Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if sa := s.expectOne("SYN-ACK"); sa.h.Flags != fSA|wire.TCPFlagECE {
+		t.Fatalf("SYN-ACK %v, want ECE for an ECN-setup SYN", sa)
 	}
 }
