@@ -9,7 +9,7 @@ import (
 )
 
 // relayICMPRE is the relay's ICMP counters line (relay_icmp.go).
-var relayICMPRE = regexp.MustCompile(`relay: icmp echo-requests=(\d+) \(diverted=(\d+) no-socket=(\d+)\) sent=(\d+) replies=(\d+) timed-out=(\d+) dropped=(\d+) \(limit=(\d+) errors=(\d+)\) stray=(\d+) reply-errors=(\d+); udp-unreachables sent=(\d+) rate-limited=(\d+)`)
+var relayICMPRE = regexp.MustCompile(`relay: icmp echo-requests=(\d+) \(diverted=(\d+) no-socket=(\d+)\) sent=(\d+) replies=(\d+) timed-out=(\d+) dropped=(\d+) \(limit=(\d+) errors=(\d+)\) stray=(\d+) reply-errors=(\d+) icmp-errors=(\d+) \(rate-limited=(\d+)\); udp-unreachables sent=(\d+) rate-limited=(\d+)`)
 
 // udpRefusedPy sends one datagram on a UDP socket connected to
 // (argv[1], argv[2]) and prints how its next recv ends: "refused"
@@ -39,8 +39,9 @@ except OSError as e: print(errno.errorcode[e.errno])
 // address, also with 3000 bytes of data (fragmented on the TUN both
 // ways), through the relay's ICMP ping sockets (ping_group_range
 // opened in S) and then through its raw sockets; a destination the
-// relay's host cannot reach (no ARP answer, a blackhole route) gets
-// none; a UDP client connected to a closed port of the destination
+// relay's host cannot reach gets the host unreachable the relay's
+// kernel reported (no ARP answer), or none (a blackhole route), and
+// one nothing answers times out at the relay; a UDP client connected to a closed port of the destination
 // gets ECONNREFUSED on its next recv, over both families, as through a
 // real path; with --no-icmp none of this happens. The counters match.
 func TestInteropRelayICMP(t *testing.T) {
@@ -58,12 +59,16 @@ func TestInteropRelayICMP(t *testing.T) {
 		{"ip", "-n", s, "link", "set", "lo", "up"},
 		{"ip", "-n", s, "addr", "add", "198.51.100.7/32", "dev", "lo"},
 		{"ip", "-n", s, "-6", "addr", "add", "2001:db8:77::7/128", "dev", "lo"},
-		// 198.51.100.99 is behind a veth pair where nobody answers ARP;
-		// 2001:db8:77::99 is blackholed.
+		// 198.51.100.99 is behind a veth pair where nobody answers ARP
+		// (the host's kernel reports host unreachable); 198.51.100.95
+		// there has a permanent neighbour entry, so its echoes go out
+		// and nothing ever answers; 2001:db8:77::99 is blackholed.
 		{"ip", "-n", s, "link", "add", "v0", "type", "veth", "peer", "name", "v1"},
 		{"ip", "-n", s, "link", "set", "v0", "up"},
 		{"ip", "-n", s, "link", "set", "v1", "up"},
 		{"ip", "-n", s, "route", "add", "198.51.100.99/32", "dev", "v0"},
+		{"ip", "-n", s, "route", "add", "198.51.100.95/32", "dev", "v0"},
+		{"ip", "-n", s, "neigh", "add", "198.51.100.95", "lladdr", "02:00:00:00:00:95", "dev", "v0", "nud", "permanent"},
 		{"ip", "-n", s, "-6", "route", "add", "blackhole", "2001:db8:77::99/128"},
 		// Destinations the relay's UDP sockets cannot connect to: an
 		// unreachable route (EHOSTUNREACH), no route at all (ENETUNREACH).
@@ -98,11 +103,22 @@ func TestInteropRelayICMP(t *testing.T) {
 			}
 		}
 	}
-	pingNone := func(h string) {
+	pingNone := func(h string, wait int) string {
 		t.Helper()
-		args := []string{"ping", "-n", "-c", "1", "-W", "2", h}
-		if out, err := run(args...); err == nil || !strings.Contains(out, "0 received") {
+		args := []string{"ping", "-n", "-c", "1", "-W", strconv.Itoa(wait), h}
+		out, err := run(args...)
+		if err == nil || !strings.Contains(out, "0 received") {
 			t.Fatalf("%s answered: %v\n%s", h, err, out)
+		}
+		return out
+	}
+	// pingUnreach: the relay's host cannot resolve 198.51.100.99 (no
+	// ARP answer); its kernel's host unreachable reaches the client's
+	// ping as the relay got it.
+	pingUnreach := func() {
+		t.Helper()
+		if out := pingNone("198.51.100.99", 8); !strings.Contains(out, "icmp_seq=1 Destination Host Unreachable") {
+			t.Fatalf("ping 198.51.100.99: no host unreachable\n%s", out)
 		}
 	}
 	udp := func(h string, opt ...string) string {
@@ -140,21 +156,23 @@ func TestInteropRelayICMP(t *testing.T) {
 		cErrors
 		cStray
 		cReplyErrs
+		cICMPErrs
+		cICMPErrsRL
 		cUnreach
 		cUnreachRL
 	)
 	bin := relayBin(t)
 
 	// Ping sockets (auto picks them: ping_group_range allows).
-	r := startRelay(t, bin, s, c, "--echo-timeout", "1s")
+	r := startRelay(t, bin, s, c, "--echo-timeout", "10s")
 	if !strings.Contains(r.out.String(), "IPv4 echo requests are relayed from an ICMP ping socket") ||
 		!strings.Contains(r.out.String(), "IPv6 echo requests are relayed from an ICMP ping socket") {
 		t.Fatalf("not ping sockets:\n%s", r.out.String())
 	}
 	pingOK(3, 56)
 	pingOK(2, 3000) // fragmented both ways on the TUN
-	pingNone("198.51.100.99")
-	pingNone("2001:db8:77::99")
+	pingUnreach()
+	pingNone("2001:db8:77::99", 2)
 	for _, h := range hosts {
 		if got := udp(h); got != "refused" {
 			t.Fatalf("UDP to a closed port of %s: %s, want refused", h, got)
@@ -175,26 +193,29 @@ func TestInteropRelayICMP(t *testing.T) {
 	}
 	v := icmpCounters(r)
 	if v[cRequests] != 12 || v[cDiverted] != 12 || v[cNoSocket] != 0 || v[cReplies] != 10 || v[cStray] != 0 || v[cReplyErrs] != 0 ||
-		v[cTimedOut]+v[cErrors] != 2 || v[cSent] != 12-v[cErrors] || v[cDropped] != v[cErrors] || v[cLimit] != 0 ||
+		v[cTimedOut] != 0 || v[cICMPErrs] != 1 || v[cICMPErrsRL] != 0 || v[cErrors] != 1 || v[cSent] != 11 || v[cDropped] != 1 || v[cLimit] != 0 ||
 		v[cUnreach] != 6 || v[cUnreachRL] != 0 {
 		t.Fatalf("counters %v", v)
 	}
 
-	// Raw sockets, and the limit of one outstanding echo: the unanswered
-	// echo to .99 holds it while a second ping is refused.
-	r = startRelay(t, bin, s, c, "--echo-socket", "raw", "--echo-timeout", "3s")
+	// Raw sockets; an echo nothing answers times out.
+	r = startRelay(t, bin, s, c, "--echo-socket", "raw", "--echo-timeout", "5s")
 	if !strings.Contains(r.out.String(), "IPv4 echo requests are relayed from a raw ICMP socket") {
 		t.Fatalf("not raw sockets:\n%s", r.out.String())
 	}
 	pingOK(2, 56)
+	pingUnreach()
+	pingNone("198.51.100.95", 7)
 	v = icmpCounters(r)
-	if v[cRequests] != 4 || v[cReplies] != 4 || v[cSent] != 4 {
+	if v[cRequests] != 6 || v[cReplies] != 4 || v[cSent] != 6 || v[cICMPErrs] != 1 || v[cTimedOut] != 1 {
 		t.Fatalf("raw: counters %v", v)
 	}
 
+	// The limit of one outstanding echo: the unanswered echo to .95
+	// holds it while a second ping is refused.
 	r = startRelay(t, bin, s, c, "--max-echoes", "1", "--echo-timeout", "30s")
-	pingNone("198.51.100.99")
-	pingNone("198.51.100.7") // the one place is taken
+	pingNone("198.51.100.95", 1)
+	pingNone("198.51.100.7", 2) // the one place is taken
 	v = icmpCounters(r)
 	if v[cRequests] != 2 || v[cSent] != 1 || v[cLimit] != 1 || v[cDropped] != 1 {
 		t.Fatalf("--max-echoes 1: counters %v", v)
@@ -202,7 +223,7 @@ func TestInteropRelayICMP(t *testing.T) {
 
 	// --no-icmp: echoes are not diverted, UDP clients learn nothing.
 	r = startRelay(t, bin, s, c, "--no-icmp")
-	pingNone("198.51.100.7")
+	pingNone("198.51.100.7", 2)
 	if got := udp("198.51.100.7"); got != "timeout" {
 		t.Fatalf("--no-icmp: UDP to a closed port: %s, want timeout", got)
 	}

@@ -173,40 +173,57 @@ func (s *Stack) udpUnreach4(client, orig netip.AddrPort, payload []byte, errno s
 	default:
 		return syscall.EINVAL
 	}
-	if !s.icmpAllow(wire.ICMPDestUnreach, client.Addr()) {
+	from := netip.Addr{} // the route's source: the stack as the router
+	if code == wire.ICMPPortUnreach {
+		from = orig.Addr()
+	}
+	l4 := getBuf(min(wire.UDPHeaderLen+len(payload), 576))
+	defer putBuf(l4)
+	u := wire.UDP(l4)
+	u.SetSrcPort(client.Port())
+	u.SetDstPort(orig.Port())
+	u.SetLength(min(wire.UDPHeaderLen+len(payload), 0xffff))
+	u.SetChecksum(0)
+	copy(l4[wire.UDPHeaderLen:], payload)
+	return s.quotedError4(from, client.Addr(), orig.Addr(), wire.ProtoUDP, wire.ICMPDestUnreach, code, l4, wire.UDPHeaderLen+len(payload))
+}
+
+// quotedError4 sends client an ICMP error of type typ and code from
+// from (invalid: the route's source) quoting a packet client -> orig
+// rebuilt from its transport part l4 (cut short; whole is its full
+// length), rate-limited as the stack's own errors.
+func (s *Stack) quotedError4(from, client, orig netip.Addr, proto, typ, code uint8, l4 []byte, whole int) error {
+	if !s.icmpAllow(typ, client) {
 		return syscall.EAGAIN
 	}
-	// The quote: as much of the datagram as fits in 576 bytes (RFC 1812
-	// 4.3.2.3), its lengths those of the whole datagram.
-	whole := wire.IPv4MinHeaderLen + wire.UDPHeaderLen + len(payload)
-	q := min(whole, 576-wire.IPv4MinHeaderLen-wire.ICMPv4HeaderLen)
+	// The quote: as much of the packet as fits in 576 bytes (RFC 1812
+	// 4.3.2.3), its length that of the whole packet.
+	whole += wire.IPv4MinHeaderLen
+	q := min(wire.IPv4MinHeaderLen+len(l4), 576-wire.IPv4MinHeaderLen-wire.ICMPv4HeaderLen)
 	b := getBuf(wire.ICMPv4HeaderLen + q)
 	defer putBuf(b)
-	clear(b[:wire.ICMPv4HeaderLen+wire.IPv4MinHeaderLen+wire.UDPHeaderLen])
+	clear(b[:wire.ICMPv4HeaderLen+wire.IPv4MinHeaderLen])
 	m := wire.ICMPv4(b)
-	m.SetType(wire.ICMPDestUnreach)
+	m.SetType(typ)
 	m.SetCode(code)
 	ip := wire.IPv4(b[wire.ICMPv4HeaderLen:])
 	ip[0] = 0x45
 	ip.SetTotalLen(min(whole, wire.IPv4MaxLen))
 	ip.SetTTL(s.opts.DefaultTTL)
-	ip.SetProtocol(wire.ProtoUDP)
-	ip.SetSrc(client.Addr())
-	ip.SetDst(orig.Addr())
+	ip.SetProtocol(proto)
+	ip.SetSrc(client)
+	ip.SetDst(orig)
 	ip.FillChecksum()
-	u := wire.UDP(ip[wire.IPv4MinHeaderLen:])
-	u.SetSrcPort(client.Port())
-	u.SetDstPort(orig.Port())
-	u.SetLength(min(wire.UDPHeaderLen+len(payload), 0xffff))
-	copy(b[wire.ICMPv4HeaderLen+wire.IPv4MinHeaderLen+wire.UDPHeaderLen:], payload)
-	from := netip.Addr{} // the route's source: the stack as the router
-	if code == wire.ICMPPortUnreach {
-		from = orig.Addr()
-	}
+	copy(b[wire.ICMPv4HeaderLen+wire.IPv4MinHeaderLen:wire.ICMPv4HeaderLen+q], l4)
 	st := &s.stats.ICMP
 	st.OutMsgs.Add(1)
-	st.OutDestUnreachs.Add(1)
-	if err := s.WritePacket(&OutPacket{Src: from, Dst: client.Addr(), Proto: wire.ProtoICMP, TOS: 0xc0, Parts: [3][]byte{b[:wire.ICMPv4HeaderLen+q]}}); err != nil {
+	switch typ {
+	case wire.ICMPDestUnreach:
+		st.OutDestUnreachs.Add(1)
+	case wire.ICMPTimeExceeded:
+		st.OutTimeExcds.Add(1)
+	}
+	if err := s.WritePacket(&OutPacket{Src: from, Dst: client, Proto: wire.ProtoICMP, TOS: 0xc0, Parts: [3][]byte{b[:wire.ICMPv4HeaderLen+q]}}); err != nil {
 		st.OutErrors.Add(1)
 		return err
 	}
@@ -225,43 +242,83 @@ func (s *Stack) udpUnreach6(client, orig netip.AddrPort, payload []byte, errno s
 	default:
 		return syscall.EINVAL
 	}
-	st := &s.stats.ICMP6
-	if !s.icmpAllowDst(client.Addr()) {
-		st.OutRateLimited.Add(1)
-		return syscall.EAGAIN
-	}
-	// The invoking datagram rebuilt, cut to what an error may quote
-	// (PutICMPv6Error keeps the whole error within 1280 bytes).
-	n := min(wire.IPv6HeaderLen+wire.UDPHeaderLen+len(payload), wire.ICMPv6ErrorMax)
-	inv := getBuf(n)
-	defer putBuf(inv)
-	clear(inv[:wire.IPv6HeaderLen+wire.UDPHeaderLen])
-	h := wire.IPv6(inv)
-	inv[0] = 0x60
-	plen := min(wire.UDPHeaderLen+len(payload), 0xffff)
-	inv[4], inv[5] = byte(plen>>8), byte(plen)
-	inv[6] = wire.ProtoUDP
-	inv[7] = s.opts.DefaultTTL
-	c16, o16 := client.Addr().As16(), orig.Addr().As16()
-	copy(inv[8:24], c16[:])
-	copy(inv[24:40], o16[:])
-	u := wire.UDP(h[wire.IPv6HeaderLen:])
-	u.SetSrcPort(client.Port())
-	u.SetDstPort(orig.Port())
-	u.SetLength(plen)
-	copy(inv[wire.IPv6HeaderLen+wire.UDPHeaderLen:], payload)
-	b := getBuf(wire.ICMPv6ErrorMax)
-	defer putBuf(b)
-	l := wire.PutICMPv6Error(b, wire.ICMPv6DestUnreach, code, 0, inv[:n])
 	from := netip.Addr{}
 	if code == wire.ICMPv6PortUnreach {
 		from = orig.Addr()
 	}
+	l4 := getBuf(min(wire.UDPHeaderLen+len(payload), wire.ICMPv6ErrorMax))
+	defer putBuf(l4)
+	u := wire.UDP(l4)
+	plen := min(wire.UDPHeaderLen+len(payload), 0xffff)
+	u.SetSrcPort(client.Port())
+	u.SetDstPort(orig.Port())
+	u.SetLength(plen)
+	u.SetChecksum(0)
+	copy(l4[wire.UDPHeaderLen:], payload)
+	return s.quotedError6(from, client.Addr(), orig.Addr(), wire.ProtoUDP, wire.ICMPv6DestUnreach, code, l4, plen)
+}
+
+// quotedError6 is quotedError4 for ICMPv6 (whole: the payload length).
+func (s *Stack) quotedError6(from, client, orig netip.Addr, proto, typ, code uint8, l4 []byte, whole int) error {
+	st := &s.stats.ICMP6
+	if !s.icmpAllowDst(client) {
+		st.OutRateLimited.Add(1)
+		return syscall.EAGAIN
+	}
+	// The invoking packet rebuilt, cut to what an error may quote
+	// (PutICMPv6Error keeps the whole error within 1280 bytes).
+	n := min(wire.IPv6HeaderLen+len(l4), wire.ICMPv6ErrorMax)
+	inv := getBuf(n)
+	defer putBuf(inv)
+	clear(inv[:wire.IPv6HeaderLen])
+	inv[0] = 0x60
+	plen := min(whole, 0xffff)
+	inv[4], inv[5] = byte(plen>>8), byte(plen)
+	inv[6] = proto
+	inv[7] = s.opts.DefaultTTL
+	c16, o16 := client.As16(), orig.As16()
+	copy(inv[8:24], c16[:])
+	copy(inv[24:40], o16[:])
+	copy(inv[wire.IPv6HeaderLen:n], l4)
+	b := getBuf(wire.ICMPv6ErrorMax)
+	defer putBuf(b)
+	l := wire.PutICMPv6Error(b, typ, code, 0, inv[:n])
 	st.OutMsgs.Add(1)
-	st.OutDestUnreachs.Add(1)
-	if err := s.writePacket6(&OutPacket{Src: from, Dst: client.Addr(), Proto: wire.ProtoICMPv6, Parts: [3][]byte{b[:l]}}, nil); err != nil {
+	switch typ {
+	case wire.ICMPv6DestUnreach:
+		st.OutDestUnreachs.Add(1)
+	case wire.ICMPv6TimeExceeded:
+		st.OutTimeExcds.Add(1)
+	}
+	if err := s.writePacket6(&OutPacket{Src: from, Dst: client, Proto: wire.ProtoICMPv6, Parts: [3][]byte{b[:l]}}, nil); err != nil {
 		st.OutErrors.Add(1)
 		return err
 	}
 	return nil
+}
+
+// SendEchoError sends client an ICMP (ICMPv6) error of type typ and
+// code about its echo request echo (the ICMP message: header and data,
+// cut short as wanted) to orig: what a transparent echo relay learnt
+// about its own echo (a router's destination unreachable or time
+// exceeded) passed on. It leaves from from (invalid: the stack's own
+// address on the route), which may be an address the stack does not
+// have (the router that reported it). Only destination unreachable and
+// time exceeded are passed (EINVAL otherwise); rate-limited as
+// SendUDPUnreach.
+func (s *Stack) SendEchoError(from, client, orig netip.Addr, typ, code uint8, echo []byte) error {
+	client, orig, from = client.Unmap(), orig.Unmap(), from.Unmap()
+	if client.Is4() != orig.Is4() || !client.IsValid() || len(echo) < wire.ICMPv4HeaderLen || from.IsValid() && from.Is4() != client.Is4() {
+		return syscall.EINVAL
+	}
+	if client.Is4() {
+		if typ != wire.ICMPDestUnreach && typ != wire.ICMPTimeExceeded || echo[0] != wire.ICMPEcho {
+			return syscall.EINVAL
+		}
+		return s.quotedError4(from, client, orig, wire.ProtoICMP, typ, code, echo, len(echo))
+	}
+	if typ != wire.ICMPv6DestUnreach && typ != wire.ICMPv6TimeExceeded || echo[0] != wire.ICMPv6EchoRequest {
+		return syscall.EINVAL
+	}
+	return s.quotedError6(from, client, orig, wire.ProtoICMPv6, typ, code, echo, len(echo))
 }

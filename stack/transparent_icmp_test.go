@@ -390,3 +390,36 @@ func TestTransparentEchoFragments(t *testing.T) {
 		}
 	})
 }
+
+// SendEchoError passes a router's error about a relayed echo to the
+// client: from the router (an address the stack does not have), quoting
+// the client's own request, which its ping socket matches.
+func TestSendEchoError(t *testing.T) {
+	h := newHarness(t, Options{})
+	router := netip.MustParseAddr("203.0.113.1")
+	req := echoPayload(7, 3, []byte("data"))
+	if err := h.s.SendEchoError(router, peerAddr, foreign, wire.ICMPTimeExceeded, 0, req); err != nil {
+		t.Fatal(err)
+	}
+	out := h.ep.take()
+	if len(out) != 1 {
+		t.Fatalf("%d frames", len(out))
+	}
+	o := parseOut(t, out[0])
+	m, err := wire.ParseICMPv4(o.Payload())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := wire.IPv4(m.Payload())
+	e := wire.ICMPv4(q[20:])
+	if o.Src() != router || o.Dst() != peerAddr || m.Type() != wire.ICMPTimeExceeded || q.Src() != peerAddr || q.Dst() != foreign ||
+		q.Protocol() != wire.ProtoICMP || e.Type() != wire.ICMPEcho || e.ID() != 7 || e.Seq() != 3 {
+		t.Fatalf("%v -> %v type %d, quote %v -> %v %x", o.Src(), o.Dst(), m.Type(), q.Src(), q.Dst(), q[20:])
+	}
+	if err := h.s.SendEchoError(router, peerAddr, foreign, wire.ICMPEchoReply, 0, req); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("an echo reply as the error: %v", err)
+	}
+	if err := h.s.SendEchoError(router, peerAddr, foreign, wire.ICMPDestUnreach, 1, req[:4]); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("a short request: %v", err)
+	}
+}

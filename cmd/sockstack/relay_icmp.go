@@ -68,6 +68,8 @@ type relayICMPStats struct {
 	sendErrs    atomic.Uint64 // - the host's send failed (or no host socket)
 	stray       atomic.Uint64 // host replies matching no outstanding request (late, or not ours)
 	replyErrs   atomic.Uint64 // replies the stack could not send to the client
+	errorsIn    atomic.Uint64 // ICMP errors about a relayed echo (unreachable, time exceeded): passed to its client
+	errorsRL    atomic.Uint64 // of errorsIn: not passed, the stack's ICMP rate limit
 	unreachSent atomic.Uint64 // ICMP unreachables sent to UDP clients
 	unreachRL   atomic.Uint64 // of those due: not sent, the stack's ICMP rate limit
 }
@@ -99,6 +101,7 @@ type echoPending struct {
 	client, orig netip.Addr
 	id, seq      uint16
 	timer        *time.Timer
+	req          []byte // the request's start, which an ICMP error about it quotes
 }
 
 // echoFamily is one address family's pair of sockets.
@@ -247,6 +250,17 @@ func openPingConn(fam, proto int) (net.PacketConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// ICMP errors about its echoes (unreachable, time exceeded) come
+	// to the error queue, to be passed to the clients.
+	if fam == unix.AF_INET {
+		err = unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_RECVERR, 1)
+	} else {
+		err = unix.SetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_RECVERR, 1)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	f := os.NewFile(uintptr(fd), "ping")
 	defer f.Close()
 	return net.FilePacketConn(f)
@@ -327,7 +341,8 @@ func ipv4Echo(p []byte) (netip.Addr, []byte) {
 func (ic *relayICMP) relayEcho(f *echoFamily, client, orig netip.Addr, m []byte) {
 	st := &ic.stats
 	st.requests.Add(1)
-	p := &echoPending{client: client, orig: orig, id: binary.BigEndian.Uint16(m[4:6]), seq: binary.BigEndian.Uint16(m[6:8])}
+	p := &echoPending{client: client, orig: orig, id: binary.BigEndian.Uint16(m[4:6]), seq: binary.BigEndian.Uint16(m[6:8]),
+		req: append([]byte(nil), m[:min(len(m), 64)]...)}
 	ic.mu.Lock()
 	if ic.closed {
 		ic.mu.Unlock()
@@ -399,11 +414,18 @@ func (ic *relayICMP) replies(r *relay, f *echoFamily) {
 			if errors.Is(err, net.ErrClosed) || r.isClosed() {
 				return
 			}
+			// A ping socket's pending error (IP_RECVERR): the details
+			// are in its error queue.
+			ic.drainErrQueue(f)
 			continue
 		}
 		m := buf[:n]
+		if f.raw && n >= 8 && m[0] != want {
+			ic.rawError(f, m, addrOf(from)) // a raw socket sees every ICMP message
+			continue
+		}
 		if n < 8 || m[0] != want {
-			continue // a raw socket sees every ICMP message
+			continue
 		}
 		if f.raw && binary.BigEndian.Uint16(m[4:6]) != f.id {
 			continue // another program's
@@ -432,6 +454,119 @@ func (ic *relayICMP) replies(r *relay, f *echoFamily) {
 		}
 		ic.stats.replies.Add(1)
 	}
+}
+
+// echoError passes an ICMP error about the relayed echo (dst, seq) to
+// its client: the same type and code, from the address that reported it,
+// quoting the client's request. The echo is then over.
+func (ic *relayICMP) echoError(dst netip.Addr, seq uint16, from netip.Addr, typ, code uint8) {
+	k := echoKey{dst: dst, seq: seq}
+	ic.mu.Lock()
+	p := ic.pending[k]
+	if p != nil {
+		delete(ic.pending, k)
+		p.timer.Stop()
+	}
+	ic.mu.Unlock()
+	if p == nil {
+		ic.stats.stray.Add(1)
+		return
+	}
+	ic.stats.errorsIn.Add(1)
+	if ic.st.SendEchoError(from, p.client, p.orig, typ, code, p.req) == syscall.EAGAIN {
+		ic.stats.errorsRL.Add(1)
+	}
+}
+
+// rawError reads an ICMP error a raw socket got, if it quotes one of
+// the relay's echoes (its identifier), and passes it on.
+func (ic *relayICMP) rawError(f *echoFamily, m []byte, from netip.Addr) {
+	var q []byte
+	switch {
+	case !f.v6 && (m[0] == 3 || m[0] == 11):
+		if in := m[8:]; len(in) >= 20 && in[0]>>4 == 4 && in[9] == unix.IPPROTO_ICMP {
+			if hl := int(in[0]&0xf) * 4; len(in) >= hl+8 {
+				q = in[hl:]
+			}
+		}
+	case f.v6 && (m[0] == 1 || m[0] == 3):
+		if in := m[8:]; len(in) >= 48 && in[0]>>4 == 6 && in[6] == unix.IPPROTO_ICMPV6 {
+			q = in[40:]
+		}
+	}
+	req := uint8(8)
+	if f.v6 {
+		req = 128
+	}
+	if q == nil || q[0] != req || binary.BigEndian.Uint16(q[4:6]) != f.id {
+		return // not about the relay's echoes
+	}
+	var dst netip.Addr
+	if f.v6 {
+		dst = netip.AddrFrom16([16]byte(m[8+24 : 8+40]))
+	} else {
+		dst = netip.AddrFrom4([4]byte(m[8+16 : 8+20]))
+	}
+	ic.echoError(dst, binary.BigEndian.Uint16(q[6:8]), from, m[0], m[1])
+}
+
+// drainErrQueue reads a ping socket's error queue (IP_RECVERR,
+// IPV6_RECVERR): each entry is an ICMP error about one of its echoes,
+// the echo as sent, its destination and the reporting address.
+func (ic *relayICMP) drainErrQueue(f *echoFamily) {
+	sc, ok := f.out.(syscall.Conn)
+	if !ok || f.raw {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	var b [512]byte
+	var oob [512]byte
+	rc.Control(func(fd uintptr) {
+		for range 64 { // bounded: the queue is the kernel's, refilled meanwhile
+			n, oobn, _, sa, err := unix.Recvmsg(int(fd), b[:], oob[:], unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+			if err != nil {
+				return
+			}
+			dst := sockaddrAddr(sa)
+			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+			if err != nil || n < 8 || !dst.IsValid() {
+				continue
+			}
+			for _, cm := range msgs {
+				if !(cm.Header.Level == unix.SOL_IP && cm.Header.Type == unix.IP_RECVERR ||
+					cm.Header.Level == unix.SOL_IPV6 && cm.Header.Type == unix.IPV6_RECVERR) || len(cm.Data) < 16 {
+					continue
+				}
+				// struct sock_extended_err, then the offender's sockaddr.
+				d := cm.Data
+				if d[4] != unix.SO_EE_ORIGIN_ICMP && d[4] != unix.SO_EE_ORIGIN_ICMP6 {
+					continue // a local error: no ICMP to pass on
+				}
+				var from netip.Addr
+				switch o := d[16:]; {
+				case len(o) >= 8 && binary.LittleEndian.Uint16(o) == unix.AF_INET:
+					from = netip.AddrFrom4([4]byte(o[4:8]))
+				case len(o) >= 24 && binary.LittleEndian.Uint16(o) == unix.AF_INET6:
+					from = netip.AddrFrom16([16]byte(o[8:24])).Unmap()
+				}
+				ic.echoError(dst, binary.BigEndian.Uint16(b[6:8]), from, d[5], d[6])
+			}
+		}
+	})
+}
+
+// sockaddrAddr is the address of a recvmsg peer.
+func sockaddrAddr(sa unix.Sockaddr) netip.Addr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(a.Addr)
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(a.Addr).Unmap()
+	}
+	return netip.Addr{}
 }
 
 // reply sends m to the client from the echo's original destination:
@@ -479,9 +614,10 @@ func icmpChecksum(b []byte) uint16 {
 func (ic *relayICMP) String() string {
 	s := &ic.stats
 	tp := &ic.st.Stats().TProxy
-	return fmt.Sprintf("icmp echo-requests=%d (diverted=%d no-socket=%d) sent=%d replies=%d timed-out=%d dropped=%d (limit=%d errors=%d) stray=%d reply-errors=%d; udp-unreachables sent=%d rate-limited=%d",
+	return fmt.Sprintf("icmp echo-requests=%d (diverted=%d no-socket=%d) sent=%d replies=%d timed-out=%d dropped=%d (limit=%d errors=%d) stray=%d reply-errors=%d icmp-errors=%d (rate-limited=%d); udp-unreachables sent=%d rate-limited=%d",
 		s.requests.Load(), tp.DivertedEcho.Load(), tp.EchoNoSocket.Load(), s.sent.Load(), s.replies.Load(), s.timedOut.Load(),
-		s.dropped.Load(), s.overLimit.Load(), s.sendErrs.Load(), s.stray.Load(), s.replyErrs.Load(), s.unreachSent.Load(), s.unreachRL.Load())
+		s.dropped.Load(), s.overLimit.Load(), s.sendErrs.Load(), s.stray.Load(), s.replyErrs.Load(), s.errorsIn.Load(), s.errorsRL.Load(),
+		s.unreachSent.Load(), s.unreachRL.Load())
 }
 
 // UDP unreachables.

@@ -122,14 +122,18 @@ func icmpPair(t *testing.T, o relayICMPOpts) (client *socket.Net, r *relay) {
 
 // startFakeEcho runs the relay's echo loops of a family with fake as
 // the host socket.
-func startFakeEcho(t *testing.T, r *relay, fake *fakePing, v6 bool) {
+// (raw: as a raw one, whose echoes carry the identifier 0x4242).
+func startFakeEcho(t *testing.T, r *relay, fake *fakePing, v6, raw bool) {
 	t.Helper()
 	ic := r.icmp
 	in, err := stackEchoSocket(r.n, v6)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &echoFamily{v6: v6, in: in, out: fake}
+	f := &echoFamily{v6: v6, in: in, out: fake, raw: raw}
+	if raw {
+		f.id = 0x4242
+	}
 	ic.fams = append(ic.fams, f)
 	r.wg.Add(2)
 	go ic.requests(r, f)
@@ -180,7 +184,7 @@ func TestRelayEchoClientsDoNotCollide(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			client, r := icmpPair(t, relayICMPOpts{maxEchoes: 2, timeout: time.Minute})
 			fake := newFakePing()
-			startFakeEcho(t, r, fake, c.request == wire.ICMPv6EchoRequest)
+			startFakeEcho(t, r, fake, c.request == wire.ICMPv6EchoRequest, false)
 			dst := netip.MustParseAddr(c.dst)
 			to := socket.InetAddr(netip.AddrPortFrom(dst, 0))
 			a, b := pinger(t, client, c.a, 7), pinger(t, client, c.b, 7)
@@ -359,5 +363,60 @@ func TestRelayUDPNoRouteReachesClient(t *testing.T) {
 			t.Fatalf("recv: %v, want %v", err, e)
 		}
 		waitUntil(t, func() bool { return r.icmp.stats.unreachSent.Load() == 1 })
+	}
+}
+
+// A router's host unreachable about a relayed echo, as a raw host socket
+// reads it (quoting the relay's echo: its identifier and sequence
+// number), reaches the client's ping socket as EHOSTUNREACH; one about
+// another program's echo is ignored.
+func TestRelayEchoErrorReachesClient(t *testing.T) {
+	client, r := icmpPair(t, relayICMPOpts{maxEchoes: 4, timeout: time.Minute})
+	fake := newFakePing()
+	startFakeEcho(t, r, fake, false, true)
+	dst := netip.MustParseAddr("198.51.100.7")
+	a := pinger(t, client, "10.0.0.1", 7)
+	// Connected: an unconnected ping socket gets no errors (no IP_RECVERR).
+	if err := a.Connect(socket.InetAddr(netip.AddrPortFrom(dst, 0))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Send(echoReq(wire.ICMPEcho, 1, "x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	sent := <-fake.sent
+	<-fake.to
+	if binary.BigEndian.Uint16(sent[4:6]) != 0x4242 {
+		t.Fatalf("raw echo's identifier %x", sent[4:6])
+	}
+	unreach := func(echo []byte) []byte {
+		m := make([]byte, 8+20+8)
+		m[0], m[1] = 3, 1
+		ip := wire.IPv4(m[8:])
+		ip[0] = 0x45
+		ip.SetTotalLen(28)
+		ip.SetProtocol(wire.ProtoICMP)
+		ip.SetSrc(netip.MustParseAddr("192.0.2.1"))
+		ip.SetDst(dst)
+		copy(m[28:], echo[:8])
+		return m
+	}
+	other := append([]byte(nil), sent...)
+	other[4] ^= 0xff // another identifier
+	router := netip.MustParseAddr("203.0.113.1")
+	fake.in <- fakeMsg{unreach(other), router}
+	fake.in <- fakeMsg{unreach(sent), router}
+	if _, _, err := a.RecvFrom(make([]byte, 64), 0); !errors.Is(err, syscall.EHOSTUNREACH) {
+		t.Fatalf("client: %v, want EHOSTUNREACH", err)
+	}
+	st := &r.icmp.stats
+	waitUntil(t, func() bool { return st.errorsIn.Load() == 1 })
+	if st.stray.Load() != 0 || st.replies.Load() != 0 {
+		t.Fatalf("counters: %s", r.icmp)
+	}
+	r.icmp.mu.Lock()
+	n := len(r.icmp.pending)
+	r.icmp.mu.Unlock()
+	if n != 0 {
+		t.Fatal("the failed echo is still outstanding")
 	}
 }
