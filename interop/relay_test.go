@@ -210,49 +210,15 @@ func TestInteropRelay(t *testing.T) {
 		{"ip", "-n", s, "route", "add", "prohibit", "198.51.100.97/32"},
 		{"ip", "-n", s, "-6", "route", "add", "unreachable", "2001:db8:77::98/128"},
 	})
-	dir := t.TempDir()
-	py := filepath.Join(dir, "relay.py")
-	if err := os.WriteFile(py, []byte(relayPy), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	const size = 4 << 20
-	file, sum := randomFile(t, dir, "4MiB.bin", size)
-	inNS := func(ns string, args ...string) *exec.Cmd {
-		return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
-	}
-	for _, srv := range [][]string{
-		{"python3", py, "sha", "7"},
-		{"python3", py, "udpecho", "9"},
-		{"python3", py, "rst", "6"},
-		{"python3", "-m", "http.server", "--bind", "::", "--directory", dir, "8080"},
-	} {
-		p := inNS(s, srv...)
-		if err := p.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Process.Kill(); p.Wait() })
-	}
-	// The servers are up when the kernel in S lists their sockets.
-	waitFor(t, "the servers in S listen", func() bool {
-		out, _ := inNS(s, "ss", "-Hltun").Output()
-		o := string(out)
-		return strings.Contains(o, "0.0.0.0:7 ") && strings.Contains(o, "[::]:7 ") && strings.Contains(o, "0.0.0.0:9 ") &&
-			strings.Contains(o, "[::]:9 ") && strings.Contains(o, ":8080 ") && strings.Contains(o, ":6 ")
-	})
+	py, file, sum, clientRun := relayServers(t, s, c, "4MiB.bin", size, []string{"rst", "6"})
+	dir := filepath.Dir(py)
 
 	// The relay, in S, on the TUN in C.
 	const maxConns, maxFlows = 3, 2
 	bin := relayBin(t)
 	r := startRelay(t, bin, s, c, "--offload", "--max-conns", fmt.Sprint(maxConns), "--max-udp-flows", fmt.Sprint(maxFlows), "--connect-timeout", "1s")
 
-	clientRun := func(args ...string) string {
-		t.Helper()
-		b, err := inNS(c, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, b)
-		}
-		return strings.TrimSpace(string(b))
-	}
 	hosts := []string{"198.51.100.7", "2001:db8:77::7"}
 	relayed, dialRefused, dialUnreach := 0, 0, 0
 	for _, h := range hosts {
@@ -315,7 +281,7 @@ func TestInteropRelay(t *testing.T) {
 	// keeps them until the function it returns ends them.
 	holdConns := func(host string, k int) (release func()) {
 		t.Helper()
-		hold := inNS(c, "python3", py, "hold", host, "7", fmt.Sprint(k))
+		hold := inNetns(c, "python3", py, "hold", host, "7", fmt.Sprint(k))
 		holdIn, err := hold.StdinPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -563,4 +529,249 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestInteropRelayLoopGuard: the tun2socks set-up where the TUN carries
+// the default route. Namespace C holds the TUN (default route into it,
+// metric 1), the relay, and a client; its real interface is a veth to S
+// (a second default route, metric 100, and table 200 for the relay's
+// marked traffic: `ip rule add fwmark 7 lookup 200`), where the servers
+// are. Without a guard the relay's own connect goes back into the TUN
+// and the relay relays itself until --max-conns: the client is refused
+// and the held-SYN counter shows the loop. With --mark 7, and then with
+// --bind-device instead, the client reaches S over both families: data
+// both ways match by SHA-256, UDP is echoed, and every held SYN is one
+// of the client's connections (no looping).
+func TestInteropRelayLoopGuard(t *testing.T) {
+	needRoot(t)
+	needTools(t, "ip", "curl", "python3")
+	c, s := relayNS(t, "gc"), relayNS(t, "gs")
+	runSteps(t, [][]string{
+		{"ip", "-n", c, "link", "set", "lo", "up"},
+		{"ip", "-n", s, "link", "set", "lo", "up"},
+		{"ip", "-n", c, "tuntap", "add", "dev", "tun0", "mode", "tun"},
+		{"ip", "-n", c, "addr", "add", "10.99.0.1/24", "dev", "tun0"},
+		{"ip", "-n", c, "-6", "addr", "add", "fd00:99::1/64", "dev", "tun0", "nodad"},
+		{"ip", "-n", c, "link", "set", "tun0", "up"},
+		{"ip", "-n", c, "link", "add", "vc", "type", "veth", "peer", "name", "vs", "netns", s},
+		{"ip", "-n", c, "addr", "add", "10.55.0.1/24", "dev", "vc"},
+		{"ip", "-n", c, "-6", "addr", "add", "fd00:55::1/64", "dev", "vc", "nodad"},
+		{"ip", "-n", c, "link", "set", "vc", "up"},
+		{"ip", "-n", s, "addr", "add", "10.55.0.2/24", "dev", "vs"},
+		{"ip", "-n", s, "-6", "addr", "add", "fd00:55::2/64", "dev", "vs", "nodad"},
+		{"ip", "-n", s, "link", "set", "vs", "up"},
+		{"ip", "-n", s, "addr", "add", "198.51.100.7/32", "dev", "lo"},
+		{"ip", "-n", s, "-6", "addr", "add", "2001:db8:77::7/128", "dev", "lo"},
+		// S's UDP echo answers from a wildcard socket: its source must be
+		// the address the relay's connected socket sent to.
+		{"ip", "-n", s, "route", "add", "10.55.0.1/32", "dev", "vs", "src", "198.51.100.7"},
+		{"ip", "-n", s, "-6", "route", "add", "fd00:55::1/128", "dev", "vs", "src", "2001:db8:77::7"},
+		// Everything into the TUN ...
+		{"ip", "-n", c, "route", "add", "default", "dev", "tun0", "metric", "1"},
+		{"ip", "-n", c, "-6", "route", "add", "default", "dev", "tun0", "metric", "1"},
+		// ... the real interface's default behind it (for --bind-device) ...
+		{"ip", "-n", c, "route", "add", "default", "via", "10.55.0.2", "dev", "vc", "metric", "100"},
+		{"ip", "-n", c, "-6", "route", "add", "default", "via", "fd00:55::2", "dev", "vc", "metric", "100"},
+		// ... and for the relay's marked sockets (--mark 7).
+		{"ip", "-n", c, "route", "add", "default", "via", "10.55.0.2", "dev", "vc", "table", "200"},
+		{"ip", "-n", c, "-6", "route", "add", "default", "via", "fd00:55::2", "dev", "vc", "table", "200"},
+		{"ip", "-n", c, "rule", "add", "fwmark", "7", "lookup", "200"},
+		{"ip", "-n", c, "-6", "rule", "add", "fwmark", "7", "lookup", "200"},
+	})
+	const size = 1 << 20
+	py, file, sum, clientRun := relayServers(t, s, c, "1MiB.bin", size)
+	bin := relayBin(t)
+	num := func(m []string, i int) int { v, _ := strconv.Atoi(m[i]); return v }
+
+	// No guard: the loop. The relay in C dials 198.51.100.7 through C's
+	// default route, the TUN, and so relays its own connect, and that
+	// one's, until --max-conns; the last is refused and the refusal
+	// unwinds to the client.
+	const maxConns = 4
+	r := startRelay(t, bin, c, c, "--max-conns", fmt.Sprint(maxConns), "--connect-timeout", "5s")
+	if g := clientRun("python3", py, "connect", "198.51.100.7", "7", "20"); g != "ECONNREFUSED" {
+		t.Fatalf("without a guard: the client's connect gave %q, want ECONNREFUSED (the loop ends at --max-conns)", g)
+	}
+	m, held := r.stop(t)
+	t.Logf("without a guard, one client connect: %d held SYNs, %d refused at --max-conns, %d connects refused", num(held, 1), num(m, 3), num(m, 7))
+	if num(held, 1) != maxConns+1 || num(m, 3) != 1 || num(m, 7) != maxConns || num(m, 1) != 0 {
+		t.Errorf("without a guard: held SYNs %d (want %d: the client's and the relay's own), refused at the limit %d (want 1), connects refused %d (want %d), relayed %d (want 0)",
+			num(held, 1), maxConns+1, num(m, 3), num(m, 7), maxConns, num(m, 1))
+	}
+
+	for _, guard := range [][]string{{"--mark", "7"}, {"--bind-device", "vc"}} {
+		r := startRelay(t, bin, c, c, append([]string{"--max-conns", fmt.Sprint(maxConns), "--connect-timeout", "5s"}, guard...)...)
+		conns, dgrams := 0, 0
+		for _, h := range []string{"198.51.100.7", "2001:db8:77::7"} {
+			// Up: the server's SHA-256 of what it got.
+			if g := clientRun("python3", py, "shaclient", h, "7", file); g != sum {
+				t.Fatalf("%v, %s: 1 MiB up: the server saw SHA-256 %q, sent %s", guard, h, g, sum)
+			}
+			// Down: curl's file.
+			url := "http://" + h + ":8080/1MiB.bin"
+			if strings.Contains(h, ":") {
+				url = "http://[" + h + "]:8080/1MiB.bin"
+			}
+			got := filepath.Join(t.TempDir(), "got.bin")
+			clientRun("curl", "-sS", "--max-time", "30", "-o", got, url)
+			if g := fileHash(t, got); g != sum {
+				t.Fatalf("%v, %s: 1 MiB down: SHA-256 %s, want %s", guard, h, g, sum)
+			}
+			if g := clientRun("python3", py, "udp", h, "9", "5"); g != "ok 5" {
+				t.Fatalf("%v, %s: UDP echo: %s", guard, h, g)
+			}
+			conns += 2
+			dgrams += 5
+		}
+		m, held := r.stop(t)
+		// No looping: every held SYN and every relayed connection is
+		// one of the client's, every flow one of its two.
+		for _, w := range []struct {
+			name      string
+			got, want int
+		}{
+			{"held SYNs", num(held, 1), conns},
+			{"held SYNs completed", num(held, 4), conns},
+			{"tcp relayed", num(m, 1), conns},
+			{"tcp refused by the relay", num(m, 2), 0},
+			{"tcp connects failed", num(m, 6), 0},
+			{"udp flows", num(m, 14), 2},
+			{"udp datagrams out", num(m, 16), dgrams},
+			{"udp datagrams in", num(m, 17), dgrams},
+			{"udp dropped", num(m, 18), 0},
+		} {
+			if w.got != w.want {
+				t.Errorf("%v: %s %d, want %d", guard, w.name, w.got, w.want)
+			}
+		}
+	}
+}
+
+// relayCacheRE is the relay's timeout-cache counters line.
+var relayCacheRE = regexp.MustCompile(`relay: timeout-cache added=(\d+) hits=(\d+) full=(\d+)`)
+
+// TestInteropRelayTimeoutCache: a kernel client connects through the
+// relay to a destination that never answers (198.51.100.99, behind a
+// veth in S where nobody answers ARP), with --connect-timeout 1s and an
+// 8s connect timeout of its own, so it sends its SYN at 0s and
+// retransmits it (kernel 6.18: at 1s intervals four times,
+// tcp_syn_linear_timeouts, then doubling: 0, 1, 2, 3, 4, 6s). With
+// --timeout-cache 0 each retransmission after the relay's connect gave
+// up is a new attempt and a new connect (the re-dial storm: 5 or 6
+// connects for one client connect); with the cache (its default) there
+// is one connect, every later SYN is answered as it was, with silence,
+// and counted as a cache hit. The client's connect times out either way.
+func TestInteropRelayTimeoutCache(t *testing.T) {
+	needRoot(t)
+	needTools(t, "ip", "python3")
+	c, s := relayNS(t, "tc"), relayNS(t, "ts")
+	runSteps(t, [][]string{
+		{"ip", "-n", c, "link", "set", "lo", "up"},
+		{"ip", "-n", c, "tuntap", "add", "dev", "tun0", "mode", "tun"},
+		{"ip", "-n", c, "addr", "add", "10.99.0.1/24", "dev", "tun0"},
+		{"ip", "-n", c, "-6", "addr", "add", "fd00:99::1/64", "dev", "tun0", "nodad"},
+		{"ip", "-n", c, "link", "set", "tun0", "up"},
+		{"ip", "-n", c, "route", "add", "198.51.100.0/24", "dev", "tun0"},
+		{"ip", "-n", s, "link", "set", "lo", "up"},
+		{"ip", "-n", s, "link", "add", "v0", "type", "veth", "peer", "name", "v1"},
+		{"ip", "-n", s, "link", "set", "v0", "up"},
+		{"ip", "-n", s, "link", "set", "v1", "up"},
+		{"ip", "-n", s, "route", "add", "198.51.100.99/32", "dev", "v0"},
+	})
+	py := filepath.Join(t.TempDir(), "relay.py")
+	if err := os.WriteFile(py, []byte(relayPy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := relayBin(t)
+	num := func(m []string, i int) int { v, _ := strconv.Atoi(m[i]); return v }
+	run := func(args ...string) (timedOut, added, hits, heldSYNs int) {
+		t.Helper()
+		r := startRelay(t, bin, s, c, append([]string{"--connect-timeout", "1s"}, args...)...)
+		b, err := exec.Command("ip", "netns", "exec", c, "python3", py, "connect", "198.51.100.99", "80", "8").CombinedOutput()
+		if g := strings.TrimSpace(string(b)); err != nil || g != "timeout" {
+			t.Fatalf("%v: the client's connect gave %q %v, want a timeout", args, g, err)
+		}
+		m, held := r.stop(t)
+		cm := relayCacheRE.FindStringSubmatch(r.out.String())
+		if cm == nil {
+			t.Fatalf("no timeout-cache counters:\n%s", r.out.String())
+		}
+		t.Logf("%v: %s", args, cm[0])
+		if num(m, 6) != num(m, 9) || num(held, 7) != num(m, 9) || num(m, 1) != 0 {
+			t.Errorf("%v: connect-failed %d, timed-out %d, held SYNs silent %d, relayed %d: every attempt should be a silent timeout", args, num(m, 6), num(m, 9), num(held, 7), num(m, 1))
+		}
+		return num(m, 9), num(cm, 1), num(cm, 2), num(held, 1)
+	}
+	// The storm: every SYN after the first connect gave up connects again.
+	timedOut, added, hits, heldSYNs := run("--timeout-cache", "0")
+	dials := timedOut - hits
+	t.Logf("--timeout-cache 0: %d connects for one client connect (%d SYNs held)", dials, heldSYNs)
+	if dials < 3 || added != 0 || hits != 0 {
+		t.Errorf("--timeout-cache 0: %d connects (want 3 or more), cache added %d hits %d (want 0)", dials, added, hits)
+	}
+	// With the cache: one connect, the rest answered from the cache.
+	timedOut, added, hits, heldSYNs = run()
+	dials = timedOut - hits
+	t.Logf("--timeout-cache 10s (default): %d connect for one client connect, %d SYNs answered from the cache", dials, hits)
+	if dials != 1 || added != 1 || hits < 2 || heldSYNs != 1+hits {
+		t.Errorf("with the cache: %d connects (want 1), added %d (want 1), hits %d (want at least 2), held SYNs %d (want the first and each hit, %d)", dials, added, hits, heldSYNs, 1+hits)
+	}
+}
+
+// inNetns is a command run in network namespace ns.
+func inNetns(ns string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+}
+
+// relayServers starts the relay tests' servers in namespace s (relay.py
+// "sha" on port 7 and "udpecho" on 9, both families, an HTTP server on
+// 8080 serving a random file of size bytes named name, and each of
+// extra: relay.py's mode and port) and waits until the kernel lists
+// them. It returns relay.py's path, the file and its SHA-256, and a
+// runner of client commands in namespace c that fails the test on error
+// and returns the trimmed output.
+func relayServers(t *testing.T, s, c, name string, size int64, extra ...[]string) (py, file, sum string, clientRun func(args ...string) string) {
+	t.Helper()
+	dir := t.TempDir()
+	py = filepath.Join(dir, "relay.py")
+	if err := os.WriteFile(py, []byte(relayPy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file, sum = randomFile(t, dir, name, size)
+	srvs := [][]string{
+		{"python3", py, "sha", "7"},
+		{"python3", py, "udpecho", "9"},
+		{"python3", "-m", "http.server", "--bind", "::", "--directory", dir, "8080"},
+	}
+	want := []string{"0.0.0.0:7 ", "[::]:7 ", "0.0.0.0:9 ", "[::]:9 ", ":8080 "}
+	for _, e := range extra {
+		srvs = append(srvs, []string{"python3", py, e[0], e[1]})
+		want = append(want, ":"+e[1]+" ")
+	}
+	for _, srv := range srvs {
+		p := inNetns(s, srv...)
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Process.Kill(); p.Wait() })
+	}
+	// The servers are up when the kernel in S lists their sockets.
+	waitFor(t, "the servers in S listen", func() bool {
+		out, _ := inNetns(s, "ss", "-Hltun").Output()
+		for _, w := range want {
+			if !strings.Contains(string(out), w) {
+				return false
+			}
+		}
+		return true
+	})
+	clientRun = func(args ...string) string {
+		t.Helper()
+		b, err := inNetns(c, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, b)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	return py, file, sum, clientRun
 }

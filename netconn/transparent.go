@@ -200,6 +200,11 @@ func (r *HeldRequest) OrigDst() netip.AddrPort { return r.r.OrigDst() }
 // Client is the client's address.
 func (r *HeldRequest) Client() netip.AddrPort { return r.r.Client() }
 
+// Established reports that a SYN cookie completed the client's
+// handshake already (the listener's held requests were at its backlog
+// during a flood): Complete hands the connection over, Reject resets it.
+func (r *HeldRequest) Established() bool { return r.r.Established() }
+
 // Complete answers the SYN and waits for the client's ACK (bounded by
 // ctx): the conn is then established, its LocalAddr the original
 // destination, set up as Accept's conns are (no Nagle delay,

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*"; }
 
 # 1. Packages. The interop tests need root; as root we install the tools.
-tools="tshark tcpdump iputils-ping socat netcat-openbsd curl tftp-hpa tftpd-hpa iproute2 python3 python3-scapy tmux ethtool chromium"
+tools="tshark tcpdump iputils-ping socat netcat-openbsd curl tftp-hpa tftpd-hpa iproute2 python3 python3-scapy tmux ethtool chromium nftables"
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
 	missing=""
 	for p in $tools; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

@@ -306,6 +306,11 @@ func (r *SynRequest) Client() netip.AddrPort {
 	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
+// Established reports that a SYN cookie completed the client's
+// handshake already (tcp.SynRequest.Established): Complete hands the
+// connection over, Reject resets it.
+func (r *SynRequest) Established() bool { return r.r.Established() }
+
 // Complete sends the SYN-ACK and returns the connection's socket, as
 // accept would have. Its handshake is then in progress, as after a
 // non-blocking connect: WaitHandshake waits for the client's ACK. The

@@ -19,10 +19,15 @@ import (
 // handshake completes, as gVisor's tcp.Forwarder holds the SYN.
 //
 // Every request the listener holds, queued or taken and not yet
-// answered, counts against its backlog; a SYN beyond it is dropped and
+// answered, counts against its backlog; a SYN beyond it is answered with
+// a SYN cookie, as Linux's full SYN queue falls back to cookies: a flood
+// of spoofed SYNs, which never complete a cookie handshake, then cannot
+// lock genuine clients out. Such a connection completes before the
+// application answers and comes from NextSynRequest established
+// (Complete hands it over, Reject resets it); with cookies off
+// (Config.NoSynCookies) or a full accept queue the SYN is dropped and
 // counted. A request not answered within the hold timeout expires (the
-// SYN is dropped: the client retransmits). SYN cookies do not apply:
-// the application's answer needs the state. Retransmitted SYNs of a held
+// SYN is dropped: the client retransmits). Retransmitted SYNs of a held
 // request are absorbed; a SYN on its 4-tuple with another sequence
 // number is dropped, so that a spoofed SYN cannot change what the answer
 // acknowledges (a genuine new attempt heals: the client resets the
@@ -89,7 +94,9 @@ type UnreachSender interface {
 type HoldSYNStats struct {
 	Held           uint64 // SYNs held as new requests
 	Retrans        uint64 // retransmitted SYNs of a held request, absorbed
-	QueueFull      uint64 // SYNs dropped: the listener's backlog of requests was full
+	QueueFull      uint64 // SYNs dropped: the backlog of requests was full, and cookies off or the accept queue full
+	Cookies        uint64 // SYNs answered with a SYN cookie: the backlog of requests was full
+	Established    uint64 // connections a cookie completed, handed out by NextSynRequest
 	Completed      uint64 // requests completed (SYN-ACK sent)
 	Reset          uint64 // requests rejected with a reset
 	ICMP           uint64 // requests rejected with an ICMP destination unreachable
@@ -104,7 +111,7 @@ type HoldSYNStats struct {
 
 type holdStats struct {
 	held, retrans, full, completed, reset, icmp, silent, expired, aborted, failed atomic.Uint64
-	seqMismatch, synData, noRoute                                                 atomic.Uint64
+	seqMismatch, synData, noRoute, cookies, established                           atomic.Uint64
 }
 
 // HoldSYNStats returns the held-SYN counters.
@@ -113,7 +120,8 @@ func (p *Protocol) HoldSYNStats() HoldSYNStats {
 	return HoldSYNStats{Held: h.held.Load(), Retrans: h.retrans.Load(), QueueFull: h.full.Load(),
 		Completed: h.completed.Load(), Reset: h.reset.Load(), ICMP: h.icmp.Load(), Silent: h.silent.Load(),
 		Expired: h.expired.Load(), Aborted: h.aborted.Load(), CompleteFailed: h.failed.Load(),
-		SeqMismatch: h.seqMismatch.Load(), SynData: h.synData.Load(), NoRoute: h.noRoute.Load()}
+		SeqMismatch: h.seqMismatch.Load(), SynData: h.synData.Load(), NoRoute: h.noRoute.Load(),
+		Cookies: h.cookies.Load(), Established: h.established.Load()}
 }
 
 // Request states.
@@ -134,6 +142,10 @@ type SynRequest struct {
 	at         time.Duration
 	prev, next *SynRequest // the listener's requests in arrival order
 	state      uint8       // guarded by l.mu
+	// conn is the connection a SYN cookie completed before the
+	// application could answer (nil for a held SYN); such a request is
+	// in no queue of the hold state and never expires.
+	conn *Endpoint
 }
 
 // Local is the address the client connected to: for a diverted SYN its
@@ -229,13 +241,27 @@ func (l *Endpoint) holdSYN(k connKey, s *segment) {
 		p.st.ListenDrops.Add(1)
 		return
 	}
+	now := p.now()
 	if len(h.reqs) >= max(l.ls.backlog, 1) {
+		if p.cfg.NoSynCookies || len(l.ls.acceptQ) > l.ls.backlog {
+			l.unlock()
+			p.hold.full.Add(1)
+			p.st.ListenDrops.Add(1)
+			return
+		}
+		// The usual listener's cookie path: cookieCheck queues the
+		// connection for NextSynRequest.
+		l.ls.cookieAt = now
+		c := l.newChild(k, s, now)
 		l.unlock()
-		p.hold.full.Add(1)
-		p.st.ListenDrops.Add(1)
+		if c == nil {
+			p.st.ListenDrops.Add(1) // the route went away since the check above
+			return
+		}
+		p.hold.cookies.Add(1)
+		l.sendCookie(c, k, s, now)
 		return
 	}
-	now := p.now()
 	r := &SynRequest{l: l, k: k, syn: *s, dataLen: uint32(len(s.payload)), at: now}
 	r.syn.payload = nil // a SYN's data is not kept: the client sends it again
 	if r.dataLen > 0 {
@@ -370,14 +396,10 @@ func (ls *listenState) acceptEmptyErr() error {
 
 // readable is a listener's EventIn (l.mu held): a request for
 // NextSynRequest when it holds SYNs, else a connection to accept.
-// Connections queued before the mode was turned on still come from
-// Accept but do not make it readable: a blocking AcceptSYN, woken and
-// finding no request, would spin on them.
+// Connections in the accept queue (completed by a SYN cookie, or queued
+// before the mode was turned on) come from NextSynRequest too.
 func (ls *listenState) readable() bool {
-	if ls.hold != nil {
-		return ls.hold.n > 0
-	}
-	return len(ls.acceptQ) > 0
+	return len(ls.acceptQ) > 0 || ls.hold != nil && ls.hold.n > 0
 }
 
 // NextSynRequest takes the oldest held SYN: EAGAIN when there is none,
@@ -393,11 +415,35 @@ func (l *Endpoint) NextSynRequest() (*SynRequest, error) {
 		r = l.ls.hold.pop() // never: unlink pops what leaves the queue
 	}
 	if r == nil {
-		return nil, syscall.EAGAIN
+		// A connection already established (a cookie's): the
+		// application still decides, on an open connection.
+		q := l.ls.acceptQ
+		if len(q) == 0 {
+			return nil, syscall.EAGAIN
+		}
+		c := q[0]
+		copy(q, q[1:])
+		q[len(q)-1] = nil
+		l.ls.acceptQ = q[:len(q)-1]
+		if len(l.ls.acceptQ) == 0 {
+			l.ls.acceptQ = nil
+		}
+		l.acceptN.Store(int32(len(l.ls.acceptQ)))
+		c.lock()
+		c.inListenQ, c.parent = false, nil
+		k := connKey{local: c.local, remote: c.remote}
+		c.unlock()
+		l.p.hold.established.Add(1)
+		return &SynRequest{l: l, k: k, conn: c, state: reqTaken}, nil
 	}
 	r.state = reqTaken
 	return r, nil
 }
+
+// Established reports whether the request's connection is already open
+// (a SYN cookie completed it while the held requests were at the
+// backlog): Complete then only hands it over, and Reject resets it.
+func (r *SynRequest) Established() bool { return r.conn != nil }
 
 // answer checks that r may still be answered and forgets it (l.mu held).
 func (r *SynRequest) answer() error {
@@ -410,7 +456,9 @@ func (r *SynRequest) answer() error {
 	default:
 		return syscall.EALREADY // answered before, or never taken
 	}
-	r.l.ls.hold.unlink(r)
+	if r.conn == nil {
+		r.l.ls.hold.unlink(r)
+	}
 	r.state = reqDone
 	return nil
 }
@@ -432,6 +480,11 @@ func (r *SynRequest) Complete() (*Endpoint, error) {
 	if err := r.answer(); err != nil {
 		l.unlock()
 		return nil, err
+	}
+	if r.conn != nil {
+		l.unlock()
+		p.hold.completed.Add(1)
+		return r.conn, nil
 	}
 	now := p.now()
 	c := l.newChild(r.k, &r.syn, now)
@@ -467,7 +520,7 @@ func (r *SynRequest) Reject(how Reject) error {
 		return syscall.EINVAL
 	}
 	us, icmpOK := p.host.(UnreachSender)
-	if how >= RejectNetUnreach && !icmpOK {
+	if how >= RejectNetUnreach && !icmpOK && r.conn == nil {
 		return syscall.EOPNOTSUPP
 	}
 	l.lock()
@@ -476,6 +529,13 @@ func (r *SynRequest) Reject(how Reject) error {
 		return err
 	}
 	l.unlock()
+	if r.conn != nil {
+		// The client's connect succeeded already: whatever how says,
+		// it can only be told by a reset.
+		p.hold.reset.Add(1)
+		r.conn.abortHeld()
+		return nil
+	}
 	switch how {
 	case RejectReset:
 		p.hold.reset.Add(1)
@@ -496,4 +556,20 @@ func (r *SynRequest) Reject(how Reject) error {
 	n := h.Put(b[:])
 	p.hold.icmp.Add(1)
 	return us.SendUnreach(r.k.remote.Addr(), r.k.local.Addr(), b[:n], how)
+}
+
+// abortHeld resets and releases a connection that a SYN cookie
+// completed and the application rejected, as a close with a zero
+// linger does (without counting one).
+func (c *Endpoint) abortHeld() {
+	c.lock()
+	if !c.userClosed && c.state != StateClosed && c.state != StateTimeWait {
+		c.userClosed = true
+		c.sendReset()
+		c.abortLocked(nil)
+		c.unlock()
+		return
+	}
+	c.unlock()
+	c.Close()
 }

@@ -286,7 +286,7 @@ func TestHoldSYNExpiry(t *testing.T) {
 // backlog: a SYN beyond is dropped and counted, and an answered request
 // makes room. This bounds the memory a SYN flood can take.
 func TestHoldSYNQueueBound(t *testing.T) {
-	s := newScript(t, Config{})
+	s := newScript(t, Config{NoSynCookies: true}) // with cookies: TestHoldSYNCookieFallback
 	l := s.holdListener(4, 0)
 	for i := range 6 {
 		s.synFrom(uint16(41000+i), uint32(1000*i), noOpts)
@@ -587,18 +587,94 @@ func TestHoldSYNTurnedOnWithAcceptQueue(t *testing.T) {
 	if err := l.SetHoldSYN(true, 0); err != nil {
 		t.Fatal(err)
 	}
+	if l.Readiness(waiter.EventIn) == 0 {
+		t.Fatal("not readable with a connection in the accept queue")
+	}
+	r := nextReq(t, l)
+	if !r.Established() || r.Remote() != s.remote {
+		t.Fatalf("the queued connection: established %v, from %v", r.Established(), r.Remote())
+	}
+	if c, err := r.Complete(); err != nil || c.State() != StateEstablished {
+		t.Fatalf("Complete of the queued connection: %v", err)
+	}
 	if l.Readiness(waiter.EventIn) != 0 {
-		t.Fatal("readable with no request (a connection in the accept queue)")
-	}
-	if _, err := l.NextSynRequest(); !errors.Is(err, syscall.EAGAIN) {
-		t.Fatalf("NextSynRequest: %v", err)
-	}
-	if _, _, err := l.Accept(); err != nil {
-		t.Fatalf("Accept of the queued connection: %v", err)
+		t.Fatal("readable with nothing left")
 	}
 	s.synFrom(41000, 9000, noOpts)
 	if l.Readiness(waiter.EventIn) == 0 {
 		t.Fatal("not readable with a request")
+	}
+}
+
+// A SYN beyond the backlog of held requests is answered with a SYN
+// cookie, as Linux's full SYN queue falls back to cookies: a flood of
+// spoofed SYNs fills the backlog but cannot lock a genuine client out.
+// Its connection completes at once and comes from NextSynRequest
+// established: Complete hands it over, Reject resets it.
+func TestHoldSYNCookieFallback(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.holdListener(2, 0)
+	s.synFrom(41000, 1000, noOpts)
+	s.synFrom(41001, 2000, noOpts)
+	s.expectNone("held SYNs")
+	// The backlog is full: the genuine client's SYN gets a cookie.
+	s.inject(seg{flags: fS, seq: 5000, win: 65535, opts: peerSynOpts(100)})
+	sa := s.expectOne("cookie SYN-ACK")
+	if sa.h.Flags != fSA || sa.h.Ack != 5001 {
+		t.Fatalf("answer %v", sa)
+	}
+	st := s.p.HoldSYNStats()
+	if st.Held != 2 || st.Cookies != 1 || st.QueueFull != 0 || s.p.Stats().SynCookiesSent != 1 {
+		t.Fatalf("stats %+v, cookies sent %d", st, s.p.Stats().SynCookiesSent)
+	}
+	s.inject(seg{flags: fA, seq: 5001, ack: sa.h.Seq + 1, win: 100, opts: wire.TCPOptions{HasTS: true, TSVal: 101, TSEcr: sa.h.Options.TSVal}})
+	s.expectNone("handshake ACK")
+	// The held requests come first, then the established one.
+	a, b, c := nextReq(t, l), nextReq(t, l), nextReq(t, l)
+	if a.Established() || b.Established() || !c.Established() || c.Remote() != s.remote || c.Local() != s.local {
+		t.Fatalf("requests: %v %v %v (established %v %v %v)", a.Remote(), b.Remote(), c.Remote(), a.Established(), b.Established(), c.Established())
+	}
+	if _, err := l.NextSynRequest(); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("a fourth request: %v", err)
+	}
+	conn, err := c.Complete()
+	if err != nil || conn.State() != StateEstablished || conn.Readiness(waiter.EventOut) == 0 {
+		t.Fatalf("Complete of the cookie's connection: %v", err)
+	}
+	if i := conn.Info(); !i.TimestampsOK || !i.SACKOK {
+		t.Fatalf("the cookie lost the options: %+v", i)
+	}
+	if _, err := c.Complete(); !errors.Is(err, syscall.EALREADY) {
+		t.Fatalf("second Complete: %v", err)
+	}
+	s.expectNone("Complete of an established connection")
+
+	// A second cookie connection, rejected: whatever the reason, the
+	// client hears a reset on its open connection.
+	a.Reject(RejectSilent)
+	b.Reject(RejectSilent)
+	s.synFrom(42000, 1, noOpts)
+	s.synFrom(42001, 1, noOpts)
+	s.synFrom(42002, 7000, noOpts)
+	sa = s.expectOne("second cookie SYN-ACK")
+	h := wire.TCPHeader{SrcPort: 42002, DstPort: s.local.Port(), Seq: 7001, Ack: sa.h.Seq + 1, Flags: fA, Window: 100}
+	buf := make([]byte, h.Len())
+	h.Put(buf)
+	s.p.HandleSegment(s.remote.Addr(), s.local.Addr(), 0, buf)
+	nextReq(t, l)
+	nextReq(t, l)
+	r := nextReq(t, l)
+	if !r.Established() {
+		t.Fatal("the third request is not the cookie's connection")
+	}
+	if err := r.Reject(RejectHostUnreach); err != nil {
+		t.Fatal(err)
+	}
+	if rst := s.expectOne("reset"); rst.h.Flags&fR == 0 || rst.h.DstPort != 42002 {
+		t.Fatalf("rejection %v, want a reset to port 42002", rst)
+	}
+	if st := s.p.HoldSYNStats(); st.Cookies != 2 || st.Established != 2 || st.Reset != 1 || st.Completed != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 

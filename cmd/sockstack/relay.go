@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/sockstack/sockstack/netconn"
 	"github.com/sockstack/sockstack/socket"
@@ -33,14 +34,27 @@ type relayOpts struct {
 	maxConnsPerClient, maxFlowsPerClient int
 	udpTimeout                           time.Duration
 	dialTimeout                          time.Duration
-	icmp                                 relayICMPOpts // relay_icmp.go
+	// The loop guard: every upstream kernel socket gets SO_MARK mark (0:
+	// none) and SO_BINDTODEVICE bindDevice ("": none), so a policy rule
+	// (or the device) sends the relay's own traffic out of the real
+	// interface instead of back into the TUN.
+	mark       uint32
+	bindDevice string
+	// timeoutCache: how long a destination whose connect timed out is
+	// answered with silence without a new connect (0: off).
+	timeoutCache time.Duration
+	icmp         relayICMPOpts // relay_icmp.go
 }
+
+// relayTimeoutCacheMax bounds the destinations the timeout cache holds;
+// beyond, a timed-out destination is not remembered (counted as full).
+const relayTimeoutCacheMax = 1024
 
 func relayCmd() *cobra.Command {
 	var f hostFlags
 	var o relayOpts
 	c := &cobra.Command{
-		Use:     "relay --tun NAME [--netns NS] --addr CIDR[,CIDR...] [--mtu N] [--offload] [--pcap FILE] [--max-conns N] [--max-udp-flows N] [--max-conns-per-client N] [--max-udp-flows-per-client N] [--udp-timeout D] [--connect-timeout D]",
+		Use:     "relay --tun NAME [--netns NS] --addr CIDR[,CIDR...] [--mtu N] [--offload] [--pcap FILE] [--max-conns N] [--max-udp-flows N] [--max-conns-per-client N] [--max-udp-flows-per-client N] [--udp-timeout D] [--connect-timeout D] [--mark N] [--bind-device IFNAME] [--timeout-cache D]",
 		Example: "  ip netns exec S sockstack relay --netns C --tun tun0 --addr 10.99.0.2/24,fd00:99::2/64",
 		Short:   "Relay all TCP and UDP arriving on a TUN to its original destinations through the host kernel (tun2socks)",
 		Long: `Runs a sockstack host on a layer 3 TUN device and diverts every TCP
@@ -53,12 +67,20 @@ kernel's connect has: if it succeeds, the handshake completes; if it is
 refused, the client gets a reset (ECONNREFUSED); if the destination is
 unreachable, an ICMP destination unreachable (EHOSTUNREACH, ENETUNREACH);
 if it times out (--connect-timeout), nothing, so the client's own connect
-times out. UDP gets one kernel socket per client and original destination,
+times out; for --timeout-cache after that, new SYNs to that destination
+(the client's retransmissions) get the same silence without a new connect.
+UDP gets one kernel socket per client and original destination,
 answers go back from the original destination, and a flow ends after
 --udp-timeout without traffic. Beyond --max-conns relays (or
 --max-conns-per-client from one client address) connection attempts are
 refused, beyond --max-udp-flows flows (--max-udp-flows-per-client from one
-client) datagrams are dropped; all are counted. Runs until SIGINT or SIGTERM, then prints its counters.`,
+client) datagrams are dropped; all are counted. Runs until SIGINT or SIGTERM, then prints its counters.
+
+When the TUN carries the default route (tun2socks), the relay's own
+connections would be routed back into it: --mark N sets SO_MARK on every
+upstream socket (with "ip rule add fwmark N lookup TABLE" sending them out
+of the real interface), --bind-device IFNAME binds them to that interface
+(SO_BINDTODEVICE). See docs/transparent.md.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.tun == "" {
@@ -83,8 +105,13 @@ client) datagrams are dropped; all are counted. Runs until SIGINT or SIGTERM, th
 				return usageErr(cmd, "--udp-timeout %v: want a positive duration, like 60s", o.udpTimeout)
 			case o.dialTimeout <= 0:
 				return usageErr(cmd, "--connect-timeout %v: want a positive duration, like 10s", o.dialTimeout)
+			case o.timeoutCache < 0:
+				return usageErr(cmd, "--timeout-cache %v: want 0 (off) or a positive duration, like 10s", o.timeoutCache)
 			case o.icmp.check() != "":
 				return usageErr(cmd, "%s", o.icmp.check())
+			}
+			if err := checkUpstream(o); err != nil {
+				return err
 			}
 			f.tap, f.l3, f.queues = f.tun, true, 1
 			ctx, stop := cmdContext(cmd)
@@ -105,6 +132,9 @@ client) datagrams are dropped; all are counted. Runs until SIGINT or SIGTERM, th
 	fl.IntVar(&o.maxFlowsPerClient, "max-udp-flows-per-client", 0, "most UDP flows at once from one client address (0: only --max-udp-flows); datagrams of more are dropped and counted")
 	fl.DurationVar(&o.udpTimeout, "udp-timeout", 60*time.Second, "a UDP flow without traffic either way for this long ends")
 	fl.DurationVar(&o.dialTimeout, "connect-timeout", 10*time.Second, "how long a kernel connect to an original destination may take; the client's SYN waits for it, unanswered")
+	fl.Uint32Var(&o.mark, "mark", 0, "set SO_MARK to N on every upstream socket, TCP and UDP (0x.. for hex; needs CAP_NET_ADMIN), so `ip rule add fwmark N lookup main` keeps the relay's traffic out of the TUN")
+	fl.DurationVar(&o.timeoutCache, "timeout-cache", 10*time.Second, "after a connect to a destination timed out, answer new SYNs to it (the client's retransmissions) with silence for this long instead of connecting again (0: off)")
+	fl.StringVar(&o.bindDevice, "bind-device", "", "bind every upstream socket to this interface (SO_BINDTODEVICE), so the relay's traffic leaves through it and not the TUN")
 	addRelayICMPFlags(c, &o.icmp)
 	return c
 }
@@ -135,6 +165,15 @@ type relayStats struct {
 	udpFull      atomic.Uint64 // of drops: the flow's kernel socket had no room, from the loop every flow shares
 	flowSocks    atomic.Uint64 // flows with their own connected transparent socket in the stack
 	flowSockOut  atomic.Uint64 // of dgramOut: arrived on a flow's own socket
+	// The timeout cache (--timeout-cache).
+	tcAdded atomic.Uint64 // destinations remembered after a timed-out connect
+	tcHits  atomic.Uint64 // SYNs answered with silence from it, no connect (also in dialTimeout)
+	tcFull  atomic.Uint64 // timed-out destinations not remembered: the cache was full
+}
+
+// cacheString is the timeout cache's counters line.
+func (s *relayStats) cacheString() string {
+	return fmt.Sprintf("timeout-cache added=%d hits=%d full=%d", s.tcAdded.Load(), s.tcHits.Load(), s.tcFull.Load())
 }
 
 func (s *relayStats) String() string {
@@ -147,8 +186,9 @@ func (s *relayStats) String() string {
 
 // heldSummary is the stack's held-SYN counters (tcp.HoldSYNStats).
 func heldSummary(h tcp.HoldSYNStats) string {
-	return fmt.Sprintf("held SYNs=%d retransmitted=%d queue-full=%d completed=%d reset=%d icmp=%d silent=%d expired=%d aborted=%d complete-failed=%d",
-		h.Held, h.Retrans, h.QueueFull, h.Completed, h.Reset, h.ICMP, h.Silent, h.Expired, h.Aborted, h.CompleteFailed)
+	return fmt.Sprintf("held SYNs=%d retransmitted=%d queue-full=%d completed=%d reset=%d icmp=%d silent=%d expired=%d aborted=%d complete-failed=%d cookies=%d established=%d seq-mismatch=%d syn-data=%d no-route=%d",
+		h.Held, h.Retrans, h.QueueFull, h.Completed, h.Reset, h.ICMP, h.Silent, h.Expired, h.Aborted, h.CompleteFailed,
+		h.Cookies, h.Established, h.SeqMismatch, h.SynData, h.NoRoute)
 }
 
 // relay is one running relay.
@@ -170,7 +210,13 @@ type relay struct {
 	// put their own destinations behind it).
 	dialUDP func(orig netip.AddrPort) (net.Conn, error)
 	closed  bool
-	icmp    *relayICMP // echoes and UDP unreachables (relay_icmp.go)
+	// timedOut holds, per original destination, until when (since
+	// relayEpoch) a connect to it is not tried again (--timeout-cache).
+	timedOut map[netip.AddrPort]time.Duration
+	// now is the time since relayEpoch (tests set their own).
+	now func() time.Duration
+
+	icmp *relayICMP // echoes and UDP unreachables (relay_icmp.go)
 }
 
 type flowKey struct{ client, orig netip.AddrPort }
@@ -200,7 +246,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	defer e.Close()
 	addrs, _ := parseAddrs(f.addr) // checked before
 	r := &relay{ctx: ctx, o: o, n: e.net, conns: map[net.Conn]struct{}{}, flows: map[flowKey]*udpFlow{},
-		clientConns: map[netip.Addr]int{}, clientFlows: map[netip.Addr]int{}}
+		clientConns: map[netip.Addr]int{}, clientFlows: map[netip.Addr]int{}, timedOut: map[netip.AddrPort]time.Duration{}}
 	for _, p := range addrs {
 		r.own = append(r.own, p.Addr())
 	}
@@ -249,6 +295,12 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	if !f.v6 {
 		fmt.Fprintln(w, "  IPv6 off (no IPv6 --addr): only IPv4 is relayed")
 	}
+	if o.mark != 0 {
+		fmt.Fprintf(w, "  upstream sockets marked %d (0x%x): SO_MARK\n", o.mark, o.mark)
+	}
+	if o.bindDevice != "" {
+		fmt.Fprintf(w, "  upstream sockets bound to %s: SO_BINDTODEVICE\n", o.bindDevice)
+	}
 	if f.pcap != "" {
 		fmt.Fprintf(w, "  capturing to %s\n", f.pcap)
 	}
@@ -279,6 +331,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	fmt.Fprintf(w, "  relay: %s\n", &r.stats)
 	fmt.Fprintf(w, "  relay: %s\n", r.icmp)
 	fmt.Fprintf(w, "  relay: %s\n", heldSummary(e.st.TCP.HoldSYNStats()))
+	fmt.Fprintf(w, "  relay: %s\n", r.stats.cacheString())
 	printSummary(w, e.st)
 	return e.Close()
 }
@@ -325,6 +378,13 @@ func (r *relay) acceptLoop(l *netconn.HeldListener) {
 			r.stats.refused.Add(1)
 			r.stats.ownAddr.Add(1)
 			req.Reject(socket.RejectReset)
+			continue
+		}
+		if r.cachedTimeout(req.OrigDst()) {
+			// The client's retransmission (or another client) after a
+			// connect there timed out: answered as that connect was,
+			// with silence, not with a new connect.
+			req.Reject(socket.RejectSilent)
 			continue
 		}
 		if !r.admit(req.Client().Addr()) {
@@ -430,13 +490,17 @@ func (r *relay) rejection(err error) socket.Reject {
 func (r *relay) relayHeld(req *netconn.HeldRequest) {
 	defer r.wg.Done()
 	defer r.release(req.Client().Addr())
-	d := net.Dialer{Timeout: r.o.dialTimeout}
+	d := net.Dialer{Timeout: r.o.dialTimeout, Control: r.o.control}
 	k, err := d.DialContext(r.ctx, "tcp", req.OrigDst().String())
 	if err != nil {
 		if r.ctx.Err() != nil {
 			return // stopping: the listener is closed, and so the request
 		}
-		req.Reject(r.rejection(err))
+		how := r.rejection(err)
+		if how == socket.RejectSilent {
+			r.rememberTimeout(req.OrigDst())
+		}
+		req.Reject(how)
 		return
 	}
 	if !r.track(k) {
@@ -605,7 +669,10 @@ func (r *relay) flow(key flowKey) *udpFlow {
 	// Connected, so only the original destination's answers come back.
 	dial := r.dialUDP
 	if dial == nil {
-		dial = func(a netip.AddrPort) (net.Conn, error) { return net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(a)) }
+		dial = func(a netip.AddrPort) (net.Conn, error) {
+			d := net.Dialer{Control: r.o.control}
+			return d.Dial("udp", a.String())
+		}
 	}
 	k, err := dial(key.orig)
 	if err != nil {
@@ -726,4 +793,127 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 		}
 		r.stats.dgramIn.Add(1)
 	}
+}
+
+// control sets the loop guard (--mark, --bind-device) on an upstream
+// socket before it connects.
+func (o relayOpts) control(_, _ string, c syscall.RawConn) error {
+	if o.mark == 0 && o.bindDevice == "" {
+		return nil
+	}
+	var serr error
+	err := c.Control(func(fd uintptr) { serr = o.guard(int(fd)) })
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// guard sets SO_MARK and SO_BINDTODEVICE on fd as the flags ask, with
+// errors that name the flag and what it needs.
+func (o relayOpts) guard(fd int) error {
+	if o.mark != 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(o.mark)); err != nil {
+			if errors.Is(err, unix.EPERM) {
+				return fmt.Errorf("--mark %d: setting SO_MARK needs CAP_NET_ADMIN (run as root): %w", o.mark, err)
+			}
+			return fmt.Errorf("--mark %d: SO_MARK: %w", o.mark, err)
+		}
+	}
+	if o.bindDevice != "" {
+		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, o.bindDevice); err != nil {
+			switch {
+			case errors.Is(err, unix.ENODEV):
+				return fmt.Errorf("--bind-device %s: no such interface in the relay's network namespace: %w", o.bindDevice, err)
+			case errors.Is(err, unix.EPERM):
+				return fmt.Errorf("--bind-device %s: SO_BINDTODEVICE needs CAP_NET_RAW here (run as root): %w", o.bindDevice, err)
+			}
+			return fmt.Errorf("--bind-device %s: SO_BINDTODEVICE: %w", o.bindDevice, err)
+		}
+	}
+	return nil
+}
+
+// checkUpstream tries the loop guard on a throwaway socket before the
+// relay starts, so a flag the kernel refuses (no privilege, no such
+// interface) is an error at once rather than a reset for every client.
+func checkUpstream(o relayOpts) error {
+	if o.mark == 0 && o.bindDevice == "" {
+		return nil
+	}
+	if n := len(o.bindDevice); n >= unix.IFNAMSIZ {
+		return fmt.Errorf("--bind-device %s: an interface name has at most %d characters", o.bindDevice, unix.IFNAMSIZ-1)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("a socket to check --mark and --bind-device: %w", err)
+		}
+	}
+	defer unix.Close(fd)
+	return o.guard(fd)
+}
+
+// since is the time since relayEpoch, or the test's clock.
+func (r *relay) since() time.Duration {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Since(relayEpoch)
+}
+
+// orig4 is the form of an original destination the cache keys on (an
+// IPv4-mapped address as IPv4).
+func orig4(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
+
+// cachedTimeout reports (and counts as a timed-out connect) whether a
+// connect to orig timed out within --timeout-cache.
+func (r *relay) cachedTimeout(orig netip.AddrPort) bool {
+	if r.o.timeoutCache <= 0 {
+		return false
+	}
+	orig = orig4(orig)
+	r.mu.Lock()
+	until, ok := r.timedOut[orig]
+	if ok && r.since() >= until {
+		delete(r.timedOut, orig)
+		ok = false
+	}
+	r.mu.Unlock()
+	if ok {
+		r.stats.tcHits.Add(1)
+		r.stats.dialFailed.Add(1)
+		r.stats.dialTimeout.Add(1)
+	}
+	return ok
+}
+
+// rememberTimeout notes that a connect to orig timed out, for
+// --timeout-cache; with the cache full (expired entries dropped first)
+// it is not remembered, and counted.
+func (r *relay) rememberTimeout(orig netip.AddrPort) {
+	if r.o.timeoutCache <= 0 {
+		return
+	}
+	orig = orig4(orig)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.timedOut == nil {
+		r.timedOut = map[netip.AddrPort]time.Duration{}
+	}
+	now := r.since()
+	if _, ok := r.timedOut[orig]; !ok && len(r.timedOut) >= relayTimeoutCacheMax {
+		for a, until := range r.timedOut {
+			if now >= until {
+				delete(r.timedOut, a)
+			}
+		}
+		if len(r.timedOut) >= relayTimeoutCacheMax {
+			r.stats.tcFull.Add(1)
+			return
+		}
+	}
+	r.timedOut[orig] = now + r.o.timeoutCache
+	r.stats.tcAdded.Add(1)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -166,7 +167,7 @@ func (ic *relayICMP) openFamily(r *relay, v6 bool) (*echoFamily, string, error) 
 	f := &echoFamily{v6: v6}
 	var err error
 	var how string
-	if f.out, f.raw, how, err = openEchoConn(v6, ic.o.sock); err != nil {
+	if f.out, f.raw, how, err = openEchoConn(v6, ic.o.sock, r.o); err != nil {
 		return nil, "", err
 	}
 	if f.raw {
@@ -217,22 +218,24 @@ func (f *echoFamily) close() {
 
 // openEchoConn opens the host socket echoes leave from: an unprivileged
 // ICMP ping socket (the kernel picks its identifier and computes the
-// checksums), else with mode auto a raw socket.
-func openEchoConn(v6 bool, mode string) (c net.PacketConn, raw bool, how string, err error) {
+// checksums), else with mode auto a raw socket. Either gets the loop
+// guard of the relay's other upstream sockets (--mark, --bind-device).
+func openEchoConn(v6 bool, mode string, o relayOpts) (c net.PacketConn, raw bool, how string, err error) {
 	fam, proto, rawNet, rawAddr, sysctl := unix.AF_INET, unix.IPPROTO_ICMP, "ip4:icmp", "0.0.0.0", "net.ipv4.ping_group_range"
 	if v6 {
 		fam, proto, rawNet, rawAddr = unix.AF_INET6, unix.IPPROTO_ICMPV6, "ip6:ipv6-icmp", "::"
 	}
 	var perr error
 	if mode != "raw" {
-		if c, perr = openPingConn(fam, proto); perr == nil {
+		if c, perr = openPingConn(fam, proto, o); perr == nil {
 			return c, false, "an ICMP ping socket", nil
 		}
 		if mode == "ping" {
 			return nil, false, "", fmt.Errorf("no ICMP ping socket (%v): %s must include group %d", perr, sysctl, os.Getegid())
 		}
 	}
-	c, rerr := net.ListenPacket(rawNet, rawAddr)
+	lc := net.ListenConfig{Control: o.control}
+	c, rerr := lc.ListenPacket(context.Background(), rawNet, rawAddr)
 	if rerr == nil {
 		return c, true, "a raw ICMP socket", nil
 	}
@@ -245,7 +248,7 @@ func openEchoConn(v6 bool, mode string) (c net.PacketConn, raw bool, how string,
 
 // openPingConn makes a SOCK_DGRAM ICMP socket a net.PacketConn (as a
 // UDP one: the identifier stands where a port would).
-func openPingConn(fam, proto int) (net.PacketConn, error) {
+func openPingConn(fam, proto int, o relayOpts) (net.PacketConn, error) {
 	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return nil, err
@@ -256,6 +259,9 @@ func openPingConn(fam, proto int) (net.PacketConn, error) {
 		err = unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_RECVERR, 1)
 	} else {
 		err = unix.SetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_RECVERR, 1)
+	}
+	if err == nil {
+		err = o.guard(fd)
 	}
 	if err != nil {
 		unix.Close(fd)

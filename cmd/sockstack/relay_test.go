@@ -3,14 +3,19 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/netconn"
@@ -35,6 +40,7 @@ func TestRelayFlagErrors(t *testing.T) {
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--max-conns-per-client", "-1"}, []string{"--max-conns-per-client -1: want 0 (no limit) or more"}},
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--max-udp-flows-per-client", "-2"}, []string{"--max-udp-flows-per-client -2: want 0 (no limit) or more"}},
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--connect-timeout", "-1s"}, []string{"--connect-timeout -1s: want a positive duration"}},
+		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--timeout-cache", "-1s"}, []string{"--timeout-cache -1s: want 0 (off) or a positive duration"}},
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "--udp-timeout", "soon"}, []string{`invalid argument "soon" for "--udp-timeout"`, "usage: sockstack relay"}},
 		{[]string{"relay", "--tap", "tap0", "--addr", "10.0.0.2/24"}, []string{"unknown flag: --tap", "usage: sockstack relay"}},
 		{[]string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24", "extra"}, []string{"unknown command \"extra\"", "usage: sockstack relay"}},
@@ -391,7 +397,12 @@ func TestRelayBlockedUDPSendDoesNotDelayNewFlows(t *testing.T) {
 	}
 	r.wg.Add(1)
 	go r.udpLoop(u)
-	defer func() {
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		r.mu.Lock()
 		r.closed = true
 		for _, fl := range r.flows {
@@ -400,7 +411,8 @@ func TestRelayBlockedUDPSendDoesNotDelayNewFlows(t *testing.T) {
 		r.mu.Unlock()
 		u.Close()
 		r.wg.Wait()
-	}()
+	}
+	defer stop()
 
 	client := socket.New(cs)
 	for _, c := range []struct {
@@ -427,7 +439,225 @@ func TestRelayBlockedUDPSendDoesNotDelayNewFlows(t *testing.T) {
 	if err != nil || string(b[:n]) != "new flow" {
 		t.Fatalf("the new flow's datagram: %q, %v (the stuck flow held up the loop: %s)", b[:n], err, &r.stats)
 	}
+	// The loop counts a datagram after it was sent, so possibly after
+	// the destination read it: the counters are read once it ended.
+	stop()
 	if r.stats.udpFull.Load() != 1 || r.stats.drops.Load() != 1 || r.stats.dgramOut.Load() != 1 {
 		t.Fatalf("counters: %s; want the stuck datagram dropped as full", &r.stats)
+	}
+}
+
+// The loop guard's flags that the kernel refuses are errors at once,
+// naming the flag and the cause, before any device is opened.
+func TestRelayGuardFlagErrors(t *testing.T) {
+	base := []string{"relay", "--tun", "tun0", "--addr", "10.0.0.2/24"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--mark", "lots"}, `invalid argument "lots" for "--mark"`},
+		{[]string{"--mark", "-1"}, `invalid argument "-1" for "--mark"`},
+		{[]string{"--bind-device", "sockstack-none-x"}, "--bind-device sockstack-none-x: an interface name has at most 15 characters"},
+		{[]string{"--bind-device", "ssnoif0"}, "--bind-device ssnoif0: no such interface in the relay's network namespace"},
+	} {
+		_, err := runCLI(t, "", append(base, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error containing %q", c.args, err, c.want)
+		}
+	}
+}
+
+// relayGuardHelper, set in the environment, makes the test binary check
+// the loop guard's flags (as relay does before it starts) and print the
+// error: the unprivileged half of TestRelayGuardNeedsPrivilege.
+const relayGuardHelper = "SOCKSTACK_RELAY_GUARD_HELPER"
+
+func init() {
+	if os.Getenv(relayGuardHelper) == "" {
+		return
+	}
+	for _, o := range []relayOpts{{mark: 7}, {bindDevice: "lo"}} {
+		fmt.Printf("%v\n", checkUpstream(o))
+	}
+	os.Exit(0)
+}
+
+// Without CAP_NET_ADMIN, --mark fails with EPERM and says what it needs.
+// As root the test binary runs itself as nobody (no capabilities);
+// otherwise the check runs in the test itself.
+func TestRelayGuardNeedsPrivilege(t *testing.T) {
+	var lines []string
+	if os.Geteuid() != 0 {
+		for _, o := range []relayOpts{{mark: 7}, {bindDevice: "lo"}} {
+			lines = append(lines, fmt.Sprint(checkUpstream(o)))
+		}
+	} else {
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A copy nobody may run: the test binary's own directory is
+		// private to root.
+		dir := t.TempDir()
+		for _, d := range []string{filepath.Dir(dir), dir} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := os.ReadFile(exe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(dir, "relay.test")
+		if err := os.WriteFile(bin, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-test.run=^$")
+		cmd.Env = append(os.Environ(), relayGuardHelper+"=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("the test binary as nobody: %v\n%s", err, out)
+		}
+		lines = strings.Split(strings.TrimSpace(string(out)), "\n")
+	}
+	if len(lines) != 2 {
+		t.Fatalf("output %q", lines)
+	}
+	if !strings.Contains(lines[0], "--mark 7: setting SO_MARK needs CAP_NET_ADMIN") || !strings.Contains(lines[0], "operation not permitted") {
+		t.Errorf("--mark without privilege: %s", lines[0])
+	}
+	// Binding to a device needs no privilege since Linux 5.7 (only
+	// changing a binding does).
+	if lines[1] != "<nil>" {
+		t.Errorf("--bind-device lo without privilege: %s", lines[1])
+	}
+}
+
+// Every upstream socket carries the guard: the TCP dial's and each UDP
+// flow's kernel socket have SO_MARK and SO_BINDTODEVICE set.
+func TestRelayGuardOnUpstreamSockets(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SO_MARK needs CAP_NET_ADMIN: run as root (TestRelayGuardNeedsPrivilege covers the refusal)")
+	}
+	st := stack.New(stack.Options{Name: "relay"})
+	t.Cleanup(st.Close)
+	r := newTestRelay(t)
+	r.n = socket.New(st)
+	r.o.mark, r.o.bindDevice = 0x5eed, "lo"
+	if err := checkUpstream(r.o); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, c net.Conn) {
+		t.Helper()
+		rc, err := c.(syscall.Conn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mark int
+		var dev string
+		var gerr error
+		rc.Control(func(fd uintptr) {
+			if mark, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK); gerr == nil {
+				dev, gerr = unix.GetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE)
+			}
+		})
+		if gerr != nil || mark != 0x5eed || dev != "lo" {
+			t.Errorf("%s: SO_MARK %#x, SO_BINDTODEVICE %q, %v; want 0x5eed, lo", what, mark, dev, gerr)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d := net.Dialer{Control: r.o.control}
+	k, err := d.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	check("tcp", k)
+	dst, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	fl := r.flow(flowKey{client: netip.MustParseAddrPort("127.0.0.1:4000"), orig: dst.LocalAddr().(*net.UDPAddr).AddrPort()})
+	if fl == nil {
+		t.Fatalf("no flow: %s", &r.stats)
+	}
+	check("udp flow", fl.k)
+	r.mu.Lock()
+	r.closed = true
+	for _, fl := range r.flows {
+		fl.close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+// --timeout-cache: a destination whose connect timed out is answered
+// with silence, counted as a timed-out connect, without a new connect,
+// until the entry expires; per destination; at most
+// relayTimeoutCacheMax of them, a timed-out destination beyond is not
+// remembered (counted) until expired entries make room.
+func TestRelayTimeoutCache(t *testing.T) {
+	r := newTestRelay(t)
+	r.o.timeoutCache = 10 * time.Second
+	var now time.Duration
+	r.now = func() time.Duration { return now }
+	dead := netip.MustParseAddrPort("198.51.100.99:80")
+	if r.cachedTimeout(dead) {
+		t.Fatal("a destination never tried is cached")
+	}
+	r.rememberTimeout(dead)
+	now = 9 * time.Second
+	if !r.cachedTimeout(dead) || !r.cachedTimeout(netip.MustParseAddrPort("[::ffff:198.51.100.99]:80")) {
+		t.Fatal("a timed-out destination (or its IPv4-mapped form) is not cached")
+	}
+	if r.cachedTimeout(netip.MustParseAddrPort("198.51.100.99:81")) {
+		t.Fatal("another port of the destination is cached")
+	}
+	s := &r.stats
+	if s.tcAdded.Load() != 1 || s.tcHits.Load() != 2 || s.dialTimeout.Load() != 2 || s.dialFailed.Load() != 2 {
+		t.Fatalf("counters: %s; %s", s, s.cacheString())
+	}
+	now = 10 * time.Second
+	if r.cachedTimeout(dead) {
+		t.Fatal("the entry outlived --timeout-cache")
+	}
+	r.mu.Lock()
+	left := len(r.timedOut)
+	r.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d entries after expiry", left)
+	}
+
+	// The bound: full of live entries, one more is not remembered.
+	for i := range relayTimeoutCacheMax {
+		r.rememberTimeout(netip.AddrPortFrom(netip.MustParseAddr("203.0.113.1"), uint16(i+1)))
+	}
+	extra := netip.MustParseAddrPort("203.0.113.2:1")
+	r.rememberTimeout(extra)
+	if s.tcFull.Load() != 1 || r.cachedTimeout(extra) || len(r.timedOut) != relayTimeoutCacheMax {
+		t.Fatalf("beyond the bound: %s, %d entries", s.cacheString(), len(r.timedOut))
+	}
+	// Once they expired, there is room again.
+	now += r.o.timeoutCache
+	r.rememberTimeout(extra)
+	if s.tcFull.Load() != 1 || len(r.timedOut) != 1 {
+		t.Fatalf("after expiry: %s, %d entries", s.cacheString(), len(r.timedOut))
+	}
+	now++
+	if !r.cachedTimeout(extra) {
+		t.Fatal("not cached after room was made")
+	}
+
+	// Off (0): nothing is remembered.
+	r = newTestRelay(t)
+	r.rememberTimeout(dead)
+	if r.cachedTimeout(dead) || r.stats.tcAdded.Load() != 0 {
+		t.Fatalf("--timeout-cache 0 cached: %s", r.stats.cacheString())
 	}
 }
