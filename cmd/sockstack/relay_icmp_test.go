@@ -3,13 +3,17 @@ package main
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/netconn"
@@ -418,5 +422,44 @@ func TestRelayEchoErrorReachesClient(t *testing.T) {
 	r.icmp.mu.Unlock()
 	if n != 0 {
 		t.Fatal("the failed echo is still outstanding")
+	}
+}
+
+// The host's echo socket gets the loop guard (--mark) as the relay's
+// other upstream sockets do; a ping socket that ping_group_range does
+// not allow is refused with the sysctl named.
+func TestRelayEchoSocketGuard(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("raw sockets and SO_MARK need root (CAP_NET_RAW, CAP_NET_ADMIN): run as root")
+	}
+	c, raw, how, err := openEchoConn(false, "raw", relayOpts{mark: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !raw || how != "a raw ICMP socket" {
+		t.Fatalf("raw %v, %q", raw, how)
+	}
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mark int
+	var gerr error
+	rc.Control(func(fd uintptr) { mark, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK) })
+	if gerr != nil || mark != 7 {
+		t.Fatalf("SO_MARK %d, %v", mark, gerr)
+	}
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ping_group_range")
+	if err != nil {
+		t.Skip("no ping_group_range")
+	}
+	var lo, hi int
+	fmt.Sscan(string(b), &lo, &hi)
+	if gid := os.Getegid(); gid >= lo && gid <= hi {
+		return // ping sockets allowed here: nothing to refuse
+	}
+	if _, _, _, err := openEchoConn(false, "ping", relayOpts{}); err == nil || !strings.Contains(err.Error(), "net.ipv4.ping_group_range must include group") {
+		t.Fatalf("ping socket refused: %v", err)
 	}
 }
