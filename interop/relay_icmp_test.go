@@ -97,6 +97,9 @@ func TestInteropRelayICMP(t *testing.T) {
 			if err != nil || !strings.Contains(out, strconv.Itoa(n)+" received") {
 				t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 			}
+			if i := strings.Index(out, "rtt "); i >= 0 {
+				t.Logf("%s: %s", strings.Join(args, " "), strings.TrimSpace(out[i:])) // a figure, not asserted
+			}
 			// Every reply is from the destination itself.
 			if got := strings.Count(out, strconv.Itoa(size+8)+" bytes from "+h+": icmp_seq="); got != n {
 				t.Fatalf("%s: %d replies from %s\n%s", strings.Join(args, " "), got, h, out)
