@@ -482,6 +482,15 @@ func (s *Socket) Connect(a Sockaddr) error {
 	if nonblock {
 		return err
 	}
+	return s.awaitHandshake(callDL, func() bool {
+		return s.ep.readiness(waiter.EventOut|waiter.EventErr|waiter.EventHUp) != 0
+	})
+}
+
+// awaitHandshake is the wait of a blocking connect (and of
+// WaitHandshake): until done reports the handshake over, bounded by
+// callDL, SO_SNDTIMEO and the write deadline; then its result.
+func (s *Socket) awaitHandshake(callDL time.Time, done func() bool) error {
 	e := waiter.NewEntry()
 	wq := s.ep.waiter()
 	wq.Register(e, waiter.EventOut|waiter.EventErr|waiter.EventHUp)
@@ -493,15 +502,13 @@ func (s *Socket) Connect(a Sockaddr) error {
 			timer.Stop()
 		}
 	}()
-	for {
+	for !done() { // checked after Register: an end just before it is not missed
 		deadline, fromDL := s.effectiveDeadline(callDL, true)
 		if err := s.wait(waiter.EventOut, deadline, fromDL, e, &timer); err != nil {
 			return err
 		}
-		if s.ep.readiness(waiter.EventOut|waiter.EventErr|waiter.EventHUp) != 0 {
-			return s.ep.connectResult()
-		}
 	}
+	return s.ep.connectResult()
 }
 
 // ConnectEx is connect_ex: it returns the errno instead of an error (0 on success).

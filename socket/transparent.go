@@ -357,22 +357,5 @@ func (s *Socket) WaitHandshake() error {
 	if nonblock {
 		return syscall.EINPROGRESS
 	}
-	e := waiter.NewEntry()
-	wq := s.ep.waiter()
-	wq.Register(e, waiter.EventOut|waiter.EventErr|waiter.EventHUp)
-	defer wq.Unregister(e)
-	defer s.dropCancel()
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for !done() {
-		deadline, fromDL := s.effectiveDeadline(callDL, true)
-		if err := s.wait(waiter.EventOut, deadline, fromDL, e, &timer); err != nil {
-			return err
-		}
-	}
-	return s.ep.connectResult()
+	return s.awaitHandshake(callDL, done)
 }
