@@ -28,6 +28,10 @@ type TransparentProto uint8
 const (
 	TransparentTCP TransparentProto = 1 << iota
 	TransparentUDP
+	// TransparentICMPEcho diverts echo requests (ICMP type 8, ICMPv6
+	// 128) to transparent raw sockets (transparent_icmp.go); ports and
+	// ToPort do not apply to them.
+	TransparentICMPEcho
 )
 
 // MaxTransparentRules bounds the rule table: the receive path walks it
@@ -59,6 +63,10 @@ type TransparentStats struct {
 	UDPNoSocket Counter // diverted datagrams with no IP_TRANSPARENT socket on the port: dropped
 	FragNoRule  Counter // fragments held for a rule whose ports the whole datagram did not match: dropped
 	RulesFull   Counter // AddTransparentRule refused: MaxTransparentRules reached
+
+	// Echo rules (transparent_icmp.go).
+	DivertedEcho Counter // echo requests diverted to transparent raw sockets
+	EchoNoSocket Counter // diverted echo requests with no transparent raw socket to take them: dropped
 }
 
 // tproxyTable holds the rules: a copy-on-write snapshot read without a
@@ -73,8 +81,9 @@ type tproxyTable struct {
 func (t *tproxyTable) active() bool { return t.rules.Load() != nil }
 
 func (r *TransparentRule) valid() bool {
-	return r.Proto&(TransparentTCP|TransparentUDP) != 0 && r.Proto&^(TransparentTCP|TransparentUDP) == 0 &&
-		r.Dst.IsValid() && r.ToPort != 0 && r.Ports[0] <= r.Ports[1]
+	all := TransparentTCP | TransparentUDP | TransparentICMPEcho
+	return r.Proto != 0 && r.Proto&^all == 0 && r.Dst.IsValid() &&
+		(r.ToPort != 0 || r.Proto&(TransparentTCP|TransparentUDP) == 0) && r.Ports[0] <= r.Ports[1]
 }
 
 // AddTransparentRule installs a divert rule. EINVAL for a rule that
@@ -150,6 +159,8 @@ func (t *tproxyTable) match(proto uint8, dst netip.Addr, port uint16, portKnown 
 		want = TransparentTCP
 	case wire.ProtoUDP:
 		want = TransparentUDP
+	case wire.ProtoICMP, wire.ProtoICMPv6:
+		want, portKnown = TransparentICMPEcho, false // echoes have no port
 	default:
 		return TransparentRule{}, false
 	}
@@ -217,8 +228,11 @@ func dstPort(p []byte) (uint16, bool) {
 // reassembly, or dropped and counted).
 func (s *Stack) divert4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts ipOpts) bool {
 	proto := h.Protocol()
-	if proto == wire.ProtoICMP && !local {
-		return s.divertICMP4(n, rx, h, opts)
+	if proto == wire.ProtoICMP {
+		if s.divertEcho4(n, rx, h, local, opts) { // transparent_icmp.go
+			return true
+		}
+		return !local && s.divertICMP4(n, rx, h, opts)
 	}
 	if proto != wire.ProtoTCP && proto != wire.ProtoUDP {
 		return false
@@ -319,8 +333,13 @@ func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, local
 		defer release()
 		h = whole
 	}
-	if e.Proto == wire.ProtoICMPv6 && !frag && !local {
-		return s.divertICMP6(n, rx, h, e)
+	if e.Proto == wire.ProtoICMPv6 {
+		if s.divertEcho6(n, h, e, local) { // transparent_icmp.go
+			return true
+		}
+		if !local && !frag {
+			return s.divertICMP6(n, rx, h, e)
+		}
 	}
 	p := h[e.Offset:]
 	var r TransparentRule
@@ -380,10 +399,16 @@ func (s *Stack) fragMayDivert6(next uint8, dst netip.Addr, n *NIC, local bool) b
 	case next == wire.ProtoTCP, next == wire.ProtoUDP:
 		_, ok := s.tproxy.match(next, dst, 0, false, n, local)
 		return ok
+	case next == wire.ProtoICMPv6:
+		_, ok := s.tproxy.match(next, dst, 0, false, n, local) // an echo rule (transparent_icmp.go)
+		return ok
 	case wire.IsIPv6ExtHeader(next):
 		_, ok := s.tproxy.match(wire.ProtoTCP, dst, 0, false, n, local)
 		if !ok {
 			_, ok = s.tproxy.match(wire.ProtoUDP, dst, 0, false, n, local)
+		}
+		if !ok {
+			_, ok = s.tproxy.match(wire.ProtoICMPv6, dst, 0, false, n, local)
 		}
 		return ok
 	}

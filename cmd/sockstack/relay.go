@@ -44,6 +44,7 @@ type relayOpts struct {
 	// timeoutCache: how long a destination whose connect timed out is
 	// answered with silence without a new connect (0: off).
 	timeoutCache time.Duration
+	icmp         relayICMPOpts // relay_icmp.go
 }
 
 // relayTimeoutCacheMax bounds the destinations the timeout cache holds;
@@ -110,6 +111,8 @@ once. See docs/transparent.md.`,
 				return usageErr(cmd, "--connect-timeout %v: want a positive duration, like 10s", o.dialTimeout)
 			case o.timeoutCache < 0:
 				return usageErr(cmd, "--timeout-cache %v: want 0 (off) or a positive duration, like 10s", o.timeoutCache)
+			case o.icmp.check() != "":
+				return usageErr(cmd, "%s", o.icmp.check())
 			}
 			if err := checkUpstream(o); err != nil {
 				return err
@@ -136,6 +139,7 @@ once. See docs/transparent.md.`,
 	fl.Uint32Var(&o.mark, "mark", 0, "set SO_MARK to N on every upstream socket, TCP and UDP (0x.. for hex; needs CAP_NET_ADMIN), so `ip rule add fwmark N lookup main` keeps the relay's traffic out of the TUN")
 	fl.DurationVar(&o.timeoutCache, "timeout-cache", 10*time.Second, "after a connect to a destination timed out, answer new SYNs to it (the client's retransmissions) with silence for this long instead of connecting again (0: off)")
 	fl.StringVar(&o.bindDevice, "bind-device", "", "bind every upstream socket to this interface (SO_BINDTODEVICE), so the relay's traffic leaves through it and not the TUN")
+	addRelayICMPFlags(c, &o.icmp)
 	return c
 }
 
@@ -241,6 +245,8 @@ type relay struct {
 	// bufsOut counts the UDP buffers taken from relayBufs and not yet
 	// given back: 0 whenever every flow is idle.
 	bufsOut atomic.Int64
+
+	icmp *relayICMP // echoes and UDP unreachables (relay_icmp.go)
 }
 
 type flowKey struct{ client, orig netip.AddrPort }
@@ -256,6 +262,9 @@ type udpFlow struct {
 	// stack socket's readiness.
 	done     chan struct{}
 	doneOnce sync.Once
+
+	// unreach is what its ICMP errors quote (relay_icmp.go).
+	unreach flowUnreach
 }
 
 // close ends both sides of the flow.
@@ -298,6 +307,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	for _, p := range addrs {
 		r.own = append(r.own, p.Addr())
 	}
+	r.icmp = newRelayICMP(e.st, e.nic, o.icmp)
 	for _, dst := range []string{"0.0.0.0/0", "::/0"} {
 		if err := e.st.AddTransparentRule(stack.TransparentRule{Proto: stack.TransparentTCP | stack.TransparentUDP,
 			Dst: netip.MustParsePrefix(dst), NIC: e.nic, ToPort: relayPort}); err != nil {
@@ -337,6 +347,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 		go r.acceptLoop(l)
 		go r.udpLoop(u)
 	}
+	closers = append(closers, r.icmp.start(r, f.v6, w))
 	fmt.Fprintf(w, "sockstack relay: %s; all TCP and UDP arriving on it goes to its destination through this process's kernel sockets\n", e.where)
 	if !f.v6 {
 		fmt.Fprintln(w, "  IPv6 off (no IPv6 --addr): only IPv4 is relayed")
@@ -375,6 +386,7 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 		fmt.Fprintf(w, "  %d connection(s) still closing; resetting them\n", left)
 	}
 	fmt.Fprintf(w, "  relay: %s\n", &r.stats)
+	fmt.Fprintf(w, "  relay: %s\n", r.icmp)
 	fmt.Fprintf(w, "  relay: %s\n", heldSummary(e.st.TCP.HoldSYNStats()))
 	fmt.Fprintf(w, "  relay: %s\n", r.stats.cacheString())
 	fmt.Fprintf(w, "  relay: %s\n", r.stats.loopString())
@@ -679,6 +691,7 @@ var relayEpoch = time.Now()
 // dropped (as a congested path drops it) and counted.
 func (r *relay) toKernel(fl *udpFlow, b []byte, wait bool) bool {
 	fl.last.Store(int64(time.Since(relayEpoch)))
+	fl.unreach.remember(b) // relay_icmp.go: what an ICMP error about it quotes
 	var err error
 	if wait {
 		_, err = fl.k.Write(b)
@@ -691,6 +704,7 @@ func (r *relay) toKernel(fl *udpFlow, b []byte, wait bool) bool {
 			r.stats.udpFull.Add(1)
 		} else {
 			r.stats.udpSendErrs.Add(1)
+			r.sendUnreach(fl, b, err) // relay_icmp.go
 		}
 		return false
 	}
@@ -759,9 +773,11 @@ func (r *relay) flow(key flowKey) *udpFlow {
 	if err != nil {
 		r.stats.drops.Add(1)
 		r.stats.udpSendErrs.Add(1)
+		r.unreachTo(key, nil, err) // relay_icmp.go: no route, the client learns it
 		return nil
 	}
 	fl := &udpFlow{k: k, s: r.flowSocket(key), done: make(chan struct{})}
+	fl.unreach.key = key
 	// A connected UDP socket has its local address from the connect,
 	// before its first datagram leaves: recorded now, it is known
 	// before that datagram could come back.
@@ -883,6 +899,7 @@ func (r *relay) udpBack(key flowKey, fl *udpFlow) {
 			var ne *net.OpError
 			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
 				// An ICMP error (ECONNREFUSED) for an earlier datagram: UDP goes on.
+				r.udpUnreach(fl, err) // relay_icmp.go: the client learns it too
 				continue
 			}
 			return
