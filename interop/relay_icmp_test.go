@@ -113,6 +113,10 @@ func TestInteropRelayICMP(t *testing.T) {
 		if err == nil || !strings.Contains(out, "0 received") {
 			t.Fatalf("%s answered: %v\n%s", h, err, out)
 		}
+		if i := strings.Index(out, "packets transmitted"); i >= 0 {
+			j := strings.LastIndex(out[:i], "\n")
+			t.Logf("%s: %s", strings.Join(args, " "), strings.TrimSpace(strings.SplitN(out[j+1:], "\n", 2)[0]))
+		}
 		return out
 	}
 	// pingUnreach: the relay's host cannot resolve 198.51.100.99 (no

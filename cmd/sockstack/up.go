@@ -247,6 +247,12 @@ func printSummary(w io.Writer, st *stack.Stack) {
 	fmt.Fprintf(w, "  IP in %d out %d; ICMP in %d out %d; UDP in %d out %d; TCP segs in %d out %d retrans %d, opens active %d passive %d\n",
 		s.IP.InReceives.Load(), s.IP.OutRequests.Load(), s.ICMP.InMsgs.Load(), s.ICMP.OutMsgs.Load(),
 		s.UDP.InDatagrams.Load(), s.UDP.OutDatagrams.Load(), t.InSegs, t.OutSegs, t.RetransSegs, t.ActiveOpens, t.PassiveOpens)
+	if v6 := &s.IP6; v6.InReceives.Load()+v6.OutRequests.Load() > 0 {
+		// Where IPv6 packets went: the drops are what a user asks about.
+		fmt.Fprintf(w, "  IPv6 in %d out %d delivered %d (addr errors %d, discards %d, hdr errors %d, tentative %d); ICMPv6 in %d out %d errors %d\n",
+			v6.InReceives.Load(), v6.OutRequests.Load(), v6.InDelivers.Load(), v6.InAddrErrors.Load(), v6.InDiscards.Load(),
+			v6.InHdrErrors.Load(), v6.InTentative.Load(), s.ICMP6.InMsgs.Load(), s.ICMP6.OutMsgs.Load(), s.ICMP6.InErrors.Load())
+	}
 }
 
 func netstatCmd() *cobra.Command {
