@@ -95,36 +95,64 @@ func (s *Stack) echoReply(h wire.IPv4, m wire.ICMPv4, opts ipOpts) {
 	}
 }
 
-// errnoFor maps an ICMP error to the errno a socket sees (Linux's
-// icmp_err_convert table).
+// unreach4 is Linux's icmp_err_convert: the errno of each destination
+// unreachable code, and whether it is hard (fatal). A connected UDP or
+// ping socket without IP_RECVERR hears only the hard ones: Linux drops
+// a soft error (net or host unreachable, say: a route may come back).
+var unreach4 = [16]struct {
+	errno syscall.Errno
+	hard  bool
+}{
+	wire.ICMPNetUnreach:         {syscall.ENETUNREACH, false},
+	wire.ICMPHostUnreach:        {syscall.EHOSTUNREACH, false},
+	wire.ICMPProtoUnreach:       {syscall.ENOPROTOOPT, true},
+	wire.ICMPPortUnreach:        {syscall.ECONNREFUSED, true},
+	wire.ICMPFragNeeded:         {syscall.EMSGSIZE, false},
+	wire.ICMPSourceRouteFailed:  {syscall.EOPNOTSUPP, false},
+	wire.ICMPNetUnknown:         {syscall.ENETUNREACH, true},
+	wire.ICMPHostUnknown:        {syscall.EHOSTDOWN, true},
+	wire.ICMPSourceHostIsolated: {syscall.ENONET, true},
+	wire.ICMPNetProhibited:      {syscall.ENETUNREACH, true},
+	wire.ICMPHostProhibited:     {syscall.EHOSTUNREACH, true},
+	wire.ICMPNetTOSUnreach:      {syscall.ENETUNREACH, false},
+	wire.ICMPHostTOSUnreach:     {syscall.EHOSTUNREACH, false},
+	wire.ICMPAdminProhibited:    {syscall.EHOSTUNREACH, true},
+	wire.ICMPHostPrecedence:     {syscall.EHOSTUNREACH, true},
+	wire.ICMPPrecedenceCutoff:   {syscall.EHOSTUNREACH, true},
+}
+
+// errnoFor is the errno a datagram socket's pending error takes. Soft
+// errors are reported too, as Linux does with IP_RECVERR set (which
+// sockstack's ping relies on to show Destination Host Unreachable when
+// ARP finds nobody); without it Linux reports only the hard ones
+// (docs/DECISIONS.md).
 func errnoFor(typ, code uint8) syscall.Errno {
+	e, _ := icmpErr4(typ, code)
+	return e
+}
+
+// icmpErr4 maps an ICMP error to a socket errno (Linux's
+// icmp_err_convert, checked against the kernel: a connected UDP socket,
+// with and without IP_RECVERR, after each nft reject type) and reports
+// whether a datagram socket without IP_RECVERR sees it (__udp4_lib_err, ping_err): the hard
+// destination unreachables, fragmentation needed (path MTU discovery is
+// on by default) and parameter problems.
+func icmpErr4(typ, code uint8) (syscall.Errno, bool) {
 	switch typ {
 	case wire.ICMPDestUnreach:
-		switch code {
-		case wire.ICMPNetUnreach, wire.ICMPNetUnknown, wire.ICMPNetTOSUnreach:
-			return syscall.ENETUNREACH
-		case wire.ICMPPortUnreach:
-			return syscall.ECONNREFUSED
-		case wire.ICMPProtoUnreach:
-			return syscall.ENOPROTOOPT
-		case wire.ICMPFragNeeded:
-			return syscall.EMSGSIZE
-		case wire.ICMPSourceRouteFailed:
-			return syscall.EOPNOTSUPP
-		case wire.ICMPSourceHostIsolated:
-			return syscall.EHOSTUNREACH
-		case wire.ICMPNetProhibited, wire.ICMPHostProhibited, wire.ICMPAdminProhibited,
-			wire.ICMPHostPrecedence, wire.ICMPPrecedenceCutoff:
-			return syscall.EACCES
-		default:
-			return syscall.EHOSTUNREACH
+		if code == wire.ICMPFragNeeded {
+			return syscall.EMSGSIZE, true
 		}
+		if int(code) < len(unreach4) {
+			return unreach4[code].errno, unreach4[code].hard
+		}
+		return syscall.EHOSTUNREACH, false
 	case wire.ICMPTimeExceeded:
-		return syscall.EHOSTUNREACH
+		return syscall.EHOSTUNREACH, false
 	case wire.ICMPParamProblem:
-		return syscall.EPROTO
+		return syscall.EPROTO, true
 	}
-	return syscall.EHOSTUNREACH
+	return syscall.EHOSTUNREACH, false
 }
 
 // handleICMPError matches an error's invoking packet (our own datagram,

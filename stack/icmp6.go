@@ -179,27 +179,41 @@ func quotedICMPv6Type(h wire.IPv6) (uint8, bool) {
 	return h[c.Offset], true
 }
 
-// errnoFor6 maps an ICMPv6 error to a socket errno (Linux's icmpv6_err_convert).
+// errnoFor6 is errnoFor for ICMPv6 (soft errors reported too).
 func errnoFor6(typ, code uint8) syscall.Errno {
+	e, _ := icmpErr6(typ, code)
+	return e
+}
+
+// icmpErr6 maps an ICMPv6 error to a socket errno (Linux's
+// icmpv6_err_convert, checked against the kernel as icmpErr4) and
+// reports whether a datagram socket without IPV6_RECVERR sees it (__udp6_lib_err): the hard destination
+// unreachables (administratively prohibited, port unreachable, policy
+// and reject route, unknown codes) and parameter problems. A packet too
+// big is soft with path MTU discovery on (the default); no route,
+// address unreachable and time exceeded are soft.
+func icmpErr6(typ, code uint8) (syscall.Errno, bool) {
 	switch typ {
 	case wire.ICMPv6DestUnreach:
 		switch code {
-		case wire.ICMPv6NoRoute, wire.ICMPv6BeyondScope, wire.ICMPv6AddrUnreach:
-			return syscall.EHOSTUNREACH
+		case wire.ICMPv6NoRoute:
+			return syscall.ENETUNREACH, false
+		case wire.ICMPv6BeyondScope, wire.ICMPv6AddrUnreach:
+			return syscall.EHOSTUNREACH, false
 		case wire.ICMPv6AdminProhibited, wire.ICMPv6SrcPolicyFailed, wire.ICMPv6RejectRoute:
-			return syscall.EACCES
+			return syscall.EACCES, true
 		case wire.ICMPv6PortUnreach:
-			return syscall.ECONNREFUSED
+			return syscall.ECONNREFUSED, true
 		}
-		return syscall.EPROTO
+		return syscall.EPROTO, true
 	case wire.ICMPv6PacketTooBig:
-		return syscall.EMSGSIZE
+		return syscall.EMSGSIZE, false
 	case wire.ICMPv6ParamProblem:
-		return syscall.EPROTO
+		return syscall.EPROTO, true
 	case wire.ICMPv6TimeExceeded:
-		return syscall.EHOSTUNREACH
+		return syscall.EHOSTUNREACH, false
 	}
-	return syscall.EPROTO
+	return syscall.EPROTO, false
 }
 
 func tcpErrorKind6(typ, code uint8) tcp.ErrorKind {
