@@ -209,7 +209,10 @@ func (d *dgramEP) getRecvErrOpt(level, name int) (ok bool, v any, err error) {
 	default:
 		return false, nil, nil
 	}
-	if v6opt && !d.v6 || level == SOL_IP && d.v6 && d.raw {
+	if v6opt && !d.v6 {
+		return true, nil, syscall.EOPNOTSUPP // as getOption6
+	}
+	if level == SOL_IP && d.v6 && d.raw {
 		return true, nil, syscall.ENOPROTOOPT
 	}
 	switch name {

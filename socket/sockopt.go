@@ -508,6 +508,9 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 		case IP_PKTINFO:
 			setBit(&t.recvInfo, ipPktinfoBit, i != 0) // kept and reported, as Linux
 			return nil
+		case IP_RECVERR:
+			e.SetRecvErr(false, i != 0) // soft ICMP errors become pending (tcp/input.go)
+			return nil
 		case IP_TTL:
 			if i == 0 {
 				return syscall.EINVAL // 0 is IPV6_UNICAST_HOPS's only
@@ -583,6 +586,8 @@ func (t *tcpEP) getOption(level, name int) (any, error) {
 		switch name {
 		case IP_PKTINFO:
 			return b2i(t.recvInfo.Load()&ipPktinfoBit != 0), nil
+		case IP_RECVERR:
+			return b2i(e.RecvErr(false)), nil
 		case IP_TTL:
 			return e.TTL(), nil
 		case IP_TOS:
