@@ -200,9 +200,9 @@ func (s *relayStats) String() string {
 
 // heldSummary is the stack's held-SYN counters (tcp.HoldSYNStats).
 func heldSummary(h tcp.HoldSYNStats) string {
-	return fmt.Sprintf("held SYNs=%d retransmitted=%d queue-full=%d completed=%d reset=%d icmp=%d silent=%d expired=%d aborted=%d complete-failed=%d cookies=%d established=%d seq-mismatch=%d syn-data=%d no-route=%d",
+	return fmt.Sprintf("held SYNs=%d retransmitted=%d queue-full=%d completed=%d reset=%d icmp=%d silent=%d expired=%d aborted=%d complete-failed=%d cookies=%d established=%d seq-mismatch=%d syn-data=%d no-route=%d client-reset=%d",
 		h.Held, h.Retrans, h.QueueFull, h.Completed, h.Reset, h.ICMP, h.Silent, h.Expired, h.Aborted, h.CompleteFailed,
-		h.Cookies, h.Established, h.SeqMismatch, h.SynData, h.NoRoute)
+		h.Cookies, h.Established, h.SeqMismatch, h.SynData, h.NoRoute, h.ClientReset)
 }
 
 // relay is one running relay.
