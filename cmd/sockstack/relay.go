@@ -361,6 +361,13 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	if f.pcap != "" {
 		fmt.Fprintf(w, "  capturing to %s\n", f.pcap)
 	}
+	// Said once the kernel's side of the TUN carries packets
+	// (relay_tun.go): before, a client's first ones were dropped.
+	if waited, err := waitTUNReady(f.tap, f.netns, tunReadyWait); err != nil {
+		fmt.Fprintf(w, "  warning: %v: packets routed into it are dropped until it is\n", err)
+	} else if waited {
+		fmt.Fprintf(w, "  waited for the kernel to bring %s up\n", f.tap)
+	}
 	fmt.Fprintln(w, "  running; SIGINT or SIGTERM stops it")
 
 	<-ctx.Done()
