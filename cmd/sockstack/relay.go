@@ -176,13 +176,15 @@ type relayStats struct {
 	// Loops: a diverted SYN or datagram from the local address of one of
 	// the relay's own upstream sockets (no --mark/--bind-device while the
 	// TUN carries the route), rejected at once.
-	loopTCP atomic.Uint64 // SYNs reset
-	loopUDP atomic.Uint64 // datagrams dropped
+	loopTCP  atomic.Uint64 // SYNs reset
+	loopUDP  atomic.Uint64 // datagrams dropped
+	loopICMP atomic.Uint64 // echo requests dropped: the relay's own echo (relay_icmp.go)
 }
 
 // loopString is the loop detector's counters line.
 func (s *relayStats) loopString() string {
-	return fmt.Sprintf("loops=%d (tcp=%d udp=%d)", s.loopTCP.Load()+s.loopUDP.Load(), s.loopTCP.Load(), s.loopUDP.Load())
+	t, u, i := s.loopTCP.Load(), s.loopUDP.Load(), s.loopICMP.Load()
+	return fmt.Sprintf("loops=%d (tcp=%d udp=%d icmp=%d)", t+u+i, t, u, i)
 }
 
 // cacheString is the timeout cache's counters line.
