@@ -110,6 +110,9 @@ type tpRing struct {
 	// eviction maps the ring anew only once per blocks evicted.
 	spare    []byte
 	spareHas []bool
+	// idle, if set (tests), runs when the reader has caught up with the
+	// kernel and waits: every block before is finished, near ones evicted.
+	idle func()
 
 	// Transmit: slots of txSlotSize in blocks of txBlockSize; under wmu.
 	tx                                 int // offset of the transmit ring in mem
@@ -464,6 +467,9 @@ func (a *AFPacket) readRing(fd uintptr) bool {
 		if !r.inBlk {
 			st := atomic.LoadUint32(u32at(m, bdStatus))
 			if st&tpStatusUser == 0 {
+				if r.idle != nil {
+					r.idle()
+				}
 				return false // the kernel still fills it: wait for the poller
 			}
 			if seq := *u64at(m, bdSeq); seq != r.nextSeq {
