@@ -297,3 +297,51 @@ func TestRecvErrPingAndRaw(t *testing.T) {
 		t.Fatal("raw socket without IP_RECVERR heard an error")
 	}
 }
+
+// IPv6: a packet too big is hard on a UDP socket under path MTU
+// discovery (the default): a connected socket without IPV6_RECVERR
+// hears EMSGSIZE; with IPV6_MTU_DISCOVER DONT it is soft. With
+// IPV6_RECVERR it is queued: ICMPv6 origin, type 2, ee_info the MTU,
+// the offender the message's source.
+func TestRecvErrIPv6PacketTooBig(t *testing.T) {
+	h := newH6(t, Options{})
+	h.nic.SetStatic6(peerLL, peerMAC)
+	to := netip.AddrPortFrom(peerLL.WithZone("eth0"), 9)
+	for _, c := range []struct {
+		recverr bool
+		mode    int
+		heard   bool
+	}{{false, PMTUDiscWant, true}, {false, PMTUDiscDont, false}, {true, PMTUDiscDont, true}} {
+		e := h.s.NewDgram(KindUDP, 0)
+		e.SetInet6()
+		e.SetRecvErr(true, c.recverr)
+		e.SetPMTUDisc(true, c.mode)
+		if err := e.Connect(to); err != nil {
+			t.Fatal(err)
+		}
+		e.SendTo(make([]byte, 1200), netip.AddrPort{}, nil) // under the 1300 learnt
+		out := h.sent()
+		if len(out) != 1 {
+			t.Fatalf("%d packets", len(out))
+		}
+		m := make([]byte, 8+len(out[0].ip))
+		m[0] = wire.ICMPv6PacketTooBig
+		wire.ICMPv6(m).SetRest(1300)
+		copy(m[8:], out[0].ip)
+		m = m[:1232]
+		h.ep.inject(frame6(hostMAC, peerMAC, peerLL, hostLL, wire.ProtoICMPv6, 64, m, 0))
+		err := e.SoError()
+		if c.heard != errors.Is(err, syscall.EMSGSIZE) {
+			t.Errorf("IPV6_RECVERR %v, IPV6_MTU_DISCOVER %d: SO_ERROR %v", c.recverr, c.mode, err)
+		}
+		if c.recverr {
+			n, _, q, err := e.ReadErr(make([]byte, 2000))
+			want := ErrQueueMsg{ExtendedErr: ExtendedErr{Errno: syscall.EMSGSIZE, Origin: EEOriginICMP6, Type: wire.ICMPv6PacketTooBig, Info: 1300},
+				Offender: peerLL, Dst: netip.AddrPortFrom(peerLL, 9)}
+			if err != nil || q != want || n != 1232-8-40-8 {
+				t.Errorf("queued %+v (%d bytes) %v, want %+v", q, n, err, want)
+			}
+		}
+		e.Close()
+	}
+}

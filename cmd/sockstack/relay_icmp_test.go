@@ -335,8 +335,8 @@ func TestRelayUnreachErrno(t *testing.T) {
 
 // A flow whose kernel socket cannot even connect (no route) makes the
 // relay's stack send the client an ICMP host or network unreachable,
-// which the client's connected socket reports as that errno (sockstack
-// reports these to a connected socket; Linux only with IP_RECVERR, which
+// which the client's connected socket reports as that errno (soft
+// errors: only with IP_RECVERR, on sockstack as on Linux, which
 // interop/relay_icmp_test.go checks).
 func TestRelayUDPNoRouteReachesClient(t *testing.T) {
 	for _, e := range []syscall.Errno{syscall.EHOSTUNREACH, syscall.ENETUNREACH} {
@@ -356,6 +356,9 @@ func TestRelayUDPNoRouteReachesClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
+		if err := s.SetSockOpt(socket.SOL_IP, socket.IP_RECVERR, 1); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.Connect(socket.InetAddr(netip.MustParseAddrPort("198.51.100.98:53"))); err != nil {
 			t.Fatal(err)
 		}
@@ -380,7 +383,10 @@ func TestRelayEchoErrorReachesClient(t *testing.T) {
 	startFakeEcho(t, r, fake, false, true)
 	dst := netip.MustParseAddr("198.51.100.7")
 	a := pinger(t, client, "10.0.0.1", 7)
-	// Connected: an unconnected ping socket gets no errors (no IP_RECVERR).
+	// A host unreachable is soft: heard only with IP_RECVERR, as in Linux.
+	if err := a.SetSockOpt(socket.SOL_IP, socket.IP_RECVERR, 1); err != nil {
+		t.Fatal(err)
+	}
 	if err := a.Connect(socket.InetAddr(netip.AddrPortFrom(dst, 0))); err != nil {
 		t.Fatal(err)
 	}
