@@ -567,27 +567,37 @@ func TestInteropHeldSYN(t *testing.T) {
 		}
 	})
 
-	// A RST or RST|ACK for a held request draws nothing and leaves it
-	// held (nothing was sent for it: as RFC 9293 LISTEN, a reset is
-	// ignored). Linux, which has SYN-ACKed, drops its request on an
-	// in-window RST (then resets the handshake's ACK): logged.
+	// A RST|ACK for a held request draws nothing and leaves it held
+	// (it acknowledges nothing that was sent); the client's in-window
+	// RST drops it, draws nothing, and the client's next SYN is a new
+	// request, as Linux drops its SYN_RECV request on an in-window RST
+	// (its handshake ACK then finds no request and is reset).
 	t.Run("rst_while_pending", func(t *testing.T) {
 		for _, f := range fams {
 			sp := next()
 			sc.send(syn(f.client, f.dst, sp, 9000))
 			sc.sync(f.v6, sp)
-			in0 := tcpst().InSegs
-			sc.send(pktSpec{Src: f.client, Dst: f.dst, Sport: sp, Dport: 443, Flags: "R", Seq: 9001},
-				pktSpec{Src: f.client, Dst: f.dst, Sport: sp, Dport: 443, Flags: "RA", Seq: 9001, Ack: 12345})
-			wantNoAnswer(t, f.name()+" RSTs", sc.sync(f.v6, sp))
+			in0, rs0 := tcpst().InSegs, app.hs().ClientReset
+			sc.send(pktSpec{Src: f.client, Dst: f.dst, Sport: sp, Dport: 443, Flags: "RA", Seq: 9001, Ack: 12345})
+			wantNoAnswer(t, f.name()+" RST|ACK", sc.sync(f.v6, sp))
+			sc.send(pktSpec{Src: f.client, Dst: f.dst, Sport: sp, Dport: 443, Flags: "R", Seq: 9001})
+			wantNoAnswer(t, f.name()+" RST", sc.sync(f.v6, sp))
 			if d := tcpst().InSegs - in0; d < 2 {
 				t.Fatalf("%s: the RSTs did not reach TCP (InSegs +%d)", f.name(), d)
 			}
-			r := app.one(f.v6, sp) // still held
+			if d := app.hs().ClientReset - rs0; d != 1 {
+				t.Fatalf("%s: ClientReset +%d, want +1", f.name(), d)
+			}
+			if rs := app.reqs(f.v6); len(rs) != 0 {
+				t.Fatalf("%s: requests %v after the client's RST, want none", f.name(), reqList(rs))
+			}
+			sc.send(syn(f.client, f.dst, sp, 9500))
+			sc.sync(f.v6, sp)
+			r := app.one(f.v6, sp) // the next attempt
 			if _, err := r.Complete(); err != nil {
 				t.Fatal(err)
 			}
-			if sa := wantOneAnswer(t, f.name()+" Complete", sc.sync(f.v6, sp)); sa.Flags != "SA" || sa.Ack != 9001 {
+			if sa := wantOneAnswer(t, f.name()+" Complete", sc.sync(f.v6, sp)); sa.Flags != "SA" || sa.Ack != 9501 {
 				t.Fatalf("%s: %v", f.name(), sa)
 			}
 			// Linux.
@@ -597,7 +607,9 @@ func TestInteropHeldSYN(t *testing.T) {
 			lx.send(pktSpec{Src: f.lxClient, Dst: f.lxTo, Sport: lsp, Dport: 443, Flags: "R", Seq: 9001})
 			wantNoAnswer(t, f.name()+" Linux RST", lx.sync(f.v6, lsp))
 			lx.send(pktSpec{Src: f.lxClient, Dst: f.lxTo, Sport: lsp, Dport: 443, Flags: "A", Seq: 9001, Ack: lsa.Seq + 1})
-			t.Logf("%s: Linux after a RST in SYN_RECV answers the handshake ACK with %v (sockstack: the held request survives any RST; nothing was sent for it)", f.name(), lx.sync(f.v6, lsp))
+			if got := wantOneAnswer(t, f.name()+" Linux ACK after RST", lx.sync(f.v6, lsp)); got.Flags != "R" {
+				t.Errorf("%s: Linux answers the handshake ACK after a RST in SYN_RECV with %v, want a RST (the request dropped)", f.name(), got)
+			}
 		}
 	})
 

@@ -541,11 +541,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // its own upstream socket) and resets it at once, so its one connect is
 // refused and so is the client's (ECONNREFUSED), without a second
 // upstream connect (before, it relayed itself until --max-conns); a UDP
-// datagram's loop is dropped the same way; both are counted (loops=) and
-// one warning names the fix. With --mark 7, and then with
+// datagram's loop is dropped the same way, and so is a ping's (the
+// relay's own echo, known by its identifier and sequence number); all
+// are counted (loops=) and one warning names the fix. With --mark 7, and then with
 // --bind-device instead, the client reaches S over both families: data
-// both ways match by SHA-256, UDP is echoed, and every held SYN is one
-// of the client's connections (no looping).
+// both ways match by SHA-256, UDP is echoed, pings are answered, and
+// every held SYN is one of the client's connections (no looping).
 func TestInteropRelayLoopGuard(t *testing.T) {
 	needRoot(t)
 	needTools(t, "ip", "curl", "python3")
@@ -601,12 +602,21 @@ func TestInteropRelayLoopGuard(t *testing.T) {
 	if g := clientRun("python3", py, "udp", "198.51.100.7", "9", "1", "1"); g != "timeout" {
 		t.Fatalf("without a guard: UDP gave %q, want a timeout (the looped datagram dropped)", g)
 	}
+	// A ping: the relay's echo comes back into the TUN and is dropped
+	// as its own (the host socket's identifier and sequence number),
+	// once, not relayed again; the client gets no reply.
+	if out, err := inNetns(c, "ping", "-n", "-c", "1", "-W", "2", "198.51.100.7").CombinedOutput(); err == nil || !strings.Contains(string(out), "0 received") {
+		t.Fatalf("without a guard: ping answered: %v\n%s", err, out)
+	}
 	m, held := r.stop(t)
 	lm := relayLoopsRE.FindStringSubmatch(r.out.String())
 	if lm == nil {
 		t.Fatalf("no loops counters:\n%s", r.out.String())
 	}
 	t.Logf("without a guard, one client connect: %d held SYNs, %d upstream connects (%d refused), %d refused at --max-conns; %s", num(held, 1), num(m, 6), num(m, 7), num(m, 3), lm[0])
+	if ic := relayICMPRE.FindStringSubmatch(r.out.String()); ic == nil || num(lm, 4) != 1 || num(ic, 1) != 1 || num(ic, 4) != 1 {
+		t.Errorf("without a guard: one ping: loops icmp %d (want 1: the relay's own echo, once), %v (want 1 request, 1 sent)", num(lm, 4), ic)
+	}
 	if num(lm, 2) < 1 || num(lm, 3) < 1 || num(m, 6) != 1 || num(m, 7) != 1 || num(m, 3) != 0 || num(m, 1) != 0 || num(held, 1) != 2 {
 		t.Errorf("without a guard: loops tcp %d udp %d (want at least 1 each), upstream connects %d and refused %d (want 1: the client's only), refused at the limit %d (want 0), relayed %d (want 0), held SYNs %d (want 2: the client's and the relay's own)",
 			num(lm, 2), num(lm, 3), num(m, 6), num(m, 7), num(m, 3), num(m, 1), num(held, 1))
@@ -635,6 +645,14 @@ func TestInteropRelayLoopGuard(t *testing.T) {
 			}
 			if g := clientRun("python3", py, "udp", h, "9", "5"); g != "ok 5" {
 				t.Fatalf("%v, %s: UDP echo: %s", guard, h, g)
+			}
+			ping := []string{"ping"}
+			if strings.Contains(h, ":") {
+				ping = append(ping, "-6")
+			}
+			ping = append(ping, "-n", "-c", "2", "-i", "0.2", "-W", "3", h)
+			if g := clientRun(ping...); !strings.Contains(g, "2 received") {
+				t.Fatalf("%v, %s: ping: %s", guard, h, g)
 			}
 			conns += 2
 			dgrams += 5
@@ -667,7 +685,7 @@ func TestInteropRelayLoopGuard(t *testing.T) {
 }
 
 // relayLoopsRE is the relay's loop-detection counters line.
-var relayLoopsRE = regexp.MustCompile(`relay: loops=(\d+) \(tcp=(\d+) udp=(\d+)\)`)
+var relayLoopsRE = regexp.MustCompile(`relay: loops=(\d+) \(tcp=(\d+) udp=(\d+) icmp=(\d+)\)`)
 
 // relayCacheRE is the relay's timeout-cache counters line.
 var relayCacheRE = regexp.MustCompile(`relay: timeout-cache added=(\d+) hits=(\d+) full=(\d+)`)

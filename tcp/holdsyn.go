@@ -31,9 +31,12 @@ import (
 // request are absorbed; a SYN on its 4-tuple with another sequence
 // number is dropped, so that a spoofed SYN cannot change what the answer
 // acknowledges (a genuine new attempt heals: the client resets the
-// SYN-ACK of the old one and its next SYN is a new request). A reset or
-// an ACK for a held request does not touch it (nothing was sent for
-// it: the listener's usual answers apply).
+// SYN-ACK of the old one and its next SYN is a new request). A reset
+// from the client whose sequence number is in the window the SYN-ACK
+// would offer drops its request, as Linux drops a SYN_RECV request on an
+// in-window RST: the client gave up, and the application learns it when
+// it answers (ECONNRESET). A RST|ACK, which acknowledges nothing that
+// was sent, and an ACK do not touch it (the listener's usual answers).
 
 // DefaultHoldSYNTimeout is how long a held SYN waits for its answer.
 const DefaultHoldSYNTimeout = 30 * time.Second
@@ -107,11 +110,12 @@ type HoldSYNStats struct {
 	SeqMismatch    uint64 // SYNs on a held request's 4-tuple with another sequence number, dropped
 	SynData        uint64 // held SYNs that carried data: not kept, not acknowledged (the client sends it again)
 	NoRoute        uint64 // SYNs dropped: no route back to the client (a SYN from ::, say)
+	ClientReset    uint64 // requests dropped on the client's in-window reset before they were answered
 }
 
 type holdStats struct {
 	held, retrans, full, completed, reset, icmp, silent, expired, aborted, failed atomic.Uint64
-	seqMismatch, synData, noRoute, cookies, established                           atomic.Uint64
+	seqMismatch, synData, noRoute, cookies, established, clientReset              atomic.Uint64
 }
 
 // HoldSYNStats returns the held-SYN counters.
@@ -121,7 +125,7 @@ func (p *Protocol) HoldSYNStats() HoldSYNStats {
 		Completed: h.completed.Load(), Reset: h.reset.Load(), ICMP: h.icmp.Load(), Silent: h.silent.Load(),
 		Expired: h.expired.Load(), Aborted: h.aborted.Load(), CompleteFailed: h.failed.Load(),
 		SeqMismatch: h.seqMismatch.Load(), SynData: h.synData.Load(), NoRoute: h.noRoute.Load(),
-		Cookies: h.cookies.Load(), Established: h.established.Load()}
+		Cookies: h.cookies.Load(), Established: h.established.Load(), ClientReset: h.clientReset.Load()}
 }
 
 // Request states.
@@ -131,6 +135,7 @@ const (
 	reqDone                 // answered
 	reqExpired              // not answered in time
 	reqAborted              // the listener closed
+	reqReset                // the client reset it
 )
 
 // SynRequest is a SYN a held-SYN listener has not answered.
@@ -310,11 +315,17 @@ func (h *holdQueue) pop() *SynRequest {
 	return r
 }
 
-// unlink forgets a live request (l.mu held). A queued one is always the
-// oldest queued (requests expire in arrival order), so it is popped.
+// unlink forgets a live request (l.mu held). A queued one that expires
+// is the oldest queued (requests expire in arrival order) and is popped;
+// one the client resets may stand anywhere in the ring (at most the
+// backlog long) and is cut out of it.
 func (h *holdQueue) unlink(r *SynRequest) {
-	if r.state == reqQueued && h.n > 0 && h.ring[h.head] == r {
-		h.pop()
+	if r.state == reqQueued && h.n > 0 {
+		if h.ring[h.head] == r {
+			h.pop()
+		} else {
+			h.remove(r)
+		}
 	}
 	delete(h.reqs, r.k)
 	if r.prev != nil {
@@ -328,6 +339,46 @@ func (h *holdQueue) unlink(r *SynRequest) {
 		h.last = r.prev
 	}
 	r.prev, r.next = nil, nil
+}
+
+// remove cuts r out of the ring, the later ones moving up a place.
+func (h *holdQueue) remove(r *SynRequest) {
+	l := len(h.ring)
+	for i := 1; i < h.n; i++ {
+		if h.ring[(h.head+i)%l] != r {
+			continue
+		}
+		for j := i; j+1 < h.n; j++ {
+			h.ring[(h.head+j)%l] = h.ring[(h.head+j+1)%l]
+		}
+		h.ring[(h.head+h.n-1)%l] = nil
+		h.n--
+		return
+	}
+}
+
+// heldReset is the listener's answer to a reset (l.mu not held): one
+// from the client of a request not yet answered, its sequence number
+// in the window the SYN-ACK would offer and no ACK flag (nothing was
+// sent to acknowledge), drops the request, as Linux's tcp_check_req
+// drops a SYN_RECV request on an in-window RST. A reset draws no answer.
+func (l *Endpoint) heldReset(k connKey, s *segment) {
+	if s.has(wire.TCPFlagACK) {
+		return
+	}
+	l.lock()
+	defer l.unlock()
+	if l.ls == nil || l.ls.hold == nil {
+		return
+	}
+	h := l.ls.hold
+	r := h.reqs[k]
+	if r == nil || s.seq-(r.syn.seq+1) >= uint32(max(min(l.rcvCap, 65535), 1)) {
+		return
+	}
+	h.unlink(r)
+	r.state = reqReset
+	l.p.hold.clientReset.Add(1)
 }
 
 // armHold schedules the expiry of the oldest request (l.mu held).
@@ -453,6 +504,8 @@ func (r *SynRequest) answer() error {
 		return syscall.ETIMEDOUT
 	case reqAborted:
 		return syscall.ECONNABORTED
+	case reqReset:
+		return syscall.ECONNRESET
 	default:
 		return syscall.EALREADY // answered before, or never taken
 	}
@@ -472,7 +525,7 @@ func (r *SynRequest) answer() error {
 // A request that expired gives ETIMEDOUT, one whose listener closed
 // ECONNABORTED, one answered before EALREADY; no route back to the
 // client is its error (ENETUNREACH), a 4-tuple already in use
-// EADDRINUSE.
+// EADDRINUSE, one the client reset while it waited ECONNRESET.
 func (r *SynRequest) Complete() (*Endpoint, error) {
 	l := r.l
 	p := l.p

@@ -40,6 +40,7 @@ func (p *Protocol) checkCookie(k connKey, peerISN, cookie uint32, now time.Durat
 func (l *Endpoint) handleListen(k connKey, s *segment) {
 	p := l.p
 	if s.has(wire.TCPFlagRST) {
+		l.heldReset(k, s) // a held request's client gave up (holdsyn.go)
 		return
 	}
 	now := p.now()

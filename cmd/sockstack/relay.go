@@ -176,13 +176,15 @@ type relayStats struct {
 	// Loops: a diverted SYN or datagram from the local address of one of
 	// the relay's own upstream sockets (no --mark/--bind-device while the
 	// TUN carries the route), rejected at once.
-	loopTCP atomic.Uint64 // SYNs reset
-	loopUDP atomic.Uint64 // datagrams dropped
+	loopTCP  atomic.Uint64 // SYNs reset
+	loopUDP  atomic.Uint64 // datagrams dropped
+	loopICMP atomic.Uint64 // echo requests dropped: the relay's own echo (relay_icmp.go)
 }
 
 // loopString is the loop detector's counters line.
 func (s *relayStats) loopString() string {
-	return fmt.Sprintf("loops=%d (tcp=%d udp=%d)", s.loopTCP.Load()+s.loopUDP.Load(), s.loopTCP.Load(), s.loopUDP.Load())
+	t, u, i := s.loopTCP.Load(), s.loopUDP.Load(), s.loopICMP.Load()
+	return fmt.Sprintf("loops=%d (tcp=%d udp=%d icmp=%d)", t+u+i, t, u, i)
 }
 
 // cacheString is the timeout cache's counters line.
@@ -200,9 +202,9 @@ func (s *relayStats) String() string {
 
 // heldSummary is the stack's held-SYN counters (tcp.HoldSYNStats).
 func heldSummary(h tcp.HoldSYNStats) string {
-	return fmt.Sprintf("held SYNs=%d retransmitted=%d queue-full=%d completed=%d reset=%d icmp=%d silent=%d expired=%d aborted=%d complete-failed=%d cookies=%d established=%d seq-mismatch=%d syn-data=%d no-route=%d",
+	return fmt.Sprintf("held SYNs=%d retransmitted=%d queue-full=%d completed=%d reset=%d icmp=%d silent=%d expired=%d aborted=%d complete-failed=%d cookies=%d established=%d seq-mismatch=%d syn-data=%d no-route=%d client-reset=%d",
 		h.Held, h.Retrans, h.QueueFull, h.Completed, h.Reset, h.ICMP, h.Silent, h.Expired, h.Aborted, h.CompleteFailed,
-		h.Cookies, h.Established, h.SeqMismatch, h.SynData, h.NoRoute)
+		h.Cookies, h.Established, h.SeqMismatch, h.SynData, h.NoRoute, h.ClientReset)
 }
 
 // relay is one running relay.
@@ -360,6 +362,13 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	}
 	if f.pcap != "" {
 		fmt.Fprintf(w, "  capturing to %s\n", f.pcap)
+	}
+	// Said once the kernel's side of the TUN carries packets
+	// (relay_tun.go): before, a client's first ones were dropped.
+	if waited, err := waitTUNReady(f.tap, f.netns, tunReadyWait); err != nil {
+		fmt.Fprintf(w, "  warning: %v: packets routed into it are dropped until it is\n", err)
+	} else if waited {
+		fmt.Fprintf(w, "  waited for the kernel to bring %s up\n", f.tap)
 	}
 	fmt.Fprintln(w, "  running; SIGINT or SIGTERM stops it")
 

@@ -107,12 +107,16 @@ type echoPending struct {
 
 // echoFamily is one address family's pair of sockets.
 type echoFamily struct {
-	v6   bool
-	in   *socket.Socket // the stack's transparent raw socket: the clients' requests
-	out  net.PacketConn // the host's socket to the destinations
-	raw  bool           // out is a raw socket: the relay's own identifier, id
-	id   uint16
-	next atomic.Uint32 // the next sequence number to try
+	v6  bool
+	in  *socket.Socket // the stack's transparent raw socket: the clients' requests
+	out net.PacketConn // the host's socket to the destinations
+	raw bool           // out is a raw socket: the relay's own identifier, id
+	// id is the identifier of the relay's echoes: the raw socket's
+	// choice, or the one the kernel bound the ping socket to (idKnown
+	// false when it could not be learnt: no loop detection then).
+	id      uint16
+	idKnown bool
+	next    atomic.Uint32 // the next sequence number to try
 }
 
 func newRelayICMP(st *stack.Stack, nic *stack.NIC, o relayICMPOpts) *relayICMP {
@@ -171,7 +175,9 @@ func (ic *relayICMP) openFamily(r *relay, v6 bool) (*echoFamily, string, error) 
 		return nil, "", err
 	}
 	if f.raw {
-		f.id = uint16(rand.Uint32())
+		f.id, f.idKnown = uint16(rand.Uint32()), true
+	} else if a, ok := f.out.LocalAddr().(*net.UDPAddr); ok && a.Port != 0 {
+		f.id, f.idKnown = uint16(a.Port), true // bound in openPingConn
 	}
 	f.next.Store(rand.Uint32())
 	if f.in, err = stackEchoSocket(r.n, v6); err != nil {
@@ -263,6 +269,16 @@ func openPingConn(fam, proto int, o relayOpts) (net.PacketConn, error) {
 	if err == nil {
 		err = o.guard(fd)
 	}
+	if err == nil {
+		// Bound now, the kernel picks the identifier (a ping socket's
+		// port) at once: the relay knows its own echoes by it, should
+		// they come back into the TUN (a loop).
+		if fam == unix.AF_INET {
+			err = unix.Bind(fd, &unix.SockaddrInet4{})
+		} else {
+			err = unix.Bind(fd, &unix.SockaddrInet6{})
+		}
+	}
 	if err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -325,7 +341,13 @@ func (ic *relayICMP) requests(r *relay, f *echoFamily) {
 		if !ok || len(m) < 8 || m[0] != want || !orig.IsValid() || r.isOwn(orig) {
 			continue
 		}
-		ic.relayEcho(f, sa.AddrPort.Addr().Unmap(), orig.Unmap(), m)
+		client := sa.AddrPort.Addr().Unmap()
+		if ic.looped(f, orig.Unmap(), m) {
+			r.stats.loopICMP.Add(1)
+			r.warnLoop("ICMP echo", netip.AddrPortFrom(client, 0), netip.AddrPortFrom(orig.Unmap(), 0))
+			continue
+		}
+		ic.relayEcho(f, client, orig.Unmap(), m)
 	}
 }
 
@@ -340,6 +362,29 @@ func ipv4Echo(p []byte) (netip.Addr, []byte) {
 		return netip.Addr{}, nil
 	}
 	return netip.AddrFrom4([4]byte(p[16:20])), p[hl:]
+}
+
+// looped reports whether the echo request m to orig is one of the
+// relay's own echoes come back into the TUN (the TUN carries the route
+// to orig and no --mark or --bind-device keeps the host socket out of
+// it): it carries the host socket's identifier and the sequence number
+// of an echo to orig still outstanding. That echo is then over (no
+// reply can come: each round would only send it again); the client
+// behind it hears nothing.
+func (ic *relayICMP) looped(f *echoFamily, orig netip.Addr, m []byte) bool {
+	if !f.idKnown || binary.BigEndian.Uint16(m[4:6]) != f.id {
+		return false
+	}
+	k := echoKey{dst: orig, seq: binary.BigEndian.Uint16(m[6:8])}
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	p := ic.pending[k]
+	if p == nil {
+		return false
+	}
+	p.timer.Stop()
+	delete(ic.pending, k)
+	return true
 }
 
 // relayEcho sends the echo request m from client to orig, under
