@@ -125,10 +125,12 @@ func (t *T) PollEvents(step string, s sockapi.Sock) {
 // RecvErr logs one recvmsg(MSG_ERRQUEUE) of at most size bytes: the
 // payload, msg_name, msg_flags and the control message, decoded and as
 // bytes.
-func (t *T) RecvErr(step string, s sockapi.Sock, size int) { t.recvErr(step, s, size, false) }
+func (t *T) RecvErr(step string, s sockapi.Sock, size int) { t.recvErr(step, s, size, 0) }
 
-// recvErr is RecvErr; hidePorts masks a quoted UDP header's ports.
-func (t *T) recvErr(step string, s sockapi.Sock, size int, hidePorts bool) {
+// recvErr is RecvErr showing the payload from byte hide on: the bytes
+// before differ per side (a quoted UDP header's ports, an IP header's
+// identification and checksum).
+func (t *T) recvErr(step string, s sockapi.Sock, size int, hide int) {
 	buf := make([]byte, size)
 	var n, rflags int
 	var from socket.Sockaddr
@@ -167,9 +169,8 @@ func (t *T) recvErr(step string, s sockapi.Sock, size int, hidePorts bool) {
 		fl = append(fl, fmt.Sprintf("%#x", rflags))
 	}
 	shown := buf[:min(n, size)]
-	if hidePorts && len(shown) >= 4 {
-		// A quoted UDP header: its ports differ per side.
-		shown = append([]byte("sp"+"dp"), shown[4:]...)
+	if hide > 0 && len(shown) >= hide {
+		shown = append([]byte(fmt.Sprintf("<%d bytes>", hide)), shown[hide:]...)
 	}
 	t.Logf("%s: %d %q from %s flags %s", step, n, shown, t.Addr(from), strings.Join(fl, "|"))
 	t.Logf("%s: %s", step, t.cmsgText(oob))
@@ -451,6 +452,30 @@ func recverrCases() []Case {
 			t.GetInt("IPV6_RECVERR", s6, socket.IPPROTO_IPV6, socket.IPV6_RECVERR)
 			t.GetInt("IP_RECVERR on AF_INET6", s6, socket.SOL_IP, socket.IP_RECVERR)
 		}},
+		Case{Name: "recverr/raw hdrincl udp closed port", Root: true, Run: func(t *T) {
+			s := t.Socket(AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+			c := t.ClosedPort(AF_INET, "127.0.0.1")
+			t.Check("IP_HDRINCL=1", s.SetSockOptInt(socket.SOL_IP, socket.IP_HDRINCL, 1))
+			t.Check("IP_RECVERR=1", s.SetSockOptInt(socket.SOL_IP, socket.IP_RECVERR, 1))
+			p := make([]byte, 20+8+4)
+			p[0], p[8], p[9] = 0x45, 64, socket.IPPROTO_UDP
+			binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
+			copy(p[12:], []byte{127, 0, 0, 1, 127, 0, 0, 1})
+			binary.BigEndian.PutUint16(p[20:], 7)
+			binary.BigEndian.PutUint16(p[22:], uint16(port(c)))
+			binary.BigEndian.PutUint16(p[24:], 12)
+			copy(p[28:], "hdr!")
+			t.Send("sendto closed", s, p, 0, socket.Inet("127.0.0.1", 0))
+			t.WaitErr(s)
+			t.recvErr("recvmsg MSG_ERRQUEUE", s, 64, 24)
+		}},
+		Case{Name: "recverr/options raw6", Root: true, Run: func(t *T) {
+			s := t.Socket(AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+			t.Check("IP_RECVERR", s.SetSockOptInt(socket.SOL_IP, socket.IP_RECVERR, 1))
+			t.Check("IPV6_RECVERR", s.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVERR, 1))
+			t.GetInt("IPV6_RECVERR", s, socket.IPPROTO_IPV6, socket.IPV6_RECVERR)
+			t.RecvErr("recvmsg MSG_ERRQUEUE", s, 64)
+		}},
 		Case{Name: "recverr/raw udp closed port", Root: true, Run: func(t *T) {
 			s := t.Socket(AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
 			c := t.ClosedPort(AF_INET, "127.0.0.1")
@@ -462,7 +487,7 @@ func recverrCases() []Case {
 			copy(u[8:], "raw!")
 			t.Send("sendto closed", s, u, 0, socket.Inet("127.0.0.1", 0))
 			t.WaitErr(s)
-			t.recvErr("recvmsg MSG_ERRQUEUE", s, 64, true)
+			t.recvErr("recvmsg MSG_ERRQUEUE", s, 64, 4)
 			t.GetInt("SO_ERROR", s, socket.SOL_SOCKET, socket.SO_ERROR)
 		}},
 	)
