@@ -152,3 +152,43 @@ func TestRecvErrIPv6LocalEMSGSIZE(t *testing.T) {
 		t.Fatalf("send at the MTU: %v", err)
 	}
 }
+
+// IPv6 across a pipe to the peer's link-local address: the port
+// unreachable's offender and the destination carry the NIC as their
+// scope, and the control message's sockaddr_in6 its index, as Linux's
+// ipv6_recv_error.
+func TestRecvErrIPv6LinkLocalScope(t *testing.T) {
+	p := newPair6(t)
+	var peerLL netip.Addr
+	for _, a := range p.sb.NICByName("eth0").Addrs() {
+		if a.Addr().IsLinkLocalUnicast() {
+			peerLL = a.Addr()
+		}
+	}
+	if !peerLL.IsValid() {
+		t.Fatal("peer has no link-local address")
+	}
+	s := mustSocket(t, p.a, AF_INET6, SOCK_DGRAM, 0)
+	if err := s.SetSockOpt(IPPROTO_IPV6, IPV6_RECVERR, 1); err != nil {
+		t.Fatal(err)
+	}
+	to := Inet6(peerLL.String()+"%eth0", 9)
+	if _, err := s.SendTo([]byte("ll"), 0, to); err != nil {
+		t.Fatal(err)
+	}
+	waitErr(t, s)
+	n, _, from, ee, err := s.RecvErr(make([]byte, 8), 0)
+	if err != nil || n != 2 {
+		t.Fatal(n, err)
+	}
+	if from.(*SockaddrInet).AddrPort != to.AddrPort || ee.Offender.AddrPort.Addr() != peerLL.WithZone("eth0") {
+		t.Fatalf("from %v offender %v", from, ee.Offender)
+	}
+	if ee.Origin != SO_EE_ORIGIN_ICMP6 || ee.Type != 1 || ee.Code != 4 || ee.Errno != syscall.ECONNREFUSED {
+		t.Fatalf("%+v", ee)
+	}
+	c := ee.Cmsg()
+	if id := binary.NativeEndian.Uint32(c[16+16+24:]); id == 0 || id != uint32(p.sa.NICByName("eth0").ID()) {
+		t.Fatalf("offender scope id %d, want eth0's index %d", id, p.sa.NICByName("eth0").ID())
+	}
+}

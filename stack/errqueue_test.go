@@ -302,7 +302,7 @@ func TestRecvErrPingAndRaw(t *testing.T) {
 // discovery (the default): a connected socket without IPV6_RECVERR
 // hears EMSGSIZE; with IPV6_MTU_DISCOVER DONT it is soft. With
 // IPV6_RECVERR it is queued: ICMPv6 origin, type 2, ee_info the MTU,
-// the offender the message's source.
+// the offender the message's source, with the NIC as its scope.
 func TestRecvErrIPv6PacketTooBig(t *testing.T) {
 	h := newH6(t, Options{})
 	h.nic.SetStatic6(peerLL, peerMAC)
@@ -337,7 +337,7 @@ func TestRecvErrIPv6PacketTooBig(t *testing.T) {
 		if c.recverr {
 			n, _, q, err := e.ReadErr(make([]byte, 2000))
 			want := ErrQueueMsg{ExtendedErr: ExtendedErr{Errno: syscall.EMSGSIZE, Origin: EEOriginICMP6, Type: wire.ICMPv6PacketTooBig, Info: 1300},
-				Offender: peerLL, Dst: netip.AddrPortFrom(peerLL, 9)}
+				Offender: peerLL.WithZone("eth0"), Dst: netip.AddrPortFrom(peerLL.WithZone("eth0"), 9)} // scope: the NIC it came in on
 			if err != nil || q != want || n != 1232-8-40-8 {
 				t.Errorf("queued %+v (%d bytes) %v, want %+v", q, n, err, want)
 			}
