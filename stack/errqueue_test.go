@@ -345,3 +345,27 @@ func TestRecvErrIPv6PacketTooBig(t *testing.T) {
 		e.Close()
 	}
 }
+
+// A queue read as fast as it fills does not grow: its backing array
+// stays the size of the largest backlog.
+func TestRecvErrQueueReused(t *testing.T) {
+	h := newHarness(t, Options{})
+	e := h.s.NewDgram(KindUDP, 0)
+	defer e.Close()
+	e.SetRecvErr(false, true)
+	q := sentIP(t, h, e, []byte("x"), netip.AddrPortFrom(peerAddr, 9))
+	inject := func() { h.ep.inject(icmpAbout(peerAddr, wire.ICMPDestUnreach, wire.ICMPPortUnreach, 0, q)) }
+	inject()
+	for i := 0; i < 1000; i++ {
+		inject()
+		if _, _, _, err := e.ReadErr(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.mu.Lock()
+	c := cap(e.errq)
+	e.mu.Unlock()
+	if e.ErrQueueLen() != 1 || c > 4 {
+		t.Fatalf("%d queued, backing array of %d entries after 1000 errors read one behind", e.ErrQueueLen(), c)
+	}
+}
