@@ -304,6 +304,31 @@ func recverrCases() []Case {
 			t.Recv("recv again", s, 64, socket.MSG_DONTWAIT)
 			t.RecvErr("recvmsg MSG_ERRQUEUE", s, 64)
 		}),
+		v4("closed port, IP_RECVERR, recv with the error pending and data queued", func(t *T, s sockapi.Sock, c *socket.SockaddrInet) {
+			on(t, s)
+			me := t.BindLocal(s, "S")
+			t.Send("sendto closed", s, []byte("one"), 0, c)
+			t.WaitErr(s)
+			t.Send("other socket sendto", t.UDP(), []byte("data"), 0, me)
+			t.Quiesce()
+			t.Recv("recv", s, 64, socket.MSG_DONTWAIT)
+			t.Recv("recv again", s, 64, socket.MSG_DONTWAIT)
+			t.Recv("recv third", s, 64, socket.MSG_DONTWAIT)
+			t.RecvErr("recvmsg MSG_ERRQUEUE", s, 64)
+		}),
+		v4("closed port, no IP_RECVERR, connected, recv with the error pending and data queued", func(t *T, s sockapi.Sock, c *socket.SockaddrInet) {
+			me := t.BindLocal(s, "S")
+			t.Check("connect", s.Connect(c))
+			t.Send("send", s, []byte("one"), 0, nil)
+			t.WaitErr(s)
+			// The port comes to life and answers.
+			o := t.UDP()
+			t.Check("bind the closed port", o.Bind(c))
+			t.Send("reply", o, []byte("data"), 0, me)
+			t.Quiesce()
+			t.Recv("recv", s, 64, socket.MSG_DONTWAIT)
+			t.Recv("recv again", s, 64, socket.MSG_DONTWAIT)
+		}),
 		v4("closed port, truncated", func(t *T, s sockapi.Sock, c *socket.SockaddrInet) {
 			on(t, s)
 			t.Send("sendto closed", s, []byte("0123456789abcdef"), 0, c)
