@@ -501,6 +501,18 @@ func recverrCases() []Case {
 			t.GetInt("IPV6_RECVERR", s, socket.IPPROTO_IPV6, socket.IPV6_RECVERR)
 			t.RecvErr("recvmsg MSG_ERRQUEUE", s, 64)
 		}},
+		Case{Name: "recverr/raw6 icmpv6 local EMSGSIZE", Root: true, Run: func(t *T) {
+			// The local error's port is the flow's: for ICMPv6 the type
+			// and code overlay it (fl6_icmp_type), 128 0 reads 32768.
+			s := t.Socket(AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+			t.Check("IPV6_RECVERR=1", s.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVERR, 1))
+			t.Check("IPV6_DONTFRAG=1", s.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_DONTFRAG, 1))
+			echo := make([]byte, 65535)
+			echo[0] = 128
+			t.Send("sendto ::1 65535 bytes", s, echo, 0, in6("::1", 0))
+			t.Label(in6("::1", 128<<8), "type 128 code 0")
+			t.RecvErr("recvmsg MSG_ERRQUEUE", s, 64)
+		}},
 		Case{Name: "recverr/raw udp closed port", Root: true, Run: func(t *T) {
 			s := t.Socket(AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
 			c := t.ClosedPort(AF_INET, "127.0.0.1")
