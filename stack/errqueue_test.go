@@ -369,3 +369,58 @@ func TestRecvErrQueueReused(t *testing.T) {
 		t.Fatalf("%d queued, backing array of %d entries after 1000 errors read one behind", e.ErrQueueLen(), c)
 	}
 }
+
+// ICMPv6 errors about an echo: the ping socket's entry starts at the
+// quoted echo header, a raw ICMPv6 socket's too; without IPV6_RECVERR
+// an unconnected ping socket hears a time exceeded not at all, and a
+// connected one only hard errors.
+func TestRecvErrIPv6PingAndRaw(t *testing.T) {
+	h := newH6(t, Options{})
+	h.nic.SetStatic6(peerLL, peerMAC)
+	to := netip.AddrPortFrom(peerLL.WithZone("eth0"), 0)
+	p := h.s.NewDgram(KindPing, 0)
+	p.SetInet6()
+	defer p.Close()
+	r := h.s.NewDgram(KindRaw, wire.ProtoICMPv6)
+	r.SetInet6()
+	defer r.Close()
+	quiet := h.s.NewDgram(KindPing, 0)
+	quiet.SetInet6()
+	defer quiet.Close()
+	p.SetRecvErr(true, true)
+	r.SetRecvErr(true, true)
+	echo := []byte{wire.ICMPv6EchoRequest, 0, 0, 0, 0, 0, 0, 9, 'p', 'i', 'n', 'g'}
+	errorAbout := func(e *DgramEndpoint, typ, code uint8) []byte {
+		if _, err := e.SendTo(echo, to, nil); err != nil {
+			t.Fatal(err)
+		}
+		out := h.sent()
+		if len(out) != 1 {
+			t.Fatalf("%d packets", len(out))
+		}
+		m := make([]byte, 8+len(out[0].ip))
+		m[0], m[1] = typ, code
+		copy(m[8:], out[0].ip)
+		h.ep.inject(frame6(hostMAC, peerMAC, peerLL, hostLL, wire.ProtoICMPv6, 64, m, 0))
+		return out[0].ip[wire.IPv6HeaderLen:]
+	}
+	sent := errorAbout(p, wire.ICMPv6TimeExceeded, 0)
+	buf := make([]byte, 64)
+	for name, e := range map[string]*DgramEndpoint{"ping": p, "raw": r} {
+		n, _, m, err := e.ReadErr(buf)
+		if err != nil || !bytes.Equal(buf[:n], sent) || m.Origin != EEOriginICMP6 || m.Type != wire.ICMPv6TimeExceeded || m.Errno != syscall.EHOSTUNREACH {
+			t.Errorf("%s: %x %+v %v, want the echo sent and a time exceeded", name, buf[:n], m, err)
+		}
+	}
+	errorAbout(quiet, wire.ICMPv6TimeExceeded, 0)
+	if quiet.SoError() != nil || quiet.ErrQueueLen() != 0 {
+		t.Fatal("a ping socket without IPV6_RECVERR heard a time exceeded")
+	}
+	if err := quiet.Connect(to); err != nil {
+		t.Fatal(err)
+	}
+	errorAbout(quiet, wire.ICMPv6DestUnreach, wire.ICMPv6AdminProhibited)
+	if err := quiet.SoError(); !errors.Is(err, syscall.EACCES) || quiet.ErrQueueLen() != 0 {
+		t.Fatalf("connected ping socket, administratively prohibited: %v, %d queued", err, quiet.ErrQueueLen())
+	}
+}
