@@ -335,9 +335,9 @@ func TestRelayUnreachErrno(t *testing.T) {
 
 // A flow whose kernel socket cannot even connect (no route) makes the
 // relay's stack send the client an ICMP host or network unreachable,
-// which the client's connected socket reports as that errno (soft
-// errors: only with IP_RECVERR, on sockstack as on Linux, which
-// interop/relay_icmp_test.go checks).
+// which the client's connected socket with IP_RECVERR reports as that
+// errno (without it these soft errors are not reported, as on Linux,
+// which interop/relay_icmp_test.go checks).
 func TestRelayUDPNoRouteReachesClient(t *testing.T) {
 	for _, e := range []syscall.Errno{syscall.EHOSTUNREACH, syscall.ENETUNREACH} {
 		client, r := icmpPair(t, relayICMPOpts{maxEchoes: 1, timeout: time.Second})
@@ -356,7 +356,9 @@ func TestRelayUDPNoRouteReachesClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		if err := s.SetSockOpt(socket.SOL_IP, socket.IP_RECVERR, 1); err != nil {
+		// Host and network unreachable are soft errors for UDP: a socket
+		// hears them only with IP_RECVERR, as on Linux.
+		if err := s.SetSockOptInt(socket.SOL_IP, socket.IP_RECVERR, 1); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Connect(socket.InetAddr(netip.MustParseAddrPort("198.51.100.98:53"))); err != nil {
@@ -383,8 +385,9 @@ func TestRelayEchoErrorReachesClient(t *testing.T) {
 	startFakeEcho(t, r, fake, false, true)
 	dst := netip.MustParseAddr("198.51.100.7")
 	a := pinger(t, client, "10.0.0.1", 7)
-	// A host unreachable is soft: heard only with IP_RECVERR, as in Linux.
-	if err := a.SetSockOpt(socket.SOL_IP, socket.IP_RECVERR, 1); err != nil {
+	// Host unreachable is a soft error: a ping socket hears it only with
+	// IP_RECVERR, as on Linux.
+	if err := a.SetSockOptInt(socket.SOL_IP, socket.IP_RECVERR, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Connect(socket.InetAddr(netip.AddrPortFrom(dst, 0))); err != nil {
