@@ -71,6 +71,23 @@ elif mode == 'udpecho':
         for s in r:
             b, peer = s.recvfrom(65536)
             s.sendto(b, peer)
+elif mode == 'udpttl':
+    # answers each datagram with the TTL (hop limit) it arrived with
+    ss = []
+    for f, a in ((socket.AF_INET, '0.0.0.0'), (socket.AF_INET6, '::')):
+        s = socket.socket(f, socket.SOCK_DGRAM)
+        if f == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, 51, 1)  # IPV6_RECVHOPLIMIT
+        else:
+            s.setsockopt(socket.IPPROTO_IP, 12, 1)  # IP_RECVTTL
+        s.bind((a, int(sys.argv[2]))); ss.append(s)
+    while True:
+        r, _, _ = select.select(ss, [], [])
+        for s in r:
+            b, anc, _, peer = s.recvmsg(2048, 64)
+            ttl = [struct.unpack('i', d[:4])[0] for l, ty, d in anc if ty in (2, 52)]
+            s.sendto(str(ttl[0] if ttl else -1).encode(), peer)
 elif mode == 'shaclient':
     host, port, path = sys.argv[2], int(sys.argv[3]), sys.argv[4]
     c = socket.create_connection((host, port), timeout=30)
@@ -151,6 +168,25 @@ func relayNS(t *testing.T, tag string) string {
 	return ns
 }
 
+// relayBaseSteps lay out the relay tests' two namespaces: C holds the
+// TUN's kernel side (10.99.0.1, fd00:99::1) and routes 198.51.100.0/24
+// and 2001:db8:77::/48 into it; S, where the relay runs, has
+// 198.51.100.7 and 2001:db8:77::7 on lo.
+func relayBaseSteps(c, s string) [][]string {
+	return [][]string{
+		{"ip", "-n", c, "link", "set", "lo", "up"},
+		{"ip", "-n", c, "tuntap", "add", "dev", "tun0", "mode", "tun"},
+		{"ip", "-n", c, "addr", "add", "10.99.0.1/24", "dev", "tun0"},
+		{"ip", "-n", c, "-6", "addr", "add", "fd00:99::1/64", "dev", "tun0", "nodad"},
+		{"ip", "-n", c, "link", "set", "tun0", "up"},
+		{"ip", "-n", c, "route", "add", "198.51.100.0/24", "dev", "tun0"},
+		{"ip", "-n", c, "-6", "route", "add", "2001:db8:77::/48", "dev", "tun0"},
+		{"ip", "-n", s, "link", "set", "lo", "up"},
+		{"ip", "-n", s, "addr", "add", "198.51.100.7/32", "dev", "lo"},
+		{"ip", "-n", s, "-6", "addr", "add", "2001:db8:77::7/128", "dev", "lo"},
+	}
+}
+
 func runSteps(t *testing.T, steps [][]string) {
 	t.Helper()
 	for _, s := range steps {
@@ -185,17 +221,8 @@ func TestInteropRelay(t *testing.T) {
 	needRoot(t)
 	needTools(t, "ip", "curl", "python3")
 	c, s := relayNS(t, "c"), relayNS(t, "s")
+	runSteps(t, relayBaseSteps(c, s))
 	runSteps(t, [][]string{
-		{"ip", "-n", c, "link", "set", "lo", "up"},
-		{"ip", "-n", c, "tuntap", "add", "dev", "tun0", "mode", "tun"},
-		{"ip", "-n", c, "addr", "add", "10.99.0.1/24", "dev", "tun0"},
-		{"ip", "-n", c, "-6", "addr", "add", "fd00:99::1/64", "dev", "tun0", "nodad"},
-		{"ip", "-n", c, "link", "set", "tun0", "up"},
-		{"ip", "-n", c, "route", "add", "198.51.100.0/24", "dev", "tun0"},
-		{"ip", "-n", c, "-6", "route", "add", "2001:db8:77::/48", "dev", "tun0"},
-		{"ip", "-n", s, "link", "set", "lo", "up"},
-		{"ip", "-n", s, "addr", "add", "198.51.100.7/32", "dev", "lo"},
-		{"ip", "-n", s, "-6", "addr", "add", "2001:db8:77::7/128", "dev", "lo"},
 		// 198.51.100.99 is behind a veth pair in S where nobody answers
 		// ARP: a kernel connect there times out.
 		{"ip", "-n", s, "link", "add", "v0", "type", "veth", "peer", "name", "v1"},

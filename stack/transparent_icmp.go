@@ -161,6 +161,24 @@ func (s *Stack) SendUDPUnreach(client, orig netip.AddrPort, payload []byte, errn
 	return s.udpUnreach6(client, orig, payload, errno)
 }
 
+// SendUDPTimeExceeded sends client the ICMP (ICMPv6) time exceeded in
+// transit (code 0) a transparent UDP proxy owes a datagram client ->
+// orig that arrived with a TTL (hop limit) of 1 or less, which a router
+// would not forward: from the stack's own address, as a router's,
+// quoting the datagram rebuilt from payload. Rate-limited as
+// SendUDPUnreach.
+func (s *Stack) SendUDPTimeExceeded(client, orig netip.AddrPort, payload []byte) error {
+	client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
+	orig = netip.AddrPortFrom(orig.Addr().Unmap(), orig.Port())
+	if client.Addr().Is4() != orig.Addr().Is4() || !client.Addr().IsValid() {
+		return syscall.EINVAL
+	}
+	if client.Addr().Is4() {
+		return s.udpError4(client, orig, payload, wire.ICMPTimeExceeded, 0, netip.Addr{})
+	}
+	return s.udpError6(client, orig, payload, wire.ICMPv6TimeExceeded, 0, netip.Addr{})
+}
+
 func (s *Stack) udpUnreach4(client, orig netip.AddrPort, payload []byte, errno syscall.Errno) error {
 	var code uint8
 	switch errno {
@@ -177,6 +195,13 @@ func (s *Stack) udpUnreach4(client, orig netip.AddrPort, payload []byte, errno s
 	if code == wire.ICMPPortUnreach {
 		from = orig.Addr()
 	}
+	return s.udpError4(client, orig, payload, wire.ICMPDestUnreach, code, from)
+}
+
+// udpError4 sends client the ICMP error typ/code from from (invalid:
+// the route's source) quoting the datagram client -> orig rebuilt from
+// payload.
+func (s *Stack) udpError4(client, orig netip.AddrPort, payload []byte, typ, code uint8, from netip.Addr) error {
 	l4 := getBuf(min(wire.UDPHeaderLen+len(payload), 576))
 	defer putBuf(l4)
 	u := wire.UDP(l4)
@@ -185,7 +210,7 @@ func (s *Stack) udpUnreach4(client, orig netip.AddrPort, payload []byte, errno s
 	u.SetLength(min(wire.UDPHeaderLen+len(payload), 0xffff))
 	u.SetChecksum(0)
 	copy(l4[wire.UDPHeaderLen:], payload)
-	return s.quotedError4(from, client.Addr(), orig.Addr(), wire.ProtoUDP, wire.ICMPDestUnreach, code, l4, wire.UDPHeaderLen+len(payload))
+	return s.quotedError4(from, client.Addr(), orig.Addr(), wire.ProtoUDP, typ, code, l4, wire.UDPHeaderLen+len(payload))
 }
 
 // quotedError4 sends client an ICMP error of type typ and code from
@@ -246,6 +271,11 @@ func (s *Stack) udpUnreach6(client, orig netip.AddrPort, payload []byte, errno s
 	if code == wire.ICMPv6PortUnreach {
 		from = orig.Addr()
 	}
+	return s.udpError6(client, orig, payload, wire.ICMPv6DestUnreach, code, from)
+}
+
+// udpError6 is udpError4 for ICMPv6.
+func (s *Stack) udpError6(client, orig netip.AddrPort, payload []byte, typ, code uint8, from netip.Addr) error {
 	l4 := getBuf(min(wire.UDPHeaderLen+len(payload), wire.ICMPv6ErrorMax))
 	defer putBuf(l4)
 	u := wire.UDP(l4)
@@ -255,7 +285,7 @@ func (s *Stack) udpUnreach6(client, orig netip.AddrPort, payload []byte, errno s
 	u.SetLength(plen)
 	u.SetChecksum(0)
 	copy(l4[wire.UDPHeaderLen:], payload)
-	return s.quotedError6(from, client.Addr(), orig.Addr(), wire.ProtoUDP, wire.ICMPv6DestUnreach, code, l4, plen)
+	return s.quotedError6(from, client.Addr(), orig.Addr(), wire.ProtoUDP, typ, code, l4, plen)
 }
 
 // quotedError6 is quotedError4 for ICMPv6 (whole: the payload length).

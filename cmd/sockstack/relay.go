@@ -267,6 +267,9 @@ type udpFlow struct {
 
 	// unreach is what its ICMP errors quote (relay_icmp.go).
 	unreach flowUnreach
+	// hops is the TTL (hop limit) k sends with, the client's less one
+	// (relay_hops.go); 0 until set.
+	hops atomic.Int32
 }
 
 // close ends both sides of the flow.
@@ -340,14 +343,14 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 			return fmt.Errorf("transparent listener tcp%s: %v", v, err)
 		}
 		closers = append(closers, l)
-		u, err := netconn.ListenTransparentUDP(e.net, "udp"+v, addr)
+		u, us, err := listenRelayUDP(e.net, "udp"+v, addr)
 		if err != nil {
 			return fmt.Errorf("transparent socket udp%s: %v", v, err)
 		}
 		closers = append(closers, u)
 		r.wg.Add(2)
 		go r.acceptLoop(l)
-		go r.udpLoop(u)
+		go r.udpLoop(us)
 	}
 	closers = append(closers, r.icmp.start(r, f.v6, w))
 	fmt.Fprintf(w, "sockstack relay: %s; all TCP and UDP arriving on it goes to its destination through this process's kernel sockets\n", e.where)
@@ -654,15 +657,36 @@ func (r *relay) pipe(c, k net.Conn) {
 	r.forget(c, k)
 }
 
+// listenRelayUDP opens the transparent UDP socket of one family on the
+// rule's port: the net.PacketConn (closing it ends udpLoop) and its
+// socket, which udpLoop reads with each datagram's TTL.
+func listenRelayUDP(n *socket.Net, network, address string) (*netconn.UDPConn, *socket.Socket, error) {
+	var s *socket.Socket
+	lc := netconn.ListenConfig{Net: n, Control: func(nw, a string, so *socket.Socket) error {
+		s = so
+		return netconn.Transparent(nw, a, so)
+	}}
+	pc, err := lc.ListenPacket(context.Background(), network, address)
+	if err != nil {
+		return nil, nil, err
+	}
+	u, ok := pc.(*netconn.UDPConn)
+	if !ok || s == nil {
+		pc.Close()
+		return nil, nil, fmt.Errorf("listen %s %s: not a UDP socket", network, address)
+	}
+	return u, s, nil
+}
+
 // udpLoop reads the diverted datagrams of one family and hands each to
 // its flow's kernel socket.
-func (r *relay) udpLoop(u *netconn.UDPConn) {
+func (r *relay) udpLoop(u *socket.Socket) {
 	defer r.wg.Done()
 	buf := make([]byte, 65536)
 	for {
-		n, src, orig, err := u.ReadMsgOrigDst(buf)
+		n, src, orig, hops, err := u.RecvMsgHops(buf, 0)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || r.isClosed() {
+			if errors.Is(err, syscall.EBADF) || r.isClosed() {
 				return
 			}
 			continue
@@ -678,13 +702,16 @@ func (r *relay) udpLoop(u *netconn.UDPConn) {
 			continue
 		}
 		orig = netip.AddrPortFrom(orig.Addr().Unmap(), orig.Port())
+		if r.hopExpired(flowKey{src, orig}, buf[:n], hops) {
+			continue // relay_hops.go: no flow for it
+		}
 		fl := r.flow(flowKey{src, orig})
 		if fl == nil {
 			continue
 		}
 		// Never blocking: this loop takes every flow's first datagram,
 		// and one flow's full socket must not hold up the others.
-		r.toKernel(fl, buf[:n], false)
+		r.toKernel(fl, buf[:n], hops, false)
 	}
 }
 
@@ -698,8 +725,12 @@ var relayEpoch = time.Now()
 // (counted) when the kernel refused it. With wait false it does not wait
 // for room in the socket's send buffer: a datagram that does not fit is
 // dropped (as a congested path drops it) and counted.
-func (r *relay) toKernel(fl *udpFlow, b []byte, wait bool) bool {
+func (r *relay) toKernel(fl *udpFlow, b []byte, hops int, wait bool) bool {
 	fl.last.Store(int64(time.Since(relayEpoch)))
+	if r.hopExpired(fl.unreach.key, b, hops) { // relay_hops.go
+		return false
+	}
+	r.setFlowHops(fl, hops)
 	fl.unreach.remember(b) // relay_icmp.go: what an ICMP error about it quotes
 	var err error
 	if wait {
@@ -859,7 +890,7 @@ func (r *relay) udpOut(fl *udpFlow) {
 			continue
 		}
 		b := r.getBuf()
-		n, err := fl.s.Recv(*b, socket.MSG_DONTWAIT)
+		n, _, _, hops, err := fl.s.RecvMsgHops(*b, socket.MSG_DONTWAIT)
 		if err != nil {
 			r.putBuf(b)
 			if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.ECONNREFUSED) {
@@ -867,7 +898,7 @@ func (r *relay) udpOut(fl *udpFlow) {
 			}
 			return // closed (EBADF) when the flow ends
 		}
-		ok := r.toKernel(fl, (*b)[:n], true) // the flow's own goroutine may wait
+		ok := r.toKernel(fl, (*b)[:n], hops, true) // the flow's own goroutine may wait
 		r.putBuf(b)
 		if ok {
 			r.stats.flowSockOut.Add(1)
