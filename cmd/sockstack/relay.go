@@ -238,6 +238,10 @@ type relay struct {
 	// entry lives only as long as an admitted TCP relay (--max-conns) or
 	// a UDP flow (--max-udp-flows).
 	upMu sync.Mutex
+	// route answers bindUpstream's source-address lookups (made at
+	// the first).
+	route     *routeSource
+	routeOnce sync.Once
 	// Counted: after SO_REUSEADDR (bindUpstream) two live sockets may
 	// share one local address, to different destinations.
 	upstream map[netip.AddrPort]int
@@ -391,6 +395,9 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+	if r.route != nil {
+		r.route.close()
+	}
 	for _, s := range e.net.Sockets() {
 		s.Close()
 	}
@@ -1039,16 +1046,17 @@ func (kr *kernelReader) read() (*[]byte, int, error) {
 // picks the source address and port only as its SYN leaves, and that
 // SYN may come straight back into the TUN: the address must be in the
 // upstream set before, so it is chosen here. The source address is the
-// one the kernel's routing picks for the destination (asked of a
-// connected UDP socket carrying the same loop guard: no packet is sent),
-// so binding it keeps the connect's route. Not the wildcard address: the
+// one the kernel's routing picks for the destination (a route lookup
+// with the loop guard's mark and device, relay_route.go), so binding it
+// keeps the connect's route. Not the wildcard address: the
 // port alone would mistake a client elsewhere that happens to use it for
-// a loop. The cost: one more socket per connect, and a port per local
-// address rather than per destination.
+// a loop. The cost: a route lookup per connect (one netlink request and
+// answer), and a port per local address rather than per destination.
 func (r *relay) bindUpstream(network string, dst netip.AddrPort, c syscall.RawConn) netip.AddrPort {
 	v6 := len(network) > 0 && network[len(network)-1] == '6'
-	src, ok := r.o.sourceFor(dst, v6)
-	if !ok {
+	r.routeOnce.Do(func() { r.route = newRouteSource(r.o) })
+	src, ok := r.route.source(dst.Addr()) // relay_route.go
+	if !ok || !v6 && !src.Is4() {
 		return netip.AddrPort{} // the connect fails as it would, or loops unseen
 	}
 	var got netip.AddrPort
@@ -1073,32 +1081,6 @@ func (r *relay) bindUpstream(network string, dst netip.AddrPort, c syscall.RawCo
 		got = sockname(int(fd))
 	})
 	return got
-}
-
-// sourceFor is the local address the kernel would send from to dst, on
-// a socket of family v6 with the loop guard.
-func (o relayOpts) sourceFor(dst netip.AddrPort, v6 bool) (netip.Addr, bool) {
-	fam := unix.AF_INET
-	var sa unix.Sockaddr
-	if v6 {
-		fam = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Addr: dst.Addr().As16(), Port: int(dst.Port())}
-	} else {
-		if !dst.Addr().Unmap().Is4() {
-			return netip.Addr{}, false
-		}
-		sa = &unix.SockaddrInet4{Addr: dst.Addr().Unmap().As4(), Port: int(dst.Port())}
-	}
-	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	defer unix.Close(fd)
-	if o.guard(fd) != nil || unix.Connect(fd, sa) != nil {
-		return netip.Addr{}, false
-	}
-	a := sockname(fd)
-	return a.Addr(), a.IsValid()
 }
 
 // sockname is fd's local address, IPv4-mapped as IPv4 (invalid on error).
