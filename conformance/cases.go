@@ -41,6 +41,7 @@ func Cases() []Case {
 	cs = append(cs, inet6Cases()...)       // inet6_cases.go
 	cs = append(cs, pktinfoCases()...)     // pktinfo_cases.go
 	cs = append(cs, transparentCases()...) // transparent_cases.go
+	cs = append(cs, recverrCases()...)     // recverr_cases.go
 	return cs
 }
 

@@ -17,6 +17,7 @@ var (
 	docPath     = flag.String("doc", "", "write the table of disagreements to this Markdown file")
 	updateKnown = flag.Bool("update-known", false, "rewrite testdata/known/*.txt with the sockstack transcripts of the known differences")
 	onlyCases   = flag.String("case", "", "run only the cases whose name matches this regular expression (no -doc then)")
+	showAll     = flag.Bool("show", false, "log the transcript of every case run, agreeing or not")
 )
 
 // knownDir holds the pinned sockstack transcript of every known
@@ -103,6 +104,9 @@ func TestConformance(t *testing.T) {
 		results = append(results, r)
 		same := strings.Join(r.linux, "\n") == strings.Join(r.stack, "\n")
 		reason, isKnown := knownDifferences[c.Name]
+		if *showAll {
+			t.Logf("%s\n%s", c.Name, diff(r.linux, r.stack))
+		}
 		switch {
 		case same:
 			agree++

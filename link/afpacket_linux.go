@@ -44,7 +44,8 @@ type AFPacketOptions struct {
 	// transmission picks a socket by flow hash too.
 	Queues int
 	// Ring reads and writes through memory-mapped TPACKET_V3 rings
-	// (tpacket_linux.go) instead of recvmmsg/sendmmsg.
+	// (tpacket_linux.go) instead of recvmmsg/sendmmsg; received frames
+	// are lent to a lending receiver in place (RingStats).
 	Ring bool
 	// RingBlockSize and RingBlocks size each socket's receive ring
 	// (DefaultRingBlockSize, DefaultRingBlocks when 0); a block must hold
@@ -250,6 +251,7 @@ func openAFPacketFD(fd int, ifi *net.Interface, opts AFPacketOptions, stats *Sta
 	a.vnet.on = opts.Offload
 	if ring != nil {
 		a.readFn, a.writeFn = a.readRing, a.writeRing
+		a.lend.on, a.lend.ring = true, ring // frames are lent in place
 		return a, nil
 	}
 	if opts.Offload && bufSize == LendBufLen {

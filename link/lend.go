@@ -28,13 +28,18 @@ var rxBufs = sync.Pool{New: func() any { return new(RxBuf) }}
 // afterwards.
 func (b *RxBuf) Release() { rxBufs.Put(b) }
 
+// Loan is memory lent to a receiver: a pooled buffer (*RxBuf), or a
+// block of a receive ring (tpacket_linux.go). Release gives it back.
+type Loan interface{ Release() }
+
 // Lender is implemented by endpoints whose receive buffers can be kept.
 type Lender interface {
 	// Lend takes the buffer that p (a slice of a frame being delivered,
 	// during DeliverFrames) lies in: the receiver owns it until it calls
-	// Release, and the endpoint reads into another one. It returns nil if
-	// p is not in a buffer of the endpoint's, or that buffer is taken.
-	Lend(p []byte) *RxBuf
+	// Release (once per Lend), and the endpoint reads into other memory.
+	// It returns nil if p is not in a buffer of the endpoint's, or that
+	// buffer cannot be lent: the receiver copies p then.
+	Lend(p []byte) Loan
 }
 
 // Lending receivers learn the lender of the frames they are given, once,
@@ -48,6 +53,9 @@ type LendingReceiver interface {
 type lendState struct {
 	on   bool
 	arrs []*RxBuf // arrs[i] backs bufs[i]; nil once lent, until refilled
+	// ring, when set, lends frames in place in a receive ring's blocks
+	// instead (tpacket_linux.go); arrs is empty then.
+	ring interface{ lend(p []byte) Loan }
 }
 
 // initLend makes the read buffers lendable ones.
@@ -63,9 +71,12 @@ func (e *fdEndpoint) initLend() {
 
 // Lend is Lender.Lend; it runs on the reading goroutine (in
 // DeliverFrames).
-func (e *fdEndpoint) Lend(p []byte) *RxBuf {
+func (e *fdEndpoint) Lend(p []byte) Loan {
 	if !e.lend.on || len(p) == 0 {
 		return nil
+	}
+	if e.lend.ring != nil {
+		return e.lend.ring.lend(p)
 	}
 	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
 	for i, a := range e.lend.arrs {

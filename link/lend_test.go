@@ -10,7 +10,7 @@ import (
 // lendingRecv keeps every frame whose first byte is odd.
 type lendingRecv struct {
 	l     Lender
-	kept  []*RxBuf
+	kept  []Loan
 	views [][]byte
 	got   chan int
 }

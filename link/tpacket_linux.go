@@ -3,6 +3,7 @@ package link
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -27,6 +28,25 @@ import (
 // The price of TPACKET_V3 is latency when traffic is sparse: a block
 // that does not fill is handed over only when its timer fires (1 ms),
 // so a lone segment may wait that long; in bulk, blocks fill far sooner.
+//
+// Lending. A receiver may keep frames of the block being delivered
+// (Lender): TCP queues a super-segment's payload where it lies until the
+// application has read it. Each block counts its holders (the reader
+// while it delivers the block, plus one per lent frame) and goes back to
+// the kernel when the last lets go, blocks in any order. The kernel,
+// though, fills blocks strictly in order and stops at the first one we
+// still own, dropping everything until that one is back
+// (prb_dispatch_next_block freezes the queue). So what is held is
+// bounded two ways:
+//   - while half the blocks (ringMaxHeld) are held, frames are not lent
+//     (the receiver copies them, counted in RingStats.Copied);
+//   - a held block the kernel is about to reach (within ringEvictAhead
+//     blocks of the one it fills) is evicted: a private copy of it is
+//     moved over its address (mremap), so the lent slices stay valid and
+//     unchanged, and the ring's block, reached through a fresh mapping of
+//     the ring, goes back to the kernel. The copy is unmapped when its
+//     last frame is released. A receiver that never lets go thus costs
+//     memory and copies, never the ring's progress.
 
 const (
 	tpStatusKernel      = 0
@@ -40,26 +60,47 @@ const (
 	tpTxDataOff = 48 // tp_hdrlen - sizeof(struct sockaddr_ll): where a slot's frame starts
 	sllPkttype  = 10 // offset of sll_pkttype in struct sockaddr_ll
 
+	// Offsets in a block's descriptor (struct tpacket_block_desc).
+	bdStatus   = 8
+	bdNumPkts  = 12
+	bdFirstPkt = 16
+	bdSeq      = 24 // seq_num: 1 for the first block the kernel fills, then +1 per block
+
 	ringRetireMs = 1
 
-	// DefaultRingBlockSize holds a 64 KB super-segment with its headers.
+	// DefaultRingBlockSize holds a 64 KB super-segment with its headers
+	// (three of them: each takes about 65.3 KB of a block).
 	DefaultRingBlockSize = 256 << 10
-	// DefaultRingBlocks is the receive ring's length in blocks.
-	DefaultRingBlocks = 32
+	// DefaultRingBlocks is the receive ring's length in blocks: 18 MiB.
+	// Half of it (ringMaxHeld), 36 blocks of three 64 KB super-segments,
+	// holds 6.7 MB of lent payload: TCP's largest receive window
+	// (tcp.Config.MaxRecvBuf, 6 MiB) fits in it with the block a reader
+	// is part-way through.
+	DefaultRingBlocks = 72
 	// ringTxSlots is how many frames the transmit ring holds.
 	ringTxSlots = 64
 )
 
 // tpRing is the receive and transmit ring of one AF_PACKET socket.
 type tpRing struct {
-	mem []byte // both rings: receive blocks, then transmit blocks
+	mem    []byte // the first mapping of both rings: receive blocks, then transmit blocks
+	mapLen int    // len(mem)
 
 	// Receive: blocks of rxBlockSize; reading goroutine only.
 	rxBlockSize, rxBlocks int
-	blk                   int // block being read, or the next to wait for
+	blks                  []*ringBlk // each block as mapped now
+	blk                   int        // block being read, or the next to wait for
+	nextSeq               uint64     // seq_num the block at blk has when the kernel handed it over in this lap
 	inBlk                 bool
 	pkt, pkts             int // next packet of the block, and how many it holds
 	off                   int // offset of that packet in the block
+
+	// Lending (see above).
+	maxHeld, evictAhead int
+	held                atomic.Int32 // blocks read to the end and still held by lent frames
+	mu                  sync.Mutex   // orders giving a block back against close unmapping it
+	closed              bool         // under mu
+	st                  ringCounters
 
 	// Transmit: slots of txSlotSize in blocks of txBlockSize; under wmu.
 	tx                                 int // offset of the transmit ring in mem
@@ -67,6 +108,43 @@ type tpRing struct {
 	txBlockSize                        int
 	txNext                             int
 	txPending                          bool // slots marked but not yet kicked
+}
+
+// ringCounters count what the receive ring lent.
+type ringCounters struct {
+	lent, copied, evicted, evictFail atomic.Uint64
+	heldMax                          atomic.Int32
+}
+
+// ringBlk is a receive block and its holders. Lent frames point into
+// mem; after an eviction mem is the private copy at the same address and
+// the ring's block has a new ringBlk.
+type ringBlk struct {
+	r       *tpRing
+	mem     []byte
+	refs    atomic.Int32 // the reader while it delivers the block, plus one per lent frame
+	evicted atomic.Bool
+}
+
+// Release is Loan.Release: one lent frame of the block let go.
+func (b *ringBlk) Release() {
+	if b.refs.Add(-1) == 0 {
+		b.r.giveBack(b)
+	}
+}
+
+// hold takes one more reference if the block still has holders (once
+// the count is zero the block is on its way back to the kernel).
+func (b *ringBlk) hold() bool {
+	for {
+		n := b.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if b.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 // setupRing makes and maps the rings of fd (PACKET_VERSION, PACKET_RX_RING,
@@ -91,7 +169,8 @@ func setupRing(fd int, blockSize, blocks, maxFrame int) (*tpRing, error) {
 	if err := setsockoptReq3(fd, unix.PACKET_RX_RING, &rx); err != nil {
 		return nil, fmt.Errorf("PACKET_RX_RING: %w", err)
 	}
-	r := &tpRing{rxBlockSize: blockSize, rxBlocks: blocks}
+	r := &tpRing{rxBlockSize: blockSize, rxBlocks: blocks, nextSeq: 1,
+		maxHeld: max(blocks/2, 1), evictAhead: max(blocks/8, 2)}
 	r.txSlotSize = (tpTxDataOff + maxFrame + 15) &^ 15
 	r.txBlockSize = (r.txSlotSize*4 + page - 1) / page * page
 	r.txSlotsPerBlk = r.txBlockSize / r.txSlotSize
@@ -103,12 +182,34 @@ func setupRing(fd int, blockSize, blocks, maxFrame int) (*tpRing, error) {
 		return nil, fmt.Errorf("PACKET_TX_RING: %w", err)
 	}
 	r.tx = blockSize * blocks
-	mem, err := unix.Mmap(fd, 0, r.tx+r.txBlockSize*txBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	r.mapLen = r.tx + r.txBlockSize*txBlocks
+	// Mapped without x/sys's bookkeeping (unix.Mmap): pieces of the
+	// mapping are unmapped or replaced one block at a time.
+	mem, err := mapRaw(fd, r.mapLen, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("mmap of the rings: %w", err)
 	}
 	r.mem = mem
+	r.blks = make([]*ringBlk, blocks)
+	for k := range r.blks {
+		r.blks[k] = &ringBlk{r: r, mem: mem[k*blockSize : (k+1)*blockSize : (k+1)*blockSize]}
+	}
 	return r, nil
+}
+
+// mapRaw maps n bytes of fd (-1: anonymous memory) read-write.
+func mapRaw(fd, n, flags int) ([]byte, error) {
+	p, err := unix.MmapPtr(fd, 0, nil, uintptr(n), unix.PROT_READ|unix.PROT_WRITE, flags)
+	if err != nil {
+		return nil, err
+	}
+	return unsafe.Slice((*byte)(p), n), nil
+}
+
+func unmapRaw(b []byte) {
+	if len(b) > 0 {
+		unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(b)), uintptr(len(b)))
+	}
 }
 
 func setsockoptReq3(fd, opt int, req *unix.TpacketReq3) error {
@@ -120,13 +221,154 @@ func setsockoptReq3(fd, opt int, req *unix.TpacketReq3) error {
 	return nil
 }
 
-func (r *tpRing) u32(off int) *uint32 { return (*uint32)(unsafe.Pointer(&r.mem[off])) }
+func (r *tpRing) u32(off int) *uint32 { return u32at(r.mem, off) }
 
+func u32at(b []byte, off int) *uint32 { return (*uint32)(unsafe.Pointer(&b[off])) }
+func u64at(b []byte, off int) *uint64 { return (*uint64)(unsafe.Pointer(&b[off])) }
+
+// close unmaps the rings once the reading goroutine has stopped and no
+// writer is inside. Blocks still held by lent frames are evicted first,
+// so the receiver's slices stay good until it releases them.
 func (r *tpRing) close() {
-	if r.mem != nil {
-		unix.Munmap(r.mem)
-		r.mem = nil
+	if r.mem == nil {
+		return
 	}
+	if r.inBlk {
+		r.inBlk = false
+		r.finishBlock()
+	}
+	r.mu.Lock()
+	r.closed = true // a block whose last holder lets go now stays as it is
+	r.mu.Unlock()
+	for k, b := range r.blks {
+		if !r.evict(k, -1) && b.refs.Load() == 0 {
+			unmapRaw(b.mem) // (a held block whose copy failed stays mapped)
+		}
+	}
+	unmapRaw(r.mem[r.tx:])
+	r.mem = nil
+}
+
+// finishBlock lets go of the block the reader has delivered to the end:
+// back to the kernel at once if nothing of it was lent, else counted as
+// held until its last frame is released.
+func (r *tpRing) finishBlock() {
+	b := r.blks[r.blk]
+	h := r.held.Add(1)
+	if b.refs.Add(-1) == 0 {
+		r.giveBack(b)
+		return
+	}
+	if h > r.st.heldMax.Load() {
+		r.st.heldMax.Store(h)
+	}
+}
+
+// giveBack runs when the last holder of b lets go: the ring's block goes
+// back to the kernel; an evicted block's copy is unmapped.
+func (r *tpRing) giveBack(b *ringBlk) {
+	if b.evicted.Load() {
+		unmapRaw(b.mem)
+		return
+	}
+	r.mu.Lock()
+	if !r.closed {
+		atomic.StoreUint32(u32at(b.mem, bdStatus), tpStatusKernel)
+	}
+	r.held.Add(-1)
+	r.mu.Unlock()
+}
+
+// lend is the ring's side of Lender: a frame of the block being
+// delivered stays where it is, the block held for it.
+func (r *tpRing) lend(p []byte) Loan {
+	if !r.inBlk {
+		return nil
+	}
+	b := r.blks[r.blk]
+	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(b.mem)))
+	if at < base || at+uintptr(len(p)) > base+uintptr(len(b.mem)) {
+		return nil // not a frame of the ring (a copy made on the way)
+	}
+	if int(r.held.Load()) >= r.maxHeld {
+		r.st.copied.Add(1)
+		return nil
+	}
+	b.refs.Add(1)
+	r.st.lent.Add(1)
+	return b
+}
+
+// evictNear evicts the held blocks the kernel is about to reach: it
+// fills the blocks after the ones handed over to us in this lap, in
+// order, and would stop at a held one.
+func (r *tpRing) evictNear(fd int) {
+	w, seq := r.blk, r.nextSeq
+	for range r.rxBlocks {
+		m := r.blks[w].mem
+		if atomic.LoadUint32(u32at(m, bdStatus))&tpStatusUser == 0 || *u64at(m, bdSeq) != seq {
+			break // the kernel fills w now, or waits at it
+		}
+		w, seq = (w+1)%r.rxBlocks, seq+1
+	}
+	for k, b := range r.blks {
+		if (k-w+r.rxBlocks)%r.rxBlocks <= r.evictAhead && b.refs.Load() > 0 {
+			r.evict(k, fd)
+		}
+	}
+}
+
+// evict moves block k's lent frames out of the ring: a private copy of
+// the block is moved over its address (mremap replaces the mapping in
+// one step, so a reader of the frames sees the same bytes throughout),
+// and the ring's block, mapped anew at another address, goes back to the
+// kernel. With fd < 0 (closing) the ring's block is just dropped. False:
+// nothing held it, or the kernel refused memory (counted; the block
+// stays held and is tried again).
+func (r *tpRing) evict(k, fd int) bool {
+	b := r.blks[k]
+	if !b.hold() {
+		return false
+	}
+	defer b.Release()
+	cp, err := mapRaw(-1, len(b.mem), unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		r.st.evictFail.Add(1)
+		return false
+	}
+	copy(cp, b.mem)
+	var fresh []byte
+	if fd >= 0 {
+		// The kernel maps only the whole ring: keep block k of a new
+		// mapping, unmap the rest.
+		v, err := mapRaw(fd, r.mapLen, unix.MAP_SHARED)
+		if err != nil {
+			unmapRaw(cp)
+			r.st.evictFail.Add(1)
+			return false
+		}
+		lo, hi := k*r.rxBlockSize, (k+1)*r.rxBlockSize
+		fresh = v[lo:hi:hi]
+		unmapRaw(v[:lo])
+		unmapRaw(v[hi:])
+	}
+	_, err = unix.MremapPtr(unsafe.Pointer(unsafe.SliceData(cp)), uintptr(len(cp)),
+		unsafe.Pointer(unsafe.SliceData(b.mem)), uintptr(len(b.mem)), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED)
+	if err != nil {
+		unmapRaw(cp)
+		unmapRaw(fresh)
+		r.st.evictFail.Add(1)
+		return false
+	}
+	b.evicted.Store(true) // before our reference goes: the last Release unmaps the copy
+	r.held.Add(-1)
+	r.st.evicted.Add(1)
+	if fresh != nil {
+		r.blks[k] = &ringBlk{r: r, mem: fresh}
+		atomic.StoreUint32(u32at(fresh, bdStatus), tpStatusKernel)
+	}
+	return true
 }
 
 // collectDrops adds the kernel's count of frames it dropped at the full
@@ -157,31 +399,49 @@ func (a *AFPacket) KernelDrops() uint64 {
 	return n
 }
 
-// readRing is the read callback with a receive ring: it gives back the
+// readRing is the read callback with a receive ring: it lets go of the
 // block whose frames were all delivered, then delivers frames of the
 // next block the kernel handed over, up to a batch at a time, straight
-// from the ring (they stay valid until this is called again).
+// from the ring (they stay valid until this is called again, or until
+// released if lent).
 func (a *AFPacket) readRing(fd uintptr) bool {
 	r := a.ring
 	for {
 		if r.inBlk && r.pkt >= r.pkts {
-			// Every frame of it was delivered: the kernel may reuse it.
-			atomic.StoreUint32(r.u32(r.blk*r.rxBlockSize+8), tpStatusKernel)
+			r.finishBlock()
 			r.inBlk = false
 			r.blk = (r.blk + 1) % r.rxBlocks
+			r.nextSeq++
+			if r.held.Load() > 0 {
+				r.evictNear(int(fd))
+			}
 		}
-		base := r.blk * r.rxBlockSize
+		b := r.blks[r.blk]
+		m := b.mem
 		if !r.inBlk {
-			st := atomic.LoadUint32(r.u32(base + 8))
+			st := atomic.LoadUint32(u32at(m, bdStatus))
 			if st&tpStatusUser == 0 {
 				return false // the kernel still fills it: wait for the poller
+			}
+			if seq := *u64at(m, bdSeq); seq != r.nextSeq {
+				if int64(seq-r.nextSeq) < 0 {
+					// Ours from the last lap, still held: the kernel
+					// waits here. Once the block is back (evicted now, or
+					// released) the poller wakes us when it is full again.
+					if b.refs.Load() > 0 {
+						r.evict(r.blk, int(fd))
+					}
+					return false
+				}
+				r.nextSeq = seq // never seen: the kernel skipped none so far
 			}
 			if st&tpStatusLosing != 0 {
 				a.collectDrops(int(fd))
 			}
+			b.refs.Add(1) // the reader's hold
 			r.inBlk = true
-			r.pkt, r.pkts = 0, int(*r.u32(base + 12))
-			r.off = int(*r.u32(base + 16))
+			r.pkt, r.pkts = 0, int(*u32at(m, bdNumPkts))
+			r.off = int(*u32at(m, bdFirstPkt))
 		}
 		for r.pkt < r.pkts && a.nread < len(a.frames) {
 			po := r.off
@@ -190,27 +450,27 @@ func (a *AFPacket) readRing(fd uintptr) bool {
 				a.stats.RxDropped.Add(1)
 				break
 			}
-			h := base + po
-			next := int(*r.u32(h))
-			snap, wlen := int(*r.u32(h + 12)), int(*r.u32(h + 16))
-			mac := int(binary.NativeEndian.Uint16(r.mem[h+24:]))
+			h := po
+			next := int(*u32at(m, h))
+			snap, wlen := int(*u32at(m, h+12)), int(*u32at(m, h+16))
+			mac := int(binary.NativeEndian.Uint16(m[h+24:]))
 			r.pkt++
 			r.off += next
-			if r.mem[h+tp3HdrLen+sllPkttype] == unix.PACKET_OUTGOING {
+			if m[h+tp3HdrLen+sllPkttype] == unix.PACKET_OUTGOING {
 				continue
 			}
 			if snap < wlen || po+mac+snap > r.rxBlockSize || (a.vnet.on && mac < tp3HdrLen+vnetHdrLen) {
 				a.stats.RxDropped.Add(1) // cut short: useless
 				continue
 			}
-			f := r.mem[h+mac : h+mac+snap : h+mac+snap]
+			f := m[h+mac : h+mac+snap : h+mac+snap]
 			if a.vnet.on {
-				m, ok := parseVnetHdr(r.mem[h+mac-vnetHdrLen:h+mac], 14)
+				meta, ok := parseVnetHdr(m[h+mac-vnetHdrLen:h+mac], 14)
 				if !ok {
 					a.stats.RxDropped.Add(1)
 					continue
 				}
-				a.vnet.metas[a.nread] = m
+				a.vnet.metas[a.nread] = meta
 			}
 			a.frames[a.nread] = f
 			a.nread++
@@ -309,6 +569,37 @@ func (a *AFPacket) kick(fd uintptr) unix.Errno {
 		}
 		return errno
 	}
+}
+
+// RingStats are what the receive rings of an endpoint lent (summed over
+// its sockets; HeldMax the largest of any).
+type RingStats struct {
+	Lent    uint64 // frames lent to the receiver in place
+	Copied  uint64 // frames the receiver would have kept, copied because half the ring was held
+	HeldMax int    // most blocks held at once by lent frames
+	Evicted uint64 // held blocks moved out of the ring so the kernel could go on filling it
+	// EvictFailed counts evictions the kernel refused memory for (the
+	// block stayed held; tried again later).
+	EvictFailed uint64
+	Blocks      int // blocks in each receive ring
+}
+
+// RingStats reads the lending counters (zero without Ring).
+func (a *AFPacket) RingStats() RingStats {
+	var s RingStats
+	for _, q := range a.afQueues() {
+		r := q.ring
+		if r == nil {
+			continue
+		}
+		s.Lent += r.st.lent.Load()
+		s.Copied += r.st.copied.Load()
+		s.HeldMax = max(s.HeldMax, int(r.st.heldMax.Load()))
+		s.Evicted += r.st.evicted.Load()
+		s.EvictFailed += r.st.evictFail.Load()
+		s.Blocks = r.rxBlocks
+	}
+	return s
 }
 
 // afQueues are the sockets of the endpoint.

@@ -2,8 +2,11 @@ package link
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,5 +314,270 @@ func TestAFPacketFanout(t *testing.T) {
 				t.Errorf("sent %d and %d, want %d over both", t0, t1, len(batch))
 			}
 		})
+	}
+}
+
+// ringKeeper asks to keep every test frame delivered (Lender) and keeps
+// what it is lent; a copy of each frame as delivered too.
+type ringKeeper struct {
+	l      Lender
+	mu     sync.Mutex
+	copies [][]byte // every frame, as delivered
+	views  [][]byte // the frame where it lies, if lent (else nil)
+	loans  []Loan   // its loan, if lent (else nil)
+	ch     chan struct{}
+	ep     *AFPacket // for the state of its ring when frames do not come
+}
+
+func newRingKeeper() *ringKeeper { return &ringKeeper{ch: make(chan struct{}, 1<<16)} }
+
+func (k *ringKeeper) SetLender(l Lender) { k.l = l }
+
+func (k *ringKeeper) DeliverFrames(frames [][]byte) {
+	k.mu.Lock()
+	for _, f := range frames {
+		if len(f) < 18 || f[12] != 0x88 {
+			continue // not a test frame
+		}
+		k.copies = append(k.copies, append([]byte(nil), f...))
+		loan := k.l.Lend(f)
+		if loan != nil {
+			k.views = append(k.views, f)
+		} else {
+			k.views = append(k.views, nil)
+		}
+		k.loans = append(k.loans, loan)
+		k.ch <- struct{}{}
+	}
+	k.mu.Unlock()
+}
+
+func (k *ringKeeper) wait(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for i := range n {
+		select {
+		case <-k.ch:
+		case <-deadline:
+			if k.ep != nil {
+				t.Logf("kernel drops %d, %+v, %s", k.ep.KernelDrops(), k.ep.RingStats(), k.ep.ring.state())
+			}
+			t.Fatalf("%d of %d frames arrived", i, n)
+		}
+	}
+}
+
+// state describes the receive ring's blocks (a test's failure message).
+func (r *tpRing) state() string {
+	s := fmt.Sprintf("reader at block %d (in it %v), seq %d, held %d:", r.blk, r.inBlk, r.nextSeq, r.held.Load())
+	for k, b := range r.blks {
+		s += fmt.Sprintf(" [%d: status %#x seq %d refs %d]", k, atomic.LoadUint32(u32at(b.mem, bdStatus)), *u64at(b.mem, bdSeq), b.refs.Load())
+	}
+	return s
+}
+
+// sendBursts has peer send bursts of per frames (sequence numbers from
+// seq0 on), each after the last was delivered to k, so the ring never
+// overflows for want of reading: any loss is the ring's own.
+func sendBursts(t *testing.T, peer *AFPacket, k *ringKeeper, dst wire.MAC, seq0, bursts, per, size int) (sent [][]byte) {
+	t.Helper()
+	for b := range bursts {
+		var burst [][]byte
+		for i := range per {
+			burst = append(burst, frame(dst, macA, uint32(seq0+b*per+i), size))
+		}
+		if n, err := peer.WriteFrames(burst); n != per || err != nil {
+			t.Fatalf("peer wrote %d: %v", n, err)
+		}
+		k.wait(t, per)
+		sent = append(sent, burst...)
+	}
+	return sent
+}
+
+// smallRing opens a ring endpoint of 8 blocks of 16 KiB on vb: about 14
+// frames of 1000 bytes a block, 4 blocks held at most.
+func smallRing(t *testing.T, ns string) *AFPacket {
+	t.Helper()
+	ep, err := OpenAFPacket("vb", AFPacketOptions{Netns: ns, Ring: true, RingBlockSize: 16 << 10, RingBlocks: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	return ep
+}
+
+// TestAFPacketRingLendHeld: a receiver that keeps every frame it is lent
+// and never lets go (an application that does not read) holds blocks of
+// the ring; the ring keeps delivering over many laps, nothing lost: past
+// half the ring held, frames are copied instead (counted), and held
+// blocks the kernel comes back to are moved out of its way, the lent
+// frames intact. After Close they are still readable; released, the
+// copies go.
+func TestAFPacketRingLendHeld(t *testing.T) {
+	ns, mac := vethNS(t)
+	ep := smallRing(t, ns)
+	peer := openPeer(t, ns, false)
+	k := newRingKeeper()
+	k.ep = ep
+	ep.Attach(k)
+	if k.l == nil {
+		t.Fatal("the receiver was not told its lender")
+	}
+	const bursts, per = 64, 10 // a burst a block: 8 laps of the ring
+	sent := sendBursts(t, peer, k, mac, 0, bursts, per, 1000)
+
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.copies) != len(sent) {
+		t.Fatalf("delivered %d of %d", len(k.copies), len(sent))
+	}
+	lent := 0
+	for i, f := range k.copies {
+		if !bytes.Equal(f, sent[i]) {
+			t.Fatalf("frame %d delivered as seq %d, or changed", i, seqOf(f))
+		}
+		if k.views[i] != nil {
+			lent++
+		}
+	}
+	st := ep.RingStats()
+	t.Logf("lent %d, copied %d, held at most %d of %d blocks, evicted %d", st.Lent, st.Copied, st.HeldMax, st.Blocks, st.Evicted)
+	if d := ep.KernelDrops(); d != 0 {
+		t.Errorf("the kernel dropped %d frames", d)
+	}
+	if s := ep.Stats().Snapshot(); s.RxDropped != 0 {
+		t.Errorf("RxDropped %d", s.RxDropped)
+	}
+	if st.Lent != uint64(lent) || st.Lent+st.Copied != uint64(len(sent)) {
+		t.Errorf("lent %d (receiver kept %d), copied %d, of %d", st.Lent, lent, st.Copied, len(sent))
+	}
+	if st.Copied == 0 || st.Evicted == 0 || st.HeldMax > 4 || st.EvictFailed != 0 {
+		t.Errorf("want copies, evictions and at most 4 blocks held: %+v", st)
+	}
+	checkViews := func(when string) {
+		t.Helper()
+		for i, v := range k.views {
+			if v != nil && !bytes.Equal(v, sent[i]) {
+				t.Fatalf("%s: lent frame %d (seq %d) was overwritten", when, i, seqOf(sent[i]))
+			}
+		}
+	}
+	checkViews("after 8 laps")
+	if err := ep.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkViews("after Close")
+	for _, l := range k.loans {
+		if l != nil {
+			l.Release()
+		}
+	}
+}
+
+// TestAFPacketRingLendOutOfOrder: lent frames released in an order of
+// their own, from another goroutine while the ring goes on delivering;
+// a block goes back to the kernel when its last frame is released,
+// whatever the blocks before it do, and no lent frame is overwritten
+// while held.
+func TestAFPacketRingLendOutOfOrder(t *testing.T) {
+	ns, mac := vethNS(t)
+	ep := smallRing(t, ns)
+	peer := openPeer(t, ns, false)
+	k := newRingKeeper()
+	k.ep = ep
+	ep.Attach(k)
+	r := ep.ring
+
+	// Blocks A, B, C lent; B released first goes back while A is held.
+	sent := sendBursts(t, peer, k, mac, 0, 3, 10, 1000)
+	k.mu.Lock()
+	for i, l := range k.loans {
+		if l == nil {
+			t.Fatalf("frame %d not lent", i)
+		}
+	}
+	a, b := k.loans[0].(*ringBlk), k.loans[10].(*ringBlk)
+	if a == b || k.loans[20].(*ringBlk) == b {
+		t.Fatal("bursts shared a block")
+	}
+	for i := 19; i >= 10; i-- {
+		k.loans[i].Release()
+	}
+	if st := atomic.LoadUint32(u32at(b.mem, bdStatus)); st != tpStatusKernel {
+		t.Errorf("block B released: status %d, want the kernel's", st)
+	}
+	if st := atomic.LoadUint32(u32at(a.mem, bdStatus)); st&tpStatusUser == 0 {
+		t.Errorf("block A still held: status %d", st)
+	}
+	if h := r.held.Load(); h < 1 {
+		t.Errorf("%d blocks held, want A at least", h)
+	}
+	for i := 9; i >= 0; i-- {
+		k.loans[i].Release()
+	}
+	if st := atomic.LoadUint32(u32at(a.mem, bdStatus)); st != tpStatusKernel {
+		t.Errorf("block A released: status %d, want the kernel's", st)
+	}
+	rest := k.loans[20:30]
+	k.mu.Unlock()
+
+	// Then groups of three blocks, each released in a shuffled order by
+	// another goroutine while the next group is delivered.
+	type group struct {
+		loans []Loan
+		views [][]byte
+		want  [][]byte
+	}
+	groups := make(chan group, 4)
+	done := make(chan string)
+	go func() {
+		bad := ""
+		for g := range groups {
+			rng := rand.New(rand.NewPCG(uint64(len(g.loans)), 7))
+			for _, i := range rng.Perm(len(g.loans)) {
+				if g.loans[i] == nil {
+					continue
+				}
+				if bad == "" && !bytes.Equal(g.views[i], g.want[i]) {
+					bad = fmt.Sprintf("lent frame seq %d overwritten before its release", seqOf(g.want[i]))
+				}
+				g.loans[i].Release()
+			}
+		}
+		done <- bad
+	}()
+	groups <- group{loans: rest, views: k.views[20:30], want: sent[20:30]}
+	next := 30
+	for range 20 {
+		s := sendBursts(t, peer, k, mac, next, 3, 10, 1000)
+		k.mu.Lock()
+		groups <- group{loans: k.loans[next : next+30], views: k.views[next : next+30], want: s}
+		k.mu.Unlock()
+		sent = append(sent, s...)
+		next += 30
+	}
+	close(groups)
+	if bad := <-done; bad != "" {
+		t.Fatal(bad)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, f := range k.copies {
+		if !bytes.Equal(f, sent[i]) {
+			t.Fatalf("frame %d delivered as seq %d, or changed", i, seqOf(f))
+		}
+	}
+	st := ep.RingStats()
+	t.Logf("%d frames: lent %d, copied %d, held at most %d blocks, evicted %d", len(sent), st.Lent, st.Copied, st.HeldMax, st.Evicted)
+	if d := ep.KernelDrops(); d != 0 {
+		t.Errorf("the kernel dropped %d frames", d)
+	}
+	if st.Lent == 0 || st.Lent+st.Copied != uint64(len(sent)) {
+		t.Errorf("lent %d + copied %d, want %d", st.Lent, st.Copied, len(sent))
+	}
+	// Everything was released; the block being read is the reader's.
+	if h := r.held.Load(); h != 0 {
+		t.Errorf("%d blocks still held", h)
 	}
 }

@@ -404,6 +404,13 @@ func (t *tcpEP) setOption6(name int, v any) error {
 			return err
 		}
 		return t.ep.SetV6Only(i != 0)
+	case IPV6_RECVERR:
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		t.ep.SetRecvErr(true, i != 0) // recverr.go
+		return nil
 	case IPV6_PKTINFO:
 		// Checked and taken, as Linux; TCP sends by its route.
 		if _, ok := v.(In6Pktinfo); !ok {
@@ -448,6 +455,8 @@ func (t *tcpEP) getOption6(name int) (any, error) {
 		return b2i(t.recvInfo.Load()&recvBit(name) != 0), nil
 	case IPV6_V6ONLY:
 		return b2i(t.ep.V6Only()), nil
+	case IPV6_RECVERR:
+		return b2i(t.ep.RecvErr(true)), nil
 	case IPV6_TCLASS:
 		return t.getOption(SOL_IP, IP_TOS)
 	case IPV6_UNICAST_HOPS:

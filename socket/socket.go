@@ -307,7 +307,7 @@ func (s *Socket) wait(mask waiter.EventMask, deadline time.Time, fromDL bool, e 
 	if s.closed.Load() {
 		return syscall.EBADF
 	}
-	if s.ep.readiness(mask) != 0 {
+	if s.waitReady(mask) {
 		return nil
 	}
 	var tc <-chan time.Time
@@ -339,6 +339,16 @@ func (s *Socket) wait(mask waiter.EventMask, deadline time.Time, fromDL bool, e 
 		}
 		return errTimeout
 	}
+}
+
+// waitReady is readiness as a blocking call sees it: on a datagram
+// socket an error queued for MSG_ERRQUEUE alone does not end the wait
+// (it shows only in poll), as in Linux.
+func (s *Socket) waitReady(mask waiter.EventMask) bool {
+	if d, ok := s.ep.(*dgramEP); ok {
+		return d.ep.WaitReadiness(mask) != 0
+	}
+	return s.ep.readiness(mask) != 0
 }
 
 // getEntry returns the socket's cached waiter entry, or a new one while
@@ -623,6 +633,13 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 	}
 	if flags&MSG_OOB != 0 && s.ep.stream() {
 		return s.recvOOB(b, flags) // socket/oob.go
+	}
+	if flags&MSG_ERRQUEUE != 0 {
+		switch s.ep.(type) {
+		case *dgramEP, *tcpEP:
+			n, rflags, from, _, err = s.RecvErr(b, flags) // recverr.go
+			return n, rflags, from, err
+		}
 	}
 	var full int
 	f := flags

@@ -275,6 +275,9 @@ func intOpt(v any) (int, error) {
 
 func (d *dgramEP) setOption(level, name int, v any) error {
 	e := d.ep
+	if ok, err := d.setRecvErrOpt(level, name, v); ok {
+		return err // recverr.go
+	}
 	if level == IPPROTO_IPV6 || level == IPPROTO_ICMPV6 {
 		return d.setOption6(level, name, v) // inet6.go
 	}
@@ -395,6 +398,9 @@ func (d *dgramEP) setOption(level, name int, v any) error {
 
 func (d *dgramEP) getOption(level, name int) (any, error) {
 	e := d.ep
+	if ok, v, err := d.getRecvErrOpt(level, name); ok {
+		return v, err // recverr.go
+	}
 	if level == IPPROTO_IPV6 || level == IPPROTO_ICMPV6 {
 		return d.getOption6(level, name) // inet6.go
 	}
@@ -502,6 +508,9 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 		case IP_PKTINFO:
 			setBit(&t.recvInfo, ipPktinfoBit, i != 0) // kept and reported, as Linux
 			return nil
+		case IP_RECVERR:
+			e.SetRecvErr(false, i != 0) // soft ICMP errors become pending (tcp/input.go)
+			return nil
 		case IP_TTL:
 			if i == 0 {
 				return syscall.EINVAL // 0 is IPV6_UNICAST_HOPS's only
@@ -577,6 +586,8 @@ func (t *tcpEP) getOption(level, name int) (any, error) {
 		switch name {
 		case IP_PKTINFO:
 			return b2i(t.recvInfo.Load()&ipPktinfoBit != 0), nil
+		case IP_RECVERR:
+			return b2i(e.RecvErr(false)), nil
 		case IP_TTL:
 			return e.TTL(), nil
 		case IP_TOS:

@@ -56,6 +56,8 @@ func TestARPResolveQueueAndFailure(t *testing.T) {
 	ghost := netip.MustParseAddr("10.0.0.66")
 	e := h.s.NewDgram(KindUDP, 17)
 	defer e.Close()
+	// A host unreachable is soft: only IP_RECVERR hears it, as in Linux.
+	e.SetRecvErr(false, true)
 	if err := e.Connect(netip.AddrPortFrom(ghost, 9)); err != nil {
 		t.Fatal(err)
 	}

@@ -111,6 +111,17 @@ type DgramEndpoint struct {
 	}
 	groups []membership
 
+	// IP_RECVERR, IPV6_RECVERR and the error queue (errqueue.go): a
+	// FIFO, errq[errHead:], charged to qbytes with the receive queue.
+	recverr, recverr6 bool
+	errq              []errEntry
+	errHead           int
+	errDrops          atomic.Uint64
+	// IP_MTU_DISCOVER, IPV6_MTU_DISCOVER (PMTUDisc*) and IPV6_DONTFRAG:
+	// DO and PROBE send with DF and refuse what does not fit.
+	pmtudisc, pmtudisc6 int8
+	dontfrag6           bool
+
 	wq waiter.Queue
 }
 
@@ -123,6 +134,7 @@ func (s *Stack) NewDgram(kind DgramKind, proto uint8) *DgramEndpoint {
 	e.opts.mcastTTL = 1
 	e.opts.hops, e.opts.mcastHops = -1, 1
 	e.opts.mcastLoop = true
+	e.pmtudisc, e.pmtudisc6 = PMTUDiscWant, PMTUDiscWant
 	switch kind {
 	case KindUDP:
 		e.table = s.udp
@@ -154,13 +166,28 @@ func (e *DgramEndpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 	if !e.shutWr {
 		r |= waiter.EventOut
 	}
-	if e.softErr != 0 {
-		r |= waiter.EventErr
+	if e.softErr != 0 || e.errHead < len(e.errq) {
+		r |= waiter.EventErr // POLLERR also for a queued error, as Linux's datagram_poll
 	}
 	if e.shutRd && e.shutWr {
 		r |= waiter.EventHUp
 	}
 	return r & (mask | waiter.EventErr | waiter.EventHUp)
+}
+
+// WaitReadiness is Readiness as a blocking send or receive sees it: a
+// queued error alone (IP_RECVERR) does not end the wait, as it does not
+// in Linux, where only the pending error does.
+func (e *DgramEndpoint) WaitReadiness(mask waiter.EventMask) waiter.EventMask {
+	r := e.Readiness(mask)
+	if r&waiter.EventErr != 0 {
+		e.mu.Lock()
+		if e.softErr == 0 {
+			r &^= waiter.EventErr
+		}
+		e.mu.Unlock()
+	}
+	return r
 }
 
 // Bind sets the local address. Port 0 picks an ephemeral port.
@@ -354,7 +381,10 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		e.mu.Unlock()
 		return 0, syscall.EPIPE
 	}
-	if err := e.takeErrLocked(); err != nil && e.connected {
+	// A pending error fails the send, connected or not (Linux's
+	// sock_alloc_send_pskb); only IP_RECVERR leaves one on an
+	// unconnected socket.
+	if err := e.takeErrLocked(); err != nil {
 		e.mu.Unlock()
 		return 0, err
 	}
@@ -420,6 +450,21 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		iface = o.NIC
 	}
 	hdrIncl := e.opts.hdrIncl
+	df, probe := e.dfFor(dst.Is6())
+	// The port a local error names: IPv4's is the connected peer's
+	// (inet_dport), IPv6's the send's (fl6_dport, which for ICMPv6
+	// overlays the type and code).
+	errPort := uint16(0)
+	if dst.Is4() && e.connected {
+		errPort = e.remote.Port()
+	} else if dst.Is6() {
+		switch {
+		case e.kind == KindUDP:
+			errPort = to.Port()
+		case e.proto == wire.ProtoICMPv6 && len(b) >= 2:
+			errPort = uint16(b[0])<<8 | uint16(b[1])
+		}
+	}
 	mcastLoop := e.opts.mcastLoop
 	csumOff := e.opts.csumOff
 	gso := e.opts.gsoSize
@@ -427,8 +472,17 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		gso = int(o.GSOSize)
 	}
 	e.mu.Unlock()
+	if df && gso == 0 && !hdrIncl {
+		n := len(b)
+		if e.kind == KindUDP {
+			n += wire.UDPHeaderLen
+		}
+		if err := e.checkDF(dst, errPort, n, probe); err != nil {
+			return 0, err
+		}
+	}
 	if dst.Is6() {
-		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, iface, o.NIC, mcastLoop, csumOff, gso, wait)
+		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, iface, o.NIC, mcastLoop, csumOff, gso, df, wait)
 	}
 
 	if wait != nil {
@@ -439,7 +493,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		}
 	}
 
-	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface, Oif: o.NIC}
+	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface, Oif: o.NIC, DF: df}
 	if dst.IsMulticast() {
 		p.Loop = mcastLoop
 		// IP_MULTICAST_TTL 0: stays on this host (looped back only).
@@ -485,6 +539,10 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 	case KindRaw:
 		if hdrIncl {
 			if err := e.s.writeRawIP(b, iface); err != nil {
+				if err == syscall.EMSGSIZE && len(b) <= wire.IPv4MaxLen {
+					// Over the device MTU (raw_send_hdrinc).
+					e.localError(syscall.EMSGSIZE, netip.AddrPortFrom(dst, errPort), e.s.sendMTU(dst, true))
+				}
 				return 0, err
 			}
 		} else {
@@ -649,6 +707,7 @@ func (e *DgramEndpoint) Close() {
 		return
 	}
 	e.closed = true
+	e.purgeErrLocked()
 	for e.n > 0 {
 		putBuf(e.queue[e.head].buf)
 		e.queue[e.head] = received{}
@@ -813,24 +872,6 @@ func (t *udpTable) lookupAll(dst netip.Addr, dport uint16, src netip.Addr, sport
 		out = append(out, e)
 	}
 	return out
-}
-
-// setError records an ICMP error on the connected socket that sent the
-// datagram (Linux reports errors to unconnected UDP sockets only with
-// IP_RECVERR).
-func (t *udpTable) setError(local, remote netip.AddrPort, err syscall.Errno) bool {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	for _, e := range t.ports[local.Port()] {
-		e.mu.Lock()
-		match := e.connected && e.remote.Addr().WithZone("") == remote.Addr() && (e.kind != KindUDP || e.remote.Port() == remote.Port())
-		e.mu.Unlock()
-		if match {
-			e.setError(err)
-			return true
-		}
-	}
-	return false
 }
 
 // receiveUDP demultiplexes a datagram.

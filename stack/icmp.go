@@ -56,7 +56,7 @@ func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool, opts ipOpts) {
 				mtu = learnt.mtu
 			}
 		}
-		if !s.handleICMPError(m.Payload(), m.Type(), m.Code(), mtu) {
+		if !s.handleICMPError(m.Payload(), m.Type(), m.Code(), mtu, icmpInfo(m), h.Src()) {
 			st.InUnmatched.Add(1)
 		} else {
 			s.commitPMTU(learnt)
@@ -121,11 +121,8 @@ var unreach4 = [16]struct {
 	wire.ICMPPrecedenceCutoff:   {syscall.EHOSTUNREACH, true},
 }
 
-// errnoFor is the errno a datagram socket's pending error takes. Soft
-// errors are reported too, as Linux does with IP_RECVERR set (which
-// sockstack's ping relies on to show Destination Host Unreachable when
-// ARP finds nobody); without it Linux reports only the hard ones
-// (docs/DECISIONS.md).
+// errnoFor is the errno of an ICMP error (the hardness aside): what a
+// diverted connection's socket is told (transparent.go).
 func errnoFor(typ, code uint8) syscall.Errno {
 	e, _ := icmpErr4(typ, code)
 	return e
@@ -134,9 +131,11 @@ func errnoFor(typ, code uint8) syscall.Errno {
 // icmpErr4 maps an ICMP error to a socket errno (Linux's
 // icmp_err_convert, checked against the kernel: a connected UDP socket,
 // with and without IP_RECVERR, after each nft reject type) and reports
-// whether a datagram socket without IP_RECVERR sees it (__udp4_lib_err, ping_err): the hard
-// destination unreachables, fragmentation needed (path MTU discovery is
-// on by default) and parameter problems.
+// whether it is hard: whether a datagram socket without IP_RECVERR
+// hears it at all (__udp4_lib_err, ping_err, raw_err). The hard ones are
+// the fatal destination unreachables, fragmentation needed (path MTU
+// discovery is on by default) and parameter problems; net and host
+// unreachable, time exceeded and the rest are soft.
 func icmpErr4(typ, code uint8) (syscall.Errno, bool) {
 	switch typ {
 	case wire.ICMPDestUnreach:
@@ -155,9 +154,23 @@ func icmpErr4(typ, code uint8) (syscall.Errno, bool) {
 	return syscall.EHOSTUNREACH, false
 }
 
+// icmpInfo is the ee_info Linux gives an ICMPv4 error: the next-hop MTU
+// of a fragmentation needed, the pointer of a parameter problem, else 0
+// (icmp_unreach).
+func icmpInfo(m wire.ICMPv4) uint32 {
+	switch {
+	case m.Type() == wire.ICMPDestUnreach && m.Code() == wire.ICMPFragNeeded:
+		return uint32(m.NextHopMTU())
+	case m.Type() == wire.ICMPParamProblem && len(m) >= 5:
+		return uint32(m[4])
+	}
+	return 0
+}
+
 // handleICMPError matches an error's invoking packet (our own datagram,
-// header and first 8 bytes) to the socket that sent it.
-func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int) bool {
+// header and first 8 bytes) to the socket that sent it. info is the
+// error's ee_info, from the message offender sent.
+func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int, info uint32, from netip.Addr) bool {
 	if len(inner) < wire.IPv4MinHeaderLen || inner[0]>>4 != 4 {
 		return false
 	}
@@ -172,29 +185,92 @@ func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int) bool {
 		// A diverted connection's packet, or not ours (transparent.go).
 		return s.transparentError(ih.Protocol(), t, src, dst, tcpErrorKind(typ, code), errnoFor(typ, code), mtu)
 	}
+	errno, hard := icmpErr4(typ, code)
+	m := ErrQueueMsg{ExtendedErr: ExtendedErr{Errno: errno, Origin: EEOriginICMP, Type: typ, Code: code, Info: info}, Offender: from, V4: true}
+	// Raw sockets of the quoted protocol hear it beside the protocol's
+	// own socket (raw_icmp_error, then the protocol's handler).
+	raw := s.raw.icmpError(ih.Protocol(), inner, hl, src, dst, m, typ == wire.ICMPSourceQuench)
 	switch ih.Protocol() {
 	case wire.ProtoUDP:
 		u := wire.UDP(t)
-		local := netip.AddrPortFrom(src, u.SrcPort())
-		remote := netip.AddrPortFrom(dst, u.DstPort())
-		// An unconnected socket gets no error (no IP_RECVERR) but still
-		// owns the datagram, so its path MTU is learnt (ipv4_sk_update_pmtu).
-		return s.udp.setError(local, remote, errnoFor(typ, code)) ||
-			s.udp.lookup(src, u.SrcPort(), dst, u.DstPort()) != nil
+		e := s.udp.lookup(src, u.SrcPort(), dst, u.DstPort())
+		if e == nil {
+			return raw
+		}
+		// The owner learns the path MTU even when it hears nothing
+		// (ipv4_sk_update_pmtu); a source quench it ignores.
+		if typ != wire.ICMPSourceQuench {
+			m.Dst = netip.AddrPortFrom(dst, u.DstPort())
+			e.icmpError(m, t[wire.UDPHeaderLen:], hard)
+		}
+		return true
 	case wire.ProtoTCP:
 		tc := wire.TCP(t)
 		local := netip.AddrPortFrom(src, tc.SrcPort())
 		remote := netip.AddrPortFrom(dst, tc.DstPort())
-		return s.TCP.HandleError(local, remote, tc.Seq(), tcpErrorKind(typ, code), mtu)
+		return s.TCP.HandleError(local, remote, tc.Seq(), tcpErrorKind(typ, code), mtu) || raw
 	case wire.ProtoICMP:
-		m := wire.ICMPv4(t)
-		if m.Type() != wire.ICMPEcho {
-			return false
+		im := wire.ICMPv4(t)
+		if im.Type() != wire.ICMPEcho {
+			return raw
 		}
-		local := netip.AddrPortFrom(src, m.ID())
-		return s.ping.setError(local, netip.AddrPortFrom(dst, 0), errnoFor(typ, code))
+		e := s.ping.lookup(src, im.ID(), dst, 0)
+		if e == nil {
+			return raw
+		}
+		if typ == wire.ICMPSourceQuench {
+			// ping wants to see it: a soft error with an errno of its
+			// own (ping_err).
+			m.Errno, hard = syscall.EREMOTEIO, false
+		}
+		m.Dst = netip.AddrPortFrom(dst, 0)
+		e.icmpError(m, t, hard) // the payload starts at the echo header
+		return true
 	}
-	return false
+	return raw
+}
+
+// icmpError hands an ICMP error about a packet of protocol proto from
+// src to dst to the raw sockets of that protocol bound and connected to
+// match (raw_icmp_error, raw_err): the payload starts after the quoted
+// IP header, or at it for IP_HDRINCL. A source quench is matched but
+// heard by none. It reports whether a socket matched.
+func (t *rawTable) icmpError(proto uint8, inner []byte, hl int, src, dst netip.Addr, m ErrQueueMsg, quench bool) bool {
+	if t.n.Load() == 0 {
+		return false
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	found := false
+	for _, e := range t.eps {
+		if e.proto != proto {
+			continue
+		}
+		e.mu.Lock()
+		la, conn, ra, v6, hdrIncl := e.local.Addr(), e.connected, e.remote.Addr(), e.opts.inet6, e.opts.hdrIncl
+		e.mu.Unlock()
+		if v6 || la.IsValid() && !la.IsUnspecified() && la != src || conn && ra != dst {
+			continue
+		}
+		found = true
+		if quench {
+			continue
+		}
+		payload := inner[hl:]
+		if hdrIncl {
+			payload = inner
+		}
+		mm := m
+		mm.Dst = netip.AddrPortFrom(dst, 0)
+		e.icmpError(mm, payload, rawHard4(m.Type, m.Code))
+	}
+	return found
+}
+
+// rawHard4 is raw_err's hardness: as icmpErr4's.
+func rawHard4(typ, code uint8) bool {
+	_, hard := icmpErr4(typ, code)
+	return hard
 }
 
 func tcpErrorKind(typ, code uint8) tcp.ErrorKind {
@@ -228,7 +304,9 @@ func (s *Stack) localError(h wire.IPv4, typ, code uint8, mtu int) {
 		s.TCP.HandleError(netip.AddrPortFrom(h.Src(), t.SrcPort()), netip.AddrPortFrom(h.Dst(), t.DstPort()), t.Seq(), tcp.ErrNeighbor, 0)
 		return
 	}
-	s.handleICMPError(h, typ, code, mtu)
+	// Linux sends itself a host unreachable from the failed packet's
+	// source (ipv4_link_failure): that address is the offender.
+	s.handleICMPError(h, typ, code, mtu, 0, h.Src())
 }
 
 // sendICMPError answers a packet with an ICMP error (info is the MTU of

@@ -46,7 +46,7 @@ func (s *Stack) receiveICMPv6(n *NIC, h wire.IPv6, p []byte, mcast, routerAlert,
 		default:
 			st.InParmProblems.Add(1)
 		}
-		if !s.handleICMPv6Error(m.Payload(), t, m.Code(), mtu) {
+		if !s.handleICMPv6Error(m.Payload(), t, m.Code(), mtu, m.MTU(), h.Src()) {
 			st.InUnmatched.Add(1)
 		} else {
 			s.commitPMTU(learnt) // only for an error a socket took (pmtu.go)
@@ -179,7 +179,7 @@ func quotedICMPv6Type(h wire.IPv6) (uint8, bool) {
 	return h[c.Offset], true
 }
 
-// errnoFor6 is errnoFor for ICMPv6 (soft errors reported too).
+// errnoFor6 is errnoFor for ICMPv6.
 func errnoFor6(typ, code uint8) syscall.Errno {
 	e, _ := icmpErr6(typ, code)
 	return e
@@ -187,11 +187,12 @@ func errnoFor6(typ, code uint8) syscall.Errno {
 
 // icmpErr6 maps an ICMPv6 error to a socket errno (Linux's
 // icmpv6_err_convert, checked against the kernel as icmpErr4) and
-// reports whether a datagram socket without IPV6_RECVERR sees it (__udp6_lib_err): the hard destination
-// unreachables (administratively prohibited, port unreachable, policy
-// and reject route, unknown codes) and parameter problems. A packet too
-// big is soft with path MTU discovery on (the default); no route,
-// address unreachable and time exceeded are soft.
+// reports whether it is hard: the destination unreachables
+// administratively prohibited, port unreachable, policy and reject
+// route, unknown codes, and parameter problems. No route, address
+// unreachable and time exceeded are soft; a packet too big is soft
+// here and made hard per socket by its IPV6_MTU_DISCOVER (errqueue.go,
+// __udp6_lib_err).
 func icmpErr6(typ, code uint8) (syscall.Errno, bool) {
 	switch typ {
 	case wire.ICMPv6DestUnreach:
@@ -237,8 +238,10 @@ func tcpErrorKind6(typ, code uint8) tcp.ErrorKind {
 }
 
 // handleICMPv6Error matches the invoking packet (our datagram, as much as
-// the error carried) to the socket that sent it.
-func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int) bool {
+// the error carried) to the socket that sent it. info is the message's
+// 32-bit field (the MTU of a packet too big, a parameter problem's
+// pointer), Linux's ee_info; from is the message's source.
+func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info uint32, from netip.Addr) bool {
 	proto, t, src, dst, ok := quote6(inner) // transparent.go
 	if !ok {
 		return false
@@ -247,25 +250,67 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int) bool {
 		// A diverted connection's packet, or not ours (transparent.go).
 		return s.transparentError(proto, t, src, dst, tcpErrorKind6(typ, code), errnoFor6(typ, code), mtu)
 	}
+	errno, hard := icmpErr6(typ, code)
+	m := ErrQueueMsg{ExtendedErr: ExtendedErr{Errno: errno, Origin: EEOriginICMP6, Type: typ, Code: code, Info: info}, Offender: from}
+	raw := s.raw.icmpError6(proto, t, src, dst, m, hard)
 	switch proto {
 	case wire.ProtoUDP:
 		u := wire.UDP(t)
-		return s.udp.setError(netip.AddrPortFrom(src, u.SrcPort()), netip.AddrPortFrom(dst, u.DstPort()), errnoFor6(typ, code)) ||
-			s.udp.lookup(src, u.SrcPort(), dst, u.DstPort()) != nil
+		e := s.udp.lookup(src, u.SrcPort(), dst, u.DstPort())
+		if e == nil {
+			return raw
+		}
+		m.Dst = netip.AddrPortFrom(dst, u.DstPort())
+		e.icmpError(m, t[wire.UDPHeaderLen:], hard)
+		return true
 	case wire.ProtoTCP:
 		tc := wire.TCP(t)
 		if mtu > 0 {
 			mtu -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen // TCP sizes segments by IPv4's header (tcphost.go)
 		}
-		return s.TCP.HandleError(netip.AddrPortFrom(src, tc.SrcPort()), netip.AddrPortFrom(dst, tc.DstPort()), tc.Seq(), tcpErrorKind6(typ, code), mtu)
+		return s.TCP.HandleError(netip.AddrPortFrom(src, tc.SrcPort()), netip.AddrPortFrom(dst, tc.DstPort()), tc.Seq(), tcpErrorKind6(typ, code), mtu) || raw
 	case wire.ProtoICMPv6:
-		m := wire.ICMPv6(t)
-		if m.Type() != wire.ICMPv6EchoRequest {
-			return false
+		im := wire.ICMPv6(t)
+		if im.Type() != wire.ICMPv6EchoRequest {
+			return raw
 		}
-		return s.ping.setError(netip.AddrPortFrom(src, m.ID()), netip.AddrPortFrom(dst, 0), errnoFor6(typ, code))
+		e := s.ping.lookup(src, im.ID(), dst, 0)
+		if e == nil {
+			return raw
+		}
+		m.Dst = netip.AddrPortFrom(dst, 0)
+		e.icmpError(m, t, hard)
+		return true
 	}
-	return false
+	return raw
+}
+
+// icmpError6 is rawTable.icmpError for IPv6 (raw6_icmp_error,
+// rawv6_err): AF_INET6 raw sockets of the quoted packet's transport
+// protocol, the payload from its transport header.
+func (t *rawTable) icmpError6(proto uint8, payload []byte, src, dst netip.Addr, m ErrQueueMsg, hard bool) bool {
+	if t.n.Load() == 0 {
+		return false
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	found := false
+	for _, e := range t.eps {
+		if e.proto != proto {
+			continue
+		}
+		e.mu.Lock()
+		la, conn, ra, v6 := e.local.Addr(), e.connected, e.remote.Addr(), e.opts.inet6
+		e.mu.Unlock()
+		if !v6 || la.IsValid() && !la.IsUnspecified() && la.WithZone("") != src || conn && ra.WithZone("") != dst {
+			continue
+		}
+		found = true
+		mm := m
+		mm.Dst = netip.AddrPortFrom(dst, 0)
+		e.icmpError(mm, payload, hard)
+	}
+	return found
 }
 
 // learnPMTU6 applies a Packet Too Big (RFC 8201): the path MTU towards
@@ -315,5 +360,7 @@ func (s *Stack) neighborFailed6(ip []byte) {
 		s.TCP.HandleError(netip.AddrPortFrom(h.Src(), t.SrcPort()), netip.AddrPortFrom(h.Dst(), t.DstPort()), t.Seq(), tcp.ErrNeighbor, 0)
 		return
 	}
-	s.handleICMPv6Error(h, wire.ICMPv6DestUnreach, wire.ICMPv6AddrUnreach, 0)
+	// Linux answers itself with an address unreachable from the failed
+	// packet's source (ndisc_error_report): that address is the offender.
+	s.handleICMPv6Error(h, wire.ICMPv6DestUnreach, wire.ICMPv6AddrUnreach, 0, 0, h.Src())
 }

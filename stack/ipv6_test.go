@@ -350,6 +350,7 @@ func TestIPv6NUD(t *testing.T) {
 	// connected socket hears EHOSTUNREACH.
 	e2 := s.NewDgram(KindUDP, 0)
 	e2.SetInet6()
+	e2.SetRecvErr(true, true) // address unreachable is soft: IPV6_RECVERR hears it
 	defer e2.Close()
 	far := netip.AddrPortFrom(netip.MustParseAddr("fe80::77").WithZone("eth0"), 9)
 	if err := e2.Connect(far); err != nil {

@@ -117,6 +117,7 @@ type Stats struct {
 		RatePeerEvictions              Counter // destinations dropped from the full rate-limit table
 		OutSuppressed                  Counter // errors not sent by rule (about ICMP errors, broadcasts, fragments)
 		PingRcvbufErrors               Counter // echo replies dropped at a full ping socket queue
+		ErrQueueFull                   Counter // IP_RECVERR errors not queued: the socket's receive buffer was full (errqueue.go)
 	}
 	UDP struct {
 		InDatagrams  Counter

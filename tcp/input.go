@@ -928,9 +928,41 @@ func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) bool {
 		return true
 	}
 	// Synchronized: every error is soft, even a port or protocol
-	// unreachable (RFC 5927 7; Linux without IP_RECVERR), so that a forged
-	// ICMP message cannot reset a connection. It is reported only by
-	// SO_ERROR, or as the reason if the connection times out.
+	// unreachable (RFC 5927 7), so that a forged ICMP message cannot
+	// reset a connection. Without IP_RECVERR it is reported only by
+	// SO_ERROR, or as the reason if the connection times out; with it
+	// (IPV6_RECVERR for IPv6) it becomes the pending error, which the
+	// next receive returns and POLLERR shows, and the connection goes on
+	// (Linux's tcp_v4_err, tcp_v6_err).
+	if e.recvErr4 && e.remote.Addr().Unmap().Is4() || e.recvErr6 && !e.remote.Addr().Unmap().Is4() {
+		e.err = err
+		e.notify(waiter.EventErr | waiter.EventIn | waiter.EventOut)
+		return true
+	}
 	e.softErr = err
 	return true
+}
+
+// SetRecvErr sets IP_RECVERR (v6 false) or IPV6_RECVERR: whether soft
+// ICMP errors on a synchronized connection become its pending error.
+func (e *Endpoint) SetRecvErr(v6, on bool) {
+	e.lock()
+	defer e.unlock()
+	e.setOpt(func(o *epOpts) {
+		if v6 {
+			o.recvErr6 = on
+		} else {
+			o.recvErr4 = on
+		}
+	})
+}
+
+// RecvErr reports IP_RECVERR (v6 false) or IPV6_RECVERR.
+func (e *Endpoint) RecvErr(v6 bool) bool {
+	e.lock()
+	defer e.unlock()
+	if v6 {
+		return e.recvErr6
+	}
+	return e.recvErr4
 }

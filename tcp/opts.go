@@ -21,6 +21,7 @@ type epOpts struct {
 	ttl, tos                    uint8
 	hopZero                     bool // ttl 0 set (IPV6_UNICAST_HOPS 0), not the default
 	lingerOn                    bool
+	recvErr4, recvErr6          bool // IP_RECVERR, IPV6_RECVERR (input.go)
 }
 
 // maxSharedOpts bounds the table of shared option sets: past it a new

@@ -340,7 +340,11 @@ func (e *Endpoint) onReoTimer(now time.Duration) {
 }
 
 // rackDSACK widens the reordering window after a D-SACK, once per round
-// trip (RFC 8985 6.2 step 4).
+// trip (RFC 8985 6.2 step 4). It does not count as reordering seen: a
+// duplicate also comes from a tail probe or a retransmission that raced
+// its original, and taking it for reordering would keep the window open
+// in recovery for good (RFC 8985 and Linux set reordering seen only
+// when an original is delivered below the highest delivered sequence).
 func (e *Endpoint) rackDSACK() {
 	if e.rk.dsackOn && seqGEQ(e.sndUna, e.rk.dsackRound) {
 		e.rk.dsackOn = false
@@ -350,7 +354,6 @@ func (e *Endpoint) rackDSACK() {
 		e.rk.dsackRound = e.sndMax
 		e.rk.reoMult = min(max(e.rk.reoMult, 1)+1, 64)
 		e.rk.recovs = 0
-		e.rk.reord = true
 	}
 }
 

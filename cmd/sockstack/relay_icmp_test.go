@@ -343,9 +343,9 @@ func TestRelayUnreachErrno(t *testing.T) {
 
 // A flow whose kernel socket cannot even connect (no route) makes the
 // relay's stack send the client an ICMP host or network unreachable,
-// which the client's connected socket reports as that errno (sockstack
-// reports these to a connected socket; Linux only with IP_RECVERR, which
-// interop/relay_icmp_test.go checks).
+// which the client's connected socket with IP_RECVERR reports as that
+// errno (without it these soft errors are not reported, as on Linux,
+// which interop/relay_icmp_test.go checks).
 func TestRelayUDPNoRouteReachesClient(t *testing.T) {
 	for _, e := range []syscall.Errno{syscall.EHOSTUNREACH, syscall.ENETUNREACH} {
 		client, r := icmpPair(t, relayICMPOpts{maxEchoes: 1, timeout: time.Second})
@@ -364,6 +364,11 @@ func TestRelayUDPNoRouteReachesClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
+		// Host and network unreachable are soft errors for UDP: a socket
+		// hears them only with IP_RECVERR, as on Linux.
+		if err := s.SetSockOptInt(socket.SOL_IP, socket.IP_RECVERR, 1); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.Connect(socket.InetAddr(netip.MustParseAddrPort("198.51.100.98:53"))); err != nil {
 			t.Fatal(err)
 		}
@@ -388,7 +393,11 @@ func TestRelayEchoErrorReachesClient(t *testing.T) {
 	startFakeEcho(t, r, fake, false, true)
 	dst := netip.MustParseAddr("198.51.100.7")
 	a := pinger(t, client, "10.0.0.1", 7)
-	// Connected: an unconnected ping socket gets no errors (no IP_RECVERR).
+	// Host unreachable is a soft error: a ping socket hears it only with
+	// IP_RECVERR, as on Linux.
+	if err := a.SetSockOptInt(socket.SOL_IP, socket.IP_RECVERR, 1); err != nil {
+		t.Fatal(err)
+	}
 	if err := a.Connect(socket.InetAddr(netip.AddrPortFrom(dst, 0))); err != nil {
 		t.Fatal(err)
 	}

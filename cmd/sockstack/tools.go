@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/sockstack/sockstack/sockapi"
 	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/wire"
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -192,8 +194,10 @@ func openPing(api sockapi.API, dst netip.Addr) (*pingConn, error) {
 	raw, rawErr := api.Socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 	dg, dgErr := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
 	if dg != nil {
-		// Connected: errors are reported only to a connected datagram
-		// socket (as Linux does without IP_RECVERR).
+		// IP_RECVERR, as iputils: every ICMP error about our requests
+		// (soft ones too: host unreachable, time exceeded) is reported,
+		// and the error queue says which request and who answered.
+		dg.SetSockOptInt(socket.SOL_IP, socket.IP_RECVERR, 1)
 		err := dg.Connect(socket.InetAddr(netip.AddrPortFrom(dst, 0)))
 		if errors.Is(err, syscall.ENETUNREACH) {
 			dg.Close()
@@ -230,6 +234,10 @@ type pingReply struct {
 	at    time.Time
 	err   string // an ICMP error instead of a reply
 	local bool   // err was reported by the sending socket (no ICMP seen yet)
+	// qseq is the request an error is about, read from the error
+	// queue (IP_RECVERR) when qseqOK; else the last request is meant.
+	qseq   int
+	qseqOK bool
 }
 
 // unreachText are iputils' words for the Destination Unreachable codes.
@@ -306,6 +314,7 @@ func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, 
 	reader := func(s sockapi.Sock, errsOnly bool) {
 		defer recvWG.Done()
 		buf := make([]byte, 65536+60)
+		ebuf := make([]byte, 576)
 		s.SetTimeout(100 * time.Millisecond)
 		for {
 			select {
@@ -329,9 +338,20 @@ func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, 
 					return
 				}
 				// The stack's own reports (and a ping socket's ICMP
-				// errors) arrive this way.
+				// errors) arrive this way; the error queue tells which
+				// request and who reported it.
+				r := pingReply{seq: -1, err: errnoText(err), from: o.self, at: time.Now()}
+				if q, ok := readErrQueue(s, ebuf); ok {
+					r.err = q.text(v6)
+					if q.from.IsValid() {
+						r.from = q.from
+					}
+					if len(q.payload) >= 8 && q.origin != socket.SO_EE_ORIGIN_LOCAL {
+						r.qseq, r.qseqOK = int(wire.ICMPv4(q.payload).Seq()), true
+					}
+				}
 				select {
-				case replies <- pingReply{seq: -1, err: errnoText(err), from: o.self, at: time.Now()}:
+				case replies <- r:
 				case <-stopRecv:
 					return
 				}
@@ -412,6 +432,9 @@ func runPing(ctx context.Context, w io.Writer, api sockapi.API, dst netip.Addr, 
 	handle = func(r pingReply) {
 		if r.err != "" && r.seq < 0 {
 			r.seq = seq // a report of the stack: about the last request
+			if r.qseqOK {
+				r.seq = r.qseq
+			}
 			if pc.errs != pc.recv && !r.local {
 				r.local = true
 				localErr, localTimer = &r, time.After(localErrWait)
@@ -624,22 +647,121 @@ func parsePingReply(b []byte, raw bool, id uint16, dst netip.Addr) (pingReply, b
 			return r, false
 		}
 		r.seq = int(qm.Seq())
-		code := int(m.Code())
-		switch {
-		case m.Type() == wire.ICMPTimeExceeded && code == 1:
-			r.err = "Frag reassembly time exceeded"
-		case m.Type() == wire.ICMPTimeExceeded:
-			r.err = "Time to live exceeded"
-		case code == 4:
-			r.err = fmt.Sprintf("Frag needed and DF set (mtu = %d)", uint16(b[6])<<8|uint16(b[7]))
-		case code < len(unreachText):
-			r.err = unreachText[code]
-		default:
-			r.err = fmt.Sprintf("Dest Unreachable, Bad Code: %d", code)
-		}
+		r.err = icmpErrText(m.Type(), m.Code(), uint32(b[6])<<8|uint32(b[7]))
 		return r, true
 	}
 	return r, false
+}
+
+// icmpErrText is iputils' wording of an ICMP error (mtu: a
+// fragmentation needed's next-hop MTU).
+func icmpErrText(typ, code uint8, mtu uint32) string {
+	switch {
+	case typ == wire.ICMPTimeExceeded && code == 1:
+		return "Frag reassembly time exceeded"
+	case typ == wire.ICMPTimeExceeded:
+		return "Time to live exceeded"
+	case typ == wire.ICMPDestUnreach && code == 4:
+		return fmt.Sprintf("Frag needed and DF set (mtu = %d)", mtu)
+	case typ == wire.ICMPDestUnreach && int(code) < len(unreachText):
+		return unreachText[code]
+	case typ == wire.ICMPDestUnreach:
+		return fmt.Sprintf("Dest Unreachable, Bad Code: %d", code)
+	}
+	return fmt.Sprintf("Bad ICMP type: %d", typ)
+}
+
+// icmp6ErrText is iputils' wording of an ICMPv6 error.
+func icmp6ErrText(typ, code uint8, info uint32) string {
+	switch typ {
+	case wire.ICMPv6DestUnreach:
+		words := [...]string{"No route", "Administratively prohibited", "Beyond scope of source address",
+			"Address unreachable", "Port unreachable", "Source address failed ingress/egress policy", "Reject route to destination"}
+		if int(code) < len(words) {
+			return "Destination unreachable: " + words[code]
+		}
+		return fmt.Sprintf("Destination unreachable: Unknown code %d", code)
+	case wire.ICMPv6PacketTooBig:
+		return fmt.Sprintf("Packet too big: mtu=%d", info)
+	case wire.ICMPv6TimeExceeded:
+		if code == 0 {
+			return "Time exceeded: Hop limit"
+		}
+		return "Time exceeded: Defragmentation failure"
+	case wire.ICMPv6ParamProblem:
+		return fmt.Sprintf("Parameter problem: code %d at %d", code, info)
+	}
+	return fmt.Sprintf("Bad ICMP type: %d", typ)
+}
+
+// queuedErr is one entry of a socket's error queue (IP_RECVERR).
+type queuedErr struct {
+	from              netip.Addr // the ICMP error's source; invalid for a local error
+	origin, typ, code uint8
+	info              uint32
+	errno             syscall.Errno
+	payload           []byte // the request from its ICMP header on
+}
+
+// text words the error as iputils does: the ICMP message's type and
+// code, or the errno of a local error.
+func (q queuedErr) text(v6 bool) string {
+	switch q.origin {
+	case socket.SO_EE_ORIGIN_ICMP:
+		return icmpErrText(q.typ, q.code, q.info)
+	case socket.SO_EE_ORIGIN_ICMP6:
+		return icmp6ErrText(q.typ, q.code, q.info)
+	}
+	return errnoText(q.errno)
+}
+
+// readErrQueue reads one error from s's error queue (recvmsg with
+// MSG_ERRQUEUE), without waiting; false when there is none.
+func readErrQueue(s sockapi.Sock, buf []byte) (queuedErr, bool) {
+	var q queuedErr
+	switch v := s.(type) {
+	case sockapi.StackSock:
+		n, _, _, ee, err := v.RecvErr(buf, 0)
+		if err != nil {
+			return q, false
+		}
+		q = queuedErr{origin: ee.Origin, typ: ee.Type, code: ee.Code, info: ee.Info, errno: ee.Errno, payload: buf[:n]}
+		if ee.Offender != nil {
+			q.from = ee.Offender.AddrPort.Addr()
+		}
+	case sockapi.HostSock:
+		var oob [128]byte
+		n, oobn, _, _, err := unix.Recvmsg(v.Fileno(), buf, oob[:], unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+		if err != nil {
+			return q, false
+		}
+		cms, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		for _, cm := range cms {
+			d := cm.Data
+			if !(cm.Header.Level == unix.IPPROTO_IP && cm.Header.Type == unix.IP_RECVERR ||
+				cm.Header.Level == unix.IPPROTO_IPV6 && cm.Header.Type == unix.IPV6_RECVERR) || len(d) < 32 {
+				continue
+			}
+			q = queuedErr{errno: syscall.Errno(binary.NativeEndian.Uint32(d)), origin: d[4], typ: d[5], code: d[6],
+				info: binary.NativeEndian.Uint32(d[8:]), payload: buf[:n]}
+			switch binary.NativeEndian.Uint16(d[16:]) {
+			case unix.AF_INET:
+				q.from = netip.AddrFrom4([4]byte(d[20:24]))
+			case unix.AF_INET6:
+				if len(d) >= 16+24 {
+					q.from = netip.AddrFrom16([16]byte(d[24:40]))
+				}
+			}
+			return q, true
+		}
+		return q, false
+	default:
+		return q, false
+	}
+	if q.from.Is4In6() {
+		q.from = q.from.Unmap()
+	}
+	return q, true
 }
 
 // --- echo ---
@@ -863,6 +985,7 @@ func openPing6(api sockapi.API, dst netip.Addr) (*pingConn, error) {
 		return nil, fmt.Errorf("ping: connect: %w", err)
 	}
 	dg.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+	dg.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVERR, 1) // as IP_RECVERR in openPing
 	var id uint16
 	if sa, err := dg.GetSockName(); err == nil {
 		if fa, ok := sa.(*socket.SockaddrInet); ok {

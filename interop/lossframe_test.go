@@ -1,0 +1,292 @@
+package interop
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/tcp"
+)
+
+// Frame mode of TestInteropLossSameCC: every direction of every path
+// loses the same share of its Ethernet frames, as a wire would, and each
+// drop happens at the receiving side of its direction:
+//
+//   - kernel → kernel over the veth: TSO and GSO are off on vk0, so the
+//     kernel's GSO packets are cut into frames in validate_xmit_skb,
+//     after the qdisc and before veth_xmit; GRO is off on both ends, so
+//     an ingress qdisc sees the frames. The data is dropped at vk1's
+//     ingress (second namespace), the ACKs at vk0's ingress.
+//   - sockstack → kernel over the plain TAP: sockstack writes one frame
+//     per segment and the TAP's ingress qdisc drops its data; the
+//     kernel's ACKs are dropped in sockstack's link as they are read
+//     (link.Impair on ingress).
+//   - kernel → sockstack: the kernel's TAP egress still sees GSO
+//     packets (a plain TAP has no TSO, so the kernel cuts them after the
+//     qdisc), so its data is dropped in sockstack's link as frames are
+//     read from the TAP (the same link.Impair, seeded); sockstack's ACKs
+//     at the TAP's ingress.
+//
+// So the TAP's ingress drops what sockstack sends and the Impair what
+// sockstack receives, both per frame, in both transfers. The test
+// checks, and fails otherwise, that the devices passed frames (bytes
+// per packet of vk0's and the TAP's link counters at most 1514 + slack:
+// those count one per skb, unlike a qdisc's packet count, which counts a
+// GSO packet's segments) and that each of the six drop points dropped
+// its share of what it saw (within half to one and a half times the
+// rate: a drop of whole 64 KB bursts would be 40× too few).
+//
+// sockstack's TAP with offloads is not measured in this mode: its
+// super-segments reach the kernel whole, and an Impair between the
+// stack and the TAP declares no offloads, so the stack would cut them
+// itself and the TAP would carry what the plain TAP carries.
+
+// qdiscCounts are one qdisc's counters from tc -s.
+type qdiscCounts struct{ bytes, pkts, drops int64 }
+
+func (a qdiscCounts) sub(b qdiscCounts) qdiscCounts {
+	return qdiscCounts{a.bytes - b.bytes, a.pkts - b.pkts, a.drops - b.drops}
+}
+
+// ingressCounts reads the ingress qdisc of dev in ns.
+func ingressCounts(t *testing.T, ns, dev string) qdiscCounts {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "tc", "-s", "qdisc", "show", "dev", dev, "ingress").Output()
+	if err != nil {
+		t.Fatalf("tc -s qdisc show dev %s ingress: %v", dev, err)
+	}
+	var c qdiscCounts
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, err := fmt.Sscanf(strings.TrimSpace(line), "Sent %d bytes %d pkt (dropped %d,", &c.bytes, &c.pkts, &c.drops); err == nil {
+			return c
+		}
+	}
+	t.Fatalf("no counters in tc -s output for %s ingress:\n%s", dev, out)
+	return c
+}
+
+// linkCounts are a device's counters, one packet per skb.
+type linkCounts struct {
+	rxBytes, rxPkts, txBytes, txPkts, txDropped int64
+}
+
+func (a linkCounts) sub(b linkCounts) linkCounts {
+	return linkCounts{a.rxBytes - b.rxBytes, a.rxPkts - b.rxPkts, a.txBytes - b.txBytes, a.txPkts - b.txPkts, a.txDropped - b.txDropped}
+}
+
+func devCounts(t *testing.T, ns, dev string) linkCounts {
+	t.Helper()
+	out, err := exec.Command("ip", "-n", ns, "-j", "-s", "link", "show", "dev", dev).Output()
+	if err != nil {
+		t.Fatalf("ip -s link show %s: %v", dev, err)
+	}
+	var v []struct {
+		Stats64 struct {
+			RX struct{ Bytes, Packets int64 }          `json:"rx"`
+			TX struct{ Bytes, Packets, Dropped int64 } `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil || len(v) != 1 {
+		t.Fatalf("ip -j -s link show %s: %v\n%s", dev, err, out)
+	}
+	s := v[0].Stats64
+	return linkCounts{s.RX.Bytes, s.RX.Packets, s.TX.Bytes, s.TX.Packets, s.TX.Dropped}
+}
+
+// ingressDrop adds an ingress qdisc to dev in ns whose classic-BPF
+// filter drops pct percent of what arrives, silently.
+func ingressDrop(t *testing.T, ns, dev string, pct float64) {
+	t.Helper()
+	for _, c := range [][]string{
+		{"tc", "qdisc", "add", "dev", dev, "handle", "ffff:", "ingress"},
+		{"tc", "filter", "add", "dev", dev, "parent", "ffff:", "protocol", "all", "prio", "1", "bpf", "bytecode", lossBPF(pct), "da"},
+	} {
+		if out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, c...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(c, " "), err, out)
+		}
+	}
+}
+
+// ethtoolSet sets features of dev in ns and checks that each is off
+// afterwards (ethtool -k names them by their long names).
+func ethtoolSet(t *testing.T, ns, dev string, short []string, long []string) {
+	t.Helper()
+	args := []string{"netns", "exec", ns, "ethtool", "-K", dev}
+	for _, f := range short {
+		args = append(args, f, "off")
+	}
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ethtool -K %s: %v: %s", dev, err, out)
+	}
+	out, err := exec.Command("ip", "netns", "exec", ns, "ethtool", "-k", dev).Output()
+	if err != nil {
+		t.Fatalf("ethtool -k %s: %v", dev, err)
+	}
+	for _, name := range long {
+		found := false
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 2 && f[0] == name+":" {
+				found = true
+				if f[1] != "off" {
+					t.Fatalf("%s: %s is %s after ethtool -K ... off", dev, name, f[1])
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("%s: ethtool -k does not list %s:\n%s", dev, name, out)
+		}
+	}
+}
+
+// maxFrameAvg is the most bytes per packet a device's counters may show
+// for frames of a 1500-byte MTU (1514 with the Ethernet header) before
+// the test calls them bursts.
+const maxFrameAvg = 1600
+
+// dropShare checks that a drop point dropped its share of what it saw.
+func dropShare(t *testing.T, what string, seen, dropped int64, pct float64) {
+	t.Helper()
+	if pct == 0 {
+		if dropped != 0 {
+			t.Errorf("%s: %d drops without loss", what, dropped)
+		}
+		return
+	}
+	want := pct / 100 * float64(seen)
+	if seen == 0 || float64(dropped) < want/2 || float64(dropped) > want*1.5 {
+		t.Errorf("%s: %d of %d frames dropped (%.2f%%), want about %g%%: not per-frame loss", what, dropped, seen, 100*float64(dropped)/float64(max(seen, 1)), pct)
+	}
+}
+
+func avg(bytes, pkts int64) float64 { return float64(bytes) / float64(max(pkts, 1)) }
+
+func lossFrame(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "socat", "sha256sum", "ss", "tc", "ethtool")
+	ns2 := l.vethPair(t)
+	pct := lossPct(t)
+	// The kernel cuts its GSO packets before veth_xmit; neither end
+	// merges what it receives.
+	ethtoolSet(t, l.ns, "vk0", []string{"tso", "gso", "gro"},
+		[]string{"tcp-segmentation-offload", "generic-segmentation-offload", "generic-receive-offload"})
+	ethtoolSet(t, ns2, "vk1", []string{"gro"}, []string{"generic-receive-offload"})
+	ingressDrop(t, ns2, "vk1", pct)    // kernel → kernel data
+	ingressDrop(t, l.ns, "vk0", pct)   // kernel → kernel ACKs
+	ingressDrop(t, l.ns, tapName, pct) // what sockstack sends
+	const size = 32 << 20
+	const limit = 3 * time.Minute
+	path, sum := randomFile(t, t.TempDir(), "32MiB.bin", size)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, cc := range []string{"cubic", "bbr"} {
+		t.Run(cc+"/plain_tap", func(t *testing.T) {
+			if !kernelHasCC(cc) {
+				t.Skipf("the kernel has no %s congestion control (not built in, and modprobe tcp_%s did not add it): skipping the %s half", cc, cc, cc)
+			}
+			opt := ",setsockopt-string=6:13:" + cc // IPPROTO_TCP, TCP_CONGESTION
+			// What sockstack receives loses pct percent of its frames
+			// in sockstack's link, seeded.
+			h, im := l.startStackImpaired(tcp.Config{CongestionControl: cc},
+				link.ImpairConfig{Seed: int64(1 + i), Loss: pct / 100, Apply: link.ImpairIngress})
+			defer h.st.Close() // frees the TAP for the next half
+			ctx, cancel := context.WithTimeout(context.Background(), limit)
+			defer cancel()
+			var sk, ks, kk []float64
+			// Over all rounds: what each drop point saw and dropped.
+			var skData, skAcks, ksData, ksAcks, kkData, kkAcks [2]int64
+			var skLink, ksLink, kkLink linkCounts
+			for r := 0; r < lossRounds; r++ {
+				port := 5401 + 10*i + 3*r
+
+				// sockstack -> kernel: data at the TAP's ingress, ACKs
+				// in the Impair.
+				q0, l0, i0 := ingressCounts(t, l.ns, tapName), devCounts(t, l.ns, tapName), im.Ingress.Snapshot()
+				before := h.st.TCP.Stats()
+				d := sendHashed(t, ctx, l, h, port, cc, opt, data, sum)
+				after := h.st.TCP.Stats()
+				q, lc, i1 := ingressCounts(t, l.ns, tapName).sub(q0), devCounts(t, l.ns, tapName).sub(l0), im.Ingress.Snapshot()
+				sk = append(sk, gbps(size, d))
+				skData[0], skData[1] = skData[0]+q.pkts, skData[1]+q.drops
+				skAcks[0], skAcks[1] = skAcks[0]+int64(i1.Frames-i0.Frames), skAcks[1]+int64(i1.Dropped-i0.Dropped)
+				skLink = skLink.add(lc)
+				t.Logf("round %d: sockstack -> kernel %.3f Gbit/s; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; our fast recoveries %d, timeouts %d, TLPs %d, RACK reordering timeouts %d, retransmitted segments %d, DSACK undos %d",
+					r, gbps(size, d), q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped,
+					after.FastRetrans-before.FastRetrans, after.Timeouts-before.Timeouts, after.TLPProbes-before.TLPProbes,
+					after.RACKReoTimeouts-before.RACKReoTimeouts, after.RetransSegs-before.RetransSegs, after.DSACKUndo-before.DSACKUndo)
+
+				// kernel -> sockstack: data in the Impair, ACKs at the
+				// TAP's ingress.
+				q0, l0, i0 = ingressCounts(t, l.ns, tapName), devCounts(t, l.ns, tapName), im.Ingress.Snapshot()
+				got, n, d := recvFromKernelOpt(t, l, h, port+1, path, opt, limit)
+				if n != size || got != sum {
+					t.Fatalf("sockstack received %d bytes, SHA-256 %s", n, got)
+				}
+				q, lc, i1 = ingressCounts(t, l.ns, tapName).sub(q0), devCounts(t, l.ns, tapName).sub(l0), im.Ingress.Snapshot()
+				ks = append(ks, gbps(size, d))
+				ksData[0], ksData[1] = ksData[0]+int64(i1.Frames-i0.Frames), ksData[1]+int64(i1.Dropped-i0.Dropped)
+				ksAcks[0], ksAcks[1] = ksAcks[0]+q.pkts, ksAcks[1]+q.drops
+				ksLink = ksLink.add(lc)
+				t.Logf("round %d: kernel -> sockstack %.3f Gbit/s; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; TAP tx_dropped %d",
+					r, gbps(size, d), i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped, q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, lc.txDropped)
+
+				// kernel -> kernel over the veth: data at vk1's ingress,
+				// ACKs at vk0's.
+				qd0, qa0, l0 := ingressCounts(t, ns2, "vk1"), ingressCounts(t, l.ns, "vk0"), devCounts(t, l.ns, "vk0")
+				done, out := hashSink(t, ctx, ns2, port+2, opt)
+				start := time.Now()
+				if o, err := l.try(limit, nil, "socat", "-b262144", "-u", "OPEN:"+path, fmt.Sprintf("TCP:10.78.0.2:%d%s", port+2, opt)); err != nil {
+					t.Fatalf("kernel sender: %v\n%s", err, o)
+				}
+				if err := <-done; err != nil {
+					t.Fatalf("kernel receiver: %v\n%s", err, out.String())
+				}
+				d = time.Since(start)
+				if got := strings.Fields(out.String() + " x")[0]; got != sum {
+					t.Fatalf("kernel over the veth received SHA-256 %s, sent %s", got, sum)
+				}
+				qd, qa, lc := ingressCounts(t, ns2, "vk1").sub(qd0), ingressCounts(t, l.ns, "vk0").sub(qa0), devCounts(t, l.ns, "vk0").sub(l0)
+				kk = append(kk, gbps(size, d))
+				kkData[0], kkData[1] = kkData[0]+qd.pkts, kkData[1]+qd.drops
+				kkAcks[0], kkAcks[1] = kkAcks[0]+qa.pkts, kkAcks[1]+qa.drops
+				kkLink = kkLink.add(lc)
+				t.Logf("round %d: kernel -> kernel (veth) %.3f Gbit/s; data frames %d (%.0f B each through veth_xmit, %.0f at the ingress), dropped %d; ACK frames %d, dropped %d",
+					r, gbps(size, d), qd.pkts, avg(lc.txBytes, lc.txPkts), avg(qd.bytes, qd.pkts), qd.drops, qa.pkts, qa.drops)
+			}
+			// Per frame: one skb per frame where the devices count them.
+			for _, c := range []struct {
+				what        string
+				bytes, pkts int64
+			}{
+				{"sockstack's data frames written to the TAP", skLink.rxBytes, skLink.rxPkts},
+				{"the kernel's data frames read from the TAP", ksLink.txBytes, ksLink.txPkts},
+				{"the kernel's data through veth_xmit", kkLink.txBytes, kkLink.txPkts},
+			} {
+				if a := avg(c.bytes, c.pkts); a > maxFrameAvg || c.pkts == 0 {
+					t.Errorf("%s: %d packets of %.0f bytes on average: not frames", c.what, c.pkts, a)
+				}
+			}
+			dropShare(t, "sockstack -> kernel data (TAP ingress)", skData[0], skData[1], pct)
+			dropShare(t, "sockstack -> kernel ACKs (Impair)", skAcks[0], skAcks[1], pct)
+			dropShare(t, "kernel -> sockstack data (Impair)", ksData[0], ksData[1], pct)
+			dropShare(t, "kernel -> sockstack ACKs (TAP ingress)", ksAcks[0], ksAcks[1], pct)
+			dropShare(t, "kernel -> kernel data (vk1 ingress)", kkData[0], kkData[1], pct)
+			dropShare(t, "kernel -> kernel ACKs (vk0 ingress)", kkAcks[0], kkAcks[1], pct)
+			msk, mks, mkk := median(sk), median(ks), median(kk)
+			t.Logf("frame/%s/plain_tap, %g%% of frames lost each way, medians of %d: sockstack->kernel %.3f, kernel->sockstack %.3f, kernel->kernel %.3f Gbit/s; ratios to kernel->kernel %.2f / %.2f",
+				cc, pct, lossRounds, msk, mks, mkk, msk/mkk, mks/mkk)
+		})
+	}
+}
+
+func (a linkCounts) add(b linkCounts) linkCounts {
+	return linkCounts{a.rxBytes + b.rxBytes, a.rxPkts + b.rxPkts, a.txBytes + b.txBytes, a.txPkts + b.txPkts, a.txDropped + b.txDropped}
+}

@@ -1,0 +1,225 @@
+package socket
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"syscall"
+
+	"github.com/sockstack/sockstack/stack"
+)
+
+// IP_RECVERR / IPV6_RECVERR and recvmsg(MSG_ERRQUEUE), with Linux's
+// numbers and layout: an ICMP error about a datagram the socket sent (or
+// a local error, EMSGSIZE under IP_PMTUDISC_DO) is queued; RecvErr reads
+// it as Linux's ip_recv_error / ipv6_recv_error do.
+
+// Option numbers (Linux's).
+const (
+	IP_MTU_DISCOVER   = 10
+	IP_RECVERR        = 11
+	IPV6_MTU_DISCOVER = 23
+	IPV6_RECVERR      = 25
+	IPV6_DONTFRAG     = 62
+
+	// MSG_ERRQUEUE asks recvmsg for the error queue.
+	MSG_ERRQUEUE = 0x2000
+)
+
+// IP_MTU_DISCOVER / IPV6_MTU_DISCOVER values.
+const (
+	IP_PMTUDISC_DONT      = stack.PMTUDiscDont
+	IP_PMTUDISC_WANT      = stack.PMTUDiscWant
+	IP_PMTUDISC_DO        = stack.PMTUDiscDo
+	IP_PMTUDISC_PROBE     = stack.PMTUDiscProbe
+	IP_PMTUDISC_INTERFACE = stack.PMTUDiscInterface
+	IP_PMTUDISC_OMIT      = stack.PMTUDiscOmit
+)
+
+// sock_extended_err origins.
+const (
+	SO_EE_ORIGIN_NONE  = stack.EEOriginNone
+	SO_EE_ORIGIN_LOCAL = stack.EEOriginLocal
+	SO_EE_ORIGIN_ICMP  = stack.EEOriginICMP
+	SO_EE_ORIGIN_ICMP6 = stack.EEOriginICMP6
+)
+
+// SockExtendedErr is the IP_RECVERR (IPV6_RECVERR) control message:
+// struct sock_extended_err and the offender address after it.
+type SockExtendedErr struct {
+	Errno  syscall.Errno
+	Origin uint8
+	Type   uint8
+	Code   uint8
+	Pad    uint8
+	Info   uint32
+	Data   uint32
+	// Offender is the ICMP message's sender (SO_EE_OFFENDER); nil for a
+	// local error, whose sockaddr Linux leaves zero.
+	Offender *SockaddrInet
+	// Level and CmsgType name the control message: SOL_IP / IP_RECVERR
+	// on an AF_INET socket, IPPROTO_IPV6 / IPV6_RECVERR on AF_INET6
+	// (also for an IPv4 error, with v4-mapped addresses).
+	Level, CmsgType int
+}
+
+// Cmsg is the control message as Linux writes it into msg_control on a
+// 64-bit host: a cmsghdr (cmsg_len, level, type), the 16 bytes of
+// sock_extended_err and a sockaddr_in (sockaddr_in6), padded to
+// CMSG_SPACE.
+func (e *SockExtendedErr) Cmsg() []byte {
+	salen := 16
+	if e.Level == IPPROTO_IPV6 {
+		salen = 28
+	}
+	dlen := 16 + salen
+	const hdr = 16
+	b := make([]byte, hdr+(dlen+7)&^7)
+	ne := binary.NativeEndian
+	ne.PutUint64(b[0:], uint64(hdr+dlen))
+	ne.PutUint32(b[8:], uint32(e.Level))
+	ne.PutUint32(b[12:], uint32(e.CmsgType))
+	d := b[hdr:]
+	ne.PutUint32(d[0:], uint32(e.Errno))
+	d[4], d[5], d[6], d[7] = e.Origin, e.Type, e.Code, e.Pad
+	ne.PutUint32(d[8:], e.Info)
+	ne.PutUint32(d[12:], e.Data)
+	if e.Offender != nil {
+		putSockaddr(d[16:16+salen], e.Offender.AddrPort, e.Level == IPPROTO_IPV6)
+	}
+	return b
+}
+
+// putSockaddr writes a sockaddr_in (v6 false) or sockaddr_in6.
+func putSockaddr(b []byte, ap netip.AddrPort, v6 bool) {
+	ne := binary.NativeEndian
+	if !v6 {
+		ne.PutUint16(b[0:], AF_INET)
+		binary.BigEndian.PutUint16(b[2:], ap.Port())
+		a := ap.Addr().Unmap().As4()
+		copy(b[4:8], a[:])
+		return
+	}
+	ne.PutUint16(b[0:], AF_INET6)
+	binary.BigEndian.PutUint16(b[2:], ap.Port())
+	a := mapped(ap.Addr()).As16()
+	copy(b[8:24], a[:])
+}
+
+// RecvErr is recvmsg(2) with MSG_ERRQUEUE: the oldest queued error's
+// payload (the failed datagram after its transport header: for UDP its
+// data, for a ping socket from the echo header on, for a raw socket
+// after the IP header), from the failed packet's destination (with the
+// UDP port; port 0 for ping and raw, and for a local error of an
+// unconnected IPv4 socket), rflags MSG_ERRQUEUE (and MSG_TRUNC), and the
+// control message. EAGAIN when the queue is empty, whatever the
+// socket's blocking mode: Linux never waits for an error. A TCP socket
+// has no ICMP errors queued: EAGAIN. Other sockets: EOPNOTSUPP.
+func (s *Socket) RecvErr(b []byte, flags int) (n, rflags int, from Sockaddr, ee SockExtendedErr, err error) {
+	if s.closed.Load() {
+		return 0, 0, nil, ee, syscall.EBADF
+	}
+	switch d := s.ep.(type) {
+	case *tcpEP:
+		return 0, 0, nil, ee, syscall.EAGAIN
+	case *dgramEP:
+		var full int
+		var m stack.ErrQueueMsg
+		n, full, m, err = d.ep.ReadErr(b)
+		if err != nil {
+			return 0, 0, nil, ee, err
+		}
+		rflags = MSG_ERRQUEUE
+		if full > n {
+			rflags |= MSG_TRUNC
+			if flags&MSG_TRUNC != 0 {
+				n = full
+			}
+		}
+		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info, Data: m.Data,
+			Level: SOL_IP, CmsgType: IP_RECVERR}
+		if d.v6 {
+			ee.Level, ee.CmsgType = IPPROTO_IPV6, IPV6_RECVERR
+		}
+		if m.Offender.IsValid() {
+			ee.Offender = d.sa(netip.AddrPortFrom(m.Offender, 0))
+		}
+		if m.Dst.IsValid() {
+			from = d.sa(m.Dst)
+		}
+		return n, rflags, from, ee, nil
+	}
+	return 0, 0, nil, ee, syscall.EOPNOTSUPP
+}
+
+// ErrQueueLen is the number of errors queued on a datagram socket
+// (IP_RECVERR), 0 for others.
+func (s *Socket) ErrQueueLen() int {
+	if d, ok := s.ep.(*dgramEP); ok {
+		return d.ep.ErrQueueLen()
+	}
+	return 0
+}
+
+// ErrQueueDrops counts the errors a datagram socket did not queue
+// because its receive buffer was full.
+func (s *Socket) ErrQueueDrops() uint64 {
+	if d, ok := s.ep.(*dgramEP); ok {
+		return d.ep.ErrQueueDrops()
+	}
+	return 0
+}
+
+// setRecvErrOpt handles IP_RECVERR and IP_MTU_DISCOVER (level SOL_IP)
+// and IPV6_RECVERR, IPV6_MTU_DISCOVER and IPV6_DONTFRAG (IPPROTO_IPV6)
+// on a datagram socket; ok false for other options.
+func (d *dgramEP) setRecvErrOpt(level, name int, v any) (ok bool, err error) {
+	v6opt := level == IPPROTO_IPV6
+	switch {
+	case level == SOL_IP && (name == IP_RECVERR || name == IP_MTU_DISCOVER):
+	case v6opt && (name == IPV6_RECVERR || name == IPV6_MTU_DISCOVER || name == IPV6_DONTFRAG):
+	default:
+		return false, nil
+	}
+	if v6opt && !d.v6 || level == SOL_IP && d.v6 && d.raw {
+		// Linux: no IPv6 options on AF_INET; an AF_INET6 raw socket
+		// takes no SOL_IP options (ipv6_setsockopt).
+		return true, syscall.ENOPROTOOPT
+	}
+	i, err := intOpt(v)
+	if err != nil {
+		return true, err
+	}
+	switch name {
+	case IP_RECVERR, IPV6_RECVERR:
+		d.ep.SetRecvErr(v6opt, i != 0)
+		return true, nil
+	case IP_MTU_DISCOVER, IPV6_MTU_DISCOVER:
+		return true, d.ep.SetPMTUDisc(v6opt, i)
+	}
+	d.ep.SetDontFrag(i != 0)
+	return true, nil
+}
+
+// getRecvErrOpt is setRecvErrOpt's getsockopt.
+func (d *dgramEP) getRecvErrOpt(level, name int) (ok bool, v any, err error) {
+	v6opt := level == IPPROTO_IPV6
+	switch {
+	case level == SOL_IP && (name == IP_RECVERR || name == IP_MTU_DISCOVER):
+	case v6opt && (name == IPV6_RECVERR || name == IPV6_MTU_DISCOVER || name == IPV6_DONTFRAG):
+	default:
+		return false, nil, nil
+	}
+	if v6opt && !d.v6 {
+		return true, nil, syscall.EOPNOTSUPP // as getOption6
+	}
+	if level == SOL_IP && d.v6 && d.raw {
+		return true, nil, syscall.ENOPROTOOPT
+	}
+	switch name {
+	case IP_RECVERR, IPV6_RECVERR:
+		return true, b2i(d.ep.RecvErr(v6opt)), nil
+	case IP_MTU_DISCOVER, IPV6_MTU_DISCOVER:
+		return true, d.ep.PMTUDisc(v6opt), nil
+	}
+	return true, b2i(d.ep.DontFrag()), nil
+}
