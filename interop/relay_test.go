@@ -187,6 +187,18 @@ func relayBaseSteps(c, s string) [][]string {
 	}
 }
 
+// relayDeadSteps put 198.51.100.99 behind a veth pair in S where nobody
+// answers ARP: the relay's kernel connect there times out, its echo
+// gets a host unreachable.
+func relayDeadSteps(s string) [][]string {
+	return [][]string{
+		{"ip", "-n", s, "link", "add", "v0", "type", "veth", "peer", "name", "v1"},
+		{"ip", "-n", s, "link", "set", "v0", "up"},
+		{"ip", "-n", s, "link", "set", "v1", "up"},
+		{"ip", "-n", s, "route", "add", "198.51.100.99/32", "dev", "v0"},
+	}
+}
+
 func runSteps(t *testing.T, steps [][]string) {
 	t.Helper()
 	for _, s := range steps {
@@ -222,13 +234,8 @@ func TestInteropRelay(t *testing.T) {
 	needTools(t, "ip", "curl", "python3")
 	c, s := relayNS(t, "c"), relayNS(t, "s")
 	runSteps(t, relayBaseSteps(c, s))
+	runSteps(t, relayDeadSteps(s))
 	runSteps(t, [][]string{
-		// 198.51.100.99 is behind a veth pair in S where nobody answers
-		// ARP: a kernel connect there times out.
-		{"ip", "-n", s, "link", "add", "v0", "type", "veth", "peer", "name", "v1"},
-		{"ip", "-n", s, "link", "set", "v0", "up"},
-		{"ip", "-n", s, "link", "set", "v1", "up"},
-		{"ip", "-n", s, "route", "add", "198.51.100.99/32", "dev", "v0"},
 		// Destinations S's kernel refuses to route: connect fails with
 		// EHOSTUNREACH (unreachable) or EACCES (prohibit); to
 		// 198.51.100.96 and 2001:db8:77::96 there is no route at all
@@ -732,19 +739,8 @@ func TestInteropRelayTimeoutCache(t *testing.T) {
 	needRoot(t)
 	needTools(t, "ip", "python3")
 	c, s := relayNS(t, "tc"), relayNS(t, "ts")
-	runSteps(t, [][]string{
-		{"ip", "-n", c, "link", "set", "lo", "up"},
-		{"ip", "-n", c, "tuntap", "add", "dev", "tun0", "mode", "tun"},
-		{"ip", "-n", c, "addr", "add", "10.99.0.1/24", "dev", "tun0"},
-		{"ip", "-n", c, "-6", "addr", "add", "fd00:99::1/64", "dev", "tun0", "nodad"},
-		{"ip", "-n", c, "link", "set", "tun0", "up"},
-		{"ip", "-n", c, "route", "add", "198.51.100.0/24", "dev", "tun0"},
-		{"ip", "-n", s, "link", "set", "lo", "up"},
-		{"ip", "-n", s, "link", "add", "v0", "type", "veth", "peer", "name", "v1"},
-		{"ip", "-n", s, "link", "set", "v0", "up"},
-		{"ip", "-n", s, "link", "set", "v1", "up"},
-		{"ip", "-n", s, "route", "add", "198.51.100.99/32", "dev", "v0"},
-	})
+	runSteps(t, relayBaseSteps(c, s))
+	runSteps(t, relayDeadSteps(s))
 	py := filepath.Join(t.TempDir(), "relay.py")
 	if err := os.WriteFile(py, []byte(relayPy), 0o644); err != nil {
 		t.Fatal(err)

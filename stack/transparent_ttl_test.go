@@ -16,16 +16,7 @@ func TestSendUDPTimeExceeded(t *testing.T) {
 	if err := h.s.SendUDPTimeExceeded(client, netip.AddrPortFrom(foreign, 33434), []byte("probe")); err != nil {
 		t.Fatal(err)
 	}
-	out := h.ep.take()
-	if len(out) != 1 {
-		t.Fatalf("%d frames", len(out))
-	}
-	o := parseOut(t, out[0])
-	m, err := wire.ParseICMPv4(o.Payload())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := wire.IPv4(m.Payload())
+	o, m, q := oneICMPError(t, h)
 	u := wire.UDP(q[20:])
 	if o.Src() != hostAddr || o.Dst() != peerAddr || m.Type() != wire.ICMPTimeExceeded || m.Code() != 0 ||
 		q.Src() != peerAddr || q.Dst() != foreign || u.SrcPort() != 40000 || u.DstPort() != 33434 || string(q[28:]) != "probe" {
@@ -40,7 +31,7 @@ func TestSendUDPTimeExceeded(t *testing.T) {
 	if err := h6.s.SendUDPTimeExceeded(c6, netip.AddrPortFrom(foreign6, 33434), []byte("probe")); err != nil {
 		t.Fatal(err)
 	}
-	out = h6.ep.take()
+	out := h6.ep.take()
 	if len(out) != 1 {
 		t.Fatalf("IPv6: %d frames", len(out))
 	}
@@ -60,4 +51,20 @@ func TestSendUDPTimeExceeded(t *testing.T) {
 	if err := h6.s.SendUDPTimeExceeded(c6, netip.AddrPortFrom(foreign, 53), nil); err == nil {
 		t.Fatal("mixed families accepted")
 	}
+}
+
+// oneICMPError takes the one frame h sent, an ICMP error: its IPv4
+// header, the ICMP message and the IPv4 packet it quotes.
+func oneICMPError(t *testing.T, h *harness) (wire.IPv4, wire.ICMPv4, wire.IPv4) {
+	t.Helper()
+	out := h.ep.take()
+	if len(out) != 1 {
+		t.Fatalf("%d frames", len(out))
+	}
+	o := parseOut(t, out[0])
+	m, err := wire.ParseICMPv4(o.Payload())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, m, wire.IPv4(m.Payload())
 }

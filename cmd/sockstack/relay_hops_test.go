@@ -132,13 +132,7 @@ func TestRelayUDPHops(t *testing.T) {
 		dials.Add(1)
 		return net.DialUDP("udp4", nil, dst.LocalAddr().(*net.UDPAddr))
 	}
-	u, us, err := listenRelayUDP(r.n, "udp4", "0.0.0.0:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.wg.Add(1)
-	go r.udpLoop(us)
-	t.Cleanup(func() { u.Close() })
+	startRelayUDP(t, r)
 	raw := rawICMP(t, client, false)
 
 	s, err := client.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)

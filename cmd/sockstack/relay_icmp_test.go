@@ -271,13 +271,7 @@ func TestRelayUDPRefusedReachesClient(t *testing.T) {
 		r.dialUDP = func(orig netip.AddrPort) (net.Conn, error) {
 			return net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
 		}
-		u, us, err := listenRelayUDP(r.n, "udp4", "0.0.0.0:1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.wg.Add(1)
-		go r.udpLoop(us)
-		t.Cleanup(func() { u.Close() })
+		startRelayUDP(t, r)
 
 		s, err := client.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 		if err != nil {
@@ -309,6 +303,19 @@ func TestRelayUDPRefusedReachesClient(t *testing.T) {
 		// Counted once the stack has sent it, which may be after the client got it.
 		waitUntil(t, func() bool { return r.icmp.stats.unreachSent.Load() == 1 })
 	}
+}
+
+// startRelayUDP runs the relay's loop on a transparent UDP socket on
+// port 1 of its stack (the tests' rules divert there) until the test ends.
+func startRelayUDP(t *testing.T, r *relay) {
+	t.Helper()
+	u, us, err := listenRelayUDP(r.n, "udp4", "0.0.0.0:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.wg.Add(1)
+	go r.udpLoop(us)
+	t.Cleanup(func() { u.Close() })
 }
 
 // waitUntil polls cond (a counter another goroutine sets) for at most 20s.
@@ -352,13 +359,7 @@ func TestRelayUDPNoRouteReachesClient(t *testing.T) {
 		r.dialUDP = func(orig netip.AddrPort) (net.Conn, error) {
 			return nil, &net.OpError{Op: "dial", Net: "udp", Err: e}
 		}
-		u, us, err := listenRelayUDP(r.n, "udp4", "0.0.0.0:1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.wg.Add(1)
-		go r.udpLoop(us)
-		t.Cleanup(func() { u.Close() })
+		startRelayUDP(t, r)
 		s, err := client.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 		if err != nil {
 			t.Fatal(err)

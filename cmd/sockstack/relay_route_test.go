@@ -1,11 +1,8 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net/netip"
 	"os"
-	"os/exec"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -45,14 +42,7 @@ func TestRelayRouteSource(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespace, SO_MARK)")
 	}
-	var b [4]byte
-	rand.Read(b[:])
-	ns := "ssroute-" + hex.EncodeToString(b[:])
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	for _, s := range [][]string{
+	ns := testNetns(t, "ssroute", [][]string{
 		{"link", "set", "lo", "up"},
 		{"link", "add", "d1", "type", "veth", "peer", "name", "p1"}, {"link", "add", "d2", "type", "veth", "peer", "name", "p2"},
 		{"link", "set", "p1", "up"}, {"link", "set", "p2", "up"},
@@ -64,11 +54,7 @@ func TestRelayRouteSource(t *testing.T) {
 		{"-6", "route", "add", "2001:db8:77::/48", "via", "fd01::2", "dev", "d1"},
 		{"-6", "route", "add", "2001:db8:77::/48", "via", "fd02::2", "dev", "d2", "table", "200"},
 		{"rule", "add", "fwmark", "7", "lookup", "200"}, {"-6", "rule", "add", "fwmark", "7", "lookup", "200"},
-	} {
-		if out, err := exec.Command("ip", append([]string{"-n", ns}, s...)...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v: %s", s, err, out)
-		}
-	}
+	})
 	err := inNetns(ns, func() error {
 		for _, c := range []struct {
 			o    relayOpts
