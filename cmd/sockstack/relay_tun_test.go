@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -80,6 +81,10 @@ func TestWaitTUNReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(udp)
+	// Nobody attached: the carrier is off, and the wait gives up.
+	if w, err := waitTUNReady("tun0", ns, 200*time.Millisecond); err == nil || !w {
+		t.Fatalf("no reader on the TUN: waited %v, %v; want a wait that gives up", w, err)
+	}
 	to := &unix.SockaddrInet4{Addr: [4]byte{10, 77, 0, 2}, Port: 9}
 	const rounds = 30
 	lost, waited := 0, 0
