@@ -192,16 +192,29 @@ func TestInteropRelayICMP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := startCmd(t, cmd)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		// Waited for only once its output is read: Wait closes the
+		// pipe, and a line not yet read would be lost.
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
 		br := bufio.NewReader(out)
-		if l, err := br.ReadString('\n'); err != nil || strings.TrimSpace(l) != "ready" {
-			t.Fatalf("echo watcher: %q %v", l, err)
+		l, err := br.ReadString('\n')
+		if err != nil || strings.TrimSpace(l) != "ready" {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("echo watcher: %q %v\n%s", l, err, stderr.String())
 		}
 		if o, err := run("ping", "-n", "-c", "1", "-W", "3", "-t", ttl, h); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
 			t.Fatalf("ping -t %s %s: %v\n%s", ttl, h, err, o)
 		}
-		l, _ := br.ReadString('\n')
-		<-done
+		l, err = br.ReadString('\n')
+		if werr := cmd.Wait(); err != nil || werr != nil {
+			t.Fatalf("echo watcher: %q %v %v\n%s", l, err, werr, stderr.String())
+		}
 		return strings.TrimSpace(l)
 	}
 	icmpCounters := func(r *relayProc) []int {

@@ -324,7 +324,17 @@ func TestInteropRelay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		holdDone := startCmd(t, hold)
+		// Waited for only once its output is read (Wait closes the pipe).
+		if err := hold.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waited := false
+		t.Cleanup(func() {
+			if !waited {
+				hold.Process.Kill()
+				hold.Wait()
+			}
+		})
 		hr := bufio.NewReader(holdOut)
 		if l, err := hr.ReadString('\n'); err != nil || strings.TrimSpace(l) != "holding" {
 			t.Fatalf("hold: %q %v", l, err)
@@ -338,7 +348,8 @@ func TestInteropRelay(t *testing.T) {
 					t.Fatalf("held connection %d: %q %v", i, l, err)
 				}
 			}
-			if err := <-holdDone; err != nil {
+			waited = true
+			if err := hold.Wait(); err != nil {
 				t.Fatalf("hold: %v", err)
 			}
 		}
@@ -487,10 +498,17 @@ func startRelay(t *testing.T, bin, s, c string, args ...string) *relayProc {
 	}
 	r.cmd.Stderr = &r.out
 	running := make(chan bool, 1)
-	r.done = startCmd(t, r.cmd)
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	r.done = done
 	r.copied.Add(1)
 	go func() {
 		defer r.copied.Done()
+		// Waited for once its output has ended: Wait closes the pipe,
+		// and lines not yet read (the counters) would be lost.
+		defer func() { done <- r.cmd.Wait() }()
 		sc := bufio.NewScanner(stdout)
 		said := false
 		for sc.Scan() {
