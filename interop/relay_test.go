@@ -71,6 +71,23 @@ elif mode == 'udpecho':
         for s in r:
             b, peer = s.recvfrom(65536)
             s.sendto(b, peer)
+elif mode == 'udpttl':
+    # answers each datagram with the TTL (hop limit) it arrived with
+    ss = []
+    for f, a in ((socket.AF_INET, '0.0.0.0'), (socket.AF_INET6, '::')):
+        s = socket.socket(f, socket.SOCK_DGRAM)
+        if f == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, 51, 1)  # IPV6_RECVHOPLIMIT
+        else:
+            s.setsockopt(socket.IPPROTO_IP, 12, 1)  # IP_RECVTTL
+        s.bind((a, int(sys.argv[2]))); ss.append(s)
+    while True:
+        r, _, _ = select.select(ss, [], [])
+        for s in r:
+            b, anc, _, peer = s.recvmsg(2048, 64)
+            ttl = [struct.unpack('i', d[:4])[0] for l, ty, d in anc if ty in (2, 52)]
+            s.sendto(str(ttl[0] if ttl else -1).encode(), peer)
 elif mode == 'shaclient':
     host, port, path = sys.argv[2], int(sys.argv[3]), sys.argv[4]
     c = socket.create_connection((host, port), timeout=30)
@@ -151,6 +168,37 @@ func relayNS(t *testing.T, tag string) string {
 	return ns
 }
 
+// relayBaseSteps lay out the relay tests' two namespaces: C holds the
+// TUN's kernel side (10.99.0.1, fd00:99::1) and routes 198.51.100.0/24
+// and 2001:db8:77::/48 into it; S, where the relay runs, has
+// 198.51.100.7 and 2001:db8:77::7 on lo.
+func relayBaseSteps(c, s string) [][]string {
+	return [][]string{
+		{"ip", "-n", c, "link", "set", "lo", "up"},
+		{"ip", "-n", c, "tuntap", "add", "dev", "tun0", "mode", "tun"},
+		{"ip", "-n", c, "addr", "add", "10.99.0.1/24", "dev", "tun0"},
+		{"ip", "-n", c, "-6", "addr", "add", "fd00:99::1/64", "dev", "tun0", "nodad"},
+		{"ip", "-n", c, "link", "set", "tun0", "up"},
+		{"ip", "-n", c, "route", "add", "198.51.100.0/24", "dev", "tun0"},
+		{"ip", "-n", c, "-6", "route", "add", "2001:db8:77::/48", "dev", "tun0"},
+		{"ip", "-n", s, "link", "set", "lo", "up"},
+		{"ip", "-n", s, "addr", "add", "198.51.100.7/32", "dev", "lo"},
+		{"ip", "-n", s, "-6", "addr", "add", "2001:db8:77::7/128", "dev", "lo"},
+	}
+}
+
+// relayDeadSteps put 198.51.100.99 behind a veth pair in S where nobody
+// answers ARP: the relay's kernel connect there times out, its echo
+// gets a host unreachable.
+func relayDeadSteps(s string) [][]string {
+	return [][]string{
+		{"ip", "-n", s, "link", "add", "v0", "type", "veth", "peer", "name", "v1"},
+		{"ip", "-n", s, "link", "set", "v0", "up"},
+		{"ip", "-n", s, "link", "set", "v1", "up"},
+		{"ip", "-n", s, "route", "add", "198.51.100.99/32", "dev", "v0"},
+	}
+}
+
 func runSteps(t *testing.T, steps [][]string) {
 	t.Helper()
 	for _, s := range steps {
@@ -185,23 +233,9 @@ func TestInteropRelay(t *testing.T) {
 	needRoot(t)
 	needTools(t, "ip", "curl", "python3")
 	c, s := relayNS(t, "c"), relayNS(t, "s")
+	runSteps(t, relayBaseSteps(c, s))
+	runSteps(t, relayDeadSteps(s))
 	runSteps(t, [][]string{
-		{"ip", "-n", c, "link", "set", "lo", "up"},
-		{"ip", "-n", c, "tuntap", "add", "dev", "tun0", "mode", "tun"},
-		{"ip", "-n", c, "addr", "add", "10.99.0.1/24", "dev", "tun0"},
-		{"ip", "-n", c, "-6", "addr", "add", "fd00:99::1/64", "dev", "tun0", "nodad"},
-		{"ip", "-n", c, "link", "set", "tun0", "up"},
-		{"ip", "-n", c, "route", "add", "198.51.100.0/24", "dev", "tun0"},
-		{"ip", "-n", c, "-6", "route", "add", "2001:db8:77::/48", "dev", "tun0"},
-		{"ip", "-n", s, "link", "set", "lo", "up"},
-		{"ip", "-n", s, "addr", "add", "198.51.100.7/32", "dev", "lo"},
-		{"ip", "-n", s, "-6", "addr", "add", "2001:db8:77::7/128", "dev", "lo"},
-		// 198.51.100.99 is behind a veth pair in S where nobody answers
-		// ARP: a kernel connect there times out.
-		{"ip", "-n", s, "link", "add", "v0", "type", "veth", "peer", "name", "v1"},
-		{"ip", "-n", s, "link", "set", "v0", "up"},
-		{"ip", "-n", s, "link", "set", "v1", "up"},
-		{"ip", "-n", s, "route", "add", "198.51.100.99/32", "dev", "v0"},
 		// Destinations S's kernel refuses to route: connect fails with
 		// EHOSTUNREACH (unreachable) or EACCES (prohibit); to
 		// 198.51.100.96 and 2001:db8:77::96 there is no route at all
@@ -290,7 +324,17 @@ func TestInteropRelay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		holdDone := startCmd(t, hold)
+		// Waited for only once its output is read (Wait closes the pipe).
+		if err := hold.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waited := false
+		t.Cleanup(func() {
+			if !waited {
+				hold.Process.Kill()
+				hold.Wait()
+			}
+		})
 		hr := bufio.NewReader(holdOut)
 		if l, err := hr.ReadString('\n'); err != nil || strings.TrimSpace(l) != "holding" {
 			t.Fatalf("hold: %q %v", l, err)
@@ -304,7 +348,8 @@ func TestInteropRelay(t *testing.T) {
 					t.Fatalf("held connection %d: %q %v", i, l, err)
 				}
 			}
-			if err := <-holdDone; err != nil {
+			waited = true
+			if err := hold.Wait(); err != nil {
 				t.Fatalf("hold: %v", err)
 			}
 		}
@@ -453,10 +498,17 @@ func startRelay(t *testing.T, bin, s, c string, args ...string) *relayProc {
 	}
 	r.cmd.Stderr = &r.out
 	running := make(chan bool, 1)
-	r.done = startCmd(t, r.cmd)
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	r.done = done
 	r.copied.Add(1)
 	go func() {
 		defer r.copied.Done()
+		// Waited for once its output has ended: Wait closes the pipe,
+		// and lines not yet read (the counters) would be lost.
+		defer func() { done <- r.cmd.Wait() }()
 		sc := bufio.NewScanner(stdout)
 		said := false
 		for sc.Scan() {
@@ -705,24 +757,13 @@ func TestInteropRelayTimeoutCache(t *testing.T) {
 	needRoot(t)
 	needTools(t, "ip", "python3")
 	c, s := relayNS(t, "tc"), relayNS(t, "ts")
-	runSteps(t, [][]string{
-		{"ip", "-n", c, "link", "set", "lo", "up"},
-		{"ip", "-n", c, "tuntap", "add", "dev", "tun0", "mode", "tun"},
-		{"ip", "-n", c, "addr", "add", "10.99.0.1/24", "dev", "tun0"},
-		{"ip", "-n", c, "-6", "addr", "add", "fd00:99::1/64", "dev", "tun0", "nodad"},
-		{"ip", "-n", c, "link", "set", "tun0", "up"},
-		{"ip", "-n", c, "route", "add", "198.51.100.0/24", "dev", "tun0"},
-		{"ip", "-n", s, "link", "set", "lo", "up"},
-		{"ip", "-n", s, "link", "add", "v0", "type", "veth", "peer", "name", "v1"},
-		{"ip", "-n", s, "link", "set", "v0", "up"},
-		{"ip", "-n", s, "link", "set", "v1", "up"},
-		{"ip", "-n", s, "route", "add", "198.51.100.99/32", "dev", "v0"},
-		// A permanent neighbour entry: the SYNs go out and nothing
-		// answers. Without it the kernel's ARP gives up after 3 s and a
-		// relay connect still pending then fails with EHOSTUNREACH, which
-		// the relay passes to the client as an ICMP unreachable.
-		{"ip", "-n", s, "neigh", "add", "198.51.100.99", "lladdr", "02:00:00:00:00:99", "dev", "v0", "nud", "permanent"},
-	})
+	runSteps(t, relayBaseSteps(c, s))
+	runSteps(t, relayDeadSteps(s))
+	// A permanent neighbour entry: the SYNs go out and nothing answers.
+	// Without it the kernel's ARP gives up after 3 s and a relay connect
+	// still pending then fails with EHOSTUNREACH, which the relay passes
+	// to the client as an ICMP unreachable (a rare failure of this test).
+	runSteps(t, [][]string{{"ip", "-n", s, "neigh", "add", "198.51.100.99", "lladdr", "02:00:00:00:00:99", "dev", "v0", "nud", "permanent"}})
 	py := filepath.Join(t.TempDir(), "relay.py")
 	if err := os.WriteFile(py, []byte(relayPy), 0o644); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockstack/sockstack/netconn"
 	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/wire"
@@ -388,23 +387,7 @@ func TestInteropTProxyLinux(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, nw := range [][2]string{{"tcp4", "0.0.0.0:9000"}, {"tcp6", "[::]:9000"}} {
-		ln, err := netconn.ListenTransparent(h.net, nw[0], nw[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go tproxyServeTCP(ln)
-	}
-	for _, nw := range [][2]string{{"udp4", "0.0.0.0:9000"}, {"udp6", "[::]:9000"}} {
-		u, err := netconn.ListenTransparentUDP(h.net, nw[0], nw[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		t.Cleanup(func() { u.Close(); <-done })
-		go func() { defer close(done); tproxyServeUDP(t, u, h) }()
-	}
+	tproxyServers(t, h)
 	rawSocks := map[string]*socket.Socket{}
 	for name, proto := range map[string]int{"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP} {
 		s, err := h.net.Socket(socket.AF_INET, socket.SOCK_RAW, proto)

@@ -80,6 +80,30 @@ func tproxyServeTCP(l net.Listener) {
 
 // tproxyServeUDP answers each datagram from its original destination
 // with "orig=<orig> got=<payload>".
+// tproxyServers runs the transparent servers on port 9000 of h, both
+// families: TCP (tproxyServeTCP) and UDP (tproxyServeUDP), until the
+// test ends.
+func tproxyServers(t *testing.T, h *host) {
+	t.Helper()
+	for _, nw := range [][2]string{{"tcp4", "0.0.0.0:9000"}, {"tcp6", "[::]:9000"}} {
+		ln, err := netconn.ListenTransparent(h.net, nw[0], nw[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go tproxyServeTCP(ln)
+	}
+	for _, nw := range [][2]string{{"udp4", "0.0.0.0:9000"}, {"udp6", "[::]:9000"}} {
+		u, err := netconn.ListenTransparentUDP(h.net, nw[0], nw[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		t.Cleanup(func() { u.Close(); <-done })
+		go func() { defer close(done); tproxyServeUDP(t, u, h) }()
+	}
+}
+
 func tproxyServeUDP(t *testing.T, u *netconn.UDPConn, h *host) {
 	buf := make([]byte, 2048)
 	for {
@@ -192,23 +216,7 @@ func testTransparent(t *testing.T, offload bool) {
 			t.Fatal(err)
 		}
 	}
-	for _, nw := range [][2]string{{"tcp4", "0.0.0.0:9000"}, {"tcp6", "[::]:9000"}} {
-		ln, err := netconn.ListenTransparent(h.net, nw[0], nw[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go tproxyServeTCP(ln)
-	}
-	for _, nw := range [][2]string{{"udp4", "0.0.0.0:9000"}, {"udp6", "[::]:9000"}} {
-		u, err := netconn.ListenTransparentUDP(h.net, nw[0], nw[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		t.Cleanup(func() { u.Close(); <-done })
-		go func() { defer close(done); tproxyServeUDP(t, u, h) }()
-	}
+	tproxyServers(t, h)
 
 	cases := []string{
 		"tcp 198.51.100.7 443", "tcp 198.51.100.200 22", "tcp 198.51.100.1 8080",

@@ -820,20 +820,9 @@ func TestTransparentUDPError(t *testing.T) {
 // source is EINVAL even then.
 func TestTransparentPktinfoSource(t *testing.T) {
 	p := tproxyPair(t)
-	cli := mustSocket(t, p.a, AF_INET, SOCK_DGRAM, 0)
-	cli.SetTimeout(5 * time.Second)
-	if err := cli.Bind(ap(addrA, 5353)); err != nil {
-		t.Fatal(err)
-	}
 	to := ap(addrA, 5353)
 	src := netip.MustParseAddr("198.51.100.7")
-	checkPktinfoSource(t, cli, to, src, func() *Socket {
-		s := mustSocket(t, p.b, AF_INET, SOCK_DGRAM, 0)
-		if err := s.Bind(ap(netip.IPv4Unspecified(), 0)); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}, SOL_IP, InPktinfo{SpecDst: src}, []pktinfoCase{
+	checkPktinfoSource(t, p.a, p.b, AF_INET, addrA, src, SOL_IP, InPktinfo{SpecDst: src}, []pktinfoCase{
 		{"no option", 0, syscall.ENETUNREACH},
 		{"IP_FREEBIND", IP_FREEBIND, syscall.ENETUNREACH},
 		{"IP_TRANSPARENT", IP_TRANSPARENT, nil},
@@ -853,12 +842,30 @@ type pktinfoCase struct {
 }
 
 // checkPktinfoSource sends, for each case, a datagram named after it
-// from a fresh socket (mk, bound) with the option set and pktinfo naming
-// the non-local source src, to the client cli at to: the errors must be
-// the cases', and a datagram sent must reach cli from src and the
+// from a fresh socket of family fam on b (bound to the wildcard) with
+// the option set and pktinfo naming the non-local source src, to a
+// client socket on a bound to client:5353: the errors must be the
+// cases', and a datagram sent must reach the client from src and the
 // socket's port. after, if not nil, runs on each socket that sent.
-func checkPktinfoSource(t *testing.T, cli *Socket, to Sockaddr, src netip.Addr, mk func() *Socket, level int, pktinfo any, cases []pktinfoCase, after func(*Socket)) {
+func checkPktinfoSource(t *testing.T, a, b *Net, fam int, client, src netip.Addr, level int, pktinfo any, cases []pktinfoCase, after func(*Socket)) {
 	t.Helper()
+	cli := mustSocket(t, a, fam, SOCK_DGRAM, 0)
+	cli.SetTimeout(5 * time.Second)
+	to := ap(client, 5353)
+	if err := cli.Bind(to); err != nil {
+		t.Fatal(err)
+	}
+	wild := netip.IPv4Unspecified()
+	if fam == AF_INET6 {
+		wild = netip.IPv6Unspecified()
+	}
+	mk := func() *Socket {
+		s := mustSocket(t, b, fam, SOCK_DGRAM, 0)
+		if err := s.Bind(ap(wild, 0)); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 	for _, tc := range cases {
 		s := mk()
 		if tc.opt != 0 {
@@ -896,20 +903,8 @@ func checkPktinfoSource(t *testing.T, cli *Socket, to Sockaddr, src netip.Addr, 
 // use a source the host does not have; without either, EINVAL.
 func TestTransparentPktinfoSource6(t *testing.T) {
 	p := newPair6(t)
-	cli := mustSocket(t, p.a, AF_INET6, SOCK_DGRAM, 0)
-	cli.SetTimeout(5 * time.Second)
-	if err := cli.Bind(ap(v6A, 5353)); err != nil {
-		t.Fatal(err)
-	}
-	to := ap(v6A, 5353)
 	src := netip.MustParseAddr("2001:db8:77::5")
-	checkPktinfoSource(t, cli, to, src, func() *Socket {
-		s := mustSocket(t, p.b, AF_INET6, SOCK_DGRAM, 0)
-		if err := s.Bind(ap(netip.IPv6Unspecified(), 0)); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}, IPPROTO_IPV6, In6Pktinfo{Addr: src}, []pktinfoCase{
+	checkPktinfoSource(t, p.a, p.b, AF_INET6, v6A, src, IPPROTO_IPV6, In6Pktinfo{Addr: src}, []pktinfoCase{
 		{"no option", 0, syscall.EINVAL},
 		{"IPV6_FREEBIND", IPV6_FREEBIND, nil},
 		{"IPV6_TRANSPARENT", IPV6_TRANSPARENT, nil},

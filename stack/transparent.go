@@ -317,6 +317,7 @@ func (s *Stack) mayDivert6(n *NIC, dst netip.Addr, local bool) bool {
 func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, local bool) bool {
 	dst := h.Dst()
 	frag := e.Frag // the walk of the whole datagram clears it
+	echoMatched := false
 	if frag {
 		// Linux reassembles before TPROXY looks (nf_defrag_ipv6), so
 		// the whole datagram's chain decides. Every fragment must take
@@ -326,6 +327,8 @@ func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, local
 		if !s.fragMayDivert6(h[e.FragOff], dst, n, local) {
 			return false
 		}
+		// Named ICMPv6 in the fragment header, it matched an echo rule.
+		echoMatched = h[e.FragOff] == wire.ProtoICMPv6
 		whole, release := s.reassemble6(h, e, false)
 		if whole == nil {
 			return true
@@ -334,7 +337,7 @@ func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, local
 		h = whole
 	}
 	if e.Proto == wire.ProtoICMPv6 {
-		if s.divertEcho6(n, h, e, local) { // transparent_icmp.go
+		if s.divertEcho6(n, h, e, local, echoMatched) { // transparent_icmp.go
 			return true
 		}
 		if !local && !frag {

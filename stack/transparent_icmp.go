@@ -42,7 +42,9 @@ func (s *Stack) divertEcho4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts i
 			return true
 		}
 		defer release()
-		if !s.divertEcho4(n, rx, whole, local, opts) {
+		// The whole datagram has the fragments' destination: the rule
+		// matched already.
+		if !s.takeEcho(whole, nil, nil) {
 			switch {
 			case local:
 				s.deliver(n, rx, whole, false, opts)
@@ -55,88 +57,162 @@ func (s *Stack) divertEcho4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts i
 		}
 		return true
 	}
-	p := h.Payload()
-	if len(p) < wire.ICMPv4HeaderLen || p[0] != wire.ICMPEcho {
+	if p := h.Payload(); len(p) < wire.ICMPv4HeaderLen || p[0] != wire.ICMPEcho {
 		return false
 	}
 	if _, ok := s.tproxy.match(wire.ProtoICMP, dst, 0, false, n, local); !ok || !s.divertable(dst) {
 		return false
 	}
-	if _, err := wire.ParseICMPv4(p); err != nil {
-		// Counted as the usual path counts a bad message, never answered.
-		s.stats.ICMP.InMsgs.Add(1)
-		s.stats.ICMP.InErrors.Add(1)
-		s.stats.ICMP.InCsumErrors.Add(1)
-		return true
-	}
-	if !s.raw.hasTransparent(wire.ProtoICMP, dst, false) {
-		s.stats.TProxy.EchoNoSocket.Add(1)
-		s.stats.IP.InDiscards.Add(1)
-		return true
-	}
-	s.stats.IP.InDelivers.Add(1)
-	s.stats.ICMP.InMsgs.Add(1)
-	s.stats.ICMP.InEchos.Add(1)
-	s.stats.TProxy.DivertedEcho.Add(1)
-	s.raw.deliver(s, h)
-	return true
+	return s.takeEcho(h, nil, nil)
 }
 
 // divertEcho6 is divertEcho4 for ICMPv6 (h whole, e walked: divert6
-// reassembled fragments fragMayDivert6 let through).
-func (s *Stack) divertEcho6(n *NIC, h wire.IPv6, e *wire.IPv6Ext, local bool) bool {
+// reassembled fragments fragMayDivert6 let through, matching the rule
+// already: matched).
+func (s *Stack) divertEcho6(n *NIC, h wire.IPv6, e *wire.IPv6Ext, local, matched bool) bool {
 	p := h[e.Offset:]
 	if len(p) < wire.ICMPv6HeaderLen || p[0] != wire.ICMPv6EchoRequest {
 		return false
 	}
-	dst := h.Dst()
-	if _, ok := s.tproxy.match(wire.ProtoICMPv6, dst, 0, false, n, local); !ok {
-		return false // mayDivert6 checked divertable
+	if !matched {
+		if _, ok := s.tproxy.match(wire.ProtoICMPv6, h.Dst(), 0, false, n, local); !ok {
+			return false // mayDivert6 checked divertable
+		}
 	}
-	m, err := wire.ParseICMPv6(p, wire.PseudoHeaderSum6(h.Src16(), h.Dst16(), wire.ProtoICMPv6, 0))
+	return s.takeEcho(nil, h, e)
+}
+
+// takeEcho takes an echo request a rule diverts, h4 (IPv4) or h6 with
+// its walk e: raw ICMP sockets get it (the transparent ones are the
+// rule's takers); none transparent, it is dropped and counted. False:
+// not an echo request. The two families differ only in their counters,
+// checksum and delivery.
+func (s *Stack) takeEcho(h4 wire.IPv4, h6 wire.IPv6, e *wire.IPv6Ext) bool {
+	v6 := h6 != nil
+	st4, st6 := &s.stats.ICMP, &s.stats.ICMP6
+	inDelivers, inDiscards := &s.stats.IP.InDelivers, &s.stats.IP.InDiscards
+	inMsgs, inErrors, inCsum, inEchos := &st4.InMsgs, &st4.InErrors, &st4.InCsumErrors, &st4.InEchos
+	proto := wire.ProtoICMP
+	if v6 {
+		inDelivers, inDiscards = &s.stats.IP6.InDelivers, &s.stats.IP6.InDiscards
+		inMsgs, inErrors, inCsum, inEchos = &st6.InMsgs, &st6.InErrors, &st6.InCsumErrors, &st6.InEchos
+		proto = wire.ProtoICMPv6
+	}
+	var m wire.ICMPv6
+	var err error
+	if v6 {
+		m, err = wire.ParseICMPv6(h6[e.Offset:], wire.PseudoHeaderSum6(h6.Src16(), h6.Dst16(), wire.ProtoICMPv6, 0))
+	} else {
+		if p := h4.Payload(); len(p) < wire.ICMPv4HeaderLen || p[0] != wire.ICMPEcho {
+			return false
+		}
+		_, err = wire.ParseICMPv4(h4.Payload())
+	}
 	if err != nil {
-		s.stats.ICMP6.InMsgs.Add(1)
-		s.stats.ICMP6.InErrors.Add(1)
-		s.stats.ICMP6.InCsumErrors.Add(1)
+		// Counted as the usual path counts a bad message, never answered.
+		inMsgs.Add(1)
+		inErrors.Add(1)
+		inCsum.Add(1)
 		return true
 	}
-	if !s.raw.hasTransparent(wire.ProtoICMPv6, dst, true) {
+	if !s.raw.deliverEcho(s, proto, h4, h6, m) {
 		s.stats.TProxy.EchoNoSocket.Add(1)
-		s.stats.IP6.InDiscards.Add(1)
+		inDiscards.Add(1)
 		return true
 	}
-	s.stats.IP6.InDelivers.Add(1)
-	s.stats.ICMP6.InMsgs.Add(1)
-	s.stats.ICMP6.InEchos.Add(1)
+	inDelivers.Add(1)
+	inMsgs.Add(1)
+	inEchos.Add(1)
 	s.stats.TProxy.DivertedEcho.Add(1)
-	s.raw.deliverICMPv6(s, h, m)
 	return true
 }
 
-// hasTransparent reports a raw socket of proto and family with
-// IP_TRANSPARENT that would receive a packet to dst (bound to it or to
-// the wildcard). An IPv6 one's ICMP6_FILTER must pass echo requests.
-func (t *rawTable) hasTransparent(proto uint8, dst netip.Addr, v6 bool) bool {
+// echoTakersMax bounds the raw sockets deliverEcho collects in its scan
+// of the table (on the stack: no allocation); a table with more that
+// take the echo is walked a second time, under the same lock.
+const echoTakersMax = 8
+
+// deliverEcho gives a diverted echo request (h4, or h6 and its message
+// m) to the raw sockets that take it, as deliver and deliverICMPv6 do,
+// if one of them has IP_TRANSPARENT (an IPv6 one's ICMP6_FILTER passing
+// echo requests), and reports whether one had: with none it is not
+// delivered. One scan of the table finds the takers and whether one is
+// transparent.
+func (t *rawTable) deliverEcho(s *Stack, proto uint8, h4 wire.IPv4, h6 wire.IPv6, m wire.ICMPv6) bool {
 	if t.n.Load() == 0 {
 		return false
 	}
+	v6 := h6 != nil
+	var src, dst netip.Addr
+	if v6 {
+		src, dst = h6.Src(), h6.Dst()
+	} else {
+		src, dst = h4.Src(), h4.Dst()
+	}
+	from := netip.AddrPortFrom(src, 0)
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	var takers [echoTakersMax]*DgramEndpoint
+	n, transparent := 0, false
 	for _, e := range t.eps {
-		e.mu.Lock()
-		la := e.local.Addr()
-		ok := e.proto == proto && e.opts.inet6 == v6 && e.opts.transparent && !e.closed &&
-			(!la.IsValid() || la.IsUnspecified() || la == dst)
-		if ok && v6 {
-			typ := wire.ICMPv6EchoRequest
-			ok = e.opts.icmp6Filter[typ>>5]&(1<<(typ&31)) == 0
-		}
-		e.mu.Unlock()
+		ok, tp := echoTaker(e, proto, v6, src, dst)
+		transparent = transparent || tp
 		if ok {
-			return true
+			if n < len(takers) {
+				takers[n] = e
+			}
+			n++
 		}
 	}
-	return false
+	if !transparent {
+		return false
+	}
+	if n <= len(takers) {
+		for _, e := range takers[:n] {
+			giveEcho(s, e, from, h4, h6, m)
+		}
+		return true
+	}
+	for _, e := range t.eps { // more takers than collected: rare
+		if ok, _ := echoTaker(e, proto, v6, src, dst); ok {
+			giveEcho(s, e, from, h4, h6, m)
+		}
+	}
+	return true
+}
+
+// giveEcho queues the echo request on raw socket e, counted.
+func giveEcho(s *Stack, e *DgramEndpoint, from netip.AddrPort, h4 wire.IPv4, h6 wire.IPv6, m wire.ICMPv6) {
+	var queued bool
+	if h6 != nil {
+		queued = e.enqueue6(m, from, h6)
+	} else {
+		queued = e.enqueue(h4, from, h4)
+	}
+	if queued {
+		s.stats.Raw.InDelivers.Add(1)
+	} else {
+		s.stats.Raw.RcvbufErrors.Add(1)
+	}
+}
+
+// echoTaker reports whether raw socket e takes an echo request src ->
+// dst (ok) and whether it is one of the echo rule's takers (transparent).
+func echoTaker(e *DgramEndpoint, proto uint8, v6 bool, src, dst netip.Addr) (ok, transparent bool) {
+	if e.proto != proto {
+		return false, false
+	}
+	e.mu.Lock()
+	la, ra := e.local.Addr(), e.remote.Addr()
+	ok = e.opts.inet6 == v6 && !e.closed &&
+		(!la.IsValid() || la.IsUnspecified() || la == dst) && (!e.connected || ra.WithZone("") == src)
+	if ok && v6 {
+		typ := wire.ICMPv6EchoRequest
+		ok = e.opts.icmp6Filter[typ>>5]&(1<<(typ&31)) == 0
+	}
+	transparent = ok && e.opts.transparent
+	e.mu.Unlock()
+	return ok, transparent
 }
 
 // SendUDPUnreach sends client the ICMP (ICMPv6) destination unreachable
@@ -161,6 +237,24 @@ func (s *Stack) SendUDPUnreach(client, orig netip.AddrPort, payload []byte, errn
 	return s.udpUnreach6(client, orig, payload, errno)
 }
 
+// SendUDPTimeExceeded sends client the ICMP (ICMPv6) time exceeded in
+// transit (code 0) a transparent UDP proxy owes a datagram client ->
+// orig that arrived with a TTL (hop limit) of 1 or less, which a router
+// would not forward: from the stack's own address, as a router's,
+// quoting the datagram rebuilt from payload. Rate-limited as
+// SendUDPUnreach.
+func (s *Stack) SendUDPTimeExceeded(client, orig netip.AddrPort, payload []byte) error {
+	client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
+	orig = netip.AddrPortFrom(orig.Addr().Unmap(), orig.Port())
+	if client.Addr().Is4() != orig.Addr().Is4() || !client.Addr().IsValid() {
+		return syscall.EINVAL
+	}
+	if client.Addr().Is4() {
+		return s.udpError4(client, orig, payload, wire.ICMPTimeExceeded, 0, netip.Addr{})
+	}
+	return s.udpError6(client, orig, payload, wire.ICMPv6TimeExceeded, 0, netip.Addr{})
+}
+
 func (s *Stack) udpUnreach4(client, orig netip.AddrPort, payload []byte, errno syscall.Errno) error {
 	var code uint8
 	switch errno {
@@ -177,6 +271,13 @@ func (s *Stack) udpUnreach4(client, orig netip.AddrPort, payload []byte, errno s
 	if code == wire.ICMPPortUnreach {
 		from = orig.Addr()
 	}
+	return s.udpError4(client, orig, payload, wire.ICMPDestUnreach, code, from)
+}
+
+// udpError4 sends client the ICMP error typ/code from from (invalid:
+// the route's source) quoting the datagram client -> orig rebuilt from
+// payload.
+func (s *Stack) udpError4(client, orig netip.AddrPort, payload []byte, typ, code uint8, from netip.Addr) error {
 	l4 := getBuf(min(wire.UDPHeaderLen+len(payload), 576))
 	defer putBuf(l4)
 	u := wire.UDP(l4)
@@ -185,7 +286,7 @@ func (s *Stack) udpUnreach4(client, orig netip.AddrPort, payload []byte, errno s
 	u.SetLength(min(wire.UDPHeaderLen+len(payload), 0xffff))
 	u.SetChecksum(0)
 	copy(l4[wire.UDPHeaderLen:], payload)
-	return s.quotedError4(from, client.Addr(), orig.Addr(), wire.ProtoUDP, wire.ICMPDestUnreach, code, l4, wire.UDPHeaderLen+len(payload))
+	return s.quotedError4(from, client.Addr(), orig.Addr(), wire.ProtoUDP, typ, code, l4, wire.UDPHeaderLen+len(payload))
 }
 
 // quotedError4 sends client an ICMP error of type typ and code from
@@ -246,6 +347,11 @@ func (s *Stack) udpUnreach6(client, orig netip.AddrPort, payload []byte, errno s
 	if code == wire.ICMPv6PortUnreach {
 		from = orig.Addr()
 	}
+	return s.udpError6(client, orig, payload, wire.ICMPv6DestUnreach, code, from)
+}
+
+// udpError6 is udpError4 for ICMPv6.
+func (s *Stack) udpError6(client, orig netip.AddrPort, payload []byte, typ, code uint8, from netip.Addr) error {
 	l4 := getBuf(min(wire.UDPHeaderLen+len(payload), wire.ICMPv6ErrorMax))
 	defer putBuf(l4)
 	u := wire.UDP(l4)
@@ -255,7 +361,7 @@ func (s *Stack) udpUnreach6(client, orig netip.AddrPort, payload []byte, errno s
 	u.SetLength(plen)
 	u.SetChecksum(0)
 	copy(l4[wire.UDPHeaderLen:], payload)
-	return s.quotedError6(from, client.Addr(), orig.Addr(), wire.ProtoUDP, wire.ICMPv6DestUnreach, code, l4, plen)
+	return s.quotedError6(from, client.Addr(), orig.Addr(), wire.ProtoUDP, typ, code, l4, plen)
 }
 
 // quotedError6 is quotedError4 for ICMPv6 (whole: the payload length).

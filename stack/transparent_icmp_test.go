@@ -401,16 +401,7 @@ func TestSendEchoError(t *testing.T) {
 	if err := h.s.SendEchoError(router, peerAddr, foreign, wire.ICMPTimeExceeded, 0, req); err != nil {
 		t.Fatal(err)
 	}
-	out := h.ep.take()
-	if len(out) != 1 {
-		t.Fatalf("%d frames", len(out))
-	}
-	o := parseOut(t, out[0])
-	m, err := wire.ParseICMPv4(o.Payload())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := wire.IPv4(m.Payload())
+	o, m, q := oneICMPError(t, h)
 	e := wire.ICMPv4(q[20:])
 	if o.Src() != router || o.Dst() != peerAddr || m.Type() != wire.ICMPTimeExceeded || q.Src() != peerAddr || q.Dst() != foreign ||
 		q.Protocol() != wire.ProtoICMP || e.Type() != wire.ICMPEcho || e.ID() != 7 || e.Seq() != 3 {

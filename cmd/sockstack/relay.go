@@ -238,6 +238,10 @@ type relay struct {
 	// entry lives only as long as an admitted TCP relay (--max-conns) or
 	// a UDP flow (--max-udp-flows).
 	upMu sync.Mutex
+	// route answers bindUpstream's source-address lookups (made at
+	// the first).
+	route     *routeSource
+	routeOnce sync.Once
 	// Counted: after SO_REUSEADDR (bindUpstream) two live sockets may
 	// share one local address, to different destinations.
 	upstream map[netip.AddrPort]int
@@ -267,6 +271,9 @@ type udpFlow struct {
 
 	// unreach is what its ICMP errors quote (relay_icmp.go).
 	unreach flowUnreach
+	// hops is the TTL (hop limit) k sends with, the client's less one
+	// (relay_hops.go); 0 until set.
+	hops atomic.Int32
 }
 
 // close ends both sides of the flow.
@@ -340,14 +347,14 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 			return fmt.Errorf("transparent listener tcp%s: %v", v, err)
 		}
 		closers = append(closers, l)
-		u, err := netconn.ListenTransparentUDP(e.net, "udp"+v, addr)
+		u, us, err := listenRelayUDP(e.net, "udp"+v, addr)
 		if err != nil {
 			return fmt.Errorf("transparent socket udp%s: %v", v, err)
 		}
 		closers = append(closers, u)
 		r.wg.Add(2)
 		go r.acceptLoop(l)
-		go r.udpLoop(u)
+		go r.udpLoop(us)
 	}
 	closers = append(closers, r.icmp.start(r, f.v6, w))
 	fmt.Fprintf(w, "sockstack relay: %s; all TCP and UDP arriving on it goes to its destination through this process's kernel sockets\n", e.where)
@@ -388,6 +395,9 @@ func runRelay(ctx context.Context, w io.Writer, f *hostFlags, o relayOpts) error
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+	if r.route != nil {
+		r.route.close()
+	}
 	for _, s := range e.net.Sockets() {
 		s.Close()
 	}
@@ -654,15 +664,36 @@ func (r *relay) pipe(c, k net.Conn) {
 	r.forget(c, k)
 }
 
+// listenRelayUDP opens the transparent UDP socket of one family on the
+// rule's port: the net.PacketConn (closing it ends udpLoop) and its
+// socket, which udpLoop reads with each datagram's TTL.
+func listenRelayUDP(n *socket.Net, network, address string) (*netconn.UDPConn, *socket.Socket, error) {
+	var s *socket.Socket
+	lc := netconn.ListenConfig{Net: n, Control: func(nw, a string, so *socket.Socket) error {
+		s = so
+		return netconn.Transparent(nw, a, so)
+	}}
+	pc, err := lc.ListenPacket(context.Background(), network, address)
+	if err != nil {
+		return nil, nil, err
+	}
+	u, ok := pc.(*netconn.UDPConn)
+	if !ok || s == nil {
+		pc.Close()
+		return nil, nil, fmt.Errorf("listen %s %s: not a UDP socket", network, address)
+	}
+	return u, s, nil
+}
+
 // udpLoop reads the diverted datagrams of one family and hands each to
 // its flow's kernel socket.
-func (r *relay) udpLoop(u *netconn.UDPConn) {
+func (r *relay) udpLoop(u *socket.Socket) {
 	defer r.wg.Done()
 	buf := make([]byte, 65536)
 	for {
-		n, src, orig, err := u.ReadMsgOrigDst(buf)
+		n, src, orig, hops, err := u.RecvMsgHops(buf, 0)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || r.isClosed() {
+			if errors.Is(err, syscall.EBADF) || r.isClosed() {
 				return
 			}
 			continue
@@ -678,13 +709,16 @@ func (r *relay) udpLoop(u *netconn.UDPConn) {
 			continue
 		}
 		orig = netip.AddrPortFrom(orig.Addr().Unmap(), orig.Port())
+		if r.hopExpired(flowKey{src, orig}, buf[:n], hops) {
+			continue // relay_hops.go: no flow for it
+		}
 		fl := r.flow(flowKey{src, orig})
 		if fl == nil {
 			continue
 		}
 		// Never blocking: this loop takes every flow's first datagram,
 		// and one flow's full socket must not hold up the others.
-		r.toKernel(fl, buf[:n], false)
+		r.toKernel(fl, buf[:n], hops, false)
 	}
 }
 
@@ -698,8 +732,12 @@ var relayEpoch = time.Now()
 // (counted) when the kernel refused it. With wait false it does not wait
 // for room in the socket's send buffer: a datagram that does not fit is
 // dropped (as a congested path drops it) and counted.
-func (r *relay) toKernel(fl *udpFlow, b []byte, wait bool) bool {
+func (r *relay) toKernel(fl *udpFlow, b []byte, hops int, wait bool) bool {
 	fl.last.Store(int64(time.Since(relayEpoch)))
+	if r.hopExpired(fl.unreach.key, b, hops) { // relay_hops.go
+		return false
+	}
+	r.setFlowHops(fl, hops)
 	fl.unreach.remember(b) // relay_icmp.go: what an ICMP error about it quotes
 	var err error
 	if wait {
@@ -859,7 +897,7 @@ func (r *relay) udpOut(fl *udpFlow) {
 			continue
 		}
 		b := r.getBuf()
-		n, err := fl.s.Recv(*b, socket.MSG_DONTWAIT)
+		n, _, _, hops, err := fl.s.RecvMsgHops(*b, socket.MSG_DONTWAIT)
 		if err != nil {
 			r.putBuf(b)
 			if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.ECONNREFUSED) {
@@ -867,7 +905,7 @@ func (r *relay) udpOut(fl *udpFlow) {
 			}
 			return // closed (EBADF) when the flow ends
 		}
-		ok := r.toKernel(fl, (*b)[:n], true) // the flow's own goroutine may wait
+		ok := r.toKernel(fl, (*b)[:n], hops, true) // the flow's own goroutine may wait
 		r.putBuf(b)
 		if ok {
 			r.stats.flowSockOut.Add(1)
@@ -1008,16 +1046,17 @@ func (kr *kernelReader) read() (*[]byte, int, error) {
 // picks the source address and port only as its SYN leaves, and that
 // SYN may come straight back into the TUN: the address must be in the
 // upstream set before, so it is chosen here. The source address is the
-// one the kernel's routing picks for the destination (asked of a
-// connected UDP socket carrying the same loop guard: no packet is sent),
-// so binding it keeps the connect's route. Not the wildcard address: the
+// one the kernel's routing picks for the destination (a route lookup
+// with the loop guard's mark and device, relay_route.go), so binding it
+// keeps the connect's route. Not the wildcard address: the
 // port alone would mistake a client elsewhere that happens to use it for
-// a loop. The cost: one more socket per connect, and a port per local
-// address rather than per destination.
+// a loop. The cost: a route lookup per connect (one netlink request and
+// answer), and a port per local address rather than per destination.
 func (r *relay) bindUpstream(network string, dst netip.AddrPort, c syscall.RawConn) netip.AddrPort {
 	v6 := len(network) > 0 && network[len(network)-1] == '6'
-	src, ok := r.o.sourceFor(dst, v6)
-	if !ok {
+	r.routeOnce.Do(func() { r.route = newRouteSource(r.o) })
+	src, ok := r.route.source(dst.Addr()) // relay_route.go
+	if !ok || !v6 && !src.Is4() {
 		return netip.AddrPort{} // the connect fails as it would, or loops unseen
 	}
 	var got netip.AddrPort
@@ -1042,32 +1081,6 @@ func (r *relay) bindUpstream(network string, dst netip.AddrPort, c syscall.RawCo
 		got = sockname(int(fd))
 	})
 	return got
-}
-
-// sourceFor is the local address the kernel would send from to dst, on
-// a socket of family v6 with the loop guard.
-func (o relayOpts) sourceFor(dst netip.AddrPort, v6 bool) (netip.Addr, bool) {
-	fam := unix.AF_INET
-	var sa unix.Sockaddr
-	if v6 {
-		fam = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Addr: dst.Addr().As16(), Port: int(dst.Port())}
-	} else {
-		if !dst.Addr().Unmap().Is4() {
-			return netip.Addr{}, false
-		}
-		sa = &unix.SockaddrInet4{Addr: dst.Addr().Unmap().As4(), Port: int(dst.Port())}
-	}
-	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	defer unix.Close(fd)
-	if o.guard(fd) != nil || unix.Connect(fd, sa) != nil {
-		return netip.Addr{}, false
-	}
-	a := sockname(fd)
-	return a.Addr(), a.IsValid()
 }
 
 // sockname is fd's local address, IPv4-mapped as IPv4 (invalid on error).

@@ -73,6 +73,11 @@ type relayICMPStats struct {
 	errorsRL    atomic.Uint64 // of errorsIn: not passed, the stack's ICMP rate limit
 	unreachSent atomic.Uint64 // ICMP unreachables sent to UDP clients
 	unreachRL   atomic.Uint64 // of those due: not sent, the stack's ICMP rate limit
+	// TTL (hop limit) 1 on arrival: not forwarded, time exceeded sent
+	// (relay_hops.go).
+	ttlEcho atomic.Uint64 // echo requests
+	ttlUDP  atomic.Uint64 // UDP datagrams (also in the UDP drops)
+	ttlRL   atomic.Uint64 // of both: the time exceeded held back by the rate limit (or --no-icmp)
 }
 
 // relayICMP is the relay's ICMP half.
@@ -117,6 +122,7 @@ type echoFamily struct {
 	id      uint16
 	idKnown bool
 	next    atomic.Uint32 // the next sequence number to try
+	oob     [32]byte      // sendEcho's control message (the requests loop's own)
 }
 
 func newRelayICMP(st *stack.Stack, nic *stack.NIC, o relayICMPOpts) *relayICMP {
@@ -208,6 +214,9 @@ func stackEchoSocket(n *socket.Net, v6 bool) (*socket.Socket, error) {
 		filt[128>>5] &^= 1 << (128 & 31)
 		if err = s.SetSockOpt(socket.IPPROTO_ICMPV6, socket.ICMP6_FILTER, filt); err == nil {
 			err = s.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+		}
+		if err == nil { // the client's hop limit, which the relay's echo carries on less one
+			err = s.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
 		}
 	}
 	if err != nil {
@@ -315,14 +324,21 @@ func (ic *relayICMP) requests(r *relay, f *echoFamily) {
 		var orig netip.Addr
 		var err error
 		var m []byte
+		hops := 0
 		if f.v6 {
 			var info socket.Msg6Info
 			n, _, from, info, err = f.in.RecvMsg6(buf, 0)
 			orig, m = info.Addr, buf[:max(n, 0)]
+			if info.HasHopLimit {
+				hops = info.HopLimit
+			}
 		} else {
 			n, from, err = f.in.RecvFrom(buf, 0)
 			if err == nil {
 				orig, m = ipv4Echo(buf[:n])
+				if n >= 20 {
+					hops = int(buf[8])
+				}
 			}
 		}
 		if err != nil {
@@ -347,7 +363,10 @@ func (ic *relayICMP) requests(r *relay, f *echoFamily) {
 			r.warnLoop("ICMP echo", netip.AddrPortFrom(client, 0), netip.AddrPortFrom(orig.Unmap(), 0))
 			continue
 		}
-		ic.relayEcho(f, client, orig.Unmap(), m)
+		if !ic.echoHops(client, orig.Unmap(), m, hops) { // relay_hops.go
+			continue
+		}
+		ic.relayEcho(f, client, orig.Unmap(), m, hops)
 	}
 }
 
@@ -389,7 +408,7 @@ func (ic *relayICMP) looped(f *echoFamily, orig netip.Addr, m []byte) bool {
 
 // relayEcho sends the echo request m from client to orig, under
 // --max-echoes, with a sequence number no outstanding echo to orig has.
-func (ic *relayICMP) relayEcho(f *echoFamily, client, orig netip.Addr, m []byte) {
+func (ic *relayICMP) relayEcho(f *echoFamily, client, orig netip.Addr, m []byte, hops int) {
 	st := &ic.stats
 	st.requests.Add(1)
 	p := &echoPending{client: client, orig: orig, id: binary.BigEndian.Uint16(m[4:6]), seq: binary.BigEndian.Uint16(m[6:8]),
@@ -436,7 +455,7 @@ func (ic *relayICMP) relayEcho(f *echoFamily, client, orig netip.Addr, m []byte)
 			binary.BigEndian.PutUint16(out[2:4], icmpChecksum(out)) // the kernel fills ICMPv6's only
 		}
 	}
-	if _, err := f.out.WriteTo(out, to); err != nil {
+	if err := f.sendEcho(out, to, max(hops-1, 0)); err != nil { // relay_hops.go
 		ic.mu.Lock()
 		if ic.pending[k] == p {
 			delete(ic.pending, k)
@@ -665,10 +684,10 @@ func icmpChecksum(b []byte) uint16 {
 func (ic *relayICMP) String() string {
 	s := &ic.stats
 	tp := &ic.st.Stats().TProxy
-	return fmt.Sprintf("icmp echo-requests=%d (diverted=%d no-socket=%d) sent=%d replies=%d timed-out=%d dropped=%d (limit=%d errors=%d) stray=%d reply-errors=%d icmp-errors=%d (rate-limited=%d); udp-unreachables sent=%d rate-limited=%d",
+	return fmt.Sprintf("icmp echo-requests=%d (diverted=%d no-socket=%d) sent=%d replies=%d timed-out=%d dropped=%d (limit=%d errors=%d) stray=%d reply-errors=%d icmp-errors=%d (rate-limited=%d); udp-unreachables sent=%d rate-limited=%d; ttl-exceeded echo=%d udp=%d (not sent=%d)",
 		s.requests.Load(), tp.DivertedEcho.Load(), tp.EchoNoSocket.Load(), s.sent.Load(), s.replies.Load(), s.timedOut.Load(),
 		s.dropped.Load(), s.overLimit.Load(), s.sendErrs.Load(), s.stray.Load(), s.replyErrs.Load(), s.errorsIn.Load(), s.errorsRL.Load(),
-		s.unreachSent.Load(), s.unreachRL.Load())
+		s.unreachSent.Load(), s.unreachRL.Load(), s.ttlEcho.Load(), s.ttlUDP.Load(), s.ttlRL.Load())
 }
 
 // UDP unreachables.

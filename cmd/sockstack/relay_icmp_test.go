@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -16,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sockstack/sockstack/link"
-	"github.com/sockstack/sockstack/netconn"
 	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/wire"
@@ -43,6 +43,7 @@ func TestRelayICMPFlagErrors(t *testing.T) {
 // fakePing stands for the host's ping socket: the echoes the relay sends
 // arrive on sent; what the test puts on in is read as the answers.
 type fakePing struct {
+	hops atomic.Int32 // the last echo's TTL
 	sent chan []byte
 	to   chan netip.Addr
 	in   chan fakeMsg
@@ -72,6 +73,13 @@ func (f *fakePing) WriteTo(b []byte, a net.Addr) (int, error) {
 	f.sent <- append([]byte(nil), b...)
 	f.to <- addrOf(a)
 	return len(b), nil
+}
+
+// WriteToHops is WriteTo, keeping the TTL the relay gave the echo (0:
+// the socket's default).
+func (f *fakePing) WriteToHops(b []byte, a net.Addr, hops int) (int, error) {
+	f.hops.Store(int32(hops))
+	return f.WriteTo(b, a)
 }
 
 func (f *fakePing) Close() error                     { f.once.Do(func() { close(f.done) }); return nil }
@@ -263,13 +271,7 @@ func TestRelayUDPRefusedReachesClient(t *testing.T) {
 		r.dialUDP = func(orig netip.AddrPort) (net.Conn, error) {
 			return net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
 		}
-		u, err := netconn.ListenTransparentUDP(r.n, "udp4", "0.0.0.0:1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.wg.Add(1)
-		go r.udpLoop(u)
-		t.Cleanup(func() { u.Close() })
+		startRelayUDP(t, r)
 
 		s, err := client.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 		if err != nil {
@@ -301,6 +303,19 @@ func TestRelayUDPRefusedReachesClient(t *testing.T) {
 		// Counted once the stack has sent it, which may be after the client got it.
 		waitUntil(t, func() bool { return r.icmp.stats.unreachSent.Load() == 1 })
 	}
+}
+
+// startRelayUDP runs the relay's loop on a transparent UDP socket on
+// port 1 of its stack (the tests' rules divert there) until the test ends.
+func startRelayUDP(t *testing.T, r *relay) {
+	t.Helper()
+	u, us, err := listenRelayUDP(r.n, "udp4", "0.0.0.0:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.wg.Add(1)
+	go r.udpLoop(us)
+	t.Cleanup(func() { u.Close() })
 }
 
 // waitUntil polls cond (a counter another goroutine sets) for at most 20s.
@@ -344,13 +359,7 @@ func TestRelayUDPNoRouteReachesClient(t *testing.T) {
 		r.dialUDP = func(orig netip.AddrPort) (net.Conn, error) {
 			return nil, &net.OpError{Op: "dial", Net: "udp", Err: e}
 		}
-		u, err := netconn.ListenTransparentUDP(r.n, "udp4", "0.0.0.0:1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.wg.Add(1)
-		go r.udpLoop(u)
-		t.Cleanup(func() { u.Close() })
+		startRelayUDP(t, r)
 		s, err := client.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 		if err != nil {
 			t.Fatal(err)

@@ -199,7 +199,7 @@ func TestRelayUDPFlowExpires(t *testing.T) {
 	if fl.s == nil {
 		t.Errorf("flow without its stack socket: %s", &r.stats)
 	}
-	if !r.toKernel(fl, []byte("ping"), false) {
+	if !r.toKernel(fl, []byte("ping"), 0, false) {
 		t.Fatalf("send failed: %s", &r.stats)
 	}
 	b := make([]byte, 16)
@@ -351,7 +351,7 @@ func TestRelayBlockedUDPSendDoesNotDelayNewFlows(t *testing.T) {
 	}
 	r := newTestRelay(t)
 	r.n = socket.New(rs)
-	u, err := netconn.ListenTransparentUDP(r.n, "udp4", "0.0.0.0:1")
+	u, us, err := listenRelayUDP(r.n, "udp4", "0.0.0.0:1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +397,7 @@ func TestRelayBlockedUDPSendDoesNotDelayNewFlows(t *testing.T) {
 		return net.DialUDP("udp", nil, dst.LocalAddr().(*net.UDPAddr))
 	}
 	r.wg.Add(1)
-	go r.udpLoop(u)
+	go r.udpLoop(us)
 	stopped := false
 	stop := func() {
 		if stopped {
@@ -729,13 +729,13 @@ func TestRelayLoopRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := netconn.ListenTransparentUDP(r.n, "udp4", "0.0.0.0:1")
+	u, us, err := listenRelayUDP(r.n, "udp4", "0.0.0.0:1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.wg.Add(2)
 	go r.acceptLoop(l)
-	go r.udpLoop(u)
+	go r.udpLoop(us)
 	defer func() {
 		r.mu.Lock()
 		r.closed = true
@@ -766,8 +766,8 @@ func TestRelayLoopRejected(t *testing.T) {
 	// UDP: dropped before any flow (or its kernel socket) is made. The
 	// loop goroutine counts it after the datagram was taken, so the
 	// count is read once the loops have stopped.
-	us := boundSocket(t, client, socket.SOCK_DGRAM, 40001)
-	if _, err := us.SendTo([]byte("loop"), 0, socket.InetAddr(netip.MustParseAddrPort("198.51.100.7:53"))); err != nil {
+	cs := boundSocket(t, client, socket.SOCK_DGRAM, 40001)
+	if _, err := cs.SendTo([]byte("loop"), 0, socket.InetAddr(netip.MustParseAddrPort("198.51.100.7:53"))); err != nil {
 		t.Fatal(err)
 	}
 	// The address of a closed upstream socket is an ordinary client's.
@@ -885,12 +885,12 @@ func TestRelayIdleUDPFlowsHoldNoBuffers(t *testing.T) {
 			dst.WriteToUDPAddrPort(b[:n], from)
 		}
 	}()
-	u, err := netconn.ListenTransparentUDP(r.n, "udp4", "0.0.0.0:1")
+	u, us, err := listenRelayUDP(r.n, "udp4", "0.0.0.0:1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.wg.Add(1)
-	go r.udpLoop(u)
+	go r.udpLoop(us)
 	defer func() {
 		r.mu.Lock()
 		r.closed = true

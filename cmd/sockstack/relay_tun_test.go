@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -36,6 +37,25 @@ func openTUNFd(t *testing.T, ns, name string) int {
 	return fd
 }
 
+// testNetns makes a network namespace named prefix-<random>, deleted
+// when the test ends, and runs `ip -n NS` with each of steps in it.
+func testNetns(t *testing.T, prefix string, steps [][]string) string {
+	t.Helper()
+	var b [4]byte
+	rand.Read(b[:])
+	ns := prefix + "-" + hex.EncodeToString(b[:])
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	for _, s := range steps {
+		if out, err := exec.Command("ip", append([]string{"-n", ns}, s...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip -n %s %v: %v: %s", ns, s, err, out)
+		}
+	}
+	return ns
+}
+
 // TestWaitTUNReady: a TUN the relay attaches to carries the kernel's
 // packets once waitTUNReady returns. Each round attaches to a TUN that
 // is up (its carrier off since the last round detached, as when a relay
@@ -48,20 +68,11 @@ func TestWaitTUNReady(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespace, TUN device)")
 	}
-	var b [4]byte
-	rand.Read(b[:])
-	ns := "sstun-" + hex.EncodeToString(b[:])
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v: %s", args, err, out)
-		}
-	}
-	run("ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run("ip", "-n", ns, "tuntap", "add", "dev", "tun0", "mode", "tun")
-	run("ip", "-n", ns, "addr", "add", "10.77.0.1/24", "dev", "tun0")
-	run("ip", "-n", ns, "link", "set", "tun0", "up")
+	ns := testNetns(t, "sstun", [][]string{
+		{"tuntap", "add", "dev", "tun0", "mode", "tun"},
+		{"addr", "add", "10.77.0.1/24", "dev", "tun0"},
+		{"link", "set", "tun0", "up"},
+	})
 	var udp int
 	if err := inNetns(ns, func() (err error) {
 		udp, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
@@ -70,6 +81,10 @@ func TestWaitTUNReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(udp)
+	// Nobody attached: the carrier is off, and the wait gives up.
+	if w, err := waitTUNReady("tun0", ns, 200*time.Millisecond); err == nil || !w {
+		t.Fatalf("no reader on the TUN: waited %v, %v; want a wait that gives up", w, err)
+	}
 	to := &unix.SockaddrInet4{Addr: [4]byte{10, 77, 0, 2}, Port: 9}
 	const rounds = 30
 	lost, waited := 0, 0
