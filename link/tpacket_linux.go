@@ -480,6 +480,9 @@ func (a *AFPacket) readRing(fd uintptr) bool {
 					if b.refs.Load() > 0 {
 						r.evict(r.blk, int(fd))
 					}
+					if r.idle != nil {
+						r.idle()
+					}
 					return false
 				}
 				r.nextSeq = seq // never seen: the kernel skipped none so far
