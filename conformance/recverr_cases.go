@@ -125,10 +125,12 @@ func (t *T) PollEvents(step string, s sockapi.Sock) {
 // RecvErr logs one recvmsg(MSG_ERRQUEUE) of at most size bytes: the
 // payload, msg_name, msg_flags and the control message, decoded and as
 // bytes.
-func (t *T) RecvErr(step string, s sockapi.Sock, size int) { t.recvErr(step, s, size, false) }
+func (t *T) RecvErr(step string, s sockapi.Sock, size int) { t.recvErr(step, s, size, 0) }
 
-// recvErr is RecvErr; hidePorts masks a quoted UDP header's ports.
-func (t *T) recvErr(step string, s sockapi.Sock, size int, hidePorts bool) {
+// recvErr is RecvErr showing the payload from byte hide on: the bytes
+// before differ per side (a quoted UDP header's ports, an IP header's
+// identification and checksum).
+func (t *T) recvErr(step string, s sockapi.Sock, size int, hide int) {
 	buf := make([]byte, size)
 	var n, rflags int
 	var from socket.Sockaddr
@@ -167,9 +169,8 @@ func (t *T) recvErr(step string, s sockapi.Sock, size int, hidePorts bool) {
 		fl = append(fl, fmt.Sprintf("%#x", rflags))
 	}
 	shown := buf[:min(n, size)]
-	if hidePorts && len(shown) >= 4 {
-		// A quoted UDP header: its ports differ per side.
-		shown = append([]byte("sp"+"dp"), shown[4:]...)
+	if hide > 0 && len(shown) >= hide {
+		shown = append([]byte(fmt.Sprintf("<%d bytes>", hide)), shown[hide:]...)
 	}
 	t.Logf("%s: %d %q from %s flags %s", step, n, shown, t.Addr(from), strings.Join(fl, "|"))
 	t.Logf("%s: %s", step, t.cmsgText(oob))
@@ -302,6 +303,31 @@ func recverrCases() []Case {
 			t.Recv("recv", s, 64, socket.MSG_DONTWAIT)
 			t.Recv("recv again", s, 64, socket.MSG_DONTWAIT)
 			t.RecvErr("recvmsg MSG_ERRQUEUE", s, 64)
+		}),
+		v4("closed port, IP_RECVERR, recv with the error pending and data queued", func(t *T, s sockapi.Sock, c *socket.SockaddrInet) {
+			on(t, s)
+			me := t.BindLocal(s, "S")
+			t.Send("sendto closed", s, []byte("one"), 0, c)
+			t.WaitErr(s)
+			t.Send("other socket sendto", t.UDP(), []byte("data"), 0, me)
+			t.Quiesce()
+			t.Recv("recv", s, 64, socket.MSG_DONTWAIT)
+			t.Recv("recv again", s, 64, socket.MSG_DONTWAIT)
+			t.Recv("recv third", s, 64, socket.MSG_DONTWAIT)
+			t.RecvErr("recvmsg MSG_ERRQUEUE", s, 64)
+		}),
+		v4("closed port, no IP_RECVERR, connected, recv with the error pending and data queued", func(t *T, s sockapi.Sock, c *socket.SockaddrInet) {
+			me := t.BindLocal(s, "S")
+			t.Check("connect", s.Connect(c))
+			t.Send("send", s, []byte("one"), 0, nil)
+			t.WaitErr(s)
+			// The port comes to life and answers.
+			o := t.UDP()
+			t.Check("bind the closed port", o.Bind(c))
+			t.Send("reply", o, []byte("data"), 0, me)
+			t.Quiesce()
+			t.Recv("recv", s, 64, socket.MSG_DONTWAIT)
+			t.Recv("recv again", s, 64, socket.MSG_DONTWAIT)
 		}),
 		v4("closed port, truncated", func(t *T, s sockapi.Sock, c *socket.SockaddrInet) {
 			on(t, s)
@@ -451,6 +477,42 @@ func recverrCases() []Case {
 			t.GetInt("IPV6_RECVERR", s6, socket.IPPROTO_IPV6, socket.IPV6_RECVERR)
 			t.GetInt("IP_RECVERR on AF_INET6", s6, socket.SOL_IP, socket.IP_RECVERR)
 		}},
+		Case{Name: "recverr/raw hdrincl udp closed port", Root: true, Run: func(t *T) {
+			s := t.Socket(AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+			c := t.ClosedPort(AF_INET, "127.0.0.1")
+			t.Check("IP_HDRINCL=1", s.SetSockOptInt(socket.SOL_IP, socket.IP_HDRINCL, 1))
+			t.Check("IP_RECVERR=1", s.SetSockOptInt(socket.SOL_IP, socket.IP_RECVERR, 1))
+			p := make([]byte, 20+8+4)
+			p[0], p[8], p[9] = 0x45, 64, socket.IPPROTO_UDP
+			binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
+			copy(p[12:], []byte{127, 0, 0, 1, 127, 0, 0, 1})
+			binary.BigEndian.PutUint16(p[20:], 7)
+			binary.BigEndian.PutUint16(p[22:], uint16(port(c)))
+			binary.BigEndian.PutUint16(p[24:], 12)
+			copy(p[28:], "hdr!")
+			t.Send("sendto closed", s, p, 0, socket.Inet("127.0.0.1", 0))
+			t.WaitErr(s)
+			t.recvErr("recvmsg MSG_ERRQUEUE", s, 64, 24)
+		}},
+		Case{Name: "recverr/options raw6", Root: true, Run: func(t *T) {
+			s := t.Socket(AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+			t.Check("IP_RECVERR", s.SetSockOptInt(socket.SOL_IP, socket.IP_RECVERR, 1))
+			t.Check("IPV6_RECVERR", s.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVERR, 1))
+			t.GetInt("IPV6_RECVERR", s, socket.IPPROTO_IPV6, socket.IPV6_RECVERR)
+			t.RecvErr("recvmsg MSG_ERRQUEUE", s, 64)
+		}},
+		Case{Name: "recverr/raw6 icmpv6 local EMSGSIZE", Root: true, Run: func(t *T) {
+			// The local error's port is the flow's: for ICMPv6 the type
+			// and code overlay it (fl6_icmp_type), 128 0 reads 32768.
+			s := t.Socket(AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+			t.Check("IPV6_RECVERR=1", s.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVERR, 1))
+			t.Check("IPV6_DONTFRAG=1", s.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_DONTFRAG, 1))
+			echo := make([]byte, 65535)
+			echo[0] = 128
+			t.Send("sendto ::1 65535 bytes", s, echo, 0, in6("::1", 0))
+			t.Label(in6("::1", 128<<8), "type 128 code 0")
+			t.RecvErr("recvmsg MSG_ERRQUEUE", s, 64)
+		}},
 		Case{Name: "recverr/raw udp closed port", Root: true, Run: func(t *T) {
 			s := t.Socket(AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
 			c := t.ClosedPort(AF_INET, "127.0.0.1")
@@ -462,7 +524,7 @@ func recverrCases() []Case {
 			copy(u[8:], "raw!")
 			t.Send("sendto closed", s, u, 0, socket.Inet("127.0.0.1", 0))
 			t.WaitErr(s)
-			t.recvErr("recvmsg MSG_ERRQUEUE", s, 64, true)
+			t.recvErr("recvmsg MSG_ERRQUEUE", s, 64, 4)
 			t.GetInt("SO_ERROR", s, socket.SOL_SOCKET, socket.SO_ERROR)
 		}},
 	)

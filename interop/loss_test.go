@@ -20,24 +20,31 @@ import (
 
 // Loss: sockstack against the kernel with the same congestion control
 // on both sides, next to the kernel against itself, over paths with the
-// same random loss.
+// same random loss, in two modes (TestInteropLossSameCC).
 //
-// The lab namespace holds the kernel end of sockstack's TAP and one end
-// (vk0) of a veth pair to a second namespace. The same loss is applied
-// to both devices the same way (lossDev: a classic-BPF random drop in an
-// htb root qdisc for what the lab's kernel sends, and in an ingress
-// qdisc for what it receives), so every transfer crosses one lossy
-// device with loss on its data and on its ACKs. The kernel keeps its
-// defaults: its TCP hands the qdisc GSO packets of up to 64 KB (it does
-// so even with TSO and GSO turned off on the device, and then segments
-// after the qdisc), so a drop on a path where the kernel sends takes a
-// whole burst, while sockstack's plain TAP writes one frame per segment
-// and each of its data segments is dropped on its own: sockstack sees
-// more, smaller loss events than the kernel at the same rate. With
-// offloads sockstack's super-segments are dropped whole too, the same
-// loss process as the kernel's; both are measured. (Bounding the
-// kernel's packets to one segment, gso_max_segs 1, makes its TCP Small
-// Queues stall the veth at well under 1 Gbit/s without loss.)
+// Both modes: the lab namespace holds the kernel end of sockstack's TAP
+// and one end (vk0) of a veth pair to a second namespace, and every
+// transfer crosses one lossy device with loss on its data and on its
+// ACKs.
+//
+// Burst mode (lossBurst): the same qdisc rule on both devices (lossDev:
+// a classic-BPF random drop in an htb root qdisc for what the lab's
+// kernel sends, and in an ingress qdisc for what it receives). The
+// kernel keeps its defaults: its TCP hands the qdisc GSO packets of up
+// to 64 KB (it does so even with TSO and GSO turned off on the device,
+// and then segments after the qdisc), so a drop on a path where the
+// kernel sends takes a whole burst, while sockstack's plain TAP writes
+// one frame per segment and each of its data segments is dropped on its
+// own: sockstack sees more, smaller loss events than the kernel at the
+// same rate. With offloads sockstack's super-segments are dropped whole
+// too, the same loss process as the kernel's; both are measured.
+// (Bounding the kernel's packets to one segment, gso_max_segs 1, makes
+// its TCP Small Queues stall the veth at well under 1 Gbit/s without
+// loss.)
+//
+// Frame mode (lossFrame, lossframe_test.go): what a wire does, every
+// direction loses the same share of its frames, checked per frame; the
+// fair comparison, plain TAP only.
 
 // lossPct is the random loss of each direction of each path, in
 // percent: 2, or INTEROP_LOSS_PCT (to see the same paths without loss,

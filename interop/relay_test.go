@@ -744,7 +744,7 @@ var relayCacheRE = regexp.MustCompile(`relay: timeout-cache added=(\d+) hits=(\d
 
 // TestInteropRelayTimeoutCache: a kernel client connects through the
 // relay to a destination that never answers (198.51.100.99, behind a
-// veth in S where nobody answers ARP), with --connect-timeout 1s and an
+// veth in S, with a neighbour entry nobody owns), with --connect-timeout 1s and an
 // 8s connect timeout of its own, so it sends its SYN at 0s and
 // retransmits it (kernel 6.18: at 1s intervals four times,
 // tcp_syn_linear_timeouts, then doubling: 0, 1, 2, 3, 4, 6s). With
@@ -759,6 +759,13 @@ func TestInteropRelayTimeoutCache(t *testing.T) {
 	c, s := relayNS(t, "tc"), relayNS(t, "ts")
 	runSteps(t, relayBaseSteps(c, s))
 	runSteps(t, relayDeadSteps(s))
+	runSteps(t, [][]string{
+		// A permanent neighbour entry: the SYNs go out and nothing
+		// answers. Without it the kernel's ARP gives up after 3 s and a
+		// relay connect still pending then fails with EHOSTUNREACH, which
+		// the relay passes to the client as an ICMP unreachable.
+		{"ip", "-n", s, "neigh", "add", "198.51.100.99", "lladdr", "02:00:00:00:00:99", "dev", "v0", "nud", "permanent"},
+	})
 	py := filepath.Join(t.TempDir(), "relay.py")
 	if err := os.WriteFile(py, []byte(relayPy), 0o644); err != nil {
 		t.Fatal(err)

@@ -154,7 +154,7 @@ func kernelUDP(t *testing.T, ns string, dst netip.Addr, flows, per int) {
 // waitUp waits until dev in ns has its carrier and its qdisc: until the
 // kernel's link watch has seen the carrier, the device's qdisc is noop,
 // which drops everything sent through it.
-func waitUp(t *testing.T, ns, dev string) {
+func waitUp(t testing.TB, ns, dev string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -14,7 +14,7 @@ import (
 	"github.com/sockstack/sockstack/wire"
 )
 
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) for network namespaces and TAP/AF_PACKET")
@@ -31,7 +31,7 @@ func needPing(t *testing.T) {
 	}
 }
 
-func run(t *testing.T, args ...string) {
+func run(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
@@ -40,7 +40,7 @@ func run(t *testing.T, args ...string) {
 
 // newNetns creates a network namespace deleted at the end of the test;
 // it returns its name and a random subnet byte.
-func newNetns(t *testing.T) (string, byte) {
+func newNetns(t testing.TB) (string, byte) {
 	t.Helper()
 	var r [4]byte
 	rand.Read(r[:])

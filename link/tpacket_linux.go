@@ -38,15 +38,16 @@ import (
 // still own, dropping everything until that one is back
 // (prb_dispatch_next_block freezes the queue). So what is held is
 // bounded two ways:
-//   - while half the blocks (ringMaxHeld) are held, frames are not lent
-//     (the receiver copies them, counted in RingStats.Copied);
-//   - a held block the kernel is about to reach (within ringEvictAhead
-//     blocks of the one it fills) is evicted: a private copy of it is
-//     moved over its address (mremap), so the lent slices stay valid and
-//     unchanged, and the ring's block, reached through a fresh mapping of
-//     the ring, goes back to the kernel. The copy is unmapped when its
-//     last frame is released. A receiver that never lets go thus costs
-//     memory and copies, never the ring's progress.
+//   - while half the blocks (tpRing.maxHeld) are held, frames are not
+//     lent (the receiver copies them, counted in RingStats.Copied);
+//   - a held block the kernel is about to reach (within an eighth of the
+//     ring, tpRing.evictAhead, of the block it fills) is evicted: a
+//     private copy of it is moved over its address (mremap), so the lent
+//     slices stay valid and unchanged, and the ring's block, reached
+//     through a fresh mapping of the ring, goes back to the kernel. The
+//     copy is unmapped when its last frame is released. A receiver that
+//     never lets go thus costs memory and copies, never the ring's
+//     progress.
 
 const (
 	tpStatusKernel      = 0
@@ -68,14 +69,17 @@ const (
 
 	ringRetireMs = 1
 
-	// DefaultRingBlockSize holds a 64 KB super-segment with its headers
-	// (three of them: each takes about 65.3 KB of a block).
+	// DefaultRingBlockSize holds a 64 KB super-segment with its headers:
+	// up to four (a 65,226-byte frame takes 65,320 bytes of a block
+	// with its tpacket3_hdr, sockaddr_ll and virtio-net header; a block
+	// starts with a 48-byte descriptor), fewer when the block timer
+	// closes it early.
 	DefaultRingBlockSize = 256 << 10
 	// DefaultRingBlocks is the receive ring's length in blocks: 18 MiB.
-	// Half of it (ringMaxHeld), 36 blocks of three 64 KB super-segments,
-	// holds 6.7 MB of lent payload: TCP's largest receive window
-	// (tcp.Config.MaxRecvBuf, 6 MiB) fits in it with the block a reader
-	// is part-way through.
+	// Half of it (the most lent frames may hold), 36 blocks, holds
+	// 108–144 super-segments of 65,160 payload bytes, 6.7–9.4 MB:
+	// TCP's largest receive window (tcp.Config.MaxRecvBuf, 6 MiB)
+	// fits in it lent, with room for blocks part-read.
 	DefaultRingBlocks = 72
 	// ringTxSlots is how many frames the transmit ring holds.
 	ringTxSlots = 64
@@ -101,6 +105,14 @@ type tpRing struct {
 	mu                  sync.Mutex   // orders giving a block back against close unmapping it
 	closed              bool         // under mu
 	st                  ringCounters
+	// spare is a mapping of the whole receive ring whose blocks
+	// evictions take (spareHas[k]: block k is still mapped there), so an
+	// eviction maps the ring anew only once per blocks evicted.
+	spare    []byte
+	spareHas []bool
+	// idle, if set (tests), runs when the reader has caught up with the
+	// kernel and waits: every block before is finished, near ones evicted.
+	idle func()
 
 	// Transmit: slots of txSlotSize in blocks of txBlockSize; under wmu.
 	tx                                 int // offset of the transmit ring in mem
@@ -191,6 +203,7 @@ func setupRing(fd int, blockSize, blocks, maxFrame int) (*tpRing, error) {
 	}
 	r.mem = mem
 	r.blks = make([]*ringBlk, blocks)
+	r.spareHas = make([]bool, blocks)
 	for k := range r.blks {
 		r.blks[k] = &ringBlk{r: r, mem: mem[k*blockSize : (k+1)*blockSize : (k+1)*blockSize]}
 	}
@@ -245,6 +258,7 @@ func (r *tpRing) close() {
 			unmapRaw(b.mem) // (a held block whose copy failed stays mapped)
 		}
 	}
+	r.dropSpare()
 	unmapRaw(r.mem[r.tx:])
 	r.mem = nil
 }
@@ -319,6 +333,45 @@ func (r *tpRing) evictNear(fd int) {
 	}
 }
 
+// spareBlock is block k of the ring at a new address: taken from the
+// spare mapping, made anew (the kernel maps only the whole ring) when
+// that has no block k left.
+func (r *tpRing) spareBlock(k, fd int) ([]byte, error) {
+	if r.spare == nil || !r.spareHas[k] {
+		r.dropSpare()
+		v, err := mapRaw(fd, r.mapLen, unix.MAP_SHARED)
+		if err != nil {
+			return nil, err
+		}
+		unmapRaw(v[r.tx:]) // its transmit ring is not needed
+		r.spare = v[:r.tx]
+		for i := range r.spareHas {
+			r.spareHas[i] = true
+		}
+	}
+	r.spareHas[k] = false
+	lo, hi := k*r.rxBlockSize, (k+1)*r.rxBlockSize
+	return r.spare[lo:hi:hi], nil
+}
+
+// dropSpare unmaps what is left of the spare mapping, in runs of blocks.
+func (r *tpRing) dropSpare() {
+	for i := 0; i < len(r.spareHas); {
+		if !r.spareHas[i] || r.spare == nil {
+			i++
+			continue
+		}
+		j := i
+		for j < len(r.spareHas) && r.spareHas[j] {
+			r.spareHas[j] = false
+			j++
+		}
+		unmapRaw(r.spare[i*r.rxBlockSize : j*r.rxBlockSize])
+		i = j
+	}
+	r.spare = nil
+}
+
 // evict moves block k's lent frames out of the ring: a private copy of
 // the block is moved over its address (mremap replaces the mapping in
 // one step, so a reader of the frames sees the same bytes throughout),
@@ -340,18 +393,11 @@ func (r *tpRing) evict(k, fd int) bool {
 	copy(cp, b.mem)
 	var fresh []byte
 	if fd >= 0 {
-		// The kernel maps only the whole ring: keep block k of a new
-		// mapping, unmap the rest.
-		v, err := mapRaw(fd, r.mapLen, unix.MAP_SHARED)
-		if err != nil {
+		if fresh, err = r.spareBlock(k, fd); err != nil {
 			unmapRaw(cp)
 			r.st.evictFail.Add(1)
 			return false
 		}
-		lo, hi := k*r.rxBlockSize, (k+1)*r.rxBlockSize
-		fresh = v[lo:hi:hi]
-		unmapRaw(v[:lo])
-		unmapRaw(v[hi:])
 	}
 	_, err = unix.MremapPtr(unsafe.Pointer(unsafe.SliceData(cp)), uintptr(len(cp)),
 		unsafe.Pointer(unsafe.SliceData(b.mem)), uintptr(len(b.mem)), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED)
@@ -421,6 +467,9 @@ func (a *AFPacket) readRing(fd uintptr) bool {
 		if !r.inBlk {
 			st := atomic.LoadUint32(u32at(m, bdStatus))
 			if st&tpStatusUser == 0 {
+				if r.idle != nil {
+					r.idle()
+				}
 				return false // the kernel still fills it: wait for the poller
 			}
 			if seq := *u64at(m, bdSeq); seq != r.nextSeq {

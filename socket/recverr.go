@@ -60,6 +60,9 @@ type SockExtendedErr struct {
 	// on an AF_INET socket, IPPROTO_IPV6 / IPV6_RECVERR on AF_INET6
 	// (also for an IPv4 error, with v4-mapped addresses).
 	Level, CmsgType int
+	// scope is the offender's sin6_scope_id: the index of the NIC its
+	// zone names (a link-local offender).
+	scope uint32
 }
 
 // Cmsg is the control message as Linux writes it into msg_control on a
@@ -85,6 +88,9 @@ func (e *SockExtendedErr) Cmsg() []byte {
 	ne.PutUint32(d[12:], e.Data)
 	if e.Offender != nil {
 		putSockaddr(d[16:16+salen], e.Offender.AddrPort, e.Level == IPPROTO_IPV6)
+		if salen == 28 {
+			ne.PutUint32(d[16+24:], e.scope)
+		}
 	}
 	return b
 }
@@ -142,6 +148,11 @@ func (s *Socket) RecvErr(b []byte, flags int) (n, rflags int, from Sockaddr, ee 
 		}
 		if m.Offender.IsValid() {
 			ee.Offender = d.sa(netip.AddrPortFrom(m.Offender, 0))
+			if z := m.Offender.Zone(); z != "" {
+				if nic := d.ep.Stack().NICByName(z); nic != nil {
+					ee.scope = uint32(nic.ID())
+				}
+			}
 		}
 		if m.Dst.IsValid() {
 			from = d.sa(m.Dst)

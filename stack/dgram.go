@@ -579,10 +579,12 @@ func (e *DgramEndpoint) RecvFrom(b []byte, peek bool) (n, full int, from netip.A
 func (e *DgramEndpoint) recvFrom(b []byte, peek bool, info *PacketInfo) (n, full int, from netip.AddrPort, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// A pending error comes before queued data, as Linux's
+	// __skb_try_recv_datagram and __skb_recv_udp check sk_err first.
+	if err := e.takeErrLocked(); err != nil {
+		return 0, 0, from, err
+	}
 	if e.n == 0 {
-		if err := e.takeErrLocked(); err != nil {
-			return 0, 0, from, err
-		}
 		if e.closed {
 			return 0, 0, from, nil
 		}

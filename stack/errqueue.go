@@ -164,8 +164,12 @@ func (e *DgramEndpoint) queueErrLocked(m ErrQueueMsg, payload []byte) bool {
 		e.s.stats.ICMP.ErrQueueFull.Add(1)
 		return false
 	}
-	if e.errHead > 0 && e.errHead == len(e.errq) {
-		e.errq, e.errHead = e.errq[:0], 0
+	if e.errHead > 0 && e.errHead >= len(e.errq)/2 {
+		// Slide the live entries down, so that a queue read as fast as it
+		// fills keeps its backing array instead of growing it.
+		n := copy(e.errq, e.errq[e.errHead:])
+		clear(e.errq[n:])
+		e.errq, e.errHead = e.errq[:n], 0
 	}
 	buf := getBuf(len(payload))
 	copy(buf, payload)

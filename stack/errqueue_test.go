@@ -297,3 +297,130 @@ func TestRecvErrPingAndRaw(t *testing.T) {
 		t.Fatal("raw socket without IP_RECVERR heard an error")
 	}
 }
+
+// IPv6: a packet too big is hard on a UDP socket under path MTU
+// discovery (the default): a connected socket without IPV6_RECVERR
+// hears EMSGSIZE; with IPV6_MTU_DISCOVER DONT it is soft. With
+// IPV6_RECVERR it is queued: ICMPv6 origin, type 2, ee_info the MTU,
+// the offender the message's source, with the NIC as its scope.
+func TestRecvErrIPv6PacketTooBig(t *testing.T) {
+	h := newH6(t, Options{})
+	h.nic.SetStatic6(peerLL, peerMAC)
+	to := netip.AddrPortFrom(peerLL.WithZone("eth0"), 9)
+	for _, c := range []struct {
+		recverr bool
+		mode    int
+		heard   bool
+	}{{false, PMTUDiscWant, true}, {false, PMTUDiscDont, false}, {true, PMTUDiscDont, true}} {
+		e := h.s.NewDgram(KindUDP, 0)
+		e.SetInet6()
+		e.SetRecvErr(true, c.recverr)
+		e.SetPMTUDisc(true, c.mode)
+		if err := e.Connect(to); err != nil {
+			t.Fatal(err)
+		}
+		e.SendTo(make([]byte, 1200), netip.AddrPort{}, nil) // under the 1300 learnt
+		out := h.sent()
+		if len(out) != 1 {
+			t.Fatalf("%d packets", len(out))
+		}
+		m := make([]byte, 8+len(out[0].ip))
+		m[0] = wire.ICMPv6PacketTooBig
+		wire.ICMPv6(m).SetRest(1300)
+		copy(m[8:], out[0].ip)
+		m = m[:1232]
+		h.ep.inject(frame6(hostMAC, peerMAC, peerLL, hostLL, wire.ProtoICMPv6, 64, m, 0))
+		err := e.SoError()
+		if c.heard != errors.Is(err, syscall.EMSGSIZE) {
+			t.Errorf("IPV6_RECVERR %v, IPV6_MTU_DISCOVER %d: SO_ERROR %v", c.recverr, c.mode, err)
+		}
+		if c.recverr {
+			n, _, q, err := e.ReadErr(make([]byte, 2000))
+			want := ErrQueueMsg{ExtendedErr: ExtendedErr{Errno: syscall.EMSGSIZE, Origin: EEOriginICMP6, Type: wire.ICMPv6PacketTooBig, Info: 1300},
+				Offender: peerLL.WithZone("eth0"), Dst: netip.AddrPortFrom(peerLL.WithZone("eth0"), 9)} // scope: the NIC it came in on
+			if err != nil || q != want || n != 1232-8-40-8 {
+				t.Errorf("queued %+v (%d bytes) %v, want %+v", q, n, err, want)
+			}
+		}
+		e.Close()
+	}
+}
+
+// A queue read as fast as it fills does not grow: its backing array
+// stays the size of the largest backlog.
+func TestRecvErrQueueReused(t *testing.T) {
+	h := newHarness(t, Options{})
+	e := h.s.NewDgram(KindUDP, 0)
+	defer e.Close()
+	e.SetRecvErr(false, true)
+	q := sentIP(t, h, e, []byte("x"), netip.AddrPortFrom(peerAddr, 9))
+	inject := func() { h.ep.inject(icmpAbout(peerAddr, wire.ICMPDestUnreach, wire.ICMPPortUnreach, 0, q)) }
+	inject()
+	for i := 0; i < 1000; i++ {
+		inject()
+		if _, _, _, err := e.ReadErr(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.mu.Lock()
+	c := cap(e.errq)
+	e.mu.Unlock()
+	if e.ErrQueueLen() != 1 || c > 4 {
+		t.Fatalf("%d queued, backing array of %d entries after 1000 errors read one behind", e.ErrQueueLen(), c)
+	}
+}
+
+// ICMPv6 errors about an echo: the ping socket's entry starts at the
+// quoted echo header, a raw ICMPv6 socket's too; without IPV6_RECVERR
+// an unconnected ping socket hears a time exceeded not at all, and a
+// connected one only hard errors.
+func TestRecvErrIPv6PingAndRaw(t *testing.T) {
+	h := newH6(t, Options{})
+	h.nic.SetStatic6(peerLL, peerMAC)
+	to := netip.AddrPortFrom(peerLL.WithZone("eth0"), 0)
+	p := h.s.NewDgram(KindPing, 0)
+	p.SetInet6()
+	defer p.Close()
+	r := h.s.NewDgram(KindRaw, wire.ProtoICMPv6)
+	r.SetInet6()
+	defer r.Close()
+	quiet := h.s.NewDgram(KindPing, 0)
+	quiet.SetInet6()
+	defer quiet.Close()
+	p.SetRecvErr(true, true)
+	r.SetRecvErr(true, true)
+	echo := []byte{wire.ICMPv6EchoRequest, 0, 0, 0, 0, 0, 0, 9, 'p', 'i', 'n', 'g'}
+	errorAbout := func(e *DgramEndpoint, typ, code uint8) []byte {
+		if _, err := e.SendTo(echo, to, nil); err != nil {
+			t.Fatal(err)
+		}
+		out := h.sent()
+		if len(out) != 1 {
+			t.Fatalf("%d packets", len(out))
+		}
+		m := make([]byte, 8+len(out[0].ip))
+		m[0], m[1] = typ, code
+		copy(m[8:], out[0].ip)
+		h.ep.inject(frame6(hostMAC, peerMAC, peerLL, hostLL, wire.ProtoICMPv6, 64, m, 0))
+		return out[0].ip[wire.IPv6HeaderLen:]
+	}
+	sent := errorAbout(p, wire.ICMPv6TimeExceeded, 0)
+	buf := make([]byte, 64)
+	for name, e := range map[string]*DgramEndpoint{"ping": p, "raw": r} {
+		n, _, m, err := e.ReadErr(buf)
+		if err != nil || !bytes.Equal(buf[:n], sent) || m.Origin != EEOriginICMP6 || m.Type != wire.ICMPv6TimeExceeded || m.Errno != syscall.EHOSTUNREACH {
+			t.Errorf("%s: %x %+v %v, want the echo sent and a time exceeded", name, buf[:n], m, err)
+		}
+	}
+	errorAbout(quiet, wire.ICMPv6TimeExceeded, 0)
+	if quiet.SoError() != nil || quiet.ErrQueueLen() != 0 {
+		t.Fatal("a ping socket without IPV6_RECVERR heard a time exceeded")
+	}
+	if err := quiet.Connect(to); err != nil {
+		t.Fatal(err)
+	}
+	errorAbout(quiet, wire.ICMPv6DestUnreach, wire.ICMPv6AdminProhibited)
+	if err := quiet.SoError(); !errors.Is(err, syscall.EACCES) || quiet.ErrQueueLen() != 0 {
+		t.Fatalf("connected ping socket, administratively prohibited: %v, %d queued", err, quiet.ErrQueueLen())
+	}
+}

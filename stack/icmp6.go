@@ -46,7 +46,11 @@ func (s *Stack) receiveICMPv6(n *NIC, h wire.IPv6, p []byte, mcast, routerAlert,
 		default:
 			st.InParmProblems.Add(1)
 		}
-		if !s.handleICMPv6Error(m.Payload(), t, m.Code(), mtu, m.MTU(), h.Src()) {
+		from := h.Src()
+		if from.IsLinkLocalUnicast() && !n.loopback {
+			from = from.WithZone(n.name) // the scope id Linux gives the offender (ipv6_iface_scope_id)
+		}
+		if !s.handleICMPv6Error(m.Payload(), t, m.Code(), mtu, m.MTU(), from) {
 			st.InUnmatched.Add(1)
 		} else {
 			s.commitPMTU(learnt) // only for an error a socket took (pmtu.go)
@@ -252,7 +256,13 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info u
 	}
 	errno, hard := icmpErr6(typ, code)
 	m := ErrQueueMsg{ExtendedErr: ExtendedErr{Errno: errno, Origin: EEOriginICMP6, Type: typ, Code: code, Info: info}, Offender: from}
-	raw := s.raw.icmpError6(proto, t, src, dst, m, hard)
+	// A link-local destination is shown with the interface the error
+	// came in on, as Linux sets sin6_scope_id.
+	dstShown := dst
+	if dst.IsLinkLocalUnicast() && from.Zone() != "" {
+		dstShown = dst.WithZone(from.Zone())
+	}
+	raw := s.raw.icmpError6(proto, t, src, dst, dstShown, m, hard)
 	switch proto {
 	case wire.ProtoUDP:
 		u := wire.UDP(t)
@@ -260,7 +270,7 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info u
 		if e == nil {
 			return raw
 		}
-		m.Dst = netip.AddrPortFrom(dst, u.DstPort())
+		m.Dst = netip.AddrPortFrom(dstShown, u.DstPort())
 		e.icmpError(m, t[wire.UDPHeaderLen:], hard)
 		return true
 	case wire.ProtoTCP:
@@ -278,7 +288,7 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info u
 		if e == nil {
 			return raw
 		}
-		m.Dst = netip.AddrPortFrom(dst, 0)
+		m.Dst = netip.AddrPortFrom(dstShown, 0)
 		e.icmpError(m, t, hard)
 		return true
 	}
@@ -288,7 +298,7 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info u
 // icmpError6 is rawTable.icmpError for IPv6 (raw6_icmp_error,
 // rawv6_err): AF_INET6 raw sockets of the quoted packet's transport
 // protocol, the payload from its transport header.
-func (t *rawTable) icmpError6(proto uint8, payload []byte, src, dst netip.Addr, m ErrQueueMsg, hard bool) bool {
+func (t *rawTable) icmpError6(proto uint8, payload []byte, src, dst, dstShown netip.Addr, m ErrQueueMsg, hard bool) bool {
 	if t.n.Load() == 0 {
 		return false
 	}
@@ -307,7 +317,7 @@ func (t *rawTable) icmpError6(proto uint8, payload []byte, src, dst netip.Addr, 
 		}
 		found = true
 		mm := m
-		mm.Dst = netip.AddrPortFrom(dst, 0)
+		mm.Dst = netip.AddrPortFrom(dstShown, 0)
 		e.icmpError(mm, payload, hard)
 	}
 	return found

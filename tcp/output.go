@@ -299,7 +299,11 @@ func (e *Endpoint) output(now time.Duration) {
 	for {
 		if len(e.sb.blocks) > 0 && seqLT(e.sndNxt, e.sndMax) {
 			if s, end, _, _ := e.sb.lookup(e.sndNxt); s {
-				e.sndNxt = seqMin(end, dataEnd)
+				// A block ending past the data covers the FIN (a Linux
+				// receiver SACKs a FIN it queued out of order): it
+				// arrived, so the walk ends at SND.MAX, not at the end
+				// of the data, where the block would find it again.
+				e.sndNxt = end
 				continue
 			}
 		}

@@ -240,8 +240,12 @@ func (e *Endpoint) rackAcked(ack uint32, tsecr uint32, hasTS bool, now time.Dura
 	}
 }
 
-// rackSacked marks the records the scoreboard now fully covers within
-// the block [a, b).
+// rackSacked marks the records the scoreboard now covers within the
+// block [a, b). A record covered in part is split at the block's edges
+// and its covered part marked (Linux fragments the skb likewise): a
+// receiver may SACK a record's data but not the FIN it carries, or part
+// of a super-segment, and RACK must see that delivery, else a hole
+// before the last record is found only by the retransmission timer.
 func (e *Endpoint) rackSacked(a, b uint32, tsecr uint32, hasTS bool, now time.Duration) {
 	for i := e.txq.search(a); i < e.txq.n; i++ {
 		r := e.txq.at(i)
@@ -251,8 +255,16 @@ func (e *Endpoint) rackSacked(a, b uint32, tsecr uint32, hasTS bool, now time.Du
 		if r.flags&recSacked != 0 {
 			continue
 		}
-		if s, end, _, _ := e.sb.lookup(r.start); !s || seqLT(end, r.end) {
+		s, end, next, ok := e.sb.lookup(r.start)
+		if !s {
+			if ok && seqLT(next, r.end) && seqLT(next, b) {
+				e.txq.split(i, next) // the covered rest is looked at next
+			}
 			continue
+		}
+		if seqLT(end, r.end) {
+			e.txq.split(i, end)
+			r = e.txq.at(i)
 		}
 		r.flags |= recSacked
 		if r.flags&recLost != 0 {

@@ -689,7 +689,12 @@ func icmp6ErrText(typ, code uint8, info uint32) string {
 		}
 		return "Time exceeded: Defragmentation failure"
 	case wire.ICMPv6ParamProblem:
-		return fmt.Sprintf("Parameter problem: code %d at %d", code, info)
+		words := [...]string{"Wrong header field ", "Unknown header ", "Unknown option "}
+		w := fmt.Sprintf("code %d ", code)
+		if int(code) < len(words) {
+			w = words[code]
+		}
+		return fmt.Sprintf("Parameter problem: %sat %d", w, info)
 	}
 	return fmt.Sprintf("Bad ICMP type: %d", typ)
 }
