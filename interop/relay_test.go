@@ -759,13 +759,11 @@ func TestInteropRelayTimeoutCache(t *testing.T) {
 	c, s := relayNS(t, "tc"), relayNS(t, "ts")
 	runSteps(t, relayBaseSteps(c, s))
 	runSteps(t, relayDeadSteps(s))
-	runSteps(t, [][]string{
-		// A permanent neighbour entry: the SYNs go out and nothing
-		// answers. Without it the kernel's ARP gives up after 3 s and a
-		// relay connect still pending then fails with EHOSTUNREACH, which
-		// the relay passes to the client as an ICMP unreachable.
-		{"ip", "-n", s, "neigh", "add", "198.51.100.99", "lladdr", "02:00:00:00:00:99", "dev", "v0", "nud", "permanent"},
-	})
+	// A permanent neighbour entry: the SYNs go out and nothing answers.
+	// Without it the kernel's ARP gives up after 3 s and a relay connect
+	// still pending then fails with EHOSTUNREACH, which the relay passes
+	// to the client as an ICMP unreachable (a rare failure of this test).
+	runSteps(t, [][]string{{"ip", "-n", s, "neigh", "add", "198.51.100.99", "lladdr", "02:00:00:00:00:99", "dev", "v0", "nud", "permanent"}})
 	py := filepath.Join(t.TempDir(), "relay.py")
 	if err := os.WriteFile(py, []byte(relayPy), 0o644); err != nil {
 		t.Fatal(err)
