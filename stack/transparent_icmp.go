@@ -115,15 +115,12 @@ func (s *Stack) takeEcho(h4 wire.IPv4, h6 wire.IPv6, e *wire.IPv6Ext) bool {
 		inCsum.Add(1)
 		return true
 	}
-	if !s.raw.deliverEcho(s, proto, h4, h6, m) {
+	// Counted before it is queued, as a reader may look at once.
+	taken := [...]*Counter{inDelivers, inMsgs, inEchos, &s.stats.TProxy.DivertedEcho}
+	if !s.raw.deliverEcho(s, proto, h4, h6, m, &taken) {
 		s.stats.TProxy.EchoNoSocket.Add(1)
 		inDiscards.Add(1)
-		return true
 	}
-	inDelivers.Add(1)
-	inMsgs.Add(1)
-	inEchos.Add(1)
-	s.stats.TProxy.DivertedEcho.Add(1)
 	return true
 }
 
@@ -136,9 +133,9 @@ const echoTakersMax = 8
 // m) to the raw sockets that take it, as deliver and deliverICMPv6 do,
 // if one of them has IP_TRANSPARENT (an IPv6 one's ICMP6_FILTER passing
 // echo requests), and reports whether one had: with none it is not
-// delivered. One scan of the table finds the takers and whether one is
+// delivered. The counters taken are counted before it is queued. One scan of the table finds the takers and whether one is
 // transparent.
-func (t *rawTable) deliverEcho(s *Stack, proto uint8, h4 wire.IPv4, h6 wire.IPv6, m wire.ICMPv6) bool {
+func (t *rawTable) deliverEcho(s *Stack, proto uint8, h4 wire.IPv4, h6 wire.IPv6, m wire.ICMPv6, taken *[4]*Counter) bool {
 	if t.n.Load() == 0 {
 		return false
 	}
@@ -166,6 +163,9 @@ func (t *rawTable) deliverEcho(s *Stack, proto uint8, h4 wire.IPv4, h6 wire.IPv6
 	}
 	if !transparent {
 		return false
+	}
+	for _, c := range taken {
+		c.Add(1)
 	}
 	if n <= len(takers) {
 		for _, e := range takers[:n] {
