@@ -544,7 +544,10 @@ func (e *Endpoint) Write(b []byte) (int, error) { return e.write(b, false) }
 func (e *Endpoint) write(b []byte, oob bool) (int, error) {
 	e.lock()
 	defer e.unlock()
-	if e.err != nil && e.state == StateClosed {
+	// A pending error fails the send before anything is queued, also one
+	// that IP_RECVERR made of a soft ICMP error on a live connection and
+	// also after SHUT_WR (Linux's tcp_sendmsg: sk_err, then EPIPE).
+	if e.err != nil {
 		err := e.err
 		e.err = nil
 		return 0, err

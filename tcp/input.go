@@ -903,10 +903,9 @@ func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) bool {
 		return true
 	}
 	var err error
-	hard := false
 	switch kind {
 	case ErrPortUnreach, ErrProtoUnreach:
-		err, hard = errRefused, true
+		err = errRefused
 	case ErrHostUnreach, ErrNeighbor, ErrAdminProhibited:
 		err = syscall.EHOSTUNREACH
 	case ErrNetUnreach:
@@ -916,13 +915,17 @@ func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) bool {
 	default:
 		return true
 	}
+	// Before the handshake completes every error that got here ends the
+	// attempt, a time exceeded too (Linux's tcp_v4_err and tcp_v6_err:
+	// any unreachable but frag needed, time exceeded, parameter problem;
+	// a simultaneous open's SYN_RECV likewise). Linux keeps it soft only
+	// when the socket is owned by the user at that moment; here the error
+	// waits for the endpoint lock and then applies, as if it were not.
 	if e.state == StateSynSent || e.state == StateSynRcvd && e.parent == nil {
-		if hard || kind == ErrHostUnreach || kind == ErrNetUnreach || kind == ErrNeighbor || kind == ErrAdminProhibited {
-			e.p.st.AttemptFails.Add(1)
-			e.connectErrPending = true
-			e.abortLocked(err)
-			return true
-		}
+		e.p.st.AttemptFails.Add(1)
+		e.connectErrPending = true
+		e.abortLocked(err)
+		return true
 	}
 	if e.state == StateSynRcvd {
 		return true

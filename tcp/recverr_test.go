@@ -45,3 +45,40 @@ func TestRecvErrSoftErrorPending(t *testing.T) {
 		}
 	}
 }
+
+// With IP_RECVERR a soft error made pending on an established connection
+// fails the next send, once, before anything is queued (Linux's
+// tcp_sendmsg checks sk_err first); the send after it goes through.
+func TestRecvErrSendFailsOnPendingError(t *testing.T) {
+	s := newScript(t, Config{})
+	_, c, iss := s.passiveOpen(noOpts)
+	c.SetRecvErr(false, true)
+	c.Write([]byte("x"))
+	s.p.HandleError(s.local, s.remote, iss+1, ErrHostUnreach, 0)
+	if n, err := c.Write([]byte("yz")); n != 0 || !errors.Is(err, syscall.EHOSTUNREACH) {
+		t.Fatalf("send with a pending error: %d, %v; want 0, EHOSTUNREACH", n, err)
+	}
+	if err := c.SoError(); err != nil {
+		t.Fatalf("SO_ERROR after the send returned the error: %v", err)
+	}
+	if n, err := c.Write([]byte("yz")); n != 2 || err != nil || c.State() != StateEstablished {
+		t.Fatalf("next send: %d, %v, %v", n, err, c.State())
+	}
+}
+
+// After SHUT_WR a pending error still comes before EPIPE, as Linux's
+// sk_stream_error (sock_error, else EPIPE).
+func TestRecvErrSendAfterShutdownReportsPendingError(t *testing.T) {
+	s := newScript(t, Config{})
+	_, c, iss := s.passiveOpen(noOpts)
+	c.SetRecvErr(false, true)
+	c.Write([]byte("x"))
+	c.Shutdown(ShutWr)
+	s.p.HandleError(s.local, s.remote, iss+1, ErrNetUnreach, 0)
+	if _, err := c.Write([]byte("y")); !errors.Is(err, syscall.ENETUNREACH) {
+		t.Fatalf("send after SHUT_WR with a pending error: %v, want ENETUNREACH", err)
+	}
+	if _, err := c.Write([]byte("y")); !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("second send after SHUT_WR: %v, want EPIPE", err)
+	}
+}
