@@ -208,7 +208,9 @@ func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int, info uin
 		tc := wire.TCP(t)
 		local := netip.AddrPortFrom(src, tc.SrcPort())
 		remote := netip.AddrPortFrom(dst, tc.DstPort())
-		return s.TCP.HandleError(local, remote, tc.Seq(), tcpErrorKind(typ, code), mtu) || raw
+		// Linux's errno for the type and code, as tcp_v4_err takes it.
+		ne := tcp.NetError{Kind: tcpErrorKind(typ, code), Errno: errno, MTU: mtu}
+		return s.TCP.HandleNetError(local, remote, tc.Seq(), &ne) || raw
 	case wire.ProtoICMP:
 		im := wire.ICMPv4(t)
 		if im.Type() != wire.ICMPEcho {
@@ -292,6 +294,8 @@ func tcpErrorKind(typ, code uint8) tcp.ErrorKind {
 		return tcp.ErrTimeExceeded
 	case wire.ICMPSourceQuench:
 		return tcp.ErrSourceQuench
+	case wire.ICMPParamProblem:
+		return tcp.ErrParamProblem
 	}
 	return tcp.ErrHostUnreach
 }

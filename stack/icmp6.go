@@ -236,7 +236,7 @@ func tcpErrorKind6(typ, code uint8) tcp.ErrorKind {
 	case wire.ICMPv6TimeExceeded:
 		return tcp.ErrTimeExceeded
 	case wire.ICMPv6ParamProblem:
-		return tcp.ErrProtoUnreach
+		return tcp.ErrParamProblem
 	}
 	return tcp.ErrHostUnreach
 }
@@ -278,7 +278,9 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info u
 		if mtu > 0 {
 			mtu -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen // TCP sizes segments by IPv4's header (tcphost.go)
 		}
-		return s.TCP.HandleError(netip.AddrPortFrom(src, tc.SrcPort()), netip.AddrPortFrom(dst, tc.DstPort()), tc.Seq(), tcpErrorKind6(typ, code), mtu) || raw
+		// Linux's errno for the type and code, as tcp_v6_err takes it.
+		ne := tcp.NetError{Kind: tcpErrorKind6(typ, code), Errno: errno, MTU: mtu}
+		return s.TCP.HandleNetError(netip.AddrPortFrom(src, tc.SrcPort()), netip.AddrPortFrom(dst, tc.DstPort()), tc.Seq(), &ne) || raw
 	case wire.ProtoICMPv6:
 		im := wire.ICMPv6(t)
 		if im.Type() != wire.ICMPv6EchoRequest {

@@ -21,6 +21,7 @@ func TestICMPErrnoAsLinux(t *testing.T) {
 		{wire.ICMPNetUnreach, syscall.ENETUNREACH, false},
 		{wire.ICMPHostUnreach, syscall.EHOSTUNREACH, false},
 		{wire.ICMPPortUnreach, syscall.ECONNREFUSED, true},
+		{wire.ICMPProtoUnreach, syscall.ENOPROTOOPT, true},
 		{wire.ICMPNetProhibited, syscall.ENETUNREACH, true},
 		{wire.ICMPHostProhibited, syscall.EHOSTUNREACH, true},
 		{wire.ICMPAdminProhibited, syscall.EHOSTUNREACH, true},
@@ -52,5 +53,13 @@ func TestICMPErrnoAsLinux(t *testing.T) {
 		if e := errnoFor6(wire.ICMPv6DestUnreach, c.code); e != c.errno {
 			t.Errorf("errnoFor6 code %d: %v", c.code, e)
 		}
+	}
+	// Parameter problems: EPROTO and hard on both (icmp_err_convert's
+	// callers, icmpv6_err_convert).
+	if e, h := icmpErr4(wire.ICMPParamProblem, 0); e != syscall.EPROTO || !h {
+		t.Errorf("ICMP parameter problem: %v hard %v", e, h)
+	}
+	if e, h := icmpErr6(wire.ICMPv6ParamProblem, 0); e != syscall.EPROTO || !h {
+		t.Errorf("ICMPv6 parameter problem: %v hard %v", e, h)
 	}
 }

@@ -861,7 +861,8 @@ func (e *Endpoint) gotFIN(now time.Duration) {
 
 // handleError applies an ICMP error (RFC 5927 checks, RFC 1191 PMTUD);
 // false when the error is not about this connection's data in flight.
-func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) bool {
+func (e *Endpoint) handleError(seq uint32, ne *NetError) bool {
+	kind, mtu := ne.Kind, ne.MTU
 	e.lock()
 	defer e.unlock()
 	switch e.state {
@@ -902,19 +903,11 @@ func (e *Endpoint) handleError(seq uint32, kind ErrorKind, mtu int) bool {
 	case ErrSourceQuench:
 		return true
 	}
-	var err error
-	switch kind {
-	case ErrPortUnreach, ErrProtoUnreach:
-		err = errRefused
-	case ErrHostUnreach, ErrNeighbor, ErrAdminProhibited:
-		err = syscall.EHOSTUNREACH
-	case ErrNetUnreach:
-		err = syscall.ENETUNREACH
-	case ErrTimeExceeded:
-		err = syscall.EHOSTUNREACH
-	default:
+	errno := ne.errno()
+	if errno == 0 {
 		return true
 	}
+	var err error = errno
 	// Before the handshake completes every error that got here ends the
 	// attempt, a time exceeded too (Linux's tcp_v4_err and tcp_v6_err:
 	// any unreachable but frag needed, time exceeded, parameter problem;

@@ -352,6 +352,11 @@ func (p *Protocol) sendRaw(k connKey, h *wire.TCPHeader, tos, ttl uint8, hopZero
 // quoted sequence number is data in flight on it. The stack lets only such
 // an error lower its per-destination path MTU.
 func (p *Protocol) HandleError(local, remote netip.AddrPort, seq uint32, kind ErrorKind, mtu int) bool {
+	return p.HandleNetError(local, remote, seq, &NetError{Kind: kind, MTU: mtu})
+}
+
+// HandleNetError is HandleError with the error in full.
+func (p *Protocol) HandleNetError(local, remote netip.AddrPort, seq uint32, ne *NetError) bool {
 	p.st.ICMPErrors.Add(1)
 	p.mu.RLock()
 	e := p.conns.get(connKey{local, remote})
@@ -359,10 +364,10 @@ func (p *Protocol) HandleError(local, remote netip.AddrPort, seq uint32, kind Er
 	if e == nil {
 		return false
 	}
-	if kind == ErrSourceQuench {
+	if ne.Kind == ErrSourceQuench {
 		return true // ignored (RFC 6633), but it was ours
 	}
-	return e.handleError(seq, kind, mtu)
+	return e.handleError(seq, ne)
 }
 
 // Stats returns the counters.

@@ -206,7 +206,8 @@ func TestICMPErrorsSoftWhenSynchronized(t *testing.T) {
 		kind ErrorKind
 		err  error
 	}{
-		{ErrPortUnreach, syscall.ECONNREFUSED}, {ErrProtoUnreach, syscall.ECONNREFUSED},
+		{ErrPortUnreach, syscall.ECONNREFUSED}, {ErrProtoUnreach, syscall.ENOPROTOOPT},
+		{ErrParamProblem, syscall.EPROTO},
 		{ErrHostUnreach, syscall.EHOSTUNREACH}, {ErrNetUnreach, syscall.ENETUNREACH},
 		{ErrAdminProhibited, syscall.EHOSTUNREACH}, {ErrTimeExceeded, syscall.EHOSTUNREACH},
 	} {
@@ -251,19 +252,30 @@ func TestICMPErrorsSoftWhenSynchronized(t *testing.T) {
 }
 
 // TestICMPHardErrorsDuringConnect: in SYN_SENT, port and protocol
-// unreachable abort with ECONNREFUSED, as Linux.
+// unreachable and parameter problem abort with Linux's errnos:
+// ECONNREFUSED, ENOPROTOOPT (icmp_err_convert) and EPROTO (tcp_v4_err).
+// An errno the stack gives wins over the kind's (ICMPv6 prohibited:
+// EACCES, icmpv6_err_convert).
 func TestICMPHardErrorsDuringConnect(t *testing.T) {
-	for _, kind := range []ErrorKind{ErrPortUnreach, ErrProtoUnreach} {
+	for _, c := range []struct {
+		ne   NetError
+		want syscall.Errno
+	}{
+		{NetError{Kind: ErrPortUnreach}, syscall.ECONNREFUSED},
+		{NetError{Kind: ErrProtoUnreach}, syscall.ENOPROTOOPT},
+		{NetError{Kind: ErrParamProblem}, syscall.EPROTO},
+		{NetError{Kind: ErrHostUnreach, Errno: syscall.EACCES}, syscall.EACCES},
+	} {
 		s := newScript(t, Config{})
 		e := s.p.NewEndpoint()
 		e.Connect(s.remote)
 		syn := s.expectOne("SYN")
-		s.p.HandleError(syn.local, s.remote, syn.h.Seq, kind, 0)
+		s.p.HandleNetError(syn.local, s.remote, syn.h.Seq, &c.ne)
 		if e.State() != StateClosed {
-			t.Fatalf("%v: %v", kind, e.State())
+			t.Fatalf("%+v: %v", c.ne, e.State())
 		}
-		if err := e.SoError(); !errors.Is(err, syscall.ECONNREFUSED) {
-			t.Fatalf("%v: %v", kind, err)
+		if err := e.SoError(); !errors.Is(err, c.want) {
+			t.Fatalf("%+v: %v, want %v", c.ne, err, c.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"net/netip"
+	"syscall"
 	"time"
 )
 
@@ -117,7 +118,38 @@ const (
 	ErrTimeExceeded                         // TTL expired in transit: soft
 	ErrSourceQuench                         // ignored (RFC 6633)
 	ErrAdminProhibited                      // ICMP communication administratively prohibited
+	ErrParamProblem                         // ICMP parameter problem: EPROTO
 )
+
+// NetError is an error the IP layer reports about a segment TCP sent.
+type NetError struct {
+	Kind ErrorKind
+	// Errno is what the socket is told: Linux's errno for the ICMP type
+	// and code (icmp_err_convert, icmpv6_err_convert), which the stack
+	// knows in full; 0 takes Kind's.
+	Errno syscall.Errno
+	MTU   int // of a fragmentation needed or packet too big
+}
+
+// errno is the error e reports: Errno, else the one Linux gives Kind.
+func (ne *NetError) errno() syscall.Errno {
+	if ne.Errno != 0 {
+		return ne.Errno
+	}
+	switch ne.Kind {
+	case ErrPortUnreach:
+		return syscall.ECONNREFUSED
+	case ErrProtoUnreach:
+		return syscall.ENOPROTOOPT
+	case ErrParamProblem:
+		return syscall.EPROTO
+	case ErrNetUnreach:
+		return syscall.ENETUNREACH
+	case ErrHostUnreach, ErrNeighbor, ErrAdminProhibited, ErrTimeExceeded:
+		return syscall.EHOSTUNREACH
+	}
+	return 0
+}
 
 // State is a TCP connection state (RFC 9293).
 type State uint8

@@ -1,0 +1,81 @@
+package stack
+
+import (
+	"errors"
+	"net/netip"
+	"syscall"
+	"testing"
+
+	"github.com/sockstack/sockstack/tcp"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// connectErr reports the errno a TCP connect in SYN_SENT ends with.
+func connectErr(e *tcp.Endpoint) error {
+	if e.State() != tcp.StateClosed {
+		return errors.New("still " + e.State().String())
+	}
+	return e.SoError()
+}
+
+// An ICMP error about a SYN ends the connect with Linux's errno for the
+// type and code, the stack's table (icmp_err_convert, tcp_v4_err;
+// icmpv6_err_convert, tcp_v6_err): a protocol unreachable ENOPROTOOPT, a
+// parameter problem EPROTO, an ICMPv6 administratively prohibited
+// EACCES. sockstack gave ECONNREFUSED, EHOSTUNREACH/ECONNREFUSED and
+// EHOSTUNREACH.
+func TestTCPConnectICMPErrno(t *testing.T) {
+	for _, c := range []struct {
+		typ, code uint8
+		want      syscall.Errno
+	}{
+		{wire.ICMPDestUnreach, wire.ICMPProtoUnreach, syscall.ENOPROTOOPT},
+		{wire.ICMPParamProblem, 0, syscall.EPROTO},
+		{wire.ICMPDestUnreach, wire.ICMPPortUnreach, syscall.ECONNREFUSED},
+		{wire.ICMPDestUnreach, wire.ICMPHostUnknown, syscall.EHOSTDOWN},
+	} {
+		h := newHarness(t, Options{})
+		e := h.s.TCP.NewEndpoint()
+		if err := e.Connect(netip.AddrPortFrom(peerAddr, 80)); err != nil && !errors.Is(err, syscall.EINPROGRESS) {
+			t.Fatal(err)
+		}
+		out := h.ep.take()
+		if len(out) != 1 {
+			t.Fatalf("connect sent %d frames", len(out))
+		}
+		syn := append([]byte(nil), parseOut(t, out[0])...)
+		h.ep.inject(icmpAbout(peerAddr, c.typ, c.code, 0, syn))
+		if err := connectErr(e); !errors.Is(err, c.want) {
+			t.Errorf("ICMP type %d code %d: connect %v, want %v", c.typ, c.code, err, c.want)
+		}
+		e.Close()
+	}
+	for _, c := range []struct {
+		typ, code uint8
+		want      syscall.Errno
+	}{
+		{wire.ICMPv6ParamProblem, 0, syscall.EPROTO},
+		{wire.ICMPv6DestUnreach, wire.ICMPv6AdminProhibited, syscall.EACCES},
+		{wire.ICMPv6DestUnreach, wire.ICMPv6PortUnreach, syscall.ECONNREFUSED},
+	} {
+		h := newH6(t, Options{})
+		h.nic.SetStatic6(peerLL, peerMAC)
+		e := h.s.TCP.NewEndpoint()
+		e.SetInet6()
+		if err := e.Connect(netip.AddrPortFrom(peerLL.WithZone("eth0"), 80)); err != nil && !errors.Is(err, syscall.EINPROGRESS) {
+			t.Fatal(err)
+		}
+		out := h.sent()
+		if len(out) != 1 {
+			t.Fatalf("connect sent %d packets", len(out))
+		}
+		m := make([]byte, 8+len(out[0].ip))
+		m[0], m[1] = c.typ, c.code
+		copy(m[8:], out[0].ip)
+		h.ep.inject(frame6(hostMAC, peerMAC, peerLL, hostLL, wire.ProtoICMPv6, 64, m, 0))
+		if err := connectErr(e); !errors.Is(err, c.want) {
+			t.Errorf("ICMPv6 type %d code %d: connect %v, want %v", c.typ, c.code, err, c.want)
+		}
+		e.Close()
+	}
+}
