@@ -181,12 +181,12 @@ func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int, info uin
 	}
 	t := inner[hl:]
 	src, dst := ih.Src(), ih.Dst()
-	if !s.IsLocal(src) {
-		// A diverted connection's packet, or not ours (transparent.go).
-		return s.transparentError(ih.Protocol(), t, src, dst, tcpErrorKind(typ, code), errnoFor(typ, code), mtu)
-	}
 	errno, hard := icmpErr4(typ, code)
 	m := ErrQueueMsg{ExtendedErr: ExtendedErr{Errno: errno, Origin: EEOriginICMP, Type: typ, Code: code, Info: info}, Offender: from, V4: true}
+	if !s.IsLocal(src) {
+		// A diverted connection's packet, or not ours (transparent.go).
+		return s.transparentError(ih.Protocol(), t, src, dst, tcpErrorKind(typ, code), m, hard, mtu)
+	}
 	// Raw sockets of the quoted protocol hear it beside the protocol's
 	// own socket (raw_icmp_error, then the protocol's handler).
 	raw := s.raw.icmpError(ih.Protocol(), inner, hl, src, dst, m, typ == wire.ICMPSourceQuench)

@@ -250,12 +250,12 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info u
 	if !ok {
 		return false
 	}
-	if !s.IsLocal(src) {
-		// A diverted connection's packet, or not ours (transparent.go).
-		return s.transparentError(proto, t, src, dst, tcpErrorKind6(typ, code), errnoFor6(typ, code), mtu)
-	}
 	errno, hard := icmpErr6(typ, code)
 	m := ErrQueueMsg{ExtendedErr: ExtendedErr{Errno: errno, Origin: EEOriginICMP6, Type: typ, Code: code, Info: info}, Offender: from}
+	if !s.IsLocal(src) {
+		// A diverted connection's packet, or not ours (transparent.go).
+		return s.transparentError(proto, t, src, dst, tcpErrorKind6(typ, code), m, hard, mtu)
+	}
 	// A link-local destination is shown with the interface the error
 	// came in on, as Linux sets sin6_scope_id.
 	dstShown := dst

@@ -636,7 +636,7 @@ func (s *Stack) transparentOwns(proto uint8, t []byte, src, dst netip.Addr) bool
 	case wire.ProtoTCP:
 		return s.TCP.HasConn(local, remote)
 	case wire.ProtoUDP:
-		return s.udp.transparentError(local, remote, 0)
+		return s.udp.transparentFind(local, remote) != nil
 	}
 	return false
 }
@@ -644,8 +644,9 @@ func (s *Stack) transparentOwns(proto uint8, t []byte, src, dst netip.Addr) bool
 // transparentError is handleICMPError's and handleICMPv6Error's hook for
 // a quoted packet whose source is not the host's: the error reaches the
 // connection or socket that sent it (what transparentOwns looks for),
-// found by one lookup, else nothing.
-func (s *Stack) transparentError(proto uint8, t []byte, src, dst netip.Addr, kind tcp.ErrorKind, errno syscall.Errno, mtu int) bool {
+// found by one lookup, else nothing. m is the error as a socket's error
+// queue shows it, hard whether a socket without RECVERR hears it.
+func (s *Stack) transparentError(proto uint8, t []byte, src, dst netip.Addr, kind tcp.ErrorKind, m ErrQueueMsg, hard bool, mtu int) bool {
 	if len(t) < 8 {
 		return false
 	}
@@ -653,24 +654,35 @@ func (s *Stack) transparentError(proto uint8, t []byte, src, dst netip.Addr, kin
 	remote := netip.AddrPortFrom(dst, uint16(t[2])<<8|uint16(t[3]))
 	switch proto {
 	case wire.ProtoUDP:
-		return s.udp.transparentError(local, remote, errno)
+		e := s.udp.transparentFind(local, remote)
+		if e == nil {
+			return false
+		}
+		// The same rule as a socket bound to an address of the host
+		// (__udp4_lib_err finds a transparent socket by the same
+		// lookup): hard errors to a connected socket, every error to
+		// one with RECVERR, queued; a source quench to none.
+		if !(m.V4 && m.Type == wire.ICMPSourceQuench) {
+			m.Dst = remote
+			e.icmpError(m, t[wire.UDPHeaderLen:], hard)
+		}
+		return true
 	case wire.ProtoTCP:
 		if src.Is6() && mtu > 0 {
 			mtu -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen // TCP sizes segments by IPv4's header (tcphost.go)
 		}
 		// HandleError finds no connection for a 4-tuple nobody has.
-		ne := tcp.NetError{Kind: kind, Errno: errno, MTU: mtu}
+		ne := tcp.NetError{Kind: kind, Errno: m.Errno, MTU: mtu}
 		return s.TCP.HandleNetError(local, remote, binary.BigEndian.Uint32(t[4:8]), &ne)
 	}
 	return false
 }
 
-// transparentError finds the UDP socket bound to local itself (not a
+// transparentFind finds the UDP socket bound to local itself (not a
 // wildcard: local is no address of the host) that sent a datagram to
-// remote: connected to remote, it gets errno as its pending error (0:
-// only look); unconnected, it owns the datagram (its path MTU is
-// learnt) but sees no error, as a local socket without IP_RECVERR.
-func (t *udpTable) transparentError(local, remote netip.AddrPort, errno syscall.Errno) bool {
+// remote: the one connected to remote, else an unconnected one; nil if
+// none.
+func (t *udpTable) transparentFind(local, remote netip.AddrPort) *DgramEndpoint {
 	t.mu.RLock()
 	var conn, unconn *DgramEndpoint
 	for _, e := range t.ports[local.Port()] {
@@ -686,10 +698,7 @@ func (t *udpTable) transparentError(local, remote netip.AddrPort, errno syscall.
 	}
 	t.mu.RUnlock()
 	if conn != nil {
-		if errno != 0 {
-			conn.setError(errno)
-		}
-		return true
+		return conn
 	}
-	return unconn != nil
+	return unconn
 }
