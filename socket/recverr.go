@@ -119,14 +119,45 @@ func putSockaddr(b []byte, ap netip.AddrPort, v6 bool) {
 // unconnected IPv4 socket), rflags MSG_ERRQUEUE (and MSG_TRUNC), and the
 // control message. EAGAIN when the queue is empty, whatever the
 // socket's blocking mode: Linux never waits for an error. A TCP socket
-// has no ICMP errors queued: EAGAIN. Other sockets: EOPNOTSUPP.
+// has an error queued only by a failed connect under RECVERR, its
+// payload from the quoted TCP header on. Other sockets: EOPNOTSUPP.
 func (s *Socket) RecvErr(b []byte, flags int) (n, rflags int, from Sockaddr, ee SockExtendedErr, err error) {
 	if s.closed.Load() {
 		return 0, 0, nil, ee, syscall.EBADF
 	}
 	switch d := s.ep.(type) {
 	case *tcpEP:
-		return 0, 0, nil, ee, syscall.EAGAIN
+		// Linux queues an ICMP error on a TCP socket only when it ends a
+		// connection attempt under RECVERR (tcp/errqueue.go); the payload
+		// is the quoted packet from its TCP header on.
+		n, full, m, err := d.ep.ReadErr(b)
+		if err != nil {
+			return 0, 0, nil, ee, err
+		}
+		rflags = MSG_ERRQUEUE
+		if full > n {
+			rflags |= MSG_TRUNC
+			if flags&MSG_TRUNC != 0 {
+				n = full
+			}
+		}
+		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info,
+			Level: SOL_IP, CmsgType: IP_RECVERR}
+		if d.v6 {
+			ee.Level, ee.CmsgType = IPPROTO_IPV6, IPV6_RECVERR
+		}
+		if m.Offender.IsValid() {
+			ee.Offender = d.sa(netip.AddrPortFrom(m.Offender, 0))
+			if z := m.Offender.Zone(); z != "" {
+				if nic := d.net.st.NICByName(z); nic != nil {
+					ee.scope = uint32(nic.ID())
+				}
+			}
+		}
+		if m.Dst.IsValid() {
+			from = d.sa(m.Dst)
+		}
+		return n, rflags, from, ee, nil
 	case *dgramEP:
 		var full int
 		var m stack.ErrQueueMsg
@@ -162,10 +193,13 @@ func (s *Socket) RecvErr(b []byte, flags int) (n, rflags int, from Sockaddr, ee 
 	return 0, 0, nil, ee, syscall.EOPNOTSUPP
 }
 
-// ErrQueueLen is the number of errors queued on a datagram socket
-// (IP_RECVERR), 0 for others.
+// ErrQueueLen is the number of errors queued on a datagram or TCP
+// socket (IP_RECVERR), 0 for others.
 func (s *Socket) ErrQueueLen() int {
-	if d, ok := s.ep.(*dgramEP); ok {
+	switch d := s.ep.(type) {
+	case *dgramEP:
+		return d.ep.ErrQueueLen()
+	case *tcpEP:
 		return d.ep.ErrQueueLen()
 	}
 	return 0

@@ -21,7 +21,7 @@ func waitErr(t *testing.T, s *Socket) {
 	defer s.Waiter().Unregister(e)
 	timer := time.NewTimer(5 * time.Second)
 	defer timer.Stop()
-	for s.Readiness(waiter.EventIn)&waiter.EventErr == 0 {
+	for s.Readiness(waiter.EventIn|waiter.EventErr)&waiter.EventErr == 0 {
 		select {
 		case <-e.C:
 		case <-timer.C:
@@ -190,5 +190,50 @@ func TestRecvErrIPv6LinkLocalScope(t *testing.T) {
 	c := ee.Cmsg()
 	if id := binary.NativeEndian.Uint32(c[16+16+24:]); id == 0 || id != uint32(p.sa.NICByName("eth0").ID()) {
 		t.Fatalf("offender scope id %d, want eth0's index %d", id, p.sa.NICByName("eth0").ID())
+	}
+}
+
+// A TCP connect that ends on an error (here ARP finds nobody, which
+// Linux turns into a host unreachable from the SYN's own source), with
+// IP_RECVERR: recvmsg(MSG_ERRQUEUE) returns the SYN's TCP header as
+// payload, the destination as msg_name and the control message; then
+// SO_ERROR is 0 (the read moved the pending error on) and the queue is
+// empty. Before, MSG_ERRQUEUE on a TCP socket was always EAGAIN.
+func TestRecvErrTCPConnect(t *testing.T) {
+	p := newPair(t, 1500, stack.Options{ARPRetryTime: 5 * time.Millisecond})
+	s := mustSocket(t, p.a, AF_INET, SOCK_STREAM, 0)
+	if err := s.SetSockOpt(SOL_IP, IP_RECVERR, 1); err != nil {
+		t.Fatal(err)
+	}
+	s.SetTimeout(0)
+	nobody := netip.MustParseAddr("10.0.0.9")
+	if err := s.Connect(ap(nobody, 80)); !errors.Is(err, syscall.EINPROGRESS) {
+		t.Fatalf("connect: %v", err)
+	}
+	waitErr(t, s)
+	if s.ErrQueueLen() != 1 {
+		t.Fatalf("%d queued", s.ErrQueueLen())
+	}
+	buf := make([]byte, 128)
+	n, rflags, from, ee, err := s.RecvErr(buf, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The SYN's header: our port, port 80, flags SYN, with options.
+	if n < 20 || n != int(buf[12]>>4)*4 || binary.BigEndian.Uint16(buf[2:]) != 80 || buf[13] != 0x02 {
+		t.Fatalf("payload %x, want the SYN's TCP header", buf[:n])
+	}
+	if rflags != MSG_ERRQUEUE || from.(*SockaddrInet).AddrPort != netip.AddrPortFrom(nobody, 80) {
+		t.Fatalf("flags %#x from %v", rflags, from)
+	}
+	if ee.Errno != syscall.EHOSTUNREACH || ee.Origin != SO_EE_ORIGIN_ICMP || ee.Type != 3 || ee.Code != 1 ||
+		ee.Offender == nil || ee.Offender.AddrPort.Addr() != addrA || ee.Level != SOL_IP || ee.CmsgType != IP_RECVERR {
+		t.Fatalf("extended error %+v", ee)
+	}
+	if v, err := s.GetSockOpt(SOL_SOCKET, SO_ERROR); err != nil || v != 0 {
+		t.Fatalf("SO_ERROR after reading the queue: %v %v", v, err)
+	}
+	if _, _, _, err := s.RecvMsg(buf, MSG_ERRQUEUE); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("empty queue: %v", err)
 	}
 }

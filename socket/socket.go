@@ -341,12 +341,15 @@ func (s *Socket) wait(mask waiter.EventMask, deadline time.Time, fromDL bool, e 
 	}
 }
 
-// waitReady is readiness as a blocking call sees it: on a datagram
-// socket an error queued for MSG_ERRQUEUE alone does not end the wait
+// waitReady is readiness as a blocking call sees it: on a datagram or
+// TCP socket an error queued for MSG_ERRQUEUE alone does not end the wait
 // (it shows only in poll), as in Linux.
 func (s *Socket) waitReady(mask waiter.EventMask) bool {
-	if d, ok := s.ep.(*dgramEP); ok {
+	switch d := s.ep.(type) {
+	case *dgramEP:
 		return d.ep.WaitReadiness(mask) != 0
+	case *tcpEP:
+		return d.ep.WaitReadiness(mask) != 0 // tcp/errqueue.go
 	}
 	return s.ep.readiness(mask) != 0
 }

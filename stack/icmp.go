@@ -209,7 +209,8 @@ func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int, info uin
 		local := netip.AddrPortFrom(src, tc.SrcPort())
 		remote := netip.AddrPortFrom(dst, tc.DstPort())
 		// Linux's errno for the type and code, as tcp_v4_err takes it.
-		ne := tcp.NetError{Kind: tcpErrorKind(typ, code), Errno: errno, MTU: mtu}
+		ne := tcp.NetError{Kind: tcpErrorKind(typ, code), Errno: errno, MTU: mtu,
+			Origin: EEOriginICMP, Type: typ, Code: code, Info: info, Offender: from, Quote: t}
 		return s.TCP.HandleNetError(local, remote, tc.Seq(), &ne) || raw
 	case wire.ProtoICMP:
 		im := wire.ICMPv4(t)
@@ -305,7 +306,10 @@ func tcpErrorKind(typ, code uint8) tcp.ErrorKind {
 func (s *Stack) localError(h wire.IPv4, typ, code uint8, mtu int) {
 	if h.Protocol() == wire.ProtoTCP && len(h.Payload()) >= 8 {
 		t := wire.TCP(h.Payload())
-		s.TCP.HandleError(netip.AddrPortFrom(h.Src(), t.SrcPort()), netip.AddrPortFrom(h.Dst(), t.DstPort()), t.Seq(), tcp.ErrNeighbor, 0)
+		// As the host unreachable Linux sends itself (ipv4_link_failure),
+		// from the failed packet's source, for the error queue.
+		ne := tcp.NetError{Kind: tcp.ErrNeighbor, Origin: EEOriginICMP, Type: typ, Code: code, Offender: h.Src(), Quote: t}
+		s.TCP.HandleNetError(netip.AddrPortFrom(h.Src(), t.SrcPort()), netip.AddrPortFrom(h.Dst(), t.DstPort()), t.Seq(), &ne)
 		return
 	}
 	// Linux sends itself a host unreachable from the failed packet's

@@ -279,7 +279,8 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info u
 			mtu -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen // TCP sizes segments by IPv4's header (tcphost.go)
 		}
 		// Linux's errno for the type and code, as tcp_v6_err takes it.
-		ne := tcp.NetError{Kind: tcpErrorKind6(typ, code), Errno: errno, MTU: mtu}
+		ne := tcp.NetError{Kind: tcpErrorKind6(typ, code), Errno: errno, MTU: mtu,
+			Origin: EEOriginICMP6, Type: typ, Code: code, Info: info, Offender: m.Offender, Quote: t}
 		return s.TCP.HandleNetError(netip.AddrPortFrom(src, tc.SrcPort()), netip.AddrPortFrom(dst, tc.DstPort()), tc.Seq(), &ne) || raw
 	case wire.ProtoICMPv6:
 		im := wire.ICMPv6(t)
@@ -369,7 +370,11 @@ func (s *Stack) neighborFailed6(ip []byte) {
 	var e wire.IPv6Ext
 	if wire.WalkIPv6Ext(h, &e) == nil && e.Proto == wire.ProtoTCP && len(h) >= e.Offset+8 {
 		t := wire.TCP(h[e.Offset:])
-		s.TCP.HandleError(netip.AddrPortFrom(h.Src(), t.SrcPort()), netip.AddrPortFrom(h.Dst(), t.DstPort()), t.Seq(), tcp.ErrNeighbor, 0)
+		// As the address unreachable Linux answers itself with
+		// (ndisc_error_report), from the failed packet's source.
+		ne := tcp.NetError{Kind: tcp.ErrNeighbor, Origin: EEOriginICMP6, Type: wire.ICMPv6DestUnreach, Code: wire.ICMPv6AddrUnreach,
+			Offender: h.Src(), Quote: t}
+		s.TCP.HandleNetError(netip.AddrPortFrom(h.Src(), t.SrcPort()), netip.AddrPortFrom(h.Dst(), t.DstPort()), t.Seq(), &ne)
 		return
 	}
 	// Linux answers itself with an address unreachable from the failed

@@ -79,3 +79,32 @@ func TestTCPConnectICMPErrno(t *testing.T) {
 		e.Close()
 	}
 }
+
+// With IP_RECVERR the error that ends the connect is queued as Linux's
+// ip_icmp_error queues it: the payload is the quote from the TCP header
+// on, ee_info a parameter problem's pointer, the offender the ICMP's
+// source, the destination the remote.
+func TestTCPConnectErrorQueued(t *testing.T) {
+	h := newHarness(t, Options{})
+	e := h.s.TCP.NewEndpoint()
+	defer e.Close()
+	e.SetRecvErr(false, true)
+	to := netip.AddrPortFrom(peerAddr, 80)
+	if err := e.Connect(to); err != nil && !errors.Is(err, syscall.EINPROGRESS) {
+		t.Fatal(err)
+	}
+	out := h.ep.take()
+	if len(out) != 1 {
+		t.Fatalf("connect sent %d frames", len(out))
+	}
+	syn := append([]byte(nil), parseOut(t, out[0])...)
+	router := netip.MustParseAddr("10.0.0.254")
+	h.ep.inject(icmpAbout(router, wire.ICMPParamProblem, 0, 9<<24, syn))
+	buf := make([]byte, 100)
+	n, full, m, err := e.ReadErr(buf)
+	want := tcp.ErrQueueEntry{Errno: syscall.EPROTO, Origin: EEOriginICMP, Type: wire.ICMPParamProblem, Info: 9, Offender: router, Dst: to}
+	tcpHdr := syn[wire.IPv4(syn).HeaderLen():]
+	if err != nil || m != want || string(buf[:n]) != string(tcpHdr) || full != len(tcpHdr) {
+		t.Fatalf("queued %x (%d) %+v %v, want %x %+v", buf[:n], full, m, err, tcpHdr, want)
+	}
+}

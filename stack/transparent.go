@@ -672,7 +672,8 @@ func (s *Stack) transparentError(proto uint8, t []byte, src, dst netip.Addr, kin
 			mtu -= wire.IPv6HeaderLen - wire.IPv4MinHeaderLen // TCP sizes segments by IPv4's header (tcphost.go)
 		}
 		// HandleError finds no connection for a 4-tuple nobody has.
-		ne := tcp.NetError{Kind: kind, Errno: m.Errno, MTU: mtu}
+		ne := tcp.NetError{Kind: kind, Errno: m.Errno, MTU: mtu,
+			Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info, Offender: m.Offender, Quote: t}
 		return s.TCP.HandleNetError(local, remote, binary.BigEndian.Uint32(t[4:8]), &ne)
 	}
 	return false

@@ -93,6 +93,9 @@ type epBusyVals struct {
 	// lentQ: the readable bytes after the ring's are in lent buffers
 	// (lend.go); nil when there are none, so it is part of the zero test.
 	lentQ *lentQueue
+	// errq: ICMP errors queued under IP_RECVERR (errqueue.go); nil when
+	// empty.
+	errq *errQueue
 }
 
 // zero says every byte of v is zero, which for its fields (integers,

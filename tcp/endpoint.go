@@ -704,7 +704,7 @@ func (e *Endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 
 func (e *Endpoint) readinessLocked() waiter.EventMask {
 	var r waiter.EventMask
-	if e.err != nil {
+	if e.err != nil || e.errq != nil { // tcp_poll: sk_err or an error queued
 		r |= waiter.EventErr
 	}
 	switch e.state {

@@ -914,7 +914,13 @@ func (e *Endpoint) handleError(seq uint32, ne *NetError) bool {
 	// a simultaneous open's SYN_RECV likewise). Linux keeps it soft only
 	// when the socket is owned by the user at that moment; here the error
 	// waits for the endpoint lock and then applies, as if it were not.
+	recverr := e.recvErr4 && e.remote.Addr().Unmap().Is4() || e.recvErr6 && !e.remote.Addr().Unmap().Is4()
 	if e.state == StateSynSent || e.state == StateSynRcvd && e.parent == nil {
+		// Only here does Linux queue the error for MSG_ERRQUEUE
+		// (ip_icmp_error, ipv6_icmp_error), and only under RECVERR.
+		if recverr && ne.Origin != 0 {
+			e.queueErrLocked(ne, errno)
+		}
 		e.p.st.AttemptFails.Add(1)
 		e.connectErrPending = true
 		e.abortLocked(err)
@@ -930,7 +936,7 @@ func (e *Endpoint) handleError(seq uint32, ne *NetError) bool {
 	// (IPV6_RECVERR for IPv6) it becomes the pending error, which the
 	// next receive returns and POLLERR shows, and the connection goes on
 	// (Linux's tcp_v4_err, tcp_v6_err).
-	if e.recvErr4 && e.remote.Addr().Unmap().Is4() || e.recvErr6 && !e.remote.Addr().Unmap().Is4() {
+	if recverr {
 		e.err = err
 		e.notify(waiter.EventErr | waiter.EventIn | waiter.EventOut)
 		return true

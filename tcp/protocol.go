@@ -707,6 +707,7 @@ type stats struct {
 	AbortOnLinger, OutputErrors, SynRetransmits                        atomic.Uint64
 	TLPProbes, RACKReoTimeouts                                         atomic.Uint64
 	LinkQueueFull, LinkRoomWakeups                                     atomic.Uint64
+	ErrQueueFull                                                       atomic.Uint64
 
 	// tcpsec: hardening counters.
 	ACKSkippedSeq, ACKSkippedPAWS, ACKSkippedTimeWait atomic.Uint64
@@ -746,6 +747,7 @@ func (s *stats) snapshot() StatsSnapshot {
 		AbortOnTimeout: s.AbortOnTimeout.Load(), AbortOnLinger: s.AbortOnLinger.Load(), OutputErrors: s.OutputErrors.Load(), SynRetransmits: s.SynRetransmits.Load(),
 		TLPProbes: s.TLPProbes.Load(), RACKReoTimeouts: s.RACKReoTimeouts.Load(),
 		LinkQueueFull: s.LinkQueueFull.Load(), LinkRoomWakeups: s.LinkRoomWakeups.Load(),
+		ErrQueueFull: s.ErrQueueFull.Load(),
 
 		ACKSkippedSeq: s.ACKSkippedSeq.Load(), ACKSkippedPAWS: s.ACKSkippedPAWS.Load(), ACKSkippedTimeWait: s.ACKSkippedTimeWait.Load(),
 		TimeWaitOverflow: s.TimeWaitOverflow.Load(), TimeWaitRecords: s.TimeWaitRecords.Load(),

@@ -129,6 +129,14 @@ type NetError struct {
 	// knows in full; 0 takes Kind's.
 	Errno syscall.Errno
 	MTU   int // of a fragmentation needed or packet too big
+
+	// What IP_RECVERR's error queue shows (errqueue.go); zero for a
+	// neighbour failure.
+	Origin     uint8 // SO_EE_ORIGIN_ICMP (2) or SO_EE_ORIGIN_ICMP6 (3)
+	Type, Code uint8
+	Info       uint32     // ee_info: the MTU, a parameter problem's pointer
+	Offender   netip.Addr // the message's sender
+	Quote      []byte     // the quoted packet from its TCP header on; borrowed
 }
 
 // errno is the error e reports: Errno, else the one Linux gives Kind.
@@ -196,6 +204,9 @@ type StatsSnapshot struct {
 	// Segments a full link queue refused (kept unsent, not in flight);
 	// wake-ups that resumed sending once the link had room (room.go).
 	LinkQueueFull, LinkRoomWakeups uint64
+	// ICMP errors not queued for MSG_ERRQUEUE: the socket's error queue
+	// was full (errqueue.go).
+	ErrQueueFull uint64
 
 	// tcpsec: hardening counters (issue 8), named like nstat.
 	ACKSkippedSeq, ACKSkippedPAWS, ACKSkippedTimeWait uint64 // rate-limited dup ACKs
