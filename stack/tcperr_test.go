@@ -108,3 +108,44 @@ func TestTCPConnectErrorQueued(t *testing.T) {
 		t.Fatalf("queued %x (%d) %+v %v, want %x %+v", buf[:n], full, m, err, tcpHdr, want)
 	}
 }
+
+// IPv6: IPV6_RECVERR queues the error ending a connect (ICMPv6 origin,
+// the offender with the NIC as its zone); IP_RECVERR alone does not, as
+// tcp_v6_err checks the IPv6 option.
+func TestTCPConnectErrorQueued6(t *testing.T) {
+	for _, v6opt := range []bool{false, true} {
+		h := newH6(t, Options{})
+		h.nic.SetStatic6(peerLL, peerMAC)
+		e := h.s.TCP.NewEndpoint()
+		e.SetInet6()
+		e.SetRecvErr(v6opt, true)
+		to := netip.AddrPortFrom(peerLL.WithZone("eth0"), 80)
+		if err := e.Connect(to); err != nil && !errors.Is(err, syscall.EINPROGRESS) {
+			t.Fatal(err)
+		}
+		out := h.sent()
+		if len(out) != 1 {
+			t.Fatalf("connect sent %d packets", len(out))
+		}
+		m := make([]byte, 8+len(out[0].ip))
+		m[0], m[1] = wire.ICMPv6DestUnreach, wire.ICMPv6AdminProhibited
+		copy(m[8:], out[0].ip)
+		h.ep.inject(frame6(hostMAC, peerMAC, peerLL, hostLL, wire.ProtoICMPv6, 64, m, 0))
+		if !v6opt {
+			if n := e.ErrQueueLen(); n != 0 {
+				t.Fatalf("IP_RECVERR alone: %d queued", n)
+			}
+			e.Close()
+			continue
+		}
+		buf := make([]byte, 100)
+		n, _, q, err := e.ReadErr(buf)
+		want := tcp.ErrQueueEntry{Errno: syscall.EACCES, Origin: EEOriginICMP6, Type: wire.ICMPv6DestUnreach, Code: wire.ICMPv6AdminProhibited,
+			Offender: peerLL.WithZone("eth0"), Dst: to}
+		tcpHdr := out[0].ip[wire.IPv6HeaderLen:]
+		if err != nil || q != want || string(buf[:n]) != string(tcpHdr) {
+			t.Fatalf("queued %x %+v %v, want %x %+v", buf[:n], q, err, tcpHdr, want)
+		}
+		e.Close()
+	}
+}

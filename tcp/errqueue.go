@@ -57,9 +57,15 @@ func (e *Endpoint) queueErrLocked(ne *NetError, errno syscall.Errno) {
 	if len(quote) > errQuoteMax {
 		quote = quote[:errQuoteMax]
 	}
+	dst := e.remote
+	if a := dst.Addr(); a.IsLinkLocalUnicast() && a.Zone() == "" && ne.Offender.Zone() != "" {
+		// Shown with the interface the error came in on, as Linux sets
+		// sin6_scope_id (ipv6_recv_error).
+		dst = netip.AddrPortFrom(a.WithZone(ne.Offender.Zone()), dst.Port())
+	}
 	q.items = append(q.items, errQueueItem{
 		m: ErrQueueEntry{Errno: errno, Origin: ne.Origin, Type: ne.Type, Code: ne.Code, Info: ne.Info,
-			Offender: ne.Offender, Dst: e.remote},
+			Offender: ne.Offender, Dst: dst},
 		payload: append([]byte(nil), quote...),
 	})
 }
