@@ -134,63 +134,51 @@ func (s *Socket) RecvErr(b []byte, flags int) (n, rflags int, from Sockaddr, ee 
 		if err != nil {
 			return 0, 0, nil, ee, err
 		}
-		rflags = MSG_ERRQUEUE
-		if full > n {
-			rflags |= MSG_TRUNC
-			if flags&MSG_TRUNC != 0 {
-				n = full
-			}
-		}
-		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info,
-			Level: SOL_IP, CmsgType: IP_RECVERR}
-		if d.v6 {
-			ee.Level, ee.CmsgType = IPPROTO_IPV6, IPV6_RECVERR
-		}
-		if m.Offender.IsValid() {
-			ee.Offender = d.sa(netip.AddrPortFrom(m.Offender, 0))
-			if z := m.Offender.Zone(); z != "" {
-				if nic := d.net.st.NICByName(z); nic != nil {
-					ee.scope = uint32(nic.ID())
-				}
-			}
-		}
-		if m.Dst.IsValid() {
-			from = d.sa(m.Dst)
-		}
+		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info}
+		n, rflags, from, ee = errQueueRead(n, full, flags, ee, d.v6, m.Offender, m.Dst, d.sa, d.net.st)
 		return n, rflags, from, ee, nil
 	case *dgramEP:
-		var full int
-		var m stack.ErrQueueMsg
-		n, full, m, err = d.ep.ReadErr(b)
+		n, full, m, err := d.ep.ReadErr(b)
 		if err != nil {
 			return 0, 0, nil, ee, err
 		}
-		rflags = MSG_ERRQUEUE
-		if full > n {
-			rflags |= MSG_TRUNC
-			if flags&MSG_TRUNC != 0 {
-				n = full
-			}
-		}
-		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info, Data: m.Data,
-			Level: SOL_IP, CmsgType: IP_RECVERR}
-		if d.v6 {
-			ee.Level, ee.CmsgType = IPPROTO_IPV6, IPV6_RECVERR
-		}
-		if m.Offender.IsValid() {
-			ee.Offender = d.sa(netip.AddrPortFrom(m.Offender, 0))
-			if z := m.Offender.Zone(); z != "" {
-				if nic := d.ep.Stack().NICByName(z); nic != nil {
-					ee.scope = uint32(nic.ID())
-				}
-			}
-		}
-		if m.Dst.IsValid() {
-			from = d.sa(m.Dst)
-		}
+		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info, Data: m.Data}
+		n, rflags, from, ee = errQueueRead(n, full, flags, ee, d.v6, m.Offender, m.Dst, d.sa, d.ep.Stack())
 		return n, rflags, from, ee, nil
 	}
 	return 0, 0, nil, ee, syscall.EOPNOTSUPP
+}
+
+// errQueueRead completes a read of the error queue, the same for every
+// socket type: n bytes of a full-byte payload were copied (MSG_TRUNC
+// asks for the full length), the control message's level and type
+// follow the socket's family, a link-local offender carries its NIC as
+// the scope, and from is the failed packet's destination.
+func errQueueRead(n, full, flags int, ee SockExtendedErr, v6 bool, offender netip.Addr, dst netip.AddrPort, sa func(netip.AddrPort) *SockaddrInet, st *stack.Stack) (int, int, Sockaddr, SockExtendedErr) {
+	rflags := MSG_ERRQUEUE
+	if full > n {
+		rflags |= MSG_TRUNC
+		if flags&MSG_TRUNC != 0 {
+			n = full
+		}
+	}
+	ee.Level, ee.CmsgType = SOL_IP, IP_RECVERR
+	if v6 {
+		ee.Level, ee.CmsgType = IPPROTO_IPV6, IPV6_RECVERR
+	}
+	if offender.IsValid() {
+		ee.Offender = sa(netip.AddrPortFrom(offender, 0))
+		if z := offender.Zone(); z != "" {
+			if nic := st.NICByName(z); nic != nil {
+				ee.scope = uint32(nic.ID())
+			}
+		}
+	}
+	var from Sockaddr
+	if dst.IsValid() {
+		from = sa(dst)
+	}
+	return n, rflags, from, ee
 }
 
 // ErrQueueLen is the number of errors queued on a datagram or TCP
