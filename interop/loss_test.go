@@ -170,6 +170,26 @@ func kernelHasCC(cc string) bool {
 	return has()
 }
 
+// kernelHashedOverVeth sends the file at path from the lab's kernel to a
+// hashing socat in ns2 over the veth, with socket options opt, checks
+// the hash against sum and returns the time from connect to the hash.
+func (l *lab) kernelHashedOverVeth(t *testing.T, ctx context.Context, ns2 string, port int, opt, path, sum string, limit time.Duration) time.Duration {
+	t.Helper()
+	done, out := hashSink(t, ctx, ns2, port, opt)
+	start := time.Now()
+	if o, err := l.try(limit, nil, "socat", "-b262144", "-u", "OPEN:"+path, fmt.Sprintf("TCP:10.78.0.2:%d%s", port, opt)); err != nil {
+		t.Fatalf("kernel sender: %v\n%s", err, o)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("kernel receiver: %v\n%s", err, out.String())
+	}
+	d := time.Since(start)
+	if got := strings.Fields(out.String() + " x")[0]; got != sum {
+		t.Fatalf("kernel over the veth received SHA-256 %s, sent %s", got, sum)
+	}
+	return d
+}
+
 // startStackTAP runs a stack with TCP configuration tc on the lab's
 // TAP, opened with offloads (super-segments both ways) or without (one
 // frame per segment).
@@ -312,18 +332,7 @@ func lossBurst(t *testing.T) {
 
 				// kernel -> kernel over the veth.
 				ve0, vi0 := qdiscDrops(t, l.ns, "vk0")
-				done, out := hashSink(t, ctx, ns2, port+2, opt)
-				start := time.Now()
-				if o, err := l.try(limit, nil, "socat", "-b262144", "-u", "OPEN:"+path, fmt.Sprintf("TCP:10.78.0.2:%d%s", port+2, opt)); err != nil {
-					t.Fatalf("kernel sender: %v\n%s", err, o)
-				}
-				if err := <-done; err != nil {
-					t.Fatalf("kernel receiver: %v\n%s", err, out.String())
-				}
-				d = time.Since(start)
-				if got := strings.Fields(out.String() + " x")[0]; got != sum {
-					t.Fatalf("kernel over the veth received SHA-256 %s, sent %s", got, sum)
-				}
+				d = l.kernelHashedOverVeth(t, ctx, ns2, port+2, opt, path, sum, limit)
 				ve1, vi1 := qdiscDrops(t, l.ns, "vk0")
 				kk = append(kk, gbps(size, d))
 				t.Logf("round %d: kernel -> kernel (veth) %.3f Gbit/s; veth drops: data %d, ACKs %d", r, gbps(size, d), ve1-ve0, vi1-vi0)

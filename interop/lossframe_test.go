@@ -247,18 +247,7 @@ func lossFrame(t *testing.T) {
 				// kernel -> kernel over the veth: data at vk1's ingress,
 				// ACKs at vk0's.
 				qd0, qa0, l0 := ingressCounts(t, ns2, "vk1"), ingressCounts(t, l.ns, "vk0"), devCounts(t, l.ns, "vk0")
-				done, out := hashSink(t, ctx, ns2, port+2, opt)
-				start := time.Now()
-				if o, err := l.try(limit, nil, "socat", "-b262144", "-u", "OPEN:"+path, fmt.Sprintf("TCP:10.78.0.2:%d%s", port+2, opt)); err != nil {
-					t.Fatalf("kernel sender: %v\n%s", err, o)
-				}
-				if err := <-done; err != nil {
-					t.Fatalf("kernel receiver: %v\n%s", err, out.String())
-				}
-				d = time.Since(start)
-				if got := strings.Fields(out.String() + " x")[0]; got != sum {
-					t.Fatalf("kernel over the veth received SHA-256 %s, sent %s", got, sum)
-				}
+				d = l.kernelHashedOverVeth(t, ctx, ns2, port+2, opt, path, sum, limit)
 				qd, qa, lc := ingressCounts(t, ns2, "vk1").sub(qd0), ingressCounts(t, l.ns, "vk0").sub(qa0), devCounts(t, l.ns, "vk0").sub(l0)
 				kk = append(kk, gbps(size, d))
 				kkData[0], kkData[1] = kkData[0]+qd.pkts, kkData[1]+qd.drops
