@@ -239,6 +239,15 @@ func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int, info uin
 // IP header, or at it for IP_HDRINCL. A source quench is matched but
 // heard by none. It reports whether a socket matched.
 func (t *rawTable) icmpError(proto uint8, inner []byte, hl int, src, dst netip.Addr, m ErrQueueMsg, quench bool) bool {
+	return t.rawICMPError(false, proto, inner, hl, src, dst, dst, m, rawHard4(m.Type, m.Code), quench)
+}
+
+// rawICMPError hands an ICMP error to the raw sockets of family v6 and
+// protocol proto bound to src (or to any address) and, if connected,
+// connected to dst: the payload is inner from hl on, or all of inner for
+// an IPv4 IP_HDRINCL socket; msg_name shows dstShown. A quench is
+// matched but heard by none. It reports whether a socket matched.
+func (t *rawTable) rawICMPError(v6 bool, proto uint8, inner []byte, hl int, src, dst, dstShown netip.Addr, m ErrQueueMsg, hard, quench bool) bool {
 	if t.n.Load() == 0 {
 		return false
 	}
@@ -250,9 +259,9 @@ func (t *rawTable) icmpError(proto uint8, inner []byte, hl int, src, dst netip.A
 			continue
 		}
 		e.mu.Lock()
-		la, conn, ra, v6, hdrIncl := e.local.Addr(), e.connected, e.remote.Addr(), e.opts.inet6, e.opts.hdrIncl
+		la, conn, ra, ev6, hdrIncl := e.local.Addr(), e.connected, e.remote.Addr(), e.opts.inet6, e.opts.hdrIncl
 		e.mu.Unlock()
-		if v6 || la.IsValid() && !la.IsUnspecified() && la != src || conn && ra != dst {
+		if ev6 != v6 || la.IsValid() && !la.IsUnspecified() && la.WithZone("") != src || conn && ra.WithZone("") != dst {
 			continue
 		}
 		found = true
@@ -260,12 +269,12 @@ func (t *rawTable) icmpError(proto uint8, inner []byte, hl int, src, dst netip.A
 			continue
 		}
 		payload := inner[hl:]
-		if hdrIncl {
+		if hdrIncl && !v6 {
 			payload = inner
 		}
 		mm := m
-		mm.Dst = netip.AddrPortFrom(dst, 0)
-		e.icmpError(mm, payload, rawHard4(m.Type, m.Code))
+		mm.Dst = netip.AddrPortFrom(dstShown, 0)
+		e.icmpError(mm, payload, hard)
 	}
 	return found
 }

@@ -302,28 +302,7 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info u
 // rawv6_err): AF_INET6 raw sockets of the quoted packet's transport
 // protocol, the payload from its transport header.
 func (t *rawTable) icmpError6(proto uint8, payload []byte, src, dst, dstShown netip.Addr, m ErrQueueMsg, hard bool) bool {
-	if t.n.Load() == 0 {
-		return false
-	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	found := false
-	for _, e := range t.eps {
-		if e.proto != proto {
-			continue
-		}
-		e.mu.Lock()
-		la, conn, ra, v6 := e.local.Addr(), e.connected, e.remote.Addr(), e.opts.inet6
-		e.mu.Unlock()
-		if !v6 || la.IsValid() && !la.IsUnspecified() && la.WithZone("") != src || conn && ra.WithZone("") != dst {
-			continue
-		}
-		found = true
-		mm := m
-		mm.Dst = netip.AddrPortFrom(dstShown, 0)
-		e.icmpError(mm, payload, hard)
-	}
-	return found
+	return t.rawICMPError(true, proto, payload, 0, src, dst, dstShown, m, hard, false)
 }
 
 // learnPMTU6 applies a Packet Too Big (RFC 8201): the path MTU towards
