@@ -47,6 +47,13 @@ import (
 // expected count, or four binomial standard deviations where wider: a
 // drop of whole 64 KB bursts would be 40× too few).
 //
+// CUBIC moves 32 MiB per transfer, three rounds; BBR 128 MiB, seven
+// rounds (its throughput here varies far more between transfers). The
+// log gives each direction's median and range over the rounds; with
+// INTEROP_LOSS_TRACE set it also samples both senders while they send
+// (sockstack's tcp.Protocol.CCDebug every millisecond, the kernel's
+// ss -tin every 10 ms, and the kernel sender's TcpExt counters).
+//
 // sockstack's TAP with offloads is not measured in this mode: its
 // super-segments reach the kernel whole, and an Impair between the
 // stack and the TAP declares no offloads, so the stack would cut them
@@ -199,11 +206,14 @@ func lossFrame(t *testing.T) {
 			opt := ",setsockopt-string=6:13:" + cc // IPPROTO_TCP, TCP_CONGESTION
 			// BBR's throughput under per-frame loss varies from one
 			// transfer to the next far more than CUBIC's (32 MiB took
-			// 0.3 s, and the medians of three such moved by ±30%):
-			// longer transfers, more rounds.
+			// 0.3 s, and the medians of three such moved by ±30%; a
+			// round now and then runs at half speed, in every
+			// direction, when the kernel's receiving socat falls behind
+			// on this machine's two busy cores and closes its window):
+			// longer transfers, more rounds, about 25 s in all.
 			size, rounds := int64(32<<20), lossRounds
 			if cc == "bbr" {
-				size, rounds = 128<<20, 5
+				size, rounds = 128<<20, 7
 			}
 			path, sum := randomFile(t, dir, fmt.Sprintf("%s-%dMiB.bin", cc, size>>20), size)
 			data, err := os.ReadFile(path)
@@ -244,10 +254,11 @@ func lossFrame(t *testing.T) {
 				skData[0], skData[1] = skData[0]+q.pkts, skData[1]+q.drops
 				skAcks[0], skAcks[1] = skAcks[0]+int64(i1.Frames-i0.Frames), skAcks[1]+int64(i1.Dropped-i0.Dropped)
 				skLink = skLink.add(lc)
-				t.Logf("round %d: sockstack -> kernel %.3f Gbit/s; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; our fast recoveries %d, timeouts %d, TLPs %d, RACK reordering timeouts %d, retransmitted segments %d, DSACK undos %d",
+				t.Logf("round %d: sockstack -> kernel %.3f Gbit/s; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; our fast recoveries %d, timeouts %d, TLPs %d, RACK reordering timeouts %d, retransmitted segments %d, D-SACKs received %d, lost retransmissions %d, DSACK undos %d",
 					r, gbps(size, d), q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped,
 					after.FastRetrans-before.FastRetrans, after.Timeouts-before.Timeouts, after.TLPProbes-before.TLPProbes,
-					after.RACKReoTimeouts-before.RACKReoTimeouts, after.RetransSegs-before.RetransSegs, after.DSACKUndo-before.DSACKUndo)
+					after.RACKReoTimeouts-before.RACKReoTimeouts, after.RetransSegs-before.RetransSegs, after.DSACKsRecv-before.DSACKsRecv,
+					after.LostRetransmit-before.LostRetransmit, after.DSACKUndo-before.DSACKUndo)
 
 				// kernel -> sockstack: data in the Impair, ACKs at the
 				// TAP's ingress.
@@ -267,12 +278,15 @@ func lossFrame(t *testing.T) {
 				// kernel -> kernel over the veth: data at vk1's ingress,
 				// ACKs at vk0's.
 				qd0, qa0, l0 := ingressCounts(t, ns2, "vk1"), ingressCounts(t, l.ns, "vk0"), devCounts(t, l.ns, "vk0")
+				var ext0 map[string]int64
 				if trace {
 					stop = sampleSS(l.ns, port+2)
+					ext0 = tcpExt(t, l.ns)
 				}
 				d = l.kernelHashedOverVeth(t, ctx, ns2, port+2, opt, path, sum, limit)
 				if trace {
 					t.Logf("round %d: kernel -> kernel, the kernel's sender sampled (ss -tin): %s", r, stop())
+					t.Logf("round %d: kernel -> kernel, the sender's namespace TcpExt: %s", r, extDelta(ext0, tcpExt(t, l.ns)))
 				}
 				qd, qa, lc := ingressCounts(t, ns2, "vk1").sub(qd0), ingressCounts(t, l.ns, "vk0").sub(qa0), devCounts(t, l.ns, "vk0").sub(l0)
 				kk = append(kk, gbps(size, d))
@@ -492,4 +506,38 @@ func sampleSS(ns string, port int) func() string {
 			}
 		}
 	})
+}
+
+// tcpExt reads the TcpExt counters of namespace ns.
+func tcpExt(t *testing.T, ns string) map[string]int64 {
+	out, err := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/net/netstat").Output()
+	if err != nil {
+		t.Fatalf("/proc/net/netstat in %s: %v", ns, err)
+	}
+	m := map[string]int64{}
+	lines := strings.Split(string(out), "\n")
+	for i := 0; i+1 < len(lines); i += 2 {
+		k, v := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(k) == 0 || k[0] != "TcpExt:" || len(k) != len(v) {
+			continue
+		}
+		for j := 1; j < len(k); j++ {
+			n, _ := strconv.ParseInt(v[j], 10, 64)
+			m[k[j]] = n
+		}
+	}
+	return m
+}
+
+// extDelta lists the loss-recovery counters that moved.
+func extDelta(a, b map[string]int64) string {
+	var s []string
+	for _, k := range []string{"TCPLossProbes", "TCPLossProbeRecovery", "TCPSackRecovery", "TCPFastRetrans", "TCPLostRetransmit",
+		"TCPSACKReorder", "TCPRenoReorder", "TCPTSReorder", "TCPDSACKRecv", "TCPDSACKRecvSegments", "TCPDSACKUndo", "TCPSpuriousRTOs",
+		"TCPTimeouts", "TCPLossFailures", "TCPSackFailures", "TCPRetransFail", "TCPSpuriousRtxHostQueues", "TCPOFOQueue", "TCPOFODrop", "PruneCalled", "RcvPruned", "OfoPruned"} {
+		if d := b[k] - a[k]; d != 0 {
+			s = append(s, fmt.Sprintf("%s %d", k, d))
+		}
+	}
+	return strings.Join(s, ", ")
 }
