@@ -240,6 +240,7 @@ func lossFrame(t *testing.T) {
 				// in the Impair.
 				q0, l0, i0 := ingressCounts(t, l.ns, tapName), devCounts(t, l.ns, tapName), im.Ingress.Snapshot()
 				before := h.st.TCP.Stats()
+				c0, m0 := cpuNow(t), machineBusy(t)
 				var stop func() string
 				if trace {
 					stop = sampleStack(h, port)
@@ -249,13 +250,14 @@ func lossFrame(t *testing.T) {
 					t.Logf("round %d: sockstack -> kernel, sockstack's sender sampled: %s", r, stop())
 				}
 				after := h.st.TCP.Stats()
+				cpu, mcpu := c0.since(t, size), machineBusy(t).perGiB(m0, size)
 				q, lc, i1 := ingressCounts(t, l.ns, tapName).sub(q0), devCounts(t, l.ns, tapName).sub(l0), im.Ingress.Snapshot()
 				sk = append(sk, gbps(size, d))
 				skData[0], skData[1] = skData[0]+q.pkts, skData[1]+q.drops
 				skAcks[0], skAcks[1] = skAcks[0]+int64(i1.Frames-i0.Frames), skAcks[1]+int64(i1.Dropped-i0.Dropped)
 				skLink = skLink.add(lc)
-				t.Logf("round %d: sockstack -> kernel %.3f Gbit/s; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; our fast recoveries %d, timeouts %d, TLPs %d, RACK reordering timeouts %d, retransmitted segments %d, D-SACKs received %d, lost retransmissions %d, DSACK undos %d",
-					r, gbps(size, d), q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped,
+				t.Logf("round %d: sockstack -> kernel %.3f Gbit/s; sockstack %.2f CPU s/GiB, machine %.2f busy CPU s/GiB; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; our fast recoveries %d, timeouts %d, TLPs %d, RACK reordering timeouts %d, retransmitted segments %d, D-SACKs received %d, lost retransmissions %d, DSACK undos %d",
+					r, gbps(size, d), cpu.total, mcpu, q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped,
 					after.FastRetrans-before.FastRetrans, after.Timeouts-before.Timeouts, after.TLPProbes-before.TLPProbes,
 					after.RACKReoTimeouts-before.RACKReoTimeouts, after.RetransSegs-before.RetransSegs, after.DSACKsRecv-before.DSACKsRecv,
 					after.LostRetransmit-before.LostRetransmit, after.DSACKUndo-before.DSACKUndo)
@@ -263,7 +265,9 @@ func lossFrame(t *testing.T) {
 				// kernel -> sockstack: data in the Impair, ACKs at the
 				// TAP's ingress.
 				q0, l0, i0 = ingressCounts(t, l.ns, tapName), devCounts(t, l.ns, tapName), im.Ingress.Snapshot()
+				c0, m0 = cpuNow(t), machineBusy(t)
 				got, n, d := recvFromKernelOpt(t, l, h, port+1, path, opt, limit)
+				cpu, mcpu = c0.since(t, size), machineBusy(t).perGiB(m0, size)
 				if n != size || got != sum {
 					t.Fatalf("sockstack received %d bytes, SHA-256 %s", n, got)
 				}
@@ -272,8 +276,8 @@ func lossFrame(t *testing.T) {
 				ksData[0], ksData[1] = ksData[0]+int64(i1.Frames-i0.Frames), ksData[1]+int64(i1.Dropped-i0.Dropped)
 				ksAcks[0], ksAcks[1] = ksAcks[0]+q.pkts, ksAcks[1]+q.drops
 				ksLink = ksLink.add(lc)
-				t.Logf("round %d: kernel -> sockstack %.3f Gbit/s; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; TAP tx_dropped %d",
-					r, gbps(size, d), i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped, q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, lc.txDropped)
+				t.Logf("round %d: kernel -> sockstack %.3f Gbit/s; sockstack %.2f CPU s/GiB, machine %.2f busy CPU s/GiB; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; TAP tx_dropped %d",
+					r, gbps(size, d), cpu.total, mcpu, i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped, q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, lc.txDropped)
 
 				// kernel -> kernel over the veth: data at vk1's ingress,
 				// ACKs at vk0's.
@@ -283,7 +287,9 @@ func lossFrame(t *testing.T) {
 					stop = sampleSS(l.ns, port+2)
 					ext0 = tcpExt(t, l.ns)
 				}
+				m0 = machineBusy(t)
 				d = l.kernelHashedOverVeth(t, ctx, ns2, port+2, opt, path, sum, limit)
+				mcpu = machineBusy(t).perGiB(m0, size)
 				if trace {
 					t.Logf("round %d: kernel -> kernel, the kernel's sender sampled (ss -tin): %s", r, stop())
 					t.Logf("round %d: kernel -> kernel, the sender's namespace TcpExt: %s", r, extDelta(ext0, tcpExt(t, l.ns)))
@@ -293,8 +299,8 @@ func lossFrame(t *testing.T) {
 				kkData[0], kkData[1] = kkData[0]+qd.pkts, kkData[1]+qd.drops
 				kkAcks[0], kkAcks[1] = kkAcks[0]+qa.pkts, kkAcks[1]+qa.drops
 				kkLink = kkLink.add(lc)
-				t.Logf("round %d: kernel -> kernel (veth) %.3f Gbit/s; data frames %d (%.0f B each through veth_xmit, %.0f at the ingress), dropped %d; ACK frames %d, dropped %d",
-					r, gbps(size, d), qd.pkts, avg(lc.txBytes, lc.txPkts), avg(qd.bytes, qd.pkts), qd.drops, qa.pkts, qa.drops)
+				t.Logf("round %d: kernel -> kernel (veth) %.3f Gbit/s; machine %.2f busy CPU s/GiB; data frames %d (%.0f B each through veth_xmit, %.0f at the ingress), dropped %d; ACK frames %d, dropped %d",
+					r, gbps(size, d), mcpu, qd.pkts, avg(lc.txBytes, lc.txPkts), avg(qd.bytes, qd.pkts), qd.drops, qa.pkts, qa.drops)
 			}
 			// Per frame: one skb per frame where the devices count them.
 			for _, c := range []struct {
@@ -540,4 +546,36 @@ func extDelta(a, b map[string]int64) string {
 		}
 	}
 	return strings.Join(s, ", ")
+}
+
+// machineBusy is the CPU time the whole machine spent busy (every
+// core, every process, interrupts included) from /proc/stat, in clock
+// ticks: on a machine of two cores the lossy transfers are bound by it
+// (sender, the kernel's receive path, socat and sha256sum together),
+// and its cost per GiB compares one sender's whole path with the
+// other's, other load on the machine included.
+type busyTicks int64
+
+func machineBusy(t *testing.T) busyTicks {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatalf("/proc/stat: %v", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var n int64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		x, _ := strconv.ParseInt(v, 10, 64)
+		n += x
+	}
+	return busyTicks(n)
+}
+
+// perGiB is the busy CPU seconds since b0 per GiB of n bytes (USER_HZ
+// is 100 on Linux).
+func (b busyTicks) perGiB(b0 busyTicks, n int64) float64 {
+	return float64(b-b0) / 100 / (float64(n) / (1 << 30))
 }
