@@ -77,6 +77,7 @@ type AFPacket struct {
 	inGroup bool
 	kdrops  atomic.Uint64 // frames the kernel dropped at a full ring or socket buffer
 	nreads  int           // reading goroutine: batches read (recvmmsg)
+	wcalls  atomic.Uint64 // system calls that sent frames (sendmmsg, or a ring's sendto kick)
 	all     []*AFPacket   // every socket of the endpoint (Queues > 1), this one first
 }
 
@@ -303,6 +304,17 @@ func (a *AFPacket) closeQueue() {
 	}
 }
 
+// WriteCalls is how many system calls sent frames (sendmmsg, or a
+// transmit ring's sendto), over every socket of the endpoint: with
+// TxFrames it tells how well writes were batched.
+func (a *AFPacket) WriteCalls() uint64 {
+	var n uint64
+	for _, q := range a.afQueues() {
+		n += q.wcalls.Load()
+	}
+	return n
+}
+
 // Ifindex is the interface index in its namespace.
 func (a *AFPacket) Ifindex() int { return a.ifindex }
 
@@ -404,6 +416,7 @@ func (a *AFPacket) writeMany(fd uintptr) bool {
 			continue
 		}
 		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&a.whdrs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
+		a.wcalls.Add(1)
 		clear(a.wiov[:2*k]) // keep no pointers to the caller's frames
 		switch errno {
 		case 0:
