@@ -605,7 +605,7 @@ func (a *AFPacket) writeRing(fd uintptr) bool {
 		a.stats.TxBytes.Add(uint64(len(f)))
 		a.wnext++
 	}
-	if r.txPending {
+	if r.txPending && !a.holding {
 		a.kick(fd)
 	}
 	return true
