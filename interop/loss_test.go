@@ -43,7 +43,8 @@ import (
 //
 // Frame mode (lossFrame, lossframe_test.go): what a wire does, every
 // direction loses the same share of its frames, checked per frame; the
-// fair comparison, plain TAP only.
+// fair comparison, with sockstack on the plain TAP and on AF_PACKET
+// over a veth (lossframe_af_test.go).
 
 // lossPct is the random loss of each direction of each path, in
 // percent: 2, or INTEROP_LOSS_PCT (to see the same paths without loss,
@@ -209,14 +210,19 @@ func hashSink(t *testing.T, ctx context.Context, ns string, port int, opt string
 // TestInteropLossSameCC: with 2% random loss on each direction of each
 // path and the same congestion control on both ends (CUBIC, then BBR),
 // data checked by SHA-256 in each of sockstack → kernel and kernel →
-// sockstack over the TAP, and kernel → kernel over a veth pair, several
+// sockstack over sockstack's link, and kernel → kernel over a veth pair, several
 // rounds in one run (32 MiB, three rounds; frame mode's BBR 128 MiB,
 // seven), in two modes:
 //   - burst: the lab's qdiscs drop what they see (lossDev), so where the
 //     kernel sends a drop takes a whole GSO packet; sockstack's TAP
 //     plain and with offloads;
 //   - frame: every direction loses 2% of its Ethernet frames, the
-//     fair comparison (lossframe_test.go); plain TAP only.
+//     fair comparison (lossframe_test.go); sockstack on the plain TAP
+//     (one write(2) per frame), then on AF_PACKET over a veth, the
+//     kernel → kernel path's kind of link, with batched sendmmsg and
+//     recvmmsg (frame/<cc>/afpacket; with INTEROP_LOSS_AF_RING set
+//     also TPACKET_V3 rings, frame/<cc>/afpacket_ring,
+//     lossframe_af_test.go).
 //
 // The medians and their ratios to kernel → kernel are logged (timings
 // are benchmarks, not assertions); the test fails on a wrong hash, a

@@ -62,6 +62,11 @@ import (
 // super-segments reach the kernel whole, and an Impair between the
 // stack and the TAP declares no offloads, so the stack would cut them
 // itself and the TAP would carry what the plain TAP carries.
+//
+// The same rounds run again with sockstack on AF_PACKET over a veth
+// (lossframe_af_test.go), whose writes go in batches, where the TAP
+// takes one write(2) per frame; frameRounds is the body of both, a
+// frameLink says where sockstack is.
 
 // qdiscCounts are one qdisc's counters from tc -s.
 type qdiscCounts struct{ bytes, pkts, drops int64 }
