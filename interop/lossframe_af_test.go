@@ -37,11 +37,14 @@ import (
 // between them and the checks are those of the TAP (frameRounds).
 
 // afFrameLinks are the AF_PACKET variants of frame mode: sendmmsg and
-// recvmmsg batches, and TPACKET_V3 rings. The ring's transmit side
-// sends as sendmmsg does (one sendto per WriteFrames call, and the stack
-// writes a frame per call), so it only differs in how frames are read;
-// it runs when INTEROP_LOSS_AF_RING is set, to keep the test's time
-// down (each variant adds about 75 s).
+// recvmmsg batches, and TPACKET_V3 rings. Both send what the stack
+// writes while a received batch is delivered in one system call (one
+// sendmmsg, or one sendto of the transmit ring); they differ in how
+// frames are read: the ring needs no system call, but hands a block
+// over when it is full or its 1 ms timer fires, which at CUBIC's rates
+// here (a few segments in flight) delays ACKs and data alike. The ring
+// runs when INTEROP_LOSS_AF_RING is set, to keep the test's time down
+// (afpacket adds about 80 s, afpacket_ring 110 s more).
 var afFrameLinks = []struct {
 	name string
 	ring bool
