@@ -451,6 +451,9 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 	}
 	hdrIncl := e.opts.hdrIncl
 	df, probe := e.dfFor(dst.Is6())
+	// IP_PMTUDISC_WANT, the default: DF on what fits the path, as Linux's
+	// __ip_make_skb does (ip_dont_fragment).
+	dfWant := !df && !dst.Is6() && e.pmtudisc == PMTUDiscWant
 	// The port a local error names: IPv4's is the connected peer's
 	// (inet_dport), IPv6's the send's (fl6_dport, which for ICMPv6
 	// overlays the type and code).
@@ -493,7 +496,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		}
 	}
 
-	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface, Oif: o.NIC, DF: df}
+	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface, Oif: o.NIC, DF: df, DFWant: dfWant}
 	if dst.IsMulticast() {
 		p.Loop = mcastLoop
 		// IP_MULTICAST_TTL 0: stays on this host (looped back only).

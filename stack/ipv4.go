@@ -389,8 +389,11 @@ type OutPacket struct {
 	HopZero  bool  // TTL 0 is meant: IPV6_UNICAST_HOPS 0 (IPv6 only)
 	TOS      uint8
 	DF       bool
-	NoCsum   bool // do not fill the transport checksum (raw sockets)
-	Parts    [3][]byte
+	// DFWant sets DF when the datagram fits the route's MTU and the path
+	// MTU is not locked (IP_PMTUDISC_WANT); a larger one is fragmented.
+	DFWant bool
+	NoCsum bool // do not fill the transport checksum (raw sockets)
+	Parts  [3][]byte
 	// Iface pins the output NIC (IP_MULTICAST_IF, SO_BINDTODEVICE).
 	Iface *NIC
 	// Oif routes through this NIC only (the ifindex of IPV6_PKTINFO /
@@ -465,12 +468,14 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 		src = r.Src
 	}
 	df := p.DF
+	mtuLocked := false
 	if !r.Local {
 		if m, locked, ok := s.pathMTU(dst); ok && m < r.MTU {
 			// A path MTU locked at its minimum goes without DF and is
 			// fragmented, as Linux does.
 			r.MTU = m
 			df = df && !locked
+			mtuLocked = locked
 		}
 	}
 	total := 0
@@ -489,6 +494,9 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	hdr.TotalLen = hdr.Len() + total
 	if hdr.TotalLen > wire.IPv4MaxLen {
 		return syscall.EMSGSIZE
+	}
+	if p.DFWant && !mtuLocked && p.GSOSize == 0 && hdr.TotalLen <= r.MTU {
+		hdr.DF = true
 	}
 	if hdr.TotalLen > r.MTU && df && p.GSOSize == 0 {
 		s.stats.IP.OutTooBig.Add(1)

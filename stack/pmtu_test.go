@@ -239,3 +239,60 @@ func ipFrameOut(t *testing.T, h *harness, sport uint16) []byte {
 	}
 	return out[0]
 }
+
+// IP_PMTUDISC_WANT, the default for datagram sockets: what fits the path
+// leaves with DF, as Linux's __ip_make_skb sets it; what does not is
+// fragmented without DF; after a fragmentation-needed error the path's
+// MTU is what must be fitted; on a locked path, and under
+// IP_PMTUDISC_DONT, nothing carries DF.
+func TestPMTUDiscWantSetsDFWhenItFits(t *testing.T) {
+	h := pmtuHarness(t, Options{})
+	e := h.s.NewDgram(KindUDP, 0)
+	defer e.Close()
+	to := netip.AddrPortFrom(farAddr, 9)
+	send := func(n int) []wire.IPv4 {
+		t.Helper()
+		if _, err := e.SendTo(make([]byte, n), to, nil); err != nil {
+			t.Fatalf("send of %d bytes: %v", n, err)
+		}
+		var out []wire.IPv4
+		for _, f := range h.ep.take() {
+			out = append(out, parseOut(t, f))
+		}
+		return out
+	}
+	check := func(what string, out []wire.IPv4, frames int, df bool) {
+		t.Helper()
+		if len(out) != frames {
+			t.Fatalf("%s: %d frames, want %d", what, len(out), frames)
+		}
+		for _, p := range out {
+			if p.DF() != df {
+				t.Fatalf("%s: DF %v, want %v", what, p.DF(), df)
+			}
+		}
+	}
+	if e.PMTUDisc(false) != PMTUDiscWant {
+		t.Fatalf("default IP_MTU_DISCOVER %d, want WANT", e.PMTUDisc(false))
+	}
+	check("small", send(100), 1, true)
+	check("exactly the MTU", send(1500-28), 1, true)
+	check("one byte over", send(1500-28+1), 2, false)
+	// A router's report lowers the path: what no longer fits is
+	// fragmented to it, without DF.
+	h.ep.inject(fragNeeded(send(1400)[0], 1000))
+	check("over the learnt path MTU", send(1400), 2, false)
+	check("within it", send(1000-28), 1, true)
+	// A report below the minimum locks the path: no DF at all.
+	h.ep.inject(fragNeeded(send(900)[0], 300))
+	check("locked path", send(100), 1, false)
+	if err := e.SetPMTUDisc(false, PMTUDiscDont); err != nil {
+		t.Fatal(err)
+	}
+	to = netip.AddrPortFrom(peerAddr, 9)
+	check("IP_PMTUDISC_DONT", send(100), 1, false)
+	if err := e.SetPMTUDisc(false, PMTUDiscWant); err != nil {
+		t.Fatal(err)
+	}
+	check("WANT again", send(100), 1, true)
+}
