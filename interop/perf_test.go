@@ -293,8 +293,12 @@ func recvZerosSocat(t *testing.T, l *lab, h *host, port int, size int64, args ..
 		t.Fatal(err)
 	}
 	defer ls.Close()
-	ls.Bind(socket.Inet("0.0.0.0", port))
-	ls.Listen(1)
+	if err := ls.Bind(socket.Inet("0.0.0.0", port)); err != nil {
+		t.Fatalf("bind port %d: %v", port, err) // e.g. EADDRINUSE: a connection of an earlier transfer still holds it
+	}
+	if err := ls.Listen(1); err != nil {
+		t.Fatal(err)
+	}
 	ls.SetTimeout(10 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -467,8 +471,12 @@ func recvZerosN(t *testing.T, l *lab, h *host, saddr string, port, conns int, si
 		t.Fatal(err)
 	}
 	defer ls.Close()
-	ls.Bind(socket.Inet("0.0.0.0", port))
-	ls.Listen(conns)
+	if err := ls.Bind(socket.Inet("0.0.0.0", port)); err != nil {
+		t.Fatalf("bind port %d: %v", port, err) // e.g. EADDRINUSE: a connection of an earlier transfer still holds it
+	}
+	if err := ls.Listen(conns); err != nil {
+		t.Fatal(err)
+	}
 	ls.SetTimeout(10 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -715,8 +723,12 @@ func afpacketIntegrity(t *testing.T, opts link.AFPacketOptions) *host {
 		t.Fatal(err)
 	}
 	defer ls.Close()
-	ls.Bind(socket.Inet("0.0.0.0", 5502))
-	ls.Listen(1)
+	if err := ls.Bind(socket.Inet("0.0.0.0", 5502)); err != nil {
+		t.Fatalf("bind port %d: %v", 5502, err) // e.g. EADDRINUSE: a connection of an earlier transfer still holds it
+	}
+	if err := ls.Listen(1); err != nil {
+		t.Fatal(err)
+	}
 	ls.SetTimeout(10 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
