@@ -234,9 +234,10 @@ func hashSink(t *testing.T, ctx context.Context, ns string, port int, opt string
 
 // TestInteropLossSameCC: with 2% random loss on each direction of each
 // path and the same congestion control on both ends (CUBIC, then BBR),
-// 32 MiB checked by SHA-256 in each of sockstack → kernel and kernel →
-// sockstack over the TAP, and kernel → kernel over a veth pair, three
-// rounds in one run, in two modes:
+// data checked by SHA-256 in each of sockstack → kernel and kernel →
+// sockstack over the TAP, and kernel → kernel over a veth pair, several
+// rounds in one run (32 MiB, three rounds; frame mode's BBR 128 MiB,
+// seven), in two modes:
 //   - burst: the lab's qdiscs drop what they see (lossDev), so where the
 //     kernel sends a drop takes a whole GSO packet; sockstack's TAP
 //     plain and with offloads;

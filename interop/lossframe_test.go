@@ -1,13 +1,16 @@
 package interop
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +46,13 @@ import (
 // its share of what it saw (within half to one and a half times the
 // expected count, or four binomial standard deviations where wider: a
 // drop of whole 64 KB bursts would be 40× too few).
+//
+// CUBIC moves 32 MiB per transfer, three rounds; BBR 128 MiB, seven
+// rounds (its throughput here varies far more between transfers). The
+// log gives each direction's median and range over the rounds; with
+// INTEROP_LOSS_TRACE set it also samples both senders while they send
+// (sockstack's tcp.Protocol.CCDebug every millisecond, the kernel's
+// ss -tin every 10 ms, and the kernel sender's TcpExt counters).
 //
 // sockstack's TAP with offloads is not measured in this mode: its
 // super-segments reach the kernel whole, and an Impair between the
@@ -186,19 +196,32 @@ func lossFrame(t *testing.T) {
 	ingressDrop(t, ns2, "vk1", pct)    // kernel → kernel data
 	ingressDrop(t, l.ns, "vk0", pct)   // kernel → kernel ACKs
 	ingressDrop(t, l.ns, tapName, pct) // what sockstack sends
-	const size = 32 << 20
 	const limit = 3 * time.Minute
-	path, sum := randomFile(t, t.TempDir(), "32MiB.bin", size)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := t.TempDir()
 	for i, cc := range []string{"cubic", "bbr"} {
 		t.Run(cc+"/plain_tap", func(t *testing.T) {
 			if !kernelHasCC(cc) {
 				t.Skipf("the kernel has no %s congestion control (not built in, and modprobe tcp_%s did not add it): skipping the %s half", cc, cc, cc)
 			}
 			opt := ",setsockopt-string=6:13:" + cc // IPPROTO_TCP, TCP_CONGESTION
+			// BBR's throughput under per-frame loss varies from one
+			// transfer to the next far more than CUBIC's (32 MiB took
+			// 0.3 s, and the medians of three such moved by ±30%; a
+			// round now and then runs at half speed, in every
+			// direction, when the kernel's receiving socat falls behind
+			// on this machine's two busy cores and closes its window):
+			// longer transfers, more rounds, about 25 s in all.
+			size, rounds := int64(32<<20), lossRounds
+			if cc == "bbr" {
+				size, rounds = 128<<20, 7
+			}
+			path, sum := randomFile(t, dir, fmt.Sprintf("%s-%dMiB.bin", cc, size>>20), size)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(path)
+			trace := os.Getenv("INTEROP_LOSS_TRACE") != ""
 			// What sockstack receives loses pct percent of its frames
 			// in sockstack's link, seeded.
 			h, im := l.startStackImpaired(tcp.Config{CongestionControl: cc},
@@ -210,29 +233,41 @@ func lossFrame(t *testing.T) {
 			// Over all rounds: what each drop point saw and dropped.
 			var skData, skAcks, ksData, ksAcks, kkData, kkAcks [2]int64
 			var skLink, ksLink, kkLink linkCounts
-			for r := 0; r < lossRounds; r++ {
+			for r := 0; r < rounds; r++ {
 				port := 5401 + 10*i + 3*r
 
 				// sockstack -> kernel: data at the TAP's ingress, ACKs
 				// in the Impair.
 				q0, l0, i0 := ingressCounts(t, l.ns, tapName), devCounts(t, l.ns, tapName), im.Ingress.Snapshot()
 				before := h.st.TCP.Stats()
+				c0, m0 := cpuNow(t), machineBusy(t)
+				var stop func() string
+				if trace {
+					stop = sampleStack(h, port)
+				}
 				d := sendHashed(t, ctx, l, h, port, cc, opt, data, sum)
+				if trace {
+					t.Logf("round %d: sockstack -> kernel, sockstack's sender sampled: %s", r, stop())
+				}
 				after := h.st.TCP.Stats()
+				cpu, mcpu := c0.since(t, size), machineBusy(t).perGiB(m0, size)
 				q, lc, i1 := ingressCounts(t, l.ns, tapName).sub(q0), devCounts(t, l.ns, tapName).sub(l0), im.Ingress.Snapshot()
 				sk = append(sk, gbps(size, d))
 				skData[0], skData[1] = skData[0]+q.pkts, skData[1]+q.drops
 				skAcks[0], skAcks[1] = skAcks[0]+int64(i1.Frames-i0.Frames), skAcks[1]+int64(i1.Dropped-i0.Dropped)
 				skLink = skLink.add(lc)
-				t.Logf("round %d: sockstack -> kernel %.3f Gbit/s; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; our fast recoveries %d, timeouts %d, TLPs %d, RACK reordering timeouts %d, retransmitted segments %d, DSACK undos %d",
-					r, gbps(size, d), q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped,
+				t.Logf("round %d: sockstack -> kernel %.3f Gbit/s; sockstack %.2f CPU s/GiB, machine %.2f busy CPU s/GiB; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; our fast recoveries %d, timeouts %d, TLPs %d, RACK reordering timeouts %d, retransmitted segments %d, D-SACKs received %d, lost retransmissions %d, DSACK undos %d",
+					r, gbps(size, d), cpu.total, mcpu, q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped,
 					after.FastRetrans-before.FastRetrans, after.Timeouts-before.Timeouts, after.TLPProbes-before.TLPProbes,
-					after.RACKReoTimeouts-before.RACKReoTimeouts, after.RetransSegs-before.RetransSegs, after.DSACKUndo-before.DSACKUndo)
+					after.RACKReoTimeouts-before.RACKReoTimeouts, after.RetransSegs-before.RetransSegs, after.DSACKsRecv-before.DSACKsRecv,
+					after.LostRetransmit-before.LostRetransmit, after.DSACKUndo-before.DSACKUndo)
 
 				// kernel -> sockstack: data in the Impair, ACKs at the
 				// TAP's ingress.
 				q0, l0, i0 = ingressCounts(t, l.ns, tapName), devCounts(t, l.ns, tapName), im.Ingress.Snapshot()
+				c0, m0 = cpuNow(t), machineBusy(t)
 				got, n, d := recvFromKernelOpt(t, l, h, port+1, path, opt, limit)
+				cpu, mcpu = c0.since(t, size), machineBusy(t).perGiB(m0, size)
 				if n != size || got != sum {
 					t.Fatalf("sockstack received %d bytes, SHA-256 %s", n, got)
 				}
@@ -241,20 +276,31 @@ func lossFrame(t *testing.T) {
 				ksData[0], ksData[1] = ksData[0]+int64(i1.Frames-i0.Frames), ksData[1]+int64(i1.Dropped-i0.Dropped)
 				ksAcks[0], ksAcks[1] = ksAcks[0]+q.pkts, ksAcks[1]+q.drops
 				ksLink = ksLink.add(lc)
-				t.Logf("round %d: kernel -> sockstack %.3f Gbit/s; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; TAP tx_dropped %d",
-					r, gbps(size, d), i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped, q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, lc.txDropped)
+				t.Logf("round %d: kernel -> sockstack %.3f Gbit/s; sockstack %.2f CPU s/GiB, machine %.2f busy CPU s/GiB; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; TAP tx_dropped %d",
+					r, gbps(size, d), cpu.total, mcpu, i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped, q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, lc.txDropped)
 
 				// kernel -> kernel over the veth: data at vk1's ingress,
 				// ACKs at vk0's.
 				qd0, qa0, l0 := ingressCounts(t, ns2, "vk1"), ingressCounts(t, l.ns, "vk0"), devCounts(t, l.ns, "vk0")
+				var ext0 map[string]int64
+				if trace {
+					stop = sampleSS(l.ns, port+2)
+					ext0 = tcpExt(t, l.ns)
+				}
+				m0 = machineBusy(t)
 				d = l.kernelHashedOverVeth(t, ctx, ns2, port+2, opt, path, sum, limit)
+				mcpu = machineBusy(t).perGiB(m0, size)
+				if trace {
+					t.Logf("round %d: kernel -> kernel, the kernel's sender sampled (ss -tin): %s", r, stop())
+					t.Logf("round %d: kernel -> kernel, the sender's namespace TcpExt: %s", r, extDelta(ext0, tcpExt(t, l.ns)))
+				}
 				qd, qa, lc := ingressCounts(t, ns2, "vk1").sub(qd0), ingressCounts(t, l.ns, "vk0").sub(qa0), devCounts(t, l.ns, "vk0").sub(l0)
 				kk = append(kk, gbps(size, d))
 				kkData[0], kkData[1] = kkData[0]+qd.pkts, kkData[1]+qd.drops
 				kkAcks[0], kkAcks[1] = kkAcks[0]+qa.pkts, kkAcks[1]+qa.drops
 				kkLink = kkLink.add(lc)
-				t.Logf("round %d: kernel -> kernel (veth) %.3f Gbit/s; data frames %d (%.0f B each through veth_xmit, %.0f at the ingress), dropped %d; ACK frames %d, dropped %d",
-					r, gbps(size, d), qd.pkts, avg(lc.txBytes, lc.txPkts), avg(qd.bytes, qd.pkts), qd.drops, qa.pkts, qa.drops)
+				t.Logf("round %d: kernel -> kernel (veth) %.3f Gbit/s; machine %.2f busy CPU s/GiB; data frames %d (%.0f B each through veth_xmit, %.0f at the ingress), dropped %d; ACK frames %d, dropped %d",
+					r, gbps(size, d), mcpu, qd.pkts, avg(lc.txBytes, lc.txPkts), avg(qd.bytes, qd.pkts), qd.drops, qa.pkts, qa.drops)
 			}
 			// Per frame: one skb per frame where the devices count them.
 			for _, c := range []struct {
@@ -276,12 +322,260 @@ func lossFrame(t *testing.T) {
 			dropShare(t, "kernel -> kernel data (vk1 ingress)", kkData[0], kkData[1], pct)
 			dropShare(t, "kernel -> kernel ACKs (vk0 ingress)", kkAcks[0], kkAcks[1], pct)
 			msk, mks, mkk := median(sk), median(ks), median(kk)
-			t.Logf("frame/%s/plain_tap, %g%% of frames lost each way, medians of %d: sockstack->kernel %.3f, kernel->sockstack %.3f, kernel->kernel %.3f Gbit/s; ratios to kernel->kernel %.2f / %.2f",
-				cc, pct, lossRounds, msk, mks, mkk, msk/mkk, mks/mkk)
+			t.Logf("frame/%s/plain_tap, %d MiB, %g%% of frames lost each way, medians (min-max) of %d: sockstack->kernel %s, kernel->sockstack %s, kernel->kernel %s Gbit/s; ratios of medians to kernel->kernel %.2f / %.2f",
+				cc, size>>20, pct, rounds, spread(sk), spread(ks), spread(kk), msk/mkk, mks/mkk)
 		})
 	}
 }
 
 func (a linkCounts) add(b linkCounts) linkCounts {
 	return linkCounts{a.rxBytes + b.rxBytes, a.rxPkts + b.rxPkts, a.txBytes + b.txBytes, a.txPkts + b.txPkts, a.txDropped + b.txDropped}
+}
+
+// spread is "median (min-max)" of v.
+func spread(v []float64) string {
+	lo, hi := v[0], v[0]
+	for _, x := range v {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return fmt.Sprintf("%.3f (%.3f-%.3f)", median(v), lo, hi)
+}
+
+// series collects named samples and prints each as median (min-max).
+type series struct {
+	mu    sync.Mutex
+	n     int
+	v     map[string][]float64
+	names []string
+}
+
+func (s *series) add(k string, x float64) {
+	if s.v == nil {
+		s.v = map[string][]float64{}
+	}
+	if _, ok := s.v[k]; !ok {
+		s.names = append(s.names, k)
+	}
+	s.v[k] = append(s.v[k], x)
+}
+
+func (s *series) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d samples:", s.n)
+	for _, k := range s.names {
+		v := s.v[k]
+		lo, hi := v[0], v[0]
+		for _, x := range v {
+			lo, hi = min(lo, x), max(hi, x)
+		}
+		fmt.Fprintf(&b, " %s %.4g (%.4g-%.4g);", k, median(v), lo, hi)
+	}
+	return b.String()
+}
+
+// sample calls f every period until the returned stop is called, which
+// returns the summary (INTEROP_LOSS_TRACE: where each sender spends its
+// time, for BENCHMARKS.md).
+func sample(period time.Duration, f func(*series)) func() string {
+	s := &series{}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(period)
+		defer tk.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tk.C:
+				s.mu.Lock()
+				f(s)
+				s.mu.Unlock()
+			}
+		}
+	}()
+	return func() string {
+		close(quit)
+		<-done
+		return s.String()
+	}
+}
+
+// sampleStack samples sockstack's sender to the kernel's port.
+func sampleStack(h *host, port int) func() string {
+	return sample(time.Millisecond, func(s *series) {
+		for _, d := range h.st.TCP.CCDebug() {
+			if int(d.Remote.Port()) != port {
+				continue
+			}
+			s.n++
+			b2f := func(b bool) float64 {
+				if b {
+					return 1
+				}
+				return 0
+			}
+			s.add("cwnd_segs", float64(d.Cwnd)/1448)
+			s.add("inflight_segs", float64(d.InFlight)/1448)
+			s.add("outstanding_segs", float64(d.Outstanding)/1448)
+			s.add("snd_wnd_segs", float64(d.SndWnd)/1448)
+			s.add("unsent_segs", float64(d.Unsent)/1448)
+			s.add("rwnd_limited", b2f(d.Outstanding+1448 > d.SndWnd))
+			s.add("cwnd_limited", b2f(d.InFlight+1448 > d.Cwnd))
+			s.add("pace_held", b2f(d.PaceHeld))
+			s.add("pacing_gbps", float64(d.PacingRate)*8/1e9)
+			s.add("bbr_bw_gbps", float64(d.BBRBW)*8/1e9)
+			s.add("bbr_mrtt_us", float64(d.BBRMinRTT.Microseconds()))
+			s.add("srtt_us", float64(d.SRTT.Microseconds()))
+			s.add("pacing_gain", d.BBRPacingGain)
+			s.add("extra_acked_segs", float64(d.BBRExtraAcked)/1448)
+			s.add("in_recovery", b2f(d.InRecovery))
+			s.add("conservation", b2f(d.PacketConservation))
+			s.add("lost_segs", float64(d.LostBytes)/1448)
+			s.add("sacked_segs", float64(d.Sacked)/1448)
+			s.add("reo_wnd_us", float64(d.ReoWnd.Microseconds()))
+			s.add("reord_seen", b2f(d.ReorderingSeen))
+			s.add("probe_bw", b2f(d.BBRMode == "PROBE_BW"))
+		}
+	})
+}
+
+// sampleSS samples the kernel's sender in ns to 10.78.0.2:port with
+// ss -tin.
+func sampleSS(ns string, port int) func() string {
+	return sample(10*time.Millisecond, func(s *series) {
+		out, err := exec.Command("ip", "netns", "exec", ns, "ss", "-tinH", "dst", "10.78.0.2", "dport", "=", fmt.Sprint(port)).Output()
+		if err != nil || len(bytes.TrimSpace(out)) == 0 {
+			return
+		}
+		f := strings.Fields(string(out))
+		num := func(v string) (float64, bool) {
+			mult := 1.0
+			v, _, _ = strings.Cut(v, "(") // rwnd_limited:10ms(5.0%)
+			switch {
+			case strings.HasSuffix(v, "Gbps"):
+				v, mult = strings.TrimSuffix(v, "Gbps"), 1
+			case strings.HasSuffix(v, "Mbps"):
+				v, mult = strings.TrimSuffix(v, "Mbps"), 1e-3
+			case strings.HasSuffix(v, "Kbps"):
+				v, mult = strings.TrimSuffix(v, "Kbps"), 1e-6
+			case strings.HasSuffix(v, "bps"):
+				v, mult = strings.TrimSuffix(v, "bps"), 1e-9
+			case strings.HasSuffix(v, "ms"):
+				v, mult = strings.TrimSuffix(v, "ms"), 1000 // µs
+			}
+			x, err := strconv.ParseFloat(v, 64)
+			return x * mult, err == nil
+		}
+		s.n++
+		seen := map[string]bool{}
+		for i, w := range f {
+			if (w == "pacing_rate" || w == "delivery_rate") && i+1 < len(f) {
+				if x, ok := num(f[i+1]); ok {
+					s.add(w+"_gbps", x)
+				}
+				continue
+			}
+			w = strings.TrimPrefix(strings.TrimSuffix(w, ")"), "bbr:(")
+			for _, kv := range strings.Split(w, ",") {
+				k, v, ok := strings.Cut(kv, ":")
+				if !ok {
+					continue
+				}
+				switch k {
+				case "rtt", "retrans": // rtt:avg/var, retrans:now/total
+					a, b, _ := strings.Cut(v, "/")
+					if k == "rtt" {
+						v = a
+						k = "rtt_ms"
+					} else {
+						v = b
+					}
+				case "bw":
+					k = "bbr_bw_gbps"
+				case "mrtt":
+					k = "bbr_mrtt_ms"
+				case "minrtt":
+					k = "minrtt_ms"
+				case "busy", "rwnd_limited", "sndbuf_limited":
+					k += "_us"
+				case "cwnd", "unacked", "sacked", "lost", "reordering", "reord_seen", "pacing_gain", "cwnd_gain", "dsack_dups", "notsent", "snd_wnd", "rcv_space", "app_limited":
+				default:
+					continue
+				}
+				if x, ok := num(v); ok && !seen[k] {
+					seen[k] = true
+					s.add(k, x)
+				}
+			}
+		}
+	})
+}
+
+// tcpExt reads the TcpExt counters of namespace ns.
+func tcpExt(t *testing.T, ns string) map[string]int64 {
+	out, err := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/net/netstat").Output()
+	if err != nil {
+		t.Fatalf("/proc/net/netstat in %s: %v", ns, err)
+	}
+	m := map[string]int64{}
+	lines := strings.Split(string(out), "\n")
+	for i := 0; i+1 < len(lines); i += 2 {
+		k, v := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(k) == 0 || k[0] != "TcpExt:" || len(k) != len(v) {
+			continue
+		}
+		for j := 1; j < len(k); j++ {
+			n, _ := strconv.ParseInt(v[j], 10, 64)
+			m[k[j]] = n
+		}
+	}
+	return m
+}
+
+// extDelta lists the loss-recovery counters that moved.
+func extDelta(a, b map[string]int64) string {
+	var s []string
+	for _, k := range []string{"TCPLossProbes", "TCPLossProbeRecovery", "TCPSackRecovery", "TCPFastRetrans", "TCPLostRetransmit",
+		"TCPSACKReorder", "TCPRenoReorder", "TCPTSReorder", "TCPDSACKRecv", "TCPDSACKRecvSegments", "TCPDSACKUndo", "TCPSpuriousRTOs",
+		"TCPTimeouts", "TCPLossFailures", "TCPSackFailures", "TCPRetransFail", "TCPSpuriousRtxHostQueues", "TCPOFOQueue", "TCPOFODrop", "PruneCalled", "RcvPruned", "OfoPruned"} {
+		if d := b[k] - a[k]; d != 0 {
+			s = append(s, fmt.Sprintf("%s %d", k, d))
+		}
+	}
+	return strings.Join(s, ", ")
+}
+
+// machineBusy is the CPU time the whole machine spent busy (every
+// core, every process, interrupts included) from /proc/stat, in clock
+// ticks: on a machine of two cores the lossy transfers are bound by it
+// (sender, the kernel's receive path, socat and sha256sum together),
+// and its cost per GiB compares one sender's whole path with the
+// other's, other load on the machine included.
+type busyTicks int64
+
+func machineBusy(t *testing.T) busyTicks {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatalf("/proc/stat: %v", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var n int64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		x, _ := strconv.ParseInt(v, 10, 64)
+		n += x
+	}
+	return busyTicks(n)
+}
+
+// perGiB is the busy CPU seconds since b0 per GiB of n bytes (USER_HZ
+// is 100 on Linux).
+func (b busyTicks) perGiB(b0 busyTicks, n int64) float64 {
+	return float64(b-b0) / 100 / (float64(n) / (1 << 30))
 }

@@ -1,6 +1,9 @@
 package tcp
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // BBR congestion control, version 1 (Cardwell et al., "BBR:
 // Congestion-Based Congestion Control", ACM Queue 2016; the semantics of
@@ -456,4 +459,59 @@ func (b *bbr) setCwnd(s *CCState, rs *rateSample, r *rateState) {
 		cwnd = min(cwnd, bbrMinCwndSegs*mss)
 	}
 	s.Cwnd = cwnd
+}
+
+// CCDebug is a snapshot of one connection's sender state for tests and
+// benchmarks that compare it with the kernel's (ss -tin): the congestion
+// control's window and pacing, BBR's model where BBR runs, and loss
+// recovery.
+type CCDebug struct {
+	Local, Remote      netip.AddrPort
+	CC                 string
+	Cwnd, InFlight     int // bytes
+	Outstanding        int // SND.MAX - SND.UNA, bytes
+	SndWnd             int // the peer's window, bytes
+	Unsent             int // queued, not yet sent, bytes
+	PaceHeld           bool
+	PacingRate         int64
+	SRTT, MinRTT       time.Duration
+	InRecovery         bool
+	LostBytes, Sacked  int
+	ReoWnd             time.Duration // RACK's reordering window now
+	ReorderingSeen     bool
+	BBRMode            string // empty without BBR
+	BBRBW              int64  // bytes per second
+	BBRMinRTT          time.Duration
+	BBRRound           int64
+	BBRExtraAcked      int // bytes
+	BBRPacingGain      float64
+	BBRFullBW          bool
+	PacketConservation bool
+}
+
+// CCDebug lists the state of every connection that has sent data.
+func (p *Protocol) CCDebug() []CCDebug {
+	p.mu.RLock()
+	var eps []*Endpoint
+	p.conns.each(func(e *Endpoint) { eps = append(eps, e) })
+	p.mu.RUnlock()
+	var out []CCDebug
+	for _, e := range eps {
+		e.lock()
+		if e.sndMax != e.iss+1 {
+			d := CCDebug{Local: e.local, Remote: e.remote, CC: e.ccName,
+				Cwnd: e.ccs.Cwnd, InFlight: e.inFlight(), PacingRate: e.ccs.PacingRate,
+				Outstanding: int(e.sndMax - e.sndUna), SndWnd: e.sndWnd, Unsent: max(int(e.dataEnd()-e.sndNxt), 0), PaceHeld: e.paceHeld,
+				SRTT: e.srtt, MinRTT: e.minRTT, InRecovery: e.recovery,
+				LostBytes: e.rk.lostOut, Sacked: e.sb.sacked, ReoWnd: e.reoWnd(), ReorderingSeen: e.rk.reord}
+			if b, ok := e.cc.(*bbr); ok {
+				d.BBRMode, d.BBRBW, d.BBRMinRTT, d.BBRRound = b.mode.String(), b.bw.get(), b.minRTT, b.round
+				d.BBRExtraAcked, d.BBRPacingGain, d.BBRFullBW = b.extraAcked(), b.pacingGain, b.fullBWReached
+				d.PacketConservation = b.packetConservation
+			}
+			out = append(out, d)
+		}
+		e.unlock()
+	}
+	return out
 }

@@ -200,10 +200,14 @@ func (e *Endpoint) rackDelivered(r *txRec, tsecr uint32, hasTS bool, now time.Du
 			return
 		}
 	}
-	e.rk.rtt = rtt
 	first := e.rk.xmit == 0
 	if first || r.xmit > e.rk.xmit || (r.xmit == e.rk.xmit && seqGT(r.end, e.rk.endSeq)) {
-		e.rk.xmit, e.rk.endSeq = r.xmit, r.end
+		// The RTT goes with the send time (RFC 8985 walks the delivered
+		// segments in send order, Linux's tcp_rack_advance likewise):
+		// records come here in sequence order, and an older original
+		// delivered after a retransmission must not lend its longer RTT
+		// to the retransmission's send time.
+		e.rk.xmit, e.rk.endSeq, e.rk.rtt = r.xmit, r.end, rtt
 	}
 	if first || seqGT(r.end, e.rk.fack) {
 		e.rk.fack = r.end
