@@ -1,9 +1,6 @@
 package interop
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"testing"
 	"time"
@@ -83,48 +80,5 @@ func TestInteropECN(t *testing.T) {
 // the SHA-256 of what arrived and the time.
 func recvFromKernelOpt(t *testing.T, l *lab, h *host, port int, path, opt string, limit time.Duration) (string, int64, time.Duration) {
 	t.Helper()
-	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Close()
-	if err := ls.Bind(socket.Inet("0.0.0.0", port)); err != nil {
-		t.Fatal(err)
-	}
-	if err := ls.Listen(1); err != nil {
-		t.Fatal(err)
-	}
-	ls.SetTimeout(10 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	c := l.cmd(ctx, "socat", "-u", "OPEN:"+path, fmt.Sprintf("TCP:%v:%d%s", stackIP, port, opt))
-	var out syncBuffer
-	c.Stdout, c.Stderr = &out, &out
-	done := startCmd(t, c)
-	start := time.Now()
-	conn, _, err := ls.Accept()
-	if err != nil {
-		t.Fatalf("accept: %v", err)
-	}
-	defer conn.Close()
-	conn.SetTimeout(limit)
-	hs := sha256.New()
-	buf := make([]byte, 1<<20)
-	var total int64
-	for {
-		n, err := conn.Recv(buf, 0)
-		if err != nil {
-			t.Fatalf("recv after %d bytes: %v", total, err)
-		}
-		if n == 0 {
-			break
-		}
-		hs.Write(buf[:n])
-		total += int64(n)
-	}
-	d := time.Since(start)
-	if err := <-done; err != nil {
-		t.Fatalf("kernel socat: %v\n%s", err, out.String())
-	}
-	return hex.EncodeToString(hs.Sum(nil)), total, d
+	return recvHashedAt(t, l, h, stackIP, port, path, opt, limit)
 }

@@ -3,7 +3,6 @@ package interop
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"sort"
@@ -63,32 +62,7 @@ func median(v []float64) float64 {
 // time from connect to the kernel's hash.
 func sendHashed(t *testing.T, ctx context.Context, l *lab, h *host, port int, cc, opt string, data []byte, sum string) time.Duration {
 	t.Helper()
-	done, out := hashSink(t, ctx, l.ns, port, opt)
-	s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.SetSockOpt(socket.SOL_TCP, socket.TCP_CONGESTION, cc); err != nil {
-		t.Fatalf("TCP_CONGESTION %s: %v", cc, err)
-	}
-	s.SetTimeout(3 * time.Minute)
-	start := time.Now()
-	if err := s.Connect(socket.InetAddr(netip.AddrPortFrom(kernelIP, uint16(port)))); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SendAll(data, 0); err != nil {
-		t.Fatal(err)
-	}
-	s.Shutdown(socket.SHUT_WR)
-	if err := <-done; err != nil {
-		t.Fatalf("kernel side: %v\n%s", err, out.String())
-	}
-	d := time.Since(start)
-	if got := strings.Fields(out.String() + " x")[0]; got != sum {
-		t.Fatalf("kernel received SHA-256 %s, sent %s", got, sum)
-	}
-	return d
+	return sendHashedTo(t, ctx, l, h, kernelIP, port, cc, opt, data, sum)
 }
 
 func lossPct(t *testing.T) float64 {

@@ -3,9 +3,12 @@ package interop
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/tcp"
 )
 
@@ -183,6 +187,26 @@ func dropShare(t *testing.T, what string, seen, dropped int64, pct float64) {
 
 func avg(bytes, pkts int64) float64 { return float64(bytes) / float64(max(pkts, 1)) }
 
+// frameLink is sockstack's side of a frame-mode path: its link, the
+// kernel's end of it in the lab namespace (kdev: its ingress qdisc drops
+// what sockstack sends, its rx and tx counters count sockstack's frames
+// and the kernel's), and the addresses of both ends.
+type frameLink struct {
+	name         string // subtest name: plain_tap, afpacket, ...
+	kdev         string
+	kaddr, saddr netip.Addr
+	port         int // first port of the link's transfers
+	// start runs a stack with TCP configuration tc on the link, with
+	// the Impair ic between them.
+	start func(tc tcp.Config, ic link.ImpairConfig) (*host, *link.Impair)
+	// writeCalls, when set, counts the link's write system calls (how
+	// many frames each carried is then logged).
+	writeCalls func(h *host) uint64
+}
+
+// frameCCs are the congestion controls of frame mode, in order.
+var frameCCs = []string{"cubic", "bbr"}
+
 func lossFrame(t *testing.T) {
 	l := newLab(t)
 	needTools(t, "socat", "sha256sum", "ss", "tc", "ethtool")
@@ -196,136 +220,243 @@ func lossFrame(t *testing.T) {
 	ingressDrop(t, ns2, "vk1", pct)    // kernel → kernel data
 	ingressDrop(t, l.ns, "vk0", pct)   // kernel → kernel ACKs
 	ingressDrop(t, l.ns, tapName, pct) // what sockstack sends
-	const limit = 3 * time.Minute
 	dir := t.TempDir()
-	for i, cc := range []string{"cubic", "bbr"} {
-		t.Run(cc+"/plain_tap", func(t *testing.T) {
-			if !kernelHasCC(cc) {
-				t.Skipf("the kernel has no %s congestion control (not built in, and modprobe tcp_%s did not add it): skipping the %s half", cc, cc, cc)
-			}
-			opt := ",setsockopt-string=6:13:" + cc // IPPROTO_TCP, TCP_CONGESTION
-			// BBR's throughput under per-frame loss varies from one
-			// transfer to the next far more than CUBIC's (32 MiB took
-			// 0.3 s, and the medians of three such moved by ±30%; a
-			// round now and then runs at half speed, in every
-			// direction, when the kernel's receiving socat falls behind
-			// on this machine's two busy cores and closes its window):
-			// longer transfers, more rounds, about 25 s in all.
-			size, rounds := int64(32<<20), lossRounds
-			if cc == "bbr" {
-				size, rounds = 128<<20, 7
-			}
-			path, sum := randomFile(t, dir, fmt.Sprintf("%s-%dMiB.bin", cc, size>>20), size)
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer os.Remove(path)
-			trace := os.Getenv("INTEROP_LOSS_TRACE") != ""
-			// What sockstack receives loses pct percent of its frames
-			// in sockstack's link, seeded.
-			h, im := l.startStackImpaired(tcp.Config{CongestionControl: cc},
-				link.ImpairConfig{Seed: int64(1 + i), Loss: pct / 100, Apply: link.ImpairIngress})
-			defer h.st.Close() // frees the TAP for the next half
-			ctx, cancel := context.WithTimeout(context.Background(), limit)
-			defer cancel()
-			var sk, ks, kk []float64
-			// Over all rounds: what each drop point saw and dropped.
-			var skData, skAcks, ksData, ksAcks, kkData, kkAcks [2]int64
-			var skLink, ksLink, kkLink linkCounts
-			for r := 0; r < rounds; r++ {
-				port := 5401 + 10*i + 3*r
-
-				// sockstack -> kernel: data at the TAP's ingress, ACKs
-				// in the Impair.
-				q0, l0, i0 := ingressCounts(t, l.ns, tapName), devCounts(t, l.ns, tapName), im.Ingress.Snapshot()
-				before := h.st.TCP.Stats()
-				c0, m0 := cpuNow(t), machineBusy(t)
-				var stop func() string
-				if trace {
-					stop = sampleStack(h, port)
-				}
-				d := sendHashed(t, ctx, l, h, port, cc, opt, data, sum)
-				if trace {
-					t.Logf("round %d: sockstack -> kernel, sockstack's sender sampled: %s", r, stop())
-				}
-				after := h.st.TCP.Stats()
-				cpu, mcpu := c0.since(t, size), machineBusy(t).perGiB(m0, size)
-				q, lc, i1 := ingressCounts(t, l.ns, tapName).sub(q0), devCounts(t, l.ns, tapName).sub(l0), im.Ingress.Snapshot()
-				sk = append(sk, gbps(size, d))
-				skData[0], skData[1] = skData[0]+q.pkts, skData[1]+q.drops
-				skAcks[0], skAcks[1] = skAcks[0]+int64(i1.Frames-i0.Frames), skAcks[1]+int64(i1.Dropped-i0.Dropped)
-				skLink = skLink.add(lc)
-				t.Logf("round %d: sockstack -> kernel %.3f Gbit/s; sockstack %.2f CPU s/GiB, machine %.2f busy CPU s/GiB; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; our fast recoveries %d, timeouts %d, TLPs %d, RACK reordering timeouts %d, retransmitted segments %d, D-SACKs received %d, lost retransmissions %d, DSACK undos %d",
-					r, gbps(size, d), cpu.total, mcpu, q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped,
-					after.FastRetrans-before.FastRetrans, after.Timeouts-before.Timeouts, after.TLPProbes-before.TLPProbes,
-					after.RACKReoTimeouts-before.RACKReoTimeouts, after.RetransSegs-before.RetransSegs, after.DSACKsRecv-before.DSACKsRecv,
-					after.LostRetransmit-before.LostRetransmit, after.DSACKUndo-before.DSACKUndo)
-
-				// kernel -> sockstack: data in the Impair, ACKs at the
-				// TAP's ingress.
-				q0, l0, i0 = ingressCounts(t, l.ns, tapName), devCounts(t, l.ns, tapName), im.Ingress.Snapshot()
-				c0, m0 = cpuNow(t), machineBusy(t)
-				got, n, d := recvFromKernelOpt(t, l, h, port+1, path, opt, limit)
-				cpu, mcpu = c0.since(t, size), machineBusy(t).perGiB(m0, size)
-				if n != size || got != sum {
-					t.Fatalf("sockstack received %d bytes, SHA-256 %s", n, got)
-				}
-				q, lc, i1 = ingressCounts(t, l.ns, tapName).sub(q0), devCounts(t, l.ns, tapName).sub(l0), im.Ingress.Snapshot()
-				ks = append(ks, gbps(size, d))
-				ksData[0], ksData[1] = ksData[0]+int64(i1.Frames-i0.Frames), ksData[1]+int64(i1.Dropped-i0.Dropped)
-				ksAcks[0], ksAcks[1] = ksAcks[0]+q.pkts, ksAcks[1]+q.drops
-				ksLink = ksLink.add(lc)
-				t.Logf("round %d: kernel -> sockstack %.3f Gbit/s; sockstack %.2f CPU s/GiB, machine %.2f busy CPU s/GiB; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; TAP tx_dropped %d",
-					r, gbps(size, d), cpu.total, mcpu, i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped, q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, lc.txDropped)
-
-				// kernel -> kernel over the veth: data at vk1's ingress,
-				// ACKs at vk0's.
-				qd0, qa0, l0 := ingressCounts(t, ns2, "vk1"), ingressCounts(t, l.ns, "vk0"), devCounts(t, l.ns, "vk0")
-				var ext0 map[string]int64
-				if trace {
-					stop = sampleSS(l.ns, port+2)
-					ext0 = tcpExt(t, l.ns)
-				}
-				m0 = machineBusy(t)
-				d = l.kernelHashedOverVeth(t, ctx, ns2, port+2, opt, path, sum, limit)
-				mcpu = machineBusy(t).perGiB(m0, size)
-				if trace {
-					t.Logf("round %d: kernel -> kernel, the kernel's sender sampled (ss -tin): %s", r, stop())
-					t.Logf("round %d: kernel -> kernel, the sender's namespace TcpExt: %s", r, extDelta(ext0, tcpExt(t, l.ns)))
-				}
-				qd, qa, lc := ingressCounts(t, ns2, "vk1").sub(qd0), ingressCounts(t, l.ns, "vk0").sub(qa0), devCounts(t, l.ns, "vk0").sub(l0)
-				kk = append(kk, gbps(size, d))
-				kkData[0], kkData[1] = kkData[0]+qd.pkts, kkData[1]+qd.drops
-				kkAcks[0], kkAcks[1] = kkAcks[0]+qa.pkts, kkAcks[1]+qa.drops
-				kkLink = kkLink.add(lc)
-				t.Logf("round %d: kernel -> kernel (veth) %.3f Gbit/s; machine %.2f busy CPU s/GiB; data frames %d (%.0f B each through veth_xmit, %.0f at the ingress), dropped %d; ACK frames %d, dropped %d",
-					r, gbps(size, d), mcpu, qd.pkts, avg(lc.txBytes, lc.txPkts), avg(qd.bytes, qd.pkts), qd.drops, qa.pkts, qa.drops)
-			}
-			// Per frame: one skb per frame where the devices count them.
-			for _, c := range []struct {
-				what        string
-				bytes, pkts int64
-			}{
-				{"sockstack's data frames written to the TAP", skLink.rxBytes, skLink.rxPkts},
-				{"the kernel's data frames read from the TAP", ksLink.txBytes, ksLink.txPkts},
-				{"the kernel's data through veth_xmit", kkLink.txBytes, kkLink.txPkts},
-			} {
-				if a := avg(c.bytes, c.pkts); a > maxFrameAvg || c.pkts == 0 {
-					t.Errorf("%s: %d packets of %.0f bytes on average: not frames", c.what, c.pkts, a)
-				}
-			}
-			dropShare(t, "sockstack -> kernel data (TAP ingress)", skData[0], skData[1], pct)
-			dropShare(t, "sockstack -> kernel ACKs (Impair)", skAcks[0], skAcks[1], pct)
-			dropShare(t, "kernel -> sockstack data (Impair)", ksData[0], ksData[1], pct)
-			dropShare(t, "kernel -> sockstack ACKs (TAP ingress)", ksAcks[0], ksAcks[1], pct)
-			dropShare(t, "kernel -> kernel data (vk1 ingress)", kkData[0], kkData[1], pct)
-			dropShare(t, "kernel -> kernel ACKs (vk0 ingress)", kkAcks[0], kkAcks[1], pct)
-			msk, mks, mkk := median(sk), median(ks), median(kk)
-			t.Logf("frame/%s/plain_tap, %d MiB, %g%% of frames lost each way, medians (min-max) of %d: sockstack->kernel %s, kernel->sockstack %s, kernel->kernel %s Gbit/s; ratios of medians to kernel->kernel %.2f / %.2f",
-				cc, size>>20, pct, rounds, spread(sk), spread(ks), spread(kk), msk/mkk, mks/mkk)
-		})
+	tap := frameLink{name: "plain_tap", kdev: tapName, kaddr: kernelIP, saddr: stackIP, port: 5401,
+		start: func(tc tcp.Config, ic link.ImpairConfig) (*host, *link.Impair) { return l.startStackImpaired(tc, ic) }}
+	for i, cc := range frameCCs {
+		t.Run(cc+"/"+tap.name, func(t *testing.T) { frameRounds(t, l, ns2, dir, tap, i, cc, pct) })
 	}
+	lossFrameAF(t, l, ns2, dir, pct) // lossframe_af_test.go
+}
+
+// frameRounds runs frame mode's rounds for congestion control cc (the
+// i-th of frameCCs) with sockstack on fl: sockstack → kernel, kernel →
+// sockstack, then kernel → kernel over the veth to ns2, in turn.
+func frameRounds(t *testing.T, l *lab, ns2, dir string, fl frameLink, i int, cc string, pct float64) {
+	if !kernelHasCC(cc) {
+		t.Skipf("the kernel has no %s congestion control (not built in, and modprobe tcp_%s did not add it): skipping the %s half", cc, cc, cc)
+	}
+	const limit = 3 * time.Minute
+	opt := ",setsockopt-string=6:13:" + cc // IPPROTO_TCP, TCP_CONGESTION
+	// BBR's throughput under per-frame loss varies from one transfer to
+	// the next far more than CUBIC's (32 MiB took 0.3 s, and the medians
+	// of three such moved by ±30%; a round now and then runs at half
+	// speed, in every direction, when the kernel's receiving socat falls
+	// behind on this machine's two busy cores and closes its window):
+	// longer transfers, more rounds, about 25 s in all.
+	size, rounds := int64(32<<20), lossRounds
+	if cc == "bbr" {
+		size, rounds = 128<<20, 7
+	}
+	path, sum := randomFile(t, dir, fmt.Sprintf("%s-%s-%dMiB.bin", cc, fl.name, size>>20), size)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(path)
+	trace := os.Getenv("INTEROP_LOSS_TRACE") != ""
+	// What sockstack receives loses pct percent of its frames in
+	// sockstack's link, seeded.
+	h, im := fl.start(tcp.Config{CongestionControl: cc},
+		link.ImpairConfig{Seed: int64(1 + i), Loss: pct / 100, Apply: link.ImpairIngress})
+	defer h.st.Close() // frees the link for the next half
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	var sk, ks, kk, skCPU, ksCPU, skM, ksM, kkM []float64
+	// Over all rounds: what each drop point saw and dropped.
+	var skData, skAcks, ksData, ksAcks, kkData, kkAcks [2]int64
+	var skLink, ksLink, kkLink linkCounts
+	var txFrames, txCalls uint64
+	for r := 0; r < rounds; r++ {
+		port := fl.port + 10*i + 3*r
+
+		// sockstack -> kernel: data at kdev's ingress, ACKs in the
+		// Impair.
+		q0, l0, i0 := ingressCounts(t, l.ns, fl.kdev), devCounts(t, l.ns, fl.kdev), im.Ingress.Snapshot()
+		before := h.st.TCP.Stats()
+		f0, w0 := h.nic.Endpoint().Stats().TxFrames.Load(), uint64(0)
+		if fl.writeCalls != nil {
+			w0 = fl.writeCalls(h)
+		}
+		c0, m0 := cpuNow(t), machineBusy(t)
+		var stop func() string
+		if trace {
+			stop = sampleStack(h, fl.kaddr, port)
+		}
+		d := sendHashedTo(t, ctx, l, h, fl.kaddr, port, cc, opt, data, sum)
+		if trace {
+			t.Logf("round %d: sockstack -> kernel, sockstack's sender sampled: %s", r, stop())
+		}
+		after := h.st.TCP.Stats()
+		cpu, mcpu := c0.since(t, size), machineBusy(t).perGiB(m0, size)
+		batch := ""
+		if fl.writeCalls != nil {
+			f, w := h.nic.Endpoint().Stats().TxFrames.Load()-f0, fl.writeCalls(h)-w0
+			txFrames, txCalls = txFrames+f, txCalls+w
+			batch = fmt.Sprintf("; %d frames written in %d system calls (%.2f each)", f, w, float64(f)/float64(max(w, 1)))
+		}
+		q, lc, i1 := ingressCounts(t, l.ns, fl.kdev).sub(q0), devCounts(t, l.ns, fl.kdev).sub(l0), im.Ingress.Snapshot()
+		sk, skCPU, skM = append(sk, gbps(size, d)), append(skCPU, cpu.total), append(skM, mcpu)
+		skData[0], skData[1] = skData[0]+q.pkts, skData[1]+q.drops
+		skAcks[0], skAcks[1] = skAcks[0]+int64(i1.Frames-i0.Frames), skAcks[1]+int64(i1.Dropped-i0.Dropped)
+		skLink = skLink.add(lc)
+		t.Logf("round %d: sockstack -> kernel %.3f Gbit/s; sockstack %.2f CPU s/GiB, machine %.2f busy CPU s/GiB; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; our fast recoveries %d, timeouts %d, TLPs %d, RACK reordering timeouts %d, retransmitted segments %d, D-SACKs received %d, lost retransmissions %d, DSACK undos %d%s",
+			r, gbps(size, d), cpu.total, mcpu, q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped,
+			after.FastRetrans-before.FastRetrans, after.Timeouts-before.Timeouts, after.TLPProbes-before.TLPProbes,
+			after.RACKReoTimeouts-before.RACKReoTimeouts, after.RetransSegs-before.RetransSegs, after.DSACKsRecv-before.DSACKsRecv,
+			after.LostRetransmit-before.LostRetransmit, after.DSACKUndo-before.DSACKUndo, batch)
+
+		// kernel -> sockstack: data in the Impair, ACKs at kdev's
+		// ingress.
+		q0, l0, i0 = ingressCounts(t, l.ns, fl.kdev), devCounts(t, l.ns, fl.kdev), im.Ingress.Snapshot()
+		c0, m0 = cpuNow(t), machineBusy(t)
+		got, n, d := recvHashedAt(t, l, h, fl.saddr, port+1, path, opt, limit)
+		cpu, mcpu = c0.since(t, size), machineBusy(t).perGiB(m0, size)
+		if n != size || got != sum {
+			t.Fatalf("sockstack received %d bytes, SHA-256 %s", n, got)
+		}
+		q, lc, i1 = ingressCounts(t, l.ns, fl.kdev).sub(q0), devCounts(t, l.ns, fl.kdev).sub(l0), im.Ingress.Snapshot()
+		ks, ksCPU, ksM = append(ks, gbps(size, d)), append(ksCPU, cpu.total), append(ksM, mcpu)
+		ksData[0], ksData[1] = ksData[0]+int64(i1.Frames-i0.Frames), ksData[1]+int64(i1.Dropped-i0.Dropped)
+		ksAcks[0], ksAcks[1] = ksAcks[0]+q.pkts, ksAcks[1]+q.drops
+		ksLink = ksLink.add(lc)
+		t.Logf("round %d: kernel -> sockstack %.3f Gbit/s; sockstack %.2f CPU s/GiB, machine %.2f busy CPU s/GiB; data frames %d (%.0f B each), dropped %d; ACK frames %d (%.0f B each), dropped %d; %s tx_dropped %d",
+			r, gbps(size, d), cpu.total, mcpu, i1.Frames-i0.Frames, avg(lc.txBytes, lc.txPkts), i1.Dropped-i0.Dropped, q.pkts, avg(lc.rxBytes, lc.rxPkts), q.drops, fl.kdev, lc.txDropped)
+
+		// kernel -> kernel over the veth: data at vk1's ingress, ACKs
+		// at vk0's.
+		qd0, qa0, l0 := ingressCounts(t, ns2, "vk1"), ingressCounts(t, l.ns, "vk0"), devCounts(t, l.ns, "vk0")
+		var ext0 map[string]int64
+		if trace {
+			stop = sampleSS(l.ns, port+2)
+			ext0 = tcpExt(t, l.ns)
+		}
+		m0 = machineBusy(t)
+		d = l.kernelHashedOverVeth(t, ctx, ns2, port+2, opt, path, sum, limit)
+		mcpu = machineBusy(t).perGiB(m0, size)
+		if trace {
+			t.Logf("round %d: kernel -> kernel, the kernel's sender sampled (ss -tin): %s", r, stop())
+			t.Logf("round %d: kernel -> kernel, the sender's namespace TcpExt: %s", r, extDelta(ext0, tcpExt(t, l.ns)))
+		}
+		qd, qa, lc := ingressCounts(t, ns2, "vk1").sub(qd0), ingressCounts(t, l.ns, "vk0").sub(qa0), devCounts(t, l.ns, "vk0").sub(l0)
+		kk, kkM = append(kk, gbps(size, d)), append(kkM, mcpu)
+		kkData[0], kkData[1] = kkData[0]+qd.pkts, kkData[1]+qd.drops
+		kkAcks[0], kkAcks[1] = kkAcks[0]+qa.pkts, kkAcks[1]+qa.drops
+		kkLink = kkLink.add(lc)
+		t.Logf("round %d: kernel -> kernel (veth) %.3f Gbit/s; machine %.2f busy CPU s/GiB; data frames %d (%.0f B each through veth_xmit, %.0f at the ingress), dropped %d; ACK frames %d, dropped %d",
+			r, gbps(size, d), mcpu, qd.pkts, avg(lc.txBytes, lc.txPkts), avg(qd.bytes, qd.pkts), qd.drops, qa.pkts, qa.drops)
+	}
+	// Per frame: one skb per frame where the devices count them.
+	for _, c := range []struct {
+		what        string
+		bytes, pkts int64
+	}{
+		{"sockstack's data frames received on " + fl.kdev, skLink.rxBytes, skLink.rxPkts},
+		{"the kernel's data frames sent on " + fl.kdev, ksLink.txBytes, ksLink.txPkts},
+		{"the kernel's data through veth_xmit", kkLink.txBytes, kkLink.txPkts},
+	} {
+		if a := avg(c.bytes, c.pkts); a > maxFrameAvg || c.pkts == 0 {
+			t.Errorf("%s: %d packets of %.0f bytes on average: not frames", c.what, c.pkts, a)
+		}
+	}
+	if fl.writeCalls != nil && (txCalls == 0 || txCalls > txFrames) {
+		t.Errorf("sockstack's link wrote %d frames in %d system calls", txFrames, txCalls)
+	}
+	dropShare(t, "sockstack -> kernel data ("+fl.kdev+" ingress)", skData[0], skData[1], pct)
+	dropShare(t, "sockstack -> kernel ACKs (Impair)", skAcks[0], skAcks[1], pct)
+	dropShare(t, "kernel -> sockstack data (Impair)", ksData[0], ksData[1], pct)
+	dropShare(t, "kernel -> sockstack ACKs ("+fl.kdev+" ingress)", ksAcks[0], ksAcks[1], pct)
+	dropShare(t, "kernel -> kernel data (vk1 ingress)", kkData[0], kkData[1], pct)
+	dropShare(t, "kernel -> kernel ACKs (vk0 ingress)", kkAcks[0], kkAcks[1], pct)
+	msk, mks, mkk := median(sk), median(ks), median(kk)
+	t.Logf("frame/%s/%s, %d MiB, %g%% of frames lost each way, medians (min-max) of %d: sockstack->kernel %s, kernel->sockstack %s, kernel->kernel %s Gbit/s; ratios of medians to kernel->kernel %.2f / %.2f; sockstack's CPU s/GiB %s / %s; machine's busy CPU s/GiB %s / %s / %s",
+		cc, fl.name, size>>20, pct, rounds, spread(sk), spread(ks), spread(kk), msk/mkk, mks/mkk,
+		spread(skCPU), spread(ksCPU), spread(skM), spread(ksM), spread(kkM))
+}
+
+// sendHashedTo sends data from sockstack to a kernel socat at
+// kaddr:port that hashes it, with congestion control cc on both ends,
+// and returns the time from connect to the kernel's hash.
+func sendHashedTo(t *testing.T, ctx context.Context, l *lab, h *host, kaddr netip.Addr, port int, cc, opt string, data []byte, sum string) time.Duration {
+	t.Helper()
+	done, out := hashSink(t, ctx, l.ns, port, opt)
+	s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SetSockOpt(socket.SOL_TCP, socket.TCP_CONGESTION, cc); err != nil {
+		t.Fatalf("TCP_CONGESTION %s: %v", cc, err)
+	}
+	s.SetTimeout(3 * time.Minute)
+	start := time.Now()
+	if err := s.Connect(socket.InetAddr(netip.AddrPortFrom(kaddr, uint16(port)))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendAll(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Shutdown(socket.SHUT_WR)
+	if err := <-done; err != nil {
+		t.Fatalf("kernel side: %v\n%s", err, out.String())
+	}
+	d := time.Since(start)
+	if got := strings.Fields(out.String() + " x")[0]; got != sum {
+		t.Fatalf("kernel received SHA-256 %s, sent %s", got, sum)
+	}
+	return d
+}
+
+// recvHashedAt listens on sockstack's port, has the kernel's socat send
+// the file at path to saddr:port (opt: socat address options, may be
+// empty), and returns the SHA-256 of what arrived, its length and the
+// time.
+func recvHashedAt(t *testing.T, l *lab, h *host, saddr netip.Addr, port int, path, opt string, limit time.Duration) (string, int64, time.Duration) {
+	t.Helper()
+	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	if err := ls.Bind(socket.Inet("0.0.0.0", port)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Listen(1); err != nil {
+		t.Fatal(err)
+	}
+	ls.SetTimeout(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	c := l.cmd(ctx, "socat", "-u", "OPEN:"+path, fmt.Sprintf("TCP:%v:%d%s", saddr, port, opt))
+	var out syncBuffer
+	c.Stdout, c.Stderr = &out, &out
+	done := startCmd(t, c)
+	start := time.Now()
+	conn, _, err := ls.Accept()
+	if err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	defer conn.Close()
+	conn.SetTimeout(limit)
+	hs := sha256.New()
+	buf := make([]byte, 1<<20)
+	var total int64
+	for {
+		n, err := conn.Recv(buf, 0)
+		if err != nil {
+			t.Fatalf("recv after %d bytes: %v", total, err)
+		}
+		if n == 0 {
+			break
+		}
+		hs.Write(buf[:n])
+		total += int64(n)
+	}
+	d := time.Since(start)
+	if err := <-done; err != nil {
+		t.Fatalf("kernel socat: %v\n%s", err, out.String())
+	}
+	return hex.EncodeToString(hs.Sum(nil)), total, d
 }
 
 func (a linkCounts) add(b linkCounts) linkCounts {
@@ -403,11 +534,11 @@ func sample(period time.Duration, f func(*series)) func() string {
 	}
 }
 
-// sampleStack samples sockstack's sender to the kernel's port.
-func sampleStack(h *host, port int) func() string {
+// sampleStack samples sockstack's sender to the kernel's kaddr:port.
+func sampleStack(h *host, kaddr netip.Addr, port int) func() string {
 	return sample(time.Millisecond, func(s *series) {
 		for _, d := range h.st.TCP.CCDebug() {
-			if int(d.Remote.Port()) != port {
+			if int(d.Remote.Port()) != port || d.Remote.Addr() != kaddr {
 				continue
 			}
 			s.n++

@@ -77,7 +77,18 @@ type AFPacket struct {
 	inGroup bool
 	kdrops  atomic.Uint64 // frames the kernel dropped at a full ring or socket buffer
 	nreads  int           // reading goroutine: batches read (recvmmsg)
-	all     []*AFPacket   // every socket of the endpoint (Queues > 1), this one first
+	wcalls  atomic.Uint64 // system calls that sent frames (sendmmsg, or a ring's sendto kick)
+
+	// While the reading goroutine delivers a batch (holding, under
+	// wmu), what the receiver writes in answer (TCP's data on an ACK,
+	// its ACKs) is held back and sent in one system call when the batch
+	// is done: copied into pend without a ring, left marked in the
+	// transmit ring's slots with one. The stack hands the link one frame
+	// per call, so this is where writes become batches.
+	holding bool
+	pend    [][]byte // held frames, pend[:npend]; nil with Offload (frames up to 64 KB) or a ring
+	npend   int
+	all     []*AFPacket // every socket of the endpoint (Queues > 1), this one first
 }
 
 // afpacketRcvBuf is the socket buffer asked for without a ring.
@@ -252,6 +263,7 @@ func openAFPacketFD(fd int, ifi *net.Interface, opts AFPacketOptions, stats *Sta
 	if ring != nil {
 		a.readFn, a.writeFn = a.readRing, a.writeRing
 		a.lend.on, a.lend.ring = true, ring // frames are lent in place
+		a.deliverHook = a.holdWrites
 		return a, nil
 	}
 	if opts.Offload && bufSize == LendBufLen {
@@ -275,7 +287,86 @@ func openAFPacketFD(fd int, ifi *net.Interface, opts AFPacketOptions, stats *Sta
 		a.wvnet = make([][vnetHdrLen]byte, n)
 	}
 	a.readFn, a.writeFn = a.readMany, a.writeMany
+	if !opts.Offload {
+		a.pend = make([][]byte, n)
+		for i := range a.pend {
+			a.pend[i] = make([]byte, 0, maxFrame)
+		}
+		a.deliverHook = a.holdWrites
+	}
 	return a, nil
+}
+
+// holdWrites is the deliverHook: writes are held from the start of a
+// delivered batch to its end, then sent.
+func (a *AFPacket) holdWrites(start bool) {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	a.holding = start
+	if start {
+		return
+	}
+	if a.ring != nil {
+		if a.ring.txPending {
+			a.rc.Control(func(fd uintptr) { a.kick(fd) })
+		}
+		return
+	}
+	a.flushLocked()
+}
+
+// flushLocked sends the held frames (wmu held); what the kernel refuses
+// is counted in TxDropped.
+func (a *AFPacket) flushLocked() error {
+	k := a.npend
+	a.npend = 0
+	if k == 0 {
+		return nil
+	}
+	_, err := a.writeLocked(a.pend[:k])
+	return err
+}
+
+// WriteFrames is fdEndpoint.WriteFrames, except that while a received
+// batch is being delivered the frames are held back (holdWrites).
+func (a *AFPacket) WriteFrames(frames [][]byte) (int, error) {
+	if a.queues != nil || a.pend == nil && a.ring == nil {
+		return a.fdEndpoint.WriteFrames(frames)
+	}
+	if a.closed.Load() {
+		return 0, ErrClosed
+	}
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	if !a.holding || a.ring != nil {
+		// writeRing leaves the kick to holdWrites while holding.
+		return a.writeLocked(frames)
+	}
+	n := 0
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	for i, f := range frames {
+		if len(f) == 0 || len(f) > cap(a.pend[0]) {
+			// Not one to hold (writeMany refuses it, counted): in
+			// order, after what is held.
+			keep(a.flushLocked())
+			k, err := a.writeLocked(frames[i : i+1])
+			n += k
+			keep(err)
+			continue
+		}
+		if a.npend == len(a.pend) {
+			keep(a.flushLocked())
+		}
+		a.pend[a.npend] = append(a.pend[a.npend][:0], f...)
+		a.npend++
+		n++
+	}
+	return n, first
 }
 
 // FanoutGroup is the PACKET_FANOUT group the sockets joined, if any.
@@ -301,6 +392,17 @@ func (a *AFPacket) closeQueue() {
 	if a.ring != nil {
 		a.ring.close()
 	}
+}
+
+// WriteCalls is how many system calls sent frames (sendmmsg, or a
+// transmit ring's sendto), over every socket of the endpoint: with
+// TxFrames it tells how well writes were batched.
+func (a *AFPacket) WriteCalls() uint64 {
+	var n uint64
+	for _, q := range a.afQueues() {
+		n += q.wcalls.Load()
+	}
+	return n
 }
 
 // Ifindex is the interface index in its namespace.
@@ -404,6 +506,7 @@ func (a *AFPacket) writeMany(fd uintptr) bool {
 			continue
 		}
 		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&a.whdrs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
+		a.wcalls.Add(1)
 		clear(a.wiov[:2*k]) // keep no pointers to the caller's frames
 		switch errno {
 		case 0:

@@ -47,6 +47,10 @@ type fdEndpoint struct {
 	// refillHook, when set, runs after lent buffers were replaced (an
 	// endpoint whose reads point at the buffers updates them).
 	refillHook func()
+	// deliverHook, when set, runs before (true) and after (false) each
+	// batch is delivered: an endpoint may hold back what the receiver
+	// writes meanwhile and send it in one system call after.
+	deliverHook func(start bool)
 
 	// Writer state, under wmu; writeFn sends wframes[wnext:].
 	wmu     sync.Mutex
@@ -156,10 +160,16 @@ func (e *fdEndpoint) readLoop(r Receiver) {
 			e.stats.RxFrames.Add(uint64(e.nread))
 			e.stats.RxBytes.Add(bytes)
 			e.qrx.Add(uint64(e.nread))
+			if e.deliverHook != nil {
+				e.deliverHook(true)
+			}
 			if e.vnet.on {
 				deliverMeta(r, e.frames[:e.nread], e.vnet.metas[:e.nread], &e.vnet.seg, e.stats)
 			} else {
 				r.DeliverFrames(e.frames[:e.nread])
+			}
+			if e.deliverHook != nil {
+				e.deliverHook(false)
 			}
 			clear(e.frames[:e.nread])
 		}

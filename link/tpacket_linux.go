@@ -543,9 +543,15 @@ func (r *tpRing) txSlot(i int) int {
 // waits for the poller (the kernel frees slots as it sends them).
 func (a *AFPacket) writeRing(fd uintptr) bool {
 	r := a.ring
+	// A slot holds the frame, after a virtio-net header only with
+	// Offload (setupRing sized it so).
+	hdr := 0
+	if a.vnet.on {
+		hdr = vnetHdrLen
+	}
 	for a.wnext < len(a.wframes) {
 		f := a.wframes[a.wnext]
-		if len(f) == 0 || len(f)+vnetHdrLen > r.txSlotSize-tpTxDataOff {
+		if len(f) == 0 || len(f)+hdr > r.txSlotSize-tpTxDataOff {
 			a.stats.TxDropped.Add(1)
 			a.wnext++
 			continue
@@ -599,7 +605,7 @@ func (a *AFPacket) writeRing(fd uintptr) bool {
 		a.stats.TxBytes.Add(uint64(len(f)))
 		a.wnext++
 	}
-	if r.txPending {
+	if r.txPending && !a.holding {
 		a.kick(fd)
 	}
 	return true
@@ -610,6 +616,7 @@ func (a *AFPacket) kick(fd uintptr) unix.Errno {
 	a.ring.txPending = false
 	for {
 		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		a.wcalls.Add(1)
 		switch errno {
 		case unix.EINTR:
 			continue
