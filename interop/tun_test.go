@@ -120,11 +120,12 @@ func TestInteropTUN(t *testing.T) {
 
 // TestInteropTUNThroughput: one TCP connection each way, sockstack on a
 // TUN with offloads against the kernel, next to the kernel against
-// itself over a veth pair in the same run (1 GiB each). Figures only.
+// itself over a veth pair in the same run, under each congestion
+// control of throughputCCs (throughputVsKernel). Figures only.
 func TestInteropTUNThroughput(t *testing.T) {
 	needTools(t, "socat", "ss")
 	l, h := tunLab(t, true)
-	throughputVsKernel(t, l, h, "TUN, offloads", 5204)
+	throughputVsKernel(t, l, h, "TUN, offloads", kernelIP.String(), stackIP.String(), 5204)
 }
 
 // TestInteropUpTUN: `sockstack up --tun` with offloads and both

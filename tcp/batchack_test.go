@@ -2,7 +2,6 @@ package tcp
 
 import (
 	"testing"
-	"time"
 
 	"github.com/sockstack/sockstack/waiter"
 	"github.com/sockstack/sockstack/wire"
@@ -105,10 +104,14 @@ func TestBatchWakesReaderOnce(t *testing.T) {
 	}
 }
 
-// TestBatchAckLeftToReader: with a reader waiting, the batch leaves its
-// ACK to the read (which opens the window it advertises), as Linux's
-// tcp_cleanup_rbuf; if nobody reads, the delayed ACK goes out.
-func TestBatchAckLeftToReader(t *testing.T) {
+// TestBatchAckReaderWaiting: with a reader waiting, the batch still
+// acknowledges at its end instead of leaving the ACK to the read: an
+// ACK that waits for the reader's goroutine to be scheduled and to copy
+// the data stretches the round trip the sender measures, which held a
+// kernel bbr sender back (BENCHMARKS.md, "bbr kernel → sockstack").
+// With nobody waiting to read, the ACK goes out at the end of the batch
+// as well.
+func TestBatchAckReaderWaiting(t *testing.T) {
 	s := newScript(t, Config{RecvBuf: 4 << 20})
 	_, c, iss := s.passiveOpen(peerSynOpts(1))
 	en := waiter.NewEntry()
@@ -119,28 +122,25 @@ func TestBatchAckLeftToReader(t *testing.T) {
 		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
 		seq += superSeg
 	}
+	s.expectNone("inside the batch")
 	b.Flush()
-	s.expectNone("end of the batch, a reader waiting")
+	a := s.expectOne("end of the batch, a reader waiting")
+	check(t, "end of the batch, a reader waiting", a, fA, iss+1, seq, 0)
 	<-en.C
 	c.Waiter().Unregister(en)
 	buf := make([]byte, 1<<20)
 	if n, err := c.Read(buf, false); n != 3*superSeg || err != nil {
 		t.Fatalf("read %d, %v", n, err)
 	}
-	a := s.expectOne("ACK from the read")
-	check(t, "ACK from the read", a, fA, iss+1, seq, 0)
+	s.out()
 
-	// Nobody reads: the delayed ACK.
-	c.Waiter().Register(en, waiter.EventIn)
+	// Nobody waits to read: the same.
 	for range 2 {
 		s.injectBatch(b, seg{flags: fA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, superSeg)})
 		seq += superSeg
 	}
+	s.expectNone("inside the second batch")
 	b.Flush()
-	s.expectNone("end of the second batch")
-	a, el := s.waitOne(time.Second)
-	check(t, "delayed ACK", a, fA, iss+1, seq, 0)
-	if !near(el, 40*time.Millisecond) {
-		t.Fatalf("delayed ACK after %v", el)
-	}
+	a = s.expectOne("end of the second batch")
+	check(t, "end of the second batch", a, fA, iss+1, seq, 0)
 }

@@ -491,9 +491,9 @@ func (e *Endpoint) consumeRcv(n int) {
 	e.tuneRcvBuf(now)
 	if e.state == StateEstablished || e.state == StateFinWait1 || e.state == StateFinWait2 {
 		// Send a window update when the window has grown enough
-		// (receiver-side SWS avoidance, RFC 9293 3.8.6.2.2), or the ACK
-		// a receive batch left to this read (two full segments or more
-		// unacknowledged).
+		// (receiver-side SWS avoidance, RFC 9293 3.8.6.2.2), or an ACK
+		// still owed (two full segments or more unacknowledged, e.g.
+		// behind a delayed ACK), as Linux's tcp_cleanup_rbuf.
 		cur := int(e.rcvAdv - e.rcvNxt)
 		if int32(e.rcvAdv-e.rcvNxt) < 0 {
 			cur = 0

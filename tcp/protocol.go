@@ -187,9 +187,12 @@ func (b *Batch) HandleSegment(src, dst netip.Addr, tos uint8, seg []byte) {
 	b.p.handleSegment(src, dst, tos, seg, b, 0)
 }
 
-// Flush sends the ACKs the batch deferred, or leaves them to a reader
-// about to read, and wakes the readers of the connections that received
-// data.
+// Flush sends the ACKs the batch deferred and wakes the readers of the
+// connections that received data. The ACK goes out here even when a
+// reader is about to read: left to the read (as Linux's
+// tcp_cleanup_rbuf), it waited for the reader's goroutine and its copy,
+// which stretched the round trip a kernel bbr sender measures and held
+// it back (BENCHMARKS.md, "bbr kernel → sockstack").
 func (b *Batch) Flush() {
 	for i, e := range b.eps {
 		e.lock()
@@ -198,12 +201,6 @@ func (b *Batch) Flush() {
 			e.batchAck = false
 			switch {
 			case e.ackPending == 0:
-			case e.rcvLen > 0 && e.wq.Waiting(waiter.EventIn):
-				// A reader is about to take the data: it acknowledges
-				// when it does (consumeRcv), with the window its read
-				// opened, as Linux's tcp_cleanup_rbuf; the delayed ACK
-				// is the backstop if it does not.
-				e.armDelayedAck(e.p.now())
 			default:
 				e.ackNow = true
 				e.output(e.p.now())
