@@ -2,7 +2,6 @@ package interop
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -467,20 +466,9 @@ func bulk6(t *testing.T, l *lab, h *host, port int, path string, toKernel bool) 
 	}
 	defer conn.Close()
 	conn.SetTimeout(5 * time.Minute)
-	hs := sha256.New()
-	buf := make([]byte, 1<<20)
-	for {
-		n, err := conn.Recv(buf, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-		hs.Write(buf[:n])
-	}
+	got, _ := recvHashed(t, conn)
 	c.Wait()
-	return hex.EncodeToString(hs.Sum(nil))
+	return got
 }
 
 // TestInteropIPv6Bulk: 200 MiB each way over IPv6 by SHA-256, without and

@@ -443,6 +443,18 @@ func recvHashedAt(t *testing.T, l *lab, h *host, saddr netip.Addr, port int, pat
 	}
 	defer conn.Close()
 	conn.SetTimeout(limit)
+	got, total := recvHashed(t, conn)
+	d := time.Since(start)
+	if err := <-done; err != nil {
+		t.Fatalf("kernel socat: %v\n%s", err, out.String())
+	}
+	return got, total, d
+}
+
+// recvHashed reads conn to its end and returns the SHA-256 (hex) of what
+// came and its length; a receive error ends the test.
+func recvHashed(t *testing.T, conn *socket.Socket) (string, int64) {
+	t.Helper()
 	hs := sha256.New()
 	buf := make([]byte, 1<<20)
 	var total int64
@@ -452,16 +464,11 @@ func recvHashedAt(t *testing.T, l *lab, h *host, saddr netip.Addr, port int, pat
 			t.Fatalf("recv after %d bytes: %v", total, err)
 		}
 		if n == 0 {
-			break
+			return hex.EncodeToString(hs.Sum(nil)), total
 		}
 		hs.Write(buf[:n])
 		total += int64(n)
 	}
-	d := time.Since(start)
-	if err := <-done; err != nil {
-		t.Fatalf("kernel socat: %v\n%s", err, out.String())
-	}
-	return hex.EncodeToString(hs.Sum(nil)), total, d
 }
 
 func (a linkCounts) add(b linkCounts) linkCounts {

@@ -3,7 +3,6 @@ package interop
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -739,24 +738,11 @@ func afpacketIntegrity(t *testing.T, opts link.AFPacketOptions) *host {
 	}
 	defer conn.Close()
 	conn.SetTimeout(time.Minute)
-	hs := sha256.New()
-	buf := make([]byte, 1<<20)
-	var n int64
-	for {
-		k, err := conn.Recv(buf, 0)
-		if err != nil {
-			t.Fatalf("after %d bytes: %v", n, err)
-		}
-		if k == 0 {
-			break
-		}
-		hs.Write(buf[:k])
-		n += int64(k)
-	}
+	got, n := recvHashed(t, conn)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if got := hex.EncodeToString(hs.Sum(nil)); n != size || got != sum {
+	if n != size || got != sum {
 		t.Fatalf("sockstack received %d bytes, SHA-256 %s; kernel sent %d, %s", n, got, int64(size), sum)
 	}
 	return h
