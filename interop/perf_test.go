@@ -94,7 +94,10 @@ func TestInteropOffloadTAP(t *testing.T) {
 // vethPair makes a second namespace joined to the lab's by a veth pair:
 // 10.78.0.1 in the lab, 10.78.0.2 in the new one. It returns the new
 // namespace's name.
-func (l *lab) vethPair(t *testing.T) string {
+func (l *lab) vethPair(t *testing.T) string { t.Helper(); return l.vethPairRPS(t, false) }
+
+// vethPairRPS is vethPair with RPS on both ends (setRPS) if rps.
+func (l *lab) vethPairRPS(t *testing.T, rps bool) string {
 	t.Helper()
 	var b [4]byte
 	rand.Read(b[:])
@@ -112,6 +115,10 @@ func (l *lab) vethPair(t *testing.T) string {
 		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v: %s", strings.Join(s, " "), err, out)
 		}
+	}
+	if rps {
+		setRPS(t, l.ns, "vk0")
+		setRPS(t, ns2, "vk1")
 	}
 	return ns2
 }
@@ -191,9 +198,10 @@ func TestInteropOffloadThroughput(t *testing.T) {
 // Figures only: timings are never asserted.
 func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string, port int) {
 	t.Helper()
-	ns2 := l.vethPair(t)
+	ns2 := l.vethPairRPS(t, *vethRPS)
 	const size = throughputSize
 	var summary []string
+	t.Logf("RPS on the veth ends (-interop.veth-rps): %v", *vethRPS)
 	for i, cc := range throughputCCs {
 		if !kernelHasCC(cc) {
 			t.Logf("the kernel has no %s congestion control: its figures are left out", cc)
@@ -202,26 +210,34 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 		}
 		p := port + 3*i
 		var out, in float64
+		var inOFO uint64
 		t.Run(cc+"/sockstack_to_kernel", func(t *testing.T) {
-			c := cpuNow(t)
+			c, k0 := cpuNow(t), readNetCounters(t, l.ns)
 			_, d := sendZerosCC(t, l, h, kaddr, p, size, cc)
 			out = gbps(size, d)
 			t.Logf("%d MiB sockstack -> kernel (%s, %s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, out, c.since(t, size))
+			t.Logf("kernel (receiver): %s", reorderSince(t, l.ns, k0))
 		})
 		t.Run(cc+"/kernel_to_sockstack", func(t *testing.T) {
-			c := cpuNow(t)
-			s0 := h.nic.Endpoint().Stats().Snapshot()
+			c, k0 := cpuNow(t), readNetCounters(t, l.ns)
+			s0, ofo0 := h.nic.Endpoint().Stats().Snapshot(), h.st.TCP.Stats().OFOQueued
 			d := recvZerosCC(t, l, h, saddr, p+1, size, cc)
 			in = gbps(size, d)
 			t.Logf("%d MiB kernel -> sockstack (%s, %s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, in, c.since(t, size))
 			logFrames(t, h, s0)
+			inOFO = h.st.TCP.Stats().OFOQueued - ofo0
+			t.Logf("sockstack (receiver): %d segments queued out of order; kernel (sender): %s", inOFO, reorderSince(t, l.ns, k0))
 		})
+		k0, r0 := readNetCounters(t, l.ns), readNetCounters(t, ns2)
 		kk := gbps(size, l.kernelToKernelCC(t, ns2, p+2, size, cc))
+		kkSent, kkRecv := reorderSince(t, l.ns, k0), reorderSince(t, ns2, r0)
 		t.Logf("%d MiB kernel -> kernel (veth, %s): %.2f Gbit/s", size>>20, cc, kk)
+		t.Logf("kernel -> kernel: sender %s; receiver %s", kkSent, kkRecv)
 		t.Logf("%s: ratios to kernel<->kernel: sockstack->kernel %.2f, kernel->sockstack %.2f", cc, out/kk, in/kk)
-		summary = append(summary, fmt.Sprintf("%s: s->k %.2f, k->s %.2f, k->k %.2f Gbit/s; ratios %.2f / %.2f", cc, out, in, kk, out/kk, in/kk))
+		summary = append(summary, fmt.Sprintf("%s: s->k %.2f, k->s %.2f, k->k %.2f Gbit/s; ratios %.2f / %.2f; out of order at sockstack %d",
+			cc, out, in, kk, out/kk, in/kk, inOFO))
 	}
-	t.Logf("%s, %d MiB each: %s", what, size>>20, strings.Join(summary, "; "))
+	t.Logf("%s, %d MiB each, RPS %v: %s", what, size>>20, *vethRPS, strings.Join(summary, "; "))
 }
 
 // sendZerosTo sends size zero bytes from sockstack to a kernel socat
@@ -344,6 +360,13 @@ func (l *lab) afpacketStack(t *testing.T) *host {
 // afpacketStackOpts is afpacketStack with the socket options opts.
 func (l *lab) afpacketStackOpts(t *testing.T, opts link.AFPacketOptions) *host {
 	t.Helper()
+	return l.afpacketStackRPS(t, opts, false)
+}
+
+// afpacketStackRPS is afpacketStackOpts with RPS on both veth ends
+// (setRPS) if rps.
+func (l *lab) afpacketStackRPS(t *testing.T, opts link.AFPacketOptions, rps bool) *host {
+	t.Helper()
 	var b [4]byte
 	rand.Read(b[:])
 	ns2 := "sst-" + hex.EncodeToString(b[:])
@@ -358,6 +381,10 @@ func (l *lab) afpacketStackOpts(t *testing.T, opts link.AFPacketOptions) *host {
 		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v: %s", strings.Join(s, " "), err, out)
 		}
+	}
+	if rps {
+		setRPS(t, l.ns, "vp0")
+		setRPS(t, ns2, "vp1")
 	}
 	opts.Netns = ns2
 	ep, err := link.OpenAFPacket("vp1", opts)
@@ -384,7 +411,7 @@ func (l *lab) afpacketStackOpts(t *testing.T, opts link.AFPacketOptions) *host {
 func TestInteropAFPacketOffload(t *testing.T) {
 	l := newLab(t)
 	needTools(t, "socat", "ss")
-	h := l.afpacketStack(t)
+	h := l.afpacketStackRPS(t, link.AFPacketOptions{Offload: true, QdiscBypass: true}, *vethRPS)
 	throughputVsKernel(t, l, h, "AF_PACKET, veth, offloads", "10.79.0.1", "10.79.0.2", 5201)
 	ls := &h.st.Stats().Link
 	t.Logf("super-segments sent whole %d, received whole %d, coalesced %d, bad offload %d",
