@@ -25,10 +25,12 @@ var vethRPS = flag.Bool("interop.veth-rps", true,
 	"steer each flow to one CPU (RPS on all CPUs) on the veth ends of the throughput comparisons")
 
 // rpsAllCPUs is the rps_cpus mask naming every CPU this process may
-// run on, in the kernel's format (hex, 32-bit groups separated by
-// commas, most significant first).
-func rpsAllCPUs() string {
-	n := runtime.NumCPU()
+// run on.
+func rpsAllCPUs() string { return rpsMask(runtime.NumCPU()) }
+
+// rpsMask names CPUs 0..n-1 in the kernel's cpumask format (hex,
+// 32-bit groups separated by commas, most significant first).
+func rpsMask(n int) string {
 	var groups []string
 	for lo := 0; lo < n; lo += 32 {
 		bits := min(n-lo, 32)
@@ -93,4 +95,16 @@ func reorderSince(t *testing.T, ns string, c0 netCounters) string {
 	d := func(k string) uint64 { return c[k] - c0[k] }
 	return fmt.Sprintf("sent: retrans %d, DSACK received %d, SACK reorder %d; received: out of order %d",
 		d("Tcp:RetransSegs"), d("TcpExt:TCPDSACKRecv"), d("TcpExt:TCPSACKReorder"), d("TcpExt:TCPOFOQueue"))
+}
+
+// TestRPSMask: the mask has one bit per CPU and splits into 32-bit
+// groups the way the kernel's cpumask parser reads them.
+func TestRPSMask(t *testing.T) {
+	for n, want := range map[int]string{
+		1: "00000001", 2: "00000003", 32: "ffffffff", 33: "00000001,ffffffff", 72: "000000ff,ffffffff,ffffffff",
+	} {
+		if got := rpsMask(n); got != want {
+			t.Errorf("rpsMask(%d) = %q, want %q", n, got, want)
+		}
+	}
 }
