@@ -45,6 +45,21 @@ func vethNS(t testing.TB) (string, wire.MAC) {
 	return ns, mac
 }
 
+// openOnVeth opens the endpoint under test with opts on "vb", one end of
+// a fresh veth pair (vethNS), closed when the test ends; it returns the
+// namespace and the other end's MAC as vethNS does.
+func openOnVeth(t testing.TB, opts AFPacketOptions) (*AFPacket, string, wire.MAC) {
+	t.Helper()
+	ns, mac := vethNS(t)
+	opts.Netns = ns
+	ep, err := OpenAFPacket("vb", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	return ep, ns, mac
+}
+
 // openPeer opens the plain AF_PACKET socket on va with a receive buffer
 // large enough for the tests' bursts.
 func openPeer(t testing.TB, ns string, offload bool) *AFPacket {
@@ -103,12 +118,7 @@ func (c *metaCollector) wait(t *testing.T, n int) {
 // and the transmit ring in order and intact, bursts longer than the
 // transmit ring included (its slots are reused).
 func TestAFPacketRingRoundTrip(t *testing.T) {
-	ns, mac := vethNS(t)
-	ep, err := OpenAFPacket("vb", AFPacketOptions{Netns: ns, Ring: true, QdiscBypass: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ep.Close() })
+	ep, ns, mac := openOnVeth(t, AFPacketOptions{Ring: true, QdiscBypass: true})
 	peer := openPeer(t, ns, false)
 	got, peerGot := newMetaCollector(), newMetaCollector()
 	ep.Attach(got)
@@ -162,12 +172,7 @@ func TestAFPacketRingRoundTrip(t *testing.T) {
 // TestAFPacketRingOffload: with PACKET_VNET_HDR a TCP super-segment
 // crosses both rings whole, its offload state with it.
 func TestAFPacketRingOffload(t *testing.T) {
-	ns, mac := vethNS(t)
-	ep, err := OpenAFPacket("vb", AFPacketOptions{Netns: ns, Ring: true, Offload: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ep.Close() })
+	ep, ns, mac := openOnVeth(t, AFPacketOptions{Ring: true, Offload: true})
 	peer := openPeer(t, ns, true)
 	got, peerGot := newMetaCollector(), newMetaCollector()
 	ep.Attach(got)
@@ -205,12 +210,7 @@ func TestAFPacketFullCounted(t *testing.T) {
 			name = "ring"
 		}
 		t.Run(name, func(t *testing.T) {
-			ns, mac := vethNS(t)
-			ep, err := OpenAFPacket("vb", AFPacketOptions{Netns: ns, Ring: ring, RingBlockSize: 16 << 10, RingBlocks: 2})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { ep.Close() })
+			ep, ns, mac := openOnVeth(t, AFPacketOptions{Ring: ring, RingBlockSize: 16 << 10, RingBlocks: 2})
 			if !ring {
 				ep.rc.Control(func(fd uintptr) {
 					unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 32<<10)
@@ -265,12 +265,7 @@ func TestAFPacketFanout(t *testing.T) {
 			name = "ring"
 		}
 		t.Run(name, func(t *testing.T) {
-			ns, mac := vethNS(t)
-			ep, err := OpenAFPacket("vb", AFPacketOptions{Netns: ns, Queues: 2, Ring: ring})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { ep.Close() })
+			ep, ns, mac := openOnVeth(t, AFPacketOptions{Queues: 2, Ring: ring})
 			if g, ok := ep.FanoutGroup(); ep.Queues() != 2 || !ok {
 				t.Fatalf("%d queues, group %d %v", ep.Queues(), g, ok)
 			}

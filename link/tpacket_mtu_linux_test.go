@@ -12,12 +12,7 @@ import (
 // exactly the MTU go out (they were refused as too long for the slot,
 // counted in TxDropped, when the check added a header never written).
 func TestAFPacketRingFullSizeFrames(t *testing.T) {
-	ns, mac := vethNS(t)
-	ep, err := OpenAFPacket("vb", AFPacketOptions{Netns: ns, Ring: true, QdiscBypass: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ep.Close() })
+	ep, ns, mac := openOnVeth(t, AFPacketOptions{Ring: true, QdiscBypass: true})
 	peer := openPeer(t, ns, false)
 	got := newMetaCollector()
 	peer.Attach(got)
@@ -85,12 +80,7 @@ func (e *echoer) DeliverFrames(frames [][]byte) {
 func TestAFPacketWritesInDeliveryBatched(t *testing.T) {
 	for _, ring := range []bool{false, true} {
 		t.Run(map[bool]string{false: "mmsg", true: "ring"}[ring], func(t *testing.T) {
-			ns, mac := vethNS(t)
-			ep, err := OpenAFPacket("vb", AFPacketOptions{Netns: ns, Ring: ring, QdiscBypass: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { ep.Close() })
+			ep, ns, mac := openOnVeth(t, AFPacketOptions{Ring: ring, QdiscBypass: true})
 			peer := openPeer(t, ns, false)
 			got := newMetaCollector()
 			peer.Attach(got)
