@@ -42,6 +42,9 @@ func Cases() []Case {
 	cs = append(cs, pktinfoCases()...)     // pktinfo_cases.go
 	cs = append(cs, transparentCases()...) // transparent_cases.go
 	cs = append(cs, recverrCases()...)     // recverr_cases.go
+	cs = append(cs, recvOptsCases()...)    // recvopts_cases.go
+	cs = append(cs, ipOptionsCases()...)   // ipoptions_cases.go
+	cs = append(cs, sendCtlCases()...)     // sendctl_cases.go
 	return cs
 }
 

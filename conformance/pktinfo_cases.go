@@ -15,8 +15,7 @@ import (
 // option and hop limit 0. Every datagram goes to loopback; the calls
 // naming 2001:db8::7, 198.51.100.7, fe80::1 or ifindex 9999 fail before
 // anything is sent (on Linux in ip6_datagram_send_ctl / the route
-// lookup). No case names an interface index other than 0 and 9999:
-// loopback is 1 on Linux and has no index on sockstack.
+// lookup). Loopback is interface 1 on both sides.
 
 // badIfindex is an interface index neither side has.
 const badIfindex = 9999
@@ -135,8 +134,8 @@ func hostRecv6(v sockapi.HostSock, buf []byte, n *int, from *socket.Sockaddr) (i
 	return anc.HopLimit, err
 }
 
-// RecvPktinfo logs one datagram with its IP_PKTINFO addresses (the
-// interface index is left out: loopback is 1 on Linux, 0 on sockstack).
+// RecvPktinfo logs one datagram with its IP_PKTINFO interface index and
+// addresses.
 func (t *T) RecvPktinfo(step string, s sockapi.Sock) {
 	buf := make([]byte, 64)
 	switch v := s.(type) {
@@ -150,7 +149,7 @@ func (t *T) RecvPktinfo(step string, s sockapi.Sock) {
 			t.Logf("%s: %q, no IP_PKTINFO", step, buf[:n])
 			return
 		}
-		t.Logf("%s: %q addr %v spec_dst %v", step, buf[:n], pi.Addr, pi.SpecDst)
+		t.Logf("%s: %q ifindex %d addr %v spec_dst %v", step, buf[:n], pi.Ifindex, pi.Addr, pi.SpecDst)
 	case sockapi.HostSock:
 		oob := make([]byte, 64)
 		var n, oobn int
@@ -166,7 +165,8 @@ func (t *T) RecvPktinfo(step string, s sockapi.Sock) {
 		cms, _ := unix.ParseSocketControlMessage(oob[:oobn])
 		for _, cm := range cms {
 			if cm.Header.Level == unix.IPPROTO_IP && cm.Header.Type == unix.IP_PKTINFO && len(cm.Data) >= 12 {
-				t.Logf("%s: %q addr %v spec_dst %v", step, buf[:n], netip.AddrFrom4([4]byte(cm.Data[8:12])), netip.AddrFrom4([4]byte(cm.Data[4:8])))
+				t.Logf("%s: %q ifindex %d addr %v spec_dst %v", step, buf[:n], binary.NativeEndian.Uint32(cm.Data[0:4]),
+					netip.AddrFrom4([4]byte(cm.Data[8:12])), netip.AddrFrom4([4]byte(cm.Data[4:8])))
 				return
 			}
 		}

@@ -155,31 +155,43 @@ func (t *T) recvErr(step string, s sockapi.Sock, size int, hide int) {
 		t.Logf("%s: %s", step, ErrName(err))
 		return
 	}
-	var fl []string
-	for _, f := range []struct {
-		bit  int
-		name string
-	}{{socket.MSG_ERRQUEUE, "MSG_ERRQUEUE"}, {socket.MSG_TRUNC, "MSG_TRUNC"}} {
-		if rflags&f.bit != 0 {
-			fl = append(fl, f.name)
-			rflags &^= f.bit
-		}
-	}
-	if rflags != 0 {
-		fl = append(fl, fmt.Sprintf("%#x", rflags))
-	}
 	shown := buf[:min(n, size)]
 	if hide > 0 && len(shown) >= hide {
 		shown = append([]byte(fmt.Sprintf("<%d bytes>", hide)), shown[hide:]...)
 	}
-	t.Logf("%s: %d %q from %s flags %s", step, n, shown, t.Addr(from), strings.Join(fl, "|"))
+	t.Logf("%s: %d %q from %s flags %s", step, n, shown, t.Addr(from), recvFlagsText(rflags))
 	t.Logf("%s: %s", step, t.cmsgText(oob))
 }
 
-// cmsgText decodes an IP_RECVERR / IPV6_RECVERR control message and
+// cmsgText decodes msg_control of an error-queue read, each control
+// message on its own: the IP-level ones before IP_RECVERR (see
+// recverr_cmsg_cases.go), then IP_RECVERR / IPV6_RECVERR.
+func (t *T) cmsgText(b []byte) string {
+	var parts []string
+	for len(b) >= 16 {
+		clen := int(binary.NativeEndian.Uint64(b))
+		space := (clen + 7) &^ 7
+		if clen < 16 || space > len(b) {
+			break
+		}
+		level, typ := int32(binary.NativeEndian.Uint32(b[8:])), int32(binary.NativeEndian.Uint32(b[12:]))
+		if level == unix.IPPROTO_IP && typ == unix.IP_RECVERR || level == unix.IPPROTO_IPV6 && typ == unix.IPV6_RECVERR {
+			parts = append(parts, t.recverrText(b[:space]))
+		} else {
+			parts = append(parts, t.ipCmsgText(b[:space]))
+		}
+		b = b[space:]
+	}
+	if len(b) > 0 || len(parts) == 0 {
+		parts = append(parts, fmt.Sprintf("control %d bytes: %x", len(b), b))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// recverrText decodes an IP_RECVERR / IPV6_RECVERR control message and
 // shows its bytes (a local error's ee_info masked when it is the
 // loopback MTU).
-func (t *T) cmsgText(b []byte) string {
+func (t *T) recverrText(b []byte) string {
 	if len(b) < 16 {
 		return fmt.Sprintf("control %d bytes: %x", len(b), b)
 	}
@@ -216,8 +228,12 @@ func (t *T) cmsgText(b []byte) string {
 			off = fmt.Sprintf("family %d", ne.Uint16(o))
 		}
 	}
-	return fmt.Sprintf("%s len %d (%d bytes) errno %s origin %d type %d code %d pad %d info %s data %d offender %s: %s",
-		name, clen, len(b), ErrName(syscall.Errno(ne.Uint32(d))), d[4], d[5], d[6], d[7], info, ne.Uint32(d[12:]), off, hex.EncodeToString(shown))
+	data := strconv.Itoa(int(ne.Uint32(d[12:])))
+	if ne.Uint32(d[12:]) != 0 {
+		data += fmt.Sprintf(" (rfc4884 len %d flags %d)", ne.Uint16(d[12:]), d[14])
+	}
+	return fmt.Sprintf("%s len %d (%d bytes) errno %s origin %d type %d code %d pad %d info %s data %s offender %s: %s",
+		name, clen, len(b), ErrName(syscall.Errno(ne.Uint32(d))), d[4], d[5], d[6], d[7], info, data, off, hex.EncodeToString(shown))
 }
 
 // fromUnix turns a kernel sockaddr into the socket package's.
@@ -517,16 +533,42 @@ func recverrCases() []Case {
 			s := t.Socket(AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
 			c := t.ClosedPort(AF_INET, "127.0.0.1")
 			t.Check("IP_RECVERR=1", s.SetSockOptInt(socket.SOL_IP, socket.IP_RECVERR, 1))
-			u := make([]byte, 8+4)
-			binary.BigEndian.PutUint16(u[0:], 7)
-			binary.BigEndian.PutUint16(u[2:], uint16(port(c)))
-			binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
-			copy(u[8:], "raw!")
-			t.Send("sendto closed", s, u, 0, socket.Inet("127.0.0.1", 0))
+			t.sendRawUDP(s, port(c))
 			t.WaitErr(s)
 			t.recvErr("recvmsg MSG_ERRQUEUE", s, 64, 4)
 			t.GetInt("SO_ERROR", s, socket.SOL_SOCKET, socket.SO_ERROR)
 		}},
 	)
-	return cs
+	cs = append(cs, recverrCmsgCases()...) // recverr_cmsg_cases.go
+	return append(cs, rfc4884Cases()...)   // recverr_rfc4884_cases.go
+}
+
+// recvFlagsText names the msg_flags a recvmsg returned (MSG_ERRQUEUE,
+// MSG_TRUNC, MSG_CTRUNC; any other bits in hex), joined by "|".
+func recvFlagsText(rflags int) string {
+	var fl []string
+	for _, f := range []struct {
+		bit  int
+		name string
+	}{{socket.MSG_ERRQUEUE, "MSG_ERRQUEUE"}, {socket.MSG_TRUNC, "MSG_TRUNC"}, {socket.MSG_CTRUNC, "MSG_CTRUNC"}} {
+		if rflags&f.bit != 0 {
+			fl = append(fl, f.name)
+			rflags &^= f.bit
+		}
+	}
+	if rflags != 0 {
+		fl = append(fl, fmt.Sprintf("%#x", rflags))
+	}
+	return strings.Join(fl, "|")
+}
+
+// sendRawUDP sends, from raw IPv4 UDP socket s, a UDP datagram from port
+// 7 to 127.0.0.1:dport carrying "raw!" (checksum 0).
+func (t *T) sendRawUDP(s sockapi.Sock, dport int) {
+	u := make([]byte, 8+4)
+	binary.BigEndian.PutUint16(u[0:], 7)
+	binary.BigEndian.PutUint16(u[2:], uint16(dport))
+	binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
+	copy(u[8:], "raw!")
+	t.Send("sendto closed", s, u, 0, socket.Inet("127.0.0.1", 0))
 }

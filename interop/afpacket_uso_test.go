@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os/exec"
@@ -155,37 +154,10 @@ func afpacketUSO(t *testing.T, ring, v6 bool) {
 	}
 	rx0, in0 := ep.Stats().RxFrames.Load(), ls.InGSOFrames.Load()
 	l.run(t, time.Minute, nil, "python3", "-c", pyUSOSend, saddr.String(), "5312", fmt.Sprint(rounds), fmt.Sprint(segs), fmt.Sprint(seg))
-	seen := make([]bool, rounds*segs)
-	want := make([]byte, seg)
-	reads, whole := 0, 0
-	for got := 0; got < rounds*segs; {
-		n, _, _, gso, err := r.RecvMsgUDP(buf, 0)
-		if err != nil {
-			t.Fatalf("after %d datagrams: %v (frames in %d, GSO frames in %d, bad offload %d)", got, err,
-				ep.Stats().RxFrames.Load()-rx0, ls.InGSOFrames.Load()-in0, ls.InBadOffload.Load())
-		}
-		reads++
-		if gso == 0 {
-			gso = n
-		} else {
-			whole++
-		}
-		if gso != seg || n%seg != 0 {
-			t.Fatalf("read of %d bytes, segment size %d; the sender's datagrams were %d", n, gso, seg)
-		}
-		for d := buf[:n]; len(d) > 0; d = d[seg:] {
-			i := int(binary.BigEndian.Uint32(d))
-			if i >= len(seen) || seen[i] {
-				t.Fatalf("datagram number %d twice or out of range", i)
-			}
-			seen[i] = true
-			usoFill(want, i, 1, seg)
-			if string(want) != string(d[:seg]) {
-				t.Fatalf("datagram %d: content differs", i)
-			}
-			got++
-		}
-	}
+	reads, whole := readNumbered(t, r, rounds*segs, seg, func() string {
+		return fmt.Sprintf("frames in %d, GSO frames in %d, bad offload %d",
+			ep.Stats().RxFrames.Load()-rx0, ls.InGSOFrames.Load()-in0, ls.InBadOffload.Load())
+	})
 	rx := ep.Stats().RxFrames.Load() - rx0
 	t.Logf("kernel -> sockstack: %d datagrams in %d frames (%d GSO frames), %d reads (%d whole); bad offload frames %d",
 		rounds*segs, rx, ls.InGSOFrames.Load()-in0, reads, whole, ls.InBadOffload.Load())

@@ -660,10 +660,28 @@ func TestInteropIPv6Offload(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("TUNSETOFFLOAD flags taken: %#x", tap.OffloadFlags())
+	st := bulk6Offload(t, l, tapName, tap, "TAP, offloads", 6011)
+	ls := &st.Stats().Link
+	if ls.OutGSOFrames.Load() == 0 {
+		t.Error("no IPv6 super-segment was handed to the kernel")
+	}
+	if tap.OffloadFlags()&0x04 != 0 && ls.InGSOFrames.Load() == 0 {
+		t.Error("the kernel sent no IPv6 super-segment although TSO6 was taken")
+	}
+	checkOffload6Clean(t, l, st)
+	l.check6Errors(t)
+}
+
+// bulk6Offload puts sockstack on ep (an offloading link named name)
+// with stack6/64 and moves 64 MiB each way over IPv6 between it and the
+// kernel through port and port+1, compared by SHA-256; it logs the
+// rates and the offload counters and returns the stack.
+func bulk6Offload(t *testing.T, l *lab, name string, ep link.Endpoint, what string, port int) *stack.Stack {
+	t.Helper()
 	st := stack.New(stack.Options{Name: "sockstack"})
 	t.Cleanup(st.Close)
 	h := &host{st: st, net: socket.New(st), flush: func() {}}
-	h.nic = st.AddNIC(tapName, tap)
+	h.nic = st.AddNIC(name, ep)
 	if err := h.nic.EnableIPv6(); err != nil {
 		t.Fatal(err)
 	}
@@ -674,31 +692,32 @@ func TestInteropIPv6Offload(t *testing.T) {
 	const size = 64 << 20
 	path, sum := randomFile(t, t.TempDir(), "64MiB.bin", size)
 	start := time.Now()
-	if got := bulk6(t, l, h, 6011, path, true); got != sum {
+	if got := bulk6(t, l, h, port, path, true); got != sum {
 		t.Fatalf("kernel got SHA-256 %s, sent %s", got, sum)
 	}
-	t.Logf("64 MiB over IPv6 sockstack -> kernel (TAP, offloads): %.2f Gbit/s", gbps(size, time.Since(start)))
+	t.Logf("64 MiB over IPv6 sockstack -> kernel (%s): %.2f Gbit/s", what, gbps(size, time.Since(start)))
 	start = time.Now()
-	if got := bulk6(t, l, h, 6012, path, false); got != sum {
+	if got := bulk6(t, l, h, port+1, path, false); got != sum {
 		t.Fatalf("sockstack got SHA-256 %s, kernel sent %s", got, sum)
 	}
-	t.Logf("64 MiB over IPv6 kernel -> sockstack (TAP, offloads): %.2f Gbit/s", gbps(size, time.Since(start)))
+	t.Logf("64 MiB over IPv6 kernel -> sockstack (%s): %.2f Gbit/s", what, gbps(size, time.Since(start)))
 	ls := &st.Stats().Link
 	t.Logf("super-segments sent whole %d, cut in software %d, received whole %d, coalesced %d from %d, bad offload %d",
 		ls.OutGSOFrames.Load(), ls.OutGSOSegs.Load(), ls.InGSOFrames.Load(), ls.InGROFrames.Load(), ls.InGROSegs.Load(), ls.InBadOffload.Load())
-	if ls.OutGSOFrames.Load() == 0 {
-		t.Error("no IPv6 super-segment was handed to the kernel")
-	}
-	if tap.OffloadFlags()&0x04 != 0 && ls.InGSOFrames.Load() == 0 {
-		t.Error("the kernel sent no IPv6 super-segment although TSO6 was taken")
-	}
-	if ls.InBadOffload.Load() != 0 {
+	return st
+}
+
+// checkOffload6Clean fails if sockstack saw malformed offload state or
+// dropped IPv6 packets, or if the kernel counted a checksum or header
+// error.
+func checkOffload6Clean(t *testing.T, l *lab, st *stack.Stack) {
+	t.Helper()
+	if st.Stats().Link.InBadOffload.Load() != 0 {
 		t.Error("frames with malformed offload state")
 	}
 	if d := st.Stats().IP6.InDiscards.Load(); d != 0 {
 		t.Errorf("sockstack dropped %d IPv6 packets (bad TCP checksum or header)", d)
 	}
-	// What the kernel received: no checksum or header error.
 	out := l.run(t, 5*time.Second, nil, "nstat", "-az", "TcpInCsumErrors", "TcpInErrs", "Ip6InHdrErrors", "Ip6InDiscards", "Icmp6InCsumErrors")
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
@@ -706,7 +725,6 @@ func TestInteropIPv6Offload(t *testing.T) {
 			t.Errorf("kernel nstat: %s = %s", f[0], f[1])
 		}
 	}
-	l.check6Errors(t)
 }
 
 // TestInteropIPv6AFPacketOffload: TestInteropIPv6Offload over an
@@ -740,46 +758,10 @@ func TestInteropIPv6AFPacketOffload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := stack.New(stack.Options{Name: "sockstack"})
-	t.Cleanup(st.Close)
-	h := &host{st: st, net: socket.New(st), flush: func() {}}
-	h.nic = st.AddNIC("vp1", ep)
-	if err := h.nic.EnableIPv6(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.nic.AddAddress(netip.PrefixFrom(stack6, 64)); err != nil {
-		t.Fatal(err)
-	}
-	waitDAD(t, h.nic)
-	const size = 64 << 20
-	path, sum := randomFile(t, t.TempDir(), "64MiB.bin", size)
-	start := time.Now()
-	if got := bulk6(t, l, h, 6021, path, true); got != sum {
-		t.Fatalf("kernel got SHA-256 %s, sent %s", got, sum)
-	}
-	t.Logf("64 MiB over IPv6 sockstack -> kernel (AF_PACKET, veth, offloads): %.2f Gbit/s", gbps(size, time.Since(start)))
-	start = time.Now()
-	if got := bulk6(t, l, h, 6022, path, false); got != sum {
-		t.Fatalf("sockstack got SHA-256 %s, kernel sent %s", got, sum)
-	}
-	t.Logf("64 MiB over IPv6 kernel -> sockstack (AF_PACKET, veth, offloads): %.2f Gbit/s", gbps(size, time.Since(start)))
+	st := bulk6Offload(t, l, "vp1", ep, "AF_PACKET, veth, offloads", 6021)
 	ls := &st.Stats().Link
-	t.Logf("super-segments sent whole %d, cut in software %d, received whole %d, coalesced %d from %d, bad offload %d",
-		ls.OutGSOFrames.Load(), ls.OutGSOSegs.Load(), ls.InGSOFrames.Load(), ls.InGROFrames.Load(), ls.InGROSegs.Load(), ls.InBadOffload.Load())
 	if ls.OutGSOFrames.Load() == 0 || ls.InGSOFrames.Load() == 0 {
 		t.Error("IPv6 super-segments did not cross the AF_PACKET socket whole")
 	}
-	if ls.InBadOffload.Load() != 0 {
-		t.Error("frames with malformed offload state")
-	}
-	if d := st.Stats().IP6.InDiscards.Load(); d != 0 {
-		t.Errorf("sockstack dropped %d IPv6 packets (bad TCP checksum or header)", d)
-	}
-	out := l.run(t, 5*time.Second, nil, "nstat", "-az", "TcpInCsumErrors", "TcpInErrs", "Ip6InHdrErrors", "Ip6InDiscards", "Icmp6InCsumErrors")
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && !strings.HasPrefix(f[0], "#") && f[1] != "0" {
-			t.Errorf("kernel nstat: %s = %s", f[0], f[1])
-		}
-	}
+	checkOffload6Clean(t, l, st)
 }

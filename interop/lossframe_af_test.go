@@ -37,21 +37,26 @@ import (
 // between them and the checks are those of the TAP (frameRounds).
 
 // afFrameLinks are the AF_PACKET variants of frame mode: sendmmsg and
-// recvmmsg batches, and TPACKET_V3 rings. Both send what the stack
-// writes while a received batch is delivered in one system call (one
-// sendmmsg, or one sendto of the transmit ring); they differ in how
-// frames are read: the ring needs no system call, but hands a block
-// over when it is full or its 1 ms timer fires, which at CUBIC's rates
-// here (a few segments in flight) delays ACKs and data alike. The ring
-// runs when INTEROP_LOSS_AF_RING is set, to keep the test's time down
-// (afpacket adds about 80 s, afpacket_ring 110 s more).
+// recvmmsg batches, TPACKET_V3 rings, and a TPACKET_V2 receive ring
+// with the transmit ring. All send what the stack writes while a
+// received batch is delivered in one system call (one sendmmsg, or one
+// sendto of the transmit ring); they differ in how frames are read: a
+// ring needs no system call, but a V3 ring hands a block over when it
+// is full or its 1 ms timer fires, which at CUBIC's rates here (a few
+// segments in flight) delays ACKs and data alike; a V2 ring hands each
+// frame over as soon as the kernel has written it. The rings run when
+// INTEROP_LOSS_AF_RING says so (1 or v3: the V3 ring; v2: the V2 ring;
+// both), to keep the test's time down (afpacket adds about 80 s, a ring
+// 110 s more).
 var afFrameLinks = []struct {
-	name string
-	ring bool
-	port int
+	name    string
+	ring    int // 0: none, else the receive ring's TPACKET version
+	port    int
+	enabled func(env string) bool
 }{
-	{"afpacket", false, 5501},
-	{"afpacket_ring", true, 5601},
+	{"afpacket", 0, 5501, func(string) bool { return true }},
+	{"afpacket_ring", 3, 5601, func(env string) bool { return env == "1" || env == "v3" || env == "both" }},
+	{"afpacket_ring2", 2, 5701, func(env string) bool { return env == "v2" || env == "both" }},
 }
 
 // lossFrameAF runs frame mode's rounds with sockstack on AF_PACKET,
@@ -60,7 +65,7 @@ var afFrameLinks = []struct {
 func lossFrameAF(t *testing.T, l *lab, ns2, dir string, pct float64) {
 	ns3 := l.afFrameVeth(t, pct)
 	for _, v := range afFrameLinks {
-		if v.ring && os.Getenv("INTEROP_LOSS_AF_RING") == "" {
+		if !v.enabled(os.Getenv("INTEROP_LOSS_AF_RING")) {
 			continue
 		}
 		fl := frameLink{name: v.name, kdev: "vp0", kaddr: afKernelIP, saddr: afStackPrefix.Addr(), port: v.port,
@@ -116,10 +121,11 @@ func (l *lab) afFrameVeth(t *testing.T, pct float64) string {
 
 // startStackAFImpaired runs a stack with TCP configuration tc on an
 // AF_PACKET socket on vp1 in ns3 (no offloads, PACKET_QDISC_BYPASS,
-// with ring TPACKET_V3 rings), with the Impair ic between them.
-func startStackAFImpaired(t *testing.T, ns3 string, ring bool, tc tcp.Config, ic link.ImpairConfig) (*host, *link.Impair) {
+// with ring non-zero rings, the receive ring of that TPACKET version),
+// with the Impair ic between them.
+func startStackAFImpaired(t *testing.T, ns3 string, ring int, tc tcp.Config, ic link.ImpairConfig) (*host, *link.Impair) {
 	t.Helper()
-	ep, err := link.OpenAFPacket("vp1", link.AFPacketOptions{Netns: ns3, QdiscBypass: true, Ring: ring})
+	ep, err := link.OpenAFPacket("vp1", link.AFPacketOptions{Netns: ns3, QdiscBypass: true, Ring: ring != 0, RingVersion: ring})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -348,6 +349,33 @@ func recvZerosSocat(t *testing.T, l *lab, h *host, port int, size int64, args ..
 	return d
 }
 
+// afMode picks how TestInteropAFPacketOffload's AF_PACKET socket reads
+// and writes: "mmsg" (recvmmsg/sendmmsg, the link's default), "v3"
+// (TPACKET_V3 receive ring and a transmit ring) or "v2" (TPACKET_V2
+// receive ring, a frame handed over as soon as written, and a transmit
+// ring) or "v2rx" (the TPACKET_V2 receive ring, sendmmsg to send);
+// BENCHMARKS.md compares them.
+var afMode = flag.String("interop.af-mode", "mmsg",
+	"AF_PACKET mode of TestInteropAFPacketOffload: mmsg, v3 (TPACKET_V3 rings), v2 (TPACKET_V2 rings) or v2rx (TPACKET_V2 receive ring, sendmmsg)")
+
+// withAFMode sets opts' ring options for mode (afMode's values).
+func withAFMode(t *testing.T, opts link.AFPacketOptions, mode string) link.AFPacketOptions {
+	t.Helper()
+	switch mode {
+	case "mmsg":
+		opts.Ring = false
+	case "v3":
+		opts.Ring, opts.RingVersion = true, 3
+	case "v2":
+		opts.Ring, opts.RingVersion = true, 2
+	case "v2rx":
+		opts.Ring, opts.RingVersion, opts.RingNoTx = true, 2, true
+	default:
+		t.Fatalf("-interop.af-mode %q: want mmsg, v3, v2 or v2rx", mode)
+	}
+	return opts
+}
+
 // afpacketStack puts a stack on a veth whose other end is in the lab
 // namespace (kernel 10.79.0.1/24 on vp0); the stack is 10.79.0.2/24 on
 // vp1, through an AF_PACKET socket with offloads, in a namespace of its
@@ -411,8 +439,9 @@ func (l *lab) afpacketStackRPS(t *testing.T, opts link.AFPacketOptions, rps bool
 func TestInteropAFPacketOffload(t *testing.T) {
 	l := newLab(t)
 	needTools(t, "socat", "ss")
-	h := l.afpacketStackRPS(t, link.AFPacketOptions{Offload: true, QdiscBypass: true}, *vethRPS)
-	throughputVsKernel(t, l, h, "AF_PACKET, veth, offloads", "10.79.0.1", "10.79.0.2", 5201)
+	h := l.afpacketStackRPS(t, withAFMode(t, link.AFPacketOptions{Offload: true, QdiscBypass: true}, *afMode), *vethRPS)
+	t.Logf("AF_PACKET mode (-interop.af-mode): %s", *afMode)
+	throughputVsKernel(t, l, h, "AF_PACKET "+*afMode+", veth, offloads", "10.79.0.1", "10.79.0.2", 5201)
 	ls := &h.st.Stats().Link
 	t.Logf("super-segments sent whole %d, received whole %d, coalesced %d, bad offload %d",
 		ls.OutGSOFrames.Load(), ls.InGSOFrames.Load(), ls.InGROFrames.Load(), ls.InBadOffload.Load())
@@ -421,6 +450,9 @@ func TestInteropAFPacketOffload(t *testing.T) {
 	}
 	if ls.InBadOffload.Load() != 0 {
 		t.Error("frames with malformed offload state")
+	}
+	if ep, ok := h.nic.Endpoint().(*link.AFPacket); ok {
+		t.Logf("kernel drops %d, rings %+v", ep.KernelDrops(), ep.RingStats())
 	}
 }
 
@@ -637,16 +669,18 @@ func logQueues(t *testing.T, h *host) {
 }
 
 // TestInteropAFPacketOffloadVariants: TestInteropAFPacketOffload with a
-// fanout of 2 sockets, with TPACKET_V3 rings, and with both; 1 and 8
-// connections each way. Figures only.
+// fanout of 2 sockets, with TPACKET_V3 rings, with TPACKET_V2 rings, and
+// with a fanout and rings; 1 and 8 connections each way. Figures only.
 func TestInteropAFPacketOffloadVariants(t *testing.T) {
 	for _, v := range []struct {
 		name string
 		opts link.AFPacketOptions
 	}{
 		{"fanout2", link.AFPacketOptions{Offload: true, QdiscBypass: true, Queues: 2}},
-		{"ring", link.AFPacketOptions{Offload: true, QdiscBypass: true, Ring: true}},
-		{"fanout2_ring", link.AFPacketOptions{Offload: true, QdiscBypass: true, Queues: 2, Ring: true}},
+		{"ring", link.AFPacketOptions{Offload: true, QdiscBypass: true, Ring: true, RingVersion: 3}},
+		{"fanout2_ring", link.AFPacketOptions{Offload: true, QdiscBypass: true, Queues: 2, Ring: true, RingVersion: 3}},
+		{"ring_v2", link.AFPacketOptions{Offload: true, QdiscBypass: true, Ring: true, RingVersion: 2}},
+		{"fanout2_ring_v2", link.AFPacketOptions{Offload: true, QdiscBypass: true, Queues: 2, Ring: true, RingVersion: 2}},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			l := newLab(t)
@@ -711,12 +745,22 @@ func sendFileTo(t *testing.T, l *lab, h *host, kaddr string, port int, path stri
 // The receive rings lend their frames to TCP in place (link/tpacket_linux.go):
 // a block given back to the kernel while TCP still held a payload in it
 // would show here too.
+//
+// Run on both kinds of receive ring: TPACKET_V3 blocks and TPACKET_V2
+// slots (a slot given back while lent would show the same way).
 func TestInteropAFPacketRingIntegrity(t *testing.T) {
-	h := afpacketIntegrity(t, link.AFPacketOptions{Offload: true, QdiscBypass: true, Ring: true, Queues: 2})
-	rs := h.nic.Endpoint().(*link.AFPacket).RingStats()
-	t.Logf("rings: %+v; TCP payloads kept in lent memory %d; link %+v", rs, h.st.TCP.Stats().LentSegs, h.nic.Endpoint().Stats().Snapshot())
-	if rs.Lent == 0 {
-		t.Error("no frame was lent from the receive rings")
+	for _, v := range []struct {
+		name    string
+		version int
+	}{{"v3", 3}, {"v2", 2}} {
+		t.Run(v.name, func(t *testing.T) {
+			h := afpacketIntegrity(t, link.AFPacketOptions{Offload: true, QdiscBypass: true, Ring: true, RingVersion: v.version, Queues: 2})
+			rs := h.nic.Endpoint().(*link.AFPacket).RingStats()
+			t.Logf("rings: %+v; TCP payloads kept in lent memory %d; link %+v", rs, h.st.TCP.Stats().LentSegs, h.nic.Endpoint().Stats().Snapshot())
+			if rs.Lent == 0 {
+				t.Error("no frame was lent from the receive rings")
+			}
+		})
 	}
 }
 

@@ -24,18 +24,8 @@ func TestInteropSimReportChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := sc.Build(1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	if err := n.CaptureScenario(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Run(3 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.WriteResults(dir, sc); err != nil {
+	if _, err := sc.RunReport(1, 3*time.Second, dir); err != nil {
 		t.Fatal(err)
 	}
 	shot := filepath.Join(dir, "report.png")

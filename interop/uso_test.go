@@ -247,37 +247,7 @@ func TestInteropUSOFromKernel(t *testing.T) {
 			}
 			resolveKernel(t, h, kaddr)
 			l.run(t, time.Minute, nil, "python3", "-c", pyUSOSend, saddr.String(), "5303", fmt.Sprint(rounds), fmt.Sprint(segs), fmt.Sprint(seg))
-			seen := make([]bool, rounds*segs)
-			want := make([]byte, seg)
-			buf := make([]byte, 65536)
-			reads, whole := 0, 0
-			for got := 0; got < rounds*segs; {
-				n, _, _, gso, err := s.RecvMsgUDP(buf, 0)
-				if err != nil {
-					t.Fatalf("after %d datagrams: %v", got, err)
-				}
-				reads++
-				if gso == 0 {
-					gso = n
-				} else {
-					whole++
-				}
-				if gso != seg || n%seg != 0 {
-					t.Fatalf("read of %d bytes, segment size %d; the sender's datagrams were %d", n, gso, seg)
-				}
-				for d := buf[:n]; len(d) > 0; d = d[seg:] {
-					i := int(binary.BigEndian.Uint32(d))
-					if i >= len(seen) || seen[i] {
-						t.Fatalf("datagram number %d twice or out of range", i)
-					}
-					seen[i] = true
-					usoFill(want, i, 1, seg)
-					if string(want) != string(d[:seg]) {
-						t.Fatalf("datagram %d: content differs", i)
-					}
-					got++
-				}
-			}
+			reads, whole := readNumbered(t, s, rounds*segs, seg, nil)
 			rx := tap.Stats().RxFrames.Load()
 			t.Logf("%d datagrams came in %d frames from the TAP, %d reads (%d coalesced); bad offload frames %d",
 				rounds*segs, rx, reads, whole, h.st.Stats().Link.InBadOffload.Load())
@@ -347,6 +317,49 @@ func kernelUDP(t *testing.T, ns string, a netip.AddrPort) int {
 	})
 	t.Cleanup(func() { unix.Close(fd) })
 	return fd
+}
+
+// readNumbered reads total datagrams of seg bytes, numbered and filled
+// by pyUSOSend, from s (UDP_GRO may join them into one read) and checks
+// each comes once with its content. It returns the reads and how many
+// returned a super-datagram whole. diag, if set, adds to a read error.
+func readNumbered(t *testing.T, s *socket.Socket, total, seg int, diag func() string) (reads, whole int) {
+	t.Helper()
+	seen := make([]bool, total)
+	want := make([]byte, seg)
+	buf := make([]byte, 65536)
+	for got := 0; got < total; {
+		n, _, _, gso, err := s.RecvMsgUDP(buf, 0)
+		if err != nil {
+			more := ""
+			if diag != nil {
+				more = " (" + diag() + ")"
+			}
+			t.Fatalf("after %d datagrams: %v%s", got, err, more)
+		}
+		reads++
+		if gso == 0 {
+			gso = n
+		} else {
+			whole++
+		}
+		if gso != seg || n%seg != 0 {
+			t.Fatalf("read of %d bytes, segment size %d; the sender's datagrams were %d", n, gso, seg)
+		}
+		for d := buf[:n]; len(d) > 0; d = d[seg:] {
+			i := int(binary.BigEndian.Uint32(d))
+			if i >= len(seen) || seen[i] {
+				t.Fatalf("datagram number %d twice or out of range", i)
+			}
+			seen[i] = true
+			usoFill(want, i, 1, seg)
+			if string(want) != string(d[:seg]) {
+				t.Fatalf("datagram %d: content differs", i)
+			}
+			got++
+		}
+	}
+	return reads, whole
 }
 
 // usoRx is what the benchmark's kernel receiver saw.

@@ -43,14 +43,31 @@ type AFPacketOptions struct {
 	// socket, so flows are received on different cores, each in order;
 	// transmission picks a socket by flow hash too.
 	Queues int
-	// Ring reads and writes through memory-mapped TPACKET_V3 rings
-	// (tpacket_linux.go) instead of recvmmsg/sendmmsg; received frames
-	// are lent to a lending receiver in place (RingStats).
+	// Ring reads and writes through memory-mapped rings instead of
+	// recvmmsg/sendmmsg; received frames are lent to a lending receiver
+	// in place (RingStats).
 	Ring bool
-	// RingBlockSize and RingBlocks size each socket's receive ring
-	// (DefaultRingBlockSize, DefaultRingBlocks when 0); a block must hold
-	// the largest frame.
+	// RingVersion picks the receive ring's kind: 2 (or 0), TPACKET_V2
+	// (tpacket2_linux.go), each frame handed over as soon as the kernel
+	// has written it, in a slot of the largest frame; 3, TPACKET_V3
+	// (tpacket_linux.go), frames handed over a block at a time, a block
+	// when full or after its 1 ms timer. V3 takes less CPU per frame
+	// when frames are many and small, but holds every sparse frame back
+	// up to 1 ms: a bbr sender whose ACKs come through it is cut to a
+	// tenth (BENCHMARKS.md, "AF_PACKET receive rings for a sender").
+	RingVersion int
+	// RingBlockSize and RingBlocks size each socket's TPACKET_V3 receive
+	// ring (DefaultRingBlockSize, DefaultRingBlocks when 0); a block must
+	// hold the largest frame.
 	RingBlockSize, RingBlocks int
+	// RingNoTx, with Ring, leaves out the transmit ring: frames are sent
+	// with sendmmsg as without a ring.
+	RingNoTx bool
+	// RingFrames is the number of slots of a TPACKET_V2 receive ring
+	// (0: DefaultRing2Bytes' worth, at least DefaultRing2MinFrames).
+	RingFrames int
+
+	retireMs int // tests: the TPACKET_V3 block timer (0: ringRetireMs)
 }
 
 // AFPacket is an endpoint on an AF_PACKET socket bound to an existing
@@ -58,8 +75,9 @@ type AFPacketOptions struct {
 // and sends frames out of it. Frames the host itself sends on the
 // interface are not read.
 //
-// It reads and writes with recvmmsg/sendmmsg, one system call per batch;
-// with Offload a system call moves up to 64 KB per frame.
+// It reads and writes with recvmmsg/sendmmsg, one system call per batch,
+// or with Ring through memory-mapped rings; with Offload a frame carries
+// up to 64 KB.
 type AFPacket struct {
 	fdEndpoint
 	ifindex int
@@ -72,8 +90,10 @@ type AFPacket struct {
 	wiov  []unix.Iovec
 	wvnet [][vnetHdrLen]byte // one header per frame being written (Offload)
 
-	ring    *tpRing // with Ring
-	group   uint16  // fanout group, if inGroup
+	ring    *tpRing  // with Ring, TPACKET_V3
+	ring2   *tp2Ring // with Ring, TPACKET_V2
+	tx      *tpTx    // the transmit ring of either
+	group   uint16   // fanout group, if inGroup
 	inGroup bool
 	kdrops  atomic.Uint64 // frames the kernel dropped at a full ring or socket buffer
 	nreads  int           // reading goroutine: batches read (recvmmsg)
@@ -186,7 +206,18 @@ func openAFPacketFD(fd int, ifi *net.Interface, opts AFPacketOptions, stats *Sta
 	if opts.Offload {
 		maxFrame = vnetHdrLen + wire.EthernetHeaderLen + 4 + InMemoryGSOMax
 	}
-	var ring *tpRing
+	var (
+		ring  *tpRing
+		ring2 *tp2Ring
+	)
+	closeRing := func() {
+		if ring != nil {
+			ring.close()
+		}
+		if ring2 != nil {
+			ring2.close()
+		}
+	}
 	if !opts.Ring {
 		// The default socket buffer (about 200 KB) holds three 64 KB
 		// super-segments: a burst from the kernel would be dropped.
@@ -197,16 +228,22 @@ func openAFPacketFD(fd int, ifi *net.Interface, opts AFPacketOptions, stats *Sta
 	}
 	if opts.Ring {
 		var err error
-		if ring, err = setupRing(fd, opts.RingBlockSize, opts.RingBlocks, maxFrame); err != nil {
+		switch opts.RingVersion {
+		case 0, 2:
+			ring2, err = setupRing2(fd, opts.RingFrames, maxFrame, !opts.RingNoTx)
+		case 3:
+			ring, err = setupRing(fd, opts.RingBlockSize, opts.RingBlocks, maxFrame, opts.retireMs, !opts.RingNoTx)
+		default:
+			err = fmt.Errorf("ring version %d: want 2 or 3", opts.RingVersion)
+		}
+		if err != nil {
 			return fail(fmt.Errorf("link: AF_PACKET ring on %s: %w", ifname, err))
 		}
 		// A slot the kernel cannot send is skipped, not left to block the ring.
 		_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_LOSS, 1)
 	}
 	failRing := func(err error) (*AFPacket, error) {
-		if ring != nil {
-			ring.close()
-		}
+		closeRing()
 		return fail(err)
 	}
 	if opts.QdiscBypass {
@@ -236,7 +273,13 @@ func openAFPacketFD(fd int, ifi *net.Interface, opts AFPacketOptions, stats *Sta
 			return failRing(permErr("promiscuous mode on "+ifname, err))
 		}
 	}
-	a := &AFPacket{ifindex: ifi.Index, ring: ring}
+	a := &AFPacket{ifindex: ifi.Index, ring: ring, ring2: ring2}
+	switch {
+	case ring != nil:
+		a.tx = ring.tx
+	case ring2 != nil:
+		a.tx = ring2.tx
+	}
 	if fanout {
 		a.group, a.inGroup = group.id, true
 	}
@@ -246,47 +289,54 @@ func openAFPacketFD(fd int, ifi *net.Interface, opts AFPacketOptions, stats *Sta
 		a.mac = wire.MAC(ifi.HardwareAddr)
 	}
 	bufSize, batch := maxFrame, opts.ReadBatch
-	if ring != nil {
+	if ring != nil || ring2 != nil {
 		// Frames are read in place: no buffers, larger batches.
 		bufSize = 0
-		if batch <= 0 {
+		if ring2 != nil {
+			batch = ring2.batch(batch)
+		} else if batch <= 0 {
 			batch = 128
 		}
 	}
 	if err := a.initFD(fd, "afpacket:"+ifname, batch, bufSize); err != nil {
-		if ring != nil {
-			ring.close()
-		}
+		closeRing()
 		return nil, fmt.Errorf("link: AF_PACKET on %s: %w", ifname, err)
 	}
 	a.vnet.on = opts.Offload
-	if ring != nil {
-		a.readFn, a.writeFn = a.readRing, a.writeRing
-		a.lend.on, a.lend.ring = true, ring // frames are lent in place
+	n := len(a.bufs)
+	switch {
+	case ring != nil: // frames are lent in place
+		a.readFn, a.lend.on, a.lend.ring = a.readRing, true, ring
+	case ring2 != nil:
+		a.readFn, a.lend.on, a.lend.ring = a.readRing2, true, ring2
+	default:
+		if opts.Offload && bufSize == LendBufLen {
+			a.initLend()
+			a.refillHook = a.setRiov
+		}
+		a.rhdrs = make([]unix.Mmsghdr, n)
+		a.riov = make([]unix.Iovec, n)
+		a.rnames = make([]unix.RawSockaddrLinklayer, n)
+		a.setRiov()
+		for i := range a.rhdrs {
+			h := &a.rhdrs[i].Hdr
+			h.Iov = &a.riov[i]
+			h.SetIovlen(1)
+			h.Name = (*byte)(unsafe.Pointer(&a.rnames[i]))
+		}
+		a.readFn = a.readMany
+	}
+	if a.tx != nil {
+		a.writeFn = a.writeRing
 		a.deliverHook = a.holdWrites
 		return a, nil
-	}
-	if opts.Offload && bufSize == LendBufLen {
-		a.initLend()
-		a.refillHook = a.setRiov
-	}
-	n := len(a.bufs)
-	a.rhdrs = make([]unix.Mmsghdr, n)
-	a.riov = make([]unix.Iovec, n)
-	a.rnames = make([]unix.RawSockaddrLinklayer, n)
-	a.setRiov()
-	for i := range a.rhdrs {
-		h := &a.rhdrs[i].Hdr
-		h.Iov = &a.riov[i]
-		h.SetIovlen(1)
-		h.Name = (*byte)(unsafe.Pointer(&a.rnames[i]))
 	}
 	a.whdrs = make([]unix.Mmsghdr, n)
 	a.wiov = make([]unix.Iovec, 2*n)
 	if opts.Offload {
 		a.wvnet = make([][vnetHdrLen]byte, n)
 	}
-	a.readFn, a.writeFn = a.readMany, a.writeMany
+	a.writeFn = a.writeMany
 	if !opts.Offload {
 		a.pend = make([][]byte, n)
 		for i := range a.pend {
@@ -306,8 +356,8 @@ func (a *AFPacket) holdWrites(start bool) {
 	if start {
 		return
 	}
-	if a.ring != nil {
-		if a.ring.txPending {
+	if a.tx != nil {
+		if a.tx.pending {
 			a.rc.Control(func(fd uintptr) { a.kick(fd) })
 		}
 		return
@@ -330,7 +380,7 @@ func (a *AFPacket) flushLocked() error {
 // WriteFrames is fdEndpoint.WriteFrames, except that while a received
 // batch is being delivered the frames are held back (holdWrites).
 func (a *AFPacket) WriteFrames(frames [][]byte) (int, error) {
-	if a.queues != nil || a.pend == nil && a.ring == nil {
+	if a.queues != nil || a.pend == nil && a.tx == nil {
 		return a.fdEndpoint.WriteFrames(frames)
 	}
 	if a.closed.Load() {
@@ -338,7 +388,7 @@ func (a *AFPacket) WriteFrames(frames [][]byte) (int, error) {
 	}
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
-	if !a.holding || a.ring != nil {
+	if !a.holding || a.tx != nil {
 		// writeRing leaves the kick to holdWrites while holding.
 		return a.writeLocked(frames)
 	}
@@ -362,6 +412,9 @@ func (a *AFPacket) WriteFrames(frames [][]byte) (int, error) {
 		if a.npend == len(a.pend) {
 			keep(a.flushLocked())
 		}
+		// Copied: a caller may reuse f once WriteFrames returns
+		// (Endpoint.WriteFrames), and the stack does. Frames here are
+		// of the MTU (no Offload), so the copy is small.
 		a.pend[a.npend] = append(a.pend[a.npend][:0], f...)
 		a.npend++
 		n++
@@ -378,9 +431,7 @@ func (a *AFPacket) Close() error {
 	err := a.fdEndpoint.Close()
 	for _, q := range a.afQueues() {
 		q.wmu.Lock()
-		if q.ring != nil {
-			q.ring.close()
-		}
+		q.closeRings()
 		q.wmu.Unlock()
 	}
 	return err
@@ -389,8 +440,16 @@ func (a *AFPacket) Close() error {
 // closeQueue undoes openAFPacketFD (a failed open).
 func (a *AFPacket) closeQueue() {
 	a.f.Close()
+	a.closeRings()
+}
+
+// closeRings unmaps the socket's rings, if any.
+func (a *AFPacket) closeRings() {
 	if a.ring != nil {
 		a.ring.close()
+	}
+	if a.ring2 != nil {
+		a.ring2.close()
 	}
 }
 

@@ -9,10 +9,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inNetns runs fn on an OS thread that is inside the named network
+// InNetns runs fn on an OS thread that is inside the named network
 // namespace (/run/netns/NAME), or directly when name is empty. Sockets and
 // tun fds keep the namespace they were opened in, and then work from any
-// thread.
+// thread; the caller's own threads stay where they are.
+func InNetns(name string, fn func() error) error { return inNetns(name, fn) }
+
 func inNetns(name string, fn func() error) error {
 	if name == "" {
 		return fn()
@@ -23,7 +25,7 @@ func inNetns(name string, fn func() error) error {
 	target, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("link: network namespace %q not found (/run/netns/%s)", name, name)
+			return fmt.Errorf("link: network namespace %q not found (/run/netns/%s; ip netns add %s)", name, name, name)
 		}
 		return fmt.Errorf("link: open network namespace %q: %w", name, err)
 	}

@@ -28,6 +28,9 @@ import (
 // The price of TPACKET_V3 is latency when traffic is sparse: a block
 // that does not fill is handed over only when its timer fires (1 ms),
 // so a lone segment may wait that long; in bulk, blocks fill far sooner.
+// A sender's ACKs are such segments (a bbr sender reading them here ran
+// at a tenth of the link), hence the TPACKET_V2 ring of
+// tpacket2_linux.go, which has no timer and is Ring's default.
 //
 // Lending. A receiver may keep frames of the block being delivered
 // (Lender): TCP queues a super-segment's payload where it lies until the
@@ -105,21 +108,36 @@ type tpRing struct {
 	mu                  sync.Mutex   // orders giving a block back against close unmapping it
 	closed              bool         // under mu
 	st                  ringCounters
-	// spare is a mapping of the whole receive ring whose blocks
-	// evictions take (spareHas[k]: block k is still mapped there), so an
-	// eviction maps the ring anew only once per blocks evicted.
-	spare    []byte
-	spareHas []bool
+	sp                  ringSpare // where evicted blocks' places in the ring are mapped anew
 	// idle, if set (tests), runs when the reader has caught up with the
 	// kernel and waits: every block before is finished, near ones evicted.
 	idle func()
 
-	// Transmit: slots of txSlotSize in blocks of txBlockSize; under wmu.
-	tx                                 int // offset of the transmit ring in mem
-	txSlotSize, txSlotsPerBlk, txSlots int
-	txBlockSize                        int
-	txNext                             int
-	txPending                          bool // slots marked but not yet kicked
+	rxLen int   // length of the receive ring in mem; the transmit ring follows
+	tx    *tpTx // the transmit ring
+}
+
+// tpTx is a transmit ring (TPACKET_V3 or V2: the slot header differs):
+// slots of slotSize in blocks of blockSize; under wmu.
+type tpTx struct {
+	mem                          []byte // the ring, part of the rings' mapping
+	slotSize, slotsPerBlk, slots int
+	blockSize                    int
+	statusOff, lenOff, dataOff   int  // a slot's tp_status, tp_len, and where its frame starts
+	v3                           bool // a slot has tp_next_offset (cleared)
+	next                         int
+	pending                      bool // slots marked but not yet kicked
+}
+
+// ringSpare is a second mapping of a receive ring (the kernel maps only
+// a whole ring), whose units (blocks, or V2 frame slots, all of unit
+// bytes) evictions take (has[k]: unit k is still mapped there), so an
+// eviction maps the ring anew only once per units evicted.
+type ringSpare struct {
+	mem           []byte
+	has           []bool
+	unit          int
+	mapLen, rxLen int // the rings' mapping, and its receive part
 }
 
 // ringCounters count what the receive ring lent.
@@ -160,13 +178,17 @@ func (b *ringBlk) hold() bool {
 }
 
 // setupRing makes and maps the rings of fd (PACKET_VERSION, PACKET_RX_RING,
-// PACKET_TX_RING, mmap).
-func setupRing(fd int, blockSize, blocks, maxFrame int) (*tpRing, error) {
+// PACKET_TX_RING if withTx, mmap); retireMs is the block timer (0:
+// ringRetireMs).
+func setupRing(fd int, blockSize, blocks, maxFrame, retireMs int, withTx bool) (*tpRing, error) {
 	if blockSize <= 0 {
 		blockSize = DefaultRingBlockSize
 	}
 	if blocks <= 0 {
 		blocks = DefaultRingBlocks
+	}
+	if retireMs <= 0 {
+		retireMs = ringRetireMs
 	}
 	page := unix.Getpagesize()
 	if blockSize%page != 0 || blockSize < maxFrame+tp3HdrLen+64 {
@@ -177,24 +199,18 @@ func setupRing(fd int, blockSize, blocks, maxFrame int) (*tpRing, error) {
 	}
 	// Frame size only bounds the packet count here; blocks are what count.
 	rx := unix.TpacketReq3{Block_size: uint32(blockSize), Block_nr: uint32(blocks),
-		Frame_size: 2048, Frame_nr: uint32(blockSize / 2048 * blocks), Retire_blk_tov: ringRetireMs}
+		Frame_size: 2048, Frame_nr: uint32(blockSize / 2048 * blocks), Retire_blk_tov: uint32(retireMs)}
 	if err := setsockoptReq3(fd, unix.PACKET_RX_RING, &rx); err != nil {
 		return nil, fmt.Errorf("PACKET_RX_RING: %w", err)
 	}
 	r := &tpRing{rxBlockSize: blockSize, rxBlocks: blocks, nextSeq: 1,
 		maxHeld: max(blocks/2, 1), evictAhead: max(blocks/8, 2)}
-	r.txSlotSize = (tpTxDataOff + maxFrame + 15) &^ 15
-	r.txBlockSize = (r.txSlotSize*4 + page - 1) / page * page
-	r.txSlotsPerBlk = r.txBlockSize / r.txSlotSize
-	txBlocks := (ringTxSlots + r.txSlotsPerBlk - 1) / r.txSlotsPerBlk
-	r.txSlots = txBlocks * r.txSlotsPerBlk
-	tx := unix.TpacketReq3{Block_size: uint32(r.txBlockSize), Block_nr: uint32(txBlocks),
-		Frame_size: uint32(r.txSlotSize), Frame_nr: uint32(r.txSlots)}
-	if err := setsockoptReq3(fd, unix.PACKET_TX_RING, &tx); err != nil {
-		return nil, fmt.Errorf("PACKET_TX_RING: %w", err)
+	tx, txLen, err := setupTx(fd, true, maxFrame, withTx)
+	if err != nil {
+		return nil, err
 	}
-	r.tx = blockSize * blocks
-	r.mapLen = r.tx + r.txBlockSize*txBlocks
+	r.rxLen = blockSize * blocks
+	r.mapLen = r.rxLen + txLen
 	// Mapped without x/sys's bookkeeping (unix.Mmap): pieces of the
 	// mapping are unmapped or replaced one block at a time.
 	mem, err := mapRaw(fd, r.mapLen, unix.MAP_SHARED|unix.MAP_POPULATE)
@@ -202,12 +218,43 @@ func setupRing(fd int, blockSize, blocks, maxFrame int) (*tpRing, error) {
 		return nil, fmt.Errorf("mmap of the rings: %w", err)
 	}
 	r.mem = mem
+	if tx != nil {
+		tx.mem = mem[r.rxLen:]
+	}
+	r.tx = tx
+	r.sp = ringSpare{has: make([]bool, blocks), unit: blockSize, mapLen: r.mapLen, rxLen: r.rxLen}
 	r.blks = make([]*ringBlk, blocks)
-	r.spareHas = make([]bool, blocks)
 	for k := range r.blks {
 		r.blks[k] = &ringBlk{r: r, mem: mem[k*blockSize : (k+1)*blockSize : (k+1)*blockSize]}
 	}
 	return r, nil
+}
+
+// setupTx sets up the transmit ring of fd (PACKET_TX_RING) for the
+// version set on it, with slots of ringTxSlots frames of maxFrame; it
+// returns the ring, unmapped, and its length in the mapping (nil and 0
+// unless on).
+func setupTx(fd int, v3 bool, maxFrame int, on bool) (*tpTx, int, error) {
+	if !on {
+		return nil, 0, nil
+	}
+	page := unix.Getpagesize()
+	// A slot's frame starts at tp_hdrlen - sizeof(struct sockaddr_ll).
+	t := &tpTx{v3: v3, statusOff: 20, lenOff: 16, dataOff: tpTxDataOff}
+	if !v3 {
+		t.statusOff, t.lenOff, t.dataOff = 0, 4, tp2TxDataOff
+	}
+	t.slotSize = (t.dataOff + maxFrame + 15) &^ 15
+	t.blockSize = (t.slotSize*4 + page - 1) / page * page
+	t.slotsPerBlk = t.blockSize / t.slotSize
+	txBlocks := (ringTxSlots + t.slotsPerBlk - 1) / t.slotsPerBlk
+	t.slots = txBlocks * t.slotsPerBlk
+	tx := unix.TpacketReq3{Block_size: uint32(t.blockSize), Block_nr: uint32(txBlocks),
+		Frame_size: uint32(t.slotSize), Frame_nr: uint32(t.slots)}
+	if err := setsockoptReq3(fd, unix.PACKET_TX_RING, &tx); err != nil {
+		return nil, 0, fmt.Errorf("PACKET_TX_RING: %w", err)
+	}
+	return t, t.blockSize * txBlocks, nil
 }
 
 // mapRaw maps n bytes of fd (-1: anonymous memory) read-write.
@@ -225,6 +272,8 @@ func unmapRaw(b []byte) {
 	}
 }
 
+// setsockoptReq3 sets a ring; before TPACKET_V3 the kernel reads only
+// the fields of struct tpacket_req, which req3 begins with.
 func setsockoptReq3(fd, opt int, req *unix.TpacketReq3) error {
 	_, _, errno := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_PACKET, uintptr(opt),
 		uintptr(unsafe.Pointer(req)), unsafe.Sizeof(*req), 0)
@@ -233,8 +282,6 @@ func setsockoptReq3(fd, opt int, req *unix.TpacketReq3) error {
 	}
 	return nil
 }
-
-func (r *tpRing) u32(off int) *uint32 { return u32at(r.mem, off) }
 
 func u32at(b []byte, off int) *uint32 { return (*uint32)(unsafe.Pointer(&b[off])) }
 func u64at(b []byte, off int) *uint64 { return (*uint64)(unsafe.Pointer(&b[off])) }
@@ -258,8 +305,10 @@ func (r *tpRing) close() {
 			unmapRaw(b.mem) // (a held block whose copy failed stays mapped)
 		}
 	}
-	r.dropSpare()
-	unmapRaw(r.mem[r.tx:])
+	r.sp.drop()
+	if r.tx != nil {
+		unmapRaw(r.tx.mem)
+	}
 	r.mem = nil
 }
 
@@ -333,43 +382,42 @@ func (r *tpRing) evictNear(fd int) {
 	}
 }
 
-// spareBlock is block k of the ring at a new address: taken from the
-// spare mapping, made anew (the kernel maps only the whole ring) when
-// that has no block k left.
-func (r *tpRing) spareBlock(k, fd int) ([]byte, error) {
-	if r.spare == nil || !r.spareHas[k] {
-		r.dropSpare()
-		v, err := mapRaw(fd, r.mapLen, unix.MAP_SHARED)
+// take is unit k of the ring at a new address: taken from the spare
+// mapping, made anew when that has no unit k left.
+func (s *ringSpare) take(k, fd int) ([]byte, error) {
+	if s.mem == nil || !s.has[k] {
+		s.drop()
+		v, err := mapRaw(fd, s.mapLen, unix.MAP_SHARED)
 		if err != nil {
 			return nil, err
 		}
-		unmapRaw(v[r.tx:]) // its transmit ring is not needed
-		r.spare = v[:r.tx]
-		for i := range r.spareHas {
-			r.spareHas[i] = true
+		unmapRaw(v[s.rxLen:]) // its transmit ring is not needed
+		s.mem = v[:s.rxLen]
+		for i := range s.has {
+			s.has[i] = true
 		}
 	}
-	r.spareHas[k] = false
-	lo, hi := k*r.rxBlockSize, (k+1)*r.rxBlockSize
-	return r.spare[lo:hi:hi], nil
+	s.has[k] = false
+	lo, hi := k*s.unit, (k+1)*s.unit
+	return s.mem[lo:hi:hi], nil
 }
 
-// dropSpare unmaps what is left of the spare mapping, in runs of blocks.
-func (r *tpRing) dropSpare() {
-	for i := 0; i < len(r.spareHas); {
-		if !r.spareHas[i] || r.spare == nil {
+// drop unmaps what is left of the spare mapping, in runs of units.
+func (s *ringSpare) drop() {
+	for i := 0; i < len(s.has); {
+		if !s.has[i] || s.mem == nil {
 			i++
 			continue
 		}
 		j := i
-		for j < len(r.spareHas) && r.spareHas[j] {
-			r.spareHas[j] = false
+		for j < len(s.has) && s.has[j] {
+			s.has[j] = false
 			j++
 		}
-		unmapRaw(r.spare[i*r.rxBlockSize : j*r.rxBlockSize])
+		unmapRaw(s.mem[i*s.unit : j*s.unit])
 		i = j
 	}
-	r.spare = nil
+	s.mem = nil
 }
 
 // evict moves block k's lent frames out of the ring: a private copy of
@@ -393,7 +441,7 @@ func (r *tpRing) evict(k, fd int) bool {
 	copy(cp, b.mem)
 	var fresh []byte
 	if fd >= 0 {
-		if fresh, err = r.spareBlock(k, fd); err != nil {
+		if fresh, err = r.sp.take(k, fd); err != nil {
 			unmapRaw(cp)
 			r.st.evictFail.Add(1)
 			return false
@@ -533,31 +581,33 @@ func (a *AFPacket) readRing(fd uintptr) bool {
 	}
 }
 
-// txSlot is the offset of transmit slot i in mem.
-func (r *tpRing) txSlot(i int) int {
-	return r.tx + i/r.txSlotsPerBlk*r.txBlockSize + i%r.txSlotsPerBlk*r.txSlotSize
+// slot is the offset of transmit slot i in mem.
+func (t *tpTx) slot(i int) int {
+	return i/t.slotsPerBlk*t.blockSize + i%t.slotsPerBlk*t.slotSize
 }
+
+func (t *tpTx) status(s int) *uint32 { return u32at(t.mem, s+t.statusOff) }
 
 // writeRing is the write callback with a transmit ring: frames are
 // copied into free slots, then one sendto kicks the kernel. A full ring
 // waits for the poller (the kernel frees slots as it sends them).
 func (a *AFPacket) writeRing(fd uintptr) bool {
-	r := a.ring
+	t := a.tx
 	// A slot holds the frame, after a virtio-net header only with
-	// Offload (setupRing sized it so).
+	// Offload (setupTx sized it so).
 	hdr := 0
 	if a.vnet.on {
 		hdr = vnetHdrLen
 	}
 	for a.wnext < len(a.wframes) {
 		f := a.wframes[a.wnext]
-		if len(f) == 0 || len(f)+hdr > r.txSlotSize-tpTxDataOff {
+		if len(f) == 0 || len(f)+hdr > t.slotSize-t.dataOff {
 			a.stats.TxDropped.Add(1)
 			a.wnext++
 			continue
 		}
-		s := r.txSlot(r.txNext)
-		switch atomic.LoadUint32(r.u32(s + 20)) {
+		s := t.slot(t.next)
+		switch atomic.LoadUint32(t.status(s)) {
 		case tpStatusAvailable:
 		case tpStatusWrongFormat:
 			a.stats.TxDropped.Add(1) // the kernel refused it; the slot is ours
@@ -567,7 +617,7 @@ func (a *AFPacket) writeRing(fd uintptr) bool {
 			// of this call is lost, counted, rather than waiting for a
 			// wake-up that may never come.
 			errno := a.kick(fd)
-			if atomic.LoadUint32(r.u32(s+20)) == tpStatusSendRequest {
+			if atomic.LoadUint32(t.status(s)) == tpStatusSendRequest {
 				a.stats.TxDropped.Add(uint64(len(a.wframes) - a.wnext))
 				if a.werr == nil && errno != 0 {
 					a.werr = errno
@@ -577,35 +627,37 @@ func (a *AFPacket) writeRing(fd uintptr) bool {
 			}
 			continue
 		default: // in flight
-			if r.txPending {
+			if t.pending {
 				a.kick(fd)
 				continue
 			}
 			return false // the kernel wakes the poller when it frees a slot
 		}
-		d := s + tpTxDataOff
+		d := s + t.dataOff
 		n := len(f)
 		if a.vnet.on {
 			var m Meta
 			if a.vnet.wmeta != nil {
 				m = a.vnet.wmeta[a.wnext]
 			}
-			putVnetHdr(r.mem[d:d+vnetHdrLen], m)
+			putVnetHdr(t.mem[d:d+vnetHdrLen], m)
 			d += vnetHdrLen
 			n += vnetHdrLen
 		}
-		copy(r.mem[d:], f)
-		*r.u32(s + 16) = uint32(n) // tp_len
-		*r.u32(s) = 0              // tp_next_offset
-		atomic.StoreUint32(r.u32(s+20), tpStatusSendRequest)
-		r.txNext = (r.txNext + 1) % r.txSlots
-		r.txPending = true
+		copy(t.mem[d:], f)
+		*u32at(t.mem, s+t.lenOff) = uint32(n) // tp_len
+		if t.v3 {
+			*u32at(t.mem, s) = 0 // tp_next_offset
+		}
+		atomic.StoreUint32(t.status(s), tpStatusSendRequest)
+		t.next = (t.next + 1) % t.slots
+		t.pending = true
 		a.wtaken++
 		a.stats.TxFrames.Add(1)
 		a.stats.TxBytes.Add(uint64(len(f)))
 		a.wnext++
 	}
-	if r.txPending && !a.holding {
+	if t.pending && !a.holding {
 		a.kick(fd)
 	}
 	return true
@@ -613,7 +665,7 @@ func (a *AFPacket) writeRing(fd uintptr) bool {
 
 // kick asks the kernel to send every marked slot.
 func (a *AFPacket) kick(fd uintptr) unix.Errno {
-	a.ring.txPending = false
+	a.tx.pending = false
 	for {
 		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		a.wcalls.Add(1)
@@ -635,28 +687,32 @@ func (a *AFPacket) kick(fd uintptr) unix.Errno {
 type RingStats struct {
 	Lent    uint64 // frames lent to the receiver in place
 	Copied  uint64 // frames the receiver would have kept, copied because half the ring was held
-	HeldMax int    // most blocks held at once by lent frames
-	Evicted uint64 // held blocks moved out of the ring so the kernel could go on filling it
+	HeldMax int    // most blocks (TPACKET_V2: frame slots) held at once by lent frames
+	Evicted uint64 // held blocks (slots) moved out of the ring so the kernel could go on filling it
 	// EvictFailed counts evictions the kernel refused memory for (the
 	// block stayed held; tried again later).
 	EvictFailed uint64
-	Blocks      int // blocks in each receive ring
+	Blocks      int // blocks (TPACKET_V2: frame slots) in each receive ring
 }
 
 // RingStats reads the lending counters (zero without Ring).
 func (a *AFPacket) RingStats() RingStats {
 	var s RingStats
 	for _, q := range a.afQueues() {
-		r := q.ring
-		if r == nil {
+		var st *ringCounters
+		switch {
+		case q.ring != nil:
+			st, s.Blocks = &q.ring.st, q.ring.rxBlocks
+		case q.ring2 != nil:
+			st, s.Blocks = &q.ring2.st, q.ring2.nslots
+		default:
 			continue
 		}
-		s.Lent += r.st.lent.Load()
-		s.Copied += r.st.copied.Load()
-		s.HeldMax = max(s.HeldMax, int(r.st.heldMax.Load()))
-		s.Evicted += r.st.evicted.Load()
-		s.EvictFailed += r.st.evictFail.Load()
-		s.Blocks = r.rxBlocks
+		s.Lent += st.lent.Load()
+		s.Copied += st.copied.Load()
+		s.HeldMax = max(s.HeldMax, int(st.heldMax.Load()))
+		s.Evicted += st.evicted.Load()
+		s.EvictFailed += st.evictFail.Load()
 	}
 	return s
 }

@@ -114,6 +114,24 @@ func writeJSON(path string, v any) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
+// RunReport builds the scenario with seed, runs it for d of virtual time
+// capturing into dir, and writes its results there: the pcaps,
+// metrics.json, timing.json, report.html and its charts, as
+// `sockstack sim run --out dir` does.
+func (sc *Scenario) RunReport(seed uint64, d time.Duration, dir string) (*Net, error) {
+	n, err := sc.Build(seed)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.CaptureScenario(dir); err != nil {
+		return nil, err
+	}
+	if err := n.Run(d); err != nil {
+		return nil, err
+	}
+	return n, n.WriteResults(dir, sc)
+}
+
 // WriteResults writes metrics.json, timing.json and report.html into dir
 // (the pcaps are already there when the run captured).
 func (n *Net) WriteResults(dir string, sc *Scenario) error {

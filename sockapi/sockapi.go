@@ -9,6 +9,7 @@ import (
 
 	"github.com/sockstack/sockstack/hostsock"
 	"github.com/sockstack/sockstack/socket"
+	"golang.org/x/sys/unix"
 )
 
 // API creates sockets.
@@ -111,4 +112,22 @@ func (s HostSock) Dup() (Sock, error) {
 		return nil, err
 	}
 	return HostSock{ns}, nil
+}
+
+// SendMsgControl is sendmsg(2) with a raw control buffer on the host
+// kernel (socket.Socket.SendMsgControl on sockstack): the buffer goes to
+// the kernel unchanged.
+func (s HostSock) SendMsgControl(b, oob []byte, flags int, to socket.Sockaddr) (int, error) {
+	var sa unix.Sockaddr
+	if v, ok := to.(*socket.SockaddrInet); ok {
+		a := v.AddrPort.Addr()
+		if a.Is4() {
+			sa = &unix.SockaddrInet4{Port: int(v.AddrPort.Port()), Addr: a.As4()}
+		} else {
+			sa = &unix.SockaddrInet6{Port: int(v.AddrPort.Port()), Addr: a.As16()}
+		}
+	} else if to != nil {
+		return 0, syscall.EAFNOSUPPORT
+	}
+	return unix.SendmsgN(s.Fileno(), b, oob, sa, flags)
 }

@@ -49,3 +49,24 @@ func mustSocket(t testing.TB, n *Net, fam, typ, proto int) *Socket {
 }
 
 func ap(a netip.Addr, port int) *SockaddrInet { return InetAddr(netip.AddrPortFrom(a, uint16(port))) }
+
+// loopReceiver makes a stack and a UDP socket of family fam bound to its
+// loopback address (127.0.0.1 or ::1) on a free port; it returns the
+// socket layer, the socket and its address.
+func loopReceiver(t testing.TB, fam int) (*Net, *Socket, Sockaddr) {
+	t.Helper()
+	n := New(stack.New(stack.Options{}))
+	r := mustSocket(t, n, fam, SOCK_DGRAM, 0)
+	lo := Sockaddr(Inet("127.0.0.1", 0))
+	if fam == AF_INET6 {
+		lo = Inet6("::1", 0)
+	}
+	if err := r.Bind(lo); err != nil {
+		t.Fatal(err)
+	}
+	ra, err := r.GetSockName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, r, ra
+}

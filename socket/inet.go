@@ -222,7 +222,11 @@ func (t *tcpEP) accept() (endpoint, Sockaddr, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &tcpEP{ep: ne, net: t.net, v6: t.v6}, t.sa(from), nil
+	nt := &tcpEP{ep: ne, net: t.net, v6: t.v6}
+	// The receive options (IP_PKTINFO, IP_RECVTTL, IPV6_RECVPKTINFO...)
+	// are inherited, as Linux's clone of the listener copies them.
+	nt.recvInfo.Store(t.recvInfo.Load())
+	return nt, t.sa(from), nil
 }
 
 func (t *tcpEP) connect(a Sockaddr) error {

@@ -356,6 +356,12 @@ func (t *tcpEP) setOption6(name int, v any) error {
 		return syscall.ENOPROTOOPT
 	}
 	switch name {
+	case IPV6_RECVERR_RFC4884:
+		on, err := rfc4884Opt(v, true) // recverr.go
+		if err == nil {
+			t.ep.SetRecvErrRFC4884(true, on)
+		}
+		return err
 	case IPV6_MULTICAST_LOOP:
 		i, err := intOpt(v)
 		if err != nil {
@@ -457,6 +463,8 @@ func (t *tcpEP) getOption6(name int) (any, error) {
 		return b2i(t.ep.V6Only()), nil
 	case IPV6_RECVERR:
 		return b2i(t.ep.RecvErr(true)), nil
+	case IPV6_RECVERR_RFC4884:
+		return b2i(t.ep.RecvErrRFC4884(true)), nil
 	case IPV6_TCLASS:
 		return t.getOption(SOL_IP, IP_TOS)
 	case IPV6_UNICAST_HOPS:
@@ -488,7 +496,7 @@ func recvBit(name int) uint32 {
 type Msg6Info struct {
 	HasPktInfo  bool
 	Addr        netip.Addr
-	Ifindex     int // the NIC holding Addr (0 for a group; loopback is 0 here, 1 in Linux)
+	Ifindex     int // the NIC holding Addr (0 for a group)
 	HasHopLimit bool
 	HopLimit    int
 	HasTClass   bool

@@ -207,7 +207,7 @@ func TestInet6ApartMulticast(t *testing.T) {
 		t.Fatal(err)
 	}
 	j6 := mustSocket(t, p.b, AF_INET6, SOCK_DGRAM, 0)
-	if err := j6.SetSockOpt(IPPROTO_IPV6, IPV6_JOIN_GROUP, IPv6Mreq{Multiaddr: g6, Interface: 1}); err != nil {
+	if err := j6.SetSockOpt(IPPROTO_IPV6, IPV6_JOIN_GROUP, IPv6Mreq{Multiaddr: g6, Interface: 2}); err != nil {
 		t.Fatal(err)
 	}
 	r4, r6 := rawHeaders(t, p, IPPROTO_UDP)
@@ -218,7 +218,7 @@ func TestInet6ApartMulticast(t *testing.T) {
 	if err := s.SetSockOpt(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 7); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetSockOpt(IPPROTO_IPV6, IPV6_MULTICAST_IF, 1); err != nil {
+	if err := s.SetSockOpt(IPPROTO_IPV6, IPV6_MULTICAST_IF, 2); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.SendTo([]byte("m4"), 0, Inet6("::ffff:"+g4.String(), 9)); err != nil {

@@ -35,11 +35,14 @@ type InPktinfo struct {
 	SpecDst, Addr netip.Addr
 }
 
-// SendMsg is sendmsg(2): SendTo with control messages (In6Pktinfo on
-// AF_INET6 datagram sockets, InPktinfo on AF_INET and on AF_INET6 for
-// a v4-mapped destination... as Linux, which reads IPV6_PKTINFO with a
-// v4-mapped source there). A stream socket ignores them, as Linux's
-// TCP does. A control message of another kind or family is EINVAL.
+// SendMsg is sendmsg(2) with typed control messages: In6Pktinfo,
+// InPktinfo, UDPSegment and those of sendctl.go (IPTTL, IPTOS,
+// IPRetOpts, IPv6HopLimit, IPv6TClass, IPv6DontFrag). Each is read as
+// Linux reads the raw message of that name (SendMsgControl): the IPv4
+// path (AF_INET, or AF_INET6 to a v4-mapped address) passes over the
+// IPv6 messages but a v4-mapped IPV6_PKTINFO, the IPv6 path over the
+// IPv4 ones; a stream socket ignores them all, as Linux's TCP does. A
+// value of another Go type is EINVAL.
 func (s *Socket) SendMsg(b []byte, flags int, to Sockaddr, cmsgs ...any) (int, error) {
 	if s.closed.Load() {
 		return 0, syscall.EBADF
@@ -48,6 +51,12 @@ func (s *Socket) SendMsg(b []byte, flags int, to Sockaddr, cmsgs ...any) (int, e
 	if !ok {
 		return s.SendTo(b, flags, to)
 	}
+	return s.sendMsgDgram(d, b, flags, to, nil, cmsgs)
+}
+
+// sendMsgDgram is sendmsg on a datagram socket with a raw control
+// buffer oob or typed messages cmsgs.
+func (s *Socket) sendMsgDgram(d *dgramEP, b []byte, flags int, to Sockaddr, oob []byte, cmsgs []any) (int, error) {
 	var ap netip.AddrPort
 	if to != nil {
 		var err error
@@ -55,7 +64,28 @@ func (s *Socket) SendMsg(b []byte, flags int, to Sockaddr, cmsgs ...any) (int, e
 			return 0, err
 		}
 	}
-	o, err := d.sendOpts(ap, cmsgs)
+	if len(oob) >= cmsgHdrLen || len(cmsgs) > 0 {
+		// These fail before the control messages are read, as in
+		// udp_sendmsg, raw_sendmsg and udpv6_sendmsg: on the IPv4 path
+		// a datagram over 64 KB and MSG_OOB, then no destination.
+		dst := ap.Addr()
+		ra, rerr := d.ep.RemoteAddr()
+		if !dst.IsValid() {
+			dst = ra.Addr()
+		}
+		if !d.v6 || dst.Is4() || dst.Is4In6() {
+			if len(b) > 0xffff {
+				return 0, syscall.EMSGSIZE
+			}
+			if flags&MSG_OOB != 0 {
+				return 0, syscall.EOPNOTSUPP
+			}
+		}
+		if !ap.IsValid() && rerr != nil {
+			return 0, syscall.EDESTADDRREQ
+		}
+	}
+	o, err := d.sendOptsCtl(ap, oob, cmsgs)
 	if err != nil {
 		return 0, err
 	}
@@ -73,11 +103,17 @@ func (s *Socket) SendMsg(b []byte, flags int, to Sockaddr, cmsgs ...any) (int, e
 	return n, err
 }
 
-// sendOpts checks the control messages against the destination ap
-// (invalid: the connected peer) and turns them into stack.SendOpts.
+// sendOpts is sendOptsCtl without a raw buffer.
 func (d *dgramEP) sendOpts(ap netip.AddrPort, cmsgs []any) (stack.SendOpts, error) {
+	return d.sendOptsCtl(ap, nil, cmsgs)
+}
+
+// sendOptsCtl reads the control messages (raw oob, then typed cmsgs)
+// against the destination ap (invalid: the connected peer) into
+// stack.SendOpts.
+func (d *dgramEP) sendOptsCtl(ap netip.AddrPort, oob []byte, cmsgs []any) (stack.SendOpts, error) {
 	st := d.ep.Stack()
-	var o stack.SendOpts
+	var c ctlState
 	dst := ap.Addr()
 	if !dst.IsValid() {
 		if ra, err := d.ep.RemoteAddr(); err == nil {
@@ -85,56 +121,46 @@ func (d *dgramEP) sendOpts(ap netip.AddrPort, cmsgs []any) (stack.SendOpts, erro
 		}
 	}
 	v4 := dst.Is4() || dst.Is4In6()
+	c.path = path6
+	if !d.v6 || v4 {
+		c.path = path4
+	}
 	// The interface before the control messages (Linux's flowi6_oif):
 	// the destination's scope id, else the sticky IPV6_PKTINFO's.
-	oif := 0
 	if z := dst.Zone(); z != "" {
 		if n := st.NICByName(z); n != nil {
-			oif = n.ID()
+			c.oif = n.ID()
 		} else if id, ok := zoneIndex(z); ok {
-			oif = id
+			c.oif = id
 		}
 	} else if d.v6 && !v4 {
-		oif = int(d.sticky.Load())
+		c.oif = int(d.sticky.Load())
 	}
-	seen6 := false
-	for _, c := range cmsgs {
-		switch m := c.(type) {
-		case In6Pktinfo:
-			if !d.v6 {
-				return o, syscall.EINVAL
+	if len(oob) >= cmsgHdrLen {
+		if d.ep.Kind() == stack.KindUDP {
+			if err := d.udpCtl(&c, oob); err != nil { // sendctl.go
+				return c.o, err
 			}
-			if v4 {
-				// The IPv4 path (ip_cmsg_send): a v4-mapped source only.
-				if !m.Addr.Is4In6() {
-					return o, syscall.EINVAL
-				}
-				if err := d.pktinfo4(&o, m.Ifindex, m.Addr.Unmap()); err != nil {
-					return o, err
-				}
-				continue
+		}
+		if err := walkCmsgs(oob, func(level, typ int, data []byte) error {
+			if level == SOL_SOCKET {
+				return sockCmsg(typ, data)
 			}
-			seen6 = true
-			if err := d.pktinfo6(&o, m, oif); err != nil {
-				return o, err
-			}
-		case InPktinfo:
-			if d.v6 {
-				return o, syscall.EINVAL // an IPPROTO_IP message on AF_INET6: not read by Linux's IPv6 path
-			}
-			if err := d.pktinfo4(&o, m.Ifindex, m.SpecDst); err != nil {
-				return o, err
-			}
-		case UDPSegment:
-			d.udpSegmentCmsg(&o, m) // udp_gso.go
-		default:
-			return o, syscall.EINVAL
+			return d.decodeCmsg(&c, level, typ, data) // sendctl.go
+		}); err != nil {
+			return c.o, err
 		}
 	}
-	if !seen6 && oif != 0 && o.NIC == nil {
+	for _, m := range cmsgs {
+		if err := d.applyCmsg(&c, m); err != nil {
+			return c.o, err
+		}
+	}
+	o := c.o
+	if !c.seen6 && c.oif != 0 && o.NIC == nil {
 		// Without a control message nothing checks the interface before
 		// the route, which fails for an unknown one (ENETUNREACH).
-		if o.NIC = st.NICByID(oif); o.NIC == nil {
+		if o.NIC = st.NICByID(c.oif); o.NIC == nil {
 			return o, syscall.ENETUNREACH
 		}
 	}

@@ -129,7 +129,8 @@ func TestInet6SendPktinfo(t *testing.T) {
 		{"::1 on eth0", In6Pktinfo{Addr: netip.IPv6Loopback(), Ifindex: tr.eth0.ID()}, to, syscall.EINVAL},
 		{"ifindex against the scope id", In6Pktinfo{Ifindex: tr.eth1.ID()}, Inet6("fe80::2%eth0", 7000), syscall.EINVAL},
 		{"IPv6 source to a v4-mapped peer", In6Pktinfo{Addr: src}, Inet6("::ffff:10.0.0.2", 7000), syscall.EINVAL},
-		{"IP_PKTINFO on AF_INET6", InPktinfo{}, to, syscall.EINVAL},
+		{"IP_TTL 0 to a v4-mapped peer", IPTTL(0), Inet6("::ffff:10.0.0.2", 7000), syscall.EINVAL},
+		{"IPV6_HOPLIMIT 256", IPv6HopLimit(256), to, syscall.EINVAL},
 		{"unknown message", 42, to, syscall.EINVAL},
 	} {
 		_, err := s.SendMsg([]byte("x"), 0, c.to, c.pi)
@@ -209,8 +210,10 @@ func TestInetSendPktinfo(t *testing.T) {
 	errIs(t, "non-local spec_dst", err, syscall.ENETUNREACH)
 	_, err = s.SendMsg([]byte("x"), 0, to, InPktinfo{Ifindex: 99})
 	errIs(t, "unknown ifindex", err, syscall.ENODEV)
-	_, err = s.SendMsg([]byte("x"), 0, to, In6Pktinfo{})
-	errIs(t, "IPV6_PKTINFO on AF_INET", err, syscall.EINVAL)
+	_, err = s.SendMsg([]byte("x"), 0, to, IPTTL(256))
+	errIs(t, "IP_TTL 256", err, syscall.EINVAL)
+	_, err = s.SendMsg([]byte("x"), 0, to, "not a control message")
+	errIs(t, "unknown type", err, syscall.EINVAL)
 	// The wire: B got nothing from the failed calls.
 	s.SendMsg([]byte("last"), 0, to)
 	recvFromAddr(t, sb, "last")

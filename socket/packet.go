@@ -22,8 +22,9 @@ import (
 // protocol.
 //
 // SockaddrPacket.Protocol is always the ethertype in host order (the
-// natural Go value), and Ifindex is the stack's NIC ID (0 is loopback);
-// binding to Ifindex -1 means every interface, the default.
+// natural Go value), and Ifindex is the stack's NIC ID, numbered from 1
+// (loopback) as Linux numbers interfaces; binding to Ifindex 0 means
+// every interface, the default.
 //
 // SOCK_RAW reads and writes whole frames; SOCK_DGRAM reads the payload
 // after the link header, and sends with SockaddrPacket{Ifindex, Protocol,
@@ -99,7 +100,7 @@ func setPromisc(nic *stack.NIC, on bool) {
 const (
 	packetDefaultRcvBuf = 212992
 	packetMaxQueue      = 4096 // frames, whatever their size
-	packetAnyIf         = -1
+	packetAnyIf         = 0    // sll_ifindex 0: every interface
 )
 
 // packetEthertype decodes the socket() proto argument (see above).

@@ -53,7 +53,7 @@ func recvUntil(t *testing.T, s *Socket, match func(b []byte, sa *SockaddrPacket)
 func TestPacketSnifferSeesTraffic(t *testing.T) {
 	p := newPair(t, 1500, stack.Options{})
 	sniff := mustSocket(t, p.b, AF_PACKET, SOCK_RAW, Htons(ETH_P_ALL))
-	if err := sniff.Bind(&SockaddrPacket{Ifindex: 1}); err != nil {
+	if err := sniff.Bind(&SockaddrPacket{Ifindex: 2}); err != nil {
 		t.Fatal(err)
 	}
 	ipOnly := mustSocket(t, p.b, AF_PACKET, SOCK_DGRAM, ETH_P_IP) // host order accepted too
@@ -80,7 +80,7 @@ func TestPacketSnifferSeesTraffic(t *testing.T) {
 	out, sa := recvUntil(t, sniff, func(b []byte, sa *SockaddrPacket) bool {
 		return sa.PktType == PACKET_OUTGOING && bytes.Contains(b, []byte("answer"))
 	})
-	if wire.Ethernet(out).Src() != macB || sa.Ifindex != 1 || sa.Protocol != ETH_P_IP {
+	if wire.Ethernet(out).Src() != macB || sa.Ifindex != 2 || sa.Protocol != ETH_P_IP {
 		t.Fatalf("outgoing frame from %v on if%d proto %#x", wire.Ethernet(out).Src(), sa.Ifindex, sa.Protocol)
 	}
 	// SOCK_DGRAM gets the IP packet without the Ethernet header, and no ARP.
@@ -89,7 +89,7 @@ func TestPacketSnifferSeesTraffic(t *testing.T) {
 		t.Fatalf("dgram capture % x (%+v)", pkt, sa)
 	}
 	la, _ := sniff.GetSockName()
-	if l := la.(*SockaddrPacket); l.Ifindex != 1 || l.Protocol != ETH_P_ALL || l.HWAddr != macB {
+	if l := la.(*SockaddrPacket); l.Ifindex != 2 || l.Protocol != ETH_P_ALL || l.HWAddr != macB {
 		t.Fatalf("getsockname %+v", l)
 	}
 }
@@ -97,12 +97,12 @@ func TestPacketSnifferSeesTraffic(t *testing.T) {
 func TestPacketInjectAndPromiscuous(t *testing.T) {
 	p := newPair(t, 1500, stack.Options{})
 	sniff := mustSocket(t, p.b, AF_PACKET, SOCK_RAW, Htons(ETH_P_ALL))
-	sniff.Bind(&SockaddrPacket{Ifindex: 1})
+	sniff.Bind(&SockaddrPacket{Ifindex: 2})
 	inj := mustSocket(t, p.a, AF_PACKET, SOCK_DGRAM, Htons(etherExp))
 	raw := mustSocket(t, p.a, AF_PACKET, SOCK_RAW, 0)
 
 	// SOCK_DGRAM injection: the stack adds the Ethernet header.
-	if _, err := inj.SendTo([]byte("payload"), 0, &SockaddrPacket{Ifindex: 1, HWAddr: macB}); err != nil {
+	if _, err := inj.SendTo([]byte("payload"), 0, &SockaddrPacket{Ifindex: 2, HWAddr: macB}); err != nil {
 		t.Fatal(err)
 	}
 	f, sa := recvUntil(t, sniff, func(b []byte, sa *SockaddrPacket) bool { return sa.Protocol == etherExp })
@@ -118,7 +118,7 @@ func TestPacketInjectAndPromiscuous(t *testing.T) {
 	}
 	other := wire.MAC{2, 0, 0, 0, 0, 0x99}
 	send := func(b []byte) {
-		if _, err := raw.SendTo(b, 0, &SockaddrPacket{Ifindex: 1}); err != nil {
+		if _, err := raw.SendTo(b, 0, &SockaddrPacket{Ifindex: 2}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -130,7 +130,7 @@ func TestPacketInjectAndPromiscuous(t *testing.T) {
 	if f[14] != 2 {
 		t.Fatalf("saw frame %d before the marker: not filtered", f[14])
 	}
-	if err := sniff.SetSockOpt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, PacketMreq{Ifindex: 1, Type: PACKET_MR_PROMISC}); err != nil {
+	if err := sniff.SetSockOpt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, PacketMreq{Ifindex: 2, Type: PACKET_MR_PROMISC}); err != nil {
 		t.Fatal(err)
 	}
 	send(frame(other, 3))
@@ -143,16 +143,16 @@ func TestPacketInjectAndPromiscuous(t *testing.T) {
 	if sa.PktType != PACKET_BROADCAST {
 		t.Fatalf("broadcast type %d", sa.PktType)
 	}
-	if err := sniff.SetSockOpt(SOL_PACKET, PACKET_DROP_MEMBERSHIP, PacketMreq{Ifindex: 1, Type: PACKET_MR_PROMISC}); err != nil {
+	if err := sniff.SetSockOpt(SOL_PACKET, PACKET_DROP_MEMBERSHIP, PacketMreq{Ifindex: 2, Type: PACKET_MR_PROMISC}); err != nil {
 		t.Fatal(err)
 	}
-	err := sniff.SetSockOpt(SOL_PACKET, PACKET_DROP_MEMBERSHIP, PacketMreq{Ifindex: 1, Type: PACKET_MR_PROMISC})
+	err := sniff.SetSockOpt(SOL_PACKET, PACKET_DROP_MEMBERSHIP, PacketMreq{Ifindex: 2, Type: PACKET_MR_PROMISC})
 	if !errors.Is(err, syscall.EADDRNOTAVAIL) {
 		t.Fatalf("drop twice: %v", err)
 	}
 
 	// Errors.
-	if _, err := raw.SendTo(make([]byte, 3000), 0, &SockaddrPacket{Ifindex: 1}); !errors.Is(err, syscall.EMSGSIZE) {
+	if _, err := raw.SendTo(make([]byte, 3000), 0, &SockaddrPacket{Ifindex: 2}); !errors.Is(err, syscall.EMSGSIZE) {
 		t.Fatalf("oversized frame: %v", err)
 	}
 	if _, err := raw.Send(frame(macB, 0), 0); !errors.Is(err, syscall.ENXIO) {
@@ -177,7 +177,7 @@ func TestPacketQueueDrops(t *testing.T) {
 	const sent = 20
 	for i := 0; i < sent; i++ {
 		b[14] = byte(i)
-		if _, err := raw.SendTo(b, 0, &SockaddrPacket{Ifindex: 1}); err != nil {
+		if _, err := raw.SendTo(b, 0, &SockaddrPacket{Ifindex: 2}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -212,7 +212,7 @@ func TestPacketQueueDrops(t *testing.T) {
 func TestPacketLoopback(t *testing.T) {
 	n := newNet(t)
 	s := mustSocket(t, n, AF_PACKET, SOCK_DGRAM, Htons(ETH_P_ALL))
-	if err := s.Bind(&SockaddrPacket{Ifindex: 0}); err != nil {
+	if err := s.Bind(&SockaddrPacket{Ifindex: 1}); err != nil { // lo, as on Linux
 		t.Fatal(err)
 	}
 	u := mustSocket(t, n, AF_INET, SOCK_DGRAM, 0)
@@ -225,12 +225,55 @@ func TestPacketLoopback(t *testing.T) {
 	var types []uint8
 	for len(types) < 2 {
 		pkt, sa := recvUntil(t, s, func(b []byte, sa *SockaddrPacket) bool { return bytes.HasSuffix(b, []byte("loop")) })
-		if sa.Ifindex != 0 || sa.Protocol != ETH_P_IP || binary.BigEndian.Uint16(pkt[22:24]) != 5353 {
+		if sa.Ifindex != 1 || sa.Protocol != ETH_P_IP || binary.BigEndian.Uint16(pkt[22:24]) != 5353 {
 			t.Fatalf("loopback capture %+v % x", sa, pkt)
 		}
 		types = append(types, sa.PktType)
 	}
 	if types[0] != PACKET_OUTGOING || types[1] != PACKET_HOST {
 		t.Fatalf("packet types %v", types)
+	}
+}
+
+// Interfaces are numbered as Linux numbers them: loopback 1, the first
+// NIC 2, nothing at 0; a packet socket bound to ifindex 0 hears every
+// interface and reports each frame's own index, and -1 is no device.
+func TestPacketIfindexZeroIsEveryInterface(t *testing.T) {
+	p := newPair(t, 1500, stack.Options{})
+	st := p.b.Stack()
+	if st.NICByID(0) != nil || st.NICByID(1) == nil || st.NICByID(1).Name() != "lo" || st.NICByID(2) == nil {
+		t.Fatalf("NIC ids: 0 %v, 1 %v, 2 %v", st.NICByID(0), st.NICByID(1), st.NICByID(2))
+	}
+	s := mustSocket(t, p.b, AF_PACKET, SOCK_DGRAM, Htons(ETH_P_IP))
+	if err := s.Bind(&SockaddrPacket{Ifindex: -1}); !errors.Is(err, syscall.ENODEV) {
+		t.Fatalf("bind to ifindex -1: %v, want ENODEV", err)
+	}
+	if err := s.Bind(&SockaddrPacket{Ifindex: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SendTo([]byte("x"), 0, &SockaddrPacket{Ifindex: 0, Protocol: ETH_P_IP}); !errors.Is(err, syscall.ENXIO) {
+		t.Fatalf("send on ifindex 0: %v, want ENXIO", err)
+	}
+	lo := netip.MustParseAddr("127.0.0.1")
+	u := mustSocket(t, p.b, AF_INET, SOCK_DGRAM, 0)
+	u.Bind(ap(lo, 5354))
+	if _, err := u.SendTo([]byte("on lo"), 0, ap(lo, 5354)); err != nil {
+		t.Fatal(err)
+	}
+	srv := mustSocket(t, p.b, AF_INET, SOCK_DGRAM, 0)
+	srv.Bind(ap(addrB, 9))
+	cli := mustSocket(t, p.a, AF_INET, SOCK_DGRAM, 0)
+	if _, err := cli.SendTo([]byte("on eth"), 0, ap(addrB, 9)); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for len(seen) < 2 {
+		b, sa := recvUntil(t, s, func(b []byte, sa *SockaddrPacket) bool {
+			return bytes.HasSuffix(b, []byte("on lo")) || bytes.HasSuffix(b, []byte("on eth"))
+		})
+		seen[string(b[28:])] = sa.Ifindex
+	}
+	if seen["on lo"] != 1 || seen["on eth"] != 2 {
+		t.Fatalf("frames came on interfaces %v, want lo 1 and the NIC 2", seen)
 	}
 }

@@ -53,6 +53,16 @@ type SockExtendedErr struct {
 	Pad    uint8
 	Info   uint32
 	Data   uint32
+	// RFC4884Len and RFC4884Flags are ee_rfc4884, the union over
+	// ee_data (IP_RECVERR_RFC4884): where the RFC 4884 extension
+	// structure starts in the payload, and SO_EE_RFC4884_FLAG_INVALID.
+	RFC4884Len   uint16
+	RFC4884Flags uint8
+	// Ancillary is the control messages before this one, in Linux's
+	// layout: for an ICMP error, the IP-level ones the socket asked for
+	// (IP_PKTINFO, IPV6_HOPLIMIT, ...) describing the ICMP packet
+	// (recverr_cmsg.go).
+	Ancillary []byte
 	// Offender is the ICMP message's sender (SO_EE_OFFENDER); nil for a
 	// local error, whose sockaddr Linux leaves zero.
 	Offender *SockaddrInet
@@ -65,10 +75,10 @@ type SockExtendedErr struct {
 	scope uint32
 }
 
-// Cmsg is the control message as Linux writes it into msg_control on a
-// 64-bit host: a cmsghdr (cmsg_len, level, type), the 16 bytes of
-// sock_extended_err and a sockaddr_in (sockaddr_in6), padded to
-// CMSG_SPACE.
+// Cmsg is msg_control as Linux writes it on a 64-bit host: Ancillary,
+// then this control message: a cmsghdr (cmsg_len, level, type), the 16
+// bytes of sock_extended_err and a sockaddr_in (sockaddr_in6), padded
+// to CMSG_SPACE.
 func (e *SockExtendedErr) Cmsg() []byte {
 	salen := 16
 	if e.Level == IPPROTO_IPV6 {
@@ -76,7 +86,9 @@ func (e *SockExtendedErr) Cmsg() []byte {
 	}
 	dlen := 16 + salen
 	const hdr = 16
-	b := make([]byte, hdr+(dlen+7)&^7)
+	out := make([]byte, len(e.Ancillary)+hdr+(dlen+7)&^7)
+	copy(out, e.Ancillary)
+	b := out[len(e.Ancillary):]
 	ne := binary.NativeEndian
 	ne.PutUint64(b[0:], uint64(hdr+dlen))
 	ne.PutUint32(b[8:], uint32(e.Level))
@@ -86,13 +98,17 @@ func (e *SockExtendedErr) Cmsg() []byte {
 	d[4], d[5], d[6], d[7] = e.Origin, e.Type, e.Code, e.Pad
 	ne.PutUint32(d[8:], e.Info)
 	ne.PutUint32(d[12:], e.Data)
+	if e.RFC4884Len != 0 || e.RFC4884Flags != 0 {
+		ne.PutUint16(d[12:], e.RFC4884Len)
+		d[14], d[15] = e.RFC4884Flags, 0
+	}
 	if e.Offender != nil {
 		putSockaddr(d[16:16+salen], e.Offender.AddrPort, e.Level == IPPROTO_IPV6)
 		if salen == 28 {
 			ne.PutUint32(d[16+24:], e.scope)
 		}
 	}
-	return b
+	return out
 }
 
 // putSockaddr writes a sockaddr_in (v6 false) or sockaddr_in6.
@@ -130,19 +146,26 @@ func (s *Socket) RecvErr(b []byte, flags int) (n, rflags int, from Sockaddr, ee 
 		// Linux queues an ICMP error on a TCP socket only when it ends a
 		// connection attempt under RECVERR (tcp/errqueue.go); the payload
 		// is the quoted packet from its TCP header on.
-		n, full, m, err := d.ep.ReadErr(b)
+		n, full, m, ctl, err := d.ep.ReadErrCtl(b)
 		if err != nil {
 			return 0, 0, nil, ee, err
 		}
-		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info}
+		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info,
+			RFC4884Len: ctl.RFC4884Len, RFC4884Flags: ctl.RFC4884Flags}
+		c := stack.TCPErrCarrier(&ctl)
+		ee.Ancillary = errAncillary(d.net.st, d.v6, d.recvInfo.Load(), &c, m.Origin == SO_EE_ORIGIN_ICMP)
 		n, rflags, from, ee = errQueueRead(n, full, flags, ee, d.v6, m.Offender, m.Dst, d.sa, d.net.st)
 		return n, rflags, from, ee, nil
 	case *dgramEP:
-		n, full, m, err := d.ep.ReadErr(b)
+		n, full, m, c, err := d.ep.ReadErrCtl(b)
 		if err != nil {
 			return 0, 0, nil, ee, err
 		}
-		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info, Data: m.Data}
+		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info, Data: m.Data,
+			RFC4884Len: m.RFC4884Len, RFC4884Flags: m.RFC4884Flags}
+		if m.Origin == SO_EE_ORIGIN_ICMP || m.Origin == SO_EE_ORIGIN_ICMP6 {
+			ee.Ancillary = errAncillary(d.ep.Stack(), d.v6, d.recvInfo.Load(), &c, m.V4)
+		}
 		n, rflags, from, ee = errQueueRead(n, full, flags, ee, d.v6, m.Offender, m.Dst, d.sa, d.ep.Stack())
 		return n, rflags, from, ee, nil
 	}
@@ -208,8 +231,8 @@ func (s *Socket) ErrQueueDrops() uint64 {
 func (d *dgramEP) setRecvErrOpt(level, name int, v any) (ok bool, err error) {
 	v6opt := level == IPPROTO_IPV6
 	switch {
-	case level == SOL_IP && (name == IP_RECVERR || name == IP_MTU_DISCOVER):
-	case v6opt && (name == IPV6_RECVERR || name == IPV6_MTU_DISCOVER || name == IPV6_DONTFRAG):
+	case level == SOL_IP && (name == IP_RECVERR || name == IP_MTU_DISCOVER || name == IP_RECVERR_RFC4884):
+	case v6opt && (name == IPV6_RECVERR || name == IPV6_MTU_DISCOVER || name == IPV6_DONTFRAG || name == IPV6_RECVERR_RFC4884):
 	default:
 		return false, nil
 	}
@@ -217,6 +240,13 @@ func (d *dgramEP) setRecvErrOpt(level, name int, v any) (ok bool, err error) {
 		// Linux: no IPv6 options on AF_INET; an AF_INET6 raw socket
 		// takes no SOL_IP options (ipv6_setsockopt).
 		return true, syscall.ENOPROTOOPT
+	}
+	if name == IP_RECVERR_RFC4884 && !v6opt || name == IPV6_RECVERR_RFC4884 && v6opt {
+		on, err := rfc4884Opt(v, v6opt)
+		if err == nil {
+			d.ep.SetRecvErrRFC4884(v6opt, on)
+		}
+		return true, err
 	}
 	i, err := intOpt(v)
 	if err != nil {
@@ -237,8 +267,8 @@ func (d *dgramEP) setRecvErrOpt(level, name int, v any) (ok bool, err error) {
 func (d *dgramEP) getRecvErrOpt(level, name int) (ok bool, v any, err error) {
 	v6opt := level == IPPROTO_IPV6
 	switch {
-	case level == SOL_IP && (name == IP_RECVERR || name == IP_MTU_DISCOVER):
-	case v6opt && (name == IPV6_RECVERR || name == IPV6_MTU_DISCOVER || name == IPV6_DONTFRAG):
+	case level == SOL_IP && (name == IP_RECVERR || name == IP_MTU_DISCOVER || name == IP_RECVERR_RFC4884):
+	case v6opt && (name == IPV6_RECVERR || name == IPV6_MTU_DISCOVER || name == IPV6_DONTFRAG || name == IPV6_RECVERR_RFC4884):
 	default:
 		return false, nil, nil
 	}
@@ -251,8 +281,44 @@ func (d *dgramEP) getRecvErrOpt(level, name int) (ok bool, v any, err error) {
 	switch name {
 	case IP_RECVERR, IPV6_RECVERR:
 		return true, b2i(d.ep.RecvErr(v6opt)), nil
+	case IP_RECVERR_RFC4884, IPV6_RECVERR_RFC4884:
+		return true, b2i(d.ep.RecvErrRFC4884(v6opt)), nil
 	case IP_MTU_DISCOVER, IPV6_MTU_DISCOVER:
 		return true, d.ep.PMTUDisc(v6opt), nil
 	}
 	return true, b2i(d.ep.DontFrag()), nil
+}
+
+// rfc4884Opt is the value of IP_RECVERR_RFC4884 (v6 false) or
+// IPV6_RECVERR_RFC4884: 0 or 1, else EINVAL. A string is the option's
+// raw bytes: IPv4 reads an int from 4 bytes or more, one byte from
+// fewer, and takes no bytes as 0 (do_ip_setsockopt); IPv6 wants a whole
+// int (do_ipv6_setsockopt). A uint8 is a one-byte value.
+func rfc4884Opt(v any, v6 bool) (bool, error) {
+	var i int
+	switch x := v.(type) {
+	case string:
+		switch {
+		case len(x) >= 4:
+			i = int(int32(binary.NativeEndian.Uint32([]byte(x[:4]))))
+		case v6:
+			return false, syscall.EINVAL
+		case len(x) >= 1:
+			i = int(x[0])
+		}
+	case uint8:
+		if v6 {
+			return false, syscall.EINVAL
+		}
+		i = int(x)
+	default:
+		var err error
+		if i, err = intOpt(v); err != nil {
+			return false, err
+		}
+	}
+	if i < 0 || i > 1 {
+		return false, syscall.EINVAL
+	}
+	return i == 1, nil
 }

@@ -56,6 +56,9 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 	if ok, err := s.setTransparentOpt(level, name, v); ok {
 		return err // transparent.go
 	}
+	if ok, err := s.setRecvOpt(level, name, v); ok {
+		return err // inet_recvopts.go
+	}
 	if t := s.apartTCP(); t != nil && apartOpt(level, name) {
 		return s.setApart(t, level, name, v) // inet6_apart.go
 	}
@@ -224,6 +227,9 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 	}
 	if ok, v, err := s.getTransparentOpt(level, name); ok {
 		return v, err // transparent.go
+	}
+	if ok, v, err := s.getRecvOpt(level, name); ok {
+		return v, err // inet_recvopts.go
 	}
 	if s.apartTCP() != nil && apartOpt(level, name) {
 		if v, ok := s.getApart(name); ok {
@@ -482,6 +488,13 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 		}
 		return e.SetCongestion(n)
 	}
+	if level == SOL_IP && name == IP_RECVERR_RFC4884 {
+		on, err := rfc4884Opt(v, false) // recverr.go
+		if err == nil {
+			e.SetRecvErrRFC4884(false, on)
+		}
+		return err
+	}
 	i, err := intOpt(v)
 	if err != nil {
 		return err
@@ -588,6 +601,8 @@ func (t *tcpEP) getOption(level, name int) (any, error) {
 			return b2i(t.recvInfo.Load()&ipPktinfoBit != 0), nil
 		case IP_RECVERR:
 			return b2i(e.RecvErr(false)), nil
+		case IP_RECVERR_RFC4884:
+			return b2i(e.RecvErrRFC4884(false)), nil
 		case IP_TTL:
 			return e.TTL(), nil
 		case IP_TOS:

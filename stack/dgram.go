@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -51,6 +52,12 @@ type received struct {
 	// dport is a diverted datagram's original destination port
 	// (transparent.go); 0: the socket's own port.
 	dport uint16
+	// flow is an IPv6 datagram's flow label (IPV6_FLOWINFO); opts an
+	// IPv4 one's options as the receive path left them (IP_RECVOPTS,
+	// IP_RETOPTS; ipopts_recv.go), nil when it had none: kept apart so
+	// that the queue entry of a datagram without options stays small.
+	flow uint32
+	opts *RecvIPOpts
 }
 
 // DgramEndpoint is a UDP, ping or raw socket's protocol state. It never
@@ -114,13 +121,18 @@ type DgramEndpoint struct {
 	// IP_RECVERR, IPV6_RECVERR and the error queue (errqueue.go): a
 	// FIFO, errq[errHead:], charged to qbytes with the receive queue.
 	recverr, recverr6 bool
-	errq              []errEntry
-	errHead           int
-	errDrops          atomic.Uint64
+	// IP_RECVERR_RFC4884, IPV6_RECVERR_RFC4884 (errqueue_rfc4884.go).
+	rfc4884, rfc4884v6 bool
+	errq               []errEntry
+	errHead            int
+	errDrops           atomic.Uint64
 	// IP_MTU_DISCOVER, IPV6_MTU_DISCOVER (PMTUDisc*) and IPV6_DONTFRAG:
 	// DO and PROBE send with DF and refuse what does not fit.
 	pmtudisc, pmtudisc6 int8
 	dontfrag6           bool
+	// ipOpts is IP_OPTIONS, the options of every IPv4 datagram sent
+	// (ipopts_send.go); replaced, never changed, so a send may keep it.
+	ipOpts *SendIPOpts
 
 	wq waiter.Queue
 }
@@ -434,6 +446,14 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 	if dst.IsMulticast() {
 		ttl = mttl
 	}
+	// A per-datagram value wins for unicast and multicast alike, as
+	// Linux's ipc.ttl / ipc6.hlimit and ipc.tos / ipc6.tclass.
+	if o.TTLSet && o.TTL >= 0 {
+		ttl = o.TTL
+	}
+	if o.TOSSet && o.TOS >= 0 {
+		tos = uint8(o.TOS)
+	}
 	// IPV6_UNICAST_HOPS 0 goes out as hop limit 0, as on Linux.
 	hopZero := ttl == 0 && !dst.IsMulticast()
 	if ttl < 0 {
@@ -451,6 +471,10 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 	}
 	hdrIncl := e.opts.hdrIncl
 	df, probe := e.dfFor(dst.Is6())
+	if o.DontFragSet && dst.Is6() {
+		// IPV6_DONTFRAG for this datagram replaces the socket's (dfFor).
+		df = o.DontFrag || e.pmtudisc6 == PMTUDiscDo || e.pmtudisc6 == PMTUDiscProbe
+	}
 	// IP_PMTUDISC_WANT, the default: DF on what fits the path, as Linux's
 	// __ip_make_skb does (ip_dont_fragment).
 	dfWant := !df && !dst.Is6() && e.pmtudisc == PMTUDiscWant
@@ -470,13 +494,20 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 	}
 	mcastLoop := e.opts.mcastLoop
 	csumOff := e.opts.csumOff
+	var ipo *SendIPOpts
+	if dst.Is4() && !hdrIncl {
+		ipo = e.ipOpts
+		if o.IPOptsSet {
+			ipo = o.IPOpts
+		}
+	}
 	gso := e.opts.gsoSize
 	if o.GSOSet {
 		gso = int(o.GSOSize)
 	}
 	e.mu.Unlock()
 	if df && gso == 0 && !hdrIncl {
-		n := len(b)
+		n := len(b) + ipo.Len()
 		if e.kind == KindUDP {
 			n += wire.UDPHeaderLen
 		}
@@ -485,7 +516,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		}
 	}
 	if dst.Is6() {
-		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, iface, o.NIC, mcastLoop, csumOff, gso, df, wait)
+		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, o.Flow, iface, o.NIC, mcastLoop, csumOff, gso, df, wait)
 	}
 
 	if wait != nil {
@@ -497,6 +528,22 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 	}
 
 	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface, Oif: o.NIC, DF: df, DFWant: dfWant}
+	if ipo != nil {
+		// IP_OPTIONS (ipopts_send.go): a source route sends to its first
+		// hop; Record Route and Timestamp get this send's source and time.
+		if hop, ok := ipo.FirstHop(); ok {
+			p.Dst = hop
+		}
+		osrc := src
+		if ipo.NeedSrc() && (!osrc.IsValid() || osrc.IsUnspecified()) {
+			if r, err := e.s.FindRoute(p.Dst); err == nil {
+				osrc = r.Src
+			}
+		}
+		ob := getBuf(wire.IPv4MaxOptionsLen)
+		defer putBuf(ob)
+		p.Options = ipo.build(ob, osrc, dst, e.s.clock.Now())
+	}
 	if dst.IsMulticast() {
 		p.Loop = mcastLoop
 		// IP_MULTICAST_TTL 0: stays on this host (looped back only).
@@ -504,7 +551,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 	}
 	switch e.kind {
 	case KindUDP:
-		if len(b) > wire.IPv4MaxLen-wire.IPv4MinHeaderLen-wire.UDPHeaderLen {
+		if len(b) > wire.IPv4MaxLen-wire.IPv4MinHeaderLen-ipo.Len()-wire.UDPHeaderLen {
 			return 0, syscall.EMSGSIZE
 		}
 		// The header comes from the buffer pool: WritePacket's argument
@@ -598,14 +645,23 @@ func (e *DgramEndpoint) recvFrom(b []byte, peek bool, info *PacketInfo) (n, full
 	full = len(r.buf)
 	from = r.from
 	if info != nil {
-		*info = PacketInfo{Dst: r.dst, HopLimit: r.ttl, TClass: r.tos, GSOSize: int(r.gso), DstPort: r.dport}
+		*info = PacketInfo{Dst: r.dst, HopLimit: r.ttl, TClass: r.tos, GSOSize: int(r.gso), DstPort: r.dport, Flow: r.flow}
+		if r.opts != nil {
+			info.Opts = *r.opts
+		}
 		if r.dport == 0 {
 			info.DstPort = e.local.Port()
+		}
+		if e.kind != KindUDP {
+			info.DstPort, info.DstPortOK = transportPort(r.buf, e.kind == KindRaw && r.dst.Is4())
 		}
 	}
 	if !peek {
 		e.qbytes -= Truesize(r.buf)
 		putBuf(r.buf)
+		if r.opts != nil {
+			recvOptsPool.Put(r.opts)
+		}
 		*r = received{}
 		e.head = (e.head + 1) % len(e.queue)
 		e.n--
@@ -625,7 +681,14 @@ func (e *DgramEndpoint) ShutRd() bool {
 // socket; the caller counts it in the stack). An empty queue takes one
 // datagram whatever its size, as Linux does.
 func (e *DgramEndpoint) enqueue(data []byte, from netip.AddrPort, h wire.IPv4) bool {
-	return e.enqueueMeta(data, from, h.Dst(), h.TTL(), h.TOS())
+	if h.HeaderLen() <= wire.IPv4MinHeaderLen {
+		return e.enqueueMeta(data, from, h.Dst(), h.TTL(), h.TOS())
+	}
+	// Options: rewritten as Linux's receive path leaves them, also in
+	// the header a raw socket reads (ipopts_recv.go).
+	o := recvOptsPool.Get().(*RecvIPOpts)
+	*o = e.s.recvOptions(h)
+	return e.enqueueRecv(data, from, h.Dst(), 0, h.TTL(), h.TOS(), 0, 0, o)
 }
 
 // enqueueMeta is enqueue with the header fields given apart (either family).
@@ -641,6 +704,13 @@ func (e *DgramEndpoint) enqueueSeg(data []byte, from netip.AddrPort, dst netip.A
 // enqueueAt is enqueueSeg with a diverted datagram's original
 // destination port (transparent.go).
 func (e *DgramEndpoint) enqueueAt(data []byte, from netip.AddrPort, dst netip.Addr, dport uint16, ttl, tos uint8, gso uint16) bool {
+	return e.enqueueRecv(data, from, dst, dport, ttl, tos, gso, 0, nil)
+}
+
+// enqueueRecv is enqueueAt with an IPv6 flow label and received IPv4
+// options (nil: none); a raw socket's datagram, which starts with the
+// IPv4 header, gets the options as the receive path left them.
+func (e *DgramEndpoint) enqueueRecv(data []byte, from netip.AddrPort, dst netip.Addr, dport uint16, ttl, tos uint8, gso uint16, flow uint32, opts *RecvIPOpts) bool {
 	e.mu.Lock()
 	if e.closed {
 		// Not shutRd: Linux keeps queueing datagrams after SHUT_RD.
@@ -665,7 +735,10 @@ func (e *DgramEndpoint) enqueueAt(data []byte, from netip.AddrPort, dst netip.Ad
 	}
 	buf := getBuf(len(data))
 	copy(buf, data)
-	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso, dport: dport}
+	if opts != nil && e.kind == KindRaw && len(buf) >= wire.IPv4MinHeaderLen+int(opts.Len) {
+		copy(buf[wire.IPv4MinHeaderLen:], opts.Bytes())
+	}
+	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso, dport: dport, flow: flow, opts: opts}
 	e.n++
 	e.qbytes += Truesize(buf)
 	e.mu.Unlock()
@@ -1066,4 +1139,25 @@ func bufCap(n int) int {
 		return bufSize3
 	}
 	return n
+}
+
+// transportPort is what Linux's ip_cmsg_recv_dstaddr and
+// ip6_datagram_recv_specific_ctl report as IP_ORIGDSTADDR's port for a
+// raw or ping socket's datagram: bytes 2-3 of its transport header,
+// whatever the protocol (for ICMP its checksum); ok false when the
+// datagram is shorter, and Linux leaves the message out. d starts with
+// its IPv4 header when hdr is set (an AF_INET raw socket's), else at
+// the transport header.
+func transportPort(d []byte, hdr bool) (port uint16, ok bool) {
+	off := 0
+	if hdr {
+		if len(d) == 0 {
+			return 0, false
+		}
+		off = int(d[0]&0xf) * 4
+	}
+	if len(d) < off+4 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint16(d[off+2:]), true
 }

@@ -160,7 +160,7 @@ func bindOverlap(a netip.Addr, aOnly bool, b netip.Addr, bOnly bool) bool {
 }
 
 // sendTo6 is SendTo's IPv6 half, after the checks both families share.
-func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr, sport uint16, ttl int, hopZero bool, tos uint8, iface, oif *NIC, loop bool, csumOff, gso int, df bool, wait <-chan struct{}) (int, error) {
+func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr, sport uint16, ttl int, hopZero bool, tos uint8, flow uint32, iface, oif *NIC, loop bool, csumOff, gso int, df bool, wait <-chan struct{}) (int, error) {
 	s := e.s
 	if wait != nil {
 		if r, err := s.FindRoute(dst); err == nil {
@@ -172,7 +172,7 @@ func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr
 	if src.Is4() {
 		src = netip.Addr{} // a dual-stack socket whose name is IPv4: the route picks
 	}
-	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), HopZero: hopZero, TOS: tos, Iface: iface, Oif: oif, DF: df}
+	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), HopZero: hopZero, TOS: tos, Flow: flow & 0xfffff, Iface: iface, Oif: oif, DF: df}
 	if dst.IsMulticast() {
 		p.Loop = loop
 		p.LocalOnly = ttl == 0
@@ -226,7 +226,7 @@ func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr
 
 // enqueue6 queues an IPv6 datagram's data.
 func (e *DgramEndpoint) enqueue6(data []byte, from netip.AddrPort, h wire.IPv6) bool {
-	return e.enqueueMeta(data, from, h.Dst(), h.HopLimit(), h.TrafficClass())
+	return e.enqueueRecv(data, from, h.Dst(), 0, h.HopLimit(), h.TrafficClass(), 0, h.FlowLabel(), nil)
 }
 
 // scoped adds the NIC as zone to a link-local source, so recvfrom
@@ -380,6 +380,14 @@ type PacketInfo struct {
 	// DstPort is the destination port: the socket's, or a diverted
 	// datagram's original one (IP_ORIGDSTADDR, transparent.go).
 	DstPort uint16
+	// DstPortOK marks a raw or ping socket's datagram long enough to
+	// have DstPort: bytes 2-3 of its transport header, which Linux
+	// reports as IP_ORIGDSTADDR's port whatever the protocol.
+	DstPortOK bool
+	// Flow is an IPv6 datagram's flow label (IPV6_FLOWINFO), Opts an
+	// IPv4 one's options as the receive path left them (IP_RECVOPTS).
+	Flow uint32
+	Opts RecvIPOpts
 }
 
 // RecvFromInfo is RecvFrom with the datagram's header fields.

@@ -41,6 +41,10 @@ type ExtendedErr struct {
 	Code   uint8
 	Info   uint32 // the next-hop MTU (fragmentation needed, packet too big, local EMSGSIZE), a parameter problem's pointer
 	Data   uint32
+	// RFC4884Len and RFC4884Flags are ee_rfc4884, the union over
+	// ee_data that IP_RECVERR_RFC4884 fills (errqueue_rfc4884.go).
+	RFC4884Len   uint16
+	RFC4884Flags uint8
 }
 
 // ErrQueueMsg is one entry of a socket's error queue.
@@ -55,11 +59,22 @@ type ErrQueueMsg struct {
 	// V4 marks an IPv4 error (ICMPv4 or a local error of an IPv4
 	// send): an AF_INET6 socket shows its addresses v4-mapped.
 	V4 bool
+	// carrier is the ICMP packet that brought the error, which the IP
+	// control messages of a read describe (ReadErrCtl); zero for a local
+	// error. Like extOrig and extBody, it is moved out of the message when
+	// the error is queued.
+	carrier ICMPCarrier
+	// extOrig is the original datagram's length the ICMP header claims
+	// (RFC 4884), in bytes from the quoted IP header on; 0 for none or a
+	// type RFC 4884 does not cover. extBody is the length of the ICMP
+	// body from the quoted IP header on.
+	extOrig, extBody int
 }
 
 type errEntry struct {
-	msg ErrQueueMsg
-	buf []byte // pooled: the payload
+	msg     ErrQueueMsg
+	carrier ICMPCarrier
+	buf     []byte // pooled: the payload
 }
 
 // isICMP is Linux's is_icmp_err_skb: errors of this origin also leave
@@ -155,7 +170,7 @@ func (e *DgramEndpoint) purgeErrLocked() {
 // queueErrLocked appends an error, charged against SO_RCVBUF with the
 // receive queue as Linux's sock_queue_err_skb does (and, unlike a
 // datagram, refused even when the queue is empty).
-func (e *DgramEndpoint) queueErrLocked(m ErrQueueMsg, payload []byte) bool {
+func (e *DgramEndpoint) queueErrLocked(m ErrQueueMsg, c ICMPCarrier, payload []byte) bool {
 	if e.closed {
 		return false
 	}
@@ -173,7 +188,7 @@ func (e *DgramEndpoint) queueErrLocked(m ErrQueueMsg, payload []byte) bool {
 	}
 	buf := getBuf(len(payload))
 	copy(buf, payload)
-	e.errq = append(e.errq, errEntry{msg: m, buf: buf})
+	e.errq = append(e.errq, errEntry{msg: m, carrier: c, buf: buf})
 	e.qbytes += Truesize(buf)
 	return true
 }
@@ -184,13 +199,20 @@ func (e *DgramEndpoint) queueErrLocked(m ErrQueueMsg, payload []byte) bool {
 // sock_dequeue_err_skb, the pending error becomes the next ICMP error's
 // errno, or is cleared when an ICMP error was read and none follows.
 func (e *DgramEndpoint) ReadErr(b []byte) (n, full int, m ErrQueueMsg, err error) {
+	n, full, m, _, err = e.ReadErrCtl(b)
+	return n, full, m, err
+}
+
+// ReadErrCtl is ReadErr that also reports the ICMP packet that brought
+// the error (zero for a local error), for the read's control messages.
+func (e *DgramEndpoint) ReadErrCtl(b []byte) (n, full int, m ErrQueueMsg, c ICMPCarrier, err error) {
 	e.mu.Lock()
 	if e.errHead == len(e.errq) {
 		e.mu.Unlock()
-		return 0, 0, m, syscall.EAGAIN
+		return 0, 0, m, c, syscall.EAGAIN
 	}
 	x := &e.errq[e.errHead]
-	n, full, m = copy(b, x.buf), len(x.buf), x.msg
+	n, full, m, c = copy(b, x.buf), len(x.buf), x.msg, x.carrier
 	e.qbytes -= Truesize(x.buf)
 	putBuf(x.buf)
 	*x = errEntry{}
@@ -205,7 +227,7 @@ func (e *DgramEndpoint) ReadErr(b []byte) (n, full int, m ErrQueueMsg, err error
 	if more {
 		e.wq.Notify(waiter.EventErr)
 	}
-	return n, full, m, nil
+	return n, full, m, c, nil
 }
 
 // icmpError applies an ICMP error to a UDP, ping or raw socket that
@@ -229,7 +251,13 @@ func (e *DgramEndpoint) icmpError(m ErrQueueMsg, payload []byte, hard bool) {
 		return
 	}
 	if recverr {
-		e.queueErrLocked(m, payload)
+		if e.rfc4884For(m.V4) {
+			e.rfc4884Locked(&m, payload)
+		}
+		c := m.carrier
+		c.setPort(payload)
+		m.carrier, m.extOrig, m.extBody = ICMPCarrier{}, 0, 0
+		e.queueErrLocked(m, c, payload)
 	}
 	e.softErr = m.Errno
 	e.mu.Unlock()
@@ -292,7 +320,7 @@ func (e *DgramEndpoint) localError(errno syscall.Errno, dst netip.AddrPort, info
 		return
 	}
 	m := ErrQueueMsg{ExtendedErr: ExtendedErr{Errno: errno, Origin: EEOriginLocal, Info: uint32(max(info, 0))}, Dst: dst, V4: v4}
-	ok := e.queueErrLocked(m, nil)
+	ok := e.queueErrLocked(m, ICMPCarrier{}, nil)
 	e.mu.Unlock()
 	if ok {
 		e.wq.Notify(waiter.EventErr)

@@ -167,6 +167,7 @@ func (n *NIC) takeUDPGSO(f []byte, m link.Meta) bool {
 	var src, dst netip.Addr
 	var l4 []byte
 	var ttl, tos uint8
+	var flow uint32 // IPV6_FLOWINFO of the read: the super-datagram's header's
 	v6 := f[off]>>4 == 6
 	if v6 {
 		h, err := wire.ParseIPv6(f[off:])
@@ -174,6 +175,7 @@ func (n *NIC) takeUDPGSO(f []byte, m link.Meta) bool {
 			return false
 		}
 		src, dst, ttl, tos, l4 = h.Src(), h.Dst(), h.HopLimit(), h.TrafficClass(), h[wire.IPv6HeaderLen:]
+		flow = h.FlowLabel()
 	} else {
 		h, err := wire.ParseIPv4(f[off:])
 		if err != nil || h.Protocol() != wire.ProtoUDP || h.IsFragment() || int(m.CsumStart) != off+h.HeaderLen() || s.raw.has(wire.ProtoUDP) {
@@ -208,7 +210,7 @@ func (n *NIC) takeUDPGSO(f []byte, m link.Meta) bool {
 	}
 	st := &s.stats.UDP
 	s.stats.Link.InGSOFrames.Add(1)
-	if !e.enqueueSeg(payload, netip.AddrPortFrom(src, u.SrcPort()), dst, ttl, tos, m.GSOSize) {
+	if !e.enqueueRecv(payload, netip.AddrPortFrom(src, u.SrcPort()), dst, 0, ttl, tos, m.GSOSize, flow, nil) {
 		st.RcvbufErrors.Add(1)
 		st.InErrors.Add(1)
 		return true

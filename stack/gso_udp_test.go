@@ -331,3 +331,22 @@ func TestUDPGROTakesSuperWhole(t *testing.T) {
 		t.Fatalf("raw UDP socket listening: %d reads, want 6", len(sz))
 	}
 }
+
+// An IPv6 super-datagram taken whole under UDP_GRO keeps its header's
+// flow label for IPV6_FLOWINFO, as Linux's read of the coalesced skb
+// reports its IPv6 header's (ipv6_gro_receive coalesces only segments
+// with one flow label). Before, such a read reported 0.
+func TestUDPGROKeepsFlowLabel6(t *testing.T) {
+	h := newH6(t, Options{})
+	e := udpEP(t, h.s, true)
+	e.SetUDPGRO(true)
+	payload := randPayload(2500)
+	f := frame6(hostMAC, peerMAC, peerLL, hostLL, wire.ProtoUDP, 64, udp6(peerLL, hostLL, 7000, 4000, payload), -1)
+	f[15], f[16], f[17] = f[15]&0xf0|0x1, 0x23, 0x45 // flow label 0x12345
+	m := link.Meta{GSOType: link.GSOUDPL4, GSOSize: 1000, HdrLen: 14 + 40 + 8, NetOff: 14, CsumValid: true, CsumStart: 54, CsumOffset: 6}
+	h.nic.DeliverFramesMeta([][]byte{f}, []link.Meta{m})
+	n, _, _, info, err := e.RecvFromInfo(make([]byte, 4096), false)
+	if err != nil || n != len(payload) || info.GSOSize != 1000 || info.Flow != 0x12345 {
+		t.Fatalf("read %d %v, gso %d flow %#x; want %d, gso 1000, flow 0x12345", n, err, info.GSOSize, info.Flow, len(payload))
+	}
+}

@@ -56,7 +56,11 @@ func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool, opts ipOpts) {
 				mtu = learnt.mtu
 			}
 		}
-		if !s.handleICMPError(m.Payload(), m.Type(), m.Code(), mtu, icmpInfo(m), h.Src()) {
+		c := ICMPCarrier{Dst: h.Dst(), TTL: h.TTL(), TOS: h.TOS(), NIC: n.id}
+		if h.HeaderLen() > wire.IPv4MinHeaderLen {
+			c.Opts = s.recvOptions(h) // ipopts_recv.go
+		}
+		if !s.handleICMPError(m.Payload(), m.Type(), m.Code(), mtu, icmpInfo(m), h.Src(), c, extOrig4(m)) {
 			st.InUnmatched.Add(1)
 		} else {
 			s.commitPMTU(learnt)
@@ -169,8 +173,9 @@ func icmpInfo(m wire.ICMPv4) uint32 {
 
 // handleICMPError matches an error's invoking packet (our own datagram,
 // header and first 8 bytes) to the socket that sent it. info is the
-// error's ee_info, from the message offender sent.
-func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int, info uint32, from netip.Addr) bool {
+// error's ee_info, from the message offender sent; c describes the ICMP
+// packet and extOrig is its RFC 4884 length in bytes (errqueue_rfc4884.go).
+func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int, info uint32, from netip.Addr, c ICMPCarrier, extOrig int) bool {
 	if len(inner) < wire.IPv4MinHeaderLen || inner[0]>>4 != 4 {
 		return false
 	}
@@ -182,7 +187,8 @@ func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int, info uin
 	t := inner[hl:]
 	src, dst := ih.Src(), ih.Dst()
 	errno, hard := icmpErr4(typ, code)
-	m := ErrQueueMsg{ExtendedErr: ExtendedErr{Errno: errno, Origin: EEOriginICMP, Type: typ, Code: code, Info: info}, Offender: from, V4: true}
+	m := ErrQueueMsg{ExtendedErr: ExtendedErr{Errno: errno, Origin: EEOriginICMP, Type: typ, Code: code, Info: info}, Offender: from, V4: true,
+		carrier: c, extOrig: extOrig, extBody: len(inner)}
 	if !s.IsLocal(src) {
 		// A diverted connection's packet, or not ours (transparent.go).
 		return s.transparentError(ih.Protocol(), t, src, dst, tcpErrorKind(typ, code), m, hard, mtu)
@@ -210,7 +216,7 @@ func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int, info uin
 		remote := netip.AddrPortFrom(dst, tc.DstPort())
 		// Linux's errno for the type and code, as tcp_v4_err takes it.
 		ne := tcp.NetError{Kind: tcpErrorKind(typ, code), Errno: errno, MTU: mtu,
-			Origin: EEOriginICMP, Type: typ, Code: code, Info: info, Offender: from, Quote: t}
+			Origin: EEOriginICMP, Type: typ, Code: code, Info: info, Offender: from, Quote: t, Ctl: tcpErrCtl(&m, inner, t)}
 		return s.TCP.HandleNetError(local, remote, tc.Seq(), &ne) || raw
 	case wire.ProtoICMP:
 		im := wire.ICMPv4(t)
@@ -317,13 +323,26 @@ func (s *Stack) localError(h wire.IPv4, typ, code uint8, mtu int) {
 		t := wire.TCP(h.Payload())
 		// As the host unreachable Linux sends itself (ipv4_link_failure),
 		// from the failed packet's source, for the error queue.
-		ne := tcp.NetError{Kind: tcp.ErrNeighbor, Origin: EEOriginICMP, Type: typ, Code: code, Offender: h.Src(), Quote: t}
+		c := selfCarrier(h.Src())
+		ne := tcp.NetError{Kind: tcp.ErrNeighbor, Origin: EEOriginICMP, Type: typ, Code: code, Offender: h.Src(), Quote: t,
+			Ctl: tcp.ErrCtl{Dst: c.Dst, TTL: c.TTL, TOS: c.TOS}}
 		s.TCP.HandleNetError(netip.AddrPortFrom(h.Src(), t.SrcPort()), netip.AddrPortFrom(h.Dst(), t.DstPort()), t.Seq(), &ne)
 		return
 	}
 	// Linux sends itself a host unreachable from the failed packet's
 	// source (ipv4_link_failure): that address is the offender.
-	s.handleICMPError(h, typ, code, mtu, 0, h.Src())
+	s.handleICMPError(h, typ, code, mtu, 0, h.Src(), selfCarrier(h.Src()), 0)
+}
+
+// selfCarrier describes the ICMP error the stack answers itself with
+// about a packet of its own from src (a neighbour that never answered):
+// to src, on loopback, with the TTL (hop limit) of its ICMP errors and
+// the TOS of an IPv4 one.
+func selfCarrier(src netip.Addr) ICMPCarrier {
+	if src.Is6() {
+		return ICMPCarrier{Dst: src, TTL: 64}
+	}
+	return ICMPCarrier{Dst: src, TTL: 64, TOS: 0xc0}
 }
 
 // sendICMPError answers a packet with an ICMP error (info is the MTU of

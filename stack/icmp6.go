@@ -50,7 +50,8 @@ func (s *Stack) receiveICMPv6(n *NIC, h wire.IPv6, p []byte, mcast, routerAlert,
 		if from.IsLinkLocalUnicast() && !n.loopback {
 			from = from.WithZone(n.name) // the scope id Linux gives the offender (ipv6_iface_scope_id)
 		}
-		if !s.handleICMPv6Error(m.Payload(), t, m.Code(), mtu, m.MTU(), from) {
+		c := ICMPCarrier{Dst: h.Dst(), TTL: h.HopLimit(), TOS: h.TrafficClass(), Flow: h.FlowLabel(), NIC: n.id}
+		if !s.handleICMPv6Error(m.Payload(), t, m.Code(), mtu, m.MTU(), from, c, extOrig6(m)) {
 			st.InUnmatched.Add(1)
 		} else {
 			s.commitPMTU(learnt) // only for an error a socket took (pmtu.go)
@@ -244,14 +245,16 @@ func tcpErrorKind6(typ, code uint8) tcp.ErrorKind {
 // handleICMPv6Error matches the invoking packet (our datagram, as much as
 // the error carried) to the socket that sent it. info is the message's
 // 32-bit field (the MTU of a packet too big, a parameter problem's
-// pointer), Linux's ee_info; from is the message's source.
-func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info uint32, from netip.Addr) bool {
+// pointer), Linux's ee_info; from is the message's source; c describes
+// the ICMPv6 packet and extOrig is its RFC 4884 length in bytes.
+func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info uint32, from netip.Addr, c ICMPCarrier, extOrig int) bool {
 	proto, t, src, dst, ok := quote6(inner) // transparent.go
 	if !ok {
 		return false
 	}
 	errno, hard := icmpErr6(typ, code)
-	m := ErrQueueMsg{ExtendedErr: ExtendedErr{Errno: errno, Origin: EEOriginICMP6, Type: typ, Code: code, Info: info}, Offender: from}
+	m := ErrQueueMsg{ExtendedErr: ExtendedErr{Errno: errno, Origin: EEOriginICMP6, Type: typ, Code: code, Info: info}, Offender: from,
+		carrier: c, extOrig: extOrig, extBody: len(inner)}
 	if !s.IsLocal(src) {
 		// A diverted connection's packet, or not ours (transparent.go).
 		return s.transparentError(proto, t, src, dst, tcpErrorKind6(typ, code), m, hard, mtu)
@@ -280,7 +283,7 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info u
 		}
 		// Linux's errno for the type and code, as tcp_v6_err takes it.
 		ne := tcp.NetError{Kind: tcpErrorKind6(typ, code), Errno: errno, MTU: mtu,
-			Origin: EEOriginICMP6, Type: typ, Code: code, Info: info, Offender: m.Offender, Quote: t}
+			Origin: EEOriginICMP6, Type: typ, Code: code, Info: info, Offender: m.Offender, Quote: t, Ctl: tcpErrCtl(&m, inner, t)}
 		return s.TCP.HandleNetError(netip.AddrPortFrom(src, tc.SrcPort()), netip.AddrPortFrom(dst, tc.DstPort()), tc.Seq(), &ne) || raw
 	case wire.ProtoICMPv6:
 		im := wire.ICMPv6(t)
@@ -352,11 +355,11 @@ func (s *Stack) neighborFailed6(ip []byte) {
 		// As the address unreachable Linux answers itself with
 		// (ndisc_error_report), from the failed packet's source.
 		ne := tcp.NetError{Kind: tcp.ErrNeighbor, Origin: EEOriginICMP6, Type: wire.ICMPv6DestUnreach, Code: wire.ICMPv6AddrUnreach,
-			Offender: h.Src(), Quote: t}
+			Offender: h.Src(), Quote: t, Ctl: tcp.ErrCtl{Dst: h.Src(), TTL: 64}}
 		s.TCP.HandleNetError(netip.AddrPortFrom(h.Src(), t.SrcPort()), netip.AddrPortFrom(h.Dst(), t.DstPort()), t.Seq(), &ne)
 		return
 	}
 	// Linux answers itself with an address unreachable from the failed
 	// packet's source (ndisc_error_report): that address is the offender.
-	s.handleICMPv6Error(h, wire.ICMPv6DestUnreach, wire.ICMPv6AddrUnreach, 0, 0, h.Src())
+	s.handleICMPv6Error(h, wire.ICMPv6DestUnreach, wire.ICMPv6AddrUnreach, 0, 0, h.Src(), selfCarrier(h.Src()), 0)
 }

@@ -388,6 +388,7 @@ type OutPacket struct {
 	TTL      uint8 // 0: default
 	HopZero  bool  // TTL 0 is meant: IPV6_UNICAST_HOPS 0 (IPv6 only)
 	TOS      uint8
+	Flow     uint32 // IPv6 flow label (low 20 bits): an IPV6_FLOWINFO control message's
 	DF       bool
 	// DFWant sets DF when the datagram fits the route's MTU and the path
 	// MTU is not locked (IP_PMTUDISC_WANT); a larger one is fragmented.

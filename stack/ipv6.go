@@ -523,7 +523,7 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 	buf := r.NIC.txBuf(wire.EthernetHeaderLen + wire.IPv6HeaderLen + total) // gso.go
 	defer func() { putBuf(buf) }()                                          // buf may be taken (sendGSO)
 	ip := buf[wire.EthernetHeaderLen:]
-	hdr := wire.IPv6Header{TrafficClass: p.TOS, PayloadLen: total, NextHeader: p.Proto, HopLimit: hop, Src: src, Dst: dst}
+	hdr := wire.IPv6Header{TrafficClass: p.TOS, FlowLabel: p.Flow, PayloadLen: total, NextHeader: p.Proto, HopLimit: hop, Src: src, Dst: dst}
 	off := hdr.Put(ip)
 	if th != nil {
 		off += th.Put(ip[off:])

@@ -18,6 +18,22 @@ type SendOpts struct {
 	// segmentation for this send), overriding the socket's option.
 	GSOSet  bool
 	GSOSize uint16
+	// Per-datagram IP_TTL / IPV6_HOPLIMIT and IP_TOS / IPV6_TCLASS
+	// (sendctl in package socket): TTL 1..255 (IPv6: 0..255) replaces
+	// the socket's unicast and multicast value; TOS likewise. -1: the
+	// socket's. The zero value keeps both, so Set flags say they apply.
+	TTLSet, TOSSet bool
+	TTL, TOS       int
+	// DontFrag: IPV6_DONTFRAG for this datagram (0 or 1; -1 or unset:
+	// the socket's).
+	DontFragSet bool
+	DontFrag    bool
+	// IPOpts: IP_RETOPTS for this datagram, replacing IP_OPTIONS (nil
+	// with IPOptsSet: none).
+	IPOptsSet bool
+	IPOpts    *SendIPOpts
+	// Flow: the IPv6 flow label of an IPV6_FLOWINFO control message.
+	Flow uint32
 }
 
 // routeVia is FindRoute restricted to routes through nic (nil: any).

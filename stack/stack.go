@@ -281,7 +281,7 @@ func New(opts Options) *Stack {
 	// Loopback: an IP pipe whose far end is the stack's own receiver, so
 	// packets to ourselves are queued rather than delivered recursively
 	// (a sender holding a lock must never be re-entered).
-	lo := &NIC{stack: s, id: 0, name: "lo", ep: link.NewLoopback(65535), mtu: 65535, loopback: true, groups: map[netip.Addr]int{}}
+	lo := &NIC{stack: s, id: 1, name: "lo", ep: link.NewLoopback(65535), mtu: 65535, loopback: true, groups: map[netip.Addr]int{}}
 	lo.rx.tcp = s.TCP.NewBatch()
 	lo.ep.Attach(lo)
 	s.lo = lo
@@ -411,7 +411,7 @@ func (s *Stack) AddNIC(name string, ep link.Endpoint) *NIC {
 	n.rx.tcp = s.TCP.NewBatch()
 	n.initOffloads()
 	s.mu.Lock()
-	n.id = len(s.nics)
+	n.id = len(s.nics) + 1
 	s.nics = append(s.nics, n)
 	s.mu.Unlock()
 	n.init6()
@@ -599,10 +599,10 @@ func (s *Stack) NICByName(name string) *NIC {
 func (s *Stack) NICByID(id int) *NIC {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if id < 0 || id >= len(s.nics) {
+	if id < 1 || id > len(s.nics) {
 		return nil
 	}
-	return s.nics[id]
+	return s.nics[id-1]
 }
 
 // ResolvedRoute is a route chosen for one destination.

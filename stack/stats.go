@@ -118,6 +118,7 @@ type Stats struct {
 		OutSuppressed                  Counter // errors not sent by rule (about ICMP errors, broadcasts, fragments)
 		PingRcvbufErrors               Counter // echo replies dropped at a full ping socket queue
 		ErrQueueFull                   Counter // IP_RECVERR errors not queued: the socket's receive buffer was full (errqueue.go)
+		RFC4884Invalid                 Counter // errors a datagram socket queued with a malformed RFC 4884 extension structure (SO_EE_RFC4884_FLAG_INVALID)
 	}
 	UDP struct {
 		InDatagrams  Counter

@@ -26,6 +26,9 @@ const errQueueMax = 8
 // most 576 bytes (RFC 1812), an ICMPv6 one up to 1232.
 const errQuoteMax = 1232
 
+// rfc4884FlagInvalid is SO_EE_RFC4884_FLAG_INVALID.
+const rfc4884FlagInvalid = 1
+
 // ErrQueueEntry is one queued error as recvmsg(MSG_ERRQUEUE) shows it.
 type ErrQueueEntry struct {
 	Errno      syscall.Errno
@@ -36,9 +39,64 @@ type ErrQueueEntry struct {
 	Dst        netip.AddrPort // the failed segment's destination (msg_name)
 }
 
+// ErrCtl is what a read of the queue reports beside ErrQueueEntry: the
+// ICMP packet that carried the error, which the IP control messages
+// describe (Linux's ip_recv_error calls ip_cmsg_recv for a TCP socket
+// too), and ee_rfc4884.
+type ErrCtl struct {
+	Dst      netip.Addr // the ICMP's destination; invalid for none
+	TTL, TOS uint8      // or hop limit and traffic class
+	Flow     uint32     // the ICMPv6 packet's flow label (IPV6_FLOWINFO)
+	NIC      int        // the NIC it came in on
+	// IPOpts is the ICMPv4 packet's options as the receive path left
+	// them (IP_RECVOPTS, IP_RETOPTS), kept by the stack in its own form
+	// (stack.RecvIPOpts), which tcp does not read.
+	IPOpts [40]byte
+	// IPOptsLen and IPOptsFlags complete IPOpts: its length, 0 for
+	// none, and the stack's notes on it.
+	IPOptsLen, IPOptsFlags uint8
+	// Port is IP_ORIGDSTADDR's port: bytes 2-3 of the payload, the
+	// quoted TCP header's destination port.
+	Port   uint16
+	PortOK bool
+	// RFC4884Len and RFC4884Flags are ee_rfc4884 for the quote from its
+	// TCP header on; HasRFC4884 says the stack found an RFC 4884 length
+	// (set on a NetError; a queued error keeps them only under
+	// IP_RECVERR_RFC4884 / IPV6_RECVERR_RFC4884).
+	RFC4884Len   uint16
+	RFC4884Flags uint8
+	HasRFC4884   bool
+}
+
 type errQueueItem struct {
 	m       ErrQueueEntry
+	ctl     ErrCtl
 	payload []byte
+}
+
+// SetRecvErrRFC4884 sets IP_RECVERR_RFC4884 (v6 false) or
+// IPV6_RECVERR_RFC4884.
+func (e *Endpoint) SetRecvErrRFC4884(v6, on bool) {
+	e.lock()
+	defer e.unlock()
+	e.setOpt(func(o *epOpts) {
+		if v6 {
+			o.rfc4884v6 = on
+		} else {
+			o.rfc4884v4 = on
+		}
+	})
+}
+
+// RecvErrRFC4884 reports IP_RECVERR_RFC4884 (v6 false) or
+// IPV6_RECVERR_RFC4884.
+func (e *Endpoint) RecvErrRFC4884(v6 bool) bool {
+	e.lock()
+	defer e.unlock()
+	if v6 {
+		return e.rfc4884v6
+	}
+	return e.rfc4884v4
 }
 
 type errQueue struct{ items []errQueueItem }
@@ -63,9 +121,24 @@ func (e *Endpoint) queueErrLocked(ne *NetError, errno syscall.Errno) {
 		// sin6_scope_id (ipv6_recv_error).
 		dst = netip.AddrPortFrom(a.WithZone(ne.Offender.Zone()), dst.Port())
 	}
+	ctl := ne.Ctl
+	// ee_rfc4884 as the family's option says when the error is queued
+	// (ip_icmp_error tests IP_RECVERR_RFC4884, ipv6_icmp_error the IPv6
+	// option).
+	if on := e.rfc4884v4 && ne.Origin == originICMP || e.rfc4884v6 && ne.Origin == originICMP6; !on || !ctl.HasRFC4884 {
+		ctl.RFC4884Len, ctl.RFC4884Flags = 0, 0
+	}
+	if ctl.HasRFC4884 && ctl.RFC4884Flags&rfc4884FlagInvalid != 0 {
+		e.p.st.RFC4884Invalid.Add(1)
+	}
+	ctl.HasRFC4884 = false
+	if ctl.Dst.IsValid() && len(ne.Quote) >= 4 {
+		ctl.Port, ctl.PortOK = uint16(ne.Quote[2])<<8|uint16(ne.Quote[3]), true
+	}
 	q.items = append(q.items, errQueueItem{
 		m: ErrQueueEntry{Errno: errno, Origin: ne.Origin, Type: ne.Type, Code: ne.Code, Info: ne.Info,
 			Offender: ne.Offender, Dst: dst},
+		ctl:     ctl,
 		payload: append([]byte(nil), quote...),
 	})
 }
@@ -76,11 +149,17 @@ func (e *Endpoint) queueErrLocked(ne *NetError, errno syscall.Errno) {
 // As sock_dequeue_err_skb, the pending error becomes the next queued
 // error's, or none.
 func (e *Endpoint) ReadErr(b []byte) (n, full int, m ErrQueueEntry, err error) {
+	n, full, m, _, err = e.ReadErrCtl(b)
+	return n, full, m, err
+}
+
+// ReadErrCtl is ReadErr with the error's ErrCtl.
+func (e *Endpoint) ReadErrCtl(b []byte) (n, full int, m ErrQueueEntry, c ErrCtl, err error) {
 	e.lock()
 	q := e.errq
 	if q == nil || len(q.items) == 0 {
 		e.unlock()
-		return 0, 0, m, syscall.EAGAIN
+		return 0, 0, m, c, syscall.EAGAIN
 	}
 	it := q.items[0]
 	q.items[0] = errQueueItem{}
@@ -96,8 +175,14 @@ func (e *Endpoint) ReadErr(b []byte) (n, full int, m ErrQueueEntry, err error) {
 	if pending {
 		e.notify(waiter.EventErr)
 	}
-	return copy(b, it.payload), len(it.payload), it.m, nil
+	return copy(b, it.payload), len(it.payload), it.m, it.ctl, nil
 }
+
+// The origins of ErrQueueEntry (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6).
+const (
+	originICMP  = 2
+	originICMP6 = 3
+)
 
 // ErrQueueLen is the number of errors queued.
 func (e *Endpoint) ErrQueueLen() int {

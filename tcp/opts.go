@@ -22,6 +22,7 @@ type epOpts struct {
 	hopZero                     bool // ttl 0 set (IPV6_UNICAST_HOPS 0), not the default
 	lingerOn                    bool
 	recvErr4, recvErr6          bool // IP_RECVERR, IPV6_RECVERR (input.go)
+	rfc4884v4, rfc4884v6        bool // IP_RECVERR_RFC4884, IPV6_RECVERR_RFC4884 (errqueue.go)
 }
 
 // maxSharedOpts bounds the table of shared option sets: past it a new

@@ -199,9 +199,7 @@ func (b *Batch) Flush() {
 		e.inBatch = false
 		if e.batchAck {
 			e.batchAck = false
-			switch {
-			case e.ackPending == 0:
-			default:
+			if e.ackPending != 0 {
 				e.ackNow = true
 				e.output(e.p.now())
 			}
@@ -704,7 +702,7 @@ type stats struct {
 	AbortOnLinger, OutputErrors, SynRetransmits                        atomic.Uint64
 	TLPProbes, RACKReoTimeouts                                         atomic.Uint64
 	LinkQueueFull, LinkRoomWakeups                                     atomic.Uint64
-	ErrQueueFull                                                       atomic.Uint64
+	ErrQueueFull, RFC4884Invalid                                       atomic.Uint64
 
 	// tcpsec: hardening counters.
 	ACKSkippedSeq, ACKSkippedPAWS, ACKSkippedTimeWait atomic.Uint64
@@ -744,7 +742,7 @@ func (s *stats) snapshot() StatsSnapshot {
 		AbortOnTimeout: s.AbortOnTimeout.Load(), AbortOnLinger: s.AbortOnLinger.Load(), OutputErrors: s.OutputErrors.Load(), SynRetransmits: s.SynRetransmits.Load(),
 		TLPProbes: s.TLPProbes.Load(), RACKReoTimeouts: s.RACKReoTimeouts.Load(),
 		LinkQueueFull: s.LinkQueueFull.Load(), LinkRoomWakeups: s.LinkRoomWakeups.Load(),
-		ErrQueueFull: s.ErrQueueFull.Load(),
+		ErrQueueFull: s.ErrQueueFull.Load(), RFC4884Invalid: s.RFC4884Invalid.Load(),
 
 		ACKSkippedSeq: s.ACKSkippedSeq.Load(), ACKSkippedPAWS: s.ACKSkippedPAWS.Load(), ACKSkippedTimeWait: s.ACKSkippedTimeWait.Load(),
 		TimeWaitOverflow: s.TimeWaitOverflow.Load(), TimeWaitRecords: s.TimeWaitRecords.Load(),

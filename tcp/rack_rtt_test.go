@@ -19,11 +19,8 @@ import (
 // path, "RACK reordering timeouts" where nothing reorders) instead of
 // being marked lost, and resent, at once.
 func TestRACKRTTIsTheNewestSegments(t *testing.T) {
-	s := newScript(t, Config{})
-	_, c, iss := s.passiveOpen(sackOpts)
-	una := iss + 1
+	s, c, una := rackSetup(t)
 	const mss = 1460
-	warmRTT(s, c, &una)
 	// t=0: segments 1-5; t=2 ms: segment 6.
 	c.Write(make([]byte, 5*mss))
 	if o := s.out(); len(o) != 5 {

@@ -24,14 +24,21 @@ func warmRTT(s *script, c *Endpoint, una *uint32) {
 	}
 }
 
-// TestRACKMarksBySendTime: a SACK for a segment marks the segments sent
-// before it lost (its RTT has passed for them), not those sent after.
-func TestRACKMarksBySendTime(t *testing.T) {
+// rackSetup opens a SACK connection from a script and warms its RTT:
+// the script, the endpoint and its snd.una.
+func rackSetup(t *testing.T) (*script, *Endpoint, uint32) {
 	s := newScript(t, Config{})
 	_, c, iss := s.passiveOpen(sackOpts)
 	una := iss + 1
-	const mss = 1460
 	warmRTT(s, c, &una)
+	return s, c, una
+}
+
+// TestRACKMarksBySendTime: a SACK for a segment marks the segments sent
+// before it lost (its RTT has passed for them), not those sent after.
+func TestRACKMarksBySendTime(t *testing.T) {
+	s, c, una := rackSetup(t)
+	const mss = 1460
 	c.Write(make([]byte, 5*mss))
 	if o := s.out(); len(o) != 5 {
 		t.Fatalf("first flight: %d segments", len(o))
@@ -84,11 +91,8 @@ func TestRACKMarksBySendTime(t *testing.T) {
 // last segment after 2*SRTT (not after the RTO), and for a single
 // segment after 2*SRTT plus the peer's delayed-ACK time.
 func TestTLPTiming(t *testing.T) {
-	s := newScript(t, Config{})
-	_, c, iss := s.passiveOpen(sackOpts)
-	una := iss + 1
+	s, c, una := rackSetup(t)
 	const mss = 1460
-	warmRTT(s, c, &una)
 	srtt := c.Info().RTT
 	if srtt < 5*time.Millisecond {
 		t.Fatalf("srtt %v", srtt)
@@ -143,11 +147,8 @@ func TestTLPTiming(t *testing.T) {
 // is SACKed and the retransmission is not, the retransmission was lost
 // and is sent again at once, without waiting for a timer.
 func TestRACKLostRetransmission(t *testing.T) {
-	s := newScript(t, Config{})
-	_, c, iss := s.passiveOpen(sackOpts)
-	una := iss + 1
+	s, c, una := rackSetup(t)
 	const mss = 1460
-	warmRTT(s, c, &una)
 	c.Write(make([]byte, 20*mss))
 	if o := s.out(); len(o) != 10 {
 		t.Fatalf("initial window %d", len(o))

@@ -137,6 +137,7 @@ type NetError struct {
 	Info       uint32     // ee_info: the MTU, a parameter problem's pointer
 	Offender   netip.Addr // the message's sender
 	Quote      []byte     // the quoted packet from its TCP header on; borrowed
+	Ctl        ErrCtl     // the ICMP packet and its RFC 4884 structure (errqueue.go)
 }
 
 // errno is the error e reports: Errno, else the one Linux gives Kind.
@@ -207,6 +208,10 @@ type StatsSnapshot struct {
 	// ICMP errors not queued for MSG_ERRQUEUE: the socket's error queue
 	// was full (errqueue.go).
 	ErrQueueFull uint64
+	// Errors queued with a malformed RFC 4884 extension structure
+	// (SO_EE_RFC4884_FLAG_INVALID), as stack's ICMP.RFC4884Invalid
+	// counts a datagram socket's.
+	RFC4884Invalid uint64
 
 	// tcpsec: hardening counters (issue 8), named like nstat.
 	ACKSkippedSeq, ACKSkippedPAWS, ACKSkippedTimeWait uint64 // rate-limited dup ACKs
