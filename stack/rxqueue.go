@@ -23,6 +23,10 @@ type rxState struct {
 	// verification (a trusted partial checksum, or coalesced from
 	// verified segments).
 	valid bool
+	// Scratch of orderBatch (reorder.go).
+	ordKeys   []ordKey
+	ordFrames [][]byte
+	ordMetas  []link.Meta
 }
 
 // rxQueue is the receiver of one more delivering goroutine of a NIC.
@@ -31,7 +35,7 @@ type rxQueue struct {
 	rx rxState
 }
 
-func (q *rxQueue) DeliverFrames(frames [][]byte) { q.n.deliverFrames(&q.rx, frames) }
+func (q *rxQueue) DeliverFrames(frames [][]byte) { q.n.deliverBatch(&q.rx, frames) }
 
 func (q *rxQueue) DeliverFramesMeta(frames [][]byte, metas []link.Meta) {
 	q.n.deliverFramesMeta(&q.rx, frames, metas)
