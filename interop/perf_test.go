@@ -79,10 +79,13 @@ func TestInteropOffloadTAP(t *testing.T) {
 	}
 	t.Logf("64 MiB kernel -> sockstack: %.2f Gbit/s", gbps(size, d))
 	ls := &h.st.Stats().Link
-	t.Logf("super-segments sent whole %d, cut in software %d, received whole %d, coalesced %d from %d, bad offload %d",
-		ls.OutGSOFrames.Load(), ls.OutGSOSegs.Load(), ls.InGSOFrames.Load(), ls.InGROFrames.Load(), ls.InGROSegs.Load(), ls.InBadOffload.Load())
+	t.Logf("super-segments sent whole %d, cut in software %d, received whole %d, coalesced %d from %d, bad offload %d; TCP frames gathered from the send ring %d",
+		ls.OutGSOFrames.Load(), ls.OutGSOSegs.Load(), ls.InGSOFrames.Load(), ls.InGROFrames.Load(), ls.InGROSegs.Load(), ls.InBadOffload.Load(), ls.OutVecFrames.Load())
 	if ls.OutGSOFrames.Load() == 0 {
 		t.Error("no super-segment was handed to the kernel")
+	}
+	if ls.OutVecFrames.Load() == 0 {
+		t.Error("no TCP frame was gathered by the TAP's writev")
 	}
 	if ls.InGSOFrames.Load() == 0 {
 		t.Error("the kernel sent no super-segment (TSO4 not taken?)")
@@ -445,10 +448,13 @@ func TestInteropAFPacketOffload(t *testing.T) {
 	t.Logf("AF_PACKET mode (-interop.af-mode): %s", *afMode)
 	throughputVsKernel(t, l, h, "AF_PACKET "+*afMode+", veth, offloads", "10.79.0.1", "10.79.0.2", 5201)
 	ls := &h.st.Stats().Link
-	t.Logf("super-segments sent whole %d, received whole %d, coalesced %d, bad offload %d",
-		ls.OutGSOFrames.Load(), ls.InGSOFrames.Load(), ls.InGROFrames.Load(), ls.InBadOffload.Load())
+	t.Logf("super-segments sent whole %d, received whole %d, coalesced %d, bad offload %d; TCP frames gathered from the send ring %d",
+		ls.OutGSOFrames.Load(), ls.InGSOFrames.Load(), ls.InGROFrames.Load(), ls.InBadOffload.Load(), ls.OutVecFrames.Load())
 	if ls.OutGSOFrames.Load() == 0 || ls.InGSOFrames.Load() == 0 {
 		t.Error("super-segments did not cross the AF_PACKET socket whole")
+	}
+	if *afMode == "mmsg" && ls.OutVecFrames.Load() == 0 {
+		t.Error("no TCP frame was gathered by sendmmsg (a ring copies, the default must not)")
 	}
 	if ls.InBadOffload.Load() != 0 {
 		t.Error("frames with malformed offload state")

@@ -332,7 +332,7 @@ func openAFPacketFD(fd int, ifi *net.Interface, opts AFPacketOptions, stats *Sta
 		return a, nil
 	}
 	a.whdrs = make([]unix.Mmsghdr, n)
-	a.wiov = make([]unix.Iovec, 2*n)
+	a.wiov = make([]unix.Iovec, 4*n) // per frame: virtio-net header, frame, a gathered tail's two parts
 	if opts.Offload {
 		a.wvnet = make([][vnetHdrLen]byte, n)
 	}
@@ -542,11 +542,10 @@ func (a *AFPacket) writeMany(fd uintptr) bool {
 				k = i
 				break
 			}
-			iov := a.wiov[2*i : 2*i+2]
+			iov := a.wiov[4*i : 4*i+4]
 			iov[0].Base = &f[0]
 			iov[0].SetLen(len(f))
-			a.whdrs[i].Hdr = unix.Msghdr{Iov: &iov[0]}
-			a.whdrs[i].Hdr.SetIovlen(1)
+			niov := 1
 			if a.vnet.on {
 				var m Meta
 				if a.vnet.wmeta != nil {
@@ -556,8 +555,19 @@ func (a *AFPacket) writeMany(fd uintptr) bool {
 				iov[1] = iov[0]
 				iov[0].Base = &a.wvnet[i][0]
 				iov[0].SetLen(vnetHdrLen)
-				a.whdrs[i].Hdr.SetIovlen(2)
+				niov = 2
 			}
+			if a.wnext+i == 0 {
+				for _, t := range a.wtail {
+					if len(t) > 0 {
+						iov[niov].Base = &t[0]
+						iov[niov].SetLen(len(t))
+						niov++
+					}
+				}
+			}
+			a.whdrs[i].Hdr = unix.Msghdr{Iov: &iov[0]}
+			a.whdrs[i].Hdr.SetIovlen(niov)
 		}
 		if k == 0 { // an empty frame: refuse it
 			a.stats.TxDropped.Add(1)
@@ -566,7 +576,7 @@ func (a *AFPacket) writeMany(fd uintptr) bool {
 		}
 		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&a.whdrs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
 		a.wcalls.Add(1)
-		clear(a.wiov[:2*k]) // keep no pointers to the caller's frames
+		clear(a.wiov[:4*k]) // keep no pointers to the caller's frames
 		switch errno {
 		case 0:
 			if r == 0 { // no progress; never seen, but do not spin
@@ -574,9 +584,9 @@ func (a *AFPacket) writeMany(fd uintptr) bool {
 				a.wnext++
 				continue
 			}
-			for _, f := range a.wframes[a.wnext : a.wnext+int(r)] {
+			for i, f := range a.wframes[a.wnext : a.wnext+int(r)] {
 				a.stats.TxFrames.Add(1)
-				a.stats.TxBytes.Add(uint64(len(f)))
+				a.stats.TxBytes.Add(uint64(len(f) + a.tailLen(a.wnext+i)))
 			}
 			a.wtaken += int(r)
 			a.wnext += int(r)
@@ -604,6 +614,16 @@ func (a *AFPacket) Offloads() Offloads {
 		return Offloads{}
 	}
 	return Offloads{GSOMax: InMemoryGSOMax, NeedsMeta: true, PartialCsum: true, UDPGSO: packetUSO()}
+}
+
+// WriteFrameVec writes one frame gathered from head and tail (VecWriter)
+// with sendmmsg; not with a transmit ring (its slots are filled by copy)
+// nor without Offload (writes may be held during a delivery).
+func (a *AFPacket) WriteFrameVec(head []byte, tail [2][]byte, m Meta) (bool, error) {
+	if !a.vnet.on || a.tx != nil || a.pend != nil {
+		return false, nil
+	}
+	return true, a.writeVec(head, tail, m)
 }
 
 // WriteFramesMeta writes frames with their offload state.

@@ -59,6 +59,11 @@ type fdEndpoint struct {
 	wtaken  int
 	werr    error
 	writeFn func(fd uintptr) bool
+	// wtail is the payload gathered after wframes[0] (writeVec); the
+	// write callbacks that gather (writeVnet, writeMany) honour it.
+	wtail [2][]byte
+	wone  [1][]byte
+	wmeta [1]Meta
 
 	vnet vnetState // virtio-net headers (vnet_linux.go)
 	lend lendState // receive buffers the receiver may keep (lend.go)
@@ -216,6 +221,34 @@ func (e *fdEndpoint) writeLocked(frames [][]byte) (int, error) {
 		return taken, ErrClosed
 	}
 	return taken, werr
+}
+
+// writeVec writes one frame of head and tail with offload state m, on
+// the queue its flow hashes to; the endpoint's write callback must
+// gather (writeVnet, writeMany).
+func (e *fdEndpoint) writeVec(head []byte, tail [2][]byte, m Meta) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	q := e
+	if e.queues != nil {
+		q = e.queues[FlowHash(head, e.kind)%uint32(len(e.queues))]
+	}
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	q.wone[0], q.wmeta[0], q.wtail = head, m, tail
+	q.vnet.wmeta = q.wmeta[:]
+	_, err := q.writeLocked(q.wone[:])
+	q.wone[0], q.wtail, q.vnet.wmeta = nil, [2][]byte{}, nil
+	return err
+}
+
+// tailLen is the length of the payload gathered after frame i.
+func (e *fdEndpoint) tailLen(i int) int {
+	if i != 0 {
+		return 0
+	}
+	return len(e.wtail[0]) + len(e.wtail[1])
 }
 
 // writeQueues writes frames on the queues their flows hash to, each run

@@ -62,6 +62,19 @@ type MetaWriter interface {
 	WriteFramesMeta(frames [][]byte, meta []Meta) (int, error)
 }
 
+// VecWriter is implemented by endpoints that gather a frame from its
+// parts in the write system call (writev on a TAP/TUN, sendmsg on a
+// packet socket), so a sender need not copy a payload it already holds
+// into one buffer: head is the link, IP and transport headers, tail the
+// payload in up to two pieces (a ring may wrap), m the offload state.
+// ok false means nothing was written because the endpoint cannot take a
+// gathered frame in its present mode (a ring, writes held during a
+// delivery): the caller then writes the frame whole. The parts are
+// written or copied before WriteFrameVec returns.
+type VecWriter interface {
+	WriteFrameVec(head []byte, tail [2][]byte, m Meta) (ok bool, err error)
+}
+
 // MetaReceiver is implemented by receivers that take frames with their
 // offload state; an endpoint whose frames carry any uses it when the
 // receiver has it, and finishes checksums itself otherwise.

@@ -83,8 +83,8 @@ type vnetState struct {
 	metas []Meta
 	seg   segmenter
 	whdr  [vnetHdrLen]byte
-	iov   [2]unix.Iovec
-	wmeta []Meta // metas of the frames being written (nil: none)
+	iov   [4]unix.Iovec // header, frame, and a gathered tail's two parts
+	wmeta []Meta        // metas of the frames being written (nil: none)
 }
 
 // setOffload asks the kernel for checksum and segmentation offload on a
@@ -152,7 +152,18 @@ func (e *fdEndpoint) writeVnet(fd uintptr) bool {
 		v.iov[0].Base, v.iov[0].Len = &v.whdr[0], vnetHdrLen
 		v.iov[1].Base = &f[0]
 		v.iov[1].SetLen(len(f))
-		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v.iov[0])), 2)
+		niov := 2
+		if e.wnext == 0 {
+			for _, t := range e.wtail {
+				if len(t) > 0 {
+					v.iov[niov].Base = &t[0]
+					v.iov[niov].SetLen(len(t))
+					niov++
+				}
+			}
+		}
+		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v.iov[0])), uintptr(niov))
+		clear(v.iov[2:]) // keep no pointer to the sender's payload
 		var err error
 		if errno != 0 {
 			err = errno
@@ -161,7 +172,7 @@ func (e *fdEndpoint) writeVnet(fd uintptr) bool {
 		case nil:
 			e.wtaken++
 			e.stats.TxFrames.Add(1)
-			e.stats.TxBytes.Add(uint64(len(f)))
+			e.stats.TxBytes.Add(uint64(len(f) + e.tailLen(e.wnext)))
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
@@ -185,6 +196,15 @@ func (t *TAP) Offloads() Offloads {
 	}
 	// USO only when TUNSETOFFLOAD took it (kernels before 6.2 lack it).
 	return Offloads{GSOMax: InMemoryGSOMax, NeedsMeta: true, PartialCsum: true, UDPGSO: t.offFlags&tunFUSO4 != 0}
+}
+
+// WriteFrameVec writes one frame gathered from head and tail (VecWriter);
+// it needs virtio-net headers.
+func (t *TAP) WriteFrameVec(head []byte, tail [2][]byte, m Meta) (bool, error) {
+	if !t.vnet.on {
+		return false, nil
+	}
+	return true, t.writeVec(head, tail, m)
 }
 
 // WriteFramesMeta writes frames with their offload state (the kernel

@@ -25,6 +25,7 @@ type nicOffloads struct {
 	off  link.Offloads
 	meta link.MetaWriter // nil unless off.NeedsMeta
 	take link.FrameTaker // nil unless meta is set and the link takes buffers
+	vec  link.VecWriter  // set with meta and partial checksums when the link gathers (txvec.go)
 	back *txBufs         // buffers take's link gave back; set with take
 	// release is back.put, made once: a method value made per frame
 	// would allocate.
@@ -94,6 +95,9 @@ func (n *NIC) initOffloads() {
 		if n.offl.take, _ = n.ep.(link.FrameTaker); n.offl.take != nil {
 			n.offl.back = new(txBufs)
 			n.offl.release = n.offl.back.put // one method value per NIC
+		}
+		if vw, ok := n.ep.(link.VecWriter); ok && n.offl.take == nil && n.offl.off.PartialCsum {
+			n.offl.vec = vw
 		}
 	} else {
 		n.offl.off.NeedsMeta = false

@@ -518,6 +518,9 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	off := hl
 	if th != nil {
 		off += th.Put(ip[off:])
+		if done, err := s.sendTCPVec(&r, buf, p, hl, off, hdr.TotalLen, false); done { // txvec.go
+			return err
+		}
 	}
 	for _, x := range p.Parts {
 		off += copy(ip[off:], x)

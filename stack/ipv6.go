@@ -527,6 +527,9 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 	off := hdr.Put(ip)
 	if th != nil {
 		off += th.Put(ip[off:])
+		if done, err := s.sendTCPVec(&r, buf, p, wire.IPv6HeaderLen, off, len(ip), true); done { // txvec.go
+			return err
+		}
 	}
 	for _, x := range p.Parts {
 		off += copy(ip[off:], x)

@@ -21,6 +21,9 @@ type Stats struct {
 		// Offloads (gso.go, gro.go).
 		OutGSOFrames Counter // super-segments handed whole to a link that carries them
 		OutGSOSegs   Counter // segments cut in software in front of a link that cannot
+		// OutVecFrames: TCP frames whose payload the link's write gathered
+		// from the send ring, not copied into a frame (txvec.go).
+		OutVecFrames Counter
 		// OutGSOTailDrops: super-segments cut in software whose first
 		// segments the link took and whose rest its full queue refused:
 		// what left counts as sent, the rest as lost on the wire.

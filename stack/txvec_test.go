@@ -1,0 +1,106 @@
+package stack
+
+import (
+	"testing"
+
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// vecEP is a metaEP whose writes gather (link.VecWriter): a gathered
+// frame is recorded whole, as the kernel would read it; refuse makes it
+// decline every one.
+type vecEP struct {
+	metaEP
+	refuse bool
+	vec    int
+}
+
+func (v *vecEP) WriteFrameVec(head []byte, tail [2][]byte, m link.Meta) (bool, error) {
+	if v.refuse {
+		return false, nil
+	}
+	f := append(append(append([]byte(nil), head...), tail[0]...), tail[1]...)
+	v.vec++
+	_, err := v.WriteFramesMeta([][]byte{f}, []link.Meta{m})
+	return true, err
+}
+
+// newVecNIC adds a NIC on a gathering link to h, at 10.1.0.1 with the
+// peer 10.1.0.2 resolved.
+func newVecNIC(t *testing.T, h *harness) *vecEP {
+	ep := &vecEP{metaEP: metaEP{chanEP: chanEP{mtu: 1500}, off: link.Offloads{GSOMax: 65535, NeedsMeta: true, PartialCsum: true}}}
+	nic := h.s.AddNIC("eth1", ep)
+	nic.AddAddress(netip4("10.1.0.1/24"))
+	nic.SetStatic(peer4("10.1.0.2"), peerMAC)
+	ep.take()
+	ep.metas = nil
+	return ep
+}
+
+// vecSend writes a TCP packet of payload (given in two pieces, as a
+// ring that wraps hands it over) to 10.1.0.2 and returns the frames the
+// link got, finished as a NIC would (cut into segments, checksums
+// filled).
+func vecSend(t *testing.T, h *harness, ep *vecEP, payload []byte, gso int, flags uint8) [][]byte {
+	t.Helper()
+	th := &wire.TCPHeader{SrcPort: 5000, DstPort: 80, Seq: gsoSeq, Ack: 777, Flags: flags, Window: 500,
+		Options: wire.TCPOptions{HasTS: true, TSVal: 11, TSEcr: 22}}
+	cut := len(payload) / 3
+	if err := h.s.writePacket(&OutPacket{Src: netip4("10.1.0.1/24").Addr(), Dst: peer4("10.1.0.2"), Proto: wire.ProtoTCP, DF: true, TOS: 0x10,
+		Parts: [3][]byte{nil, payload[:cut], payload[cut:]}, GSOSize: gso}, th); err != nil {
+		t.Fatal(err)
+	}
+	frames := ep.take()
+	if len(ep.metas) == 0 {
+		return frames // plain frames, checksums filled
+	}
+	if len(frames) != len(ep.metas) {
+		t.Fatalf("%d frames, %d metas", len(frames), len(ep.metas))
+	}
+	var out [][]byte
+	scratch := make([]byte, 65600)
+	for i, f := range frames {
+		if err := link.FinishFrame(f, ep.metas[i], scratch, func(b []byte) error {
+			out = append(out, append([]byte(nil), b...))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ep.metas = nil
+	return out
+}
+
+// A super-segment and a full single segment leave as one gathered frame
+// each, and finished they are exactly the wire frames of the copying
+// path; a refused gather, a small payload and a packet tap go the
+// copying way, with the same result.
+func TestTCPGatheredWrite(t *testing.T) {
+	h := newHarness(t, Options{})
+	ep := newVecNIC(t, h)
+	flags := uint8(wire.TCPFlagACK | wire.TCPFlagPSH)
+	vecs := func() uint64 { return h.s.Stats().Link.OutVecFrames.Load() }
+
+	big := randPayload(40 * 1448)
+	checkSegments(t, vecSend(t, h, ep, big, 1448, flags), big, 1448, flags)
+	if ep.vec != 1 || vecs() != 1 {
+		t.Fatalf("super-segment: %d gathered writes, OutVecFrames %d; want 1", ep.vec, vecs())
+	}
+	one := randPayload(1448)
+	checkSegments(t, vecSend(t, h, ep, one, 0, flags), one, 1448, flags)
+	if ep.vec != 2 || vecs() != 2 {
+		t.Fatalf("single segment: %d gathered writes, OutVecFrames %d; want 2", ep.vec, vecs())
+	}
+
+	small := randPayload(vecMinPayload - 1)
+	checkSegments(t, vecSend(t, h, ep, small, 0, flags), small, 1448, flags)
+	remove := h.s.AddPacketTap(func(*NIC, []byte, bool) {})
+	checkSegments(t, vecSend(t, h, ep, big, 1448, flags), big, 1448, flags)
+	remove()
+	ep.refuse = true
+	checkSegments(t, vecSend(t, h, ep, big, 1448, flags), big, 1448, flags)
+	if ep.vec != 2 || vecs() != 2 {
+		t.Fatalf("a small payload, a tap, a refusal: %d gathered writes, OutVecFrames %d; want still 2", ep.vec, vecs())
+	}
+}
