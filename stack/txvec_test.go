@@ -104,3 +104,31 @@ func TestTCPGatheredWrite(t *testing.T) {
 		t.Fatalf("a small payload, a tap, a refusal: %d gathered writes, OutVecFrames %d; want still 2", ep.vec, vecs())
 	}
 }
+
+// The same over IPv6: one gathered frame with GSO_TCPV6 and the IPv6
+// pseudo-header's partial checksum, finishing into the wire's segments.
+func TestTCPGatheredWrite6(t *testing.T) {
+	ep := &vecEP{metaEP: metaEP{chanEP: chanEP{mtu: 1500}, off: link.Offloads{GSOMax: 65535, NeedsMeta: true, PartialCsum: true}}}
+	s, _ := newGSO6(t, ep)
+	ep.take()
+	ep.metas = nil
+	payload := randPayload(30 * 1428)
+	flags := uint8(wire.TCPFlagACK | wire.TCPFlagPSH)
+	sendSuper6(t, s, payload, 1428, flags)
+	frames := ep.take()
+	if ep.vec != 1 || len(frames) != 1 || s.Stats().Link.OutVecFrames.Load() != 1 {
+		t.Fatalf("%d gathered writes, %d frames, OutVecFrames %d; want 1", ep.vec, len(frames), s.Stats().Link.OutVecFrames.Load())
+	}
+	m := ep.metas[0]
+	if m.GSOType != link.GSOTCPv6 || m.GSOSize != 1428 || !m.CsumPartial || m.CsumStart != 54 || m.HdrLen != 14+40+32 {
+		t.Fatalf("meta %+v", m)
+	}
+	var segs [][]byte
+	if err := link.FinishFrame(frames[0], m, make([]byte, 65600), func(b []byte) error {
+		segs = append(segs, append([]byte(nil), b...))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	checkSegments6(t, segs, payload, 1428, flags)
+}
