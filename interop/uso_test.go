@@ -517,7 +517,11 @@ func TestInteropUSOThroughput(t *testing.T) {
 		}, func() error { _, err := m.SendTo([]byte{255, 255, 255, 255}, 0, endTo); return err })
 	})
 	ls := &h.st.Stats().Link
-	t.Logf("TUNSETOFFLOAD %#x; super-datagrams handed whole %d, cut in software %d", tap.OffloadFlags(), ls.OutGSOFrames.Load(), ls.OutGSOSegs.Load())
+	t.Logf("TUNSETOFFLOAD %#x; super-datagrams handed whole %d, cut in software %d, gathered from the senders' buffers %d",
+		tap.OffloadFlags(), ls.OutGSOFrames.Load(), ls.OutGSOSegs.Load(), ls.OutVecFrames.Load())
+	if tap.OffloadFlags()&0x20 != 0 && ls.OutVecFrames.Load() == 0 {
+		t.Error("the TAP took USO4 but no super-datagram was gathered by its writev")
+	}
 
 	// kernel -> kernel over the veth pair: sender in ns2, receiver in the lab.
 	var kfd, kend int

@@ -66,9 +66,21 @@ func udpSegments(n, gso int) int {
 // would make more than UDPMaxSegments datagrams, whether or not it needs
 // cutting. done false: the payload fits one datagram, the caller sends
 // it as any other.
-func (s *Stack) sendUDPGSO(r *ResolvedRoute, buf []byte, total int, p *OutPacket) (done bool, err error) {
+//
+// With gather, buf holds the headers only and the payload is still in
+// p.Parts[1:]: a super-datagram the link can take goes out gathered
+// (txvec.go); on every other way the payload is copied in first.
+func (s *Stack) sendUDPGSO(r *ResolvedRoute, buf []byte, total int, p *OutPacket, gather bool) (done bool, err error) {
 	eth := wire.EthernetHeaderLen
 	pkt := buf[eth : eth+total]
+	fill := func() {
+		if gather {
+			off := total - len(p.Parts[1]) - len(p.Parts[2])
+			copy(pkt[off+copy(pkt[off:], p.Parts[1]):], p.Parts[2])
+			gather = false
+		}
+	}
+	defer fill() // whatever way it went, buf is whole for the caller
 	v6 := pkt[0]>>4 == 6
 	hl := wire.IPv6HeaderLen
 	if !v6 {
@@ -114,9 +126,17 @@ func (s *Stack) sendUDPGSO(r *ResolvedRoute, buf []byte, total int, p *OutPacket
 				}
 				binary.BigEndian.PutUint16(u[6:8], wire.Fold(ps))
 				m.CsumPartial = true
-			} else if v6 {
+			}
+			if gather && m.CsumPartial && s.hooks.n.Load() == 0 {
+				if wrote, err := n.offl.vec.WriteFrameVec(f[:off+hl+wire.UDPHeaderLen], [2][]byte{p.Parts[1], p.Parts[2]}, m); wrote {
+					gather = false                    // sent: nothing to copy
+					return true, s.vecSent(err, true) // txvec.go
+				}
+			}
+			fill()
+			if !m.CsumPartial && v6 {
 				fillTransportChecksum6(wire.IPv6(pkt), wire.ProtoUDP, wire.IPv6HeaderLen)
-			} else {
+			} else if !m.CsumPartial {
 				fillTransportChecksum(wire.IPv4(pkt), wire.ProtoUDP)
 			}
 			return true, n.writeFrameMeta(f, m)
@@ -124,6 +144,7 @@ func (s *Stack) sendUDPGSO(r *ResolvedRoute, buf []byte, total int, p *OutPacket
 		// Next hop not resolved: plain datagrams through the neighbour
 		// queue, as TCP's super-segments (gso.go).
 	}
+	fill()
 	scratch := getBuf(eth + hl + wire.UDPHeaderLen + gso)
 	defer putBuf(scratch)
 	loop := mcast && p.Loop && n.isMember(dst)

@@ -522,11 +522,15 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 			return err
 		}
 	}
-	for _, x := range p.Parts {
+	gather := s.udpGather(&r, p) // txvec.go
+	for i, x := range p.Parts {
+		if gather && i > 0 {
+			break // sendUDPGSO gathers it, or copies it in
+		}
 		off += copy(ip[off:], x)
 	}
 	if p.GSOSize > 0 && p.Proto == wire.ProtoUDP {
-		if done, err := s.sendUDPGSO(&r, buf, hdr.TotalLen, p); done { // gso_udp.go
+		if done, err := s.sendUDPGSO(&r, buf, hdr.TotalLen, p, gather); done { // gso_udp.go
 			return err
 		}
 	} else if p.GSOSize > 0 && hdr.TotalLen > r.MTU {

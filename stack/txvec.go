@@ -12,7 +12,9 @@ import (
 // (link.VecWriter: a TAP or TUN with virtio-net headers, a packet socket
 // with PACKET_VNET_HDR) only the headers are built, and the kernel
 // copies the payload from the ring itself, one copy of every byte sent
-// fewer (it was 10% of the sending process's CPU over AF_PACKET). The
+// fewer (it was 10% of the sending process's CPU over AF_PACKET). UDP
+// super-datagrams (UDP_SEGMENT) are gathered the same way from the
+// caller's buffer (gso_udp.go). The
 // checksum is left partial, as on the copying path; a frame a packet
 // tap must see, a small payload (cheaper to copy than to describe), a
 // next hop not yet resolved, or one the segmentation path must cut or
@@ -64,18 +66,34 @@ func (s *Stack) sendTCPVec(r *ResolvedRoute, buf []byte, p *OutPacket, hl, hdrEn
 		// The segments take consecutive IP IDs (as a TSO NIC gives them).
 		s.ipID.Add(uint32(segs - 1))
 	}
+	return true, s.vecSent(err, segs > 1)
+}
+
+// vecSent counts a gathered write that the link took, and gives the
+// error the sender sees.
+func (s *Stack) vecSent(err error, super bool) error {
 	if err != nil {
 		if err == link.ErrQueueFull {
 			s.stats.Link.OutQueueFull.Add(1)
-			return true, syscall.ENOBUFS
+			return syscall.ENOBUFS
 		}
 		s.stats.Link.OutErrors.Add(1)
-		return true, syscall.ENETDOWN
+		return syscall.ENETDOWN
 	}
 	s.stats.Link.OutFrames.Add(1)
 	s.stats.Link.OutVecFrames.Add(1)
-	if segs > 1 {
+	if super {
 		s.stats.Link.OutGSOFrames.Add(1)
 	}
-	return true, nil
+	return nil
+}
+
+// udpGather reports whether a UDP packet may leave its payload out of
+// buf for sendUDPGSO to gather: a super-datagram (GSOSize, longer than
+// one segment) to a unicast address over a link that gathers, its UDP
+// header in Parts[0].
+func (s *Stack) udpGather(r *ResolvedRoute, p *OutPacket) bool {
+	return p.Proto == wire.ProtoUDP && p.GSOSize > 0 && r.NIC.offl.vec != nil && r.NIC.offl.off.UDPGSO &&
+		len(p.Parts[0]) == wire.UDPHeaderLen && len(p.Parts[1])+len(p.Parts[2]) > p.GSOSize &&
+		!p.LocalOnly && !p.Dst.IsMulticast() && p.Dst != limitedBroadcast && s.hooks.n.Load() == 0
 }

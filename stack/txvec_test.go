@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/sockstack/sockstack/link"
@@ -131,4 +132,57 @@ func TestTCPGatheredWrite6(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSegments6(t, segs, payload, 1428, flags)
+}
+
+// A UDP super-datagram (UDP_SEGMENT) over a gathering link leaves as one
+// gathered frame, the payload taken from the caller's buffer; refused by
+// the link, or with a packet tap, it is copied in and goes whole as
+// before. Finished as a NIC would, every way gives the same datagrams.
+func TestUDPGatheredWrite(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		ep := &vecEP{metaEP: metaEP{chanEP: chanEP{mtu: 1500}, off: link.Offloads{GSOMax: 65535, NeedsMeta: true, PartialCsum: true, UDPGSO: true}}}
+		var s *Stack
+		dst := peer6
+		if v6 {
+			s, _ = newGSO6(t, ep)
+		} else {
+			s = New(Options{})
+			t.Cleanup(s.Close)
+			nic := s.AddNIC("eth0", ep)
+			nic.AddAddress(netip4("10.1.0.1/24"))
+			nic.SetStatic(peer4("10.1.0.2"), peerMAC)
+			dst = peer4("10.1.0.2")
+		}
+		e := udpEP(t, s, v6)
+		ep.take()
+		ep.metas = nil
+		payload := randPayload(64 * 1000)
+		for i, way := range []string{"gathered", "refused", "tapped"} {
+			ep.refuse = way == "refused"
+			remove := func() {}
+			if way == "tapped" {
+				remove = s.AddPacketTap(func(*NIC, []byte, bool) {})
+			}
+			if _, err := e.SendMsg(payload, netip.AddrPortFrom(dst, 9), SendOpts{GSOSet: true, GSOSize: 1000}, nil); err != nil {
+				t.Fatal(err)
+			}
+			remove()
+			frames := ep.take()
+			if len(frames) != 1 || len(ep.metas) != 1 || ep.metas[0].GSOType != link.GSOUDPL4 {
+				t.Fatalf("v6=%v %s: %d frames, metas %+v; want one super-frame", v6, way, len(frames), ep.metas)
+			}
+			var segs [][]byte
+			if err := link.FinishFrame(frames[0], ep.metas[0], make([]byte, 65600), func(b []byte) error {
+				segs = append(segs, append([]byte(nil), b...))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			checkCut(t, udpWire(t, segs, 1500), payload, 1000)
+			ep.metas = nil
+			if want := 1; ep.vec != want || s.Stats().Link.OutVecFrames.Load() != uint64(want) {
+				t.Fatalf("v6=%v after %d sends (%s): %d gathered, OutVecFrames %d; want 1", v6, i+1, way, ep.vec, s.Stats().Link.OutVecFrames.Load())
+			}
+		}
+	}
 }
