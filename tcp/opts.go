@@ -23,6 +23,9 @@ type epOpts struct {
 	lingerOn                    bool
 	recvErr4, recvErr6          bool // IP_RECVERR, IPV6_RECVERR (input.go)
 	rfc4884v4, rfc4884v6        bool // IP_RECVERR_RFC4884, IPV6_RECVERR_RFC4884 (errqueue.go)
+	// ipOpts is IP_OPTIONS (ipopts.go): a pointer the host compiled, so
+	// sets with equal options share only when they hold the same value.
+	ipOpts IPOptions
 }
 
 // maxSharedOpts bounds the table of shared option sets: past it a new
