@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/sockstack/sockstack/tcp"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -33,4 +34,35 @@ func TestTCPIPOptionsSourceRoute(t *testing.T) {
 	if _, err := wire.ParseTCP(ip.Payload(), wire.PseudoHeaderSum(hostAddr.As4(), final.As4(), wire.ProtoTCP, 0), true); err != nil {
 		t.Fatalf("checksum over the final destination: %v", err)
 	}
+}
+
+// A segment with IP_OPTIONS costs no allocation more than one without:
+// the options are built in a pool buffer.
+func TestTCPIPOptionsOutputAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	h := newHarness(t, Options{})
+	h.ep.discard = true
+	o, err := h.s.CompileIPOptions([]byte{7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 1000)
+	seg := &tcp.Segment{Local: netip.AddrPortFrom(hostAddr, 40000), Remote: netip.AddrPortFrom(peerAddr, 80),
+		Header: wire.TCPHeader{Seq: 1, Ack: 2, Flags: wire.TCPFlagACK, Window: 100}, Payload: [2][]byte{payload}}
+	host := tcpHost{h.s}
+	count := func(opts tcp.IPOptions) float64 {
+		seg.IPOpts = opts
+		return testing.AllocsPerRun(200, func() {
+			if err := host.Output(seg); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	without, with := count(nil), count(o)
+	if with > without {
+		t.Fatalf("%v allocations per segment with options, %v without", with, without)
+	}
+	t.Logf("allocations per segment: %v with options, %v without", with, without)
 }
