@@ -225,3 +225,66 @@ func TestTCPIPOptionsSetConnected(t *testing.T) {
 		t.Fatalf("largest payload before %d (want 1448), after %d (want 1444)", before, after)
 	}
 }
+
+// Over a link that carries super-segments whole (the in-memory pipe), a
+// connection with IP_OPTIONS still hands them over: each carries the
+// options once in its header, which the link's segmentation (or the
+// receiving stack) replicates, and the bytes arrive intact.
+func TestTCPIPOptionsSuperSegments(t *testing.T) {
+	ea, eb := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500)
+	a, b := stack.New(stack.Options{Name: "a"}), stack.New(stack.Options{Name: "b"})
+	t.Cleanup(func() { a.Close(); b.Close() })
+	a.AddNIC("eth0", ea).AddAddress(netip.MustParsePrefix("10.0.0.1/24"))
+	b.AddNIC("eth0", eb).AddAddress(netip.MustParsePrefix("10.0.0.2/24"))
+	ln, _ := socket.New(b).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	defer ln.Close()
+	if err := ln.Bind(socket.Inet("10.0.0.2", 7004)); err != nil {
+		t.Fatal(err)
+	}
+	ln.Listen(1)
+	c, _ := socket.New(a).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	defer c.Close()
+	if err := c.SetSockOpt(socket.SOL_IP, socket.IP_OPTIONS, "\x07\x0b\x04\x00\x00\x00\x00\x00\x00\x00\x00"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Connect(socket.Inet("10.0.0.2", 7004)); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c.SetTimeout(30 * time.Second)
+	s.SetTimeout(30 * time.Second)
+	// The SYN's two slots: the client's address, then the listener's
+	// own, filled on receipt; the echo is full.
+	if v, err := s.GetSockOpt(socket.SOL_IP, socket.IP_OPTIONS); err != nil || v != "\x07\x0b\x0c\x0a\x00\x00\x01\x0a\x00\x00\x02\x00" {
+		t.Fatalf("accepted socket's IP_OPTIONS %x %v", v, err)
+	}
+	const n = 4 << 20
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(i*31 + i>>10)
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- c.SendAll(data, 0) }()
+	got := make([]byte, 0, n)
+	buf := make([]byte, 64<<10)
+	for len(got) < n {
+		k, err := s.Recv(buf, 0)
+		if err != nil || k == 0 {
+			t.Fatalf("read after %d bytes: %v", len(got), err)
+		}
+		got = append(got, buf[:k]...)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("the bytes differ")
+	}
+	if a.Stats().Link.OutGSOFrames.Load() == 0 {
+		t.Fatal("no super-segment went whole: the case was not exercised")
+	}
+}
