@@ -10,9 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// IP_OPTIONS: the IPv4 options of every datagram a socket sends, as
-// getsockopt reads them back and as a receiver on 127.0.0.1 sees them
-// (IP_RECVOPTS, IP_RETOPTS). Option bytes name 127.0.0.x, 10.1.2.3 and
+// IP_OPTIONS: the IPv4 options of every datagram or segment a socket
+// sends, as getsockopt reads them back and as a receiver on 127.0.0.1
+// sees them (IP_RECVOPTS, IP_RETOPTS). Option bytes name 127.0.0.x, 10.1.2.3 and
 // 198.51.100.7, but every datagram goes to 127.0.0.1: a loose source
 // route through 127.0.0.2 goes there first (the kernel and sockstack
 // drop a source-routed datagram on receipt).
@@ -89,7 +89,7 @@ func ipOptionsCases() []Case {
 		fam, ty int
 		pr      int
 		root    bool
-	}{{"udp", AF_INET, DGRAM, 0, false}, {"udp6", AF_INET6, DGRAM, 0, false}, {"raw", AF_INET, RAW, socket.IPPROTO_UDP, true}, {"raw6", AF_INET6, RAW, socket.IPPROTO_UDP, true}, {"tcp", AF_INET, STREAM, 0, false}} {
+	}{{"udp", AF_INET, DGRAM, 0, false}, {"udp6", AF_INET6, DGRAM, 0, false}, {"raw", AF_INET, RAW, socket.IPPROTO_UDP, true}, {"raw6", AF_INET6, RAW, socket.IPPROTO_UDP, true}, {"tcp", AF_INET, STREAM, 0, false}, {"tcp6", AF_INET6, STREAM, 0, false}} {
 		list := values
 		if k.name != "udp" {
 			list = values[4:5] // one value: the kind's answer
@@ -105,6 +105,59 @@ func ipOptionsCases() []Case {
 			}})
 		}
 	}
+	// TCP: the options go on every segment; an accepted socket takes
+	// the SYN's options echoed (its getsockopt reads them undone: a slot
+	// left for its own address empty), a listener's own are not its
+	// children's.
+	tcpConn := func(name, opts string, fam int) Case {
+		return Case{Name: "ipoptions/tcp " + name, Run: func(t *T) {
+			l, la := t.Listener(4)
+			t.Check("listener IP_OPTIONS", l.SetSockOpt(socket.SOL_IP, socket.IP_OPTIONS, "\x01\x01\x01\x01"))
+			c := t.Socket(fam, STREAM, 0)
+			c.SetTimeout(5 * time.Second)
+			t.Check("IP_OPTIONS", c.SetSockOpt(socket.SOL_IP, socket.IP_OPTIONS, opts))
+			to := socket.Sockaddr(la)
+			if fam == AF_INET6 {
+				to = in6("::ffff:127.0.0.1", port(la))
+			}
+			t.Must("connect", c.Connect(to))
+			l.SetTimeout(5 * time.Second)
+			s, _, err := l.Accept()
+			t.Must("accept", err)
+			t.Track(s)
+			s.SetTimeout(5 * time.Second)
+			t.GetIPOptions("client", c)
+			t.GetIPOptions("accepted", s)
+			t.Send("send", c, []byte("with"), 0, nil)
+			t.Recv("recv", s, 64, 0)
+			t.Send("reply", s, []byte("echoed"), 0, nil)
+			t.Recv("recv reply", c, 64, 0)
+			// Changed on the connected socket: the next segments.
+			t.Check("IP_OPTIONS connected", c.SetSockOpt(socket.SOL_IP, socket.IP_OPTIONS, "\x94\x04\x00\x00"))
+			t.GetIPOptions("client after", c)
+			t.Send("send after", c, []byte("after"), 0, nil)
+			t.Recv("recv after", s, 64, 0)
+			t.Check("IP_OPTIONS bad on connected", c.SetSockOpt(socket.SOL_IP, socket.IP_OPTIONS, "\x07\x01\x00\x00"))
+			t.GetIPOptions("client after bad", c)
+			t.Check("IP_OPTIONS none", c.SetSockOpt(socket.SOL_IP, socket.IP_OPTIONS, ""))
+			t.GetIPOptions("client after none", c)
+		}}
+	}
+	cs = append(cs,
+		tcpConn("Record Route, one slot", "\x07\x07\x04\x00\x00\x00\x00", AF_INET),
+		tcpConn("Record Route, three slots", "\x07\x0f\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", AF_INET),
+		tcpConn("Timestamp prespecified, another host", "\x44\x0c\x05\x03\xc6\x33\x64\x07\x00\x00\x00\x00", AF_INET),
+		tcpConn("NOPs", "\x01\x01\x01\x01\x01\x01\x01\x01", AF_INET),
+		tcpConn("Record Route from a dual-stack socket", "\x07\x0b\x04\x00\x00\x00\x00\x00\x00\x00\x00", AF_INET6),
+		tcpConn("none", "", AF_INET),
+		Case{Name: "ipoptions/tcp invalid values", Run: func(t *T) {
+			s := t.TCP()
+			for _, v := range []string{"\x07\x01\x00\x00", "\x07\x08\x04\x00", "\x86\x06\x00\x00\x00\x01", string(make([]byte, 41))} {
+				t.Check(fmt.Sprintf("set %x", v), s.SetSockOpt(socket.SOL_IP, socket.IP_OPTIONS, v))
+			}
+			t.GetIPOptions("get", s)
+		}},
+	)
 	// Sent: what the receiver sees.
 	send := func(name string, opts string, fam int, dropped bool) Case {
 		return Case{Name: "ipoptions/send " + name, Run: func(t *T) {

@@ -14,7 +14,6 @@ const (
 	rMSS         = "kernel detail: Linux reports mss_cache, which it bounds to half the largest window the peer advertised (tcp_bound_to_half_wnd), so 32741/32768 on loopback; sockstack reports the negotiated MSS less TCP options (65483)"
 	rLowat       = "host configuration and sockstack detail (socket/sockopt.go): Linux's TCP caps SO_RCVLOWAT at half of net.ipv4.tcp_rmem[2] (33554432 here, so 16777216); sockstack keeps INT_MAX for a negative value and does not cap it"
 	rAutoFlow    = "host configuration: the kernel labels the flows of its own ICMPv6 errors (net.ipv6.auto_flowlabels=1 here, a hash of the flow), so IPV6_FLOWINFO reports a label; sockstack sends no automatic flow labels, the flow information word is 0 and Linux gives no IPV6_FLOWINFO message then"
-	rTCPOptions  = "not built yet (socket/inet_recvopts.go): sockstack's TCP sends no IPv4 options (the tcp package builds its segments without them), so a TCP socket refuses IP_OPTIONS with ENOPROTOOPT; Linux keeps them and sends them on every segment"
 	rLingerUDP   = "Linux quirk: Linux keeps the linger time in jiffies and a negative l_linger does not survive the conversion back (getsockopt returns a garbage number); sockstack returns the value set"
 )
 
@@ -28,5 +27,4 @@ var knownDifferences = map[string]string{
 	"opt/tcp/SO_RCVLOWAT=-1":                               rLowat,
 	"opt/udp/SO_LINGER=linger{true -1}":                    rLingerUDP,
 	"recvopts/recverr udp6 ::1 closed port, IPV6_FLOWINFO": rAutoFlow,
-	"ipoptions/opt/tcp/Record Route, one slot":             rTCPOptions,
 }

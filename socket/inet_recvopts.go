@@ -33,7 +33,8 @@ import (
 // take and report them and give no control messages, as Linux's
 // recvmsg for TCP gives none of these (Linux reports some through
 // getsockopt(IP_PKTOPTIONS), which sockstack does not have). IP_OPTIONS
-// sets the options of the datagrams a socket sends (stack/ipopts_send.go).
+// sets the options of the datagrams or segments a socket sends
+// (stack/ipopts_send.go, tcp/ipopts.go).
 
 // Option numbers (Linux's).
 const (
@@ -95,26 +96,50 @@ func (s *Socket) recvOptTarget() (bits *atomic.Uint32, v6, raw bool) {
 	return nil, false, false
 }
 
-// IP_OPTIONS (Linux's number): the IPv4 options every datagram of the
-// socket carries; set from the raw bytes (a string or []byte), read back
-// as a string. Datagram sockets only: TCP does not send IP options here
-// (ENOPROTOOPT).
+// IP_OPTIONS (Linux's number): the IPv4 options every datagram or
+// segment of the socket carries; set from the raw bytes (a string or
+// []byte), read back as a string. On TCP they go on every segment of the
+// connection and take their room from its MSS (tcp/ipopts.go); an
+// AF_INET6 TCP socket keeps them for a v4-mapped peer, as Linux does. A
+// listener's children do not inherit them: a child echoes the options
+// of the SYN that opened it (stack/tcphost.go).
 const IP_OPTIONS = 4
+
+// ipOptionsTarget is the socket IP_OPTIONS applies to: its stack and
+// how to set and read the compiled value. ok false: not an inet socket
+// (the caller goes on); err: an inet socket that refuses them.
+func (s *Socket) ipOptionsTarget() (st *stack.Stack, set func(*stack.SendIPOpts), get func() *stack.SendIPOpts, ok bool, err error) {
+	switch x := s.ep.(type) {
+	case *dgramEP:
+		if x.v6 && x.raw {
+			return nil, nil, nil, true, syscall.ENOPROTOOPT
+		}
+		return x.ep.Stack(), x.ep.SetIPOptions, x.ep.IPOptions, true, nil
+	case *tcpEP:
+		set = func(o *stack.SendIPOpts) {
+			if o == nil {
+				x.ep.SetIPOptions(nil) // an untyped nil: none
+				return
+			}
+			x.ep.SetIPOptions(o)
+		}
+		get = func() *stack.SendIPOpts {
+			o, _ := x.ep.IPOptions().(*stack.SendIPOpts)
+			return o
+		}
+		return x.net.st, set, get, true, nil
+	}
+	return nil, nil, nil, false, nil
+}
 
 // setIPOptions is setsockopt(IP_OPTIONS); handled false for others.
 func (s *Socket) setIPOptions(level, name int, v any) (handled bool, err error) {
 	if level != SOL_IP || name != IP_OPTIONS {
 		return false, nil
 	}
-	d, ok := s.ep.(*dgramEP)
-	if !ok {
-		if _, isTCP := s.ep.(*tcpEP); isTCP {
-			return true, syscall.ENOPROTOOPT
-		}
-		return false, nil
-	}
-	if d.v6 && d.raw {
-		return true, syscall.ENOPROTOOPT
+	st, set, _, ok, err := s.ipOptionsTarget()
+	if !ok || err != nil {
+		return ok, err
 	}
 	var b []byte
 	switch x := v.(type) {
@@ -127,11 +152,11 @@ func (s *Socket) setIPOptions(level, name int, v any) (handled bool, err error) 
 	default:
 		return true, syscall.EINVAL
 	}
-	o, err := d.ep.Stack().CompileIPOptions(b)
+	o, err := st.CompileIPOptions(b)
 	if err != nil {
 		return true, err
 	}
-	d.ep.SetIPOptions(o)
+	set(o)
 	return true, nil
 }
 
@@ -141,17 +166,11 @@ func (s *Socket) getIPOptions(level, name int) (handled bool, v any, err error) 
 	if level != SOL_IP || name != IP_OPTIONS {
 		return false, nil, nil
 	}
-	d, ok := s.ep.(*dgramEP)
-	if !ok {
-		if _, isTCP := s.ep.(*tcpEP); isTCP {
-			return true, nil, syscall.ENOPROTOOPT
-		}
-		return false, nil, nil
+	_, _, get, ok, err := s.ipOptionsTarget()
+	if !ok || err != nil {
+		return ok, nil, err
 	}
-	if d.v6 && d.raw {
-		return true, nil, syscall.ENOPROTOOPT
-	}
-	return true, string(d.ep.IPOptions().Value()), nil
+	return true, string(get().Value()), nil
 }
 
 // setRecvOpt is setsockopt for the options above; handled false for

@@ -254,7 +254,8 @@ func TestAcceptInheritsRecvOpts(t *testing.T) {
 }
 
 // IP_OPTIONS on a datagram socket: set from bytes, read back as Linux's
-// getsockopt gives them, sent on each datagram; TCP refuses it here.
+// getsockopt gives them, sent on each datagram; on TCP sockets set and
+// read back alike.
 func TestIPOptionsSockopt(t *testing.T) {
 	n := New(stack.New(stack.Options{}))
 	u := mustSocket(t, n, AF_INET, SOCK_DGRAM, 0)
@@ -283,9 +284,28 @@ func TestIPOptionsSockopt(t *testing.T) {
 	if _, ctl, _ := recvCtl(t, r, 64, 0); !bytes.Equal(ctl, cmsgBytes(SOL_IP, IP_RECVOPTS, []byte{7, 7, 8, 127, 0, 0, 1, 0})) {
 		t.Fatalf("received options: %x", ctl)
 	}
-	tc := mustSocket(t, n, AF_INET, SOCK_STREAM, 0)
-	if err := tc.SetSockOpt(SOL_IP, IP_OPTIONS, ""); !errors.Is(err, syscall.ENOPROTOOPT) {
-		t.Fatalf("TCP: %v", err)
+	// TCP (AF_INET and AF_INET6, as Linux) takes them with the same
+	// checks and reads them back the same way (tcp/ipopts.go).
+	for _, fam := range []int{AF_INET, AF_INET6} {
+		tc := mustSocket(t, n, fam, SOCK_STREAM, 0)
+		if v, err := tc.GetSockOpt(SOL_IP, IP_OPTIONS); err != nil || v != "" {
+			t.Fatalf("TCP %d default: %q %v", fam, v, err)
+		}
+		if err := tc.SetSockOpt(SOL_IP, IP_OPTIONS, []byte{7, 7, 4, 9, 9, 9, 9}); err != nil {
+			t.Fatalf("TCP %d: %v", fam, err)
+		}
+		if v, err := tc.GetSockOpt(SOL_IP, IP_OPTIONS); err != nil || v != string([]byte{7, 7, 4, 0, 0, 0, 0, 0}) {
+			t.Fatalf("TCP %d get %q %v", fam, v, err)
+		}
+		if err := tc.SetSockOpt(SOL_IP, IP_OPTIONS, []byte{7, 1, 0, 0}); !errors.Is(err, syscall.EINVAL) {
+			t.Fatalf("TCP %d, length 1: %v", fam, err)
+		}
+		if err := tc.SetSockOpt(SOL_IP, IP_OPTIONS, ""); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := tc.GetSockOpt(SOL_IP, IP_OPTIONS); err != nil || v != "" {
+			t.Fatalf("TCP %d after none: %q %v", fam, v, err)
+		}
 	}
 	r6 := mustSocket(t, n, AF_INET6, SOCK_RAW, IPPROTO_UDP)
 	if err := r6.SetSockOpt(SOL_IP, IP_OPTIONS, ""); !errors.Is(err, syscall.ENOPROTOOPT) {

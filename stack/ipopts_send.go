@@ -8,7 +8,7 @@ import (
 	"github.com/sockstack/sockstack/wire"
 )
 
-// IP_OPTIONS on datagram sockets: the IPv4 options every datagram the
+// IP_OPTIONS: the IPv4 options every datagram (or TCP segment) the
 // socket sends carries, compiled when set as Linux's ip_options_compile
 // does for a socket (no packet): padded with End to a multiple of 4,
 // bytes after End made End, Record Route and Timestamp pointers moved

@@ -338,6 +338,12 @@ func (s *Stack) deliver(n *NIC, rx *rxState, h wire.IPv4, bcast bool, opts ipOpt
 			return
 		}
 		s.stats.IP.InDelivers.Add(1)
+		if h.HeaderLen() > wire.IPv4MinHeaderLen && t.Flags()&(wire.TCPFlagSYN|wire.TCPFlagACK) == wire.TCPFlagSYN {
+			// A SYN with options: the connection it opens replies
+			// with them echoed (tcphost.go).
+			rx.tcp.HandleSegmentEcho(h.Src(), h.Dst(), h.TOS(), t, s.tcpEcho(h))
+			return
+		}
 		rx.tcp.HandleSegment(h.Src(), h.Dst(), h.TOS(), t)
 	case wire.ProtoIGMP:
 		s.stats.IP.InDelivers.Add(1)
@@ -416,6 +422,10 @@ type OutPacket struct {
 	GSOSize int
 	// Options are IP options for the header (padded to a multiple of 4).
 	Options []byte
+	// PseudoDst, when valid, is the destination TCP's checksum covers
+	// where the header's is a source route's first hop (IP_OPTIONS on
+	// TCP, tcphost.go); such a packet is summed here, never offloaded.
+	PseudoDst netip.Addr
 	// CsumAt, when positive, has the stack fill an Internet checksum over
 	// the IPv6 pseudo-header at offset CsumAt-1 of the payload
 	// (IPV6_CHECKSUM on a raw socket).
@@ -529,6 +539,13 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 		}
 		off += copy(ip[off:], x)
 	}
+	noCsum := p.NoCsum
+	if p.PseudoDst.IsValid() && p.Proto == wire.ProtoTCP && p.GSOSize == 0 {
+		if t := wire.IPv4(ip).Payload(); len(t) >= wire.TCPMinHeaderLen && !noCsum {
+			wire.TCP(t).FillChecksum(wire.PseudoHeaderSum(src.As4(), p.PseudoDst.Unmap().As4(), wire.ProtoTCP, len(t)))
+		}
+		noCsum = true
+	}
 	if p.GSOSize > 0 && p.Proto == wire.ProtoUDP {
 		if done, err := s.sendUDPGSO(&r, buf, hdr.TotalLen, p, gather); done { // gso_udp.go
 			return err
@@ -540,7 +557,7 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 		}
 		return err
 	}
-	if p.Proto == wire.ProtoTCP && !p.NoCsum && !p.LocalOnly && !dst.IsMulticast() && hdr.TotalLen <= r.MTU {
+	if p.Proto == wire.ProtoTCP && !noCsum && !p.LocalOnly && !dst.IsMulticast() && hdr.TotalLen <= r.MTU {
 		if taken, ok, err := s.takeTCP(&r, buf, hdr.TotalLen); ok { // gso.go
 			if taken {
 				buf = nil // the link has it now, and gives it back
@@ -548,7 +565,7 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 			return err
 		}
 	}
-	if !p.NoCsum {
+	if !noCsum {
 		fillTransportChecksum(wire.IPv4(ip), p.Proto)
 	}
 	if dst.IsMulticast() && p.Loop && r.NIC.isMember(dst) {

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"net/netip"
+	"syscall"
 
 	"github.com/sockstack/sockstack/clock"
 	"github.com/sockstack/sockstack/tcp"
@@ -47,10 +48,54 @@ func (h tcpHost) Route(remote netip.Addr) (tcp.Route, error) {
 func (h tcpHost) Output(seg *tcp.Segment) error {
 	seg.Header.SrcPort = seg.Local.Port()
 	seg.Header.DstPort = seg.Remote.Port()
+	if seg.IPOpts != nil {
+		return h.outputOpts(seg)
+	}
 	return h.s.writePacket(&OutPacket{Src: seg.Local.Addr(), Dst: seg.Remote.Addr(), Proto: wire.ProtoTCP,
 		TTL: seg.TTL, HopZero: seg.HopZero, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize}, &seg.Header)
+}
+
+// outputOpts is Output for a segment with IP_OPTIONS (tcp/ipopts.go),
+// as Linux's ip_queue_xmit with inet_opt: the options built for this
+// segment (Record Route and Timestamp get its source address and the
+// time), a source route sent to its first hop with the final
+// destination in its last slot and in TCP's pseudo-header.
+func (h tcpHost) outputOpts(seg *tcp.Segment) error {
+	o, ok := seg.IPOpts.(*SendIPOpts)
+	if !ok {
+		return syscall.EINVAL
+	}
+	src, dst := seg.Local.Addr().Unmap(), seg.Remote.Addr().Unmap()
+	ob := getBuf(wire.IPv4MaxOptionsLen)
+	defer putBuf(ob)
+	p := OutPacket{Src: src, Dst: dst, Proto: wire.ProtoTCP, TTL: seg.TTL, HopZero: seg.HopZero, TOS: seg.TOS, DF: true,
+		Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize,
+		Options: o.build(ob, src, dst, h.s.clock.Now())}
+	if hop, ok := o.FirstHop(); ok {
+		p.Dst, p.PseudoDst, p.GSOSize = hop, dst, 0
+	}
+	return h.s.writePacket(&p, &seg.Header)
 }
 
 // tcpInErr counts a TCP segment the IP layer could not parse (bad
 // checksum, bad offset) in TCP's own InErrs too, where Linux counts it.
 func (s *Stack) tcpInErr(error) { s.TCP.CountInErr() }
+
+// tcpEcho is what a connection opened by the SYN in h sends on every
+// segment (Linux's tcp_v4_save_options: ip_options_echo of the SYN's
+// options as the receive path left them): Record Route and Timestamp
+// with a slot for this host where one was left. nil when nothing is
+// echoed or the echo does not fit (Linux then keeps none either).
+func (s *Stack) tcpEcho(h wire.IPv4) tcp.IPOptions {
+	o := s.recvOptions(h) // ipopts_recv.go
+	var out [wire.IPv4MaxOptionsLen]byte
+	n, ok := s.RetOpts(&o, &out)
+	if !ok || n == 0 {
+		return nil
+	}
+	c, err := s.CompileIPOptions(out[:n])
+	if err != nil || c == nil {
+		return nil
+	}
+	return c
+}

@@ -11,17 +11,18 @@ package tcp
 // gsoHeaderRoom bounds the IP and TCP header bytes of one segment (20
 // bytes of IPv4 header plus up to 60 of TCP). Over IPv6 the host gives
 // the route's MTU and GSOMax 20 bytes short (stack/tcphost.go), so the
-// same arithmetic holds for its 40-byte header.
+// same arithmetic holds for its 40-byte header. IP_OPTIONS add their
+// length (ipopts.go).
 const gsoHeaderRoom = 80
 
 // gsoLimit is the largest payload one transmission may carry: a whole
 // number of segments of mss that fits the route's super-segment size, or
 // mss itself when the route takes none.
 func (e *Endpoint) gsoLimit(mss int) int {
-	if e.gsoMax <= e.pmtu || mss <= 0 {
+	if e.gsoMax <= e.pmtu || mss <= 0 || e.ipOptsNoGSO() {
 		return mss
 	}
-	hdr := max(e.pmtu-mss, gsoHeaderRoom)
+	hdr := max(e.pmtu-mss, gsoHeaderRoom+e.ipOptLen())
 	k := (e.gsoMax - hdr) / mss
 	if k <= 1 {
 		return mss
@@ -44,7 +45,7 @@ func gsoFit(n, mss, room, wnd int) int {
 // gsoSize is the segment size of a transmission of n payload bytes: the
 // current segment MSS when n is a super-segment, else 0.
 func (e *Endpoint) gsoSize(n int) int {
-	if e.gsoMax == 0 {
+	if e.gsoMax == 0 || e.ipOptsNoGSO() {
 		return 0
 	}
 	if mss := e.segMSS(); n > mss {

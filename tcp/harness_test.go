@@ -20,6 +20,7 @@ type captured struct {
 	payload       []byte
 	ttl, tos      uint8
 	hopZero       bool
+	ipOpts        IPOptions
 }
 
 func (c captured) String() string {
@@ -68,7 +69,7 @@ func (h *fakeHost) Output(seg *Segment) error {
 	}
 	p := append(append([]byte(nil), seg.Payload[0]...), seg.Payload[1]...)
 	h.mu.Lock()
-	h.out = append(h.out, captured{seg.Local, seg.Remote, seg.Header, p, seg.TTL, seg.TOS, seg.HopZero})
+	h.out = append(h.out, captured{seg.Local, seg.Remote, seg.Header, p, seg.TTL, seg.TOS, seg.HopZero, seg.IPOpts})
 	h.mu.Unlock()
 	return nil
 }

@@ -23,6 +23,9 @@ type Segment struct {
 	// goes on the wire as segments of GSOSize bytes (the host or the link
 	// cuts it), each with this header and its own sequence number.
 	GSOSize int
+	// IPOpts are the IPv4 options of the segment's IP header
+	// (IP_OPTIONS, ipopts.go); nil: none.
+	IPOpts IPOptions
 }
 
 // Route is what the host knows about the path to a remote address.

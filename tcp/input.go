@@ -91,22 +91,13 @@ func (e *Endpoint) negotiate(o *wire.TCPOptions) {
 	}
 	e.sackOK = o.SACKPermitted
 	e.tsOK = o.HasTS
-	mtu := e.pmtu
-	if mtu <= 0 {
-		mtu = 1500
-	}
-	mss := min(peerMSS, mtu-40)
-	if e.userMSS > 0 {
-		mss = min(mss, int(e.userMSS))
-	}
 	if e.tsOK {
-		mss -= 12
 		e.rcvMSS = e.advMSS - 12
 	} else {
 		e.rcvMSS = e.advMSS
 	}
-	e.sndMSS = max(mss, 64)
 	e.peerMSS = peerMSS
+	e.sndMSS = e.negotiatedMSS() // ipopts.go
 }
 
 // establish sets up the sender when the handshake completes.
@@ -881,11 +872,11 @@ func (e *Endpoint) handleError(seq uint32, ne *NetError) bool {
 		mtu = max(mtu, 576)
 		e.p.st.PMTUUpdates.Add(1)
 		e.pmtu = mtu
-		mss := mtu - 40
+		mss := mtu - 40 - e.ipOptLen() // IP_OPTIONS take their room (ipopts.go)
 		if e.tsOK {
 			mss -= 12
 		}
-		mss = min(mss, e.peerMSS)
+		mss = min(mss, e.peerMSS-e.ipOptLen())
 		if mss >= e.sndMSS {
 			return true
 		}

@@ -23,6 +23,9 @@ type epOpts struct {
 	lingerOn                    bool
 	recvErr4, recvErr6          bool // IP_RECVERR, IPV6_RECVERR (input.go)
 	rfc4884v4, rfc4884v6        bool // IP_RECVERR_RFC4884, IPV6_RECVERR_RFC4884 (errqueue.go)
+	// ipOpts is IP_OPTIONS (ipopts.go): a value the host compiled; a
+	// set holding one is never interned (shareOpts).
+	ipOpts IPOptions
 }
 
 // maxSharedOpts bounds the table of shared option sets: past it a new
@@ -48,6 +51,13 @@ func (e *Endpoint) setOpt(f func(*epOpts)) {
 func (p *Protocol) shareOpts(o epOpts) *epOpts {
 	if o == p.defOpts {
 		return &p.defOpts
+	}
+	if o.ipOpts != nil {
+		// IP_OPTIONS values are rarely shared (an accepted socket's
+		// are its SYN's): interned, they would fill the table.
+		s := new(epOpts)
+		*s = o
+		return s
 	}
 	t := &p.opts
 	t.mu.Lock()

@@ -143,6 +143,9 @@ type segment struct {
 	opts     wire.TCPOptions
 	urg      uint16 // urgent pointer (tcpsec)
 	ecn      uint8  // the IP header's ECN field
+	// echo: the IP options a reply carries when the IPv4 header had
+	// some (HandleSegmentEcho); nil: none.
+	echo IPOptions
 }
 
 func (s *segment) has(f uint8) bool { return s.flags&f != 0 }
@@ -216,6 +219,12 @@ func (b *Batch) Flush() {
 // A non-zero divert is the port of the transparent listener a diverted
 // segment may open a connection on (transparent.go).
 func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch *Batch, divert uint16) {
+	p.handleSegmentEcho(src, dst, tos, b, batch, divert, nil)
+}
+
+// handleSegmentEcho is handleSegment with the IP options a connection
+// the segment opens replies with (ipopts.go).
+func (p *Protocol) handleSegmentEcho(src, dst netip.Addr, tos uint8, b []byte, batch *Batch, divert uint16, echo IPOptions) {
 	p.st.InSegs.Add(1)
 	if len(b) < wire.TCPMinHeaderLen {
 		p.st.InErrs.Add(1)
@@ -237,6 +246,7 @@ func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch
 	s.seq, s.ack, s.flags, s.wnd = t.Seq(), t.Ack(), t.Flags(), t.Window()
 	s.urg = t.Urgent()
 	s.ecn = tos & 3
+	s.echo = echo
 	s.payload = b[off:]
 	if t.SrcPort() == 0 || t.DstPort() == 0 || !src.IsValid() || src.IsMulticast() || dst.IsMulticast() {
 		p.st.InErrs.Add(1)
