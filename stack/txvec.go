@@ -30,7 +30,9 @@ const vecMinPayload = 1024
 func (s *Stack) sendTCPVec(r *ResolvedRoute, buf []byte, p *OutPacket, hl, hdrEnd, total int, v6 bool) (done bool, err error) {
 	n := r.NIC
 	vw := n.offl.vec
-	if vw == nil || p.Proto != wire.ProtoTCP || p.NoCsum || p.LocalOnly || len(p.Parts[0]) != 0 ||
+	// A source-routed segment's checksum covers its final destination,
+	// not the header's: it is summed in software on the copying path.
+	if vw == nil || p.Proto != wire.ProtoTCP || p.NoCsum || p.LocalOnly || len(p.Parts[0]) != 0 || p.PseudoDst.IsValid() ||
 		total-hdrEnd < vecMinPayload || s.hooks.n.Load() != 0 || p.Dst.IsMulticast() {
 		return false, nil
 	}

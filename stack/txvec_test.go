@@ -99,10 +99,18 @@ func TestTCPGatheredWrite(t *testing.T) {
 	remove := h.s.AddPacketTap(func(*NIC, []byte, bool) {})
 	checkSegments(t, vecSend(t, h, ep, big, 1448, flags), big, 1448, flags)
 	remove()
+	// A source-routed segment: its checksum covers another destination.
+	th := &wire.TCPHeader{SrcPort: 5000, DstPort: 80, Seq: 1, Ack: 777, Flags: flags, Window: 500}
+	if err := h.s.writePacket(&OutPacket{Src: netip4("10.1.0.1/24").Addr(), Dst: peer4("10.1.0.2"), PseudoDst: peer4("10.9.0.9"),
+		Proto: wire.ProtoTCP, DF: true, Parts: [3][]byte{nil, one}}, th); err != nil {
+		t.Fatal(err)
+	}
+	ep.take()
+	ep.metas = nil
 	ep.refuse = true
 	checkSegments(t, vecSend(t, h, ep, big, 1448, flags), big, 1448, flags)
 	if ep.vec != 2 || vecs() != 2 {
-		t.Fatalf("a small payload, a tap, a refusal: %d gathered writes, OutVecFrames %d; want still 2", ep.vec, vecs())
+		t.Fatalf("a small payload, a tap, a source route, a refusal: %d gathered writes, OutVecFrames %d; want still 2", ep.vec, vecs())
 	}
 }
 
