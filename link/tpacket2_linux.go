@@ -286,26 +286,8 @@ func (r *tp2Ring) evictLocked(k, fd int) bool {
 	if s.refs.Load() == 0 {
 		return false
 	}
-	cp, err := mapRaw(-1, len(s.mem), unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		r.st.evictFail.Add(1)
-		return false
-	}
-	copy(cp, s.mem)
-	var fresh []byte
-	if fd >= 0 {
-		if fresh, err = r.sp.take(k, fd); err != nil {
-			unmapRaw(cp)
-			r.st.evictFail.Add(1)
-			return false
-		}
-	}
-	_, err = unix.MremapPtr(unsafe.Pointer(unsafe.SliceData(cp)), uintptr(len(cp)),
-		unsafe.Pointer(unsafe.SliceData(s.mem)), uintptr(len(s.mem)), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED)
-	if err != nil {
-		unmapRaw(cp)
-		unmapRaw(fresh)
-		r.st.evictFail.Add(1)
+	fresh, ok := r.sp.moveOut(s.mem, k, fd, &r.st)
+	if !ok {
 		return false
 	}
 	s.evicted = true
