@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,27 +20,8 @@ import (
 // closed port on 127.0.0.1 and ::1 (the port unreachable comes from
 // loopback), and local EMSGSIZE errors, which send nothing. The error
 // queue's control message is compared byte for byte, from the kernel's
-// msg_control and from socket.SockExtendedErr.Cmsg; the one field that
-// differs by design, a local error's ee_info (the loopback MTU: 65536 on
-// Linux, 65535 on sockstack), is printed as "lo-mtu" on both sides.
-
-// loMTU is the side's loopback MTU.
-func (t *T) loMTU() int {
-	if t.Env.Name == "sockstack" {
-		if st, ok := t.stackOf(); ok {
-			if n := st.Net().Stack().NICByName("lo"); n != nil {
-				return n.MTU()
-			}
-		}
-		return 0
-	}
-	b, err := os.ReadFile("/sys/class/net/lo/mtu")
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return n
-}
+// msg_control and from socket.SockExtendedErr.Cmsg, a local error's
+// ee_info (the loopback MTU, 65536 on both) included.
 
 // stackOf is a sockstack socket of the case, to reach its stack.
 func (t *T) stackOf() (sockapi.StackSock, bool) {
@@ -189,15 +169,13 @@ func (t *T) cmsgText(b []byte) string {
 }
 
 // recverrText decodes an IP_RECVERR / IPV6_RECVERR control message and
-// shows its bytes (a local error's ee_info masked when it is the
-// loopback MTU).
+// shows its bytes.
 func (t *T) recverrText(b []byte) string {
 	if len(b) < 16 {
 		return fmt.Sprintf("control %d bytes: %x", len(b), b)
 	}
 	ne := binary.NativeEndian
 	clen, level, typ := ne.Uint64(b), int32(ne.Uint32(b[8:])), int32(ne.Uint32(b[12:]))
-	shown := append([]byte(nil), b...)
 	name := fmt.Sprintf("level %d type %d", level, typ)
 	switch {
 	case level == unix.IPPROTO_IP && typ == unix.IP_RECVERR:
@@ -210,10 +188,6 @@ func (t *T) recverrText(b []byte) string {
 		return fmt.Sprintf("%s len %d: %x", name, clen, b)
 	}
 	info := strconv.Itoa(int(ne.Uint32(d[8:])))
-	if d[4] == unix.SO_EE_ORIGIN_LOCAL && int(ne.Uint32(d[8:])) == t.loMTU() {
-		info = "lo-mtu"
-		copy(shown[16+8:16+12], "\xee\xee\xee\xee")
-	}
 	off := "none"
 	if o := d[16:]; len(o) >= 8 {
 		switch ne.Uint16(o) {
@@ -233,7 +207,7 @@ func (t *T) recverrText(b []byte) string {
 		data += fmt.Sprintf(" (rfc4884 len %d flags %d)", ne.Uint16(d[12:]), d[14])
 	}
 	return fmt.Sprintf("%s len %d (%d bytes) errno %s origin %d type %d code %d pad %d info %s data %s offender %s: %s",
-		name, clen, len(b), ErrName(syscall.Errno(ne.Uint32(d))), d[4], d[5], d[6], d[7], info, data, off, hex.EncodeToString(shown))
+		name, clen, len(b), ErrName(syscall.Errno(ne.Uint32(d))), d[4], d[5], d[6], d[7], info, data, off, hex.EncodeToString(b))
 }
 
 // fromUnix turns a kernel sockaddr into the socket package's.

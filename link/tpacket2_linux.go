@@ -35,7 +35,13 @@ import (
 // of its own of the last lap still lent: both say TP_STATUS_USER. The
 // reference counts tell, and they and the status change together under
 // mu: a slot with no holder has been given back, so USER there is the
-// kernel's.
+// kernel's. The one change outside mu is lend's: it adds a holder to a
+// slot of the batch being delivered, which the reader holds, so its
+// count never reaches zero that way.
+//
+// lend finds a frame's slot from its address: slot k lies at k slot
+// sizes into the ring's mapping, or, once evicted and mapped anew, at an
+// address of a spare mapping, which away records page by page.
 
 const (
 	tp2HdrLen    = 32 // TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
@@ -72,9 +78,13 @@ type tp2Ring struct {
 	next     int          // next slot to read
 	first, n int          // the batch being delivered: slots first.. first+n-1
 	sp       ringSpare
+	// away is the slot of each page of the slots mapped anew after an
+	// eviction (outside mem), by page number (address / page).
+	away map[uintptr]int
+	page uintptr
 
-	mu                  sync.Mutex // every slot's refs and evicted; held; closed
-	held                int        // slots delivered and still held by lent frames
+	mu                  sync.Mutex   // every slot's refs (but lend's additions) and evicted; held's changes; closed
+	held                atomic.Int32 // slots delivered and still held by lent frames
 	closed              bool
 	maxHeld, evictAhead int
 	st                  ringCounters
@@ -89,7 +99,7 @@ type tp2Ring struct {
 type ring2Slot struct {
 	r       *tp2Ring
 	mem     []byte
-	refs    int // under r.mu: the reader while it delivers the slot, plus one per lent frame
+	refs    atomic.Int32 // the reader while it delivers the slot, plus one per lent frame
 	evicted bool
 }
 
@@ -97,7 +107,7 @@ type ring2Slot struct {
 func (s *ring2Slot) Release() {
 	r := s.r
 	r.mu.Lock()
-	if s.refs--; s.refs == 0 {
+	if s.refs.Add(-1) == 0 {
 		r.giveBackLocked(s)
 	}
 	r.mu.Unlock()
@@ -130,7 +140,8 @@ func setupRing2(fd, frames, maxFrame int, withTx bool) (*tp2Ring, error) {
 		return nil, err
 	}
 	r := &tp2Ring{rxLen: slot * frames, slotSize: slot, nslots: frames, tx: tx,
-		maxHeld: max(frames/2, 1), evictAhead: max(frames/8, 2)}
+		maxHeld: max(frames/2, 1), evictAhead: max(frames/8, 2),
+		away: make(map[uintptr]int), page: uintptr(page)}
 	r.mapLen = r.rxLen + txLen
 	mem, err := mapRaw(fd, r.mapLen, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
@@ -167,7 +178,7 @@ func (r *tp2Ring) giveBackLocked(s *ring2Slot) {
 	if !r.closed {
 		atomic.StoreUint32(u32at(s.mem, 0), tpStatusKernel)
 	}
-	r.held--
+	r.held.Add(-1)
 }
 
 // finishBatchLocked lets go of the reader's hold on the slots of the
@@ -175,38 +186,77 @@ func (r *tp2Ring) giveBackLocked(s *ring2Slot) {
 func (r *tp2Ring) finishBatchLocked() {
 	for i := range r.n {
 		s := r.slots[(r.first+i)%r.nslots]
-		r.held++
-		if s.refs--; s.refs == 0 {
+		r.held.Add(1)
+		if s.refs.Add(-1) == 0 {
 			r.giveBackLocked(s)
 		}
 	}
-	if int32(r.held) > r.st.heldMax.Load() {
-		r.st.heldMax.Store(int32(r.held))
+	if h := r.held.Load(); h > r.st.heldMax.Load() {
+		r.st.heldMax.Store(h)
 	}
 	r.first, r.n = r.next, 0
 }
 
 // lend is the ring's side of Lender: a frame of the batch being
-// delivered stays in its slot, the slot held for it.
+// delivered stays in its slot, the slot held for it. It runs on the
+// reading goroutine, between readRing2's calls, so it reads the batch
+// and the slots without mu.
 func (r *tp2Ring) lend(p []byte) Loan {
-	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
-	for i := range r.n {
-		s := r.slots[(r.first+i)%r.nslots]
-		base := uintptr(unsafe.Pointer(unsafe.SliceData(s.mem)))
-		if at < base || at+uintptr(len(p)) > base+uintptr(len(s.mem)) {
-			continue
-		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if r.held >= r.maxHeld {
-			r.st.copied.Add(1)
-			return nil
-		}
-		s.refs++
-		r.st.lent.Add(1)
-		return s
+	s := r.batchSlot(p)
+	if s == nil {
+		return nil // not a frame of the batch (a copy made on the way)
 	}
-	return nil // not a frame of the batch (a copy made on the way)
+	if int(r.held.Load()) >= r.maxHeld {
+		r.st.copied.Add(1)
+		return nil
+	}
+	s.refs.Add(1) // the reader holds s: never from zero
+	r.st.lent.Add(1)
+	return s
+}
+
+// batchSlot is the slot of the batch being delivered that p lies in
+// wholly, or nil.
+func (r *tp2Ring) batchSlot(p []byte) *ring2Slot {
+	if len(p) == 0 || r.n == 0 {
+		return nil
+	}
+	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+	var k int
+	if off := at - uintptr(unsafe.Pointer(unsafe.SliceData(r.mem))); off < uintptr(r.rxLen) {
+		k = int(off / uintptr(r.slotSize))
+	} else if j, ok := r.away[at/r.page]; ok {
+		k = j
+	} else {
+		return nil
+	}
+	if (k-r.first+r.nslots)%r.nslots >= r.n {
+		return nil // a slot outside the batch
+	}
+	// Slot k may be mapped elsewhere now, its place in mem holding the
+	// copy of an evicted slot's frames: those are not the batch's.
+	s := r.slots[k]
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(s.mem)))
+	if at < base || at+uintptr(len(p)) > base+uintptr(len(s.mem)) {
+		return nil
+	}
+	return s
+}
+
+// setAway records (k >= 0) or forgets (k < 0) m, a slot's memory
+// outside the ring's first mapping, in away.
+func (r *tp2Ring) setAway(m []byte, k int) {
+	at := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
+	if off := at - uintptr(unsafe.Pointer(unsafe.SliceData(r.mem))); off < uintptr(r.rxLen) {
+		return // in the ring's first mapping: found by its offset
+	}
+	for pg := at / r.page; pg < (at+uintptr(len(m))+r.page-1)/r.page; pg++ {
+		if k >= 0 {
+			r.away[pg] = k
+		} else {
+			delete(r.away, pg)
+		}
+	}
 }
 
 // evictNearLocked evicts the held slots the kernel is about to reach:
@@ -215,14 +265,14 @@ func (r *tp2Ring) evictNearLocked(fd int) {
 	w := r.next
 	for range r.nslots {
 		s := r.slots[w]
-		if s.refs > 0 || atomic.LoadUint32(u32at(s.mem, 0))&tpStatusUser == 0 {
+		if s.refs.Load() > 0 || atomic.LoadUint32(u32at(s.mem, 0))&tpStatusUser == 0 {
 			break // the kernel writes w next, or waits at it
 		}
 		w = (w + 1) % r.nslots
 	}
 	for i := range r.evictAhead + 1 {
 		k := (w + i) % r.nslots
-		if r.slots[k].refs > 0 {
+		if r.slots[k].refs.Load() > 0 {
 			r.evictLocked(k, fd)
 		}
 	}
@@ -233,36 +283,20 @@ func (r *tp2Ring) evictNearLocked(fd int) {
 // memory (counted; the slot stays held and is tried again).
 func (r *tp2Ring) evictLocked(k, fd int) bool {
 	s := r.slots[k]
-	if s.refs == 0 {
+	if s.refs.Load() == 0 {
 		return false
 	}
-	cp, err := mapRaw(-1, len(s.mem), unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		r.st.evictFail.Add(1)
-		return false
-	}
-	copy(cp, s.mem)
-	var fresh []byte
-	if fd >= 0 {
-		if fresh, err = r.sp.take(k, fd); err != nil {
-			unmapRaw(cp)
-			r.st.evictFail.Add(1)
-			return false
-		}
-	}
-	_, err = unix.MremapPtr(unsafe.Pointer(unsafe.SliceData(cp)), uintptr(len(cp)),
-		unsafe.Pointer(unsafe.SliceData(s.mem)), uintptr(len(s.mem)), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED)
-	if err != nil {
-		unmapRaw(cp)
-		unmapRaw(fresh)
-		r.st.evictFail.Add(1)
+	fresh, ok := r.sp.moveOut(s.mem, k, fd, &r.st)
+	if !ok {
 		return false
 	}
 	s.evicted = true
-	r.held--
+	r.held.Add(-1)
 	r.st.evicted.Add(1)
+	r.setAway(s.mem, -1) // the copy's now, if it was away
 	if fresh != nil {
 		r.slots[k] = &ring2Slot{r: r, mem: fresh}
+		r.setAway(fresh, k)
 		atomic.StoreUint32(u32at(fresh, 0), tpStatusKernel)
 	}
 	return true
@@ -280,7 +314,7 @@ func (r *tp2Ring) close() {
 	r.finishBatchLocked()
 	r.closed = true
 	for k, s := range r.slots {
-		if !r.evictLocked(k, -1) && s.refs == 0 {
+		if !r.evictLocked(k, -1) && s.refs.Load() == 0 {
 			unmapRaw(s.mem) // (a held slot whose copy failed stays mapped)
 		}
 	}
@@ -299,13 +333,13 @@ func (a *AFPacket) readRing2(fd uintptr) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.finishBatchLocked()
-	if r.held > 0 {
+	if r.held.Load() > 0 {
 		r.evictNearLocked(int(fd))
 	}
 	for {
 		for a.nread < len(a.frames) {
 			s := r.slots[r.next]
-			if s.refs > 0 {
+			if s.refs.Load() > 0 {
 				// Ours from the last lap, still lent: the kernel waits
 				// here. Evicted, it is the kernel's again, and the
 				// poller wakes us once it has filled it.
@@ -320,7 +354,7 @@ func (a *AFPacket) readRing2(fd uintptr) bool {
 			if st&tpStatusLosing != 0 {
 				a.collectDrops(int(fd))
 			}
-			s.refs = 1 // the reader's hold, until the batch is delivered
+			s.refs.Store(1) // the reader's hold, until the batch is delivered
 			r.n++
 			r.next = (r.next + 1) % r.nslots
 			wlen, snap := int(*u32at(m, 4)), int(*u32at(m, 8))

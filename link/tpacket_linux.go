@@ -433,26 +433,8 @@ func (r *tpRing) evict(k, fd int) bool {
 		return false
 	}
 	defer b.Release()
-	cp, err := mapRaw(-1, len(b.mem), unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		r.st.evictFail.Add(1)
-		return false
-	}
-	copy(cp, b.mem)
-	var fresh []byte
-	if fd >= 0 {
-		if fresh, err = r.sp.take(k, fd); err != nil {
-			unmapRaw(cp)
-			r.st.evictFail.Add(1)
-			return false
-		}
-	}
-	_, err = unix.MremapPtr(unsafe.Pointer(unsafe.SliceData(cp)), uintptr(len(cp)),
-		unsafe.Pointer(unsafe.SliceData(b.mem)), uintptr(len(b.mem)), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED)
-	if err != nil {
-		unmapRaw(cp)
-		unmapRaw(fresh)
-		r.st.evictFail.Add(1)
+	fresh, ok := r.sp.moveOut(b.mem, k, fd, &r.st)
+	if !ok {
 		return false
 	}
 	b.evicted.Store(true) // before our reference goes: the last Release unmaps the copy
@@ -463,6 +445,35 @@ func (r *tpRing) evict(k, fd int) bool {
 		atomic.StoreUint32(u32at(fresh, bdStatus), tpStatusKernel)
 	}
 	return true
+}
+
+// moveOut puts a private copy of mem, unit k of the receive ring, over
+// mem's address and returns unit k mapped anew from the spare mapping
+// (nil with fd < 0). False: the kernel refused memory, counted in st,
+// and nothing changed.
+func (s *ringSpare) moveOut(mem []byte, k, fd int, st *ringCounters) (fresh []byte, ok bool) {
+	cp, err := mapRaw(-1, len(mem), unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		st.evictFail.Add(1)
+		return nil, false
+	}
+	copy(cp, mem)
+	if fd >= 0 {
+		if fresh, err = s.take(k, fd); err != nil {
+			unmapRaw(cp)
+			st.evictFail.Add(1)
+			return nil, false
+		}
+	}
+	_, err = unix.MremapPtr(unsafe.Pointer(unsafe.SliceData(cp)), uintptr(len(cp)),
+		unsafe.Pointer(unsafe.SliceData(mem)), uintptr(len(mem)), unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED)
+	if err != nil {
+		unmapRaw(cp)
+		unmapRaw(fresh)
+		st.evictFail.Add(1)
+		return nil, false
+	}
+	return fresh, true
 }
 
 // collectDrops adds the kernel's count of frames it dropped at the full

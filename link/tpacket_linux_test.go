@@ -105,7 +105,7 @@ func ringHeld(ep *AFPacket) int {
 	}
 	ep.ring2.mu.Lock()
 	defer ep.ring2.mu.Unlock()
-	return ep.ring2.held
+	return int(ep.ring2.held.Load())
 }
 
 // loanStatus is the tp_status of the block (slot) a loan holds.

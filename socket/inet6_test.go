@@ -659,7 +659,7 @@ func TestInet6MTUOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Connect(Inet6("::1", 9))
-	if v, err := u.GetSockOpt(IPPROTO_IPV6, IPV6_MTU); err != nil || v != 65535 {
+	if v, err := u.GetSockOpt(IPPROTO_IPV6, IPV6_MTU); err != nil || v != 65536 {
 		t.Fatalf("connected to ::1: %v %v", v, err)
 	}
 }

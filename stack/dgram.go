@@ -659,9 +659,7 @@ func (e *DgramEndpoint) recvFrom(b []byte, peek bool, info *PacketInfo) (n, full
 	if !peek {
 		e.qbytes -= Truesize(r.buf)
 		putBuf(r.buf)
-		if r.opts != nil {
-			recvOptsPool.Put(r.opts)
-		}
+		putRecvOpts(r.opts)
 		*r = received{}
 		e.head = (e.head + 1) % len(e.queue)
 		e.n--
@@ -708,17 +706,20 @@ func (e *DgramEndpoint) enqueueAt(data []byte, from netip.AddrPort, dst netip.Ad
 }
 
 // enqueueRecv is enqueueAt with an IPv6 flow label and received IPv4
-// options (nil: none); a raw socket's datagram, which starts with the
+// options (nil: none; else from recvOptsPool, which a refused datagram
+// gives them back to); a raw socket's datagram, which starts with the
 // IPv4 header, gets the options as the receive path left them.
 func (e *DgramEndpoint) enqueueRecv(data []byte, from netip.AddrPort, dst netip.Addr, dport uint16, ttl, tos uint8, gso uint16, flow uint32, opts *RecvIPOpts) bool {
 	e.mu.Lock()
 	if e.closed {
 		// Not shutRd: Linux keeps queueing datagrams after SHUT_RD.
 		e.mu.Unlock()
+		putRecvOpts(opts)
 		return false
 	}
 	if e.qbytes+bufCap(len(data))+DgramOverhead > e.rcvbuf && e.n > 0 {
 		e.mu.Unlock()
+		putRecvOpts(opts)
 		e.drops.Add(1)
 		if e.kind == KindPing {
 			e.s.stats.ICMP.PingRcvbufErrors.Add(1)
@@ -788,6 +789,7 @@ func (e *DgramEndpoint) Close() {
 	e.purgeErrLocked()
 	for e.n > 0 {
 		putBuf(e.queue[e.head].buf)
+		putRecvOpts(e.queue[e.head].opts)
 		e.queue[e.head] = received{}
 		e.head = (e.head + 1) % len(e.queue)
 		e.n--

@@ -32,9 +32,16 @@ type RecvIPOpts struct {
 }
 
 // recvOptsPool holds the queue's copies of received options: only
-// datagrams with options take one, and a read gives it back (a queue
-// dropped or closed leaves its copies to the collector).
+// datagrams with options take one, and a read, a refusal or Close gives
+// it back.
 var recvOptsPool = sync.Pool{New: func() any { return new(RecvIPOpts) }}
+
+// putRecvOpts gives o (nil: none) back to recvOptsPool.
+func putRecvOpts(o *RecvIPOpts) {
+	if o != nil {
+		recvOptsPool.Put(o)
+	}
+}
 
 // Bytes is the options (padding included).
 func (o *RecvIPOpts) Bytes() []byte { return o.B[:min(int(o.Len), len(o.B))] }

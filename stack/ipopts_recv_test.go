@@ -171,3 +171,41 @@ func FuzzRecvOptions(f *testing.F) {
 		_ = o.Bytes()
 	})
 }
+
+// TestRefusedOptionsGoBack: a datagram with IPv4 options that its
+// socket refuses (receive buffer full, socket closed) gives the copy of
+// its options back to the pool, so refusals allocate nothing.
+func TestRefusedOptionsGoBack(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops pooled objects at random; runs without -race")
+	}
+	h := newHarness(t, Options{})
+	h.ep.discard = true
+	e := h.s.NewDgram(KindUDP, 17)
+	if err := e.Bind(netip.AddrPortFrom(hostAddr, 5000)); err != nil {
+		t.Fatal(err)
+	}
+	e.SetRecvBuf(0) // 2,304 bytes: one 1,500-byte datagram fills it
+	rr := append([]byte{ipOptRR, 39, 4}, make([]byte, 37)...)
+	big := ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Options: rr}, udpPayload(peerAddr, hostAddr, 7, 5000, make([]byte, 1400)))
+	frames := [][]byte{big}
+	h.nic.DeliverFrames(frames) // queued: an empty queue takes one
+	if a := testing.AllocsPerRun(100, func() { h.nic.DeliverFrames(frames) }); a != 0 {
+		t.Errorf("buffer full: %.2f allocations per refused datagram", a)
+	}
+	if d := e.Drops(); d != 101 {
+		t.Errorf("%d drops, want 101", d)
+	}
+
+	e.Close()
+	hdr := wire.IPv4(big[wire.EthernetHeaderLen:])
+	payload := hdr[hdr.HeaderLen()+wire.UDPHeaderLen:]
+	from := netip.AddrPortFrom(peerAddr, 7)
+	if a := testing.AllocsPerRun(100, func() {
+		if e.enqueue(payload, from, hdr) {
+			t.Fatal("a closed socket queued a datagram")
+		}
+	}); a != 0 {
+		t.Errorf("closed: %.2f allocations per refused datagram", a)
+	}
+}

@@ -281,7 +281,7 @@ func New(opts Options) *Stack {
 	// Loopback: an IP pipe whose far end is the stack's own receiver, so
 	// packets to ourselves are queued rather than delivered recursively
 	// (a sender holding a lock must never be re-entered).
-	lo := &NIC{stack: s, id: 1, name: "lo", ep: link.NewLoopback(65535), mtu: 65535, loopback: true, groups: map[netip.Addr]int{}}
+	lo := &NIC{stack: s, id: 1, name: "lo", ep: link.NewLoopback(65536), mtu: 65536, loopback: true, groups: map[netip.Addr]int{}}
 	lo.rx.tcp = s.TCP.NewBatch()
 	lo.ep.Attach(lo)
 	s.lo = lo

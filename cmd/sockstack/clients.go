@@ -48,21 +48,17 @@ func chatCmd() *cobra.Command {
 			if bots < 0 || bots > maxBots {
 				return usageErr(cmd, "--bots %d outside 0..%d", bots, maxBots)
 			}
-			e, dst, err := f.openTarget(cmd.ErrOrStderr(), args[0])
-			if err != nil {
-				return err
-			}
-			defer e.Close()
-			ctx, stop := cmdContext(cmd)
-			defer stop()
-			srv := netip.AddrPortFrom(dst, uint16(port))
-			botsDone := make(chan struct{})
-			go func() {
-				defer close(botsDone)
-				runBots(ctx, e.api, srv, bots, !tcpMode)
-			}()
-			defer func() { stop(); <-botsDone }()
-			return runChat(ctx, cmd.OutOrStdout(), e.api, srv, name, !tcpMode, cmd.InOrStdin())
+			return f.runTarget(cmd, args[0], func(ctx context.Context, e *env, dst netip.Addr) error {
+				ctx, stop := context.WithCancel(ctx)
+				srv := netip.AddrPortFrom(dst, uint16(port))
+				botsDone := make(chan struct{})
+				go func() {
+					defer close(botsDone)
+					runBots(ctx, e.api, srv, bots, !tcpMode)
+				}()
+				defer func() { stop(); <-botsDone }()
+				return runChat(ctx, cmd.OutOrStdout(), e.api, srv, name, !tcpMode, cmd.InOrStdin())
+			})
 		},
 	}
 	f.register(c, clientTool)

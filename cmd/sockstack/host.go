@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -183,6 +184,21 @@ func (f *hostFlags) openTarget(log io.Writer, arg string) (*env, netip.Addr, err
 		e.onClose(func() error { closeGracefully(n, st, toolCloseWait); return nil })
 	}
 	return e, dst, nil
+}
+
+// runTarget is how a client tool's RunE ends once its flags are
+// checked: the place to run opened and host resolved in it (openTarget),
+// run given a context that ends with the command (cmdContext), the place
+// closed after.
+func (f *hostFlags) runTarget(cmd *cobra.Command, host string, run func(ctx context.Context, e *env, dst netip.Addr) error) error {
+	e, dst, err := f.openTarget(cmd.ErrOrStderr(), host)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	ctx, stop := cmdContext(cmd)
+	defer stop()
+	return run(ctx, e, dst)
 }
 
 // toolCloseWait bounds how long a client tool on a TAP or VXLAN waits for

@@ -62,29 +62,24 @@ func tftpCmd() *cobra.Command {
 			if o.port < 1 || o.port > 65535 {
 				return usageErr(cmd, "--port %d outside 1..65535", o.port)
 			}
-			e, dst, err := f.openTarget(cmd.ErrOrStderr(), args[1])
-			if err != nil {
-				return err
-			}
-			defer e.Close()
-			ctx, stop := cmdContext(cmd)
-			defer stop()
-			srv := netip.AddrPortFrom(dst, uint16(o.port))
-			out := cmd.ErrOrStderr()
-			if op == "get" {
-				remote := args[2]
-				local := filepath.Base(remote)
-				if len(args) == 4 {
-					local = args[3]
+			return f.runTarget(cmd, args[1], func(ctx context.Context, e *env, dst netip.Addr) error {
+				srv := netip.AddrPortFrom(dst, uint16(o.port))
+				out := cmd.ErrOrStderr()
+				if op == "get" {
+					remote := args[2]
+					local := filepath.Base(remote)
+					if len(args) == 4 {
+						local = args[3]
+					}
+					return tftpGetFile(ctx, out, e.api, srv, remote, local, o)
 				}
-				return tftpGetFile(ctx, out, e.api, srv, remote, local, o)
-			}
-			local := args[2]
-			remote := filepath.Base(local)
-			if len(args) == 4 {
-				remote = args[3]
-			}
-			return tftpPutFile(ctx, out, e.api, srv, local, remote, o)
+				local := args[2]
+				remote := filepath.Base(local)
+				if len(args) == 4 {
+					remote = args[3]
+				}
+				return tftpPutFile(ctx, out, e.api, srv, local, remote, o)
+			})
 		},
 	}
 	f.register(c, clientTool)

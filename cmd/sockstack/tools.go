@@ -137,20 +137,15 @@ func pingCmd() *cobra.Command {
 			if err := o.check(); err != nil {
 				return usageErr(cmd, "%v", err)
 			}
-			e, dst, err := f.openTarget(cmd.ErrOrStderr(), args[0])
-			if err != nil {
-				return err
-			}
-			defer e.Close()
-			if _, perr := netip.ParseAddr(args[0]); perr != nil {
-				o.name = args[0]
-			}
-			if e.nic != nil && len(e.nic.Addrs()) > 0 {
-				o.self = e.nic.Addrs()[0].Addr()
-			}
-			ctx, stop := cmdContext(cmd)
-			defer stop()
-			return runPing(ctx, cmd.OutOrStdout(), e.api, dst, o)
+			return f.runTarget(cmd, args[0], func(ctx context.Context, e *env, dst netip.Addr) error {
+				if _, perr := netip.ParseAddr(args[0]); perr != nil {
+					o.name = args[0]
+				}
+				if e.nic != nil && len(e.nic.Addrs()) > 0 {
+					o.self = e.nic.Addrs()[0].Addr()
+				}
+				return runPing(ctx, cmd.OutOrStdout(), e.api, dst, o)
+			})
 		},
 	}
 	f.register(c, clientTool)

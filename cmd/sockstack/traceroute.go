@@ -55,14 +55,9 @@ func tracerouteCmd() *cobra.Command {
 			if o.size < 0 || o.size > 65000 {
 				return usageErr(cmd, "bad probe size %d", o.size)
 			}
-			e, dst, err := f.openTarget(cmd.ErrOrStderr(), args[0])
-			if err != nil {
-				return err
-			}
-			defer e.Close()
-			ctx, stop := cmdContext(cmd)
-			defer stop()
-			return runTraceroute(ctx, cmd.OutOrStdout(), e.api, dst, args[0], o)
+			return f.runTarget(cmd, args[0], func(ctx context.Context, e *env, dst netip.Addr) error {
+				return runTraceroute(ctx, cmd.OutOrStdout(), e.api, dst, args[0], o)
+			})
 		},
 	}
 	f.register(c, clientTool)
@@ -153,21 +148,7 @@ func (q traceErr) final() (bool, string) {
 		if q.typ != 3 {
 			return true, ""
 		}
-		switch q.code {
-		case 3:
-			return true, ""
-		case 0:
-			return true, " !N"
-		case 1:
-			return true, " !H"
-		case 2:
-			return true, " !P"
-		case 4:
-			return true, " !F"
-		case 13:
-			return true, " !X"
-		}
-		return true, fmt.Sprintf(" !<%d>", q.code)
+		return true, unreachNote(unreach4, q.code)
 	case socket.SO_EE_ORIGIN_ICMP6:
 		if q.typ == 3 {
 			return false, ""
@@ -175,19 +156,24 @@ func (q traceErr) final() (bool, string) {
 		if q.typ != 1 {
 			return true, ""
 		}
-		switch q.code {
-		case 4:
-			return true, ""
-		case 0:
-			return true, " !N"
-		case 1:
-			return true, " !X"
-		case 3:
-			return true, " !H"
-		}
-		return true, fmt.Sprintf(" !<%d>", q.code)
+		return true, unreachNote(unreach6, q.code)
 	}
 	return true, " !" + q.errno.Error()
+}
+
+// traceroute's annotations of Destination Unreachable codes, ICMP's and
+// ICMPv6's: "" for the port's (the destination answered).
+var (
+	unreach4 = map[uint8]string{3: "", 0: " !N", 1: " !H", 2: " !P", 4: " !F", 13: " !X"}
+	unreach6 = map[uint8]string{4: "", 0: " !N", 1: " !X", 3: " !H"}
+)
+
+// unreachNote is the annotation of code, " !<code>" for one without its own.
+func unreachNote(notes map[uint8]string, code uint8) string {
+	if n, ok := notes[code]; ok {
+		return n
+	}
+	return fmt.Sprintf(" !<%d>", code)
 }
 
 // extText words an RFC 4884 extension structure as traceroute -e does:
