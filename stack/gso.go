@@ -316,12 +316,7 @@ func (n *NIC) writeFrameMeta(f []byte, m link.Meta) error {
 	frameVecs.Put(fv)
 	metaVecs.Put(mv)
 	if err != nil {
-		if err == link.ErrQueueFull {
-			s.stats.Link.OutQueueFull.Add(1)
-			return syscall.ENOBUFS
-		}
-		s.stats.Link.OutErrors.Add(1)
-		return syscall.ENETDOWN
+		return s.linkWriteErr(err)
 	}
 	s.stats.Link.OutFrames.Add(1)
 	s.stats.Link.OutGSOFrames.Add(1)

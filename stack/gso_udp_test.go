@@ -132,22 +132,30 @@ func TestUDPGSOSoftware(t *testing.T) {
 // A link with USO gets the send as one GSO_UDP_L4 frame; finishing it as
 // the kernel (or a NIC) does gives the same datagrams. A link that
 // carries TCP super-segments only gets them cut in software.
+// gsoHost is a stack on ep, at 10.1.0.1 with the peer 10.1.0.2
+// resolved or (v6) as newGSO6 makes it; it returns the peer's address.
+func gsoHost(t *testing.T, ep link.Endpoint, v6 bool) (*Stack, netip.Addr) {
+	t.Helper()
+	if v6 {
+		s, _ := newGSO6(t, ep)
+		return s, peer6
+	}
+	s := New(Options{})
+	t.Cleanup(s.Close)
+	nic := s.AddNIC("eth0", ep)
+	nic.AddAddress(netip4("10.1.0.1/24"))
+	nic.SetStatic(peer4("10.1.0.2"), peerMAC)
+	return s, peer4("10.1.0.2")
+}
+
 func TestUDPGSOMetaFrame(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		for _, partial := range []bool{true, false} {
 			ep := &metaEP{chanEP: chanEP{mtu: 1500}, off: link.Offloads{GSOMax: 65535, NeedsMeta: true, PartialCsum: partial, UDPGSO: true}}
-			var s *Stack
-			dst := peer6
+			s, dst := gsoHost(t, ep, v6)
 			hl := 40
-			if v6 {
-				s, _ = newGSO6(t, ep)
-			} else {
-				s = New(Options{})
-				t.Cleanup(s.Close)
-				nic := s.AddNIC("eth0", ep)
-				nic.AddAddress(netip4("10.1.0.1/24"))
-				nic.SetStatic(peer4("10.1.0.2"), peerMAC)
-				dst, hl = peer4("10.1.0.2"), 20
+			if !v6 {
+				hl = 20
 			}
 			e := udpEP(t, s, v6)
 			ep.take()

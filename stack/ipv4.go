@@ -709,6 +709,17 @@ func (n *NIC) sendIP(nh netip.Addr, buf []byte) error {
 
 // writeFrame hands one frame to the endpoint. A full link queue is
 // ENOBUFS, so TCP can treat it as local congestion instead of loss.
+// linkWriteErr counts a frame the link refused and gives the sender's
+// errno: ENOBUFS for a full queue (lost, as on a wire), else ENETDOWN.
+func (s *Stack) linkWriteErr(err error) error {
+	if err == link.ErrQueueFull {
+		s.stats.Link.OutQueueFull.Add(1)
+		return syscall.ENOBUFS
+	}
+	s.stats.Link.OutErrors.Add(1)
+	return syscall.ENETDOWN
+}
+
 func (n *NIC) writeFrame(f []byte) error {
 	s := n.stack
 	n.tapFrame(f, true)
@@ -718,12 +729,7 @@ func (n *NIC) writeFrame(f []byte) error {
 	one[0] = nil
 	frameVecs.Put(one)
 	if err != nil {
-		if err == link.ErrQueueFull {
-			s.stats.Link.OutQueueFull.Add(1)
-			return syscall.ENOBUFS
-		}
-		s.stats.Link.OutErrors.Add(1)
-		return syscall.ENETDOWN
+		return s.linkWriteErr(err)
 	}
 	s.stats.Link.OutFrames.Add(1)
 	return nil

@@ -1,8 +1,6 @@
 package stack
 
 import (
-	"syscall"
-
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/wire"
 )
@@ -75,12 +73,7 @@ func (s *Stack) sendTCPVec(r *ResolvedRoute, buf []byte, p *OutPacket, hl, hdrEn
 // error the sender sees.
 func (s *Stack) vecSent(err error, super bool) error {
 	if err != nil {
-		if err == link.ErrQueueFull {
-			s.stats.Link.OutQueueFull.Add(1)
-			return syscall.ENOBUFS
-		}
-		s.stats.Link.OutErrors.Add(1)
-		return syscall.ENETDOWN
+		return s.linkWriteErr(err)
 	}
 	s.stats.Link.OutFrames.Add(1)
 	s.stats.Link.OutVecFrames.Add(1)

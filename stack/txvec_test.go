@@ -149,18 +149,7 @@ func TestTCPGatheredWrite6(t *testing.T) {
 func TestUDPGatheredWrite(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		ep := &vecEP{metaEP: metaEP{chanEP: chanEP{mtu: 1500}, off: link.Offloads{GSOMax: 65535, NeedsMeta: true, PartialCsum: true, UDPGSO: true}}}
-		var s *Stack
-		dst := peer6
-		if v6 {
-			s, _ = newGSO6(t, ep)
-		} else {
-			s = New(Options{})
-			t.Cleanup(s.Close)
-			nic := s.AddNIC("eth0", ep)
-			nic.AddAddress(netip4("10.1.0.1/24"))
-			nic.SetStatic(peer4("10.1.0.2"), peerMAC)
-			dst = peer4("10.1.0.2")
-		}
+		s, dst := gsoHost(t, ep, v6) // gso_udp_test.go
 		e := udpEP(t, s, v6)
 		ep.take()
 		ep.metas = nil
