@@ -496,7 +496,9 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	if hdr.TotalLen > wire.IPv4MaxLen {
 		return syscall.EMSGSIZE
 	}
-	if p.DFWant && !mtuLocked && p.GSOSize == 0 && hdr.TotalLen <= r.MTU {
+	// A UDP_SEGMENT send too: Linux (__ip_make_skb) looks at the whole
+	// super-datagram, so its segments carry DF when it fits the MTU.
+	if p.DFWant && !mtuLocked && hdr.TotalLen <= r.MTU {
 		hdr.DF = true
 	}
 	if hdr.TotalLen > r.MTU && df && p.GSOSize == 0 {
