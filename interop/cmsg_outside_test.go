@@ -40,6 +40,9 @@ a = json.loads(sys.argv[1])
 s = socket.socket(socket.AF_INET6 if a["v6"] else socket.AF_INET, socket.SOCK_DGRAM)
 for lvl, name, val in a["opts"]:
     s.setsockopt(lvl, name, val)
+for lvl, name, val in a.get("bopts") or []:
+    s.setsockopt(lvl, name, bytes.fromhex(val))
+anc = a.get("anc") or 4096
 s.bind((a["addr"], a["port"]))
 print("READY", flush=True)
 def out(r):
@@ -52,18 +55,20 @@ if a.get("errto"):
     if not p.poll(int(a["timeout"] * 1000)):
         print("no error came", flush=True)
         sys.exit(1)
-    out(s.recvmsg(2048, 4096, socket.MSG_ERRQUEUE))
+    out(s.recvmsg(2048, anc, socket.MSG_ERRQUEUE))
     sys.exit(0)
 s.settimeout(a["timeout"])
 for i in range(a["n"]):
-    out(s.recvmsg(65536, 4096))
+    out(s.recvmsg(65536, anc))
 `
 
 type cmsgRecvSpec struct {
 	V6      bool     `json:"v6"`
 	Addr    string   `json:"addr"`
 	Port    int      `json:"port"`
-	Opts    [][3]int `json:"opts"` // level, name, value
+	Opts    [][3]int `json:"opts"`            // level, name, value
+	BOpts   [][3]any `json:"bopts,omitempty"` // level, name, bytes in hex
+	Anc     int      `json:"anc,omitempty"`   // the control buffer's size (4096)
 	N       int      `json:"n"`
 	Timeout float64  `json:"timeout"`
 	ErrTo   string   `json:"errto,omitempty"`
@@ -85,6 +90,7 @@ def csum(b):
         s = (s & 0xffff) + (s >> 16)
     return (~s) & 0xffff
 s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s4.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
 s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
 for p in json.loads(sys.argv[1]):
     pl = bytes.fromhex(p["payload"])
@@ -262,6 +268,7 @@ type cmsgSide struct {
 	ifindex int
 	own     netip.Addr // the receiver's address
 	peer    netip.Addr // the lab kernel's address on that link (the ICMP's source)
+	bcast   netip.Addr // the link's broadcast address
 	// flow is the flow label the packet had on the wire, where the
 	// sender chose it (Linux's automatic labels of ICMPv6 errors).
 	flow      uint32
@@ -270,9 +277,10 @@ type cmsgSide struct {
 
 // Placeholders for each side's own values.
 var (
-	tokOwn  = bytes.Repeat([]byte{0xa0}, 16)
-	tokPeer = bytes.Repeat([]byte{0xb0}, 16)
-	tokTime = []byte{0xee, 0xee, 0xee, 0xee}
+	tokOwn   = bytes.Repeat([]byte{0xa0}, 16)
+	tokPeer  = bytes.Repeat([]byte{0xb0}, 16)
+	tokBcast = bytes.Repeat([]byte{0xc0}, 16)
+	tokTime  = []byte{0xee, 0xee, 0xee, 0xee}
 )
 
 // normalize checks the fields that are the side's own (the interface
@@ -308,7 +316,7 @@ func (sd cmsgSide) normalize(t *testing.T, what string, ms []cmsg) []cmsg {
 		for _, a := range []struct {
 			addr netip.Addr
 			tok  []byte
-		}{{sd.own, tokOwn}, {sd.peer, tokPeer}} {
+		}{{sd.own, tokOwn}, {sd.peer, tokPeer}, {sd.bcast, tokBcast}} {
 			if !a.addr.IsValid() {
 				continue
 			}
@@ -368,7 +376,8 @@ func compareCmsgs(t *testing.T, what string, ss cmsgSide, raw []byte, sflags int
 		t.Errorf("%s: sockstack's control buffer %x: %v", what, raw, err)
 		return
 	}
-	if !bytes.Equal(raw, layCmsgs(sctl)) {
+	// A message cut at the buffer's end (MSG_CTRUNC) has no padding.
+	if lay := layCmsgs(sctl); !bytes.Equal(raw, lay[:min(len(lay), len(raw))]) || len(lay)-len(raw) >= 8 {
 		t.Errorf("%s: sockstack's control buffer %x is not laid out as put_cmsg lays out %s", what, raw, cmsgsString(sctl))
 	}
 	a, b := layCmsgs(ss.normalize(t, what, sctl)), layCmsgs(ks.normalize(t, what, kctl))
@@ -457,19 +466,33 @@ func TestInteropCmsgRecv4(t *testing.T) {
 	needTools(t, "python3")
 	h := l.startStack("")
 	p := l.newLinuxPeer(t)
-	const port, dualPort = 7301, 7302
+	const port, dualPort, smallPort, bcastPort = 7301, 7302, 7305, 7306
+	// The third pair reads with 100 bytes of control buffer: IP_PKTINFO,
+	// IP_TTL and IP_TOS take 80, IP_RECVOPTS is cut (MSG_CTRUNC).
+	const small = 100
 	kIf := p.ifindex(t)
-	ss := cmsgSide{name: "sockstack", ifindex: h.nic.ID(), own: stackIP, peer: kernelIP}
-	ks := cmsgSide{name: "linux", ifindex: kIf, own: netip.MustParseAddr(peerAddr4), peer: netip.MustParseAddr(peerLab4)}
+	ss := cmsgSide{name: "sockstack", ifindex: h.nic.ID(), own: stackIP, peer: kernelIP, bcast: netip.MustParseAddr("10.77.0.255")}
+	ks := cmsgSide{name: "linux", ifindex: kIf, own: netip.MustParseAddr(peerAddr4), peer: netip.MustParseAddr(peerLab4), bcast: netip.MustParseAddr("10.88.0.255")}
 	s := udpRecvSock(t, h, socket.AF_INET, netip.AddrPortFrom(stackIP, port), recv4Opts)
 	s6 := udpRecvSock(t, h, socket.AF_INET6, netip.AddrPortFrom(netip.IPv6Unspecified(), dualPort), recv4DualOpts)
 	n := len(recv4Cases)
 	k := p.startPy(t, pyCmsgRecv, cmsgRecvSpec{Addr: peerAddr4, Port: port, Opts: recv4Opts, N: n, Timeout: 10})
 	k6 := p.startPy(t, pyCmsgRecv, cmsgRecvSpec{V6: true, Addr: "::", Port: dualPort, Opts: recv4DualOpts, N: n, Timeout: 10})
+	sSmall := udpRecvSock(t, h, socket.AF_INET, netip.AddrPortFrom(stackIP, smallPort), recv4Opts)
+	kSmall := p.startPy(t, pyCmsgRecv, cmsgRecvSpec{Addr: peerAddr4, Port: smallPort, Opts: recv4Opts, N: n, Timeout: 10, Anc: small})
+	// The fourth pair, bound to 0.0.0.0, gets the datagrams sent to the
+	// link's broadcast address: IP_PKTINFO names it and the address a
+	// reply goes from (ipi_spec_dst), Record Route the latter.
+	sBcast := udpRecvSock(t, h, socket.AF_INET, netip.AddrPortFrom(netip.IPv4Unspecified(), bcastPort), recv4Opts)
+	kBcast := p.startPy(t, pyCmsgRecv, cmsgRecvSpec{Addr: "0.0.0.0", Port: bcastPort, Opts: recv4Opts, N: n, Timeout: 10})
 	var pkts []craftPkt
-	for _, dp := range []int{port, dualPort} {
+	for _, dp := range []int{port, dualPort, smallPort, bcastPort} {
 		for i, c := range recv4Cases {
-			for _, to := range []struct{ src, dst netip.Addr }{{kernelIP, stackIP}, {ks.peer, ks.own}} {
+			to := []struct{ src, dst netip.Addr }{{kernelIP, stackIP}, {ks.peer, ks.own}}
+			if dp == bcastPort {
+				to[0].dst, to[1].dst = ss.bcast, ks.bcast
+			}
+			for _, to := range to {
 				pkts = append(pkts, craftPkt{Src: to.src.String(), Dst: to.dst.String(), Sport: 4000 + i, Dport: dp,
 					TTL: c.ttl, TOS: c.tos, Opts: hex.EncodeToString(c.opts(to.dst)), Payload: hex.EncodeToString([]byte(c.name))})
 			}
@@ -480,11 +503,11 @@ func TestInteropCmsgRecv4(t *testing.T) {
 		what string
 		s    *socket.Socket
 		k    *pyServer
-		v6   bool
-	}{{"AF_INET", s, k, false}, {"AF_INET6 bound to ::", s6, k6, true}} {
+		anc  int
+	}{{"AF_INET", s, k, 4096}, {"AF_INET6 bound to ::", s6, k6, 4096}, {"AF_INET, 100-byte control buffer", sSmall, kSmall, small}, {"AF_INET, to the broadcast address", sBcast, kBcast, 4096}} {
 		for range recv4Cases {
 			data, kflags, kctl := r.k.msg(t)
-			sdata, sraw, sflags := recvCtlOut(t, r.s)
+			sdata, sraw, sflags := recvCtlOut(t, r.s, r.anc)
 			if !bytes.Equal(data, sdata) {
 				t.Fatalf("%s: datagrams came in another order: linux %q, sockstack %q", r.what, data, sdata)
 			}
@@ -521,10 +544,10 @@ func udpRecvSock(t *testing.T, h *host, family int, ap netip.AddrPort, opts [][3
 	return s
 }
 
-// recvCtlOut reads one datagram with a 4096-byte control buffer.
-func recvCtlOut(t *testing.T, s *socket.Socket) (data, ctl []byte, rflags int) {
+// recvCtlOut reads one datagram with a control buffer of anc bytes.
+func recvCtlOut(t *testing.T, s *socket.Socket, anc int) (data, ctl []byte, rflags int) {
 	t.Helper()
-	p, oob := make([]byte, 65536), make([]byte, 4096)
+	p, oob := make([]byte, 65536), make([]byte, anc)
 	n, oobn, rflags, _, err := s.RecvMsgControl(p, oob, 0)
 	if err != nil {
 		t.Fatalf("sockstack RecvMsgControl: %v", err)
@@ -578,7 +601,7 @@ func TestInteropCmsgRecv6(t *testing.T) {
 	l.run(t, 15*time.Second, nil, "python3", "-c", pyCraftUDP, mustJSON(t, pkts))
 	for range cases {
 		data, kflags, kctl := k.msg(t)
-		sdata, sraw, sflags := recvCtlOut(t, s)
+		sdata, sraw, sflags := recvCtlOut(t, s, 4096)
 		if !bytes.Equal(data, sdata) {
 			t.Fatalf("datagrams came in another order: linux %q, sockstack %q", data, sdata)
 		}
@@ -593,6 +616,8 @@ type errQueueCase struct {
 	opts     [][3]int
 	ss, ks   cmsgSide
 	sTo, kTo netip.Addr // the closed port's host, as each sender sees it
+	ipOpts   []byte     // IP_OPTIONS of both senders
+	any      bool       // bound to :: (else to the side's own address)
 }
 
 // TestInteropCmsgErrQueue: a sockstack UDP socket with IP_RECVERR and
@@ -621,13 +646,20 @@ func TestInteropCmsgErrQueue(t *testing.T) {
 		{socket.SOL_IP, socket.IP_RETOPTS, 1},
 	}
 	opts6 := append([][3]int{{socket.IPPROTO_IPV6, socket.IPV6_RECVERR, 1}}, recv6Opts...)
+	s4 := cmsgSide{name: "sockstack", ifindex: h.nic.ID(), own: stackIP, peer: kernelIP}
+	k4 := cmsgSide{name: "linux", ifindex: kIf, own: netip.MustParseAddr(peerAddr4), peer: netip.MustParseAddr(peerLab4)}
+	s6 := cmsgSide{name: "sockstack", ifindex: h.nic.ID(), own: stack6, peer: kernel6}
+	k6 := cmsgSide{name: "linux", ifindex: kIf, own: netip.MustParseAddr(peerAddr6), peer: netip.MustParseAddr(peerLab6)}
 	cases := []errQueueCase{
-		{"IPv4", socket.AF_INET, opts4,
-			cmsgSide{name: "sockstack", ifindex: h.nic.ID(), own: stackIP, peer: kernelIP}, cmsgSide{name: "linux", ifindex: kIf, own: netip.MustParseAddr(peerAddr4), peer: netip.MustParseAddr(peerLab4)},
-			kernelIP, netip.MustParseAddr(peerLab4)},
-		{"IPv6", socket.AF_INET6, opts6,
-			cmsgSide{name: "sockstack", ifindex: h.nic.ID(), own: stack6, peer: kernel6}, cmsgSide{name: "linux", ifindex: kIf, own: netip.MustParseAddr(peerAddr6), peer: netip.MustParseAddr(peerLab6)},
-			kernel6, netip.MustParseAddr(peerLab6)},
+		{name: "IPv4", family: socket.AF_INET, opts: opts4, ss: s4, ks: k4, sTo: s4.peer, kTo: k4.peer},
+		{name: "IPv6", family: socket.AF_INET6, opts: opts6, ss: s6, ks: k6, sTo: s6.peer, kTo: k6.peer},
+		// The port unreachable echoes the options (Record Route with the
+		// sender's and the kernel's address), quoted after them.
+		{name: "IPv4 with IP_OPTIONS record route", family: socket.AF_INET, opts: opts4, ss: s4, ks: k4, sTo: s4.peer, kTo: k4.peer,
+			ipOpts: []byte{1, 7, 15, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+		{name: "IPv4 on an AF_INET6 socket", family: socket.AF_INET6, any: true, ss: s4, ks: k4,
+			opts: append([][3]int{{socket.IPPROTO_IPV6, socket.IPV6_RECVERR, 1}, {socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1}}, opts4...),
+			sTo:  netip.AddrFrom16(s4.peer.As16()), kTo: netip.AddrFrom16(k4.peer.As16())},
 	}
 	const port, closed = 7304, 7399
 	// Linux labels its ICMPv6 errors with a hash of their flow: each
@@ -635,9 +667,22 @@ func TestInteropCmsgErrQueue(t *testing.T) {
 	capTap, capVeth := l.capture(t, tapName, "icmp6"), l.capture(t, peerIface, "icmp6")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			k := p.startPy(t, pyCmsgRecv, cmsgRecvSpec{V6: c.family == socket.AF_INET6, Addr: c.ks.own.String(), Port: port, Opts: c.opts,
+			kBind, sBind := c.ks.own.String(), c.ss.own
+			if c.any {
+				kBind, sBind = "::", netip.IPv6Unspecified()
+			}
+			var bopts [][3]any
+			if c.ipOpts != nil {
+				bopts = [][3]any{{socket.SOL_IP, socket.IP_OPTIONS, hex.EncodeToString(c.ipOpts)}}
+			}
+			k := p.startPy(t, pyCmsgRecv, cmsgRecvSpec{V6: c.family == socket.AF_INET6, Addr: kBind, Port: port, Opts: c.opts, BOpts: bopts,
 				Timeout: 10, ErrTo: c.kTo.String(), ErrPort: closed})
-			s := udpRecvSock(t, h, c.family, netip.AddrPortFrom(c.ss.own, port), c.opts)
+			s := udpRecvSock(t, h, c.family, netip.AddrPortFrom(sBind, port), c.opts)
+			if c.ipOpts != nil {
+				if err := s.SetSockOpt(socket.SOL_IP, socket.IP_OPTIONS, c.ipOpts); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if _, err := s.SendTo([]byte("probe"), 0, socket.InetAddr(netip.AddrPortFrom(c.sTo, closed))); err != nil {
 				t.Fatal(err)
 			}
@@ -652,7 +697,7 @@ func TestInteropCmsgErrQueue(t *testing.T) {
 			}
 			kdata, kflags, kctl := k.msg(t)
 			t.Logf("linux: %s", cmsgsString(kctl))
-			if c.family == socket.AF_INET6 {
+			if c.sTo.Is6() && !c.sTo.Is4In6() {
 				for _, x := range []struct {
 					c  *tcpdumpCap
 					sd *cmsgSide
