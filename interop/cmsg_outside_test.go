@@ -108,6 +108,8 @@ for p in json.loads(sys.argv[1]):
         h = struct.pack("!IHBB", (6 << 28) | (p["tos"] << 20) | p["flow"], ulen, 17, p["ttl"]) + src + dst
         s6.sendto(h + u, (p["dst"], 0))
     else:
+        if p.get("mcif"):
+            s4.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(p["mcif"]))
         o = bytes.fromhex(p["opts"])
         h = struct.pack("!BBHHHBBH4s4s", 0x45 + len(o) // 4, p["tos"], 20 + len(o) + ulen, 0x2a2a, 0, p["ttl"], 17, 0, src, dst) + o
         h = h[:10] + struct.pack("!H", csum(h)) + h[12:]
@@ -126,6 +128,7 @@ type craftPkt struct {
 	Flow    int    `json:"flow"` // IPv6 flow label
 	Opts    string `json:"opts"` // IPv4 options, hex
 	Payload string `json:"payload"`
+	McIf    string `json:"mcif,omitempty"` // IP_MULTICAST_IF for a group destination
 }
 
 // pyServer is a Python program running in a namespace that says READY
@@ -466,7 +469,8 @@ func TestInteropCmsgRecv4(t *testing.T) {
 	needTools(t, "python3")
 	h := l.startStack("")
 	p := l.newLinuxPeer(t)
-	const port, dualPort, smallPort, bcastPort = 7301, 7302, 7305, 7306
+	const port, dualPort, smallPort, bcastPort, mcastPort = 7301, 7302, 7305, 7306, 7307
+	group := netip.MustParseAddr("239.7.7.7")
 	// The third pair reads with 100 bytes of control buffer: IP_PKTINFO,
 	// IP_TTL and IP_TOS take 80, IP_RECVOPTS is cut (MSG_CTRUNC).
 	const small = 100
@@ -485,16 +489,31 @@ func TestInteropCmsgRecv4(t *testing.T) {
 	// reply goes from (ipi_spec_dst), Record Route the latter.
 	sBcast := udpRecvSock(t, h, socket.AF_INET, netip.AddrPortFrom(netip.IPv4Unspecified(), bcastPort), recv4Opts)
 	kBcast := p.startPy(t, pyCmsgRecv, cmsgRecvSpec{Addr: "0.0.0.0", Port: bcastPort, Opts: recv4Opts, N: n, Timeout: 10})
+	// The fifth, in a group on each side's link: the same with a
+	// multicast destination.
+	sMcast := udpRecvSock(t, h, socket.AF_INET, netip.AddrPortFrom(netip.IPv4Unspecified(), mcastPort), recv4Opts)
+	if err := sMcast.SetSockOpt(socket.SOL_IP, socket.IP_ADD_MEMBERSHIP, socket.IPMreq{Multiaddr: group, Interface: stackIP}); err != nil {
+		t.Fatal(err)
+	}
+	kMcast := p.startPy(t, pyCmsgRecv, cmsgRecvSpec{Addr: "0.0.0.0", Port: mcastPort, Opts: recv4Opts, N: n, Timeout: 10,
+		BOpts: [][3]any{{socket.SOL_IP, socket.IP_ADD_MEMBERSHIP, hex.EncodeToString(append(group.AsSlice(), ks.own.AsSlice()...))}}})
 	var pkts []craftPkt
-	for _, dp := range []int{port, dualPort, smallPort, bcastPort} {
+	for _, dp := range []int{port, dualPort, smallPort, bcastPort, mcastPort} {
 		for i, c := range recv4Cases {
 			to := []struct{ src, dst netip.Addr }{{kernelIP, stackIP}, {ks.peer, ks.own}}
 			if dp == bcastPort {
 				to[0].dst, to[1].dst = ss.bcast, ks.bcast
 			}
+			if dp == mcastPort {
+				to[0].dst, to[1].dst = group, group
+			}
 			for _, to := range to {
-				pkts = append(pkts, craftPkt{Src: to.src.String(), Dst: to.dst.String(), Sport: 4000 + i, Dport: dp,
-					TTL: c.ttl, TOS: c.tos, Opts: hex.EncodeToString(c.opts(to.dst)), Payload: hex.EncodeToString([]byte(c.name))})
+				pk := craftPkt{Src: to.src.String(), Dst: to.dst.String(), Sport: 4000 + i, Dport: dp,
+					TTL: c.ttl, TOS: c.tos, Opts: hex.EncodeToString(c.opts(to.dst)), Payload: hex.EncodeToString([]byte(c.name))}
+				if dp == mcastPort {
+					pk.McIf = pk.Src
+				}
+				pkts = append(pkts, pk)
 			}
 		}
 	}
@@ -504,7 +523,7 @@ func TestInteropCmsgRecv4(t *testing.T) {
 		s    *socket.Socket
 		k    *pyServer
 		anc  int
-	}{{"AF_INET", s, k, 4096}, {"AF_INET6 bound to ::", s6, k6, 4096}, {"AF_INET, 100-byte control buffer", sSmall, kSmall, small}, {"AF_INET, to the broadcast address", sBcast, kBcast, 4096}} {
+	}{{"AF_INET", s, k, 4096}, {"AF_INET6 bound to ::", s6, k6, 4096}, {"AF_INET, 100-byte control buffer", sSmall, kSmall, small}, {"AF_INET, to the broadcast address", sBcast, kBcast, 4096}, {"AF_INET, to a group", sMcast, kMcast, 4096}} {
 		for range recv4Cases {
 			data, kflags, kctl := r.k.msg(t)
 			sdata, sraw, sflags := recvCtlOut(t, r.s, r.anc)

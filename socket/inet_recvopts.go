@@ -426,9 +426,21 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 		v4 := m.dst.Is4() || m.dst.Is4In6()
 		m.ifindex, m.specDst = st.IfIndexOf(info.Dst), info.Dst
 		if m.ifindex == 0 && v4 {
-			// A broadcast or a group: the NIC and the address a reply uses.
-			if r, err := st.FindRoute(info.Dst); err == nil && r.NIC != nil {
-				m.ifindex, m.specDst = r.NIC.ID(), r.Src
+			// A broadcast or a group: the NIC and the address a reply to
+			// its sender uses (Linux's fib_compute_spec_dst routes back
+			// to the source); a group needs no route of its own.
+			var src netip.Addr
+			if f, ok := from.(*SockaddrInet); ok {
+				src = f.AddrPort.Addr().Unmap()
+			}
+			for _, a := range [2]netip.Addr{src, info.Dst.Unmap()} {
+				if !a.IsValid() {
+					continue
+				}
+				if r, err := st.FindRoute(a); err == nil && r.NIC != nil {
+					m.ifindex, m.specDst = r.NIC.ID(), r.Src
+					break
+				}
 			}
 		}
 		if d.ep.Kind() == stack.KindUDP && info.Dst.IsValid() || info.DstPortOK {

@@ -419,6 +419,25 @@ type OutPacket struct {
 // larger than the route MTU and DF is clear.
 func (s *Stack) WritePacket(p *OutPacket) error { return s.writePacket(p, nil) }
 
+// groupOutNIC is the NIC a datagram to 255.255.255.255 or a group leaves
+// by: iface when set (IP_MULTICAST_IF, SO_BINDTODEVICE), else the
+// route's, else the first non-loopback NIC with an address, as Linux
+// picks by its route for 255.255.255.255 / 224/4. nil: none.
+func (s *Stack) groupOutNIC(dst netip.Addr, iface *NIC) *NIC {
+	if iface != nil {
+		return iface
+	}
+	if rr, e := s.FindRoute(dst); e == nil && !rr.Local {
+		return rr.NIC
+	}
+	for _, c := range s.NICs() {
+		if !c.loopback && len(c.Addrs()) > 0 {
+			return c
+		}
+	}
+	return nil
+}
+
 // writePacket is WritePacket; a non-nil th is a TCP header written in
 // front of p.Parts straight into the frame (no separate header buffer).
 func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
@@ -437,21 +456,7 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	dst := p.Dst
 	switch {
 	case dst == limitedBroadcast || dst.IsMulticast():
-		nic := p.Iface
-		if nic == nil {
-			// The first non-loopback NIC with an address, as Linux picks
-			// by its route for 255.255.255.255 / 224/4.
-			if rr, e := s.FindRoute(dst); e == nil && !rr.Local {
-				nic = rr.NIC
-			} else {
-				for _, c := range s.NICs() {
-					if !c.loopback && len(c.Addrs()) > 0 {
-						nic = c
-						break
-					}
-				}
-			}
-		}
+		nic := s.groupOutNIC(dst, p.Iface)
 		if nic == nil {
 			s.stats.IP.OutNoRoutes.Add(1)
 			return syscall.ENETUNREACH
