@@ -105,6 +105,8 @@ for p in json.loads(sys.argv[1]):
     c = csum(ph + u) or 0xffff
     u = u[:6] + struct.pack("!H", c) + u[8:]
     if p["v6"]:
+        if p.get("mcif"):
+            s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(p["mcif"]))
         h = struct.pack("!IHBB", (6 << 28) | (p["tos"] << 20) | p["flow"], ulen, 17, p["ttl"]) + src + dst
         s6.sendto(h + u, (p["dst"], 0))
     else:
@@ -128,7 +130,7 @@ type craftPkt struct {
 	Flow    int    `json:"flow"` // IPv6 flow label
 	Opts    string `json:"opts"` // IPv4 options, hex
 	Payload string `json:"payload"`
-	McIf    string `json:"mcif,omitempty"` // IP_MULTICAST_IF for a group destination
+	McIf    string `json:"mcif,omitempty"` // a group destination's interface: IPv4 its address, IPv6 its name
 }
 
 // pyServer is a Python program running in a namespace that says READY
@@ -595,7 +597,7 @@ func TestInteropCmsgRecv6(t *testing.T) {
 	l.enable6(t)
 	h := l.startStack6(t, stack.Options{})
 	p := l.newLinuxPeer(t)
-	const port = 7303
+	const port, groupPort = 7303, 7308
 	ss := cmsgSide{name: "sockstack", ifindex: h.nic.ID(), own: stack6, peer: kernel6}
 	ks := cmsgSide{name: "linux", ifindex: p.ifindex(t), own: netip.MustParseAddr(peerAddr6), peer: netip.MustParseAddr(peerLab6)}
 	cases := []struct {
@@ -610,21 +612,42 @@ func TestInteropCmsgRecv6(t *testing.T) {
 	}
 	s := udpRecvSock(t, h, socket.AF_INET6, netip.AddrPortFrom(stack6, port), recv6Opts)
 	k := p.startPy(t, pyCmsgRecv, cmsgRecvSpec{V6: true, Addr: peerAddr6, Port: port, Opts: recv6Opts, N: len(cases), Timeout: 10})
+	// A second pair, bound to ::, in a group on each side's link.
+	group := netip.MustParseAddr("ff15::77")
+	sg := udpRecvSock(t, h, socket.AF_INET6, netip.AddrPortFrom(netip.IPv6Unspecified(), groupPort), recv6Opts)
+	if err := sg.SetSockOpt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, socket.IPv6Mreq{Multiaddr: group, Interface: h.nic.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	mreq := binary.NativeEndian.AppendUint32(group.AsSlice(), uint32(ks.ifindex))
+	kg := p.startPy(t, pyCmsgRecv, cmsgRecvSpec{V6: true, Addr: "::", Port: groupPort, Opts: recv6Opts, N: len(cases), Timeout: 10,
+		BOpts: [][3]any{{socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, hex.EncodeToString(mreq)}}})
 	var pkts []craftPkt
-	for i, c := range cases {
-		for _, to := range []struct{ src, dst netip.Addr }{{kernel6, stack6}, {ks.peer, ks.own}} {
-			pkts = append(pkts, craftPkt{V6: true, Src: to.src.String(), Dst: to.dst.String(), Sport: 4000 + i, Dport: port,
-				TTL: c.hlim, TOS: c.tc, Flow: c.flow, Payload: hex.EncodeToString([]byte(c.name))})
+	for _, dp := range []int{port, groupPort} {
+		for i, c := range cases {
+			for j, to := range []struct{ src, dst netip.Addr }{{kernel6, stack6}, {ks.peer, ks.own}} {
+				pk := craftPkt{V6: true, Src: to.src.String(), Dst: to.dst.String(), Sport: 4000 + i, Dport: dp,
+					TTL: c.hlim, TOS: c.tc, Flow: c.flow, Payload: hex.EncodeToString([]byte(c.name))}
+				if dp == groupPort {
+					pk.Dst, pk.McIf = group.String(), []string{tapName, peerIface}[j]
+				}
+				pkts = append(pkts, pk)
+			}
 		}
 	}
 	l.run(t, 15*time.Second, nil, "python3", "-c", pyCraftUDP, mustJSON(t, pkts))
-	for range cases {
-		data, kflags, kctl := k.msg(t)
-		sdata, sraw, sflags := recvCtlOut(t, s, 4096)
-		if !bytes.Equal(data, sdata) {
-			t.Fatalf("datagrams came in another order: linux %q, sockstack %q", data, sdata)
+	for _, r := range []struct {
+		what string
+		s    *socket.Socket
+		k    *pyServer
+	}{{"unicast", s, k}, {"to a group", sg, kg}} {
+		for range cases {
+			data, kflags, kctl := r.k.msg(t)
+			sdata, sraw, sflags := recvCtlOut(t, r.s, 4096)
+			if !bytes.Equal(data, sdata) {
+				t.Fatalf("%s: datagrams came in another order: linux %q, sockstack %q", r.what, data, sdata)
+			}
+			compareCmsgs(t, r.what+": "+string(data), ss, sraw, sflags, ks, kctl, kflags)
 		}
-		compareCmsgs(t, string(data), ss, sraw, sflags, ks, kctl, kflags)
 	}
 }
 

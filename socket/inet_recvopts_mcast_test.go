@@ -47,3 +47,31 @@ func TestRecvPktinfoMulticastNoRoute(t *testing.T) {
 		t.Fatalf("Record Route %x: want the sender's %v, then this host's %v", rr, addrA, addrB)
 	}
 }
+
+// The same for IPv6: IPV6_PKTINFO names the NIC a group datagram came
+// in on, as Linux (TestInteropCmsgRecv6).
+func TestRecvPktinfo6Multicast(t *testing.T) {
+	p := newPair6(t)
+	g := netip.MustParseAddr("ff15::77")
+	r := mustSocket(t, p.b, AF_INET6, SOCK_DGRAM, 0)
+	if err := r.Bind(Inet6("::", 5000)); err != nil {
+		t.Fatal(err)
+	}
+	idx := p.sb.NICByName("eth0").ID()
+	if err := r.SetSockOpt(IPPROTO_IPV6, IPV6_JOIN_GROUP, IPv6Mreq{Multiaddr: g, Interface: idx}); err != nil {
+		t.Fatal(err)
+	}
+	setOpts(t, r, IPPROTO_IPV6, IPV6_RECVPKTINFO)
+	s := mustSocket(t, p.a, AF_INET6, SOCK_DGRAM, 0)
+	if err := s.SetSockOpt(IPPROTO_IPV6, IPV6_MULTICAST_IF, p.sa.NICByName("eth0").ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SendTo([]byte("hi"), 0, InetAddr(netip.AddrPortFrom(g, 5000))); err != nil {
+		t.Fatal(err)
+	}
+	_, ctl, _ := recvCtl(t, r, 256, 0)
+	want := cmsgBytes(IPPROTO_IPV6, IPV6_PKTINFO, binary.NativeEndian.AppendUint32(g.AsSlice(), uint32(idx)))
+	if !bytes.Equal(ctl, want) {
+		t.Fatalf("control %x, want %x", ctl, want)
+	}
+}
