@@ -234,6 +234,9 @@ type sendSpec struct {
 	// group: sent to sendGroup with IP_MULTICAST_IF the sender's address
 	// (no receiver: the capture compares).
 	group bool
+	// mapped: an AF_INET6 socket sending to the v4-mapped address (the
+	// IPv4 path, which reads SOL_IP and a v4-mapped IPV6_PKTINFO).
+	mapped bool
 }
 
 var sendGroup = netip.MustParseAddr("239.7.7.8")
@@ -274,6 +277,14 @@ var sendSpecs = []sendSpec{
 	{name: "IP_PKTINFO foreign source", size: 100, ctl: ctls(cmsg{socket.SOL_IP, socket.IP_PKTINFO, []byte{0, 0, 0, 0, 10, 77, 0, 99, 0, 0, 0, 0}})},
 	{name: "to a group, IP_OPTIONS record route", size: 100, ctl: ctls(), opts: []cmsg{{socket.SOL_IP, socket.IP_OPTIONS, []byte{7, 7, 4, 0, 0, 0, 0, 0}}}, group: true},
 	{name: "to a group, IP_RETOPTS timestamp and address, IP_TTL 3", size: 100, ctl: ctls(cmsg{socket.SOL_IP, socket.IP_RETOPTS, []byte{68, 12, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0}}, cInt(socket.SOL_IP, socket.IP_TTL, 3)), group: true},
+	{name: "v4-mapped, IP_TTL 4 and IP_TOS 0x48", size: 100, mapped: true, ctl: ctls(cInt(socket.SOL_IP, socket.IP_TTL, 4), cInt(socket.SOL_IP, socket.IP_TOS, 0x48))},
+	{name: "v4-mapped, IPV6_HOPLIMIT and IPV6_TCLASS passed over", size: 100, mapped: true, ctl: ctls(cInt(socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, 7), cInt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, 0x20))},
+	{name: "v4-mapped, IPV6_PKTINFO with the mapped source", size: 100, mapped: true, ctl: func(own netip.Addr, _ int) []cmsg {
+		a := netip.AddrFrom16(own.As16()).AsSlice()
+		return []cmsg{{socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, append(a, 0, 0, 0, 0)}}
+	}},
+	{name: "v4-mapped, IPV6_PKTINFO with an IPv6 source", size: 100, mapped: true, ctl: ctls(cmsg{socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, append(netip.MustParseAddr("fd00:77::2").AsSlice(), 0, 0, 0, 0)})},
+	{name: "v4-mapped, IP_RETOPTS record route", size: 100, mapped: true, ctl: ctls(cmsg{socket.SOL_IP, socket.IP_RETOPTS, []byte{7, 7, 4, 0, 0, 0, 0, 0}})},
 	{name: "UDP_SEGMENT 1000 of 4000", size: 4000, ctl: ctls(cmsg{socket.SOL_UDP, socket.UDP_SEGMENT, binary.NativeEndian.AppendUint16(nil, 1000)})},
 	{name: "UDP_SEGMENT 1000 of 3504, IP_TTL 5", size: 3504, ctl: ctls(cmsg{socket.SOL_UDP, socket.UDP_SEGMENT, binary.NativeEndian.AppendUint16(nil, 1000)}, cInt(socket.SOL_IP, socket.IP_TTL, 5))},
 	{name: "UDP_SEGMENT 1000 of 600", size: 600, ctl: ctls(cmsg{socket.SOL_UDP, socket.UDP_SEGMENT, binary.NativeEndian.AppendUint16(nil, 1000)})},
@@ -408,6 +419,9 @@ func TestInteropCmsgSend(t *testing.T) {
 		if c.v6 {
 			fam, own, to = socket.AF_INET6, stack6, kernel6
 		}
+		if c.mapped {
+			fam, to = socket.AF_INET6, netip.AddrFrom16(to.As16())
+		}
 		s, err := h.net.Socket(fam, socket.SOCK_DGRAM, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -465,7 +479,10 @@ func TestInteropCmsgSend(t *testing.T) {
 			so = append(so, [3]any{socket.SOL_IP, socket.IP_MULTICAST_IF, hex.EncodeToString(own.AsSlice())})
 			to = sendGroup
 		}
-		kc = append(kc, sendCase{V6: c.v6, Dst: to.String(), Port: port, Data: hex.EncodeToString(sendPayload(i, c.size)),
+		if c.mapped {
+			to = netip.AddrFrom16(to.As16())
+		}
+		kc = append(kc, sendCase{V6: c.v6 || c.mapped, Dst: to.String(), Port: port, Data: hex.EncodeToString(sendPayload(i, c.size)),
 			Anc: cmsgsJSON(c.ctl(own, kIf)), SockOpts: so})
 	}
 	kout := l.run(t, 15*time.Second, nil, "python3", "-c", pySendCtl, mustJSON(t, map[string]any{"cases": kc, "ends": []string{stackIP.String(), stack6.String()}, "port": port}))
