@@ -113,9 +113,16 @@ for p in json.loads(sys.argv[1]):
         if p.get("mcif"):
             s4.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(p["mcif"]))
         o = bytes.fromhex(p["opts"])
-        h = struct.pack("!BBHHHBBH4s4s", 0x45 + len(o) // 4, p["tos"], 20 + len(o) + ulen, 0x2a2a, 0, p["ttl"], 17, 0, src, dst) + o
-        h = h[:10] + struct.pack("!H", csum(h)) + h[12:]
-        s4.sendto(h + u, (p["dst"], 0))
+        # frag: cut after that many bytes of UDP; the options (none of
+        # them copied) go in the first fragment only.
+        cut = p.get("frag") or len(u)
+        for off, part, opts in ((0, u[:cut], o), (cut, u[cut:], b"")):
+            if not part:
+                continue
+            fo = off // 8 | (0x2000 if off + len(part) < len(u) else 0)
+            h = struct.pack("!BBHHHBBH4s4s", 0x45 + len(opts) // 4, p["tos"], 20 + len(opts) + len(part), 0x2a2a, fo, p["ttl"], 17, 0, src, dst) + opts
+            h = h[:10] + struct.pack("!H", csum(h)) + h[12:]
+            s4.sendto(h + part, (p["dst"], 0))
 print("SENT", flush=True)
 `
 
@@ -130,6 +137,7 @@ type craftPkt struct {
 	Flow    int    `json:"flow"` // IPv6 flow label
 	Opts    string `json:"opts"` // IPv4 options, hex
 	Payload string `json:"payload"`
+	Frag    int    `json:"frag,omitempty"` // IPv4: fragments cut after this many bytes of UDP (a multiple of 8)
 	McIf    string `json:"mcif,omitempty"` // a group destination's interface: IPv4 its address, IPv6 its name
 }
 
@@ -413,27 +421,30 @@ type ipOptCase struct {
 	name     string
 	ttl, tos int
 	opts     func(own netip.Addr) []byte
+	frag     int // sent in two fragments, cut after this many bytes of UDP
 }
 
 func fixedOpts(b ...byte) func(netip.Addr) []byte { return func(netip.Addr) []byte { return b } }
 
 var recv4Cases = []ipOptCase{
-	{"plain", 7, 0x28, fixedOpts()},
-	{"tos with ECN, ttl 255", 255, 0xb9, fixedOpts()},
-	{"record route, 2 slots", 64, 0, fixedOpts(7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0)},
-	{"NOP then record route, 1 slot", 64, 0x10, fixedOpts(1, 7, 7, 4, 0, 0, 0, 0)},
-	{"record route full", 64, 0, fixedOpts(7, 7, 8, 10, 9, 8, 7, 0)},
-	{"timestamp only", 33, 0, fixedOpts(68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0)},
-	{"timestamp and address", 33, 0, fixedOpts(68, 20, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)},
+	{"plain", 7, 0x28, fixedOpts(), 0},
+	{"tos with ECN, ttl 255", 255, 0xb9, fixedOpts(), 0},
+	{"record route, 2 slots", 64, 0, fixedOpts(7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0), 0},
+	{"NOP then record route, 1 slot", 64, 0x10, fixedOpts(1, 7, 7, 4, 0, 0, 0, 0), 0},
+	{"record route full", 64, 0, fixedOpts(7, 7, 8, 10, 9, 8, 7, 0), 0},
+	{"timestamp only", 33, 0, fixedOpts(68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0), 0},
+	{"timestamp and address", 33, 0, fixedOpts(68, 20, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), 0},
 	{"timestamp prespecified", 33, 0, func(own netip.Addr) []byte {
 		a := own.As4()
 		return []byte{68, 12, 5, 3, a[0], a[1], a[2], a[3], 0, 0, 0, 0}
-	}},
-	{"timestamp prespecified elsewhere", 33, 0, fixedOpts(68, 12, 5, 3, 10, 99, 0, 1, 0, 0, 0, 0)},
-	{"timestamp full (overflow)", 33, 0, fixedOpts(68, 8, 9, 0, 0, 0, 0, 1)},
-	{"record route and timestamp", 20, 0x04, fixedOpts(7, 7, 4, 0, 0, 0, 0, 68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)},
-	{"unknown option and router alert", 64, 0, fixedOpts(0x5e, 4, 0xab, 0xcd, 148, 4, 0, 0)},
-	{"bytes after end of options", 64, 0, fixedOpts(1, 0, 68, 7)},
+	}, 0},
+	{"timestamp prespecified elsewhere", 33, 0, fixedOpts(68, 12, 5, 3, 10, 99, 0, 1, 0, 0, 0, 0), 0},
+	{"timestamp full (overflow)", 33, 0, fixedOpts(68, 8, 9, 0, 0, 0, 0, 1), 0},
+	{"record route and timestamp", 20, 0x04, fixedOpts(7, 7, 4, 0, 0, 0, 0, 68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1), 0},
+	{"unknown option and router alert", 64, 0, fixedOpts(0x5e, 4, 0xab, 0xcd, 148, 4, 0, 0), 0},
+	{"bytes after end of options", 64, 0, fixedOpts(1, 0, 68, 7), 0},
+	{"fragmented, record route in the first fragment", 64, 0x08, fixedOpts(7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0), 304},
+	{"fragmented, timestamp and address in the first", 64, 0, fixedOpts(68, 20, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), 304},
 }
 
 // recv4Opts are the options both receivers of TestInteropCmsgRecv4 turn on.
@@ -510,8 +521,12 @@ func TestInteropCmsgRecv4(t *testing.T) {
 				to[0].dst, to[1].dst = group, group
 			}
 			for _, to := range to {
-				pk := craftPkt{Src: to.src.String(), Dst: to.dst.String(), Sport: 4000 + i, Dport: dp,
-					TTL: c.ttl, TOS: c.tos, Opts: hex.EncodeToString(c.opts(to.dst)), Payload: hex.EncodeToString([]byte(c.name))}
+				pl := []byte(c.name)
+				if c.frag > 0 {
+					pl = append(pl, bytes.Repeat([]byte{'.'}, 600)...)
+				}
+				pk := craftPkt{Src: to.src.String(), Dst: to.dst.String(), Sport: 4000 + i, Dport: dp, Frag: c.frag,
+					TTL: c.ttl, TOS: c.tos, Opts: hex.EncodeToString(c.opts(to.dst)), Payload: hex.EncodeToString(pl)}
 				if dp == mcastPort {
 					pk.McIf = pk.Src
 				}
@@ -534,8 +549,9 @@ func TestInteropCmsgRecv4(t *testing.T) {
 			}
 			// The 4-byte address stands in IP_PKTINFO and, v4-mapped, in
 			// IPV6_PKTINFO: one placeholder covers both.
-			t.Logf("%s: %s: linux %s", r.what, data, cmsgsString(kctl))
-			compareCmsgs(t, r.what+": "+string(data), ss, sraw, sflags, ks, kctl, kflags)
+			name := string(bytes.TrimRight(data, ".")) // the fragmented cases' padding
+			t.Logf("%s: %s: linux %s", r.what, name, cmsgsString(kctl))
+			compareCmsgs(t, r.what+": "+name, ss, sraw, sflags, ks, kctl, kflags)
 		}
 	}
 }
