@@ -108,7 +108,7 @@ for p in json.loads(sys.argv[1]):
         if p.get("mcif"):
             s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(p["mcif"]))
         h = struct.pack("!IHBB", (6 << 28) | (p["tos"] << 20) | p["flow"], ulen, 17, p["ttl"]) + src + dst
-        s6.sendto(h + u, (p["dst"], 0))
+        s6.sendto(h + u, (p["dst"], 0, 0, socket.if_nametoindex(p["scope"])) if p.get("scope") else (p["dst"], 0))
     else:
         if p.get("mcif"):
             s4.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(p["mcif"]))
@@ -137,8 +137,9 @@ type craftPkt struct {
 	Flow    int    `json:"flow"` // IPv6 flow label
 	Opts    string `json:"opts"` // IPv4 options, hex
 	Payload string `json:"payload"`
-	Frag    int    `json:"frag,omitempty"` // IPv4: fragments cut after this many bytes of UDP (a multiple of 8)
-	McIf    string `json:"mcif,omitempty"` // a group destination's interface: IPv4 its address, IPv6 its name
+	Scope   string `json:"scope,omitempty"` // IPv6: the interface of a link-local destination
+	Frag    int    `json:"frag,omitempty"`  // IPv4: fragments cut after this many bytes of UDP (a multiple of 8)
+	McIf    string `json:"mcif,omitempty"`  // a group destination's interface: IPv4 its address, IPv6 its name
 }
 
 // pyServer is a Python program running in a namespace that says READY
@@ -613,7 +614,7 @@ func TestInteropCmsgRecv6(t *testing.T) {
 	l.enable6(t)
 	h := l.startStack6(t, stack.Options{})
 	p := l.newLinuxPeer(t)
-	const port, groupPort = 7303, 7308
+	const port, groupPort, llPort = 7303, 7308, 7309
 	ss := cmsgSide{name: "sockstack", ifindex: h.nic.ID(), own: stack6, peer: kernel6}
 	ks := cmsgSide{name: "linux", ifindex: p.ifindex(t), own: netip.MustParseAddr(peerAddr6), peer: netip.MustParseAddr(peerLab6)}
 	cases := []struct {
@@ -637,14 +638,26 @@ func TestInteropCmsgRecv6(t *testing.T) {
 	mreq := binary.NativeEndian.AppendUint32(group.AsSlice(), uint32(ks.ifindex))
 	kg := p.startPy(t, pyCmsgRecv, cmsgRecvSpec{V6: true, Addr: "::", Port: groupPort, Opts: recv6Opts, N: len(cases), Timeout: 10,
 		BOpts: [][3]any{{socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, hex.EncodeToString(mreq)}}})
+	// A third, bound to ::, gets datagrams to each side's link-local
+	// address from the lab's on that link.
+	llLab, llPeer := netip.MustParseAddr("fe80::88:1"), netip.MustParseAddr("fe80::88:2")
+	l.run(t, 5*time.Second, nil, "ip", "-6", "addr", "add", llLab.String()+"/64", "dev", peerIface, "nodad")
+	p.run(t, 5*time.Second, nil, "ip", "-6", "addr", "add", llPeer.String()+"/64", "dev", "vx1", "nodad")
+	sLL, kLL := linkLocal(h.nic), l.kernelLL(t)
+	sl := udpRecvSock(t, h, socket.AF_INET6, netip.AddrPortFrom(netip.IPv6Unspecified(), llPort), recv6Opts)
+	kl := p.startPy(t, pyCmsgRecv, cmsgRecvSpec{V6: true, Addr: "::", Port: llPort, Opts: recv6Opts, N: len(cases), Timeout: 10})
 	var pkts []craftPkt
-	for _, dp := range []int{port, groupPort} {
+	for _, dp := range []int{port, groupPort, llPort} {
 		for i, c := range cases {
 			for j, to := range []struct{ src, dst netip.Addr }{{kernel6, stack6}, {ks.peer, ks.own}} {
 				pk := craftPkt{V6: true, Src: to.src.String(), Dst: to.dst.String(), Sport: 4000 + i, Dport: dp,
 					TTL: c.hlim, TOS: c.tc, Flow: c.flow, Payload: hex.EncodeToString([]byte(c.name))}
-				if dp == groupPort {
+				switch dp {
+				case groupPort:
 					pk.Dst, pk.McIf = group.String(), []string{tapName, peerIface}[j]
+				case llPort:
+					pk.Src, pk.Dst = []netip.Addr{kLL, llLab}[j].String(), []netip.Addr{sLL, llPeer}[j].String()
+					pk.Scope = []string{tapName, peerIface}[j]
 				}
 				pkts = append(pkts, pk)
 			}
@@ -655,13 +668,18 @@ func TestInteropCmsgRecv6(t *testing.T) {
 		what string
 		s    *socket.Socket
 		k    *pyServer
-	}{{"unicast", s, k}, {"to a group", sg, kg}} {
+	}{{"unicast", s, k}, {"to a group", sg, kg}, {"link-local", sl, kl}} {
+		ss, ks := ss, ks
+		if r.s == sl {
+			ss.own, ss.peer, ks.own, ks.peer = sLL, kLL, llPeer, llLab
+		}
 		for range cases {
 			data, kflags, kctl := r.k.msg(t)
 			sdata, sraw, sflags := recvCtlOut(t, r.s, 4096)
 			if !bytes.Equal(data, sdata) {
 				t.Fatalf("%s: datagrams came in another order: linux %q, sockstack %q", r.what, data, sdata)
 			}
+			t.Logf("%s: %s: linux %s", r.what, data, cmsgsString(kctl))
 			compareCmsgs(t, r.what+": "+string(data), ss, sraw, sflags, ks, kctl, kflags)
 		}
 	}
