@@ -318,6 +318,12 @@ func (sd cmsgSide) normalize(t *testing.T, what string, ms []cmsg) []cmsg {
 				t.Errorf("%s: %s's pktinfo names interface %d, want %d (%s)", what, sd.name, got, sd.ifindex, m)
 			}
 			binary.NativeEndian.PutUint32(d[at:], 0xdddddddd)
+		case m.level == socket.IPPROTO_IPV6 && m.typ == socket.IPV6_RECVERR && len(d) == 44 && d[24] == 0xfe && d[25]&0xc0 == 0x80:
+			// A link-local offender's sin6_scope_id is the interface.
+			if got := int(binary.NativeEndian.Uint32(d[40:])); got != sd.ifindex {
+				t.Errorf("%s: %s's offender has scope %d, want %d (%s)", what, sd.name, got, sd.ifindex, m)
+			}
+			binary.NativeEndian.PutUint32(d[40:], 0xdddddddd)
 		case m.level == socket.SOL_IP && (m.typ == socket.IP_RECVOPTS || m.typ == socket.IP_RETOPTS):
 			normTimes(t, what+" "+sd.name, d)
 		case m.level == socket.IPPROTO_IPV6 && m.typ == socket.IPV6_FLOWINFO && len(d) == 4 && sd.flowKnown:
@@ -471,13 +477,15 @@ func setOptsList(t *testing.T, s *socket.Socket, opts [][3]int) {
 
 // TestInteropCmsgRecv4: IPv4 datagrams crafted in the lab's namespace
 // (raw socket: chosen TTL and TOS, Record Route, Timestamp of each kind,
-// NOPs, an unknown option, bytes after End of Options) reach a sockstack
-// UDP socket over the TAP and a Linux UDP socket over a veth, both with
-// IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_RECVOPTS and IP_RETOPTS on,
-// and an AF_INET6 socket of each bound to :: with IPV6_RECVPKTINFO as
-// well: each datagram's control buffer is Linux's byte for byte, the
-// interface index, the receiver's address and its clock's timestamps
-// checked against each side's own.
+// NOPs, an unknown option, bytes after End of Options, options in the
+// first of two fragments) reach a sockstack UDP socket over the TAP and
+// a Linux UDP socket over a veth, both with IP_PKTINFO, IP_RECVTTL,
+// IP_RECVTOS, IP_RECVOPTS and IP_RETOPTS on; also an AF_INET6 socket of
+// each bound to :: with IPV6_RECVPKTINFO, a 100-byte control buffer
+// (MSG_CTRUNC), the broadcast address and a group: each datagram's
+// control buffer is Linux's byte for byte, the interface index, the
+// receiver's addresses and its clock's timestamps checked against each
+// side's own.
 func TestInteropCmsgRecv4(t *testing.T) {
 	l := newLab(t)
 	needTools(t, "python3")
@@ -607,7 +615,8 @@ var recv6Opts = [][3]int{
 // a veth, both with IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT,
 // IPV6_RECVTCLASS and IPV6_FLOWINFO on: the control buffers are
 // Linux's byte for byte (no IPV6_FLOWINFO for a zero flow word), the
-// interface index and the address checked against each side's own.
+// interface index and the address checked against each side's own; to
+// a global address, to a group (ff15::77) and to a link-local address.
 func TestInteropCmsgRecv6(t *testing.T) {
 	l := newLab(t)
 	needTools(t, "python3")
@@ -705,7 +714,10 @@ type errQueueCase struct {
 // unreachable comes back to each, and the error queue's read gives the
 // same payload, flags and control messages (the ICMP packet's and
 // IP_RECVERR / IPV6_RECVERR with the offender), interface index and
-// addresses checked against each side's own.
+// addresses checked against each side's own. Cases: IPv4, IPv6 to a
+// global and to a link-local address (the offender's scope), IPv4 with
+// IP_OPTIONS (echoed in the port unreachable), IPv4 on an AF_INET6
+// socket.
 func TestInteropCmsgErrQueue(t *testing.T) {
 	l := newLab(t)
 	needTools(t, "python3")
@@ -726,8 +738,16 @@ func TestInteropCmsgErrQueue(t *testing.T) {
 	k4 := cmsgSide{name: "linux", ifindex: kIf, own: netip.MustParseAddr(peerAddr4), peer: netip.MustParseAddr(peerLab4)}
 	s6 := cmsgSide{name: "sockstack", ifindex: h.nic.ID(), own: stack6, peer: kernel6}
 	k6 := cmsgSide{name: "linux", ifindex: kIf, own: netip.MustParseAddr(peerAddr6), peer: netip.MustParseAddr(peerLab6)}
+	// Link-local: the lab's kernel answers from its link-local address.
+	llLab, llPeer := netip.MustParseAddr("fe80::88:1"), netip.MustParseAddr("fe80::88:2")
+	l.run(t, 5*time.Second, nil, "ip", "-6", "addr", "add", llLab.String()+"/64", "dev", peerIface, "nodad")
+	p.run(t, 5*time.Second, nil, "ip", "-6", "addr", "add", llPeer.String()+"/64", "dev", "vx1", "nodad")
+	sLL := cmsgSide{name: "sockstack", ifindex: h.nic.ID(), own: linkLocal(h.nic), peer: l.kernelLL(t)}
+	kLL := cmsgSide{name: "linux", ifindex: kIf, own: llPeer, peer: llLab}
 	cases := []errQueueCase{
 		{name: "IPv4", family: socket.AF_INET, opts: opts4, ss: s4, ks: k4, sTo: s4.peer, kTo: k4.peer},
+		{name: "IPv6 link-local", family: socket.AF_INET6, opts: opts6, ss: sLL, ks: kLL, any: true,
+			sTo: sLL.peer.WithZone(tapName), kTo: llLab.WithZone("vx1")},
 		{name: "IPv6", family: socket.AF_INET6, opts: opts6, ss: s6, ks: k6, sTo: s6.peer, kTo: k6.peer},
 		// The port unreachable echoes the options (Record Route with the
 		// sender's and the kernel's address), quoted after them.
