@@ -720,7 +720,7 @@ type errQueueCase struct {
 // socket.
 func TestInteropCmsgErrQueue(t *testing.T) {
 	l := newLab(t)
-	needTools(t, "python3")
+	needTools(t, "python3", "tcpdump")
 	l.enable6(t)
 	h := l.startStack6(t, stack.Options{})
 	p := l.newLinuxPeer(t)
