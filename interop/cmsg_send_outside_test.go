@@ -391,27 +391,6 @@ func TestInteropCmsgSend(t *testing.T) {
 		}()
 	}
 
-	// Neighbours resolved first: the first datagrams to an unresolved
-	// neighbour may leave out of order (docs/DECISIONS.md), which is
-	// not what this test compares.
-	for _, to := range []netip.Addr{kernelIP, kernel6} {
-		fam, v := socket.AF_INET, "4"
-		if to.Is6() {
-			fam, v = socket.AF_INET6, "6"
-		}
-		w, err := h.net.Socket(fam, socket.SOCK_DGRAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.SendTo([]byte("warm"), 0, socket.InetAddr(netip.AddrPortFrom(to, port))); err != nil {
-			t.Fatal(err)
-		}
-		w.Close()
-		if line := sink.next(t, 10*time.Second); line != v+" 4 warm" {
-			t.Fatalf("the kernel's receiver said %q, want the warm-up datagram\n%s", line, sink.out.String())
-		}
-	}
-
 	// sockstack's sends.
 	var sRes []string
 	for i, c := range sendSpecs {
