@@ -41,7 +41,10 @@ c.sendall((c.getsockopt(socket.IPPROTO_IP,4,40).hex()+' '+str(n)).encode()); c.c
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var buf syncBuffer
-	c := l.cmd(ctx, "tcpdump", "--immediate-mode", "-n", "-v", "-l", "-i", tapName, "tcp port "+strconv.Itoa(port))
+	// A 64 MiB capture buffer: the 100 KB burst must not overrun it (with
+	// the default, tcpdump's printing fell behind and the kernel dropped
+	// dozens of the burst's frames from the capture).
+	c := l.cmd(ctx, "tcpdump", "--immediate-mode", "-B", "65536", "-n", "-v", "-l", "-i", tapName, "tcp port "+strconv.Itoa(port))
 	c.Stdout, c.Stderr = &buf, &buf
 	done := startCmd(t, c)
 	for !strings.Contains(buf.String(), "listening on") {
@@ -123,7 +126,7 @@ c.sendall((c.getsockopt(socket.IPPROTO_IP,4,40).hex()+' '+str(n)).encode()); c.c
 		count[from]++
 		m := optRe.FindStringSubmatch(lines[i])
 		if m == nil || m[1] != rr {
-			t.Fatalf("%s sent a segment (%s) without %q:\n%s\n%s", from, f[1], rr, lines[i], lines[i+1])
+			t.Fatalf("%s sent a segment (%s) without %q:\n%s\n%s\nthe capture:\n%s", from, f[1], rr, lines[i], lines[i+1], buf.String())
 		}
 		if strings.Contains(f[1], "S") {
 			seen[from+" SYN"] = true

@@ -444,10 +444,33 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 		m := rxMeta{dst: info.Dst, ttl: info.HopLimit, tos: info.TClass, flow: info.Flow, opts: &info.Opts}
 		v4 := m.dst.Is4() || m.dst.Is4In6()
 		m.ifindex, m.specDst = st.IfIndexOf(info.Dst), info.Dst
-		if m.ifindex == 0 && v4 {
-			// A broadcast or a group: the NIC and the address a reply uses.
-			if r, err := st.FindRoute(info.Dst); err == nil && r.NIC != nil {
-				m.ifindex, m.specDst = r.NIC.ID(), r.Src
+		if m.ifindex == 0 {
+			// A broadcast or a group: the NIC it came in on and (IPv4)
+			// the address a reply to its sender uses, as Linux's
+			// fib_compute_spec_dst routes back to the source; a group
+			// needs no route of its own.
+			var src netip.Addr
+			if f, ok := from.(*SockaddrInet); ok {
+				src = f.AddrPort.Addr()
+			}
+			if z := src.Zone(); z != "" {
+				if n := st.NICByName(z); n != nil {
+					m.ifindex = n.ID() // a link-local sender: its link
+				}
+			}
+			for _, a := range [2]netip.Addr{src.WithZone("").Unmap(), info.Dst.Unmap()} {
+				if m.ifindex != 0 {
+					break
+				}
+				if !a.IsValid() {
+					continue
+				}
+				if r, err := st.FindRoute(a); err == nil && r.NIC != nil {
+					m.ifindex = r.NIC.ID()
+					if v4 {
+						m.specDst = r.Src
+					}
+				}
 			}
 		}
 		if d.ep.Kind() == stack.KindUDP && info.Dst.IsValid() || info.DstPortOK {

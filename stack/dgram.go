@@ -536,7 +536,12 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		}
 		osrc := src
 		if ipo.NeedSrc() && (!osrc.IsValid() || osrc.IsUnspecified()) {
-			if r, err := e.s.FindRoute(p.Dst); err == nil {
+			if p.Dst == limitedBroadcast || p.Dst.IsMulticast() {
+				// The source writePacket gives it: a group needs no route.
+				if n := e.s.groupOutNIC(p.Dst, p.Iface); n != nil {
+					osrc = n.primaryAddr(p.Dst)
+				}
+			} else if r, err := e.s.FindRoute(p.Dst); err == nil {
 				osrc = r.Src
 			}
 		}

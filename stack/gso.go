@@ -337,7 +337,7 @@ func (c *ndCache) gsoMAC(a netip.Addr) (wire.MAC, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.m[a]
-	if e == nil {
+	if e == nil || e.flushing {
 		return wire.MAC{}, false
 	}
 	switch e.state {

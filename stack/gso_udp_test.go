@@ -358,3 +358,33 @@ func TestUDPGROKeepsFlowLabel6(t *testing.T) {
 		t.Fatalf("read %d %v, gso %d flow %#x; want %d, gso 1000, flow 0x12345", n, err, info.GSOSize, info.Flow, len(payload))
 	}
 }
+
+// Under IP_PMTUDISC_WANT a UDP_SEGMENT send is judged whole, as Linux's
+// __ip_make_skb judges the super-datagram: one that fits the MTU goes
+// out with DF on every segment (and a send no longer than its segment
+// size as a plain datagram with DF), a larger one without DF.
+func TestUDPGSODontFragmentWant(t *testing.T) {
+	for _, c := range []struct {
+		gso, n, segs int
+		df           bool
+	}{{500, 1200, 3, true}, {1000, 600, 1, true}, {1000, 4000, 4, false}} {
+		h := newHarness(t, Options{})
+		e := udpEP(t, h.s, false)
+		if err := e.SetUDPSegment(c.gso); err != nil {
+			t.Fatal(err)
+		}
+		h.ep.take()
+		if _, err := e.SendTo(randPayload(c.n), netip.AddrPortFrom(peerAddr, 9), nil); err != nil {
+			t.Fatal(err)
+		}
+		fs := h.ep.take()
+		if len(fs) != c.segs {
+			t.Fatalf("%d of %d: %d datagrams, want %d", c.gso, c.n, len(fs), c.segs)
+		}
+		for i, f := range fs {
+			if df := wire.IPv4(f[wire.EthernetHeaderLen:]).DF(); df != c.df {
+				t.Errorf("%d of %d: datagram %d DF %v, want %v", c.gso, c.n, i, df, c.df)
+			}
+		}
+	}
+}

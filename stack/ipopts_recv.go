@@ -60,7 +60,7 @@ func (s *Stack) recvOptions(h wire.IPv4) (o RecvIPOpts) {
 	specSet := false
 	specDst := func() []byte {
 		if !specSet {
-			spec, specSet = s.specDst(h.Dst()).As4(), true
+			spec, specSet = s.specDst(h.Dst(), h.Src()).As4(), true
 		}
 		return spec[:]
 	}
@@ -133,15 +133,21 @@ func (s *Stack) recvOptions(h wire.IPv4) (o RecvIPOpts) {
 	return o
 }
 
-// specDst is the address this host answers a packet to dst from
-// (Linux's fib_compute_spec_dst): dst itself when it is one of ours,
-// else (a broadcast or a group) the route's source.
-func (s *Stack) specDst(dst netip.Addr) netip.Addr {
+// specDst is the address this host answers a packet from src to dst
+// from (Linux's fib_compute_spec_dst): dst itself when it is one of
+// ours, else (a broadcast or a group) the source of the route back to
+// src; the route to dst when there is none (a group needs no route).
+func (s *Stack) specDst(dst, src netip.Addr) netip.Addr {
 	if s.IsLocal(dst) {
 		return dst
 	}
-	if r, err := s.FindRoute(dst); err == nil && r.Src.Is4() {
-		return r.Src
+	for _, a := range [2]netip.Addr{src, dst} {
+		if !a.IsValid() || a.IsUnspecified() {
+			continue
+		}
+		if r, err := s.FindRoute(a); err == nil && r.Src.Is4() {
+			return r.Src
+		}
 	}
 	return netip.IPv4Unspecified()
 }

@@ -436,6 +436,25 @@ type OutPacket struct {
 // larger than the route MTU and DF is clear.
 func (s *Stack) WritePacket(p *OutPacket) error { return s.writePacket(p, nil) }
 
+// groupOutNIC is the NIC a datagram to 255.255.255.255 or a group leaves
+// by: iface when set (IP_MULTICAST_IF, SO_BINDTODEVICE), else the
+// route's, else the first non-loopback NIC with an address, as Linux
+// picks by its route for 255.255.255.255 / 224/4. nil: none.
+func (s *Stack) groupOutNIC(dst netip.Addr, iface *NIC) *NIC {
+	if iface != nil {
+		return iface
+	}
+	if rr, e := s.FindRoute(dst); e == nil && !rr.Local {
+		return rr.NIC
+	}
+	for _, c := range s.NICs() {
+		if !c.loopback && len(c.Addrs()) > 0 {
+			return c
+		}
+	}
+	return nil
+}
+
 // writePacket is WritePacket; a non-nil th is a TCP header written in
 // front of p.Parts straight into the frame (no separate header buffer).
 func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
@@ -454,21 +473,7 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	dst := p.Dst
 	switch {
 	case dst == limitedBroadcast || dst.IsMulticast():
-		nic := p.Iface
-		if nic == nil {
-			// The first non-loopback NIC with an address, as Linux picks
-			// by its route for 255.255.255.255 / 224/4.
-			if rr, e := s.FindRoute(dst); e == nil && !rr.Local {
-				nic = rr.NIC
-			} else {
-				for _, c := range s.NICs() {
-					if !c.loopback && len(c.Addrs()) > 0 {
-						nic = c
-						break
-					}
-				}
-			}
-		}
+		nic := s.groupOutNIC(dst, p.Iface)
 		if nic == nil {
 			s.stats.IP.OutNoRoutes.Add(1)
 			return syscall.ENETUNREACH
@@ -513,7 +518,9 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	if hdr.TotalLen > wire.IPv4MaxLen {
 		return syscall.EMSGSIZE
 	}
-	if p.DFWant && !mtuLocked && p.GSOSize == 0 && hdr.TotalLen <= r.MTU {
+	// A UDP_SEGMENT send too: Linux (__ip_make_skb) looks at the whole
+	// super-datagram, so its segments carry DF when it fits the MTU.
+	if p.DFWant && !mtuLocked && hdr.TotalLen <= r.MTU {
 		hdr.DF = true
 	}
 	if hdr.TotalLen > r.MTU && df && p.GSOSize == 0 {

@@ -793,6 +793,16 @@ type ndEntry struct {
 	timer     clock.Timer
 	pending   [][]byte
 	pendBytes int
+	// flushing: the frames that waited are being written; sends queue
+	// behind them until the queue is empty, so the first datagrams to a
+	// neighbour leave in the order they were sent.
+	flushing bool
+}
+
+// storeFast publishes e's MAC for lock-free senders.
+func (e *ndEntry) storeFast() {
+	m := e.mac
+	e.fast.Store(fastValid | uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 | uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5]))
 }
 
 // ndCache is a NIC's IPv6 neighbour cache: bounded (NDCacheSize, stale
@@ -873,9 +883,7 @@ func (n *NIC) SetStatic6(a netip.Addr, mac wire.MAC) {
 		e.timer.Stop()
 	}
 	e.state = NeighPermanent
-	p := c.takePendingLocked(e)
-	c.mu.Unlock()
-	c.send(p, mac)
+	c.flushUnlock(e, c.takePendingLocked(e))
 }
 
 func (c *ndCache) takePendingLocked(e *ndEntry) [][]byte {
@@ -888,6 +896,50 @@ func (c *ndCache) takePendingLocked(e *ndEntry) [][]byte {
 	s.arpPendingBytes.Add(-int64(e.pendBytes))
 	e.pending, e.pendBytes = nil, 0
 	return p
+}
+
+// flushUnlock writes p, the frames e's queue held, to e's address and
+// unlocks c (held on entry). Until e's queue stays empty, sends to e
+// join the queue (resolve) and go out here after p, in order: the lock
+// is not held while writing (a link may deliver back into the stack).
+func (c *ndCache) flushUnlock(e *ndEntry, p [][]byte) {
+	if len(p) == 0 || e.flushing {
+		// Nothing to write, or another call is writing e's queue and
+		// takes what is queued now.
+		if len(p) > 0 {
+			e.pending = append(p, e.pending...)
+			c.requeueCharge(e, p)
+		}
+		c.mu.Unlock()
+		return
+	}
+	e.flushing = true
+	e.fast.Store(0) // enterLocked keeps it so until the queue is written
+	for {
+		mac := e.mac
+		c.mu.Unlock()
+		c.send(p, mac)
+		c.mu.Lock()
+		if p = c.takePendingLocked(e); len(p) == 0 {
+			break
+		}
+	}
+	e.flushing = false
+	if e.state == NeighReachable || e.state == NeighPermanent {
+		e.storeFast()
+	}
+	c.mu.Unlock()
+}
+
+// requeueCharge charges frames put back on e's queue.
+func (c *ndCache) requeueCharge(e *ndEntry, p [][]byte) {
+	s := c.nic.stack
+	for _, f := range p {
+		ch := pendingCharge(f)
+		e.pendBytes += ch
+		s.arpPendingBytes.Add(int64(ch))
+	}
+	s.arpPending.Add(int64(len(p)))
 }
 
 func (c *ndCache) send(frames [][]byte, mac wire.MAC) {
@@ -926,9 +978,8 @@ func (c *ndCache) arm(e *ndEntry, d time.Duration) {
 func (c *ndCache) enterLocked(e *ndEntry, st NeighborState) {
 	s := c.nic.stack
 	e.state = st
-	if st == NeighReachable {
-		m := e.mac
-		e.fast.Store(fastValid | uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 | uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5]))
+	if st == NeighReachable && !e.flushing {
+		e.storeFast()
 	} else {
 		e.fast.Store(0)
 	}
@@ -972,12 +1023,12 @@ func (c *ndCache) resolve(a netip.Addr, frame []byte) (wire.MAC, bool) {
 		c.solicit(a, wire.MAC{})
 		return wire.MAC{}, false
 	}
-	switch e.state {
-	case NeighIncomplete:
+	switch {
+	case e.state == NeighIncomplete, e.flushing:
 		c.enqueueLocked(e, frame)
 		c.mu.Unlock()
 		return wire.MAC{}, false
-	case NeighStale:
+	case e.state == NeighStale:
 		// First use of a stale entry: DELAY, giving upper layers a chance
 		// to confirm before probing (RFC 4861 7.3.3).
 		c.enterLocked(e, NeighDelay)
@@ -1139,8 +1190,7 @@ func (c *ndCache) learn(a netip.Addr, mac wire.MAC, create, router bool) {
 		e.mac = mac
 		c.enterLocked(e, NeighStale)
 	}
-	c.mu.Unlock()
-	c.send(p, mac)
+	c.flushUnlock(e, p)
 }
 
 // advert applies a neighbour advertisement (RFC 4861 7.2.5); it returns
@@ -1155,7 +1205,6 @@ func (c *ndCache) advert(a netip.Addr, flags uint8, mac wire.MAC, hasMAC bool) (
 	wasRouter = e.router
 	solicited := flags&wire.NAFlagSolicited != 0
 	override := flags&wire.NAFlagOverride != 0
-	var p [][]byte
 	if e.state == NeighIncomplete {
 		if !hasMAC {
 			c.mu.Unlock()
@@ -1168,10 +1217,8 @@ func (c *ndCache) advert(a netip.Addr, flags uint8, mac wire.MAC, hasMAC bool) (
 			c.enterLocked(e, NeighStale)
 		}
 		e.router = flags&wire.NAFlagRouter != 0
-		p = c.takePendingLocked(e)
 		isRouter = e.router
-		c.mu.Unlock()
-		c.send(p, mac)
+		c.flushUnlock(e, c.takePendingLocked(e))
 		return wasRouter, isRouter
 	}
 	differs := hasMAC && mac != e.mac
