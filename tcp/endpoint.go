@@ -822,7 +822,7 @@ func (e *Endpoint) SetKeepIdle(d time.Duration) error {
 	}
 	e.lock()
 	defer e.unlock()
-	e.setOpt(func(o *epOpts) { o.keepIdle = d })
+	e.setOpt(func(o epOpts) epOpts { o.keepIdle = d; return o })
 	e.rearmKeepalive()
 	return nil
 }
@@ -834,7 +834,7 @@ func (e *Endpoint) SetKeepIntvl(d time.Duration) error {
 	}
 	e.lock()
 	defer e.unlock()
-	e.setOpt(func(o *epOpts) { o.keepIntvl = d })
+	e.setOpt(func(o epOpts) epOpts { o.keepIntvl = d; return o })
 	return nil
 }
 func (e *Endpoint) KeepIntvl() time.Duration { e.lock(); defer e.unlock(); return e.keepIntvl }
@@ -845,7 +845,7 @@ func (e *Endpoint) SetKeepCnt(n int) error {
 	}
 	e.lock()
 	defer e.unlock()
-	e.setOpt(func(o *epOpts) { o.keepCnt = int32(n) })
+	e.setOpt(func(o epOpts) epOpts { o.keepCnt = int32(n); return o })
 	return nil
 }
 func (e *Endpoint) KeepCnt() int { e.lock(); defer e.unlock(); return int(e.keepCnt) }
@@ -862,7 +862,7 @@ func (e *Endpoint) SetLinger(on bool, d time.Duration) error {
 	}
 	e.lock()
 	defer e.unlock()
-	e.setOpt(func(o *epOpts) { o.lingerOn, o.linger = on, d.Truncate(time.Second) })
+	e.setOpt(func(o epOpts) epOpts { o.lingerOn, o.linger = on, d.Truncate(time.Second); return o })
 	return nil
 }
 func (e *Endpoint) Linger() (bool, time.Duration) {
@@ -881,7 +881,7 @@ func (e *Endpoint) SetRecvBuf(n int) error {
 	e.lock()
 	defer e.unlock()
 	v := max(min(2*n, 2*e.p.cfg.MaxRecvBuf), minBuf)
-	e.setOpt(func(o *epOpts) { o.userRcvBuf = v })
+	e.setOpt(func(o epOpts) epOpts { o.userRcvBuf = v; return o })
 	if v > e.rcvCap || e.state == StateClosed || e.state == StateListen {
 		e.rcvCap = v
 	}
@@ -897,7 +897,7 @@ func (e *Endpoint) SetSendBuf(n int) error {
 	e.lock()
 	defer e.unlock()
 	v := max(min(2*n, 2*e.p.cfg.MaxSendBuf), 4608)
-	e.setOpt(func(o *epOpts) { o.userSndBuf = v })
+	e.setOpt(func(o epOpts) epOpts { o.userSndBuf = v; return o })
 	e.sndCap = max(v, e.sndLen)
 	return nil
 }
@@ -910,7 +910,7 @@ func (e *Endpoint) SetMaxSeg(n int) error {
 	}
 	e.lock()
 	defer e.unlock()
-	e.setOpt(func(o *epOpts) { o.userMSS = int32(n) })
+	e.setOpt(func(o epOpts) epOpts { o.userMSS = int32(n); return o })
 	return nil
 }
 
@@ -942,7 +942,7 @@ func (e *Endpoint) SetTTL(n int) error {
 		return syscall.EINVAL
 	}
 	e.lock()
-	e.setOpt(func(o *epOpts) { o.ttl, o.hopZero = uint8(max(n, 0)), n == 0 })
+	e.setOpt(func(o epOpts) epOpts { o.ttl, o.hopZero = uint8(max(n, 0)), n == 0; return o })
 	e.unlock()
 	return nil
 }
@@ -973,7 +973,7 @@ func (e *Endpoint) SetListenIPv4(ttl, tos int) {
 // its low byte, less the ECN bits (which TCP owns).
 func (e *Endpoint) SetTOS(n int) error {
 	e.lock()
-	e.setOpt(func(o *epOpts) { o.tos = uint8(n) &^ 3 })
+	e.setOpt(func(o epOpts) epOpts { o.tos = uint8(n) &^ 3; return o })
 	e.unlock()
 	return nil
 }
@@ -987,7 +987,7 @@ func (e *Endpoint) SetCongestion(name string) error {
 	}
 	e.lock()
 	defer e.unlock()
-	e.setOpt(func(o *epOpts) { o.ccName = name }) // an alias ("reno") reads back as set, as in Linux
+	e.setOpt(func(o epOpts) epOpts { o.ccName = name; return o }) // an alias ("reno") reads back as set, as in Linux
 	if e.cc != nil || (e.everConnected && !lazyCC(name)) {
 		e.cc = cc
 		e.ccs.PacingRate = 0 // the new control paces if it wants to

@@ -79,12 +79,13 @@ type errQueueItem struct {
 func (e *Endpoint) SetRecvErrRFC4884(v6, on bool) {
 	e.lock()
 	defer e.unlock()
-	e.setOpt(func(o *epOpts) {
+	e.setOpt(func(o epOpts) epOpts {
 		if v6 {
 			o.rfc4884v6 = on
 		} else {
 			o.rfc4884v4 = on
 		}
+		return o
 	})
 }
 

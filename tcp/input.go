@@ -941,12 +941,13 @@ func (e *Endpoint) handleError(seq uint32, ne *NetError) bool {
 func (e *Endpoint) SetRecvErr(v6, on bool) {
 	e.lock()
 	defer e.unlock()
-	e.setOpt(func(o *epOpts) {
+	e.setOpt(func(o epOpts) epOpts {
 		if v6 {
 			o.recvErr6 = on
 		} else {
 			o.recvErr4 = on
 		}
+		return o
 	})
 }
 

@@ -58,7 +58,7 @@ func (e *Endpoint) ipOptsNoGSO() bool {
 func (e *Endpoint) SetIPOptions(o IPOptions) {
 	e.lock()
 	defer e.unlock()
-	e.setOpt(func(x *epOpts) { x.ipOpts = o })
+	e.setOpt(func(x epOpts) epOpts { x.ipOpts = o; return x })
 	switch e.state {
 	case StateClosed, StateListen, StateSynSent, StateSynRcvd:
 		return // negotiate takes them into account

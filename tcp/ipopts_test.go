@@ -191,7 +191,7 @@ func TestIPOptionsFamilies(t *testing.T) {
 	if e.gsoSize(5000) != 0 || e.gsoLimit(1440) != 1440 {
 		t.Fatal("a source route in a super-segment")
 	}
-	e.setOpt(func(x *epOpts) { x.ipOpts = o })
+	e.setOpt(func(x epOpts) epOpts { x.ipOpts = o; return x })
 	if e.gsoSize(5000) != 1440 || e.gsoLimit(1440) <= 1440 {
 		t.Fatal("no super-segment with options")
 	}

@@ -126,12 +126,12 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	// shares the listener's options, which no one writes in place.
 	c.epOpts = l.epOpts
 	if ls := l.ls; ls != nil && ls.set4 && k.remote.Addr().Is4() {
-		c.setOpt(func(o *epOpts) { o.ttl, o.tos, o.hopZero = ls.ttl4, ls.tos4, false })
+		c.setOpt(func(o epOpts) epOpts { o.ttl, o.tos, o.hopZero = ls.ttl4, ls.tos4, false; return o })
 	}
 	if c.ipOpts != s.echo {
 		// Not the listener's IP_OPTIONS: the SYN's options echoed, or
 		// none, as Linux's child takes ireq_opt (ipopts.go).
-		c.setOpt(func(o *epOpts) { o.ipOpts = s.echo })
+		c.setOpt(func(o epOpts) epOpts { o.ipOpts = s.echo; return o })
 	}
 	c.reuseAddr, c.reusePort = l.reuseAddr, l.reusePort
 	c.tproxy = l.tproxy // inherited, as Linux clones the socket's flags

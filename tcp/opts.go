@@ -42,10 +42,11 @@ type optsTable struct {
 // setOpt changes the endpoint's options through f on a copy, then
 // points the endpoint at the shared set equal to the result. Setting
 // options is rare: the copy and the lookup cost nothing that matters.
-func (e *Endpoint) setOpt(f func(*epOpts)) {
-	o := *e.epOpts
-	f(&o)
-	e.epOpts = e.p.shareOpts(o)
+func (e *Endpoint) setOpt(f func(epOpts) epOpts) {
+	// By value, not through a pointer: a pointer handed to f would move
+	// the copy to the heap on every call, garbage that fragments the
+	// heap of many connections (perf's TestMemPerPair).
+	e.epOpts = e.p.shareOpts(f(*e.epOpts))
 }
 
 func (p *Protocol) shareOpts(o epOpts) *epOpts {

@@ -184,7 +184,7 @@ func (e *Endpoint) SetUserTimeout(ms int) error {
 	}
 	e.lock()
 	defer e.unlock()
-	e.setOpt(func(o *epOpts) { o.userTimeout = time.Duration(ms) * time.Millisecond })
+	e.setOpt(func(o epOpts) epOpts { o.userTimeout = time.Duration(ms) * time.Millisecond; return o })
 	return nil
 }
 
