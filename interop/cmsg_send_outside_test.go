@@ -38,13 +38,7 @@ func (l *lab) capture(t *testing.T, iface string, filter ...string) *tcpdumpCap 
 	cmd.Stdout, cmd.Stderr = c.out, c.out
 	done := startCmd(t, cmd)
 	t.Cleanup(cancel)
-	for !strings.Contains(c.out.String(), "listening on") {
-		select {
-		case err := <-done:
-			t.Fatalf("tcpdump ended: %v\n%s", err, c.out.String())
-		case <-time.After(10 * time.Millisecond): // tcpdump tells only on its output when it is ready
-		}
-	}
+	waitTcpdump(t, c.out, done)
 	return c
 }
 

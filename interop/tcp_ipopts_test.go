@@ -47,13 +47,7 @@ c.sendall((c.getsockopt(socket.IPPROTO_IP,4,40).hex()+' '+str(n)).encode()); c.c
 	c := l.cmd(ctx, "tcpdump", "--immediate-mode", "-B", "65536", "-n", "-v", "-l", "-i", tapName, "tcp port "+strconv.Itoa(port))
 	c.Stdout, c.Stderr = &buf, &buf
 	done := startCmd(t, c)
-	for !strings.Contains(buf.String(), "listening on") {
-		select {
-		case err := <-done:
-			t.Fatalf("tcpdump ended: %v\n%s", err, buf.String())
-		case <-time.After(10 * time.Millisecond): // tcpdump tells only on its output when it is ready
-		}
-	}
+	waitTcpdump(t, &buf, done)
 
 	s, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
 	if err != nil {

@@ -28,13 +28,7 @@ func TestInteropUDPDontFragmentLikeLinux(t *testing.T) {
 	c := l.cmd(ctx, "tcpdump", "-n", "-v", "-l", "-i", tapName, "-c", "8", "udp or (ip[6:2] & 0x1fff != 0)")
 	c.Stdout, c.Stderr = &buf, &buf
 	done := startCmd(t, c)
-	for !strings.Contains(buf.String(), "listening on") {
-		select {
-		case err := <-done:
-			t.Fatalf("tcpdump ended: %v\n%s", err, buf.String())
-		case <-time.After(10 * time.Millisecond): // tcpdump tells only on its output when it is ready
-		}
-	}
+	waitTcpdump(t, &buf, done)
 	s, err := h.net.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -77,6 +77,38 @@ func ipoptsPair(t *testing.T) (a, b *stack.Stack, ca, cb *capLink) {
 	return a, b, ca, cb
 }
 
+// optsConn connects a socket of stack a, with IP_OPTIONS opts when not
+// empty, to a listener of stack b on 10.0.0.2:port and returns both ends,
+// closed when the test ends. A stalled connection fails the test after
+// 30 s instead of hanging it.
+func optsConn(t *testing.T, a, b *stack.Stack, port int, opts string) (c, s *socket.Socket) {
+	t.Helper()
+	ln, _ := socket.New(b).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	defer ln.Close()
+	if err := ln.Bind(socket.Inet("10.0.0.2", port)); err != nil {
+		t.Fatal(err)
+	}
+	ln.Listen(1)
+	c, _ = socket.New(a).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	t.Cleanup(func() { c.Close() })
+	if opts != "" {
+		if err := c.SetSockOpt(socket.SOL_IP, socket.IP_OPTIONS, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Connect(socket.Inet("10.0.0.2", port)); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c.SetTimeout(30 * time.Second)
+	s.SetTimeout(30 * time.Second)
+	return c, s
+}
+
 func readN(t *testing.T, s *socket.Socket, n int) {
 	t.Helper()
 	buf := make([]byte, 64<<10)
@@ -97,27 +129,7 @@ func readN(t *testing.T, s *socket.Socket, n int) {
 // (Linux's tcp_v4_save_options) and cuts its data to the same size.
 func TestTCPIPOptionsEverySegment(t *testing.T) {
 	a, b, ca, cb := ipoptsPair(t)
-	ln, _ := socket.New(b).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	defer ln.Close()
-	if err := ln.Bind(socket.Inet("10.0.0.2", 7002)); err != nil {
-		t.Fatal(err)
-	}
-	ln.Listen(1)
-	c, _ := socket.New(a).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	defer c.Close()
-	if err := c.SetSockOpt(socket.SOL_IP, socket.IP_OPTIONS, "\x07\x07\x04\x00\x00\x00\x00"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Connect(socket.Inet("10.0.0.2", 7002)); err != nil {
-		t.Fatal(err)
-	}
-	s, _, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A connection that stalls fails the test instead of hanging it.
-	c.SetTimeout(30 * time.Second)
-	s.SetTimeout(30 * time.Second)
+	c, s := optsConn(t, a, b, 7002, "\x07\x07\x04\x00\x00\x00\x00")
 	if v, err := s.GetSockOpt(socket.SOL_IP, socket.IP_OPTIONS); err != nil || v != "\x07\x07\x08\x0a\x00\x00\x01\x00" {
 		t.Fatalf("accepted socket's IP_OPTIONS %q %v", v, err)
 	}
@@ -168,25 +180,7 @@ func TestTCPIPOptionsEverySegment(t *testing.T) {
 // and are cut 8 bytes shorter (Linux's tcp_sync_mss); before, none.
 func TestTCPIPOptionsSetConnected(t *testing.T) {
 	a, b, ca, _ := ipoptsPair(t)
-	ln, _ := socket.New(b).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	defer ln.Close()
-	if err := ln.Bind(socket.Inet("10.0.0.2", 7003)); err != nil {
-		t.Fatal(err)
-	}
-	ln.Listen(1)
-	c, _ := socket.New(a).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	defer c.Close()
-	if err := c.Connect(socket.Inet("10.0.0.2", 7003)); err != nil {
-		t.Fatal(err)
-	}
-	s, _, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A connection that stalls fails the test instead of hanging it.
-	c.SetTimeout(30 * time.Second)
-	s.SetTimeout(30 * time.Second)
-	defer s.Close()
+	c, s := optsConn(t, a, b, 7003, "")
 	const n = 100 << 10
 	if err := c.SendAll(make([]byte, n), 0); err != nil {
 		t.Fatal(err)
@@ -236,27 +230,7 @@ func TestTCPIPOptionsSuperSegments(t *testing.T) {
 	t.Cleanup(func() { a.Close(); b.Close() })
 	a.AddNIC("eth0", ea).AddAddress(netip.MustParsePrefix("10.0.0.1/24"))
 	b.AddNIC("eth0", eb).AddAddress(netip.MustParsePrefix("10.0.0.2/24"))
-	ln, _ := socket.New(b).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	defer ln.Close()
-	if err := ln.Bind(socket.Inet("10.0.0.2", 7004)); err != nil {
-		t.Fatal(err)
-	}
-	ln.Listen(1)
-	c, _ := socket.New(a).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	defer c.Close()
-	if err := c.SetSockOpt(socket.SOL_IP, socket.IP_OPTIONS, "\x07\x0b\x04\x00\x00\x00\x00\x00\x00\x00\x00"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Connect(socket.Inet("10.0.0.2", 7004)); err != nil {
-		t.Fatal(err)
-	}
-	s, _, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	c.SetTimeout(30 * time.Second)
-	s.SetTimeout(30 * time.Second)
+	c, s := optsConn(t, a, b, 7004, "\x07\x0b\x04\x00\x00\x00\x00\x00\x00\x00\x00")
 	// The SYN's two slots: the client's address, then the listener's
 	// own, filled on receipt; the echo is full.
 	if v, err := s.GetSockOpt(socket.SOL_IP, socket.IP_OPTIONS); err != nil || v != "\x07\x0b\x0c\x0a\x00\x00\x01\x0a\x00\x00\x02\x00" {
