@@ -518,6 +518,8 @@ func (s *Socket) RecvMsg6(b []byte, flags int) (n, rflags int, from Sockaddr, in
 	if n, rflags, from, pi, err = s.recvDgramInfo(d, b, flags); err != nil {
 		return 0, 0, nil, info, err
 	}
+	stack.PutRecvExt6(pi.Ext6) // not read here
+	pi.Ext6 = nil
 	bits := d.recvInfo.Load()
 	if bits&1 != 0 {
 		info.HasPktInfo = true
