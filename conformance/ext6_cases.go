@@ -230,6 +230,45 @@ func ext6Cases() []Case {
 			{"IPV6_HOPLIMIT 5 only", cmsgInt(ip6, socket.IPV6_HOPLIMIT, 5)},
 		}),
 	)
+	// The headers count against the MTU (::1's 65536 on both) with
+	// IPV6_DONTFRAG, and against the 65535-byte payload without it;
+	// Destination Options twice (Linux's ip6_append_data), and
+	// IPV6_RTHDRDSTOPTS, not sent, not at all.
+	for _, o := range []struct {
+		name string
+		opt  int
+		v    string
+	}{{"IPV6_DSTOPTS", socket.IPV6_DSTOPTS, dst24}, {"IPV6_HOPOPTS", socket.IPV6_HOPOPTS, hop16}, {"IPV6_RTHDRDSTOPTS", socket.IPV6_RTHDRDSTOPTS, rthd}} {
+		cs = append(cs, Case{Name: "ext6/udp6 sizes with " + o.name, Run: func(t *T) {
+			x := recv6(t)
+			s := t.Socket6(DGRAM)
+			set(t, s, o.opt, o.v, o.name)
+			n := len(o.v)
+			for _, l := range []int{65535 - 8 - 2*n, 65535 - 8 - 2*n + 1, 65535 - 8 - n, 65535 - 8 - n + 1, 65535 - 8 + 1} {
+				t.Send(fmt.Sprintf("send %d", l), s, make([]byte, l), 0, x.ra)
+			}
+			set(t, s, socket.IPV6_DONTFRAG, 1, "IPV6_DONTFRAG")
+			for _, l := range []int{65536 - 40 - 8 - 2*n, 65536 - 40 - 8 - 2*n + 1, 65536 - 40 - 8 - n, 65536 - 40 - 8 - n + 1} {
+				t.Send(fmt.Sprintf("send %d, IPV6_DONTFRAG", l), s, make([]byte, l), 0, x.ra)
+			}
+		}})
+	}
+	// Too big with IPV6_DONTFRAG and with IPV6_RECVERR: what the error
+	// queue says of the MTU.
+	cs = append(cs, Case{Name: "ext6/udp6 EMSGSIZE on the error queue", Run: func(t *T) {
+		x := recv6(t)
+		s := t.Socket6(DGRAM)
+		set(t, s, socket.IPV6_RECVERR, 1, "IPV6_RECVERR")
+		t.Send("send 65528, no headers", s, make([]byte, 65528), 0, x.ra)
+		t.RecvCtl("error queue", s, 64, 256, socket.MSG_ERRQUEUE|recvNoWait)
+		set(t, s, socket.IPV6_HOPOPTS, hop16, "IPV6_HOPOPTS")
+		set(t, s, socket.IPV6_DSTOPTS, dst24, "IPV6_DSTOPTS")
+		t.Send("send 65500", s, make([]byte, 65500), 0, x.ra)
+		t.RecvCtl("error queue", s, 64, 256, socket.MSG_ERRQUEUE|recvNoWait)
+		set(t, s, socket.IPV6_DONTFRAG, 1, "IPV6_DONTFRAG")
+		t.Send("send 65450, IPV6_DONTFRAG", s, make([]byte, 65450), 0, x.ra)
+		t.RecvCtl("error queue", s, 64, 256, socket.MSG_ERRQUEUE|recvNoWait)
+	}})
 	// Raw IPv6 sockets: a raw UDP receiver gets the headers too; a raw
 	// sender sends its sticky ones.
 	cs = append(cs, Case{Name: "ext6/raw6 receive and send", Root: true, Run: func(t *T) {

@@ -15,7 +15,7 @@ import (
 // messages of the same names replace them for one datagram (sendctl.go).
 // IPV6_RTHDR (routing headers) stays refused: sockstack has no source
 // routing, and IPV6_RTHDRDSTOPTS, which Linux sends only with a routing
-// header, is kept and counted against the MTU but never sent.
+// header, is kept but never sent.
 
 // optHdr checks a sticky header value as Linux does: none when empty;
 // else at least 2 bytes, a multiple of 8, at most 2040, and its

@@ -526,7 +526,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		if e.kind == KindUDP {
 			n += wire.UDPHeaderLen
 		}
-		if err := e.checkDF(dst, errPort, n, probe); err != nil {
+		if err := e.checkDFExt(dst, errPort, n, ext.sent(), probe); err != nil {
 			return 0, err
 		}
 	}

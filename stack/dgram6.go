@@ -180,6 +180,9 @@ func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr
 	switch e.kind {
 	case KindUDP:
 		if len(b) > wire.IPv6MaxPayload-wire.UDPHeaderLen-ext.counted() {
+			// A local error too (__ip6_append_data), naming the MTU
+			// less the extension headers.
+			e.localError(syscall.EMSGSIZE, to, max(s.sendMTU(dst, false)-ext.sent(), 0))
 			return 0, syscall.EMSGSIZE
 		}
 		h := getBuf(wire.UDPHeaderLen)

@@ -10,9 +10,9 @@ import "github.com/sockstack/sockstack/wire"
 // Hop-by-Hop first (unfragmentable), then Destination Options
 // (fragmentable: after a fragment header), then the upper layer.
 // RthdrDst is the destination options header for before a routing
-// header; sockstack sends no routing header, and Linux sends that header
-// only with one (RFC 3542 9.2), so it is never sent, but Linux still
-// counts its length against the MTU (opt_nflen) and so does this.
+// header; sockstack sends no routing header, and Linux drops that header
+// without one (ipv6_fixup_options, RFC 3542 9.2), so it is never sent
+// nor counted.
 type SendExt6 struct {
 	Hop, RthdrDst, Dst []byte
 }
@@ -25,12 +25,15 @@ func (x *SendExt6) sent() int {
 	return len(x.Hop) + len(x.Dst)
 }
 
-// counted is what the MTU checks count (Linux's opt_nflen + opt_flen).
+// counted is what the size checks (IPV6_DONTFRAG against the MTU, the
+// 65,535-byte payload) count: Linux's ip6_append_data adds opt_flen to
+// the datagram's length and again in its header size, so Destination
+// Options count twice there (checked against the kernel).
 func (x *SendExt6) counted() int {
 	if x == nil {
 		return 0
 	}
-	return len(x.Hop) + len(x.RthdrDst) + len(x.Dst)
+	return len(x.Hop) + 2*len(x.Dst)
 }
 
 // put writes the headers at ip[off:] for upper-layer protocol proto and

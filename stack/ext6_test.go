@@ -141,13 +141,14 @@ func TestExt6Fragments(t *testing.T) {
 	if data[0] != wire.ProtoUDP || !bytes.Equal(data[1:8], dst[1:]) || !bytes.Equal(data[16:], payload) {
 		t.Fatalf("reassembled data starts %x", data[:24])
 	}
-	// 1500 - 40 - 16 - 8 - 8 = 1428 bytes of UDP payload fit; one more does not.
+	// 1500 - 40 - 16 - 2*8 - 8 = 1420 bytes of UDP payload pass the
+	// DF check (Destination Options count twice, as on Linux); one more does not.
 	e.SetDontFrag(true)
-	if _, err := e.SendTo(make([]byte, 1428), netip.AddrPortFrom(peer6, 9), nil); err != nil {
-		t.Fatalf("1428 bytes with DF: %v", err)
+	if _, err := e.SendTo(make([]byte, 1420), netip.AddrPortFrom(peer6, 9), nil); err != nil {
+		t.Fatalf("1420 bytes with DF: %v", err)
 	}
-	if _, err := e.SendTo(make([]byte, 1429), netip.AddrPortFrom(peer6, 9), nil); err == nil {
-		t.Fatal("1429 bytes with DF sent")
+	if _, err := e.SendTo(make([]byte, 1421), netip.AddrPortFrom(peer6, 9), nil); err == nil {
+		t.Fatal("1421 bytes with DF sent")
 	}
 }
 
