@@ -269,6 +269,30 @@ func ext6Cases() []Case {
 		t.Send("send 65450, IPV6_DONTFRAG", s, make([]byte, 65450), 0, x.ra)
 		t.RecvCtl("error queue", s, 64, 256, socket.MSG_ERRQUEUE|recvNoWait)
 	}})
+	// A raw ICMPv6 socket sends its headers, sticky or per datagram; a
+	// raw ICMPv6 receiver of echo requests only shows them. (Ping
+	// sockets, which send none, are refused to root by this host's
+	// net.ipv4.ping_group_range: socket/inet6_ext_test.go has them.)
+	cs = append(cs, Case{Name: "ext6/raw icmpv6 sender", Root: true, Run: func(t *T) {
+		rr := t.Socket(AF_INET6, RAW, socket.IPPROTO_ICMPV6)
+		rr.SetTimeout(5 * time.Second)
+		var f socket.ICMP6Filter
+		for i := range f {
+			f[i] = 0xffffffff
+		}
+		f[128>>5] &^= 1 << (128 & 31)
+		t.Check("ICMP6_FILTER echo requests only", rr.SetSockOpt(socket.IPPROTO_ICMPV6, socket.ICMP6_FILTER, f))
+		for _, o := range both {
+			set(t, rr, o, 1, fmt.Sprintf("set %d", o))
+		}
+		echo := []byte{128, 0, 0, 0, 0, 0, 0, 1, 'p'}
+		rs := t.Socket(AF_INET6, RAW, socket.IPPROTO_ICMPV6)
+		set(t, rs, socket.IPV6_HOPOPTS, hop16, "raw IPV6_HOPOPTS")
+		t.Send("raw send", rs, echo, 0, in6("::1", 0))
+		t.recvCtl("raw recvmsg", rr, 64, 256, 0, 2, 4)
+		t.SendCtl("raw sendmsg IPV6_DSTOPTS", rs, echo, c(socket.IPV6_DSTOPTS, dst24), in6("::1", 0))
+		t.recvCtl("raw recvmsg", rr, 64, 256, 0, 2, 4)
+	}})
 	// Raw IPv6 sockets: a raw UDP receiver gets the headers too; a raw
 	// sender sends its sticky ones.
 	cs = append(cs, Case{Name: "ext6/raw6 receive and send", Root: true, Run: func(t *T) {

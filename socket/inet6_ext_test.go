@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sockstack/sockstack/stack"
 )
 
 // ext6Opt is an options header of n*8 bytes: one experimental option
@@ -107,5 +109,43 @@ func TestExt6RecvCmsg(t *testing.T) {
 	two := append(cmsgBytes(IPPROTO_IPV6, IPV6_HOPOPTS, hop), cmsgBytes(IPPROTO_IPV6, IPV6_HOPOPTS, hop)...)
 	if _, err := s.SendMsgControl([]byte("c"), two, 0, ra); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("two IPV6_HOPOPTS: %v", err)
+	}
+}
+
+// A ping socket takes the headers (getsockopt gives them back) and
+// sends none, sticky or per datagram, as Linux's ping_v6_sendmsg; a raw
+// ICMPv6 receiver with IPV6_RECVHOPOPTS sees the echo request bare.
+func TestExt6PingSendsNone(t *testing.T) {
+	n := New(stack.New(stack.Options{}))
+	rr := mustSocket(t, n, AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)
+	setOpts(t, rr, IPPROTO_IPV6, IPV6_RECVHOPOPTS, IPV6_RECVDSTOPTS)
+	ps := mustSocket(t, n, AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6)
+	hop := ext6Opt(1, 0xaa)
+	if err := ps.SetSockOpt(IPPROTO_IPV6, IPV6_HOPOPTS, hop); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := ps.GetSockOpt(IPPROTO_IPV6, IPV6_HOPOPTS); got != string(hop) {
+		t.Fatalf("getsockopt: %x", got)
+	}
+	echo := []byte{128, 0, 0, 0, 0, 0, 0, 1, 'p'}
+	to := Inet6("::1", 0)
+	if _, err := ps.SendTo(echo, 0, to); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ps.SendMsgControl(echo, cmsgBytes(IPPROTO_IPV6, IPV6_DSTOPTS, ext6Opt(1, 0xbb)), 0, to); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		// The echo request (the reply, type 129, comes after each).
+		for {
+			d, ctl, _ := recvCtl(t, rr, 256, 0)
+			if d[0] != 128 {
+				continue
+			}
+			if len(ctl) != 0 {
+				t.Fatalf("echo request %d: control %x, want none", i, ctl)
+			}
+			break
+		}
 	}
 }
