@@ -45,6 +45,7 @@ func Cases() []Case {
 	cs = append(cs, recvOptsCases()...)    // recvopts_cases.go
 	cs = append(cs, ipOptionsCases()...)   // ipoptions_cases.go
 	cs = append(cs, sendCtlCases()...)     // sendctl_cases.go
+	cs = append(cs, ext6Cases()...)        // ext6_cases.go
 	return cs
 }
 

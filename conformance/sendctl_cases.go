@@ -261,8 +261,8 @@ func sendCtlCases() []Case {
 		}, func(t *T, s sockapi.Sock) {
 			set(t, s, ip6, socket.IPV6_TCLASS, 0x28, "IPV6_TCLASS=0x28")
 		}, socket.IPV6_FLOWINFO),
-		// Well-formed extension headers are known differences
-		// (docs/DECISIONS.md): only the refusals are compared.
+		// Malformed extension headers here; well-formed ones, which
+		// are sent, in ext6_cases.go.
 		udp6("IPV6_NEXTHOP and malformed extension headers", []step{
 			{"IPV6_NEXTHOP ::1", cmsg(ip6, socket.IPV6_NEXTHOP, append([]byte{10, 0, 0, 0, 0, 0, 0, 0}, append(make([]byte, 15), 1, 0, 0, 0, 0)...))},
 			{"IPV6_NEXTHOP 2 bytes", cmsg(ip6, socket.IPV6_NEXTHOP, []byte{10, 0})},

@@ -277,6 +277,8 @@ func (d *dgramEP) setOption6(level, name int, v any) error {
 		return e.SetChecksumOffset(i)
 	case IPV6_PKTINFO:
 		return d.setSticky(v) // inet6_pktinfo.go
+	case IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_DSTOPTS:
+		return d.setExt6(name, v) // inet6_ext.go
 	case IPV6_JOIN_GROUP, IPV6_LEAVE_GROUP:
 		m, ok := v.(IPv6Mreq)
 		if !ok || !m.Multiaddr.Is6() || !m.Multiaddr.IsMulticast() {
@@ -328,6 +330,8 @@ func (d *dgramEP) getOption6(level, name int) (any, error) {
 		return e.HopLimit(), nil
 	case IPV6_MULTICAST_HOPS:
 		return e.MulticastHops(), nil
+	case IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_DSTOPTS:
+		return d.getExt6(name), nil // inet6_ext.go
 	case IPV6_MULTICAST_LOOP:
 		return b2i(e.MulticastLoop()), nil
 	case IPV6_MULTICAST_IF:
@@ -514,6 +518,8 @@ func (s *Socket) RecvMsg6(b []byte, flags int) (n, rflags int, from Sockaddr, in
 	if n, rflags, from, pi, err = s.recvDgramInfo(d, b, flags); err != nil {
 		return 0, 0, nil, info, err
 	}
+	stack.PutRecvExt6(pi.Ext6) // not read here
+	pi.Ext6 = nil
 	bits := d.recvInfo.Load()
 	if bits&1 != 0 {
 		info.HasPktInfo = true

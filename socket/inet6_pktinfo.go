@@ -278,6 +278,8 @@ func (s *Socket) RecvMsgPktinfo(b []byte, flags int) (n, rflags int, from Sockad
 	if n, rflags, from, info, err = s.recvDgramInfo(d, b, flags); err != nil {
 		return 0, 0, nil, pi, false, err
 	}
+	stack.PutRecvExt6(info.Ext6) // not read here
+	info.Ext6 = nil
 	if d.recvInfo.Load()&ipPktinfoBit == 0 {
 		return n, rflags, from, pi, false, nil
 	}

@@ -51,6 +51,12 @@ const (
 	IPV6_RECVFLOWINFO  = IPV6_FLOWINFO
 	IPV6_FLOWINFO_SEND = 33
 
+	// IPV6_RECVHOPOPTS and IPV6_RECVDSTOPTS ask for a received IPv6
+	// datagram's Hop-by-Hop header (an IPV6_HOPOPTS message) and each of
+	// its Destination Options headers (IPV6_DSTOPTS messages), whole.
+	IPV6_RECVHOPOPTS = 53
+	IPV6_RECVDSTOPTS = 58
+
 	// MSG_CTRUNC: a control message did not fit msg_control.
 	MSG_CTRUNC = 0x8
 )
@@ -64,6 +70,8 @@ const (
 	retOptsBit  = 1024
 	flowBit     = 2048 // IPV6_FLOWINFO
 	sndFlowBit  = 4096 // IPV6_FLOWINFO_SEND
+	hopOptsBit  = 8192 // IPV6_RECVHOPOPTS
+	dstOptsBit  = 16384
 )
 
 func recvOptBit(level, name int) uint32 {
@@ -80,6 +88,10 @@ func recvOptBit(level, name int) uint32 {
 		return flowBit
 	case level == IPPROTO_IPV6 && name == IPV6_FLOWINFO_SEND:
 		return sndFlowBit
+	case level == IPPROTO_IPV6 && name == IPV6_RECVHOPOPTS:
+		return hopOptsBit
+	case level == IPPROTO_IPV6 && name == IPV6_RECVDSTOPTS:
+		return dstOptsBit
 	}
 	return 0
 }
@@ -309,7 +321,8 @@ type rxMeta struct {
 	ttl, tos uint8
 	flow     uint32 // IPv6 flow label
 	opts     *stack.RecvIPOpts
-	port     uint16 // IP_ORIGDSTADDR's port
+	ext6     *stack.RecvExt6 // IPV6_HOPOPTS, IPV6_DSTOPTS
+	port     uint16          // IP_ORIGDSTADDR's port
 	portOK   bool
 }
 
@@ -353,7 +366,8 @@ func ipCmsgRecv(w *cmsgWriter, st *stack.Stack, bits uint32, m *rxMeta) {
 
 // ip6CmsgRecv writes what Linux's ip6_datagram_recv_specific_ctl gives
 // for an IPv6 packet, in its order: IPV6_HOPLIMIT, IPV6_TCLASS,
-// IPV6_FLOWINFO (when not zero), IPV6_ORIGDSTADDR.
+// IPV6_FLOWINFO (when not zero), IPV6_HOPOPTS, one IPV6_DSTOPTS per
+// Destination Options header in chain order, IPV6_ORIGDSTADDR.
 func ip6CmsgRecv(w *cmsgWriter, bits uint32, m *rxMeta) {
 	if bits&2 != 0 {
 		w.putInt(IPPROTO_IPV6, IPV6_HOPLIMIT, int32(m.ttl))
@@ -365,6 +379,16 @@ func ip6CmsgRecv(w *cmsgWriter, bits uint32, m *rxMeta) {
 		var d [4]byte
 		binary.BigEndian.PutUint32(d[:], fi)
 		w.put(IPPROTO_IPV6, IPV6_FLOWINFO, d[:])
+	}
+	if x := m.ext6; x != nil {
+		if bits&hopOptsBit != 0 && len(x.Hop) > 0 {
+			w.put(IPPROTO_IPV6, IPV6_HOPOPTS, x.Hop)
+		}
+		if bits&dstOptsBit != 0 {
+			for _, d := range x.Dst {
+				w.put(IPPROTO_IPV6, IPV6_DSTOPTS, d)
+			}
+		}
 	}
 	if bits&origDst6Bit != 0 && m.portOK {
 		var d [28]byte
@@ -441,7 +465,8 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 			w.putInt(SOL_UDP, UDP_GRO, int32(info.GSOSize))
 		}
 		st := d.ep.Stack()
-		m := rxMeta{dst: info.Dst, ttl: info.HopLimit, tos: info.TClass, flow: info.Flow, opts: &info.Opts}
+		defer stack.PutRecvExt6(info.Ext6)
+		m := rxMeta{dst: info.Dst, ttl: info.HopLimit, tos: info.TClass, flow: info.Flow, opts: &info.Opts, ext6: info.Ext6}
 		v4 := m.dst.Is4() || m.dst.Is4In6()
 		m.ifindex, m.specDst = st.IfIndexOf(info.Dst), info.Dst
 		if m.ifindex == 0 {

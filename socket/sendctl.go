@@ -248,13 +248,36 @@ func (d *dgramEP) decodeCmsg(st *ctlState, level, typ int, data []byte) error {
 			}
 			return d.applyCmsg(st, ipv6FlowInfo(binary.BigEndian.Uint32(data)&0xfffff))
 		case IPV6_HOPOPTS, IPV6_2292HOPOPTS, IPV6_DSTOPTS, IPV6_2292DSTOPTS, IPV6_RTHDRDSTOPTS:
-			// Checked as Linux checks them: a header whose length
-			// (hdrlen+1)*8 fits. A good one Linux sends; sockstack
-			// sends no application extension headers (docs/DECISIONS.md).
+			// A whole header, (hdrlen+1)*8 bytes of the message's data
+			// (more is ignored), as Linux's ip6_datagram_send_ctl. Any
+			// of them makes this datagram's headers replace all of the
+			// socket's (stack.SendOpts.Ext6).
 			if len(data) < 2 || len(data) < (int(data[1])+1)*8 {
 				return syscall.EINVAL
 			}
-			return syscall.EOPNOTSUPP
+			hdr := data[:(int(data[1])+1)*8]
+			x := st.o.Ext6
+			if x == nil {
+				x = new(stack.SendExt6) // only sends with these messages
+				st.o.Ext6 = x
+			}
+			switch typ {
+			case IPV6_HOPOPTS, IPV6_2292HOPOPTS:
+				if x.Hop != nil {
+					return syscall.EINVAL // one Hop-by-Hop header only
+				}
+				x.Hop = hdr
+			case IPV6_2292DSTOPTS:
+				if x.Dst != nil {
+					return syscall.EINVAL
+				}
+				x.Dst = hdr
+			case IPV6_DSTOPTS:
+				x.Dst = hdr
+			default:
+				x.RthdrDst = hdr
+			}
+			return nil
 		}
 		// IPV6_NEXTHOP is not a sendmsg message on Linux, and a routing
 		// header (IPV6_RTHDR) of any type is refused as by a kernel

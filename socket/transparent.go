@@ -185,6 +185,8 @@ func (s *Socket) RecvMsgOrigDst(b []byte, flags int) (n, rflags int, from Sockad
 	if n, rflags, from, info, err = s.recvDgramInfo(d, b, flags); err != nil {
 		return 0, 0, nil, nil, false, err
 	}
+	stack.PutRecvExt6(info.Ext6) // not read here
+	info.Ext6 = nil
 	bit := uint32(origDst6Bit)
 	dst := info.Dst
 	if dst.Is4() || dst.Is4In6() {

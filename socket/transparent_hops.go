@@ -22,6 +22,8 @@ func (s *Socket) RecvMsgHops(b []byte, flags int) (n int, from netip.AddrPort, o
 	if n, _, sa, info, err = s.recvDgramInfo(d, b, flags); err != nil {
 		return 0, from, orig, 0, err
 	}
+	stack.PutRecvExt6(info.Ext6) // not read here
+	info.Ext6 = nil
 	if in, isInet := sa.(*SockaddrInet); isInet {
 		from = netip.AddrPortFrom(in.AddrPort.Addr().Unmap(), in.AddrPort.Port())
 	}

@@ -93,6 +93,8 @@ func (s *Socket) RecvMsgUDP(b []byte, flags int) (n, rflags int, from Sockaddr, 
 	if n, rflags, from, info, err = s.recvDgramInfo(d, b, flags); err != nil {
 		return 0, 0, nil, 0, err
 	}
+	stack.PutRecvExt6(info.Ext6) // not read here
+	info.Ext6 = nil
 	return n, rflags, from, info.GSOSize, nil
 }
 

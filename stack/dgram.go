@@ -58,6 +58,9 @@ type received struct {
 	// that the queue entry of a datagram without options stays small.
 	flow uint32
 	opts *RecvIPOpts
+	// ext is an IPv6 datagram's Hop-by-Hop and Destination Options
+	// headers (ext6_recv.go), nil when it had none.
+	ext *RecvExt6
 }
 
 // DgramEndpoint is a UDP, ping or raw socket's protocol state. It never
@@ -133,6 +136,9 @@ type DgramEndpoint struct {
 	// ipOpts is IP_OPTIONS, the options of every IPv4 datagram sent
 	// (ipopts_send.go); replaced, never changed, so a send may keep it.
 	ipOpts *SendIPOpts
+	// ext6 is the sticky IPv6 extension headers (IPV6_HOPOPTS,
+	// IPV6_RTHDRDSTOPTS, IPV6_DSTOPTS; ext6_send.go), replaced whole.
+	ext6 *SendExt6
 
 	wq waiter.Queue
 }
@@ -505,18 +511,27 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 	if o.GSOSet {
 		gso = int(o.GSOSize)
 	}
+	// IPv6 extension headers: UDP and raw (not IPV6_HDRINCL) send them;
+	// ping does not (Linux's ping_v6_sendmsg drops them).
+	var ext *SendExt6
+	if dst.Is6() && !hdrIncl && e.kind != KindPing {
+		ext = e.ext6
+		if o.Ext6 != nil {
+			ext = o.Ext6
+		}
+	}
 	e.mu.Unlock()
 	if df && gso == 0 && !hdrIncl {
-		n := len(b) + ipo.Len()
+		n := len(b) + ipo.Len() + ext.counted()
 		if e.kind == KindUDP {
 			n += wire.UDPHeaderLen
 		}
-		if err := e.checkDF(dst, errPort, n, probe); err != nil {
+		if err := e.checkDFExt(dst, errPort, n, ext.sent(), probe); err != nil {
 			return 0, err
 		}
 	}
 	if dst.Is6() {
-		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, o.Flow, iface, o.NIC, mcastLoop, csumOff, gso, df, wait)
+		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, o.Flow, iface, o.NIC, mcastLoop, csumOff, gso, df, ext, wait)
 	}
 
 	if wait != nil {
@@ -654,6 +669,14 @@ func (e *DgramEndpoint) recvFrom(b []byte, peek bool, info *PacketInfo) (n, full
 		if r.opts != nil {
 			info.Opts = *r.opts
 		}
+		if r.ext != nil {
+			// The reader owns it (PutRecvExt6); a peek gets a copy.
+			if peek {
+				info.Ext6 = r.ext.clone()
+			} else {
+				info.Ext6, r.ext = r.ext, nil
+			}
+		}
 		if r.dport == 0 {
 			info.DstPort = e.local.Port()
 		}
@@ -665,6 +688,7 @@ func (e *DgramEndpoint) recvFrom(b []byte, peek bool, info *PacketInfo) (n, full
 		e.qbytes -= Truesize(r.buf)
 		putBuf(r.buf)
 		putRecvOpts(r.opts)
+		PutRecvExt6(r.ext)
 		*r = received{}
 		e.head = (e.head + 1) % len(e.queue)
 		e.n--
@@ -691,7 +715,7 @@ func (e *DgramEndpoint) enqueue(data []byte, from netip.AddrPort, h wire.IPv4) b
 	// the header a raw socket reads (ipopts_recv.go).
 	o := recvOptsPool.Get().(*RecvIPOpts)
 	*o = e.s.recvOptions(h)
-	return e.enqueueRecv(data, from, h.Dst(), 0, h.TTL(), h.TOS(), 0, 0, o)
+	return e.enqueueRecv(data, from, h.Dst(), 0, h.TTL(), h.TOS(), 0, 0, o, nil)
 }
 
 // enqueueMeta is enqueue with the header fields given apart (either family).
@@ -707,24 +731,27 @@ func (e *DgramEndpoint) enqueueSeg(data []byte, from netip.AddrPort, dst netip.A
 // enqueueAt is enqueueSeg with a diverted datagram's original
 // destination port (transparent.go).
 func (e *DgramEndpoint) enqueueAt(data []byte, from netip.AddrPort, dst netip.Addr, dport uint16, ttl, tos uint8, gso uint16) bool {
-	return e.enqueueRecv(data, from, dst, dport, ttl, tos, gso, 0, nil)
+	return e.enqueueRecv(data, from, dst, dport, ttl, tos, gso, 0, nil, nil)
 }
 
 // enqueueRecv is enqueueAt with an IPv6 flow label and received IPv4
 // options (nil: none; else from recvOptsPool, which a refused datagram
 // gives them back to); a raw socket's datagram, which starts with the
-// IPv4 header, gets the options as the receive path left them.
-func (e *DgramEndpoint) enqueueRecv(data []byte, from netip.AddrPort, dst netip.Addr, dport uint16, ttl, tos uint8, gso uint16, flow uint32, opts *RecvIPOpts) bool {
+// IPv4 header, gets the options as the receive path left them. ext is
+// an IPv6 datagram's extension headers (nil: none), given back the same way.
+func (e *DgramEndpoint) enqueueRecv(data []byte, from netip.AddrPort, dst netip.Addr, dport uint16, ttl, tos uint8, gso uint16, flow uint32, opts *RecvIPOpts, ext *RecvExt6) bool {
 	e.mu.Lock()
 	if e.closed {
 		// Not shutRd: Linux keeps queueing datagrams after SHUT_RD.
 		e.mu.Unlock()
 		putRecvOpts(opts)
+		PutRecvExt6(ext)
 		return false
 	}
 	if e.qbytes+bufCap(len(data))+DgramOverhead > e.rcvbuf && e.n > 0 {
 		e.mu.Unlock()
 		putRecvOpts(opts)
+		PutRecvExt6(ext)
 		e.drops.Add(1)
 		if e.kind == KindPing {
 			e.s.stats.ICMP.PingRcvbufErrors.Add(1)
@@ -744,7 +771,7 @@ func (e *DgramEndpoint) enqueueRecv(data []byte, from netip.AddrPort, dst netip.
 	if opts != nil && e.kind == KindRaw && len(buf) >= wire.IPv4MinHeaderLen+int(opts.Len) {
 		copy(buf[wire.IPv4MinHeaderLen:], opts.Bytes())
 	}
-	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso, dport: dport, flow: flow, opts: opts}
+	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso, dport: dport, flow: flow, opts: opts, ext: ext}
 	e.n++
 	e.qbytes += Truesize(buf)
 	e.mu.Unlock()
@@ -795,6 +822,7 @@ func (e *DgramEndpoint) Close() {
 	for e.n > 0 {
 		putBuf(e.queue[e.head].buf)
 		putRecvOpts(e.queue[e.head].opts)
+		PutRecvExt6(e.queue[e.head].ext)
 		e.queue[e.head] = received{}
 		e.head = (e.head + 1) % len(e.queue)
 		e.n--

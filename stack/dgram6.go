@@ -160,7 +160,7 @@ func bindOverlap(a netip.Addr, aOnly bool, b netip.Addr, bOnly bool) bool {
 }
 
 // sendTo6 is SendTo's IPv6 half, after the checks both families share.
-func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr, sport uint16, ttl int, hopZero bool, tos uint8, flow uint32, iface, oif *NIC, loop bool, csumOff, gso int, df bool, wait <-chan struct{}) (int, error) {
+func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr, sport uint16, ttl int, hopZero bool, tos uint8, flow uint32, iface, oif *NIC, loop bool, csumOff, gso int, df bool, ext *SendExt6, wait <-chan struct{}) (int, error) {
 	s := e.s
 	if wait != nil {
 		if r, err := s.FindRoute(dst); err == nil {
@@ -172,14 +172,17 @@ func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr
 	if src.Is4() {
 		src = netip.Addr{} // a dual-stack socket whose name is IPv4: the route picks
 	}
-	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), HopZero: hopZero, TOS: tos, Flow: flow & 0xfffff, Iface: iface, Oif: oif, DF: df}
+	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), HopZero: hopZero, TOS: tos, Flow: flow & 0xfffff, Iface: iface, Oif: oif, DF: df, Ext6: ext}
 	if dst.IsMulticast() {
 		p.Loop = loop
 		p.LocalOnly = ttl == 0
 	}
 	switch e.kind {
 	case KindUDP:
-		if len(b) > wire.IPv6MaxPayload-wire.UDPHeaderLen {
+		if len(b) > wire.IPv6MaxPayload-wire.UDPHeaderLen-ext.counted() {
+			// A local error too (__ip6_append_data), naming the MTU
+			// less the extension headers.
+			e.localError(syscall.EMSGSIZE, to, max(s.sendMTU(dst, false)-ext.sent(), 0))
 			return 0, syscall.EMSGSIZE
 		}
 		h := getBuf(wire.UDPHeaderLen)
@@ -226,7 +229,7 @@ func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr
 
 // enqueue6 queues an IPv6 datagram's data.
 func (e *DgramEndpoint) enqueue6(data []byte, from netip.AddrPort, h wire.IPv6) bool {
-	return e.enqueueRecv(data, from, h.Dst(), 0, h.HopLimit(), h.TrafficClass(), 0, h.FlowLabel(), nil)
+	return e.enqueueRecv(data, from, h.Dst(), 0, h.HopLimit(), h.TrafficClass(), 0, h.FlowLabel(), nil, recvExt6(h))
 }
 
 // scoped adds the NIC as zone to a link-local source, so recvfrom
@@ -388,6 +391,9 @@ type PacketInfo struct {
 	// IPv4 one's options as the receive path left them (IP_RECVOPTS).
 	Flow uint32
 	Opts RecvIPOpts
+	// Ext6 is an IPv6 datagram's Hop-by-Hop and Destination Options
+	// headers (nil: none); the reader gives it back with PutRecvExt6.
+	Ext6 *RecvExt6
 }
 
 // RecvFromInfo is RecvFrom with the datagram's header fields.

@@ -369,6 +369,13 @@ func (s *Stack) sendMTU(dst netip.Addr, probe bool) int {
 // local error; port is what the error names (IPv4: the connected peer's,
 // 0 when unconnected; IPv6: the send's).
 func (e *DgramEndpoint) checkDF(dst netip.Addr, port uint16, n int, probe bool) error {
+	return e.checkDFExt(dst, port, n, 0, probe)
+}
+
+// checkDFExt is checkDF for a datagram behind ext bytes of IPv6
+// extension headers (n counts them as Linux does): the MTU the local
+// error reports is less those bytes, as __ip6_append_data's.
+func (e *DgramEndpoint) checkDFExt(dst netip.Addr, port uint16, n, ext int, probe bool) error {
 	mtu := e.s.sendMTU(dst, probe)
 	hl := wire.IPv4MinHeaderLen
 	if dst.Is6() {
@@ -377,6 +384,6 @@ func (e *DgramEndpoint) checkDF(dst netip.Addr, port uint16, n int, probe bool) 
 	if mtu == 0 || hl+n <= mtu {
 		return nil
 	}
-	e.localError(syscall.EMSGSIZE, netip.AddrPortFrom(dst, port), mtu)
+	e.localError(syscall.EMSGSIZE, netip.AddrPortFrom(dst, port), max(mtu-ext, 0))
 	return syscall.EMSGSIZE
 }

@@ -231,7 +231,7 @@ func (n *NIC) takeUDPGSO(f []byte, m link.Meta) bool {
 	}
 	st := &s.stats.UDP
 	s.stats.Link.InGSOFrames.Add(1)
-	if !e.enqueueRecv(payload, netip.AddrPortFrom(src, u.SrcPort()), dst, 0, ttl, tos, m.GSOSize, flow, nil) {
+	if !e.enqueueRecv(payload, netip.AddrPortFrom(src, u.SrcPort()), dst, 0, ttl, tos, m.GSOSize, flow, nil, nil) {
 		st.RcvbufErrors.Add(1)
 		st.InErrors.Add(1)
 		return true

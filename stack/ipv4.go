@@ -430,6 +430,9 @@ type OutPacket struct {
 	// the IPv6 pseudo-header at offset CsumAt-1 of the payload
 	// (IPV6_CHECKSUM on a raw socket).
 	CsumAt int
+	// Ext6 is an IPv6 datagram's application extension headers
+	// (ext6_send.go); nil: none.
+	Ext6 *SendExt6
 }
 
 // WritePacket routes and sends one datagram, fragmenting it when it is

@@ -508,10 +508,14 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 	for _, x := range p.Parts {
 		total += len(x)
 	}
-	if total > wire.IPv6MaxPayload {
+	ext, extCounted := p.Ext6.sent(), p.Ext6.counted()
+	if extCounted > 0 && p.GSOSize > 0 {
+		return syscall.EINVAL // not built: segmentation behind extension headers
+	}
+	if total+extCounted > wire.IPv6MaxPayload {
 		return syscall.EMSGSIZE
 	}
-	if wire.IPv6HeaderLen+total > r.MTU && p.DF && p.GSOSize == 0 {
+	if wire.IPv6HeaderLen+extCounted+total > r.MTU && p.DF && p.GSOSize == 0 {
 		st.OutTooBig.Add(1)
 		return syscall.EMSGSIZE
 	}
@@ -520,11 +524,22 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		hop = r.NIC.hopLimit6(s)
 	}
 	st.OutRequests.Add(1)
-	buf := r.NIC.txBuf(wire.EthernetHeaderLen + wire.IPv6HeaderLen + total) // gso.go
-	defer func() { putBuf(buf) }()                                          // buf may be taken (sendGSO)
+	buf := r.NIC.txBuf(wire.EthernetHeaderLen + wire.IPv6HeaderLen + ext + total) // gso.go
+	defer func() { putBuf(buf) }()                                                // buf may be taken (sendGSO)
 	ip := buf[wire.EthernetHeaderLen:]
-	hdr := wire.IPv6Header{TrafficClass: p.TOS, FlowLabel: p.Flow, PayloadLen: total, NextHeader: p.Proto, HopLimit: hop, Src: src, Dst: dst}
+	hdr := wire.IPv6Header{TrafficClass: p.TOS, FlowLabel: p.Flow, PayloadLen: ext + total, NextHeader: p.Proto, HopLimit: hop, Src: src, Dst: dst}
 	off := hdr.Put(ip)
+	if ext > 0 {
+		first, n := p.Ext6.put(ip[off:], p.Proto)
+		ip[6] = first
+		off += n
+		for _, x := range p.Parts {
+			off += copy(ip[off:], x)
+		}
+		// Hop-by-Hop stays in the unfragmentable part; Destination
+		// Options go after a fragment header (Linux's opt_flen).
+		return s.finish6(&r, p, buf, src, dst, wire.IPv6HeaderLen+ext, wire.IPv6HeaderLen+len(p.Ext6.Hop))
+	}
 	if th != nil {
 		off += th.Put(ip[off:])
 		if done, err := s.sendTCPVec(&r, buf, p, wire.IPv6HeaderLen, off, len(ip), true); done { // txvec.go
@@ -557,10 +572,18 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 			return err
 		}
 	}
+	return s.finish6(&r, p, buf, src, dst, wire.IPv6HeaderLen, wire.IPv6HeaderLen)
+}
+
+// finish6 fills the checksum of the upper layer at tOff, loops a
+// multicast copy back, and sends the packet, in fragments after the
+// first unfrag bytes when it is over the MTU.
+func (s *Stack) finish6(r *ResolvedRoute, p *OutPacket, buf []byte, src, dst netip.Addr, tOff, unfrag int) error {
+	ip := buf[wire.EthernetHeaderLen:]
 	if !p.NoCsum {
-		fillTransportChecksum6(wire.IPv6(ip), p.Proto, wire.IPv6HeaderLen)
-	} else if at := p.CsumAt - 1; at >= 0 && at+2 <= total {
-		t := ip[wire.IPv6HeaderLen:]
+		fillTransportChecksum6(wire.IPv6(ip), p.Proto, tOff)
+	} else if at := p.CsumAt - 1; at >= 0 && at+2 <= len(ip)-tOff {
+		t := ip[tOff:]
 		t[at], t[at+1] = 0, 0
 		c := ^wire.Fold(wire.Sum(t, wire.PseudoHeaderSum6(src.As16(), dst.As16(), p.Proto, len(t))))
 		t[at], t[at+1] = byte(c>>8), byte(c)
@@ -572,7 +595,7 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		return nil
 	}
 	if len(ip) > r.MTU {
-		return s.fragment6(&r, buf)
+		return s.fragment6(r, buf, unfrag)
 	}
 	return r.NIC.sendIP6(r.NextHop, buf)
 }
@@ -607,14 +630,19 @@ func fillTransportChecksum6(ip wire.IPv6, proto uint8, off int) {
 }
 
 // fragment6 sends the packet in buf as fragments at the source (RFC 8200
-// 4.5): a fragment header after the fixed header, every fragment's data
-// a multiple of 8 bytes that fits the path MTU.
-func (s *Stack) fragment6(r *ResolvedRoute, buf []byte) error {
+// 4.5): a fragment header after the unfragmentable part (the first
+// unfrag bytes: the fixed header and a Hop-by-Hop header), every
+// fragment's data a multiple of 8 bytes that fits the path MTU.
+func (s *Stack) fragment6(r *ResolvedRoute, buf []byte, unfrag int) error {
 	st := &s.stats.IP6
 	ip := wire.IPv6(buf[wire.EthernetHeaderLen:])
-	payload := ip[wire.IPv6HeaderLen:]
-	next := ip.NextHeader()
-	room := (r.MTU - wire.IPv6HeaderLen - wire.IPv6FragHeaderLen) &^ 7
+	payload := ip[unfrag:]
+	nhAt := 6 // the byte naming what follows the unfragmentable part
+	if unfrag > wire.IPv6HeaderLen {
+		nhAt = wire.IPv6HeaderLen
+	}
+	next := ip[nhAt]
+	room := (r.MTU - unfrag - wire.IPv6FragHeaderLen) &^ 7
 	if room <= 0 {
 		st.FragFails.Add(1)
 		return syscall.EMSGSIZE
@@ -622,13 +650,13 @@ func (s *Stack) fragment6(r *ResolvedRoute, buf []byte) error {
 	id := s.ipID.Add(1)
 	for off := 0; off < len(payload); {
 		n := min(room, len(payload)-off)
-		f := getBuf(wire.EthernetHeaderLen + wire.IPv6HeaderLen + wire.IPv6FragHeaderLen + n)
+		f := getBuf(wire.EthernetHeaderLen + unfrag + wire.IPv6FragHeaderLen + n)
 		fip := wire.IPv6(f[wire.EthernetHeaderLen:])
-		copy(fip, ip[:wire.IPv6HeaderLen])
-		fip.SetNextHeader(wire.ProtoIPv6Frag)
-		fip.SetPayloadLen(wire.IPv6FragHeaderLen + n)
-		wire.PutIPv6Frag(fip[wire.IPv6HeaderLen:], next, off, off+n < len(payload), id)
-		copy(fip[wire.IPv6HeaderLen+wire.IPv6FragHeaderLen:], payload[off:off+n])
+		copy(fip, ip[:unfrag])
+		fip[nhAt] = wire.ProtoIPv6Frag
+		fip.SetPayloadLen(unfrag - wire.IPv6HeaderLen + wire.IPv6FragHeaderLen + n)
+		wire.PutIPv6Frag(fip[unfrag:], next, off, off+n < len(payload), id)
+		copy(fip[unfrag+wire.IPv6FragHeaderLen:], payload[off:off+n])
 		err := r.NIC.sendIP6(r.NextHop, f)
 		putBuf(f)
 		if err != nil {

@@ -34,6 +34,10 @@ type SendOpts struct {
 	IPOpts    *SendIPOpts
 	// Flow: the IPv6 flow label of an IPV6_FLOWINFO control message.
 	Flow uint32
+	// Ext6: this datagram's IPv6 extension headers (control messages),
+	// replacing all of the socket's when not nil, as Linux's
+	// udpv6_sendmsg / rawv6_sendmsg take either set, never a mix.
+	Ext6 *SendExt6
 }
 
 // routeVia is FindRoute restricted to routes through nic (nil: any).

@@ -1,0 +1,87 @@
+package socket
+
+import (
+	"syscall"
+
+	"github.com/sockstack/sockstack/stack"
+)
+
+// Sticky IPv6 extension headers (RFC 3542 9.2, Linux's
+// ipv6_set_opt_hdr): setsockopt(IPPROTO_IPV6, IPV6_HOPOPTS /
+// IPV6_RTHDRDSTOPTS / IPV6_DSTOPTS) with a whole header as the value
+// (a string or []byte); an empty value removes it; getsockopt gives it
+// back (empty: none). UDP and raw sockets send them (ping sockets keep
+// them and send none, as Linux's ping_v6_sendmsg); sendmsg control
+// messages of the same names replace them for one datagram (sendctl.go).
+// IPV6_RTHDR (routing headers) stays refused: sockstack has no source
+// routing, and IPV6_RTHDRDSTOPTS, which Linux sends only with a routing
+// header, is kept but never sent.
+
+// optHdr checks a sticky header value as Linux does: none when empty;
+// else at least 2 bytes, a multiple of 8, at most 2040, and its
+// (hdrlen+1)*8 not past the value (EINVAL). The header kept is that
+// length, a copy.
+func optHdr(v any) ([]byte, error) {
+	var b []byte
+	switch x := v.(type) {
+	case nil:
+	case string:
+		b = []byte(x)
+	case []byte:
+		b = x
+	default:
+		return nil, syscall.EINVAL
+	}
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if len(b) < 2 || len(b)%8 != 0 || len(b) > 8*255 {
+		return nil, syscall.EINVAL
+	}
+	l := (int(b[1]) + 1) * 8
+	if l > len(b) {
+		return nil, syscall.EINVAL
+	}
+	return append([]byte(nil), b[:l]...), nil
+}
+
+// setExt6 is setsockopt of a sticky header on a datagram socket.
+func (d *dgramEP) setExt6(name int, v any) error {
+	h, err := optHdr(v)
+	if err != nil {
+		return err
+	}
+	var x stack.SendExt6
+	if cur := d.ep.Ext6(); cur != nil {
+		x = *cur
+	}
+	switch name {
+	case IPV6_HOPOPTS:
+		x.Hop = h
+	case IPV6_RTHDRDSTOPTS:
+		x.RthdrDst = h
+	default:
+		x.Dst = h
+	}
+	if x.Hop == nil && x.RthdrDst == nil && x.Dst == nil {
+		d.ep.SetExt6(nil)
+		return nil
+	}
+	d.ep.SetExt6(&x)
+	return nil
+}
+
+// getExt6 is getsockopt of a sticky header: the header, or "" for none.
+func (d *dgramEP) getExt6(name int) string {
+	x := d.ep.Ext6()
+	if x == nil {
+		return ""
+	}
+	switch name {
+	case IPV6_HOPOPTS:
+		return string(x.Hop)
+	case IPV6_RTHDRDSTOPTS:
+		return string(x.RthdrDst)
+	}
+	return string(x.Dst)
+}
