@@ -30,6 +30,19 @@ func ext6Hdr(n int, fill byte) []byte {
 }
 
 // decodeExt6 decodes an IPv6 frame with gopacket.
+// ext6Sender is an IPv6 UDP endpoint on a host of its own (newGSO6),
+// with the link its frames go to; closed when the test ends.
+func ext6Sender(t *testing.T) (*chanEP, *DgramEndpoint) {
+	t.Helper()
+	ep := &chanEP{mtu: 1500}
+	s, _ := newGSO6(t, ep)
+	ep.take()
+	e := s.NewDgram(KindUDP, wire.ProtoUDP)
+	e.SetInet6()
+	t.Cleanup(e.Close)
+	return ep, e
+}
+
 func decodeExt6(t *testing.T, f []byte) gopacket.Packet {
 	t.Helper()
 	p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
@@ -43,12 +56,7 @@ func decodeExt6(t *testing.T, f []byte) gopacket.Packet {
 // order (Hop-by-Hop, Destination Options, UDP), the chain naming each
 // next header, the payload length counting them, the UDP checksum right.
 func TestExt6SendOrder(t *testing.T) {
-	ep := &chanEP{mtu: 1500}
-	s, _ := newGSO6(t, ep)
-	ep.take()
-	e := s.NewDgram(KindUDP, wire.ProtoUDP)
-	e.SetInet6()
-	defer e.Close()
+	ep, e := ext6Sender(t)
 	hop, dst := ext6Hdr(1, 0xaa), ext6Hdr(2, 0xbb)
 	e.SetExt6(&SendExt6{Hop: hop, Dst: dst, RthdrDst: ext6Hdr(1, 0xcc)})
 	if _, err := e.SendTo([]byte("hello"), netip.AddrPortFrom(peer6, 9), nil); err != nil {
@@ -83,12 +91,7 @@ func TestExt6SendOrder(t *testing.T) {
 // Per-datagram headers replace the socket's whole (a control message's
 // Destination Options alone: no Hop-by-Hop either).
 func TestExt6PerPacketReplaces(t *testing.T) {
-	ep := &chanEP{mtu: 1500}
-	s, _ := newGSO6(t, ep)
-	ep.take()
-	e := s.NewDgram(KindUDP, wire.ProtoUDP)
-	e.SetInet6()
-	defer e.Close()
+	ep, e := ext6Sender(t)
 	e.SetExt6(&SendExt6{Hop: ext6Hdr(1, 0xaa)})
 	if _, err := e.SendMsg([]byte("x"), netip.AddrPortFrom(peer6, 9), SendOpts{Ext6: &SendExt6{Dst: ext6Hdr(1, 0xbb)}}, nil); err != nil {
 		t.Fatal(err)
@@ -104,12 +107,7 @@ func TestExt6PerPacketReplaces(t *testing.T) {
 // fragment only), and every fragment fits the MTU. With DF the headers
 // count against the MTU: EMSGSIZE.
 func TestExt6Fragments(t *testing.T) {
-	ep := &chanEP{mtu: 1500}
-	s, _ := newGSO6(t, ep)
-	ep.take()
-	e := s.NewDgram(KindUDP, wire.ProtoUDP)
-	e.SetInet6()
-	defer e.Close()
+	ep, e := ext6Sender(t)
 	hop, dst := ext6Hdr(2, 0xaa), ext6Hdr(1, 0xbb)
 	e.SetExt6(&SendExt6{Hop: hop, Dst: dst})
 	payload := bytes.Repeat([]byte{7}, 3000)
@@ -156,12 +154,7 @@ func TestExt6Fragments(t *testing.T) {
 // (both of them, around a routing header with no segments left) reach
 // the reader whole, nothing taken for a datagram without them.
 func TestExt6Receive(t *testing.T) {
-	ep := &chanEP{mtu: 1500}
-	s, _ := newGSO6(t, ep)
-	ep.take()
-	e := s.NewDgram(KindUDP, wire.ProtoUDP)
-	e.SetInet6()
-	defer e.Close()
+	ep, e := ext6Sender(t)
 	if err := e.Bind(netip.AddrPortFrom(host6, 9)); err != nil {
 		t.Fatal(err)
 	}
