@@ -408,7 +408,6 @@ func (n *NIC) DeliverFramesMeta(frames [][]byte, metas []link.Meta) {
 }
 
 func (n *NIC) deliverFramesMeta(rx *rxState, frames [][]byte, metas []link.Meta) {
-	frames, metas = n.orderBatch(rx, frames, metas) // reorder.go
 	start := 0
 	runValid := false
 	flush := func(end int) {

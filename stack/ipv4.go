@@ -65,14 +65,7 @@ var frameVecs = sync.Pool{New: func() any { return new([1][]byte) }}
 // DeliverFrames is the NIC's receive path: it runs every frame to
 // completion on the link's goroutine.
 func (n *NIC) DeliverFrames(frames [][]byte) {
-	n.deliverBatch(&n.rx, frames)
-}
-
-// deliverBatch is a link's batch put in order (reorder.go), then
-// delivered.
-func (n *NIC) deliverBatch(rx *rxState, frames [][]byte) {
-	frames, _ = n.orderBatch(rx, frames, nil)
-	n.deliverFrames(rx, frames)
+	n.deliverFrames(&n.rx, frames)
 }
 
 // deliverFrames is DeliverFrames with the state of one receiving

@@ -23,10 +23,6 @@ type rxState struct {
 	// verification (a trusted partial checksum, or coalesced from
 	// verified segments).
 	valid bool
-	// Scratch of orderBatch (reorder.go).
-	ordKeys   []ordKey
-	ordFrames [][]byte
-	ordMetas  []link.Meta
 }
 
 // rxQueue is the receiver of one more delivering goroutine of a NIC.
@@ -35,7 +31,7 @@ type rxQueue struct {
 	rx rxState
 }
 
-func (q *rxQueue) DeliverFrames(frames [][]byte) { q.n.deliverBatch(&q.rx, frames) }
+func (q *rxQueue) DeliverFrames(frames [][]byte) { q.n.deliverFrames(&q.rx, frames) }
 
 func (q *rxQueue) DeliverFramesMeta(frames [][]byte, metas []link.Meta) {
 	q.n.deliverFramesMeta(&q.rx, frames, metas)

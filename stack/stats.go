@@ -31,10 +31,7 @@ type Stats struct {
 		InGSOFrames     Counter // super-segments received whole from a link that carries them
 		InGROFrames     Counter // coalesced packets delivered (each from two or more segments)
 		InGROSegs       Counter // segments that went into them
-		// InReordered: segments a receive batch held behind a later
-		// segment of their flow, put back in sequence order (reorder.go).
-		InReordered  Counter
-		InBadOffload Counter // frames whose offload state did not match their bytes: dropped
+		InBadOffload    Counter // frames whose offload state did not match their bytes: dropped
 	}
 	ARP struct {
 		InRequests, InReplies   Counter
