@@ -44,6 +44,7 @@ func Cases() []Case {
 	cs = append(cs, recverrCases()...)     // recverr_cases.go
 	cs = append(cs, recvOptsCases()...)    // recvopts_cases.go
 	cs = append(cs, ipOptionsCases()...)   // ipoptions_cases.go
+	cs = append(cs, ipoptReplyCases()...)  // ipopt_reply_cases.go
 	cs = append(cs, sendCtlCases()...)     // sendctl_cases.go
 	cs = append(cs, ext6Cases()...)        // ext6_cases.go
 	return cs

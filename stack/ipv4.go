@@ -331,10 +331,10 @@ func (s *Stack) deliver(n *NIC, rx *rxState, h wire.IPv4, bcast bool, opts ipOpt
 			return
 		}
 		s.stats.IP.InDelivers.Add(1)
-		if h.HeaderLen() > wire.IPv4MinHeaderLen && t.Flags()&(wire.TCPFlagSYN|wire.TCPFlagACK) == wire.TCPFlagSYN {
-			// A SYN with options: the connection it opens replies
-			// with them echoed (tcphost.go).
-			rx.tcp.HandleSegmentEcho(h.Src(), h.Dst(), h.TOS(), t, s.tcpEcho(h))
+		if h.HeaderLen() > wire.IPv4MinHeaderLen {
+			// Options: a connection the segment opens and the replies
+			// sent without one carry them echoed (tcp_ipopts_reply.go).
+			rx.tcp.HandleSegmentEchoFrom(h.Src(), h.Dst(), h.TOS(), t, s.tcpEchoFrom(h))
 			return
 		}
 		rx.tcp.HandleSegment(h.Src(), h.Dst(), h.TOS(), t)

@@ -80,22 +80,3 @@ func (h tcpHost) outputOpts(seg *tcp.Segment) error {
 // tcpInErr counts a TCP segment the IP layer could not parse (bad
 // checksum, bad offset) in TCP's own InErrs too, where Linux counts it.
 func (s *Stack) tcpInErr(error) { s.TCP.CountInErr() }
-
-// tcpEcho is what a connection opened by the SYN in h sends on every
-// segment (Linux's tcp_v4_save_options: ip_options_echo of the SYN's
-// options as the receive path left them): Record Route and Timestamp
-// with a slot for this host where one was left. nil when nothing is
-// echoed or the echo does not fit (Linux then keeps none either).
-func (s *Stack) tcpEcho(h wire.IPv4) tcp.IPOptions {
-	o := s.recvOptions(h) // ipopts_recv.go
-	var out [wire.IPv4MaxOptionsLen]byte
-	n, ok := s.RetOpts(&o, &out)
-	if !ok || n == 0 {
-		return nil
-	}
-	c, err := s.CompileIPOptions(out[:n])
-	if err != nil || c == nil {
-		return nil
-	}
-	return c
-}

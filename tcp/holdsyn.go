@@ -267,6 +267,7 @@ func (l *Endpoint) holdSYN(k connKey, s *segment) {
 		l.sendCookie(c, k, s, now)
 		return
 	}
+	s.replyOpts() // the echo is computed from the packet, which goes away
 	r := &SynRequest{l: l, k: k, syn: *s, dataLen: uint32(len(s.payload)), at: now}
 	r.syn.payload = nil // a SYN's data is not kept: the client sends it again
 	if r.dataLen > 0 {
@@ -594,7 +595,9 @@ func (r *SynRequest) Reject(how Reject) error {
 		p.hold.reset.Add(1)
 		// As sendResetFor answers the SYN, data included.
 		h := wire.TCPHeader{Ack: r.syn.seq + 1 + r.dataLen, Flags: wire.TCPFlagRST | wire.TCPFlagACK}
-		p.sendRaw(r.k, &h, 0, 0, false)
+		if o, ok := r.syn.replyOpts(); ok {
+			p.sendReply(r.k, &h, 0, 0, false, o)
+		}
 		return nil
 	case RejectSilent:
 		p.hold.silent.Add(1)

@@ -98,11 +98,11 @@ func (e *Endpoint) negotiatedMSS() int {
 // listener) sends its SYN-ACK and every later segment with them, as
 // Linux's child socket does (tcp_v4_save_options); nil: none.
 func (p *Protocol) HandleSegmentEcho(src, dst netip.Addr, tos uint8, b []byte, echo IPOptions) {
-	p.handleSegmentEcho(src, dst, tos, b, nil, 0, echo)
+	p.handleSegmentEcho(src, dst, tos, b, nil, 0, echoValue{echo})
 }
 
 // HandleSegmentEcho is Protocol.HandleSegmentEcho with ACKs deferred to
 // Flush.
 func (b *Batch) HandleSegmentEcho(src, dst netip.Addr, tos uint8, seg []byte, echo IPOptions) {
-	b.p.handleSegmentEcho(src, dst, tos, seg, b, 0, echo)
+	b.p.handleSegmentEcho(src, dst, tos, seg, b, 0, echoValue{echo})
 }

@@ -128,10 +128,10 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	if ls := l.ls; ls != nil && ls.set4 && k.remote.Addr().Is4() {
 		c.setOpt(func(o epOpts) epOpts { o.ttl, o.tos, o.hopZero = ls.ttl4, ls.tos4, false; return o })
 	}
-	if c.ipOpts != s.echo {
+	if echo, _ := s.replyOpts(); c.ipOpts != echo {
 		// Not the listener's IP_OPTIONS: the SYN's options echoed, or
 		// none, as Linux's child takes ireq_opt (ipopts.go).
-		c.setOpt(func(o epOpts) epOpts { o.ipOpts = s.echo; return o })
+		c.setOpt(func(o epOpts) epOpts { o.ipOpts = echo; return o })
 	}
 	c.reuseAddr, c.reusePort = l.reuseAddr, l.reusePort
 	c.tproxy = l.tproxy // inherited, as Linux clones the socket's flags
@@ -236,6 +236,9 @@ func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 	syn.seq = s.seq - 1
 	syn.flags = wire.TCPFlagSYN
 	syn.wnd = s.wnd
+	// The child's IP options are the completing ACK's echoed, as
+	// Linux's cookie_v4_check (ipopts_reply.go).
+	syn.echo, _ = s.replyOpts()
 	syn.opts.HasMSS, syn.opts.MSS = true, uint16(cookieMSS[idx])
 	if s.opts.HasTS {
 		opt := s.opts.TSEcr & 0x3f

@@ -144,8 +144,11 @@ type segment struct {
 	urg      uint16 // urgent pointer (tcpsec)
 	ecn      uint8  // the IP header's ECN field
 	// echo: the IP options a reply carries when the IPv4 header had
-	// some (HandleSegmentEcho); nil: none.
-	echo IPOptions
+	// some; nil: none. echoSrc computes it on demand (replyOpts,
+	// ipopts_reply.go); echoBad: it does not fit, no reply goes out.
+	echo    IPOptions
+	echoSrc EchoSource
+	echoBad bool
 }
 
 func (s *segment) has(f uint8) bool { return s.flags&f != 0 }
@@ -224,7 +227,7 @@ func (p *Protocol) handleSegment(src, dst netip.Addr, tos uint8, b []byte, batch
 
 // handleSegmentEcho is handleSegment with the IP options a connection
 // the segment opens replies with (ipopts.go).
-func (p *Protocol) handleSegmentEcho(src, dst netip.Addr, tos uint8, b []byte, batch *Batch, divert uint16, echo IPOptions) {
+func (p *Protocol) handleSegmentEcho(src, dst netip.Addr, tos uint8, b []byte, batch *Batch, divert uint16, echo EchoSource) {
 	p.st.InSegs.Add(1)
 	if len(b) < wire.TCPMinHeaderLen {
 		p.st.InErrs.Add(1)
@@ -246,7 +249,7 @@ func (p *Protocol) handleSegmentEcho(src, dst netip.Addr, tos uint8, b []byte, b
 	s.seq, s.ack, s.flags, s.wnd = t.Seq(), t.Ack(), t.Flags(), t.Window()
 	s.urg = t.Urgent()
 	s.ecn = tos & 3
-	s.echo = echo
+	s.echoSrc = echo
 	s.payload = b[off:]
 	if t.SrcPort() == 0 || t.DstPort() == 0 || !src.IsValid() || src.IsMulticast() || dst.IsMulticast() {
 		p.st.InErrs.Add(1)
@@ -332,22 +335,16 @@ func (p *Protocol) sendResetFor(k connKey, s *segment) {
 		h.Ack = s.seq + s.seqLen()
 		h.Flags = wire.TCPFlagRST | wire.TCPFlagACK
 	}
-	p.sendRaw(k, &h, 0, 0, false)
+	// The segment's IP options echoed, as Linux's tcp_v4_send_reset
+	// (ipopts_reply.go).
+	if o, ok := s.replyOpts(); ok {
+		p.sendReply(k, &h, 0, 0, false, o)
+	}
 }
 
 // sendRaw sends a header-only segment that belongs to no endpoint.
 func (p *Protocol) sendRaw(k connKey, h *wire.TCPHeader, tos, ttl uint8, hopZero bool) {
-	seg := p.segPool.Get().(*Segment)
-	*seg = Segment{Local: k.local, Remote: k.remote, Header: *h, TOS: tos, TTL: ttl, HopZero: hopZero}
-	seg.Header.SrcPort, seg.Header.DstPort = k.local.Port(), k.remote.Port()
-	if h.Flags&wire.TCPFlagRST != 0 {
-		p.st.OutRsts.Add(1)
-	}
-	p.st.OutSegs.Add(1)
-	if p.host.Output(seg) != nil {
-		p.st.OutputErrors.Add(1)
-	}
-	p.segPool.Put(seg)
+	p.sendReply(k, h, tos, ttl, hopZero, nil)
 }
 
 // HandleError reports an ICMP error (or neighbour failure) for a segment

@@ -74,6 +74,9 @@ func (e *Endpoint) plausibleDup(s *segment) bool {
 // draws a challenge ACK (RFC 5961 4), a plausible duplicate an immediate
 // ACK with a D-SACK (RFC 2883), anything else a rate-limited dup ACK.
 func (e *Endpoint) oowAck(s *segment, now time.Duration, kind oowKind) {
+	if e.reqAck(s, now, kind) { // ipopts_reply.go
+		return
+	}
 	switch {
 	case s.has(synFlag):
 		e.sendChallengeAck(now)

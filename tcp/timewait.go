@@ -289,10 +289,10 @@ func (p *Protocol) twInput(k connKey, s *segment) bool {
 			p.st.TimeWaitReused.Add(1)
 			return false
 		}
-		p.twAck(r, now, true)
+		p.twAck(r, s, now, true)
 	case hasTS && seqLT(s.opts.TSVal, r.tsRecent) && !s.has(wire.TCPFlagRST):
 		p.st.PAWSDrops.Add(1)
-		p.twAck(r, now, true)
+		p.twAck(r, s, now, true)
 	case s.has(wire.TCPFlagRST):
 		// An exact RST ends TIME_WAIT, as Linux (tcp_rfc1337=0) does.
 		if s.seq == r.rcvNxt {
@@ -310,17 +310,18 @@ func (p *Protocol) twInput(k connKey, s *segment) bool {
 		}
 		r.expire = now + 2*p.cfg.MSL
 		heap.Fix(&t.h, r.idx)
-		p.twAck(r, now, false)
+		p.twAck(r, s, now, false)
 	case s.has(wire.TCPFlagFIN) || len(s.payload) > 0:
-		p.twAck(r, now, true)
+		p.twAck(r, s, now, true)
 	}
 	t.mu.Unlock()
 	return true
 }
 
-// twAck sends the record's ACK (tw.mu held); limited ones obey the
-// per-connection rate limit.
-func (p *Protocol) twAck(r *twRecord, now time.Duration, limited bool) {
+// twAck sends the record's ACK for s (tw.mu held); limited ones obey the
+// per-connection rate limit. It carries s's IP options echoed, as
+// Linux's tcp_v4_timewait_ack (ipopts_reply.go).
+func (p *Protocol) twAck(r *twRecord, s *segment, now time.Duration, limited bool) {
 	if limited && !p.oowAllowed(&r.lastOOW, now, oowTimeWait) {
 		return
 	}
@@ -328,7 +329,9 @@ func (p *Protocol) twAck(r *twRecord, now time.Duration, limited bool) {
 	if r.tsOK {
 		h.Options.HasTS, h.Options.TSVal, h.Options.TSEcr = true, uint32(now/time.Millisecond)+1+r.tsOffset, r.tsRecent
 	}
-	p.sendRaw(r.key, &h, r.tos, r.ttl, r.hopZero)
+	if o, ok := s.replyOpts(); ok {
+		p.sendReply(r.key, &h, r.tos, r.ttl, r.hopZero, o)
+	}
 }
 
 // twClose drops every record (Protocol.Close).
