@@ -9,14 +9,17 @@ import (
 
 	"github.com/sockstack/sockstack/sockapi"
 	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/wire"
 )
 
 // IPv4 options on the segments TCP sends without a connection: the RST
 // answering a connect to a closed port carries the SYN's options echoed
-// (Linux's tcp_v4_send_reset with ip_options_echo). A raw IPPROTO_TCP
-// socket on 127.0.0.1 reads both segments as the receive path left them
-// (Record Route filled on receipt too); only the IP options and the TCP
-// flags of the segments of the case's own port pair are logged.
+// (Linux's tcp_v4_send_reset with ip_options_echo), and so does the ACK
+// a TIME_WAIT end sends for a stray segment (tcp_v4_timewait_ack), the
+// stray one crafted by an IPPROTO_RAW socket. A raw IPPROTO_TCP socket
+// on 127.0.0.1 reads the segments as the receive path left them (Record
+// Route filled on receipt too); only the IP options and the TCP flags
+// of the segments of the case's own port pair are logged.
 
 func ipoptReplyCases() []Case {
 	rst := func(name, opts string) Case {
@@ -34,12 +37,94 @@ func ipoptReplyCases() []Case {
 			t.rawTCP(raw, uint16(port(cla)), uint16(port(ca)), 2)
 		}}
 	}
+	tw := func(name, opts string, n int) Case {
+		return Case{Name: "ipoptions/reply TIME_WAIT ACK, " + name, Root: true, Run: func(t *T) {
+			raw := t.Socket(AF_INET, RAW, socket.IPPROTO_TCP)
+			raw.SetTimeout(2 * time.Second)
+			c, s := t.Pair()
+			cp, sp := uint16(port(t.Name(c))), uint16(port(t.Name(s)))
+			t.Check("server close", s.Close())
+			t.Recv("client EOF", c, 16, 0)
+			t.Check("client close", c.Close())
+			t.Quiesce() // sockstack: the server's end took the FIN's ACK
+			// Data far outside the window from the client's port: the
+			// server's TIME_WAIT answers with an ACK, the closed client
+			// port that ACK with a RST, which ends TIME_WAIT.
+			t.injectTCP(cp, sp, 0x80000000, wire.TCPFlagACK|wire.TCPFlagPSH, []byte("stale"), opts)
+			t.rawTCPOpts(raw, cp, sp, n)
+		}}
+	}
 	return []Case{
+		tw("Record Route, four slots", "\x07\x13\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 3),
+		tw("Record Route, one slot", "\x07\x07\x04\x00\x00\x00\x00\x00", 3),
+		// Not echoed: the ACK and the RST carry no options.
+		tw("Router Alert", "\x94\x04\x00\x00", 1),
 		rst("Record Route, three slots", "\x07\x0f\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"),
 		rst("Record Route, one slot", "\x07\x07\x04\x00\x00\x00\x00"),
 		rst("Record Route, two slots, and NOPs", "\x01\x07\x0b\x04\x00\x00\x00\x00\x00\x00\x00\x00"),
 		rst("Router Alert", "\x94\x04\x00\x00"),
 		rst("none", ""),
+	}
+}
+
+// injectTCP sends, from an IPPROTO_RAW socket, a TCP segment from
+// 127.0.0.1:sport to 127.0.0.1:dport with IPv4 options opts (a multiple
+// of 4 bytes).
+func (t *T) injectTCP(sport, dport uint16, seq uint32, flags uint8, data []byte, opts string) {
+	r := t.Socket(AF_INET, RAW, socket.IPPROTO_RAW)
+	th := wire.TCPHeader{SrcPort: sport, DstPort: dport, Seq: seq, Ack: 1, Flags: flags, Window: 1024}
+	seg := make([]byte, th.Len()+len(data))
+	th.Put(seg)
+	copy(seg[th.Len():], data)
+	lo := [4]byte{127, 0, 0, 1}
+	wire.TCP(seg).FillChecksum(wire.PseudoHeaderSum(lo, lo, socket.IPPROTO_TCP, len(seg)))
+	hl := 20 + len(opts)
+	p := make([]byte, hl, hl+len(seg))
+	p[0], p[8], p[9] = 0x40|byte(hl/4), 64, socket.IPPROTO_TCP
+	copy(p[12:], lo[:])
+	copy(p[16:], lo[:])
+	copy(p[20:], opts)
+	p = append(p, seg...)
+	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
+	binary.BigEndian.PutUint16(p[10:], wire.Checksum(p[:hl]))
+	t.Send("inject TCP", r, p, 0, socket.Inet("127.0.0.1", 0))
+}
+
+// rawTCPOpts is rawTCP for the segments with IP options only (the
+// connection's own, without, are skipped: how many there are depends
+// on ACK timing).
+func (t *T) rawTCPOpts(raw sockapi.Sock, a, b uint16, n int) {
+	buf := make([]byte, 65536)
+	got := 0
+	for tries := 0; got < n && tries < 10000; tries++ {
+		k, err := raw.Recv(buf, 0)
+		if err != nil {
+			t.Logf("raw recv: %s", ErrName(err))
+			return
+		}
+		if k < 21 || buf[0]&0xf == 5 {
+			continue
+		}
+		if line, ok := rawTCPLine(buf[:k], a, b); ok {
+			t.Logf("segment %d: %s", got+1, line)
+			got++
+		}
+	}
+	for tries := 0; tries < 10000; tries++ {
+		k, err := raw.Recv(buf, syscall.MSG_DONTWAIT)
+		if err != nil {
+			if !errors.Is(err, syscall.EAGAIN) {
+				t.Logf("raw recv: %s", ErrName(err))
+			}
+			return
+		}
+		if k < 21 || buf[0]&0xf == 5 {
+			continue
+		}
+		if line, ok := rawTCPLine(buf[:k], a, b); ok {
+			t.Logf("another segment: %s", line)
+			return
+		}
 	}
 }
 
@@ -76,7 +161,7 @@ func (t *T) rawTCP(raw sockapi.Sock, a, b uint16, n int) {
 }
 
 // rawTCPLine describes p (an IPv4 header and TCP) when it is between
-// ports a and b: direction, flags, IP options.
+// ports a and b: direction (a->b: from port a), flags, IP options.
 func rawTCPLine(p []byte, a, b uint16) (string, bool) {
 	if len(p) < 20 {
 		return "", false
@@ -89,9 +174,9 @@ func rawTCPLine(p []byte, a, b uint16) (string, bool) {
 	dir := ""
 	switch {
 	case sp == a && dp == b:
-		dir = "C->X"
+		dir = "a->b"
 	case sp == b && dp == a:
-		dir = "X->C"
+		dir = "b->a"
 	default:
 		return "", false
 	}
