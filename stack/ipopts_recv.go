@@ -49,7 +49,12 @@ func (o *RecvIPOpts) Bytes() []byte { return o.B[:min(int(o.Len), len(o.B))] }
 // recvOptions copies h's options as Linux's receive path leaves them for
 // a local socket. h's options were checked on input (parseIPOptions), so
 // this only rewrites; it reads the clock only for a timestamp.
-func (s *Stack) recvOptions(h wire.IPv4) (o RecvIPOpts) {
+func (s *Stack) recvOptions(h wire.IPv4) RecvIPOpts { return s.recvOptionsAs(h, netip.Addr{}) }
+
+// recvOptionsAs is recvOptions with spec, when valid, as the address
+// this host fills in: a diverted packet's original destination, as
+// Linux's fib_compute_spec_dst gives for a TPROXY route (local).
+func (s *Stack) recvOptionsAs(h wire.IPv4, spec0 netip.Addr) (o RecvIPOpts) {
 	hl := h.HeaderLen()
 	if hl <= wire.IPv4MinHeaderLen || hl > len(h) {
 		return o
@@ -60,7 +65,11 @@ func (s *Stack) recvOptions(h wire.IPv4) (o RecvIPOpts) {
 	specSet := false
 	specDst := func() []byte {
 		if !specSet {
-			spec, specSet = s.specDst(h.Dst(), h.Src()).As4(), true
+			a := spec0
+			if !a.IsValid() {
+				a = s.specDst(h.Dst(), h.Src())
+			}
+			spec, specSet = a.As4(), true
 		}
 		return spec[:]
 	}

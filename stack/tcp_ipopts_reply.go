@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"net/netip"
+
 	"github.com/sockstack/sockstack/tcp"
 	"github.com/sockstack/sockstack/wire"
 )
@@ -16,10 +18,17 @@ import (
 type tcpEchoSrc struct {
 	s *Stack
 	h wire.IPv4
+	// diverted: a transparent rule's packet, whose original destination
+	// is this host's address in the slots (Linux routes it as local).
+	diverted bool
 }
 
 func (e *tcpEchoSrc) EchoOptions() (tcp.IPOptions, bool) {
-	o := e.s.recvOptions(e.h) // ipopts_recv.go
+	var spec netip.Addr
+	if e.diverted {
+		spec = e.h.Dst()
+	}
+	o := e.s.recvOptionsAs(e.h, spec) // ipopts_recv.go
 	var out [wire.IPv4MaxOptionsLen]byte
 	n, ok := e.s.RetOpts(&o, &out)
 	if !ok {
@@ -41,5 +50,14 @@ func (s *Stack) tcpEchoFrom(h wire.IPv4) tcp.EchoSource {
 	if h.HeaderLen() <= wire.IPv4MinHeaderLen {
 		return nil
 	}
-	return &tcpEchoSrc{s, h}
+	return &tcpEchoSrc{s: s, h: h}
+}
+
+// tcpEchoDiverted is tcpEchoFrom for a segment a transparent rule
+// diverted.
+func (s *Stack) tcpEchoDiverted(h wire.IPv4) tcp.EchoSource {
+	if h.HeaderLen() <= wire.IPv4MinHeaderLen {
+		return nil
+	}
+	return &tcpEchoSrc{s: s, h: h, diverted: true}
 }

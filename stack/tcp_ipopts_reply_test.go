@@ -232,7 +232,7 @@ func TestTCPCookieChildEchoesAckIPOptions(t *testing.T) {
 }
 
 // A transparent listener's child echoes the SYN's options as any child
-// does, and the RST for a diverted segment no connection takes echoes
+// does (Record Route naming the original destination), and the RST for a diverted segment no connection takes echoes
 // its options.
 func TestTCPTransparentChildEchoesIPOptions(t *testing.T) {
 	h, _, l := tproxyHarnessL(t)
@@ -240,9 +240,14 @@ func TestTCPTransparentChildEchoesIPOptions(t *testing.T) {
 	b := make([]byte, syn.Len())
 	syn.Put(b)
 	wire.TCP(b).FillChecksum(wire.PseudoHeaderSum(peerAddr.As4(), foreign.As4(), wire.ProtoTCP, len(b)))
-	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoTCP, Dst: foreign, Options: tsIn}, b))
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoTCP, Dst: foreign, Options: rrIn}, b))
 	sa := h.oneTCP(t, "SYN-ACK", wire.TCPFlagSYN|wire.TCPFlagACK)
-	wantIPOpts(t, "transparent SYN-ACK", sa.ipo, tsEcho(h))
+	// The original destination in both of this host's slots: the one
+	// filled on receipt (Linux's fib_compute_spec_dst on the TPROXY
+	// route, a local one) and the reply's source.
+	f := foreign.As4()
+	want := append([]byte{7, 15, 16, 10, 0, 0, 2}, f[0], f[1], f[2], f[3], f[0], f[1], f[2], f[3], 0)
+	wantIPOpts(t, "transparent SYN-ACK", sa.ipo, want)
 	ack := wire.TCPHeader{SrcPort: 40000, DstPort: 443, Seq: 1001, Ack: sa.tcp.Seq() + 1, Flags: wire.TCPFlagACK, Window: 65535}
 	b = make([]byte, ack.Len())
 	ack.Put(b)
@@ -266,5 +271,40 @@ func TestTCPTransparentChildEchoesIPOptions(t *testing.T) {
 	wantIPOpts(t, "transparent RST", rst.ipo, tsEcho(h))
 	if binary.BigEndian.Uint32(rst.tcp[4:]) != 9 {
 		t.Fatalf("RST seq %d", rst.tcp.Seq())
+	}
+}
+
+// A held SYN (SetHoldSYN) rejected with a reset: the RST echoes the
+// SYN's options, as the reset for a SYN nobody takes; completed, its
+// SYN-ACK carries them as any child's.
+func TestTCPHeldSynEchoesIPOptions(t *testing.T) {
+	h := newHarness(t, Options{})
+	l := h.listen(t, 8)
+	if err := l.SetHoldSYN(true, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i, complete := range []bool{false, true} {
+		syn := wire.TCPHeader{SrcPort: uint16(40000 + i), DstPort: 80, Seq: 1000, Flags: wire.TCPFlagSYN, Window: 65535}
+		h.ep.inject(tcpOpt(syn, nil, rrIn))
+		if out := h.tcpOut(t); len(out) != 0 {
+			t.Fatalf("a held SYN was answered: %v", out)
+		}
+		r, err := l.NextSynRequest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if complete {
+			c, err := r.Complete()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			wantIPOpts(t, "held SYN's SYN-ACK", h.oneTCP(t, "SYN-ACK", wire.TCPFlagSYN|wire.TCPFlagACK).ipo, rrEcho)
+			continue
+		}
+		if err := r.Reject(tcp.RejectReset); err != nil {
+			t.Fatal(err)
+		}
+		wantIPOpts(t, "held SYN's RST", h.oneTCP(t, "RST", wire.TCPFlagRST|wire.TCPFlagACK).ipo, rrEcho)
 	}
 }

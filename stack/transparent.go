@@ -292,7 +292,7 @@ func (s *Stack) divert4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts ipOpt
 		}
 		s.stats.IP.InDelivers.Add(1)
 		s.stats.TProxy.DivertedTCP.Add(1)
-		if es := s.tcpEchoFrom(h); es != nil {
+		if es := s.tcpEchoDiverted(h); es != nil {
 			// Its child and replies echo the options (tcp_ipopts_reply.go).
 			rx.tcp.HandleDivertedEchoFrom(src, dst, h.TOS(), t, r.ToPort, es)
 			break
