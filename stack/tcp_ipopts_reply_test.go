@@ -308,3 +308,22 @@ func TestTCPHeldSynEchoesIPOptions(t *testing.T) {
 		wantIPOpts(t, "held SYN's RST", h.oneTCP(t, "RST", wire.TCPFlagRST|wire.TCPFlagACK).ipo, rrEcho)
 	}
 }
+
+// Answering a segment without IP options makes nothing: the echo is
+// only built for segments that have some.
+func TestTCPResetNoOptionsNoAlloc(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	h := newHarness(t, Options{})
+	h.ep.discard = true
+	f := tcpOpt(wire.TCPHeader{SrcPort: 40000, DstPort: 81, Seq: 1000, Ack: 5, Flags: wire.TCPFlagACK, Window: 65535}, []byte("x"), nil)
+	fs := [][]byte{f} // the harness's inject makes this slice each time
+	h.ep.recv.DeliverFrames(fs)
+	if n := testing.AllocsPerRun(200, func() { h.ep.recv.DeliverFrames(fs) }); n != 0 {
+		t.Fatalf("%v allocations per RST to a segment without options", n)
+	}
+	if h.s.TCP.Stats().OutRsts < 200 {
+		t.Fatalf("%d RSTs sent", h.s.TCP.Stats().OutRsts)
+	}
+}
