@@ -342,11 +342,6 @@ func (p *Protocol) sendResetFor(k connKey, s *segment) {
 	}
 }
 
-// sendRaw sends a header-only segment that belongs to no endpoint.
-func (p *Protocol) sendRaw(k connKey, h *wire.TCPHeader, tos, ttl uint8, hopZero bool) {
-	p.sendReply(k, h, tos, ttl, hopZero, nil)
-}
-
 // HandleError reports an ICMP error (or neighbour failure) for a segment
 // we sent from local to remote whose sequence number was seq.
 //
