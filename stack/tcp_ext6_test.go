@@ -320,3 +320,32 @@ func TestTCPExt6SetConnected(t *testing.T) {
 		t.Fatalf("full-sized segments: %d before, %d with the header, %d after", count(0, mark1, full), count(mark1, mark2, full-24), count(mark2, len(segs), full))
 	}
 }
+
+// On an in-memory link that carries super-segments whole (its offload
+// expects the TCP header right after the fixed one), a connection with
+// extension headers hands the link no super-segment: the stack cuts
+// them, each piece with the headers, and the receiver (taking the
+// offloaded path for nothing) gets every byte, dropping nothing.
+func TestTCPExt6OffloadLink(t *testing.T) {
+	a, b := pair6(t, false)
+	c, s := ext6Conn(t, a, b, 7102, nil, func(c *socket.Socket) {
+		setOpt6(t, c, socket.IPV6_HOPOPTS, optHdr6(1, 0xaa))
+		setOpt6(t, c, socket.IPV6_DSTOPTS, optHdr6(2, 0xbb))
+	})
+	const n = 4 << 20
+	d := pattern(n, 5)
+	done := make(chan error, 1)
+	go func() { done <- c.SendAll(d, 0) }()
+	if got := readAll(t, s, n); !bytes.Equal(got, d) {
+		t.Fatal("data changed")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if a.Stats().Link.OutGSOFrames.Load() != 0 || a.Stats().Link.OutGSOSegs.Load() == 0 {
+		t.Fatalf("super-segments handed to the link %d, cut by the stack %d", a.Stats().Link.OutGSOFrames.Load(), a.Stats().Link.OutGSOSegs.Load())
+	}
+	if b.Stats().IP6.InDiscards.Load() != 0 || b.TCP.Stats().InErrs != 0 {
+		t.Fatal("receiver dropped packets")
+	}
+}
