@@ -446,6 +446,8 @@ func (t *tcpEP) setOption6(name int, v any) error {
 		}
 		// 0 is kept and sent (Linux's np->hop_limit takes 0..255).
 		return t.ep.SetTTL(i)
+	case IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_DSTOPTS:
+		return t.setExt6(name, v) // inet6_ext.go
 	}
 	return syscall.ENOPROTOOPT
 }
@@ -473,6 +475,8 @@ func (t *tcpEP) getOption6(name int) (any, error) {
 		return t.getOption(SOL_IP, IP_TOS)
 	case IPV6_UNICAST_HOPS:
 		return t.getOption(SOL_IP, IP_TTL)
+	case IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_DSTOPTS:
+		return t.getExt6(name), nil // inet6_ext.go
 	}
 	return nil, syscall.ENOPROTOOPT
 }

@@ -10,7 +10,8 @@ import (
 // ipv6_set_opt_hdr): setsockopt(IPPROTO_IPV6, IPV6_HOPOPTS /
 // IPV6_RTHDRDSTOPTS / IPV6_DSTOPTS) with a whole header as the value
 // (a string or []byte); an empty value removes it; getsockopt gives it
-// back (empty: none). UDP and raw sockets send them (ping sockets keep
+// back (empty: none). TCP sockets send them on every segment (below);
+// UDP and raw sockets send them (ping sockets keep
 // them and send none, as Linux's ping_v6_sendmsg); sendmsg control
 // messages of the same names replace them for one datagram (sendctl.go).
 // IPV6_RTHDR (routing headers) stays refused: sockstack has no source
@@ -47,12 +48,24 @@ func optHdr(v any) ([]byte, error) {
 
 // setExt6 is setsockopt of a sticky header on a datagram socket.
 func (d *dgramEP) setExt6(name int, v any) error {
-	h, err := optHdr(v)
+	x, err := renewExt6(d.ep.Ext6(), name, v)
 	if err != nil {
 		return err
 	}
+	d.ep.SetExt6(x)
+	return nil
+}
+
+// renewExt6 is cur (nil: none) with header name replaced by the
+// setsockopt value v (Linux's ipv6_renew_options): a new set, or nil
+// when none is left. cur is not changed (it may be in use).
+func renewExt6(cur *stack.SendExt6, name int, v any) (*stack.SendExt6, error) {
+	h, err := optHdr(v)
+	if err != nil {
+		return nil, err
+	}
 	var x stack.SendExt6
-	if cur := d.ep.Ext6(); cur != nil {
+	if cur != nil {
 		x = *cur
 	}
 	switch name {
@@ -64,16 +77,44 @@ func (d *dgramEP) setExt6(name int, v any) error {
 		x.Dst = h
 	}
 	if x.Hop == nil && x.RthdrDst == nil && x.Dst == nil {
-		d.ep.SetExt6(nil)
+		return nil, nil
+	}
+	return &x, nil
+}
+
+// setExt6 is setsockopt of a sticky header on an AF_INET6 stream socket:
+// every segment carries the headers (Hop-by-Hop, then Destination
+// Options; IPV6_RTHDRDSTOPTS is kept and, with no routing header, not
+// sent, though it takes its room off the MSS as on Linux), an accepted
+// socket takes its listener's, and on a connection the next segment
+// has them with the MSS cut to fit (tcp/ext6.go).
+func (t *tcpEP) setExt6(name int, v any) error {
+	cur, _ := t.ep.IPv6Ext().(*stack.SendExt6)
+	x, err := renewExt6(cur, name, v)
+	if err != nil {
+		return err
+	}
+	if x == nil {
+		t.ep.SetIPv6Ext(nil) // an untyped nil: none
 		return nil
 	}
-	d.ep.SetExt6(&x)
+	t.ep.SetIPv6Ext(x)
 	return nil
+}
+
+// getExt6 is getsockopt of a sticky header of a stream socket.
+func (t *tcpEP) getExt6(name int) string {
+	x, _ := t.ep.IPv6Ext().(*stack.SendExt6)
+	return ext6Hdr(x, name)
 }
 
 // getExt6 is getsockopt of a sticky header: the header, or "" for none.
 func (d *dgramEP) getExt6(name int) string {
-	x := d.ep.Ext6()
+	return ext6Hdr(d.ep.Ext6(), name)
+}
+
+// ext6Hdr is header name of x (nil: none), "" for none.
+func ext6Hdr(x *stack.SendExt6, name int) string {
 	if x == nil {
 		return ""
 	}

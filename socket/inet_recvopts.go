@@ -93,7 +93,7 @@ func recvOptBit(level, name int) uint32 {
 	case level == IPPROTO_IPV6 && name == IPV6_RECVDSTOPTS:
 		return dstOptsBit
 	}
-	return 0
+	return ext6RecvBit(level, name) // inet6_ext_recv.go
 }
 
 // recvOptTarget is the socket's recvInfo and family for these options,
@@ -380,16 +380,7 @@ func ip6CmsgRecv(w *cmsgWriter, bits uint32, m *rxMeta) {
 		binary.BigEndian.PutUint32(d[:], fi)
 		w.put(IPPROTO_IPV6, IPV6_FLOWINFO, d[:])
 	}
-	if x := m.ext6; x != nil {
-		if bits&hopOptsBit != 0 && len(x.Hop) > 0 {
-			w.put(IPPROTO_IPV6, IPV6_HOPOPTS, x.Hop)
-		}
-		if bits&dstOptsBit != 0 {
-			for _, d := range x.Dst {
-				w.put(IPPROTO_IPV6, IPV6_DSTOPTS, d)
-			}
-		}
-	}
+	putExt6Cmsgs(w, bits, m) // IPV6_HOPOPTS to the RFC 2292 ones (inet6_ext_recv.go)
 	if bits&origDst6Bit != 0 && m.portOK {
 		var d [28]byte
 		putSockaddr(d[:], netip.AddrPortFrom(m.dst, m.port), true)

@@ -509,8 +509,8 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		total += len(x)
 	}
 	ext, extCounted := p.Ext6.sent(), p.Ext6.counted()
-	if extCounted > 0 && p.GSOSize > 0 {
-		return syscall.EINVAL // not built: segmentation behind extension headers
+	if th != nil {
+		extCounted = ext // TCP cut its segments to fit them (tcp/ext6.go)
 	}
 	if total+extCounted > wire.IPv6MaxPayload {
 		return syscall.EMSGSIZE
@@ -533,8 +533,14 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		first, n := p.Ext6.put(ip[off:], p.Proto)
 		ip[6] = first
 		off += n
+		if th != nil {
+			off += th.Put(ip[off:])
+		}
 		for _, x := range p.Parts {
 			off += copy(ip[off:], x)
+		}
+		if p.GSOSize > 0 {
+			return s.sendExt6GSO(&r, p, buf, wire.IPv6HeaderLen+ext) // ext6_gso.go
 		}
 		// Hop-by-Hop stays in the unfragmentable part; Destination
 		// Options go after a fragment header (Linux's opt_flen).

@@ -52,7 +52,7 @@ func (h tcpHost) Output(seg *tcp.Segment) error {
 		return h.outputOpts(seg)
 	}
 	return h.s.writePacket(&OutPacket{Src: seg.Local.Addr(), Dst: seg.Remote.Addr(), Proto: wire.ProtoTCP,
-		TTL: seg.TTL, HopZero: seg.HopZero, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize}, &seg.Header)
+		TTL: seg.TTL, HopZero: seg.HopZero, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize, Ext6: tcpExt6(seg)}, &seg.Header)
 }
 
 // outputOpts is Output for a segment with IP_OPTIONS (tcp/ipopts.go),

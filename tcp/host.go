@@ -26,6 +26,9 @@ type Segment struct {
 	// IPOpts are the IPv4 options of the segment's IP header
 	// (IP_OPTIONS, ipopts.go); nil: none.
 	IPOpts IPOptions
+	// Ext6 are the IPv6 extension headers after the segment's IPv6
+	// header (ext6.go); nil: none.
+	Ext6 IPv6Ext
 }
 
 // Route is what the host knows about the path to a remote address.

@@ -28,7 +28,7 @@ type IPOptions interface {
 // none towards an IPv6 peer.
 func (e *Endpoint) ipOptLen() int {
 	if e.ipOpts == nil || !e.remote.Addr().Unmap().Is4() {
-		return 0
+		return e.ext6Len() // an IPv6 peer's extension headers (ext6.go)
 	}
 	return e.ipOpts.Len()
 }

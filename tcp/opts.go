@@ -26,6 +26,9 @@ type epOpts struct {
 	// ipOpts is IP_OPTIONS (ipopts.go): a value the host compiled; a
 	// set holding one is never interned (shareOpts).
 	ipOpts IPOptions
+	// ext6 is the IPv6 extension headers (ext6.go); like ipOpts, a set
+	// holding them is never interned.
+	ext6 IPv6Ext
 }
 
 // maxSharedOpts bounds the table of shared option sets: past it a new
@@ -53,7 +56,7 @@ func (p *Protocol) shareOpts(o epOpts) *epOpts {
 	if o == p.defOpts {
 		return &p.defOpts
 	}
-	if o.ipOpts != nil {
+	if o.ipOpts != nil || o.ext6 != nil {
 		// IP_OPTIONS values are rarely shared (an accepted socket's
 		// are its SYN's): interned, they would fill the table.
 		s := new(epOpts)
