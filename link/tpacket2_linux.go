@@ -2,7 +2,6 @@ package link
 
 import (
 	"encoding/binary"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -126,31 +125,16 @@ func setupRing2(fd, frames, maxFrame int, withTx bool) (*tp2Ring, error) {
 	perBlk = min(perBlk, frames)
 	blocks := (frames + perBlk - 1) / perBlk
 	frames = blocks * perBlk
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
-		return nil, fmt.Errorf("PACKET_VERSION TPACKET_V2: %w", err)
-	}
 	// A block is whole slots, so slot k starts at k*slot in the mapping.
 	rx := unix.TpacketReq3{Block_size: uint32(slot * perBlk), Block_nr: uint32(blocks),
 		Frame_size: uint32(slot), Frame_nr: uint32(frames)}
-	if err := setsockoptReq3(fd, unix.PACKET_RX_RING, &rx); err != nil {
-		return nil, fmt.Errorf("PACKET_RX_RING: %w", err)
-	}
-	tx, txLen, err := setupTx(fd, false, maxFrame, withTx)
+	mem, tx, err := openRings(fd, unix.TPACKET_V2, &rx, maxFrame, withTx)
 	if err != nil {
 		return nil, err
 	}
-	r := &tp2Ring{rxLen: slot * frames, slotSize: slot, nslots: frames, tx: tx,
+	r := &tp2Ring{rxLen: slot * frames, mapLen: len(mem), mem: mem, slotSize: slot, nslots: frames, tx: tx,
 		maxHeld: max(frames/2, 1), evictAhead: max(frames/8, 2),
 		away: make(map[uintptr]int), page: uintptr(page)}
-	r.mapLen = r.rxLen + txLen
-	mem, err := mapRaw(fd, r.mapLen, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		return nil, fmt.Errorf("mmap of the rings: %w", err)
-	}
-	r.mem = mem
-	if tx != nil {
-		tx.mem = mem[r.rxLen:]
-	}
 	r.sp = ringSpare{has: make([]bool, frames), unit: slot, mapLen: r.mapLen, rxLen: r.rxLen}
 	r.slots = make([]*ring2Slot, frames)
 	for k := range r.slots {

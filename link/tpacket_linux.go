@@ -194,40 +194,50 @@ func setupRing(fd int, blockSize, blocks, maxFrame, retireMs int, withTx bool) (
 	if blockSize%page != 0 || blockSize < maxFrame+tp3HdrLen+64 {
 		return nil, fmt.Errorf("ring block size %d: want a multiple of %d of at least %d", blockSize, page, maxFrame+tp3HdrLen+64)
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
-		return nil, fmt.Errorf("PACKET_VERSION TPACKET_V3: %w", err)
-	}
 	// Frame size only bounds the packet count here; blocks are what count.
 	rx := unix.TpacketReq3{Block_size: uint32(blockSize), Block_nr: uint32(blocks),
 		Frame_size: 2048, Frame_nr: uint32(blockSize / 2048 * blocks), Retire_blk_tov: uint32(retireMs)}
-	if err := setsockoptReq3(fd, unix.PACKET_RX_RING, &rx); err != nil {
-		return nil, fmt.Errorf("PACKET_RX_RING: %w", err)
-	}
-	r := &tpRing{rxBlockSize: blockSize, rxBlocks: blocks, nextSeq: 1,
-		maxHeld: max(blocks/2, 1), evictAhead: max(blocks/8, 2)}
-	tx, txLen, err := setupTx(fd, true, maxFrame, withTx)
+	mem, tx, err := openRings(fd, unix.TPACKET_V3, &rx, maxFrame, withTx)
 	if err != nil {
 		return nil, err
 	}
-	r.rxLen = blockSize * blocks
-	r.mapLen = r.rxLen + txLen
-	// Mapped without x/sys's bookkeeping (unix.Mmap): pieces of the
-	// mapping are unmapped or replaced one block at a time.
-	mem, err := mapRaw(fd, r.mapLen, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		return nil, fmt.Errorf("mmap of the rings: %w", err)
-	}
-	r.mem = mem
-	if tx != nil {
-		tx.mem = mem[r.rxLen:]
-	}
-	r.tx = tx
+	r := &tpRing{rxBlockSize: blockSize, rxBlocks: blocks, nextSeq: 1,
+		maxHeld: max(blocks/2, 1), evictAhead: max(blocks/8, 2),
+		mem: mem, tx: tx, rxLen: blockSize * blocks, mapLen: len(mem)}
 	r.sp = ringSpare{has: make([]bool, blocks), unit: blockSize, mapLen: r.mapLen, rxLen: r.rxLen}
 	r.blks = make([]*ringBlk, blocks)
 	for k := range r.blks {
 		r.blks[k] = &ringBlk{r: r, mem: mem[k*blockSize : (k+1)*blockSize : (k+1)*blockSize]}
 	}
 	return r, nil
+}
+
+// openRings sets fd's TPACKET version and its receive ring rx, adds the
+// transmit ring (setupTx) if withTx, and maps both, the receive ring
+// first: the setup the V2 and V3 rings share. The mapping is made
+// without x/sys's bookkeeping (unix.Mmap) because pieces of it are
+// unmapped or replaced one block or slot at a time.
+func openRings(fd, version int, rx *unix.TpacketReq3, maxFrame int, withTx bool) ([]byte, *tpTx, error) {
+	name := map[int]string{unix.TPACKET_V2: "TPACKET_V2", unix.TPACKET_V3: "TPACKET_V3"}[version]
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, version); err != nil {
+		return nil, nil, fmt.Errorf("PACKET_VERSION %s: %w", name, err)
+	}
+	if err := setsockoptReq3(fd, unix.PACKET_RX_RING, rx); err != nil {
+		return nil, nil, fmt.Errorf("PACKET_RX_RING: %w", err)
+	}
+	tx, txLen, err := setupTx(fd, version == unix.TPACKET_V3, maxFrame, withTx)
+	if err != nil {
+		return nil, nil, err
+	}
+	rxLen := int(rx.Block_size) * int(rx.Block_nr)
+	mem, err := mapRaw(fd, rxLen+txLen, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mmap of the rings: %w", err)
+	}
+	if tx != nil {
+		tx.mem = mem[rxLen:]
+	}
+	return mem, tx, nil
 }
 
 // setupTx sets up the transmit ring of fd (PACKET_TX_RING) for the
