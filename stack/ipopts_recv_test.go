@@ -209,3 +209,29 @@ func TestRefusedOptionsGoBack(t *testing.T) {
 		t.Errorf("closed: %.2f allocations per refused datagram", a)
 	}
 }
+
+// A diverted datagram keeps its IPv4 options, and this host's Record
+// Route slot names the original destination, as for a diverted TCP
+// segment: Linux's TPROXY route there is local, so fib_compute_spec_dst
+// gives that address. Without options it carries none, as before.
+func TestRecvOptionsDiverted(t *testing.T) {
+	h, u := tproxyHarness(t)
+	opts := []byte{1, 7, 11, 4, 0, 0, 0, 0, 9, 9, 9, 9}
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: foreign, Options: opts},
+		udpPayload(peerAddr, foreign, 7, 53, []byte("x"))))
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: foreign},
+		udpPayload(peerAddr, foreign, 7, 53, []byte("y"))))
+	buf := make([]byte, 64)
+	_, _, _, info, err := u.RecvFromInfo(buf, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := foreign.As4()
+	want := []byte{1, 7, 11, 8, f[0], f[1], f[2], f[3], 9, 9, 9, 9}
+	if got := info.Opts.Bytes(); !bytes.Equal(got, want) {
+		t.Fatalf("diverted IP_RECVOPTS %x, want %x", got, want)
+	}
+	if _, _, _, info, err = u.RecvFromInfo(buf, false); err != nil || len(info.Opts.Bytes()) != 0 {
+		t.Fatalf("second datagram: options %x, err %v; want none", info.Opts.Bytes(), err)
+	}
+}

@@ -305,7 +305,14 @@ func (s *Stack) divert4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts ipOpt
 			return true
 		}
 		s.stats.IP.InDelivers.Add(1)
-		s.divertUDP(u, netip.AddrPortFrom(src, u.SrcPort()), dst, h.TTL(), h.TOS(), r.ToPort)
+		var o *RecvIPOpts
+		if h.HeaderLen() > wire.IPv4MinHeaderLen {
+			// This host's slots name the original destination, as for
+			// a diverted TCP segment (Linux's route there is local).
+			o = recvOptsPool.Get().(*RecvIPOpts)
+			*o = s.recvOptionsAs(h, dst)
+		}
+		s.divertUDP(u, netip.AddrPortFrom(src, u.SrcPort()), dst, h.TTL(), h.TOS(), r.ToPort, o)
 	}
 	return true
 }
@@ -393,7 +400,7 @@ func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, local
 			return true
 		}
 		s.stats.IP6.InDelivers.Add(1)
-		s.divertUDP(u, netip.AddrPortFrom(scoped(src, n), u.SrcPort()), dst, h.HopLimit(), h.TrafficClass(), r.ToPort)
+		s.divertUDP(u, netip.AddrPortFrom(scoped(src, n), u.SrcPort()), dst, h.HopLimit(), h.TrafficClass(), r.ToPort, nil)
 	}
 	return true
 }
@@ -438,20 +445,23 @@ func (s *Stack) udpInErr(err error) {
 // its socket: first a connected transparent socket bound to the
 // original destination itself, else the unconnected transparent socket
 // on toPort. No socket: dropped and counted (TPROXY drops; no ICMP).
-func (s *Stack) divertUDP(u wire.UDP, from netip.AddrPort, dst netip.Addr, ttl, tos uint8, toPort uint16) {
+// opts is an IPv4 datagram's received options (nil: none), from
+// recvOptsPool: queued with the datagram or given back.
+func (s *Stack) divertUDP(u wire.UDP, from netip.AddrPort, dst netip.Addr, ttl, tos uint8, toPort uint16, opts *RecvIPOpts) {
 	st := &s.stats.UDP
 	e := s.udp.lookupTransparent(dst, u.DstPort(), from, true)
 	if e == nil {
 		e = s.udp.lookupTransparent(dst, toPort, from, false)
 	}
 	if e == nil {
+		putRecvOpts(opts)
 		st.NoPorts.Add(1)
 		s.stats.TProxy.UDPNoSocket.Add(1)
 		return
 	}
 	s.stats.TProxy.DivertedUDP.Add(1)
 	st.InDatagrams.Add(1)
-	if !e.enqueueAt(u.Payload(), from, dst, u.DstPort(), ttl, tos, 0) {
+	if !e.enqueueRecv(u.Payload(), from, dst, u.DstPort(), ttl, tos, 0, 0, opts, nil) {
 		st.RcvbufErrors.Add(1)
 		st.InErrors.Add(1)
 	}
