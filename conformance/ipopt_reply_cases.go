@@ -93,46 +93,23 @@ func (t *T) injectTCP(sport, dport uint16, seq uint32, flags uint8, data []byte,
 // rawTCPOpts is rawTCP for the segments with IP options only (the
 // connection's own, without, are skipped: how many there are depends
 // on ACK timing).
-func (t *T) rawTCPOpts(raw sockapi.Sock, a, b uint16, n int) {
-	buf := make([]byte, 65536)
-	got := 0
-	for tries := 0; got < n && tries < 10000; tries++ {
-		k, err := raw.Recv(buf, 0)
-		if err != nil {
-			t.Logf("raw recv: %s", ErrName(err))
-			return
-		}
-		if k < 21 || buf[0]&0xf == 5 {
-			continue
-		}
-		if line, ok := rawTCPLine(buf[:k], a, b); ok {
-			t.Logf("segment %d: %s", got+1, line)
-			got++
-		}
-	}
-	for tries := 0; tries < 10000; tries++ {
-		k, err := raw.Recv(buf, syscall.MSG_DONTWAIT)
-		if err != nil {
-			if !errors.Is(err, syscall.EAGAIN) {
-				t.Logf("raw recv: %s", ErrName(err))
-			}
-			return
-		}
-		if k < 21 || buf[0]&0xf == 5 {
-			continue
-		}
-		if line, ok := rawTCPLine(buf[:k], a, b); ok {
-			t.Logf("another segment: %s", line)
-			return
-		}
-	}
-}
+func (t *T) rawTCPOpts(raw sockapi.Sock, a, b uint16, n int) { t.rawTCPSegs(raw, a, b, n, true) }
 
 // rawTCP logs the IP options and TCP flags of the next n segments
 // between ports a and b that raw reads (other TCP traffic on the host
 // skipped), then whether another follows.
-func (t *T) rawTCP(raw sockapi.Sock, a, b uint16, n int) {
+func (t *T) rawTCP(raw sockapi.Sock, a, b uint16, n int) { t.rawTCPSegs(raw, a, b, n, false) }
+
+// rawTCPSegs is rawTCP, skipping segments without IP options if optsOnly.
+func (t *T) rawTCPSegs(raw sockapi.Sock, a, b uint16, n int, optsOnly bool) {
 	buf := make([]byte, 65536)
+	// line describes a segment read into buf, if it is one to log.
+	line := func(k int) (string, bool) {
+		if optsOnly && (k < 21 || buf[0]&0xf == 5) {
+			return "", false
+		}
+		return rawTCPLine(buf[:k], a, b)
+	}
 	got := 0
 	for tries := 0; got < n && tries < 10000; tries++ {
 		k, err := raw.Recv(buf, 0)
@@ -140,8 +117,8 @@ func (t *T) rawTCP(raw sockapi.Sock, a, b uint16, n int) {
 			t.Logf("raw recv: %s", ErrName(err))
 			return
 		}
-		if line, ok := rawTCPLine(buf[:k], a, b); ok {
-			t.Logf("segment %d: %s", got+1, line)
+		if l, ok := line(k); ok {
+			t.Logf("segment %d: %s", got+1, l)
 			got++
 		}
 	}
@@ -153,8 +130,8 @@ func (t *T) rawTCP(raw sockapi.Sock, a, b uint16, n int) {
 			}
 			return
 		}
-		if line, ok := rawTCPLine(buf[:k], a, b); ok {
-			t.Logf("another segment: %s", line)
+		if l, ok := line(k); ok {
+			t.Logf("another segment: %s", l)
 			return
 		}
 	}

@@ -40,15 +40,7 @@ func (e *Endpoint) segExt6() IPv6Ext {
 // handshake the send MSS follows at once (Linux's ipv6_update_options
 // calls tcp_sync_mss), so the next segment is cut to fit them.
 func (e *Endpoint) SetIPv6Ext(x IPv6Ext) {
-	e.lock()
-	defer e.unlock()
-	e.setOpt(func(o epOpts) epOpts { o.ext6 = x; return o })
-	switch e.state {
-	case StateClosed, StateListen, StateSynSent, StateSynRcvd:
-		return // negotiate takes them into account
-	}
-	e.sndMSS = e.negotiatedMSS()
-	e.ccs.MSS = e.sndMSS
+	e.setHeaderOpt(func(o epOpts) epOpts { o.ext6 = x; return o }) // ipopts.go
 }
 
 // IPv6Ext is the headers set (nil: none).

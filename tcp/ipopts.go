@@ -56,9 +56,15 @@ func (e *Endpoint) ipOptsNoGSO() bool {
 // past its handshake the send MSS follows at once (Linux's tcp_sync_mss),
 // so the next segments are cut to fit the new header.
 func (e *Endpoint) SetIPOptions(o IPOptions) {
+	e.setHeaderOpt(func(x epOpts) epOpts { x.ipOpts = o; return x })
+}
+
+// setHeaderOpt applies f, a change to the network headers' options, and
+// on a connection past its handshake recomputes the send MSS at once.
+func (e *Endpoint) setHeaderOpt(f func(epOpts) epOpts) {
 	e.lock()
 	defer e.unlock()
-	e.setOpt(func(x epOpts) epOpts { x.ipOpts = o; return x })
+	e.setOpt(f)
 	switch e.state {
 	case StateClosed, StateListen, StateSynSent, StateSynRcvd:
 		return // negotiate takes them into account
