@@ -172,7 +172,7 @@ func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr
 	if src.Is4() {
 		src = netip.Addr{} // a dual-stack socket whose name is IPv4: the route picks
 	}
-	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), HopZero: hopZero, TOS: tos, Flow: flow & 0xfffff, Iface: iface, Oif: oif, DF: df, Ext6: ext}
+	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), HopZero: hopZero, TOS: tos, Flow: flow & 0xfffff, Iface: iface, Oif: oif, DF: df, Ext6: ext, Mark: e.mark.Load()}
 	if dst.IsMulticast() {
 		p.Loop = loop
 		p.LocalOnly = ttl == 0

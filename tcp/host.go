@@ -26,6 +26,9 @@ type Segment struct {
 	// IPOpts are the IPv4 options of the segment's IP header
 	// (IP_OPTIONS, ipopts.go); nil: none.
 	IPOpts IPOptions
+	// Mark is the connection's SO_MARK, for the host's policy routing
+	// (mark.go).
+	Mark uint32
 }
 
 // Route is what the host knows about the path to a remote address.

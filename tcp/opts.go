@@ -26,6 +26,7 @@ type epOpts struct {
 	// ipOpts is IP_OPTIONS (ipopts.go): a value the host compiled; a
 	// set holding one is never interned (shareOpts).
 	ipOpts IPOptions
+	mark   uint32 // SO_MARK (mark.go)
 }
 
 // maxSharedOpts bounds the table of shared option sets: past it a new
