@@ -127,7 +127,7 @@ func TestRuleOrderAndFallthrough(t *testing.T) {
 	if len(rules) != 5 || rules[1].Table != 10 || rules[2].Table != 20 || rules[3].Table != TableMain {
 		t.Fatalf("order %v", rules)
 	}
-	wantNIC(t, s, far, Flow{}, eth1)                               // table 10
+	wantNIC(t, s, far, Flow{}, eth1)                                // table 10
 	wantNIC(t, s, netip.MustParseAddr("198.51.100.1"), Flow{}, wg0) // 10 has none: 20
 	// A lower priority goes first.
 	if err := s.AddRule(Rule{Priority: 400, To: netip.MustParsePrefix("192.0.2.0/25"), Table: TableMain}); err != nil {
