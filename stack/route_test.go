@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"syscall"
 	"testing"
+
+	"github.com/sockstack/sockstack/wire"
 )
 
 // policyStack is a host with three NICs: eth0 10.0.0.1/24 (default
@@ -324,5 +326,56 @@ func BenchmarkRouteOut(b *testing.B) {
 				s.routeOut(far, p)
 			}
 		})
+	}
+}
+
+// Forwarded packets: rules see the input NIC (iif), and a refusing
+// rule answers as Linux's ip_error: prohibit with ICMP communication
+// administratively prohibited, unreachable with network unreachable,
+// blackhole with nothing.
+func TestRuleForwarded(t *testing.T) {
+	h := newHarness(t, Options{Forwarding: true})
+	dst := netip.MustParseAddr("10.0.0.50")
+	h.nic.SetStatic(dst, wire.MAC{2, 0, 0, 0, 0, 0x50})
+	h.ep.take()
+	send := func() [][]byte {
+		h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: dst, TTL: 9}, make([]byte, 10)))
+		return h.ep.take()
+	}
+	// A rule for the host's own packets (iif lo) does not touch them.
+	if err := h.s.AddRule(Rule{Priority: 10, IIF: "lo", Action: RuleProhibit}); err != nil {
+		t.Fatal(err)
+	}
+	if out := send(); len(out) != 1 || parseOut(t, out[0]).Dst() != dst {
+		t.Fatalf("iif lo rule: %d frames, want the forwarded packet", len(out))
+	}
+	if err := h.s.WritePacket(&OutPacket{Dst: dst, Proto: wire.ProtoUDP, Parts: [3][]byte{make([]byte, 8)}}); !errors.Is(err, syscall.EACCES) {
+		t.Fatalf("own packet under iif lo prohibit: %v, want EACCES", err)
+	}
+	// (It would refuse the ICMP errors below too: they are the host's.)
+	h.s.DelRule(Rule{Priority: 10, IIF: "lo", Action: RuleProhibit})
+	for _, c := range []struct {
+		a    RuleAction
+		code int // -1: nothing sent
+	}{{RuleProhibit, int(wire.ICMPAdminProhibited)}, {RuleUnreachable, int(wire.ICMPNetUnreach)}, {RuleBlackhole, -1}} {
+		r := Rule{Priority: 20, IIF: "eth0", Action: c.a}
+		if err := h.s.AddRule(r); err != nil {
+			t.Fatal(err)
+		}
+		out := send()
+		if c.code < 0 {
+			if len(out) != 0 {
+				t.Fatalf("%v: %d frames, want none", c.a, len(out))
+			}
+		} else {
+			if len(out) != 1 {
+				t.Fatalf("%v: %d frames, want an ICMP error", c.a, len(out))
+			}
+			m, _ := wire.ParseICMPv4(parseOut(t, out[0]).Payload())
+			if m.Type() != wire.ICMPDestUnreach || int(m.Code()) != c.code {
+				t.Fatalf("%v: ICMP type %d code %d, want 3/%d", c.a, m.Type(), m.Code(), c.code)
+			}
+		}
+		h.s.DelRule(r)
 	}
 }
