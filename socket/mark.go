@@ -1,5 +1,7 @@
 package socket
 
+import "encoding/binary"
+
 // SO_MARK is the socket's mark (Linux's sk_mark): the stack's policy
 // rules select its packets by it (stack/route.go, "ip rule add fwmark
 // N lookup T"). Linux wants CAP_NET_ADMIN or CAP_NET_RAW; sockstack
@@ -45,4 +47,18 @@ func (s *Socket) mark() int {
 	defer s.mu.Unlock()
 	v, _ := s.rx().stored[SO_MARK].(int)
 	return v
+}
+
+// sockCmsg is the package's sockCmsg for a datagram send: an SO_MARK
+// message also routes this datagram by its mark, as Linux's
+// __sock_cmsg_send puts it in sockc.mark, which udp_sendmsg and
+// raw_sendmsg give the route lookup in place of sk_mark.
+func (c *ctlState) sockCmsg(typ int, data []byte) error {
+	if err := sockCmsg(typ, data); err != nil {
+		return err
+	}
+	if typ == SO_MARK {
+		c.o.Mark, c.o.MarkSet = binary.NativeEndian.Uint32(data), true
+	}
+	return nil
 }

@@ -255,3 +255,49 @@ func TestSOMarkRuleErrnos(t *testing.T) {
 		}
 	}
 }
+
+// An SO_MARK control message routes its one datagram by its mark, in
+// place of the socket's (Linux's sockc.mark), both families.
+func TestSOMarkControlMessage(t *testing.T) {
+	m := newMarkNet(t)
+	for _, fam := range []int{AF_INET, AF_INET6} {
+		dst := svc
+		if fam == AF_INET6 {
+			dst = svc6
+		}
+		rb := mustSocket(t, m.b, fam, SOCK_DGRAM, 0)
+		rc := mustSocket(t, m.c, fam, SOCK_DGRAM, 0)
+		for _, r := range []*Socket{rb, rc} {
+			if err := r.Bind(ap(dst, 53)); err != nil {
+				t.Fatal(err)
+			}
+			r.SetTimeout(5 * time.Second)
+		}
+		expect := func(r *Socket, want string) {
+			t.Helper()
+			buf := make([]byte, 64)
+			n, _, err := r.RecvFrom(buf, 0)
+			if err != nil || string(buf[:n]) != want {
+				t.Fatalf("family %d: got %q %v, want %q", fam, buf[:n], err, want)
+			}
+		}
+		s := mustSocket(t, m.a, fam, SOCK_DGRAM, 0)
+		if _, err := s.SendMsgControl([]byte("cmsg 1"), ctlInt(SOL_SOCKET, SO_MARK, 1), 0, ap(dst, 53)); err != nil {
+			t.Fatal(err)
+		}
+		expect(rc, "cmsg 1")
+		if _, err := s.SendTo([]byte("socket 0"), 0, ap(dst, 53)); err != nil {
+			t.Fatal(err)
+		}
+		expect(rb, "socket 0")
+		s.SetSockOpt(SOL_SOCKET, SO_MARK, 1)
+		if _, err := s.SendMsgControl([]byte("cmsg 0"), ctlInt(SOL_SOCKET, SO_MARK, 0), 0, ap(dst, 53)); err != nil {
+			t.Fatal(err)
+		}
+		expect(rb, "cmsg 0")
+		if _, err := s.SendMsgControl([]byte("x"), ctlInt(SOL_SOCKET, SO_MARK, 12), 0, ap(dst, 53)); err != nil {
+			t.Fatal(err) // no rule for 12 here: main
+		}
+		expect(rb, "x")
+	}
+}

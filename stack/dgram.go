@@ -532,7 +532,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		}
 	}
 	if dst.Is6() {
-		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, o.Flow, iface, o.NIC, mcastLoop, csumOff, gso, df, ext, wait)
+		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, o.Flow, iface, o.NIC, mcastLoop, csumOff, gso, df, ext, e.sendMark(&o), wait)
 	}
 
 	if wait != nil {
@@ -543,7 +543,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		}
 	}
 
-	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface, Oif: o.NIC, DF: df, DFWant: dfWant, Mark: e.mark.Load()}
+	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface, Oif: o.NIC, DF: df, DFWant: dfWant, Mark: e.sendMark(&o)}
 	if ipo != nil {
 		// IP_OPTIONS (ipopts_send.go): a source route sends to its first
 		// hop; Record Route and Timestamp get this send's source and time.
@@ -609,7 +609,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		e.s.stats.ICMP.OutEchos.Add(1)
 	case KindRaw:
 		if hdrIncl {
-			if err := e.s.writeRawIP(b, iface, e.mark.Load()); err != nil {
+			if err := e.s.writeRawIP(b, iface, e.sendMark(&o)); err != nil {
 				if err == syscall.EMSGSIZE && len(b) <= wire.IPv4MaxLen {
 					// Over the device MTU (raw_send_hdrinc).
 					e.localError(syscall.EMSGSIZE, netip.AddrPortFrom(dst, errPort), e.s.sendMTU(dst, true))

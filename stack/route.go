@@ -525,3 +525,12 @@ func (e *DgramEndpoint) flowLocked() Flow {
 	}
 	return f
 }
+
+// sendMark is the mark of one send: an SO_MARK control message's, else
+// the socket's.
+func (e *DgramEndpoint) sendMark(o *SendOpts) uint32 {
+	if o.MarkSet {
+		return o.Mark
+	}
+	return e.mark.Load()
+}
