@@ -2,6 +2,7 @@ package interop
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -118,7 +120,7 @@ func policyHost(t *testing.T) *socket.Net {
 }
 
 type policyCase struct {
-	op   string // "udp-connect", "udp-sendto", "tcp-connect"
+	op   string // "udp-connect", "udp-sendto", "udp-cmsg" (the mark as an SO_MARK control message), "tcp-connect"
 	dst  netip.AddrPort
 	mark int
 }
@@ -129,7 +131,7 @@ func policyCases() []policyCase {
 	var cs []policyCase
 	for _, dst := range []string{"192.0.2.7:53", "10.0.0.9:53", "[2001:db8::7]:53", "[fd00::9]:53"} {
 		for _, mark := range []int{0, 1, 0x101, 2, 10, 11, 12, 51820} {
-			for _, op := range []string{"udp-connect", "udp-sendto", "tcp-connect"} {
+			for _, op := range []string{"udp-connect", "udp-sendto", "udp-cmsg", "tcp-connect"} {
 				cs = append(cs, policyCase{op, netip.MustParseAddrPort(dst), mark})
 			}
 		}
@@ -181,12 +183,17 @@ func kernelPolicy(t *testing.T, nsfd int, c policyCase) string {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	if c.mark != 0 {
+	if c.mark != 0 && c.op != "udp-cmsg" {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, c.mark); err != nil {
 			t.Fatalf("SO_MARK: %v", err)
 		}
 	}
 	switch c.op {
+	case "udp-cmsg":
+		if _, err := unix.SendmsgN(fd, []byte("x"), markCmsg(c.mark), sa, 0); err != nil {
+			return errName(err)
+		}
+		return "ok"
 	case "udp-sendto":
 		err = unix.Sendto(fd, []byte("x"), 0, sa)
 		if err == nil {
@@ -225,13 +232,18 @@ func stackPolicy(t *testing.T, n *socket.Net, c policyCase) string {
 	}
 	defer s.Close()
 	s.SetTimeout(0) // non-blocking
-	if c.mark != 0 {
+	if c.mark != 0 && c.op != "udp-cmsg" {
 		if err := s.SetSockOpt(socket.SOL_SOCKET, socket.SO_MARK, c.mark); err != nil {
 			t.Fatalf("SO_MARK: %v", err)
 		}
 	}
 	dst := socket.InetAddr(c.dst)
 	switch c.op {
+	case "udp-cmsg":
+		if _, err := s.SendMsgControl([]byte("x"), markCmsg(c.mark), 0, dst); err != nil {
+			return errName(err)
+		}
+		return "ok"
 	case "udp-sendto":
 		if _, err := s.SendTo([]byte("x"), 0, dst); err != nil {
 			return errName(err)
@@ -270,4 +282,14 @@ func TestPolicyRoutingMatchesKernel(t *testing.T) {
 		t.Logf("%v: %s", c, k)
 	}
 	t.Logf("%d of %d cases agree", agree, len(policyCases()))
+}
+
+// markCmsg is an SO_MARK control message.
+func markCmsg(mark int) []byte {
+	b := make([]byte, unix.CmsgSpace(4))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = unix.SOL_SOCKET, unix.SO_MARK
+	h.SetLen(unix.CmsgLen(4))
+	binary.NativeEndian.PutUint32(b[unix.CmsgLen(0):], uint32(mark))
+	return b
 }
