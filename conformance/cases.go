@@ -47,6 +47,7 @@ func Cases() []Case {
 	cs = append(cs, ipoptReplyCases()...)  // ipopt_reply_cases.go
 	cs = append(cs, sendCtlCases()...)     // sendctl_cases.go
 	cs = append(cs, ext6Cases()...)        // ext6_cases.go
+	cs = append(cs, markCases()...)        // mark_cases.go
 	return cs
 }
 

@@ -144,7 +144,7 @@ func (d *dgramEP) sendOptsCtl(ap netip.AddrPort, oob []byte, cmsgs []any) (stack
 		}
 		if err := walkCmsgs(oob, func(level, typ int, data []byte) error {
 			if level == SOL_SOCKET {
-				return sockCmsg(typ, data)
+				return c.sockCmsg(typ, data) // mark.go
 			}
 			return d.decodeCmsg(&c, level, typ, data) // sendctl.go
 		}); err != nil {

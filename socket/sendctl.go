@@ -149,9 +149,9 @@ var ctlTooLong counter
 // limit (ENOBUFS), process-wide.
 func CtlTooLong() uint64 { return ctlTooLong.Load() }
 
-// sockCmsg checks one SOL_SOCKET message as __sock_cmsg_send does. None
-// changes what sockstack sends: it has no packet marks, priorities
-// that reach a queue, or transmit times; see docs/DECISIONS.md.
+// sockCmsg checks one SOL_SOCKET message as __sock_cmsg_send does.
+// SO_MARK routes a datagram (mark.go); the others change nothing: no
+// priorities reach a queue, no transmit times; see docs/DECISIONS.md.
 func sockCmsg(typ int, data []byte) error {
 	switch typ {
 	case SO_MARK, SO_PRIORITY:

@@ -48,6 +48,8 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 			return syscall.ENOPROTOOPT
 		case SO_BINDTODEVICE:
 			return s.bindToDevice(v)
+		case SO_MARK:
+			return s.setMark(v) // mark.go
 		}
 		if s.storedOpt(name) {
 			return s.setStored(name, v)
@@ -220,6 +222,8 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			return s.rx().device, nil
+		case SO_MARK:
+			return s.mark(), nil // mark.go
 		}
 		if s.storedOpt(name) {
 			return s.getStored(name), nil

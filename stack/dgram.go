@@ -70,6 +70,7 @@ type DgramEndpoint struct {
 	kind  DgramKind
 	proto uint8
 	table *udpTable
+	mark  atomic.Uint32 // SO_MARK, read by every send (route.go)
 
 	mu    sync.Mutex
 	local netip.AddrPort
@@ -282,7 +283,7 @@ func (e *DgramEndpoint) Connect(addr netip.AddrPort) error {
 			return syscall.EACCES
 		}
 	}
-	r, err := e.s.FindRoute(dst)
+	r, err := e.s.FindRouteFlow(dst, e.flowLocked()) // route.go
 	if err != nil && !dst.IsMulticast() && dst != limitedBroadcast {
 		return err
 	}
@@ -531,7 +532,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		}
 	}
 	if dst.Is6() {
-		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, o.Flow, iface, o.NIC, mcastLoop, csumOff, gso, df, ext, wait)
+		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, o.Flow, iface, o.NIC, mcastLoop, csumOff, gso, df, ext, e.sendMark(&o), wait)
 	}
 
 	if wait != nil {
@@ -542,7 +543,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		}
 	}
 
-	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface, Oif: o.NIC, DF: df, DFWant: dfWant}
+	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface, Oif: o.NIC, DF: df, DFWant: dfWant, Mark: e.sendMark(&o)}
 	if ipo != nil {
 		// IP_OPTIONS (ipopts_send.go): a source route sends to its first
 		// hop; Record Route and Timestamp get this send's source and time.
@@ -608,7 +609,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		e.s.stats.ICMP.OutEchos.Add(1)
 	case KindRaw:
 		if hdrIncl {
-			if err := e.s.writeRawIP(b, iface); err != nil {
+			if err := e.s.writeRawIP(b, iface, e.sendMark(&o)); err != nil {
 				if err == syscall.EMSGSIZE && len(b) <= wire.IPv4MaxLen {
 					// Over the device MTU (raw_send_hdrinc).
 					e.localError(syscall.EMSGSIZE, netip.AddrPortFrom(dst, errPort), e.s.sendMTU(dst, true))
@@ -1121,7 +1122,7 @@ func (t *rawTable) deliver(s *Stack, h wire.IPv4) {
 // writeRawIP sends a packet whose IPv4 header the application built
 // (IP_HDRINCL): the stack fills the total length and checksum, and an
 // identification when it is zero, like Linux's raw_send_hdrinc.
-func (s *Stack) writeRawIP(b []byte, iface *NIC) error {
+func (s *Stack) writeRawIP(b []byte, iface *NIC, mark uint32) error {
 	if len(b) < wire.IPv4MinHeaderLen || b[0]>>4 != 4 {
 		return syscall.EINVAL
 	}
@@ -1133,7 +1134,7 @@ func (s *Stack) writeRawIP(b []byte, iface *NIC) error {
 		return syscall.EMSGSIZE
 	}
 	dst := wire.IPv4(b).Dst()
-	r, err := s.FindRoute(dst)
+	r, err := s.FindRouteFlow(dst, Flow{Src: wire.IPv4(b).Src(), Mark: mark, Oif: iface})
 	if err != nil {
 		return err
 	}

@@ -221,7 +221,7 @@ func (s *Stack) receiveIPv4(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 			s.stats.IP.InAddrErrors.Add(1)
 			return
 		}
-		s.forward(h)
+		s.forwardFrom(h, n)
 		return
 	}
 	if h.IsFragment() {
@@ -352,16 +352,28 @@ func (s *Stack) deliver(n *NIC, rx *rxState, h wire.IPv4, bcast bool, opts ipOpt
 }
 
 // forward routes a packet that is not ours (only with Options.Forwarding).
-func (s *Stack) forward(h wire.IPv4) {
+func (s *Stack) forward(h wire.IPv4) { s.forwardFrom(h, nil) }
+
+// forwardFrom is forward for a packet that came in on iif (nil: not
+// known), which policy rules may select (route.go).
+func (s *Stack) forwardFrom(h wire.IPv4, iif *NIC) {
 	if h.TTL() <= 1 {
 		s.stats.IP.TTLExceeded.Add(1)
 		s.sendICMPError(h, wire.ICMPTimeExceeded, wire.ICMPTTLExceeded, 0)
 		return
 	}
-	r, err := s.FindRoute(h.Dst())
+	r, err := s.forwardRoute(h.Src(), h.Dst(), iif)
 	if err != nil || r.Local {
 		s.stats.IP.OutNoRoutes.Add(1)
-		s.sendICMPError(h, wire.ICMPDestUnreach, wire.ICMPNetUnreach, 0)
+		// A rule's action picks the error as Linux's ip_error: none
+		// for blackhole, administratively prohibited for prohibit.
+		switch err {
+		case syscall.EINVAL:
+		case syscall.EACCES:
+			s.sendICMPError(h, wire.ICMPDestUnreach, wire.ICMPAdminProhibited, 0)
+		default:
+			s.sendICMPError(h, wire.ICMPDestUnreach, wire.ICMPNetUnreach, 0)
+		}
 		return
 	}
 	if len(h) > r.MTU && h.DF() {
@@ -406,6 +418,8 @@ type OutPacket struct {
 	// Oif routes through this NIC only (the ifindex of IPV6_PKTINFO /
 	// IP_PKTINFO, pktinfo.go).
 	Oif *NIC
+	// Mark is the socket's SO_MARK, for policy routing rules (route.go).
+	Mark uint32
 	// Loop delivers a copy of a multicast datagram to this host's members
 	// too (IP_MULTICAST_LOOP); LocalOnly keeps it off the wire
 	// (IP_MULTICAST_TTL 0).
@@ -476,7 +490,7 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 		}
 		r = ResolvedRoute{NIC: nic, NextHop: dst, MTU: nic.mtu, Src: nic.primaryAddr(dst)}
 	default:
-		r, err = s.routeVia(dst, p.Oif)
+		r, err = s.routeOut(dst, p) // route.go
 		if err != nil {
 			s.stats.IP.OutNoRoutes.Add(1)
 			return err

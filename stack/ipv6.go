@@ -479,7 +479,7 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		if p.Iface != nil && dst.IsLinkLocalUnicast() && dst.Zone() == "" {
 			dst = dst.WithZone(p.Iface.name)
 		}
-		r, err = s.routeVia(dst, p.Oif)
+		r, err = s.routeOut(dst, p) // route.go
 		if err != nil {
 			st.OutNoRoutes.Add(1)
 			return err

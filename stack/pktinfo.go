@@ -38,6 +38,10 @@ type SendOpts struct {
 	// replacing all of the socket's when not nil, as Linux's
 	// udpv6_sendmsg / rawv6_sendmsg take either set, never a mix.
 	Ext6 *SendExt6
+	// MarkSet: an SO_MARK control message gave Mark for this datagram's
+	// route (Linux's sockc.mark), in place of the socket's (route.go).
+	MarkSet bool
+	Mark    uint32
 }
 
 // routeVia is FindRoute restricted to routes through nic (nil: any).

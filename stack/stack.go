@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -231,7 +230,7 @@ type Stack struct {
 	// mu: the per-packet route lookup and address checks read them
 	// without a lock (an RWMutex's reader count is a contended atomic when
 	// both link goroutines and senders look up at once).
-	routeSnap atomic.Pointer[[]Route]
+	routeSnap atomic.Pointer[[]Route] // the main table
 	ownerSnap atomic.Pointer[[]addrOwner]
 
 	ipID   atomic.Uint32
@@ -250,6 +249,7 @@ type Stack struct {
 	TCP  *tcp.Protocol
 
 	tproxy tproxyTable // transparent divert rules (transparent.go)
+	pr     policyState // policy routing rules and tables (route.go)
 
 	hooks struct {
 		sync.RWMutex
@@ -305,8 +305,14 @@ type addrOwner struct {
 // publishLocked replaces the lock-free snapshots of the route table and
 // of the host's addresses; s.mu is held.
 func (s *Stack) publishLocked() {
-	routes := append([]Route(nil), s.routes...)
+	var routes []Route
+	for _, r := range s.routes {
+		if r.table() == TableMain {
+			routes = append(routes, r)
+		}
+	}
 	s.routeSnap.Store(&routes)
+	s.publishPolicyLocked() // route.go
 	var owners []addrOwner
 	for _, n := range s.nics {
 		for _, p := range n.addrSnapshot().prefixes {
@@ -523,6 +529,11 @@ type Route struct {
 	NIC     *NIC
 	Src     netip.Addr // preferred source (optional)
 	MTU     int        // 0: the NIC's MTU
+	// Table is the routing table (route.go): 0 or 254 main, 253
+	// default, others for rules to look up.
+	Table uint32
+	// Metric orders routes of one prefix in one table: the lowest wins.
+	Metric uint32
 }
 
 func (r Route) String() string {
@@ -534,22 +545,30 @@ func (r Route) String() string {
 	if r.MTU != 0 {
 		s += fmt.Sprintf(" mtu %d", r.MTU)
 	}
+	if r.Metric != 0 {
+		s += fmt.Sprintf(" metric %d", r.Metric)
+	}
+	if t := r.table(); t != TableMain {
+		s += " table " + tableName(t)
+	}
 	return s
 }
 
-// AddRoute adds r; routes are kept longest prefix first.
+// AddRoute adds r, or replaces the route of the same prefix, NIC,
+// gateway, table and metric; routes are kept longest prefix first, then
+// lowest metric.
 func (s *Stack) AddRoute(r Route) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.publishLocked()
-	for i, o := range s.routes {
-		if o.Prefix == r.Prefix && o.NIC == r.NIC && o.Gateway == r.Gateway {
+	for i := range s.routes {
+		if sameRoute(&s.routes[i], &r) {
 			s.routes[i] = r
 			return
 		}
 	}
 	s.routes = append(s.routes, r)
-	sort.SliceStable(s.routes, func(i, j int) bool { return s.routes[i].Prefix.Bits() > s.routes[j].Prefix.Bits() })
+	sortRoutes(s.routes) // route.go
 }
 
 // SetDefaultGateway routes 0.0.0.0/0 through gw on the NIC that reaches it.
@@ -569,7 +588,7 @@ func (s *Stack) SetDefaultGateway(gw netip.Addr) error {
 	return nil
 }
 
-// Routes lists the table.
+// Routes lists the routes of every table.
 func (s *Stack) Routes() []Route {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -616,8 +635,13 @@ type ResolvedRoute struct {
 }
 
 // FindRoute picks the route to dst by longest prefix match. Destinations
-// that are the host's own addresses go through loopback.
+// that are the host's own addresses go through loopback. With policy
+// rules beyond the default ones, they choose the table (route.go), for a
+// flow without mark or source.
 func (s *Stack) FindRoute(dst netip.Addr) (ResolvedRoute, error) {
+	if pol := s.pr.snap.Load(); pol != nil {
+		return s.policyRoute(pol, dst, &Flow{}, nil)
+	}
 	if dst.Is4In6() {
 		dst = dst.Unmap()
 	}

@@ -18,6 +18,17 @@ func (h tcpHost) IsLocal(a netip.Addr) bool { return h.s.IsLocal(a) }
 
 func (h tcpHost) Route(remote netip.Addr) (tcp.Route, error) {
 	r, err := h.s.FindRoute(remote)
+	return h.route(remote, r, err)
+}
+
+// RouteFlow is Route for a connection with a mark (SO_MARK) and a local
+// address when bound: what policy rules select (route.go, tcp.FlowRouter).
+func (h tcpHost) RouteFlow(remote, local netip.Addr, mark uint32) (tcp.Route, error) {
+	r, err := h.s.FindRouteFlow(remote, Flow{Src: local, Mark: mark})
+	return h.route(remote, r, err)
+}
+
+func (h tcpHost) route(remote netip.Addr, r ResolvedRoute, err error) (tcp.Route, error) {
 	if err != nil {
 		return tcp.Route{}, err
 	}
@@ -52,7 +63,7 @@ func (h tcpHost) Output(seg *tcp.Segment) error {
 		return h.outputOpts(seg)
 	}
 	return h.s.writePacket(&OutPacket{Src: seg.Local.Addr(), Dst: seg.Remote.Addr(), Proto: wire.ProtoTCP,
-		TTL: seg.TTL, HopZero: seg.HopZero, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize, Ext6: tcpExt6(seg)}, &seg.Header)
+		TTL: seg.TTL, HopZero: seg.HopZero, TOS: seg.TOS, DF: true, Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize, Ext6: tcpExt6(seg), Mark: seg.Mark}, &seg.Header)
 }
 
 // outputOpts is Output for a segment with IP_OPTIONS (tcp/ipopts.go),
@@ -69,7 +80,7 @@ func (h tcpHost) outputOpts(seg *tcp.Segment) error {
 	ob := getBuf(wire.IPv4MaxOptionsLen)
 	defer putBuf(ob)
 	p := OutPacket{Src: src, Dst: dst, Proto: wire.ProtoTCP, TTL: seg.TTL, HopZero: seg.HopZero, TOS: seg.TOS, DF: true,
-		Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize,
+		Parts: [3][]byte{nil, seg.Payload[0], seg.Payload[1]}, GSOSize: seg.GSOSize, Mark: seg.Mark,
 		Options: o.build(ob, src, dst, h.s.clock.Now())}
 	if hop, ok := o.FirstHop(); ok {
 		p.Dst, p.PseudoDst, p.GSOSize = hop, dst, 0

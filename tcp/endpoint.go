@@ -334,7 +334,11 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 			a = netip.IPv6Loopback()
 		}
 	}
-	rt, err := e.p.host.Route(a)
+	var bound netip.Addr
+	if e.bound {
+		bound = e.local.Addr()
+	}
+	rt, err := e.p.routeFor(a, bound, e.epOpts) // mark.go
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,9 @@ type Segment struct {
 	// Ext6 are the IPv6 extension headers after the segment's IPv6
 	// header (ext6.go); nil: none.
 	Ext6 IPv6Ext
+	// Mark is the connection's SO_MARK, for the host's policy routing
+	// (mark.go).
+	Mark uint32
 }
 
 // Route is what the host knows about the path to a remote address.

@@ -29,6 +29,7 @@ type epOpts struct {
 	// ext6 is the IPv6 extension headers (ext6.go); like ipOpts, a set
 	// holding them is never interned.
 	ext6 IPv6Ext
+	mark uint32 // SO_MARK (mark.go)
 }
 
 // maxSharedOpts bounds the table of shared option sets: past it a new

@@ -53,6 +53,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	seg.TOS, seg.TTL, seg.HopZero = e.tos, e.ttl, e.hopZero
 	seg.IPOpts = e.segIPOpts()
 	seg.Ext6 = e.segExt6() // ext6.go
+	seg.Mark = e.mark
 	h := &seg.Header
 	h.SrcPort, h.DstPort = e.local.Port(), e.remote.Port()
 	h.Seq, h.Flags, h.Urgent = seq, flags, 0
@@ -132,7 +133,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 		}
 	}
 	seg.Payload[0], seg.Payload[1] = nil, nil
-	seg.IPOpts, seg.Ext6 = nil, nil
+	seg.IPOpts, seg.Ext6, seg.Mark = nil, nil, 0
 	e.p.segPool.Put(seg)
 	if flags&wire.TCPFlagACK != 0 {
 		if err == nil {

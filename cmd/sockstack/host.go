@@ -54,6 +54,7 @@ type hostFlags struct {
 	l3                   bool   // the device named by tap is a TUN (bare IP packets)
 	vx                   vxlanFlags
 	diverts              []string // up: --divert transparent-proxy rules (up.go)
+	routes, rules        []string // --route, --rule: tables and policy rules (route_flags.go)
 }
 
 func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
@@ -67,6 +68,8 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 		// sniff writes its capture with -w.
 		fl.StringVar(&f.pcap, "pcap", "", "write every frame of this host to a pcap file")
 		fl.StringVar(&f.gw, "gw", "", "default gateways on the TAP, comma-separated (an IPv4 and an IPv6 one, e.g. 10.77.0.1,fe80::1)")
+		fl.StringArrayVar(&f.routes, "route", nil, "add a route, in ip route's words: PREFIX|default [via GW] [dev NAME] [table N|main|default] [metric N] [src ADDR] [mtu N] (repeatable)")
+		fl.StringArrayVar(&f.rules, "rule", nil, "add a policy rule, in ip rule's words: [pref N] [not] [from P] [to P] [fwmark M[/MASK]] [iif D] [oif D] lookup T [suppress_prefixlength N] | blackhole | unreachable | prohibit; SO_MARK sets a socket's mark (repeatable)")
 		fl.BoolVar(&f.slaac, "slaac", false, "turn IPv6 on and take addresses, default routers and the MTU from router advertisements (accept_ra)")
 		fl.BoolVar(&f.offload, "offload", false, "TAP: exchange 64 KB super-segments with partial checksums with the kernel (IFF_VNET_HDR, TUNSETOFFLOAD)")
 		fl.IntVar(&f.queues, "queues", 1, "TAP: queues of a multi-queue device (IFF_MULTI_QUEUE; an existing TAP must be made with multi_queue), flows spread over them and over cores")
@@ -115,7 +118,7 @@ func (f *hostFlags) check(c *cobra.Command) error {
 	case f.only6:
 		f.family = 6
 	}
-	tapOnly := []string{"addr", "gw", "mtu", "create", "slaac", "offload", "queues"}
+	tapOnly := []string{"addr", "gw", "route", "rule", "mtu", "create", "slaac", "offload", "queues"}
 	if f.kind != sniffTool {
 		tapOnly = append(tapOnly, "netns")
 	}
@@ -277,6 +280,9 @@ func (f *hostFlags) configure(st *stack.Stack, nic *stack.NIC, addrs []netip.Pre
 		if err := nic.AddAddress(p); err != nil {
 			return fmt.Errorf("--addr %s: %v", p, err)
 		}
+	}
+	if err := applyRouting(st, nic, f.routes, f.rules); err != nil { // route_flags.go
+		return err
 	}
 	if f.gw == "" {
 		return nil
