@@ -258,3 +258,77 @@ func TestSRHSendAllocs(t *testing.T) {
 		t.Errorf("%v allocations a datagram with an SRH", n)
 	}
 }
+
+// The DF check takes the MTU of the path to the first segment, not the
+// final destination's (Linux looks the route up after fl6_update_dst):
+// a route to the final destination with a 1280-byte MTU does not limit a
+// datagram that goes to a first segment on a 1500-byte link.
+func TestSRHDontFragFirstHopMTU(t *testing.T) {
+	ep, e := ext6Sender(t)
+	e.s.AddRoute(Route{Prefix: netip.PrefixFrom(srhFinal, 128), Gateway: peer6, NIC: e.s.NICByName("eth0"), MTU: 1280})
+	e.SetDontFrag(true)
+	to := netip.AddrPortFrom(srhFinal, 9)
+	if _, err := e.SendTo(make([]byte, 1300), to, nil); err == nil {
+		t.Fatal("1300 bytes with DF to the 1280-byte route sent without an SRH")
+	}
+	e.SetExt6(&SendExt6{Rt: testSRH(1, nil, netip.MustParseAddr("::"), peer6)})
+	ep.take()
+	// 1500 - 40 - 40 (SRH) - 8 = 1412.
+	if _, err := e.SendTo(make([]byte, 1412), to, nil); err != nil {
+		t.Fatalf("1412 bytes with DF through peer6: %v", err)
+	}
+	if fs := ep.take(); len(fs) != 1 || len(fs[0])-14 != 1500 {
+		t.Fatalf("%d frames", len(fs))
+	}
+	if _, err := e.SendTo(make([]byte, 1413), to, nil); err == nil {
+		t.Fatal("1413 bytes with DF sent")
+	}
+}
+
+// connect on a socket with an SRH looks the route up for the first
+// segment (Linux's ip6_datagram_connect applies fl6_update_dst): a final
+// destination with no route connects, the name the first segment's
+// route's source, and a send goes through the first segment.
+func TestSRHConnect(t *testing.T) {
+	ep, e := ext6Sender(t)
+	e.SetExt6(&SendExt6{Rt: testSRH(1, nil, netip.MustParseAddr("::"), peer6)})
+	if err := e.Connect(netip.AddrPortFrom(srhFinal, 9)); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	if a := e.LocalAddr().Addr(); a != host6 {
+		t.Fatalf("name %v, want %v", a, host6)
+	}
+	ep.take()
+	if _, err := e.SendTo([]byte("x"), netip.AddrPort{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fs := ep.take(); len(fs) != 1 || wire.IPv6(fs[0][14:]).Dst() != peer6 {
+		t.Fatalf("%d frames", len(fs))
+	}
+}
+
+// A raw ICMPv6 socket with an SRH: the ICMPv6 checksum the stack fills
+// covers the final destination, as every upper-layer checksum.
+func TestSRHRawICMPv6Checksum(t *testing.T) {
+	ep := &chanEP{mtu: 1500}
+	s, _ := newGSO6(t, ep)
+	ep.take()
+	e := s.NewDgram(KindRaw, wire.ProtoICMPv6)
+	e.SetInet6()
+	t.Cleanup(e.Close)
+	e.SetExt6(&SendExt6{Rt: testSRH(1, nil, netip.MustParseAddr("::"), peer6)})
+	echo := []byte{wire.ICMPv6EchoRequest, 0, 0, 0, 0, 1, 0, 1, 'h', 'i'}
+	if _, err := e.SendTo(echo, netip.AddrPortFrom(srhFinal, 0), nil); err != nil {
+		t.Fatal(err)
+	}
+	fs := ep.take()
+	if len(fs) != 1 {
+		t.Fatalf("%d frames", len(fs))
+	}
+	ip := wire.IPv6(fs[0][14:])
+	_, _, upper, off := walk6(ip)
+	m := ip[off:]
+	if ip.Dst() != peer6 || upper != wire.ProtoICMPv6 || wire.Fold(wire.Sum(m, wire.PseudoHeaderSum6(ip.Src16(), srhFinal.As16(), wire.ProtoICMPv6, len(m)))) != 0xffff {
+		t.Fatalf("to %v, upper %d, checksum not over the final destination", ip.Dst(), upper)
+	}
+}

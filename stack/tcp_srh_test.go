@@ -2,7 +2,9 @@ package stack_test
 
 import (
 	"bytes"
+	"errors"
 	"net/netip"
+	"syscall"
 	"testing"
 
 	"github.com/sockstack/sockstack/socket"
@@ -107,9 +109,10 @@ func TestTCPSRHEverySegment(t *testing.T) {
 	}
 }
 
-// A connection to a final destination through another segment: the SYN
-// goes to segments[1] (fixed header and link), the SRH names the final destination
-// in segments[0], the checksum covers the final destination.
+// A connection to a final destination through another segment: the
+// route is the first segment's (the final destination needs none), the
+// SYN goes to segments[1] (fixed header and link), the SRH names the
+// final destination in segments[0], the checksum covers it.
 func TestTCPSRHFirstSegment(t *testing.T) {
 	a, b, ca, _ := ext6Pair(t)
 	ext6Conn(t, a, b, 7201, nil, nil) // fd00::2's link address known: the SYN leaves in connect
@@ -118,8 +121,12 @@ func TestTCPSRHFirstSegment(t *testing.T) {
 	rt := srhOpt(1, "::", "fd00::2")
 	setOpt6(t, c, socket.IPV6_RTHDR, rt)
 	c.SetBlocking(false)
-	c.Connect(socket.Inet6("fd00::33", 80)) // in progress
-	final := netip.MustParseAddr("fd00::33")
+	// fd01::33 has no route here: the route looked up is the first
+	// segment's, as Linux's tcp_v6_connect does.
+	if err := c.Connect(socket.Inet6("fd01::33", 80)); !errors.Is(err, syscall.EINPROGRESS) {
+		t.Fatalf("connect: %v, want EINPROGRESS", err)
+	}
+	final := netip.MustParseAddr("fd01::33")
 	fb := final.As16()
 	for _, f := range srhSegs(t, ca, final) {
 		if f.flags&wire.TCPFlagSYN == 0 || f.tcp.DstPort() != 80 {

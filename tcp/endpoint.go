@@ -334,7 +334,7 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 			a = netip.IPv6Loopback()
 		}
 	}
-	rt, err := e.p.host.Route(a)
+	rt, err := e.p.host.Route(e.routeTo(a)) // ext6.go
 	if err != nil {
 		return err
 	}
