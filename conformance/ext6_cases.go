@@ -321,5 +321,6 @@ func ext6Cases() []Case {
 		t.Send("raw send", rs, []byte("raw253"), 0, in6("::1", 0))
 		t.RecvCtl("raw 253 recvmsg", rr, 64, 256, 0)
 	}})
+	cs = append(cs, srv6Cases()...)       // srv6_cases.go
 	return append(cs, ext6MoreCases()...) // ext6_tcp_cases.go
 }

@@ -277,7 +277,7 @@ func (d *dgramEP) setOption6(level, name int, v any) error {
 		return e.SetChecksumOffset(i)
 	case IPV6_PKTINFO:
 		return d.setSticky(v) // inet6_pktinfo.go
-	case IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_DSTOPTS:
+	case IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR, IPV6_DSTOPTS:
 		return d.setExt6(name, v) // inet6_ext.go
 	case IPV6_JOIN_GROUP, IPV6_LEAVE_GROUP:
 		m, ok := v.(IPv6Mreq)
@@ -330,7 +330,7 @@ func (d *dgramEP) getOption6(level, name int) (any, error) {
 		return e.HopLimit(), nil
 	case IPV6_MULTICAST_HOPS:
 		return e.MulticastHops(), nil
-	case IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_DSTOPTS:
+	case IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR, IPV6_DSTOPTS:
 		return d.getExt6(name), nil // inet6_ext.go
 	case IPV6_MULTICAST_LOOP:
 		return b2i(e.MulticastLoop()), nil
@@ -446,7 +446,7 @@ func (t *tcpEP) setOption6(name int, v any) error {
 		}
 		// 0 is kept and sent (Linux's np->hop_limit takes 0..255).
 		return t.ep.SetTTL(i)
-	case IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_DSTOPTS:
+	case IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR, IPV6_DSTOPTS:
 		return t.setExt6(name, v) // inet6_ext.go
 	}
 	return syscall.ENOPROTOOPT
@@ -475,7 +475,7 @@ func (t *tcpEP) getOption6(name int) (any, error) {
 		return t.getOption(SOL_IP, IP_TOS)
 	case IPV6_UNICAST_HOPS:
 		return t.getOption(SOL_IP, IP_TTL)
-	case IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_DSTOPTS:
+	case IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RTHDR, IPV6_DSTOPTS:
 		return t.getExt6(name), nil // inet6_ext.go
 	}
 	return nil, syscall.ENOPROTOOPT

@@ -14,9 +14,14 @@ import (
 // UDP and raw sockets send them (ping sockets keep
 // them and send none, as Linux's ping_v6_sendmsg); sendmsg control
 // messages of the same names replace them for one datagram (sendctl.go).
-// IPV6_RTHDR (routing headers) stays refused: sockstack has no source
-// routing, and IPV6_RTHDRDSTOPTS, which Linux sends only with a routing
-// header, is kept but never sent.
+// IPV6_RTHDR takes a Segment Routing Header (RFC 8754, type 4) checked
+// as Linux's seg6_validate_srh (checkRthdr); other types are EINVAL, as
+// on a kernel without Mobile IPv6. With it, IPV6_RTHDRDSTOPTS is sent in
+// front of it, and packets go to its segments[segments_left] with the
+// destination in segments[0] (stack.SendExt6). As a control message
+// Linux's ip6_datagram_send_ctl takes only type 2 (Mobile IPv6), so
+// sendmsg refuses any routing header with EINVAL (sendctl.go), as the
+// kernel does (conformance/srv6_cases.go).
 
 // optHdr checks a sticky header value as Linux does: none when empty;
 // else at least 2 bytes, a multiple of 8, at most 2040, and its
@@ -64,6 +69,9 @@ func renewExt6(cur *stack.SendExt6, name int, v any) (*stack.SendExt6, error) {
 	if err != nil {
 		return nil, err
 	}
+	if name == IPV6_RTHDR && h != nil && !checkRthdr(h, optLen(v)) {
+		return nil, syscall.EINVAL
+	}
 	var x stack.SendExt6
 	if cur != nil {
 		x = *cur
@@ -73,10 +81,12 @@ func renewExt6(cur *stack.SendExt6, name int, v any) (*stack.SendExt6, error) {
 		x.Hop = h
 	case IPV6_RTHDRDSTOPTS:
 		x.RthdrDst = h
+	case IPV6_RTHDR:
+		x.Rt = h
 	default:
 		x.Dst = h
 	}
-	if x.Hop == nil && x.RthdrDst == nil && x.Dst == nil {
+	if x.Hop == nil && x.RthdrDst == nil && x.Rt == nil && x.Dst == nil {
 		return nil, nil
 	}
 	return &x, nil
@@ -123,6 +133,56 @@ func ext6Hdr(x *stack.SendExt6, name int) string {
 		return string(x.Hop)
 	case IPV6_RTHDRDSTOPTS:
 		return string(x.RthdrDst)
+	case IPV6_RTHDR:
+		return string(x.Rt)
 	}
 	return string(x.Dst)
+}
+
+// optLen is the length of a setsockopt value optHdr took.
+func optLen(v any) int {
+	switch x := v.(type) {
+	case string:
+		return len(x)
+	case []byte:
+		return len(x)
+	}
+	return 0
+}
+
+// checkRthdr checks a sticky routing header h given in an n-byte value
+// as Linux's ipv6_set_opt_hdr does: only a Segment Routing Header (type
+// 4) that passes seg6_validate_srh. That is: the value exactly the
+// header's (hdrlen+1)*8 bytes; segments_left at most last_entry
+// (first_segment), last_entry within the segment room hdrlen/2 - 1; and
+// whatever follows the last_entry+1 segments a run of TLVs, each a type
+// byte, a length byte and that many bytes, ending at the header's end
+// (Linux reads a Pad1 as a two-byte TLV too). The HMAC TLV is not
+// computed (Linux fills it only with CONFIG_IPV6_SEG6_HMAC and a key set
+// with seg6's netlink): the header goes out as given.
+func checkRthdr(h []byte, n int) bool {
+	if len(h) < 8 || h[2] != 4 {
+		return false
+	}
+	hdrLen, left, last := int(h[1]), int(h[3]), int(h[4])
+	if (hdrLen+1)*8 != n || len(h) != n {
+		return false
+	}
+	if left > last || last > hdrLen/2-1 {
+		return false
+	}
+	at := 8 + (last+1)*16
+	if at > len(h) {
+		return false
+	}
+	for at < len(h) {
+		if len(h)-at < 2 {
+			return false
+		}
+		at += 2 + int(h[at+1])
+		if at > len(h) {
+			return false
+		}
+	}
+	return true
 }

@@ -280,8 +280,10 @@ func (d *dgramEP) decodeCmsg(st *ctlState, level, typ int, data []byte) error {
 			return nil
 		}
 		// IPV6_NEXTHOP is not a sendmsg message on Linux, and a routing
-		// header (IPV6_RTHDR) of any type is refused as by a kernel
-		// without Mobile IPv6: EINVAL, as for unknown types.
+		// header (IPV6_RTHDR, IPV6_2292RTHDR) of any type is refused as
+		// by a kernel without Mobile IPv6: EINVAL, as for unknown types.
+		// A Segment Routing Header too: Linux's ip6_datagram_send_ctl
+		// takes only type 2 (setsockopt takes type 4: inet6_ext.go).
 		return syscall.EINVAL
 	case SOL_IP:
 		if st.path != path4 {

@@ -283,7 +283,11 @@ func (e *DgramEndpoint) Connect(addr netip.AddrPort) error {
 			return syscall.EACCES
 		}
 	}
-	r, err := e.s.FindRouteFlow(dst, e.flowLocked()) // route.go
+	rdst := dst
+	if h, ok := e.ext6.FirstHop(); ok && dst.Is6() && e.kind != KindPing {
+		rdst = h // a routing header's next segment (ext6_send.go), as ip6_datagram_connect
+	}
+	r, err := e.s.FindRouteFlow(rdst, e.flowLocked()) // route.go
 	if err != nil && !dst.IsMulticast() && dst != limitedBroadcast {
 		return err
 	}
@@ -527,7 +531,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		if e.kind == KindUDP {
 			n += wire.UDPHeaderLen
 		}
-		if err := e.checkDFExt(dst, errPort, n, ext.sent(), probe); err != nil {
+		if err := e.checkDFExt(dst, errPort, n, ext, probe); err != nil {
 			return 0, err
 		}
 	}

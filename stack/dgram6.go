@@ -182,7 +182,11 @@ func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr
 		if len(b) > wire.IPv6MaxPayload-wire.UDPHeaderLen-ext.counted() {
 			// A local error too (__ip6_append_data), naming the MTU
 			// less the extension headers.
-			e.localError(syscall.EMSGSIZE, to, max(s.sendMTU(dst, false)-ext.sent(), 0))
+			mdst := dst
+			if h, ok := ext.FirstHop(); ok {
+				mdst = h // the path is to a routing header's next segment
+			}
+			e.localError(syscall.EMSGSIZE, to, max(s.sendMTU(mdst, false)-ext.sent(), 0))
 			return 0, syscall.EMSGSIZE
 		}
 		h := getBuf(wire.UDPHeaderLen)

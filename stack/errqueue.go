@@ -369,14 +369,19 @@ func (s *Stack) sendMTU(dst netip.Addr, probe bool) int {
 // local error; port is what the error names (IPv4: the connected peer's,
 // 0 when unconnected; IPv6: the send's).
 func (e *DgramEndpoint) checkDF(dst netip.Addr, port uint16, n int, probe bool) error {
-	return e.checkDFExt(dst, port, n, 0, probe)
+	return e.checkDFExt(dst, port, n, nil, probe)
 }
 
-// checkDFExt is checkDF for a datagram behind ext bytes of IPv6
-// extension headers (n counts them as Linux does): the MTU the local
-// error reports is less those bytes, as __ip6_append_data's.
-func (e *DgramEndpoint) checkDFExt(dst netip.Addr, port uint16, n, ext int, probe bool) error {
-	mtu := e.s.sendMTU(dst, probe)
+// checkDFExt is checkDF for a datagram behind IPv6 extension headers x
+// (nil: none; n counts them as Linux does): the MTU is the path's to a
+// routing header's next segment, and the one the local error reports is
+// less the headers' bytes, as __ip6_append_data's.
+func (e *DgramEndpoint) checkDFExt(dst netip.Addr, port uint16, n int, x *SendExt6, probe bool) error {
+	ext, mdst := x.sent(), dst
+	if h, ok := x.FirstHop(); ok {
+		mdst = h
+	}
+	mtu := e.s.sendMTU(mdst, probe)
 	hl := wire.IPv4MinHeaderLen
 	if dst.Is6() {
 		hl = wire.IPv6HeaderLen

@@ -23,7 +23,7 @@ func (x *SendExt6) Len() int {
 	if x == nil {
 		return 0
 	}
-	return len(x.Hop) + len(x.RthdrDst) + len(x.Dst)
+	return len(x.Hop) + len(x.RthdrDst) + len(x.Rt) + len(x.Dst)
 }
 
 // tcpExt6 is the headers a TCP segment carries (nil: none).
@@ -44,7 +44,7 @@ func tcpExt6(seg *tcp.Segment) *SendExt6 {
 func (s *Stack) sendExt6GSO(r *ResolvedRoute, p *OutPacket, buf []byte, tOff int) error {
 	ip := wire.IPv6(buf[wire.EthernetHeaderLen:])
 	src, dst := ip.Src(), ip.Dst()
-	unfrag := wire.IPv6HeaderLen + len(p.Ext6.Hop)
+	unfrag := p.Ext6.unfrag()
 	udp := p.Proto == wire.ProtoUDP
 	thl := wire.UDPHeaderLen
 	if !udp {

@@ -459,6 +459,9 @@ func commonPrefix(a, b netip.Addr) int {
 func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 	st := &s.stats.IP6
 	dst := p.Dst
+	if hop, ok := p.Ext6.FirstHop(); ok {
+		dst = hop // a routing header: to its next segment (ext6_send.go)
+	}
 	var r ResolvedRoute
 	if dst.IsMulticast() {
 		nic := p.Iface
@@ -530,7 +533,7 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 	hdr := wire.IPv6Header{TrafficClass: p.TOS, FlowLabel: p.Flow, PayloadLen: ext + total, NextHeader: p.Proto, HopLimit: hop, Src: src, Dst: dst}
 	off := hdr.Put(ip)
 	if ext > 0 {
-		first, n := p.Ext6.put(ip[off:], p.Proto)
+		first, n := p.Ext6.put(ip[off:], p.Proto, p.Dst.WithZone(""))
 		ip[6] = first
 		off += n
 		if th != nil {
@@ -542,9 +545,10 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		if p.GSOSize > 0 {
 			return s.sendExt6GSO(&r, p, buf, wire.IPv6HeaderLen+ext) // ext6_gso.go
 		}
-		// Hop-by-Hop stays in the unfragmentable part; Destination
-		// Options go after a fragment header (Linux's opt_flen).
-		return s.finish6(&r, p, buf, src, dst, wire.IPv6HeaderLen+ext, wire.IPv6HeaderLen+len(p.Ext6.Hop))
+		// Hop-by-Hop and a routing header with its destination
+		// options stay in the unfragmentable part; Destination Options
+		// go after a fragment header (Linux's opt_nflen, opt_flen).
+		return s.finish6(&r, p, buf, src, dst, wire.IPv6HeaderLen+ext, p.Ext6.unfrag())
 	}
 	if th != nil {
 		off += th.Put(ip[off:])
@@ -586,12 +590,16 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 // first unfrag bytes when it is over the MTU.
 func (s *Stack) finish6(r *ResolvedRoute, p *OutPacket, buf []byte, src, dst netip.Addr, tOff, unfrag int) error {
 	ip := buf[wire.EthernetHeaderLen:]
+	cdst := dst
+	if p.Ext6.hasRt() {
+		cdst = p.Dst.WithZone("") // the final destination (RFC 8200 8.1)
+	}
 	if !p.NoCsum {
-		fillTransportChecksum6(wire.IPv6(ip), p.Proto, tOff)
+		fillTransportChecksum6To(wire.IPv6(ip), p.Proto, tOff, cdst.As16())
 	} else if at := p.CsumAt - 1; at >= 0 && at+2 <= len(ip)-tOff {
 		t := ip[tOff:]
 		t[at], t[at+1] = 0, 0
-		c := ^wire.Fold(wire.Sum(t, wire.PseudoHeaderSum6(src.As16(), dst.As16(), p.Proto, len(t))))
+		c := ^wire.Fold(wire.Sum(t, wire.PseudoHeaderSum6(src.As16(), cdst.As16(), p.Proto, len(t))))
 		t[at], t[at+1] = byte(c>>8), byte(c)
 	}
 	if dst.IsMulticast() && p.Loop && r.NIC.isMember(dst) {
@@ -617,8 +625,14 @@ func (n *NIC) hopLimit6(s *Stack) uint8 {
 // fillTransportChecksum6 fills the TCP, UDP or ICMPv6 checksum of the
 // upper-layer header at off, over the IPv6 pseudo-header.
 func fillTransportChecksum6(ip wire.IPv6, proto uint8, off int) {
+	fillTransportChecksum6To(ip, proto, off, ip.Dst16())
+}
+
+// fillTransportChecksum6To is fillTransportChecksum6 with the
+// pseudo-header's destination dst (a routing header's final one).
+func fillTransportChecksum6To(ip wire.IPv6, proto uint8, off int, dst [16]byte) {
 	t := ip[off:]
-	ps := wire.PseudoHeaderSum6(ip.Src16(), ip.Dst16(), proto, len(t))
+	ps := wire.PseudoHeaderSum6(ip.Src16(), dst, proto, len(t))
 	switch proto {
 	case wire.ProtoTCP:
 		if len(t) >= wire.TCPMinHeaderLen {
@@ -644,8 +658,8 @@ func (s *Stack) fragment6(r *ResolvedRoute, buf []byte, unfrag int) error {
 	ip := wire.IPv6(buf[wire.EthernetHeaderLen:])
 	payload := ip[unfrag:]
 	nhAt := 6 // the byte naming what follows the unfragmentable part
-	if unfrag > wire.IPv6HeaderLen {
-		nhAt = wire.IPv6HeaderLen
+	for o := wire.IPv6HeaderLen; o+2 <= unfrag; o += (int(ip[o+1]) + 1) * 8 {
+		nhAt = o // the last of the unfragmentable extension headers
 	}
 	next := ip[nhAt]
 	room := (r.MTU - unfrag - wire.IPv6FragHeaderLen) &^ 7

@@ -338,7 +338,7 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 	if e.bound {
 		bound = e.local.Addr()
 	}
-	rt, err := e.p.routeFor(a, bound, e.epOpts) // mark.go
+	rt, err := e.p.routeFor(e.routeTo(a), bound, e.epOpts) // mark.go, ext6.go
 	if err != nil {
 		return err
 	}
