@@ -277,12 +277,7 @@ func (s *Stack) AddRule(r Rule) error {
 		(r.From.IsValid() && r.To.IsValid() && r.From.Addr().Is6() != r.To.Addr().Is6()) {
 		return syscall.EINVAL
 	}
-	if r.From.IsValid() {
-		r.From = r.From.Masked()
-	}
-	if r.To.IsValid() {
-		r.To = r.To.Masked()
-	}
+	r = r.masked()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rules := slices.Clone(s.rulesLocked())
@@ -297,15 +292,21 @@ func (s *Stack) AddRule(r Rule) error {
 	return nil
 }
 
-// DelRule deletes the first rule equal to r (ESRCH: none), as ip rule
-// del; the default rules can be deleted too.
-func (s *Stack) DelRule(r Rule) error {
+// masked is r with its prefixes' host bits cleared, as ip rule keeps them.
+func (r Rule) masked() Rule {
 	if r.From.IsValid() {
 		r.From = r.From.Masked()
 	}
 	if r.To.IsValid() {
 		r.To = r.To.Masked()
 	}
+	return r
+}
+
+// DelRule deletes the first rule equal to r (ESRCH: none), as ip rule
+// del; the default rules can be deleted too.
+func (s *Stack) DelRule(r Rule) error {
+	r = r.masked()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rules := slices.Clone(s.rulesLocked())
