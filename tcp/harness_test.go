@@ -21,6 +21,7 @@ type captured struct {
 	ttl, tos      uint8
 	hopZero       bool
 	ipOpts        IPOptions
+	mark          uint32
 }
 
 func (c captured) String() string {
@@ -69,7 +70,7 @@ func (h *fakeHost) Output(seg *Segment) error {
 	}
 	p := append(append([]byte(nil), seg.Payload[0]...), seg.Payload[1]...)
 	h.mu.Lock()
-	h.out = append(h.out, captured{seg.Local, seg.Remote, seg.Header, p, seg.TTL, seg.TOS, seg.HopZero, seg.IPOpts})
+	h.out = append(h.out, captured{seg.Local, seg.Remote, seg.Header, p, seg.TTL, seg.TOS, seg.HopZero, seg.IPOpts, seg.Mark})
 	h.mu.Unlock()
 	return nil
 }

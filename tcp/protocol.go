@@ -336,9 +336,10 @@ func (p *Protocol) sendResetFor(k connKey, s *segment) {
 		h.Flags = wire.TCPFlagRST | wire.TCPFlagACK
 	}
 	// The segment's IP options echoed, as Linux's tcp_v4_send_reset
-	// (ipopts_reply.go).
+	// (ipopts_reply.go). No socket: mark 0, as Linux with
+	// fwmark_reflect off (its default).
 	if o, ok := s.replyOpts(); ok {
-		p.sendReply(k, &h, 0, 0, false, o)
+		p.sendReply(k, &h, 0, 0, false, o, 0)
 	}
 }
 

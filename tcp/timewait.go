@@ -21,6 +21,7 @@ type twRecord struct {
 	rcvNxt     uint32
 	tsRecent   uint32
 	tsOffset   uint32
+	mark       uint32 // SO_MARK of the connection, for its replies (Linux's tw_mark)
 	tsRecentAt time.Duration
 	expire     time.Duration
 	lastOOW    time.Duration
@@ -98,7 +99,7 @@ func (e *Endpoint) enterTimeWait(now time.Duration) {
 		key: k, sndNxt: e.sndMax, rcvNxt: e.rcvNxt,
 		tsRecent: e.tsRecent, tsRecentAt: e.tsRecentAt, tsOffset: e.tsOffset, tsOK: e.tsOK,
 		expire: now + 2*p.cfg.MSL, lastOOW: e.lastOOWAck,
-		win: uint16(ws), tos: e.tos, ttl: e.ttl, hopZero: e.hopZero,
+		win: uint16(ws), tos: e.tos, ttl: e.ttl, hopZero: e.hopZero, mark: e.mark,
 		port: twPortKey{e.local.Addr(), e.reusePort, e.connectBound},
 	}
 	pe := p.ports[e.local.Port()]
@@ -330,7 +331,7 @@ func (p *Protocol) twAck(r *twRecord, s *segment, now time.Duration, limited boo
 		h.Options.HasTS, h.Options.TSVal, h.Options.TSEcr = true, uint32(now/time.Millisecond)+1+r.tsOffset, r.tsRecent
 	}
 	if o, ok := s.replyOpts(); ok {
-		p.sendReply(r.key, &h, r.tos, r.ttl, r.hopZero, o)
+		p.sendReply(r.key, &h, r.tos, r.ttl, r.hopZero, o, r.mark)
 	}
 }
 
