@@ -6,8 +6,11 @@ import (
 	"net/netip"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -138,4 +141,78 @@ func TestTCPSRHFirstSegment(t *testing.T) {
 		return
 	}
 	t.Fatal("no SYN sent")
+}
+
+// notifyLink is a capLink that also signals each write.
+type notifyLink struct {
+	capLink
+	wrote chan struct{}
+}
+
+func (c *notifyLink) WriteFrames(fs [][]byte) (int, error) {
+	n, err := c.capLink.WriteFrames(fs)
+	select {
+	case c.wrote <- struct{}{}:
+	default:
+	}
+	return n, err
+}
+
+// A listener's routing header routes its connections: the SYN-ACK to a
+// client the listener's host has no route to goes out through the
+// header's first segment, which is on-link, as Linux's
+// inet6_csk_route_req applies the listener's np->opt before its lookup.
+// The SRH names the client in segments[0] and the checksum covers it.
+func TestTCPSRHListenerRoutesChild(t *testing.T) {
+	ea, eb := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500)
+	opts := stack.Options{DADTransmits: -1}
+	a, b := stack.New(opts), stack.New(opts)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	cb := &notifyLink{capLink: capLink{Endpoint: eb}, wrote: make(chan struct{}, 1)}
+	a.AddNIC("eth0", ea).AddAddress(netip.MustParsePrefix("fd00::1/64"))
+	b.AddNIC("eth0", cb).AddAddress(netip.MustParsePrefix("fd00::2/64"))
+	ext6Conn(t, a, b, 7203, nil, nil) // neighbours known both ways
+	client := netip.MustParseAddr("fd09::1")
+	if err := a.NICByName("eth0").AddAddress(netip.PrefixFrom(client, 128)); err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := socket.New(b).Socket(socket.AF_INET6, socket.SOCK_STREAM, 0)
+	defer ln.Close()
+	if err := ln.Bind(socket.Inet6("fd00::2", 7204)); err != nil {
+		t.Fatal(err)
+	}
+	rt := srhOpt(1, "::", "fd00::1")
+	setOpt6(t, ln, socket.IPV6_RTHDR, rt)
+	if err := ln.Listen(4); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := socket.New(a).Socket(socket.AF_INET6, socket.SOCK_STREAM, 0)
+	defer c.Close()
+	if err := c.Bind(socket.Inet6("fd09::1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetBlocking(false)
+	if err := c.Connect(socket.Inet6("fd00::2", 7204)); !errors.Is(err, syscall.EINPROGRESS) {
+		t.Fatalf("connect: %v, want EINPROGRESS", err)
+	}
+	fb := client.As16()
+	// Without the fix b sends nothing: the SYN retransmits after 1 s
+	// and would be answered the same way, so 5 s bounds the wait.
+	timeout := time.After(5 * time.Second)
+	for {
+		for _, f := range srhSegs(t, &cb.capLink, client) {
+			if f.flags&(wire.TCPFlagSYN|wire.TCPFlagACK) != wire.TCPFlagSYN|wire.TCPFlagACK || f.tcp.SrcPort() != 7204 {
+				continue
+			}
+			if f.dst != netip.MustParseAddr("fd00::1") || f.rt == nil || !bytes.Equal(f.rt[8:24], fb[:]) || !f.csum {
+				t.Fatalf("SYN-ACK to %v, SRH %x, checksum over the client %v", f.dst, f.rt, f.csum)
+			}
+			return
+		}
+		select {
+		case <-cb.wrote:
+		case <-timeout:
+			t.Fatal("no SYN-ACK sent: the child's route was looked up for the client, which has none")
+		}
+	}
 }

@@ -27,7 +27,8 @@ type IPv6Ext interface {
 
 // routeTo is the address a connection to a looks its route up for: a
 // routing header's next segment, as Linux's tcp_v6_connect applies
-// fl6_update_dst before its route lookup.
+// fl6_update_dst before its route lookup (and inet6_csk_route_req for a
+// listener's child).
 func (e *Endpoint) routeTo(a netip.Addr) netip.Addr {
 	if e.ext6 == nil || a.Unmap().Is4() {
 		return a

@@ -114,7 +114,7 @@ func (l *Endpoint) handleListen(k connKey, s *segment) {
 // listener's options (l.mu held).
 func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint {
 	p := l.p
-	rt, err := p.routeFor(k.remote.Addr(), k.local.Addr(), l.epOpts) // mark.go
+	rt, err := p.routeFor(l.routeTo(k.remote.Addr()), k.local.Addr(), l.epOpts) // mark.go, ext6.go
 	if err != nil {
 		return nil
 	}
