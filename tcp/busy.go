@@ -77,6 +77,7 @@ type epBusyVals struct {
 	recovery          bool
 	ackNow            bool
 	batchAck          bool // an ACK is owed at the end of the batch
+	batchAckNow       bool // ... even with no new in-order data (out of order)
 	inBatch           bool // on the batch's flush list
 	tlpOut            bool
 	dackArmed         bool

@@ -712,7 +712,7 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		if fin {
 			e.finOOO, e.finOOOSeq = true, seq+uint32(len(data))
 		}
-		e.ackNow = true // out of order: ACK at once (with SACK)
+		e.ackOOO() // out of order: ACK at once (with SACK)
 		return
 	}
 	e.rcvLen += len(data)
@@ -735,7 +735,7 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 			e.ooo = nil
 		}
 		if filled {
-			e.ackNow = true
+			e.ackOOO()
 		}
 	}
 	if !fin && e.finOOO && e.rcvNxt == e.finOOOSeq {
@@ -767,6 +767,22 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 	if !e.ackNow && e.ackPending > 0 {
 		e.armDelayedAck(now)
 	}
+}
+
+// ackOOO owes the immediate ACK that out-of-order data, and data that
+// fills a hole, draw (RFC 5681 4.2). Within a link batch it goes at the
+// batch's end: when a later segment of the same batch fills the hole (a
+// veth whose sender runs on two CPUs inverts neighbours), the sender
+// then gets one cumulative ACK, not duplicates it would count toward a
+// loss and answer with a spurious retransmission. The data itself is
+// taken in the link's order; only the ACK waits, for microseconds.
+func (e *Endpoint) ackOOO() {
+	if e.batch == nil {
+		e.ackNow = true
+		return
+	}
+	e.batchAck, e.batchAckNow = true, true
+	e.joinBatch()
 }
 
 // joinBatch puts e on its batch's list for Flush.

@@ -138,7 +138,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	if flags&wire.TCPFlagACK != 0 {
 		if err == nil {
 			e.ackPending = 0
-			e.ackNow = false
+			e.ackNow, e.batchAckNow = false, false
 			e.dackAt = 0
 		} else if (e.ackNow || e.ackPending > 0) && flags&wire.TCPFlagRST == 0 {
 			e.dackAt = 0

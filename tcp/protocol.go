@@ -205,7 +205,7 @@ func (b *Batch) Flush() {
 		e.inBatch = false
 		if e.batchAck {
 			e.batchAck = false
-			if e.ackPending != 0 {
+			if e.ackPending != 0 || e.batchAckNow {
 				e.ackNow = true
 				e.output(e.p.now())
 			}
