@@ -1,0 +1,343 @@
+package stack
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// A router between two links: eth0 2001:db8::1/64 (the peer 2001:db8::2
+// behind it), eth1 2001:db8:1::1/64 with MTU 1280 (far, 2001:db8:1::2).
+var (
+	fwFar    = netip.MustParseAddr("2001:db8:1::2")
+	fwEth1   = netip.MustParseAddr("2001:db8:1::1")
+	fwFarMAC = wire.MAC{2, 0, 0, 0, 0, 0x22}
+	fwNIC1   = wire.MAC{2, 0, 0, 0, 0, 0x11}
+)
+
+type fw6 struct {
+	*h6
+	ep1  macEP
+	nic1 *NIC
+}
+
+func newFw6(t *testing.T, opts Options) *fw6 {
+	t.Helper()
+	opts.DADTransmits = -1
+	if opts.ICMPPeerBurst == 0 {
+		opts.ICMPPeerBurst = 1000 // the tests count every error
+	}
+	h := newH6(t, opts)
+	if err := h.nic.AddAddress(netip.PrefixFrom(host6, 64)); err != nil {
+		t.Fatal(err)
+	}
+	h.nic.SetStatic6(peer6, peerMAC)
+	h.nic.SetStatic6(peerLL, peerMAC)
+	ep1 := macEP{&chanEP{mtu: 1280}, fwNIC1}
+	nic1 := h.s.AddNIC("eth1", ep1)
+	if err := nic1.EnableIPv6(); err != nil {
+		t.Fatal(err)
+	}
+	if err := nic1.AddAddress(netip.PrefixFrom(fwEth1, 64)); err != nil {
+		t.Fatal(err)
+	}
+	nic1.SetStatic6(fwFar, fwFarMAC)
+	h.ep.take()
+	ep1.take()
+	return &fw6{h6: h, ep1: ep1, nic1: nic1}
+}
+
+// parse6 parses captured IPv6 frames.
+func parse6(t *testing.T, frames [][]byte) []out6 {
+	t.Helper()
+	var o []out6
+	for _, f := range frames {
+		info, err := wire.ParseEthernet(f)
+		if err != nil || info.EtherType != wire.EtherTypeIPv6 {
+			continue
+		}
+		ip, err := wire.ParseIPv6(f[info.HeaderLen:])
+		if err != nil {
+			t.Fatalf("bad IPv6 out: %v", err)
+		}
+		x := out6{eth: info, ip: ip}
+		var c wire.IPv6Chain
+		if wire.SkipIPv6Chain(ip, ip.NextHeader(), wire.IPv6HeaderLen, 6, 0, &c) == wire.ChainDone && c.Proto == wire.ProtoICMPv6 {
+			m, err := wire.ParseICMPv6(ip[c.Offset:], ip.PseudoSum(wire.ProtoICMPv6, 0))
+			if err != nil {
+				t.Fatalf("bad ICMPv6 out: %v", err)
+			}
+			x.icmp = m
+		}
+		o = append(o, x)
+	}
+	return o
+}
+
+// in sends a UDP packet from src to dst into eth0 with hop limit hop and
+// n bytes of data; it returns what eth0 and eth1 sent.
+func (f *fw6) in(src, dst netip.Addr, hop uint8, n int) (back, fwd []out6) {
+	f.t.Helper()
+	pl := udp6(src, dst, 1000, 9, make([]byte, n))
+	f.ep.inject(frame6(hostMAC, peerMAC, src, dst, wire.ProtoUDP, hop, pl, -1))
+	return parse6(f.t, f.ep.take()), parse6(f.t, f.ep1.take())
+}
+
+// icmpErr checks that back is one ICMPv6 error of typ/code to the peer.
+func icmpErr(t *testing.T, what string, back, fwd []out6, typ, code uint8) wire.ICMPv6 {
+	t.Helper()
+	if len(fwd) != 0 {
+		t.Fatalf("%s: forwarded", what)
+	}
+	if len(back) != 1 || back[0].icmp == nil {
+		t.Fatalf("%s: %d frames back, want one ICMPv6 error", what, len(back))
+	}
+	m := back[0].icmp
+	if m.Type() != typ || m.Code() != code {
+		t.Fatalf("%s: ICMPv6 %d/%d, want %d/%d", what, m.Type(), m.Code(), typ, code)
+	}
+	return m
+}
+
+func TestForward6AcrossNICs(t *testing.T) {
+	f := newFw6(t, Options{Forwarding: true})
+	st := f.s.Stats()
+	back, fwd := f.in(peer6, fwFar, 9, 100)
+	if len(back) != 0 || len(fwd) != 1 {
+		t.Fatalf("%d back, %d forwarded", len(back), len(fwd))
+	}
+	p := fwd[0]
+	eq(t, "hop limit", p.ip.HopLimit(), uint8(8))
+	eq(t, "dst", p.ip.Dst(), fwFar)
+	eq(t, "src", p.ip.Src(), peer6)
+	eq(t, "dst MAC", p.eth.Dst, fwFarMAC)
+	eq(t, "src MAC", p.eth.Src, fwNIC1)
+	want := udp6(peer6, fwFar, 1000, 9, make([]byte, 100))
+	if !bytes.Equal(p.ip.Payload(), want) {
+		t.Fatal("payload changed")
+	}
+	eq(t, "ForwDatagrams", st.IP6.ForwDatagrams.Load(), uint64(1))
+	// And back: from far to the peer, eth1 → eth0.
+	pl := udp6(fwFar, peer6, 9, 1000, []byte("x"))
+	f.ep1.inject(frame6(fwNIC1, fwFarMAC, fwFar, peer6, wire.ProtoUDP, 64, pl, -1))
+	o := parse6(t, f.ep.take())
+	if len(o) != 1 || o[0].ip.Dst() != peer6 || o[0].ip.HopLimit() != 63 || o[0].eth.Dst != peerMAC {
+		t.Fatalf("reverse: %+v", o)
+	}
+	eq(t, "ForwDatagrams", st.IP6.ForwDatagrams.Load(), uint64(2))
+}
+
+func TestForward6Off(t *testing.T) {
+	f := newFw6(t, Options{})
+	ae := f.s.Stats().IP6.InAddrErrors.Load()
+	back, fwd := f.in(peer6, fwFar, 9, 10)
+	if len(back)+len(fwd) != 0 {
+		t.Fatal("forwarded without Options.Forwarding")
+	}
+	eq(t, "InAddrErrors", f.s.Stats().IP6.InAddrErrors.Load(), ae+1)
+}
+
+func TestForward6HopLimit(t *testing.T) {
+	f := newFw6(t, Options{Forwarding: true})
+	st := f.s.Stats()
+	for _, hop := range []uint8{1, 0} {
+		back, fwd := f.in(peer6, fwFar, hop, 10)
+		m := icmpErr(t, "hop limit", back, fwd, wire.ICMPv6TimeExceeded, wire.ICMPv6HopLimitExceeded)
+		// From the router's address on the way back; the quote is the
+		// packet as it came in.
+		eq(t, "error src", back[0].ip.Src(), host6)
+		eq(t, "error dst", back[0].ip.Dst(), peer6)
+		q := wire.IPv6(m[8:])
+		eq(t, "quoted hop limit", q.HopLimit(), hop)
+		eq(t, "quoted dst", q.Dst(), fwFar)
+	}
+	eq(t, "InHopLimitExceeded", st.IP6.InHopLimitExceeded.Load(), uint64(2))
+	eq(t, "InHdrErrors", st.IP6.InHdrErrors.Load(), uint64(2))
+	eq(t, "OutTimeExcds", st.ICMP6.OutTimeExcds.Load(), uint64(2))
+	eq(t, "ForwDatagrams", st.IP6.ForwDatagrams.Load(), uint64(0))
+	// Hop limit 2 leaves with 1.
+	_, fwd := f.in(peer6, fwFar, 2, 10)
+	if len(fwd) != 1 || fwd[0].ip.HopLimit() != 1 {
+		t.Fatalf("hop limit 2: %+v", fwd)
+	}
+}
+
+func TestForward6TooBig(t *testing.T) {
+	f := newFw6(t, Options{Forwarding: true})
+	st := f.s.Stats()
+	// 40 + 8 + 1232 = 1280 fits eth1 exactly; one byte more does not.
+	if _, fwd := f.in(peer6, fwFar, 9, 1232); len(fwd) != 1 || len(fwd[0].ip) != 1280 {
+		t.Fatalf("1280 bytes: %d forwarded", len(fwd))
+	}
+	back, fwd := f.in(peer6, fwFar, 9, 1233)
+	m := icmpErr(t, "too big", back, fwd, wire.ICMPv6PacketTooBig, 0)
+	eq(t, "MTU", m.MTU(), uint32(1280))
+	eq(t, "InTooBigErrors", st.IP6.InTooBigErrors.Load(), uint64(1))
+	eq(t, "FragFails", st.IP6.FragFails.Load(), uint64(1))
+	eq(t, "OutPktTooBigs", st.ICMP6.OutPktTooBigs.Load(), uint64(1))
+	// A route MTU under the link's is the one reported, never below 1280
+	// (RFC 8200 5).
+	far2 := netip.MustParseAddr("2001:db8:2::9")
+	f.nic1.SetStatic6(far2, fwFarMAC)
+	f.s.AddRoute(Route{Prefix: netip.MustParsePrefix("2001:db8:2::/64"), NIC: f.nic1, MTU: 1000})
+	back, fwd = f.in(peer6, far2, 9, 1233)
+	m = icmpErr(t, "too big, route MTU 1000", back, fwd, wire.ICMPv6PacketTooBig, 0)
+	eq(t, "MTU (route 1000)", m.MTU(), uint32(1280))
+}
+
+func TestForward6LinkLocal(t *testing.T) {
+	f := newFw6(t, Options{Forwarding: true})
+	st := f.s.Stats()
+	// A link-local destination is never routed: dropped, no error.
+	back, fwd := f.in(peerLL, netip.MustParseAddr("fe80::22"), 9, 10)
+	if len(back)+len(fwd) != 0 {
+		t.Fatalf("link-local destination: %d back, %d forwarded", len(back), len(fwd))
+	}
+	eq(t, "ForwScope", st.IP6.ForwScope.Load(), uint64(1))
+	// A link-local source leaving its link: Destination Unreachable,
+	// beyond scope of source address, on the link it came from.
+	back, fwd = f.in(peerLL, fwFar, 9, 10)
+	icmpErr(t, "link-local source", back, fwd, wire.ICMPv6DestUnreach, wire.ICMPv6BeyondScope)
+	eq(t, "error dst", back[0].ip.Dst(), peerLL)
+	if !back[0].ip.Src().IsLinkLocalUnicast() {
+		t.Fatalf("error from %v, want eth0's link-local address", back[0].ip.Src())
+	}
+	eq(t, "ForwScope", st.IP6.ForwScope.Load(), uint64(2))
+	eq(t, "ForwDatagrams", st.IP6.ForwDatagrams.Load(), uint64(0))
+	// The same source forwarded back onto its own link stays in scope.
+	other := netip.MustParseAddr("2001:db8::7")
+	f.nic.SetStatic6(other, wire.MAC{2, 0, 0, 0, 0, 7})
+	back, fwd = f.in(peerLL, other, 9, 10)
+	if len(fwd) != 0 || len(back) != 1 || back[0].ip.Dst() != other || back[0].icmp != nil {
+		t.Fatalf("same link: %d back (%+v), %d on eth1", len(back), back, len(fwd))
+	}
+	eq(t, "ForwSameLink", st.IP6.ForwSameLink.Load(), uint64(1))
+}
+
+func TestForward6Multicast(t *testing.T) {
+	f := newFw6(t, Options{Forwarding: true})
+	pl := udp6(peer6, netip.MustParseAddr("ff0e::9"), 1000, 9, []byte("x"))
+	f.ep.inject(frame6(wire.IPv6MulticastMAC(netip.MustParseAddr("ff0e::9")), peerMAC, peer6, netip.MustParseAddr("ff0e::9"), wire.ProtoUDP, 9, pl, -1))
+	if n := len(parse6(t, f.ep1.take())); n != 0 {
+		t.Fatalf("multicast forwarded: %d", n)
+	}
+	// A unicast packet in a link-layer multicast frame is not either.
+	pl = udp6(peer6, fwFar, 1000, 9, []byte("x"))
+	f.ep.inject(frame6(wire.MAC{0x33, 0x33, 0, 0, 0, 1}, peerMAC, peer6, fwFar, wire.ProtoUDP, 9, pl, -1))
+	if n := len(parse6(t, f.ep1.take())); n != 0 {
+		t.Fatalf("link multicast forwarded: %d", n)
+	}
+}
+
+// Refusing rules and no route answer as Linux's ip6_pkt_discard /
+// ip6_pkt_prohibit: no route (code 0), administratively prohibited
+// (code 1), blackhole nothing; iif rules see the input NIC.
+func TestForward6Rules(t *testing.T) {
+	f := newFw6(t, Options{Forwarding: true})
+	st := f.s.Stats()
+	nowhere := netip.MustParseAddr("2001:db8:99::1")
+	back, fwd := f.in(peer6, nowhere, 9, 10)
+	icmpErr(t, "no route", back, fwd, wire.ICMPv6DestUnreach, wire.ICMPv6NoRoute)
+	eq(t, "InNoRoutes", st.IP6.InNoRoutes.Load(), uint64(1))
+	// No route is found before the hop limit is looked at (Linux routes
+	// in ip6_rcv_finish, before ip6_forward).
+	back, fwd = f.in(peer6, nowhere, 1, 10)
+	icmpErr(t, "no route, hop limit 1", back, fwd, wire.ICMPv6DestUnreach, wire.ICMPv6NoRoute)
+
+	// iif lo (the host's own packets) leaves forwarded ones alone.
+	lo := Rule{Priority: 10, IIF: "lo", Action: RuleProhibit}
+	if err := f.s.AddRule(lo); err != nil {
+		t.Fatal(err)
+	}
+	_, fwd = f.in(peer6, fwFar, 9, 10)
+	if len(fwd) != 1 {
+		t.Fatal("iif lo rule stopped a forwarded packet")
+	}
+	f.s.DelRule(lo)
+	for _, c := range []struct {
+		a    RuleAction
+		code int // -1: nothing sent
+	}{{RuleProhibit, int(wire.ICMPv6AdminProhibited)}, {RuleUnreachable, int(wire.ICMPv6NoRoute)}, {RuleBlackhole, -1}} {
+		r := Rule{Priority: 20, IIF: "eth0", To: netip.MustParsePrefix("2001:db8:1::/64"), Action: c.a}
+		if err := f.s.AddRule(r); err != nil {
+			t.Fatal(err)
+		}
+		before := st.IP6.InNoRoutes.Load()
+		back, fwd := f.in(peer6, fwFar, 9, 10)
+		if c.code < 0 {
+			if len(back)+len(fwd) != 0 {
+				t.Fatalf("%v: %d back, %d forwarded, want nothing", c.a, len(back), len(fwd))
+			}
+		} else {
+			icmpErr(t, c.a.String(), back, fwd, wire.ICMPv6DestUnreach, uint8(c.code))
+		}
+		eq(t, c.a.String()+" InNoRoutes", st.IP6.InNoRoutes.Load(), before+1)
+		// From eth1 the rule does not apply.
+		pl := udp6(fwFar, peer6, 9, 1000, []byte("x"))
+		f.ep1.inject(frame6(fwNIC1, fwFarMAC, fwFar, peer6, wire.ProtoUDP, 64, pl, -1))
+		if o := parse6(t, f.ep.take()); len(o) != 1 || o[0].ip.Dst() != peer6 {
+			t.Fatalf("%v: iif eth0 rule touched a packet from eth1", c.a)
+		}
+		f.s.DelRule(r)
+	}
+	// An iif rule that looks a table up: from eth0, 2001:db8:1::/64 goes
+	// by table 100's route (through eth0's other router).
+	gw := netip.MustParseAddr("2001:db8::fe")
+	gwMAC := wire.MAC{2, 0, 0, 0, 0, 0xfe}
+	f.nic.SetStatic6(gw, gwMAC)
+	f.s.AddRoute(Route{Prefix: netip.MustParsePrefix("2001:db8:1::/64"), Gateway: gw, NIC: f.nic, Table: 100})
+	if err := f.s.AddRule(Rule{Priority: 30, IIF: "eth0", Table: 100}); err != nil {
+		t.Fatal(err)
+	}
+	back, fwd = f.in(peer6, fwFar, 9, 10)
+	if len(fwd) != 0 || len(back) != 1 || back[0].eth.Dst != gwMAC || back[0].ip.Dst() != fwFar {
+		t.Fatalf("iif table rule: %d back, %d on eth1", len(back), len(fwd))
+	}
+}
+
+// The Hop-by-Hop header is processed (a refused option answered as a
+// host answers it); the headers behind it are not: a routing header
+// with segments left is carried on.
+func TestForward6ExtHeaders(t *testing.T) {
+	f := newFw6(t, Options{Forwarding: true})
+	udp := udp6(peer6, fwFar, 1000, 9, []byte("hi"))
+	// Routing header type 4 (SRH-like), segments left 1, then UDP.
+	rt := []byte{wire.ProtoUDP, 2, 4, 1, 0, 0, 0, 0}
+	rt = append(rt, fwFar.AsSlice()...)
+	pl := append(append([]byte(nil), rt...), udp...)
+	f.ep.inject(frame6(hostMAC, peerMAC, peer6, fwFar, wire.ProtoIPv6Route, 9, pl, -1))
+	fwd := parse6(t, f.ep1.take())
+	if len(fwd) != 1 || !bytes.Equal(fwd[0].ip.Payload(), pl) {
+		t.Fatalf("routing header with segments left: %d forwarded", len(fwd))
+	}
+	// Hop-by-Hop with a skippable unknown option, then the routing header.
+	hbh := []byte{wire.ProtoIPv6Route, 0, 0x1e, 4, 0, 0, 0, 0}
+	pl2 := append(append([]byte(nil), hbh...), pl...)
+	f.ep.inject(frame6(hostMAC, peerMAC, peer6, fwFar, wire.ProtoHopByHop, 9, pl2, -1))
+	if fwd := parse6(t, f.ep1.take()); len(fwd) != 1 || !bytes.Equal(fwd[0].ip.Payload(), pl2) {
+		t.Fatalf("hop-by-hop, skippable option: %d forwarded", len(fwd))
+	}
+	// An unknown option whose action is "Parameter Problem" (10).
+	bad := append([]byte(nil), pl2...)
+	bad[2] = 0x9e
+	f.ep.inject(frame6(hostMAC, peerMAC, peer6, fwFar, wire.ProtoHopByHop, 9, bad, -1))
+	m := icmpErr(t, "hop-by-hop refused", parse6(t, f.ep.take()), parse6(t, f.ep1.take()), wire.ICMPv6ParamProblem, wire.ICMPv6UnrecognizedOption)
+	eq(t, "pointer", m.Pointer(), uint32(42))
+}
+
+// The forwarding path takes its copy from the buffer pool.
+func TestForward6Alloc(t *testing.T) {
+	f := newFw6(t, Options{Forwarding: true})
+	f.ep1.discard = true
+	frame := frame6(hostMAC, peerMAC, peer6, fwFar, wire.ProtoUDP, 9, udp6(peer6, fwFar, 1000, 9, make([]byte, 1000)), -1)
+	fr := [][]byte{frame}
+	allocs := testing.AllocsPerRun(200, func() { f.ep.recv.DeliverFrames(fr) })
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per forwarded packet", allocs)
+	}
+	if f.s.Stats().IP6.ForwDatagrams.Load() < 200 {
+		t.Fatal("not forwarded")
+	}
+}
