@@ -1,0 +1,232 @@
+package interop
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/stack"
+)
+
+// IPv6 forwarding against the kernel, and compared with a Linux router.
+// Two namespaces of the test's own, A and B, each a kernel host on one
+// side of a TAP; sockstack, in this process, opens both TAPs and routes
+// between them. The second link (B) has MTU 1280.
+//
+//	A  fd00:a::1/64  ft0 ── sockstack fd00:a::2 | fd00:b::2 ── ft0 fd00:b::1/64  B (MTU 1280)
+//
+// The same addresses in three more namespaces with a kernel router in
+// the middle (veths) give the packets Linux answers with; the ICMP lines
+// ping prints must match.
+var (
+	f6A      = "fd00:a::1"
+	f6B      = "fd00:b::1"
+	f6RouteA = netip.MustParsePrefix("fd00:a::2/64")
+	f6RouteB = netip.MustParsePrefix("fd00:b::2/64")
+)
+
+func TestInteropForward6(t *testing.T) {
+	needRoot(t)
+	needTools(t, "ip", "ping", "sysctl")
+	var rb [4]byte
+	rand.Read(rb[:])
+	id := hex.EncodeToString(rb[:])
+	nsA, nsB := "sf6a-"+id, "sf6b-"+id
+	for _, ns := range []string{nsA, nsB} {
+		f6NS(t, ns)
+	}
+	f6Run(t, nsA,
+		[]string{"ip", "tuntap", "add", "dev", "ft0", "mode", "tap"},
+		[]string{"ip", "link", "set", "ft0", "up"},
+		[]string{"ip", "-6", "addr", "add", f6A + "/64", "dev", "ft0", "nodad"},
+		[]string{"ip", "-6", "route", "add", "fd00:b::/64", "via", "fd00:a::2"})
+	f6Run(t, nsB,
+		[]string{"ip", "tuntap", "add", "dev", "ft0", "mode", "tap"},
+		[]string{"ip", "link", "set", "ft0", "mtu", "1280", "up"},
+		[]string{"ip", "-6", "addr", "add", f6B + "/64", "dev", "ft0", "nodad"},
+		[]string{"ip", "-6", "route", "add", "fd00:a::/64", "via", "fd00:b::2"})
+
+	st := stack.New(stack.Options{Name: "router6", Forwarding: true})
+	t.Cleanup(st.Close) // runs before the namespaces go
+	for i, ns := range []string{nsA, nsB} {
+		tap, err := link.OpenTAP("ft0", link.TAPOptions{Netns: ns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nic := st.AddNIC("ft"+strconv.Itoa(i), tap)
+		if err := nic.EnableIPv6(); err != nil {
+			t.Fatal(err)
+		}
+		if err := nic.AddAddress([]netip.Prefix{f6RouteA, f6RouteB}[i]); err != nil {
+			t.Fatal(err)
+		}
+		waitDAD(t, nic)
+	}
+	if m := st.NICByName("ft1").MTU(); m != 1280 {
+		t.Fatalf("sockstack's second NIC has MTU %d, want the TAP's 1280", m)
+	}
+	got := f6Scenario(t, nsA, "fd00:a::2")
+	s := st.Stats()
+	if n := s.IP6.ForwDatagrams.Load(); n < 4 {
+		t.Errorf("ForwDatagrams %d, want at least the 2 requests and 2 replies", n)
+	}
+	if n := s.IP6.InHopLimitExceeded.Load(); n != 1 {
+		t.Errorf("InHopLimitExceeded %d, want 1", n)
+	}
+	if n := s.IP6.InTooBigErrors.Load(); n != 1 {
+		t.Errorf("InTooBigErrors %d, want 1", n)
+	}
+
+	// The same with Linux as the router.
+	lA, lR, lB := "lf6a-"+id, "lf6r-"+id, "lf6b-"+id
+	for _, ns := range []string{lA, lR, lB} {
+		f6NS(t, ns)
+	}
+	f6Run(t, lR,
+		[]string{"sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"},
+		[]string{"ip", "link", "add", "ra", "type", "veth", "peer", "name", "ft0", "netns", lA},
+		[]string{"ip", "link", "add", "rb", "mtu", "1280", "type", "veth", "peer", "name", "ft0", "mtu", "1280", "netns", lB},
+		[]string{"ip", "link", "set", "ra", "up"},
+		[]string{"ip", "link", "set", "rb", "up"},
+		[]string{"ip", "-6", "addr", "add", f6RouteA.String(), "dev", "ra", "nodad"},
+		[]string{"ip", "-6", "addr", "add", f6RouteB.String(), "dev", "rb", "nodad"})
+	f6Run(t, lA,
+		[]string{"ip", "link", "set", "ft0", "up"},
+		[]string{"ip", "-6", "addr", "add", f6A + "/64", "dev", "ft0", "nodad"},
+		[]string{"ip", "-6", "route", "add", "fd00:b::/64", "via", "fd00:a::2"})
+	f6Run(t, lB,
+		[]string{"ip", "link", "set", "ft0", "up"},
+		[]string{"ip", "-6", "addr", "add", f6B + "/64", "dev", "ft0", "nodad"},
+		[]string{"ip", "-6", "route", "add", "fd00:a::/64", "via", "fd00:b::2"})
+	want := f6Scenario(t, lA, "fd00:a::2")
+	t.Logf("sockstack router: %q; Linux router: %q", got, want)
+	for i, what := range []string{"hop limit 1", "too big"} {
+		if got[i] != want[i] {
+			t.Errorf("%s: sockstack router: %q; Linux router: %q", what, got[i], want[i])
+		}
+	}
+	for _, c := range []struct {
+		name string
+		want uint64
+	}{
+		// Linux (6.18 checked) counts a packet refused as too big in
+		// Ip6OutForwDatagrams as well; ForwDatagrams counts what left.
+		{"Ip6OutForwDatagrams", s.IP6.ForwDatagrams.Load() + s.IP6.InTooBigErrors.Load()},
+		{"Ip6InTooBigErrors", s.IP6.InTooBigErrors.Load()}, {"Icmp6OutTimeExcds", s.ICMP6.OutTimeExcds.Load()}} {
+		if v := f6SNMP(t, lR, c.name); v != c.want {
+			out, _ := f6Exec(lR, "cat", "/proc/net/snmp6")
+			t.Errorf("%s: Linux router %d, sockstack %d; the Linux router's counters:\n%s", c.name, v, c.want, nonZero(out))
+		}
+	}
+}
+
+// nonZero keeps the lines of a counter file whose value is not 0.
+func nonZero(s string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(s, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[1] != "0" {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
+
+// f6Scenario pings B from ns through the router at router: plain pings
+// must be answered; a hop limit of 1 and a 1400-byte ping with
+// fragmentation forbidden must draw the router's ICMP errors, whose
+// lines of ping's output it returns; the kernel must have learnt the
+// path MTU.
+func f6Scenario(t *testing.T, ns, router string) [2]string {
+	t.Helper()
+	if out, err := f6Exec(ns, "ping", "-6", "-n", "-c", "2", "-i", "0.2", "-W", "3", f6B); err != nil {
+		t.Fatalf("ping %s from %s: %v\n%s", f6B, ns, err, out)
+	}
+	var lines [2]string
+	for i, args := range [][]string{
+		{"-t", "1"},
+		{"-M", "do", "-s", "1400"},
+	} {
+		cmd := append([]string{"ping", "-6", "-n", "-c", "1", "-W", "3"}, args...)
+		out, _ := f6Exec(ns, append(cmd, f6B)...) // no reply: exit status 1
+		m := regexp.MustCompile(`(?m)^From (\S+) icmp_seq=1 (.*)$`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("%s in %s: no ICMP error reported:\n%s", strings.Join(cmd, " "), ns, out)
+		}
+		if m[1] != router {
+			t.Errorf("%s in %s: error from %s, want the router %s", strings.Join(cmd, " "), ns, m[1], router)
+		}
+		lines[i] = strings.TrimSpace(m[0])
+	}
+	if !strings.Contains(lines[0], "Time exceeded: Hop limit") {
+		t.Errorf("hop limit 1 in %s: %q", ns, lines[0])
+	}
+	if !strings.Contains(lines[1], "Packet too big: mtu=1280") {
+		t.Errorf("too big in %s: %q", ns, lines[1])
+	}
+	out, err := f6Exec(ns, "ip", "-6", "route", "get", f6B)
+	if err != nil || !strings.Contains(out, "mtu 1280") {
+		t.Errorf("%s's route to %s learnt no path MTU (%v): %s", ns, f6B, err, out)
+	}
+	// At the learnt MTU the pings go through.
+	if out, err := f6Exec(ns, "ping", "-6", "-n", "-c", "1", "-W", "3", "-M", "do", "-s", "1232", f6B); err != nil {
+		t.Errorf("1280-byte ping from %s: %v\n%s", ns, err, out)
+	}
+	return lines
+}
+
+// f6NS makes a namespace with lo up and DAD off (the addresses are
+// usable at once), deleted when the test ends.
+func f6NS(t *testing.T, ns string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	f6Run(t, ns,
+		[]string{"ip", "link", "set", "lo", "up"},
+		[]string{"sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0"},
+		[]string{"sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0"})
+}
+
+// f6Run runs each command in ns and fails the test on the first error.
+func f6Run(t *testing.T, ns string, cmds ...[]string) {
+	t.Helper()
+	for _, c := range cmds {
+		if out, err := f6Exec(ns, c...); err != nil {
+			t.Fatalf("%s in %s: %v: %s", strings.Join(c, " "), ns, err, out)
+		}
+	}
+}
+
+// f6Exec runs one command in ns, bounded to 20 s.
+func f6Exec(ns string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// f6SNMP reads one counter of ns's /proc/net/snmp6.
+func f6SNMP(t *testing.T, ns, name string) uint64 {
+	t.Helper()
+	out, err := f6Exec(ns, "cat", "/proc/net/snmp6")
+	if err != nil {
+		t.Fatalf("snmp6 of %s: %v", ns, err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			v, _ := strconv.ParseUint(f[1], 10, 64)
+			return v
+		}
+	}
+	t.Fatalf("no %s in %s's snmp6", name, ns)
+	return 0
+}
