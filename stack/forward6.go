@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"net/netip"
 	"syscall"
 
 	"github.com/sockstack/sockstack/wire"
@@ -72,9 +73,10 @@ func (s *Stack) forward6(n *NIC, h wire.IPv6) {
 	}
 	if r.NIC == n {
 		// Back out of the link it came in on: the source could reach the
-		// next hop directly (RFC 4861 8.2). The redirect itself is not
-		// sent (docs/DECISIONS.md); the packet is forwarded all the same.
+		// next hop directly; it is told so (RFC 4861 8.2) and the packet
+		// is forwarded all the same.
 		st.ForwSameLink.Add(1)
+		s.redirect6(n, h, &r)
 	} else if src.IsLinkLocalUnicast() {
 		// A link-local source cannot be answered from another link:
 		// beyond the scope of the source address (RFC 4443 3.1).
@@ -125,4 +127,61 @@ func (s *Stack) hopByHopOK(h, p wire.IPv6) bool {
 // a link-local source is answered on the link it came from (in).
 func (s *Stack) forwardError6(in *NIC, h wire.IPv6, typ, code uint8, info uint32) {
 	s.sendICMPv6ErrorVia(in, h, typ, code, info)
+}
+
+// redirect6 tells the source of h, which leaves by n, the link it came
+// in on, of the better first hop (RFC 4861 8.2, Linux's
+// ndisc_send_redirect): the route's gateway, when it is link-local, or
+// the destination itself, on-link. The source must be a neighbour (a
+// link-local address or one in a prefix of n); redirects share the
+// ICMP error rate limit per destination.
+func (s *Stack) redirect6(n *NIC, h wire.IPv6, r *ResolvedRoute) {
+	src, dst := h.Src(), h.Dst()
+	target := dst
+	if r.Gateway.IsValid() {
+		target = r.Gateway.WithZone("")
+		if !target.IsLinkLocalUnicast() {
+			return // a router must be named by its link-local address
+		}
+	}
+	if !src.IsLinkLocalUnicast() && !n.onLink6(src) {
+		return
+	}
+	ll := n.selectSource6(wire.IPv6AllNodes)
+	if !ll.IsLinkLocalUnicast() || !s.icmpAllowDst(src) {
+		return
+	}
+	b := getBuf(wire.ICMPv6ErrorMax)
+	defer putBuf(b)
+	l := wire.PutRedirect(b, target, dst)
+	if nb, ok := n.Neighbor6(target); ok && nb.State != NeighIncomplete {
+		l += wire.PutNDPLinkOpt(b[l:], wire.NDPOptTargetLL, nb.MAC)
+	}
+	// The Redirected Header option: as much of h as keeps the message
+	// within the minimum MTU, in whole 8-byte units.
+	quote := min(len(h), (len(b)-l-8)&^7)
+	o := b[l : l+8+(quote+7)&^7]
+	clear(o)
+	o[0], o[1] = wire.NDPOptRedirectedHd, uint8(len(o)/8)
+	copy(o[8:], h[:quote])
+	l += len(o)
+	s.stats.ICMP6.OutMsgs.Add(1)
+	s.stats.ICMP6.OutRedirects.Add(1)
+	p := OutPacket{Src: ll, Dst: src, Iface: n, TTL: 255, Proto: wire.ProtoICMPv6, Parts: [3][]byte{b[:l]}}
+	if src.IsLinkLocalUnicast() {
+		p.Dst = src.WithZone(n.name)
+	}
+	if s.writePacket6(&p, nil) != nil {
+		s.stats.ICMP6.OutErrors.Add(1)
+	}
+}
+
+// onLink6 reports whether a is in the prefix of one of n's addresses.
+func (n *NIC) onLink6(a netip.Addr) bool {
+	for _, p := range n.addrSnapshot().prefixes {
+		if p.Addr().Is6() && p.Masked().Contains(a) {
+			return true
+		}
+	}
+	return false
 }

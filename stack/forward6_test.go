@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/sockstack/sockstack/wire"
 )
@@ -210,10 +211,83 @@ func TestForward6LinkLocal(t *testing.T) {
 	other := netip.MustParseAddr("2001:db8::7")
 	f.nic.SetStatic6(other, wire.MAC{2, 0, 0, 0, 0, 7})
 	back, fwd = f.in(peerLL, other, 9, 10)
-	if len(fwd) != 0 || len(back) != 1 || back[0].ip.Dst() != other || back[0].icmp != nil {
+	if len(fwd) != 0 || len(back) != 2 || back[1].ip.Dst() != other || back[1].icmp != nil {
 		t.Fatalf("same link: %d back (%+v), %d on eth1", len(back), back, len(fwd))
 	}
 	eq(t, "ForwSameLink", st.IP6.ForwSameLink.Load(), uint64(1))
+	if m := back[0].icmp; m == nil || m.Type() != wire.ICMPv6Redirect || back[0].ip.Dst() != peerLL {
+		t.Fatalf("same link: no redirect to %v first: %+v", peerLL, back[0])
+	}
+}
+
+// Out of the link it came in on: the packet is forwarded and its
+// source, a neighbour, redirected (RFC 4861 8.2) to the destination
+// itself or to a router named by its link-local address.
+func TestForward6Redirect(t *testing.T) {
+	f := newFw6(t, Options{Forwarding: true})
+	st := f.s.Stats()
+	other := netip.MustParseAddr("2001:db8::7")
+	otherMAC := wire.MAC{2, 0, 0, 0, 0, 7}
+	f.nic.SetStatic6(other, otherMAC)
+	check := func(what string, dst, target netip.Addr, mac wire.MAC) {
+		t.Helper()
+		back, fwd := f.in(peer6, dst, 9, 1400) // the quote is cut to fit 1280
+		if len(fwd) != 0 || len(back) != 2 {
+			t.Fatalf("%s: %d back, %d on eth1", what, len(back), len(fwd))
+		}
+		if back[1].ip.Dst() != dst || back[1].eth.Dst != mac || back[1].icmp != nil {
+			t.Fatalf("%s: not forwarded to %v at %v: %v", what, dst, mac, back[1].eth)
+		}
+		r := back[0]
+		if r.icmp == nil || r.icmp.Type() != wire.ICMPv6Redirect || r.icmp.Code() != 0 {
+			t.Fatalf("%s: no redirect: %+v", what, r)
+		}
+		eq(t, what+" hop limit", r.ip.HopLimit(), uint8(255))
+		eq(t, what+" src", r.ip.Src(), hostLL)
+		eq(t, what+" dst", r.ip.Dst(), peer6)
+		if len(r.ip) > 1280 {
+			t.Fatalf("%s: redirect of %d bytes", what, len(r.ip))
+		}
+		var o wire.NDPOptions
+		nd, err := wire.ParseNDP(r.icmp, &o)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		eq(t, what+" target", nd.Target(), target)
+		eq(t, what+" destination", nd.RedirectDst(), dst)
+		eq(t, what+" target MAC", o.TargetLL, mac)
+		var quoted []byte
+		for opts := nd.Options(); len(opts) >= 8 && opts[1] > 0 && int(opts[1])*8 <= len(opts); opts = opts[int(opts[1])*8:] {
+			if opts[0] == wire.NDPOptRedirectedHd {
+				quoted = opts[8 : int(opts[1])*8]
+			}
+		}
+		if !o.HasTargetLL || len(quoted) < 48 || wire.IPv6(quoted).Dst() != dst || wire.IPv6(quoted).HopLimit() != 9 {
+			t.Fatalf("%s: options %+v, redirected header of %d bytes", what, o, len(quoted))
+		}
+	}
+	check("on-link destination", other, other, otherMAC)
+	// Through a router named by its link-local address: redirected to it.
+	far := netip.MustParseAddr("2001:db8:5::1")
+	f.nic.SetStatic6(routerLL, routerMC)
+	f.s.AddRoute(Route{Prefix: netip.MustParsePrefix("2001:db8:5::/64"), Gateway: routerLL, NIC: f.nic})
+	f.clk.Advance(2 * time.Second) // the per-destination rate limit
+	check("router", far, routerLL, routerMC)
+	eq(t, "OutRedirects", st.ICMP6.OutRedirects.Load(), uint64(2))
+	// A router named by a global address cannot be redirected to.
+	far2 := netip.MustParseAddr("2001:db8:6::1")
+	gw := netip.MustParseAddr("2001:db8::fe")
+	f.nic.SetStatic6(gw, wire.MAC{2, 0, 0, 0, 0, 0xfe})
+	f.s.AddRoute(Route{Prefix: netip.MustParsePrefix("2001:db8:6::/64"), Gateway: gw, NIC: f.nic})
+	f.clk.Advance(2 * time.Second)
+	if back, _ := f.in(peer6, far2, 9, 10); len(back) != 1 || back[0].icmp != nil {
+		t.Fatalf("global gateway: %d back, want the forwarded packet alone", len(back))
+	}
+	// Nor a source that is not a neighbour.
+	if back, _ := f.in(netip.MustParseAddr("2001:db8:7::1"), other, 9, 10); len(back) != 1 || back[0].icmp != nil {
+		t.Fatalf("off-link source: %d back, want the forwarded packet alone", len(back))
+	}
+	eq(t, "OutRedirects", st.ICMP6.OutRedirects.Load(), uint64(2))
 }
 
 func TestForward6Multicast(t *testing.T) {

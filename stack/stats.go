@@ -200,6 +200,7 @@ type Stats struct {
 		OutNeighborSolicits            Counter
 		OutNeighborAdverts             Counter
 		OutMLDReports                  Counter
+		OutRedirects                   Counter // redirects sent by forwarding (RFC 4861 8.2)
 		OutRateLimited                 Counter // errors suppressed by the shared rate limiter
 		OutSuppressed                  Counter // errors not sent by rule (RFC 4443 2.4(e))
 	}
