@@ -126,6 +126,54 @@ func TestInteropForward6(t *testing.T) {
 			t.Errorf("%s: Linux router %d, sockstack %d; the Linux router's counters:\n%s", c.name, v, c.want, nonZero(out))
 		}
 	}
+
+	// Rules by input interface (ip -6 rule iif ... prohibit |
+	// unreachable | blackhole): the same answers from both routers.
+	for _, c := range []struct {
+		action stack.RuleAction
+		want   string // "": no ICMP error at all
+	}{
+		{stack.RuleProhibit, "Destination unreachable: Administratively prohibited"},
+		{stack.RuleUnreachable, "Destination unreachable: No route"},
+		{stack.RuleBlackhole, ""},
+	} {
+		r := stack.Rule{Priority: 100, IIF: "ft0", To: netip.MustParsePrefix("fd00:b::/64"), Action: c.action}
+		if err := st.AddRule(r); err != nil {
+			t.Fatal(err)
+		}
+		ours := f6PingErr(t, nsA)
+		st.DelRule(r)
+		lrule := []string{"ip", "-6", "rule", "add", "pref", "100", "iif", "ra", "to", "fd00:b::/64", c.action.String()}
+		f6Run(t, lR, lrule)
+		theirs := f6PingErr(t, lA)
+		lrule[3] = "del"
+		f6Run(t, lR, lrule)
+		if ours != theirs {
+			t.Errorf("%v rule: sockstack router %q, Linux router %q", c.action, ours, theirs)
+		}
+		if want := "From fd00:a::2 icmp_seq=1 " + c.want; c.want == "" && ours != "" || c.want != "" && ours != want {
+			t.Errorf("%v rule: sockstack router %q, want %q", c.action, ours, want)
+		}
+	}
+	// Neither kernel host saw anything malformed.
+	for _, ns := range []string{nsA, nsB} {
+		for _, name := range []string{"Icmp6InErrors", "Icmp6InCsumErrors", "Ip6InHdrErrors"} {
+			if v := f6SNMP(t, ns, name); v != 0 {
+				t.Errorf("%s in %s: %d", name, ns, v)
+			}
+		}
+	}
+}
+
+// f6PingErr pings B once from ns and returns ping's line about an
+// ICMP error ("" if there was none).
+func f6PingErr(t *testing.T, ns string) string {
+	t.Helper()
+	out, err := f6Exec(ns, "ping", "-6", "-n", "-c", "1", "-W", "1", f6B)
+	if err == nil {
+		t.Fatalf("ping from %s answered through a refusing rule:\n%s", ns, out)
+	}
+	return strings.TrimSpace(regexp.MustCompile(`(?m)^From .*$`).FindString(out))
 }
 
 // nonZero keeps the lines of a counter file whose value is not 0.
