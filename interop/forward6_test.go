@@ -278,3 +278,111 @@ func f6SNMP(t *testing.T, ns, name string) uint64 {
 	t.Fatalf("no %s in %s's snmp6", name, ns)
 	return 0
 }
+
+// Redirects (RFC 4861 8.2): the router sends a packet back out of the
+// link it came in on, and tells the source of the better first hop. A
+// (br0 fd00:a::1/64) and C (fe80::c, fd00:a::3/64, fd00:c::1 on lo)
+// share a bridged link with the router; A reaches fd00:c::/64 through
+// the router's link-local address, the router through C. After a ping
+// A's kernel must have taken the redirect: its route to fd00:c::1 goes
+// via fe80::c. The same with Linux as the router.
+func TestInteropForward6Redirect(t *testing.T) {
+	needRoot(t)
+	needTools(t, "ip", "ping", "sysctl")
+	var rb [4]byte
+	rand.Read(rb[:])
+	id := hex.EncodeToString(rb[:])
+
+	// sockstack on a TAP in A's bridge.
+	nsA := f6RedirectLink(t, "sr6a-"+id, "sr6c-"+id)
+	f6Run(t, nsA,
+		[]string{"ip", "tuntap", "add", "dev", "ft0", "mode", "tap"},
+		[]string{"ip", "link", "set", "ft0", "master", "br0"},
+		[]string{"ip", "link", "set", "ft0", "up"})
+	tap, err := link.OpenTAP("ft0", link.TAPOptions{Netns: nsA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stack.New(stack.Options{Name: "router6", Forwarding: true})
+	t.Cleanup(st.Close)
+	nic := st.AddNIC("ft0", tap)
+	if err := nic.EnableIPv6(); err != nil {
+		t.Fatal(err)
+	}
+	if err := nic.AddAddress(f6RouteA); err != nil {
+		t.Fatal(err)
+	}
+	waitDAD(t, nic)
+	st.AddRoute(stack.Route{Prefix: netip.MustParsePrefix("fd00:c::/64"), Gateway: netip.MustParseAddr("fe80::c"), NIC: nic})
+	ll := linkLocal(nic)
+	got := f6RedirectPing(t, nsA, ll.String())
+	if n := st.Stats().ICMP6.OutRedirects.Load(); n == 0 {
+		t.Error("sockstack counted no redirect sent")
+	}
+
+	// Linux as the router: R with a veth into A's bridge.
+	lA, lR := f6RedirectLink(t, "lr6a-"+id, "lr6c-"+id), "lr6r-"+id
+	f6NS(t, lR)
+	f6Run(t, lR,
+		[]string{"sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"},
+		[]string{"ip", "link", "add", "r0", "type", "veth", "peer", "name", "vr", "netns", lA},
+		[]string{"ip", "link", "set", "r0", "addrgenmode", "none"},
+		[]string{"ip", "link", "set", "r0", "up"},
+		[]string{"ip", "-6", "addr", "add", "fe80::2/64", "dev", "r0", "nodad"},
+		[]string{"ip", "-6", "addr", "add", f6RouteA.String(), "dev", "r0", "nodad"},
+		[]string{"ip", "-6", "route", "add", "fd00:c::/64", "via", "fe80::c", "dev", "r0"})
+	f6Run(t, lA,
+		[]string{"ip", "link", "set", "vr", "master", "br0"},
+		[]string{"ip", "link", "set", "vr", "up"})
+	want := f6RedirectPing(t, lA, "fe80::2")
+	if v := f6SNMP(t, lR, "Icmp6OutRedirects"); v == 0 {
+		t.Error("the Linux router sent no redirect")
+	}
+	t.Logf("route after the redirect: sockstack router %q; Linux router %q", got, want)
+}
+
+// f6RedirectLink makes A (bridge br0) and C (on it by a veth) and
+// returns A's name.
+func f6RedirectLink(t *testing.T, nsA, nsC string) string {
+	t.Helper()
+	f6NS(t, nsA)
+	f6NS(t, nsC)
+	f6Run(t, nsA,
+		[]string{"ip", "link", "add", "br0", "type", "bridge"},
+		[]string{"ip", "link", "add", "vc", "type", "veth", "peer", "name", "c0", "netns", nsC},
+		[]string{"ip", "link", "set", "vc", "master", "br0"},
+		[]string{"ip", "link", "set", "vc", "up"},
+		[]string{"ip", "link", "set", "br0", "up"},
+		[]string{"ip", "-6", "addr", "add", f6A + "/64", "dev", "br0", "nodad"})
+	f6Run(t, nsC,
+		[]string{"ip", "link", "set", "c0", "addrgenmode", "none"},
+		[]string{"ip", "link", "set", "c0", "up"},
+		[]string{"ip", "-6", "addr", "add", "fe80::c/64", "dev", "c0", "nodad"},
+		[]string{"ip", "-6", "addr", "add", "fd00:a::3/64", "dev", "c0", "nodad"},
+		[]string{"ip", "-6", "addr", "add", "fd00:c::1/128", "dev", "lo"})
+	return nsA
+}
+
+// f6RedirectPing routes fd00:c::/64 from A through router (a link-local
+// address), pings fd00:c::1 and checks that A took a redirect to
+// fe80::c; it returns the route A then has.
+func f6RedirectPing(t *testing.T, nsA, router string) string {
+	t.Helper()
+	f6Run(t, nsA, []string{"ip", "-6", "route", "add", "fd00:c::/64", "via", router, "dev", "br0"})
+	if out, err := f6Exec(nsA, "ping", "-6", "-n", "-c", "2", "-i", "0.2", "-W", "3", "fd00:c::1"); err != nil {
+		t.Fatalf("ping fd00:c::1 from %s through %s: %v\n%s", nsA, router, err, out)
+	}
+	if v := f6SNMP(t, nsA, "Icmp6InRedirects"); v == 0 {
+		t.Errorf("%s received no redirect from %s", nsA, router)
+	}
+	out, err := f6Exec(nsA, "ip", "-6", "route", "get", "fd00:c::1")
+	if err != nil || !strings.Contains(out, "via fe80::c ") {
+		t.Errorf("%s's route to fd00:c::1 after the redirect from %s (%v): %s", nsA, router, err, out)
+	}
+	for _, name := range []string{"Icmp6InErrors", "Icmp6InCsumErrors"} {
+		if v := f6SNMP(t, nsA, name); v != 0 {
+			t.Errorf("%s in %s: %d", name, nsA, v)
+		}
+	}
+	return strings.TrimSpace(out)
+}
