@@ -17,8 +17,9 @@ import (
 // outgoing MTU gets a Packet Too Big. Nothing is allocated per packet:
 // the copy that leaves is a pool buffer.
 
-// forward6 routes h, which came in on n and is not addressed to this
-// host (receiveIPv6 calls it only with Options.Forwarding).
+// forward6 routes h (as wire.ParseIPv6 cut it: no link padding), which
+// came in on n and is not addressed to this host (receiveIPv6 calls it
+// only with Options.Forwarding).
 func (s *Stack) forward6(n *NIC, h wire.IPv6) {
 	st := &s.stats.IP6
 	src, dst := h.Src(), h.Dst()
@@ -36,11 +37,6 @@ func (s *Stack) forward6(n *NIC, h wire.IPv6) {
 		st.InAddrErrors.Add(1)
 		return
 	}
-	if len(h) < wire.IPv6HeaderLen+h.PayloadLen() {
-		st.InTruncated.Add(1)
-		return
-	}
-	h = h[:wire.IPv6HeaderLen+h.PayloadLen()] // no link padding
 	buf := getBuf(wire.EthernetHeaderLen + len(h))
 	defer putBuf(buf)
 	p := wire.IPv6(buf[wire.EthernetHeaderLen:])
@@ -148,7 +144,11 @@ func (s *Stack) redirect6(n *NIC, h wire.IPv6, r *ResolvedRoute) {
 		return
 	}
 	ll := n.selectSource6(wire.IPv6AllNodes)
-	if !ll.IsLinkLocalUnicast() || !s.icmpAllowDst(src) {
+	if !ll.IsLinkLocalUnicast() {
+		return
+	}
+	if !s.icmpAllowDst(src) {
+		s.stats.ICMP6.OutRateLimited.Add(1)
 		return
 	}
 	b := getBuf(wire.ICMPv6ErrorMax)

@@ -129,6 +129,12 @@ func TestForward6AcrossNICs(t *testing.T) {
 		t.Fatalf("reverse: %+v", o)
 	}
 	eq(t, "ForwDatagrams", st.IP6.ForwDatagrams.Load(), uint64(2))
+	// A frame padded by the link: the packet leaves without the padding.
+	pad := append(frame6(hostMAC, peerMAC, peer6, fwFar, wire.ProtoUDP, 9, udp6(peer6, fwFar, 1000, 9, []byte("x")), -1), make([]byte, 12)...)
+	f.ep.inject(pad)
+	if o := parse6(t, f.ep1.take()); len(o) != 1 || len(o[0].ip) != 40+8+1 {
+		t.Fatalf("padded frame: %d forwarded", len(o))
+	}
 }
 
 func TestForward6Off(t *testing.T) {
@@ -198,6 +204,11 @@ func TestForward6LinkLocal(t *testing.T) {
 		t.Fatalf("link-local destination: %d back, %d forwarded", len(back), len(fwd))
 	}
 	eq(t, "ForwScope", st.IP6.ForwScope.Load(), uint64(1))
+	// Nor the unspecified source.
+	if back, fwd := f.in(netip.IPv6Unspecified(), fwFar, 9, 10); len(back)+len(fwd) != 0 {
+		t.Fatalf("unspecified source: %d back, %d forwarded", len(back), len(fwd))
+	}
+	eq(t, "ForwScope", st.IP6.ForwScope.Load(), uint64(2))
 	// A link-local source leaving its link: Destination Unreachable,
 	// beyond scope of source address, on the link it came from.
 	back, fwd = f.in(peerLL, fwFar, 9, 10)
@@ -206,7 +217,18 @@ func TestForward6LinkLocal(t *testing.T) {
 	if !back[0].ip.Src().IsLinkLocalUnicast() {
 		t.Fatalf("error from %v, want eth0's link-local address", back[0].ip.Src())
 	}
-	eq(t, "ForwScope", st.IP6.ForwScope.Load(), uint64(2))
+	eq(t, "ForwScope", st.IP6.ForwScope.Load(), uint64(3))
+	// From eth1 (not the first NIC) the error goes back out of eth1.
+	farLL := netip.MustParseAddr("fe80::22")
+	f.nic1.SetStatic6(farLL, fwFarMAC)
+	f.ep1.inject(frame6(fwNIC1, fwFarMAC, farLL, peer6, wire.ProtoUDP, 9, udp6(farLL, peer6, 9, 1000, []byte("x")), -1))
+	if o := parse6(t, f.ep.take()); len(o) != 0 {
+		t.Fatalf("link-local source on eth1: %d frames on eth0", len(o))
+	}
+	back = parse6(t, f.ep1.take())
+	if len(back) != 1 || back[0].icmp == nil || back[0].icmp.Code() != wire.ICMPv6BeyondScope || back[0].ip.Dst() != farLL || back[0].eth.Dst != fwFarMAC {
+		t.Fatalf("link-local source on eth1: %+v", back)
+	}
 	eq(t, "ForwDatagrams", st.IP6.ForwDatagrams.Load(), uint64(0))
 	// The same source forwarded back onto its own link stays in scope.
 	other := netip.MustParseAddr("2001:db8::7")
