@@ -471,3 +471,25 @@ func BenchmarkForward6(b *testing.B) {
 		b.Fatal("nothing forwarded")
 	}
 }
+
+// A forwarding stack is a router: its advertisements say so (RFC 4861
+// 7.2.4), a host's do not.
+func TestForward6NARouterFlag(t *testing.T) {
+	for _, fw := range []bool{false, true} {
+		f := newFw6(t, Options{Forwarding: fw})
+		b := make([]byte, 32)
+		n := wire.PutNS(b, host6, peerMAC)
+		f.ep.inject(frame6(hostMAC, peerMAC, peer6, wire.SolicitedNode(host6), wire.ProtoICMPv6, 255, b[:n], 0))
+		na := f.only(wire.ICMPv6NeighborAdvert)
+		if len(na) != 1 {
+			t.Fatalf("forwarding %v: %d advertisements", fw, len(na))
+		}
+		flags := wire.NDP(na[0].icmp).NAFlags()
+		if got := flags&wire.NAFlagRouter != 0; got != fw {
+			t.Fatalf("forwarding %v: NA flags %#x", fw, flags)
+		}
+		if flags&wire.NAFlagSolicited == 0 {
+			t.Fatalf("forwarding %v: NA flags %#x, not solicited", fw, flags)
+		}
+	}
+}
