@@ -122,6 +122,12 @@ func (s *Stack) pingDeliver6(h wire.IPv6, m wire.ICMPv6) {
 // or multicast source; rate-limited by the limiter IPv4 uses. Packet Too
 // Big is not limited, so path MTU discovery keeps working.
 func (s *Stack) sendICMPv6Error(orig []byte, typ, code uint8, info uint32) {
+	s.sendICMPv6ErrorVia(nil, orig, typ, code, info)
+}
+
+// sendICMPv6ErrorVia is sendICMPv6Error answering a link-local source
+// on in, the NIC orig came in on (nil: the first IPv6 NIC).
+func (s *Stack) sendICMPv6ErrorVia(in *NIC, orig []byte, typ, code uint8, info uint32) {
 	st := &s.stats.ICMP6
 	// orig may be a quote cut short (a first fragment kept for a timeout):
 	// only the fixed header must be whole.
@@ -165,7 +171,11 @@ func (s *Stack) sendICMPv6Error(orig []byte, typ, code uint8, info uint32) {
 	case wire.ICMPv6ParamProblem:
 		st.OutParmProblems.Add(1)
 	}
-	if err := s.writePacket6(&OutPacket{Src: from, Dst: src, Proto: wire.ProtoICMPv6, Parts: [3][]byte{b[:l]}}, nil); err != nil {
+	p := OutPacket{Src: from, Dst: src, Proto: wire.ProtoICMPv6, Parts: [3][]byte{b[:l]}}
+	if in != nil && src.IsLinkLocalUnicast() {
+		p.Iface = in
+	}
+	if err := s.writePacket6(&p, nil); err != nil {
 		st.OutErrors.Add(1)
 	}
 }

@@ -16,7 +16,7 @@ import (
 var ipv6Loopback = netip.IPv6Loopback()
 
 // receiveIPv6 checks a packet, walks its extension headers, reassembles
-// and delivers it. There is no IPv6 forwarding.
+// and delivers it, or forwards it (Options.Forwarding, forward6.go).
 func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 	st := &s.stats.IP6
 	st.InReceives.Add(1)
@@ -64,7 +64,11 @@ func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 				return // transparent.go
 			}
 		}
-		st.InAddrErrors.Add(1)
+		if linkMulticast || !s.opts.Forwarding {
+			st.InAddrErrors.Add(1)
+			return
+		}
+		s.forward6(n, h)
 		return
 	}
 	var e wire.IPv6Ext

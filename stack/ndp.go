@@ -495,6 +495,9 @@ func (n *NIC) receiveNS(src, target netip.Addr, o *wire.NDPOptions) {
 	}
 	dst := src
 	flags := uint8(wire.NAFlagOverride)
+	if s.opts.Forwarding {
+		flags |= wire.NAFlagRouter // a router says so (RFC 4861 7.2.4)
+	}
 	if src.IsUnspecified() {
 		dst = wire.IPv6AllNodes
 	} else {

@@ -168,6 +168,14 @@ type Stats struct {
 		FragFails              Counter
 		PMTUUpdates            Counter // path MTUs learnt from Packet Too Big
 		PMTUBelowMin           Counter // Packet Too Big below 1280: 1280 used (RFC 8201 4)
+		// Forwarding (Options.Forwarding, forward6.go), as Linux's
+		// Ip6OutForwDatagrams, Ip6InNoRoutes, Ip6InTooBigErrors.
+		ForwDatagrams      Counter // forwarded
+		InNoRoutes         Counter // not forwarded: no route, or a blackhole, unreachable or prohibit rule
+		InTooBigErrors     Counter // not forwarded: over the outgoing MTU (Packet Too Big sent; FragFails too)
+		InHopLimitExceeded Counter // not forwarded: hop limit 1 or 0 (Time Exceeded sent; InHdrErrors too)
+		ForwScope          Counter // not forwarded: link-local destination, or a link-local or unspecified source leaving its link (InAddrErrors too)
+		ForwSameLink       Counter // forwarded out of the link it came in on (where a router would redirect)
 	}
 	ICMP6 struct {
 		InMsgs, InErrors, InCsumErrors Counter
@@ -192,6 +200,7 @@ type Stats struct {
 		OutNeighborSolicits            Counter
 		OutNeighborAdverts             Counter
 		OutMLDReports                  Counter
+		OutRedirects                   Counter // redirects sent by forwarding (RFC 4861 8.2)
 		OutRateLimited                 Counter // errors suppressed by the shared rate limiter
 		OutSuppressed                  Counter // errors not sent by rule (RFC 4443 2.4(e))
 	}
