@@ -55,6 +55,11 @@ var cases = []struct {
 	{"structpack", []string{"-kernel"}, []string{`receiver: sensor 70000 "greenhouse, south side": 37.00 °C, flags 011`}},
 	{"halfclose", nil, []string{"client: send after shutdown(SHUT_WR): broken pipe",
 		"server: request of 43 bytes complete (peer sent FIN)", `client: reply "9 words: THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG"`}},
+	{"router", nil, []string{
+		"traceroute to 10.0.2.2, 30 hops max\n 1  10.0.1.1  time exceeded\n 2  10.0.2.2  port unreachable",
+		"traceroute to fd00:2::2, 30 hops max\n 1  fd00:1::1  hop limit exceeded\n 2  fd00:2::2  port unreachable",
+		`tcp echo from 10.0.2.2: "across the router over IPv4"`, `tcp echo from fd00:2::2: "across the router over IPv6"`,
+		"TTL ran out for 1 IPv4 and 1 IPv6 probes"}},
 	{"halfclose", []string{"-kernel"}, []string{`client: reply "9 words: THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG"`}},
 }
 
