@@ -40,10 +40,14 @@ func (h tcpHost) RouteFlow(remote, local netip.Addr, mark uint32) (tcp.Route, er
 
 // RouteDev is RouteFlow through one interface: the connection's
 // SO_BINDTODEVICE (tcp.DevRouter), as Linux's ip_route_connect with
-// flowi_oif. An unknown index is ENODEV.
+// flowi_oif. An unknown index is ENODEV for IPv4 (ip_route_output's
+// device lookup), ENETUNREACH for IPv6 (no route has it).
 func (h tcpHost) RouteDev(remote, local netip.Addr, mark uint32, dev int) (tcp.Route, error) {
 	nic := h.s.NICByID(dev)
 	if nic == nil {
+		if r := remote.Unmap(); r.Is6() {
+			return tcp.Route{}, syscall.ENETUNREACH
+		}
 		return tcp.Route{}, syscall.ENODEV
 	}
 	r, err := h.s.routeDev(remote, Flow{Src: local, Mark: mark, Oif: nic})
