@@ -444,6 +444,11 @@ func TestBindToDeviceTCPLinkLocal(t *testing.T) {
 		t.Fatalf("bound to eth1, no scope: %v", err)
 	}
 	child := <-acc
+	// The child of an unbound listener with a link-local peer is bound
+	// to the link the SYN came in on (Linux's tcp_v6_init_req).
+	if v, err := child.GetSockOpt(SOL_SOCKET, SO_BINDTODEVICE); err != nil || v != "eth0" {
+		t.Fatalf("C's child of a link-local peer bound to %v %v, want eth0", v, err)
+	}
 	echoByte(t, s, child)
 	s.Close()
 	child.Close()
@@ -463,4 +468,24 @@ func TestBindToDeviceTCPLinkLocal(t *testing.T) {
 		t.Fatalf("after a connect with scope eth1: bound to %v %v", v, err)
 	}
 	(<-acc).Close()
+}
+
+// A dual-stack socket's IPv4 peer (::ffff:192.0.2.1) is routed through
+// the bound device like an AF_INET socket's.
+func TestBindToDeviceTCPMapped(t *testing.T) {
+	d := newDevNet(t, stack.Options{})
+	_, accC := listenOn(t, d.c, AF_INET, svc, 80, "")
+	s, err := dial(t, d.a, AF_INET6, netip.AddrFrom16(svc.As16()), 80, func(s *Socket) {
+		if err := s.SetSockOpt(SOL_SOCKET, SO_BINDTODEVICE, "eth1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("connect to the v4-mapped service bound to eth1: %v", err)
+	}
+	srv := <-accC
+	if got := peerOf(t, srv); got != netip.MustParseAddr("10.1.0.1") {
+		t.Fatalf("C accepted from %v, want 10.1.0.1", got)
+	}
+	echoByte(t, s, srv)
 }

@@ -62,6 +62,7 @@ func (h tcpHost) RouteDev(remote, local netip.Addr, mark uint32, dev int) (tcp.R
 // SYN goes out there and a neighbour that never answers fails the
 // connect with EHOSTUNREACH. IPv6 has no such rule: ENETUNREACH.
 func (s *Stack) routeDev(dst netip.Addr, f Flow) (ResolvedRoute, error) {
+	dst = dst.Unmap() // a dual-stack socket's IPv4 peer
 	var r ResolvedRoute
 	var err error
 	if pol := s.pr.snap.Load(); pol != nil {
@@ -72,7 +73,7 @@ func (s *Stack) routeDev(dst netip.Addr, f Flow) (ResolvedRoute, error) {
 	if err != syscall.ENETUNREACH || f.Oif == s.lo {
 		return r, err
 	}
-	d := dst.Unmap()
+	d := dst
 	if !d.Is4() {
 		return r, err
 	}
