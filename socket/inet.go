@@ -199,7 +199,11 @@ func (t *tcpEP) sa(ap netip.AddrPort) *SockaddrInet {
 func (t *tcpEP) stream() bool { return true }
 
 func (t *tcpEP) bind(a Sockaddr) error {
-	ap, err := t.addr(a, true)
+	dev, err := t.scopeDev(a, false) // bindtodev.go
+	if err != nil {
+		return err
+	}
+	ap, err := t.addr(a, !dev)
 	if err != nil {
 		return err
 	}
@@ -230,7 +234,11 @@ func (t *tcpEP) accept() (endpoint, Sockaddr, error) {
 }
 
 func (t *tcpEP) connect(a Sockaddr) error {
-	ap, err := t.addr(a, true)
+	dev, err := t.scopeDev(a, true) // bindtodev.go
+	if err != nil {
+		return err
+	}
+	ap, err := t.addr(a, !dev)
 	if err != nil {
 		return err
 	}

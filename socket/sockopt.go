@@ -48,6 +48,8 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 			return syscall.ENOPROTOOPT
 		case SO_BINDTODEVICE:
 			return s.bindToDevice(v)
+		case SO_BINDTOIFINDEX:
+			return s.bindToIndex(v) // bindtodev.go
 		case SO_MARK:
 			return s.setMark(v) // mark.go
 		}
@@ -68,8 +70,8 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 }
 
 // bindToDevice is SO_BINDTODEVICE: a NIC name ("" unbinds); an unknown
-// name is ENODEV. Datagram sockets send through that NIC; for stream
-// sockets the name is kept and reported (routing picks the NIC).
+// name is ENODEV. Datagram sockets send through that NIC; TCP sockets
+// route through it and take segments from it only (tcp/bindtodev.go).
 func (s *Socket) bindToDevice(v any) error {
 	name, ok := v.(string)
 	if !ok {
@@ -81,13 +83,29 @@ func (s *Socket) bindToDevice(v any) error {
 			return syscall.ENODEV
 		}
 	}
-	if d, ok := s.ep.(*dgramEP); ok {
-		d.ep.SetBindToDevice(nic)
+	s.setDevice(nic)
+	return nil
+}
+
+// setDevice binds the socket to nic (nil: unbinds).
+func (s *Socket) setDevice(nic *stack.NIC) {
+	name := ""
+	if nic != nil {
+		name = nic.Name()
+	}
+	switch e := s.ep.(type) {
+	case *dgramEP:
+		e.ep.SetBindToDevice(nic)
+	case *tcpEP:
+		id := 0
+		if nic != nil {
+			id = nic.ID()
+		}
+		e.ep.SetBindToDevice(id)
 	}
 	s.mu.Lock()
 	s.ext().device = name
 	s.mu.Unlock()
-	return nil
 }
 
 // storedOpt reports SOL_SOCKET options this kind of socket accepts and
@@ -219,9 +237,13 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 		case SO_SNDLOWAT:
 			return 1, nil
 		case SO_BINDTODEVICE:
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return s.rx().device, nil
+			d := s.device() // bindtodev.go
+			if d.Name == "" && d.Index != 0 {
+				return nil, syscall.ENODEV // bound to an index no NIC has, as Linux's netdev_get_name
+			}
+			return d.Name, nil
+		case SO_BINDTOIFINDEX:
+			return s.device().Index, nil
 		case SO_MARK:
 			return s.mark(), nil // mark.go
 		}

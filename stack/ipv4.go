@@ -420,6 +420,9 @@ type OutPacket struct {
 	Oif *NIC
 	// Mark is the socket's SO_MARK, for policy routing rules (route.go).
 	Mark uint32
+	// BoundDev: Oif is a TCP connection's SO_BINDTODEVICE, routed as
+	// its connect was (routeDev, tcphost.go).
+	BoundDev bool
 	// Loop delivers a copy of a multicast datagram to this host's members
 	// too (IP_MULTICAST_LOOP); LocalOnly keeps it off the wire
 	// (IP_MULTICAST_TTL 0).

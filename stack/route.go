@@ -378,6 +378,9 @@ func (s *Stack) FindRouteFlow(dst netip.Addr, f Flow) (ResolvedRoute, error) {
 // routeOut is the route of an outgoing datagram (writePacket): its
 // mark, source and devices go to the rules when there are any.
 func (s *Stack) routeOut(dst netip.Addr, p *OutPacket) (ResolvedRoute, error) {
+	if p.BoundDev {
+		return s.routeDev(dst, Flow{Src: p.Src, Mark: p.Mark, Oif: p.Oif}) // tcphost.go
+	}
 	if pol := s.pr.snap.Load(); pol != nil {
 		f := Flow{Src: p.Src, Mark: p.Mark, Oif: p.Oif}
 		if f.Oif == nil {

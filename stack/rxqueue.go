@@ -41,7 +41,9 @@ func (q *rxQueue) DeliverFramesMeta(frames [][]byte, metas []link.Meta) {
 // goroutine delivering frames of this NIC at the same time as others
 // (link.MultiReceiver).
 func (n *NIC) RxQueue() link.Receiver {
-	return &rxQueue{n: n, rx: rxState{tcp: n.stack.TCP.NewBatch()}}
+	q := &rxQueue{n: n, rx: rxState{tcp: n.stack.TCP.NewBatch()}}
+	q.rx.tcp.SetInterface(n.id, n.loopback) // SO_BINDTODEVICE's demux (tcp/bindtodev.go)
+	return q
 }
 
 // groBatch and groValid coalesce on the NIC's own receive state.

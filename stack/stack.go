@@ -283,6 +283,7 @@ func New(opts Options) *Stack {
 	// (a sender holding a lock must never be re-entered).
 	lo := &NIC{stack: s, id: 1, name: "lo", ep: link.NewLoopback(65536), mtu: 65536, loopback: true, groups: map[netip.Addr]int{}}
 	lo.rx.tcp = s.TCP.NewBatch()
+	lo.rx.tcp.SetInterface(lo.id, true) // SO_BINDTODEVICE's demux (tcp/bindtodev.go)
 	lo.ep.Attach(lo)
 	s.lo = lo
 	s.nics = append(s.nics, lo)
@@ -418,6 +419,7 @@ func (s *Stack) AddNIC(name string, ep link.Endpoint) *NIC {
 	n.initOffloads()
 	s.mu.Lock()
 	n.id = len(s.nics) + 1
+	n.rx.tcp.SetInterface(n.id, false) // SO_BINDTODEVICE's demux (tcp/bindtodev.go)
 	s.nics = append(s.nics, n)
 	s.mu.Unlock()
 	n.init6()

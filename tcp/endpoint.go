@@ -247,7 +247,7 @@ func (e *Endpoint) Listen(backlog int) error {
 		conflict := false
 		if pe != nil {
 			for _, u := range pe.users {
-				if u != e && u.state == StateListen && addrOverlap6(u.local.Addr(), u.v6only, e.local.Addr(), e.v6only) && !(u.reusePort && e.reusePort) {
+				if u != e && u.state == StateListen && addrOverlap6(u.local.Addr(), u.v6only, e.local.Addr(), e.v6only) && !(u.reusePort && e.reusePort) && !devsApart(e.dev, pe.devOf(u)) {
 					conflict = true
 				}
 			}

@@ -32,6 +32,9 @@ type Segment struct {
 	// Mark is the connection's SO_MARK, for the host's policy routing
 	// (mark.go).
 	Mark uint32
+	// Dev is the index of the interface the segment must leave by: the
+	// connection's SO_BINDTODEVICE (bindtodev.go); 0: the route's.
+	Dev int
 }
 
 // Route is what the host knows about the path to a remote address.

@@ -166,6 +166,12 @@ func (e *Endpoint) handleSegment(s *segment, batch *Batch) bool {
 		e.unlock()
 		return false
 	}
+	if !e.p.devOK(s, e.dev, e.local.Addr()) {
+		// Bound to another device: not this segment's connection
+		// (bindtodev.go), as Linux's established lookup skips it.
+		e.unlock()
+		return false
+	}
 	now := e.p.now()
 	e.segsIn++
 	deliver := false

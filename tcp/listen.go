@@ -114,7 +114,16 @@ func (l *Endpoint) handleListen(k connKey, s *segment) {
 // listener's options (l.mu held).
 func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint {
 	p := l.p
-	rt, err := p.routeFor(l.routeTo(k.remote.Addr()), k.local.Addr(), l.epOpts) // mark.go, ext6.go
+	o := l.epOpts
+	if ra := k.remote.Addr(); o.dev == 0 && !s.anyDev && !s.loop && ra.Is6() && ra.IsLinkLocalUnicast() {
+		// A link-local peer is reached through the link it came from:
+		// the child is bound to it, as Linux's tcp_v6_init_req gives
+		// the request that interface (bindtodev.go).
+		x := *o
+		x.dev = s.dif
+		o = &x
+	}
+	rt, err := p.routeFor(l.routeTo(k.remote.Addr()), k.local.Addr(), o) // mark.go, ext6.go
 	if err != nil {
 		return nil
 	}
@@ -125,6 +134,9 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	// control and TCP_USER_TIMEOUT (tcpcc) are inherited, as in Linux: the child
 	// shares the listener's options, which no one writes in place.
 	c.epOpts = l.epOpts
+	if o.dev != l.dev {
+		c.setOpt(func(x epOpts) epOpts { x.dev = o.dev; return x })
+	}
 	if ls := l.ls; ls != nil && ls.set4 && k.remote.Addr().Is4() {
 		c.setOpt(func(o epOpts) epOpts { o.ttl, o.tos, o.hopZero = ls.ttl4, ls.tos4, false; return o })
 	}

@@ -22,6 +22,12 @@ type FlowRouter interface {
 // routeFor is the route to remote for a connection with options o, from
 // local (invalid or unspecified: not chosen yet).
 func (p *Protocol) routeFor(remote, local netip.Addr, o *epOpts) (Route, error) {
+	if dr, ok := p.host.(DevRouter); ok && o.dev != 0 {
+		if local.IsUnspecified() {
+			local = netip.Addr{}
+		}
+		return dr.RouteDev(remote, local, o.mark, int(o.dev)) // bindtodev.go
+	}
 	if fr, ok := p.host.(FlowRouter); ok {
 		if local.IsUnspecified() {
 			local = netip.Addr{}

@@ -30,6 +30,7 @@ type epOpts struct {
 	// holding them is never interned.
 	ext6 IPv6Ext
 	mark uint32 // SO_MARK (mark.go)
+	dev  int32  // SO_BINDTODEVICE's interface index (bindtodev.go)
 }
 
 // maxSharedOpts bounds the table of shared option sets: past it a new

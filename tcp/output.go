@@ -54,6 +54,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	seg.IPOpts = e.segIPOpts()
 	seg.Ext6 = e.segExt6() // ext6.go
 	seg.Mark = e.mark
+	seg.Dev = int(e.dev) // bindtodev.go
 	h := &seg.Header
 	h.SrcPort, h.DstPort = e.local.Port(), e.remote.Port()
 	h.Seq, h.Flags, h.Urgent = seq, flags, 0
@@ -133,7 +134,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 		}
 	}
 	seg.Payload[0], seg.Payload[1] = nil, nil
-	seg.IPOpts, seg.Ext6, seg.Mark = nil, nil, 0
+	seg.IPOpts, seg.Ext6, seg.Mark, seg.Dev = nil, nil, 0, 0
 	e.p.segPool.Put(seg)
 	if flags&wire.TCPFlagACK != 0 {
 		if err == nil {

@@ -25,6 +25,7 @@ type connKey struct {
 type childKey struct {
 	addr             netip.Addr
 	reuse, reusePort bool
+	dev              int32 // SO_BINDTODEVICE, the listener's (bindtodev.go)
 }
 
 // portEntry is everyone holding one local port.
@@ -33,6 +34,9 @@ type portEntry struct {
 	plain    int              // users not bound by connect: only they can refuse a connect the port
 	children map[childKey]int // accepted connections, counted
 	tw       []twPortCount    // TIME_WAIT records, counted (tcpsec)
+	// devs: the users bound to a device (SO_BINDTODEVICE, bindtodev.go);
+	// nil while none is.
+	devs map[*Endpoint]int32
 }
 
 // Protocol is the TCP layer of one host. It demultiplexes segments to
@@ -137,12 +141,17 @@ func (p *Protocol) hash4(local, remote netip.AddrPort, extra uint32) uint32 {
 // segment is a parsed incoming segment.
 type segment struct {
 	seq, ack uint32
-	flags    uint8
-	wnd      uint16
-	payload  []byte
-	opts     wire.TCPOptions
-	urg      uint16 // urgent pointer (tcpsec)
-	ecn      uint8  // the IP header's ECN field
+	// dif is the index of the interface the segment arrived on; anyDev:
+	// it matches a socket bound to any device (bindtodev.go).
+	dif     int32
+	anyDev  bool
+	loop    bool // dif is loopback's: resolve it from the destination (bindtodev.go)
+	flags   uint8
+	wnd     uint16
+	payload []byte
+	opts    wire.TCPOptions
+	urg     uint16 // urgent pointer (tcpsec)
+	ecn     uint8  // the IP header's ECN field
 	// echo: the IP options a reply carries when the IPv4 header had
 	// some; nil: none. echoSrc computes it on demand (replyOpts,
 	// ipopts_reply.go); echoBad: it does not fit, no reply goes out.
@@ -179,6 +188,9 @@ type Batch struct {
 	p      *Protocol
 	eps    []*Endpoint
 	lender Lender // the link's buffers may be kept (lend.go)
+	// The interface the batch's segments arrive on (SetInterface).
+	dif          int32
+	anyDev, loop bool
 }
 
 // batchAckSegs is the least a batch may leave unacknowledged, in full
@@ -186,7 +198,7 @@ type Batch struct {
 const batchAckSegs = 16
 
 // NewBatch makes a batch; reuse it for every batch of one goroutine.
-func (p *Protocol) NewBatch() *Batch { return &Batch{p: p} }
+func (p *Protocol) NewBatch() *Batch { return &Batch{p: p, anyDev: true} }
 
 // HandleSegment is Protocol.HandleSegment with ACKs deferred to Flush.
 func (b *Batch) HandleSegment(src, dst netip.Addr, tos uint8, seg []byte) {
@@ -251,6 +263,10 @@ func (p *Protocol) handleSegmentEcho(src, dst netip.Addr, tos uint8, b []byte, b
 	s.ecn = tos & 3
 	s.echoSrc = echo
 	s.payload = b[off:]
+	s.anyDev = true
+	if batch != nil {
+		s.dif, s.anyDev, s.loop = batch.dif, batch.anyDev, batch.loop
+	}
 	if t.SrcPort() == 0 || t.DstPort() == 0 || !src.IsValid() || src.IsMulticast() || dst.IsMulticast() {
 		p.st.InErrs.Add(1)
 		return
@@ -277,7 +293,7 @@ func (p *Protocol) handleSegmentEcho(src, dst netip.Addr, tos uint8, b []byte, b
 		p.divertListen(key, &s, divert)
 		return
 	}
-	if l := p.findListener(key); l != nil {
+	if l := p.findListener(key, &s); l != nil {
 		l.handleListen(key, &s)
 		return
 	}
@@ -285,21 +301,32 @@ func (p *Protocol) handleSegmentEcho(src, dst netip.Addr, tos uint8, b []byte, b
 	p.sendResetFor(key, &s)
 }
 
-// findListener picks the listener for a local address, exact address first.
-func (p *Protocol) findListener(k connKey) *Endpoint {
+// findListener picks the listener for a local address, exact address
+// first; within each, one bound to the segment's device before an
+// unbound one, and none bound to another device (Linux's compute_score).
+func (p *Protocol) findListener(k connKey, s *segment) *Endpoint {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	ls := p.listeners[k.local.Port()]
+	var pe *portEntry
+	if len(ls) > 0 {
+		pe = p.ports[k.local.Port()]
+	}
 	var wild *Endpoint
 	var exact []*Endpoint
 	var wilds []*Endpoint
+	exactDev, wildDev := false, false
 	for _, l := range ls {
+		dev := pe.devOf(l)
+		if !p.devOK(s, dev, k.local.Addr()) {
+			continue
+		}
 		a := l.local.Addr()
 		if a == k.local.Addr() {
-			exact = append(exact, l)
+			exact, exactDev = devPrefer(exact, exactDev, l, dev != 0)
 		} else if a.IsUnspecified() && (a.Is4() == k.local.Addr().Is4() || a.Is6() && !l.v6only) {
 			// A wildcard of the packet's family, or a dual-stack ::.
-			wilds = append(wilds, l)
+			wilds, wildDev = devPrefer(wilds, wildDev, l, dev != 0)
 			wild = l
 		}
 	}
@@ -470,7 +497,7 @@ func (p *Protocol) addChild(e *Endpoint) {
 	if pe.children == nil {
 		pe.children = make(map[childKey]int)
 	}
-	pe.children[childKey{e.local.Addr(), e.reuseAddr, e.reusePort}]++
+	pe.children[childKey{e.local.Addr(), e.reuseAddr, e.reusePort, e.devOpt()}]++
 	e.childPort = true
 	p.mu.Unlock()
 }
@@ -485,7 +512,7 @@ func (p *Protocol) releasePort(e *Endpoint) {
 	pe := p.ports[port]
 	if pe != nil {
 		if e.childPort {
-			k := childKey{e.local.Addr(), e.reuseAddr, e.reusePort}
+			k := childKey{e.local.Addr(), e.reuseAddr, e.reusePort, e.devOpt()}
 			if pe.children[k]--; pe.children[k] <= 0 {
 				delete(pe.children, k)
 			}
@@ -495,6 +522,7 @@ func (p *Protocol) releasePort(e *Endpoint) {
 					// slices.Delete clears the tail: a port held on (by
 					// a TIME_WAIT record) must not keep e reachable.
 					pe.users = slices.Delete(pe.users, i, i+1)
+					delete(pe.devs, e)
 					if !u.connectBound {
 						pe.plain--
 					}
@@ -528,7 +556,7 @@ func (p *Protocol) conflicts(e *Endpoint, addr netip.Addr, pe *portEntry) bool {
 		return false
 	}
 	for _, u := range pe.users {
-		if u == e || !addrOverlap6(addr, e.v6only, u.local.Addr(), u.v6only) {
+		if u == e || !addrOverlap6(addr, e.v6only, u.local.Addr(), u.v6only) || devsApart(e.devOpt(), pe.devOf(u)) {
 			continue
 		}
 		if e.reusePort && u.reusePort {
@@ -543,7 +571,7 @@ func (p *Protocol) conflicts(e *Endpoint, addr netip.Addr, pe *portEntry) bool {
 		return true
 	}
 	for k := range pe.children {
-		if !addrOverlap(addr, k.addr) {
+		if !addrOverlap(addr, k.addr) || devsApart(e.devOpt(), k.dev) {
 			continue
 		}
 		if (e.reusePort && k.reusePort) || e.reuseAddr {
@@ -584,7 +612,8 @@ func (p *Protocol) bind(e *Endpoint, addr netip.Addr, port uint16) error {
 		p.ports[port] = pe
 	}
 	pe.users = append(pe.users, e)
-	pe.plain++ // e.connectBound is false: bindConnect sets it
+	pe.setDev(e, e.devOpt()) // bindtodev.go
+	pe.plain++               // e.connectBound is false: bindConnect sets it
 	e.local = netip.AddrPortFrom(addr, port)
 	e.bound = true
 	return nil
@@ -648,6 +677,7 @@ func (p *Protocol) bindConnect(e *Endpoint, src netip.Addr, remote netip.AddrPor
 			p.ports[cand] = pe
 		}
 		pe.users = append(pe.users, e)
+		pe.setDev(e, e.devOpt()) // bindtodev.go
 		e.local = k.local
 		e.bound, e.autoBound, e.connectBound = true, true, true
 		*perturb += i + 2
