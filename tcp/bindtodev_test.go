@@ -136,3 +136,43 @@ func TestBindToDeviceRebind(t *testing.T) {
 		t.Fatalf("unbound: read %q, want b", got)
 	}
 }
+
+// A connection bound to interface 2 keeps its device in TIME_WAIT, as
+// Linux's tw_bound_dev_if: a retransmitted FIN from 2 is acknowledged
+// through 2; one from interface 3 does not match the record and, with
+// no listener for 3, is reset.
+func TestTimeWaitBoundDevice(t *testing.T) {
+	d := newDevScript(t)
+	l := d.p.NewEndpoint()
+	l.SetBindToDevice(2)
+	if err := l.Bind(d.local); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(4); err != nil {
+		t.Fatal(err)
+	}
+	d.injectOn(2, seg{flags: fS, seq: 1000, win: 65535})
+	sa, _ := d.outDev("SYN-ACK")
+	iss := sa.h.Seq
+	d.injectOn(2, seg{flags: fA, seq: 1001, ack: iss + 1, win: 65535})
+	c, _, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	c.Close()
+	d.outDev("FIN")
+	d.injectOn(2, seg{flags: fFA, seq: 1001, ack: iss + 2, win: 65535})
+	d.outDev("ACK of FIN")
+	if !inTimeWait(c) {
+		t.Fatal(c.State())
+	}
+	d.injectOn(2, seg{flags: fFA, seq: 1001, ack: iss + 2, win: 65535})
+	if a, dev := d.outDev("re-ACK from the record"); a.h.Flags != fA || a.h.Ack != 1002 || dev != 2 {
+		t.Fatalf("FIN again from 2: %v through %d, want its ACK through 2", a, dev)
+	}
+	d.injectOn(3, seg{flags: fFA, seq: 1001, ack: iss + 2, win: 65535})
+	if r, _ := d.outDev("FIN from 3"); r.h.Flags&fR == 0 {
+		t.Fatalf("FIN from interface 3: %v, want a reset (the record is bound to 2)", r)
+	}
+}

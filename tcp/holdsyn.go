@@ -582,7 +582,7 @@ func (r *SynRequest) Reject(how Reject) error {
 		l.unlock()
 		return err
 	}
-	mark := l.mark
+	mark, dev := l.mark, l.dev
 	l.unlock()
 	if r.conn != nil {
 		// The client's connect succeeded already: whatever how says,
@@ -597,7 +597,7 @@ func (r *SynRequest) Reject(how Reject) error {
 		// As sendResetFor answers the SYN, data included.
 		h := wire.TCPHeader{Ack: r.syn.seq + 1 + r.dataLen, Flags: wire.TCPFlagRST | wire.TCPFlagACK}
 		if o, ok := r.syn.replyOpts(); ok {
-			p.sendReply(r.k, &h, 0, 0, false, o, mark) // the listener's, as a reset from it
+			p.sendReply(r.k, &h, 0, 0, false, o, mark, dev) // the listener's, as a reset from it
 		}
 		return nil
 	case RejectSilent:

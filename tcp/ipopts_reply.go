@@ -71,9 +71,9 @@ func (b *Batch) HandleDivertedEchoFrom(src, dst netip.Addr, tos uint8, seg []byt
 
 // sendReply sends a header-only segment that belongs to no endpoint,
 // with opts (nil: none) in its IP header.
-func (p *Protocol) sendReply(k connKey, h *wire.TCPHeader, tos, ttl uint8, hopZero bool, opts IPOptions, mark uint32) {
+func (p *Protocol) sendReply(k connKey, h *wire.TCPHeader, tos, ttl uint8, hopZero bool, opts IPOptions, mark uint32, dev int32) {
 	seg := p.segPool.Get().(*Segment)
-	*seg = Segment{Local: k.local, Remote: k.remote, Header: *h, TOS: tos, TTL: ttl, HopZero: hopZero, IPOpts: opts, Mark: mark}
+	*seg = Segment{Local: k.local, Remote: k.remote, Header: *h, TOS: tos, TTL: ttl, HopZero: hopZero, IPOpts: opts, Mark: mark, Dev: int(dev)}
 	seg.Header.SrcPort, seg.Header.DstPort = k.local.Port(), k.remote.Port()
 	if h.Flags&wire.TCPFlagRST != 0 {
 		p.st.OutRsts.Add(1)
@@ -115,6 +115,6 @@ func (e *Endpoint) reqAck(s *segment, now time.Duration, kind oowKind) bool {
 	if e.tsOK {
 		h.Options.HasTS, h.Options.TSVal, h.Options.TSEcr = true, e.tsNow(now), e.tsRecent
 	}
-	e.p.sendReply(connKey{e.local, e.remote}, &h, e.tos, e.ttl, e.hopZero, opts, e.mark)
+	e.p.sendReply(connKey{e.local, e.remote}, &h, e.tos, e.ttl, e.hopZero, opts, e.mark, 0) // no device: Linux's reqsk ACK has no oif
 	return true
 }

@@ -366,7 +366,7 @@ func (p *Protocol) sendResetFor(k connKey, s *segment) {
 	// (ipopts_reply.go). No socket: mark 0, as Linux with
 	// fwmark_reflect off (its default).
 	if o, ok := s.replyOpts(); ok {
-		p.sendReply(k, &h, 0, 0, false, o, 0)
+		p.sendReply(k, &h, 0, 0, false, o, 0, 0)
 	}
 }
 

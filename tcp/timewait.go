@@ -22,6 +22,7 @@ type twRecord struct {
 	tsRecent   uint32
 	tsOffset   uint32
 	mark       uint32 // SO_MARK of the connection, for its replies (Linux's tw_mark)
+	dev        int32  // its bound device (tw_bound_dev_if): replies leave by it, only its segments match
 	tsRecentAt time.Duration
 	expire     time.Duration
 	lastOOW    time.Duration
@@ -99,7 +100,7 @@ func (e *Endpoint) enterTimeWait(now time.Duration) {
 		key: k, sndNxt: e.sndMax, rcvNxt: e.rcvNxt,
 		tsRecent: e.tsRecent, tsRecentAt: e.tsRecentAt, tsOffset: e.tsOffset, tsOK: e.tsOK,
 		expire: now + 2*p.cfg.MSL, lastOOW: e.lastOOWAck,
-		win: uint16(ws), tos: e.tos, ttl: e.ttl, hopZero: e.hopZero, mark: e.mark,
+		win: uint16(ws), tos: e.tos, ttl: e.ttl, hopZero: e.hopZero, mark: e.mark, dev: e.dev,
 		port: twPortKey{e.local.Addr(), e.reusePort, e.connectBound},
 	}
 	pe := p.ports[e.local.Port()]
@@ -269,7 +270,9 @@ func (p *Protocol) twInput(k connKey, s *segment) bool {
 	t := &p.tw
 	t.mu.Lock()
 	r := t.m[k]
-	if r == nil {
+	if r == nil || !p.devOK(s, r.dev, k.local.Addr()) {
+		// A record bound to a device matches segments from it only, as
+		// the connection did (bindtodev.go).
 		t.mu.Unlock()
 		return false
 	}
@@ -331,7 +334,7 @@ func (p *Protocol) twAck(r *twRecord, s *segment, now time.Duration, limited boo
 		h.Options.HasTS, h.Options.TSVal, h.Options.TSEcr = true, uint32(now/time.Millisecond)+1+r.tsOffset, r.tsRecent
 	}
 	if o, ok := s.replyOpts(); ok {
-		p.sendReply(r.key, &h, r.tos, r.ttl, r.hopZero, o, r.mark)
+		p.sendReply(r.key, &h, r.tos, r.ttl, r.hopZero, o, r.mark, r.dev)
 	}
 }
 
