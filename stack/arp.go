@@ -90,11 +90,19 @@ type neighborCache struct {
 	entries map[netip.Addr]*neighbor
 	sweep   clock.Timer
 	closed  bool
+	// incomplete counts the entries still being resolved: at most half
+	// the cache (maxIncomplete), so a scan of a connected prefix cannot
+	// take the room of neighbours that make themselves known (RFC 6583).
+	incomplete int
 
 	// hint holds recently resolved entries by the address's last byte,
 	// for the lock-free lookup.
 	hint [16]atomic.Pointer[neighbor]
 }
+
+// maxIncomplete is how many entries of a neighbour cache of size n may
+// wait for an answer at once: half of it, at least one.
+func maxIncomplete(n int) int { return max(n/2, 1) }
 
 func hintSlot(a netip.Addr) int { return int(a.As4()[3] & 15) }
 
@@ -117,6 +125,9 @@ func (c *neighborCache) lookupFast(a netip.Addr) (mac wire.MAC, ok bool) {
 
 // dropLocked removes e from the table; the lock is held.
 func (c *neighborCache) dropLocked(e *neighbor) {
+	if e.state == NeighIncomplete {
+		c.incomplete--
+	}
 	delete(c.entries, e.addr)
 	e.setFast(false)
 	if e.reach != nil {
@@ -259,15 +270,21 @@ func (c *neighborCache) resolve(a netip.Addr, frame []byte) (mac wire.MAC, ok bo
 		return mac, true
 	}
 	if e == nil {
-		if len(c.entries) >= s.opts.ARPCacheSize && !c.evictLocked(now) {
+		full := c.incomplete >= maxIncomplete(s.opts.ARPCacheSize)
+		if full || len(c.entries) >= s.opts.ARPCacheSize && !c.evictLocked(now) {
 			c.mu.Unlock()
-			s.stats.ARP.CacheFull.Add(1)
+			if full {
+				s.stats.ARP.IncompleteFull.Add(1)
+			} else {
+				s.stats.ARP.CacheFull.Add(1)
+			}
 			s.stats.ARP.PendingDrops.Add(1)
 			s.neighborFailed(frame[wire.EthernetHeaderLen:])
 			return mac, false
 		}
 		e = &neighbor{addr: a, state: NeighIncomplete, used: now}
 		c.entries[a] = e
+		c.incomplete++
 		e.timer = s.clock.AfterFunc(s.opts.ARPRetryTime, func() { c.retry(a, e) })
 		e.tries = 1
 		c.enqueueLocked(e, frame)
@@ -348,7 +365,7 @@ func (c *neighborCache) retry(a netip.Addr, e *neighbor) {
 		c.sendRequest(a, wire.BroadcastMAC)
 		return
 	}
-	delete(c.entries, a)
+	c.dropLocked(e)
 	pending := c.takePendingLocked(e)
 	c.mu.Unlock()
 	s.stats.ARP.ResolveFailures.Add(1)
@@ -370,6 +387,7 @@ func (c *neighborCache) learn(a netip.Addr, mac wire.MAC, create, override bool)
 	now := s.clock.Now()
 	c.mu.Lock()
 	e := c.entries[a]
+	fresh := e == nil
 	if e == nil {
 		if !create {
 			c.mu.Unlock()
@@ -380,6 +398,7 @@ func (c *neighborCache) learn(a netip.Addr, mac wire.MAC, create, override bool)
 			s.stats.ARP.CacheFull.Add(1)
 			return false
 		}
+		// Made in state REACHABLE below, never counted as incomplete.
 		e = &neighbor{addr: a, used: now, updated: now, mac: mac}
 		c.entries[a] = e
 	}
@@ -402,6 +421,9 @@ func (c *neighborCache) learn(a netip.Addr, mac wire.MAC, create, override bool)
 		e.timer.Stop()
 	}
 	e.mac = mac
+	if e.state == NeighIncomplete && !fresh {
+		c.incomplete-- // resolved
+	}
 	e.state = NeighReachable
 	e.confirmed = now
 	if e.reach == nil {

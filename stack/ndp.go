@@ -792,6 +792,7 @@ type ndEntry struct {
 	mac       wire.MAC
 	state     NeighborState
 	router    bool
+	counted   bool // counted in ndCache.incomplete
 	probes    int
 	timer     clock.Timer
 	pending   [][]byte
@@ -817,6 +818,11 @@ type ndCache struct {
 	mu     sync.Mutex
 	m      map[netip.Addr]*ndEntry
 	closed bool
+	// incomplete counts the entries still being resolved, at most half
+	// the cache (maxIncomplete): a scan of a connected /64 through a
+	// router cannot take the room of neighbours that make themselves
+	// known (RFC 6583 7.1).
+	incomplete int
 }
 
 func (c *ndCache) close() {
@@ -981,6 +987,10 @@ func (c *ndCache) arm(e *ndEntry, d time.Duration) {
 func (c *ndCache) enterLocked(e *ndEntry, st NeighborState) {
 	s := c.nic.stack
 	e.state = st
+	if e.counted && st != NeighIncomplete {
+		e.counted = false
+		c.incomplete--
+	}
 	if st == NeighReachable && !e.flushing {
 		e.storeFast()
 	} else {
@@ -1011,14 +1021,20 @@ func (c *ndCache) resolve(a netip.Addr, frame []byte) (wire.MAC, bool) {
 	c.mu.Lock()
 	e := c.m[a]
 	if e == nil {
-		if c.closed || len(c.m) >= s.opts.NDCacheSize && !c.evictLocked() {
+		full := c.incomplete >= maxIncomplete(s.opts.NDCacheSize)
+		if c.closed || full || len(c.m) >= s.opts.NDCacheSize && !c.evictLocked() {
 			c.mu.Unlock()
-			s.stats.ND.CacheFull.Add(1)
+			if full && !c.closed {
+				s.stats.ND.IncompleteFull.Add(1)
+			} else {
+				s.stats.ND.CacheFull.Add(1)
+			}
 			s.stats.ND.PendingDrops.Add(1)
 			s.neighborFailed6(frame[wire.EthernetHeaderLen:])
 			return wire.MAC{}, false
 		}
-		e = &ndEntry{addr: a}
+		e = &ndEntry{addr: a, counted: true}
+		c.incomplete++
 		c.m[a] = e
 		c.enterLocked(e, NeighIncomplete)
 		c.enqueueLocked(e, frame)
@@ -1102,6 +1118,10 @@ func (c *ndCache) timeout(e *ndEntry) {
 			return
 		}
 		delete(c.m, e.addr)
+		if e.counted {
+			e.counted = false
+			c.incomplete--
+		}
 		p := c.takePendingLocked(e)
 		c.mu.Unlock()
 		s.stats.ND.ResolveFailures.Add(1)

@@ -48,6 +48,7 @@ type Stats struct {
 		InUnsolicited           Counter // replies from neighbours we did not ask: no entry made (arp_accept=0)
 		LocktimeIgnored         Counter // a different MAC for a reachable entry within ARPLocktime of its update
 		CacheFull               Counter // entries refused because the cache was full
+		IncompleteFull          Counter // resolutions refused: half the cache already waits for answers (RFC 6583)
 		CacheEvictions          Counter
 	}
 	IP struct {
@@ -226,6 +227,7 @@ type Stats struct {
 		ProbeFailures              Counter // a neighbour in PROBE stopped answering: entry removed
 		PendingDrops               Counter // packets dropped while waiting for resolution
 		CacheFull                  Counter
+		IncompleteFull             Counter // resolutions refused: half the cache already waits for answers (RFC 6583)
 		CacheEvictions             Counter
 		RouterAdded, RouterExpired Counter
 		RoutersFull                Counter // routers beyond IPv6MaxRouters ignored

@@ -1,0 +1,104 @@
+package stack
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// A router scanned through: packets to hundreds of unused addresses of a
+// connected prefix (RFC 6583's neighbour cache exhaustion). At most half
+// the cache waits for answers; the rest is refused and counted, so a
+// neighbour that makes itself known still gets an entry and its traffic
+// is forwarded at once. When the resolutions have failed, the room is
+// free again.
+func TestNeighborScanIPv4(t *testing.T) {
+	h := newHarness(t, Options{Forwarding: true, ARPCacheSize: 64})
+	st := &h.s.Stats().ARP
+	const scan = 200
+	for i := 0; i < scan; i++ {
+		dst := netip.AddrFrom4([4]byte{10, 0, 0, byte(30 + i)})
+		h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: dst}, make([]byte, 8)))
+	}
+	requests := 0
+	for _, f := range h.ep.take() {
+		if info, err := wire.ParseEthernet(f); err == nil && info.EtherType == wire.EtherTypeARP {
+			requests++
+		}
+	}
+	if requests != 32 || st.IncompleteFull.Load() != scan-32 {
+		t.Fatalf("%d ARP requests, %d refused; want 32 waiting (half the cache of 64) and %d refused", requests, st.IncompleteFull.Load(), scan-32)
+	}
+	// A new neighbour asks for the router: it is learnt (not refused as
+	// a full cache), and a packet to it leaves at once.
+	other, otherMAC := netip.MustParseAddr("10.0.0.7"), wire.MAC{2, 0, 0, 0, 0, 7}
+	h.ep.inject(arpFrame(wire.ARPRequest, otherMAC, other, wire.MAC{}, hostAddr, wire.BroadcastMAC))
+	h.ep.take()
+	if st.CacheFull.Load() != 0 {
+		t.Fatalf("the neighbour was refused: cache full %d", st.CacheFull.Load())
+	}
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: other}, make([]byte, 8)))
+	if !sentTo(h.ep.take(), otherMAC) {
+		t.Fatal("a packet to the neighbour that announced itself was not forwarded")
+	}
+	// The scan's resolutions fail (3 requests, 1 s apart); then new
+	// ones are taken again.
+	for range 5 {
+		h.clk.Advance(time.Second)
+	}
+	h.ep.take()
+	before := st.IncompleteFull.Load()
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP, Dst: netip.MustParseAddr("10.0.0.250")}, make([]byte, 8)))
+	if st.IncompleteFull.Load() != before || len(h.ep.take()) != 1 {
+		t.Fatal("after the failed resolutions, a new one was still refused")
+	}
+}
+
+func TestNeighborScanIPv6(t *testing.T) {
+	f := newFw6(t, Options{Forwarding: true, NDCacheSize: 64})
+	st := &f.s.Stats().ND
+	const scan = 300
+	for i := 0; i < scan; i++ {
+		dst := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 14: byte(i>>8) + 0x10, 15: byte(i)})
+		f.ep.inject(frame6(hostMAC, peerMAC, peer6, dst, wire.ProtoUDP, 64, udp6(peer6, dst, 1000, 9, []byte("x")), -1))
+	}
+	if ns := len(parse6(t, f.ep1.take())); ns != 32 || st.IncompleteFull.Load() != scan-32 {
+		t.Fatalf("%d solicitations, %d refused; want 32 waiting (half the cache of 64) and %d refused", ns, st.IncompleteFull.Load(), scan-32)
+	}
+	f.ep.take()
+	other, otherMAC := netip.MustParseAddr("2001:db8:1::77"), wire.MAC{2, 0, 0, 0, 0, 0x77}
+	b := make([]byte, 32)
+	n := wire.PutNS(b, fwEth1, otherMAC)
+	f.ep1.inject(frame6(fwNIC1, otherMAC, other, wire.SolicitedNode(fwEth1), wire.ProtoICMPv6, 255, b[:n], 0))
+	f.ep1.take() // the NA
+	if st.CacheFull.Load() != 0 {
+		t.Fatalf("the neighbour was refused: cache full %d", st.CacheFull.Load())
+	}
+	f.ep.inject(frame6(hostMAC, peerMAC, peer6, other, wire.ProtoUDP, 64, udp6(peer6, other, 1000, 9, []byte("x")), -1))
+	if !sentTo(f.ep1.take(), otherMAC) {
+		t.Fatal("a packet to the neighbour that announced itself was not forwarded")
+	}
+	for range 5 {
+		f.clk.Advance(time.Second)
+	}
+	f.ep1.take()
+	f.ep.take()
+	before := st.IncompleteFull.Load()
+	dst := netip.MustParseAddr("2001:db8:1::abcd")
+	f.ep.inject(frame6(hostMAC, peerMAC, peer6, dst, wire.ProtoUDP, 64, udp6(peer6, dst, 1000, 9, []byte("x")), -1))
+	if st.IncompleteFull.Load() != before || len(f.ep1.take()) != 1 {
+		t.Fatal("after the failed resolutions, a new one was still refused")
+	}
+}
+
+// sentTo reports whether one of frames is addressed to mac.
+func sentTo(frames [][]byte, mac wire.MAC) bool {
+	for _, f := range frames {
+		if info, err := wire.ParseEthernet(f); err == nil && info.Dst == mac {
+			return true
+		}
+	}
+	return false
+}
