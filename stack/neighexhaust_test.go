@@ -102,3 +102,39 @@ func sentTo(frames [][]byte, mac wire.MAC) bool {
 	}
 	return false
 }
+
+// A router flooded with packets whose hop limit runs out, from one
+// source and then from many, answers within the ICMP limits (per
+// destination, ICMPPeerBurst; in total, ICMPRateBurst): forwarding does
+// not make it an amplifier.
+func TestForward6TimeExceededFloodLimited(t *testing.T) {
+	f := newFw6(t, Options{Forwarding: true, ICMPPeerBurst: 6})
+	st := f.s.Stats()
+	timeExceeded := func() int {
+		n := 0
+		for _, o := range parse6(t, f.ep.take()) {
+			if len(o.icmp) > 0 && o.icmp[0] == wire.ICMPv6TimeExceeded {
+				n++
+			}
+		}
+		return n
+	}
+	for i := 0; i < 200; i++ {
+		f.ep.inject(frame6(hostMAC, peerMAC, peer6, fwFar, wire.ProtoUDP, 1, udp6(peer6, fwFar, uint16(1000+i), 9, []byte("x")), -1))
+	}
+	if n := timeExceeded(); n == 0 || n > 6 {
+		t.Fatalf("200 expiring packets from one source drew %d Time Exceeded, want 1-6", n)
+	}
+	if st.IP6.InHopLimitExceeded.Load() != 200 {
+		t.Fatalf("InHopLimitExceeded %d, want 200", st.IP6.InHopLimitExceeded.Load())
+	}
+	f.clk.Advance(2 * time.Second)
+	for i := 0; i < 2000; i++ {
+		src := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 13: 0x77, 14: byte(i >> 8), 15: byte(i)})
+		f.h6.nic.SetStatic6(src, peerMAC)
+		f.ep.inject(frame6(hostMAC, peerMAC, src, fwFar, wire.ProtoUDP, 1, udp6(src, fwFar, 1000, 9, []byte("x")), -1))
+	}
+	if n := timeExceeded(); n == 0 || n > 50 {
+		t.Fatalf("2,000 expiring packets from 2,000 sources drew %d Time Exceeded, over the global burst of 50", n)
+	}
+}
