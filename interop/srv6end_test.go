@@ -88,7 +88,11 @@ func TestInteropSRv6End(t *testing.T) {
 	if n := s.IP6.Seg6End.Load() - before; n < 2+4 {
 		t.Errorf("Seg6End %d, want the pings and the UDP and TCP packets from A", n)
 	}
-	t.Logf("sockstack: Seg6End %d, ForwDatagrams %d, Seg6Disabled %d", s.IP6.Seg6End.Load(), s.IP6.ForwDatagrams.Load(), s.IP6.Seg6Disabled.Load())
+	se6Decap(t, nsA)
+	if n := s.IP6.Seg6Decap.Load(); n < 2 {
+		t.Errorf("Seg6Decap %d, want the 2 pings", n)
+	}
+	t.Logf("sockstack: Seg6End %d, Seg6Decap %d, ForwDatagrams %d, Seg6Disabled %d", s.IP6.Seg6End.Load(), s.IP6.Seg6Decap.Load(), s.IP6.ForwDatagrams.Load(), s.IP6.Seg6Disabled.Load())
 
 	// The same with a Linux router as the endpoint.
 	lA, lR, lB := "le6a-"+id, "le6r-"+id, "le6b-"+id
@@ -113,6 +117,7 @@ func TestInteropSRv6End(t *testing.T) {
 		[]string{"sysctl", "-q", "-w", "net.ipv6.conf.all.seg6_enabled=1"},
 		[]string{"sysctl", "-q", "-w", "net.ipv6.conf.ft0.seg6_enabled=1"})
 	theirs := se6Traffic(t, lA, lB)
+	se6Decap(t, lA)
 	if ours != theirs {
 		t.Errorf("the SRH B received: through sockstack %q, through Linux %q", ours, theirs)
 	}
@@ -175,6 +180,18 @@ func se6Traffic(t *testing.T, a, b string) string {
 		t.Errorf("%s: B captured %d packets to it, want the pings, UDP and TCP:\n%s", a, n, out)
 	}
 	return rt
+}
+
+// se6Decap has A's kernel encapsulate instead (seg6 mode encap: an
+// outer header to the router, an SRH with no segments left over the
+// whole packet); the router takes the inner packet out and forwards it
+// to B, as Linux's ipv6_srh_rcv does with segments left 0 over IPv6.
+func se6Decap(t *testing.T, a string) {
+	t.Helper()
+	f6Run(t, a, []string{"ip", "-6", "route", "replace", f6B + "/128", "encap", "seg6", "mode", "encap", "segs", "fd00:a::2", "dev", "ft0"})
+	if out, err := f6Exec(a, "ping", "-6", "-n", "-c", "2", "-i", "0.2", "-W", "3", f6B); err != nil {
+		t.Errorf("ping %s from %s, encapsulated: %v\n%s", f6B, a, err, out)
+	}
 }
 
 // se6Echo runs socat's echo on B's port (proto "udp" or "tcp") and

@@ -260,6 +260,23 @@ func TestSeg6Decap(t *testing.T) {
 		t.Fatalf("decapsulated: %q from %v hop %d: %v", b[:n], from, info.HopLimit, err)
 	}
 	eq(t, "Seg6Decap", f.s.Stats().IP6.Seg6Decap.Load(), uint64(1))
+	// IPv4 inside, for an IPv4 socket of ours.
+	if err := f.nic.AddAddress(netip.PrefixFrom(hostAddr, 24)); err != nil {
+		t.Fatal(err)
+	}
+	e4 := f.s.NewDgram(KindUDP, wire.ProtoUDP)
+	t.Cleanup(e4.Close)
+	if err := e4.Bind(netip.AddrPortFrom(hostAddr, 9)); err != nil {
+		t.Fatal(err)
+	}
+	src4 := netip.MustParseAddr("10.9.9.9")
+	in4 := ipFrame(wire.IPv4Header{Src: src4, Dst: hostAddr, Protocol: wire.ProtoUDP}, udpPayload(src4, hostAddr, 7, 9, []byte("four")))[14:]
+	pl4 := append(srh(wire.ProtoIPv4Encap, 0, host6), in4...)
+	f.ep.inject(frame6(hostMAC, peerMAC, peer6, host6, wire.ProtoIPv6Route, 64, pl4, -1))
+	if n, _, from, err := e4.RecvFrom(b, false); err != nil || string(b[:n]) != "four" || from.Addr() != src4 {
+		t.Fatalf("IPv4 decapsulated: %q from %v: %v", b[:n], from, err)
+	}
+	eq(t, "Seg6Decap", f.s.Stats().IP6.Seg6Decap.Load(), uint64(2))
 	// Nested: each level is a whole IPv6 packet with an SRH.
 	p := inner
 	for range seg6MaxDecap {
@@ -270,6 +287,7 @@ func TestSeg6Decap(t *testing.T) {
 		t.Fatal("nested past the limit delivered")
 	}
 	eq(t, "Seg6DecapLimit", f.s.Stats().IP6.Seg6DecapLimit.Load(), uint64(1))
+	eq(t, "Seg6Decap", f.s.Stats().IP6.Seg6Decap.Load(), uint64(2+seg6MaxDecap))
 }
 
 // End and forwarding, in place and through the forwarding pool: no
