@@ -18,6 +18,11 @@ var ipv6Loopback = netip.IPv6Loopback()
 // receiveIPv6 checks a packet, walks its extension headers, reassembles
 // and delivers it, or forwards it (Options.Forwarding, forward6.go).
 func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
+	s.input6(n, rx, b, linkMulticast, 0)
+}
+
+// input6 is receiveIPv6 for a packet depth SRv6 decapsulations deep.
+func (s *Stack) input6(n *NIC, rx *rxState, b []byte, linkMulticast bool, depth int) {
 	st := &s.stats.IP6
 	st.InReceives.Add(1)
 	h, err := wire.ParseIPv6(b)
@@ -72,7 +77,19 @@ func (s *Stack) receiveIPv6(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 		return
 	}
 	var e wire.IPv6Ext
-	if xe := wire.WalkIPv6Ext(h, &e); xe != nil {
+	xe := wire.WalkIPv6Ext(h, &e)
+	if xe != nil && xe.Route != 0 || e.SRH != 0 {
+		// A routing header with segments left, or an SRH: SRv6 (seg6.go)
+		// may consume it, or give it a new destination of ours.
+		switch s.seg6Input(n, rx, h, &e, xe, mcast, depth) {
+		case seg6Done:
+			return
+		case seg6Again:
+			xe = wire.WalkIPv6Ext(h, &e)
+			dst = h.Dst()
+		}
+	}
+	if xe != nil {
 		s.extError(h, xe, mcast)
 		return
 	}

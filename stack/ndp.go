@@ -541,6 +541,17 @@ func (n *NIC) receiveRA(src netip.Addr, d wire.NDP, o *wire.NDPOptions) {
 		return
 	}
 	v := &n.v6
+	if s.opts.Forwarding && !s.opts.AcceptRAWhenForwarding {
+		// A router does not take its configuration from other routers
+		// (Linux's ipv6_accept_ra: accept_ra 1 yields to forwarding, 2
+		// does not); the sender's link-layer address is still learnt,
+		// as ndisc_router_discovery does before giving up.
+		st.RAIgnored.Add(1)
+		if o.HasSourceLL && v.nd != nil {
+			v.nd.learn(src, o.SourceLL, true, true)
+		}
+		return
+	}
 	v.mu.Lock()
 	v.rsLeft = 0 // an answer: stop soliciting
 	// Linux's floors (ndisc_router_discovery): an RA cannot make NUD

@@ -88,6 +88,23 @@ type Options struct {
 	IPv6MaxAddrs     int           // addresses per NIC SLAAC may add, default 16 (max_addresses)
 	IPv6MaxRouters   int           // default routers remembered per NIC, default 8
 	IPv6MaxPrefixes  int           // on-link prefixes learnt from RAs per NIC, default 64; more are ignored (ND.PrefixesFull)
+	// AcceptRAWhenForwarding applies router advertisements (IPv6SLAAC)
+	// on a forwarding stack too, Linux's accept_ra=2; without it a
+	// forwarding stack ignores them, as accept_ra=1 does (ND.RAIgnored).
+	AcceptRAWhenForwarding bool
+
+	// Seg6Enabled makes the stack an SRv6 endpoint (RFC 8986 End,
+	// seg6.go), Linux's net.ipv6.conf.all.seg6_enabled: a Segment
+	// Routing Header addressed here is processed only when it is on and
+	// the incoming NIC's own setting (NIC.SetSeg6Enabled, on by default)
+	// is on too, as Linux takes the smaller of all and the interface.
+	// Off, a packet with an SRH for this host is dropped (IP6.Seg6Disabled).
+	Seg6Enabled bool
+	// Seg6RequireHMAC is Linux's seg6_require_hmac: 0 checks an SRH's
+	// HMAC TLV when present, 1 requires one, -1 ignores it. sockstack
+	// has no HMAC keys, so a checked HMAC never verifies: with 0 an SRH
+	// carrying one is dropped (IP6.Seg6HMACDrops), as Linux without a key.
+	Seg6RequireHMAC int
 
 	// Seed, when set, replaces the random start of the IP identification
 	// counter and its key, so a simulated host sends the same bytes on
@@ -363,6 +380,7 @@ type NIC struct {
 	mtu      int
 	loopback bool
 	ethernet bool
+	seg6Off  atomic.Bool // SRv6 off on this NIC (NIC.SetSeg6Enabled)
 	neigh    *neighborCache
 	rx       rxState     // the endpoint goroutine.s receive state (rxqueue.go)
 	offl     nicOffloads // segmentation / receive offload state (gso.go)

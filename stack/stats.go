@@ -177,6 +177,15 @@ type Stats struct {
 		InHopLimitExceeded Counter // not forwarded: hop limit 1 or 0 (Time Exceeded sent; InHdrErrors too)
 		ForwScope          Counter // not forwarded: link-local destination, or a link-local or unspecified source leaving its link (InAddrErrors too)
 		ForwSameLink       Counter // forwarded out of the link it came in on (where a router would redirect)
+		// SRv6 endpoint (Options.Seg6Enabled, seg6.go).
+		Seg6Disabled   Counter // a Segment Routing Header for this host with SRv6 off (stack or NIC): dropped
+		Seg6HMACDrops  Counter // an SRH whose HMAC could not be verified (no keys) or was required and missing: dropped
+		Seg6End        Counter // segments left decremented, the destination set to the next segment
+		Seg6Local      Counter // of those, the next segment one of ours: the headers processed again
+		Seg6BadSRH     Counter // segments left beyond the list: Parameter Problem (InHdrErrors too)
+		Seg6NoForward  Counter // the next segment not ours and forwarding off: dropped (InAddrErrors too)
+		Seg6Decap      Counter // segments left 0 over IPv6 or IPv4: the inner packet received
+		Seg6DecapLimit Counter // encapsulations nested deeper than seg6MaxDecap: dropped
 	}
 	ICMP6 struct {
 		InMsgs, InErrors, InCsumErrors Counter
@@ -239,6 +248,7 @@ type Stats struct {
 		RAMTU                      Counter // MTU options applied
 		RAMTUBad                   Counter // MTU options out of range (below 1280 or above the link's)
 		RATimersClamped            Counter // RA reachable time below 100 ms or retransmit timer below 10 ms: raised to that (as Linux)
+		RAIgnored                  Counter // RAs not applied by a forwarding stack (Linux's accept_ra=1; Options.AcceptRAWhenForwarding)
 	}
 	Raw struct {
 		InCsumErrors Counter // IPV6_CHECKSUM did not verify: not delivered

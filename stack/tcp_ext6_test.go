@@ -97,7 +97,8 @@ func ext6Segs(t *testing.T, c *capLink) []ext6Seg {
 // by the stack before it).
 func ext6Pair(t *testing.T) (a, b *stack.Stack, ca, cb *capLink) {
 	ea, eb := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500)
-	opts := stack.Options{DADTransmits: -1}
+	// SRv6 on: a host without it drops every SRH (Linux's seg6_enabled).
+	opts := stack.Options{DADTransmits: -1, Seg6Enabled: true}
 	a, b = stack.New(opts), stack.New(opts)
 	t.Cleanup(func() { a.Close(); b.Close() })
 	ca, cb = &capLink{Endpoint: ea}, &capLink{Endpoint: eb}

@@ -72,9 +72,9 @@ func srhSegs(t *testing.T, c *capLink, final netip.Addr) []srhSeg {
 // data cut from super-segments, ACKs, FIN) carries the SRH with the
 // final destination in segments[0], goes to segments[segments_left],
 // its checksum over the final destination; the MSS is what the SRH
-// leaves. Here segments left is 0 and the one segment is the peer (a
-// receiver without SRv6 processes such a header as done), so the data
-// flows and arrives intact.
+// leaves. Here segments left is 0 and the one segment is the peer (an
+// SRv6 receiver processes such a header as done), so the data flows and
+// arrives intact.
 func TestTCPSRHEverySegment(t *testing.T) {
 	a, b, ca, _ := ext6Pair(t)
 	rt := srhOpt(0, "fd00::2")

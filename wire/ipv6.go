@@ -15,7 +15,12 @@ const (
 	ProtoICMPv6     uint8 = 58
 	ProtoIPv6NoNext uint8 = 59
 	ProtoIPv6Opts   uint8 = 60 // destination options
+	ProtoIPv4Encap  uint8 = 4  // IPv4 inside (an SRv6 encapsulation)
+	ProtoIPv6Encap  uint8 = 41 // IPv6 inside (an SRv6 encapsulation)
 )
+
+// IPv6RouteSRH is the routing type of a Segment Routing Header (RFC 8754).
+const IPv6RouteSRH uint8 = 4
 
 // IPv6 constants.
 const (
@@ -161,10 +166,17 @@ type IPv6Ext struct {
 	NHOff       int   // offset of the next-header byte that names Proto (a Parameter Problem's pointer)
 	Headers     int   // extension headers walked
 	RouterAlert bool  // hop-by-hop Router Alert present (MLD)
+	// SRH is the offset of the last Segment Routing Header passed over
+	// (segments left 0), 0 for none: a host without SRv6 drops it.
+	SRH int
 	// Fragment header, when present: the walk stops there.
 	Frag       bool
 	FragOff    int // offset of the fragment header
 	FragPrevNH int // offset of the next-header byte that names it
+	// rtErr holds the refusal of a routing header with segments left,
+	// which an SRv6 endpoint meets on every packet: returned from here,
+	// it costs no allocation.
+	rtErr IPv6ExtError
 }
 
 // IPv6ExtError is a chain the receiver must refuse, and how: with a
@@ -176,6 +188,10 @@ type IPv6ExtError struct {
 	Pointer       int
 	UnlessMcast   bool // option action 11: no ICMP if the destination was multicast
 	Limit, Option bool // a chain or option limit was hit (counted apart)
+	// Route is the offset of the routing header refused for its
+	// segments left (0: another reason), for an SRv6 endpoint to take
+	// over.
+	Route int
 }
 
 func (e *IPv6ExtError) Error() string { return "ipv6: extension header refused" }
@@ -233,7 +249,11 @@ func WalkIPv6Ext(h IPv6, e *IPv6Ext) *IPv6ExtError {
 			// Segments left > 0 on a host: no routing type is implemented,
 			// so each is unrecognised (RFC 8200 4.4), type 0 included.
 			if h[off+3] != 0 {
-				return &IPv6ExtError{Code: ICMPv6ErroneousField, Pointer: off + 2}
+				e.rtErr = IPv6ExtError{Code: ICMPv6ErroneousField, Pointer: off + 2, Route: off}
+				return &e.rtErr
+			}
+			if h[off+2] == IPv6RouteSRH {
+				e.SRH = off
 			}
 		default:
 			if err := walkOptions(h, off, hl, nh == ProtoHopByHop, e); err != nil {
