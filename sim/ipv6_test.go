@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"net/netip"
@@ -386,5 +387,110 @@ func TestAddrPlus(t *testing.T) {
 		if got := addrPlus(netip.MustParseAddr(c.a), c.k).String(); got != c.want {
 			t.Errorf("%s + %d = %s, want %s", c.a, c.k, got, c.want)
 		}
+	}
+}
+
+// ipv6TCP is a minimal IPv6 TCP segment [fd00::1]:1000 -> [fd00::2]:80
+// with n bytes of payload.
+func ipv6TCP(seq uint32, n int) []byte {
+	p := make([]byte, 60+n)
+	p[0] = 0x60
+	binary.BigEndian.PutUint16(p[4:], uint16(20+n))
+	p[6], p[7] = wire.ProtoTCP, 64
+	p[8], p[9], p[23] = 0xfd, 0, 1
+	p[24], p[25], p[39] = 0xfd, 0, 2
+	binary.BigEndian.PutUint16(p[40:], 1000)
+	binary.BigEndian.PutUint16(p[42:], 80)
+	binary.BigEndian.PutUint32(p[44:], seq)
+	p[52] = 5 << 4
+	p[53] = 0x18 // PSH ACK
+	return p
+}
+
+// IPv6 captures read back from every link type, raw IP ones (101, and
+// 229, raw IPv6) by the packet's version, and the connection is found.
+func TestReadPcapLinkTypes6(t *testing.T) {
+	ip1, ip2 := ipv6TCP(100, 1000), ipv6TCP(1100, 500)
+	eth := func(ip []byte) []byte { return append([]byte{12: 0x86, 13: 0xdd}, ip...) }
+	sll := func(ip []byte) []byte { h := make([]byte, 16); h[14], h[15] = 0x86, 0xdd; return append(h, ip...) }
+	raw := func(ip []byte) []byte { return ip }
+	for _, c := range []struct {
+		name string
+		lt   uint32
+		wrap func([]byte) []byte
+	}{{"ethernet", 1, eth}, {"raw", 101, raw}, {"raw6", 229, raw}, {"sll", 113, sll}} {
+		recs, err := ReadPcap(bytes.NewReader(pcapFile(c.lt, c.wrap(ip1), c.wrap(ip2))), 0)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if len(recs) != 2 || !bytes.Equal(recs[0].Data, eth(ip1)) {
+			t.Fatalf("%s: records %d, first %x", c.name, len(recs), recs[0].Data[:20])
+		}
+		cs := Connections(recs)
+		if len(cs) != 1 || cs[0].Bytes != 1500 || cs[0].Dst != netip.MustParseAddrPort("[fd00::2]:80") {
+			t.Errorf("%s: connections %v", c.name, cs)
+		}
+	}
+}
+
+// Every workload type runs over IPv6 through a router, and a server that
+// crashed and restarted listens on [::] again.
+func TestWorkloadsIPv6(t *testing.T) {
+	sc, err := ParseScenario([]byte(`name: all6
+duration: 60s
+hosts:
+  - {name: a, gateway: "fd00:1::1"}
+  - {name: b, gateway: "fd00:2::1"}
+routers: [{name: r}]
+links:
+  - {a: a, a_addr: "fd00:1::2/64", b: r, b_addr: "fd00:1::1/64", bandwidth: 50Mbit, delay: 2ms}
+  - {a: r, a_addr: "fd00:2::1/64", b: b, b_addr: "fd00:2::2/64", bandwidth: 50Mbit, delay: 2ms}
+workloads:
+  - {name: bulk, type: bulk, from: a, to: b, bytes: 2MB}
+  - {name: rr, type: rr, from: a, to: b, count: 10, request: 100, response: 5000}
+  - {name: http, type: http, from: a, to: b, count: 5, response: 20000}
+  - {name: churn, type: churn, from: a, to: b, count: 10, concurrency: 3}
+  - {name: ping, type: ping, from: a, to: b, count: 3, interval: 100ms}
+  - {name: udp, type: udp, from: a, to: b, rate: 1Mbit, duration: 1s}
+  - {name: trace, type: traceroute, from: a, to: b}
+  - {name: late, type: bulk, from: a, to: b, bytes: 100KB, start: 5s}
+events:
+  - {at: 3s, crash: b}
+  - {at: 4s, restart: b}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := sc.Build(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Run(time.Duration(sc.Duration)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range n.Flows {
+		if !f.Completed || f.Err != "" {
+			t.Errorf("%s: completed %v, error %q", f.Workload, f.Completed, f.Err)
+		}
+		if f.Server != "" && !strings.HasPrefix(f.Server, "[fd00:2::2]:") {
+			t.Errorf("%s: server %s", f.Workload, f.Server)
+		}
+		switch f.Workload {
+		case "rr", "http", "churn":
+			if f.Requests == 0 || f.FailedConns != 0 {
+				t.Errorf("%s: %d requests, %d failed", f.Workload, f.Requests, f.FailedConns)
+			}
+		case "trace":
+			if strings.Join(f.Hops, " ") != "fd00:1::1 fd00:2::2" {
+				t.Errorf("hops %v", f.Hops)
+			}
+		case "udp":
+			if f.DgramsRecv == 0 || f.DgramsRecv != f.DgramsSent {
+				t.Errorf("udp: %d of %d", f.DgramsRecv, f.DgramsSent)
+			}
+		}
+	}
+	if st := n.Host("a").Stack.Stats(); st.IP.OutRequests.Load() != 0 {
+		t.Errorf("a sent %d IPv4 packets in an IPv6-only scenario", st.IP.OutRequests.Load())
 	}
 }
