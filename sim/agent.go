@@ -144,36 +144,55 @@ func (s *Sim) scratch() []byte {
 }
 
 // Listen starts a TCP server on the host; accept hands each new
-// connection to serve. It is started again after a restart.
+// connection to serve. It is started again after a restart. A host with
+// IPv6 addresses listens on [::] (IPV6_V6ONLY) too.
 func (h *Host) Listen(port uint16, serve func(c *conn)) error {
+	v6 := h.AddrOf(6).IsValid()
 	start := func() error {
-		ep := h.Stack.TCP.NewEndpoint()
-		ep.SetReuseAddr(true)
-		if err := ep.Bind(netip.AddrPortFrom(netip.IPv4Unspecified(), port)); err != nil {
+		if err := h.listen(netip.IPv4Unspecified(), port, serve); err != nil {
 			return err
 		}
-		if err := ep.Listen(4096); err != nil {
-			return err
+		if v6 {
+			return h.listen(netip.IPv6Unspecified(), port, serve)
 		}
-		h.watch(ep, func(l *conn) {
-			for {
-				ep2, _, err := l.ep.Accept()
-				if err != nil {
-					return
-				}
-				c := h.watch(ep2, serve)
-				c.wake(0)
-			}
-		})
 		return nil
 	}
 	h.onRestart = append(h.onRestart, func() { start() })
 	return start()
 }
 
+func (h *Host) listen(wild netip.Addr, port uint16, serve func(c *conn)) error {
+	ep := h.Stack.TCP.NewEndpoint()
+	ep.SetReuseAddr(true)
+	if wild.Is6() {
+		ep.SetInet6()
+		ep.SetV6Only(true)
+	}
+	if err := ep.Bind(netip.AddrPortFrom(wild, port)); err != nil {
+		return err
+	}
+	if err := ep.Listen(4096); err != nil {
+		return err
+	}
+	h.watch(ep, func(l *conn) {
+		for {
+			ep2, _, err := l.ep.Accept()
+			if err != nil {
+				return
+			}
+			c := h.watch(ep2, serve)
+			c.wake(0)
+		}
+	})
+	return nil
+}
+
 // Dial opens a TCP connection from h; fn runs on every readiness change.
 func (h *Host) Dial(to netip.AddrPort, cc string, fn func(c *conn)) (*conn, error) {
 	ep := h.Stack.TCP.NewEndpoint()
+	if to.Addr().Is6() {
+		ep.SetInet6()
+	}
 	if cc != "" {
 		if err := ep.SetCongestion(cc); err != nil {
 			return nil, err

@@ -50,6 +50,10 @@ type Sim struct {
 	pat []byte // flow byte pattern
 	buf []byte // read scratch (the loop is single-threaded)
 
+	// DAD turns on IPv6 duplicate address detection in the stacks
+	// created after it is set (scenario field dad).
+	DAD bool
+
 	stopped bool
 	kick    chan struct{} // set when the loop runs on real (synctest) time
 	bubble  bool

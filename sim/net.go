@@ -100,6 +100,7 @@ type End struct {
 	Switch *Switch
 	Iface  string       // interface name on a host (default ethN)
 	Addr   netip.Prefix // host address on that interface
+	More   []netip.Prefix
 }
 
 func (n *Net) nextMAC() wire.MAC {
@@ -136,7 +137,7 @@ func (n *Net) attach(l *Link, i int, e End) error {
 			ifn = fmt.Sprintf("eth%d", len(e.Host.ifaces))
 		}
 		pt.Name = e.Host.Name + ":" + ifn
-		if _, err := e.Host.AddIface(ifn, pt, e.Addr, n.nextMAC()); err != nil {
+		if _, err := e.Host.AddIface(ifn, pt, e.Addr, n.nextMAC(), e.More...); err != nil {
 			return fmt.Errorf("link %s: %v", l.Name, err)
 		}
 	case e.Switch != nil:

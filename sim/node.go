@@ -31,7 +31,8 @@ type Host struct {
 // current incarnation of the stack uses.
 type Iface struct {
 	Name string
-	Addr netip.Prefix
+	Addr netip.Prefix   // the first address (invalid: none)
+	More []netip.Prefix // further addresses (dual stack: the other family)
 	MAC  wire.MAC
 	Port *Port
 	nic  *simNIC
@@ -61,12 +62,23 @@ func (h *Host) boot() {
 		Forwarding: h.Router,
 		TCP:        tc,
 		Seed:       h.s.SeedBytes(fmt.Sprintf("%s/ip/%d", h.Name, h.gen)),
+		// Duplicate address detection holds a new IPv6 address back for
+		// a second of virtual time; off unless the scenario asks (dad).
+		DADTransmits: dadTransmits(h.s.DAD),
 	})
 }
 
-// AddIface attaches the host to a link end with an address.
-func (h *Host) AddIface(name string, pt *Port, addr netip.Prefix, mac wire.MAC) (*Iface, error) {
-	ifc := &Iface{Name: name, Addr: addr, MAC: mac, Port: pt, h: h}
+func dadTransmits(on bool) int {
+	if on {
+		return 1
+	}
+	return -1
+}
+
+// AddIface attaches the host to a link end with an address (and, for
+// dual stack, more addresses).
+func (h *Host) AddIface(name string, pt *Port, addr netip.Prefix, mac wire.MAC, more ...netip.Prefix) (*Iface, error) {
+	ifc := &Iface{Name: name, Addr: addr, MAC: mac, Port: pt, h: h, More: more}
 	pt.sink = ifc
 	h.ifaces = append(h.ifaces, ifc)
 	return ifc, ifc.attach()
@@ -76,10 +88,20 @@ func (ifc *Iface) attach() error {
 	n := &simNIC{ifc: ifc, mtu: ifc.Port.link.Cfg.MTU}
 	ifc.nic = n
 	nic := ifc.h.Stack.AddNIC(ifc.Name, n)
-	if ifc.Addr.IsValid() {
-		return nic.AddAddress(ifc.Addr)
+	for _, a := range ifc.Addrs() {
+		if err := nic.AddAddress(a); err != nil {
+			return fmt.Errorf("%v: %v", a, err)
+		}
 	}
 	return nil
+}
+
+// Addrs lists the interface's addresses.
+func (ifc *Iface) Addrs() []netip.Prefix {
+	if !ifc.Addr.IsValid() {
+		return nil
+	}
+	return append([]netip.Prefix{ifc.Addr}, ifc.More...)
 }
 
 // AddRoute installs a static route (kept across restarts).
@@ -159,6 +181,30 @@ func (h *Host) Addr() netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+// AddrOf is the host's first address of a family (6: IPv6, else IPv4).
+func (h *Host) AddrOf(family int) netip.Addr {
+	for _, i := range h.ifaces {
+		for _, a := range i.Addrs() {
+			if a.Addr().Is6() == (family == 6) {
+				return a.Addr()
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
+// HasAddr reports whether one of the host's interfaces has a.
+func (h *Host) HasAddr(a netip.Addr) bool {
+	for _, i := range h.ifaces {
+		for _, p := range i.Addrs() {
+			if p.Addr() == a {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (ifc *Iface) recvFrame(_ *Port, p *packet) {

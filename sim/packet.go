@@ -30,30 +30,69 @@ func (p *packet) free() {
 	pktPool.Put(p)
 }
 
-// flowKey is the IPv4 5-tuple of a frame hashed with a per-queue
-// perturbation (FQ-CoDel's flow classifier); non-IP frames share flow 0.
+// flowKey is the 5-tuple of an IPv4 or IPv6 frame hashed with a
+// per-queue perturbation (FQ-CoDel's flow classifier); non-IP frames
+// share flow 0. An IPv6 packet whose transport header does not follow
+// the fixed header directly (extension headers, ESP, ...) hashes its
+// flow label instead of ports, as Linux's flow dissector falls back to.
 func flowKey(b []byte, perturb uint32) uint32 {
-	if len(b) < wire.EthernetHeaderLen+20 || binary.BigEndian.Uint16(b[12:]) != wire.EtherTypeIPv4 {
+	if len(b) < wire.EthernetHeaderLen+20 {
 		return 0
 	}
-	ip := b[wire.EthernetHeaderLen:]
-	ihl := int(ip[0]&0xf) * 4
 	h := perturb ^ 2166136261
 	mix := func(v uint32) {
 		h ^= v
 		h *= 16777619
 	}
-	mix(binary.BigEndian.Uint32(ip[12:]))
-	mix(binary.BigEndian.Uint32(ip[16:]))
-	mix(uint32(ip[9]))
-	if (ip[9] == wire.ProtoTCP || ip[9] == wire.ProtoUDP) && len(ip) >= ihl+4 {
-		mix(binary.BigEndian.Uint32(ip[ihl:]))
+	ip := b[wire.EthernetHeaderLen:]
+	switch binary.BigEndian.Uint16(b[12:]) {
+	case wire.EtherTypeIPv4:
+		ihl := int(ip[0]&0xf) * 4
+		mix(binary.BigEndian.Uint32(ip[12:]))
+		mix(binary.BigEndian.Uint32(ip[16:]))
+		mix(uint32(ip[9]))
+		if (ip[9] == wire.ProtoTCP || ip[9] == wire.ProtoUDP) && len(ip) >= ihl+4 {
+			mix(binary.BigEndian.Uint32(ip[ihl:]))
+		}
+	case wire.EtherTypeIPv6:
+		if len(ip) < wire.IPv6HeaderLen {
+			return 0
+		}
+		for i := 8; i < 40; i += 4 {
+			mix(binary.BigEndian.Uint32(ip[i:]))
+		}
+		nh := ip[6]
+		mix(uint32(nh))
+		if (nh == wire.ProtoTCP || nh == wire.ProtoUDP) && len(ip) >= wire.IPv6HeaderLen+4 {
+			mix(binary.BigEndian.Uint32(ip[wire.IPv6HeaderLen:]))
+		} else {
+			mix(binary.BigEndian.Uint32(ip[0:]) & 0xfffff)
+		}
+	default:
+		return 0
 	}
 	return h
 }
 
-// isICMP reports an IPv4 ICMP frame.
+// isICMP reports an ICMP frame a firewall filtering ICMP drops: every
+// IPv4 ICMP message; of ICMPv6 the errors (Packet Too Big: the PMTU
+// black hole) and echo, not neighbour discovery and MLD (types 130 and
+// up), which an IPv6 link cannot work without (RFC 4890 4.4.1 keeps
+// them off filter lists). ICMPv6 behind extension headers is not
+// looked for.
 func isICMP(b []byte) bool {
-	return len(b) >= wire.EthernetHeaderLen+20 && binary.BigEndian.Uint16(b[12:]) == wire.EtherTypeIPv4 &&
-		b[wire.EthernetHeaderLen+9] == wire.ProtoICMP
+	if len(b) < wire.EthernetHeaderLen+20 {
+		return false
+	}
+	ip := b[wire.EthernetHeaderLen:]
+	switch binary.BigEndian.Uint16(b[12:]) {
+	case wire.EtherTypeIPv4:
+		return ip[9] == wire.ProtoICMP
+	case wire.EtherTypeIPv6:
+		if len(ip) < wire.IPv6HeaderLen+1 || ip[6] != wire.ProtoICMPv6 {
+			return false
+		}
+		return ip[wire.IPv6HeaderLen] <= wire.ICMPv6EchoReply
+	}
+	return false
 }

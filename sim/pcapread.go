@@ -39,11 +39,11 @@ func ReadPcap(r io.Reader, limit int) ([]PcapRecord, error) {
 	}
 	lt := bo.Uint32(h[20:])
 	// hdr is the link header to replace; proto is where its EtherType
-	// is (-1: raw IPv4).
+	// is (-1: raw IP, IPv4 or IPv6 by its version).
 	hdr, proto := 0, 0
 	switch lt {
 	case 1:
-	case 101, 228:
+	case 101, 228, 229: // raw IP, raw IPv4, raw IPv6
 		proto = -1
 	case 113: // Linux cooked v1: 16 bytes, protocol last
 		hdr, proto = 16, 14
@@ -75,6 +75,9 @@ func ReadPcap(r io.Reader, limit int) ([]PcapRecord, error) {
 			b = b[14:]
 		case proto < 0:
 			b[12], b[13] = 0x08, 0x00
+			if incl > 0 && b[14]>>4 == 6 {
+				b[12], b[13] = 0x86, 0xdd
+			}
 		case int(incl) < hdr:
 			continue // shorter than its link header: nothing to read
 		default:

@@ -34,6 +34,7 @@ type Scenario struct {
 	Links       []LinkSpec  `yaml:"links"`
 	Workloads   []WorkSpec  `yaml:"workloads"`
 	Events      []EventSpec `yaml:"events"`
+	DAD         bool        `yaml:"dad"` // IPv6 duplicate address detection (one probe, one virtual second)
 	lines       fieldLines
 }
 
@@ -126,7 +127,7 @@ type TCPSpec struct {
 // NodeSpec is a host, router or switch.
 type NodeSpec struct {
 	Name    string      `yaml:"name"`
-	Gateway string      `yaml:"gateway"`
+	Gateway AddrList    `yaml:"gateway"` // one per family
 	Routes  []RouteSpec `yaml:"routes"`
 	TCP     *TCPSpec    `yaml:"tcp"`
 	lines   fieldLines
@@ -145,9 +146,9 @@ type GroupSpec struct {
 	Prefix  string   `yaml:"prefix"`
 	Count   int      `yaml:"count"`
 	Switch  string   `yaml:"switch"`
-	Subnet  string   `yaml:"subnet"`
-	First   int      `yaml:"first"` // host offset in the subnet of the first member, default 10
-	Gateway string   `yaml:"gateway"`
+	Subnet  AddrList `yaml:"subnet"` // one per family
+	First   int      `yaml:"first"`  // host offset in the subnet of the first member, default 10
+	Gateway AddrList `yaml:"gateway"`
 	Link    LinkSpec `yaml:"link"`
 	lines   fieldLines
 }
@@ -156,9 +157,9 @@ type GroupSpec struct {
 type LinkSpec struct {
 	Name       string     `yaml:"name"`
 	A          string     `yaml:"a"`
-	AAddr      string     `yaml:"a_addr"`
+	AAddr      AddrList   `yaml:"a_addr"`
 	B          string     `yaml:"b"`
-	BAddr      string     `yaml:"b_addr"`
+	BAddr      AddrList   `yaml:"b_addr"`
 	Bandwidth  Rate       `yaml:"bandwidth"`
 	Delay      Duration   `yaml:"delay"`
 	Jitter     Duration   `yaml:"jitter"`
@@ -204,7 +205,7 @@ func (sc *Scenario) RealTime() bool {
 func (l *LinkSpec) vxlanConfig() (VXLANConfig, error) {
 	v := l.VXLAN
 	var c VXLANConfig
-	if l.B != "" || l.BAddr != "" {
+	if l.B != "" || len(l.BAddr) > 0 {
 		return c, errAt(&l.lines, "b", "a vxlan link has one node end (a); its b side is the VXLAN segment")
 	}
 	if v.Local == "" {
@@ -260,6 +261,7 @@ type WorkSpec struct {
 	Type        string    `yaml:"type"`
 	From        StringSet `yaml:"from"`
 	To          string    `yaml:"to"`
+	Family      string    `yaml:"family"` // ipv4 or ipv6: which of to's addresses (default: its first)
 	Port        int       `yaml:"port"`
 	Bytes       Size      `yaml:"bytes"`
 	Request     Size      `yaml:"request"`
@@ -457,6 +459,52 @@ func (s *StringSet) UnmarshalYAML(n *yaml.Node) error {
 	return &ScenarioError{Line: n.Line, Why: "expected a name or a list of names"}
 }
 
+// AddrList is one address (or prefix) or a list of them: a dual-stack
+// interface, host or group has one of each family.
+type AddrList []string
+
+func (s *AddrList) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*s = []string{n.Value}
+		return nil
+	case yaml.SequenceNode:
+		var l []string
+		if err := n.Decode(&l); err == nil {
+			*s = l
+			return nil
+		}
+	}
+	return &ScenarioError{Line: n.Line, Why: "expected an address or a list of addresses (one per family)"}
+}
+
+// family names an address's family for errors.
+func family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// parseAddrs reads a list of addresses with prefix length, at most one
+// per family.
+func parseAddrs(fl *fieldLines, field string, l AddrList, what string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, a := range l {
+		p, err := netip.ParsePrefix(a)
+		if err != nil || p.Addr().Zone() != "" || p.Addr().Is4In6() {
+			return nil, errAt(fl, field, "%q is not an IPv4 or IPv6 %s with prefix length (like 10.0.0.1/24, fd00::1/64)", a, what)
+		}
+		for _, q := range out {
+			if q.Addr().Is4() == p.Addr().Is4() {
+				return nil, errAt(fl, field, "two %s %ses (%v, %v): give one per family", family(p.Addr()), what, q, p)
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // LoadScenario reads and validates a scenario file.
 func LoadScenario(file string) (*Scenario, error) {
 	b, err := os.ReadFile(file)
@@ -549,11 +597,12 @@ func (sc *Scenario) Build(seed uint64) (*Net, error) {
 
 func (sc *Scenario) build(seed uint64) (*Net, error) {
 	n := NewNet(seed)
+	n.S.DAD = sc.DAD
 	n.SampleEvery = time.Duration(sc.Sample)
 	var base tcp.Config
 	sc.TCP.apply(&base)
 	gw := map[*Host]*fieldLines{}
-	gwAddr := map[*Host]string{}
+	gwAddr := map[*Host]AddrList{}
 	routes := map[*Host]*NodeSpec{}
 	addNode := func(ns *NodeSpec, router bool) error {
 		if ns.Name == "" || strings.ContainsAny(ns.Name, ":/ *") {
@@ -567,7 +616,7 @@ func (sc *Scenario) build(seed uint64) (*Net, error) {
 		if err != nil {
 			return errAt(&ns.lines, "name", "%v", err)
 		}
-		if ns.Gateway != "" {
+		if len(ns.Gateway) > 0 {
 			gw[h], gwAddr[h] = &ns.lines, ns.Gateway
 		}
 		routes[h] = ns
@@ -589,23 +638,23 @@ func (sc *Scenario) build(seed uint64) (*Net, error) {
 			return nil, errAt(&s.lines, "name", "%v", err)
 		}
 	}
-	end := func(fl *fieldLines, field, ref, addrField, addr string) (End, error) {
+	end := func(fl *fieldLines, field, ref, addrField string, addr AddrList) (End, error) {
 		node, ifn, _ := strings.Cut(ref, ":")
 		var e End
 		if h := n.hostByName[node]; h != nil {
 			e.Host, e.Iface = h, ifn
-			if addr == "" {
-				return e, errAt(fl, field, "host end %q needs %s (an address like 10.0.0.1/24)", ref, addrField)
+			if len(addr) == 0 {
+				return e, errAt(fl, field, "host end %q needs %s (an address like 10.0.0.1/24 or fd00::1/64, or a list of one of each)", ref, addrField)
 			}
-			p, err := netip.ParsePrefix(addr)
-			if err != nil || !p.Addr().Is4() {
-				return e, errAt(fl, addrField, "%q is not an IPv4 address with prefix length", addr)
+			ps, err := parseAddrs(fl, addrField, addr, "address")
+			if err != nil {
+				return e, err
 			}
-			e.Addr = p
+			e.Addr, e.More = ps[0], ps[1:]
 			return e, nil
 		}
 		if sw := n.swByName[node]; sw != nil {
-			if addr != "" {
+			if len(addr) > 0 {
 				return e, errAt(fl, addrField, "a switch port has no address")
 			}
 			e.Switch = sw
@@ -660,35 +709,45 @@ func (sc *Scenario) build(seed uint64) (*Net, error) {
 		if sw == nil {
 			return nil, errAt(&g.lines, "switch", "unknown switch %q", g.Switch)
 		}
-		sub, err := netip.ParsePrefix(g.Subnet)
-		if err != nil || !sub.Addr().Is4() {
-			return nil, errAt(&g.lines, "subnet", "%q is not an IPv4 prefix", g.Subnet)
+		if len(g.Subnet) == 0 {
+			return nil, errAt(&g.lines, "subnet", "missing: a prefix like 10.0.0.0/24 or fd00::/64, or a list of one of each")
+		}
+		subs, err := parseAddrs(&g.lines, "subnet", g.Subnet, "prefix")
+		if err != nil {
+			return nil, err
 		}
 		first := g.First
 		if first == 0 {
 			first = 10
 		}
-		if uint64(first+g.Count) >= 1<<(32-sub.Bits()) {
-			return nil, errAt(&g.lines, "count", "%d hosts from offset %d do not fit in %v", g.Count, first, sub)
+		for _, sub := range subs {
+			if hb := sub.Addr().BitLen() - sub.Bits(); hb < 40 && uint64(first+g.Count) >= 1<<hb {
+				return nil, errAt(&g.lines, "count", "%d hosts from offset %d do not fit in %v", g.Count, first, sub)
+			}
 		}
 		cfg, err := g.Link.config()
 		if err != nil {
 			return nil, err
 		}
-		b4 := sub.Masked().Addr().As4()
-		basev := uint32(b4[0])<<24 | uint32(b4[1])<<16 | uint32(b4[2])<<8 | uint32(b4[3])
 		for k := 1; k <= g.Count; k++ {
 			name := fmt.Sprintf("%s%d", g.Prefix, k)
 			h, err := n.AddHost(name, false, base)
 			if err != nil {
 				return nil, errAt(&g.lines, "prefix", "%v", err)
 			}
-			v := basev + uint32(first+k-1)
-			addr := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), sub.Bits())
-			if _, err := n.Connect(name, cfg, End{Host: h, Addr: addr}, End{Switch: sw}); err != nil {
+			e := End{Host: h}
+			for i, sub := range subs {
+				addr := netip.PrefixFrom(addrPlus(sub.Masked().Addr(), uint64(first+k-1)), sub.Bits())
+				if i == 0 {
+					e.Addr = addr
+				} else {
+					e.More = append(e.More, addr)
+				}
+			}
+			if _, err := n.Connect(name, cfg, e, End{Switch: sw}); err != nil {
 				return nil, errAt(&g.lines, "prefix", "%v", err)
 			}
-			if g.Gateway != "" {
+			if len(g.Gateway) > 0 {
 				gw[h], gwAddr[h] = &g.lines, g.Gateway
 			}
 		}
@@ -702,8 +761,11 @@ func (sc *Scenario) build(seed uint64) (*Net, error) {
 					return nil, errAt(&ns.lines, "routes", "%q is not a prefix", r.To)
 				}
 				via, err := netip.ParseAddr(r.Via)
-				if err != nil {
+				if err != nil || via.Is4In6() {
 					return nil, errAt(&ns.lines, "routes", "%q is not an address", r.Via)
+				}
+				if to.Addr().Is4() != via.Is4() {
+					return nil, errAt(&ns.lines, "routes", "route to %v via %v: the gateway must be of the prefix's family", to, via)
 				}
 				if err := h.AddRoute(RouteConfig{To: to, Via: via, Dev: r.Dev}); err != nil {
 					return nil, errAt(&ns.lines, "routes", "%v", err)
@@ -711,12 +773,23 @@ func (sc *Scenario) build(seed uint64) (*Net, error) {
 			}
 		}
 		if fl := gw[h]; fl != nil {
-			a, err := netip.ParseAddr(gwAddr[h])
-			if err != nil {
-				return nil, errAt(fl, "gateway", "%q is not an address", gwAddr[h])
-			}
-			if err := h.AddRoute(RouteConfig{To: netip.MustParsePrefix("0.0.0.0/0"), Via: a}); err != nil {
-				return nil, errAt(fl, "gateway", "%v", err)
+			var seen netip.Addr
+			for _, g := range gwAddr[h] {
+				a, err := netip.ParseAddr(g)
+				if err != nil || a.Is4In6() {
+					return nil, errAt(fl, "gateway", "%q is not an address", g)
+				}
+				if seen.IsValid() && seen.Is4() == a.Is4() {
+					return nil, errAt(fl, "gateway", "two %s gateways (%v, %v): give one per family", family(a), seen, a)
+				}
+				seen = a
+				def := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+				if a.Is6() {
+					def = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+				}
+				if err := h.AddRoute(RouteConfig{To: def, Via: a}); err != nil {
+					return nil, errAt(fl, "gateway", "%v", err)
+				}
 			}
 		}
 	}
@@ -785,11 +858,55 @@ func (sc *Scenario) workload(n *Net, ws *WorkSpec, i int) (*Workload, error) {
 		return nil, errAt(fl, "from", "%v", err)
 	}
 	to := n.hostByName[ws.To]
+	var dst netip.Addr
+	if a, err := netip.ParseAddr(ws.To); err == nil && to == nil {
+		// An address: the host that has it.
+		for _, h := range n.Hosts {
+			if h.HasAddr(a) {
+				to, dst = h, a
+				break
+			}
+		}
+		if to == nil {
+			return nil, errAt(fl, "to", "no host has address %v", a)
+		}
+	}
 	if to == nil {
 		return nil, errAt(fl, "to", "unknown host %q", ws.To)
 	}
-	if !to.Addr().IsValid() {
+	switch ws.Family {
+	case "":
+		if !dst.IsValid() {
+			dst = to.Addr()
+		}
+	case "ipv4", "ipv6", "4", "6":
+		fam := 4
+		if strings.HasSuffix(ws.Family, "6") {
+			fam = 6
+		}
+		if dst.IsValid() && dst.Is6() != (fam == 6) {
+			return nil, errAt(fl, "family", "%s, but to is the %s address %v", ws.Family, family(dst), dst)
+		}
+		if !dst.IsValid() {
+			dst = to.AddrOf(fam)
+		}
+		if !dst.IsValid() {
+			return nil, errAt(fl, "to", "host %q has no IPv%d address", ws.To, fam)
+		}
+	default:
+		return nil, errAt(fl, "family", "%q is not ipv4 or ipv6", ws.Family)
+	}
+	if !dst.IsValid() {
 		return nil, errAt(fl, "to", "host %q has no address", ws.To)
+	}
+	fam := 4
+	if dst.Is6() {
+		fam = 6
+	}
+	for _, h := range from {
+		if !h.AddrOf(fam).IsValid() {
+			return nil, errAt(fl, "from", "host %q has no %s address to reach %v from", h.Name, family(dst), dst)
+		}
 	}
 	if ws.Port < 0 || ws.Port > 65535 {
 		return nil, errAt(fl, "port", "%d is not a port", ws.Port)
@@ -798,7 +915,7 @@ func (sc *Scenario) workload(n *Net, ws *WorkSpec, i int) (*Workload, error) {
 	if port == 0 {
 		port = uint16(5000 + i)
 	}
-	w := &Workload{Name: ws.Name, Type: ws.Type, From: from, To: to, Port: port, Count: ws.Count,
+	w := &Workload{Name: ws.Name, Type: ws.Type, From: from, To: to, Dst: dst, Port: port, Count: ws.Count,
 		Concurrency: ws.Concurrency, Start: time.Duration(ws.Start), Interval: time.Duration(ws.Interval),
 		Duration: time.Duration(ws.Duration), Rate: float64(ws.Rate), CC: ws.CC, MaxHops: ws.MaxHops, Trace: true, Timeout: time.Duration(ws.Timeout)}
 	if ws.Trace != nil {
@@ -928,4 +1045,16 @@ func (sc *Scenario) event(n *Net, es *EventSpec) error {
 		return errAt(fl, "at", "an event needs exactly one action (link_down, link_up, partition, heal, link+bandwidth, crash, restart), found %d", acts)
 	}
 	return nil
+}
+
+// addrPlus is a plus k, carrying across bytes (k small: host offsets).
+func addrPlus(a netip.Addr, k uint64) netip.Addr {
+	b := a.AsSlice()
+	for i := len(b) - 1; i >= 0 && k > 0; i-- {
+		v := uint64(b[i]) + k&0xff
+		b[i] = byte(v)
+		k = k>>8 + v>>8
+	}
+	out, _ := netip.AddrFromSlice(b)
+	return out
 }

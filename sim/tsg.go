@@ -58,28 +58,45 @@ type tcpPkt struct {
 func parseTCPFrame(r PcapRecord) (tcpPkt, bool) {
 	var p tcpPkt
 	b := r.Data
-	if len(b) < 14+20 || binary.BigEndian.Uint16(b[12:]) != wire.EtherTypeIPv4 {
+	if len(b) < 14+20 {
 		return p, false
 	}
 	ip := b[14:]
-	ihl := int(ip[0]&0xf) * 4
-	if ip[0]>>4 != 4 || ihl < 20 || len(ip) < ihl+20 || ip[9] != wire.ProtoTCP {
+	var src, dst netip.Addr
+	var ihl, tot int
+	switch binary.BigEndian.Uint16(b[12:]) {
+	case wire.EtherTypeIPv4:
+		ihl = int(ip[0]&0xf) * 4
+		if ip[0]>>4 != 4 || ihl < 20 || len(ip) < ihl+20 || ip[9] != wire.ProtoTCP {
+			return p, false
+		}
+		// The payload length comes from the IP header: a capture with a
+		// snap length keeps only the headers of a segment. A total length
+		// too small to be true (0 in some offloaded captures) falls back to
+		// what was captured.
+		tot = int(binary.BigEndian.Uint16(ip[2:]))
+		if binary.BigEndian.Uint16(ip[6:])&0x1fff != 0 {
+			return p, false // non-first fragment
+		}
+		src = netip.AddrFrom4([4]byte(ip[12:16]))
+		dst = netip.AddrFrom4([4]byte(ip[16:20]))
+	case wire.EtherTypeIPv6:
+		// TCP right after the fixed header; a segment behind extension
+		// headers is not drawn.
+		ihl = wire.IPv6HeaderLen
+		if ip[0]>>4 != 6 || len(ip) < ihl+20 || ip[6] != wire.ProtoTCP {
+			return p, false
+		}
+		tot = ihl + int(binary.BigEndian.Uint16(ip[4:]))
+		src = netip.AddrFrom16([16]byte(ip[8:24]))
+		dst = netip.AddrFrom16([16]byte(ip[24:40]))
+	default:
 		return p, false
 	}
-	// The payload length comes from the IP header: a capture with a
-	// snap length keeps only the headers of a segment. A total length
-	// too small to be true (0 in some offloaded captures) falls back to
-	// what was captured.
-	tot := int(binary.BigEndian.Uint16(ip[2:]))
 	if tot < ihl+20 {
 		tot = len(ip)
 	}
 	captured := min(tot, len(ip))
-	if binary.BigEndian.Uint16(ip[6:])&0x1fff != 0 {
-		return p, false // non-first fragment
-	}
-	src := netip.AddrFrom4([4]byte(ip[12:16]))
-	dst := netip.AddrFrom4([4]byte(ip[16:20]))
 	t := ip[ihl:captured]
 	doff := int(t[12]>>4) * 4
 	if doff < 20 || doff > len(t) {

@@ -144,6 +144,7 @@ type Workload struct {
 	Type        string // bulk, rr, http, churn, ping, udp, traceroute
 	From        []*Host
 	To          *Host
+	Dst         netip.Addr // the address of To to use (default: its first)
 	Port        uint16
 	Bytes       uint64        // bulk: per flow; rr/churn: request size; udp: datagram size; ping: payload
 	Response    uint64        // rr/http/churn: response size
@@ -215,7 +216,23 @@ func (n *Net) Start(w *Workload) error {
 }
 
 func (n *Net) serverAddr(w *Workload) netip.AddrPort {
-	return netip.AddrPortFrom(w.To.Addr(), w.Port)
+	return netip.AddrPortFrom(w.dst(), w.Port)
+}
+
+// dst is the address the workload sends to.
+func (w *Workload) dst() netip.Addr {
+	if w.Dst.IsValid() {
+		return w.Dst
+	}
+	return w.To.Addr()
+}
+
+// anyAddr is the unspecified address of a's family, to bind to.
+func anyAddr(a netip.Addr) netip.Addr {
+	if a.Is6() {
+		return netip.IPv6Unspecified()
+	}
+	return netip.IPv4Unspecified()
 }
 
 // listenOnce starts one server per (host, port).
@@ -724,8 +741,15 @@ func (n *Net) startPing(w *Workload) error {
 func (n *Net) runPing(w *Workload, f *Flow, from *Host) {
 	f.Start = n.S.Now()
 	ep := from.Stack.NewDgram(stack.KindPing, 0)
+	dstA := w.dst()
+	v6 := dstA.Is6()
+	echo, reply := wire.ICMPEcho, wire.ICMPEchoReply
+	if v6 {
+		ep.SetInet6() // ICMPv6 echo
+		echo, reply = wire.ICMPv6EchoRequest, wire.ICMPv6EchoReply
+	}
 	id := uint16(1000 + f.ID)
-	if err := ep.Bind(netip.AddrPortFrom(netip.IPv4Unspecified(), id)); err != nil {
+	if err := ep.Bind(netip.AddrPortFrom(anyAddr(dstA), id)); err != nil {
 		n.failFlow(f, err)
 		return
 	}
@@ -734,7 +758,7 @@ func (n *Net) runPing(w *Workload, f *Flow, from *Host) {
 	if interval == 0 {
 		interval = time.Second
 	}
-	dst := netip.AddrPortFrom(w.To.Addr(), 0)
+	dst := netip.AddrPortFrom(dstA, 0)
 	sentAt := make([]time.Duration, count)
 	got := 0
 	finish := func() {
@@ -754,8 +778,9 @@ func (n *Net) runPing(w *Workload, f *Flow, from *Host) {
 			if err != nil || k < wire.ICMPv4HeaderLen {
 				return
 			}
+			// Echo headers have the same layout in ICMPv4 and ICMPv6.
 			m := wire.ICMPv4(buf[:k])
-			if m.Type() != wire.ICMPEchoReply || int(m.Seq()) >= count || sentAt[m.Seq()] < 0 {
+			if m.Type() != reply || int(m.Seq()) >= count || sentAt[m.Seq()] < 0 {
 				continue
 			}
 			f.lat = append(f.lat, n.S.Now()-sentAt[m.Seq()])
@@ -777,7 +802,7 @@ func (n *Net) runPing(w *Workload, f *Flow, from *Host) {
 			return
 		}
 		clear(msg)
-		msg[0] = wire.ICMPEcho
+		msg[0] = echo
 		wire.ICMPv4(msg).SetSeq(uint16(seq))
 		copy(msg[wire.ICMPv4HeaderLen:], n.S.pattern())
 		sentAt[seq] = n.S.Now()
@@ -804,8 +829,19 @@ func (n *Net) startUDP(w *Workload) error {
 	if dur == 0 {
 		dur = 10 * time.Second
 	}
+	dstA := w.dst()
+	if dstA.Is6() {
+		// IPv6 adds 20 header bytes to what the rate counts.
+		if w.Rate > 0 {
+			interval = time.Duration(float64(size+48+14) * 8 * 1e9 / w.Rate)
+		}
+	}
 	rx := w.To.Stack.NewDgram(stack.KindUDP, 0)
-	if err := rx.Bind(netip.AddrPortFrom(netip.IPv4Unspecified(), w.Port)); err != nil {
+	if dstA.Is6() {
+		rx.SetInet6()
+		rx.SetV6Only(true)
+	}
+	if err := rx.Bind(netip.AddrPortFrom(anyAddr(dstA), w.Port)); err != nil {
 		return err
 	}
 	flows := map[netip.AddrPort]*Flow{}
@@ -851,12 +887,17 @@ func (n *Net) startUDP(w *Workload) error {
 		f := n.newFlow(w, "udp", from)
 		f.seen = map[uint64]bool{}
 		tx := from.Stack.NewDgram(stack.KindUDP, 0)
+		if dstA.Is6() {
+			tx.SetInet6()
+			tx.SetV6Only(true)
+		}
 		sport := uint16(40000 + i)
-		if err := tx.Bind(netip.AddrPortFrom(netip.IPv4Unspecified(), sport)); err != nil {
+		if err := tx.Bind(netip.AddrPortFrom(anyAddr(dstA), sport)); err != nil {
 			return err
 		}
-		flows[netip.AddrPortFrom(from.Addr(), sport)] = f
-		f.Client = netip.AddrPortFrom(from.Addr(), sport).String()
+		src := srcFor(from, dstA)
+		flows[netip.AddrPortFrom(src, sport)] = f
+		f.Client = netip.AddrPortFrom(src, sport).String()
 		f.Server = n.serverAddr(w).String()
 		dst := n.serverAddr(w)
 		msg := make([]byte, size)
@@ -904,13 +945,25 @@ func (n *Net) runTraceroute(w *Workload, f *Flow, from *Host) {
 		maxHops = 16
 	}
 	id := uint16(2000 + f.ID)
+	dst := w.dst()
+	v6 := dst.Is6()
 	ping := from.Stack.NewDgram(stack.KindPing, 0)
-	raw := from.Stack.NewDgram(stack.KindRaw, wire.ProtoICMP)
-	if err := ping.Bind(netip.AddrPortFrom(netip.IPv4Unspecified(), id)); err != nil {
+	var raw *stack.DgramEndpoint
+	echo, reply, exceeded := wire.ICMPEcho, wire.ICMPEchoReply, wire.ICMPTimeExceeded
+	if v6 {
+		// ICMPv6 echo; the raw ICMPv6 socket gets messages without the
+		// IP header (RFC 3542 3), the sender in its address.
+		ping.SetInet6()
+		raw = from.Stack.NewDgram(stack.KindRaw, wire.ProtoICMPv6)
+		raw.SetInet6()
+		echo, reply, exceeded = wire.ICMPv6EchoRequest, wire.ICMPv6EchoReply, wire.ICMPv6TimeExceeded
+	} else {
+		raw = from.Stack.NewDgram(stack.KindRaw, wire.ProtoICMP)
+	}
+	if err := ping.Bind(netip.AddrPortFrom(anyAddr(dst), id)); err != nil {
 		n.failFlow(f, err)
 		return
 	}
-	dst := w.To.Addr()
 	ttl := 0
 	answered := false
 	var probe func()
@@ -938,7 +991,7 @@ func (n *Net) runTraceroute(w *Workload, f *Flow, from *Host) {
 				return // EAGAIN, or closed
 			}
 			m := wire.ICMPv4(buf[:k])
-			if k >= 8 && m.Type() == wire.ICMPEchoReply && int(m.Seq()) == ttl {
+			if k >= 8 && m.Type() == reply && int(m.Seq()) == ttl {
 				next(src.Addr().String(), true)
 			}
 		}
@@ -946,16 +999,33 @@ func (n *Net) runTraceroute(w *Workload, f *Flow, from *Host) {
 	from.watchDgram(raw, func(d *dgram) {
 		buf := d.s.scratch()
 		for {
-			k, _, _, err := raw.RecvFrom(buf, false)
+			k, _, from, err := raw.RecvFrom(buf, false)
 			if err != nil || k == 0 {
 				return
+			}
+			if v6 {
+				// Time Exceeded: 8 bytes, then the invoking packet's
+				// IPv6 header and our echo request.
+				m := wire.ICMPv6(buf[:k])
+				if k < wire.ICMPv6HeaderLen+wire.IPv6HeaderLen+8 || m.Type() != exceeded || m.Code() != 0 {
+					continue
+				}
+				inner := m.Payload()
+				if inner[6] != wire.ProtoICMPv6 {
+					continue
+				}
+				em := wire.ICMPv6(inner[wire.IPv6HeaderLen:])
+				if em.Type() == echo && em.ID() == id && int(em.Seq()) == ttl {
+					next(from.Addr().WithZone("").String(), false)
+				}
+				continue
 			}
 			ip, err := wire.ParseIPv4(buf[:k])
 			if err != nil {
 				continue
 			}
 			m := wire.ICMPv4(ip.Payload())
-			if len(m) < 8+20+8 || m.Type() != wire.ICMPTimeExceeded {
+			if len(m) < 8+20+8 || m.Type() != exceeded {
 				continue
 			}
 			inner := m.Payload()
@@ -978,9 +1048,16 @@ func (n *Net) runTraceroute(w *Workload, f *Flow, from *Host) {
 		answered = false
 		gen++
 		g := gen
-		ping.SetTTL(ttl)
+		if v6 {
+			ping.SetHopLimit(ttl) // IPV6_UNICAST_HOPS
+		} else {
+			ping.SetTTL(ttl)
+		}
 		msg := make([]byte, 8+32)
-		msg[0] = wire.ICMPEcho
+		msg[0] = echo
+		// The flow's seeded pattern as payload, as ping sends: another
+		// seed, other bytes (IPv6 has no seeded IP identification).
+		copy(msg[8:], n.S.pattern())
 		wire.ICMPv4(msg).SetSeq(uint16(ttl))
 		ping.SendTo(msg, netip.AddrPortFrom(dst, 0), nil)
 		f.Sent++
@@ -991,4 +1068,16 @@ func (n *Net) runTraceroute(w *Workload, f *Flow, from *Host) {
 		})
 	}
 	probe()
+}
+
+// srcFor is the source address from gives packets to dst: its route's
+// preferred source, else its first address of dst's family.
+func srcFor(from *Host, dst netip.Addr) netip.Addr {
+	if r, err := from.Stack.FindRoute(dst); err == nil && r.Src.IsValid() {
+		return r.Src
+	}
+	if dst.Is6() {
+		return from.AddrOf(6)
+	}
+	return from.AddrOf(4)
 }

@@ -31,7 +31,8 @@ func simRunCmd() *cobra.Command {
 		Use:   "run SCENARIO.yaml",
 		Short: "Run a scenario; write pcaps, metrics.json, report.html and its charts (plots/, PNG and SVG) into --out",
 		Example: `  sockstack sim run scenarios/dumbbell-droptail.yaml --seed 1 --out /tmp/db
-  sockstack sim run scenarios/satellite.yaml --out /tmp/sat`,
+  sockstack sim run scenarios/satellite.yaml --out /tmp/sat
+  sockstack sim run scenarios/dumbbell-dualstack.yaml --out /tmp/ds   # IPv4 and IPv6 flows`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			seedSet = cmd.Flags().Changed("seed")
