@@ -130,6 +130,16 @@ func (sp *unixSpace) lookup(key string) (*unixEP, error) {
 	return e, nil
 }
 
+// typeMismatch is the error for a name bound by a socket of another
+// type: Linux looks abstract names up by type (so none is found,
+// ECONNREFUSED) and paths by inode (EPROTOTYPE).
+func typeMismatch(key string) error {
+	if key != "" && key[0] == 0 {
+		return syscall.ECONNREFUSED
+	}
+	return syscall.EPROTOTYPE
+}
+
 // release frees an abstract name, and leaves a path behind as stale.
 func (sp *unixSpace) release(e *unixEP, key string) {
 	if key == "" {
@@ -424,7 +434,7 @@ func (e *unixEP) connect(a Sockaddr) error {
 		return syscall.ECONNREFUSED
 	}
 	if t.typ != e.typ {
-		return syscall.EPROTOTYPE
+		return typeMismatch(key)
 	}
 	srv := newUnixEP(e.sp, e.typ)
 	srv.state = unixConnected
@@ -490,7 +500,7 @@ func (e *unixEP) connectDgram(a Sockaddr) error {
 		return err
 	}
 	if t.typ != e.typ {
-		return syscall.EPROTOTYPE
+		return typeMismatch(key)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -695,11 +705,11 @@ func (e *unixEP) sendDgram1(b []byte, to Sockaddr, rights []flightRef) (int, err
 		if t, err = e.sp.lookup(key); err != nil {
 			return 0, err
 		}
+		if t.typ != e.typ {
+			return 0, typeMismatch(key)
+		}
 	} else if t == nil {
 		return 0, syscall.ENOTCONN
-	}
-	if t.typ != e.typ {
-		return 0, syscall.EPROTOTYPE
 	}
 	t.mu.Lock()
 	if t.state == unixClosed {

@@ -109,7 +109,11 @@ func TestUnixSeqpacketErrnos(t *testing.T) {
 	st := mustSocket(t, n, AF_UNIX, SOCK_STREAM, 0)
 	st.Bind(&SockaddrUnix{"@stream"})
 	st.Listen(1)
-	wantErr(t, "connect to stream", u.Connect(&SockaddrUnix{"@stream"}), syscall.EPROTOTYPE)
+	wantErr(t, "connect to abstract stream", u.Connect(&SockaddrUnix{"@stream"}), syscall.ECONNREFUSED)
+	st2 := mustSocket(t, n, AF_UNIX, SOCK_STREAM, 0)
+	st2.Bind(&SockaddrUnix{"/tmp/stream"})
+	st2.Listen(1)
+	wantErr(t, "connect to path stream", u.Connect(&SockaddrUnix{"/tmp/stream"}), syscall.EPROTOTYPE)
 
 	_, c, s := seqConn(t, n, "@seqe")
 	// An address on a connected seqpacket socket is ignored (Linux).
