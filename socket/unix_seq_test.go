@@ -211,3 +211,46 @@ func TestUnixSeqpacketPairAndBlocking(t *testing.T) {
 		t.Fatalf("readiness after close: %v", r)
 	}
 }
+
+// TestUnixSeqpacketPoller: a poller wakes for a seqpacket message sent
+// from another goroutine, for a connection to a seqpacket listener, and
+// for the end of the peer.
+func TestUnixSeqpacketPoller(t *testing.T) {
+	n := newNet(t)
+	l := mustSocket(t, n, AF_UNIX, SOCK_SEQPACKET, 0)
+	l.Bind(&SockaddrUnix{"@seqpoll"})
+	l.Listen(1)
+	p := NewPoller()
+	defer p.Close()
+	if err := p.Add(l, waiter.EventIn, 1); err != nil {
+		t.Fatal(err)
+	}
+	ev := make([]PollEvent, 4)
+	if k, _ := p.Wait(ev, 0); k != 0 {
+		t.Fatalf("idle listener ready: %v", ev[:k])
+	}
+	c := mustSocket(t, n, AF_UNIX, SOCK_SEQPACKET, 0)
+	go c.Connect(&SockaddrUnix{"@seqpoll"})
+	if k, err := p.Wait(ev, -1); k != 1 || err != nil || ev[0].Data != 1 {
+		t.Fatalf("listener: %d %v %v", k, err, ev[:k])
+	}
+	s, _, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p.Remove(l)
+	p.Add(s, waiter.EventIn, 2)
+	go c.Send([]byte("wake"), 0)
+	if k, err := p.Wait(ev, -1); k != 1 || err != nil || ev[0].Data != 2 || ev[0].Events&waiter.EventIn == 0 {
+		t.Fatalf("message: %d %v %v", k, err, ev[:k])
+	}
+	s.Recv(make([]byte, 8), 0)
+	if k, _ := p.Wait(ev, 0); k != 0 {
+		t.Fatalf("drained socket ready: %v", ev[:k])
+	}
+	go c.Close()
+	if k, err := p.Wait(ev, -1); k != 1 || err != nil || ev[0].Events&waiter.EventHUp == 0 {
+		t.Fatalf("peer closed: %d %v %v", k, err, ev[:k])
+	}
+}
