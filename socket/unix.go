@@ -55,6 +55,12 @@ type unixSpace struct {
 	names    map[string]*unixEP // nil value: a path left behind by a closed socket
 	autobind int
 	inflight atomic.Int64 // SCM_RIGHTS references not yet received (unix_rights.go)
+
+	// Garbage collection of sockets in flight (unix_rights.go).
+	gc       sync.RWMutex         // held shared while references are in a caller's hands
+	cmu      sync.Mutex           // guards carriers; innermost
+	carriers map[*unixEP]struct{} // endpoints that have queued references
+	gcNext   atomic.Int64         // in-flight count at which a sendmsg collects
 }
 
 func newUnixSpace() *unixSpace { return &unixSpace{names: map[string]*unixEP{}} }
@@ -576,6 +582,7 @@ func (e *unixEP) sendAtt(b []byte, to Sockaddr, rights []flightRef) (n int, used
 		// to the bytes after it (Linux: an skb with fds ends a read).
 		start := p.rxBase + int64(p.rx.n)
 		p.marks = append(p.marks, unixMark{start: start, end: start + int64(n), rights: rights})
+		p.sp.carry(p)
 		used = true
 	}
 	p.rx.write(b[:n])
@@ -769,6 +776,9 @@ func (e *unixEP) enqueue(b []byte, from string, rights []flightRef) {
 		e.recs, e.rhead = nr, 0
 	}
 	e.recs[(e.rhead+e.rn)%len(e.recs)] = unixRec{n: len(b), from: from, rights: rights}
+	if rights != nil {
+		e.sp.carry(e)
+	}
 	e.rn++
 	e.rx.write(b)
 }

@@ -287,6 +287,20 @@ func checkCred(c Ucred) error {
 
 // sendUnixControl is SendMsgControl on an AF_UNIX socket.
 func (s *Socket) sendUnixControl(e *unixEP, b, oob []byte, flags int, to Sockaddr) (int, error) {
+	sp := s.net.unix
+	next := sp.gcNext.Load()
+	if next == 0 {
+		next = unixGCFirst
+	}
+	if in := sp.inflight.Load(); in >= next {
+		// Many references in flight: look for cycles nobody can read,
+		// as Linux's sendmsg does past UNIX_INFLIGHT_TRIGGER_GC.
+		s.net.UnixGC()
+		sp.gcNext.Store(max(unixGCFirst, 2*sp.inflight.Load()))
+	}
+	// References in our hands are in no queue: no collection meanwhile.
+	sp.gc.RLock()
+	defer sp.gc.RUnlock()
 	rights, err := s.net.unixCtl(oob)
 	if err != nil {
 		return 0, err
@@ -294,6 +308,9 @@ func (s *Socket) sendUnixControl(e *unixEP, b, oob []byte, flags int, to Sockadd
 	n, err := s.sendUnix(e, b, flags, to, rights)
 	return n, err
 }
+
+// unixGCFirst is how many references in flight make a sendmsg collect.
+const unixGCFirst = 1024
 
 // sendUnix is SendTo with descriptors: a blocking stream send passes
 // them with its first bytes; a message socket with its one message.
@@ -335,14 +352,23 @@ func (s *Socket) sendUnix(e *unixEP, b []byte, flags int, to Sockaddr, rights []
 func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, rflags int, from Sockaddr, err error) {
 	var rights []flightRef
 	var full int
+	sp := s.net.unix
 	err = s.blocking(flags, false, waiter.EventIn, func() error {
+		// From the dequeue until the references are installed or
+		// released they are in no queue: no collection meanwhile (but
+		// none is held off while the call waits).
+		sp.gc.RLock()
 		var err error
 		n, full, from, err = e.recvAtt(p, flags&^msgNoFrom, &rights)
+		if err != nil {
+			sp.gc.RUnlock()
+		}
 		return err
 	})
 	if err != nil {
 		return 0, 0, 0, nil, err
 	}
+	defer sp.gc.RUnlock()
 	if !e.stream() && full > n {
 		rflags |= MSG_TRUNC
 		if flags&MSG_TRUNC != 0 {
@@ -383,4 +409,121 @@ func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, 
 		rflags |= MSG_CTRUNC
 	}
 	return n, w.n, rflags, from, nil
+}
+
+// carry notes that e's queue holds references (call with e.mu held).
+func (sp *unixSpace) carry(e *unixEP) {
+	sp.cmu.Lock()
+	if sp.carriers == nil {
+		sp.carriers = map[*unixEP]struct{}{}
+	}
+	sp.carriers[e] = struct{}{}
+	sp.cmu.Unlock()
+}
+
+// holdsRights reports whether e's queue holds references (e.mu held).
+func (e *unixEP) holdsRights() bool {
+	for _, m := range e.marks {
+		if len(m.rights) > 0 {
+			return true
+		}
+	}
+	for i := 0; i < e.rn; i++ {
+		if len(e.recs[(e.rhead+i)%len(e.recs)].rights) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// queuedEndpoints lists the endpoints e's queue (and, for a listener,
+// its connections not yet accepted) holds references to or owns.
+func (e *unixEP) queuedEndpoints() []endpoint {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []endpoint
+	for _, m := range e.marks {
+		for _, r := range m.rights {
+			out = append(out, r.ep)
+		}
+	}
+	for i := 0; i < e.rn; i++ {
+		for _, r := range e.recs[(e.rhead+i)%len(e.recs)].rights {
+			out = append(out, r.ep)
+		}
+	}
+	for _, c := range e.acceptQ {
+		out = append(out, c)
+	}
+	for _, pc := range e.pendingQ {
+		out = append(out, pc.srv)
+	}
+	return out
+}
+
+// UnixGC closes AF_UNIX sockets that only messages in flight keep open,
+// in a cycle no descriptor reaches (a socket passed into its own queue,
+// two passed into each other's), as Linux's unix_gc does: the sockets
+// the descriptor table holds are the roots, the references queued in
+// reachable AF_UNIX sockets make what they name reachable, and the
+// queued references of an unreachable socket are released. It returns
+// how many sockets' queues it emptied. It does nothing (returns 0)
+// while a send or a receive holds references outside any queue.
+func (n *Net) UnixGC() int {
+	sp := n.unix
+	if sp.inflight.Load() == 0 || !sp.gc.TryLock() {
+		return 0
+	}
+	sp.cmu.Lock()
+	carriers := make([]*unixEP, 0, len(sp.carriers))
+	for e := range sp.carriers {
+		carriers = append(carriers, e)
+	}
+	sp.cmu.Unlock()
+	reach := map[endpoint]bool{}
+	var work []*unixEP
+	for _, s := range n.Sockets() {
+		if !reach[s.ep] {
+			reach[s.ep] = true
+			if u, ok := s.ep.(*unixEP); ok {
+				work = append(work, u)
+			}
+		}
+	}
+	for len(work) > 0 {
+		u := work[len(work)-1]
+		work = work[:len(work)-1]
+		for _, ep := range u.queuedEndpoints() {
+			if !reach[ep] {
+				reach[ep] = true
+				if v, ok := ep.(*unixEP); ok {
+					work = append(work, v)
+				}
+			}
+		}
+	}
+	var drop []flightRef
+	emptied := 0
+	for _, e := range carriers {
+		e.mu.Lock()
+		holds := e.holdsRights()
+		if holds && !reach[endpoint(e)] {
+			drop = append(drop, e.dropRightsLocked()...)
+			holds = false
+			emptied++
+		}
+		e.mu.Unlock()
+		if !holds {
+			e.mu.Lock()
+			if !e.holdsRights() {
+				sp.cmu.Lock()
+				delete(sp.carriers, e)
+				sp.cmu.Unlock()
+			}
+			e.mu.Unlock()
+		}
+	}
+	sp.gc.Unlock()
+	releaseRefs(drop) // closes the sockets of the cycle, outside the lock
+	return emptied
 }

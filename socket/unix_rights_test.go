@@ -344,3 +344,111 @@ func TestUnixCredentials(t *testing.T) {
 		t.Fatalf("datagram SCM_CREDENTIALS %+v", cred)
 	}
 }
+
+// TestUnixGC: sockets that only their own queues keep open (passed into
+// themselves, or into each other) are closed by the collector, and
+// nothing a descriptor reaches is touched.
+func TestUnixGC(t *testing.T) {
+	n := newNet(t)
+	base := len(n.Sockets())
+	// A pair: b is passed into its own queue (a send on a goes to b),
+	// and u into a's.
+	a, b, _ := n.SocketPair(SOCK_STREAM)
+	u := mustSocket(t, n, AF_INET, SOCK_DGRAM, 0)
+	if err := u.Bind(Inet("127.0.0.1", 41000)); err != nil {
+		t.Fatal(err)
+	}
+	a.SendMsgControl([]byte("b"), unix.UnixRights(b.Fileno()), 0, nil)
+	b.SendMsgControl([]byte("u"), unix.UnixRights(u.Fileno()), 0, nil)
+	// Two datagram sockets passed into each other.
+	c, _ := n.Socket(AF_UNIX, SOCK_DGRAM, 0)
+	d, _ := n.Socket(AF_UNIX, SOCK_DGRAM, 0)
+	c.Bind(&SockaddrUnix{"@gc-c"})
+	d.Bind(&SockaddrUnix{"@gc-d"})
+	c.SendMsgControl([]byte("c"), unix.UnixRights(c.Fileno()), 0, &SockaddrUnix{"@gc-d"})
+	if _, err := d.SendMsgControl([]byte("d"), unix.UnixRights(d.Fileno()), 0, &SockaddrUnix{"@gc-c"}); err != nil {
+		t.Fatal(err)
+	}
+	// A live carrier: e holds a reference and e's descriptor stays.
+	e, f, _ := n.SocketPair(SOCK_DGRAM)
+	defer e.Close()
+	defer f.Close()
+	f.SendMsgControl([]byte("keep"), unix.UnixRights(a.Fileno()), 0, nil)
+
+	if got := n.UnixGC(); got != 0 {
+		t.Fatalf("collected %d while every socket has a descriptor", got)
+	}
+	u.Close()
+	b.Close()
+	c.Close()
+	d.Close()
+	if n.UnixInflight() != 5 {
+		t.Fatalf("in flight %d", n.UnixInflight())
+	}
+	if got := n.UnixGC(); got != 3 {
+		t.Fatalf("collected %d, want b, c and d", got)
+	}
+	if n.UnixInflight() != 2 {
+		t.Fatalf("after the first collection: in flight %d", n.UnixInflight())
+	}
+	a.Close() // now only e's queue holds a, whose queue holds u
+	if got := n.UnixGC(); got != 0 {
+		t.Fatalf("collected %d of what e's queue reaches", got)
+	}
+	data, fds, _, _ := recvFDs(t, e, 8, 64)
+	if string(data) != "keep" || len(fds) != 1 {
+		t.Fatalf("%q %v", data, fds)
+	}
+	a2 := n.Lookup(fds[0])
+	// a2's queue still has u (its peer b is closed: EOF after it).
+	_, fu, _, _ := recvFDs(t, a2, 8, 64)
+	if len(fu) != 1 || n.Lookup(fu[0]).Type() != SOCK_DGRAM {
+		t.Fatalf("u not received: %v", fu)
+	}
+	n.Lookup(fu[0]).Close()
+	a2.Close()
+	if n.UnixInflight() != 0 || len(n.Sockets()) != base+2 {
+		t.Fatalf("in flight %d, open %d more", n.UnixInflight(), len(n.Sockets())-base)
+	}
+	// c's and d's names are free again: both sockets were closed.
+	for _, name := range []string{"@gc-c", "@gc-d"} {
+		x := mustSocket(t, n, AF_UNIX, SOCK_DGRAM, 0)
+		if err := x.Bind(&SockaddrUnix{name}); err != nil {
+			t.Fatalf("%s still bound: %v", name, err)
+		}
+	}
+	// The pair passed into itself, then closed: collected too.
+	g, h, _ := n.SocketPair(SOCK_SEQPACKET)
+	g.SendMsgControl([]byte("h"), unix.UnixRights(h.Fileno()), 0, nil)
+	g.Close()
+	h.Close()
+	if got := n.UnixGC(); got != 1 || n.UnixInflight() != 0 {
+		t.Fatalf("self-passed pair: collected %d, in flight %d", got, n.UnixInflight())
+	}
+}
+
+// TestUnixGCOnSend: past unixGCFirst references in flight, a sendmsg
+// with descriptors collects the unreachable cycles by itself.
+func TestUnixGCOnSend(t *testing.T) {
+	n := newNet(t)
+	for i := 0; i < unixGCFirst; i++ {
+		a, b, _ := n.SocketPair(SOCK_DGRAM)
+		if _, err := a.SendMsgControl([]byte("x"), unix.UnixRights(b.Fileno()), 0, nil); err != nil {
+			t.Fatal(err)
+		}
+		a.Close()
+		b.Close()
+	}
+	if n.UnixInflight() != unixGCFirst {
+		t.Fatalf("in flight %d", n.UnixInflight())
+	}
+	a, b, _ := n.SocketPair(SOCK_DGRAM)
+	defer a.Close()
+	defer b.Close()
+	if _, err := a.SendMsgControl([]byte("x"), unix.UnixRights(a.Fileno()), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n.UnixInflight() != 1 {
+		t.Fatalf("in flight %d after the send that collects", n.UnixInflight())
+	}
+}
