@@ -452,3 +452,52 @@ func TestUnixGCOnSend(t *testing.T) {
 		t.Fatalf("in flight %d after the send that collects", n.UnixInflight())
 	}
 }
+
+// TestUnixRightsConcurrent passes descriptors from one goroutine while
+// another receives and closes them and a third collects; at the end
+// nothing is in flight and no socket is left open.
+func TestUnixRightsConcurrent(t *testing.T) {
+	n := newNet(t)
+	base := len(n.Sockets())
+	for _, typ := range []int{SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET} {
+		a, b, _ := n.SocketPair(typ)
+		const msgs = 200
+		done := make(chan error, 1)
+		go func() {
+			buf, oob := make([]byte, 8), make([]byte, 64)
+			got := 0
+			for got < msgs {
+				_, oobn, _, _, err := b.RecvMsgControl(buf, oob, 0)
+				if err != nil {
+					done <- err
+					return
+				}
+				cm, _ := unix.ParseSocketControlMessage(oob[:oobn])
+				for _, m := range cm {
+					fds, _ := unix.ParseUnixRights(&m)
+					for _, fd := range fds {
+						n.Lookup(fd).Close()
+						got++
+					}
+				}
+				n.UnixGC()
+			}
+			done <- nil
+		}()
+		for i := 0; i < msgs; i++ {
+			u, _ := n.Socket(AF_UNIX, SOCK_DGRAM, 0)
+			if _, err := a.SendMsgControl([]byte("m"), unix.UnixRights(u.Fileno()), 0, nil); err != nil {
+				t.Fatal(err)
+			}
+			u.Close()
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		a.Close()
+		b.Close()
+	}
+	if n.UnixInflight() != 0 || len(n.Sockets()) != base {
+		t.Fatalf("in flight %d, open %d more", n.UnixInflight(), len(n.Sockets())-base)
+	}
+}
