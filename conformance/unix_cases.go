@@ -219,6 +219,19 @@ func unixCases() []Case {
 		t.unixRecv("recv 0-byte buffer non-blocking", s, 0, 0)
 		t.Send("sendto with an address", c, []byte("addr"), 0, unixName())
 		t.unixRecv("recv", s, 64, 0)
+		// recvfrom names the sender: the client is unbound, the
+		// accepted socket has the listener's name.
+		t.Send("send back", s, []byte("back"), 0, nil)
+		t.Send("send", c, []byte("fwd"), 0, nil)
+		for _, x := range []sockapi.Sock{c, s} {
+			_, from, err := x.RecvFrom(make([]byte, 8), 0)
+			if err != nil {
+				t.Logf("recvfrom: %s", ErrName(err))
+				continue
+			}
+			ln, _ := l.GetSockName()
+			t.Logf("recvfrom: %s", unixFromText(from, ln))
+		}
 	}})
 	cs = append(cs, Case{Name: "unix/seqpacket/EOF and EPIPE", Run: func(t *T) {
 		_, c, s := t.unixConn(SEQ)
@@ -392,4 +405,21 @@ func ctlMsg(level, typ, dlen int) []byte {
 	ne.PutUint32(b[8:], uint32(level))
 	ne.PutUint32(b[12:], uint32(typ))
 	return b
+}
+
+// unixFromText shows a recvfrom address: empty, the listener's name, or
+// another (the names differ per side only by their number).
+func unixFromText(from, listener socket.Sockaddr) string {
+	u, ok := from.(*socket.SockaddrUnix)
+	switch {
+	case from == nil:
+		return "nil"
+	case !ok:
+		return fmt.Sprintf("%T", from)
+	case u.Name == "":
+		return "unnamed"
+	case listener != nil && u.Name == listener.(*socket.SockaddrUnix).Name:
+		return "the listener's name"
+	}
+	return "another name"
 }

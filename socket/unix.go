@@ -808,8 +808,11 @@ func (e *unixEP) recvDgram(b []byte, flags int, rights *[]flightRef) (int, int, 
 	}
 	r := e.recs[e.rhead]
 	n := e.rx.peek(b[:min(len(b), r.n)], 0)
+	// Seqpacket too: Linux names the sending socket (an accepted one
+	// has its listener's name), and gives no address (msg_namelen 0)
+	// for an unbound one.
 	var from Sockaddr
-	if e.typ == SOCK_DGRAM {
+	if r.from != "" {
 		from = &SockaddrUnix{unixDisplay(r.from)}
 	}
 	var writers []*unixEP
