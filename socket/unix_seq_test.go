@@ -254,3 +254,49 @@ func TestUnixSeqpacketPoller(t *testing.T) {
 		t.Fatalf("peer closed: %d %v %v", k, err, ev[:k])
 	}
 }
+
+// TestUnixSeqpacketBlockingSend: a blocking send waits while the peer's
+// unread messages fill the send buffer and goes on when they are read;
+// with SO_SNDTIMEO it times out instead.
+func TestUnixSeqpacketBlockingSend(t *testing.T) {
+	n := newNet(t)
+	a, b, _ := n.SocketPair(SOCK_SEQPACKET)
+	defer a.Close()
+	defer b.Close()
+	a.SetSockOptInt(SOL_SOCKET, SO_SNDBUF, 4096) // 8192
+	msg := make([]byte, 3000)
+	sent := 0
+	a.SetBlocking(false)
+	for {
+		if _, err := a.Send(msg, 0); err != nil {
+			wantErr(t, "fill", err, syscall.EAGAIN)
+			break
+		}
+		sent++
+	}
+	a.SetBlocking(true)
+	a.SetSockOpt(SOL_SOCKET, SO_SNDTIMEO, 10*time.Millisecond)
+	_, err := a.Send(msg, 0)
+	var te *TimeoutError
+	if !errors.As(err, &te) {
+		t.Fatalf("send timeout: %v", err)
+	}
+	a.SetSockOpt(SOL_SOCKET, SO_SNDTIMEO, time.Duration(0))
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Send([]byte("after the wait"), 0)
+		done <- err
+	}()
+	buf := make([]byte, 4000)
+	for i := 0; i < sent; i++ {
+		if k, err := b.Recv(buf, 0); err != nil || k != 3000 {
+			t.Fatalf("drain: %d %v", k, err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := b.Recv(buf, 0); string(buf[:k]) != "after the wait" {
+		t.Fatalf("got %q", buf[:k])
+	}
+}
