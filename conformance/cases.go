@@ -49,6 +49,7 @@ func Cases() []Case {
 	cs = append(cs, ext6Cases()...)        // ext6_cases.go
 	cs = append(cs, markCases()...)        // mark_cases.go
 	cs = append(cs, bindDevCases()...)     // bindtodev_cases.go
+	cs = append(cs, unixCases()...)        // unix_cases.go
 	return cs
 }
 

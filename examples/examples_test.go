@@ -60,6 +60,10 @@ var cases = []struct {
 		"traceroute to fd00:2::2, 30 hops max\n 1  fd00:1::1  hop limit exceeded\n 2  fd00:2::2  port unreachable",
 		`tcp echo from 10.0.2.2: "across the router over IPv4"`, `tcp echo from fd00:2::2: "across the router over IPv6"`,
 		"TTL ran out for 1 IPv4 and 1 IPv6 probes"}},
+	{"fdpass", nil, []string{"acceptor: worker connected, SO_PEERCRED is this process: true",
+		`worker: got a descriptor with "connection 1 from 10.0.0.2:`, `c1: reply "served by the worker: hello from c1", then end of stream`,
+		`worker: got a descriptor with "connection 2 from 10.0.0.3:`, `c2: reply "served by the worker: hello from c2", then end of stream`,
+		"worker: the acceptor closed the channel", "acceptor: descriptors still in flight: 0"}},
 	{"halfclose", []string{"-kernel"}, []string{`client: reply "9 words: THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG"`}},
 }
 
@@ -91,7 +95,7 @@ func TestExamples(t *testing.T) {
 	}
 	// An example without -kernel (the README's table says "no") rejects
 	// the flag instead of silently running on sockstack.
-	for _, name := range []string{"gaiecho", "nonblocking", "rawping", "sniffer", "multicast", "can"} {
+	for _, name := range []string{"gaiecho", "nonblocking", "rawping", "sniffer", "multicast", "can", "fdpass"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		out, err := exec.CommandContext(ctx, filepath.Join(bin, name), "-kernel").CombinedOutput()
 		cancel()

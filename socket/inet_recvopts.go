@@ -423,7 +423,8 @@ func ctlRecv(w *cmsgWriter, st *stack.Stack, v6sock bool, bits uint32, m *rxMeta
 // messages describing the ICMP packet and IP_RECVERR / IPV6_RECVERR. A
 // UDP socket with UDP_GRO gives UDP_GRO first for a coalesced read. A
 // TCP socket gives no control message. Timestamps (SO_TIMESTAMP...) are
-// not given. Other sockets: EOPNOTSUPP.
+// not given. AF_UNIX sockets give SCM_CREDENTIALS and SCM_RIGHTS
+// (unix_rights.go). Other sockets: EOPNOTSUPP.
 func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, from Sockaddr, err error) {
 	if s.closed.Load() {
 		return 0, 0, 0, nil, syscall.EBADF
@@ -444,6 +445,8 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 		}
 	}
 	switch d := s.ep.(type) {
+	case *unixEP:
+		return s.recvUnixControl(d, p, oob, flags) // unix_rights.go
 	case *tcpEP:
 		n, rflags, from, err = s.RecvMsg(p, flags)
 		return n, 0, rflags, from, err

@@ -94,8 +94,9 @@ const (
 )
 
 // SendMsgControl is sendmsg(2) with the control buffer oob (see above).
-// Sockets other than inet datagram and TCP sockets take no control
-// messages here: EOPNOTSUPP when oob holds one.
+// AF_UNIX sockets take SCM_RIGHTS and SCM_CREDENTIALS (unix_rights.go).
+// Other sockets than these, inet datagram and TCP sockets take no
+// control messages here: EOPNOTSUPP when oob holds one.
 func (s *Socket) SendMsgControl(b, oob []byte, flags int, to Sockaddr) (int, error) {
 	if s.closed.Load() {
 		return 0, syscall.EBADF
@@ -117,6 +118,8 @@ func (s *Socket) SendMsgControl(b, oob []byte, flags int, to Sockaddr) (int, err
 			return 0, syscall.EINVAL // tcp_sendmsg_locked makes every error EINVAL
 		}
 		return s.SendTo(b, flags, to)
+	case *unixEP:
+		return s.sendUnixControl(ep, b, oob, flags, to)
 	}
 	if len(oob) >= cmsgHdrLen {
 		return 0, syscall.EOPNOTSUPP

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/sockstack/sockstack/stack"
@@ -53,6 +54,13 @@ type unixSpace struct {
 	mu       sync.Mutex
 	names    map[string]*unixEP // nil value: a path left behind by a closed socket
 	autobind int
+	inflight atomic.Int64 // SCM_RIGHTS references not yet received (unix_rights.go)
+
+	// Garbage collection of sockets in flight (unix_rights.go).
+	gc       sync.RWMutex         // held shared while references are in a caller's hands
+	cmu      sync.Mutex           // guards carriers; innermost
+	carriers map[*unixEP]struct{} // endpoints that have queued references
+	gcNext   atomic.Int64         // in-flight count at which a sendmsg collects
 }
 
 func newUnixSpace() *unixSpace { return &unixSpace{names: map[string]*unixEP{}} }
@@ -128,6 +136,16 @@ func (sp *unixSpace) lookup(key string) (*unixEP, error) {
 	return e, nil
 }
 
+// typeMismatch is the error for a name bound by a socket of another
+// type: Linux looks abstract names up by type (so none is found,
+// ECONNREFUSED) and paths by inode (EPROTOTYPE).
+func typeMismatch(key string) error {
+	if key != "" && key[0] == 0 {
+		return syscall.ECONNREFUSED
+	}
+	return syscall.EPROTOTYPE
+}
+
 // release frees an abstract name, and leaves a path behind as stale.
 func (sp *unixSpace) release(e *unixEP, key string) {
 	if key == "" {
@@ -166,14 +184,16 @@ func (n *Net) Unlink(path string) error {
 }
 
 // SocketPair returns two connected AF_UNIX sockets of type typ
-// (SOCK_STREAM or SOCK_DGRAM), like socketpair(2).
+// (SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET), like socketpair(2).
 func (n *Net) SocketPair(typ int) (*Socket, *Socket, error) {
-	if typ != SOCK_STREAM && typ != SOCK_DGRAM {
+	if typ != SOCK_STREAM && typ != SOCK_DGRAM && typ != SOCK_SEQPACKET {
 		return nil, nil, syscall.ESOCKTNOSUPPORT
 	}
 	a, b := newUnixEP(n.unix, typ), newUnixEP(n.unix, typ)
 	a.peer, b.peer = b, a
 	a.state, b.state = unixConnected, unixConnected
+	// Linux gives both ends of a pair the creator's credentials.
+	a.peerCred, b.peerCred = true, true
 	return n.register(AF_UNIX, typ, 0, a), n.register(AF_UNIX, typ, 0, b), nil
 }
 
@@ -182,7 +202,7 @@ func (n *Net) newUnix(typ, proto int) (endpoint, error) {
 		return nil, syscall.EPROTONOSUPPORT
 	}
 	switch typ {
-	case SOCK_STREAM, SOCK_DGRAM:
+	case SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET:
 		return newUnixEP(n.unix, typ), nil
 	}
 	return nil, syscall.ESOCKTNOSUPPORT
@@ -242,15 +262,19 @@ func (r *byteRing) discard(n int) {
 
 func (r *byteRing) reset() { *r = byteRing{} }
 
-// unixRec is one queued datagram: its length in rx and its sender.
+// unixRec is one queued datagram or seqpacket message: its length in
+// rx, its sender and the descriptors it carries (unix_rights.go).
 type unixRec struct {
-	n    int
-	from string
+	n      int
+	from   string
+	rights []flightRef
 }
 
 type unixPending struct{ client, srv *unixEP }
 
-// unixEP is one AF_UNIX socket, stream or datagram.
+// unixEP is one AF_UNIX socket: stream, datagram or seqpacket. A
+// seqpacket socket connects as a stream one does and queues messages as
+// a datagram one does.
 type unixEP struct {
 	sp  *unixSpace
 	typ int
@@ -266,6 +290,12 @@ type unixEP struct {
 	sndbuf   int
 	rcvbuf   int
 	rx       byteRing // stream bytes, or datagram payloads back to back
+	passcred bool     // SO_PASSCRED
+	peerCred bool     // SO_PEERCRED holds the process's credentials (else none)
+
+	// Stream: descriptors in flight with the bytes they came with.
+	marks  []unixMark
+	rxBase int64 // stream bytes read so far (the head's position)
 
 	// Listener.
 	backlog  int
@@ -286,6 +316,7 @@ func newUnixEP(sp *unixSpace, typ int) *unixEP {
 }
 
 func (e *unixEP) stream() bool          { return e.typ == SOCK_STREAM }
+func (e *unixEP) connOriented() bool    { return e.typ != SOCK_DGRAM }
 func (e *unixEP) waiter() *waiter.Queue { return &e.wq }
 
 func (e *unixEP) bind(a Sockaddr) error {
@@ -314,7 +345,7 @@ func (e *unixEP) bind(a Sockaddr) error {
 }
 
 func (e *unixEP) listen(backlog int) error {
-	if e.typ != SOCK_STREAM {
+	if !e.connOriented() {
 		return syscall.EOPNOTSUPP
 	}
 	e.mu.Lock()
@@ -330,11 +361,12 @@ func (e *unixEP) listen(backlog int) error {
 	}
 	e.backlog = backlog
 	e.state = unixListening
+	e.peerCred = true // Linux: a listener's SO_PEERCRED is its own
 	return nil
 }
 
 func (e *unixEP) accept() (endpoint, Sockaddr, error) {
-	if e.typ != SOCK_STREAM {
+	if !e.connOriented() {
 		return nil, nil, syscall.EOPNOTSUPP
 	}
 	e.mu.Lock()
@@ -397,6 +429,9 @@ func (e *unixEP) connect(a Sockaddr) error {
 	case unixClosed:
 		return syscall.EBADF
 	}
+	if err := e.autobindCredLocked(); err != nil {
+		return err
+	}
 	t, err := e.sp.lookup(key)
 	if err != nil {
 		return err
@@ -405,12 +440,13 @@ func (e *unixEP) connect(a Sockaddr) error {
 		return syscall.ECONNREFUSED
 	}
 	if t.typ != e.typ {
-		return syscall.EPROTOTYPE
+		return typeMismatch(key)
 	}
 	srv := newUnixEP(e.sp, e.typ)
 	srv.state = unixConnected
 	srv.peer = e
 	srv.peerName = e.name
+	srv.peerCred = true
 	srv.sndbuf, srv.rcvbuf = e.rcvbuf, e.sndbuf
 
 	t.mu.Lock()
@@ -419,6 +455,7 @@ func (e *unixEP) connect(a Sockaddr) error {
 		return syscall.ECONNREFUSED
 	}
 	srv.name = t.name
+	srv.passcred = t.passcred // unix_sock_inherit_flags at accept
 	// Linux lets backlog+1 connections wait before the queue is full.
 	pending := len(t.acceptQ) > t.backlog
 	if pending {
@@ -430,6 +467,7 @@ func (e *unixEP) connect(a Sockaddr) error {
 
 	e.peer = srv
 	e.peerName = t.name
+	e.peerCred = true
 	e.err = 0
 	if pending {
 		// A blocking connect waits until accept makes room; a
@@ -468,12 +506,15 @@ func (e *unixEP) connectDgram(a Sockaddr) error {
 		return err
 	}
 	if t.typ != e.typ {
-		return syscall.EPROTOTYPE
+		return typeMismatch(key)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.state == unixClosed {
 		return syscall.EBADF
+	}
+	if err := e.autobindCredLocked(); err != nil {
+		return err
 	}
 	e.peer, e.peerName = t, key
 	e.state = unixConnected
@@ -492,44 +533,82 @@ func (e *unixEP) connectResult() error {
 }
 
 func (e *unixEP) send(b []byte, flags int, to Sockaddr, _ <-chan struct{}) (int, error) {
-	if e.typ == SOCK_DGRAM {
-		return e.sendDgram(b, to)
+	n, _, err := e.sendAtt(b, to, nil)
+	return n, err
+}
+
+// sendAtt sends b with the descriptors rights; used reports whether the
+// message took them (else the caller still holds them).
+func (e *unixEP) sendAtt(b []byte, to Sockaddr, rights []flightRef) (n int, used bool, err error) {
+	switch e.typ {
+	case SOCK_DGRAM:
+		return e.sendDgram(b, to, rights)
+	case SOCK_SEQPACKET:
+		return e.sendSeq(b, rights)
 	}
 	e.mu.Lock()
 	if e.state != unixConnected && e.state != unixConnecting {
 		e.mu.Unlock()
 		if to != nil {
-			return 0, syscall.EOPNOTSUPP
+			return 0, false, syscall.EOPNOTSUPP
 		}
-		return 0, syscall.ENOTCONN
+		return 0, false, syscall.ENOTCONN
 	}
 	if e.shut&unixShutSnd != 0 {
 		e.mu.Unlock()
-		return 0, syscall.EPIPE
+		return 0, false, syscall.EPIPE
 	}
 	p, limit := e.peer, e.sndbuf
 	e.mu.Unlock()
+	if len(b) == 0 {
+		// Linux's stream sendmsg queues nothing for no bytes, and the
+		// descriptors of such a call are not sent.
+		return 0, false, nil
+	}
 
 	p.mu.Lock()
 	if p.state == unixClosed || p.shut&unixShutRcv != 0 {
 		p.mu.Unlock()
-		return 0, syscall.EPIPE
+		return 0, false, syscall.EPIPE
 	}
 	room := limit - p.rx.n
 	if room <= 0 {
 		p.mu.Unlock()
-		return 0, syscall.EAGAIN
+		return 0, false, syscall.EAGAIN
 	}
-	n := min(len(b), room)
+	n = min(len(b), room)
+	if rights != nil {
+		// The bytes that carry descriptors are one chunk no read joins
+		// to the bytes after it (Linux: an skb with fds ends a read).
+		start := p.rxBase + int64(p.rx.n)
+		p.marks = append(p.marks, unixMark{start: start, end: start + int64(n), rights: rights})
+		p.sp.carry(p)
+		used = true
+	}
 	p.rx.write(b[:n])
 	p.mu.Unlock()
 	p.wq.Notify(waiter.EventIn)
-	return n, nil
+	return n, used, nil
 }
 
 func (e *unixEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
-	if e.typ == SOCK_DGRAM {
-		return e.recvDgram(b, flags)
+	return e.recvAtt(b, flags, nil)
+}
+
+// recvAtt is recv that hands the descriptors of what it read to *rights
+// (nil: they are released, as when a plain recv meets them).
+func (e *unixEP) recvAtt(b []byte, flags int, rights *[]flightRef) (int, int, Sockaddr, error) {
+	switch e.typ {
+	case SOCK_DGRAM:
+		return e.recvDgram(b, flags, rights)
+	case SOCK_SEQPACKET:
+		e.mu.Lock()
+		st := e.state
+		e.mu.Unlock()
+		if st != unixConnected && st != unixClosed {
+			return 0, 0, nil, syscall.ENOTCONN // unix_seqpacket_recvmsg
+		}
+		return e.recvDgram(b, flags, rights)
 	}
 	peek := flags&MSG_PEEK != 0
 	e.mu.Lock()
@@ -538,12 +617,34 @@ func (e *unixEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 		return 0, 0, nil, syscall.EINVAL
 	}
 	if e.rx.n > 0 {
-		n := e.rx.peek(b, 0)
+		lim := len(b)
+		var got []flightRef
+		if len(e.marks) > 0 {
+			m := &e.marks[0]
+			if rel := m.start - e.rxBase; rel < int64(min(lim, e.rx.n)) {
+				// This read reaches bytes that came with descriptors:
+				// it takes them and ends with their chunk.
+				lim = min(lim, int(m.end-e.rxBase))
+				if peek {
+					got = dupRefs(m.rights)
+				} else {
+					got = m.rights
+					e.marks[0] = unixMark{}
+					e.marks = e.marks[1:]
+					if len(e.marks) == 0 {
+						e.marks = nil
+					}
+				}
+			}
+		}
+		n := e.rx.peek(b[:lim], 0)
 		if !peek {
 			e.rx.discard(n)
+			e.rxBase += int64(n)
 		}
 		p := e.peer
 		e.mu.Unlock()
+		handRights(got, rights)
 		if !peek && p != nil {
 			p.wq.Notify(waiter.EventOut)
 		}
@@ -572,7 +673,12 @@ func (e *unixEP) full() bool {
 	return e.rn > unixMaxDgramQ || (e.rn > 0 && e.rx.n+e.rn*stack.DgramOverhead >= e.rcvbuf)
 }
 
-func (e *unixEP) sendDgram(b []byte, to Sockaddr) (int, error) {
+func (e *unixEP) sendDgram(b []byte, to Sockaddr, rights []flightRef) (int, bool, error) {
+	n, err := e.sendDgram1(b, to, rights)
+	return n, err == nil, err
+}
+
+func (e *unixEP) sendDgram1(b []byte, to Sockaddr, rights []flightRef) (int, error) {
 	e.mu.Lock()
 	if e.state == unixClosed {
 		e.mu.Unlock()
@@ -586,6 +692,11 @@ func (e *unixEP) sendDgram(b []byte, to Sockaddr) (int, error) {
 		e.mu.Unlock()
 		return 0, syscall.EPIPE
 	}
+	e.mu.Unlock()
+	if err := e.autobindCred(); err != nil {
+		return 0, err
+	}
+	e.mu.Lock()
 	from, t := e.name, e.peer
 	e.mu.Unlock()
 	connected := to == nil
@@ -601,11 +712,11 @@ func (e *unixEP) sendDgram(b []byte, to Sockaddr) (int, error) {
 		if t, err = e.sp.lookup(key); err != nil {
 			return 0, err
 		}
+		if t.typ != e.typ {
+			return 0, typeMismatch(key)
+		}
 	} else if t == nil {
 		return 0, syscall.ENOTCONN
-	}
-	if t.typ != e.typ {
-		return 0, syscall.EPROTOTYPE
 	}
 	t.mu.Lock()
 	if t.state == unixClosed {
@@ -646,16 +757,7 @@ func (e *unixEP) sendDgram(b []byte, to Sockaddr) (int, error) {
 		e.mu.Unlock()
 		return 0, syscall.EAGAIN
 	}
-	if t.rn == len(t.recs) {
-		nr := make([]unixRec, max(16, 2*len(t.recs)))
-		for i := 0; i < t.rn; i++ {
-			nr[i] = t.recs[(t.rhead+i)%len(t.recs)]
-		}
-		t.recs, t.rhead = nr, 0
-	}
-	t.recs[(t.rhead+t.rn)%len(t.recs)] = unixRec{n: len(b), from: from}
-	t.rn++
-	t.rx.write(b)
+	t.enqueue(b, from, rights)
 	t.mu.Unlock()
 	t.wq.Notify(waiter.EventIn)
 	e.mu.Lock()
@@ -664,9 +766,34 @@ func (e *unixEP) sendDgram(b []byte, to Sockaddr) (int, error) {
 	return len(b), nil
 }
 
-func (e *unixEP) recvDgram(b []byte, flags int) (int, int, Sockaddr, error) {
+// enqueue adds one message to e's queue; call with e.mu held.
+func (e *unixEP) enqueue(b []byte, from string, rights []flightRef) {
+	if e.rn == len(e.recs) {
+		nr := make([]unixRec, max(16, 2*len(e.recs)))
+		for i := 0; i < e.rn; i++ {
+			nr[i] = e.recs[(e.rhead+i)%len(e.recs)]
+		}
+		e.recs, e.rhead = nr, 0
+	}
+	e.recs[(e.rhead+e.rn)%len(e.recs)] = unixRec{n: len(b), from: from, rights: rights}
+	if rights != nil {
+		e.sp.carry(e)
+	}
+	e.rn++
+	e.rx.write(b)
+}
+
+func (e *unixEP) recvDgram(b []byte, flags int, rights *[]flightRef) (int, int, Sockaddr, error) {
 	peek := flags&MSG_PEEK != 0
 	e.mu.Lock()
+	if e.typ == SOCK_SEQPACKET && e.err != 0 {
+		// Linux's datagram receive reports a pending error (the peer
+		// closed with data unread) before the queue.
+		err := e.err
+		e.err = 0
+		e.mu.Unlock()
+		return 0, 0, nil, err
+	}
 	if e.rn == 0 {
 		defer e.mu.Unlock()
 		if e.err != 0 {
@@ -681,9 +808,18 @@ func (e *unixEP) recvDgram(b []byte, flags int) (int, int, Sockaddr, error) {
 	}
 	r := e.recs[e.rhead]
 	n := e.rx.peek(b[:min(len(b), r.n)], 0)
-	var from Sockaddr = &SockaddrUnix{unixDisplay(r.from)}
+	// Seqpacket too: Linux names the sending socket (an accepted one
+	// has its listener's name), and gives no address (msg_namelen 0)
+	// for an unbound one.
+	var from Sockaddr
+	if r.from != "" {
+		from = &SockaddrUnix{unixDisplay(r.from)}
+	}
 	var writers []*unixEP
-	if !peek {
+	got := r.rights
+	if peek {
+		got = dupRefs(got)
+	} else {
 		e.rx.discard(r.n)
 		e.recs[e.rhead] = unixRec{}
 		e.rhead = (e.rhead + 1) % len(e.recs)
@@ -694,9 +830,14 @@ func (e *unixEP) recvDgram(b []byte, flags int) (int, int, Sockaddr, error) {
 			e.writers = e.writers[:0]
 		}
 	}
+	p := e.peer
 	e.mu.Unlock()
+	handRights(got, rights)
 	for _, w := range writers {
 		w.wq.Notify(waiter.EventOut)
+	}
+	if e.typ == SOCK_SEQPACKET && !peek && p != nil {
+		p.wq.Notify(waiter.EventOut) // room in the sender's budget
 	}
 	return n, r.n, from, nil
 }
@@ -714,7 +855,7 @@ func (e *unixEP) shutdown(how int) error {
 		return syscall.EINVAL
 	}
 	e.mu.Lock()
-	if e.typ == SOCK_STREAM && e.state != unixConnected && e.state != unixConnecting {
+	if e.connOriented() && e.state != unixConnected && e.state != unixConnecting {
 		e.mu.Unlock()
 		return syscall.ENOTCONN
 	}
@@ -722,7 +863,7 @@ func (e *unixEP) shutdown(how int) error {
 	p := e.peer
 	e.mu.Unlock()
 	// Stream peers see the mirror image, as in Linux.
-	if p != nil && e.typ == SOCK_STREAM {
+	if p != nil && e.connOriented() {
 		p.mu.Lock()
 		if mode&unixShutRcv != 0 {
 			p.shut |= unixShutSnd
@@ -744,17 +885,21 @@ func (e *unixEP) close() {
 		return
 	}
 	e.state = unixClosed
-	unread := e.rx.n > 0
+	unread := e.rx.n > 0 || e.rn > 0
 	name, p := e.name, e.peer
 	acceptQ, pendingQ, pendingOn, writers := e.acceptQ, e.pendingQ, e.pendingOn, e.writers
 	e.acceptQ, e.pendingQ, e.pendingOn, e.writers = nil, nil, nil, nil
+	inflight := e.dropRightsLocked()
 	e.rx.reset()
 	e.recs, e.rhead, e.rn = nil, 0, 0
 	e.shut = unixShutBoth
 	e.mu.Unlock()
 
 	e.sp.release(e, name)
-	if e.typ == SOCK_STREAM && p != nil {
+	// Descriptors nobody will read are closed (after e.mu is let go:
+	// a passed socket may be an AF_UNIX one whose close takes locks).
+	releaseRefs(inflight)
+	if e.connOriented() && p != nil {
 		p.mu.Lock()
 		p.shut = unixShutBoth
 		if unread {
@@ -823,7 +968,7 @@ func (e *unixEP) readiness(mask waiter.EventMask) waiter.EventMask {
 	switch {
 	case e.state == unixClosed:
 		r |= waiter.EventHUp
-	case e.typ == SOCK_STREAM:
+	case e.connOriented():
 		switch e.state {
 		case unixListening:
 			if len(e.acceptQ) > 0 {
@@ -832,7 +977,7 @@ func (e *unixEP) readiness(mask waiter.EventMask) waiter.EventMask {
 		case unixUnconnected:
 			r |= waiter.EventOut | waiter.EventHUp
 		case unixConnected:
-			if e.rx.n > 0 {
+			if e.rx.n > 0 || e.rn > 0 {
 				r |= waiter.EventIn
 			}
 			if e.shut&unixShutSnd != 0 {
@@ -855,9 +1000,12 @@ func (e *unixEP) readiness(mask waiter.EventMask) waiter.EventMask {
 	if check != nil {
 		check.mu.Lock()
 		var ok bool
-		if e.typ == SOCK_STREAM {
+		switch e.typ {
+		case SOCK_STREAM:
 			ok = check.state == unixClosed || check.rx.n < limit
-		} else {
+		case SOCK_SEQPACKET:
+			ok = check.state == unixClosed || check.seqInflight() < limit
+		default:
 			ok = check.state == unixClosed || !check.full()
 		}
 		check.mu.Unlock()
@@ -901,6 +1049,10 @@ func (e *unixEP) setOption(level, name int, v any) error {
 		e.rcvbuf = max(unixMinRcvBuf, min(2*i, unixMaxBuf))
 	case SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_DEBUG, SO_DONTROUTE, SO_OOBINLINE, SO_BROADCAST:
 		// Accepted and meaningless for AF_UNIX, as in Linux.
+	case SO_PASSCRED:
+		e.passcred = i != 0
+	case SO_PEERCRED:
+		return syscall.ENOPROTOOPT
 	default:
 		return syscall.ENOPROTOOPT
 	}
@@ -922,6 +1074,13 @@ func (e *unixEP) getOption(level, name int) (any, error) {
 		return b2i(e.state == unixListening), nil
 	case SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST:
 		return 0, nil
+	case SO_PASSCRED:
+		return b2i(e.passcred), nil
+	case SO_PEERCRED:
+		if e.peerCred {
+			return processCred(), nil
+		}
+		return Ucred{Pid: 0, Uid: ^uint32(0), Gid: ^uint32(0)}, nil
 	}
 	return nil, syscall.ENOPROTOOPT
 }
