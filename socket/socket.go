@@ -711,6 +711,12 @@ func (s *Socket) Close() error {
 	s.net.mu.Lock()
 	delete(s.net.fds, int(s.fd))
 	s.net.mu.Unlock()
+	if _, ok := s.ep.(*unixEP); ok && unixGCOnClose && s.net.UnixInflight() > 0 {
+		// A closed descriptor may leave a cycle of sockets that only
+		// messages in flight hold (unix_rights.go), as Linux's
+		// unix_release_sock runs unix_gc.
+		s.net.UnixGC()
+	}
 	return nil
 }
 

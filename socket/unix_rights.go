@@ -155,6 +155,10 @@ func (e *unixEP) dropRightsLocked() []flightRef {
 	return out
 }
 
+// unixGCOnClose: Close runs the collector (off only in the test of the
+// collection a send starts).
+var unixGCOnClose = true
+
 // UnixInflight is the number of socket references passed in SCM_RIGHTS
 // messages and not yet received or closed.
 func (n *Net) UnixInflight() int { return int(n.unix.inflight.Load()) }
