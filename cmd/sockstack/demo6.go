@@ -70,7 +70,11 @@ func demoIPv6(w io.Writer, alice, bob *vhost) error {
 				return fmt.Errorf("no echo reply: %w", err)
 			}
 			if m := wire.ICMPv6(buf[:n]); n >= 8 && m.Type() == wire.ICMPv6EchoReply && int(m.Seq()) == seq {
-				fmt.Fprintf(w, "  ping6: %d bytes from %v: icmp_seq=%d time=%.3f ms\n", n, from, seq, float64(time.Since(t0).Microseconds())/1000)
+				src := fmt.Sprint(from)
+				if a, ok := from.(*socket.SockaddrInet); ok { // an address, not addr:port: ICMP has no port
+					src = a.AddrPort.Addr().String()
+				}
+				fmt.Fprintf(w, "  ping6: %d bytes from %s: icmp_seq=%d time=%.3f ms\n", n, src, seq, float64(time.Since(t0).Microseconds())/1000)
 				break
 			}
 		}

@@ -180,7 +180,10 @@ func runUp(ctx context.Context, w io.Writer, f *hostFlags, cf *canFlags, serve, 
 			return err
 		}
 	}
-	fmt.Fprintf(w, "sockstack up: %s, mac %v", e.where, e.nic.HardwareAddr())
+	fmt.Fprintf(w, "sockstack up: %s", e.where)
+	if e.nic.IsEthernet() { // a TUN has no MAC address to show
+		fmt.Fprintf(w, ", mac %v", e.nic.HardwareAddr())
+	}
 	if f.gw != "" {
 		fmt.Fprintf(w, ", gateway %s", f.gw)
 	}
