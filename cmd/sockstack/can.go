@@ -759,7 +759,8 @@ capture of every frame (--pcap).`,
 			ctx, stop := sigContext(cmd)
 			defer stop()
 			<-ctx.Done()
-			fmt.Fprintf(cmd.OutOrStdout(), "canup: %d frames carried\n", e.bus.Frames.Load())
+			n := e.bus.Frames.Load()
+			fmt.Fprintf(cmd.OutOrStdout(), "canup: %d %s carried\n", n, plural(n, "frame", "frames"))
 			return nil
 		},
 	}
@@ -774,4 +775,12 @@ func canPackFrame(id uint32, data []byte) []byte {
 	b[4] = byte(len(data))
 	copy(b[8:], data)
 	return b
+}
+
+// plural is one when n is 1, else many.
+func plural[N ~int | ~int64 | ~uint64](n N, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -21,6 +21,7 @@ package main
 
 import (
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -36,6 +37,7 @@ import (
 const probePort = 33434 // traceroute's first port: nobody listens there
 
 func main() {
+	flag.Parse() // no flags: -kernel is refused, as raw sockets need root there
 	client, router, server := build()
 	defer client.Close()
 	defer router.Close()
