@@ -302,16 +302,7 @@ func unixCases() []Case {
 			t.peerCred("accepted SO_PEERCRED after the peer closed", s)
 		}})
 		cs = append(cs, Case{Name: "unix/" + tn + "/SCM_RIGHTS in the control buffer", Run: func(t *T) {
-			var c, s sockapi.Sock
-			if ty == DGRAM {
-				s = t.Socket(socket.AF_UNIX, DGRAM, 0)
-				name := unixName()
-				t.Must("bind", s.Bind(name))
-				c = t.Socket(socket.AF_UNIX, DGRAM, 0)
-				t.Must("connect", c.Connect(name))
-			} else {
-				_, c, s = t.unixConn(ty)
-			}
+			c, s := t.unixPeers(ty)
 			x := t.Socket(socket.AF_INET, DGRAM, 0)
 			fd := x.Fileno()
 			three := unix.UnixRights(fd, fd, fd)
@@ -333,16 +324,7 @@ func unixCases() []Case {
 			t.unixRecvCtl("recvmsg on an empty queue", s, 8, 64, 0)
 		}})
 		cs = append(cs, Case{Name: "unix/" + tn + "/SCM_RIGHTS limits", Run: func(t *T) {
-			var c sockapi.Sock
-			if ty == DGRAM {
-				s := t.Socket(socket.AF_UNIX, DGRAM, 0)
-				name := unixName()
-				t.Must("bind", s.Bind(name))
-				c = t.Socket(socket.AF_UNIX, DGRAM, 0)
-				t.Must("connect", c.Connect(name))
-			} else {
-				_, c, _ = t.unixConn(ty)
-			}
+			c, _ := t.unixPeers(ty)
 			fd := c.Fileno()
 			many := func(k int) []int {
 				f := make([]int, k)
@@ -364,16 +346,7 @@ func unixCases() []Case {
 			}
 		}})
 		cs = append(cs, Case{Name: "unix/" + tn + "/SCM_CREDENTIALS sent", Run: func(t *T) {
-			var c, s sockapi.Sock
-			if ty == DGRAM {
-				s = t.Socket(socket.AF_UNIX, DGRAM, 0)
-				name := unixName()
-				t.Must("bind", s.Bind(name))
-				c = t.Socket(socket.AF_UNIX, DGRAM, 0)
-				t.Must("connect", c.Connect(name))
-			} else {
-				_, c, s = t.unixConn(ty)
-			}
+			c, s := t.unixPeers(ty)
 			t.Check("SO_PASSCRED", s.SetSockOptInt(sol, socket.SO_PASSCRED, 1))
 			me := unix.Ucred{Pid: int32(os.Getpid()), Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())}
 			t.unixSendCtl("own credentials", c, []byte("me"), unix.UnixCredentials(&me))
@@ -422,4 +395,20 @@ func unixFromText(from, listener socket.Sockaddr) string {
 		return "the listener's name"
 	}
 	return "another name"
+}
+
+// unixPeers is a sending socket c and its receiving peer s of type ty:
+// a datagram socket connected to a bound one, or the two ends of a
+// stream or seqpacket connection.
+func (t *T) unixPeers(ty int) (c, s sockapi.Sock) {
+	if ty != DGRAM {
+		_, c, s = t.unixConn(ty)
+		return c, s
+	}
+	s = t.Socket(socket.AF_UNIX, DGRAM, 0)
+	name := unixName()
+	t.Must("bind", s.Bind(name))
+	c = t.Socket(socket.AF_UNIX, DGRAM, 0)
+	t.Must("connect", c.Connect(name))
+	return c, s
 }
