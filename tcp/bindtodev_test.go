@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -174,5 +175,18 @@ func TestTimeWaitBoundDevice(t *testing.T) {
 	d.injectOn(3, seg{flags: fFA, seq: 1001, ack: iss + 2, win: 65535})
 	if r, _ := d.outDev("FIN from 3"); r.h.Flags&fR == 0 {
 		t.Fatalf("FIN from interface 3: %v, want a reset (the record is bound to 2)", r)
+	}
+	// Binding the port again: the record is in the way of a socket
+	// bound to its device or to none, not of one bound to another.
+	for _, c := range []struct {
+		dev  int
+		want error
+	}{{0, syscall.EADDRINUSE}, {2, syscall.EADDRINUSE}, {3, nil}} {
+		e := d.p.NewEndpoint()
+		e.SetBindToDevice(c.dev)
+		if err := e.Bind(d.local); err != c.want {
+			t.Fatalf("bind on device %d beside the TIME_WAIT record on 2: %v, want %v", c.dev, err, c.want)
+		}
+		e.Close()
 	}
 }

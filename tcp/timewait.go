@@ -38,7 +38,8 @@ type twRecord struct {
 type twPortKey struct {
 	addr      netip.Addr
 	reusePort bool
-	connect   bool // bound by connect: the port stays shareable by connects
+	connect   bool  // bound by connect: the port stays shareable by connects
+	dev       int32 // the bound device: no conflict with a socket bound to another
 }
 
 // twTable holds the records. Lock order: Protocol.mu, then twTable.mu.
@@ -101,7 +102,7 @@ func (e *Endpoint) enterTimeWait(now time.Duration) {
 		tsRecent: e.tsRecent, tsRecentAt: e.tsRecentAt, tsOffset: e.tsOffset, tsOK: e.tsOK,
 		expire: now + 2*p.cfg.MSL, lastOOW: e.lastOOWAck,
 		win: uint16(ws), tos: e.tos, ttl: e.ttl, hopZero: e.hopZero, mark: e.mark, dev: e.dev,
-		port: twPortKey{e.local.Addr(), e.reusePort, e.connectBound},
+		port: twPortKey{e.local.Addr(), e.reusePort, e.connectBound, e.dev},
 	}
 	pe := p.ports[e.local.Port()]
 	if pe == nil {
@@ -218,11 +219,13 @@ func (pe *portEntry) empty() bool {
 }
 
 // twConflict applies the bind rules to the port's TIME_WAIT records:
-// they are in the way unless SO_REUSEADDR (or SO_REUSEPORT on both).
+// they are in the way unless SO_REUSEADDR (or SO_REUSEPORT on both), or
+// the record and the socket are bound to different devices
+// (inet_bind_conflict checks tw_bound_dev_if too).
 func (pe *portEntry) twConflict(e *Endpoint, addr netip.Addr) bool {
 	for _, c := range pe.tw {
 		k := c.key
-		if !addrOverlap(addr, k.addr) || e.reuseAddr || (e.reusePort && k.reusePort) {
+		if !addrOverlap(addr, k.addr) || devsApart(e.devOpt(), k.dev) || e.reuseAddr || (e.reusePort && k.reusePort) {
 			continue
 		}
 		return true
