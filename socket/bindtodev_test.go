@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/stack"
-	"github.com/sockstack/sockstack/wire"
 )
 
 // devNet is host A with two NICs: eth0 (10.0.0.1/24, fd00::1/64) to
@@ -26,24 +24,7 @@ type devNet struct {
 
 func newDevNet(t *testing.T, opts stack.Options) *devNet {
 	t.Helper()
-	opts.DADTransmits = -1
-	sa, sb, sc := stack.New(opts), stack.New(opts), stack.New(opts)
-	t.Cleanup(func() { sa.Close(); sb.Close(); sc.Close() })
-	add := func(n *stack.NIC, ps ...string) {
-		for _, p := range ps {
-			if err := n.AddAddress(netip.MustParsePrefix(p)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	e0, eb := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500)
-	e1, ec := link.NewPipe(wire.MAC{2, 0, 0, 0, 1, 1}, wire.MAC{2, 0, 0, 0, 1, 2}, 1500)
-	a0, a1 := sa.AddNIC("eth0", e0), sa.AddNIC("eth1", e1)
-	nb, nc := sb.AddNIC("eth0", eb), sc.AddNIC("eth0", ec)
-	add(a0, "10.0.0.1/24", "fd00::1/64")
-	add(a1, "10.1.0.1/24", "fd01::1/64")
-	add(nb, "10.0.0.2/24", "192.0.2.1/32", "fd00::2/64", "2001:db8::1/128")
-	add(nc, "10.1.0.2/24", "192.0.2.1/32", "fd01::2/64", "2001:db8::1/128")
+	sa, sb, sc, a0, a1 := threeHosts(t, opts)
 	for _, r := range []stack.Route{
 		{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Gateway: netip.MustParseAddr("10.0.0.2"), NIC: a0},
 		{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Gateway: netip.MustParseAddr("10.1.0.2"), NIC: a1, Metric: 100},

@@ -30,8 +30,24 @@ var (
 
 func newMarkNet(t *testing.T) *markNet {
 	t.Helper()
-	opts := stack.Options{DADTransmits: -1}
-	sa, sb, sc := stack.New(opts), stack.New(opts), stack.New(opts)
+	sa, sb, sc, a0, a1 := threeHosts(t, stack.Options{})
+	sa.AddRoute(stack.Route{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.0.0.2"), NIC: a0})
+	sa.AddRoute(stack.Route{Prefix: netip.MustParsePrefix("::/0"), Gateway: netip.MustParseAddr("fd00::2"), NIC: a0})
+	sa.AddRoute(stack.Route{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.1.0.2"), NIC: a1, Table: 100})
+	sa.AddRoute(stack.Route{Prefix: netip.MustParsePrefix("::/0"), Gateway: netip.MustParseAddr("fd01::2"), NIC: a1, Table: 100})
+	if err := sa.AddRule(stack.Rule{Priority: 1000, Mark: 1, Table: 100}); err != nil {
+		t.Fatal(err)
+	}
+	return &markNet{a: New(sa), b: New(sb), c: New(sc), sa: sa, sb: sb, sc: sc}
+}
+
+// threeHosts builds markNet's and devNet's hosts: A with eth0
+// (10.0.0.1/24, fd00::1/64) to B and eth1 (10.1.0.1/24, fd01::1/64) to
+// C; B and C both hold 192.0.2.1 and 2001:db8::1. A has no routes yet.
+func threeHosts(t *testing.T, opts stack.Options) (sa, sb, sc *stack.Stack, a0, a1 *stack.NIC) {
+	t.Helper()
+	opts.DADTransmits = -1
+	sa, sb, sc = stack.New(opts), stack.New(opts), stack.New(opts)
 	t.Cleanup(func() { sa.Close(); sb.Close(); sc.Close() })
 	add := func(n *stack.NIC, ps ...string) {
 		for _, p := range ps {
@@ -42,20 +58,13 @@ func newMarkNet(t *testing.T) *markNet {
 	}
 	e0, eb := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500)
 	e1, ec := link.NewPipe(wire.MAC{2, 0, 0, 0, 1, 1}, wire.MAC{2, 0, 0, 0, 1, 2}, 1500)
-	a0, a1 := sa.AddNIC("eth0", e0), sa.AddNIC("eth1", e1)
+	a0, a1 = sa.AddNIC("eth0", e0), sa.AddNIC("eth1", e1)
 	nb, nc := sb.AddNIC("eth0", eb), sc.AddNIC("eth0", ec)
 	add(a0, "10.0.0.1/24", "fd00::1/64")
 	add(a1, "10.1.0.1/24", "fd01::1/64")
 	add(nb, "10.0.0.2/24", "192.0.2.1/32", "fd00::2/64", "2001:db8::1/128")
 	add(nc, "10.1.0.2/24", "192.0.2.1/32", "fd01::2/64", "2001:db8::1/128")
-	sa.AddRoute(stack.Route{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.0.0.2"), NIC: a0})
-	sa.AddRoute(stack.Route{Prefix: netip.MustParsePrefix("::/0"), Gateway: netip.MustParseAddr("fd00::2"), NIC: a0})
-	sa.AddRoute(stack.Route{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.1.0.2"), NIC: a1, Table: 100})
-	sa.AddRoute(stack.Route{Prefix: netip.MustParsePrefix("::/0"), Gateway: netip.MustParseAddr("fd01::2"), NIC: a1, Table: 100})
-	if err := sa.AddRule(stack.Rule{Priority: 1000, Mark: 1, Table: 100}); err != nil {
-		t.Fatal(err)
-	}
-	return &markNet{a: New(sa), b: New(sb), c: New(sc), sa: sa, sb: sb, sc: sc}
+	return sa, sb, sc, a0, a1
 }
 
 func TestSOMarkReadBack(t *testing.T) {

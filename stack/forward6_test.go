@@ -442,23 +442,7 @@ func TestForward6Alloc(t *testing.T) {
 // BenchmarkForward6 forwards a 1,048-byte UDP packet from eth0 to eth1
 // (go test ./stack -run '^$' -bench Forward6 -benchmem).
 func BenchmarkForward6(b *testing.B) {
-	clk := clock.NewManual(time.Unix(1_700_000_000, 0))
-	s := New(Options{Clock: clk, Forwarding: true, DADTransmits: -1})
-	b.Cleanup(s.Close)
-	ep0 := &chanEP{mtu: 1500}
-	ep1 := macEP{&chanEP{mtu: 1500, discard: true}, fwNIC1}
-	nic0, nic1 := s.AddNIC("eth0", ep0), s.AddNIC("eth1", ep1)
-	for _, c := range []struct {
-		n *NIC
-		a netip.Addr
-	}{{nic0, host6}, {nic1, fwEth1}} {
-		if err := c.n.EnableIPv6(); err != nil {
-			b.Fatal(err)
-		}
-		if err := c.n.AddAddress(netip.PrefixFrom(c.a, 64)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	s, ep0, nic1 := benchRouter6(b, Options{Forwarding: true})
 	nic1.SetStatic6(fwFar, fwFarMAC)
 	frame := frame6(hostMAC, peerMAC, peer6, fwFar, wire.ProtoUDP, 9, udp6(peer6, fwFar, 1000, 9, make([]byte, 1000)), -1)
 	fr := [][]byte{frame}
@@ -492,4 +476,29 @@ func TestForward6NARouterFlag(t *testing.T) {
 			t.Fatalf("forwarding %v: NA flags %#x, not solicited", fw, flags)
 		}
 	}
+}
+
+// benchRouter6 is a router for the forwarding benchmarks: eth0 (host6/64,
+// frames injected on ep0) and eth1 (fwEth1/64, frames discarded).
+func benchRouter6(b *testing.B, opts Options) (s *Stack, ep0 *chanEP, nic1 *NIC) {
+	opts.Clock = clock.NewManual(time.Unix(1_700_000_000, 0))
+	opts.DADTransmits = -1
+	s = New(opts)
+	b.Cleanup(s.Close)
+	ep0 = &chanEP{mtu: 1500}
+	ep1 := macEP{&chanEP{mtu: 1500, discard: true}, fwNIC1}
+	nic0 := s.AddNIC("eth0", ep0)
+	nic1 = s.AddNIC("eth1", ep1)
+	for _, c := range []struct {
+		n *NIC
+		a netip.Addr
+	}{{nic0, host6}, {nic1, fwEth1}} {
+		if err := c.n.EnableIPv6(); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.n.AddAddress(netip.PrefixFrom(c.a, 64)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s, ep0, nic1
 }

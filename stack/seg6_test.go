@@ -313,23 +313,7 @@ func TestSeg6EndAlloc(t *testing.T) {
 // BenchmarkSeg6End is End and forwarding of a 1,104-byte packet
 // (go test ./stack -run '^$' -bench Seg6End -benchmem).
 func BenchmarkSeg6End(b *testing.B) {
-	clk := clock.NewManual(time.Unix(1_700_000_000, 0))
-	s := New(Options{Clock: clk, Forwarding: true, Seg6Enabled: true, DADTransmits: -1})
-	b.Cleanup(s.Close)
-	ep0 := &chanEP{mtu: 1500}
-	ep1 := macEP{&chanEP{mtu: 1500, discard: true}, fwNIC1}
-	nic0, nic1 := s.AddNIC("eth0", ep0), s.AddNIC("eth1", ep1)
-	for _, c := range []struct {
-		n *NIC
-		a netip.Addr
-	}{{nic0, host6}, {nic1, fwEth1}} {
-		if err := c.n.EnableIPv6(); err != nil {
-			b.Fatal(err)
-		}
-		if err := c.n.AddAddress(netip.PrefixFrom(c.a, 64)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	s, ep0, nic1 := benchRouter6(b, Options{Forwarding: true, Seg6Enabled: true})
 	nic1.SetStatic6(fwMid, fwMidMAC)
 	tmpl := srhUDP(9, 2, string(make([]byte, 1000)), fwFar, fwMid, host6)
 	frame := bytes.Clone(tmpl)
