@@ -605,6 +605,7 @@ func TestInteropIPv6Attack(t *testing.T) {
 	t.Run("tcp_over_ipv6", a.tcpInput)
 	t.Run("packet_too_big", a.packetTooBig)
 	t.Run("ns_flood", a.nsFlood)
+	t.Run("neighbor_scan", a.neighborScan)
 	t.Run("fragment_flood", a.fragmentFlood)
 	t.Run("ra_prefix_flood", a.raPrefixFlood)
 	t.Run("ra_with_1ms_timers", a.raTinyTimers)
