@@ -28,6 +28,11 @@ var cases = []struct {
 		"alice sees: * bob left", "alice sees: <carol> bob has gone", "carol sees: * alice left",
 		"server: * carol left (0 member(s))"}},
 	{"udpchat", []string{"-kernel"}, []string{"bob   sees: <alice> hi bob", "server: * carol left (0 member(s))"}},
+	{"selectchat", nil, []string{
+		"server: new connection from 10.0.0.2 (1 connected)", "bob   sees: <alice> hi bob", "carol sees: * carol joined",
+		"alice sees: <bob> hello carol\nalice sees: <bob> I have to go", "carol sees: * bob left",
+		"server: carol hung up (0 connected)", "server: all 3 clients have left"}},
+	{"selectchat", []string{"-kernel"}, []string{"server: new connection from 127.0.0.1 (1 connected)", "alice sees: <carol> bob has gone", "server: all 3 clients have left"}},
 	{"gaiecho", nil, []string{
 		"server: getaddrinfo: AF_INET 0.0.0.0:50007, AF_INET6 [::]:50007",
 		"server: listening on AF_INET 0.0.0.0:50007",
