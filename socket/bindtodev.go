@@ -19,9 +19,9 @@ type boundDev struct {
 
 // bindToIndex is SO_BINDTOIFINDEX: an interface index (0 unbinds), a
 // negative one EINVAL. Linux's sock_bindtoindex does not look the index
-// up: a TCP socket keeps an unknown one, and its connect fails with
-// ENODEV (its route's lookup); a datagram socket, which holds its NIC
-// here, refuses it with ENODEV.
+// up: a TCP or datagram socket keeps an unknown one, and its connect or
+// send fails as its route's lookup does (ENODEV; ENETUNREACH for an
+// IPv6 datagram); other kinds here refuse it with ENODEV.
 func (s *Socket) bindToIndex(v any) error {
 	i, err := intOpt(v)
 	if err != nil {
@@ -33,11 +33,17 @@ func (s *Socket) bindToIndex(v any) error {
 	var nic *stack.NIC
 	if i != 0 {
 		if nic = s.net.st.NICByID(i); nic == nil {
-			t, ok := s.ep.(*tcpEP)
-			if !ok {
+			switch e := s.ep.(type) {
+			case *tcpEP:
+				e.ep.SetBindToDevice(i)
+			case *dgramEP:
+				e.ep.SetBindToIfindex(i)
+				s.mu.Lock()
+				s.ext().device = ""
+				s.mu.Unlock()
+			default:
 				return syscall.ENODEV
 			}
-			t.ep.SetBindToDevice(i)
 			return nil
 		}
 	}
@@ -51,6 +57,16 @@ func (s *Socket) bindToIndex(v any) error {
 func (s *Socket) device() boundDev {
 	if t, ok := s.ep.(*tcpEP); ok {
 		id := t.ep.BindToDevice()
+		if id == 0 {
+			return boundDev{}
+		}
+		if nic := s.net.st.NICByID(id); nic != nil {
+			return boundDev{nic.Name(), id}
+		}
+		return boundDev{Index: id}
+	}
+	if d, ok := s.ep.(*dgramEP); ok {
+		id := d.ep.BindIfindex()
 		if id == 0 {
 			return boundDev{}
 		}

@@ -528,7 +528,10 @@ func (s *Socket) RecvMsg6(b []byte, flags int) (n, rflags int, from Sockaddr, in
 	if bits&1 != 0 {
 		info.HasPktInfo = true
 		info.Addr = mapped(pi.Dst)
-		info.Ifindex = d.ep.Stack().IfIndexOf(pi.Dst)
+		info.Ifindex = pi.IfIndex // the NIC it came in on
+		if info.Ifindex == 0 {
+			info.Ifindex = d.ep.Stack().IfIndexOf(pi.Dst)
+		}
 	}
 	if bits&2 != 0 {
 		info.HasHopLimit, info.HopLimit = true, int(pi.HopLimit)

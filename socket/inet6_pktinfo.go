@@ -292,5 +292,8 @@ func (s *Socket) RecvMsgPktinfo(b []byte, flags int) (n, rflags int, from Sockad
 			pi.Ifindex, pi.SpecDst = r.NIC.ID(), r.Src
 		}
 	}
+	if info.IfIndex != 0 {
+		pi.Ifindex = info.IfIndex // the NIC it came in on, as Linux's skb->dev
+	}
 	return n, rflags, from, pi, true, nil
 }

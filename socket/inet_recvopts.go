@@ -492,6 +492,9 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 				}
 			}
 		}
+		if info.IfIndex != 0 {
+			m.ifindex = info.IfIndex // the NIC it came in on, as Linux's skb->dev
+		}
 		if d.ep.Kind() == stack.KindUDP && info.Dst.IsValid() || info.DstPortOK {
 			m.port, m.portOK = info.DstPort, true
 		}

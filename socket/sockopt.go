@@ -70,8 +70,9 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 }
 
 // bindToDevice is SO_BINDTODEVICE: a NIC name ("" unbinds); an unknown
-// name is ENODEV. Datagram sockets send through that NIC; TCP sockets
-// route through it and take segments from it only (tcp/bindtodev.go).
+// name is ENODEV. Datagram sockets send through that NIC and take only
+// what came in on it (stack/options.go); TCP sockets route through it and
+// take segments from it only (tcp/bindtodev.go).
 func (s *Socket) bindToDevice(v any) error {
 	name, ok := v.(string)
 	if !ok {

@@ -52,6 +52,9 @@ type received struct {
 	// dport is a diverted datagram's original destination port
 	// (transparent.go); 0: the socket's own port.
 	dport uint16
+	// ifindex is the NIC the datagram came in on (IP_PKTINFO,
+	// IPV6_PKTINFO report it, as Linux reports skb->dev).
+	ifindex int32
 	// flow is an IPv6 datagram's flow label (IPV6_FLOWINFO); opts an
 	// IPv4 one's options as the receive path left them (IP_RECVOPTS,
 	// IP_RETOPTS; ipopts_recv.go), nil when it had none: kept apart so
@@ -101,7 +104,13 @@ type DgramEndpoint struct {
 		mcastTTL                        int
 		mcastLoop                       bool
 		mcastIf                         *NIC
-		bindDev                         *NIC
+		// bindDev is SO_BINDTODEVICE's NIC, bindIdx its index: the
+		// socket sends through it and takes datagrams that came in on
+		// it only. SO_BINDTOIFINDEX may name an index no NIC has (Linux
+		// does not look it up): bindIdx set, bindDev nil, and every
+		// send fails (devGoneErr).
+		bindDev *NIC
+		bindIdx int32
 		// AF_INET6 (dgram6.go): inet6 marks an IPv6 socket, v6only its
 		// IPV6_V6ONLY; csumOff is IPV6_CHECKSUM (-1 off); icmp6Filter
 		// ICMP6_FILTER (a set bit blocks the type).
@@ -283,6 +292,9 @@ func (e *DgramEndpoint) Connect(addr netip.AddrPort) error {
 			return syscall.EACCES
 		}
 	}
+	if e.devGoneLocked() {
+		return devGoneErr(dst)
+	}
 	rdst := dst
 	if h, ok := e.ext6.FirstHop(); ok && dst.Is6() && e.kind != KindPing {
 		rdst = h // a routing header's next segment (ext6_send.go), as ip6_datagram_connect
@@ -427,6 +439,10 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 	if e.kind == KindUDP && to.Port() == 0 {
 		e.mu.Unlock()
 		return 0, syscall.EINVAL
+	}
+	if e.devGoneLocked() {
+		e.mu.Unlock()
+		return 0, devGoneErr(to.Addr())
 	}
 	dst := to.Addr()
 	if dst.IsUnspecified() {
@@ -670,7 +686,7 @@ func (e *DgramEndpoint) recvFrom(b []byte, peek bool, info *PacketInfo) (n, full
 	full = len(r.buf)
 	from = r.from
 	if info != nil {
-		*info = PacketInfo{Dst: r.dst, HopLimit: r.ttl, TClass: r.tos, GSOSize: int(r.gso), DstPort: r.dport, Flow: r.flow}
+		*info = PacketInfo{Dst: r.dst, HopLimit: r.ttl, TClass: r.tos, GSOSize: int(r.gso), DstPort: r.dport, Flow: r.flow, IfIndex: int(r.ifindex)}
 		if r.opts != nil {
 			info.Opts = *r.opts
 		}
@@ -712,39 +728,26 @@ func (e *DgramEndpoint) ShutRd() bool {
 // true size would take the queue over SO_RCVBUF, counting the drop in the
 // socket; the caller counts it in the stack). An empty queue takes one
 // datagram whatever its size, as Linux does.
-func (e *DgramEndpoint) enqueue(data []byte, from netip.AddrPort, h wire.IPv4) bool {
+func (e *DgramEndpoint) enqueue(data []byte, from netip.AddrPort, h wire.IPv4, dif int32) bool {
 	if h.HeaderLen() <= wire.IPv4MinHeaderLen {
-		return e.enqueueMeta(data, from, h.Dst(), h.TTL(), h.TOS())
+		return e.enqueueRecv(data, from, h.Dst(), 0, h.TTL(), h.TOS(), 0, 0, nil, nil, dif)
 	}
 	// Options: rewritten as Linux's receive path leaves them, also in
 	// the header a raw socket reads (ipopts_recv.go).
 	o := recvOptsPool.Get().(*RecvIPOpts)
 	*o = e.s.recvOptions(h)
-	return e.enqueueRecv(data, from, h.Dst(), 0, h.TTL(), h.TOS(), 0, 0, o, nil)
+	return e.enqueueRecv(data, from, h.Dst(), 0, h.TTL(), h.TOS(), 0, 0, o, nil, dif)
 }
 
-// enqueueMeta is enqueue with the header fields given apart (either family).
-func (e *DgramEndpoint) enqueueMeta(data []byte, from netip.AddrPort, dst netip.Addr, ttl, tos uint8) bool {
-	return e.enqueueSeg(data, from, dst, ttl, tos, 0)
-}
-
-// enqueueSeg is enqueueMeta with a UDP_GRO segment size (gso_udp.go).
-func (e *DgramEndpoint) enqueueSeg(data []byte, from netip.AddrPort, dst netip.Addr, ttl, tos uint8, gso uint16) bool {
-	return e.enqueueAt(data, from, dst, 0, ttl, tos, gso)
-}
-
-// enqueueAt is enqueueSeg with a diverted datagram's original
-// destination port (transparent.go).
-func (e *DgramEndpoint) enqueueAt(data []byte, from netip.AddrPort, dst netip.Addr, dport uint16, ttl, tos uint8, gso uint16) bool {
-	return e.enqueueRecv(data, from, dst, dport, ttl, tos, gso, 0, nil, nil)
-}
-
-// enqueueRecv is enqueueAt with an IPv6 flow label and received IPv4
+// enqueueRecv queues a datagram that came in on NIC dif: its header
+// fields, a UDP_GRO segment size (gso, gso_udp.go), a diverted
+// datagram's original destination port (dport, transparent.go), an IPv6
+// flow label, and received IPv4
 // options (nil: none; else from recvOptsPool, which a refused datagram
 // gives them back to); a raw socket's datagram, which starts with the
 // IPv4 header, gets the options as the receive path left them. ext is
 // an IPv6 datagram's extension headers (nil: none), given back the same way.
-func (e *DgramEndpoint) enqueueRecv(data []byte, from netip.AddrPort, dst netip.Addr, dport uint16, ttl, tos uint8, gso uint16, flow uint32, opts *RecvIPOpts, ext *RecvExt6) bool {
+func (e *DgramEndpoint) enqueueRecv(data []byte, from netip.AddrPort, dst netip.Addr, dport uint16, ttl, tos uint8, gso uint16, flow uint32, opts *RecvIPOpts, ext *RecvExt6, dif int32) bool {
 	e.mu.Lock()
 	if e.closed {
 		// Not shutRd: Linux keeps queueing datagrams after SHUT_RD.
@@ -776,7 +779,7 @@ func (e *DgramEndpoint) enqueueRecv(data []byte, from netip.AddrPort, dst netip.
 	if opts != nil && e.kind == KindRaw && len(buf) >= wire.IPv4MinHeaderLen+int(opts.Len) {
 		copy(buf[wire.IPv4MinHeaderLen:], opts.Bytes())
 	}
-	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso, dport: dport, flow: flow, opts: opts, ext: ext}
+	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso, dport: dport, ifindex: dif, flow: flow, opts: opts, ext: ext}
 	e.n++
 	e.qbytes += Truesize(buf)
 	e.mu.Unlock()
@@ -855,14 +858,18 @@ type udpTable struct {
 
 func newUDPTable() *udpTable { return &udpTable{ports: map[uint16][]*DgramEndpoint{}} }
 
-// conflicts applies Linux's rules: same port and overlapping addresses
-// conflict unless both set SO_REUSEADDR or both SO_REUSEPORT.
+// conflicts applies Linux's rules: same port, overlapping addresses and
+// overlapping devices (either unbound, or the same one) conflict unless
+// both set SO_REUSEADDR or both SO_REUSEPORT.
 func (t *udpTable) conflicts(e *DgramEndpoint, a netip.Addr, port uint16) bool {
 	for _, o := range t.ports[port] {
 		if o == e {
 			continue
 		}
 		if !bindOverlap(a, e.opts.v6only, o.local.Addr(), o.opts.v6only) {
+			continue
+		}
+		if d, od := e.opts.bindIdx, o.devIdx(); d != 0 && od != 0 && d != od {
 			continue
 		}
 		if e.opts.reuseAddr && o.opts.reuseAddr {
@@ -922,13 +929,28 @@ func (t *udpTable) remove(e *DgramEndpoint) {
 	}
 }
 
-// score ranks how specifically e matches a packet; -1 means no match.
-// The bound address is read from the binding (connect may have narrowed
-// the reported name, but a wildcard bind still receives on every address).
-func (e *DgramEndpoint) score(dst netip.Addr, src netip.Addr, sport uint16) int {
+// devIdx is the endpoint's bound device index (0: none).
+func (e *DgramEndpoint) devIdx() int32 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.opts.bindIdx
+}
+
+// score ranks how specifically e matches a packet that came in on NIC
+// dif; -1 means no match. The bound address is read from the binding
+// (connect may have narrowed the reported name, but a wildcard bind
+// still receives on every address). The weights are Linux's
+// (compute_score: address, device 4 each; a connected peer 8).
+func (e *DgramEndpoint) score(dst netip.Addr, src netip.Addr, sport uint16, dif int32) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	sc := 0
+	if d := e.opts.bindIdx; d != 0 && dif >= 0 {
+		if d != dif {
+			return -1 // SO_BINDTODEVICE: only what came in on that device
+		}
+		sc += 2
+	}
 	la := e.local.Addr()
 	if la.Is4() != dst.Is4() && (la.Is4() || e.opts.v6only || !la.IsUnspecified()) {
 		return -1 // the other family: only a dual-stack :: socket takes IPv4
@@ -953,14 +975,14 @@ func (e *DgramEndpoint) score(dst netip.Addr, src netip.Addr, sport uint16) int 
 }
 
 // lookup finds the best endpoint for a unicast datagram.
-func (t *udpTable) lookup(dst netip.Addr, dport uint16, src netip.Addr, sport uint16) *DgramEndpoint {
+func (t *udpTable) lookup(dst netip.Addr, dport uint16, src netip.Addr, sport uint16, dif int32) *DgramEndpoint {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	var best *DgramEndpoint
 	bestScore := -1
 	var same int
 	for _, e := range t.ports[dport] {
-		sc := e.score(dst, src, sport)
+		sc := e.score(dst, src, sport, dif)
 		if sc > bestScore {
 			best, bestScore, same = e, sc, 1
 		} else if sc == bestScore && sc >= 0 && e.opts.reusePort && best.opts.reusePort {
@@ -978,13 +1000,13 @@ func (t *udpTable) lookup(dst netip.Addr, dport uint16, src netip.Addr, sport ui
 }
 
 // lookupAll lists every endpoint that wants a broadcast or multicast datagram.
-func (t *udpTable) lookupAll(dst netip.Addr, dport uint16, src netip.Addr, sport uint16, out []*DgramEndpoint) []*DgramEndpoint {
+func (t *udpTable) lookupAll(dst netip.Addr, dport uint16, src netip.Addr, sport uint16, dif int32, out []*DgramEndpoint) []*DgramEndpoint {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	for _, e := range t.ports[dport] {
 		// IP_MULTICAST_ALL is on by default in Linux: every socket bound
 		// to the port gets the group's datagrams once the host is a member.
-		if e.score(dst, src, sport) < 0 {
+		if e.score(dst, src, sport, dif) < 0 {
 			continue
 		}
 		out = append(out, e)
@@ -1010,7 +1032,7 @@ func (s *Stack) receiveUDP(n *NIC, h wire.IPv4, bcast bool) {
 	}
 	src, dst := h.Src(), h.Dst()
 	from := netip.AddrPortFrom(src, u.SrcPort())
-	if !deliverUDP(s, u, src, dst, from, h, bcast, (*DgramEndpoint).enqueue) {
+	if !deliverUDP(s, u, src, dst, from, h, bcast, int32(n.id), (*DgramEndpoint).enqueue) {
 		s.sendICMPError(h, wire.ICMPDestUnreach, wire.ICMPPortUnreach, 0)
 	}
 }
@@ -1019,30 +1041,30 @@ func (s *Stack) receiveUDP(n *NIC, h wire.IPv4, bcast bool) {
 // endpoints: every match when fanout (broadcast, multicast), else the
 // best one. False means no endpoint has the unicast port; the caller
 // answers port unreachable in its own ICMP.
-func deliverUDP[H wire.IPv4 | wire.IPv6](s *Stack, u wire.UDP, src, dst netip.Addr, from netip.AddrPort, h H, fanout bool, enqueue func(*DgramEndpoint, []byte, netip.AddrPort, H) bool) bool {
+func deliverUDP[H wire.IPv4 | wire.IPv6](s *Stack, u wire.UDP, src, dst netip.Addr, from netip.AddrPort, h H, fanout bool, dif int32, enqueue func(*DgramEndpoint, []byte, netip.AddrPort, H, int32) bool) bool {
 	st := &s.stats.UDP
 	if fanout {
 		var buf [8]*DgramEndpoint
-		eps := s.udp.lookupAll(dst, u.DstPort(), src, u.SrcPort(), buf[:0])
+		eps := s.udp.lookupAll(dst, u.DstPort(), src, u.SrcPort(), dif, buf[:0])
 		if len(eps) == 0 {
 			st.NoPorts.Add(1)
 			return true
 		}
 		st.InDatagrams.Add(1)
 		for _, e := range eps {
-			if !enqueue(e, u.Payload(), from, h) {
+			if !enqueue(e, u.Payload(), from, h, dif) {
 				st.RcvbufErrors.Add(1)
 			}
 		}
 		return true
 	}
-	e := s.udp.lookup(dst, u.DstPort(), src, u.SrcPort())
+	e := s.udp.lookup(dst, u.DstPort(), src, u.SrcPort(), dif)
 	if e == nil {
 		st.NoPorts.Add(1)
 		return false
 	}
 	st.InDatagrams.Add(1)
-	if !enqueue(e, u.Payload(), from, h) {
+	if !enqueue(e, u.Payload(), from, h, dif) {
 		st.RcvbufErrors.Add(1)
 		st.InErrors.Add(1)
 	}
@@ -1091,9 +1113,9 @@ func (t *rawTable) has(proto uint8) bool {
 	return false
 }
 
-// deliver copies h (IP header included, as Linux raw sockets receive it)
-// to every raw endpoint of its protocol.
-func (t *rawTable) deliver(s *Stack, h wire.IPv4) {
+// deliver copies h (IP header included, as Linux raw sockets receive it),
+// which came in on NIC dif, to every raw endpoint of its protocol.
+func (t *rawTable) deliver(s *Stack, h wire.IPv4, dif int32) {
 	if t.n.Load() == 0 {
 		return
 	}
@@ -1104,10 +1126,13 @@ func (t *rawTable) deliver(s *Stack, h wire.IPv4) {
 			continue
 		}
 		e.mu.Lock()
-		la, conn, ra, v6 := e.local.Addr(), e.connected, e.remote.Addr(), e.opts.inet6
+		la, conn, ra, v6, dev := e.local.Addr(), e.connected, e.remote.Addr(), e.opts.inet6, e.opts.bindIdx
 		e.mu.Unlock()
 		if v6 {
 			continue // AF_INET6 raw sockets never see IPv4
+		}
+		if dev != 0 && dev != dif {
+			continue // raw_v4_match: a bound device must be the one it came in on
 		}
 		if la.IsValid() && !la.IsUnspecified() && la != h.Dst() {
 			continue
@@ -1115,7 +1140,7 @@ func (t *rawTable) deliver(s *Stack, h wire.IPv4) {
 		if conn && ra != h.Src() {
 			continue
 		}
-		if e.enqueue(h, netip.AddrPortFrom(h.Src(), 0), h) {
+		if e.enqueue(h, netip.AddrPortFrom(h.Src(), 0), h, dif) {
 			s.stats.Raw.InDelivers.Add(1)
 		} else {
 			s.stats.Raw.RcvbufErrors.Add(1)

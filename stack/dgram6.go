@@ -232,8 +232,8 @@ func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr
 }
 
 // enqueue6 queues an IPv6 datagram's data.
-func (e *DgramEndpoint) enqueue6(data []byte, from netip.AddrPort, h wire.IPv6) bool {
-	return e.enqueueRecv(data, from, h.Dst(), 0, h.HopLimit(), h.TrafficClass(), 0, h.FlowLabel(), nil, recvExt6(h))
+func (e *DgramEndpoint) enqueue6(data []byte, from netip.AddrPort, h wire.IPv6, dif int32) bool {
+	return e.enqueueRecv(data, from, h.Dst(), 0, h.HopLimit(), h.TrafficClass(), 0, h.FlowLabel(), nil, recvExt6(h), dif)
 }
 
 // scoped adds the NIC as zone to a link-local source, so recvfrom
@@ -266,7 +266,7 @@ func (s *Stack) receiveUDP6(n *NIC, h wire.IPv6, p []byte, mcast bool) {
 	}
 	src, dst := h.Src(), h.Dst()
 	from := netip.AddrPortFrom(scoped(src, n), u.SrcPort())
-	if !deliverUDP(s, u, src, dst, from, h, mcast, (*DgramEndpoint).enqueue6) {
+	if !deliverUDP(s, u, src, dst, from, h, mcast, int32(n.id), (*DgramEndpoint).enqueue6) {
 		s.sendICMPv6Error(h, wire.ICMPv6DestUnreach, wire.ICMPv6PortUnreach, 0)
 	}
 }
@@ -292,23 +292,23 @@ func (t *rawTable) has6(proto uint8) bool {
 // deliver6 copies a datagram's upper-layer part (IPv6 raw sockets get no
 // IP header, RFC 3542 3) to the raw IPv6 endpoints of its protocol;
 // ICMPv6 goes through deliverICMPv6 after its checksum was verified.
-func (t *rawTable) deliver6(s *Stack, h wire.IPv6, x *wire.IPv6Ext) {
+func (t *rawTable) deliver6(s *Stack, h wire.IPv6, x *wire.IPv6Ext, dif int32) {
 	if x.Proto == wire.ProtoICMPv6 {
 		return
 	}
-	t.deliverRaw6(s, h, x.Proto, h[x.Offset:], nil)
+	t.deliverRaw6(s, h, x.Proto, h[x.Offset:], dif, nil)
 }
 
 // deliverICMPv6 delivers a checked ICMPv6 message to raw ICMPv6
 // endpoints whose ICMP6_FILTER passes its type.
-func (t *rawTable) deliverICMPv6(s *Stack, h wire.IPv6, m wire.ICMPv6) {
-	t.deliverRaw6(s, h, wire.ProtoICMPv6, m, func(e *DgramEndpoint) bool {
+func (t *rawTable) deliverICMPv6(s *Stack, h wire.IPv6, m wire.ICMPv6, dif int32) {
+	t.deliverRaw6(s, h, wire.ProtoICMPv6, m, dif, func(e *DgramEndpoint) bool {
 		typ := m.Type()
 		return e.opts.icmp6Filter[typ>>5]&(1<<(typ&31)) == 0
 	})
 }
 
-func (t *rawTable) deliverRaw6(s *Stack, h wire.IPv6, proto uint8, data []byte, pass func(*DgramEndpoint) bool) {
+func (t *rawTable) deliverRaw6(s *Stack, h wire.IPv6, proto uint8, data []byte, dif int32, pass func(*DgramEndpoint) bool) {
 	if t.n.Load() == 0 {
 		return
 	}
@@ -320,7 +320,7 @@ func (t *rawTable) deliverRaw6(s *Stack, h wire.IPv6, proto uint8, data []byte, 
 	src, dst := h.Src(), h.Dst()
 	for _, e := range t.eps {
 		e.mu.Lock()
-		ok := e.opts.inet6 && e.proto == proto && (pass == nil || pass(e))
+		ok := e.opts.inet6 && e.proto == proto && (pass == nil || pass(e)) && (e.opts.bindIdx == 0 || e.opts.bindIdx == dif)
 		la, conn, ra, off := e.local.Addr(), e.connected, e.remote.Addr(), e.opts.csumOff
 		e.mu.Unlock()
 		if !ok || la.IsValid() && !la.IsUnspecified() && la != dst || conn && ra.WithZone("") != src {
@@ -333,7 +333,7 @@ func (t *rawTable) deliverRaw6(s *Stack, h wire.IPv6, proto uint8, data []byte, 
 				continue
 			}
 		}
-		if e.enqueue6(data, netip.AddrPortFrom(src, 0), h) {
+		if e.enqueue6(data, netip.AddrPortFrom(src, 0), h, dif) {
 			s.stats.Raw.InDelivers.Add(1)
 		} else {
 			s.stats.Raw.RcvbufErrors.Add(1)
@@ -384,6 +384,8 @@ type PacketInfo struct {
 	HopLimit uint8
 	TClass   uint8
 	GSOSize  int // UDP_GRO: the segment size of a coalesced read (0: one datagram)
+	// IfIndex is the NIC the datagram came in on (0: not known).
+	IfIndex int
 	// DstPort is the destination port: the socket's, or a diverted
 	// datagram's original one (IP_ORIGDSTADDR, transparent.go).
 	DstPort uint16

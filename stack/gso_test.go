@@ -333,8 +333,8 @@ func TestRawLookupNoLockWhenEmpty(t *testing.T) {
 	if tb.has(wire.ProtoTCP) || tb.has6(wire.ProtoTCP) {
 		t.Fatal("an empty table has a raw socket")
 	}
-	tb.deliver(nil, nil)
-	tb.deliverRaw6(nil, nil, wire.ProtoTCP, nil, nil)
+	tb.deliver(nil, nil, 0)
+	tb.deliverRaw6(nil, nil, wire.ProtoTCP, nil, 0, nil)
 	tb.mu.Unlock()
 	e := &DgramEndpoint{proto: wire.ProtoTCP}
 	tb.add(e)

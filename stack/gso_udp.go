@@ -212,7 +212,7 @@ func (n *NIC) takeUDPGSO(f []byte, m link.Meta) bool {
 		return false
 	}
 	u := wire.UDP(l4)
-	e := s.udp.lookup(dst, u.DstPort(), src, u.SrcPort())
+	e := s.udp.lookup(dst, u.DstPort(), src, u.SrcPort(), int32(n.id))
 	if e == nil || !e.UDPGRO() {
 		return false
 	}
@@ -231,7 +231,7 @@ func (n *NIC) takeUDPGSO(f []byte, m link.Meta) bool {
 	}
 	st := &s.stats.UDP
 	s.stats.Link.InGSOFrames.Add(1)
-	if !e.enqueueRecv(payload, netip.AddrPortFrom(src, u.SrcPort()), dst, 0, ttl, tos, m.GSOSize, flow, nil, nil) {
+	if !e.enqueueRecv(payload, netip.AddrPortFrom(src, u.SrcPort()), dst, 0, ttl, tos, m.GSOSize, flow, nil, nil, int32(n.id)) {
 		st.RcvbufErrors.Add(1)
 		st.InErrors.Add(1)
 		return true

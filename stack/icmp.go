@@ -31,7 +31,7 @@ func (s *Stack) receiveICMP(n *NIC, h wire.IPv4, bcast bool, opts ipOpts) {
 		s.echoReply(h, m, opts)
 	case wire.ICMPEchoReply:
 		st.InEchoReps.Add(1)
-		s.pingDeliver(h, m)
+		s.pingDeliver(h, m, int32(n.id))
 	case wire.ICMPRedirect:
 		// Counted and ignored: an IPv4 redirect cannot be told from a
 		// forgery by anyone on the path (docs/DECISIONS.md).
@@ -199,7 +199,7 @@ func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int, info uin
 	switch ih.Protocol() {
 	case wire.ProtoUDP:
 		u := wire.UDP(t)
-		e := s.udp.lookup(src, u.SrcPort(), dst, u.DstPort())
+		e := s.udp.lookup(src, u.SrcPort(), dst, u.DstPort(), c.errDif())
 		if e == nil {
 			return raw
 		}
@@ -223,7 +223,7 @@ func (s *Stack) handleICMPError(inner []byte, typ, code uint8, mtu int, info uin
 		if im.Type() != wire.ICMPEcho {
 			return raw
 		}
-		e := s.ping.lookup(src, im.ID(), dst, 0)
+		e := s.ping.lookup(src, im.ID(), dst, 0, c.errDif())
 		if e == nil {
 			return raw
 		}
@@ -338,6 +338,16 @@ func (s *Stack) localError(h wire.IPv4, typ, code uint8, mtu int) {
 // about a packet of its own from src (a neighbour that never answered):
 // to src, on loopback, with the TTL (hop limit) of its ICMP errors and
 // the TOS of an IPv4 one.
+// errDif is the device an error's socket lookup matches: the NIC the
+// error came in on, or any (-1) for an error of our own making, which
+// no device carried.
+func (c *ICMPCarrier) errDif() int32 {
+	if c.NIC == 0 {
+		return -1
+	}
+	return int32(c.NIC)
+}
+
 func selfCarrier(src netip.Addr) ICMPCarrier {
 	if src.Is6() {
 		return ICMPCarrier{Dst: src, TTL: 64}
@@ -420,13 +430,13 @@ func (s *Stack) isAnyBroadcast(a netip.Addr) bool {
 
 // pingDeliver hands an echo reply to the ping socket whose "port" is the
 // echo identifier.
-func (s *Stack) pingDeliver(h wire.IPv4, m wire.ICMPv4) {
+func (s *Stack) pingDeliver(h wire.IPv4, m wire.ICMPv4, dif int32) {
 	id := m.ID()
-	ep := s.ping.lookup(h.Dst(), id, h.Src(), 0)
+	ep := s.ping.lookup(h.Dst(), id, h.Src(), 0, dif)
 	if ep == nil {
 		return
 	}
-	ep.enqueue(m, netip.AddrPortFrom(h.Src(), 0), h)
+	ep.enqueue(m, netip.AddrPortFrom(h.Src(), 0), h, dif)
 }
 
 var _ = binary.BigEndian

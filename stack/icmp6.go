@@ -23,14 +23,14 @@ func (s *Stack) receiveICMPv6(n *NIC, h wire.IPv6, p []byte, mcast, routerAlert,
 		}
 		return
 	}
-	s.raw.deliverICMPv6(s, h, m)
+	s.raw.deliverICMPv6(s, h, m, int32(n.id))
 	switch t := m.Type(); t {
 	case wire.ICMPv6EchoRequest:
 		st.InEchos.Add(1)
 		s.echoReply6(n, h, m, mcast)
 	case wire.ICMPv6EchoReply:
 		st.InEchoReplies.Add(1)
-		s.pingDeliver6(h, m)
+		s.pingDeliver6(h, m, int32(n.id))
 	case wire.ICMPv6DestUnreach, wire.ICMPv6PacketTooBig, wire.ICMPv6TimeExceeded, wire.ICMPv6ParamProblem:
 		mtu := 0
 		var learnt pmtuLearn
@@ -108,12 +108,12 @@ func ifaceFor(n *NIC) *NIC {
 }
 
 // pingDeliver6 hands an echo reply to the ping socket with its identifier.
-func (s *Stack) pingDeliver6(h wire.IPv6, m wire.ICMPv6) {
-	ep := s.ping.lookup(h.Dst(), m.ID(), h.Src(), 0)
+func (s *Stack) pingDeliver6(h wire.IPv6, m wire.ICMPv6, dif int32) {
+	ep := s.ping.lookup(h.Dst(), m.ID(), h.Src(), 0, dif)
 	if ep == nil {
 		return
 	}
-	ep.enqueue6(m, netip.AddrPortFrom(h.Src(), 0), h)
+	ep.enqueue6(m, netip.AddrPortFrom(h.Src(), 0), h, dif)
 }
 
 // sendICMPv6Error answers orig with an error (RFC 4443 2.4): never about
@@ -279,7 +279,7 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info u
 	switch proto {
 	case wire.ProtoUDP:
 		u := wire.UDP(t)
-		e := s.udp.lookup(src, u.SrcPort(), dst, u.DstPort())
+		e := s.udp.lookup(src, u.SrcPort(), dst, u.DstPort(), c.errDif())
 		if e == nil {
 			return raw
 		}
@@ -300,7 +300,7 @@ func (s *Stack) handleICMPv6Error(inner []byte, typ, code uint8, mtu int, info u
 		if im.Type() != wire.ICMPv6EchoRequest {
 			return raw
 		}
-		e := s.ping.lookup(src, im.ID(), dst, 0)
+		e := s.ping.lookup(src, im.ID(), dst, 0, c.errDif())
 		if e == nil {
 			return raw
 		}

@@ -202,7 +202,7 @@ func TestRefusedOptionsGoBack(t *testing.T) {
 	payload := hdr[hdr.HeaderLen()+wire.UDPHeaderLen:]
 	from := netip.AddrPortFrom(peerAddr, 7)
 	if a := testing.AllocsPerRun(100, func() {
-		if e.enqueue(payload, from, hdr) {
+		if e.enqueue(payload, from, hdr, 0) {
 			t.Fatal("a closed socket queued a datagram")
 		}
 	}); a != 0 {

@@ -310,7 +310,7 @@ func (s *Stack) martianCheck(n *NIC, h wire.IPv4) (reason *Counter, src bool) {
 
 // deliver hands a whole datagram to its protocol.
 func (s *Stack) deliver(n *NIC, rx *rxState, h wire.IPv4, bcast bool, opts ipOpts) {
-	s.raw.deliver(s, h)
+	s.raw.deliver(s, h, int32(n.id))
 	switch h.Protocol() {
 	case wire.ProtoICMP:
 		s.stats.IP.InDelivers.Add(1)

@@ -273,7 +273,7 @@ func (s *Stack) rewalk(ip wire.IPv6, e *wire.IPv6Ext, mcast bool) wire.IPv6 {
 // with a fragment header (reassembled, or an atomic fragment).
 func (s *Stack) deliver6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, mcast, frag bool) {
 	st := &s.stats.IP6
-	s.raw.deliver6(s, h, e)
+	s.raw.deliver6(s, h, e, int32(n.id))
 	p := h[e.Offset:]
 	switch e.Proto {
 	case wire.ProtoICMPv6:

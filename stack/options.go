@@ -70,8 +70,46 @@ func (e *DgramEndpoint) MulticastLoop() bool {
 func (e *DgramEndpoint) SetMulticastIf(n *NIC) { e.mu.Lock(); e.opts.mcastIf = n; e.mu.Unlock() }
 func (e *DgramEndpoint) MulticastIf() *NIC     { e.mu.Lock(); defer e.mu.Unlock(); return e.opts.mcastIf }
 
-// SetBindToDevice pins output to one NIC (SO_BINDTODEVICE; nil unbinds).
-func (e *DgramEndpoint) SetBindToDevice(n *NIC) { e.mu.Lock(); e.opts.bindDev = n; e.mu.Unlock() }
+// SetBindToDevice is SO_BINDTODEVICE: the socket sends through n and
+// takes only datagrams that came in on it (nil unbinds). As on Linux a
+// port already bound is not checked for conflicts again.
+func (e *DgramEndpoint) SetBindToDevice(n *NIC) {
+	idx := 0
+	if n != nil {
+		idx = n.id
+	}
+	e.SetBindToIfindex(idx)
+}
+
+// SetBindToIfindex is SO_BINDTOIFINDEX (0 unbinds). An index no NIC has
+// is kept, as Linux's sock_bindtoindex does not look it up: nothing
+// arrives on it, and sends fail as the route lookup does (devGoneErr).
+func (e *DgramEndpoint) SetBindToIfindex(idx int) {
+	n := e.s.NICByID(idx)
+	e.mu.Lock()
+	e.opts.bindDev, e.opts.bindIdx = n, int32(idx)
+	e.mu.Unlock()
+}
+
+// BindIfindex is the bound device's index (0: none).
+func (e *DgramEndpoint) BindIfindex() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return int(e.opts.bindIdx)
+}
+
+// devGoneErr is the route lookup's error through a device no NIC has:
+// IPv4's ip_route_output says ENODEV, IPv6's finds no route (ENETUNREACH).
+func devGoneErr(dst netip.Addr) error {
+	if dst.Unmap().Is6() {
+		return syscall.ENETUNREACH
+	}
+	return syscall.ENODEV
+}
+
+// devGoneLocked reports a bound device index no NIC has: the route
+// lookup's ENODEV.
+func (e *DgramEndpoint) devGoneLocked() bool { return e.opts.bindIdx != 0 && e.opts.bindDev == nil }
 
 // Buffer limits as net.core.rmem_max / wmem_max on this project's
 // machines (4 MiB); Linux caps SO_RCVBUF/SO_SNDBUF there, then doubles.

@@ -280,7 +280,7 @@ func (s *Stack) divert4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts ipOpt
 	}
 	// Raw sockets get their copy of what is delivered locally, diverted
 	// packets too (Linux's ip_protocol_deliver_rcu, before the transport).
-	s.raw.deliver(s, h)
+	s.raw.deliver(s, h, int32(n.id))
 	src := h.Src()
 	switch proto {
 	case wire.ProtoTCP:
@@ -312,7 +312,7 @@ func (s *Stack) divert4(n *NIC, rx *rxState, h wire.IPv4, local bool, opts ipOpt
 			o = recvOptsPool.Get().(*RecvIPOpts)
 			*o = s.recvOptionsAs(h, dst)
 		}
-		s.divertUDP(u, netip.AddrPortFrom(src, u.SrcPort()), dst, h.TTL(), h.TOS(), r.ToPort, o)
+		s.divertUDP(u, netip.AddrPortFrom(src, u.SrcPort()), dst, h.TTL(), h.TOS(), r.ToPort, o, int32(n.id))
 	}
 	return true
 }
@@ -378,7 +378,7 @@ func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, local
 	}
 	// Raw sockets get their copy of what is delivered locally, diverted
 	// packets too (Linux's ip6_protocol_deliver_rcu, before the transport).
-	s.raw.deliver6(s, h, e)
+	s.raw.deliver6(s, h, e, int32(n.id))
 	src := h.Src()
 	switch e.Proto {
 	case wire.ProtoTCP:
@@ -400,7 +400,7 @@ func (s *Stack) divert6(n *NIC, rx *rxState, h wire.IPv6, e *wire.IPv6Ext, local
 			return true
 		}
 		s.stats.IP6.InDelivers.Add(1)
-		s.divertUDP(u, netip.AddrPortFrom(scoped(src, n), u.SrcPort()), dst, h.HopLimit(), h.TrafficClass(), r.ToPort, nil)
+		s.divertUDP(u, netip.AddrPortFrom(scoped(src, n), u.SrcPort()), dst, h.HopLimit(), h.TrafficClass(), r.ToPort, nil, int32(n.id))
 	}
 	return true
 }
@@ -447,7 +447,7 @@ func (s *Stack) udpInErr(err error) {
 // on toPort. No socket: dropped and counted (TPROXY drops; no ICMP).
 // opts is an IPv4 datagram's received options (nil: none), from
 // recvOptsPool: queued with the datagram or given back.
-func (s *Stack) divertUDP(u wire.UDP, from netip.AddrPort, dst netip.Addr, ttl, tos uint8, toPort uint16, opts *RecvIPOpts) {
+func (s *Stack) divertUDP(u wire.UDP, from netip.AddrPort, dst netip.Addr, ttl, tos uint8, toPort uint16, opts *RecvIPOpts, dif int32) {
 	st := &s.stats.UDP
 	e := s.udp.lookupTransparent(dst, u.DstPort(), from, true)
 	if e == nil {
@@ -461,7 +461,7 @@ func (s *Stack) divertUDP(u wire.UDP, from netip.AddrPort, dst netip.Addr, ttl, 
 	}
 	s.stats.TProxy.DivertedUDP.Add(1)
 	st.InDatagrams.Add(1)
-	if !e.enqueueRecv(u.Payload(), from, dst, u.DstPort(), ttl, tos, 0, 0, opts, nil) {
+	if !e.enqueueRecv(u.Payload(), from, dst, u.DstPort(), ttl, tos, 0, 0, opts, nil, dif) {
 		st.RcvbufErrors.Add(1)
 		st.InErrors.Add(1)
 	}

@@ -185,9 +185,9 @@ func (t *rawTable) deliverEcho(s *Stack, proto uint8, h4 wire.IPv4, h6 wire.IPv6
 func giveEcho(s *Stack, e *DgramEndpoint, from netip.AddrPort, h4 wire.IPv4, h6 wire.IPv6, m wire.ICMPv6) {
 	var queued bool
 	if h6 != nil {
-		queued = e.enqueue6(m, from, h6)
+		queued = e.enqueue6(m, from, h6, 0)
 	} else {
-		queued = e.enqueue(h4, from, h4)
+		queued = e.enqueue(h4, from, h4, 0)
 	}
 	if queued {
 		s.stats.Raw.InDelivers.Add(1)
