@@ -58,7 +58,10 @@ func bdNS(t *testing.T, tap, addr string) string {
 }
 
 // nsSocket makes a kernel IPv4 TCP socket inside ns.
-func nsSocket(t *testing.T, ns string) int {
+func nsSocket(t *testing.T, ns string) int { return nsSocketType(t, ns, unix.SOCK_STREAM) }
+
+// nsSocketType makes a kernel IPv4 socket of type typ inside ns.
+func nsSocketType(t *testing.T, ns string, typ int) int {
 	t.Helper()
 	nsfd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -76,7 +79,7 @@ func nsSocket(t *testing.T, ns string) int {
 		runtime.UnlockOSThread()
 		t.Fatalf("setns: %v", err)
 	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
 	// Back to the test's namespace at once: the socket stays in ns.
 	if e := unix.Setns(orig, unix.CLONE_NEWNET); e != nil {
 		t.Fatalf("setns back: %v", e) // the thread stays locked and dies with the goroutine
@@ -111,14 +114,17 @@ func nsListener(t *testing.T, ns string, port int) net.Listener {
 	return l
 }
 
-func TestInteropBindToDeviceTCP(t *testing.T) {
+// bdLab is sockstack with two TAPs, each into a namespace of its own
+// (bdNS), and the service routes through the first (metric 0) and the
+// second (metric 100).
+func bdLab(t *testing.T) (nsA, nsB string, st *stack.Stack, nics [2]*stack.NIC, n *socket.Net) {
+	t.Helper()
 	needRoot(t)
 	needTools(t, "ip")
-	nsA := bdNS(t, "bdtap0", "10.70.0.1")
-	nsB := bdNS(t, "bdtap1", "10.71.0.1")
-	st := stack.New(stack.Options{Name: "sockstack", ARPRetryTime: 200 * time.Millisecond})
+	nsA = bdNS(t, "bdtap0", "10.70.0.1")
+	nsB = bdNS(t, "bdtap1", "10.71.0.1")
+	st = stack.New(stack.Options{Name: "sockstack", ARPRetryTime: 200 * time.Millisecond})
 	t.Cleanup(st.Close)
-	var nics [2]*stack.NIC
 	for i, c := range []struct{ ns, tap, addr string }{{nsA, "bdtap0", "10.70.0.2/24"}, {nsB, "bdtap1", "10.71.0.2/24"}} {
 		ep, err := link.OpenTAP(c.tap, link.TAPOptions{Netns: c.ns})
 		if err != nil {
@@ -132,7 +138,11 @@ func TestInteropBindToDeviceTCP(t *testing.T) {
 	svc := netip.MustParsePrefix("192.0.2.80/32")
 	st.AddRoute(stack.Route{Prefix: svc, Gateway: netip.MustParseAddr("10.70.0.1"), NIC: nics[0]})
 	st.AddRoute(stack.Route{Prefix: svc, Gateway: netip.MustParseAddr("10.71.0.1"), NIC: nics[1], Metric: 100})
-	n := socket.New(st)
+	return nsA, nsB, st, nics, socket.New(st)
+}
+
+func TestInteropBindToDeviceTCP(t *testing.T) {
+	nsA, nsB, _, _, n := bdLab(t)
 
 	const port = 7080
 	lA, lB := nsListener(t, nsA, port), nsListener(t, nsB, port)
@@ -239,4 +249,91 @@ func TestInteropBindToDeviceTCP(t *testing.T) {
 		t.Fatalf("accepted socket bound to %v %v, want bdtap0", v, err)
 	}
 	c.Close()
+}
+
+// SO_BINDTODEVICE on UDP against the kernel, in bdLab: two sockstack
+// sockets on one port, bound to the two TAPs (no conflict, as on Linux),
+// each take what the kernel of their namespace sends, even a datagram
+// for the other TAP's address; IP_PKTINFO names the TAP it came in on;
+// the answers leave by the bound TAP, though the main table prefers the
+// first.
+func TestInteropBindToDeviceUDP(t *testing.T) {
+	nsA, nsB, _, nics, n := bdLab(t)
+	// B's kernel reaches sockstack's first address through the second TAP.
+	if out, err := exec.Command("ip", "-n", nsB, "route", "add", "10.70.0.0/24", "via", "10.71.0.2").CombinedOutput(); err != nil {
+		t.Fatalf("ip route add: %v: %s", err, out)
+	}
+	const port = 7081
+	var us [2]*socket.Socket
+	for i, dev := range []string{"bdtap0", "bdtap1"} {
+		u, err := n.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { u.Close() })
+		u.SetTimeout(10 * time.Second)
+		if err := u.SetSockOpt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.SetSockOptInt(socket.SOL_IP, socket.IP_PKTINFO, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Bind(socket.Inet("0.0.0.0", port)); err != nil {
+			t.Fatalf("bind on %s: %v", dev, err)
+		}
+		us[i] = u
+	}
+	// Kernel senders: a UDP socket on 192.0.2.80 in each namespace,
+	// which also hears the answer.
+	kernel := func(ns string) int {
+		fd := nsSocketType(t, ns, unix.SOCK_DGRAM)
+		t.Cleanup(func() { unix.Close(fd) })
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{192, 0, 2, 80}}); err != nil {
+			t.Fatal(err)
+		}
+		tv := unix.Timeval{Sec: 10}
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		return fd
+	}
+	kA, kB := kernel(nsA), kernel(nsB)
+	for _, c := range []struct {
+		name string
+		fd   int
+		to   [4]byte
+		want int // the socket (and TAP) it must reach
+	}{
+		{"A to the first TAP's address", kA, [4]byte{10, 70, 0, 2}, 0},
+		{"B to the second TAP's address", kB, [4]byte{10, 71, 0, 2}, 1},
+		{"B to the first TAP's address, in by the second", kB, [4]byte{10, 70, 0, 2}, 1},
+	} {
+		if err := unix.Sendto(c.fd, []byte(c.name), 0, &unix.SockaddrInet4{Port: port, Addr: c.to}); err != nil {
+			t.Fatalf("%s: sendto: %v", c.name, err)
+		}
+		u := us[c.want]
+		b := make([]byte, 128)
+		k, _, from, pi, ok, err := u.RecvMsgPktinfo(b, 0)
+		if err != nil || string(b[:k]) != c.name {
+			t.Fatalf("%s: socket on %s read %q %v", c.name, nics[c.want].Name(), b[:k], err)
+		}
+		if !ok || pi.Ifindex != nics[c.want].ID() || pi.Addr != netip.AddrFrom4(c.to) {
+			t.Fatalf("%s: IP_PKTINFO %+v (%v), want ifindex %d addr %v", c.name, pi, ok, nics[c.want].ID(), netip.AddrFrom4(c.to))
+		}
+		// The answer leaves by the socket's TAP, to that namespace's kernel.
+		if _, err := u.SendTo([]byte("re: "+c.name), 0, from); err != nil {
+			t.Fatal(err)
+		}
+		k, _, err = unix.Recvfrom(c.fd, b, 0)
+		if err != nil {
+			t.Fatalf("%s: no answer reached the kernel: %v", c.name, err)
+		}
+		if string(b[:k]) != "re: "+c.name {
+			t.Fatalf("%s: the kernel read %q", c.name, b[:k])
+		}
+	}
+	for i, u := range us {
+		u.SetBlocking(false)
+		if _, _, err := u.RecvFrom(make([]byte, 8), 0); !errors.Is(err, syscall.EAGAIN) {
+			t.Fatalf("socket on %s: a datagram too many (%v)", nics[i].Name(), err)
+		}
+	}
 }

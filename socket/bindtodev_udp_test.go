@@ -176,3 +176,65 @@ func TestBindToIfindexUnknownUDP(t *testing.T) {
 		t.Fatalf("SO_BINDTODEVICE reads %v %v", v, err)
 	}
 }
+
+// A datagram socket bound to a device sends through it, though the main
+// table's best route is through the other (before, only policy rules saw
+// the device: the datagram left by eth0); connect picks that device's
+// address as the source. IPv4 and IPv6.
+func TestBindToDeviceUDPRoutes(t *testing.T) {
+	for _, f := range fams() {
+		t.Run(f.name, func(t *testing.T) {
+			d := newDevNet(t, stack.Options{})
+			port := 7200 + f.port
+			recv := map[string]*Socket{}
+			for name, n := range map[string]*Net{"B": d.b, "C": d.c} {
+				r := mustSocket(t, n, f.fam, SOCK_DGRAM, 0)
+				r.SetTimeout(5 * time.Second)
+				if err := r.Bind(ap(f.svc, port)); err != nil {
+					t.Fatal(err)
+				}
+				recv[name] = r
+			}
+			for _, c := range []struct {
+				dev, want string
+				from      netip.Addr
+				connect   bool
+			}{
+				{"", "B", f.a0, false},
+				{"eth1", "C", f.a1, false},
+				{"eth1", "C", f.a1, true},
+				{"eth0", "B", f.a0, true},
+			} {
+				u := mustSocket(t, d.a, f.fam, SOCK_DGRAM, 0)
+				if c.dev != "" {
+					if err := u.SetSockOpt(SOL_SOCKET, SO_BINDTODEVICE, c.dev); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if c.connect {
+					if err := u.Connect(ap(f.svc, port)); err != nil {
+						t.Fatal(err)
+					}
+					sa, _ := u.GetSockName()
+					if got := sa.(*SockaddrInet).AddrPort.Addr(); got != c.from {
+						t.Errorf("bound to %q, connected: name %v, want %v", c.dev, got, c.from)
+					}
+					if _, err := u.Send([]byte(c.dev), 0); err != nil {
+						t.Fatal(err)
+					}
+				} else if _, err := u.SendTo([]byte(c.dev), 0, ap(f.svc, port)); err != nil {
+					t.Fatal(err)
+				}
+				b := make([]byte, 16)
+				n, from, err := recv[c.want].RecvFrom(b, 0)
+				if err != nil || string(b[:n]) != c.dev {
+					t.Fatalf("bound to %q (connect %v): %s read %q %v", c.dev, c.connect, c.want, b[:n], err)
+				}
+				if got := from.(*SockaddrInet).AddrPort.Addr(); got != c.from {
+					t.Errorf("bound to %q (connect %v): from %v, want %v", c.dev, c.connect, got, c.from)
+				}
+				u.Close()
+			}
+		})
+	}
+}

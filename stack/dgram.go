@@ -487,6 +487,12 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		ttl = 0
 	}
 	iface := e.opts.bindDev
+	// A unicast datagram of a socket bound to a device is routed through
+	// that device only (routeDev), unless IP_PKTINFO names another.
+	oif, boundDev := o.NIC, false
+	if oif == nil && e.opts.bindDev != nil {
+		oif, boundDev = e.opts.bindDev, true
+	}
 	if dst.IsMulticast() && e.opts.mcastIf != nil {
 		iface = e.opts.mcastIf
 	}
@@ -552,7 +558,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		}
 	}
 	if dst.Is6() {
-		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, o.Flow, iface, o.NIC, mcastLoop, csumOff, gso, df, ext, e.sendMark(&o), wait)
+		return e.sendTo6(b, to, dst, src, sport, ttl, hopZero, tos, o.Flow, iface, oif, boundDev, mcastLoop, csumOff, gso, df, ext, e.sendMark(&o), wait)
 	}
 
 	if wait != nil {
@@ -563,7 +569,7 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 		}
 	}
 
-	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface, Oif: o.NIC, DF: df, DFWant: dfWant, Mark: e.sendMark(&o)}
+	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), TOS: tos, Iface: iface, Oif: oif, BoundDev: boundDev, DF: df, DFWant: dfWant, Mark: e.sendMark(&o)}
 	if ipo != nil {
 		// IP_OPTIONS (ipopts_send.go): a source route sends to its first
 		// hop; Record Route and Timestamp get this send's source and time.

@@ -160,7 +160,7 @@ func bindOverlap(a netip.Addr, aOnly bool, b netip.Addr, bOnly bool) bool {
 }
 
 // sendTo6 is SendTo's IPv6 half, after the checks both families share.
-func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr, sport uint16, ttl int, hopZero bool, tos uint8, flow uint32, iface, oif *NIC, loop bool, csumOff, gso int, df bool, ext *SendExt6, mark uint32, wait <-chan struct{}) (int, error) {
+func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr, sport uint16, ttl int, hopZero bool, tos uint8, flow uint32, iface, oif *NIC, boundDev, loop bool, csumOff, gso int, df bool, ext *SendExt6, mark uint32, wait <-chan struct{}) (int, error) {
 	s := e.s
 	if wait != nil {
 		if r, err := s.FindRoute(dst); err == nil {
@@ -172,7 +172,7 @@ func (e *DgramEndpoint) sendTo6(b []byte, to netip.AddrPort, dst, src netip.Addr
 	if src.Is4() {
 		src = netip.Addr{} // a dual-stack socket whose name is IPv4: the route picks
 	}
-	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), HopZero: hopZero, TOS: tos, Flow: flow & 0xfffff, Iface: iface, Oif: oif, DF: df, Ext6: ext, Mark: mark}
+	p := OutPacket{Src: src, Dst: dst, Proto: e.proto, TTL: uint8(ttl), HopZero: hopZero, TOS: tos, Flow: flow & 0xfffff, Iface: iface, Oif: oif, BoundDev: boundDev, DF: df, Ext6: ext, Mark: mark}
 	if dst.IsMulticast() {
 		p.Loop = loop
 		p.LocalOnly = ttl == 0

@@ -420,8 +420,8 @@ type OutPacket struct {
 	Oif *NIC
 	// Mark is the socket's SO_MARK, for policy routing rules (route.go).
 	Mark uint32
-	// BoundDev: Oif is a TCP connection's SO_BINDTODEVICE, routed as
-	// its connect was (routeDev, tcphost.go).
+	// BoundDev: Oif is the socket's SO_BINDTODEVICE (TCP, UDP, raw,
+	// ping), routed as its connect was (routeDev, tcphost.go).
 	BoundDev bool
 	// Loop delivers a copy of a multicast datagram to this host's members
 	// too (IP_MULTICAST_LOOP); LocalOnly keeps it off the wire

@@ -366,9 +366,13 @@ func (s *Stack) DelRoute(r Route) error {
 }
 
 // FindRouteFlow is FindRoute with the rest of the flow: the rules see
-// the source, the mark and the devices. Without rules beyond the default
-// ones it is FindRoute.
+// the source, the mark and the devices. With an output device (a socket
+// bound to one) only routes through it count (routeDev). Without rules
+// beyond the default ones and without a device it is FindRoute.
 func (s *Stack) FindRouteFlow(dst netip.Addr, f Flow) (ResolvedRoute, error) {
+	if f.Oif != nil && !dst.IsMulticast() && dst != limitedBroadcast {
+		return s.routeDev(dst, f) // a socket bound to a device: through it only
+	}
 	if pol := s.pr.snap.Load(); pol != nil {
 		return s.policyRoute(pol, dst, &f, nil)
 	}
