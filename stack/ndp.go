@@ -1096,19 +1096,36 @@ func (c *ndCache) enqueueLocked(e *ndEntry, frame []byte) {
 	s.arpPendingBytes.Add(int64(charge))
 }
 
-// evictLocked drops the first stale (or failed-to-be-used) entry found.
+// evictLocked drops one entry to make room; false if none may go.
 func (c *ndCache) evictLocked() bool {
-	for a, e := range c.m {
+	// A STALE entry first; else one in DELAY or PROBE, unconfirmed and
+	// about to be probed. Those are what a flood of NS from spoofed
+	// sources leaves (each answer moves its entry on), and keeping them
+	// would refuse every new neighbour until their probes fail, seconds
+	// later (Linux's forced GC takes any unreferenced entry). REACHABLE
+	// and INCOMPLETE entries stay, and one whose frames are being written.
+	var victim *ndEntry
+	for _, e := range c.m {
+		if e.flushing {
+			continue
+		}
 		if e.state == NeighStale {
-			if e.timer != nil {
-				e.timer.Stop()
-			}
-			delete(c.m, a)
-			c.nic.stack.stats.ND.CacheEvictions.Add(1)
-			return true
+			victim = e
+			break
+		}
+		if victim == nil && (e.state == NeighDelay || e.state == NeighProbe) {
+			victim = e
 		}
 	}
-	return false
+	if victim == nil {
+		return false
+	}
+	if victim.timer != nil {
+		victim.timer.Stop()
+	}
+	delete(c.m, victim.addr)
+	c.nic.stack.stats.ND.CacheEvictions.Add(1)
+	return true
 }
 
 // timeout runs e's state timer.

@@ -138,3 +138,41 @@ func TestForward6TimeExceededFloodLimited(t *testing.T) {
 		t.Fatalf("2,000 expiring packets from 2,000 sources drew %d Time Exceeded, over the global burst of 50", n)
 	}
 }
+
+// A flood of NS from spoofed on-link sources fills the ND cache with
+// entries the answers moved to DELAY (RFC 4861 7.3.3: a STALE entry that
+// is sent to). A new neighbour must still be resolved: those entries can
+// be evicted, as STALE ones can. Before, only STALE entries could go, and
+// every new resolution was refused ("cache full") until the flood's
+// entries had been probed and had failed, seconds later.
+func TestNDFloodDelayEntriesEvictable(t *testing.T) {
+	f := newFw6(t, Options{Forwarding: true, NDCacheSize: 64})
+	st := &f.s.Stats().ND
+	b := make([]byte, 32)
+	for i := range 100 {
+		src := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 12: 0x5c, 14: byte(i >> 8), 15: byte(i)})
+		mac := wire.MAC{2, 0xbb, 0, 0, byte(i >> 8), byte(i)}
+		n := wire.PutNS(b, fwEth1, mac)
+		f.ep1.inject(frame6(fwNIC1, mac, src, fwEth1, wire.ProtoICMPv6, 255, b[:n], 0))
+	}
+	f.ep1.take() // the NAs
+	states := map[NeighborState]int{}
+	for _, e := range f.nic1.Neighbors6() {
+		states[e.State]++
+	}
+	if states[NeighDelay] == 0 {
+		t.Fatalf("the flood left no DELAY entry (states %v): the test does not test what it says", states)
+	}
+	full := st.CacheFull.Load()
+	dst := netip.MustParseAddr("2001:db8:1::abcd")
+	f.ep.inject(frame6(hostMAC, peerMAC, peer6, dst, wire.ProtoUDP, 64, udp6(peer6, dst, 1000, 9, []byte("x")), -1))
+	ns := 0
+	for _, o := range parse6(t, f.ep1.take()) {
+		if len(o.icmp) > 0 && o.icmp[0] == wire.ICMPv6NeighborSolic {
+			ns++
+		}
+	}
+	if ns != 1 || st.CacheFull.Load() != full {
+		t.Fatalf("a new neighbour after the flood (cache states %v): %d solicitations, %d more refused as cache full", states, ns, st.CacheFull.Load()-full)
+	}
+}
