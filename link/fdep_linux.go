@@ -51,6 +51,9 @@ type fdEndpoint struct {
 	// batch is delivered: an endpoint may hold back what the receiver
 	// writes meanwhile and send it in one system call after.
 	deliverHook func(start bool)
+	// idleOwed: the receiver holds work for when the file has nothing
+	// more to read (IdleReceiver); idleNow: a read stopped to do it.
+	idleOwed, idleNow bool
 
 	// Writer state, under wmu; writeFn sends wframes[wnext:].
 	wmu     sync.Mutex
@@ -151,12 +154,39 @@ func (e *fdEndpoint) setLender(r Receiver) {
 
 func (e *fdEndpoint) readLoop(r Receiver) {
 	defer close(e.readDone)
+	read := e.readFn
+	idle, _ := r.(IdleReceiver)
+	if idle != nil {
+		idle.HoldForIdle()
+		// Nothing more to read: stop before waiting if the receiver
+		// holds work for that moment.
+		read = func(fd uintptr) bool {
+			if e.readFn(fd) {
+				return true
+			}
+			if e.idleOwed {
+				e.idleOwed, e.idleNow = false, true
+				return true
+			}
+			return false
+		}
+	}
 	for {
 		if e.lend.on && e.refill() && e.refillHook != nil {
 			e.refillHook()
 		}
 		e.nread, e.rerr = 0, nil
-		err := e.rc.Read(e.readFn)
+		err := e.rc.Read(read)
+		if e.idleNow {
+			e.idleNow = false
+			if e.deliverHook != nil {
+				e.deliverHook(true)
+			}
+			idle.Idle()
+			if e.deliverHook != nil {
+				e.deliverHook(false)
+			}
+		}
 		if e.nread > 0 {
 			var bytes uint64
 			for _, f := range e.frames[:e.nread] {
@@ -177,6 +207,9 @@ func (e *fdEndpoint) readLoop(r Receiver) {
 				e.deliverHook(false)
 			}
 			clear(e.frames[:e.nread])
+			if idle != nil {
+				e.idleOwed = idle.Holding()
+			}
 		}
 		if err != nil || e.closed.Load() {
 			return // the file was closed

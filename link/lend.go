@@ -49,6 +49,19 @@ type LendingReceiver interface {
 	SetLender(l Lender)
 }
 
+// IdleReceiver is a receiver that may keep work from one batch of frames
+// for the next (the ACK a hole still open at a batch's end owes: the
+// missing frame is often the next one read). An endpoint that tells it
+// when a read finds nothing more (the TAP, TUN and AF_PACKET endpoints)
+// calls HoldForIdle once, before the first batch, then Idle each time it
+// is about to wait for the file with Holding true: the wait is bounded by
+// the next batch or the link going quiet.
+type IdleReceiver interface {
+	HoldForIdle()
+	Holding() bool
+	Idle()
+}
+
 // lendState is the lending part of an fdEndpoint's reading goroutine.
 type lendState struct {
 	on   bool

@@ -68,3 +68,16 @@ func (q *rxQueue) SetLender(l link.Lender) { q.rx.tcp.SetLender(tcpLender{l}) }
 
 // SetLender is link.LendingReceiver for the NIC's receive state.
 func (n *NIC) SetLender(l link.Lender) { n.rx.tcp.SetLender(tcpLender{l}) }
+
+// Out-of-order ACKs held to the next batch (link.IdleReceiver): the
+// endpoint calls Idle before it waits for more frames.
+
+func (q *rxQueue) HoldForIdle()  { q.rx.tcp.SetHold(true) }
+func (q *rxQueue) Holding() bool { return q.rx.tcp.Holding() }
+func (q *rxQueue) Idle()         { q.rx.tcp.Idle() }
+
+// HoldForIdle, Holding and Idle are link.IdleReceiver for the NIC's own
+// receive state.
+func (n *NIC) HoldForIdle()  { n.rx.tcp.SetHold(true) }
+func (n *NIC) Holding() bool { return n.rx.tcp.Holding() }
+func (n *NIC) Idle()         { n.rx.tcp.Idle() }

@@ -182,3 +182,77 @@ func TestBatchReorderNoDupAck(t *testing.T) {
 		t.Fatalf("read %d, want %d", got, 4*1460)
 	}
 }
+
+// With SetHold, the ACK a hole still open at a batch's end owes waits
+// for the next batch: a segment that fills it there draws one cumulative
+// ACK and no duplicate; a hole still open then is reported at that
+// batch's end, and Idle sends a held ACK at once.
+func TestBatchHoldOOOAck(t *testing.T) {
+	s := newScript(t, Config{RecvBuf: 1 << 20})
+	_, c, iss := s.passiveOpen(sackOpts)
+	b := s.p.NewBatch()
+	b.SetHold(true)
+	const mss = 1460
+	seq := uint32(1001)
+	data := func(at uint32) seg {
+		return seg{flags: fA, seq: at, ack: iss + 1, win: 65535, data: make([]byte, mss)}
+	}
+	held := func() uint64 { return s.p.Stats().AcksHeld }
+
+	// Swapped across two batches: no duplicate ACK at all.
+	s.injectBatch(b, data(seq+mss))
+	b.Flush()
+	s.expectNone("a hole at the first batch's end")
+	if !b.Holding() || held() != 1 {
+		t.Fatalf("holding %v, AcksHeld %d", b.Holding(), held())
+	}
+	s.injectBatch(b, data(seq))
+	b.Flush()
+	a := s.expectOne("ACK once the next batch filled the hole")
+	check(t, "filled", a, fA, iss+1, seq+2*mss, 0)
+	if a.h.Options.NumSACK != 0 {
+		t.Fatalf("cumulative ACK carries SACK blocks %v", a.h.Options.SACK[:a.h.Options.NumSACK])
+	}
+	if b.Holding() {
+		t.Fatal("still holding after the hole was filled")
+	}
+	seq += 2 * mss
+
+	// The next batch brings nothing for this connection: the held ACK
+	// goes at its end, with its SACK block.
+	s.injectBatch(b, data(seq+mss))
+	b.Flush()
+	s.expectNone("held")
+	b.Flush()
+	a = s.expectOne("held ACK at the next batch's end")
+	check(t, "hole", a, fA, iss+1, seq, 0)
+	if a.h.Options.NumSACK != 1 || a.h.Options.SACK[0] != (wire.SACKBlock{Left: seq + mss, Right: seq + 2*mss}) {
+		t.Fatalf("dup ACK SACK blocks %d %v", a.h.Options.NumSACK, a.h.Options.SACK)
+	}
+
+	// Held only once: the same hole still open at the next batch's end
+	// (more data beyond it) is reported there.
+	s.injectBatch(b, data(seq+2*mss))
+	b.Flush()
+	a = s.expectOne("a hole already reported is not held again")
+	check(t, "hole again", a, fA, iss+1, seq, 0)
+
+	// Idle: the link has nothing more to read; the held ACK goes now.
+	s.injectBatch(b, data(seq))
+	b.Flush()
+	check(t, "filled", s.expectOne("cumulative ACK"), fA, iss+1, seq+3*mss, 0)
+	seq += 3 * mss
+	s.injectBatch(b, data(seq+mss))
+	b.Flush()
+	s.expectNone("held until idle")
+	b.Idle()
+	check(t, "idle", s.expectOne("ACK at idle"), fA, iss+1, seq, 0)
+	b.Idle()
+	s.expectNone("nothing held after idle")
+	s.injectBatch(b, data(seq))
+	b.Flush()
+	check(t, "filled", s.expectOne("cumulative ACK"), fA, iss+1, seq+2*mss, 0)
+	if got := len(readAll(c)); got != 7*mss {
+		t.Fatalf("read %d, want %d", got, 7*mss)
+	}
+}

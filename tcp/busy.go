@@ -76,9 +76,12 @@ type epBusyVals struct {
 	finOOO            bool
 	recovery          bool
 	ackNow            bool
-	batchAck          bool // an ACK is owed at the end of the batch
-	batchAckNow       bool // ... even with no new in-order data (out of order)
-	inBatch           bool // on the batch's flush list
+	batchAck          bool   // an ACK is owed at the end of the batch
+	batchAckNow       bool   // ... even with no new in-order data (out of order)
+	inBatch           bool   // on the batch's flush list
+	ackHeld           bool   // its out-of-order ACK waits for the next batch (Batch.SetHold)
+	heldHole          bool   // an ACK was held for the hole at heldAt ...
+	heldAt            uint32 // ... (rcvNxt then): that hole's reports are not held again
 	tlpOut            bool
 	dackArmed         bool
 	inSynQ            bool

@@ -191,6 +191,10 @@ type Batch struct {
 	// The interface the batch's segments arrive on (SetInterface).
 	dif          int32
 	anyDev, loop bool
+	// hold: an ACK for a hole still open at a batch's end may wait for
+	// the next batch or the link's idle call (SetHold); held lists them.
+	hold bool
+	held []*Endpoint
 }
 
 // batchAckSegs is the least a batch may leave unacknowledged, in full
@@ -212,9 +216,28 @@ func (b *Batch) HandleSegment(src, dst netip.Addr, tos uint8, seg []byte) {
 // which stretched the round trip a kernel bbr sender measures and held
 // it back (BENCHMARKS.md, "bbr kernel → sockstack").
 func (b *Batch) Flush() {
+	// ACKs held at the last batch's end go now, unless their connection
+	// is in this batch too: then it is handled below, once.
+	b.flushHeld(true)
 	for i, e := range b.eps {
 		e.lock()
 		e.inBatch = false
+		if b.hold && e.batchAck && e.batchAckNow && len(e.ooo) > 0 && !e.ackHeld && !(e.heldHole && e.heldAt == e.rcvNxt) {
+			// A hole is still open at the batch's end. When the sender's
+			// frames cross two CPUs (a veth), the missing segment is often
+			// already queued for the next read: wait for it, once per
+			// hole, so the sender does not take the inversion for a loss.
+			e.ackHeld, e.heldHole, e.heldAt = true, true, e.rcvNxt
+			b.held = append(b.held, e)
+			e.p.st.AcksHeld.Add(1)
+			if e.rcvLen > 0 {
+				e.notify(waiter.EventIn)
+			}
+			e.unlock()
+			b.eps[i] = nil
+			continue
+		}
+		e.ackHeld = false
 		if e.batchAck {
 			e.batchAck = false
 			if e.ackPending != 0 || e.batchAckNow {
@@ -229,6 +252,46 @@ func (b *Batch) Flush() {
 		b.eps[i] = nil
 	}
 	b.eps = b.eps[:0]
+}
+
+// SetHold lets the ACK that a hole still open at a batch's end owes wait
+// for the end of the next batch. Only a link that calls Idle when it
+// finds nothing more to read may set it: Idle bounds the wait.
+func (b *Batch) SetHold(on bool) { b.hold = on }
+
+// Holding tells whether ACKs wait for the next batch or Idle.
+func (b *Batch) Holding() bool { return len(b.held) > 0 }
+
+// Idle sends the ACKs held for the next batch: the link has nothing
+// more to read, so the holes they report are real, for now.
+func (b *Batch) Idle() { b.flushHeld(false) }
+
+// flushHeld sends the held ACKs; skipBatched leaves those whose
+// connection is in the batch being flushed to the rest of Flush.
+func (b *Batch) flushHeld(skipBatched bool) {
+	if len(b.held) == 0 {
+		return
+	}
+	for i, e := range b.held {
+		b.held[i] = nil
+		e.lock()
+		if skipBatched && e.inBatch {
+			e.unlock()
+			continue
+		}
+		if e.ackHeld {
+			e.ackHeld = false
+			if e.batchAck {
+				e.batchAck = false
+				if e.state != StateClosed && (e.ackPending != 0 || e.batchAckNow) {
+					e.ackNow = true
+					e.output(e.p.now())
+				}
+			}
+		}
+		e.unlock()
+	}
+	b.held = b.held[:0]
 }
 
 // A non-zero divert is the port of the transparent listener a diverted
@@ -755,6 +818,8 @@ type stats struct {
 
 	// Diverted segments that found no IP_TRANSPARENT listener (transparent.go).
 	TProxyNoListener atomic.Uint64
+
+	AcksHeld atomic.Uint64 // Batch.SetHold
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -786,5 +851,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		OptsUnshared: s.OptsUnshared.Load(),
 		LentSegs:     s.LentSegs.Load(), LentQueueFull: s.LentQueueFull.Load(),
 		TProxyNoListener: s.TProxyNoListener.Load(),
+		AcksHeld:         s.AcksHeld.Load(),
 	}
 }

@@ -235,6 +235,9 @@ type StatsSnapshot struct {
 	// TProxyNoListener counts diverted segments with no IP_TRANSPARENT
 	// listener on the rule's port (answered with a reset).
 	TProxyNoListener uint64
+	// AcksHeld counts ACKs for a hole still open at a link batch's end
+	// that waited for the next batch or the link's idle call (Batch.SetHold).
+	AcksHeld uint64
 }
 
 // ConnInfo is one row of the socket table.

@@ -1,0 +1,95 @@
+package link
+
+import (
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// idleRecv holds work after every frame whose first byte is odd and
+// records the order of deliveries and Idle calls.
+type idleRecv struct {
+	told    bool
+	holding bool
+	events  chan string
+}
+
+func (r *idleRecv) HoldForIdle()  { r.told = true }
+func (r *idleRecv) Holding() bool { return r.holding }
+func (r *idleRecv) Idle() {
+	if !r.holding {
+		r.events <- "idle without held work"
+	}
+	r.holding = false
+	r.events <- "idle"
+}
+
+func (r *idleRecv) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case ev := <-r.events:
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery or Idle call within 10 s")
+		return ""
+	}
+}
+
+func (r *idleRecv) DeliverFrames(frames [][]byte) {
+	for _, f := range frames {
+		r.holding = r.holding || f[0]%2 == 1
+		r.events <- string(rune('0' + f[0]))
+	}
+}
+
+// TestIdleAfterHeldBatch: an fdEndpoint calls Idle when a read finds
+// nothing more after a batch that left work held, and only then.
+func TestIdleAfterHeldBatch(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	e := &fdEndpoint{name: "pair", mtu: 1500}
+	if err := e.initFD(fds[0], "pair", 4, 2048); err != nil {
+		t.Fatal(err)
+	}
+	e.readFn, e.writeFn = e.readOne, e.writeOne
+	r := &idleRecv{events: make(chan string, 16)}
+	e.Attach(r)
+	defer e.Close()
+	for _, c := range []struct {
+		frame byte
+		want  []string
+	}{
+		{2, []string{"2"}},         // nothing held: no Idle
+		{3, []string{"3", "idle"}}, // held: Idle once the socket is empty
+		{4, []string{"4"}},
+		{5, []string{"5", "idle"}},
+	} {
+		if _, err := unix.Write(fds[1], []byte{c.frame, 0, 0}); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range c.want {
+			if got := r.next(t); got != w {
+				t.Fatalf("after frame %d: %q, want %q", c.frame, got, w)
+			}
+		}
+	}
+	// A frame after Idle is delivered as before: the loop waits again.
+	if _, err := unix.Write(fds[1], []byte{6, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.next(t); got != "6" {
+		t.Fatalf("after the last idle: %q", got)
+	}
+	if !r.told {
+		t.Fatal("HoldForIdle was not called")
+	}
+	select {
+	case ev := <-r.events:
+		t.Fatalf("unexpected %q", ev)
+	default:
+	}
+}
