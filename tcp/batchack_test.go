@@ -255,4 +255,12 @@ func TestBatchHoldOOOAck(t *testing.T) {
 	if got := len(readAll(c)); got != 7*mss {
 		t.Fatalf("read %d, want %d", got, 7*mss)
 	}
+	// No hole left: nothing of the hold is left to keep the busy state
+	// from being dropped when the rest is idle (busy.go).
+	c.mu.m.Lock()
+	if b := c.epBusy; b != nil && (b.heldHole || b.heldAt != 0 || b.ackHeld) {
+		c.mu.m.Unlock()
+		t.Fatalf("hold state left after the holes were filled: held %v, hole %v at %d", b.ackHeld, b.heldHole, b.heldAt)
+	}
+	c.mu.m.Unlock()
 }

@@ -739,6 +739,8 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		}
 		if len(e.ooo) == 0 {
 			e.ooo = nil
+			// No hole: the busy state may be zero again (busy.go).
+			e.heldHole, e.heldAt = false, 0
 		}
 		if filled {
 			e.ackOOO()

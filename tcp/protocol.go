@@ -238,6 +238,9 @@ func (b *Batch) Flush() {
 			continue
 		}
 		e.ackHeld = false
+		if len(e.ooo) == 0 {
+			e.heldHole, e.heldAt = false, 0
+		}
 		if e.batchAck {
 			e.batchAck = false
 			if e.ackPending != 0 || e.batchAckNow {
