@@ -53,6 +53,11 @@ type Sim struct {
 	// DAD turns on IPv6 duplicate address detection in the stacks
 	// created after it is set (scenario field dad).
 	DAD bool
+	// NeighSolicits, when set, is how many ARP requests and neighbour
+	// solicitations (multicast, and unicast when probing) a stack created
+	// after it is set sends before a neighbour counts as unreachable
+	// (Linux's mcast_solicit and ucast_solicit; the stacks' default is 3).
+	NeighSolicits int
 
 	stopped bool
 	kick    chan struct{} // set when the loop runs on real (synctest) time

@@ -64,7 +64,10 @@ func (h *Host) boot() {
 		Seed:       h.s.SeedBytes(fmt.Sprintf("%s/ip/%d", h.Name, h.gen)),
 		// Duplicate address detection holds a new IPv6 address back for
 		// a second of virtual time; off unless the scenario asks (dad).
-		DADTransmits: dadTransmits(h.s.DAD),
+		DADTransmits:   dadTransmits(h.s.DAD),
+		ARPRetries:     h.s.NeighSolicits,
+		NDMcastSolicit: h.s.NeighSolicits,
+		NDUcastSolicit: h.s.NeighSolicits,
 	})
 }
 

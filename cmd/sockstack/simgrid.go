@@ -30,7 +30,8 @@ func simGridCmd() *cobra.Command {
 				events   uint64
 				failures []string
 			}
-			per := make([]agg, len(cells))
+			// per[2*cell+family]: family 0 IPv4, 1 IPv6 (sim.GridIPv6).
+			per := make([]agg, 2*len(cells))
 			w := cmd.OutOrStdout()
 			start := time.Now()
 			var events uint64
@@ -38,7 +39,11 @@ func simGridCmd() *cobra.Command {
 			failed := 0
 			for s := range seeds {
 				r := sim.RunGrid(s)
-				a := &per[r.Cell]
+				fam := 0
+				if r.IPv6 {
+					fam = 1
+				}
+				a := &per[2*r.Cell+fam]
 				a.n++
 				a.wall += r.Wall
 				a.sim += r.SimTime
@@ -50,7 +55,7 @@ func simGridCmd() *cobra.Command {
 				} else {
 					failed++
 					a.failures = append(a.failures, fmt.Sprintf("seed %d: %s", s, r.Err))
-					fmt.Fprintf(w, "FAIL seed %d (%v): %s\n", s, cells[r.Cell], r.Err)
+					fmt.Fprintf(w, "FAIL seed %d (%v, %s): %s\n", s, cells[r.Cell], famName(fam), r.Err)
 				}
 			}
 			wall := time.Since(start)
@@ -68,27 +73,27 @@ func simGridCmd() *cobra.Command {
 					}
 				}
 				var mathisTable, otherTable bool
-				for i, c := range cells {
-					a := per[i]
+				for i := range per {
+					c, fam, a := cells[i/2], i%2, per[i]
 					if !c.Mathis || len(a.goodput) == 0 {
 						continue
 					}
-					header(&mathisTable, "\n| cell (Reno, random loss both ways, 100 Mbit/s) | seeds | goodput Mbit/s (median) | Mathis Mbit/s | measured / Mathis |", "|---|---:|---:|---:|---:|")
+					header(&mathisTable, "\n| cell (Reno, random loss both ways, 100 Mbit/s) | family | seeds | goodput Mbit/s (median) | Mathis Mbit/s | measured / Mathis |", "|---|---|---:|---:|---:|---:|")
 					g := simMedian(a.goodput)
-					m := c.MathisBps(1448)
-					fmt.Fprintf(w, "| loss %.1f%%, RTT %v | %d | %.3f | %.3f | %.2f |\n", c.Loss*100, c.RTT, len(a.goodput), g/1e6, m/1e6, g/m)
+					m := c.MathisBps(sim.GridMSS(fam == 1))
+					fmt.Fprintf(w, "| loss %.1f%%, RTT %v | %s | %d | %.3f | %.3f | %.2f |\n", c.Loss*100, c.RTT, famName(fam), len(a.goodput), g/1e6, m/1e6, g/m)
 				}
-				for i, c := range cells {
-					a := per[i]
+				for i := range per {
+					c, fam, a := cells[i/2], i%2, per[i]
 					if c.Mathis || a.n == 0 {
 						continue
 					}
-					header(&otherTable, "\n| cell | seeds | passed | goodput Mbit/s (median) |", "|---|---:|---:|---:|")
+					header(&otherTable, "\n| cell | family | seeds | passed | goodput Mbit/s (median) |", "|---|---|---:|---:|---:|")
 					g := math.NaN()
 					if len(a.goodput) > 0 {
 						g = simMedian(a.goodput) / 1e6
 					}
-					fmt.Fprintf(w, "| %v | %d | %d | %.3f |\n", c, a.n, a.ok, g)
+					fmt.Fprintf(w, "| %v | %s | %d | %d | %.3f |\n", c, famName(fam), a.n, a.ok, g)
 				}
 			}
 			if failed > 0 {
@@ -97,9 +102,16 @@ func simGridCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().Uint64Var(&seeds, "seeds", 1000, "number of seeds (seed i runs cell i mod cells)")
+	c.Flags().Uint64Var(&seeds, "seeds", 1000, "number of seeds (seed i runs cell i mod cells, over IPv4 in even rounds of the cells and IPv6 in odd ones)")
 	c.Flags().BoolVar(&markdown, "markdown", false, "print per-cell tables (goodput, Mathis model for the Reno cells)")
 	return c
+}
+
+func famName(fam int) string {
+	if fam == 1 {
+		return "IPv6"
+	}
+	return "IPv4"
 }
 
 func simMedian(v []float64) float64 {
