@@ -174,6 +174,13 @@ func TestInteropVXLANUpProcesses(t *testing.T) {
 // 10.78.0.1 (where a sockstack VTEP listens), B holds 10.78.0.2 and the
 // kernel's vx0 (VNI 42, 192.168.78.2/24) whose remote is A's 10.78.0.1:4789.
 func kernelVXLANPeer(t *testing.T, tag string) (nsA, nsB string) {
+	return kernelVXLANPeerFamily(t, tag, false)
+}
+
+// kernelVXLANPeerFamily is kernelVXLANPeer over an IPv6 underlay when
+// six: fd00:78::1 in A, fd00:78::2 in B, the kernel's vxlan device on
+// that underlay (the overlay stays 192.168.78.0/24).
+func kernelVXLANPeerFamily(t *testing.T, tag string, six bool) (nsA, nsB string) {
 	needRoot(t)
 	needTools(t, "ip", "ping", "curl", "ethtool")
 	suffix := fmt.Sprint(os.Getpid())
@@ -195,10 +202,20 @@ func kernelVXLANPeer(t *testing.T, tag string) (nsA, nsB string) {
 	ipc("link", "add", va, "type", "veth", "peer", "name", vb)
 	ipc("link", "set", va, "netns", nsA)
 	ipc("link", "set", vb, "netns", nsB)
-	ipc("-n", nsA, "addr", "add", "10.78.0.1/24", "dev", va)
+	aAddr, bAddr := "10.78.0.1", "10.78.0.2"
+	if six {
+		aAddr, bAddr = "fd00:78::1", "fd00:78::2"
+		ipc("-n", nsA, "addr", "add", aAddr+"/64", "dev", va, "nodad")
+	} else {
+		ipc("-n", nsA, "addr", "add", aAddr+"/24", "dev", va)
+	}
 	ipc("-n", nsA, "link", "set", va, "up")
 	ipc("-n", nsA, "link", "set", "lo", "up")
-	ipc("-n", nsB, "addr", "add", "10.78.0.2/24", "dev", vb)
+	if six {
+		ipc("-n", nsB, "addr", "add", bAddr+"/64", "dev", vb, "nodad")
+	} else {
+		ipc("-n", nsB, "addr", "add", bAddr+"/24", "dev", vb)
+	}
 	ipc("-n", nsB, "link", "set", vb, "up")
 	// A veth offloads checksums, so the kernel would leave the inner
 	// TCP checksum of an encapsulated segment unfinished (a real NIC
@@ -207,8 +224,8 @@ func kernelVXLANPeer(t *testing.T, tag string) (nsA, nsB string) {
 		t.Fatalf("ethtool: %v\n%s", err, out)
 	}
 	ipc("-n", nsB, "link", "set", "lo", "up")
-	ipc("-n", nsB, "link", "add", "vx0", "type", "vxlan", "id", "42", "local", "10.78.0.2",
-		"remote", "10.78.0.1", "dstport", "4789", "dev", vb)
+	ipc("-n", nsB, "link", "add", "vx0", "type", "vxlan", "id", "42", "local", bAddr,
+		"remote", aAddr, "dstport", "4789", "dev", vb)
 	ipc("-n", nsB, "addr", "add", "192.168.78.2/24", "dev", "vx0")
 	ipc("-n", nsB, "link", "set", "vx0", "up")
 	return nsA, nsB
@@ -231,14 +248,38 @@ func runIn(t *testing.T, ns string, limit time.Duration, args ...string) string 
 // this process, its socket in namespace A) share one VXLAN segment: the
 // kernel pings and curls sockstack's 192.168.78.1 across the overlay.
 func TestInteropVXLANKernel(t *testing.T) {
-	nsA, nsB := kernelVXLANPeer(t, "l")
+	vxlanKernel(t, "l", false)
+}
+
+// The same over an IPv6 underlay: sockstack's endpoint on
+// [fd00:78::1]:4789, the kernel's vxlan device on fd00:78::2; both take
+// 1430 bytes as the inner MTU.
+func TestInteropVXLANKernelIPv6Underlay(t *testing.T) {
+	vxlanKernel(t, "6", true)
+}
+
+func vxlanKernel(t *testing.T, tag string, six bool) {
+	nsA, nsB := kernelVXLANPeerFamily(t, tag, six)
+	local, remote := "10.78.0.1:4789", "10.78.0.2:4789"
+	if six {
+		local, remote = "[fd00:78::1]:4789", "[fd00:78::2]:4789"
+	}
 	vx, err := link.NewVXLAN(link.VXLANConfig{
-		Local:   netip.MustParseAddrPort("10.78.0.1:4789"),
-		Remotes: []netip.AddrPort{netip.MustParseAddrPort("10.78.0.2:4789")},
+		Local:   netip.MustParseAddrPort(local),
+		Remotes: []netip.AddrPort{netip.MustParseAddrPort(remote)},
 		VNI:     42, MAC: wire.MAC{2, 0x5e, 0, 0, 0x78, 1}, Netns: nsA,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if six {
+		out, err := exec.Command("ip", "netns", "exec", nsB, "cat", "/sys/class/net/vx0/mtu").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if km := strings.TrimSpace(string(out)); km != fmt.Sprint(vx.MTU()) {
+			t.Errorf("inner MTU: sockstack %d, the kernel's vxlan device %s", vx.MTU(), km)
+		}
 	}
 	st := stack.New(stack.Options{Name: "vxhost"})
 	t.Cleanup(st.Close)

@@ -22,6 +22,9 @@ const (
 	// IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14): a 1500-byte
 	// underlay carries a 1450-byte inner MTU, as Linux sets it.
 	VXLANOverhead = 20 + 8 + vxlanHeaderLen + 14
+	// VXLANOverhead6 is the same over an IPv6 underlay (outer header 40
+	// bytes): a 1430-byte inner MTU, as Linux sets it.
+	VXLANOverhead6 = 40 + 8 + vxlanHeaderLen + 14
 )
 
 // VXLANConfig configures a VXLAN endpoint.
@@ -30,7 +33,7 @@ type VXLANConfig struct {
 	Remotes []netip.AddrPort // flood list: every remote VTEP of the segment
 	VNI     uint32
 	MAC     wire.MAC // the endpoint's MAC (random when zero)
-	MTU     int      // inner IP MTU, default 1450
+	MTU     int      // inner IP MTU, default 1450 over IPv4, 1430 over IPv6
 	Netns   string   // network namespace to open the socket in (/run/netns/NAME)
 }
 
@@ -57,20 +60,52 @@ type VXLAN struct {
 // MaxVXLANFDB bounds the learnt MAC table (FDBFull counts misses).
 const MaxVXLANFDB = 4096
 
+// vxlanUnderlay6 says whether the underlay is IPv6: a local IPv6
+// address, or an unspecified local address and an IPv6 first remote. As
+// a Linux vxlan device's, every remote must be of the local address's
+// family (an unspecified IPv6 local address, a dual-stack socket, takes
+// both).
+func vxlanUnderlay6(local netip.AddrPort, remotes []netip.AddrPort) (bool, error) {
+	la := local.Addr()
+	if !la.IsValid() || la.IsUnspecified() {
+		dual := la.Is6()
+		for _, r := range remotes {
+			if r.Addr().Unmap().Is6() && !dual {
+				return false, fmt.Errorf("link: vxlan remote %v is IPv6 but the local address %v is IPv4", r, local)
+			}
+		}
+		return len(remotes) > 0 && remotes[0].Addr().Unmap().Is6(), nil
+	}
+	six := la.Unmap().Is6()
+	for _, r := range remotes {
+		if r.Addr().Unmap().Is6() != six {
+			return false, fmt.Errorf("link: vxlan remote %v and local address %v are of different families", r, local)
+		}
+	}
+	return six, nil
+}
+
 // NewVXLAN opens the UDP socket and returns the endpoint.
 func NewVXLAN(cfg VXLANConfig) (*VXLAN, error) {
 	if cfg.VNI >= 1<<24 {
 		return nil, fmt.Errorf("link: VNI %d does not fit 24 bits", cfg.VNI)
 	}
+	six, err := vxlanUnderlay6(cfg.Local, cfg.Remotes)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.MTU == 0 {
 		cfg.MTU = 1500 - VXLANOverhead
+		if six {
+			cfg.MTU = 1500 - VXLANOverhead6
+		}
 	}
 	if cfg.MAC == (wire.MAC{}) {
 		cfg.MAC = randomMAC()
 	}
 	v := &VXLAN{cfg: cfg, fdb: map[wire.MAC]netip.AddrPort{}, done: make(chan struct{}),
 		rlist: append([]netip.AddrPort(nil), cfg.Remotes...)}
-	err := inNetns(cfg.Netns, func() error {
+	err = inNetns(cfg.Netns, func() error {
 		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(cfg.Local))
 		v.conn = c
 		return err
@@ -209,11 +244,16 @@ func (v *VXLAN) remoteFor(from netip.AddrPort) netip.AddrPort {
 	return from
 }
 
-// AddRemote adds a VTEP to the flood list.
-func (v *VXLAN) AddRemote(r netip.AddrPort) {
+// AddRemote adds a VTEP to the flood list; one of another family than
+// the local address is refused (vxlanUnderlay6).
+func (v *VXLAN) AddRemote(r netip.AddrPort) error {
+	if _, err := vxlanUnderlay6(v.cfg.Local, []netip.AddrPort{r}); err != nil {
+		return err
+	}
 	v.mu.Lock()
 	v.rlist = append(v.rlist, r)
 	v.mu.Unlock()
+	return nil
 }
 
 // FDB lists the learnt MACs and their remotes.

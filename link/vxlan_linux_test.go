@@ -21,7 +21,16 @@ import (
 // share one segment: ARP floods to the remote, learning fills the FDB,
 // and HTTP runs across the overlay.
 func TestVXLANLoopbackSegment(t *testing.T) {
-	lo := netip.MustParseAddr("127.0.0.1")
+	vxlanLoopbackSegment(t, netip.MustParseAddr("127.0.0.1"), 1450)
+}
+
+// The same over an IPv6 underlay (::1): the inner MTU is 1430, as a
+// Linux vxlan device's over IPv6.
+func TestVXLANLoopbackSegmentIPv6(t *testing.T) {
+	vxlanLoopbackSegment(t, netip.IPv6Loopback(), 1430)
+}
+
+func vxlanLoopbackSegment(t *testing.T, lo netip.Addr, mtu int) {
 	a, err := link.NewVXLAN(link.VXLANConfig{Local: netip.AddrPortFrom(lo, 0), VNI: 42, MAC: wire.MAC{2, 0, 0, 0, 0xa, 1}})
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +40,9 @@ func TestVXLANLoopbackSegment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.AddRemote(b.LocalAddr())
+	if err := a.AddRemote(b.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
 	sa, sb := stack.New(stack.Options{}), stack.New(stack.Options{})
 	t.Cleanup(func() { sa.Close(); sb.Close() })
 	if err := sa.AddNIC("vx0", a).AddAddress(netip.MustParsePrefix("192.168.77.1/24")); err != nil {
@@ -40,8 +51,8 @@ func TestVXLANLoopbackSegment(t *testing.T) {
 	if err := sb.AddNIC("vx0", b).AddAddress(netip.MustParsePrefix("192.168.77.2/24")); err != nil {
 		t.Fatal(err)
 	}
-	if a.MTU() != 1450 {
-		t.Errorf("inner MTU %d, want 1450", a.MTU())
+	if a.MTU() != mtu {
+		t.Errorf("inner MTU %d, want %d", a.MTU(), mtu)
 	}
 	ln, err := netconn.Listen(socket.New(sa), "tcp", "192.168.77.1:8080")
 	if err != nil {
@@ -172,5 +183,37 @@ func TestVXLANJoinSwitchLearnsExactRemote(t *testing.T) {
 	}
 	if a.Flooded.Load() != 0 {
 		t.Errorf("the answer to a learnt MAC was flooded (%d floods)", a.Flooded.Load())
+	}
+}
+
+// Remotes must be of the local address's family, as on Linux; an
+// unspecified IPv6 local address (a dual-stack socket) takes both.
+func TestVXLANUnderlayFamilies(t *testing.T) {
+	v4, v6 := netip.MustParseAddrPort("127.0.0.1:0"), netip.MustParseAddrPort("[::1]:0")
+	for _, c := range []struct {
+		local, remote string
+		ok            bool
+	}{
+		{"127.0.0.1:0", "[::1]:4789", false},
+		{"[::1]:0", "127.0.0.1:4789", false},
+		{"0.0.0.0:0", "[::1]:4789", false},
+		{"[::]:0", "127.0.0.1:4789", true},
+		{"[::1]:0", "[::1]:4789", true},
+	} {
+		v, err := link.NewVXLAN(link.VXLANConfig{Local: netip.MustParseAddrPort(c.local), Remotes: []netip.AddrPort{netip.MustParseAddrPort(c.remote)}, VNI: 1})
+		if (err == nil) != c.ok {
+			t.Errorf("local %s remote %s: %v, want ok %v", c.local, c.remote, err, c.ok)
+		}
+		if err == nil {
+			v.Close()
+		}
+	}
+	a, err := link.NewVXLAN(link.VXLANConfig{Local: v4, VNI: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.AddRemote(v6); err == nil {
+		t.Error("an IPv4 endpoint took an IPv6 remote")
 	}
 }
