@@ -300,3 +300,42 @@ func TestUnixCmsgCloexecFlag(t *testing.T) {
 		t.Fatalf("flags %#x", rf)
 	}
 }
+
+// TestUnixCtruncNoControl: a recvmsg without a control buffer sets
+// MSG_CTRUNC when SO_PASSCRED is on or descriptors came, and closes
+// those descriptors (Linux's scm_recv without msg_control); with
+// neither, no flag.
+func TestUnixCtruncNoControl(t *testing.T) {
+	for _, typ := range []int{SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET} {
+		n := newNet(t)
+		a, b, _ := n.SocketPair(typ)
+		x := mustSocket(t, n, AF_UNIX, SOCK_DGRAM, 0)
+		recv := func(what string, oobSize, want int) {
+			t.Helper()
+			buf := make([]byte, 8)
+			_, oobn, rf, _, err := b.RecvMsgControl(buf, make([]byte, oobSize), MSG_DONTWAIT)
+			if err != nil || rf != want || (oobSize < 16 && oobn != 0) {
+				t.Fatalf("type %d, %s: flags %#x oobn %d %v, want flags %#x", typ, what, rf, oobn, err, want)
+			}
+		}
+		a.Send([]byte("m"), 0)
+		recv("nothing", 0, 0)
+		a.SendMsgControl([]byte("m"), unix.UnixRights(x.Fileno()), 0, nil)
+		x.Close() // the message holds the last reference
+		recv("fds, no buffer", 0, MSG_CTRUNC)
+		if got := n.UnixInflight(); got != 0 || len(n.Sockets()) != 2 {
+			t.Fatalf("type %d: in flight %d, %d sockets open", typ, got, len(n.Sockets()))
+		}
+		b.SetSockOptInt(SOL_SOCKET, SO_PASSCRED, 1)
+		a.Send([]byte("m"), 0)
+		recv("SO_PASSCRED, no buffer", 0, MSG_CTRUNC)
+		a.Send([]byte("m"), 0)
+		recv("SO_PASSCRED, 15 bytes", 15, MSG_CTRUNC)
+		a.Send([]byte("m"), 0)
+		recv("SO_PASSCRED, header and 8 bytes", 24, MSG_CTRUNC)
+		a.Send([]byte("m"), 0)
+		recv("SO_PASSCRED, room", unix.CmsgSpace(12), 0)
+		a.Close()
+		b.Close()
+	}
+}
