@@ -229,6 +229,21 @@ func unixCornerCases() []Case {
 		_, from, err = r.RecvFrom(make([]byte, 8), 0)
 		t.Logf("recvfrom: %s, the sender's name %v", ErrName(err), from != nil && from.(*socket.SockaddrUnix).Name == n)
 	}})
+	cs = append(cs, Case{Name: "unix/stream/MSG_WAITALL stops at descriptors and credentials", Run: func(t *T) {
+		c, s := t.unixPeers(STREAM)
+		x := t.Socket(socket.AF_INET, DGRAM, 0)
+		t.Send("send", c, []byte("ab"), 0, nil)
+		t.unixSendCtl("send 1 fd", c, []byte("cd"), unix.UnixRights(x.Fileno()))
+		t.Send("send", c, []byte("ef"), 0, nil)
+		Ready(s, false, 5*time.Second)
+		t.unixRecvCtl("recvmsg MSG_WAITALL", s, 6, 64, unix.MSG_WAITALL)
+		t.unixRecvCtl("recvmsg MSG_WAITALL", s, 6, 64, unix.MSG_WAITALL)
+		t.Send("send", c, []byte("gh"), 0, nil)
+		t.Check("SO_PASSCRED", s.SetSockOptInt(sol, socket.SO_PASSCRED, 1))
+		t.Send("send", c, []byte("ij"), 0, nil)
+		t.unixRecvCtl("recvmsg MSG_WAITALL", s, 6, 64, unix.MSG_WAITALL)
+		t.unixRecvCtl("recvmsg MSG_WAITALL", s, 6, 64, unix.MSG_WAITALL)
+	}})
 	// Names starting with NUL, longer than 107 bytes or empty (autobind
 	// on sockstack) are not compared: package hostsock writes them
 	// differently from the kernel's conventions (see the report).

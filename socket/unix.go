@@ -638,6 +638,19 @@ func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr,
 	}
 	if e.rx.n > 0 {
 		lim := len(b)
+		var cred unixCred
+		if run := e.headCredRun(); run != nil && e.passcred {
+			// With SO_PASSCRED a read does not join bytes sent with
+			// other credentials (Linux: unix_skb_scm_eq). One send's
+			// bytes are in one run, so a stretch with descriptors is
+			// never cut by this limit.
+			if anc != nil && anc.want != nil && run.cred != *anc.want {
+				e.mu.Unlock()
+				return 0, 0, nil, errUnixCredBreak
+			}
+			lim = min(lim, int(run.end-e.rxBase))
+			cred = run.cred
+		}
 		var got []flightRef
 		if len(e.marks) > 0 {
 			m := &e.marks[0]
@@ -656,13 +669,6 @@ func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr,
 					}
 				}
 			}
-		}
-		var cred unixCred
-		if run := e.headCredRun(); run != nil && e.passcred {
-			// With SO_PASSCRED a read does not join bytes sent with
-			// other credentials (Linux: unix_skb_scm_eq).
-			lim = min(lim, int(run.end-e.rxBase))
-			cred = run.cred
 		}
 		n := e.rx.peek(b[:lim], 0)
 		if !peek {

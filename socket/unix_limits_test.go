@@ -1,9 +1,12 @@
 package socket
 
 import (
+	"runtime"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/sockstack/sockstack/waiter"
 	"golang.org/x/sys/unix"
 )
 
@@ -337,5 +340,89 @@ func TestUnixCtruncNoControl(t *testing.T) {
 		recv("SO_PASSCRED, room", unix.CmsgSpace(12), 0)
 		a.Close()
 		b.Close()
+	}
+}
+
+// waitReader waits until a reader blocks in s (nothing left to read and
+// a waiter for EventIn).
+func waitReader(t *testing.T, s *Socket) {
+	t.Helper()
+	e := s.ep.(*unixEP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e.mu.Lock()
+		empty := e.rx.n == 0
+		e.mu.Unlock()
+		if empty && e.wq.Waiting(waiter.EventIn) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reader never blocked")
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestUnixWaitAll: a stream recvmsg with MSG_WAITALL waits until its
+// buffer is full, but ends after bytes that came with descriptors and
+// before bytes sent with other credentials (SO_PASSCRED), as Linux's
+// unix_stream_read_generic; non-blocking, it returns what there is.
+func TestUnixWaitAll(t *testing.T) {
+	n := newNet(t)
+	a, b, _ := n.SocketPair(SOCK_STREAM)
+	b.SetTimeout(10 * time.Second)
+	x := mustSocket(t, n, AF_UNIX, SOCK_DGRAM, 0)
+	type res struct {
+		data string
+		fds  int
+		err  error
+	}
+	read := func(flags int) chan res {
+		ch := make(chan res, 1)
+		go func() {
+			buf, oob := make([]byte, 6), make([]byte, 64)
+			k, oobn, _, _, err := b.RecvMsgControl(buf, oob, MSG_WAITALL|flags)
+			fds := 0
+			if msgs, _ := unix.ParseSocketControlMessage(oob[:oobn]); len(msgs) > 0 {
+				f, _ := unix.ParseUnixRights(&msgs[0])
+				fds = len(f)
+				closeFDs(t, n, f)
+			}
+			ch <- res{string(buf[:k]), fds, err}
+		}()
+		return ch
+	}
+	a.Send([]byte("ab"), 0)
+	ch := read(0)
+	waitReader(t, b)
+	a.Send([]byte("cd"), 0)
+	waitReader(t, b)
+	a.Send([]byte("efgh"), 0)
+	if r := <-ch; r.data != "abcdef" || r.err != nil {
+		t.Fatalf("waitall: %+v", r)
+	}
+	b.Recv(make([]byte, 8), 0) // "gh"
+
+	a.Send([]byte("ab"), 0)
+	ch = read(0)
+	waitReader(t, b)
+	a.SendMsgControl([]byte("cd"), unix.UnixRights(x.Fileno()), 0, nil)
+	a.Send([]byte("ef"), 0)
+	if r := <-ch; r.data != "abcd" || r.fds != 1 || r.err != nil {
+		t.Fatalf("waitall with fds: %+v", r)
+	}
+	b.Recv(make([]byte, 8), 0) // "ef"
+
+	a.Send([]byte("ab"), 0)
+	b.SetSockOptInt(SOL_SOCKET, SO_PASSCRED, 1)
+	a.Send([]byte("cd"), 0)
+	if r := <-read(0); r.data != "ab" || r.err != nil {
+		t.Fatalf("waitall across credentials: %+v", r)
+	}
+	if r := <-read(MSG_DONTWAIT); r.data != "cd" || r.err != nil {
+		t.Fatalf("waitall non-blocking: %+v", r)
+	}
+	if got := n.UnixInflight(); got != 0 {
+		t.Fatalf("in flight %d", got)
 	}
 }

@@ -2,6 +2,7 @@ package socket
 
 import (
 	"encoding/binary"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -169,6 +170,7 @@ type unixAnc struct {
 	rights []flightRef
 	cred   unixCred
 	msg    bool
+	want   *unixCred // a stream read with SO_PASSCRED takes only bytes sent with these
 }
 
 // handAnc gives got and cred to the caller (dst), or releases got when
@@ -596,6 +598,9 @@ func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, 
 		return 0, 0, 0, nil, err
 	}
 	defer sp.gc.RUnlock()
+	if e.stream() && flags&MSG_WAITALL != 0 && flags&MSG_PEEK == 0 && anc.msg && len(anc.rights) == 0 && n < len(p) {
+		n = s.unixWaitAll(e, p, n, flags, &anc)
+	}
 	rights := anc.rights
 	// Linux hands MSG_CMSG_CLOEXEC back in msg_flags (___sys_recvmsg
 	// starts msg_flags with it).
@@ -645,6 +650,49 @@ func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, 
 		rflags |= MSG_CTRUNC
 	}
 	return n, w.n, rflags, from, nil
+}
+
+// errUnixCredBreak ends a MSG_WAITALL read at bytes sent with other
+// credentials; it never reaches the caller.
+var errUnixCredBreak = errors.New("credentials change")
+
+// unixWaitAll continues a stream recvmsg with MSG_WAITALL after n bytes
+// as unix_stream_read_generic does: it waits for more until p is full,
+// but ends after bytes that came with descriptors (taking them), before
+// bytes sent with other credentials when SO_PASSCRED is on, at end of
+// file, on an error or a timeout (returning what it has). Called with
+// one hold of sp.gc, which it gives back while it waits and holds again
+// on return.
+func (s *Socket) unixWaitAll(e *unixEP, p []byte, n, flags int, anc *unixAnc) int {
+	sp := s.net.unix
+	sp.gc.RUnlock() // nothing in hand: no collection is held off while waiting
+	held := false
+	want := anc.cred
+	for n < len(p) && !held {
+		var m int
+		var more unixAnc
+		more.want = &want
+		err := s.blocking(flags, false, waiter.EventIn, func() error {
+			sp.gc.RLock()
+			var err error
+			m, _, _, err = e.recvAtt(p[n:], flags&^msgNoFrom, &more)
+			if err != nil || len(more.rights) == 0 {
+				sp.gc.RUnlock()
+			} else {
+				held = true
+			}
+			return err
+		})
+		if err != nil || m == 0 {
+			break
+		}
+		n += m
+		anc.rights = more.rights
+	}
+	if !held {
+		sp.gc.RLock()
+	}
+	return n
 }
 
 // carry notes that e's queue holds references (call with e.mu held).
