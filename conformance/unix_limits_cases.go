@@ -13,8 +13,9 @@ import (
 // AF_UNIX corners against Linux (socket/unix_rights.go): ETOOMANYREFS
 // once the descriptors in flight pass RLIMIT_NOFILE, MSG_CMSG_CLOEXEC,
 // MSG_CTRUNC for credentials that find no room, the credentials a
-// message carries when SO_PASSCRED is set after it was sent, SO_PEERCRED
-// of socketpair, and abstract names.
+// message carries when SO_PASSCRED is set after it was sent (or it was
+// sent before accept), where MSG_WAITALL stops, SO_PEERCRED of
+// socketpair, and abstract names.
 
 // withoutResourceCaps runs f on a thread whose effective set lacks
 // CAP_SYS_RESOURCE and CAP_SYS_ADMIN, which exempt a sender from

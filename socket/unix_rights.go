@@ -42,7 +42,9 @@ const (
 const SCM_MAX_FD = 253
 
 // MSG_CMSG_CLOEXEC (recvmsg): descriptors received in SCM_RIGHTS are
-// close-on-exec (see Socket.CloseOnExec).
+// close-on-exec (see Socket.CloseOnExec). It is the bit socket.go's
+// internal msgNoFrom uses; only RecvMsgControl reads it as this flag,
+// and recvUnixControl clears it before the endpoint sees the flags.
 const MSG_CMSG_CLOEXEC = 0x40000000
 
 // Capability bits of capable() in too_many_unix_fds.
