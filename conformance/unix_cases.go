@@ -101,16 +101,25 @@ func (t *T) unixRecvCtl(step string, s sockapi.Sock, size, oobSize, flags int) {
 	var n, oobn, rfl int
 	var err error
 	var closeFD func(int)
+	var cloexec func(int) bool // FD_CLOEXEC of a received descriptor
 	switch v := s.(type) {
 	case sockapi.HostSock:
 		n, oobn, rfl, _, err = unix.Recvmsg(v.Fileno(), buf, oob, flags|unix.MSG_DONTWAIT)
 		closeFD = func(fd int) { unix.Close(fd) }
+		cloexec = func(fd int) bool {
+			f, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+			return err == nil && f&unix.FD_CLOEXEC != 0
+		}
 	case sockapi.StackSock:
 		n, oobn, rfl, _, err = v.RecvMsgControl(buf, oob, flags|socket.MSG_DONTWAIT)
 		closeFD = func(fd int) {
 			if x := v.Net().Lookup(fd); x != nil {
 				x.Close()
 			}
+		}
+		cloexec = func(fd int) bool {
+			x := v.Net().Lookup(fd)
+			return x != nil && x.CloseOnExec()
 		}
 	}
 	if err != nil {
@@ -129,10 +138,19 @@ func (t *T) unixRecvCtl(step string, s sockapi.Sock, size, oobSize, flags int) {
 		data := oob[off+16 : off+l]
 		switch {
 		case level == unix.SOL_SOCKET && typ == unix.SCM_RIGHTS:
+			ce := 0
 			for i := 0; i+4 <= len(data); i += 4 {
-				closeFD(int(int32(ne.Uint32(data[i:]))))
+				fd := int(int32(ne.Uint32(data[i:])))
+				if cloexec(fd) {
+					ce++
+				}
+				closeFD(fd)
 			}
-			parts = append(parts, fmt.Sprintf("SCM_RIGHTS %d fds len %d", len(data)/4, l))
+			p := fmt.Sprintf("SCM_RIGHTS %d fds len %d", len(data)/4, l)
+			if ce > 0 {
+				p += fmt.Sprintf(" (%d close-on-exec)", ce)
+			}
+			parts = append(parts, p)
 		case level == unix.SOL_SOCKET && typ == unix.SCM_CREDENTIALS && len(data) == 12:
 			parts = append(parts, "SCM_CREDENTIALS "+credText(int32(ne.Uint32(data)), ne.Uint32(data[4:]), ne.Uint32(data[8:])))
 		default:
@@ -367,7 +385,7 @@ func unixCases() []Case {
 			t.unixSendCtl("foreign pid", c, []byte("x"), unix.UnixCredentials(&other))
 		}})
 	}
-	return cs
+	return append(cs, unixCornerCases()...) // unix_limits_cases.go
 }
 
 // ctlMsg is one control message of level/typ with dlen zero bytes.

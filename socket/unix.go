@@ -61,6 +61,17 @@ type unixSpace struct {
 	cmu      sync.Mutex           // guards carriers; innermost
 	carriers map[*unixEP]struct{} // endpoints that have queued references
 	gcNext   atomic.Int64         // in-flight count at which a sendmsg collects
+
+	// Limits of SCM_RIGHTS (unix_rights.go) and what they refused.
+	nofile     func() uint64 // RLIMIT_NOFILE; nil: the process's soft limit
+	capable    func() bool   // exempt from it; nil: CAP_SYS_RESOURCE or CAP_SYS_ADMIN
+	tooMany    atomic.Uint64 // sendmsg refused with ETOOMANYREFS
+	tooManyFDs atomic.Uint64 // sendmsg refused with EINVAL: more than SCM_MAX_FD
+
+	// Close-on-exec of descriptors received with MSG_CMSG_CLOEXEC.
+	fdmu      sync.Mutex
+	cloexec   map[int32]*Socket // by descriptor; a stale entry names a closed Socket
+	cloexecGC int               // size at which setCloexec sweeps closed entries
 }
 
 func newUnixSpace() *unixSpace { return &unixSpace{names: map[string]*unixEP{}} }
@@ -268,6 +279,7 @@ type unixRec struct {
 	n      int
 	from   string
 	rights []flightRef
+	cred   unixCred
 }
 
 type unixPending struct{ client, srv *unixEP }
@@ -292,9 +304,12 @@ type unixEP struct {
 	rx       byteRing // stream bytes, or datagram payloads back to back
 	passcred bool     // SO_PASSCRED
 	peerCred bool     // SO_PEERCRED holds the process's credentials (else none)
+	embryo   bool     // a connection's server end not yet accepted (no socket)
 
-	// Stream: descriptors in flight with the bytes they came with.
+	// Stream: descriptors in flight with the bytes they came with, and
+	// the credentials each stretch of bytes came with (unix_rights.go).
 	marks  []unixMark
+	creds  []unixCredRun
 	rxBase int64 // stream bytes read so far (the head's position)
 
 	// Listener.
@@ -400,6 +415,7 @@ func (e *unixEP) accept() (endpoint, Sockaddr, error) {
 		promoted.wq.Notify(waiter.EventOut)
 	}
 	srv.mu.Lock()
+	srv.embryo = false
 	from := &SockaddrUnix{unixDisplay(srv.peerName)}
 	srv.mu.Unlock()
 	return srv, from, nil
@@ -447,6 +463,7 @@ func (e *unixEP) connect(a Sockaddr) error {
 	srv.peer = e
 	srv.peerName = e.name
 	srv.peerCred = true
+	srv.embryo = true
 	srv.sndbuf, srv.rcvbuf = e.rcvbuf, e.sndbuf
 
 	t.mu.Lock()
@@ -533,18 +550,19 @@ func (e *unixEP) connectResult() error {
 }
 
 func (e *unixEP) send(b []byte, flags int, to Sockaddr, _ <-chan struct{}) (int, error) {
-	n, _, err := e.sendAtt(b, to, nil)
+	n, _, err := e.sendAtt(b, to, nil, nil)
 	return n, err
 }
 
-// sendAtt sends b with the descriptors rights; used reports whether the
-// message took them (else the caller still holds them).
-func (e *unixEP) sendAtt(b []byte, to Sockaddr, rights []flightRef) (n int, used bool, err error) {
+// sendAtt sends b with the descriptors rights and the credentials cred
+// (SCM_CREDENTIALS; nil: none given); used reports whether the message
+// took the descriptors (else the caller still holds them).
+func (e *unixEP) sendAtt(b []byte, to Sockaddr, rights []flightRef, cred *Ucred) (n int, used bool, err error) {
 	switch e.typ {
 	case SOCK_DGRAM:
-		return e.sendDgram(b, to, rights)
+		return e.sendDgram(b, to, rights, cred)
 	case SOCK_SEQPACKET:
-		return e.sendSeq(b, rights)
+		return e.sendSeq(b, rights, cred)
 	}
 	e.mu.Lock()
 	if e.state != unixConnected && e.state != unixConnecting {
@@ -558,7 +576,7 @@ func (e *unixEP) sendAtt(b []byte, to Sockaddr, rights []flightRef) (n int, used
 		e.mu.Unlock()
 		return 0, false, syscall.EPIPE
 	}
-	p, limit := e.peer, e.sndbuf
+	p, limit, passcred := e.peer, e.sndbuf, e.passcred
 	e.mu.Unlock()
 	if len(b) == 0 {
 		// Linux's stream sendmsg queues nothing for no bytes, and the
@@ -585,6 +603,7 @@ func (e *unixEP) sendAtt(b []byte, to Sockaddr, rights []flightRef) (n int, used
 		p.sp.carry(p)
 		used = true
 	}
+	p.addCredRun(n, attachCred(cred, passcred, p))
 	p.rx.write(b[:n])
 	p.mu.Unlock()
 	p.wq.Notify(waiter.EventIn)
@@ -595,12 +614,13 @@ func (e *unixEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 	return e.recvAtt(b, flags, nil)
 }
 
-// recvAtt is recv that hands the descriptors of what it read to *rights
-// (nil: they are released, as when a plain recv meets them).
-func (e *unixEP) recvAtt(b []byte, flags int, rights *[]flightRef) (int, int, Sockaddr, error) {
+// recvAtt is recv that hands the descriptors and credentials of what it
+// read to *anc (nil: the descriptors are released, as when a plain recv
+// meets them).
+func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr, error) {
 	switch e.typ {
 	case SOCK_DGRAM:
-		return e.recvDgram(b, flags, rights)
+		return e.recvDgram(b, flags, anc)
 	case SOCK_SEQPACKET:
 		e.mu.Lock()
 		st := e.state
@@ -608,7 +628,7 @@ func (e *unixEP) recvAtt(b []byte, flags int, rights *[]flightRef) (int, int, So
 		if st != unixConnected && st != unixClosed {
 			return 0, 0, nil, syscall.ENOTCONN // unix_seqpacket_recvmsg
 		}
-		return e.recvDgram(b, flags, rights)
+		return e.recvDgram(b, flags, anc)
 	}
 	peek := flags&MSG_PEEK != 0
 	e.mu.Lock()
@@ -618,6 +638,19 @@ func (e *unixEP) recvAtt(b []byte, flags int, rights *[]flightRef) (int, int, So
 	}
 	if e.rx.n > 0 {
 		lim := len(b)
+		var cred unixCred
+		if run := e.headCredRun(); run != nil && e.passcred {
+			// With SO_PASSCRED a read does not join bytes sent with
+			// other credentials (Linux: unix_skb_scm_eq). One send's
+			// bytes are in one run, so a stretch with descriptors is
+			// never cut by this limit.
+			if anc != nil && anc.want != nil && run.cred != *anc.want {
+				e.mu.Unlock()
+				return 0, 0, nil, errUnixCredBreak
+			}
+			lim = min(lim, int(run.end-e.rxBase))
+			cred = run.cred
+		}
 		var got []flightRef
 		if len(e.marks) > 0 {
 			m := &e.marks[0]
@@ -641,10 +674,11 @@ func (e *unixEP) recvAtt(b []byte, flags int, rights *[]flightRef) (int, int, So
 		if !peek {
 			e.rx.discard(n)
 			e.rxBase += int64(n)
+			e.pruneCredRuns()
 		}
 		p := e.peer
 		e.mu.Unlock()
-		handRights(got, rights)
+		handAnc(got, cred, anc)
 		if !peek && p != nil {
 			p.wq.Notify(waiter.EventOut)
 		}
@@ -673,12 +707,12 @@ func (e *unixEP) full() bool {
 	return e.rn > unixMaxDgramQ || (e.rn > 0 && e.rx.n+e.rn*stack.DgramOverhead >= e.rcvbuf)
 }
 
-func (e *unixEP) sendDgram(b []byte, to Sockaddr, rights []flightRef) (int, bool, error) {
-	n, err := e.sendDgram1(b, to, rights)
+func (e *unixEP) sendDgram(b []byte, to Sockaddr, rights []flightRef, cred *Ucred) (int, bool, error) {
+	n, err := e.sendDgram1(b, to, rights, cred)
 	return n, err == nil, err
 }
 
-func (e *unixEP) sendDgram1(b []byte, to Sockaddr, rights []flightRef) (int, error) {
+func (e *unixEP) sendDgram1(b []byte, to Sockaddr, rights []flightRef, cred *Ucred) (int, error) {
 	e.mu.Lock()
 	if e.state == unixClosed {
 		e.mu.Unlock()
@@ -697,7 +731,7 @@ func (e *unixEP) sendDgram1(b []byte, to Sockaddr, rights []flightRef) (int, err
 		return 0, err
 	}
 	e.mu.Lock()
-	from, t := e.name, e.peer
+	from, t, passcred := e.name, e.peer, e.passcred
 	e.mu.Unlock()
 	connected := to == nil
 	if !connected {
@@ -757,7 +791,7 @@ func (e *unixEP) sendDgram1(b []byte, to Sockaddr, rights []flightRef) (int, err
 		e.mu.Unlock()
 		return 0, syscall.EAGAIN
 	}
-	t.enqueue(b, from, rights)
+	t.enqueue(b, from, rights, attachCred(cred, passcred, t))
 	t.mu.Unlock()
 	t.wq.Notify(waiter.EventIn)
 	e.mu.Lock()
@@ -767,7 +801,7 @@ func (e *unixEP) sendDgram1(b []byte, to Sockaddr, rights []flightRef) (int, err
 }
 
 // enqueue adds one message to e's queue; call with e.mu held.
-func (e *unixEP) enqueue(b []byte, from string, rights []flightRef) {
+func (e *unixEP) enqueue(b []byte, from string, rights []flightRef, cred unixCred) {
 	if e.rn == len(e.recs) {
 		nr := make([]unixRec, max(16, 2*len(e.recs)))
 		for i := 0; i < e.rn; i++ {
@@ -775,7 +809,7 @@ func (e *unixEP) enqueue(b []byte, from string, rights []flightRef) {
 		}
 		e.recs, e.rhead = nr, 0
 	}
-	e.recs[(e.rhead+e.rn)%len(e.recs)] = unixRec{n: len(b), from: from, rights: rights}
+	e.recs[(e.rhead+e.rn)%len(e.recs)] = unixRec{n: len(b), from: from, rights: rights, cred: cred}
 	if rights != nil {
 		e.sp.carry(e)
 	}
@@ -783,7 +817,7 @@ func (e *unixEP) enqueue(b []byte, from string, rights []flightRef) {
 	e.rx.write(b)
 }
 
-func (e *unixEP) recvDgram(b []byte, flags int, rights *[]flightRef) (int, int, Sockaddr, error) {
+func (e *unixEP) recvDgram(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr, error) {
 	peek := flags&MSG_PEEK != 0
 	e.mu.Lock()
 	if e.typ == SOCK_SEQPACKET && e.err != 0 {
@@ -832,7 +866,7 @@ func (e *unixEP) recvDgram(b []byte, flags int, rights *[]flightRef) (int, int, 
 	}
 	p := e.peer
 	e.mu.Unlock()
-	handRights(got, rights)
+	handAnc(got, r.cred, anc)
 	for _, w := range writers {
 		w.wq.Notify(waiter.EventOut)
 	}
@@ -890,6 +924,7 @@ func (e *unixEP) close() {
 	acceptQ, pendingQ, pendingOn, writers := e.acceptQ, e.pendingQ, e.pendingOn, e.writers
 	e.acceptQ, e.pendingQ, e.pendingOn, e.writers = nil, nil, nil, nil
 	inflight := e.dropRightsLocked()
+	e.creds = nil
 	e.rx.reset()
 	e.recs, e.rhead, e.rn = nil, 0, 0
 	e.shut = unixShutBoth

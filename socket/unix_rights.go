@@ -2,13 +2,18 @@ package socket
 
 import (
 	"encoding/binary"
+	"errors"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/waiter"
+	"golang.org/x/sys/unix"
 )
 
 // AF_UNIX control messages: SCM_RIGHTS, SCM_CREDENTIALS, SO_PASSCRED and
@@ -35,6 +40,18 @@ const (
 
 // SCM_MAX_FD is how many descriptors one sendmsg may pass (EINVAL beyond).
 const SCM_MAX_FD = 253
+
+// MSG_CMSG_CLOEXEC (recvmsg): descriptors received in SCM_RIGHTS are
+// close-on-exec (see Socket.CloseOnExec). It is the bit socket.go's
+// internal msgNoFrom uses; only RecvMsgControl reads it as this flag,
+// and recvUnixControl clears it before the endpoint sees the flags.
+const MSG_CMSG_CLOEXEC = 0x40000000
+
+// Capability bits of capable() in too_many_unix_fds.
+const (
+	capSysAdmin    = 21
+	capSysResource = 24
+)
 
 // Ucred is struct ucred: SO_PEERCRED's value and SCM_CREDENTIALS' data.
 type Ucred struct {
@@ -98,8 +115,9 @@ func (r flightRef) release() {
 	}
 }
 
-// install gives the reference a descriptor in n's table.
-func (r flightRef) install(n *Net) int {
+// install gives the reference a descriptor in n's table (close-on-exec
+// with MSG_CMSG_CLOEXEC).
+func (r flightRef) install(n *Net, cloexec bool) int {
 	r.sp.inflight.Add(-1)
 	ns := n.register(r.family, r.typ, r.proto, r.ep)
 	ns.mu.Lock()
@@ -107,6 +125,9 @@ func (r flightRef) install(n *Net) int {
 	x.refs, x.apart = r.refs, r.apart
 	ns.timeout = r.timeout
 	ns.mu.Unlock()
+	if cloexec {
+		ns.SetCloseOnExec(true)
+	}
 	return ns.Fileno()
 }
 
@@ -129,15 +150,105 @@ func releaseRefs(rs []flightRef) {
 	}
 }
 
-// handRights gives got to the caller (dst), or releases it when the
-// caller takes no descriptors (a plain recv: Linux closes them).
-func handRights(got []flightRef, dst *[]flightRef) {
+// unixCred is the credentials a message or stretch of stream bytes came
+// with; !ok: none (nobody had SO_PASSCRED when it was sent and it had no
+// SCM_CREDENTIALS), which a receiver sees as pid 0 and the overflow ids.
+type unixCred struct {
+	c  Ucred
+	ok bool
+}
+
+// unixCredRun is a stretch of a stream's bytes, up to position end,
+// sent with the credentials cred. Consecutive sends with the same
+// credentials extend one run, so a stream usually has one.
+type unixCredRun struct {
+	end  int64
+	cred unixCred
+}
+
+// unixAnc is what a receive hands over besides the data; msg: it read a
+// message or stream bytes (not an end of file).
+type unixAnc struct {
+	rights []flightRef
+	cred   unixCred
+	msg    bool
+	want   *unixCred // a stream read with SO_PASSCRED takes only bytes sent with these
+}
+
+// handAnc gives got and cred to the caller (dst), or releases got when
+// the caller takes no descriptors (a plain recv: Linux closes them).
+func handAnc(got []flightRef, cred unixCred, dst *unixAnc) {
 	if dst != nil {
-		*dst = got
+		dst.rights, dst.cred, dst.msg = got, cred, true
 		return
 	}
 	releaseRefs(got)
 }
+
+// attachCred is Linux's maybe_add_creds at a send to r (r.mu held):
+// the credentials given in SCM_CREDENTIALS, else the sender's own when
+// the sender or the receiver has SO_PASSCRED, or the receiver is a
+// connection not yet accepted (it has no socket whose flag could be
+// asked), else none.
+func attachCred(given *Ucred, senderPass bool, r *unixEP) unixCred {
+	switch {
+	case given != nil:
+		return unixCred{c: *given, ok: true}
+	case senderPass || r.passcred || r.embryo:
+		return unixCred{c: processCred(), ok: true}
+	}
+	return unixCred{}
+}
+
+// addCredRun records that the next k stream bytes (about to be written
+// to e.rx) came with cred; call with e.mu held.
+func (e *unixEP) addCredRun(k int, cred unixCred) {
+	start := e.rxBase + int64(e.rx.n)
+	if l := len(e.creds); l > 0 && e.creds[l-1].end == start && e.creds[l-1].cred == cred {
+		e.creds[l-1].end += int64(k)
+		return
+	}
+	e.creds = append(e.creds, unixCredRun{end: start + int64(k), cred: cred})
+}
+
+// headCredRun is the run of the next byte to read (nil: none).
+func (e *unixEP) headCredRun() *unixCredRun {
+	for i := range e.creds {
+		if e.creds[i].end > e.rxBase {
+			return &e.creds[i]
+		}
+	}
+	return nil
+}
+
+// pruneCredRuns drops the runs read to their end, keeping the slice's
+// room for the next sends.
+func (e *unixEP) pruneCredRuns() {
+	k := 0
+	for k < len(e.creds) && e.creds[k].end <= e.rxBase {
+		k++
+	}
+	if k > 0 {
+		e.creds = e.creds[:copy(e.creds, e.creds[k:])]
+	}
+}
+
+// overflowIDs are the uid and gid a receiver sees for a message sent
+// without credentials (Linux: from_kuid_munged of INVALID_UID).
+var overflowIDs = sync.OnceValues(func() (uint32, uint32) {
+	read := func(name string) uint32 {
+		b, err := os.ReadFile("/proc/sys/kernel/" + name)
+		if err != nil {
+			return 65534
+		}
+		v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+		if err != nil {
+			return 65534
+		}
+		return uint32(v)
+	}
+	return read("overflowuid"), read("overflowgid")
+})
 
 // dropRightsLocked takes every queued message's descriptors out of e,
 // for the caller to release after unlocking.
@@ -191,7 +302,7 @@ func (e *unixEP) seqInflight() int { return e.rx.n + e.rn*stack.DgramOverhead }
 // sendSeq is a seqpacket send (unix_seqpacket_sendmsg): connected only;
 // an address is ignored; one message, whole, or EAGAIN while what the
 // peer has not read fills our send buffer.
-func (e *unixEP) sendSeq(b []byte, rights []flightRef) (int, bool, error) {
+func (e *unixEP) sendSeq(b []byte, rights []flightRef, cred *Ucred) (int, bool, error) {
 	e.mu.Lock()
 	if e.err != 0 {
 		err := e.err
@@ -207,7 +318,7 @@ func (e *unixEP) sendSeq(b []byte, rights []flightRef) (int, bool, error) {
 		e.mu.Unlock()
 		return 0, false, syscall.EMSGSIZE
 	}
-	p, limit, from := e.peer, e.sndbuf, e.name
+	p, limit, from, passcred := e.peer, e.sndbuf, e.name, e.passcred
 	e.mu.Unlock()
 	p.mu.Lock()
 	if p.state == unixClosed || p.shut&unixShutRcv != 0 {
@@ -218,7 +329,7 @@ func (e *unixEP) sendSeq(b []byte, rights []flightRef) (int, bool, error) {
 		p.mu.Unlock()
 		return 0, false, syscall.EAGAIN
 	}
-	p.enqueue(b, from, rights)
+	p.enqueue(b, from, rights, attachCred(cred, passcred, p))
 	p.mu.Unlock()
 	p.wq.Notify(waiter.EventIn)
 	return len(b), true, nil
@@ -228,8 +339,9 @@ func (e *unixEP) sendSeq(b []byte, rights []flightRef) (int, bool, error) {
 // Linux's __scm_send does: SOL_SOCKET only (other levels are passed
 // over), SCM_RIGHTS (at most SCM_MAX_FD descriptors in all, each open:
 // EBADF), SCM_CREDENTIALS (exactly a struct ucred; see checkCred); any
-// other SOL_SOCKET type is EINVAL. On error no reference is kept.
-func (n *Net) unixCtl(oob []byte) (rights []flightRef, err error) {
+// other SOL_SOCKET type is EINVAL. On error no reference is kept. cred
+// is the credentials given (nil: none).
+func (n *Net) unixCtl(oob []byte) (rights []flightRef, cred *Ucred, err error) {
 	err = walkCmsgs(oob, func(level, typ int, data []byte) error {
 		if level != SOL_SOCKET {
 			return nil
@@ -241,6 +353,7 @@ func (n *Net) unixCtl(oob []byte) (rights []flightRef, err error) {
 				return nil
 			}
 			if len(rights)+num > SCM_MAX_FD {
+				n.unix.tooManyFDs.Add(1)
 				return syscall.EINVAL
 			}
 			for i := 0; i < num; i++ {
@@ -255,19 +368,133 @@ func (n *Net) unixCtl(oob []byte) (rights []flightRef, err error) {
 			if len(data) != 12 {
 				return syscall.EINVAL
 			}
-			return checkCred(Ucred{
+			c := Ucred{
 				Pid: int32(binary.NativeEndian.Uint32(data)),
 				Uid: binary.NativeEndian.Uint32(data[4:]),
 				Gid: binary.NativeEndian.Uint32(data[8:]),
-			})
+			}
+			if err := checkCred(c); err != nil {
+				return err
+			}
+			cred = &c
+			return nil
 		}
 		return syscall.EINVAL
 	})
+	if err == nil && len(rights) > 0 && n.unix.tooManyRefs(len(rights)) {
+		err = syscall.ETOOMANYREFS
+	}
 	if err != nil {
 		releaseRefs(rights)
-		return nil, err
+		return nil, nil, err
 	}
-	return rights, nil
+	return rights, cred, nil
+}
+
+// tooManyRefs is Linux's too_many_unix_fds, asked once the k references
+// of a sendmsg are taken (and counted): the references in flight before
+// them may not exceed RLIMIT_NOFILE, unless the caller has
+// CAP_SYS_RESOURCE or CAP_SYS_ADMIN. As in Linux the check comes before
+// the message's own descriptors count, so a sender may end up to
+// SCM_MAX_FD past the limit. The counter is the Net's (one process),
+// where Linux's is the user's.
+func (sp *unixSpace) tooManyRefs(k int) bool {
+	before := sp.inflight.Load() - int64(k)
+	if before <= 0 {
+		return false
+	}
+	limit := sp.nofile
+	if limit == nil {
+		limit = nofileLimit
+	}
+	if uint64(before) <= limit() {
+		return false
+	}
+	capable := sp.capable
+	if capable == nil {
+		capable = resourceCapable
+	}
+	if capable() {
+		return false
+	}
+	sp.tooMany.Add(1)
+	return true
+}
+
+// nofileLimit is the process's soft RLIMIT_NOFILE (task_rlimit).
+func nofileLimit() uint64 {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return ^uint64(0)
+	}
+	return r.Cur
+}
+
+// resourceCapable reports whether the calling thread has CAP_SYS_RESOURCE
+// or CAP_SYS_ADMIN in its effective set, as capable() asks of the
+// sending task (capabilities are per thread in Linux).
+func resourceCapable() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[0].Effective&(1<<capSysAdmin|1<<capSysResource) != 0
+}
+
+// UnixRightsStats counts the sendmsg calls the SCM_RIGHTS limits refused.
+type UnixRightsStats struct {
+	TooManyRefs uint64 // ETOOMANYREFS: references in flight past RLIMIT_NOFILE
+	TooManyFDs  uint64 // EINVAL: more than SCM_MAX_FD descriptors in one call
+}
+
+// UnixRightsStats returns the counters of the SCM_RIGHTS limits.
+func (n *Net) UnixRightsStats() UnixRightsStats {
+	return UnixRightsStats{TooManyRefs: n.unix.tooMany.Load(), TooManyFDs: n.unix.tooManyFDs.Load()}
+}
+
+// CloseOnExec reports the descriptor's close-on-exec flag (fcntl
+// F_GETFD's FD_CLOEXEC). It is set only by SetCloseOnExec or by a
+// recvmsg with MSG_CMSG_CLOEXEC that installed the descriptor; a
+// descriptor is not close-on-exec otherwise, as in Linux. sockstack
+// runs no exec: the flag is kept for programs that hand descriptors on.
+func (s *Socket) CloseOnExec() bool {
+	sp := s.net.unix
+	sp.fdmu.Lock()
+	defer sp.fdmu.Unlock()
+	return sp.cloexec[s.fd] == s && !s.closed.Load()
+}
+
+// SetCloseOnExec sets or clears the close-on-exec flag (fcntl F_SETFD).
+// EBADF after Close.
+func (s *Socket) SetCloseOnExec(on bool) error {
+	if s.closed.Load() {
+		return syscall.EBADF
+	}
+	sp := s.net.unix
+	sp.fdmu.Lock()
+	defer sp.fdmu.Unlock()
+	if !on {
+		if sp.cloexec[s.fd] == s {
+			delete(sp.cloexec, s.fd)
+		}
+		return nil
+	}
+	if sp.cloexec == nil {
+		sp.cloexec = map[int32]*Socket{}
+	}
+	if len(sp.cloexec) >= sp.cloexecGC {
+		// Entries of closed sockets are dropped here, so the map stays
+		// within twice the open flagged descriptors.
+		for fd, x := range sp.cloexec {
+			if x.closed.Load() {
+				delete(sp.cloexec, fd)
+			}
+		}
+		sp.cloexecGC = max(64, 2*len(sp.cloexec))
+	}
+	sp.cloexec[s.fd] = s
+	return nil
 }
 
 // checkCred is scm_check_creds for a process without CAP_SYS_ADMIN,
@@ -305,11 +532,11 @@ func (s *Socket) sendUnixControl(e *unixEP, b, oob []byte, flags int, to Sockadd
 	// References in our hands are in no queue: no collection meanwhile.
 	sp.gc.RLock()
 	defer sp.gc.RUnlock()
-	rights, err := s.net.unixCtl(oob)
+	rights, cred, err := s.net.unixCtl(oob)
 	if err != nil {
 		return 0, err
 	}
-	n, err := s.sendUnix(e, b, flags, to, rights)
+	n, err := s.sendUnix(e, b, flags, to, rights, cred)
 	return n, err
 }
 
@@ -318,7 +545,7 @@ const unixGCFirst = 1024
 
 // sendUnix is SendTo with descriptors: a blocking stream send passes
 // them with its first bytes; a message socket with its one message.
-func (s *Socket) sendUnix(e *unixEP, b []byte, flags int, to Sockaddr, rights []flightRef) (total int, err error) {
+func (s *Socket) sendUnix(e *unixEP, b []byte, flags int, to Sockaddr, rights []flightRef, cred *Ucred) (total int, err error) {
 	defer func() {
 		if rights != nil {
 			releaseRefs(rights) // not sent
@@ -329,7 +556,7 @@ func (s *Socket) sendUnix(e *unixEP, b []byte, flags int, to Sockaddr, rights []
 		err = s.blocking(flags, true, waiter.EventOut, func() error {
 			var used bool
 			var err error
-			n, used, err = e.sendAtt(b[total:], to, rights)
+			n, used, err = e.sendAtt(b[total:], to, rights, cred)
 			if used {
 				rights = nil
 			}
@@ -354,7 +581,7 @@ func (s *Socket) sendUnix(e *unixEP, b []byte, flags int, to Sockaddr, rights []
 // of the passed descriptors as the buffer holds (MSG_CTRUNC and the
 // others closed when it holds fewer, as Linux's scm_detach_fds).
 func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, rflags int, from Sockaddr, err error) {
-	var rights []flightRef
+	var anc unixAnc
 	var full int
 	sp := s.net.unix
 	err = s.blocking(flags, false, waiter.EventIn, func() error {
@@ -363,7 +590,7 @@ func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, 
 		// none is held off while the call waits).
 		sp.gc.RLock()
 		var err error
-		n, full, from, err = e.recvAtt(p, flags&^msgNoFrom, &rights)
+		n, full, from, err = e.recvAtt(p, flags&^msgNoFrom, &anc)
 		if err != nil {
 			sp.gc.RUnlock()
 		}
@@ -373,6 +600,13 @@ func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, 
 		return 0, 0, 0, nil, err
 	}
 	defer sp.gc.RUnlock()
+	if e.stream() && flags&MSG_WAITALL != 0 && flags&MSG_PEEK == 0 && anc.msg && len(anc.rights) == 0 && n < len(p) {
+		n = s.unixWaitAll(e, p, n, flags, &anc)
+	}
+	rights := anc.rights
+	// Linux hands MSG_CMSG_CLOEXEC back in msg_flags (___sys_recvmsg
+	// starts msg_flags with it).
+	rflags = flags & MSG_CMSG_CLOEXEC
 	if !e.stream() && full > n {
 		rflags |= MSG_TRUNC
 		if flags&MSG_TRUNC != 0 {
@@ -383,8 +617,13 @@ func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, 
 	e.mu.Lock()
 	passcred := e.passcred
 	e.mu.Unlock()
-	if passcred {
-		c := processCred()
+	// An end of file has no message: a datagram socket gives no
+	// credentials then, a stream socket Linux's zeroed scm_cookie.
+	if passcred && (anc.msg || e.stream()) {
+		c := anc.cred.c
+		if anc.msg && !anc.cred.ok {
+			c.Uid, c.Gid = overflowIDs()
+		}
 		var d [12]byte
 		binary.NativeEndian.PutUint32(d[0:], uint32(c.Pid))
 		binary.NativeEndian.PutUint32(d[4:], c.Uid)
@@ -400,7 +639,7 @@ func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, 
 		if k > 0 {
 			d := make([]byte, 4*k)
 			for i, r := range rights[:k] {
-				binary.NativeEndian.PutUint32(d[4*i:], uint32(r.install(s.net)))
+				binary.NativeEndian.PutUint32(d[4*i:], uint32(r.install(s.net, flags&MSG_CMSG_CLOEXEC != 0)))
 			}
 			w.put(SOL_SOCKET, SCM_RIGHTS, d)
 		}
@@ -413,6 +652,49 @@ func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, 
 		rflags |= MSG_CTRUNC
 	}
 	return n, w.n, rflags, from, nil
+}
+
+// errUnixCredBreak ends a MSG_WAITALL read at bytes sent with other
+// credentials; it never reaches the caller.
+var errUnixCredBreak = errors.New("credentials change")
+
+// unixWaitAll continues a stream recvmsg with MSG_WAITALL after n bytes
+// as unix_stream_read_generic does: it waits for more until p is full,
+// but ends after bytes that came with descriptors (taking them), before
+// bytes sent with other credentials when SO_PASSCRED is on, at end of
+// file, on an error or a timeout (returning what it has). Called with
+// one hold of sp.gc, which it gives back while it waits and holds again
+// on return.
+func (s *Socket) unixWaitAll(e *unixEP, p []byte, n, flags int, anc *unixAnc) int {
+	sp := s.net.unix
+	sp.gc.RUnlock() // nothing in hand: no collection is held off while waiting
+	held := false
+	want := anc.cred
+	for n < len(p) && !held {
+		var m int
+		var more unixAnc
+		more.want = &want
+		err := s.blocking(flags, false, waiter.EventIn, func() error {
+			sp.gc.RLock()
+			var err error
+			m, _, _, err = e.recvAtt(p[n:], flags&^msgNoFrom, &more)
+			if err != nil || len(more.rights) == 0 {
+				sp.gc.RUnlock()
+			} else {
+				held = true
+			}
+			return err
+		})
+		if err != nil || m == 0 {
+			break
+		}
+		n += m
+		anc.rights = more.rights
+	}
+	if !held {
+		sp.gc.RLock()
+	}
+	return n
 }
 
 // carry notes that e's queue holds references (call with e.mu held).
