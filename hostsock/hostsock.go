@@ -558,7 +558,9 @@ func (s *Socket) RecvFrom(b []byte, flags int) (int, socket.Sockaddr, error) {
 // RecvInto is recv_into.
 func (s *Socket) RecvInto(b []byte, flags int) (int, error) { return s.Recv(b, flags) }
 
-// RecvMsg reads like recvmsg(2); rflags carries MSG_TRUNC for a cut datagram.
+// RecvMsg reads like recvmsg(2) without a control buffer; rflags carries
+// MSG_TRUNC for a cut datagram and MSG_CTRUNC when control messages were
+// dropped for want of room.
 func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from socket.Sockaddr, err error) {
 	if err := s.enter(); err != nil {
 		return 0, 0, nil, err
@@ -574,8 +576,9 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from socket.Sockad
 		return 0, 0, nil, err
 	}
 	if !s.stream() {
-		return n, rflags & unix.MSG_TRUNC, from, nil
+		return n, rflags & (unix.MSG_TRUNC | unix.MSG_CTRUNC), from, nil
 	}
+	rflags &= unix.MSG_CTRUNC
 	from = nil // package socket gives no address for stream reads
 	// MSG_WAITALL: keep reading until b is full, EOF or an error.
 	if flags&socket.MSG_WAITALL != 0 && flags&socket.MSG_PEEK == 0 && n > 0 {
@@ -589,7 +592,7 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from socket.Sockad
 		}
 		n = got
 	}
-	return n, 0, nil, nil
+	return n, rflags, nil, nil
 }
 
 // Shutdown closes one or both directions.

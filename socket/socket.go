@@ -611,8 +611,10 @@ func (s *Socket) Recv(b []byte, flags int) (int, error) {
 }
 
 // msgNoFrom tells endpoints the caller does not want the sender's
-// address, sparing an allocation per datagram.
-const msgNoFrom = 1 << 30
+// address, sparing an allocation per datagram. Its bit is Linux's
+// kernel-internal MSG_SPLICE_PAGES, which no recvmsg flag a caller
+// passes can be (MSG_CMSG_CLOEXEC, 1 << 30, is one).
+const msgNoFrom = 1 << 27
 
 // msgWaited tells endpoints the call is blocking and has waited for
 // readiness, so a state that ends a wait (SHUT_RD) ends the call.
@@ -643,6 +645,13 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 			n, rflags, from, _, err = s.RecvErr(b, flags) // recverr.go
 			return n, rflags, from, err
 		}
+	}
+	if u, ok := s.ep.(*unixEP); ok {
+		// Without a control buffer: credentials and descriptors that
+		// came are dropped (the descriptors closed) and MSG_CTRUNC says
+		// so, as Linux's scm_recv with msg_controllen 0.
+		n, _, rflags, from, err = s.recvUnixControl(u, b, nil, flags)
+		return n, rflags, from, err
 	}
 	var full int
 	f := flags

@@ -426,3 +426,40 @@ func TestUnixWaitAll(t *testing.T) {
 		t.Fatalf("in flight %d", got)
 	}
 }
+
+// TestUnixRecvMsgCtrunc: the plain RecvMsg (no control buffer) reports
+// MSG_CTRUNC as Linux's recvmsg with msg_controllen 0 does, when
+// descriptors came (they are closed) or SO_PASSCRED is on; Recv with
+// MSG_CMSG_CLOEXEC, a flag of its own bit, reads as usual.
+func TestUnixRecvMsgCtrunc(t *testing.T) {
+	for _, typ := range []int{SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET} {
+		n := newNet(t)
+		a, b, _ := n.SocketPair(typ)
+		x := mustSocket(t, n, AF_UNIX, SOCK_DGRAM, 0)
+		recv := func(what string, want int) {
+			t.Helper()
+			buf := make([]byte, 8)
+			k, rf, _, err := b.RecvMsg(buf, MSG_DONTWAIT)
+			if err != nil || k != 1 || rf != want {
+				t.Fatalf("type %d, %s: %d bytes, flags %#x, %v; want 1 byte, flags %#x", typ, what, k, rf, err, want)
+			}
+		}
+		a.Send([]byte("m"), 0)
+		recv("nothing", 0)
+		a.SendMsgControl([]byte("m"), unix.UnixRights(x.Fileno()), 0, nil)
+		x.Close()
+		recv("descriptors", MSG_CTRUNC)
+		if got := n.UnixInflight(); got != 0 || len(n.Sockets()) != 2 {
+			t.Fatalf("type %d: in flight %d, %d sockets open", typ, got, len(n.Sockets()))
+		}
+		b.SetSockOptInt(SOL_SOCKET, SO_PASSCRED, 1)
+		a.Send([]byte("m"), 0)
+		recv("SO_PASSCRED", MSG_CTRUNC)
+		a.Send([]byte("m"), 0)
+		if k, err := b.Recv(make([]byte, 8), MSG_DONTWAIT|MSG_CMSG_CLOEXEC); k != 1 || err != nil {
+			t.Fatalf("type %d: Recv with MSG_CMSG_CLOEXEC: %d, %v", typ, k, err)
+		}
+		a.Close()
+		b.Close()
+	}
+}

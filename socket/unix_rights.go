@@ -42,9 +42,8 @@ const (
 const SCM_MAX_FD = 253
 
 // MSG_CMSG_CLOEXEC (recvmsg): descriptors received in SCM_RIGHTS are
-// close-on-exec (see Socket.CloseOnExec). It is the bit socket.go's
-// internal msgNoFrom uses; only RecvMsgControl reads it as this flag,
-// and recvUnixControl clears it before the endpoint sees the flags.
+// close-on-exec (see Socket.CloseOnExec); recvUnixControl clears it
+// before the endpoint sees the flags.
 const MSG_CMSG_CLOEXEC = 0x40000000
 
 // Capability bits of capable() in too_many_unix_fds.
@@ -590,7 +589,7 @@ func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, 
 		// none is held off while the call waits).
 		sp.gc.RLock()
 		var err error
-		n, full, from, err = e.recvAtt(p, flags&^msgNoFrom, &anc)
+		n, full, from, err = e.recvAtt(p, flags&^MSG_CMSG_CLOEXEC, &anc)
 		if err != nil {
 			sp.gc.RUnlock()
 		}
@@ -677,7 +676,7 @@ func (s *Socket) unixWaitAll(e *unixEP, p []byte, n, flags int, anc *unixAnc) in
 		err := s.blocking(flags, false, waiter.EventIn, func() error {
 			sp.gc.RLock()
 			var err error
-			m, _, _, err = e.recvAtt(p[n:], flags&^msgNoFrom, &more)
+			m, _, _, err = e.recvAtt(p[n:], flags&^MSG_CMSG_CLOEXEC, &more)
 			if err != nil || len(more.rights) == 0 {
 				sp.gc.RUnlock()
 			} else {
