@@ -429,6 +429,13 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 	if s.closed.Load() {
 		return 0, 0, 0, nil, syscall.EBADF
 	}
+	// Linux hands MSG_CMSG_CLOEXEC back in msg_flags on every socket
+	// (___sys_recvmsg); it means nothing to an inet one.
+	defer func() {
+		if err == nil {
+			rflags |= flags & MSG_CMSG_CLOEXEC
+		}
+	}()
 	w := cmsgWriter{b: oob}
 	if flags&MSG_ERRQUEUE != 0 {
 		switch s.ep.(type) {

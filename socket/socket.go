@@ -672,7 +672,7 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 				n = full
 			}
 		}
-		return n, rflags, from, nil
+		return n, rflags | flags&MSG_CMSG_CLOEXEC, from, nil // echoed, as ___sys_recvmsg does
 	}
 	// MSG_WAITALL: keep reading until b is full, EOF, or an error.
 	if flags&MSG_WAITALL != 0 && flags&MSG_PEEK == 0 && n > 0 {
@@ -690,7 +690,7 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 		}
 		err = nil
 	}
-	return n, rflags, from, nil
+	return n, rflags | flags&MSG_CMSG_CLOEXEC, from, nil
 }
 
 // Shutdown closes one or both directions.

@@ -463,3 +463,34 @@ func TestUnixRecvMsgCtrunc(t *testing.T) {
 		b.Close()
 	}
 }
+
+// TestRecvMsgCloexecEchoed: recvmsg hands MSG_CMSG_CLOEXEC back in its
+// flags on any socket, as Linux's ___sys_recvmsg.
+func TestRecvMsgCloexecEchoed(t *testing.T) {
+	n := newNet(t)
+	a := mustSocket(t, n, AF_INET, SOCK_DGRAM, 0)
+	b := mustSocket(t, n, AF_INET, SOCK_DGRAM, 0)
+	if err := b.Bind(Inet("127.0.0.1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	to, _ := b.GetSockName()
+	b.SetTimeout(10 * time.Second) // a failure, not a hang
+	for i, recv := range []func() (int, error){
+		func() (int, error) {
+			_, rf, _, err := b.RecvMsg(make([]byte, 8), MSG_CMSG_CLOEXEC)
+			return rf, err
+		},
+		func() (int, error) {
+			_, _, rf, _, err := b.RecvMsgControl(make([]byte, 8), make([]byte, 64), MSG_CMSG_CLOEXEC)
+			return rf, err
+		},
+	} {
+		if _, err := a.SendTo([]byte("x"), 0, to); err != nil {
+			t.Fatal(err)
+		}
+		rf, err := recv()
+		if err != nil || rf != MSG_CMSG_CLOEXEC {
+			t.Fatalf("call %d: flags %#x, %v; want MSG_CMSG_CLOEXEC", i, rf, err)
+		}
+	}
+}
