@@ -204,6 +204,21 @@ func recvOptsCases() []Case {
 		udp4("all six, 60-byte control buffer", 60, both, on(all...)),
 		udp4("all six, 12-byte control buffer", 12, both, on(all...)),
 		udp4("all six, no control buffer", 0, both, on(all...)),
+		Case{Name: "recvopts/udp IP_PKTINFO and IP_RECVTTL, plain recvmsg", Run: func(t *T) {
+			r, s, ra, _ := t.UDPPair()
+			on(socket.IP_PKTINFO, socket.IP_RECVTTL)(t, r)
+			t.Send("send", s, []byte("hello"), 0, ra)
+			Ready(r, false, 5*time.Second)
+			t.unixRecv("recvmsg without a control buffer", r, 8, 0)
+			t.Send("send", s, []byte("hello"), 0, ra)
+			Ready(r, false, 5*time.Second)
+			t.unixRecv("recvmsg without a control buffer, MSG_TRUNC", r, 2, socket.MSG_TRUNC)
+			set(t, r, socket.SOL_IP, socket.IP_PKTINFO, "IP_PKTINFO=0", 0)
+			set(t, r, socket.SOL_IP, socket.IP_RECVTTL, "IP_RECVTTL=0", 0)
+			t.Send("send", s, []byte("hello"), 0, ra)
+			Ready(r, false, 5*time.Second)
+			t.unixRecv("options off", r, 8, 0)
+		}},
 		udp4("IP_RECVTTL off again", 256, both, func(t *T, r sockapi.Sock) {
 			on(socket.IP_RECVTTL, socket.IP_RECVTOS)(t, r)
 			set(t, r, socket.SOL_IP, socket.IP_RECVTTL, "IP_RECVTTL=0", 0)

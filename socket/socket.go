@@ -646,12 +646,21 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 			return n, rflags, from, err
 		}
 	}
-	if u, ok := s.ep.(*unixEP); ok {
+	switch e := s.ep.(type) {
+	case *unixEP:
 		// Without a control buffer: credentials and descriptors that
 		// came are dropped (the descriptors closed) and MSG_CTRUNC says
 		// so, as Linux's scm_recv with msg_controllen 0.
-		n, _, rflags, from, err = s.recvUnixControl(u, b, nil, flags)
+		n, _, rflags, from, err = s.recvUnixControl(e, b, nil, flags)
 		return n, rflags, from, err
+	case *dgramEP:
+		if e.recvInfo.Load() != 0 || e.ep.UDPGRO() {
+			// Receive options on: the control messages they ask for do
+			// not fit in no buffer, and MSG_CTRUNC says so, as Linux's
+			// put_cmsg does.
+			n, _, rflags, from, err = s.RecvMsgControl(b, nil, flags)
+			return n, rflags, from, err
+		}
 	}
 	var full int
 	f := flags
