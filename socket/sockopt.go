@@ -311,6 +311,9 @@ func (d *dgramEP) setOption(level, name int, v any) error {
 	if ok, err := d.setRecvErrOpt(level, name, v); ok {
 		return err // recverr.go
 	}
+	if ssmOpt(level, name) {
+		return d.setSSMOpt(level, name, v) // ssm.go
+	}
 	if level == IPPROTO_IPV6 || level == IPPROTO_ICMPV6 {
 		return d.setOption6(level, name, v) // inet6.go
 	}
@@ -433,6 +436,9 @@ func (d *dgramEP) getOption(level, name int) (any, error) {
 	e := d.ep
 	if ok, v, err := d.getRecvErrOpt(level, name); ok {
 		return v, err // recverr.go
+	}
+	if ssmOpt(level, name) {
+		return d.getSSMOpt(level, name) // ssm.go
 	}
 	if level == IPPROTO_IPV6 || level == IPPROTO_ICMPV6 {
 		return d.getOption6(level, name) // inet6.go

@@ -878,7 +878,7 @@ func (s *Stack) GroupNIC(g netip.Addr, ifindex int, ifAddr netip.Addr) (*NIC, er
 		return s.NICByIndex(ifindex)
 	}
 	if g.Is6() {
-		if r, err := s.FindRoute(g); err == nil {
+		if r, err := s.findRoute6(g.WithZone("")); err == nil {
 			return r.NIC, nil
 		}
 		return nil, syscall.ENODEV
