@@ -385,7 +385,7 @@ func (s *Socket) GetSockOptBuf(level, name int, buf []byte) (int, error) {
 			a := srcs[i].As4()
 			copy(buf[16+4*i:], a[:])
 		}
-		return ipMsfilterHdr + 4*max(k, 1), nil
+		return ipMsfilterHdr + 4*k, nil // IP_MSFILTER_SIZE(copycount) of the flex-array struct
 	case (level == SOL_IP || level == IPPROTO_IPV6) && name == MCAST_MSFILTER:
 		if len(buf) < groupFilterHdr {
 			return 0, syscall.EINVAL
@@ -423,4 +423,83 @@ func (s *Socket) GetSockOptBuf(level, name int, buf []byte) (int, error) {
 		return groupFilterHdr + sizeofSockaddrStore*k, nil
 	}
 	return 0, syscall.ENOPROTOOPT
+}
+
+// Marshal encodes the struct in its uapi layout.
+func (m IPMreqSource) Marshal() []byte {
+	b := make([]byte, SizeofIPMreqSource)
+	put4(b, m.Multiaddr)
+	put4(b[4:], m.Interface)
+	put4(b[8:], m.Sourceaddr)
+	return b
+}
+
+// Marshal encodes the struct in its uapi layout.
+func (m GroupReq) Marshal() []byte {
+	b := make([]byte, SizeofGroupReq)
+	ne.PutUint32(b, m.Interface)
+	putStorage(b[8:], m.Group)
+	return b
+}
+
+// Marshal encodes the struct in its uapi layout.
+func (m GroupSourceReq) Marshal() []byte {
+	b := make([]byte, SizeofGroupSourceReq)
+	ne.PutUint32(b, m.Interface)
+	putStorage(b[8:], m.Group)
+	putStorage(b[136:], m.Source)
+	return b
+}
+
+// Marshal encodes the struct in its uapi layout (IP_MSFILTER_SIZE).
+func (m IPMsfilter) Marshal() []byte {
+	b := make([]byte, ipMsfilterHdr+4*max(len(m.Slist), 1))
+	put4(b, m.Multiaddr)
+	put4(b[4:], m.Interface)
+	ne.PutUint32(b[8:], m.Fmode)
+	ne.PutUint32(b[12:], uint32(len(m.Slist)))
+	for i, a := range m.Slist {
+		put4(b[16+4*i:], a)
+	}
+	return b
+}
+
+// Marshal encodes the struct in its uapi layout (GROUP_FILTER_SIZE).
+func (m GroupFilter) Marshal() []byte {
+	b := make([]byte, groupFilterHdr+sizeofSockaddrStore*max(len(m.Slist), 1))
+	ne.PutUint32(b, m.Interface)
+	putStorage(b[8:], m.Group)
+	ne.PutUint32(b[136:], m.Fmode)
+	ne.PutUint32(b[140:], uint32(len(m.Slist)))
+	for i, a := range m.Slist {
+		putStorage(b[144+128*i:], a)
+	}
+	return b
+}
+
+func put4(b []byte, a netip.Addr) {
+	if a.Is4() || a.Is4In6() {
+		x := a.Unmap().As4()
+		copy(b, x[:])
+	}
+}
+
+// MarshalSSM encodes a source-specific option's Go struct for the
+// kernel (hostsock); ok false for any other value.
+func MarshalSSM(v any) ([]byte, bool) {
+	switch m := v.(type) {
+	case IPMreqSource:
+		return m.Marshal(), true
+	case GroupReq:
+		return m.Marshal(), true
+	case GroupSourceReq:
+		return m.Marshal(), true
+	case IPMsfilter:
+		return m.Marshal(), true
+	case GroupFilter:
+		return m.Marshal(), true
+	case []byte:
+		return m, true
+	}
+	return nil, false
 }
