@@ -51,6 +51,7 @@ func Cases() []Case {
 	cs = append(cs, bindDevCases()...)     // bindtodev_cases.go
 	cs = append(cs, unixCases()...)        // unix_cases.go
 	cs = append(cs, ssmCases()...)         // ssm_cases.go
+	cs = append(cs, ssm6Cases()...)        // ssm_cases.go
 	return cs
 }
 

@@ -279,3 +279,69 @@ func ssmCases() []Case {
 		}},
 	}
 }
+
+// ssm6Cases: the protocol-independent calls at SOL_IPV6 on lo (index 1).
+func ssm6Cases() []Case {
+	ip6 := func(s sockapi.Sock, name int, b []byte) error { return s.SetSockOpt(socket.IPPROTO_IPV6, name, b) }
+	a6, b6 := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
+	gf6 := func(g netip.Addr, mode uint32, room int, srcs ...netip.Addr) []byte {
+		m := socket.GroupFilter{Interface: 1, Group: g, Fmode: mode, Slist: srcs}.Marshal()
+		if room > len(srcs) {
+			b := make([]byte, 144+128*room)
+			copy(b, m)
+			binary.NativeEndian.PutUint32(b[140:], uint32(room))
+			return b
+		}
+		return m
+	}
+	return []Case{
+		{"ssm6/MCAST_JOIN_GROUP and source calls", false, func(t *T) {
+			s := t.Socket6(DGRAM)
+			t.Check("AF_INET group", ip6(s, socket.MCAST_JOIN_GROUP, socket.GroupReq{Interface: 1, Group: ssmGroup}.Marshal()))
+			t.Check("unicast group", ip6(s, socket.MCAST_JOIN_GROUP, socket.GroupReq{Interface: 1, Group: a6}.Marshal()))
+			t.Check("short group_req", ip6(s, socket.MCAST_JOIN_GROUP, make([]byte, 100)))
+			t.Check("block before a join", ip6(s, socket.MCAST_BLOCK_SOURCE, gsr(ssmGroup6, a6)))
+			t.Check("join", ip6(s, socket.MCAST_JOIN_GROUP, socket.GroupReq{Interface: 1, Group: ssmGroup6}.Marshal()))
+			t.Check("join again", ip6(s, socket.MCAST_JOIN_GROUP, socket.GroupReq{Interface: 1, Group: ssmGroup6}.Marshal()))
+			t.Check("block A", ip6(s, socket.MCAST_BLOCK_SOURCE, gsr(ssmGroup6, a6)))
+			t.Check("block A again", ip6(s, socket.MCAST_BLOCK_SOURCE, gsr(ssmGroup6, a6)))
+			t.Check("join-source (mixing modes)", ip6(s, socket.MCAST_JOIN_SOURCE_GROUP, gsr(ssmGroup6, b6)))
+			t.getBuf("MCAST_MSFILTER", s, socket.IPPROTO_IPV6, socket.MCAST_MSFILTER, gf6(ssmGroup6, 0, 2))
+			t.Check("unblock B (never blocked)", ip6(s, socket.MCAST_UNBLOCK_SOURCE, gsr(ssmGroup6, b6)))
+			t.Check("leave", ip6(s, socket.MCAST_LEAVE_GROUP, socket.GroupReq{Interface: 1, Group: ssmGroup6}.Marshal()))
+			t.Check("leave again", ip6(s, socket.MCAST_LEAVE_GROUP, socket.GroupReq{Interface: 1, Group: ssmGroup6}.Marshal()))
+			t.Check("join-source A", ip6(s, socket.MCAST_JOIN_SOURCE_GROUP, gsr(ssmGroup6, a6)))
+			t.Check("join-source B", ip6(s, socket.MCAST_JOIN_SOURCE_GROUP, gsr(ssmGroup6, b6)))
+			t.Check("AF_INET source", ip6(s, socket.MCAST_JOIN_SOURCE_GROUP, gsr(ssmGroup6, ssmSrcA)))
+			t.getBuf("MCAST_MSFILTER", s, socket.IPPROTO_IPV6, socket.MCAST_MSFILTER, gf6(ssmGroup6, 0, 4))
+			t.Check("leave-source A", ip6(s, socket.MCAST_LEAVE_SOURCE_GROUP, gsr(ssmGroup6, a6)))
+			t.Check("leave-source A again", ip6(s, socket.MCAST_LEAVE_SOURCE_GROUP, gsr(ssmGroup6, a6)))
+			t.Check("leave-source B (the last)", ip6(s, socket.MCAST_LEAVE_SOURCE_GROUP, gsr(ssmGroup6, b6)))
+			t.getBuf("MCAST_MSFILTER after", s, socket.IPPROTO_IPV6, socket.MCAST_MSFILTER, gf6(ssmGroup6, 0, 4))
+		}},
+		{"ssm6/MCAST_MSFILTER and mld_max_msf", false, func(t *T) {
+			s := t.Socket6(DGRAM)
+			t.Check("set before a join", ip6(s, socket.MCAST_MSFILTER, gf6(ssmGroup6, socket.MCAST_EXCLUDE, 0, a6)))
+			t.Check("join", ip6(s, socket.MCAST_JOIN_GROUP, socket.GroupReq{Interface: 1, Group: ssmGroup6}.Marshal()))
+			many := make([]netip.Addr, 65)
+			for i := range many {
+				many[i] = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i + 1)})
+			}
+			t.Check("EXCLUDE of 65", ip6(s, socket.MCAST_MSFILTER, gf6(ssmGroup6, socket.MCAST_EXCLUDE, 0, many...)))
+			t.Check("EXCLUDE of 64", ip6(s, socket.MCAST_MSFILTER, gf6(ssmGroup6, socket.MCAST_EXCLUDE, 0, many[:64]...)))
+			t.Check("block a 65th", ip6(s, socket.MCAST_BLOCK_SOURCE, gsr(ssmGroup6, many[64])))
+			t.getBuf("get room 1", s, socket.IPPROTO_IPV6, socket.MCAST_MSFILTER, gf6(ssmGroup6, 0, 1))
+			t.Check("mode 3", ip6(s, socket.MCAST_MSFILTER, gf6(ssmGroup6, 3, 0, a6)))
+			t.Check("INCLUDE {} (a leave)", ip6(s, socket.MCAST_MSFILTER, gf6(ssmGroup6, socket.MCAST_INCLUDE, 0)))
+			t.getBuf("get after", s, socket.IPPROTO_IPV6, socket.MCAST_MSFILTER, gf6(ssmGroup6, 0, 1))
+		}},
+		{"ssm6/IPV6_MULTICAST_ALL", false, func(t *T) {
+			s := t.Socket6(DGRAM)
+			t.GetOpt("default", s, socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_ALL)
+			t.Check("set 0", s.SetSockOpt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_ALL, 0))
+			t.GetOpt("get", s, socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_ALL)
+			t.Check("set 7", s.SetSockOpt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_ALL, 7))
+			t.GetOpt("get", s, socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_ALL)
+		}},
+	}
+}
