@@ -1,6 +1,8 @@
 package interop
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -52,6 +54,8 @@ steps = [
   (y, 43, gsreq(IDX, G, S3)),
   (y, 45, greq(IDX, G)),
   (x, 41, ip(G) + ip(IF) + struct.pack("=II", 0, 1) + ip(S1)),
+  (x, 41, ip(G) + ip(IF) + struct.pack("=II", 0, 2) + ip(S2) + ip(S3)),
+  (x, 41, ip(G) + ip(IF) + struct.pack("=II", 1, 1) + ip(S3)),
 ]
 for s, opt, val in steps:
   s.setsockopt(socket.IPPROTO_IP, opt, val)
@@ -160,6 +164,10 @@ func TestInteropSSMReports(t *testing.T) {
 		{y, socket.MCAST_BLOCK_SOURCE, socket.GroupSourceReq{Interface: idx, Group: ssmIGroup, Source: ssmIS3}},
 		{y, socket.MCAST_LEAVE_GROUP, socket.GroupReq{Interface: idx, Group: ssmIGroup}},
 		{x, socket.IP_MSFILTER, socket.IPMsfilter{Multiaddr: ssmIGroup, Interface: stackIP, Fmode: socket.MCAST_EXCLUDE, Slist: []netip.Addr{ssmIS1}}},
+		// Both source records in one report (EXCLUDE: BLOCK first), then
+		// a mode change.
+		{x, socket.IP_MSFILTER, socket.IPMsfilter{Multiaddr: ssmIGroup, Interface: stackIP, Fmode: socket.MCAST_EXCLUDE, Slist: []netip.Addr{ssmIS2, ssmIS3}}},
+		{x, socket.IP_MSFILTER, socket.IPMsfilter{Multiaddr: ssmIGroup, Interface: stackIP, Fmode: socket.MCAST_INCLUDE, Slist: []netip.Addr{ssmIS3}}},
 	}
 	var ours []string
 	for i, s := range steps {
@@ -180,7 +188,8 @@ func TestInteropSSMReports(t *testing.T) {
 
 	// Linux: the same calls in the peer, its reports captured on the
 	// lab's end of the veth.
-	sniff := l.startPy(t, pyIGMPSniff, map[string]any{"Iface": peerIface, "Secs": 2.5*float64(len(steps)) + 4})
+	// Not startPy: its 20 s bound is shorter than the calls take.
+	sniff := startPyLong(t, l, pyIGMPSniff, map[string]any{"Iface": peerIface, "Secs": 2.5*float64(len(steps)) + 4}, 60*time.Second)
 	kIdx := p.ifindex(t)
 	out := p.run(t, 30*time.Second, nil, "python3", "-c", pySSMCalls, mustJSON(t, map[string]any{
 		"G": ssmIGroup.String(), "If": peerAddr4, "Idx": kIdx, "S": []string{ssmIS1.String(), ssmIS2.String(), ssmIS3.String()}}))
@@ -206,11 +215,13 @@ func TestInteropSSMReports(t *testing.T) {
 		ts, _ := strconv.ParseFloat(f[0], 64)
 		b, err := hexBytes(f[1])
 		if err != nil || ts > done {
+			t.Logf("after the calls (%.3f > %.3f): %s", ts, done, ssmRecords(b))
 			continue // after the calls: the peer's sockets closing
 		}
 		linux = append(linux, ssmRecords(b))
 	}
-	want := []string{"ALLOW [10.99.0.1]", "ALLOW [10.99.0.2]", "BLOCK [10.99.0.1]", "TO_EX []", "BLOCK [10.99.0.3]", "TO_IN [10.99.0.2]", "TO_EX [10.99.0.1]"}
+	want := []string{"ALLOW [10.99.0.1]", "ALLOW [10.99.0.2]", "BLOCK [10.99.0.1]", "TO_EX []", "BLOCK [10.99.0.3]", "TO_IN [10.99.0.2]", "TO_EX [10.99.0.1]",
+		"BLOCK [10.99.0.2 10.99.0.3]; ALLOW [10.99.0.1]", "TO_IN [10.99.0.3]"}
 	t.Logf("sockstack reports: %q", ours)
 	t.Logf("linux reports:     %q", linux)
 	if got := dedupe(ours); !slices.Equal(got, want) {
@@ -223,6 +234,36 @@ func TestInteropSSMReports(t *testing.T) {
 	if len(ours) != 2*len(steps) {
 		t.Errorf("sockstack sent %d reports for %d steps", len(ours), len(steps))
 	}
+}
+
+// startPyLong is startPy with a longer bound on the program's life.
+func startPyLong(t *testing.T, l *lab, script string, arg any, limit time.Duration) *pyServer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	c := l.cmd(ctx, "python3", "-c", script, mustJSON(t, arg))
+	p := &pyServer{lines: make(chan string, 256), done: make(chan error, 1), out: &syncBuffer{}, cancel: cancel}
+	c.Stderr = p.out
+	so, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(so)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+		p.done <- c.Wait()
+	}()
+	t.Cleanup(cancel)
+	if l := p.next(t, 15*time.Second); l != "READY" {
+		t.Fatalf("python: %q before READY\n%s", l, p.out.String())
+	}
+	return p
 }
 
 func hexBytes(s string) ([]byte, error) {
