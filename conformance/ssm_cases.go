@@ -242,6 +242,35 @@ func ssmCases() []Case {
 			t.Check("set 1", s.SetSockOpt(socket.SOL_IP, socket.IP_MULTICAST_ALL, 1))
 			t.GetOpt("get", s, socket.SOL_IP, socket.IP_MULTICAST_ALL)
 		}},
+		{"ssm/on a tcp socket", false, func(t *T) {
+			s := t.TCP()
+			t.Check("IP_ADD_SOURCE_MEMBERSHIP", ip(s, socket.IP_ADD_SOURCE_MEMBERSHIP, mreqSrc(ssmGroup, ssmSrcA)))
+			t.Check("IP_BLOCK_SOURCE", ip(s, socket.IP_BLOCK_SOURCE, mreqSrc(ssmGroup, ssmSrcA)))
+			t.Check("MCAST_JOIN_GROUP", ip(s, socket.MCAST_JOIN_GROUP, socket.GroupReq{Interface: 1, Group: ssmGroup}.Marshal()))
+			t.Check("MCAST_JOIN_SOURCE_GROUP", ip(s, socket.MCAST_JOIN_SOURCE_GROUP, gsr(ssmGroup, ssmSrcA)))
+			t.Check("IP_MSFILTER", ip(s, socket.IP_MSFILTER, msf(ssmGroup, socket.MCAST_EXCLUDE, 0, ssmSrcA)))
+			t.Check("MCAST_MSFILTER", ip(s, socket.MCAST_MSFILTER, gf(ssmGroup, socket.MCAST_EXCLUDE, 0, ssmSrcA)))
+			t.Check("IP_MULTICAST_ALL 0", s.SetSockOpt(socket.SOL_IP, socket.IP_MULTICAST_ALL, 0))
+			t.GetOpt("IP_MULTICAST_ALL", s, socket.SOL_IP, socket.IP_MULTICAST_ALL)
+		}},
+		{"ssm/raw socket", true, func(t *T) {
+			s, err := t.TrySocket(AF_INET, RAW, socket.IPPROTO_UDP)
+			if err != nil {
+				return
+			}
+			t.Check("add A", ip(s, socket.IP_ADD_SOURCE_MEMBERSHIP, mreqSrc(ssmGroup, ssmSrcA)))
+			t.Check("block A (mixing modes)", ip(s, socket.IP_BLOCK_SOURCE, mreqSrc(ssmGroup, ssmSrcA)))
+			t.getBuf("IP_MSFILTER", s, socket.SOL_IP, socket.IP_MSFILTER, msf(ssmGroup, 0, 2))
+			t.GetOpt("IP_MULTICAST_ALL", s, socket.SOL_IP, socket.IP_MULTICAST_ALL)
+		}},
+		{"ssm/AF_INET6 socket at SOL_IP", false, func(t *T) {
+			s := t.Socket6(DGRAM)
+			t.Check("IP_ADD_SOURCE_MEMBERSHIP", ip(s, socket.IP_ADD_SOURCE_MEMBERSHIP, mreqSrc(ssmGroup, ssmSrcA)))
+			t.Check("MCAST_JOIN_GROUP AF_INET", ip(s, socket.MCAST_JOIN_GROUP, socket.GroupReq{Interface: 1, Group: netip.MustParseAddr("239.3.3.3")}.Marshal()))
+			t.Check("MCAST_JOIN_SOURCE_GROUP AF_INET", ip(s, socket.MCAST_JOIN_SOURCE_GROUP, gsr(netip.MustParseAddr("232.3.3.3"), ssmSrcA)))
+			t.getBuf("MCAST_MSFILTER at SOL_IP", s, socket.SOL_IP, socket.MCAST_MSFILTER, gf(netip.MustParseAddr("232.3.3.3"), 0, 2))
+			t.GetOpt("IP_MULTICAST_ALL", s, socket.SOL_IP, socket.IP_MULTICAST_ALL)
+		}},
 		{"ssm/delivery by source on lo", false, func(t *T) {
 			// Receivers on one port: INCLUDE {127.0.0.1}, INCLUDE {A},
 			// EXCLUDE {127.0.0.1}, not joined (IP_MULTICAST_ALL on), not

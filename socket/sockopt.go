@@ -514,6 +514,9 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 	if level == SOL_IP && (name == IP_ADD_MEMBERSHIP || name == IP_DROP_MEMBERSHIP) {
 		return syscall.EPROTO // Linux: no multicast membership on connection sockets
 	}
+	if level == SOL_IP && ssmOpt(level, name) {
+		return t.setSSMOpt(name, v) // ssm.go
+	}
 	if level == SOL_TCP && name == TCP_CONGESTION {
 		n, ok := v.(string)
 		if !ok {
@@ -640,6 +643,8 @@ func (t *tcpEP) getOption(level, name int) (any, error) {
 			return e.TTL(), nil
 		case IP_TOS:
 			return e.TOS(), nil
+		case IP_MULTICAST_ALL:
+			return t.multicastAll(), nil // ssm.go
 		}
 		return nil, syscall.ENOPROTOOPT
 	case SOL_TCP:

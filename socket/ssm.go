@@ -183,7 +183,23 @@ func ssmOpt(level, name int) bool {
 // setSSMOpt sets one of the options above on a datagram socket, with
 // the errors of Linux's do_ip_setsockopt / do_ipv6_setsockopt.
 func (d *dgramEP) setSSMOpt(level, name int, v any) error {
-	e := d.ep
+	if d.v6 && name == IP_MULTICAST_ALL {
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if i != 0 && i != 1 {
+			return syscall.EINVAL
+		}
+		d.ep.SetMulticastAll4(i != 0)
+		return nil
+	}
+	return setSSM(d.ep, level, name, v)
+}
+
+// setSSM sets a source-specific option on e (a datagram socket's
+// endpoint, or the membership holder of a TCP socket).
+func setSSM(e *stack.DgramEndpoint, level, name int, v any) error {
 	st := e.Stack()
 	v6 := level == IPPROTO_IPV6
 	maxMsf := st.Options().IGMPMaxMsf
@@ -278,7 +294,7 @@ func (d *dgramEP) setSSMOpt(level, name int, v any) error {
 		if name != IP_MSFILTER {
 			return syscall.EINVAL
 		}
-		return d.setMsfilter(m.Multiaddr, 0, m.Interface, int(m.Fmode), m.Slist, maxMsf)
+		return setMsfilter(e, m.Multiaddr, 0, m.Interface, int(m.Fmode), m.Slist, maxMsf)
 	case GroupFilter:
 		if name != MCAST_MSFILTER {
 			return syscall.EINVAL
@@ -286,13 +302,12 @@ func (d *dgramEP) setSSMOpt(level, name int, v any) error {
 		if !fam(m.Group) {
 			return syscall.EADDRNOTAVAIL
 		}
-		return d.setMsfilter(m.Group.WithZone(""), int(m.Interface), netip.Addr{}, int(m.Fmode), m.Slist, maxMsf)
+		return setMsfilter(e, m.Group.WithZone(""), int(m.Interface), netip.Addr{}, int(m.Fmode), m.Slist, maxMsf)
 	}
 	return syscall.EINVAL
 }
 
-func (d *dgramEP) setMsfilter(g netip.Addr, ifindex int, ifAddr netip.Addr, mode int, srcs []netip.Addr, maxMsf int) error {
-	e := d.ep
+func setMsfilter(e *stack.DgramEndpoint, g netip.Addr, ifindex int, ifAddr netip.Addr, mode int, srcs []netip.Addr, maxMsf int) error {
 	if len(srcs) > maxMsf {
 		e.Stack().Stats().IGMP.SourceLimit.Add(1)
 		return syscall.ENOBUFS
@@ -316,7 +331,12 @@ func (d *dgramEP) setMsfilter(g netip.Addr, ifindex int, ifAddr netip.Addr, mode
 // input).
 func (d *dgramEP) getSSMOpt(level, name int) (any, error) {
 	switch name {
-	case IP_MULTICAST_ALL, IPV6_MULTICAST_ALL:
+	case IP_MULTICAST_ALL:
+		if d.v6 {
+			return b2i(d.ep.MulticastAll4()), nil
+		}
+		return b2i(d.ep.MulticastAll()), nil
+	case IPV6_MULTICAST_ALL:
 		return b2i(d.ep.MulticastAll()), nil
 	case IP_MSFILTER, MCAST_MSFILTER:
 		return nil, syscall.EINVAL // needs the request: GetSockOptBuf
@@ -328,18 +348,18 @@ func (d *dgramEP) getSSMOpt(level, name int) (any, error) {
 // index ifindex (0: the one ifAddr names, else the route's; for IPv6
 // the route's): Linux's ip_mc_msfget / ip6_mc_msfget.
 func (s *Socket) GetMsfilter(group netip.Addr, ifindex int, ifAddr netip.Addr) (mode int, srcs []netip.Addr, err error) {
-	d, ok := s.ep.(*dgramEP)
-	if !ok {
-		return 0, nil, syscall.ENOPROTOOPT
+	e := s.mcEndpoint()
+	if e == nil {
+		return 0, nil, syscall.EADDRNOTAVAIL
 	}
 	if !group.IsMulticast() {
 		return 0, nil, syscall.EINVAL
 	}
-	n, err := d.ep.Stack().GroupNIC(group, ifindex, ifAddr)
+	n, err := e.Stack().GroupNIC(group, ifindex, ifAddr)
 	if err != nil {
 		return 0, nil, err
 	}
-	return d.ep.Msfilter(n, group.WithZone(""))
+	return e.Msfilter(n, group.WithZone(""))
 }
 
 // SetMsfilter sets the socket's whole filter for group (IP_MSFILTER /
@@ -353,7 +373,7 @@ func (s *Socket) SetMsfilter(group netip.Addr, ifindex int, ifAddr netip.Addr, m
 	if group.Is6() {
 		max = d.ep.Stack().Options().MLDMaxMsf
 	}
-	return d.setMsfilter(group.WithZone(""), ifindex, ifAddr, mode, srcs, max)
+	return setMsfilter(d.ep, group.WithZone(""), ifindex, ifAddr, mode, srcs, max)
 }
 
 // GetSockOptBuf is getsockopt(2) with a value-result buffer, for the
@@ -364,9 +384,14 @@ func (s *Socket) GetSockOptBuf(level, name int, buf []byte) (int, error) {
 	if s.closed.Load() {
 		return 0, syscall.EBADF
 	}
-	d, ok := s.ep.(*dgramEP)
-	if !ok {
-		return 0, syscall.ENOPROTOOPT
+	e := s.mcEndpoint()
+	if e == nil {
+		if _, ok := s.ep.(*tcpEP); !ok {
+			return 0, syscall.ENOPROTOOPT
+		}
+		// A TCP socket that never joined: its filters are all absent.
+		e = s.net.st.NewDgram(stack.KindUDP, 17)
+		defer e.Close()
 	}
 	switch {
 	case level == SOL_IP && name == IP_MSFILTER:
@@ -403,14 +428,14 @@ func (s *Socket) GetSockOptBuf(level, name int, buf []byte) (int, error) {
 		if idx == 0 && !v6 {
 			return 0, syscall.EADDRNOTAVAIL // ip_mc_gsfget matches the index as given
 		}
-		n, err := d.ep.Stack().NICByIndex(idx)
+		n, err := e.Stack().NICByIndex(idx)
 		if err != nil || n == nil {
 			if v6 {
 				return 0, syscall.ENODEV
 			}
 			return 0, syscall.EADDRNOTAVAIL
 		}
-		mode, srcs, err := d.ep.Msfilter(n, g.WithZone(""))
+		mode, srcs, err := e.Msfilter(n, g.WithZone(""))
 		if err != nil {
 			return 0, err
 		}
@@ -502,4 +527,56 @@ func MarshalSSM(v any) ([]byte, bool) {
 		return m, true
 	}
 	return nil, false
+}
+
+// mcEndpoint is the endpoint holding the socket's memberships: a
+// datagram socket's own, a TCP socket's holder (nil before its first
+// source-specific call).
+func (s *Socket) mcEndpoint() *stack.DgramEndpoint {
+	switch e := s.ep.(type) {
+	case *dgramEP:
+		return e.ep
+	case *tcpEP:
+		return e.mc.Load()
+	}
+	return nil
+}
+
+// mcHolder is a TCP socket's membership holder, made on first use:
+// Linux lets a TCP socket join source-specifically (only
+// IP_ADD_MEMBERSHIP is EPROTO there), and keeps the memberships until
+// close. An unbound datagram endpoint holds them; it receives nothing.
+func (t *tcpEP) mcHolder() *stack.DgramEndpoint {
+	if e := t.mc.Load(); e != nil {
+		return e
+	}
+	e := t.net.st.NewDgram(stack.KindUDP, 17)
+	if t.mc.CompareAndSwap(nil, e) {
+		return e
+	}
+	e.Close()
+	return t.mc.Load()
+}
+
+// setSSMOptTCP is a source-specific option at SOL_IP on a TCP socket.
+func (t *tcpEP) setSSMOpt(name int, v any) error {
+	if name == IP_MULTICAST_ALL {
+		i, err := intOpt(v)
+		if err != nil {
+			return err
+		}
+		if i != 0 && i != 1 {
+			return syscall.EINVAL
+		}
+		t.mcHolder().SetMulticastAll(i != 0)
+		return nil
+	}
+	return setSSM(t.mcHolder(), SOL_IP, name, v)
+}
+
+func (t *tcpEP) multicastAll() int {
+	if e := t.mc.Load(); e != nil {
+		return b2i(e.MulticastAll())
+	}
+	return 1
 }

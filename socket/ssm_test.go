@@ -182,3 +182,35 @@ func TestSSMSourceFilteredDelivery(t *testing.T) {
 	recv("r1", r1, "two")
 	recv("r2 (EXCLUDE other)", r2, "two")
 }
+
+// A TCP socket may join source-specifically, as in Linux (only
+// IP_ADD_MEMBERSHIP is EPROTO); close drops the membership. An
+// AF_INET6 socket's IP_MULTICAST_ALL is 0 by default (inet6_create
+// leaves it), its IPV6_MULTICAST_ALL 1.
+func TestSSMTCPAndDualStack(t *testing.T) {
+	p := newPair(t, 1500, stack.Options{})
+	s := mustSocket(t, p.b, AF_INET, SOCK_STREAM, 0)
+	errIs(t, "IP_ADD_MEMBERSHIP on tcp", s.SetSockOpt(SOL_IP, IP_ADD_MEMBERSHIP, IPMreq{Multiaddr: ssmG}), syscall.EPROTO)
+	if v, err := s.GetSockOpt(SOL_IP, IP_MULTICAST_ALL); err != nil || v != 1 {
+		t.Fatalf("tcp IP_MULTICAST_ALL %v %v", v, err)
+	}
+	if err := s.SetSockOpt(SOL_IP, IP_ADD_SOURCE_MEMBERSHIP, IPMreqSource{Multiaddr: ssmG, Interface: addrB, Sourceaddr: addrA}); err != nil {
+		t.Fatal(err)
+	}
+	errIs(t, "MCAST_JOIN_GROUP after it", s.SetSockOpt(SOL_IP, MCAST_JOIN_GROUP, GroupReq{Interface: 2, Group: ssmG}), syscall.EADDRINUSE)
+	nic := p.sb.NICByName("eth0")
+	if m, srcs, ok := nic.InterfaceFilter(ssmG); !ok || m != MCAST_INCLUDE || !slices.Equal(srcs, []netip.Addr{addrA}) {
+		t.Fatalf("interface filter %d %v %v", m, srcs, ok)
+	}
+	s.Close()
+	if _, _, ok := nic.InterfaceFilter(ssmG); ok {
+		t.Fatal("the TCP socket's membership outlived it")
+	}
+	d := mustSocket(t, p.b, AF_INET6, SOCK_DGRAM, 0)
+	if v, _ := d.GetSockOpt(SOL_IP, IP_MULTICAST_ALL); v != 0 {
+		t.Fatalf("AF_INET6 IP_MULTICAST_ALL %v, want 0", v)
+	}
+	if v, _ := d.GetSockOpt(IPPROTO_IPV6, IPV6_MULTICAST_ALL); v != 1 {
+		t.Fatalf("IPV6_MULTICAST_ALL %v, want 1", v)
+	}
+}

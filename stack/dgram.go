@@ -128,8 +128,9 @@ type DgramEndpoint struct {
 		gro     bool
 		// IP_TRANSPARENT and IP_FREEBIND (transparent.go).
 		transparent, freebind bool
-		// IP_MULTICAST_ALL off (ssm.go); Linux's default is on.
-		mcAllOff bool
+		// IP_MULTICAST_ALL off (ssm.go); Linux's default is on. mcAll4
+		// is an AF_INET6 socket's IP_MULTICAST_ALL, off by default.
+		mcAllOff, mcAll4 bool
 	}
 	groups []membership
 

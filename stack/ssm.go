@@ -844,6 +844,22 @@ func (e *DgramEndpoint) MulticastAll() bool {
 	return !e.opts.mcAllOff
 }
 
+// SetMulticastAll4 is IP_MULTICAST_ALL on an AF_INET6 socket: it rules
+// the IPv4 groups the socket gets, and is off by default (Linux's
+// inet6_create leaves inet->mc_all 0).
+func (e *DgramEndpoint) SetMulticastAll4(on bool) {
+	e.mu.Lock()
+	e.opts.mcAll4 = on
+	e.mu.Unlock()
+}
+
+// MulticastAll4 reports SetMulticastAll4's flag.
+func (e *DgramEndpoint) MulticastAll4() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.opts.mcAll4
+}
+
 // mcAllowsLocked is ip_mc_sf_allow / inet6_mc_check: whether a datagram
 // to group dst from src, in on NIC dif, passes e's filter; e.mu held.
 func (e *DgramEndpoint) mcAllowsLocked(dst, src netip.Addr, dif int32) bool {
@@ -853,6 +869,9 @@ func (e *DgramEndpoint) mcAllowsLocked(dst, src netip.Addr, dif int32) bool {
 		if m.group == dst && (int32(m.nic.id) == dif || lo) {
 			return m.f.admits(src)
 		}
+	}
+	if e.opts.inet6 && dst.Is4() {
+		return e.opts.mcAll4
 	}
 	return !e.opts.mcAllOff
 }
