@@ -465,3 +465,56 @@ func TestMLDv2SourceReports(t *testing.T) {
 	}
 	_ = n
 }
+
+// IPv6 delivery follows the socket filters too (inet6_mc_check), and a
+// malformed MLD query is counted.
+func TestMLDv2DeliveryFilter(t *testing.T) {
+	h := newH6(t, Options{})
+	g := netip.MustParseAddr("ff3e::8000:2")
+	s1, s2 := netip.MustParseAddr("2001:db8::5"), netip.MustParseAddr("2001:db8::6")
+	mk := func() *DgramEndpoint {
+		e := h.s.NewDgram(KindUDP, 0)
+		e.SetInet6()
+		e.SetReuseAddr(true)
+		if err := e.Bind(netip.AddrPortFrom(netip.IPv6Unspecified(), 6000)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	inc, exc, noAll := mk(), mk(), mk()
+	noAll.SetMulticastAll(false)
+	inc.ChangeSource(h.nic, g, s1, ModeInclude, true, true)
+	exc.JoinGroupOn(h.nic, g)
+	exc.ChangeSource(h.nic, g, s1, ModeExclude, true, false)
+	for _, src := range []netip.Addr{s1, s2} {
+		h.ep.inject(frame6(wire.IPv6MulticastMAC(g), peerMAC, src, g, wire.ProtoUDP, 5, udp6(src, g, 9, 6000, []byte("x")), -1))
+	}
+	got := func(e *DgramEndpoint) []netip.Addr {
+		var out []netip.Addr
+		b := make([]byte, 16)
+		for {
+			_, _, from, err := e.RecvFrom(b, false)
+			if err != nil {
+				return out
+			}
+			out = append(out, from.Addr().WithZone(""))
+		}
+	}
+	if g := got(inc); !slices.Equal(g, []netip.Addr{s1}) {
+		t.Fatalf("INCLUDE {s1} got %v", g)
+	}
+	if g := got(exc); !slices.Equal(g, []netip.Addr{s2}) {
+		t.Fatalf("EXCLUDE {s1} got %v", g)
+	}
+	if g := got(noAll); len(g) != 0 {
+		t.Fatalf("IPV6_MULTICAST_ALL off, not joined, got %v", g)
+	}
+	// A 26-octet query: neither MLDv1 nor MLDv2.
+	b := make([]byte, 26)
+	b[0] = wire.ICMPv6MLDQuery
+	hbh := []byte{wire.ProtoICMPv6, 0, 5, 2, 0, 0, 1, 0}
+	h.ep.inject(frame6(wire.IPv6MulticastMAC(wire.IPv6AllNodes), routerMC, routerLL, wire.IPv6AllNodes, wire.ProtoHopByHop, 1, append(hbh, b...), 8))
+	eq(t, "MLDBadQueries", h.s.Stats().IGMP.MLDBadQueries.Load(), uint64(1))
+	eq(t, "MLD version", h.nic.MLDVersion(), 2)
+}
