@@ -350,3 +350,200 @@ func TestInteropSSMDelivery(t *testing.T) {
 		}
 	}
 }
+
+var (
+	ssm6Group = netip.MustParseAddr("ff3e::8000:7")
+	ssm6S1    = netip.MustParseAddr("2001:db8:99::1")
+	ssm6S2    = netip.MustParseAddr("2001:db8:99::2")
+	ssm6S3    = netip.MustParseAddr("2001:db8:99::3")
+)
+
+// pySSMCalls6 is pySSMCalls for IPv6: MCAST_* at IPPROTO_IPV6.
+const pySSMCalls6 = `
+import json, socket, struct, sys, time
+a = json.loads(sys.argv[1])
+def ss(addr): return struct.pack("=H2x4x", socket.AF_INET6) + socket.inet_pton(socket.AF_INET6, addr) + bytes(4) + bytes(100)
+def greq(idx, g): return struct.pack("=I4x", idx) + ss(g)
+def gsreq(idx, g, src): return struct.pack("=I4x", idx) + ss(g) + ss(src)
+def gf(idx, g, mode, srcs): return struct.pack("=I4x", idx) + ss(g) + struct.pack("=II", mode, len(srcs)) + b"".join(ss(s) for s in srcs)
+x = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+y = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+G, IDX = a["G"], a["Idx"]
+S1, S2, S3 = a["S"]
+print("READY", flush=True)
+steps = [
+  (x, 46, gsreq(IDX, G, S1)),
+  (x, 46, gsreq(IDX, G, S2)),
+  (x, 47, gsreq(IDX, G, S1)),
+  (y, 42, greq(IDX, G)),
+  (y, 43, gsreq(IDX, G, S3)),
+  (y, 45, greq(IDX, G)),
+  (x, 48, gf(IDX, G, 0, [S1])),
+  (x, 48, gf(IDX, G, 0, [S2, S3])),
+  (x, 48, gf(IDX, G, 1, [S3])),
+]
+for s, opt, val in steps:
+  s.setsockopt(socket.IPPROTO_IPV6, opt, val)
+  time.sleep(2.5)
+print("DONE %f" % time.time(), flush=True)
+`
+
+// pyMLDSniff prints the MLDv2 reports arriving on an interface.
+const pyMLDSniff = `
+import json, socket, sys, time, select
+a = json.loads(sys.argv[1])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
+s.bind((a["Iface"], 0))
+print("READY", flush=True)
+end = time.time() + a["Secs"]
+while True:
+  left = end - time.time()
+  if left <= 0: break
+  r, _, _ = select.select([s], [], [], left)
+  if not r: continue
+  f = s.recv(65535)[14:]
+  if len(f) < 48 or f[6] != 0: continue
+  m = f[40 + (f[41] + 1) * 8:]
+  if len(m) > 0 and m[0] == 143:
+    print("%f %s" % (time.time(), m.hex()), flush=True)
+print("END", flush=True)
+`
+
+func ssm6Records(m []byte) string {
+	names := map[uint8]string{1: "IS_IN", 2: "IS_EX", 3: "TO_IN", 4: "TO_EX", 5: "ALLOW", 6: "BLOCK"}
+	var out []string
+	wire.ParseMLDv2Records(wire.ICMPv6(m), func(r wire.GroupRecord) {
+		if r.Group == ssm6Group {
+			out = append(out, fmt.Sprintf("%s %v", names[r.Type], r.Srcs))
+		}
+	})
+	return strings.Join(out, "; ")
+}
+
+// The MLDv2 reports of sockstack and Linux for the same MCAST_* calls
+// at IPPROTO_IPV6 are the same, records and sources.
+func TestInteropSSMReports6(t *testing.T) {
+	l := newLab6(t)
+	needTools(t, "python3")
+	p := l.newLinuxPeer(t)
+	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reports := make(chan string, 256)
+	ep := link.NewSniffer(tap, func(dir link.Direction, fr []byte) {
+		if dir == link.In || len(fr) < 14+48 || wire.Ethernet(fr).EtherType() != wire.EtherTypeIPv6 {
+			return
+		}
+		ip := fr[14:]
+		if ip[6] != 0 {
+			return
+		}
+		m := ip[40+(int(ip[41])+1)*8:]
+		if len(m) == 0 || m[0] != wire.ICMPv6MLDv2Report {
+			return
+		}
+		if r := ssm6Records(m); r != "" {
+			select {
+			case reports <- r:
+			default:
+			}
+		}
+	})
+	st := stack.New(stack.Options{Name: "sockstack"})
+	t.Cleanup(st.Close)
+	nic := st.AddNIC(tapName, ep)
+	if err := nic.EnableIPv6(); err != nil {
+		t.Fatal(err)
+	}
+	l.waitUntil(t, "sockstack's link-local address leaves DAD", func() bool {
+		for _, a := range nic.Addrs6() {
+			if a.Prefix.Addr().IsLinkLocalUnicast() && !a.Tentative {
+				return true
+			}
+		}
+		return false
+	})
+	nw := socket.New(st)
+	mk := func() *socket.Socket {
+		s, err := nw.Socket(socket.AF_INET6, socket.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	x, y := mk(), mk()
+	idx := uint32(nic.ID())
+	steps := []struct {
+		s    *socket.Socket
+		name int
+		v    any
+	}{
+		{x, socket.MCAST_JOIN_SOURCE_GROUP, socket.GroupSourceReq{Interface: idx, Group: ssm6Group, Source: ssm6S1}},
+		{x, socket.MCAST_JOIN_SOURCE_GROUP, socket.GroupSourceReq{Interface: idx, Group: ssm6Group, Source: ssm6S2}},
+		{x, socket.MCAST_LEAVE_SOURCE_GROUP, socket.GroupSourceReq{Interface: idx, Group: ssm6Group, Source: ssm6S1}},
+		{y, socket.MCAST_JOIN_GROUP, socket.GroupReq{Interface: idx, Group: ssm6Group}},
+		{y, socket.MCAST_BLOCK_SOURCE, socket.GroupSourceReq{Interface: idx, Group: ssm6Group, Source: ssm6S3}},
+		{y, socket.MCAST_LEAVE_GROUP, socket.GroupReq{Interface: idx, Group: ssm6Group}},
+		{x, socket.MCAST_MSFILTER, socket.GroupFilter{Interface: idx, Group: ssm6Group, Fmode: socket.MCAST_EXCLUDE, Slist: []netip.Addr{ssm6S1}}},
+		{x, socket.MCAST_MSFILTER, socket.GroupFilter{Interface: idx, Group: ssm6Group, Fmode: socket.MCAST_EXCLUDE, Slist: []netip.Addr{ssm6S2, ssm6S3}}},
+		{x, socket.MCAST_MSFILTER, socket.GroupFilter{Interface: idx, Group: ssm6Group, Fmode: socket.MCAST_INCLUDE, Slist: []netip.Addr{ssm6S3}}},
+	}
+	var ours []string
+	for i, s := range steps {
+		if err := s.s.SetSockOpt(socket.IPPROTO_IPV6, s.name, s.v); err != nil {
+			t.Fatalf("step %d: %v", i+1, err)
+		}
+		for n := 0; n < 2; n++ {
+			select {
+			case r := <-reports:
+				ours = append(ours, r)
+			case <-time.After(3 * time.Second):
+				t.Fatalf("step %d: %d reports, want 2", i+1, n)
+			}
+		}
+	}
+	sniff := startPyLong(t, l, pyMLDSniff, map[string]any{"Iface": peerIface, "Secs": 2.5*float64(len(steps)) + 4}, 60*time.Second)
+	out := p.run(t, 40*time.Second, nil, "python3", "-c", pySSMCalls6, mustJSON(t, map[string]any{
+		"G": ssm6Group.String(), "Idx": p.ifindex(t), "S": []string{ssm6S1.String(), ssm6S2.String(), ssm6S3.String()}}))
+	var done float64
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "DONE" {
+			done, _ = strconv.ParseFloat(f[1], 64)
+		}
+	}
+	if done == 0 {
+		t.Fatalf("peer: %s", out)
+	}
+	var linux []string
+	for {
+		line := sniff.next(t, 50*time.Second)
+		if line == "END" || line == "" {
+			break
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		ts, _ := strconv.ParseFloat(f[0], 64)
+		b, err := hexBytes(f[1])
+		if err != nil || ts > done {
+			continue
+		}
+		linux = append(linux, ssm6Records(b))
+	}
+	want := []string{"ALLOW [2001:db8:99::1]", "ALLOW [2001:db8:99::2]", "BLOCK [2001:db8:99::1]", "TO_EX []", "BLOCK [2001:db8:99::3]",
+		"TO_IN [2001:db8:99::2]", "TO_EX [2001:db8:99::1]", "BLOCK [2001:db8:99::2 2001:db8:99::3]; ALLOW [2001:db8:99::1]", "TO_IN [2001:db8:99::3]"}
+	t.Logf("sockstack reports: %q", ours)
+	t.Logf("linux reports:     %q", linux)
+	if got := dedupe(ours); !slices.Equal(got, want) {
+		t.Errorf("sockstack's distinct reports %q, want %q", got, want)
+	}
+	if got := dedupe(linux); !slices.Equal(got, dedupe(ours)) {
+		t.Errorf("linux's distinct reports %q, sockstack's %q", got, dedupe(ours))
+	}
+	if len(ours) != 2*len(steps) {
+		t.Errorf("sockstack sent %d reports for %d steps", len(ours), len(steps))
+	}
+}
