@@ -258,6 +258,13 @@ func (n *NIC) stopReports() {
 		rt.t.Stop()
 		delete(n.igmpTimers, g)
 	}
+	// And the state-change retransmissions (ssm.go).
+	for _, tp := range []*clock.Timer{&n.mc.ifc4, &n.mc.ifc6} {
+		if *tp != nil {
+			(*tp).Stop()
+			*tp = nil
+		}
+	}
 }
 
 // PendingReports is the number of groups with a report timer running.

@@ -139,7 +139,7 @@ type Stats struct {
 		OutReports, OutLeaves Counter
 		InQueries, InReports  Counter
 		InErrors              Counter
-		InOther               Counter // not a query or a report (IGMPv3 reports, DVMRP, ...)
+		InOther               Counter // not a query or a report (DVMRP, mtrace, ...)
 		ReportsSuppressed     Counter // our pending report cancelled: another host reported the group
 		ReportTimersShortened Counter // a query asked for a quicker answer than the time left
 		MembershipLimit       Counter // joins refused: the socket already holds MaxMemberships groups (ENOBUFS)
