@@ -547,3 +547,158 @@ func TestInteropSSMReports6(t *testing.T) {
 		t.Errorf("sockstack sent %d reports for %d steps", len(ours), len(steps))
 	}
 }
+
+// pyV2Peer joins source-specifically, says READY once its v3 reports
+// are out, and drops the source (a leave) 4 s later.
+const pyV2Peer = `
+import json, socket, time, sys
+a = json.loads(sys.argv[1])
+ip = socket.inet_aton
+x = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+x.setsockopt(socket.IPPROTO_IP, 39, ip(a["G"]) + ip(a["If"]) + ip(a["S"]))
+time.sleep(2)
+print("READY", flush=True)
+time.sleep(4)
+x.setsockopt(socket.IPPROTO_IP, 40, ip(a["G"]) + ip(a["If"]) + ip(a["S"]))
+time.sleep(1)
+print("DONE", flush=True)
+`
+
+// pyV2Query sends an IGMPv2 general query (max resp 1 s) with Router
+// Alert from each of the given addresses.
+const pyV2Query = `
+import json, socket, struct, sys
+a = json.loads(sys.argv[1])
+def csum(b):
+  s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+  s = (s >> 16) + (s & 0xffff); s += s >> 16
+  return ~s & 0xffff
+q = bytearray([0x11, 10, 0, 0, 0, 0, 0, 0])
+struct.pack_into("!H", q, 2, csum(bytes(q)))
+for src in a["From"]:
+  s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IGMP)
+  s.bind((src, 0))
+  s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(src))
+  s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+  s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, b"\x94\x04\x00\x00")
+  s.sendto(bytes(q), ("224.0.0.1", 0))
+  s.close()
+`
+
+// igmpString names an IGMP message about our group: v1/v2 reports and
+// leaves by type, v3 reports by their records.
+func igmpString(p []byte) string {
+	if len(p) < 8 {
+		return ""
+	}
+	g := netip.AddrFrom4([4]byte(p[4:8]))
+	switch p[0] {
+	case 0x16:
+		if g == ssmIGroup {
+			return "v2 report"
+		}
+	case 0x17:
+		if g == ssmIGroup {
+			return "v2 leave"
+		}
+	case wire.IGMPv3Report:
+		if r := ssmRecords(p); r != "" {
+			return "v3 " + r
+		}
+	}
+	return ""
+}
+
+// An IGMPv2 querier heard: sockstack, like Linux, answers with an IGMPv2
+// report for its source-specific group and leaves it with an IGMPv2
+// leave (RFC 3376 7.2.1 compatibility mode).
+func TestInteropSSMv2Compat(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "python3")
+	p := l.newLinuxPeer(t)
+	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make(chan string, 64)
+	ep := link.NewSniffer(tap, func(dir link.Direction, fr []byte) {
+		if dir == link.In || len(fr) < 14+24 || wire.Ethernet(fr).EtherType() != wire.EtherTypeIPv4 {
+			return
+		}
+		ip := wire.IPv4(fr[14:])
+		if ip.Protocol() != wire.ProtoIGMP {
+			return
+		}
+		if m := igmpString(fr[14+ip.HeaderLen():]); m != "" {
+			select {
+			case msgs <- m:
+			default:
+			}
+		}
+	})
+	st := stack.New(stack.Options{Name: "sockstack"})
+	t.Cleanup(st.Close)
+	nic := st.AddNIC(tapName, ep)
+	if err := nic.AddAddress(stackCIDR); err != nil {
+		t.Fatal(err)
+	}
+	nw := socket.New(st)
+	x, err := nw.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Close() })
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case m := <-msgs:
+			return m
+		case <-time.After(5 * time.Second):
+			t.Fatalf("sockstack sent no %s", what)
+		}
+		return ""
+	}
+	mreq := socket.IPMreqSource{Multiaddr: ssmIGroup, Interface: stackIP, Sourceaddr: ssmIS1}
+	if err := x.SetSockOpt(socket.SOL_IP, socket.IP_ADD_SOURCE_MEMBERSHIP, mreq); err != nil {
+		t.Fatal(err)
+	}
+	ours := []string{next("report"), next("retransmission")}
+
+	sniff := startPyLong(t, l, pyIGMPSniff, map[string]any{"Iface": peerIface, "Secs": 12}, 30*time.Second)
+	peer := startPyLong(t, p.lab, pyV2Peer, map[string]any{"G": ssmIGroup.String(), "If": peerAddr4, "S": ssmIS1.String()}, 30*time.Second)
+	l.run(t, 10*time.Second, nil, "python3", "-c", pyV2Query, mustJSON(t, map[string]any{"From": []string{kernelIP.String(), peerLab4}}))
+	ours = append(ours, next("answer to the v2 query"))
+	if v := nic.IGMPVersion(); v != 2 {
+		t.Fatalf("IGMP version after a v2 query: %d", v)
+	}
+	if err := x.SetSockOpt(socket.SOL_IP, socket.IP_DROP_SOURCE_MEMBERSHIP, mreq); err != nil {
+		t.Fatal(err)
+	}
+	ours = append(ours, next("leave"))
+	if l := peer.next(t, 15*time.Second); l != "DONE" {
+		t.Fatalf("peer: %q", l)
+	}
+	var linux []string
+	for {
+		line := sniff.next(t, 30*time.Second)
+		if line == "END" || line == "" {
+			break
+		}
+		if f := strings.Fields(line); len(f) == 2 {
+			if b, err := hexBytes(f[1]); err == nil {
+				if m := igmpString(b); m != "" {
+					linux = append(linux, m)
+				}
+			}
+		}
+	}
+	t.Logf("sockstack: %q", ours)
+	t.Logf("linux:     %q", linux)
+	want := []string{"v3 ALLOW [10.99.0.1]", "v3 ALLOW [10.99.0.1]", "v2 report", "v2 leave"}
+	if !slices.Equal(ours, want) {
+		t.Errorf("sockstack sent %q, want %q", ours, want)
+	}
+	if !slices.Equal(linux, want) {
+		t.Errorf("linux sent %q, sockstack %q", linux, ours)
+	}
+}
