@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"math/rand/v2"
 	"net/netip"
 	"syscall"
 	"time"
@@ -198,7 +197,7 @@ func (s *Stack) receiveIGMP(n *NIC, h wire.IPv4) {
 // delay up to maxResp. IGMP and MLD share it (one timer map per NIC, the
 // family is the group's).
 func (n *NIC) scheduleReport(g netip.Addr, maxResp time.Duration, now time.Time, shortened *Counter) {
-	d := time.Duration(rand.Int64N(int64(maxResp) + 1))
+	d := time.Duration(n.stack.mcRandN(int64(maxResp) + 1))
 	n.igmpMu.Lock()
 	defer n.igmpMu.Unlock()
 	if n.igmpTimers == nil {

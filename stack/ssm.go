@@ -1,6 +1,9 @@
 package stack
 
 import (
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -387,7 +390,7 @@ func (n *NIC) sendChanges(v6 bool) {
 		}
 	}
 	if more {
-		d := time.Duration(rand.Int64N(int64(unsolicitedV3)) + 1)
+		d := time.Duration(n.stack.mcRandN(int64(unsolicitedV3)) + 1)
 		tp := &n.mc.ifc4
 		if v6 {
 			tp = &n.mc.ifc6
@@ -903,4 +906,23 @@ func (s *Stack) GroupNIC(g netip.Addr, ifindex int, ifAddr netip.Addr) (*NIC, er
 		return nil, syscall.ENODEV
 	}
 	return s.groupNIC(g, ifAddr)
+}
+
+// newMcRand makes the stack's report-delay generator: from seed when
+// given (package sim), else from the system's randomness.
+func newMcRand(seed []byte) *rand.Rand {
+	var k [32]byte
+	if seed != nil {
+		k = sha256.Sum256(append(append([]byte(nil), seed...), "igmp"...))
+	} else {
+		crand.Read(k[:])
+	}
+	return rand.New(rand.NewPCG(binary.BigEndian.Uint64(k[:8]), binary.BigEndian.Uint64(k[8:16])))
+}
+
+// mcRandN is a random number in [0, n).
+func (s *Stack) mcRandN(n int64) int64 {
+	s.mcRandMu.Lock()
+	defer s.mcRandMu.Unlock()
+	return s.mcRand.Int64N(n)
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -252,6 +253,12 @@ type Stack struct {
 	clock clock.Clock
 	stats Stats
 
+	// mcRand draws IGMP/MLD report delays (ssm.go): seeded from
+	// Options.Seed when set, so a simulated host's reports are the same
+	// on every run.
+	mcRandMu sync.Mutex
+	mcRand   *mrand.Rand
+
 	mu     sync.RWMutex
 	nics   []*NIC
 	routes []Route // longest prefix first
@@ -303,6 +310,7 @@ func New(opts Options) *Stack {
 		rand.Read(b[:])
 	}
 	s.ipID.Store(binary.BigEndian.Uint32(b[:]))
+	s.mcRand = newMcRand(opts.Seed)
 	s.reasm = newReassembler(s)
 	s.icmpRL = newICMPLimiter(&s.opts)
 	s.udp = newUDPTable()
