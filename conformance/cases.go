@@ -50,6 +50,8 @@ func Cases() []Case {
 	cs = append(cs, markCases()...)        // mark_cases.go
 	cs = append(cs, bindDevCases()...)     // bindtodev_cases.go
 	cs = append(cs, unixCases()...)        // unix_cases.go
+	cs = append(cs, ssmCases()...)         // ssm_cases.go
+	cs = append(cs, ssm6Cases()...)        // ssm_cases.go
 	return cs
 }
 

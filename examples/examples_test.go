@@ -53,7 +53,7 @@ var cases = []struct {
 		`sender's host: "hello group" from 10.0.0.1:`, `r1           : "hello group"`, `r2           : "hello group"`,
 		"-- send with IP_MULTICAST_LOOP off\n  sender's host: nothing\n  r1           : \"not for my own host\"",
 		"-- r2 leaves the group\n  sender's host: nothing\n  r1           : \"after the leave\" from 10.0.0.1:",
-		"  r2           : nothing\nIGMP reports sent by r1: 1, leaves sent by r2: 1"}},
+		"  r2           : nothing\nIGMPv3 report on r1's join: true, on r2's leave: true"}},
 	{"structpack", nil, []string{"sender: 69 bytes for 3 records",
 		`receiver: sensor 1 "kitchen": 21.50 °C, flags 000`, `receiver: sensor 2 "freezer": -12.75 °C, flags 001`,
 		`receiver: sensor 70000 "greenhouse, south side": 37.00 °C, flags 011`, "receiver: 3 records in "}},

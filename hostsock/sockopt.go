@@ -101,6 +101,11 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 		}
 		return unix.SetsockoptInet4Addr(fd, level, name, b)
 	}
+	if b, ok := socket.MarshalSSM(v); ok {
+		// The source-specific structs (and raw bytes) as the kernel
+		// lays them out.
+		return unix.SetsockoptString(fd, level, name, string(b))
+	}
 	if str, ok := v.(string); ok {
 		return unix.SetsockoptString(fd, level, name, str)
 	}

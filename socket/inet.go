@@ -180,6 +180,8 @@ type tcpEP struct {
 	net      *Net
 	v6       bool          // AF_INET6 (inet6.go)
 	recvInfo atomic.Uint32 // IPV6_RECV* bits, kept and reported (inet6.go)
+	// mc holds the memberships of source-specific calls (ssm.go).
+	mc atomic.Pointer[stack.DgramEndpoint]
 }
 
 func (t *tcpEP) addr(a Sockaddr, needScope bool) (netip.AddrPort, error) {
@@ -280,7 +282,12 @@ func (t *tcpEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 }
 
 func (t *tcpEP) shutdown(how int) error { return t.ep.Shutdown(how) }
-func (t *tcpEP) close()                 { t.ep.Close() }
+func (t *tcpEP) close() {
+	t.ep.Close()
+	if e := t.mc.Swap(nil); e != nil {
+		e.Close()
+	}
+}
 func (t *tcpEP) readiness(m waiter.EventMask) waiter.EventMask {
 	return t.ep.Readiness(m)
 }

@@ -311,6 +311,9 @@ func (d *dgramEP) setOption(level, name int, v any) error {
 	if ok, err := d.setRecvErrOpt(level, name, v); ok {
 		return err // recverr.go
 	}
+	if ssmOpt(level, name) {
+		return d.setSSMOpt(level, name, v) // ssm.go
+	}
 	if level == IPPROTO_IPV6 || level == IPPROTO_ICMPV6 {
 		return d.setOption6(level, name, v) // inet6.go
 	}
@@ -434,6 +437,9 @@ func (d *dgramEP) getOption(level, name int) (any, error) {
 	if ok, v, err := d.getRecvErrOpt(level, name); ok {
 		return v, err // recverr.go
 	}
+	if ssmOpt(level, name) {
+		return d.getSSMOpt(level, name) // ssm.go
+	}
 	if level == IPPROTO_IPV6 || level == IPPROTO_ICMPV6 {
 		return d.getOption6(level, name) // inet6.go
 	}
@@ -507,6 +513,9 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 	}
 	if level == SOL_IP && (name == IP_ADD_MEMBERSHIP || name == IP_DROP_MEMBERSHIP) {
 		return syscall.EPROTO // Linux: no multicast membership on connection sockets
+	}
+	if level == SOL_IP && ssmOpt(level, name) {
+		return t.setSSMOpt(name, v) // ssm.go
 	}
 	if level == SOL_TCP && name == TCP_CONGESTION {
 		n, ok := v.(string)
@@ -634,6 +643,8 @@ func (t *tcpEP) getOption(level, name int) (any, error) {
 			return e.TTL(), nil
 		case IP_TOS:
 			return e.TOS(), nil
+		case IP_MULTICAST_ALL:
+			return t.multicastAll(), nil // ssm.go
 		}
 		return nil, syscall.ENOPROTOOPT
 	case SOL_TCP:

@@ -128,6 +128,9 @@ type DgramEndpoint struct {
 		gro     bool
 		// IP_TRANSPARENT and IP_FREEBIND (transparent.go).
 		transparent, freebind bool
+		// IP_MULTICAST_ALL off (ssm.go); Linux's default is on. mcAll4
+		// is an AF_INET6 socket's IP_MULTICAST_ALL, off by default.
+		mcAllOff, mcAll4 bool
 	}
 	groups []membership
 
@@ -845,7 +848,7 @@ func (e *DgramEndpoint) Close() {
 	e.groups = nil
 	e.mu.Unlock()
 	for _, g := range groups {
-		g.nic.leave(g.group)
+		g.nic.dropFilter(e, g.group)
 	}
 	if e.table != nil {
 		e.table.remove(e)
@@ -1015,6 +1018,15 @@ func (t *udpTable) lookupAll(dst netip.Addr, dport uint16, src netip.Addr, sport
 		if e.score(dst, src, sport, dif) < 0 {
 			continue
 		}
+		if dst.IsMulticast() {
+			// The socket's own source filter (ip_mc_sf_allow).
+			e.mu.Lock()
+			ok := e.mcAllowsLocked(dst, src, dif)
+			e.mu.Unlock()
+			if !ok {
+				continue
+			}
+		}
 		out = append(out, e)
 	}
 	return out
@@ -1133,7 +1145,11 @@ func (t *rawTable) deliver(s *Stack, h wire.IPv4, dif int32) {
 		}
 		e.mu.Lock()
 		la, conn, ra, v6, dev := e.local.Addr(), e.connected, e.remote.Addr(), e.opts.inet6, e.opts.bindIdx
+		mcOK := !h.Dst().IsMulticast() || e.mcAllowsLocked(h.Dst(), h.Src(), dif)
 		e.mu.Unlock()
+		if !mcOK {
+			continue // raw_v4_match: ip_mc_sf_allow
+		}
 		if v6 {
 			continue // AF_INET6 raw sockets never see IPv4
 		}

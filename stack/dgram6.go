@@ -320,7 +320,8 @@ func (t *rawTable) deliverRaw6(s *Stack, h wire.IPv6, proto uint8, data []byte, 
 	src, dst := h.Src(), h.Dst()
 	for _, e := range t.eps {
 		e.mu.Lock()
-		ok := e.opts.inet6 && e.proto == proto && (pass == nil || pass(e)) && (e.opts.bindIdx == 0 || e.opts.bindIdx == dif)
+		ok := e.opts.inet6 && e.proto == proto && (pass == nil || pass(e)) && (e.opts.bindIdx == 0 || e.opts.bindIdx == dif) &&
+			(!dst.IsMulticast() || e.mcAllowsLocked(dst, src, dif)) // inet6_mc_check
 		la, conn, ra, off := e.local.Addr(), e.connected, e.remote.Addr(), e.opts.csumOff
 		e.mu.Unlock()
 		if !ok || la.IsValid() && !la.IsUnspecified() && la != dst || conn && ra.WithZone("") != src {
@@ -369,7 +370,7 @@ func (e *DgramEndpoint) LeaveGroup6(g netip.Addr, nic *NIC) error {
 		if m.group == g && (nic == nil || m.nic == nic) {
 			e.groups = append(e.groups[:i], e.groups[i+1:]...)
 			e.mu.Unlock()
-			m.nic.leave(g)
+			m.nic.dropFilter(e, g)
 			return nil
 		}
 	}

@@ -295,6 +295,7 @@ func TestForward6Redirect(t *testing.T) {
 	f.nic.SetStatic6(routerLL, routerMC)
 	f.s.AddRoute(Route{Prefix: netip.MustParsePrefix("2001:db8:5::/64"), Gateway: routerLL, NIC: f.nic})
 	f.clk.Advance(2 * time.Second) // the per-destination rate limit
+	f.ep1.take()                   // MLDv2 retransmissions of the joins (RFC 3810 6.1)
 	check("router", far, routerLL, routerMC)
 	eq(t, "OutRedirects", st.ICMP6.OutRedirects.Load(), uint64(2))
 	// A router named by a global address cannot be redirected to.

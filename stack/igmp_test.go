@@ -56,7 +56,7 @@ func joinGroups(t *testing.T, h *harness, n int) []netip.Addr {
 // 20,000 general queries with 10 groups joined leave one timer per group
 // (not one per group per query), and draw one report per group.
 func TestIGMPQueryFloodOneTimerPerGroup(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := newHarness(t, Options{ForceIGMPVersion: 2})
 	joinGroups(t, h, 10)
 	base := h.clk.Pending()
 	q := igmpFrame(igmpQuery, 100, netip.IPv4Unspecified(), allHosts)
@@ -81,7 +81,7 @@ func TestIGMPQueryFloodOneTimerPerGroup(t *testing.T) {
 // A query asking for a quicker answer than the time left shortens the
 // timer; one asking for a slower answer leaves it.
 func TestIGMPTimerOnlyShortened(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := newHarness(t, Options{ForceIGMPVersion: 2})
 	g := joinGroups(t, h, 1)[0]
 	h.ep.inject(igmpFrame(igmpQuery, 255, g, g)) // 25.5 s
 	due := h.nic.igmpTimers[g].due
@@ -105,7 +105,7 @@ func TestIGMPTimerOnlyShortened(t *testing.T) {
 
 // Another host's report for the group cancels ours (RFC 2236 3).
 func TestIGMPReportSuppressed(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := newHarness(t, Options{ForceIGMPVersion: 2})
 	gs := joinGroups(t, h, 2)
 	h.ep.inject(igmpFrame(igmpQuery, 100, netip.IPv4Unspecified(), allHosts))
 	h.ep.inject(igmpFrame(igmpReportV2, 0, gs[0], gs[0]))
@@ -122,7 +122,7 @@ func TestIGMPReportSuppressed(t *testing.T) {
 // One socket joins at most MaxMemberships groups (Linux's
 // igmp_max_memberships, 20): the next join fails with ENOBUFS, counted.
 func TestIGMPMembershipLimit(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := newHarness(t, Options{ForceIGMPVersion: 2})
 	joinGroups(t, h, 20)
 	e := h.s.NewDgram(KindUDP, 17)
 	defer e.Close()

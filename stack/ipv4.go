@@ -202,7 +202,8 @@ func (s *Stack) receiveIPv4(n *NIC, rx *rxState, b []byte, linkMulticast bool) {
 		case n.isBroadcast(dst):
 			local, bcast = true, true
 		case dst.IsMulticast():
-			if !n.isMember(dst) {
+			// The interface filter too (ip_check_mc_rcu), IGMP excepted.
+			if !n.isMember(dst) || h.Protocol() != wire.ProtoIGMP && !n.admits(dst, h.Src()) {
 				s.stats.IP.InAddrErrors.Add(1)
 				return
 			}
@@ -588,7 +589,7 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 	if !noCsum {
 		fillTransportChecksum(wire.IPv4(ip), p.Proto)
 	}
-	if dst.IsMulticast() && p.Loop && r.NIC.isMember(dst) {
+	if dst.IsMulticast() && p.Loop && r.NIC.isMember(dst) && r.NIC.admits(dst, hdr.Src) {
 		s.lo.writeFrame(ip[:hdr.TotalLen])
 	}
 	if p.LocalOnly {

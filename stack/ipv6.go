@@ -623,7 +623,7 @@ func (s *Stack) finish6(r *ResolvedRoute, p *OutPacket, buf []byte, src, dst net
 		c := ^wire.Fold(wire.Sum(t, wire.PseudoHeaderSum6(src.As16(), cdst.As16(), p.Proto, len(t))))
 		t[at], t[at+1] = byte(c>>8), byte(c)
 	}
-	if dst.IsMulticast() && p.Loop && r.NIC.isMember(dst) {
+	if dst.IsMulticast() && p.Loop && r.NIC.isMember(dst) && r.NIC.admits(dst, src) {
 		s.lo.writeFrame(ip)
 	}
 	if p.LocalOnly {

@@ -15,34 +15,51 @@ import (
 // (RFC 2711 value 0) and PadN to 8 bytes.
 var routerAlertHBH = [8]byte{wire.ProtoICMPv6, 0, wire.IPv6OptRouterAlert, 2, 0, 0, wire.IPv6OptPadN, 0}
 
-// sendMLD sends one MLDv2 report with one record for g.
-func (n *NIC) sendMLD(recType uint8, g netip.Addr) {
-	if g == wire.IPv6AllNodes || !n.ethernet {
-		return
-	}
-	var b [8 + wire.MLDv2RecHdr]byte
-	l := wire.PutMLDv2Report(b[:], []wire.MLDRecord{{Type: recType, Group: g}})
-	// From the link-local address, or :: before there is one (RFC 3590).
-	src := n.selectSource6(wire.IPv6AllMLDv2)
-	if !src.IsValid() || !src.IsLinkLocalUnicast() {
-		src = netip.IPv6Unspecified()
-	}
-	hbh := routerAlertHBH
-	n.sendICMPv6Raw(src, wire.IPv6AllMLDv2, 1, hbh[:], b[:l])
-	n.stack.stats.ICMP6.OutMLDReports.Add(1)
-}
-
-// receiveMLDQuery schedules reports for the queried groups. A query must
-// come from a link-local source with hop limit 1 and Router Alert
+// receiveMLDQuery schedules reports for the queried groups: an MLDv2
+// query is answered by an MLDv2 current-state report (ssm.go) unless an
+// MLDv1 querier is present; an MLDv1 query (24 octets) switches to MLDv1
+// (RFC 3810 8.2.1) and is answered by MLDv1 reports. A query must come
+// from a link-local source with hop limit 1 and Router Alert
 // (RFC 3810 5.1.14).
 func (s *Stack) receiveMLDQuery(n *NIC, h wire.IPv6, m wire.ICMPv6, routerAlert bool) {
 	q, err := wire.ParseMLDQuery(m)
 	if err != nil || !h.Src().IsLinkLocalUnicast() || h.HopLimit() != 1 || !routerAlert || n.loopback {
 		s.stats.ICMP6.InNDBad.Add(1)
+		s.stats.IGMP.MLDBadQueries.Add(1)
 		return
 	}
 	group := q.Group()
+	if !group.IsUnspecified() && !group.IsMulticast() {
+		s.stats.IGMP.MLDBadQueries.Add(1)
+		return
+	}
 	maxResp := q.MaxResponse()
+	if !q.IsV2() {
+		n.enterOlderMode(true, 1, maxResp)
+	}
+	if n.MLDVersion() == 2 {
+		var srcs []netip.Addr
+		if q.IsV2() {
+			if group.IsUnspecified() && q.NumSources() > 0 {
+				s.stats.IGMP.MLDBadQueries.Add(1)
+				return
+			}
+			srcs = make([]netip.Addr, q.NumSources())
+			for i := range srcs {
+				srcs[i] = q.Source(i)
+			}
+		}
+		qrv := 0
+		if q.IsV2() {
+			qrv = q.QRV()
+		}
+		s.stats.IGMP.MLDv2Queries.Add(1)
+		if group.IsUnspecified() {
+			group = netip.IPv6Unspecified()
+		}
+		n.queryV3(group, srcs, maxResp, qrv)
+		return
+	}
 	now := s.clock.Now()
 	for _, g := range n.Groups() {
 		if !g.Is6() || g == wire.IPv6AllNodes || !group.IsUnspecified() && g != group {

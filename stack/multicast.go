@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"math/rand/v2"
 	"net/netip"
 	"syscall"
 	"time"
@@ -25,6 +24,7 @@ var allRouters = netip.AddrFrom4([4]byte{224, 0, 0, 2})
 type membership struct {
 	nic   *NIC
 	group netip.Addr
+	f     sockFilter // this socket's source filter (ssm.go)
 }
 
 // isMember reports whether the host joined g on this NIC (224.0.0.1 always).
@@ -37,44 +37,11 @@ func (n *NIC) isMember(g netip.Addr) bool {
 	return n.groups[g] > 0
 }
 
-// join adds one reference to group g; the first sends a report.
-func (n *NIC) join(g netip.Addr) {
-	n.amu.Lock()
-	if n.groups == nil {
-		n.groups = map[netip.Addr]int{}
-	}
-	n.groups[g]++
-	first := n.groups[g] == 1
-	n.amu.Unlock()
-	switch {
-	case !first || n.loopback:
-	case g.Is6():
-		n.sendMLD(wire.MLDChangeToExclude, g)
-	default:
-		n.sendIGMP(igmpReportV2, g, g)
-	}
-}
+// join is the stack's own any-source join of g (solicited-node groups).
+func (n *NIC) join(g netip.Addr) { n.setFilter(nil, g, sockFilter{mode: ModeExclude}) }
 
-// leave drops one reference; the last sends a leave to all routers.
-func (n *NIC) leave(g netip.Addr) {
-	n.amu.Lock()
-	n.groups[g]--
-	last := n.groups[g] <= 0
-	if last {
-		delete(n.groups, g)
-	}
-	n.amu.Unlock()
-	if last {
-		n.cancelReport(g)
-	}
-	switch {
-	case !last || n.loopback:
-	case g.Is6():
-		n.sendMLD(wire.MLDChangeToInclude, g)
-	default:
-		n.sendIGMP(igmpLeave, g, allRouters)
-	}
-}
+// leave drops one of the stack's own joins.
+func (n *NIC) leave(g netip.Addr) { n.dropFilter(nil, g) }
 
 // Groups lists the joined groups.
 func (n *NIC) Groups() []netip.Addr {
@@ -123,44 +90,106 @@ func (s *Stack) writeIGMP(n *NIC, dst netip.Addr, msg []byte) error {
 type reportTimer struct {
 	t   clock.Timer
 	due time.Time
+	// An IGMPv3/MLDv2 answer (ssm.go): the whole group's state (all) or
+	// the queried sources' only.
+	v3   bool
+	all  bool
+	srcs []netip.Addr
 }
 
-// receiveIGMP answers queries with reports after a random delay up to
-// the query's maximum response time: one timer per group, started by a
-// query, shortened only by a query asking for a quicker answer than the
-// time left, and cancelled when another host reports the group first
-// (RFC 2236 section 3). A query flood therefore costs at most one timer
-// per joined group.
+// receiveIGMP answers queries: an IGMPv3 query (12 octets or more)
+// with a v3 current-state report unless an older querier is present
+// (ssm.go), a v1 (max resp 0) or v2 query (8 octets) with v1/v2 reports
+// after a random delay up to the query's maximum response time, after
+// switching to that version's compatibility mode (RFC 3376 7.2.1). Other
+// lengths are ignored (RFC 3376 7.1), counted. Per group one timer,
+// started by a query and shortened only by a query asking for a quicker
+// answer; in v1/v2 mode another host's report cancels ours (RFC 2236 3).
+// A query flood therefore costs at most one timer per joined group.
 func (s *Stack) receiveIGMP(n *NIC, h wire.IPv4) {
 	p := h.Payload()
+	st := &s.stats.IGMP
 	if len(p) < 8 || wire.Checksum(p) != 0 {
-		s.stats.IGMP.InErrors.Add(1)
+		st.InErrors.Add(1)
 		return
 	}
 	group := netip.AddrFrom4([4]byte(p[4:8]))
 	switch p[0] {
 	case igmpQuery:
 	case igmpReportV1, igmpReportV2:
-		s.stats.IGMP.InReports.Add(1)
-		if group.IsMulticast() && n.cancelReport(group) {
-			s.stats.IGMP.ReportsSuppressed.Add(1)
+		st.InReports.Add(1)
+		if n.IGMPVersion() < 3 && group.IsMulticast() && n.cancelReport(group) {
+			st.ReportsSuppressed.Add(1)
 		}
 		return
+	case wire.IGMPv3Report:
+		// Another host's v3 report suppresses nothing (RFC 3376 5.2).
+		if wire.ParseIGMPv3Report(p, nil) != nil {
+			st.InBadV3Reports.Add(1)
+			return
+		}
+		st.InV3Reports.Add(1)
+		return
 	default:
-		s.stats.IGMP.InOther.Add(1)
+		st.InOther.Add(1)
 		return
 	}
-	s.stats.IGMP.InQueries.Add(1)
-	maxResp := time.Duration(p[1]) * 100 * time.Millisecond
-	if maxResp == 0 {
-		maxResp = 10 * time.Second // IGMPv1 query
+	st.InQueries.Add(1)
+	if n.loopback {
+		return
+	}
+	if !group.IsUnspecified() && !group.IsMulticast() {
+		st.InBadQueries.Add(1)
+		return
 	}
 	now := s.clock.Now()
+	switch {
+	case len(p) == 8:
+		maxResp := time.Duration(p[1]) * 100 * time.Millisecond
+		v := 2
+		if maxResp == 0 {
+			maxResp, v = 10*time.Second, 1 // IGMPv1 query
+		}
+		n.enterOlderMode(false, v, maxResp)
+		if n.IGMPVersion() == 3 {
+			// Forced to v3: an old query is answered like a v3 one.
+			n.queryV3(group, nil, maxResp, 0)
+			return
+		}
+	case len(p) < wire.IGMPv3QueryMin:
+		st.InBadQueries.Add(1) // 9 to 11 octets: no version (RFC 3376 7.1)
+		return
+	default:
+		q, err := wire.ParseIGMPv3Query(p)
+		if err != nil {
+			st.InBadQueries.Add(1)
+			return
+		}
+		st.InV3Queries.Add(1)
+		if n.IGMPVersion() == 3 {
+			if group.IsUnspecified() && q.NumSources() > 0 {
+				st.InBadQueries.Add(1) // a general query has no sources
+				return
+			}
+			srcs := make([]netip.Addr, q.NumSources())
+			for i := range srcs {
+				srcs[i] = q.Source(i)
+			}
+			n.queryV3(group, srcs, q.MaxResponse(), q.QRV())
+			return
+		}
+		// An older-version host answers a v3 query as its own version's.
+		p = p[:8]
+	}
+	maxResp := time.Duration(p[1]) * 100 * time.Millisecond
+	if maxResp == 0 {
+		maxResp = 10 * time.Second
+	}
 	for _, g := range n.Groups() {
 		if g.Is6() || !group.IsUnspecified() && g != group {
 			continue
 		}
-		n.scheduleReport(g, maxResp, now, &s.stats.IGMP.ReportTimersShortened)
+		n.scheduleReport(g, maxResp, now, &st.ReportTimersShortened)
 	}
 }
 
@@ -168,7 +197,7 @@ func (s *Stack) receiveIGMP(n *NIC, h wire.IPv4) {
 // delay up to maxResp. IGMP and MLD share it (one timer map per NIC, the
 // family is the group's).
 func (n *NIC) scheduleReport(g netip.Addr, maxResp time.Duration, now time.Time, shortened *Counter) {
-	d := time.Duration(rand.Int64N(int64(maxResp) + 1))
+	d := time.Duration(n.stack.mcRandN(int64(maxResp) + 1))
 	n.igmpMu.Lock()
 	defer n.igmpMu.Unlock()
 	if n.igmpTimers == nil {
@@ -196,12 +225,14 @@ func (n *NIC) reportDue(g netip.Addr, rt *reportTimer) {
 	}
 	delete(n.igmpTimers, g)
 	n.igmpMu.Unlock()
+	if rt.v3 {
+		n.reportV3Due(g, rt)
+		return
+	}
 	switch {
 	case !n.isMember(g):
-	case g.Is6():
-		n.sendMLD(wire.MLDModeIsExclude, g)
 	default:
-		n.sendIGMP(igmpReportV2, g, g)
+		n.sendOldReport(g)
 	}
 }
 
@@ -225,6 +256,13 @@ func (n *NIC) stopReports() {
 	for g, rt := range n.igmpTimers {
 		rt.t.Stop()
 		delete(n.igmpTimers, g)
+	}
+	// And the state-change retransmissions (ssm.go).
+	for _, tp := range []*clock.Timer{&n.mc.ifc4, &n.mc.ifc6} {
+		if *tp != nil {
+			(*tp).Stop()
+			*tp = nil
+		}
 	}
 }
 
@@ -251,6 +289,12 @@ func (e *DgramEndpoint) JoinGroup(g, ifAddr netip.Addr) error {
 // addMembership records that e joined g on n (IPv4 or IPv6) and joins the
 // NIC to it: EADDRINUSE if e already has, ENOBUFS past MaxMemberships.
 func (e *DgramEndpoint) addMembership(n *NIC, g netip.Addr) error {
+	return e.addMembershipMode(n, g, ModeExclude)
+}
+
+// addMembershipMode joins g with an empty filter of the given mode
+// (EXCLUDE: any source; INCLUDE: none yet, sources to follow).
+func (e *DgramEndpoint) addMembershipMode(n *NIC, g netip.Addr, mode int) error {
 	e.mu.Lock()
 	for _, m := range e.groups {
 		if m.nic == n && m.group == g {
@@ -265,9 +309,10 @@ func (e *DgramEndpoint) addMembership(n *NIC, g netip.Addr) error {
 		e.s.stats.IGMP.MembershipLimit.Add(1)
 		return syscall.ENOBUFS
 	}
-	e.groups = append(e.groups, membership{n, g})
+	f := sockFilter{mode: mode}
+	e.groups = append(e.groups, membership{n, g, f})
 	e.mu.Unlock()
-	n.join(g)
+	n.setFilter(e, g, f)
 	return nil
 }
 
@@ -285,7 +330,7 @@ func (e *DgramEndpoint) LeaveGroup(g, ifAddr netip.Addr) error {
 		if m.nic == n && m.group == g {
 			e.groups = append(e.groups[:i], e.groups[i+1:]...)
 			e.mu.Unlock()
-			n.leave(g)
+			n.dropFilter(e, g)
 			return nil
 		}
 	}

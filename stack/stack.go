@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,14 @@ type Options struct {
 	PMTUCacheSize int           // destinations with a learnt path MTU, default 1024
 
 	MaxMemberships int // multicast groups one socket may join, default 20 (igmp_max_memberships)
+	// IGMPMaxMsf and MLDMaxMsf bound one socket's source list for a
+	// group: defaults 10 and 64 (Linux's igmp_max_msf, mld_max_msf).
+	IGMPMaxMsf, MLDMaxMsf int
+	// ForceIGMPVersion (1, 2, 3) and ForceMLDVersion (1, 2) pin the
+	// version, like Linux's force_igmp_version / force_mld_version; 0
+	// (default) speaks IGMPv3 / MLDv2 and falls back when an older
+	// querier is heard.
+	ForceIGMPVersion, ForceMLDVersion int
 
 	// IPv6. Off by default so a stack on an IPv4-only setup sends
 	// nothing unasked; ::1 on loopback and AddAddress with an IPv6 prefix
@@ -191,6 +200,12 @@ func (o *Options) fill() {
 	if o.PMTUCacheSize == 0 {
 		o.PMTUCacheSize = 1024
 	}
+	if o.IGMPMaxMsf == 0 {
+		o.IGMPMaxMsf = 10
+	}
+	if o.MLDMaxMsf == 0 {
+		o.MLDMaxMsf = 64
+	}
 	if o.MaxMemberships == 0 {
 		o.MaxMemberships = 20
 	}
@@ -237,6 +252,12 @@ type Stack struct {
 	opts  Options
 	clock clock.Clock
 	stats Stats
+
+	// mcRand draws IGMP/MLD report delays (ssm.go): seeded from
+	// Options.Seed when set, so a simulated host's reports are the same
+	// on every run.
+	mcRandMu sync.Mutex
+	mcRand   *mrand.Rand
 
 	mu     sync.RWMutex
 	nics   []*NIC
@@ -289,6 +310,7 @@ func New(opts Options) *Stack {
 		rand.Read(b[:])
 	}
 	s.ipID.Store(binary.BigEndian.Uint32(b[:]))
+	s.mcRand = newMcRand(opts.Seed)
 	s.reasm = newReassembler(s)
 	s.icmpRL = newICMPLimiter(&s.opts)
 	s.udp = newUDPTable()
@@ -395,6 +417,7 @@ type NIC struct {
 	// One pending IGMP report per joined group (RFC 2236).
 	igmpMu     sync.Mutex
 	igmpTimers map[netip.Addr]*reportTimer
+	mc         mcState // source filters, IGMPv3/MLDv2 state (ssm.go)
 
 	v6 nic6 // IPv6 state: link-local, DAD, ND, SLAAC (ndp.go)
 }

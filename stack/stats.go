@@ -139,10 +139,23 @@ type Stats struct {
 		OutReports, OutLeaves Counter
 		InQueries, InReports  Counter
 		InErrors              Counter
-		InOther               Counter // not a query or a report (IGMPv3 reports, DVMRP, ...)
+		InOther               Counter // not a query or a report (DVMRP, mtrace, ...)
 		ReportsSuppressed     Counter // our pending report cancelled: another host reported the group
 		ReportTimersShortened Counter // a query asked for a quicker answer than the time left
 		MembershipLimit       Counter // joins refused: the socket already holds MaxMemberships groups (ENOBUFS)
+		// Source-specific multicast (ssm.go).
+		SourceLimit      Counter // source adds / filters refused past IGMPMaxMsf or MLDMaxMsf (ENOBUFS)
+		InV3Queries      Counter // IGMPv3 queries
+		InBadQueries     Counter // IGMP queries ignored: 9-11 octets, sources beyond the end, a general query with sources, a unicast group
+		InV3Reports      Counter // other hosts' IGMPv3 reports (ignored)
+		InBadV3Reports   Counter // IGMPv3 reports whose records run past the end
+		OutV3Reports     Counter // IGMPv3 reports sent (state change and current state)
+		RecordsTruncated Counter // a group record too large for the MTU: sources cut
+		V1Compat         Counter // switches to IGMPv1 compatibility mode (a v1 query heard)
+		V2Compat         Counter // switches to IGMPv2 compatibility mode
+		MLDv1Compat      Counter // switches to MLDv1 compatibility mode
+		MLDv2Queries     Counter // MLDv2 queries answered in MLDv2
+		MLDBadQueries    Counter // MLD queries ignored: malformed, not link-local, no Router Alert, hop limit not 1, sources in a general query
 	}
 	// IPv6 counters, named like Linux's /proc/net/snmp6 (Ip6*, Icmp6*).
 	IP6 struct {

@@ -121,3 +121,63 @@ func ParseMLDv2Report(m ICMPv6, f func(MLDRecord, int)) error {
 	}
 	return nil
 }
+
+// Source is an MLDv2 query's i-th source address.
+func (q MLDQuery) Source(i int) netip.Addr {
+	return netip.AddrFrom16([16]byte(q[28+16*i : 44+16*i]))
+}
+
+// QRV is an MLDv2 query's robustness variable.
+func (q MLDQuery) QRV() int { return int(q[24] & 7) }
+
+// MLDv2RecordLen is the encoded length of r.
+func MLDv2RecordLen(r GroupRecord) int { return MLDv2RecHdr + 16*len(r.Srcs) }
+
+// PutMLDv2Records writes an MLDv2 report of records with sources (the
+// ICMPv6 checksum is the sender's: it covers the pseudo-header).
+func PutMLDv2Records(b []byte, recs []GroupRecord) int {
+	clear(b[:8])
+	b[0] = ICMPv6MLDv2Report
+	binary.BigEndian.PutUint16(b[6:8], uint16(len(recs)))
+	n := 8
+	for _, r := range recs {
+		b[n], b[n+1] = r.Type, 0
+		binary.BigEndian.PutUint16(b[n+2:n+4], uint16(len(r.Srcs)))
+		g := r.Group.As16()
+		copy(b[n+4:n+20], g[:])
+		n += MLDv2RecHdr
+		for _, s := range r.Srcs {
+			a := s.As16()
+			n += copy(b[n:], a[:])
+		}
+	}
+	return n
+}
+
+// ParseMLDv2Records walks a report's records with their sources (the
+// Srcs slice is reused between calls).
+func ParseMLDv2Records(m ICMPv6, f func(GroupRecord)) error {
+	if len(m) < 8 {
+		return errMLDTruncated
+	}
+	n := int(binary.BigEndian.Uint16(m[6:8]))
+	b := m[8:]
+	var srcs []netip.Addr
+	for i := 0; i < n; i++ {
+		if len(b) < MLDv2RecHdr {
+			return errMLDTruncated
+		}
+		ns := int(binary.BigEndian.Uint16(b[2:4]))
+		l := MLDv2RecHdr + 16*ns + 4*int(b[1])
+		if l > len(b) {
+			return errMLDTruncated
+		}
+		srcs = srcs[:0]
+		for j := 0; j < ns; j++ {
+			srcs = append(srcs, netip.AddrFrom16([16]byte(b[20+16*j:36+16*j])))
+		}
+		f(GroupRecord{Type: b[0], Group: netip.AddrFrom16([16]byte(b[4:20])), Srcs: srcs})
+		b = b[l:]
+	}
+	return nil
+}
