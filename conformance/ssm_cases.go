@@ -364,6 +364,23 @@ func ssm6Cases() []Case {
 			t.Check("INCLUDE {} (a leave)", ip6(s, socket.MCAST_MSFILTER, gf6(ssmGroup6, socket.MCAST_INCLUDE, 0)))
 			t.getBuf("get after", s, socket.IPPROTO_IPV6, socket.MCAST_MSFILTER, gf6(ssmGroup6, 0, 1))
 		}},
+		{"ssm6/on a tcp6 socket", false, func(t *T) {
+			s := t.Socket6(STREAM)
+			t.Check("MCAST_JOIN_GROUP", ip6(s, socket.MCAST_JOIN_GROUP, socket.GroupReq{Interface: 1, Group: ssmGroup6}.Marshal()))
+			t.Check("MCAST_BLOCK_SOURCE", ip6(s, socket.MCAST_BLOCK_SOURCE, gsr(ssmGroup6, a6)))
+			t.Check("MCAST_JOIN_SOURCE_GROUP", ip6(s, socket.MCAST_JOIN_SOURCE_GROUP, gsr(ssmGroup6, b6)))
+			t.Check("MCAST_MSFILTER", ip6(s, socket.MCAST_MSFILTER, gf6(ssmGroup6, socket.MCAST_EXCLUDE, 0, a6)))
+			t.Check("MCAST_LEAVE_GROUP", ip6(s, socket.MCAST_LEAVE_GROUP, socket.GroupReq{Interface: 1, Group: ssmGroup6}.Marshal()))
+			t.GetOpt("IPV6_MULTICAST_ALL", s, socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_ALL)
+			t.GetOpt("IP_MULTICAST_ALL at SOL_IP, default", s, socket.SOL_IP, socket.IP_MULTICAST_ALL)
+			t.Check("IPV6_MULTICAST_ALL 0", s.SetSockOpt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_ALL, 0))
+			t.GetOpt("IPV6_MULTICAST_ALL", s, socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_ALL)
+			t.Check("IPV6_MULTICAST_ALL 7", s.SetSockOpt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_ALL, 7))
+			t.GetOpt("IPV6_MULTICAST_ALL", s, socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_ALL)
+			t.Check("IP_MULTICAST_ALL at SOL_IP", s.SetSockOpt(socket.SOL_IP, socket.IP_MULTICAST_ALL, 0))
+			t.GetOpt("IP_MULTICAST_ALL at SOL_IP", s, socket.SOL_IP, socket.IP_MULTICAST_ALL)
+			t.GetOpt("IPV6_MULTICAST_ALL after", s, socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_ALL)
+		}},
 		{"ssm6/IPV6_MULTICAST_ALL", false, func(t *T) {
 			s := t.Socket6(DGRAM)
 			t.GetOpt("default", s, socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_ALL)

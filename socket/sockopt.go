@@ -501,6 +501,9 @@ const TCP_USER_TIMEOUT = 18
 
 func (t *tcpEP) setOption(level, name int, v any) error {
 	e := t.ep
+	if level == IPPROTO_IPV6 && t.v6 && ssmOpt(level, name) {
+		return t.setSSMOpt6(name, v) // ssm.go
+	}
 	if level == IPPROTO_IPV6 {
 		return t.setOption6(name, v) // inet6.go
 	}
@@ -607,6 +610,9 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 }
 
 func (t *tcpEP) getOption(level, name int) (any, error) {
+	if level == IPPROTO_IPV6 && t.v6 && name == IPV6_MULTICAST_ALL {
+		return t.multicastAll(), nil // ssm.go
+	}
 	if level == IPPROTO_IPV6 {
 		return t.getOption6(name) // inet6.go
 	}
@@ -644,7 +650,7 @@ func (t *tcpEP) getOption(level, name int) (any, error) {
 		case IP_TOS:
 			return e.TOS(), nil
 		case IP_MULTICAST_ALL:
-			return t.multicastAll(), nil // ssm.go
+			return t.multicastAll4(), nil // ssm.go
 		}
 		return nil, syscall.ENOPROTOOPT
 	case SOL_TCP:

@@ -551,6 +551,9 @@ func (t *tcpEP) mcHolder() *stack.DgramEndpoint {
 		return e
 	}
 	e := t.net.st.NewDgram(stack.KindUDP, 17)
+	if t.v6 {
+		e.SetInet6() // IPv6 groups, as the AF_INET6 socket's own
+	}
 	if t.mc.CompareAndSwap(nil, e) {
 		return e
 	}
@@ -568,10 +571,35 @@ func (t *tcpEP) setSSMOpt(name int, v any) error {
 		if i != 0 && i != 1 {
 			return syscall.EINVAL
 		}
+		if t.v6 {
+			// An AF_INET6 socket's IPv4 flag, apart from
+			// IPV6_MULTICAST_ALL (inet->mc_all and np->mc_all).
+			t.mcHolder().SetMulticastAll4(i != 0)
+			return nil
+		}
 		t.mcHolder().SetMulticastAll(i != 0)
 		return nil
 	}
 	return setSSM(t.mcHolder(), SOL_IP, name, v)
+}
+
+// multicastAll4 is IP_MULTICAST_ALL at SOL_IP: an AF_INET6 socket's
+// IPv4 flag (off until set) or an AF_INET socket's flag.
+func (t *tcpEP) multicastAll4() int {
+	if !t.v6 {
+		return t.multicastAll()
+	}
+	if e := t.mc.Load(); e != nil {
+		return b2i(e.MulticastAll4())
+	}
+	return 0
+}
+
+// setSSMOpt6 is a source-specific option at SOL_IPV6 on an AF_INET6
+// TCP socket: Linux's do_ipv6_setsockopt takes the MCAST_* calls and
+// IPV6_MULTICAST_ALL from any socket type.
+func (t *tcpEP) setSSMOpt6(name int, v any) error {
+	return setSSM(t.mcHolder(), IPPROTO_IPV6, name, v)
 }
 
 func (t *tcpEP) multicastAll() int {
