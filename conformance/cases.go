@@ -74,6 +74,11 @@ func socketCases() []Case {
 		{"inet6 stream", socket.AF_INET6, STREAM, 0},
 		{"unix stream", socket.AF_UNIX, STREAM, 0},
 		{"unix dgram", socket.AF_UNIX, DGRAM, 0},
+		{"tcp SOCK_NONBLOCK", AF_INET, STREAM | socket.SOCK_NONBLOCK, 0},
+		{"udp SOCK_NONBLOCK|SOCK_CLOEXEC", AF_INET, DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, 0},
+		{"unix stream SOCK_CLOEXEC", socket.AF_UNIX, STREAM | socket.SOCK_CLOEXEC, 0},
+		{"tcp with type flag 0x100", AF_INET, STREAM | 0x100, 0},
+		{"unix with type flag 0x40000000", socket.AF_UNIX, STREAM | 0x40000000, 0},
 	}
 	var cs []Case
 	for _, c := range list {
@@ -713,6 +718,27 @@ func listenCases() []Case {
 		{"accept/udp", false, func(t *T) {
 			_, _, err := t.UDP().Accept()
 			t.Check("accept", err)
+		}},
+		{"socket/SOCK_NONBLOCK: recv, accept and connect do not wait", false, func(t *T) {
+			u, err := t.TrySocket(AF_INET, DGRAM|socket.SOCK_NONBLOCK, 0)
+			if err != nil {
+				return
+			}
+			t.BindLocal(u, "U")
+			t.Recv("udp recv", u, 8, 0)
+			l, err := t.TrySocket(AF_INET, STREAM|socket.SOCK_NONBLOCK, 0)
+			if err != nil {
+				return
+			}
+			a := t.BindLocal(l, "L")
+			t.Check("listen", l.Listen(4))
+			_, _, err = l.Accept()
+			t.Check("accept", err)
+			c, err := t.TrySocket(AF_INET, STREAM|socket.SOCK_NONBLOCK, 0)
+			if err != nil {
+				return
+			}
+			t.Check("connect", c.Connect(a))
 		}},
 		{"accept/non-blocking empty", false, func(t *T) {
 			l, _ := t.Listener(4)

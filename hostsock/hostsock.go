@@ -42,7 +42,11 @@ func (n *Net) Socket(family, typ, proto int) (*Socket, error) {
 			proto = p
 		}
 	}
-	return newSocket(fd, family, typ, proto), nil
+	s := newSocket(fd, family, typ&0xf, proto)
+	if typ&unix.SOCK_NONBLOCK != 0 {
+		s.SetBlocking(false) // the descriptor is always O_NONBLOCK: the calls wait, or not
+	}
+	return s, nil
 }
 
 // Socket is one kernel socket.

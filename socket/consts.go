@@ -23,6 +23,12 @@ const (
 	SOCK_DGRAM     = 2
 	SOCK_RAW       = 3
 	SOCK_SEQPACKET = 5
+
+	// Flags or'ed into socket(2)'s, socketpair(2)'s type and accept4(2)'s
+	// flags, Linux's values.
+	SOCK_NONBLOCK = 0x800
+	SOCK_CLOEXEC  = 0x80000
+	sockTypeMask  = 0xf
 )
 
 // Protocols.

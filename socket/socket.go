@@ -101,8 +101,11 @@ func (s *Socket) rx() *sockExtra {
 
 // Socket creates a socket; proto 0 picks the default for the type.
 func (n *Net) Socket(family, typ, proto int) (*Socket, error) {
+	typ, flags, err := splitType(typ)
+	if err != nil {
+		return nil, err
+	}
 	var ep endpoint
-	var err error
 	switch family {
 	case AF_INET:
 		ep, proto, err = n.newInet(typ, proto)
@@ -120,7 +123,29 @@ func (n *Net) Socket(family, typ, proto int) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n.register(family, typ, proto, ep), nil
+	return n.register(family, typ, proto, ep).applyTypeFlags(flags), nil
+}
+
+// splitType takes SOCK_NONBLOCK and SOCK_CLOEXEC off a socket type, as
+// Linux's __sys_socket: any other bit beyond the type is EINVAL.
+func splitType(typ int) (base, flags int, err error) {
+	flags = typ &^ sockTypeMask
+	if flags&^(SOCK_NONBLOCK|SOCK_CLOEXEC) != 0 {
+		return 0, 0, syscall.EINVAL
+	}
+	return typ & sockTypeMask, flags, nil
+}
+
+// applyTypeFlags gives a new socket the O_NONBLOCK and FD_CLOEXEC that
+// SOCK_NONBLOCK and SOCK_CLOEXEC ask for.
+func (s *Socket) applyTypeFlags(flags int) *Socket {
+	if flags&SOCK_NONBLOCK != 0 {
+		s.SetBlocking(false)
+	}
+	if flags&SOCK_CLOEXEC != 0 {
+		s.SetCloseOnExec(true)
+	}
+	return s
 }
 
 func (n *Net) register(family, typ, proto int, ep endpoint) *Socket {
@@ -453,6 +478,20 @@ func (s *Socket) Listen(backlog int) error {
 		s.apartListen(t)
 	}
 	return nil
+}
+
+// Accept4 is accept4(2): Accept, the new socket non-blocking and
+// close-on-exec as flags (SOCK_NONBLOCK, SOCK_CLOEXEC) say; any other
+// flag is EINVAL.
+func (s *Socket) Accept4(flags int) (*Socket, Sockaddr, error) {
+	if flags&^(SOCK_NONBLOCK|SOCK_CLOEXEC) != 0 {
+		return nil, nil, syscall.EINVAL
+	}
+	ns, from, err := s.Accept()
+	if err != nil {
+		return nil, nil, err
+	}
+	return ns.applyTypeFlags(flags), from, nil
 }
 
 // Accept waits for a connection and returns a new socket for it.

@@ -197,6 +197,10 @@ func (n *Net) Unlink(path string) error {
 // SocketPair returns two connected AF_UNIX sockets of type typ
 // (SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET), like socketpair(2).
 func (n *Net) SocketPair(typ int) (*Socket, *Socket, error) {
+	typ, flags, err := splitType(typ) // SOCK_NONBLOCK, SOCK_CLOEXEC
+	if err != nil {
+		return nil, nil, err
+	}
 	if typ != SOCK_STREAM && typ != SOCK_DGRAM && typ != SOCK_SEQPACKET {
 		return nil, nil, syscall.ESOCKTNOSUPPORT
 	}
@@ -205,7 +209,7 @@ func (n *Net) SocketPair(typ int) (*Socket, *Socket, error) {
 	a.state, b.state = unixConnected, unixConnected
 	// Linux gives both ends of a pair the creator's credentials.
 	a.peerCred, b.peerCred = true, true
-	return n.register(AF_UNIX, typ, 0, a), n.register(AF_UNIX, typ, 0, b), nil
+	return n.register(AF_UNIX, typ, 0, a).applyTypeFlags(flags), n.register(AF_UNIX, typ, 0, b).applyTypeFlags(flags), nil
 }
 
 func (n *Net) newUnix(typ, proto int) (endpoint, error) {
