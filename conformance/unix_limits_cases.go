@@ -245,9 +245,38 @@ func unixCornerCases() []Case {
 		t.unixRecvCtl("recvmsg MSG_WAITALL", s, 6, 64, unix.MSG_WAITALL)
 		t.unixRecvCtl("recvmsg MSG_WAITALL", s, 6, 64, unix.MSG_WAITALL)
 	}})
-	// Names starting with NUL, longer than 107 bytes or empty (autobind
-	// on sockstack) are not compared: package hostsock writes them
-	// differently from the kernel's conventions (see the report).
+	// A name given with a leading NUL instead of "@", an abstract name of
+	// 108 bytes (sun_path full, no terminator) and the empty name (the
+	// family alone: autobind on bind, EINVAL on connect).
+	cs = append(cs, Case{Name: "unix/names: leading NUL, 108 bytes, empty", Run: func(t *T) {
+		tag := unixName().Name
+		nul := "\x00" + tag[1:]
+		s := t.Socket(socket.AF_UNIX, DGRAM, 0)
+		t.Check("bind with a leading NUL", s.Bind(&socket.SockaddrUnix{Name: nul}))
+		if sa, err := s.GetSockName(); err == nil {
+			t.Logf("getsockname is the @ name: %v", sa.(*socket.SockaddrUnix).Name == tag)
+		}
+		c := t.Socket(socket.AF_UNIX, DGRAM, 0)
+		t.Check("connect to it by its @ name", c.Connect(&socket.SockaddrUnix{Name: tag}))
+		long := tag + string(make([]byte, 108-len(tag)-1)) + "z"
+		l := t.Socket(socket.AF_UNIX, DGRAM, 0)
+		t.Check("bind a 108-byte abstract name", l.Bind(&socket.SockaddrUnix{Name: long}))
+		t.Check("connect to it", t.Socket(socket.AF_UNIX, DGRAM, 0).Connect(&socket.SockaddrUnix{Name: long}))
+		t.Check("bind a 109-byte name", t.Socket(socket.AF_UNIX, DGRAM, 0).Bind(&socket.SockaddrUnix{Name: long + "y"}))
+		a := t.Socket(socket.AF_UNIX, DGRAM, 0)
+		t.Check("bind the empty name (autobind)", a.Bind(&socket.SockaddrUnix{}))
+		if sa, err := a.GetSockName(); err == nil {
+			n := sa.(*socket.SockaddrUnix).Name
+			t.Logf("autobound name: @ and %d more bytes", len(n)-1)
+		}
+		t.Check("bind it again", a.Bind(&socket.SockaddrUnix{}))
+		t.Check("bind the empty name on a named socket", l.Bind(&socket.SockaddrUnix{}))
+		if sa, err := l.GetSockName(); err == nil {
+			t.Logf("its name stays: %v", sa.(*socket.SockaddrUnix).Name == long)
+		}
+		t.Check("bind a name on an autobound socket", a.Bind(&socket.SockaddrUnix{Name: tag + "-2"}))
+		t.Check("connect to the empty name", t.Socket(socket.AF_UNIX, DGRAM, 0).Connect(&socket.SockaddrUnix{}))
+	}})
 	cs = append(cs, Case{Name: "unix/abstract names", Run: func(t *T) {
 		tag := unixName().Name // "@sockstack-conf-<pid>-<n>"
 		s := t.Socket(socket.AF_UNIX, DGRAM, 0)

@@ -255,16 +255,21 @@ func encode(a socket.Sockaddr) (*rawAddr, error) {
 		sa := (*unix.RawSockaddrUnix)(unsafe.Pointer(&r.buf[0]))
 		sa.Family = unix.AF_UNIX
 		name := v.Name
-		if len(name) >= len(sa.Path) {
+		if len(name) > len(sa.Path) {
 			return nil, syscall.EINVAL
 		}
 		for i := 0; i < len(name); i++ {
 			sa.Path[i] = int8(name[i])
 		}
-		if len(name) > 0 && name[0] == '@' {
+		switch {
+		case len(name) == 0:
+			r.len = 2 // the family alone: autobind, as the kernel reads it
+		case name[0] == '@' || name[0] == 0:
 			sa.Path[0] = 0 // abstract name: no terminator
 			r.len = uint32(2 + len(name))
-		} else {
+		case len(name) == len(sa.Path):
+			r.len = uint32(2 + len(name)) // a path filling sun_path: no room for one
+		default:
 			r.len = uint32(2 + len(name) + 1)
 		}
 	case *socket.SockaddrPacket:

@@ -353,6 +353,9 @@ func (e *unixEP) bind(a Sockaddr) error {
 		return syscall.EBADF
 	}
 	if e.name != "" {
+		if sa.Name == "" {
+			return nil // unix_autobind: a bound socket keeps its name
+		}
 		return syscall.EINVAL
 	}
 	k, err := e.sp.bind(e, key)
