@@ -111,6 +111,50 @@ func dedupe(rs []string) []string {
 	return out
 }
 
+// ssmStep is one socket call of the report comparisons.
+type ssmStep struct {
+	s    *socket.Socket
+	name int
+	v    any
+}
+
+// ssmSockets makes two datagram sockets of family on nw, closed at the
+// test's end.
+func ssmSockets(t *testing.T, nw *socket.Net, family int) (x, y *socket.Socket) {
+	t.Helper()
+	mk := func() *socket.Socket {
+		s, err := nw.Socket(family, socket.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	return mk(), mk()
+}
+
+// applySSMSteps makes each call at level and collects what it draws from
+// reports: the report and its one retransmission (QRV 2), each within
+// the unsolicited report interval.
+func applySSMSteps(t *testing.T, level int, steps []ssmStep, reports <-chan string) []string {
+	t.Helper()
+	var ours []string
+	for i, s := range steps {
+		if err := s.s.SetSockOpt(level, s.name, s.v); err != nil {
+			t.Fatalf("step %d: %v", i+1, err)
+		}
+		for n := 0; n < 2; n++ {
+			select {
+			case r := <-reports:
+				ours = append(ours, r)
+			case <-time.After(3 * time.Second):
+				t.Fatalf("step %d: %d reports, want 2", i+1, n)
+			}
+		}
+	}
+	return ours
+}
+
 func TestInteropSSMReports(t *testing.T) {
 	l := newLab(t)
 	needTools(t, "python3")
@@ -141,22 +185,9 @@ func TestInteropSSMReports(t *testing.T) {
 	if err := nic.AddAddress(stackCIDR); err != nil {
 		t.Fatal(err)
 	}
-	nw := socket.New(st)
-	mk := func() *socket.Socket {
-		s, err := nw.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	x, y := mk(), mk()
+	x, y := ssmSockets(t, socket.New(st), socket.AF_INET)
 	idx := uint32(nic.ID())
-	steps := []struct {
-		s    *socket.Socket
-		name int
-		v    any
-	}{
+	steps := []ssmStep{
 		{x, socket.IP_ADD_SOURCE_MEMBERSHIP, socket.IPMreqSource{Multiaddr: ssmIGroup, Interface: stackIP, Sourceaddr: ssmIS1}},
 		{x, socket.IP_ADD_SOURCE_MEMBERSHIP, socket.IPMreqSource{Multiaddr: ssmIGroup, Interface: stackIP, Sourceaddr: ssmIS2}},
 		{x, socket.IP_DROP_SOURCE_MEMBERSHIP, socket.IPMreqSource{Multiaddr: ssmIGroup, Interface: stackIP, Sourceaddr: ssmIS1}},
@@ -169,22 +200,7 @@ func TestInteropSSMReports(t *testing.T) {
 		{x, socket.IP_MSFILTER, socket.IPMsfilter{Multiaddr: ssmIGroup, Interface: stackIP, Fmode: socket.MCAST_EXCLUDE, Slist: []netip.Addr{ssmIS2, ssmIS3}}},
 		{x, socket.IP_MSFILTER, socket.IPMsfilter{Multiaddr: ssmIGroup, Interface: stackIP, Fmode: socket.MCAST_INCLUDE, Slist: []netip.Addr{ssmIS3}}},
 	}
-	var ours []string
-	for i, s := range steps {
-		if err := s.s.SetSockOpt(socket.SOL_IP, s.name, s.v); err != nil {
-			t.Fatalf("step %d: %v", i+1, err)
-		}
-		// The report and its one retransmission (QRV 2), each within
-		// the unsolicited report interval.
-		for n := 0; n < 2; n++ {
-			select {
-			case r := <-reports:
-				ours = append(ours, r)
-			case <-time.After(3 * time.Second):
-				t.Fatalf("step %d: %d reports, want 2", i+1, n)
-			}
-		}
-	}
+	ours := applySSMSteps(t, socket.SOL_IP, steps, reports)
 
 	// Linux: the same calls in the peer, its reports captured on the
 	// lab's end of the veth.
@@ -464,22 +480,9 @@ func TestInteropSSMReports6(t *testing.T) {
 		}
 		return false
 	})
-	nw := socket.New(st)
-	mk := func() *socket.Socket {
-		s, err := nw.Socket(socket.AF_INET6, socket.SOCK_DGRAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	x, y := mk(), mk()
+	x, y := ssmSockets(t, socket.New(st), socket.AF_INET6)
 	idx := uint32(nic.ID())
-	steps := []struct {
-		s    *socket.Socket
-		name int
-		v    any
-	}{
+	steps := []ssmStep{
 		{x, socket.MCAST_JOIN_SOURCE_GROUP, socket.GroupSourceReq{Interface: idx, Group: ssm6Group, Source: ssm6S1}},
 		{x, socket.MCAST_JOIN_SOURCE_GROUP, socket.GroupSourceReq{Interface: idx, Group: ssm6Group, Source: ssm6S2}},
 		{x, socket.MCAST_LEAVE_SOURCE_GROUP, socket.GroupSourceReq{Interface: idx, Group: ssm6Group, Source: ssm6S1}},
@@ -490,20 +493,7 @@ func TestInteropSSMReports6(t *testing.T) {
 		{x, socket.MCAST_MSFILTER, socket.GroupFilter{Interface: idx, Group: ssm6Group, Fmode: socket.MCAST_EXCLUDE, Slist: []netip.Addr{ssm6S2, ssm6S3}}},
 		{x, socket.MCAST_MSFILTER, socket.GroupFilter{Interface: idx, Group: ssm6Group, Fmode: socket.MCAST_INCLUDE, Slist: []netip.Addr{ssm6S3}}},
 	}
-	var ours []string
-	for i, s := range steps {
-		if err := s.s.SetSockOpt(socket.IPPROTO_IPV6, s.name, s.v); err != nil {
-			t.Fatalf("step %d: %v", i+1, err)
-		}
-		for n := 0; n < 2; n++ {
-			select {
-			case r := <-reports:
-				ours = append(ours, r)
-			case <-time.After(3 * time.Second):
-				t.Fatalf("step %d: %d reports, want 2", i+1, n)
-			}
-		}
-	}
+	ours := applySSMSteps(t, socket.IPPROTO_IPV6, steps, reports)
 	sniff := startPyLong(t, l, pyMLDSniff, map[string]any{"Iface": peerIface, "Secs": 2.5*float64(len(steps)) + 4}, 60*time.Second)
 	out := p.run(t, 40*time.Second, nil, "python3", "-c", pySSMCalls6, mustJSON(t, map[string]any{
 		"G": ssm6Group.String(), "Idx": p.ifindex(t), "S": []string{ssm6S1.String(), ssm6S2.String(), ssm6S3.String()}}))

@@ -197,6 +197,21 @@ func (d *dgramEP) setSSMOpt(level, name int, v any) error {
 	return setSSM(d.ep, level, name, v)
 }
 
+// sourceCall is what a source call does: the filter mode it works in,
+// whether it adds or removes the source, and whether it may join the
+// group first (the IP_* and the MCAST_* names alike).
+func sourceCall(name int) (mode int, add, join bool) {
+	switch name {
+	case IP_BLOCK_SOURCE, MCAST_BLOCK_SOURCE:
+		return stack.ModeExclude, true, false
+	case IP_UNBLOCK_SOURCE, MCAST_UNBLOCK_SOURCE:
+		return stack.ModeExclude, false, false
+	case IP_ADD_SOURCE_MEMBERSHIP, MCAST_JOIN_SOURCE_GROUP:
+		return stack.ModeInclude, true, true
+	}
+	return stack.ModeInclude, false, false // IP_DROP_SOURCE_MEMBERSHIP, MCAST_LEAVE_SOURCE_GROUP
+}
+
 // setSSM sets a source-specific option on e (a datagram socket's
 // endpoint, or the membership holder of a TCP socket).
 func setSSM(e *stack.DgramEndpoint, level, name int, v any) error {
@@ -228,17 +243,7 @@ func setSSM(e *stack.DgramEndpoint, level, name int, v any) error {
 	switch m := v.(type) {
 	case IPMreqSource:
 		g := m.Multiaddr
-		mode, add, join := stack.ModeInclude, true, false
-		switch name {
-		case IP_BLOCK_SOURCE:
-			mode = stack.ModeExclude
-		case IP_UNBLOCK_SOURCE:
-			mode, add = stack.ModeExclude, false
-		case IP_ADD_SOURCE_MEMBERSHIP:
-			join = true
-		case IP_DROP_SOURCE_MEMBERSHIP:
-			add = false
-		}
+		mode, add, join := sourceCall(name)
 		if join && !g.IsMulticast() {
 			return syscall.EINVAL
 		}
@@ -271,17 +276,7 @@ func setSSM(e *stack.DgramEndpoint, level, name int, v any) error {
 			return syscall.EADDRNOTAVAIL
 		}
 		g := m.Group.WithZone("")
-		mode, add, join := stack.ModeInclude, true, false
-		switch name {
-		case MCAST_BLOCK_SOURCE:
-			mode = stack.ModeExclude
-		case MCAST_UNBLOCK_SOURCE:
-			mode, add = stack.ModeExclude, false
-		case MCAST_JOIN_SOURCE_GROUP:
-			join = true
-		case MCAST_LEAVE_SOURCE_GROUP:
-			add = false
-		}
+		mode, add, join := sourceCall(name)
 		if !g.IsMulticast() {
 			return syscall.EINVAL
 		}
