@@ -155,6 +155,45 @@ func applySSMSteps(t *testing.T, level int, steps []ssmStep, reports <-chan stri
 	return ours
 }
 
+// peerReports reads the reports the sniffer caught from the kernel peer
+// while it made its calls: out is the peer script's output, whose DONE
+// line stamps the end of the calls; reports after it (the peer's
+// sockets closing) are logged and left out. records shows a report.
+func peerReports(t *testing.T, sniff *pyServer, out string, limit time.Duration, records func([]byte) string) []string {
+	t.Helper()
+	var done float64
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "DONE" {
+			done, _ = strconv.ParseFloat(f[1], 64)
+		}
+	}
+	if done == 0 {
+		t.Fatalf("peer: %s", out)
+	}
+	var linux []string
+	for {
+		line := sniff.next(t, limit)
+		if line == "END" || line == "" {
+			break
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		ts, _ := strconv.ParseFloat(f[0], 64)
+		b, err := hexBytes(f[1])
+		if err != nil {
+			continue
+		}
+		if ts > done {
+			t.Logf("after the calls (%.3f > %.3f): %s", ts, done, records(b))
+			continue
+		}
+		linux = append(linux, records(b))
+	}
+	return linux
+}
+
 func TestInteropSSMReports(t *testing.T) {
 	l := newLab(t)
 	needTools(t, "python3")
@@ -209,33 +248,7 @@ func TestInteropSSMReports(t *testing.T) {
 	kIdx := p.ifindex(t)
 	out := p.run(t, 30*time.Second, nil, "python3", "-c", pySSMCalls, mustJSON(t, map[string]any{
 		"G": ssmIGroup.String(), "If": peerAddr4, "Idx": kIdx, "S": []string{ssmIS1.String(), ssmIS2.String(), ssmIS3.String()}}))
-	var done float64
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "DONE" {
-			done, _ = strconv.ParseFloat(f[1], 64)
-		}
-	}
-	if done == 0 {
-		t.Fatalf("peer: %s", out)
-	}
-	var linux []string
-	for {
-		line := sniff.next(t, 40*time.Second)
-		if line == "END" || line == "" {
-			break
-		}
-		f := strings.Fields(line)
-		if len(f) != 2 {
-			continue
-		}
-		ts, _ := strconv.ParseFloat(f[0], 64)
-		b, err := hexBytes(f[1])
-		if err != nil || ts > done {
-			t.Logf("after the calls (%.3f > %.3f): %s", ts, done, ssmRecords(b))
-			continue // after the calls: the peer's sockets closing
-		}
-		linux = append(linux, ssmRecords(b))
-	}
+	linux := peerReports(t, sniff, out, 40*time.Second, ssmRecords)
 	want := []string{"ALLOW [10.99.0.1]", "ALLOW [10.99.0.2]", "BLOCK [10.99.0.1]", "TO_EX []", "BLOCK [10.99.0.3]", "TO_IN [10.99.0.2]", "TO_EX [10.99.0.1]",
 		"BLOCK [10.99.0.2 10.99.0.3]; ALLOW [10.99.0.1]", "TO_IN [10.99.0.3]"}
 	t.Logf("sockstack reports: %q", ours)
@@ -497,32 +510,7 @@ func TestInteropSSMReports6(t *testing.T) {
 	sniff := startPyLong(t, l, pyMLDSniff, map[string]any{"Iface": peerIface, "Secs": 2.5*float64(len(steps)) + 4}, 60*time.Second)
 	out := p.run(t, 40*time.Second, nil, "python3", "-c", pySSMCalls6, mustJSON(t, map[string]any{
 		"G": ssm6Group.String(), "Idx": p.ifindex(t), "S": []string{ssm6S1.String(), ssm6S2.String(), ssm6S3.String()}}))
-	var done float64
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "DONE" {
-			done, _ = strconv.ParseFloat(f[1], 64)
-		}
-	}
-	if done == 0 {
-		t.Fatalf("peer: %s", out)
-	}
-	var linux []string
-	for {
-		line := sniff.next(t, 50*time.Second)
-		if line == "END" || line == "" {
-			break
-		}
-		f := strings.Fields(line)
-		if len(f) != 2 {
-			continue
-		}
-		ts, _ := strconv.ParseFloat(f[0], 64)
-		b, err := hexBytes(f[1])
-		if err != nil || ts > done {
-			continue
-		}
-		linux = append(linux, ssm6Records(b))
-	}
+	linux := peerReports(t, sniff, out, 50*time.Second, ssm6Records)
 	want := []string{"ALLOW [2001:db8:99::1]", "ALLOW [2001:db8:99::2]", "BLOCK [2001:db8:99::1]", "TO_EX []", "BLOCK [2001:db8:99::3]",
 		"TO_IN [2001:db8:99::2]", "TO_EX [2001:db8:99::1]", "BLOCK [2001:db8:99::2 2001:db8:99::3]; ALLOW [2001:db8:99::1]", "TO_IN [2001:db8:99::3]"}
 	t.Logf("sockstack reports: %q", ours)
