@@ -152,16 +152,18 @@ type pyServer struct {
 }
 
 // startPy starts script in l's namespace with arg as JSON and waits
-// (bounded) for its READY.
+// (bounded) for its READY; the program lives at most 20 s.
 func (l *lab) startPy(t *testing.T, script string, arg any) *pyServer {
 	t.Helper()
-	js, err := json.Marshal(arg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	c := l.cmd(ctx, "python3", "-c", script, string(js))
-	p := &pyServer{lines: make(chan string, 64), done: make(chan error, 1), out: &syncBuffer{}, cancel: cancel}
+	return l.startPyFor(t, script, arg, 20*time.Second)
+}
+
+// startPyFor is startPy with limit as the bound on the program's life.
+func (l *lab) startPyFor(t *testing.T, script string, arg any, limit time.Duration) *pyServer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	c := l.cmd(ctx, "python3", "-c", script, mustJSON(t, arg))
+	p := &pyServer{lines: make(chan string, 256), done: make(chan error, 1), out: &syncBuffer{}, cancel: cancel}
 	c.Stderr = p.out
 	so, err := c.StdoutPipe()
 	if err != nil {

@@ -1,8 +1,6 @@
 package interop
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -244,7 +242,7 @@ func TestInteropSSMReports(t *testing.T) {
 	// Linux: the same calls in the peer, its reports captured on the
 	// lab's end of the veth.
 	// Not startPy: its 20 s bound is shorter than the calls take.
-	sniff := startPyLong(t, l, pyIGMPSniff, map[string]any{"Iface": peerIface, "Secs": 2.5*float64(len(steps)) + 4}, 60*time.Second)
+	sniff := l.startPyFor(t, pyIGMPSniff, map[string]any{"Iface": peerIface, "Secs": 2.5*float64(len(steps)) + 4}, 60*time.Second)
 	kIdx := p.ifindex(t)
 	out := p.run(t, 30*time.Second, nil, "python3", "-c", pySSMCalls, mustJSON(t, map[string]any{
 		"G": ssmIGroup.String(), "If": peerAddr4, "Idx": kIdx, "S": []string{ssmIS1.String(), ssmIS2.String(), ssmIS3.String()}}))
@@ -263,36 +261,6 @@ func TestInteropSSMReports(t *testing.T) {
 	if len(ours) != 2*len(steps) {
 		t.Errorf("sockstack sent %d reports for %d steps", len(ours), len(steps))
 	}
-}
-
-// startPyLong is startPy with a longer bound on the program's life.
-func startPyLong(t *testing.T, l *lab, script string, arg any, limit time.Duration) *pyServer {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	c := l.cmd(ctx, "python3", "-c", script, mustJSON(t, arg))
-	p := &pyServer{lines: make(chan string, 256), done: make(chan error, 1), out: &syncBuffer{}, cancel: cancel}
-	c.Stderr = p.out
-	so, err := c.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(so)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-		close(p.lines)
-		p.done <- c.Wait()
-	}()
-	t.Cleanup(cancel)
-	if l := p.next(t, 15*time.Second); l != "READY" {
-		t.Fatalf("python: %q before READY\n%s", l, p.out.String())
-	}
-	return p
 }
 
 func hexBytes(s string) ([]byte, error) {
@@ -507,7 +475,7 @@ func TestInteropSSMReports6(t *testing.T) {
 		{x, socket.MCAST_MSFILTER, socket.GroupFilter{Interface: idx, Group: ssm6Group, Fmode: socket.MCAST_INCLUDE, Slist: []netip.Addr{ssm6S3}}},
 	}
 	ours := applySSMSteps(t, socket.IPPROTO_IPV6, steps, reports)
-	sniff := startPyLong(t, l, pyMLDSniff, map[string]any{"Iface": peerIface, "Secs": 2.5*float64(len(steps)) + 4}, 60*time.Second)
+	sniff := l.startPyFor(t, pyMLDSniff, map[string]any{"Iface": peerIface, "Secs": 2.5*float64(len(steps)) + 4}, 60*time.Second)
 	out := p.run(t, 40*time.Second, nil, "python3", "-c", pySSMCalls6, mustJSON(t, map[string]any{
 		"G": ssm6Group.String(), "Idx": p.ifindex(t), "S": []string{ssm6S1.String(), ssm6S2.String(), ssm6S3.String()}}))
 	linux := peerReports(t, sniff, out, 50*time.Second, ssm6Records)
@@ -642,8 +610,8 @@ func TestInteropSSMv2Compat(t *testing.T) {
 	}
 	ours := []string{next("report"), next("retransmission")}
 
-	sniff := startPyLong(t, l, pyIGMPSniff, map[string]any{"Iface": peerIface, "Secs": 12}, 30*time.Second)
-	peer := startPyLong(t, p.lab, pyV2Peer, map[string]any{"G": ssmIGroup.String(), "If": peerAddr4, "S": ssmIS1.String()}, 30*time.Second)
+	sniff := l.startPyFor(t, pyIGMPSniff, map[string]any{"Iface": peerIface, "Secs": 12}, 30*time.Second)
+	peer := p.lab.startPyFor(t, pyV2Peer, map[string]any{"G": ssmIGroup.String(), "If": peerAddr4, "S": ssmIS1.String()}, 30*time.Second)
 	l.run(t, 10*time.Second, nil, "python3", "-c", pyV2Query, mustJSON(t, map[string]any{"From": []string{kernelIP.String(), peerLab4}}))
 	ours = append(ours, next("answer to the v2 query"))
 	if v := nic.IGMPVersion(); v != 2 {
