@@ -66,6 +66,9 @@ func TestRelayEchoLoopDetected(t *testing.T) {
 				t.Fatalf("relayed %q, want the ordinary echo", m[8:])
 			}
 			st := &r.icmp.stats
+			// The relay counts an echo as sent once WriteTo returns,
+			// after the fake has handed it over.
+			waitUntil(t, func() bool { return st.sent.Load() >= 2 })
 			if got := r.stats.loopICMP.Load(); got != 1 || st.requests.Load() != 2 || st.sent.Load() != 2 || st.overLimit.Load() != 0 {
 				t.Fatalf("%s; counters %s", r.stats.loopString(), r.icmp)
 			}
