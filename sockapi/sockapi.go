@@ -44,6 +44,7 @@ type Sock interface {
 	SetSockOptInt(level, name, v int) error
 	GetSockOpt(level, name int) (any, error)
 	GetSockOptInt(level, name int) (int, error)
+	Ioctl(req uint, arg int) (int, error)
 	Fileno() int
 	Family() int
 	Type() int

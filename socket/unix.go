@@ -284,6 +284,7 @@ type unixRec struct {
 	from   string
 	rights []flightRef
 	cred   unixCred
+	src    *unixEP // the sender, whose SIOCOUTQ counts the message until it is read
 }
 
 type unixPending struct{ client, srv *unixEP }
@@ -326,8 +327,9 @@ type unixEP struct {
 	// Datagram.
 	recs      []unixRec // ring of queued datagrams
 	rhead, rn int
-	blockedOn *unixEP   // receiver whose full queue made our send EAGAIN
-	writers   []*unixEP // senders waiting for room in our queue
+	blockedOn *unixEP      // receiver whose full queue made our send EAGAIN
+	writers   []*unixEP    // senders waiting for room in our queue
+	sentq     atomic.Int64 // bytes of our messages queued at receivers, unread (SIOCOUTQ)
 }
 
 func newUnixEP(sp *unixSpace, typ int) *unixEP {
@@ -798,7 +800,7 @@ func (e *unixEP) sendDgram1(b []byte, to Sockaddr, rights []flightRef, cred *Ucr
 		e.mu.Unlock()
 		return 0, syscall.EAGAIN
 	}
-	t.enqueue(b, from, rights, attachCred(cred, passcred, t))
+	t.enqueue(b, from, rights, attachCred(cred, passcred, t), e)
 	t.mu.Unlock()
 	t.wq.Notify(waiter.EventIn)
 	e.mu.Lock()
@@ -808,7 +810,7 @@ func (e *unixEP) sendDgram1(b []byte, to Sockaddr, rights []flightRef, cred *Ucr
 }
 
 // enqueue adds one message to e's queue; call with e.mu held.
-func (e *unixEP) enqueue(b []byte, from string, rights []flightRef, cred unixCred) {
+func (e *unixEP) enqueue(b []byte, from string, rights []flightRef, cred unixCred, src *unixEP) {
 	if e.rn == len(e.recs) {
 		nr := make([]unixRec, max(16, 2*len(e.recs)))
 		for i := 0; i < e.rn; i++ {
@@ -816,7 +818,8 @@ func (e *unixEP) enqueue(b []byte, from string, rights []flightRef, cred unixCre
 		}
 		e.recs, e.rhead = nr, 0
 	}
-	e.recs[(e.rhead+e.rn)%len(e.recs)] = unixRec{n: len(b), from: from, rights: rights, cred: cred}
+	e.recs[(e.rhead+e.rn)%len(e.recs)] = unixRec{n: len(b), from: from, rights: rights, cred: cred, src: src}
+	src.sentq.Add(int64(len(b)))
 	if rights != nil {
 		e.sp.carry(e)
 	}
@@ -862,6 +865,7 @@ func (e *unixEP) recvDgram(b []byte, flags int, anc *unixAnc) (int, int, Sockadd
 		got = dupRefs(got)
 	} else {
 		e.rx.discard(r.n)
+		r.src.sentq.Add(-int64(r.n))
 		e.recs[e.rhead] = unixRec{}
 		e.rhead = (e.rhead + 1) % len(e.recs)
 		e.rn--
@@ -933,6 +937,10 @@ func (e *unixEP) close() {
 	inflight := e.dropRightsLocked()
 	e.creds = nil
 	e.rx.reset()
+	for i := 0; i < e.rn; i++ {
+		r := &e.recs[(e.rhead+i)%len(e.recs)]
+		r.src.sentq.Add(-int64(r.n))
+	}
 	e.recs, e.rhead, e.rn = nil, 0, 0
 	e.shut = unixShutBoth
 	e.mu.Unlock()

@@ -328,7 +328,7 @@ func (e *unixEP) sendSeq(b []byte, rights []flightRef, cred *Ucred) (int, bool, 
 		p.mu.Unlock()
 		return 0, false, syscall.EAGAIN
 	}
-	p.enqueue(b, from, rights, attachCred(cred, passcred, p))
+	p.enqueue(b, from, rights, attachCred(cred, passcred, p), e)
 	p.mu.Unlock()
 	p.wq.Notify(waiter.EventIn)
 	return len(b), true, nil

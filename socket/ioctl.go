@@ -1,0 +1,133 @@
+package socket
+
+import (
+	"syscall"
+
+	"github.com/sockstack/sockstack/stack"
+)
+
+// ioctl(2) requests on sockets whose argument is an int
+// (asm-generic/ioctls.h, linux/sockios.h).
+const (
+	FIONREAD    = 0x541B
+	SIOCINQ     = FIONREAD
+	TIOCOUTQ    = 0x5411
+	SIOCOUTQ    = TIOCOUTQ
+	SIOCOUTQNSD = 0x894B
+	SIOCATMARK  = 0x8905
+	FIONBIO     = 0x5421
+)
+
+// Ioctl is ioctl(2) for the requests whose argument is an int: it
+// returns what the kernel would store through the pointer
+// (SIOCINQ/FIONREAD, SIOCOUTQ/TIOCOUTQ, SIOCOUTQNSD, SIOCATMARK), or
+// takes arg (FIONBIO: non-zero sets non-blocking mode, zero blocking, as
+// O_NONBLOCK would). A request the socket's protocol does not know fails
+// with ENOTTY, as in Linux. What each reports:
+//   - TCP: SIOCINQ the bytes a read returns now (up to the urgent mark
+//     while an urgent byte waits out of band), SIOCOUTQ the bytes not
+//     yet acknowledged, SIOCOUTQNSD those not yet sent (the FIN counts
+//     one, as Linux's write_seq); EINVAL on a listener.
+//   - UDP, raw (IPv4 and IPv6) and packet sockets: SIOCINQ the length of
+//     the next datagram, as recv would return it (0 when none); SIOCOUTQ
+//     0, a datagram leaves at once. ICMP ping sockets have none (ENOTTY).
+//   - AF_UNIX: SIOCINQ every unread byte (stream, and every queued
+//     message of a seqpacket socket) or the next datagram's length;
+//     EINVAL on a listener. SIOCOUTQ what this socket sent that is still
+//     unread: bytes, where Linux counts the kernel memory the messages
+//     take (their truesize). SIOCATMARK 0.
+func (s *Socket) Ioctl(req uint, arg int) (int, error) {
+	if s.closed.Load() {
+		return 0, syscall.EBADF
+	}
+	if req == FIONBIO {
+		// The file's O_NONBLOCK, any socket (Linux's ioctl_fionbio).
+		s.SetBlocking(arg == 0)
+		return 0, nil
+	}
+	switch e := s.ep.(type) {
+	case *tcpEP:
+		switch req {
+		case SIOCINQ:
+			return e.ep.InQ()
+		case SIOCOUTQ:
+			return e.ep.OutQ()
+		case SIOCOUTQNSD:
+			return e.ep.OutQNSD()
+		case SIOCATMARK:
+			at, err := e.ep.AtMark()
+			return b2i(at), err
+		}
+	case *dgramEP:
+		if e.ep.Kind() == stack.KindPing {
+			break // Linux's ping sockets have no ioctl of their own
+		}
+		switch req {
+		case SIOCINQ:
+			return e.ep.NextLen(), nil
+		case SIOCOUTQ:
+			return 0, nil
+		}
+	case *packetEP:
+		switch req {
+		case SIOCINQ:
+			return e.nextLen(), nil
+		case SIOCOUTQ:
+			return 0, nil
+		}
+	case *unixEP:
+		switch req {
+		case SIOCINQ:
+			return e.inq()
+		case SIOCOUTQ:
+			return e.outq(), nil
+		case SIOCATMARK:
+			return 0, nil
+		}
+	}
+	return 0, syscall.ENOTTY
+}
+
+// nextLen is the length recv would give the next frame (SIOCINQ).
+func (p *packetEP) nextLen() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rn == 0 {
+		return 0
+	}
+	return p.recs[p.rhead].n
+}
+
+// inq is SIOCINQ on an AF_UNIX socket, as Linux's unix_inq_len.
+func (e *unixEP) inq() (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state == unixListening {
+		return 0, syscall.EINVAL
+	}
+	if e.typ != SOCK_DGRAM {
+		return e.rx.n, nil // stream bytes, or every queued message's
+	}
+	if e.rn == 0 {
+		return 0, nil
+	}
+	return e.recs[e.rhead].n, nil
+}
+
+// outq is SIOCOUTQ on an AF_UNIX socket: what this socket sent that
+// its receivers have not read yet. Linux reports the kernel memory
+// those messages take (their skbs' truesize); sockstack their bytes.
+func (e *unixEP) outq() int {
+	if e.typ != SOCK_STREAM {
+		return int(e.sentq.Load())
+	}
+	e.mu.Lock()
+	p := e.peer
+	e.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rx.n
+}
