@@ -222,3 +222,30 @@ func icmpSum(b []byte) uint16 {
 	}
 	return ^uint16(s)
 }
+
+// IP_MTU and IPV6_MTU (socket/ipmtu.go): the path MTU toward a
+// connected socket's peer, ENOTCONN without one.
+func mtuCases() []Case {
+	return []Case{
+		{"opt/IP_MTU", false, func(t *T) {
+			u := t.UDP()
+			t.GetInt("udp unconnected", u, socket.SOL_IP, socket.IP_MTU)
+			t.Check("connect", u.Connect(t.Loop(9)))
+			t.GetInt("udp connected", u, socket.SOL_IP, socket.IP_MTU)
+			t.Check("set", u.SetSockOptInt(socket.SOL_IP, socket.IP_MTU, 1000))
+			l, _ := t.Listener(4)
+			t.GetInt("tcp listener", l, socket.SOL_IP, socket.IP_MTU)
+			cli, srv := t.Pair()
+			t.GetInt("tcp client", cli, socket.SOL_IP, socket.IP_MTU)
+			t.GetInt("tcp accepted", srv, socket.SOL_IP, socket.IP_MTU)
+		}},
+		{"opt/IPV6_MTU on tcp6", false, func(t *T) {
+			l, a := t.listen6(lo6(0), 1)
+			t.GetInt("listener", l, socket.IPPROTO_IPV6, socket.IPV6_MTU)
+			c := t.Socket6(STREAM)
+			c.SetTimeout(5 * time.Second)
+			t.Must("connect", c.Connect(a))
+			t.GetInt("connected", c, socket.IPPROTO_IPV6, socket.IPV6_MTU)
+		}},
+	}
+}

@@ -258,6 +258,9 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 	if ok, v, err := s.getRecvOpt(level, name); ok {
 		return v, err // inet_recvopts.go
 	}
+	if ok, v, err := s.getMTUOpt(level, name); ok {
+		return v, err // ipmtu.go
+	}
 	if s.apartTCP() != nil && apartOpt(level, name) {
 		if v, ok := s.getApart(name); ok {
 			return v, nil
