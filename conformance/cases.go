@@ -52,6 +52,7 @@ func Cases() []Case {
 	cs = append(cs, unixCases()...)        // unix_cases.go
 	cs = append(cs, ssmCases()...)         // ssm_cases.go
 	cs = append(cs, ssm6Cases()...)        // ssm_cases.go
+	cs = append(cs, rcvLowatCases()...)    // rcvlowat_cases.go
 	return cs
 }
 
