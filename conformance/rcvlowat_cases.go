@@ -125,6 +125,7 @@ func rcvLowatCases() []Case {
 			t.Check("set SO_RCVTIMEO", s.SetSockOpt(sol, socket.SO_RCVTIMEO, short))
 			t.Send("send abc", c, []byte("abc"), 0, nil)
 			t.PollEvents("poll 3 of 8 (unix_poll ignores the mark)", s)
+			t.unixRecv("recv MSG_PEEK (does not wait for the mark)", s, 64, socket.MSG_PEEK)
 			t.unixRecv("recv", s, 64, 0)
 			t.Send("send defghijk", c, []byte("defghijk"), 0, nil)
 			t.unixRecv("recv", s, 64, 0)

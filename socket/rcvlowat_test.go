@@ -305,6 +305,11 @@ func TestRcvLowatUnixStream(t *testing.T) {
 			t.Fatal("AF_UNIX: not readable with 3 bytes")
 		}
 		buf := make([]byte, 64)
+		// MSG_PEEK does not wait for the mark (unix_stream_read_generic
+		// ends a peek after the queue's last message).
+		if n, err := b.Recv(buf, MSG_PEEK); n != 3 || err != nil {
+			t.Fatalf("AF_UNIX MSG_PEEK: %d %v", n, err)
+		}
 		ch := lowatRecv(b, buf, 0)
 		synctest.Wait()
 		select {
