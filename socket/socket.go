@@ -703,13 +703,27 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 	}
 	var full int
 	f := flags
+	peekTarget := 1 // a blocking MSG_PEEK on TCP waits for SO_RCVLOWAT's bytes (rcvlowat.go)
+	if flags&MSG_PEEK != 0 && len(b) > 1 {
+		if _, ok := s.ep.(*tcpEP); ok {
+			if nb, _ := s.mode(flags, false); !nb {
+				peekTarget = min(s.rcvLowat(), len(b))
+			}
+		}
+	}
 	op := func() error {
 		var e error
 		n, full, from, e = s.ep.recv(b, f)
 		f |= msgWaited // later calls follow a wait: the call blocks
+		if e == nil && n > 0 && peekTarget > 1 && s.peekShort(n, peekTarget) {
+			return syscall.EAGAIN
+		}
 		return e
 	}
 	err = s.blocking(flags, false, waiter.EventIn, op)
+	if err != nil && peekTarget > 1 && n > 0 && errors.Is(err, syscall.EAGAIN) {
+		err = nil // a timeout ends a short peek with what it saw, as tcp_recvmsg
+	}
 	if err != nil {
 		return 0, 0, nil, err
 	}
@@ -722,21 +736,12 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 		}
 		return n, rflags | flags&MSG_CMSG_CLOEXEC, from, nil // echoed, as ___sys_recvmsg does
 	}
-	// MSG_WAITALL: keep reading until b is full, EOF, or an error.
-	if flags&MSG_WAITALL != 0 && flags&MSG_PEEK == 0 && n > 0 {
-		for n < len(b) {
-			var m int
-			err = s.blocking(flags, false, waiter.EventIn, func() error {
-				var e error
-				m, _, _, e = s.ep.recv(b[n:], flags)
-				return e
-			})
-			if err != nil || m == 0 {
-				break
-			}
-			n += m
+	// Keep reading until the target is copied (all of b with
+	// MSG_WAITALL, else SO_RCVLOWAT's bytes), EOF, an error or a timeout.
+	if flags&MSG_PEEK == 0 && n > 0 && n < len(b) {
+		if target := s.recvTarget(flags, len(b)); n < target {
+			n = s.recvMore(b, n, target, flags) // rcvlowat.go
 		}
-		err = nil
 	}
 	return n, rflags | flags&MSG_CMSG_CLOEXEC, from, nil
 }

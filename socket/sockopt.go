@@ -52,6 +52,8 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 			return s.bindToIndex(v) // bindtodev.go
 		case SO_MARK:
 			return s.setMark(v) // mark.go
+		case SO_RCVLOWAT:
+			return s.setRcvLowat(v) // rcvlowat.go
 		}
 		if s.storedOpt(name) {
 			return s.setStored(name, v)
@@ -247,6 +249,8 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 			return s.device().Index, nil
 		case SO_MARK:
 			return s.mark(), nil // mark.go
+		case SO_RCVLOWAT:
+			return s.rcvLowat(), nil // rcvlowat.go
 		}
 		if s.storedOpt(name) {
 			return s.getStored(name), nil

@@ -599,8 +599,11 @@ func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, 
 		return 0, 0, 0, nil, err
 	}
 	defer sp.gc.RUnlock()
-	if e.stream() && flags&MSG_WAITALL != 0 && flags&MSG_PEEK == 0 && anc.msg && len(anc.rights) == 0 && n < len(p) {
-		n = s.unixWaitAll(e, p, n, flags, &anc)
+	if e.stream() && flags&MSG_PEEK == 0 && anc.msg && len(anc.rights) == 0 && n < len(p) {
+		// MSG_WAITALL, or SO_RCVLOWAT above what came (rcvlowat.go).
+		if target := s.recvTarget(flags, len(p)); n < target {
+			n = s.unixWaitAll(e, p, n, target, flags, &anc)
+		}
 	}
 	rights := anc.rights
 	// Linux hands MSG_CMSG_CLOEXEC back in msg_flags (___sys_recvmsg
@@ -657,19 +660,20 @@ func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, 
 // credentials; it never reaches the caller.
 var errUnixCredBreak = errors.New("credentials change")
 
-// unixWaitAll continues a stream recvmsg with MSG_WAITALL after n bytes
-// as unix_stream_read_generic does: it waits for more until p is full,
+// unixWaitAll continues a stream recvmsg with MSG_WAITALL or
+// SO_RCVLOWAT after n bytes as unix_stream_read_generic does: it waits
+// for more until it has target bytes (all of p with MSG_WAITALL),
 // but ends after bytes that came with descriptors (taking them), before
 // bytes sent with other credentials when SO_PASSCRED is on, at end of
 // file, on an error or a timeout (returning what it has). Called with
 // one hold of sp.gc, which it gives back while it waits and holds again
 // on return.
-func (s *Socket) unixWaitAll(e *unixEP, p []byte, n, flags int, anc *unixAnc) int {
+func (s *Socket) unixWaitAll(e *unixEP, p []byte, n, target, flags int, anc *unixAnc) int {
 	sp := s.net.unix
 	sp.gc.RUnlock() // nothing in hand: no collection is held off while waiting
 	held := false
 	want := anc.cred
-	for n < len(p) && !held {
+	for n < target && !held {
 		var m int
 		var more unixAnc
 		more.want = &want

@@ -80,8 +80,8 @@ type epBusyVals struct {
 	batchAckNow       bool   // ... even with no new in-order data (out of order)
 	inBatch           bool   // on the batch's flush list
 	ackHeld           bool   // its out-of-order ACK waits for the next batch (Batch.SetHold)
-	heldHole          bool   // an ACK was held for the hole at heldAt ...
-	heldAt            uint32 // ... (rcvNxt then): that hole's reports are not held again
+	heldAt            uint32 // rcvNxt when an ACK was held for a hole (heldHole) ...
+	heldHole          bool   // ... then that hole's reports are not held again (after heldAt: padding)
 	tlpOut            bool
 	dackArmed         bool
 	inSynQ            bool
@@ -93,6 +93,9 @@ type epBusyVals struct {
 	// LinkRoom wake-up is due, ackRefused that a refused ACK is owed,
 	// synRefused that the SYN (or SYN-ACK) never left.
 	roomWait, ackRefused, synRefused bool
+	// rcvLowat is SO_RCVLOWAT less one (rcvlowat.go): the default 1
+	// is zero, so a connection that never sets it can drop its epBusy.
+	rcvLowat int32
 
 	// lentQ: the readable bytes after the ring's are in lent buffers
 	// (lend.go); nil when there are none, so it is part of the zero test.

@@ -727,7 +727,7 @@ func (e *Endpoint) readinessLocked() waiter.EventMask {
 		}
 		return r
 	}
-	if e.rcvLen-e.urgHidden() > 0 || e.finRcvd || e.rdShut {
+	if e.rcvReadable() || e.finRcvd || e.rdShut { // rcvReadable: SO_RCVLOWAT (rcvlowat.go)
 		r |= waiter.EventIn
 	}
 	r |= e.urgReady()
