@@ -203,9 +203,10 @@ type mcSide struct {
 
 // Destinations of a case's query.
 const (
-	toAll     = iota // 224.0.0.1 / ff02::1
-	toGroup          // the group the message names (dstAddr when set)
-	toUnicast        // the host's own address
+	toAll       = iota // 224.0.0.1 / ff02::1
+	toGroup            // the group the message names (dstAddr when set)
+	toUnicast          // the host's own address
+	toBroadcast        // the link's IPv4 broadcast address
 )
 
 // raNone is a query without Router Alert (the zero value of mcCase.ra
@@ -225,6 +226,7 @@ type mcCase struct {
 	ttl     int        // 0: 1
 	ra      int        // the Router Alert option's value; raNone: no option
 	global  bool       // IPv6: from a global source, not link-local
+	src     netip.Addr // from this source (on both links) instead
 	badSum  bool
 	maxResp time.Duration // the query's Max Resp Time as the host should read it; 0: no answer expected
 	window  time.Duration // how long answers are collected (0: maxResp + 0.6 s, or 1 s)
@@ -285,6 +287,9 @@ func mldQ(typ uint8, mrd uint16, group netip.Addr, v2 bool, nsrcs int, srcs ...n
 	}
 	return b
 }
+
+// mldCode sets an ICMPv6 message's code.
+func mldCode(m []byte, code uint8) []byte { m[1] = code; return m }
 
 // mcRecNames are the record types as RFC 3376 names them.
 var mcRecNames = map[uint8]string{1: "IS_IN", 2: "IS_EX", 3: "TO_IN", 4: "TO_EX", 5: "ALLOW", 6: "BLOCK"}
@@ -515,6 +520,10 @@ func (c mcCase) frame(s mcSide) mcFrame {
 			dst = s.uc6
 		}
 		f.DMAC = s.mac
+	case toBroadcast:
+		a := s.uc4.As4()
+		a[3] = 255 // both links are /24s
+		dst, f.DMAC = netip.AddrFrom4(a), "ff:ff:ff:ff:ff:ff"
 	}
 	if f.DMAC == "" {
 		f.DMAC = mcMAC(dst)
@@ -526,6 +535,9 @@ func (c mcCase) frame(s mcSide) mcFrame {
 		if c.global {
 			f.Src = s.global6.String()
 		}
+	}
+	if c.src.IsValid() {
+		f.Src = c.src.String()
 	}
 	return f
 }
@@ -657,6 +669,11 @@ func TestInteropSSMCrafted(t *testing.T) {
 			want: all4, counter: v3Queries},
 		{name: "v3 general query with TTL 64", msg: igmpQ(0x11, code1s, netip.Addr{}, true, -1), dst: toAll, ttl: 64, maxResp: sec,
 			want: all4, counter: v3Queries},
+		{name: "v3 general query to the subnet broadcast", msg: igmpQ(0x11, code1s, netip.Addr{}, true, -1), dst: toBroadcast, maxResp: sec,
+			want: all4, counter: v3Queries},
+		// RFC 3376 4.1.12 / 6.1: a querier without an address yet.
+		{name: "v3 general query from 0.0.0.0", msg: igmpQ(0x11, code1s, netip.Addr{}, true, -1), dst: toAll, src: netip.IPv4Unspecified(), maxResp: sec,
+			want: all4, counter: v3Queries},
 		// IGMPv3, to be ignored.
 		{name: "v3 group query to a group not joined", msg: igmpQ(0x11, 5, mcGX, true, -1), dst: toGroup,
 			counter: func(s *stack.Stats) *stack.Counter { return &s.Link.InNotForUs }}, // the group's MAC is not taken
@@ -691,8 +708,12 @@ func TestInteropSSMCrafted(t *testing.T) {
 			counter: mld2Queries},
 		{name: "MLDv2 group query to the host's link-local address", v6: true, msg: mldQ(130, ms1s, mcH2, true, -1), dst: toUnicast, maxResp: sec,
 			want: []string{all6[0]}, counter: mld2Queries},
+		// RFC 3810 5.1: the code is ignored by receivers.
+		{name: "MLDv2 general query with ICMPv6 code 1", v6: true, msg: mldCode(mldQ(130, ms1s, netip.Addr{}, true, -1), 1), dst: toAll, maxResp: sec,
+			want: all6, counter: mld2Queries},
 		// MLD, to be ignored (RFC 3810 5.1.14 / 6.2, RFC 9777).
 		{name: "MLDv2 general query from a global source", v6: true, msg: mldQ(130, 500, netip.Addr{}, true, -1), dst: toAll, global: true, counter: mldBad},
+		{name: "MLDv2 general query from ::", v6: true, msg: mldQ(130, 500, netip.Addr{}, true, -1), dst: toAll, src: netip.IPv6Unspecified(), counter: mldBad},
 		{name: "MLDv2 general query with hop limit 2", v6: true, msg: mldQ(130, 500, netip.Addr{}, true, -1), dst: toAll, ttl: 2, counter: mldBad},
 		{name: "MLDv2 general query without Router Alert", v6: true, msg: mldQ(130, 500, netip.Addr{}, true, -1), dst: toAll, ra: raNone, counter: mldBad},
 		{name: "MLDv2 general query with Router Alert value 1", v6: true, msg: mldQ(130, 500, netip.Addr{}, true, -1), dst: toAll, ra: 1, counter: mldBad},
