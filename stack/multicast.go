@@ -101,8 +101,11 @@ type reportTimer struct {
 // with a v3 current-state report unless an older querier is present
 // (ssm.go), a v1 (max resp 0) or v2 query (8 octets) with v1/v2 reports
 // after a random delay up to the query's maximum response time, after
-// switching to that version's compatibility mode (RFC 3376 7.2.1). Other
-// lengths are ignored (RFC 3376 7.1), counted. Per group one timer,
+// switching to that version's compatibility mode (RFC 3376 7.2.1). In
+// that mode a v3 query is read as the older host reads it: in v2 mode
+// its first eight octets only, in v1 mode as a general query with 10 s
+// (Linux's igmp_heard_query). Other lengths are ignored (RFC 3376 7.1),
+// counted. Per group one timer,
 // started by a query and shortened only by a query asking for a quicker
 // answer; in v1/v2 mode another host's report cancels ours (RFC 2236 3).
 // A query flood therefore costs at most one timer per joined group.
@@ -138,14 +141,20 @@ func (s *Stack) receiveIGMP(n *NIC, h wire.IPv4) {
 	if n.loopback {
 		return
 	}
+	if len(p) == 8 && p[1] == 0 {
+		// An IGMPv1 query: RFC 1112's queries name no group, and Linux
+		// answers any v1 query as a general one whatever the field says.
+		group = netip.IPv4Unspecified()
+	}
 	if !group.IsUnspecified() && !group.IsMulticast() {
 		st.InBadQueries.Add(1)
 		return
 	}
 	now := s.clock.Now()
+	var maxResp time.Duration
 	switch {
 	case len(p) == 8:
-		maxResp := time.Duration(p[1]) * 100 * time.Millisecond
+		maxResp = time.Duration(p[1]) * 100 * time.Millisecond
 		v := 2
 		if maxResp == 0 {
 			maxResp, v = 10*time.Second, 1 // IGMPv1 query
@@ -160,13 +169,14 @@ func (s *Stack) receiveIGMP(n *NIC, h wire.IPv4) {
 		st.InBadQueries.Add(1) // 9 to 11 octets: no version (RFC 3376 7.1)
 		return
 	default:
-		q, err := wire.ParseIGMPv3Query(p)
-		if err != nil {
-			st.InBadQueries.Add(1)
-			return
-		}
-		st.InV3Queries.Add(1)
-		if n.IGMPVersion() == 3 {
+		switch n.IGMPVersion() {
+		case 3:
+			q, err := wire.ParseIGMPv3Query(p)
+			if err != nil {
+				st.InBadQueries.Add(1)
+				return
+			}
+			st.InV3Queries.Add(1)
 			if group.IsUnspecified() && q.NumSources() > 0 {
 				st.InBadQueries.Add(1) // a general query has no sources
 				return
@@ -177,13 +187,18 @@ func (s *Stack) receiveIGMP(n *NIC, h wire.IPv4) {
 			}
 			n.queryV3(group, srcs, q.MaxResponse(), q.QRV())
 			return
+		case 2:
+			// An IGMPv2 host ignores the octets past the eighth (RFC
+			// 2236 2.5), sources and their count too; the Max Resp Code
+			// is still read as v3 encodes it, as Linux does.
+			st.InV3Queries.Add(1)
+			maxResp = wire.IGMPv3Query(p).MaxResponse()
+		default:
+			// An IGMPv1 host answers every query as a general one after
+			// up to 10 s (RFC 1112; Linux's igmp_heard_query).
+			st.InV3Queries.Add(1)
+			group, maxResp = netip.IPv4Unspecified(), 10*time.Second
 		}
-		// An older-version host answers a v3 query as its own version's.
-		p = p[:8]
-	}
-	maxResp := time.Duration(p[1]) * 100 * time.Millisecond
-	if maxResp == 0 {
-		maxResp = 10 * time.Second
 	}
 	for _, g := range n.Groups() {
 		if g.Is6() || !group.IsUnspecified() && g != group {

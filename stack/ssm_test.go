@@ -518,3 +518,126 @@ func TestMLDv2DeliveryFilter(t *testing.T) {
 	eq(t, "MLDBadQueries", h.s.Stats().IGMP.MLDBadQueries.Load(), uint64(1))
 	eq(t, "MLD version", h.nic.MLDVersion(), 2)
 }
+
+// In IGMPv1 compatibility mode every query is a general one answered
+// within 10 s, as an IGMPv1 host and Linux's igmp_heard_query do: a v1
+// query's group field and a v3 query's group are not looked at.
+func TestIGMPv1ModeQueriesGeneral(t *testing.T) {
+	h := newHarness(t, Options{})
+	a := h.s.NewDgram(KindUDP, 17)
+	defer a.Close()
+	g1, g2 := netip.MustParseAddr("239.1.1.1"), netip.MustParseAddr("239.1.1.2")
+	a.JoinGroupOn(h.nic, g1)
+	a.JoinGroupOn(h.nic, g2)
+	h.clk.Advance(5 * time.Second)
+	h.ep.take()
+	v1Reports := func() int {
+		n := 0
+		for _, f := range h.ep.take() {
+			if ip := parseOut(t, f); ip.Protocol() == wire.ProtoIGMP && ip.Payload()[0] == igmpReportV1 {
+				n++
+			}
+		}
+		return n
+	}
+	h.ep.inject(igmpFrame(igmpQuery, 0, g1, g1)) // a v1 query naming g1
+	eq(t, "version", h.nic.IGMPVersion(), 1)
+	eq(t, "groups reported after a v1 query naming one", h.nic.PendingReports(), 2)
+	h.clk.Advance(10 * time.Second)
+	eq(t, "v1 reports", v1Reports(), 2)
+	h.ep.inject(v3Query(g1, 10)) // 1 s, for g1 only as v3 reads it
+	eq(t, "groups reported after a v3 group query in v1 mode", h.nic.PendingReports(), 2)
+	h.clk.Advance(10 * time.Second)
+	eq(t, "v1 reports", v1Reports(), 2)
+}
+
+// In IGMPv2 mode a v3 query's octets past the eighth are ignored (RFC
+// 2236 2.5): a source count past the end does not drop it. Its Max Resp
+// Code is read as v3 encodes it (Linux): 0 is an answer at once, not the
+// 10 s a v2 code of 0 would mean.
+func TestIGMPv2ModeV3Query(t *testing.T) {
+	h := newHarness(t, Options{})
+	a := h.s.NewDgram(KindUDP, 17)
+	defer a.Close()
+	g := netip.MustParseAddr("239.1.1.1")
+	a.JoinGroupOn(h.nic, g)
+	h.clk.Advance(5 * time.Second)
+	h.ep.inject(igmpFrame(igmpQuery, 10, netip.IPv4Unspecified(), allHosts))
+	h.clk.Advance(time.Second)
+	h.ep.take()
+	eq(t, "version", h.nic.IGMPVersion(), 2)
+	q := make([]byte, 12)
+	q[0], q[11] = igmpQuery, 5 // max resp code 0; five sources, none there
+	copy(q[4:8], g.AsSlice())
+	c := wire.Checksum(q)
+	q[2], q[3] = byte(c>>8), byte(c)
+	h.ep.inject(ipFrame(wire.IPv4Header{Protocol: wire.ProtoIGMP, TTL: 1, Dst: g, Options: []byte{0x94, 4, 0, 0}}, q))
+	h.clk.Advance(time.Millisecond)
+	if r := igmpReports(t, h.ep.take()); len(r) != 1 || r[0] != g {
+		t.Fatalf("v2 reports within 1 ms of a v3 query with max resp code 0: %v", r)
+	}
+	eq(t, "bad queries", h.s.Stats().IGMP.InBadQueries.Load(), uint64(0))
+}
+
+// mldQueryFrame is an MLD query from a link-local router with a hop-by-hop
+// header carrying Router Alert value ra.
+func mldQueryFrame(dst netip.Addr, ra uint16, q []byte) []byte {
+	hbh := []byte{wire.ProtoICMPv6, 0, wire.IPv6OptRouterAlert, 2, byte(ra >> 8), byte(ra), 1, 0}
+	return frame6(wire.IPv6MulticastMAC(dst), routerMC, routerLL, dst, wire.ProtoHopByHop, 1, append(hbh, q...), 8)
+}
+
+// An MLD query whose Router Alert is not MLD's (value 0) is dropped, as
+// Linux's __mld_query_work does.
+func TestMLDQueryRouterAlertValue(t *testing.T) {
+	h := newH6(t, Options{})
+	e := h.s.NewDgram(KindUDP, 0)
+	e.SetInet6()
+	defer e.Close()
+	g := netip.MustParseAddr("ff15::1:2")
+	if err := e.JoinGroupOn(h.nic, g); err != nil {
+		t.Fatal(err)
+	}
+	h.clk.Advance(5 * time.Second)
+	h.sent()
+	b := make([]byte, wire.MLDv2QueryMin)
+	wire.PutMLDQuery(b, g, time.Second)
+	bad := h.s.Stats().IGMP.MLDBadQueries.Load()
+	h.ep.inject(mldQueryFrame(g, 1, b))
+	eq(t, "bad queries", h.s.Stats().IGMP.MLDBadQueries.Load(), bad+1)
+	h.clk.Advance(2 * time.Second)
+	eq(t, "reports to a query with Router Alert 1", len(h.only(wire.ICMPv6MLDv2Report)), 0)
+	h.ep.inject(mldQueryFrame(g, 0, b))
+	h.clk.Advance(2 * time.Second)
+	eq(t, "reports to a query with Router Alert 0", len(h.only(wire.ICMPv6MLDv2Report)), 1)
+}
+
+// In MLDv1 mode an MLDv2 query's Max Resp Code is read as MLDv1
+// milliseconds, at most 32767 (Linux's MLDV1_MRD_MAX_COMPAT), not in
+// its float form (0xffff would be 8388 s).
+func TestMLDv1ModeV2QueryDelay(t *testing.T) {
+	h := newH6(t, Options{Seed: []byte("mldv1")})
+	e := h.s.NewDgram(KindUDP, 0)
+	e.SetInet6()
+	defer e.Close()
+	g := netip.MustParseAddr("ff15::1:2")
+	if err := e.JoinGroupOn(h.nic, g); err != nil {
+		t.Fatal(err)
+	}
+	h.clk.Advance(5 * time.Second)
+	b := make([]byte, wire.MLDv2QueryMin)
+	wire.PutMLDQuery(b, netip.Addr{}, time.Second)
+	h.ep.inject(mldQueryFrame(wire.IPv6AllNodes, 0, b[:wire.MLDv1Len]))
+	h.clk.Advance(2 * time.Second)
+	eq(t, "MLD version", h.nic.MLDVersion(), 1)
+	h.sent()
+	wire.PutMLDQuery(b, g, 0)
+	b[4], b[5] = 0xff, 0xff
+	h.ep.inject(mldQueryFrame(g, 0, b))
+	rt := h.nic.igmpTimers[g]
+	if rt == nil {
+		t.Fatal("no report timer for the MLDv2 query in MLDv1 mode")
+	}
+	if d := rt.due.Sub(h.clk.Now()); d > 32767*time.Millisecond {
+		t.Fatalf("report due in %v, want at most 32.767 s", d)
+	}
+}

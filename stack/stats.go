@@ -146,7 +146,7 @@ type Stats struct {
 		// Source-specific multicast (ssm.go).
 		SourceLimit      Counter // source adds / filters refused past IGMPMaxMsf or MLDMaxMsf (ENOBUFS)
 		InV3Queries      Counter // IGMPv3 queries
-		InBadQueries     Counter // IGMP queries ignored: 9-11 octets, sources beyond the end, a general query with sources, a unicast group
+		InBadQueries     Counter // IGMP queries ignored: 9-11 octets, sources beyond the end (IGMPv3 mode; an older mode reads the first 8 octets), a general query with sources, a unicast group
 		InV3Reports      Counter // other hosts' IGMPv3 reports (ignored)
 		InBadV3Reports   Counter // IGMPv3 reports whose records run past the end
 		OutV3Reports     Counter // IGMPv3 reports sent (state change and current state)
@@ -155,7 +155,7 @@ type Stats struct {
 		V2Compat         Counter // switches to IGMPv2 compatibility mode
 		MLDv1Compat      Counter // switches to MLDv1 compatibility mode
 		MLDv2Queries     Counter // MLDv2 queries answered in MLDv2
-		MLDBadQueries    Counter // MLD queries ignored: malformed, not link-local, no Router Alert, hop limit not 1, sources in a general query
+		MLDBadQueries    Counter // MLD queries ignored: malformed, not link-local, no Router Alert or one whose value is not MLD's 0, hop limit not 1, sources in a general query, a unicast group
 	}
 	// IPv6 counters, named like Linux's /proc/net/snmp6 (Ip6*, Icmp6*).
 	IP6 struct {
