@@ -55,6 +55,7 @@ func Cases() []Case {
 	cs = append(cs, ioctlCases()...)       // ioctl_cases.go
 	cs = append(cs, ifreqCases()...)       // ifreq_cases.go
 	cs = append(cs, mtuCases()...)         // ioctl_cases.go
+	cs = append(cs, peekOffCases()...)     // peekoff_cases.go
 	cs = append(cs, rcvLowatCases()...)    // rcvlowat_cases.go
 	return cs
 }

@@ -70,6 +70,7 @@ type dgramEP struct {
 	v6       bool          // AF_INET6 (inet6.go)
 	recvInfo atomic.Uint32 // IPV6_RECVPKTINFO / RECVHOPLIMIT / RECVTCLASS bits (inet6.go)
 	sticky   atomic.Int32  // the sticky IPV6_PKTINFO's ifindex (inet6_pktinfo.go)
+	po       peekOff       // SO_PEEK_OFF (peekoff.go)
 }
 
 // addr reads a socket address for this endpoint's family.
@@ -138,7 +139,7 @@ func (d *dgramEP) send(b []byte, flags int, to Sockaddr, wait <-chan struct{}) (
 }
 
 func (d *dgramEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
-	n, full, from, err := d.ep.RecvFrom(b, flags&MSG_PEEK != 0)
+	n, full, from, err := d.recvFrom(b, flags, nil)
 	if err != nil {
 		if flags&msgWaited != 0 && errors.Is(err, syscall.EAGAIN) && d.ep.ShutRd() {
 			return 0, 0, nil, nil // a blocking receive ends at SHUT_RD, as in Linux
@@ -182,6 +183,7 @@ type tcpEP struct {
 	recvInfo atomic.Uint32 // IPV6_RECV* bits, kept and reported (inet6.go)
 	// mc holds the memberships of source-specific calls (ssm.go).
 	mc atomic.Pointer[stack.DgramEndpoint]
+	po peekOff // SO_PEEK_OFF (peekoff.go)
 }
 
 func (t *tcpEP) addr(a Sockaddr, needScope bool) (netip.AddrPort, error) {
@@ -277,6 +279,9 @@ func (t *tcpEP) send(b []byte, flags int, to Sockaddr, _ <-chan struct{}) (int, 
 }
 
 func (t *tcpEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
+	if off := t.po.get(); off >= 0 {
+		return t.recvPeekOff(b, flags, off) // peekoff.go
+	}
 	n, err := t.ep.Read(b, flags&MSG_PEEK != 0)
 	return n, n, nil, err
 }

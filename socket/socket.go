@@ -335,6 +335,12 @@ func (s *Socket) wait(mask waiter.EventMask, deadline time.Time, fromDL bool, e 
 	if s.waitReady(mask) {
 		return nil
 	}
+	return s.waitSignal(deadline, fromDL, e, timer)
+}
+
+// waitSignal waits for e to be notified, the deadline or Close, without
+// looking at readiness first.
+func (s *Socket) waitSignal(deadline time.Time, fromDL bool, e *waiter.Entry, timer **time.Timer) error {
 	var tc <-chan time.Time
 	if !deadline.IsZero() {
 		d := time.Until(deadline)
@@ -427,11 +433,26 @@ func (s *Socket) blocking(flags int, write bool, mask waiter.EventMask, op func(
 			timer.Stop()
 		}
 	}()
+	// A peek past SO_PEEK_OFF waits for new data, not for readiness:
+	// the socket is readable all the while (peekoff.go).
+	edge := !write && flags&MSG_PEEK != 0 && s.peekOffOn()
+	if edge {
+		// Data that came before the entry was registered signalled
+		// nobody: look once more.
+		if err = op(); !errors.Is(err, syscall.EAGAIN) {
+			return err
+		}
+	}
 	for {
 		// Read the net.Conn deadline after registering, so a
 		// SetReadDeadline racing with us always wakes this wait.
 		deadline, fromDL := s.effectiveDeadline(callDL, write)
-		if err := s.wait(mask, deadline, fromDL, e, &timer); err != nil {
+		if edge {
+			err = s.waitSignal(deadline, fromDL, e, &timer)
+		} else {
+			err = s.wait(mask, deadline, fromDL, e, &timer)
+		}
+		if err != nil {
 			return err
 		}
 		err = op()
@@ -703,8 +724,8 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 	}
 	var full int
 	f := flags
-	peekTarget := 1 // a blocking MSG_PEEK on TCP waits for SO_RCVLOWAT's bytes (rcvlowat.go)
-	if flags&MSG_PEEK != 0 && len(b) > 1 {
+	peekTarget := 1                                          // a blocking MSG_PEEK on TCP waits for SO_RCVLOWAT's bytes (rcvlowat.go)
+	if flags&MSG_PEEK != 0 && len(b) > 1 && !s.peekOffOn() { // with SO_PEEK_OFF each retry would move on
 		if _, ok := s.ep.(*tcpEP); ok {
 			if nb, _ := s.mode(flags, false); !nb {
 				peekTarget = min(s.rcvLowat(), len(b))

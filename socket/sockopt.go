@@ -54,6 +54,8 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 			return s.setMark(v) // mark.go
 		case SO_RCVLOWAT:
 			return s.setRcvLowat(v) // rcvlowat.go
+		case SO_PEEK_OFF:
+			return s.setPeekOff(v) // peekoff.go
 		}
 		if s.storedOpt(name) {
 			return s.setStored(name, v)
@@ -251,6 +253,8 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 			return s.mark(), nil // mark.go
 		case SO_RCVLOWAT:
 			return s.rcvLowat(), nil // rcvlowat.go
+		case SO_PEEK_OFF:
+			return s.getPeekOff() // peekoff.go
 		}
 		if s.storedOpt(name) {
 			return s.getStored(name), nil

@@ -107,7 +107,7 @@ func (s *Socket) recvDgramInfo(d *dgramEP, b []byte, flags int) (n, rflags int, 
 	err = s.blocking(flags, false, waiter.EventIn, func() error {
 		var ap netip.AddrPort
 		var e error
-		n, full, ap, info, e = d.ep.RecvFromInfo(b, flags&MSG_PEEK != 0)
+		n, full, ap, e = d.recvFrom(b, flags, &info)
 		if e == nil && ap.IsValid() {
 			from = d.sa(ap)
 		}

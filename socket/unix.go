@@ -330,6 +330,7 @@ type unixEP struct {
 	blockedOn *unixEP      // receiver whose full queue made our send EAGAIN
 	writers   []*unixEP    // senders waiting for room in our queue
 	sentq     atomic.Int64 // bytes of our messages queued at receivers, unread (SIOCOUTQ)
+	po        peekOff      // SO_PEEK_OFF (peekoff.go)
 }
 
 func newUnixEP(sp *unixSpace, typ int) *unixEP {
@@ -640,15 +641,24 @@ func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr,
 		return e.recvDgram(b, flags, anc)
 	}
 	peek := flags&MSG_PEEK != 0
+	skip := 0 // where a peek starts (SO_PEEK_OFF)
+	if off := e.po.get(); peek && off > 0 {
+		skip = off
+	}
 	e.mu.Lock()
 	if e.state == unixListening || e.state == unixUnconnected {
 		e.mu.Unlock()
 		return 0, 0, nil, syscall.EINVAL
 	}
-	if e.rx.n > 0 {
+	if skip > 0 && skip >= e.rx.n && e.rx.n > 0 && e.shut&unixShutRcv == 0 && e.state != unixClosed {
+		e.mu.Unlock()
+		return 0, 0, nil, syscall.EAGAIN // nothing past the offset yet
+	}
+	if e.rx.n > skip {
 		lim := len(b)
 		var cred unixCred
-		if run := e.headCredRun(); run != nil && e.passcred {
+		pos := e.rxBase + int64(skip)
+		if run := e.credRunAt(pos); run != nil && e.passcred {
 			// With SO_PASSCRED a read does not join bytes sent with
 			// other credentials (Linux: unix_skb_scm_eq). One send's
 			// bytes are in one run, so a stretch with descriptors is
@@ -657,16 +667,15 @@ func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr,
 				e.mu.Unlock()
 				return 0, 0, nil, errUnixCredBreak
 			}
-			lim = min(lim, int(run.end-e.rxBase))
+			lim = min(lim, int(run.end-pos))
 			cred = run.cred
 		}
 		var got []flightRef
-		if len(e.marks) > 0 {
-			m := &e.marks[0]
-			if rel := m.start - e.rxBase; rel < int64(min(lim, e.rx.n)) {
+		if m := e.markAt(pos); m != nil {
+			if rel := m.start - pos; rel < int64(min(lim, e.rx.n-skip)) {
 				// This read reaches bytes that came with descriptors:
 				// it takes them and ends with their chunk.
-				lim = min(lim, int(m.end-e.rxBase))
+				lim = min(lim, int(m.end-pos))
 				if peek {
 					got = dupRefs(m.rights)
 				} else {
@@ -679,11 +688,14 @@ func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr,
 				}
 			}
 		}
-		n := e.rx.peek(b[:lim], 0)
-		if !peek {
+		n := e.rx.peek(b[:min(lim, e.rx.n-skip)], skip)
+		if peek {
+			e.po.fwd(n)
+		} else {
 			e.rx.discard(n)
 			e.rxBase += int64(n)
 			e.pruneCredRuns()
+			e.po.bwd(n)
 		}
 		p := e.peer
 		e.mu.Unlock()
@@ -850,8 +862,25 @@ func (e *unixEP) recvDgram(b []byte, flags int, anc *unixAnc) (int, int, Sockadd
 		}
 		return 0, 0, nil, syscall.EAGAIN
 	}
-	r := e.recs[e.rhead]
-	n := e.rx.peek(b[:min(len(b), r.n)], 0)
+	idx, at, skip := e.rhead, 0, 0 // the record read, its place in rx, where in it
+	if off := e.po.get(); peek && off > 0 {
+		i := 0
+		for ; i < e.rn; i++ {
+			k := e.recs[(e.rhead+i)%len(e.recs)].n
+			if off < k {
+				break
+			}
+			off -= k
+			at += k
+		}
+		if i == e.rn {
+			e.mu.Unlock()
+			return 0, 0, nil, syscall.EAGAIN // nothing past the offset yet
+		}
+		idx, skip = (e.rhead+i)%len(e.recs), off
+	}
+	r := e.recs[idx]
+	n := e.rx.peek(b[:min(len(b), r.n-skip)], at+skip)
 	// Seqpacket too: Linux names the sending socket (an accepted one
 	// has its listener's name), and gives no address (msg_namelen 0)
 	// for an unbound one.
@@ -863,7 +892,9 @@ func (e *unixEP) recvDgram(b []byte, flags int, anc *unixAnc) (int, int, Sockadd
 	got := r.rights
 	if peek {
 		got = dupRefs(got)
+		e.po.fwd(n)
 	} else {
+		e.po.bwd(r.n)
 		e.rx.discard(r.n)
 		r.src.sentq.Add(-int64(r.n))
 		e.recs[e.rhead] = unixRec{}
@@ -884,7 +915,7 @@ func (e *unixEP) recvDgram(b []byte, flags int, anc *unixAnc) (int, int, Sockadd
 	if e.typ == SOCK_SEQPACKET && !peek && p != nil {
 		p.wq.Notify(waiter.EventOut) // room in the sender's budget
 	}
-	return n, r.n, from, nil
+	return n, r.n - skip, from, nil
 }
 
 func (e *unixEP) shutdown(how int) error {

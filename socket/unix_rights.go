@@ -210,16 +210,6 @@ func (e *unixEP) addCredRun(k int, cred unixCred) {
 	e.creds = append(e.creds, unixCredRun{end: start + int64(k), cred: cred})
 }
 
-// headCredRun is the run of the next byte to read (nil: none).
-func (e *unixEP) headCredRun() *unixCredRun {
-	for i := range e.creds {
-		if e.creds[i].end > e.rxBase {
-			return &e.creds[i]
-		}
-	}
-	return nil
-}
-
 // pruneCredRuns drops the runs read to their end, keeping the slice's
 // room for the next sends.
 func (e *unixEP) pruneCredRuns() {

@@ -671,12 +671,14 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 // non-blocking receive so and ends only a blocking one with 0 (the
 // socket layer does that, see ShutRd).
 func (e *DgramEndpoint) RecvFrom(b []byte, peek bool) (n, full int, from netip.AddrPort, err error) {
-	return e.recvFrom(b, peek, nil)
+	return e.recvFrom(b, peek, -1, nil)
 }
 
 // recvFrom is RecvFrom; a non-nil info gets the datagram's header
-// fields (IPV6_PKTINFO and friends, dgram6.go).
-func (e *DgramEndpoint) recvFrom(b []byte, peek bool, info *PacketInfo) (n, full int, from netip.AddrPort, err error) {
+// fields (IPV6_PKTINFO and friends, dgram6.go). A peek with off >= 0
+// starts off bytes into the queue, its datagrams end to end
+// (SO_PEEK_OFF, PeekFromInfo); full is then what is left of that datagram.
+func (e *DgramEndpoint) recvFrom(b []byte, peek bool, off int, info *PacketInfo) (n, full int, from netip.AddrPort, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	// A pending error comes before queued data, as Linux's
@@ -690,9 +692,24 @@ func (e *DgramEndpoint) recvFrom(b []byte, peek bool, info *PacketInfo) (n, full
 		}
 		return 0, 0, from, syscall.EAGAIN
 	}
-	r := &e.queue[e.head]
-	n = copy(b, r.buf)
-	full = len(r.buf)
+	idx, skip := e.head, 0
+	if peek && off > 0 {
+		i := 0
+		for ; i < e.n; i++ {
+			l := len(e.queue[(e.head+i)%len(e.queue)].buf)
+			if off < l {
+				break
+			}
+			off -= l
+		}
+		if i == e.n {
+			return 0, 0, from, syscall.EAGAIN // nothing past the offset yet
+		}
+		idx, skip = (e.head+i)%len(e.queue), off
+	}
+	r := &e.queue[idx]
+	n = copy(b, r.buf[skip:])
+	full = len(r.buf) - skip
 	from = r.from
 	if info != nil {
 		*info = PacketInfo{Dst: r.dst, HopLimit: r.ttl, TClass: r.tos, GSOSize: int(r.gso), DstPort: r.dport, Flow: r.flow, IfIndex: int(r.ifindex)}

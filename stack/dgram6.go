@@ -405,8 +405,16 @@ type PacketInfo struct {
 
 // RecvFromInfo is RecvFrom with the datagram's header fields.
 func (e *DgramEndpoint) RecvFromInfo(b []byte, peek bool) (n, full int, from netip.AddrPort, info PacketInfo, err error) {
-	n, full, from, err = e.recvFrom(b, peek, &info)
+	n, full, from, err = e.recvFrom(b, peek, -1, &info)
 	return n, full, from, info, err
+}
+
+// PeekFromInfo is a MSG_PEEK read off bytes into the receive queue, its
+// datagrams end to end (SO_PEEK_OFF): the rest of the datagram there,
+// full its length from the offset; EAGAIN when the queue ends before.
+// info may be nil.
+func (e *DgramEndpoint) PeekFromInfo(b []byte, off int, info *PacketInfo) (n, full int, from netip.AddrPort, err error) {
+	return e.recvFrom(b, true, off, info)
 }
 
 // IfIndexOf is the index of the NIC holding a (0 when none: a group).

@@ -439,20 +439,26 @@ func (e *Endpoint) chooseRcvWScale() {
 }
 
 // Read copies received data into b. peek leaves it queued.
-func (e *Endpoint) Read(b []byte, peek bool) (int, error) {
+func (e *Endpoint) Read(b []byte, peek bool) (int, error) { return e.read(b, peek, 0) }
+
+// read is Read; a peek starts off bytes into the readable data
+// (SO_PEEK_OFF, PeekAt).
+func (e *Endpoint) read(b []byte, peek bool, off int) (int, error) {
 	e.lock()
 	defer e.unlock()
-	if e.rcvLen > 0 && e.urg.state != urgNone {
+	if e.rcvLen > 0 && e.urg.state != urgNone && off == 0 {
 		if n, ok := e.readUrg(b, peek); ok {
 			return n, nil
 		}
-	} else if e.rcvLen > 0 {
-		n := min(len(b), e.rcvLen)
-		e.copyRcv(b[:n]) // the ring, then lent buffers (lend.go)
+	} else if e.rcvLen > off {
+		n := min(len(b), e.rcvLen-off)
+		e.copyRcvAt(b[:n], off) // the ring, then lent buffers (lend.go)
 		if !peek {
 			e.consumeRcv(n)
 		}
 		return n, nil
+	} else if off > 0 && e.rcvLen > 0 && !e.finRcvd && !e.rdShut {
+		return 0, syscall.EAGAIN // all of it is before the offset: wait for more
 	}
 	if len(b) == 0 && e.state != StateClosed && e.state != StateListen {
 		return 0, nil
