@@ -54,6 +54,7 @@ func Cases() []Case {
 	cs = append(cs, ssm6Cases()...)        // ssm_cases.go
 	cs = append(cs, ioctlCases()...)       // ioctl_cases.go
 	cs = append(cs, ifreqCases()...)       // ifreq_cases.go
+	cs = append(cs, tcpOptsCases()...)     // tcpopts_cases.go
 	return cs
 }
 

@@ -267,6 +267,7 @@ func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 	if c == nil {
 		return true
 	}
+	c.clearListenOpts() // a cookie's ACK completes at once (tcpopts.go)
 	c.iss = s.ack - 1
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss+1, c.iss+1
 	c.sbSeq = c.iss + 1
