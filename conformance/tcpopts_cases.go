@@ -173,6 +173,83 @@ func tcpOptsCases() []Case {
 			srv.SetTimeout(5 * time.Second)
 			t.Recv("recv eof", srv, 64, 0)
 		}},
+		{"tcpopts/quickack inherited by accept", false, func(t *T) {
+			l, a := t.Listener(4)
+			t.Check("set TCP_QUICKACK 0", l.SetSockOptInt(socket.SOL_TCP, socket.TCP_QUICKACK, 0))
+			t.GetInt("listener TCP_QUICKACK", l, socket.SOL_TCP, socket.TCP_QUICKACK)
+			cli := t.TCP()
+			cli.SetTimeout(5 * time.Second)
+			t.Check("client TCP_QUICKACK 0", cli.SetSockOptInt(socket.SOL_TCP, socket.TCP_QUICKACK, 0))
+			t.Must("connect", cli.Connect(a))
+			t.GetInt("client TCP_QUICKACK after connect", cli, socket.SOL_TCP, socket.TCP_QUICKACK)
+			l.SetTimeout(5 * time.Second)
+			srv, _, err := l.Accept()
+			t.Must("accept", err)
+			t.Track(srv)
+			t.GetInt("accepted TCP_QUICKACK", srv, socket.SOL_TCP, socket.TCP_QUICKACK)
+			t.Check("accepted TCP_QUICKACK 1", srv.SetSockOptInt(socket.SOL_TCP, socket.TCP_QUICKACK, 1))
+			t.GetInt("accepted TCP_QUICKACK", srv, socket.SOL_TCP, socket.TCP_QUICKACK)
+		}},
+		{"tcpopts/defer accept runs out", false, func(t *T) {
+			l, a := t.Listener(4)
+			t.Check("set TCP_DEFER_ACCEPT 1", l.SetSockOptInt(socket.SOL_TCP, socket.TCP_DEFER_ACCEPT, 1))
+			cli := t.TCP()
+			cli.SetTimeout(5 * time.Second)
+			t.Must("connect", cli.Connect(a))
+			t.Quiesce()
+			t.Check("accept at once", acceptNow(l))
+			// After one SYN-ACK period the SYN-ACK goes again and the
+			// client's ACK to it is accepted without data.
+			l.SetTimeout(10 * time.Second)
+			srv, _, err := l.Accept()
+			t.Must("accept after the deferral", err)
+			t.Track(srv)
+			t.Recv("recv", srv, 64, socket.MSG_DONTWAIT)
+		}},
+		{"tcpopts/notsent lowat stops the writer and poll", false, func(t *T) {
+			l, a := t.Listener(4)
+			t.Check("listener SO_RCVBUF", l.SetSockOptInt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096))
+			cli := t.TCP()
+			cli.SetTimeout(5 * time.Second)
+			t.Must("connect", cli.Connect(a))
+			l.SetTimeout(5 * time.Second)
+			srv, _, err := l.Accept()
+			t.Must("accept", err)
+			t.Track(srv)
+			t.Check("set TCP_NOTSENT_LOWAT", cli.SetSockOptInt(socket.SOL_TCP, socket.TCP_NOTSENT_LOWAT, 8192))
+			t.PollEvents("fresh", cli)
+			chunk := make([]byte, 1000)
+			total := 0
+			for i := 0; i < 4096; i++ {
+				n, err := cli.Send(chunk, socket.MSG_DONTWAIT)
+				if err != nil {
+					// Unsent bytes may still be leaving into the window:
+					// stop once the window is closed.
+					t.Quiesce()
+					if n, err = cli.Send(chunk, socket.MSG_DONTWAIT); err != nil {
+						t.Logf("writer stopped: %s", ErrName(err))
+						break
+					}
+				}
+				total += n
+			}
+			t.Quiesce()
+			nsd, _ := cli.Ioctl(socket.SIOCOUTQNSD, 0)
+			t.Logf("unsent at or above the bound: %v", nsd >= 8192)
+			t.Logf("under 64 KiB queued: %v", total < 64<<10)
+			t.PollEvents("stopped", cli)
+			buf := make([]byte, 64<<10)
+			for got := 0; got < total; {
+				n, err := srv.Recv(buf, 0)
+				if err != nil || n == 0 {
+					t.Logf("recv: %d %v", n, err)
+					break
+				}
+				got += n
+			}
+			Ready(cli, true, 5*time.Second)
+			t.PollEvents("drained", cli)
+		}},
 		{"tcpopts/inq control message", false, func(t *T) {
 			cli, srv := t.Pair()
 			t.Check("set TCP_INQ", srv.SetSockOptInt(socket.SOL_TCP, socket.TCP_INQ, 1))

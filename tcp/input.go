@@ -231,8 +231,10 @@ func (e *Endpoint) synSentInput(s *segment, now time.Duration) {
 		}
 		e.rttTiming = false
 		e.establish(now)
-		e.ackNow = true
-		e.output(now)
+		if !e.delayHandshakeAck(now) { // tcpopts.go
+			e.ackNow = true
+			e.output(now)
+		}
 		e.notify(waiter.EventOut)
 		return
 	}

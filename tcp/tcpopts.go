@@ -56,6 +56,28 @@ func (e *Endpoint) SetQuickAck(v int) {
 // QuickAck reports TCP_QUICKACK: true when not in pingpong mode.
 func (e *Endpoint) QuickAck() bool { e.lock(); defer e.unlock(); return !e.pingpong }
 
+// handshakeAckDelay is Linux's TCP_DELACK_MAX: how long a connecting
+// socket in pingpong mode or with TCP_DEFER_ACCEPT holds its
+// handshake-completing ACK, hoping to send it with data.
+const handshakeAckDelay = 200 * time.Millisecond
+
+// delayHandshakeAck is called when a SYN-ACK established a connect: in
+// pingpong mode or with TCP_DEFER_ACCEPT set, the ACK waits (a write
+// before the timer takes it along) and the connection leaves pingpong
+// mode, as Linux's tcp_rcv_synsent_state_process. It reports whether
+// the ACK was delayed.
+func (e *Endpoint) delayHandshakeAck(now time.Duration) bool {
+	if !e.pingpong && e.deferAccept == 0 {
+		return false
+	}
+	if e.pingpong {
+		e.setOpt(func(o epOpts) epOpts { o.pingpong = false; return o })
+	}
+	e.dackAt = now + handshakeAckDelay
+	e.armDelayedAck(now)
+	return true
+}
+
 // SetSynCount is TCP_SYNCNT: the SYN retransmissions before connect
 // gives up, and on a listener the SYN-ACK retransmissions of its
 // requests (Linux's reqsk_timer_handler reads the listener's value).

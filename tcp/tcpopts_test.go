@@ -402,3 +402,36 @@ func TestFastOpenOptions(t *testing.T) {
 		t.Fatalf("TCP_FASTOPEN connecting: %v", err)
 	}
 }
+
+// TestHandshakeAckDelayed: a connecting socket in pingpong mode (or
+// with TCP_DEFER_ACCEPT) holds its handshake ACK for 200 ms, sends it
+// with data written before then, and leaves pingpong mode, as Linux.
+func TestHandshakeAckDelayed(t *testing.T) {
+	for _, write := range []bool{false, true} {
+		s := newScript(t, Config{})
+		e := s.p.NewEndpoint()
+		e.SetQuickAck(0)
+		e.Connect(s.remote)
+		syn := s.expectOne("SYN")
+		s.local = syn.local
+		s.inject(seg{flags: fSA, seq: 5000, ack: syn.h.Seq + 1, win: 65535, opts: noOpts})
+		s.expectNone("handshake ACK held")
+		if e.State() != StateEstablished || !e.QuickAck() {
+			t.Fatalf("%v, TCP_QUICKACK %v", e.State(), e.QuickAck())
+		}
+		if write {
+			e.Write([]byte("hi"))
+			check(t, "data with the ACK", s.expectOne("data"), fPA, syn.h.Seq+1, 5001, 2)
+			s.clk.Advance(time.Second)
+			if o := s.out(); len(o) != 0 && o[0].h.Flags == fA && len(o[0].payload) == 0 {
+				t.Fatalf("a bare ACK after the data: %v", o)
+			}
+			continue
+		}
+		a, el := s.waitOne(time.Second)
+		check(t, "delayed handshake ACK", a, fA, syn.h.Seq+1, 5001, 0)
+		if !near(el, handshakeAckDelay) {
+			t.Fatalf("handshake ACK after %v", el)
+		}
+	}
+}
