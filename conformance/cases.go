@@ -57,6 +57,7 @@ func Cases() []Case {
 	cs = append(cs, mtuCases()...)         // ioctl_cases.go
 	cs = append(cs, peekOffCases()...)     // peekoff_cases.go
 	cs = append(cs, rcvLowatCases()...)    // rcvlowat_cases.go
+	cs = append(cs, tcpOptsCases()...)     // tcpopts_cases.go
 	return cs
 }
 

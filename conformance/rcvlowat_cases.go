@@ -42,6 +42,18 @@ func rcvLowatCases() []Case {
 				t.GetInt("  read", s, sol, lowat)
 			}
 		}},
+		{"rcvlowat/tcp inherited by accepted sockets", false, func(t *T) {
+			l, a := t.Listener(4)
+			t.Check("set on the listener", l.SetSockOptInt(sol, lowat, 100))
+			c := t.TCP()
+			c.SetTimeout(5 * time.Second)
+			t.Must("connect", c.Connect(a))
+			l.SetTimeout(5 * time.Second)
+			s, _, err := l.Accept()
+			t.Must("accept", err)
+			t.Track(s)
+			t.GetInt("accepted", s, sol, lowat)
+		}},
 		{"rcvlowat/tcp capped at half of tcp_rmem[2]", false, func(t *T) {
 			s := t.TCP()
 			for _, v := range []int{-1, 1 << 30} {

@@ -455,8 +455,7 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 	case *unixEP:
 		return s.recvUnixControl(d, p, oob, flags) // unix_rights.go
 	case *tcpEP:
-		n, rflags, from, err = s.RecvMsg(p, flags)
-		return n, 0, rflags, from, err
+		return s.recvTCPControl(d, p, oob, flags) // TCP_INQ (tcpopts.go)
 	case *dgramEP:
 		var info stack.PacketInfo
 		if n, rflags, from, info, err = s.recvDgramInfo(d, p, flags); err != nil {

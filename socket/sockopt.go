@@ -613,6 +613,9 @@ func (t *tcpEP) setOption(level, name int, v any) error {
 		case TCP_USER_TIMEOUT:
 			return e.SetUserTimeout(i)
 		default:
+			if ok, err := t.setTCPOpt(name, i); ok {
+				return err // tcpopts.go
+			}
 			return syscall.ENOPROTOOPT
 		}
 		return nil
@@ -684,6 +687,9 @@ func (t *tcpEP) getOption(level, name int) (any, error) {
 			return e.Info(), nil
 		case TCP_CONGESTION:
 			return e.Congestion(), nil
+		}
+		if v, ok := t.getTCPOpt(name); ok {
+			return v, nil // tcpopts.go
 		}
 		return nil, syscall.ENOPROTOOPT
 	}

@@ -573,7 +573,7 @@ func (e *Endpoint) write(b []byte, oob bool) (int, error) {
 		// Linux: EPIPE also on a socket never connected, or listening.
 		return 0, syscall.EPIPE
 	}
-	free := e.sndCap - e.sndLen
+	free := e.sendRoom() // the buffer, TCP_NOTSENT_LOWAT (tcpopts.go)
 	if free <= 0 {
 		return 0, syscall.EAGAIN
 	}
@@ -674,9 +674,8 @@ func (e *Endpoint) Close() {
 	}
 	e.rdShut = true
 	e.shutWrite()
-	if e.state == StateFinWait2 {
-		e.closeAt = e.p.now() + finTimeout
-		e.armTimer(e.closeAt)
+	if e.state == StateFinWait2 && e.orphanFinWait2(e.p.now()) { // TCP_LINGER2 (tcpopts.go)
+		return
 	}
 	e.orphanClose()
 }
@@ -754,7 +753,7 @@ func (e *Endpoint) readinessLocked() waiter.EventMask {
 // writable is Linux's rule: free space at least half of what is queued.
 func (e *Endpoint) writable() bool {
 	free := e.sndCap - e.sndLen
-	return free > 0 && free >= e.sndLen/2
+	return free > 0 && free >= e.sndLen/2 && e.notsentOK(1)
 }
 
 func (e *Endpoint) notify(m waiter.EventMask) { e.wq.Notify(m) }

@@ -231,8 +231,10 @@ func (e *Endpoint) synSentInput(s *segment, now time.Duration) {
 		}
 		e.rttTiming = false
 		e.establish(now)
-		e.ackNow = true
-		e.output(now)
+		if !e.delayHandshakeAck(now) { // tcpopts.go
+			e.ackNow = true
+			e.output(now)
+		}
 		e.notify(waiter.EventOut)
 		return
 	}
@@ -330,6 +332,9 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 			e.p.sendResetFor(connKey{e.local, e.remote}, s)
 			return false
 		}
+		if e.deferBareAck(s) {
+			return false // TCP_DEFER_ACCEPT: wait for data (tcpopts.go)
+		}
 		if e.childOverflow() {
 			return false // accept queue full: the peer retries (Linux)
 		}
@@ -341,6 +346,7 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 			e.parent.synQLen.Add(-1)
 			e.inSynQ = false
 			deliver = true
+			e.clearListenOpts() // tcpopts.go
 		}
 		e.establish(now)
 		e.sndUna = s.ack
@@ -367,9 +373,8 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 		if e.finAcked() {
 			e.setState(StateFinWait2)
 			e.rtoAt = 0
-			if e.userClosed {
-				e.closeAt = now + finTimeout
-				e.armTimer(e.closeAt)
+			if e.userClosed && e.orphanFinWait2(now) { // TCP_LINGER2 (tcpopts.go)
+				return deliver
 			}
 		}
 	case StateClosing:

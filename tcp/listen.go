@@ -148,8 +148,11 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	c.reuseAddr, c.reusePort = l.reuseAddr, l.reusePort
 	c.tproxy = l.tproxy // inherited, as Linux clones the socket's flags
 	c.urg.inline = l.urg.inline
+	c.rcvLowat = l.rcvLowat // SO_RCVLOWAT, as the kernel clones the listener's sock
 	if l.userRcvBuf > 0 {
 		c.rcvCap = l.rcvCap
+	} else if lw := int(l.rcvLowat) + 1; lw > c.rcvCap {
+		c.rcvCap = lw // room for the inherited mark (rcvlowat.go)
 	}
 	if l.userSndBuf > 0 {
 		c.sndCap = l.sndCap
@@ -267,6 +270,7 @@ func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 	if c == nil {
 		return true
 	}
+	c.clearListenOpts() // a cookie's ACK completes at once (tcpopts.go)
 	c.iss = s.ack - 1
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss+1, c.iss+1
 	c.sbSeq = c.iss + 1

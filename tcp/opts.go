@@ -31,6 +31,17 @@ type epOpts struct {
 	ext6 IPv6Ext
 	mark uint32 // SO_MARK (mark.go)
 	dev  int32  // SO_BINDTODEVICE's interface index (bindtodev.go)
+	// TCP-level options of tcpopts.go, in Linux's units.
+	windowClamp  int32  // TCP_WINDOW_CLAMP; 0: none
+	notsentLowat uint32 // TCP_NOTSENT_LOWAT; 0: no bound
+	linger2      int32  // TCP_LINGER2: seconds, 0 the default, -1 none
+	fastOpen     int32  // TCP_FASTOPEN's queue length (a listener's)
+	synCnt       uint8  // TCP_SYNCNT; 0: the Config's
+	deferAccept  uint8  // TCP_DEFER_ACCEPT as SYN-ACK retransmissions
+	deferAcked   bool   // a deferring child dropped its client's bare ACK
+	pingpong     bool   // TCP_QUICKACK 0: delayed-ACK ("pingpong") mode
+	inq          bool   // TCP_INQ
+	fastOpenConn bool   // TCP_FASTOPEN_CONNECT
 }
 
 // maxSharedOpts bounds the table of shared option sets: past it a new

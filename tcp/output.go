@@ -21,6 +21,7 @@ func (e *Endpoint) rcvWindow() int {
 	w := max(e.rcvCap-e.rcvLen, 0)
 	w = e.memClampWindow(w)
 	w = min(w, 65535<<e.rcvWScale)
+	w = e.clampWindow(w) // TCP_WINDOW_CLAMP (tcpopts.go)
 	cur := int(int32(e.rcvAdv - e.rcvNxt))
 	if cur < 0 {
 		cur = 0
@@ -66,7 +67,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 		h.Ack = e.rcvNxt
 	}
 	if syn {
-		h.Window = uint16(min(e.rcvCap, 65535))
+		h.Window = uint16(e.clampWindow(min(e.rcvCap, 65535))) // TCP_WINDOW_CLAMP (tcpopts.go)
 		e.rcvAdv = e.rcvNxt + uint32(h.Window)
 		o := &h.Options
 		o.HasMSS, o.MSS = true, uint16(min(e.advMSS, 65535))
@@ -407,6 +408,7 @@ func (e *Endpoint) output(now time.Duration) {
 			e.armRTO(now)
 		}
 		e.persistAt = 0
+		e.notsentWake() // TCP_NOTSENT_LOWAT (tcpopts.go)
 	} else if e.ackNow {
 		e.sendAck(now)
 	}
@@ -634,11 +636,8 @@ func (e *Endpoint) onDelayedAck() {
 func (e *Endpoint) onRTO(now time.Duration) {
 	switch e.state {
 	case StateSynSent, StateSynRcvd:
-		limit := e.p.cfg.SynRetries
-		if e.state == StateSynRcvd {
-			limit = e.p.cfg.SynAckRetries
-		}
-		if e.backoff >= limit {
+		expire, resend := e.synTimeout() // TCP_SYNCNT, TCP_DEFER_ACCEPT (tcpopts.go)
+		if expire {
 			e.p.st.AttemptFails.Add(1)
 			e.p.st.AbortOnTimeout.Add(1)
 			e.connectErrPending = e.state == StateSynSent
@@ -647,7 +646,9 @@ func (e *Endpoint) onRTO(now time.Duration) {
 		}
 		e.backoff++
 		e.rto = min(e.rto*2, maxRTO)
-		e.sendSYN(now, true)
+		if resend {
+			e.sendSYN(now, true)
+		}
 		e.armRTO(now)
 		return
 	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
