@@ -238,6 +238,18 @@ func (t *T) Pair() (cli, srv sockapi.Sock) {
 	return cli, srv
 }
 
+// Accepted takes one connection from l, waiting up to d; step names the
+// accept in the transcript. The accepted socket is tracked and has a 5 s
+// timeout.
+func (t *T) Accepted(step string, l sockapi.Sock, d time.Duration) sockapi.Sock {
+	l.SetTimeout(d)
+	s, _, err := l.Accept()
+	t.Must(step, err)
+	t.Track(s)
+	s.SetTimeout(5 * time.Second)
+	return s
+}
+
 // UDPPair is two UDP sockets bound on the local address (labels A and B).
 func (t *T) UDPPair() (a, b sockapi.Sock, aa, ba *socket.SockaddrInet) {
 	a, b = t.UDP(), t.UDP()

@@ -5,6 +5,7 @@ import (
 
 	"github.com/sockstack/sockstack/sockapi"
 	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/wire"
 )
 
 // ioctl(2) on sockets (socket/ioctl.go): the queue lengths (SIOCINQ /
@@ -146,7 +147,7 @@ func ioctlCases() []Case {
 			s.SetTimeout(5 * time.Second)
 			t.Ioctl("empty", s, socket.SIOCINQ, 0)
 			echo := []byte{8, 0, 0, 0, 0x12, 0x34, 0, 1, 'p', 'i', 'n', 'g'}
-			sum := icmpSum(echo)
+			sum := wire.Checksum(echo)
 			echo[2], echo[3] = byte(sum>>8), byte(sum)
 			t.Send("send echo", s, echo, 0, t.Loop(0))
 			Ready(s, false, 5*time.Second)
@@ -207,20 +208,6 @@ func (t *T) unixOutq(step string, s sockapi.Sock) {
 		return
 	}
 	t.Logf("%s SIOCOUTQ: zero %v", step, v == 0)
-}
-
-func icmpSum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return ^uint16(s)
 }
 
 // IP_MTU and IPV6_MTU (socket/ipmtu.go): the path MTU toward a

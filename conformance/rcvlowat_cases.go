@@ -48,10 +48,7 @@ func rcvLowatCases() []Case {
 			c := t.TCP()
 			c.SetTimeout(5 * time.Second)
 			t.Must("connect", c.Connect(a))
-			l.SetTimeout(5 * time.Second)
-			s, _, err := l.Accept()
-			t.Must("accept", err)
-			t.Track(s)
+			s := t.Accepted("accept", l, 5*time.Second)
 			t.GetInt("accepted", s, sol, lowat)
 		}},
 		{"rcvlowat/tcp capped at half of tcp_rmem[2]", false, func(t *T) {

@@ -126,10 +126,7 @@ func tcpOptsCases() []Case {
 			cli.SetTimeout(5 * time.Second)
 			t.Must("connect", cli.Connect(a))
 			t.Must("send", cli.SendAll([]byte("x"), 0)) // past the deferral
-			l.SetTimeout(5 * time.Second)
-			srv, _, err := l.Accept()
-			t.Must("accept", err)
-			t.Track(srv)
+			srv := t.Accepted("accept", l, 5*time.Second)
 			for _, o := range tcpOptNames {
 				if o.opt != socket.TCP_WINDOW_CLAMP && o.opt != socket.TCP_QUICKACK {
 					t.GetInt("accepted "+o.name, srv, socket.SOL_TCP, o.opt)
@@ -149,11 +146,7 @@ func tcpOptsCases() []Case {
 			t.Must("send", cli.SendAll([]byte("hello"), 0))
 			Ready(l, false, 5*time.Second)
 			t.PollEvents("listener after data", l)
-			l.SetTimeout(5 * time.Second)
-			srv, _, err := l.Accept()
-			t.Must("accept", err)
-			t.Track(srv)
-			srv.SetTimeout(5 * time.Second)
+			srv := t.Accepted("accept", l, 5*time.Second)
 			t.Recv("recv", srv, 64, 0)
 		}},
 		{"tcpopts/defer accept takes a FIN as data", false, func(t *T) {
@@ -166,11 +159,7 @@ func tcpOptsCases() []Case {
 			t.Check("accept before the FIN", acceptNow(l))
 			t.Check("shutdown", cli.Shutdown(socket.SHUT_WR))
 			Ready(l, false, 5*time.Second)
-			l.SetTimeout(5 * time.Second)
-			srv, _, err := l.Accept()
-			t.Must("accept", err)
-			t.Track(srv)
-			srv.SetTimeout(5 * time.Second)
+			srv := t.Accepted("accept", l, 5*time.Second)
 			t.Recv("recv eof", srv, 64, 0)
 		}},
 		{"tcpopts/quickack inherited by accept", false, func(t *T) {
@@ -182,10 +171,7 @@ func tcpOptsCases() []Case {
 			t.Check("client TCP_QUICKACK 0", cli.SetSockOptInt(socket.SOL_TCP, socket.TCP_QUICKACK, 0))
 			t.Must("connect", cli.Connect(a))
 			t.GetInt("client TCP_QUICKACK after connect", cli, socket.SOL_TCP, socket.TCP_QUICKACK)
-			l.SetTimeout(5 * time.Second)
-			srv, _, err := l.Accept()
-			t.Must("accept", err)
-			t.Track(srv)
+			srv := t.Accepted("accept", l, 5*time.Second)
 			t.GetInt("accepted TCP_QUICKACK", srv, socket.SOL_TCP, socket.TCP_QUICKACK)
 			t.Check("accepted TCP_QUICKACK 1", srv.SetSockOptInt(socket.SOL_TCP, socket.TCP_QUICKACK, 1))
 			t.GetInt("accepted TCP_QUICKACK", srv, socket.SOL_TCP, socket.TCP_QUICKACK)
@@ -200,10 +186,7 @@ func tcpOptsCases() []Case {
 			t.Check("accept at once", acceptNow(l))
 			// After one SYN-ACK period the SYN-ACK goes again and the
 			// client's ACK to it is accepted without data.
-			l.SetTimeout(10 * time.Second)
-			srv, _, err := l.Accept()
-			t.Must("accept after the deferral", err)
-			t.Track(srv)
+			srv := t.Accepted("accept after the deferral", l, 10*time.Second)
 			t.Recv("recv", srv, 64, socket.MSG_DONTWAIT)
 		}},
 		{"tcpopts/notsent lowat stops the writer and poll", false, func(t *T) {
@@ -212,10 +195,7 @@ func tcpOptsCases() []Case {
 			cli := t.TCP()
 			cli.SetTimeout(5 * time.Second)
 			t.Must("connect", cli.Connect(a))
-			l.SetTimeout(5 * time.Second)
-			srv, _, err := l.Accept()
-			t.Must("accept", err)
-			t.Track(srv)
+			srv := t.Accepted("accept", l, 5*time.Second)
 			t.Check("set TCP_NOTSENT_LOWAT", cli.SetSockOptInt(socket.SOL_TCP, socket.TCP_NOTSENT_LOWAT, 8192))
 			t.PollEvents("fresh", cli)
 			chunk := make([]byte, 1000)

@@ -9,11 +9,8 @@ import "syscall"
 func (e *Endpoint) InQ() (int, error) {
 	e.lock()
 	defer e.unlock()
-	switch e.state {
-	case StateListen:
-		return 0, syscall.EINVAL
-	case StateSynSent, StateSynRcvd:
-		return 0, nil
+	if none, err := e.noQueues(); none {
+		return 0, err
 	}
 	if e.urg.state != urgNone && !e.urg.inline && e.rcvLen > 0 {
 		copied := e.copiedSeq()
@@ -36,11 +33,8 @@ func (e *Endpoint) OutQNSD() (int, error) { return e.outQ(true) }
 func (e *Endpoint) outQ(notSent bool) (int, error) {
 	e.lock()
 	defer e.unlock()
-	switch e.state {
-	case StateListen:
-		return 0, syscall.EINVAL
-	case StateSynSent, StateSynRcvd:
-		return 0, nil
+	if none, err := e.noQueues(); none {
+		return 0, err
 	}
 	if !e.everConnected {
 		return 0, nil
@@ -60,4 +54,16 @@ func (e *Endpoint) outQ(notSent bool) (int, error) {
 		return 0, nil
 	}
 	return int(end - from), nil
+}
+
+// noQueues says the queue ioctls have no count to give: EINVAL on a
+// listener, 0 during the handshake (Linux's tcp_ioctl). Call locked.
+func (e *Endpoint) noQueues() (bool, error) {
+	switch e.state {
+	case StateListen:
+		return true, syscall.EINVAL
+	case StateSynSent, StateSynRcvd:
+		return true, nil
+	}
+	return false, nil
 }
