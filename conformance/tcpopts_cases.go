@@ -135,11 +135,7 @@ func tcpOptsCases() []Case {
 			t.GetInt("accepted TCP_WINDOW_CLAMP", srv, socket.SOL_TCP, socket.TCP_WINDOW_CLAMP)
 		}},
 		{"tcpopts/defer accept holds a connection until data", false, func(t *T) {
-			l, a := t.Listener(4)
-			t.Check("set TCP_DEFER_ACCEPT 30", l.SetSockOptInt(socket.SOL_TCP, socket.TCP_DEFER_ACCEPT, 30))
-			cli := t.TCP()
-			cli.SetTimeout(5 * time.Second)
-			t.Must("connect", cli.Connect(a))
+			l, cli := t.deferredConn(30)
 			t.Quiesce()
 			t.PollEvents("listener after the handshake", l)
 			t.Check("accept before data", acceptNow(l))
@@ -150,11 +146,7 @@ func tcpOptsCases() []Case {
 			t.Recv("recv", srv, 64, 0)
 		}},
 		{"tcpopts/defer accept takes a FIN as data", false, func(t *T) {
-			l, a := t.Listener(4)
-			t.Check("set TCP_DEFER_ACCEPT 30", l.SetSockOptInt(socket.SOL_TCP, socket.TCP_DEFER_ACCEPT, 30))
-			cli := t.TCP()
-			cli.SetTimeout(5 * time.Second)
-			t.Must("connect", cli.Connect(a))
+			l, cli := t.deferredConn(30)
 			t.Quiesce()
 			t.Check("accept before the FIN", acceptNow(l))
 			t.Check("shutdown", cli.Shutdown(socket.SHUT_WR))
@@ -177,11 +169,7 @@ func tcpOptsCases() []Case {
 			t.GetInt("accepted TCP_QUICKACK", srv, socket.SOL_TCP, socket.TCP_QUICKACK)
 		}},
 		{"tcpopts/defer accept runs out", false, func(t *T) {
-			l, a := t.Listener(4)
-			t.Check("set TCP_DEFER_ACCEPT 1", l.SetSockOptInt(socket.SOL_TCP, socket.TCP_DEFER_ACCEPT, 1))
-			cli := t.TCP()
-			cli.SetTimeout(5 * time.Second)
-			t.Must("connect", cli.Connect(a))
+			l, _ := t.deferredConn(1)
 			t.Quiesce()
 			t.Check("accept at once", acceptNow(l))
 			// After one SYN-ACK period the SYN-ACK goes again and the
@@ -270,4 +258,15 @@ func optName(opt int) string {
 		}
 	}
 	return fmt.Sprint(opt)
+}
+
+// deferredConn is a listener with TCP_DEFER_ACCEPT secs and a client
+// connected to it (5 s timeout).
+func (t *T) deferredConn(secs int) (l, cli sockapi.Sock) {
+	l, a := t.Listener(4)
+	t.Check(fmt.Sprintf("set TCP_DEFER_ACCEPT %d", secs), l.SetSockOptInt(socket.SOL_TCP, socket.TCP_DEFER_ACCEPT, secs))
+	cli = t.TCP()
+	cli.SetTimeout(5 * time.Second)
+	t.Must("connect", cli.Connect(a))
+	return l, cli
 }
