@@ -823,6 +823,8 @@ type stats struct {
 	TProxyNoListener atomic.Uint64
 
 	AcksHeld atomic.Uint64 // Batch.SetHold
+
+	DeferAcceptDrops atomic.Uint64 // bare handshake ACKs a TCP_DEFER_ACCEPT listener ignored (tcpopts.go)
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -855,5 +857,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		LentSegs:     s.LentSegs.Load(), LentQueueFull: s.LentQueueFull.Load(),
 		TProxyNoListener: s.TProxyNoListener.Load(),
 		AcksHeld:         s.AcksHeld.Load(),
+		DeferAcceptDrops: s.DeferAcceptDrops.Load(),
 	}
 }

@@ -245,6 +245,7 @@ func (e *Endpoint) deferBareAck(s *segment) bool {
 	if !e.deferAcked {
 		e.setOpt(func(o epOpts) epOpts { o.deferAcked = true; return o })
 	}
+	e.p.st.DeferAcceptDrops.Add(1)
 	return true
 }
 

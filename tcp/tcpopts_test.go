@@ -305,6 +305,9 @@ func TestDeferAccept(t *testing.T) {
 	if l.Readiness(waiter.EventIn) != 0 {
 		t.Fatal("listener readable after a bare ACK")
 	}
+	if n := s.p.Stats().DeferAcceptDrops; n != 1 {
+		t.Fatalf("DeferAcceptDrops %d, want 1", n)
+	}
 	// The client is known to be there: no SYN-ACK until the last period.
 	s.clk.Advance(3 * time.Second)
 	s.expectNone("SYN-ACK while deferring")

@@ -238,6 +238,10 @@ type StatsSnapshot struct {
 	// AcksHeld counts ACKs for a hole still open at a link batch's end
 	// that waited for the next batch or the link's idle call (Batch.SetHold).
 	AcksHeld uint64
+	// DeferAcceptDrops counts handshake-completing ACKs without data that
+	// a TCP_DEFER_ACCEPT listener's connection ignored (Linux's
+	// TCPDeferAcceptDrop).
+	DeferAcceptDrops uint64
 }
 
 // ConnInfo is one row of the socket table.
