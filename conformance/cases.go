@@ -56,6 +56,7 @@ func Cases() []Case {
 	cs = append(cs, ifreqCases()...)       // ifreq_cases.go
 	cs = append(cs, mtuCases()...)         // ioctl_cases.go
 	cs = append(cs, peekOffCases()...)     // peekoff_cases.go
+	cs = append(cs, sendfileCases()...)    // sendfile_cases.go
 	cs = append(cs, rcvLowatCases()...)    // rcvlowat_cases.go
 	cs = append(cs, tcpOptsCases()...)     // tcpopts_cases.go
 	return cs
