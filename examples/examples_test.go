@@ -21,8 +21,8 @@ var cases = []struct {
 }{
 	{"tcpecho", nil, []string{"server: connected by 10.0.0.2:", `client: received "Hello, world"`, "server: client closed the connection"}},
 	{"tcpecho", []string{"-kernel"}, []string{"server: connected by 127.0.0.1:", `client: received "Hello, world"`}},
-	{"udpecho", nil, []string{"server: 5 bytes from 10.0.0.2:", `client: "hello" from 10.0.0.1:50007`, `client: "datagrams keep their boundaries" from 10.0.0.1:50007`, `client: "bye"`, "server: stopped"}},
-	{"udpecho", []string{"-kernel"}, []string{`client: "bye" from 127.0.0.1:50007`}},
+	{"udpecho", nil, []string{"server: 5 bytes from 10.0.0.2:", `client: "hello" from 10.0.0.1:20007`, `client: "datagrams keep their boundaries" from 10.0.0.1:20007`, `client: "bye"`, "server: stopped"}},
+	{"udpecho", []string{"-kernel"}, []string{`client: "bye" from 127.0.0.1:20007`}},
 	{"udpchat", nil, []string{
 		"alice sees: * bob joined", "bob   sees: <alice> hi bob", "carol sees: * carol joined",
 		"alice sees: * bob left", "alice sees: <carol> bob has gone", "carol sees: * alice left",
@@ -34,11 +34,11 @@ var cases = []struct {
 		"server: carol hung up (0 connected)", "server: all 3 clients have left"}},
 	{"selectchat", []string{"-kernel"}, []string{"server: new connection from 127.0.0.1 (1 connected)", "alice sees: <carol> bob has gone", "server: all 3 clients have left"}},
 	{"gaiecho", nil, []string{
-		"server: getaddrinfo: AF_INET 0.0.0.0:50007, AF_INET6 [::]:50007",
-		"server: listening on AF_INET 0.0.0.0:50007",
-		"client: getaddrinfo: AF_INET6 [fd00::1]:50007, AF_INET 10.0.0.1:50007",
-		"client: AF_INET6 [fd00::1]:50007: connect: connection refused (skipped)",
-		"client: connected to AF_INET 10.0.0.1:50007", `client: received "Hello, world"`}},
+		"server: getaddrinfo: AF_INET 0.0.0.0:20007, AF_INET6 [::]:20007",
+		"server: listening on AF_INET 0.0.0.0:20007",
+		"client: getaddrinfo: AF_INET6 [fd00::1]:20007, AF_INET 10.0.0.1:20007",
+		"client: AF_INET6 [fd00::1]:20007: connect: connection refused (skipped)",
+		"client: connected to AF_INET 10.0.0.1:20007", `client: received "Hello, world"`}},
 	{"nonblocking", nil, []string{`c1: echoed "message 1 from c1"`, `c2: echoed "message 2 from c2"`, `c3: echoed "message 3 from c3"`,
 		"server: accepted 10.0.0.4:", "server: closed 10.0.0.2:", "server: served 3 clients from one goroutine"}},
 	{"ifinfo", nil, []string{"1: lo: flags=0x49<UP,LOOPBACK,RUNNING> mtu 65536", "inet 127.0.0.1 netmask 255.0.0.0 hwaddr 00:00:00:00:00:00 (type 772)",
@@ -51,8 +51,8 @@ var cases = []struct {
 	{"sniffer", nil, []string{
 		"out 02:00:00:00:00:02 > ff:ff:ff:ff:ff:ff ARP who-has 10.0.0.1 tell 10.0.0.2",
 		"in  02:00:00:00:00:01 > 02:00:00:00:00:02 ARP reply 10.0.0.1 is-at 02:00:00:00:00:01",
-		`> 10.0.0.1:50011 UDP len 2 ttl 64 "hi"`, `IP 10.0.0.1:50011 > 10.0.0.2:`,
-		"> 10.0.0.1:50012 TCP [S] seq", "IP 10.0.0.1:50012 > 10.0.0.2:", "TCP [S.]", "TCP [P.]", "len 5", "TCP [F.]"}},
+		`> 10.0.0.1:20011 UDP len 2 ttl 64 "hi"`, `IP 10.0.0.1:20011 > 10.0.0.2:`,
+		"> 10.0.0.1:20012 TCP [S] seq", "IP 10.0.0.1:20012 > 10.0.0.2:", "TCP [S.]", "TCP [P.]", "len 5", "TCP [F.]"}},
 	{"multicast", nil, []string{
 		`sender's host: "hello group" from 10.0.0.1:`, `r1           : "hello group"`, `r2           : "hello group"`,
 		"-- send with IP_MULTICAST_LOOP off\n  sender's host: nothing\n  r1           : \"not for my own host\"",

@@ -24,7 +24,7 @@ import (
 )
 
 const (
-	port    = 50015
+	port    = 20015
 	control = "@fdpass-workers" // an abstract AF_UNIX name: nothing on disk
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/sockstack/sockstack/socket"
 )
 
-const service = "50007"
+const service = "20007"
 
 func main() {
 	nw := vnet.New("server", "client")

@@ -20,7 +20,7 @@ import (
 	"github.com/sockstack/sockstack/socket"
 )
 
-const port = 50014
+const port = 20014
 
 func main() {
 	vnet.KernelFlag()

@@ -28,7 +28,7 @@ type ifreqer interface {
 	IfConf() ([]socket.Ifreq, error)
 }
 
-const port = 50012
+const port = 20012
 
 func main() {
 	vnet.KernelFlag()

@@ -20,7 +20,7 @@ import (
 )
 
 const (
-	port    = 50009
+	port    = 20009
 	clients = 3
 )
 

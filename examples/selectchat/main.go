@@ -27,7 +27,7 @@ import (
 )
 
 const (
-	port    = 50014
+	port    = 20014
 	clients = 3
 )
 

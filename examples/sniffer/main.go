@@ -152,10 +152,10 @@ func addr4(b []byte) netip.Addr { return netip.AddrFrom4([4]byte(b)) }
 func traffic(srv, me vnet.Host) {
 	u, _ := srv.Net.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 	defer u.Close()
-	u.Bind(socket.Inet("0.0.0.0", 50011))
+	u.Bind(socket.Inet("0.0.0.0", 20011))
 	c, _ := me.Net.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 	defer c.Close()
-	c.SendTo([]byte("hi"), 0, socket.Inet(srv.Addr, 50011))
+	c.SendTo([]byte("hi"), 0, socket.Inet(srv.Addr, 20011))
 	buf := make([]byte, 100)
 	n, from, err := u.RecvFrom(buf, 0)
 	if err != nil {
@@ -166,10 +166,10 @@ func traffic(srv, me vnet.Host) {
 
 	ls, _ := srv.Net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
 	defer ls.Close()
-	ls.Bind(socket.Inet("0.0.0.0", 50012))
+	ls.Bind(socket.Inet("0.0.0.0", 20012))
 	ls.Listen(1)
 	t, _ := me.Net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	if err := t.Connect(socket.Inet(srv.Addr, 50012)); err != nil {
+	if err := t.Connect(socket.Inet(srv.Addr, 20012)); err != nil {
 		log.Fatal(err)
 	}
 	a, _, err := ls.Accept()

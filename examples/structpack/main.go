@@ -27,7 +27,7 @@ import (
 	"github.com/sockstack/sockstack/socket"
 )
 
-const port = 50013
+const port = 20013
 
 // Reading is the fixed part of a record, 4+2+1 = 7 bytes on the wire
 // (binary.Write adds no padding), followed by the sensor's name.

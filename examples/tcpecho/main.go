@@ -15,7 +15,10 @@ import (
 	"github.com/sockstack/sockstack/socket"
 )
 
-const port = 50007 // an arbitrary non-privileged port
+// An arbitrary non-privileged port, below Linux's ephemeral range
+// (32768-60999): with -kernel, a socket another program connected from
+// that range cannot be holding it.
+const port = 20007
 
 func main() {
 	vnet.KernelFlag()

@@ -21,7 +21,7 @@ import (
 )
 
 const (
-	port = 50010
+	port = 20010
 	idle = 300 * time.Millisecond
 )
 

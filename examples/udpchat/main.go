@@ -22,7 +22,7 @@ import (
 	"github.com/sockstack/sockstack/socket"
 )
 
-const port = 50008
+const port = 20008
 
 func main() {
 	vnet.KernelFlag()

@@ -18,7 +18,7 @@ import (
 	"github.com/sockstack/sockstack/socket"
 )
 
-const port = 50007
+const port = 20007
 
 func main() {
 	vnet.KernelFlag()
