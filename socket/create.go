@@ -97,4 +97,3 @@ func (n *Net) CreateServer(addr Sockaddr, backlog int, reusePort, dualStack bool
 	}
 	return s, nil
 }
-
