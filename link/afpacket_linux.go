@@ -487,7 +487,7 @@ func (a *AFPacket) readMany(fd uintptr) bool {
 		a.rhdrs[i].Len = 0
 	}
 	for {
-		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&a.rhdrs[0])),
+		r, errno := nbSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&a.rhdrs[0])),
 			uintptr(len(a.rhdrs)), unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
 		switch errno {
 		case 0:
@@ -574,7 +574,7 @@ func (a *AFPacket) writeMany(fd uintptr) bool {
 			a.wnext++
 			continue
 		}
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&a.whdrs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
+		r, errno := nbSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&a.whdrs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
 		a.wcalls.Add(1)
 		clear(a.wiov[:4*k]) // keep no pointers to the caller's frames
 		switch errno {

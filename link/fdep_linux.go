@@ -324,7 +324,7 @@ func (e *fdEndpoint) writeQueues(frames [][]byte, metas []Meta) (int, error) {
 func (e *fdEndpoint) writeOne(fd uintptr) bool {
 	for e.wnext < len(e.wframes) {
 		f := e.wframes[e.wnext]
-		_, err := unix.Write(int(fd), f)
+		_, err := nbWrite(fd, f)
 		switch err {
 		case nil:
 			e.wtaken++
@@ -350,7 +350,7 @@ func (e *fdEndpoint) writeOne(fd uintptr) bool {
 func (e *fdEndpoint) readOne(fd uintptr) bool {
 	for e.nread < len(e.bufs) {
 		b := e.bufs[e.nread]
-		n, err := unix.Read(int(fd), b[:cap(b)])
+		n, err := nbRead(fd, b[:cap(b)])
 		switch err {
 		case nil:
 		case unix.EINTR:

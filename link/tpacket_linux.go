@@ -688,7 +688,7 @@ func (a *AFPacket) writeRing(fd uintptr) bool {
 func (a *AFPacket) kick(fd uintptr) unix.Errno {
 	a.tx.pending = false
 	for {
-		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		_, errno := nbSyscall6(unix.SYS_SENDTO, fd, 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		a.wcalls.Add(1)
 		switch errno {
 		case unix.EINTR:

@@ -112,7 +112,7 @@ func (e *fdEndpoint) netOff() int {
 func (e *fdEndpoint) readVnet(fd uintptr) bool {
 	for e.nread < len(e.bufs) {
 		b := e.bufs[e.nread]
-		n, err := unix.Read(int(fd), b[:cap(b)])
+		n, err := nbRead(fd, b[:cap(b)])
 		switch err {
 		case nil:
 		case unix.EINTR:
@@ -162,7 +162,7 @@ func (e *fdEndpoint) writeVnet(fd uintptr) bool {
 				}
 			}
 		}
-		_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v.iov[0])), uintptr(niov))
+		_, errno := nbSyscall6(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v.iov[0])), uintptr(niov), 0, 0, 0)
 		clear(v.iov[2:]) // keep no pointer to the sender's payload
 		var err error
 		if errno != 0 {
