@@ -431,6 +431,11 @@ func (e *Endpoint) chooseRcvWScale() {
 	if e.userRcvBuf > 0 {
 		limit = e.userRcvBuf
 	}
+	if e.windowClamp > 0 {
+		// No scale beyond what the clamped window needs, as Linux's
+		// tcp_select_initial_window (tcpopts.go).
+		limit = min(limit, int(e.windowClamp))
+	}
 	s := uint8(0)
 	for s < 14 && (65535<<s) < limit {
 		s++
