@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sockstack/sockstack/waiter"
+	"github.com/sockstack/sockstack/wire"
 )
 
 // TestQuickAckSendsOwedAck: TCP_QUICKACK 1 sends the ACK the delayed-ACK
@@ -519,5 +520,31 @@ func TestWindowClampBelowMSS(t *testing.T) {
 	}
 	if n := len(readAll(c)); n != 3*minWindowClamp {
 		t.Fatalf("read %d", n)
+	}
+}
+
+// TestFirstReadKeepsAckForReply: in pingpong mode (TCP_QUICKACK 0) the
+// ACK of the first request rides on the reply. The read of the request
+// sent it at once as a window update: with window scaling the SYN-ACK
+// offers at most 65535 bytes and the buffer is larger, so the window
+// looked grown by the read though the read opened only its own bytes.
+// Linux sends the reply alone.
+func TestFirstReadKeepsAckForReply(t *testing.T) {
+	s := newScript(t, Config{})
+	_, c, iss := s.passiveOpen(wire.TCPOptions{HasMSS: true, MSS: 1460, HasWScale: true, WScale: 7, SACKPermitted: true})
+	c.SetQuickAck(0)
+	s.inject(seg{flags: fPA, seq: 1001, ack: iss + 1, win: 65535, data: []byte("request")})
+	s.expectNone("the request")
+	if got := string(readAll(c)); got != "request" {
+		t.Fatalf("read %q", got)
+	}
+	s.expectNone("the read of the request")
+	if _, err := c.Write([]byte("reply")); err != nil {
+		t.Fatal(err)
+	}
+	r := s.expectOne("the reply")
+	check(t, "the reply", r, fPA, iss+1, 1008, 5)
+	if int(r.h.Window)<<7 <= 65535 {
+		t.Errorf("the reply offers %d<<7 bytes: the larger window was not announced", r.h.Window)
 	}
 }
