@@ -645,9 +645,15 @@ var wireSynOpts = [][]any{{"MSS", 1460}, {"SAckOK", ""}, {"NOP", nil}, {"WScale"
 // (the handshake's ACK is the caller's).
 func (s *wireSide) dial(t *testing.T, dport int) *wireConn {
 	t.Helper()
+	return s.dialWith(t, dport, wireSynOpts)
+}
+
+// dialWith is dial with the SYN's options.
+func (s *wireSide) dialWith(t *testing.T, dport int, opts [][]any) *wireConn {
+	t.Helper()
 	c := &wireConn{s: s, sport: s.port(), dport: dport}
 	c.snd = uint32(c.sport) * 7919
-	s.sc.send(t, optSeg{Sport: c.sport, Dport: dport, Flags: "S", Seq: c.snd, Win: 64240, Opts: wireSynOpts})
+	s.sc.send(t, optSeg{Sport: c.sport, Dport: dport, Flags: "S", Seq: c.snd, Win: 64240, Opts: opts})
 	c.snd++
 	ps := s.sc.wait(t, c.sport, 1, 5*time.Second)
 	if len(ps) == 0 || ps[0].Flags != "SA" {
@@ -726,21 +732,26 @@ func (c *wireConn) waitAck(t *testing.T, timeout time.Duration) []optPkt {
 	return all
 }
 
-// waitBytes collects what the host sends until n payload bytes came
-// (bounded by timeout), acknowledging nothing.
-func (c *wireConn) waitBytes(t *testing.T, n int, timeout time.Duration) []optPkt {
+// waitBytes collects what the host sends until n new payload bytes
+// came (bounded by timeout), acknowledging nothing; c.rcv moves past
+// them. It returns every segment and the data segments that brought
+// new bytes, in order (not the retransmissions).
+func (c *wireConn) waitBytes(t *testing.T, n int, timeout time.Duration) (all, fresh []optPkt) {
 	t.Helper()
-	var all []optPkt
 	got := 0
 	end := time.Now().Add(timeout)
 	for got < n && time.Now().Before(end) {
 		ps := c.s.sc.wait(t, c.sport, 1, time.Until(end))
 		for _, p := range ps {
-			got += p.Len
+			if e := p.Seq + uint32(p.Len); p.Len > 0 && p.Seq == c.rcv {
+				got += p.Len
+				c.rcv = e
+				fresh = append(fresh, p)
+			}
 		}
 		all = append(all, ps...)
 	}
-	return all
+	return all, fresh
 }
 
 // readAll reads n bytes on the application's socket id, bounded.
@@ -753,6 +764,15 @@ func readAll(t *testing.T, s *wireSide, id, n int) {
 	if got != n {
 		t.Fatalf("%s: the application read %d of %d bytes", s.name, got, n)
 	}
+}
+
+// payloadBytes adds up the payload of ps.
+func payloadBytes(ps []optPkt) int {
+	n := 0
+	for _, p := range ps {
+		n += p.Len
+	}
+	return n
 }
 
 // segSizes lists the payload sizes of the data segments among ps.
@@ -853,6 +873,7 @@ var clampByDesign = map[int]map[string]string{
 		"SYN-ACK window": "Linux rounds its initial window down to a multiple of the MSS " +
 			"(tcp_select_initial_window: 2 x 1460); sockstack offers the whole clamp (unclamped, " +
 			"its SYN-ACK offers 65535 where Linux's offers 64240)",
+		"SYN window":                      "as its SYN-ACK window, below",
 		"window after 100 bytes (unread)": whyRcvSWS,
 		"largest window offered": "Linux 6.x resets window_clamp from its receive buffer when a " +
 			"received segment changes its buffer's scaling ratio (tcp_measure_rcv_mss -> " +
@@ -864,6 +885,15 @@ var clampByDesign = map[int]map[string]string{
 		"window after 100 bytes (unread)": whyRcvSWS,
 	},
 }
+
+var maxSegByDesign = map[string]string{
+	"listener, client offering 536: sizes of 3000 bytes sent, before any ACK": whyNagle,
+	"listener, client offering 536: then, after an ACK":                       whyNagle,
+}
+
+const whyNagle = "Nagle: sockstack holds a write's partial last segment while any data is " +
+	"unacknowledged (RFC 896); Linux only while an earlier partial segment is (Minshall's " +
+	"variant, tcp_minshall_check), so its tail leaves at once (docs/DECISIONS.md)"
 
 var quickAckByDesign = map[string]string{
 	"ACK of the first 10-byte segment": whyQuickAck,
@@ -959,6 +989,16 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 		t.Run(fmt.Sprintf("TCP_WINDOW_CLAMP_%d", clamp), func(t *testing.T) {
 			port := 7110 + i
 			compareWire(t, sides, clampByDesign[clamp], func(t *testing.T, s *wireSide, o *wireObs) {
+				// A connecting socket's SYN.
+				cid := s.app.connect(t, s.fake, port+10, [3]int{socket.SOL_TCP, socket.TCP_WINDOW_CLAMP, clamp})
+				if ps := s.sc.wait(t, port+10, 1, 5*time.Second); len(ps) == 0 || ps[0].Flags != "S" {
+					t.Fatalf("%s: no SYN: %v", s.name, ps)
+				} else {
+					o.set("SYN window", "%d", ps[0].Win)
+					o.set("SYN window scale", "%d", ps[0].WS)
+				}
+				s.app.close(t, cid)
+
 				lid := s.app.listen(t, port, [3]int{socket.SOL_TCP, socket.TCP_WINDOW_CLAMP, clamp})
 				c := s.dial(t, port)
 				o.set("SYN-ACK window", "%d", c.synAck.Win)
@@ -1042,10 +1082,9 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 			// Request and response: the application answers at once.
 			done := s.app.echo(t, id, 5*time.Second)
 			c.data(t, 10)
-			ps := c.waitBytes(t, 10, 2*time.Second)
+			ps, _ := c.waitBytes(t, 10, 2*time.Second)
 			done()
 			o.set("answer to a request answered at once", "%s", describe(ps))
-			c.rcv += 10
 			c.ack(t)
 			o.set("TCP_QUICKACK read after that exchange", "%d", s.app.getopt(t, id, socket.SOL_TCP, socket.TCP_QUICKACK))
 			at = c.data(t, 10)
@@ -1065,27 +1104,26 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 			// carries the ACK.
 			done = s.app.echo(t, id, 5*time.Second)
 			c.data(t, 10)
-			ps = c.waitBytes(t, 10, 2*time.Second)
+			ps, _ = c.waitBytes(t, 10, 2*time.Second)
 			done()
 			o.set("pingpong: answer to the first request answered at once", "%s", describe(ps))
 			if len(ps) > 0 {
 				o.set("pingpong: its first segment acknowledges the request", "%v", ps[0].Ack == c.snd)
 			}
-			c.rcv += 10
 			c.ack(t)
 			at = c.data(t, 10)
 			o.set("pingpong: ACK of a request not answered", "%s", ackTiming(c.waitAck(t, time.Second), c.snd, at))
 			readAll(t, s, id, 10)
 			done = s.app.echo(t, id, 5*time.Second)
 			c.data(t, 10)
-			ps = c.waitBytes(t, 10, 2*time.Second)
+			ps, _ = c.waitBytes(t, 10, 2*time.Second)
 			done()
 			o.set("pingpong: answer to a request answered at once after that", "%s", describe(ps))
 		})
 	})
 
 	t.Run("TCP_MAXSEG", func(t *testing.T) {
-		compareWire(t, sides, nil, func(t *testing.T, s *wireSide, o *wireObs) {
+		compareWire(t, sides, maxSegByDesign, func(t *testing.T, s *wireSide, o *wireObs) {
 			// A listener with TCP_MAXSEG 1000 and a client offering 1460.
 			lid := s.app.listen(t, 7130, [3]int{socket.SOL_TCP, socket.TCP_MAXSEG, 1000})
 			c := s.dial(t, 7130)
@@ -1097,7 +1135,27 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 			}
 			o.set("listener: TCP_MAXSEG read on the accepted socket", "%d", s.app.getopt(t, id, socket.SOL_TCP, socket.TCP_MAXSEG))
 			s.app.send(t, id, make([]byte, 3000))
-			o.set("listener: sizes of 3000 bytes sent", "%s", segSizes(c.waitBytes(t, 3000, 2*time.Second)))
+			_, fresh := c.waitBytes(t, 3000, 2*time.Second)
+			o.set("listener: sizes of 3000 bytes sent", "%s", segSizes(fresh))
+
+			// The same listener and a client offering 536: the smaller.
+			c = s.dialWith(t, 7130, [][]any{{"MSS", 536}, {"SAckOK", ""}, {"NOP", nil}, {"WScale", 7}})
+			o.set("listener, client offering 536: SYN-ACK MSS option", "%d", c.synAck.MSS)
+			c.ack(t)
+			if id = s.app.accept(t, lid, 5*time.Second); id == 0 {
+				t.Fatalf("%s: not accepted", s.name)
+			}
+			s.app.send(t, id, make([]byte, 3000))
+			// Nothing is acknowledged for 300 ms, then all that came.
+			_, fresh = c.waitBytes(t, 3000, 300*time.Millisecond)
+			o.set("listener, client offering 536: sizes of 3000 bytes sent, before any ACK", "%s", segSizes(fresh))
+			if left := 3000 - payloadBytes(fresh); left > 0 {
+				c.ack(t)
+				_, fresh = c.waitBytes(t, left, 2*time.Second)
+				o.set("listener, client offering 536: then, after an ACK", "%s", segSizes(fresh))
+			} else {
+				o.set("listener, client offering 536: then, after an ACK", "nothing left")
+			}
 
 			// A client with TCP_MAXSEG 1000 connecting to scapy, which
 			// offers 1460.
@@ -1116,7 +1174,8 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 				t.Fatalf("%s: the SYN-ACK was not acknowledged", s.name)
 			}
 			s.app.send(t, id, make([]byte, 3000))
-			o.set("client: sizes of 3000 bytes sent", "%s", segSizes(cc.waitBytes(t, 3000, 2*time.Second)))
+			_, fresh = cc.waitBytes(t, 3000, 2*time.Second)
+			o.set("client: sizes of 3000 bytes sent", "%s", segSizes(fresh))
 			o.set("client: TCP_MAXSEG read once connected", "%d", s.app.getopt(t, id, socket.SOL_TCP, socket.TCP_MAXSEG))
 		})
 	})
