@@ -19,12 +19,15 @@ import (
 )
 
 // TCP-level socket options seen from the wire (tcp/tcpopts.go): the
-// same exchange, crafted by scapy, goes to a sockstack listener on the
-// lab's TAP and to a Linux listener in a second namespace, and what each
+// same exchange, crafted by scapy, goes to a sockstack socket on the
+// lab's TAP and to a Linux socket in a second namespace, and what each
 // puts on the wire (flags, windows, the MSS and window-scale options,
-// whether an ACK comes at once, later or not at all) is compared.
-// scapy plays a client at a made-up address it answers ARP for, so no
-// kernel socket interferes with either side's segments.
+// segment sizes, whether an ACK comes at once, later or not at all) is
+// compared. scapy plays the peer (a client of a listener, or the server
+// a socket connects to) at a made-up address it answers ARP for, so no
+// kernel socket interferes with either side's segments. Differences
+// kept on purpose are listed below with their reasons; any other
+// difference fails the test.
 
 // pyWireScapy is a scapy session driven by JSON lines on stdin:
 //
