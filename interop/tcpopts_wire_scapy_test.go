@@ -668,6 +668,26 @@ func (s *wireSide) dialWith(t *testing.T, dport int, opts [][]any) *wireConn {
 	return c
 }
 
+// synFrom waits for the SYN of a socket on the host connecting to the
+// client address's port; the connection, scapy its server.
+func (s *wireSide) synFrom(t *testing.T, port int) (*wireConn, optPkt) {
+	t.Helper()
+	ps := s.sc.wait(t, port, 1, 5*time.Second)
+	if len(ps) == 0 || ps[0].Flags != "S" {
+		t.Fatalf("%s: no SYN to port %d: %v", s.name, port, ps)
+	}
+	return &wireConn{s: s, sport: port, dport: ps[0].Sport, rcv: ps[0].Seq + 1, snd: 0x10000000, ws: max(ps[0].WS, 0)}, ps[0]
+}
+
+// sendSynAck answers a SYN (synFrom) with MSS 1460, SACK and window scale
+// 7, and returns when it left.
+func (c *wireConn) sendSynAck(t *testing.T) float64 {
+	t.Helper()
+	at := c.s.sc.send(t, optSeg{Sport: c.sport, Dport: c.dport, Flags: "SA", Seq: c.snd, Ack: c.rcv, Win: 64240, Opts: wireSynOpts})
+	c.snd++
+	return at
+}
+
 // ack sends a bare ACK of everything received.
 func (c *wireConn) ack(t *testing.T) float64 {
 	t.Helper()
@@ -1125,6 +1145,59 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 		})
 	})
 
+	// TCP_DEFER_ACCEPT 5 s is three SYN-ACK timeouts (1, 2, 4 s): after
+	// a bare ACK no SYN-ACK goes again until the last one, at 7 s.
+	t.Run("TCP_DEFER_ACCEPT_5", func(t *testing.T) {
+		compareWire(t, sides, nil, func(t *testing.T, s *wireSide, o *wireObs) {
+			lid := s.app.listen(t, 7102, [3]int{socket.SOL_TCP, socket.TCP_DEFER_ACCEPT, 5})
+			o.set("TCP_DEFER_ACCEPT read back", "%d", s.app.getopt(t, lid, socket.SOL_TCP, socket.TCP_DEFER_ACCEPT))
+			c := s.dial(t, 7102)
+			c.ack(t)
+			ps := s.sc.wait(t, c.sport, 1, 10*time.Second)
+			if len(ps) > 0 {
+				o.set("next segment", "%s %s after the first SYN-ACK", describe(ps[:1]), timing(ps[0], c.synAck.T))
+			} else {
+				o.set("next segment", "none in 10 s")
+			}
+			o.set("acceptable before data", "%v", s.app.accept(t, lid, 0) != 0)
+			c.data(t, 5)
+			o.set("acceptable after data", "%v", s.app.accept(t, lid, 5*time.Second) != 0)
+		})
+	})
+
+	// A connecting socket in pingpong mode, or with TCP_DEFER_ACCEPT,
+	// holds its handshake's ACK for data to carry (200 ms at most), and
+	// leaves pingpong mode.
+	t.Run("connect_handshake_ACK", func(t *testing.T) {
+		compareWire(t, sides, nil, func(t *testing.T, s *wireSide, o *wireObs) {
+			for i, opt := range [][3]int{{socket.SOL_TCP, socket.TCP_QUICKACK, 0}, {socket.SOL_TCP, socket.TCP_DEFER_ACCEPT, 1}, {}} {
+				name := []string{"TCP_QUICKACK 0", "TCP_DEFER_ACCEPT 1", "no option"}[i]
+				var opts [][3]int
+				if opt != ([3]int{}) {
+					opts = append(opts, opt)
+				}
+				id := s.app.connect(t, s.fake, 7140+i, opts...)
+				c, _ := s.synFrom(t, 7140+i)
+				at := c.sendSynAck(t)
+				ps := c.waitAck(t, time.Second)
+				if len(ps) > 0 {
+					o.set(name+": ACK of the SYN-ACK", "%s %s", describe(ps[:1]), timing(ps[0], at))
+				} else {
+					o.set(name+": ACK of the SYN-ACK", "none in 1 s")
+				}
+				o.set(name+": TCP_QUICKACK read once connected", "%d", s.app.getopt(t, id, socket.SOL_TCP, socket.TCP_QUICKACK))
+
+				// A write right after connect carries the ACK.
+				id = s.app.connect(t, s.fake, 7150+i, opts...)
+				c, _ = s.synFrom(t, 7150+i)
+				c.sendSynAck(t)
+				s.app.send(t, id, []byte("hello"))
+				ps, _ = c.waitBytes(t, 5, 2*time.Second)
+				o.set(name+": write at once after connect", "%s", describe(ps))
+			}
+		})
+	})
+
 	t.Run("TCP_MAXSEG", func(t *testing.T) {
 		compareWire(t, sides, maxSegByDesign, func(t *testing.T, s *wireSide, o *wireObs) {
 			// A listener with TCP_MAXSEG 1000 and a client offering 1460.
@@ -1164,15 +1237,10 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 			// offers 1460.
 			const sport = 7131
 			id = s.app.connect(t, s.fake, sport, [3]int{socket.SOL_TCP, socket.TCP_MAXSEG, 1000})
-			ps := s.sc.wait(t, sport, 1, 5*time.Second)
-			if len(ps) == 0 || ps[0].Flags != "S" {
-				t.Fatalf("%s: no SYN: %v", s.name, ps)
-			}
-			o.set("client: SYN MSS option", "%d", ps[0].MSS)
-			cc := &wireConn{s: s, sport: sport, dport: ps[0].Sport, rcv: ps[0].Seq + 1, snd: 0x10000000, ws: max(ps[0].WS, 0)}
-			s.sc.send(t, optSeg{Sport: cc.sport, Dport: cc.dport, Flags: "SA", Seq: cc.snd, Ack: cc.rcv, Win: 64240, Opts: wireSynOpts})
-			cc.snd++
-			ps = cc.waitAck(t, 2*time.Second)
+			cc, syn := s.synFrom(t, sport)
+			o.set("client: SYN MSS option", "%d", syn.MSS)
+			cc.sendSynAck(t)
+			ps := cc.waitAck(t, 2*time.Second)
 			if len(ps) == 0 {
 				t.Fatalf("%s: the SYN-ACK was not acknowledged", s.name)
 			}
@@ -1180,6 +1248,11 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 			_, fresh = cc.waitBytes(t, 3000, 2*time.Second)
 			o.set("client: sizes of 3000 bytes sent", "%s", segSizes(fresh))
 			o.set("client: TCP_MAXSEG read once connected", "%d", s.app.getopt(t, id, socket.SOL_TCP, socket.TCP_MAXSEG))
+
+			// TCP_MAXSEG above what the route allows: the route's.
+			s.app.connect(t, s.fake, sport+1, [3]int{socket.SOL_TCP, socket.TCP_MAXSEG, 9000})
+			_, syn = s.synFrom(t, sport+1)
+			o.set("client with TCP_MAXSEG 9000: SYN MSS option", "%d", syn.MSS)
 		})
 	})
 }
