@@ -431,6 +431,11 @@ func (e *Endpoint) chooseRcvWScale() {
 	if e.userRcvBuf > 0 {
 		limit = e.userRcvBuf
 	}
+	if e.windowClamp > 0 {
+		// No scale beyond what the clamped window needs, as Linux's
+		// tcp_select_initial_window (tcpopts.go).
+		limit = min(limit, int(e.windowClamp))
+	}
 	s := uint8(0)
 	for s < 14 && (65535<<s) < limit {
 		s++
@@ -490,6 +495,7 @@ func (e *Endpoint) read(b []byte, peek bool, off int) (int, error) {
 
 // consumeRcv removes n read bytes and opens the window.
 func (e *Endpoint) consumeRcv(n int) {
+	before := e.rcvWindow()
 	e.dropRcv(n) // the ring, then lent buffers (lend.go)
 	e.rcvLen -= n
 	e.copied += n
@@ -508,8 +514,14 @@ func (e *Endpoint) consumeRcv(n int) {
 		if int32(e.rcvAdv-e.rcvNxt) < 0 {
 			cur = 0
 		}
+		// Only a window the read opened: one already there before it
+		// (a SYN's window is at most 65535, the buffer's often more)
+		// goes with the next ACK, so that a reply still carries the
+		// ACK of the request just read, as in Linux, whose window grows
+		// with the data received, not at the first read.
 		nw := e.rcvWindow()
-		if nw-cur >= min(e.rcvCap/2, 2*e.advMSS) && (nw >= 2*cur || cur < e.advMSS) || e.ackPending >= 2*e.rcvMSS {
+		grown := func(w int) bool { return w-cur >= min(e.rcvCap/2, 2*e.advMSS) && (w >= 2*cur || cur < e.advMSS) }
+		if grown(nw) && (cur < e.advMSS || !grown(before)) || e.ackPending >= 2*e.rcvMSS {
 			e.ackNow = true
 			e.output(now)
 		}

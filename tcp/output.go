@@ -26,7 +26,7 @@ func (e *Endpoint) rcvWindow() int {
 	if cur < 0 {
 		cur = 0
 	}
-	if w > cur && w-cur < min(e.rcvCap/2, e.advMSS) {
+	if w > cur && w-cur < e.clampStep(min(e.rcvCap/2, e.advMSS)) {
 		w = cur
 	}
 	if w < cur {

@@ -304,6 +304,18 @@ func (e *Endpoint) clampWindow(w int) int {
 	return w
 }
 
+// clampStep bounds a step the receive window must grow by before it is
+// offered (receiver SWS avoidance) by TCP_WINDOW_CLAMP: a window clamped
+// below the step would never open again once closed. Linux's
+// __tcp_select_window likewise takes the full space as its MSS when the
+// MSS is larger.
+func (e *Endpoint) clampStep(step int) int {
+	if c := int(e.windowClamp); c > 0 {
+		return min(step, c)
+	}
+	return step
+}
+
 // SetNotsentLowat is TCP_NOTSENT_LOWAT: while the bytes written and not
 // yet sent are at or above it, writes fail with EAGAIN (block), and
 // poll reports the socket writable only once they are below half of it

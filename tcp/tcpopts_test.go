@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sockstack/sockstack/waiter"
+	"github.com/sockstack/sockstack/wire"
 )
 
 // TestQuickAckSendsOwedAck: TCP_QUICKACK 1 sends the ACK the delayed-ACK
@@ -436,5 +437,114 @@ func TestHandshakeAckDelayed(t *testing.T) {
 		if !near(el, handshakeAckDelay) {
 			t.Fatalf("handshake ACK after %v", el)
 		}
+	}
+}
+
+// TestWindowClampScale: a listener's TCP_WINDOW_CLAMP bounds the window
+// scale its SYN-ACK offers, as Linux's tcp_select_initial_window takes
+// the clamp into the space it scales for: a 4096-byte clamp needs no
+// scaling. Without the clamp the same SYN draws a scaled window.
+func TestWindowClampScale(t *testing.T) {
+	for _, c := range []struct {
+		clamp, ws int
+	}{{4096, 0}, {65535, 0}, {100000, 1}} {
+		s := newScript(t, Config{})
+		l := s.p.NewEndpoint()
+		if err := l.SetWindowClamp(c.clamp); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Bind(s.local); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Listen(4); err != nil {
+			t.Fatal(err)
+		}
+		s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: peerSynOpts(1)})
+		sa := s.expectOne("SYN-ACK")
+		if !sa.h.Options.HasWScale || int(sa.h.Options.WScale) != c.ws {
+			t.Errorf("clamp %d: SYN-ACK window scale %v %d, want %d", c.clamp, sa.h.Options.HasWScale, sa.h.Options.WScale, c.ws)
+		}
+		if int(sa.h.Window) > c.clamp {
+			t.Errorf("clamp %d: SYN-ACK window %d", c.clamp, sa.h.Window)
+		}
+		l.Close()
+	}
+	s := newScript(t, Config{})
+	e := s.p.NewEndpoint()
+	e.SetWindowClamp(4096)
+	e.Connect(s.remote)
+	if syn := s.expectOne("SYN"); !syn.h.Options.HasWScale || syn.h.Options.WScale != 0 {
+		t.Errorf("SYN with a 4096-byte clamp offers window scale %d, want 0", syn.h.Options.WScale)
+	}
+}
+
+// TestWindowClampBelowMSS: with a clamp below the MSS the window stays
+// open while data waits unread: the clamp bounds the window offered,
+// not the bytes queued, as in Linux (whose receive buffer is far
+// larger than the clamp). Receiver SWS avoidance offers a window only
+// once it can grow by an MSS, which a window clamped below the MSS
+// never does: the window closed for good. Linux bounds that step by the
+// largest window it may offer (__tcp_select_window: mss = full_space
+// when larger).
+func TestWindowClampBelowMSS(t *testing.T) {
+	s := newScript(t, Config{})
+	l := s.p.NewEndpoint()
+	l.SetWindowClamp(1) // raised to minWindowClamp, below the 1460 MSS
+	if err := l.Bind(s.local); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(4); err != nil {
+		t.Fatal(err)
+	}
+	s.inject(seg{flags: fS, seq: 1000, win: 65535, opts: sackOpts})
+	sa := s.expectOne("SYN-ACK")
+	if int(sa.h.Window) != minWindowClamp {
+		t.Fatalf("SYN-ACK window %d, want %d", sa.h.Window, minWindowClamp)
+	}
+	iss := sa.h.Seq
+	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1, win: 65535})
+	c, _, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.out()
+	seq := uint32(1001)
+	for i := 0; i < 3; i++ {
+		// The peer sends what is offered; nobody reads.
+		s.inject(seg{flags: fPA, seq: seq, ack: iss + 1, win: 65535, data: make([]byte, minWindowClamp)})
+		seq += minWindowClamp
+		a, _ := s.waitOne(time.Second)
+		if a.h.Ack != seq || int(a.h.Window) != minWindowClamp {
+			t.Fatalf("ACK of window %d: %v, want window %d", i, a, minWindowClamp)
+		}
+	}
+	if n := len(readAll(c)); n != 3*minWindowClamp {
+		t.Fatalf("read %d", n)
+	}
+}
+
+// TestFirstReadKeepsAckForReply: in pingpong mode (TCP_QUICKACK 0) the
+// ACK of the first request rides on the reply. The read of the request
+// sent it at once as a window update: with window scaling the SYN-ACK
+// offers at most 65535 bytes and the buffer is larger, so the window
+// looked grown by the read though the read opened only its own bytes.
+// Linux sends the reply alone.
+func TestFirstReadKeepsAckForReply(t *testing.T) {
+	s := newScript(t, Config{})
+	_, c, iss := s.passiveOpen(wire.TCPOptions{HasMSS: true, MSS: 1460, HasWScale: true, WScale: 7, SACKPermitted: true})
+	c.SetQuickAck(0)
+	s.inject(seg{flags: fPA, seq: 1001, ack: iss + 1, win: 65535, data: []byte("request")})
+	s.expectNone("the request")
+	if got := string(readAll(c)); got != "request" {
+		t.Fatalf("read %q", got)
+	}
+	s.expectNone("the read of the request")
+	if _, err := c.Write([]byte("reply")); err != nil {
+		t.Fatal(err)
+	}
+	r := s.expectOne("the reply")
+	check(t, "the reply", r, fPA, iss+1, 1008, 5)
+	if int(r.h.Window)<<7 <= 65535 {
+		t.Errorf("the reply offers %d<<7 bytes: the larger window was not announced", r.h.Window)
 	}
 }
