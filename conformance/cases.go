@@ -59,6 +59,7 @@ func Cases() []Case {
 	cs = append(cs, sendfileCases()...)    // sendfile_cases.go
 	cs = append(cs, rcvLowatCases()...)    // rcvlowat_cases.go
 	cs = append(cs, tcpOptsCases()...)     // tcpopts_cases.go
+	cs = append(cs, urgPeekCases()...)     // urgpeek_cases.go
 	return cs
 }
 
