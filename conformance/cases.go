@@ -60,6 +60,7 @@ func Cases() []Case {
 	cs = append(cs, rcvLowatCases()...)    // rcvlowat_cases.go
 	cs = append(cs, tcpOptsCases()...)     // tcpopts_cases.go
 	cs = append(cs, urgPeekCases()...)     // urgpeek_cases.go
+	cs = append(cs, stampCases()...)       // stamp_cases.go
 	return cs
 }
 

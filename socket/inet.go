@@ -71,6 +71,7 @@ type dgramEP struct {
 	recvInfo atomic.Uint32 // IPV6_RECVPKTINFO / RECVHOPLIMIT / RECVTCLASS bits (inet6.go)
 	sticky   atomic.Int32  // the sticky IPV6_PKTINFO's ifindex (inet6_pktinfo.go)
 	po       peekOff       // SO_PEEK_OFF (peekoff.go)
+	stamp    rxStamp       // SIOCGSTAMP (ioctl.go)
 }
 
 // addr reads a socket address for this endpoint's family.
