@@ -37,8 +37,11 @@ const (
 //   - AF_UNIX: SIOCINQ every unread byte (stream, and every queued
 //     message of a seqpacket socket) or the next datagram's length;
 //     EINVAL on a listener. SIOCOUTQ what this socket sent that is still
-//     unread: bytes, where Linux counts the kernel memory the messages
-//     take (their truesize). SIOCATMARK 0.
+//     unread, in the units its send limit counts against SO_SNDBUF:
+//     bytes on a stream socket, bytes plus stack.DgramOverhead per
+//     message on datagram and seqpacket ones (Linux counts the kernel
+//     memory the messages take, their truesize: see docs/DECISIONS.md).
+//     SIOCATMARK 0.
 func (s *Socket) Ioctl(req uint, arg int) (int, error) {
 	if s.closed.Load() {
 		return 0, syscall.EBADF
@@ -118,8 +121,9 @@ func (e *unixEP) inq() (int, error) {
 }
 
 // outq is SIOCOUTQ on an AF_UNIX socket: what this socket sent that
-// its receivers have not read yet. Linux reports the kernel memory
-// those messages take (their skbs' truesize); sockstack their bytes.
+// its receivers have not read yet, as its send limit counts it (bytes
+// on a stream, bytes plus the per-message overhead otherwise). Linux
+// reports the kernel memory those messages take (their skbs' truesize).
 func (e *unixEP) outq() int {
 	if e.typ != SOCK_STREAM {
 		return int(e.sentq.Load())
