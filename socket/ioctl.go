@@ -151,14 +151,15 @@ const (
 // time comes back truncated to microseconds) or SIOCGSTAMPNS (a struct
 // timespec), as Linux's sock_gettstamp: the receive time of the last
 // datagram a read or peek (MSG_ERRQUEUE too) returned on a UDP, raw,
-// ping or packet socket, ENOENT before the first. The first call turns
+// ping, packet or CAN socket, ENOENT before the first. The first call turns
 // timestamps on for the reads after it; a datagram read before that
 // gets the time of the call that asks for it (Linux: when the packet
 // came without a timestamp), and every later call gives that same
 // time. sockstack's receive time is when the datagram was read, where
-// Linux's is when it arrived (see docs/DECISIONS.md). TCP has the
-// request but its reads never set the time (ENOENT); AF_UNIX and CAN
-// sockets do not know it (ENOTTY), nor any socket another request.
+// Linux's is when it arrived (see docs/DECISIONS.md); a CAN_RAW frame
+// has its arrival time. TCP has the request but its reads never set the
+// time (ENOENT); AF_UNIX sockets do not know it (ENOTTY), nor any
+// socket another request.
 func (s *Socket) IoctlTimestamp(req uint) (time.Time, error) {
 	if s.closed.Load() {
 		return time.Time{}, syscall.EBADF
@@ -171,6 +172,12 @@ func (s *Socket) IoctlTimestamp(req uint) (time.Time, error) {
 	case *dgramEP:
 		r = &e.stamp
 	case *packetEP:
+		r = &e.stamp
+	case *canRawEP:
+		r = &e.stamp
+	case *bcmEP:
+		r = &e.stamp
+	case *isotpEP:
 		r = &e.stamp
 	case *tcpEP:
 		return time.Time{}, syscall.ENOENT // tcp_recvmsg leaves sk_stamp unset
@@ -202,6 +209,15 @@ const (
 func (r *rxStamp) read(c clock.Clock) {
 	if r.on.Load() {
 		r.ns.Store(stampNs(c.Now()))
+	} else if r.ns.Load() != stampUntimed {
+		r.ns.Store(stampUntimed)
+	}
+}
+
+// readAt is read for a datagram whose arrival time t is known.
+func (r *rxStamp) readAt(t time.Time) {
+	if r.on.Load() {
+		r.ns.Store(stampNs(t))
 	} else if r.ns.Load() != stampUntimed {
 		r.ns.Store(stampUntimed)
 	}
