@@ -157,9 +157,9 @@ const (
 // came without a timestamp), and every later call gives that same
 // time. sockstack's receive time is when the datagram was read, where
 // Linux's is when it arrived (see docs/DECISIONS.md); a CAN_RAW frame
-// has its arrival time. TCP has the request but its reads never set the
-// time (ENOENT); AF_UNIX sockets do not know it (ENOTTY), nor any
-// socket another request.
+// has its arrival time. TCP has the request but only a MSG_ERRQUEUE read
+// sets the time (ENOENT before); AF_UNIX sockets do not know it
+// (ENOTTY), nor any socket another request.
 func (s *Socket) IoctlTimestamp(req uint) (time.Time, error) {
 	if s.closed.Load() {
 		return time.Time{}, syscall.EBADF
@@ -180,7 +180,7 @@ func (s *Socket) IoctlTimestamp(req uint) (time.Time, error) {
 	case *isotpEP:
 		r = &e.stamp
 	case *tcpEP:
-		return time.Time{}, syscall.ENOENT // tcp_recvmsg leaves sk_stamp unset
+		r = &e.stamp // only an error-queue read sets it: tcp_recvmsg does not
 	default:
 		return time.Time{}, syscall.ENOTTY
 	}

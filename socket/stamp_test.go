@@ -2,6 +2,7 @@ package socket
 
 import (
 	"errors"
+	"net/netip"
 	"syscall"
 	"testing"
 	"time"
@@ -149,5 +150,39 @@ func TestIoctlTimestampOtherSockets(t *testing.T) {
 	u := mustSocket(t, n, AF_UNIX, SOCK_DGRAM, 0)
 	if _, err := u.IoctlTimestamp(SIOCGSTAMPNS); !errors.Is(err, syscall.ENOTTY) {
 		t.Fatalf("unix: %v, want ENOTTY", err)
+	}
+}
+
+// TestIoctlTimestampTCPErrQueue: on TCP only a MSG_ERRQUEUE read sets
+// the time (Linux's ip_recv_error records it; tcp_recvmsg never does).
+func TestIoctlTimestampTCPErrQueue(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1700000000, 0))
+	p := newPair(t, 1500, stack.Options{Clock: clk})
+	s := mustSocket(t, p.a, AF_INET, SOCK_STREAM, 0)
+	if err := s.SetSockOpt(SOL_IP, IP_RECVERR, 1); err != nil {
+		t.Fatal(err)
+	}
+	s.SetTimeout(0)
+	if err := s.Connect(ap(netip.MustParseAddr("10.0.0.9"), 80)); !errors.Is(err, syscall.EINPROGRESS) {
+		t.Fatalf("connect: %v", err)
+	}
+	// ARP gives up after its retries: the connect ends on an error.
+	for i := 0; i < 100 && s.ErrQueueLen() == 0; i++ {
+		clk.Advance(time.Second)
+	}
+	if s.ErrQueueLen() != 1 {
+		t.Fatalf("%d queued", s.ErrQueueLen())
+	}
+	if _, err := s.IoctlTimestamp(SIOCGSTAMPNS); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("before the read: %v, want ENOENT", err)
+	}
+	clk.Advance(time.Second)
+	read := clk.Now()
+	if _, _, _, _, err := s.RecvErr(make([]byte, 128), 0); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	if got, err := s.IoctlTimestamp(SIOCGSTAMPNS); err != nil || !got.Equal(read) {
+		t.Fatalf("after the read: %v %v, want %v", got, err, read)
 	}
 }
