@@ -139,9 +139,9 @@ func (e *unixEP) outq() int {
 	return p.rx.n
 }
 
-// Receive-timestamp requests (asm-generic/sockios.h, the 64-bit ones):
-// the receive time of the last datagram read, as a struct timeval or a
-// struct timespec.
+// Receive-timestamp requests (asm-generic/sockios.h; on a 64-bit host
+// their struct timeval and struct timespec have 64-bit fields): the
+// receive time of the last datagram read.
 const (
 	SIOCGSTAMP   = 0x8906
 	SIOCGSTAMPNS = 0x8907
@@ -209,16 +209,24 @@ const (
 func (r *rxStamp) read(c clock.Clock) {
 	if r.on.Load() {
 		r.ns.Store(stampNs(c.Now()))
-	} else if r.ns.Load() != stampUntimed {
-		r.ns.Store(stampUntimed)
+		return
 	}
+	r.untimed()
 }
 
 // readAt is read for a datagram whose arrival time t is known.
 func (r *rxStamp) readAt(t time.Time) {
 	if r.on.Load() {
 		r.ns.Store(stampNs(t))
-	} else if r.ns.Load() != stampUntimed {
+		return
+	}
+	r.untimed()
+}
+
+// untimed records a read while timestamps are off, storing only when
+// that changes something (most reads find it so already).
+func (r *rxStamp) untimed() {
+	if r.ns.Load() != stampUntimed {
 		r.ns.Store(stampUntimed)
 	}
 }
