@@ -59,6 +59,10 @@ func Cases() []Case {
 	cs = append(cs, sendfileCases()...)    // sendfile_cases.go
 	cs = append(cs, rcvLowatCases()...)    // rcvlowat_cases.go
 	cs = append(cs, tcpOptsCases()...)     // tcpopts_cases.go
+	cs = append(cs, urgPeekCases()...)     // urgpeek_cases.go
+	cs = append(cs, stampCases()...)       // stamp_cases.go
+	cs = append(cs, dgramFileCases()...)   // sendfile_dgram_cases.go
+	cs = append(cs, unixOutqCases()...)    // unixoutq_cases.go
 	return cs
 }
 

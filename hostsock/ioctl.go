@@ -1,6 +1,10 @@
 package hostsock
 
 import (
+	"syscall"
+	"time"
+	"unsafe"
+
 	"github.com/sockstack/sockstack/socket"
 	"golang.org/x/sys/unix"
 )
@@ -18,4 +22,29 @@ func (s *Socket) Ioctl(req uint, arg int) (int, error) {
 		return 0, nil
 	}
 	return unix.IoctlGetInt(s.fd, req)
+}
+
+// IoctlTimestamp is socket.Socket.IoctlTimestamp on the kernel's
+// socket: SIOCGSTAMP reads a struct timeval, SIOCGSTAMPNS a struct
+// timespec; another request is ENOTTY without asking the kernel.
+func (s *Socket) IoctlTimestamp(req uint) (time.Time, error) {
+	if err := s.enter(); err != nil {
+		return time.Time{}, err
+	}
+	defer s.leave()
+	switch req {
+	case socket.SIOCGSTAMP:
+		var tv unix.Timeval
+		if err := s.ioctlPtr(req, unsafe.Pointer(&tv)); err != nil {
+			return time.Time{}, err
+		}
+		return time.Unix(tv.Unix()), nil
+	case socket.SIOCGSTAMPNS:
+		var ts unix.Timespec
+		if err := s.ioctlPtr(req, unsafe.Pointer(&ts)); err != nil {
+			return time.Time{}, err
+		}
+		return time.Unix(ts.Unix()), nil
+	}
+	return time.Time{}, syscall.ENOTTY
 }

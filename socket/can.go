@@ -276,7 +276,8 @@ type canRawEP struct {
 	q         canRing
 	closed    bool
 	scratch   [wire.CANFDMTU]byte
-	Drops     uint64 // frames lost to a full receive queue
+	Drops     uint64  // frames lost to a full receive queue
+	stamp     rxStamp // SIOCGSTAMP (ioctl.go)
 }
 
 // canRawBinding receives one interface's frames for a socket.
@@ -507,6 +508,7 @@ func (e *canRawEP) recvFrame(b []byte, flags int) (n, full, ifindex, rflags int,
 	if flags&MSG_PEEK == 0 {
 		e.q.pop()
 	}
+	e.stamp.readAt(ts)
 	return n, full, ifindex, rflags, ts, nil
 }
 

@@ -175,6 +175,7 @@ type bcmEP struct {
 	rxOps   []*bcmOp
 	notes   [][]byte // notifications waiting for recv
 	clk     clock.Clock
+	stamp   rxStamp // SIOCGSTAMP (ioctl.go)
 
 	Dropped uint64 // notifications lost to a full queue
 }
@@ -744,6 +745,7 @@ func (e *bcmEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 		e.notes[0] = nil
 		e.notes = e.notes[1:]
 	}
+	e.stamp.read(e.clk) // SIOCGSTAMP (ioctl.go)
 	if flags&msgNoFrom != 0 {
 		return n, len(m), nil, nil
 	}

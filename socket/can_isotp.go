@@ -119,6 +119,7 @@ type isotpEP struct {
 	rxStmin uint32 // ns, CAN_ISOTP_RX_STMIN
 	pending error  // reported once by recv or SO_ERROR
 	clk     clock.Clock
+	stamp   rxStamp // SIOCGSTAMP (ioctl.go)
 
 	// transmit
 	txState   int
@@ -861,6 +862,7 @@ func (e *isotpEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 	m := e.msgs[0]
 	n := copy(b, m)
 	full := len(m)
+	e.stamp.read(e.clk) // SIOCGSTAMP (ioctl.go)
 	if flags&MSG_PEEK == 0 {
 		copy(e.msgs, e.msgs[1:])
 		e.msgs[len(e.msgs)-1] = nil

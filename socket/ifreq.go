@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"net"
 	"net/netip"
 	"syscall"
 
@@ -230,7 +231,7 @@ func (s *Socket) IoctlIfreq(req uint, r *Ifreq) error {
 		case SIOCGIFBRDADDR:
 			r.Addr = netip.IPv4Unspecified()
 			if !i.loopback() && p.Bits() <= 30 {
-				r.Addr = broadcast4(p)
+				r.Addr = stack.DirectedBroadcast(p)
 			}
 		}
 	}
@@ -257,20 +258,11 @@ func (s *Socket) IfConf() ([]Ifreq, error) {
 	return out, nil
 }
 
+// prefixMask4 is the IPv4 netmask of a prefix length (0-32).
 func prefixMask4(bits int) netip.Addr {
-	m := ^uint32(0) << (32 - bits)
-	if bits == 0 {
-		m = 0
+	m := net.CIDRMask(bits, 32)
+	if m == nil {
+		return netip.IPv4Unspecified() // not an IPv4 prefix length
 	}
-	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)})
-}
-
-func broadcast4(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().As4()
-	host := ^uint32(0) >> p.Bits()
-	if p.Bits() == 0 {
-		host = ^uint32(0)
-	}
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	return netip.AddrFrom4([4]byte(m))
 }

@@ -71,6 +71,7 @@ type dgramEP struct {
 	recvInfo atomic.Uint32 // IPV6_RECVPKTINFO / RECVHOPLIMIT / RECVTCLASS bits (inet6.go)
 	sticky   atomic.Int32  // the sticky IPV6_PKTINFO's ifindex (inet6_pktinfo.go)
 	po       peekOff       // SO_PEEK_OFF (peekoff.go)
+	stamp    rxStamp       // SIOCGSTAMP (ioctl.go)
 }
 
 // addr reads a socket address for this endpoint's family.
@@ -182,8 +183,9 @@ type tcpEP struct {
 	v6       bool          // AF_INET6 (inet6.go)
 	recvInfo atomic.Uint32 // IPV6_RECV* bits, kept and reported (inet6.go)
 	// mc holds the memberships of source-specific calls (ssm.go).
-	mc atomic.Pointer[stack.DgramEndpoint]
-	po peekOff // SO_PEEK_OFF (peekoff.go)
+	mc    atomic.Pointer[stack.DgramEndpoint]
+	po    peekOff // SO_PEEK_OFF (peekoff.go)
+	stamp rxStamp // SIOCGSTAMP, set by error-queue reads (ioctl.go)
 }
 
 func (t *tcpEP) addr(a Sockaddr, needScope bool) (netip.AddrPort, error) {

@@ -1,8 +1,11 @@
 package socket
 
 import (
+	"sync/atomic"
 	"syscall"
+	"time"
 
+	"github.com/sockstack/sockstack/clock"
 	"github.com/sockstack/sockstack/stack"
 )
 
@@ -34,8 +37,11 @@ const (
 //   - AF_UNIX: SIOCINQ every unread byte (stream, and every queued
 //     message of a seqpacket socket) or the next datagram's length;
 //     EINVAL on a listener. SIOCOUTQ what this socket sent that is still
-//     unread: bytes, where Linux counts the kernel memory the messages
-//     take (their truesize). SIOCATMARK 0.
+//     unread, in the units its send limit counts against SO_SNDBUF:
+//     bytes on a stream socket, bytes plus stack.DgramOverhead per
+//     message on datagram and seqpacket ones (Linux counts the kernel
+//     memory the messages take, their truesize: see docs/DECISIONS.md).
+//     SIOCATMARK 0.
 func (s *Socket) Ioctl(req uint, arg int) (int, error) {
 	if s.closed.Load() {
 		return 0, syscall.EBADF
@@ -115,8 +121,9 @@ func (e *unixEP) inq() (int, error) {
 }
 
 // outq is SIOCOUTQ on an AF_UNIX socket: what this socket sent that
-// its receivers have not read yet. Linux reports the kernel memory
-// those messages take (their skbs' truesize); sockstack their bytes.
+// its receivers have not read yet, as its send limit counts it (bytes
+// on a stream, bytes plus the per-message overhead otherwise). Linux
+// reports the kernel memory those messages take (their skbs' truesize).
 func (e *unixEP) outq() int {
 	if e.typ != SOCK_STREAM {
 		return int(e.sentq.Load())
@@ -130,4 +137,121 @@ func (e *unixEP) outq() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.rx.n
+}
+
+// Receive-timestamp requests (asm-generic/sockios.h; on a 64-bit host
+// their struct timeval and struct timespec have 64-bit fields): the
+// receive time of the last datagram read.
+const (
+	SIOCGSTAMP   = 0x8906
+	SIOCGSTAMPNS = 0x8907
+)
+
+// IoctlTimestamp is ioctl(2) with SIOCGSTAMP (a struct timeval: the
+// time comes back truncated to microseconds) or SIOCGSTAMPNS (a struct
+// timespec), as Linux's sock_gettstamp: the receive time of the last
+// datagram a read or peek (MSG_ERRQUEUE too) returned on a UDP, raw,
+// ping, packet or CAN socket, ENOENT before the first. The first call turns
+// timestamps on for the reads after it; a datagram read before that
+// gets the time of the call that asks for it (Linux: when the packet
+// came without a timestamp), and every later call gives that same
+// time. sockstack's receive time is when the datagram was read, where
+// Linux's is when it arrived (see docs/DECISIONS.md); a CAN_RAW frame
+// has its arrival time. TCP has the request but only a MSG_ERRQUEUE read
+// sets the time (ENOENT before); AF_UNIX sockets do not know it
+// (ENOTTY), nor any socket another request.
+func (s *Socket) IoctlTimestamp(req uint) (time.Time, error) {
+	if s.closed.Load() {
+		return time.Time{}, syscall.EBADF
+	}
+	if req != SIOCGSTAMP && req != SIOCGSTAMPNS {
+		return time.Time{}, syscall.ENOTTY
+	}
+	var r *rxStamp
+	switch e := s.ep.(type) {
+	case *dgramEP:
+		r = &e.stamp
+	case *packetEP:
+		r = &e.stamp
+	case *canRawEP:
+		r = &e.stamp
+	case *bcmEP:
+		r = &e.stamp
+	case *isotpEP:
+		r = &e.stamp
+	case *tcpEP:
+		r = &e.stamp // only an error-queue read sets it: tcp_recvmsg does not
+	default:
+		return time.Time{}, syscall.ENOTTY
+	}
+	t, err := r.get(s.net.st.Clock())
+	if err == nil && req == SIOCGSTAMP {
+		t = t.Truncate(time.Microsecond)
+	}
+	return t, err
+}
+
+// rxStamp is a socket's receive time for SIOCGSTAMP (Linux's
+// sk_stamp). Reads mark it; a read costs one atomic load (and a store
+// when the state changes) until SIOCGSTAMP has been asked, then one
+// clock read.
+type rxStamp struct {
+	on atomic.Bool  // SIOCGSTAMP was asked: reads record their time (SOCK_TIMESTAMP)
+	ns atomic.Int64 // stampNone, stampUntimed or the time in Unix nanoseconds
+}
+
+const (
+	stampNone    = 0 // nothing read yet: ENOENT
+	stampUntimed = 1 // read while timestamps were off: SIOCGSTAMP takes its own time
+)
+
+// read records that a datagram was read (or peeked).
+func (r *rxStamp) read(c clock.Clock) {
+	if r.on.Load() {
+		r.ns.Store(stampNs(c.Now()))
+		return
+	}
+	r.untimed()
+}
+
+// readAt is read for a datagram whose arrival time t is known.
+func (r *rxStamp) readAt(t time.Time) {
+	if r.on.Load() {
+		r.ns.Store(stampNs(t))
+		return
+	}
+	r.untimed()
+}
+
+// untimed records a read while timestamps are off, storing only when
+// that changes something (most reads find it so already).
+func (r *rxStamp) untimed() {
+	if r.ns.Load() != stampUntimed {
+		r.ns.Store(stampUntimed)
+	}
+}
+
+// get is sock_gettstamp: it turns timestamps on, and gives an untimed
+// read the time of this call, kept for later calls.
+func (r *rxStamp) get(c clock.Clock) (time.Time, error) {
+	r.on.Store(true)
+	v := r.ns.Load()
+	switch v {
+	case stampNone:
+		return time.Time{}, syscall.ENOENT
+	case stampUntimed:
+		now := stampNs(c.Now())
+		if r.ns.CompareAndSwap(stampUntimed, now) {
+			v = now
+		} else {
+			v = r.ns.Load() // a read recorded its time meanwhile
+		}
+	}
+	return time.Unix(0, v), nil
+}
+
+// stampNs is t in Unix nanoseconds, kept clear of the two markers (a
+// manual clock may stand at the epoch).
+func stampNs(t time.Time) int64 {
+	return max(t.UnixNano(), stampUntimed+1)
 }

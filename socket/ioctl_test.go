@@ -72,8 +72,9 @@ func TestIoctlUnixDgramOutq(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if v := ioctlInt(t, w, SIOCOUTQ); v != 12 {
-		t.Fatalf("two queued: SIOCOUTQ %d, want 12", v)
+	// Each message is charged its bytes and the per-message overhead.
+	if v, want := ioctlInt(t, w, SIOCOUTQ), 12+2*stack.DgramOverhead; v != want {
+		t.Fatalf("two queued: SIOCOUTQ %d, want %d", v, want)
 	}
 	if v := ioctlInt(t, r, SIOCINQ); v != 3 {
 		t.Fatalf("receiver: SIOCINQ %d, want 3", v)
@@ -81,8 +82,8 @@ func TestIoctlUnixDgramOutq(t *testing.T) {
 	if _, err := r.Recv(make([]byte, 16), 0); err != nil {
 		t.Fatal(err)
 	}
-	if v := ioctlInt(t, w, SIOCOUTQ); v != 9 {
-		t.Fatalf("one read: SIOCOUTQ %d, want 9", v)
+	if v, want := ioctlInt(t, w, SIOCOUTQ), 9+stack.DgramOverhead; v != want {
+		t.Fatalf("one read: SIOCOUTQ %d, want %d", v, want)
 	}
 	r.Close()
 	if v := ioctlInt(t, w, SIOCOUTQ); v != 0 {

@@ -158,7 +158,8 @@ type packetEP struct {
 	promisc map[*stack.NIC]int
 	packets uint32 // since the last PACKET_STATISTICS read
 	drops   atomic.Uint64
-	dropsRd uint64 // drops already reported by PACKET_STATISTICS
+	dropsRd uint64  // drops already reported by PACKET_STATISTICS
+	stamp   rxStamp // SIOCGSTAMP (ioctl.go)
 
 	smu     sync.Mutex
 	scratch []byte // SOCK_DGRAM send: header + payload
@@ -367,6 +368,7 @@ func (e *packetEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 		e.rn--
 	}
 	e.mu.Unlock()
+	e.stamp.read(e.n.Stack().Clock())
 	return n, r.n, &SockaddrPacket{Ifindex: r.ifidx, Protocol: r.proto, PktType: r.ptype, HWAddr: r.src}, nil
 }
 

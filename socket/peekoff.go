@@ -105,6 +105,9 @@ func (d *dgramEP) recvFrom(b []byte, flags int, info *stack.PacketInfo) (n, full
 	off := d.po.get()
 	if peek && off >= 0 {
 		n, full, from, err = d.ep.PeekFromInfo(b, off, info)
+		if err == nil {
+			d.stamp.read(d.ep.Stack().Clock())
+		}
 		d.po.fwd(n)
 		return
 	}
@@ -115,8 +118,11 @@ func (d *dgramEP) recvFrom(b []byte, flags int, info *stack.PacketInfo) (n, full
 	} else {
 		n, full, from, err = d.ep.RecvFrom(b, peek)
 	}
-	if err == nil && !peek {
-		d.po.bwd(full)
+	if err == nil {
+		d.stamp.read(d.ep.Stack().Clock()) // SIOCGSTAMP (ioctl.go)
+		if !peek {
+			d.po.bwd(full)
+		}
 	}
 	return
 }

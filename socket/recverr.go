@@ -150,6 +150,7 @@ func (s *Socket) RecvErr(b []byte, flags int) (n, rflags int, from Sockaddr, ee 
 		if err != nil {
 			return 0, 0, nil, ee, err
 		}
+		d.stamp.read(d.net.st.Clock()) // ip_recv_error sets sk_stamp
 		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info,
 			RFC4884Len: ctl.RFC4884Len, RFC4884Flags: ctl.RFC4884Flags}
 		c := stack.TCPErrCarrier(&ctl)
@@ -161,6 +162,7 @@ func (s *Socket) RecvErr(b []byte, flags int) (n, rflags int, from Sockaddr, ee 
 		if err != nil {
 			return 0, 0, nil, ee, err
 		}
+		d.stamp.read(d.ep.Stack().Clock()) // ip_recv_error sets sk_stamp too
 		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info, Data: m.Data,
 			RFC4884Len: m.RFC4884Len, RFC4884Flags: m.RFC4884Flags}
 		if m.Origin == SO_EE_ORIGIN_ICMP || m.Origin == SO_EE_ORIGIN_ICMP6 {

@@ -7,12 +7,17 @@ import (
 	"syscall"
 )
 
-// sendfileChunk is how much of the file one step reads and sends on a
-// stream socket; maxDgramFile bounds a datagram socket's one datagram
-// (beyond every datagram socket's own limit).
+// sendfileChunk is how much of the file one step reads and sends, as
+// Linux's splice moves at most a pipe's 16 pages at a time: on a stream
+// socket, and as one message each on AF_UNIX datagram and seqpacket
+// sockets. An IP datagram socket sends one datagram, of at most
+// maxDgramFile bytes read: one more than any IP datagram's payload can
+// be, so a longer file fails with the send's EMSGSIZE, as Linux's does
+// when the corked datagram outgrows 64 KiB, while count itself is not
+// limited (Linux sends what the file has).
 const (
 	sendfileChunk = 64 << 10
-	maxDgramFile  = 4 << 20
+	maxDgramFile  = 64 << 10
 )
 
 // SendFile is sendfile(2) with the socket as out_fd: count bytes of f,
@@ -20,8 +25,11 @@ const (
 // file's position stays), else from f's position (moved on). It returns
 // the bytes sent: fewer than count at the end of the file, on a
 // non-blocking socket when the send buffer fills (EAGAIN only when none
-// went), or when a send timeout ends the wait. On a datagram socket the
-// bytes are one datagram (EMSGSIZE when that is too long, as Linux).
+// went), or when a send timeout ends the wait. On a UDP, raw or ping
+// socket the bytes are one datagram (EMSGSIZE when that is too long,
+// however large count is: only the file's bytes count, as Linux); on an
+// AF_UNIX datagram or seqpacket socket, messages of 64 KiB and a last
+// shorter one, as Linux's splice sends them.
 // Errors are the socket's, as send's (EPIPE, ENOTCONN, EDESTADDRREQ),
 // or the file's: EBADF when f is not open for reading, EINVAL for a
 // negative offset or count, ESPIPE when the file cannot seek.
@@ -43,18 +51,16 @@ func (s *Socket) SendFile(f *os.File, offset *int64, count int) (int, error) {
 		pos = p
 	}
 	chunk := sendfileChunk
-	if !s.ep.stream() {
-		// A datagram socket sends the bytes as one datagram, as Linux's
-		// splice corks the pages of one sendfile into one.
-		if count > maxDgramFile {
-			return 0, syscall.EMSGSIZE
-		}
-		chunk = count
+	_, one := s.ep.(*dgramEP)
+	if one {
+		// An IP datagram socket sends the bytes as one datagram, as
+		// Linux's splice corks the pages of one sendfile into one.
+		chunk = maxDgramFile
 	}
 	buf := make([]byte, min(count, chunk))
 	total := 0
 	var err error
-	for total < count {
+	for total < count && (total == 0 || !one) {
 		k, rerr := f.ReadAt(buf[:min(len(buf), count-total)], pos)
 		if k == 0 {
 			if rerr != nil && !errors.Is(rerr, io.EOF) {

@@ -329,7 +329,7 @@ type unixEP struct {
 	rhead, rn int
 	blockedOn *unixEP      // receiver whose full queue made our send EAGAIN
 	writers   []*unixEP    // senders waiting for room in our queue
-	sentq     atomic.Int64 // bytes of our messages queued at receivers, unread (SIOCOUTQ)
+	sentq     atomic.Int64 // our unread messages at receivers: bytes + stack.DgramOverhead each (SIOCOUTQ)
 	po        peekOff      // SO_PEEK_OFF (peekoff.go)
 }
 
@@ -831,7 +831,7 @@ func (e *unixEP) enqueue(b []byte, from string, rights []flightRef, cred unixCre
 		e.recs, e.rhead = nr, 0
 	}
 	e.recs[(e.rhead+e.rn)%len(e.recs)] = unixRec{n: len(b), from: from, rights: rights, cred: cred, src: src}
-	src.sentq.Add(int64(len(b)))
+	src.sentq.Add(int64(len(b) + stack.DgramOverhead))
 	if rights != nil {
 		e.sp.carry(e)
 	}
@@ -896,7 +896,7 @@ func (e *unixEP) recvDgram(b []byte, flags int, anc *unixAnc) (int, int, Sockadd
 	} else {
 		e.po.bwd(r.n)
 		e.rx.discard(r.n)
-		r.src.sentq.Add(-int64(r.n))
+		r.src.sentq.Add(-int64(r.n + stack.DgramOverhead))
 		e.recs[e.rhead] = unixRec{}
 		e.rhead = (e.rhead + 1) % len(e.recs)
 		e.rn--
@@ -970,7 +970,7 @@ func (e *unixEP) close() {
 	e.rx.reset()
 	for i := 0; i < e.rn; i++ {
 		r := &e.recs[(e.rhead+i)%len(e.recs)]
-		r.src.sentq.Add(-int64(r.n))
+		r.src.sentq.Add(-int64(r.n + stack.DgramOverhead))
 	}
 	e.recs, e.rhead, e.rn = nil, 0, 0
 	e.shut = unixShutBoth

@@ -443,7 +443,7 @@ func (n *NIC) storeAddrs() {
 	a := &nicAddrs{prefixes: append([]netip.Prefix(nil), n.addrs...)}
 	for _, p := range n.addrs {
 		if p.Addr().Is4() && p.Bits() < 31 {
-			a.bcast = append(a.bcast, directedBroadcast(p))
+			a.bcast = append(a.bcast, DirectedBroadcast(p))
 		}
 	}
 	n.snap.Store(a)
@@ -539,7 +539,10 @@ func (n *NIC) isBroadcast(a netip.Addr) bool {
 
 var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 
-func directedBroadcast(p netip.Prefix) netip.Addr {
+// DirectedBroadcast is the directed broadcast address of the IPv4
+// prefix p: its address with every host bit set (255.255.255.255 for
+// /0, the address itself for /32).
+func DirectedBroadcast(p netip.Prefix) netip.Addr {
 	a := p.Addr().As4()
 	v := binary.BigEndian.Uint32(a[:]) | (1<<(32-p.Bits()) - 1)
 	binary.BigEndian.PutUint32(a[:], v)

@@ -451,8 +451,8 @@ func (e *Endpoint) Read(b []byte, peek bool) (int, error) { return e.read(b, pee
 func (e *Endpoint) read(b []byte, peek bool, off int) (int, error) {
 	e.lock()
 	defer e.unlock()
-	if e.rcvLen > 0 && e.urg.state != urgNone && off == 0 {
-		if n, ok := e.readUrg(b, peek); ok {
+	if e.rcvLen > off && e.urg.state != urgNone {
+		if n, ok := e.readUrgAt(b, peek, off); ok { // peekoff.go
 			return n, nil
 		}
 	} else if e.rcvLen > off {

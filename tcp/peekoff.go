@@ -2,10 +2,38 @@ package tcp
 
 // PeekAt is a MSG_PEEK read starting off bytes into the readable data
 // (SO_PEEK_OFF): EAGAIN while nothing is queued past the offset, end of
-// file (0) once the peer's FIN is there. An urgent byte pending out of
-// band is not skipped past the offset (Linux's peek stops at it only
-// when the read starts there).
+// file (0) once the peer's FIN is there. It stops at the urgent mark as
+// a read does, and skips an out-of-band urgent byte it starts on
+// (Linux's tcp_recvmsg_locked, whose peek offset then moves by the bytes
+// copied, not by that hole).
 func (e *Endpoint) PeekAt(b []byte, off int) (int, error) { return e.read(b, true, max(off, 0)) }
+
+// readUrgAt is readUrg for a read or peek starting off bytes into the
+// readable data (off > 0 only for a peek), with e.rcvLen > off: the
+// copy stops before the urgent byte, and an out-of-band urgent byte at
+// the start is skipped. ok is false when nothing but that byte was
+// there. Offsets count the urgent byte, as Linux's sequence-based
+// peek_seq does: it stays in the receive buffer until read past.
+func (e *Endpoint) readUrgAt(b []byte, peek bool, off int) (n int, ok bool) {
+	if off == 0 {
+		return e.readUrg(b, peek)
+	}
+	start := e.copiedSeq() + uint32(off)
+	skip, avail := 0, e.rcvLen-off
+	if seqGEQ(e.urg.seq, start) { // a mark at or after the start
+		u := int(e.urg.seq - start)
+		if u == 0 && !e.urg.inline {
+			skip = 1
+		} else if u > 0 && u < avail {
+			avail = u
+		}
+	}
+	n = min(len(b), avail-skip)
+	if n > 0 {
+		e.copyRcvAt(b[:n], off+skip)
+	}
+	return n, n > 0 || len(b) == 0
+}
 
 // copyRcvAt copies readable bytes from off on into b: the ring, then the
 // lent buffers (lend.go).
