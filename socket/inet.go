@@ -72,6 +72,7 @@ type dgramEP struct {
 	sticky   atomic.Int32  // the sticky IPV6_PKTINFO's ifindex (inet6_pktinfo.go)
 	po       peekOff       // SO_PEEK_OFF (peekoff.go)
 	stamp    rxStamp       // SIOCGSTAMP (ioctl.go)
+	ts       tsOpts        // SO_TIMESTAMP, SO_TIMESTAMPING (rxstamp.go)
 }
 
 // addr reads a socket address for this endpoint's family.
@@ -140,7 +141,7 @@ func (d *dgramEP) send(b []byte, flags int, to Sockaddr, wait <-chan struct{}) (
 }
 
 func (d *dgramEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
-	n, full, from, err := d.recvFrom(b, flags, nil)
+	n, full, from, err := d.recvFrom(b, flags, nil, nil)
 	if err != nil {
 		if flags&msgWaited != 0 && errors.Is(err, syscall.EAGAIN) && d.ep.ShutRd() {
 			return 0, 0, nil, nil // a blocking receive ends at SHUT_RD, as in Linux

@@ -519,7 +519,7 @@ func (s *Socket) RecvMsg6(b []byte, flags int) (n, rflags int, from Sockaddr, in
 		return 0, 0, nil, info, syscall.EOPNOTSUPP
 	}
 	var pi stack.PacketInfo
-	if n, rflags, from, pi, err = s.recvDgramInfo(d, b, flags); err != nil {
+	if n, rflags, from, pi, err = s.recvDgramInfo(d, b, flags, nil); err != nil {
 		return 0, 0, nil, info, err
 	}
 	stack.PutRecvExt6(pi.Ext6) // not read here

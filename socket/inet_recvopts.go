@@ -422,9 +422,12 @@ func ctlRecv(w *cmsgWriter, st *stack.Stack, v6sock bool, bits uint32, m *rxMeta
 // MSG_ERRQUEUE it reads the error queue (RecvErr) and oob gets the IP
 // messages describing the ICMP packet and IP_RECVERR / IPV6_RECVERR. A
 // UDP socket with UDP_GRO gives UDP_GRO first for a coalesced read. A
-// TCP socket gives no control message. Timestamps (SO_TIMESTAMP...) are
-// not given. AF_UNIX sockets give SCM_CREDENTIALS and SCM_RIGHTS
-// (unix_rights.go). Other sockets: EOPNOTSUPP.
+// TCP socket gives no control message. UDP, raw, ping and packet
+// sockets give the receive timestamps SO_TIMESTAMP, SO_TIMESTAMPNS and
+// SO_TIMESTAMPING ask for first, with the datagram's arrival time
+// (rxstamp.go); a packet socket gives nothing else. AF_UNIX sockets give
+// SCM_CREDENTIALS and SCM_RIGHTS (unix_rights.go). Other sockets:
+// EOPNOTSUPP.
 func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, from Sockaddr, err error) {
 	if s.closed.Load() {
 		return 0, 0, 0, nil, syscall.EBADF
@@ -456,11 +459,19 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 		return s.recvUnixControl(d, p, oob, flags) // unix_rights.go
 	case *tcpEP:
 		return s.recvTCPControl(d, p, oob, flags) // TCP_INQ (tcpopts.go)
-	case *dgramEP:
-		var info stack.PacketInfo
-		if n, rflags, from, info, err = s.recvDgramInfo(d, p, flags); err != nil {
+	case *packetEP:
+		if n, rflags, from, err = s.recvPacketControl(d, p, &w, flags); err != nil { // rxstamp.go
 			return 0, 0, 0, nil, err
 		}
+	case *dgramEP:
+		var info stack.PacketInfo
+		var at int64
+		if n, rflags, from, info, err = s.recvDgramInfo(d, p, flags, &at); err != nil {
+			return 0, 0, 0, nil, err
+		}
+		// Timestamps come first: sock_recv_cmsgs (ping: sock_recv_timestamp)
+		// runs before UDP_GRO and the IP messages.
+		d.ts.put(&w, at, d.ep.Stack().Clock())
 		if info.GSOSize > 0 && d.ep.Kind() == stack.KindUDP && d.ep.UDPGRO() {
 			w.putInt(SOL_UDP, UDP_GRO, int32(info.GSOSize))
 		}

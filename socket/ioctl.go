@@ -155,9 +155,11 @@ const (
 // timestamps on for the reads after it; a datagram read before that
 // gets the time of the call that asks for it (Linux: when the packet
 // came without a timestamp), and every later call gives that same
-// time. sockstack's receive time is when the datagram was read, where
-// Linux's is when it arrived (see docs/DECISIONS.md); a CAN_RAW frame
-// has its arrival time. TCP has the request but only a MSG_ERRQUEUE read
+// time. The receive time is when the datagram arrived (UDP, raw, ping,
+// packet and CAN_RAW sockets record it once asked: this call, or
+// SO_TIMESTAMP; rxstamp.go); a read while SO_TIMESTAMP or SO_TIMESTAMPING
+// gives control messages leaves it unchanged, as in Linux; BCM and
+// ISO-TP sockets give the time of the read. TCP has the request but only a MSG_ERRQUEUE read
 // sets the time (ENOENT before); AF_UNIX sockets do not know it
 // (ENOTTY), nor any socket another request.
 func (s *Socket) IoctlTimestamp(req uint) (time.Time, error) {
@@ -171,8 +173,10 @@ func (s *Socket) IoctlTimestamp(req uint) (time.Time, error) {
 	switch e := s.ep.(type) {
 	case *dgramEP:
 		r = &e.stamp
+		e.ep.EnableRxTimestamps() // SOCK_TIMESTAMP: arrival times from now on
 	case *packetEP:
 		r = &e.stamp
+		e.stampRx.Store(true)
 	case *canRawEP:
 		r = &e.stamp
 	case *bcmEP:

@@ -138,6 +138,7 @@ type packetRec struct {
 	proto uint16
 	ptype uint8
 	src   [6]byte
+	at    int64 // arrival, Unix ns, once timestamps are asked for (rxstamp.go); 0 none
 }
 
 type packetEP struct {
@@ -158,8 +159,10 @@ type packetEP struct {
 	promisc map[*stack.NIC]int
 	packets uint32 // since the last PACKET_STATISTICS read
 	drops   atomic.Uint64
-	dropsRd uint64  // drops already reported by PACKET_STATISTICS
-	stamp   rxStamp // SIOCGSTAMP (ioctl.go)
+	dropsRd uint64      // drops already reported by PACKET_STATISTICS
+	stamp   rxStamp     // SIOCGSTAMP (ioctl.go)
+	ts      tsOpts      // SO_TIMESTAMP, SO_TIMESTAMPING (rxstamp.go)
+	stampRx atomic.Bool // record arrival times (rxstamp.go)
 
 	smu     sync.Mutex
 	scratch []byte // SOCK_DGRAM send: header + payload
@@ -227,6 +230,10 @@ func (e *packetEP) tap(nic *stack.NIC, f []byte, outgoing bool) {
 		}
 	}
 
+	var at int64
+	if e.stampRx.Load() {
+		at = max(e.n.st.Clock().Now().UnixNano(), 1)
+	}
 	e.mu.Lock()
 	if e.closed || e.proto == 0 || (e.ifindex != packetAnyIf && e.ifindex != nic.ID()) {
 		e.mu.Unlock()
@@ -256,7 +263,7 @@ func (e *packetEP) tap(nic *stack.NIC, f []byte, outgoing bool) {
 		}
 		e.recs, e.rhead = nr, 0
 	}
-	e.recs[(e.rhead+e.rn)%len(e.recs)] = packetRec{n: len(data), ifidx: nic.ID(), proto: et, ptype: ptype, src: src}
+	e.recs[(e.rhead+e.rn)%len(e.recs)] = packetRec{n: len(data), ifidx: nic.ID(), proto: et, ptype: ptype, src: src, at: at}
 	e.rn++
 	e.rx.write(data)
 	e.charged += ts
@@ -350,14 +357,20 @@ func (e *packetEP) send(b []byte, flags int, to Sockaddr, _ <-chan struct{}) (in
 }
 
 func (e *packetEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
+	n, full, from, _, err := e.recvAt(b, flags)
+	return n, full, from, err
+}
+
+// recvAt is recv that also gives the frame's arrival time (0: none).
+func (e *packetEP) recvAt(b []byte, flags int) (int, int, Sockaddr, int64, error) {
 	e.mu.Lock()
 	if e.rn == 0 {
 		closed := e.closed
 		e.mu.Unlock()
 		if closed {
-			return 0, 0, nil, nil
+			return 0, 0, nil, 0, nil
 		}
-		return 0, 0, nil, syscall.EAGAIN
+		return 0, 0, nil, 0, syscall.EAGAIN
 	}
 	r := e.recs[e.rhead]
 	n := e.rx.peek(b[:min(len(b), r.n)], 0)
@@ -368,8 +381,8 @@ func (e *packetEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 		e.rn--
 	}
 	e.mu.Unlock()
-	e.stamp.read(e.n.Stack().Clock())
-	return n, r.n, &SockaddrPacket{Ifindex: r.ifidx, Protocol: r.proto, PktType: r.ptype, HWAddr: r.src}, nil
+	e.stamp.recvd(r.at, e.ts.cmsgs(r.at)) // SIOCGSTAMP (ioctl.go)
+	return n, r.n, &SockaddrPacket{Ifindex: r.ifidx, Protocol: r.proto, PktType: r.ptype, HWAddr: r.src}, r.at, nil
 }
 
 func (e *packetEP) close() {

@@ -99,29 +99,26 @@ func (t *tcpEP) recvPeekOff(b []byte, flags, off int) (int, int, Sockaddr, error
 }
 
 // recvFrom reads one datagram (info may be nil), a peek from SO_PEEK_OFF
-// when it is on; a read moves the offset back by the whole datagram.
-func (d *dgramEP) recvFrom(b []byte, flags int, info *stack.PacketInfo) (n, full int, from netip.AddrPort, err error) {
+// when it is on; a read moves the offset back by the whole datagram. A
+// non-nil at gets its arrival time (rxstamp.go; 0: none).
+func (d *dgramEP) recvFrom(b []byte, flags int, info *stack.PacketInfo, at *int64) (n, full int, from netip.AddrPort, err error) {
 	peek := flags&MSG_PEEK != 0
 	off := d.po.get()
-	if peek && off >= 0 {
-		n, full, from, err = d.ep.PeekFromInfo(b, off, info)
-		if err == nil {
-			d.stamp.read(d.ep.Stack().Clock())
-		}
-		d.po.fwd(n)
-		return
+	if !peek || off < 0 {
+		off = -1
 	}
-	if info != nil {
-		var pi stack.PacketInfo
-		n, full, from, pi, err = d.ep.RecvFromInfo(b, peek)
-		*info = pi
-	} else {
-		n, full, from, err = d.ep.RecvFrom(b, peek)
+	var t int64
+	n, full, from, t, err = d.ep.RecvFromAt(b, peek, off, info)
+	if off >= 0 {
+		d.po.fwd(n)
 	}
 	if err == nil {
-		d.stamp.read(d.ep.Stack().Clock()) // SIOCGSTAMP (ioctl.go)
+		d.stamp.recvd(t, d.ts.cmsgs(t)) // SIOCGSTAMP (ioctl.go)
 		if !peek {
 			d.po.bwd(full)
+		}
+		if at != nil {
+			*at = t
 		}
 	}
 	return

@@ -57,6 +57,11 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 		case SO_PEEK_OFF:
 			return s.setPeekOff(v) // peekoff.go
 		}
+		if stampOpt(name) {
+			if ok, err := s.setStampOpt(name, v); ok {
+				return err // rxstamp.go
+			}
+		}
 		if s.storedOpt(name) {
 			return s.setStored(name, v)
 		}
@@ -255,6 +260,11 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 			return s.rcvLowat(), nil // rcvlowat.go
 		case SO_PEEK_OFF:
 			return s.getPeekOff() // peekoff.go
+		}
+		if stampOpt(name) {
+			if ok, v := s.getStampOpt(name); ok {
+				return v, nil // rxstamp.go
+			}
 		}
 		if s.storedOpt(name) {
 			return s.getStored(name), nil

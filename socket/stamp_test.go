@@ -15,8 +15,8 @@ import (
 // a stack with a manual clock: ENOENT until a datagram is read; a read
 // before the first request gets the time of that request, kept
 // afterwards; once asked (even answered ENOENT), every read (a peek
-// too) records its own time; a failed read changes nothing; SIOCGSTAMP
-// is SIOCGSTAMPNS cut to microseconds.
+// too) records the arrival time of its datagram; a failed read changes
+// nothing; SIOCGSTAMP is SIOCGSTAMPNS cut to microseconds.
 func TestIoctlTimestamp(t *testing.T) {
 	clk := clock.NewManual(time.Unix(1700000000, 123456789))
 	st := stack.New(stack.Options{Clock: clk})
@@ -76,7 +76,6 @@ func TestIoctlTimestamp(t *testing.T) {
 	exchange("c", MSG_PEEK)
 	clk.Advance(time.Second)
 	stamp("peek", SIOCGSTAMPNS, peeked, nil)
-	readPeeked := clk.Now()
 	if _, err := r.Recv(make([]byte, 16), 0); err != nil { // the datagram peeked
 		t.Fatal(err)
 	}
@@ -84,7 +83,7 @@ func TestIoctlTimestamp(t *testing.T) {
 		t.Fatalf("recv of nothing: %v", err)
 	}
 	clk.Advance(time.Second)
-	stamp("after a failed read", SIOCGSTAMPNS, readPeeked, nil)
+	stamp("after a failed read", SIOCGSTAMPNS, peeked, nil) // the peeked one's arrival
 
 	// The sender read nothing: ENOENT, and that request turned its
 	// timestamps on, so the next read records its own time.

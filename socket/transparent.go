@@ -182,7 +182,7 @@ func (s *Socket) RecvMsgOrigDst(b []byte, flags int) (n, rflags int, from Sockad
 		return 0, 0, nil, nil, false, syscall.EOPNOTSUPP
 	}
 	var info stack.PacketInfo
-	if n, rflags, from, info, err = s.recvDgramInfo(d, b, flags); err != nil {
+	if n, rflags, from, info, err = s.recvDgramInfo(d, b, flags, nil); err != nil {
 		return 0, 0, nil, nil, false, err
 	}
 	stack.PutRecvExt6(info.Ext6) // not read here

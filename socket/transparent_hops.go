@@ -19,7 +19,7 @@ func (s *Socket) RecvMsgHops(b []byte, flags int) (n int, from netip.AddrPort, o
 	}
 	var info stack.PacketInfo
 	var sa Sockaddr
-	if n, _, sa, info, err = s.recvDgramInfo(d, b, flags); err != nil {
+	if n, _, sa, info, err = s.recvDgramInfo(d, b, flags, nil); err != nil {
 		return 0, from, orig, 0, err
 	}
 	stack.PutRecvExt6(info.Ext6) // not read here

@@ -90,7 +90,7 @@ func (s *Socket) RecvMsgUDP(b []byte, flags int) (n, rflags int, from Sockaddr, 
 		return 0, 0, nil, 0, syscall.EOPNOTSUPP
 	}
 	var info stack.PacketInfo
-	if n, rflags, from, info, err = s.recvDgramInfo(d, b, flags); err != nil {
+	if n, rflags, from, info, err = s.recvDgramInfo(d, b, flags, nil); err != nil {
 		return 0, 0, nil, 0, err
 	}
 	stack.PutRecvExt6(info.Ext6) // not read here
@@ -101,13 +101,13 @@ func (s *Socket) RecvMsgUDP(b []byte, flags int) (n, rflags int, from Sockaddr, 
 // recvDgramInfo is recvmsg(2)'s common part on a datagram socket: the
 // payload, its source, MSG_TRUNC, and what the stack knows of the
 // datagram (destination, hop limit, segment size) for the caller's
-// ancillary data.
-func (s *Socket) recvDgramInfo(d *dgramEP, b []byte, flags int) (n, rflags int, from Sockaddr, info stack.PacketInfo, err error) {
+// ancillary data; a non-nil at gets its arrival time (rxstamp.go).
+func (s *Socket) recvDgramInfo(d *dgramEP, b []byte, flags int, at *int64) (n, rflags int, from Sockaddr, info stack.PacketInfo, err error) {
 	var full int
 	err = s.blocking(flags, false, waiter.EventIn, func() error {
 		var ap netip.AddrPort
 		var e error
-		n, full, ap, e = d.recvFrom(b, flags, &info)
+		n, full, ap, e = d.recvFrom(b, flags, &info, at)
 		if e == nil && ap.IsValid() {
 			from = d.sa(ap)
 		}

@@ -64,6 +64,10 @@ type received struct {
 	// ext is an IPv6 datagram's Hop-by-Hop and Destination Options
 	// headers (ext6_recv.go), nil when it had none.
 	ext *RecvExt6
+	// at is when the datagram was queued, in Unix nanoseconds of the
+	// stack's clock, once the socket asked for receive timestamps
+	// (dgram_stamp.go); 0: not recorded.
+	at int64
 }
 
 // DgramEndpoint is a UDP, ping or raw socket's protocol state. It never
@@ -95,6 +99,8 @@ type DgramEndpoint struct {
 	rcvbuf  int
 	sndbuf  int
 	drops   atomic.Uint64
+	// stampRx: record each datagram's arrival time (dgram_stamp.go).
+	stampRx atomic.Bool
 
 	opts struct {
 		broadcast, reuseAddr, reusePort bool
@@ -671,14 +677,15 @@ func (e *DgramEndpoint) SendMsg(b []byte, to netip.AddrPort, o SendOpts, wait <-
 // non-blocking receive so and ends only a blocking one with 0 (the
 // socket layer does that, see ShutRd).
 func (e *DgramEndpoint) RecvFrom(b []byte, peek bool) (n, full int, from netip.AddrPort, err error) {
-	return e.recvFrom(b, peek, -1, nil)
+	return e.recvFrom(b, peek, -1, nil, nil)
 }
 
 // recvFrom is RecvFrom; a non-nil info gets the datagram's header
 // fields (IPV6_PKTINFO and friends, dgram6.go). A peek with off >= 0
 // starts off bytes into the queue, its datagrams end to end
 // (SO_PEEK_OFF, PeekFromInfo); full is then what is left of that datagram.
-func (e *DgramEndpoint) recvFrom(b []byte, peek bool, off int, info *PacketInfo) (n, full int, from netip.AddrPort, err error) {
+// A non-nil at gets the datagram's arrival time (0: not recorded).
+func (e *DgramEndpoint) recvFrom(b []byte, peek bool, off int, info *PacketInfo, at *int64) (n, full int, from netip.AddrPort, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	// A pending error comes before queued data, as Linux's
@@ -711,6 +718,9 @@ func (e *DgramEndpoint) recvFrom(b []byte, peek bool, off int, info *PacketInfo)
 	n = copy(b, r.buf[skip:])
 	full = len(r.buf) - skip
 	from = r.from
+	if at != nil {
+		*at = r.at
+	}
 	if info != nil {
 		*info = PacketInfo{Dst: r.dst, HopLimit: r.ttl, TClass: r.tos, GSOSize: int(r.gso), DstPort: r.dport, Flow: r.flow, IfIndex: int(r.ifindex)}
 		if r.opts != nil {
@@ -774,6 +784,10 @@ func (e *DgramEndpoint) enqueue(data []byte, from netip.AddrPort, h wire.IPv4, d
 // IPv4 header, gets the options as the receive path left them. ext is
 // an IPv6 datagram's extension headers (nil: none), given back the same way.
 func (e *DgramEndpoint) enqueueRecv(data []byte, from netip.AddrPort, dst netip.Addr, dport uint16, ttl, tos uint8, gso uint16, flow uint32, opts *RecvIPOpts, ext *RecvExt6, dif int32) bool {
+	var at int64
+	if e.stampRx.Load() {
+		at = e.s.arrivalNs() // dgram_stamp.go
+	}
 	e.mu.Lock()
 	if e.closed {
 		// Not shutRd: Linux keeps queueing datagrams after SHUT_RD.
@@ -805,7 +819,7 @@ func (e *DgramEndpoint) enqueueRecv(data []byte, from netip.AddrPort, dst netip.
 	if opts != nil && e.kind == KindRaw && len(buf) >= wire.IPv4MinHeaderLen+int(opts.Len) {
 		copy(buf[wire.IPv4MinHeaderLen:], opts.Bytes())
 	}
-	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso, dport: dport, ifindex: dif, flow: flow, opts: opts, ext: ext}
+	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso, dport: dport, ifindex: dif, flow: flow, opts: opts, ext: ext, at: at}
 	e.n++
 	e.qbytes += Truesize(buf)
 	e.mu.Unlock()

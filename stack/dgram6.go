@@ -405,7 +405,7 @@ type PacketInfo struct {
 
 // RecvFromInfo is RecvFrom with the datagram's header fields.
 func (e *DgramEndpoint) RecvFromInfo(b []byte, peek bool) (n, full int, from netip.AddrPort, info PacketInfo, err error) {
-	n, full, from, err = e.recvFrom(b, peek, -1, &info)
+	n, full, from, err = e.recvFrom(b, peek, -1, &info, nil)
 	return n, full, from, info, err
 }
 
@@ -414,7 +414,7 @@ func (e *DgramEndpoint) RecvFromInfo(b []byte, peek bool) (n, full int, from net
 // full its length from the offset; EAGAIN when the queue ends before.
 // info may be nil.
 func (e *DgramEndpoint) PeekFromInfo(b []byte, off int, info *PacketInfo) (n, full int, from netip.AddrPort, err error) {
-	return e.recvFrom(b, true, off, info)
+	return e.recvFrom(b, true, off, info, nil)
 }
 
 // IfIndexOf is the index of the NIC holding a (0 when none: a group).
