@@ -9,8 +9,8 @@ import (
 )
 
 // SIOCGSTAMP and SIOCGSTAMPNS (socket/ioctl.go, Linux's sock_gettstamp):
-// the receive time of the last datagram read. The two stacks' times
-// differ (Linux stamps arrival, sockstack the read), so the transcript
+// the receive time of the last datagram read (its arrival). The two
+// stacks' clocks are read at different moments, so the transcript
 // shows the errno, or that the time lies between a moment taken before
 // the datagram was sent (or the socket made) and the end of the ioctl,
 // whether SIOCGSTAMP is SIOCGSTAMPNS cut to microseconds, and whether a

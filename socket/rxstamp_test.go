@@ -363,3 +363,34 @@ func TestRxTimestampPacket(t *testing.T) {
 		t.Fatalf("SIOCGSTAMPNS: %v %v, want %v", got, err, arrived)
 	}
 }
+
+// TestRxTimestampPing: an ICMP ping socket gives the reply's arrival
+// first, then the IP messages (ping_recvmsg's sock_recv_timestamp).
+func TestRxTimestampPing(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1700000000, 77))
+	st := stack.New(stack.Options{Clock: clk})
+	t.Cleanup(st.Close)
+	s := mustSocket(t, New(st), AF_INET, SOCK_DGRAM, IPPROTO_ICMP)
+	for _, o := range [][3]int{{SOL_IP, IP_RECVTTL, 1}, {SOL_SOCKET, SO_TIMESTAMPNS, 1}} {
+		if err := s.SetSockOpt(o[0], o[1], o[2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	arrived := clk.Now()
+	queued(t, s, func() {
+		if _, err := s.SendTo([]byte{8, 0, 0, 0, 0, 0, 0, 1, 'p'}, 0, Inet("127.0.0.1", 0)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	clk.Advance(time.Second)
+	oob := make([]byte, 128)
+	_, oobn, _, _, err := s.RecvMsgControl(make([]byte, 64), oob, MSG_DONTWAIT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := parseTestCmsgs(t, oob[:oobn])
+	if len(ms) != 2 || ms[0].typ != SCM_TIMESTAMPNS || ms[1].level != SOL_IP || ms[1].typ != IP_TTL ||
+		!stampOf(ms[0].data, false).Equal(arrived) {
+		t.Fatalf("messages %+v, want SCM_TIMESTAMPNS at %v, IP_TTL", ms, arrived)
+	}
+}
