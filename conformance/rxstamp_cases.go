@@ -90,16 +90,26 @@ func stampCmsgText(b []byte, lo, hi time.Time) (string, bool) {
 // buffer of oobSize bytes: length, flags, and each control message, a
 // timestamp one checked against [lo, end of the call].
 func (t *T) rxStampCtl(step string, s sockapi.Sock, oobSize int, lo time.Time) {
-	Ready(s, false, 5*time.Second)
+	t.rxStampCtlFlags(step, s, oobSize, 0, lo)
+}
+
+// rxStampCtlFlags is rxStampCtl with recvmsg flags (MSG_ERRQUEUE: waits
+// for the error instead).
+func (t *T) rxStampCtlFlags(step string, s sockapi.Sock, oobSize, flags int, lo time.Time) {
+	if flags&socket.MSG_ERRQUEUE != 0 {
+		t.WaitErr(s)
+	} else {
+		Ready(s, false, 5*time.Second)
+	}
 	buf := make([]byte, 2048)
 	oob := make([]byte, oobSize)
 	var n, oobn, rflags int
 	var err error
 	switch v := s.(type) {
 	case sockapi.StackSock:
-		n, oobn, rflags, _, err = v.RecvMsgControl(buf, oob, socket.MSG_DONTWAIT)
+		n, oobn, rflags, _, err = v.RecvMsgControl(buf, oob, flags|socket.MSG_DONTWAIT)
 	case sockapi.HostSock:
-		n, oobn, rflags, _, err = unix.Recvmsg(v.Fileno(), buf, oob, unix.MSG_DONTWAIT)
+		n, oobn, rflags, _, err = unix.Recvmsg(v.Fileno(), buf, oob, flags|unix.MSG_DONTWAIT)
 	}
 	hi := time.Now()
 	if err != nil {
@@ -289,6 +299,31 @@ func rxStampCases() []Case {
 		t.Send("send", w, []byte("c"), 0, to)
 		t.rxStampCtl("recvmsg", r, 256, lo)
 	}})
+	for _, v6 := range []bool{false, true} {
+		name := "rxstamp/udp error queue"
+		if v6 {
+			name = "rxstamp/udp6 error queue"
+		}
+		cs = append(cs, Case{name, false, func(t *T) {
+			s := t.UDP()
+			fam, lvl, recverr, pktinfo := AF_INET, socket.SOL_IP, socket.IP_RECVERR, socket.IP_PKTINFO
+			loop := "127.0.0.1"
+			if v6 {
+				s = t.Socket6(DGRAM)
+				noAutoFlowLabel(s)
+				fam, lvl, recverr, pktinfo, loop = AF_INET6, socket.IPPROTO_IPV6, socket.IPV6_RECVERR, socket.IPV6_RECVPKTINFO, "::1"
+			}
+			c := t.ClosedPort(fam, loop)
+			t.Check("RECVERR", s.SetSockOptInt(lvl, recverr, 1))
+			t.Check("PKTINFO", s.SetSockOptInt(lvl, pktinfo, 1))
+			t.Check("SO_TIMESTAMPNS", s.SetSockOptInt(socket.SOL_SOCKET, socket.SO_TIMESTAMPNS, 1))
+			t.Check("SO_TIMESTAMPING", s.SetSockOptInt(socket.SOL_SOCKET, socket.SO_TIMESTAMPING_OLD, rxStampRx))
+			lo := time.Now()
+			t.Send("sendto closed", s, []byte("hello"), 0, c)
+			t.rxStampCtlFlags("recvmsg MSG_ERRQUEUE", s, 512, socket.MSG_ERRQUEUE, lo)
+			t.Stamps("after MSG_ERRQUEUE", s, time.Time{})
+		}})
+	}
 	cs = append(cs, Case{"rxstamp/raw icmp", true, func(t *T) {
 		s := t.Socket(AF_INET, RAW, socket.IPPROTO_ICMP)
 		t.Check("IP_RECVTTL", s.SetSockOptInt(socket.SOL_IP, socket.IP_RECVTTL, 1))

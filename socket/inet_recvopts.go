@@ -419,8 +419,9 @@ func ctlRecv(w *cmsgWriter, st *stack.Stack, v6sock bool, bits uint32, m *rxMeta
 // p, the control messages the socket's options ask for into oob in
 // Linux's layout and order (oobn bytes; MSG_CTRUNC in rflags when they
 // did not fit), as the kernel gives them to a 64-bit process. With
-// MSG_ERRQUEUE it reads the error queue (RecvErr) and oob gets the IP
-// messages describing the ICMP packet and IP_RECVERR / IPV6_RECVERR. A
+// MSG_ERRQUEUE it reads the error queue (RecvErr) and oob gets the
+// timestamps asked for (when the error was queued), the IP messages
+// describing the ICMP packet and IP_RECVERR / IPV6_RECVERR. A
 // UDP socket with UDP_GRO gives UDP_GRO first for a coalesced read. A
 // TCP socket gives no control message. UDP, raw, ping and packet
 // sockets give the receive timestamps SO_TIMESTAMP, SO_TIMESTAMPNS and
@@ -444,8 +445,13 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 		switch s.ep.(type) {
 		case *tcpEP, *dgramEP:
 			var ee SockExtendedErr
-			if n, rflags, from, ee, err = s.RecvErr(p, flags); err != nil {
+			var at int64
+			if n, rflags, from, ee, err = s.recvErr(p, flags, &at); err != nil {
 				return 0, 0, 0, nil, err
+			}
+			if d, ok := s.ep.(*dgramEP); ok {
+				// ip_recv_error gives the timestamps first too.
+				d.ts.put(&w, at, d.ep.Stack().Clock())
 			}
 			w.putAll(ee.Cmsg())
 			if w.trunc {

@@ -138,6 +138,12 @@ func putSockaddr(b []byte, ap netip.AddrPort, v6 bool) {
 // has an error queued only by a failed connect under RECVERR, its
 // payload from the quoted TCP header on. Other sockets: EOPNOTSUPP.
 func (s *Socket) RecvErr(b []byte, flags int) (n, rflags int, from Sockaddr, ee SockExtendedErr, err error) {
+	return s.recvErr(b, flags, nil)
+}
+
+// recvErr is RecvErr; a non-nil at gets when a datagram socket's error
+// was queued (rxstamp.go; 0: not recorded).
+func (s *Socket) recvErr(b []byte, flags int, at *int64) (n, rflags int, from Sockaddr, ee SockExtendedErr, err error) {
 	if s.closed.Load() {
 		return 0, 0, nil, ee, syscall.EBADF
 	}
@@ -158,11 +164,14 @@ func (s *Socket) RecvErr(b []byte, flags int) (n, rflags int, from Sockaddr, ee 
 		n, rflags, from, ee = errQueueRead(n, full, flags, ee, d.v6, m.Offender, m.Dst, d.sa, d.net.st)
 		return n, rflags, from, ee, nil
 	case *dgramEP:
-		n, full, m, c, err := d.ep.ReadErrCtl(b)
+		n, full, m, c, t, err := d.ep.ReadErrAt(b)
 		if err != nil {
 			return 0, 0, nil, ee, err
 		}
-		d.stamp.read(d.ep.Stack().Clock()) // ip_recv_error sets sk_stamp too
+		d.stamp.recvd(t, d.ts.cmsgs(t)) // ip_recv_error's sock_recv_timestamp
+		if at != nil {
+			*at = t
+		}
 		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info, Data: m.Data,
 			RFC4884Len: m.RFC4884Len, RFC4884Flags: m.RFC4884Flags}
 		if m.Origin == SO_EE_ORIGIN_ICMP || m.Origin == SO_EE_ORIGIN_ICMP6 {

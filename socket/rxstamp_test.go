@@ -89,8 +89,14 @@ func (g *stampRig) send(t *testing.T, msg string) time.Time {
 // queued runs send and waits for s's next EventIn: a datagram queued.
 func queued(t *testing.T, s *Socket, send func()) {
 	t.Helper()
+	queuedEv(t, s, waiter.EventIn, send)
+}
+
+// queuedEv runs send and waits for s's next event of mask.
+func queuedEv(t *testing.T, s *Socket, mask waiter.EventMask, send func()) {
+	t.Helper()
 	e := waiter.Entry{C: make(chan struct{}, 1)}
-	s.Waiter().Register(&e, waiter.EventIn)
+	s.Waiter().Register(&e, mask)
 	defer s.Waiter().Unregister(&e)
 	send()
 	select {
@@ -392,5 +398,35 @@ func TestRxTimestampPing(t *testing.T) {
 	if len(ms) != 2 || ms[0].typ != SCM_TIMESTAMPNS || ms[1].level != SOL_IP || ms[1].typ != IP_TTL ||
 		!stampOf(ms[0].data, false).Equal(arrived) {
 		t.Fatalf("messages %+v, want SCM_TIMESTAMPNS at %v, IP_TTL", ms, arrived)
+	}
+}
+
+// TestRxTimestampErrQueue: an MSG_ERRQUEUE read gives the timestamps
+// first, with the time the error was queued, then the IP messages.
+func TestRxTimestampErrQueue(t *testing.T) {
+	g := newStampRig(t, AF_INET)
+	s := g.w
+	for _, o := range [][3]int{{SOL_IP, IP_RECVERR, 1}, {SOL_IP, IP_PKTINFO, 1}, {SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE}} {
+		if err := s.SetSockOpt(o[0], o[1], o[2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.r.Close() // its port is closed now: an ICMP port unreachable comes back
+	queuedAt := g.clk.Now()
+	queuedEv(t, s, waiter.EventErr, func() {
+		if _, err := s.SendTo([]byte("x"), 0, g.to); err != nil {
+			t.Fatal(err)
+		}
+	})
+	g.clk.Advance(time.Second)
+	oob := make([]byte, 256)
+	_, oobn, rflags, _, err := s.RecvMsgControl(make([]byte, 64), oob, MSG_ERRQUEUE)
+	if err != nil || rflags&MSG_ERRQUEUE == 0 {
+		t.Fatalf("recvmsg: %#x %v", rflags, err)
+	}
+	ms := parseTestCmsgs(t, oob[:oobn])
+	if len(ms) != 3 || ms[0].typ != SCM_TIMESTAMPING || ms[1].typ != IP_PKTINFO || ms[2].typ != IP_RECVERR ||
+		!stampOf(ms[0].data, false).Equal(queuedAt) {
+		t.Fatalf("messages %+v, want SCM_TIMESTAMPING at %v, IP_PKTINFO, IP_RECVERR", ms, queuedAt)
 	}
 }

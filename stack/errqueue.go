@@ -75,6 +75,7 @@ type errEntry struct {
 	msg     ErrQueueMsg
 	carrier ICMPCarrier
 	buf     []byte // pooled: the payload
+	at      int64  // arrival, Unix ns, once timestamps are on (dgram_stamp.go); 0 none
 }
 
 // isICMP is Linux's is_icmp_err_skb: errors of this origin also leave
@@ -188,7 +189,11 @@ func (e *DgramEndpoint) queueErrLocked(m ErrQueueMsg, c ICMPCarrier, payload []b
 	}
 	buf := getBuf(len(payload))
 	copy(buf, payload)
-	e.errq = append(e.errq, errEntry{msg: m, carrier: c, buf: buf})
+	var at int64
+	if e.stampRx.Load() {
+		at = e.s.arrivalNs()
+	}
+	e.errq = append(e.errq, errEntry{msg: m, carrier: c, buf: buf, at: at})
 	e.qbytes += Truesize(buf)
 	return true
 }
@@ -206,13 +211,20 @@ func (e *DgramEndpoint) ReadErr(b []byte) (n, full int, m ErrQueueMsg, err error
 // ReadErrCtl is ReadErr that also reports the ICMP packet that brought
 // the error (zero for a local error), for the read's control messages.
 func (e *DgramEndpoint) ReadErrCtl(b []byte) (n, full int, m ErrQueueMsg, c ICMPCarrier, err error) {
+	n, full, m, c, _, err = e.ReadErrAt(b)
+	return n, full, m, c, err
+}
+
+// ReadErrAt is ReadErrCtl that also gives when the error was queued
+// (Unix nanoseconds; 0 before EnableRxTimestamps, dgram_stamp.go).
+func (e *DgramEndpoint) ReadErrAt(b []byte) (n, full int, m ErrQueueMsg, c ICMPCarrier, at int64, err error) {
 	e.mu.Lock()
 	if e.errHead == len(e.errq) {
 		e.mu.Unlock()
-		return 0, 0, m, c, syscall.EAGAIN
+		return 0, 0, m, c, 0, syscall.EAGAIN
 	}
 	x := &e.errq[e.errHead]
-	n, full, m, c = copy(b, x.buf), len(x.buf), x.msg, x.carrier
+	n, full, m, c, at = copy(b, x.buf), len(x.buf), x.msg, x.carrier, x.at
 	e.qbytes -= Truesize(x.buf)
 	putBuf(x.buf)
 	*x = errEntry{}
@@ -227,7 +239,7 @@ func (e *DgramEndpoint) ReadErrCtl(b []byte) (n, full int, m ErrQueueMsg, c ICMP
 	if more {
 		e.wq.Notify(waiter.EventErr)
 	}
-	return n, full, m, c, nil
+	return n, full, m, c, at, nil
 }
 
 // icmpError applies an ICMP error to a UDP, ping or raw socket that
