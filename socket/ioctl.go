@@ -151,17 +151,17 @@ const (
 // time comes back truncated to microseconds) or SIOCGSTAMPNS (a struct
 // timespec), as Linux's sock_gettstamp: the receive time of the last
 // datagram a read or peek (MSG_ERRQUEUE too) returned on a UDP, raw,
-// ping, packet or CAN socket, ENOENT before the first. The first call turns
-// timestamps on for the reads after it; a datagram read before that
-// gets the time of the call that asks for it (Linux: when the packet
-// came without a timestamp), and every later call gives that same
-// time. The receive time is when the datagram arrived (UDP, raw, ping,
-// packet and CAN_RAW sockets record it once asked: this call, or
-// SO_TIMESTAMP; rxstamp.go); a read while SO_TIMESTAMP or SO_TIMESTAMPING
-// gives control messages leaves it unchanged, as in Linux; BCM and
-// ISO-TP sockets give the time of the read. TCP has the request but only a MSG_ERRQUEUE read
-// sets the time (ENOENT before); AF_UNIX sockets do not know it
-// (ENOTTY), nor any socket another request.
+// ping, packet or CAN socket, ENOENT before the first. The receive time
+// is when the datagram arrived: UDP, raw, ping, packet and CAN_RAW
+// sockets record it once asked (by this call or SO_TIMESTAMP*,
+// rxstamp.go); BCM and ISO-TP sockets give the time of the read. The
+// first call turns timestamps on for the reads after it; a datagram
+// that came before that has no time and gets the time of the call that
+// asks for it (as Linux an unstamped packet), and later calls repeat
+// that time. A read that gave SO_TIMESTAMP or SO_TIMESTAMPING control
+// messages leaves the time unchanged, as in Linux. TCP has the request
+// but only a MSG_ERRQUEUE read sets the time (ENOENT before); AF_UNIX
+// sockets do not know it (ENOTTY), nor any socket another request.
 func (s *Socket) IoctlTimestamp(req uint) (time.Time, error) {
 	if s.closed.Load() {
 		return time.Time{}, syscall.EBADF
