@@ -83,3 +83,33 @@ func TestDgramStampAllocsAndSize(t *testing.T) {
 		t.Errorf("%.1f allocations per datagram", a)
 	}
 }
+
+// BenchmarkReceiveUDPStamped is BenchmarkReceiveUDP with arrival times
+// recorded (stamped) or not: the cost of one clock read per datagram.
+func BenchmarkReceiveUDPStamped(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(map[bool]string{false: "off", true: "on"}[on], func(b *testing.B) {
+			h := newHarness(&testing.T{}, Options{})
+			defer h.s.Close()
+			h.ep.discard = true
+			e := h.s.NewDgram(KindUDP, 17)
+			if err := e.Bind(netip.AddrPortFrom(hostAddr, 5000)); err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			if on {
+				e.EnableRxTimestamps()
+			}
+			frames := [][]byte{ipFrame(wire.IPv4Header{Protocol: wire.ProtoUDP}, udpPayload(peerAddr, hostAddr, 1, 5000, make([]byte, 64)))}
+			buf := make([]byte, 2048)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				h.nic.DeliverFrames(frames)
+				if _, _, _, _, err := e.RecvFromAt(buf, false, -1, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
