@@ -230,10 +230,6 @@ func (e *packetEP) tap(nic *stack.NIC, f []byte, outgoing bool) {
 		}
 	}
 
-	var at int64
-	if e.stampRx.Load() {
-		at = max(e.n.st.Clock().Now().UnixNano(), 1)
-	}
 	e.mu.Lock()
 	if e.closed || e.proto == 0 || (e.ifindex != packetAnyIf && e.ifindex != nic.ID()) {
 		e.mu.Unlock()
@@ -246,6 +242,11 @@ func (e *packetEP) tap(nic *stack.NIC, f []byte, outgoing bool) {
 	data := f
 	if e.typ == SOCK_DGRAM {
 		data = f[hdr:]
+	}
+	var at int64
+	if e.stampRx.Load() {
+		// Only for frames this socket takes (rxstamp.go).
+		at = max(e.n.st.Clock().Now().UnixNano(), 1)
 	}
 	// Every frame is charged its bytes plus the per-packet overhead
 	// Linux's truesize has, so empty frames cannot fill memory for free.
