@@ -909,14 +909,9 @@ var clampByDesign = map[int]map[string]string{
 	},
 }
 
-var maxSegByDesign = map[string]string{
-	"listener, client offering 536: sizes of 3000 bytes sent, before any ACK": whyNagle,
-	"listener, client offering 536: then, after an ACK":                       whyNagle,
-}
-
-const whyNagle = "Nagle: sockstack holds a write's partial last segment while any data is " +
-	"unacknowledged (RFC 896); Linux only while an earlier partial segment is (Minshall's " +
-	"variant, tcp_minshall_check), so its tail leaves at once (docs/DECISIONS.md)"
+// No kept difference: Nagle's algorithm, which differed here (RFC 896's
+// rule against Linux's Minshall variant), now agrees.
+var maxSegByDesign = map[string]string{}
 
 var quickAckByDesign = map[string]string{
 	"ACK of the first 10-byte segment": whyQuickAck,
@@ -1231,6 +1226,20 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 				o.set("listener, client offering 536: then, after an ACK", "%s", segSizes(fresh))
 			} else {
 				o.set("listener, client offering 536: then, after an ACK", "nothing left")
+			}
+			// Nagle (Minshall's variant): the full segments acknowledged,
+			// the short tail not, a short write waits for the tail's ACK.
+			if len(fresh) == 0 {
+				t.Fatalf("%s: no data segment of the 3000 bytes seen", s.name)
+			}
+			c.s.sc.send(t, optSeg{Sport: c.sport, Dport: c.dport, Flags: "A", Seq: c.snd, Ack: c.rcv - uint32(payloadBytes(fresh[len(fresh)-1:])), Win: 1000})
+			s.app.send(t, id, make([]byte, 100))
+			_, fresh = c.waitBytes(t, 100, 100*time.Millisecond)
+			o.set("listener, client offering 536: a 100-byte write while the last short segment is unacknowledged", "sent %q", segSizes(fresh))
+			if left := 100 - payloadBytes(fresh); left > 0 {
+				c.ack(t)
+				_, fresh = c.waitBytes(t, left, 2*time.Second)
+				o.set("listener, client offering 536: then, after its ACK", "%s", segSizes(fresh))
 			}
 
 			// A client with TCP_MAXSEG 1000 connecting to scapy, which

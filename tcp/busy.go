@@ -184,12 +184,21 @@ func (e *Endpoint) unlock() { e.mu.Unlock() }
 //   - the bytes read this RTT (copied) once SO_RCVBUF is set: only the
 //     auto-tuning reads them, and SO_RCVBUF ends it (userRcvBuf never
 //     goes back to 0), so such a connection counted forever and never
-//     went idle.
+//     went idle;
+//   - the bytes read this RTT (copied) once everything received is read
+//     and the measurement's RTT is over: it ends here, as a read of
+//     nothing would end it (tuneRcvBuf), rather than at the next read,
+//     which may not come for a long time. Else a transfer whose last
+//     read did not happen to end a measurement (a write's short tail
+//     that leaves with the rest, Nagle) kept its epBusy until then.
 func (e *Endpoint) busyIdle(b *epBusy) bool {
 	// What a connection between exchanges usually still has pending (an
 	// ACK owed, bytes read this RTT) fails before the whole compare.
 	if b.ackPending != 0 || b.dackAt != 0 || b.txq.n != 0 {
 		return false
+	}
+	if b.copied != 0 && e.userRcvBuf == 0 && e.rcvLen == 0 {
+		e.tuneRcvBuf(e.p.now()) // zeroes copied if the RTT is over
 	}
 	if b.copied != 0 {
 		if e.userRcvBuf == 0 {

@@ -88,9 +88,10 @@ type Endpoint struct {
 	tsRecent, tsOffset uint32
 	tsRecentAt         time.Duration
 	sndMSS, advMSS     int
-	peerMSS            int
 	rcvMSS, pmtu       int
-	gsoMax             int // largest super-segment the route takes (IP bytes); 0: none
+	peerMSS            int32  // the peer's MSS option (16 bits): int32 leaves room for sndSml
+	sndSml             uint32 // end of the last short segment of new data sent (Linux's snd_sml): Nagle, output.go
+	gsoMax             int    // largest super-segment the route takes (IP bytes); 0: none
 
 	// RTT estimation (RFC 6298).
 	srtt, rttvar, rto, minRTT time.Duration
@@ -369,7 +370,7 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 	e.gsoMax = rt.GSOMax
 	e.setupMSS()
 	e.iss = e.p.isn(e.local, e.remote, now)
-	e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss, e.iss
+	e.sndUna, e.sndNxt, e.sndMax, e.sndSml = e.iss, e.iss, e.iss, e.iss
 	e.sbSeq = e.iss + 1
 	e.tsOffset = e.tsOffsetFor(now)
 	e.state = StateSynSent
@@ -391,7 +392,7 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 			return err
 		}
 		e.iss = e.p.isn(e.local, e.remote, now)
-		e.sndUna, e.sndNxt, e.sndMax = e.iss, e.iss, e.iss
+		e.sndUna, e.sndNxt, e.sndMax, e.sndSml = e.iss, e.iss, e.iss, e.iss
 		e.sbSeq = e.iss + 1
 		e.tsOffset = e.tsOffsetFor(now)
 	}

@@ -96,7 +96,7 @@ func (e *Endpoint) negotiate(o *wire.TCPOptions) {
 	} else {
 		e.rcvMSS = e.advMSS
 	}
-	e.peerMSS = peerMSS
+	e.peerMSS = int32(peerMSS)
 	e.sndMSS = e.negotiatedMSS() // ipopts.go
 }
 
@@ -905,7 +905,7 @@ func (e *Endpoint) handleError(seq uint32, ne *NetError) bool {
 		if e.tsOK {
 			mss -= 12
 		}
-		mss = min(mss, e.peerMSS-e.ipOptLen())
+		mss = min(mss, int(e.peerMSS)-e.ipOptLen())
 		if mss >= e.sndMSS {
 			return true
 		}

@@ -33,12 +33,14 @@ func TestIoctlQueues(t *testing.T) {
 			t.Fatalf("listener: %v, want EINVAL", err)
 		}
 	}
+	// TCP_CORK holds the 80-byte tail (Nagle would not: no short
+	// segment is in flight).
+	c.SetCork(true)
 	if n, err := c.Write(make([]byte, 3000)); n != 3000 || err != nil {
 		t.Fatalf("write: %d %v", n, err)
 	}
 	s.out()
-	// Two full segments sent; Nagle holds the 80-byte tail while they
-	// are in flight.
+	// Two full segments sent, the tail held.
 	if in, out, nsd := queues(t, c); in != 0 || out != 3000 || nsd != 80 {
 		t.Fatalf("two segments sent: in %d out %d nsd %d, want 0 3000 80", in, out, nsd)
 	}
@@ -47,8 +49,10 @@ func TestIoctlQueues(t *testing.T) {
 	if _, out, nsd := queues(t, c); out != 1540 || nsd != 80 {
 		t.Fatalf("one segment acknowledged: out %d nsd %d, want 1540 80", out, nsd)
 	}
-	// Both acknowledged, the window closed: the tail and new bytes wait.
+	// Both acknowledged, the window closed: the tail and new bytes wait,
+	// uncorked too.
 	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1 + 2920, win: 0})
+	c.SetCork(false)
 	if n, err := c.Write(make([]byte, 500)); n != 500 || err != nil {
 		t.Fatalf("write: %d %v", n, err)
 	}

@@ -87,7 +87,7 @@ func (e *Endpoint) negotiatedMSS() int {
 	if mtu <= 0 {
 		mtu = 1500
 	}
-	mss := min(e.peerMSS, mtu-40)
+	mss := min(int(e.peerMSS), mtu-40)
 	if e.userMSS > 0 {
 		mss = min(mss, int(e.userMSS))
 	}

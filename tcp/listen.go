@@ -172,7 +172,7 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	}
 	c.tsOffset = c.tsOffsetFor(now)
 	c.iss = p.isn(c.local, c.remote, now)
-	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss+1, c.iss+1
+	c.sndUna, c.sndNxt, c.sndMax, c.sndSml = c.iss, c.iss+1, c.iss+1, c.iss
 	c.sbSeq = c.iss + 1
 	c.sndWnd = int(s.wnd)
 	c.maxSndWnd = c.sndWnd
@@ -188,7 +188,7 @@ func (l *Endpoint) sendCookie(c *Endpoint, k connKey, s *segment, now time.Durat
 	p := l.p
 	idx := 0
 	for i := len(cookieMSS) - 1; i >= 0; i-- {
-		if cookieMSS[i] <= c.peerMSS {
+		if cookieMSS[i] <= int(c.peerMSS) {
 			idx = i
 			break
 		}
@@ -272,7 +272,7 @@ func (l *Endpoint) cookieCheck(k connKey, s *segment, now time.Duration) bool {
 	}
 	c.clearListenOpts() // a cookie's ACK completes at once (tcpopts.go)
 	c.iss = s.ack - 1
-	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss+1, c.iss+1
+	c.sndUna, c.sndNxt, c.sndMax, c.sndSml = c.iss, c.iss+1, c.iss+1, c.iss
 	c.sbSeq = c.iss + 1
 	c.sndWl1, c.sndWl2 = syn.seq, c.iss
 	c.rcvAdv = c.rcvNxt + uint32(min(c.rcvCap, 65535))

@@ -360,7 +360,7 @@ func (e *Endpoint) output(now time.Duration) {
 				appLimited = true
 				break
 			}
-			if !e.noDelay && e.sndMax != e.sndUna {
+			if !e.noDelay && e.smallUnacked() {
 				appLimited = true
 				break // Nagle: one small segment in flight at a time
 			}
@@ -386,6 +386,16 @@ func (e *Endpoint) output(now time.Duration) {
 		}
 		if !e.rttTiming && seqGEQ(e.sndNxt, e.sndMax) && n > 0 {
 			e.rttTiming, e.rttSeq, e.rttStart = true, e.sndNxt+uint32(n), now
+		}
+		if n < mss && seqGEQ(e.sndNxt, e.sndMax) {
+			// New data shorter than a segment, for whatever reason (the
+			// end of the data, the window): Nagle's next hold waits for
+			// it (Linux's tcp_minshall_update, which retransmissions and
+			// probes do not call either).
+			e.sndSml = e.sndNxt + uint32(n)
+			if fin {
+				e.sndSml++
+			}
 		}
 		e.sndNxt += uint32(n)
 		if fin {
@@ -418,6 +428,16 @@ func (e *Endpoint) output(now time.Duration) {
 	}
 }
 
+// smallUnacked reports a short segment of new data sent and not yet
+// acknowledged: Nagle holds the next short one only then (Minshall's
+// variant, as Linux's tcp_minshall_check), not while full-sized
+// segments alone are in flight, so the tail of a write leaves with the
+// rest of it and a request's last segment does not wait for a delayed
+// ACK. Data in flight is implied: SND.UNA < sndSml <= SND.MAX.
+func (e *Endpoint) smallUnacked() bool {
+	return seqGT(e.sndSml, e.sndUna) && seqLEQ(e.sndSml, e.sndMax)
+}
+
 func (e *Endpoint) persistInterval() time.Duration {
 	d := e.rto
 	for i := 0; i < e.probes && d < maxRTO; i++ {
@@ -448,12 +468,17 @@ func (e *Endpoint) armTLP(now time.Duration) {
 		return
 	}
 	pto := max(2*e.srtt, minPTO)
-	if int(e.sndMax-e.sndUna) <= e.sndMSS {
-		// One segment in flight: the peer may be delaying its ACK, for
-		// as long as any receiver may (RFC 8985 7.2's WCDelAckT; Linux
-		// adds its 200 ms minimum RTO here), not this stack's own 40 ms,
-		// else the probe races every delayed ACK of a request/response
-		// exchange and retransmits what was not lost.
+	if int(e.sndMax-e.sndUna) < 2*e.sndMSS {
+		// Less than two full-sized segments in flight (RFC 8985 7.2 says
+		// one segment; Linux one packet): the peer may be delaying its
+		// ACK (RFC 5681 4.2 lets it wait for the second full-sized
+		// segment; sockstack's receiver does), for as long as any
+		// receiver may (WCDelAckT; Linux adds its 200 ms minimum RTO),
+		// not this stack's own 40 ms, else the probe races every delayed
+		// ACK of a request/response exchange and retransmits what was
+		// not lost. A full segment and the short tail of a write, which
+		// Nagle lets leave together (Minshall's variant), are such a
+		// flight.
 		pto += wcDelAckT
 	}
 	if e.rtoAt == 0 {

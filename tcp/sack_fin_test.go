@@ -64,8 +64,10 @@ func TestRACKTailFINNotSACKed(t *testing.T) {
 	una := iss + 1
 	const mss = 1460
 	warmRTT(s, c, &una)
-	// Three full segments leave; Nagle holds the 100-byte tail until the
-	// FIN goes with it.
+	// Three full segments leave; TCP_CORK holds the 100-byte tail until
+	// the FIN goes with it (Nagle would not: no short segment is in
+	// flight).
+	c.SetCork(true)
 	c.Write(make([]byte, 3*mss+100))
 	if o := s.out(); len(o) != 3 {
 		t.Fatalf("flight: %v", o)
