@@ -8,16 +8,14 @@ package tcp
 // copied, not by that hole).
 func (e *Endpoint) PeekAt(b []byte, off int) (int, error) { return e.read(b, true, max(off, 0)) }
 
-// readUrgAt is readUrg for a read or peek starting off bytes into the
-// readable data (off > 0 only for a peek), with e.rcvLen > off: the
+// readUrgAt is a read or peek while urgent data is pending, starting off
+// bytes into the readable data (off > 0 only for a peek), with
+// e.rcvLen > off: the
 // copy stops before the urgent byte, and an out-of-band urgent byte at
 // the start is skipped. ok is false when nothing but that byte was
 // there. Offsets count the urgent byte, as Linux's sequence-based
 // peek_seq does: it stays in the receive buffer until read past.
 func (e *Endpoint) readUrgAt(b []byte, peek bool, off int) (n int, ok bool) {
-	if off == 0 {
-		return e.readUrg(b, peek)
-	}
 	start := e.copiedSeq() + uint32(off)
 	skip, avail := 0, e.rcvLen-off
 	if seqGEQ(e.urg.seq, start) { // a mark at or after the start
@@ -31,6 +29,12 @@ func (e *Endpoint) readUrgAt(b []byte, peek bool, off int) (n int, ok bool) {
 	n = min(len(b), avail-skip)
 	if n > 0 {
 		e.copyRcvAt(b[:n], off+skip)
+	}
+	if !peek && skip+n > 0 { // a read (off is 0) consumes what it passed
+		e.consumeRcv(skip + n)
+		if e.urg.state != urgNotYet && seqGT(e.copiedSeq(), e.urg.seq) {
+			e.urg.state = urgNone // past the mark
+		}
 	}
 	return n, n > 0 || len(b) == 0
 }

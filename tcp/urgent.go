@@ -102,33 +102,6 @@ func (e *Endpoint) urgReady() waiter.EventMask {
 	return 0
 }
 
-// readUrg is Read when urgent data is pending (e.rcvLen > 0): the read
-// stops at the mark, and an out-of-band urgent byte at the head is
-// skipped. ok is false when nothing but that byte was there.
-func (e *Endpoint) readUrg(b []byte, peek bool) (n int, ok bool) {
-	copied := e.copiedSeq()
-	skip, avail := 0, e.rcvLen
-	if seqGEQ(e.urg.seq, copied) {
-		u := int(e.urg.seq - copied)
-		if u == 0 && !e.urg.inline {
-			skip = 1
-		} else if u > 0 && u < avail {
-			avail = u
-		}
-	}
-	n = min(len(b), avail-skip)
-	if n > 0 {
-		e.rcv.copyOut(b[:n], skip)
-	}
-	if !peek && skip+n > 0 {
-		e.consumeRcv(skip + n)
-		if e.urg.state != urgNotYet && seqGT(e.copiedSeq(), e.urg.seq) {
-			e.urg.state = urgNone // past the mark
-		}
-	}
-	return n, n > 0 || len(b) == 0
-}
-
 // RecvOOB is recv with MSG_OOB (Linux's tcp_recv_urg): it returns the
 // urgent byte, never blocking. trunc is set when b is empty.
 func (e *Endpoint) RecvOOB(b []byte, peek bool) (n int, trunc bool, err error) {
