@@ -33,6 +33,28 @@ func TestDelayedAck(t *testing.T) {
 	}
 }
 
+// More than one full segment unacknowledged is acknowledged at once, as
+// Linux's __tcp_ack_snd_check: a full segment and a write's short tail
+// (what a sender using Minshall's Nagle sends together) get their ACK
+// without the delayed-ACK timer, a full segment alone does not.
+func TestAckFullSegmentAndTail(t *testing.T) {
+	s := newScript(t, Config{})
+	_, _, iss := s.passiveOpen(noOpts)
+	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1, win: 65535, data: make([]byte, 1460)})
+	s.expectNone("one full segment")
+	s.inject(seg{flags: fPA, seq: 2461, ack: iss + 1, win: 65535, data: make([]byte, 100)})
+	check(t, "full segment and tail", s.expectOne("ACK"), fA, iss+1, 2561, 0)
+	// Exactly one full segment's worth waits for the timer.
+	s.inject(seg{flags: fA, seq: 2561, ack: iss + 1, win: 65535, data: make([]byte, 1360)})
+	s.inject(seg{flags: fPA, seq: 3921, ack: iss + 1, win: 65535, data: make([]byte, 100)})
+	s.expectNone("1460 bytes in two segments")
+	a, el := s.waitOne(time.Second)
+	check(t, "delayed ACK", a, fA, iss+1, 4021, 0)
+	if !near(el, 40*time.Millisecond) {
+		t.Fatalf("delayed ACK after %v", el)
+	}
+}
+
 func TestAckRidesOnReply(t *testing.T) {
 	s := newScript(t, Config{})
 	_, c, iss := s.passiveOpen(noOpts)

@@ -509,7 +509,7 @@ func (e *Endpoint) consumeRcv(n int) {
 	if e.state == StateEstablished || e.state == StateFinWait1 || e.state == StateFinWait2 {
 		// Send a window update when the window has grown enough
 		// (receiver-side SWS avoidance, RFC 9293 3.8.6.2.2), or an ACK
-		// still owed (two full segments or more unacknowledged, e.g.
+		// still owed (more than a full segment unacknowledged, e.g.
 		// behind a delayed ACK), as Linux's tcp_cleanup_rbuf.
 		cur := int(e.rcvAdv - e.rcvNxt)
 		if int32(e.rcvAdv-e.rcvNxt) < 0 {
@@ -522,7 +522,7 @@ func (e *Endpoint) consumeRcv(n int) {
 		// with the data received, not at the first read.
 		nw := e.rcvWindow()
 		grown := func(w int) bool { return w-cur >= min(e.rcvCap/2, 2*e.advMSS) && (w >= 2*cur || cur < e.advMSS) }
-		if grown(nw) && (cur < e.advMSS || !grown(before)) || e.ackPending >= 2*e.rcvMSS {
+		if grown(nw) && (cur < e.advMSS || !grown(before)) || e.ackPending > e.rcvMSS {
 			e.ackNow = true
 			e.output(now)
 		}

@@ -768,7 +768,12 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 			e.notify(waiter.EventIn)
 		}
 	}
-	if e.ackPending >= 2*e.rcvMSS && !e.ackNow {
+	// More than one full segment unacknowledged is acknowledged at once,
+	// as Linux's __tcp_ack_snd_check: two full segments (RFC 5681 4.2),
+	// and also a full one and the short tail of a write, which a sender
+	// using Nagle in Minshall's variant sends together and whose next
+	// short segment then waits for this ACK.
+	if e.ackPending > e.rcvMSS && !e.ackNow {
 		if e.batch != nil && e.ackPending < e.batchAckLimit() {
 			// Acknowledge at the end of the batch instead.
 			e.batchAck = true

@@ -138,7 +138,7 @@ func TestNagleFINNotHeld(t *testing.T) {
 
 // A full segment and a write's short tail, which now leave together, are
 // a flight a receiver may hold its ACK for (RFC 5681 4.2: until a second
-// full-sized segment; sockstack's receiver does): the tail loss probe
+// full-sized segment; some stacks do): the tail loss probe
 // waits as it does for one segment (WCDelAckT), not 2 x SRTT, and does
 // not resend what a delayed ACK then covers.
 func TestNagleTailFlightNoSpuriousProbe(t *testing.T) {

@@ -472,8 +472,9 @@ func (e *Endpoint) armTLP(now time.Duration) {
 		// Less than two full-sized segments in flight (RFC 8985 7.2 says
 		// one segment; Linux one packet): the peer may be delaying its
 		// ACK (RFC 5681 4.2 lets it wait for the second full-sized
-		// segment; sockstack's receiver does), for as long as any
-		// receiver may (WCDelAckT; Linux adds its 200 ms minimum RTO),
+		// segment; Linux's and sockstack's receivers do not, other
+		// stacks may), for as long as any receiver may (WCDelAckT;
+		// Linux adds its 200 ms minimum RTO),
 		// not this stack's own 40 ms, else the probe races every delayed
 		// ACK of a request/response exchange and retransmits what was
 		// not lost. A full segment and the short tail of a write, which
