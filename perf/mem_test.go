@@ -16,7 +16,14 @@ func TestMemPerPair(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 10,000 connection pairs; not in -short")
 	}
-	const limit = 2500 // bytes per pair (issue 10); measured 2,407-2,428 on 2026-11-30
+	if raceEnabled {
+		// The race detector's sync.Pool drops a share of what is put
+		// back, which moves the figure by tens of bytes either way
+		// (2,481-2,509 where the same tree measures 2,432-2,463);
+		// scripts/test.sh runs this test without it.
+		t.Skip("memory per pair is measured without the race detector (scripts/test.sh runs it so)")
+	}
+	const limit = 2500 // bytes per pair (issue 10); measured 2,432-2,463 on 2026-12-01
 	if path := os.Getenv("SOCKSTACK_MEMPROFILE"); path != "" {
 		old := runtime.MemProfileRate
 		runtime.MemProfileRate = 1

@@ -41,8 +41,8 @@ bash scripts/readme-blocks.sh
 step "go test -race (every package but the long interop and torture runs)"
 go test -race -timeout 30m $(go list ./... | grep -v -e /interop -e /torture)
 
-step "allocation tests without the race detector (under it sync.Pool drops a share of what is put back, and some skip)"
-go test -timeout 10m -run 'Alloc|DoesNotAllocate' $(go list ./... | grep -v -e /interop -e /torture) | grep -v -e 'no test files' -e 'no tests to run'
+step "allocation and memory tests without the race detector (under it sync.Pool drops a share of what is put back, and some skip)"
+go test -timeout 10m -run 'Alloc|DoesNotAllocate|TestMemPerPair' $(go list ./... | grep -v -e /interop -e /torture) | grep -v -e 'no test files' -e 'no tests to run'
 
 step "torture: 20 seeds, 5% loss, 3% reordering, 1% duplication, 0.1% corruption, both ways at once"
 # 100 MiB each way per seed (the figure); TORTURE_MIB overrides.

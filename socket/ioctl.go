@@ -184,7 +184,7 @@ func (s *Socket) IoctlTimestamp(req uint) (time.Time, error) {
 	case *isotpEP:
 		r = &e.stamp
 	case *tcpEP:
-		r = &e.stamp // only an error-queue read sets it: tcp_recvmsg does not
+		r = e.stampRec() // only an error-queue read sets it: tcp_recvmsg does not
 	default:
 		return time.Time{}, syscall.ENOTTY
 	}

@@ -156,7 +156,7 @@ func (s *Socket) recvErr(b []byte, flags int, at *int64) (n, rflags int, from So
 		if err != nil {
 			return 0, 0, nil, ee, err
 		}
-		d.stamp.read(d.net.st.Clock()) // ip_recv_error sets sk_stamp
+		d.stampRec().read(d.net.st.Clock()) // ip_recv_error sets sk_stamp
 		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info,
 			RFC4884Len: ctl.RFC4884Len, RFC4884Flags: ctl.RFC4884Flags}
 		c := stack.TCPErrCarrier(&ctl)

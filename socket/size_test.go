@@ -20,6 +20,15 @@ func TestSocketSize(t *testing.T) {
 	}
 }
 
+// A TCP socket's tcpEP is part of every connection too: 48 bytes is its
+// size class. SIOCGSTAMP's record, which an error-queue read or the
+// request alone sets, is made on first use for that reason.
+func TestTCPEPSize(t *testing.T) {
+	if n := unsafe.Sizeof(tcpEP{}); n > 48 {
+		t.Fatalf("tcpEP is %d bytes, over 48", n)
+	}
+}
+
 // A blocking connect waits on the socket's cancel channel; once it
 // returns, the idle socket must not keep the channel (112 bytes per
 // dialed connection), and a later blocking call still wakes on Close.
