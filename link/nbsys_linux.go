@@ -17,7 +17,12 @@ import (
 // switches and a tenth of its CPU (BENCHMARKS.md, "Raw system calls on
 // the data path"). Only calls that cannot block may use these.
 
-// nbSyscall6 makes a system call that cannot block as a raw one.
+// nbSyscall6 makes a system call that cannot block as a raw one. Its
+// callers convert pointers to uintptr in the call itself; the directive
+// keeps what they point to on the heap and alive until it returns, as
+// the compiler does for a direct call of unix.RawSyscall6.
+//
+//go:uintptrescapes
 func nbSyscall6(trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, unix.Errno) {
 	r, _, errno := unix.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
 	return r, errno
