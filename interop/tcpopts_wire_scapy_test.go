@@ -32,7 +32,7 @@ import (
 // pyWireScapy is a scapy session driven by JSON lines on stdin:
 //
 //	{"op":"send","pkts":[...]}  sends the segments (optSeg) and prints
-//	                            {"t": the time just before they left}
+//	                            {"t": the capture time of the first}
 //	{"op":"wait","port","n","timeout"}  waits until n segments from the
 //	                            host to the client's port have been seen
 //	                            (or the timeout) and prints them all
@@ -51,9 +51,20 @@ a = json.loads(sys.argv[1])
 iface, dmac, fake, host = a["iface"], a["dmac"], a["fake"], a["host"]
 me = get_if_hwaddr(iface)
 cond = threading.Condition()
-seen, marks = {}, set()
+seen, marks, sent = {}, set(), {}
+def key(p):
+    return (p[TCP].sport, p[TCP].dport, p[TCP].seq, int(p[TCP].flags))
 def on(p):
-    if Ether not in p or p[Ether].src == me:
+    if Ether not in p:
+        return
+    if p[Ether].src == me:
+        # Our own segments, with the kernel's time of their leaving:
+        # "send" reports that, not a clock read before sendp, which a
+        # loaded machine can delay by tens of milliseconds.
+        if IP in p and TCP in p and p[IP].src == fake:
+            with cond:
+                sent[key(p)] = float(p.time)
+                cond.notify_all()
         return
     if ARP in p:
         if p[ARP].op == 1 and p[ARP].pdst == fake:
@@ -98,6 +109,10 @@ for line in sys.stdin:
         fr = [build(s) for s in c["pkts"]]
         t0 = time.time()
         sendp(fr, iface=iface, verbose=0)
+        k = key(fr[0])
+        with cond:
+            cond.wait_for(lambda: k in sent, 2)
+            t0 = sent.pop(k, t0)
         print(json.dumps({"t": t0}), flush=True)
     elif c["op"] == "wait":
         end = time.time() + c["timeout"]
