@@ -283,18 +283,30 @@ func TestTCPExt6SetConnected(t *testing.T) {
 			t.Fatal("data changed")
 		}
 	}
+	// A segment a timer sends while the option changes (a tail loss
+	// probe after the receiver has read everything) may go either way:
+	// the segments seen between the counts taken just before and just
+	// after each change are checked only for their size.
 	send(1)
 	mark1 := len(ext6Segs(t, ca))
 	dst := optHdr6(3, 0xee)
 	setOpt6(t, c, socket.IPV6_DSTOPTS, dst)
+	mark1b := len(ext6Segs(t, ca))
 	send(2)
 	mark2 := len(ext6Segs(t, ca))
 	setOpt6(t, c, socket.IPV6_DSTOPTS, "")
+	mark2b := len(ext6Segs(t, ca))
 	send(3)
 	segs := ext6Segs(t, ca)
 	full := 1500 - 40 - 20 - 12
 	for i, f := range segs {
-		with := i >= mark1 && i < mark2
+		if i >= mark1 && i < mark1b || i >= mark2 && i < mark2b {
+			if len(f.payload) > full {
+				t.Fatalf("segment %d: %d bytes of payload, over %d", i, len(f.payload), full)
+			}
+			continue
+		}
+		with := i >= mark1b && i < mark2
 		maxp := full
 		if with {
 			maxp -= 24
@@ -317,8 +329,8 @@ func TestTCPExt6SetConnected(t *testing.T) {
 		}
 		return k
 	}
-	if count(mark1, mark2, full-24) < 10 || count(mark2, len(segs), full) < 10 || count(0, mark1, full) < 10 {
-		t.Fatalf("full-sized segments: %d before, %d with the header, %d after", count(0, mark1, full), count(mark1, mark2, full-24), count(mark2, len(segs), full))
+	if count(mark1b, mark2, full-24) < 10 || count(mark2b, len(segs), full) < 10 || count(0, mark1, full) < 10 {
+		t.Fatalf("full-sized segments: %d before, %d with the header, %d after", count(0, mark1, full), count(mark1b, mark2, full-24), count(mark2b, len(segs), full))
 	}
 }
 
