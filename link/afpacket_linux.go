@@ -3,6 +3,7 @@ package link
 import (
 	"fmt"
 	"net"
+	"os"
 	"sync/atomic"
 	"unsafe"
 
@@ -121,11 +122,14 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 func OpenAFPacket(ifname string, opts AFPacketOptions) (*AFPacket, error) {
 	nq := max(opts.Queues, 1)
 	var (
-		fds []int
-		ifi *net.Interface
+		fds, sfds []int
+		ifi       *net.Interface
 	)
 	closeFrom := func(i int) {
 		for _, fd := range fds[i:] {
+			unix.Close(fd)
+		}
+		for _, fd := range sfds[min(i, len(sfds)):] {
 			unix.Close(fd)
 		}
 	}
@@ -143,6 +147,15 @@ func OpenAFPacket(ifname string, opts AFPacketOptions) (*AFPacket, error) {
 				return permErr("AF_PACKET socket", err)
 			}
 			fds = append(fds, fd)
+			if opts.Ring || !sendSocket {
+				continue
+			}
+			// The socket sendmmsg writes to (sendSocketSetup).
+			fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+			if err != nil {
+				return permErr("AF_PACKET socket", err)
+			}
+			sfds = append(sfds, fd)
 		}
 		return nil
 	})
@@ -154,7 +167,11 @@ func OpenAFPacket(ifname string, opts AFPacketOptions) (*AFPacket, error) {
 	stats := new(Stats)
 	var all []*AFPacket
 	for i, fd := range fds {
-		a, err := openAFPacketFD(fd, ifi, opts, stats, nq > 1 || group.known, &group)
+		sfd := -1
+		if i < len(sfds) {
+			sfd = sfds[i]
+		}
+		a, err := openAFPacketFD(fd, sfd, ifi, opts, stats, nq > 1 || group.known, &group)
 		if err != nil {
 			closeFrom(i + 1)
 			for _, q := range all {
@@ -181,13 +198,22 @@ type fanoutGroup struct {
 	known bool
 }
 
-// openAFPacketFD sets up one socket; fd is closed on failure. With
-// fanout it joins group, or a unique group which it then records there.
-func openAFPacketFD(fd int, ifi *net.Interface, opts AFPacketOptions, stats *Stats, fanout bool, group *fanoutGroup) (*AFPacket, error) {
+// openAFPacketFD sets up one socket, and sfd (-1: none) to send on; both
+// are closed on failure. With fanout it joins group, or a unique group
+// which it then records there.
+func openAFPacketFD(fd, sfd int, ifi *net.Interface, opts AFPacketOptions, stats *Stats, fanout bool, group *fanoutGroup) (*AFPacket, error) {
 	ifname := ifi.Name
 	fail := func(err error) (*AFPacket, error) {
 		unix.Close(fd)
+		if sfd >= 0 {
+			unix.Close(sfd)
+		}
 		return nil, err
+	}
+	if sfd >= 0 {
+		if err := sendSocketSetup(sfd, ifi, opts); err != nil {
+			return fail(err)
+		}
 	}
 	// The kernel's own transmissions on the interface would otherwise come
 	// back to us (kernels before 4.20 lack the option; we then check
@@ -300,7 +326,13 @@ func openAFPacketFD(fd int, ifi *net.Interface, opts AFPacketOptions, stats *Sta
 	}
 	if err := a.initFD(fd, "afpacket:"+ifname, batch, bufSize); err != nil {
 		closeRing()
+		if sfd >= 0 {
+			unix.Close(sfd)
+		}
 		return nil, fmt.Errorf("link: AF_PACKET on %s: %w", ifname, err)
+	}
+	if sfd >= 0 {
+		a.sendFD, a.sendOwn = sfd, true
 	}
 	a.vnet.on = opts.Offload
 	n := len(a.bufs)
@@ -440,7 +472,40 @@ func (a *AFPacket) Close() error {
 // closeQueue undoes openAFPacketFD (a failed open).
 func (a *AFPacket) closeQueue() {
 	a.f.Close()
+	a.closeSend()
 	a.closeRings()
+}
+
+// sendSocket: without rings, frames leave by a second socket of their
+// own, which never enters Go's poller. A packet socket's buffer is
+// released when the kernel frees what it sent (on a veth, at once), and
+// each release wakes whoever waits on the socket: the poller's epoll
+// registration, which Go makes for writing as well as reading, so every
+// frame sent woke the poller's thread for nothing. The receiving socket
+// sends nothing now; the sending one has no reader to wake and is
+// polled only while the kernel pushes back (writeOwn). The variable
+// exists for A/B measurements (AFPACKET_ONE_SOCKET=1 turns it off).
+var sendSocket = os.Getenv("AFPACKET_ONE_SOCKET") != "1"
+
+// sendSocketSetup makes sfd a send-only socket on ifi: bound with
+// protocol 0 (the kernel takes a frame's protocol from its Ethernet
+// header, and queues nothing to a socket of protocol 0), with the
+// options that shape what is sent.
+func sendSocketSetup(sfd int, ifi *net.Interface, opts AFPacketOptions) error {
+	if err := unix.Bind(sfd, &unix.SockaddrLinklayer{Ifindex: ifi.Index}); err != nil {
+		return permErr("bind AF_PACKET to "+ifi.Name, err)
+	}
+	if opts.Offload {
+		if err := unix.SetsockoptInt(sfd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+			return fmt.Errorf("link: PACKET_VNET_HDR on %s: %w", ifi.Name, err)
+		}
+	}
+	if opts.QdiscBypass {
+		if err := unix.SetsockoptInt(sfd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+			return fmt.Errorf("link: PACKET_QDISC_BYPASS on %s: %w", ifi.Name, err)
+		}
+	}
+	return nil
 }
 
 // closeRings unmaps the socket's rings, if any.

@@ -67,6 +67,11 @@ type fdEndpoint struct {
 	wtail [2][]byte
 	wone  [1][]byte
 	wmeta [1]Meta
+	// sendFD, when sendOwn, is a socket of its own that writeFn writes
+	// to, kept out of Go's poller (AF_PACKET, afpacket_linux.go); it is
+	// closed under wmu once closed is set.
+	sendFD  int
+	sendOwn bool
 
 	vnet vnetState // virtio-net headers (vnet_linux.go)
 	lend lendState // receive buffers the receiver may keep (lend.go)
@@ -244,7 +249,12 @@ func (e *fdEndpoint) WriteFrames(frames [][]byte) (int, error) {
 // writeLocked is WriteFrames with wmu held.
 func (e *fdEndpoint) writeLocked(frames [][]byte) (int, error) {
 	e.wframes, e.wnext, e.wtaken, e.werr = frames, 0, 0, nil
-	err := e.rc.Write(e.writeFn)
+	var err error
+	if e.sendOwn {
+		err = e.writeOwn()
+	} else {
+		err = e.rc.Write(e.writeFn)
+	}
 	taken, werr := e.wtaken, e.werr
 	e.wframes = nil
 	e.qtx.Add(uint64(taken))
@@ -254,6 +264,38 @@ func (e *fdEndpoint) writeLocked(frames [][]byte) (int, error) {
 		return taken, ErrClosed
 	}
 	return taken, werr
+}
+
+// writeOwn runs writeFn on sendFD (wmu held). While the kernel pushes
+// back it waits in poll(2), a system call the scheduler sees, and looks
+// at closed every sendPollMs, so that Close, which takes wmu to close
+// the socket, is not held up for long.
+func (e *fdEndpoint) writeOwn() error {
+	for {
+		if e.closed.Load() {
+			return ErrClosed
+		}
+		if e.writeFn(uintptr(e.sendFD)) {
+			return nil
+		}
+		pfd := []unix.PollFd{{Fd: int32(e.sendFD), Events: unix.POLLOUT}}
+		if _, err := unix.Poll(pfd, sendPollMs); err != nil && err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// sendPollMs bounds one wait of writeOwn for room in the socket.
+const sendPollMs = 50
+
+// closeSend closes sendFD once no writer is inside it.
+func (e *fdEndpoint) closeSend() {
+	e.wmu.Lock()
+	if e.sendOwn {
+		unix.Close(e.sendFD)
+		e.sendOwn = false
+	}
+	e.wmu.Unlock()
 }
 
 // writeVec writes one frame of head and tail with offload state m, on
@@ -380,6 +422,7 @@ func (e *fdEndpoint) Close() error {
 		q.Close()
 	}
 	err := e.f.Close()
+	e.closeSend()
 	if e.attached.Load() {
 		<-e.readDone
 	}

@@ -1,0 +1,148 @@
+package link
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// testFrame is an Ethernet frame from src to dst carrying seq.
+func testFrame(dst, src wire.MAC, seq int) []byte {
+	f := make([]byte, 100)
+	copy(f[0:6], dst[:])
+	copy(f[6:12], src[:])
+	f[12], f[13] = 0x88, 0xb5 // local experimental EtherType
+	copy(f[14:], fmt.Sprintf("frame %d", seq))
+	return f
+}
+
+// packetProtos lists the protocol column of /proc/net/packet for the
+// sockets bound to ifindex in ns.
+func packetProtos(t *testing.T, ns string, ifindex int) []string {
+	t.Helper()
+	var protos []string
+	err := inNetns(ns, func() error {
+		f, err := os.Open("/proc/thread-self/net/packet") // this thread is in ns
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		s := bufio.NewScanner(f)
+		s.Scan() // header: sk RefCnt Type Proto Iface R Rmem User Inode
+		for s.Scan() {
+			c := strings.Fields(s.Text())
+			if len(c) >= 5 && c[4] == fmt.Sprint(ifindex) {
+				protos = append(protos, c[3])
+			}
+		}
+		return s.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return protos
+}
+
+// Without rings the endpoint sends on a socket of its own, bound with
+// protocol 0, so that what it sends never wakes the poller of the
+// socket it reads (afpacket_linux.go, sendSocket). Frames still leave
+// in order, none of them comes back to the endpoint's reader (also
+// without PACKET_QDISC_BYPASS, where the kernel shows packet sockets
+// what others send), and what the peer sends still arrives.
+func TestAFPacketSendSocket(t *testing.T) {
+	if !sendSocket {
+		t.Skip("AFPACKET_ONE_SOCKET=1: the endpoint sends on its receiving socket")
+	}
+	for _, bypass := range []bool{false, true} {
+		t.Run(fmt.Sprintf("qdisc_bypass_%v", bypass), func(t *testing.T) {
+			ep, ns, peerMAC := openOnVeth(t, AFPacketOptions{QdiscBypass: bypass})
+			if !ep.sendOwn {
+				t.Fatal("no send socket without rings")
+			}
+			if got := packetProtos(t, ns, ep.Ifindex()); len(got) != 2 || !(got[0] == "0000" && got[1] == "0003" || got[0] == "0003" && got[1] == "0000") {
+				t.Fatalf("packet sockets on the interface, by protocol: %v; want one of ETH_P_ALL (0003) and one of 0", got)
+			}
+			peer := openPeer(t, ns, false)
+			mine, theirs := newCollector(), newCollector()
+			ep.Attach(mine)
+			peer.Attach(theirs)
+			const n = 200
+			var frames [][]byte
+			for i := range n {
+				frames = append(frames, testFrame(peerMAC, ep.HardwareAddr(), i))
+			}
+			if k, err := ep.WriteFrames(frames); k != n || err != nil {
+				t.Fatalf("WriteFrames: %d, %v", k, err)
+			}
+			theirs.wait(t, n)
+			for i, f := range theirs.got() {
+				if !bytes.Equal(f, frames[i]) {
+					t.Fatalf("frame %d arrived as %q, want %q", i, f[14:24], frames[i][14:24])
+				}
+			}
+			// The peer's frame is a barrier: anything of ours that came
+			// back would have been read before it.
+			back := testFrame(ep.HardwareAddr(), peerMAC, 9999)
+			if _, err := peer.WriteFrames([][]byte{back}); err != nil {
+				t.Fatal(err)
+			}
+			mine.wait(t, 1)
+			if got := mine.got(); len(got) != 1 || !bytes.Equal(got[0], back) {
+				t.Fatalf("the endpoint read %d frames, want only the peer's one", len(got))
+			}
+			if s := ep.Stats(); s.TxFrames.Load() != n || s.TxDropped.Load() != 0 {
+				t.Fatalf("TxFrames %d, TxDropped %d; want %d, 0", s.TxFrames.Load(), s.TxDropped.Load(), n)
+			}
+		})
+	}
+}
+
+// Close while writers are sending: every write either completes or
+// reports ErrClosed, and the send socket is closed only once no writer
+// is inside it (the race detector and the fd's reuse would tell).
+func TestAFPacketSendSocketClose(t *testing.T) {
+	ep, _, peerMAC := openOnVeth(t, AFPacketOptions{QdiscBypass: true})
+	if !ep.sendOwn && sendSocket {
+		t.Fatal("no send socket without rings")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	started := make(chan struct{}, 4)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := [][]byte{testFrame(peerMAC, ep.HardwareAddr(), w)}
+			started <- struct{}{}
+			for {
+				if _, err := ep.WriteFrames(f); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-started
+	}
+	if err := ep.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("a write after Close: %v, want ErrClosed", err)
+		}
+	}
+	if ep.sendOwn {
+		t.Fatal("the send socket is still open after Close")
+	}
+}
