@@ -942,6 +942,13 @@ var quickAckByDesign = map[string]string{
 		"until it is set to 1",
 }
 
+// The ACK rule for full segments: kept differences.
+var ackRuleByDesign = map[string]string{
+	"default mode: one full segment":      whyQuickAck,
+	"default mode: two 700-byte segments": whyQuickAck,
+	"default mode: a 100-byte segment":    whyQuickAck,
+}
+
 // TestInteropTCPOptionsWire: TCP_DEFER_ACCEPT, TCP_WINDOW_CLAMP,
 // TCP_QUICKACK (and the delayed-ACK modes around it) and TCP_MAXSEG from
 // the wire, sockstack against Linux. Each subtest runs the same crafted
@@ -1152,6 +1159,51 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 			ps, _ = c.waitBytes(t, 10, 2*time.Second)
 			done()
 			o.set("pingpong: answer to a request answered at once after that", "%s", describe(ps))
+		})
+	})
+
+	// The receiver's ACK rule (Linux's __tcp_ack_snd_check): more than
+	// one full segment unacknowledged is acknowledged at once. Each case
+	// is the first data of a fresh accepted socket, never read; in
+	// pingpong mode (TCP_QUICKACK 0), where neither stack acknowledges
+	// every segment, and in the default mode.
+	t.Run("ACK_full_segments", func(t *testing.T) {
+		compareWire(t, sides, ackRuleByDesign, func(t *testing.T, s *wireSide, o *wireObs) {
+			lid := s.app.listen(t, 7160)
+			cases := []struct {
+				name  string
+				sizes []int
+			}{
+				{"one full segment", []int{1460}},
+				{"a full segment and a 100-byte tail", []int{1460, 100}},
+				{"two full segments", []int{1460, 1460}},
+				{"two 700-byte segments", []int{700, 700}},
+				{"a 100-byte segment", []int{100}},
+			}
+			for _, mode := range []string{"pingpong", "default mode"} {
+				for _, k := range cases {
+					c := s.dial(t, 7160)
+					c.ack(t)
+					id := s.app.accept(t, lid, 5*time.Second)
+					if id == 0 {
+						t.Fatalf("%s: not accepted", s.name)
+					}
+					if mode == "pingpong" {
+						s.app.setopt(t, id, socket.SOL_TCP, socket.TCP_QUICKACK, 0)
+					}
+					// The segments leave in one sendp, back to back.
+					var segs []optSeg
+					for _, n := range k.sizes {
+						segs = append(segs, optSeg{Sport: c.sport, Dport: c.dport, Flags: "A", Seq: c.snd, Ack: c.rcv, Win: 1000, N: n})
+						c.snd += uint32(n)
+					}
+					segs[len(segs)-1].Flags = "PA"
+					at := s.sc.send(t, segs...)
+					ps := c.waitAck(t, time.Second)
+					o.set(mode+": "+k.name, "%s", ackTiming(ps, c.snd, at))
+					s.app.close(t, id)
+				}
+			}
 		})
 	})
 
