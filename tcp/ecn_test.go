@@ -128,7 +128,8 @@ func TestECNNegotiationActive(t *testing.T) {
 // TestECNReceiverEcho: a CE-marked segment is acknowledged at once with
 // ECE, and every ACK carries ECE until a segment with CWR arrives.
 func TestECNReceiverEcho(t *testing.T) {
-	s, _, _, iss := ecnOpen(t, Config{}, fE|fC)
+	s, c, _, iss := ecnOpen(t, Config{}, fE|fC)
+	spendQuickAcks(c)
 	const mss = 1460
 	d := make([]byte, mss)
 	seq := uint32(1001)
