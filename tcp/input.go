@@ -288,6 +288,10 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 		if !e.acceptable(s.seq, segLen) {
 			e.p.st.OutOfWindowDrops.Add(1)
 			if !s.has(wire.TCPFlagRST) {
+				if segLen > 0 && seqLT(s.seq, e.rcvNxt) {
+					// Old data: our ACK was lost (Linux's tcp_send_dupack).
+					e.enterQuickAck(maxQuickAcks)
+				}
 				e.oowAck(s, now, oowSeq)
 			}
 			return false
@@ -686,6 +690,7 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		if keep <= 0 {
 			e.p.st.OFOQueueDrops.Add(1)
 			e.ackNow = true
+			e.enterQuickAck(maxQuickAcks) // out of window: Linux's tcp_data_queue
 			return
 		}
 		data = data[:keep]
@@ -789,6 +794,17 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		e.ackNow = true
 	}
 	if !e.ackNow && e.ackPending > 0 {
+		if e.dackAt != 0 && e.dackAt <= now+e.delayedAckTimeout()/4 {
+			// The timer is about to fire: this ACK goes now, and covers
+			// the new data too (Linux's tcp_send_delayed_ack).
+			if e.batch != nil {
+				e.batchAck = true
+				e.joinBatch()
+				return
+			}
+			e.ackNow = true
+			return
+		}
 		e.armDelayedAck(now)
 	}
 }

@@ -170,3 +170,43 @@ func TestAckOnRead(t *testing.T) {
 	readAll(c)
 	check(t, "read", s.expectOne("ACK at the read of two short segments"), fA, iss+1, 1301, 0)
 }
+
+// TestQuickAckAfterDuplicate: data received again means our ACK was
+// lost: the duplicate is acknowledged at once, and the connection
+// enters quickack mode again, out of pingpong mode (Linux's
+// tcp_data_queue and tcp_send_dupack).
+func TestQuickAckAfterDuplicate(t *testing.T) {
+	s := newScript(t, Config{})
+	_, c, iss := s.passiveOpen(noOpts)
+	spendQuickAcks(c)
+	c.SetQuickAck(0)
+	s.inject(seg{flags: fPA, seq: 1001, ack: iss + 1, win: 65535, data: make([]byte, 100)})
+	s.expectNone("pingpong")
+	s.clk.Advance(40 * time.Millisecond)
+	check(t, "delayed", s.expectOne("the timer's ACK"), fA, iss+1, 1101, 0)
+	c.SetQuickAck(0)
+	s.inject(seg{flags: fPA, seq: 1001, ack: iss + 1, win: 65535, data: make([]byte, 100)})
+	check(t, "duplicate", s.expectOne("ACK at once"), fA, iss+1, 1101, 0)
+	if !c.QuickAck() {
+		t.Fatal("still in pingpong mode after a duplicate")
+	}
+	s.inject(seg{flags: fPA, seq: 1101, ack: iss + 1, win: 65535, data: make([]byte, 100)})
+	check(t, "after the duplicate", s.expectOne("ACK at once"), fA, iss+1, 1201, 0)
+}
+
+// TestDelayedAckDueSoon: data arriving when the delayed ACK's timer is
+// due within a quarter of the ACK timeout is acknowledged at once
+// (Linux's tcp_send_delayed_ack); earlier, it waits for the timer.
+func TestDelayedAckDueSoon(t *testing.T) {
+	s := newScript(t, Config{})
+	_, c, iss := s.passiveOpen(noOpts)
+	spendQuickAcks(c)
+	c.SetQuickAck(0)
+	s.inject(seg{flags: fPA, seq: 1001, ack: iss + 1, win: 65535, data: make([]byte, 10)})
+	s.clk.Advance(25 * time.Millisecond)
+	s.inject(seg{flags: fPA, seq: 1011, ack: iss + 1, win: 65535, data: make([]byte, 10)})
+	s.expectNone("15 ms before the timer")
+	s.clk.Advance(6 * time.Millisecond)
+	s.inject(seg{flags: fPA, seq: 1021, ack: iss + 1, win: 65535, data: make([]byte, 10)})
+	check(t, "9 ms before the timer", s.expectOne("ACK at once"), fA, iss+1, 1031, 0)
+}
