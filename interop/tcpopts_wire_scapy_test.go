@@ -289,6 +289,8 @@ type wireApp interface {
 	// echo returns at once; the socket then waits for data and sends it
 	// back as soon as it comes, and done returns what it echoed.
 	echo(t *testing.T, id int, wait time.Duration) (done func() []byte)
+	// reader is echo without the reply: the socket waits to read.
+	reader(t *testing.T, id int, wait time.Duration) (done func() []byte)
 	setopt(t *testing.T, id, level, name, v int)
 	getopt(t *testing.T, id, level, name int) int
 	close(t *testing.T, id int)
@@ -388,6 +390,15 @@ func (a *stackApp) recv(t *testing.T, id int, wait time.Duration) []byte {
 }
 
 func (a *stackApp) echo(t *testing.T, id int, wait time.Duration) func() []byte {
+	return a.wait(id, wait, true)
+}
+
+func (a *stackApp) reader(t *testing.T, id int, wait time.Duration) func() []byte {
+	return a.wait(id, wait, false)
+}
+
+// wait reads in the background, and sends back what it read if reply.
+func (a *stackApp) wait(id int, wait time.Duration, reply bool) func() []byte {
 	s := a.get(id)
 	ch := make(chan []byte, 1)
 	go func() {
@@ -398,7 +409,9 @@ func (a *stackApp) echo(t *testing.T, id int, wait time.Duration) func() []byte 
 			ch <- nil
 			return
 		}
-		s.SendAll(b[:n], 0)
+		if reply {
+			s.SendAll(b[:n], 0)
+		}
 		ch <- b[:n]
 	}()
 	return func() []byte { return <-ch }
@@ -458,9 +471,9 @@ for line in sys.stdin:
             r["id"] = add(s)
         elif op == "send":
             socks[c["id"]].sendall(bytes.fromhex(c["data"]))
-        elif op in ("recv", "echo"):
+        elif op in ("recv", "echo", "read"):
             s, d = socks[c["id"]], b""
-            if op == "echo":
+            if op != "recv":
                 print("{}", flush=True)
             if select.select([s], [], [], c["wait"])[0]:
                 d = s.recv(65536)
@@ -607,12 +620,23 @@ func (a *linuxApp) recv(t *testing.T, id int, wait time.Duration) []byte {
 
 func (a *linuxApp) echo(t *testing.T, id int, wait time.Duration) func() []byte {
 	t.Helper()
+	return a.wait(t, "echo", id, wait)
+}
+
+func (a *linuxApp) reader(t *testing.T, id int, wait time.Duration) func() []byte {
+	t.Helper()
+	return a.wait(t, "read", id, wait)
+}
+
+// wait starts op ("echo" or "read"), whose socket then waits for data.
+func (a *linuxApp) wait(t *testing.T, op string, id int, wait time.Duration) func() []byte {
+	t.Helper()
 	a.mu.Lock()
-	a.write(t, map[string]any{"op": "echo", "id": id, "wait": wait.Seconds()})
-	a.result(t, "echo") // it is about to wait for the data
+	a.write(t, map[string]any{"op": op, "id": id, "wait": wait.Seconds()})
+	a.result(t, op) // it is about to wait for the data
 	return func() []byte {
 		defer a.mu.Unlock()
-		d, _ := hex.DecodeString(a.result(t, "echo").Data)
+		d, _ := hex.DecodeString(a.result(t, op).Data)
 		return d
 	}
 }
@@ -897,11 +921,6 @@ func compareWire(t *testing.T, sides []*wireSide, byDesign map[string]string, pr
 
 // The differences between sockstack and Linux that the probes show and
 // that are kept, with their reasons (docs/DECISIONS.md).
-const whyQuickAck = "Linux starts every connection in quickack mode (the first segments " +
-	"of data are ACKed at once, tcp_event_data_recv / tcp_incr_quickack) unless in pingpong mode; " +
-	"sockstack delays the ACK of a lone small segment by its 40 ms timer from the start " +
-	"(docs/DECISIONS.md, \"Delayed ACKs: no quickack or automatic pingpong mode\")"
-
 const whyRcvSWS = "receiver SWS avoidance: sockstack moves the window's right edge only " +
 	"by a whole MSS (at most the clamp); Linux in steps of the segment size it has seen " +
 	"from the peer (icsk_ack.rcv_mss), rounded to it"
@@ -928,19 +947,13 @@ var clampByDesign = map[int]map[string]string{
 // rule against Linux's Minshall variant), now agrees.
 var maxSegByDesign = map[string]string{}
 
-var quickAckByDesign = map[string]string{
-	"ACK of the first 10-byte segment": whyQuickAck,
-	"ACK of a second one":              whyQuickAck,
-	"answer to a request answered at once": "Linux ACKs the request at once (quickack mode), " +
-		"then replies; sockstack's delayed ACK rides on the reply",
-	"TCP_QUICKACK read after that exchange": "Linux enters pingpong mode by itself when it " +
-		"replies within the ACK timeout of received data (tcp_event_data_sent, " +
-		"net.ipv4.tcp_pingpong_thresh); sockstack only when TCP_QUICKACK 0 is set",
-	"pingpong: answer to a request answered at once after that": "Linux leaves pingpong mode when a " +
-		"delayed ACK's timer fires (tcp_delack_timer_handler), as it did for the segment " +
-		"before, and is then back in quickack mode; sockstack stays in the mode TCP_QUICKACK 0 set " +
-		"until it is set to 1",
-}
+// No kept difference: the delayed-ACK modes (quickack mode for the first
+// data, pingpong mode entered by a reply within the ACK timeout and left
+// when the delayed ACK's timer fires) and the ACK of more than one full
+// segment, which differed here, now agree.
+var quickAckByDesign = map[string]string{}
+
+var ackRuleByDesign = map[string]string{}
 
 // TestInteropTCPOptionsWire: TCP_DEFER_ACCEPT, TCP_WINDOW_CLAMP,
 // TCP_QUICKACK (and the delayed-ACK modes around it) and TCP_MAXSEG from
@@ -974,7 +987,7 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 	}
 
 	t.Run("TCP_DEFER_ACCEPT", func(t *testing.T) {
-		compareWire(t, sides, map[string]string{"answer to data after the bare ACK": whyQuickAck}, func(t *testing.T, s *wireSide, o *wireObs) {
+		compareWire(t, sides, nil, func(t *testing.T, s *wireSide, o *wireObs) {
 			lid := s.app.listen(t, 7101, [3]int{socket.SOL_TCP, socket.TCP_DEFER_ACCEPT, 1})
 			d0 := s.deferDrops(t)
 
@@ -1120,9 +1133,55 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 			o.set("answer to a request answered at once", "%s", describe(ps))
 			c.ack(t)
 			o.set("TCP_QUICKACK read after that exchange", "%d", s.app.getopt(t, id, socket.SOL_TCP, socket.TCP_QUICKACK))
+			// In pingpong mode (entered by that reply) the next reply
+			// carries the ACK.
+			done = s.app.echo(t, id, 5*time.Second)
+			c.data(t, 10)
+			ps, _ = c.waitBytes(t, 10, 2*time.Second)
+			done()
+			o.set("answer to the next request answered at once", "%s", describe(ps))
+			if len(ps) > 0 {
+				o.set("its first segment acknowledges the request", "%v", ps[0].Ack == c.snd)
+			}
+			c.ack(t)
 			at = c.data(t, 10)
 			o.set("ACK of the next request, not answered", "%s", ackTiming(c.waitAck(t, time.Second), c.snd, at))
 			readAll(t, s, id, 10)
+			// The delayed ACK's timer left pingpong mode: quick again.
+			o.set("TCP_QUICKACK read after that delayed ACK", "%d", s.app.getopt(t, id, socket.SOL_TCP, socket.TCP_QUICKACK))
+			done = s.app.echo(t, id, 5*time.Second)
+			c.data(t, 10)
+			ps, _ = c.waitBytes(t, 10, 2*time.Second)
+			done()
+			o.set("answer to a request answered at once after that", "%s", describe(ps))
+			c.ack(t)
+
+			// Quickack's count: 10-byte segments, unread, acknowledged at
+			// once until it is used up (a 64 KB window: 16), then the
+			// delayed ACK; after that a short segment is acknowledged
+			// when the read that empties the queue takes it.
+			c = s.dial(t, 7120)
+			c.ack(t)
+			id = s.app.accept(t, lid, 5*time.Second)
+			if id == 0 {
+				t.Fatalf("%s: not accepted", s.name)
+			}
+			quick, last := 0, ""
+			for range 24 {
+				at = c.data(t, 10)
+				last = ackTiming(c.waitAck(t, time.Second), c.snd, at)
+				if last != "[A] at once" {
+					break
+				}
+				quick++
+			}
+			o.set("10-byte segments acknowledged at once on a fresh connection", "%d", quick)
+			o.set("the next one", "%s", last)
+			readAll(t, s, id, 10*(quick+1))
+			done = s.app.reader(t, id, 5*time.Second)
+			at = c.data(t, 10)
+			o.set("a 10-byte segment the application waits to read", "%s", ackTiming(c.waitAck(t, time.Second), c.snd, at))
+			done()
 
 			// TCP_QUICKACK 0 on a fresh accepted socket.
 			c = s.dial(t, 7120)
@@ -1152,6 +1211,51 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 			ps, _ = c.waitBytes(t, 10, 2*time.Second)
 			done()
 			o.set("pingpong: answer to a request answered at once after that", "%s", describe(ps))
+		})
+	})
+
+	// The receiver's ACK rule (Linux's __tcp_ack_snd_check): more than
+	// one full segment unacknowledged is acknowledged at once. Each case
+	// is the first data of a fresh accepted socket, never read; in
+	// pingpong mode (TCP_QUICKACK 0), where neither stack acknowledges
+	// every segment, and in the default mode.
+	t.Run("ACK_full_segments", func(t *testing.T) {
+		compareWire(t, sides, ackRuleByDesign, func(t *testing.T, s *wireSide, o *wireObs) {
+			lid := s.app.listen(t, 7160)
+			cases := []struct {
+				name  string
+				sizes []int
+			}{
+				{"one full segment", []int{1460}},
+				{"a full segment and a 100-byte tail", []int{1460, 100}},
+				{"two full segments", []int{1460, 1460}},
+				{"two 700-byte segments", []int{700, 700}},
+				{"a 100-byte segment", []int{100}},
+			}
+			for _, mode := range []string{"pingpong", "default mode"} {
+				for _, k := range cases {
+					c := s.dial(t, 7160)
+					c.ack(t)
+					id := s.app.accept(t, lid, 5*time.Second)
+					if id == 0 {
+						t.Fatalf("%s: not accepted", s.name)
+					}
+					if mode == "pingpong" {
+						s.app.setopt(t, id, socket.SOL_TCP, socket.TCP_QUICKACK, 0)
+					}
+					// The segments leave in one sendp, back to back.
+					var segs []optSeg
+					for _, n := range k.sizes {
+						segs = append(segs, optSeg{Sport: c.sport, Dport: c.dport, Flags: "A", Seq: c.snd, Ack: c.rcv, Win: 1000, N: n})
+						c.snd += uint32(n)
+					}
+					segs[len(segs)-1].Flags = "PA"
+					at := s.sc.send(t, segs...)
+					ps := c.waitAck(t, time.Second)
+					o.set(mode+": "+k.name, "%s", ackTiming(ps, c.snd, at))
+					s.app.close(t, id)
+				}
+			}
 		})
 	})
 

@@ -14,6 +14,7 @@ import (
 func TestDelayedAck(t *testing.T) {
 	s := newScript(t, Config{})
 	_, c, iss := s.passiveOpen(noOpts)
+	spendQuickAcks(c)
 	s.inject(seg{flags: fPA, seq: 1001, ack: iss + 1, win: 65535, data: make([]byte, 100)})
 	a, el := s.waitOne(time.Second)
 	check(t, "delayed ACK", a, fA, iss+1, 1101, 0)
@@ -39,7 +40,8 @@ func TestDelayedAck(t *testing.T) {
 // without the delayed-ACK timer, a full segment alone does not.
 func TestAckFullSegmentAndTail(t *testing.T) {
 	s := newScript(t, Config{})
-	_, _, iss := s.passiveOpen(noOpts)
+	_, c, iss := s.passiveOpen(noOpts)
+	spendQuickAcks(c)
 	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1, win: 65535, data: make([]byte, 1460)})
 	s.expectNone("one full segment")
 	s.inject(seg{flags: fPA, seq: 2461, ack: iss + 1, win: 65535, data: make([]byte, 100)})
@@ -55,12 +57,23 @@ func TestAckFullSegmentAndTail(t *testing.T) {
 	}
 }
 
+// TestAckRidesOnReply: the first request of a connection is
+// acknowledged at once (quickack mode); the reply, sent within the ACK
+// timeout of the request, enters pingpong mode, and from then on the
+// reply carries the ACK of each request (Linux's tcp_event_data_sent).
 func TestAckRidesOnReply(t *testing.T) {
 	s := newScript(t, Config{})
 	_, c, iss := s.passiveOpen(noOpts)
 	for i := uint32(0); i < 3; i++ {
 		s.inject(seg{flags: fPA, seq: 1001 + i, ack: iss + 1 + i, win: 65535, data: []byte{'q'}})
-		s.expectNone("request")
+		if i == 0 {
+			check(t, "first request", s.expectOne("ACK at once (quickack)"), fA, iss+1, 1002, 0)
+			if c.QuickAck() != true {
+				t.Fatal("pingpong mode before any reply")
+			}
+		} else {
+			s.expectNone("request")
+		}
 		s.clk.Advance(5 * time.Millisecond)
 		b := make([]byte, 10)
 		if n, _ := c.Read(b, false); n != 1 {
@@ -69,6 +82,9 @@ func TestAckRidesOnReply(t *testing.T) {
 		c.Write([]byte{'r'})
 		r := s.expectOne("reply")
 		check(t, "reply carries the ACK", r, fPA, iss+1+i, 1002+i, 1)
+		if c.QuickAck() {
+			t.Fatal("a reply within the ACK timeout did not enter pingpong mode")
+		}
 	}
 	s.inject(seg{flags: fA, seq: 1004, ack: iss + 4, win: 65535})
 	s.clk.Advance(time.Second)
@@ -286,6 +302,7 @@ func TestZeroWindowPersist(t *testing.T) {
 func TestReceiveWindowAndWriteReadiness(t *testing.T) {
 	s := newScript(t, Config{RecvBuf: 4096})
 	_, c, iss := s.passiveOpen(noOpts)
+	spendQuickAcks(c)
 	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1, win: 65535, data: make([]byte, 1460)})
 	s.inject(seg{flags: fA, seq: 2461, ack: iss + 1, win: 65535, data: make([]byte, 1460)})
 	a := s.expectOne("ack")
@@ -829,7 +846,8 @@ func TestLocalQueueFull(t *testing.T) {
 
 func TestAckRetriedAfterLocalDrop(t *testing.T) {
 	s := newScript(t, Config{})
-	_, _, iss := s.passiveOpen(noOpts)
+	_, c, iss := s.passiveOpen(noOpts)
+	spendQuickAcks(c)
 	drops := 0
 	s.h.fail = func(seg *Segment) error {
 		if drops < 2 {

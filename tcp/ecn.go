@@ -87,6 +87,9 @@ func (e *Endpoint) ecnInput(s *segment) {
 		if !e.ecn.echo {
 			e.ecn.echo = true
 			e.ackNow = true
+			// The sender may have a small window: the next ACK goes at
+			// once too (Linux's tcp_ecn_check_ce: quickack mode, 2).
+			e.enterQuickAck(2)
 		}
 	}
 }

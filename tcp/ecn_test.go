@@ -128,7 +128,8 @@ func TestECNNegotiationActive(t *testing.T) {
 // TestECNReceiverEcho: a CE-marked segment is acknowledged at once with
 // ECE, and every ACK carries ECE until a segment with CWR arrives.
 func TestECNReceiverEcho(t *testing.T) {
-	s, _, _, iss := ecnOpen(t, Config{}, fE|fC)
+	s, c, _, iss := ecnOpen(t, Config{}, fE|fC)
+	spendQuickAcks(c)
 	const mss = 1460
 	d := make([]byte, mss)
 	seq := uint32(1001)
@@ -144,6 +145,10 @@ func TestECNReceiverEcho(t *testing.T) {
 	if got := s.p.Stats().InCEPkts; got != 1 {
 		t.Fatalf("InCEPkts %d", got)
 	}
+	// The CE mark entered quickack mode for two ACKs (Linux's
+	// tcp_ecn_check_ce): the next segment is acknowledged at once too.
+	send(fPA, ecnECT0)
+	check(t, "quickack after CE", s.expectOne("ACK at once"), fA|fE, iss+1, seq, 0)
 	for i := 0; i < 2; i++ {
 		send(fPA, ecnECT0)
 		send(fPA, ecnECT0)

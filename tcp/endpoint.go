@@ -88,7 +88,9 @@ type Endpoint struct {
 	tsRecent, tsOffset uint32
 	tsRecentAt         time.Duration
 	sndMSS, advMSS     int
-	rcvMSS, pmtu       int
+	pmtu               int
+	rcvMSS             int32  // the peer's segment size as seen (16 bits suffice): int32 leaves room for ato
+	ato                uint32 // the ACK timeout in µs (Linux's icsk_ack.ato): 0 until the first data (quickack.go)
 	peerMSS            int32  // the peer's MSS option (16 bits): int32 leaves room for sndSml
 	sndSml             uint32 // end of the last short segment of new data sent (Linux's snd_sml): Nagle, output.go
 	gsoMax             int    // largest super-segment the route takes (IP bytes); 0: none
@@ -132,6 +134,7 @@ type Endpoint struct {
 	sndWScale          uint8
 	rcvWScale          uint8
 	tsOK, sackOK, wsOK bool
+	ackMode            uint8 // quickack count, pingpong and pushed bits (quickack.go)
 }
 
 func (e *Endpoint) initOptions() {
@@ -424,7 +427,7 @@ func (e *Endpoint) setupMSS() {
 		e.advMSS = min(e.advMSS, int(e.userMSS))
 	}
 	e.sndMSS = min(e.advMSS, defaultMSS)
-	e.rcvMSS = min(e.advMSS, defaultMSS)
+	e.rcvMSS = int32(min(e.advMSS, defaultMSS))
 }
 
 func (e *Endpoint) chooseRcvWScale() {
@@ -522,7 +525,7 @@ func (e *Endpoint) consumeRcv(n int) {
 		// with the data received, not at the first read.
 		nw := e.rcvWindow()
 		grown := func(w int) bool { return w-cur >= min(e.rcvCap/2, 2*e.advMSS) && (w >= 2*cur || cur < e.advMSS) }
-		if grown(nw) && (cur < e.advMSS || !grown(before)) || e.ackPending > e.rcvMSS {
+		if grown(nw) && (cur < e.advMSS || !grown(before)) || e.ackPending > int(e.rcvMSS) || e.ackOnRead() {
 			e.ackNow = true
 			e.output(now)
 		}
@@ -785,7 +788,7 @@ func (e *Endpoint) Info() Info {
 		CwndBytes: e.ccs.Cwnd, BytesInFlight: inflight, SegsInFlight: (inflight + mss - 1) / mss,
 		Retransmits: e.backoff, TotalRetrans: uint64(e.totalRetrans), SackedBytes: e.sb.sacked,
 		RcvWnd: e.rcvWindow(), SndWnd: e.sndWnd, RcvSpace: e.rcvCap, SndBuf: e.sndCap,
-		SndMSS: e.sndMSS, RcvMSS: e.rcvMSS, PMTU: e.pmtu,
+		SndMSS: e.sndMSS, RcvMSS: int(e.rcvMSS), PMTU: e.pmtu,
 		TimestampsOK: e.tsOK, SACKOK: e.sackOK,
 		BytesAcked: e.bytesAcked, BytesReceived: e.bytesRecv, BytesSent: e.bytesSent, BytesRetrans: e.bytesRetrans,
 		SegsOut: uint64(e.segsOut), SegsIn: uint64(e.segsIn), DSACKDups: uint64(e.dsacks),

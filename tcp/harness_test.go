@@ -265,3 +265,15 @@ var sackOpts = wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true}
 func near(d, want time.Duration) bool {
 	return d >= want-2*time.Millisecond && d <= want+2*time.Millisecond
 }
+
+// spendQuickAcks leaves e as a connection that has just used up
+// quickack mode's immediate ACKs (Linux's icsk_ack.quick at 0, the ACK
+// timeout at its least, data received now), for tests of the
+// delayed-ACK rules that apply after them.
+func spendQuickAcks(e *Endpoint) {
+	e.lock()
+	e.ackMode &^= ackQuickMask
+	e.setAto(e.atoMin())
+	e.lastDataRecv = e.p.now()
+	e.unlock()
+}

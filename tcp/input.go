@@ -92,9 +92,9 @@ func (e *Endpoint) negotiate(o *wire.TCPOptions) {
 	e.sackOK = o.SACKPermitted
 	e.tsOK = o.HasTS
 	if e.tsOK {
-		e.rcvMSS = e.advMSS - 12
+		e.rcvMSS = int32(e.advMSS - 12)
 	} else {
-		e.rcvMSS = e.advMSS
+		e.rcvMSS = int32(e.advMSS)
 	}
 	e.peerMSS = int32(peerMSS)
 	e.sndMSS = e.negotiatedMSS() // ipopts.go
@@ -288,6 +288,10 @@ func (e *Endpoint) input(s *segment, now time.Duration) (deliver bool) {
 		if !e.acceptable(s.seq, segLen) {
 			e.p.st.OutOfWindowDrops.Add(1)
 			if !s.has(wire.TCPFlagRST) {
+				if segLen > 0 && seqLT(s.seq, e.rcvNxt) {
+					// Old data: our ACK was lost (Linux's tcp_send_dupack).
+					e.enterQuickAck(maxQuickAcks)
+				}
 				e.oowAck(s, now, oowSeq)
 			}
 			return false
@@ -668,10 +672,12 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		if d > len(data) {
 			// Only an old FIN (or nothing new): duplicate.
 			e.ackNow = true
+			e.enterQuickAck(maxQuickAcks) // our ACK was lost: Linux's tcp_data_queue
 			return
 		}
 		if d == len(data) && !fin {
 			e.ackNow = true // duplicate data: ACK at once (RFC 5681 4.2)
+			e.enterQuickAck(maxQuickAcks)
 			return
 		}
 		data = data[d:]
@@ -684,6 +690,7 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		if keep <= 0 {
 			e.p.st.OFOQueueDrops.Add(1)
 			e.ackNow = true
+			e.enterQuickAck(maxQuickAcks) // out of window: Linux's tcp_data_queue
 			return
 		}
 		data = data[:keep]
@@ -701,13 +708,16 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		}
 	}
 	if len(data) > 0 {
-		if len(data) > e.rcvMSS {
-			e.rcvMSS = min(len(data), e.advMSS)
+		if len(data) > int(e.rcvMSS) {
+			e.rcvMSS = int32(min(len(data), e.advMSS))
 		}
 		if !kept {
 			keep := e.rcvLen + e.oooExtent()
 			e.growRing(&e.rcv, e.rcvLen+off+len(data), keep, e.rcvCap)
 			e.rcv.copyIn(data, e.rcvLen+off)
+		}
+		if off == 0 {
+			e.dataRecvEvent(len(data), now, e.lastDataRecv) // quickack.go
 		}
 		e.lastDataRecv = now
 	}
@@ -772,8 +782,9 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 	// as Linux's __tcp_ack_snd_check: two full segments (RFC 5681 4.2),
 	// and also a full one and the short tail of a write, which a sender
 	// using Nagle in Minshall's variant sends together and whose next
-	// short segment then waits for this ACK.
-	if e.ackPending > e.rcvMSS && !e.ackNow {
+	// short segment then waits for this ACK. So is every segment in
+	// quickack mode (quickack.go), at the end of the batch as well.
+	if (e.ackPending > int(e.rcvMSS) || e.ackPending > 0 && e.quickAckMode()) && !e.ackNow {
 		if e.batch != nil && e.ackPending < e.batchAckLimit() {
 			// Acknowledge at the end of the batch instead.
 			e.batchAck = true
@@ -783,6 +794,17 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 		e.ackNow = true
 	}
 	if !e.ackNow && e.ackPending > 0 {
+		if e.dackAt != 0 && e.dackAt <= now+e.delayedAckTimeout()/4 {
+			// The timer is about to fire: this ACK goes now, and covers
+			// the new data too (Linux's tcp_send_delayed_ack).
+			if e.batch != nil {
+				e.batchAck = true
+				e.joinBatch()
+				return
+			}
+			e.ackNow = true
+			return
+		}
 		e.armDelayedAck(now)
 	}
 }
@@ -818,7 +840,7 @@ func (e *Endpoint) joinBatch() {
 // alone would acknowledge every one of them; a quarter of the buffer
 // keeps the sender far from the window edge while a batch is processed.
 func (e *Endpoint) batchAckLimit() int {
-	return max(batchAckSegs*e.rcvMSS, e.rcvCap/4)
+	return max(batchAckSegs*int(e.rcvMSS), e.rcvCap/4)
 }
 
 // oooExtent is how far past the readable bytes out-of-order data reaches.

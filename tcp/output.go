@@ -113,6 +113,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	if n > 0 {
 		seg.Payload[0], seg.Payload[1] = e.snd.slices(int(seq-e.sbSeq), n)
 		e.lastDataSent = now
+		e.dataSentEvent(now) // a reply: pingpong mode (quickack.go)
 	} else {
 		seg.Payload[0], seg.Payload[1] = nil, nil
 	}
@@ -139,6 +140,7 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	e.p.segPool.Put(seg)
 	if flags&wire.TCPFlagACK != 0 {
 		if err == nil {
+			e.ackSentEvent(e.ackPending > 0 || e.dackAt != 0) // quickack.go
 			e.ackPending = 0
 			e.ackNow, e.batchAckNow = false, false
 			e.dackAt = 0
@@ -632,7 +634,7 @@ func (e *Endpoint) onTimer() {
 
 func (e *Endpoint) armDelayedAck(now time.Duration) {
 	if e.dackAt == 0 {
-		e.dackAt = now + e.p.cfg.DelayedAckTimeout
+		e.dackAt = now + e.delayedAckTimeout()
 	}
 	if e.dackArmed {
 		return
@@ -655,6 +657,7 @@ func (e *Endpoint) onDelayedAck() {
 		return
 	}
 	e.p.st.DelayedACKs.Add(1)
+	e.delayedAckFired() // quickack.go
 	e.ackNow = true
 	e.output(now)
 }

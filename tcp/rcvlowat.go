@@ -66,5 +66,5 @@ func (e *Endpoint) rcvReadable() bool {
 	// handshake would count as closed. 536 then: a full buffer is caught
 	// by the 7/8 rule above. (docs/DECISIONS.md)
 	wnd := int(int32(e.rcvAdv - e.rcvNxt))
-	return wnd <= min(e.rcvMSS, defaultMSS)
+	return wnd <= min(int(e.rcvMSS), defaultMSS)
 }

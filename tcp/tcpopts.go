@@ -35,26 +35,28 @@ const (
 // received data has been read, or more than a segment is unacknowledged);
 // an even value then re-enters pingpong mode, as Linux does.
 //
-// This stack delays ACKs the same way in both modes (it has no
-// interactive-traffic heuristic of its own), so the mode is only
-// reported back; the ACK sent at once is the option's effect.
+// Pingpong mode is also entered by replies and left by the delayed
+// ACK's timer (quickack.go); either way TCP_QUICKACK reads 0 in it.
 func (e *Endpoint) SetQuickAck(v int) {
 	e.lock()
 	defer e.unlock()
 	pp := v == 0
+	if !pp {
+		e.exitPingpong()
+	}
 	if v != 0 && (e.state == StateEstablished || e.state == StateCloseWait) &&
-		(e.ackPending > 0 || e.dackAt != 0) && (e.rcvLen == 0 || e.ackPending > e.rcvMSS) {
+		(e.ackPending > 0 || e.dackAt != 0) && (e.rcvLen == 0 || e.ackPending > int(e.rcvMSS)) {
 		e.ackNow = true
 		e.output(e.p.now())
 		pp = v&1 == 0
 	}
-	if pp != e.pingpong {
-		e.setOpt(func(o epOpts) epOpts { o.pingpong = pp; return o })
+	if pp && !e.pingpong {
+		e.setOpt(func(o epOpts) epOpts { o.pingpong = true; return o })
 	}
 }
 
 // QuickAck reports TCP_QUICKACK: true when not in pingpong mode.
-func (e *Endpoint) QuickAck() bool { e.lock(); defer e.unlock(); return !e.pingpong }
+func (e *Endpoint) QuickAck() bool { e.lock(); defer e.unlock(); return !e.inPingpong() }
 
 // handshakeAckDelay is Linux's TCP_DELACK_MAX: how long a connecting
 // socket in pingpong mode or with TCP_DEFER_ACCEPT holds its
@@ -67,12 +69,10 @@ const handshakeAckDelay = 200 * time.Millisecond
 // mode, as Linux's tcp_rcv_synsent_state_process. It reports whether
 // the ACK was delayed.
 func (e *Endpoint) delayHandshakeAck(now time.Duration) bool {
-	if !e.pingpong && e.deferAccept == 0 {
+	if !e.inPingpong() && e.deferAccept == 0 {
 		return false
 	}
-	if e.pingpong {
-		e.setOpt(func(o epOpts) epOpts { o.pingpong = false; return o })
-	}
+	e.enterQuickAck(maxQuickAcks) // leaves pingpong mode (quickack.go)
 	e.dackAt = now + handshakeAckDelay
 	e.armDelayedAck(now)
 	return true

@@ -13,13 +13,15 @@ import (
 // TestQuickAckSendsOwedAck: TCP_QUICKACK 1 sends the ACK the delayed-ACK
 // timer holds at once (the data read), 0 enters pingpong mode, and with
 // unread data and less than a segment owed it waits, as Linux's
-// tcp_cleanup_rbuf.
+// tcp_cleanup_rbuf. The connection starts in pingpong mode, where
+// neither quickack mode nor the read of a short segment sends the ACK.
 func TestQuickAckSendsOwedAck(t *testing.T) {
 	s := newScript(t, Config{})
 	_, c, iss := s.passiveOpen(noOpts)
 	if !c.QuickAck() {
 		t.Fatal("a new connection is in pingpong mode")
 	}
+	c.SetQuickAck(0)
 	s.inject(seg{flags: fPA, seq: 1001, ack: iss + 1, win: 65535, data: make([]byte, 100)})
 	s.expectNone("delayed")
 	if got := len(readAll(c)); got != 100 {
@@ -53,11 +55,19 @@ func TestQuickAckSendsOwedAck(t *testing.T) {
 	if !near(el, 40*time.Millisecond) {
 		t.Fatalf("delayed ACK after %v", el)
 	}
-	// An even value sends the owed ACK and stays in pingpong mode.
+	// Out of pingpong mode, with quickack's ACKs left from the first
+	// data, a segment is acknowledged at once.
 	s.inject(seg{flags: fPA, seq: 1201, ack: iss + 1, win: 65535, data: make([]byte, 100)})
+	check(t, "quickack mode", s.expectOne("ACK at once"), fA, iss+1, 1301, 0)
 	readAll(c)
+	// An even value sends the owed ACK and stays in pingpong mode.
+	c.SetQuickAck(0)
+	s.inject(seg{flags: fPA, seq: 1301, ack: iss + 1, win: 65535, data: make([]byte, 100)})
+	s.expectNone("pingpong")
+	readAll(c)
+	s.expectNone("read in pingpong mode")
 	c.SetQuickAck(2)
-	check(t, "quickack 2", s.expectOne("ACK at once"), fA, iss+1, 1301, 0)
+	check(t, "quickack 2", s.expectOne("ACK at once"), fA, iss+1, 1401, 0)
 	if c.QuickAck() {
 		t.Fatal("TCP_QUICKACK 2 left pingpong mode")
 	}
