@@ -175,9 +175,9 @@ func unixQueueCases() []Case {
 			t.Logf("two writes: SIOCOUTQ %d", q)
 			for _, size := range []int{50, 100, 50} {
 				k, err := b.Recv(make([]byte, size), socket.MSG_DONTWAIT)
-				t.Logf("read: %d %s", k, ErrName(err))
 				q, _ := a.Ioctl(socket.SIOCOUTQ, 0)
-				t.Logf("SIOCOUTQ %d", q)
+				in, _ := b.Ioctl(socket.SIOCINQ, 0)
+				t.Logf("read: %d %s, SIOCOUTQ %d, peer SIOCINQ %d", k, ErrName(err), q, in)
 			}
 			a.SetSockOptInt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)
 			k, err := a.Send(make([]byte, 10000), socket.MSG_DONTWAIT)
@@ -252,6 +252,17 @@ func unixQueueCases() []Case {
 				}
 			}
 		}},
+		{"unix/queue poll of a full sender after SHUT_WR", false, func(t *T) {
+			for _, ty := range []int{socket.SOCK_DGRAM, socket.SOCK_SEQPACKET, socket.SOCK_STREAM} {
+				a, b := t.unixPair(ty)
+				t.unixQueueFill("type "+strconv.Itoa(ty), a, b, 1, nil)
+				t.Check("shutdown", a.Shutdown(socket.SHUT_WR))
+				t.PollEvents("after SHUT_WR", a)
+				t.Send("send", a, []byte{1}, socket.MSG_DONTWAIT, nil)
+				unixDrain(b)
+				t.PollEvents("all read", a)
+			}
+		}},
 		{"unix/queue blocked sender wakes when read", false, func(t *T) {
 			for _, ty := range []int{socket.SOCK_DGRAM, socket.SOCK_SEQPACKET, socket.SOCK_STREAM} {
 				a, b := t.unixPair(ty)
@@ -264,12 +275,19 @@ func unixQueueCases() []Case {
 				_, more := unixDrain(b)
 				t.Logf("bytes read in all: %d", got+more)
 			}
+			// A larger SO_SNDBUF lets a blocked sender go on.
+			a, b := t.unixPair(socket.SOCK_DGRAM)
+			t.unixQueueFill("1-byte datagrams, "+t.unixSetSndbuf(a, 1), a, b, 1, nil)
+			done := unixBlockedSend(a, nil)
+			t.Check("SO_SNDBUF", a.SetSockOptInt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536))
+			t.unixAwait("SO_SNDBUF raised", done)
+			t.Logf("reads: %d", first(unixDrain(b)))
 			// Held by the receiver's queue: one read lets it go.
 			r, rn := t.unixBound()
 			w := t.Socket(socket.AF_UNIX, socket.SOCK_DGRAM, 0)
 			t.Must("connect", w.Connect(rn))
 			t.unixQueueFill("one way", w, r, 1, nil)
-			done := unixBlockedSend(w, nil)
+			done = unixBlockedSend(w, nil)
 			t.unixRead("read one", r)
 			t.unixAwait("one way", done)
 			t.Logf("then reads: %d", first(unixDrain(r)))

@@ -1159,27 +1159,25 @@ func (e *unixEP) readiness(mask waiter.EventMask) waiter.EventMask {
 				r |= waiter.EventIn
 			}
 			// unix_poll and (seqpacket) unix_dgram_poll: our charge
-			// alone, or nothing once sending is shut down.
-			if writable || e.shut&unixShutSnd != 0 {
+			// alone, also once sending is shut down (a send then
+			// fails at once, EPIPE, so no blocked send spins).
+			if writable {
 				r |= waiter.EventOut
 			}
 		}
 	default:
+		// unix_dgram_poll: a peer that is not connected back and whose
+		// queue is full makes us not writable. A sendto that found its
+		// receiver full waits the same way (sockstack: the Socket's
+		// blocking send waits on readiness).
 		switch {
-		case e.shut&unixShutSnd != 0:
+		case !writable:
+		case e.peer != nil:
+			check = e.peer
+		case e.blockedOn != nil:
+			check = e.blockedOn
+		default:
 			r |= waiter.EventOut
-		case writable:
-			// unix_dgram_poll: a peer that is not connected back and
-			// whose queue is full makes us not writable. A sendto that
-			// found its receiver full waits the same way (sockstack:
-			// the Socket's blocking send waits on readiness).
-			if e.peer != nil {
-				check = e.peer
-			} else if e.blockedOn != nil {
-				check = e.blockedOn
-			} else {
-				r |= waiter.EventOut
-			}
 		}
 		if e.rn > 0 {
 			r |= waiter.EventIn
@@ -1220,14 +1218,21 @@ func (e *unixEP) setOption(level, name int, v any) error {
 	if err != nil {
 		return err
 	}
+	if name == SO_SNDBUF {
+		// More room may make a blocked sender able to go on: Linux
+		// calls sk_write_space (after e.mu is let go: deferred first).
+		defer func() {
+			if unixWritable(int(e.sentq.Load()), e.sndBuf()) {
+				e.wq.Notify(waiter.EventOut)
+			}
+		}()
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch name {
 	case SO_SNDBUF:
 		// Linux doubles the value for bookkeeping overhead.
 		e.sndbuf.Store(int64(max(unixMinSndBuf, min(2*i, unixMaxBuf))))
-		// More room may make a sender writable now (sk_write_space).
-		defer e.wq.Notify(waiter.EventOut)
 	case SO_RCVBUF:
 		e.rcvbuf = max(unixMinRcvBuf, min(2*i, unixMaxBuf))
 	case SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_DEBUG, SO_DONTROUTE, SO_OOBINLINE, SO_BROADCAST:

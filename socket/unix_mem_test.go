@@ -240,25 +240,69 @@ func TestUnixBlockedSenderWakes(t *testing.T) {
 			}
 		})
 	}
+	for _, connected := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			n := New(stack.New(stack.Options{}))
+			t.Cleanup(func() { n.Stack().Close() })
+			r := mustSocket(t, n, AF_UNIX, SOCK_DGRAM, 0)
+			name := &SockaddrUnix{Name: "@wake"}
+			r.Bind(name)
+			w := mustSocket(t, n, AF_UNIX, SOCK_DGRAM, 0)
+			var to Sockaddr = name
+			if connected {
+				if err := w.Connect(name); err != nil {
+					t.Fatal(err)
+				}
+				to = nil
+			}
+			if got, _ := unixFill(t, w, 1, to); got != 11 {
+				t.Fatalf("queued %d", got)
+			}
+			done := make(chan error, 1)
+			go func() {
+				var err error
+				if connected {
+					_, err = w.Send([]byte{9}, 0)
+				} else {
+					_, err = w.SendTo([]byte{9}, 0, name)
+				}
+				done <- err
+			}()
+			synctest.Wait()
+			select {
+			case err := <-done:
+				t.Fatalf("connected %v: send to a full queue returned %v", connected, err)
+			default:
+			}
+			r.Recv(make([]byte, 1), 0)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// Raising SO_SNDBUF wakes a sender blocked on its charge (Linux's
+// sk_write_space from setsockopt).
+func TestUnixSndbufRaiseWakes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := New(stack.New(stack.Options{}))
 		t.Cleanup(func() { n.Stack().Close() })
-		r := mustSocket(t, n, AF_UNIX, SOCK_DGRAM, 0)
-		name := &SockaddrUnix{Name: "@wake"}
-		r.Bind(name)
-		w := mustSocket(t, n, AF_UNIX, SOCK_DGRAM, 0)
-		if got, _ := unixFill(t, w, 1, name); got != 11 {
+		a, b, _ := n.SocketPair(SOCK_DGRAM)
+		defer b.Close()
+		a.SetSockOptInt(SOL_SOCKET, SO_SNDBUF, 1)
+		if got, _ := unixFill(t, a, 1, nil); got != 6 {
 			t.Fatalf("queued %d", got)
 		}
 		done := make(chan error, 1)
-		go func() { _, err := w.SendTo([]byte{9}, 0, name); done <- err }()
+		go func() { _, err := a.Send([]byte{9}, 0); done <- err }()
 		synctest.Wait()
 		select {
 		case err := <-done:
-			t.Fatalf("sendto to a full queue returned %v", err)
+			t.Fatalf("send returned %v while full", err)
 		default:
 		}
-		r.Recv(make([]byte, 1), 0)
+		a.SetSockOptInt(SOL_SOCKET, SO_SNDBUF, 65536)
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
