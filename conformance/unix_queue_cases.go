@@ -252,6 +252,26 @@ func unixQueueCases() []Case {
 				}
 			}
 		}},
+		{"unix/queue accepted stream socket's buffers", false, func(t *T) {
+			l := t.Socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
+			l.SetSockOptInt(socket.SOL_SOCKET, socket.SO_SNDBUF, 3000)
+			l.SetSockOptInt(socket.SOL_SOCKET, socket.SO_RCVBUF, 5000)
+			name := unixName()
+			t.Must("bind", l.Bind(name))
+			t.Must("listen", l.Listen(5))
+			c := t.Socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
+			c.SetSockOptInt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+			c.SetSockOptInt(socket.SOL_SOCKET, socket.SO_RCVBUF, 10000)
+			t.Must("connect", c.Connect(name))
+			s, _, err := l.Accept()
+			t.Must("accept", err)
+			t.Track(s)
+			sb, _ := s.GetSockOptInt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+			rb, _ := s.GetSockOptInt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+			t.Logf("accepted: SO_SNDBUF %d, SO_RCVBUF %d", sb, rb)
+			t.unixQueueFill("accepted, 1-byte writes", s, c, 1, nil)
+			t.unixQueueFill("client, 1-byte writes", c, s, 1, nil)
+		}},
 		{"unix/queue poll of a full sender after SHUT_WR", false, func(t *T) {
 			for _, ty := range []int{socket.SOCK_DGRAM, socket.SOCK_SEQPACKET, socket.SOCK_STREAM} {
 				a, b := t.unixPair(ty)

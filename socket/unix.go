@@ -489,9 +489,7 @@ func (e *unixEP) connect(a Sockaddr) error {
 	srv.peer = e
 	srv.peerName = e.name
 	srv.peerCred = true
-	srv.embryo = true
-	srv.sndbuf.Store(int64(e.rcvbuf))
-	srv.rcvbuf = e.sndBuf()
+	srv.embryo = true // its buffers are the defaults, as Linux's new sock's
 
 	t.mu.Lock()
 	if t.state != unixListening {
