@@ -272,6 +272,20 @@ func unixQueueCases() []Case {
 			t.unixQueueFill("accepted, 1-byte writes", s, c, 1, nil)
 			t.unixQueueFill("client, 1-byte writes", c, s, 1, nil)
 		}},
+		{"unix/queue descriptors and credentials cost nothing more", false, func(t *T) {
+			for _, ty := range []int{socket.SOCK_DGRAM, socket.SOCK_SEQPACKET, socket.SOCK_STREAM} {
+				a, b := t.unixPair(ty)
+				t.Check("SO_PASSCRED", b.SetSockOptInt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1))
+				x := t.Socket(socket.AF_UNIX, socket.SOCK_DGRAM, 0).Fileno()
+				t.Check("one descriptor", unixSendFDs(a, []int{x}))
+				t.unixOutq("type "+strconv.Itoa(ty), a)
+				q, _ := a.Ioctl(socket.SIOCOUTQ, 0)
+				t.Check("four descriptors", unixSendFDs(a, []int{x, x, x, x}))
+				q2, _ := a.Ioctl(socket.SIOCOUTQ, 0)
+				t.Logf("SIOCOUTQ %d, then %d", q, q2)
+				unixDrain(b)
+			}
+		}},
 		{"unix/queue poll of a full sender after SHUT_WR", false, func(t *T) {
 			for _, ty := range []int{socket.SOCK_DGRAM, socket.SOCK_SEQPACKET, socket.SOCK_STREAM} {
 				a, b := t.unixPair(ty)

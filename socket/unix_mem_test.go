@@ -331,3 +331,45 @@ func TestUnixDgramSndbufBeforeLookup(t *testing.T) {
 		t.Fatalf("SendBufFull %d, want at least 2", st.SendBufFull)
 	}
 }
+
+// Concurrent blocking senders and a reader: no wakeup is lost (every
+// send completes), and once everything is read the charge is back to 0.
+func TestUnixChargeConcurrent(t *testing.T) {
+	for _, typ := range []int{SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM} {
+		n := newNet(t)
+		a, b, _ := n.SocketPair(typ)
+		a.SetSockOptInt(SOL_SOCKET, SO_SNDBUF, 1) // 6 small messages
+		const senders, each, size = 4, 200, 100
+		done := make(chan error, senders)
+		for i := 0; i < senders; i++ {
+			go func() {
+				msg := make([]byte, size)
+				for j := 0; j < each; j++ {
+					if _, err := a.Send(msg, 0); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+		}
+		buf := make([]byte, 4096)
+		for got := 0; got < senders*each*size; {
+			k, err := b.Recv(buf, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += k
+		}
+		for i := 0; i < senders; i++ {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if q, _ := a.Ioctl(SIOCOUTQ, 0); q != 0 {
+			t.Fatalf("type %d: all read, SIOCOUTQ %d", typ, q)
+		}
+		a.Close()
+		b.Close()
+	}
+}
