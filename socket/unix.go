@@ -1139,7 +1139,7 @@ func (e *unixEP) readiness(mask waiter.EventMask) waiter.EventMask {
 	if e.shut&unixShutRcv != 0 {
 		r |= waiter.EventIn | waiter.EventRdHUp
 	}
-	var check *unixEP // a receiver whose full queue makes us not writable
+	var check, check2 *unixEP // receivers whose full queue makes us not writable
 	writable := unixWritable(int(e.sentq.Load()), e.sndBuf())
 	switch {
 	case e.state == unixClosed:
@@ -1168,29 +1168,37 @@ func (e *unixEP) readiness(mask waiter.EventMask) waiter.EventMask {
 		// queue is full makes us not writable. A sendto that found its
 		// receiver full waits the same way (sockstack: the Socket's
 		// blocking send waits on readiness).
-		switch {
-		case !writable:
-		case e.peer != nil:
-			check = e.peer
-		case e.blockedOn != nil:
-			check = e.blockedOn
-		default:
-			r |= waiter.EventOut
+		if writable {
+			check, check2 = e.peer, e.blockedOn
+			if check2 == check {
+				check2 = nil
+			}
+			if check == nil && check2 == nil {
+				r |= waiter.EventOut
+			}
 		}
 		if e.rn > 0 {
 			r |= waiter.EventIn
 		}
 	}
 	e.mu.Unlock()
-	if check != nil {
-		check.mu.Lock()
-		ok := check.state == unixClosed || check.peer == e || !check.full()
-		check.mu.Unlock()
-		if ok {
+	if check != nil || check2 != nil {
+		if e.roomAt(check) && e.roomAt(check2) {
 			r |= waiter.EventOut
 		}
 	}
 	return r & (mask | waiter.EventErr | waiter.EventHUp)
+}
+
+// roomAt reports whether datagram receiver t (nil: none) would take a
+// message from e now, as far as its queue length goes.
+func (e *unixEP) roomAt(t *unixEP) bool {
+	if t == nil {
+		return true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.state == unixClosed || t.peer == e || !t.full()
 }
 
 func (e *unixEP) localAddr() Sockaddr {

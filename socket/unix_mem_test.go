@@ -373,3 +373,43 @@ func TestUnixChargeConcurrent(t *testing.T) {
 		b.Close()
 	}
 }
+
+// A connected datagram socket whose sendto to another, full receiver
+// blocks waits for that receiver (readiness must not say writable
+// because its own peer has room, or the blocking send would spin).
+func TestUnixConnectedSendtoOtherFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := New(stack.New(stack.Options{}))
+		t.Cleanup(func() { n.Stack().Close() })
+		peer := mustSocket(t, n, AF_UNIX, SOCK_DGRAM, 0)
+		peer.Bind(&SockaddrUnix{Name: "@peer"})
+		other := mustSocket(t, n, AF_UNIX, SOCK_DGRAM, 0)
+		on := &SockaddrUnix{Name: "@other"}
+		other.Bind(on)
+		w := mustSocket(t, n, AF_UNIX, SOCK_DGRAM, 0)
+		if err := w.Connect(&SockaddrUnix{Name: "@peer"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := unixFill(t, w, 1, on); got != 11 {
+			t.Fatalf("queued %d at the other", got)
+		}
+		if w.Readiness(waiter.EventOut) != 0 {
+			t.Fatal("writable after a sendto found its receiver full")
+		}
+		done := make(chan error, 1)
+		go func() { _, err := w.SendTo([]byte{9}, 0, on); done <- err }()
+		synctest.Wait() // a spinning sender would never let this return
+		select {
+		case err := <-done:
+			t.Fatalf("sendto to a full queue returned %v", err)
+		default:
+		}
+		other.Recv(make([]byte, 1), 0)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if w.Readiness(waiter.EventOut) == 0 {
+			t.Fatal("not writable once the sendto went")
+		}
+	})
+}
