@@ -286,6 +286,18 @@ func unixQueueCases() []Case {
 				unixDrain(b)
 			}
 		}},
+		{"unix/queue datagrams of megabytes", false, func(t *T) {
+			for _, ty := range []int{socket.SOCK_DGRAM, socket.SOCK_SEQPACKET} {
+				a, b := t.unixPair(ty)
+				step := t.unixSetSndbuf(a, 3000000)
+				for _, size := range []int{100000, 1000000, 4200000, 4300000, 5000000} {
+					k, err := a.Send(make([]byte, size), socket.MSG_DONTWAIT)
+					q, _ := a.Ioctl(socket.SIOCOUTQ, 0)
+					t.Logf("type %d %s, %d bytes: %d %s, SIOCOUTQ %d", ty, step, size, k, ErrName(err), q)
+					unixDrain(b)
+				}
+			}
+		}},
 		{"unix/queue poll of a full sender after SHUT_WR", false, func(t *T) {
 			for _, ty := range []int{socket.SOCK_DGRAM, socket.SOCK_SEQPACKET, socket.SOCK_STREAM} {
 				a, b := t.unixPair(ty)

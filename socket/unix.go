@@ -70,6 +70,7 @@ type unixSpace struct {
 	// Sends the queue limits refused with EAGAIN (unix_mem.go).
 	qFull   atomic.Uint64 // the receiver's queue held max_dgram_qlen+1 datagrams
 	sndFull atomic.Uint64 // the sender's unread messages took its SO_SNDBUF
+	tooBig  atomic.Uint64 // ENOBUFS: a datagram too big for Linux to allocate
 
 	// Close-on-exec of descriptors received with MSG_CMSG_CLOEXEC.
 	fdmu      sync.Mutex
@@ -826,6 +827,10 @@ func (e *unixEP) sendDgram1(b []byte, to Sockaddr, rights []flightRef, cred *Ucr
 	if int(e.sentq.Load()) >= limit {
 		e.sp.sndFull.Add(1)
 		return 0, syscall.EAGAIN
+	}
+	if unixDgramTooBig(len(b)) {
+		e.sp.tooBig.Add(1)
+		return 0, syscall.ENOBUFS
 	}
 	if err := e.autobindCred(); err != nil {
 		return 0, err

@@ -41,6 +41,7 @@ const (
 	unixWmemBias    = 1           // sk_wmem_alloc starts at 1 (unix_writable counts it)
 	unixWritableDiv = 4           // writable while the charge is at most SO_SNDBUF/4
 	unixMaxChunk    = unixSkbMaxHead + unixStreamFrags
+	unixKmallocMax  = 4096 << 10 // PAGE_SIZE << MAX_PAGE_ORDER: the largest head
 )
 
 // unixSkbHead is the truesize of an skb whose head holds h bytes.
@@ -64,6 +65,14 @@ func unixDgramTruesize(n int) int {
 		frags = unixPages(min(n-unixSkbMaxAlloc, unixSkbMaxFrags))
 	}
 	return unixSkbHead(n-frags) + frags
+}
+
+// unixDgramTooBig reports whether Linux could not allocate the head of
+// an n-byte datagram (more than 4 MiB of it stays in the head once the
+// 17 pages of fragments are full): sendmsg fails with ENOBUFS then.
+func unixDgramTooBig(n int) bool {
+	head := n - min(max(0, n-unixSkbMaxAlloc), unixSkbMaxFrags)
+	return (head+63)&^63+unixSkbShinfo > unixKmallocMax
 }
 
 // unixStreamChunk is the length of the next stream chunk when rest bytes
@@ -90,9 +99,10 @@ func unixWritable(charged, sndbuf int) bool {
 type UnixQueueStats struct {
 	QueueFull   uint64 // a datagram receiver not connected back held max_dgram_qlen+1 messages
 	SendBufFull uint64 // the sender's unread messages took its SO_SNDBUF
+	TooBig      uint64 // ENOBUFS: a datagram Linux could not allocate (unixDgramTooBig)
 }
 
 // UnixQueueStats returns the counters of the AF_UNIX queue limits.
 func (n *Net) UnixQueueStats() UnixQueueStats {
-	return UnixQueueStats{QueueFull: n.unix.qFull.Load(), SendBufFull: n.unix.sndFull.Load()}
+	return UnixQueueStats{QueueFull: n.unix.qFull.Load(), SendBufFull: n.unix.sndFull.Load(), TooBig: n.unix.tooBig.Load()}
 }

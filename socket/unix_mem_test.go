@@ -19,6 +19,19 @@ func TestUnixTruesizeModel(t *testing.T) {
 			t.Errorf("datagram of %d bytes: truesize %d, Linux %d", n, got, want)
 		}
 	}
+	// Past 16064 bytes the rest goes in up to 17 pages.
+	big := map[int]int{100000: 102656, 1000000: 1118464, 2000000: 2167040, 4200000: 4264192}
+	for n, want := range big {
+		if got := unixDgramTruesize(n); got != want || unixDgramTooBig(n) {
+			t.Errorf("datagram of %d bytes: truesize %d (too big %v), Linux %d", n, got, unixDgramTooBig(n), want)
+		}
+	}
+	// Linux: ENOBUFS once the head passes 4 MiB.
+	for _, n := range []int{4300000, 5000000, 8388000} {
+		if !unixDgramTooBig(n) {
+			t.Errorf("datagram of %d bytes: Linux fails it with ENOBUFS", n)
+		}
+	}
 	// Stream chunks keep at most SKB_MAX_HEAD(0) bytes in the head.
 	stream := map[int]int{1: 768, 100: 768, 1000: 2304, 10000: 12544, 2240: 4352}
 	for n, want := range stream {

@@ -316,6 +316,11 @@ func (e *unixEP) sendSeq(b []byte, rights []flightRef, cred *Ucred) (int, bool, 
 		e.sp.sndFull.Add(1)
 		return 0, false, syscall.EAGAIN
 	}
+	if unixDgramTooBig(len(b)) {
+		p.mu.Unlock()
+		e.sp.tooBig.Add(1)
+		return 0, false, syscall.ENOBUFS
+	}
 	p.enqueue(b, from, rights, attachCred(cred, passcred, p), e)
 	p.mu.Unlock()
 	p.wq.Notify(waiter.EventIn)
