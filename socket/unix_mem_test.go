@@ -426,3 +426,24 @@ func TestUnixConnectedSendtoOtherFull(t *testing.T) {
 		}
 	})
 }
+
+// A datagram Linux could not allocate fails with ENOBUFS and is counted;
+// nothing is charged for it.
+func TestUnixDgramTooBig(t *testing.T) {
+	n := newNet(t)
+	a, b, _ := n.SocketPair(SOCK_SEQPACKET)
+	defer a.Close()
+	defer b.Close()
+	a.SetSockOptInt(SOL_SOCKET, SO_SNDBUF, 3000000)
+	_, err := a.Send(make([]byte, 4300000), MSG_DONTWAIT)
+	wantErr(t, "4300000 bytes", err, syscall.ENOBUFS)
+	if st := n.UnixQueueStats(); st.TooBig != 1 {
+		t.Fatalf("TooBig %d, want 1", st.TooBig)
+	}
+	if q, _ := a.Ioctl(SIOCOUTQ, 0); q != 0 {
+		t.Fatalf("SIOCOUTQ %d after ENOBUFS", q)
+	}
+	if k, err := a.Send(make([]byte, 4200000), MSG_DONTWAIT); k != 4200000 || err != nil {
+		t.Fatalf("4200000 bytes: %d %v", k, err)
+	}
+}
