@@ -11,7 +11,7 @@ import (
 )
 
 // The truesize formula (unix_mem.go) against SIOCOUTQ of one message as
-// Linux 6.18 reported it (docs/DECISIONS.md has the program).
+// Linux 6.18 reported it (docs/DECISIONS.md says how it was measured).
 func TestUnixTruesizeModel(t *testing.T) {
 	dgram := map[int]int{0: 768, 1: 768, 100: 768, 192: 768, 193: 1280, 1000: 2304, 10000: 16640}
 	for n, want := range dgram {
