@@ -6,12 +6,12 @@ import (
 )
 
 // SIOCOUTQ of AF_UNIX sockets against SO_SNDBUF (socket/ioctl.go,
-// docs/DECISIONS.md): the figures differ (Linux counts the kernel memory
-// of the unread messages, sockstack bytes plus a fixed overhead per
-// message), so the transcript shows what a program may rely on: a
-// message counts more than its bytes (an empty one too), a socket that
-// can send no more reports at least SO_SNDBUF (and less than twice it),
-// and 0 once the peer has read everything.
+// docs/DECISIONS.md): what a program may rely on: a message counts more
+// than its bytes (an empty one too), a socket that can send no more
+// reports at least SO_SNDBUF (and less than twice it), and 0 once the
+// peer has read everything. Both count the kernel memory of the unread
+// messages (socket/unix_mem.go); unix_queue_cases.go compares the
+// figures themselves.
 
 // fill sends size-byte messages on s without waiting until it refuses
 // one (at most limit sends), and logs how that ended.
@@ -51,7 +51,7 @@ func unixOutqCases() []Case {
 			}
 		}
 	}
-	return []Case{
+	return append([]Case{
 		{"ioctl/unix seqpacket SIOCOUTQ and SO_SNDBUF", false, func(t *T) {
 			_, c, s := t.unixConn(socket.SOCK_SEQPACKET)
 			t.Must("send", c.SendAll([]byte("abcde"), 0))
@@ -79,5 +79,5 @@ func unixOutqCases() []Case {
 			t.Recv("recv", r, 64, 0)
 			t.unixOutq("read", w)
 		}},
-	}
+	}, unixQueueCases()...) // unix_queue_cases.go
 }

@@ -37,10 +37,8 @@ const (
 //   - AF_UNIX: SIOCINQ every unread byte (stream, and every queued
 //     message of a seqpacket socket) or the next datagram's length;
 //     EINVAL on a listener. SIOCOUTQ what this socket sent that is still
-//     unread, in the units its send limit counts against SO_SNDBUF:
-//     bytes on a stream socket, bytes plus stack.DgramOverhead per
-//     message on datagram and seqpacket ones (Linux counts the kernel
-//     memory the messages take, their truesize: see docs/DECISIONS.md).
+//     unread, as its send limit counts it against SO_SNDBUF: the kernel
+//     memory Linux's skbs would take, their truesize (unix_mem.go).
 //     SIOCATMARK 0.
 func (s *Socket) Ioctl(req uint, arg int) (int, error) {
 	if s.closed.Load() {
@@ -121,23 +119,9 @@ func (e *unixEP) inq() (int, error) {
 }
 
 // outq is SIOCOUTQ on an AF_UNIX socket: what this socket sent that
-// its receivers have not read yet, as its send limit counts it (bytes
-// on a stream, bytes plus the per-message overhead otherwise). Linux
-// reports the kernel memory those messages take (their skbs' truesize).
-func (e *unixEP) outq() int {
-	if e.typ != SOCK_STREAM {
-		return int(e.sentq.Load())
-	}
-	e.mu.Lock()
-	p := e.peer
-	e.mu.Unlock()
-	if p == nil {
-		return 0
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.rx.n
-}
+// its receivers have not read yet, as its send limit counts it: the
+// truesize of Linux's skbs (unix_mem.go), as Linux's unix_outq_len.
+func (e *unixEP) outq() int { return int(e.sentq.Load()) }
 
 // Receive-timestamp requests (asm-generic/sockios.h; on a 64-bit host
 // their struct timeval and struct timespec have 64-bit fields): the

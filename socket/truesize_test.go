@@ -56,10 +56,10 @@ func TestPacketQueueChargesTruesize(t *testing.T) {
 	}
 }
 
-// An AF_UNIX datagram receiver's SO_RCVBUF is charged per datagram, so
-// zero-length datagrams fill it too: with the smallest buffer (2304
-// bytes) four fit, where the byte count alone let the queue-length limit
-// (11) decide.
+// An AF_UNIX datagram's sender is charged its truesize (socket/unix_mem.go)
+// against SO_SNDBUF, so zero-length datagrams fill it too: with the
+// smallest buffer (4608 bytes) six fit, as on Linux 6.18. The receiver's
+// SO_RCVBUF plays no part.
 func TestUnixDgramQueueChargesTruesize(t *testing.T) {
 	n := New(stack.New(stack.Options{}))
 	a, b, err := n.SocketPair(SOCK_DGRAM)
@@ -71,7 +71,10 @@ func TestUnixDgramQueueChargesTruesize(t *testing.T) {
 	if err := b.SetSockOptInt(SOL_SOCKET, SO_RCVBUF, 1); err != nil {
 		t.Fatal(err)
 	}
-	rcvbuf, _ := b.GetSockOptInt(SOL_SOCKET, SO_RCVBUF)
+	if err := a.SetSockOptInt(SOL_SOCKET, SO_SNDBUF, 1); err != nil {
+		t.Fatal(err)
+	}
+	sndbuf, _ := a.GetSockOptInt(SOL_SOCKET, SO_SNDBUF)
 	sent := 0
 	for ; sent < 300000; sent++ {
 		if _, err := a.Send(nil, MSG_DONTWAIT); err != nil {
@@ -81,9 +84,8 @@ func TestUnixDgramQueueChargesTruesize(t *testing.T) {
 			break
 		}
 	}
-	want := (rcvbuf + stack.DgramOverhead - 1) / stack.DgramOverhead
-	if sent != want {
-		t.Fatalf("%d zero-length datagrams queued with SO_RCVBUF %d, want %d", sent, rcvbuf, want)
+	if want := (sndbuf + unixMinTruesize - 1) / unixMinTruesize; sent != want || want != 6 {
+		t.Fatalf("%d zero-length datagrams queued with SO_SNDBUF %d, want %d (Linux: 6)", sent, sndbuf, want)
 	}
 	buf := make([]byte, 10)
 	for i := 0; i < sent; i++ {

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/waiter"
 )
 
@@ -67,6 +66,11 @@ type unixSpace struct {
 	capable    func() bool   // exempt from it; nil: CAP_SYS_RESOURCE or CAP_SYS_ADMIN
 	tooMany    atomic.Uint64 // sendmsg refused with ETOOMANYREFS
 	tooManyFDs atomic.Uint64 // sendmsg refused with EINVAL: more than SCM_MAX_FD
+
+	// Sends the queue limits refused with EAGAIN (unix_mem.go).
+	qFull   atomic.Uint64 // the receiver's queue held max_dgram_qlen+1 datagrams
+	sndFull atomic.Uint64 // the sender's unread messages took its SO_SNDBUF
+	tooBig  atomic.Uint64 // ENOBUFS: a datagram too big for Linux to allocate
 
 	// Close-on-exec of descriptors received with MSG_CMSG_CLOEXEC.
 	fdmu      sync.Mutex
@@ -289,6 +293,10 @@ type unixRec struct {
 
 type unixPending struct{ client, srv *unixEP }
 
+// unixChunk is one stream skb as Linux would queue it: n bytes charged
+// ts to the sender.
+type unixChunk struct{ n, ts int32 }
+
 // unixEP is one AF_UNIX socket: stream, datagram or seqpacket. A
 // seqpacket socket connects as a stream one does and queues messages as
 // a datagram one does.
@@ -304,7 +312,7 @@ type unixEP struct {
 	peerName string
 	shut     int
 	err      syscall.Errno // pending SO_ERROR
-	sndbuf   int
+	sndbuf   atomic.Int64  // SO_SNDBUF, read without mu where a reader frees our charge
 	rcvbuf   int
 	rx       byteRing // stream bytes, or datagram payloads back to back
 	passcred bool     // SO_PASSCRED
@@ -329,12 +337,21 @@ type unixEP struct {
 	rhead, rn int
 	blockedOn *unixEP      // receiver whose full queue made our send EAGAIN
 	writers   []*unixEP    // senders waiting for room in our queue
-	sentq     atomic.Int64 // our unread messages at receivers: bytes + stack.DgramOverhead each (SIOCOUTQ)
-	po        peekOff      // SO_PEEK_OFF (peekoff.go)
+	sentq     atomic.Int64 // what we sent that is unread, in Linux's truesize (unix_mem.go; SIOCOUTQ)
+
+	// Stream: the charge of each chunk we hold that is not wholly read,
+	// oldest first (a ring), and how much of the oldest was read; the
+	// charge goes back to the peer when a chunk is read to its end.
+	chunks    []unixChunk
+	chead, cn int
+	cread     int
+	po        peekOff // SO_PEEK_OFF (peekoff.go)
 }
 
 func newUnixEP(sp *unixSpace, typ int) *unixEP {
-	return &unixEP{sp: sp, typ: typ, sndbuf: unixDefaultBuf, rcvbuf: unixDefaultBuf}
+	e := &unixEP{sp: sp, typ: typ, rcvbuf: unixDefaultBuf}
+	e.sndbuf.Store(unixDefaultBuf)
+	return e
 }
 
 func (e *unixEP) stream() bool          { return e.typ == SOCK_STREAM }
@@ -473,8 +490,7 @@ func (e *unixEP) connect(a Sockaddr) error {
 	srv.peer = e
 	srv.peerName = e.name
 	srv.peerCred = true
-	srv.embryo = true
-	srv.sndbuf, srv.rcvbuf = e.rcvbuf, e.sndbuf
+	srv.embryo = true // its buffers are the defaults, as Linux's new sock's
 
 	t.mu.Lock()
 	if t.state != unixListening {
@@ -586,7 +602,7 @@ func (e *unixEP) sendAtt(b []byte, to Sockaddr, rights []flightRef, cred *Ucred)
 		e.mu.Unlock()
 		return 0, false, syscall.EPIPE
 	}
-	p, limit, passcred := e.peer, e.sndbuf, e.passcred
+	p, limit, passcred := e.peer, e.sndBuf(), e.passcred
 	e.mu.Unlock()
 	if len(b) == 0 {
 		// Linux's stream sendmsg queues nothing for no bytes, and the
@@ -599,26 +615,82 @@ func (e *unixEP) sendAtt(b []byte, to Sockaddr, rights []flightRef, cred *Ucred)
 		p.mu.Unlock()
 		return 0, false, syscall.EPIPE
 	}
-	room := limit - p.rx.n
-	if room <= 0 {
+	// Chunk by chunk as unix_stream_sendmsg: each is charged to us
+	// before it is queued, and none starts once the charge has reached
+	// SO_SNDBUF.
+	cr := attachCred(cred, passcred, p)
+	for n < len(b) && int(e.sentq.Load()) < limit {
+		k := unixStreamChunk(len(b)-n, limit)
+		if rights != nil && n == 0 {
+			// The descriptors go with the first chunk, which no read
+			// joins to the bytes after it (Linux: an skb with fds ends
+			// a read).
+			start := p.rxBase + int64(p.rx.n)
+			p.marks = append(p.marks, unixMark{start: start, end: start + int64(k), rights: rights})
+			p.sp.carry(p)
+			used = true
+		}
+		ts := unixStreamTruesize(k)
+		e.sentq.Add(int64(ts))
+		p.pushChunk(k, ts)
+		p.addCredRun(k, cr) // joins the run of the previous chunk
+		p.rx.write(b[n : n+k])
+		n += k
+	}
+	if n == 0 {
 		p.mu.Unlock()
+		e.sp.sndFull.Add(1)
 		return 0, false, syscall.EAGAIN
 	}
-	n = min(len(b), room)
-	if rights != nil {
-		// The bytes that carry descriptors are one chunk no read joins
-		// to the bytes after it (Linux: an skb with fds ends a read).
-		start := p.rxBase + int64(p.rx.n)
-		p.marks = append(p.marks, unixMark{start: start, end: start + int64(n), rights: rights})
-		p.sp.carry(p)
-		used = true
-	}
-	p.addCredRun(n, attachCred(cred, passcred, p))
-	p.rx.write(b[:n])
 	p.mu.Unlock()
 	p.wq.Notify(waiter.EventIn)
 	return n, used, nil
 }
+
+// pushChunk queues the record of a stream chunk; call with e.mu held.
+func (e *unixEP) pushChunk(n, ts int) {
+	if e.cn == len(e.chunks) {
+		nc := make([]unixChunk, max(16, 2*len(e.chunks)))
+		for i := 0; i < e.cn; i++ {
+			nc[i] = e.chunks[(e.chead+i)%len(e.chunks)]
+		}
+		e.chunks, e.chead = nc, 0
+	}
+	e.chunks[(e.chead+e.cn)%len(e.chunks)] = unixChunk{n: int32(n), ts: int32(ts)}
+	e.cn++
+}
+
+// readChunks accounts n stream bytes read and returns the charge of the
+// chunks read to their end; call with e.mu held.
+func (e *unixEP) readChunks(n int) int {
+	freed := 0
+	e.cread += n
+	for e.cn > 0 {
+		c := e.chunks[e.chead]
+		if e.cread < int(c.n) {
+			break
+		}
+		e.cread -= int(c.n)
+		freed += int(c.ts)
+		e.chunks[e.chead] = unixChunk{}
+		e.chead = (e.chead + 1) % len(e.chunks)
+		e.cn--
+	}
+	return freed
+}
+
+// uncharge gives back ts of e's send charge, and wakes e's writers when
+// that makes it writable (Linux's sock_wfree and unix_write_space).
+func (e *unixEP) uncharge(ts int) {
+	if ts == 0 {
+		return
+	}
+	if left := e.sentq.Add(-int64(ts)); unixWritable(int(left), e.sndBuf()) {
+		e.wq.Notify(waiter.EventOut)
+	}
+}
+
+func (e *unixEP) sndBuf() int { return int(e.sndbuf.Load()) }
 
 func (e *unixEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 	return e.recvAtt(b, flags, nil)
@@ -656,6 +728,7 @@ func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr,
 	}
 	if e.rx.n > skip {
 		lim := len(b)
+		freed := 0
 		var cred unixCred
 		pos := e.rxBase + int64(skip)
 		if run := e.credRunAt(pos); run != nil && e.passcred {
@@ -696,12 +769,13 @@ func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr,
 			e.rxBase += int64(n)
 			e.pruneCredRuns()
 			e.po.bwd(n)
+			freed = e.readChunks(n)
 		}
 		p := e.peer
 		e.mu.Unlock()
 		handAnc(got, cred, anc)
-		if !peek && p != nil {
-			p.wq.Notify(waiter.EventOut)
+		if p != nil {
+			p.uncharge(freed)
 		}
 		return n, n, nil, nil
 	}
@@ -722,11 +796,10 @@ func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr,
 	return 0, 0, nil, syscall.EAGAIN
 }
 
-func (e *unixEP) full() bool {
-	// The bytes are charged with the per-datagram overhead of Linux's
-	// truesize, so empty datagrams are not free.
-	return e.rn > unixMaxDgramQ || (e.rn > 0 && e.rx.n+e.rn*stack.DgramOverhead >= e.rcvbuf)
-}
+// full is Linux's unix_recvq_full: more than max_dgram_qlen messages
+// wait. Only senders e is not connected to are held back by it (see
+// sendDgram1); SO_RCVBUF plays no part, as in Linux.
+func (e *unixEP) full() bool { return e.rn > unixMaxDgramQ }
 
 func (e *unixEP) sendDgram(b []byte, to Sockaddr, rights []flightRef, cred *Ucred) (int, bool, error) {
 	n, err := e.sendDgram1(b, to, rights, cred)
@@ -739,15 +812,26 @@ func (e *unixEP) sendDgram1(b []byte, to Sockaddr, rights []flightRef, cred *Ucr
 		e.mu.Unlock()
 		return 0, syscall.EBADF
 	}
-	if len(b) > e.sndbuf-32 {
-		e.mu.Unlock()
-		return 0, syscall.EMSGSIZE
-	}
 	if e.shut&unixShutSnd != 0 {
 		e.mu.Unlock()
 		return 0, syscall.EPIPE
 	}
+	limit := e.sndBuf()
 	e.mu.Unlock()
+	if len(b) > limit-unixDgramRoom {
+		return 0, syscall.EMSGSIZE
+	}
+	// Linux allocates the message (sock_alloc_send_pskb) before it
+	// looks at the destination: a sender whose unread messages take
+	// SO_SNDBUF gets EAGAIN whoever it sends to, even nobody.
+	if int(e.sentq.Load()) >= limit {
+		e.sp.sndFull.Add(1)
+		return 0, syscall.EAGAIN
+	}
+	if unixDgramTooBig(len(b)) {
+		e.sp.tooBig.Add(1)
+		return 0, syscall.ENOBUFS
+	}
 	if err := e.autobindCred(); err != nil {
 		return 0, err
 	}
@@ -795,7 +879,11 @@ func (e *unixEP) sendDgram1(b []byte, to Sockaddr, rights []flightRef, cred *Ucr
 		t.mu.Unlock()
 		return 0, syscall.EPIPE
 	}
-	if t.full() {
+	// The queue length limit holds back only senders the receiver is
+	// not connected to (unix_dgram_sendmsg: unix_peer(other) != sk);
+	// its own peer is limited by its SO_SNDBUF alone.
+	if t.peer != e && t.full() {
+		e.sp.qFull.Add(1)
 		known := false
 		for _, w := range t.writers {
 			if w == e {
@@ -831,7 +919,7 @@ func (e *unixEP) enqueue(b []byte, from string, rights []flightRef, cred unixCre
 		e.recs, e.rhead = nr, 0
 	}
 	e.recs[(e.rhead+e.rn)%len(e.recs)] = unixRec{n: len(b), from: from, rights: rights, cred: cred, src: src}
-	src.sentq.Add(int64(len(b) + stack.DgramOverhead))
+	src.sentq.Add(int64(unixDgramTruesize(len(b))))
 	if rights != nil {
 		e.sp.carry(e)
 	}
@@ -896,7 +984,6 @@ func (e *unixEP) recvDgram(b []byte, flags int, anc *unixAnc) (int, int, Sockadd
 	} else {
 		e.po.bwd(r.n)
 		e.rx.discard(r.n)
-		r.src.sentq.Add(-int64(r.n + stack.DgramOverhead))
 		e.recs[e.rhead] = unixRec{}
 		e.rhead = (e.rhead + 1) % len(e.recs)
 		e.rn--
@@ -906,14 +993,13 @@ func (e *unixEP) recvDgram(b []byte, flags int, anc *unixAnc) (int, int, Sockadd
 			e.writers = e.writers[:0]
 		}
 	}
-	p := e.peer
 	e.mu.Unlock()
 	handAnc(got, r.cred, anc)
 	for _, w := range writers {
 		w.wq.Notify(waiter.EventOut)
 	}
-	if e.typ == SOCK_SEQPACKET && !peek && p != nil {
-		p.wq.Notify(waiter.EventOut) // room in the sender's budget
+	if !peek {
+		r.src.uncharge(unixDgramTruesize(r.n))
 	}
 	return n, r.n - skip, from, nil
 }
@@ -968,14 +1054,28 @@ func (e *unixEP) close() {
 	inflight := e.dropRightsLocked()
 	e.creds = nil
 	e.rx.reset()
+	// What nobody will read is freed: its senders get their charge back.
+	var srcs []*unixEP
+	var charges []int
 	for i := 0; i < e.rn; i++ {
 		r := &e.recs[(e.rhead+i)%len(e.recs)]
-		r.src.sentq.Add(-int64(r.n + stack.DgramOverhead))
+		srcs, charges = append(srcs, r.src), append(charges, unixDgramTruesize(r.n))
 	}
 	e.recs, e.rhead, e.rn = nil, 0, 0
+	if e.cn > 0 && p != nil {
+		ts := 0
+		for i := 0; i < e.cn; i++ {
+			ts += int(e.chunks[(e.chead+i)%len(e.chunks)].ts)
+		}
+		srcs, charges = append(srcs, p), append(charges, ts)
+	}
+	e.chunks, e.chead, e.cn, e.cread = nil, 0, 0, 0
 	e.shut = unixShutBoth
 	e.mu.Unlock()
 
+	for i, src := range srcs {
+		src.uncharge(charges[i])
+	}
 	e.sp.release(e, name)
 	// Descriptors nobody will read are closed (after e.mu is let go:
 	// a passed socket may be an AF_UNIX one whose close takes locks).
@@ -1044,8 +1144,8 @@ func (e *unixEP) readiness(mask waiter.EventMask) waiter.EventMask {
 	if e.shut&unixShutRcv != 0 {
 		r |= waiter.EventIn | waiter.EventRdHUp
 	}
-	var check *unixEP // whose queue decides writability
-	var limit int
+	var check, check2 *unixEP // receivers whose full queue makes us not writable
+	writable := unixWritable(int(e.sentq.Load()), e.sndBuf())
 	switch {
 	case e.state == unixClosed:
 		r |= waiter.EventHUp
@@ -1061,40 +1161,49 @@ func (e *unixEP) readiness(mask waiter.EventMask) waiter.EventMask {
 			if e.rx.n > 0 || e.rn > 0 {
 				r |= waiter.EventIn
 			}
-			if e.shut&unixShutSnd != 0 {
+			// unix_poll and (seqpacket) unix_dgram_poll: our charge
+			// alone, also once sending is shut down (a send then
+			// fails at once, EPIPE, so no blocked send spins).
+			if writable {
 				r |= waiter.EventOut
-			} else {
-				check, limit = e.peer, e.sndbuf
 			}
 		}
 	default:
+		// unix_dgram_poll: a peer that is not connected back and whose
+		// queue is full makes us not writable. A sendto that found its
+		// receiver full waits the same way (sockstack: the Socket's
+		// blocking send waits on readiness).
+		if writable {
+			check, check2 = e.peer, e.blockedOn
+			if check2 == check {
+				check2 = nil
+			}
+			if check == nil && check2 == nil {
+				r |= waiter.EventOut
+			}
+		}
 		if e.rn > 0 {
 			r |= waiter.EventIn
 		}
-		if e.shut&unixShutSnd != 0 || e.blockedOn == nil {
-			r |= waiter.EventOut
-		} else {
-			check = e.blockedOn
-		}
 	}
 	e.mu.Unlock()
-	if check != nil {
-		check.mu.Lock()
-		var ok bool
-		switch e.typ {
-		case SOCK_STREAM:
-			ok = check.state == unixClosed || check.rx.n < limit
-		case SOCK_SEQPACKET:
-			ok = check.state == unixClosed || check.seqInflight() < limit
-		default:
-			ok = check.state == unixClosed || !check.full()
-		}
-		check.mu.Unlock()
-		if ok {
+	if check != nil || check2 != nil {
+		if e.roomAt(check) && e.roomAt(check2) {
 			r |= waiter.EventOut
 		}
 	}
 	return r & (mask | waiter.EventErr | waiter.EventHUp)
+}
+
+// roomAt reports whether datagram receiver t (nil: none) would take a
+// message from e now, as far as its queue length goes.
+func (e *unixEP) roomAt(t *unixEP) bool {
+	if t == nil {
+		return true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.state == unixClosed || t.peer == e || !t.full()
 }
 
 func (e *unixEP) localAddr() Sockaddr {
@@ -1120,12 +1229,21 @@ func (e *unixEP) setOption(level, name int, v any) error {
 	if err != nil {
 		return err
 	}
+	if name == SO_SNDBUF {
+		// More room may make a blocked sender able to go on: Linux
+		// calls sk_write_space (after e.mu is let go: deferred first).
+		defer func() {
+			if unixWritable(int(e.sentq.Load()), e.sndBuf()) {
+				e.wq.Notify(waiter.EventOut)
+			}
+		}()
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch name {
 	case SO_SNDBUF:
 		// Linux doubles the value for bookkeeping overhead.
-		e.sndbuf = max(unixMinSndBuf, min(2*i, unixMaxBuf))
+		e.sndbuf.Store(int64(max(unixMinSndBuf, min(2*i, unixMaxBuf))))
 	case SO_RCVBUF:
 		e.rcvbuf = max(unixMinRcvBuf, min(2*i, unixMaxBuf))
 	case SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_DEBUG, SO_DONTROUTE, SO_OOBINLINE, SO_BROADCAST:
@@ -1148,7 +1266,7 @@ func (e *unixEP) getOption(level, name int) (any, error) {
 	defer e.mu.Unlock()
 	switch name {
 	case SO_SNDBUF:
-		return e.sndbuf, nil
+		return e.sndBuf(), nil
 	case SO_RCVBUF:
 		return e.rcvbuf, nil
 	case SO_ACCEPTCONN:

@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/waiter"
 	"golang.org/x/sys/unix"
 )
@@ -284,10 +283,6 @@ func (e *unixEP) autobindCredLocked() error {
 	return nil
 }
 
-// seqInflight is what a seqpacket sender has queued at e (its peer),
-// charged as Linux charges the sender's write memory.
-func (e *unixEP) seqInflight() int { return e.rx.n + e.rn*stack.DgramOverhead }
-
 // sendSeq is a seqpacket send (unix_seqpacket_sendmsg): connected only;
 // an address is ignored; one message, whole, or EAGAIN while what the
 // peer has not read fills our send buffer.
@@ -303,20 +298,28 @@ func (e *unixEP) sendSeq(b []byte, rights []flightRef, cred *Ucred) (int, bool, 
 		e.mu.Unlock()
 		return 0, false, syscall.ENOTCONN
 	}
-	if len(b) > e.sndbuf-32 {
+	limit := e.sndBuf()
+	if len(b) > limit-unixDgramRoom {
 		e.mu.Unlock()
 		return 0, false, syscall.EMSGSIZE
 	}
-	p, limit, from, passcred := e.peer, e.sndbuf, e.name, e.passcred
+	p, from, passcred := e.peer, e.name, e.passcred
 	e.mu.Unlock()
 	p.mu.Lock()
 	if p.state == unixClosed || p.shut&unixShutRcv != 0 {
 		p.mu.Unlock()
 		return 0, false, syscall.EPIPE
 	}
-	if p.seqInflight() >= limit {
+	if int(e.sentq.Load()) >= limit {
+		// Only our own charge counts: the receiver is connected back.
 		p.mu.Unlock()
+		e.sp.sndFull.Add(1)
 		return 0, false, syscall.EAGAIN
+	}
+	if unixDgramTooBig(len(b)) {
+		p.mu.Unlock()
+		e.sp.tooBig.Add(1)
+		return 0, false, syscall.ENOBUFS
 	}
 	p.enqueue(b, from, rights, attachCred(cred, passcred, p), e)
 	p.mu.Unlock()
