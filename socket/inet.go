@@ -130,14 +130,22 @@ func (d *dgramEP) send(b []byte, flags int, to Sockaddr, wait <-chan struct{}) (
 			return 0, err
 		}
 	}
+	var n int
+	var err error
 	if d.sticky.Load() != 0 {
-		o, err := d.sendOpts(ap, nil) // the sticky IPV6_PKTINFO (inet6_pktinfo.go)
+		var o stack.SendOpts
+		o, err = d.sendOpts(ap, nil) // the sticky IPV6_PKTINFO (inet6_pktinfo.go)
 		if err != nil {
 			return 0, err
 		}
-		return d.ep.SendMsg(b, ap, o, wait)
+		n, err = d.ep.SendMsg(b, ap, o, wait)
+	} else {
+		n, err = d.ep.SendTo(b, ap, wait)
 	}
-	return d.ep.SendTo(b, ap, wait)
+	if err == nil {
+		d.txStamped(d.ts.sockReq(), b, ap) // txstamp.go
+	}
+	return n, err
 }
 
 func (d *dgramEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {

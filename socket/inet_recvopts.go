@@ -451,7 +451,7 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 			}
 			if d, ok := s.ep.(*dgramEP); ok {
 				// ip_recv_error gives the timestamps first too.
-				d.ts.put(&w, at, d.ep.Stack().Clock())
+				d.ts.putErr(&w, at, d.ep.Stack().Clock())
 			}
 			w.putAll(ee.Cmsg())
 			if w.trunc {

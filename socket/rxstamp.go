@@ -14,8 +14,8 @@ import (
 // net/socket.c (__sock_recv_timestamp, sock_recv_cmsgs) give them: the
 // stack records a datagram's arrival time once the socket has asked
 // (any of these options, or SIOCGSTAMP), and recvmsg(2) reports it
-// before every other control message. Only software receive stamps
-// exist here: no transmit stamps, no hardware clock.
+// before every other control message. Only software stamps exist here,
+// no hardware clock; transmit stamps are txstamp.go's.
 
 // Option and control message names (asm-generic/socket.h). SO_TIMESTAMP
 // and SO_TIMESTAMPNS (29, 35) are the _OLD values, whose messages carry
@@ -63,7 +63,11 @@ const (
 // tsOpts is a socket's timestamp options in one word, so that a read
 // takes them with one atomic load: the low 32 bits are sk_tsflags, the
 // others Linux's socket flags.
-type tsOpts struct{ v atomic.Uint64 }
+type tsOpts struct {
+	v atomic.Uint64
+	// key is sk_tskey: the next OPT_ID key of a send (txstamp.go).
+	key atomic.Uint32
+}
 
 const (
 	tsRcv   = 1 << 32 // SOCK_RCVTSTAMP: SO_TIMESTAMP(NS) on
@@ -166,6 +170,10 @@ func (s *Socket) setTimestamping(o *tsOpts, name int, v any, enable func()) erro
 	}
 	for {
 		old := o.v.Load()
+		if fl&SOF_TIMESTAMPING_OPT_ID != 0 && uint32(old)&SOF_TIMESTAMPING_OPT_ID == 0 {
+			// OPT_ID newly set: keys start again at 0 (sock_set_timestamping).
+			o.key.Store(0)
+		}
 		nv := old&^(1<<32-1|tsNew) | uint64(uint32(fl))
 		if name == SO_TIMESTAMPING_NEW {
 			nv |= tsNew
@@ -229,7 +237,14 @@ func (o *tsOpts) cmsgs(at int64) bool {
 // that arrived at at (Unix nanoseconds; 0: queued before the socket
 // asked, which SO_TIMESTAMP stamps with the time of the read, as
 // Linux does for an skb that came without one).
-func (o *tsOpts) put(w *cmsgWriter, at int64, c clock.Clock) {
+func (o *tsOpts) put(w *cmsgWriter, at int64, c clock.Clock) { o.putQ(w, at, c, false) }
+
+// putErr is put for a read of the error queue, where SOFTWARE reports
+// a stamp whatever OPT_RX_FILTER says (__sock_recv_timestamp's
+// skb_is_err_queue).
+func (o *tsOpts) putErr(w *cmsgWriter, at int64, c clock.Clock) { o.putQ(w, at, c, true) }
+
+func (o *tsOpts) putQ(w *cmsgWriter, at int64, c clock.Clock, errq bool) {
 	if !o.cmsgs(at) {
 		return
 	}
@@ -260,7 +275,7 @@ func (o *tsOpts) put(w *cmsgWriter, at int64, c clock.Clock) {
 	}
 	fl := uint32(x)
 	if at != 0 && fl&SOF_TIMESTAMPING_SOFTWARE != 0 &&
-		(fl&SOF_TIMESTAMPING_RX_SOFTWARE != 0 || fl&SOF_TIMESTAMPING_OPT_RX_FILTER == 0) {
+		(fl&SOF_TIMESTAMPING_RX_SOFTWARE != 0 || errq || fl&SOF_TIMESTAMPING_OPT_RX_FILTER == 0) {
 		// struct scm_timestamping: software, (deprecated), hardware.
 		var d [48]byte
 		binary.NativeEndian.PutUint64(d[:], uint64(at/1e9))
