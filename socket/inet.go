@@ -197,17 +197,12 @@ type tcpEP struct {
 	// stamp is SIOCGSTAMP's record, made at the first error-queue read
 	// or request (stampRec): most connections never have one, and 16
 	// bytes more here moved tcpEP into the next size class (TestMemPerPair).
-	stamp atomic.Pointer[rxStamp]
+	// It holds the timestamp options too (tcpstamp.go).
+	stamp atomic.Pointer[tcpStamp]
 }
 
 // stampRec is t's SIOCGSTAMP record, made on first use.
-func (t *tcpEP) stampRec() *rxStamp {
-	if r := t.stamp.Load(); r != nil {
-		return r
-	}
-	t.stamp.CompareAndSwap(nil, new(rxStamp))
-	return t.stamp.Load()
-}
+func (t *tcpEP) stampRec() *rxStamp { return &t.tcpStampOpts(true).rxStamp }
 
 func (t *tcpEP) addr(a Sockaddr, needScope bool) (netip.AddrPort, error) {
 	if t.v6 {
@@ -257,6 +252,7 @@ func (t *tcpEP) accept() (endpoint, Sockaddr, error) {
 	// The receive options (IP_PKTINFO, IP_RECVTTL, IPV6_RECVPKTINFO...)
 	// are inherited, as Linux's clone of the listener copies them.
 	nt.recvInfo.Store(t.recvInfo.Load())
+	nt.inheritStamps(t) // tcpstamp.go
 	return nt, t.sa(from), nil
 }
 

@@ -84,13 +84,17 @@ func stampOpt(name int) bool {
 	return false
 }
 
-// rxStampEP gives the timestamp state of the sockets that have it.
+// rxStampEP gives the timestamp state of the sockets that have it; a
+// TCP socket's is made on first use (tcpstamp.go).
 func (s *Socket) rxStampEP() (o *tsOpts, r *rxStamp, enable func()) {
 	switch e := s.ep.(type) {
 	case *dgramEP:
 		return &e.ts, &e.stamp, e.ep.EnableRxTimestamps
 	case *packetEP:
 		return &e.ts, &e.stamp, func() { e.stampRx.Store(true) }
+	case *tcpEP:
+		t := e.tcpStampOpts(true)
+		return &t.ts, &t.rxStamp, e.ep.SetRxTimestamps
 	}
 	return nil, nil, nil
 }
@@ -160,6 +164,10 @@ func (s *Socket) setTimestamping(o *tsOpts, name int, v any, enable func()) erro
 	if fl&SOF_TIMESTAMPING_OPT_STATS != 0 && fl&SOF_TIMESTAMPING_OPT_TSONLY == 0 {
 		return syscall.EINVAL
 	}
+	if t, ok := s.ep.(*tcpEP); ok && fl&SOF_TIMESTAMPING_OPT_ID != 0 &&
+		uint32(o.v.Load())&SOF_TIMESTAMPING_OPT_ID == 0 && !tcpOptIDState(t.ep) {
+		return syscall.EINVAL // a TCP key needs a connection (tcpstamp.go)
+	}
 	if fl&SOF_TIMESTAMPING_BIND_PHC != 0 {
 		// No device here has a hardware clock: Linux refuses an unbound
 		// socket, and a bound one whose device lists no such clock.
@@ -202,11 +210,18 @@ func stampInt(v any) (int, error) {
 
 // getStampOpt is getsockopt of SO_TIMESTAMP* as sk_getsockopt answers.
 func (s *Socket) getStampOpt(name int) (ok bool, v any) {
-	o, _, _ := s.rxStampEP()
-	if o == nil {
-		return false, nil
+	var x uint64
+	if t, is := s.ep.(*tcpEP); is {
+		if r := t.tcpStampOpts(false); r != nil { // none yet: all off
+			x = r.ts.v.Load()
+		}
+	} else {
+		o, _, _ := s.rxStampEP()
+		if o == nil {
+			return false, nil
+		}
+		x = o.v.Load()
 	}
-	x := o.v.Load()
 	rcv, ns, nw := x&tsRcv != 0, x&tsRcvNS != 0, x&tsNew != 0
 	switch name {
 	case SO_TIMESTAMP:
