@@ -324,6 +324,40 @@ func txStampCases() []Case {
 		t.Send("send echo", s, echo, 0, t.Loop(0))
 		t.txErrRead("recvmsg MSG_ERRQUEUE", s, 256, 512, 2, lo)
 	}})
+	for _, ty := range []struct {
+		name string
+		typ  int
+	}{{"packet dgram", DGRAM}, {"packet raw", RAW}} {
+		cs = append(cs, Case{"txstamp/" + ty.name, true, func(t *T) {
+			const proto = 0x88b5 // IEEE local experimental: no protocol takes it
+			p := t.Socket(socket.AF_PACKET, ty.typ, socket.Htons(proto))
+			t.Check("bind lo", p.Bind(&socket.SockaddrPacket{Ifindex: 1, Protocol: proto}))
+			t.Logf("fresh: errqueue %v", t.errQueued(p))
+			t.Check("SO_TIMESTAMPING", p.SetSockOptInt(socket.SOL_SOCKET, socket.SO_TIMESTAMPING_OLD,
+				txSW|socket.SOF_TIMESTAMPING_TX_SCHED|socket.SOF_TIMESTAMPING_OPT_ID))
+			data := []byte("packet stamp")
+			if ty.typ == RAW {
+				f := make([]byte, 14, 14+len(data))
+				f[12], f[13] = proto>>8, proto&0xff
+				data = append(f, data...)
+			}
+			to := &socket.SockaddrPacket{Ifindex: 1, Protocol: proto, HWAddr: [6]byte{}}
+			lo := time.Now()
+			t.Send("send", p, data, 0, to)
+			t.Logf("after the send: errqueue %v", t.errQueued(p))
+			t.txErrRead("recvmsg MSG_ERRQUEUE", p, 256, 512, 5, lo)
+			t.txErrRead("recvmsg MSG_ERRQUEUE, 8-byte buffer", p, 8, 512, 5, lo)
+			if ty.typ == RAW {
+				// sendmsg to the bound interface (no address: the
+				// harness passes no sockaddr_ll to the kernel).
+				oob := append(tsCmsg(socket.SO_TIMESTAMPING_OLD, socket.SOF_TIMESTAMPING_TX_SOFTWARE), tsCmsg(socket.SCM_TS_OPT_ID, 77)...)
+				t.SendCtl("sendmsg with SO_TIMESTAMPING and SCM_TS_OPT_ID 77", p, data, oob, nil)
+				t.SendCtl("sendmsg with SOL_IP IP_TTL", p, data, cmsgInt(socket.SOL_IP, socket.IP_TTL, 3), nil)
+				t.SendCtl("sendmsg with SO_TIMESTAMPING RX_SOFTWARE", p, data, tsCmsg(socket.SO_TIMESTAMPING_OLD, socket.SOF_TIMESTAMPING_RX_SOFTWARE), nil)
+			}
+			t.txErrDrain("rest", p, 4, 5, lo)
+		}})
+	}
 	return cs
 }
 

@@ -458,6 +458,12 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 				rflags |= MSG_CTRUNC
 			}
 			return n, w.n, rflags, from, nil
+		case *packetEP:
+			n, rflags, err = s.ep.(*packetEP).recvErrControl(p, &w) // packet_txstamp.go
+			if err != nil {
+				return 0, 0, 0, nil, err
+			}
+			return n, w.n, rflags, nil, nil
 		}
 	}
 	switch d := s.ep.(type) {

@@ -136,6 +136,8 @@ func (s *Socket) SendMsgControl(b, oob []byte, flags int, to Sockaddr) (int, err
 		return s.SendTo(b, flags, to)
 	case *unixEP:
 		return s.sendUnixControl(ep, b, oob, flags, to)
+	case *packetEP:
+		return ep.sendControl(b, oob, to) // packet_txstamp.go
 	}
 	if len(oob) >= cmsgHdrLen {
 		return 0, syscall.EOPNOTSUPP

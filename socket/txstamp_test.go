@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockstack/sockstack/clock"
 	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/waiter"
 )
@@ -276,4 +278,66 @@ func TestTxTimestampPing(t *testing.T) {
 	if len(p) != 14+20+9 || p[34] != 8 || binary.BigEndian.Uint16(p[38:]) != id || p[42] != 'p' {
 		t.Fatalf("looped %x, want an echo request with identifier %d", p, id)
 	}
+}
+
+// TestTxTimestampPacket: a packet socket's report carries the frame as
+// it went on the link (the Ethernet header the stack added), its time
+// and PACKET_TX_TIMESTAMP; POLLERR goes with the queue; a full receive
+// buffer drops reports and counts them.
+func TestTxTimestampPacket(t *testing.T) {
+	clk := clockAt(t)
+	p := newPair(t, 1500, stack.Options{Clock: clk})
+	s := mustSocket(t, p.a, AF_PACKET, SOCK_DGRAM, Htons(0x88b5))
+	if err := s.SetSockOpt(SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_TX_SOFTWARE|SOF_TIMESTAMPING_SOFTWARE|SOF_TIMESTAMPING_OPT_ID); err != nil {
+		t.Fatal(err)
+	}
+	to := &SockaddrPacket{Ifindex: 2, Protocol: 0x88b5, HWAddr: macB}
+	sent := clk.Now()
+	if _, err := s.SendTo([]byte("frame"), 0, to); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	if s.Readiness(waiter.EventIn)&waiter.EventErr == 0 {
+		t.Fatal("no POLLERR with a report queued")
+	}
+	buf, oob := make([]byte, 64), make([]byte, 256)
+	n, oobn, rflags, from, err := s.RecvMsgControl(buf, oob, MSG_ERRQUEUE)
+	if err != nil || rflags&MSG_ERRQUEUE == 0 || from != nil {
+		t.Fatalf("recvmsg: %#x %v %v", rflags, from, err)
+	}
+	f := buf[:n]
+	if n != 14+5 || !bytes.Equal(f[:6], macB[:]) || !bytes.Equal(f[6:12], macA[:]) || binary.BigEndian.Uint16(f[12:]) != 0x88b5 || string(f[14:]) != "frame" {
+		t.Fatalf("frame %x, want the one sent", f)
+	}
+	ms := parseTestCmsgs(t, oob[:oobn])
+	if len(ms) != 2 || ms[0].typ != SCM_TIMESTAMPING || !stampOf(ms[0].data, false).Equal(sent) ||
+		ms[1].level != SOL_PACKET || ms[1].typ != PACKET_TX_TIMESTAMP || len(ms[1].data) != 16 ||
+		binary.NativeEndian.Uint32(ms[1].data) != uint32(syscall.ENOMSG) || ms[1].data[4] != SO_EE_ORIGIN_TIMESTAMPING {
+		t.Fatalf("messages %+v", ms)
+	}
+	if _, _, _, _, err := s.RecvMsgControl(buf, oob, MSG_ERRQUEUE); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("empty queue: %v", err)
+	}
+	if err := s.SetSockOpt(SOL_SOCKET, SO_RCVBUF, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := s.SendTo([]byte("fill"), 0, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := 0
+	for ; ; q++ {
+		if _, _, _, _, err := s.RecvMsgControl(buf, oob, MSG_ERRQUEUE); err != nil {
+			break
+		}
+	}
+	if q == 0 || q+int(s.TxStampDrops()) != 20 {
+		t.Fatalf("%d queued, %d dropped of 20", q, s.TxStampDrops())
+	}
+}
+
+func clockAt(t *testing.T) *clock.Manual {
+	t.Helper()
+	return clock.NewManual(time.Unix(1700000000, 42))
 }
