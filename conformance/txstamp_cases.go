@@ -146,6 +146,21 @@ func (t *T) errQueued(s sockapi.Sock) bool {
 	return false
 }
 
+// pollPri shows POLLPRI and POLLERR of s now (POLLIN and POLLPRI asked).
+func (t *T) pollPri(s sockapi.Sock) string {
+	var pri, er bool
+	switch v := s.(type) {
+	case sockapi.StackSock:
+		r := v.Readiness(waiter.EventIn | waiter.EventPri)
+		pri, er = r&waiter.EventPri != 0, r&waiter.EventErr != 0
+	case sockapi.HostSock:
+		fds := []unix.PollFd{{Fd: int32(v.Fileno()), Events: unix.POLLIN | unix.POLLPRI}}
+		unix.Poll(fds, 0)
+		pri, er = fds[0].Revents&unix.POLLPRI != 0, fds[0].Revents&unix.POLLERR != 0
+	}
+	return fmt.Sprintf("PRI %v, ERR %v", pri, er)
+}
+
 // tsCmsg is an SO_TIMESTAMPING (typ) control message of flags v.
 func tsCmsg(typ, v int) []byte { return cmsgInt(socket.SOL_SOCKET, typ, v) }
 
@@ -281,6 +296,24 @@ func txStampCases() []Case {
 			t.txErrDrain("errqueue", w, 10, 1, lo)
 		}})
 	}
+	cs = append(cs, Case{"txstamp/SO_SELECT_ERR_QUEUE", false, func(t *T) {
+		w, to := t.txPair(false)
+		t.GetInt("SO_SELECT_ERR_QUEUE fresh", w, socket.SOL_SOCKET, socket.SO_SELECT_ERR_QUEUE)
+		t.Check("SO_TIMESTAMPING", w.SetSockOptInt(socket.SOL_SOCKET, socket.SO_TIMESTAMPING_OLD, txSW))
+		t.Send("send", w, []byte("x"), 0, to)
+		t.WaitErr(w)
+		t.Logf("without: %s", t.pollPri(w))
+		t.Check("SO_SELECT_ERR_QUEUE 5", w.SetSockOptInt(socket.SOL_SOCKET, socket.SO_SELECT_ERR_QUEUE, 5))
+		t.GetInt("SO_SELECT_ERR_QUEUE", w, socket.SOL_SOCKET, socket.SO_SELECT_ERR_QUEUE)
+		t.Logf("with: %s", t.pollPri(w))
+		t.txErrRead("recvmsg MSG_ERRQUEUE", w, 256, 256, 1, time.Time{}.Add(1))
+		t.Logf("read: %s", t.pollPri(w))
+		t.Check("SO_SELECT_ERR_QUEUE 0", w.SetSockOptInt(socket.SOL_SOCKET, socket.SO_SELECT_ERR_QUEUE, 0))
+		t.GetInt("SO_SELECT_ERR_QUEUE off", w, socket.SOL_SOCKET, socket.SO_SELECT_ERR_QUEUE)
+		c := t.TCP()
+		t.Check("TCP SO_SELECT_ERR_QUEUE", c.SetSockOptInt(socket.SOL_SOCKET, socket.SO_SELECT_ERR_QUEUE, 1))
+		t.GetInt("TCP SO_SELECT_ERR_QUEUE", c, socket.SOL_SOCKET, socket.SO_SELECT_ERR_QUEUE)
+	}})
 	cs = append(cs, Case{"txstamp/udp6 to a v4-mapped peer", false, func(t *T) {
 		_, r, _, ba := t.UDPPair()
 		_ = r
@@ -345,6 +378,8 @@ func txStampCases() []Case {
 			lo := time.Now()
 			t.Send("send", p, data, 0, to)
 			t.Logf("after the send: errqueue %v", t.errQueued(p))
+			t.Check("SO_SELECT_ERR_QUEUE", p.SetSockOptInt(socket.SOL_SOCKET, socket.SO_SELECT_ERR_QUEUE, 1))
+			t.Logf("with SO_SELECT_ERR_QUEUE: %s", t.pollPri(p))
 			t.txErrRead("recvmsg MSG_ERRQUEUE", p, 256, 512, 5, lo)
 			t.txErrRead("recvmsg MSG_ERRQUEUE, 8-byte buffer", p, 8, 512, 5, lo)
 			if ty.typ == RAW {

@@ -73,12 +73,16 @@ const (
 	tsRcv   = 1 << 32 // SOCK_RCVTSTAMP: SO_TIMESTAMP(NS) on
 	tsRcvNS = 1 << 33 // SOCK_RCVTSTAMPNS: ... as a timespec
 	tsNew   = 1 << 34 // SOCK_TSTAMP_NEW: the _NEW message types
+	// tsSelErrQ is SOCK_SELECT_ERR_QUEUE (SO_SELECT_ERR_QUEUE, txstamp.go),
+	// kept here for the sockets that have this word.
+	tsSelErrQ = 1 << 35
 )
 
 // stampOpt reports the options handled here.
 func stampOpt(name int) bool {
 	switch name {
-	case SO_TIMESTAMP, SO_TIMESTAMPNS, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW, SO_TIMESTAMPING_OLD, SO_TIMESTAMPING_NEW:
+	case SO_TIMESTAMP, SO_TIMESTAMPNS, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW, SO_TIMESTAMPING_OLD, SO_TIMESTAMPING_NEW,
+		SO_SELECT_ERR_QUEUE:
 		return true
 	}
 	return false
@@ -108,6 +112,9 @@ func (s *Socket) setStampOpt(name int, v any) (ok bool, err error) {
 	}
 	if name == SO_TIMESTAMPING_OLD || name == SO_TIMESTAMPING_NEW {
 		return true, s.setTimestamping(o, name, v, enable)
+	}
+	if name == SO_SELECT_ERR_QUEUE {
+		return true, o.setSelErrQueue(v) // txstamp.go
 	}
 	i, err := stampInt(v)
 	if err != nil {
@@ -224,6 +231,8 @@ func (s *Socket) getStampOpt(name int) (ok bool, v any) {
 	}
 	rcv, ns, nw := x&tsRcv != 0, x&tsRcvNS != 0, x&tsNew != 0
 	switch name {
+	case SO_SELECT_ERR_QUEUE:
+		return true, b2i(x&tsSelErrQ != 0)
 	case SO_TIMESTAMP:
 		return true, b2i(rcv && !nw && !ns)
 	case SO_TIMESTAMPNS:

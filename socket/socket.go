@@ -866,7 +866,11 @@ func (s *Socket) Readiness(mask waiter.EventMask) waiter.EventMask {
 	if s.closed.Load() {
 		return 0
 	}
-	return s.ep.readiness(mask)
+	r := s.ep.readiness(mask)
+	if mask&waiter.EventPri != 0 {
+		r |= s.errQueuePri() // SO_SELECT_ERR_QUEUE (txstamp.go)
+	}
+	return r
 }
 
 // Waiter is the socket's event queue (for pollers).

@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/waiter"
 )
 
 // Software transmit timestamps on UDP, raw and ping sockets (Linux's
@@ -147,4 +148,48 @@ func (d *dgramEP) stampErrCtl(m *stack.ErrQueueMsg, c *stack.ICMPCarrier) (offen
 		anc = append([]byte(nil), buf[:w.n]...)
 	}
 	return src, anc
+}
+
+// SO_SELECT_ERR_QUEUE (asm-generic/socket.h): a queued error or report
+// also raises POLLPRI, as datagram_poll does for UDP, raw, ping and
+// packet sockets (TCP's poll has no such rule: the flag is kept only).
+const SO_SELECT_ERR_QUEUE = 45
+
+// setSelErrQueue sets or clears SOCK_SELECT_ERR_QUEUE.
+func (o *tsOpts) setSelErrQueue(v any) error {
+	i, err := stampInt(v)
+	if err != nil {
+		return err
+	}
+	for {
+		old := o.v.Load()
+		nv := old &^ tsSelErrQ
+		if i != 0 {
+			nv |= tsSelErrQ
+		}
+		if o.v.CompareAndSwap(old, nv) {
+			return nil
+		}
+	}
+}
+
+// errQueuePri is the POLLPRI SO_SELECT_ERR_QUEUE adds: set when the flag
+// is on and the error queue holds something. One load when it is off.
+func (s *Socket) errQueuePri() waiter.EventMask {
+	switch e := s.ep.(type) {
+	case *dgramEP:
+		if e.ts.v.Load()&tsSelErrQ != 0 && e.ep.ErrQueueLen() > 0 {
+			return waiter.EventPri
+		}
+	case *packetEP:
+		if e.ts.v.Load()&tsSelErrQ != 0 {
+			e.mu.Lock()
+			q := e.txQueuedLocked()
+			e.mu.Unlock()
+			if q {
+				return waiter.EventPri
+			}
+		}
+	}
+	return 0
 }

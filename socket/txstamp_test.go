@@ -341,3 +341,49 @@ func clockAt(t *testing.T) *clock.Manual {
 	t.Helper()
 	return clock.NewManual(time.Unix(1700000000, 42))
 }
+
+// TestTxTimestampSelectErrQueue: with SO_SELECT_ERR_QUEUE a poller
+// waiting for POLLPRI alone wakes when a report is queued; without it,
+// the report gives POLLERR only.
+func TestTxTimestampSelectErrQueue(t *testing.T) {
+	g := newStampRig(t, AF_INET)
+	s := g.w
+	if err := s.SetSockOpt(SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_TX_SOFTWARE|SOF_TIMESTAMPING_OPT_TSONLY); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SendTo([]byte("a"), 0, g.to); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Readiness(waiter.EventPri); r&waiter.EventPri != 0 || r&waiter.EventErr == 0 {
+		t.Fatalf("readiness %#x without the option: want POLLERR only", r)
+	}
+	readTx(t, s)
+	if err := s.SetSockOpt(SOL_SOCKET, SO_SELECT_ERR_QUEUE, 1); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPoller()
+	defer p.Close()
+	if err := p.Add(s, waiter.EventPri, 7); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan waiter.EventMask)
+	go func() {
+		ev := make([]PollEvent, 1)
+		n, err := p.Wait(ev, 5*time.Second)
+		if err != nil || n != 1 {
+			done <- 0
+			return
+		}
+		done <- ev[0].Events
+	}()
+	if _, err := s.SendTo([]byte("b"), 0, g.to); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-done; ev&waiter.EventPri == 0 || ev&waiter.EventErr == 0 {
+		t.Fatalf("poller woke with %#x, want POLLPRI and POLLERR", ev)
+	}
+	readTx(t, s)
+	if r := s.Readiness(waiter.EventPri); r&(waiter.EventPri|waiter.EventErr) != 0 {
+		t.Fatalf("readiness %#x with the queue read", r)
+	}
+}
