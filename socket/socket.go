@@ -704,6 +704,9 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 		case *dgramEP, *tcpEP:
 			n, rflags, from, _, err = s.RecvErr(b, flags) // recverr.go
 			return n, rflags, from, err
+		case *packetEP:
+			n, _, rflags, from, err = s.RecvMsgControl(b, nil, flags) // packet_txstamp.go
+			return n, rflags, from, err
 		}
 	}
 	switch e := s.ep.(type) {

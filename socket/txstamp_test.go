@@ -318,6 +318,13 @@ func TestTxTimestampPacket(t *testing.T) {
 	if _, _, _, _, err := s.RecvMsgControl(buf, oob, MSG_ERRQUEUE); !errors.Is(err, syscall.EAGAIN) {
 		t.Fatalf("empty queue: %v", err)
 	}
+	// recvmsg without a control buffer reads the report too, not a frame.
+	if _, err := s.SendTo([]byte("plain"), 0, to); err != nil {
+		t.Fatal(err)
+	}
+	if n, rflags, _, err := s.RecvMsg(buf, MSG_ERRQUEUE); err != nil || rflags&MSG_ERRQUEUE == 0 || string(buf[14:n]) != "plain" {
+		t.Fatalf("RecvMsg MSG_ERRQUEUE: %q %#x %v", buf[:n], rflags, err)
+	}
 	if err := s.SetSockOpt(SOL_SOCKET, SO_RCVBUF, 1); err != nil {
 		t.Fatal(err)
 	}
