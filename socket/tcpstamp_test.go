@@ -145,3 +145,41 @@ func TestTCPTimestampOptID(t *testing.T) {
 		t.Fatalf("OPT_ID connected: %v", err)
 	}
 }
+
+// TestTCPRxTimestampOwnRecord: connections keep their own arrival
+// times, whether each set the option or all inherited it from their
+// listener (whose record a child must not share).
+func TestTCPRxTimestampOwnRecord(t *testing.T) {
+	on := func(s *Socket) {
+		if err := s.SetSockOpt(SOL_SOCKET, SO_TIMESTAMPNS, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, inherited := range []bool{false, true} {
+		var lopts func(*Socket)
+		if inherited {
+			lopts = on
+		}
+		clk, cli, srv := tcpStampRig(t, 2, lopts)
+		if !inherited {
+			on(srv[0])
+			on(srv[1])
+		}
+		first := clk.Now()
+		queuedEv(t, srv[0], waiter.EventIn, func() { cli[0].Send([]byte("first"), 0) })
+		clk.Advance(time.Second)
+		second := clk.Now()
+		queuedEv(t, srv[1], waiter.EventIn, func() { cli[1].Send([]byte("second"), 0) })
+		clk.Advance(time.Second)
+		for i, want := range []time.Time{first, second} {
+			oob := make([]byte, 64)
+			_, oobn, _, _, err := srv[i].RecvMsgControl(make([]byte, 16), oob, MSG_DONTWAIT)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ms := parseTestCmsgs(t, oob[:oobn]); len(ms) != 1 || !stampOf(ms[0].data, false).Equal(want) {
+				t.Fatalf("inherited %v, connection %d: messages %+v, want its own arrival %v", inherited, i, ms, want)
+			}
+		}
+	}
+}
