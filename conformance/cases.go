@@ -62,6 +62,8 @@ func Cases() []Case {
 	cs = append(cs, urgPeekCases()...)     // urgpeek_cases.go
 	cs = append(cs, stampCases()...)       // stamp_cases.go
 	cs = append(cs, rxStampCases()...)     // rxstamp_cases.go
+	cs = append(cs, txStampCases()...)     // txstamp_cases.go
+	cs = append(cs, tcpStampCases()...)    // tcpstamp_cases.go
 	cs = append(cs, dgramFileCases()...)   // sendfile_dgram_cases.go
 	cs = append(cs, unixOutqCases()...)    // unixoutq_cases.go
 	return cs

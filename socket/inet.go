@@ -130,14 +130,22 @@ func (d *dgramEP) send(b []byte, flags int, to Sockaddr, wait <-chan struct{}) (
 			return 0, err
 		}
 	}
+	var n int
+	var err error
 	if d.sticky.Load() != 0 {
-		o, err := d.sendOpts(ap, nil) // the sticky IPV6_PKTINFO (inet6_pktinfo.go)
+		var o stack.SendOpts
+		o, err = d.sendOpts(ap, nil) // the sticky IPV6_PKTINFO (inet6_pktinfo.go)
 		if err != nil {
 			return 0, err
 		}
-		return d.ep.SendMsg(b, ap, o, wait)
+		n, err = d.ep.SendMsg(b, ap, o, wait)
+	} else {
+		n, err = d.ep.SendTo(b, ap, wait)
 	}
-	return d.ep.SendTo(b, ap, wait)
+	if err == nil {
+		d.txStamped(d.ts.sockReq(), b, ap) // txstamp.go
+	}
+	return n, err
 }
 
 func (d *dgramEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
@@ -189,17 +197,12 @@ type tcpEP struct {
 	// stamp is SIOCGSTAMP's record, made at the first error-queue read
 	// or request (stampRec): most connections never have one, and 16
 	// bytes more here moved tcpEP into the next size class (TestMemPerPair).
-	stamp atomic.Pointer[rxStamp]
+	// It holds the timestamp options too (tcpstamp.go).
+	stamp atomic.Pointer[tcpStamp]
 }
 
 // stampRec is t's SIOCGSTAMP record, made on first use.
-func (t *tcpEP) stampRec() *rxStamp {
-	if r := t.stamp.Load(); r != nil {
-		return r
-	}
-	t.stamp.CompareAndSwap(nil, new(rxStamp))
-	return t.stamp.Load()
-}
+func (t *tcpEP) stampRec() *rxStamp { return &t.tcpStampOpts(true).rxStamp }
 
 func (t *tcpEP) addr(a Sockaddr, needScope bool) (netip.AddrPort, error) {
 	if t.v6 {
@@ -249,6 +252,7 @@ func (t *tcpEP) accept() (endpoint, Sockaddr, error) {
 	// The receive options (IP_PKTINFO, IP_RECVTTL, IPV6_RECVPKTINFO...)
 	// are inherited, as Linux's clone of the listener copies them.
 	nt.recvInfo.Store(t.recvInfo.Load())
+	nt.inheritStamps(t) // tcpstamp.go
 	return nt, t.sa(from), nil
 }
 

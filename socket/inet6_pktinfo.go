@@ -51,7 +51,11 @@ func (s *Socket) SendMsg(b []byte, flags int, to Sockaddr, cmsgs ...any) (int, e
 	if !ok {
 		return s.SendTo(b, flags, to)
 	}
-	return s.sendMsgDgram(d, b, flags, to, nil, cmsgs)
+	n, err := s.sendMsgDgram(d, b, flags, to, nil, cmsgs)
+	if err == nil {
+		d.txStamped(d.ts.sockReq(), b, sendDst(d, to)) // txstamp.go
+	}
+	return n, err
 }
 
 // sendMsgDgram is sendmsg on a datagram socket with a raw control

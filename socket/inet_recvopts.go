@@ -451,13 +451,19 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 			}
 			if d, ok := s.ep.(*dgramEP); ok {
 				// ip_recv_error gives the timestamps first too.
-				d.ts.put(&w, at, d.ep.Stack().Clock())
+				d.ts.putErr(&w, at, d.ep.Stack().Clock())
 			}
 			w.putAll(ee.Cmsg())
 			if w.trunc {
 				rflags |= MSG_CTRUNC
 			}
 			return n, w.n, rflags, from, nil
+		case *packetEP:
+			n, rflags, err = s.ep.(*packetEP).recvErrControl(p, &w) // packet_txstamp.go
+			if err != nil {
+				return 0, 0, 0, nil, err
+			}
+			return n, w.n, rflags, nil, nil
 		}
 	}
 	switch d := s.ep.(type) {

@@ -163,6 +163,7 @@ type packetEP struct {
 	stamp   rxStamp     // SIOCGSTAMP (ioctl.go)
 	ts      tsOpts      // SO_TIMESTAMP, SO_TIMESTAMPING (rxstamp.go)
 	stampRx atomic.Bool // record arrival times (rxstamp.go)
+	txq     pktTxQueue  // transmit timestamp reports (packet_txstamp.go)
 
 	smu     sync.Mutex
 	scratch []byte // SOCK_DGRAM send: header + payload
@@ -306,6 +307,11 @@ func (e *packetEP) connectResult() error                { return nil }
 func (e *packetEP) shutdown(int) error                  { return syscall.EOPNOTSUPP }
 
 func (e *packetEP) send(b []byte, flags int, to Sockaddr, _ <-chan struct{}) (int, error) {
+	return e.sendCtl(b, to, nil)
+}
+
+// sendCtl is send with the timestamp control messages c (nil: none).
+func (e *packetEP) sendCtl(b []byte, to Sockaddr, c *txCtl) (int, error) {
 	e.mu.Lock()
 	ifindex, proto := e.ifindex, e.proto
 	e.mu.Unlock()
@@ -334,6 +340,7 @@ func (e *packetEP) send(b []byte, flags int, to Sockaddr, _ <-chan struct{}) (in
 		if err := nic.WriteRawFrame(b); err != nil {
 			return 0, err
 		}
+		e.txStampedRaw(c, nic, b, dst, proto) // packet_txstamp.go
 		return len(b), nil
 	}
 	if proto == 0 || proto == ETH_P_ALL {
@@ -354,6 +361,7 @@ func (e *packetEP) send(b []byte, flags int, to Sockaddr, _ <-chan struct{}) (in
 	if err := nic.WriteRawFrame(f); err != nil {
 		return 0, err
 	}
+	e.txStamped(c, f) // packet_txstamp.go
 	return len(b), nil
 }
 
@@ -397,6 +405,7 @@ func (e *packetEP) close() {
 	e.promisc = nil
 	e.rx.reset()
 	e.recs, e.rn, e.charged = nil, 0, 0
+	e.txq.items = nil
 	e.mu.Unlock()
 	e.remove()
 	for nic, c := range pr {
@@ -413,6 +422,9 @@ func (e *packetEP) readiness(mask waiter.EventMask) waiter.EventMask {
 	r := waiter.EventOut
 	if e.rn > 0 {
 		r |= waiter.EventIn
+	}
+	if e.txQueuedLocked() {
+		r |= waiter.EventErr // a queued report (datagram_poll)
 	}
 	if e.closed {
 		r |= waiter.EventHUp

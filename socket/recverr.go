@@ -174,10 +174,14 @@ func (s *Socket) recvErr(b []byte, flags int, at *int64) (n, rflags int, from So
 		}
 		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info, Data: m.Data,
 			RFC4884Len: m.RFC4884Len, RFC4884Flags: m.RFC4884Flags}
-		if m.Origin == SO_EE_ORIGIN_ICMP || m.Origin == SO_EE_ORIGIN_ICMP6 {
+		offender := m.Offender
+		switch m.Origin {
+		case SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6:
 			ee.Ancillary = errAncillary(d.ep.Stack(), d.v6, d.recvInfo.Load(), &c, m.V4)
+		case SO_EE_ORIGIN_TIMESTAMPING:
+			offender, ee.Ancillary = d.stampErrCtl(&m, &c) // txstamp.go
 		}
-		n, rflags, from, ee = errQueueRead(n, full, flags, ee, d.v6, m.Offender, m.Dst, d.sa, d.ep.Stack())
+		n, rflags, from, ee = errQueueRead(n, full, flags, ee, d.v6, offender, m.Dst, d.sa, d.ep.Stack())
 		return n, rflags, from, ee, nil
 	}
 	return 0, 0, nil, ee, syscall.EOPNOTSUPP

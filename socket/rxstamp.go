@@ -14,8 +14,8 @@ import (
 // net/socket.c (__sock_recv_timestamp, sock_recv_cmsgs) give them: the
 // stack records a datagram's arrival time once the socket has asked
 // (any of these options, or SIOCGSTAMP), and recvmsg(2) reports it
-// before every other control message. Only software receive stamps
-// exist here: no transmit stamps, no hardware clock.
+// before every other control message. Only software stamps exist here,
+// no hardware clock; transmit stamps are txstamp.go's.
 
 // Option and control message names (asm-generic/socket.h). SO_TIMESTAMP
 // and SO_TIMESTAMPNS (29, 35) are the _OLD values, whose messages carry
@@ -63,30 +63,42 @@ const (
 // tsOpts is a socket's timestamp options in one word, so that a read
 // takes them with one atomic load: the low 32 bits are sk_tsflags, the
 // others Linux's socket flags.
-type tsOpts struct{ v atomic.Uint64 }
+type tsOpts struct {
+	v atomic.Uint64
+	// key is sk_tskey: the next OPT_ID key of a send (txstamp.go).
+	key atomic.Uint32
+}
 
 const (
 	tsRcv   = 1 << 32 // SOCK_RCVTSTAMP: SO_TIMESTAMP(NS) on
 	tsRcvNS = 1 << 33 // SOCK_RCVTSTAMPNS: ... as a timespec
 	tsNew   = 1 << 34 // SOCK_TSTAMP_NEW: the _NEW message types
+	// tsSelErrQ is SOCK_SELECT_ERR_QUEUE (SO_SELECT_ERR_QUEUE, txstamp.go),
+	// kept here for the sockets that have this word.
+	tsSelErrQ = 1 << 35
 )
 
 // stampOpt reports the options handled here.
 func stampOpt(name int) bool {
 	switch name {
-	case SO_TIMESTAMP, SO_TIMESTAMPNS, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW, SO_TIMESTAMPING_OLD, SO_TIMESTAMPING_NEW:
+	case SO_TIMESTAMP, SO_TIMESTAMPNS, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW, SO_TIMESTAMPING_OLD, SO_TIMESTAMPING_NEW,
+		SO_SELECT_ERR_QUEUE:
 		return true
 	}
 	return false
 }
 
-// rxStampEP gives the timestamp state of the sockets that have it.
+// rxStampEP gives the timestamp state of the sockets that have it; a
+// TCP socket's is made on first use (tcpstamp.go).
 func (s *Socket) rxStampEP() (o *tsOpts, r *rxStamp, enable func()) {
 	switch e := s.ep.(type) {
 	case *dgramEP:
 		return &e.ts, &e.stamp, e.ep.EnableRxTimestamps
 	case *packetEP:
 		return &e.ts, &e.stamp, func() { e.stampRx.Store(true) }
+	case *tcpEP:
+		t := e.tcpStampOpts(true)
+		return &t.ts, &t.rxStamp, e.ep.SetRxTimestamps
 	}
 	return nil, nil, nil
 }
@@ -100,6 +112,9 @@ func (s *Socket) setStampOpt(name int, v any) (ok bool, err error) {
 	}
 	if name == SO_TIMESTAMPING_OLD || name == SO_TIMESTAMPING_NEW {
 		return true, s.setTimestamping(o, name, v, enable)
+	}
+	if name == SO_SELECT_ERR_QUEUE {
+		return true, o.setSelErrQueue(v) // txstamp.go
 	}
 	i, err := stampInt(v)
 	if err != nil {
@@ -156,6 +171,10 @@ func (s *Socket) setTimestamping(o *tsOpts, name int, v any, enable func()) erro
 	if fl&SOF_TIMESTAMPING_OPT_STATS != 0 && fl&SOF_TIMESTAMPING_OPT_TSONLY == 0 {
 		return syscall.EINVAL
 	}
+	if t, ok := s.ep.(*tcpEP); ok && fl&SOF_TIMESTAMPING_OPT_ID != 0 &&
+		uint32(o.v.Load())&SOF_TIMESTAMPING_OPT_ID == 0 && !tcpOptIDState(t.ep) {
+		return syscall.EINVAL // a TCP key needs a connection (tcpstamp.go)
+	}
 	if fl&SOF_TIMESTAMPING_BIND_PHC != 0 {
 		// No device here has a hardware clock: Linux refuses an unbound
 		// socket, and a bound one whose device lists no such clock.
@@ -166,6 +185,10 @@ func (s *Socket) setTimestamping(o *tsOpts, name int, v any, enable func()) erro
 	}
 	for {
 		old := o.v.Load()
+		if fl&SOF_TIMESTAMPING_OPT_ID != 0 && uint32(old)&SOF_TIMESTAMPING_OPT_ID == 0 {
+			// OPT_ID newly set: keys start again at 0 (sock_set_timestamping).
+			o.key.Store(0)
+		}
 		nv := old&^(1<<32-1|tsNew) | uint64(uint32(fl))
 		if name == SO_TIMESTAMPING_NEW {
 			nv |= tsNew
@@ -194,13 +217,22 @@ func stampInt(v any) (int, error) {
 
 // getStampOpt is getsockopt of SO_TIMESTAMP* as sk_getsockopt answers.
 func (s *Socket) getStampOpt(name int) (ok bool, v any) {
-	o, _, _ := s.rxStampEP()
-	if o == nil {
-		return false, nil
+	var x uint64
+	if t, is := s.ep.(*tcpEP); is {
+		if r := t.tcpStampOpts(false); r != nil { // none yet: all off
+			x = r.ts.v.Load()
+		}
+	} else {
+		o, _, _ := s.rxStampEP()
+		if o == nil {
+			return false, nil
+		}
+		x = o.v.Load()
 	}
-	x := o.v.Load()
 	rcv, ns, nw := x&tsRcv != 0, x&tsRcvNS != 0, x&tsNew != 0
 	switch name {
+	case SO_SELECT_ERR_QUEUE:
+		return true, b2i(x&tsSelErrQ != 0)
 	case SO_TIMESTAMP:
 		return true, b2i(rcv && !nw && !ns)
 	case SO_TIMESTAMPNS:
@@ -229,7 +261,14 @@ func (o *tsOpts) cmsgs(at int64) bool {
 // that arrived at at (Unix nanoseconds; 0: queued before the socket
 // asked, which SO_TIMESTAMP stamps with the time of the read, as
 // Linux does for an skb that came without one).
-func (o *tsOpts) put(w *cmsgWriter, at int64, c clock.Clock) {
+func (o *tsOpts) put(w *cmsgWriter, at int64, c clock.Clock) { o.putQ(w, at, c, false) }
+
+// putErr is put for a read of the error queue, where SOFTWARE reports
+// a stamp whatever OPT_RX_FILTER says (__sock_recv_timestamp's
+// skb_is_err_queue).
+func (o *tsOpts) putErr(w *cmsgWriter, at int64, c clock.Clock) { o.putQ(w, at, c, true) }
+
+func (o *tsOpts) putQ(w *cmsgWriter, at int64, c clock.Clock, errq bool) {
 	if !o.cmsgs(at) {
 		return
 	}
@@ -260,7 +299,7 @@ func (o *tsOpts) put(w *cmsgWriter, at int64, c clock.Clock) {
 	}
 	fl := uint32(x)
 	if at != 0 && fl&SOF_TIMESTAMPING_SOFTWARE != 0 &&
-		(fl&SOF_TIMESTAMPING_RX_SOFTWARE != 0 || fl&SOF_TIMESTAMPING_OPT_RX_FILTER == 0) {
+		(fl&SOF_TIMESTAMPING_RX_SOFTWARE != 0 || errq || fl&SOF_TIMESTAMPING_OPT_RX_FILTER == 0) {
 		// struct scm_timestamping: software, (deprecated), hardware.
 		var d [48]byte
 		binary.NativeEndian.PutUint64(d[:], uint64(at/1e9))

@@ -107,11 +107,27 @@ func (s *Socket) SendMsgControl(b, oob []byte, flags int, to Sockaddr) (int, err
 	}
 	switch ep := s.ep.(type) {
 	case *dgramEP:
-		return s.sendMsgDgram(ep, b, flags, to, oob, nil)
+		c, err := ep.ts.ctlReq(oob) // txstamp.go
+		if err != nil {
+			return 0, err
+		}
+		n, err := s.sendMsgDgram(ep, b, flags, to, oob, nil)
+		if err == nil && c.rec != 0 {
+			ep.txStamped(ep.ts.txReq(c.rec, c.key, c.hasKey), b, sendDst(ep, to))
+		}
+		return n, err
 	case *tcpEP:
 		if err := walkCmsgs(oob, func(level, typ int, data []byte) error {
 			if level != SOL_SOCKET {
 				return nil
+			}
+			if typ == SCM_TS_OPT_ID {
+				return syscall.EINVAL // not on TCP (__sock_cmsg_send)
+			}
+			if (typ == SO_TIMESTAMPING_OLD || typ == SO_TIMESTAMPING_NEW) && len(data) == 4 && binary.NativeEndian.Uint32(data) != 0 {
+				// TCP makes no transmit timestamps yet: refused rather
+				// than taken and never reported (docs/DECISIONS.md).
+				return syscall.EINVAL
 			}
 			return sockCmsg(typ, data)
 		}); err != nil {
@@ -120,6 +136,8 @@ func (s *Socket) SendMsgControl(b, oob []byte, flags int, to Sockaddr) (int, err
 		return s.SendTo(b, flags, to)
 	case *unixEP:
 		return s.sendUnixControl(ep, b, oob, flags, to)
+	case *packetEP:
+		return ep.sendControl(b, oob, to) // packet_txstamp.go
 	}
 	if len(oob) >= cmsgHdrLen {
 		return 0, syscall.EOPNOTSUPP
@@ -153,8 +171,9 @@ var ctlTooLong counter
 func CtlTooLong() uint64 { return ctlTooLong.Load() }
 
 // sockCmsg checks one SOL_SOCKET message as __sock_cmsg_send does.
-// SO_MARK routes a datagram (mark.go); the others change nothing: no
-// priorities reach a queue, no transmit times; see docs/DECISIONS.md.
+// SO_MARK routes a datagram (mark.go), SO_TIMESTAMPING and SCM_TS_OPT_ID
+// ask a datagram's transmit timestamps (txstamp.go); the others change
+// nothing: no priorities reach a queue; see docs/DECISIONS.md.
 func sockCmsg(typ int, data []byte) error {
 	switch typ {
 	case SO_MARK, SO_PRIORITY:
@@ -168,16 +187,20 @@ func sockCmsg(typ int, data []byte) error {
 		if len(data) != 4 {
 			return syscall.EINVAL
 		}
-		f := binary.NativeEndian.Uint32(data)
-		if f&^sofTxRecordMask != 0 {
+		// This send's record flags (txstamp.go reads them; TCP makes
+		// no reports yet).
+		if binary.NativeEndian.Uint32(data)&^sofTxRecordMask != 0 {
 			return syscall.EINVAL
 		}
-		if f != 0 {
-			return syscall.EOPNOTSUPP // no transmit timestamps
+	case SCM_TS_OPT_ID:
+		// This send's OPT_ID key; txstamp.go refuses it on a socket
+		// without OPT_ID, TCP always.
+		if len(data) != 4 {
+			return syscall.EINVAL
 		}
-	case SCM_TXTIME, SCM_TS_OPT_ID:
-		// Need SO_TXTIME / SOF_TIMESTAMPING_OPT_ID, which sockstack
-		// does not have: EINVAL, as Linux without them.
+	case SCM_TXTIME:
+		// Needs SO_TXTIME, which sockstack does not have: EINVAL, as
+		// Linux without it.
 		return syscall.EINVAL
 	case SCM_RIGHTS, SCM_CREDENTIALS:
 		// AF_UNIX's; an inet socket passes over them.
@@ -448,3 +471,16 @@ func addr4(b []byte) netip.Addr { return netip.AddrFrom4([4]byte(b)) }
 // addrFrom16 is an in6_addr, unmapped never (a v4-mapped source stays
 // one, for the checks that look for it).
 func addrFrom16(b []byte) netip.Addr { return netip.AddrFrom16([16]byte(b)) }
+
+// sendDst is the destination a datagram sendmsg named (invalid: the
+// connected peer), for its transmit timestamps.
+func sendDst(d *dgramEP, to Sockaddr) netip.AddrPort {
+	if to == nil {
+		return netip.AddrPort{}
+	}
+	ap, err := d.addr(to, !d.raw, false)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return ap
+}

@@ -704,6 +704,9 @@ func (s *Socket) RecvMsg(b []byte, flags int) (n, rflags int, from Sockaddr, err
 		case *dgramEP, *tcpEP:
 			n, rflags, from, _, err = s.RecvErr(b, flags) // recverr.go
 			return n, rflags, from, err
+		case *packetEP:
+			n, _, rflags, from, err = s.RecvMsgControl(b, nil, flags) // packet_txstamp.go
+			return n, rflags, from, err
 		}
 	}
 	switch e := s.ep.(type) {
@@ -866,7 +869,11 @@ func (s *Socket) Readiness(mask waiter.EventMask) waiter.EventMask {
 	if s.closed.Load() {
 		return 0
 	}
-	return s.ep.readiness(mask)
+	r := s.ep.readiness(mask)
+	if mask&waiter.EventPri != 0 {
+		r |= s.errQueuePri() // SO_SELECT_ERR_QUEUE (txstamp.go)
+	}
+	return r
 }
 
 // Waiter is the socket's event queue (for pollers).

@@ -75,11 +75,14 @@ func (t *tcpEP) getTCPOpt(name int) (v int, ok bool) {
 // as Linux's tcp_recvmsg.
 func (s *Socket) recvTCPControl(t *tcpEP, p, oob []byte, flags int) (n, oobn, rflags int, from Sockaddr, err error) {
 	n, rflags, from, err = s.RecvMsg(p, flags)
-	if err != nil || !t.ep.Inq() {
+	if err != nil {
 		return n, 0, rflags, from, err
 	}
 	w := cmsgWriter{b: oob}
-	w.putInt(SOL_TCP, TCP_CM_INQ, int32(t.ep.InqHint()))
+	t.putRxStamps(&w, n) // tcpstamp.go: before TCP_CM_INQ, as tcp_recvmsg
+	if t.ep.Inq() {
+		w.putInt(SOL_TCP, TCP_CM_INQ, int32(t.ep.InqHint()))
+	}
 	if w.trunc {
 		rflags |= MSG_CTRUNC
 	}

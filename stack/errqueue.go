@@ -85,7 +85,8 @@ func (m *ErrQueueMsg) isICMP() bool {
 }
 
 // SetRecvErr turns IP_RECVERR (v6 false) or IPV6_RECVERR (v6 true) on
-// or off. Turning either off empties the queue, as Linux does.
+// or off. Turning either off drops the queued ICMP errors, as Linux's
+// skb_errqueue_purge: local errors and timestamp reports stay.
 func (e *DgramEndpoint) SetRecvErr(v6, on bool) {
 	e.mu.Lock()
 	if v6 {
@@ -94,7 +95,7 @@ func (e *DgramEndpoint) SetRecvErr(v6, on bool) {
 		e.recverr = on
 	}
 	if !on {
-		e.purgeErrLocked()
+		e.purgeICMPErrLocked()
 	}
 	e.mu.Unlock()
 }
@@ -158,6 +159,27 @@ func (e *DgramEndpoint) ErrQueueLen() int {
 // ErrQueueDrops counts errors not queued because the receive buffer
 // was full.
 func (e *DgramEndpoint) ErrQueueDrops() uint64 { return e.errDrops.Load() }
+
+// purgeICMPErrLocked drops the queued errors of ICMP origin, keeping
+// the others in their order.
+func (e *DgramEndpoint) purgeICMPErrLocked() {
+	k := e.errHead
+	for i := e.errHead; i < len(e.errq); i++ {
+		x := e.errq[i]
+		if !x.msg.isICMP() {
+			e.errq[k] = x
+			k++
+			continue
+		}
+		e.qbytes -= Truesize(x.buf)
+		putBuf(x.buf)
+	}
+	clear(e.errq[k:])
+	e.errq = e.errq[:k]
+	if e.errHead == len(e.errq) {
+		e.errq, e.errHead = e.errq[:0], 0
+	}
+}
 
 func (e *DgramEndpoint) purgeErrLocked() {
 	for i := e.errHead; i < len(e.errq); i++ {

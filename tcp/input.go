@@ -739,6 +739,9 @@ func (e *Endpoint) receiveData(s *segment, now time.Duration) {
 	e.rcvLen += len(data)
 	e.rcvNxt += uint32(len(data))
 	e.bytesRecv += uint64(len(data))
+	if c := e.rxStamp; c != nil && len(data) > 0 {
+		c.at.Store(e.p.base.UnixNano() + int64(now)) // rxstamp.go
+	}
 	e.ackPending += len(data)
 	if len(e.ooo) > 0 {
 		filled := false

@@ -134,6 +134,7 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	// control and TCP_USER_TIMEOUT (tcpcc) are inherited, as in Linux: the child
 	// shares the listener's options, which no one writes in place.
 	c.epOpts = l.epOpts
+	c.inheritRxStamp() // rxstamp.go
 	if o.dev != l.dev {
 		c.setOpt(func(x epOpts) epOpts { x.dev = o.dev; return x })
 	}

@@ -42,6 +42,9 @@ type epOpts struct {
 	pingpong     bool   // TCP_QUICKACK 0: delayed-ACK ("pingpong") mode
 	inq          bool   // TCP_INQ
 	fastOpenConn bool   // TCP_FASTOPEN_CONNECT
+	// rxStamp is the receive timestamp record (rxstamp.go); a set
+	// holding one is the endpoint's own, never interned.
+	rxStamp *rxStampCell
 }
 
 // maxSharedOpts bounds the table of shared option sets: past it a new
@@ -69,7 +72,7 @@ func (p *Protocol) shareOpts(o epOpts) *epOpts {
 	if o == p.defOpts {
 		return &p.defOpts
 	}
-	if o.ipOpts != nil || o.ext6 != nil {
+	if o.ipOpts != nil || o.ext6 != nil || o.rxStamp != nil {
 		// IP_OPTIONS values are rarely shared (an accepted socket's
 		// are its SYN's): interned, they would fill the table.
 		s := new(epOpts)
