@@ -220,6 +220,7 @@ func rxStampCases() []Case {
 				val = rxStampRx
 			}
 			cs = append(cs, Case{"rxstamp/" + fam + " " + o.name, false, func(t *T) {
+				t.stampsOn() // Linux stamps only once its deferred work turned stamping on
 				r, w, to := t.rxStampReceiver(v6)
 				t.Check(o.name, r.SetSockOpt(socket.SOL_SOCKET, o.opt, val))
 				lo := time.Now()
@@ -241,6 +242,7 @@ func rxStampCases() []Case {
 			}})
 		}
 		cs = append(cs, Case{"rxstamp/" + fam + " order with IP messages", false, func(t *T) {
+			t.stampsOn() // Linux stamps only once its deferred work turned stamping on
 			r, w, to := t.rxStampReceiver(v6)
 			if v6 {
 				t.Check("IPV6_RECVPKTINFO", r.SetSockOptInt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1))
@@ -262,6 +264,7 @@ func rxStampCases() []Case {
 			t.rxStampCtl("recvmsg, 96-byte buffer", r, 96, lo)
 		}})
 		cs = append(cs, Case{"rxstamp/" + fam + " SIOCGSTAMP gives the arrival", false, func(t *T) {
+			t.stampsOn() // Linux stamps only once its deferred work turned stamping on
 			r, w, to := t.rxStampReceiver(v6)
 			t.Stamps("fresh", r, time.Time{})
 			lo := time.Now()
@@ -279,6 +282,7 @@ func rxStampCases() []Case {
 		}})
 	}
 	cs = append(cs, Case{"rxstamp/udp timestamping without RX_SOFTWARE", false, func(t *T) {
+		t.stampsOn() // Linux stamps only once its deferred work turned stamping on
 		// SOFTWARE alone reports a stamp the datagram has. SIOCGSTAMP
 		// first makes every datagram carry one (on Linux, with the
 		// host-wide stamping it turns on); OPT_RX_FILTER then hides it.
@@ -305,6 +309,7 @@ func rxStampCases() []Case {
 			name = "rxstamp/udp6 error queue"
 		}
 		cs = append(cs, Case{name, false, func(t *T) {
+			t.stampsOn() // Linux stamps only once its deferred work turned stamping on
 			s := t.UDP()
 			fam, lvl, recverr, pktinfo := AF_INET, socket.SOL_IP, socket.IP_RECVERR, socket.IP_PKTINFO
 			loop := "127.0.0.1"
@@ -325,6 +330,7 @@ func rxStampCases() []Case {
 		}})
 	}
 	cs = append(cs, Case{"rxstamp/raw icmp", true, func(t *T) {
+		t.stampsOn() // Linux stamps only once its deferred work turned stamping on
 		s := t.Socket(AF_INET, RAW, socket.IPPROTO_ICMP)
 		t.Check("IP_RECVTTL", s.SetSockOptInt(socket.SOL_IP, socket.IP_RECVTTL, 1))
 		t.Check("SO_TIMESTAMPNS_NEW", s.SetSockOptInt(socket.SOL_SOCKET, socket.SO_TIMESTAMPNS_NEW, 1))
@@ -337,6 +343,7 @@ func rxStampCases() []Case {
 		t.rxStampCtl("recvmsg (the reply)", s, 256, lo)
 	}})
 	cs = append(cs, Case{"rxstamp/packet", true, func(t *T) {
+		t.stampsOn() // Linux stamps only once its deferred work turned stamping on
 		p := t.Socket(socket.AF_PACKET, DGRAM, socket.Htons(socket.ETH_P_IP))
 		t.Check("bind lo", p.Bind(&socket.SockaddrPacket{Ifindex: 1, Protocol: socket.ETH_P_IP}))
 		t.Check("SO_TIMESTAMPING", p.SetSockOptInt(socket.SOL_SOCKET, socket.SO_TIMESTAMPING_OLD, rxStampRx))
