@@ -9,6 +9,7 @@ import (
 
 	"github.com/sockstack/sockstack/clock"
 	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/waiter"
 )
 
 // TestIoctlTimestamp follows sock_gettstamp's rules on UDP sockets of
@@ -86,24 +87,30 @@ func TestIoctlTimestamp(t *testing.T) {
 	stamp("after a failed read", SIOCGSTAMPNS, peeked, nil) // the peeked one's arrival
 
 	// The sender read nothing: ENOENT, and that request turned its
-	// timestamps on, so the next read records its own time.
+	// timestamps on, so the next datagram's arrival is recorded (not
+	// the time of its read, as for one that came before they were on).
 	for _, req := range []uint{SIOCGSTAMPNS, SIOCGSTAMP} {
 		if _, err := w.IoctlTimestamp(req); !errors.Is(err, syscall.ENOENT) {
 			t.Fatalf("sender that read nothing: %v", err)
 		}
 	}
+	clk.Advance(time.Second)
+	warrived := clk.Now()
 	if _, err := r.SendTo([]byte("d"), 0, wa); err != nil {
 		t.Fatal(err)
 	}
+	// Loopback delivers on its own goroutine: the clock moves on only
+	// once the datagram is queued.
+	if n, err := Poll([]PollFD{{Socket: w, Events: waiter.EventIn}}, 5*time.Second); n != 1 || err != nil {
+		t.Fatalf("datagram to the sender not queued: %d %v", n, err)
+	}
 	clk.Advance(time.Second)
-	wread := clk.Now()
-	w.SetTimeout(5 * time.Second)
-	if _, err := w.Recv(make([]byte, 16), 0); err != nil {
+	if _, err := w.Recv(make([]byte, 16), MSG_DONTWAIT); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Second)
-	if got, err := w.IoctlTimestamp(SIOCGSTAMPNS); err != nil || !got.Equal(wread) {
-		t.Fatalf("read after an ENOENT request: %v %v, want %v", got, err, wread)
+	if got, err := w.IoctlTimestamp(SIOCGSTAMPNS); err != nil || !got.Equal(warrived) {
+		t.Fatalf("read after an ENOENT request: %v %v, want the arrival %v", got, err, warrived)
 	}
 	stamp("another request", SIOCINQ, time.Time{}, syscall.ENOTTY)
 	r.Close()
