@@ -34,9 +34,8 @@ func ext6Hdr(n int, fill byte) []byte {
 // with the link its frames go to; closed when the test ends.
 func ext6Sender(t *testing.T) (*chanEP, *DgramEndpoint) {
 	t.Helper()
-	ep := &chanEP{mtu: 1500}
+	ep := &chanEP{mtu: 1500, skip: ndpOrMLD}
 	s, _ := newGSO6(t, ep)
-	ep.take()
 	e := s.NewDgram(KindUDP, wire.ProtoUDP)
 	e.SetInet6()
 	t.Cleanup(e.Close)
