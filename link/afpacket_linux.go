@@ -3,7 +3,6 @@ package link
 import (
 	"fmt"
 	"net"
-	"os"
 	"sync/atomic"
 	"unsafe"
 
@@ -147,7 +146,7 @@ func OpenAFPacket(ifname string, opts AFPacketOptions) (*AFPacket, error) {
 				return permErr("AF_PACKET socket", err)
 			}
 			fds = append(fds, fd)
-			if opts.Ring || !sendSocket {
+			if opts.Ring {
 				continue
 			}
 			// The socket sendmmsg writes to (sendSocketSetup).
@@ -476,17 +475,16 @@ func (a *AFPacket) closeQueue() {
 	a.closeRings()
 }
 
-// sendSocket: without rings, frames leave by a second socket of their
+// Without rings, frames leave by a second socket of their
 // own, which never enters Go's poller. A packet socket's buffer is
 // released when the kernel frees what it sent (on a veth, at once), and
 // each release wakes whoever waits on the socket: the poller's epoll
 // registration, which Go makes for writing as well as reading, so every
 // frame sent woke the poller's thread for nothing. The receiving socket
 // sends nothing now; the sending one has no reader to wake and is
-// polled only while the kernel pushes back (writeOwn). The variable
-// exists for A/B measurements (AFPACKET_ONE_SOCKET=1 turns it off).
-var sendSocket = os.Getenv("AFPACKET_ONE_SOCKET") != "1"
-
+// polled only while the kernel pushes back (writeOwn). Measured in
+// BENCHMARKS.md, "AF_PACKET sends on a socket of its own".
+//
 // sendSocketSetup makes sfd a send-only socket on ifi: bound with
 // protocol 0 (the kernel takes a frame's protocol from its Ethernet
 // header, and queues nothing to a socket of protocol 0), with the

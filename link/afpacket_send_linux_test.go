@@ -52,14 +52,11 @@ func packetProtos(t *testing.T, ns string, ifindex int) []string {
 
 // Without rings the endpoint sends on a socket of its own, bound with
 // protocol 0, so that what it sends never wakes the poller of the
-// socket it reads (afpacket_linux.go, sendSocket). Frames still leave
+// socket it reads (afpacket_linux.go, sendSocketSetup). Frames still leave
 // in order, none of them comes back to the endpoint's reader (also
 // without PACKET_QDISC_BYPASS, where the kernel shows packet sockets
 // what others send), and what the peer sends still arrives.
 func TestAFPacketSendSocket(t *testing.T) {
-	if !sendSocket {
-		t.Skip("AFPACKET_ONE_SOCKET=1: the endpoint sends on its receiving socket")
-	}
 	for _, bypass := range []bool{false, true} {
 		t.Run(fmt.Sprintf("qdisc_bypass_%v", bypass), func(t *testing.T) {
 			ep, ns, peerMAC := openOnVeth(t, AFPacketOptions{QdiscBypass: bypass})
@@ -109,7 +106,7 @@ func TestAFPacketSendSocket(t *testing.T) {
 // is inside it (the race detector and the fd's reuse would tell).
 func TestAFPacketSendSocketClose(t *testing.T) {
 	ep, _, peerMAC := openOnVeth(t, AFPacketOptions{QdiscBypass: true})
-	if !ep.sendOwn && sendSocket {
+	if !ep.sendOwn {
 		t.Fatal("no send socket without rings")
 	}
 	var wg sync.WaitGroup
