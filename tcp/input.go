@@ -80,6 +80,9 @@ func (e *Endpoint) abortLocked(err error) {
 // negotiate applies the peer's SYN options.
 func (e *Endpoint) negotiate(o *wire.TCPOptions) {
 	peerMSS := defaultMSS
+	if !e.remote.Addr().Unmap().Is4() {
+		peerMSS = defaultMSS6
+	}
 	if o.HasMSS && o.MSS > 0 {
 		peerMSS = int(o.MSS)
 	}
