@@ -1,9 +1,12 @@
 package interop
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,6 +183,57 @@ func TestInteropTCPOptionsWire6(t *testing.T) {
 
 	tcpOptionsWireProbes(t, sides)
 
+	// The MSS without the peer's option, which IPv6 makes 1220 (RFC 9293
+	// 3.7.1; IPv4's is 536), and TCP_MAXSEG's bounds on an IPv6 socket.
+	t.Run("IPv6_MSS", func(t *testing.T) {
+		noMSS := [][]any{{"SAckOK", ""}, {"NOP", nil}, {"WScale", 7}}
+		compareWire(t, sides, nil, func(t *testing.T, s *wireSide, o *wireObs) {
+			lid := s.app.listen(t, 7190)
+			o.set("TCP_MAXSEG read on a listener", "%d", s.app.getopt(t, lid, socket.SOL_TCP, socket.TCP_MAXSEG))
+			c := s.dialWith(t, 7190, noMSS)
+			o.set("client offering no MSS: SYN-ACK MSS option", "%d", c.synAck.MSS)
+			c.ack(t)
+			id := s.app.accept(t, lid, 5*time.Second)
+			if id == 0 {
+				t.Fatalf("%s: not accepted", s.name)
+			}
+			o.set("client offering no MSS: TCP_MAXSEG read on the accepted socket", "%d", s.app.getopt(t, id, socket.SOL_TCP, socket.TCP_MAXSEG))
+			s.app.send(t, id, make([]byte, 3000))
+			_, fresh := c.waitBytes(t, 3000, 2*time.Second)
+			o.set("client offering no MSS: sizes of 3000 bytes sent", "%s", segSizes(fresh))
+
+			// A connecting socket whose SYN-ACK carries no MSS option.
+			const sport = 7191
+			id = s.app.connect(t, s.fake, sport)
+			cc, _ := s.synFrom(t, sport)
+			s.sc.send(t, optSeg{Sport: cc.sport, Dport: cc.dport, Flags: "SA", Seq: cc.snd, Ack: cc.rcv, Win: 64240, Opts: noMSS})
+			cc.snd++
+			if ps := cc.waitAck(t, 2*time.Second); len(ps) == 0 {
+				t.Fatalf("%s: the SYN-ACK was not acknowledged", s.name)
+			}
+			o.set("SYN-ACK without MSS: TCP_MAXSEG read once connected", "%d", s.app.getopt(t, id, socket.SOL_TCP, socket.TCP_MAXSEG))
+			s.app.send(t, id, make([]byte, 3000))
+			_, fresh = cc.waitBytes(t, 3000, 2*time.Second)
+			o.set("SYN-ACK without MSS: sizes of 3000 bytes sent", "%s", segSizes(fresh))
+
+			// TCP_MAXSEG's smallest value, and one below it.
+			for _, v := range []int{87, 88} {
+				lid := s.app.listen(t, 7192+v)
+				o.set(fmt.Sprintf("setsockopt TCP_MAXSEG %d", v), "errno %d", trySetopt(t, s.app, lid, socket.SOL_TCP, socket.TCP_MAXSEG, v))
+			}
+			id = s.app.connect(t, s.fake, sport+1, [3]int{socket.SOL_TCP, socket.TCP_MAXSEG, 88})
+			cc, syn := s.synFrom(t, sport+1)
+			o.set("client with TCP_MAXSEG 88: SYN MSS option", "%d", syn.MSS)
+			cc.sendSynAck(t)
+			if ps := cc.waitAck(t, 2*time.Second); len(ps) == 0 {
+				t.Fatalf("%s: the SYN-ACK was not acknowledged", s.name)
+			}
+			s.app.send(t, id, make([]byte, 300))
+			_, fresh = cc.waitBytes(t, 300, 2*time.Second)
+			o.set("client with TCP_MAXSEG 88: sizes of 300 bytes sent", "%s", segSizes(fresh))
+		})
+	})
+
 	// A 1280-byte path (IPv6's minimum MTU, a route's MTU on both
 	// hosts): the MSS offered is 1220, in a SYN-ACK and in a SYN, and
 	// segments are cut to it. The routes go at the end of the subtest.
@@ -288,4 +342,28 @@ const whyPTBBelowMin = "RFC 8201 4: sockstack takes a report below 1280 as 1280 
 var ptbByDesign = map[string]string{
 	"TCP_MAXSEG read after it":          whyPTBBelowMin,
 	"sizes of 3000 bytes sent after it": whyPTBBelowMin,
+}
+
+// trySetopt is setsockopt on either side, returning its errno (0: set).
+func trySetopt(t *testing.T, app wireApp, id, level, name, v int) int {
+	t.Helper()
+	switch a := app.(type) {
+	case *stackApp:
+		var en syscall.Errno
+		if errors.As(a.get(id).SetSockOptInt(level, name, v), &en) {
+			return int(en)
+		}
+		return 0
+	case *linuxApp:
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.write(t, map[string]any{"op": "setopt", "id": id, "level": level, "name": name, "val": v})
+		var r pyAppResult
+		if err := json.Unmarshal([]byte(a.line(t)), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Err
+	}
+	t.Fatalf("unknown application %T", app)
+	return 0
 }
