@@ -178,8 +178,14 @@ type wireScapy struct {
 
 func (l *lab) startWireScapy(t *testing.T, iface, dmac, fake, host string) *wireScapy {
 	t.Helper()
+	return l.startWireScript(t, pyWireScapy, iface, dmac, fake, host)
+}
+
+// startWireScript runs script, pyWireScapy or its IPv6 twin.
+func (l *lab) startWireScript(t *testing.T, script, iface, dmac, fake, host string) *wireScapy {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := l.cmd(ctx, scapyPython, "-c", pyWireScapy, mustJSON(t, map[string]string{"iface": iface, "dmac": dmac, "fake": fake, "host": host}))
+	cmd := l.cmd(ctx, scapyPython, "-c", script, mustJSON(t, map[string]string{"iface": iface, "dmac": dmac, "fake": fake, "host": host}))
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -299,6 +305,7 @@ type wireApp interface {
 // stackApp is wireApp on a sockstack host.
 type stackApp struct {
 	h     *host
+	v6    bool // AF_INET6 sockets, listening on stack6
 	mu    sync.Mutex
 	socks map[int]*socket.Socket
 }
@@ -322,7 +329,11 @@ func (a *stackApp) get(id int) *socket.Socket {
 
 func (a *stackApp) newSock(t *testing.T, opts [][3]int) *socket.Socket {
 	t.Helper()
-	s, err := a.h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	fam := socket.AF_INET
+	if a.v6 {
+		fam = socket.AF_INET6
+	}
+	s, err := a.h.net.Socket(fam, socket.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +349,11 @@ func (a *stackApp) newSock(t *testing.T, opts [][3]int) *socket.Socket {
 func (a *stackApp) listen(t *testing.T, port int, opts ...[3]int) int {
 	t.Helper()
 	s := a.newSock(t, opts)
-	if err := s.Bind(socket.Inet(stackIP.String(), port)); err != nil {
+	addr := stackIP.String()
+	if a.v6 {
+		addr = stack6.String()
+	}
+	if err := s.Bind(socket.Inet(addr, port)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Listen(8); err != nil {
@@ -452,7 +467,7 @@ for line in sys.stdin:
     op, r = c["op"], {}
     try:
         if op == "listen":
-            s = socket.socket()
+            s = socket.socket(socket.AF_INET6 if ":" in c["addr"] else socket.AF_INET)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             opts(s, c)
             s.bind((c["addr"], c["port"]))
@@ -463,7 +478,7 @@ for line in sys.stdin:
             if select.select([s], [], [], c["wait"])[0]:
                 r["id"] = add(s.accept()[0])
         elif op == "connect":
-            s = socket.socket()
+            s = socket.socket(socket.AF_INET6 if ":" in c["addr"] else socket.AF_INET)
             opts(s, c)
             s.setblocking(False)
             s.connect_ex((c["addr"], c["port"]))
@@ -665,6 +680,22 @@ type wireSide struct {
 	host, fake string
 	deferDrops func(t *testing.T) int64
 	nextPort   int
+	synOpts    [][]any // the crafted SYN's and SYN-ACK's options; nil: wireSynOpts
+	mss        int     // the largest segment on the link; 0: 1460
+}
+
+func (s *wireSide) synOptions() [][]any {
+	if s.synOpts != nil {
+		return s.synOpts
+	}
+	return wireSynOpts
+}
+
+func (s *wireSide) fullSeg() int {
+	if s.mss != 0 {
+		return s.mss
+	}
+	return 1460
 }
 
 // port is a fresh client port.
@@ -687,7 +718,7 @@ var wireSynOpts = [][]any{{"MSS", 1460}, {"SAckOK", ""}, {"NOP", nil}, {"WScale"
 // (the handshake's ACK is the caller's).
 func (s *wireSide) dial(t *testing.T, dport int) *wireConn {
 	t.Helper()
-	return s.dialWith(t, dport, wireSynOpts)
+	return s.dialWith(t, dport, s.synOptions())
 }
 
 // dialWith is dial with the SYN's options.
@@ -722,7 +753,7 @@ func (s *wireSide) synFrom(t *testing.T, port int) (*wireConn, optPkt) {
 // 7, and returns when it left.
 func (c *wireConn) sendSynAck(t *testing.T) float64 {
 	t.Helper()
-	at := c.s.sc.send(t, optSeg{Sport: c.sport, Dport: c.dport, Flags: "SA", Seq: c.snd, Ack: c.rcv, Win: 64240, Opts: wireSynOpts})
+	at := c.s.sc.send(t, optSeg{Sport: c.sport, Dport: c.dport, Flags: "SA", Seq: c.snd, Ack: c.rcv, Win: 64240, Opts: c.s.synOptions()})
 	c.snd++
 	return at
 }
@@ -985,7 +1016,12 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 	if th, err := p.try(5*time.Second, nil, "sysctl", "-n", "net.ipv4.tcp_pingpong_thresh"); err == nil {
 		t.Logf("Linux %s: net.ipv4.tcp_pingpong_thresh = %s", strings.TrimSpace(l.run(t, 5*time.Second, nil, "uname", "-r")), strings.TrimSpace(th))
 	}
+	tcpOptionsWireProbes(t, sides)
+}
 
+// tcpOptionsWireProbes are TestInteropTCPOptionsWire's subtests; the
+// IPv6 test runs them too (full-sized segments are the sides' mss).
+func tcpOptionsWireProbes(t *testing.T, sides []*wireSide) {
 	t.Run("TCP_DEFER_ACCEPT", func(t *testing.T) {
 		compareWire(t, sides, nil, func(t *testing.T, s *wireSide, o *wireObs) {
 			lid := s.app.listen(t, 7101, [3]int{socket.SOL_TCP, socket.TCP_DEFER_ACCEPT, 1})
@@ -1070,7 +1106,7 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 				sent := 100
 				for round := 0; round < 2 && w > 0; round++ {
 					for left := w; left > 0; {
-						n := min(left, 1460)
+						n := min(left, s.fullSeg())
 						c.data(t, n)
 						left -= n
 						sent += n
@@ -1222,13 +1258,14 @@ func TestInteropTCPOptionsWire(t *testing.T) {
 	t.Run("ACK_full_segments", func(t *testing.T) {
 		compareWire(t, sides, ackRuleByDesign, func(t *testing.T, s *wireSide, o *wireObs) {
 			lid := s.app.listen(t, 7160)
+			full := s.fullSeg()
 			cases := []struct {
 				name  string
 				sizes []int
 			}{
-				{"one full segment", []int{1460}},
-				{"a full segment and a 100-byte tail", []int{1460, 100}},
-				{"two full segments", []int{1460, 1460}},
+				{"one full segment", []int{full}},
+				{"a full segment and a 100-byte tail", []int{full, 100}},
+				{"two full segments", []int{full, full}},
 				{"two 700-byte segments", []int{700, 700}},
 				{"a 100-byte segment", []int{100}},
 			}

@@ -151,6 +151,16 @@ func (n *NIC) gsoFrame(buf, pkt []byte, nextHop netip.Addr, v6 bool, total int) 
 	return buf[:wire.EthernetHeaderLen+total], wire.EthernetHeaderLen, true
 }
 
+// overGSO reports a TCP packet (IP header of hl bytes) whose payload is
+// over its segment size gso: a super-segment to cut even when it fits
+// the MTU, as it does under a small MSS (the peer's, or TCP_MAXSEG).
+func overGSO(ip []byte, hl, gso int) bool {
+	if gso <= 0 || len(ip) < hl+wire.TCPMinHeaderLen {
+		return false
+	}
+	return len(ip)-hl-wire.TCP(ip[hl:]).DataOffset() > gso
+}
+
 // sendGSO sends the TCP super-segment in buf[14:14+total] (an IPv4
 // packet, or an IPv6 one whose TCP header follows the fixed header, as
 // TCP builds them; transport checksum not yet filled) as segments of mss

@@ -571,7 +571,7 @@ func (s *Stack) writePacket(p *OutPacket, th *wire.TCPHeader) error {
 		if done, err := s.sendUDPGSO(&r, buf, hdr.TotalLen, p, gather); done { // gso_udp.go
 			return err
 		}
-	} else if p.GSOSize > 0 && hdr.TotalLen > r.MTU {
+	} else if p.GSOSize > 0 && (hdr.TotalLen > r.MTU || overGSO(ip[:hdr.TotalLen], hl, p.GSOSize)) {
 		taken, err := s.sendGSO(&r, buf, hdr.TotalLen, p.GSOSize) // gso.go
 		if taken {
 			buf = nil // the link has it now, and gives it back to the pool

@@ -588,7 +588,7 @@ func (s *Stack) writePacket6(p *OutPacket, th *wire.TCPHeader) error {
 		if done, err := s.sendUDPGSO(&r, buf, len(ip), p, gather); done { // gso_udp.go
 			return err
 		}
-	} else if p.GSOSize > 0 && len(ip) > r.MTU {
+	} else if p.GSOSize > 0 && (len(ip) > r.MTU || overGSO(ip, wire.IPv6HeaderLen, p.GSOSize)) {
 		taken, err := s.sendGSO(&r, buf, len(ip), p.GSOSize) // gso.go
 		if taken {
 			buf = nil // the link has it now, and gives it back to the pool

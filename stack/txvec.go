@@ -36,7 +36,7 @@ func (s *Stack) sendTCPVec(r *ResolvedRoute, buf []byte, p *OutPacket, hl, hdrEn
 	}
 	m := link.Meta{CsumPartial: true, CsumOffset: 16}
 	segs := 1
-	if total > r.MTU {
+	if total > r.MTU || overGSO(buf[wire.EthernetHeaderLen:wire.EthernetHeaderLen+total], hl, p.GSOSize) {
 		mss := p.GSOSize
 		if mss == 0 || total > n.offl.off.GSOMax || hdrEnd+mss > r.MTU {
 			return false, nil // fragmented, refused or cut in software: sendGSO decides

@@ -22,6 +22,7 @@ const (
 	initRTO      = time.Second
 	initCwndSegs = 10
 	defaultMSS   = 536
+	defaultMSS6  = 1220 // IPv6's send MSS without the peer's option (RFC 9293 3.7.1)
 	finTimeout   = 60 * time.Second
 	minBuf       = 2304    // Linux SOCK_MIN_RCVBUF-ish
 	maxSockBuf   = 4 << 20 // what a negative SO_RCVBUF/SO_SNDBUF means (rmem_max, wmem_max)

@@ -80,6 +80,9 @@ func (e *Endpoint) abortLocked(err error) {
 // negotiate applies the peer's SYN options.
 func (e *Endpoint) negotiate(o *wire.TCPOptions) {
 	peerMSS := defaultMSS
+	if !e.remote.Addr().Unmap().Is4() {
+		peerMSS = defaultMSS6
+	}
 	if o.HasMSS && o.MSS > 0 {
 		peerMSS = int(o.MSS)
 	}
@@ -948,6 +951,15 @@ func (e *Endpoint) handleError(seq uint32, ne *NetError) bool {
 			e.rackClearLost()
 			e.rttTiming = false
 			e.output(now)
+			if e.sndUna != e.sndMax {
+				// A retransmission restarts the RTO and sends no probe
+				// (Linux's tcp_rearm_rto): a probe armed for the
+				// segments just replaced would repeat the tail before
+				// the resend could be acknowledged.
+				e.tlpAt = 0
+				e.rtoAt = now + e.rto
+				e.armTimer(e.rtoAt)
+			}
 		}
 		return true
 	case ErrSourceQuench:
