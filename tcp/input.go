@@ -493,6 +493,9 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		e.bytesAcked += uint64(acked)
 		e.rackAcked(ack, tsecr, hasTS, now)
 		e.sndUna = ack
+		if e.txStamp != nil {
+			e.txStampAcked(ack) // txstamp.go
+		}
 		if seqLT(e.sndNxt, ack) {
 			e.sndNxt = ack
 		}

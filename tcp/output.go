@@ -269,6 +269,9 @@ func (e *Endpoint) sendData(seq uint32, n int, fin bool, now time.Duration) erro
 		e.paceSent(n, now)
 	}
 	err := e.xmit(seq, n, f, now)
+	if e.txStamp != nil && err == nil && n > 0 {
+		e.txStampSent(seq, n) // txstamp.go
+	}
 	if e.sackOK {
 		end := seq + uint32(n)
 		if fin {
