@@ -201,5 +201,16 @@ func tcpTxStampCases() []Case {
 		t.Send("socket's flags again", cli, []byte("i"), 0, nil)
 		t.tcpTxReads("report", cli, 1, lo)
 	}})
+	cs = append(cs, Case{"tcptx/tcp6 SCHED, SND and ACK", false, func(t *T) {
+		l, a := t.listen6(lo6(0), -1)
+		cli := t.Socket(AF_INET6, STREAM, 0)
+		cli.SetTimeout(5 * time.Second)
+		t.Must("connect", cli.Connect(a))
+		t.accept6(l)
+		t.Check("SO_TIMESTAMPING", cli.SetSockOptInt(socket.SOL_SOCKET, socket.SO_TIMESTAMPING_OLD, tcpTxAll))
+		lo := time.Now()
+		t.Send("send", cli, []byte("six"), 0, nil)
+		t.tcpTxReads("report", cli, 3, lo)
+	}})
 	return cs
 }

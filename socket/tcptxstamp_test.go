@@ -1,9 +1,12 @@
 package socket
 
 import (
+	"errors"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sockstack/sockstack/tcp"
 	"github.com/sockstack/sockstack/waiter"
 )
 
@@ -57,5 +60,81 @@ func TestTCPTxStampAckReport(t *testing.T) {
 	}
 	if info, _ := tcpTxRead(t, c); info != SCM_TSTAMP_ACK {
 		t.Fatalf("ee_info %d, want SCM_TSTAMP_ACK", info)
+	}
+}
+
+// TestTCPTxStampControlMessage: an SO_TIMESTAMPING control message asks
+// one send's reports in place of the socket's flags; a send without one
+// uses the socket's (here none).
+func TestTCPTxStampControlMessage(t *testing.T) {
+	_, cli, _ := tcpStampRig(t, 1, nil)
+	c := cli[0]
+	if err := c.SetSockOptInt(SOL_SOCKET, SO_TIMESTAMPING_OLD, SOF_TIMESTAMPING_OPT_TSONLY); err != nil {
+		t.Fatal(err)
+	}
+	send := func(oob []byte) {
+		t.Helper()
+		if n, err := c.SendMsgControl([]byte("ab"), oob, 0, nil); n != 2 || err != nil {
+			t.Fatalf("sendmsg: %d, %v", n, err)
+		}
+	}
+	if !waitEv(t, c, waiter.EventErr, func() { send(ctlInt(SOL_SOCKET, SO_TIMESTAMPING_OLD, SOF_TIMESTAMPING_TX_SOFTWARE)) }) {
+		t.Fatal("no report")
+	}
+	if info, _ := tcpTxRead(t, c); info != SCM_TSTAMP_SND {
+		t.Fatalf("ee_info %d, want SCM_TSTAMP_SND", info)
+	}
+	if _, err := c.Send([]byte("plain"), 0); err != nil {
+		t.Fatal(err)
+	}
+	send(ctlInt(SOL_SOCKET, SO_TIMESTAMPING_OLD, 0))
+	// Reports queue in order: one for the sends before would come first.
+	if !waitEv(t, c, waiter.EventErr, func() { send(ctlInt(SOL_SOCKET, SO_TIMESTAMPING_NEW, SOF_TIMESTAMPING_TX_SCHED)) }) {
+		t.Fatal("no report")
+	}
+	if info, _ := tcpTxRead(t, c); info != SCM_TSTAMP_SCHED {
+		t.Fatalf("ee_info %d, want SCM_TSTAMP_SCHED", info)
+	}
+	if n := c.ErrQueueLen(); n != 0 {
+		t.Fatalf("%d more queued", n)
+	}
+	// The report set no pending error: a read finds no data, not an error.
+	if _, err := c.Recv(make([]byte, 8), MSG_DONTWAIT); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("recv: %v, want EAGAIN", err)
+	}
+}
+
+// TestTCPTxStampRxOnly: a socket with receive timestamps only queues no
+// transmit report.
+func TestTCPTxStampRxOnly(t *testing.T) {
+	_, cli, srv := tcpStampRig(t, 1, nil)
+	c, s := cli[0], srv[0]
+	if err := c.SetSockOptInt(SOL_SOCKET, SO_TIMESTAMPING_OLD, SOF_TIMESTAMPING_RX_SOFTWARE|SOF_TIMESTAMPING_SOFTWARE); err != nil {
+		t.Fatal(err)
+	}
+	queuedEv(t, s, waiter.EventIn, func() {
+		if _, err := c.Send([]byte("x"), 0); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n := c.ErrQueueLen(); n != 0 {
+		t.Fatalf("%d reports queued", n)
+	}
+}
+
+// TestTCPTxFlags: the SO_TIMESTAMPING bits the endpoint acts on.
+func TestTCPTxFlags(t *testing.T) {
+	for _, c := range []struct {
+		in   uint32
+		want tcp.TxStampFlags
+	}{
+		{SOF_TIMESTAMPING_TX_SCHED | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_TX_ACK, tcp.TxStampSched | tcp.TxStampSnd | tcp.TxStampAck},
+		{SOF_TIMESTAMPING_TX_HARDWARE | SOF_TIMESTAMPING_OPT_ID, tcp.TxStampKey | tcp.TxStampID},
+		{SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_ID_TCP | SOF_TIMESTAMPING_TX_COMPLETION, tcp.TxStampID | tcp.TxStampIDTCP | tcp.TxStampKey},
+		{SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_TSONLY, 0},
+	} {
+		if got := tcpTxFlags(c.in); got != c.want {
+			t.Errorf("%#x: %#x, want %#x", c.in, got, c.want)
+		}
 	}
 }
