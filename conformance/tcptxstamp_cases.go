@@ -70,7 +70,7 @@ func (t *T) tcpTxReads(step string, s sockapi.Sock, n int, lo time.Time) {
 // tcpTxRead logs one recvmsg(MSG_ERRQUEUE) of s (txErrRead without its
 // wait, which a TCP socket would always sit out).
 func (t *T) tcpTxRead(step string, s sockapi.Sock, lo time.Time) {
-	buf, oob := make([]byte, 64), make([]byte, 256)
+	buf, oob := make([]byte, 256), make([]byte, 256)
 	var n, oobn, rflags int
 	var err error
 	flags := socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT
@@ -101,7 +101,10 @@ func (t *T) tcpTxRead(step string, s sockapi.Sock, lo time.Time) {
 		}
 		b = b[space:]
 	}
-	t.Logf("%s: %d bytes, flags %s: %s", step, n, recvFlagsText(rflags), strings.Join(parts, "; "))
+	// The looped packet's headers hold an IP ID, checksums and TCP
+	// timestamps that differ: its length and last bytes are compared.
+	tail := buf[max(0, min(n, len(buf))-5):min(n, len(buf))]
+	t.Logf("%s: %d bytes ending %q, flags %s: %s", step, n, tail, recvFlagsText(rflags), strings.Join(parts, "; "))
 }
 
 // tcpTxPair is a connected pair whose client has an MSS of mss (0: the
@@ -201,6 +204,31 @@ func tcpTxStampCases() []Case {
 		t.Send("socket's flags again", cli, []byte("i"), 0, nil)
 		t.tcpTxReads("report", cli, 1, lo)
 	}})
+	for _, v6 := range []bool{false, true} {
+		name := "tcptx/without OPT_TSONLY: the looped packet"
+		if v6 {
+			name += ", tcp6"
+		}
+		cs = append(cs, Case{name, false, func(t *T) {
+			var cli sockapi.Sock
+			if v6 {
+				l, a := t.listen6(lo6(0), -1)
+				cli = t.Socket(AF_INET6, STREAM, 0)
+				cli.SetTimeout(5 * time.Second)
+				t.Must("connect", cli.Connect(a))
+				t.accept6(l)
+			} else {
+				cli, _ = t.Pair()
+			}
+			t.Check("TCP_NODELAY", cli.SetSockOptInt(socket.SOL_TCP, socket.TCP_NODELAY, 1))
+			t.Check("SO_TIMESTAMPING", cli.SetSockOptInt(socket.SOL_SOCKET, socket.SO_TIMESTAMPING_OLD, tcpTxAll&^socket.SOF_TIMESTAMPING_OPT_TSONLY))
+			lo := time.Now()
+			t.Send("send", cli, []byte("hello"), 0, nil)
+			t.tcpTxReads("report", cli, 3, lo)
+			t.SendCtl("SO_TIMESTAMPING TX_ACK", cli, []byte("again"), tsCmsg(socket.SO_TIMESTAMPING_OLD, socket.SOF_TIMESTAMPING_TX_ACK), nil)
+			t.tcpTxReads("report", cli, 1, lo)
+		}})
+	}
 	cs = append(cs, Case{"tcptx/tcp6 SCHED, SND and ACK", false, func(t *T) {
 		l, a := t.listen6(lo6(0), -1)
 		cli := t.Socket(AF_INET6, STREAM, 0)

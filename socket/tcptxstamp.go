@@ -30,6 +30,9 @@ func tcpTxFlags(fl uint32) tcp.TxStampFlags {
 	if fl&(SOF_TIMESTAMPING_TX_HARDWARE|SOF_TIMESTAMPING_TX_COMPLETION) != 0 {
 		f |= tcp.TxStampKey
 	}
+	if fl&SOF_TIMESTAMPING_OPT_TSONLY != 0 {
+		f |= tcp.TxStampTSOnly
+	}
 	if fl&SOF_TIMESTAMPING_OPT_ID != 0 {
 		f |= tcp.TxStampID
 		if fl&SOF_TIMESTAMPING_OPT_ID_TCP != 0 {

@@ -186,7 +186,7 @@ func (e *Endpoint) ReadErrCtl(b []byte) (n, full int, m ErrQueueEntry, c ErrCtl,
 	it := q.items[0]
 	q.items[0] = errQueueItem{}
 	q.items = q.items[1:]
-	e.txStampDequeued(&it.m) // txstamp.go
+	e.txStampDequeued(&it) // txstamp.go
 	// sock_dequeue_err_skb: the pending error becomes the next entry's
 	// when that is an ICMP error, and is cleared when an ICMP error is
 	// read with none behind it; a timestamp report leaves it alone.

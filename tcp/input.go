@@ -479,6 +479,9 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.rttTiming = false
 			e.rttSample(now - e.rttStart)
 		}
+		if e.txStamp != nil {
+			e.txStampAcked(ack) // txstamp.go; before the ring lets the bytes go
+		}
 		d := 0
 		if seqGT(ack, e.sbSeq) {
 			d = min(int(ack-e.sbSeq), e.sndLen)
@@ -493,9 +496,6 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		e.bytesAcked += uint64(acked)
 		e.rackAcked(ack, tsecr, hasTS, now)
 		e.sndUna = ack
-		if e.txStamp != nil {
-			e.txStampAcked(ack) // txstamp.go
-		}
 		if seqLT(e.sndNxt, ack) {
 			e.sndNxt = ack
 		}

@@ -1,10 +1,13 @@
 package tcp
 
 import (
+	"encoding/binary"
+	"net/netip"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/sockstack/sockstack/waiter"
+	"github.com/sockstack/sockstack/wire"
 )
 
 // Software transmit timestamps on TCP (SO_TIMESTAMPING's TX_SCHED,
@@ -36,6 +39,8 @@ const (
 	// TxStampKey: the send takes a key without asking for a report here
 	// (TX_HARDWARE, TX_COMPLETION: SKBTX_ANY_TSTAMP).
 	TxStampKey
+	// TxStampTSOnly: OPT_TSONLY, reports without the packet.
+	TxStampTSOnly
 )
 
 const txStampReports = TxStampSched | TxStampSnd | TxStampAck
@@ -61,7 +66,12 @@ func TxStampDropsTotal() uint64 { return txStampDrops.Load() }
 // txPend is one send's marked byte.
 type txPend struct {
 	seq uint32 // the send's last byte
-	fl  TxStampFlags
+	// segSeq and segLen are the segment that first carried it: an ACK
+	// report without OPT_TSONLY loops its data (the skb tcp_ack_tstamp
+	// stamps).
+	segSeq uint32
+	segLen int32
+	fl     TxStampFlags
 }
 
 // txStampState is an endpoint's transmit timestamp bookkeeping.
@@ -156,32 +166,105 @@ func (e *Endpoint) txStampWrote() {
 	s.pend = append(s.pend, txPend{seq: e.dataEnd() - 1, fl: fl & txStampReports})
 }
 
-// txStampSent reports the marked bytes a segment of n bytes at seq
-// carried for the first time.
-func (e *Endpoint) txStampSent(seq uint32, n int) {
+// txStampSent reports the marked bytes the segment seg, of n bytes at
+// seq, carried for the first time; the host has just taken it.
+func (e *Endpoint) txStampSent(seg *Segment, seq uint32, n int) {
 	s := e.txStamp
 	end := seq + uint32(n)
+	var frame []byte
 	for s.sent < len(s.pend) && seqLT(s.pend[s.sent].seq, end) {
-		p := s.pend[s.sent]
+		p := &s.pend[s.sent]
 		s.sent++
+		p.segSeq, p.segLen = seq, int32(n)
+		if p.fl&(TxStampSched|TxStampSnd) == 0 {
+			continue
+		}
+		var from netip.Addr
+		if frame == nil && !e.txStampTSOnly() {
+			frame = txStampFrame(seg, n)
+		}
+		if frame != nil {
+			// A frame that went out on IPv6 names the sender, as
+			// ipv6_recv_error does for a looped packet with its device;
+			// an IPv4 one does only under OPT_CMSG (not done here).
+			if a := seg.Local.Addr(); a.Is6() && !a.Is4In6() {
+				from = a
+			}
+		}
 		if p.fl&TxStampSched != 0 {
-			e.queueTxStamp(tstampSched, p.seq)
+			e.queueTxStamp(tstampSched, p.seq, frame, from)
 		}
 		if p.fl&TxStampSnd != 0 {
-			e.queueTxStamp(tstampSnd, p.seq)
+			e.queueTxStamp(tstampSnd, p.seq, frame, from)
 		}
 	}
 }
 
+// txStampTSOnly reads OPT_TSONLY now, as __skb_tstamp_tx does.
+func (e *Endpoint) txStampTSOnly() bool {
+	s := e.txStamp
+	return s.src == nil || s.src()&TxStampTSOnly != 0
+}
+
+// txStampFrame is the packet a SCHED or SND report loops: the frame as
+// Linux's loopback sends it, a 14-byte Ethernet header with zero
+// addresses, the IP header (without options or extension headers), the
+// TCP header and the payload. Its IP identification and checksums are
+// not the ones sent (docs/DECISIONS.md).
+func txStampFrame(seg *Segment, n int) []byte {
+	const eth = wire.EthernetHeaderLen
+	v4 := seg.Remote.Addr().Unmap().Is4()
+	ih := wire.IPv6HeaderLen
+	if v4 {
+		ih = wire.IPv4MinHeaderLen
+	}
+	th := seg.Header.Len()
+	f := make([]byte, eth+ih+th+n)
+	src, dst := seg.Local.Addr().Unmap(), seg.Remote.Addr().Unmap()
+	ttl := seg.TTL
+	if ttl == 0 {
+		ttl = 64 // the host's default, which the segment left to it
+	}
+	if v4 {
+		binary.BigEndian.PutUint16(f[12:], wire.EtherTypeIPv4)
+		ip := wire.IPv4Header{TOS: seg.TOS, TotalLen: ih + th + n, DF: true, TTL: ttl, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
+		ip.Put(f[eth:])
+	} else {
+		binary.BigEndian.PutUint16(f[12:], wire.EtherTypeIPv6)
+		ip := wire.IPv6Header{TrafficClass: seg.TOS, PayloadLen: th + n, NextHeader: wire.ProtoTCP, HopLimit: ttl, Src: src, Dst: dst}
+		ip.Put(f[eth:])
+	}
+	seg.Header.Put(f[eth+ih:])
+	k := copy(f[eth+ih+th:], seg.Payload[0])
+	copy(f[eth+ih+th+k:], seg.Payload[1])
+	return f
+}
+
 // txStampAcked reports the marked bytes below ack that asked for
-// TX_ACK and forgets every marked byte below it.
+// TX_ACK and forgets every marked byte below it. It runs before the
+// acknowledged bytes leave the send ring: a report without OPT_TSONLY
+// loops the data of the segment that carried the byte, less what an
+// earlier ACK took off its front (tcp_trim_head).
 func (e *Endpoint) txStampAcked(ack uint32) {
 	s := e.txStamp
 	i := 0
 	for ; i < len(s.pend) && seqLT(s.pend[i].seq, ack); i++ {
-		if s.pend[i].fl&TxStampAck != 0 {
-			e.queueTxStamp(tstampAck, s.pend[i].seq)
+		p := &s.pend[i]
+		if p.fl&TxStampAck == 0 {
+			continue
 		}
+		var data []byte
+		if !e.txStampTSOnly() {
+			start, end := p.segSeq, p.segSeq+uint32(p.segLen)
+			if seqLT(start, e.sbSeq) {
+				start = e.sbSeq
+			}
+			if off := int(start - e.sbSeq); seqLT(start, end) && off+int(end-start) <= e.sndLen {
+				a, b := e.snd.slices(off, int(end-start))
+				data = append(append(make([]byte, 0, len(a)+len(b)), a...), b...)
+			}
+		}
+		e.queueTxStamp(tstampAck, p.seq, data, netip.Addr{})
 	}
 	if i == 0 {
 		return
@@ -194,15 +277,17 @@ func (e *Endpoint) txStampAcked(ack uint32) {
 	}
 }
 
-// queueTxStamp queues one report on the error queue, charged against
-// SO_RCVBUF with the readable bytes as sock_queue_err_skb charges it;
-// a report that does not fit is dropped and counted.
-func (e *Endpoint) queueTxStamp(info uint32, seq uint32) {
+// queueTxStamp queues one report on the error queue with the looped
+// packet pkt (nil: none) and its sender from (invalid: none), charged against SO_RCVBUF with the readable
+// bytes as sock_queue_err_skb charges it; a report that does not fit is
+// dropped and counted.
+func (e *Endpoint) queueTxStamp(info uint32, seq uint32, pkt []byte, from netip.Addr) {
 	s := e.txStamp
 	if e.userClosed {
 		return
 	}
-	if e.rcvLen+s.qbytes+txStampReportCharge >= e.rcvCap {
+	charge := txStampReportCharge + len(pkt)
+	if e.rcvLen+s.qbytes+charge >= e.rcvCap {
 		s.drops++
 		txStampDrops.Add(1)
 		return
@@ -222,19 +307,19 @@ func (e *Endpoint) queueTxStamp(info uint32, seq uint32) {
 	if e.errq == nil {
 		e.errq = &errQueue{}
 	}
-	s.qbytes += txStampReportCharge
+	s.qbytes += charge
 	e.errq.items = append(e.errq.items, errQueueItem{m: ErrQueueEntry{
 		Errno: syscall.ENOMSG, Origin: originTimestamping, Info: info,
-		Data: key, At: e.p.base.UnixNano() + int64(e.p.now()),
-	}})
+		Data: key, At: e.p.base.UnixNano() + int64(e.p.now()), Offender: from,
+	}, payload: pkt})
 	e.notify(waiter.EventErr)
 }
 
 // txStampDequeued gives back a read report's charge.
-func (e *Endpoint) txStampDequeued(m *ErrQueueEntry) {
-	if m.Origin == originTimestamping {
+func (e *Endpoint) txStampDequeued(it *errQueueItem) {
+	if it.m.Origin == originTimestamping {
 		if s := e.txStamp; s != nil {
-			s.qbytes = max(s.qbytes-txStampReportCharge, 0)
+			s.qbytes = max(s.qbytes-txStampReportCharge-len(it.payload), 0)
 		}
 	}
 }

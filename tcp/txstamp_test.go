@@ -186,3 +186,38 @@ func TestTxStampRcvBuf(t *testing.T) {
 		t.Fatal("no room after the reads")
 	}
 }
+
+// TestTxStampLooped: without OPT_TSONLY a SCHED or SND report loops the
+// frame of the segment that carried the byte (Ethernet, IP and TCP
+// headers and the data), an ACK report that segment's data, less what
+// an earlier ACK took off its front; with OPT_TSONLY neither has one.
+func TestTxStampLooped(t *testing.T) {
+	s, c, iss, fl := txStampScript(t)
+	c.SetNoDelay(true)
+	fl.Store(uint32(TxStampSnd | TxStampAck))
+	c.Write([]byte("0123456789"))
+	s.out()
+	buf := make([]byte, 256)
+	n, full, m, err := c.ReadErr(buf)
+	const hdrs = wire.EthernetHeaderLen + wire.IPv4MinHeaderLen + wire.TCPMinHeaderLen
+	if err != nil || m.Info != tstampSnd || full != hdrs+10 || string(buf[n-10:n]) != "0123456789" {
+		t.Fatalf("SND report: %d of %d bytes %q, %+v, %v", n, full, buf[:n], m, err)
+	}
+	if buf[12] != 0x08 || buf[13] != 0 || buf[14]>>4 != 4 {
+		t.Fatalf("not an IPv4 frame: % x", buf[:16])
+	}
+	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1 + 4, win: 65535})
+	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1 + 10, win: 65535})
+	n, _, m, err = c.ReadErr(buf)
+	if err != nil || m.Info != tstampAck || string(buf[:n]) != "456789" {
+		t.Fatalf("ACK report: %q, %+v, %v", buf[:n], m, err)
+	}
+	fl.Store(uint32(TxStampSnd | TxStampAck | TxStampTSOnly))
+	c.Write([]byte("abc"))
+	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1 + 13, win: 65535})
+	for _, want := range []uint32{tstampSnd, tstampAck} {
+		if _, full, m, err := c.ReadErr(buf); err != nil || m.Info != want || full != 0 {
+			t.Fatalf("OPT_TSONLY report %d: %d bytes, %+v, %v", want, full, m, err)
+		}
+	}
+}
