@@ -229,6 +229,19 @@ func tcpTxStampCases() []Case {
 			t.tcpTxReads("report", cli, 1, lo)
 		}})
 	}
+	cs = append(cs, Case{"tcptx/accepted socket inherits the flags", false, func(t *T) {
+		l, a := t.Listener(4)
+		t.Check("SO_TIMESTAMPING on the listener", l.SetSockOptInt(socket.SOL_SOCKET, socket.SO_TIMESTAMPING_OLD, tcpTxAll))
+		c := t.TCP()
+		c.SetTimeout(5 * time.Second)
+		t.Must("connect", c.Connect(a))
+		srv := t.Accepted("accept", l, 5*time.Second)
+		t.GetInt("SO_TIMESTAMPING", srv, socket.SOL_SOCKET, socket.SO_TIMESTAMPING_OLD)
+		lo := time.Now()
+		t.Send("accepted socket sends", srv, []byte("child"), 0, nil)
+		t.tcpTxReads("report", srv, 3, lo)
+		t.Logf("client queued: %v", t.tcpErrQueued(c))
+	}})
 	cs = append(cs, Case{"tcptx/tcp6 SCHED, SND and ACK", false, func(t *T) {
 		l, a := t.listen6(lo6(0), -1)
 		cli := t.Socket(AF_INET6, STREAM, 0)
