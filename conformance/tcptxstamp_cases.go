@@ -103,7 +103,7 @@ func (t *T) tcpTxRead(step string, s sockapi.Sock, lo time.Time) {
 	}
 	// The looped packet's headers hold an IP ID, checksums and TCP
 	// timestamps that differ: its length and last bytes are compared.
-	tail := buf[max(0, min(n, len(buf))-5):min(n, len(buf))]
+	tail := buf[max(0, min(n, len(buf))-3):min(n, len(buf))]
 	t.Logf("%s: %d bytes ending %q, flags %s: %s", step, n, tail, recvFlagsText(rflags), strings.Join(parts, "; "))
 }
 
@@ -229,6 +229,19 @@ func tcpTxStampCases() []Case {
 			t.tcpTxReads("report", cli, 1, lo)
 		}})
 	}
+	cs = append(cs, Case{"tcptx/OPT_CMSG names the sender", false, func(t *T) {
+		cli, _ := t.Pair()
+		t.Check("TCP_NODELAY", cli.SetSockOptInt(socket.SOL_TCP, socket.TCP_NODELAY, 1))
+		t.Check("SO_TIMESTAMPING", cli.SetSockOptInt(socket.SOL_SOCKET, socket.SO_TIMESTAMPING_OLD,
+			tcpTxAll&^socket.SOF_TIMESTAMPING_OPT_TSONLY|socket.SOF_TIMESTAMPING_OPT_CMSG))
+		lo := time.Now()
+		t.Send("send", cli, []byte("cmsg"), 0, nil)
+		t.tcpTxReads("report", cli, 3, lo)
+		t.Check("SO_TIMESTAMPING with OPT_TSONLY", cli.SetSockOptInt(socket.SOL_SOCKET, socket.SO_TIMESTAMPING_OLD,
+			tcpTxAll|socket.SOF_TIMESTAMPING_OPT_CMSG))
+		t.Send("send", cli, []byte("bare"), 0, nil)
+		t.tcpTxReads("report", cli, 3, lo)
+	}})
 	cs = append(cs, Case{"tcptx/accepted socket inherits the flags", false, func(t *T) {
 		l, a := t.Listener(4)
 		t.Check("SO_TIMESTAMPING on the listener", l.SetSockOptInt(socket.SOL_SOCKET, socket.SO_TIMESTAMPING_OLD, tcpTxAll))

@@ -33,6 +33,9 @@ func tcpTxFlags(fl uint32) tcp.TxStampFlags {
 	if fl&SOF_TIMESTAMPING_OPT_TSONLY != 0 {
 		f |= tcp.TxStampTSOnly
 	}
+	if fl&SOF_TIMESTAMPING_OPT_CMSG != 0 {
+		f |= tcp.TxStampCmsg
+	}
 	if fl&SOF_TIMESTAMPING_OPT_ID != 0 {
 		f |= tcp.TxStampID
 		if fl&SOF_TIMESTAMPING_OPT_ID_TCP != 0 {

@@ -41,6 +41,9 @@ const (
 	TxStampKey
 	// TxStampTSOnly: OPT_TSONLY, reports without the packet.
 	TxStampTSOnly
+	// TxStampCmsg: OPT_CMSG, an IPv4 report with the packet names its
+	// sender.
+	TxStampCmsg
 )
 
 const txStampReports = TxStampSched | TxStampSnd | TxStampAck
@@ -186,9 +189,10 @@ func (e *Endpoint) txStampSent(seg *Segment, seq uint32, n int) {
 		if frame != nil {
 			// A frame that went out on IPv6 names the sender, as
 			// ipv6_recv_error does for a looped packet with its device;
-			// an IPv4 one does only under OPT_CMSG (not done here).
-			if a := seg.Local.Addr(); a.Is6() && !a.Is4In6() {
-				from = a
+			// an IPv4 one only under OPT_CMSG
+			// (ipv4_datagram_support_cmsg).
+			if a := seg.Local.Addr(); a.Is6() && !a.Is4In6() || e.txStampFlags()&TxStampCmsg != 0 {
+				from = a.Unmap()
 			}
 		}
 		if p.fl&TxStampSched != 0 {
@@ -204,6 +208,14 @@ func (e *Endpoint) txStampSent(seg *Segment, seq uint32, n int) {
 func (e *Endpoint) txStampTSOnly() bool {
 	s := e.txStamp
 	return s.src == nil || s.src()&TxStampTSOnly != 0
+}
+
+// txStampFlags is the socket's flags now.
+func (e *Endpoint) txStampFlags() TxStampFlags {
+	if s := e.txStamp; s.src != nil {
+		return s.src()
+	}
+	return 0
 }
 
 // txStampFrame is the packet a SCHED or SND report loops: the frame as

@@ -221,3 +221,25 @@ func TestTxStampLooped(t *testing.T) {
 		}
 	}
 }
+
+// TestTxStampOffender: an IPv4 report with the packet names the sender
+// only under OPT_CMSG; an ACK report or one without the packet never.
+func TestTxStampOffender(t *testing.T) {
+	s, c, iss, fl := txStampScript(t)
+	c.SetNoDelay(true)
+	for i, f := range []TxStampFlags{0, TxStampCmsg, TxStampCmsg | TxStampTSOnly} {
+		fl.Store(uint32(TxStampSnd | TxStampAck | f))
+		c.Write([]byte("x"))
+		s.inject(seg{flags: fA, seq: 1001, ack: iss + 2 + uint32(i), win: 65535})
+		want := f == TxStampCmsg
+		for _, info := range []uint32{tstampSnd, tstampAck} {
+			_, _, m, err := c.ReadErr(nil)
+			if err != nil || m.Info != info || m.Offender.IsValid() != (want && info == tstampSnd) {
+				t.Fatalf("flags %#x, report %d: %+v, %v", f, info, m, err)
+			}
+			if m.Offender.IsValid() && m.Offender != localIP {
+				t.Fatalf("offender %v, want %v", m.Offender, localIP)
+			}
+		}
+	}
+}
