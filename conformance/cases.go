@@ -64,6 +64,7 @@ func Cases() []Case {
 	cs = append(cs, rxStampCases()...)     // rxstamp_cases.go
 	cs = append(cs, txStampCases()...)     // txstamp_cases.go
 	cs = append(cs, tcpStampCases()...)    // tcpstamp_cases.go
+	cs = append(cs, tcpTxStampCases()...)  // tcptxstamp_cases.go
 	cs = append(cs, dgramFileCases()...)   // sendfile_dgram_cases.go
 	cs = append(cs, unixOutqCases()...)    // unixoutq_cases.go
 	return cs

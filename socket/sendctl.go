@@ -124,14 +124,12 @@ func (s *Socket) SendMsgControl(b, oob []byte, flags int, to Sockaddr) (int, err
 			if typ == SCM_TS_OPT_ID {
 				return syscall.EINVAL // not on TCP (__sock_cmsg_send)
 			}
-			if (typ == SO_TIMESTAMPING_OLD || typ == SO_TIMESTAMPING_NEW) && len(data) == 4 && binary.NativeEndian.Uint32(data) != 0 {
-				// TCP makes no transmit timestamps yet: refused rather
-				// than taken and never reported (docs/DECISIONS.md).
-				return syscall.EINVAL
-			}
 			return sockCmsg(typ, data)
 		}); err != nil {
 			return 0, syscall.EINVAL // tcp_sendmsg_locked makes every error EINVAL
+		}
+		if rec, ok := tcpCtlStamp(oob); ok {
+			return s.sendStamped(ep, rec, b, flags, to) // tcptxstamp.go
 		}
 		return s.SendTo(b, flags, to)
 	case *unixEP:
@@ -187,8 +185,8 @@ func sockCmsg(typ int, data []byte) error {
 		if len(data) != 4 {
 			return syscall.EINVAL
 		}
-		// This send's record flags (txstamp.go reads them; TCP makes
-		// no reports yet).
+		// This send's record flags (txstamp.go and tcptxstamp.go read
+		// them).
 		if binary.NativeEndian.Uint32(data)&^sofTxRecordMask != 0 {
 			return syscall.EINVAL
 		}

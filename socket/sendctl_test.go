@@ -226,8 +226,13 @@ func TestSendCtlTCP(t *testing.T) {
 	if _, err := c.SendMsgControl([]byte("a"), ctlInt(SOL_IP, IP_TTL, 0), 0, nil); err != nil {
 		t.Fatalf("IP_TTL 0 on TCP: %v", err)
 	}
-	_, err := c.SendMsgControl([]byte("b"), ctlInt(SOL_SOCKET, SO_TIMESTAMPING_OLD, 2), 0, nil)
-	errIs(t, "SO_TIMESTAMPING on TCP", err, syscall.EINVAL)
+	// Record flags ask this send's transmit timestamps (tcptxstamp.go);
+	// other bits are EINVAL.
+	if n, err := c.SendMsgControl([]byte("b"), ctlInt(SOL_SOCKET, SO_TIMESTAMPING_OLD, 2), 0, nil); n != 1 || err != nil {
+		t.Fatalf("SO_TIMESTAMPING TX_SOFTWARE on TCP: %d, %v", n, err)
+	}
+	_, err := c.SendMsgControl([]byte("b"), ctlInt(SOL_SOCKET, SO_TIMESTAMPING_OLD, SOF_TIMESTAMPING_RX_SOFTWARE), 0, nil)
+	errIs(t, "SO_TIMESTAMPING RX_SOFTWARE on TCP", err, syscall.EINVAL)
 	_, err = c.SendMsgControl([]byte("b"), rawCtl(8, SOL_IP, IP_TTL, nil), 0, nil)
 	errIs(t, "cmsg_len 8 on TCP", err, syscall.EINVAL)
 }

@@ -22,7 +22,9 @@ func (t *tcpEP) tcpStampOpts(create bool) *tcpStamp {
 	if r := t.stamp.Load(); r != nil || !create {
 		return r
 	}
-	t.stamp.CompareAndSwap(nil, new(tcpStamp))
+	if n := new(tcpStamp); t.stamp.CompareAndSwap(nil, n) {
+		t.txStampSource(n) // tcptxstamp.go
+	}
 	return t.stamp.Load()
 }
 
@@ -39,10 +41,16 @@ func (t *tcpEP) putRxStamps(w *cmsgWriter, n int) {
 
 // tcpOptIDState reports whether OPT_ID may be turned on for the TCP
 // endpoint ep: not while it is closed or listening
-// (sock_set_timestamping).
+// (sock_set_timestamping). When it may, the endpoint records the
+// origins of the keys now, as sock_set_timestamping sets sk_tskey
+// (SND.UNA, or the write sequence under OPT_ID_TCP: tcp/txstamp.go).
 func tcpOptIDState(ep *tcp.Endpoint) bool {
 	st := ep.State()
-	return st != tcp.StateClosed && st != tcp.StateListen
+	if st == tcp.StateClosed || st == tcp.StateListen {
+		return false
+	}
+	ep.SetTxStampIDBase()
+	return true
 }
 
 // inheritStamps gives an accepted socket the listener's timestamp

@@ -598,6 +598,9 @@ func (e *Endpoint) write(b []byte, oob bool) (int, error) {
 	e.growRing(&e.snd, e.sndLen+n, e.sndLen, e.sndCap)
 	e.snd.copyIn(b[:n], e.sndLen)
 	e.sndLen += n
+	if e.txStamp != nil {
+		e.txStampWrote() // txstamp.go
+	}
 	if oob {
 		e.urgMarkSend()
 	}

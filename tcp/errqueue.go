@@ -37,6 +37,12 @@ type ErrQueueEntry struct {
 	Info       uint32
 	Offender   netip.Addr
 	Dst        netip.AddrPort // the failed segment's destination (msg_name)
+	// Data is ee_data: a transmit timestamp report's OPT_ID key
+	// (txstamp.go).
+	Data uint32
+	// At is when a transmit timestamp report was taken, in Unix
+	// nanoseconds of the stack's clock; 0 for an ICMP error.
+	At int64
 }
 
 // ErrCtl is what a read of the queue reports beside ErrQueueEntry: the
@@ -102,13 +108,28 @@ func (e *Endpoint) RecvErrRFC4884(v6 bool) bool {
 
 type errQueue struct{ items []errQueueItem }
 
+// isICMP says the entry is an ICMP error, not a timestamp report.
+func (m *ErrQueueEntry) isICMP() bool { return m.Origin == originICMP || m.Origin == originICMP6 }
+
+// icmpLen is the number of ICMP errors queued (timestamp reports are
+// bounded by SO_RCVBUF instead: txstamp.go).
+func (q *errQueue) icmpLen() int {
+	n := 0
+	for i := range q.items {
+		if q.items[i].m.isICMP() {
+			n++
+		}
+	}
+	return n
+}
+
 // queueErrLocked queues ne for MSG_ERRQUEUE.
 func (e *Endpoint) queueErrLocked(ne *NetError, errno syscall.Errno) {
 	if e.errq == nil {
 		e.errq = &errQueue{}
 	}
 	q := e.errq
-	if len(q.items) >= errQueueMax {
+	if q.icmpLen() >= errQueueMax {
 		e.p.st.ErrQueueFull.Add(1)
 		return
 	}
@@ -165,11 +186,18 @@ func (e *Endpoint) ReadErrCtl(b []byte) (n, full int, m ErrQueueEntry, c ErrCtl,
 	it := q.items[0]
 	q.items[0] = errQueueItem{}
 	q.items = q.items[1:]
+	e.txStampDequeued(&it) // txstamp.go
+	// sock_dequeue_err_skb: the pending error becomes the next entry's
+	// when that is an ICMP error, and is cleared when an ICMP error is
+	// read with none behind it; a timestamp report leaves it alone.
+	next := len(q.items) > 0 && q.items[0].m.isICMP()
 	if len(q.items) == 0 {
 		e.errq = nil // lets an idle endpoint give its epBusy back
-		e.err = nil
-	} else {
+	}
+	if next {
 		e.err = q.items[0].m.Errno
+	} else if it.m.isICMP() {
+		e.err = nil
 	}
 	pending := e.err != nil
 	e.unlock()

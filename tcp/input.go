@@ -482,6 +482,9 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.rttTiming = false
 			e.rttSample(now - e.rttStart)
 		}
+		if e.txStamp != nil {
+			e.txStampAcked(ack) // txstamp.go; before the ring lets the bytes go
+		}
 		d := 0
 		if seqGT(ack, e.sbSeq) {
 			d = min(int(ack-e.sbSeq), e.sndLen)

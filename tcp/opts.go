@@ -45,6 +45,9 @@ type epOpts struct {
 	// rxStamp is the receive timestamp record (rxstamp.go); a set
 	// holding one is the endpoint's own, never interned.
 	rxStamp *rxStampCell
+	// txStamp is the transmit timestamp state (txstamp.go); like
+	// rxStamp, a set holding it is the endpoint's own.
+	txStamp *txStampState
 }
 
 // maxSharedOpts bounds the table of shared option sets: past it a new
@@ -72,7 +75,7 @@ func (p *Protocol) shareOpts(o epOpts) *epOpts {
 	if o == p.defOpts {
 		return &p.defOpts
 	}
-	if o.ipOpts != nil || o.ext6 != nil || o.rxStamp != nil {
+	if o.ipOpts != nil || o.ext6 != nil || o.rxStamp != nil || o.txStamp != nil {
 		// IP_OPTIONS values are rarely shared (an accepted socket's
 		// are its SYN's): interned, they would fill the table.
 		s := new(epOpts)

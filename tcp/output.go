@@ -127,6 +127,9 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 	}
 	e.segsOut += uint32(segs)
 	err := e.p.host.Output(seg)
+	if e.txStamp != nil && err == nil && n > 0 {
+		e.txStampSent(seg, seq, n) // txstamp.go
+	}
 	if err != nil {
 		e.p.st.OutputErrors.Add(1)
 		if err == syscall.ENOBUFS && flags&wire.TCPFlagRST == 0 && e.linkFull() {

@@ -44,6 +44,11 @@ func (e *Endpoint) RxTimestamp() int64 {
 // inheritRxStamp gives an accepted child its own record when the
 // listener has one.
 func (c *Endpoint) inheritRxStamp() {
+	if c.txStamp != nil {
+		// The listener's transmit state is its own (txstamp.go); the
+		// socket layer gives the child a state of its own when it asks.
+		c.setOpt(func(o epOpts) epOpts { o.txStamp = nil; return o })
+	}
 	if c.rxStamp != nil {
 		n := new(rxStampCell)
 		c.setOpt(func(o epOpts) epOpts { o.rxStamp = n; return o })

@@ -1,0 +1,141 @@
+package socket
+
+import (
+	"errors"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/tcp"
+	"github.com/sockstack/sockstack/waiter"
+)
+
+// waitEv waits up to 5 s for s to show an event of mask after do ran.
+func waitEv(t *testing.T, s *Socket, mask waiter.EventMask, do func()) bool {
+	t.Helper()
+	e := waiter.Entry{C: make(chan struct{}, 1)}
+	s.Waiter().Register(&e, mask)
+	defer s.Waiter().Unregister(&e)
+	do()
+	timer := time.NewTimer(5 * time.Second)
+	defer timer.Stop()
+	for s.Readiness(mask)&mask == 0 {
+		select {
+		case <-e.C:
+		case <-timer.C:
+			return false
+		}
+	}
+	return true
+}
+
+// tcpTxRead reads one report: its ee_info and ee_data.
+func tcpTxRead(t *testing.T, s *Socket) (info, data uint32) {
+	t.Helper()
+	_, _, _, ee, err := s.RecvErr(make([]byte, 64), MSG_DONTWAIT)
+	if err != nil {
+		t.Fatalf("read of the error queue: %v", err)
+	}
+	if ee.Origin != SO_EE_ORIGIN_TIMESTAMPING || ee.Errno != 42 {
+		t.Fatalf("report %+v, want origin %d errno ENOMSG", ee, SO_EE_ORIGIN_TIMESTAMPING)
+	}
+	return ee.Info, ee.Data
+}
+
+// TestTCPTxStampAckReport: TX_ACK alone queues its report when the
+// peer's ACK comes, and POLLERR shows it.
+func TestTCPTxStampAckReport(t *testing.T) {
+	clk, cli, srv := tcpStampRig(t, 1, nil)
+	c, s := cli[0], srv[0]
+	if err := c.SetSockOptInt(SOL_SOCKET, SO_TIMESTAMPING_OLD, SOF_TIMESTAMPING_TX_ACK|SOF_TIMESTAMPING_OPT_TSONLY); err != nil {
+		t.Fatal(err)
+	}
+	queuedEv(t, s, waiter.EventIn, func() {
+		if _, err := c.Send([]byte("x"), 0); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if !waitEv(t, c, waiter.EventErr, func() { clk.Advance(time.Second) }) {
+		t.Fatalf("no report; queue %d", c.ErrQueueLen())
+	}
+	if info, _ := tcpTxRead(t, c); info != SCM_TSTAMP_ACK {
+		t.Fatalf("ee_info %d, want SCM_TSTAMP_ACK", info)
+	}
+}
+
+// TestTCPTxStampControlMessage: an SO_TIMESTAMPING control message asks
+// one send's reports in place of the socket's flags; a send without one
+// uses the socket's (here none).
+func TestTCPTxStampControlMessage(t *testing.T) {
+	_, cli, _ := tcpStampRig(t, 1, nil)
+	c := cli[0]
+	if err := c.SetSockOptInt(SOL_SOCKET, SO_TIMESTAMPING_OLD, SOF_TIMESTAMPING_OPT_TSONLY); err != nil {
+		t.Fatal(err)
+	}
+	send := func(oob []byte) {
+		t.Helper()
+		if n, err := c.SendMsgControl([]byte("ab"), oob, 0, nil); n != 2 || err != nil {
+			t.Fatalf("sendmsg: %d, %v", n, err)
+		}
+	}
+	if !waitEv(t, c, waiter.EventErr, func() { send(ctlInt(SOL_SOCKET, SO_TIMESTAMPING_OLD, SOF_TIMESTAMPING_TX_SOFTWARE)) }) {
+		t.Fatal("no report")
+	}
+	if info, _ := tcpTxRead(t, c); info != SCM_TSTAMP_SND {
+		t.Fatalf("ee_info %d, want SCM_TSTAMP_SND", info)
+	}
+	if _, err := c.Send([]byte("plain"), 0); err != nil {
+		t.Fatal(err)
+	}
+	send(ctlInt(SOL_SOCKET, SO_TIMESTAMPING_OLD, 0))
+	// Reports queue in order: one for the sends before would come first.
+	if !waitEv(t, c, waiter.EventErr, func() { send(ctlInt(SOL_SOCKET, SO_TIMESTAMPING_NEW, SOF_TIMESTAMPING_TX_SCHED)) }) {
+		t.Fatal("no report")
+	}
+	if info, _ := tcpTxRead(t, c); info != SCM_TSTAMP_SCHED {
+		t.Fatalf("ee_info %d, want SCM_TSTAMP_SCHED", info)
+	}
+	if n := c.ErrQueueLen(); n != 0 {
+		t.Fatalf("%d more queued", n)
+	}
+	// The report set no pending error: a read finds no data, not an error.
+	if _, err := c.Recv(make([]byte, 8), MSG_DONTWAIT); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("recv: %v, want EAGAIN", err)
+	}
+}
+
+// TestTCPTxStampRxOnly: a socket with receive timestamps only queues no
+// transmit report.
+func TestTCPTxStampRxOnly(t *testing.T) {
+	_, cli, srv := tcpStampRig(t, 1, nil)
+	c, s := cli[0], srv[0]
+	if err := c.SetSockOptInt(SOL_SOCKET, SO_TIMESTAMPING_OLD, SOF_TIMESTAMPING_RX_SOFTWARE|SOF_TIMESTAMPING_SOFTWARE); err != nil {
+		t.Fatal(err)
+	}
+	queuedEv(t, s, waiter.EventIn, func() {
+		if _, err := c.Send([]byte("x"), 0); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n := c.ErrQueueLen(); n != 0 {
+		t.Fatalf("%d reports queued", n)
+	}
+}
+
+// TestTCPTxFlags: the SO_TIMESTAMPING bits the endpoint acts on.
+func TestTCPTxFlags(t *testing.T) {
+	for _, c := range []struct {
+		in   uint32
+		want tcp.TxStampFlags
+	}{
+		{SOF_TIMESTAMPING_TX_SCHED | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_TX_ACK, tcp.TxStampSched | tcp.TxStampSnd | tcp.TxStampAck},
+		{SOF_TIMESTAMPING_TX_HARDWARE | SOF_TIMESTAMPING_OPT_ID, tcp.TxStampKey | tcp.TxStampID},
+		{SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_ID_TCP | SOF_TIMESTAMPING_TX_COMPLETION, tcp.TxStampID | tcp.TxStampIDTCP | tcp.TxStampKey},
+		{SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_TSONLY, tcp.TxStampTSOnly},
+		{SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE, 0},
+	} {
+		if got := tcpTxFlags(c.in); got != c.want {
+			t.Errorf("%#x: %#x, want %#x", c.in, got, c.want)
+		}
+	}
+}
