@@ -269,10 +269,9 @@ func tcpTxStampCases() []Case {
 	return cs
 }
 
-// tcpTxStampReadCases need a TCP error-queue read that gives ee_data and
-// the timestamp messages: socket/recverr.go and socket/inet_recvopts.go
-// (not this file's owner's) do not yet, so they are not registered
-// (docs/DECISIONS.md); with that read they agree with Linux.
+// tcpTxStampReadCases look at what a TCP error-queue read gives beside
+// the report: ee_data (the OPT_ID key) and the timestamp messages
+// (socket/recverr.go, socket/inet_recvopts.go).
 func tcpTxStampReadCases() []Case {
 	var cs []Case
 	for _, c := range []struct {

@@ -452,6 +452,9 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 			if d, ok := s.ep.(*dgramEP); ok {
 				// ip_recv_error gives the timestamps first too.
 				d.ts.putErr(&w, at, d.ep.Stack().Clock())
+			} else if t, ok := s.ep.(*tcpEP); ok && at != 0 {
+				// A TCP transmit timestamp report (tcptxstamp.go).
+				t.tcpStampOpts(true).ts.putErr(&w, at, t.net.st.Clock())
 			}
 			w.putAll(ee.Cmsg())
 			if w.trunc {

@@ -157,7 +157,10 @@ func (s *Socket) recvErr(b []byte, flags int, at *int64) (n, rflags int, from So
 			return 0, 0, nil, ee, err
 		}
 		d.stampRec().read(d.net.st.Clock()) // ip_recv_error sets sk_stamp
-		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info,
+		if at != nil {
+			*at = m.At // a transmit timestamp report's time (0: an ICMP error)
+		}
+		ee = SockExtendedErr{Errno: m.Errno, Origin: m.Origin, Type: m.Type, Code: m.Code, Info: m.Info, Data: m.Data,
 			RFC4884Len: ctl.RFC4884Len, RFC4884Flags: ctl.RFC4884Flags}
 		c := stack.TCPErrCarrier(&ctl)
 		ee.Ancillary = errAncillary(d.net.st, d.v6, d.recvInfo.Load(), &c, m.Origin == SO_EE_ORIGIN_ICMP)
