@@ -127,23 +127,12 @@ func (e *DgramEndpoint) TxTimestamp(b []byte, to netip.AddrPort, r TxStampReq) {
 // queueStampLocked queues one report, taking the clock now; false when
 // the receive buffer had no room for it (counted).
 func (e *DgramEndpoint) queueStampLocked(m ErrQueueMsg, c ICMPCarrier, frame []byte) bool {
-	if e.closed {
+	if !e.pushErrLocked(m, c, frame, -1) { // errqueue.go
+		if !e.closed {
+			txStampDrops.Add(1)
+		}
 		return false
 	}
-	if e.qbytes+bufCap(len(frame))+DgramOverhead >= e.rcvbuf {
-		e.errDrops.Add(1)
-		txStampDrops.Add(1)
-		return false
-	}
-	if e.errHead > 0 && e.errHead >= len(e.errq)/2 {
-		n := copy(e.errq, e.errq[e.errHead:])
-		clear(e.errq[n:])
-		e.errq, e.errHead = e.errq[:n], 0
-	}
-	buf := getBuf(len(frame))
-	copy(buf, frame)
-	e.errq = append(e.errq, errEntry{msg: m, carrier: c, buf: buf, at: e.s.arrivalNs()})
-	e.qbytes += Truesize(buf)
 	return true
 }
 

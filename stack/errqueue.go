@@ -194,12 +194,29 @@ func (e *DgramEndpoint) purgeErrLocked() {
 // receive queue as Linux's sock_queue_err_skb does (and, unlike a
 // datagram, refused even when the queue is empty).
 func (e *DgramEndpoint) queueErrLocked(m ErrQueueMsg, c ICMPCarrier, payload []byte) bool {
+	var at int64
+	if e.stampRx.Load() {
+		at = -1 // the arrival, taken once there is room
+	}
+	if !e.pushErrLocked(m, c, payload, at) {
+		if !e.closed {
+			e.s.stats.ICMP.ErrQueueFull.Add(1)
+		}
+		return false
+	}
+	return true
+}
+
+// pushErrLocked queues an entry with a copy of payload, charged against
+// SO_RCVBUF as sock_queue_err_skb; at is the entry's time (0: none, -1:
+// the stack's clock now). False, and errDrops counted, when there is no
+// room or the endpoint is closed.
+func (e *DgramEndpoint) pushErrLocked(m ErrQueueMsg, c ICMPCarrier, payload []byte, at int64) bool {
 	if e.closed {
 		return false
 	}
 	if e.qbytes+bufCap(len(payload))+DgramOverhead >= e.rcvbuf {
 		e.errDrops.Add(1)
-		e.s.stats.ICMP.ErrQueueFull.Add(1)
 		return false
 	}
 	if e.errHead > 0 && e.errHead >= len(e.errq)/2 {
@@ -209,12 +226,11 @@ func (e *DgramEndpoint) queueErrLocked(m ErrQueueMsg, c ICMPCarrier, payload []b
 		clear(e.errq[n:])
 		e.errq, e.errHead = e.errq[:n], 0
 	}
-	buf := getBuf(len(payload))
-	copy(buf, payload)
-	var at int64
-	if e.stampRx.Load() {
+	if at < 0 {
 		at = e.s.arrivalNs()
 	}
+	buf := getBuf(len(payload))
+	copy(buf, payload)
 	e.errq = append(e.errq, errEntry{msg: m, carrier: c, buf: buf, at: at})
 	e.qbytes += Truesize(buf)
 	return true
