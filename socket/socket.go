@@ -640,14 +640,30 @@ func (s *Socket) SendTo(b []byte, flags int, a Sockaddr) (int, error) {
 		total += n
 		if err != nil {
 			if total > 0 {
+				s.sendEnded()
 				return total, nil
 			}
 			return total, err
 		}
 		nonblock, _ := s.mode(flags, true)
-		if total == len(b) || nonblock {
+		if total == len(b) {
 			return total, nil
 		}
+		if nonblock {
+			if total > 0 {
+				s.sendEnded()
+			}
+			return total, nil
+		}
+	}
+}
+
+// sendEnded is the end of a stream send that queued only part of its
+// bytes: a TCP transmit timestamp marks its last byte queued
+// (tcptxstamp.go).
+func (s *Socket) sendEnded() {
+	if t, ok := s.ep.(*tcpEP); ok && t.stamp.Load() != nil {
+		t.ep.TxStampMarkTail()
 	}
 }
 

@@ -139,3 +139,67 @@ func TestTCPTxFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPTxStampOneReportPerSend: a send that has to wait for room in
+// between still makes one report, for its last byte, as Linux's
+// tcp_sendmsg marks only the tail at its end; a non-blocking send that
+// queued part of its bytes marks the last byte it queued, if that has
+// not left yet.
+func TestTCPTxStampOneReportPerSend(t *testing.T) {
+	_, cli, srv := tcpStampRig(t, 1, nil)
+	c, s := cli[0], srv[0]
+	if err := c.SetSockOptInt(SOL_SOCKET, SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetSockOptInt(SOL_SOCKET, SO_TIMESTAMPING_OLD,
+		SOF_TIMESTAMPING_TX_SCHED|SOF_TIMESTAMPING_OPT_TSONLY|SOF_TIMESTAMPING_OPT_ID|SOF_TIMESTAMPING_OPT_ID_TCP); err != nil {
+		t.Fatal(err)
+	}
+	// Non-blocking, more than the buffer holds: part is queued.
+	big := make([]byte, 1<<20)
+	n1, err := c.Send(big, MSG_DONTWAIT)
+	if err != nil || n1 <= 0 || n1 >= len(big) {
+		t.Fatalf("non-blocking send: %d, %v; want part of %d", n1, err, len(big))
+	}
+	// Blocking, far more than the buffer: it waits for the reader many
+	// times over.
+	const n2 = 300 << 10
+	done := make(chan error, 1)
+	go func() {
+		s.SetTimeout(10 * time.Second)
+		buf := make([]byte, 64<<10)
+		for got := 0; got < n1+n2; {
+			k, err := s.Recv(buf, 0)
+			if err != nil {
+				done <- err
+				return
+			}
+			got += k
+		}
+		done <- nil
+	}()
+	c.SetTimeout(10 * time.Second)
+	if err := c.SendAll(make([]byte, n2), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var keys []uint32
+	for c.ErrQueueLen() > 0 {
+		info, data := tcpTxRead(t, c)
+		if info != SCM_TSTAMP_SCHED {
+			t.Fatalf("ee_info %d, want SCM_TSTAMP_SCHED", info)
+		}
+		keys = append(keys, data)
+	}
+	// The non-blocking send's last byte has a report only if it had not
+	// left when the send returned (as Linux); the blocking one's always.
+	last := uint32(n1 + n2 - 1)
+	switch {
+	case len(keys) == 1 && keys[0] == last:
+	case len(keys) == 2 && keys[0] == uint32(n1-1) && keys[1] == last:
+	default:
+		t.Fatalf("reports with keys %v, want [%d] or [%d %d] (one per send, its last byte)", keys, last, n1-1, last)
+	}
+}

@@ -598,7 +598,9 @@ func (e *Endpoint) write(b []byte, oob bool) (int, error) {
 	e.growRing(&e.snd, e.sndLen+n, e.sndLen, e.sndCap)
 	e.snd.copyIn(b[:n], e.sndLen)
 	e.sndLen += n
-	if e.txStamp != nil {
+	if e.txStamp != nil && n == len(b) {
+		// The send's last bytes: a partial write leaves the mark to the
+		// write that completes the send, or to TxStampMarkTail.
 		e.txStampWrote() // txstamp.go
 	}
 	if oob {

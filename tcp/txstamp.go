@@ -166,7 +166,26 @@ func (e *Endpoint) txStampWrote() {
 	if fl&txStampReports == 0 {
 		return
 	}
-	s.pend = append(s.pend, txPend{seq: e.dataEnd() - 1, fl: fl & txStampReports})
+	seq := e.dataEnd() - 1
+	if k := len(s.pend); k > 0 && s.pend[k-1].seq == seq {
+		return // already marked (TxStampMarkTail after a write that took all)
+	}
+	s.pend = append(s.pend, txPend{seq: seq, fl: fl & txStampReports})
+}
+
+// TxStampMarkTail marks the last byte queued, for a send call that ends
+// with part of its bytes unqueued (a non-blocking send, or one an error
+// stopped): Write marks only a write that takes all it is given, so that
+// a blocking send that waits for room in between makes one report, at
+// its end, as Linux's tcp_sendmsg (tcp_tx_timestamp at its out label).
+// As there, a byte that has already left is not marked (Linux's
+// tcp_write_queue_tail is then empty).
+func (e *Endpoint) TxStampMarkTail() {
+	e.lock()
+	defer e.unlock()
+	if e.txStamp != nil && seqLT(e.sndMax, e.dataEnd()) {
+		e.txStampWrote()
+	}
 }
 
 // txStampSent reports the marked bytes the segment seg, of n bytes at
