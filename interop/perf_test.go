@@ -372,8 +372,14 @@ var afMode = flag.String("interop.af-mode", "mmsg",
 	"AF_PACKET mode of TestInteropAFPacketOffload: mmsg, v3 (TPACKET_V3 rings), v2 (TPACKET_V2 rings) or v2rx (TPACKET_V2 receive ring, sendmmsg)")
 
 // withAFMode sets opts' ring options for mode (afMode's values).
+// afReorderWait sets AFPacketOptions.ReorderWait in the AF_PACKET
+// throughput tests (0: the default; negative: none), for A/B runs.
+var afReorderWait = flag.Duration("interop.reorder-wait", 0,
+	"AF_PACKET throughput tests: the reader's wait for a reordered frame (0: link.DefaultReorderWait, negative: none)")
+
 func withAFMode(t *testing.T, opts link.AFPacketOptions, mode string) link.AFPacketOptions {
 	t.Helper()
+	opts.ReorderWait = *afReorderWait
 	switch mode {
 	case "mmsg":
 		opts.Ring = false
@@ -468,7 +474,7 @@ func TestInteropAFPacketOffload(t *testing.T) {
 		t.Error("frames with malformed offload state")
 	}
 	if ep, ok := h.nic.Endpoint().(*link.AFPacket); ok {
-		t.Logf("kernel drops %d, rings %+v", ep.KernelDrops(), ep.RingStats())
+		t.Logf("kernel drops %d, rings %+v, waits for a reordered frame %+v", ep.KernelDrops(), ep.RingStats(), ep.ReorderWaitStats())
 	}
 }
 

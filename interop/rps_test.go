@@ -90,13 +90,16 @@ func readNetCounters(t *testing.T, ns string) netCounters {
 
 // reorderSince is the reordering a kernel saw since c0 in namespace ns:
 // as a sender (duplicate-data reports, its reordering estimate raised,
-// retransmissions) and as a receiver (segments queued out of order).
+// retransmissions, SACK recoveries, and the window at which HyStart
+// ended slow start: summed over the connections since c0) and as a
+// receiver (segments queued out of order).
 func reorderSince(t *testing.T, ns string, c0 netCounters) string {
 	t.Helper()
 	c := readNetCounters(t, ns)
 	d := func(k string) uint64 { return c[k] - c0[k] }
-	return fmt.Sprintf("sent: retrans %d, DSACK received %d, SACK reorder %d; received: out of order %d",
-		d("Tcp:RetransSegs"), d("TcpExt:TCPDSACKRecv"), d("TcpExt:TCPSACKReorder"), d("TcpExt:TCPOFOQueue"))
+	return fmt.Sprintf("sent: retrans %d, DSACK received %d, SACK reorder %d, SACK recoveries %d, HyStart left slow start at cwnd %d; received: out of order %d",
+		d("Tcp:RetransSegs"), d("TcpExt:TCPDSACKRecv"), d("TcpExt:TCPSACKReorder"), d("TcpExt:TCPSackRecovery"),
+		d("TcpExt:TCPHystartTrainCwnd")+d("TcpExt:TCPHystartDelayCwnd"), d("TcpExt:TCPOFOQueue"))
 }
 
 // TestRPSMask: the mask has one bit per CPU and splits into 32-bit

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -66,8 +67,39 @@ type AFPacketOptions struct {
 	// RingFrames is the number of slots of a TPACKET_V2 receive ring
 	// (0: DefaultRing2Bytes' worth, at least DefaultRing2MinFrames).
 	RingFrames int
+	// ReorderWait is how long the reader, finding nothing more to read
+	// while TCP holds back the ACK of a hole in a flow, waits for the
+	// missing frame before TCP reports the hole (DefaultReorderWait when
+	// 0; negative: no wait). On a veth the kernel's frames of one flow
+	// can cross two CPUs' backlogs and arrive swapped by microseconds; a
+	// hole reported at once makes a Linux sender retransmit and shrink
+	// its window for nothing. ReorderWaitStats counts the waits.
+	ReorderWait time.Duration
 
 	retireMs int // tests: the TPACKET_V3 block timer (0: ringRetireMs)
+}
+
+// DefaultReorderWait is AFPacketOptions.ReorderWait's default: enough
+// for the other CPU's backlog to drain on the machines measured
+// (BENCHMARKS.md, "Waiting for a reordered frame"), short against any
+// round trip a real loss is recovered in.
+const DefaultReorderWait = 100 * time.Microsecond
+
+// ReorderWaitStats counts the reader's waits for a reordered frame
+// (AFPacketOptions.ReorderWait): Waits started, and Filled, those that
+// ended with frames to read before the wait was up.
+type ReorderWaitStats struct {
+	Waits, Filled uint64
+}
+
+// ReorderWaitStats sums the waits of all queues.
+func (a *AFPacket) ReorderWaitStats() ReorderWaitStats {
+	var s ReorderWaitStats
+	for _, q := range a.afQueues() {
+		s.Waits += q.reorderWaits.Load()
+		s.Filled += q.reorderFilled.Load()
+	}
+	return s
 }
 
 // AFPacket is an endpoint on an AF_PACKET socket bound to an existing
@@ -332,6 +364,12 @@ func openAFPacketFD(fd, sfd int, ifi *net.Interface, opts AFPacketOptions, stats
 	}
 	if sfd >= 0 {
 		a.sendFD, a.sendOwn = sfd, true
+	}
+	switch {
+	case opts.ReorderWait == 0:
+		a.reorderWait = DefaultReorderWait
+	case opts.ReorderWait > 0:
+		a.reorderWait = opts.ReorderWait
 	}
 	a.vnet.on = opts.Offload
 	n := len(a.bufs)

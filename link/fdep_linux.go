@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -54,6 +55,12 @@ type fdEndpoint struct {
 	// idleOwed: the receiver holds work for when the file has nothing
 	// more to read (IdleReceiver); idleNow: a read stopped to do it.
 	idleOwed, idleNow bool
+	// reorderWait, when positive, is how long a read that finds nothing
+	// waits for more frames before it calls Idle while the receiver
+	// holds work (AFPacketOptions.ReorderWait); reorderWaits counts the
+	// waits, reorderFilled those that ended with frames to read.
+	reorderWait                 time.Duration
+	reorderWaits, reorderFilled atomic.Uint64
 
 	// Writer state, under wmu; writeFn sends wframes[wnext:].
 	wmu     sync.Mutex
@@ -170,6 +177,11 @@ func (e *fdEndpoint) readLoop(r Receiver) {
 				return true
 			}
 			if e.idleOwed {
+				if e.reorderWait > 0 && e.waitForMore(fd) && e.readFn(fd) {
+					// Frames came: the next batch may fill the hole;
+					// Idle stays owed if it does not.
+					return true
+				}
 				e.idleOwed, e.idleNow = false, true
 				return true
 			}
@@ -228,6 +240,37 @@ func (e *fdEndpoint) readLoop(r Receiver) {
 				return
 			}
 		}
+	}
+}
+
+// waitForMore waits up to reorderWait for fd to have frames to read.
+// It runs when a read found nothing while the receiver holds the ACK of
+// a hole: a veth whose sender transmits from two CPUs queues a flow's
+// frames on two backlogs that drain independently, so the missing frame
+// is often microseconds behind. Reporting the hole at once would make a
+// Linux sender, whose reordering window is a quarter of a minimum RTT
+// of a few microseconds, retransmit spuriously and cut its window
+// (BENCHMARKS.md, "Waiting for a reordered frame"). The wait is a
+// poll(2) on this goroutine's thread, once per held hole.
+func (e *fdEndpoint) waitForMore(fd uintptr) bool {
+	e.reorderWaits.Add(1)
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	end := time.Now().Add(e.reorderWait)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return false
+		}
+		ts := unix.NsecToTimespec(int64(left))
+		n, err := unix.Ppoll(pfd, &ts, nil)
+		if err == unix.EINTR {
+			continue // Go's preemption signal: wait for the rest
+		}
+		if n > 0 && pfd[0].Revents&unix.POLLIN != 0 {
+			e.reorderFilled.Add(1)
+			return true
+		}
+		return false
 	}
 }
 
