@@ -73,7 +73,8 @@ type AFPacketOptions struct {
 	// 0; negative: no wait). On a veth the kernel's frames of one flow
 	// can cross two CPUs' backlogs and arrive swapped by microseconds; a
 	// hole reported at once makes a Linux sender retransmit and shrink
-	// its window for nothing. ReorderWaitStats counts the waits.
+	// its window for nothing. ReorderWaitStats counts the waits. At
+	// most MaxReorderWait.
 	ReorderWait time.Duration
 
 	retireMs int // tests: the TPACKET_V3 block timer (0: ringRetireMs)
@@ -84,6 +85,10 @@ type AFPacketOptions struct {
 // (BENCHMARKS.md, "Waiting for a reordered frame"), short against any
 // round trip a real loss is recovered in.
 const DefaultReorderWait = 100 * time.Microsecond
+
+// MaxReorderWait bounds AFPacketOptions.ReorderWait: a wait longer than
+// a round trip would only delay the report of a real loss.
+const MaxReorderWait = time.Second
 
 // ReorderWaitStats counts the reader's waits for a reordered frame
 // (AFPacketOptions.ReorderWait): Waits started, and Filled, those that
@@ -151,6 +156,9 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // OpenAFPacket opens an AF_PACKET socket on ifname (opts.Queues of them
 // in a fanout group).
 func OpenAFPacket(ifname string, opts AFPacketOptions) (*AFPacket, error) {
+	if opts.ReorderWait > MaxReorderWait {
+		return nil, fmt.Errorf("link: AF_PACKET reorder wait %v: at most %v", opts.ReorderWait, MaxReorderWait)
+	}
 	nq := max(opts.Queues, 1)
 	var (
 		fds, sfds []int

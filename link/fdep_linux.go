@@ -258,10 +258,12 @@ func (e *fdEndpoint) waitForMore(fd uintptr) bool {
 	end := time.Now().Add(e.reorderWait)
 	for {
 		left := time.Until(end)
-		if left <= 0 {
+		if left <= 0 || e.closed.Load() {
 			return false
 		}
-		ts := unix.NsecToTimespec(int64(left))
+		// A long wait (tests, a user's choice) looks at Close between
+		// slices, as writeOwn does.
+		ts := unix.NsecToTimespec(int64(min(left, sendPollMs*time.Millisecond)))
 		n, err := unix.Ppoll(pfd, &ts, nil)
 		if err == unix.EINTR {
 			continue // Go's preemption signal: wait for the rest

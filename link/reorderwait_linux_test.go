@@ -65,7 +65,7 @@ func waitWaits(t *testing.T, ep *AFPacket, n uint64) {
 // before the receiver is told the link went idle, so the hole it fills
 // is never reported (ReorderWait).
 func TestAFPacketReorderWaitFilled(t *testing.T) {
-	ep, ns, peerMAC := openOnVeth(t, AFPacketOptions{ReorderWait: 10 * time.Second})
+	ep, ns, peerMAC := openOnVeth(t, AFPacketOptions{ReorderWait: MaxReorderWait})
 	peer := openPeer(t, ns, false)
 	r := newHoldingReceiver()
 	first, second := testFrame(ep.HardwareAddr(), peerMAC, 1), testFrame(ep.HardwareAddr(), peerMAC, 2)
@@ -134,10 +134,35 @@ func TestAFPacketReorderWaitExpires(t *testing.T) {
 	}
 }
 
-// The default applies when the option is zero.
+// The default applies when the option is zero; a wait past the bound is
+// refused; Close ends a wait in progress within a slice.
 func TestAFPacketReorderWaitDefault(t *testing.T) {
-	ep, _, _ := openOnVeth(t, AFPacketOptions{})
+	ep, ns, peerMAC := openOnVeth(t, AFPacketOptions{})
 	if ep.reorderWait != DefaultReorderWait {
 		t.Fatalf("reorder wait %v, want the default %v", ep.reorderWait, DefaultReorderWait)
+	}
+	if _, err := OpenAFPacket("vb", AFPacketOptions{Netns: ns, ReorderWait: MaxReorderWait + 1}); err == nil {
+		t.Fatal("a reorder wait past MaxReorderWait was taken")
+	}
+	long, err := OpenAFPacket("va", AFPacketOptions{Netns: ns, ReorderWait: MaxReorderWait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newHoldingReceiver()
+	long.Attach(r)
+	if _, err := ep.WriteFrames([][]byte{testFrame(long.HardwareAddr(), peerMAC, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(t, 1)
+	waitWaits(t, long, 1)
+	start := time.Now()
+	if err := long.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close returns before the read loop ends; the loop ends within a
+	// slice of the wait, not after the whole second.
+	<-long.readDone
+	if d := time.Since(start); d >= MaxReorderWait/2 {
+		t.Fatalf("the reader ended %v after Close: it waited out the wait", d)
 	}
 }
