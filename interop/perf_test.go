@@ -371,12 +371,13 @@ func recvZerosSocat(t *testing.T, l *lab, h *host, port int, size int64, args ..
 var afMode = flag.String("interop.af-mode", "mmsg",
 	"AF_PACKET mode of TestInteropAFPacketOffload: mmsg, v3 (TPACKET_V3 rings), v2 (TPACKET_V2 rings) or v2rx (TPACKET_V2 receive ring, sendmmsg)")
 
-// withAFMode sets opts' ring options for mode (afMode's values).
 // afReorderWait sets AFPacketOptions.ReorderWait in the AF_PACKET
 // throughput tests (0: the default; negative: none), for A/B runs.
 var afReorderWait = flag.Duration("interop.reorder-wait", 0,
 	"AF_PACKET throughput tests: the reader's wait for a reordered frame (0: link.DefaultReorderWait, negative: none)")
 
+// withAFMode sets opts' ring options for mode (afMode's values), and
+// the reorder wait of -interop.reorder-wait.
 func withAFMode(t *testing.T, opts link.AFPacketOptions, mode string) link.AFPacketOptions {
 	t.Helper()
 	opts.ReorderWait = *afReorderWait

@@ -91,10 +91,11 @@ const DefaultReorderWait = 100 * time.Microsecond
 const MaxReorderWait = time.Second
 
 // ReorderWaitStats counts the reader's waits for a reordered frame
-// (AFPacketOptions.ReorderWait): Waits started, and Filled, those that
-// ended with frames to read before the wait was up.
+// (AFPacketOptions.ReorderWait): Waits started, and Woken, those that
+// ended with frames to read before the wait was up (the missing frame,
+// or, after a real loss, the ones behind it).
 type ReorderWaitStats struct {
-	Waits, Filled uint64
+	Waits, Woken uint64
 }
 
 // ReorderWaitStats sums the waits of all queues.
@@ -102,7 +103,7 @@ func (a *AFPacket) ReorderWaitStats() ReorderWaitStats {
 	var s ReorderWaitStats
 	for _, q := range a.afQueues() {
 		s.Waits += q.reorderWaits.Load()
-		s.Filled += q.reorderFilled.Load()
+		s.Woken += q.reorderWoken.Load()
 	}
 	return s
 }

@@ -58,9 +58,10 @@ type fdEndpoint struct {
 	// reorderWait, when positive, is how long a read that finds nothing
 	// waits for more frames before it calls Idle while the receiver
 	// holds work (AFPacketOptions.ReorderWait); reorderWaits counts the
-	// waits, reorderFilled those that ended with frames to read.
-	reorderWait                 time.Duration
-	reorderWaits, reorderFilled atomic.Uint64
+	// waits, reorderWoken those that ended with frames to read (the
+	// missing one, or later ones: a real loss).
+	reorderWait                time.Duration
+	reorderWaits, reorderWoken atomic.Uint64
 
 	// Writer state, under wmu; writeFn sends wframes[wnext:].
 	wmu     sync.Mutex
@@ -269,7 +270,7 @@ func (e *fdEndpoint) waitForMore(fd uintptr) bool {
 			continue // Go's preemption signal: wait for the rest
 		}
 		if n > 0 && pfd[0].Revents&unix.POLLIN != 0 {
-			e.reorderFilled.Add(1)
+			e.reorderWoken.Add(1)
 			return true
 		}
 		return false

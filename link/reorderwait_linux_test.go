@@ -64,7 +64,7 @@ func waitWaits(t *testing.T, ep *AFPacket, n uint64) {
 // for more frames: a frame sent during the wait is read and delivered
 // before the receiver is told the link went idle, so the hole it fills
 // is never reported (ReorderWait).
-func TestAFPacketReorderWaitFilled(t *testing.T) {
+func TestAFPacketReorderWaitWoken(t *testing.T) {
 	ep, ns, peerMAC := openOnVeth(t, AFPacketOptions{ReorderWait: MaxReorderWait})
 	peer := openPeer(t, ns, false)
 	r := newHoldingReceiver()
@@ -90,8 +90,8 @@ func TestAFPacketReorderWaitFilled(t *testing.T) {
 		t.Fatal("Idle was called although the missing frame came within the wait")
 	default:
 	}
-	if s := ep.ReorderWaitStats(); s.Waits != 1 || s.Filled != 1 {
-		t.Fatalf("reorder waits %+v, want 1 started, 1 filled", s)
+	if s := ep.ReorderWaitStats(); s.Waits != 1 || s.Woken != 1 {
+		t.Fatalf("reorder waits %+v, want 1 started, 1 woken by a frame", s)
 	}
 }
 
@@ -127,8 +127,8 @@ func TestAFPacketReorderWaitExpires(t *testing.T) {
 			if tc.wantWaits > 0 && waited < wait {
 				t.Fatalf("Idle came %v after the batch, before the %v wait was up", waited, wait)
 			}
-			if s := ep.ReorderWaitStats(); s.Waits != tc.wantWaits || s.Filled != 0 {
-				t.Fatalf("reorder waits %+v, want %d started, none filled", s, tc.wantWaits)
+			if s := ep.ReorderWaitStats(); s.Waits != tc.wantWaits || s.Woken != 0 {
+				t.Fatalf("reorder waits %+v, want %d started, none woken by a frame", s, tc.wantWaits)
 			}
 		})
 	}
