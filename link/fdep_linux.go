@@ -62,6 +62,7 @@ type fdEndpoint struct {
 	// missing one, or later ones: a real loss).
 	reorderWait                time.Duration
 	reorderWaits, reorderWoken atomic.Uint64
+	reorderPoll                [1]unix.PollFd // kept: no allocation per wait
 
 	// Writer state, under wmu; writeFn sends wframes[wnext:].
 	wmu     sync.Mutex
@@ -255,7 +256,8 @@ func (e *fdEndpoint) readLoop(r Receiver) {
 // poll(2) on this goroutine's thread, once per held hole.
 func (e *fdEndpoint) waitForMore(fd uintptr) bool {
 	e.reorderWaits.Add(1)
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	e.reorderPoll[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	pfd := e.reorderPoll[:]
 	end := time.Now().Add(e.reorderWait)
 	for {
 		left := time.Until(end)
