@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"bytes"
-	"encoding/binary"
 	"strings"
 	"time"
 
@@ -85,22 +84,7 @@ func (t *T) tcpTxRead(step string, s sockapi.Sock, lo time.Time) {
 		t.Logf("%s: %s", step, ErrName(err))
 		return
 	}
-	var parts []string
-	for b := oob[:oobn]; len(b) >= 16; {
-		clen := int(binary.NativeEndian.Uint64(b))
-		if clen < 16 {
-			break
-		}
-		space := min((clen+7)&^7, len(b))
-		if txt, ok := stampCmsgText(b[:space], lo, hi); ok {
-			parts = append(parts, txt)
-		} else if txt, ok := eeText(b[:space]); ok {
-			parts = append(parts, txt)
-		} else {
-			parts = append(parts, t.ipCmsgText(b[:space]))
-		}
-		b = b[space:]
-	}
+	parts := t.errCmsgTexts(oob[:oobn], lo, hi)
 	// The looped packet's headers hold an IP ID, checksums and TCP
 	// timestamps that differ: its length and last bytes are compared.
 	tail := buf[max(0, min(n, len(buf))-3):min(n, len(buf))]

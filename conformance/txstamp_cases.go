@@ -96,14 +96,23 @@ func (t *T) txErrRead(step string, s sockapi.Sock, bufSize, oobSize, tail int, l
 	}
 	end := buf[max(0, min(n, len(buf))-tail):min(n, len(buf))]
 	t.Logf("%s: %d bytes ending %q, flags %s, sender %v", step, n, end, recvFlagsText(rflags), from != nil)
-	b := oob[:oobn]
+	parts := t.errCmsgTexts(oob[:oobn], lo, hi)
+	if len(parts) == 0 {
+		parts = append(parts, "no control")
+	}
+	t.Logf("%s: %s", step, strings.Join(parts, "; "))
+}
+
+// errCmsgTexts describes each control message of an error-queue read:
+// timestamps between lo and hi, the extended error, IP messages.
+func (t *T) errCmsgTexts(b []byte, lo, hi time.Time) []string {
 	var parts []string
 	for len(b) >= 16 {
 		clen := int(binary.NativeEndian.Uint64(b))
-		space := min((clen+7)&^7, len(b))
 		if clen < 16 {
 			break
 		}
+		space := min((clen+7)&^7, len(b))
 		if txt, ok := stampCmsgText(b[:space], lo, hi); ok {
 			parts = append(parts, txt)
 		} else if txt, ok := eeText(b[:space]); ok {
@@ -113,10 +122,7 @@ func (t *T) txErrRead(step string, s sockapi.Sock, bufSize, oobSize, tail int, l
 		}
 		b = b[space:]
 	}
-	if len(parts) == 0 {
-		parts = append(parts, "no control")
-	}
-	t.Logf("%s: %s", step, strings.Join(parts, "; "))
+	return parts
 }
 
 // txErrDrain logs the reads of the rest of the error queue until it is
