@@ -227,11 +227,20 @@ func (l *lab) loss(t *testing.T, pct float64) {
 		l.run(t, 5*time.Second, nil, "tc", "filter", "add", "dev", tapName, "parent", "ffff:", "protocol", "all", "prio", "1", "bpf", "bytecode", lossBPF(pct), "da")
 		return
 	}
-	l.run(t, 5*time.Second, nil, "tc", "qdisc", "add", "dev", tapName, "root", "handle", "1:", "htb", "default", "1")
-	l.run(t, 5*time.Second, nil, "tc", "class", "add", "dev", tapName, "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit", "quantum", "60000")
-	l.run(t, 5*time.Second, nil, "tc", "filter", "add", "dev", tapName, "parent", "1:", "protocol", "all", "prio", "1", "bpf", "bytecode", lossBPF(pct), "da")
+	l.qdiscLoss(t, tapName, pct)
 	l.run(t, 5*time.Second, nil, "tc", "qdisc", "add", "dev", tapName, "handle", "ffff:", "ingress")
 	l.run(t, 5*time.Second, nil, "tc", "filter", "add", "dev", tapName, "parent", "ffff:", "protocol", "all", "prio", "1", "bpf", "bytecode", lossBPF(pct), "da")
+}
+
+// qdiscLoss drops pct percent of what dev (in the lab namespace) sends,
+// inside an htb root qdisc, so the sender's TCP takes the frames as sent
+// (a drop before the qdisc, at clsact, would be reported back to it as
+// local congestion, not lost on the wire).
+func (l *lab) qdiscLoss(t *testing.T, dev string, pct float64) {
+	t.Helper()
+	l.run(t, 5*time.Second, nil, "tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "1")
+	l.run(t, 5*time.Second, nil, "tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit", "quantum", "60000")
+	l.run(t, 5*time.Second, nil, "tc", "filter", "add", "dev", dev, "parent", "1:", "protocol", "all", "prio", "1", "bpf", "bytecode", lossBPF(pct), "da")
 }
 
 // lossBPF is classic BPF: load a random u32 (ancillary offset -4040 =

@@ -27,16 +27,7 @@ func TestInteropAFPacketReorderWaitLoss(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLab(t)
 			h := l.afpacketStackOpts(t, link.AFPacketOptions{Offload: true, QdiscBypass: true, ReorderWait: tc.wait})
-			for _, c := range [][]string{
-				// Dropped inside a qdisc, so the kernel's TCP takes the
-				// frame as sent (a drop at clsact would be reported back
-				// to it as local congestion, not lost on the wire).
-				{"tc", "qdisc", "add", "dev", "vp0", "root", "handle", "1:", "htb", "default", "1"},
-				{"tc", "class", "add", "dev", "vp0", "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit", "quantum", "60000"},
-				{"tc", "filter", "add", "dev", "vp0", "parent", "1:", "protocol", "all", "prio", "1", "bpf", "bytecode", lossBPF(1), "da"},
-			} {
-				l.run(t, 5*time.Second, nil, c...)
-			}
+			l.qdiscLoss(t, "vp0", 1)
 			k0 := readNetCounters(t, l.ns)
 			got, n, d := recvHashedAt(t, l, h, netip.MustParseAddr("10.79.0.2"), 5801, path, "", 3*time.Minute)
 			if n != size || got != sum {
