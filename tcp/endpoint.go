@@ -569,6 +569,9 @@ func (e *Endpoint) tuneRcvBuf(now time.Duration) {
 func (e *Endpoint) Write(b []byte) (int, error) { return e.write(b, false) }
 
 func (e *Endpoint) write(b []byte, oob bool) (int, error) {
+	wmu := e.wmu() // sndcopy.go
+	wmu.Lock()
+	defer wmu.Unlock()
 	e.lock()
 	defer e.unlock()
 	// A pending error fails the send before anything is queued, also one
@@ -596,7 +599,13 @@ func (e *Endpoint) write(b []byte, oob bool) (int, error) {
 	}
 	n := min(free, len(b))
 	e.growRing(&e.snd, e.sndLen+n, e.sndLen, e.sndCap)
-	e.snd.copyIn(b[:n], e.sndLen)
+	if n >= unlockedCopyMin && !oob {
+		if err := e.copyInUnlocked(b[:n]); err != nil { // sndcopy.go
+			return 0, err
+		}
+	} else {
+		e.snd.copyIn(b[:n], e.sndLen)
+	}
 	e.sndLen += n
 	if e.txStamp != nil && n == len(b) {
 		// The send's last bytes: a partial write leaves the mark to the

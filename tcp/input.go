@@ -491,7 +491,9 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.snd.consume(d)
 			e.sndLen -= d
 			e.sbSeq += uint32(d)
-			if e.sndLen == 0 {
+			if e.sndLen == 0 && !e.writing() {
+				// (A writer copying behind sndLen keeps head where its
+				// bytes are: sndcopy.go.)
 				e.snd.head = 0
 				e.idleRing(&e.snd)
 			}

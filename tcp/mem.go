@@ -24,6 +24,13 @@ func (e *Endpoint) releaseRing(r *ring) {
 	if n := len(r.buf); n > 0 {
 		e.p.memAdd(-n)
 	}
+	if r == &e.snd && e.writing() {
+		// A writer may be copying into it with the lock released: it is
+		// not pooled, so nobody else gets it while that copy runs
+		// (sndcopy.go).
+		r.buf, r.head = nil, 0
+		return
+	}
 	r.release()
 }
 

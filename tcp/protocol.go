@@ -47,8 +47,10 @@ type Protocol struct {
 	cfg  Config
 	base time.Time
 
-	mu        sync.RWMutex
-	conns     connTable
+	mu    sync.RWMutex
+	conns connTable
+	// Writers' locks, an endpoint hashed to one (sndcopy.go).
+	wlocks    [writeLocks]sync.Mutex
 	listeners map[uint16][]*Endpoint
 	ports     map[uint16]*portEntry
 	portHint  uint32
