@@ -455,6 +455,12 @@ func (s *Socket) blocking(flags int, write bool, mask waiter.EventMask, op func(
 		if err != nil {
 			return err
 		}
+		if s.closed.Load() {
+			// Close both cancels the wait and wakes it through the
+			// endpoint; whichever the wait saw, the call fails as
+			// closed (a closed UDP endpoint reads as empty, not EAGAIN).
+			return syscall.EBADF
+		}
 		err = op()
 		if !errors.Is(err, syscall.EAGAIN) {
 			return err
