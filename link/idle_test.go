@@ -93,3 +93,55 @@ func TestIdleAfterHeldBatch(t *testing.T) {
 	default:
 	}
 }
+
+// An impairment between the endpoint and the receiver passes the idle
+// calls on when it delivers on the endpoint's goroutine, and not when
+// its scheduler delivers later (Delay).
+func TestIdleThroughImpair(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		cfg     ImpairConfig
+		forward bool
+	}{
+		{"synchronous", ImpairConfig{Seed: 1}, true},
+		{"delayed", ImpairConfig{Seed: 1, Delay: time.Millisecond}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fds[1])
+			e := &fdEndpoint{name: "pair", mtu: 1500}
+			if err := e.initFD(fds[0], "pair", 4, 2048); err != nil {
+				t.Fatal(err)
+			}
+			e.readFn, e.writeFn = e.readOne, e.writeOne
+			m := NewImpair(e, c.cfg)
+			r := &idleRecv{events: make(chan string, 16)}
+			m.Attach(r)
+			defer m.Close()
+			want := []string{"3"}
+			if c.forward {
+				want = append(want, "idle")
+			}
+			if _, err := unix.Write(fds[1], []byte{3, 0, 0}); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range want {
+				if got := r.next(t); got != w {
+					t.Fatalf("%q, want %q", got, w)
+				}
+			}
+			if _, err := unix.Write(fds[1], []byte{4, 0, 0}); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.next(t); got != "4" {
+				t.Fatalf("%q, want \"4\"", got)
+			}
+			if r.told != c.forward {
+				t.Fatalf("HoldForIdle called %v, want %v", r.told, c.forward)
+			}
+		})
+	}
+}

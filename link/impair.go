@@ -295,6 +295,48 @@ func (p *impairPath) stop() {
 // DeliverFrames is the ingress path's receiver on the inner endpoint.
 func (p *impairPath) DeliverFrames(frames [][]byte) { _ = p.process(frames) }
 
+// The ingress path is an IdleReceiver for the inner endpoint when the
+// receiver behind it is one and frames reach it on the inner endpoint's
+// reading goroutine (no Delay, Jitter or Rate): the inner endpoint's
+// "nothing more to read" then means the same with the impairment in
+// between, so TCP may hold a hole's ACK for the next batch as it does
+// without it. Scheduled frames arrive from the impairment's own
+// goroutine, whenever they fall due: there the receiver is not told to
+// hold. mu orders the calls with the reorder hold's timer deliveries.
+func (p *impairPath) idleRecv() IdleReceiver {
+	if p.scheduled {
+		return nil
+	}
+	r, _ := p.m.recv.(IdleReceiver)
+	return r
+}
+
+func (p *impairPath) HoldForIdle() {
+	if r := p.idleRecv(); r != nil {
+		p.mu.Lock()
+		r.HoldForIdle()
+		p.mu.Unlock()
+	}
+}
+
+func (p *impairPath) Holding() bool {
+	r := p.idleRecv()
+	if r == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return r.Holding()
+}
+
+func (p *impairPath) Idle() {
+	if r := p.idleRecv(); r != nil {
+		p.mu.Lock()
+		r.Idle()
+		p.mu.Unlock()
+	}
+}
+
 func (p *impairPath) getBuf(f []byte) []byte {
 	var b []byte
 	if k := len(p.free); k > 0 {
