@@ -115,7 +115,11 @@ func (e *fdEndpoint) initFD(fd int, name string, batch, bufSize int) error {
 	return nil
 }
 
-func (e *fdEndpoint) MTU() int               { return e.mtu }
+func (e *fdEndpoint) MTU() int { return e.mtu }
+
+// NeverQueueFull is link.NeverQueueFull: the kernel makes a write wait,
+// or drops the frame and counts it.
+func (e *fdEndpoint) NeverQueueFull()        {}
 func (e *fdEndpoint) Kind() Kind             { return e.kind }
 func (e *fdEndpoint) HardwareAddr() wire.MAC { return e.mac }
 func (e *fdEndpoint) Stats() *Stats          { return e.stats }

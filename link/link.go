@@ -54,6 +54,16 @@ type Waiter interface {
 	WaitRoom(done <-chan struct{})
 }
 
+// NeverQueueFull is implemented by endpoints whose WriteFrames never
+// refuses a frame with ErrQueueFull: a kernel queue that is full makes
+// the write wait for room (AF_PACKET) or the kernel drops and counts the
+// frame (TAP, TUN). A sender on such a link loses nothing by writing
+// after it has let go of its own locks, where a refusal it could no
+// longer take back would be a loss (stack: tcp.Route.Defer).
+type NeverQueueFull interface {
+	NeverQueueFull()
+}
+
 // Stats are frame and byte counters of an endpoint.
 type Stats struct {
 	TxFrames, TxBytes, TxDropped atomic.Uint64

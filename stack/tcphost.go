@@ -5,6 +5,7 @@ import (
 	"syscall"
 
 	"github.com/sockstack/sockstack/clock"
+	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/tcp"
 	"github.com/sockstack/sockstack/wire"
 )
@@ -112,6 +113,7 @@ func (h tcpHost) route(remote netip.Addr, r ResolvedRoute, err error) (tcp.Route
 	rt := tcp.Route{Source: r.Src, MTU: mtu}
 	if !r.Local {
 		rt.GSOMax = r.NIC.gsoMax() // gso.go
+		_, rt.Defer = r.NIC.ep.(link.NeverQueueFull)
 		if v6 && rt.GSOMax > 0 {
 			// In the same IPv4-sized terms as the MTU above, so the
 			// IPv6 packet TCP builds stays within what the link takes.

@@ -96,7 +96,11 @@ func (r *ring) release() {
 
 // grow makes room for at least need bytes from head, keeping the first
 // keep bytes.
-func (r *ring) grow(need, keep, limit int) {
+func (r *ring) grow(need, keep, limit int) { r.growPool(need, keep, limit, true) }
+
+// growPool is grow; pool false drops the old buffer to the collector
+// instead of its pool, for one that somebody may still read.
+func (r *ring) growPool(need, keep, limit int, pool bool) {
 	if need <= len(r.buf) {
 		return
 	}
@@ -112,7 +116,9 @@ func (r *ring) grow(need, keep, limit int) {
 	old := *r
 	r.buf = nb
 	r.head = 0
-	old.release()
+	if pool {
+		old.release()
+	}
 }
 
 // copyOut copies len(b) bytes starting off bytes after head.

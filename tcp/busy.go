@@ -153,12 +153,32 @@ func (m *epMutex) Lock() {
 
 func (m *epMutex) Unlock() {
 	e := m.ep()
+	m.dropIdle(e)
+	var q *flushQueue
+	if e.txDefer {
+		q = e.claimFlush() // txdefer.go
+	}
+	m.m.Unlock()
+	if q != nil {
+		e.flushTx(q)
+	}
+}
+
+// unlockNoFlush is Unlock leaving queued segments to the next unlock:
+// for a writer about to copy without the lock (sndcopy.go), which the
+// link's reader may flush for meanwhile.
+func (m *epMutex) unlockNoFlush() {
+	m.dropIdle(m.ep())
+	m.m.Unlock()
+}
+
+// dropIdle gives back e's epBusy if it is all zero (e locked).
+func (m *epMutex) dropIdle(e *Endpoint) {
 	// Data in flight (the common busy case) fails fast.
 	if b := e.epBusy; b != nil && e.sndUna == e.sndMax && e.busyIdle(b) {
 		e.epBusy = nil
 		e.p.putBusy(b)
 	}
-	m.m.Unlock()
 }
 
 // lock and unlock are e.mu.Lock and e.mu.Unlock.

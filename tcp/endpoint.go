@@ -94,7 +94,8 @@ type Endpoint struct {
 	ato                uint32 // the ACK timeout in µs (Linux's icsk_ack.ato): 0 until the first data (quickack.go)
 	peerMSS            int32  // the peer's MSS option (16 bits): int32 leaves room for sndSml
 	sndSml             uint32 // end of the last short segment of new data sent (Linux's snd_sml): Nagle, output.go
-	gsoMax             int    // largest super-segment the route takes (IP bytes); 0: none
+	gsoMax             int32  // largest super-segment the route takes (IP bytes); 0: none
+	txDefer            bool   // the route's Output may run after the lock (Route.Defer, txdefer.go)
 
 	// RTT estimation (RFC 6298).
 	srtt, rttvar, rto, minRTT time.Duration
@@ -371,7 +372,7 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 	e.remote = remote
 	e.rto, e.backoff, e.srtt, e.rttvar = initRTO, 0, 0, 0
 	e.pmtu = rt.MTU
-	e.gsoMax = rt.GSOMax
+	e.gsoMax, e.txDefer = int32(rt.GSOMax), rt.Defer
 	e.setupMSS()
 	e.iss = e.p.isn(e.local, e.remote, now)
 	e.sndUna, e.sndNxt, e.sndMax, e.sndSml = e.iss, e.iss, e.iss, e.iss

@@ -19,11 +19,11 @@ const gsoHeaderRoom = 80
 // number of segments of mss that fits the route's super-segment size, or
 // mss itself when the route takes none.
 func (e *Endpoint) gsoLimit(mss int) int {
-	if e.gsoMax <= e.pmtu || mss <= 0 || e.ipOptsNoGSO() {
+	if int(e.gsoMax) <= e.pmtu || mss <= 0 || e.ipOptsNoGSO() {
 		return mss
 	}
 	hdr := max(e.pmtu-mss, gsoHeaderRoom+e.ipOptLen())
-	k := (e.gsoMax - hdr) / mss
+	k := (int(e.gsoMax) - hdr) / mss
 	if k <= 1 {
 		return mss
 	}

@@ -50,6 +50,8 @@ type fakeHost struct {
 	out    []captured
 	hook   func(seg *Segment) // two-endpoint harness: deliver instead of capture
 	fail   func(seg *Segment) error
+	// deferOut offers Route.Defer: writes flush after the lock (txdefer.go).
+	deferOut bool
 }
 
 func newFakeHost(clk clock.Clock, locals ...netip.Addr) *fakeHost {
@@ -79,7 +81,7 @@ func (h *fakeHost) Route(remote netip.Addr) (Route, error) {
 	if remote.Is4() && remote.As4()[0] == 10 && remote.As4()[1] == 99 {
 		return Route{}, syscall.ENETUNREACH
 	}
-	return Route{Source: h.locals[0], MTU: h.mtu}, nil
+	return Route{Source: h.locals[0], MTU: h.mtu, Defer: h.deferOut}, nil
 }
 
 func (h *fakeHost) IsLocal(a netip.Addr) bool {

@@ -44,6 +44,11 @@ type Route struct {
 	// GSOMax is the largest IP packet the host takes as one super-segment
 	// on this route (0: none above MTU).
 	GSOMax int
+	// Defer says Output may be called for this route after the
+	// endpoint's lock is released, segments queued meanwhile: its link
+	// never refuses a frame for a full queue (link.NeverQueueFull), so
+	// nothing Output could return would have to be taken back (txdefer.go).
+	Defer bool
 }
 
 // Host is what TCP needs from the IP layer beneath it. The stack

@@ -491,9 +491,10 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 			e.snd.consume(d)
 			e.sndLen -= d
 			e.sbSeq += uint32(d)
-			if e.sndLen == 0 && !e.writing() {
+			if e.sndLen == 0 && !e.ringPinned() {
 				// (A writer copying behind sndLen keeps head where its
-				// bytes are: sndcopy.go.)
+				// bytes are, sndcopy.go; queued segments keep the ring,
+				// txdefer.go.)
 				e.snd.head = 0
 				e.idleRing(&e.snd)
 			}

@@ -13,7 +13,9 @@ package tcp
 // growRing grows r like ring.grow and charges the difference.
 func (e *Endpoint) growRing(r *ring, need, keep, limit int) {
 	old := len(r.buf)
-	r.grow(need, keep, limit)
+	// A send ring that queued segments still point into is not pooled
+	// (txdefer.go).
+	r.growPool(need, keep, limit, r != &e.snd || !e.flushPending())
 	if d := len(r.buf) - old; d != 0 {
 		e.p.memAdd(d)
 	}
@@ -24,10 +26,10 @@ func (e *Endpoint) releaseRing(r *ring) {
 	if n := len(r.buf); n > 0 {
 		e.p.memAdd(-n)
 	}
-	if r == &e.snd && e.writing() {
-		// A writer may be copying into it with the lock released: it is
-		// not pooled, so nobody else gets it while that copy runs
-		// (sndcopy.go).
+	if r == &e.snd && e.ringPinned() {
+		// A writer may be copying into it with the lock released
+		// (sndcopy.go), or queued segments point into it (txdefer.go):
+		// it is not pooled, so nobody else gets it meanwhile.
 		r.buf, r.head = nil, 0
 		return
 	}

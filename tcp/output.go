@@ -49,6 +49,20 @@ func (e *Endpoint) inFlight() int {
 // seq, flags. Every ACK-bearing segment carries the current window,
 // timestamps and SACK blocks, and satisfies any pending ACK.
 func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error {
+	seg := e.buildSeg(seq, n, flags, now)
+	if e.txDefer && e.deferSeg(seg) { // txdefer.go
+		e.xmitDone(seg, seq, n, flags, nil, now)
+		return nil
+	}
+	err := e.p.host.Output(seg)
+	e.xmitDone(seg, seq, n, flags, err, now)
+	e.p.putSeg(seg)
+	return err
+}
+
+// buildSeg is xmit up to the host's Output: the segment to send, from
+// the segment pool, counted as sent.
+func (e *Endpoint) buildSeg(seq uint32, n int, flags uint8, now time.Duration) *Segment {
 	seg := e.p.segPool.Get().(*Segment)
 	seg.Local, seg.Remote = e.local, e.remote
 	seg.TOS, seg.TTL, seg.HopZero = e.tos, e.ttl, e.hopZero
@@ -126,7 +140,14 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 		e.p.st.OutRsts.Add(1)
 	}
 	e.segsOut += uint32(segs)
-	err := e.p.host.Output(seg)
+	return seg
+}
+
+// xmitDone is xmit after the host's Output returned err for seg (nil
+// for a segment queued for a flusher): a sent ACK satisfies the ACK
+// owed, one refused is tried again.
+func (e *Endpoint) xmitDone(seg *Segment, seq uint32, n int, flags uint8, err error, now time.Duration) {
+	syn := flags&wire.TCPFlagSYN != 0
 	if e.txStamp != nil && err == nil && n > 0 {
 		e.txStampSent(seg, seq, n) // txstamp.go
 	}
@@ -138,9 +159,6 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 			e.synRefused = e.synRefused || syn
 		}
 	}
-	seg.Payload[0], seg.Payload[1] = nil, nil
-	seg.IPOpts, seg.Ext6, seg.Mark, seg.Dev = nil, nil, 0, 0
-	e.p.segPool.Put(seg)
 	if flags&wire.TCPFlagACK != 0 {
 		if err == nil {
 			e.ackSentEvent(e.ackPending > 0 || e.dackAt != 0) // quickack.go
@@ -152,7 +170,13 @@ func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error
 			e.armDelayedAck(now) // the ACK did not leave: try again later
 		}
 	}
-	return err
+}
+
+// putSeg gives a segment back to the pool, its references dropped.
+func (p *Protocol) putSeg(seg *Segment) {
+	seg.Payload[0], seg.Payload[1] = nil, nil
+	seg.IPOpts, seg.Ext6, seg.Mark, seg.Dev = nil, nil, 0, 0
+	p.segPool.Put(seg)
 }
 
 // segMSS is the payload that fits a data segment now: the SACK blocks

@@ -51,6 +51,7 @@ type Protocol struct {
 	conns connTable
 	// Writers' locks, an endpoint hashed to one (sndcopy.go).
 	wlocks    [writeLocks]sync.Mutex
+	txqs      [writeLocks]flushQueue // flushers' queues, by write lock (txdefer.go)
 	listeners map[uint16][]*Endpoint
 	ports     map[uint16]*portEntry
 	portHint  uint32

@@ -130,8 +130,16 @@ func notifyKick(c chan struct{}) {
 
 // TestConcurrentRealClock runs several connections at once with real
 // timers and goroutines (meant for -race).
-func TestConcurrentRealClock(t *testing.T) {
+func TestConcurrentRealClock(t *testing.T) { concurrentRealClock(t, false) }
+
+// TestConcurrentRealClockDeferred is TestConcurrentRealClock with the
+// writers flushing after the lock (txdefer.go), ACKs and timers queuing
+// behind them.
+func TestConcurrentRealClockDeferred(t *testing.T) { concurrentRealClock(t, true) }
+
+func concurrentRealClock(t *testing.T, deferOut bool) {
 	n := newPairClock(9, Config{}, clock.Real{})
+	n.ha.deferOut, n.hb.deferOut = deferOut, deferOut
 	l := n.b.NewEndpoint()
 	l.Bind(netip.AddrPortFrom(ipB, 80))
 	l.Listen(16)

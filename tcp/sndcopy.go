@@ -71,7 +71,7 @@ func (e *Endpoint) writing() bool {
 func (e *Endpoint) copyInUnlocked(b []byte) error {
 	buf := e.snd.buf
 	x, y := e.snd.slices(e.sndLen, len(b))
-	e.unlock()
+	e.mu.unlockNoFlush() // the reader may flush queued segments meanwhile (txdefer.go)
 	if sndCopyHook != nil {
 		sndCopyHook(e)
 	}

@@ -1,0 +1,143 @@
+package tcp
+
+import (
+	"sync"
+	"unsafe"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// Sending after the lock. On a link to the kernel (a TAP, a TUN, an
+// AF_PACKET socket on a veth) the write of a segment carries the
+// kernel's work for it: its receive path and TCP run inside the system
+// call, more than half of a bulk sender's time. Under the endpoint's
+// lock, the application's writes waited for all of it, and the link's
+// reader too before it could take the next ACK: the writes, the ACK
+// processing and the copies from the application ran one after the
+// other.
+//
+// So on a route that allows it (Route.Defer: a link that never refuses
+// a frame for a full queue) a segment is queued rather than sent, and
+// whoever unlocks the endpoint next becomes its flusher: after the
+// unlock it hands the queue to the host, in order, until it finds it
+// empty, while segments made meanwhile (by a write, the ACKs' processing,
+// a timer) join the queue behind. The writer copies its next bytes while
+// the reader, say, flushes.
+//
+// What keeps it right:
+//   - order: while a queue holds or hands over segments of e, every
+//     segment of e joins it (deferSeg, under the queue's lock), and the
+//     flusher lets go of it only when it finds it empty, under the same
+//     lock; one flusher at a time (claimFlush);
+//   - the bytes: a queued segment points into the send ring. While it
+//     does (flushPending), the ring is not pooled when it grows or is let
+//     go (reset, close), and an ACK that empties it does not free it, so
+//     nobody else writes into it. The writer's next bytes go behind
+//     sndLen, past every queued segment's; only bytes already
+//     acknowledged, which the peer discards when a retransmission
+//     carries them, can be written over;
+//   - the result: the host's Output cannot refuse a segment for a full
+//     queue on such a route, so TCP counts a queued segment as sent
+//     (xmitDone), as after a synchronous Output. Another error (the
+//     interface went down) is counted in OutputErrors and recovered from
+//     as a loss; an ACK that failed is owed again.
+
+// flushQueue is the transmit queue of one endpoint at a time: one per
+// write lock, endpoints hashed to them (a queue in the endpoint would
+// take it into a larger size class). An endpoint that finds its queue
+// serving another sends at once, as without deferral.
+type flushQueue struct {
+	mu       sync.Mutex
+	ep       *Endpoint // whose segments it holds or hands over; nil: free
+	flushing bool      // a flusher is handing them over
+	segs     []*Segment
+	spare    []*Segment
+}
+
+// flushQ is e's flush queue (the same index as its write lock).
+func (e *Endpoint) flushQ() *flushQueue {
+	h := uint64(uintptr(unsafe.Pointer(e))) * 0x9e3779b97f4a7c15
+	return &e.p.txqs[h>>56]
+}
+
+// deferSeg queues seg, made with e locked, for e's flusher, unless the
+// queue serves another endpoint.
+func (e *Endpoint) deferSeg(seg *Segment) bool {
+	q := e.flushQ()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch q.ep {
+	case e:
+	case nil:
+		q.ep = e
+	default:
+		return false
+	}
+	q.segs = append(q.segs, seg)
+	return true
+}
+
+// claimFlush makes the caller, unlocking e, its flusher if segments of
+// e are queued and nobody hands them over yet.
+func (e *Endpoint) claimFlush() *flushQueue {
+	q := e.flushQ()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.ep != e || q.flushing {
+		return nil
+	}
+	q.flushing = true
+	return q
+}
+
+// flushPending says segments of e are queued or being handed over, so
+// may point into its send ring (e locked).
+func (e *Endpoint) flushPending() bool {
+	if !e.txDefer {
+		return false
+	}
+	q := e.flushQ()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.ep == e
+}
+
+// ringPinned says the send ring's buffer must not go back to its pool
+// now: a writer may be copying into it, or queued segments point into it.
+func (e *Endpoint) ringPinned() bool { return e.writing() || e.flushPending() }
+
+// flushTx hands q's segments to the host, in order, until none is
+// left, then frees q; e is not locked. An ACK that did not leave is
+// owed again, as xmitDone does for one sent at once.
+func (e *Endpoint) flushTx(q *flushQueue) {
+	p := e.p
+	ackFailed := false
+	for {
+		q.mu.Lock()
+		segs := q.segs
+		if len(segs) == 0 {
+			q.ep, q.flushing = nil, false
+			q.mu.Unlock()
+			break
+		}
+		q.segs, q.spare = q.spare[:0], segs
+		q.mu.Unlock()
+		for i, seg := range segs {
+			if err := p.host.Output(seg); err != nil {
+				p.st.OutputErrors.Add(1)
+				ackFailed = ackFailed || seg.Header.Flags&wire.TCPFlagACK != 0
+			}
+			p.putSeg(seg)
+			segs[i] = nil
+		}
+	}
+	if ackFailed {
+		e.lock()
+		if e.state != StateClosed {
+			e.ackNow = true
+			e.dackAt = 0
+			e.armDelayedAck(p.now())
+		}
+		e.unlock()
+	}
+}

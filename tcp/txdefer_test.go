@@ -1,0 +1,117 @@
+package tcp
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// deferPair is a pair whose routes let writers flush after the lock.
+func deferPair(seed uint64, cfg Config) *pairNet {
+	n := newPair(seed, cfg)
+	n.ha.deferOut, n.hb.deferOut = true, true
+	return n
+}
+
+// On a clean link a transfer through flushers arrives whole without a
+// retransmission: nothing was sent out of order.
+func TestDeferredTransferClean(t *testing.T) {
+	n := deferPair(1, Config{})
+	n.delay = 100 * time.Microsecond
+	transfer(t, n, 4<<20, time.Minute)
+	if st := n.a.Stats(); st.RetransSegs != 0 {
+		t.Fatalf("retransmissions on a clean link: %+v", st)
+	}
+}
+
+// Loss, reordering and duplicates with flushers: the data arrives intact
+// both ways.
+func TestDeferredTorture(t *testing.T) {
+	size, seeds := 8<<20, 6
+	if testing.Short() || raceEnabled {
+		size, seeds = 1<<20, 3
+	}
+	for seed := uint64(1); seed <= uint64(seeds); seed++ {
+		t.Run("", func(t *testing.T) {
+			n := deferPair(seed, Config{})
+			n.delay = time.Millisecond
+			n.loss, n.reord, n.dup = 0.05, 0.03, 0.01
+			transfer(t, n, size, time.Duration(size>>10)*time.Millisecond+10*time.Minute)
+		})
+	}
+}
+
+// While a write flushes, the ACKs it takes in make more segments: they
+// join its queue and leave after the ones before them, never ahead; the
+// flush runs with the endpoint unlocked.
+func TestDeferredSendOrder(t *testing.T) {
+	n := deferPair(5, Config{})
+	c, s := n.connect(t)
+	var (
+		depth, maxDepth int
+		unlocked        int
+		next            uint32 // the next new sequence number expected
+		started         bool
+		outOfOrder      []uint32
+	)
+	n.ha.fail = func(seg *Segment) error {
+		depth++
+		defer func() { depth-- }()
+		maxDepth = max(maxDepth, depth)
+		if c.mu.m.TryLock() {
+			c.mu.m.Unlock()
+			unlocked++
+			// Take what the wire has due for both ends in the meantime
+			// (without moving the clock): the client's ACK processing
+			// makes segments now.
+			for range 8 {
+				n.mu.Lock()
+				due := len(n.q) > 0 && n.q[0].at <= n.now()
+				n.mu.Unlock()
+				if !due {
+					break
+				}
+				n.step()
+			}
+		}
+		if n := len(seg.Payload[0]) + len(seg.Payload[1]); n > 0 {
+			if started && seg.Header.Seq != next && seqGT(seg.Header.Seq, next) {
+				outOfOrder = append(outOfOrder, seg.Header.Seq)
+			}
+			if !started || seqGT(seg.Header.Seq+uint32(n), next) {
+				next, started = seg.Header.Seq+uint32(n), true
+			}
+		}
+		return nil
+	}
+	const size = 2 << 20
+	src, k := newStream(7, size), newSink()
+	ok := n.run(time.Minute, func() bool {
+		if err := src.pump(c); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.drain(s); err != nil {
+			t.Fatal(err)
+		}
+		return k.n == size
+	})
+	n.ha.fail = nil
+	if !ok {
+		t.Fatalf("%d of %d bytes arrived", k.n, size)
+	}
+	if !bytes.Equal(k.h.Sum(nil), src.h.Sum(nil)) {
+		t.Fatal("the bytes arrived differ from those written")
+	}
+	if unlocked == 0 {
+		t.Fatal("no segment left with the endpoint unlocked")
+	}
+	if maxDepth > 1 {
+		t.Fatalf("a segment was sent from inside another's send (depth %d): it did not queue", maxDepth)
+	}
+	if len(outOfOrder) > 0 {
+		t.Fatalf("%d segments left ahead of earlier ones (first at %d)", len(outOfOrder), outOfOrder[0])
+	}
+	if st := n.a.Stats(); st.RetransSegs != 0 {
+		t.Fatalf("retransmissions: %+v", st)
+	}
+}
