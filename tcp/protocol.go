@@ -251,10 +251,14 @@ func (b *Batch) Flush() {
 				e.output(e.p.now())
 			}
 		}
-		if e.rcvLen > 0 {
+		readable := e.rcvLen > 0
+		// The ACK leaves first: on a deferring route (txdefer.go) at this
+		// unlock, and a kernel bbr sender's round trip does not wait
+		// for the reader's wake-up.
+		e.unlock()
+		if readable {
 			e.notify(waiter.EventIn)
 		}
-		e.unlock()
 		b.eps[i] = nil
 	}
 	b.eps = b.eps[:0]
