@@ -43,19 +43,28 @@ func (r *idleRecv) DeliverFrames(frames [][]byte) {
 	}
 }
 
-// TestIdleAfterHeldBatch: an fdEndpoint calls Idle when a read finds
-// nothing more after a batch that left work held, and only then.
-func TestIdleAfterHeldBatch(t *testing.T) {
+// seqpacketEndpoint is an fdEndpoint on one end of a SOCK_SEQPACKET
+// pair, a frame per message; the other end is returned for the test to
+// write frames into (closed with the test).
+func seqpacketEndpoint(t *testing.T) (*fdEndpoint, int) {
+	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fds[1])
+	t.Cleanup(func() { unix.Close(fds[1]) })
 	e := &fdEndpoint{name: "pair", mtu: 1500}
 	if err := e.initFD(fds[0], "pair", 4, 2048); err != nil {
 		t.Fatal(err)
 	}
 	e.readFn, e.writeFn = e.readOne, e.writeOne
+	return e, fds[1]
+}
+
+// TestIdleAfterHeldBatch: an fdEndpoint calls Idle when a read finds
+// nothing more after a batch that left work held, and only then.
+func TestIdleAfterHeldBatch(t *testing.T) {
+	e, peer := seqpacketEndpoint(t)
 	r := &idleRecv{events: make(chan string, 16)}
 	e.Attach(r)
 	defer e.Close()
@@ -68,7 +77,7 @@ func TestIdleAfterHeldBatch(t *testing.T) {
 		{4, []string{"4"}},
 		{5, []string{"5", "idle"}},
 	} {
-		if _, err := unix.Write(fds[1], []byte{c.frame, 0, 0}); err != nil {
+		if _, err := unix.Write(peer, []byte{c.frame, 0, 0}); err != nil {
 			t.Fatal(err)
 		}
 		for _, w := range c.want {
@@ -78,7 +87,7 @@ func TestIdleAfterHeldBatch(t *testing.T) {
 		}
 	}
 	// A frame after Idle is delivered as before: the loop waits again.
-	if _, err := unix.Write(fds[1], []byte{6, 0, 0}); err != nil {
+	if _, err := unix.Write(peer, []byte{6, 0, 0}); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.next(t); got != "6" {
@@ -107,16 +116,7 @@ func TestIdleThroughImpair(t *testing.T) {
 		{"delayed", ImpairConfig{Seed: 1, Delay: time.Millisecond}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(fds[1])
-			e := &fdEndpoint{name: "pair", mtu: 1500}
-			if err := e.initFD(fds[0], "pair", 4, 2048); err != nil {
-				t.Fatal(err)
-			}
-			e.readFn, e.writeFn = e.readOne, e.writeOne
+			e, peer := seqpacketEndpoint(t)
 			m := NewImpair(e, c.cfg)
 			r := &idleRecv{events: make(chan string, 16)}
 			m.Attach(r)
@@ -125,7 +125,7 @@ func TestIdleThroughImpair(t *testing.T) {
 			if c.forward {
 				want = append(want, "idle")
 			}
-			if _, err := unix.Write(fds[1], []byte{3, 0, 0}); err != nil {
+			if _, err := unix.Write(peer, []byte{3, 0, 0}); err != nil {
 				t.Fatal(err)
 			}
 			for _, w := range want {
@@ -133,7 +133,7 @@ func TestIdleThroughImpair(t *testing.T) {
 					t.Fatalf("%q, want %q", got, w)
 				}
 			}
-			if _, err := unix.Write(fds[1], []byte{4, 0, 0}); err != nil {
+			if _, err := unix.Write(peer, []byte{4, 0, 0}); err != nil {
 				t.Fatal(err)
 			}
 			if got := r.next(t); got != "4" {

@@ -13,17 +13,6 @@ func deferPair(seed uint64, cfg Config) *pairNet {
 	return n
 }
 
-// On a clean link a transfer through flushers arrives whole without a
-// retransmission: nothing was sent out of order.
-func TestDeferredTransferClean(t *testing.T) {
-	n := deferPair(1, Config{})
-	n.delay = 100 * time.Microsecond
-	transfer(t, n, 4<<20, time.Minute)
-	if st := n.a.Stats(); st.RetransSegs != 0 {
-		t.Fatalf("retransmissions on a clean link: %+v", st)
-	}
-}
-
 // Loss, reordering and duplicates with flushers: the data arrives intact
 // both ways.
 func TestDeferredTorture(t *testing.T) {
