@@ -612,8 +612,18 @@ func TestTimeWaitReuse(t *testing.T) {
 	_ = l
 }
 
+// TestSynCookies runs on a route where segments may leave after the
+// lock too (txdefer.go): the cookie's endpoint is never locked, and its
+// SYN-ACK must still leave.
 func TestSynCookies(t *testing.T) {
+	for _, deferOut := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sync", true: "deferred"}[deferOut], func(t *testing.T) { synCookies(t, deferOut) })
+	}
+}
+
+func synCookies(t *testing.T, deferOut bool) {
 	s := newScript(t, Config{})
+	s.h.deferOut = deferOut
 	l := s.p.NewEndpoint()
 	l.Bind(s.local)
 	l.Listen(1)

@@ -63,6 +63,13 @@ func (e *Endpoint) flushQ() *flushQueue {
 // deferSeg queues seg, made with e locked, for e's flusher, unless the
 // queue serves another endpoint.
 func (e *Endpoint) deferSeg(seg *Segment) bool {
+	if e.mu.m.TryLock() {
+		// Nobody holds e's lock, so no unlock would flush it: a
+		// segment from an endpoint never locked (a SYN cookie's) leaves
+		// at once.
+		e.mu.m.Unlock()
+		return false
+	}
 	q := e.flushQ()
 	q.mu.Lock()
 	defer q.mu.Unlock()
