@@ -623,7 +623,9 @@ func TestSynCookies(t *testing.T) {
 
 func synCookies(t *testing.T, deferOut bool) {
 	s := newScript(t, Config{})
-	s.h.deferOut = deferOut
+	if deferOut {
+		deferHosts(t, s.h)
+	}
 	l := s.p.NewEndpoint()
 	l.Bind(s.local)
 	l.Listen(1)

@@ -333,7 +333,9 @@ func TestTransferClean(t *testing.T) {
 	for _, deferOut := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sync", true: "deferred"}[deferOut], func(t *testing.T) {
 			n := newPair(1, Config{})
-			n.ha.deferOut, n.hb.deferOut = deferOut, deferOut
+			if deferOut {
+				deferHosts(t, n.ha, n.hb)
+			}
 			n.delay = 100 * time.Microsecond
 			transfer(t, n, 4<<20, time.Minute)
 			if st := n.a.Stats(); st.RetransSegs != 0 {

@@ -59,6 +59,9 @@ type Protocol struct {
 	portPerturb   [portPerturbLen]uint32
 	connectProbes uint64 // ports tried by bindConnect (p.mu held), for tests
 	closed        bool
+	// flushDone ends the flush queues' own goroutines (txdefer.go).
+	flushDone    chan struct{}
+	flushStopped bool
 
 	key       [32]byte
 	ccDefault string
@@ -89,6 +92,7 @@ type Protocol struct {
 func NewProtocol(h Host, cfg Config) *Protocol {
 	cfg.setDefaults()
 	p := &Protocol{
+		flushDone: make(chan struct{}),
 		host:      h,
 		clk:       h.Clock(),
 		cfg:       cfg,
@@ -531,6 +535,12 @@ func (p *Protocol) Close() {
 	}
 	p.twClose()
 	p.wheel.close()
+	p.mu.Lock()
+	if !p.flushStopped {
+		p.flushStopped = true
+		close(p.flushDone)
+	}
+	p.mu.Unlock()
 }
 
 // --- tables ---

@@ -1,6 +1,8 @@
 package tcp
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"net/netip"
@@ -132,12 +134,32 @@ func notifyKick(c chan struct{}) {
 // timers and goroutines (meant for -race).
 func TestConcurrentRealClock(t *testing.T) { concurrentRealClock(t, false) }
 
-// TestConcurrentRealClockDeferred is TestConcurrentRealClock with the
-// writers flushing after the lock (txdefer.go), ACKs and timers queuing
-// behind them.
-func TestConcurrentRealClockDeferred(t *testing.T) { concurrentRealClock(t, true) }
+// TestConcurrentRealClockDeferred is TestConcurrentRealClock with
+// segments leaving after the lock (txdefer.go), ACKs and timers queuing
+// behind the flusher, and every flush handed to the queues' own
+// goroutines (a budget below zero).
+func TestConcurrentRealClockDeferred(t *testing.T) {
+	old := flushBudget
+	flushBudget = -1
+	defer func() { flushBudget = old }()
+	n := concurrentRealClock(t, true)
+	handed := 0
+	for i := range n.a.txqs {
+		q := &n.a.txqs[i]
+		q.mu.Lock()
+		if q.kick != nil {
+			handed++
+		}
+		q.mu.Unlock()
+	}
+	if handed == 0 {
+		t.Fatal("no flush was handed to a queue's goroutine")
+	}
+	n.a.Close()
+	n.b.Close()
+}
 
-func concurrentRealClock(t *testing.T, deferOut bool) {
+func concurrentRealClock(t *testing.T, deferOut bool) *pairNet {
 	n := newPairClock(9, Config{}, clock.Real{})
 	n.ha.deferOut, n.hb.deferOut = deferOut, deferOut
 	l := n.b.NewEndpoint()
@@ -172,6 +194,7 @@ func concurrentRealClock(t *testing.T, deferOut bool) {
 	defer func() { close(stop); pumpWG.Wait() }()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*conns)
+	var sums [conns][2][]byte // written, read
 	for i := 0; i < conns; i++ {
 		c := n.a.NewEndpoint()
 		c.Connect(netip.AddrPortFrom(ipB, 80))
@@ -196,10 +219,17 @@ func concurrentRealClock(t *testing.T, deferOut bool) {
 			ent := waiter.NewEntry()
 			c.Waiter().Register(ent, waiter.EventOut)
 			defer c.Waiter().Unregister(ent)
-			buf := make([]byte, 32<<10)
-			for sent := 0; sent < size; {
-				k, err := c.Write(buf[:min(len(buf), size-sent)])
-				sent += k
+			src := newStream(uint64(i), size)
+			for src.left > 0 {
+				k, err := c.Write(src.buf[src.off:min(len(src.buf), src.off+src.left)])
+				if k > 0 {
+					src.h.Write(src.buf[src.off : src.off+k])
+					src.off += k
+					src.left -= k
+					if src.off == len(src.buf) {
+						src.fill()
+					}
+				}
 				if errors.Is(err, syscall.EAGAIN) {
 					select {
 					case <-ent.C:
@@ -213,6 +243,7 @@ func concurrentRealClock(t *testing.T, deferOut bool) {
 				}
 			}
 			c.Shutdown(ShutWr)
+			sums[i][0] = src.h.Sum(nil)
 		}()
 		go func() { // reader
 			defer wg.Done()
@@ -221,9 +252,11 @@ func concurrentRealClock(t *testing.T, deferOut bool) {
 			defer srv.Waiter().Unregister(ent)
 			buf := make([]byte, 32<<10)
 			got := 0
+			h := sha256.New()
 			for {
 				k, err := srv.Read(buf, false)
 				got += k
+				h.Write(buf[:k])
 				if k == 0 && err == nil {
 					break
 				}
@@ -242,6 +275,7 @@ func concurrentRealClock(t *testing.T, deferOut bool) {
 			if got != size {
 				errs <- errors.New("short read")
 			}
+			sums[i][1] = h.Sum(nil)
 			srv.Close()
 		}()
 	}
@@ -250,6 +284,12 @@ func concurrentRealClock(t *testing.T, deferOut bool) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	for i, s := range sums {
+		if !bytes.Equal(s[0], s[1]) {
+			t.Fatalf("connection %d: the bytes read differ from those written", i)
+		}
+	}
 	_ = n.a.Table()
 	_ = n.b.Stats()
+	return n
 }

@@ -52,7 +52,18 @@ type flushQueue struct {
 	flushing bool      // a flusher is handing them over
 	segs     []*Segment
 	spare    []*Segment
+	// kick wakes the queue's own flusher, a goroutine started at the
+	// first hand-off (handOff); handed says the flush is its now.
+	kick   chan struct{}
+	handed bool
 }
+
+// flushBudget is how many segments an unlocker writes before it hands
+// what is still queued to the queue's own goroutine. Without a bound,
+// whoever unlocked a connection that others keep queuing for (a
+// getsockopt, the timer wheel's goroutine) could write for as long as
+// the application kept the send buffer full.
+var flushBudget = 64 // a variable for tests
 
 // flushQ is e's flush queue (the same index as its write lock).
 func (e *Endpoint) flushQ() *flushQueue {
@@ -116,14 +127,24 @@ func (e *Endpoint) ringPinned() bool { return e.writing() || e.flushPending() }
 // flushTx hands q's segments to the host, in order, until none is
 // left, then frees q; e is not locked. An ACK that did not leave is
 // owed again, as xmitDone does for one sent at once.
-func (e *Endpoint) flushTx(q *flushQueue) {
+func (e *Endpoint) flushTx(q *flushQueue) { e.flushQueued(q, flushBudget) }
+
+// flushQueued is flushTx; after budget segments (0: no bound; below 0,
+// at once, for tests) it hands the rest to q's goroutine, still
+// flushing.
+func (e *Endpoint) flushQueued(q *flushQueue, budget int) {
 	p := e.p
 	ackFailed := false
+	sent := 0
 	for {
 		q.mu.Lock()
 		segs := q.segs
 		if len(segs) == 0 {
 			q.ep, q.flushing = nil, false
+			q.mu.Unlock()
+			break
+		}
+		if (budget < 0 || budget > 0 && sent >= budget) && q.handOff(p) {
 			q.mu.Unlock()
 			break
 		}
@@ -137,6 +158,7 @@ func (e *Endpoint) flushTx(q *flushQueue) {
 			p.putSeg(seg)
 			segs[i] = nil
 		}
+		sent += len(segs)
 	}
 	if ackFailed {
 		e.lock()
@@ -146,5 +168,46 @@ func (e *Endpoint) flushTx(q *flushQueue) {
 			e.armDelayedAck(p.now())
 		}
 		e.unlock()
+	}
+}
+
+// handOff wakes q's goroutine, starting it the first time, to go on
+// flushing for the caller (q locked, flushing). It fails once the
+// Protocol is closed: the caller flushes to the end itself.
+func (q *flushQueue) handOff(p *Protocol) bool {
+	select {
+	case <-p.flushDone:
+		return false
+	default:
+	}
+	if q.kick == nil {
+		q.kick = make(chan struct{}, 1)
+		go q.run(p, q.kick)
+	}
+	q.handed = true
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// run is q's goroutine: woken by a hand-off, it flushes the endpoint
+// whose segments q holds until none is left.
+func (q *flushQueue) run(p *Protocol, kick <-chan struct{}) {
+	for {
+		select {
+		case <-kick:
+		case <-p.flushDone:
+			return
+		}
+		q.mu.Lock()
+		e := q.ep
+		mine := q.handed
+		q.handed = false
+		q.mu.Unlock()
+		if mine && e != nil {
+			e.flushQueued(q, 0)
+		}
 	}
 }

@@ -6,11 +6,24 @@ import (
 	"time"
 )
 
-// deferPair is a pair whose routes let writers flush after the lock.
-func deferPair(seed uint64, cfg Config) *pairNet {
+// deferPair is a pair whose routes let segments leave after the lock.
+func deferPair(t *testing.T, seed uint64, cfg Config) *pairNet {
 	n := newPair(seed, cfg)
-	n.ha.deferOut, n.hb.deferOut = true, true
+	deferHosts(t, n.ha, n.hb)
 	return n
+}
+
+// deferHosts offers Route.Defer on hs for the test. Every flush stays
+// with the unlocker (no budget): a hand-off to a queue's goroutine
+// would race the test's single goroutine and its manual clock
+// (TestConcurrentRealClockDeferred covers hand-offs).
+func deferHosts(t *testing.T, hs ...*fakeHost) {
+	for _, h := range hs {
+		h.deferOut = true
+	}
+	old := flushBudget
+	flushBudget = 0
+	t.Cleanup(func() { flushBudget = old })
 }
 
 // Loss, reordering and duplicates with flushers: the data arrives intact
@@ -22,7 +35,7 @@ func TestDeferredTorture(t *testing.T) {
 	}
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
 		t.Run("", func(t *testing.T) {
-			n := deferPair(seed, Config{})
+			n := deferPair(t, seed, Config{})
 			n.delay = time.Millisecond
 			n.loss, n.reord, n.dup = 0.05, 0.03, 0.01
 			transfer(t, n, size, time.Duration(size>>10)*time.Millisecond+10*time.Minute)
@@ -34,7 +47,7 @@ func TestDeferredTorture(t *testing.T) {
 // join its queue and leave after the ones before them, never ahead; the
 // flush runs with the endpoint unlocked.
 func TestDeferredSendOrder(t *testing.T) {
-	n := deferPair(5, Config{})
+	n := deferPair(t, 5, Config{})
 	c, s := n.connect(t)
 	var (
 		depth, maxDepth int
