@@ -186,6 +186,9 @@ func TestTCPIPOptionsSetConnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	readN(t, s, n)
+	// Frames sent before the option is set: a retransmission of that
+	// data after it (a loaded machine's timer) carries it, as on Linux.
+	k := len(ca.tcp(t))
 	if err := c.SetSockOpt(socket.SOL_IP, socket.IP_OPTIONS, "\x01\x01\x01\x01"); err != nil {
 		t.Fatal(err)
 	}
@@ -199,11 +202,14 @@ func TestTCPIPOptionsSetConnected(t *testing.T) {
 	fs := ca.tcp(t)
 	iss := fs[0].seq
 	before, after := 0, 0
-	for _, f := range fs {
+	for i, f := range fs {
 		if f.payload == 0 {
 			continue
 		}
 		if off := f.seq - iss - 1; off < n {
+			if i >= k {
+				continue
+			}
 			if len(f.opts) != 0 {
 				t.Fatalf("data before the option was set carries %x", f.opts)
 			}
