@@ -226,9 +226,12 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 		t.Logf("kernel -> kernel before: sender %s; receiver %s", kkSent, kkRecv)
 		t.Run(cc+"/sockstack_to_kernel", func(t *testing.T) {
 			c, k0 := cpuNow(t), readNetCounters(t, l.ns)
+			t0 := h.st.TCP.Stats()
 			_, d := sendZerosCC(t, l, h, kaddr, p, size, cc)
 			out = gbps(size, d)
+			t1 := h.st.TCP.Stats()
 			t.Logf("%d MiB sockstack -> kernel (%s, %s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, out, c.since(t, size))
+			t.Logf("sockstack: %d segments written after the lock, %d flushes handed to a queue's goroutine", t1.DeferredSegs-t0.DeferredSegs, t1.FlushHandOffs-t0.FlushHandOffs)
 			t.Logf("kernel (receiver): %s", reorderSince(t, l.ns, k0))
 		})
 		t.Run(cc+"/kernel_to_sockstack", func(t *testing.T) {

@@ -842,6 +842,10 @@ type stats struct {
 	AcksHeld atomic.Uint64 // Batch.SetHold
 
 	DeferAcceptDrops atomic.Uint64 // bare handshake ACKs a TCP_DEFER_ACCEPT listener ignored (tcpopts.go)
+
+	// Segments written after the endpoint's lock, and flushes handed to
+	// a queue's goroutine past the budget (txdefer.go).
+	DeferredSegs, FlushHandOffs atomic.Uint64
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -875,5 +879,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		TProxyNoListener: s.TProxyNoListener.Load(),
 		AcksHeld:         s.AcksHeld.Load(),
 		DeferAcceptDrops: s.DeferAcceptDrops.Load(),
+		DeferredSegs:     s.DeferredSegs.Load(), FlushHandOffs: s.FlushHandOffs.Load(),
 	}
 }

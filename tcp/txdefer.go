@@ -92,6 +92,7 @@ func (e *Endpoint) deferSeg(seg *Segment) bool {
 		return false
 	}
 	q.segs = append(q.segs, seg)
+	e.p.st.DeferredSegs.Add(1)
 	return true
 }
 
@@ -185,6 +186,7 @@ func (q *flushQueue) handOff(p *Protocol) bool {
 		go q.run(p, q.kick)
 	}
 	q.handed = true
+	p.st.FlushHandOffs.Add(1)
 	select {
 	case q.kick <- struct{}{}:
 	default:

@@ -242,6 +242,11 @@ type StatsSnapshot struct {
 	// a TCP_DEFER_ACCEPT listener's connection ignored (Linux's
 	// TCPDeferAcceptDrop).
 	DeferAcceptDrops uint64
+	// DeferredSegs counts segments queued to leave after the endpoint's
+	// lock (a route whose link never refuses a frame); FlushHandOffs the
+	// flushes that went past the unlocker's budget and went on in the
+	// queue's own goroutine.
+	DeferredSegs, FlushHandOffs uint64
 }
 
 // ConnInfo is one row of the socket table.
