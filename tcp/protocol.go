@@ -50,8 +50,11 @@ type Protocol struct {
 	mu    sync.RWMutex
 	conns connTable
 	// Writers' locks, an endpoint hashed to one (sndcopy.go).
-	wlocks    [writeLocks]sync.Mutex
-	txqs      [writeLocks]flushQueue // flushers' queues, by write lock (txdefer.go)
+	wlocks [writeLocks]sync.Mutex
+	// Flushers' queues, by write lock, made for the first endpoint on a
+	// deferring route (txdefer.go): a stack that never has one (a
+	// simulator's hosts) does not carry them.
+	txqs      atomic.Pointer[[writeLocks]flushQueue]
 	listeners map[uint16][]*Endpoint
 	ports     map[uint16]*portEntry
 	portHint  uint32

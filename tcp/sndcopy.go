@@ -42,12 +42,16 @@ var sndCopyHook func(e *Endpoint)
 // share them, hashed by address, rather than each holding one: a mutex
 // in the endpoint would take it into a larger size class (size_test.go).
 // Two endpoints sharing one only wait for each other's copy.
-const writeLocks = 256
+const writeLocks = 64
 
 // wmu is e's writers' lock.
 func (e *Endpoint) wmu() *sync.Mutex {
-	h := uint64(uintptr(unsafe.Pointer(e))) * 0x9e3779b97f4a7c15
-	return &e.p.wlocks[h>>56]
+	return &e.p.wlocks[e.lockIndex()]
+}
+
+// lockIndex is e's write lock and flush queue.
+func (e *Endpoint) lockIndex() uint64 {
+	return uint64(uintptr(unsafe.Pointer(e))) * 0x9e3779b97f4a7c15 >> 58
 }
 
 // writing says a writer may be inside write (its write lock is held),

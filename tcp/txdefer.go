@@ -2,7 +2,6 @@ package tcp
 
 import (
 	"sync"
-	"unsafe"
 
 	"github.com/sockstack/sockstack/wire"
 )
@@ -67,8 +66,16 @@ var flushBudget = 64 // a variable for tests
 
 // flushQ is e's flush queue (the same index as its write lock).
 func (e *Endpoint) flushQ() *flushQueue {
-	h := uint64(uintptr(unsafe.Pointer(e))) * 0x9e3779b97f4a7c15
-	return &e.p.txqs[h>>56]
+	return &e.p.flushQueues()[e.lockIndex()]
+}
+
+// flushQueues are p's flush queues, made on first use.
+func (p *Protocol) flushQueues() *[writeLocks]flushQueue {
+	if a := p.txqs.Load(); a != nil {
+		return a
+	}
+	p.txqs.CompareAndSwap(nil, new([writeLocks]flushQueue))
+	return p.txqs.Load()
 }
 
 // deferSeg queues seg, made with e locked, for e's flusher, unless the

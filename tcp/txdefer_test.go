@@ -117,3 +117,18 @@ func TestDeferredSendOrder(t *testing.T) {
 		t.Fatalf("retransmissions: %+v", st)
 	}
 }
+
+// A Protocol whose routes never defer makes no flush queues: a
+// simulator's thousand hosts do not carry them.
+func TestFlushQueuesOnlyWhenDeferring(t *testing.T) {
+	n := newPair(6, Config{})
+	transfer(t, n, 256<<10, time.Minute)
+	if n.a.txqs.Load() != nil || n.b.txqs.Load() != nil {
+		t.Fatal("flush queues made without a deferring route")
+	}
+	d := deferPair(t, 6, Config{})
+	transfer(t, d, 256<<10, time.Minute)
+	if d.a.txqs.Load() == nil {
+		t.Fatal("no flush queues on a deferring route")
+	}
+}
