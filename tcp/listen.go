@@ -219,9 +219,6 @@ func (l *Endpoint) sendCookie(c *Endpoint, k connKey, s *segment, now time.Durat
 		c.rcvWScale = 0
 	}
 	p.st.SynCookiesSent.Add(1)
-	// c is never locked (no unlock would flush a queued segment): the
-	// SYN-ACK leaves at once (txdefer.go).
-	c.txDefer = false
 	c.xmit(c.iss, 0, wire.TCPFlagSYN|wire.TCPFlagACK, now)
 }
 

@@ -63,8 +63,7 @@ type Protocol struct {
 	connectProbes uint64 // ports tried by bindConnect (p.mu held), for tests
 	closed        bool
 	// flushDone ends the flush queues' own goroutines (txdefer.go).
-	flushDone    chan struct{}
-	flushStopped bool
+	flushDone chan struct{}
 
 	key       [32]byte
 	ccDefault string
@@ -539,8 +538,9 @@ func (p *Protocol) Close() {
 	p.twClose()
 	p.wheel.close()
 	p.mu.Lock()
-	if !p.flushStopped {
-		p.flushStopped = true
+	select {
+	case <-p.flushDone: // closed twice
+	default:
 		close(p.flushDone)
 	}
 	p.mu.Unlock()
