@@ -135,18 +135,8 @@ type AFPacket struct {
 	inGroup bool
 	kdrops  atomic.Uint64 // frames the kernel dropped at a full ring or socket buffer
 	nreads  int           // reading goroutine: batches read (recvmmsg)
-	wcalls  atomic.Uint64 // system calls that sent frames (sendmmsg, or a ring's sendto kick)
 
-	// While the reading goroutine delivers a batch (holding, under
-	// wmu), what the receiver writes in answer (TCP's data on an ACK,
-	// its ACKs) is held back and sent in one system call when the batch
-	// is done: copied into pend without a ring, left marked in the
-	// transmit ring's slots with one. The stack hands the link one frame
-	// per call, so this is where writes become batches.
-	holding bool
-	pend    [][]byte // held frames, pend[:npend]; nil with Offload (frames up to 64 KB) or a ring
-	npend   int
-	all     []*AFPacket // every socket of the endpoint (Queues > 1), this one first
+	all []*AFPacket // every socket of the endpoint (Queues > 1), this one first
 }
 
 // afpacketRcvBuf is the socket buffer asked for without a ring.
@@ -416,49 +406,34 @@ func openAFPacketFD(fd, sfd int, ifi *net.Interface, opts AFPacketOptions, stats
 	}
 	a.writeFn = a.writeMany
 	if !opts.Offload {
-		a.pend = make([][]byte, n)
-		for i := range a.pend {
-			a.pend[i] = make([]byte, 0, maxFrame)
-		}
+		// Not with Offload: frames of up to 64 KB are too large to copy.
+		a.initHold(n, maxFrame)
 		a.deliverHook = a.holdWrites
 	}
 	return a, nil
 }
 
 // holdWrites is the deliverHook: writes are held from the start of a
-// delivered batch to its end, then sent.
+// delivered batch to its end, then sent. With a transmit ring they wait
+// marked in its slots for one kick.
 func (a *AFPacket) holdWrites(start bool) {
+	if a.tx == nil {
+		a.fdEndpoint.holdWrites(start)
+		return
+	}
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
 	a.holding = start
-	if start {
-		return
+	if !start && a.tx.pending {
+		a.rc.Control(func(fd uintptr) { a.kick(fd) })
 	}
-	if a.tx != nil {
-		if a.tx.pending {
-			a.rc.Control(func(fd uintptr) { a.kick(fd) })
-		}
-		return
-	}
-	a.flushLocked()
 }
 
-// flushLocked sends the held frames (wmu held); what the kernel refuses
-// is counted in TxDropped.
-func (a *AFPacket) flushLocked() error {
-	k := a.npend
-	a.npend = 0
-	if k == 0 {
-		return nil
-	}
-	_, err := a.writeLocked(a.pend[:k])
-	return err
-}
-
-// WriteFrames is fdEndpoint.WriteFrames, except that while a received
-// batch is being delivered the frames are held back (holdWrites).
+// WriteFrames is fdEndpoint.WriteFrames, except that with a transmit
+// ring the frames go to its slots (writeRing leaves the kick to
+// holdWrites while holding).
 func (a *AFPacket) WriteFrames(frames [][]byte) (int, error) {
-	if a.queues != nil || a.pend == nil && a.tx == nil {
+	if a.tx == nil || a.queues != nil {
 		return a.fdEndpoint.WriteFrames(frames)
 	}
 	if a.closed.Load() {
@@ -466,38 +441,7 @@ func (a *AFPacket) WriteFrames(frames [][]byte) (int, error) {
 	}
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
-	if !a.holding || a.tx != nil {
-		// writeRing leaves the kick to holdWrites while holding.
-		return a.writeLocked(frames)
-	}
-	n := 0
-	var first error
-	keep := func(err error) {
-		if err != nil && first == nil {
-			first = err
-		}
-	}
-	for i, f := range frames {
-		if len(f) == 0 || len(f) > cap(a.pend[0]) {
-			// Not one to hold (writeMany refuses it, counted): in
-			// order, after what is held.
-			keep(a.flushLocked())
-			k, err := a.writeLocked(frames[i : i+1])
-			n += k
-			keep(err)
-			continue
-		}
-		if a.npend == len(a.pend) {
-			keep(a.flushLocked())
-		}
-		// Copied: a caller may reuse f once WriteFrames returns
-		// (Endpoint.WriteFrames), and the stack does. Frames here are
-		// of the MTU (no Offload), so the copy is small.
-		a.pend[a.npend] = append(a.pend[a.npend][:0], f...)
-		a.npend++
-		n++
-	}
-	return n, first
+	return a.writeLocked(frames)
 }
 
 // FanoutGroup is the PACKET_FANOUT group the sockets joined, if any.

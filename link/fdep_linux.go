@@ -82,6 +82,20 @@ type fdEndpoint struct {
 	sendFD  int
 	sendOwn bool
 
+	// io_uring (fdring_linux.go): rring is the reading goroutine's,
+	// wring is used under wmu; nil where io_uring is not used, and
+	// uringErr (set when the endpoint is made) says why.
+	// rwant is how many reads the next call submits. rcalls and wcalls
+	// count the system calls that read and sent frames, ringFailures
+	// the rings given up while in use.
+	rring, wring   *uring
+	uringErr       error
+	rwant          int
+	rcalls, wcalls atomic.Uint64
+	ringFailures   atomic.Uint64
+
+	holdState // frames held while a batch is delivered (hold_linux.go)
+
 	vnet vnetState // virtio-net headers (vnet_linux.go)
 	lend lendState // receive buffers the receiver may keep (lend.go)
 }
@@ -295,6 +309,9 @@ func (e *fdEndpoint) WriteFrames(frames [][]byte) (int, error) {
 	}
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
+	if e.holding && e.pend != nil {
+		return e.writeHeld(frames)
+	}
 	return e.writeLocked(frames)
 }
 
@@ -414,56 +431,6 @@ func (e *fdEndpoint) writeQueues(frames [][]byte, metas []Meta) (int, error) {
 	return taken, first
 }
 
-// writeOne is the write callback of TAP/TUN: one write(2) per frame.
-func (e *fdEndpoint) writeOne(fd uintptr) bool {
-	for e.wnext < len(e.wframes) {
-		f := e.wframes[e.wnext]
-		_, err := nbWrite(fd, f)
-		switch err {
-		case nil:
-			e.wtaken++
-			e.stats.TxFrames.Add(1)
-			e.stats.TxBytes.Add(uint64(len(f)))
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false // wait until writable
-		default:
-			e.stats.TxDropped.Add(1)
-			if e.werr == nil {
-				e.werr = err
-			}
-		}
-		e.wnext++
-	}
-	return true
-}
-
-// readOne is the read callback of TAP/TUN: one read(2) per frame until
-// the batch is full or nothing is left.
-func (e *fdEndpoint) readOne(fd uintptr) bool {
-	for e.nread < len(e.bufs) {
-		b := e.bufs[e.nread]
-		n, err := nbRead(fd, b[:cap(b)])
-		switch err {
-		case nil:
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return e.nread > 0
-		default:
-			e.rerr = err
-			return true
-		}
-		if n <= 0 {
-			continue
-		}
-		e.frames[e.nread] = b[:n]
-		e.nread++
-	}
-	return true
-}
-
 // Close stops the reading goroutine and closes the fd. Do not call it from
 // DeliverFrames (it waits for the reader).
 func (e *fdEndpoint) Close() error {
@@ -478,5 +445,6 @@ func (e *fdEndpoint) Close() error {
 	if e.attached.Load() {
 		<-e.readDone
 	}
+	e.closeRings()
 	return err
 }

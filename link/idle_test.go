@@ -57,7 +57,7 @@ func seqpacketEndpoint(t *testing.T) (*fdEndpoint, int) {
 	if err := e.initFD(fds[0], "pair", 4, 2048); err != nil {
 		t.Fatal(err)
 	}
-	e.readFn, e.writeFn = e.readOne, e.writeOne
+	e.readFn, e.writeFn = e.readEach, e.writeOne
 	return e, fds[1]
 }
 

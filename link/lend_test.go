@@ -47,7 +47,7 @@ func TestLendKeepsBuffer(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.initLend()
-	e.readFn, e.writeFn = e.readOne, e.writeOne
+	e.readFn, e.writeFn = e.readEach, e.writeOne
 	r := &lendingRecv{got: make(chan int, 16)}
 	e.Attach(r)
 	defer e.Close()

@@ -37,6 +37,13 @@ type TAPOptions struct {
 	// endpoint picks a transmit queue by flow hash, so different flows
 	// are processed on different cores, each flow in order.
 	Queues int
+	// NoIOURing makes the endpoint read and write with one read(2) or
+	// write(2) per frame even where io_uring works. By default it
+	// batches them through io_uring (several reads per call; the frames
+	// written while a received batch is delivered in one call, without
+	// virtio-net headers), and falls back by itself where io_uring is
+	// missing or forbidden (kernel.io_uring_disabled, seccomp).
+	NoIOURing bool
 }
 
 // TAP is an endpoint on a Linux TAP (Ethernet frames) or TUN (bare IP
@@ -51,6 +58,39 @@ type TAP struct {
 // OffloadFlags are the TUNSETOFFLOAD flags the kernel accepted (0
 // without Offload); USO is there when the kernel has it.
 func (t *TAP) OffloadFlags() uint { return t.offFlags }
+
+// errNoIOURing is why a TAP opened with NoIOURing does not use it.
+var errNoIOURing = errors.New("link: io_uring not asked for (NoIOURing)")
+
+// IOURing tells whether the endpoint reads through io_uring, and if
+// not, why (the error of io_uring_setup, or of the check that reads
+// can be made non-blocking).
+func (t *TAP) IOURing() (bool, error) {
+	return t.rring != nil, t.uringErr
+}
+
+// ReadCalls and WriteCalls count the system calls that read and wrote
+// frames over every queue: with RxFrames and TxFrames they tell how
+// well reads and writes were batched.
+func (t *TAP) ReadCalls() uint64 {
+	return t.sumQueues(func(e *fdEndpoint) uint64 { return e.rcalls.Load() })
+}
+
+// WriteCalls: see ReadCalls.
+func (t *TAP) WriteCalls() uint64 {
+	return t.sumQueues(func(e *fdEndpoint) uint64 { return e.wcalls.Load() })
+}
+
+func (t *TAP) sumQueues(f func(*fdEndpoint) uint64) uint64 {
+	if t.queues == nil {
+		return f(&t.fdEndpoint)
+	}
+	var n uint64
+	for _, q := range t.queues {
+		n += f(q)
+	}
+	return n
+}
 
 // OpenTAP opens the TAP device name, creating it if it does not exist (a
 // created device disappears when the endpoint is closed). An empty name
@@ -192,11 +232,22 @@ func openTunTap(name string, opts TAPOptions) (*TAP, error) {
 			}
 			return nil, fmt.Errorf("link: %s %s: %w", what, ifname, err)
 		}
-		e.readFn, e.writeFn = e.readOne, e.writeOne
+		e.readFn, e.writeFn = e.readEach, e.writeOne
 		if opts.Offload {
 			e.vnet.on = true
-			e.readFn, e.writeFn = e.readVnet, e.writeVnet
+			e.writeFn = e.writeVnet
 			e.initLend() // lend.go: super-segments are kept, not copied
+		}
+		if opts.NoIOURing {
+			e.uringErr = errNoIOURing
+		} else {
+			e.uringInit(fd)
+		}
+		if e.wring != nil && nq == 1 {
+			// Held frames leave in one call (hold_linux.go). Not with
+			// several queues: a flow's answer may hash to another.
+			e.initHold(len(e.bufs), bufSize)
+			e.deliverHook = e.holdWrites
 		}
 		if nq > 1 {
 			t.queues = append(t.queues, e)

@@ -108,36 +108,6 @@ func (e *fdEndpoint) netOff() int {
 	return 0
 }
 
-// readVnet is the read callback of a TAP with virtio-net headers.
-func (e *fdEndpoint) readVnet(fd uintptr) bool {
-	for e.nread < len(e.bufs) {
-		b := e.bufs[e.nread]
-		n, err := nbRead(fd, b[:cap(b)])
-		switch err {
-		case nil:
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return e.nread > 0
-		default:
-			e.rerr = err
-			return true
-		}
-		if n <= vnetHdrLen {
-			continue
-		}
-		m, ok := parseVnetHdr(b[:n], e.netOff())
-		if !ok {
-			e.stats.RxDropped.Add(1)
-			continue
-		}
-		e.frames[e.nread] = b[vnetHdrLen:n]
-		e.vnet.metas[e.nread] = m
-		e.nread++
-	}
-	return true
-}
-
 // writeVnet is the write callback of a TAP with virtio-net headers: one
 // writev(2) of header and frame per frame.
 func (e *fdEndpoint) writeVnet(fd uintptr) bool {
@@ -163,6 +133,7 @@ func (e *fdEndpoint) writeVnet(fd uintptr) bool {
 			}
 		}
 		_, errno := nbSyscall6(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v.iov[0])), uintptr(niov), 0, 0, 0)
+		e.wcalls.Add(1)
 		clear(v.iov[2:]) // keep no pointer to the sender's payload
 		var err error
 		if errno != 0 {

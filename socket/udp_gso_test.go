@@ -222,12 +222,10 @@ func TestUDPGROReceive(t *testing.T) {
 		if err := srv.SetSockOpt(SOL_UDP, UDP_GRO, 1); err != nil {
 			t.Fatal(err)
 		}
-		if dst.Is4() {
-			// The warm datagram arrives while the resolver may still be
-			// flushing the queue it waited in; until it is done, a
-			// super-datagram is cut to keep the order.
-			waitNeighborSettled(t, p.sa.NICByName("eth0"), dst)
-		}
+		// The warm datagram arrives while the resolver may still be
+		// flushing the queue it waited in; until it is done, a
+		// super-datagram is cut to keep the order (ARP and NDP alike).
+		waitNeighborSettled(t, p.sa.NICByName("eth0"), dst)
 		payload := make([]byte, 10*1000+333)
 		for i := range payload {
 			payload[i] = byte(i / 7)
@@ -273,13 +271,17 @@ func waitNeighborSettled(t *testing.T, n *stack.NIC, a netip.Addr) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		for _, e := range n.Neighbors() {
+		list := n.Neighbors()
+		if a.Is6() {
+			list = n.Neighbors6()
+		}
+		for _, e := range list {
 			if e.Addr == a && e.State == stack.NeighReachable && !e.Flushing {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("neighbour %v not settled: %+v", a, n.Neighbors())
+			t.Fatalf("neighbour %v not settled: %+v", a, list)
 		}
 		runtime.Gosched()
 	}

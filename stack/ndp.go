@@ -861,7 +861,7 @@ func (n *NIC) Neighbors6() []NeighborInfo {
 	defer c.mu.Unlock()
 	var out []NeighborInfo
 	for _, e := range c.m {
-		out = append(out, NeighborInfo{Addr: e.addr, MAC: e.mac, State: e.state})
+		out = append(out, NeighborInfo{Addr: e.addr, MAC: e.mac, State: e.state, Flushing: e.flushing})
 	}
 	slices.SortFunc(out, func(x, y NeighborInfo) int { return x.Addr.Compare(y.Addr) })
 	return out
