@@ -54,3 +54,27 @@ func logFrames(t *testing.T, h *host, s0 link.Snapshot) {
 	t.Logf("link: %d frames read (%.0f bytes each), %d written; TCP payloads kept in the link's buffers so far %d (queue full %d)", s1.RxFrames-s0.RxFrames,
 		float64(s1.RxBytes-s0.RxBytes)/float64(max(s1.RxFrames-s0.RxFrames, 1)), s1.TxFrames-s0.TxFrames, ts.LentSegs, ts.LentQueueFull)
 }
+
+// callCounter is a link that counts its read and write system calls
+// (link.TAP).
+type callCounter interface {
+	ReadCalls() uint64
+	WriteCalls() uint64
+}
+
+// linkCalls starts counting h's link's system calls; the function it
+// returns tells how many frames each carried since, or "" when the link
+// does not count them.
+func linkCalls(h *host) func() string {
+	c, ok := h.nic.Endpoint().(callCounter)
+	if !ok {
+		return func() string { return "" }
+	}
+	st := h.nic.Endpoint().Stats()
+	r0, w0, rf0, wf0 := c.ReadCalls(), c.WriteCalls(), st.RxFrames.Load(), st.TxFrames.Load()
+	return func() string {
+		r, w, rf, wf := c.ReadCalls()-r0, c.WriteCalls()-w0, st.RxFrames.Load()-rf0, st.TxFrames.Load()-wf0
+		return fmt.Sprintf("link: %d frames read in %d system calls (%.2f each), %d written in %d (%.2f each)",
+			rf, r, float64(rf)/float64(max(r, 1)), wf, w, float64(wf)/float64(max(w, 1)))
+	}
+}

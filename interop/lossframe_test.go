@@ -227,7 +227,10 @@ func lossFrame(t *testing.T) {
 	ingressDrop(t, l.ns, tapName, pct) // what sockstack sends
 	dir := t.TempDir()
 	tap := frameLink{name: "plain_tap", kdev: tapName, kaddr: kernelIP, saddr: stackIP, port: 5401,
-		start: func(tc tcp.Config, ic link.ImpairConfig) (*host, *link.Impair) { return l.startStackImpaired(tc, ic) }}
+		start: func(tc tcp.Config, ic link.ImpairConfig) (*host, *link.Impair) { return l.startStackImpaired(tc, ic) },
+		writeCalls: func(h *host) uint64 {
+			return h.nic.Endpoint().(*link.Impair).Inner().(*link.TAP).WriteCalls()
+		}}
 	for i, cc := range frameCCs {
 		t.Run(cc+"/"+tap.name, func(t *testing.T) { frameRounds(t, l, ns2, dir, tap, i, cc, pct) })
 	}

@@ -226,8 +226,11 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 		t.Logf("kernel -> kernel before: sender %s; receiver %s", kkSent, kkRecv)
 		t.Run(cc+"/sockstack_to_kernel", func(t *testing.T) {
 			c, k0 := cpuNow(t), readNetCounters(t, l.ns)
-			t0 := h.st.TCP.Stats()
+			t0, calls := h.st.TCP.Stats(), linkCalls(h)
 			_, d := sendZerosCC(t, l, h, kaddr, p, size, cc)
+			if s := calls(); s != "" {
+				t.Log(s)
+			}
 			out = gbps(size, d)
 			t1 := h.st.TCP.Stats()
 			t.Logf("%d MiB sockstack -> kernel (%s, %s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, out, c.since(t, size))
@@ -236,8 +239,11 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 		})
 		t.Run(cc+"/kernel_to_sockstack", func(t *testing.T) {
 			c, k0 := cpuNow(t), readNetCounters(t, l.ns)
-			s0, ofo0 := h.nic.Endpoint().Stats().Snapshot(), h.st.TCP.Stats().OFOQueued
+			s0, ofo0, calls := h.nic.Endpoint().Stats().Snapshot(), h.st.TCP.Stats().OFOQueued, linkCalls(h)
 			d := recvZerosCC(t, l, h, saddr, p+1, size, cc)
+			if s := calls(); s != "" {
+				t.Log(s)
+			}
 			in = gbps(size, d)
 			t.Logf("%d MiB kernel -> sockstack (%s, %s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, in, c.since(t, size))
 			logFrames(t, h, s0)

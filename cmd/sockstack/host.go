@@ -50,6 +50,7 @@ type hostFlags struct {
 	v6                   bool   // configure turned IPv6 on: services listen on :: too
 	offload              bool   // TAP: virtio-net headers, super-segments and checksum offload with the kernel
 	queues               int    // TAP: queues (IFF_MULTI_QUEUE), one reading goroutine each
+	noIOURing            bool   // TAP: one read(2)/write(2) per frame instead of batches through io_uring
 	tun                  string // --tun NAME: a layer 3 TUN device; check makes it tap with l3
 	l3                   bool   // the device named by tap is a TUN (bare IP packets)
 	vx                   vxlanFlags
@@ -73,6 +74,7 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 		fl.BoolVar(&f.slaac, "slaac", false, "turn IPv6 on and take addresses, default routers and the MTU from router advertisements (accept_ra)")
 		fl.BoolVar(&f.offload, "offload", false, "TAP: exchange 64 KB super-segments with partial checksums with the kernel (IFF_VNET_HDR, TUNSETOFFLOAD)")
 		fl.IntVar(&f.queues, "queues", 1, "TAP: queues of a multi-queue device (IFF_MULTI_QUEUE; an existing TAP must be made with multi_queue), flows spread over them and over cores")
+		fl.BoolVar(&f.noIOURing, "no-io-uring", false, "TAP: read and write one frame per system call instead of batching them through io_uring (used by default where the kernel allows it)")
 		fl.StringVar(&f.tun, "tun", "", "run the stack on this layer 3 TUN device (bare IP packets, no ARP or neighbor discovery: as VPNs and tun2socks do); the TAP flags apply to it")
 	}
 	if kind == sniffTool {
@@ -118,7 +120,7 @@ func (f *hostFlags) check(c *cobra.Command) error {
 	case f.only6:
 		f.family = 6
 	}
-	tapOnly := []string{"addr", "gw", "route", "rule", "mtu", "create", "slaac", "offload", "queues"}
+	tapOnly := []string{"addr", "gw", "route", "rule", "mtu", "create", "slaac", "offload", "queues", "no-io-uring"}
 	if f.kind != sniffTool {
 		tapOnly = append(tapOnly, "netns")
 	}
@@ -374,7 +376,7 @@ func (f *hostFlags) openTAP(log io.Writer) (*env, error) {
 	if f.l3 {
 		open = link.OpenTUN
 	}
-	tap, err := open(f.tap, link.TAPOptions{Netns: f.netns, MTU: f.mtu, Offload: f.offload, Queues: f.queues})
+	tap, err := open(f.tap, link.TAPOptions{Netns: f.netns, MTU: f.mtu, Offload: f.offload, Queues: f.queues, NoIOURing: f.noIOURing})
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %v", what, f.tap, err)
 	}
@@ -418,6 +420,9 @@ func tapExtras(t *link.TAP, queues int) string {
 	}
 	if queues > 1 {
 		x += fmt.Sprintf(", %d queues", queues)
+	}
+	if on, _ := t.IOURing(); on {
+		x += ", io_uring"
 	}
 	return x
 }
