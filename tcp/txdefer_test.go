@@ -2,8 +2,12 @@ package tcp
 
 import (
 	"bytes"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/sockstack/sockstack/clock"
 )
 
 // deferPair is a pair whose routes let segments leave after the lock.
@@ -131,4 +135,94 @@ func TestFlushQueuesOnlyWhenDeferring(t *testing.T) {
 	if d.a.txqs.Load() == nil {
 		t.Fatal("no flush queues on a deferring route")
 	}
+}
+
+// A flusher writes at least flushBudget segments, then hands what others
+// keep queuing to the queue's goroutine and returns: whoever unlocked
+// the endpoint (a getsockopt, the timer wheel) does not write for as
+// long as a writer keeps the queue full. The goroutine writes the rest,
+// in order, and frees the queue.
+func TestFlushBudgetHandsOff(t *testing.T) {
+	if flushBudget <= 0 {
+		t.Fatalf("flushBudget %d: the default is a bound", flushBudget)
+	}
+	h := newFakeHost(clock.NewManual(epoch), localIP)
+	h.deferOut = true
+	p := NewProtocol(h, Config{})
+	defer p.Close()
+	e := p.NewEndpoint()
+	e.txDefer = true
+	total := 4 * flushBudget
+	var (
+		mu     sync.Mutex
+		seqs   []uint32
+		queued int
+		wrote  = make(chan struct{}, total)
+	)
+	// queue adds one segment numbered by queued; e is locked.
+	queue := func() {
+		seg := p.segPool.Get().(*Segment)
+		*seg = Segment{}
+		seg.Header.Seq = uint32(queued)
+		queued++
+		if !e.deferSeg(seg) {
+			t.Errorf("segment %d not queued", queued-1)
+		}
+	}
+	// A writer that queues one more segment for each one written, as
+	// an application keeping the send buffer full would.
+	h.hook = func(seg *Segment) {
+		mu.Lock()
+		seqs = append(seqs, seg.Header.Seq)
+		mu.Unlock()
+		e.lock()
+		if queued < total {
+			queue()
+		}
+		e.mu.unlockNoFlush()
+		wrote <- struct{}{}
+	}
+	e.lock()
+	for range 8 {
+		queue()
+	}
+	e.mu.unlockNoFlush()
+	q := e.claimFlush()
+	if q == nil {
+		t.Fatal("no flush to claim with segments queued")
+	}
+	e.flushTx(q)
+	mu.Lock()
+	byCaller := len(seqs)
+	mu.Unlock()
+	for i := 0; i < total; i++ {
+		select {
+		case <-wrote:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d segments written (%d by the unlocker)", i, total, byCaller)
+		}
+	}
+	if byCaller < flushBudget || byCaller >= total {
+		t.Fatalf("the unlocker wrote %d of %d segments, want at least %d and not all", byCaller, total, flushBudget)
+	}
+	if n := p.Stats().FlushHandOffs; n != 1 {
+		t.Fatalf("%d hand-offs, want 1", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, s := range seqs {
+		if s != uint32(i) {
+			t.Fatalf("segment %d written as %d: order lost", i, s)
+		}
+	}
+	// The goroutine frees the queue after the last segment, just after
+	// the last write returned.
+	deadline := time.Now().Add(10 * time.Second)
+	for e.flushPending() {
+		if time.Now().After(deadline) {
+			t.Fatal("the queue still serves the endpoint after its last segment")
+		}
+		runtime.Gosched()
+	}
+	t.Logf("the unlocker wrote %d segments, the queue's goroutine %d", byCaller, total-byCaller)
 }
