@@ -219,6 +219,7 @@ func TestInteropThroughput(t *testing.T) {
 			t.Fatal(err)
 		}
 		buf := make([]byte, 1<<20)
+		c0, calls := cpuNow(t), linkCalls(h)
 		for sent := 0; sent < size; sent += len(buf) {
 			if err := s.SendAll(buf, 0); err != nil {
 				t.Fatal(err)
@@ -229,10 +230,11 @@ func TestInteropThroughput(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := time.Since(start)
-		t.Logf("1 GiB sockstack -> kernel: %v, %.2f Gbit/s", d.Round(time.Millisecond), gbps(size, d))
+		t.Logf("1 GiB sockstack -> kernel: %v, %.2f Gbit/s, sockstack %v; %s", d.Round(time.Millisecond), gbps(size, d), c0.since(t, size), calls())
 	})
 	t.Run("kernel_socat_to_sockstack", func(t *testing.T) {
+		c0, calls := cpuNow(t), linkCalls(h)
 		d := recvZerosSocat(t, l, h, 5004, size, "-u", fmt.Sprintf("OPEN:/dev/zero,readbytes=%d", size), "TCP:10.77.0.2:5004")
-		t.Logf("1 GiB kernel -> sockstack: %v, %.2f Gbit/s", d.Round(time.Millisecond), gbps(size, d))
+		t.Logf("1 GiB kernel -> sockstack: %v, %.2f Gbit/s, sockstack %v; %s", d.Round(time.Millisecond), gbps(size, d), c0.since(t, size), calls())
 	})
 }
