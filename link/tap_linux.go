@@ -62,11 +62,20 @@ func (t *TAP) OffloadFlags() uint { return t.offFlags }
 // errNoIOURing is why a TAP opened with NoIOURing does not use it.
 var errNoIOURing = errors.New("link: io_uring not asked for (NoIOURing)")
 
+// errURingFailed: a ring failed while in use, and was given up.
+var errURingFailed = errors.New("link: an io_uring failed while in use; one system call per frame since")
+
 // IOURing tells whether the endpoint reads through io_uring, and if
-// not, why (the error of io_uring_setup, or of the check that reads
-// can be made non-blocking).
+// not, why: the error of io_uring_setup, of the check that reads can
+// be made non-blocking, or errURingFailed.
 func (t *TAP) IOURing() (bool, error) {
-	return t.rring != nil, t.uringErr
+	if t.uringErr != nil {
+		return false, t.uringErr
+	}
+	if t.sumQueues(func(e *fdEndpoint) uint64 { return e.ringFailures.Load() }) > 0 {
+		return false, errURingFailed
+	}
+	return true, nil
 }
 
 // ReadCalls and WriteCalls count the system calls that read and wrote
