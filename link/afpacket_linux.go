@@ -423,9 +423,16 @@ func (a *AFPacket) holdWrites(start bool) {
 	}
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
-	a.holding = start
-	if !start && a.tx.pending {
+	if a.hold(start) && a.tx.pending {
 		a.rc.Control(func(fd uintptr) { a.kick(fd) })
+	}
+}
+
+// HoldWrites is link.Holder: as the reading goroutine holds writes
+// while it delivers a batch (holdWrites), when it does.
+func (a *AFPacket) HoldWrites(start bool) {
+	if a.deliverHook != nil {
+		a.holdWrites(start)
 	}
 }
 

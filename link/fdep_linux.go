@@ -309,7 +309,7 @@ func (e *fdEndpoint) WriteFrames(frames [][]byte) (int, error) {
 	}
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
-	if e.holding && e.pend != nil {
+	if e.holding > 0 && e.pend != nil {
 		return e.writeHeld(frames)
 	}
 	return e.writeLocked(frames)

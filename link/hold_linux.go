@@ -9,9 +9,12 @@ package link
 // are of the MTU hold them (not with virtio-net headers, where they may
 // be 64 KB, nor with AF_PACKET's transmit ring, whose slots hold them).
 
+// TCP's flusher holds writes too (HoldWrites, through the stack): the
+// segments it hands over one at a time leave together.
+
 // holdState is the held frames of an fdEndpoint, under wmu.
 type holdState struct {
-	holding bool
+	holding int      // holders: the reading goroutine, flushers (HoldWrites)
 	pend    [][]byte // held frames, pend[:npend]; nil when frames are not held
 	npend   int
 }
@@ -26,13 +29,37 @@ func (e *fdEndpoint) initHold(n, maxFrame int) {
 
 // holdWrites is the deliverHook of an endpoint that holds frames:
 // writes are held from the start of a delivered batch to its end, then
-// sent.
+// sent, unless another holder still holds them.
 func (e *fdEndpoint) holdWrites(start bool) {
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
-	e.holding = start
-	if !start {
+	if e.hold(start) {
 		e.flushHeld()
+	}
+}
+
+// hold counts a holder in (start) or out (wmu held); it says the last
+// one left. A release with no holder (a stack that gained the link
+// while a flusher held its others) counts for nothing: at worst frames
+// leave early, never late.
+func (e *fdEndpoint) hold(start bool) bool {
+	if start {
+		e.holding++
+		return false
+	}
+	if e.holding == 0 {
+		return false
+	}
+	e.holding--
+	return e.holding == 0
+}
+
+// HoldWrites is link.Holder: between HoldWrites(true) and
+// HoldWrites(false) the frames written may be held and sent together.
+// Only endpoints that hold frames while a batch is delivered do.
+func (e *fdEndpoint) HoldWrites(start bool) {
+	if e.pend != nil {
+		e.holdWrites(start)
 	}
 }
 

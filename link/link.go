@@ -64,6 +64,17 @@ type NeverQueueFull interface {
 	NeverQueueFull()
 }
 
+// Holder is implemented by endpoints that can send the frames written
+// between HoldWrites(true) and HoldWrites(false) together, in one system
+// call, at the end (the TAP and TUN without virtio-net headers through
+// io_uring, AF_PACKET with sendmmsg or its transmit ring). Holds nest:
+// the frames leave when the last holder lets go. A holder must let go
+// soon: held frames wait for it. TCP's flusher holds while it hands a
+// connection's queued segments over one by one (stack, tcp.OutputHolder).
+type Holder interface {
+	HoldWrites(start bool)
+}
+
 // Stats are frame and byte counters of an endpoint.
 type Stats struct {
 	TxFrames, TxBytes, TxDropped atomic.Uint64

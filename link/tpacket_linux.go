@@ -678,7 +678,7 @@ func (a *AFPacket) writeRing(fd uintptr) bool {
 		a.stats.TxBytes.Add(uint64(len(f)))
 		a.wnext++
 	}
-	if t.pending && !a.holding {
+	if t.pending && a.holding == 0 {
 		a.kick(fd)
 	}
 	return true

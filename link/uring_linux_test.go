@@ -207,6 +207,33 @@ func TestTAPIOURingBatches(t *testing.T) {
 			if s := tap.Stats().Snapshot(); s.TxFrames != n+1 || s.TxDropped != 0 || s.RxDropped != 0 {
 				t.Errorf("stats %+v, want %d frames sent, none dropped", s, n+1)
 			}
+			if !c.wbatch {
+				return
+			}
+			// A holder (TCP's flusher, through the stack) gets the same:
+			// frames written one by one while it holds leave together
+			// when it lets go, and not before.
+			const m = 20
+			w0, f0 := tap.WriteCalls(), tap.Stats().TxFrames.Load()
+			tap.HoldWrites(true)
+			for i := range m {
+				if _, err := tap.WriteFrames([][]byte{frame(kmac, opts.MAC, uint32(1000+i), 120)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if f := tap.Stats().TxFrames.Load() - f0; f != 0 {
+				t.Fatalf("%d of %d frames left while held", f, m)
+			}
+			tap.HoldWrites(false)
+			answers.wait(t, m)
+			if w := tap.WriteCalls() - w0; w != 1 {
+				t.Errorf("%d frames written one by one while held took %d calls, want 1", m, w)
+			}
+			for i, f := range answers.got()[n+1:] {
+				if seqOf(f) != uint32(1000+i) {
+					t.Fatalf("held frame %d arrived as %d", i, seqOf(f))
+				}
+			}
 		})
 	}
 }

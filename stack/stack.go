@@ -259,10 +259,13 @@ type Stack struct {
 	mcRandMu sync.Mutex
 	mcRand   *mrand.Rand
 
-	mu     sync.RWMutex
-	nics   []*NIC
-	routes []Route // longest prefix first
-	lo     *NIC
+	mu   sync.RWMutex
+	nics []*NIC
+	// holders are the NICs' endpoints that can hold a flush's frames
+	// (link.Holder; tcphost.go's HoldOutput), replaced under mu.
+	holders atomic.Pointer[[]link.Holder]
+	routes  []Route // longest prefix first
+	lo      *NIC
 
 	// Copy-on-write snapshots of routes and host addresses, replaced under
 	// mu: the per-packet route lookup and address checks read them
@@ -462,6 +465,14 @@ func (s *Stack) AddNIC(name string, ep link.Endpoint) *NIC {
 	n.id = len(s.nics) + 1
 	n.rx.tcp.SetInterface(n.id, false) // SO_BINDTODEVICE's demux (tcp/bindtodev.go)
 	s.nics = append(s.nics, n)
+	if h, ok := ep.(link.Holder); ok {
+		var hs []link.Holder
+		if old := s.holders.Load(); old != nil {
+			hs = append(hs, *old...)
+		}
+		hs = append(hs, h)
+		s.holders.Store(&hs)
+	}
 	s.mu.Unlock()
 	n.init6()
 	ep.Attach(n)

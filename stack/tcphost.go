@@ -123,6 +123,17 @@ func (h tcpHost) route(remote netip.Addr, r ResolvedRoute, err error) (tcp.Route
 	return rt, nil
 }
 
+// HoldOutput is tcp.OutputHolder: while TCP's flusher hands over a
+// connection's queued segments, the links that can hold frames send
+// them together when it is done (link.Holder).
+func (h tcpHost) HoldOutput(start bool) {
+	if hs := h.s.holders.Load(); hs != nil {
+		for _, l := range *hs {
+			l.HoldWrites(start)
+		}
+	}
+}
+
 // Output builds the TCP header and sends the segment with DF set (TCP
 // does path MTU discovery, RFC 1191).
 func (h tcpHost) Output(seg *tcp.Segment) error {

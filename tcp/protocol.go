@@ -80,6 +80,9 @@ type Protocol struct {
 
 	// perf: endpoints waiting for room at a full link queue (room.go).
 	room roomQueue
+	// holder, when the host is one, holds the frames of a flush
+	// (txdefer.go).
+	holder OutputHolder
 
 	// The socket options of an endpoint that set none, and the sets
 	// endpoints share (opts.go).
@@ -106,6 +109,7 @@ func NewProtocol(h Host, cfg Config) *Protocol {
 	p.base = p.clk.Now().Add(-time.Second)
 	p.wheel = newTimerWheel(p.clk, p.now)
 	p.room.host, _ = h.(RoomNotifier)
+	p.holder, _ = h.(OutputHolder)
 	if cfg.Seed != nil {
 		p.key = sha256.Sum256(cfg.Seed)
 	} else {

@@ -57,6 +57,15 @@ type flushQueue struct {
 	handed bool
 }
 
+// OutputHolder is a Host whose links can hold the frames of the
+// segments a flusher hands over one by one and send them together, in
+// one system call (link.Holder): the flusher holds from its first
+// segment to its last. Holds nest; the frames leave when the last
+// holder lets go.
+type OutputHolder interface {
+	HoldOutput(start bool)
+}
+
 // flushBudget is how many segments an unlocker writes before it hands
 // what is still queued to the queue's own goroutine. Without a bound,
 // whoever unlocked a connection that others keep queuing for (a
@@ -144,6 +153,10 @@ func (e *Endpoint) flushQueued(q *flushQueue, budget int) {
 	p := e.p
 	ackFailed := false
 	sent := 0
+	if h := p.holder; h != nil {
+		h.HoldOutput(true)
+		defer h.HoldOutput(false)
+	}
 	for {
 		q.mu.Lock()
 		segs := q.segs

@@ -3,6 +3,7 @@ package tcp
 import (
 	"bytes"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -225,4 +226,43 @@ func TestFlushBudgetHandsOff(t *testing.T) {
 		runtime.Gosched()
 	}
 	t.Logf("the unlocker wrote %d segments, the queue's goroutine %d", byCaller, total-byCaller)
+}
+
+// holdingHost is a fakeHost that is an OutputHolder, logging holds.
+type holdingHost struct {
+	*fakeHost
+	log []string
+}
+
+func (h *holdingHost) HoldOutput(start bool) {
+	if start {
+		h.log = append(h.log, "hold")
+	} else {
+		h.log = append(h.log, "release")
+	}
+}
+
+// A flusher holds the host's output from before its first segment to
+// after its last, so a link can send them in one system call.
+func TestFlushHoldsOutput(t *testing.T) {
+	h := &holdingHost{fakeHost: newFakeHost(clock.NewManual(epoch), localIP)}
+	h.deferOut = true
+	h.hook = func(seg *Segment) { h.log = append(h.log, "out") }
+	p := NewProtocol(h, Config{})
+	defer p.Close()
+	e := p.NewEndpoint()
+	e.txDefer = true
+	e.lock()
+	for range 5 {
+		seg := p.segPool.Get().(*Segment)
+		*seg = Segment{}
+		if !e.deferSeg(seg) {
+			t.Fatal("segment not queued")
+		}
+	}
+	e.unlock() // the unlocker flushes
+	want := []string{"hold", "out", "out", "out", "out", "out", "release"}
+	if !slices.Equal(h.log, want) {
+		t.Fatalf("host saw %v, want %v", h.log, want)
+	}
 }
