@@ -15,7 +15,7 @@ import (
 // impairment between the stack and the TAP.
 func (l *lab) startStackImpaired(tc tcp.Config, ic link.ImpairConfig) (*host, *link.Impair) {
 	l.t.Helper()
-	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns})
+	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns, NoIOURing: *noIOURing})
 	if err != nil {
 		l.t.Fatal(err)
 	}

@@ -268,7 +268,7 @@ type host struct {
 // when set, receives every frame.
 func (l *lab) startStack(pcap string) *host {
 	l.t.Helper()
-	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns})
+	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns, NoIOURing: *noIOURing})
 	if err != nil {
 		l.t.Fatal(err)
 	}

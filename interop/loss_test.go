@@ -170,7 +170,7 @@ func (l *lab) kernelHashedOverVeth(t *testing.T, ctx context.Context, ns2 string
 // frame per segment).
 func (l *lab) startStackTAP(tc tcp.Config, offload bool) *host {
 	l.t.Helper()
-	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns, Offload: offload})
+	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns, Offload: offload, NoIOURing: *noIOURing})
 	if err != nil {
 		l.t.Fatal(err)
 	}

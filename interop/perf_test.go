@@ -43,7 +43,7 @@ func (l *lab) startOffloadStackQ(queues int) *host {
 			}
 		}
 	}
-	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns, Offload: true, Queues: queues})
+	tap, err := link.OpenTAP(tapName, link.TAPOptions{Netns: l.ns, Offload: true, Queues: queues, NoIOURing: *noIOURing})
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -377,6 +377,12 @@ func recvZerosSocat(t *testing.T, l *lab, h *host, port int, size int64, args ..
 // receive ring, a frame handed over as soon as written, and a transmit
 // ring) or "v2rx" (the TPACKET_V2 receive ring, sendmmsg to send);
 // BENCHMARKS.md compares them.
+// noIOURing opens the throughput and loss tests' TAP and TUN devices
+// with one write(2) per frame (link.TAPOptions.NoIOURing), to compare
+// with the io_uring batches.
+var noIOURing = flag.Bool("interop.no-io-uring", false,
+	"TAP and TUN of the throughput and loss tests: one write(2) per frame, no io_uring")
+
 var afMode = flag.String("interop.af-mode", "mmsg",
 	"AF_PACKET mode of TestInteropAFPacketOffload: mmsg, v3 (TPACKET_V3 rings), v2 (TPACKET_V2 rings) or v2rx (TPACKET_V2 receive ring, sendmmsg)")
 

@@ -97,9 +97,10 @@ func reorderSince(t *testing.T, ns string, c0 netCounters) string {
 	t.Helper()
 	c := readNetCounters(t, ns)
 	d := func(k string) uint64 { return c[k] - c0[k] }
-	return fmt.Sprintf("sent: retrans %d, DSACK received %d, SACK reorder %d, SACK recoveries %d, HyStart left slow start at cwnd %d; received: out of order %d",
+	return fmt.Sprintf("sent: retrans %d, DSACK received %d, SACK reorder %d, SACK recoveries %d, HyStart left slow start at cwnd %d; received: out of order %d, receive queue pruned %d, collapsed %d, dropped %d",
 		d("Tcp:RetransSegs"), d("TcpExt:TCPDSACKRecv"), d("TcpExt:TCPSACKReorder"), d("TcpExt:TCPSackRecovery"),
-		d("TcpExt:TCPHystartTrainCwnd")+d("TcpExt:TCPHystartDelayCwnd"), d("TcpExt:TCPOFOQueue"))
+		d("TcpExt:TCPHystartTrainCwnd")+d("TcpExt:TCPHystartDelayCwnd"), d("TcpExt:TCPOFOQueue"),
+		d("TcpExt:PruneCalled"), d("TcpExt:TCPRcvCollapsed"), d("TcpExt:TCPRcvQDrop"))
 }
 
 // TestRPSMask: the mask has one bit per CPU and splits into 32-bit

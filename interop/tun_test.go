@@ -35,7 +35,7 @@ func tunLab(t *testing.T, offload bool) (*lab, *host) {
 			t.Fatalf("%s: %v: %s", strings.Join(s, " "), err, out)
 		}
 	}
-	tun, err := link.OpenTUN(tapName, link.TAPOptions{Netns: l.ns, Offload: offload})
+	tun, err := link.OpenTUN(tapName, link.TAPOptions{Netns: l.ns, Offload: offload, NoIOURing: *noIOURing})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,15 +82,13 @@ type fdEndpoint struct {
 	sendFD  int
 	sendOwn bool
 
-	// io_uring (fdring_linux.go): rring is the reading goroutine's,
-	// wring is used under wmu; nil where io_uring is not used, and
-	// uringErr (set when the endpoint is made) says why.
-	// rwant is how many reads the next call submits. rcalls and wcalls
-	// count the system calls that read and sent frames, ringFailures
-	// the rings given up while in use.
-	rring, wring   *uring
+	// io_uring (fdring_linux.go): wring is used under wmu; nil where
+	// io_uring is not used, and uringErr (set when the endpoint is
+	// made) says why. rcalls and wcalls count the system calls that
+	// read and sent frames, ringFailures the rings given up while in
+	// use.
+	wring          *uring
 	uringErr       error
-	rwant          int
 	rcalls, wcalls atomic.Uint64
 	ringFailures   atomic.Uint64
 

@@ -6,27 +6,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TAP and TUN endpoints read and write through io_uring (uring_linux.go)
-// where the kernel allows it: the reading goroutine submits several
-// reads per call, and a write of several frames (the frames held back
-// while a received batch was delivered, holdWrites) is one call.
+// TAP and TUN endpoints without virtio-net headers write through
+// io_uring (uring_linux.go) where the kernel allows it: a write of
+// several frames (those held back while a received batch is delivered
+// or while TCP hands over a flush, hold_linux.go) is one call. They
+// read one frame per read(2): batched reads drained the device faster
+// than the kernel filled it, so the stack took smaller batches, each
+// with its ACK and its wake-up, and received slower (BENCHMARKS.md,
+// "Batched system calls on TAP and TUN").
 
-// uringInit gives e its rings, one for the reading goroutine and one for
-// writers under wmu; where io_uring is unavailable e keeps one system
-// call per frame, and uringErr says why.
+// uringInit gives e its ring, used by writers under wmu; where io_uring
+// is unavailable e keeps one system call per frame, and uringErr says
+// why.
 func (e *fdEndpoint) uringInit(fd int) {
-	r, err := newURing(fd, len(e.bufs))
-	if err != nil {
-		e.uringErr = err
-		return
-	}
-	e.rring, e.rwant, e.readFn = r, 2, e.readRing
-	if e.vnet.on {
-		// Frames with virtio-net headers are written one writev(2)
-		// each (writeVnet): the frames the stack hands over one at a
-		// time are super-segments, too large to hold back and copy.
-		return
-	}
 	w, err := newURing(fd, len(e.bufs))
 	if err != nil {
 		e.uringErr = err
@@ -35,7 +27,7 @@ func (e *fdEndpoint) uringInit(fd int) {
 	e.wring, e.writeFn = w, e.writeRing
 }
 
-// readEach is the read callback without io_uring: one read(2) per frame
+// readEach is the read callback of TAP and TUN: one read(2) per frame
 // until the batch is full or nothing is left.
 func (e *fdEndpoint) readEach(fd uintptr) bool {
 	for e.nread < len(e.bufs) {
@@ -79,68 +71,6 @@ func (e *fdEndpoint) took(b []byte, n int) {
 	e.frames[e.nread] = b[vnetHdrLen:n]
 	e.vnet.metas[e.nread] = m
 	e.nread++
-}
-
-// readRing is the read callback with io_uring: rwant reads per call.
-// rwant adapts to what the file held: it doubles while every read finds
-// a frame, and falls to one more than the batch read once one finds
-// nothing, so a reader woken for one frame makes one call, not two, and
-// one woken for many makes few.
-func (e *fdEndpoint) readRing(fd uintptr) bool {
-	r := e.rring
-	if r == nil {
-		return e.readEach(fd)
-	}
-	for e.nread < len(e.bufs) {
-		base := e.nread
-		k := min(e.rwant, len(e.bufs)-base, r.entries)
-		for i := range k {
-			b := e.bufs[base+i]
-			r.prep(uringOpRead, int(fd), unsafe.Pointer(unsafe.SliceData(b)), cap(b))
-		}
-		e.rcalls.Add(1)
-		if err := r.run(); err != nil {
-			// A broken ring (never seen): one call per frame from now.
-			e.rring = nil
-			r.close()
-			e.ringFailures.Add(1)
-			return e.readEach(fd)
-		}
-		empty := false
-		for i, res := range r.res[:k] {
-			if res >= 0 {
-				// Reads run in order, but one may find nothing and a
-				// later one the frame that came meanwhile: frames stay
-				// in bufs[:nread].
-				if j := base + i; j != e.nread {
-					e.bufs[j], e.bufs[e.nread] = e.bufs[e.nread], e.bufs[j]
-					if e.lend.on {
-						e.lend.arrs[j], e.lend.arrs[e.nread] = e.lend.arrs[e.nread], e.lend.arrs[j]
-					}
-				}
-				e.took(e.bufs[e.nread], int(res))
-				continue
-			}
-			switch errno := unix.Errno(-res); errno {
-			case unix.EAGAIN:
-				empty = true
-			case unix.EINTR:
-			default:
-				if e.rerr == nil {
-					e.rerr = errno
-				}
-			}
-		}
-		if e.rerr != nil {
-			return true
-		}
-		if empty {
-			e.rwant = min(max(e.nread+1, 2), len(e.bufs))
-			return e.nread > 0
-		}
-		e.rwant = min(2*e.rwant, len(e.bufs))
-	}
-	return true
 }
 
 // writeRing is the write callback of a TAP or TUN without virtio-net
@@ -220,13 +150,8 @@ func (e *fdEndpoint) writeOne(fd uintptr) bool {
 	return true
 }
 
-// closeRings closes the rings once neither the reader nor a writer can
-// use them (Close, after the reading goroutine stopped).
+// closeRings closes the ring once no writer can use it (Close).
 func (e *fdEndpoint) closeRings() {
-	if e.rring != nil {
-		e.rring.close()
-		e.rring = nil
-	}
 	e.wmu.Lock()
 	if e.wring != nil {
 		e.wring.close()

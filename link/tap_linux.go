@@ -37,12 +37,14 @@ type TAPOptions struct {
 	// endpoint picks a transmit queue by flow hash, so different flows
 	// are processed on different cores, each flow in order.
 	Queues int
-	// NoIOURing makes the endpoint read and write with one read(2) or
-	// write(2) per frame even where io_uring works. By default it
-	// batches them through io_uring (several reads per call; the frames
-	// written while a received batch is delivered in one call, without
-	// virtio-net headers), and falls back by itself where io_uring is
-	// missing or forbidden (kernel.io_uring_disabled, seccomp).
+	// NoIOURing makes the endpoint write one frame per write(2) even
+	// where io_uring works. By default a device without Offload
+	// batches its writes through io_uring (the frames written while a
+	// received batch is delivered, or while TCP hands over a flush,
+	// leave in one call), and falls back by itself where io_uring is
+	// missing or forbidden (kernel.io_uring_disabled, seccomp). With
+	// Offload it is not used. Reads are one read(2) per frame either
+	// way.
 	NoIOURing bool
 }
 
@@ -62,12 +64,18 @@ func (t *TAP) OffloadFlags() uint { return t.offFlags }
 // errNoIOURing is why a TAP opened with NoIOURing does not use it.
 var errNoIOURing = errors.New("link: io_uring not asked for (NoIOURing)")
 
+// errURingOffload is why a TAP with virtio-net headers does not use
+// io_uring: the stack hands it super-segments of up to 64 KB one at a
+// time, too large to copy and hold back for a batch, and beside which a
+// system call costs little.
+var errURingOffload = errors.New("link: io_uring not used with virtio-net headers (Offload)")
+
 // errURingFailed: a ring failed while in use, and was given up.
 var errURingFailed = errors.New("link: an io_uring failed while in use; one system call per frame since")
 
-// IOURing tells whether the endpoint reads through io_uring, and if
-// not, why: the error of io_uring_setup, of the check that reads can
-// be made non-blocking, or errURingFailed.
+// IOURing tells whether the endpoint writes through io_uring, and if
+// not, why: the error of io_uring_setup, of the check that writes can
+// be made non-blocking, errURingOffload, or errURingFailed.
 func (t *TAP) IOURing() (bool, error) {
 	if t.uringErr != nil {
 		return false, t.uringErr
@@ -247,9 +255,12 @@ func openTunTap(name string, opts TAPOptions) (*TAP, error) {
 			e.writeFn = e.writeVnet
 			e.initLend() // lend.go: super-segments are kept, not copied
 		}
-		if opts.NoIOURing {
+		switch {
+		case opts.NoIOURing:
 			e.uringErr = errNoIOURing
-		} else {
+		case opts.Offload:
+			e.uringErr = errURingOffload
+		default:
 			e.uringInit(fd)
 		}
 		if e.wring != nil && nq == 1 {

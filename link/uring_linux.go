@@ -8,11 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A TAP or TUN file moves one frame per read(2) or write(2), and in this
-// project's virtual machine a system call costs more than a microsecond
-// on its own: without offloads, where every segment is a frame, that
-// was most of what sending cost us beyond the kernel's own work. An
-// io_uring submits many reads or writes in one io_uring_enter(2). It is
+// A TAP or TUN file takes one frame per write(2), and in this project's
+// virtual machine a system call costs more than a microsecond on its
+// own: without offloads, where every segment is a frame, that was most
+// of what sending cost us beyond the kernel's own work. An io_uring
+// submits many writes in one io_uring_enter(2). It is
 // used here in the simplest way that keeps the links' contract: every
 // operation is made non-blocking (RWF_NOWAIT, so the kernel runs it at
 // once inside the call and answers EAGAIN instead of waiting), and the
@@ -76,8 +76,8 @@ type uringCQE struct {
 	flags    uint32
 }
 
-// uring is one io_uring used by one goroutine at a time (the reading
-// goroutine, or a writer holding wmu).
+// uring is one io_uring used by one goroutine at a time (a writer
+// holding wmu).
 type uring struct {
 	fd      int
 	ring    []byte // the mapped SQ and CQ rings
@@ -94,15 +94,17 @@ type uring struct {
 	res     []int32 // results of the last run, by position
 }
 
-// errURingNoWait: the kernel cannot make the file's reads non-blocking.
-var errURingNoWait = errors.New("link: io_uring cannot read this file without blocking")
+// errURingNoWait: the kernel cannot make the file's operations
+// non-blocking.
+var errURingNoWait = errors.New("link: io_uring cannot use this file without blocking (RWF_NOWAIT refused)")
 
 // uringSetupHook, when set (tests), replaces io_uring_setup's answer.
 var uringSetupHook func() error
 
 // newURing makes an io_uring of entries operations for fd, and checks
-// that the kernel runs reads of fd without waiting: a read of nothing
-// with RWF_NOWAIT is refused (EOPNOTSUPP) by files that cannot. It
+// that the kernel runs operations on fd without waiting: a read of
+// nothing with RWF_NOWAIT is refused (EOPNOTSUPP) by files that cannot
+// (the flag is the file's, for reads and writes alike). It
 // returns an error wherever io_uring is missing or forbidden (old
 // kernels, kernel.io_uring_disabled, a seccomp filter): the caller then
 // makes one system call per frame.

@@ -74,7 +74,7 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 		fl.BoolVar(&f.slaac, "slaac", false, "turn IPv6 on and take addresses, default routers and the MTU from router advertisements (accept_ra)")
 		fl.BoolVar(&f.offload, "offload", false, "TAP: exchange 64 KB super-segments with partial checksums with the kernel (IFF_VNET_HDR, TUNSETOFFLOAD)")
 		fl.IntVar(&f.queues, "queues", 1, "TAP: queues of a multi-queue device (IFF_MULTI_QUEUE; an existing TAP must be made with multi_queue), flows spread over them and over cores")
-		fl.BoolVar(&f.noIOURing, "no-io-uring", false, "TAP: read and write one frame per system call instead of batching them through io_uring (used by default where the kernel allows it)")
+		fl.BoolVar(&f.noIOURing, "no-io-uring", false, "TAP: write one frame per system call instead of batching writes through io_uring (used by default without --offload where the kernel allows it)")
 		fl.StringVar(&f.tun, "tun", "", "run the stack on this layer 3 TUN device (bare IP packets, no ARP or neighbor discovery: as VPNs and tun2socks do); the TAP flags apply to it")
 	}
 	if kind == sniffTool {
