@@ -436,6 +436,20 @@ func (a *AFPacket) HoldWrites(start bool) {
 	}
 }
 
+// FlushHeld is link.Holder's: the held frames leave now (a transmit
+// ring's are kicked).
+func (a *AFPacket) FlushHeld() {
+	if a.tx == nil {
+		a.fdEndpoint.FlushHeld()
+		return
+	}
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	if a.tx.pending {
+		a.rc.Control(func(fd uintptr) { a.kick(fd) })
+	}
+}
+
 // WriteFrames is fdEndpoint.WriteFrames, except that with a transmit
 // ring the frames go to its slots (writeRing leaves the kick to
 // holdWrites while holding).

@@ -54,6 +54,16 @@ func (e *fdEndpoint) hold(start bool) bool {
 	return e.holding == 0
 }
 
+// FlushHeld is link.Holder's: the held frames leave now.
+func (e *fdEndpoint) FlushHeld() {
+	if e.pend == nil {
+		return
+	}
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	e.flushHeld()
+}
+
 // HoldWrites is link.Holder: between HoldWrites(true) and
 // HoldWrites(false) the frames written may be held and sent together.
 // Only endpoints that hold frames while a batch is delivered do.

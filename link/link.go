@@ -73,6 +73,10 @@ type NeverQueueFull interface {
 // connection's queued segments over one by one (stack, tcp.OutputHolder).
 type Holder interface {
 	HoldWrites(start bool)
+	// FlushHeld sends what is held now; the holds stay. TCP calls it
+	// (through the stack) before it wakes a reader, so an ACK does not
+	// wait for the rest of the delivery.
+	FlushHeld()
 }
 
 // Stats are frame and byte counters of an endpoint.

@@ -264,8 +264,10 @@ func openTunTap(name string, opts TAPOptions) (*TAP, error) {
 			e.uringInit(fd)
 		}
 		if e.wring != nil && nq == 1 {
-			// Held frames leave in one call (hold_linux.go). Not with
-			// several queues: a flow's answer may hash to another.
+			// Frames held while a received batch is delivered, or while
+			// TCP hands over a flush, leave in one call
+			// (hold_linux.go). Not with several queues: a flow's
+			// answer may hash to another queue.
 			e.initHold(len(e.bufs), bufSize)
 			e.deliverHook = e.holdWrites
 		}

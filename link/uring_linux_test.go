@@ -209,22 +209,33 @@ func TestTAPIOURingBatches(t *testing.T) {
 			}
 			// A holder (TCP's flusher, through the stack) gets the same:
 			// frames written one by one while it holds leave together
-			// when it lets go, and not before.
+			// when it lets go, or when FlushHeld asks, and not before.
 			const m = 20
 			w0, f0 := tap.WriteCalls(), tap.Stats().TxFrames.Load()
-			tap.HoldWrites(true)
-			for i := range m {
-				if _, err := tap.WriteFrames([][]byte{frame(kmac, opts.MAC, uint32(1000+i), 120)}); err != nil {
-					t.Fatal(err)
+			write := func(from, to int) {
+				for i := from; i < to; i++ {
+					if _, err := tap.WriteFrames([][]byte{frame(kmac, opts.MAC, uint32(1000+i), 120)}); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
+			tap.HoldWrites(true)
+			write(0, m/2)
 			if f := tap.Stats().TxFrames.Load() - f0; f != 0 {
-				t.Fatalf("%d of %d frames left while held", f, m)
+				t.Fatalf("%d of %d frames left while held", f, m/2)
+			}
+			tap.FlushHeld()
+			if f, w := tap.Stats().TxFrames.Load()-f0, tap.WriteCalls()-w0; f != m/2 || w != 1 {
+				t.Fatalf("FlushHeld sent %d of %d held frames in %d calls, want all in 1", f, m/2, w)
+			}
+			write(m/2, m)
+			if f := tap.Stats().TxFrames.Load() - f0; f != m/2 {
+				t.Fatalf("%d of %d frames left while held after FlushHeld", f-m/2, m/2)
 			}
 			tap.HoldWrites(false)
 			answers.wait(t, m)
-			if w := tap.WriteCalls() - w0; w != 1 {
-				t.Errorf("%d frames written one by one while held took %d calls, want 1", m, w)
+			if w := tap.WriteCalls() - w0; w != 2 {
+				t.Errorf("%d frames written one by one while held took %d calls, want 2", m, w)
 			}
 			for i, f := range answers.got()[n+1:] {
 				if seqOf(f) != uint32(1000+i) {

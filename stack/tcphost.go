@@ -134,6 +134,15 @@ func (h tcpHost) HoldOutput(start bool) {
 	}
 }
 
+// FlushOutput is tcp.OutputHolder's: what the links hold leaves now.
+func (h tcpHost) FlushOutput() {
+	if hs := h.s.holders.Load(); hs != nil {
+		for _, l := range *hs {
+			l.FlushHeld()
+		}
+	}
+}
+
 // Output builds the TCP header and sends the segment with DF set (TCP
 // does path MTU discovery, RFC 1191).
 func (h tcpHost) Output(seg *tcp.Segment) error {

@@ -264,9 +264,13 @@ func (b *Batch) Flush() {
 		readable := e.rcvLen > 0
 		// The ACK leaves first: on a deferring route (txdefer.go) at this
 		// unlock, and a kernel bbr sender's round trip does not wait
-		// for the reader's wake-up.
+		// for the reader's wake-up; a link holding its frames for the
+		// delivery's end sends them now.
 		e.unlock()
 		if readable {
+			if h := e.p.holder; h != nil && e.txDefer {
+				h.FlushOutput()
+			}
 			e.notify(waiter.EventIn)
 		}
 		b.eps[i] = nil

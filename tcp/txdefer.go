@@ -64,6 +64,9 @@ type flushQueue struct {
 // holder lets go.
 type OutputHolder interface {
 	HoldOutput(start bool)
+	// FlushOutput sends what the links hold now, holds unchanged: a
+	// batch's ACK goes before its reader is woken (Batch.Flush).
+	FlushOutput()
 }
 
 // flushBudget is how many segments an unlocker writes before it hands

@@ -234,6 +234,8 @@ type holdingHost struct {
 	log []string
 }
 
+func (h *holdingHost) FlushOutput() { h.log = append(h.log, "flush") }
+
 func (h *holdingHost) HoldOutput(start bool) {
 	if start {
 		h.log = append(h.log, "hold")
