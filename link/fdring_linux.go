@@ -103,21 +103,15 @@ func (e *fdEndpoint) writeRing(fd uintptr) bool {
 			}
 		}
 		for i, res := range r.res[:k] {
-			f := e.wframes[e.wnext]
+			var err error
 			switch {
 			case res >= 0:
-				e.wtaken++
-				e.stats.TxFrames.Add(1)
-				e.stats.TxBytes.Add(uint64(len(f)))
 			case res == -int32(unix.EAGAIN) && i > last:
 				return false
 			default:
-				e.stats.TxDropped.Add(1)
-				if e.werr == nil {
-					e.werr = unix.Errno(-res)
-				}
+				err = unix.Errno(-res)
 			}
-			e.wnext++
+			e.wrote(err, len(e.wframes[e.wnext]))
 		}
 	}
 	return true
@@ -130,24 +124,35 @@ func (e *fdEndpoint) writeOne(fd uintptr) bool {
 		f := e.wframes[e.wnext]
 		_, err := nbWrite(fd, f)
 		e.wcalls.Add(1)
-		switch err {
-		case nil:
-			e.wtaken++
-			e.stats.TxFrames.Add(1)
-			e.stats.TxBytes.Add(uint64(len(f)))
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
+		if e.wrote(err, len(f)) {
 			return false // wait until writable
-		default:
-			e.stats.TxDropped.Add(1)
-			if e.werr == nil {
-				e.werr = err
-			}
 		}
-		e.wnext++
 	}
 	return true
+}
+
+// wrote accounts for the write of frame wnext (n bytes) that ended with
+// err, and moves on to the next frame unless the write is to be made
+// again: at once after EINTR, or after waiting (EAGAIN; it says so).
+// Other errors drop the frame, counted, the first one kept in werr.
+func (e *fdEndpoint) wrote(err error, n int) (wait bool) {
+	switch err {
+	case nil:
+		e.wtaken++
+		e.stats.TxFrames.Add(1)
+		e.stats.TxBytes.Add(uint64(n))
+	case unix.EINTR:
+		return false
+	case unix.EAGAIN:
+		return true
+	default:
+		e.stats.TxDropped.Add(1)
+		if e.werr == nil {
+			e.werr = err
+		}
+	}
+	e.wnext++
+	return false
 }
 
 // closeRings closes the ring once no writer can use it (Close).

@@ -2,7 +2,6 @@ package link
 
 import (
 	"encoding/binary"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -135,26 +134,9 @@ func (e *fdEndpoint) writeVnet(fd uintptr) bool {
 		_, errno := nbSyscall6(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v.iov[0])), uintptr(niov), 0, 0, 0)
 		e.wcalls.Add(1)
 		clear(v.iov[2:]) // keep no pointer to the sender's payload
-		var err error
-		if errno != 0 {
-			err = errno
-		}
-		switch err {
-		case nil:
-			e.wtaken++
-			e.stats.TxFrames.Add(1)
-			e.stats.TxBytes.Add(uint64(len(f) + e.tailLen(e.wnext)))
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
+		if e.wrote(errOf(errno), len(f)+e.tailLen(e.wnext)) {
 			return false
-		default:
-			e.stats.TxDropped.Add(1)
-			if e.werr == nil {
-				e.werr = err
-			}
 		}
-		e.wnext++
 	}
 	return true
 }
