@@ -13,7 +13,7 @@ import (
 // read one frame per read(2): batched reads drained the device faster
 // than the kernel filled it, so the stack took smaller batches, each
 // with its ACK and its wake-up, and received slower (BENCHMARKS.md,
-// "Batched system calls on TAP and TUN").
+// "Batched writes on TAP and TUN").
 
 // uringInit gives e its ring, used by writers under wmu; where io_uring
 // is unavailable e keeps one system call per frame, and uringErr says

@@ -12,13 +12,13 @@ import (
 // virtual machine a system call costs more than a microsecond on its
 // own: without offloads, where every segment is a frame, that was most
 // of what sending cost us beyond the kernel's own work. An io_uring
-// submits many writes in one io_uring_enter(2). It is
-// used here in the simplest way that keeps the links' contract: every
-// operation is made non-blocking (RWF_NOWAIT, so the kernel runs it at
-// once inside the call and answers EAGAIN instead of waiting), and the
-// call waits for all of them, so no operation outlives the call and no
-// buffer is held by the kernel afterwards (BENCHMARKS.md, "Batched
-// system calls on TAP and TUN").
+// submits many writes in one io_uring_enter(2). It is used here in the
+// simplest way that keeps the links' contract: every operation is made
+// non-blocking (RWF_NOWAIT, so the kernel runs it at once inside the
+// call and answers EAGAIN instead of waiting), and the call waits for
+// all of them, so no operation outlives the call and no buffer is held
+// by the kernel afterwards (BENCHMARKS.md, "Batched writes on TAP and
+// TUN").
 
 // io_uring ABI (linux/io_uring.h).
 const (
