@@ -143,3 +143,79 @@ func TestAFPacketSendSocketClose(t *testing.T) {
 		t.Fatal("the send socket is still open after Close")
 	}
 }
+
+// A holder (TCP's flusher, through the stack) holds an AF_PACKET
+// socket's writes as the reader does while it delivers: frames written
+// one by one leave together, in one sendmmsg or one kick of the
+// transmit ring, when FlushHeld asks or the last holder lets go, not
+// before. Holds nest. With Offload nothing is held.
+func TestAFPacketHoldWrites(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts AFPacketOptions
+		held bool
+	}{
+		{"mmsg", AFPacketOptions{}, true},
+		{"tx_ring", AFPacketOptions{Ring: true}, true},
+		{"offload", AFPacketOptions{Offload: true}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ep, ns, peerMAC := openOnVeth(t, c.opts)
+			peer := openPeer(t, ns, false)
+			theirs := newCollector()
+			ep.Attach(newCollector())
+			peer.Attach(theirs)
+			seq := 0
+			write := func(n int) {
+				for range n {
+					if _, err := ep.WriteFrames([][]byte{testFrame(peerMAC, ep.HardwareAddr(), seq)}); err != nil {
+						t.Fatal(err)
+					}
+					seq++
+				}
+			}
+			calls := func() uint64 { return ep.WriteCalls() }
+			c0 := calls()
+			ep.HoldWrites(true)
+			ep.HoldWrites(true) // a second holder
+			write(5)
+			if !c.held {
+				if w := calls() - c0; w != 5 {
+					t.Fatalf("%d calls for 5 frames with Offload, want one each", w)
+				}
+				ep.HoldWrites(false)
+				ep.HoldWrites(false)
+				theirs.wait(t, 5)
+				return
+			}
+			if w := calls() - c0; w != 0 {
+				t.Fatalf("%d calls while held", w)
+			}
+			ep.FlushHeld()
+			if w := calls() - c0; w != 1 {
+				t.Fatalf("FlushHeld made %d calls, want 1", w)
+			}
+			theirs.wait(t, 5)
+			write(5)
+			ep.HoldWrites(false) // one holder left: still held
+			if w := calls() - c0; w != 1 {
+				t.Fatalf("%d calls with a holder left, want 1", w)
+			}
+			ep.HoldWrites(false)
+			if w := calls() - c0; w != 2 {
+				t.Fatalf("%d calls after the last holder let go, want 2", w)
+			}
+			ep.HoldWrites(false) // no holder: counts for nothing
+			write(1)
+			if w := calls() - c0; w != 3 {
+				t.Fatalf("%d calls for a frame written with no holder, want 3", w)
+			}
+			theirs.wait(t, 6)
+			for i, f := range theirs.got() {
+				if want := testFrame(peerMAC, ep.HardwareAddr(), i); !bytes.Equal(f, want) {
+					t.Fatalf("frame %d arrived as %q", i, f[14:24])
+				}
+			}
+		})
+	}
+}
