@@ -87,6 +87,9 @@ func (e *fdEndpoint) writeRing(fd uintptr) bool {
 		}
 		e.wcalls.Add(1)
 		if err := r.run(); err != nil {
+			// A broken ring (never seen): one write(2) per frame from
+			// now, starting again at this call's first frame, so some
+			// may go twice (a duplicate, never a loss).
 			e.wring = nil
 			r.close()
 			e.ringFailures.Add(1)
