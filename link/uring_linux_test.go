@@ -242,6 +242,39 @@ func TestTAPIOURingBatches(t *testing.T) {
 					t.Fatalf("held frame %d arrived as %d", i, seqOf(f))
 				}
 			}
+
+			// A ring that fails in use (here: its fd made invalid) is
+			// given up: the frames of that call and later ones go one
+			// write(2) each, and IOURing says so.
+			tap.wmu.Lock()
+			ringFD := tap.wring.fd
+			tap.wring.fd = -1
+			tap.wmu.Unlock()
+			defer unix.Close(ringFD)
+			batch := make([][]byte, 5)
+			for i := range batch {
+				batch[i] = frame(kmac, opts.MAC, uint32(2000+i), 120)
+			}
+			for round := range 2 {
+				w0 := tap.WriteCalls()
+				if k, err := tap.WriteFrames(batch); k != len(batch) || err != nil {
+					t.Fatalf("round %d: wrote %d of %d after the ring failed: %v", round, k, len(batch), err)
+				}
+				answers.wait(t, len(batch))
+				// The failed call counts once, then one per frame.
+				if w, want := tap.WriteCalls()-w0, uint64(len(batch)+1-round); w != want {
+					t.Errorf("round %d: %d write calls for %d frames, want %d", round, w, len(batch), want)
+				}
+			}
+			got := answers.got()
+			for i, f := range got[len(got)-2*len(batch):] {
+				if want := uint32(2000 + i%len(batch)); seqOf(f) != want {
+					t.Fatalf("frame %d after the ring failed arrived as %d, want %d", i, seqOf(f), want)
+				}
+			}
+			if used, why := tap.IOURing(); used || !errors.Is(why, errURingFailed) {
+				t.Fatalf("IOURing() = %v, %v after the ring failed", used, why)
+			}
 		})
 	}
 }
