@@ -86,26 +86,29 @@ func (e *fdEndpoint) writeRing(fd uintptr) bool {
 			r.prep(uringOpWrite, int(fd), unsafe.Pointer(unsafe.SliceData(f)), len(f))
 		}
 		e.wcalls.Add(1)
-		if err := r.run(); err != nil {
-			// A broken ring (never seen): one write(2) per frame from
-			// now, starting again at this call's first frame, so some
-			// may go twice (a duplicate, never a loss).
+		failed := r.run() != nil
+		if failed {
+			// A broken ring: one write(2) per frame from now, starting
+			// at the first frame it did not write (below).
 			e.wring = nil
 			r.close()
 			e.ringFailures.Add(1)
-			return e.writeOne(fd)
 		}
 		// A frame the kernel pushed back (EAGAIN; a TAP does not, but
 		// the contract is to wait) is written again after the wait,
 		// with those after it, unless a later one already went: then
 		// it is dropped, as sending it late would reorder the flow.
-		last := -1
+		ran, last := k, -1
 		for i, res := range r.res[:k] {
+			if res == uringNotRun {
+				ran = i
+				break
+			}
 			if res >= 0 {
 				last = i
 			}
 		}
-		for i, res := range r.res[:k] {
+		for i, res := range r.res[:ran] {
 			var err error
 			switch {
 			case res >= 0:
@@ -115,6 +118,9 @@ func (e *fdEndpoint) writeRing(fd uintptr) bool {
 				err = unix.Errno(-res)
 			}
 			e.wrote(err, len(e.wframes[e.wnext]))
+		}
+		if failed {
+			return e.writeOne(fd)
 		}
 	}
 	return true

@@ -179,8 +179,18 @@ func (r *uring) prep(op uint8, fd int, p unsafe.Pointer, n int) {
 	r.n++
 }
 
+// uringNotRun is the result of an operation that did not run: the ring
+// broke before it was submitted or before its completion was seen.
+const uringNotRun = int32(-1 << 31)
+
+// uringEnterHook, when set (tests), gives how many of the want entries
+// the next io_uring_enter submits, and may break the ring first.
+var uringEnterHook func(r *uring, want int) int
+
 // run submits the prepared operations and waits until all have
-// completed; res[i] is the result of the i-th (bytes, or -errno).
+// completed; res[i] is the result of the i-th (bytes, or -errno). On an
+// error the ring is broken: the operations it ran are those before the
+// first uringNotRun (submission is in order), the rest did not run.
 // Non-blocking operations complete inside the call, so the wait does
 // not sleep; it is a raw system call for that reason (nbsys_linux.go).
 func (r *uring) run() error {
@@ -189,23 +199,33 @@ func (r *uring) run() error {
 	if n == 0 {
 		return nil
 	}
+	for i := range r.res[:n] {
+		r.res[i] = uringNotRun
+	}
 	atomic.StoreUint32(r.sqTail, atomic.LoadUint32(r.sqTail)+uint32(n))
-	toSubmit, done := n, 0
-	for done < n {
-		got, errno := nbSyscall6(sysIOURingEnter, uintptr(r.fd), uintptr(toSubmit), uintptr(n-done), uringEnterGetEvents, 0, 0)
+	sub, done := 0, 0
+	var err error
+	for done < n && err == nil {
+		k := n - sub
+		if uringEnterHook != nil {
+			k = uringEnterHook(r, k)
+		}
+		// Wait for all submitted so far; the kernel does not wait when
+		// it submitted fewer than asked, and we come round again.
+		got, errno := nbSyscall6(sysIOURingEnter, uintptr(r.fd), uintptr(k), uintptr(sub+k-done), uringEnterGetEvents, 0, 0)
 		switch errno {
 		case 0:
-			toSubmit -= int(got)
+			sub += int(got)
 		case unix.EINTR, unix.EAGAIN, unix.EBUSY:
 			// Interrupted, or the kernel was short of memory for a
 			// moment: what was submitted completes; ask again.
 		default:
-			// A broken ring (never seen): the caller closes it and
-			// goes back to one system call per frame. Entries not
-			// submitted are taken back; submitted ones completed at
-			// once, being non-blocking.
-			atomic.StoreUint32(r.sqTail, atomic.LoadUint32(r.sqTail)-uint32(toSubmit))
-			return errno
+			// A broken ring (never seen but in tests): the caller
+			// closes it and goes back to one system call per frame.
+			// Entries not submitted are taken back; the completions
+			// of those submitted are still read below.
+			atomic.StoreUint32(r.sqTail, atomic.LoadUint32(r.sqTail)-uint32(n-sub))
+			err = errno
 		}
 		head, tail := atomic.LoadUint32(r.cqHead), atomic.LoadUint32(r.cqTail)
 		for ; head != tail; head++ {
@@ -217,7 +237,7 @@ func (r *uring) run() error {
 		}
 		atomic.StoreUint32(r.cqHead, head)
 	}
-	return nil
+	return err
 }
 
 // close unmaps the rings and closes the io_uring.
