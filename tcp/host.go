@@ -35,6 +35,9 @@ type Segment struct {
 	// Dev is the index of the interface the segment must leave by: the
 	// connection's SO_BINDTODEVICE (bindtodev.go); 0: the route's.
 	Dev int
+	// stampSnd: a queued segment whose sends' SND timestamps wait for
+	// the flusher to hand it to the host (txstamp.go).
+	stampSnd bool
 }
 
 // Route is what the host knows about the path to a remote address.

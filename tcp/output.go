@@ -50,11 +50,27 @@ func (e *Endpoint) inFlight() int {
 // timestamps and SACK blocks, and satisfies any pending ACK.
 func (e *Endpoint) xmit(seq uint32, n int, flags uint8, now time.Duration) error {
 	seg := e.buildSeg(seq, n, flags, now)
-	if e.txDefer && e.deferSeg(seg) { // txdefer.go
-		e.xmitDone(seg, seq, n, flags, nil, now)
-		return nil
+	stamp := e.txStamp != nil && n > 0
+	if e.txDefer {
+		// A segment queued for a flusher reports SCHED now, as a qdisc's
+		// enqueue does, and SND when the flusher hands it to the host.
+		// The report is made before the queue, where the flusher may
+		// free the segment (txstamp.go, txdefer.go).
+		if stamp {
+			seg.stampSnd = e.txStampSent(seg, seq, n, true)
+		}
+		if e.deferSeg(seg) { // txdefer.go
+			e.xmitDone(seg, seq, n, flags, nil, now)
+			return nil
+		}
 	}
 	err := e.p.host.Output(seg)
+	switch {
+	case seg.stampSnd:
+		e.txStampFlushed(seg, err == nil)
+	case stamp && err == nil && !e.txDefer:
+		e.txStampSent(seg, seq, n, false)
+	}
 	e.xmitDone(seg, seq, n, flags, err, now)
 	e.p.putSeg(seg)
 	return err
@@ -148,9 +164,6 @@ func (e *Endpoint) buildSeg(seq uint32, n int, flags uint8, now time.Duration) *
 // owed, one refused is tried again.
 func (e *Endpoint) xmitDone(seg *Segment, seq uint32, n int, flags uint8, err error, now time.Duration) {
 	syn := flags&wire.TCPFlagSYN != 0
-	if e.txStamp != nil && err == nil && n > 0 {
-		e.txStampSent(seg, seq, n) // txstamp.go
-	}
 	if err != nil {
 		e.p.st.OutputErrors.Add(1)
 		if err == syscall.ENOBUFS && flags&wire.TCPFlagRST == 0 && e.linkFull() {
@@ -176,6 +189,7 @@ func (e *Endpoint) xmitDone(seg *Segment, seq uint32, n int, flags uint8, err er
 func (p *Protocol) putSeg(seg *Segment) {
 	seg.Payload[0], seg.Payload[1] = nil, nil
 	seg.IPOpts, seg.Ext6, seg.Mark, seg.Dev = nil, nil, 0, 0
+	seg.stampSnd = false
 	p.segPool.Put(seg)
 }
 

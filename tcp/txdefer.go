@@ -175,9 +175,15 @@ func (e *Endpoint) flushQueued(q *flushQueue, budget int) {
 		q.segs, q.spare = q.spare[:0], segs
 		q.mu.Unlock()
 		for i, seg := range segs {
-			if err := p.host.Output(seg); err != nil {
+			err := p.host.Output(seg)
+			if err != nil {
 				p.st.OutputErrors.Add(1)
 				ackFailed = ackFailed || seg.Header.Flags&wire.TCPFlagACK != 0
+			}
+			if seg.stampSnd {
+				e.lock()
+				e.txStampFlushed(seg, err == nil) // txstamp.go
+				e.unlock()
 			}
 			p.putSeg(seg)
 			segs[i] = nil

@@ -75,6 +75,8 @@ type txPend struct {
 	segSeq uint32
 	segLen int32
 	fl     TxStampFlags
+	// sndWait: the segment is queued for a flusher, which reports SND.
+	sndWait bool
 }
 
 // txStampState is an endpoint's transmit timestamp bookkeeping.
@@ -189,11 +191,14 @@ func (e *Endpoint) TxStampMarkTail() {
 }
 
 // txStampSent reports the marked bytes the segment seg, of n bytes at
-// seq, carried for the first time; the host has just taken it.
-func (e *Endpoint) txStampSent(seg *Segment, seq uint32, n int) {
+// seq, carries for the first time: the host has just taken it, or
+// (queued) a flusher will; then only SCHED is reported now, and it says
+// whether SND reports wait for txStampFlushed.
+func (e *Endpoint) txStampSent(seg *Segment, seq uint32, n int, queued bool) (sndWait bool) {
 	s := e.txStamp
 	end := seq + uint32(n)
 	var frame []byte
+	var from netip.Addr
 	for s.sent < len(s.pend) && seqLT(s.pend[s.sent].seq, end) {
 		p := &s.pend[s.sent]
 		s.sent++
@@ -201,26 +206,61 @@ func (e *Endpoint) txStampSent(seg *Segment, seq uint32, n int) {
 		if p.fl&(TxStampSched|TxStampSnd) == 0 {
 			continue
 		}
-		var from netip.Addr
-		if frame == nil && !e.txStampTSOnly() {
-			frame = txStampFrame(seg, n)
-		}
-		if frame != nil {
-			// A frame that went out on IPv6 names the sender, as
-			// ipv6_recv_error does for a looped packet with its device;
-			// an IPv4 one only under OPT_CMSG
-			// (ipv4_datagram_support_cmsg).
-			if a := seg.Local.Addr(); a.Is6() && !a.Is4In6() || e.txStampFlags()&TxStampCmsg != 0 {
-				from = a.Unmap()
-			}
+		if frame == nil {
+			frame, from = e.txStampLoop(seg, n)
 		}
 		if p.fl&TxStampSched != 0 {
 			e.queueTxStamp(tstampSched, p.seq, frame, from)
 		}
 		if p.fl&TxStampSnd != 0 {
-			e.queueTxStamp(tstampSnd, p.seq, frame, from)
+			if queued {
+				p.sndWait, sndWait = true, true
+			} else {
+				e.queueTxStamp(tstampSnd, p.seq, frame, from)
+			}
 		}
 	}
+	return sndWait
+}
+
+// txStampFlushed reports SND for the marked bytes of seg, a segment
+// queued for a flusher, now handed to the host (sent: it took it; if
+// not, Linux's driver never had the packet, and SND is not reported).
+func (e *Endpoint) txStampFlushed(seg *Segment, sent bool) {
+	s := e.txStamp
+	seq := seg.Header.Seq
+	var frame []byte
+	var from netip.Addr
+	for i := range s.pend[:s.sent] {
+		p := &s.pend[i]
+		if !p.sndWait || p.segSeq != seq {
+			continue
+		}
+		p.sndWait = false
+		if !sent {
+			continue
+		}
+		if frame == nil {
+			frame, from = e.txStampLoop(seg, int(p.segLen))
+		}
+		e.queueTxStamp(tstampSnd, p.seq, frame, from)
+	}
+}
+
+// txStampLoop is the looped packet of a report for seg (n bytes of
+// payload) and the sender it names: none under OPT_TSONLY. A frame that
+// went out on IPv6 names the sender, as ipv6_recv_error does for a
+// looped packet with its device; an IPv4 one only under OPT_CMSG
+// (ipv4_datagram_support_cmsg).
+func (e *Endpoint) txStampLoop(seg *Segment, n int) (frame []byte, from netip.Addr) {
+	if e.txStampTSOnly() {
+		return nil, netip.Addr{}
+	}
+	frame = txStampFrame(seg, n)
+	if a := seg.Local.Addr(); a.Is6() && !a.Is4In6() || e.txStampFlags()&TxStampCmsg != 0 {
+		from = a.Unmap()
+	}
+	return frame, from
 }
 
 // txStampTSOnly reads OPT_TSONLY now, as __skb_tstamp_tx does.

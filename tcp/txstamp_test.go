@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -242,4 +243,67 @@ func TestTxStampOffender(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestTxStampDeferred: a segment queued for a flusher reports SCHED
+// when it is queued and SND only once the flusher has handed it to the
+// host, with the endpoint unlocked; one the host refuses reports no SND,
+// and its retransmission none either.
+func TestTxStampDeferred(t *testing.T) {
+	n := deferPair(t, 3, Config{})
+	c, s := n.connect(t)
+	c.SetNoDelay(true)
+	var fl atomic.Uint32
+	fl.Store(uint32(TxStampSched | TxStampSnd | TxStampID))
+	c.SetTxStampSource(func() TxStampFlags { return TxStampFlags(fl.Load()) })
+	c.SetTxStampIDBase()
+	var atOutput []txReport
+	outputs, refuse := 0, false
+	n.ha.fail = func(seg *Segment) error {
+		if len(seg.Payload[0])+len(seg.Payload[1]) == 0 {
+			return nil
+		}
+		outputs++
+		if !c.mu.m.TryLock() {
+			t.Fatal("a queued segment was handed to the host with its endpoint locked")
+		}
+		atOutput = atOutput[:0]
+		if c.errq != nil {
+			for _, it := range c.errq.items {
+				atOutput = append(atOutput, txReport{it.m.Info, it.m.Data})
+			}
+		}
+		c.mu.m.Unlock()
+		if refuse {
+			return syscall.ENETUNREACH
+		}
+		return nil
+	}
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if outputs != 1 || len(atOutput) != 1 || atOutput[0] != (txReport{tstampSched, 4}) {
+		t.Fatalf("%d outputs; reports when the host took the segment: %v, want only SCHED", outputs, atOutput)
+	}
+	if n.a.Stats().DeferredSegs == 0 {
+		t.Fatal("the segment was not queued for a flusher")
+	}
+	wantReports(t, "after the flush", c, txReport{tstampSched, 4}, txReport{tstampSnd, 4})
+
+	refuse = true
+	if _, err := c.Write([]byte("world")); err != nil {
+		t.Fatal(err)
+	}
+	refuse = false
+	wantReports(t, "a refused segment", c, txReport{tstampSched, 9})
+	k := newSink()
+	if !n.run(time.Minute, func() bool {
+		if err := k.drain(s); err != nil {
+			t.Fatal(err)
+		}
+		return k.n == 10
+	}) {
+		t.Fatalf("%d of 10 bytes arrived", k.n)
+	}
+	wantReports(t, "after the retransmission", c)
 }
