@@ -68,6 +68,7 @@ func Cases() []Case {
 	cs = append(cs, tcpTxStampReadCases()...) // tcptxstamp_cases.go
 	cs = append(cs, dgramFileCases()...)      // sendfile_dgram_cases.go
 	cs = append(cs, unixOutqCases()...)       // unixoutq_cases.go
+	cs = append(cs, unixOOBCases()...)        // unixoob_cases.go
 	return cs
 }
 

@@ -39,7 +39,8 @@ const (
 //     EINVAL on a listener. SIOCOUTQ what this socket sent that is still
 //     unread, as its send limit counts it against SO_SNDBUF: the kernel
 //     memory Linux's skbs would take, their truesize (unix_mem.go).
-//     SIOCATMARK 0.
+//     SIOCATMARK whether the next read starts at the out-of-band mark
+//     (unix_oob.go).
 func (s *Socket) Ioctl(req uint, arg int) (int, error) {
 	if s.closed.Load() {
 		return 0, syscall.EBADF
@@ -86,7 +87,7 @@ func (s *Socket) Ioctl(req uint, arg int) (int, error) {
 		case SIOCOUTQ:
 			return e.outq(), nil
 		case SIOCATMARK:
-			return 0, nil
+			return e.atMark(), nil // unix_oob.go
 		}
 	}
 	return 0, syscall.ENOTTY
@@ -110,7 +111,7 @@ func (e *unixEP) inq() (int, error) {
 		return 0, syscall.EINVAL
 	}
 	if e.typ != SOCK_DGRAM {
-		return e.rx.n, nil // stream bytes, or every queued message's
+		return e.rx.n + e.oobInq(), nil // stream bytes, or every queued message's
 	}
 	if e.rn == 0 {
 		return 0, nil

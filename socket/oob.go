@@ -9,6 +9,13 @@ import "syscall"
 
 // recvOOB is RecvMsg with MSG_OOB on a stream socket.
 func (s *Socket) recvOOB(b []byte, flags int) (int, int, Sockaddr, error) {
+	if u, ok := s.ep.(*unixEP); ok {
+		n, err := u.recvOOB(b, flags&MSG_PEEK != 0) // unix_oob.go
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		return n, 0, nil, nil // Linux sets no MSG_OOB in msg_flags here
+	}
 	t, ok := s.ep.(*tcpEP)
 	if !ok {
 		return 0, 0, nil, syscall.EINVAL
@@ -40,8 +47,14 @@ func (s *Socket) AtMark() (bool, error) {
 
 // oobInline passes SO_OOBINLINE on to a TCP endpoint.
 func (s *Socket) oobInline(name int, v any) {
-	if t, ok := s.ep.(*tcpEP); ok && name == SO_OOBINLINE {
-		i, _ := v.(int)
-		t.ep.SetOOBInline(i != 0)
+	if name != SO_OOBINLINE {
+		return
+	}
+	i, _ := v.(int)
+	switch e := s.ep.(type) {
+	case *tcpEP:
+		e.ep.SetOOBInline(i != 0)
+	case *unixEP:
+		e.setOOBInline(i != 0) // unix_oob.go
 	}
 }

@@ -345,7 +345,8 @@ type unixEP struct {
 	chunks    []unixChunk
 	chead, cn int
 	cread     int
-	po        peekOff // SO_PEEK_OFF (peekoff.go)
+	po        peekOff  // SO_PEEK_OFF (peekoff.go)
+	oob       *unixOOB // out-of-band byte (unix_oob.go)
 }
 
 func newUnixEP(sp *unixSpace, typ int) *unixEP {
@@ -576,14 +577,19 @@ func (e *unixEP) connectResult() error {
 }
 
 func (e *unixEP) send(b []byte, flags int, to Sockaddr, _ <-chan struct{}) (int, error) {
-	n, _, err := e.sendAtt(b, to, nil, nil)
+	n, _, err := e.sendAtt(b, flags, to, nil, nil)
 	return n, err
 }
 
 // sendAtt sends b with the descriptors rights and the credentials cred
 // (SCM_CREDENTIALS; nil: none given); used reports whether the message
-// took the descriptors (else the caller still holds them).
-func (e *unixEP) sendAtt(b []byte, to Sockaddr, rights []flightRef, cred *Ucred) (n int, used bool, err error) {
+// took the descriptors (else the caller still holds them). Of flags
+// only MSG_OOB counts (unix_oob.go).
+func (e *unixEP) sendAtt(b []byte, flags int, to Sockaddr, rights []flightRef, cred *Ucred) (n int, used bool, err error) {
+	oob := flags&MSG_OOB != 0
+	if oob && (e.typ != SOCK_STREAM || len(b) == 0) {
+		return 0, false, syscall.EOPNOTSUPP // before any other check, as Linux
+	}
 	switch e.typ {
 	case SOCK_DGRAM:
 		return e.sendDgram(b, to, rights, cred)
@@ -619,8 +625,17 @@ func (e *unixEP) sendAtt(b []byte, to Sockaddr, rights []flightRef, cred *Ucred)
 	// before it is queued, and none starts once the charge has reached
 	// SO_SNDBUF.
 	cr := attachCred(cred, passcred, p)
+	body := len(b)
+	if oob {
+		body-- // the last byte goes out of band, in a chunk of its own
+	}
 	for n < len(b) && int(e.sentq.Load()) < limit {
-		k := unixStreamChunk(len(b)-n, limit)
+		k := 1
+		if n < body {
+			k = unixStreamChunk(body-n, limit)
+		} else {
+			p.oobState().at = p.rxBase + int64(p.rx.n) + 1
+		}
 		if rights != nil && n == 0 {
 			// The descriptors go with the first chunk, which no read
 			// joins to the bytes after it (Linux: an skb with fds ends
@@ -643,7 +658,11 @@ func (e *unixEP) sendAtt(b []byte, to Sockaddr, rights []flightRef, cred *Ucred)
 		return 0, false, syscall.EAGAIN
 	}
 	p.mu.Unlock()
-	p.wq.Notify(waiter.EventIn)
+	if oob && n == len(b) {
+		p.wq.Notify(waiter.EventIn | waiter.EventPri)
+	} else {
+		p.wq.Notify(waiter.EventIn)
+	}
 	return n, used, nil
 }
 
@@ -700,6 +719,10 @@ func (e *unixEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
 // read to *anc (nil: the descriptors are released, as when a plain recv
 // meets them).
 func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr, error) {
+	if flags&MSG_OOB != 0 {
+		n, err := e.recvOOB(b, flags&MSG_PEEK != 0) // unix_oob.go
+		return n, n, nil, err
+	}
 	switch e.typ {
 	case SOCK_DGRAM:
 		return e.recvDgram(b, flags, anc)
@@ -726,50 +749,86 @@ func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr,
 		e.mu.Unlock()
 		return 0, 0, nil, syscall.EAGAIN // nothing past the offset yet
 	}
-	if e.rx.n > skip {
-		lim := len(b)
-		freed := 0
-		var cred unixCred
-		pos := e.rxBase + int64(skip)
-		if run := e.credRunAt(pos); run != nil && e.passcred {
-			// With SO_PASSCRED a read does not join bytes sent with
-			// other credentials (Linux: unix_skb_scm_eq). One send's
-			// bytes are in one run, so a stretch with descriptors is
-			// never cut by this limit.
-			if anc != nil && anc.want != nil && run.cred != *anc.want {
-				e.mu.Unlock()
-				return 0, 0, nil, errUnixCredBreak
-			}
-			lim = min(lim, int(run.end-pos))
-			cred = run.cred
+	if e.oob != nil {
+		// The out-of-band byte and the places MSG_OOB emptied
+		// (unix_oob.go): what the read starts on is stepped over.
+		var dropped int
+		skip, dropped, _ = e.oobLead(skip, peek, false)
+		if p := e.peer; dropped > 0 && p != nil {
+			defer p.uncharge(dropped) // after the unlock below
 		}
+	}
+	if e.rx.n > skip {
+		freed, n := 0, 0
+		var cred unixCred
 		var got []flightRef
-		if m := e.markAt(pos); m != nil {
-			if rel := m.start - pos; rel < int64(min(lim, e.rx.n-skip)) {
-				// This read reaches bytes that came with descriptors:
-				// it takes them and ends with their chunk.
-				lim = min(lim, int(m.end-pos))
-				if peek {
-					got = dupRefs(m.rights)
-				} else {
-					got = m.rights
-					e.marks[0] = unixMark{}
-					e.marks = e.marks[1:]
-					if len(e.marks) == 0 {
-						e.marks = nil
+		// One stretch of bytes, or with out-of-band data several: the
+		// read stops at the mark, and steps over a place MSG_OOB
+		// emptied when another byte waits further on (manage_oob).
+		for piece := 0; ; piece++ {
+			lim := len(b) - n
+			pos := e.rxBase + int64(skip)
+			if run := e.credRunAt(pos); run != nil && e.passcred {
+				// With SO_PASSCRED a read does not join bytes sent with
+				// other credentials (Linux: unix_skb_scm_eq). One send's
+				// bytes are in one run, so a stretch with descriptors is
+				// never cut by this limit.
+				if piece == 0 {
+					if anc != nil && anc.want != nil && run.cred != *anc.want {
+						e.mu.Unlock()
+						return 0, 0, nil, errUnixCredBreak
+					}
+					cred = run.cred
+				} else if run.cred != cred {
+					break
+				}
+				lim = min(lim, int(run.end-pos))
+			}
+			oobCut := false
+			if o := e.oob; o != nil {
+				if at := o.stopAfter(pos); at >= 0 && int(at-pos) <= lim {
+					lim, oobCut = int(at-pos), true
+				}
+			}
+			if m := e.markAt(pos); m != nil {
+				if rel := m.start - pos; rel < int64(min(lim, e.rx.n-skip)) {
+					// This read reaches bytes that came with descriptors:
+					// it takes them and ends with their chunk.
+					lim = min(lim, int(m.end-pos))
+					if peek {
+						got = dupRefs(m.rights)
+					} else {
+						got = m.rights
+						e.marks[0] = unixMark{}
+						e.marks = e.marks[1:]
+						if len(e.marks) == 0 {
+							e.marks = nil
+						}
 					}
 				}
 			}
-		}
-		n := e.rx.peek(b[:min(lim, e.rx.n-skip)], skip)
-		if peek {
-			e.po.fwd(n)
-		} else {
-			e.rx.discard(n)
-			e.rxBase += int64(n)
-			e.pruneCredRuns()
-			e.po.bwd(n)
-			freed = e.readChunks(n)
+			k := e.rx.peek(b[n:n+min(lim, e.rx.n-skip)], skip)
+			n += k
+			if peek {
+				e.po.fwd(k)
+				skip += k
+			} else {
+				e.rx.discard(k)
+				e.rxBase += int64(k)
+				e.pruneCredRuns()
+				e.po.bwd(k)
+				freed += e.readChunks(k)
+			}
+			if !oobCut || got != nil || n == len(b) {
+				break
+			}
+			var dropped int
+			var stop bool
+			skip, dropped, stop = e.oobLead(skip, peek, true)
+			freed += dropped
+			if stop || skip >= e.rx.n {
+				break
+			}
 		}
 		p := e.peer
 		e.mu.Unlock()
@@ -1160,6 +1219,9 @@ func (e *unixEP) readiness(mask waiter.EventMask) waiter.EventMask {
 		case unixConnected:
 			if e.rx.n > 0 || e.rn > 0 {
 				r |= waiter.EventIn
+			}
+			if e.oob != nil && e.oob.at != 0 {
+				r |= waiter.EventPri // unix_poll's EPOLLPRI
 			}
 			// unix_poll and (seqpacket) unix_dgram_poll: our charge
 			// alone, also once sending is shut down (a send then

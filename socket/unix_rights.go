@@ -548,7 +548,7 @@ func (s *Socket) sendUnix(e *unixEP, b []byte, flags int, to Sockaddr, rights []
 		err = s.blocking(flags, true, waiter.EventOut, func() error {
 			var used bool
 			var err error
-			n, used, err = e.sendAtt(b[total:], to, rights, cred)
+			n, used, err = e.sendAtt(b[total:], flags, to, rights, cred)
 			if used {
 				rights = nil
 			}
