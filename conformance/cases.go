@@ -69,6 +69,7 @@ func Cases() []Case {
 	cs = append(cs, dgramFileCases()...)      // sendfile_dgram_cases.go
 	cs = append(cs, unixOutqCases()...)       // unixoutq_cases.go
 	cs = append(cs, unixOOBCases()...)        // unixoob_cases.go
+	cs = append(cs, unixStampCases()...)      // unixstamp_cases.go
 	return cs
 }
 

@@ -166,6 +166,8 @@ func rxStampCases() []Case {
 		{"raw", true, AF_INET, RAW, 253},
 		{"raw6", true, AF_INET6, RAW, 253},
 		{"packet", true, socket.AF_PACKET, DGRAM, 0},
+		{"unix stream", false, socket.AF_UNIX, STREAM, 0},
+		{"unix dgram", false, socket.AF_UNIX, DGRAM, 0},
 	}
 	for _, k := range kinds {
 		cs = append(cs, Case{"rxstamp/options " + k.name, k.root, func(t *T) {

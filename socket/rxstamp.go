@@ -99,6 +99,9 @@ func (s *Socket) rxStampEP() (o *tsOpts, r *rxStamp, enable func()) {
 	case *tcpEP:
 		t := e.tcpStampOpts(true)
 		return &t.ts, &t.rxStamp, e.ep.SetRxTimestamps
+	case *unixEP:
+		st := e.stamps() // unix_stamp.go: a sender reads the flags
+		return &st.ts, &st.rx, func() {}
 	}
 	return nil, nil, nil
 }

@@ -25,7 +25,9 @@ type Net struct {
 
 // New puts a socket layer on a stack.
 func New(st *stack.Stack) *Net {
-	return &Net{st: st, fds: map[int]*Socket{}, nextFD: 3, unix: newUnixSpace()}
+	n := &Net{st: st, fds: map[int]*Socket{}, nextFD: 3, unix: newUnixSpace()}
+	n.unix.now = func() int64 { return st.Clock().Now().UnixNano() }
+	return n
 }
 
 // Stack is the host under the sockets.

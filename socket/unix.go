@@ -72,6 +72,10 @@ type unixSpace struct {
 	sndFull atomic.Uint64 // the sender's unread messages took its SO_SNDBUF
 	tooBig  atomic.Uint64 // ENOBUFS: a datagram too big for Linux to allocate
 
+	// now is the Net's clock in Unix nanoseconds, for timestamps
+	// (unix_stamp.go); nil: none.
+	now func() int64
+
 	// Close-on-exec of descriptors received with MSG_CMSG_CLOEXEC.
 	fdmu      sync.Mutex
 	cloexec   map[int32]*Socket // by descriptor; a stale entry names a closed Socket
@@ -285,6 +289,7 @@ func (r *byteRing) reset() { *r = byteRing{} }
 // rx, its sender and the descriptors it carries (unix_rights.go).
 type unixRec struct {
 	n      int
+	at     int64 // when it was sent, for a receiver that asked (unix_stamp.go); 0: not stamped
 	from   string
 	rights []flightRef
 	cred   unixCred
@@ -345,8 +350,9 @@ type unixEP struct {
 	chunks    []unixChunk
 	chead, cn int
 	cread     int
-	po        peekOff  // SO_PEEK_OFF (peekoff.go)
-	oob       *unixOOB // out-of-band byte (unix_oob.go)
+	po        peekOff                   // SO_PEEK_OFF (peekoff.go)
+	oob       *unixOOB                  // out-of-band byte (unix_oob.go)
+	stamp     atomic.Pointer[unixStamp] // timestamp options (unix_stamp.go)
 }
 
 func newUnixEP(sp *unixSpace, typ int) *unixEP {
@@ -977,7 +983,7 @@ func (e *unixEP) enqueue(b []byte, from string, rights []flightRef, cred unixCre
 		}
 		e.recs, e.rhead = nr, 0
 	}
-	e.recs[(e.rhead+e.rn)%len(e.recs)] = unixRec{n: len(b), from: from, rights: rights, cred: cred, src: src}
+	e.recs[(e.rhead+e.rn)%len(e.recs)] = unixRec{n: len(b), at: e.stampNow(), from: from, rights: rights, cred: cred, src: src}
 	src.sentq.Add(int64(unixDgramTruesize(len(b))))
 	if rights != nil {
 		e.sp.carry(e)
@@ -1054,6 +1060,9 @@ func (e *unixEP) recvDgram(b []byte, flags int, anc *unixAnc) (int, int, Sockadd
 	}
 	e.mu.Unlock()
 	handAnc(got, r.cred, anc)
+	if anc != nil {
+		anc.at = r.at
+	}
 	for _, w := range writers {
 		w.wq.Notify(waiter.EventOut)
 	}

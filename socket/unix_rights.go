@@ -171,6 +171,7 @@ type unixAnc struct {
 	cred   unixCred
 	msg    bool
 	want   *unixCred // a stream read with SO_PASSCRED takes only bytes sent with these
+	at     int64     // when a message was stamped (unix_stamp.go); 0: not
 }
 
 // handAnc gives got and cred to the caller (dst), or releases got when
@@ -609,6 +610,9 @@ func (s *Socket) recvUnixControl(e *unixEP, p, oob []byte, flags int) (n, oobn, 
 		}
 	}
 	w := cmsgWriter{b: oob}
+	if anc.msg {
+		e.putStamp(&w, anc.at, s) // before the credentials, as Linux (unix_stamp.go)
+	}
 	e.mu.Lock()
 	passcred := e.passcred
 	e.mu.Unlock()
