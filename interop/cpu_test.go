@@ -62,19 +62,56 @@ type callCounter interface {
 	WriteCalls() uint64
 }
 
+// linkCount is what a link's system calls carried over a stretch of a
+// test; counted false when the link does not count them.
+type linkCount struct {
+	counted                   bool
+	reads, writes, rxFr, txFr uint64
+}
+
+func (c linkCount) String() string {
+	if !c.counted {
+		return ""
+	}
+	return fmt.Sprintf("link: %d frames read in %d system calls (%.2f each), %d written in %d (%.2f each)",
+		c.rxFr, c.reads, c.perRead(), c.txFr, c.writes, c.perWrite())
+}
+
+func (c linkCount) perRead() float64  { return float64(c.rxFr) / float64(max(c.reads, 1)) }
+func (c linkCount) perWrite() float64 { return float64(c.txFr) / float64(max(c.writes, 1)) }
+
 // linkCalls starts counting h's link's system calls; the function it
-// returns tells how many frames each carried since, or "" when the link
-// does not count them.
-func linkCalls(h *host) func() string {
+// returns tells how many frames each carried since.
+func linkCalls(h *host) func() linkCount {
 	c, ok := h.nic.Endpoint().(callCounter)
 	if !ok {
-		return func() string { return "" }
+		return func() linkCount { return linkCount{} }
 	}
 	st := h.nic.Endpoint().Stats()
 	r0, w0, rf0, wf0 := c.ReadCalls(), c.WriteCalls(), st.RxFrames.Load(), st.TxFrames.Load()
-	return func() string {
-		r, w, rf, wf := c.ReadCalls()-r0, c.WriteCalls()-w0, st.RxFrames.Load()-rf0, st.TxFrames.Load()-wf0
-		return fmt.Sprintf("link: %d frames read in %d system calls (%.2f each), %d written in %d (%.2f each)",
-			rf, r, float64(rf)/float64(max(r, 1)), wf, w, float64(wf)/float64(max(w, 1)))
+	return func() linkCount {
+		return linkCount{true, c.ReadCalls() - r0, c.WriteCalls() - w0, st.RxFrames.Load() - rf0, st.TxFrames.Load() - wf0}
+	}
+}
+
+// uringLink is a link that may write through io_uring (link.TAP).
+type uringLink interface{ IOURing() (bool, error) }
+
+// checkWriteBatches fails t when h's link writes through io_uring but
+// the stretch counted in c wrote fewer than min frames per system
+// call: a bulk sender's segments are held and leave together
+// (BENCHMARKS.md, "Batched writes on TAP and TUN").
+func checkWriteBatches(t *testing.T, h *host, c linkCount, min float64) {
+	t.Helper()
+	u, ok := h.nic.Endpoint().(uringLink)
+	if !ok || !c.counted {
+		return
+	}
+	if used, why := u.IOURing(); !used {
+		t.Logf("writes not batched: no io_uring (%v)", why)
+		return
+	}
+	if c.perWrite() < min {
+		t.Errorf("io_uring link wrote %.2f frames per system call, want at least %.0f (%s)", c.perWrite(), min, c)
 	}
 }

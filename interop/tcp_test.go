@@ -230,7 +230,9 @@ func TestInteropThroughput(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := time.Since(start)
-		t.Logf("1 GiB sockstack -> kernel: %v, %.2f Gbit/s, sockstack %v; %s", d.Round(time.Millisecond), gbps(size, d), c0.since(t, size), calls())
+		n := calls()
+		t.Logf("1 GiB sockstack -> kernel: %v, %.2f Gbit/s, sockstack %v; %s", d.Round(time.Millisecond), gbps(size, d), c0.since(t, size), n)
+		checkWriteBatches(t, h, n, 2)
 	})
 	t.Run("kernel_socat_to_sockstack", func(t *testing.T) {
 		c0, calls := cpuNow(t), linkCalls(h)
