@@ -20,118 +20,6 @@ import (
 // only IPv6 has: the MSS on a 1280-byte path and a Packet Too Big that
 // lowers the segment size of an established connection.
 
-// pyWireScapy6 is pyWireScapy over IPv6: the same commands, echo
-// requests / replies are ICMPv6's, Neighbor Solicitations for the fake
-// address are answered, and one more command:
-//
-//	{"op":"ptb","port","seq","mtu","as"}  sends a Packet Too Big (MTU
-//	                            mtu) quoting the segment seen from the
-//	                            host to port with sequence number seq
-//	                            (its sequence number changed to as when
-//	                            given); prints {"ok": whether that
-//	                            segment was seen}
-const pyWireScapy6 = `
-import json, sys, threading, logging, time
-logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
-from scapy.all import Ether, IPv6, TCP, Raw, sendp, AsyncSniffer, get_if_hwaddr
-from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6EchoReply, ICMPv6ND_NS, ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, ICMPv6PacketTooBig
-a = json.loads(sys.argv[1])
-iface, dmac, fake, host = a["iface"], a["dmac"], a["fake"], a["host"]
-me = get_if_hwaddr(iface)
-cond = threading.Condition()
-seen, marks, sent, raw = {}, set(), {}, {}
-def key(p):
-    return (p[TCP].sport, p[TCP].dport, p[TCP].seq, int(p[TCP].flags))
-def on(p):
-    if Ether not in p or IPv6 not in p:
-        return
-    ip = p[IPv6]
-    if p[Ether].src == me:
-        if TCP in p and ip.src == fake:
-            with cond:
-                sent[key(p)] = float(p.time)
-                cond.notify_all()
-        return
-    if ICMPv6ND_NS in p:
-        if p[ICMPv6ND_NS].tgt == fake and ip.src != "::":
-            sendp(Ether(src=me, dst=p[Ether].src)/IPv6(src=fake, dst=ip.src, hlim=255)/ICMPv6ND_NA(tgt=fake, R=0, S=1, O=1)/ICMPv6NDOptDstLLAddr(lladdr=me), iface=iface, verbose=0)
-        return
-    if ip.src != host or ip.dst != fake:
-        return
-    if ICMPv6EchoReply in p:
-        with cond:
-            marks.add(p[ICMPv6EchoReply].id)
-            cond.notify_all()
-        return
-    if TCP not in p:
-        return
-    t = p[TCP]
-    o = dict((k, v) for k, v in t.options if k in ("MSS", "WScale"))
-    n = ip.plen - 4 * t.dataofs
-    d = {"sport": t.sport, "flags": str(t.flags), "seq": t.seq, "ack": t.ack, "win": t.window, "len": n,
-         "mss": o.get("MSS", 0), "ws": o.get("WScale", -1), "t": float(p.time)}
-    with cond:
-        seen.setdefault(t.dport, []).append(d)
-        if n > 0:
-            raw[(t.dport, t.seq)] = bytes(ip)
-        cond.notify_all()
-def build(s):
-    opts = []
-    for k, v in s.get("opts") or []:
-        opts.append((k, b"" if k == "SAckOK" else v))
-    f = Ether(src=me, dst=dmac)/IPv6(src=fake, dst=host)/TCP(sport=s["sport"], dport=s["dport"], flags=s["flags"],
-        seq=s["seq"], ack=s.get("ack", 0), window=s.get("win", 65535), options=opts)
-    if s.get("n"):
-        f = f/Raw(b"x" * s["n"])
-    return f
-ready = threading.Event()
-sn = AsyncSniffer(iface=iface, prn=on, store=False, started_callback=ready.set)
-sn.start()
-if not ready.wait(10):
-    print("sniffer did not start", flush=True)
-    sys.exit(1)
-print("READY", flush=True)
-for line in sys.stdin:
-    c = json.loads(line)
-    if c["op"] == "send":
-        fr = [build(s) for s in c["pkts"]]
-        t0 = time.time()
-        sendp(fr, iface=iface, verbose=0)
-        k = key(fr[0])
-        with cond:
-            cond.wait_for(lambda: k in sent, 2)
-            t0 = sent.pop(k, t0)
-        print(json.dumps({"t": t0}), flush=True)
-    elif c["op"] == "wait":
-        end = time.time() + c["timeout"]
-        with cond:
-            while len(seen.get(c["port"], [])) < c["n"] and time.time() < end:
-                cond.wait(max(0.001, end - time.time()))
-            out = seen.pop(c["port"], [])
-        print(json.dumps({"pkts": out}), flush=True)
-    elif c["op"] == "sync":
-        ping = Ether(src=me, dst=dmac)/IPv6(src=fake, dst=host)/ICMPv6EchoRequest(id=c["id"])
-        ok, end = False, time.time() + 10
-        while not ok and time.time() < end:
-            sendp(ping, iface=iface, verbose=0)
-            with cond:
-                cond.wait_for(lambda: c["id"] in marks, 0.5)
-                ok = c["id"] in marks
-        print(json.dumps({"marker": ok}), flush=True)
-    elif c["op"] == "ptb":
-        with cond:
-            q = raw.get((c["port"], c["seq"]))
-        if q is not None and c.get("as") is not None:
-            x = IPv6(q)
-            x[TCP].seq = c["as"]
-            del x[TCP].chksum
-            q = bytes(x)
-        if q is not None:
-            # The quote is as much of the packet as fits in 1280 bytes.
-            sendp(Ether(src=me, dst=dmac)/IPv6(src=fake, dst=host)/ICMPv6PacketTooBig(mtu=c["mtu"])/Raw(q[:1280 - 48]), iface=iface, verbose=0)
-        print(json.dumps({"ok": q is not None}), flush=True)
-`
-
 // ptb has scapy send a Packet Too Big for the host's segment to port
 // with sequence number seq, quoted with sequence number as[0] if given.
 func (s *wireScapy) ptb(t *testing.T, port int, seq uint32, mtu int, as ...uint32) {
@@ -169,11 +57,11 @@ func TestInteropTCPOptionsWire6(t *testing.T) {
 	app := p.startWireApp(t)
 	app.addr = peerAddr6
 	stk := &wireSide{name: "sockstack", app: &stackApp{h: h, v6: true}, host: stack6.String(), fake: fakeStack, nextPort: 41000,
-		sc:         l.startWireScript(t, pyWireScapy6, tapName, h.nic.HardwareAddr().String(), fakeStack, stack6.String()),
+		sc:         l.startWireScapy(t, tapName, h.nic.HardwareAddr().String(), fakeStack, stack6.String()),
 		deferDrops: func(*testing.T) int64 { return int64(h.st.TCP.Stats().DeferAcceptDrops) },
 		synOpts:    wireSynOpts6, mss: 1440}
 	linux := &wireSide{name: "Linux", app: app, host: peerAddr6, fake: fakeLinux, nextPort: 41000,
-		sc: l.startWireScript(t, pyWireScapy6, peerIface, p.mac, fakeLinux, peerAddr6),
+		sc: l.startWireScapy(t, peerIface, p.mac, fakeLinux, peerAddr6),
 		deferDrops: func(t *testing.T) int64 {
 			return p.nstat(t, "TcpExtTCPDeferAcceptDrop")["TcpExtTCPDeferAcceptDrop"]
 		},

@@ -29,7 +29,9 @@ import (
 // kept on purpose are listed below with their reasons; any other
 // difference fails the test.
 
-// pyWireScapy is a scapy session driven by JSON lines on stdin:
+// pyWireScapy is a scapy session driven by JSON lines on stdin, over
+// IPv4 or IPv6 as the host's address is (ARP or Neighbor Solicitations
+// for the fake address answered, ICMP or ICMPv6 echoes):
 //
 //	{"op":"send","pkts":[...]}  sends the segments (optSeg) and prints
 //	                            {"t": the capture time of the first}
@@ -37,23 +39,51 @@ import (
 //	                            host to the client's port have been seen
 //	                            (or the timeout) and prints them all
 //	                            ({"pkts": [...]}), consuming them
-//	{"op":"sync","id"}          sends an ICMP echo request from the client
+//	{"op":"sync","id"}          sends an echo request from the client
 //	                            address and waits for its reply: the host
 //	                            answers in order, so everything it sent
 //	                            at once for what came before has been seen
+//	{"op":"ptb","port","seq","mtu","as"}  (IPv6) sends a Packet Too Big
+//	                            (MTU mtu) quoting the segment seen from
+//	                            the host to port with sequence number seq
+//	                            (its sequence number changed to as when
+//	                            given); prints {"ok": whether that
+//	                            segment was seen}
 //
 // Times are the capture's, in seconds (the clock of time.time()).
 const pyWireScapy = `
 import json, sys, threading, logging, time
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 from scapy.all import Ether, ARP, IP, ICMP, TCP, Raw, sendp, AsyncSniffer, get_if_hwaddr
+from scapy.layers.inet6 import IPv6, ICMPv6EchoRequest, ICMPv6EchoReply, ICMPv6ND_NS, ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, ICMPv6PacketTooBig
 a = json.loads(sys.argv[1])
 iface, dmac, fake, host = a["iface"], a["dmac"], a["fake"], a["host"]
+v6 = ":" in host
+L3 = IPv6 if v6 else IP
 me = get_if_hwaddr(iface)
 cond = threading.Condition()
-seen, marks, sent = {}, set(), {}
+seen, marks, sent, raw = {}, set(), {}, {}
 def key(p):
     return (p[TCP].sport, p[TCP].dport, p[TCP].seq, int(p[TCP].flags))
+def neighbour(p):
+    # Answers who-has for the fake address; True when p was such a packet.
+    if not v6 and ARP in p:
+        if p[ARP].op == 1 and p[ARP].pdst == fake:
+            sendp(Ether(src=me, dst=p[ARP].hwsrc)/ARP(op=2, hwsrc=me, psrc=fake, hwdst=p[ARP].hwsrc, pdst=p[ARP].psrc), iface=iface, verbose=0)
+        return True
+    if v6 and ICMPv6ND_NS in p:
+        if p[ICMPv6ND_NS].tgt == fake and p[IPv6].src != "::":
+            sendp(Ether(src=me, dst=p[Ether].src)/IPv6(src=fake, dst=p[IPv6].src, hlim=255)/ICMPv6ND_NA(tgt=fake, R=0, S=1, O=1)/ICMPv6NDOptDstLLAddr(lladdr=me), iface=iface, verbose=0)
+        return True
+    return False
+def echo_reply(p):
+    if v6:
+        return p[ICMPv6EchoReply].id if ICMPv6EchoReply in p else None
+    return p[ICMP].id if ICMP in p and p[ICMP].type == 0 else None
+def payload_len(ip, t):
+    if v6:
+        return ip.plen - 4 * t.dataofs
+    return ip.len - 4 * ip.ihl - 4 * t.dataofs
 def on(p):
     if Ether not in p:
         return
@@ -61,37 +91,39 @@ def on(p):
         # Our own segments, with the kernel's time of their leaving:
         # "send" reports that, not a clock read before sendp, which a
         # loaded machine can delay by tens of milliseconds.
-        if IP in p and TCP in p and p[IP].src == fake:
+        if L3 in p and TCP in p and p[L3].src == fake:
             with cond:
                 sent[key(p)] = float(p.time)
                 cond.notify_all()
         return
-    if ARP in p:
-        if p[ARP].op == 1 and p[ARP].pdst == fake:
-            sendp(Ether(src=me, dst=p[ARP].hwsrc)/ARP(op=2, hwsrc=me, psrc=fake, hwdst=p[ARP].hwsrc, pdst=p[ARP].psrc), iface=iface, verbose=0)
+    if neighbour(p) or L3 not in p:
         return
-    if IP not in p or p[IP].src != host or p[IP].dst != fake:
+    ip = p[L3]
+    if ip.src != host or ip.dst != fake:
         return
-    if ICMP in p and p[ICMP].type == 0:
+    mark = echo_reply(p)
+    if mark is not None:
         with cond:
-            marks.add(p[ICMP].id)
+            marks.add(mark)
             cond.notify_all()
         return
     if TCP not in p:
         return
     t = p[TCP]
     o = dict((k, v) for k, v in t.options if k in ("MSS", "WScale"))
-    n = p[IP].len - 4 * p[IP].ihl - 4 * t.dataofs
+    n = payload_len(ip, t)
     d = {"sport": t.sport, "flags": str(t.flags), "seq": t.seq, "ack": t.ack, "win": t.window, "len": n,
          "mss": o.get("MSS", 0), "ws": o.get("WScale", -1), "t": float(p.time)}
     with cond:
         seen.setdefault(t.dport, []).append(d)
+        if v6 and n > 0:
+            raw[(t.dport, t.seq)] = bytes(ip)
         cond.notify_all()
 def build(s):
     opts = []
     for k, v in s.get("opts") or []:
         opts.append((k, b"" if k == "SAckOK" else v))
-    f = Ether(src=me, dst=dmac)/IP(src=fake, dst=host)/TCP(sport=s["sport"], dport=s["dport"], flags=s["flags"],
+    f = Ether(src=me, dst=dmac)/L3(src=fake, dst=host)/TCP(sport=s["sport"], dport=s["dport"], flags=s["flags"],
         seq=s["seq"], ack=s.get("ack", 0), window=s.get("win", 65535), options=opts)
     if s.get("n"):
         f = f/Raw(b"x" * s["n"])
@@ -122,7 +154,10 @@ for line in sys.stdin:
             out = seen.pop(c["port"], [])
         print(json.dumps({"pkts": out}), flush=True)
     elif c["op"] == "sync":
-        ping = Ether(src=me, dst=dmac)/IP(src=fake, dst=host)/ICMP(id=c["id"])
+        if v6:
+            ping = Ether(src=me, dst=dmac)/IPv6(src=fake, dst=host)/ICMPv6EchoRequest(id=c["id"])
+        else:
+            ping = Ether(src=me, dst=dmac)/IP(src=fake, dst=host)/ICMP(id=c["id"])
         ok, end = False, time.time() + 10
         while not ok and time.time() < end:
             sendp(ping, iface=iface, verbose=0)
@@ -130,6 +165,18 @@ for line in sys.stdin:
                 cond.wait_for(lambda: c["id"] in marks, 0.5)
                 ok = c["id"] in marks
         print(json.dumps({"marker": ok}), flush=True)
+    elif c["op"] == "ptb":
+        with cond:
+            q = raw.get((c["port"], c["seq"]))
+        if q is not None and c.get("as") is not None:
+            x = IPv6(q)
+            x[TCP].seq = c["as"]
+            del x[TCP].chksum
+            q = bytes(x)
+        if q is not None:
+            # The quote is as much of the packet as fits in 1280 bytes.
+            sendp(Ether(src=me, dst=dmac)/IPv6(src=fake, dst=host)/ICMPv6PacketTooBig(mtu=c["mtu"])/Raw(q[:1280 - 48]), iface=iface, verbose=0)
+        print(json.dumps({"ok": q is not None}), flush=True)
 `
 
 // optSeg is one segment pyWireScapy sends from the client address.
@@ -176,16 +223,11 @@ type wireScapy struct {
 	markers int
 }
 
+// startWireScapy runs pyWireScapy on iface as fake, peer of host.
 func (l *lab) startWireScapy(t *testing.T, iface, dmac, fake, host string) *wireScapy {
 	t.Helper()
-	return l.startWireScript(t, pyWireScapy, iface, dmac, fake, host)
-}
-
-// startWireScript runs script, pyWireScapy or its IPv6 twin.
-func (l *lab) startWireScript(t *testing.T, script, iface, dmac, fake, host string) *wireScapy {
-	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := l.cmd(ctx, scapyPython, "-c", script, mustJSON(t, map[string]string{"iface": iface, "dmac": dmac, "fake": fake, "host": host}))
+	cmd := l.cmd(ctx, scapyPython, "-c", pyWireScapy, mustJSON(t, map[string]string{"iface": iface, "dmac": dmac, "fake": fake, "host": host}))
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
