@@ -260,24 +260,24 @@ type canRawEP struct {
 	n  *Net
 	wq waiter.Queue
 
-	mu        sync.Mutex
-	bound     bool
-	ifindex   int
-	bindings  []*canRawBinding
-	filters   []CANFilter
-	errMask   uint32
-	loopback  bool
-	recvOwn   bool
-	fdFrames  bool
-	join      bool
-	timestamp int // 0, SO_TIMESTAMP or SO_TIMESTAMPNS
-	rcvbuf    int
-	sndbuf    int
-	q         canRing
-	closed    bool
-	scratch   [wire.CANFDMTU]byte
-	Drops     uint64  // frames lost to a full receive queue
-	stamp     rxStamp // SIOCGSTAMP (ioctl.go)
+	mu       sync.Mutex
+	bound    bool
+	ifindex  int
+	bindings []*canRawBinding
+	filters  []CANFilter
+	errMask  uint32
+	loopback bool
+	recvOwn  bool
+	fdFrames bool
+	join     bool
+	ts       tsOpts // SO_TIMESTAMP* (rxstamp.go), read by RecvMsgControl and RecvMsgCAN
+	rcvbuf   int
+	sndbuf   int
+	q        canRing
+	closed   bool
+	scratch  [wire.CANFDMTU]byte
+	Drops    uint64  // frames lost to a full receive queue
+	stamp    rxStamp // SIOCGSTAMP (ioctl.go)
 }
 
 // canRawBinding receives one interface's frames for a socket.
@@ -542,12 +542,35 @@ func (s *Socket) RecvMsgCAN(b []byte, flags int) (int, CANMsg, error) {
 	if full > n {
 		m.Flags |= MSG_TRUNC
 	}
-	e.mu.Lock()
-	if e.timestamp == 0 {
+	if e.ts.v.Load()&tsRcv == 0 {
 		m.Time = time.Time{}
 	}
-	e.mu.Unlock()
 	return n, m, nil
+}
+
+// recvCANControl is recvmsg(2) on a CAN_RAW socket with a control
+// buffer: the frame, its interface, the receive flags, and the
+// timestamps SO_TIMESTAMP* and SO_TIMESTAMPING ask for (raw_recvmsg's
+// sock_recv_cmsgs), with MSG_CTRUNC when they do not fit.
+func (s *Socket) recvCANControl(e *canRawEP, p []byte, w *cmsgWriter, flags int) (n, rflags int, from Sockaddr, err error) {
+	var full, idx int
+	var ts time.Time
+	err = s.blocking(flags, false, waiter.EventIn, func() error {
+		var err error
+		n, full, idx, rflags, ts, err = e.recvFrame(p, flags)
+		return err
+	})
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if full > n {
+		rflags |= MSG_TRUNC
+	}
+	e.ts.put(w, ts.UnixNano(), e.n.st.Clock())
+	if w.trunc {
+		rflags |= MSG_CTRUNC
+	}
+	return n, rflags, &SockaddrCAN{Ifindex: idx, Ifname: e.n.canIfName(idx)}, nil
 }
 
 // parseCANFilters takes []CANFilter, or the packed array of struct
@@ -636,7 +659,8 @@ func (e *canRawEP) setOption(level, name int, v any) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if level == SOL_SOCKET {
-		err := canSolSocket(name, v, &e.timestamp, &e.rcvbuf, &e.sndbuf)
+		var ts int // the timestamp options are the Socket's (rxstamp.go)
+		err := canSolSocket(name, v, &ts, &e.rcvbuf, &e.sndbuf)
 		e.q.limit = canQueueLimit(e.rcvbuf)
 		return err
 	}
@@ -683,7 +707,7 @@ func (e *canRawEP) getOption(level, name int) (any, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if level == SOL_SOCKET {
-		return canSolSocketGet(name, e.timestamp, e.rcvbuf, e.sndbuf)
+		return canSolSocketGet(name, 0, e.rcvbuf, e.sndbuf)
 	}
 	if level != SOL_CAN_RAW {
 		return nil, syscall.EINVAL

@@ -435,6 +435,78 @@ func TestCANRawTimestamp(t *testing.T) {
 	}
 }
 
+// TestCANRawTimestampControl: recvmsg with a control buffer gives the
+// frame's bus time as SCM_TIMESTAMPNS, SCM_TIMESTAMP_NEW or
+// SCM_TIMESTAMPING as asked (raw_recvmsg's sock_recv_cmsgs), nothing
+// when nothing is asked, MSG_CTRUNC when it does not fit.
+func TestCANRawTimestampControl(t *testing.T) {
+	clk := clock.NewManual(time.Unix(1700000000, 0))
+	h := newCANHosts(t, link.CANBusOptions{Clock: clk, Bitrate: 500000})
+	tx := canRawBound(t, h.a, "vcan0")
+	rx := canRawBound(t, h.b, "vcan0")
+	rx.SetBlocking(false)
+	var sent time.Time
+	recv := func(oobSize int) (typ int, at time.Time, clen, rflags int) {
+		t.Helper()
+		clk.Advance(time.Second) // each frame at another time
+		sent = clk.Now()
+		_, _ = tx.Send(pyFrame(0x42, []byte{7}), 0)
+		clk.Advance(time.Millisecond)
+		buf, oob := make([]byte, 16), make([]byte, oobSize)
+		n, oobn, rflags, from, err := rx.RecvMsgControl(buf, oob, 0)
+		if err != nil || n != 16 || binary.NativeEndian.Uint32(buf) != 0x42 {
+			t.Fatalf("recvmsg: %d %v", n, err)
+		}
+		if a, ok := from.(*SockaddrCAN); !ok || a.Ifname != "vcan0" {
+			t.Fatalf("from %v", from)
+		}
+		if oobn == 0 {
+			return 0, time.Time{}, 0, rflags
+		}
+		ne := binary.NativeEndian
+		clen, typ = int(ne.Uint64(oob)), int(ne.Uint32(oob[12:]))
+		if lvl := ne.Uint32(oob[8:]); lvl != SOL_SOCKET {
+			t.Fatalf("level %d", lvl)
+		}
+		if clen >= 32 {
+			sec, sub := int64(ne.Uint64(oob[16:])), int64(ne.Uint64(oob[24:]))
+			if typ == SO_TIMESTAMP || typ == SO_TIMESTAMP_NEW {
+				sub *= 1000
+			}
+			at = time.Unix(sec, sub)
+		}
+		return typ, at, clen, rflags
+	}
+	if typ, _, _, fl := recv(64); typ != 0 || fl&MSG_CTRUNC != 0 {
+		t.Fatalf("nothing asked: message %d, flags %#x", typ, fl)
+	}
+	for _, c := range []struct {
+		opt, v, typ, clen int
+	}{
+		{SO_TIMESTAMPNS, 1, SO_TIMESTAMPNS, 32},
+		{SO_TIMESTAMP_NEW, 1, SO_TIMESTAMP_NEW, 32},
+		{SO_TIMESTAMPING, SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE, SO_TIMESTAMPING, 64},
+	} {
+		rx.SetSockOpt(SOL_SOCKET, SO_TIMESTAMP, 0)
+		rx.SetSockOpt(SOL_SOCKET, SO_TIMESTAMPING, 0)
+		if err := rx.SetSockOpt(SOL_SOCKET, c.opt, c.v); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := rx.GetSockOptInt(SOL_SOCKET, c.opt); err != nil || v != c.v {
+			t.Fatalf("option %d reads %d %v", c.opt, v, err)
+		}
+		typ, at, clen, fl := recv(64)
+		// Delivered once its bits were sent at 500 kbit/s: after the
+		// send, before the clock moved on.
+		if typ != c.typ || clen != c.clen || !at.After(sent) || at.After(sent.Add(time.Millisecond)) || fl&MSG_CTRUNC != 0 {
+			t.Fatalf("option %d: message %d len %d at %v (sent %v), flags %#x", c.opt, typ, clen, at, sent, fl)
+		}
+	}
+	if _, _, clen, fl := recv(20); clen != 20 || fl&MSG_CTRUNC == 0 {
+		t.Fatalf("short buffer: len %d flags %#x", clen, fl)
+	}
+}
+
 func TestCANRawBlockingModes(t *testing.T) {
 	h := newCANHosts(t, link.CANBusOptions{})
 	tx := canRawBound(t, h.a, "vcan0")
