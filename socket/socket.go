@@ -435,9 +435,11 @@ func (s *Socket) blocking(flags int, write bool, mask waiter.EventMask, op func(
 			timer.Stop()
 		}
 	}()
-	// A peek past SO_PEEK_OFF waits for new data, not for readiness:
-	// the socket is readable all the while (peekoff.go).
-	edge := !write && flags&MSG_PEEK != 0 && s.peekOffOn()
+	// A peek past SO_PEEK_OFF, or past what a peek steps over on an
+	// AF_UNIX stream with out-of-band data, waits for new data, not for
+	// readiness: the socket is readable all the while (peekoff.go,
+	// unix_oob.go).
+	edge := !write && flags&MSG_PEEK != 0 && (s.peekOffOn() || s.unixOOBPeek())
 	if edge {
 		// Data that came before the entry was registered signalled
 		// nobody: look once more.

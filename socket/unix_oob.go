@@ -183,3 +183,15 @@ func (e *unixEP) oobInq() int {
 	}
 	return 0
 }
+
+// unixOOBPeek says s is an AF_UNIX stream socket that has had
+// out-of-band data: a peek may step over bytes that keep it readable.
+func (s *Socket) unixOOBPeek() bool {
+	e, ok := s.ep.(*unixEP)
+	if !ok {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.oob != nil
+}

@@ -137,3 +137,47 @@ func TestUnixOOBBlocking(t *testing.T) {
 		t.Fatalf("the sender is still charged %d bytes", q)
 	}
 }
+
+// TestUnixOOBBlockingPeek: a blocking peek on a stream whose only
+// content is the place a MSG_OOB read emptied (readable, as Linux's poll
+// says, yet nothing to peek) waits for data and returns it.
+func TestUnixOOBBlockingPeek(t *testing.T) {
+	n := newNet(t)
+	a, b, err := n.SocketPair(SOCK_STREAM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	if _, err := a.Send([]byte("!"), MSG_OOB); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8)
+	if k, err := b.Recv(buf, MSG_OOB); k != 1 || err != nil {
+		t.Fatalf("MSG_OOB read %d %v", k, err)
+	}
+	if b.ep.readiness(waiter.EventIn)&waiter.EventIn == 0 {
+		t.Fatal("the emptied place does not keep the socket readable")
+	}
+	got := make(chan string, 1)
+	go func() {
+		k, err := b.Recv(buf, MSG_PEEK)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(buf[:k])
+	}()
+	// The peek waits (blocked, or about to block): data wakes it.
+	if _, err := a.Send([]byte("data"), 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != "data" {
+			t.Fatalf("blocking peek gave %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocking peek did not return the data")
+	}
+}
