@@ -152,18 +152,25 @@ func (t *T) errQueued(s sockapi.Sock) bool {
 	return false
 }
 
-// pollPri shows POLLPRI and POLLERR of s now (POLLIN and POLLPRI asked).
-func (t *T) pollPri(s sockapi.Sock) string {
-	var pri, er bool
+// pollInPri is poll(2) of s now for POLLIN and POLLPRI: what it gives
+// of those and POLLERR.
+func pollInPri(s sockapi.Sock) (in, pri, er bool) {
 	switch v := s.(type) {
 	case sockapi.StackSock:
 		r := v.Readiness(waiter.EventIn | waiter.EventPri)
-		pri, er = r&waiter.EventPri != 0, r&waiter.EventErr != 0
+		return r&waiter.EventIn != 0, r&waiter.EventPri != 0, r&waiter.EventErr != 0
 	case sockapi.HostSock:
 		fds := []unix.PollFd{{Fd: int32(v.Fileno()), Events: unix.POLLIN | unix.POLLPRI}}
 		unix.Poll(fds, 0)
-		pri, er = fds[0].Revents&unix.POLLPRI != 0, fds[0].Revents&unix.POLLERR != 0
+		r := fds[0].Revents
+		return r&unix.POLLIN != 0, r&unix.POLLPRI != 0, r&unix.POLLERR != 0
 	}
+	return false, false, false
+}
+
+// pollPri shows POLLPRI and POLLERR of s now (POLLIN and POLLPRI asked).
+func (t *T) pollPri(s sockapi.Sock) string {
+	_, pri, er := pollInPri(s)
 	return fmt.Sprintf("PRI %v, ERR %v", pri, er)
 }
 

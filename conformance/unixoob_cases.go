@@ -5,8 +5,6 @@ import (
 
 	"github.com/sockstack/sockstack/sockapi"
 	"github.com/sockstack/sockstack/socket"
-	"github.com/sockstack/sockstack/waiter"
-	"golang.org/x/sys/unix"
 )
 
 // MSG_OOB on AF_UNIX stream sockets (socket/unix_oob.go), as Linux has
@@ -19,16 +17,7 @@ import (
 
 // unixOOBPoll logs whether s is readable and has priority data now.
 func (t *T) unixOOBPoll(step string, s sockapi.Sock) {
-	var in, pri bool
-	switch v := s.(type) {
-	case sockapi.StackSock:
-		r := v.Readiness(waiter.EventIn | waiter.EventPri)
-		in, pri = r&waiter.EventIn != 0, r&waiter.EventPri != 0
-	case sockapi.HostSock:
-		fds := []unix.PollFd{{Fd: int32(v.Fileno()), Events: unix.POLLIN | unix.POLLPRI}}
-		unix.Poll(fds, 0)
-		in, pri = fds[0].Revents&unix.POLLIN != 0, fds[0].Revents&unix.POLLPRI != 0
-	}
+	in, pri, _ := pollInPri(s)
 	var ev []string
 	if in {
 		ev = append(ev, "IN")

@@ -76,13 +76,7 @@ func TestUnixOOBRights(t *testing.T) {
 // buffer waits for the reader and queues its last byte out of band; a
 // poller waiting for POLLPRI wakes when it comes.
 func TestUnixOOBBlocking(t *testing.T) {
-	n := newNet(t)
-	a, b, err := n.SocketPair(SOCK_STREAM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
+	a, b := streamPair(t)
 	if err := a.SetSockOptInt(SOL_SOCKET, SO_SNDBUF, 4096); err != nil {
 		t.Fatal(err)
 	}
@@ -142,13 +136,7 @@ func TestUnixOOBBlocking(t *testing.T) {
 // content is the place a MSG_OOB read emptied (readable, as Linux's poll
 // says, yet nothing to peek) waits for data and returns it.
 func TestUnixOOBBlockingPeek(t *testing.T) {
-	n := newNet(t)
-	a, b, err := n.SocketPair(SOCK_STREAM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
+	a, b := streamPair(t)
 	if _, err := a.Send([]byte("!"), MSG_OOB); err != nil {
 		t.Fatal(err)
 	}
@@ -180,4 +168,15 @@ func TestUnixOOBBlockingPeek(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("blocking peek did not return the data")
 	}
+}
+
+// streamPair is a connected AF_UNIX stream pair, closed at the end.
+func streamPair(t *testing.T) (a, b *Socket) {
+	t.Helper()
+	a, b, err := newNet(t).SocketPair(SOCK_STREAM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
 }
