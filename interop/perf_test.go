@@ -192,22 +192,30 @@ func TestInteropOffloadThroughput(t *testing.T) {
 	throughputVsKernel(t, l, h, "TAP, offloads", kernelIP.String(), stackIP.String(), 5103)
 }
 
+// throughputRounds is how many times throughputVsKernel measures each
+// direction, alternating with the kernel against itself.
+var throughputRounds = flag.Int("interop.throughput-rounds", 3,
+	"throughput tests against the kernel: rounds of sockstack's two transfers, each followed by the kernel's own")
+
 // throughputVsKernel times throughputSize bytes each way between
 // sockstack (h at saddr, on a link named by what) and the kernel (at
-// kaddr), then the kernel against itself over a veth pair, for each
+// kaddr), and the kernel against itself over a veth pair, for each
 // congestion control of throughputCCs: the kernel's sender (to
 // sockstack and to the other kernel) and sockstack's sender take it by
 // TCP_CONGESTION per socket. It logs the figures, sockstack's CPU per
 // GiB and the ratios per congestion control, on ports port..port+5.
-// The kernel against itself runs before and after sockstack's two
-// transfers, and the ratios are to the mean of the two: this machine's
-// veth figure drifts by up to 2x within minutes, and one measurement
-// on one side of sockstack's made the ratio follow that drift.
+// The kernel against itself runs first and after each round of
+// sockstack's two transfers (-interop.throughput-rounds, 3), and the
+// ratios are of the medians: this machine's veth figure drifts by up
+// to 2x within minutes, and one measurement on one side of sockstack's
+// made the ratio follow that drift. Each round's ratios, to the mean of
+// the kernel's figures around it, are logged too.
 // Figures only: timings are never asserted.
 func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string, port int) {
 	t.Helper()
 	ns2 := l.vethPairRPS(t, *vethRPS)
 	const size = throughputSize
+	rounds := max(*throughputRounds, 1)
 	var summary []string
 	t.Logf("RPS on the veth ends (-interop.veth-rps): %v", *vethRPS)
 	for i, cc := range throughputCCs {
@@ -217,48 +225,54 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 			continue
 		}
 		p := port + 3*i
-		var out, in float64
+		kernel := func(when string) float64 {
+			k0, r0 := readNetCounters(t, l.ns), readNetCounters(t, ns2)
+			kk := gbps(size, l.kernelToKernelCC(t, ns2, p+2, size, cc))
+			t.Logf("%d MiB kernel -> kernel %s (veth, %s): %.2f Gbit/s", size>>20, when, cc, kk)
+			t.Logf("kernel -> kernel %s: sender %s; receiver %s", when, reorderSince(t, l.ns, k0), reorderSince(t, ns2, r0))
+			return kk
+		}
+		kks := []float64{kernel("first")}
+		var outs, ins []float64
 		var inOFO uint64
-		k0, r0 := readNetCounters(t, l.ns), readNetCounters(t, ns2)
-		kkBefore := gbps(size, l.kernelToKernelCC(t, ns2, p+2, size, cc))
-		kkSent, kkRecv := reorderSince(t, l.ns, k0), reorderSince(t, ns2, r0)
-		t.Logf("%d MiB kernel -> kernel before (veth, %s): %.2f Gbit/s", size>>20, cc, kkBefore)
-		t.Logf("kernel -> kernel before: sender %s; receiver %s", kkSent, kkRecv)
-		t.Run(cc+"/sockstack_to_kernel", func(t *testing.T) {
-			c, k0 := cpuNow(t), readNetCounters(t, l.ns)
-			t0, calls := h.st.TCP.Stats(), linkCalls(h)
-			_, d := sendZerosCC(t, l, h, kaddr, p, size, cc)
-			if c := calls(); c.counted {
-				t.Log(c)
-			}
-			out = gbps(size, d)
-			t1 := h.st.TCP.Stats()
-			t.Logf("%d MiB sockstack -> kernel (%s, %s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, out, c.since(t, size))
-			t.Logf("sockstack: %d segments written after the lock, %d flushes handed to a queue's goroutine", t1.DeferredSegs-t0.DeferredSegs, t1.FlushHandOffs-t0.FlushHandOffs)
-			t.Logf("kernel (receiver): %s", reorderSince(t, l.ns, k0))
-		})
-		t.Run(cc+"/kernel_to_sockstack", func(t *testing.T) {
-			c, k0 := cpuNow(t), readNetCounters(t, l.ns)
-			s0, ofo0, calls := h.nic.Endpoint().Stats().Snapshot(), h.st.TCP.Stats().OFOQueued, linkCalls(h)
-			d := recvZerosCC(t, l, h, saddr, p+1, size, cc)
-			if c := calls(); c.counted {
-				t.Log(c)
-			}
-			in = gbps(size, d)
-			t.Logf("%d MiB kernel -> sockstack (%s, %s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, in, c.since(t, size))
-			logFrames(t, h, s0)
-			inOFO = h.st.TCP.Stats().OFOQueued - ofo0
-			t.Logf("sockstack (receiver): %d segments queued out of order; kernel (sender): %s", inOFO, reorderSince(t, l.ns, k0))
-		})
-		k0, r0 = readNetCounters(t, l.ns), readNetCounters(t, ns2)
-		kkAfter := gbps(size, l.kernelToKernelCC(t, ns2, p+2, size, cc))
-		kkSent, kkRecv = reorderSince(t, l.ns, k0), reorderSince(t, ns2, r0)
-		kk := (kkBefore + kkAfter) / 2
-		t.Logf("%d MiB kernel -> kernel after (veth, %s): %.2f Gbit/s; mean of before and after %.2f", size>>20, cc, kkAfter, kk)
-		t.Logf("kernel -> kernel after: sender %s; receiver %s", kkSent, kkRecv)
-		t.Logf("%s: ratios to kernel<->kernel: sockstack->kernel %.2f, kernel->sockstack %.2f", cc, out/kk, in/kk)
-		summary = append(summary, fmt.Sprintf("%s: s->k %.2f, k->s %.2f, k->k %.2f (before %.2f, after %.2f) Gbit/s; ratios %.2f / %.2f; out of order at sockstack %d",
-			cc, out, in, kk, kkBefore, kkAfter, out/kk, in/kk, inOFO))
+		for r := range rounds {
+			var out, in float64
+			t.Run(cc+"/sockstack_to_kernel", func(t *testing.T) {
+				c, k0 := cpuNow(t), readNetCounters(t, l.ns)
+				t0, calls := h.st.TCP.Stats(), linkCalls(h)
+				_, d := sendZerosCC(t, l, h, kaddr, p, size, cc)
+				if c := calls(); c.counted {
+					t.Log(c)
+				}
+				out = gbps(size, d)
+				t1 := h.st.TCP.Stats()
+				t.Logf("%d MiB sockstack -> kernel (%s, %s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, out, c.since(t, size))
+				t.Logf("sockstack: %d segments written after the lock, %d flushes handed to a queue's goroutine", t1.DeferredSegs-t0.DeferredSegs, t1.FlushHandOffs-t0.FlushHandOffs)
+				t.Logf("kernel (receiver): %s", reorderSince(t, l.ns, k0))
+			})
+			t.Run(cc+"/kernel_to_sockstack", func(t *testing.T) {
+				c, k0 := cpuNow(t), readNetCounters(t, l.ns)
+				s0, ofo0, calls := h.nic.Endpoint().Stats().Snapshot(), h.st.TCP.Stats().OFOQueued, linkCalls(h)
+				d := recvZerosCC(t, l, h, saddr, p+1, size, cc)
+				if c := calls(); c.counted {
+					t.Log(c)
+				}
+				in = gbps(size, d)
+				t.Logf("%d MiB kernel -> sockstack (%s, %s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, in, c.since(t, size))
+				logFrames(t, h, s0)
+				ofo := h.st.TCP.Stats().OFOQueued - ofo0
+				inOFO += ofo
+				t.Logf("sockstack (receiver): %d segments queued out of order; kernel (sender): %s", ofo, reorderSince(t, l.ns, k0))
+			})
+			outs, ins = append(outs, out), append(ins, in)
+			kks = append(kks, kernel(fmt.Sprintf("after round %d", r+1)))
+			around := (kks[r] + kks[r+1]) / 2
+			t.Logf("%s round %d: ratios to kernel<->kernel around it (%.2f Gbit/s): sockstack->kernel %.2f, kernel->sockstack %.2f", cc, r+1, around, out/around, in/around)
+		}
+		kk, out, in := median(kks), median(outs), median(ins)
+		t.Logf("%s: ratios of the medians to kernel<->kernel: sockstack->kernel %.2f, kernel->sockstack %.2f", cc, out/kk, in/kk)
+		summary = append(summary, fmt.Sprintf("%s: s->k %s, k->s %s, k->k %s Gbit/s (median [min-max] of %d, %d); ratios of the medians %.2f / %.2f; out of order at sockstack %d",
+			cc, spread(outs), spread(ins), spread(kks), rounds, len(kks), out/kk, in/kk, inOFO))
 	}
 	t.Logf("%s, %d MiB each, RPS %v: %s", what, size>>20, *vethRPS, strings.Join(summary, "; "))
 }

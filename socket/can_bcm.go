@@ -158,6 +158,7 @@ type bcmOp struct {
 	haveLast bool
 	throttle clock.Timer
 	pendingF *wire.CANFrame // a change held back by ival2 throttling
+	rxStamp  int64          // receive time of the newest frame (bcm.c's op->rx_stamp)
 	thrGen   uint64
 	thrBusy  bool
 }
@@ -173,11 +174,20 @@ type bcmEP struct {
 	binds   []*bcmBinding
 	txOps   []*bcmOp
 	rxOps   []*bcmOp
-	notes   [][]byte // notifications waiting for recv
+	notes   []bcmNote // notifications waiting for recv
 	clk     clock.Clock
 	stamp   rxStamp // SIOCGSTAMP (ioctl.go)
+	ts      tsOpts  // SO_TIMESTAMP* (rxstamp.go)
 
 	Dropped uint64 // notifications lost to a full queue
+}
+
+// bcmNote is one notification and the receive time of the frame that
+// made it (Unix nanoseconds; 0: a timer's or a read's, which bcm.c
+// sends without a timestamp).
+type bcmNote struct {
+	b  []byte
+	at int64
 }
 
 // bcmBinding receives one interface's frames for a BCM socket.
@@ -316,14 +326,14 @@ func (e *bcmEP) findLocked(ops []*bcmOp, id uint32, ifindex int) (int, *bcmOp) {
 	return -1, nil
 }
 
-// notifyLocked queues a notification for recv.
-func (e *bcmEP) notifyLocked(opcode uint32, op *bcmOp, frames ...wire.CANFrame) {
+// notifyLocked queues a notification for recv, stamped at (0: none).
+func (e *bcmEP) notifyLocked(opcode uint32, op *bcmOp, at int64, frames ...wire.CANFrame) {
 	if len(e.notes) >= bcmMaxNotifies {
 		e.Dropped++
 		return
 	}
 	m := BCMMsg{Opcode: opcode, Flags: op.flags, Count: op.count, Ival1: op.ival1, Ival2: op.ival2, CANID: op.canID, Frames: frames}
-	e.notes = append(e.notes, m.Marshal())
+	e.notes = append(e.notes, bcmNote{m.Marshal(), at})
 }
 
 // send is bcm_sendmsg.
@@ -508,7 +518,7 @@ func (op *bcmOp) txFire(gen uint64) {
 	if op.ival1 > 0 && op.count > 0 {
 		op.count--
 		if op.count == 0 && op.flags&TX_COUNTEVT != 0 {
-			e.notifyLocked(TX_EXPIRED, op)
+			e.notifyLocked(TX_EXPIRED, op, 0)
 			notify = true
 		}
 		f, send = op.nextFrameLocked(), true
@@ -553,7 +563,7 @@ func (e *bcmEP) readOp(rx bool, id uint32, ifindex int) error {
 		e.mu.Unlock()
 		return syscall.EINVAL
 	}
-	e.notifyLocked(code, op, op.frames...)
+	e.notifyLocked(code, op, 0, op.frames...)
 	e.mu.Unlock()
 	e.wq.Notify(waiter.EventIn)
 	return nil
@@ -609,7 +619,7 @@ func (op *bcmOp) rxTimeout(gen uint64) {
 		e.mu.Unlock()
 		return
 	}
-	e.notifyLocked(RX_TIMEOUT, op)
+	e.notifyLocked(RX_TIMEOUT, op, 0)
 	if op.flags&RX_ANNOUNCE_RESUME != 0 {
 		// The next frame is reported as a change even if it is not.
 		op.haveLast = false
@@ -647,6 +657,7 @@ func (b *bcmBinding) ReceiveCAN(_ *link.CANIf, f *wire.CANFrame, local bool, ori
 		if f.IsRTR() {
 			continue
 		}
+		op.rxStamp = max(b.ifc.Bus().Clock().Now().UnixNano(), 1)
 		if op.flags&RX_NO_AUTOTIMER == 0 {
 			op.armRxLocked()
 		}
@@ -656,7 +667,7 @@ func (b *bcmBinding) ReceiveCAN(_ *link.CANIf, f *wire.CANFrame, local bool, ori
 			if op.throttledLocked(f) {
 				continue
 			}
-			e.notifyLocked(RX_CHANGED, op, *f)
+			e.notifyLocked(RX_CHANGED, op, op.rxStamp, *f)
 			notified = true
 		}
 	}
@@ -722,7 +733,7 @@ func (op *bcmOp) throttleEnd(gen uint64) {
 	p := op.pendingF
 	op.pendingF = nil
 	if p != nil {
-		e.notifyLocked(RX_CHANGED, op, *p)
+		e.notifyLocked(RX_CHANGED, op, op.rxStamp, *p)
 		// The period starts again with this report.
 		op.throttledLocked(p)
 	}
@@ -734,20 +745,53 @@ func (op *bcmOp) throttleEnd(gen uint64) {
 
 // recv gives the next notification (a bcm_msg_head and its frames).
 func (e *bcmEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
+	n, full, _, idx, err := e.recvNote(b, flags)
+	if err != nil || flags&msgNoFrom != 0 {
+		return n, full, nil, err
+	}
+	return n, full, &SockaddrCAN{Ifindex: idx, Ifname: e.n.canIfName(idx)}, nil
+}
+
+// recvNote is recv that also gives the notification's receive time
+// (0: none) and the socket's interface.
+func (e *bcmEP) recvNote(b []byte, flags int) (n, full int, at int64, ifindex int, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if len(e.notes) == 0 {
-		return 0, 0, nil, syscall.EAGAIN
+		return 0, 0, 0, 0, syscall.EAGAIN
 	}
 	m := e.notes[0]
-	n := copy(b, m)
+	n = copy(b, m.b)
 	if flags&MSG_PEEK == 0 {
-		e.notes[0] = nil
+		e.notes[0] = bcmNote{}
 		e.notes = e.notes[1:]
 	}
 	e.stamp.read(e.clk) // SIOCGSTAMP (ioctl.go)
-	if flags&msgNoFrom != 0 {
-		return n, len(m), nil, nil
+	return n, len(m.b), m.at, e.ifindex, nil
+}
+
+// recvBCMControl is recvmsg(2) on a CAN_BCM socket with a control
+// buffer: the notification and the timestamps SO_TIMESTAMP* and
+// SO_TIMESTAMPING ask for (bcm_recvmsg's sock_recv_cmsgs): a change
+// carries its frame's receive time, a timer's notification none, which
+// SO_TIMESTAMP stamps with the time of the read, as Linux.
+func (s *Socket) recvBCMControl(e *bcmEP, p []byte, w *cmsgWriter, flags int) (n, rflags int, from Sockaddr, err error) {
+	var full, idx int
+	var at int64
+	err = s.blocking(flags, false, waiter.EventIn, func() error {
+		var err error
+		n, full, at, idx, err = e.recvNote(p, flags)
+		return err
+	})
+	if err != nil {
+		return 0, 0, nil, err
 	}
-	return n, len(m), &SockaddrCAN{Ifindex: e.ifindex, Ifname: e.n.canIfName(e.ifindex)}, nil
+	if full > n {
+		rflags |= MSG_TRUNC
+	}
+	e.ts.put(w, at, e.clk)
+	if w.trunc {
+		rflags |= MSG_CTRUNC
+	}
+	return n, rflags, &SockaddrCAN{Ifindex: idx, Ifname: e.n.canIfName(idx)}, nil
 }

@@ -272,3 +272,80 @@ func TestBCMNotificationLimit(t *testing.T) {
 		t.Fatalf("queued %d dropped %d", n, s.ep.(*bcmEP).Dropped)
 	}
 }
+
+// TestBCMTimestamps: with SO_TIMESTAMPNS a change notification carries
+// its frame's receive time (a throttled one the newest frame's), a
+// timeout notification the time of the read; SO_TIMESTAMPING stamps
+// only the changes, as bcm.c sends timer notifications untimed.
+func TestBCMTimestamps(t *testing.T) {
+	h := newCANHosts(t, link.CANBusOptions{})
+	clk := h.clk.(*clock.Manual)
+	tx := canRawBound(t, h.a, "vcan0")
+	s := bcmSock(t, h.b)
+	if err := s.SetSockOpt(SOL_SOCKET, SO_TIMESTAMPNS, 1); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.GetSockOptInt(SOL_SOCKET, SO_TIMESTAMPNS); v != 1 || err != nil {
+		t.Fatalf("SO_TIMESTAMPNS reads %d %v", v, err)
+	}
+	bcmSend(t, s, BCMMsg{Opcode: RX_SETUP, Flags: SETTIMER | STARTTIMER | RX_FILTER_ID, Ival1: time.Second, Ival2: 50 * time.Millisecond, CANID: 0x20})
+	// recv gives the opcode and the time of its stamp (zero: none).
+	recv := func() (uint32, byte, time.Time) {
+		t.Helper()
+		buf, oob := make([]byte, 128), make([]byte, 128)
+		n, oobn, _, _, err := s.RecvMsgControl(buf, oob, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := ParseBCMMsg(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d0 byte
+		if len(m.Frames) > 0 {
+			d0 = m.Frames[0].Data[0]
+		}
+		if oobn == 0 {
+			return m.Opcode, d0, time.Time{}
+		}
+		ne := binary.NativeEndian
+		typ := ne.Uint32(oob[12:])
+		if typ != SO_TIMESTAMPNS && typ != SO_TIMESTAMPING {
+			t.Fatalf("control message type %d", typ)
+		}
+		return m.Opcode, d0, time.Unix(int64(ne.Uint64(oob[16:])), int64(ne.Uint64(oob[24:])))
+	}
+	t0 := clk.Now()
+	_, _ = tx.Send(pyFrame(0x20, []byte{1}), 0)
+	clk.Advance(10 * time.Millisecond)
+	_, _ = tx.Send(pyFrame(0x20, []byte{2}), 0) // held by the throttle
+	t1 := clk.Now()
+	clk.Advance(10 * time.Millisecond)
+	_, _ = tx.Send(pyFrame(0x20, []byte{3}), 0) // replaces it
+	t2 := clk.Now()
+	if op, d, at := recv(); op != RX_CHANGED || d != 1 || at.Before(t0) || !at.Before(t1) {
+		t.Fatalf("first change: op %d data %d at %v (sent %v)", op, d, at, t0)
+	}
+	clk.Advance(40 * time.Millisecond) // the throttle's period ends
+	if op, d, at := recv(); op != RX_CHANGED || d != 3 || at.Before(t2) || !at.Before(t2.Add(10*time.Millisecond)) {
+		t.Fatalf("throttled change: op %d data %d at %v (newest frame sent %v)", op, d, at, t2)
+	}
+	clk.Advance(time.Second) // silence: RX_TIMEOUT
+	if op, _, at := recv(); op != RX_TIMEOUT || !at.Equal(clk.Now()) {
+		t.Fatalf("timeout: op %d at %v, want the time of the read %v", op, at, clk.Now())
+	}
+	// SO_TIMESTAMPING instead: a change stamped, a timeout not.
+	s.SetSockOpt(SOL_SOCKET, SO_TIMESTAMPNS, 0)
+	if err := s.SetSockOpt(SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_RX_SOFTWARE|SOF_TIMESTAMPING_SOFTWARE); err != nil {
+		t.Fatal(err)
+	}
+	t3 := clk.Now()
+	_, _ = tx.Send(pyFrame(0x20, []byte{4}), 0)
+	if op, d, at := recv(); op != RX_CHANGED || d != 4 || at.Before(t3) {
+		t.Fatalf("change with SO_TIMESTAMPING: op %d data %d at %v", op, d, at)
+	}
+	clk.Advance(2 * time.Second)
+	if op, _, at := recv(); op != RX_TIMEOUT || !at.IsZero() {
+		t.Fatalf("timeout with SO_TIMESTAMPING: op %d at %v, want no stamp", op, at)
+	}
+}

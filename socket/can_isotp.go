@@ -120,6 +120,7 @@ type isotpEP struct {
 	pending error  // reported once by recv or SO_ERROR
 	clk     clock.Clock
 	stamp   rxStamp // SIOCGSTAMP (ioctl.go)
+	ts      tsOpts  // SO_TIMESTAMP* (rxstamp.go)
 
 	// transmit
 	txState   int
@@ -146,6 +147,7 @@ type isotpEP struct {
 	rxGen    uint64
 	rxLastCF time.Time // arrival of the last CF, for CAN_ISOTP_FORCE_RXSTMIN
 	msgs     [][]byte  // completed messages
+	msgAt    []int64   // when each was completed (Unix ns): its last frame's arrival
 	free     [][]byte  // their buffers, for reuse
 
 	frame wire.CANFrame // scratch for building a frame (under mu)
@@ -716,6 +718,7 @@ func (e *isotpEP) queueMsgLocked(b []byte) {
 	}
 	copy(m, b)
 	e.msgs = append(e.msgs, m)
+	e.msgAt = append(e.msgAt, max(e.clk.Now().UnixNano(), 1))
 	e.mu.Unlock()
 	e.wq.Notify(waiter.EventIn)
 }
@@ -849,32 +852,63 @@ func (e *isotpEP) rcvCFLocked(f *wire.CANFrame, ae int) {
 // recv gives one message, or the pending error first (as
 // skb_recv_datagram does); a short buffer cuts it (MSG_TRUNC).
 func (e *isotpEP) recv(b []byte, flags int) (int, int, Sockaddr, error) {
+	n, full, _, from, err := e.recvMsg(b, flags)
+	return n, full, from, err
+}
+
+// recvMsg is recv that also gives the message's completion time.
+func (e *isotpEP) recvMsg(b []byte, flags int) (n, full int, at int64, from Sockaddr, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.pending != nil {
 		err := e.pending
 		e.pending = nil
-		return 0, 0, nil, err
+		return 0, 0, 0, nil, err
 	}
 	if len(e.msgs) == 0 {
-		return 0, 0, nil, syscall.EAGAIN
+		return 0, 0, 0, nil, syscall.EAGAIN
 	}
 	m := e.msgs[0]
-	n := copy(b, m)
-	full := len(m)
+	n, full, at = copy(b, m), len(m), e.msgAt[0]
 	e.stamp.read(e.clk) // SIOCGSTAMP (ioctl.go)
 	if flags&MSG_PEEK == 0 {
 		copy(e.msgs, e.msgs[1:])
 		e.msgs[len(e.msgs)-1] = nil
 		e.msgs = e.msgs[:len(e.msgs)-1]
+		e.msgAt = e.msgAt[:copy(e.msgAt, e.msgAt[1:])]
 		if len(e.free) < 4 {
 			e.free = append(e.free, m[:0])
 		}
 	}
 	if flags&msgNoFrom != 0 {
-		return n, full, nil, nil
+		return n, full, at, nil, nil
 	}
-	return n, full, &SockaddrCAN{Ifindex: e.ifindex, Ifname: e.n.canIfName(e.ifindex), RxID: e.rxID, TxID: e.txID}, nil
+	return n, full, at, &SockaddrCAN{Ifindex: e.ifindex, Ifname: e.n.canIfName(e.ifindex), RxID: e.rxID, TxID: e.txID}, nil
+}
+
+// recvISOTPControl is recvmsg(2) on a CAN_ISOTP socket with a control
+// buffer: the message and the timestamps SO_TIMESTAMP* and
+// SO_TIMESTAMPING ask for, with the arrival of its last frame
+// (isotp_recvmsg's sock_recv_cmsgs).
+func (s *Socket) recvISOTPControl(e *isotpEP, p []byte, w *cmsgWriter, flags int) (n, rflags int, from Sockaddr, err error) {
+	var full int
+	var at int64
+	err = s.blocking(flags, false, waiter.EventIn, func() error {
+		var err error
+		n, full, at, from, err = e.recvMsg(p, flags)
+		return err
+	})
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if full > n {
+		rflags |= MSG_TRUNC
+	}
+	e.ts.put(w, at, e.clk)
+	if w.trunc {
+		rflags |= MSG_CTRUNC
+	}
+	return n, rflags, from, nil
 }
 
 // setOption is isotp_setsockopt: SOL_CAN_ISOTP only (EINVAL otherwise),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sockstack/sockstack/clock"
 	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/waiter"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -502,5 +503,62 @@ func TestISOTPListenModeAndForceRxSTmin(t *testing.T) {
 	}
 	if e := strict.ep.(*isotpEP); e.RxErrors != 1 {
 		t.Fatalf("dropped CFs %d, want 1", e.RxErrors)
+	}
+}
+
+// TestISOTPTimestamps: with SO_TIMESTAMP_NEW a message read with a
+// control buffer carries the arrival of its last frame, not the time of
+// the read; without the option nothing comes.
+func TestISOTPTimestamps(t *testing.T) {
+	h := newCANHosts(t, link.CANBusOptions{Bitrate: 500000})
+	clk := h.clk.(*clock.Manual)
+	tester := isotpSock(t, h.a, 0x7E8, 0x7E0, nil)
+	ecu := isotpSock(t, h.b, 0x7E0, 0x7E8, nil)
+	recv := func() (msg []byte, at time.Time, oobn int) {
+		t.Helper()
+		buf, oob := make([]byte, 200), make([]byte, 64)
+		n, oobn, _, _, err := ecu.RecvMsgControl(buf, oob, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if oobn >= 32 {
+			ne := binary.NativeEndian
+			if typ := ne.Uint32(oob[12:]); typ != SO_TIMESTAMP_NEW {
+				t.Fatalf("control message type %d", typ)
+			}
+			at = time.Unix(int64(ne.Uint64(oob[16:])), int64(ne.Uint64(oob[24:]))*1000)
+		}
+		return buf[:n], at, oobn
+	}
+	if _, err := tester.Send([]byte{1, 2, 3}, 0); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Millisecond)
+	if msg, _, oobn := recv(); len(msg) != 3 || oobn != 0 {
+		t.Fatalf("no option: %d bytes, %d of control", len(msg), oobn)
+	}
+	if err := ecu.SetSockOpt(SOL_SOCKET, SO_TIMESTAMP_NEW, 1); err != nil {
+		t.Fatal(err)
+	}
+	start := clk.Now()
+	if _, err := tester.Send(seq(100), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Step the bus until the message is complete, then read it later.
+	var done time.Time
+	for range 100 {
+		clk.Advance(100 * time.Microsecond)
+		if ecu.ep.readiness(waiter.EventIn)&waiter.EventIn != 0 {
+			done = clk.Now()
+			break
+		}
+	}
+	if done.IsZero() {
+		t.Fatal("the message did not complete")
+	}
+	clk.Advance(time.Second)
+	msg, at, _ := recv()
+	if !bytes.Equal(msg, seq(100)) || !at.After(start) || at.After(done) || !at.After(done.Add(-100*time.Microsecond)) {
+		t.Fatalf("%d bytes stamped %v; sent %v, complete by %v", len(msg), at, start, done)
 	}
 }

@@ -426,7 +426,7 @@ func ctlRecv(w *cmsgWriter, st *stack.Stack, v6sock bool, bits uint32, m *rxMeta
 // TCP socket gives no control message. UDP, raw, ping and packet
 // sockets give the receive timestamps SO_TIMESTAMP, SO_TIMESTAMPNS and
 // SO_TIMESTAMPING ask for first, with the datagram's arrival time
-// (rxstamp.go); a packet or CAN_RAW socket gives nothing else. AF_UNIX sockets give
+// (rxstamp.go); a packet or CAN socket gives nothing else. AF_UNIX sockets give
 // SCM_CREDENTIALS and SCM_RIGHTS (unix_rights.go). Other sockets:
 // EOPNOTSUPP.
 func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, from Sockaddr, err error) {
@@ -480,6 +480,16 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 		}
 	case *canRawEP:
 		if n, rflags, from, err = s.recvCANControl(d, p, &w, flags); err != nil { // can.go
+			return 0, 0, 0, nil, err
+		}
+		return n, w.n, rflags, from, nil
+	case *bcmEP:
+		if n, rflags, from, err = s.recvBCMControl(d, p, &w, flags); err != nil { // can_bcm.go
+			return 0, 0, 0, nil, err
+		}
+		return n, w.n, rflags, from, nil
+	case *isotpEP:
+		if n, rflags, from, err = s.recvISOTPControl(d, p, &w, flags); err != nil { // can_isotp.go
 			return 0, 0, 0, nil, err
 		}
 		return n, w.n, rflags, from, nil

@@ -9,7 +9,7 @@ import (
 	"github.com/sockstack/sockstack/waiter"
 )
 
-// Receive timestamps on UDP, raw, ping, packet and CAN_RAW sockets, as Linux's
+// Receive timestamps on UDP, raw, ping, packet and CAN sockets, as Linux's
 // net/core/sock.c (sock_set_timestamp, sock_set_timestamping) and
 // net/socket.c (__sock_recv_timestamp, sock_recv_cmsgs) give them: the
 // stack records a datagram's arrival time once the socket has asked
@@ -101,6 +101,10 @@ func (s *Socket) rxStampEP() (o *tsOpts, r *rxStamp, enable func()) {
 		return &t.ts, &t.rxStamp, e.ep.SetRxTimestamps
 	case *canRawEP:
 		return &e.ts, &e.stamp, func() {} // every frame carries its time (can.go)
+	case *bcmEP:
+		return &e.ts, &e.stamp, func() {} // every change carries its frame's (can_bcm.go)
+	case *isotpEP:
+		return &e.ts, &e.stamp, func() {} // every message carries its last frame's (can_isotp.go)
 	case *unixEP:
 		st := e.stamps() // unix_stamp.go: a sender reads the flags
 		return &st.ts, &st.rx, func() {}
