@@ -766,7 +766,11 @@ func (e *bcmEP) recvNote(b []byte, flags int) (n, full int, at int64, ifindex in
 		e.notes[0] = bcmNote{}
 		e.notes = e.notes[1:]
 	}
-	e.stamp.read(e.clk) // SIOCGSTAMP (ioctl.go)
+	if m.at != 0 {
+		e.stamp.readAt(time.Unix(0, m.at)) // SIOCGSTAMP (ioctl.go): the frame's arrival
+	} else {
+		e.stamp.read(e.clk) // none: the time of the read, as Linux stamps an untimed skb
+	}
 	return n, len(m.b), m.at, e.ifindex, nil
 }
 
