@@ -508,7 +508,8 @@ func (e *canRawEP) recvFrame(b []byte, flags int) (n, full, ifindex, rflags int,
 	if flags&MSG_PEEK == 0 {
 		e.q.pop()
 	}
-	e.stamp.readAt(ts)
+	at := ts.UnixNano()
+	e.stamp.recvd(at, e.ts.cmsgs(at)) // SIOCGSTAMP (ioctl.go), left alone when control messages give the time
 	return n, full, ifindex, rflags, ts, nil
 }
 

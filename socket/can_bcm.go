@@ -766,11 +766,9 @@ func (e *bcmEP) recvNote(b []byte, flags int) (n, full int, at int64, ifindex in
 		e.notes[0] = bcmNote{}
 		e.notes = e.notes[1:]
 	}
-	if m.at != 0 {
-		e.stamp.readAt(time.Unix(0, m.at)) // SIOCGSTAMP (ioctl.go): the frame's arrival
-	} else {
-		e.stamp.read(e.clk) // none: the time of the read, as Linux stamps an untimed skb
-	}
+	// SIOCGSTAMP (ioctl.go): the frame's arrival; a timer's note has
+	// none, and the first request after it takes its own time.
+	e.stamp.recvd(m.at, e.ts.cmsgs(m.at))
 	return n, len(m.b), m.at, e.ifindex, nil
 }
 

@@ -870,7 +870,7 @@ func (e *isotpEP) recvMsg(b []byte, flags int) (n, full int, at int64, from Sock
 	}
 	m := e.msgs[0]
 	n, full, at = copy(b, m), len(m), e.msgAt[0]
-	e.stamp.readAt(time.Unix(0, at)) // SIOCGSTAMP (ioctl.go): the last frame's arrival
+	e.stamp.recvd(at, e.ts.cmsgs(at)) // SIOCGSTAMP (ioctl.go): the last frame's arrival
 	if flags&MSG_PEEK == 0 {
 		copy(e.msgs, e.msgs[1:])
 		e.msgs[len(e.msgs)-1] = nil

@@ -561,8 +561,4 @@ func TestISOTPTimestamps(t *testing.T) {
 	if !bytes.Equal(msg, seq(100)) || !at.After(start) || at.After(done) || !at.After(done.Add(-100*time.Microsecond)) {
 		t.Fatalf("%d bytes stamped %v; sent %v, complete by %v", len(msg), at, start, done)
 	}
-	// SIOCGSTAMP gives the same arrival, not the time of the read.
-	if st, err := ecu.IoctlTimestamp(SIOCGSTAMP); err != nil || !st.Equal(at) {
-		t.Fatalf("SIOCGSTAMP %v %v, want %v", st, err, at)
-	}
 }
