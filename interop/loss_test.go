@@ -52,9 +52,13 @@ import (
 // lossRounds is how many times each transfer runs.
 const lossRounds = 3
 
+// median is v's median: the mean of the middle two of an even count.
 func median(v []float64) float64 {
 	w := append([]float64(nil), v...)
 	sort.Float64s(w)
+	if k := len(w); k%2 == 0 {
+		return (w[k/2-1] + w[k/2]) / 2
+	}
 	return w[len(w)/2]
 }
 
