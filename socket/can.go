@@ -3,6 +3,7 @@ package socket
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/sockstack/sockstack/clock"
 	"runtime"
 	"sync"
 	"syscall"
@@ -553,12 +554,30 @@ func (s *Socket) RecvMsgCAN(b []byte, flags int) (int, CANMsg, error) {
 // buffer: the frame, its interface, the receive flags, and the
 // timestamps SO_TIMESTAMP* and SO_TIMESTAMPING ask for (raw_recvmsg's
 // sock_recv_cmsgs), with MSG_CTRUNC when they do not fit.
-func (s *Socket) recvCANControl(e *canRawEP, p []byte, w *cmsgWriter, flags int) (n, rflags int, from Sockaddr, err error) {
-	var full, idx int
-	var ts time.Time
+func (s *Socket) recvCANControl(e *canRawEP, p []byte, w *cmsgWriter, flags int) (int, int, Sockaddr, error) {
+	return s.recvStamped(w, flags, &e.ts, e.n.st.Clock(), func() (n, full, rflags int, at int64, from Sockaddr, err error) {
+		var idx int
+		var ts time.Time
+		if n, full, idx, rflags, ts, err = e.recvFrame(p, flags); err != nil {
+			return
+		}
+		return n, full, rflags, ts.UnixNano(), &SockaddrCAN{Ifindex: idx, Ifname: e.n.canIfName(idx)}, nil
+	})
+}
+
+// recvStamped is recvmsg(2) with a control buffer w on a CAN socket,
+// whose messages each carry a receive time: recv takes one (n of its
+// full bytes, the receive flags, its time at, 0 for none, and the
+// sender) or fails with EAGAIN, which blocks as Recv does; ts puts the
+// timestamp control messages; MSG_TRUNC and MSG_CTRUNC say what did
+// not fit.
+func (s *Socket) recvStamped(w *cmsgWriter, flags int, ts *tsOpts, clk clock.Clock,
+	recv func() (n, full, rflags int, at int64, from Sockaddr, err error)) (n, rflags int, from Sockaddr, err error) {
+	var full int
+	var at int64
 	err = s.blocking(flags, false, waiter.EventIn, func() error {
 		var err error
-		n, full, idx, rflags, ts, err = e.recvFrame(p, flags)
+		n, full, rflags, at, from, err = recv()
 		return err
 	})
 	if err != nil {
@@ -567,11 +586,11 @@ func (s *Socket) recvCANControl(e *canRawEP, p []byte, w *cmsgWriter, flags int)
 	if full > n {
 		rflags |= MSG_TRUNC
 	}
-	e.ts.put(w, ts.UnixNano(), e.n.st.Clock())
+	ts.put(w, at, clk)
 	if w.trunc {
 		rflags |= MSG_CTRUNC
 	}
-	return n, rflags, &SockaddrCAN{Ifindex: idx, Ifname: e.n.canIfName(idx)}, nil
+	return n, rflags, from, nil
 }
 
 // parseCANFilters takes []CANFilter, or the packed array of struct

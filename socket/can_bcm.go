@@ -777,23 +777,12 @@ func (e *bcmEP) recvNote(b []byte, flags int) (n, full int, at int64, ifindex in
 // SO_TIMESTAMPING ask for (bcm_recvmsg's sock_recv_cmsgs): a change
 // carries its frame's receive time, a timer's notification none, which
 // SO_TIMESTAMP stamps with the time of the read, as Linux.
-func (s *Socket) recvBCMControl(e *bcmEP, p []byte, w *cmsgWriter, flags int) (n, rflags int, from Sockaddr, err error) {
-	var full, idx int
-	var at int64
-	err = s.blocking(flags, false, waiter.EventIn, func() error {
-		var err error
-		n, full, at, idx, err = e.recvNote(p, flags)
-		return err
-	})
-	if err != nil {
-		return 0, 0, nil, err
-	}
-	if full > n {
-		rflags |= MSG_TRUNC
-	}
-	e.ts.put(w, at, e.clk)
-	if w.trunc {
-		rflags |= MSG_CTRUNC
-	}
-	return n, rflags, &SockaddrCAN{Ifindex: idx, Ifname: e.n.canIfName(idx)}, nil
+func (s *Socket) recvBCMControl(e *bcmEP, p []byte, w *cmsgWriter, flags int) (int, int, Sockaddr, error) {
+	return s.recvStamped(w, flags, &e.ts, e.clk, func() (n, full, rflags int, at int64, from Sockaddr, err error) {
+		var idx int
+		if n, full, at, idx, err = e.recvNote(p, flags); err != nil {
+			return
+		}
+		return n, full, 0, at, &SockaddrCAN{Ifindex: idx, Ifname: e.n.canIfName(idx)}, nil
+	}) // can.go
 }

@@ -890,25 +890,11 @@ func (e *isotpEP) recvMsg(b []byte, flags int) (n, full int, at int64, from Sock
 // buffer: the message and the timestamps SO_TIMESTAMP* and
 // SO_TIMESTAMPING ask for, with the arrival of its last frame
 // (isotp_recvmsg's sock_recv_cmsgs).
-func (s *Socket) recvISOTPControl(e *isotpEP, p []byte, w *cmsgWriter, flags int) (n, rflags int, from Sockaddr, err error) {
-	var full int
-	var at int64
-	err = s.blocking(flags, false, waiter.EventIn, func() error {
-		var err error
+func (s *Socket) recvISOTPControl(e *isotpEP, p []byte, w *cmsgWriter, flags int) (int, int, Sockaddr, error) {
+	return s.recvStamped(w, flags, &e.ts, e.clk, func() (n, full, rflags int, at int64, from Sockaddr, err error) {
 		n, full, at, from, err = e.recvMsg(p, flags)
-		return err
-	})
-	if err != nil {
-		return 0, 0, nil, err
-	}
-	if full > n {
-		rflags |= MSG_TRUNC
-	}
-	e.ts.put(w, at, e.clk)
-	if w.trunc {
-		rflags |= MSG_CTRUNC
-	}
-	return n, rflags, from, nil
+		return n, full, 0, at, from, err
+	}) // can.go
 }
 
 // setOption is isotp_setsockopt: SOL_CAN_ISOTP only (EINVAL otherwise),
