@@ -3,7 +3,6 @@ package socket
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/sockstack/sockstack/clock"
 	"runtime"
 	"sync"
 	"syscall"
@@ -553,9 +552,9 @@ func (s *Socket) RecvMsgCAN(b []byte, flags int) (int, CANMsg, error) {
 // recvCANControl is recvmsg(2) on a CAN_RAW socket with a control
 // buffer: the frame, its interface, the receive flags, and the
 // timestamps SO_TIMESTAMP* and SO_TIMESTAMPING ask for (raw_recvmsg's
-// sock_recv_cmsgs), with MSG_CTRUNC when they do not fit.
+// sock_recv_cmsgs).
 func (s *Socket) recvCANControl(e *canRawEP, p []byte, w *cmsgWriter, flags int) (int, int, Sockaddr, error) {
-	return s.recvStamped(w, flags, &e.ts, e.n.st.Clock(), func() (n, full, rflags int, at int64, from Sockaddr, err error) {
+	return s.recvStamped(w, flags, false, &e.ts, e.n.st.Clock(), func() (n, full, rflags int, at int64, from Sockaddr, err error) {
 		var idx int
 		var ts time.Time
 		if n, full, idx, rflags, ts, err = e.recvFrame(p, flags); err != nil {
@@ -563,34 +562,6 @@ func (s *Socket) recvCANControl(e *canRawEP, p []byte, w *cmsgWriter, flags int)
 		}
 		return n, full, rflags, ts.UnixNano(), &SockaddrCAN{Ifindex: idx, Ifname: e.n.canIfName(idx)}, nil
 	})
-}
-
-// recvStamped is recvmsg(2) with a control buffer w on a CAN socket,
-// whose messages each carry a receive time: recv takes one (n of its
-// full bytes, the receive flags, its time at, 0 for none, and the
-// sender) or fails with EAGAIN, which blocks as Recv does; ts puts the
-// timestamp control messages; MSG_TRUNC and MSG_CTRUNC say what did
-// not fit.
-func (s *Socket) recvStamped(w *cmsgWriter, flags int, ts *tsOpts, clk clock.Clock,
-	recv func() (n, full, rflags int, at int64, from Sockaddr, err error)) (n, rflags int, from Sockaddr, err error) {
-	var full int
-	var at int64
-	err = s.blocking(flags, false, waiter.EventIn, func() error {
-		var err error
-		n, full, rflags, at, from, err = recv()
-		return err
-	})
-	if err != nil {
-		return 0, 0, nil, err
-	}
-	if full > n {
-		rflags |= MSG_TRUNC
-	}
-	ts.put(w, at, clk)
-	if w.trunc {
-		rflags |= MSG_CTRUNC
-	}
-	return n, rflags, from, nil
 }
 
 // parseCANFilters takes []CANFilter, or the packed array of struct
@@ -633,19 +604,14 @@ func canU32Opt(v any) (uint32, error) {
 	return uint32(i), err
 }
 
-// canSolSocket handles the SOL_SOCKET options every CAN socket has.
-func canSolSocket(name int, v any, ts *int, rcvbuf, sndbuf *int) error {
+// canSolSocket handles the SOL_SOCKET options every CAN socket has
+// (the timestamp options are the Socket's, rxstamp.go).
+func canSolSocket(name int, v any, rcvbuf, sndbuf *int) error {
 	i, err := intOpt(v)
 	if err != nil {
 		return err
 	}
 	switch name {
-	case SO_TIMESTAMP, SO_TIMESTAMPNS:
-		if i != 0 {
-			*ts = name
-		} else if *ts == name {
-			*ts = 0
-		}
 	case SO_RCVBUF:
 		// Linux doubles the value and keeps a floor of 2304 bytes.
 		*rcvbuf = max(min(i, canDefaultRcvBuf)*2, 2304)
@@ -661,10 +627,8 @@ func canSolSocket(name int, v any, ts *int, rcvbuf, sndbuf *int) error {
 // SO_PRIORITY is accepted and ignored on CAN sockets (one queue per node).
 const SO_PRIORITY = 12
 
-func canSolSocketGet(name int, ts, rcvbuf, sndbuf int) (any, error) {
+func canSolSocketGet(name int, rcvbuf, sndbuf int) (any, error) {
 	switch name {
-	case SO_TIMESTAMP, SO_TIMESTAMPNS:
-		return b2i(ts == name), nil
 	case SO_RCVBUF:
 		return rcvbuf, nil
 	case SO_SNDBUF:
@@ -679,8 +643,7 @@ func (e *canRawEP) setOption(level, name int, v any) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if level == SOL_SOCKET {
-		var ts int // the timestamp options are the Socket's (rxstamp.go)
-		err := canSolSocket(name, v, &ts, &e.rcvbuf, &e.sndbuf)
+		err := canSolSocket(name, v, &e.rcvbuf, &e.sndbuf)
 		e.q.limit = canQueueLimit(e.rcvbuf)
 		return err
 	}
@@ -727,7 +690,7 @@ func (e *canRawEP) getOption(level, name int) (any, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if level == SOL_SOCKET {
-		return canSolSocketGet(name, 0, e.rcvbuf, e.sndbuf)
+		return canSolSocketGet(name, e.rcvbuf, e.sndbuf)
 	}
 	if level != SOL_CAN_RAW {
 		return nil, syscall.EINVAL

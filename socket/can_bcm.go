@@ -208,14 +208,14 @@ func (e *bcmEP) connectResult() error                { return nil }
 func (e *bcmEP) shutdown(int) error                  { return syscall.EOPNOTSUPP }
 func (e *bcmEP) setOption(level, name int, v any) error {
 	if level == SOL_SOCKET {
-		var ts, rb, sb int
-		return canSolSocket(name, v, &ts, &rb, &sb)
+		var rb, sb int
+		return canSolSocket(name, v, &rb, &sb)
 	}
 	return syscall.ENOPROTOOPT // bcm.c has no options of its own
 }
 func (e *bcmEP) getOption(level, name int) (any, error) {
 	if level == SOL_SOCKET {
-		return canSolSocketGet(name, 0, canDefaultRcvBuf, canDefaultRcvBuf)
+		return canSolSocketGet(name, canDefaultRcvBuf, canDefaultRcvBuf)
 	}
 	return nil, syscall.ENOPROTOOPT
 }
@@ -778,11 +778,11 @@ func (e *bcmEP) recvNote(b []byte, flags int) (n, full int, at int64, ifindex in
 // carries its frame's receive time, a timer's notification none, which
 // SO_TIMESTAMP stamps with the time of the read, as Linux.
 func (s *Socket) recvBCMControl(e *bcmEP, p []byte, w *cmsgWriter, flags int) (int, int, Sockaddr, error) {
-	return s.recvStamped(w, flags, &e.ts, e.clk, func() (n, full, rflags int, at int64, from Sockaddr, err error) {
+	return s.recvStamped(w, flags, false, &e.ts, e.clk, func() (n, full, rflags int, at int64, from Sockaddr, err error) {
 		var idx int
 		if n, full, at, idx, err = e.recvNote(p, flags); err != nil {
 			return
 		}
 		return n, full, 0, at, &SockaddrCAN{Ifindex: idx, Ifname: e.n.canIfName(idx)}, nil
-	}) // can.go
+	}) // rxstamp.go
 }

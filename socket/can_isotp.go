@@ -891,10 +891,10 @@ func (e *isotpEP) recvMsg(b []byte, flags int) (n, full int, at int64, from Sock
 // SO_TIMESTAMPING ask for, with the arrival of its last frame
 // (isotp_recvmsg's sock_recv_cmsgs).
 func (s *Socket) recvISOTPControl(e *isotpEP, p []byte, w *cmsgWriter, flags int) (int, int, Sockaddr, error) {
-	return s.recvStamped(w, flags, &e.ts, e.clk, func() (n, full, rflags int, at int64, from Sockaddr, err error) {
+	return s.recvStamped(w, flags, false, &e.ts, e.clk, func() (n, full, rflags int, at int64, from Sockaddr, err error) {
 		n, full, at, from, err = e.recvMsg(p, flags)
 		return n, full, 0, at, from, err
-	}) // can.go
+	}) // rxstamp.go
 }
 
 // setOption is isotp_setsockopt: SOL_CAN_ISOTP only (EINVAL otherwise),
@@ -903,8 +903,8 @@ func (e *isotpEP) setOption(level, name int, v any) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if level == SOL_SOCKET {
-		var ts, rb, sb int
-		return canSolSocket(name, v, &ts, &rb, &sb)
+		var rb, sb int
+		return canSolSocket(name, v, &rb, &sb)
 	}
 	if level != SOL_CAN_ISOTP {
 		return syscall.EINVAL
@@ -966,7 +966,7 @@ func (e *isotpEP) getOption(level, name int) (any, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if level == SOL_SOCKET {
-		return canSolSocketGet(name, 0, canDefaultRcvBuf, canDefaultRcvBuf)
+		return canSolSocketGet(name, canDefaultRcvBuf, canDefaultRcvBuf)
 	}
 	if level != SOL_CAN_ISOTP {
 		return nil, syscall.EINVAL

@@ -482,17 +482,14 @@ func (s *Socket) RecvMsgControl(p, oob []byte, flags int) (n, oobn, rflags int, 
 		if n, rflags, from, err = s.recvCANControl(d, p, &w, flags); err != nil { // can.go
 			return 0, 0, 0, nil, err
 		}
-		return n, w.n, rflags, from, nil
 	case *bcmEP:
 		if n, rflags, from, err = s.recvBCMControl(d, p, &w, flags); err != nil { // can_bcm.go
 			return 0, 0, 0, nil, err
 		}
-		return n, w.n, rflags, from, nil
 	case *isotpEP:
 		if n, rflags, from, err = s.recvISOTPControl(d, p, &w, flags); err != nil { // can_isotp.go
 			return 0, 0, 0, nil, err
 		}
-		return n, w.n, rflags, from, nil
 	case *dgramEP:
 		var info stack.PacketInfo
 		var at int64

@@ -339,12 +339,27 @@ func (r *rxStamp) recvd(at int64, cmsgs bool) {
 
 // recvPacketControl is recvmsg(2) on a packet socket: the frame, its
 // sockaddr_ll, MSG_TRUNC, and the timestamp control messages into w.
-func (s *Socket) recvPacketControl(e *packetEP, p []byte, w *cmsgWriter, flags int) (n, rflags int, from Sockaddr, err error) {
+func (s *Socket) recvPacketControl(e *packetEP, p []byte, w *cmsgWriter, flags int) (int, int, Sockaddr, error) {
+	return s.recvStamped(w, flags, true, &e.ts, e.n.Stack().Clock(), func() (n, full, rflags int, at int64, from Sockaddr, err error) {
+		n, full, from, at, err = e.recvAt(p, flags)
+		return n, full, 0, at, from, err
+	})
+}
+
+// recvStamped is recvmsg(2) with a control buffer w on a socket whose
+// messages each carry a receive time (packet and CAN sockets): recv
+// takes one (n of its full bytes, the receive flags, its time at, 0 for
+// none, and the sender) or fails with EAGAIN, which blocks as Recv
+// does; MSG_TRUNC says a message was cut, and with realLen and
+// MSG_TRUNC in flags n is its whole length; ts puts the timestamp
+// control messages into w (RecvMsgControl sets MSG_CTRUNC).
+func (s *Socket) recvStamped(w *cmsgWriter, flags int, realLen bool, ts *tsOpts, clk clock.Clock,
+	recv func() (n, full, rflags int, at int64, from Sockaddr, err error)) (n, rflags int, from Sockaddr, err error) {
 	var full int
 	var at int64
 	err = s.blocking(flags, false, waiter.EventIn, func() error {
 		var err error
-		n, full, from, at, err = e.recvAt(p, flags)
+		n, full, rflags, at, from, err = recv()
 		return err
 	})
 	if err != nil {
@@ -352,10 +367,10 @@ func (s *Socket) recvPacketControl(e *packetEP, p []byte, w *cmsgWriter, flags i
 	}
 	if full > n {
 		rflags |= MSG_TRUNC
-		if flags&MSG_TRUNC != 0 {
+		if realLen && flags&MSG_TRUNC != 0 {
 			n = full
 		}
 	}
-	e.ts.put(w, at, e.n.Stack().Clock())
+	ts.put(w, at, clk)
 	return n, rflags, from, nil
 }

@@ -804,12 +804,7 @@ func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr,
 					if peek {
 						got = dupRefs(m.rights)
 					} else {
-						got = m.rights
-						e.marks[0] = unixMark{}
-						e.marks = e.marks[1:]
-						if len(e.marks) == 0 {
-							e.marks = nil
-						}
+						got = e.popMark()
 					}
 				}
 			}
@@ -819,11 +814,7 @@ func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr,
 				e.po.fwd(k)
 				skip += k
 			} else {
-				e.rx.discard(k)
-				e.rxBase += int64(k)
-				e.pruneCredRuns()
-				e.po.bwd(k)
-				freed += e.readChunks(k)
+				freed += e.consume(k)
 			}
 			if !oobCut || got != nil || n == len(b) {
 				break
@@ -859,6 +850,29 @@ func (e *unixEP) recvAtt(b []byte, flags int, anc *unixAnc) (int, int, Sockaddr,
 		return 0, 0, nil, nil
 	}
 	return 0, 0, nil, syscall.EAGAIN
+}
+
+// consume takes k stream bytes off the head of the ring, with their
+// credentials and SO_PEEK_OFF's share, and returns the charge freed by
+// the chunks read to their end (e.mu held).
+func (e *unixEP) consume(k int) int {
+	e.rx.discard(k)
+	e.rxBase += int64(k)
+	e.pruneCredRuns()
+	e.po.bwd(k)
+	return e.readChunks(k)
+}
+
+// popMark takes the first descriptor mark off the queue and returns
+// its references (e.mu held).
+func (e *unixEP) popMark() []flightRef {
+	r := e.marks[0].rights
+	e.marks[0] = unixMark{}
+	e.marks = e.marks[1:]
+	if len(e.marks) == 0 {
+		e.marks = nil
+	}
+	return r
 }
 
 // full is Linux's unix_recvq_full: more than max_dgram_qlen messages

@@ -97,7 +97,9 @@ func (e *unixEP) oobLead(skip int, peek, cont bool) (int, int, bool) {
 				skip++
 				continue
 			}
-			o.holes = slices.DeleteFunc(o.holes, func(h int64) bool { return h == pos })
+			// Not peeking, the read starts at the head, so this is the
+			// first place left.
+			o.holes = slices.Delete(o.holes, 0, 1)
 			freed += e.dropHead()
 			continue
 		case o.at == pos+1:
@@ -124,19 +126,11 @@ func (e *unixEP) oobLead(skip int, peek, cont bool) (int, int, bool) {
 // dropHead drops the ring's first byte, stepped over by a read, with
 // what came with it; it returns the charge freed (e.mu held).
 func (e *unixEP) dropHead() int {
-	e.rx.discard(1)
-	e.rxBase++
-	e.pruneCredRuns()
+	freed := e.consume(1)
 	for len(e.marks) > 0 && e.marks[0].end <= e.rxBase {
-		releaseRefs(e.marks[0].rights) // sent with the byte: gone with it
-		e.marks[0] = unixMark{}
-		e.marks = e.marks[1:]
+		releaseRefs(e.popMark()) // sent with the byte: gone with it
 	}
-	if len(e.marks) == 0 {
-		e.marks = nil
-	}
-	e.po.bwd(1)
-	return e.readChunks(1)
+	return freed
 }
 
 // recvOOB is recv with MSG_OOB: the pending byte, which a peek leaves;
