@@ -294,7 +294,7 @@ func pollLoop(fds []PollFD, timeout time.Duration, counts func(i int, rev waiter
 			if f.Socket == nil || f.Socket.closed.Load() {
 				f.Revents = PollNVal
 			} else {
-				f.Revents = f.Socket.Readiness(f.Events) & pollMask(f.Events)
+				f.Revents = f.Socket.Readiness(pollMask(f.Events)) // POLLERR and POLLHUP even when not asked
 			}
 			if counts(i, f.Revents) {
 				n++

@@ -640,7 +640,7 @@ func (s *Socket) SendTo(b []byte, flags int, a Sockaddr) (int, error) {
 		err := s.blocking(flags, true, waiter.EventOut, func() error {
 			// With bytes already queued, a pending error is left for the
 			// next call (Linux returns the count and keeps sk_err).
-			if total > 0 && s.ep.readiness(waiter.EventErr) != 0 {
+			if total > 0 && s.streamErrPending() {
 				return syscall.EPIPE
 			}
 			var err error
@@ -666,6 +666,17 @@ func (s *Socket) SendTo(b []byte, flags int, a Sockaddr) (int, error) {
 			return total, nil
 		}
 	}
+}
+
+// streamErrPending tells whether a stream send that has queued bytes
+// stops for a pending error: on TCP only sk_err, as tcp_sendmsg, not a
+// report on the error queue (a transmit timestamp), which also makes
+// the socket show POLLERR.
+func (s *Socket) streamErrPending() bool {
+	if t, ok := s.ep.(*tcpEP); ok {
+		return t.ep.ErrPending()
+	}
+	return s.ep.readiness(waiter.EventErr) != 0
 }
 
 // sendEnded is the end of a stream send that queued only part of its

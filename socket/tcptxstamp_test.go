@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/tcp"
 	"github.com/sockstack/sockstack/waiter"
 )
@@ -201,5 +202,51 @@ func TestTCPTxStampOneReportPerSend(t *testing.T) {
 	case len(keys) == 2 && keys[0] == uint32(n1-1) && keys[1] == last:
 	default:
 		t.Fatalf("reports with keys %v, want [%d] or [%d %d] (one per send, its last byte)", keys, last, n1-1, last)
+	}
+}
+
+// A report on the error queue is no pending error: a blocking send that
+// fills the send buffer and waits for room goes on to its end though
+// the socket shows POLLERR meanwhile, as tcp_sendmsg stops only for
+// sk_err. It returned a short count before.
+func TestTCPTxStampReportDoesNotCutSend(t *testing.T) {
+	p := newPair(t, 1500, stack.Options{})
+	cli, srv := tcpConn(t, p, 7402, nil)
+	if err := cli.SetSockOptInt(SOL_SOCKET, SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.SetSockOptInt(SOL_SOCKET, SO_TIMESTAMPING_OLD, SOF_TIMESTAMPING_TX_SCHED|SOF_TIMESTAMPING_OPT_TSONLY); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Send([]byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	// The report stays unread: the socket shows POLLERR from here on,
+	// and Poll says so without being asked.
+	fds := []PollFD{{Socket: cli}}
+	if n, err := Poll(fds, time.Second); n != 1 || err != nil || fds[0].Revents&waiter.EventErr == 0 {
+		t.Fatalf("poll of a socket with a report queued: %d %v %#x, want POLLERR", n, err, fds[0].Revents)
+	}
+	const size = 1 << 20
+	got := make(chan int, 1)
+	go func() {
+		b, total := make([]byte, 64<<10), 0
+		for total < size+1 {
+			n, err := srv.Recv(b, 0)
+			if err != nil || n == 0 {
+				break
+			}
+			total += n
+		}
+		got <- total
+	}()
+	if n, err := cli.Send(make([]byte, size), 0); n != size || err != nil {
+		t.Fatalf("blocking send of %d bytes through a 4 KB buffer: %d, %v", size, n, err)
+	}
+	if n := <-got; n != size+1 {
+		t.Fatalf("peer read %d bytes, want %d", n, size+1)
+	}
+	if cli.ErrQueueLen() < 2 {
+		t.Fatalf("%d reports queued, want the first send's and the second's", cli.ErrQueueLen())
 	}
 }

@@ -261,8 +261,9 @@ type Stack struct {
 
 	mu   sync.RWMutex
 	nics []*NIC
-	// holders are the NICs' endpoints that can hold a flush's frames
-	// (link.Holder; tcphost.go's HoldOutput), replaced under mu.
+	// holders are the NICs' endpoints by NIC id (id-1), nil for those
+	// that cannot hold a flush's frames (link.Holder; tcphost.go's
+	// HoldOutput), replaced under mu.
 	holders atomic.Pointer[[]link.Holder]
 	routes  []Route // longest prefix first
 	lo      *NIC
@@ -465,14 +466,19 @@ func (s *Stack) AddNIC(name string, ep link.Endpoint) *NIC {
 	n.id = len(s.nics) + 1
 	n.rx.tcp.SetInterface(n.id, false) // SO_BINDTODEVICE's demux (tcp/bindtodev.go)
 	s.nics = append(s.nics, n)
-	if h, ok := ep.(link.Holder); ok {
-		var hs []link.Holder
-		if old := s.holders.Load(); old != nil {
-			hs = append(hs, *old...)
-		}
-		hs = append(hs, h)
-		s.holders.Store(&hs)
+	// holders[id-1] is the NIC's endpoint if it holds frames: a flush
+	// holds the link of its own route only (tcp.Route.Hold), read
+	// without a lock on every flush.
+	var hs []link.Holder
+	if old := s.holders.Load(); old != nil {
+		hs = append(hs, *old...)
 	}
+	for len(hs) < n.id-1 {
+		hs = append(hs, nil) // the loopback NIC, added without AddNIC
+	}
+	h, _ := ep.(link.Holder)
+	hs = append(hs, h)
+	s.holders.Store(&hs)
 	s.mu.Unlock()
 	n.init6()
 	ep.Attach(n)

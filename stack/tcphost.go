@@ -114,6 +114,9 @@ func (h tcpHost) route(remote netip.Addr, r ResolvedRoute, err error) (tcp.Route
 	if !r.Local {
 		rt.GSOMax = r.NIC.gsoMax() // gso.go
 		_, rt.Defer = r.NIC.ep.(link.NeverQueueFull)
+		if _, ok := r.NIC.ep.(link.Holder); ok {
+			rt.Hold = r.NIC.id
+		}
 		if v6 && rt.GSOMax > 0 {
 			// In the same IPv4-sized terms as the MTU above, so the
 			// IPv6 packet TCP builds stays within what the link takes.
@@ -124,23 +127,27 @@ func (h tcpHost) route(remote netip.Addr, r ResolvedRoute, err error) (tcp.Route
 }
 
 // HoldOutput is tcp.OutputHolder: while TCP's flusher hands over a
-// connection's queued segments, the links that can hold frames send
-// them together when it is done (link.Holder).
-func (h tcpHost) HoldOutput(start bool) {
-	if hs := h.s.holders.Load(); hs != nil {
-		for _, l := range *hs {
-			l.HoldWrites(start)
-		}
+// connection's queued segments, the link of its route (a NIC id,
+// Route.Hold) sends them together when it is done (link.Holder).
+func (h tcpHost) HoldOutput(nic int, start bool) {
+	if l := h.s.holder(nic); l != nil {
+		l.HoldWrites(start)
 	}
 }
 
-// FlushOutput is tcp.OutputHolder's: what the links hold leaves now.
-func (h tcpHost) FlushOutput() {
-	if hs := h.s.holders.Load(); hs != nil {
-		for _, l := range *hs {
-			l.FlushHeld()
-		}
+// FlushOutput is tcp.OutputHolder's: what the link holds leaves now.
+func (h tcpHost) FlushOutput(nic int) {
+	if l := h.s.holder(nic); l != nil {
+		l.FlushHeld()
 	}
+}
+
+// holder is NIC id's endpoint if it can hold frames (link.Holder).
+func (s *Stack) holder(id int) link.Holder {
+	if hs := s.holders.Load(); hs != nil && id >= 1 && id <= len(*hs) {
+		return (*hs)[id-1]
+	}
+	return nil
 }
 
 // Output builds the TCP header and sends the segment with DF set (TCP

@@ -96,6 +96,7 @@ type Endpoint struct {
 	sndSml             uint32 // end of the last short segment of new data sent (Linux's snd_sml): Nagle, output.go
 	gsoMax             int32  // largest super-segment the route takes (IP bytes); 0: none
 	txDefer            bool   // the route's Output may run after the lock (Route.Defer, txdefer.go)
+	txHold             uint16 // the route's link that holds a flush's frames (Route.Hold); 0: none
 
 	// RTT estimation (RFC 6298).
 	srtt, rttvar, rto, minRTT time.Duration
@@ -179,6 +180,15 @@ func (e *Endpoint) RemoteAddr() (netip.AddrPort, error) {
 		}
 	}
 	return e.remote, nil
+}
+
+// ErrPending tells whether a hard error is pending (Linux's sk_err),
+// which stops a send that has queued bytes; a queued report
+// (timestamps, IP_RECVERR) or a soft error does not.
+func (e *Endpoint) ErrPending() bool {
+	e.lock()
+	defer e.unlock()
+	return e.err != nil
 }
 
 // SoError reads and clears the pending error.
@@ -372,7 +382,7 @@ func (e *Endpoint) Connect(addr netip.AddrPort) error {
 	e.remote = remote
 	e.rto, e.backoff, e.srtt, e.rttvar = initRTO, 0, 0, 0
 	e.pmtu = rt.MTU
-	e.gsoMax, e.txDefer = int32(rt.GSOMax), rt.Defer
+	e.gsoMax, e.txDefer, e.txHold = int32(rt.GSOMax), rt.Defer, holdID(rt.Hold)
 	e.setupMSS()
 	e.iss = e.p.isn(e.local, e.remote, now)
 	e.sndUna, e.sndNxt, e.sndMax, e.sndSml = e.iss, e.iss, e.iss, e.iss

@@ -52,6 +52,10 @@ type Route struct {
 	// never refuses a frame for a full queue (link.NeverQueueFull), so
 	// nothing Output could return would have to be taken back (txdefer.go).
 	Defer bool
+	// Hold names the link this route's frames leave by, when it can
+	// hold a flush's frames and send them together (OutputHolder): an
+	// id from 1 to 65535 the host knows; 0, none.
+	Hold int
 }
 
 // Host is what TCP needs from the IP layer beneath it. The stack

@@ -160,7 +160,7 @@ func (l *Endpoint) newChild(k connKey, s *segment, now time.Duration) *Endpoint 
 	}
 	c.local, c.remote = k.local, k.remote
 	c.pmtu = rt.MTU
-	c.gsoMax, c.txDefer = int32(rt.GSOMax), rt.Defer
+	c.gsoMax, c.txDefer, c.txHold = int32(rt.GSOMax), rt.Defer, holdID(rt.Hold)
 	c.setupMSS()
 	c.chooseRcvWScale()
 	c.irs = s.seq

@@ -262,14 +262,18 @@ func (b *Batch) Flush() {
 			}
 		}
 		readable := e.rcvLen > 0
+		hold := 0 // the route's link, if it holds frames and this route defers
+		if e.txDefer {
+			hold = int(e.txHold)
+		}
 		// The ACK leaves first: on a deferring route (txdefer.go) at this
 		// unlock, and a kernel bbr sender's round trip does not wait
-		// for the reader's wake-up; a link holding its frames for the
-		// delivery's end sends them now.
+		// for the reader's wake-up; the route's link, holding its frames
+		// for the delivery's end, sends them now.
 		e.unlock()
 		if readable {
-			if h := e.p.holder; h != nil && e.txDefer {
-				h.FlushOutput()
+			if h := e.p.holder; h != nil && hold != 0 {
+				h.FlushOutput(hold)
 			}
 			e.notify(waiter.EventIn)
 		}

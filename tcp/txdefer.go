@@ -59,14 +59,24 @@ type flushQueue struct {
 
 // OutputHolder is a Host whose links can hold the frames of the
 // segments a flusher hands over one by one and send them together, in
-// one system call (link.Holder): the flusher holds from its first
-// segment to its last. Holds nest; the frames leave when the last
-// holder lets go.
+// one system call (link.Holder): the flusher holds the link of its
+// route (Route.Hold) from its first segment to its last, and no other,
+// so frames of other connections on other links never wait for it.
+// Holds nest; the frames leave when the last holder lets go.
 type OutputHolder interface {
-	HoldOutput(start bool)
-	// FlushOutput sends what the links hold now, holds unchanged: a
+	HoldOutput(link int, start bool)
+	// FlushOutput sends what the link holds now, holds unchanged: a
 	// batch's ACK goes before its reader is woken (Batch.Flush).
-	FlushOutput()
+	FlushOutput(link int)
+}
+
+// holdID is a Route.Hold as the endpoint keeps it (txHold): a link id
+// beyond 16 bits is not held, which costs batching, never correctness.
+func holdID(link int) uint16 {
+	if link < 1 || link > 0xffff {
+		return 0
+	}
+	return uint16(link)
 }
 
 // flushBudget is how many segments an unlocker writes before it hands
@@ -156,9 +166,9 @@ func (e *Endpoint) flushQueued(q *flushQueue, budget int) {
 	p := e.p
 	ackFailed := false
 	sent := 0
-	if h := p.holder; h != nil {
-		h.HoldOutput(true)
-		defer h.HoldOutput(false)
+	if h, l := p.holder, int(e.txHold); h != nil && l != 0 {
+		h.HoldOutput(l, true)
+		defer h.HoldOutput(l, false)
 	}
 	for {
 		q.mu.Lock()

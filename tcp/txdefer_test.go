@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"bytes"
+	"fmt"
 	"runtime"
 	"slices"
 	"sync"
@@ -234,13 +235,13 @@ type holdingHost struct {
 	log []string
 }
 
-func (h *holdingHost) FlushOutput() { h.log = append(h.log, "flush") }
+func (h *holdingHost) FlushOutput(link int) { h.log = append(h.log, fmt.Sprintf("flush %d", link)) }
 
-func (h *holdingHost) HoldOutput(start bool) {
+func (h *holdingHost) HoldOutput(link int, start bool) {
 	if start {
-		h.log = append(h.log, "hold")
+		h.log = append(h.log, fmt.Sprintf("hold %d", link))
 	} else {
-		h.log = append(h.log, "release")
+		h.log = append(h.log, fmt.Sprintf("release %d", link))
 	}
 }
 
@@ -253,7 +254,7 @@ func TestFlushHoldsOutput(t *testing.T) {
 	p := NewProtocol(h, Config{})
 	defer p.Close()
 	e := p.NewEndpoint()
-	e.txDefer = true
+	e.txDefer, e.txHold = true, 3
 	e.lock()
 	for range 5 {
 		seg := p.segPool.Get().(*Segment)
@@ -263,7 +264,7 @@ func TestFlushHoldsOutput(t *testing.T) {
 		}
 	}
 	e.unlock() // the unlocker flushes
-	want := []string{"hold", "out", "out", "out", "out", "out", "release"}
+	want := []string{"hold 3", "out", "out", "out", "out", "out", "release 3"}
 	if !slices.Equal(h.log, want) {
 		t.Fatalf("host saw %v, want %v", h.log, want)
 	}

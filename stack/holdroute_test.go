@@ -1,0 +1,180 @@
+package stack_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/netip"
+	"sync"
+	"testing"
+
+	"github.com/sockstack/sockstack/link"
+	"github.com/sockstack/sockstack/socket"
+	"github.com/sockstack/sockstack/stack"
+	"github.com/sockstack/sockstack/wire"
+)
+
+// holdLink is a pipe end that can hold frames (link.Holder) and never
+// refuses one (it waits for room), so TCP defers its output to a
+// flusher; it counts holds, flushes and the frames written while held.
+type holdLink struct {
+	link.Endpoint
+	room  link.Waiter
+	mu    sync.Mutex
+	depth int // HoldWrites(true) not yet let go
+	holds, flushes,
+	heldFrames, frames int
+	unbalanced bool // a release without a hold
+}
+
+func newHoldLink(ep *link.PipeEnd) *holdLink { return &holdLink{Endpoint: ep, room: ep} }
+
+func (h *holdLink) NeverQueueFull() {}
+
+func (h *holdLink) HoldWrites(start bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if start {
+		h.depth++
+		h.holds++
+		return
+	}
+	if h.depth == 0 {
+		h.unbalanced = true
+		return
+	}
+	h.depth--
+}
+
+func (h *holdLink) FlushHeld() {
+	h.mu.Lock()
+	h.flushes++
+	h.mu.Unlock()
+}
+
+func (h *holdLink) WriteFrames(fs [][]byte) (int, error) {
+	h.mu.Lock()
+	h.frames += len(fs)
+	if h.depth > 0 {
+		h.heldFrames += len(fs)
+	}
+	h.mu.Unlock()
+	done := 0
+	for done < len(fs) {
+		n, err := h.Endpoint.WriteFrames(fs[done:])
+		done += n
+		if errors.Is(err, link.ErrQueueFull) {
+			h.room.WaitRoom(nil)
+			continue
+		}
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// counts is a snapshot of h's counters.
+func (h *holdLink) counts() (holds, flushes, heldFrames, frames int, balanced bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.holds, h.flushes, h.heldFrames, h.frames, !h.unbalanced && h.depth == 0
+}
+
+// sendOver sends n bytes from stack from to to's listener at dst over TCP
+// and checks that they arrive intact.
+func sendOver(t *testing.T, from, to *stack.Stack, dst string, n int) {
+	t.Helper()
+	ln, _ := socket.New(to).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	defer ln.Close()
+	if err := ln.Bind(socket.Inet(dst, 7100)); err != nil {
+		t.Fatal(err)
+	}
+	ln.Listen(1)
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(i*11 + i>>10)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		c, _, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		var buf bytes.Buffer
+		b := make([]byte, 64<<10)
+		for {
+			k, err := c.Recv(b, 0)
+			buf.Write(b[:k])
+			if err != nil || k == 0 {
+				break
+			}
+		}
+		got <- buf.Bytes()
+	}()
+	c, _ := socket.New(from).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	defer c.Close()
+	if err := c.Connect(socket.Inet(dst, 7100)); err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(data); {
+		k, err := c.Send(data[off:], 0)
+		if err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+		off += k
+	}
+	c.Shutdown(socket.SHUT_WR)
+	if r := <-got; !bytes.Equal(r, data) {
+		t.Fatalf("received %d bytes of %d, not the data sent", len(r), len(data))
+	}
+}
+
+// A TCP flush holds the link of its own route and no other: frames of
+// connections on another link never wait for it. Host a has two links
+// that can hold frames, eth0 to b and eth1 to c. Sending to b holds eth0
+// only (its segments leave held); receiving from c flushes eth1 only
+// (the ACK goes before the reader is woken).
+func TestFlushHoldsRouteLinkOnly(t *testing.T) {
+	a0, b0 := link.NewPipe(wire.MAC{2, 0, 0, 0, 0, 1}, wire.MAC{2, 0, 0, 0, 0, 2}, 1500)
+	a1, c1 := link.NewPipe(wire.MAC{2, 0, 0, 0, 1, 1}, wire.MAC{2, 0, 0, 0, 1, 2}, 1500)
+	a, b, c := stack.New(stack.Options{Name: "a"}), stack.New(stack.Options{Name: "b"}), stack.New(stack.Options{Name: "c"})
+	t.Cleanup(func() { a.Close(); b.Close(); c.Close() })
+	eth0, eth1 := newHoldLink(a0), newHoldLink(a1)
+	a.AddNIC("eth0", eth0).AddAddress(netip.MustParsePrefix("10.0.0.1/24"))
+	a.AddNIC("eth1", eth1).AddAddress(netip.MustParsePrefix("10.1.0.1/24"))
+	b.AddNIC("eth0", plainLink{b0}).AddAddress(netip.MustParsePrefix("10.0.0.2/24"))
+	c.AddNIC("eth0", plainLink{c1}).AddAddress(netip.MustParsePrefix("10.1.0.2/24"))
+
+	sendOver(t, a, b, "10.0.0.2", 4<<20)
+	h0, f0, held0, n0, ok0 := eth0.counts()
+	h1, f1, held1, n1, ok1 := eth1.counts()
+	t.Logf("sending by eth0: eth0 %d holds, %d flushes, %d of %d frames held; eth1 %d holds, %d flushes, %d frames",
+		h0, f0, held0, n0, h1, f1, n1)
+	if !ok0 || !ok1 {
+		t.Fatal("a hold was not let go, or let go twice")
+	}
+	if h0 == 0 || held0 == 0 {
+		t.Fatalf("eth0 carried the flushes but was held %d times, %d frames held", h0, held0)
+	}
+	if h1 != 0 || f1 != 0 || held1 != 0 {
+		t.Fatalf("eth1 carries no connection but was held %d times, flushed %d times", h1, f1)
+	}
+
+	sendOver(t, c, a, "10.1.0.1", 4<<20)
+	h0b, f0b, _, _, ok0 := eth0.counts()
+	h1, f1, held1, n1, ok1 = eth1.counts()
+	t.Logf("receiving by eth1: eth1 %d holds, %d flushes, %d of %d frames held; eth0 %d more holds, %d more flushes",
+		h1, f1, held1, n1, h0b-h0, f0b-f0)
+	if !ok0 || !ok1 {
+		t.Fatal("a hold was not let go, or let go twice")
+	}
+	if f1 == 0 {
+		t.Fatal("eth1 carried the ACKs of a receiving connection but was never flushed before a wake-up")
+	}
+	if h0b != h0 || f0b != f0 {
+		t.Fatalf("eth0 carries no connection now but was held %d and flushed %d more times", h0b-h0, f0b-f0)
+	}
+}
