@@ -250,7 +250,7 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 				out = gbps(size, d)
 				t1 := h.st.TCP.Stats()
 				t.Logf("%d MiB sockstack -> kernel (%s, %s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, out, c.since(t, size))
-				t.Logf("sockstack: %d segments written after the lock, %d flushes handed to a queue's goroutine", t1.DeferredSegs-t0.DeferredSegs, t1.FlushHandOffs-t0.FlushHandOffs)
+				t.Logf("sockstack: %d segments written after the lock, %d flushes handed to a queue's goroutine, %d ACKs whose bytes waited for a flush", t1.DeferredSegs-t0.DeferredSegs, t1.FlushHandOffs-t0.FlushHandOffs, t1.SndReleaseHeld-t0.SndReleaseHeld)
 				t.Logf("kernel (receiver): %s", reorderSince(t, l.ns, k0))
 			})
 			t.Run(cc+"/kernel_to_sockstack", func(t *testing.T) {

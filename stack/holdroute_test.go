@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/socket"
@@ -78,7 +80,26 @@ func (h *holdLink) WriteFrames(fs [][]byte) (int, error) {
 func (h *holdLink) counts() (holds, flushes, heldFrames, frames int, balanced bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.holds, h.flushes, h.heldFrames, h.frames, !h.unbalanced && h.depth == 0
+	return h.holds, h.flushes, h.heldFrames, h.frames, !h.unbalanced
+}
+
+// waitReleased waits, bounded, until every hold of h is let go: a
+// flush may still run when a transfer's last byte has arrived.
+func (h *holdLink) waitReleased(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.mu.Lock()
+		d := h.depth
+		h.mu.Unlock()
+		if d == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d holds never let go", d)
+		}
+		runtime.Gosched()
+	}
 }
 
 // sendOver sends n bytes from stack from to to's listener at dst over TCP
@@ -154,7 +175,7 @@ func TestFlushHoldsRouteLinkOnly(t *testing.T) {
 	t.Logf("sending by eth0: eth0 %d holds, %d flushes, %d of %d frames held; eth1 %d holds, %d flushes, %d frames",
 		h0, f0, held0, n0, h1, f1, n1)
 	if !ok0 || !ok1 {
-		t.Fatal("a hold was not let go, or let go twice")
+		t.Fatal("a hold was let go twice")
 	}
 	if h0 == 0 || held0 == 0 {
 		t.Fatalf("eth0 carried the flushes but was held %d times, %d frames held", h0, held0)
@@ -169,12 +190,17 @@ func TestFlushHoldsRouteLinkOnly(t *testing.T) {
 	t.Logf("receiving by eth1: eth1 %d holds, %d flushes, %d of %d frames held; eth0 %d more holds, %d more flushes",
 		h1, f1, held1, n1, h0b-h0, f0b-f0)
 	if !ok0 || !ok1 {
-		t.Fatal("a hold was not let go, or let go twice")
+		t.Fatal("a hold was let go twice")
 	}
+	eth0.waitReleased(t)
+	eth1.waitReleased(t)
 	if f1 == 0 {
 		t.Fatal("eth1 carried the ACKs of a receiving connection but was never flushed before a wake-up")
 	}
-	if h0b != h0 || f0b != f0 {
-		t.Fatalf("eth0 carries no connection now but was held %d and flushed %d more times", h0b-h0, f0b-f0)
+	// The first connection's last segments (the ACK of b's FIN) may
+	// still leave by eth0 after sendOver returned: a few holds, where a
+	// flush that held every link would add one per flush on eth1.
+	if h0b-h0 > 3 || f0b-f0 > 3 || h1 < 8 {
+		t.Fatalf("eth0 carries no new connection now but was held %d and flushed %d more times, for %d holds on eth1", h0b-h0, f0b-f0, h1)
 	}
 }

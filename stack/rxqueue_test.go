@@ -113,6 +113,13 @@ func TestRSSStackConcurrentReceive(t *testing.T) {
 			c, _ := socket.New(a).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
 			defer c.Close()
 			c.SetTimeout(time.Minute)
+			// Fixed ports: the flow hash has no key, so which worker takes
+			// which flow is the same every run (random ephemeral ports put
+			// all 8 on one worker once in 128 runs).
+			if err := c.Bind(socket.Inet("10.0.0.1", 41000+i)); err != nil {
+				sendErrs <- err
+				return
+			}
 			if err := c.Connect(socket.Inet("10.0.0.2", 7100)); err != nil {
 				sendErrs <- err
 				return

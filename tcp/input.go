@@ -485,20 +485,7 @@ func (e *Endpoint) processAck(s *segment, now time.Duration) bool {
 		if e.txStamp != nil {
 			e.txStampAcked(ack) // txstamp.go; before the ring lets the bytes go
 		}
-		d := 0
-		if seqGT(ack, e.sbSeq) {
-			d = min(int(ack-e.sbSeq), e.sndLen)
-			e.snd.consume(d)
-			e.sndLen -= d
-			e.sbSeq += uint32(d)
-			if e.sndLen == 0 && !e.ringPinned() {
-				// (A writer copying behind sndLen keeps head where its
-				// bytes are, sndcopy.go; queued segments keep the ring,
-				// txdefer.go.)
-				e.snd.head = 0
-				e.idleRing(&e.snd)
-			}
-		}
+		d := e.releaseAcked(ack)
 		e.bytesAcked += uint64(acked)
 		e.rackAcked(ack, tsecr, hasTS, now)
 		e.sndUna = ack

@@ -277,9 +277,37 @@ func (e *Endpoint) sendSYN(now time.Duration, retrans bool) {
 // dataEnd is the sequence number after the last queued byte.
 func (e *Endpoint) dataEnd() uint32 { return e.sbSeq + uint32(e.sndLen) }
 
-// finAcked reports whether our FIN has been acknowledged.
+// finAcked reports whether our FIN has been acknowledged. (The ring
+// may still hold acknowledged bytes a queued segment points to:
+// flushClamp.)
 func (e *Endpoint) finAcked() bool {
-	return e.wrShut && e.sndLen == 0 && e.sndUna == e.sbSeq+1
+	return e.wrShut && e.sndUna == e.dataEnd()+1
+}
+
+// releaseAcked lets the send ring go of the bytes before ack, up to
+// what queued segments still point to (txdefer.go), and returns how
+// many it let go.
+func (e *Endpoint) releaseAcked(ack uint32) int {
+	if !seqGT(ack, e.sbSeq) {
+		return 0
+	}
+	if e.txDefer {
+		ack = e.flushClamp(ack)
+	}
+	d := min(int(ack-e.sbSeq), e.sndLen)
+	if d <= 0 {
+		return 0
+	}
+	e.snd.consume(d)
+	e.sndLen -= d
+	e.sbSeq += uint32(d)
+	if e.sndLen == 0 && !e.ringPinned() {
+		// (A writer copying behind sndLen keeps head where its bytes
+		// are, sndcopy.go; queued segments keep the ring, txdefer.go.)
+		e.snd.head = 0
+		e.idleRing(&e.snd)
+	}
+	return d
 }
 
 // sendData transmits n bytes at seq (with FIN if it completes the stream).

@@ -861,6 +861,7 @@ type stats struct {
 	// Segments written after the endpoint's lock, and flushes handed to
 	// a queue's goroutine past the budget (txdefer.go).
 	DeferredSegs, FlushHandOffs atomic.Uint64
+	SndReleaseHeld              atomic.Uint64
 }
 
 func (s *stats) snapshot() StatsSnapshot {
@@ -894,6 +895,6 @@ func (s *stats) snapshot() StatsSnapshot {
 		TProxyNoListener: s.TProxyNoListener.Load(),
 		AcksHeld:         s.AcksHeld.Load(),
 		DeferAcceptDrops: s.DeferAcceptDrops.Load(),
-		DeferredSegs:     s.DeferredSegs.Load(), FlushHandOffs: s.FlushHandOffs.Load(),
+		DeferredSegs:     s.DeferredSegs.Load(), FlushHandOffs: s.FlushHandOffs.Load(), SndReleaseHeld: s.SndReleaseHeld.Load(),
 	}
 }

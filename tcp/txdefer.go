@@ -2,7 +2,9 @@ package tcp
 
 import (
 	"sync"
+	"sync/atomic"
 
+	"github.com/sockstack/sockstack/waiter"
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -32,9 +34,14 @@ import (
 //     does (flushPending), the ring is not pooled when it grows or is let
 //     go (reset, close), and an ACK that empties it does not free it, so
 //     nobody else writes into it. The writer's next bytes go behind
-//     sndLen, past every queued segment's; only bytes already
-//     acknowledged, which the peer discards when a retransmission
-//     carries them, can be written over;
+//     sndLen, past every queued segment's. An ACK lets the ring go of
+//     the bytes it covers only up to the lowest sequence a queued
+//     segment carries (flushClamp): a retransmission queued, then
+//     acknowledged before the flusher handed it over, still points to
+//     its bytes, which the writer would otherwise write over while the
+//     host copies them (a data race, harmless on the wire since the
+//     peer discards acknowledged bytes, but a race). The flusher that
+//     empties the queue lets them go (releaseLagged);
 //   - the result: the host's Output cannot refuse a segment for a full
 //     queue on such a route, so TCP counts a queued segment as sent
 //     (xmitDone), as after a synchronous Output. Another error (the
@@ -55,6 +62,31 @@ type flushQueue struct {
 	// first hand-off (handOff); handed says the flush is its now.
 	kick   chan struct{}
 	handed bool
+	// qLow is the lowest sequence number a segment with data in segs
+	// carries (when qPinned); hLow the same for the segments of the
+	// batch the flusher hands over that the host has not yet copied
+	// (pinLow's encoding, 0: none), lowered segment by segment from
+	// hSuf, without the lock; an ACK whose release they held back set
+	// lagged (flushClamp).
+	qLow    uint32
+	qPinned bool
+	lagged  bool
+	hLow    atomic.Uint64
+	hSuf    []uint64
+}
+
+// pinLow encodes a sequence number a segment pins for flushQueue.hLow.
+func pinLow(seq uint32) uint64 { return 1<<32 | uint64(seq) }
+
+// lowest is the lower of two pinLow encodings (0: none).
+func lowest(a, b uint64) uint64 {
+	switch {
+	case a == 0:
+		return b
+	case b == 0 || seqLT(uint32(a), uint32(b)):
+		return a
+	}
+	return b
 }
 
 // OutputHolder is a Host whose links can hold the frames of the
@@ -121,8 +153,50 @@ func (e *Endpoint) deferSeg(seg *Segment) bool {
 		return false
 	}
 	q.segs = append(q.segs, seg)
+	if len(seg.Payload[0])+len(seg.Payload[1]) > 0 && (!q.qPinned || seqLT(seg.Header.Seq, q.qLow)) {
+		q.qLow, q.qPinned = seg.Header.Seq, true
+	}
 	e.p.st.DeferredSegs.Add(1)
 	return true
+}
+
+// flushClamp is how far an ACK of ack may let the send ring go (e
+// locked): not past the lowest byte a segment queued or being handed
+// over carries, which then lags until the flusher is done.
+func (e *Endpoint) flushClamp(ack uint32) uint32 {
+	q := e.flushQ()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.ep != e {
+		return ack
+	}
+	lim := ack
+	if q.qPinned && seqLT(q.qLow, lim) {
+		lim = q.qLow
+	}
+	if h := q.hLow.Load(); h != 0 && seqLT(uint32(h), lim) {
+		lim = uint32(h)
+	}
+	if lim != ack {
+		q.lagged = true
+		e.p.st.SndReleaseHeld.Add(1)
+	}
+	return lim
+}
+
+// releaseLagged lets the send ring go of what ACKs acknowledged while
+// queued segments pointed to it (flushClamp), now that they are handed
+// over, and wakes writers waiting for the room (e locked).
+func (e *Endpoint) releaseLagged() {
+	if e.state == StateClosed {
+		return
+	}
+	if d := e.releaseAcked(e.sndUna); d > 0 {
+		e.updateSndBuf()
+		if !e.wrShut && e.writable() {
+			e.notify(waiter.EventOut)
+		}
+	}
 }
 
 // claimFlush makes the caller, unlocking e, its flusher if segments of
@@ -174,8 +248,14 @@ func (e *Endpoint) flushQueued(q *flushQueue, budget int) {
 		q.mu.Lock()
 		segs := q.segs
 		if len(segs) == 0 {
-			q.ep, q.flushing = nil, false
+			lagged := q.lagged
+			q.ep, q.flushing, q.qPinned, q.lagged = nil, false, false, false
 			q.mu.Unlock()
+			if lagged {
+				e.lock()
+				e.releaseLagged()
+				e.unlock()
+			}
 			break
 		}
 		if (budget < 0 || budget > 0 && sent >= budget) && q.handOff(p) {
@@ -183,9 +263,26 @@ func (e *Endpoint) flushQueued(q *flushQueue, budget int) {
 			break
 		}
 		q.segs, q.spare = q.spare[:0], segs
+		// Only this batch's segments not yet copied by the host, and what
+		// joins the queue behind them, point into the ring from now on
+		// (flushClamp): hSuf[i] is the lowest of segs[i:].
+		if cap(q.hSuf) <= len(segs) {
+			q.hSuf = make([]uint64, 2*len(segs)+1)
+		}
+		suf := q.hSuf[:len(segs)+1]
+		suf[len(segs)] = 0
+		for i := len(segs) - 1; i >= 0; i-- {
+			suf[i] = suf[i+1]
+			if s := segs[i]; len(s.Payload[0])+len(s.Payload[1]) > 0 {
+				suf[i] = lowest(suf[i], pinLow(s.Header.Seq))
+			}
+		}
+		q.hLow.Store(suf[0])
+		q.qPinned = false
 		q.mu.Unlock()
 		for i, seg := range segs {
 			err := p.host.Output(seg)
+			q.hLow.Store(suf[i+1]) // the host copied seg's bytes
 			if err != nil {
 				p.st.OutputErrors.Add(1)
 				ackFailed = ackFailed || seg.Header.Flags&wire.TCPFlagACK != 0

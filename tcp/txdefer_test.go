@@ -2,14 +2,17 @@ package tcp
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sockstack/sockstack/clock"
+	"github.com/sockstack/sockstack/wire"
 )
 
 // deferPair is a pair whose routes let segments leave after the lock.
@@ -267,5 +270,85 @@ func TestFlushHoldsOutput(t *testing.T) {
 	want := []string{"hold 3", "out", "out", "out", "out", "out", "release 3"}
 	if !slices.Equal(h.log, want) {
 		t.Fatalf("host saw %v, want %v", h.log, want)
+	}
+}
+
+// A retransmission queued for the flusher and acknowledged before the
+// flusher hands it over still points into the send ring: the ACK must
+// not let the ring go of its bytes then, or a write copies new bytes
+// over them while the host copies the segment (a data race the race
+// detector caught over AF_PACKET). The bytes go, and waiting writers
+// are woken, when the flusher is done.
+func TestDeferredRetransmitAckedKeepsBytes(t *testing.T) {
+	s := newScript(t, Config{})
+	deferHosts(t, s.h)
+	_, c, iss := s.passiveOpen(wire.TCPOptions{HasMSS: true, MSS: 1460})
+	if err := c.SetSendBuf(4096); err != nil {
+		t.Fatal(err)
+	}
+	c.lock()
+	size := c.sndCap
+	c.unlock()
+	data := bytes.Repeat([]byte("abcdefg"), size/7+1)[:size]
+	if n, err := c.Write(data); n != size || err != nil {
+		t.Fatalf("write: %d, %v; want %d", n, err, size)
+	}
+	if len(c.snd.buf) != size {
+		t.Fatalf("ring of %d bytes for a %d-byte buffer: the test needs them equal", len(c.snd.buf), size)
+	}
+	s.out()
+
+	// The RTO retransmits the first segment; its flusher stops in the
+	// host until released.
+	entered, release := make(chan []byte, 1), make(chan struct{})
+	after := make(chan []byte, 1)
+	var once sync.Once
+	s.h.hook = func(seg *Segment) {
+		if seg.Header.Seq != iss+1 || len(seg.Payload[0])+len(seg.Payload[1]) == 0 {
+			return
+		}
+		once.Do(func() {
+			entered <- append(append([]byte(nil), seg.Payload[0]...), seg.Payload[1]...)
+			<-release
+			after <- append(append([]byte(nil), seg.Payload[0]...), seg.Payload[1]...)
+		})
+	}
+	fired := make(chan struct{})
+	go func() { s.clk.Advance(3 * time.Second); close(fired) }()
+	var before []byte
+	select {
+	case before = <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no retransmission")
+	}
+	if !bytes.Equal(before, data[:len(before)]) {
+		t.Fatal("the retransmission does not carry the first bytes")
+	}
+	// The peer acknowledges 1000 bytes of it meanwhile, and the
+	// application writes what room that would free: at the ring's
+	// start, where the retransmission's bytes are.
+	s.inject(seg{flags: fA, seq: 1001, ack: iss + 1 + 1000, win: 65535})
+	n, err := c.Write(bytes.Repeat([]byte("X"), 1000))
+	t.Logf("write during the flush: %d, %v", n, err)
+	if n != 0 || !errors.Is(err, syscall.EAGAIN) {
+		t.Errorf("write during the flush took %d bytes (%v): the acknowledged bytes a queued segment points to were freed", n, err)
+	}
+	close(release)
+	if got := <-after; !bytes.Equal(got, before) {
+		t.Fatalf("the retransmission's bytes changed while the host copied them: %q, were %q", got[:16], before[:16])
+	}
+	<-fired
+	// Flushed: the acknowledged bytes are let go, and the room is there.
+	c.lock()
+	sb, una := c.sbSeq, c.sndUna
+	c.unlock()
+	if sb != una || una != iss+1+1000 {
+		t.Fatalf("after the flush the ring starts at %d, SND.UNA %d; want both %d", sb-iss, una-iss, 1001)
+	}
+	if st := s.p.Stats(); st.SndReleaseHeld != 1 {
+		t.Fatalf("SndReleaseHeld %d, want 1", st.SndReleaseHeld)
+	}
+	if n, err := c.Write(bytes.Repeat([]byte("X"), 1000)); n != 1000 || err != nil {
+		t.Fatalf("write after the flush: %d, %v; want 1000", n, err)
 	}
 }

@@ -247,6 +247,10 @@ type StatsSnapshot struct {
 	// flushes that went past the unlocker's budget and went on in the
 	// queue's own goroutine.
 	DeferredSegs, FlushHandOffs uint64
+	// SndReleaseHeld counts ACKs whose acknowledged bytes stayed in the
+	// send ring until the flusher was done, because a queued segment
+	// (a retransmission) still pointed to them (txdefer.go).
+	SndReleaseHeld uint64
 }
 
 // ConnInfo is one row of the socket table.
