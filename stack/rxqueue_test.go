@@ -188,6 +188,12 @@ func TestRSSStackConcurrentUDPFragments(t *testing.T) {
 			defer wg.Done()
 			s, _ := socket.New(a).Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 			defer s.Close()
+			// Fixed ports, as in TestRSSStackConcurrentReceive: the same
+			// spread over the workers every run.
+			if err := s.Bind(socket.Inet("10.0.0.1", 42000+i)); err != nil {
+				t.Error(err)
+				return
+			}
 			size := 200
 			if i%2 == 0 {
 				size = 4000 // three fragments at MTU 1500
