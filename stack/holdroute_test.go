@@ -1,9 +1,7 @@
 package stack_test
 
 import (
-	"bytes"
 	"errors"
-	"io"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -11,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sockstack/sockstack/link"
-	"github.com/sockstack/sockstack/socket"
 	"github.com/sockstack/sockstack/stack"
 	"github.com/sockstack/sockstack/wire"
 )
@@ -102,57 +99,6 @@ func (h *holdLink) waitReleased(t *testing.T) {
 	}
 }
 
-// sendOver sends n bytes from stack from to to's listener at dst over TCP
-// and checks that they arrive intact.
-func sendOver(t *testing.T, from, to *stack.Stack, dst string, n int) {
-	t.Helper()
-	ln, _ := socket.New(to).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	defer ln.Close()
-	if err := ln.Bind(socket.Inet(dst, 7100)); err != nil {
-		t.Fatal(err)
-	}
-	ln.Listen(1)
-	data := make([]byte, n)
-	for i := range data {
-		data[i] = byte(i*11 + i>>10)
-	}
-	got := make(chan []byte, 1)
-	go func() {
-		c, _, err := ln.Accept()
-		if err != nil {
-			got <- nil
-			return
-		}
-		defer c.Close()
-		var buf bytes.Buffer
-		b := make([]byte, 64<<10)
-		for {
-			k, err := c.Recv(b, 0)
-			buf.Write(b[:k])
-			if err != nil || k == 0 {
-				break
-			}
-		}
-		got <- buf.Bytes()
-	}()
-	c, _ := socket.New(from).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	defer c.Close()
-	if err := c.Connect(socket.Inet(dst, 7100)); err != nil {
-		t.Fatal(err)
-	}
-	for off := 0; off < len(data); {
-		k, err := c.Send(data[off:], 0)
-		if err != nil && !errors.Is(err, io.EOF) {
-			t.Fatal(err)
-		}
-		off += k
-	}
-	c.Shutdown(socket.SHUT_WR)
-	if r := <-got; !bytes.Equal(r, data) {
-		t.Fatalf("received %d bytes of %d, not the data sent", len(r), len(data))
-	}
-}
-
 // A TCP flush holds the link of its own route and no other: frames of
 // connections on another link never wait for it. Host a has two links
 // that can hold frames, eth0 to b and eth1 to c. Sending to b holds eth0
@@ -169,7 +115,7 @@ func TestFlushHoldsRouteLinkOnly(t *testing.T) {
 	b.AddNIC("eth0", plainLink{b0}).AddAddress(netip.MustParsePrefix("10.0.0.2/24"))
 	c.AddNIC("eth0", plainLink{c1}).AddAddress(netip.MustParsePrefix("10.1.0.2/24"))
 
-	sendOver(t, a, b, "10.0.0.2", 4<<20)
+	transferTo(t, a, b, "10.0.0.2", 7100, 4<<20)
 	h0, f0, held0, n0, ok0 := eth0.counts()
 	h1, f1, held1, n1, ok1 := eth1.counts()
 	t.Logf("sending by eth0: eth0 %d holds, %d flushes, %d of %d frames held; eth1 %d holds, %d flushes, %d frames",
@@ -184,7 +130,7 @@ func TestFlushHoldsRouteLinkOnly(t *testing.T) {
 		t.Fatalf("eth1 carries no connection but was held %d times, flushed %d times", h1, f1)
 	}
 
-	sendOver(t, c, a, "10.1.0.1", 4<<20)
+	transferTo(t, c, a, "10.1.0.1", 7100, 4<<20)
 	h0b, f0b, _, _, ok0 := eth0.counts()
 	h1, f1, held1, n1, ok1 = eth1.counts()
 	t.Logf("receiving by eth1: eth1 %d holds, %d flushes, %d of %d frames held; eth0 %d more holds, %d more flushes",

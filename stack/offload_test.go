@@ -18,11 +18,14 @@ type plainLink struct{ link.Endpoint }
 
 // transfer sends n bytes from a to b over TCP and checks they arrive
 // intact.
-func transfer(t *testing.T, a, b *stack.Stack, n int) {
+func transfer(t *testing.T, a, b *stack.Stack, n int) { transferTo(t, a, b, "10.0.0.2", 7000, n) }
+
+// transferTo is transfer to b's listener on dst:port.
+func transferTo(t *testing.T, a, b *stack.Stack, dst string, port, n int) {
 	t.Helper()
 	ln, _ := socket.New(b).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
 	defer ln.Close()
-	if err := ln.Bind(socket.Inet("10.0.0.2", 7000)); err != nil {
+	if err := ln.Bind(socket.Inet(dst, port)); err != nil {
 		t.Fatal(err)
 	}
 	ln.Listen(1)
@@ -50,7 +53,7 @@ func transfer(t *testing.T, a, b *stack.Stack, n int) {
 		got <- buf.Bytes()
 	}()
 	c, _ := socket.New(a).Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	if err := c.Connect(socket.Inet("10.0.0.2", 7000)); err != nil {
+	if err := c.Connect(socket.Inet(dst, port)); err != nil {
 		t.Fatal(err)
 	}
 	for off := 0; off < len(data); {
