@@ -412,6 +412,7 @@ func readTo(t *testing.T, s *socket.Socket) []byte {
 
 // waitFor decodes the capture with gopacket until cond holds, bounded
 // (tcpdump writes each packet some time after the kernel passed it on).
+// Each packet's metadata holds its capture time.
 func (c *tcpdumpCap) waitFor(t *testing.T, cond func([]gopacket.Packet) bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -420,14 +421,16 @@ func (c *tcpdumpCap) waitFor(t *testing.T, cond func([]gopacket.Packet) bool) {
 		if f, err := os.Open(c.path); err == nil {
 			if r, err := pcapgo.NewReader(f); err == nil {
 				for {
-					d, _, err := r.ReadPacketData()
+					d, ci, err := r.ReadPacketData()
 					if err != nil {
 						if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 							t.Logf("pcap: %v", err)
 						}
 						break
 					}
-					ps = append(ps, gopacket.NewPacket(d, layers.LayerTypeEthernet, gopacket.Default))
+					p := gopacket.NewPacket(d, layers.LayerTypeEthernet, gopacket.Default)
+					p.Metadata().CaptureInfo = ci
+					ps = append(ps, p)
 				}
 			}
 			f.Close()

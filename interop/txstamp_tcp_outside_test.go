@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"syscall"
 	"testing"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/socket"
@@ -165,31 +163,18 @@ type txSeg struct {
 	n        int // payload bytes
 }
 
-func readTxSegs(t *testing.T, path string, port int) []txSeg {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+// txSegsOf is the TCP segments of ps to or from port.
+func txSegsOf(ps []gopacket.Packet, port int) []txSeg {
 	var segs []txSeg
-	for {
-		d, ci, err := r.ReadPacketData()
-		if err != nil {
-			return segs
-		}
-		p := gopacket.NewPacket(d, layers.LayerTypeEthernet, gopacket.NoCopy)
+	for _, p := range ps {
 		tl, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
 		if !ok || (int(tl.DstPort) != port && int(tl.SrcPort) != port) {
 			continue
 		}
-		segs = append(segs, txSeg{at: ci.Timestamp.UnixNano(), fromUs: int(tl.DstPort) == port, syn: tl.SYN,
+		segs = append(segs, txSeg{at: p.Metadata().Timestamp.UnixNano(), fromUs: int(tl.DstPort) == port, syn: tl.SYN,
 			seq: tl.Seq, ack: tl.Ack, n: len(tl.Payload)})
 	}
+	return segs
 }
 
 func TestInteropTCPTxTimestamps(t *testing.T) {
@@ -256,8 +241,8 @@ func TestInteropTCPTxTimestamps(t *testing.T) {
 		last += uint32(n)
 	}
 	var segs []txSeg
-	capTap.wait(t, "the ACK of sockstack's last byte", func([]wirePkt) bool {
-		segs = readTxSegs(t, capTap.path, port)
+	capTap.waitFor(t, func(ps []gopacket.Packet) bool {
+		segs = txSegsOf(ps, port)
 		isn, ok := txISN(segs)
 		return ok && slices.ContainsFunc(segs, func(g txSeg) bool { return !g.fromUs && g.ack-isn-1 >= last })
 	})
