@@ -63,20 +63,26 @@ type flushQueue struct {
 	kick   chan struct{}
 	handed bool
 	// qLow is the lowest sequence number a segment with data in segs
-	// carries (when qPinned); hLow the same for the segments of the
-	// batch the flusher hands over that the host has not yet copied
-	// (pinLow's encoding, 0: none), lowered segment by segment from
-	// hSuf, without the lock; an ACK whose release they held back set
-	// lagged (flushClamp).
-	qLow    uint32
-	qPinned bool
-	lagged  bool
-	hLow    atomic.Uint64
-	hSuf    []uint64
+	// carries; hLow the same for the segments of the batch the flusher
+	// hands over that the host has not yet copied, lowered segment by
+	// segment from hSuf, without the lock (both as pinLow encodes
+	// them, 0: none); an ACK whose release they held back set lagged
+	// (flushClamp).
+	qLow   uint64
+	lagged bool
+	hLow   atomic.Uint64
+	hSuf   []uint64
 }
 
-// pinLow encodes a sequence number a segment pins for flushQueue.hLow.
-func pinLow(seq uint32) uint64 { return 1<<32 | uint64(seq) }
+// pinLow is the sequence number seg's bytes start at, encoded for
+// flushQueue's qLow and hLow; 0 for a segment without data, which
+// points into no ring.
+func pinLow(seg *Segment) uint64 {
+	if len(seg.Payload[0])+len(seg.Payload[1]) == 0 {
+		return 0
+	}
+	return 1<<32 | uint64(seg.Header.Seq)
+}
 
 // lowest is the lower of two pinLow encodings (0: none).
 func lowest(a, b uint64) uint64 {
@@ -153,9 +159,7 @@ func (e *Endpoint) deferSeg(seg *Segment) bool {
 		return false
 	}
 	q.segs = append(q.segs, seg)
-	if len(seg.Payload[0])+len(seg.Payload[1]) > 0 && (!q.qPinned || seqLT(seg.Header.Seq, q.qLow)) {
-		q.qLow, q.qPinned = seg.Header.Seq, true
-	}
+	q.qLow = lowest(q.qLow, pinLow(seg))
 	e.p.st.DeferredSegs.Add(1)
 	return true
 }
@@ -170,18 +174,12 @@ func (e *Endpoint) flushClamp(ack uint32) uint32 {
 	if q.ep != e {
 		return ack
 	}
-	lim := ack
-	if q.qPinned && seqLT(q.qLow, lim) {
-		lim = q.qLow
-	}
-	if h := q.hLow.Load(); h != 0 && seqLT(uint32(h), lim) {
-		lim = uint32(h)
-	}
-	if lim != ack {
+	if low := lowest(q.qLow, q.hLow.Load()); low != 0 && seqLT(uint32(low), ack) {
 		q.lagged = true
 		e.p.st.SndReleaseHeld.Add(1)
+		return uint32(low)
 	}
-	return lim
+	return ack
 }
 
 // releaseLagged lets the send ring go of what ACKs acknowledged while
@@ -249,7 +247,7 @@ func (e *Endpoint) flushQueued(q *flushQueue, budget int) {
 		segs := q.segs
 		if len(segs) == 0 {
 			lagged := q.lagged
-			q.ep, q.flushing, q.qPinned, q.lagged = nil, false, false, false
+			q.ep, q.flushing, q.qLow, q.lagged = nil, false, 0, false
 			q.mu.Unlock()
 			if lagged {
 				e.lock()
@@ -272,13 +270,10 @@ func (e *Endpoint) flushQueued(q *flushQueue, budget int) {
 		suf := q.hSuf[:len(segs)+1]
 		suf[len(segs)] = 0
 		for i := len(segs) - 1; i >= 0; i-- {
-			suf[i] = suf[i+1]
-			if s := segs[i]; len(s.Payload[0])+len(s.Payload[1]) > 0 {
-				suf[i] = lowest(suf[i], pinLow(s.Header.Seq))
-			}
+			suf[i] = lowest(suf[i+1], pinLow(segs[i]))
 		}
 		q.hLow.Store(suf[0])
-		q.qPinned = false
+		q.qLow = 0
 		q.mu.Unlock()
 		for i, seg := range segs {
 			err := p.host.Output(seg)
