@@ -114,7 +114,7 @@ func (h tcpHost) route(remote netip.Addr, r ResolvedRoute, err error) (tcp.Route
 	if !r.Local {
 		rt.GSOMax = r.NIC.gsoMax() // gso.go
 		_, rt.Defer = r.NIC.ep.(link.NeverQueueFull)
-		if _, ok := r.NIC.ep.(link.Holder); ok {
+		if h.s.holder(r.NIC.id) != nil { // AddNIC decided which links hold
 			rt.Hold = r.NIC.id
 		}
 		if v6 && rt.GSOMax > 0 {

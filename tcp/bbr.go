@@ -221,7 +221,10 @@ func (b *bbr) bdp(s *CCState, gain float64) int {
 // three TSO bursts), and in the probing phase two more segments. At a
 // high rate over a short path (a TAP, where the RTT is tens of
 // microseconds and jitters by more) the quanta, not the BDP, keep the
-// pipe full.
+// pipe full. The quantum here is Linux's TSO goal (1 ms at the rate,
+// two segments to 64 KiB), not the pacer's burst (pacing.go), which
+// grows past 64 KiB at high rates: the headroom follows what the
+// model needs in flight, the burst what the timers can deliver.
 func (b *bbr) target(s *CCState, gain float64) int {
 	q := min(max(s.PacingRate/1000, int64(2*s.MSS)), 64<<10)
 	q = (q + int64(s.MSS) - 1) / int64(s.MSS) * int64(s.MSS)

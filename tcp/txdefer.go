@@ -53,9 +53,12 @@ import (
 // take it into a larger size class). An endpoint that finds its queue
 // serving another sends at once, as without deferral.
 type flushQueue struct {
-	mu       sync.Mutex
-	ep       *Endpoint // whose segments it holds or hands over; nil: free
-	flushing bool      // a flusher is handing them over
+	mu sync.Mutex
+	// ep is whose segments it holds or hands over (nil: free), set
+	// under mu. Only deferSeg makes it e, with e locked, so a caller
+	// holding e's lock that loads another value may skip mu (notMine).
+	ep       atomic.Pointer[Endpoint]
+	flushing bool // a flusher is handing them over
 	segs     []*Segment
 	spare    []*Segment
 	// kick wakes the queue's own flusher, a goroutine started at the
@@ -151,10 +154,10 @@ func (e *Endpoint) deferSeg(seg *Segment) bool {
 	q := e.flushQ()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	switch q.ep {
+	switch q.ep.Load() {
 	case e:
 	case nil:
-		q.ep = e
+		q.ep.Store(e)
 	default:
 		return false
 	}
@@ -169,9 +172,12 @@ func (e *Endpoint) deferSeg(seg *Segment) bool {
 // over carries, which then lags until the flusher is done.
 func (e *Endpoint) flushClamp(ack uint32) uint32 {
 	q := e.flushQ()
+	if q.notMine(e) {
+		return ack
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.ep != e {
+	if q.ep.Load() != e {
 		return ack
 	}
 	if low := lowest(q.qLow, q.hLow.Load()); low != 0 && seqLT(uint32(low), ack) {
@@ -201,9 +207,12 @@ func (e *Endpoint) releaseLagged() {
 // e are queued and nobody hands them over yet.
 func (e *Endpoint) claimFlush() *flushQueue {
 	q := e.flushQ()
+	if q.notMine(e) {
+		return nil
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.ep != e || q.flushing {
+	if q.ep.Load() != e || q.flushing {
 		return nil
 	}
 	q.flushing = true
@@ -217,10 +226,22 @@ func (e *Endpoint) flushPending() bool {
 		return false
 	}
 	q := e.flushQ()
+	if q.notMine(e) {
+		return false
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.ep == e
+	return q.ep.Load() == e
 }
+
+// notMine says, without q's lock, that q holds no segment of e and
+// hands none over, for a caller holding e's lock: q.ep becomes e only
+// in deferSeg, under that lock, so the answer holds until the caller
+// unlocks e. (The converse does not: a flusher may let q go meanwhile,
+// so "mine" is checked again under q's lock.) This keeps q's lock off
+// the ACK path and off every unlock of an endpoint whose segments are
+// not queued.
+func (q *flushQueue) notMine(e *Endpoint) bool { return q.ep.Load() != e }
 
 // ringPinned says the send ring's buffer must not go back to its pool
 // now: a writer may be copying into it, or queued segments point into it.
@@ -247,7 +268,8 @@ func (e *Endpoint) flushQueued(q *flushQueue, budget int) {
 		segs := q.segs
 		if len(segs) == 0 {
 			lagged := q.lagged
-			q.ep, q.flushing, q.qLow, q.lagged = nil, false, 0, false
+			q.ep.Store(nil)
+			q.flushing, q.qLow, q.lagged = false, 0, false
 			q.mu.Unlock()
 			if lagged {
 				e.lock()
@@ -335,7 +357,7 @@ func (q *flushQueue) run(p *Protocol, kick <-chan struct{}) {
 			return
 		}
 		q.mu.Lock()
-		e := q.ep
+		e := q.ep.Load()
 		mine := q.handed
 		q.handed = false
 		q.mu.Unlock()

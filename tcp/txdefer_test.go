@@ -352,3 +352,42 @@ func TestDeferredRetransmitAckedKeepsBytes(t *testing.T) {
 		t.Fatalf("write after the flush: %d, %v; want 1000", n, err)
 	}
 }
+
+// An endpoint with nothing queued takes no flush queue's lock: not for
+// an ACK that frees its send ring, nor on unlocking. Endpoints hash to
+// queues, so the queue may be busy with another connection's flush;
+// here the test holds its lock throughout.
+func TestIdleEndpointSkipsFlushQueueLock(t *testing.T) {
+	s := newScript(t, Config{})
+	deferHosts(t, s.h)
+	_, c, iss := s.passiveOpen(wire.TCPOptions{HasMSS: true, MSS: 1460})
+	if n, err := c.Write(bytes.Repeat([]byte("a"), 1000)); n != 1000 || err != nil {
+		t.Fatalf("write: %d, %v", n, err)
+	}
+	s.out()
+	q := c.flushQ()
+	q.mu.Lock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.inject(seg{flags: fA, seq: 1001, ack: iss + 1 + 1000, win: 65535})
+		c.lock()
+		c.unlock()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		buf := make([]byte, 1<<20)
+		t.Log(string(buf[:runtime.Stack(buf, true)]))
+		q.mu.Unlock()
+		<-done
+		t.Fatal("the ACK or the unlock waited for the flush queue's lock with nothing of the endpoint queued")
+	}
+	q.mu.Unlock()
+	c.lock()
+	sb, una := c.sbSeq, c.sndUna
+	c.unlock()
+	if sb != iss+1+1000 || una != sb {
+		t.Fatalf("after the ACK the ring starts at %d, SND.UNA %d; want both 1001", sb-iss, una-iss)
+	}
+}
