@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -209,7 +210,9 @@ var throughputRounds = flag.Int("interop.throughput-rounds", 3,
 // ratios are of the medians: this machine's veth figure drifts by up
 // to 2x within minutes, and one measurement on one side of sockstack's
 // made the ratio follow that drift. Each round's ratios, to the mean of
-// the kernel's figures around it, are logged too.
+// the kernel's figures around it, are logged too. With -interop.one-p
+// (the default) each round also times both transfers with sockstack's
+// process on one P, with their own medians and ratios.
 // Figures only: timings are never asserted.
 func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string, port int) {
 	t.Helper()
@@ -232,15 +235,12 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 			t.Logf("kernel -> kernel %s: sender %s; receiver %s", when, reorderSince(t, l.ns, k0), reorderSince(t, ns2, r0))
 			return kk
 		}
-		kks := []float64{kernel("first")}
-		var outs, ins []float64
-		var inOFO uint64
-		filtered := false
-		for r := range rounds {
-			var out, in float64
-			ran := false // -test.run may leave both transfers out
-			t.Run(cc+"/sockstack_to_kernel", func(t *testing.T) {
+		// send and recv time one transfer each way; suffix names the
+		// subtest, and one runs it with the Go scheduler on one P.
+		send := func(suffix string, one bool) (out float64, ran bool) {
+			t.Run(cc+"/sockstack_to_kernel"+suffix, func(t *testing.T) {
 				ran = true
+				defer onePRun(one)()
 				c, k0 := cpuNow(t), readNetCounters(t, l.ns)
 				t0, calls := h.st.TCP.Stats(), linkCalls(h)
 				_, d := sendZerosCC(t, l, h, kaddr, p, size, cc)
@@ -249,12 +249,16 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 				}
 				out = gbps(size, d)
 				t1 := h.st.TCP.Stats()
-				t.Logf("%d MiB sockstack -> kernel (%s, %s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, out, c.since(t, size))
+				t.Logf("%d MiB sockstack -> kernel (%s, %s%s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, suffix, out, c.since(t, size))
 				t.Logf("sockstack: %d segments written after the lock, %d flushes handed to a queue's goroutine, %d ACKs whose bytes waited for a flush", t1.DeferredSegs-t0.DeferredSegs, t1.FlushHandOffs-t0.FlushHandOffs, t1.SndReleaseHeld-t0.SndReleaseHeld)
 				t.Logf("kernel (receiver): %s", reorderSince(t, l.ns, k0))
 			})
-			t.Run(cc+"/kernel_to_sockstack", func(t *testing.T) {
+			return out, ran
+		}
+		recv := func(suffix string, one bool) (in float64, ofo uint64, ran bool) {
+			t.Run(cc+"/kernel_to_sockstack"+suffix, func(t *testing.T) {
 				ran = true
+				defer onePRun(one)()
 				c, k0 := cpuNow(t), readNetCounters(t, l.ns)
 				s0, ofo0, calls := h.nic.Endpoint().Stats().Snapshot(), h.st.TCP.Stats().OFOQueued, linkCalls(h)
 				d := recvZerosCC(t, l, h, saddr, p+1, size, cc)
@@ -262,17 +266,32 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 					t.Log(c)
 				}
 				in = gbps(size, d)
-				t.Logf("%d MiB kernel -> sockstack (%s, %s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, in, c.since(t, size))
+				t.Logf("%d MiB kernel -> sockstack (%s, %s%s): %.2f Gbit/s, sockstack %v", size>>20, what, cc, suffix, in, c.since(t, size))
 				logFrames(t, h, s0)
-				ofo := h.st.TCP.Stats().OFOQueued - ofo0
-				inOFO += ofo
+				ofo = h.st.TCP.Stats().OFOQueued - ofo0
 				t.Logf("sockstack (receiver): %d segments queued out of order; kernel (sender): %s", ofo, reorderSince(t, l.ns, k0))
 			})
-			if !ran {
+			return in, ofo, ran
+		}
+		kks := []float64{kernel("first")}
+		var outs, ins, outs1, ins1 []float64
+		var inOFO uint64
+		filtered := false
+		for r := range rounds {
+			// -test.run may leave both transfers out.
+			out, ranOut := send("", false)
+			in, ofo, ranIn := recv("", false)
+			if !ranOut && !ranIn {
 				filtered = true
 				break
 			}
+			inOFO += ofo
 			outs, ins = append(outs, out), append(ins, in)
+			if *oneP {
+				out1, _ := send("_one_p", true)
+				in1, _, _ := recv("_one_p", true)
+				outs1, ins1 = append(outs1, out1), append(ins1, in1)
+			}
 			kks = append(kks, kernel(fmt.Sprintf("after round %d", r+1)))
 			around := (kks[r] + kks[r+1]) / 2
 			t.Logf("%s round %d: ratios to kernel<->kernel around it (%.2f Gbit/s): sockstack->kernel %.2f, kernel->sockstack %.2f", cc, r+1, around, out/around, in/around)
@@ -283,10 +302,37 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 		}
 		kk, out, in := median(kks), median(outs), median(ins)
 		t.Logf("%s: ratios of the medians to kernel<->kernel: sockstack->kernel %.2f, kernel->sockstack %.2f", cc, out/kk, in/kk)
-		summary = append(summary, fmt.Sprintf("%s: s->k %s, k->s %s, k->k %s Gbit/s (median [min-max] of %d, %d); ratios of the medians %.2f / %.2f; out of order at sockstack %d",
-			cc, spread(outs), spread(ins), spread(kks), rounds, len(kks), out/kk, in/kk, inOFO))
+		line := fmt.Sprintf("%s: s->k %s, k->s %s, k->k %s Gbit/s (median [min-max] of %d, %d); ratios of the medians %.2f / %.2f; out of order at sockstack %d",
+			cc, spread(outs), spread(ins), spread(kks), rounds, len(kks), out/kk, in/kk, inOFO)
+		if len(outs1) > 0 {
+			out1, in1 := median(outs1), median(ins1)
+			t.Logf("%s, sockstack on one P: ratios of the medians to kernel<->kernel: sockstack->kernel %.2f, kernel->sockstack %.2f", cc, out1/kk, in1/kk)
+			line += fmt.Sprintf("; on one P (GOMAXPROCS=1): s->k %s, k->s %s Gbit/s, ratios %.2f / %.2f", spread(outs1), spread(ins1), out1/kk, in1/kk)
+		}
+		summary = append(summary, line)
 	}
 	t.Logf("%s, %d MiB each, RPS %v: %s", what, size>>20, *vethRPS, strings.Join(summary, "; "))
+}
+
+// oneP adds to each round of throughputVsKernel the same two transfers
+// with the Go scheduler on one P (runtime.GOMAXPROCS(1) for their
+// duration). On a machine of two cores whose other work is the kernel
+// peer (its sender or receiver, its softirqs), a second P lets the Go
+// runtime wake a second thread for every goroutine a batch readies (the
+// reader woken by the link's goroutine), which takes the kernel's core
+// and adds wake-ups to every round trip (BENCHMARKS.md, "One P against
+// two").
+var oneP = flag.Bool("interop.one-p", true,
+	"throughput tests against the kernel: also time each round's transfers with GOMAXPROCS=1")
+
+// onePRun sets GOMAXPROCS to 1 when one is set and returns what puts
+// it back.
+func onePRun(one bool) func() {
+	if !one {
+		return func() {}
+	}
+	prev := runtime.GOMAXPROCS(1)
+	return func() { runtime.GOMAXPROCS(prev) }
 }
 
 // sendZerosTo sends size zero bytes from sockstack to a kernel socat
