@@ -261,6 +261,9 @@ type host struct {
 	net   *socket.Net
 	nic   *stack.NIC
 	flush func() // writes out the capture so far
+	// busyPoll, when set, is the SO_BUSY_POLL of the sockets the
+	// throughput tests receive on (recvZerosSocat).
+	busyPoll time.Duration
 }
 
 // startStack opens the TAP inside the namespace and runs a stack on it at

@@ -212,7 +212,8 @@ var throughputRounds = flag.Int("interop.throughput-rounds", 3,
 // made the ratio follow that drift. Each round's ratios, to the mean of
 // the kernel's figures around it, are logged too. With -interop.one-p
 // (the default) each round also times both transfers with sockstack's
-// process on one P, with their own medians and ratios.
+// process on one P, and with -interop.busy-poll (50µs) the receiving
+// one with SO_BUSY_POLL, with their own medians and ratios.
 // Figures only: timings are never asserted.
 func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string, port int) {
 	t.Helper()
@@ -255,10 +256,26 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 			})
 			return out, ran
 		}
-		recv := func(suffix string, one bool) (in float64, ofo uint64, ran bool) {
+		recv := func(suffix string, one bool, busy time.Duration) (in float64, ofo uint64, ran bool) {
 			t.Run(cc+"/kernel_to_sockstack"+suffix, func(t *testing.T) {
 				ran = true
 				defer onePRun(one)()
+				if busy > 0 {
+					h.busyPoll = busy
+					defer func() { h.busyPoll = 0 }()
+					bp, ok := h.nic.Endpoint().(interface{ BusyPollStats() link.BusyPollStats })
+					if !ok {
+						t.Fatalf("the %s endpoint cannot be busy-polled", what)
+					}
+					b0 := bp.BusyPollStats()
+					defer func() {
+						b1 := bp.BusyPollStats()
+						t.Logf("busy polling (SO_BUSY_POLL %v): %d polls, %d frames read by them, %d leases ended by the reading goroutine", busy, b1.Polls-b0.Polls, b1.Frames-b0.Frames, b1.Reclaimed-b0.Reclaimed)
+						if b1.Frames == b0.Frames {
+							t.Error("no frame was read by a busy-polling receive")
+						}
+					}()
+				}
 				c, k0 := cpuNow(t), readNetCounters(t, l.ns)
 				s0, ofo0, calls := h.nic.Endpoint().Stats().Snapshot(), h.st.TCP.Stats().OFOQueued, linkCalls(h)
 				d := recvZerosCC(t, l, h, saddr, p+1, size, cc)
@@ -274,13 +291,13 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 			return in, ofo, ran
 		}
 		kks := []float64{kernel("first")}
-		var outs, ins, outs1, ins1 []float64
+		var outs, ins, outs1, ins1, insB []float64
 		var inOFO uint64
 		filtered := false
 		for r := range rounds {
 			// -test.run may leave both transfers out.
 			out, ranOut := send("", false)
-			in, ofo, ranIn := recv("", false)
+			in, ofo, ranIn := recv("", false, 0)
 			if !ranOut && !ranIn {
 				filtered = true
 				break
@@ -289,8 +306,12 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 			outs, ins = append(outs, out), append(ins, in)
 			if *oneP {
 				out1, _ := send("_one_p", true)
-				in1, _, _ := recv("_one_p", true)
+				in1, _, _ := recv("_one_p", true, 0)
 				outs1, ins1 = append(outs1, out1), append(ins1, in1)
+			}
+			if *busyPoll > 0 {
+				inb, _, _ := recv("_busy_poll", false, *busyPoll)
+				insB = append(insB, inb)
 			}
 			kks = append(kks, kernel(fmt.Sprintf("after round %d", r+1)))
 			around := (kks[r] + kks[r+1]) / 2
@@ -309,6 +330,11 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 			t.Logf("%s, sockstack on one P: ratios of the medians to kernel<->kernel: sockstack->kernel %.2f, kernel->sockstack %.2f", cc, out1/kk, in1/kk)
 			line += fmt.Sprintf("; on one P (GOMAXPROCS=1): s->k %s, k->s %s Gbit/s, ratios %.2f / %.2f", spread(outs1), spread(ins1), out1/kk, in1/kk)
 		}
+		if len(insB) > 0 {
+			inb := median(insB)
+			t.Logf("%s, sockstack receiving with SO_BUSY_POLL %v: ratio of the median to kernel<->kernel: kernel->sockstack %.2f", cc, *busyPoll, inb/kk)
+			line += fmt.Sprintf("; receiving with SO_BUSY_POLL %v: k->s %s Gbit/s, ratio %.2f", *busyPoll, spread(insB), inb/kk)
+		}
 		summary = append(summary, line)
 	}
 	t.Logf("%s, %d MiB each, RPS %v: %s", what, size>>20, *vethRPS, strings.Join(summary, "; "))
@@ -324,6 +350,13 @@ func throughputVsKernel(t *testing.T, l *lab, h *host, what, kaddr, saddr string
 // two").
 var oneP = flag.Bool("interop.one-p", true,
 	"throughput tests against the kernel: also time each round's transfers with GOMAXPROCS=1")
+
+// busyPoll adds to each round of throughputVsKernel a kernel ->
+// sockstack transfer whose receiving socket sets SO_BUSY_POLL to it
+// (0: none): the reader processes the link's frames itself instead of
+// being woken by the link's goroutine (socket/busypoll.go).
+var busyPoll = flag.Duration("interop.busy-poll", 50*time.Microsecond,
+	"throughput tests against the kernel: also time each round's kernel->sockstack transfer with SO_BUSY_POLL of this (0: not)")
 
 // onePRun sets GOMAXPROCS to 1 when one is set and returns what puts
 // it back.
@@ -421,6 +454,11 @@ func recvZerosSocat(t *testing.T, l *lab, h *host, port int, size int64, args ..
 	}
 	defer conn.Close()
 	conn.SetTimeout(time.Minute)
+	if h.busyPoll > 0 {
+		if err := conn.SetSockOptInt(socket.SOL_SOCKET, socket.SO_BUSY_POLL, int(h.busyPoll/time.Microsecond)); err != nil {
+			t.Fatalf("SO_BUSY_POLL: %v", err)
+		}
+	}
 	buf := make([]byte, 1<<20)
 	var got int64
 	for {

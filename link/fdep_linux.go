@@ -94,6 +94,12 @@ type fdEndpoint struct {
 
 	holdState // frames held while a batch is delivered (hold_linux.go)
 
+	// Busy polling (BusyPoll): recv and idle are the receiver the
+	// reading goroutine delivers to.
+	bp   busyPoll
+	recv Receiver
+	idle IdleReceiver
+
 	vnet vnetState // virtio-net headers (vnet_linux.go)
 	lend lendState // receive buffers the receiver may keep (lend.go)
 }
@@ -124,6 +130,7 @@ func (e *fdEndpoint) initFD(fd int, name string, batch, bufSize int) error {
 	e.frames = make([][]byte, batch)
 	e.vnet.metas = make([]Meta, batch)
 	e.readDone = make(chan struct{})
+	e.bp.returned = make(chan struct{}, 1)
 	return nil
 }
 
@@ -184,10 +191,15 @@ func (e *fdEndpoint) setLender(r Receiver) {
 
 func (e *fdEndpoint) readLoop(r Receiver) {
 	defer close(e.readDone)
-	read := e.readFn
 	idle, _ := r.(IdleReceiver)
 	if idle != nil {
 		idle.HoldForIdle()
+	}
+	e.bp.mu.Lock()
+	e.recv, e.idle = r, idle
+	e.bp.mu.Unlock()
+	read := e.readFn
+	if idle != nil {
 		// Nothing more to read: stop before waiting if the receiver
 		// holds work for that moment.
 		read = func(fd uintptr) bool {
@@ -206,59 +218,248 @@ func (e *fdEndpoint) readLoop(r Receiver) {
 			return false
 		}
 	}
-	for {
+	// The reading state is the holder's of bp.mu: this goroutine's
+	// from a read that found something to the end of its delivery, or a
+	// busy poller's (BusyPoll). While a poller owns the link, this
+	// goroutine waits for it to give the link back.
+	locked := false
+	gate := func(fd uintptr) bool {
+		if e.bp.owned.Load() {
+			return true
+		}
+		e.bp.mu.Lock()
+		if e.bp.owned.Load() {
+			e.bp.mu.Unlock()
+			return true
+		}
 		if e.lend.on && e.refill() && e.refillHook != nil {
 			e.refillHook()
 		}
 		e.nread, e.rerr = 0, nil
-		err := e.rc.Read(read)
-		if e.idleNow {
-			e.idleNow = false
-			if e.deliverHook != nil {
-				e.deliverHook(true)
-			}
-			idle.Idle()
-			if e.deliverHook != nil {
-				e.deliverHook(false)
-			}
+		if read(fd) {
+			locked = true
+			return true
 		}
-		if e.nread > 0 {
-			var bytes uint64
-			for _, f := range e.frames[:e.nread] {
-				bytes += uint64(len(f))
+		e.bp.mu.Unlock()
+		return false
+	}
+	for {
+		if e.bp.owned.Load() {
+			if !e.bp.waitReturned(&e.closed) {
+				return
 			}
-			e.stats.RxFrames.Add(uint64(e.nread))
-			e.stats.RxBytes.Add(bytes)
-			e.qrx.Add(uint64(e.nread))
-			if e.deliverHook != nil {
-				e.deliverHook(true)
-			}
-			if e.vnet.on {
-				deliverMeta(r, e.frames[:e.nread], e.vnet.metas[:e.nread], &e.vnet.seg, e.stats)
-			} else {
-				r.DeliverFrames(e.frames[:e.nread])
-			}
-			if e.deliverHook != nil {
-				e.deliverHook(false)
-			}
-			clear(e.frames[:e.nread])
-			if idle != nil {
-				e.idleOwed = idle.Holding()
-			}
+			continue
 		}
-		if err != nil || e.closed.Load() {
+		err := e.rc.Read(gate)
+		stop := false
+		if locked {
+			locked = false
+			e.deliverRead()
+			stop = e.readFailed()
+			e.bp.mu.Unlock()
+		}
+		if err != nil || e.closed.Load() || stop {
 			return // the file was closed
 		}
-		if e.rerr != nil {
-			// Errors the socket reports once (the interface went down, a
-			// full buffer) are counted; anything else means the device
-			// is unusable, and spinning on it would not help.
-			e.stats.RxDropped.Add(1)
-			if !errors.Is(e.rerr, unix.ENETDOWN) && !errors.Is(e.rerr, unix.ENOBUFS) && !errors.Is(e.rerr, unix.ENOMEM) {
-				return
+	}
+}
+
+// deliverRead hands what the last read found to the receiver: the idle
+// work it stopped for, then the frames (bp.mu held).
+func (e *fdEndpoint) deliverRead() {
+	r, idle := e.recv, e.idle
+	if e.idleNow {
+		e.idleNow = false
+		if e.deliverHook != nil {
+			e.deliverHook(true)
+		}
+		idle.Idle()
+		if e.deliverHook != nil {
+			e.deliverHook(false)
+		}
+	}
+	if e.nread > 0 {
+		var bytes uint64
+		for _, f := range e.frames[:e.nread] {
+			bytes += uint64(len(f))
+		}
+		e.stats.RxFrames.Add(uint64(e.nread))
+		e.stats.RxBytes.Add(bytes)
+		e.qrx.Add(uint64(e.nread))
+		if e.deliverHook != nil {
+			e.deliverHook(true)
+		}
+		if e.vnet.on {
+			deliverMeta(r, e.frames[:e.nread], e.vnet.metas[:e.nread], &e.vnet.seg, e.stats)
+		} else {
+			r.DeliverFrames(e.frames[:e.nread])
+		}
+		if e.deliverHook != nil {
+			e.deliverHook(false)
+		}
+		clear(e.frames[:e.nread])
+		e.nread = 0
+		if idle != nil {
+			e.idleOwed = idle.Holding()
+		}
+	}
+}
+
+// readFailed counts a read's error and says whether the device is
+// unusable (bp.mu held).
+func (e *fdEndpoint) readFailed() bool {
+	if e.rerr == nil {
+		return false
+	}
+	// Errors the socket reports once (the interface went down, a full
+	// buffer) are counted; anything else means the device is unusable,
+	// and spinning on it would not help.
+	e.stats.RxDropped.Add(1)
+	err := e.rerr
+	e.rerr = nil
+	return !errors.Is(err, unix.ENETDOWN) && !errors.Is(err, unix.ENOBUFS) && !errors.Is(err, unix.ENOMEM)
+}
+
+// busyPoll is the state a busy poller (BusyPoll) shares with the
+// reading goroutine.
+type busyPoll struct {
+	mu     sync.Mutex // the reading state's holder
+	poller sync.Mutex // one poller at a time
+	owned  atomic.Bool
+	// lastUse is when the owning poller last returned with data
+	// (monotonic ns since start); the link is its until lease passes.
+	lastUse  atomic.Int64
+	returned chan struct{} // cap 1: the poller gave the link back
+	timer    *time.Timer
+	// Counters (BusyPollStats).
+	polls, frames, reclaimed atomic.Uint64
+}
+
+// BusyPollStats counts busy polling (BusyPoll): calls that took the
+// link, frames read by them, and leases the reading goroutine ended
+// because no call came back within busyLease.
+type BusyPollStats struct {
+	Polls, Frames, Reclaimed uint64
+}
+
+// BusyPollStats reads the busy polling counters.
+func (e *fdEndpoint) BusyPollStats() BusyPollStats {
+	return BusyPollStats{e.bp.polls.Load(), e.bp.frames.Load(), e.bp.reclaimed.Load()}
+}
+
+var busyStart = time.Now()
+
+// busyLease is how long a poller that returned with data keeps the
+// link for its next call: frames meanwhile wait for it, not for the
+// reading goroutine's wake-up. It bounds what other connections on the
+// link wait when the poller's application stops reading (Linux's
+// gro_flush_timeout plays that part for SO_PREFER_BUSY_POLL).
+var busyLease = 500 * time.Microsecond // a variable for tests
+
+func (b *busyPoll) kick() {
+	select {
+	case b.returned <- struct{}{}:
+	default:
+	}
+}
+
+// waitReturned waits while a poller owns the link; past the lease with
+// no poller at work, it takes the link back. False: closed.
+func (b *busyPoll) waitReturned(closed *atomic.Bool) bool {
+	for b.owned.Load() {
+		if closed.Load() {
+			return false
+		}
+		if b.timer == nil {
+			b.timer = time.NewTimer(busyLease)
+		} else {
+			b.timer.Reset(busyLease)
+		}
+		select {
+		case <-b.returned:
+			b.timer.Stop()
+		case <-b.timer.C:
+			if time.Duration(int64(time.Since(busyStart))-b.lastUse.Load()) >= busyLease && b.poller.TryLock() {
+				b.owned.Store(false)
+				b.reclaimed.Add(1)
+				b.poller.Unlock()
 			}
 		}
 	}
+	return !closed.Load()
+}
+
+// BusyPoll is link.BusyPoller: it reads and delivers the device's
+// frames on the caller's goroutine until ready.BusyReady reports true or budget
+// passes without a frame, and says whether ready did. A blocking
+// receive calls it before it sleeps (SO_BUSY_POLL): the frames its data
+// arrives in are processed where they will be read, and no goroutine is
+// woken for them. That matters on a machine whose cores the kernel
+// peer shares: each wake-up readies a goroutine, and the Go runtime
+// wakes a second thread for it, which takes the peer's core (BENCHMARKS.md,
+// "Busy polling"). Returning with data, the caller keeps the link for
+// busyLease, so its next call finds the frames that came meanwhile and
+// the reading goroutine stays asleep; returning without, it gives the
+// link back. A multi-queue device is not polled (false at once).
+func (e *fdEndpoint) BusyPoll(ready BusyWaiter, budget time.Duration) bool {
+	if e.queues != nil || !e.attached.Load() || e.closed.Load() {
+		return false
+	}
+	if !e.bp.poller.TryLock() {
+		return false
+	}
+	defer e.bp.poller.Unlock()
+	e.bp.owned.Store(true)
+	e.bp.mu.Lock()
+	if e.recv == nil {
+		e.bp.mu.Unlock()
+		e.bp.owned.Store(false)
+		e.bp.kick()
+		return false
+	}
+	e.bp.polls.Add(1)
+	got, stop := false, false
+	e.rc.Control(func(fd uintptr) {
+		end := time.Now().Add(budget)
+		for !e.closed.Load() {
+			if e.lend.on && e.refill() && e.refillHook != nil {
+				e.refillHook()
+			}
+			e.nread, e.rerr = 0, nil
+			if e.readFn(fd) {
+				e.bp.frames.Add(uint64(e.nread))
+				e.deliverRead()
+				if stop = e.readFailed(); stop {
+					return
+				}
+				if ready.BusyReady() {
+					got = true
+					return
+				}
+				end = time.Now().Add(budget)
+				continue
+			}
+			if ready.BusyReady() {
+				got = true
+				return
+			}
+			if time.Now().After(end) {
+				return
+			}
+		}
+	})
+	if !got && e.idleOwed {
+		e.idleOwed, e.idleNow = false, true
+		e.deliverRead()
+	}
+	e.bp.mu.Unlock()
+	if got && !stop {
+		e.bp.lastUse.Store(int64(time.Since(busyStart)))
+	} else {
+		e.bp.owned.Store(false)
+		e.bp.kick()
+	}
+	return got
 }
 
 // waitForMore waits up to reorderWait for fd to have frames to read.
@@ -438,6 +639,7 @@ func (e *fdEndpoint) Close() error {
 	for _, q := range e.queues[min(len(e.queues), 1):] {
 		q.Close()
 	}
+	e.bp.kick()
 	err := e.f.Close()
 	e.closeSend()
 	if e.attached.Load() {

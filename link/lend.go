@@ -2,6 +2,7 @@ package link
 
 import (
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/sockstack/sockstack/wire"
@@ -60,6 +61,23 @@ type IdleReceiver interface {
 	HoldForIdle()
 	Holding() bool
 	Idle()
+}
+
+// BusyPoller is an endpoint whose frames a caller may read and deliver
+// on its own goroutine (busy polling, Linux's SO_BUSY_POLL): BusyPoll
+// reads until ready.BusyReady reports true or budget passes without a frame, and
+// says whether ready did. It returns false at once when it cannot poll
+// (another caller polls, the device has several queues, it is closed).
+// The TAP, TUN and AF_PACKET endpoints are BusyPollers.
+type BusyPoller interface {
+	BusyPoll(ready BusyWaiter, budget time.Duration) bool
+}
+
+// BusyWaiter is what a busy poller waits for: a socket to become
+// readable. (An interface, not a func: a socket passes itself without
+// allocating.)
+type BusyWaiter interface {
+	BusyReady() bool
 }
 
 // lendState is the lending part of an fdEndpoint's reading goroutine.

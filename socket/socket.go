@@ -80,6 +80,8 @@ type sockExtra struct {
 	device             string        // SO_BINDTODEVICE
 	refs               *atomic.Int32 // shared with duplicates (Dup); nil if never duplicated
 	apart              *inetApart    // AF_INET6 stream: IPv4 and IPv6 TTL/TOS (inet6_apart.go)
+	busyPoll           time.Duration // SO_BUSY_POLL when busySet (busypoll.go)
+	busySet            bool
 }
 
 var noExtra sockExtra
@@ -451,7 +453,9 @@ func (s *Socket) blocking(flags int, write bool, mask waiter.EventMask, op func(
 		// Read the net.Conn deadline after registering, so a
 		// SetReadDeadline racing with us always wakes this wait.
 		deadline, fromDL := s.effectiveDeadline(callDL, write)
-		if edge {
+		if !write && !edge && s.busyPollRead(deadline) {
+			err = nil // readable: busy polling took its data in (busypoll.go)
+		} else if edge {
 			err = s.waitSignal(deadline, fromDL, e, &timer)
 		} else {
 			err = s.wait(mask, deadline, fromDL, e, &timer)

@@ -56,6 +56,8 @@ func (s *Socket) SetSockOpt(level, name int, v any) error {
 			return s.setRcvLowat(v) // rcvlowat.go
 		case SO_PEEK_OFF:
 			return s.setPeekOff(v) // peekoff.go
+		case SO_BUSY_POLL:
+			return s.setBusyPoll(v) // busypoll.go
 		}
 		if stampOpt(name) {
 			if ok, err := s.setStampOpt(name, v); ok {
@@ -260,6 +262,8 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 			return s.rcvLowat(), nil // rcvlowat.go
 		case SO_PEEK_OFF:
 			return s.getPeekOff() // peekoff.go
+		case SO_BUSY_POLL:
+			return int(s.busyPollBudget() / time.Microsecond), nil // busypoll.go
 		}
 		if stampOpt(name) {
 			if ok, v := s.getStampOpt(name); ok {

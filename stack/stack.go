@@ -63,6 +63,12 @@ type Options struct {
 
 	UDPRecvBuf int // default receive queue limit in bytes, 212992 like Linux
 
+	// BusyPoll is how long a blocking read busy-polls the link its
+	// connection receives on before it sleeps, for sockets that do not
+	// set SO_BUSY_POLL: Linux's net.core.busy_read. 0 (default): no
+	// busy polling. See BusyPoll.
+	BusyPoll time.Duration
+
 	PMTUExpires   time.Duration // a learnt path MTU is forgotten after this, default 10 min (mtu_expires)
 	PMTUMin       int           // path MTUs are not set below this, default 552 (min_pmtu)
 	PMTUCacheSize int           // destinations with a learnt path MTU, default 1024

@@ -148,3 +148,8 @@ func (e *Endpoint) devOpt() int32 {
 	}
 	return e.dev
 }
+
+// RxInterface is the index of the interface the connection's segments
+// last came in on from a link (0: none yet, or loopback); a blocking
+// read busy-polls that link (socket's SO_BUSY_POLL).
+func (e *Endpoint) RxInterface() int { return int(e.rxDev.Load()) }

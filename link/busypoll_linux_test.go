@@ -1,0 +1,196 @@
+package link
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// pollRecv is a Receiver that counts the test's frames (EtherType
+// 0x88b5) and notes, for each, whether a BusyPoll call of the test was
+// running when it was delivered.
+type pollRecv struct {
+	polling atomic.Bool // set by the test around its BusyPoll calls
+	mu      sync.Mutex
+	byPoll  []bool
+	at      []time.Time
+	ch      chan struct{}
+}
+
+func (r *pollRecv) DeliverFrames(frames [][]byte) {
+	for _, f := range frames {
+		if len(f) < wire.EthernetHeaderLen || f[12] != 0x88 || f[13] != 0xb5 {
+			continue
+		}
+		r.mu.Lock()
+		r.byPoll = append(r.byPoll, r.polling.Load())
+		r.at = append(r.at, time.Now())
+		r.mu.Unlock()
+		r.ch <- struct{}{}
+	}
+}
+
+func (r *pollRecv) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.byPoll)
+}
+
+func (r *pollRecv) wait(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for range n {
+		select {
+		case <-r.ch:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %d frames", n)
+		}
+	}
+}
+
+// readyAt is a BusyWaiter ready once the receiver holds n frames.
+type readyAt struct {
+	r *pollRecv
+	n int
+}
+
+func (w readyAt) BusyReady() bool { return w.r.count() >= w.n }
+
+// BusyPoll takes the link from the reading goroutine: what comes while
+// a call polls is read and delivered by the call, a call that returns
+// with data keeps the link for busyLease (frames meanwhile wait, then
+// the reading goroutine takes the link back), a call whose budget runs
+// out gives it back at once, one call polls at a time, and Close ends a
+// lease.
+func TestAFPacketBusyPoll(t *testing.T) {
+	ep, ns, peerMAC := openOnVeth(t, AFPacketOptions{})
+	peer := openPeer(t, ns, false)
+	peer.Attach(newCollector())
+	r := &pollRecv{ch: make(chan struct{}, 1024)}
+	ep.Attach(r)
+	lease := busyLease
+	t.Cleanup(func() { busyLease = lease })
+	busyLease = 300 * time.Millisecond
+
+	seq := 0
+	send := func(n int) {
+		t.Helper()
+		var fs [][]byte
+		for range n {
+			fs = append(fs, testFrame(ep.HardwareAddr(), peerMAC, seq))
+			seq++
+		}
+		if k, err := peer.WriteFrames(fs); k != n || err != nil {
+			t.Fatalf("WriteFrames: %d, %v", k, err)
+		}
+	}
+	// poll runs BusyPoll on another goroutine; the result comes on the
+	// channel once it returns.
+	poll := func(w BusyWaiter, budget time.Duration) <-chan bool {
+		done := make(chan bool, 1)
+		r.polling.Store(true)
+		go func() {
+			ok := ep.BusyPoll(w, budget)
+			r.polling.Store(false)
+			done <- ok
+		}()
+		return done
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for end := time.Now().Add(10 * time.Second); !cond(); {
+			if time.Now().After(end) {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	// Before any call the reading goroutine delivers.
+	send(2)
+	r.wait(t, 2)
+
+	// A call that polls: frames sent while it owns the link are its.
+	// A call holds the reading state once it counted itself.
+	polling := func(n uint64) func() bool {
+		return func() bool { return ep.BusyPollStats().Polls == n }
+	}
+	done := poll(readyAt{r, 5}, 5*time.Second)
+	waitFor("the call owns the link", polling(1))
+	send(3)
+	if !<-done {
+		t.Fatal("BusyPoll returned false with the frames it waited for delivered")
+	}
+	r.wait(t, 3)
+	st := ep.BusyPollStats()
+	if st.Polls != 1 || st.Frames != 3 {
+		t.Fatalf("BusyPollStats %+v after one call that read 3 frames", st)
+	}
+	// Returned with data: the link stays the caller's for the lease, so
+	// the next frames wait for it, then for the reading goroutine.
+	returned := time.Now()
+	send(2)
+	r.wait(t, 2)
+	r.mu.Lock()
+	for i, by := range r.byPoll {
+		if want := i >= 2 && i < 5; by != want {
+			t.Errorf("frame %d delivered during a BusyPoll call: %v, want %v", i, by, want)
+		}
+	}
+	waited := r.at[5].Sub(returned)
+	r.mu.Unlock()
+	if waited < busyLease/2 {
+		t.Errorf("a frame sent within the lease was delivered %v after the call returned; the lease is %v", waited, busyLease)
+	}
+	if st := ep.BusyPollStats(); st.Reclaimed != 1 {
+		t.Errorf("Reclaimed %d after one lease ran out, want 1", st.Reclaimed)
+	}
+	t.Logf("a frame sent within the lease waited %v for the reading goroutine", waited)
+
+	// A call whose budget runs out without data gives the link back at
+	// once: the next frame is the reading goroutine's, no lease ends.
+	if <-poll(readyAt{r, 1 << 30}, 5*time.Millisecond) {
+		t.Fatal("BusyPoll reported ready with nothing to read")
+	}
+	if ep.bp.owned.Load() {
+		t.Fatal("the link is still owned after a call that found nothing")
+	}
+	send(1)
+	r.wait(t, 1)
+	if st := ep.BusyPollStats(); st.Reclaimed != 1 {
+		t.Errorf("Reclaimed %d, want still 1", st.Reclaimed)
+	}
+
+	// One call at a time: a second caller is refused at once.
+	done = poll(readyAt{r, 1 << 30}, 2*time.Second)
+	waitFor("the first call owns the link", polling(3))
+	if ep.BusyPoll(readyAt{r, 0}, time.Second) {
+		t.Error("a second caller polled while the first did")
+	}
+	<-done
+
+	// Close ends a lease: a call returns with data, then Close returns.
+	busyLease = time.Hour
+	done = poll(readyAt{r, r.count() + 1}, 5*time.Second)
+	waitFor("the call owns the link", polling(4))
+	send(1)
+	if !<-done {
+		t.Fatal("BusyPoll returned false with its frame delivered")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- ep.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return while a busy poller held the link")
+	}
+	if ep.BusyPoll(readyAt{r, 0}, time.Second) {
+		t.Error("BusyPoll polled a closed endpoint")
+	}
+}

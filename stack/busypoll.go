@@ -1,0 +1,29 @@
+package stack
+
+import (
+	"time"
+
+	"github.com/sockstack/sockstack/link"
+)
+
+// BusyPoll reads and delivers the frames of NIC id's link on the
+// caller's goroutine until ready reports true or budget passes without
+// a frame (link.BusyPoller), and says whether it did. False at once
+// when the link cannot be polled (no such NIC, a link that is not a
+// BusyPoller, another caller polling it). A blocking socket read calls
+// it before sleeping (SO_BUSY_POLL, Options.BusyPoll).
+func (s *Stack) BusyPoll(id int, ready link.BusyWaiter, budget time.Duration) bool {
+	if budget <= 0 {
+		return false
+	}
+	n := s.NICByID(id)
+	if n == nil {
+		return false
+	}
+	p, ok := n.ep.(link.BusyPoller)
+	return ok && p.BusyPoll(ready, budget)
+}
+
+// BusyPollDefault is Options.BusyPoll: a socket's busy polling budget
+// when it does not set SO_BUSY_POLL.
+func (s *Stack) BusyPollDefault() time.Duration { return max(s.opts.BusyPoll, 0) }
