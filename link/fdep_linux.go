@@ -420,7 +420,8 @@ func (e *fdEndpoint) BusyPoll(ready BusyWaiter, budget time.Duration) bool {
 	e.bp.polls.Add(1)
 	got, stop := false, false
 	e.rc.Control(func(fd uintptr) {
-		end := time.Now().Add(budget)
+		now := time.Now()
+		end, last := now.Add(budget), now
 		for !e.closed.Load() {
 			if e.lend.on && e.refill() && e.refillHook != nil {
 				e.refillHook()
@@ -432,23 +433,33 @@ func (e *fdEndpoint) BusyPoll(ready BusyWaiter, budget time.Duration) bool {
 				if stop = e.readFailed(); stop {
 					return
 				}
-				if ready.BusyReady() {
+				last = time.Now()
+				end = last.Add(budget)
+				// The ACK of a hole the receiver holds (IdleReceiver)
+				// waits for the next read, as with the reading goroutine.
+				if !e.idleOwed && ready.BusyReady() {
 					got = true
 					return
 				}
-				end = time.Now().Add(budget)
 				continue
 			}
-			if ready.BusyReady() {
+			now = time.Now()
+			if e.idleOwed && now.Sub(last) >= e.reorderWait {
+				// Nothing more came within the reorder wait: the hole
+				// is real, for now (the reading goroutine's waitForMore).
+				e.idleOwed, e.idleNow = false, true
+				e.deliverRead()
+			}
+			if !e.idleOwed && ready.BusyReady() {
 				got = true
 				return
 			}
-			if time.Now().After(end) {
+			if now.After(end) {
 				return
 			}
 		}
 	})
-	if !got && e.idleOwed {
+	if e.idleOwed {
 		e.idleOwed, e.idleNow = false, true
 		e.deliverRead()
 	}
