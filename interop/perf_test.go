@@ -936,13 +936,23 @@ func afpacketIntegrity(t *testing.T, opts link.AFPacketOptions) *host {
 	if got := sendFileTo(t, l, h, "10.79.0.1", 5501, path); got != sum {
 		t.Fatalf("kernel received SHA-256 %s, sent %s", got, sum)
 	}
+	kernelSendsFile(t, l, h, "10.79.0.2", 5502, path, sum, size)
+	return h
+}
+
+// kernelSendsFile has a kernel socat send the file at path (size bytes,
+// SHA-256 sum) to a sockstack listener on port of h, reachable at
+// saddr, and compares what arrives; the receiving socket takes
+// h.busyPoll as its SO_BUSY_POLL.
+func kernelSendsFile(t *testing.T, l *lab, h *host, saddr string, port int, path, sum string, size int64) {
+	t.Helper()
 	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ls.Close()
-	if err := ls.Bind(socket.Inet("0.0.0.0", 5502)); err != nil {
-		t.Fatalf("bind port %d: %v", 5502, err) // e.g. EADDRINUSE: a connection of an earlier transfer still holds it
+	if err := ls.Bind(socket.Inet("0.0.0.0", port)); err != nil {
+		t.Fatalf("bind port %d: %v", port, err) // e.g. EADDRINUSE: a connection of an earlier transfer still holds it
 	}
 	if err := ls.Listen(1); err != nil {
 		t.Fatal(err)
@@ -950,19 +960,23 @@ func afpacketIntegrity(t *testing.T, opts link.AFPacketOptions) *host {
 	ls.SetTimeout(10 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	done := startCmd(t, l.cmd(ctx, "socat", "-u", "OPEN:"+path, "TCP:10.79.0.2:5502"))
+	done := startCmd(t, l.cmd(ctx, "socat", "-u", "OPEN:"+path, fmt.Sprintf("TCP:%s:%d", saddr, port)))
 	conn, _, err := ls.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	conn.SetTimeout(time.Minute)
+	if h.busyPoll > 0 {
+		if err := conn.SetSockOptInt(socket.SOL_SOCKET, socket.SO_BUSY_POLL, int(h.busyPoll/time.Microsecond)); err != nil {
+			t.Fatalf("SO_BUSY_POLL: %v", err)
+		}
+	}
 	got, n := recvHashed(t, conn)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if n != size || got != sum {
-		t.Fatalf("sockstack received %d bytes, SHA-256 %s; kernel sent %d, %s", n, got, int64(size), sum)
+		t.Fatalf("sockstack received %d bytes, SHA-256 %s; kernel sent %d, %s", n, got, size, sum)
 	}
-	return h
 }

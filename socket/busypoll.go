@@ -21,8 +21,9 @@ import (
 // batch, and each wake-up of a goroutine lets the Go runtime wake a
 // thread for it on another core, the one the kernel peer needs. Busy
 // polling does the link's work where the data will be read
-// (BENCHMARKS.md, "Busy polling"). TCP sockets poll; other kinds keep
-// the value and report it back.
+// (BENCHMARKS.md, "Busy polling"). TCP sockets and datagram sockets
+// (UDP, ping, raw) poll the link their data last came in on; other
+// kinds keep the value and report it back.
 const SO_BUSY_POLL = 46
 
 // setBusyPoll is setsockopt(SO_BUSY_POLL): microseconds, not negative.
@@ -58,6 +59,8 @@ func (s *Socket) busyPollBudget() time.Duration {
 type busyRx interface{ rxInterface() int }
 
 func (t *tcpEP) rxInterface() int { return t.ep.RxInterface() }
+
+func (d *dgramEP) rxInterface() int { return d.ep.RxInterface() }
 
 // busyReady is a Socket as the link's busy poller waits on it.
 type busyReady Socket

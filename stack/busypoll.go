@@ -27,3 +27,7 @@ func (s *Stack) BusyPoll(id int, ready link.BusyWaiter, budget time.Duration) bo
 // BusyPollDefault is Options.BusyPoll: a socket's busy polling budget
 // when it does not set SO_BUSY_POLL.
 func (s *Stack) BusyPollDefault() time.Duration { return max(s.opts.BusyPoll, 0) }
+
+// RxInterface is the NIC the endpoint's last queued datagram came in
+// on (0: none yet); a blocking read busy-polls its link (SO_BUSY_POLL).
+func (e *DgramEndpoint) RxInterface() int { return int(e.rxDev.Load()) }

@@ -101,6 +101,9 @@ type DgramEndpoint struct {
 	drops   atomic.Uint64
 	// stampRx: record each datagram's arrival time (dgram_stamp.go).
 	stampRx atomic.Bool
+	// rxDev is the NIC the last queued datagram came in on (0: none
+	// yet): where a busy-polling read polls (RxInterface).
+	rxDev atomic.Int32
 
 	opts struct {
 		broadcast, reuseAddr, reusePort bool
@@ -820,6 +823,9 @@ func (e *DgramEndpoint) enqueueRecv(data []byte, from netip.AddrPort, dst netip.
 		copy(buf[wire.IPv4MinHeaderLen:], opts.Bytes())
 	}
 	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso, dport: dport, ifindex: dif, flow: flow, opts: opts, ext: ext, at: at}
+	if dif != 0 && e.rxDev.Load() != dif {
+		e.rxDev.Store(dif)
+	}
 	e.n++
 	e.qbytes += Truesize(buf)
 	e.mu.Unlock()
