@@ -41,6 +41,8 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"ping", "-t", "300", "server"}, "", []string{"out of range: 0 <= value <= 255"}},
 		{[]string{"ping", "-c", "1", "banana"}, "", []string{"banana: Name or service not known"}},
 		{[]string{"ping", "--addr", "10.0.0.5/24", "server"}, "", []string{"--addr applies only with --tap"}},
+		{[]string{"ping", "--busy-poll", "50us", "server"}, "", []string{"--busy-poll applies only with --tap"}},
+		{[]string{"echo", "--tap", "tap0", "--busy-poll", "fast", "server"}, "", []string{`invalid argument "fast" for "--busy-poll" flag`}},
 		{[]string{"ping", "--kernel", "--tap", "tap0", "server"}, "", []string{"--kernel and --tap exclude each other"}},
 		{[]string{"ping", "--kernel", "--tun", "tun0", "server"}, "", []string{"--kernel and --tun exclude each other"}},
 		{[]string{"ping", "--tap", "tap0", "--tun", "tun0", "server"}, "", []string{"--tap and --tun exclude each other"}},

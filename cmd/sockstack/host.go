@@ -46,13 +46,14 @@ type hostFlags struct {
 	hostsFile            string   // virtual network: extra hosts, /etc/hosts form
 	family               int      // 4 or 6: the HOST's address family (-4 / -6); 0 either
 	only4, only6         bool
-	slaac                bool   // TAP/VXLAN: IPv6 on, addresses and routes from router advertisements
-	v6                   bool   // configure turned IPv6 on: services listen on :: too
-	offload              bool   // TAP: virtio-net headers, super-segments and checksum offload with the kernel
-	queues               int    // TAP: queues (IFF_MULTI_QUEUE), one reading goroutine each
-	noIOURing            bool   // TAP: one read(2)/write(2) per frame instead of batches through io_uring
-	tun                  string // --tun NAME: a layer 3 TUN device; check makes it tap with l3
-	l3                   bool   // the device named by tap is a TUN (bare IP packets)
+	slaac                bool          // TAP/VXLAN: IPv6 on, addresses and routes from router advertisements
+	v6                   bool          // configure turned IPv6 on: services listen on :: too
+	offload              bool          // TAP: virtio-net headers, super-segments and checksum offload with the kernel
+	queues               int           // TAP: queues (IFF_MULTI_QUEUE), one reading goroutine each
+	noIOURing            bool          // TAP: one read(2)/write(2) per frame instead of batches through io_uring
+	busyPoll             time.Duration // TAP/TUN: stack.Options.BusyPoll (SO_BUSY_POLL's default)
+	tun                  string        // --tun NAME: a layer 3 TUN device; check makes it tap with l3
+	l3                   bool          // the device named by tap is a TUN (bare IP packets)
 	vx                   vxlanFlags
 	diverts              []string // up: --divert transparent-proxy rules (up.go)
 	routes, rules        []string // --route, --rule: tables and policy rules (route_flags.go)
@@ -75,6 +76,7 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 		fl.BoolVar(&f.offload, "offload", false, "TAP: exchange 64 KB super-segments with partial checksums with the kernel (IFF_VNET_HDR, TUNSETOFFLOAD)")
 		fl.IntVar(&f.queues, "queues", 1, "TAP: queues of a multi-queue device (IFF_MULTI_QUEUE; an existing TAP must be made with multi_queue), flows spread over them and over cores")
 		fl.BoolVar(&f.noIOURing, "no-io-uring", false, "TAP: write one frame per system call instead of batching writes through io_uring (used by default without --offload where the kernel allows it)")
+		fl.DurationVar(&f.busyPoll, "busy-poll", 0, "TAP: a blocking read reads the device itself for up to this without a frame before it sleeps (SO_BUSY_POLL for every socket, as net.core.busy_read; e.g. 50us; 0: off)")
 		fl.StringVar(&f.tun, "tun", "", "run the stack on this layer 3 TUN device (bare IP packets, no ARP or neighbor discovery: as VPNs and tun2socks do); the TAP flags apply to it")
 	}
 	if kind == sniffTool {
@@ -120,7 +122,7 @@ func (f *hostFlags) check(c *cobra.Command) error {
 	case f.only6:
 		f.family = 6
 	}
-	tapOnly := []string{"addr", "gw", "route", "rule", "mtu", "create", "slaac", "offload", "queues", "no-io-uring"}
+	tapOnly := []string{"addr", "gw", "route", "rule", "mtu", "create", "slaac", "offload", "queues", "no-io-uring", "busy-poll"}
 	if f.kind != sniffTool {
 		tapOnly = append(tapOnly, "netns")
 	}
@@ -261,7 +263,7 @@ func parseAddrs(s string) ([]netip.Prefix, error) {
 
 // stackOptions are the options of a stack on a TAP or VXLAN link.
 func (f *hostFlags) stackOptions() stack.Options {
-	return stack.Options{Name: "sockstack", IPv6SLAAC: f.slaac, IPv6LinkLocal: f.slaac}
+	return stack.Options{Name: "sockstack", IPv6SLAAC: f.slaac, IPv6LinkLocal: f.slaac, BusyPoll: f.busyPoll}
 }
 
 // configure gives the NIC the addresses of --addr and the gateways of
