@@ -41,14 +41,7 @@ func (r *pollRecv) count() int {
 
 func (r *pollRecv) wait(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for range n {
-		select {
-		case <-r.ch:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %d frames", n)
-		}
-	}
+	waitFrames(t, r.ch, n)
 }
 
 // readyAt is a BusyWaiter ready once the receiver holds n frames.

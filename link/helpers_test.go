@@ -35,10 +35,17 @@ func (c *collector) DeliverFrames(frames [][]byte) {
 // wait blocks until n more frames arrived, failing after a generous bound.
 func (c *collector) wait(t testing.TB, n int) {
 	t.Helper()
+	waitFrames(t, c.ch, n)
+}
+
+// waitFrames takes n tokens from ch, one per frame, failing after a
+// generous bound.
+func waitFrames(t testing.TB, ch <-chan struct{}, n int) {
+	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for range n {
 		select {
-		case <-c.ch:
+		case <-ch:
 		case <-deadline:
 			t.Fatalf("timed out waiting for %d frames", n)
 		}

@@ -57,23 +57,7 @@ func TestBusyPollOption(t *testing.T) {
 func TestBusyPollLoopbackRecv(t *testing.T) {
 	n := New(stack.New(stack.Options{BusyPoll: time.Millisecond}))
 	t.Cleanup(func() { n.Stack().Close() })
-	l := mustSocket(t, n, AF_INET, SOCK_STREAM, 0)
-	if err := l.Bind(Inet("127.0.0.1", 0)); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Listen(1); err != nil {
-		t.Fatal(err)
-	}
-	la, _ := l.GetSockName()
-	cli := mustSocket(t, n, AF_INET, SOCK_STREAM, 0)
-	if err := cli.Connect(la); err != nil {
-		t.Fatal(err)
-	}
-	srv, _, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	cli, srv := tcpLoopPairOn(t, n)
 	got := make(chan recvResult, 1)
 	buf := make([]byte, 16)
 	go func() {

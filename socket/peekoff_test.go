@@ -12,7 +12,12 @@ import (
 // tcpLoopPair is a connected TCP pair on one stack's loopback.
 func tcpLoopPair(t *testing.T) (cli, srv *Socket) {
 	t.Helper()
-	n := New(stack.New(stack.Options{}))
+	return tcpLoopPairOn(t, New(stack.New(stack.Options{})))
+}
+
+// tcpLoopPairOn is tcpLoopPair on n's stack.
+func tcpLoopPairOn(t *testing.T, n *Net) (cli, srv *Socket) {
+	t.Helper()
 	l := mustSocket(t, n, AF_INET, SOCK_STREAM, 0)
 	if err := l.Bind(Inet("127.0.0.1", 0)); err != nil {
 		t.Fatal(err)
