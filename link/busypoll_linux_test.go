@@ -64,9 +64,8 @@ func TestAFPacketBusyPoll(t *testing.T) {
 	peer.Attach(newCollector())
 	r := &pollRecv{ch: make(chan struct{}, 1024)}
 	ep.Attach(r)
-	lease := busyLease
-	t.Cleanup(func() { busyLease = lease })
-	busyLease = 300 * time.Millisecond
+	const lease = 300 * time.Millisecond
+	ep.bp.lease.Store(int64(lease))
 
 	seq := 0
 	send := func(n int) {
@@ -135,8 +134,8 @@ func TestAFPacketBusyPoll(t *testing.T) {
 	}
 	waited := r.at[5].Sub(returned)
 	r.mu.Unlock()
-	if waited < busyLease/2 {
-		t.Errorf("a frame sent within the lease was delivered %v after the call returned; the lease is %v", waited, busyLease)
+	if waited < lease/2 {
+		t.Errorf("a frame sent within the lease was delivered %v after the call returned; the lease is %v", waited, lease)
 	}
 	if st := ep.BusyPollStats(); st.Reclaimed != 1 {
 		t.Errorf("Reclaimed %d after one lease ran out, want 1", st.Reclaimed)
@@ -166,7 +165,7 @@ func TestAFPacketBusyPoll(t *testing.T) {
 	<-done
 
 	// Close ends a lease: a call returns with data, then Close returns.
-	busyLease = time.Hour
+	ep.bp.lease.Store(int64(time.Hour))
 	done = poll(readyAt{r, r.count() + 1}, 5*time.Second)
 	waitFor("the call owns the link", polling(4))
 	send(1)

@@ -131,6 +131,7 @@ func (e *fdEndpoint) initFD(fd int, name string, batch, bufSize int) error {
 	e.vnet.metas = make([]Meta, batch)
 	e.readDone = make(chan struct{})
 	e.bp.returned = make(chan struct{}, 1)
+	e.bp.lease.Store(int64(busyLease))
 	return nil
 }
 
@@ -331,6 +332,7 @@ type busyPoll struct {
 	lastUse  atomic.Int64
 	returned chan struct{} // cap 1: the poller gave the link back
 	timer    *time.Timer
+	lease    atomic.Int64 // busyLease, in ns
 	// Counters (BusyPollStats).
 	polls, frames, reclaimed atomic.Uint64
 }
@@ -350,11 +352,12 @@ func (e *fdEndpoint) BusyPollStats() BusyPollStats {
 var busyStart = time.Now()
 
 // busyLease is how long a poller that returned with data keeps the
-// link for its next call: frames meanwhile wait for it, not for the
-// reading goroutine's wake-up. It bounds what other connections on the
-// link wait when the poller's application stops reading (Linux's
-// gro_flush_timeout plays that part for SO_PREFER_BUSY_POLL).
-var busyLease = 500 * time.Microsecond // a variable for tests
+// link for its next call (busyPoll.lease, which tests change): frames
+// meanwhile wait for it, not for the reading goroutine's wake-up. It
+// bounds what other connections on the link wait when the poller's
+// application stops reading (Linux's gro_flush_timeout plays that part
+// for SO_PREFER_BUSY_POLL).
+const busyLease = 500 * time.Microsecond
 
 func (b *busyPoll) kick() {
 	select {
@@ -370,16 +373,17 @@ func (b *busyPoll) waitReturned(closed *atomic.Bool) bool {
 		if closed.Load() {
 			return false
 		}
+		lease := time.Duration(b.lease.Load())
 		if b.timer == nil {
-			b.timer = time.NewTimer(busyLease)
+			b.timer = time.NewTimer(lease)
 		} else {
-			b.timer.Reset(busyLease)
+			b.timer.Reset(lease)
 		}
 		select {
 		case <-b.returned:
 			b.timer.Stop()
 		case <-b.timer.C:
-			if time.Duration(int64(time.Since(busyStart))-b.lastUse.Load()) >= busyLease && b.poller.TryLock() {
+			if time.Duration(int64(time.Since(busyStart))-b.lastUse.Load()) >= lease && b.poller.TryLock() {
 				b.owned.Store(false)
 				b.reclaimed.Add(1)
 				b.poller.Unlock()

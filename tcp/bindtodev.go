@@ -149,7 +149,15 @@ func (e *Endpoint) devOpt() int32 {
 	return e.dev
 }
 
-// RxInterface is the index of the interface the connection's segments
-// last came in on from a link (0: none yet, or loopback); a blocking
-// read busy-polls that link (socket's SO_BUSY_POLL).
-func (e *Endpoint) RxInterface() int { return int(e.rxDev.Load()) }
+// RxInterface is the index of the interface whose link a blocking read
+// busy-polls (socket's SO_BUSY_POLL): the one the route to the peer
+// leaves by, when its link holds a flush's frames (Route.Hold: the TAP,
+// TUN and AF_PACKET links, the ones that can be polled); 0 otherwise.
+// With symmetric routes, as on one link to the kernel, that is the one
+// the data comes in on. (The interface of the last segment would need
+// four bytes more in the endpoint, which would cost a size class.)
+func (e *Endpoint) RxInterface() int {
+	e.lock()
+	defer e.unlock()
+	return int(e.txHold)
+}

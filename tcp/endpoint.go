@@ -97,10 +97,6 @@ type Endpoint struct {
 	gsoMax             int32  // largest super-segment the route takes (IP bytes); 0: none
 	txDefer            bool   // the route's Output may run after the lock (Route.Defer, txdefer.go)
 	txHold             uint16 // the route's link that holds a flush's frames (Route.Hold); 0: none
-	// rxDev is the interface the last segment came in on from a link
-	// batch (0: none yet, or loopback): where a busy poller reads
-	// (RxInterface). Atomic: the socket reads it without the lock.
-	rxDev atomic.Int32
 
 	// RTT estimation (RFC 6298).
 	srtt, rttvar, rto, minRTT time.Duration

@@ -175,9 +175,6 @@ func (e *Endpoint) handleSegment(s *segment, batch *Batch) bool {
 		e.unlock()
 		return false
 	}
-	if s.dif != 0 && !s.loop && e.rxDev.Load() != s.dif {
-		e.rxDev.Store(s.dif)
-	}
 	now := e.p.now()
 	e.segsIn++
 	deliver := false
