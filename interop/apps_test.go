@@ -252,8 +252,12 @@ func TestInteropTshark(t *testing.T) {
 		}
 	})
 	t.Run("tshark_no_malformed_or_bad_checksum", func(t *testing.T) {
+		// The kernel's own segments may carry 0xffff for a sum of
+		// zero (RFC 1624's -0, equivalent on receipt), which tshark
+		// flags as an error; about one in 65,536 does. Only
+		// sockstack's are held to 0x0000 there.
 		out := tshark(t, "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
-			"-Y", "_ws.malformed || _ws.expert.severity == error || tcp.checksum.status == 0 || ip.checksum.status == 0")
+			"-Y", "(_ws.malformed || _ws.expert.severity == error || tcp.checksum.status == 0 || ip.checksum.status == 0) && !(ip.src == "+kernelIP.String()+" && tcp.checksum == 0xffff)")
 		if strings.TrimSpace(out) != "" {
 			t.Fatalf("tshark flags packets:\n%s", out)
 		}
