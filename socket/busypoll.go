@@ -78,12 +78,14 @@ func (s *Socket) busyPollRead(deadline time.Time) bool {
 	if !ok {
 		return false
 	}
-	dev := rx.rxInterface()
-	if dev == 0 {
-		return false
-	}
+	// The budget first: off (the default), a wait takes no endpoint
+	// lock for the interface.
 	budget := s.busyPollBudget()
 	if budget <= 0 {
+		return false
+	}
+	dev := rx.rxInterface()
+	if dev == 0 {
 		return false
 	}
 	if !deadline.IsZero() {
