@@ -540,6 +540,13 @@ func (l *lab) afpacketStackOpts(t *testing.T, opts link.AFPacketOptions) *host {
 // (setRPS) if rps.
 func (l *lab) afpacketStackRPS(t *testing.T, opts link.AFPacketOptions, rps bool) *host {
 	t.Helper()
+	return l.afpacketStackWith(t, opts, rps, stack.Options{})
+}
+
+// afpacketStackWith is afpacketStackRPS with the stack's options so (its
+// name is sockstack's).
+func (l *lab) afpacketStackWith(t *testing.T, opts link.AFPacketOptions, rps bool, so stack.Options) *host {
+	t.Helper()
 	var b [4]byte
 	rand.Read(b[:])
 	ns2 := "sst-" + hex.EncodeToString(b[:])
@@ -564,7 +571,8 @@ func (l *lab) afpacketStackRPS(t *testing.T, opts link.AFPacketOptions, rps bool
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := stack.New(stack.Options{Name: "sockstack"})
+	so.Name = "sockstack"
+	st := stack.New(so)
 	h := &host{st: st, net: socket.New(st), flush: func() {}}
 	h.nic = st.AddNIC("vp1", ep)
 	if err := h.nic.AddAddress(netip.MustParsePrefix("10.79.0.2/24")); err != nil {

@@ -186,3 +186,97 @@ func TestAFPacketBusyPoll(t *testing.T) {
 		t.Error("BusyPoll polled a closed endpoint")
 	}
 }
+
+// BusyPollOnce (a non-blocking read's poll) reads what the device holds
+// and returns: it keeps a lease a blocking call holds, found data or
+// not, and never starts one, so frames never wait for a caller that
+// may next sleep elsewhere.
+func TestAFPacketBusyPollOnce(t *testing.T) {
+	ep, ns, peerMAC := openOnVeth(t, AFPacketOptions{})
+	peer := openPeer(t, ns, false)
+	peer.Attach(newCollector())
+	r := &pollRecv{ch: make(chan struct{}, 1024)}
+	ep.Attach(r)
+	ep.bp.lease.Store(int64(time.Hour))
+	seq := 0
+	send := func(n int) {
+		t.Helper()
+		var fs [][]byte
+		for range n {
+			fs = append(fs, testFrame(ep.HardwareAddr(), peerMAC, seq))
+			seq++
+		}
+		if k, err := peer.WriteFrames(fs); k != n || err != nil {
+			t.Fatalf("WriteFrames: %d, %v", k, err)
+		}
+	}
+	send(1)
+	r.wait(t, 1)
+
+	// A blocking call returns with a frame: the link is leased to it.
+	r.polling.Store(true)
+	done := make(chan bool, 1)
+	go func() { done <- ep.BusyPoll(readyAt{r, 2}, 5*time.Second) }()
+	for end := time.Now().Add(10 * time.Second); ep.BusyPollStats().Polls != 1; {
+		if time.Now().After(end) {
+			t.Fatal("the call did not take the link")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	send(1)
+	if !<-done {
+		t.Fatal("BusyPoll returned false with its frame delivered")
+	}
+	r.wait(t, 1)
+
+	// One-pass calls under the lease: those that find nothing keep it,
+	// and the frames sent meanwhile are theirs, not the reading
+	// goroutine's.
+	send(2)
+	empty := 0
+	for end := time.Now().Add(10 * time.Second); !ep.BusyPollOnce(readyAt{r, 4}); empty++ {
+		if time.Now().After(end) {
+			t.Fatal("one-pass polls did not find the frames sent under the lease")
+		}
+		if !ep.bp.owned.Load() {
+			t.Fatal("a one-pass poll that found nothing ended the lease")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.wait(t, 2)
+	if !ep.bp.owned.Load() {
+		t.Fatal("a one-pass poll that found data ended the lease")
+	}
+	if st := ep.BusyPollStats(); st.OnceFrames != 2 || st.OncePolls != uint64(empty+1) || st.Frames != 3 {
+		t.Fatalf("BusyPollStats %+v after %d one-pass calls that read 2 frames", st, empty+1)
+	}
+	if ep.BusyPollOnce(readyAt{r, 1 << 30}) || !ep.bp.owned.Load() {
+		t.Fatal("a one-pass poll with nothing to read reported ready or ended the lease")
+	}
+	r.mu.Lock()
+	for i, by := range r.byPoll {
+		if want := i >= 1; by != want {
+			t.Errorf("frame %d delivered by a poll: %v, want %v", i, by, want)
+		}
+	}
+	r.mu.Unlock()
+	t.Logf("%d one-pass polls found nothing before the frames came", empty)
+
+	// A blocking call that finds nothing gives the link back; a
+	// one-pass call then does not take it for longer than itself.
+	if ep.BusyPoll(readyAt{r, 1 << 30}, time.Millisecond) || ep.bp.owned.Load() {
+		t.Fatal("a blocking call that found nothing kept the link")
+	}
+	r.polling.Store(false)
+	if !ep.BusyPollOnce(readyAt{r, 0}) {
+		t.Fatal("a one-pass poll did not report a ready waiter")
+	}
+	if ep.bp.owned.Load() {
+		t.Fatal("a one-pass poll on a link no call leased started a lease")
+	}
+	send(1)
+	r.wait(t, 1) // the reading goroutine's
+	if st := ep.BusyPollStats(); st.Reclaimed != 0 {
+		t.Errorf("Reclaimed %d: no lease ran out", st.Reclaimed)
+	}
+}

@@ -335,18 +335,22 @@ type busyPoll struct {
 	lease    atomic.Int64 // busyLease, in ns
 	// Counters (BusyPollStats).
 	polls, frames, reclaimed atomic.Uint64
+	oncePolls, onceFrames    atomic.Uint64
 }
 
-// BusyPollStats counts busy polling (BusyPoll): calls that took the
-// link, frames read by them, and leases the reading goroutine ended
-// because no call came back within busyLease.
+// BusyPollStats counts busy polling (BusyPoll, BusyPollOnce): calls
+// that took the link, frames read by them, and leases the reading
+// goroutine ended because no call came back within busyLease; of the
+// calls and frames, those of one-pass calls (BusyPollOnce).
 type BusyPollStats struct {
 	Polls, Frames, Reclaimed uint64
+	OncePolls, OnceFrames    uint64
 }
 
 // BusyPollStats reads the busy polling counters.
 func (e *fdEndpoint) BusyPollStats() BusyPollStats {
-	return BusyPollStats{e.bp.polls.Load(), e.bp.frames.Load(), e.bp.reclaimed.Load()}
+	b := &e.bp
+	return BusyPollStats{b.polls.Load(), b.frames.Load(), b.reclaimed.Load(), b.oncePolls.Load(), b.onceFrames.Load()}
 }
 
 var busyStart = time.Now()
@@ -394,18 +398,33 @@ func (b *busyPoll) waitReturned(closed *atomic.Bool) bool {
 }
 
 // BusyPoll is link.BusyPoller: it reads and delivers the device's
-// frames on the caller's goroutine until ready.BusyReady reports true or budget
-// passes without a frame, and says whether ready did. A blocking
-// receive calls it before it sleeps (SO_BUSY_POLL): the frames its data
-// arrives in are processed where they will be read, and no goroutine is
-// woken for them. That matters on a machine whose cores the kernel
-// peer shares: each wake-up readies a goroutine, and the Go runtime
-// wakes a second thread for it, which takes the peer's core (BENCHMARKS.md,
-// "Busy polling"). Returning with data, the caller keeps the link for
-// busyLease, so its next call finds the frames that came meanwhile and
-// the reading goroutine stays asleep; returning without, it gives the
-// link back. A multi-queue device is not polled (false at once).
+// frames on the caller's goroutine until ready.BusyReady reports true
+// or budget passes without a frame, and says whether ready did. A
+// blocking receive calls it before it sleeps (SO_BUSY_POLL): the frames
+// its data arrives in are processed where they will be read, and no
+// goroutine is woken for them. That matters on a machine whose cores
+// the kernel peer shares: each wake-up readies a goroutine, and the Go
+// runtime wakes a second thread for it, which takes the peer's core
+// (BENCHMARKS.md, "Busy polling"). Returning with data, the caller
+// keeps the link for busyLease, so its next call finds the frames that
+// came meanwhile and the reading goroutine stays asleep; returning
+// without, it gives the link back. A multi-queue device is not polled
+// (false at once).
 func (e *fdEndpoint) BusyPoll(ready BusyWaiter, budget time.Duration) bool {
+	return e.busyPoll(ready, budget, false)
+}
+
+// BusyPollOnce is link.BusyPoller: it reads and delivers what the
+// device holds now, without waiting for more, and says whether ready
+// then reports true. A non-blocking receive calls it (Linux's
+// sk_busy_loop with nonblock). It never starts a lease: the caller may
+// next sleep in a poller, and frames must not wait for it then. A lease
+// a blocking poll holds stays held, and is extended when ready holds.
+func (e *fdEndpoint) BusyPollOnce(ready BusyWaiter) bool {
+	return e.busyPoll(ready, 0, true)
+}
+
+func (e *fdEndpoint) busyPoll(ready BusyWaiter, budget time.Duration, once bool) bool {
 	if e.queues != nil || !e.attached.Load() || e.closed.Load() {
 		return false
 	}
@@ -413,7 +432,7 @@ func (e *fdEndpoint) BusyPoll(ready BusyWaiter, budget time.Duration) bool {
 		return false
 	}
 	defer e.bp.poller.Unlock()
-	e.bp.owned.Store(true)
+	leased := e.bp.owned.Swap(true)
 	e.bp.mu.Lock()
 	if e.recv == nil {
 		e.bp.mu.Unlock()
@@ -422,6 +441,9 @@ func (e *fdEndpoint) BusyPoll(ready BusyWaiter, budget time.Duration) bool {
 		return false
 	}
 	e.bp.polls.Add(1)
+	if once {
+		e.bp.oncePolls.Add(1)
+	}
 	got, stop := false, false
 	e.rc.Control(func(fd uintptr) {
 		now := time.Now()
@@ -433,6 +455,9 @@ func (e *fdEndpoint) BusyPoll(ready BusyWaiter, budget time.Duration) bool {
 			e.nread, e.rerr = 0, nil
 			if e.readFn(fd) {
 				e.bp.frames.Add(uint64(e.nread))
+				if once {
+					e.bp.onceFrames.Add(uint64(e.nread))
+				}
 				e.deliverRead()
 				if stop = e.readFailed(); stop {
 					return
@@ -446,6 +471,11 @@ func (e *fdEndpoint) BusyPoll(ready BusyWaiter, budget time.Duration) bool {
 					return
 				}
 				continue
+			}
+			if once {
+				// Drained: what the device held is delivered.
+				got = ready.BusyReady()
+				return
 			}
 			now = time.Now()
 			if e.idleOwed && now.Sub(last) >= e.reorderWait {
@@ -468,9 +498,15 @@ func (e *fdEndpoint) BusyPoll(ready BusyWaiter, budget time.Duration) bool {
 		e.deliverRead()
 	}
 	e.bp.mu.Unlock()
-	if got && !stop {
+	switch {
+	case stop:
+		e.bp.owned.Store(false)
+		e.bp.kick()
+	case got && (!once || leased):
 		e.bp.lastUse.Store(int64(time.Since(busyStart)))
-	} else {
+	case once && leased:
+		// The lease runs on from its last use.
+	default:
 		e.bp.owned.Store(false)
 		e.bp.kick()
 	}

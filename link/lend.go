@@ -66,11 +66,13 @@ type IdleReceiver interface {
 // BusyPoller is an endpoint whose frames a caller may read and deliver
 // on its own goroutine (busy polling, Linux's SO_BUSY_POLL): BusyPoll
 // reads until ready.BusyReady reports true or budget passes without a frame, and
-// says whether ready did. It returns false at once when it cannot poll
-// (another caller polls, the device has several queues, it is closed).
-// The TAP, TUN and AF_PACKET endpoints are BusyPollers.
+// says whether ready did. BusyPollOnce reads only what the device holds
+// now (a non-blocking receive). Both return false at once when they
+// cannot poll (another caller polls, the device has several queues, it
+// is closed). The TAP, TUN and AF_PACKET endpoints are BusyPollers.
 type BusyPoller interface {
 	BusyPoll(ready BusyWaiter, budget time.Duration) bool
+	BusyPollOnce(ready BusyWaiter) bool
 }
 
 // BusyWaiter is what a busy poller waits for: a socket to become

@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"slices"
 	"syscall"
 	"time"
 
@@ -24,6 +25,14 @@ import (
 // (BENCHMARKS.md, "Busy polling"). TCP sockets and datagram sockets
 // (UDP, ping, raw) poll the link their data last came in on; other
 // kinds keep the value and report it back.
+//
+// As on Linux, a non-blocking read that finds nothing reads what the
+// link holds once (it never spins), and MSG_WAITALL's wait for the rest
+// polls as a blocking read does. Poll, Select and Poller.Wait poll the
+// links of the busy-polling sockets they watch (a Poller: the link of
+// the socket it last reported), once per call before they sleep, for
+// the stack's Options.BusyPollSelect, Linux's net.core.busy_poll (off
+// by default). A send waiting for room does not poll (Linux's neither).
 const SO_BUSY_POLL = 46
 
 // setBusyPoll is setsockopt(SO_BUSY_POLL): microseconds, not negative.
@@ -70,21 +79,29 @@ func (b *busyReady) BusyReady() bool {
 	return (*Socket)(b).Readiness(waiter.EventIn|waiter.EventErr|waiter.EventHUp) != 0
 }
 
+// busyTarget is the NIC a read on the socket busy-polls and its budget
+// (0: none).
+func (s *Socket) busyTarget() (dev int, budget time.Duration) {
+	rx, ok := s.ep.(busyRx)
+	if !ok {
+		return 0, 0
+	}
+	// The budget first: off (the default), a wait takes no endpoint
+	// lock for the interface.
+	if budget = s.busyPollBudget(); budget <= 0 {
+		return 0, 0
+	}
+	if dev = rx.rxInterface(); dev == 0 {
+		return 0, 0
+	}
+	return dev, budget
+}
+
 // busyPollRead busy-polls the link of the socket's connection before a
 // blocking read sleeps, within the deadline, and says whether the
 // socket became readable.
 func (s *Socket) busyPollRead(deadline time.Time) bool {
-	rx, ok := s.ep.(busyRx)
-	if !ok {
-		return false
-	}
-	// The budget first: off (the default), a wait takes no endpoint
-	// lock for the interface.
-	budget := s.busyPollBudget()
-	if budget <= 0 {
-		return false
-	}
-	dev := rx.rxInterface()
+	dev, budget := s.busyTarget()
 	if dev == 0 {
 		return false
 	}
@@ -92,4 +109,78 @@ func (s *Socket) busyPollRead(deadline time.Time) bool {
 		budget = min(budget, time.Until(deadline))
 	}
 	return budget > 0 && s.net.st.BusyPoll(dev, (*busyReady)(s), budget)
+}
+
+// busyPollNonblock is a non-blocking read's busy poll: it takes in what
+// the link holds now and says whether the socket became readable
+// (Linux's tcp_recvmsg and __skb_recv_udp call sk_busy_loop with
+// nonblock set: one pass).
+func (s *Socket) busyPollNonblock() bool {
+	dev, _ := s.busyTarget()
+	return dev != 0 && s.net.st.BusyPollOnce(dev, (*busyReady)(s))
+}
+
+// busyFunc is a link.BusyWaiter made of a func.
+type busyFunc func() bool
+
+func (f busyFunc) BusyReady() bool { return f() }
+
+// busyPollSet busy-polls, for Poll, Select and Poller.Wait, the links of
+// the given sockets that busy-poll, until ready reports true or the
+// stack's BusyPollSelect (net.core.busy_poll) passes, bounded by
+// deadline (zero: none). Linux's do_poll and ep_poll do it once per
+// call, before they sleep. It says whether ready did.
+func busyPollSet(count int, sock func(i int) *Socket, ready func() bool, deadline time.Time) bool {
+	type target struct {
+		n   *Net
+		dev int
+	}
+	var ts []target
+	var budget time.Duration
+	for i := range count {
+		s := sock(i)
+		if s == nil || s.closed.Load() {
+			continue
+		}
+		b := s.net.st.BusyPollSelect()
+		if b <= 0 {
+			continue
+		}
+		dev, _ := s.busyTarget()
+		if dev == 0 {
+			continue
+		}
+		budget = max(budget, b)
+		t := target{s.net, dev}
+		if !slices.Contains(ts, t) {
+			ts = append(ts, t)
+		}
+	}
+	if len(ts) == 0 {
+		return false
+	}
+	end := time.Now().Add(budget)
+	if !deadline.IsZero() && deadline.Before(end) {
+		end = deadline
+	}
+	if len(ts) == 1 {
+		// One link: its poll spins itself, and keeps the link for the
+		// next call when it returns with data.
+		d := time.Until(end)
+		return d > 0 && ts[0].n.st.BusyPoll(ts[0].dev, busyFunc(ready), d)
+	}
+	// Several links: one pass over each in turn, as Linux's poll does.
+	for {
+		for _, t := range ts {
+			if t.n.st.BusyPollOnce(t.dev, busyFunc(ready)) {
+				return true
+			}
+		}
+		if ready() {
+			return true
+		}
+		if !time.Now().Before(end) {
+			return false
+		}
+	}
 }

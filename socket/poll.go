@@ -34,7 +34,8 @@ type Poller struct {
 	closed bool
 	items  []*pollItem
 	bySock map[*Socket]*pollItem
-	next   int // where the next scan starts, for fairness when events is short
+	next   int     // where the next scan starts, for fairness when events is short
+	last   *Socket // the socket last reported ready: Wait busy-polls its link
 }
 
 type pollItem struct {
@@ -85,6 +86,9 @@ func (p *Poller) Add(s *Socket, mask waiter.EventMask, data uint64) error {
 	it.register()
 	p.items = append(p.items, it)
 	p.bySock[s] = it
+	if p.last == nil {
+		p.last = s // a new poller busy-polls the first socket's link
+	}
 	p.poke()
 	return nil
 }
@@ -126,6 +130,9 @@ func (p *Poller) removeLocked(it *pollItem) {
 	p.items[last] = nil
 	p.items = p.items[:last]
 	delete(p.bySock, it.s)
+	if p.last == it.s {
+		p.last = nil
+	}
 }
 
 // Len is the number of watched sockets.
@@ -166,6 +173,9 @@ func (p *Poller) Wait(events []PollEvent, timeout time.Duration) (int, error) {
 	}
 	var timer *time.Timer
 	var tc <-chan time.Time
+	start := time.Now()
+	var deadline time.Time
+	busied := false
 	for {
 		n, err := p.collect(events)
 		if n > 0 || err != nil || timeout == 0 {
@@ -177,6 +187,20 @@ func (p *Poller) Wait(events []PollEvent, timeout time.Duration) (int, error) {
 		if timeout > 0 && timer == nil {
 			timer = time.NewTimer(timeout)
 			tc = timer.C
+			deadline = start.Add(timeout)
+		}
+		if !busied {
+			// Once per call, before the first sleep (net.core.busy_poll),
+			// the link of the socket last reported ready, as Linux's
+			// epoll polls the NAPI context of its last event. A token on
+			// wake means a watched socket changed.
+			busied = true
+			p.mu.Lock()
+			last := p.last
+			p.mu.Unlock()
+			if last != nil && busyPollSet(1, func(int) *Socket { return last }, func() bool { return len(p.wake) > 0 }, deadline) {
+				continue
+			}
 		}
 		select {
 		case <-p.wake:
@@ -236,6 +260,7 @@ func (p *Poller) collect(events []PollEvent) (int, error) {
 		}
 		events[n] = PollEvent{Socket: it.s, Events: r, Data: it.data}
 		n++
+		p.last = it.s
 		if n == len(events) {
 			p.next = i + 1
 		}
@@ -282,6 +307,9 @@ func pollLoop(fds []PollFD, timeout time.Duration, counts func(i int, rev waiter
 			timer.Stop()
 		}
 	}()
+	start := time.Now()
+	var deadline time.Time
+	busied := false
 	for {
 		// Drain first, then look: a change after the look leaves a token.
 		select {
@@ -306,6 +334,15 @@ func pollLoop(fds []PollFD, timeout time.Duration, counts func(i int, rev waiter
 		if timeout > 0 && timer == nil {
 			timer = time.NewTimer(timeout)
 			tc = timer.C
+			deadline = start.Add(timeout)
+		}
+		if !busied {
+			// Once per call, before the first sleep (net.core.busy_poll):
+			// a token on wake means a socket changed.
+			busied = true
+			if busyPollSet(len(fds), func(i int) *Socket { return fds[i].Socket }, func() bool { return len(wake) > 0 }, deadline) {
+				continue
+			}
 		}
 		select {
 		case <-wake:

@@ -106,6 +106,9 @@ func (s *Socket) recvMore(b []byte, n, target, flags int) int {
 			continue
 		}
 		deadline, fromDL := s.effectiveDeadline(callDL, false)
+		if s.busyPollRead(deadline) {
+			continue // busy polling took data in (busypoll.go)
+		}
 		if s.wait(waiter.EventIn, deadline, fromDL, e, &timer) != nil {
 			break // timeout, deadline or close: the bytes copied so far
 		}

@@ -425,6 +425,9 @@ func (s *Socket) blocking(flags int, write bool, mask waiter.EventMask, op func(
 	}
 	nonblock, callDL := s.mode(flags, write)
 	if nonblock {
+		if !write && s.busyPollNonblock() {
+			return op() // the link held data for it (busypoll.go)
+		}
 		return err
 	}
 	e := s.getEntry()

@@ -24,6 +24,23 @@ func (s *Stack) BusyPoll(id int, ready link.BusyWaiter, budget time.Duration) bo
 	return ok && p.BusyPoll(ready, budget)
 }
 
+// BusyPollOnce reads and delivers what NIC id's link holds now, on the
+// caller's goroutine, and says whether ready then reports true
+// (link.BusyPoller). A non-blocking socket read that finds nothing
+// calls it (Linux's sk_busy_loop with nonblock).
+func (s *Stack) BusyPollOnce(id int, ready link.BusyWaiter) bool {
+	n := s.NICByID(id)
+	if n == nil {
+		return false
+	}
+	p, ok := n.ep.(link.BusyPoller)
+	return ok && p.BusyPollOnce(ready)
+}
+
+// BusyPollSelect is Options.BusyPollSelect: how long Poll, Select and
+// Poller.Wait busy-poll before they sleep.
+func (s *Stack) BusyPollSelect() time.Duration { return max(s.opts.BusyPollSelect, 0) }
+
 // BusyPollDefault is Options.BusyPoll: a socket's busy polling budget
 // when it does not set SO_BUSY_POLL.
 func (s *Stack) BusyPollDefault() time.Duration { return max(s.opts.BusyPoll, 0) }

@@ -68,6 +68,11 @@ type Options struct {
 	// set SO_BUSY_POLL: Linux's net.core.busy_read. 0 (default): no
 	// busy polling. See BusyPoll.
 	BusyPoll time.Duration
+	// BusyPollSelect is how long socket.Poll, socket.Select and
+	// socket.Poller.Wait busy-poll, once per call, before they sleep,
+	// when a socket they watch busy-polls (SO_BUSY_POLL or BusyPoll):
+	// Linux's net.core.busy_poll. 0 (default): they do not.
+	BusyPollSelect time.Duration
 
 	PMTUExpires   time.Duration // a learnt path MTU is forgotten after this, default 10 min (mtu_expires)
 	PMTUMin       int           // path MTUs are not set below this, default 552 (min_pmtu)

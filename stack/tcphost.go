@@ -114,8 +114,9 @@ func (h tcpHost) route(remote netip.Addr, r ResolvedRoute, err error) (tcp.Route
 	if !r.Local {
 		rt.GSOMax = r.NIC.gsoMax() // gso.go
 		_, rt.Defer = r.NIC.ep.(link.NeverQueueFull)
-		if h.s.holder(r.NIC.id) != nil { // AddNIC decided which links hold
-			rt.Hold = r.NIC.id
+		_, polled := r.NIC.ep.(link.BusyPoller)
+		if polled || h.s.holder(r.NIC.id) != nil { // AddNIC decided which links hold
+			rt.Hold = r.NIC.id // and a read busy-polls it (SO_BUSY_POLL)
 		}
 		if v6 && rt.GSOMax > 0 {
 			// In the same IPv4-sized terms as the MTU above, so the

@@ -53,8 +53,10 @@ type Route struct {
 	// nothing Output could return would have to be taken back (txdefer.go).
 	Defer bool
 	// Hold names the link this route's frames leave by, when it can
-	// hold a flush's frames and send them together (OutputHolder): an
-	// id from 1 to 65535 the host knows; 0, none.
+	// hold a flush's frames and send them together (OutputHolder), or
+	// a blocking read can busy-poll it (RxInterface): an id from 1 to
+	// 65535 the host knows; 0, none. OutputHolder ignores a link that
+	// cannot hold.
 	Hold int
 }
 

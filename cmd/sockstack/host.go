@@ -76,7 +76,7 @@ func (f *hostFlags) register(c *cobra.Command, kind toolKind) {
 		fl.BoolVar(&f.offload, "offload", false, "TAP: exchange 64 KB super-segments with partial checksums with the kernel (IFF_VNET_HDR, TUNSETOFFLOAD)")
 		fl.IntVar(&f.queues, "queues", 1, "TAP: queues of a multi-queue device (IFF_MULTI_QUEUE; an existing TAP must be made with multi_queue), flows spread over them and over cores")
 		fl.BoolVar(&f.noIOURing, "no-io-uring", false, "TAP: write one frame per system call instead of batching writes through io_uring (used by default without --offload where the kernel allows it)")
-		fl.DurationVar(&f.busyPoll, "busy-poll", 0, "TAP: a blocking read reads the device itself for up to this without a frame before it sleeps (SO_BUSY_POLL for every socket, as net.core.busy_read; e.g. 50us; 0: off)")
+		fl.DurationVar(&f.busyPoll, "busy-poll", 0, "TAP: a read that finds nothing reads the device itself, a blocking one for up to this without a frame before it sleeps, and poll and select as long (SO_BUSY_POLL for every socket, as net.core.busy_read and busy_poll; e.g. 50us; 0: off)")
 		fl.StringVar(&f.tun, "tun", "", "run the stack on this layer 3 TUN device (bare IP packets, no ARP or neighbor discovery: as VPNs and tun2socks do); the TAP flags apply to it")
 	}
 	if kind == sniffTool {
@@ -263,7 +263,7 @@ func parseAddrs(s string) ([]netip.Prefix, error) {
 
 // stackOptions are the options of a stack on a TAP or VXLAN link.
 func (f *hostFlags) stackOptions() stack.Options {
-	return stack.Options{Name: "sockstack", IPv6SLAAC: f.slaac, IPv6LinkLocal: f.slaac, BusyPoll: f.busyPoll}
+	return stack.Options{Name: "sockstack", IPv6SLAAC: f.slaac, IPv6LinkLocal: f.slaac, BusyPoll: f.busyPoll, BusyPollSelect: f.busyPoll}
 }
 
 // configure gives the NIC the addresses of --addr and the gateways of
