@@ -82,26 +82,28 @@ func (b *busyReady) BusyReady() bool {
 // busyTarget is the NIC a read on the socket busy-polls and its budget
 // (0: none).
 func (s *Socket) busyTarget() (dev int, budget time.Duration) {
-	rx, ok := s.ep.(busyRx)
-	if !ok {
-		return 0, 0
-	}
-	// The budget first: off (the default), a wait takes no endpoint
+	// The budget first: off (the default), a read takes no endpoint
 	// lock for the interface.
 	if budget = s.busyPollBudget(); budget <= 0 {
 		return 0, 0
 	}
-	if dev = rx.rxInterface(); dev == 0 {
-		return 0, 0
-	}
-	return dev, budget
+	return s.busyDev(), budget
 }
 
-// busyPollRead busy-polls the link of the socket's connection before a
-// blocking read sleeps, within the deadline, and says whether the
-// socket became readable.
-func (s *Socket) busyPollRead(deadline time.Time) bool {
-	dev, budget := s.busyTarget()
+// busyDev is the NIC the socket's data comes in on (0: none known, or
+// a kind that does not busy-poll).
+func (s *Socket) busyDev() int {
+	if rx, ok := s.ep.(busyRx); ok {
+		return rx.rxInterface()
+	}
+	return 0
+}
+
+// busyPollRead busy-polls the link of the socket's connection for
+// budget (the socket's, from readWait) before a blocking read sleeps,
+// within the deadline, and says whether the socket became readable.
+func (s *Socket) busyPollRead(deadline time.Time, budget time.Duration) bool {
+	dev := s.busyDev()
 	if dev == 0 {
 		return false
 	}

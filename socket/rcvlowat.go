@@ -105,8 +105,8 @@ func (s *Socket) recvMore(b []byte, n, target, flags int) int {
 			wq.Register(e, waiter.EventIn|waiter.EventErr|waiter.EventHUp)
 			continue
 		}
-		deadline, fromDL := s.effectiveDeadline(callDL, false)
-		if s.busyPollRead(deadline) {
+		deadline, fromDL, busy := s.readWait(callDL)
+		if busy > 0 && s.busyPollRead(deadline, busy) {
 			continue // busy polling took data in (busypoll.go)
 		}
 		if s.wait(waiter.EventIn, deadline, fromDL, e, &timer) != nil {

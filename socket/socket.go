@@ -329,6 +329,22 @@ func (s *Socket) effectiveDeadline(callDL time.Time, write bool) (time.Time, boo
 	return callDL, false
 }
 
+// readWait is effectiveDeadline for a read, with the socket's busy
+// polling budget read under the same lock (busypoll.go).
+func (s *Socket) readWait(callDL time.Time) (deadline time.Time, fromDL bool, busy time.Duration) {
+	s.mu.Lock()
+	x := s.rx()
+	dl, b, set := x.rdl, x.busyPoll, x.busySet
+	s.mu.Unlock()
+	if !set {
+		b = s.net.st.BusyPollDefault()
+	}
+	if !dl.IsZero() && (callDL.IsZero() || dl.Before(callDL)) {
+		return dl, true, b
+	}
+	return callDL, false, b
+}
+
 // wait blocks until an event of mask holds, the deadline passes or the
 // socket closes. It re-checks readiness after registering, so no wakeup
 // is lost.
@@ -455,8 +471,15 @@ func (s *Socket) blocking(flags int, write bool, mask waiter.EventMask, op func(
 	for {
 		// Read the net.Conn deadline after registering, so a
 		// SetReadDeadline racing with us always wakes this wait.
-		deadline, fromDL := s.effectiveDeadline(callDL, write)
-		if !write && !edge && s.busyPollRead(deadline) {
+		var deadline time.Time
+		var fromDL bool
+		var busy time.Duration
+		if write {
+			deadline, fromDL = s.effectiveDeadline(callDL, true)
+		} else {
+			deadline, fromDL, busy = s.readWait(callDL)
+		}
+		if busy > 0 && !edge && s.busyPollRead(deadline, busy) {
 			err = nil // readable: busy polling took its data in (busypoll.go)
 		} else if edge {
 			err = s.waitSignal(deadline, fromDL, e, &timer)
