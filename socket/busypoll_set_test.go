@@ -364,3 +364,31 @@ func TestBusyPollSelect(t *testing.T) {
 		}
 	})
 }
+
+// Poll over sockets whose data comes in on different links makes one
+// pass over each link in turn (Linux's poll does the same over NAPI
+// contexts): the frames held on the second link make the call return.
+func TestBusyPollSelectSeveralLinks(t *testing.T) {
+	opts := stack.Options{BusyPollSelect: 10 * time.Millisecond}
+	c1, c2 := newBusyConn(t, opts), newBusyConn(t, opts)
+	for _, s := range []*Socket{c1.ub, c2.ub} {
+		if err := s.SetSockOptInt(SOL_SOCKET, SO_BUSY_POLL, 50); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1.hl.setHold(true)
+	c2.heldUDP(t, "second")
+	fds := []PollFD{{Socket: c1.ub, Events: waiter.EventIn}, {Socket: c2.ub, Events: waiter.EventIn}}
+	n, err := Poll(fds, 10*time.Second)
+	if err != nil || n != 1 || fds[0].Revents != 0 || fds[1].Revents&waiter.EventIn == 0 {
+		t.Fatalf("Poll: %d, %v, revents %v", n, err, fds)
+	}
+	_, o1 := c1.hl.counts()
+	p2, o2 := c2.hl.counts()
+	if o1 < 1 || o2 < 1 || p2 != 0 {
+		t.Fatalf("one-pass polls %d and %d, spinning polls of the second link %d; want one pass over each link", o1, o2, p2)
+	}
+	if s, err := recvStr(t, c2.ub, 64, MSG_DONTWAIT); err != nil || s != "second" {
+		t.Fatalf("read %q, %v", s, err)
+	}
+}
