@@ -172,3 +172,43 @@ func TestInteropBusyPoll(t *testing.T) {
 		}
 	})
 }
+
+// TestInteropBusyPollQueues: SO_BUSY_POLL on multi-queue devices, a
+// two-queue TAP and two AF_PACKET sockets in a fanout group. The kernel
+// picks a flow's queue (the TAP: the queue the flow was last written on;
+// fanout: its own hash), so a poll must find the queue its connection's
+// frames come in on (the device learns it from the frames it delivers):
+// 64 MiB from the kernel arrive whole, and polls read frames.
+func TestInteropBusyPollQueues(t *testing.T) {
+	l := newLab(t)
+	needTools(t, "socat", "sha256sum", "ss")
+	for _, k := range []struct {
+		name  string
+		saddr string
+		open  func() *host
+	}{
+		{"tap_2q", stackIP.String(), func() *host { return l.startOffloadStackQ(2) }},
+		{"afpacket_fanout2", "10.79.0.2", func() *host {
+			return l.afpacketStackOpts(t, link.AFPacketOptions{Offload: true, QdiscBypass: true, Queues: 2})
+		}},
+	} {
+		t.Run(k.name, func(t *testing.T) {
+			h := k.open()
+			h.busyPoll = 50 * time.Microsecond
+			bp, ok := h.nic.Endpoint().(interface{ BusyPollStats() link.BusyPollStats })
+			if !ok {
+				t.Fatal("the endpoint cannot be busy-polled")
+			}
+			const size = 64 << 20
+			path, sum := randomFile(t, t.TempDir(), "64MiB.bin", size)
+			b0 := bp.BusyPollStats()
+			kernelSendsFile(t, l, h, k.saddr, 5514, path, sum, size)
+			b1 := bp.BusyPollStats()
+			t.Logf("busy polling: %d polls, %d frames read by them, %d leases ended by a queue's goroutine; link %+v",
+				b1.Polls-b0.Polls, b1.Frames-b0.Frames, b1.Reclaimed-b0.Reclaimed, h.nic.Endpoint().Stats().Snapshot())
+			if b1.Frames == b0.Frames {
+				t.Error("no frame was read by a busy-polling receive")
+			}
+		})
+	}
+}

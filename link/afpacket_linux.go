@@ -217,6 +217,7 @@ func OpenAFPacket(ifname string, opts AFPacketOptions) (*AFPacket, error) {
 		for _, q := range all {
 			a.queues = append(a.queues, &q.fdEndpoint)
 		}
+		a.learnFlows()
 	}
 	return a, nil
 }

@@ -50,7 +50,8 @@ type readyAt struct {
 	n int
 }
 
-func (w readyAt) BusyReady() bool { return w.r.count() >= w.n }
+func (w readyAt) BusyReady() bool  { return w.r.count() >= w.n }
+func (w readyAt) BusyFlow() uint32 { return 0 }
 
 // BusyPoll takes the link from the reading goroutine: what comes while
 // a call polls is read and delivered by the call, a call that returns

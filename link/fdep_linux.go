@@ -34,6 +34,11 @@ type fdEndpoint struct {
 	// queue by flow hash, so a flow stays on one.
 	queues   []*fdEndpoint
 	qrx, qtx atomic.Uint64 // frames this queue received and sent
+	// flows, on every queue of a multi-queue device, learns which queue
+	// a flow comes in on for busy pollers (flowqueue.go); qi is this
+	// queue's index.
+	flows *flowTable
+	qi    int
 
 	closed   atomic.Bool
 	attached atomic.Bool
@@ -280,6 +285,9 @@ func (e *fdEndpoint) deliverRead() {
 		}
 	}
 	if e.nread > 0 {
+		if e.flows != nil && e.flows.on.Load() {
+			e.flows.learn(e.frames[:e.nread], e.kind, e.qi)
+		}
 		var bytes uint64
 		for _, f := range e.frames[:e.nread] {
 			bytes += uint64(len(f))
@@ -347,10 +355,23 @@ type BusyPollStats struct {
 	OncePolls, OnceFrames    uint64
 }
 
-// BusyPollStats reads the busy polling counters.
+// BusyPollStats reads the busy polling counters, summed over the
+// queues of a multi-queue device.
 func (e *fdEndpoint) BusyPollStats() BusyPollStats {
-	b := &e.bp
-	return BusyPollStats{b.polls.Load(), b.frames.Load(), b.reclaimed.Load(), b.oncePolls.Load(), b.onceFrames.Load()}
+	qs := e.queues
+	if qs == nil {
+		qs = []*fdEndpoint{e}
+	}
+	var st BusyPollStats
+	for _, q := range qs {
+		b := &q.bp
+		st.Polls += b.polls.Load()
+		st.Frames += b.frames.Load()
+		st.Reclaimed += b.reclaimed.Load()
+		st.OncePolls += b.oncePolls.Load()
+		st.OnceFrames += b.onceFrames.Load()
+	}
+	return st
 }
 
 var busyStart = time.Now()
@@ -408,10 +429,11 @@ func (b *busyPoll) waitReturned(closed *atomic.Bool) bool {
 // (BENCHMARKS.md, "Busy polling"). Returning with data, the caller
 // keeps the link for busyLease, so its next call finds the frames that
 // came meanwhile and the reading goroutine stays asleep; returning
-// without, it gives the link back. A multi-queue device is not polled
-// (false at once).
+// without, it gives the link back. On a multi-queue device it polls the
+// queue flow last came in on (pollQueue).
 func (e *fdEndpoint) BusyPoll(ready BusyWaiter, budget time.Duration) bool {
-	return e.busyPoll(ready, budget, false)
+	q := e.pollQueue(ready)
+	return q != nil && q.busyPoll(ready, budget, false)
 }
 
 // BusyPollOnce is link.BusyPoller: it reads and delivers what the
@@ -421,11 +443,48 @@ func (e *fdEndpoint) BusyPoll(ready BusyWaiter, budget time.Duration) bool {
 // next sleep in a poller, and frames must not wait for it then. A lease
 // a blocking poll holds stays held, and is extended when ready holds.
 func (e *fdEndpoint) BusyPollOnce(ready BusyWaiter) bool {
-	return e.busyPoll(ready, 0, true)
+	q := e.pollQueue(ready)
+	return q != nil && q.busyPoll(ready, 0, true)
 }
 
+// learnFlows gives the queues of a multi-queue device one flowTable.
+func (e *fdEndpoint) learnFlows() {
+	if len(e.queues) < 2 {
+		return
+	}
+	t := new(flowTable)
+	for i, q := range e.queues {
+		q.flows, q.qi = t, i
+	}
+}
+
+// pollQueue is the queue w polls: the device itself with one queue;
+// with several, the one w's flow last came in on, which the queues learn
+// from the first call on (flowTable). Nil when that is not known yet,
+// or the flow is not (0).
+func (e *fdEndpoint) pollQueue(w BusyWaiter) *fdEndpoint {
+	if e.queues == nil {
+		return e
+	}
+	if e.flows == nil {
+		return nil
+	}
+	flow := w.BusyFlow()
+	if flow == 0 {
+		return nil
+	}
+	if !e.flows.on.Load() {
+		e.flows.on.Store(true)
+	}
+	if qi := e.flows.queue(flow); qi >= 0 && qi < len(e.queues) {
+		return e.queues[qi]
+	}
+	return nil
+}
+
+// busyPoll polls this queue: BusyPoll, or BusyPollOnce if once.
 func (e *fdEndpoint) busyPoll(ready BusyWaiter, budget time.Duration, once bool) bool {
-	if e.queues != nil || !e.attached.Load() || e.closed.Load() {
+	if !e.attached.Load() || e.closed.Load() {
 		return false
 	}
 	if !e.bp.poller.TryLock() {

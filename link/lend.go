@@ -67,8 +67,9 @@ type IdleReceiver interface {
 // on its own goroutine (busy polling, Linux's SO_BUSY_POLL): BusyPoll
 // reads until ready.BusyReady reports true or budget passes without a frame, and
 // says whether ready did. BusyPollOnce reads only what the device holds
-// now (a non-blocking receive). Both return false at once when they
-// cannot poll (another caller polls, the device has several queues, it
+// now (a non-blocking receive). A multi-queue device polls the queue
+// ready.BusyFlow comes in on. Both return false at once when they cannot
+// poll (another caller polls, the flow's queue is not known, the device
 // is closed). The TAP, TUN and AF_PACKET endpoints are BusyPollers.
 type BusyPoller interface {
 	BusyPoll(ready BusyWaiter, budget time.Duration) bool
@@ -80,6 +81,9 @@ type BusyPoller interface {
 // allocating.)
 type BusyWaiter interface {
 	BusyReady() bool
+	// BusyFlow is the flow the waiter's data comes in (TupleFlowHash;
+	// 0: unknown). Only a multi-queue device asks, to pick its queue.
+	BusyFlow() uint32
 }
 
 // lendState is the lending part of an fdEndpoint's reading goroutine.

@@ -276,5 +276,6 @@ func openTunTap(name string, opts TAPOptions) (*TAP, error) {
 		}
 	}
 	t.offFlags = offFlags
+	t.learnFlows()
 	return t, nil
 }

@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sockstack/sockstack/link"
 	"github.com/sockstack/sockstack/waiter"
 )
 
@@ -99,6 +100,47 @@ func (s *Socket) busyDev() int {
 	return 0
 }
 
+// BusyFlow is link.BusyWaiter: the socket's flow, for a multi-queue
+// link to pick the queue it comes in on.
+func (b *busyReady) BusyFlow() uint32 { return (*Socket)(b).busyFlow() }
+
+// busyFlow is the link.TupleFlowHash of the socket's connection: a TCP
+// connection's (kept once known: its ends never change) or a connected
+// UDP socket's; 0 for anything else.
+func (s *Socket) busyFlow() uint32 {
+	var proto uint8
+	switch ep := s.ep.(type) {
+	case *tcpEP:
+		s.mu.Lock()
+		f := s.rx().busyFlow
+		s.mu.Unlock()
+		if f != 0 {
+			return f
+		}
+		proto = 6
+	case *dgramEP:
+		if ep.raw || s.proto != 17 {
+			return 0
+		}
+		proto = 17
+	default:
+		return 0
+	}
+	l, ok := s.ep.localAddr().(*SockaddrInet)
+	ra, err := s.ep.remoteAddr()
+	r, rok := ra.(*SockaddrInet)
+	if !ok || err != nil || !rok {
+		return 0
+	}
+	f := link.TupleFlowHash(l.AddrPort, r.AddrPort, proto)
+	if proto == 6 && f != 0 {
+		s.mu.Lock()
+		s.ext().busyFlow = f
+		s.mu.Unlock()
+	}
+	return f
+}
+
 // busyPollRead busy-polls the link of the socket's connection for
 // budget (the socket's, from readWait) before a blocking read sleeps,
 // within the deadline, and says whether the socket became readable.
@@ -122,10 +164,15 @@ func (s *Socket) busyPollNonblock() bool {
 	return dev != 0 && s.net.st.BusyPollOnce(dev, (*busyReady)(s))
 }
 
-// busyFunc is a link.BusyWaiter made of a func.
-type busyFunc func() bool
+// setWaiter is the link.BusyWaiter of Poll, Select and Poller.Wait:
+// ready is theirs, the flow that of the socket whose link they poll.
+type setWaiter struct {
+	ready func() bool
+	s     *Socket
+}
 
-func (f busyFunc) BusyReady() bool { return f() }
+func (w setWaiter) BusyReady() bool  { return w.ready() }
+func (w setWaiter) BusyFlow() uint32 { return w.s.busyFlow() }
 
 // busyPollSet busy-polls, for Poll, Select and Poller.Wait, the links of
 // the given sockets that busy-poll, until ready reports true or the
@@ -136,6 +183,7 @@ func busyPollSet(count int, sock func(i int) *Socket, ready func() bool, deadlin
 	type target struct {
 		n   *Net
 		dev int
+		s   *Socket // the first socket on it
 	}
 	var ts []target
 	var budget time.Duration
@@ -153,9 +201,8 @@ func busyPollSet(count int, sock func(i int) *Socket, ready func() bool, deadlin
 			continue
 		}
 		budget = max(budget, b)
-		t := target{s.net, dev}
-		if !slices.Contains(ts, t) {
-			ts = append(ts, t)
+		if !slices.ContainsFunc(ts, func(t target) bool { return t.n == s.net && t.dev == dev }) {
+			ts = append(ts, target{s.net, dev, s})
 		}
 	}
 	if len(ts) == 0 {
@@ -169,12 +216,12 @@ func busyPollSet(count int, sock func(i int) *Socket, ready func() bool, deadlin
 		// One link: its poll spins itself, and keeps the link for the
 		// next call when it returns with data.
 		d := time.Until(end)
-		return d > 0 && ts[0].n.st.BusyPoll(ts[0].dev, busyFunc(ready), d)
+		return d > 0 && ts[0].n.st.BusyPoll(ts[0].dev, setWaiter{ready, ts[0].s}, d)
 	}
 	// Several links: one pass over each in turn, as Linux's poll does.
 	for {
 		for _, t := range ts {
-			if t.n.st.BusyPollOnce(t.dev, busyFunc(ready)) {
+			if t.n.st.BusyPollOnce(t.dev, setWaiter{ready, t.s}) {
 				return true
 			}
 		}

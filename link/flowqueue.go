@@ -1,0 +1,120 @@
+package link
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/sockstack/sockstack/wire"
+)
+
+// A multi-queue device (a multi-queue TAP, AF_PACKET sockets in a
+// fanout group) brings a flow in on the queue the kernel picks: a TAP by
+// the queue the flow was last written on, a fanout group by the kernel's
+// own flow hash, which user space cannot compute. A busy poller must
+// poll the queue its connection's frames come in on, so the device
+// learns it: once a caller busy-polls the device, every queue notes, for
+// each frame it delivers, its queue under the frame's flow (flowTable).
+
+// flowTableSize is how many flows the table tells apart; two flows that
+// share a slot send a poller to the queue of the one seen last.
+const flowTableSize = 1024
+
+// flowTable maps a flow's SymFlowHash to the queue its frames last came
+// in on (queue index + 1; 0: not seen).
+type flowTable struct {
+	on    atomic.Bool // a caller busy-polled the device: learn
+	slots [flowTableSize]atomic.Uint32
+}
+
+// learn notes that frames came in on queue qi.
+func (t *flowTable) learn(frames [][]byte, kind Kind, qi int) {
+	for _, f := range frames {
+		if h := SymFlowHash(f, kind); h != 0 {
+			s := &t.slots[h%flowTableSize]
+			if s.Load() != uint32(qi+1) {
+				s.Store(uint32(qi + 1))
+			}
+		}
+	}
+}
+
+// queue is the queue flow last came in on, or -1.
+func (t *flowTable) queue(flow uint32) int {
+	return int(t.slots[flow%flowTableSize].Load()) - 1
+}
+
+// SymFlowHash hashes an IPv4 or IPv6 frame's flow alike in both
+// directions: addresses, protocol and, for TCP, UDP, UDP-Lite and SCTP
+// (not in a fragment), ports, each end's address and port taken in a
+// fixed order. 0 for a frame that is not IP. TupleFlowHash gives the
+// same value for a socket's addresses.
+func SymFlowHash(f []byte, kind Kind) uint32 {
+	off := 0
+	et := wire.EtherTypeIPv4
+	if kind == KindEthernet {
+		if len(f) < wire.EthernetHeaderLen {
+			return 0
+		}
+		et = binary.BigEndian.Uint16(f[12:14])
+		off = wire.EthernetHeaderLen
+		if et == 0x8100 && len(f) >= off+4 { // one VLAN tag
+			et = binary.BigEndian.Uint16(f[16:18])
+			off += 4
+		}
+	}
+	p := f[off:]
+	if kind == KindIP && len(p) > 0 && p[0]>>4 == 6 {
+		et = wire.EtherTypeIPv6
+	}
+	var sp, dp uint16
+	switch {
+	case et == wire.EtherTypeIPv4 && len(p) >= 20 && p[0]>>4 == 4:
+		ihl := int(p[0]&0x0f) * 4
+		proto := p[9]
+		frag := binary.BigEndian.Uint16(p[6:8])&0x3fff != 0
+		if !frag && hasPorts(proto) && ihl >= 20 && len(p) >= ihl+4 {
+			sp, dp = binary.BigEndian.Uint16(p[ihl:]), binary.BigEndian.Uint16(p[ihl+2:])
+		}
+		return symHash(p[12:16], p[16:20], proto, sp, dp)
+	case et == wire.EtherTypeIPv6 && len(p) >= 40 && p[0]>>4 == 6:
+		proto := p[6]
+		if hasPorts(proto) && len(p) >= 44 {
+			sp, dp = binary.BigEndian.Uint16(p[40:]), binary.BigEndian.Uint16(p[42:])
+		}
+		return symHash(p[8:24], p[24:40], proto, sp, dp)
+	}
+	return 0
+}
+
+// TupleFlowHash is SymFlowHash for a flow given by its two ends (either
+// order) and protocol; an IPv4-mapped IPv6 address counts as IPv4.
+// Ports count only for the protocols SymFlowHash takes them for.
+func TupleFlowHash(a, b netip.AddrPort, proto uint8) uint32 {
+	aa, ba := a.Addr().Unmap(), b.Addr().Unmap()
+	if !aa.IsValid() || aa.Is4() != ba.Is4() {
+		return 0
+	}
+	pa, pb := a.Port(), b.Port()
+	if !hasPorts(proto) {
+		pa, pb = 0, 0
+	}
+	x, y := aa.AsSlice(), ba.AsSlice()
+	return symHash(x, y, proto, pa, pb)
+}
+
+// symHash hashes (a, pa) and (b, pb) in a fixed order, then proto; never
+// 0.
+func symHash(a, b []byte, proto uint8, pa, pb uint16) uint32 {
+	if c := bytes.Compare(a, b); c > 0 || c == 0 && pa > pb {
+		a, b, pa, pb = b, a, pb, pa
+	}
+	h := hashBytes(2166136261, a)
+	h = hashBytes(h, b)
+	h = hashBytes(h, []byte{proto, byte(pa >> 8), byte(pa), byte(pb >> 8), byte(pb)})
+	if h = mix32(h); h == 0 {
+		h = 1
+	}
+	return h
+}
