@@ -164,22 +164,23 @@ func (s *Socket) busyPollNonblock() bool {
 	return dev != 0 && s.net.st.BusyPollOnce(dev, (*busyReady)(s))
 }
 
-// setWaiter is the link.BusyWaiter of Poll, Select and Poller.Wait:
-// ready is theirs, the flow that of the socket whose link they poll.
+// setWaiter is the link.BusyWaiter of Poll, Select and Poller.Wait: a
+// token on their wake channel (a watched socket changed), and the flow
+// of the socket whose link they poll.
 type setWaiter struct {
-	ready func() bool
-	s     *Socket
+	wake chan struct{}
+	s    *Socket
 }
 
-func (w setWaiter) BusyReady() bool  { return w.ready() }
-func (w setWaiter) BusyFlow() uint32 { return w.s.busyFlow() }
+func (w *setWaiter) BusyReady() bool  { return len(w.wake) > 0 }
+func (w *setWaiter) BusyFlow() uint32 { return w.s.busyFlow() }
 
 // busyPollSet busy-polls, for Poll, Select and Poller.Wait, the links of
-// the given sockets that busy-poll, until ready reports true or the
+// the given sockets that busy-poll, until wake holds a token or the
 // stack's BusyPollSelect (net.core.busy_poll) passes, bounded by
 // deadline (zero: none). Linux's do_poll and ep_poll do it once per
-// call, before they sleep. It says whether ready did.
-func busyPollSet(count int, sock func(i int) *Socket, ready func() bool, deadline time.Time) bool {
+// call, before they sleep. It says whether a token came.
+func busyPollSet(count int, sock func(i int) *Socket, wake chan struct{}, deadline time.Time) bool {
 	type target struct {
 		n   *Net
 		dev int
@@ -216,16 +217,18 @@ func busyPollSet(count int, sock func(i int) *Socket, ready func() bool, deadlin
 		// One link: its poll spins itself, and keeps the link for the
 		// next call when it returns with data.
 		d := time.Until(end)
-		return d > 0 && ts[0].n.st.BusyPoll(ts[0].dev, setWaiter{ready, ts[0].s}, d)
+		return d > 0 && ts[0].n.st.BusyPoll(ts[0].dev, &setWaiter{wake, ts[0].s}, d)
 	}
 	// Several links: one pass over each in turn, as Linux's poll does.
+	ws := make([]setWaiter, len(ts))
 	for {
-		for _, t := range ts {
-			if t.n.st.BusyPollOnce(t.dev, setWaiter{ready, t.s}) {
+		for i, t := range ts {
+			ws[i] = setWaiter{wake, t.s}
+			if t.n.st.BusyPollOnce(t.dev, &ws[i]) {
 				return true
 			}
 		}
-		if ready() {
+		if len(wake) > 0 {
 			return true
 		}
 		if !time.Now().Before(end) {

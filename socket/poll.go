@@ -198,7 +198,7 @@ func (p *Poller) Wait(events []PollEvent, timeout time.Duration) (int, error) {
 			p.mu.Lock()
 			last := p.last
 			p.mu.Unlock()
-			if last != nil && busyPollSet(1, func(int) *Socket { return last }, func() bool { return len(p.wake) > 0 }, deadline) {
+			if last != nil && busyPollSet(1, func(int) *Socket { return last }, p.wake, deadline) {
 				continue
 			}
 		}
@@ -340,7 +340,7 @@ func pollLoop(fds []PollFD, timeout time.Duration, counts func(i int, rev waiter
 			// Once per call, before the first sleep (net.core.busy_poll):
 			// a token on wake means a socket changed.
 			busied = true
-			if busyPollSet(len(fds), func(i int) *Socket { return fds[i].Socket }, func() bool { return len(wake) > 0 }, deadline) {
+			if busyPollSet(len(fds), func(i int) *Socket { return fds[i].Socket }, wake, deadline) {
 				continue
 			}
 		}
