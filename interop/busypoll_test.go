@@ -51,84 +51,37 @@ func TestInteropBusyPoll(t *testing.T) {
 		}
 	})
 
+	// The event loop with SO_BUSY_POLL 0 is the control: no poll at all.
 	t.Run("tcp_poller_nonblocking_64MiB_sha256", func(t *testing.T) {
-		const size = 64 << 20
-		path, sum := randomFile(t, t.TempDir(), "64MiB.bin", size)
-		ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ls.Close()
-		if err := ls.Bind(socket.Inet("0.0.0.0", 5513)); err != nil {
-			t.Fatal(err)
-		}
-		if err := ls.Listen(1); err != nil {
-			t.Fatal(err)
-		}
-		ls.SetTimeout(10 * time.Second)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		done := startCmd(t, l.cmd(ctx, "socat", "-u", "OPEN:"+path, "TCP:10.79.0.2:5513"))
-		conn, _, err := ls.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		if err := conn.SetSockOptInt(socket.SOL_SOCKET, socket.SO_BUSY_POLL, 50); err != nil {
-			t.Fatal(err)
-		}
-		conn.SetTimeout(0) // non-blocking
-		p := socket.NewPoller()
-		defer p.Close()
-		if err := p.Add(conn, waiter.EventIn, 1); err != nil {
-			t.Fatal(err)
-		}
-		b0 := bp.BusyPollStats()
-		hs := sha256.New()
-		buf := make([]byte, 256<<10)
-		ev := make([]socket.PollEvent, 1)
-		var total int64
-		waits := 0
-	loop:
-		for {
-			n, err := p.Wait(ev, 10*time.Second)
-			if err != nil || n == 0 {
-				t.Fatalf("Wait after %d bytes: %d, %v", total, n, err)
+		for _, busy := range []int{0, 50} {
+			name := "off"
+			if busy > 0 {
+				name = "busy_poll"
 			}
-			waits++
-			for {
-				k, err := conn.Recv(buf, 0)
-				if errors.Is(err, syscall.EAGAIN) {
-					break
+			t.Run(name, func(t *testing.T) {
+				port := 5513
+				if busy > 0 {
+					port = 5515
 				}
-				if err != nil {
-					t.Fatalf("Recv after %d bytes: %v", total, err)
+				b0 := bp.BusyPollStats()
+				waits, d := eventLoopReceive(t, l, h, port, busy)
+				b1 := bp.BusyPollStats()
+				polls, frames := b1.Polls-b0.Polls, b1.Frames-b0.Frames
+				once, onceFrames := b1.OncePolls-b0.OncePolls, b1.OnceFrames-b0.OnceFrames
+				t.Logf("64 MiB kernel -> sockstack, SO_BUSY_POLL %d: %.2f Gbit/s; %d waits; Poller.Wait: %d polls read %d frames; non-blocking reads: %d polls read %d frames; %d leases ended by the link's goroutine",
+					busy, gbps(64<<20, d), waits, polls-once, frames-onceFrames, once, onceFrames, b1.Reclaimed-b0.Reclaimed)
+				switch {
+				case busy == 0 && polls != 0:
+					t.Errorf("%d polls with SO_BUSY_POLL 0", polls)
+				case busy > 0 && frames == 0:
+					// Which of the two reads the frames depends on the
+					// pace: a reader slower than the sender (the race
+					// detector) always finds data and seldom waits. The
+					// unit tests check each path on its own (socket's
+					// TestBusyPollSelect and TestBusyPollNonblockingRecv).
+					t.Error("no frame was read by the event loop's busy polling")
 				}
-				if k == 0 {
-					break loop
-				}
-				hs.Write(buf[:k])
-				total += int64(k)
-			}
-		}
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		if got := hex.EncodeToString(hs.Sum(nil)); total != size || got != sum {
-			t.Fatalf("sockstack received %d bytes, SHA-256 %s; kernel sent %d, %s", total, got, size, sum)
-		}
-		b1 := bp.BusyPollStats()
-		polls, frames := b1.Polls-b0.Polls, b1.Frames-b0.Frames
-		once, onceFrames := b1.OncePolls-b0.OncePolls, b1.OnceFrames-b0.OnceFrames
-		t.Logf("%d waits; Poller.Wait: %d polls read %d frames; non-blocking reads: %d polls read %d frames; %d leases ended by the link's goroutine",
-			waits, polls-once, frames-onceFrames, once, onceFrames, b1.Reclaimed-b0.Reclaimed)
-		// Which of the two reads the frames depends on the pace: a
-		// reader slower than the sender (the race detector) always
-		// finds data and seldom waits. The unit tests check each path
-		// on its own (socket's TestBusyPollSelect and
-		// TestBusyPollNonblockingRecv).
-		if frames == 0 {
-			t.Error("no frame was read by the event loop's busy polling")
+			})
 		}
 	})
 
@@ -211,4 +164,79 @@ func TestInteropBusyPollQueues(t *testing.T) {
 			}
 		})
 	}
+}
+
+// eventLoopReceive has the kernel send 64 MiB to port, read by a Poller
+// and non-blocking reads with SO_BUSY_POLL busy (µs), checked with
+// SHA-256; it returns how many times Wait returned and how long the
+// transfer took from the accept.
+func eventLoopReceive(t *testing.T, l *lab, h *host, port, busy int) (int, time.Duration) {
+	t.Helper()
+	const size = 64 << 20
+	path, sum := randomFile(t, t.TempDir(), "64MiB.bin", size)
+	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	if err := ls.Bind(socket.Inet("0.0.0.0", port)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Listen(1); err != nil {
+		t.Fatal(err)
+	}
+	ls.SetTimeout(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := startCmd(t, l.cmd(ctx, "socat", "-u", "OPEN:"+path, fmt.Sprintf("TCP:10.79.0.2:%d", port)))
+	conn, _, err := ls.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	defer conn.Close()
+	if err := conn.SetSockOptInt(socket.SOL_SOCKET, socket.SO_BUSY_POLL, busy); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetTimeout(0) // non-blocking
+	p := socket.NewPoller()
+	defer p.Close()
+	if err := p.Add(conn, waiter.EventIn, 1); err != nil {
+		t.Fatal(err)
+	}
+	hs := sha256.New()
+	buf := make([]byte, 256<<10)
+	ev := make([]socket.PollEvent, 1)
+	var total int64
+	waits := 0
+loop:
+	for {
+		n, err := p.Wait(ev, 10*time.Second)
+		if err != nil || n == 0 {
+			t.Fatalf("Wait after %d bytes: %d, %v", total, n, err)
+		}
+		waits++
+		for {
+			k, err := conn.Recv(buf, 0)
+			if errors.Is(err, syscall.EAGAIN) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("Recv after %d bytes: %v", total, err)
+			}
+			if k == 0 {
+				break loop
+			}
+			hs.Write(buf[:k])
+			total += int64(k)
+		}
+	}
+	d := time.Since(start)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(hs.Sum(nil)); total != size || got != sum {
+		t.Fatalf("sockstack received %d bytes, SHA-256 %s; kernel sent %d, %s", total, got, size, sum)
+	}
+	return waits, d
 }
