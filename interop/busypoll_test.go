@@ -178,18 +178,8 @@ func eventLoopReceive(t *testing.T, l *lab, h *host, port, busy int) (int, time.
 	t.Helper()
 	const size = 64 << 20
 	path, sum := randomFile(t, t.TempDir(), "64MiB.bin", size)
-	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls := listenTCP(t, h, port)
 	defer ls.Close()
-	if err := ls.Bind(socket.Inet("0.0.0.0", port)); err != nil {
-		t.Fatal(err)
-	}
-	if err := ls.Listen(1); err != nil {
-		t.Fatal(err)
-	}
-	ls.SetTimeout(10 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	done := startCmd(t, l.cmd(ctx, "socat", "-u", "OPEN:"+path, fmt.Sprintf("TCP:10.79.0.2:%d", port)))

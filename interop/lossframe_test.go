@@ -430,18 +430,8 @@ func sendHashedTo(t *testing.T, ctx context.Context, l *lab, h *host, kaddr neti
 // time.
 func recvHashedAt(t *testing.T, l *lab, h *host, saddr netip.Addr, port int, path, opt string, limit time.Duration) (string, int64, time.Duration) {
 	t.Helper()
-	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls := listenTCP(t, h, port)
 	defer ls.Close()
-	if err := ls.Bind(socket.Inet("0.0.0.0", port)); err != nil {
-		t.Fatal(err)
-	}
-	if err := ls.Listen(1); err != nil {
-		t.Fatal(err)
-	}
-	ls.SetTimeout(10 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	c := l.cmd(ctx, "socat", "-u", "OPEN:"+path, fmt.Sprintf("TCP:%v:%d%s", saddr, port, opt))
@@ -465,6 +455,26 @@ func recvHashedAt(t *testing.T, l *lab, h *host, saddr netip.Addr, port int, pat
 
 // recvHashed reads conn to its end and returns the SHA-256 (hex) of what
 // came and its length; a receive error ends the test.
+// listenTCP is a TCP listener of h on port (any address), whose Accept
+// waits at most 10 s.
+func listenTCP(t *testing.T, h *host, port int) *socket.Socket {
+	t.Helper()
+	ls, err := h.net.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Bind(socket.Inet("0.0.0.0", port)); err != nil {
+		ls.Close()
+		t.Fatalf("bind port %d: %v", port, err)
+	}
+	if err := ls.Listen(1); err != nil {
+		ls.Close()
+		t.Fatal(err)
+	}
+	ls.SetTimeout(10 * time.Second)
+	return ls
+}
+
 func recvHashed(t *testing.T, conn *socket.Socket) (string, int64) {
 	t.Helper()
 	hs := sha256.New()

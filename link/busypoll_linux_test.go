@@ -53,21 +53,16 @@ type readyAt struct {
 func (w readyAt) BusyReady() bool  { return w.r.count() >= w.n }
 func (w readyAt) BusyFlow() uint32 { return 0 }
 
-// BusyPoll takes the link from the reading goroutine: what comes while
-// a call polls is read and delivered by the call, a call that returns
-// with data keeps the link for busyLease (frames meanwhile wait, then
-// the reading goroutine takes the link back), a call whose budget runs
-// out gives it back at once, one call polls at a time, and Close ends a
-// lease.
-func TestAFPacketBusyPoll(t *testing.T) {
+// pollSetup opens an AF_PACKET endpoint on a veth with a pollRecv
+// attached, and returns a func that sends it n test frames from the
+// peer end.
+func pollSetup(t *testing.T) (*AFPacket, *pollRecv, func(n int)) {
+	t.Helper()
 	ep, ns, peerMAC := openOnVeth(t, AFPacketOptions{})
 	peer := openPeer(t, ns, false)
 	peer.Attach(newCollector())
 	r := &pollRecv{ch: make(chan struct{}, 1024)}
 	ep.Attach(r)
-	const lease = 300 * time.Millisecond
-	ep.bp.lease.Store(int64(lease))
-
 	seq := 0
 	send := func(n int) {
 		t.Helper()
@@ -80,6 +75,19 @@ func TestAFPacketBusyPoll(t *testing.T) {
 			t.Fatalf("WriteFrames: %d, %v", k, err)
 		}
 	}
+	return ep, r, send
+}
+
+// BusyPoll takes the link from the reading goroutine: what comes while
+// a call polls is read and delivered by the call, a call that returns
+// with data keeps the link for busyLease (frames meanwhile wait, then
+// the reading goroutine takes the link back), a call whose budget runs
+// out gives it back at once, one call polls at a time, and Close ends a
+// lease.
+func TestAFPacketBusyPoll(t *testing.T) {
+	ep, r, send := pollSetup(t)
+	const lease = 300 * time.Millisecond
+	ep.bp.lease.Store(int64(lease))
 	// poll runs BusyPoll on another goroutine; the result comes on the
 	// channel once it returns.
 	poll := func(w BusyWaiter, budget time.Duration) <-chan bool {
@@ -193,24 +201,8 @@ func TestAFPacketBusyPoll(t *testing.T) {
 // not, and never starts one, so frames never wait for a caller that
 // may next sleep elsewhere.
 func TestAFPacketBusyPollOnce(t *testing.T) {
-	ep, ns, peerMAC := openOnVeth(t, AFPacketOptions{})
-	peer := openPeer(t, ns, false)
-	peer.Attach(newCollector())
-	r := &pollRecv{ch: make(chan struct{}, 1024)}
-	ep.Attach(r)
+	ep, r, send := pollSetup(t)
 	ep.bp.lease.Store(int64(time.Hour))
-	seq := 0
-	send := func(n int) {
-		t.Helper()
-		var fs [][]byte
-		for range n {
-			fs = append(fs, testFrame(ep.HardwareAddr(), peerMAC, seq))
-			seq++
-		}
-		if k, err := peer.WriteFrames(fs); k != n || err != nil {
-			t.Fatalf("WriteFrames: %d, %v", k, err)
-		}
-	}
 	send(1)
 	r.wait(t, 1)
 

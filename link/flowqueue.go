@@ -51,22 +51,9 @@ func (t *flowTable) queue(flow uint32) int {
 // fixed order. 0 for a frame that is not IP. TupleFlowHash gives the
 // same value for a socket's addresses.
 func SymFlowHash(f []byte, kind Kind) uint32 {
-	off := 0
-	et := wire.EtherTypeIPv4
-	if kind == KindEthernet {
-		if len(f) < wire.EthernetHeaderLen {
-			return 0
-		}
-		et = binary.BigEndian.Uint16(f[12:14])
-		off = wire.EthernetHeaderLen
-		if et == 0x8100 && len(f) >= off+4 { // one VLAN tag
-			et = binary.BigEndian.Uint16(f[16:18])
-			off += 4
-		}
-	}
-	p := f[off:]
-	if kind == KindIP && len(p) > 0 && p[0]>>4 == 6 {
-		et = wire.EtherTypeIPv6
+	et, p, ok := framePayload(f, kind)
+	if !ok {
+		return 0
 	}
 	var sp, dp uint16
 	switch {

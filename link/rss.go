@@ -72,22 +72,9 @@ func (l *lockedMetaReceiver) DeliverFramesMeta(frames [][]byte, metas []Meta) {
 // lack them), the ports; the addresses alone for other IP packets; the
 // Ethernet addresses for anything else. Frames of one flow hash alike.
 func FlowHash(f []byte, kind Kind) uint32 {
-	off := 0
-	et := wire.EtherTypeIPv4
-	if kind == KindEthernet {
-		if len(f) < wire.EthernetHeaderLen {
-			return hashBytes(2166136261, f)
-		}
-		et = binary.BigEndian.Uint16(f[12:14])
-		off = wire.EthernetHeaderLen
-		if et == 0x8100 && len(f) >= off+4 { // one VLAN tag
-			et = binary.BigEndian.Uint16(f[16:18])
-			off += 4
-		}
-	}
-	p := f[off:]
-	if kind == KindIP && len(p) > 0 && p[0]>>4 == 6 {
-		et = wire.EtherTypeIPv6
+	et, p, ok := framePayload(f, kind)
+	if !ok {
+		return hashBytes(2166136261, f)
 	}
 	h := uint32(2166136261)
 	switch {
@@ -113,6 +100,30 @@ func FlowHash(f []byte, kind Kind) uint32 {
 		h = hashBytes(h, p[:min(len(p), 20)])
 	}
 	return mix32(h)
+}
+
+// framePayload is frame f's EtherType and what follows its link header
+// (past one VLAN tag); a bare IP frame's type comes from its version.
+// ok is false for an Ethernet frame shorter than its header.
+func framePayload(f []byte, kind Kind) (et uint16, p []byte, ok bool) {
+	off := 0
+	et = wire.EtherTypeIPv4
+	if kind == KindEthernet {
+		if len(f) < wire.EthernetHeaderLen {
+			return 0, nil, false
+		}
+		et = binary.BigEndian.Uint16(f[12:14])
+		off = wire.EthernetHeaderLen
+		if et == 0x8100 && len(f) >= off+4 { // one VLAN tag
+			et = binary.BigEndian.Uint16(f[16:18])
+			off += 4
+		}
+	}
+	p = f[off:]
+	if kind == KindIP && len(p) > 0 && p[0]>>4 == 6 {
+		et = wire.EtherTypeIPv6
+	}
+	return et, p, true
 }
 
 func hasPorts(proto uint8) bool {
