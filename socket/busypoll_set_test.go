@@ -1,7 +1,6 @@
 package socket
 
 import (
-	"net/netip"
 	"runtime"
 	"sync"
 	"syscall"
@@ -127,17 +126,7 @@ func newHeldPair(t *testing.T, optsB stack.Options) (p *pair, hl *heldLink) {
 	t.Helper()
 	ea, eb := link.NewPipe(macA, macB, 1500)
 	hl = &heldLink{PipeEnd: eb}
-	sa, sb := stack.New(stack.Options{}), stack.New(optsB)
-	na := sa.AddNIC("eth0", ea)
-	nb := sb.AddNIC("eth0", hl)
-	if err := na.AddAddress(netip.PrefixFrom(addrA, 24)); err != nil {
-		t.Fatal(err)
-	}
-	if err := nb.AddAddress(netip.PrefixFrom(addrB, 24)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sa.Close(); sb.Close() })
-	return &pair{a: New(sa), b: New(sb), sa: sa, sb: sb}, hl
+	return newPairOn(t, ea, hl, stack.Options{}, optsB), hl
 }
 
 // busyConn is a TCP connection A → B and a UDP pair A → B on a held

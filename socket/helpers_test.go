@@ -25,7 +25,13 @@ type pair struct {
 func newPair(t testing.TB, mtu int, opts stack.Options) *pair {
 	t.Helper()
 	ea, eb := link.NewPipe(macA, macB, mtu)
-	sa, sb := stack.New(opts), stack.New(opts)
+	return newPairOn(t, ea, eb, opts, opts)
+}
+
+// newPairOn is newPair over the given ends, with each host's options.
+func newPairOn(t testing.TB, ea, eb link.Endpoint, optsA, optsB stack.Options) *pair {
+	t.Helper()
+	sa, sb := stack.New(optsA), stack.New(optsB)
 	na := sa.AddNIC("eth0", ea)
 	nb := sb.AddNIC("eth0", eb)
 	if err := na.AddAddress(netip.PrefixFrom(addrA, 24)); err != nil {
