@@ -157,8 +157,8 @@ func TestInteropBusyPollQueues(t *testing.T) {
 			b0 := bp.BusyPollStats()
 			kernelSendsFile(t, l, h, k.saddr, 5514, path, sum, size)
 			b1 := bp.BusyPollStats()
-			t.Logf("busy polling: %d polls, %d frames read by them, %d leases ended by a queue's goroutine; link %+v",
-				b1.Polls-b0.Polls, b1.Frames-b0.Frames, b1.Reclaimed-b0.Reclaimed, h.nic.Endpoint().Stats().Snapshot())
+			t.Logf("busy polling: %d polls, %d frames read by them, %d leases ended by a queue's goroutine, %d calls before the flow's queue was known; link %+v",
+				b1.Polls-b0.Polls, b1.Frames-b0.Frames, b1.Reclaimed-b0.Reclaimed, b1.FlowMisses-b0.FlowMisses, h.nic.Endpoint().Stats().Snapshot())
 			if b1.Frames == b0.Frames {
 				t.Error("no frame was read by a busy-polling receive")
 			}

@@ -353,6 +353,11 @@ type busyPoll struct {
 type BusyPollStats struct {
 	Polls, Frames, Reclaimed uint64
 	OncePolls, OnceFrames    uint64
+	// FlowMisses counts calls on a multi-queue device that did not poll
+	// because the device did not know their flow's queue (no frame of
+	// it seen since the first call, or its table slot taken by another
+	// flow since).
+	FlowMisses uint64
 }
 
 // BusyPollStats reads the busy polling counters, summed over the
@@ -370,6 +375,9 @@ func (e *fdEndpoint) BusyPollStats() BusyPollStats {
 		st.Reclaimed += b.reclaimed.Load()
 		st.OncePolls += b.oncePolls.Load()
 		st.OnceFrames += b.onceFrames.Load()
+	}
+	if e.flows != nil {
+		st.FlowMisses = e.flows.misses.Load()
 	}
 	return st
 }

@@ -17,32 +17,41 @@ import (
 // learns it: once a caller busy-polls the device, every queue notes, for
 // each frame it delivers, its queue under the frame's flow (flowTable).
 
-// flowTableSize is how many flows the table tells apart; two flows that
-// share a slot send a poller to the queue of the one seen last.
+// flowTableSize is how many flows the table holds at once; a flow
+// whose slot another flow took since is not known (a miss, counted in
+// BusyPollStats.FlowMisses) until its next frame.
 const flowTableSize = 1024
 
 // flowTable maps a flow's SymFlowHash to the queue its frames last came
-// in on (queue index + 1; 0: not seen).
+// in on: each slot holds the hash (high 32 bits) and the queue index + 1
+// (low; 0: empty).
 type flowTable struct {
-	on    atomic.Bool // a caller busy-polled the device: learn
-	slots [flowTableSize]atomic.Uint32
+	on     atomic.Bool // a caller busy-polled the device: learn
+	misses atomic.Uint64
+	slots  [flowTableSize]atomic.Uint64
 }
 
 // learn notes that frames came in on queue qi.
 func (t *flowTable) learn(frames [][]byte, kind Kind, qi int) {
 	for _, f := range frames {
 		if h := SymFlowHash(f, kind); h != 0 {
-			s := &t.slots[h%flowTableSize]
-			if s.Load() != uint32(qi+1) {
-				s.Store(uint32(qi + 1))
+			v := uint64(h)<<32 | uint64(qi+1)
+			if s := &t.slots[h%flowTableSize]; s.Load() != v {
+				s.Store(v)
 			}
 		}
 	}
 }
 
-// queue is the queue flow last came in on, or -1.
+// queue is the queue flow last came in on, or -1 (counted) when the
+// table does not hold it.
 func (t *flowTable) queue(flow uint32) int {
-	return int(t.slots[flow%flowTableSize].Load()) - 1
+	v := t.slots[flow%flowTableSize].Load()
+	if v == 0 || uint32(v>>32) != flow {
+		t.misses.Add(1)
+		return -1
+	}
+	return int(uint32(v)) - 1
 }
 
 // SymFlowHash hashes an IPv4 or IPv6 frame's flow alike in both

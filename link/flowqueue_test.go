@@ -107,4 +107,23 @@ func TestFlowTableLearn(t *testing.T) {
 	if q := ft.queue(flow); q != 0 {
 		t.Fatalf("queue %d after the flow moved, want 0", q)
 	}
+	// Another flow in the same slot takes it: the first is a miss, not
+	// sent to the other's queue.
+	var c netip.AddrPort
+	for port := uint16(1); ; port++ {
+		c = netip.AddrPortFrom(a.Addr(), port)
+		if h := TupleFlowHash(c, b, 6); h != flow && h%flowTableSize == flow%flowTableSize {
+			break
+		}
+	}
+	ft.learn([][]byte{tupleFrame(true, b, c, 6, false)}, KindEthernet, 1)
+	if q := ft.queue(TupleFlowHash(c, b, 6)); q != 1 {
+		t.Fatalf("the second flow's queue %d, want 1", q)
+	}
+	if q := ft.queue(flow); q != -1 {
+		t.Fatalf("the first flow's queue %d after another took its slot, want -1", q)
+	}
+	if m := ft.misses.Load(); m != 2 {
+		t.Fatalf("%d misses, want 2 (before any frame, and after the slot was taken)", m)
+	}
 }
