@@ -86,44 +86,54 @@ func TestInteropBusyPoll(t *testing.T) {
 	})
 
 	t.Run("udp_echo", func(t *testing.T) {
-		l.background(t, "socat", "UDP-RECVFROM:5512,fork,reuseaddr", "PIPE")
-		l.waitListen(t, "udp", 5512)
-		s, err := h.net.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		// socat forks for every datagram: the echo takes milliseconds,
-		// so the budget covers that.
-		if err := s.SetSockOptInt(socket.SOL_SOCKET, socket.SO_BUSY_POLL, 200_000); err != nil {
-			t.Fatal(err)
-		}
-		s.SetTimeout(10 * time.Second)
-		b0 := bp.BusyPollStats()
-		to := socket.Inet("10.79.0.1", 5512)
-		buf := make([]byte, 2048)
-		const n = 50
-		for i := range n {
-			msg := []byte(fmt.Sprintf("datagram %d %s", i, bytes.Repeat([]byte{'x'}, i*20)))
-			if _, err := s.SendTo(msg, 0, to); err != nil {
-				t.Fatalf("datagram %d: %v", i, err)
-			}
-			k, from, err := s.RecvFrom(buf, 0)
-			if err != nil {
-				t.Fatalf("echo of datagram %d: %v", i, err)
-			}
-			if !bytes.Equal(buf[:k], msg) {
-				t.Fatalf("echo of datagram %d from %v: %q", i, from, buf[:min(k, 20)])
-			}
-		}
-		b1 := bp.BusyPollStats()
-		t.Logf("busy polling: %d polls, %d frames read by them", b1.Polls-b0.Polls, b1.Frames-b0.Frames)
 		// The first echo tells the socket its link; the others can be
 		// polled for.
-		if b1.Frames == b0.Frames {
-			t.Error("no echo was read by a busy-polling receive")
+		if polls, frames := udpEchoPolled(t, l, h, bp, "10.79.0.1", 5512); frames == 0 {
+			t.Errorf("no echo was read by a busy-polling receive (%d polls)", polls)
 		}
 	})
+}
+
+// udpEchoPolled sends 50 datagrams from an unconnected sockstack UDP
+// socket with SO_BUSY_POLL to a kernel socat echoing them at kaddr:port
+// and checks each echo; it returns the polls and the frames they read
+// meanwhile.
+func udpEchoPolled(t *testing.T, l *lab, h *host, bp interface{ BusyPollStats() link.BusyPollStats }, kaddr string, port int) (polls, frames uint64) {
+	t.Helper()
+	l.background(t, "socat", fmt.Sprintf("UDP-RECVFROM:%d,fork,reuseaddr", port), "PIPE")
+	l.waitListen(t, "udp", port)
+	s, err := h.net.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// socat forks for every datagram: the echo takes milliseconds, so
+	// the budget covers that.
+	if err := s.SetSockOptInt(socket.SOL_SOCKET, socket.SO_BUSY_POLL, 200_000); err != nil {
+		t.Fatal(err)
+	}
+	s.SetTimeout(10 * time.Second)
+	b0 := bp.BusyPollStats()
+	to := socket.Inet(kaddr, port)
+	buf := make([]byte, 2048)
+	const n = 50
+	for i := range n {
+		msg := []byte(fmt.Sprintf("datagram %d %s", i, bytes.Repeat([]byte{'x'}, i*20)))
+		if _, err := s.SendTo(msg, 0, to); err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		k, from, err := s.RecvFrom(buf, 0)
+		if err != nil {
+			t.Fatalf("echo of datagram %d: %v", i, err)
+		}
+		if !bytes.Equal(buf[:k], msg) {
+			t.Fatalf("echo of datagram %d from %v: %q", i, from, buf[:min(k, 20)])
+		}
+	}
+	b1 := bp.BusyPollStats()
+	t.Logf("UDP echoes: %d polls, %d frames read by them, %d calls before the flow's queue was known",
+		b1.Polls-b0.Polls, b1.Frames-b0.Frames, b1.FlowMisses-b0.FlowMisses)
+	return b1.Polls - b0.Polls, b1.Frames - b0.Frames
 }
 
 // TestInteropBusyPollQueues: SO_BUSY_POLL on multi-queue devices, a
@@ -131,17 +141,19 @@ func TestInteropBusyPoll(t *testing.T) {
 // picks a flow's queue (the TAP: the queue the flow was last written on;
 // fanout: its own hash), so a poll must find the queue its connection's
 // frames come in on (the device learns it from the frames it delivers):
-// 64 MiB from the kernel arrive whole, and polls read frames.
+// 64 MiB from the kernel arrive whole, and polls read frames; so do
+// UDP echoes to an unconnected socket, polled on the queue of its last
+// datagram's flow.
 func TestInteropBusyPollQueues(t *testing.T) {
 	l := newLab(t)
 	needTools(t, "socat", "sha256sum", "ss")
 	for _, k := range []struct {
-		name  string
-		saddr string
-		open  func() *host
+		name         string
+		saddr, kaddr string
+		open         func() *host
 	}{
-		{"tap_2q", stackIP.String(), func() *host { return l.startOffloadStackQ(2) }},
-		{"afpacket_fanout2", "10.79.0.2", func() *host {
+		{"tap_2q", stackIP.String(), kernelIP.String(), func() *host { return l.startOffloadStackQ(2) }},
+		{"afpacket_fanout2", "10.79.0.2", "10.79.0.1", func() *host {
 			return l.afpacketStackOpts(t, link.AFPacketOptions{Offload: true, QdiscBypass: true, Queues: 2})
 		}},
 	} {
@@ -161,6 +173,11 @@ func TestInteropBusyPollQueues(t *testing.T) {
 				b1.Polls-b0.Polls, b1.Frames-b0.Frames, b1.Reclaimed-b0.Reclaimed, b1.FlowMisses-b0.FlowMisses, h.nic.Endpoint().Stats().Snapshot())
 			if b1.Frames == b0.Frames {
 				t.Error("no frame was read by a busy-polling receive")
+			}
+			// An unconnected UDP socket: the device's queue for the
+			// flow of its last datagram.
+			if polls, frames := udpEchoPolled(t, l, h, bp, k.kaddr, 5516); frames == 0 {
+				t.Errorf("no echo was read by a busy-polling receive (%d polls)", polls)
 			}
 		})
 	}

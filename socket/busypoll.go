@@ -104,9 +104,10 @@ func (s *Socket) busyDev() int {
 // link to pick the queue it comes in on.
 func (b *busyReady) BusyFlow() uint32 { return (*Socket)(b).busyFlow() }
 
-// busyFlow is the link.TupleFlowHash of the socket's connection: a TCP
-// connection's (kept once known: its ends never change) or a connected
-// UDP socket's; 0 for anything else.
+// busyFlow is the link.TupleFlowHash of the socket's traffic: a TCP
+// connection's (kept once known: its ends never change), a connected
+// UDP socket's, or an unconnected one's last datagram's; 0 for anything
+// else.
 func (s *Socket) busyFlow() uint32 {
 	var proto uint8
 	switch ep := s.ep.(type) {
@@ -130,6 +131,9 @@ func (s *Socket) busyFlow() uint32 {
 	ra, err := s.ep.remoteAddr()
 	r, rok := ra.(*SockaddrInet)
 	if !ok || err != nil || !rok {
+		if d, isDgram := s.ep.(*dgramEP); isDgram {
+			return d.ep.RxFlow() // not connected: where its datagrams come from
+		}
 		return 0
 	}
 	f := link.TupleFlowHash(l.AddrPort, r.AddrPort, proto)

@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"net/netip"
 	"runtime"
 	"sync"
 	"syscall"
@@ -379,5 +380,32 @@ func TestBusyPollSelectSeveralLinks(t *testing.T) {
 	}
 	if s, err := recvStr(t, c2.ub, 64, MSG_DONTWAIT); err != nil || s != "second" {
 		t.Fatalf("read %q, %v", s, err)
+	}
+}
+
+// The flow a socket gives a multi-queue link (BusyFlow) is its
+// traffic's link.TupleFlowHash: a TCP connection's ends, and for an
+// unconnected UDP socket its last datagram's ends, noted from the first
+// call on.
+func TestBusyFlow(t *testing.T) {
+	c := newBusyConn(t, stack.Options{})
+	la, _ := c.ta.GetSockName()
+	if got, want := (*busyReady)(c.tb).BusyFlow(), link.TupleFlowHash(la.(*SockaddrInet).AddrPort, ap(addrB, 7000).AddrPort, 6); got == 0 || got != want {
+		t.Errorf("TCP: BusyFlow %#x, want %#x", got, want)
+	}
+	if f := (*busyReady)(c.ub).BusyFlow(); f != 0 {
+		t.Errorf("unconnected UDP before any datagram was noted: %#x", f)
+	}
+	if _, err := c.ua.SendTo([]byte("x"), 0, c.bAddrUDP); err != nil {
+		t.Fatal(err)
+	}
+	c.ub.SetTimeout(5 * time.Second)
+	if _, err := recvStr(t, c.ub, 16, 0); err != nil {
+		t.Fatal(err)
+	}
+	ua, _ := c.ua.GetSockName()
+	src := netip.AddrPortFrom(addrA, ua.(*SockaddrInet).AddrPort.Port())
+	if got, want := (*busyReady)(c.ub).BusyFlow(), link.TupleFlowHash(src, ap(addrB, 7001).AddrPort, 17); got == 0 || got != want {
+		t.Errorf("unconnected UDP: BusyFlow %#x, want %#x (the last datagram's)", got, want)
 	}
 }

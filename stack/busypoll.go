@@ -48,3 +48,13 @@ func (s *Stack) BusyPollDefault() time.Duration { return max(s.opts.BusyPoll, 0)
 // RxInterface is the NIC the endpoint's last queued datagram came in
 // on (0: none yet); a blocking read busy-polls its link (SO_BUSY_POLL).
 func (e *DgramEndpoint) RxInterface() int { return int(e.rxDev.Load()) }
+
+// RxFlow is the link.TupleFlowHash of the last UDP datagram queued (0:
+// none since the first call): an unconnected socket's busy poll picks a
+// multi-queue link's queue by it. The first call starts the noting.
+func (e *DgramEndpoint) RxFlow() uint32 {
+	if !e.wantFlow.Load() {
+		e.wantFlow.Store(true)
+	}
+	return e.rxFlow.Load()
+}

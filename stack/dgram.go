@@ -104,6 +104,11 @@ type DgramEndpoint struct {
 	// rxDev is the NIC the last queued datagram came in on (0: none
 	// yet): where a busy-polling read polls (RxInterface).
 	rxDev atomic.Int32
+	// rxFlow is the last queued UDP datagram's link.TupleFlowHash, noted
+	// once a busy poller asked for it (wantFlow; RxFlow): a multi-queue
+	// link polls that flow's queue.
+	rxFlow   atomic.Uint32
+	wantFlow atomic.Bool
 
 	opts struct {
 		broadcast, reuseAddr, reusePort bool
@@ -825,6 +830,15 @@ func (e *DgramEndpoint) enqueueRecv(data []byte, from netip.AddrPort, dst netip.
 	e.queue[(e.head+e.n)%len(e.queue)] = received{buf: buf, from: from, dst: dst, ttl: ttl, tos: tos, gso: gso, dport: dport, ifindex: dif, flow: flow, opts: opts, ext: ext, at: at}
 	if dif != 0 && e.rxDev.Load() != dif {
 		e.rxDev.Store(dif)
+	}
+	if e.kind == KindUDP && e.wantFlow.Load() {
+		port := dport // a diverted datagram's original port, or ours
+		if port == 0 {
+			port = e.local.Port()
+		}
+		if f := link.TupleFlowHash(from, netip.AddrPortFrom(dst, port), wire.ProtoUDP); e.rxFlow.Load() != f {
+			e.rxFlow.Store(f)
+		}
 	}
 	e.n++
 	e.qbytes += Truesize(buf)
