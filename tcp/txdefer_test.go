@@ -159,11 +159,22 @@ func TestFlushBudgetHandsOff(t *testing.T) {
 	e.txDefer = true
 	total := 4 * flushBudget
 	var (
-		mu     sync.Mutex
-		seqs   []uint32
-		queued int
-		wrote  = make(chan struct{}, total)
+		mu       sync.Mutex
+		seqs     []uint32
+		byCaller int // segments written before the hand-off: the caller's
+		queued   int
+		wrote    = make(chan struct{}, total)
+		// The queue's goroutine waits until the caller's count is read:
+		// it could otherwise write everything before the caller returns.
+		counted = make(chan struct{})
 	)
+	defer func() {
+		select {
+		case <-counted:
+		default:
+			close(counted)
+		}
+	}()
 	// queue adds one segment numbered by queued; e is locked.
 	queue := func() {
 		seg := p.segPool.Get().(*Segment)
@@ -177,7 +188,15 @@ func TestFlushBudgetHandsOff(t *testing.T) {
 	// A writer that queues one more segment for each one written, as
 	// an application keeping the send buffer full would.
 	h.hook = func(seg *Segment) {
+		// The caller writes nothing after its hand-off, so a write
+		// after one is the goroutine's.
+		if p.st.FlushHandOffs.Load() > 0 {
+			<-counted
+		}
 		mu.Lock()
+		if p.st.FlushHandOffs.Load() == 0 {
+			byCaller++
+		}
 		seqs = append(seqs, seg.Header.Seq)
 		mu.Unlock()
 		e.lock()
@@ -198,8 +217,11 @@ func TestFlushBudgetHandsOff(t *testing.T) {
 	}
 	e.flushTx(q)
 	mu.Lock()
-	byCaller := len(seqs)
+	if byCaller != len(seqs) {
+		t.Errorf("%d segments written by the caller, %d in all, before it returned", byCaller, len(seqs))
+	}
 	mu.Unlock()
+	close(counted)
 	for i := 0; i < total; i++ {
 		select {
 		case <-wrote:
