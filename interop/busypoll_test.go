@@ -52,27 +52,35 @@ func TestInteropBusyPoll(t *testing.T) {
 	})
 
 	// The event loop with SO_BUSY_POLL 0 is the control: no poll at all.
+	// With the Poller's own parameters (EPIOCSPARAMS) and the socket's
+	// SO_BUSY_POLL still 0, Wait polls and the reads do not, as with
+	// Linux's epoll.
 	t.Run("tcp_poller_nonblocking_64MiB_sha256", func(t *testing.T) {
-		for _, busy := range []int{0, 50} {
-			name := "off"
-			if busy > 0 {
-				name = "busy_poll"
-			}
-			t.Run(name, func(t *testing.T) {
-				port := 5513
-				if busy > 0 {
-					port = 5515
-				}
+		for _, c := range []struct {
+			name       string
+			busy, port int
+			pp         *socket.BusyPollParams
+		}{
+			{"off", 0, 5513, nil},
+			{"busy_poll", 50, 5515, nil},
+			{"poller_params", 0, 5517, &socket.BusyPollParams{Usecs: 200, Budget: 8, Prefer: 1}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				busy := c.busy
 				b0 := bp.BusyPollStats()
-				waits, d := eventLoopReceive(t, l, h, port, busy)
+				waits, d := eventLoopReceive(t, l, h, c.port, busy, c.pp)
 				b1 := bp.BusyPollStats()
 				polls, frames := b1.Polls-b0.Polls, b1.Frames-b0.Frames
 				once, onceFrames := b1.OncePolls-b0.OncePolls, b1.OnceFrames-b0.OnceFrames
-				t.Logf("64 MiB kernel -> sockstack, SO_BUSY_POLL %d: %.2f Gbit/s; %d waits; Poller.Wait: %d polls read %d frames; non-blocking reads: %d polls read %d frames; %d leases ended by the link's goroutine",
-					busy, gbps(64<<20, d), waits, polls-once, frames-onceFrames, once, onceFrames, b1.Reclaimed-b0.Reclaimed)
+				t.Logf("64 MiB kernel -> sockstack, SO_BUSY_POLL %d, poller parameters %+v: %.2f Gbit/s; %d waits; Poller.Wait: %d polls read %d frames; non-blocking reads: %d polls read %d frames; %d leases ended by the link's goroutine",
+					busy, c.pp, gbps(64<<20, d), waits, polls-once, frames-onceFrames, once, onceFrames, b1.Reclaimed-b0.Reclaimed)
 				switch {
-				case busy == 0 && polls != 0:
+				case busy == 0 && c.pp == nil && polls != 0:
 					t.Errorf("%d polls with SO_BUSY_POLL 0", polls)
+				case busy == 0 && once != 0:
+					t.Errorf("%d non-blocking reads polled with SO_BUSY_POLL 0", once)
+				case c.pp != nil && frames == 0:
+					t.Errorf("no frame was read by Poller.Wait's polls with the poller's parameters (%d polls)", polls)
 				case busy > 0 && frames == 0:
 					// Which of the two reads the frames depends on the
 					// pace: a reader slower than the sender (the race
@@ -184,14 +192,14 @@ func TestInteropBusyPollQueues(t *testing.T) {
 }
 
 // eventLoopReceive has the kernel send 64 MiB to port, read by a Poller
-// and non-blocking reads with SO_BUSY_POLL busy (µs), checked with
-// SHA-256; it returns how many times Wait returned and how long the
+// (with the busy polling parameters pp, if not nil) and non-blocking
+// reads with SO_BUSY_POLL busy (µs), checked with SHA-256; it returns how many times Wait returned and how long the
 // transfer took from the accept. socat writes 8 KiB at a time, which
 // bounds the rate (about 2.5 Gbit/s here): the reader waits often, so
 // both paths poll many times. It is a test of the paths, not a
 // benchmark (with 256 KiB writes the SHA-256 bounds the reader instead,
 // and it seldom waits).
-func eventLoopReceive(t *testing.T, l *lab, h *host, port, busy int) (int, time.Duration) {
+func eventLoopReceive(t *testing.T, l *lab, h *host, port, busy int, pp *socket.BusyPollParams) (int, time.Duration) {
 	t.Helper()
 	const size = 64 << 20
 	path, sum := randomFile(t, t.TempDir(), "64MiB.bin", size)
@@ -212,6 +220,11 @@ func eventLoopReceive(t *testing.T, l *lab, h *host, port, busy int) (int, time.
 	conn.SetTimeout(0) // non-blocking
 	p := socket.NewPoller()
 	defer p.Close()
+	if pp != nil {
+		if err := p.SetBusyPollParams(*pp); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := p.Add(conn, waiter.EventIn, 1); err != nil {
 		t.Fatal(err)
 	}

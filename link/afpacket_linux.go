@@ -564,7 +564,7 @@ func (a *AFPacket) readMany(fd uintptr) bool {
 	}
 	for {
 		r, errno := nbSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&a.rhdrs[0])),
-			uintptr(len(a.rhdrs)), unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
+			uintptr(a.readLimit(len(a.rhdrs))), unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
 		switch errno {
 		case 0:
 		case unix.EINTR:

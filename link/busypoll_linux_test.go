@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sockstack/sockstack/wire"
 )
 
@@ -271,5 +273,138 @@ func TestAFPacketBusyPollOnce(t *testing.T) {
 	r.wait(t, 1) // the reading goroutine's
 	if st := ep.BusyPollStats(); st.Reclaimed != 0 {
 		t.Errorf("Reclaimed %d: no lease ran out", st.Reclaimed)
+	}
+}
+
+// tunedReady is readyAt with SO_BUSY_POLL_BUDGET and SO_PREFER_BUSY_POLL
+// (BusyTuner).
+type tunedReady struct {
+	readyAt
+	frames int
+	prefer bool
+}
+
+func (w tunedReady) BusyTune() (int, bool) { return w.frames, w.prefer }
+
+// waitReadable waits until the endpoint's socket has a frame queued
+// (poll(2) on it), so that the test's next poll finds it there.
+func waitReadable(t *testing.T, ep *AFPacket) {
+	t.Helper()
+	var n int
+	var perr error
+	err := ep.rc.Control(func(fd uintptr) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			n, perr = unix.Poll(pfd, 10_000)
+			if perr != unix.EINTR {
+				return
+			}
+		}
+	})
+	if err != nil || perr != nil || n != 1 {
+		t.Fatalf("waiting for a queued frame: %d, %v, %v", n, err, perr)
+	}
+}
+
+// A waiter's budget (SO_BUSY_POLL_BUDGET) caps the frames one pass
+// reads before it is asked again; preferring busy polling
+// (SO_PREFER_BUSY_POLL) makes a one-pass call that finds data start a
+// lease, so the next frames wait for the caller, not the reading
+// goroutine.
+func TestAFPacketBusyPollTune(t *testing.T) {
+	ep, r, send := pollSetup(t)
+	ep.bp.lease.Store(int64(time.Hour))
+	send(1)
+	r.wait(t, 1)
+
+	// Lease the link with a blocking call, then queue six frames: calls
+	// reading at most two a pass, each returning once it delivered any,
+	// take three calls or more for them.
+	r.polling.Store(true)
+	done := make(chan bool, 1)
+	go func() { done <- ep.BusyPoll(readyAt{r, 2}, 5*time.Second) }()
+	for end := time.Now().Add(10 * time.Second); ep.BusyPollStats().Polls != 1; {
+		if time.Now().After(end) {
+			t.Fatal("the call did not take the link")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	send(1)
+	if !<-done {
+		t.Fatal("BusyPoll returned false with its frame delivered")
+	}
+	r.wait(t, 1)
+	send(6)
+	waitReadable(t, ep)
+	calls := 0
+	for end := time.Now().Add(10 * time.Second); r.count() < 8; {
+		if time.Now().After(end) {
+			t.Fatalf("one-pass calls delivered %d of 6 frames", r.count()-2)
+		}
+		before := ep.BusyPollStats().OnceFrames
+		if ep.BusyPollOnce(tunedReady{readyAt{r, r.count() + 1}, 2, false}) {
+			calls++
+		}
+		if got := ep.BusyPollStats().OnceFrames - before; got > 2 {
+			t.Fatalf("a pass with a budget of 2 frames read %d", got)
+		}
+	}
+	r.wait(t, 6)
+	if calls < 3 {
+		t.Fatalf("6 frames in %d calls of at most 2 frames", calls)
+	}
+
+	// Give the link back (a blocking call that finds nothing), then a
+	// one-pass call finds a frame: without preferring it gives the link
+	// back, preferring it keeps it.
+	for _, prefer := range []bool{false, true} {
+		if ep.BusyPoll(readyAt{r, 1 << 30}, time.Millisecond) || ep.bp.owned.Load() {
+			t.Fatal("a blocking call that found nothing kept the link")
+		}
+		// The reading goroutine is kept out while the frame is queued:
+		// the call owns the link before it can take it.
+		ep.bp.mu.Lock()
+		send(1)
+		waitReadable(t, ep)
+		got := make(chan bool, 1)
+		go func() { got <- ep.BusyPollOnce(tunedReady{readyAt{r, r.count() + 1}, 0, prefer}) }()
+		for end := time.Now().Add(10 * time.Second); !ep.bp.owned.Load(); {
+			if time.Now().After(end) {
+				t.Fatal("the one-pass call did not take the link")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		ep.bp.mu.Unlock()
+		if !<-got {
+			t.Fatalf("prefer %v: the one-pass call did not deliver the queued frame", prefer)
+		}
+		r.wait(t, 1)
+		if owned := ep.bp.owned.Load(); owned != prefer {
+			t.Fatalf("prefer %v: the link is owned %v after a one-pass call that found data", prefer, owned)
+		}
+		want := uint64(0)
+		if prefer {
+			want = 1
+		}
+		if st := ep.BusyPollStats(); st.PreferLeases != want {
+			t.Fatalf("prefer %v: PreferLeases %d, want %d", prefer, st.PreferLeases, want)
+		}
+	}
+	// Under the lease the preferring call started, the next frame waits
+	// for the next call.
+	r.polling.Store(false)
+	send(1)
+	waitReadable(t, ep)
+	r.polling.Store(true)
+	ok := ep.BusyPollOnce(readyAt{r, r.count() + 1})
+	r.polling.Store(false)
+	if !ok {
+		t.Fatal("a one-pass call under the lease did not find the frame")
+	}
+	r.wait(t, 1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.byPoll[len(r.byPoll)-1] {
+		t.Error("the frame sent under the lease was delivered by the reading goroutine")
 	}
 }

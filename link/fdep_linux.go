@@ -50,6 +50,9 @@ type fdEndpoint struct {
 	nread  int
 	rerr   error
 	readFn func(fd uintptr) bool
+	// readMax, when positive, caps the frames a read takes: a busy
+	// poller's SO_BUSY_POLL_BUDGET (readLimit).
+	readMax int
 	// refillHook, when set, runs after lent buffers were replaced (an
 	// endpoint whose reads point at the buffers updates them).
 	refillHook func()
@@ -344,15 +347,19 @@ type busyPoll struct {
 	// Counters (BusyPollStats).
 	polls, frames, reclaimed atomic.Uint64
 	oncePolls, onceFrames    atomic.Uint64
+	preferLeases             atomic.Uint64
 }
 
 // BusyPollStats counts busy polling (BusyPoll, BusyPollOnce): calls
 // that took the link, frames read by them, and leases the reading
 // goroutine ended because no call came back within busyLease; of the
-// calls and frames, those of one-pass calls (BusyPollOnce).
+// calls and frames, those of one-pass calls (BusyPollOnce); and the
+// one-pass calls that started a lease because their waiter prefers
+// busy polling (BusyTuner).
 type BusyPollStats struct {
 	Polls, Frames, Reclaimed uint64
 	OncePolls, OnceFrames    uint64
+	PreferLeases             uint64
 	// FlowMisses counts calls on a multi-queue device that did not poll
 	// because the device did not know their flow's queue (no frame of
 	// it seen since the first call, or its table slot taken by another
@@ -375,6 +382,7 @@ func (e *fdEndpoint) BusyPollStats() BusyPollStats {
 		st.Reclaimed += b.reclaimed.Load()
 		st.OncePolls += b.oncePolls.Load()
 		st.OnceFrames += b.onceFrames.Load()
+		st.PreferLeases += b.preferLeases.Load()
 	}
 	if e.flows != nil {
 		st.FlowMisses = e.flows.misses.Load()
@@ -447,9 +455,10 @@ func (e *fdEndpoint) BusyPoll(ready BusyWaiter, budget time.Duration) bool {
 // BusyPollOnce is link.BusyPoller: it reads and delivers what the
 // device holds now, without waiting for more, and says whether ready
 // then reports true. A non-blocking receive calls it (Linux's
-// sk_busy_loop with nonblock). It never starts a lease: the caller may
-// next sleep in a poller, and frames must not wait for it then. A lease
-// a blocking poll holds stays held, and is extended when ready holds.
+// sk_busy_loop with nonblock). It starts no lease unless ready prefers
+// busy polling (BusyTuner): the caller may next sleep in a poller, and
+// frames must not wait for it then. A lease a blocking poll holds stays
+// held, and is extended when ready holds.
 func (e *fdEndpoint) BusyPollOnce(ready BusyWaiter) bool {
 	q := e.pollQueue(ready)
 	return q != nil && q.busyPoll(ready, 0, true)
@@ -511,6 +520,10 @@ func (e *fdEndpoint) busyPoll(ready BusyWaiter, budget time.Duration, once bool)
 	if once {
 		e.bp.oncePolls.Add(1)
 	}
+	prefer := false
+	if t, ok := ready.(BusyTuner); ok {
+		e.readMax, prefer = t.BusyTune()
+	}
 	got, stop := false, false
 	e.rc.Control(func(fd uintptr) {
 		now := time.Now()
@@ -564,12 +577,16 @@ func (e *fdEndpoint) busyPoll(ready BusyWaiter, budget time.Duration, once bool)
 		e.idleOwed, e.idleNow = false, true
 		e.deliverRead()
 	}
+	e.readMax = 0
 	e.bp.mu.Unlock()
 	switch {
 	case stop:
 		e.bp.owned.Store(false)
 		e.bp.kick()
-	case got && (!once || leased):
+	case got && (!once || leased || prefer):
+		if once && !leased {
+			e.bp.preferLeases.Add(1)
+		}
 		e.bp.lastUse.Store(int64(time.Since(busyStart)))
 	case once && leased:
 		// The lease runs on from its last use.
@@ -578,6 +595,15 @@ func (e *fdEndpoint) busyPoll(ready BusyWaiter, budget time.Duration, once bool)
 		e.bp.kick()
 	}
 	return got
+}
+
+// readLimit is how many frames a read may take, n being its batch: a
+// busy poller's budget caps it (readMax).
+func (e *fdEndpoint) readLimit(n int) int {
+	if e.readMax > 0 && e.readMax < n {
+		return e.readMax
+	}
+	return n
 }
 
 // waitForMore waits up to reorderWait for fd to have frames to read.

@@ -30,7 +30,7 @@ func (e *fdEndpoint) uringInit(fd int) {
 // readEach is the read callback of TAP and TUN: one read(2) per frame
 // until the batch is full or nothing is left.
 func (e *fdEndpoint) readEach(fd uintptr) bool {
-	for e.nread < len(e.bufs) {
+	for limit := e.readLimit(len(e.bufs)); e.nread < limit; {
 		b := e.bufs[e.nread]
 		e.rcalls.Add(1)
 		n, err := nbRead(fd, b[:cap(b)])

@@ -86,6 +86,18 @@ type BusyWaiter interface {
 	BusyFlow() uint32
 }
 
+// BusyTuner is a BusyWaiter that sets how it is polled, as Linux's
+// SO_BUSY_POLL_BUDGET and SO_PREFER_BUSY_POLL do (and an epoll
+// instance's EPIOCSPARAMS). frames caps what a pass reads before the
+// waiter is asked again (0: the device's read batch). prefer makes a
+// one-pass call (BusyPollOnce) that finds data keep the device for the
+// lease as a blocking call does, so the device's own reader stays out
+// while the caller keeps polling (Linux keeps the device's interrupts
+// off for it).
+type BusyTuner interface {
+	BusyTune() (frames int, prefer bool)
+}
+
 // lendState is the lending part of an fdEndpoint's reading goroutine.
 type lendState struct {
 	on   bool

@@ -321,7 +321,7 @@ func (a *AFPacket) readRing2(fd uintptr) bool {
 		r.evictNearLocked(int(fd))
 	}
 	for {
-		for a.nread < len(a.frames) {
+		for limit := a.readLimit(len(a.frames)); a.nread < limit; {
 			s := r.slots[r.next]
 			if s.refs.Load() > 0 {
 				// Ours from the last lap, still lent: the kernel waits

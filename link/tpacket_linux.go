@@ -564,7 +564,7 @@ func (a *AFPacket) readRing(fd uintptr) bool {
 			r.pkt, r.pkts = 0, int(*u32at(m, bdNumPkts))
 			r.off = int(*u32at(m, bdFirstPkt))
 		}
-		for r.pkt < r.pkts && a.nread < len(a.frames) {
+		for limit := a.readLimit(len(a.frames)); r.pkt < r.pkts && a.nread < limit; {
 			po := r.off
 			if po < 0 || po+tp3HdrLen+sllPkttype >= r.rxBlockSize {
 				r.pkt = r.pkts // a corrupt block: leave it

@@ -52,6 +52,69 @@ func (s *Socket) setBusyPoll(v any) error {
 	return nil
 }
 
+// SO_PREFER_BUSY_POLL and SO_BUSY_POLL_BUDGET, as Linux's (5.11). The
+// budget is how many frames one pass of a poll reads before it looks at
+// the socket again (0, the default: the link's read batch); 0 to 65535,
+// else EINVAL. Preferring busy polling makes a non-blocking read whose
+// one pass finds data keep the link for the lease, as a blocking read's
+// poll always does: the link's goroutine then stays out while the
+// application keeps polling, as Linux keeps the device's interrupts
+// masked for a preferring socket (with gro_flush_timeout, here the
+// 500 µs lease, to take it back). Linux asks CAP_NET_ADMIN to prefer or
+// to raise the budget; sockstack's user owns the stack (as for
+// SO_BUSY_POLL). Any socket keeps them; the ones that busy-poll use them.
+const (
+	SO_PREFER_BUSY_POLL = 69
+	SO_BUSY_POLL_BUDGET = 70
+)
+
+// setBusyTune is setsockopt(SO_PREFER_BUSY_POLL or SO_BUSY_POLL_BUDGET).
+func (s *Socket) setBusyTune(name int, v any) error {
+	i, err := intOpt(v)
+	if err != nil {
+		return err
+	}
+	if name == SO_BUSY_POLL_BUDGET && (i < 0 || i > 0xffff) {
+		return syscall.EINVAL
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if name == SO_PREFER_BUSY_POLL {
+		if i != 0 || s.x != nil {
+			s.ext().busyPrefer = i != 0
+		}
+		return nil
+	}
+	if i != 0 || s.x != nil {
+		s.ext().busyFrames = uint16(i)
+	}
+	return nil
+}
+
+// busyTuneOpt is getsockopt(SO_PREFER_BUSY_POLL or SO_BUSY_POLL_BUDGET).
+func (s *Socket) busyTuneOpt(name int) int {
+	frames, prefer := s.busyTune()
+	if name == SO_BUSY_POLL_BUDGET {
+		return frames
+	}
+	if prefer {
+		return 1
+	}
+	return 0
+}
+
+// busyTune is the socket's SO_BUSY_POLL_BUDGET and SO_PREFER_BUSY_POLL.
+func (s *Socket) busyTune() (frames int, prefer bool) {
+	s.mu.Lock()
+	x := s.rx()
+	frames, prefer = int(x.busyFrames), x.busyPrefer
+	s.mu.Unlock()
+	return frames, prefer
+}
+
+// BusyTune is link.BusyTuner: how the socket's link is polled.
+func (b *busyReady) BusyTune() (frames int, prefer bool) { return (*Socket)(b).busyTune() }
+
 // busyPollBudget is the socket's SO_BUSY_POLL, or the stack's default.
 func (s *Socket) busyPollBudget() time.Duration {
 	s.mu.Lock()
@@ -170,21 +233,34 @@ func (s *Socket) busyPollNonblock() bool {
 
 // setWaiter is the link.BusyWaiter of Poll, Select and Poller.Wait: a
 // token on their wake channel (a watched socket changed), and the flow
-// of the socket whose link they poll.
+// of the socket whose link they poll. A Poller's parameters (pp) set
+// how it polls; Poll and Select poll as the socket says.
 type setWaiter struct {
 	wake chan struct{}
 	s    *Socket
+	pp   *BusyPollParams
 }
 
 func (w *setWaiter) BusyReady() bool  { return len(w.wake) > 0 }
 func (w *setWaiter) BusyFlow() uint32 { return w.s.busyFlow() }
 
+// BusyTune is link.BusyTuner: a Poller's budget and preference, as
+// Linux's epoll uses its own (epoll_params), or the socket's.
+func (w *setWaiter) BusyTune() (frames int, prefer bool) {
+	if w.pp != nil {
+		return int(w.pp.Budget), w.pp.Prefer == 1
+	}
+	return w.s.busyTune()
+}
+
 // busyPollSet busy-polls, for Poll, Select and Poller.Wait, the links of
 // the given sockets that busy-poll, until wake holds a token or the
 // stack's BusyPollSelect (net.core.busy_poll) passes, bounded by
 // deadline (zero: none). Linux's do_poll and ep_poll do it once per
-// call, before they sleep. It says whether a token came.
-func busyPollSet(count int, sock func(i int) *Socket, wake chan struct{}, deadline time.Time) bool {
+// call, before they sleep. pp is a Poller's parameters (nil for Poll and
+// Select): with its own time it polls every socket's link, as epoll. It
+// says whether a token came.
+func busyPollSet(count int, sock func(i int) *Socket, wake chan struct{}, deadline time.Time, pp *BusyPollParams) bool {
 	type target struct {
 		n   *Net
 		dev int
@@ -197,11 +273,16 @@ func busyPollSet(count int, sock func(i int) *Socket, wake chan struct{}, deadli
 		if s == nil || s.closed.Load() {
 			continue
 		}
-		b := s.net.st.BusyPollSelect()
-		if b <= 0 {
-			continue
+		var b time.Duration
+		var dev int
+		if pp != nil && pp.Usecs > 0 {
+			b, dev = time.Duration(pp.Usecs)*time.Microsecond, s.busyDev()
+		} else {
+			if b = s.net.st.BusyPollSelect(); b <= 0 {
+				continue
+			}
+			dev, _ = s.busyTarget()
 		}
-		dev, _ := s.busyTarget()
 		if dev == 0 {
 			continue
 		}
@@ -221,13 +302,13 @@ func busyPollSet(count int, sock func(i int) *Socket, wake chan struct{}, deadli
 		// One link: its poll spins itself, and keeps the link for the
 		// next call when it returns with data.
 		d := time.Until(end)
-		return d > 0 && ts[0].n.st.BusyPoll(ts[0].dev, &setWaiter{wake, ts[0].s}, d)
+		return d > 0 && ts[0].n.st.BusyPoll(ts[0].dev, &setWaiter{wake, ts[0].s, pp}, d)
 	}
 	// Several links: one pass over each in turn, as Linux's poll does.
 	ws := make([]setWaiter, len(ts))
 	for {
 		for i, t := range ts {
-			ws[i] = setWaiter{wake, t.s}
+			ws[i] = setWaiter{wake, t.s, pp}
 			if t.n.st.BusyPollOnce(t.dev, &ws[i]) {
 				return true
 			}

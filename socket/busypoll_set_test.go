@@ -25,6 +25,11 @@ type heldLink struct {
 	held   int // frames ever held
 	polls  int // BusyPoll calls
 	onces  int // BusyPollOnce calls
+	// tune is what the last call's waiter asked (link.BusyTuner).
+	tune struct {
+		frames int
+		prefer bool
+	}
 }
 
 func (h *heldLink) Attach(r link.Receiver) {
@@ -84,6 +89,9 @@ func (h *heldLink) counts() (polls, onces int) {
 
 // flush delivers what is held (h.mu held).
 func (h *heldLink) flush(ready link.BusyWaiter) bool {
+	if t, ok := ready.(link.BusyTuner); ok {
+		h.tune.frames, h.tune.prefer = t.BusyTune()
+	}
 	if len(h.queued) > 0 {
 		h.r.DeliverFrames(h.queued)
 		h.queued = nil
@@ -407,5 +415,66 @@ func TestBusyFlow(t *testing.T) {
 	src := netip.AddrPortFrom(addrA, ua.(*SockaddrInet).AddrPort.Port())
 	if got, want := (*busyReady)(c.ub).BusyFlow(), link.TupleFlowHash(src, ap(addrB, 7001).AddrPort, 17); got == 0 || got != want {
 		t.Errorf("unconnected UDP: BusyFlow %#x, want %#x (the last datagram's)", got, want)
+	}
+}
+
+// SO_BUSY_POLL_BUDGET and SO_PREFER_BUSY_POLL reach the link with a
+// read's poll; a Poller's own parameters (EPIOCSPARAMS) make Wait poll
+// its last socket's link with its own time, budget and preference even
+// when the socket does not busy-poll, as Linux's epoll does, and without
+// them Wait polls only a busy-polling socket's link.
+func TestBusyPollTune(t *testing.T) {
+	c := newBusyConn(t, stack.Options{})
+	for _, o := range []struct{ name, v int }{{SO_BUSY_POLL, 50}, {SO_BUSY_POLL_BUDGET, 3}, {SO_PREFER_BUSY_POLL, 1}} {
+		if err := c.tb.SetSockOptInt(SOL_SOCKET, o.name, o.v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.heldTCP(t, "tuned")
+	if s, err := recvStr(t, c.tb, 64, MSG_DONTWAIT); err != nil || s != "tuned" {
+		t.Fatalf("non-blocking read: %q, %v", s, err)
+	}
+	if c.hl.tune.frames != 3 || !c.hl.tune.prefer {
+		t.Fatalf("the read's poll asked %+v, want 3 frames, preferring", c.hl.tune)
+	}
+
+	// The UDP socket does not busy-poll: a Poller polls its link only
+	// with parameters of its own.
+	p := NewPoller()
+	defer p.Close()
+	if err := p.Add(c.ub, waiter.EventIn, 1); err != nil {
+		t.Fatal(err)
+	}
+	ev := make([]PollEvent, 2)
+	c.heldUDP(t, "first")
+	c.hl.release()
+	if n, err := p.Wait(ev, 10*time.Second); n != 1 || err != nil {
+		t.Fatalf("Wait: %d, %v", n, err)
+	}
+	if s, err := recvStr(t, c.ub, 64, MSG_DONTWAIT); err != nil || s != "first" {
+		t.Fatalf("read %q, %v", s, err)
+	}
+	c.heldUDP(t, "second")
+	polls, _ := c.hl.counts()
+	if n, err := p.Wait(ev, 20*time.Millisecond); n != 0 || err != nil {
+		t.Fatalf("Wait without parameters: %d, %v; the held frame was polled", n, err)
+	}
+	if p2, _ := c.hl.counts(); p2 != polls {
+		t.Fatalf("Wait without parameters polled %d times", p2-polls)
+	}
+	if err := p.SetBusyPollParams(BusyPollParams{Usecs: 100_000, Budget: 5, Prefer: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.Wait(ev, 10*time.Second); n != 1 || err != nil {
+		t.Fatalf("Wait with parameters: %d, %v", n, err)
+	}
+	if p2, _ := c.hl.counts(); p2 != polls+1 {
+		t.Fatalf("Wait with parameters: %d polls, want 1", p2-polls)
+	}
+	if c.hl.tune.frames != 5 || !c.hl.tune.prefer {
+		t.Fatalf("Wait's poll asked %+v, want the poller's 5 frames, preferring", c.hl.tune)
+	}
+	if s, err := recvStr(t, c.ub, 64, MSG_DONTWAIT); err != nil || s != "second" {
+		t.Fatalf("read %q, %v", s, err)
 	}
 }

@@ -76,3 +76,69 @@ func TestBusyPollLoopbackRecv(t *testing.T) {
 		t.Fatal("the blocking read did not return")
 	}
 }
+
+// SO_BUSY_POLL_BUDGET (0 to 65535, else EINVAL) and SO_PREFER_BUSY_POLL
+// (a boolean) read back what was set, 0 by default, on every kind of
+// socket; a Poller's parameters are checked as EPIOCSPARAMS checks
+// them.
+func TestBusyPollTuneOptions(t *testing.T) {
+	n := New(stack.New(stack.Options{}))
+	t.Cleanup(func() { n.Stack().Close() })
+	for _, k := range []struct {
+		name       string
+		typ, proto int
+	}{{"tcp", SOCK_STREAM, 0}, {"udp", SOCK_DGRAM, 0}, {"raw", SOCK_RAW, 1}} {
+		s := mustSocket(t, n, AF_INET, k.typ, k.proto)
+		get := func(name int) int {
+			t.Helper()
+			v, err := s.GetSockOptInt(SOL_SOCKET, name)
+			if err != nil {
+				t.Fatalf("%s: getsockopt(%d): %v", k.name, name, err)
+			}
+			return v
+		}
+		if b, p := get(SO_BUSY_POLL_BUDGET), get(SO_PREFER_BUSY_POLL); b != 0 || p != 0 {
+			t.Errorf("%s: defaults: budget %d, prefer %d", k.name, b, p)
+		}
+		for _, v := range []int{-1, 65536} {
+			if err := s.SetSockOptInt(SOL_SOCKET, SO_BUSY_POLL_BUDGET, v); err != syscall.EINVAL {
+				t.Errorf("%s: SO_BUSY_POLL_BUDGET %d: %v, want EINVAL", k.name, v, err)
+			}
+		}
+		for _, v := range []int{65535, 8, 0} {
+			if err := s.SetSockOptInt(SOL_SOCKET, SO_BUSY_POLL_BUDGET, v); err != nil || get(SO_BUSY_POLL_BUDGET) != v {
+				t.Errorf("%s: SO_BUSY_POLL_BUDGET %d: %v, reads %d", k.name, v, err, get(SO_BUSY_POLL_BUDGET))
+			}
+		}
+		for _, c := range []struct{ set, want int }{{7, 1}, {0, 0}, {1, 1}} {
+			if err := s.SetSockOptInt(SOL_SOCKET, SO_PREFER_BUSY_POLL, c.set); err != nil || get(SO_PREFER_BUSY_POLL) != c.want {
+				t.Errorf("%s: SO_PREFER_BUSY_POLL %d: %v, reads %d", k.name, c.set, err, get(SO_PREFER_BUSY_POLL))
+			}
+		}
+		s.Close()
+	}
+
+	p := NewPoller()
+	if bp, err := p.BusyPollParams(); err != nil || bp != (BusyPollParams{}) {
+		t.Errorf("a new Poller's parameters: %+v, %v", bp, err)
+	}
+	for _, bad := range []BusyPollParams{{Usecs: 1 << 31}, {Prefer: 2}} {
+		if err := p.SetBusyPollParams(bad); err != syscall.EINVAL {
+			t.Errorf("SetBusyPollParams(%+v): %v, want EINVAL", bad, err)
+		}
+	}
+	good := BusyPollParams{Usecs: 1<<31 - 1, Budget: 65535, Prefer: 1}
+	if err := p.SetBusyPollParams(good); err != nil {
+		t.Fatal(err)
+	}
+	if bp, err := p.BusyPollParams(); err != nil || bp != good {
+		t.Errorf("parameters read back %+v, %v; set %+v", bp, err, good)
+	}
+	p.Close()
+	if err := p.SetBusyPollParams(good); err != syscall.EBADF {
+		t.Errorf("SetBusyPollParams after Close: %v, want EBADF", err)
+	}
+	if _, err := p.BusyPollParams(); err != syscall.EBADF {
+		t.Errorf("BusyPollParams after Close: %v, want EBADF", err)
+	}
+}

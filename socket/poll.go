@@ -36,6 +36,7 @@ type Poller struct {
 	bySock map[*Socket]*pollItem
 	next   int     // where the next scan starts, for fairness when events is short
 	last   *Socket // the socket last reported ready: Wait busy-polls its link
+	busy   BusyPollParams
 }
 
 type pollItem struct {
@@ -157,6 +158,51 @@ func (p *Poller) Close() error {
 	return nil
 }
 
+// BusyPollParams are a Poller's busy polling parameters, Linux's struct
+// epoll_params (the EPIOCSPARAMS and EPIOCGPARAMS ioctls of an epoll
+// descriptor, Linux 6.9).
+type BusyPollParams struct {
+	// Usecs is how long Wait busy-polls before it sleeps, in
+	// microseconds, at most 2^31-1 (busy_poll_usecs). Set, Wait polls
+	// the link of the socket it last reported whatever that socket's
+	// SO_BUSY_POLL, as Linux's epoll does; 0, Wait polls for the stack's
+	// BusyPollSelect (net.core.busy_poll) and only a socket that
+	// busy-polls itself.
+	Usecs uint32
+	// Budget is how many frames a pass reads before Wait looks again
+	// (busy_poll_budget); 0: the link's read batch.
+	Budget uint16
+	// Prefer is prefer_busy_poll, 0 or 1: a pass that finds data keeps
+	// the link for the lease (SO_PREFER_BUSY_POLL).
+	Prefer uint8
+}
+
+// SetBusyPollParams sets how Wait busy-polls (EPIOCSPARAMS): EINVAL for
+// Usecs over 2^31-1 or Prefer over 1, EBADF once closed. Linux asks
+// CAP_NET_ADMIN for a budget over 64; sockstack's user owns the stack.
+func (p *Poller) SetBusyPollParams(bp BusyPollParams) error {
+	if bp.Usecs > 1<<31-1 || bp.Prefer > 1 {
+		return syscall.EINVAL
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return syscall.EBADF
+	}
+	p.busy = bp
+	return nil
+}
+
+// BusyPollParams reads how Wait busy-polls (EPIOCGPARAMS).
+func (p *Poller) BusyPollParams() (BusyPollParams, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return BusyPollParams{}, syscall.EBADF
+	}
+	return p.busy, nil
+}
+
 func (p *Poller) poke() {
 	select {
 	case p.wake <- struct{}{}:
@@ -196,9 +242,9 @@ func (p *Poller) Wait(events []PollEvent, timeout time.Duration) (int, error) {
 			// wake means a watched socket changed.
 			busied = true
 			p.mu.Lock()
-			last := p.last
+			last, params := p.last, p.busy
 			p.mu.Unlock()
-			if last != nil && busyPollSet(1, func(int) *Socket { return last }, p.wake, deadline) {
+			if last != nil && busyPollSet(1, func(int) *Socket { return last }, p.wake, deadline, &params) {
 				continue
 			}
 		}
@@ -340,7 +386,7 @@ func pollLoop(fds []PollFD, timeout time.Duration, counts func(i int, rev waiter
 			// Once per call, before the first sleep (net.core.busy_poll):
 			// a token on wake means a socket changed.
 			busied = true
-			if busyPollSet(len(fds), func(i int) *Socket { return fds[i].Socket }, wake, deadline) {
+			if busyPollSet(len(fds), func(i int) *Socket { return fds[i].Socket }, wake, deadline, nil) {
 				continue
 			}
 		}

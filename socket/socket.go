@@ -82,6 +82,8 @@ type sockExtra struct {
 	apart              *inetApart    // AF_INET6 stream: IPv4 and IPv6 TTL/TOS (inet6_apart.go)
 	busyPoll           time.Duration // SO_BUSY_POLL when busySet (busypoll.go)
 	busySet            bool
+	busyPrefer         bool   // SO_PREFER_BUSY_POLL (busypoll.go)
+	busyFrames         uint16 // SO_BUSY_POLL_BUDGET (busypoll.go)
 	busyFlow           uint32 // a TCP connection's link.TupleFlowHash, once known (busypoll.go)
 }
 
