@@ -48,6 +48,7 @@ func Cases() []Case {
 	cs = append(cs, sendCtlCases()...)        // sendctl_cases.go
 	cs = append(cs, ext6Cases()...)           // ext6_cases.go
 	cs = append(cs, markCases()...)           // mark_cases.go
+	cs = append(cs, busyPollCases()...)       // busypoll_cases.go
 	cs = append(cs, bindDevCases()...)        // bindtodev_cases.go
 	cs = append(cs, unixCases()...)           // unix_cases.go
 	cs = append(cs, ssmCases()...)            // ssm_cases.go

@@ -55,7 +55,7 @@ func (s *Socket) setBusyPoll(v any) error {
 // SO_PREFER_BUSY_POLL and SO_BUSY_POLL_BUDGET, as Linux's (5.11). The
 // budget is how many frames one pass of a poll reads before it looks at
 // the socket again (0, the default: the link's read batch); 0 to 65535,
-// else EINVAL. Preferring busy polling makes a non-blocking read whose
+// else EINVAL; as on Linux it cannot be read back (ENOPROTOOPT). Preferring busy polling makes a non-blocking read whose
 // one pass finds data keep the link for the lease, as a blocking read's
 // poll always does: the link's goroutine then stays out while the
 // application keeps polling, as Linux keeps the device's interrupts
@@ -91,13 +91,10 @@ func (s *Socket) setBusyTune(name int, v any) error {
 	return nil
 }
 
-// busyTuneOpt is getsockopt(SO_PREFER_BUSY_POLL or SO_BUSY_POLL_BUDGET).
-func (s *Socket) busyTuneOpt(name int) int {
-	frames, prefer := s.busyTune()
-	if name == SO_BUSY_POLL_BUDGET {
-		return frames
-	}
-	if prefer {
+// busyPreferOpt is getsockopt(SO_PREFER_BUSY_POLL). Linux (6.18) has
+// no getsockopt for SO_BUSY_POLL_BUDGET: ENOPROTOOPT, here too.
+func (s *Socket) busyPreferOpt() int {
+	if _, prefer := s.busyTune(); prefer {
 		return 1
 	}
 	return 0

@@ -266,8 +266,8 @@ func (s *Socket) GetSockOpt(level, name int) (any, error) {
 			return s.getPeekOff() // peekoff.go
 		case SO_BUSY_POLL:
 			return int(s.busyPollBudget() / time.Microsecond), nil // busypoll.go
-		case SO_PREFER_BUSY_POLL, SO_BUSY_POLL_BUDGET:
-			return s.busyTuneOpt(name), nil // busypoll.go
+		case SO_PREFER_BUSY_POLL:
+			return s.busyPreferOpt(), nil // busypoll.go
 		}
 		if stampOpt(name) {
 			if ok, v := s.getStampOpt(name); ok {
