@@ -80,6 +80,32 @@ func pollSetup(t *testing.T) (*AFPacket, *pollRecv, func(n int)) {
 	return ep, r, send
 }
 
+// leasedSetup is pollSetup with a lease of an hour, which a blocking
+// call then holds: it returned with the second frame sent (the first
+// went to the reading goroutine), and r notes deliveries as the polls'.
+func leasedSetup(t *testing.T) (*AFPacket, *pollRecv, func(n int)) {
+	t.Helper()
+	ep, r, send := pollSetup(t)
+	ep.bp.lease.Store(int64(time.Hour))
+	send(1)
+	r.wait(t, 1)
+	r.polling.Store(true)
+	done := make(chan bool, 1)
+	go func() { done <- ep.BusyPoll(readyAt{r, 2}, 5*time.Second) }()
+	for end := time.Now().Add(10 * time.Second); ep.BusyPollStats().Polls != 1; {
+		if time.Now().After(end) {
+			t.Fatal("the call did not take the link")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	send(1)
+	if !<-done {
+		t.Fatal("BusyPoll returned false with its frame delivered")
+	}
+	r.wait(t, 1)
+	return ep, r, send
+}
+
 // BusyPoll takes the link from the reading goroutine: what comes while
 // a call polls is read and delivered by the call, a call that returns
 // with data keeps the link for busyLease (frames meanwhile wait, then
@@ -203,26 +229,7 @@ func TestAFPacketBusyPoll(t *testing.T) {
 // not, and never starts one, so frames never wait for a caller that
 // may next sleep elsewhere.
 func TestAFPacketBusyPollOnce(t *testing.T) {
-	ep, r, send := pollSetup(t)
-	ep.bp.lease.Store(int64(time.Hour))
-	send(1)
-	r.wait(t, 1)
-
-	// A blocking call returns with a frame: the link is leased to it.
-	r.polling.Store(true)
-	done := make(chan bool, 1)
-	go func() { done <- ep.BusyPoll(readyAt{r, 2}, 5*time.Second) }()
-	for end := time.Now().Add(10 * time.Second); ep.BusyPollStats().Polls != 1; {
-		if time.Now().After(end) {
-			t.Fatal("the call did not take the link")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	send(1)
-	if !<-done {
-		t.Fatal("BusyPoll returned false with its frame delivered")
-	}
-	r.wait(t, 1)
+	ep, r, send := leasedSetup(t)
 
 	// One-pass calls under the lease: those that find nothing keep it,
 	// and the frames sent meanwhile are theirs, not the reading
@@ -312,28 +319,10 @@ func waitReadable(t *testing.T, ep *AFPacket) {
 // lease, so the next frames wait for the caller, not the reading
 // goroutine.
 func TestAFPacketBusyPollTune(t *testing.T) {
-	ep, r, send := pollSetup(t)
-	ep.bp.lease.Store(int64(time.Hour))
-	send(1)
-	r.wait(t, 1)
-
-	// Lease the link with a blocking call, then queue six frames: calls
-	// reading at most two a pass, each returning once it delivered any,
-	// take three calls or more for them.
-	r.polling.Store(true)
-	done := make(chan bool, 1)
-	go func() { done <- ep.BusyPoll(readyAt{r, 2}, 5*time.Second) }()
-	for end := time.Now().Add(10 * time.Second); ep.BusyPollStats().Polls != 1; {
-		if time.Now().After(end) {
-			t.Fatal("the call did not take the link")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	send(1)
-	if !<-done {
-		t.Fatal("BusyPoll returned false with its frame delivered")
-	}
-	r.wait(t, 1)
+	// With the link leased, six frames queued: calls reading at most two
+	// a pass, each returning once it delivered any, take three calls or
+	// more for them.
+	ep, r, send := leasedSetup(t)
 	send(6)
 	waitReadable(t, ep)
 	calls := 0
