@@ -55,8 +55,9 @@ func (s *Socket) setBusyPoll(v any) error {
 // SO_PREFER_BUSY_POLL and SO_BUSY_POLL_BUDGET, as Linux's (5.11). The
 // budget is how many frames one pass of a poll reads before it looks at
 // the socket again (0, the default: the link's read batch); 0 to 65535,
-// else EINVAL; as on Linux it cannot be read back (ENOPROTOOPT). Preferring busy polling makes a non-blocking read whose
-// one pass finds data keep the link for the lease, as a blocking read's
+// else EINVAL; as on Linux it cannot be read back (ENOPROTOOPT).
+// Preferring busy polling makes a non-blocking read whose one pass
+// finds data keep the link for the lease, as a blocking read's
 // poll always does: the link's goroutine then stays out while the
 // application keeps polling, as Linux keeps the device's interrupts
 // masked for a preferring socket (with gro_flush_timeout, here the
@@ -79,13 +80,12 @@ func (s *Socket) setBusyTune(name int, v any) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if name == SO_PREFER_BUSY_POLL {
-		if i != 0 || s.x != nil {
-			s.ext().busyPrefer = i != 0
-		}
-		return nil
+	if i == 0 && s.x == nil {
+		return nil // the default: nothing to make
 	}
-	if i != 0 || s.x != nil {
+	if name == SO_PREFER_BUSY_POLL {
+		s.ext().busyPrefer = i != 0
+	} else {
 		s.ext().busyFrames = uint16(i)
 	}
 	return nil
@@ -230,12 +230,16 @@ func (s *Socket) busyPollNonblock() bool {
 
 // setWaiter is the link.BusyWaiter of Poll, Select and Poller.Wait: a
 // token on their wake channel (a watched socket changed), and the flow
-// of the socket whose link they poll. A Poller's parameters (pp) set
-// how it polls; Poll and Select poll as the socket says.
+// of the socket whose link they poll. A Poller's parameters (tuned:
+// frames and prefer) set how it polls; Poll and Select poll as the
+// socket says. Values, not a pointer to the parameters: a Wait that does
+// not poll allocates nothing.
 type setWaiter struct {
-	wake chan struct{}
-	s    *Socket
-	pp   *BusyPollParams
+	wake   chan struct{}
+	s      *Socket
+	tuned  bool
+	frames int
+	prefer bool
 }
 
 func (w *setWaiter) BusyReady() bool  { return len(w.wake) > 0 }
@@ -244,8 +248,8 @@ func (w *setWaiter) BusyFlow() uint32 { return w.s.busyFlow() }
 // BusyTune is link.BusyTuner: a Poller's budget and preference, as
 // Linux's epoll uses its own (epoll_params), or the socket's.
 func (w *setWaiter) BusyTune() (frames int, prefer bool) {
-	if w.pp != nil {
-		return int(w.pp.Budget), w.pp.Prefer == 1
+	if w.tuned {
+		return w.frames, w.prefer
 	}
 	return w.s.busyTune()
 }
@@ -291,6 +295,10 @@ func busyPollSet(count int, sock func(i int) *Socket, wake chan struct{}, deadli
 	if len(ts) == 0 {
 		return false
 	}
+	tw := setWaiter{wake: wake}
+	if pp != nil {
+		tw.tuned, tw.frames, tw.prefer = true, int(pp.Budget), pp.Prefer == 1
+	}
 	end := time.Now().Add(budget)
 	if !deadline.IsZero() && deadline.Before(end) {
 		end = deadline
@@ -299,13 +307,14 @@ func busyPollSet(count int, sock func(i int) *Socket, wake chan struct{}, deadli
 		// One link: its poll spins itself, and keeps the link for the
 		// next call when it returns with data.
 		d := time.Until(end)
-		return d > 0 && ts[0].n.st.BusyPoll(ts[0].dev, &setWaiter{wake, ts[0].s, pp}, d)
+		return d > 0 && ts[0].n.st.BusyPoll(ts[0].dev, &setWaiter{wake, ts[0].s, tw.tuned, tw.frames, tw.prefer}, d)
 	}
 	// Several links: one pass over each in turn, as Linux's poll does.
 	ws := make([]setWaiter, len(ts))
 	for {
 		for i, t := range ts {
-			ws[i] = setWaiter{wake, t.s, pp}
+			ws[i] = tw
+			ws[i].s = t.s
 			if t.n.st.BusyPollOnce(t.dev, &ws[i]) {
 				return true
 			}
