@@ -529,6 +529,17 @@ func (a *AFPacket) closeRings() {
 	}
 }
 
+// ReadCalls is how many recvmmsg calls read, over every socket of the
+// endpoint, those that found nothing included (a receive ring reads
+// without them): with RxFrames it tells how well reads were batched.
+func (a *AFPacket) ReadCalls() uint64 {
+	var n uint64
+	for _, q := range a.afQueues() {
+		n += q.rcalls.Load()
+	}
+	return n
+}
+
 // WriteCalls is how many system calls sent frames (sendmmsg, or a
 // transmit ring's sendto), over every socket of the endpoint: with
 // TxFrames it tells how well writes were batched.
@@ -563,6 +574,7 @@ func (a *AFPacket) readMany(fd uintptr) bool {
 		a.rhdrs[i].Len = 0
 	}
 	for {
+		a.rcalls.Add(1)
 		r, errno := nbSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&a.rhdrs[0])),
 			uintptr(a.readLimit(len(a.rhdrs))), unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
 		switch errno {
