@@ -533,20 +533,21 @@ func (a *AFPacket) closeRings() {
 // endpoint, those that found nothing included (a receive ring reads
 // without them): with RxFrames it tells how well reads were batched.
 func (a *AFPacket) ReadCalls() uint64 {
-	var n uint64
-	for _, q := range a.afQueues() {
-		n += q.rcalls.Load()
-	}
-	return n
+	return a.sumQueues(func(q *AFPacket) uint64 { return q.rcalls.Load() })
 }
 
 // WriteCalls is how many system calls sent frames (sendmmsg, or a
 // transmit ring's sendto), over every socket of the endpoint: with
 // TxFrames it tells how well writes were batched.
 func (a *AFPacket) WriteCalls() uint64 {
+	return a.sumQueues(func(q *AFPacket) uint64 { return q.wcalls.Load() })
+}
+
+// sumQueues adds f over every socket of the endpoint.
+func (a *AFPacket) sumQueues(f func(*AFPacket) uint64) uint64 {
 	var n uint64
 	for _, q := range a.afQueues() {
-		n += q.wcalls.Load()
+		n += f(q)
 	}
 	return n
 }

@@ -307,7 +307,9 @@ func busyPollSet(count int, sock func(i int) *Socket, wake chan struct{}, deadli
 		// One link: its poll spins itself, and keeps the link for the
 		// next call when it returns with data.
 		d := time.Until(end)
-		return d > 0 && ts[0].n.st.BusyPoll(ts[0].dev, &setWaiter{wake, ts[0].s, tw.tuned, tw.frames, tw.prefer}, d)
+		w := tw
+		w.s = ts[0].s
+		return d > 0 && ts[0].n.st.BusyPoll(ts[0].dev, &w, d)
 	}
 	// Several links: one pass over each in turn, as Linux's poll does.
 	ws := make([]setWaiter, len(ts))
