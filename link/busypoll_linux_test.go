@@ -397,3 +397,22 @@ func TestAFPacketBusyPollTune(t *testing.T) {
 		t.Error("the frame sent under the lease was delivered by the reading goroutine")
 	}
 }
+
+// ReadCalls counts the recvmmsg calls of the reading goroutine: frames
+// that arrive are read by at least one more call, never fewer calls
+// than the batches that carried them.
+func TestAFPacketReadCalls(t *testing.T) {
+	ep, r, send := pollSetup(t)
+	c0 := ep.ReadCalls()
+	send(3)
+	r.wait(t, 3)
+	c1 := ep.ReadCalls()
+	if c1 <= c0 {
+		t.Fatalf("ReadCalls %d after 3 frames read, %d before", c1, c0)
+	}
+	send(1)
+	r.wait(t, 1)
+	if c2 := ep.ReadCalls(); c2 <= c1 {
+		t.Fatalf("ReadCalls %d after one more frame, %d before", c2, c1)
+	}
+}
